@@ -1,0 +1,88 @@
+// HDF5 helpers (see h5util.h). Error stacks are silenced: failures become our messages.
+#include "core/h5util.h"
+#include "core/error.h"
+#include <stdio.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+hid_t h5_create(const char *path) {
+    quiet();
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) mv_fail("%s: cannot create HDF5 file", path);
+    return f;
+}
+
+hid_t h5_open_read(const char *path) {
+    quiet();
+    if (access(path, R_OK) != 0) { mv_fail("%s: cannot open (missing or unreadable)", path); return -1; }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) mv_fail("%s: not a readable HDF5 file", path);
+    return f;
+}
+
+// Creates the intermediate groups of "a/b/c" so that dataset c can be written.
+static hid_t link_props(void) {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    return lcpl;
+}
+
+int h5_write_floats(hid_t file, const char *name, const float *data, int ndim, const int *shape) {
+    hsize_t dims[8];
+    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+    hid_t space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR);
+    hid_t lcpl = link_props();
+    hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0 ? 0 : -1;
+    if (ds >= 0) H5Dclose(ds);
+    H5Pclose(lcpl);
+    H5Sclose(space);
+    return rc ? mv_fail("cannot write dataset '%s'", name) : 0;
+}
+
+int h5_write_scalar(hid_t file, const char *name, double value) {
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) >= 0 ? 0 : -1;
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(space);
+    return rc ? mv_fail("cannot write dataset '%s'", name) : 0;
+}
+
+int h5_shape(hid_t file, const char *path, const char *name, int *ndim, long *shape) {
+    if (H5Lexists(file, name, H5P_DEFAULT) <= 0) return mv_fail("%s: no dataset '%s'", path, name);
+    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+    if (ds < 0) return mv_fail("%s: '%s' is not a dataset", path, name);
+    hid_t space = H5Dget_space(ds);
+    int nd = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[8] = {0};
+    if (nd < 0 || nd > 8) { H5Sclose(space); H5Dclose(ds); return mv_fail("%s: '%s' has an unsupported rank", path, name); }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    *ndim = nd;
+    for (int i = 0; i < nd; i++) shape[i] = (long)dims[i];
+    H5Sclose(space);
+    H5Dclose(ds);
+    return 0;
+}
+
+int h5_read_floats(hid_t file, const char *path, const char *name, float *out, size_t numel) {
+    int nd;
+    long shape[8];
+    MV_TRY(h5_shape(file, path, name, &nd, shape));
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)shape[i];
+    if (n != numel) return mv_fail("%s: dataset '%s' holds %zu values, expected %zu", path, name, n, numel);
+    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+    int rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    H5Dclose(ds);
+    return rc < 0 ? mv_fail("%s: cannot read dataset '%s' (corrupt or not numeric)", path, name) : 0;
+}
+
+int h5_publish(const char *tmp, const char *final) {
+    int fd = open(tmp, O_RDONLY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+    if (rename(tmp, final) != 0) return mv_fail("%s: cannot rename to %s", tmp, final);
+    return 0;
+}

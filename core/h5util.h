@@ -1,0 +1,18 @@
+// Small helpers over the HDF5 C API for flat files of named float32 datasets (weights, step
+// dumps, batches). Every function returns 0 / -1 with a message naming the file and dataset.
+#pragma once
+#include <hdf5.h>
+#include <stdint.h>
+#include <stddef.h>
+
+// Creates `path` for writing (truncating); close with H5Fclose.
+hid_t h5_create(const char *path);
+hid_t h5_open_read(const char *path);
+int h5_write_floats(hid_t file, const char *name, const float *data, int ndim, const int *shape);
+int h5_write_scalar(hid_t file, const char *name, double value);
+// Reads dataset `name` of any shape into `out` (converted to float32); `numel` must match.
+int h5_read_floats(hid_t file, const char *path, const char *name, float *out, size_t numel);
+// Shape of dataset `name` (ndim <= 8); -1 if it does not exist.
+int h5_shape(hid_t file, const char *path, const char *name, int *ndim, long *shape);
+// Renames tmp -> final after the file was closed (and flushed): the atomic publish step.
+int h5_publish(const char *tmp, const char *final);

@@ -1,0 +1,72 @@
+// Shared layers of the model: the activation arena, LayerNorm and ConvModule wrappers that
+// bind parameters, planned activations and the CPU ops together.
+#include "core/model.h"
+#include "core/error.h"
+
+float *arena_take(mv_arena *a, size_t n) {
+    float *p = a->base ? a->base + a->used : NULL;
+    a->used += (n + 15) & ~(size_t)15;   // 64-byte aligned slices
+    return p;
+}
+
+void arena_need_scratch(mv_arena *a, size_t n) {
+    if (n > a->scratch) a->scratch = n;
+}
+
+void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name) {
+    l->C = C;
+    int shape[1] = {C};
+    params_add(p, &l->w, &l->dw, false, INIT_ONE, 0, 1, shape, "%s.weight", name);
+    params_add(p, &l->b, &l->db, false, INIT_ZERO, 0, 1, shape, "%s.bias", name);
+}
+
+void layernorm_plan(mv_layernorm *l, mv_arena *acts, mv_arena *dacts, int rows) {
+    l->out = arena_take(acts, (size_t)rows * l->C);
+    l->dout = arena_take(dacts, (size_t)rows * l->C);
+    l->mean = arena_take(acts, rows);
+    l->rstd = arena_take(acts, rows);
+}
+
+void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const char *name) {
+    c->IC = IC; c->OC = OC; c->K = K;
+    int wshape[4] = {OC, IC, K, K}, cshape[1] = {OC};
+    params_add(p, &c->w, &c->dw, false, INIT_KAIMING_FANOUT, (float)(OC * K * K), 4, wshape, "%s.conv.weight", name);
+    params_add(p, &c->bn_w, &c->dbn_w, false, INIT_ONE, 0, 1, cshape, "%s.bn.weight", name);
+    params_add(p, &c->bn_b, &c->dbn_b, false, INIT_ZERO, 0, 1, cshape, "%s.bn.bias", name);
+    params_add(p, &c->running_mean, NULL, true, INIT_ZERO, 0, 1, cshape, "%s.bn.running_mean", name);
+    params_add(p, &c->running_var, NULL, true, INIT_ONE, 0, 1, cshape, "%s.bn.running_var", name);
+}
+
+void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, int W) {
+    size_t n = (size_t)B * H * W * c->OC;
+    c->H = H; c->W = W;
+    c->conv = arena_take(acts, n);  c->dconv = arena_take(dacts, n);
+    c->bn = arena_take(acts, n);    c->dbn = arena_take(dacts, n);
+    c->out = arena_take(acts, n);   c->dout = arena_take(dacts, n);
+    c->mean = arena_take(acts, c->OC);
+    c->rstd = arena_take(acts, c->OC);
+    if (c->K == 3) arena_need_scratch(acts, conv3x3_scratch(B, H, W, c->IC, c->OC));
+    arena_need_scratch(acts, batchnorm_scratch(c->OC));   // doubles fit in twice as many floats
+    arena_need_scratch(acts, 2 * batchnorm_scratch(c->OC));
+}
+
+void convmod_forward(mv_convmod *c, const float *in, float *scratch, const mv_run_ctx *ctx, int B) {
+    int rows = B * c->H * c->W;
+    if (c->K == 3) conv3x3_forward(c->conv, in, c->w, scratch, B, c->H, c->W, c->IC, c->OC);
+    else linear_forward(c->conv, in, c->w, NULL, rows, c->IC, c->OC);
+    if (ctx->training)
+        batchnorm_forward_train(c->bn, c->mean, c->rstd, c->running_mean, c->running_var, c->conv,
+                                c->bn_w, c->bn_b, (double *)scratch, ctx->reduce, rows, c->OC, 1e-5f, 0.1f);
+    else
+        batchnorm_forward_eval(c->bn, c->conv, c->bn_w, c->bn_b, c->running_mean, c->running_var, rows, c->OC, 1e-5f);
+    relu_forward(c->out, c->bn, (size_t)rows * c->OC);
+}
+
+void convmod_backward(mv_convmod *c, float *d_in, const float *in, float *scratch, const mv_run_ctx *ctx, int B) {
+    int rows = B * c->H * c->W;
+    relu_backward(c->dbn, c->dout, c->out, (size_t)rows * c->OC);
+    batchnorm_backward(c->dconv, c->dbn_w, c->dbn_b, c->dbn, c->conv, c->bn_w, c->mean, c->rstd,
+                       (double *)scratch, ctx->reduce, rows, c->OC);
+    if (c->K == 3) conv3x3_backward(d_in, c->dw, c->dconv, in, c->w, scratch, B, c->H, c->W, c->IC, c->OC);
+    else linear_backward(d_in, c->dw, NULL, c->dconv, in, c->w, rows, c->IC, c->OC);
+}

@@ -1,0 +1,113 @@
+// The MaskViM model: parameters (core/params.h), planned activation arenas, forward, losses
+// and backward on the CPU. Layer structs hold pointers into the arenas; model_plan lays the
+// activations out for a batch shape once, so a training step allocates nothing.
+#pragma once
+#include "core/model_config.h"
+#include "core/params.h"
+#include "kernels/cpu/ops.h"
+
+// Bump allocator over one arena; with base == NULL it only measures (the planning pass).
+typedef struct { float *base; size_t used; size_t scratch; } mv_arena;
+float *arena_take(mv_arena *a, size_t n);
+void arena_need_scratch(mv_arena *a, size_t n);
+
+typedef struct {
+    bool training;
+    uint64_t seed;
+    uint32_t step;
+    const int *sample_ids;   // [B] global index of each image in the step's global batch
+    mv_reducer reduce;       // cross-rank sum of doubles (SyncBN, ratio loss); fn NULL on 1 rank
+    int world_size;          // ranks whose gradients are averaged (1 without MPI)
+} mv_run_ctx;
+
+typedef struct {
+    int C;
+    float *w, *b, *dw, *db;
+    float *out, *dout, *mean, *rstd;
+} mv_layernorm;
+
+// ConvModule: conv (no bias) -> BatchNorm -> ReLU; K = 1 or 3.
+typedef struct {
+    int IC, OC, K, H, W;
+    float *w, *dw, *bn_w, *bn_b, *dbn_w, *dbn_b, *running_mean, *running_var;
+    float *conv, *dconv, *bn, *dbn, *out, *dout, *mean, *rstd;
+} mv_convmod;
+
+// VSS / MVSS block (SPEC.md 2.1-2.2).
+typedef struct {
+    int in_dim, C, E, R, N, gh, gw, H, W;
+    bool masked, has_pre;
+    float drop_rate;
+    uint32_t id;             // keys this block's random draws
+    int ratio_group;         // encoder stage for the ratio loss, -1 for decoder blocks
+    float *token_mask, *pre_w, *pre_b, *in_proj_w, *conv_w, *conv_b, *x_proj_w, *dt_w, *dt_b, *A_logs, *Ds, *out_proj_w;
+    float *d_token_mask, *d_pre_w, *d_pre_b, *d_in_proj_w, *d_conv_w, *d_conv_b, *d_x_proj_w, *d_dt_w, *d_dt_b, *d_A_logs, *d_Ds, *d_out_proj_w;
+    mv_layernorm norm, out_norm;
+    const float *in; float *d_in;
+    float *xm, *d_xm, *m, *soft, *dm;   // masked input, mask, keep probability, dL/dm
+    float *x0, *d_x0;                   // residual stream entering the block
+    float *xp, *d_xp, *zp, *d_zp, *zs, *d_zs, *xconv, *d_xconv, *xs, *d_xs;
+    float *xdbl, *delta, *states, *ys, *d_ys, *yg, *d_yg, *branch, *d_branch, *keep;
+    float *out, *d_out;
+} mv_block;
+
+typedef struct {
+    mv_model_config cfg;
+    mv_params params;
+    int num_blocks;
+    mv_block *blocks;            // encoder blocks (stage by stage), then decoder blocks
+    int enc_first[4], dec_first[3];
+
+    // encoder
+    float *pe_w, *pe_b, *d_pe_w, *d_pe_b;
+    mv_layernorm pe_norm, outnorm[4], ds_norm[3];
+    float *ds_w[3], *d_ds_w[3];
+    // decoder
+    mv_layernorm lat_ln[3];
+    mv_convmod psp[4], bottleneck, fpn[3], fpn_bottleneck, aux_conv;
+    float *seg_w, *seg_b, *d_seg_w, *d_seg_b, *aux_seg_w, *aux_seg_b, *d_aux_seg_w, *d_aux_seg_b;
+
+    // planned activations for (B, H, W)
+    int B, H, W, Hs[4], Ws[4];
+    mv_arena acts, dacts;
+    float *acts_mem, *dacts_mem, *scratch;
+    float *img, *pe, *d_pe;
+    float *ds_gather[3], *d_ds_gather[3], *ds_out[3], *d_ds_out[3];
+    float *stage_out[4], *d_stage_out[4];              // last block of each stage
+    float *feat[4], *d_feat[4];                        // outnorm outputs F_i
+    float *psp_pool[4], *d_psp_pool[4], *psp_up[4], *d_psp_up[4], *psp_cat, *d_psp_cat;
+    float *lat[4], *d_lat[4], *td[4], *d_td[4], *td_up[3];
+    float *fpn_up[4], *d_fpn_up[4], *fpn_cat, *d_fpn_cat;
+    float *seg_keep, *seg_in, *d_seg_in, *logits, *d_logits;
+    float *aux_keep, *aux_in, *d_aux_in, *aux_logits, *d_aux_logits;
+    float *full, *d_full, *correct, *correct_lv[3];    // logits at label size; position targets
+
+    // results of the last forward
+    double loss_total, loss_ce, loss_aux, loss_ratio, loss_position;
+} mv_model;
+
+// Builds the model for a validated configuration and registers every parameter.
+int model_build(mv_model *m, const mv_model_config *cfg);
+void model_free(mv_model *m);
+// Lays out activations for images of B x 3 x H x W (re-plans only when the shape changes).
+int model_plan(mv_model *m, int B, int H, int W);
+// Forward (and losses when labels != NULL). images [B,3,H,W] normalised; labels [B,H,W].
+int model_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
+// Backward of the last forward's loss: adds into m->params.grads.
+void model_backward(mv_model *m, const mv_run_ctx *ctx);
+// Counts parameters (not buffers).
+size_t model_num_parameters(const mv_model *m);
+
+// Blocks (core/vss_block.c).
+void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_model_config *cfg);
+void block_plan(mv_block *b, mv_arena *acts, mv_arena *dacts, const float *in, float *d_in, int B, int H, int W);
+void block_forward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B);
+void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B);
+
+// Shared layers (core/layers.c).
+void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name);
+void layernorm_plan(mv_layernorm *l, mv_arena *acts, mv_arena *dacts, int rows);
+void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const char *name);
+void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, int W);
+void convmod_forward(mv_convmod *c, const float *in, float *scratch, const mv_run_ctx *ctx, int B);
+void convmod_backward(mv_convmod *c, float *d_in, const float *in, float *scratch, const mv_run_ctx *ctx, int B);

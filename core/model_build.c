@@ -1,0 +1,126 @@
+// Builds MaskViM from its configuration: the blocks of the encoder and decoder, and every
+// parameter registered under its PyTorch state_dict name (SPEC.md sections 2 and 4).
+#include "core/model.h"
+#include "core/error.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+static void init_block(mv_block *b, int in_dim, int C, bool masked, int gh, int gw, float drop,
+                       uint32_t id, int group, const mv_model_config *cfg) {
+    memset(b, 0, sizeof *b);
+    b->in_dim = in_dim;
+    b->C = C;
+    b->E = cfg->ssm_ratio * C;
+    b->R = (C + 15) / 16;
+    b->N = cfg->d_state;
+    b->masked = masked;
+    b->has_pre = in_dim != C;
+    b->gh = gh;
+    b->gw = gw;
+    b->drop_rate = drop;
+    b->id = id;
+    b->ratio_group = group;
+}
+
+int model_build(mv_model *m, const mv_model_config *cfg) {
+    memset(m, 0, sizeof *m);
+    MV_TRY(model_config_validate(cfg));
+    m->cfg = *cfg;
+    const int *dims = cfg->dims, D = cfg->decoder_channels, K = cfg->num_classes;
+    int total_enc = 0, total = 0;
+    for (int i = 0; i < 4; i++) total_enc += cfg->depths[i];
+    total = total_enc;
+    for (int i = 0; i < 3; i++) total += cfg->decoder_depths[i];
+    m->num_blocks = total;
+    m->blocks = mv_calloc(total, sizeof(mv_block));
+
+    // Blocks: encoder stage by stage (stochastic depth linear from 0 to drop_path over the
+    // encoder's blocks, as VMamba), then each lateral path of the decoder.
+    int id = 0;
+    for (int i = 0; i < 4; i++) {
+        m->enc_first[i] = id;
+        int gh = cfg->crop_h / (4 << i), gw = cfg->crop_w / (4 << i);
+        for (int j = 0; j < cfg->depths[i]; j++, id++) {
+            float drop = total_enc > 1 ? cfg->drop_path * (float)id / (float)(total_enc - 1) : 0.0f;
+            bool masked = i < 3 && cfg->mask_encoder[i];
+            init_block(&m->blocks[id], dims[i], dims[i], masked, gh, gw, drop, (uint32_t)id, i, cfg);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        m->dec_first[i] = id;
+        int gh = cfg->crop_h / (4 << i), gw = cfg->crop_w / (4 << i);
+        for (int j = 0; j < cfg->decoder_depths[i]; j++, id++)
+            init_block(&m->blocks[id], j == 0 ? dims[i] : D, D, cfg->mask_decoder, gh, gw,
+                       cfg->decoder_drop_path, (uint32_t)id, -1, cfg);
+    }
+
+    // Parameters in state_dict order.
+    mv_params *p = &m->params;
+    char name[128];
+    int s_pe[4] = {dims[0], 3, 4, 4}, s_c0[1] = {dims[0]};
+    params_add(p, &m->pe_w, &m->d_pe_w, false, INIT_UNIFORM, 1.0f / sqrtf(48.0f), 4, s_pe, "backbone.patch_embed.0.weight");
+    params_add(p, &m->pe_b, &m->d_pe_b, false, INIT_UNIFORM, 1.0f / sqrtf(48.0f), 1, s_c0, "backbone.patch_embed.0.bias");
+    layernorm_register(&m->pe_norm, p, dims[0], "backbone.patch_embed.2");
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < cfg->depths[i]; j++) {
+            snprintf(name, sizeof name, "backbone.layers.%d.blocks.%d", i, j);
+            block_register(&m->blocks[m->enc_first[i] + j], p, name, cfg);
+        }
+        if (i < 3) {
+            snprintf(name, sizeof name, "backbone.layers.%d.downsample.norm", i);
+            layernorm_register(&m->ds_norm[i], p, 4 * dims[i], name);
+            int s_red[2] = {2 * dims[i], 4 * dims[i]};
+            params_add(p, &m->ds_w[i], &m->d_ds_w[i], false, INIT_TRUNC_NORMAL, 0.02f, 2, s_red,
+                       "backbone.layers.%d.downsample.reduction.weight", i);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "backbone.outnorm%d", i);
+        layernorm_register(&m->outnorm[i], p, dims[i], name);
+    }
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < cfg->decoder_depths[i]; j++) {
+            snprintf(name, sizeof name, "decode_head.lateral_convs.%d.blocks.%d", i, j);
+            block_register(&m->blocks[m->dec_first[i] + j], p, name, cfg);
+        }
+        snprintf(name, sizeof name, "decode_head.lateral_convs.%d.ln", i);
+        layernorm_register(&m->lat_ln[i], p, D, name);
+    }
+    for (int s = 0; s < 4; s++) {
+        snprintf(name, sizeof name, "decode_head.psp_modules.%d.1", s);
+        convmod_register(&m->psp[s], p, dims[3], D, 1, name);
+    }
+    convmod_register(&m->bottleneck, p, dims[3] + 4 * D, D, 3, "decode_head.bottleneck");
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "decode_head.fpn_convs.%d", i);
+        convmod_register(&m->fpn[i], p, D, D, 3, name);
+    }
+    convmod_register(&m->fpn_bottleneck, p, 4 * D, D, 3, "decode_head.fpn_bottleneck");
+    int s_seg[4] = {K, D, 1, 1}, s_k[1] = {K};
+    params_add(p, &m->seg_w, &m->d_seg_w, false, INIT_NORMAL, 0.01f, 4, s_seg, "decode_head.conv_seg.weight");
+    params_add(p, &m->seg_b, &m->d_seg_b, false, INIT_ZERO, 0, 1, s_k, "decode_head.conv_seg.bias");
+    convmod_register(&m->aux_conv, p, dims[2], cfg->aux_channels, 3, "auxiliary_head.convs.0");
+    int s_aseg[4] = {K, cfg->aux_channels, 1, 1};
+    params_add(p, &m->aux_seg_w, &m->d_aux_seg_w, false, INIT_NORMAL, 0.01f, 4, s_aseg, "auxiliary_head.conv_seg.weight");
+    params_add(p, &m->aux_seg_b, &m->d_aux_seg_b, false, INIT_ZERO, 0, 1, s_k, "auxiliary_head.conv_seg.bias");
+    params_allocate(p);
+    return 0;
+}
+
+size_t model_num_parameters(const mv_model *m) {
+    size_t n = 0;
+    for (int i = 0; i < m->params.count; i++)
+        if (!m->params.items[i].is_buffer) n += m->params.items[i].numel;
+    return n;
+}
+
+void model_free(mv_model *m) {
+    params_free(&m->params);
+    free(m->blocks);
+    free(m->acts_mem);
+    free(m->dacts_mem);
+    free(m->scratch);
+    memset(m, 0, sizeof *m);
+}

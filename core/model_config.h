@@ -1,0 +1,45 @@
+// What the model is: the architecture, mask and loss settings of SPEC.md sections 1-5.
+// Filled from a preset (maskvim-nano/-t/-s/-b) and then overridden key by key.
+#pragma once
+#include <stdbool.h>
+
+typedef enum { MV_MASK_RESIDUAL = 0, MV_MASK_ZERO = 1 } mv_mask_mode;        // x*m + x  |  x*m
+typedef enum { MV_MASK_LAYOUT_SPATIAL = 0, MV_MASK_LAYOUT_OFFICIAL = 1 } mv_mask_layout;
+
+typedef struct {
+    char preset[32];
+    int dims[4];              // encoder channels per stage
+    int depths[4];            // VSS blocks per stage
+    int d_state;              // N
+    int ssm_ratio;            // E = ssm_ratio * C
+    int decoder_channels;     // D
+    int aux_channels;         // auxiliary FCN head channels
+    int decoder_depths[3];    // MVSS blocks per lateral path 0..2
+    int num_classes;
+    int crop_h, crop_w;       // fixes the token-mask grids
+    float drop_path;          // encoder stochastic depth (max rate, linear over blocks)
+    float decoder_drop_path;  // decoder stochastic depth (every decoder block)
+    float dropout;            // Dropout2d before both conv_seg layers
+    float aux_weight;         // weight of the auxiliary CE (0.4)
+    bool avg_non_ignore;      // CE mean over non-ignored pixels instead of all pixels
+
+    // Mask learning (SPEC.md section 3 and 5)
+    bool mask_encoder[3];     // masks in encoder stages 0..2 (stage 3 never masks)
+    bool mask_decoder;        // masks in the decoder's lateral blocks
+    bool lambda_per_stage;    // false: one ratio term per block; true: one per stage
+    float lambda[3];          // target keep ratio per stage (all equal for the uniform lambda)
+    float alpha1, alpha2;     // weights of L_ratio and L_position
+    float tau, gamma;         // Gumbel-softmax temperature; token_mask init range U(-gamma, gamma)
+    mv_mask_mode mask_mode;
+    mv_mask_layout mask_layout;
+    bool mask_noise;          // Gumbel noise in training (off: deterministic)
+    bool ratio_sync;          // ratio term on the global batch (true) or per rank (false)
+} mv_model_config;
+
+// Fills `cfg` with preset `name`; returns -1 (with a message listing the presets) if unknown.
+int model_config_preset(mv_model_config *cfg, const char *name);
+// Checks ranges and consistency (crop divisible by 32, positive sizes, ...); -1 with a message.
+int model_config_validate(const mv_model_config *cfg);
+// Sets one `model.*` or `mask.*` key from text (e.g. "model.dims", "16,32,64,128").
+// Returns 0, or -1 naming the unknown key or the bad value.
+int model_config_set(mv_model_config *cfg, const char *key, const char *value);

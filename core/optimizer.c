@@ -1,0 +1,34 @@
+// AdamW over the registry (see optimizer.h).
+#include "core/optimizer.h"
+#include "core/error.h"
+#include "kernels/cpu/profile.h"
+#include <stdlib.h>
+#include <string.h>
+
+void optimizer_init(mv_optimizer *o, const mv_params *p, const mv_optim_config *cfg) {
+    memset(o, 0, sizeof *o);
+    o->m = mv_calloc(p->num_params + 16, sizeof(float));
+    o->v = mv_calloc(p->num_params + 16, sizeof(float));
+    o->lr_mult = mv_calloc(p->count, sizeof(float));
+    o->decay_mult = mv_calloc(p->count, sizeof(float));
+    for (int i = 0; i < p->count; i++) optim_rule_for(cfg, p->items[i].name, &o->lr_mult[i], &o->decay_mult[i]);
+}
+
+void optimizer_free(mv_optimizer *o) {
+    free(o->m); free(o->v); free(o->lr_mult); free(o->decay_mult);
+    memset(o, 0, sizeof *o);
+}
+
+void optimizer_step(mv_optimizer *o, mv_params *p, const mv_optim_config *cfg, double lr) {
+    PROF_START();
+    o->step++;
+    for (int i = 0; i < p->count; i++) {
+        const mv_param *q = &p->items[i];
+        if (q->is_buffer) continue;
+        size_t off = q->offset;
+        adamw_update(p->params + off, p->grads + off, o->m + off, o->v + off, q->numel,
+                     lr * o->lr_mult[i], cfg->betas[0], cfg->betas[1], cfg->eps,
+                     cfg->weight_decay * o->decay_mult[i], (int)o->step);
+    }
+    PROF_STOP(PROF_OPTIM, 1, 12.0 * p->num_params);
+}

@@ -1,0 +1,16 @@
+// The optimizer over the whole parameter registry: AdamW moments in two arenas shaped like the
+// parameters, with each tensor's lr and weight-decay multipliers resolved once from the rules.
+#pragma once
+#include "core/optim.h"
+#include "core/params.h"
+
+typedef struct {
+    float *m, *v;            // first and second moments, laid out like params
+    float *lr_mult, *decay_mult;   // per registered tensor
+    long step;               // updates done so far
+} mv_optimizer;
+
+void optimizer_init(mv_optimizer *o, const mv_params *p, const mv_optim_config *cfg);
+void optimizer_free(mv_optimizer *o);
+// One AdamW update of every parameter with learning rate `lr` (the schedule's value).
+void optimizer_step(mv_optimizer *o, mv_params *p, const mv_optim_config *cfg, double lr);

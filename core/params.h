@@ -1,0 +1,45 @@
+// The parameter registry: every parameter and buffer of the model by its PyTorch state_dict
+// name and shape, with its place in one flat arena (parameters, gradients and buffers each a
+// single allocation), its initialiser and its optimiser flags.
+#pragma once
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    INIT_ZERO, INIT_ONE,
+    INIT_TRUNC_NORMAL,     // std `a` (Linear weights: 0.02), truncated at +-2
+    INIT_NORMAL,           // std `a` (conv_seg: 0.01)
+    INIT_UNIFORM,          // U(-a, a) (token_mask: gamma; dt_projs_weight: R^-0.5; PyTorch conv default)
+    INIT_KAIMING_FANOUT,   // normal, std sqrt(2 / fan_out) with fan_out = a (mmcv ConvModule)
+    INIT_DT_BIAS,          // softplus^-1(dt), dt = exp(U(log 1e-3, log 1e-1)) clamped >= 1e-4
+    INIT_A_LOG,            // row-wise log(1..N), a = N
+} mv_init_kind;
+
+typedef struct {
+    char name[112];
+    int ndim, shape[4];
+    size_t numel, offset;  // offset into params/grads (or buffers when is_buffer)
+    bool is_buffer;        // BatchNorm running statistics: state, not trained
+    mv_init_kind init;
+    float init_a;
+    float **ptr, **gptr;   // bound to the arena by params_allocate
+} mv_param;
+
+typedef struct {
+    mv_param *items;
+    int count, cap;
+    size_t num_params, num_buffers;
+    float *params, *grads, *buffers;
+} mv_params;
+
+// Registers a parameter (gptr may be NULL for buffers); the name is printf-formatted.
+void params_add(mv_params *p, float **ptr, float **gptr, bool is_buffer, mv_init_kind init, float init_a,
+                int ndim, const int *shape, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+// Allocates the three arenas and binds every registered pointer.
+void params_allocate(mv_params *p);
+void params_free(mv_params *p);
+const mv_param *params_find(const mv_params *p, const char *name);
+// Fills every parameter and buffer from the seeded counter-based generator.
+void params_init(mv_params *p, uint64_t seed);
+void params_zero_grads(mv_params *p);

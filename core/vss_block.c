@@ -1,0 +1,134 @@
+// VSS / MVSS block (SPEC.md 2.1-2.2): token mask, optional input projection, and
+// x + drop_path(SS2D(LayerNorm(x))), forward and backward.
+#include "core/model.h"
+#include <math.h>
+#include <stdio.h>
+
+void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_model_config *cfg) {
+    int C = b->C, E = b->E, R = b->R, N = b->N, K = SCAN_K, P = R + 2 * N;
+    if (b->masked) {
+        int s[3] = {1, b->gh * b->gw, 2};
+        params_add(p, &b->token_mask, &b->d_token_mask, false, INIT_UNIFORM, cfg->gamma, 3, s, "%s.token_mask", prefix);
+    }
+    if (b->has_pre) {
+        int sw[2] = {C, b->in_dim}, sb[1] = {C};
+        params_add(p, &b->pre_w, &b->d_pre_w, false, INIT_TRUNC_NORMAL, 0.02f, 2, sw, "%s.pre_mlp.0.weight", prefix);
+        params_add(p, &b->pre_b, &b->d_pre_b, false, INIT_ZERO, 0, 1, sb, "%s.pre_mlp.0.bias", prefix);
+    }
+    char name[128];
+    snprintf(name, sizeof name, "%s.norm", prefix);
+    layernorm_register(&b->norm, p, C, name);
+    int s_in[2] = {2 * E, C}, s_cw[4] = {E, 1, 3, 3}, s_cb[1] = {E}, s_xp[3] = {K, P, E};
+    int s_dw[3] = {K, E, R}, s_db[2] = {K, E}, s_A[2] = {K * E, N}, s_D[1] = {K * E}, s_out[2] = {C, E};
+    params_add(p, &b->in_proj_w, &b->d_in_proj_w, false, INIT_TRUNC_NORMAL, 0.02f, 2, s_in, "%s.op.in_proj.weight", prefix);
+    params_add(p, &b->conv_w, &b->d_conv_w, false, INIT_UNIFORM, 1.0f / 3.0f, 4, s_cw, "%s.op.conv2d.weight", prefix);
+    params_add(p, &b->conv_b, &b->d_conv_b, false, INIT_UNIFORM, 1.0f / 3.0f, 1, s_cb, "%s.op.conv2d.bias", prefix);
+    params_add(p, &b->x_proj_w, &b->d_x_proj_w, false, INIT_UNIFORM, 1.0f / sqrtf((float)E), 3, s_xp, "%s.op.x_proj_weight", prefix);
+    params_add(p, &b->dt_w, &b->d_dt_w, false, INIT_UNIFORM, 1.0f / sqrtf((float)R), 3, s_dw, "%s.op.dt_projs_weight", prefix);
+    params_add(p, &b->dt_b, &b->d_dt_b, false, INIT_DT_BIAS, 0, 2, s_db, "%s.op.dt_projs_bias", prefix);
+    params_add(p, &b->A_logs, &b->d_A_logs, false, INIT_A_LOG, (float)N, 2, s_A, "%s.op.A_logs", prefix);
+    params_add(p, &b->Ds, &b->d_Ds, false, INIT_ONE, 0, 1, s_D, "%s.op.Ds", prefix);
+    snprintf(name, sizeof name, "%s.op.out_norm", prefix);
+    layernorm_register(&b->out_norm, p, E, name);
+    params_add(p, &b->out_proj_w, &b->d_out_proj_w, false, INIT_TRUNC_NORMAL, 0.02f, 2, s_out, "%s.op.out_proj.weight", prefix);
+}
+
+void block_plan(mv_block *b, mv_arena *A, mv_arena *D, const float *in, float *d_in, int B, int H, int W) {
+    int L = H * W, C = b->C, E = b->E;
+    size_t rows = (size_t)B * L;
+    b->H = H; b->W = W;
+    b->in = in; b->d_in = d_in;
+    const float *x = in;
+    float *dx = d_in;
+    if (b->masked) {
+        b->xm = arena_take(A, rows * b->in_dim); b->d_xm = arena_take(D, rows * b->in_dim);
+        b->m = arena_take(A, rows); b->soft = arena_take(A, rows); b->dm = arena_take(A, rows);
+        arena_need_scratch(A, token_mask_scratch(H, W));
+        x = b->xm; dx = b->d_xm;
+    }
+    if (b->has_pre) {
+        b->x0 = arena_take(A, rows * C); b->d_x0 = arena_take(D, rows * C);
+    } else {
+        b->x0 = (float *)x; b->d_x0 = dx;   // the residual stream is the (masked) input itself
+    }
+    layernorm_plan(&b->norm, A, D, (int)rows);
+    b->xp = arena_take(A, rows * E); b->d_xp = arena_take(D, rows * E);
+    b->zp = arena_take(A, rows * E); b->d_zp = arena_take(D, rows * E);
+    b->zs = arena_take(A, rows * E); b->d_zs = arena_take(D, rows * E);
+    b->xconv = arena_take(A, rows * E); b->d_xconv = arena_take(D, rows * E);
+    b->xs = arena_take(A, rows * E); b->d_xs = arena_take(D, rows * E);
+    b->xdbl = arena_take(A, rows * SCAN_K * (b->R + 2 * b->N));
+    b->delta = arena_take(A, rows * SCAN_K * E);
+    b->states = arena_take(A, ss2d_scan_states_size(B, L, E, b->N));
+    arena_need_scratch(A, ss2d_scan_scratch(B, L, E, b->R, b->N));
+    b->ys = arena_take(A, rows * E); b->d_ys = arena_take(D, rows * E);
+    layernorm_plan(&b->out_norm, A, D, (int)rows);
+    b->yg = arena_take(A, rows * E); b->d_yg = arena_take(D, rows * E);
+    b->branch = arena_take(A, rows * C); b->d_branch = arena_take(D, rows * C);
+    b->keep = arena_take(A, B);
+    b->out = arena_take(A, rows * C); b->d_out = arena_take(D, rows * C);
+}
+
+static mv_mask_args mask_args(const mv_block *b, const mv_model_config *cfg, const mv_run_ctx *ctx) {
+    mv_mask_args a = {ctx->training, cfg->mask_noise, cfg->mask_mode == MV_MASK_ZERO,
+                      cfg->mask_layout == MV_MASK_LAYOUT_OFFICIAL, cfg->tau, ctx->seed, ctx->step,
+                      b->id, ctx->sample_ids};
+    return a;
+}
+
+void block_forward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B) {
+    int H = b->H, W = b->W, L = H * W, C = b->C, E = b->E, rows = B * L;
+    size_t nE = (size_t)rows * E;
+    const float *x = b->in;
+    if (b->masked) {
+        mv_mask_args a = mask_args(b, cfg, ctx);
+        token_mask_forward(b->xm, b->m, b->soft, b->in, b->token_mask, scratch, &a, B, H, W, b->in_dim, b->gh, b->gw);
+        x = b->xm;
+    }
+    if (b->has_pre) linear_forward(b->x0, x, b->pre_w, b->pre_b, rows, b->in_dim, C);
+    layernorm_forward(b->norm.out, b->norm.mean, b->norm.rstd, b->x0, b->norm.w, b->norm.b, rows, C, 1e-5f);
+    // in_proj: the first E output features are x, the last E are z.
+    linear_forward(b->xp, b->norm.out, b->in_proj_w, NULL, rows, C, E);
+    linear_forward(b->zp, b->norm.out, b->in_proj_w + (size_t)E * C, NULL, rows, C, E);
+    silu_forward(b->zs, b->zp, nE);
+    dwconv3x3_forward(b->xconv, b->xp, b->conv_w, b->conv_b, B, H, W, E);
+    silu_forward(b->xs, b->xconv, nE);
+    ss2d_scan_forward(b->ys, b->xdbl, b->delta, b->states, b->xs, b->x_proj_w, b->dt_w, b->dt_b,
+                      b->A_logs, b->Ds, scratch, B, H, W, E, b->R, b->N);
+    layernorm_forward(b->out_norm.out, b->out_norm.mean, b->out_norm.rstd, b->ys, b->out_norm.w, b->out_norm.b, rows, E, 1e-5f);
+    mul_forward(b->yg, b->out_norm.out, b->zs, nE);
+    linear_forward(b->branch, b->yg, b->out_proj_w, NULL, rows, E, C);
+    float p = ctx->training ? b->drop_rate : 0.0f;
+    if (p > 0) droppath_draw(b->keep, ctx->seed, ctx->step, ctx->sample_ids, b->id, B, p);
+    residual_droppath_forward(b->out, b->x0, b->branch, p > 0 ? b->keep : NULL, B, L, C);
+}
+
+void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B) {
+    int H = b->H, W = b->W, L = H * W, C = b->C, E = b->E, rows = B * L;
+    size_t nE = (size_t)rows * E;
+    float p = ctx->training ? b->drop_rate : 0.0f;
+    residual_droppath_backward(b->d_x0, b->d_branch, b->d_out, p > 0 ? b->keep : NULL, B, L, C);
+    linear_backward(b->d_yg, b->d_out_proj_w, NULL, b->d_branch, b->yg, b->out_proj_w, rows, E, C);
+    mul_backward(b->out_norm.dout, b->d_zs, b->d_yg, b->out_norm.out, b->zs, nE);
+    layernorm_backward(b->d_ys, b->out_norm.dw, b->out_norm.db, b->out_norm.dout, b->ys, b->out_norm.w,
+                       b->out_norm.mean, b->out_norm.rstd, rows, E);
+    ss2d_scan_backward(b->d_xs, b->d_x_proj_w, b->d_dt_w, b->d_dt_b, b->d_A_logs, b->d_Ds, b->d_ys,
+                       b->xs, b->xdbl, b->delta, b->states, b->x_proj_w, b->dt_w, b->A_logs, b->Ds,
+                       scratch, B, H, W, E, b->R, b->N);
+    silu_backward(b->d_xconv, b->d_xs, b->xconv, nE);
+    dwconv3x3_backward(b->d_xp, b->d_conv_w, b->d_conv_b, b->d_xconv, b->xp, b->conv_w, B, H, W, E);
+    silu_backward(b->d_zp, b->d_zs, b->zp, nE);
+    linear_backward(b->norm.dout, b->d_in_proj_w, NULL, b->d_xp, b->norm.out, b->in_proj_w, rows, C, E);
+    linear_backward(b->norm.dout, b->d_in_proj_w + (size_t)E * C, NULL, b->d_zp, b->norm.out,
+                    b->in_proj_w + (size_t)E * C, rows, C, E);
+    layernorm_backward(b->d_x0, b->norm.dw, b->norm.db, b->norm.dout, b->x0, b->norm.w, b->norm.mean,
+                       b->norm.rstd, rows, C);
+    const float *x = b->masked ? b->xm : b->in;
+    float *dx = b->masked ? b->d_xm : b->d_in;
+    if (b->has_pre) linear_backward(dx, b->d_pre_w, b->d_pre_b, b->d_x0, x, b->pre_w, rows, b->in_dim, C);
+    if (b->masked) {
+        mv_mask_args a = mask_args(b, cfg, ctx);
+        token_mask_backward(b->d_in, b->d_token_mask, b->d_xm, b->dm, b->in, b->m, b->soft, scratch, &a,
+                            B, H, W, b->in_dim, b->gh, b->gw);
+    }
+}

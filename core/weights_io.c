@@ -1,0 +1,72 @@
+// Weights files in and out (see weights_io.h).
+#include "core/weights_io.h"
+#include "core/h5util.h"
+#include "core/error.h"
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+int weights_save(const mv_params *p, const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    hid_t f = h5_create(tmp);
+    if (f < 0) return -1;
+    for (int i = 0; i < p->count; i++) {
+        const mv_param *q = &p->items[i];
+        if (h5_write_floats(f, q->name, *q->ptr, q->ndim, q->shape) < 0) {
+            H5Fclose(f);
+            remove(tmp);
+            return mv_fail_context("%s", path);
+        }
+    }
+    if (H5Fclose(f) < 0) { remove(tmp); return mv_fail("%s: cannot finish writing", path); }
+    return h5_publish(tmp, path);
+}
+
+typedef struct { const mv_params *p; bool *seen; FILE *report; int unexpected; } scan_ctx;
+
+static herr_t note_unexpected(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+    (void)group; (void)info;
+    scan_ctx *s = data;
+    const char *tail = strrchr(name, '.');
+    if (tail && !strcmp(tail, ".num_batches_tracked")) return 0;   // PyTorch bookkeeping
+    for (int i = 0; i < s->p->count; i++)
+        if (!strcmp(s->p->items[i].name, name)) { s->seen[i] = true; return 0; }
+    s->unexpected++;
+    if (s->report) fprintf(s->report, "  unexpected: %s\n", name);
+    return 0;
+}
+
+int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected) {
+    hid_t f = h5_open_read(path);
+    if (f < 0) return -1;
+    scan_ctx s = {p, calloc(p->count, sizeof(bool)), report, 0};
+    H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, note_unexpected, &s);
+    int nmissing = 0, rc = 0;
+    for (int i = 0; i < p->count && rc == 0; i++) {
+        mv_param *q = &p->items[i];
+        if (!s.seen[i]) {
+            nmissing++;
+            if (report) fprintf(report, "  missing:    %s\n", q->name);
+            continue;
+        }
+        int nd;
+        long shape[8];
+        rc = h5_shape(f, path, q->name, &nd, shape);
+        bool same = rc == 0 && nd == q->ndim;
+        for (int d = 0; same && d < nd; d++) same = shape[d] == q->shape[d];
+        if (rc == 0 && !same) {
+            char got[128] = "", want[128] = "";
+            for (int d = 0; d < nd; d++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%ld", d ? "," : "", shape[d]);
+            for (int d = 0; d < q->ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", d ? "," : "", q->shape[d]);
+            rc = mv_fail("%s: '%s' has shape [%s], this model expects [%s]%s", path, q->name, got, want,
+                         strstr(q->name, "token_mask") ? " (the token-mask grid is fixed by model.crop)" : "");
+        }
+        if (rc == 0) rc = h5_read_floats(f, path, q->name, *q->ptr, q->numel);
+    }
+    free(s.seen);
+    H5Fclose(f);
+    if (missing) *missing = nmissing;
+    if (unexpected) *unexpected = s.unexpected;
+    return rc;
+}

@@ -1,0 +1,11 @@
+// Weights files: one float32 HDF5 dataset per state_dict key (parameters and BatchNorm
+// running statistics), in PyTorch's shapes, so weights move both ways between maskvim and PyTorch.
+#pragma once
+#include "core/params.h"
+#include <stdio.h>
+
+// Writes all parameters and buffers atomically (temporary file, then rename).
+int weights_save(const mv_params *p, const char *path);
+// Loads every registered tensor found in the file. A shape mismatch is an error naming the key.
+// Missing and unexpected keys are counted and, when `report` is non-NULL, listed there.
+int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected);

@@ -1,0 +1,148 @@
+// The CPU ops of MaskViM: each a forward/backward pair over raw float pointers.
+// Conventions (as in llm.c): outputs first, inputs next, sizes last; activations are
+// channels-last (B,H,W,C) flattened to rows; every backward ADDS into the gradients it is
+// given (the caller zeroes them once per step), and a NULL gradient pointer means "not needed".
+// `scratch` is caller-owned temporary memory of at least the size the *_scratch function says.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+// ---- linear: out[N,OC] = in[N,IC] @ w[OC,IC]^T + b[OC] -------------------------------------
+void linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IC, int OC);
+void linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                     const float *w, int N, int IC, int OC);
+
+// ---- general convolution by im2col (PyTorch weight layout [OC,IC,K,K]) ----------------------
+// in [B,H,W,IC] -> out [B,OH,OW,OC], OH = (H + 2*pad - K)/stride + 1.
+size_t conv2d_scratch(int B, int H, int W, int IC, int K, int stride, int pad);
+void conv2d_forward(float *out, const float *in, const float *w, const float *b, float *scratch,
+                    int B, int H, int W, int IC, int OC, int K, int stride, int pad);
+void conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                     const float *w, float *scratch, int B, int H, int W, int IC, int OC, int K,
+                     int stride, int pad);
+
+// ---- 3x3 convolution, stride 1, zero padding 1, no bias, as nine shifted GEMMs ------------
+// The padded input is laid out once; each tap is one GEMM over all positions of the batch,
+// so no 9x im2col buffer is ever built (the decoder's big convolutions are GEMM-shaped).
+size_t conv3x3_scratch(int B, int H, int W, int IC, int OC);
+void conv3x3_forward(float *out, const float *in, const float *w, float *scratch,
+                     int B, int H, int W, int IC, int OC);
+void conv3x3_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
+                      float *scratch, int B, int H, int W, int IC, int OC);
+
+// ---- depthwise 3x3, zero padding 1, bias (weight [C,1,3,3]) ---------------------------------
+void dwconv3x3_forward(float *out, const float *in, const float *w, const float *b,
+                       int B, int H, int W, int C);
+void dwconv3x3_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int B, int H, int W, int C);
+
+// ---- LayerNorm over the last dimension (eps given; SPEC uses 1e-5) -------------------------
+void layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
+                       const float *b, int N, int C, float eps);
+void layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, const float *mean, const float *rstd, int N, int C);
+
+// ---- BatchNorm over rows (N = B*H*W) per channel ------------------------------------------
+// `reduce` (may be NULL) sums a double buffer across ranks in place: SyncBN's hook.
+typedef void (*mv_reduce_fn)(void *ctx, double *buf, int n);
+typedef struct { mv_reduce_fn fn; void *ctx; } mv_reducer;
+size_t batchnorm_scratch(int C);  // in doubles
+void batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean,
+                             float *running_var, const float *in, const float *w, const float *b,
+                             double *scratch, mv_reducer red, int N, int C, float eps, float momentum);
+void batchnorm_forward_eval(float *out, const float *in, const float *w, const float *b,
+                            const float *running_mean, const float *running_var, int N, int C, float eps);
+void batchnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, const float *mean, const float *rstd, double *scratch,
+                        mv_reducer red, int N, int C);
+
+// ---- pointwise activations ------------------------------------------------------------------
+void relu_forward(float *out, const float *in, size_t n);
+void relu_backward(float *din, const float *dout, const float *out, size_t n);
+void silu_forward(float *out, const float *in, size_t n);
+void silu_backward(float *din, const float *dout, const float *in, size_t n);
+void softplus_forward(float *out, const float *in, size_t n);   // PyTorch: threshold 20
+void softplus_backward(float *din, const float *dout, const float *in, size_t n);
+
+// ---- patch merging (encoder downsample): pad odd H/W, gather 2x2 -> 4C, LN(4C), Linear(4C->2C)
+// `gathered` [B,OH,OW,4C] and `normed` are saved activations; OH = ceil(H/2).
+void patch_gather_forward(float *out, const float *in, int B, int H, int W, int C);
+void patch_gather_backward(float *din, const float *dout, int B, int H, int W, int C);
+
+// ---- SS2D core: projections, four-way selective scan, merge -------------------------------
+// x [B,L,E] (L = H*W, after dwconv + SiLU) -> y [B,L,E] = sum over the 4 scan orders, merged
+// back to (h,w) order. Saved for backward: xdbl [B,L,K,R+2N], delta [K,B,L,E], and the scan
+// states at chunk boundaries; backward recomputes in-chunk states (never stores B*L*E*N).
+#define SCAN_K 4
+#define SCAN_CHUNK 64
+size_t ss2d_scan_states_size(int B, int L, int E, int N);
+size_t ss2d_scan_scratch(int B, int L, int E, int R, int N);
+void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const float *x,
+                       const float *x_proj_w, const float *dt_w, const float *dt_b,
+                       const float *A_logs, const float *Ds, float *scratch,
+                       int B, int H, int W, int E, int R, int N);
+void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b, float *dA_logs,
+                        float *dDs, const float *dy, const float *x, const float *xdbl,
+                        const float *delta, const float *states, const float *x_proj_w,
+                        const float *dt_w, const float *A_logs, const float *Ds, float *scratch,
+                        int B, int H, int W, int E, int R, int N);
+
+// ---- resampling ---------------------------------------------------------------------------
+// Bilinear, align_corners = false (PyTorch's F.interpolate), [B,H,W,C] -> [B,OH,OW,C].
+void bilinear_forward(float *out, const float *in, int B, int H, int W, int OH, int OW, int C);
+void bilinear_backward(float *din, const float *dout, int B, int H, int W, int OH, int OW, int C);
+// Adaptive average pooling [B,H,W,C] -> [B,S,S,C] (PyTorch's bin edges floor/ceil).
+void adaptive_avgpool_forward(float *out, const float *in, int B, int H, int W, int S, int C);
+void adaptive_avgpool_backward(float *din, const float *dout, int B, int H, int W, int S, int C);
+
+// ---- stochastic regularisers (keys: see core/rng.h) ----------------------------------------
+// keep[b*C + c] (Dropout2d) or keep[b] (drop path) hold 0 or 1/(1-p), drawn by the caller.
+void dropout2d_draw(float *keep, uint64_t seed, uint32_t step, const int *sample_ids,
+                    uint32_t block, int B, int C, float p);
+void droppath_draw(float *keep, uint64_t seed, uint32_t step, const int *sample_ids,
+                   uint32_t block, int B, float p);
+void channel_scale_forward(float *out, const float *in, const float *keep, int B, int HW, int C);
+void channel_scale_backward(float *din, const float *dout, const float *keep, int B, int HW, int C);
+// out = res + keep[b] * branch (x + drop_path(f(x))); backward adds to both.
+void residual_droppath_forward(float *out, const float *res, const float *branch, const float *keep,
+                               int B, int HW, int C);
+void residual_droppath_backward(float *dres, float *dbranch, const float *dout, const float *keep,
+                                int B, int HW, int C);
+
+// ---- token mask (SPEC.md section 3) -------------------------------------------------------
+typedef struct {
+    bool training, noise, zero_mode, official_layout;
+    float tau;
+    uint64_t seed;
+    uint32_t step, block;
+    const int *sample_ids;    // [B] global sample index (keys the Gumbel noise)
+} mv_mask_args;
+size_t token_mask_scratch(int H, int W);
+// x [B,H,W,C], logits P [gh*gw*2] -> out [B,H,W,C], m [B,H*W] (0/1), soft [B,H*W] = y_keep.
+void token_mask_forward(float *out, float *m, float *soft, const float *x, const float *P,
+                        float *scratch, const mv_mask_args *a, int B, int H, int W, int C, int gh, int gw);
+// dm [B,H*W] is the loss's gradient w.r.t. m (may be NULL). Straight-through to P.
+void token_mask_backward(float *dx, float *dP, const float *dout, const float *dm, const float *x,
+                         const float *m, const float *soft, float *scratch, const mv_mask_args *a,
+                         int B, int H, int W, int C, int gh, int gw);
+
+// ---- losses -------------------------------------------------------------------------------
+// Softmax cross-entropy over K classes per row of logits [N,K], label 255 ignored; the mean is
+// over `denom` rows. Writes dlogits = scale * d(loss)/d(logits) and returns the loss.
+double cross_entropy_forward_backward(float *dlogits, const float *logits, const uint8_t *labels,
+                                      int N, int K, double denom, float scale);
+// correct[n] = 1 where argmax(logits[n]) == labels[n] (ignored pixels: 0).
+void argmax_correct(float *correct, const float *logits, const uint8_t *labels, int N, int K);
+
+// ---- element-wise and layout helpers -------------------------------------------------------
+void mul_forward(float *out, const float *a, const float *b, size_t n);
+void mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, size_t n);
+void add_forward(float *out, const float *a, const float *b, size_t n);
+void accumulate(float *dst, const float *src, size_t n);   // dst += src
+// Copy in [N,C_in] into channels [off, off+C_in) of out [N,C_out], and its backward.
+void channel_slice_forward(float *out, const float *in, int N, int C_out, int off, int C_in);
+void channel_slice_backward(float *din, const float *dout, int N, int C_out, int off, int C_in);
+// NCHW <-> NHWC for the image boundary of the model.
+void nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W);
+void nhwc_to_nchw(float *out, const float *in, int B, int H, int W, int C);

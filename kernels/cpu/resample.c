@@ -1,0 +1,110 @@
+// Bilinear resize (align_corners = false, PyTorch's convention) and adaptive average pooling,
+// channels-last. Backward passes parallelise over (image, channel block) so that the scatter
+// of each output pixel to its four sources has a single writer.
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/profile.h"
+
+typedef struct { int i0, i1; float w0, w1; } tap2;
+
+// Source coordinate of output index o: (o + 0.5) * in/out - 0.5, clamped at 0 (PyTorch).
+static tap2 bilinear_tap(int o, int in, int out) {
+    float scale = (float)in / (float)out;
+    float src = ((float)o + 0.5f) * scale - 0.5f;
+    if (src < 0) src = 0;
+    int i0 = (int)src;
+    if (i0 > in - 1) i0 = in - 1;
+    int i1 = i0 + 1 < in ? i0 + 1 : in - 1;
+    float l1 = src - (float)i0;
+    tap2 t = {i0, i1, 1.0f - l1, l1};
+    return t;
+}
+
+void bilinear_forward(float *out, const float *in, int B, int H, int W, int OH, int OW, int C) {
+    PROF_START();
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int oy = 0; oy < OH; oy++) {
+            tap2 ty = bilinear_tap(oy, H, OH);
+            for (int ox = 0; ox < OW; ox++) {
+                tap2 tx = bilinear_tap(ox, W, OW);
+                const float *r0 = in + ((size_t)b * H + ty.i0) * W * C, *r1 = in + ((size_t)b * H + ty.i1) * W * C;
+                const float *a = r0 + (size_t)tx.i0 * C, *bq = r0 + (size_t)tx.i1 * C;
+                const float *c2 = r1 + (size_t)tx.i0 * C, *d = r1 + (size_t)tx.i1 * C;
+                float *o = out + (((size_t)b * OH + oy) * OW + ox) * C;
+                for (int c = 0; c < C; c++)
+                    o[c] = ty.w0 * (tx.w0 * a[c] + tx.w1 * bq[c]) + ty.w1 * (tx.w0 * c2[c] + tx.w1 * d[c]);
+            }
+        }
+    PROF_STOP(PROF_RESAMPLE, 0, 8.0 * B * OH * OW * C);
+}
+
+void bilinear_backward(float *din, const float *dout, int B, int H, int W, int OH, int OW, int C) {
+    PROF_START();
+    int nblk = (C + 15) / 16;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int blk = 0; blk < nblk; blk++) {
+            int c0 = blk * 16, c1 = c0 + 16 < C ? c0 + 16 : C;
+            for (int oy = 0; oy < OH; oy++) {
+                tap2 ty = bilinear_tap(oy, H, OH);
+                for (int ox = 0; ox < OW; ox++) {
+                    tap2 tx = bilinear_tap(ox, W, OW);
+                    const float *g = dout + (((size_t)b * OH + oy) * OW + ox) * C;
+                    float *r0 = din + ((size_t)b * H + ty.i0) * W * C, *r1 = din + ((size_t)b * H + ty.i1) * W * C;
+                    for (int c = c0; c < c1; c++) {
+                        r0[(size_t)tx.i0 * C + c] += ty.w0 * tx.w0 * g[c];
+                        r0[(size_t)tx.i1 * C + c] += ty.w0 * tx.w1 * g[c];
+                        r1[(size_t)tx.i0 * C + c] += ty.w1 * tx.w0 * g[c];
+                        r1[(size_t)tx.i1 * C + c] += ty.w1 * tx.w1 * g[c];
+                    }
+                }
+            }
+        }
+    PROF_STOP(PROF_RESAMPLE, 1, 8.0 * B * OH * OW * C);
+}
+
+static int bin_start(int i, int in, int out) { return (i * in) / out; }
+static int bin_end(int i, int in, int out) { return ((i + 1) * in + out - 1) / out; }
+
+void adaptive_avgpool_forward(float *out, const float *in, int B, int H, int W, int S, int C) {
+    PROF_START();
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < S; i++) {
+            int y0 = bin_start(i, H, S), y1 = bin_end(i, H, S);
+            for (int j = 0; j < S; j++) {
+                int x0 = bin_start(j, W, S), x1 = bin_end(j, W, S);
+                float *o = out + (((size_t)b * S + i) * S + j) * C;
+                for (int c = 0; c < C; c++) o[c] = 0.0f;
+                for (int y = y0; y < y1; y++)
+                    for (int x = x0; x < x1; x++) {
+                        const float *src = in + (((size_t)b * H + y) * W + x) * C;
+                        for (int c = 0; c < C; c++) o[c] += src[c];
+                    }
+                float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+                for (int c = 0; c < C; c++) o[c] *= inv;
+            }
+        }
+    PROF_STOP(PROF_RESAMPLE, 0, 1.0 * B * H * W * C);
+}
+
+void adaptive_avgpool_backward(float *din, const float *dout, int B, int H, int W, int S, int C) {
+    PROF_START();
+    // Bins may overlap when S does not divide H: each image is one task, bins added in order.
+    #pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < S; i++) {
+            int y0 = bin_start(i, H, S), y1 = bin_end(i, H, S);
+            for (int j = 0; j < S; j++) {
+                int x0 = bin_start(j, W, S), x1 = bin_end(j, W, S);
+                const float *g = dout + (((size_t)b * S + i) * S + j) * C;
+                float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+                for (int y = y0; y < y1; y++)
+                    for (int x = x0; x < x1; x++) {
+                        float *d = din + (((size_t)b * H + y) * W + x) * C;
+                        for (int c = 0; c < C; c++) d[c] += g[c] * inv;
+                    }
+            }
+        }
+    PROF_STOP(PROF_RESAMPLE, 1, 1.0 * B * H * W * C);
+}

@@ -1,0 +1,107 @@
+// The learnt token mask of an MVSS block (SPEC.md section 3).
+//
+// The logits P live on a fixed grid (gh x gw, set by the training crop); each class plane is
+// resized bilinearly to the block's H x W. Training draws a hard keep/drop decision per token
+// from a Gumbel-softmax and passes gradients straight through the soft keep probability.
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/profile.h"
+#include "core/rng.h"
+#include <math.h>
+#include <string.h>
+
+// Scratch: the two resized logit planes, and their gradients.
+size_t token_mask_scratch(int H, int W) { return 4 * (size_t)H * W; }
+
+// planes[c][H*W] <- P (spatial layout: P[(y*gw + x)*2 + c]).
+static void resize_logits(float *planes, const float *P, int H, int W, int gh, int gw) {
+    // Treat P as a [1,gh,gw,2] channels-last image: the bilinear op resizes both planes at once.
+    float *tmp = planes + 2 * (size_t)H * W;   // [H*W, 2] interleaved
+    bilinear_forward(tmp, P, 1, gh, gw, H, W, 2);
+    for (int t = 0; t < H * W; t++) { planes[t] = tmp[2 * t]; planes[(size_t)H * W + t] = tmp[2 * t + 1]; }
+}
+
+// The two logits token t sees. The official layout reads the flattened [2,H,W] buffer as
+// [H*W,2] (token t takes entries 2t and 2t+1), the released code's behaviour.
+static inline void token_logits(const float *planes, int t, bool official, size_t *i0, size_t *i1) {
+    (void)planes;
+    if (official) { *i0 = 2 * (size_t)t; *i1 = 2 * (size_t)t + 1; }
+    else { *i0 = (size_t)t; *i1 = 0; }
+}
+
+void token_mask_forward(float *out, float *m, float *soft, const float *x, const float *P,
+                        float *scratch, const mv_mask_args *a, int B, int H, int W, int C, int gh, int gw) {
+    PROF_START();
+    int L = H * W;
+    float *planes = scratch;
+    resize_logits(planes, P, H, W, gh, gw);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++) {
+            size_t i0, i1;
+            token_logits(planes, t, a->official_layout, &i0, &i1);
+            float l0 = planes[i0], l1 = a->official_layout ? planes[i1] : planes[(size_t)L + t];
+            float keep;
+            if (!a->training) {
+                keep = l0 > l1 ? 1.0f : 0.0f;
+                soft[(size_t)b * L + t] = keep;
+            } else {
+                float g0 = 0.0f, g1 = 0.0f;
+                if (a->noise) {
+                    mv_rng4 r = philox4x32(a->seed, a->step, (uint32_t)a->sample_ids[b], MV_RNG_GUMBEL | a->block, (uint32_t)t);
+                    g0 = -logf(-logf(rng_u01(r.v[0])));
+                    g1 = -logf(-logf(rng_u01(r.v[1])));
+                }
+                float z = ((l0 + g0) - (l1 + g1)) / a->tau;   // y_keep = sigmoid(z)
+                soft[(size_t)b * L + t] = 1.0f / (1.0f + expf(-z));
+                keep = z >= 0 ? 1.0f : 0.0f;   // a tie keeps, as argmax picks the first entry
+            }
+            m[(size_t)b * L + t] = keep;
+        }
+    float add = a->zero_mode ? 0.0f : 1.0f;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++) {
+            float s = m[(size_t)b * L + t] + add;
+            const float *xi = x + ((size_t)b * L + t) * C;
+            float *o = out + ((size_t)b * L + t) * C;
+            for (int c = 0; c < C; c++) o[c] = xi[c] * s;
+        }
+    PROF_STOP(PROF_TOKEN_MASK, 0, 1.0 * B * H * W * C);
+}
+
+void token_mask_backward(float *dx, float *dP, const float *dout, const float *dm, const float *x,
+                         const float *m, const float *soft, float *scratch, const mv_mask_args *a,
+                         int B, int H, int W, int C, int gh, int gw) {
+    PROF_START();
+    int L = H * W;
+    float add = a->zero_mode ? 0.0f : 1.0f;
+    if (dx) {
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < L; t++) {
+                float s = m[(size_t)b * L + t] + add;
+                const float *g = dout + ((size_t)b * L + t) * C;
+                float *d = dx + ((size_t)b * L + t) * C;
+                for (int c = 0; c < C; c++) d[c] += g[c] * s;
+            }
+    }
+    if (!dP || !a->training) { PROF_STOP(PROF_TOKEN_MASK, 1, 3.0 * B * H * W * C); return; }
+    // dL/dm per token, then through y_keep = sigmoid(((l0+g0)-(l1+g1))/tau) to the logits.
+    float *dplanes = scratch;                    // [2, H*W]
+    float *tmp = scratch + 2 * (size_t)L;        // [H*W, 2] interleaved
+    memset(dplanes, 0, sizeof(float) * 2 * L);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++) {
+            const float *g = dout + ((size_t)b * L + t) * C, *xi = x + ((size_t)b * L + t) * C;
+            double gm = dm ? dm[(size_t)b * L + t] : 0.0;
+            for (int c = 0; c < C; c++) gm += (double)g[c] * xi[c];
+            float y = soft[(size_t)b * L + t];
+            float dz = (float)gm * y * (1.0f - y) / a->tau;
+            size_t i0, i1;
+            token_logits(dplanes, t, a->official_layout, &i0, &i1);
+            dplanes[i0] += dz;
+            dplanes[a->official_layout ? i1 : (size_t)L + t] -= dz;
+        }
+    for (int t = 0; t < L; t++) { tmp[2 * t] = dplanes[t]; tmp[2 * t + 1] = dplanes[(size_t)L + t]; }
+    bilinear_backward(dP, tmp, 1, gh, gw, H, W, 2);
+    PROF_STOP(PROF_TOKEN_MASK, 1, 3.0 * B * H * W * C);
+}

@@ -1,0 +1,29 @@
+// maskvim: the command-line entry point; dispatches to the subcommands of launch/cmd_*.c.
+#include <stdio.h>
+#include <string.h>
+#include "launch/commands.h"
+
+static const mv_command COMMANDS[] = {
+    {"step", cmd_step, "one forward+backward on a batch file; dumps losses, logits, gradients"},
+    {"bench", cmd_bench, "time the training step per op (ms, GFLOP/s, share of the sgemm peak)"},
+    {"data", cmd_data, "datasets: convert, synth, corrupt, inspect"},
+    {"bench-allreduce", cmd_bench_allreduce, "all-reduce benchmark (nccl-tests style): time, algbw, busbw, --check"},
+};
+static const int NUM_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0];
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: maskvim COMMAND [options]   (maskvim COMMAND --help for details)\n\ncommands:\n");
+    for (int i = 0; i < NUM_COMMANDS; i++) fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 0; i < NUM_COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "maskvim: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,144 @@
+// Whole-model properties: the authors' parameter counts, deterministic and thread-independent
+// steps, and loud failures on weights made for another configuration.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "core/model.h"
+#include "core/weights_io.h"
+
+static mv_model_config preset(const char *name) {
+    mv_model_config c;
+    cr_assert(model_config_preset(&c, name) == 0);
+    return c;
+}
+
+// The counts the MaskViM authors report for the tiny model at the 512x1024 crop.
+Test(model, parameter_counts_maskvim_t) {
+    mv_model_config c = preset("maskvim-t");
+    mv_model m;
+    cr_assert(model_build(&m, &c) == 0);
+    cr_expect_eq(model_num_parameters(&m), 60893702u);
+    model_free(&m);
+    c.mask_encoder[0] = c.mask_encoder[1] = c.mask_encoder[2] = false;
+    c.mask_decoder = false;
+    cr_assert(model_build(&m, &c) == 0);
+    cr_expect_eq(model_num_parameters(&m), 60606982u);
+    model_free(&m);
+}
+
+Test(model, unknown_preset_is_an_error) {
+    mv_model_config c;
+    cr_expect(model_config_preset(&c, "maskvim-xl") < 0);
+    cr_expect(strstr(mv_last_error(), "maskvim-xl") != NULL);
+}
+
+static mv_model_config deterministic_nano(void) {
+    mv_model_config c = preset("maskvim-nano");
+    c.mask_noise = false;
+    c.dropout = c.drop_path = c.decoder_drop_path = 0;
+    return c;
+}
+
+static void batch(float *img, uint8_t *lab, int B, int H, int W) {
+    for (int i = 0; i < B * 3 * H * W; i++) img[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    for (int i = 0; i < B * H * W; i++) lab[i] = (i % 23) < 19 ? (uint8_t)(i % 23) : 255;
+}
+
+static float *run_step(mv_model *m, const float *img, const uint8_t *lab, bool noise) {
+    int ids[4] = {0, 1, 2, 3};
+    mv_run_ctx ctx = {true, 42, 3, ids, {NULL, NULL}, 1};
+    m->cfg.mask_noise = noise;
+    params_zero_grads(&m->params);
+    cr_assert(model_forward(m, img, lab, &ctx) == 0);
+    model_backward(m, &ctx);
+    float *g = malloc(sizeof(float) * m->params.num_params);
+    memcpy(g, m->params.grads, sizeof(float) * m->params.num_params);
+    return g;
+}
+
+// Same inputs, same bits: repeated steps agree exactly with Gumbel noise and stochastic depth
+// on (every draw is keyed, every reduction of ours has a fixed order). Across thread counts
+// OpenBLAS picks other kernels (its sgemm is not bitwise thread-invariant), so there the
+// gradients must agree to float rounding only.
+Test(model, step_is_deterministic) {
+    mv_model_config c = preset("maskvim-nano");
+    mv_model m;
+    cr_assert(model_build(&m, &c) == 0);
+    params_init(&m.params, 5);
+    int B = 2, H = 64, W = 96;
+    float *img = malloc(sizeof(float) * B * 3 * H * W);
+    uint8_t *lab = malloc((size_t)B * H * W);
+    batch(img, lab, B, H, W);
+    cr_assert(model_plan(&m, B, H, W) == 0);
+    float *g1 = run_step(&m, img, lab, true);
+    double l1 = m.loss_total;
+    float *g2 = run_step(&m, img, lab, true);
+    cr_expect(l1 == m.loss_total, "loss %.9g vs %.9g", l1, m.loss_total);
+    cr_expect(memcmp(g1, g2, sizeof(float) * m.params.num_params) == 0, "gradients differ between identical steps");
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(threads > 1 ? 1 : 2);
+    float *g3 = run_step(&m, img, lab, true);
+    omp_set_num_threads(threads);
+    for (int i = 0; i < m.params.count; i++) {
+        const mv_param *q = &m.params.items[i];
+        if (q->is_buffer) continue;
+        double mx = 1e-12, diff = 0;
+        for (size_t j = 0; j < q->numel; j++) {
+            mx = fmax(mx, fabs(g1[q->offset + j]));
+            diff = fmax(diff, fabs(g1[q->offset + j] - g3[q->offset + j]));
+        }
+        cr_expect(diff / mx < 1e-4, "%s: relative difference %.3g across thread counts", q->name, diff / mx);
+    }
+    free(g1); free(g2); free(g3); free(img); free(lab);
+    model_free(&m);
+}
+
+Test(model, weights_round_trip_and_shape_errors) {
+    const char *tmp = getenv("MV_TEST_TMP") ? getenv("MV_TEST_TMP") : "/tmp";
+    char path[512], cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", tmp);
+    cr_assert(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/test_model_weights.h5", tmp);
+    mv_model_config c = deterministic_nano();
+    mv_model a, b;
+    cr_assert(model_build(&a, &c) == 0);
+    params_init(&a.params, 1);
+    cr_assert(weights_save(&a.params, path) == 0);
+    cr_assert(model_build(&b, &c) == 0);
+    int missing = -1, unexpected = -1;
+    cr_assert(weights_load(&b.params, path, NULL, &missing, &unexpected) == 0, "%s", mv_last_error());
+    cr_expect_eq(missing, 0);
+    cr_expect_eq(unexpected, 0);
+    cr_expect(memcmp(a.params.params, b.params.params, sizeof(float) * a.params.num_params) == 0);
+    model_free(&b);
+    // A model for another crop has other token-mask grids: refused, naming the key.
+    mv_model_config c2 = c;
+    c2.crop_h = 96;
+    cr_assert(model_build(&b, &c2) == 0);
+    cr_expect(weights_load(&b.params, path, NULL, NULL, NULL) < 0);
+    cr_expect(strstr(mv_last_error(), "token_mask") != NULL, "message: %s", mv_last_error());
+    model_free(&b);
+    // Without masks, the file's token_mask entries are unexpected, nothing is missing.
+    mv_model_config c3 = c;
+    c3.mask_encoder[0] = c3.mask_encoder[1] = c3.mask_encoder[2] = false;
+    c3.mask_decoder = false;
+    cr_assert(model_build(&b, &c3) == 0);
+    cr_expect(weights_load(&b.params, path, NULL, &missing, &unexpected) == 0);
+    cr_expect_eq(missing, 0);
+    cr_expect_eq(unexpected, 4 + 3);   // nano: blocks of stages 0..2 (1+1+2) and 3 decoder blocks
+    model_free(&b);
+    model_free(&a);
+    remove(path);
+}
+
+Test(model, too_small_images_are_refused) {
+    mv_model_config c = deterministic_nano();
+    mv_model m;
+    cr_assert(model_build(&m, &c) == 0);
+    cr_expect(model_plan(&m, 1, 16, 64) < 0);
+    cr_expect(strstr(mv_last_error(), "16x64") != NULL);
+    model_free(&m);
+}
