@@ -1,0 +1,503 @@
+// The YAML configuration: a good file, each kind of bad input with its FILE:LINE:COLUMN
+// message, include and --set precedence, model_config_set, and the write/read round trip.
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "core/config.h"
+#include "core/error.h"
+
+// $MV_TEST_TMP/config/<name> (directories made as needed); the caller frees it.
+static char *tmp_path(const char *name) {
+    const char *root = getenv("MV_TEST_TMP");
+    if (!root || !root[0]) root = "/tmp";
+    size_t len = strlen(root) + strlen(name) + 32;
+    char *path = malloc(len);
+    snprintf(path, len, "%s/config/%s", root, name);
+    for (char *c = path + 1; *c; c++) {   // mkdir -p of every parent
+        if (*c != '/') continue;
+        *c = '\0';
+        cr_assert(mkdir(path, 0755) == 0 || errno == EEXIST, "mkdir %s", path);
+        *c = '/';
+    }
+    return path;
+}
+
+static char *write_tmp(const char *name, const char *text) {
+    char *path = tmp_path(name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = calloc(1, (size_t)n + 1);
+    cr_assert(fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    return buf;
+}
+
+// Loads `text` as file `name` and expects failure whose message holds "<path>:<loc>" (when
+// loc is not NULL) and each of up to two further fragments.
+static void expect_error(const char *name, const char *text, const char *loc, const char *frag1, const char *frag2) {
+    char *path = write_tmp(name, text);
+    mv_config cfg;
+    mv_clear_error();
+    cr_assert_eq(config_load(&cfg, path, 0, NULL), -1, "%s loaded but should fail", name);
+    const char *msg = mv_last_error();
+    if (loc) {
+        char want[1024];
+        snprintf(want, sizeof want, "%s:%s", path, loc);
+        cr_expect(strstr(msg, want) != NULL, "%s: message lacks '%s': %s", name, want, msg);
+    }
+    if (frag1) cr_expect(strstr(msg, frag1) != NULL, "%s: message lacks '%s': %s", name, frag1, msg);
+    if (frag2) cr_expect(strstr(msg, frag2) != NULL, "%s: message lacks '%s': %s", name, frag2, msg);
+    free(path);
+}
+
+static const char *GOOD =
+    "# a full experiment\n"
+    "model:\n"
+    "  dims: [32, 64, 128, 256]      # given before the preset: the preset still comes first\n"
+    "  preset: maskvim-t\n"
+    "  crop: [256, 512]\n"
+    "  decoder_depths: 1,2,2\n"
+    "  drop_path: 0.2\n"
+    "mask:\n"
+    "  encoder_stages: [true, true, false]\n"
+    "  decoder: no\n"
+    "  lambda: [0.9, 0.7, 0.5]\n"
+    "  alpha1: 10\n"
+    "  alpha2: 5\n"
+    "  mode: zero\n"
+    "  layout: official\n"
+    "  ratio_sync: false\n"
+    "data:\n"
+    "  train: [data/cityscapes/train, {name: gta, path: data/gtav/train/, repeat: 3}]\n"
+    "  val:\n"
+    "    - data/cityscapes/val\n"
+    "    - {name: bdd, path: data/bdd100k/val}\n"
+    "    - synthetic:fog\n"
+    "  batch_per_rank: 2\n"
+    "  workers: 4\n"
+    "  scale: [2048, 1024]\n"
+    "  synthetic: {seed: 7, size: [64, 128]}\n"
+    "optim:\n"
+    "  lr: 6.0e-5\n"
+    "  betas: [0.9, 0.999]\n"
+    "  weight_decay: 0.01\n"
+    "  rules:\n"
+    "    - {match: norm, decay_mult: 0}\n"
+    "    - {match: token_mask, lr_mult: 10000}\n"
+    "    - {match: head, lr_mult: 10, decay_mult: 0.5}\n"
+    "schedule: {warmup_iters: 1500, warmup_start: 1.0e-6, max_iters: 40000, power: 1.0}\n"
+    "run:\n"
+    "  device: cpu\n"
+    "  seed: 42\n"
+    "  work_dir: \"runs/city2others\"\n"
+    "  ckpt_every: 4000\n"
+    "  keep_ckpts: 2\n"
+    "  select_metric: mIoU\n"
+    "  select_domain: cityscapes\n";
+
+Test(config, good_file_parses) {
+    char *path = write_tmp("good.yaml", GOOD);
+    mv_config c;
+    cr_assert_eq(config_load(&c, path, 0, NULL), 0, "%s", mv_last_error());
+    cr_expect_str_eq(c.model.preset, "maskvim-t");
+    cr_expect(c.model.dims[0] == 32 && c.model.dims[3] == 256, "dims after the preset: %d %d", c.model.dims[0], c.model.dims[3]);
+    cr_expect(c.model.depths[2] == 9, "maskvim-t depths kept: %d", c.model.depths[2]);
+    cr_expect(c.model.crop_h == 256 && c.model.crop_w == 512);
+    cr_expect(c.model.decoder_depths[0] == 1 && c.model.decoder_depths[1] == 2 && c.model.decoder_depths[2] == 2);
+    cr_expect_float_eq(c.model.drop_path, 0.2f, 1e-7);
+    cr_expect(c.model.mask_encoder[0] && c.model.mask_encoder[1] && !c.model.mask_encoder[2]);
+    cr_expect(!c.model.mask_decoder);
+    cr_expect(c.model.lambda_per_stage);
+    cr_expect(c.model.lambda[0] == 0.9f && c.model.lambda[1] == 0.7f && c.model.lambda[2] == 0.5f);
+    cr_expect(c.model.alpha1 == 10.0f && c.model.alpha2 == 5.0f);
+    cr_expect(c.model.mask_mode == MV_MASK_ZERO && c.model.mask_layout == MV_MASK_LAYOUT_OFFICIAL);
+    cr_expect(!c.model.ratio_sync && c.model.mask_noise);
+
+    cr_assert_eq(c.data.num_train, 2);
+    cr_expect_str_eq(c.data.train[0].name, "cityscapes");
+    cr_expect_str_eq(c.data.train[0].path, "data/cityscapes/train");
+    cr_expect(c.data.train[0].repeat == 1 && c.data.train[1].repeat == 3);
+    cr_expect_str_eq(c.data.train[1].name, "gta");
+    cr_assert_eq(c.data.num_val, 3);
+    cr_expect_str_eq(c.data.val[0].name, "cityscapes");
+    cr_expect_str_eq(c.data.val[1].name, "bdd");
+    cr_expect_str_eq(c.data.val[1].path, "data/bdd100k/val");
+    cr_expect_str_eq(c.data.val[2].name, "fog");
+    cr_expect_str_eq(c.data.val[2].path, "synthetic:fog");
+    cr_expect(c.data.workers == 4 && c.data.scale[0] == 2048 && c.data.scale[1] == 1024);
+    cr_expect(c.data.synthetic.seed == 7 && c.data.synthetic.size[1] == 128);
+    cr_expect(c.data.synthetic.train_count == 500, "untouched nested key keeps its default");
+
+    cr_expect_eq(c.optim.lr, 6e-5);
+    cr_expect_eq(c.optim.betas[1], 0.999);
+    cr_assert_eq(c.optim.num_rules, 3);
+    cr_expect_str_eq(c.optim.rules[0].match, "norm");
+    cr_expect(c.optim.rules[0].lr_mult == 1.0f && c.optim.rules[0].decay_mult == 0.0f, "unset multipliers are 1");
+    cr_expect(c.optim.rules[1].lr_mult == 10000.0f && c.optim.rules[1].decay_mult == 1.0f);
+    cr_expect(c.optim.rules[2].lr_mult == 10.0f && c.optim.rules[2].decay_mult == 0.5f);
+    cr_expect(c.schedule.warmup_iters == 1500 && c.schedule.max_iters == 40000 && c.schedule.warmup_start == 1e-6);
+    cr_expect(c.run.device == MV_DEVICE_CPU && c.run.seed == 42 && c.run.ckpt_every == 4000 && c.run.keep_ckpts == 2);
+    cr_expect_str_eq(c.run.work_dir, "runs/city2others");
+    cr_expect_str_eq(config_find_val(&c, c.run.select_domain)->path, "data/cityscapes/val");
+    cr_expect(c.run.eval_every == 2000, "default kept");
+    free(path);
+}
+
+Test(config, defaults_are_valid) {
+    mv_config c;
+    config_defaults(&c);
+    cr_assert_eq(config_validate(&c), 0, "%s", mv_last_error());
+    cr_expect_str_eq(c.model.preset, "maskvim-nano");
+    cr_expect_eq(c.optim.lr, 6e-5);
+    cr_expect(c.optim.eps == 1e-8 && c.optim.weight_decay == 0.01);
+    cr_expect(c.schedule.warmup_iters == 1500 && c.schedule.max_iters == 20000 && c.schedule.warmup_start == 1e-6);
+    cr_assert_eq(c.optim.num_rules, 2);
+    cr_expect(!strcmp(c.optim.rules[0].match, "norm") && c.optim.rules[0].decay_mult == 0.0f);
+    cr_expect(!strcmp(c.optim.rules[1].match, "token_mask") && c.optim.rules[1].lr_mult == 10000.0f);
+    cr_expect(c.data.num_train == 1 && c.data.num_val == 5);
+    cr_expect_str_eq(c.data.val[0].name, "clear");
+    mv_config d;
+    cr_assert_eq(config_load(&d, NULL, 0, NULL), 0, "%s", mv_last_error());
+    cr_expect(config_equal(&c, &d), "config_load(NULL) gives the defaults");
+}
+
+Test(config, empty_file_gives_defaults) {
+    char *path = write_tmp("empty.yaml", "# nothing but a comment\n");
+    mv_config c, d;
+    cr_assert_eq(config_load(&c, path, 0, NULL), 0, "%s", mv_last_error());
+    config_defaults(&d);
+    cr_expect(config_equal(&c, &d));
+    free(path);
+}
+
+Test(config, unknown_keys) {
+    expect_error("unknown_key.yaml", "model:\n  preset: maskvim-nano\noptim:\n  lrr: 0.1\n", "4:3:",
+                 "unknown key 'optim.lrr'", "lr, betas, eps, weight_decay, rules");
+    expect_error("unknown_model_key.yaml", "model:\n  dimz: [1, 2, 3, 4]\n", "2:3:", "unknown key 'model.dimz'", "d_state, ssm_ratio");
+    expect_error("unknown_section.yaml", "run:\n  seed: 1\nmodle:\n  preset: maskvim-t\n", "3:1:",
+                 "unknown section 'modle'", NULL);
+    expect_error("unknown_nested.yaml", "data:\n  synthetic:\n    sed: 3\n", "3:5:", "unknown key 'data.synthetic.sed'",
+                 "train_count, val_count, size, seed");
+    expect_error("unknown_rule_key.yaml", "optim:\n  rules:\n    - {match: norm, decay: 0}\n", "3:21:",
+                 "optim.rules[0]: unknown key 'decay'", NULL);
+    expect_error("unknown_source_key.yaml", "data:\n  val:\n    - {name: a, paht: x}\n", "3:17:",
+                 "data.val[0]: unknown key 'paht'", NULL);
+    expect_error("val_repeat.yaml", "data:\n  val:\n    - {path: a/val, repeat: 2}\n", "3:21:",
+                 "data.val[0]: unknown key 'repeat' (known: name, path)", NULL);
+}
+
+Test(config, wrong_types) {
+    expect_error("type_list.yaml", "optim:\n  lr: [1, 2]\n", "2:7:", "optim.lr", "expected a single value, got a list");
+    expect_error("type_map.yaml", "model:\n  dims: {a: 1}\n", "2:9:", "model.dims", "got a mapping");
+    expect_error("type_word.yaml", "model:\n  dims: [16, 32, x, 128]\n", "2:9:", "model.dims: bad value '16, 32, x, 128'",
+                 "'x' is not an integer");
+    expect_error("type_count.yaml", "model:\n  dims: [16, 32, 64]\n", "2:9:", "expected 4 integers, got 3", NULL);
+    expect_error("type_bool.yaml", "mask:\n  decoder: maybe\n", "2:12:", "mask.decoder", "not a boolean");
+    expect_error("type_enum.yaml", "mask:\n  mode: half\n", "2:9:", "mask.mode", "expected one of residual|zero");
+    expect_error("type_section.yaml", "optim: 0.1\n", "1:8:", "optim: expected a mapping of keys", NULL);
+    expect_error("type_float_int.yaml", "data:\n  batch_per_rank: 2.5\n", "2:19:", "'2.5' is not an integer", NULL);
+    expect_error("type_string.yaml", "run:\n  work_dir: [a, b]\n", "2:13:", "run.work_dir", "expected a single value");
+    expect_error("type_rules.yaml", "optim:\n  rules: {match: norm}\n", "2:10:", "optim.rules", "got a mapping");
+    expect_error("type_lambda.yaml", "mask:\n  lambda: [0.5, 0.5]\n", "2:11:", "mask.lambda",
+                 "one number (uniform) or three (per stage)");
+    expect_error("type_top.yaml", "- a\n- b\n", "1:1:", "expected a mapping of sections", NULL);
+}
+
+Test(config, out_of_range) {
+    expect_error("range_tau.yaml", "mask:\n  tau: 0\n", "2:8:", "mask.tau: bad value '0'", "out of range (0, 1000]");
+    expect_error("range_batch.yaml", "data:\n  batch_per_rank: 0\n", "2:19:", "data.batch_per_rank", "out of range [1, 4096]");
+    expect_error("range_lambda.yaml", "mask:\n  lambda: [0.5, 1.5, 0.5]\n", "2:11:", "mask.lambda", "out of range [0, 1]");
+    expect_error("range_drop.yaml", "model:\n  drop_path: 1.0\n", "2:14:", "model.drop_path", "out of range [0, 1)");
+    expect_error("range_lr.yaml", "optim:\n  lr: -1.0e-4\n", "2:7:", "optim.lr", "out of range (0, 10]");
+    expect_error("range_mult.yaml", "optim:\n  rules: [{match: a, lr_mult: -1}]\n", "2:31:", "optim.rules.lr_mult", "out of range");
+    expect_error("range_nan.yaml", "optim:\n  eps: .nan\n", "2:8:", "optim.eps", "not a number");
+    expect_error("range_seed.yaml", "run:\n  seed: 99999999999\n", "2:9:", "run.seed", NULL);
+    // Cross-key checks name the keys (no single position to point at) and the file.
+    expect_error("range_warmup.yaml", "schedule:\n  warmup_iters: 20000\n  max_iters: 20000\n", NULL,
+                 "schedule.warmup_iters (20000) must be below schedule.max_iters (20000)", "range_warmup.yaml");
+    expect_error("range_select.yaml", "run:\n  select_domain: mars\n", NULL, "run.select_domain: 'mars'",
+                 "clear, dusk, fog, rain, painted");
+    expect_error("range_crop.yaml", "model:\n  crop: [100, 96]\n", NULL, "multiples of 32", NULL);
+    expect_error("range_repeat.yaml", "data:\n  train: [{path: a/train, repeat: 0}]\n", "2:35:",
+                 "data.train[0]: repeat: bad value '0'", "out of range [1, 1000000]");
+    expect_error("range_scale.yaml", "data:\n  scale: [1024, 2048]\n", NULL, "data.scale: give (long, short)", NULL);
+    expect_error("range_dup.yaml", "data:\n  val: [a/val, b/a/val]\n", NULL, "data.val: name 'a' appears twice", NULL);
+    expect_error("range_preset.yaml", "model:\n  preset: maskvim-xl\n", "2:11:", "model.preset: bad value 'maskvim-xl'",
+                 "maskvim-nano");
+}
+
+Test(config, yaml_errors) {
+    expect_error("syntax.yaml", "model:\n  preset: maskvim-t\nmask: {alpha1: 1, alpha2: 2\nrun:\n  seed: 1\n", NULL,
+                 "YAML syntax error", "syntax.yaml:");
+    expect_error("syntax_indent.yaml", "model:\n  preset: maskvim-t\n   dims: 1\n", "3:", "YAML syntax error", NULL);
+    expect_error("duplicate.yaml", "optim:\n  lr: 1.0e-4\n  lr: 2.0e-4\n", "3:3:", "duplicate key 'lr'", NULL);
+    expect_error("two_docs.yaml", "run: {seed: 1}\n---\nrun: {seed: 2}\n", "3:1:", "second YAML document", NULL);
+    expect_error("alias_loop.yaml", "a: &x [*x]\n", NULL, "nested too deeply", NULL);
+    // Aliases of aliases (a "billion laughs" document) stop at a node budget.
+    char laughs[2048] = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int i = 1; i < 10; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "l%d: &l%d [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d]\n", i, i,
+                 i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+        strcat(laughs, line);
+    }
+    expect_error("laughs.yaml", laughs, NULL, "too large", NULL);
+    mv_config c;
+    cr_expect_eq(config_load(&c, "/nonexistent/maskvim.yaml", 0, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "/nonexistent/maskvim.yaml: cannot open") != NULL, "%s", mv_last_error());
+}
+
+// Base values, the including file over them, --set over both; lists replace, maps merge.
+Test(config, include_and_override_precedence) {
+    char *b1 = write_tmp("inc/base.yaml",
+                         "model: {preset: maskvim-nano}\n"
+                         "mask: {lambda: 0.3, alpha1: 4, alpha2: 4}\n"
+                         "data:\n  train: [a/train, b/train]\n  val: [a/val, b/val]\n"
+                         "optim: {lr: 1.0e-4, weight_decay: 0.05}\n"
+                         "run: {seed: 1, work_dir: runs/base}\n");
+    char *b2 = write_tmp("inc/more/second.yaml", "mask: {alpha2: 8}\nrun: {work_dir: runs/second}\n");
+    char *child = write_tmp("inc/exp/child.yaml",
+                            "include: [../base.yaml, ../more/second.yaml]\n"
+                            "mask:\n  alpha1: 2\n"
+                            "data:\n  train: [c/train]\n"
+                            "optim: {lr: 2.0e-4}\n");
+    const char *sets[] = {"optim.lr=3e-4", "run.seed=7", "mask.lambda=[0.9, 0.7, 0.5]", "data.workers=1"};
+    mv_config c;
+    cr_assert_eq(config_load(&c, child, 4, sets), 0, "%s", mv_last_error());
+    cr_expect_eq(c.optim.lr, 3e-4, "--set beats the file");
+    cr_expect_eq(c.optim.weight_decay, 0.05, "base value kept inside a merged section");
+    cr_expect_eq(c.model.alpha1, 2.0f, "the file beats its base");
+    cr_expect_eq(c.model.alpha2, 8.0f, "the second base beats the first");
+    cr_expect_str_eq(c.run.work_dir, "runs/second");
+    cr_expect_eq(c.run.seed, 7);
+    cr_expect(c.model.lambda_per_stage && c.model.lambda[0] == 0.9f && c.model.lambda[2] == 0.5f);
+    cr_expect_eq(c.data.workers, 1);
+    cr_assert_eq(c.data.num_train, 1, "a list replaces the base's list");
+    cr_expect_str_eq(c.data.train[0].name, "c");
+    cr_assert_eq(c.data.num_val, 2, "the base's list is kept when not given");
+    cr_expect_str_eq(c.data.val[1].name, "b");
+
+    // Without the --set, the file's own values; `_base_` is the other spelling.
+    char *child2 = write_tmp("inc/exp/child2.yaml", "_base_: ../base.yaml\nmask: {lambda: 0.6}\n");
+    cr_assert_eq(config_load(&c, child2, 0, NULL), 0, "%s", mv_last_error());
+    cr_expect_eq(c.optim.lr, 1e-4);
+    cr_expect(!c.model.lambda_per_stage && c.model.lambda[1] == 0.6f);
+    free(b1); free(b2); free(child); free(child2);
+}
+
+// A preset given anywhere (base, file, --set) is applied before every other model key.
+Test(config, preset_then_keys) {
+    char *base = write_tmp("preset/base.yaml", "model: {dims: [8, 16, 32, 64]}\n");
+    char *child = write_tmp("preset/child.yaml", "include: base.yaml\nmodel: {preset: maskvim-b}\n");
+    mv_config c;
+    cr_assert_eq(config_load(&c, child, 0, NULL), 0, "%s", mv_last_error());
+    cr_expect_str_eq(c.model.preset, "maskvim-b");
+    cr_expect(c.model.dims[0] == 8 && c.model.depths[2] == 27 && c.model.decoder_channels == 256);
+    const char *sets[] = {"model.preset=maskvim-t"};
+    cr_assert_eq(config_load(&c, child, 1, sets), 0, "%s", mv_last_error());
+    cr_expect(c.model.dims[0] == 8 && c.model.depths[2] == 9 && c.model.decoder_channels == 512);
+    free(base); free(child);
+}
+
+Test(config, include_errors) {
+    char *missing = write_tmp("incerr/missing.yaml", "run: {seed: 1}\ninclude: nothere.yaml\n");
+    mv_config c;
+    cr_expect_eq(config_load(&c, missing, 0, NULL), -1);
+    char want[1024];
+    snprintf(want, sizeof want, "%s:2:10: ", missing);
+    cr_expect(strstr(mv_last_error(), want) && strstr(mv_last_error(), "nothere.yaml: cannot open"), "%s", mv_last_error());
+
+    char *a = write_tmp("incerr/a.yaml", "include: b.yaml\n");
+    char *b = write_tmp("incerr/b.yaml", "include: a.yaml\n");
+    cr_expect_eq(config_load(&c, a, 0, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "include cycle"), "%s", mv_last_error());
+
+    // An error inside a base names the base's own position.
+    char *bad = write_tmp("incerr/badbase.yaml", "optim:\n  lr: fast\n");
+    char *top = write_tmp("incerr/top.yaml", "include: badbase.yaml\n");
+    cr_expect_eq(config_load(&c, top, 0, NULL), -1);
+    snprintf(want, sizeof want, "%s:2:7: optim.lr: bad value 'fast'", bad);
+    cr_expect(strstr(mv_last_error(), want), "%s", mv_last_error());
+    free(missing); free(a); free(b); free(bad); free(top);
+}
+
+Test(config, set_errors) {
+    mv_config c;
+    const char *bad_value[] = {"optim.lr=abc"};
+    cr_expect_eq(config_load(&c, NULL, 1, bad_value), -1);
+    cr_expect(strstr(mv_last_error(), "--set optim.lr=abc: optim.lr: bad value 'abc'"), "%s", mv_last_error());
+    const char *bad_key[] = {"optim.lrate=1"};
+    cr_expect_eq(config_load(&c, NULL, 1, bad_key), -1);
+    cr_expect(strstr(mv_last_error(), "--set optim.lrate=1: unknown key 'optim.lrate'"), "%s", mv_last_error());
+    const char *no_eq[] = {"optim.lr"};
+    cr_expect_eq(config_load(&c, NULL, 1, no_eq), -1);
+    cr_expect(strstr(mv_last_error(), "expected KEY=VALUE"), "%s", mv_last_error());
+    const char *bad_yaml[] = {"mask.lambda=[0.5, 0.5"};
+    cr_expect_eq(config_load(&c, NULL, 1, bad_yaml), -1);
+    cr_expect(strstr(mv_last_error(), "--set mask.lambda=[0.5, 0.5") && strstr(mv_last_error(), "YAML"), "%s", mv_last_error());
+    const char *range[] = {"schedule.max_iters=0"};
+    cr_expect_eq(config_load(&c, NULL, 1, range), -1);
+    cr_expect(strstr(mv_last_error(), "schedule.max_iters: bad value '0'"), "%s", mv_last_error());
+
+    // config_set on a resolved configuration: applied and validated, or nothing changes.
+    config_defaults(&c);
+    mv_config before = c;
+    cr_expect_eq(config_set(&c, "schedule.warmup_iters=30000"), -1);
+    cr_expect(strstr(mv_last_error(), "must be below schedule.max_iters"), "%s", mv_last_error());
+    cr_expect(config_equal(&c, &before), "unchanged after a failed set");
+    cr_assert_eq(config_set(&c, "optim.rules=[{match: norm, decay_mult: 0}]"), 0, "%s", mv_last_error());
+    cr_expect_eq(c.optim.num_rules, 1);
+    cr_assert_eq(config_set(&c, "data.val=synthetic:fog, synthetic:rain"), 0, "%s", mv_last_error());
+    cr_expect(c.data.num_val == 2 && !strcmp(c.data.val[1].name, "rain"));
+    cr_assert_eq(config_set(&c, "data.crop=96,128"), 0, "%s", mv_last_error());
+    cr_expect(c.model.crop_h == 96 && c.model.crop_w == 128, "data.crop is model.crop");
+    cr_assert_eq(config_set(&c, "run.select_domain="), 0, "%s", mv_last_error());
+    cr_expect_str_eq(c.run.select_domain, "");
+}
+
+Test(config, model_config_set_keys) {
+    mv_model_config m;
+    cr_assert_eq(model_config_preset(&m, "maskvim-nano"), 0);
+    cr_assert_eq(model_config_set(&m, "model.dims", "8,16,32,64"), 0, "%s", mv_last_error());
+    cr_expect(m.dims[0] == 8 && m.dims[3] == 64);
+    cr_assert_eq(model_config_set(&m, "model.crop", "[128, 256]"), 0);
+    cr_expect(m.crop_h == 128 && m.crop_w == 256);
+    cr_assert_eq(model_config_set(&m, "mask.lambda", "0.25"), 0);
+    cr_expect(!m.lambda_per_stage && m.lambda[0] == 0.25f && m.lambda[1] == 0.25f && m.lambda[2] == 0.25f);
+    cr_assert_eq(model_config_set(&m, "mask.lambda", "0.9,0.7,0.5"), 0);
+    cr_expect(m.lambda_per_stage && m.lambda[0] == 0.9f && m.lambda[2] == 0.5f);
+    cr_assert_eq(model_config_set(&m, "mask.encoder", "off"), 0);
+    cr_expect(!m.mask_encoder[0] && !m.mask_encoder[1] && !m.mask_encoder[2]);
+    cr_assert_eq(model_config_set(&m, "mask.encoder_stages", "1,1,0"), 0);
+    cr_expect(m.mask_encoder[0] && m.mask_encoder[1] && !m.mask_encoder[2]);
+    cr_assert_eq(model_config_set(&m, "mask.mode", "ZERO"), 0);
+    cr_expect_eq(m.mask_mode, MV_MASK_ZERO);
+    cr_assert_eq(model_config_set(&m, "mask.noise", "no"), 0);
+    cr_expect(!m.mask_noise);
+
+    mv_model_config keep = m;
+    cr_expect_eq(model_config_set(&m, "model.dimz", "1"), -1);
+    cr_expect(strstr(mv_last_error(), "model.dimz") && strstr(mv_last_error(), "'1'"), "%s", mv_last_error());
+    cr_expect_eq(model_config_set(&m, "model.dims", "1,2"), -1);
+    cr_expect(strstr(mv_last_error(), "model.dims: bad value '1,2'"), "%s", mv_last_error());
+    cr_expect_eq(model_config_set(&m, "model.dims", "16,32,64,99999"), -1);
+    cr_expect(strstr(mv_last_error(), "99999 out of range [1, 8192]"), "%s", mv_last_error());
+    cr_expect_eq(model_config_set(&m, "mask.layout", "diagonal"), -1);
+    cr_expect_eq(model_config_set(&m, "mask.lambda_per_stage", "true"), -1, "internal state is not a key");
+    cr_expect(model_config_equal(&m, &keep), "failed sets change nothing");
+    cr_expect_eq(model_config_set(&m, "model.preset", "maskvim-s"), 0);
+    cr_expect(m.depths[2] == 27 && m.dims[0] == 96 && m.lambda_per_stage == false, "a preset starts over");
+}
+
+static void round_trip(const mv_config *c, const char *name) {
+    char *path = tmp_path(name);
+    cr_assert_eq(config_save(path, c), 0, "%s", mv_last_error());
+    mv_config back;
+    cr_assert_eq(config_load(&back, path, 0, NULL), 0, "%s: %s", name, mv_last_error());
+    cr_expect(config_equal(c, &back), "%s: re-read configuration differs", name);
+    // Writing the re-read configuration gives the same text.
+    char *path2 = tmp_path("roundtrip_second.yaml");
+    cr_assert_eq(config_save(path2, &back), 0);
+    char *t1 = read_all(path), *t2 = read_all(path2);
+    cr_expect_str_eq(t1, t2);
+    free(t1); free(t2); free(path); free(path2);
+}
+
+Test(config, round_trip) {
+    mv_config c;
+    config_defaults(&c);
+    round_trip(&c, "roundtrip_defaults.yaml");
+
+    char *path = write_tmp("rt_good.yaml", GOOD);
+    const char *sets[] = {"optim.lr=1.2345678901234567e-4", "mask.tau=0.1", "model.dropout=0.3333333",
+                          "run.work_dir=runs/with \"quotes\" and \\ backslash", "mask.alpha1=1e-7",
+                          "schedule.eta_min=1e-9"};
+    cr_assert_eq(config_load(&c, path, 6, sets), 0, "%s", mv_last_error());
+    round_trip(&c, "roundtrip_good.yaml");
+    cr_expect_str_eq(c.run.work_dir, "runs/with \"quotes\" and \\ backslash");
+
+    // Uniform lambda and empty lists survive too.
+    cr_assert_eq(config_set(&c, "mask.lambda=0.4"), 0, "%s", mv_last_error());
+    cr_assert_eq(config_set(&c, "optim.rules=[]"), 0, "%s", mv_last_error());
+    cr_assert_eq(config_set(&c, "run.select_domain=bdd"), 0, "%s", mv_last_error());
+    round_trip(&c, "roundtrip_uniform.yaml");
+
+    // A changed struct is not equal: config_equal really compares.
+    mv_config d = c;
+    d.model.lambda[1] = 0.41f;
+    cr_expect(!config_equal(&c, &d));
+    d = c;
+    d.data.synthetic.seed++;
+    cr_expect(!config_equal(&c, &d));
+    d = c;
+    d.data.val[1].path[0] = 'X';
+    cr_expect(!config_equal(&c, &d));
+    free(path);
+}
+
+// The written file is readable YAML with every key of every section.
+Test(config, written_yaml_is_complete) {
+    mv_config c;
+    config_defaults(&c);
+    char *path = tmp_path("complete.yaml");
+    cr_assert_eq(config_save(path, &c), 0);
+    char *text = read_all(path);
+    int n;
+    const mv_key *keys = model_config_keys(&n);
+    for (int i = 0; i < n; i++) {
+        if (keys[i].flags & (MV_KEY_ALIAS | MV_KEY_HIDDEN)) continue;
+        char want[128];
+        snprintf(want, sizeof want, "\n  %s: ", strchr(keys[i].name, '.') + 1);
+        cr_expect(strstr(text, want), "%s missing", keys[i].name);
+    }
+    keys = config_keys(&n);
+    for (int i = 0; i < n; i++) {
+        if (keys[i].flags & (MV_KEY_ALIAS | MV_KEY_HIDDEN)) continue;
+        const char *leaf = strrchr(keys[i].name, '.') + 1;
+        char want[128];
+        snprintf(want, sizeof want, " %s: ", leaf);
+        cr_expect(strstr(text, want), "%s missing", keys[i].name);
+    }
+    cr_expect(strstr(text, "lr: 6.0e-05\n"), "shortest exact float text: %s", text);
+    cr_expect(strstr(text, "    - {match: \"token_mask\", lr_mult: 10000, decay_mult: 1}\n"));
+    free(text);
+    free(path);
+}
+
+// The example configurations shipped in experiments/base/ load and validate.
+Test(config, shipped_examples_load) {
+    // This file is <root>/tests/unit/test_config.c.
+    char root[1024];
+    snprintf(root, sizeof root, "%s", __FILE__);
+    char *cut = strstr(root, "tests/unit/test_config.c");
+    cr_assert(cut, "cannot locate the source tree from %s", __FILE__);
+    *cut = '\0';
+    static const char *const files[] = {"experiments/base/maskvim-t_cityscapes.yaml",
+                                        "experiments/base/maskvim-nano_synthetic.yaml"};
+    for (int i = 0; i < 2; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s%s", root, files[i]);
+        mv_config c;
+        cr_expect_eq(config_load(&c, path, 0, NULL), 0, "%s: %s", files[i], mv_last_error());
+    }
+    mv_config t;
+    snprintf(root + strlen(root), sizeof root - strlen(root), "%s", files[0]);
+    cr_assert_eq(config_load(&t, root, 0, NULL), 0);
+    cr_expect(!strcmp(t.model.preset, "maskvim-t") && t.model.crop_h == 512 && t.model.crop_w == 1024);
+    cr_expect(t.data.num_val == 5 && !strcmp(t.data.val[4].name, "synthia"));
+    cr_expect(t.optim.lr == 6e-5 && t.schedule.max_iters == 20000);
+}
