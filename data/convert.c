@@ -1,0 +1,322 @@
+// The conversion driver shared by every dataset (see convert.h): worker threads decode,
+// map and compress items into a reorder window; the calling thread writes them to shards in
+// input order, so the split is identical whatever the number of workers, and resume works by
+// item position.
+#include "data/convert.h"
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "core/error.h"
+
+const int MV_CITYSCAPES_ID_TO_TRAIN[19][2] = {{7, 0},   {8, 1},   {11, 2},  {12, 3},  {13, 4},  {17, 5},  {19, 6},
+                                              {20, 7},  {21, 8},  {22, 9},  {23, 10}, {24, 11}, {25, 12}, {26, 13},
+                                              {27, 14}, {28, 15}, {31, 16}, {32, 17}, {33, 18}};
+
+static const mv_dataset_converter *const ALL[] = {&MV_CONVERT_CITYSCAPES, &MV_CONVERT_BDD100K, &MV_CONVERT_MAPILLARY,
+                                                  &MV_CONVERT_GTAV, &MV_CONVERT_SYNTHIA};
+
+const mv_dataset_converter *convert_find(const char *name) {
+    for (size_t i = 0; i < sizeof ALL / sizeof ALL[0]; i++)
+        if (!strcmp(ALL[i]->name, name)) return ALL[i];
+    mv_fail("unknown dataset '%s' (known: cityscapes, bdd100k, mapillary, gtav, synthia)", name);
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int convert_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int convert_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix) {
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return mv_fail("%s: cannot list folder: %s", dir, strerror(errno));
+    int64_t cap = 0;
+    size_t sl = strlen(suffix);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < sl || strcmp(e->d_name + l - sl, suffix)) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            *names = realloc(*names, sizeof(char *) * (size_t)cap);
+            MV_CHECK(*names, "out of memory");
+        }
+        (*names)[(*n)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (*n) qsort(*names, (size_t)*n, sizeof(char *), cmp_str);
+    return 0;
+}
+
+void convert_free_names(char **names, int64_t n) {
+    for (int64_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
+                      const char *name) {
+    if (strlen(image) >= MV_PATH_MAX || strlen(label) >= MV_PATH_MAX) return mv_fail("%s: path too long", image);
+    if (strlen(name) >= MV_SAMPLE_NAME_MAX) return mv_fail("%s: sample name too long", name);
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 256;
+        *items = realloc(*items, sizeof(mv_convert_item) * (size_t)*cap);
+        MV_CHECK(*items, "out of memory");
+    }
+    mv_convert_item *it = &(*items)[(*n)++];
+    it->image = strdup(image);
+    it->label = strdup(label);
+    it->name = strdup(name);
+    MV_CHECK(it->image && it->label && it->name, "out of memory");
+    return 0;
+}
+
+void convert_free_items(mv_convert_item *items, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        free(items[i].image);
+        free(items[i].label);
+        free(items[i].name);
+    }
+    free(items);
+}
+
+void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs) {
+    for (int i = 0; i < 256; i++) table[i] = i < n_known ? 255 : MV_LABEL_UNKNOWN;
+    for (int i = 0; i < n_pairs; i++) table[pairs[i][0]] = (uint16_t)pairs[i][1];
+}
+
+int convert_map_labels(mv_image *label, const uint16_t table[256], const char *path) {
+    size_t n = (size_t)label->h * label->w;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t t = table[label->px[i]];
+        if (t == MV_LABEL_UNKNOWN)
+            return mv_fail("%s: label value %d at (y %zu, x %zu) is not a known class id", path, label->px[i],
+                           i / label->w, i % label->w);
+        label->px[i] = (uint8_t)t;
+    }
+    return 0;
+}
+
+mv_image convert_resize_nearest(const mv_image *label, int h, int w) {
+    mv_image out = image_alloc(h, w, 1);
+    // Pillow's NEAREST: source index floor((i + 0.5) * src / dst), clamped.
+    for (int y = 0; y < h; y++) {
+        int sy = (int)(((double)y + 0.5) * label->h / h);
+        if (sy >= label->h) sy = label->h - 1;
+        for (int x = 0; x < w; x++) {
+            int sx = (int)(((double)x + 0.5) * label->w / w);
+            if (sx >= label->w) sx = label->w - 1;
+            out.px[(size_t)y * w + x] = label->px[(size_t)sy * label->w + sx];
+        }
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// The driver
+
+typedef enum { SLOT_FREE, SLOT_BUSY, SLOT_READY } slot_state;
+
+typedef struct {
+    slot_state state;
+    int64_t item;
+    int ok, flags, h, w;
+    uint8_t *enc_rgb, *enc_lab;
+    size_t cap_rgb, cap_lab, len_rgb, len_lab;
+    char err[MV_ERRMSG_MAX];
+} slot;
+
+typedef struct {
+    const mv_dataset_converter *conv;
+    const mv_convert_item *items;
+    int64_t end;              // one past the last item to convert
+    int64_t next;             // next item for a worker
+    int64_t written;          // next item the writer waits for
+    int window;
+    slot *slots;
+    int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} driver;
+
+static void convert_one(slot *s, const mv_dataset_converter *conv, const mv_convert_item *it) {
+    mv_image rgb = {0}, lab = {0};
+    s->flags = 0;
+    int rc = conv->load(&rgb, &lab, &s->flags, it);
+    if (rc == 0) rc = shard_check_sample(it->name, &rgb, &lab);
+    if (rc == 0) {
+        size_t n = (size_t)rgb.h * rgb.w;
+        int64_t a = shard_encode_chunk(&s->enc_rgb, &s->cap_rgb, rgb.px, n * 3, MV_SHARD_DEFAULT_DEFLATE);
+        int64_t b = a < 0 ? -1 : shard_encode_chunk(&s->enc_lab, &s->cap_lab, lab.px, n, MV_SHARD_DEFAULT_DEFLATE);
+        if (a < 0 || b < 0) rc = -1;
+        s->len_rgb = (size_t)a;
+        s->len_lab = (size_t)b;
+        s->h = rgb.h;
+        s->w = rgb.w;
+    }
+    s->ok = rc == 0;
+    if (rc < 0) snprintf(s->err, sizeof s->err, "%s", mv_last_error());
+    image_free(&rgb);
+    image_free(&lab);
+}
+
+static void *worker_main(void *arg) {
+    driver *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        // Take the next item once its window slot is free (the writer is at most `window` behind).
+        while (!d->stop && d->next < d->end && d->next >= d->written + d->window) pthread_cond_wait(&d->cv, &d->mu);
+        if (d->stop || d->next >= d->end) break;
+        int64_t i = d->next++;
+        slot *s = &d->slots[i % d->window];
+        s->state = SLOT_BUSY;
+        s->item = i;
+        pthread_mutex_unlock(&d->mu);
+        convert_one(s, d->conv, &d->items[i]);
+        pthread_mutex_lock(&d->mu);
+        s->state = SLOT_READY;
+        pthread_cond_broadcast(&d->cv);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void fmt_eta(char *out, size_t cap, double s) {
+    if (s < 0 || s > 1e7) snprintf(out, cap, "?");
+    else if (s >= 3600) snprintf(out, cap, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else snprintf(out, cap, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progress) {
+    memset(stats, 0, sizeof *stats);
+    const mv_dataset_converter *conv = convert_find(o->dataset);
+    if (!conv) return -1;
+    double t0 = now_s();
+    mv_convert_item *items = NULL;
+    int64_t n = 0;
+    if (conv->list(&items, &n, o->root, o->split) < 0) {
+        convert_free_items(items, n);
+        return mv_fail_context("%s %s split", conv->name, o->split);
+    }
+    int64_t n_listed = n;
+    if (n == 0) {
+        convert_free_items(items, n);
+        return mv_fail("%s: no %s items found for split '%s' (expected layout: see docs/data.md)", o->root, conv->name,
+                       o->split);
+    }
+    if (o->limit > 0 && o->limit < n) n = o->limit;
+    stats->items = n;
+    mv_shard_writer *w = o->fresh ? shard_writer_open(o->out, conv->domain, conv->label_map, o->samples_per_shard)
+                                  : shard_writer_resume(o->out, conv->domain, conv->label_map, o->samples_per_shard);
+    if (!w) {
+        convert_free_items(items, n_listed);
+        return -1;
+    }
+    int64_t start = shard_writer_resume_point(w);
+    if (start > n) {
+        shard_writer_abort(w);
+        convert_free_items(items, n_listed);
+        return mv_fail("%s: earlier shards cover %lld items but the input now lists only %lld: the input changed; "
+                       "convert again with --fresh", o->out, (long long)start, (long long)n);
+    }
+    stats->resumed = start;
+    if (progress && start > 0)
+        fprintf(progress, "[convert] resuming %s: %lld of %lld items already in complete shards\n", o->out,
+                (long long)start, (long long)n);
+
+    driver d = {0};
+    d.conv = conv;
+    d.items = items;
+    d.end = n;
+    d.next = d.written = start;
+    int workers = o->workers > 0 ? o->workers : 1;
+    d.window = 2 * workers + 2;
+    d.slots = mv_calloc((size_t)d.window, sizeof(slot));
+    pthread_mutex_init(&d.mu, NULL);
+    pthread_cond_init(&d.cv, NULL);
+    pthread_t *tids = mv_calloc((size_t)workers, sizeof(pthread_t));
+    for (int t = 0; t < workers; t++) pthread_create(&tids[t], NULL, worker_main, &d);
+
+    int rc = 0, tty = progress && isatty(fileno(progress));
+    double last_report = now_s(), t_start = last_report;
+    for (int64_t i = start; i < n && rc == 0; i++) {
+        slot *s = &d.slots[i % d.window];
+        pthread_mutex_lock(&d.mu);
+        while (!(s->state == SLOT_READY && s->item == i)) pthread_cond_wait(&d.cv, &d.mu);
+        pthread_mutex_unlock(&d.mu);
+        const mv_convert_item *it = &items[i];
+        if (!s->ok) {
+            if (o->skip_bad) {
+                shard_writer_skip(w, it->name, s->err);
+                stats->skipped++;
+                if (progress) fprintf(progress, "%s[convert] skipped %s: %s\n", tty ? "\n" : "", it->name, s->err);
+            } else {
+                rc = mv_fail("item %lld (%s): %s (use --skip-bad to skip and list bad items)", (long long)i, it->name,
+                             s->err);
+            }
+        } else if (shard_writer_add_encoded(w, it->name, s->h, s->w, s->enc_rgb, s->len_rgb, s->enc_lab, s->len_lab) <
+                   0) {
+            rc = -1;
+        } else {
+            stats->written++;
+            if (s->flags & MV_CONVERT_LABEL_RESIZED) stats->labels_resized++;
+        }
+        pthread_mutex_lock(&d.mu);
+        s->state = SLOT_FREE;
+        d.written = i + 1;
+        pthread_cond_broadcast(&d.cv);
+        pthread_mutex_unlock(&d.mu);
+        double t = now_s();
+        if (progress && (t - last_report > (tty ? 0.5 : 10.0) || i + 1 == n)) {
+            double rate = (double)(i + 1 - start) / (t - t_start + 1e-9);
+            char eta[32];
+            fmt_eta(eta, sizeof eta, (double)(n - i - 1) / (rate > 0 ? rate : 1e-9));
+            fprintf(progress, "%s[convert] %s %s: %lld/%lld samples  %.1f samples/s  ETA %s%s", tty ? "\r" : "",
+                    conv->name, o->split, (long long)(i + 1), (long long)n, rate, eta, tty ? "   " : "\n");
+            fflush(progress);
+            last_report = t;
+        }
+    }
+    if (progress && tty) fputc('\n', progress);
+    pthread_mutex_lock(&d.mu);
+    d.stop = 1;
+    pthread_cond_broadcast(&d.cv);
+    pthread_mutex_unlock(&d.mu);
+    for (int t = 0; t < workers; t++) pthread_join(tids[t], NULL);
+    for (int k = 0; k < d.window; k++) {
+        free(d.slots[k].enc_rgb);
+        free(d.slots[k].enc_lab);
+    }
+    free(d.slots);
+    free(tids);
+    pthread_mutex_destroy(&d.mu);
+    pthread_cond_destroy(&d.cv);
+    convert_free_items(items, n_listed);
+    if (rc < 0) {
+        char msg[MV_ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", mv_last_error());
+        shard_writer_abort(w);
+        mv_fail("%s", msg);
+        return mv_fail_context("%s %s -> %s", conv->name, o->split, o->out);
+    }
+    if (shard_writer_close(w) < 0) return -1;
+    stats->seconds = now_s() - t0;
+    return 0;
+}

@@ -1,0 +1,91 @@
+// Dataset converters: each public dataset's folder layout and label encoding -> a split of
+// HDF5 shards with Cityscapes train ids. One file per dataset (convert_<name>.c) lists the
+// items of a split and loads one item; convert.c is the shared driver (worker threads,
+// in-order writing, progress, resume, --skip-bad). Layouts and tables: docs/data.md.
+#pragma once
+#include <stdint.h>
+#include <stdio.h>
+#include "data/image.h"
+#include "data/shard.h"
+
+#define MV_PATH_MAX 4096
+
+// One input item: an image file, its label file and the sample's name in the split
+// (strings owned by the item list; see convert_free_items).
+typedef struct {
+    char *image;
+    char *label;
+    char *name;
+} mv_convert_item;
+
+// What a load did besides the plain conversion (reported in the final summary).
+enum { MV_CONVERT_LABEL_RESIZED = 1 };
+
+typedef struct {
+    const char *name;          // --dataset value
+    const char *domain;        // domain recorded in the manifest
+    const char *label_map;     // label-mapping version recorded in the manifest
+    const char *splits;        // accepted --split values, for messages
+    // Lists the items of `split` under `root`, sorted by name. *items is malloc'd (free it with
+    // convert_free_items, also after an error).
+    int (*list)(mv_convert_item **items, int64_t *n, const char *root, const char *split);
+    // Decodes one item into an RGB image and a train-id label (both allocated); *flags gets
+    // MV_CONVERT_* bits. Errors name the file (and pixel for unknown label values).
+    int (*load)(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *item);
+} mv_dataset_converter;
+
+extern const mv_dataset_converter MV_CONVERT_CITYSCAPES, MV_CONVERT_BDD100K, MV_CONVERT_MAPILLARY,
+    MV_CONVERT_GTAV, MV_CONVERT_SYNTHIA;
+
+// The converter called `name`, or NULL (with a message listing the known ones).
+const mv_dataset_converter *convert_find(const char *name);
+
+typedef struct {
+    const char *dataset;      // converter name
+    const char *root;         // dataset root folder
+    const char *split;        // e.g. train, val
+    const char *out;          // split folder to write
+    int workers;              // decoding threads (>= 1)
+    int skip_bad;             // skip and list bad items instead of stopping
+    int samples_per_shard;    // <= 0: default
+    int64_t limit;            // > 0: convert only the first `limit` items (smoke tests)
+    int fresh;                // 1: ignore complete shards of an earlier run (default resumes)
+} mv_convert_opts;
+
+typedef struct {
+    int64_t items;            // input items listed
+    int64_t resumed;          // items covered by shards kept from an earlier run
+    int64_t written;          // samples written by this run
+    int64_t skipped;          // bad items skipped by this run
+    int64_t labels_resized;   // GTAV labels resized to their image
+    double seconds;
+} mv_convert_stats;
+
+// Runs a conversion; progress lines (samples/s, ETA) go to `progress` when non-NULL.
+// On error nothing half-written is left that looks complete; a re-run resumes.
+int convert_run(mv_convert_stats *stats, const mv_convert_opts *opts, FILE *progress);
+
+// ---------------------------------------------------------------------------------------
+// Helpers shared by the dataset files
+
+// Sorted list of regular files directly in `dir` whose names end with `suffix`.
+// A missing folder is an error naming it.
+int convert_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix);
+void convert_free_names(char **names, int64_t n);
+void convert_free_items(mv_convert_item *items, int64_t n);
+// Appends an item (grows *items; *cap its capacity). Paths too long are an error.
+int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
+                      const char *name);
+// 1 when `path` is an existing folder.
+int convert_is_dir(const char *path);
+// label[i] = table[label[i]]; a value whose table entry is MV_LABEL_UNKNOWN is an error naming
+// the file and the pixel.
+#define MV_LABEL_UNKNOWN 0xFFFF
+int convert_map_labels(mv_image *label, const uint16_t table[256], const char *path);
+// Fills table: every entry unknown, ids 0..n_known-1 -> 255 (ignore), then the pairs
+// (id, train id) of `pairs` (n_pairs pairs).
+void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs);
+// Nearest-neighbour resize of a one-channel label (Pillow's NEAREST sampling positions).
+mv_image convert_resize_nearest(const mv_image *label, int h, int w);
+// Cityscapes labelId -> trainId pairs (19 entries), shared by Cityscapes and GTAV.
+extern const int MV_CITYSCAPES_ID_TO_TRAIN[19][2];

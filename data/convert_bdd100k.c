@@ -1,0 +1,55 @@
+// BDD100K semantic segmentation (10K images). Labels are already train ids (0..18, 255).
+// Current layout:  images/10k/<split>/<name>.jpg + labels/sem_seg/masks/<split>/<name>.png
+// 2018 layout:     images/<split>/<name>.jpg     + labels/<split>/<name>_train_id.png
+// (root is the folder holding images/ and labels/). The colormaps/ folder is never read: its
+// colours are not Cityscapes' (wall and fence are swapped).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "data/convert.h"
+#include "data/image_io.h"
+
+static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
+    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX], img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    const char *label_suffix = ".png";
+    snprintf(idir, sizeof idir, "%s/images/10k/%s", root, split);
+    snprintf(ldir, sizeof ldir, "%s/labels/sem_seg/masks/%s", root, split);
+    if (!convert_is_dir(idir)) {
+        snprintf(idir, sizeof idir, "%s/images/%s", root, split);
+        snprintf(ldir, sizeof ldir, "%s/labels/%s", root, split);
+        label_suffix = "_train_id.png";
+        if (!convert_is_dir(idir))
+            return mv_fail("%s: neither images/10k/%s nor images/%s exists (BDD100K layout)", root, split, split);
+    }
+    char **files = NULL;
+    int64_t nf = 0, cap = 0;
+    *items = NULL;
+    *n = 0;
+    MV_TRY(convert_list_dir(&files, &nf, idir, ".jpg"));
+    int rc = 0;
+    for (int64_t f = 0; f < nf && rc == 0; f++) {
+        int stem = (int)(strlen(files[f]) - 4);
+        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
+        snprintf(lab, sizeof lab, "%s/%.*s%s", ldir, stem, files[f], label_suffix);
+        char name[MV_SAMPLE_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s", stem, files[f]);
+        rc = convert_push_item(items, n, &cap, img, lab, name);
+    }
+    convert_free_names(files, nf);
+    return rc;
+}
+
+static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
+    (void)flags;
+    uint16_t table[256];
+    for (int i = 0; i < 256; i++) table[i] = i < 19 || i == 255 ? (uint16_t)i : MV_LABEL_UNKNOWN;
+    MV_TRY(image_read_rgb(rgb, it->image));
+    MV_TRY(image_read_png_index(label, it->label));
+    if (label->h != rgb->h || label->w != rgb->w)
+        return mv_fail("%s: label is %dx%d but its image %s is %dx%d (HxW)", it->label, label->h, label->w, it->image,
+                       rgb->h, rgb->w);
+    return convert_map_labels(label, table, it->label);
+}
+
+const mv_dataset_converter MV_CONVERT_BDD100K = {"bdd100k", "bdd100k", "bdd100k-trainid/v1", "train, val", list, load};

@@ -1,0 +1,55 @@
+// GTAV (Playing for Data), RobustNet split: images/<split>/<name>.png with palette PNG labels
+// labels/<split>/<name>.png whose indices are Cityscapes label ids (mapped like Cityscapes).
+// <split> is train, valid or test (val is accepted for valid). Some labels are not the size of
+// their image (HGFormer counts 60 frames in valid); as HGFormer does, those labels are resized
+// to the image with nearest-neighbour sampling, and the conversion summary counts them.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "data/convert.h"
+#include "data/image_io.h"
+
+static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
+    char idir[MV_PATH_MAX], img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    const char *s = split;
+    snprintf(idir, sizeof idir, "%s/images/%s", root, s);
+    if (!convert_is_dir(idir) && !strcmp(split, "val")) {
+        s = "valid";
+        snprintf(idir, sizeof idir, "%s/images/%s", root, s);
+    }
+    char **files = NULL;
+    int64_t nf = 0, cap = 0;
+    *items = NULL;
+    *n = 0;
+    MV_TRY(convert_list_dir(&files, &nf, idir, ".png"));
+    int rc = 0;
+    for (int64_t f = 0; f < nf && rc == 0; f++) {
+        int stem = (int)(strlen(files[f]) - 4);
+        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
+        snprintf(lab, sizeof lab, "%s/labels/%s/%s", root, s, files[f]);
+        char name[MV_SAMPLE_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s", stem, files[f]);
+        rc = convert_push_item(items, n, &cap, img, lab, name);
+    }
+    convert_free_names(files, nf);
+    return rc;
+}
+
+static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
+    uint16_t table[256];
+    convert_make_table(table, 34, MV_CITYSCAPES_ID_TO_TRAIN, 19);
+    MV_TRY(image_read_rgb(rgb, it->image));
+    MV_TRY(image_read_png_index(label, it->label));
+    MV_TRY(convert_map_labels(label, table, it->label));
+    if (label->h != rgb->h || label->w != rgb->w) {
+        mv_image resized = convert_resize_nearest(label, rgb->h, rgb->w);
+        image_free(label);
+        *label = resized;
+        *flags |= MV_CONVERT_LABEL_RESIZED;
+    }
+    return 0;
+}
+
+const mv_dataset_converter MV_CONVERT_GTAV = {"gtav", "gtav", "cityscapes-labelid-to-trainid/v1", "train, valid (val), test",
+                                              list, load};

@@ -1,0 +1,62 @@
+// Mapillary Vistas v1.2: <split>/images/<name>.jpg with palette PNG labels whose indices are the
+// 66 v1.2 class ids, in <split>/v1.2/labels/<name>.png (combined v1.2/v2.0 release) or
+// <split>/labels/<name>.png (v1.2 release). <split> is training or validation (train and val
+// are accepted). Mapped to the 19 train ids with RobustNet's / HGFormer's table.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "data/convert.h"
+#include "data/image_io.h"
+
+static const int MAPILLARY_TO_TRAIN[][2] = {
+    {13, 0},  {24, 0},  {41, 0},  // road: Road, Lane Marking - General, Manhole
+    {2, 1},   {15, 1},            // sidewalk: Curb, Sidewalk
+    {17, 2},  {6, 3},   {3, 4},   // building, wall, fence
+    {45, 5},  {47, 5},            // pole: Pole, Utility Pole
+    {48, 6},  {50, 7},            // traffic light, traffic sign (front)
+    {30, 8},  {29, 9},  {27, 10}, // vegetation, terrain, sky
+    {19, 11},                     // person
+    {20, 12}, {21, 12}, {22, 12}, // rider: Bicyclist, Motorcyclist, Other Rider
+    {55, 13}, {61, 14}, {54, 15}, {58, 16}, {57, 17}, {52, 18}};  // car truck bus on-rails motorcycle bicycle
+
+static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
+    const char *s = !strcmp(split, "train") ? "training" : !strcmp(split, "val") ? "validation" : split;
+    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX], img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    snprintf(idir, sizeof idir, "%s/%s/images", root, s);
+    snprintf(ldir, sizeof ldir, "%s/%s/v1.2/labels", root, s);
+    if (!convert_is_dir(ldir)) snprintf(ldir, sizeof ldir, "%s/%s/labels", root, s);
+    if (!convert_is_dir(ldir))
+        return mv_fail("%s: neither %s/v1.2/labels nor %s/labels exists (Mapillary Vistas layout)", root, s, s);
+    char **files = NULL;
+    int64_t nf = 0, cap = 0;
+    *items = NULL;
+    *n = 0;
+    MV_TRY(convert_list_dir(&files, &nf, idir, ".jpg"));
+    int rc = 0;
+    for (int64_t f = 0; f < nf && rc == 0; f++) {
+        int stem = (int)(strlen(files[f]) - 4);
+        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
+        snprintf(lab, sizeof lab, "%s/%.*s.png", ldir, stem, files[f]);
+        char name[MV_SAMPLE_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s", stem, files[f]);
+        rc = convert_push_item(items, n, &cap, img, lab, name);
+    }
+    convert_free_names(files, nf);
+    return rc;
+}
+
+static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
+    (void)flags;
+    uint16_t table[256];
+    convert_make_table(table, 66, MAPILLARY_TO_TRAIN, (int)(sizeof MAPILLARY_TO_TRAIN / sizeof MAPILLARY_TO_TRAIN[0]));
+    MV_TRY(image_read_rgb(rgb, it->image));
+    MV_TRY(image_read_png_index(label, it->label));
+    if (label->h != rgb->h || label->w != rgb->w)
+        return mv_fail("%s: label is %dx%d but its image %s is %dx%d (HxW)", it->label, label->h, label->w, it->image,
+                       rgb->h, rgb->w);
+    return convert_map_labels(label, table, it->label);
+}
+
+const mv_dataset_converter MV_CONVERT_MAPILLARY = {"mapillary", "mapillary", "mapillary-v1.2-66-to-trainid/v1",
+                                                   "training (train), validation (val)", list, load};

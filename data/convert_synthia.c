@@ -1,0 +1,65 @@
+// SYNTHIA-RAND-CITYSCAPES, RobustNet split: RGB/<split>/<name>.png with 16-bit label PNGs
+// GT/LABELS/<split>/<name>.png whose first channel holds the SYNTHIA class id (the second the
+// instance id). The id is the full 16-bit value (never strip to 8 bits: that keeps the high
+// byte, which is 0). Ids 0..22 map to train ids with RobustNet's table; larger ids are errors.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "data/convert.h"
+#include "data/image_io.h"
+
+static const int SYNTHIA_TO_TRAIN[][2] = {
+    {1, 10}, {2, 2},   {3, 0},   {4, 1},   {5, 4},   {6, 8},   {7, 5},   {8, 13},  {9, 7},   {10, 11}, {11, 18},
+    {12, 17}, {15, 6}, {16, 9}, {17, 12}, {18, 14}, {19, 15}, {20, 16}, {21, 3}};  // 0, 13, 14, 22 -> ignore
+
+static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
+    char idir[MV_PATH_MAX], img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    snprintf(idir, sizeof idir, "%s/RGB/%s", root, split);
+    char **files = NULL;
+    int64_t nf = 0, cap = 0;
+    *items = NULL;
+    *n = 0;
+    MV_TRY(convert_list_dir(&files, &nf, idir, ".png"));
+    int rc = 0;
+    for (int64_t f = 0; f < nf && rc == 0; f++) {
+        int stem = (int)(strlen(files[f]) - 4);
+        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
+        snprintf(lab, sizeof lab, "%s/GT/LABELS/%s/%s", root, split, files[f]);
+        char name[MV_SAMPLE_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s", stem, files[f]);
+        rc = convert_push_item(items, n, &cap, img, lab, name);
+    }
+    convert_free_names(files, nf);
+    return rc;
+}
+
+static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
+    (void)flags;
+    uint16_t table[256];
+    convert_make_table(table, 23, SYNTHIA_TO_TRAIN, (int)(sizeof SYNTHIA_TO_TRAIN / sizeof SYNTHIA_TO_TRAIN[0]));
+    MV_TRY(image_read_rgb(rgb, it->image));
+    mv_image16 raw;
+    MV_TRY(image_read_png16(&raw, it->label));
+    if (raw.h != rgb->h || raw.w != rgb->w) {
+        int h = raw.h, w = raw.w;
+        image16_free(&raw);
+        return mv_fail("%s: label is %dx%d but its image %s is %dx%d (HxW)", it->label, h, w, it->image, rgb->h, rgb->w);
+    }
+    *label = image_alloc(raw.h, raw.w, 1);
+    size_t n = (size_t)raw.h * raw.w;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t v = raw.px[i * raw.c];  // channel 0: class id
+        if (v > 255 || table[v] == MV_LABEL_UNKNOWN) {
+            image16_free(&raw);
+            return mv_fail("%s: label value %u at (y %zu, x %zu) is not a SYNTHIA class id (0..22)", it->label, v,
+                           i / label->w, i % label->w);
+        }
+        label->px[i] = (uint8_t)table[v];
+    }
+    image16_free(&raw);
+    return 0;
+}
+
+const mv_dataset_converter MV_CONVERT_SYNTHIA = {"synthia", "synthia", "synthia-rand-cityscapes-to-trainid/v1",
+                                                 "train, val", list, load};

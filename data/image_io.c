@@ -1,0 +1,459 @@
+// PNG (libpng) and JPEG (libjpeg) decoding and encoding for mv_image (see image_io.h).
+// Both libraries report errors by longjmp; every decoder keeps its resources in a context
+// struct owned by the caller's frame, so cleanup after a longjmp never touches clobbered locals.
+#include "data/image_io.h"
+#include <errno.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jpeglib.h>
+#include "core/error.h"
+
+void image16_free(mv_image16 *img) {
+    if (!img) return;
+    free(img->px);
+    img->px = NULL;
+    img->h = img->w = img->c = 0;
+}
+
+// Writes go to "<path>.tmp" and are renamed into place once complete.
+static FILE *open_tmp(char *tmp, size_t cap, const char *path) {
+    snprintf(tmp, cap, "%s.tmp", path);
+    return fopen(tmp, "wb");
+}
+
+// ok = 0: the caller failed and has recorded why; the temporary is removed.
+static int finish_tmp(FILE *f, const char *tmp, const char *path, int ok) {
+    int io_ok = fflush(f) == 0;
+    io_ok = (fclose(f) == 0) && io_ok;
+    if (!ok || !io_ok) {
+        remove(tmp);
+        return ok ? mv_fail("%s: write error", path) : -1;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return mv_fail("%s: cannot rename from %s: %s", path, tmp, strerror(e));
+    }
+    return 0;
+}
+
+static int sniff(const char *path, uint8_t head[8]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    size_t n = fread(head, 1, 8, f);
+    fclose(f);
+    if (n < 8) return mv_fail("%s: file too short to be an image (%zu bytes)", path, n);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// PNG decoding
+
+enum { PNG_RGB8, PNG_INDEX8, PNG_RAW16 };
+
+typedef struct {
+    const char *path;
+    FILE *f;
+    png_structp png;
+    png_infop info;
+    png_bytep *rows;
+    uint8_t *px;        // the decoded pixels (uint8 or uint16)
+    char err[256];
+    int h, w, c, bit_depth, color_type;
+} png_rd;
+
+static void png_err_fn(png_structp png, png_const_charp msg) {
+    png_rd *ctx = png_get_error_ptr(png);
+    snprintf(ctx->err, sizeof ctx->err, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_warn_fn(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
+
+static void png_rd_cleanup(png_rd *ctx) {
+    if (ctx->png) png_destroy_read_struct(&ctx->png, ctx->info ? &ctx->info : NULL, NULL);
+    if (ctx->f) fclose(ctx->f);
+    free(ctx->rows);
+    free(ctx->px);
+    ctx->png = NULL; ctx->info = NULL; ctx->f = NULL; ctx->rows = NULL; ctx->px = NULL;
+}
+
+// Header only (header_only = 1) or the whole image in the requested mode. Returns 0 / -1 with
+// ctx->err holding libpng's message or ours.
+static int png_decode(png_rd *ctx, int mode, int header_only) {
+    if (setjmp(png_jmpbuf(ctx->png))) return -1;
+    png_init_io(ctx->png, ctx->f);
+    png_set_user_limits(ctx->png, MV_IMAGE_MAX_SIDE, MV_IMAGE_MAX_SIDE);
+    png_read_info(ctx->png, ctx->info);
+    ctx->w = (int)png_get_image_width(ctx->png, ctx->info);
+    ctx->h = (int)png_get_image_height(ctx->png, ctx->info);
+    ctx->bit_depth = png_get_bit_depth(ctx->png, ctx->info);
+    ctx->color_type = png_get_color_type(ctx->png, ctx->info);
+    ctx->c = png_get_channels(ctx->png, ctx->info);
+    if (header_only) return 0;
+
+    int ct = ctx->color_type, bd = ctx->bit_depth;
+    int bytes_per_sample = 1;
+    if (mode == PNG_RGB8) {
+        if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(ctx->png);
+        if (ct == PNG_COLOR_TYPE_GRAY && bd < 8) png_set_expand_gray_1_2_4_to_8(ctx->png);
+        if (bd == 16) png_set_scale_16(ctx->png);
+        if (ct == PNG_COLOR_TYPE_GRAY || ct == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(ctx->png);
+        png_set_strip_alpha(ctx->png);  // also drops the alpha a tRNS palette would add
+        ctx->c = 3;
+    } else if (mode == PNG_INDEX8) {
+        if (ct != PNG_COLOR_TYPE_PALETTE && ct != PNG_COLOR_TYPE_GRAY) {
+            snprintf(ctx->err, sizeof ctx->err, "expected a one-channel (gray or palette) label PNG, got %d channels",
+                     ctx->c);
+            return -1;
+        }
+        if (bd == 16) {
+            snprintf(ctx->err, sizeof ctx->err, "expected an 8-bit label PNG, got 16-bit samples");
+            return -1;
+        }
+        if (bd < 8) png_set_packing(ctx->png);  // one value per byte, not rescaled
+        ctx->c = 1;
+    } else {  // PNG_RAW16
+        if (bd < 8) png_set_packing(ctx->png);
+        if (bd == 16) png_set_swap(ctx->png);   // PNG stores big-endian; we want host order (x86: little)
+        bytes_per_sample = bd == 16 ? 2 : 1;
+    }
+    int passes = png_set_interlace_handling(ctx->png);
+    (void)passes;
+    png_read_update_info(ctx->png, ctx->info);
+    size_t rowbytes = png_get_rowbytes(ctx->png, ctx->info);
+    size_t want = (size_t)ctx->w * (size_t)ctx->c * (size_t)bytes_per_sample;
+    if (rowbytes != want) {
+        snprintf(ctx->err, sizeof ctx->err, "unexpected row size %zu (wanted %zu)", rowbytes, want);
+        return -1;
+    }
+    ctx->px = malloc(rowbytes * (size_t)ctx->h);
+    ctx->rows = malloc(sizeof(png_bytep) * (size_t)ctx->h);
+    if (!ctx->px || !ctx->rows) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory for %dx%d image", ctx->h, ctx->w);
+        return -1;
+    }
+    for (int y = 0; y < ctx->h; y++) ctx->rows[y] = ctx->px + (size_t)y * rowbytes;
+    png_read_image(ctx->png, ctx->rows);
+    png_read_end(ctx->png, NULL);
+    return 0;
+}
+
+static int png_open(png_rd *ctx, const char *path) {
+    memset(ctx, 0, sizeof *ctx);
+    ctx->path = path;
+    ctx->f = fopen(path, "rb");
+    if (!ctx->f) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    uint8_t sig[8];
+    if (fread(sig, 1, 8, ctx->f) != 8 || png_sig_cmp(sig, 0, 8)) {
+        png_rd_cleanup(ctx);
+        return mv_fail("%s: not a PNG file", path);
+    }
+    rewind(ctx->f);
+    ctx->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, ctx, png_err_fn, png_warn_fn);
+    if (ctx->png) ctx->info = png_create_info_struct(ctx->png);
+    if (!ctx->png || !ctx->info) {
+        png_rd_cleanup(ctx);
+        return mv_fail("%s: cannot create PNG reader", path);
+    }
+    return 0;
+}
+
+static int png_read_mode(png_rd *ctx, const char *path, int mode) {
+    MV_TRY(png_open(ctx, path));
+    if (png_decode(ctx, mode, 0) < 0) {
+        png_rd_cleanup(ctx);
+        return mv_fail("%s: corrupt or unsupported PNG: %s", path, ctx->err);
+    }
+    return 0;
+}
+
+int image_png_info(mv_png_info *out, const char *path) {
+    png_rd ctx;
+    MV_TRY(png_open(&ctx, path));
+    if (png_decode(&ctx, PNG_RGB8, 1) < 0) {
+        png_rd_cleanup(&ctx);
+        return mv_fail("%s: corrupt PNG header: %s", path, ctx.err);
+    }
+    out->h = ctx.h;
+    out->w = ctx.w;
+    out->bit_depth = ctx.bit_depth;
+    out->channels = ctx.c;
+    out->palette = ctx.color_type == PNG_COLOR_TYPE_PALETTE;
+    png_rd_cleanup(&ctx);
+    return 0;
+}
+
+static int png_read_rgb(mv_image *out, const char *path) {
+    png_rd ctx;
+    MV_TRY(png_read_mode(&ctx, path, PNG_RGB8));
+    *out = (mv_image){ctx.h, ctx.w, 3, ctx.px};
+    ctx.px = NULL;
+    png_rd_cleanup(&ctx);
+    return 0;
+}
+
+int image_read_png_index(mv_image *out, const char *path) {
+    png_rd ctx;
+    MV_TRY(png_read_mode(&ctx, path, PNG_INDEX8));
+    *out = (mv_image){ctx.h, ctx.w, 1, ctx.px};
+    ctx.px = NULL;
+    png_rd_cleanup(&ctx);
+    return 0;
+}
+
+int image_read_png16(mv_image16 *out, const char *path) {
+    png_rd ctx;
+    MV_TRY(png_read_mode(&ctx, path, PNG_RAW16));
+    size_t n = (size_t)ctx.h * ctx.w * ctx.c;
+    uint16_t *px = malloc(n ? n * sizeof *px : 1);
+    if (!px) {
+        png_rd_cleanup(&ctx);
+        return mv_fail("%s: out of memory", path);
+    }
+    if (ctx.bit_depth == 16) memcpy(px, ctx.px, n * sizeof *px);
+    else for (size_t i = 0; i < n; i++) px[i] = ctx.px[i];
+    *out = (mv_image16){ctx.h, ctx.w, ctx.c, px};
+    png_rd_cleanup(&ctx);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// PNG encoding
+
+typedef struct {
+    FILE *f;
+    png_structp png;
+    png_infop info;
+    png_bytep *rows;
+    char err[256];
+} png_wr;
+
+static void png_wr_err_fn(png_structp png, png_const_charp msg) {
+    png_wr *ctx = png_get_error_ptr(png);
+    snprintf(ctx->err, sizeof ctx->err, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static int png_encode(png_wr *ctx, int h, int w, int bit_depth, int color_type, const uint8_t *px,
+                      size_t rowbytes, const uint8_t *palette, int n_colors) {
+    if (setjmp(png_jmpbuf(ctx->png))) return -1;
+    png_init_io(ctx->png, ctx->f);
+    png_set_IHDR(ctx->png, ctx->info, (png_uint_32)w, (png_uint_32)h, bit_depth, color_type, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (palette) {
+        png_color pal[256];
+        for (int i = 0; i < n_colors; i++) pal[i] = (png_color){palette[3 * i], palette[3 * i + 1], palette[3 * i + 2]};
+        png_set_PLTE(ctx->png, ctx->info, pal, n_colors);
+    }
+    png_write_info(ctx->png, ctx->info);
+    if (bit_depth == 16) png_set_swap(ctx->png);  // host little-endian -> PNG big-endian
+    for (int y = 0; y < h; y++) ctx->rows[y] = (png_bytep)(px + (size_t)y * rowbytes);
+    png_write_image(ctx->png, ctx->rows);
+    png_write_end(ctx->png, NULL);
+    return 0;
+}
+
+static int png_write_any(const char *path, int h, int w, int c, int bit_depth, const void *px,
+                         const uint8_t *palette, int n_colors) {
+    if (h <= 0 || w <= 0 || !px) return mv_fail("%s: cannot write an empty image", path);
+    int ct;
+    if (palette) ct = PNG_COLOR_TYPE_PALETTE;
+    else if (c == 1) ct = PNG_COLOR_TYPE_GRAY;
+    else if (c == 2) ct = PNG_COLOR_TYPE_GRAY_ALPHA;
+    else if (c == 3) ct = PNG_COLOR_TYPE_RGB;
+    else if (c == 4) ct = PNG_COLOR_TYPE_RGBA;
+    else return mv_fail("%s: cannot write a PNG with %d channels", path, c);
+    char tmp[4096];
+    png_wr ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.f = open_tmp(tmp, sizeof tmp, path);
+    if (!ctx.f) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
+    ctx.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_wr_err_fn, png_warn_fn);
+    if (ctx.png) ctx.info = png_create_info_struct(ctx.png);
+    ctx.rows = malloc(sizeof(png_bytep) * (size_t)h);
+    int ok = ctx.png && ctx.info && ctx.rows;
+    if (ok) ok = png_encode(&ctx, h, w, bit_depth, ct, px, (size_t)w * c * (bit_depth / 8), palette, n_colors) == 0;
+    if (ctx.png) png_destroy_write_struct(&ctx.png, ctx.info ? &ctx.info : NULL);
+    free(ctx.rows);
+    if (!ok) mv_fail("%s: PNG write failed: %s", path, ctx.err[0] ? ctx.err : "out of memory");
+    return finish_tmp(ctx.f, tmp, path, ok);
+}
+
+int image_write_png(const char *path, const mv_image *img) {
+    return png_write_any(path, img->h, img->w, img->c, 8, img->px, NULL, 0);
+}
+
+int image_write_png_palette(const char *path, const mv_image *idx, const uint8_t *palette_rgb, int n_colors) {
+    if (idx->c != 1) return mv_fail("%s: an indexed PNG needs a one-channel image, got %d", path, idx->c);
+    if (n_colors < 1 || n_colors > 256) return mv_fail("%s: palette of %d colours", path, n_colors);
+    return png_write_any(path, idx->h, idx->w, 1, 8, idx->px, palette_rgb, n_colors);
+}
+
+int image_write_png16(const char *path, const mv_image16 *img) {
+    return png_write_any(path, img->h, img->w, img->c, 16, img->px, NULL, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// JPEG
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jmp;
+    char err[JMSG_LENGTH_MAX];
+} jpeg_err;
+
+static void jpeg_error_exit_fn(j_common_ptr cinfo) {
+    jpeg_err *e = (jpeg_err *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, e->err);
+    longjmp(e->jmp, 1);
+}
+
+// libjpeg only warns on corrupt entropy data and fills the rest with grey; we refuse.
+static void jpeg_emit_fn(j_common_ptr cinfo, int level) {
+    if (level < 0) jpeg_error_exit_fn(cinfo);
+}
+
+typedef struct {
+    struct jpeg_decompress_struct cinfo;
+    jpeg_err jerr;
+    FILE *f;
+    uint8_t *px;
+    int created;
+} jpeg_rd;
+
+static int jpeg_decode(jpeg_rd *ctx, const uint8_t *buf, size_t len) {
+    if (setjmp(ctx->jerr.jmp)) return -1;
+    jpeg_create_decompress(&ctx->cinfo);
+    ctx->created = 1;
+    if (ctx->f) jpeg_stdio_src(&ctx->cinfo, ctx->f);
+    else jpeg_mem_src(&ctx->cinfo, (unsigned char *)buf, (unsigned long)len);
+    jpeg_read_header(&ctx->cinfo, TRUE);
+    if (ctx->cinfo.image_width > MV_IMAGE_MAX_SIDE || ctx->cinfo.image_height > MV_IMAGE_MAX_SIDE) {
+        snprintf(ctx->jerr.err, sizeof ctx->jerr.err, "image of %ux%u is larger than %d on a side",
+                 ctx->cinfo.image_height, ctx->cinfo.image_width, MV_IMAGE_MAX_SIDE);
+        return -1;
+    }
+    ctx->cinfo.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&ctx->cinfo);
+    size_t stride = (size_t)ctx->cinfo.output_width * 3;
+    ctx->px = malloc(stride * ctx->cinfo.output_height + 1);
+    if (!ctx->px) {
+        snprintf(ctx->jerr.err, sizeof ctx->jerr.err, "out of memory");
+        return -1;
+    }
+    while (ctx->cinfo.output_scanline < ctx->cinfo.output_height) {
+        JSAMPROW row = ctx->px + stride * ctx->cinfo.output_scanline;
+        jpeg_read_scanlines(&ctx->cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&ctx->cinfo);
+    return 0;
+}
+
+static int jpeg_read_any(mv_image *out, FILE *f, const uint8_t *buf, size_t len, const char *what) {
+    jpeg_rd ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.f = f;
+    ctx.cinfo.err = jpeg_std_error(&ctx.jerr.pub);
+    ctx.jerr.pub.error_exit = jpeg_error_exit_fn;
+    ctx.jerr.pub.emit_message = jpeg_emit_fn;
+    int rc = jpeg_decode(&ctx, buf, len);
+    int h = (int)ctx.cinfo.output_height, w = (int)ctx.cinfo.output_width;
+    if (ctx.created) jpeg_destroy_decompress(&ctx.cinfo);
+    if (rc < 0) {
+        free(ctx.px);
+        return mv_fail("%s: corrupt or unsupported JPEG: %s", what, ctx.jerr.err);
+    }
+    *out = (mv_image){h, w, 3, ctx.px};
+    return 0;
+}
+
+int image_read_jpeg(mv_image *out, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    int rc = jpeg_read_any(out, f, NULL, 0, path);
+    fclose(f);
+    return rc;
+}
+
+int image_decode_jpeg(mv_image *out, const uint8_t *buf, size_t len, const char *what) {
+    if (!buf || len < 4) return mv_fail("%s: empty JPEG buffer", what);
+    return jpeg_read_any(out, NULL, buf, len, what);
+}
+
+typedef struct {
+    struct jpeg_compress_struct cinfo;
+    jpeg_err jerr;
+    int created;
+} jpeg_wr;
+
+static int jpeg_encode(jpeg_wr *ctx, FILE *f, unsigned char **mem, unsigned long *mem_len, const mv_image *img,
+                       int quality) {
+    if (setjmp(ctx->jerr.jmp)) return -1;
+    jpeg_create_compress(&ctx->cinfo);
+    ctx->created = 1;
+    if (f) jpeg_stdio_dest(&ctx->cinfo, f);
+    else jpeg_mem_dest(&ctx->cinfo, mem, mem_len);
+    ctx->cinfo.image_width = (JDIMENSION)img->w;
+    ctx->cinfo.image_height = (JDIMENSION)img->h;
+    ctx->cinfo.input_components = img->c;
+    ctx->cinfo.in_color_space = img->c == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&ctx->cinfo);
+    jpeg_set_quality(&ctx->cinfo, quality, TRUE);
+    jpeg_start_compress(&ctx->cinfo, TRUE);
+    size_t stride = (size_t)img->w * img->c;
+    while (ctx->cinfo.next_scanline < ctx->cinfo.image_height) {
+        JSAMPROW row = img->px + stride * ctx->cinfo.next_scanline;
+        jpeg_write_scanlines(&ctx->cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&ctx->cinfo);
+    return 0;
+}
+
+static int jpeg_write_any(FILE *f, unsigned char **mem, unsigned long *mem_len, const mv_image *img, int quality,
+                          const char *what) {
+    if (img->h <= 0 || img->w <= 0 || !img->px) return mv_fail("%s: cannot encode an empty image", what);
+    if (img->c != 1 && img->c != 3) return mv_fail("%s: JPEG needs 1 or 3 channels, got %d", what, img->c);
+    if (quality < 1 || quality > 100) return mv_fail("%s: JPEG quality %d outside 1..100", what, quality);
+    jpeg_wr ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.cinfo.err = jpeg_std_error(&ctx.jerr.pub);
+    ctx.jerr.pub.error_exit = jpeg_error_exit_fn;
+    int rc = jpeg_encode(&ctx, f, mem, mem_len, img, quality);
+    if (ctx.created) jpeg_destroy_compress(&ctx.cinfo);
+    if (rc < 0) return mv_fail("%s: JPEG encoding failed: %s", what, ctx.jerr.err);
+    return 0;
+}
+
+int image_write_jpeg(const char *path, const mv_image *rgb, int quality) {
+    char tmp[4096];
+    FILE *f = open_tmp(tmp, sizeof tmp, path);
+    if (!f) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
+    int ok = jpeg_write_any(f, NULL, NULL, rgb, quality, path) == 0;
+    return finish_tmp(f, tmp, path, ok);
+}
+
+int image_encode_jpeg(uint8_t **buf, size_t *len, const mv_image *rgb, int quality) {
+    unsigned char *mem = NULL;
+    unsigned long mem_len = 0;
+    if (jpeg_write_any(NULL, &mem, &mem_len, rgb, quality, "in-memory JPEG") < 0) {
+        free(mem);
+        return -1;
+    }
+    *buf = mem;
+    *len = mem_len;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+
+int image_read_rgb(mv_image *out, const char *path) {
+    uint8_t head[8];
+    MV_TRY(sniff(path, head));
+    if (!png_sig_cmp(head, 0, 8)) return png_read_rgb(out, path);
+    if (head[0] == 0xFF && head[1] == 0xD8) return image_read_jpeg(out, path);
+    return mv_fail("%s: neither a PNG nor a JPEG file", path);
+}

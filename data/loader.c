@@ -1,0 +1,382 @@
+// The streaming loader (see loader.h). Work is handed out one item at a time: item c belongs
+// to ring batch c / batch, so several threads fill one batch together, and a batch may only be
+// started once the consumer has given back the ring slot it reuses.
+#include "data/loader.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "core/rng.h"
+
+typedef struct {
+    mv_batch batch;
+    int64_t seq;               // ring sequence number it currently holds (-1: none)
+    int filled;                // items done
+    int expected;              // items it will hold
+    int failed;
+    char err[MV_ERRMSG_MAX];
+} ring_slot;
+
+typedef struct {
+    mv_sample smp;
+    mv_aug_scratch scratch;
+    pthread_t tid;
+} worker;
+
+typedef struct {
+    int32_t epoch;             // -1: empty
+    int64_t *perm;
+} perm_cache;
+
+struct mv_loader {
+    mv_loader_config cfg;
+    mv_loader_source *sources;
+    mv_split **splits;
+    int64_t *base;             // [n_sources + 1] first virtual id of each source
+    int64_t epoch_size;
+    int global_batch;
+    int64_t start_step;
+    ring_slot *ring;
+    int depth;
+    worker *workers;
+    perm_cache cache[2];
+    int64_t claimed;           // items handed to workers
+    int64_t released;          // batches given back by the consumer
+    int64_t returned;          // batches returned to the consumer
+    int holding;               // the consumer holds batch `returned - 1`
+    int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+void loader_permutation(int64_t *perm, int64_t n, uint64_t seed, int32_t epoch) {
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        mv_rng4 r = philox4x32(seed, (uint32_t)epoch, (uint32_t)i, MV_RNG_SHUFFLE | ((uint32_t)(i >> 32) & 0xFFFFFFu), 0);
+        int64_t j = (int64_t)(((uint64_t)r.v[0] * (uint64_t)(i + 1)) >> 32);
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+int64_t loader_epoch_size(const mv_loader *L) { return L->epoch_size; }
+
+// Virtual id -> (source, sample).
+static void resolve_vid(const mv_loader *L, int64_t vid, int *source, int64_t *sample) {
+    int s = 0;
+    while (s + 1 < L->cfg.n_sources && vid >= L->base[s + 1]) s++;
+    *source = s;
+    *sample = (vid - L->base[s]) % split_count(L->splits[s]);
+}
+
+// Caller holds mu (or is single-threaded). Returns the permutation of `epoch`, computing it into
+// the older cache entry when needed; positions are claimed in increasing order, so the older
+// epoch is never needed again.
+static const int64_t *epoch_perm(mv_loader *L, int32_t epoch) {
+    for (int i = 0; i < 2; i++)
+        if (L->cache[i].epoch == epoch) return L->cache[i].perm;
+    int victim = L->cache[0].epoch < L->cache[1].epoch ? 0 : 1;
+    loader_permutation(L->cache[victim].perm, L->epoch_size, L->cfg.seed, epoch);
+    L->cache[victim].epoch = epoch;
+    return L->cache[victim].perm;
+}
+
+static void order_at_locked(mv_loader *L, int64_t p, int *source, int64_t *sample, int32_t *epoch, int64_t *vid) {
+    *epoch = (int32_t)(p / L->epoch_size);
+    int64_t j = p % L->epoch_size;
+    *vid = L->cfg.mode == MV_LOADER_TRAIN ? epoch_perm(L, *epoch)[j] : j;
+    resolve_vid(L, *vid, source, sample);
+}
+
+void loader_order_at(const mv_loader *L, int64_t p, int *source, int64_t *sample, int32_t *epoch) {
+    mv_loader *m = (mv_loader *)L;
+    int64_t vid;
+    pthread_mutex_lock(&m->mu);
+    order_at_locked(m, p, source, sample, epoch, &vid);
+    pthread_mutex_unlock(&m->mu);
+}
+
+// Items of ring sequence `seq` for this rank (test mode runs out at the end of the data).
+static int items_in(const mv_loader *L, int64_t seq) {
+    if (L->cfg.mode == MV_LOADER_TRAIN) return L->cfg.batch;
+    int64_t first = (L->start_step + seq) * L->global_batch + (int64_t)L->cfg.rank * L->cfg.batch;
+    int64_t left = L->epoch_size - first;
+    return left <= 0 ? 0 : left < L->cfg.batch ? (int)left : L->cfg.batch;
+}
+
+// One item: read, transform into its place in the slot's batch.
+static int produce(mv_loader *L, worker *wk, ring_slot *slot, int i, int source, int64_t sample, int32_t epoch,
+                   int64_t vid) {
+    mv_batch *b = &slot->batch;
+    MV_TRY(split_read(&wk->smp, L->splits[source], sample));
+    snprintf(b->names[i], MV_SAMPLE_NAME_MAX, "%s", wk->smp.name);
+    if (L->cfg.rgb_hook && L->cfg.rgb_hook(&wk->smp.rgb, source, sample, L->cfg.hook_ctx) < 0)
+        return mv_fail_context("%s: sample %lld (%s)", split_dir(L->splits[source]), (long long)sample, wk->smp.name);
+    if (L->cfg.mode == MV_LOADER_TRAIN) {
+        size_t plane = (size_t)L->cfg.aug.crop_h * L->cfg.aug.crop_w;
+        augment_train(b->images + (size_t)i * 3 * plane, b->labels + (size_t)i * plane, NULL, &wk->smp.rgb,
+                      &wk->smp.label, &L->cfg.aug, L->cfg.seed, (uint32_t)epoch, (uint64_t)vid, &wk->scratch);
+    } else {
+        int oh, ow;
+        augment_fit_size(&oh, &ow, wk->smp.rgb.h, wk->smp.rgb.w, L->cfg.aug.scale_long, L->cfg.aug.scale_short);
+        augment_test(b->images, &wk->smp.rgb, oh, ow, &L->cfg.aug, &wk->scratch);
+        memcpy(b->labels, wk->smp.label.px, (size_t)wk->smp.label.h * wk->smp.label.w);
+        b->h = oh;
+        b->w = ow;
+        b->lh = b->orig_h = wk->smp.label.h;
+        b->lw = b->orig_w = wk->smp.label.w;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg) {
+    void **a = arg;
+    mv_loader *L = a[0];
+    worker *wk = a[1];
+    free(arg);
+    int B = L->cfg.batch;
+    pthread_mutex_lock(&L->mu);
+    for (;;) {
+        int64_t seq = L->claimed / B;
+        int i = (int)(L->claimed % B);
+        // Wait while the slot for seq is still held by an older batch, or seq holds nothing left.
+        while (!L->stop && seq >= L->released + L->depth) {
+            pthread_cond_wait(&L->cv, &L->mu);
+            seq = L->claimed / B;
+            i = (int)(L->claimed % B);
+        }
+        if (L->stop) break;
+        ring_slot *slot = &L->ring[seq % L->depth];
+        if (i == 0) {  // first item of a new batch: (re)initialise its slot
+            slot->seq = seq;
+            slot->filled = 0;
+            slot->failed = 0;
+            slot->expected = items_in(L, seq);
+            slot->batch.b = slot->expected;
+            slot->batch.step = L->start_step + seq;
+        }
+        if (i >= slot->expected) {  // test mode past the end: nothing to make for this slot
+            if (slot->expected == 0 && i == 0) pthread_cond_broadcast(&L->cv);
+            L->claimed = (seq + 1) * B;
+            if (L->cfg.mode == MV_LOADER_TEST && slot->expected == 0) {
+                // Every later sequence is empty too; park until stopped.
+                while (!L->stop) pthread_cond_wait(&L->cv, &L->mu);
+                break;
+            }
+            continue;
+        }
+        L->claimed++;
+        int64_t p = slot->batch.step * L->global_batch + (int64_t)L->cfg.rank * B + i;
+        int source;
+        int64_t sample, vid;
+        int32_t epoch;
+        order_at_locked(L, p, &source, &sample, &epoch, &vid);
+        mv_batch *b = &slot->batch;
+        b->position[i] = p;
+        b->batch_index[i] = L->cfg.rank * B + i;
+        b->epoch[i] = epoch;
+        b->source[i] = source;
+        b->sample[i] = sample;
+        pthread_mutex_unlock(&L->mu);
+        int rc = produce(L, wk, slot, i, source, sample, epoch, vid);
+        pthread_mutex_lock(&L->mu);
+        if (rc < 0 && !slot->failed) {
+            slot->failed = 1;
+            snprintf(slot->err, sizeof slot->err, "%s", mv_last_error());
+        }
+        slot->filled++;
+        if (slot->filled == slot->expected) pthread_cond_broadcast(&L->cv);
+    }
+    pthread_mutex_unlock(&L->mu);
+    return NULL;
+}
+
+static void alloc_batch(mv_batch *b, int B, size_t img_floats, size_t lab_bytes) {
+    memset(b, 0, sizeof *b);
+    b->images = mv_malloc(sizeof(float) * img_floats);
+    b->labels = mv_malloc(lab_bytes);
+    b->position = mv_calloc((size_t)B, sizeof(int64_t));
+    b->batch_index = mv_calloc((size_t)B, sizeof(int));
+    b->epoch = mv_calloc((size_t)B, sizeof(int32_t));
+    b->source = mv_calloc((size_t)B, sizeof(int32_t));
+    b->sample = mv_calloc((size_t)B, sizeof(int64_t));
+    b->names = mv_calloc((size_t)B, MV_SAMPLE_NAME_MAX);
+}
+
+static void free_batch(mv_batch *b) {
+    free(b->images);
+    free(b->labels);
+    free(b->position);
+    free(b->batch_index);
+    free(b->epoch);
+    free(b->source);
+    free(b->sample);
+    free(b->names);
+}
+
+static void loader_free(mv_loader *L) {
+    if (L->ring)
+        for (int k = 0; k < L->depth; k++) free_batch(&L->ring[k].batch);
+    free(L->ring);
+    if (L->workers)
+        for (int t = 0; t < L->cfg.workers; t++) {
+            sample_free(&L->workers[t].smp);
+            aug_scratch_free(&L->workers[t].scratch);
+        }
+    free(L->workers);
+    for (int s = 0; s < L->cfg.n_sources; s++)
+        if (L->splits) split_close(L->splits[s]);
+    free(L->splits);
+    free(L->sources);
+    free(L->base);
+    free(L->cache[0].perm);
+    free(L->cache[1].perm);
+    pthread_mutex_destroy(&L->mu);
+    pthread_cond_destroy(&L->cv);
+    free(L);
+}
+
+int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cursor *start) {
+    *out = NULL;
+    const mv_aug_config *a = &cfg->aug;
+    if (cfg->n_sources < 1) return mv_fail("loader: no data sources");
+    if (cfg->batch < 1) return mv_fail("loader: batch %d must be >= 1", cfg->batch);
+    if (cfg->world < 1 || cfg->rank < 0 || cfg->rank >= cfg->world)
+        return mv_fail("loader: rank %d of world %d", cfg->rank, cfg->world);
+    if (cfg->workers < 1) return mv_fail("loader: workers %d must be >= 1", cfg->workers);
+    if (cfg->mode == MV_LOADER_TEST && cfg->batch != 1) return mv_fail("loader: test mode needs batch 1 (sizes vary)");
+    if (cfg->mode == MV_LOADER_TRAIN && (a->crop_h < 1 || a->crop_w < 1))
+        return mv_fail("loader: crop %dx%d", a->crop_h, a->crop_w);
+    if (a->scale_long < 1 || a->scale_short < 1) return mv_fail("loader: scale %dx%d", a->scale_long, a->scale_short);
+    mv_loader *L = mv_calloc(1, sizeof *L);
+    L->cfg = *cfg;
+    pthread_mutex_init(&L->mu, NULL);
+    pthread_cond_init(&L->cv, NULL);
+    L->sources = mv_calloc((size_t)cfg->n_sources, sizeof *L->sources);
+    memcpy(L->sources, cfg->sources, sizeof *L->sources * (size_t)cfg->n_sources);
+    L->cfg.sources = L->sources;
+    L->splits = mv_calloc((size_t)cfg->n_sources, sizeof(mv_split *));
+    L->base = mv_calloc((size_t)cfg->n_sources + 1, sizeof(int64_t));
+    L->cfg.workers = 0;  // no per-worker state to free yet
+    int max_h = 1, max_w = 1;
+    for (int s = 0; s < cfg->n_sources; s++) {
+        if (split_open(&L->splits[s], cfg->sources[s].path) < 0) {
+            loader_free(L);
+            return mv_fail_context("loader source %d", s);
+        }
+        int64_t n = split_count(L->splits[s]);
+        if (n == 0) {
+            loader_free(L);
+            return mv_fail("%s: split holds no samples", cfg->sources[s].path);
+        }
+        int rep = cfg->sources[s].repeat > 0 ? cfg->sources[s].repeat : 1;
+        if (cfg->mode == MV_LOADER_TEST) rep = 1;
+        L->base[s + 1] = L->base[s] + n * rep;
+        int h, w;
+        split_max_size(L->splits[s], &h, &w);
+        if (h > max_h) max_h = h;
+        if (w > max_w) max_w = w;
+    }
+    L->epoch_size = L->base[cfg->n_sources];
+    L->global_batch = cfg->batch * cfg->world;
+    if (start) {
+        if (start->seed != cfg->seed || start->epoch_size != L->epoch_size || start->global_batch != L->global_batch) {
+            mv_fail("loader: cursor was saved with seed %llu, %lld samples per epoch, global batch %d; this run has "
+                    "seed %llu, %lld, %d: it cannot continue the same stream",
+                    (unsigned long long)start->seed, (long long)start->epoch_size, start->global_batch,
+                    (unsigned long long)cfg->seed, (long long)L->epoch_size, L->global_batch);
+            loader_free(L);
+            return -1;
+        }
+        if (start->step < 0) {
+            loader_free(L);
+            return mv_fail("loader: cursor step %lld is negative", (long long)start->step);
+        }
+        L->start_step = start->step;
+    }
+    for (int i = 0; i < 2; i++) {
+        L->cache[i].epoch = -1 - i;
+        L->cache[i].perm = cfg->mode == MV_LOADER_TRAIN ? mv_malloc(sizeof(int64_t) * (size_t)L->epoch_size) : NULL;
+    }
+
+    L->depth = cfg->depth >= 2 ? cfg->depth : 4;
+    L->ring = mv_calloc((size_t)L->depth, sizeof(ring_slot));
+    size_t img, lab;
+    int widest;
+    if (cfg->mode == MV_LOADER_TRAIN) {
+        img = (size_t)cfg->batch * 3 * a->crop_h * a->crop_w;
+        lab = (size_t)cfg->batch * a->crop_h * a->crop_w;
+        widest = a->crop_w;
+    } else {
+        // A fitted image has long side <= scale_long and short side <= scale_short.
+        img = (size_t)3 * a->scale_long * a->scale_short;
+        lab = (size_t)max_h * max_w;
+        widest = a->scale_long > a->scale_short ? a->scale_long : a->scale_short;
+    }
+    for (int k = 0; k < L->depth; k++) {
+        alloc_batch(&L->ring[k].batch, cfg->batch, img, lab);
+        L->ring[k].seq = -1;
+        if (cfg->mode == MV_LOADER_TRAIN) {
+            L->ring[k].batch.h = L->ring[k].batch.lh = a->crop_h;
+            L->ring[k].batch.w = L->ring[k].batch.lw = a->crop_w;
+        }
+    }
+    L->workers = mv_calloc((size_t)cfg->workers, sizeof(worker));
+    L->cfg.workers = cfg->workers;
+    for (int t = 0; t < cfg->workers; t++) {
+        sample_alloc(&L->workers[t].smp, max_h, max_w);
+        aug_scratch_alloc(&L->workers[t].scratch, &L->cfg.aug, widest);
+    }
+    for (int t = 0; t < cfg->workers; t++) {
+        void **arg = mv_malloc(2 * sizeof(void *));
+        arg[0] = L;
+        arg[1] = &L->workers[t];
+        pthread_create(&L->workers[t].tid, NULL, worker_main, arg);
+    }
+    *out = L;
+    return 0;
+}
+
+int loader_next(mv_loader *L, const mv_batch **batch) {
+    *batch = NULL;
+    pthread_mutex_lock(&L->mu);
+    if (L->holding) {  // give the previous batch back to the ring
+        L->holding = 0;
+        L->released++;
+        pthread_cond_broadcast(&L->cv);
+    }
+    int64_t seq = L->returned;
+    ring_slot *slot = &L->ring[seq % L->depth];
+    if (items_in(L, seq) == 0) {
+        pthread_mutex_unlock(&L->mu);
+        return 0;
+    }
+    while (!(slot->seq == seq && slot->filled == slot->expected)) pthread_cond_wait(&L->cv, &L->mu);
+    int failed = slot->failed;
+    char err[MV_ERRMSG_MAX];
+    if (failed) snprintf(err, sizeof err, "%s", slot->err);
+    L->returned++;
+    L->holding = 1;
+    pthread_mutex_unlock(&L->mu);
+    if (failed) return mv_fail("%s", err);
+    *batch = &slot->batch;
+    return 1;
+}
+
+void loader_cursor(const mv_loader *L, mv_loader_cursor *out) {
+    out->seed = L->cfg.seed;
+    out->step = L->start_step + L->returned;
+    out->epoch_size = L->epoch_size;
+    out->global_batch = L->global_batch;
+}
+
+void loader_close(mv_loader *L) {
+    if (!L) return;
+    pthread_mutex_lock(&L->mu);
+    L->stop = 1;
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+    for (int t = 0; t < L->cfg.workers; t++) pthread_join(L->workers[t].tid, NULL);
+    loader_free(L);
+}

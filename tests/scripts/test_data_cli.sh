@@ -1,0 +1,87 @@
+#!/bin/bash
+# `maskvim data convert` and `maskvim data inspect` end to end: a Cityscapes-layout fixture
+# (PNG files written here with Python's zlib), conversion, verification, reading the shards
+# back with h5py (HDF5's own filter pipeline, Fletcher32 included), and corruption detection.
+set -u
+: "${MV_BIN:?}" "${MV_PYTHON:?}" "${MV_TEST_TMP:=/tmp}"
+T="$MV_TEST_TMP/test_data_cli"
+rm -rf "$T" && mkdir -p "$T"
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$MV_PYTHON" - "$T" <<'EOF' || fail "fixture"
+import os, struct, sys, zlib
+import numpy as np
+root = sys.argv[1]
+def png(path, arr):
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    h, w = arr.shape[:2]
+    ctype = 2 if arr.ndim == 3 else 0
+    raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(h))
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0))
+    data += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "wb").write(data)
+rng = np.random.default_rng(0)
+for k, city in enumerate(["aachen", "aachen", "bremen"]):
+    stem = f"{city}/{city}_{k:06d}_000019"
+    img = rng.integers(0, 256, size=(20, 36, 3), dtype=np.uint8)
+    lab = (np.arange(20 * 36).reshape(20, 36) + k) % 34
+    png(f"{root}/cs/leftImg8bit/val/{stem}_leftImg8bit.png", img)
+    png(f"{root}/cs/gtFine/val/{stem}_gtFine_labelIds.png", lab)
+    np.save(f"{root}/img{k}.npy", img)
+    np.save(f"{root}/lab{k}.npy", lab)
+EOF
+
+out=$("$MV_BIN" data convert --dataset cityscapes --root "$T/cs" --split val --out "$T/split" --workers 2 --samples-per-shard 2 2>"$T/err.txt") \
+    || fail "convert failed: $(cat "$T/err.txt")"
+echo "$out" | grep -q "3 samples written" || fail "convert output: $out"
+grep -q "samples/s" "$T/err.txt" || fail "no progress line: $(cat "$T/err.txt")"
+
+"$MV_BIN" data inspect "$T/split" >"$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
+grep -q "samples    3 in 2 shards" "$T/inspect.txt" || fail "inspect summary: $(cat "$T/inspect.txt")"
+grep -q "all shards and samples verified" "$T/inspect.txt" || fail "inspect verify: $(cat "$T/inspect.txt")"
+
+"$MV_PYTHON" - "$T" <<'EOF' || fail "h5py read-back"
+import sys, json
+import h5py, numpy as np
+root = sys.argv[1]
+table = np.full(256, 255, np.uint8)
+for lid, tid in [(7,0),(8,1),(11,2),(12,3),(13,4),(17,5),(19,6),(20,7),(21,8),(22,9),(23,10),(24,11),
+                 (25,12),(26,13),(27,14),(28,15),(31,16),(32,17),(33,18)]:
+    table[lid] = tid
+m = json.load(open(f"{root}/split/manifest.json"))
+assert m["count"] == 3 and m["domain"] == "cityscapes" and len(m["classes"]) == 19, m
+k = 0
+for sh in m["shards"]:
+    with h5py.File(f"{root}/split/{sh['file']}", "r") as f:
+        names = [n.decode() for n in f["names"][:]]
+        for j in range(sh["count"]):
+            ds = f[f"image/{j:05d}"]
+            assert ds.fletcher32 and ds.compression == "gzip" and ds.shuffle, "filters"
+            img, lab = ds[()], f[f"label/{j:05d}"][()]
+            assert (img == np.load(f"{root}/img{k}.npy")).all(), f"image {k}"
+            assert (lab == table[np.load(f"{root}/lab{k}.npy")]).all(), f"label {k}"
+            assert names[j].endswith(f"_{k:06d}_000019"), names[j]
+            k += 1
+assert k == 3
+# Corrupt one byte inside sample 1's image chunk (shard 0, local index 1).
+with h5py.File(f"{root}/split/shard-00000.h5", "r") as f:
+    info = f["image/00001"].id.get_chunk_info(0)
+with open(f"{root}/split/shard-00000.h5", "r+b") as fp:
+    fp.seek(info.byte_offset + info.size // 2)
+    b = fp.read(1)
+    fp.seek(info.byte_offset + info.size // 2)
+    fp.write(bytes([b[0] ^ 0xFF]))
+EOF
+
+if "$MV_BIN" data inspect "$T/split" >"$T/inspect2.txt" 2>&1; then fail "inspect accepted a corrupt shard"; fi
+grep -q "shard-00000.h5" "$T/inspect2.txt" || fail "corruption message: $(cat "$T/inspect2.txt")"
+grep -q "checksum" "$T/inspect2.txt" || fail "corruption message: $(cat "$T/inspect2.txt")"
+
+if "$MV_BIN" data convert --dataset cityscapes --root "$T/nowhere" --split val --out "$T/x" 2>"$T/err2.txt"; then
+    fail "convert of a missing root succeeded"
+fi
+grep -q "nowhere/leftImg8bit/val" "$T/err2.txt" || fail "missing-root message: $(cat "$T/err2.txt")"
+echo "PASS"

@@ -1,0 +1,410 @@
+// Dataset converters: tiny fixture trees in each dataset's real layout and encoding (gray,
+// palette and 16-bit PNGs, JPEGs), converted and checked pixel by pixel against the mapping
+// tables (written out here independently of the converters). Also bad inputs, --skip-bad,
+// worker-count invariance and resume after a failed run.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/error.h"
+#include "data/convert.h"
+#include "data/image_io.h"
+#include "data/manifest.h"
+#include "data/shard.h"
+
+#define H 12
+#define W 16
+
+// Expected train id per source id (255 = ignore), from DATASETS.md.
+static const int CITY[34] = {255, 255, 255, 255, 255, 255, 255, 0,   1,   255, 255, 2,  3,  4,  255, 255, 255,
+                             5,   255, 6,   7,   8,   9,   10,  11,  12,  13,  14,  15, 255, 255, 16, 17, 18};
+static const int SYNTHIA[23] = {255, 10, 2, 0, 1, 4, 8, 5, 13, 7, 11, 18, 17, 255, 255, 6, 9, 12, 14, 15, 16, 3, 255};
+static int MAPILLARY[66];
+
+static void init_mapillary(void) {
+    for (int i = 0; i < 66; i++) MAPILLARY[i] = 255;
+    MAPILLARY[13] = MAPILLARY[24] = MAPILLARY[41] = 0;
+    MAPILLARY[2] = MAPILLARY[15] = 1;
+    MAPILLARY[17] = 2; MAPILLARY[6] = 3; MAPILLARY[3] = 4;
+    MAPILLARY[45] = MAPILLARY[47] = 5;
+    MAPILLARY[48] = 6; MAPILLARY[50] = 7; MAPILLARY[30] = 8; MAPILLARY[29] = 9; MAPILLARY[27] = 10;
+    MAPILLARY[19] = 11; MAPILLARY[20] = MAPILLARY[21] = MAPILLARY[22] = 12;
+    MAPILLARY[55] = 13; MAPILLARY[61] = 14; MAPILLARY[54] = 15; MAPILLARY[58] = 16; MAPILLARY[57] = 17;
+    MAPILLARY[52] = 18;
+}
+
+static char g_root[4096];
+
+static const char *fixture_root(const char *name) {
+    const char *base = getenv("MV_TEST_TMP");
+    if (!base || !*base) base = "/tmp";
+    snprintf(g_root, sizeof g_root, "%s/test_convert/%s", base, name);
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", g_root, g_root);
+    cr_assert_eq(system(cmd), 0);
+    return g_root;
+}
+
+static void mkdirs(const char *fmt, const char *a, const char *b) {
+    char path[4096], cmd[4200];
+    snprintf(path, sizeof path, fmt, a, b);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+    cr_assert_eq(system(cmd), 0);
+}
+
+// Fixture image k: a smooth RGB pattern (JPEG keeps it close).
+static mv_image fixture_rgb(int k, int h, int w) {
+    mv_image img = image_alloc(h, w, 3);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            img.px[(y * w + x) * 3 + 0] = (uint8_t)(40 + 8 * x + k);
+            img.px[(y * w + x) * 3 + 1] = (uint8_t)(30 + 10 * y);
+            img.px[(y * w + x) * 3 + 2] = (uint8_t)(100 + 5 * k);
+        }
+    return img;
+}
+
+// Source label of fixture k: every id 0..n_ids-1 appears.
+static int src_id(int k, int y, int x, int n_ids) { return (y * W + x + 7 * k) % n_ids; }
+
+static mv_image fixture_label(int k, int n_ids) {
+    mv_image lab = image_alloc(H, W, 1);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) lab.px[y * W + x] = (uint8_t)src_id(k, y, x, n_ids);
+    return lab;
+}
+
+static void put_png(const mv_image *img, const char *fmt, const char *a, const char *b) {
+    char path[4096];
+    snprintf(path, sizeof path, fmt, a, b);
+    cr_assert_eq(image_write_png(path, img), 0, "%s", mv_last_error());
+}
+
+static void put_jpeg(const mv_image *img, const char *fmt, const char *a, const char *b) {
+    char path[4096];
+    snprintf(path, sizeof path, fmt, a, b);
+    cr_assert_eq(image_write_jpeg(path, img, 98), 0, "%s", mv_last_error());
+}
+
+static void put_palette(const mv_image *idx, const char *fmt, const char *a, const char *b) {
+    uint8_t pal[256 * 3];
+    for (int i = 0; i < 256; i++) pal[3 * i] = (uint8_t)i, pal[3 * i + 1] = (uint8_t)(255 - i), pal[3 * i + 2] = 7;
+    char path[4096];
+    snprintf(path, sizeof path, fmt, a, b);
+    cr_assert_eq(image_write_png_palette(path, idx, pal, 256), 0, "%s", mv_last_error());
+}
+
+static int convert(const char *dataset, const char *root, const char *split, const char *out, int workers, int skip_bad,
+                   int per_shard, mv_convert_stats *st) {
+    mv_convert_opts o = {dataset, root, split, out, workers, skip_bad, per_shard, 0, 0};
+    mv_convert_stats local;
+    return convert_run(st ? st : &local, &o, NULL);
+}
+
+// Checks every sample of the split at `out`: names in order, labels mapped through `table`
+// from fixture k = index_of_name, image exact (png) or close (jpeg).
+static void check_split_n(const char *out, const char *const *names, const int *ks, int n, int total, const int *table,
+                          int n_ids, int jpeg) {
+    mv_split *s;
+    cr_assert_eq(split_open(&s, out), 0, "%s", mv_last_error());
+    cr_assert_eq(split_count(s), total);
+    mv_sample smp;
+    sample_alloc(&smp, 64, 64);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(split_read(&smp, s, i), 0, "%s", mv_last_error());
+        cr_assert_str_eq(smp.name, names[i]);
+        cr_assert_eq(smp.label.h, H);
+        cr_assert_eq(smp.label.w, W);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int want = table[src_id(ks[i], y, x, n_ids)];
+                cr_assert_eq(smp.label.px[y * W + x], want, "%s (%d,%d): got %d want %d", names[i], y, x,
+                             smp.label.px[y * W + x], want);
+            }
+        mv_image ref = fixture_rgb(ks[i], H, W);
+        for (int p = 0; p < H * W * 3; p++) {
+            int d = abs(smp.rgb.px[p] - ref.px[p]);
+            cr_assert(jpeg ? d <= 12 : d == 0, "%s: pixel byte %d differs by %d", names[i], p, d);
+        }
+        image_free(&ref);
+    }
+    sample_free(&smp);
+    split_close(s);
+}
+
+static void check_split(const char *out, const char *const *names, const int *ks, int n, const int *table, int n_ids,
+                        int jpeg) {
+    check_split_n(out, names, ks, n, n, table, n_ids, jpeg);
+}
+
+static void make_cityscapes(const char *root, int n_aachen) {
+    mkdirs("%s/leftImg8bit/train/%s", root, "aachen");
+    mkdirs("%s/leftImg8bit/train/%s", root, "bochum");
+    mkdirs("%s/gtFine/train/%s", root, "aachen");
+    mkdirs("%s/gtFine/train/%s", root, "bochum");
+    char stem[128];
+    for (int k = 0; k <= n_aachen; k++) {
+        const char *city = k < n_aachen ? "aachen" : "bochum";
+        snprintf(stem, sizeof stem, "%s/%s_%06d_000019", city, city, k);
+        mv_image rgb = fixture_rgb(k, H, W), lab = fixture_label(k, 34);
+        put_png(&rgb, "%s/leftImg8bit/train/%s_leftImg8bit.png", root, stem);
+        put_png(&lab, "%s/gtFine/train/%s_gtFine_labelIds.png", root, stem);
+        // The colour and instance files are present in the real layout and must be ignored.
+        put_png(&rgb, "%s/gtFine/train/%s_gtFine_color.png", root, stem);
+        image_free(&rgb);
+        image_free(&lab);
+    }
+}
+
+Test(convert, cityscapes_labelids_to_train_ids) {
+    const char *root = fixture_root("cityscapes");
+    make_cityscapes(root, 2);
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    mv_convert_stats st;
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 0, &st), 0, "%s", mv_last_error());
+    cr_assert_eq(st.written, 3);
+    const char *names[] = {"aachen/aachen_000000_000019", "aachen/aachen_000001_000019", "bochum/bochum_000002_000019"};
+    int ks[] = {0, 1, 2};
+    check_split(out, names, ks, 3, CITY, 34, 0);
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, out), 0);
+    cr_assert_str_eq(m.domain, "cityscapes");
+    cr_assert_str_eq(m.label_map, "cityscapes-labelid-to-trainid/v1");
+    manifest_free(&m);
+}
+
+Test(convert, bdd100k_both_layouts) {
+    const char *root = fixture_root("bdd");
+    int table[256];
+    for (int i = 0; i < 256; i++) table[i] = i;
+    mkdirs("%s/images/10k/%s", root, "val");
+    mkdirs("%s/labels/sem_seg/masks/%s", root, "val");
+    mkdirs("%s/labels/sem_seg/colormaps/%s", root, "val");
+    const char *names[] = {"7d2f7975-e0c1c5a7", "7d4a9094-0455564b"};
+    int ks[] = {0, 1};
+    for (int k = 0; k < 2; k++) {
+        mv_image rgb = fixture_rgb(k, H, W), lab = fixture_label(k, 19);
+        lab.px[5] = 255;  // ignore is valid in BDD masks
+        put_jpeg(&rgb, "%s/images/10k/val/%s.jpg", root, names[k]);
+        put_png(&lab, "%s/labels/sem_seg/masks/val/%s.png", root, names[k]);
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(convert("bdd100k", root, "val", out, 1, 0, 0, NULL), 0, "%s", mv_last_error());
+    mv_split *s;
+    cr_assert_eq(split_open(&s, out), 0);
+    mv_sample smp;
+    sample_alloc(&smp, H, W);
+    cr_assert_eq(split_read(&smp, s, 0), 0);
+    cr_assert_eq(smp.label.px[5], 255);
+    sample_free(&smp);
+    split_close(s);
+
+    // The 2018 layout: seg/images/<split>/<id>.jpg + seg/labels/<split>/<id>_train_id.png.
+    char old[4200];
+    snprintf(old, sizeof old, "%s/seg", root);
+    mkdirs("%s/images/%s", old, "train");
+    mkdirs("%s/labels/%s", old, "train");
+    for (int k = 0; k < 2; k++) {
+        mv_image rgb = fixture_rgb(k, H, W), lab = fixture_label(k, 19);
+        put_jpeg(&rgb, "%s/images/train/%s.jpg", old, names[k]);
+        put_png(&lab, "%s/labels/train/%s_train_id.png", old, names[k]);
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    snprintf(out, sizeof out, "%s/out_old", root);
+    cr_assert_eq(convert("bdd100k", old, "train", out, 1, 0, 0, NULL), 0, "%s", mv_last_error());
+    check_split(out, names, ks, 2, table, 19, 1);
+}
+
+Test(convert, mapillary_palette_66_to_19) {
+    init_mapillary();
+    const char *root = fixture_root("mapillary");
+    mkdirs("%s/validation/%s", root, "images");
+    mkdirs("%s/validation/%s", root, "v1.2/labels");
+    const char *names[] = {"--2x5QZ0Qv1U0aAeUmNbvA", "-0tCMCXYR7SYU9Uoe8XjFA"};
+    const char *sorted[] = {"--2x5QZ0Qv1U0aAeUmNbvA", "-0tCMCXYR7SYU9Uoe8XjFA"};
+    int ks[] = {0, 1};
+    for (int k = 0; k < 2; k++) {
+        mv_image rgb = fixture_rgb(k, H, W), lab = fixture_label(k, 66);
+        put_jpeg(&rgb, "%s/validation/images/%s.jpg", root, names[k]);
+        put_palette(&lab, "%s/validation/v1.2/labels/%s.png", root, names[k]);
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(convert("mapillary", root, "val", out, 2, 0, 0, NULL), 0, "%s", mv_last_error());
+    check_split(out, sorted, ks, 2, MAPILLARY, 66, 1);
+}
+
+Test(convert, gtav_palette_and_label_size_mismatch) {
+    const char *root = fixture_root("gtav");
+    mkdirs("%s/images/%s", root, "valid");
+    mkdirs("%s/labels/%s", root, "valid");
+    for (int k = 0; k < 2; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "%05d", k + 1);
+        mv_image rgb = fixture_rgb(k, H, W), lab = fixture_label(k, 34);
+        put_png(&rgb, "%s/images/valid/%s.png", root, name);
+        if (k == 1) {  // a half-size label: the converter must resize it (nearest) to the image
+            mv_image half = image_alloc(H / 2, W / 2, 1);
+            for (int y = 0; y < H / 2; y++)
+                for (int x = 0; x < W / 2; x++) half.px[y * (W / 2) + x] = (uint8_t)src_id(k, y, x, 34);
+            put_palette(&half, "%s/labels/valid/%s.png", root, name);
+            image_free(&half);
+        } else {
+            put_palette(&lab, "%s/labels/valid/%s.png", root, name);
+        }
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    mv_convert_stats st;
+    cr_assert_eq(convert("gtav", root, "val", out, 1, 0, 0, &st), 0, "%s", mv_last_error());
+    cr_assert_eq(st.labels_resized, 1);
+    const char *names[] = {"00001"};
+    int ks[] = {0};
+    check_split_n(out, names, ks, 1, 2, CITY, 34, 0);  // sample 0 exactly as Cityscapes
+    mv_split *s;
+    cr_assert_eq(split_open(&s, out), 0);
+    mv_sample smp;
+    sample_alloc(&smp, H, W);
+    cr_assert_eq(split_read(&smp, s, 1), 0);
+    cr_assert_eq(smp.label.h, H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) cr_assert_eq(smp.label.px[y * W + x], CITY[src_id(1, y / 2, x / 2, 34)]);
+    sample_free(&smp);
+    split_close(s);
+}
+
+Test(convert, synthia_16bit_first_channel) {
+    const char *root = fixture_root("synthia");
+    mkdirs("%s/RGB/%s", root, "val");
+    mkdirs("%s/GT/LABELS/%s", root, "val");
+    const char *names[] = {"0000003", "0000017"};
+    int ks[] = {0, 1};
+    for (int k = 0; k < 2; k++) {
+        mv_image rgb = fixture_rgb(k, H, W);
+        put_png(&rgb, "%s/RGB/val/%s.png", root, names[k]);
+        mv_image16 lab = {H, W, 3, malloc(sizeof(uint16_t) * H * W * 3)};
+        for (int i = 0; i < H * W; i++) {
+            lab.px[3 * i + 0] = (uint16_t)src_id(k, i / W, i % W, 23);  // class id
+            lab.px[3 * i + 1] = (uint16_t)(1000 + i);                     // instance id, > 255
+            lab.px[3 * i + 2] = 0;
+        }
+        char path[4200];
+        snprintf(path, sizeof path, "%s/GT/LABELS/val/%s.png", root, names[k]);
+        cr_assert_eq(image_write_png16(path, &lab), 0);
+        image16_free(&lab);
+        image_free(&rgb);
+    }
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(convert("synthia", root, "val", out, 2, 0, 0, NULL), 0, "%s", mv_last_error());
+    check_split(out, names, ks, 2, SYNTHIA, 23, 0);
+}
+
+Test(convert, bad_inputs_error_or_skip) {
+    const char *root = fixture_root("bad");
+    make_cityscapes(root, 3);  // aachen 0,1,2 and bochum 3
+    char path[4200], out[4200];
+    // Item 1: unknown label value 40 at (y 1, x 2).
+    mv_image lab = fixture_label(1, 34);
+    lab.px[1 * W + 2] = 40;
+    put_png(&lab, "%s/gtFine/train/%s_gtFine_labelIds.png", root, "aachen/aachen_000001_000019");
+    image_free(&lab);
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 0, NULL), -1);
+    const char *e = mv_last_error();
+    cr_assert(strstr(e, "aachen_000001_000019_gtFine_labelIds.png") && strstr(e, "value 40") && strstr(e, "y 1, x 2"),
+              "%s", e);
+    // Item 2: corrupt (truncated) image.
+    snprintf(path, sizeof path, "%s/leftImg8bit/train/aachen/aachen_000002_000019_leftImg8bit.png", root);
+    cr_assert_eq(truncate(path, 60), 0);
+    // Item 3: missing label.
+    snprintf(path, sizeof path, "%s/gtFine/train/bochum/bochum_000003_000019_gtFine_labelIds.png", root);
+    cr_assert_eq(remove(path), 0);
+    mv_convert_stats st;
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 1, 0, &st), 0, "%s", mv_last_error());
+    cr_assert_eq(st.written, 1);
+    cr_assert_eq(st.skipped, 3);
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, out), 0);
+    cr_assert_eq(m.count, 1);
+    cr_assert_eq(m.n_skipped, 3);
+    cr_assert(strstr(m.skipped[0], "aachen/aachen_000001_000019") && strstr(m.skipped[0], "value 40"), "%s",
+              m.skipped[0]);
+    cr_assert(strstr(m.skipped[1], "aachen_000002_000019_leftImg8bit.png"), "%s", m.skipped[1]);
+    cr_assert(strstr(m.skipped[2], "bochum_000003_000019_gtFine_labelIds.png") && strstr(m.skipped[2], "cannot open"),
+              "%s", m.skipped[2]);
+    manifest_free(&m);
+    // A Cityscapes image/label size mismatch is an error (only GTAV's are tolerated).
+    snprintf(path, sizeof path, "%s/gtFine/train/aachen/aachen_000000_000019_gtFine_labelIds.png", root);
+    mv_image small = image_alloc(H / 2, W, 1);
+    memset(small.px, 7, (size_t)(H / 2) * W);
+    cr_assert_eq(image_write_png(path, &small), 0);
+    image_free(&small);
+    cr_assert_eq(convert("cityscapes", root, "train", out, 1, 0, 0, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "aachen_000000_000019") && strstr(mv_last_error(), "6x16"), "%s", mv_last_error());
+    // Unknown dataset and empty split.
+    cr_assert_eq(convert("kitti", root, "train", out, 1, 0, 0, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "kitti"), "%s", mv_last_error());
+    cr_assert_eq(convert("cityscapes", root, "val", out, 1, 0, 0, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "leftImg8bit/val"), "%s", mv_last_error());
+}
+
+static void shard_crcs(uint32_t *crc, int *n, const char *out) {
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, out), 0, "%s", mv_last_error());
+    *n = m.n_shards;
+    for (int i = 0; i < m.n_shards; i++) crc[i] = m.shards[i].crc32;
+    manifest_free(&m);
+}
+
+// The same input gives byte-identical shards with 1 or 3 workers, and a run that failed half
+// way resumes from its complete shards to the same result.
+Test(convert, workers_invariance_and_resume) {
+    const char *root = fixture_root("resume");
+    make_cityscapes(root, 6);  // 7 items
+    char out1[4200], out3[4200], outr[4200], path[4400];
+    snprintf(out1, sizeof out1, "%s/out1", root);
+    snprintf(out3, sizeof out3, "%s/out3", root);
+    snprintf(outr, sizeof outr, "%s/outr", root);
+    cr_assert_eq(convert("cityscapes", root, "train", out1, 1, 0, 2, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(convert("cityscapes", root, "train", out3, 3, 0, 2, NULL), 0, "%s", mv_last_error());
+    uint32_t c1[8], c3[8], cr[8];
+    int n1, n3, nr;
+    shard_crcs(c1, &n1, out1);
+    shard_crcs(c3, &n3, out3);
+    cr_assert_eq(n1, 4);
+    cr_assert_eq(n3, 4);
+    for (int i = 0; i < n1; i++) cr_assert_eq(c1[i], c3[i], "shard %d differs between 1 and 3 workers", i);
+
+    // Item 5's label goes missing: the run stops after sealing shards 0 and 1 (items 0..3).
+    char lab[4200], hidden[4300];
+    snprintf(lab, sizeof lab, "%s/gtFine/train/aachen/aachen_000005_000019_gtFine_labelIds.png", root);
+    snprintf(hidden, sizeof hidden, "%s.hidden", lab);
+    cr_assert_eq(rename(lab, hidden), 0);
+    cr_assert_eq(convert("cityscapes", root, "train", outr, 2, 0, 2, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "aachen_000005_000019"), "%s", mv_last_error());
+    snprintf(path, sizeof path, "%s/shard-00001.h5", outr);
+    cr_assert_eq(access(path, F_OK), 0, "complete shards stay");
+    snprintf(path, sizeof path, "%s/shard-00002.h5", outr);
+    cr_assert_neq(access(path, F_OK), 0, "the unfinished shard must not look finished");
+    snprintf(path, sizeof path, "%s/manifest.json", outr);
+    cr_assert_neq(access(path, F_OK), 0);
+    cr_assert_eq(rename(hidden, lab), 0);
+    mv_convert_stats st;
+    cr_assert_eq(convert("cityscapes", root, "train", outr, 2, 0, 2, &st), 0, "%s", mv_last_error());
+    cr_assert_eq(st.resumed, 4);
+    cr_assert_eq(st.written, 3);
+    shard_crcs(cr, &nr, outr);
+    cr_assert_eq(nr, 4);
+    for (int i = 0; i < nr; i++) cr_assert_eq(c1[i], cr[i], "shard %d differs after resume", i);
+}

@@ -1,0 +1,354 @@
+// Shard format: round trips, interoperability with HDF5's own filters, corruption and
+// truncation detection, resume after an interrupted write, manifest parsing.
+#include <criterion/criterion.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/error.h"
+#include "data/manifest.h"
+#include "data/shard.h"
+
+static void tmpdir(char *out, size_t cap, const char *name) {
+    const char *base = getenv("MV_TEST_TMP");
+    if (!base || !*base) base = "/tmp";
+    snprintf(out, cap, "%s/test_shard/%s", base, name);
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", out, out);
+    cr_assert_eq(system(cmd), 0);
+}
+
+// A deterministic sample: image pixels from (i, y, x, c), labels cycling through 0..18 and 255.
+static void make_sample(mv_image *rgb, mv_image *lab, int i, int h, int w) {
+    *rgb = image_alloc(h, w, 3);
+    *lab = image_alloc(h, w, 1);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            for (int c = 0; c < 3; c++) rgb->px[(y * w + x) * 3 + c] = (uint8_t)(i * 31 + y * 7 + x * 3 + c * 50);
+            int v = (i + y + x) % 20;
+            lab->px[y * w + x] = (uint8_t)(v == 19 ? 255 : v);
+        }
+}
+
+static int sample_h(int i) { return 5 + 3 * i; }
+static int sample_w(int i) { return 9 + (i % 3) * 4; }
+
+static void write_split(const char *dir, int n, int per_shard) {
+    mv_shard_writer *w = shard_writer_open(dir, "testdomain", "test-map/v1", per_shard);
+    cr_assert(w, "%s", mv_last_error());
+    for (int i = 0; i < n; i++) {
+        mv_image rgb, lab;
+        char name[32];
+        make_sample(&rgb, &lab, i, sample_h(i), sample_w(i));
+        snprintf(name, sizeof name, "sample_%02d", i);
+        cr_assert_eq(shard_writer_add(w, name, &rgb, &lab), 0, "%s", mv_last_error());
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    cr_assert_eq(shard_writer_close(w), 0, "%s", mv_last_error());
+}
+
+static void check_split(const char *dir, int n) {
+    mv_split *s;
+    cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());
+    cr_assert_eq(split_count(s), n);
+    int mh, mw;
+    split_max_size(s, &mh, &mw);
+    mv_sample smp;
+    sample_alloc(&smp, mh, mw);
+    for (int i = n - 1; i >= 0; i--) {  // backwards: random access, not a stream
+        mv_image rgb, lab;
+        make_sample(&rgb, &lab, i, sample_h(i), sample_w(i));
+        cr_assert_eq(split_read(&smp, s, i), 0, "%s", mv_last_error());
+        char name[32];
+        snprintf(name, sizeof name, "sample_%02d", i);
+        cr_assert_str_eq(smp.name, name);
+        cr_assert_eq(smp.rgb.h, rgb.h);
+        cr_assert_eq(smp.rgb.w, rgb.w);
+        cr_assert_eq(smp.label.h, lab.h);
+        cr_assert_eq(memcmp(smp.rgb.px, rgb.px, (size_t)rgb.h * rgb.w * 3), 0, "image %d differs", i);
+        cr_assert_eq(memcmp(smp.label.px, lab.px, (size_t)lab.h * lab.w), 0, "label %d differs", i);
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    sample_free(&smp);
+    split_close(s);
+}
+
+Test(shard, fletcher32_known_values) {
+    // Hand-computed: words 0x6162 ('ab'), 0x6364 ('cd'): a = 0xC4C6, b = 0x6162 + 0xC4C6 = 0x12628 -> folded 0x2629.
+    const uint8_t abcd[4] = {'a', 'b', 'c', 'd'};
+    cr_assert_eq(shard_fletcher32(abcd, 4), 0x2629C4C6u);
+    // Odd length: a trailing 'e' is the word 0x6500.
+    const uint8_t abcde[5] = {'a', 'b', 'c', 'd', 'e'};
+    uint32_t a = 0xC4C6 + 0x6500, b = 0x2629 + 0xC4C6 + 0x6500;  // 0x2629 already folded from 0x12628
+    a = (a & 0xffff) + (a >> 16);
+    b = (b & 0xffff) + (b >> 16);
+    cr_assert_eq(shard_fletcher32(abcde, 5), (b << 16) | a);
+}
+
+Test(shard, chunk_roundtrip_and_corruption) {
+    size_t n = 10000;
+    uint8_t *raw = malloc(n), *back = malloc(n), *enc = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++) raw[i] = (uint8_t)((i * 2654435761u) >> 13);
+    int64_t len = shard_encode_chunk(&enc, &cap, raw, n, 3);
+    cr_assert_gt(len, 4);
+    cr_assert_eq(shard_decode_chunk(back, enc, (size_t)len, n, "t"), 0, "%s", mv_last_error());
+    cr_assert_eq(memcmp(raw, back, n), 0);
+    enc[len / 2] ^= 0x10;
+    cr_assert_eq(shard_decode_chunk(back, enc, (size_t)len, n, "chunkname"), -1);
+    cr_assert(strstr(mv_last_error(), "chunkname"), "%s", mv_last_error());
+    cr_assert(strstr(mv_last_error(), "checksum"), "%s", mv_last_error());
+    free(raw);
+    free(back);
+    free(enc);
+}
+
+Test(shard, roundtrip_many_shards) {
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "roundtrip");
+    write_split(dir, 7, 3);
+    check_split(dir, 7);
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, dir), 0, "%s", mv_last_error());
+    cr_assert_eq(m.count, 7);
+    cr_assert_eq(m.n_shards, 3);
+    cr_assert_eq(m.shards[2].count, 1);
+    cr_assert_eq(m.shards[2].first, 6);
+    cr_assert_str_eq(m.domain, "testdomain");
+    cr_assert_str_eq(m.label_map, "test-map/v1");
+    cr_assert_eq(m.num_classes, 19);
+    cr_assert_eq(m.min_h, 5);
+    cr_assert_eq(m.max_h, 5 + 18);
+    cr_assert_eq(m.min_w, 9);
+    cr_assert_eq(m.max_w, 17);
+    cr_assert_str_eq(m.shards[1].file, "shard-00001.h5");
+    uint32_t crc;
+    int64_t bytes;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/shard-00001.h5", dir);
+    cr_assert_eq(file_crc32(&crc, &bytes, path), 0);
+    cr_assert_eq(crc, m.shards[1].crc32);
+    cr_assert_eq(bytes, m.shards[1].bytes);
+    manifest_free(&m);
+    mv_split *s;
+    cr_assert_eq(split_open(&s, dir), 0);
+    cr_assert_eq(split_verify(s, NULL), 0, "%s", mv_last_error());
+    mv_sample smp;
+    sample_alloc(&smp, 32, 32);
+    cr_assert_eq(split_read(&smp, s, 7), -1);
+    cr_assert(strstr(mv_last_error(), "out of range"));
+    sample_free(&smp);
+    split_close(s);
+}
+
+// Our direct chunks must be what HDF5's filter pipeline reads, and the other way round.
+Test(shard, hdf5_filter_interop) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "interop");
+    write_split(dir, 2, 4);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    mv_image rgb, lab;
+    make_sample(&rgb, &lab, 1, sample_h(1), sample_w(1));
+    uint8_t *buf = malloc((size_t)rgb.h * rgb.w * 3);
+    hid_t d = H5Dopen2(f, "image/00001", H5P_DEFAULT);
+    cr_assert_geq(H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf), 0, "HDF5 rejected our chunk");
+    cr_assert_eq(memcmp(buf, rgb.px, (size_t)rgb.h * rgb.w * 3), 0);
+    hid_t dcpl = H5Dget_create_plist(d);
+    cr_assert_eq(H5Pget_nfilters(dcpl), 3);  // shuffle, deflate, fletcher32
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    H5Fclose(f);
+
+    // A dataset written through HDF5's own filters, read by our decoder.
+    snprintf(path, sizeof path, "%s/h5filters.h5", dir);
+    f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[3] = {(hsize_t)rgb.h, (hsize_t)rgb.w, 3};
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 3, dims);
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 6);
+    H5Pset_fletcher32(dcpl);
+    hid_t sp = H5Screate_simple(3, dims, NULL);
+    d = H5Dcreate2(f, "x", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    cr_assert_geq(H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, rgb.px), 0);
+    hsize_t off[3] = {0, 0, 0}, stored = 0;
+    uint32_t mask = 1;
+    cr_assert_geq(H5Dget_chunk_storage_size(d, off, &stored), 0);
+    uint8_t *enc = malloc(stored);
+    cr_assert_geq(H5Dread_chunk(d, H5P_DEFAULT, off, &mask, enc), 0);
+    cr_assert_eq(mask, 0u);
+    memset(buf, 0, (size_t)rgb.h * rgb.w * 3);
+    cr_assert_eq(shard_decode_chunk(buf, enc, stored, (size_t)rgb.h * rgb.w * 3, "h5"), 0, "%s", mv_last_error());
+    cr_assert_eq(memcmp(buf, rgb.px, (size_t)rgb.h * rgb.w * 3), 0);
+    free(enc);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(dcpl);
+    H5Fclose(f);
+    free(buf);
+    image_free(&rgb);
+    image_free(&lab);
+}
+
+// Flips one byte inside sample 1's image chunk; reading it must fail naming shard and sample,
+// reading the others must still work, and verify must report the shard's CRC.
+Test(shard, corrupt_chunk_detected) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "corrupt");
+    write_split(dir, 3, 8);
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "image/00001", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    haddr_t addr = 0;
+    hsize_t size = 0, off[3];
+    unsigned mask;
+    cr_assert_geq(H5Dget_chunk_info(d, sp, 0, off, &mask, &addr, &size), 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    FILE *fp = fopen(path, "r+b");
+    fseek(fp, (long)(addr + size / 2), SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, (long)(addr + size / 2), SEEK_SET);
+    fputc(c ^ 0x5a, fp);
+    fclose(fp);
+
+    mv_split *s;
+    cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());  // same size: open works
+    mv_sample smp;
+    sample_alloc(&smp, 64, 64);
+    cr_assert_eq(split_read(&smp, s, 0), 0, "%s", mv_last_error());
+    cr_assert_eq(split_read(&smp, s, 1), -1);
+    const char *e = mv_last_error();
+    cr_assert(strstr(e, "shard-00000.h5") && strstr(e, "sample_01") && strstr(e, "checksum"), "%s", e);
+    cr_assert_eq(split_read(&smp, s, 2), 0, "%s", mv_last_error());
+    cr_assert_eq(split_verify(s, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "CRC-32"), "%s", mv_last_error());
+    sample_free(&smp);
+    split_close(s);
+}
+
+Test(shard, truncated_shard_detected) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "truncated");
+    write_split(dir, 4, 2);
+    snprintf(path, sizeof path, "%s/shard-00001.h5", dir);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(truncate(path, st.st_size / 2), 0);
+    mv_split *s;
+    cr_assert_eq(split_open(&s, dir), -1);
+    cr_assert(strstr(mv_last_error(), "shard-00001.h5") && strstr(mv_last_error(), "truncated"), "%s",
+              mv_last_error());
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    cr_assert_eq(remove(path), 0);
+    cr_assert_eq(split_open(&s, dir), -1);
+    cr_assert(strstr(mv_last_error(), "shard-00000.h5") && strstr(mv_last_error(), "missing"), "%s", mv_last_error());
+}
+
+Test(shard, bad_samples_rejected) {
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "bad");
+    mv_shard_writer *w = shard_writer_open(dir, "d", "m", 4);
+    cr_assert(w);
+    mv_image rgb, lab;
+    make_sample(&rgb, &lab, 0, 6, 7);
+    lab.px[2 * 7 + 3] = 40;
+    cr_assert_eq(shard_writer_add(w, "badlabel", &rgb, &lab), -1);
+    cr_assert(strstr(mv_last_error(), "badlabel") && strstr(mv_last_error(), "value 40") &&
+              strstr(mv_last_error(), "y 2, x 3"), "%s", mv_last_error());
+    mv_image small = image_alloc(6, 6, 1);
+    memset(small.px, 0, 36);
+    cr_assert_eq(shard_writer_add(w, "mismatch", &rgb, &small), -1);
+    cr_assert(strstr(mv_last_error(), "mismatch") && strstr(mv_last_error(), "6x6"), "%s", mv_last_error());
+    shard_writer_abort(w);
+    image_free(&small);
+    image_free(&rgb);
+    image_free(&lab);
+}
+
+// An interrupted run leaves its sealed shards; resuming continues after them and the result is
+// identical to an uninterrupted run, skipped items included.
+Test(shard, resume_after_interruption) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "resume");
+    mv_shard_writer *w = shard_writer_open(dir, "testdomain", "test-map/v1", 2);
+    mv_image rgb, lab;
+    // Input items: 0, 1, (skip "broken"), 2 | 3, 4 -> shard 0 = {0, 1}, shard 1 = {broken skipped, 2, 3}...
+    // Here with 2 per shard: shard 0 = samples 0,1; shard 1 = skip + samples 2,3; then sample 4 pending.
+    for (int i = 0; i < 5; i++) {
+        if (i == 2) shard_writer_skip(w, "broken", "corrupt PNG");
+        make_sample(&rgb, &lab, i, sample_h(i), sample_w(i));
+        char name[32];
+        snprintf(name, sizeof name, "sample_%02d", i);
+        cr_assert_eq(shard_writer_add(w, name, &rgb, &lab), 0);
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    shard_writer_abort(w);  // "killed": sample 4's shard is only a temporary
+    snprintf(path, sizeof path, "%s/shard-00002.h5.tmp", dir);
+    cr_assert_neq(access(path, F_OK), 0, "the temporary must be gone");
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    cr_assert_neq(access(path, F_OK), 0, "no manifest for an unfinished split");
+
+    w = shard_writer_resume(dir, "otherdomain", "test-map/v1", 2);
+    cr_assert_null(w, "a different domain must not resume");
+    cr_assert(strstr(mv_last_error(), "otherdomain"), "%s", mv_last_error());
+    w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_assert(w, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_resume_point(w), 5);  // 4 samples + 1 skipped item
+    make_sample(&rgb, &lab, 4, sample_h(4), sample_w(4));
+    cr_assert_eq(shard_writer_add(w, "sample_04", &rgb, &lab), 0);
+    image_free(&rgb);
+    image_free(&lab);
+    cr_assert_eq(shard_writer_close(w), 0, "%s", mv_last_error());
+    check_split(dir, 5);
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, dir), 0);
+    cr_assert_eq(m.n_skipped, 1);
+    cr_assert_str_eq(m.skipped[0], "broken: corrupt PNG");
+    cr_assert_eq(m.shards[1].skipped, 1);
+    cr_assert_eq(m.n_shards, 3);
+    manifest_free(&m);
+
+    // Re-running over a complete split keeps the full shards and rewrites only the last one.
+    w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_assert_eq(shard_writer_resume_point(w), 5);
+    shard_writer_abort(w);
+    // A fresh open clears everything.
+    w = shard_writer_open(dir, "testdomain", "test-map/v1", 2);
+    cr_assert_eq(shard_writer_resume_point(w), 0);
+    cr_assert_eq(shard_writer_close(w), 0);
+    mv_split *s;
+    cr_assert_eq(split_open(&s, dir), 0);
+    cr_assert_eq(split_count(s), 0);
+    split_close(s);
+}
+
+Test(shard, manifest_errors_name_file_and_line) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "manifest");
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "{\n  \"format\": \"maskvim-split\",\n  \"version\": 1,\n  \"domain\" \"x\"\n}\n");
+    fclose(f);
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, dir), -1);
+    cr_assert(strstr(mv_last_error(), "manifest.json") && strstr(mv_last_error(), "line 4"), "%s", mv_last_error());
+    write_split(dir, 3, 2);
+    cr_assert_eq(manifest_read(&m, dir), 0);
+    m.shards[1].first = 5;  // inconsistent: write then read must reject it
+    manifest_write(dir, &m);
+    manifest_free(&m);
+    cr_assert_eq(manifest_read(&m, dir), -1);
+    cr_assert(strstr(mv_last_error(), "shards[1]"), "%s", mv_last_error());
+}
