@@ -19,7 +19,8 @@ void optimizer_free(mv_optimizer *o) {
     memset(o, 0, sizeof *o);
 }
 
-void optimizer_step(mv_optimizer *o, mv_params *p, const mv_optim_config *cfg, double lr) {
+void optimizer_step(mv_optimizer *o, mv_params *p, const mv_optim_config *cfg,
+                    const mv_schedule_config *sched, long iter) {
     PROF_START();
     o->step++;
     for (int i = 0; i < p->count; i++) {
@@ -27,7 +28,7 @@ void optimizer_step(mv_optimizer *o, mv_params *p, const mv_optim_config *cfg, d
         if (q->is_buffer) continue;
         size_t off = q->offset;
         adamw_update(p->params + off, p->grads + off, o->m + off, o->v + off, q->numel,
-                     lr * o->lr_mult[i], cfg->betas[0], cfg->betas[1], cfg->eps,
+                     schedule_lr(sched, cfg->lr * o->lr_mult[i], iter), cfg->betas[0], cfg->betas[1], cfg->eps,
                      cfg->weight_decay * o->decay_mult[i], (int)o->step);
     }
     PROF_STOP(PROF_OPTIM, 1, 12.0 * p->num_params);

@@ -3,6 +3,7 @@
 #pragma once
 #include "core/optim.h"
 #include "core/params.h"
+#include "core/schedule.h"
 
 typedef struct {
     float *m, *v;            // first and second moments, laid out like params
@@ -12,5 +13,7 @@ typedef struct {
 
 void optimizer_init(mv_optimizer *o, const mv_params *p, const mv_optim_config *cfg);
 void optimizer_free(mv_optimizer *o);
-// One AdamW update of every parameter with learning rate `lr` (the schedule's value).
-void optimizer_step(mv_optimizer *o, mv_params *p, const mv_optim_config *cfg, double lr);
+// One AdamW update of every parameter at schedule iteration `iter`: each tensor's learning
+// rate is the schedule applied to optim.lr * its lr_mult (exact also when eta_min > 0).
+void optimizer_step(mv_optimizer *o, mv_params *p, const mv_optim_config *cfg,
+                    const mv_schedule_config *sched, long iter);

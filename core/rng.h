@@ -18,4 +18,5 @@ enum {
     MV_RNG_GUMBEL = 2u << 24,    // token-mask Gumbel noise
     MV_RNG_DROPPATH = 3u << 24,  // stochastic depth
     MV_RNG_DROPOUT = 4u << 24,   // Dropout2d
+    // 0x41 << 24: data augmentation, 0x42 << 24: epoch shuffle (data/augment.h, data/loader.c)
 };

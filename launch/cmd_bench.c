@@ -94,7 +94,7 @@ int cmd_bench(int argc, char **argv) {
         double t1 = prof_now();
         model_backward(m, &ctx);
         double t2 = prof_now();
-        optimizer_step(&opt, &m->params, &cfg->optim, schedule_lr(&cfg->schedule, cfg->optim.lr, it));
+        optimizer_step(&opt, &m->params, &cfg->optim, &cfg->schedule, it);
         double t3 = prof_now();
         if (it >= warmup) { t_fwd += t1 - t0; t_bwd += t2 - t1; t_opt += t3 - t2; }
     }

@@ -11,4 +11,5 @@ typedef struct {
 int cmd_step(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 int cmd_bench_allreduce(int argc, char **argv);

@@ -6,7 +6,8 @@
 static const mv_command COMMANDS[] = {
     {"step", cmd_step, "one forward+backward on a batch file; dumps losses, logits, gradients"},
     {"bench", cmd_bench, "time the training step per op (ms, GFLOP/s, share of the sgemm peak)"},
-    {"data", cmd_data, "datasets: convert, synth, corrupt, inspect"},
+    {"data", cmd_data, "datasets: convert, synth, corrupt, inspect, bench-loader"},
+    {"config", cmd_config, "print the resolved configuration (includes and --set applied)"},
     {"bench-allreduce", cmd_bench_allreduce, "all-reduce benchmark (nccl-tests style): time, algbw, busbw, --check"},
 };
 static const int NUM_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0];

@@ -60,15 +60,12 @@ static void compute_delta(float *delta, const float *xdbl, const float *dt_w, co
     }
 }
 
-// A[n][dd] = -exp(A_logs[k*E + d, n]) for the task's channels (zero beyond E).
-static void load_A(float A[MAXN][DB], const float *A_logs, int k, int d0, int nd, int E, int N) {
-    for (int n = 0; n < N; n++)
-        for (int dd = 0; dd < DB; dd++)
-            A[n][dd] = dd < nd ? -expf(A_logs[((size_t)k * E + d0 + dd) * N + n]) : 0.0f;
-}
-
-static inline void load_row(float dst[DB], const float *src, int nd) {
-    for (int dd = 0; dd < DB; dd++) dst[dd] = dd < nd ? src[dd] : 0.0f;
+// A[n] lane dd = -exp(A_logs[k*E + d0 + dd, n]) for the task's channels (zero beyond E).
+static void load_A(v16f A[MAXN], const float *A_logs, int k, int d0, int nd, int E, int N) {
+    for (int n = 0; n < N; n++) {
+        A[n] = v16_splat(0.0f);
+        for (int dd = 0; dd < nd; dd++) A[n][dd] = -expf(A_logs[((size_t)k * E + d0 + dd) * N + n]);
+    }
 }
 
 void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const float *x,
@@ -86,11 +83,11 @@ void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const
     for (int b = 0; b < B; b++)
         for (int blk = 0; blk < nblk; blk++) {
             int d0 = blk * DB, nd = E - d0 < DB ? E - d0 : DB;
-            float A[MAXN][DB], h[MAXN][DB], dl[DB], xl[DB], Dk[DB], yl[DB];
+            v16f A[MAXN], h[MAXN];
             for (int k = 0; k < SCAN_K; k++) {
                 load_A(A, A_logs, k, d0, nd, E, N);
-                load_row(Dk, Ds + (size_t)k * E + d0, nd);
-                memset(h, 0, sizeof h);
+                v16f Dk = v16_load(Ds + (size_t)k * E + d0, nd);
+                for (int n = 0; n < N; n++) h[n] = v16_splat(0.0f);
                 const float *dk = delta + ((size_t)k * B + b) * L * E;
                 float *st = states + (((size_t)k * B + b) * nc) * E * N;
                 for (int l = 0; l < L; l++) {
@@ -100,19 +97,16 @@ void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const
                             for (int n = 0; n < N; n++) s[(size_t)(d0 + dd) * N + n] = h[n][dd];
                     }
                     int p = scan_pos(k, l, H, W);
-                    load_row(dl, dk + (size_t)p * E + d0, nd);
-                    load_row(xl, x + ((size_t)b * L + p) * E + d0, nd);
+                    v16f dl = v16_load(dk + (size_t)p * E + d0, nd);
+                    v16f xl = v16_load(x + ((size_t)b * L + p) * E + d0, nd);
+                    v16f dx = dl * xl, yl = Dk * xl;
                     const float *Bp = xdbl + (((size_t)b * L + p) * SCAN_K + k) * P + R, *Cp = Bp + N;
-                    for (int dd = 0; dd < DB; dd++) yl[dd] = Dk[dd] * xl[dd];
                     for (int n = 0; n < N; n++) {
-                        float bn = Bp[n], cn = Cp[n];
-                        for (int dd = 0; dd < DB; dd++) {
-                            h[n][dd] = mv_expf(dl[dd] * A[n][dd]) * h[n][dd] + dl[dd] * xl[dd] * bn;
-                            yl[dd] += cn * h[n][dd];
-                        }
+                        h[n] = v16_exp(dl * A[n]) * h[n] + dx * Bp[n];
+                        yl += h[n] * Cp[n];
                     }
                     float *yo = y + ((size_t)b * L + p) * E + d0;
-                    for (int dd = 0; dd < nd; dd++) yo[dd] += yl[dd];
+                    v16_store(yo, v16_load(yo, nd) + yl, nd);
                 }
             }
         }
@@ -136,77 +130,62 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
     for (int b = 0; b < B; b++)
         for (int blk = 0; blk < nblk; blk++) {
             int d0 = blk * DB, nd = E - d0 < DB ? E - d0 : DB;
-            float A[MAXN][DB], g[MAXN][DB], dAacc[MAXN][DB], Dk[DB], dDacc[DB];
-            // In-chunk states h (SCAN_CHUNK+1 of them) and decays exp(delta*A), [step][n][dd].
-            float *hbuf = chunkbuf + ((size_t)b * nblk + blk) * (2 * SCAN_CHUNK + 1) * N * DB;
-            float *ebuf = hbuf + (size_t)(SCAN_CHUNK + 1) * N * DB;
-#define HB(i, n, dd) hbuf[((size_t)(i) * N + (n)) * DB + (dd)]
-#define EB(i, n, dd) ebuf[((size_t)(i) * N + (n)) * DB + (dd)]
-            float dl[DB], xl[DB], dyl[DB], dxl[DB], ddl[DB];
+            v16f A[MAXN], g[MAXN], dAacc[MAXN];
+            // In-chunk states h (SCAN_CHUNK+1 of them) and decays exp(delta*A), [step][n].
+            v16f_unaligned *hbuf = (v16f_unaligned *)(chunkbuf + ((size_t)b * nblk + blk) * (2 * SCAN_CHUNK + 1) * N * DB);
+            v16f_unaligned *ebuf = hbuf + (size_t)(SCAN_CHUNK + 1) * N;
             for (int k = 0; k < SCAN_K; k++) {
                 load_A(A, A_logs, k, d0, nd, E, N);
-                load_row(Dk, Ds + (size_t)k * E + d0, nd);
-                memset(g, 0, sizeof g);
-                memset(dAacc, 0, sizeof dAacc);
-                memset(dDacc, 0, sizeof dDacc);
+                v16f Dk = v16_load(Ds + (size_t)k * E + d0, nd), dDacc = v16_splat(0.0f);
+                for (int n = 0; n < N; n++) g[n] = dAacc[n] = v16_splat(0.0f);
                 const float *dk = delta + ((size_t)k * B + b) * L * E;
                 float *ddk = ddt + ((size_t)k * B + b) * L * E;
                 const float *st = states + (((size_t)k * B + b) * nc) * E * N;
                 for (int c = nc - 1; c >= 0; c--) {
                     int l0 = c * SCAN_CHUNK, l1 = l0 + SCAN_CHUNK < L ? l0 + SCAN_CHUNK : L;
                     // Recompute this chunk's states from its boundary state.
-                    for (int n = 0; n < N; n++)
-                        for (int dd = 0; dd < DB; dd++)
-                            HB(0, n, dd) = dd < nd ? st[(size_t)c * E * N + (size_t)(d0 + dd) * N + n] : 0.0f;
+                    for (int n = 0; n < N; n++) {
+                        hbuf[n] = v16_splat(0.0f);
+                        for (int dd = 0; dd < nd; dd++) hbuf[n][dd] = st[(size_t)c * E * N + (size_t)(d0 + dd) * N + n];
+                    }
                     for (int l = l0; l < l1; l++) {
                         int p = scan_pos(k, l, H, W), i = l - l0;
-                        load_row(dl, dk + (size_t)p * E + d0, nd);
-                        load_row(xl, x + ((size_t)b * L + p) * E + d0, nd);
+                        v16f dl = v16_load(dk + (size_t)p * E + d0, nd);
+                        v16f dx = dl * v16_load(x + ((size_t)b * L + p) * E + d0, nd);
                         const float *Bp = xdbl + (((size_t)b * L + p) * SCAN_K + k) * P + R;
-                        for (int n = 0; n < N; n++)
-                            for (int dd = 0; dd < DB; dd++) {
-                                float e = mv_expf(dl[dd] * A[n][dd]);
-                                EB(i, n, dd) = e;
-                                HB(i + 1, n, dd) = e * HB(i, n, dd) + dl[dd] * xl[dd] * Bp[n];
-                            }
+                        for (int n = 0; n < N; n++) {
+                            v16f e = v16_exp(dl * A[n]);
+                            ebuf[(size_t)i * N + n] = e;
+                            hbuf[(size_t)(i + 1) * N + n] = e * hbuf[(size_t)i * N + n] + dx * Bp[n];
+                        }
                     }
                     // Reverse recurrence; g holds dL/dh_l.
                     for (int l = l1 - 1; l >= l0; l--) {
                         int p = scan_pos(k, l, H, W), i = l - l0;
                         size_t row = (size_t)b * L + p;
-                        load_row(dl, dk + (size_t)p * E + d0, nd);
-                        load_row(xl, x + row * E + d0, nd);
-                        load_row(dyl, dy + row * E + d0, nd);
+                        v16f dl = v16_load(dk + (size_t)p * E + d0, nd);
+                        v16f xl = v16_load(x + row * E + d0, nd);
+                        v16f dyl = v16_load(dy + row * E + d0, nd);
+                        v16f dlx = dl * xl, dxl = dyl * Dk, ddl = v16_splat(0.0f);
+                        dDacc += dyl * xl;
                         const float *Bp = xdbl + (row * SCAN_K + k) * P + R, *Cp = Bp + N;
                         float *part = dbc + (((size_t)blk * rows + row) * SCAN_K + k) * 2 * N;
-                        for (int dd = 0; dd < DB; dd++) {
-                            dxl[dd] = dyl[dd] * Dk[dd];
-                            dDacc[dd] += dyl[dd] * xl[dd];
-                            ddl[dd] = 0.0f;
-                        }
                         for (int n = 0; n < N; n++) {
-                            float bn = Bp[n], cn = Cp[n], sB = 0.0f, sC = 0.0f;
-                            for (int dd = 0; dd < DB; dd++) {
-                                float hl = HB(i + 1, n, dd), hp = HB(i, n, dd), e = EB(i, n, dd);
-                                sC += dyl[dd] * hl;
-                                float gg = g[n][dd] + dyl[dd] * cn;
-                                float ghe = gg * e * hp;
-                                ddl[dd] += ghe * A[n][dd] + gg * xl[dd] * bn;
-                                dAacc[n][dd] += ghe * dl[dd];
-                                sB += gg * dl[dd] * xl[dd];
-                                dxl[dd] += gg * dl[dd] * bn;
-                                g[n][dd] = gg * e;
-                            }
-                            part[n] = sB;
-                            part[N + n] = sC;
+                            v16f hl = hbuf[(size_t)(i + 1) * N + n], hp = hbuf[(size_t)i * N + n];
+                            v16f e = ebuf[(size_t)i * N + n];
+                            v16f gg = g[n] + dyl * Cp[n];
+                            v16f ghe = gg * e * hp;
+                            ddl += ghe * A[n] + gg * xl * Bp[n];
+                            dAacc[n] += ghe * dl;
+                            dxl += gg * dl * Bp[n];
+                            part[n] = v16_sum(gg * dlx);        // dB: reduced over channels
+                            part[N + n] = v16_sum(dyl * hl);    // dC
+                            g[n] = gg * e;
                         }
                         // softplus' = sigmoid(z) = 1 - exp(-softplus(z)): no need to keep z.
-                        float *dd_out = ddk + (size_t)p * E + d0;
+                        v16_store(ddk + (size_t)p * E + d0, ddl * (1.0f - v16_exp(-dl)), nd);
                         float *dxo = dx + row * E + d0;
-                        for (int dd = 0; dd < nd; dd++) {
-                            dd_out[dd] = ddl[dd] * (1.0f - mv_expf(-dl[dd]));
-                            dxo[dd] += dxl[dd];
-                        }
+                        v16_store(dxo, v16_load(dxo, nd) + dxl, nd);
                     }
                 }
                 float *pa = dAD + (((size_t)b * SCAN_K + k) * E) * (N + 1);
@@ -217,8 +196,6 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
             }
         }
 
-#undef HB
-#undef EB
     // dA_logs, dDs: add the per-image partials in image order.
     for (int b = 0; b < B; b++)
         for (int ke = 0; ke < SCAN_K * E; ke++) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "core/error.h"
 #include "core/h5util.h"
 #include "core/model.h"
@@ -14,14 +16,21 @@
 static char g_path[512];
 static hid_t g_file = -1;
 
+// Criterion runs every test in its own process, each calling this: the fixtures are generated
+// once (when missing or older than the generator) and published by rename.
 static void generate(void) {
     const char *py = getenv("MV_PYTHON"), *src = getenv("MV_SRC"), *tmp = getenv("MV_TEST_TMP");
     cr_assert(py && src, "MV_PYTHON and MV_SRC must be set (ctest sets them)");
     if (!tmp) tmp = "/tmp";
     snprintf(g_path, sizeof g_path, "%s/op_fixtures.h5", tmp);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s && %s %s/tests/reference/make_op_fixtures.py %s > /dev/null", tmp, py, src, g_path);
-    cr_assert(system(cmd) == 0, "fixture generator failed: %s", cmd);
+    char script[512], cmd[4096];
+    snprintf(script, sizeof script, "%s/tests/reference/make_op_fixtures.py", src);
+    struct stat fs, ss;
+    if (stat(g_path, &fs) != 0 || stat(script, &ss) != 0 || fs.st_mtime < ss.st_mtime) {
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && %s %s %s.tmp%d > /dev/null && mv %s.tmp%d %s", tmp, py, script,
+                 g_path, (int)getpid(), g_path, (int)getpid(), g_path);
+        cr_assert(system(cmd) == 0, "fixture generator failed: %s", cmd);
+    }
     g_file = h5_open_read(g_path);
     cr_assert(g_file >= 0, "%s", mv_last_error());
 }

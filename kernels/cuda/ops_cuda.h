@@ -1,0 +1,194 @@
+// The CUDA ops of MaskViM: every op of kernels/cpu/ops.h with the same contract and argument
+// order, named with a `_cuda` suffix and taking one extra argument, the stream, last.
+// All float/int pointers are DEVICE pointers (sizes and flags are host values); activations are
+// channels-last; every backward ADDS into the gradients it is given and a NULL gradient means
+// "not needed"; `scratch` is caller-owned device memory of the size the *_scratch_cuda function
+// gives. Ops are asynchronous on their stream and return nothing, as on the CPU: a launch or
+// cuBLAS failure is recorded and reported by mv_cuda_status().
+//
+// Results are deterministic run to run (no floating-point atomics): reductions over rows use
+// per-block partials added in a fixed order by a second pass.
+//
+// This header is plain C (it can be included by the C model and by the test program).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "kernels/cpu/ops.h"   // shared types and constants: mv_mask_args, SCAN_K, SCAN_CHUNK
+
+// ---- backend state ------------------------------------------------------------------------
+// Selects the device and creates the cuBLAS handle. 0, or -1 with a message (mv_last_error).
+// Ops called before mv_cuda_init use the current device and create the handle on first use.
+int mv_cuda_init(int device);
+// Frees the cuBLAS handle and the reduction workspace (the device itself is left as it is).
+void mv_cuda_shutdown(void);
+// GEMM precision: false (default) = full fp32; true = TF32 tensor cores for every cuBLAS GEMM
+// (inputs rounded to 10-bit mantissas, fp32 accumulation). Other ops stay fp32 either way.
+void mv_cuda_set_tf32(bool on);
+bool mv_cuda_tf32(void);
+// 0 when every op since the last call ran; otherwise -1 with "context: CUDA error in OP: ..."
+// recorded as the thread's error message. Checks launch errors only; asynchronous faults show
+// up after a synchronisation (cudaStreamSynchronize), so call it after one.
+int mv_cuda_status(const char *context);
+// True in the host emulation build used by CI machines without a GPU (tests/cuda/emu/).
+bool mv_cuda_emulated(void);
+// Bytes held by the internal workspace that the row reductions use for their partials. It grows
+// on demand (the first step of a run allocates, later steps do not) and belongs to one compute
+// stream: do not run ops concurrently on two streams.
+size_t mv_cuda_workspace_bytes(void);
+
+// ---- linear: out[N,OC] = in[N,IC] @ w[OC,IC]^T + b[OC] -------------------------------------
+void linear_forward_cuda(float *out, const float *in, const float *w, const float *b, int N, int IC,
+                         int OC, cudaStream_t stream);
+void linear_backward_cuda(float *din, float *dw, float *db, const float *dout, const float *in,
+                          const float *w, int N, int IC, int OC, cudaStream_t stream);
+
+// ---- general convolution by im2col (scratch: the column buffer, floats) --------------------
+size_t conv2d_scratch_cuda(int B, int H, int W, int IC, int K, int stride, int pad);
+void conv2d_forward_cuda(float *out, const float *in, const float *w, const float *b, float *scratch,
+                         int B, int H, int W, int IC, int OC, int K, int stride, int pad,
+                         cudaStream_t stream);
+void conv2d_backward_cuda(float *din, float *dw, float *db, const float *dout, const float *in,
+                          const float *w, float *scratch, int B, int H, int W, int IC, int OC, int K,
+                          int stride, int pad, cudaStream_t stream);
+
+// ---- 3x3 convolution as nine shifted GEMMs over the padded input (as the CPU op) -----------
+size_t conv3x3_scratch_cuda(int B, int H, int W, int IC, int OC);   // floats
+void conv3x3_forward_cuda(float *out, const float *in, const float *w, float *scratch,
+                          int B, int H, int W, int IC, int OC, cudaStream_t stream);
+void conv3x3_backward_cuda(float *din, float *dw, const float *dout, const float *in, const float *w,
+                           float *scratch, int B, int H, int W, int IC, int OC, cudaStream_t stream);
+
+// ---- depthwise 3x3, zero padding 1, bias -----------------------------------------------------
+void dwconv3x3_forward_cuda(float *out, const float *in, const float *w, const float *b,
+                            int B, int H, int W, int C, cudaStream_t stream);
+void dwconv3x3_backward_cuda(float *din, float *dw, float *db, const float *dout, const float *in,
+                             const float *w, int B, int H, int W, int C, cudaStream_t stream);
+
+// ---- LayerNorm over the last dimension (one warp per row) ----------------------------------
+void layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *in, const float *w,
+                            const float *b, int N, int C, float eps, cudaStream_t stream);
+void layernorm_backward_cuda(float *din, float *dw, float *db, const float *dout, const float *in,
+                             const float *w, const float *mean, const float *rstd, int N, int C,
+                             cudaStream_t stream);
+
+// ---- BatchNorm over rows per channel, with SyncBN's hook on device memory ---------------------
+// The statistics buffer `scratch` (batchnorm_scratch_cuda(C) doubles, DEVICE memory) holds
+// [sum(C) | sum of squares or products(C) | count(1)] when the hook runs. The hook must sum
+// buf[0..n) over ranks in place, ordered on `stream` (e.g. ncclAllReduce(buf, buf, n, ncclDouble,
+// ncclSum, comm, stream)); it may return before the reduction finishes. NULL fn: one rank.
+typedef void (*mv_reduce_dev_fn)(void *ctx, double *dev_buf, int n, cudaStream_t stream);
+typedef struct { mv_reduce_dev_fn fn; void *ctx; } mv_reducer_cuda;
+size_t batchnorm_scratch_cuda(int C);   // in doubles
+void batchnorm_forward_train_cuda(float *out, float *mean, float *rstd, float *running_mean,
+                                  float *running_var, const float *in, const float *w, const float *b,
+                                  double *scratch, mv_reducer_cuda red, int N, int C, float eps,
+                                  float momentum, cudaStream_t stream);
+void batchnorm_forward_eval_cuda(float *out, const float *in, const float *w, const float *b,
+                                 const float *running_mean, const float *running_var, int N, int C,
+                                 float eps, cudaStream_t stream);
+void batchnorm_backward_cuda(float *din, float *dw, float *db, const float *dout, const float *in,
+                             const float *w, const float *mean, const float *rstd, double *scratch,
+                             mv_reducer_cuda red, int N, int C, cudaStream_t stream);
+
+// ---- pointwise activations --------------------------------------------------------------------
+void relu_forward_cuda(float *out, const float *in, size_t n, cudaStream_t stream);
+void relu_backward_cuda(float *din, const float *dout, const float *out, size_t n, cudaStream_t stream);
+void silu_forward_cuda(float *out, const float *in, size_t n, cudaStream_t stream);
+void silu_backward_cuda(float *din, const float *dout, const float *in, size_t n, cudaStream_t stream);
+void softplus_forward_cuda(float *out, const float *in, size_t n, cudaStream_t stream);
+void softplus_backward_cuda(float *din, const float *dout, const float *in, size_t n, cudaStream_t stream);
+
+// ---- patch merging's gather -------------------------------------------------------------------
+void patch_gather_forward_cuda(float *out, const float *in, int B, int H, int W, int C, cudaStream_t stream);
+void patch_gather_backward_cuda(float *din, const float *dout, int B, int H, int W, int C, cudaStream_t stream);
+
+// ---- SS2D core: projections, fused four-direction selective scan, merge ----------------------
+// Same buffers and layouts as the CPU op: xdbl [B,L,K,R+2N], delta [K,B,L,E], states
+// [K,B,nchunks,E,N] (the state entering each SCAN_CHUNK-step chunk). d_state N <= 32 on the GPU.
+// Scratch (floats) holds the per-direction outputs in forward, and in backward the per-direction
+// dx and d(delta), dxdbl and the per-channel-block dB/dC partials.
+size_t ss2d_scan_states_size_cuda(int B, int L, int E, int N);
+size_t ss2d_scan_scratch_cuda(int B, int L, int E, int R, int N);
+void ss2d_scan_forward_cuda(float *y, float *xdbl, float *delta, float *states, const float *x,
+                            const float *x_proj_w, const float *dt_w, const float *dt_b,
+                            const float *A_logs, const float *Ds, float *scratch,
+                            int B, int H, int W, int E, int R, int N, cudaStream_t stream);
+void ss2d_scan_backward_cuda(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b, float *dA_logs,
+                             float *dDs, const float *dy, const float *x, const float *xdbl,
+                             const float *delta, const float *states, const float *x_proj_w,
+                             const float *dt_w, const float *A_logs, const float *Ds, float *scratch,
+                             int B, int H, int W, int E, int R, int N, cudaStream_t stream);
+
+// ---- resampling (backward passes are gathers: one writer per input element) -----------------
+void bilinear_forward_cuda(float *out, const float *in, int B, int H, int W, int OH, int OW, int C,
+                           cudaStream_t stream);
+void bilinear_backward_cuda(float *din, const float *dout, int B, int H, int W, int OH, int OW, int C,
+                            cudaStream_t stream);
+void adaptive_avgpool_forward_cuda(float *out, const float *in, int B, int H, int W, int S, int C,
+                                   cudaStream_t stream);
+void adaptive_avgpool_backward_cuda(float *din, const float *dout, int B, int H, int W, int S, int C,
+                                    cudaStream_t stream);
+
+// ---- stochastic regularisers (same Philox keys as the CPU: identical draws) ------------------
+// sample_ids [B] is a DEVICE array; keep is written on the device.
+void dropout2d_draw_cuda(float *keep, uint64_t seed, uint32_t step, const int *sample_ids,
+                         uint32_t block, int B, int C, float p, cudaStream_t stream);
+void droppath_draw_cuda(float *keep, uint64_t seed, uint32_t step, const int *sample_ids,
+                        uint32_t block, int B, float p, cudaStream_t stream);
+void channel_scale_forward_cuda(float *out, const float *in, const float *keep, int B, int HW, int C,
+                                cudaStream_t stream);
+void channel_scale_backward_cuda(float *din, const float *dout, const float *keep, int B, int HW, int C,
+                                 cudaStream_t stream);
+void residual_droppath_forward_cuda(float *out, const float *res, const float *branch, const float *keep,
+                                    int B, int HW, int C, cudaStream_t stream);
+void residual_droppath_backward_cuda(float *dres, float *dbranch, const float *dout, const float *keep,
+                                     int B, int HW, int C, cudaStream_t stream);
+// Test hook for the device Philox: out[4*i + j] = philox4x32(seed, c0, c1, c2, c3 + i).v[j].
+void philox_fill_cuda(uint32_t *out, uint64_t seed, uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3,
+                      int n, cudaStream_t stream);
+
+// ---- token mask (the mv_mask_args struct is host memory; its sample_ids point to the DEVICE) -
+size_t token_mask_scratch_cuda(int H, int W);   // floats
+void token_mask_forward_cuda(float *out, float *m, float *soft, const float *x, const float *P,
+                             float *scratch, const mv_mask_args *a, int B, int H, int W, int C,
+                             int gh, int gw, cudaStream_t stream);
+void token_mask_backward_cuda(float *dx, float *dP, const float *dout, const float *dm, const float *x,
+                              const float *m, const float *soft, float *scratch, const mv_mask_args *a,
+                              int B, int H, int W, int C, int gh, int gw, cudaStream_t stream);
+
+// ---- losses -----------------------------------------------------------------------------------
+// As the CPU op, but the loss stays on the device: *loss (one double, device) = sum / denom.
+// dlogits may be NULL (loss only).
+void cross_entropy_forward_backward_cuda(float *dlogits, double *loss, const float *logits,
+                                         const uint8_t *labels, int N, int K, double denom, float scale,
+                                         cudaStream_t stream);
+void argmax_correct_cuda(float *correct, const float *logits, const uint8_t *labels, int N, int K,
+                         cudaStream_t stream);
+
+// ---- element-wise and layout helpers ----------------------------------------------------------
+void mul_forward_cuda(float *out, const float *a, const float *b, size_t n, cudaStream_t stream);
+void mul_backward_cuda(float *da, float *db, const float *dout, const float *a, const float *b, size_t n,
+                       cudaStream_t stream);
+void add_forward_cuda(float *out, const float *a, const float *b, size_t n, cudaStream_t stream);
+void accumulate_cuda(float *dst, const float *src, size_t n, cudaStream_t stream);
+void channel_slice_forward_cuda(float *out, const float *in, int N, int C_out, int off, int C_in,
+                                cudaStream_t stream);
+void channel_slice_backward_cuda(float *din, const float *dout, int N, int C_out, int off, int C_in,
+                                 cudaStream_t stream);
+void nchw_to_nhwc_cuda(float *out, const float *in, int B, int C, int H, int W, cudaStream_t stream);
+void nhwc_to_nchw_cuda(float *out, const float *in, int B, int H, int W, int C, cudaStream_t stream);
+
+// ---- NCCL ---------------------------------------------------------------------------------------
+// One-rank communicator check on the current device: all-reduces a small float buffer through
+// NCCL and compares. 0 when it works, 1 when the build has no NCCL, -1 with a message on failure.
+int mv_nccl_selfcheck(void);
+
+#ifdef __cplusplus
+}
+#endif

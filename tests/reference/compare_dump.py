@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+# Compares two training-step dumps (maskvim_ref.py step, or the C side's equivalent):
+#   compare_dump.py REF.h5 OUT.h5 [--top 15]
+# Losses: relative error < 1e-4 (absolute floor 1e-6 for losses near 0). Logits: max abs diff
+# / max |ref logit| < 1e-4. grad/<key>: max |a-b| / max |ref| < 1e-3 (max |ref| == 0: max |out|
+# < 1e-6). The losses, logits and every grad/ key must be in both files. mask/ and buffers/
+# entries are compared where both files have them (masks must be equal, buffers as grads).
+# Prints the worst tensors and exits 1 listing the failing keys.
+import argparse
+import sys
+
+import h5py
+import numpy as np
+
+LOSSES = ("loss_total", "loss_ce", "loss_aux", "loss_ratio", "loss_position")
+LOSS_TOL, LOSS_FLOOR = 1e-4, 1e-6
+LOGIT_TOL = 1e-4
+GRAD_TOL, GRAD_ZERO = 1e-3, 1e-6
+MASK_TOL = 1e-6
+
+
+def datasets(f):
+    out = {}
+    f.visititems(lambda n, o: out.__setitem__(n, o) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def rel_tensor(ref, out):
+    """max |ref-out| / max |ref|, or max |out| itself (with a zero-reference flag) when ref == 0."""
+    ref = np.asarray(ref, dtype=np.float64)
+    out = np.asarray(out, dtype=np.float64)
+    scale = np.abs(ref).max() if ref.size else 0.0
+    diff = np.abs(ref - out).max() if ref.size else 0.0
+    if not np.isfinite(diff):
+        return float("inf"), scale
+    if scale == 0.0:
+        return diff, 0.0
+    return diff / scale, scale
+
+
+def compare(ref_path, out_path, top=15):
+    rows = []        # (key, error, tolerance, kind)
+    failed = []
+    with h5py.File(ref_path, "r") as fr, h5py.File(out_path, "r") as fo:
+        dr, do = datasets(fr), datasets(fo)
+        required = set(LOSSES) | {"logits"} | {k for k in dr if k.startswith("grad/")} \
+            | {k for k in do if k.startswith("grad/")}
+        for k in sorted(required):
+            if k not in dr or k not in do:
+                where = ref_path if k not in dr else out_path
+                failed.append(f"{k} (missing in {where})")
+        optional_only = sorted(k for k in (set(dr) ^ set(do)) if k not in required)
+        for k in sorted(set(dr) & set(do)):
+            a, b = dr[k][()], do[k][()]
+            if np.shape(a) != np.shape(b):
+                failed.append(f"{k} (shape {np.shape(a)} vs {np.shape(b)})")
+                continue
+            if k in LOSSES:
+                a, b = float(a), float(b)
+                err = abs(a - b) / max(abs(a), LOSS_FLOOR)
+                if not np.isfinite(b):
+                    err = float("inf")
+                rows.append((k, err, LOSS_TOL, "loss"))
+            elif k == "logits":
+                err, _ = rel_tensor(a, b)
+                rows.append((k, err, LOGIT_TOL, "logits"))
+            elif k.startswith("grad/") or k.startswith("buffers/"):
+                err, scale = rel_tensor(a, b)
+                if scale == 0.0:
+                    rows.append((k, err, GRAD_ZERO, "abs (ref 0)"))
+                else:
+                    rows.append((k, err, GRAD_TOL, "rel"))
+            elif k.startswith("mask/"):
+                err = float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
+                rows.append((k, err, MASK_TOL, "mask"))
+    for k, err, tol, _ in rows:
+        if not err < tol:
+            failed.append(k)
+
+    rows.sort(key=lambda r: r[1] / r[2], reverse=True)
+    print(f"{'tensor':<64} {'error':>10} {'tol':>8}  kind")
+    for k, err, tol, kind in rows[:top]:
+        mark = "" if err < tol else "  FAIL"
+        print(f"{k:<64} {err:10.2e} {tol:8.0e}  {kind}{mark}")
+    print(f"{len(rows)} tensors compared")
+    if optional_only:
+        print(f"note: {len(optional_only)} optional entries in one file only (not compared), "
+              f"e.g. {optional_only[0]}")
+    if failed:
+        print(f"FAILED ({len(failed)}):")
+        for k in failed:
+            print(f"  {k}")
+        return 1
+    print("PASSED")
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description="compare two MaskViM step dumps")
+    ap.add_argument("ref")
+    ap.add_argument("out")
+    ap.add_argument("--top", type=int, default=15, help="rows of the worst-tensor table")
+    a = ap.parse_args()
+    try:
+        return compare(a.ref, a.out, a.top)
+    except OSError as e:
+        print(f"compare_dump.py: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
