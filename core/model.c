@@ -116,6 +116,25 @@ static void fill_keep(float *keep, const mv_run_ctx *ctx, float p, uint32_t bloc
 
 static void losses(mv_model *m, const uint8_t *labels, const mv_run_ctx *ctx);
 
+// Mean keep ratio of the masks per encoder stage and per decoder level (for the logs).
+static void mask_keep_ratios(mv_model *m) {
+    double sum_e[3] = {0}, n_e[3] = {0}, sum_d[3] = {0}, n_d[3] = {0};
+    for (int j = 0; j < m->num_blocks; j++) {
+        const mv_block *b = &m->blocks[j];
+        if (!b->masked) continue;
+        size_t n = (size_t)m->B * b->H * b->W;
+        double s = 0;
+        for (size_t t = 0; t < n; t++) s += b->m[t];
+        int lv = b->ratio_group >= 0 ? b->ratio_group : (j >= m->dec_first[2] ? 2 : j >= m->dec_first[1] ? 1 : 0);
+        if (b->ratio_group >= 0) { sum_e[lv] += s / n; n_e[lv] += 1; }
+        else { sum_d[lv] += s / n; n_d[lv] += 1; }
+    }
+    for (int i = 0; i < 3; i++) {
+        m->keep_enc[i] = n_e[i] > 0 ? sum_e[i] / n_e[i] : 1.0;
+        m->keep_dec[i] = n_d[i] > 0 ? sum_d[i] / n_d[i] : 1.0;
+    }
+}
+
 int model_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, H = m->H, W = m->W, Dc = cfg->decoder_channels, K = cfg->num_classes;
@@ -271,6 +290,7 @@ static void losses(mv_model *m, const uint8_t *labels, const mv_run_ctx *ctx) {
             }
             m->loss_position += se / (double)n;
         }
+    mask_keep_ratios(m);
     m->loss_total = m->loss_ce + cfg->aux_weight * m->loss_aux + cfg->alpha1 * m->loss_ratio +
                     cfg->alpha2 * m->loss_position;
 }
@@ -322,6 +342,8 @@ void model_backward(mv_model *m, const mv_run_ctx *ctx) {
         for (int j = n - 1; j >= 0; j--) block_backward(&m->blocks[first + j], scratch, cfg, ctx, B);
     }
 
+    if (ctx->grads_ready) ctx->grads_ready(ctx->grads_ctx, m->decoder_grad_lo);
+
     // Encoder, in reverse.
     for (int i = 3; i >= 0; i--) {
         int rows = B * m->Hs[i] * m->Ws[i];
@@ -335,8 +357,10 @@ void model_backward(mv_model *m, const mv_run_ctx *ctx) {
         mv_layernorm *on = &m->outnorm[i];
         layernorm_backward(m->d_stage_out[i], on->dw, on->db, on->dout, m->stage_out[i], on->w, on->mean, on->rstd, rows, dims[i]);
         for (int j = cfg->depths[i] - 1; j >= 0; j--) block_backward(&m->blocks[m->enc_first[i] + j], scratch, cfg, ctx, B);
+        if (ctx->grads_ready) ctx->grads_ready(ctx->grads_ctx, m->stage_grad_lo[i]);
     }
     layernorm_backward(m->d_pe, m->pe_norm.dw, m->pe_norm.db, m->pe_norm.dout, m->pe, m->pe_norm.w,
                        m->pe_norm.mean, m->pe_norm.rstd, rows0, dims[0]);
     conv2d_backward(NULL, m->d_pe_w, m->d_pe_b, m->d_pe, m->img, m->pe_w, scratch, B, H, W, 3, dims[0], 4, 4, 0);
+    if (ctx->grads_ready) ctx->grads_ready(ctx->grads_ctx, 0);
 }

@@ -18,6 +18,10 @@ typedef struct {
     const int *sample_ids;   // [B] global index of each image in the step's global batch
     mv_reducer reduce;       // cross-rank sum of doubles (SyncBN, ratio loss); fn NULL on 1 rank
     int world_size;          // ranks whose gradients are averaged (1 without MPI)
+    // Called during backward: every parameter gradient at flat offset >= lo is final (the
+    // gradient all-reduce starts those buckets while backward goes on). May be NULL.
+    void (*grads_ready)(void *ctx, size_t lo);
+    void *grads_ctx;
 } mv_run_ctx;
 
 typedef struct {
@@ -57,6 +61,7 @@ typedef struct {
     int num_blocks;
     mv_block *blocks;            // encoder blocks (stage by stage), then decoder blocks
     int enc_first[4], dec_first[3];
+    size_t stage_grad_lo[4], decoder_grad_lo;   // flat offsets where stages/decoder start
 
     // encoder
     float *pe_w, *pe_b, *d_pe_w, *d_pe_b;
@@ -84,6 +89,7 @@ typedef struct {
 
     // results of the last forward
     double loss_total, loss_ce, loss_aux, loss_ratio, loss_position;
+    double keep_enc[3], keep_dec[3];   // mean mask keep ratio per encoder stage / decoder level (this rank)
 } mv_model;
 
 // Builds the model for a validated configuration and registers every parameter.

@@ -63,7 +63,12 @@ int model_build(mv_model *m, const mv_model_config *cfg) {
     params_add(p, &m->pe_w, &m->d_pe_w, false, INIT_UNIFORM, 1.0f / sqrtf(48.0f), 4, s_pe, "backbone.patch_embed.0.weight");
     params_add(p, &m->pe_b, &m->d_pe_b, false, INIT_UNIFORM, 1.0f / sqrtf(48.0f), 1, s_c0, "backbone.patch_embed.0.bias");
     layernorm_register(&m->pe_norm, p, dims[0], "backbone.patch_embed.2");
+    // Stage by stage: blocks, downsample, then the stage's output norm. Within the flat
+    // buffer each stage's gradients are then contiguous and final once backward has left the
+    // stage, which lets the gradient all-reduce start stage by stage (model_backward's hook).
+    int stage_first[4], decoder_first;
     for (int i = 0; i < 4; i++) {
+        stage_first[i] = p->count;
         for (int j = 0; j < cfg->depths[i]; j++) {
             snprintf(name, sizeof name, "backbone.layers.%d.blocks.%d", i, j);
             block_register(&m->blocks[m->enc_first[i] + j], p, name, cfg);
@@ -75,11 +80,10 @@ int model_build(mv_model *m, const mv_model_config *cfg) {
             params_add(p, &m->ds_w[i], &m->d_ds_w[i], false, INIT_TRUNC_NORMAL, 0.02f, 2, s_red,
                        "backbone.layers.%d.downsample.reduction.weight", i);
         }
-    }
-    for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "backbone.outnorm%d", i);
         layernorm_register(&m->outnorm[i], p, dims[i], name);
     }
+    decoder_first = p->count;
     for (int i = 0; i < 3; i++) {
         for (int j = 0; j < cfg->decoder_depths[i]; j++) {
             snprintf(name, sizeof name, "decode_head.lateral_convs.%d.blocks.%d", i, j);
@@ -106,6 +110,8 @@ int model_build(mv_model *m, const mv_model_config *cfg) {
     params_add(p, &m->aux_seg_w, &m->d_aux_seg_w, false, INIT_NORMAL, 0.01f, 4, s_aseg, "auxiliary_head.conv_seg.weight");
     params_add(p, &m->aux_seg_b, &m->d_aux_seg_b, false, INIT_ZERO, 0, 1, s_k, "auxiliary_head.conv_seg.bias");
     params_allocate(p);
+    for (int i = 0; i < 4; i++) m->stage_grad_lo[i] = p->items[stage_first[i]].offset;
+    m->decoder_grad_lo = p->items[decoder_first].offset;
     return 0;
 }
 

@@ -87,7 +87,7 @@ int cmd_bench(int argc, char **argv) {
     double t_fwd = 0, t_bwd = 0, t_opt = 0;
     for (int it = 0; it < warmup + iters; it++) {
         if (it == warmup) { prof_reset(); mv_prof_enabled = true; }
-        mv_run_ctx ctx = {true, 0, (uint32_t)it, ids, {NULL, NULL}, 1};
+        mv_run_ctx ctx = {.training = true, .step = (uint32_t)it, .sample_ids = ids, .world_size = 1};
         double t0 = prof_now();
         params_zero_grads(&m->params);
         model_forward(m, img, lab, &ctx);

@@ -157,7 +157,7 @@ int cmd_step(int argc, char **argv) {
         if (rc == 0) {
             int *ids = mv_malloc(sizeof(int) * B);
             for (int b = 0; b < B; b++) ids[b] = b;
-            mv_run_ctx ctx = {true, (uint64_t)seed, (uint32_t)iter, ids, {NULL, NULL}, 1};
+            mv_run_ctx ctx = {.training = true, .seed = (uint64_t)seed, .step = (uint32_t)iter, .sample_ids = ids, .world_size = 1};
             params_zero_grads(&m->params);
             rc = model_forward(m, images, labels, &ctx);
             if (rc == 0) model_backward(m, &ctx);

@@ -9,6 +9,7 @@ typedef struct {
 } mv_command;
 
 int cmd_step(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_config(int argc, char **argv);

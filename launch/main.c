@@ -4,6 +4,7 @@
 #include "launch/commands.h"
 
 static const mv_command COMMANDS[] = {
+    {"train", cmd_train, "train a model from a YAML experiment (mpirun for several ranks)"},
     {"step", cmd_step, "one forward+backward on a batch file; dumps losses, logits, gradients"},
     {"bench", cmd_bench, "time the training step per op (ms, GFLOP/s, share of the sgemm peak)"},
     {"data", cmd_data, "datasets: convert, synth, corrupt, inspect, bench-loader"},

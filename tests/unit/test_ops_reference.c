@@ -293,7 +293,7 @@ Test(reference, ss2d_block) {
     float *am = zeros(A.used), *dm = zeros(D.used), *scratch = zeros(A.scratch);
     mv_arena A2 = {am, 0, 0}, D2 = {dm, 0, 0};
     block_plan(&blk, &A2, &D2, x, gx, B, H, W);
-    mv_run_ctx ctx = {true, 0, 0, NULL, {NULL, NULL}, 1};
+    mv_run_ctx ctx = {.training = true, .world_size = 1};
     block_forward(&blk, scratch, &cfg, &ctx, B);
     close_to(c, "y", blk.out, n);
     memcpy(blk.d_out, dy, sizeof(float) * n);

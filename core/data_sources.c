@@ -1,0 +1,51 @@
+// Data sources on disk (see data_sources.h).
+#include "core/data_sources.h"
+#include "core/error.h"
+#include "data/shard.h"
+#include "data/synth.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SYNTH_PREFIX "synthetic:"
+
+int source_resolve(char *out, size_t n, const mv_source *src, const char *split, const mv_config *cfg, mv_comm *comm) {
+    if (strncmp(src->path, SYNTH_PREFIX, strlen(SYNTH_PREFIX)) != 0) {
+        if ((size_t)snprintf(out, n, "%s", src->path) >= n) return mv_fail("source '%s': path too long", src->name);
+        return 0;
+    }
+    const char *dname = src->path + strlen(SYNTH_PREFIX);
+    int domain = synth_domain_index(dname);
+    if (domain < 0) return mv_fail_context("source '%s'", src->name);
+    const char *root = getenv("MV_SYNTH_CACHE") ? getenv("MV_SYNTH_CACHE") : "data/synthetic";
+    const int *size = cfg->data.synthetic.size;
+    int count = !strcmp(split, "train") ? cfg->data.synthetic.train_count : cfg->data.synthetic.val_count;
+    char base[1024];
+    snprintf(base, sizeof base, "%s/seed%d_%dx%d_%s%d", root, cfg->data.synthetic.seed, size[0], size[1], split, count);
+    if ((size_t)snprintf(out, n, "%s/%s/%s", base, dname, split) >= n) return mv_fail("source '%s': path too long", src->name);
+    int rc = 0;
+    if (comm->rank == 0) {
+        mv_split *s = NULL;
+        bool complete = split_open(&s, out) == 0 && split_count(s) == count;
+        if (s) split_close(s);
+        mv_clear_error();
+        if (!complete) {
+            fprintf(stderr, "maskvim: writing synthetic domain '%s' (%s, %d images of %dx%d) to %s\n", dname, split,
+                    count, size[0], size[1], out);
+            // The same code path as `maskvim data synth` (resumes a split left incomplete).
+            char cnt[32], sz[64], seed[32];
+            snprintf(cnt, sizeof cnt, "%d", count);
+            snprintf(sz, sizeof sz, "%dx%d", size[0], size[1]);
+            snprintf(seed, sizeof seed, "%d", cfg->data.synthetic.seed);
+            char *argv[] = {"synth", "--out", base, "--domains", (char *)dname, "--count", cnt, "--size", sz,
+                            "--seed", seed, "--split", (char *)split, NULL};
+            if (data_synth_main(13, argv) != 0) rc = mv_fail("source '%s': could not write %s", src->name, out);
+        }
+    }
+    // Every rank learns whether rank 0 succeeded before anyone opens the split.
+    double status = rc;
+    if (comm_allreduce_sum_doubles(comm, &status, 1) < 0) return -1;
+    if (status < 0 && rc == 0) return mv_fail("source '%s': rank 0 could not write %s", src->name, out);
+    return status < 0 ? -1 : 0;
+}

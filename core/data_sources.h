@@ -1,0 +1,13 @@
+// Where a configured data source lives on disk. A source is a split folder of HDF5 shards,
+// or `synthetic:DOMAIN`, a built-in synthetic domain that is written once as shards into a
+// cache folder (data/synthetic/, or $MV_SYNTH_CACHE) keyed by seed, size and count, so that
+// synthetic runs take exactly the same path through the loader as real datasets.
+#pragma once
+#include <stddef.h>
+#include "core/config.h"
+#include "dist/comm.h"
+
+// Resolves `src` for split "train" or "val" into a split folder in `out`. For synthetic
+// sources rank 0 generates the split when it is missing or incomplete; all ranks then meet
+// at a barrier. Returns 0, or -1 with a message naming the source.
+int source_resolve(char *out, size_t n, const mv_source *src, const char *split, const mv_config *cfg, mv_comm *comm);

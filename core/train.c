@@ -1,0 +1,333 @@
+// The training loop (see train.h).
+#include "core/train.h"
+#include "core/checkpoint.h"
+#include "core/data_sources.h"
+#include "core/error.h"
+#include "core/evaluate.h"
+#include "core/model.h"
+#include "core/optimizer.h"
+#include "core/schedule.h"
+#include "dist/grad_sync.h"
+#include "dist/syncbn.h"
+#include "kernels/cpu/profile.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    const mv_config *cfg;
+    mv_comm *comm;
+    mv_model model;
+    mv_optimizer opt;
+    mv_train_state st;
+    mv_loader *loader;
+    mv_grad_sync sync;
+    bool use_sync;
+    FILE *jsonl;                        // rank 0: run.work_dir/metrics.jsonl
+    char val_paths[MV_MAX_SOURCES][1024];
+} trainer;
+
+static int mkdirs(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return mv_fail("%s: cannot create directory (%s)", path, strerror(errno));
+    return 0;
+}
+
+static void grads_ready(void *ctx, size_t lo) {
+    trainer *t = ctx;
+    if (grad_sync_ready(&t->sync, lo) < 0) comm_abort(1, mv_last_error());
+}
+
+static void reduce_cb(void *ctx, double *buf, int n) {
+    if (comm_allreduce_sum_doubles((mv_comm *)ctx, buf, n) < 0) comm_abort(1, mv_last_error());
+}
+
+// Opens the training stream at `cursor` (NULL: the start).
+static int open_loader(trainer *t, const mv_loader_cursor *cursor) {
+    const mv_config *cfg = t->cfg;
+    mv_loader_source src[MV_MAX_SOURCES];
+    static char paths[MV_MAX_SOURCES][1024];
+    for (int i = 0; i < cfg->data.num_train; i++) {
+        MV_TRY(source_resolve(paths[i], sizeof paths[i], &cfg->data.train[i], "train", cfg, t->comm));
+        src[i].path = paths[i];
+        src[i].repeat = cfg->data.train[i].repeat;
+    }
+    mv_loader_config lc = {0};
+    lc.mode = MV_LOADER_TRAIN;
+    lc.sources = src;
+    lc.n_sources = cfg->data.num_train;
+    lc.batch = cfg->data.batch_per_rank;
+    lc.rank = t->comm->rank;
+    lc.world = t->comm->world;
+    lc.seed = (uint64_t)cfg->run.seed;
+    lc.workers = cfg->data.workers;
+    augment_default_config(&lc.aug, cfg->model.crop_h, cfg->model.crop_w);
+    lc.aug.scale_long = cfg->data.scale[0];
+    lc.aug.scale_short = cfg->data.scale[1];
+    lc.aug.ratio_min = cfg->data.ratio_range[0];
+    lc.aug.ratio_max = cfg->data.ratio_range[1];
+    lc.aug.cat_max_ratio = cfg->data.cat_max_ratio;
+    lc.aug.flip_prob = cfg->data.flip_prob;
+    lc.aug.photometric = cfg->data.photometric;
+    return loader_open(&t->loader, &lc, cursor);
+}
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+// Evaluates on every data.val source; keeps best.h5 by run.select_metric on run.select_domain.
+static int evaluate_all(trainer *t, long iter, bool final) {
+    const mv_config *cfg = t->cfg;
+    const mv_source *sel = config_find_val(cfg, cfg->run.select_domain);
+    double miou[MV_MAX_SOURCES];
+    for (int i = 0; i < cfg->data.num_val; i++) {
+        const mv_source *v = &cfg->data.val[i];
+        mv_seg_metrics res;
+        mv_eval_opts eo = {0};
+        double t0 = prof_now();
+        MV_TRY(evaluate_split(&res, &t->model, cfg, t->val_paths[i], v->name, t->comm, &eo));
+        if (t->comm->rank != 0) continue;
+        miou[i] = res.miou;
+        printf("[eval iter %ld] %-10s mIoU %5.2f  mAcc %5.2f  aAcc %5.2f  (%d classes, %.1fs)\n", iter, v->name,
+               res.miou, res.macc, res.aacc, res.valid_classes, prof_now() - t0);
+        fprintf(t->jsonl, "{\"type\": \"eval\", \"iter\": %ld, \"domain\": ", iter);
+        json_string(t->jsonl, v->name);
+        fprintf(t->jsonl, ", \"metrics\": ");
+        metrics_write_json(t->jsonl, &res, metrics_cityscapes_classes(), v->name);
+        fprintf(t->jsonl, "}\n");
+        fflush(t->jsonl);
+        if (sel == v) {
+            double value = metrics_value(&res, cfg->run.select_metric);
+            if (!isnan(value) && (isnan(t->st.best_value) || value > t->st.best_value)) {
+                t->st.best_value = value;
+                t->st.best_step = t->st.step;
+                snprintf(t->st.best_name, sizeof t->st.best_name, "%s/%s", v->name, metrics_name(cfg->run.select_metric));
+                char path[1024];
+                snprintf(path, sizeof path, "%s/best.h5", cfg->run.work_dir);
+                MV_TRY(checkpoint_save(path, &t->model.params, &t->opt, &t->st, cfg));
+                printf("[eval iter %ld] new best %s = %.2f -> %s\n", iter, t->st.best_name, value, path);
+            }
+        }
+    }
+    if (final && t->comm->rank == 0 && sel) {
+        // The domain-generalisation summary: the selection (source) domain and the others.
+        double sum = 0;
+        int n = 0;
+        printf("\nmIoU after %ld iterations: source %s %.2f | targets", iter, sel->name, miou[sel - cfg->data.val]);
+        for (int i = 0; i < cfg->data.num_val; i++)
+            if (&cfg->data.val[i] != sel) { printf(" %s %.2f", cfg->data.val[i].name, miou[i]); sum += miou[i]; n++; }
+        if (n) printf(" | target mean %.2f", sum / n);
+        printf("\n(per-class IoU of every domain: %s/metrics.jsonl)\n", cfg->run.work_dir);
+    }
+    // Every rank follows rank 0's best bookkeeping (it is saved in every checkpoint).
+    return comm_bcast_bytes(t->comm, &t->st.best_value, sizeof t->st.best_value);
+}
+
+static void fmt_duration(char *out, size_t n, double s) {
+    if (s < 0 || !isfinite(s)) snprintf(out, n, "?");
+    else if (s < 60) snprintf(out, n, "%.0fs", s);
+    else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(out, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+// Losses and mask ratios averaged over ranks, the logged view of one step.
+typedef struct { double v[5 + 6 + 1]; } step_stats;
+
+static void gather_stats(step_stats *s, const mv_model *m, mv_comm *comm) {
+    double *v = s->v;
+    v[0] = m->loss_total; v[1] = m->loss_ce; v[2] = m->loss_aux; v[3] = m->loss_ratio; v[4] = m->loss_position;
+    for (int i = 0; i < 3; i++) { v[5 + i] = m->keep_enc[i]; v[8 + i] = m->keep_dec[i]; }
+    v[11] = 1;
+    comm_allreduce_sum_doubles(comm, v, 12);
+    for (int i = 0; i < 11; i++) v[i] /= v[11];
+}
+
+int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
+    trainer *t = mv_calloc(1, sizeof *t);
+    t->cfg = cfg;
+    t->comm = comm;
+    int rc = 0, B = cfg->data.batch_per_rank, world = comm->world;
+    const char *wd = cfg->run.work_dir;
+    char path[1024];
+    checkpoint_state_init(&t->st);
+    t->st.seed = (uint64_t)cfg->run.seed;
+    t->st.world = world;
+    t->st.batch_per_rank = B;
+
+    if (comm->rank == 0) {
+        rc = mkdirs(wd);
+        if (rc == 0) { snprintf(path, sizeof path, "%s/config.yaml", wd); rc = config_save(path, cfg); }
+    }
+    if (rc == 0) rc = model_build(&t->model, &cfg->model);
+    if (rc < 0) goto out;
+    params_init(&t->model.params, (uint64_t)cfg->run.seed);
+    optimizer_init(&t->opt, &t->model.params, &cfg->optim);
+
+    // Resume: the newest checkpoint (auto) or the given one, if its configuration allows.
+    char resume_path[1024] = "";
+    if (opts->resume && !strcmp(opts->resume, "auto")) {
+        if (checkpoint_find_latest(wd, resume_path, sizeof resume_path) < 0) { rc = -1; goto out; }
+    } else if (opts->resume) {
+        snprintf(resume_path, sizeof resume_path, "%s", opts->resume);
+    }
+    mv_loader_cursor cursor, *start = NULL;
+    if (resume_path[0]) {
+        mv_config *saved = mv_calloc(1, sizeof *saved);
+        mv_train_state st;
+        char why[1024] = "";
+        rc = checkpoint_read_meta(resume_path, &st, saved);
+        int ok = rc < 0 ? -1 : checkpoint_resume_check(&st, saved, cfg, world, why, sizeof why);
+        if (rc == 0 && ok < 0) rc = mv_fail("cannot resume from %s: %s", resume_path, why);
+        if (rc == 0 && ok > 0 && comm->rank == 0) fprintf(stderr, "maskvim: resuming from %s with differences: %s\n", resume_path, why);
+        if (rc == 0) rc = checkpoint_load(resume_path, &t->model.params, &t->opt, &t->st, NULL);
+        free(saved);
+        if (rc < 0) goto out;
+        checkpoint_resume_cursor(&cursor, &t->st, B * world);
+        start = &cursor;
+        t->st.world = world;
+        t->st.batch_per_rank = B;
+        if (comm->rank == 0) printf("maskvim: resumed from %s at iteration %lld\n", resume_path, (long long)t->st.iter);
+    }
+    // Every rank starts from rank 0's parameters and buffers.
+    if ((rc = comm_bcast_floats(comm, t->model.params.params, t->model.params.num_params)) < 0) goto out;
+    if ((rc = comm_bcast_floats(comm, t->model.params.buffers, t->model.params.num_buffers)) < 0) goto out;
+
+    if ((rc = open_loader(t, start)) < 0) goto out;
+    for (int i = 0; i < cfg->data.num_val && rc == 0; i++)
+        rc = source_resolve(t->val_paths[i], sizeof t->val_paths[i], &cfg->data.val[i], "val", cfg, comm);
+    if (rc == 0) rc = model_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w);
+    if (rc < 0) goto out;
+    t->use_sync = world > 1;
+    if (t->use_sync) {
+        size_t *cuts = mv_malloc(sizeof(size_t) * t->model.params.count);
+        int nc = 0;
+        for (int i = 0; i < t->model.params.count; i++)
+            if (!t->model.params.items[i].is_buffer) cuts[nc++] = t->model.params.items[i].offset;
+        rc = grad_sync_init(&t->sync, comm, t->model.params.grads, cuts, NULL, t->model.params.num_params, nc);
+        free(cuts);
+        if (rc < 0) goto out;
+    }
+    if (comm->rank == 0) {
+        snprintf(path, sizeof path, "%s/metrics.jsonl", wd);
+        t->jsonl = fopen(path, "a");
+        if (!t->jsonl) { rc = mv_fail("%s: cannot open for writing", path); goto out; }
+        printf("maskvim train: %s, %zu parameters, %d rank%s x %d images, crop %dx%d, %d iterations, work dir %s\n",
+               cfg->model.preset, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, cfg->model.crop_h,
+               cfg->model.crop_w, cfg->schedule.max_iters, wd);
+    }
+
+    int *ids = mv_malloc(sizeof(int) * B);
+    mv_run_ctx ctx = {.training = true, .seed = (uint64_t)cfg->run.seed, .world_size = world};
+    ctx.sample_ids = ids;
+    if (world > 1) {
+        ctx.reduce.fn = reduce_cb;
+        ctx.reduce.ctx = comm;
+        ctx.grads_ready = grads_ready;
+        ctx.grads_ctx = t;
+    }
+    bool tty = !opts->quiet && comm->rank == 0 && isatty(fileno(stdout));
+    long max_iters = cfg->schedule.max_iters, first = (long)t->st.iter, done_here = 0;
+    double t_start = prof_now(), t_interval = t_start, wait_data = 0, wait_sync = 0, t_compute = 0;
+    long interval_images = 0;
+    for (long it = first; it < max_iters; it++) {
+        double t0 = prof_now();
+        const mv_batch *batch;
+        int got = loader_next(t->loader, &batch);
+        if (got != 1) { rc = got < 0 ? -1 : mv_fail("training stream ended unexpectedly"); break; }
+        double t1 = prof_now();
+        for (int b = 0; b < B; b++) ids[b] = batch->batch_index[b];
+        ctx.step = (uint32_t)it;
+        params_zero_grads(&t->model.params);
+        if ((rc = model_forward(&t->model, batch->images, batch->labels, &ctx)) < 0) break;
+        model_backward(&t->model, &ctx);
+        double t2 = prof_now();
+        if (t->use_sync && grad_sync_finish(&t->sync) < 0) comm_abort(1, mv_last_error());
+        double t3 = prof_now();
+        optimizer_step(&t->opt, &t->model.params, &cfg->optim, &cfg->schedule, it);
+        t->st.step = t->opt.step;
+        t->st.iter = it + 1;
+        wait_data += t1 - t0;
+        wait_sync += t3 - t2;
+        t_compute += t2 - t1;
+        interval_images += (long)B * world;
+        done_here++;
+        bool last = it + 1 == max_iters || (opts->stop_after && done_here >= opts->stop_after);
+        bool log_now = (cfg->run.log_every && (it + 1) % cfg->run.log_every == 0) || last;
+        if (log_now || tty) {
+            step_stats s;
+            gather_stats(&s, &t->model, comm);
+            double now = prof_now(), ips = interval_images / (now - t_interval + 1e-12);
+            double eta = (max_iters - it - 1) * (now - t_start) / (double)done_here;
+            double lr = schedule_lr(&cfg->schedule, cfg->optim.lr, it);
+            double total = now - t_start, outside = wait_data + wait_sync;
+            char eta_s[32];
+            fmt_duration(eta_s, sizeof eta_s, eta);
+            if (comm->rank == 0 && log_now) {
+                printf("%s[iter %5ld/%ld] loss %.4f (ce %.4f aux %.4f ratio %.4f pos %.4f) lr %.2e keep enc %.2f/%.2f/%.2f "
+                       "dec %.2f/%.2f/%.2f | %.2f img/s | data %.0f%% sync %.0f%% | ETA %s\n", tty ? "\r" : "", it + 1,
+                       max_iters, s.v[0], s.v[1], s.v[2], s.v[3], s.v[4], lr, s.v[5], s.v[6], s.v[7], s.v[8], s.v[9], s.v[10],
+                       ips, 100 * wait_data / total, 100 * wait_sync / total, eta_s);
+                fprintf(t->jsonl, "{\"type\": \"train\", \"iter\": %ld, \"loss_total\": %.6g, \"loss_ce\": %.6g, \"loss_aux\": %.6g, "
+                        "\"loss_ratio\": %.6g, \"loss_position\": %.6g, \"lr\": %.6g, \"keep_enc\": [%.4f, %.4f, %.4f], "
+                        "\"keep_dec\": [%.4f, %.4f, %.4f], \"images_per_s\": %.4f, \"eta_s\": %.1f, \"data_wait_frac\": %.4f, "
+                        "\"sync_wait_frac\": %.4f, \"outside_frac\": %.4f}\n", it + 1, s.v[0], s.v[1], s.v[2], s.v[3], s.v[4],
+                        lr, s.v[5], s.v[6], s.v[7], s.v[8], s.v[9], s.v[10], ips, eta, wait_data / total, wait_sync / total,
+                        outside / total);
+                fflush(t->jsonl);
+                fflush(stdout);
+                t_interval = now;
+                interval_images = 0;
+            } else if (comm->rank == 0 && tty) {
+                int width = 30, filled = (int)(width * (it + 1) / max_iters);
+                printf("\r[%.*s%*s] %ld/%ld loss %.4f | %.2f img/s | ETA %s   ", filled, "==============================",
+                       width - filled, "", it + 1, max_iters, s.v[0], ips, eta_s);
+                fflush(stdout);
+            }
+        }
+        bool ckpt_now = (cfg->run.ckpt_every && (it + 1) % cfg->run.ckpt_every == 0) || last;
+        bool eval_now = (cfg->run.eval_every && (it + 1) % cfg->run.eval_every == 0) || it + 1 == max_iters;
+        if (eval_now) {
+            if ((rc = evaluate_all(t, it + 1, it + 1 == max_iters)) < 0) break;
+            if ((rc = model_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w)) < 0) break;
+        }
+        if (ckpt_now) {
+            loader_cursor(t->loader, &t->st.cursor);
+            if (comm->rank == 0) {
+                char saved[1024];
+                rc = checkpoint_save_iter(wd, cfg->run.keep_ckpts, &t->model.params, &t->opt, &t->st, cfg, saved, sizeof saved);
+                if (rc == 0 && last) printf("checkpoint: %s\n", saved);
+            }
+            double status = rc;
+            comm_allreduce_sum_doubles(comm, &status, 1);
+            if (status < 0) { if (rc == 0) rc = mv_fail("rank 0 could not write a checkpoint"); break; }
+        }
+        if (opts->stop_after && done_here >= opts->stop_after) break;
+    }
+    free(ids);
+    if (rc == 0 && comm->rank == 0) {
+        double total = prof_now() - t_start;
+        printf("maskvim train: %ld iterations in %.1fs (compute %.0f%%, data wait %.1f%%, all-reduce wait %.1f%%)\n",
+               done_here, total, 100 * t_compute / total, 100 * wait_data / total, 100 * wait_sync / total);
+    }
+out:
+    if (t->jsonl) fclose(t->jsonl);
+    if (t->loader) loader_close(t->loader);
+    if (t->use_sync) grad_sync_free(&t->sync);
+    if (t->opt.m) optimizer_free(&t->opt);
+    model_free(&t->model);
+    free(t);
+    return rc;
+}
