@@ -18,7 +18,7 @@ int source_resolve(char *out, size_t n, const mv_source *src, const char *split,
     const char *dname = src->path + strlen(SYNTH_PREFIX);
     int domain = synth_domain_index(dname);
     if (domain < 0) return mv_fail_context("source '%s'", src->name);
-    const char *root = getenv("MV_SYNTH_CACHE") ? getenv("MV_SYNTH_CACHE") : "data/synthetic";
+    const char *root = getenv("MV_SYNTH_CACHE") ? getenv("MV_SYNTH_CACHE") : "datasets/synthetic";
     const int *size = cfg->data.synthetic.size;
     int count = !strcmp(split, "train") ? cfg->data.synthetic.train_count : cfg->data.synthetic.val_count;
     char base[1024];

@@ -1,6 +1,6 @@
 // Where a configured data source lives on disk. A source is a split folder of HDF5 shards,
 // or `synthetic:DOMAIN`, a built-in synthetic domain that is written once as shards into a
-// cache folder (data/synthetic/, or $MV_SYNTH_CACHE) keyed by seed, size and count, so that
+// cache folder (datasets/synthetic/ under the working directory, or $MV_SYNTH_CACHE) keyed by seed, size and count, so that
 // synthetic runs take exactly the same path through the loader as real datasets.
 #pragma once
 #include <stddef.h>

@@ -1,0 +1,105 @@
+// Cityscapes-C entry points: corruption names and groups, argument checks, and the uint8 <->
+// float conversion around each corruption (see corrupt.h).
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "data/corrupt_internal.h"
+
+static const struct { const char *name, *group; int random; } CORRUPTIONS[CORRUPT_COUNT] = {
+    [CORRUPT_MOTION_BLUR] = {"motion_blur", "blur", 1},
+    [CORRUPT_DEFOCUS_BLUR] = {"defocus_blur", "blur", 0},
+    [CORRUPT_GLASS_BLUR] = {"glass_blur", "blur", 1},
+    [CORRUPT_GAUSSIAN_BLUR] = {"gaussian_blur", "blur", 0},
+    [CORRUPT_GAUSSIAN_NOISE] = {"gaussian_noise", "noise", 1},
+    [CORRUPT_IMPULSE_NOISE] = {"impulse_noise", "noise", 1},
+    [CORRUPT_SHOT_NOISE] = {"shot_noise", "noise", 1},
+    [CORRUPT_SPECKLE_NOISE] = {"speckle_noise", "noise", 1},
+    [CORRUPT_BRIGHTNESS] = {"brightness", "digital", 0},
+    [CORRUPT_CONTRAST] = {"contrast", "digital", 0},
+    [CORRUPT_SATURATE] = {"saturate", "digital", 0},
+    [CORRUPT_JPEG_COMPRESSION] = {"jpeg_compression", "digital", 0},
+    [CORRUPT_SNOW] = {"snow", "weather", 1},
+    [CORRUPT_SPATTER] = {"spatter", "weather", 1},
+    [CORRUPT_FOG] = {"fog", "weather", 1},
+    [CORRUPT_FROST] = {"frost", "weather", 1},
+};
+
+const char *corrupt_name(int c) { return c >= 0 && c < CORRUPT_COUNT ? CORRUPTIONS[c].name : NULL; }
+const char *corrupt_group(int c) { return c >= 0 && c < CORRUPT_COUNT ? CORRUPTIONS[c].group : NULL; }
+int corrupt_is_random(int c) { return c >= 0 && c < CORRUPT_COUNT ? CORRUPTIONS[c].random : 0; }
+
+int corrupt_index(const char *name) {
+    for (int i = 0; i < CORRUPT_COUNT; i++)
+        if (name && !strcmp(name, CORRUPTIONS[i].name)) return i;
+    char known[512] = "";
+    for (int i = 0; i < CORRUPT_COUNT; i++) {
+        if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
+        strncat(known, CORRUPTIONS[i].name, sizeof known - strlen(known) - 1);
+    }
+    return mv_fail("unknown corruption '%s' (known: %s)", name ? name : "(null)", known);
+}
+
+uint64_t corrupt_image_seed(uint64_t seed, int64_t sample_index) {
+    mv_rng4 b = philox4x32(seed, (uint32_t)sample_index, (uint32_t)((uint64_t)sample_index >> 32),
+                           MV_RNG_CORRUPT | 0xFFFFFFu, 0);
+    return ((uint64_t)b.v[0] << 32) | b.v[1];
+}
+
+static void run_float(float *x, int c, int h, int w, int s, uint64_t seed) {
+    switch (c) {
+    case CORRUPT_MOTION_BLUR: cx_motion_blur(x, h, w, s, seed); break;
+    case CORRUPT_DEFOCUS_BLUR: cx_defocus_blur(x, h, w, s); break;
+    case CORRUPT_GLASS_BLUR: cx_glass_blur(x, h, w, s, seed); break;
+    case CORRUPT_GAUSSIAN_BLUR: cx_gaussian_blur(x, h, w, s); break;
+    case CORRUPT_GAUSSIAN_NOISE: cx_gaussian_noise(x, h, w, s, seed); break;
+    case CORRUPT_IMPULSE_NOISE: cx_impulse_noise(x, h, w, s, seed); break;
+    case CORRUPT_SHOT_NOISE: cx_shot_noise(x, h, w, s, seed); break;
+    case CORRUPT_SPECKLE_NOISE: cx_speckle_noise(x, h, w, s, seed); break;
+    case CORRUPT_BRIGHTNESS: cx_brightness(x, h, w, s); break;
+    case CORRUPT_CONTRAST: cx_contrast(x, h, w, s); break;
+    case CORRUPT_SATURATE: cx_saturate(x, h, w, s); break;
+    case CORRUPT_SNOW: cx_snow(x, h, w, s, seed); break;
+    case CORRUPT_SPATTER: cx_spatter(x, h, w, s, seed); break;
+    case CORRUPT_FOG: cx_fog(x, h, w, s, seed); break;
+    case CORRUPT_FROST: cx_frost(x, h, w, s, seed); break;
+    default: break;
+    }
+}
+
+int corrupt_image(mv_image *out, const mv_image *in, int corruption, int severity, uint64_t seed) {
+    if (!in || !out || !in->px) return mv_fail("corrupt_image: no input image");
+    if (corruption < 0 || corruption >= CORRUPT_COUNT)
+        return mv_fail("corruption %d out of range 0..%d", corruption, CORRUPT_COUNT - 1);
+    if (severity < 1 || severity > 5) return mv_fail("%s: severity %d out of range 1..5", corrupt_name(corruption), severity);
+    if (in->c != 3) return mv_fail("%s: need an RGB image (3 channels), got %d", corrupt_name(corruption), in->c);
+    if (in->h < 1 || in->w < 1) return mv_fail("%s: empty image", corrupt_name(corruption));
+    if (in->h > CORRUPT_MAX_SIDE || in->w > CORRUPT_MAX_SIDE)   // fog's plasma map is side^2 floats
+        return mv_fail("%s: image %dx%d larger than %d on a side", corrupt_name(corruption), in->h, in->w, CORRUPT_MAX_SIDE);
+    int h = in->h, w = in->w;
+    if (out->px && (out->h != h || out->w != w || out->c != 3))
+        return mv_fail("%s: output is %dx%dx%d, input %dx%dx3", corrupt_name(corruption), out->h, out->w, out->c, h, w);
+    size_t n = (size_t)h * w * 3;
+    if (corruption == CORRUPT_JPEG_COMPRESSION) {
+        static const int QUALITY[5] = {25, 18, 15, 10, 7};
+        uint8_t *dst = out->px ? out->px : mv_malloc(n);
+        if (cx_jpeg_roundtrip(dst, in->px, h, w, QUALITY[severity - 1]) < 0) {
+            if (!out->px) free(dst);
+            return mv_fail_context("jpeg_compression");
+        }
+        if (!out->px) { out->h = h; out->w = w; out->c = 3; out->px = dst; }
+        return 0;
+    }
+    float *x = mv_malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = (float)in->px[i] * (1.0f / 255.0f);
+    run_float(x, corruption, h, w, severity, seed);
+    if (!out->px) *out = image_alloc(h, w, 3);
+    // The package casts clip(x, 0, 1) * 255 to uint8, truncating; the small epsilon keeps
+    // float rounding (254.99997) from costing a grey level.
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] * 255.0f + 1e-3f;
+        v = v > 0.0f ? v : 0.0f;   // NaN -> 0
+        out->px[i] = (uint8_t)(v < 255.0f ? v : 255.0f);
+    }
+    free(x);
+    return 0;
+}
