@@ -26,8 +26,13 @@ int weights_save(const mv_params *p, const char *path) {
 typedef struct { const mv_params *p; bool *seen; FILE *report; int unexpected; } scan_ctx;
 
 static herr_t note_unexpected(hid_t group, const char *name, const H5L_info_t *info, void *data) {
-    (void)group; (void)info;
+    (void)info;
     scan_ctx *s = data;
+    // Only datasets are weights: a checkpoint's train/ group (optimizer state) is not.
+    hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+    H5I_type_t type = obj >= 0 ? H5Iget_type(obj) : H5I_BADID;
+    if (obj >= 0) H5Oclose(obj);
+    if (type != H5I_DATASET) return 0;
     const char *tail = strrchr(name, '.');
     if (tail && !strcmp(tail, ".num_batches_tracked")) return 0;   // PyTorch bookkeeping
     for (int i = 0; i < s->p->count; i++)

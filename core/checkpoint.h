@@ -1,0 +1,97 @@
+// Training checkpoints: one HDF5 file holding the weights (at the root, by state_dict name,
+// exactly as weights_save writes them, so any checkpoint is also a plain weights file) and,
+// under train/, everything a resumed run needs to continue as if it had never stopped:
+// AdamW moments, step and schedule iteration, the seed, the loader cursor, world size and
+// batch, best-metric bookkeeping and the resolved configuration as YAML.
+//
+// Files are written to PATH.tmp, flushed (fsync) and renamed, so a crash never leaves a
+// half-written file under a checkpoint's name. A run directory holds iter_<step>.h5 files,
+// best.h5 and `latest` (a text file naming the newest complete checkpoint).
+// docs/checkpoints.md describes the layout and the resume rules.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "core/config.h"
+#include "core/optimizer.h"
+#include "core/params.h"
+#include "data/loader.h"
+
+#define MV_CKPT_FORMAT 1          // train/format; files of a newer format are refused
+#define MV_CKPT_NAME_MAX 64
+
+// What a resumed run needs besides tensors and configuration.
+typedef struct {
+    int64_t step;                 // optimizer updates done (saved from o->step when o is given)
+    int64_t iter;                 // schedule iteration the next update trains with
+    uint64_t seed;                // run seed: keys initialisation, mask noise, dropout, drop-path
+    mv_loader_cursor cursor;      // where the training stream stands (its next global step)
+    int32_t world;                // ranks when saved
+    int32_t batch_per_rank;       // images per rank and step when saved
+    char best_name[MV_CKPT_NAME_MAX];   // metric that picks best.h5, e.g. "clear/mIoU" ("": none yet)
+    double best_value;            // its best value so far (NaN: none yet)
+    int64_t best_step;            // step where it was reached (-1: none yet)
+} mv_train_state;
+
+// Zeroes st, with best_value NaN and best_step -1.
+void checkpoint_state_init(mv_train_state *st);
+
+// Writes p (parameters and buffers), o's moments and step (o may be NULL: no optimizer state,
+// such a file cannot be resumed from), st and cfg to `path` atomically.
+int checkpoint_save(const char *path, const mv_params *p, const mv_optimizer *o, const mv_train_state *st,
+                    const mv_config *cfg);
+
+// Loads a checkpoint into a registry built for the same model. Every registered tensor must
+// be in the file with the same shape and the file may hold no other weights (errors name the
+// key); checksums catch corrupt data. o (moments and o->step), st and saved_cfg may be NULL
+// when not wanted. On failure the tensors' contents are unspecified; st and saved_cfg are
+// left unchanged.
+int checkpoint_load(const char *path, mv_params *p, mv_optimizer *o, mv_train_state *st, mv_config *saved_cfg);
+
+// Reads only st and the saved configuration (either may be NULL): what a resume checks
+// before it builds the model.
+int checkpoint_read_meta(const char *path, mv_train_state *st, mv_config *saved_cfg);
+
+// Whether a run configured as `now` may resume a checkpoint saved with `saved`.
+// Returns 0 (nothing that matters differs), 1 (allowed; `why` lists the differences that make
+// the run differ from an uninterrupted one) or -1 (refused; `why` names the key and both
+// values, and the same text is the error message). Refused: any model.* / mask.* key except
+// model.preset, optim.rules, run.seed, and the number or repeat of data.train sources.
+// Warned: other data.*, optim.* and schedule.* keys, data.train names and paths.
+// Not compared: data.batch_per_rank (see checkpoint_resume_check), data.workers, data.val,
+// run.* other than run.seed. `why` may be NULL when n is 0.
+int checkpoint_compatible(const mv_config *saved, const mv_config *now, char *why, size_t n);
+
+// checkpoint_compatible plus the world-size rule: any world size resumes exactly when
+// now->data.batch_per_rank * world equals the saved global batch; another global batch is
+// allowed with a warning (the stream continues at the same sample, see
+// checkpoint_resume_cursor, and the schedule at the same iteration). Same return values.
+int checkpoint_resume_check(const mv_train_state *st, const mv_config *saved, const mv_config *now, int world,
+                            char *why, size_t n);
+
+// The loader cursor to resume with under global batch `global_batch`: the saved one when the
+// global batch is unchanged, otherwise the first step of the new global batch that starts at
+// or after the saved stream position (at most global_batch - 1 samples are skipped).
+void checkpoint_resume_cursor(mv_loader_cursor *out, const mv_train_state *st, int global_batch);
+
+// DIR/iter_<step>.h5 into out; -1 if it does not fit in n bytes.
+int checkpoint_iter_path(char *out, size_t n, const char *dir, int64_t step);
+
+// Writes DIR/latest (one line: the file name `file` without directory) atomically.
+int checkpoint_set_latest(const char *dir, const char *file);
+
+// Deletes all but the `keep` newest (by step) DIR/iter_<step>.h5 files (keep <= 0: keep all),
+// never the one `latest` names and never best.h5, and removes leftover *.tmp files of
+// checkpoints and `latest` (debris of a crash). Returns the number of files deleted, or -1.
+int checkpoint_rotate(const char *dir, int keep);
+
+// For `--resume auto`: the newest complete checkpoint in DIR. Tries the file `latest` names,
+// then the iter_<step>.h5 files from the highest step down, and takes the first that opens as
+// a checkpoint (*.tmp files are never considered). Returns 1 with its path in `path`, 0 when
+// DIR has none (or does not exist), -1 on an error (e.g. the path does not fit).
+int checkpoint_find_latest(const char *dir, char *path, size_t n);
+
+// The periodic save of a trainer: checkpoint_save to DIR/iter_<st->step>.h5, then
+// checkpoint_set_latest and checkpoint_rotate(dir, keep). The written path goes to
+// `saved` (may be NULL).
+int checkpoint_save_iter(const char *dir, int keep, const mv_params *p, const mv_optimizer *o,
+                         const mv_train_state *st, const mv_config *cfg, char *saved, size_t n);

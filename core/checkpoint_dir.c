@@ -1,0 +1,183 @@
+// The checkpoints of a run directory (see checkpoint.h): iter_<step>.h5 files, best.h5 and
+// `latest`; rotation and the search behind `--resume auto`.
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LATEST "latest"
+
+int checkpoint_iter_path(char *out, size_t n, const char *dir, int64_t step) {
+    int len = snprintf(out, n, "%s/iter_%lld.h5", dir, (long long)step);
+    if (len < 0 || (size_t)len >= n) return mv_fail("%s: checkpoint path too long", dir);
+    return 0;
+}
+
+// The step of a file called exactly iter_<digits>.h5, or -1.
+static int64_t iter_step(const char *name) {
+    if (strncmp(name, "iter_", 5)) return -1;
+    const char *c = name + 5;
+    int64_t step = 0;
+    int digits = 0;
+    for (; *c >= '0' && *c <= '9'; c++, digits++) {
+        if (step > (INT64_MAX - 9) / 10) return -1;
+        step = step * 10 + (*c - '0');
+    }
+    return digits > 0 && !strcmp(c, ".h5") ? step : -1;
+}
+
+static bool ends_with(const char *s, const char *tail) {
+    size_t a = strlen(s), b = strlen(tail);
+    return a >= b && !strcmp(s + a - b, tail);
+}
+
+int checkpoint_set_latest(const char *dir, const char *file) {
+    const char *slash = strrchr(file, '/');
+    const char *base = slash ? slash + 1 : file;
+    char path[4096], tmp[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, LATEST) >= (int)sizeof path ||
+        snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, LATEST) >= (int)sizeof tmp)
+        return mv_fail("%s: path too long", dir);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
+    int rc = fprintf(f, "%s\n", base) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0 ? -1 : 0;
+    if (fclose(f) != 0) rc = -1;
+    if (rc == 0 && rename(tmp, path) != 0) rc = -1;
+    if (rc < 0) {
+        int err = errno;
+        remove(tmp);
+        return mv_fail("%s: cannot write: %s", path, strerror(err));
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+    return 0;
+}
+
+// The file name `latest` holds ("" when it is missing or unreadable).
+static void read_latest(const char *dir, char *name, size_t n) {
+    name[0] = '\0';
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, LATEST) >= (int)sizeof path) return;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (!fgets(name, (int)n, f)) name[0] = '\0';
+    fclose(f);
+    name[strcspn(name, "\r\n")] = '\0';
+    if (strchr(name, '/')) name[0] = '\0';   // a bare file name in this directory, nothing else
+}
+
+typedef struct { int64_t step; char name[256]; } iter_file;
+
+static int by_step_desc(const void *a, const void *b) {
+    int64_t x = ((const iter_file *)a)->step, y = ((const iter_file *)b)->step;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+// Lists DIR's iter_<step>.h5 files, newest first; *count = 0 when DIR does not exist.
+static int list_iters(const char *dir, iter_file **out, int *count) {
+    *out = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : mv_fail("%s: cannot list: %s", dir, strerror(errno));
+    int cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int64_t step = iter_step(e->d_name);
+        if (step < 0 || strlen(e->d_name) >= sizeof((*out)->name)) continue;
+        if (*count == cap) {
+            cap = cap ? 2 * cap : 16;
+            iter_file *grown = realloc(*out, sizeof **out * (size_t)cap);
+            MV_CHECK(grown, "out of memory");
+            *out = grown;
+        }
+        (*out)[*count].step = step;
+        snprintf((*out)[*count].name, sizeof (*out)[*count].name, "%s", e->d_name);
+        (*count)++;
+    }
+    closedir(d);
+    if (*count) qsort(*out, (size_t)*count, sizeof **out, by_step_desc);
+    return 0;
+}
+
+// Crash debris: a checkpoint or `latest` that never got renamed into place.
+static bool is_debris(const char *name) {
+    if (!ends_with(name, ".tmp")) return false;
+    char base[512];
+    size_t len = strlen(name) - 4;
+    if (len >= sizeof base) return false;
+    memcpy(base, name, len);
+    base[len] = '\0';
+    return iter_step(base) >= 0 || !strcmp(base, "best.h5") || !strcmp(base, LATEST);
+}
+
+int checkpoint_rotate(const char *dir, int keep) {
+    iter_file *files;
+    int count;
+    MV_TRY(list_iters(dir, &files, &count));
+    char latest[256], path[4096];
+    read_latest(dir, latest, sizeof latest);
+    int deleted = 0, rc = 0;
+    for (int i = keep > 0 ? keep : count; i < count; i++) {
+        if (!strcmp(files[i].name, latest)) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        if (remove(path) == 0) deleted++;
+        else if (errno != ENOENT) { rc = mv_fail("%s: cannot delete: %s", path, strerror(errno)); break; }
+    }
+    free(files);
+    if (rc < 0) return rc;
+
+    DIR *d = opendir(dir);
+    if (!d) return deleted;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_debris(e->d_name)) continue;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path && remove(path) == 0) deleted++;
+    }
+    closedir(d);
+    return deleted;
+}
+
+// Whether DIR/name opens as a checkpoint (its metadata reads); leaves no error message behind.
+static bool usable(const char *dir, const char *name, char *path, size_t n) {
+    int len = snprintf(path, n, "%s/%s", dir, name);
+    if (len < 0 || (size_t)len >= n) return false;
+    mv_train_state st;
+    return checkpoint_read_meta(path, &st, NULL) == 0;
+}
+
+int checkpoint_find_latest(const char *dir, char *path, size_t n) {
+    if (n < 2) return mv_fail("%s: no room for a path", dir);
+    char latest[256];
+    read_latest(dir, latest, sizeof latest);
+    if (latest[0] && !ends_with(latest, ".tmp") && usable(dir, latest, path, n)) {
+        mv_clear_error();
+        return 1;
+    }
+    iter_file *files;
+    int count;
+    MV_TRY(list_iters(dir, &files, &count));
+    int found = 0;
+    for (int i = 0; i < count && !found; i++) found = usable(dir, files[i].name, path, n);
+    free(files);
+    if (!found) path[0] = '\0';
+    mv_clear_error();
+    return found;
+}
+
+int checkpoint_save_iter(const char *dir, int keep, const mv_params *p, const mv_optimizer *o,
+                         const mv_train_state *st, const mv_config *cfg, char *saved, size_t n) {
+    char path[4096];
+    int64_t step = o ? (int64_t)o->step : st->step;
+    MV_TRY(checkpoint_iter_path(path, sizeof path, dir, step));
+    MV_TRY(checkpoint_save(path, p, o, st, cfg));
+    MV_TRY(checkpoint_set_latest(dir, path));
+    if (checkpoint_rotate(dir, keep) < 0) return -1;
+    if (saved && n) snprintf(saved, n, "%s", path);
+    return 0;
+}

@@ -1,0 +1,286 @@
+// Ranks and the small collectives (see comm.h). With MPI in the build and a launcher in the
+// environment this is MPI; otherwise every call is the single-rank identity.
+#include "dist/comm.h"
+#include "dist/comm_mpi.h"
+#include "core/error.h"
+#include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *comm_backend_name(mv_dist_backend b) {
+    switch (b) {
+    case MV_DIST_SINGLE: return "single";
+    case MV_DIST_MPI: return "mpi";
+    case MV_DIST_NCCL: return "nccl";
+    }
+    return "?";
+}
+
+// MV_COMM_TIMEOUT overrides the default collective timeout (torch's default is 30 minutes too:
+// long enough for one rank to evaluate while the others wait, short enough not to hang a queue).
+static int read_timeout(double *timeout_s) {
+    *timeout_s = 1800.0;
+    const char *t = getenv("MV_COMM_TIMEOUT");
+    if (!t || !*t) return 0;
+    char *end = NULL;
+    double v = strtod(t, &end);
+    if (end == t || *end != '\0' || !(v >= 0.0) || v > 1e9)
+        return mv_fail("MV_COMM_TIMEOUT=%s: expected a number of seconds >= 0 (0: no timeout)", t);
+    *timeout_s = v;
+    return 0;
+}
+
+#ifdef MV_HAVE_MPI
+// A process started by mpirun (Open MPI), mpiexec.hydra (MPICH) or a PMIx launcher such as srun
+// carries one of these; without them we run alone instead of trying a singleton MPI start,
+// which in Open MPI forks a daemon and fails in some containers.
+static int launched_by_mpi(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return 1;
+    const char *force = getenv("MV_FORCE_MPI");
+    return force && !strcmp(force, "1");
+}
+
+int comm_mpi_fail(int err, const char *what) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(err, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "MPI error %d", err);
+    return mv_fail("%s: %s", what, text);
+}
+#endif
+
+double comm_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Never sleeps: without an asynchronous progress thread, MPI moves data only inside MPI calls,
+// so a sleeping waiter would stall large transfers. Yielding costs nothing when the core is free.
+void comm_mpi_backoff(double waited_s) {
+    if (waited_s > 1e-4) sched_yield();
+}
+
+#ifdef MV_HAVE_MPI
+// Open MPI's all-reduce allocates a temporary buffer as large as the message on every call.
+// glibc serves allocations above 32 MiB with fresh mmap pages (and trims freed heap tops), so
+// every call page-faults its temporary in again; on a VM that costs more than the reduction:
+// a 64 MiB all-reduce of 2 ranks measured 0.1-0.2 GB/s instead of 1.4-2 GB/s. Keeping large
+// blocks in the heap fixes it. MV_MALLOC_TUNE=0 leaves glibc's defaults alone.
+static void keep_large_allocations(void) {
+#ifdef __GLIBC__
+    const char *tune = getenv("MV_MALLOC_TUNE");
+    if (tune && !strcmp(tune, "0")) return;
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+}
+#endif
+
+int comm_init(mv_comm *c, int *argc, char ***argv) {
+    memset(c, 0, sizeof *c);
+    c->world = 1;
+    c->local_size = 1;
+    c->backend = MV_DIST_SINGLE;
+    MV_TRY(read_timeout(&c->timeout_s));
+#ifdef MV_HAVE_MPI
+    if (!launched_by_mpi()) return 0;
+    int inited = 0, finalized = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (finalized) return mv_fail("comm_init: MPI was already finalized in this process");
+    int owns = 0;
+    if (!inited) {
+        int provided = 0;
+        int err = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+        if (err != MPI_SUCCESS) return mv_fail("comm_init: MPI_Init_thread failed (error %d)", err);
+        owns = 1;
+        if (provided < MPI_THREAD_FUNNELED) {
+            MPI_Finalize();
+            return mv_fail("comm_init: the MPI library offers thread level %d, maskvim needs MPI_THREAD_FUNNELED", provided);
+        }
+    }
+    mv_comm_mpi *m = mv_calloc(1, sizeof *m);
+    m->owns_mpi = owns;
+    m->comm = MPI_COMM_NULL;
+    m->node = MPI_COMM_NULL;
+    c->impl = m;
+    // Our own communicator, so that errors on it come back as values (MPI_ERRORS_RETURN) and
+    // we decide: record the message, then comm_abort brings the whole job down.
+    int err = MPI_Comm_dup(MPI_COMM_WORLD, &m->comm);
+    if (err == MPI_SUCCESS) err = MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+    if (err == MPI_SUCCESS) err = MPI_Comm_rank(m->comm, &c->rank);
+    if (err == MPI_SUCCESS) err = MPI_Comm_size(m->comm, &c->world);
+    if (err == MPI_SUCCESS) err = MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &m->node);
+    if (err == MPI_SUCCESS) err = MPI_Comm_set_errhandler(m->node, MPI_ERRORS_RETURN);
+    if (err == MPI_SUCCESS) err = MPI_Comm_rank(m->node, &c->local_rank);
+    if (err == MPI_SUCCESS) err = MPI_Comm_size(m->node, &c->local_size);
+    if (err != MPI_SUCCESS) {
+        comm_mpi_fail(err, "comm_init: setting up the communicators");
+        comm_finalize(c);
+        return -1;
+    }
+    c->backend = MV_DIST_MPI;
+    keep_large_allocations();
+#else
+    (void)argc;
+    (void)argv;
+    // Without MPI, N copies started by mpirun would each train alone: refuse instead.
+    const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!size) size = getenv("PMI_SIZE");
+    if (size && atoi(size) > 1)
+        return mv_fail("comm_init: started as one of %s ranks, but this maskvim was built without MPI", size);
+#endif
+    return 0;
+}
+
+void comm_finalize(mv_comm *c) {
+#ifdef MV_HAVE_MPI
+    mv_comm_mpi *m = c->impl;
+    if (m) {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized) {
+            if (m->node != MPI_COMM_NULL) MPI_Comm_free(&m->node);
+            if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
+            if (m->owns_mpi) MPI_Finalize();
+        }
+        free(m);
+    }
+#endif
+    c->impl = NULL;
+    c->rank = 0;
+    c->world = 1;
+    c->local_rank = 0;
+    c->local_size = 1;
+    c->backend = MV_DIST_SINGLE;
+}
+
+_Noreturn void comm_abort(int code, const char *msg) {
+    if (code == 0) code = 1;
+    int rank = 0, world = 1, live = 0;
+#ifdef MV_HAVE_MPI
+    int inited = 0, finalized = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    live = inited && !finalized;
+    if (live) {
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &world);
+    }
+#endif
+    fflush(stdout);
+    if (world > 1) fprintf(stderr, "maskvim: rank %d/%d: %s\n", rank, world, msg ? msg : "error");
+    else fprintf(stderr, "maskvim: %s\n", msg ? msg : "error");
+    fflush(stderr);
+#ifdef MV_HAVE_MPI
+    // MPI_Abort makes mpirun kill every rank, wherever it runs, and exit non-zero.
+    if (live) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    (void)live;
+    exit(code);
+}
+
+#ifdef MV_HAVE_MPI
+int comm_mpi_wait(mv_comm *c, MPI_Request *req, const char *what) {
+    double t0 = comm_now();
+    for (;;) {
+        int flag = 0;
+        int err = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
+        if (err != MPI_SUCCESS) return comm_mpi_fail(err, what);
+        if (flag) return 0;
+        double waited = comm_now() - t0;
+        if (c->timeout_s > 0 && waited > c->timeout_s)
+            return mv_fail("%s: not complete after %.0f s: a rank has stopped or is stuck "
+                           "(MV_COMM_TIMEOUT sets this limit)", what, waited);
+        comm_mpi_backoff(waited);
+    }
+}
+
+// MPI counts are ints: long buffers go in pieces of at most 2^30 elements.
+#define MV_MPI_CHUNK ((size_t)1 << 30)
+#endif
+
+int comm_bcast_floats(mv_comm *c, float *buf, size_t n) {
+    if (c->world <= 1 || n == 0) return 0;
+#ifdef MV_HAVE_MPI
+    for (size_t off = 0; off < n; off += MV_MPI_CHUNK) {
+        size_t len = n - off < MV_MPI_CHUNK ? n - off : MV_MPI_CHUNK;
+        MPI_Request req;
+        int err = MPI_Ibcast(buf + off, (int)len, MPI_FLOAT, 0, comm_mpi_handle(c), &req);
+        if (err != MPI_SUCCESS) return comm_mpi_fail(err, "broadcast from rank 0");
+        MV_TRY(comm_mpi_wait(c, &req, "broadcast from rank 0"));
+    }
+    return 0;
+#else
+    (void)buf;
+    return mv_fail("comm_bcast_floats: %d ranks but no MPI in this build", c->world);
+#endif
+}
+
+int comm_bcast_bytes(mv_comm *c, void *buf, size_t n) {
+    if (c->world <= 1 || n == 0) return 0;
+#ifdef MV_HAVE_MPI
+    for (size_t off = 0; off < n; off += MV_MPI_CHUNK) {
+        size_t len = n - off < MV_MPI_CHUNK ? n - off : MV_MPI_CHUNK;
+        MPI_Request req;
+        int err = MPI_Ibcast((char *)buf + off, (int)len, MPI_BYTE, 0, comm_mpi_handle(c), &req);
+        if (err != MPI_SUCCESS) return comm_mpi_fail(err, "broadcast from rank 0");
+        MV_TRY(comm_mpi_wait(c, &req, "broadcast from rank 0"));
+    }
+    return 0;
+#else
+    (void)buf;
+    return mv_fail("comm_bcast_bytes: %d ranks but no MPI in this build", c->world);
+#endif
+}
+
+int comm_allreduce_sum_doubles(mv_comm *c, double *buf, int n) {
+    if (n < 0) return mv_fail("comm_allreduce_sum_doubles: negative count %d", n);
+    if (c->world <= 1 || n == 0) return 0;
+#ifdef MV_HAVE_MPI
+    MPI_Request req;
+    int err = MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, comm_mpi_handle(c), &req);
+    if (err != MPI_SUCCESS) return comm_mpi_fail(err, "all-reduce of doubles");
+    return comm_mpi_wait(c, &req, "all-reduce of doubles");
+#else
+    (void)buf;
+    return mv_fail("comm_allreduce_sum_doubles: %d ranks but no MPI in this build", c->world);
+#endif
+}
+
+int comm_allreduce_sum_floats(mv_comm *c, float *buf, size_t n) {
+    if (c->world <= 1 || n == 0) return 0;
+#ifdef MV_HAVE_MPI
+    for (size_t off = 0; off < n; off += MV_MPI_CHUNK) {
+        size_t len = n - off < MV_MPI_CHUNK ? n - off : MV_MPI_CHUNK;
+        MPI_Request req;
+        int err = MPI_Iallreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_FLOAT, MPI_SUM, comm_mpi_handle(c), &req);
+        if (err != MPI_SUCCESS) return comm_mpi_fail(err, "all-reduce of floats");
+        MV_TRY(comm_mpi_wait(c, &req, "all-reduce of floats"));
+    }
+    return 0;
+#else
+    (void)buf;
+    return mv_fail("comm_allreduce_sum_floats: %d ranks but no MPI in this build", c->world);
+#endif
+}
+
+int comm_barrier(mv_comm *c) {
+    if (c->world <= 1) return 0;
+#ifdef MV_HAVE_MPI
+    MPI_Request req;
+    int err = MPI_Ibarrier(comm_mpi_handle(c), &req);
+    if (err != MPI_SUCCESS) return comm_mpi_fail(err, "barrier");
+    return comm_mpi_wait(c, &req, "barrier");
+#else
+    return mv_fail("comm_barrier: %d ranks but no MPI in this build", c->world);
+#endif
+}

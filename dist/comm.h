@@ -1,0 +1,50 @@
+// Ranks and the communicator: who am I (rank, world, node-local rank), and the few collectives
+// the trainer needs besides the gradient all-reduce (dist/grad_sync.h): broadcast of the initial
+// parameters, sums of small double arrays (metrics, SyncBN statistics, the ratio-loss mean),
+// a barrier, and a job-wide abort so that one failing rank ends the whole job instead of
+// leaving the others waiting in a collective.
+//
+// Backends: MPI (the CPU path, built when MV_HAVE_MPI is defined), a single-rank stand-in with
+// the same API (no MPI in the build, or a process started without mpirun), and later NCCL for
+// gradients on GPUs (MPI still bootstraps ranks and carries the small collectives then).
+// Every call must come from the thread that called comm_init (MPI_THREAD_FUNNELED).
+#pragma once
+#include <stddef.h>
+
+typedef enum {
+    MV_DIST_SINGLE = 0,   // one process, no communication at all
+    MV_DIST_MPI = 1,      // MPI collectives on host memory
+    MV_DIST_NCCL = 2,     // NCCL on device memory for gradients (GPU path; not built yet)
+} mv_dist_backend;
+
+typedef struct {
+    int rank, world;              // position in the job and number of processes
+    int local_rank, local_size;   // position among the processes of this node (GPU binding)
+    mv_dist_backend backend;      // what grad_sync uses for gradients
+    double timeout_s;             // a collective waiting longer than this fails (0: wait forever)
+    void *impl;                   // backend state (MPI communicators), private to dist/comm.c
+} mv_comm;
+
+// Starts the job's communication. Under mpirun (or another MPI launcher, or with MV_FORCE_MPI=1)
+// initialises MPI with MPI_THREAD_FUNNELED; started directly it runs as rank 0 of 1 without
+// touching MPI. The collective timeout defaults to 1800 s, or MV_COMM_TIMEOUT seconds (0: none).
+// Returns 0, or -1 with a message.
+int comm_init(mv_comm *c, int *argc, char ***argv);
+// Ends communication (MPI_Finalize if comm_init started MPI). Safe on a zeroed or failed comm.
+void comm_finalize(mv_comm *c);
+// Ends the whole job from any rank: prints "maskvim: rank R: msg" to stderr and calls MPI_Abort
+// (or exit(code) without MPI). Use it whenever one rank cannot continue, so no rank hangs.
+_Noreturn void comm_abort(int code, const char *msg);
+
+// Copies rank 0's buf[0..n) into every rank's buf. Returns 0, or -1 with a message.
+int comm_bcast_floats(mv_comm *c, float *buf, size_t n);
+// Copies rank 0's bytes buf[0..n) into every rank's buf (seeds, hashes, small records). 0 or -1.
+int comm_bcast_bytes(mv_comm *c, void *buf, size_t n);
+// In-place sum over ranks of buf[0..n) (small arrays: metrics, statistics). 0 or -1.
+int comm_allreduce_sum_doubles(mv_comm *c, double *buf, int n);
+// In-place sum over ranks of a float buffer of any length, blocking. 0 or -1.
+int comm_allreduce_sum_floats(mv_comm *c, float *buf, size_t n);
+// Waits until every rank has arrived. 0 or -1.
+int comm_barrier(mv_comm *c);
+// Name of the backend ("single", "mpi", "nccl").
+const char *comm_backend_name(mv_dist_backend b);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The gradient all-reduce across real MPI ranks on this machine: `maskvim bench-allreduce
+# --check` with 2 ranks (sums bit-exact, averages within 2 ulp, identical bytes on every rank)
+# for every size from 4K to 4M, the bucketed path over a model-sized buffer of many buckets,
+# and 3 ranks (an average that rounds). Skips only when MPI is not part of the build.
+set -u
+source "$(dirname "${BASH_SOURCE[0]}")/mpi_common.sh"
+mpi_setup mpi_allreduce
+trap mpi_cleanup EXIT
+MPIRUN=(timeout 300 mpirun --oversubscribe "${MPI_ENV[@]}")
+
+# Every data line's two #wrong columns (8th and 12th fields) must be 0.
+check_output() {   # file, expected number of lines, expected rank count
+    local f=$1 lines=$2 ranks=$3
+    grep -q "^# maskvim bench-allreduce: $ranks ranks on 1 node, backend mpi" "$f" || fail "$f: header does not say $ranks ranks over MPI"
+    grep -q "^# Out of bounds values : 0 OK" "$f" || fail "$f: wrong values"
+    grep -q "^# Identical on all ranks (random data): yes" "$f" || fail "$f: ranks disagree"
+    local n
+    n=$(grep -v '^#' "$f" | awk 'NF == 13 && $8 == "0" && $12 == "0" && $5 > 0 && $9 > 0' | wc -l)
+    [ "$n" -eq "$lines" ] || fail "$f: $n checked lines, expected $lines"
+}
+
+echo "== 2 ranks, 4K..4M"
+"${MPIRUN[@]}" -np 2 "$MV_BIN" bench-allreduce --check --max-bytes 4M --iters 3 --warmup 1 >"$TMP/two.txt" 2>"$TMP/two.err" \
+    || { cat "$TMP/two.txt" "$TMP/two.err"; fail "2-rank bench-allreduce --check exited non-zero"; }
+cat "$TMP/two.txt"
+check_output "$TMP/two.txt" 11 2
+grep -q '^        4096          1024  float    sum' "$TMP/two.txt" || fail "no 4096-byte line"
+grep -q '^     4194304       1048576  float    sum' "$TMP/two.txt" || fail "no 4 MiB line"
+
+echo "== 2 ranks, one model-sized buffer in many buckets"
+"${MPIRUN[@]}" -np 2 "$MV_BIN" bench-allreduce --check --size-of-model 1.3M --bucket-bytes 64K \
+    --first-bucket-bytes 16K --iters 2 --warmup 1 >"$TMP/model.txt" 2>"$TMP/model.err" \
+    || { cat "$TMP/model.txt" "$TMP/model.err"; fail "--size-of-model run exited non-zero"; }
+cat "$TMP/model.txt"
+check_output "$TMP/model.txt" 1 2
+# 1.3M = 1363148 bytes -> 340787 floats; a 16K first bucket, then 64K buckets: 1 + 21 buckets
+grep -v '^#' "$TMP/model.txt" | awk '$1 == 1363148 && $2 == 340787 && $13 == 22 {ok = 1} END {exit !ok}' \
+    || fail "expected one line of 1363148 bytes in 22 buckets"
+
+echo "== 3 ranks (the average divides by 3)"
+"${MPIRUN[@]}" -np 3 "$MV_BIN" bench-allreduce --check --max-bytes 256K --bucket-bytes 64K --iters 2 --warmup 1 \
+    >"$TMP/three.txt" 2>"$TMP/three.err" || { cat "$TMP/three.txt" "$TMP/three.err"; fail "3-rank run exited non-zero"; }
+cat "$TMP/three.txt"
+check_output "$TMP/three.txt" 7 3
+
+echo "== bad options are errors before MPI starts"
+"$MV_BIN" bench-allreduce --max-bytes 12Q >/dev/null 2>"$TMP/bad.err"; rc=$?
+[ "$rc" -eq 2 ] || fail "bad --max-bytes: exit $rc, expected 2"
+grep -q -- "--max-bytes 12Q: expected a size" "$TMP/bad.err" || fail "bad --max-bytes message: $(cat "$TMP/bad.err")"
+echo "PASS"

@@ -1,0 +1,569 @@
+// Checkpoints: bit-exact round trip of weights, buffers, moments, state and configuration on
+// the real maskvim-nano registry; a save/load in the middle of AdamW continues exactly like
+// the uninterrupted run; corrupt, truncated and foreign files give errors naming the file or
+// key; resume rules; crash debris ignored by --resume auto; rotation keeps N + best.
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/checkpoint.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/model.h"
+#include "core/weights_io.h"
+
+// $MV_TEST_TMP/checkpoint/<name>, emptied of files (a fresh directory for each test).
+static void test_dir(char *out, size_t n, const char *name) {
+    const char *root = getenv("MV_TEST_TMP");
+    if (!root || !root[0]) root = "/tmp";
+    snprintf(out, n, "%s/checkpoint", root);
+    mkdir(root, 0755);
+    cr_assert(mkdir(out, 0755) == 0 || errno == EEXIST, "mkdir %s", out);
+    snprintf(out, n, "%s/checkpoint/%s", root, name);
+    cr_assert(mkdir(out, 0755) == 0 || errno == EEXIST, "mkdir %s", out);
+    DIR *d = opendir(out);
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') { snprintf(path, sizeof path, "%s/%s", out, e->d_name); remove(path); }
+    closedir(d);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool exists(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+// A small registry with the name patterns the optimizer rules act on, plus a buffer.
+typedef struct { mv_params p; float *w, *dw, *nw, *dnw, *tm, *dtm, *rv; } tiny;
+
+static void tiny_build(tiny *t, int rows, bool extra, uint64_t seed) {
+    memset(t, 0, sizeof *t);
+    int s1[2] = {rows, 5}, s2[1] = {5}, s3[3] = {1, 6, 2}, s4[1] = {3};
+    params_add(&t->p, &t->w, &t->dw, false, INIT_TRUNC_NORMAL, 0.5f, 2, s1, "decode_head.conv_seg.weight");
+    params_add(&t->p, &t->nw, &t->dnw, false, INIT_UNIFORM, 1.0f, 1, s2, "backbone.layers.0.blocks.0.norm.weight");
+    params_add(&t->p, &t->tm, &t->dtm, false, INIT_UNIFORM, 4.0f, 3, s3, "backbone.layers.0.blocks.0.token_mask");
+    if (extra) params_add(&t->p, &t->rv, NULL, true, INIT_UNIFORM, 2.0f, 1, s4, "decode_head.bottleneck.bn.running_var");
+    params_allocate(&t->p);
+    params_init(&t->p, seed);
+}
+
+// Deterministic gradients that depend on the parameters and the step (as a real one would).
+static void fake_grads(mv_params *p, long step) {
+    for (int i = 0; i < p->count; i++) {
+        mv_param *q = &p->items[i];
+        if (q->is_buffer) continue;
+        for (size_t j = 0; j < q->numel; j++)
+            p->grads[q->offset + j] = sinf(3.0f * p->params[q->offset + j] + 0.7f * (float)step + (float)j);
+    }
+}
+
+static void some_state(mv_train_state *st) {
+    checkpoint_state_init(st);
+    st->step = 7;
+    st->iter = 7;
+    st->seed = 0x123456789abcdefULL;
+    st->cursor = (mv_loader_cursor){.seed = 99, .step = 7, .epoch_size = 1234567890123LL, .global_batch = 4};
+    st->world = 2;
+    st->batch_per_rank = 2;
+    snprintf(st->best_name, sizeof st->best_name, "clear/mIoU");
+    st->best_value = 61.25;
+    st->best_step = 6;
+}
+
+Test(checkpoint, round_trip_nano_is_bit_exact) {
+    char dir[512], path[4200];
+    test_dir(dir, sizeof dir, "round_trip");
+    snprintf(path, sizeof path, "%s/a.h5", dir);
+
+    mv_config cfg;
+    config_defaults(&cfg);
+    cr_assert_eq(config_set(&cfg, "optim.lr=1.25e-4"), 0, "%s", mv_last_error());
+    cr_assert_eq(config_set(&cfg, "run.work_dir=runs/ckpt test"), 0, "%s", mv_last_error());
+
+    mv_model a, b, c;
+    cr_assert_eq(model_build(&a, &cfg.model), 0, "%s", mv_last_error());
+    cr_assert_eq(model_build(&b, &cfg.model), 0, "%s", mv_last_error());
+    cr_assert_eq(model_build(&c, &cfg.model), 0, "%s", mv_last_error());
+    params_init(&a.params, 1);
+    params_init(&b.params, 2);
+    params_init(&c.params, 3);
+    cr_assert(a.params.num_buffers > 0, "nano has BatchNorm buffers");
+    for (size_t i = 0; i < a.params.num_buffers; i++) a.params.buffers[i] = 0.5f + sinf((float)i);
+
+    mv_optimizer oa, ob;
+    optimizer_init(&oa, &a.params, &cfg.optim);
+    optimizer_init(&ob, &b.params, &cfg.optim);
+    for (int k = 0; k < a.params.count; k++) {   // the tensors (the arena's alignment padding stays 0)
+        const mv_param *q = &a.params.items[k];
+        if (q->is_buffer) continue;
+        for (size_t i = q->offset; i < q->offset + q->numel; i++) {
+            oa.m[i] = cosf((float)i) * 1e-3f;
+            oa.v[i] = (float)(i % 97) * 1e-7f + 1e-12f;
+        }
+    }
+    oa.step = 7;
+    mv_train_state st, st2;
+    some_state(&st);
+    cr_assert_eq(checkpoint_save(path, &a.params, &oa, &st, &cfg), 0, "%s", mv_last_error());
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cr_expect(access(tmp, F_OK) != 0, "the temporary file is gone after the rename");
+
+    mv_config saved;
+    cr_assert_eq(checkpoint_load(path, &b.params, &ob, &st2, &saved), 0, "%s", mv_last_error());
+    cr_expect(memcmp(a.params.params, b.params.params, sizeof(float) * a.params.num_params) == 0, "parameters");
+    cr_expect(memcmp(a.params.buffers, b.params.buffers, sizeof(float) * a.params.num_buffers) == 0, "buffers");
+    cr_expect(memcmp(oa.m, ob.m, sizeof(float) * a.params.num_params) == 0, "first moments");
+    cr_expect(memcmp(oa.v, ob.v, sizeof(float) * a.params.num_params) == 0, "second moments");
+    cr_expect_eq(ob.step, 7);
+    cr_expect_eq(st2.step, 7);
+    cr_expect_eq(st2.iter, 7);
+    cr_expect_eq(st2.seed, st.seed);
+    cr_expect_eq(st2.cursor.seed, 99);
+    cr_expect_eq(st2.cursor.step, 7);
+    cr_expect_eq(st2.cursor.epoch_size, 1234567890123LL);
+    cr_expect_eq(st2.cursor.global_batch, 4);
+    cr_expect_eq(st2.world, 2);
+    cr_expect_eq(st2.batch_per_rank, 2);
+    cr_expect_str_eq(st2.best_name, "clear/mIoU");
+    cr_expect_eq(st2.best_value, 61.25);
+    cr_expect_eq(st2.best_step, 6);
+    cr_expect(config_equal(&saved, &cfg), "the configuration reads back equal");
+    cr_expect_eq(saved.optim.lr, 1.25e-4);
+    cr_expect_str_eq(saved.run.work_dir, "runs/ckpt test");
+
+    // Metadata alone, as a resume reads it before building the model.
+    mv_train_state st3;
+    mv_config saved3;
+    cr_assert_eq(checkpoint_read_meta(path, &st3, &saved3), 0, "%s", mv_last_error());
+    cr_expect(st3.step == 7 && st3.iter == 7 && st3.cursor.epoch_size == 1234567890123LL && st3.best_step == 6);
+    cr_expect(config_equal(&saved3, &cfg));
+
+    // A checkpoint is a plain weights file: only the train/ group is extra.
+    int missing = -1, unexpected = -1;
+    cr_assert_eq(weights_load(&c.params, path, NULL, &missing, &unexpected), 0, "%s", mv_last_error());
+    cr_expect_eq(missing, 0);
+    cr_expect_eq(unexpected, 0, "the train group (optimizer state) is not a weight (got %d unexpected)", unexpected);
+    cr_expect(memcmp(a.params.params, c.params.params, sizeof(float) * a.params.num_params) == 0);
+    cr_expect(memcmp(a.params.buffers, c.params.buffers, sizeof(float) * a.params.num_buffers) == 0);
+
+    // Weights only (no optimizer): fine for evaluation.
+    params_init(&c.params, 5);
+    cr_assert_eq(checkpoint_load(path, &c.params, NULL, NULL, NULL), 0, "%s", mv_last_error());
+    cr_expect(memcmp(a.params.params, c.params.params, sizeof(float) * a.params.num_params) == 0);
+
+    optimizer_free(&oa);
+    optimizer_free(&ob);
+    model_free(&a);
+    model_free(&b);
+    model_free(&c);
+}
+
+// Train 6 AdamW steps straight; train 3, save, load into fresh objects, train 3 more: the
+// parameters and moments must be identical bit for bit.
+Test(checkpoint, resume_continues_exactly) {
+    char dir[512], path[4200];
+    test_dir(dir, sizeof dir, "resume");
+    snprintf(path, sizeof path, "%s/iter_3.h5", dir);
+    mv_config cfg;
+    config_defaults(&cfg);
+    cfg.optim.lr = 1e-2;
+    cfg.schedule.warmup_iters = 2;   // warm-up then poly decay within the 6 steps
+    cfg.schedule.max_iters = 8;
+
+    tiny full, half, resumed;
+    tiny_build(&full, 4, true, 11);
+    tiny_build(&half, 4, true, 11);
+    tiny_build(&resumed, 4, true, 12);   // different start: everything must come from the file
+    mv_optimizer of, oh, orr;
+    optimizer_init(&of, &full.p, &cfg.optim);
+    optimizer_init(&oh, &half.p, &cfg.optim);
+    optimizer_init(&orr, &resumed.p, &cfg.optim);
+    for (long t = 0; t < 6; t++) {
+        fake_grads(&full.p, t);
+        optimizer_step(&of, &full.p, &cfg.optim, &cfg.schedule, t);
+    }
+    for (long t = 0; t < 3; t++) {
+        fake_grads(&half.p, t);
+        optimizer_step(&oh, &half.p, &cfg.optim, &cfg.schedule, t);
+    }
+    mv_train_state st, st2;
+    checkpoint_state_init(&st);
+    st.step = st.iter = 3;
+    st.world = st.batch_per_rank = 1;
+    st.cursor.global_batch = 1;
+    cr_assert_eq(checkpoint_save(path, &half.p, &oh, &st, &cfg), 0, "%s", mv_last_error());
+    cr_assert_eq(checkpoint_load(path, &resumed.p, &orr, &st2, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(orr.step, 3);
+    cr_expect(isnan(st2.best_value) && st2.best_step == -1 && st2.best_name[0] == '\0', "no best yet");
+    for (long t = st2.iter; t < 6; t++) {
+        fake_grads(&resumed.p, t);
+        optimizer_step(&orr, &resumed.p, &cfg.optim, &cfg.schedule, t);
+    }
+    cr_expect(memcmp(full.p.params, resumed.p.params, sizeof(float) * full.p.num_params) == 0, "parameters");
+    cr_expect(memcmp(full.p.buffers, resumed.p.buffers, sizeof(float) * full.p.num_buffers) == 0, "buffers");
+    cr_expect(memcmp(of.m, orr.m, sizeof(float) * full.p.num_params) == 0, "first moments");
+    cr_expect(memcmp(of.v, orr.v, sizeof(float) * full.p.num_params) == 0, "second moments");
+    cr_expect_eq(of.step, orr.step);
+    // And the run did move: the tensors are not trivially equal to their start.
+    tiny start;
+    tiny_build(&start, 4, true, 11);
+    cr_expect(memcmp(start.p.params, full.p.params, sizeof(float) * full.p.num_params) != 0);
+
+    optimizer_free(&of);
+    optimizer_free(&oh);
+    optimizer_free(&orr);
+    params_free(&full.p);
+    params_free(&half.p);
+    params_free(&resumed.p);
+    params_free(&start.p);
+}
+
+// Expects checkpoint_load(path) into a tiny registry to fail with a message holding `frag`.
+static void expect_load_error(const char *path, tiny *t, mv_optimizer *o, const char *frag) {
+    mv_clear_error();
+    mv_train_state st;
+    cr_assert_eq(checkpoint_load(path, &t->p, o, &st, NULL), -1, "%s loaded but should fail", path);
+    cr_expect(strstr(mv_last_error(), frag) != NULL, "message lacks '%s': %s", frag, mv_last_error());
+}
+
+static long file_size(const char *path) {
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    return (long)sb.st_size;
+}
+
+Test(checkpoint, bad_files_are_errors) {
+    char dir[512], path[4200], bad[4200];
+    test_dir(dir, sizeof dir, "bad");
+    snprintf(path, sizeof path, "%s/good.h5", dir);
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 64, true, 1);
+    for (size_t j = 0; j < 64 * 5; j++) t.w[j] = 1234.5678f;   // a pattern to find in the file
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    mv_train_state st;
+    some_state(&st);
+    cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
+    FILE *f = fopen(path, "rb");
+    long n = file_size(path);
+    unsigned char *bytes = malloc((size_t)n);
+    cr_assert_eq(fread(bytes, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+
+    // Missing, empty, text, truncated.
+    snprintf(bad, sizeof bad, "%s/missing.h5", dir);
+    expect_load_error(bad, &t, &o, "missing.h5");
+    snprintf(bad, sizeof bad, "%s/empty.h5", dir);
+    write_text(bad, "");
+    expect_load_error(bad, &t, &o, "empty.h5");
+    snprintf(bad, sizeof bad, "%s/text.h5", dir);
+    write_text(bad, "model: {preset: maskvim-t}\n");
+    expect_load_error(bad, &t, &o, "text.h5");
+    for (int cut = 1; cut <= 3; cut++) {
+        snprintf(bad, sizeof bad, "%s/truncated%d.h5", dir, cut);
+        f = fopen(bad, "wb");
+        fwrite(bytes, 1, (size_t)(n * cut / 4), f);
+        fclose(f);
+        expect_load_error(bad, &t, &o, "truncated");
+    }
+
+    // One flipped bit inside a tensor's data: HDF5 reads it happily, the checksum does not.
+    float pattern[4] = {1234.5678f, 1234.5678f, 1234.5678f, 1234.5678f};
+    long at = -1;
+    for (long i = 0; i + 16 <= n && at < 0; i++)
+        if (!memcmp(bytes + i, pattern, 16)) at = i;
+    cr_assert(at >= 0, "tensor data not found in the file");
+    bytes[at + 37] ^= 0x10;
+    snprintf(bad, sizeof bad, "%s/flipped.h5", dir);
+    f = fopen(bad, "wb");
+    fwrite(bytes, 1, (size_t)n, f);
+    fclose(f);
+    expect_load_error(bad, &t, &o, "checksum");
+    bytes[at + 37] ^= 0x10;
+    free(bytes);
+
+    // A plain weights file is not a checkpoint.
+    snprintf(bad, sizeof bad, "%s/weights.h5", dir);
+    cr_assert_eq(weights_save(&t.p, bad), 0, "%s", mv_last_error());
+    expect_load_error(bad, &t, &o, "not a checkpoint");
+
+    // Another model: a shape differs, a tensor is missing, a tensor is foreign.
+    tiny other;
+    tiny_build(&other, 65, true, 1);
+    expect_load_error(path, &other, NULL, "'decode_head.conv_seg.weight' has shape [64,5], this model expects [65,5]");
+    params_free(&other.p);
+    tiny_build(&other, 64, false, 1);
+    expect_load_error(path, &other, NULL, "'decode_head.bottleneck.bn.running_var' is not a tensor of this model");
+    params_free(&other.p);
+    snprintf(bad, sizeof bad, "%s/small.h5", dir);
+    tiny_build(&other, 64, false, 1);
+    cr_assert_eq(checkpoint_save(bad, &other.p, NULL, &st, &cfg), 0, "%s", mv_last_error());
+    expect_load_error(bad, &t, NULL, "buffer 'decode_head.bottleneck.bn.running_var' is missing");
+    // Saved without an optimizer: loads as weights, refuses to resume.
+    mv_optimizer o2;
+    optimizer_init(&o2, &other.p, &cfg.optim);
+    expect_load_error(bad, &other, &o2, "no optimizer state");
+    cr_expect_eq(checkpoint_load(bad, &other.p, NULL, NULL, NULL), 0, "%s", mv_last_error());
+    optimizer_free(&o2);
+    params_free(&other.p);
+
+    // The good file still loads (nothing above touched it).
+    cr_expect_eq(checkpoint_load(path, &t.p, &o, NULL, NULL), 0, "%s", mv_last_error());
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
+Test(checkpoint, failed_save_keeps_the_old_file) {
+    char dir[512], path[4200], tmp[4300];
+    test_dir(dir, sizeof dir, "crash");
+    snprintf(path, sizeof path, "%s/iter_5.h5", dir);
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 3, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    mv_train_state st;
+    some_state(&st);
+    o.step = 5;
+    cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
+    // A crash in the middle of the next save leaves only a partial temporary behind ...
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    write_text(tmp, "\x89HDF\r\n partial");
+    mv_train_state st2;
+    cr_assert_eq(checkpoint_load(path, &t.p, &o, &st2, NULL), 0, "%s", mv_last_error());
+    cr_expect_eq(st2.step, 5);
+    // ... and a save that cannot even start fails cleanly without touching anything.
+    char nowhere[4300];
+    snprintf(nowhere, sizeof nowhere, "%s/no/such/dir/iter_6.h5", dir);
+    mv_clear_error();
+    cr_expect_eq(checkpoint_save(nowhere, &t.p, &o, &st, &cfg), -1);
+    cr_expect(strstr(mv_last_error(), "iter_6.h5") != NULL, "%s", mv_last_error());
+    // The next save replaces the debris.
+    cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
+    cr_expect(access(tmp, F_OK) != 0);
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
+Test(checkpoint, compatibility_rules) {
+    mv_config a, b;
+    config_defaults(&a);
+    char why[1024];
+
+    b = a;
+    cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), 0, "%s", why);
+    cr_expect_str_eq(why, "");
+
+    // Bookkeeping changes nothing.
+    cr_assert_eq(config_set(&b, "run.work_dir=elsewhere"), 0);
+    cr_assert_eq(config_set(&b, "run.eval_every=7"), 0);
+    cr_assert_eq(config_set(&b, "data.workers=3"), 0);
+    cr_assert_eq(config_set(&b, "data.batch_per_rank=1"), 0);   // the world-size rule decides
+    cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), 0, "%s", why);
+
+    // Refusals name the key.
+    static const char *const REFUSED[][2] = {
+        {"model.dims=16,32,64,256", "model.dims"},
+        {"model.depths=1,1,3,1", "model.depths"},
+        {"model.d_state=8", "model.d_state"},
+        {"model.crop=64,128", "model.crop"},
+        {"model.decoder_channels=64", "model.decoder_channels"},
+        {"model.decoder_depths=1,1,2", "model.decoder_depths"},
+        {"model.num_classes=7", "model.num_classes"},
+        {"mask.decoder=false", "mask.decoder"},
+        {"mask.encoder=false", "mask.encoder_stages"},
+        {"mask.mode=zero", "mask.mode"},
+        {"mask.lambda=0.9,0.7,0.5", "mask.lambda"},
+        {"run.seed=5", "run.seed"},
+        {"optim.rules=[{match: norm, decay_mult: 0}]", "optim.rules"},
+    };
+    for (size_t i = 0; i < sizeof REFUSED / sizeof REFUSED[0]; i++) {
+        b = a;
+        cr_assert_eq(config_set(&b, REFUSED[i][0]), 0, "%s: %s", REFUSED[i][0], mv_last_error());
+        mv_clear_error();
+        cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), -1, "%s accepted", REFUSED[i][0]);
+        cr_expect(strncmp(why, REFUSED[i][1], strlen(REFUSED[i][1])) == 0, "%s: %s", REFUSED[i][0], why);
+        cr_expect(strstr(mv_last_error(), REFUSED[i][1]) != NULL, "%s: %s", REFUSED[i][0], mv_last_error());
+    }
+    b = a;
+    b.optim.rules[1].lr_mult = 100;   // token_mask lr x 100 instead of x 10000
+    cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), -1);
+    cr_expect(strstr(why, "optim.rules") != NULL, "%s", why);
+
+    // Allowed with a warning that names each changed key; a refusal wins over warnings.
+    b = a;
+    cr_assert_eq(config_set(&b, "optim.lr=1e-4"), 0);
+    cr_assert_eq(config_set(&b, "schedule.max_iters=40000"), 0);
+    cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), 1);
+    cr_expect(strstr(why, "optim.lr: ") && strstr(why, "schedule.max_iters: 20000 in the checkpoint, 40000 now"),
+              "%s", why);
+    cr_assert_eq(config_set(&b, "model.num_classes=5"), 0);
+    cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), -1);
+    cr_expect(strstr(why, "model.num_classes: 19 in the checkpoint, 5 now") == why, "%s", why);
+
+    // A tiny message buffer truncates but never overflows.
+    char small[8];
+    cr_expect_eq(checkpoint_compatible(&a, &b, small, sizeof small), -1);
+    cr_expect_eq(strlen(small), 7);
+}
+
+Test(checkpoint, world_size_rule_and_cursor) {
+    mv_config saved, now;
+    config_defaults(&saved);
+    cr_assert_eq(config_set(&saved, "data.batch_per_rank=2"), 0);
+    mv_train_state st;
+    checkpoint_state_init(&st);
+    st.world = 2;
+    st.batch_per_rank = 2;
+    st.cursor = (mv_loader_cursor){.seed = 1, .step = 5, .epoch_size = 100, .global_batch = 4};
+    char why[1024];
+
+    now = saved;
+    cr_assert_eq(config_set(&now, "data.batch_per_rank=1"), 0);
+    cr_expect_eq(checkpoint_resume_check(&st, &saved, &now, 4, why, sizeof why), 0, "4 x 1 = 2 x 2: %s", why);
+    now = saved;
+    cr_assert_eq(config_set(&now, "data.batch_per_rank=4"), 0);
+    cr_expect_eq(checkpoint_resume_check(&st, &saved, &now, 1, why, sizeof why), 0, "1 x 4 = 2 x 2: %s", why);
+    cr_expect_eq(checkpoint_resume_check(&st, &saved, &now, 2, why, sizeof why), 1, "2 x 4 != 2 x 2");
+    cr_expect(strstr(why, "global batch: 4 (2 ranks x 2) in the checkpoint, 8 (2 ranks x 4)") == why, "%s", why);
+    // Refusals pass through.
+    cr_assert_eq(config_set(&now, "model.d_state=8"), 0);
+    cr_expect_eq(checkpoint_resume_check(&st, &saved, &now, 1, why, sizeof why), -1);
+
+    mv_loader_cursor c;
+    checkpoint_resume_cursor(&c, &st, 4);
+    cr_expect(c.step == 5 && c.global_batch == 4 && c.seed == 1 && c.epoch_size == 100);
+    checkpoint_resume_cursor(&c, &st, 8);   // 20 samples done -> step 3 of 8 starts at 24
+    cr_expect(c.step == 3 && c.global_batch == 8 && c.seed == 1 && c.epoch_size == 100, "step %lld", (long long)c.step);
+    checkpoint_resume_cursor(&c, &st, 2);   // exactly sample 20
+    cr_expect(c.step == 10 && c.global_batch == 2);
+    checkpoint_resume_cursor(&c, &st, 3);
+    cr_expect_eq(c.step, 7);
+}
+
+static int count_files(const char *dir) {
+    DIR *d = opendir(dir);
+    cr_assert(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+Test(checkpoint, find_latest_skips_debris) {
+    char dir[512], found[4200], want[4200], path[4300];
+    test_dir(dir, sizeof dir, "latest");
+    snprintf(path, sizeof path, "%s/never-made", dir);
+    cr_expect_eq(checkpoint_find_latest(path, found, sizeof found), 0, "a missing run directory has none");
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 0, "an empty one neither");
+
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 3, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    mv_train_state st;
+    some_state(&st);
+    for (long s = 2; s <= 4; s += 2) {
+        o.step = s;
+        cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, found, sizeof found), 0, "%s", mv_last_error());
+    }
+    snprintf(want, sizeof want, "%s/iter_4.h5", dir);
+    cr_expect_str_eq(found, want);
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    cr_expect_str_eq(found, want);
+
+    // A crash while writing iter_6: its temporary is never taken, whatever the pointer says.
+    snprintf(path, sizeof path, "%s/iter_6.h5.tmp", dir);
+    write_text(path, "\x89HDF\r\n partial");
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    cr_expect_str_eq(found, want);
+    cr_assert_eq(checkpoint_set_latest(dir, "iter_6.h5.tmp"), 0);
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    cr_expect_str_eq(found, want);
+
+    // Without `latest`, the newest iter file that opens wins; a corrupt newer one is passed over.
+    snprintf(path, sizeof path, "%s/latest", dir);
+    cr_assert_eq(remove(path), 0);
+    snprintf(path, sizeof path, "%s/iter_10.h5", dir);
+    write_text(path, "garbage");
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    cr_expect_str_eq(found, want);
+    cr_expect_str_eq(mv_last_error(), "", "no stale message from the skipped files");
+    // `latest` naming a deleted file falls back too.
+    cr_assert_eq(checkpoint_set_latest(dir, "iter_8.h5"), 0);
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    cr_expect_str_eq(found, want);
+    // `latest` wins over a higher step (a run resumed from an older checkpoint).
+    cr_assert_eq(checkpoint_set_latest(dir, "iter_2.h5"), 0);
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    snprintf(want, sizeof want, "%s/iter_2.h5", dir);
+    cr_expect_str_eq(found, want);
+
+    char tiny_buf[8];
+    cr_expect_eq(checkpoint_find_latest(dir, tiny_buf, sizeof tiny_buf), 0, "a path that does not fit is not found");
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
+Test(checkpoint, rotation_keeps_n_and_best) {
+    char dir[512], path[4300];
+    test_dir(dir, sizeof dir, "rotate");
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 3, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    mv_train_state st;
+    some_state(&st);
+    snprintf(path, sizeof path, "%s/best.h5", dir);
+    cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
+    snprintf(path, sizeof path, "%s/iter_3.h5.tmp", dir);   // debris of an old crash
+    write_text(path, "partial");
+    snprintf(path, sizeof path, "%s/notes.txt", dir);       // not ours: left alone
+    write_text(path, "keep me");
+    for (long s = 1; s <= 6; s++) {
+        o.step = s * 100;
+        cr_assert_eq(checkpoint_save_iter(dir, 3, &t.p, &o, &st, &cfg, NULL, 0), 0, "%s", mv_last_error());
+    }
+    cr_expect(exists(dir, "iter_400.h5") && exists(dir, "iter_500.h5") && exists(dir, "iter_600.h5"));
+    cr_expect(!exists(dir, "iter_100.h5") && !exists(dir, "iter_200.h5") && !exists(dir, "iter_300.h5"));
+    cr_expect(exists(dir, "best.h5") && exists(dir, "latest") && exists(dir, "notes.txt"));
+    cr_expect(!exists(dir, "iter_3.h5.tmp"), "crash debris removed");
+    cr_expect_eq(count_files(dir), 3 + 3, "3 iter files + best.h5 + latest + notes.txt");
+
+    // The file `latest` names survives even when it is not among the newest.
+    cr_assert_eq(checkpoint_set_latest(dir, "iter_400.h5"), 0);
+    cr_expect_eq(checkpoint_rotate(dir, 1), 1);
+    cr_expect(exists(dir, "iter_400.h5") && exists(dir, "iter_600.h5") && !exists(dir, "iter_500.h5"));
+    // keep 0 keeps everything; numeric, not lexical, order (iter_1000 is newer than iter_600).
+    o.step = 1000;
+    cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, NULL, 0), 0);
+    cr_expect_eq(count_files(dir), 3 + 3);
+    cr_expect_eq(checkpoint_rotate(dir, 1), 2);
+    cr_expect(exists(dir, "iter_1000.h5") && !exists(dir, "iter_600.h5") && !exists(dir, "iter_400.h5"));
+    cr_expect_eq(count_files(dir), 1 + 3);
+    optimizer_free(&o);
+    params_free(&t.p);
+}

@@ -1,0 +1,187 @@
+// The distributed layer on one rank: bucket planning (from the end of the flat gradient buffer,
+// whole parameters per bucket), the order in which grad_sync starts buckets, the single-rank
+// communicator (identity collectives, timeout setting) and the SyncBN callback.
+// Multi-rank behaviour is tested with mpirun in tests/scripts/test_mpi_*.sh.
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "dist/comm.h"
+#include "dist/grad_sync.h"
+#include "dist/syncbn.h"
+
+static void expect_bucket(const mv_bucket *b, size_t lo, size_t hi) {
+    cr_expect(b->lo == lo && b->hi == hi, "bucket [%zu, %zu), expected [%zu, %zu)", b->lo, b->hi, lo, hi);
+}
+
+Test(dist_plan, fixed_size_buckets_from_the_end) {
+    mv_bucket b[8];
+    int nb = grad_sync_plan(b, NULL, 100, 0, 10, 30, 8);
+    cr_assert_eq(nb, 4);
+    expect_bucket(&b[0], 90, 100);   // the small first bucket holds the last layers
+    expect_bucket(&b[1], 60, 90);
+    expect_bucket(&b[2], 30, 60);
+    expect_bucket(&b[3], 0, 30);
+    cr_expect_eq(grad_sync_plan(NULL, NULL, 100, 0, 10, 30, 0), 4, "counting without storing");
+}
+
+Test(dist_plan, whole_parameters_per_bucket) {
+    // parameters of 5, 20, 3, 40, 7 and 12 floats
+    const size_t cuts[] = {0, 5, 25, 28, 68, 75};
+    mv_bucket b[8];
+    int nb = grad_sync_plan(b, cuts, 87, 6, 15, 30, 8);
+    cr_assert_eq(nb, 4);
+    expect_bucket(&b[0], 75, 87);   // 12 floats fit the first bucket's 15, 7 more would not
+    expect_bucket(&b[1], 68, 75);   // the next parameter (40) does not fit in 30 ...
+    expect_bucket(&b[2], 28, 68);   // ... so it gets a bucket of its own
+    expect_bucket(&b[3], 0, 28);
+}
+
+Test(dist_plan, buckets_tile_the_buffer) {
+    srand(7);
+    for (int trial = 0; trial < 200; trial++) {
+        int np = 1 + rand() % 40;
+        size_t *cuts = malloc((size_t)np * sizeof *cuts), n = 0;
+        size_t biggest = 0;
+        for (int i = 0; i < np; i++) {
+            size_t sz = (size_t)(rand() % 300);   // zero-sized parameters included
+            cuts[i] = n;
+            n += sz;
+            if (sz > biggest) biggest = sz;
+        }
+        size_t first = 1 + (size_t)(rand() % 100), cap = first + (size_t)(rand() % 200);
+        int use_cuts = trial % 2;
+        int nb = grad_sync_plan(NULL, use_cuts ? cuts : NULL, n, use_cuts ? np : 0, first, cap, 0);
+        cr_assert(nb >= 0, "%s", mv_last_error());
+        mv_bucket *b = malloc((size_t)(nb ? nb : 1) * sizeof *b);
+        cr_assert_eq(grad_sync_plan(b, use_cuts ? cuts : NULL, n, use_cuts ? np : 0, first, cap, nb), nb);
+        size_t hi = n;
+        for (int k = 0; k < nb; k++) {
+            cr_assert_eq(b[k].hi, hi, "trial %d: bucket %d does not start where the previous ended", trial, k);
+            cr_assert_lt(b[k].lo, b[k].hi, "trial %d: empty bucket %d", trial, k);
+            size_t len = b[k].hi - b[k].lo, limit = k == 0 ? first : cap;
+            if (use_cuts) {
+                // starts on a parameter boundary; over the limit only when it is one parameter
+                int on_cut = b[k].lo == 0;
+                for (int i = 0; i < np; i++) on_cut |= cuts[i] == b[k].lo;
+                cr_assert(on_cut, "trial %d: bucket %d starts inside a parameter", trial, k);
+                cr_assert(len <= limit || len <= biggest, "trial %d: bucket %d of %zu floats", trial, k, len);
+            } else {
+                cr_assert(len == limit || (k == nb - 1 && len < limit), "trial %d: bucket %d of %zu floats", trial, k, len);
+            }
+            hi = b[k].lo;
+        }
+        cr_assert_eq(hi, 0, "trial %d: buckets do not reach offset 0", trial);
+        free(b);
+        free(cuts);
+    }
+}
+
+Test(dist_plan, bad_plans_are_errors) {
+    mv_bucket b[4];
+    const size_t descending[] = {0, 50, 40};
+    cr_expect_eq(grad_sync_plan(b, descending, 100, 3, 10, 30, 4), -1);
+    cr_expect(strstr(mv_last_error(), "not ascending at cut 2"), "message: %s", mv_last_error());
+    const size_t beyond[] = {0, 120};
+    cr_expect_eq(grad_sync_plan(b, beyond, 100, 2, 10, 30, 4), -1);
+    cr_expect(strstr(mv_last_error(), "beyond the buffer"), "message: %s", mv_last_error());
+    cr_expect_eq(grad_sync_plan(b, NULL, 100, 0, 10, 10, 4), -1, "10 buckets do not fit in 4");
+    cr_expect_eq(grad_sync_plan(b, NULL, 100, 0, 0, 10, 4), -1, "zero bucket size");
+    cr_expect_eq(grad_sync_plan(b, NULL, 0, 0, 10, 30, 4), 0, "an empty buffer has no buckets");
+}
+
+Test(dist_plan, default_sizes) {
+    // 25 MiB buckets after a 1 MiB first one, in floats
+    mv_bucket b[4];
+    int nb = grad_sync_plan(b, NULL, 10000000, 0, 262144, 6553600, 4);
+    cr_assert_eq(nb, 3);
+    expect_bucket(&b[0], 10000000 - 262144, 10000000);
+    expect_bucket(&b[1], 10000000 - 262144 - 6553600, 10000000 - 262144);
+    expect_bucket(&b[2], 0, 10000000 - 262144 - 6553600);
+}
+
+Test(dist_grad_sync, buckets_start_in_order_on_one_rank) {
+    mv_comm c;
+    cr_assert_eq(comm_init(&c, NULL, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(c.world, 1);
+    cr_assert_eq(c.rank, 0);
+    cr_assert_eq(c.backend, MV_DIST_SINGLE);
+    float g[100];
+    for (int i = 0; i < 100; i++) g[i] = (float)i - 50.5f;
+    mv_grad_sync s;
+    mv_grad_sync_opts opts = {.bucket_bytes = 30 * sizeof(float), .first_bucket_bytes = 10 * sizeof(float)};
+    cr_assert_eq(grad_sync_init(&s, &c, g, NULL, &opts, 100, 0), 0, "%s", mv_last_error());
+    cr_assert_eq(s.num_buckets, 4);
+    cr_assert_eq(grad_sync_ready(&s, 95), 0);
+    cr_expect_eq(s.next, 0, "no bucket lies wholly above offset 95");
+    cr_assert_eq(grad_sync_ready(&s, 60), 0);
+    cr_expect_eq(s.next, 2, "buckets [90,100) and [60,90) start once offset 60 is final");
+    cr_expect(s.done[0] && s.done[1] && !s.done[2]);
+    cr_assert_eq(grad_sync_begin(&s, 3), 0);
+    cr_expect_eq(s.next, 4, "begin(3) starts bucket 2 first");
+    cr_assert_eq(grad_sync_finish(&s), 0);
+    cr_expect_eq(s.next, 0, "finish resets for the next step");
+    cr_expect_eq(s.steps, 1);
+    for (int i = 0; i < 100; i++) cr_assert_eq(g[i], (float)i - 50.5f, "one rank: gradients unchanged");
+    cr_assert_eq(grad_sync_finish(&s), 0, "a step without ready calls starts everything in finish");
+    cr_expect_eq(s.steps, 2);
+    cr_expect_eq(grad_sync_begin(&s, 4), -1);
+    cr_expect(strstr(mv_last_error(), "bucket 4 out of range"), "message: %s", mv_last_error());
+    grad_sync_free(&s);
+
+    cr_assert_eq(grad_sync_init(&s, &c, g, NULL, NULL, 100, 0), 0);
+    cr_expect_eq(s.num_buckets, 1, "default buckets: 100 floats is one bucket");
+    grad_sync_free(&s);
+    const size_t bad[] = {0, 200};
+    cr_expect_eq(grad_sync_init(&s, &c, g, bad, NULL, 100, 2), -1);
+    cr_expect(strstr(mv_last_error(), "grad_sync_init: grad_sync_plan"), "message: %s", mv_last_error());
+    comm_finalize(&c);
+}
+
+Test(dist_comm, single_rank_collectives_are_identity) {
+    unsetenv("MV_COMM_TIMEOUT");
+    mv_comm c;
+    cr_assert_eq(comm_init(&c, NULL, NULL), 0, "%s", mv_last_error());
+    cr_expect_eq(c.local_rank, 0);
+    cr_expect_eq(c.local_size, 1);
+    cr_expect_eq(c.timeout_s, 1800.0);
+    float f[3] = {1.5f, -2.0f, 3.25f};
+    double d[2] = {0.1, -7.0};
+    cr_assert_eq(comm_bcast_floats(&c, f, 3), 0);
+    cr_assert_eq(comm_allreduce_sum_floats(&c, f, 3), 0);
+    cr_assert_eq(comm_allreduce_sum_doubles(&c, d, 2), 0);
+    cr_assert_eq(comm_barrier(&c), 0);
+    cr_expect(f[0] == 1.5f && f[1] == -2.0f && f[2] == 3.25f);
+    cr_expect(d[0] == 0.1 && d[1] == -7.0);
+    cr_expect_eq(comm_allreduce_sum_doubles(&c, d, -1), -1, "negative count");
+    cr_expect_str_eq(comm_backend_name(c.backend), "single");
+    comm_finalize(&c);
+    comm_finalize(&c);   // twice is harmless
+    cr_expect_eq(c.world, 1);
+}
+
+Test(dist_comm, timeout_from_environment) {
+    mv_comm c;
+    setenv("MV_COMM_TIMEOUT", "2.5", 1);
+    cr_assert_eq(comm_init(&c, NULL, NULL), 0, "%s", mv_last_error());
+    cr_expect_eq(c.timeout_s, 2.5);
+    comm_finalize(&c);
+    setenv("MV_COMM_TIMEOUT", "soon", 1);
+    cr_expect_eq(comm_init(&c, NULL, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "MV_COMM_TIMEOUT=soon"), "message: %s", mv_last_error());
+    setenv("MV_COMM_TIMEOUT", "-1", 1);
+    cr_expect_eq(comm_init(&c, NULL, NULL), -1);
+    unsetenv("MV_COMM_TIMEOUT");
+}
+
+Test(dist_syncbn, callback_on_one_rank_leaves_sums) {
+    double buf[6] = {4, 10.5, 30.25, 4, -1, 2};
+    syncbn_reduce_cb(NULL, buf, 6);
+    mv_comm c;
+    cr_assert_eq(comm_init(&c, NULL, NULL), 0);
+    syncbn_reduce_cb(&c, buf, 6);
+    cr_assert_eq(syncbn_allreduce(&c, buf, 6), 0);
+    const double want[6] = {4, 10.5, 30.25, 4, -1, 2};
+    for (int i = 0; i < 6; i++) cr_expect_eq(buf[i], want[i]);
+    comm_finalize(&c);
+}
