@@ -90,6 +90,7 @@ int model_plan(mv_model *m, int B, int H, int W) {
     if (m->acts_mem && m->B == B && m->H == H && m->W == W) return 0;
     free(m->acts_mem); free(m->dacts_mem); free(m->scratch);
     m->B = B; m->H = H; m->W = W;
+    cpu_flush_denormals();
     mv_arena A = {0}, D = {0};
     plan_walk(m, &A, &D);                       // measure
     m->acts_mem = aligned_alloc(64, sizeof(float) * (A.used + 16));

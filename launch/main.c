@@ -6,6 +6,7 @@
 static const mv_command COMMANDS[] = {
     {"train", cmd_train, "train a model from a YAML experiment (mpirun for several ranks)"},
     {"eval", cmd_eval, "evaluate a checkpoint per domain (and under Cityscapes-C corruptions)"},
+    {"predict", cmd_predict, "colour-coded predictions (and learnt token masks) for image files"},
     {"step", cmd_step, "one forward+backward on a batch file; dumps losses, logits, gradients"},
     {"bench", cmd_bench, "time the training step per op (ms, GFLOP/s, share of the sgemm peak)"},
     {"data", cmd_data, "datasets: convert, synth, corrupt, inspect, bench-loader"},

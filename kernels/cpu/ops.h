@@ -8,6 +8,9 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+// Flushes denormals to zero on every compute thread (called before training or evaluation).
+void cpu_flush_denormals(void);
+
 // ---- linear: out[N,OC] = in[N,IC] @ w[OC,IC]^T + b[OC] -------------------------------------
 void linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IC, int OC);
 void linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,

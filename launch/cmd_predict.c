@@ -1,0 +1,145 @@
+// `maskvim predict`: segments image files with a checkpoint and writes colour-coded
+// predictions and, with --masks, the learnt token masks over the image (the paper's Figure 1
+// view: dropped tokens darkened) as PNG files.
+#include "launch/commands.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/model.h"
+#include "core/weights_io.h"
+#include "data/augment.h"
+#include "data/image_io.h"
+#include "data/manifest.h"
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: maskvim predict [FILE.yaml] --checkpoint C.h5 --input IMAGE... --out DIR [--masks]\n"
+        "                       [--set key=value ...]\n\n"
+        "For each PNG or JPEG image writes DIR/<name>_pred.png (Cityscapes colours at the image's\n"
+        "size) and, with --masks, DIR/<name>_mask_<block>.png for every masked block: the image\n"
+        "with the tokens the block drops darkened. Images are resized to fit data.scale for\n"
+        "inference, as in evaluation.\n");
+}
+
+// Base name without directory and extension.
+static void stem(char *out, size_t n, const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(out, n, "%s", basename(tmp));
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = 0;
+}
+
+static int predict_one(mv_model *m, const mv_config *cfg, const char *path, const char *outdir, bool masks) {
+    mv_image rgb = {0};
+    MV_TRY(image_read_rgb(&rgb, path));
+    mv_aug_config aug;
+    augment_default_config(&aug, cfg->model.crop_h, cfg->model.crop_w);
+    aug.scale_long = cfg->data.scale[0];
+    aug.scale_short = cfg->data.scale[1];
+    int h, w;
+    augment_fit_size(&h, &w, rgb.h, rgb.w, aug.scale_long, aug.scale_short);
+    mv_aug_scratch scratch;
+    aug_scratch_alloc(&scratch, &aug, w > rgb.w ? w : rgb.w);
+    float *img = mv_malloc(sizeof(float) * 3 * h * w);
+    augment_test(img, &rgb, h, w, &aug, &scratch);
+    aug_scratch_free(&scratch);
+    int rc = model_plan(m, 1, h, w);
+    mv_run_ctx ctx = {.training = false, .world_size = 1};
+    if (rc == 0) rc = model_forward(m, img, NULL, &ctx);
+    free(img);
+    if (rc < 0) { image_free(&rgb); return mv_fail_context("%s", path); }
+
+    int K = m->cfg.num_classes, H = rgb.h, W = rgb.w;
+    float *full = mv_malloc(sizeof(float) * (size_t)H * W * K);
+    bilinear_forward(full, m->logits, 1, m->Hs[0], m->Ws[0], H, W, K);
+    mv_image pred = image_alloc(H, W, 3);
+    for (long i = 0; i < (long)H * W; i++) {
+        const float *z = full + (size_t)i * K;
+        int best = 0;
+        for (int k = 1; k < K; k++) if (z[k] > z[best]) best = k;
+        const uint8_t *c = best < MV_NUM_TRAIN_CLASSES ? MV_CLASS_PALETTE[best] : (const uint8_t[3]){0, 0, 0};
+        memcpy(pred.px + 3 * i, c, 3);
+    }
+    free(full);
+    char name[256], out[2048];
+    stem(name, sizeof name, path);
+    snprintf(out, sizeof out, "%s/%s_pred.png", outdir, name);
+    rc = image_write_png(out, &pred);
+    image_free(&pred);
+    if (rc == 0) printf("%s -> %s\n", path, out);
+
+    for (int j = 0; masks && rc == 0 && j < m->num_blocks; j++) {
+        const mv_block *b = &m->blocks[j];
+        if (!b->masked) continue;
+        // Nearest token for every pixel; dropped tokens at a third of the brightness.
+        mv_image ov = image_alloc(H, W, 3);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int ty = y * b->H / H, tx = x * b->W / W;
+                float keep = b->m[ty * b->W + tx];
+                for (int c = 0; c < 3; c++) {
+                    int v = rgb.px[((size_t)y * W + x) * 3 + c];
+                    ov.px[((size_t)y * W + x) * 3 + c] = (uint8_t)(keep > 0.5f ? v : v / 3);
+                }
+            }
+        const mv_param *q = NULL;
+        for (int i = 0; i < m->params.count; i++)
+            if (*m->params.items[i].ptr == b->token_mask) q = &m->params.items[i];
+        char block[160];
+        snprintf(block, sizeof block, "%.*s", q ? (int)(strlen(q->name) - strlen(".token_mask")) : 0, q ? q->name : "");
+        snprintf(out, sizeof out, "%s/%s_mask_%s.png", outdir, name, block);
+        rc = image_write_png(out, &ov);
+        image_free(&ov);
+    }
+    image_free(&rgb);
+    return rc;
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *file = NULL, *ckpt = NULL, *outdir = NULL;
+    const char **sets = mv_calloc(argc + 1, sizeof(char *)), **inputs = mv_calloc(argc + 1, sizeof(char *));
+    int nsets = 0, ninputs = 0;
+    bool masks = false, in_inputs = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); free(inputs); return 0; }
+        if (!strcmp(a, "--masks")) { masks = true; in_inputs = false; continue; }
+        if (!strcmp(a, "--input")) { in_inputs = true; continue; }
+        if (a[0] != '-') {
+            if (in_inputs) inputs[ninputs++] = a;
+            else file = a;
+            continue;
+        }
+        in_inputs = false;
+        if (!v) { fprintf(stderr, "maskvim predict: %s needs a value\n", a); free(sets); free(inputs); return 2; }
+        if (!strcmp(a, "--checkpoint")) ckpt = v;
+        else if (!strcmp(a, "--out")) outdir = v;
+        else if (!strcmp(a, "--set")) sets[nsets++] = v;
+        else { fprintf(stderr, "maskvim predict: unknown option '%s'\n\n", a); usage(stderr); free(sets); free(inputs); return 2; }
+        i++;
+    }
+    if (!ckpt || !outdir || ninputs == 0) {
+        fprintf(stderr, "maskvim predict: --checkpoint, --input and --out are required\n\n");
+        usage(stderr);
+        free(sets); free(inputs);
+        return 2;
+    }
+    mv_config *cfg = mv_calloc(1, sizeof *cfg);
+    mv_model *m = mv_calloc(1, sizeof *m);
+    int rc = config_load(cfg, file, nsets, sets);
+    if (rc == 0) rc = model_build(m, &cfg->model);
+    int missing = 0;
+    if (rc == 0) rc = weights_load(&m->params, ckpt, NULL, &missing, NULL);
+    if (rc == 0 && missing) rc = mv_fail("%s: %d tensors of this model are missing", ckpt, missing);
+    if (rc == 0 && mkdir(outdir, 0755) != 0 && access(outdir, W_OK) != 0) rc = mv_fail("%s: cannot create the output directory", outdir);
+    for (int i = 0; i < ninputs && rc == 0; i++) rc = predict_one(m, cfg, inputs[i], outdir, masks);
+    if (rc < 0) fprintf(stderr, "maskvim predict: %s\n", mv_last_error());
+    model_free(m); free(m); free(cfg); free(sets); free(inputs);
+    return rc < 0 ? 1 : 0;
+}

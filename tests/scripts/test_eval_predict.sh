@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# maskvim eval and predict on a freshly trained tiny model: per-domain results and Cityscapes-C
+# columns in the JSON, bad arguments refused, prediction and mask PNGs of the input's size.
+set -euo pipefail
+source "$(dirname "$0")/train_common.sh"
+TMP="$MV_TEST_TMP/eval_predict"; rm -rf "$TMP"; mkdir -p "$TMP"
+fail() { echo "FAIL: $*"; exit 1; }
+"$MV_BIN" train "${TRAIN_SETS[@]}" --set schedule.max_iters=3 --set schedule.warmup_iters=1 \
+    --set data.val=[synthetic:clear,synthetic:fog] --set run.work_dir="$TMP/run" >"$TMP/train.log"
+grep -q "target mean" "$TMP/train.log" || fail "no source/target summary: $(tail -3 "$TMP/train.log")"
+sets=(--set model.crop=64,64 --set data.synthetic.size=64,128 --set data.scale=128,64 --set data.synthetic.val_count=2
+      --set data.val=[synthetic:clear,synthetic:fog])
+"$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruptions gaussian_noise,jpeg_compression \
+    --severities 1,5 --json "$TMP/eval.json" >"$TMP/eval.log"
+"$MV_PYTHON" - "$TMP/eval.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+# 2 domains x (clean + 2 corruptions x 2 severities)
+assert len(r) == 10, len(r)
+assert {x["corruption"] for x in r} == {"none", "gaussian_noise", "jpeg_compression"}
+assert all(0 <= x["metrics"]["mIoU"] <= 100 for x in r)
+print("eval json ok")
+PY
+if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruptions nosuch >"$TMP/bad.log" 2>&1; then fail "unknown corruption accepted"; fi
+grep -q "nosuch" "$TMP/bad.log" || fail "the error does not name the corruption: $(cat "$TMP/bad.log")"
+if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --targets nowhere >"$TMP/bad.log" 2>&1; then fail "unknown target accepted"; fi
+"$MV_BIN" data synth --preview "$TMP/in.png" --domains rain --size 64x128 --preview-count 1 >/dev/null 2>&1
+"$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/in.png" --out "$TMP/pred" --masks >/dev/null
+n=$(ls "$TMP/pred" | wc -l)
+[ "$n" -eq 8 ] || fail "expected 1 prediction + 7 mask images, got $n"
+"$MV_PYTHON" - "$TMP/in.png" "$TMP/pred/in_pred.png" <<'PY'
+import sys, struct
+def size(p):
+    with open(p, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", p
+    return struct.unpack(">II", head[16:24])
+assert size(sys.argv[1]) == size(sys.argv[2]), (size(sys.argv[1]), size(sys.argv[2]))
+print("prediction size ok")
+PY
+echo "3 passed, 0 failed"
