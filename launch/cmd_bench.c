@@ -8,6 +8,7 @@
 #include "core/schedule.h"
 #include "kernels/cpu/profile.h"
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,50 @@ static void usage(FILE *f) {
         "Times the training step on the CPU: forward, backward and the AdamW update, per op kind\n"
         "(ms, GFLOP/s) and in total, with peak resident memory and the share of this machine's\n"
         "sgemm peak (measured first, in the same run). Defaults: maskvim-nano, batch 2, 128x256,\n"
-        "3 timed steps after 1 warm-up step, all random draws on (Gumbel noise, drop path).\n");
+        "3 timed steps after 1 warm-up step, all random draws on (Gumbel noise, drop path).\n\n"
+        "  --scan B,E,H,W,N   time only the SS2D core (projections, four-direction selective scan\n"
+        "                     and merge, forward + backward) at these sizes (dt_rank = E/32)\n");
+}
+
+// The SS2D core alone: what tests/reference/bench_torch.py --scan-only times in PyTorch
+// (there without the projections, so this measures more work).
+static int bench_scan(const char *spec, int iters) {
+    int B, E, H, W, N;
+    if (sscanf(spec, "%d,%d,%d,%d,%d", &B, &E, &H, &W, &N) != 5 || B < 1 || E < 1 || H < 1 || W < 1 || N < 1 || N > 64) {
+        fprintf(stderr, "maskvim bench: --scan wants B,E,H,W,N (N <= 64), got '%s'\n", spec);
+        return 2;
+    }
+    int L = H * W, R = (E / 2 + 15) / 16, P = R + 2 * N;
+    size_t nx = (size_t)B * L * E;
+    float *x = mv_calloc(nx, 4), *y = mv_calloc(nx, 4), *dy = mv_calloc(nx, 4), *dx = mv_calloc(nx, 4);
+    float *xpw = mv_calloc((size_t)SCAN_K * P * E, 4), *gxpw = mv_calloc((size_t)SCAN_K * P * E, 4);
+    float *dtw = mv_calloc((size_t)SCAN_K * E * R, 4), *gdtw = mv_calloc((size_t)SCAN_K * E * R, 4);
+    float *dtb = mv_calloc((size_t)SCAN_K * E, 4), *gdtb = mv_calloc((size_t)SCAN_K * E, 4);
+    float *Al = mv_calloc((size_t)SCAN_K * E * N, 4), *gAl = mv_calloc((size_t)SCAN_K * E * N, 4);
+    float *Ds = mv_calloc((size_t)SCAN_K * E, 4), *gDs = mv_calloc((size_t)SCAN_K * E, 4);
+    float *xdbl = mv_calloc((size_t)B * L * SCAN_K * P, 4), *delta = mv_calloc(SCAN_K * nx, 4);
+    float *states = mv_calloc(ss2d_scan_states_size(B, L, E, N), 4), *scratch = mv_calloc(ss2d_scan_scratch(B, L, E, R, N), 4);
+    for (size_t i = 0; i < nx; i++) { x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f; dy[i] = (float)((i * 11) % 7) / 7.0f - 0.5f; }
+    for (int i = 0; i < SCAN_K * P * E; i++) xpw[i] = (float)((i * 13) % 17) / 170.0f - 0.05f;
+    for (int i = 0; i < SCAN_K * E * R; i++) dtw[i] = 0.1f;
+    for (int i = 0; i < SCAN_K * E; i++) { dtb[i] = -2.0f; Ds[i] = 1.0f; }
+    for (int i = 0; i < SCAN_K * E * N; i++) Al[i] = logf((float)(i % N) + 1.0f);
+    cpu_flush_denormals();
+    double tf = 0, tb = 0;
+    for (int it = 0; it <= iters; it++) {
+        double t0 = prof_now();
+        ss2d_scan_forward(y, xdbl, delta, states, x, xpw, dtw, dtb, Al, Ds, scratch, B, H, W, E, R, N);
+        double t1 = prof_now();
+        ss2d_scan_backward(dx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, states, xpw, dtw, Al, Ds, scratch, B, H, W, E, R, N);
+        double t2 = prof_now();
+        if (it > 0) { tf += t1 - t0; tb += t2 - t1; }
+    }
+    printf("{\"mode\": \"scan\", \"B\": %d, \"K\": %d, \"E\": %d, \"L\": %d, \"N\": %d, \"threads\": %d, "
+           "\"fwd_ms\": %.3f, \"bwd_ms\": %.3f, \"ms_per_step\": %.3f}\n", B, SCAN_K, E, L, N, omp_get_max_threads(),
+           1e3 * tf / iters, 1e3 * tb / iters, 1e3 * (tf + tb) / iters);
+    float *all[] = {x, y, dy, dx, xpw, gxpw, dtw, gdtw, dtb, gdtb, Al, gAl, Ds, gDs, xdbl, delta, states, scratch};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+    return 0;
 }
 
 // Best of a few large square sgemm calls: the ceiling every GEMM-shaped op is measured against.
@@ -41,7 +85,7 @@ static double sgemm_peak_gflops(void) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *config = NULL, *json = NULL;
+    const char *config = NULL, *json = NULL, *scan = NULL;
     const char **sets = mv_calloc(argc + 2, sizeof(char *));
     char preset[96] = "model.preset=maskvim-nano";
     int nsets = 0, B = 2, H = 128, W = 256, iters = 3, warmup = 1;
@@ -57,10 +101,12 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--iters")) iters = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--json")) json = v;
+        else if (!strcmp(a, "--scan")) scan = v;
         else { fprintf(stderr, "maskvim bench: unknown option '%s'\n\n", a); usage(stderr); free(sets); return 2; }
         i++;
     }
     if (iters < 1 || B < 1) { fprintf(stderr, "maskvim bench: --iters and --batch must be positive\n"); free(sets); return 2; }
+    if (scan) { free(sets); return bench_scan(scan, iters); }
     if (preset[0]) { memmove(sets + 1, sets, sizeof(char *) * nsets); sets[0] = preset; nsets++; }
 
     mv_config *cfg = mv_calloc(1, sizeof *cfg);

@@ -2,6 +2,7 @@
 // classifier), and the "prediction correct" map that the position loss compares masks with.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
+#include "kernels/cpu/fastmath.h"
 #include <math.h>
 
 double cross_entropy_forward_backward(float *dlogits, const float *logits, const uint8_t *labels,
@@ -19,13 +20,13 @@ double cross_entropy_forward_backward(float *dlogits, const float *logits, const
         }
         float mx = z[0];
         for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
-        double s = 0.0;
-        for (int k = 0; k < K; k++) s += exp((double)(z[k] - mx));
-        double lse = log(s) + mx;
-        total += lse - z[y];
+        float s = 0.0f;
+        for (int k = 0; k < K; k++) s += mv_expf(z[k] - mx);
+        float lse = logf(s) + mx, w = (float)(scale / denom);
+        total += (double)lse - z[y];
         if (d) {
-            for (int k = 0; k < K; k++) d[k] = (float)(exp((double)z[k] - lse) * scale / denom);
-            d[y] -= (float)(scale / denom);
+            for (int k = 0; k < K; k++) d[k] = mv_expf(z[k] - lse) * w;
+            d[y] -= w;
         }
     }
     PROF_STOP(PROF_LOSS, 0, 6.0 * N * K);
