@@ -241,6 +241,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     bool tty = !opts->quiet && comm->rank == 0 && isatty(fileno(stdout));
     long max_iters = cfg->schedule.max_iters, first = (long)t->st.iter, done_here = 0;
     double t_start = prof_now(), t_interval = t_start, wait_data = 0, wait_sync = 0, t_compute = 0;
+    double t_optim = 0, t_periodic = 0;   // optimizer; evaluation + checkpoints (not part of a step)
     long interval_images = 0;
     for (long it = first; it < max_iters; it++) {
         double t0 = prof_now();
@@ -257,6 +258,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         if (t->use_sync && grad_sync_finish(&t->sync) < 0) comm_abort(1, mv_last_error());
         double t3 = prof_now();
         optimizer_step(&t->opt, &t->model.params, &cfg->optim, &cfg->schedule, it);
+        t_optim += prof_now() - t3;
         t->st.step = t->opt.step;
         t->st.iter = it + 1;
         wait_data += t1 - t0;
@@ -297,6 +299,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
                 fflush(stdout);
             }
         }
+        double t_p0 = prof_now();
         bool ckpt_now = (cfg->run.ckpt_every && (it + 1) % cfg->run.ckpt_every == 0) || last;
         bool eval_now = (cfg->run.eval_every && (it + 1) % cfg->run.eval_every == 0) || it + 1 == max_iters;
         if (eval_now) {
@@ -314,13 +317,19 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
             comm_allreduce_sum_doubles(comm, &status, 1);
             if (status < 0) { if (rc == 0) rc = mv_fail("rank 0 could not write a checkpoint"); break; }
         }
+        t_periodic += prof_now() - t_p0;
         if (opts->stop_after && done_here >= opts->stop_after) break;
     }
     free(ids);
     if (rc == 0 && comm->rank == 0) {
-        double total = prof_now() - t_start;
-        printf("maskvim train: %ld iterations in %.1fs (compute %.0f%%, data wait %.1f%%, all-reduce wait %.1f%%)\n",
-               done_here, total, 100 * t_compute / total, 100 * wait_data / total, 100 * wait_sync / total);
+        // The share of the training steps spent outside forward/backward (evaluation and
+        // checkpoints are periodic work, reported apart).
+        double total = prof_now() - t_start, steps = total - t_periodic;
+        double other = steps - t_compute - wait_data - wait_sync - t_optim;
+        printf("maskvim train: %ld iterations in %.1fs; of the steps (%.1fs): forward+backward %.1f%%, data wait %.1f%%, "
+               "all-reduce wait %.1f%%, optimizer %.1f%%, logging and other %.1f%%; evaluation and checkpoints %.1fs\n",
+               done_here, total, steps, 100 * t_compute / steps, 100 * wait_data / steps, 100 * wait_sync / steps,
+               100 * t_optim / steps, 100 * other / steps, t_periodic);
     }
 out:
     if (t->jsonl) fclose(t->jsonl);

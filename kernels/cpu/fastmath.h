@@ -26,6 +26,35 @@ static inline float mv_expf(float x) {
 
 static inline float mv_sigmoidf(float x) { return 1.0f / (1.0f + mv_expf(-x)); }
 
+// log for positive normal x: exponent split off, mantissa in [sqrt(1/2), sqrt(2)), then
+// log(m) = 2 atanh((m-1)/(m+1)) by its odd series (relative error about 1e-7).
+static inline float mv_logf(float x) {
+    int32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int32_t e = ((bits >> 23) & 0xff) - 127;
+    bits = (bits & 0x007fffff) | 0x3f800000;
+    float m;
+    memcpy(&m, &bits, sizeof m);
+    int big = m > 1.41421356f;
+    m = big ? 0.5f * m : m;
+    e += big;
+    float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    float p = 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    p = p * s2 + 1.0f;
+    return 2.0f * s * p + (float)e * 0.693147180559945f;
+}
+
+// softplus(z) = log(1 + e^z), PyTorch's threshold 20 above which it is z. log1p's accuracy for
+// small e^z comes from the classic correction log(w) * u / (w - 1) with w = 1 + u.
+static inline float mv_softplusf(float z) {
+    float u = mv_expf(z), w = 1.0f + u;
+    float l1p = w == 1.0f ? u : mv_logf(w) * u / (w - 1.0f);
+    return z > 20.0f ? z : l1p;
+}
+
 // 16-lane float vectors (GCC/Clang vector extensions): one AVX-512 register, or two/four
 // narrower ones on other CPUs. The scan's inner loops are written with them because the
 // auto-vectoriser gives up on the recurrence.

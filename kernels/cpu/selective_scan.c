@@ -53,10 +53,8 @@ static void compute_delta(float *delta, const float *xdbl, const float *dt_w, co
         const float *bk = dt_b + (size_t)k * E;
         #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++)
-            for (int e = 0; e < E; e++) {
-                float z = dk[(size_t)r * E + e] + bk[e];
-                dk[(size_t)r * E + e] = z > 20.0f ? z : log1pf(expf(z));
-            }
+            #pragma omp simd
+            for (int e = 0; e < E; e++) dk[(size_t)r * E + e] = mv_softplusf(dk[(size_t)r * E + e] + bk[e]);
     }
 }
 
