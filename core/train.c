@@ -28,6 +28,7 @@ typedef struct {
     mv_grad_sync sync;
     bool use_sync;
     FILE *jsonl;                        // rank 0: run.work_dir/metrics.jsonl
+    char train_paths[MV_MAX_SOURCES][1024];   // the loader keeps pointers to these
     char val_paths[MV_MAX_SOURCES][1024];
 } trainer;
 
@@ -53,10 +54,9 @@ static void reduce_cb(void *ctx, double *buf, int n) {
 static int open_loader(trainer *t, const mv_loader_cursor *cursor) {
     const mv_config *cfg = t->cfg;
     mv_loader_source src[MV_MAX_SOURCES];
-    static char paths[MV_MAX_SOURCES][1024];
     for (int i = 0; i < cfg->data.num_train; i++) {
-        MV_TRY(source_resolve(paths[i], sizeof paths[i], &cfg->data.train[i], "train", cfg, t->comm));
-        src[i].path = paths[i];
+        MV_TRY(source_resolve(t->train_paths[i], sizeof t->train_paths[i], &cfg->data.train[i], "train", cfg, t->comm));
+        src[i].path = t->train_paths[i];
         src[i].repeat = cfg->data.train[i].repeat;
     }
     mv_loader_config lc = {0};

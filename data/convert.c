@@ -82,6 +82,27 @@ int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const c
     return 0;
 }
 
+int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, const char *img_ext, const char *ldir,
+                      const char *label_suffix) {
+    char img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    char **files = NULL;
+    int64_t nf = 0, cap = 0;
+    *items = NULL;
+    *n = 0;
+    MV_TRY(convert_list_dir(&files, &nf, idir, img_ext));
+    int rc = 0;
+    for (int64_t f = 0; f < nf && rc == 0; f++) {
+        int stem = (int)(strlen(files[f]) - strlen(img_ext));
+        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
+        snprintf(lab, sizeof lab, "%s/%.*s%s", ldir, stem, files[f], label_suffix);
+        char name[MV_SAMPLE_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s", stem, files[f]);
+        rc = convert_push_item(items, n, &cap, img, lab, name);
+    }
+    convert_free_names(files, nf);
+    return rc;
+}
+
 void convert_free_items(mv_convert_item *items, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         free(items[i].image);

@@ -76,6 +76,10 @@ void convert_free_items(mv_convert_item *items, int64_t n);
 // Appends an item (grows *items; *cap its capacity). Paths too long are an error.
 int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
                       const char *name);
+// The flat layout most datasets share: every image `<stem><img_ext>` directly in `idir` pairs
+// with the label `<ldir>/<stem><label_suffix>`; the sample is named `<stem>`.
+int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, const char *img_ext, const char *ldir,
+                      const char *label_suffix);
 // 1 when `path` is an existing folder.
 int convert_is_dir(const char *path);
 // label[i] = table[label[i]]; a value whose table entry is MV_LABEL_UNKNOWN is an error naming

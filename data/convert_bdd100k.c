@@ -11,7 +11,7 @@
 #include "data/image_io.h"
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX], img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX];
     const char *label_suffix = ".png";
     snprintf(idir, sizeof idir, "%s/images/10k/%s", root, split);
     snprintf(ldir, sizeof ldir, "%s/labels/sem_seg/masks/%s", root, split);
@@ -22,22 +22,7 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
         if (!convert_is_dir(idir))
             return mv_fail("%s: neither images/10k/%s nor images/%s exists (BDD100K layout)", root, split, split);
     }
-    char **files = NULL;
-    int64_t nf = 0, cap = 0;
-    *items = NULL;
-    *n = 0;
-    MV_TRY(convert_list_dir(&files, &nf, idir, ".jpg"));
-    int rc = 0;
-    for (int64_t f = 0; f < nf && rc == 0; f++) {
-        int stem = (int)(strlen(files[f]) - 4);
-        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
-        snprintf(lab, sizeof lab, "%s/%.*s%s", ldir, stem, files[f], label_suffix);
-        char name[MV_SAMPLE_NAME_MAX];
-        snprintf(name, sizeof name, "%.*s", stem, files[f]);
-        rc = convert_push_item(items, n, &cap, img, lab, name);
-    }
-    convert_free_names(files, nf);
-    return rc;
+    return convert_pair_flat(items, n, idir, ".jpg", ldir, label_suffix);
 }
 
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {

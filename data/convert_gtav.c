@@ -11,29 +11,15 @@
 #include "data/image_io.h"
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    char idir[MV_PATH_MAX], img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX];
     const char *s = split;
     snprintf(idir, sizeof idir, "%s/images/%s", root, s);
     if (!convert_is_dir(idir) && !strcmp(split, "val")) {
         s = "valid";
         snprintf(idir, sizeof idir, "%s/images/%s", root, s);
     }
-    char **files = NULL;
-    int64_t nf = 0, cap = 0;
-    *items = NULL;
-    *n = 0;
-    MV_TRY(convert_list_dir(&files, &nf, idir, ".png"));
-    int rc = 0;
-    for (int64_t f = 0; f < nf && rc == 0; f++) {
-        int stem = (int)(strlen(files[f]) - 4);
-        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
-        snprintf(lab, sizeof lab, "%s/labels/%s/%s", root, s, files[f]);
-        char name[MV_SAMPLE_NAME_MAX];
-        snprintf(name, sizeof name, "%.*s", stem, files[f]);
-        rc = convert_push_item(items, n, &cap, img, lab, name);
-    }
-    convert_free_names(files, nf);
-    return rc;
+    snprintf(ldir, sizeof ldir, "%s/labels/%s", root, s);
+    return convert_pair_flat(items, n, idir, ".png", ldir, ".png");
 }
 
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {

@@ -22,28 +22,13 @@ static const int MAPILLARY_TO_TRAIN[][2] = {
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
     const char *s = !strcmp(split, "train") ? "training" : !strcmp(split, "val") ? "validation" : split;
-    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX], img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX];
     snprintf(idir, sizeof idir, "%s/%s/images", root, s);
     snprintf(ldir, sizeof ldir, "%s/%s/v1.2/labels", root, s);
     if (!convert_is_dir(ldir)) snprintf(ldir, sizeof ldir, "%s/%s/labels", root, s);
     if (!convert_is_dir(ldir))
         return mv_fail("%s: neither %s/v1.2/labels nor %s/labels exists (Mapillary Vistas layout)", root, s, s);
-    char **files = NULL;
-    int64_t nf = 0, cap = 0;
-    *items = NULL;
-    *n = 0;
-    MV_TRY(convert_list_dir(&files, &nf, idir, ".jpg"));
-    int rc = 0;
-    for (int64_t f = 0; f < nf && rc == 0; f++) {
-        int stem = (int)(strlen(files[f]) - 4);
-        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
-        snprintf(lab, sizeof lab, "%s/%.*s.png", ldir, stem, files[f]);
-        char name[MV_SAMPLE_NAME_MAX];
-        snprintf(name, sizeof name, "%.*s", stem, files[f]);
-        rc = convert_push_item(items, n, &cap, img, lab, name);
-    }
-    convert_free_names(files, nf);
-    return rc;
+    return convert_pair_flat(items, n, idir, ".jpg", ldir, ".png");
 }
 
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {

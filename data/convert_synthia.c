@@ -14,24 +14,10 @@ static const int SYNTHIA_TO_TRAIN[][2] = {
     {12, 17}, {15, 6}, {16, 9}, {17, 12}, {18, 14}, {19, 15}, {20, 16}, {21, 3}};  // 0, 13, 14, 22 -> ignore
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    char idir[MV_PATH_MAX], img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX];
     snprintf(idir, sizeof idir, "%s/RGB/%s", root, split);
-    char **files = NULL;
-    int64_t nf = 0, cap = 0;
-    *items = NULL;
-    *n = 0;
-    MV_TRY(convert_list_dir(&files, &nf, idir, ".png"));
-    int rc = 0;
-    for (int64_t f = 0; f < nf && rc == 0; f++) {
-        int stem = (int)(strlen(files[f]) - 4);
-        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
-        snprintf(lab, sizeof lab, "%s/GT/LABELS/%s/%s", root, split, files[f]);
-        char name[MV_SAMPLE_NAME_MAX];
-        snprintf(name, sizeof name, "%.*s", stem, files[f]);
-        rc = convert_push_item(items, n, &cap, img, lab, name);
-    }
-    convert_free_names(files, nf);
-    return rc;
+    snprintf(ldir, sizeof ldir, "%s/GT/LABELS/%s", root, split);
+    return convert_pair_flat(items, n, idir, ".png", ldir, ".png");
 }
 
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
