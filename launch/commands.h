@@ -16,3 +16,5 @@ int cmd_bench(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_bench_allreduce(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);

@@ -1,0 +1,416 @@
+// Experiment files (core/experiment.h): parsed with libyaml's document API so that every
+// error can name the file, line and column of the node at fault; grids are expanded here
+// into ordinary rows, and every row's configuration is resolved once at load time so that a
+// typo in row 7 is reported before row 1 starts training.
+#include "core/experiment.h"
+#include "core/error.h"
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef struct {
+    yaml_document_t *doc;
+    const char *path;
+} ctx;
+
+static int node_fail(const ctx *c, const yaml_node_t *n, const char *what, const char *detail) {
+    return mv_fail("%s:%lu:%lu: %s: %s", c->path, (unsigned long)n->start_mark.line + 1,
+                   (unsigned long)n->start_mark.column + 1, what, detail);
+}
+
+// strncpy that always terminates (also keeps gcc's overlap check quiet for struct fields).
+static void copy_str(char *dst, size_t size, const char *src) {
+    size_t n = strlen(src);
+    if (n >= size) n = size - 1;
+    memmove(dst, src, n);
+    dst[n] = 0;
+}
+
+static yaml_node_t *node(const ctx *c, int id) { return yaml_document_get_node(c->doc, id); }
+
+// A scalar copied into out[size]; fails on another node type or one that does not fit.
+static int get_scalar(char *out, const ctx *c, const yaml_node_t *n, const char *what, size_t size) {
+    if (n->type != YAML_SCALAR_NODE) return node_fail(c, n, what, "expected a single value");
+    if (n->data.scalar.length >= size) return node_fail(c, n, what, "value too long");
+    memcpy(out, n->data.scalar.value, n->data.scalar.length);
+    out[n->data.scalar.length] = 0;
+    return 0;
+}
+
+// A configuration value: a scalar as is, a sequence of scalars as "[a, b, c]".
+static int get_value(char *out, const ctx *c, const yaml_node_t *n, const char *what, size_t size) {
+    if (n->type == YAML_SCALAR_NODE) return get_scalar(out, c, n, what, size);
+    if (n->type != YAML_SEQUENCE_NODE) return node_fail(c, n, what, "expected a value or a list of values");
+    size_t len = 0;
+    out[len++] = '[';
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *e = node(c, *it);
+        char v[MV_EXP_SET_MAX];
+        MV_TRY(get_scalar(v, c, e, what, sizeof v));
+        size_t vl = strlen(v);
+        if (len + vl + 4 >= size) return node_fail(c, n, what, "value too long");
+        if (it > n->data.sequence.items.start) { out[len++] = ','; out[len++] = ' '; }
+        memcpy(out + len, v, vl);
+        len += vl;
+    }
+    out[len++] = ']';
+    out[len] = 0;
+    return 0;
+}
+
+static int add_set(char (*sets)[MV_EXP_SET_MAX], int *nsets, const ctx *c, const yaml_node_t *n, const char *key,
+                   const char *value) {
+    if (*nsets >= MV_EXP_MAX_SETS) return node_fail(c, n, "set", "too many overrides");
+    int w = snprintf(sets[*nsets], MV_EXP_SET_MAX, "%s=%s", key, value);
+    if (w < 0 || w >= MV_EXP_SET_MAX) return node_fail(c, n, "set", "override too long");
+    (*nsets)++;
+    return 0;
+}
+
+// `set:` as a list of "key=value" strings or as a mapping {key: value}.
+static int parse_sets(char (*sets)[MV_EXP_SET_MAX], int *nsets, const ctx *c, const yaml_node_t *n) {
+    if (n->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+            yaml_node_t *e = node(c, *it);
+            char s[MV_EXP_SET_MAX];
+            MV_TRY(get_scalar(s, c, e, "set", sizeof s));
+            char *eq = strchr(s, '=');
+            if (!eq || eq == s) return node_fail(c, e, "set", "expected key=value");
+            *eq = 0;
+            MV_TRY(add_set(sets, nsets, c, e, s, eq + 1));
+        }
+        return 0;
+    }
+    if (n->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            char k[MV_EXP_SET_MAX], v[MV_EXP_SET_MAX];
+            MV_TRY(get_scalar(k, c, node(c, p->key), "set", sizeof k));
+            MV_TRY(get_value(v, c, node(c, p->value), k, sizeof v));
+            MV_TRY(add_set(sets, nsets, c, node(c, p->key), k, v));
+        }
+        return 0;
+    }
+    return node_fail(c, n, "set", "expected a list of key=value or a mapping");
+}
+
+static int parse_names(char (*out)[MV_NAME_MAX], int *n, int max, const ctx *c, const yaml_node_t *seq,
+                       const char *what) {
+    if (seq->type != YAML_SEQUENCE_NODE) return node_fail(c, seq, what, "expected a list of domain names");
+    *n = 0;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+        if (*n >= max) return node_fail(c, seq, what, "too many entries");
+        MV_TRY(get_scalar(out[*n], c, node(c, *it), what, MV_NAME_MAX));
+        (*n)++;
+    }
+    return 0;
+}
+
+static bool valid_row_name(const char *s) {
+    if (!s[0] || !strcmp(s, ".") || !strcmp(s, "..")) return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-' && *s != '+') return false;
+    return true;
+}
+
+static int parse_double(double *out, const ctx *c, const yaml_node_t *n, const char *what) {
+    char s[64];
+    MV_TRY(get_scalar(s, c, n, what, sizeof s));
+    if (!s[0] || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "-")) { *out = NAN; return 0; }
+    char *end;
+    *out = strtod(s, &end);
+    if (*end) return node_fail(c, n, what, "expected a number (or ~ for none)");
+    return 0;
+}
+
+// paper: a list aligned with the columns, or a mapping {column label or domain: number}.
+static int parse_paper(double *paper, const mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    if (n->type == YAML_SEQUENCE_NODE) {
+        int k = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+        if (k != e->ncols) {
+            char d[96];
+            snprintf(d, sizeof d, "%d numbers for %d columns", k, e->ncols);
+            return node_fail(c, n, "paper", d);
+        }
+        for (int i = 0; i < k; i++) MV_TRY(parse_double(&paper[i], c, node(c, n->data.sequence.items.start[i]), "paper"));
+        return 0;
+    }
+    if (n->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            char k[MV_EXP_NAME_MAX];
+            MV_TRY(get_scalar(k, c, node(c, p->key), "paper", sizeof k));
+            int col = -1;
+            for (int i = 0; i < e->ncols && col < 0; i++)
+                if (!strcmp(e->cols[i].label, k) || !strcmp(e->cols[i].domain, k)) col = i;
+            if (col < 0) return node_fail(c, node(c, p->key), "paper", "no such column");
+            MV_TRY(parse_double(&paper[col], c, node(c, p->value), k));
+        }
+        return 0;
+    }
+    return node_fail(c, n, "paper", "expected a list of numbers or a mapping column: number");
+}
+
+static mv_exp_row *new_row(mv_experiment *e, const ctx *c, const yaml_node_t *at) {
+    if (e->nrows >= MV_EXP_MAX_ROWS) { node_fail(c, at, "rows", "too many rows"); return NULL; }
+    mv_exp_row *r = &e->rows[e->nrows++];
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < MV_EXP_MAX_COLS; i++) r->paper[i] = NAN;
+    r->line = (int)at->start_mark.line + 1;
+    return r;
+}
+
+static int parse_row(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    if (n->type != YAML_MAPPING_NODE) return node_fail(c, n, "rows", "each row is a mapping {name, set, paper}");
+    mv_exp_row *r = new_row(e, c, n);
+    if (!r) return -1;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        char key[64];
+        MV_TRY(get_scalar(key, c, k, "rows", sizeof key));
+        if (!strcmp(key, "name")) {
+            MV_TRY(get_scalar(r->name, c, v, "name", sizeof r->name));
+            if (!valid_row_name(r->name)) return node_fail(c, v, "name", "use letters, digits and . _ - + only");
+        } else if (!strcmp(key, "set")) {
+            MV_TRY(parse_sets(r->sets, &r->nsets, c, v));
+        } else if (!strcmp(key, "paper")) {
+            MV_TRY(parse_paper(r->paper, e, c, v));
+        } else {
+            return node_fail(c, k, key, "unknown row key (name, set, paper)");
+        }
+    }
+    if (!r->name[0]) return node_fail(c, n, "rows", "row without a name");
+    return 0;
+}
+
+// The row name part for one grid value: "lambda_0.5", "decoder_depths_1-1-2".
+static void grid_name_part(char *out, size_t size, const char *key, const char *value) {
+    const char *dot = strrchr(key, '.');
+    int w = snprintf(out, size, "%s_", dot ? dot + 1 : key);
+    for (const char *s = value; *s && w + 1 < (int)size; s++) {
+        char ch = *s;
+        if (ch == '[' || ch == ']' || ch == ' ') continue;
+        if (!isalnum((unsigned char)ch) && ch != '.' && ch != '-' && ch != '_') ch = '-';
+        out[w++] = ch;
+    }
+    out[w] = 0;
+}
+
+// grid: {key: [v1, v2, ...], ...}: the Cartesian product, the last key varying fastest.
+static int parse_grid(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    if (n->type != YAML_MAPPING_NODE) return node_fail(c, n, "grid", "expected a mapping {key: [values...]}");
+    int nk = (int)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    if (nk < 1 || nk > MV_EXP_MAX_GRID) return node_fail(c, n, "grid", "needs 1 to 4 keys");
+    char keys[MV_EXP_MAX_GRID][MV_EXP_SET_MAX];
+    yaml_node_t *vals[MV_EXP_MAX_GRID];
+    int counts[MV_EXP_MAX_GRID], total = 1;
+    for (int i = 0; i < nk; i++) {
+        yaml_node_pair_t *p = &n->data.mapping.pairs.start[i];
+        MV_TRY(get_scalar(keys[i], c, node(c, p->key), "grid", sizeof keys[i]));
+        vals[i] = node(c, p->value);
+        if (vals[i]->type != YAML_SEQUENCE_NODE) return node_fail(c, vals[i], keys[i], "expected a list of values");
+        counts[i] = (int)(vals[i]->data.sequence.items.top - vals[i]->data.sequence.items.start);
+        if (counts[i] < 1) return node_fail(c, vals[i], keys[i], "empty list of values");
+        total *= counts[i];
+        if (total > MV_EXP_MAX_ROWS) return node_fail(c, n, "grid", "too many combinations");
+    }
+    for (int idx = 0; idx < total; idx++) {
+        mv_exp_row *r = new_row(e, c, n);
+        if (!r) return -1;
+        int rest = idx;
+        size_t len = 0;
+        for (int i = nk - 1; i >= 0; i--) {   // decode idx, last key fastest
+            int j = rest % counts[i];
+            rest /= counts[i];
+            yaml_node_t *v = node(c, vals[i]->data.sequence.items.start[j]);
+            char value[MV_EXP_SET_MAX];
+            MV_TRY(get_value(value, c, v, keys[i], sizeof value));
+            MV_TRY(add_set(r->sets, &r->nsets, c, v, keys[i], value));
+        }
+        // The overrides were added last key first; put them back in file order and name the row.
+        for (int a = 0, b = r->nsets - 1; a < b; a++, b--) {
+            char tmp[MV_EXP_SET_MAX];
+            memcpy(tmp, r->sets[a], sizeof tmp);
+            memcpy(r->sets[a], r->sets[b], sizeof tmp);
+            memcpy(r->sets[b], tmp, sizeof tmp);
+        }
+        for (int i = 0; i < r->nsets; i++) {
+            char part[MV_EXP_NAME_MAX];
+            const char *eq = strchr(r->sets[i], '=');
+            grid_name_part(part, sizeof part, keys[i], eq + 1);
+            int w = snprintf(r->name + len, sizeof r->name - len, "%s%s", i ? "_" : "", part);
+            if (w < 0 || len + (size_t)w >= sizeof r->name) return node_fail(c, n, "grid", "row name too long");
+            len += (size_t)w;
+        }
+    }
+    return 0;
+}
+
+static int parse_columns(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    if (n->type != YAML_SEQUENCE_NODE) return node_fail(c, n, "columns", "expected a list");
+    e->ncols = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *col = node(c, *it);
+        if (e->ncols >= MV_EXP_MAX_COLS) return node_fail(c, col, "columns", "too many columns");
+        mv_exp_column *dst = &e->cols[e->ncols++];
+        if (col->type == YAML_SCALAR_NODE) {   // a bare domain name labels itself
+            MV_TRY(get_scalar(dst->domain, c, col, "columns", sizeof dst->domain));
+            copy_str(dst->label, sizeof dst->label, dst->domain);
+            continue;
+        }
+        if (col->type != YAML_MAPPING_NODE) return node_fail(c, col, "columns", "expected a domain or {domain, label}");
+        for (yaml_node_pair_t *p = col->data.mapping.pairs.start; p < col->data.mapping.pairs.top; p++) {
+            char key[32];
+            MV_TRY(get_scalar(key, c, node(c, p->key), "columns", sizeof key));
+            if (!strcmp(key, "domain")) MV_TRY(get_scalar(dst->domain, c, node(c, p->value), "domain", sizeof dst->domain));
+            else if (!strcmp(key, "label")) MV_TRY(get_scalar(dst->label, c, node(c, p->value), "label", sizeof dst->label));
+            else return node_fail(c, node(c, p->key), key, "unknown column key (domain, label)");
+        }
+        if (!dst->domain[0]) return node_fail(c, col, "columns", "column without a domain");
+        if (!dst->label[0]) copy_str(dst->label, sizeof dst->label, dst->domain);
+    }
+    return 0;
+}
+
+static const yaml_node_t *find_key(const ctx *c, const yaml_node_t *map, const char *key) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key);
+        if (k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, key)) return node(c, p->value);
+    }
+    return NULL;
+}
+
+static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
+    if (root->type != YAML_MAPPING_NODE) return node_fail(c, root, "experiment", "expected a mapping");
+    static const char *KNOWN[] = {"name", "title", "base", "set", "source", "targets", "columns", "rows", "grid"};
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key);
+        char key[64];
+        MV_TRY(get_scalar(key, c, k, "experiment", sizeof key));
+        bool ok = false;
+        for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++) ok |= !strcmp(key, KNOWN[i]);
+        if (!ok) return node_fail(c, k, key, "unknown key (name, title, base, set, source, targets, columns, rows, grid)");
+    }
+    const yaml_node_t *v;
+    if ((v = find_key(c, root, "name"))) {
+        MV_TRY(get_scalar(e->name, c, v, "name", sizeof e->name));
+        if (!valid_row_name(e->name)) return node_fail(c, v, "name", "use letters, digits and . _ - + only");
+    }
+    if ((v = find_key(c, root, "title"))) MV_TRY(get_scalar(e->title, c, v, "title", sizeof e->title));
+    if ((v = find_key(c, root, "base"))) {
+        char b[MV_PATH_MAX];
+        MV_TRY(get_scalar(b, c, v, "base", sizeof b));
+        // Relative to the experiment file's folder, like config includes.
+        const char *slash = strrchr(c->path, '/');
+        int dl = slash ? (int)(slash - c->path) : 0;
+        int w = b[0] == '/' || !slash ? snprintf(e->base, sizeof e->base, "%s", b)
+                                      : snprintf(e->base, sizeof e->base, "%.*s/%s", dl, c->path, b);
+        if (w < 0 || w >= (int)sizeof e->base) return node_fail(c, v, "base", "path too long");
+    }
+    if ((v = find_key(c, root, "set"))) MV_TRY(parse_sets(e->sets, &e->nsets, c, v));
+    if ((v = find_key(c, root, "source"))) MV_TRY(get_scalar(e->source, c, v, "source", sizeof e->source));
+    if ((v = find_key(c, root, "targets"))) MV_TRY(parse_names(e->targets, &e->ntargets, MV_EXP_MAX_TARGETS, c, v, "targets"));
+    if ((v = find_key(c, root, "columns"))) {
+        MV_TRY(parse_columns(e, c, v));
+    } else {   // default: the targets, then their average
+        for (int i = 0; i < e->ntargets && e->ncols < MV_EXP_MAX_COLS; i++) {
+            copy_str(e->cols[e->ncols].domain, MV_NAME_MAX, e->targets[i]);
+            copy_str(e->cols[e->ncols].label, MV_EXP_NAME_MAX, e->targets[i]);
+            e->ncols++;
+        }
+        if (e->ntargets > 0 && e->ncols < MV_EXP_MAX_COLS) {
+            snprintf(e->cols[e->ncols].domain, MV_NAME_MAX, "avg");
+            snprintf(e->cols[e->ncols].label, MV_EXP_NAME_MAX, "Avg");
+            e->ncols++;
+        }
+    }
+    const yaml_node_t *rows = find_key(c, root, "rows"), *grid = find_key(c, root, "grid");
+    if (!rows && !grid) return node_fail(c, root, "experiment", "no rows: give `rows:` and/or `grid:`");
+    if (rows) {
+        if (rows->type != YAML_SEQUENCE_NODE) return node_fail(c, rows, "rows", "expected a list of rows");
+        for (yaml_node_item_t *it = rows->data.sequence.items.start; it < rows->data.sequence.items.top; it++)
+            MV_TRY(parse_row(e, c, node(c, *it)));
+    }
+    if (grid) MV_TRY(parse_grid(e, c, grid));
+    for (int i = 0; i < e->nrows; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(e->rows[i].name, e->rows[j].name))
+                return mv_fail("%s:%d: row '%s' also named at line %d (row names must be unique)", c->path,
+                               e->rows[i].line, e->rows[i].name, e->rows[j].line);
+    return 0;
+}
+
+int experiment_load(mv_experiment *exp, const char *path) {
+    memset(exp, 0, sizeof *exp);
+    if (snprintf(exp->path, sizeof exp->path, "%s", path) >= (int)sizeof exp->path) return mv_fail("%s: path too long", path);
+    // Default name: the file name without its folder and extension.
+    const char *slash = strrchr(path, '/');
+    snprintf(exp->name, sizeof exp->name, "%s", slash ? slash + 1 : path);
+    char *ext = strrchr(exp->name, '.');
+    if (ext && ext != exp->name) *ext = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return mv_fail("%s: cannot open", path);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    int rc = 0;
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = mv_fail("%s:%lu:%lu: YAML syntax error: %s", path, (unsigned long)parser.problem_mark.line + 1,
+                     (unsigned long)parser.problem_mark.column + 1, parser.problem ? parser.problem : "unknown");
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return rc;
+    }
+    exp->rows = mv_calloc(MV_EXP_MAX_ROWS, sizeof(mv_exp_row));
+    ctx c = {&doc, path};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) rc = mv_fail("%s: empty experiment file", path);
+    else rc = parse_root(exp, &c, root);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    // Resolve every row now: a bad key or value in any row fails before anything runs.
+    mv_config *cfg = rc == 0 ? mv_calloc(1, sizeof *cfg) : NULL;
+    for (int i = 0; rc == 0 && i < exp->nrows; i++)
+        if (experiment_row_config(cfg, exp, &exp->rows[i], NULL) < 0)
+            rc = mv_fail_context("%s:%d: row '%s'", path, exp->rows[i].line, exp->rows[i].name);
+    free(cfg);
+    if (rc < 0) experiment_free(exp);
+    return rc;
+}
+
+void experiment_free(mv_experiment *exp) {
+    free(exp->rows);
+    exp->rows = NULL;
+    exp->nrows = 0;
+}
+
+const mv_exp_row *experiment_find_row(const mv_experiment *exp, const char *name) {
+    for (int i = 0; i < exp->nrows; i++)
+        if (!strcmp(exp->rows[i].name, name)) return &exp->rows[i];
+    return NULL;
+}
+
+int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, const char *work_dir) {
+    const char *sets[2 * MV_EXP_MAX_SETS + 1];
+    char wd[MV_PATH_MAX + 16];
+    int n = 0;
+    for (int i = 0; i < exp->nsets; i++) sets[n++] = exp->sets[i];
+    for (int i = 0; i < row->nsets; i++) sets[n++] = row->sets[i];
+    if (work_dir) {
+        if (snprintf(wd, sizeof wd, "run.work_dir=%s", work_dir) >= MV_PATH_MAX + 13)
+            return mv_fail("%s: work directory path too long", work_dir);
+        sets[n++] = wd;
+    }
+    MV_TRY(config_load(cfg, exp->base[0] ? exp->base : NULL, n, sets));
+    if (exp->source[0] && !config_find_val(cfg, exp->source))
+        return mv_fail("source domain '%s' is not a data.val entry", exp->source);
+    for (int i = 0; i < exp->ntargets; i++)
+        if (!config_find_val(cfg, exp->targets[i]))
+            return mv_fail("target domain '%s' is not a data.val entry", exp->targets[i]);
+    for (int i = 0; i < exp->ncols; i++)
+        if (strcmp(exp->cols[i].domain, "avg") && !config_find_val(cfg, exp->cols[i].domain))
+            return mv_fail("column domain '%s' is not a data.val entry (nor avg)", exp->cols[i].domain);
+    return 0;
+}

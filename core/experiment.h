@@ -1,0 +1,59 @@
+// Experiment files: one YAML file per table or figure of the paper. It names a base training
+// configuration, common overrides, the rows (explicit lists of `key=value` overrides and/or a
+// grid over keys expanded into one row per combination), the source and target domains, the
+// columns of the table and the paper's number for each cell, so that a sweep can be run
+// (launch/cmd_experiment.c) and a report can later set our numbers beside the paper's.
+// docs/experiments.md describes the format.
+#pragma once
+#include <stdbool.h>
+#include "core/config.h"
+
+#define MV_EXP_NAME_MAX 64     // experiment, row and column names (row names are directory names)
+#define MV_EXP_SET_MAX 256     // one "key=value" override
+#define MV_EXP_MAX_SETS 32     // overrides per row (and common overrides)
+#define MV_EXP_MAX_COLS 24     // table columns
+#define MV_EXP_MAX_TARGETS 16  // target domains
+#define MV_EXP_MAX_GRID 4      // keys in a grid
+#define MV_EXP_MAX_ROWS 256    // rows after grid expansion
+
+// A column of the table: a data.val domain, or "avg" (the mean over the target domains);
+// `label` is what the paper calls it (e.g. "B" for the domain standing in for BDD100K).
+typedef struct {
+    char domain[MV_NAME_MAX];
+    char label[MV_EXP_NAME_MAX];
+} mv_exp_column;
+
+typedef struct {
+    char name[MV_EXP_NAME_MAX];          // also the row's run directory name
+    int nsets;
+    char sets[MV_EXP_MAX_SETS][MV_EXP_SET_MAX];   // "key=value" applied after the common ones
+    double paper[MV_EXP_MAX_COLS];       // the paper's number per column (NAN: none)
+    int line;                            // where the row (or its grid) is in the file, 1-based
+} mv_exp_row;
+
+typedef struct {
+    char path[MV_PATH_MAX];              // the experiment file
+    char name[MV_EXP_NAME_MAX];          // `name:`, or the file name without .yaml
+    char title[256];                     // `title:` (free text for reports)
+    char base[MV_PATH_MAX];              // base config, resolved relative to the file's folder
+    int nsets;
+    char sets[MV_EXP_MAX_SETS][MV_EXP_SET_MAX];   // common overrides (`set:`)
+    char source[MV_NAME_MAX];            // the training domain (a data.val name), may be ""
+    int ntargets;
+    char targets[MV_EXP_MAX_TARGETS][MV_NAME_MAX];
+    int ncols;
+    mv_exp_column cols[MV_EXP_MAX_COLS];
+    int nrows;
+    mv_exp_row *rows;                    // explicit rows first, then the grid's rows
+} mv_experiment;
+
+// Parses the experiment file `path`. Errors name FILE:LINE:COLUMN and the key at fault.
+// On success the caller frees with experiment_free.
+int experiment_load(mv_experiment *exp, const char *path);
+void experiment_free(mv_experiment *exp);
+// The row called `name`, or NULL.
+const mv_exp_row *experiment_find_row(const mv_experiment *exp, const char *name);
+// Resolves one row: the base config, then the common overrides, then the row's, then
+// run.work_dir=work_dir (NULL: left as resolved). Checks that the source and target domains
+// are data.val entries of the result.
+int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, const char *work_dir);

@@ -1,0 +1,685 @@
+// The report's data side: a minimal JSON reader for the flat records of metrics.jsonl and
+// status.json, the loading of run directories into one table (ours, the paper's, the
+// difference), and the Markdown and CSV writers. The HTML page is in core/report_html.c.
+#include "core/report.h"
+#include "core/error.h"
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+// ------------------------------------------------------------------------------------------
+// JSON
+
+typedef struct { const char *s, *start; } jcur;
+
+static void skip_ws(jcur *c) { while (*c->s && isspace((unsigned char)*c->s)) c->s++; }
+
+static int jfail(const jcur *c, const char *what) {
+    return mv_fail("column %d: %s", (int)(c->s - c->start) + 1, what);
+}
+
+static int parse_value(mv_json *v, jcur *c, int depth);
+
+static int parse_string(char **out, jcur *c) {
+    // c->s points at the opening quote
+    c->s++;
+    size_t cap = 16, n = 0;
+    char *b = mv_malloc(cap);
+    for (;;) {
+        char ch = *c->s;
+        if (!ch) { free(b); return jfail(c, "unterminated string"); }
+        c->s++;
+        if (ch == '"') break;
+        if (ch == '\\') {
+            char e = *c->s++;
+            switch (e) {
+            case '"': ch = '"'; break;
+            case '\\': ch = '\\'; break;
+            case '/': ch = '/'; break;
+            case 'b': ch = '\b'; break;
+            case 'f': ch = '\f'; break;
+            case 'n': ch = '\n'; break;
+            case 'r': ch = '\r'; break;
+            case 't': ch = '\t'; break;
+            case 'u': {
+                // names here are ASCII; other code points become '?'
+                unsigned code = 0;
+                for (int k = 0; k < 4; k++) {
+                    char h = *c->s;
+                    if (!isxdigit((unsigned char)h)) { free(b); return jfail(c, "bad \\u escape"); }
+                    code = code * 16 + (unsigned)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
+                    c->s++;
+                }
+                ch = code < 128 ? (char)code : '?';
+                break;
+            }
+            default: free(b); return jfail(c, "bad escape in string");
+            }
+        }
+        if (n + 2 > cap) { cap *= 2; b = realloc(b, cap); MV_CHECK(b, "out of memory"); }
+        b[n++] = ch;
+    }
+    b[n] = 0;
+    *out = b;
+    return 0;
+}
+
+static int push_item(mv_json *v, int *cap) {
+    if (v->n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        v->items = realloc(v->items, (size_t)*cap * sizeof(mv_json));
+        MV_CHECK(v->items, "out of memory");
+    }
+    memset(&v->items[v->n], 0, sizeof(mv_json));
+    return v->n++;
+}
+
+static int parse_container(mv_json *v, jcur *c, int depth, bool obj) {
+    v->kind = obj ? MV_JSON_OBJ : MV_JSON_ARR;
+    char close = obj ? '}' : ']';
+    int cap = 0;
+    c->s++;
+    skip_ws(c);
+    if (*c->s == close) { c->s++; return 0; }
+    for (;;) {
+        skip_ws(c);
+        int i = push_item(v, &cap);
+        if (obj) {
+            if (*c->s != '"') return jfail(c, "expected a member name");
+            MV_TRY(parse_string(&v->items[i].key, c));
+            skip_ws(c);
+            if (*c->s != ':') return jfail(c, "expected ':'");
+            c->s++;
+        }
+        char *key = v->items[i].key;
+        MV_TRY(parse_value(&v->items[i], c, depth + 1));
+        v->items[i].key = key;
+        skip_ws(c);
+        if (*c->s == ',') { c->s++; continue; }
+        if (*c->s == close) { c->s++; return 0; }
+        return jfail(c, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+static int parse_value(mv_json *v, jcur *c, int depth) {
+    if (depth > 32) return jfail(c, "nested too deeply");
+    skip_ws(c);
+    char ch = *c->s;
+    if (ch == '{' || ch == '[') return parse_container(v, c, depth, ch == '{');
+    if (ch == '"') { v->kind = MV_JSON_STR; return parse_string(&v->str, c); }
+    if (!strncmp(c->s, "null", 4)) { v->kind = MV_JSON_NULL; c->s += 4; return 0; }
+    if (!strncmp(c->s, "true", 4)) { v->kind = MV_JSON_BOOL; v->num = 1; c->s += 4; return 0; }
+    if (!strncmp(c->s, "false", 5)) { v->kind = MV_JSON_BOOL; v->num = 0; c->s += 5; return 0; }
+    // numbers; NaN/Infinity as some writers print them are read too
+    if (!strncmp(c->s, "NaN", 3)) { v->kind = MV_JSON_NUM; v->num = NAN; c->s += 3; return 0; }
+    char *end;
+    errno = 0;
+    double d = strtod(c->s, &end);
+    if (end == c->s || !(ch == '-' || isdigit((unsigned char)ch) || ch == 'I')) return jfail(c, "expected a value");
+    v->kind = MV_JSON_NUM;
+    v->num = d;
+    c->s = end;
+    return 0;
+}
+
+int mv_json_parse(mv_json *out, const char *text) {
+    memset(out, 0, sizeof *out);
+    jcur c = {text, text};
+    if (parse_value(out, &c, 0) < 0) { mv_json_free(out); return -1; }
+    skip_ws(&c);
+    if (*c.s) { mv_json_free(out); return jfail(&c, "unexpected text after the value"); }
+    return 0;
+}
+
+const mv_json *mv_json_get(const mv_json *obj, const char *key) {
+    if (!obj || obj->kind != MV_JSON_OBJ) return NULL;
+    for (int i = 0; i < obj->n; i++)
+        if (obj->items[i].key && !strcmp(obj->items[i].key, key)) return &obj->items[i];
+    return NULL;
+}
+
+double mv_json_num(const mv_json *v, double fallback) {
+    return v && (v->kind == MV_JSON_NUM || v->kind == MV_JSON_BOOL) ? v->num : fallback;
+}
+
+void mv_json_free(mv_json *v) {
+    if (!v) return;
+    for (int i = 0; i < v->n; i++) mv_json_free(&v->items[i]);
+    free(v->items);
+    free(v->str);
+    free(v->key);
+    memset(v, 0, sizeof *v);
+}
+
+// ------------------------------------------------------------------------------------------
+// files
+
+// Whole file as a string; NULL (with a message) when unreadable.
+static char *read_file(const char *path, bool quiet_missing) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { if (!quiet_missing || errno != ENOENT) mv_fail("%s: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 4096, n = 0;
+    char *b = mv_malloc(cap);
+    size_t got;
+    while ((got = fread(b + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n < 2) { cap *= 2; b = realloc(b, cap); MV_CHECK(b, "out of memory"); }
+    }
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+static bool file_exists(const char *path) { struct stat st; return stat(path, &st) == 0; }
+
+static void copy_name(char *dst, const char *src, size_t cap) {
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+// ------------------------------------------------------------------------------------------
+// one run
+
+static mv_report_domain *domain_slot(mv_report_run *run, const char *name) {
+    for (int i = 0; i < run->ndomains; i++)
+        if (!strcmp(run->domains[i].name, name)) return &run->domains[i];
+    run->domains = realloc(run->domains, (size_t)(run->ndomains + 1) * sizeof(mv_report_domain));
+    MV_CHECK(run->domains, "out of memory");
+    mv_report_domain *d = &run->domains[run->ndomains++];
+    memset(d, 0, sizeof *d);
+    d->miou = NAN;
+    copy_name(d->name, name, sizeof d->name);
+    return d;
+}
+
+static void take_eval(mv_report_run *run, const mv_json *rec) {
+    const mv_json *m = mv_json_get(rec, "metrics");
+    const mv_json *dn = mv_json_get(rec, "domain");
+    if (!dn || dn->kind != MV_JSON_STR) dn = mv_json_get(m, "domain");
+    if (!dn || dn->kind != MV_JSON_STR || !m) return;
+    mv_report_domain *d = domain_slot(run, dn->str);
+    int iter = (int)mv_json_num(mv_json_get(rec, "iter"), 0);
+    if (iter < d->iter) return; // keep the last evaluation
+    d->iter = iter;
+    d->miou = mv_json_num(mv_json_get(m, "mIoU"), NAN);
+    const mv_json *iou = mv_json_get(m, "IoU");
+    free(d->class_names); free(d->iou);
+    d->class_names = NULL; d->iou = NULL; d->nclass = 0;
+    if (iou && iou->kind == MV_JSON_OBJ && iou->n > 0) {
+        d->nclass = iou->n;
+        d->class_names = mv_calloc((size_t)iou->n, sizeof *d->class_names);
+        d->iou = mv_calloc((size_t)iou->n, sizeof(double));
+        for (int k = 0; k < iou->n; k++) {
+            copy_name(d->class_names[k], iou->items[k].key, MV_REPORT_NAME);
+            d->iou[k] = mv_json_num(&iou->items[k], NAN);
+        }
+    }
+}
+
+static void take_train(mv_report_run *run, const mv_json *rec, int *cap) {
+    if (run->npoints == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        run->points = realloc(run->points, (size_t)*cap * sizeof(mv_report_point));
+        MV_CHECK(run->points, "out of memory");
+    }
+    mv_report_point *p = &run->points[run->npoints++];
+    memset(p, 0, sizeof *p);
+    p->iter = (int)mv_json_num(mv_json_get(rec, "iter"), run->npoints);
+    p->loss_total = mv_json_num(mv_json_get(rec, "loss_total"), NAN);
+    p->loss_ce = mv_json_num(mv_json_get(rec, "loss_ce"), NAN);
+    p->loss_aux = mv_json_num(mv_json_get(rec, "loss_aux"), NAN);
+    p->loss_ratio = mv_json_num(mv_json_get(rec, "loss_ratio"), NAN);
+    p->loss_position = mv_json_num(mv_json_get(rec, "loss_position"), NAN);
+    p->lr = mv_json_num(mv_json_get(rec, "lr"), NAN);
+    const mv_json *k = mv_json_get(rec, "keep_enc");
+    if (k && k->kind == MV_JSON_ARR)
+        for (int s = 0; s < k->n && s < MV_REPORT_MAX_STAGES; s++) p->keep_enc[p->nkeep_enc++] = mv_json_num(&k->items[s], NAN);
+}
+
+static int load_metrics(mv_report_run *run, const char *path) {
+    char *text = read_file(path, true);
+    if (!text) return errno == ENOENT ? 1 : -1;
+    int cap = 0, line = 0;
+    bool partial_last = false;
+    for (char *s = text; *s;) {
+        char *nl = strchr(s, '\n');
+        line++;
+        if (nl) *nl = 0;
+        char *p = s;
+        while (isspace((unsigned char)*p)) p++;
+        if (*p) {
+            mv_json rec;
+            if (mv_json_parse(&rec, p) < 0) {
+                // a run still writing may have a cut last line: note it, do not fail
+                if (!nl) { partial_last = true; break; }
+                mv_fail_context("%s:%d", path, line);
+                free(text);
+                return -1;
+            }
+            const mv_json *type = mv_json_get(&rec, "type");
+            if (rec.kind != MV_JSON_OBJ) {
+                mv_json_free(&rec);
+                free(text);
+                return mv_fail("%s:%d: expected a JSON object per line", path, line);
+            }
+            if (type && type->kind == MV_JSON_STR) {
+                if (!strcmp(type->str, "train")) take_train(run, &rec, &cap);
+                else if (!strcmp(type->str, "eval")) take_eval(run, &rec);
+            }
+            mv_json_free(&rec);
+        }
+        if (!nl) break;
+        s = nl + 1;
+    }
+    free(text);
+    if (partial_last) snprintf(run->note + strlen(run->note), sizeof run->note - strlen(run->note), "%smetrics.jsonl ends in a cut line; ", "");
+    return 0;
+}
+
+// config.yaml as written by the trainer: "section:" lines and indented "key: value" lines.
+// Only scalars and flow lists are kept, as text; nested maps deeper than two levels are named
+// by their path too.
+static void load_config(mv_report_run *run, const char *path) {
+    char *text = read_file(path, true);
+    if (!text) { mv_clear_error(); return; }
+    char prefix[8][128] = {{0}};
+    int indents[8] = {0}, depth = 0, cap = 0;
+    for (char *s = text; *s;) {
+        char *nl = strchr(s, '\n');
+        if (nl) *nl = 0;
+        int ind = 0;
+        while (s[ind] == ' ') ind++;
+        char *line = s + ind, *colon = strchr(line, ':');
+        if (*line && *line != '#' && *line != '-' && colon) {
+            while (depth > 0 && indents[depth - 1] >= ind) depth--;
+            *colon = 0;
+            char *val = colon + 1;
+            while (*val == ' ') val++;
+            char *hash = strstr(val, " #");
+            if (hash) *hash = 0;
+            size_t vl = strlen(val);
+            while (vl && isspace((unsigned char)val[vl - 1])) val[--vl] = 0;
+            if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') { val[vl - 1] = 0; val++; }
+            char full[512] = "";
+            for (int d = 0; d < depth; d++) { strncat(full, prefix[d], sizeof full - strlen(full) - 2); strcat(full, "."); }
+            strncat(full, line, sizeof full - strlen(full) - 1);
+            if (!*val) {
+                if (depth < 8) { copy_name(prefix[depth], line, sizeof prefix[0]); indents[depth] = ind; depth++; }
+            } else {
+                if (run->ncfg == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    run->cfg_keys = realloc(run->cfg_keys, (size_t)cap * sizeof(char *));
+                    run->cfg_vals = realloc(run->cfg_vals, (size_t)cap * sizeof(char *));
+                    MV_CHECK(run->cfg_keys && run->cfg_vals, "out of memory");
+                }
+                run->cfg_keys[run->ncfg] = strdup(full);
+                run->cfg_vals[run->ncfg] = strdup(val);
+                run->ncfg++;
+            }
+        }
+        if (!nl) break;
+        s = nl + 1;
+    }
+    free(text);
+}
+
+int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
+    memset(run, 0, sizeof *run);
+    copy_name(run->name, name, sizeof run->name);
+    copy_name(run->state, "unknown", sizeof run->state);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    load_config(run, path);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    int rc = load_metrics(run, path);
+    if (rc < 0) return -1;
+    if (rc > 0) { mv_clear_error(); strcat(run->note, "no metrics.jsonl yet; "); }
+
+    // status.json (written by the sweep runner) overrides the metrics' last evaluations
+    snprintf(path, sizeof path, "%s/status.json", dir);
+    char *text = read_file(path, true);
+    if (text) {
+        mv_json st;
+        if (mv_json_parse(&st, text) < 0) { free(text); return mv_fail_context("%s", path); }
+        free(text);
+        const mv_json *state = mv_json_get(&st, "state");
+        if (state && state->kind == MV_JSON_STR) copy_name(run->state, state->str, sizeof run->state);
+        const mv_json *err = mv_json_get(&st, "error"); // the sweep runner's reason for a failure
+        if (err && err->kind == MV_JSON_STR) {
+            size_t l = strlen(run->note);
+            snprintf(run->note + l, sizeof run->note - l, "error: %.180s; ", err->str);
+        }
+        const mv_json *fin = mv_json_get(&st, "final");
+        if (fin && fin->kind == MV_JSON_OBJ)
+            for (int i = 0; i < fin->n; i++) {
+                if (fin->items[i].kind != MV_JSON_NUM) continue;
+                mv_report_domain *d = domain_slot(run, fin->items[i].key);
+                d->miou = fin->items[i].num;
+            }
+        mv_json_free(&st);
+    } else {
+        if (errno != ENOENT) return -1;
+        mv_clear_error();
+        // without a status, a run that reached schedule.max_iters is taken as finished
+        const char *mi = mv_report_run_config(run, "schedule.max_iters");
+        int last = run->npoints ? run->points[run->npoints - 1].iter : 0;
+        for (int i = 0; i < run->ndomains; i++) if (run->domains[i].iter > last) last = run->domains[i].iter;
+        if (mi && last > 0 && last >= atoi(mi)) copy_name(run->state, "finished", sizeof run->state);
+    }
+    if (strcmp(run->state, "finished")) {
+        run->incomplete = true;
+        size_t l = strlen(run->note);
+        snprintf(run->note + l, sizeof run->note - l, "state %s; ", run->state);
+    }
+    if (run->ndomains == 0) {
+        run->incomplete = true;
+        size_t l = strlen(run->note);
+        snprintf(run->note + l, sizeof run->note - l, "no evaluation yet; ");
+    }
+    size_t l = strlen(run->note);
+    if (l >= 2) run->note[l - 2] = 0; // drop the trailing "; "
+    return 0;
+}
+
+void mv_report_run_free(mv_report_run *run) {
+    free(run->points);
+    for (int i = 0; i < run->ndomains; i++) { free(run->domains[i].class_names); free(run->domains[i].iou); }
+    free(run->domains);
+    for (int i = 0; i < run->ncfg; i++) { free(run->cfg_keys[i]); free(run->cfg_vals[i]); }
+    free(run->cfg_keys);
+    free(run->cfg_vals);
+    memset(run, 0, sizeof *run);
+}
+
+const mv_report_domain *mv_report_run_domain(const mv_report_run *run, const char *domain) {
+    for (int i = 0; i < run->ndomains; i++)
+        if (!strcmp(run->domains[i].name, domain)) return &run->domains[i];
+    return NULL;
+}
+
+const char *mv_report_run_config(const mv_report_run *run, const char *key) {
+    for (int i = 0; i < run->ncfg; i++)
+        if (!strcmp(run->cfg_keys[i], key)) return run->cfg_vals[i];
+    return NULL;
+}
+
+// ------------------------------------------------------------------------------------------
+// the table
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool is_number(const char *s, double *out) {
+    if (!s || !*s) return false;
+    char *end;
+    double d = strtod(s, &end);
+    if (*end) return false;
+    *out = d;
+    return true;
+}
+
+// The one numeric config key (outside run.*) whose value differs over the runs: the grid axis.
+static void find_sweep_key(mv_report *rep) {
+    rep->sweep_key[0] = 0;
+    if (rep->nruns < 2) return;
+    const mv_report_run *r0 = &rep->runs[0];
+    for (int r = rep->nruns - 1; r >= 0; r--) if (rep->runs[r].ncfg) r0 = &rep->runs[r];
+    int found = 0;
+    for (int k = 0; k < r0->ncfg; k++) {
+        const char *key = r0->cfg_keys[k];
+        if (!strncmp(key, "run.", 4)) continue;
+        bool differs = false, numeric = true;
+        double v;
+        for (int r = 0; r < rep->nruns; r++) {
+            if (rep->runs[r].ncfg == 0) continue; // no config.yaml (yet): says nothing about the grid
+            const char *val = mv_report_run_config(&rep->runs[r], key);
+            if (!val) { numeric = false; break; }
+            if (!is_number(val, &v)) numeric = false;
+            if (strcmp(val, r0->cfg_vals[k])) differs = true;
+        }
+        if (!differs) continue;
+        found++;
+        if (numeric && found == 1) copy_name(rep->sweep_key, key, sizeof rep->sweep_key);
+    }
+    if (found != 1) rep->sweep_key[0] = 0; // several keys vary: not a one-key grid
+}
+
+static void build_table(mv_report *rep) {
+    int cap = 0;
+    for (int r = 0; r < rep->nruns; r++)
+        for (int d = 0; d < rep->runs[r].ndomains; d++) {
+            const char *name = rep->runs[r].domains[d].name;
+            bool seen = false;
+            for (int c = 0; c < rep->ncolumns; c++) if (!strcmp(rep->columns[c], name)) seen = true;
+            if (seen) continue;
+            if (rep->ncolumns == cap) {
+                cap = cap ? cap * 2 : 8;
+                rep->columns = realloc(rep->columns, (size_t)cap * sizeof *rep->columns);
+                MV_CHECK(rep->columns, "out of memory");
+            }
+            copy_name(rep->columns[rep->ncolumns++], name, MV_REPORT_NAME);
+        }
+    int w = rep->ncolumns + 1;
+    rep->ours = mv_malloc((size_t)(rep->nruns > 0 ? rep->nruns : 1) * (size_t)w * sizeof(double));
+    rep->paper = mv_malloc((size_t)(rep->nruns > 0 ? rep->nruns : 1) * (size_t)w * sizeof(double));
+    for (int r = 0; r < rep->nruns; r++) {
+        double sum = 0;
+        int n = 0;
+        bool all = true;
+        for (int c = 0; c < rep->ncolumns; c++) {
+            const mv_report_domain *d = mv_report_run_domain(&rep->runs[r], rep->columns[c]);
+            double v = d ? d->miou : NAN;
+            rep->ours[r * w + c] = v;
+            rep->paper[r * w + c] = NAN;
+            if (c == 0) continue;
+            if (isnan(v)) all = false; else { sum += v; n++; }
+        }
+        // the mean over targets only when every target is there: a partial mean would mislead
+        rep->ours[r * w + rep->ncolumns] = all && n > 0 ? sum / n : NAN;
+        rep->paper[r * w + rep->ncolumns] = NAN;
+    }
+    find_sweep_key(rep);
+}
+
+int mv_report_set_paper(mv_report *rep, const char *paper_json) {
+    char *text = read_file(paper_json, false);
+    if (!text) return -1;
+    mv_json pj;
+    if (mv_json_parse(&pj, text) < 0) { free(text); return mv_fail_context("%s", paper_json); }
+    free(text);
+    if (pj.kind != MV_JSON_OBJ) { mv_json_free(&pj); return mv_fail("%s: expected {\"row\": {\"column\": number}}", paper_json); }
+    int w = rep->ncolumns + 1;
+    for (int i = 0; i < pj.n; i++) {
+        const mv_json *row = &pj.items[i];
+        int r = -1;
+        for (int k = 0; k < rep->nruns; k++) if (!strcmp(rep->runs[k].name, row->key)) r = k;
+        if (r < 0) { fprintf(stderr, "maskvim report: %s: row '%s' has no run directory (left out)\n", paper_json, row->key); continue; }
+        if (row->kind != MV_JSON_OBJ) { int rc = mv_fail("%s: row '%s': expected an object of column: number", paper_json, row->key); mv_json_free(&pj); return rc; }
+        for (int j = 0; j < row->n; j++) {
+            const mv_json *cell = &row->items[j];
+            int c = -1;
+            if (!strcmp(cell->key, "mean") || !strcmp(cell->key, "avg")) c = rep->ncolumns;
+            for (int k = 0; k < rep->ncolumns; k++) if (!strcmp(rep->columns[k], cell->key)) c = k;
+            if (c < 0) { fprintf(stderr, "maskvim report: %s: row '%s': column '%s' was not evaluated (left out)\n", paper_json, row->key, cell->key); continue; }
+            if (cell->kind != MV_JSON_NUM) { int rc = mv_fail("%s: row '%s' column '%s': expected a number", paper_json, row->key, cell->key); mv_json_free(&pj); return rc; }
+            rep->paper[r * w + c] = cell->num;
+        }
+    }
+    mv_json_free(&pj);
+    return 0;
+}
+
+int mv_report_load(mv_report *rep, const char *runs_dir, const char *paper_json, const char *title) {
+    memset(rep, 0, sizeof *rep);
+    copy_name(rep->title, title ? title : "MaskViM results", sizeof rep->title);
+    DIR *dir = opendir(runs_dir);
+    if (!dir) return mv_fail("%s: %s", runs_dir, strerror(errno));
+    char **names = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.') continue;
+        bool run = false;
+        const char *files[] = {"metrics.jsonl", "config.yaml", "status.json"};
+        for (int k = 0; k < 3; k++) {
+            snprintf(path, sizeof path, "%s/%s/%s", runs_dir, e->d_name, files[k]);
+            if (file_exists(path)) run = true;
+        }
+        if (!run) continue;
+        if (n == cap) { cap = cap ? cap * 2 : 16; names = realloc(names, (size_t)cap * sizeof(char *)); MV_CHECK(names, "out of memory"); }
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(dir);
+    if (n == 0) { free(names); return mv_fail("%s: no run directories (subdirectories with metrics.jsonl, config.yaml or status.json)", runs_dir); }
+    qsort(names, (size_t)n, sizeof(char *), cmp_str);
+    rep->runs = mv_calloc((size_t)n, sizeof(mv_report_run));
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s", runs_dir, names[i]);
+        if (rc == 0 && mv_report_run_load(&rep->runs[rep->nruns], path, names[i]) < 0) {
+            mv_report_run_free(&rep->runs[rep->nruns]);
+            rc = -1;
+        } else if (rc == 0) rep->nruns++;
+        free(names[i]);
+    }
+    free(names);
+    if (rc < 0) { mv_report_free(rep); return -1; }
+    build_table(rep);
+    if (paper_json && mv_report_set_paper(rep, paper_json) < 0) { mv_report_free(rep); return -1; }
+    return 0;
+}
+
+void mv_report_free(mv_report *rep) {
+    for (int i = 0; i < rep->nruns; i++) mv_report_run_free(&rep->runs[i]);
+    free(rep->runs);
+    free(rep->columns);
+    free(rep->ours);
+    free(rep->paper);
+    memset(rep, 0, sizeof *rep);
+}
+
+// ------------------------------------------------------------------------------------------
+// Markdown and CSV
+
+static void md_cell(FILE *f, double ours, double paper) {
+    if (isnan(ours) && isnan(paper)) { fputs(" — |", f); return; }
+    if (isnan(paper)) { fprintf(f, " %.2f |", ours); return; }
+    if (isnan(ours)) { fprintf(f, " — (paper %.2f) |", paper); return; }
+    fprintf(f, " %.2f (paper %.2f, %+.2f) |", ours, paper, ours - paper);
+}
+
+int mv_report_write_md(const mv_report *rep, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    int w = rep->ncolumns + 1;
+    fprintf(f, "# %s\n\n", rep->title);
+    fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **mean** averages the "
+               "targets (all other domains). Where the paper gives a number: ours (paper, difference). "
+               "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none");
+    fputs("| run |", f);
+    for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", rep->columns[c], c == 0 ? " (source)" : "");
+    fputs(" mean |\n|---|", f);
+    for (int c = 0; c <= rep->ncolumns; c++) fputs("---:|", f);
+    fputc('\n', f);
+    for (int r = 0; r < rep->nruns; r++) {
+        fprintf(f, "| %s%s |", rep->runs[r].name, rep->runs[r].incomplete ? " *" : "");
+        for (int c = 0; c < w; c++) md_cell(f, rep->ours[r * w + c], rep->paper[r * w + c]);
+        fputc('\n', f);
+    }
+    int ninc = 0;
+    for (int r = 0; r < rep->nruns; r++) ninc += rep->runs[r].incomplete;
+    if (ninc) {
+        fprintf(f, "\n\\* incomplete runs (%d of %d):\n\n", ninc, rep->nruns);
+        for (int r = 0; r < rep->nruns; r++)
+            if (rep->runs[r].incomplete) fprintf(f, "- %s: %s\n", rep->runs[r].name, rep->runs[r].note);
+    } else {
+        fprintf(f, "\nAll %d runs finished.\n", rep->nruns);
+    }
+    if (rep->sweep_key[0]) {
+        fprintf(f, "\n## mIoU against %s\n\n| %s | source | mean over targets |\n|---:|---:|---:|\n", rep->sweep_key, rep->sweep_key);
+        for (int r = 0; r < rep->nruns; r++) {
+            const char *key = mv_report_run_config(&rep->runs[r], rep->sweep_key);
+            fprintf(f, "| %s |", key ? key : "—");
+            for (int c = 0; c < w; c += rep->ncolumns ? rep->ncolumns : 1) {
+                double v = rep->ours[r * w + c];
+                if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.2f |", v);
+                if (rep->ncolumns == 0) break;
+            }
+            fputc('\n', f);
+        }
+    }
+    fputs("\n## Per-class IoU (%) of the last evaluation\n", f);
+    for (int r = 0; r < rep->nruns; r++) {
+        const mv_report_run *run = &rep->runs[r];
+        fprintf(f, "\n### %s\n\n", run->name);
+        const mv_report_domain *ref = NULL;
+        for (int d = 0; d < run->ndomains; d++) if (run->domains[d].nclass) { ref = &run->domains[d]; break; }
+        if (!ref) { fputs("No per-class results yet.\n", f); continue; }
+        fputs("| class |", f);
+        for (int d = 0; d < run->ndomains; d++) fprintf(f, " %s |", run->domains[d].name);
+        fputs("\n|---|", f);
+        for (int d = 0; d < run->ndomains; d++) fputs("---:|", f);
+        fputc('\n', f);
+        for (int k = 0; k < ref->nclass; k++) {
+            fprintf(f, "| %s |", ref->class_names[k]);
+            for (int d = 0; d < run->ndomains; d++) {
+                const mv_report_domain *dm = &run->domains[d];
+                double v = NAN;
+                for (int j = 0; j < dm->nclass; j++) if (!strcmp(dm->class_names[j], ref->class_names[k])) v = dm->iou[j];
+                if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.1f |", v);
+            }
+            fputc('\n', f);
+        }
+    }
+    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    return 0;
+}
+
+static void csv_str(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\n")) { fputs(s, f); return; }
+    fputc('"', f);
+    for (; *s; s++) { if (*s == '"') fputc('"', f); fputc(*s, f); }
+    fputc('"', f);
+}
+
+static void csv_num(FILE *f, double v) { if (!isnan(v)) fprintf(f, "%.4f", v); }
+
+int mv_report_write_csv(const mv_report *rep, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    int w = rep->ncolumns + 1;
+    // the Markdown table, one line per run: per column ours, the paper's and the difference;
+    // missing numbers are empty fields
+    fputs("run,state,incomplete", f);
+    if (rep->sweep_key[0]) { fputc(',', f); csv_str(f, rep->sweep_key); }
+    for (int c = 0; c < w; c++) {
+        const char *name = c < rep->ncolumns ? rep->columns[c] : "mean";
+        fputc(',', f); csv_str(f, name);
+        fputc(',', f); fputs("paper_", f); csv_str(f, name);
+        fputc(',', f); fputs("diff_", f); csv_str(f, name);
+    }
+    fputc('\n', f);
+    for (int r = 0; r < rep->nruns; r++) {
+        csv_str(f, rep->runs[r].name);
+        fputc(',', f);
+        csv_str(f, rep->runs[r].state);
+        fprintf(f, ",%d", rep->runs[r].incomplete ? 1 : 0);
+        if (rep->sweep_key[0]) {
+            const char *key = mv_report_run_config(&rep->runs[r], rep->sweep_key);
+            fputc(',', f);
+            csv_str(f, key ? key : "");
+        }
+        for (int c = 0; c < w; c++) {
+            double o = rep->ours[r * w + c], p = rep->paper[r * w + c];
+            fputc(',', f); csv_num(f, o);
+            fputc(',', f); csv_num(f, p);
+            fputc(',', f); csv_num(f, isnan(o) || isnan(p) ? NAN : o - p);
+        }
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    return 0;
+}

@@ -1,0 +1,99 @@
+// The results report (`maskvim report`): reads run directories (config.yaml, metrics.jsonl,
+// status.json) into one table of per-domain mIoU per run, then writes it as Markdown, CSV and a
+// self-contained HTML page with inline SVG charts (training curves, per-domain bars, a curve
+// of mIoU against a swept numeric config key: the paper's Figure 5a).
+#pragma once
+#include <stdbool.h>
+#include <stdio.h>
+
+// ---- a minimal JSON reader (the flat records of metrics.jsonl, status.json, paper numbers) ----
+typedef enum { MV_JSON_NULL, MV_JSON_BOOL, MV_JSON_NUM, MV_JSON_STR, MV_JSON_ARR, MV_JSON_OBJ } mv_json_kind;
+typedef struct mv_json {
+    mv_json_kind kind;
+    double num;            // NUM, and BOOL as 0/1
+    char *str;             // STR
+    char *key;             // the member name when inside an object
+    struct mv_json *items; // ARR and OBJ members
+    int n;
+} mv_json;
+
+// Parses one JSON value (the whole of text, trailing blanks allowed). On failure returns -1 with
+// a message giving the column; the caller adds the file:line context.
+int mv_json_parse(mv_json *out, const char *text);
+const mv_json *mv_json_get(const mv_json *obj, const char *key); // NULL when absent or not an object
+double mv_json_num(const mv_json *v, double fallback);            // fallback when not a number
+void mv_json_free(mv_json *v);
+
+// ---- one run directory ----
+#define MV_REPORT_MAX_STAGES 4
+#define MV_REPORT_NAME 96
+
+typedef struct {
+    int iter;
+    double loss_total, loss_ce, loss_aux, loss_ratio, loss_position, lr;
+    double keep_enc[MV_REPORT_MAX_STAGES];
+    int nkeep_enc;
+} mv_report_point;
+
+typedef struct {
+    char name[MV_REPORT_NAME];
+    int iter;                 // iteration of its last evaluation
+    double miou;
+    int nclass;
+    char (*class_names)[MV_REPORT_NAME];
+    double *iou;              // NAN where the class is absent (null)
+} mv_report_domain;
+
+typedef struct {
+    char name[MV_REPORT_NAME]; // the directory name
+    char state[32];            // finished | running | failed | unknown (no status.json)
+    bool incomplete;
+    char note[256];            // why incomplete (or other remarks), "" when none
+    mv_report_point *points; int npoints;
+    mv_report_domain *domains; int ndomains; // last evaluation per domain, in first-seen order
+    char **cfg_keys, **cfg_vals; int ncfg;   // config.yaml flattened to "section.key" -> value text
+} mv_report_run;
+
+// Reads one run directory; returns -1 only for unreadable/corrupt files (naming file:line).
+// A directory without metrics.jsonl yields a run with no points, marked incomplete.
+int mv_report_run_load(mv_report_run *run, const char *dir, const char *name);
+void mv_report_run_free(mv_report_run *run);
+const mv_report_domain *mv_report_run_domain(const mv_report_run *run, const char *domain);
+const char *mv_report_run_config(const mv_report_run *run, const char *key); // NULL when absent
+
+// ---- the report ----
+typedef struct {
+    char title[256];
+    mv_report_run *runs; int nruns;
+    char (*columns)[MV_REPORT_NAME]; int ncolumns; // evaluated domains, first = source
+    double *ours;   // [nruns][ncolumns + 1]: the last column is the mean over targets; NAN missing
+    double *paper;  // same shape, NAN where no paper number
+    char sweep_key[128]; // the one numeric config key that varies over the runs ("" when none)
+} mv_report;
+
+// Loads every subdirectory of runs_dir that holds metrics.jsonl, config.yaml or status.json
+// (sorted by name), then fills the table. paper_json may be NULL.
+int mv_report_load(mv_report *rep, const char *runs_dir, const char *paper_json, const char *title);
+// Reads {"row": {"column": number}} into rep->paper; a column is a domain name or "mean".
+int mv_report_set_paper(mv_report *rep, const char *paper_json);
+void mv_report_free(mv_report *rep);
+
+// Writers: return 0 / -1 (I/O failure, naming the path).
+int mv_report_write_md(const mv_report *rep, const char *path);
+int mv_report_write_csv(const mv_report *rep, const char *path);
+int mv_report_write_html(const mv_report *rep, const char *path);
+
+// ---- inline SVG charts (core/report_svg.c) ----
+typedef struct {
+    const char *label;
+    const double *x, *y; // NAN y values are gaps
+    int n;
+} mv_svg_series;
+// A line chart of several series with axes, ticks and a legend.
+void mv_svg_lines(FILE *f, const char *title, const char *xlabel, const char *ylabel,
+                  const mv_svg_series *series, int nseries, int width, int height);
+// A grouped bar chart: values[g * nbars + b], NAN bars are left out.
+void mv_svg_bars(FILE *f, const char *title, const char *ylabel, const char *const *groups, int ngroups,
+                 const char *const *bars, int nbars, const double *values, int width, int height);
+// Writes s with &, <, >, " escaped.
+void mv_html_escape(FILE *f, const char *s);

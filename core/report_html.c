@@ -1,0 +1,213 @@
+// The HTML page of the report: one self-contained file (inline CSS and inline SVG, no scripts
+// and no external references) with the results table, a per-domain mIoU bar chart, the
+// mIoU-against-key curve when the runs form a one-key grid (the paper's Figure 5a), and per
+// run its training curves (loss terms, encoder keep ratio per stage) and per-class IoU.
+#include "core/report.h"
+#include "core/error.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *CSS =
+    "body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}"
+    "h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:15px}"
+    "table{border-collapse:collapse;margin:8px 0;font-size:13px}"
+    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f2f2f2}"
+    "td:first-child,th:first-child{text-align:left}"
+    ".paper{color:#666;font-size:11px}.pos{color:#1a7f37}.neg{color:#c62828}.miss{color:#aaa}"
+    ".inc{background:#fff6e0}.note{color:#8a5a00;font-size:12px}"
+    ".charts{display:flex;flex-wrap:wrap;gap:12px}svg{border:1px solid #eee}";
+
+static void cell(FILE *f, double ours, double paper) {
+    fputs("<td>", f);
+    if (isnan(ours)) fputs("<span class=\"miss\">—</span>", f);
+    else fprintf(f, "%.2f", ours);
+    if (!isnan(paper)) {
+        fprintf(f, "<br><span class=\"paper\">paper %.2f</span>", paper);
+        if (!isnan(ours)) fprintf(f, " <span class=\"%s\">%+.2f</span>", ours >= paper ? "pos" : "neg", ours - paper);
+    }
+    fputs("</td>", f);
+}
+
+static void results_table(FILE *f, const mv_report *rep) {
+    int w = rep->ncolumns + 1;
+    fputs("<table><tr><th>run</th><th>state</th>", f);
+    for (int c = 0; c < rep->ncolumns; c++) {
+        fputs("<th>", f);
+        mv_html_escape(f, rep->columns[c]);
+        fputs(c == 0 ? " (source)</th>" : "</th>", f);
+    }
+    fputs("<th>mean (targets)</th></tr>\n", f);
+    for (int r = 0; r < rep->nruns; r++) {
+        const mv_report_run *run = &rep->runs[r];
+        fprintf(f, "<tr%s><td>", run->incomplete ? " class=\"inc\"" : "");
+        mv_html_escape(f, run->name);
+        fputs("</td><td>", f);
+        mv_html_escape(f, run->state);
+        fputs("</td>", f);
+        for (int c = 0; c < w; c++) cell(f, rep->ours[r * w + c], rep->paper[r * w + c]);
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
+    int ninc = 0;
+    for (int r = 0; r < rep->nruns; r++) ninc += rep->runs[r].incomplete;
+    if (!ninc) { fprintf(f, "<p>All %d runs finished.</p>\n", rep->nruns); return; }
+    fprintf(f, "<p class=\"note\">Incomplete runs (%d of %d, highlighted):</p><ul class=\"note\">\n", ninc, rep->nruns);
+    for (int r = 0; r < rep->nruns; r++) {
+        if (!rep->runs[r].incomplete) continue;
+        fputs("<li>", f);
+        mv_html_escape(f, rep->runs[r].name);
+        fputs(": ", f);
+        mv_html_escape(f, rep->runs[r].note);
+        fputs("</li>\n", f);
+    }
+    fputs("</ul>\n", f);
+}
+
+static void domain_bars(FILE *f, const mv_report *rep) {
+    if (rep->ncolumns == 0 || rep->nruns == 0) return;
+    int w = rep->ncolumns + 1;
+    const char **groups = mv_calloc((size_t)w, sizeof(char *));
+    const char **bars = mv_calloc((size_t)rep->nruns, sizeof(char *));
+    double *vals = mv_calloc((size_t)w * (size_t)rep->nruns, sizeof(double));
+    for (int c = 0; c < w; c++) groups[c] = c < rep->ncolumns ? rep->columns[c] : "mean";
+    for (int r = 0; r < rep->nruns; r++) {
+        bars[r] = rep->runs[r].name;
+        for (int c = 0; c < w; c++) vals[c * rep->nruns + r] = rep->ours[r * w + c];
+    }
+    int width = 140 + 70 * w * (rep->nruns > 2 ? 2 : 1);
+    if (width < 560) width = 560;
+    if (width > 1150) width = 1150;
+    mv_svg_bars(f, "mIoU per domain", "mIoU (%)", groups, w, bars, rep->nruns, vals, width, 280);
+    free(groups); free(bars); free(vals);
+}
+
+static void sweep_curve(FILE *f, const mv_report *rep) {
+    if (!rep->sweep_key[0]) return;
+    int n = rep->nruns, w = rep->ncolumns + 1;
+    double *x = mv_calloc((size_t)n, sizeof(double)), *ys = mv_calloc((size_t)n, sizeof(double)),
+           *yt = mv_calloc((size_t)n, sizeof(double));
+    int *order = mv_calloc((size_t)n, sizeof(int));
+    double *key = mv_calloc((size_t)rep->nruns, sizeof(double));
+    n = 0; // runs without a config.yaml (yet) have no place on the curve
+    for (int r = 0; r < rep->nruns; r++) {
+        const char *v = mv_report_run_config(&rep->runs[r], rep->sweep_key);
+        if (!v) continue;
+        key[r] = strtod(v, NULL);
+        order[n++] = r;
+    }
+    for (int i = 1; i < n; i++) // insertion sort by key: a curve needs increasing x
+        for (int j = i; j > 0 && key[order[j]] < key[order[j - 1]]; j--) { int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t; }
+    for (int i = 0; i < n; i++) {
+        int r = order[i];
+        x[i] = key[r];
+        ys[i] = rep->ncolumns ? rep->ours[r * w] : NAN;
+        yt[i] = rep->ours[r * w + rep->ncolumns];
+    }
+    char source[160], title[200];
+    snprintf(source, sizeof source, "source (%s)", rep->ncolumns ? rep->columns[0] : "?");
+    snprintf(title, sizeof title, "mIoU against %s", rep->sweep_key);
+    mv_svg_series s[2] = {{source, x, ys, n}, {"mean over targets", x, yt, n}};
+    fprintf(f, "<h2>");
+    mv_html_escape(f, title);
+    fprintf(f, "</h2>\n");
+    mv_svg_lines(f, title, rep->sweep_key, "mIoU (%)", s, 2, 560, 300);
+    free(x); free(ys); free(yt); free(order); free(key);
+}
+
+static void run_curves(FILE *f, const mv_report_run *run) {
+    int n = run->npoints;
+    if (n == 0) { fputs("<p class=\"miss\">No training records yet.</p>\n", f); return; }
+    double *x = mv_calloc((size_t)n, sizeof(double));
+    double *y = mv_calloc((size_t)n * (5 + MV_REPORT_MAX_STAGES), sizeof(double));
+    int nst = 0;
+    for (int i = 0; i < n; i++) {
+        const mv_report_point *p = &run->points[i];
+        x[i] = p->iter;
+        double v[5] = {p->loss_total, p->loss_ce, p->loss_aux, p->loss_ratio, p->loss_position};
+        for (int k = 0; k < 5; k++) y[k * n + i] = v[k];
+        if (p->nkeep_enc > nst) nst = p->nkeep_enc;
+    }
+    for (int s = 0; s < MV_REPORT_MAX_STAGES; s++)
+        for (int i = 0; i < n; i++) y[(5 + s) * n + i] = s < run->points[i].nkeep_enc ? run->points[i].keep_enc[s] : NAN;
+    static const char *LOSS[5] = {"total", "ce", "aux", "ratio", "position"};
+    mv_svg_series ls[5];
+    for (int k = 0; k < 5; k++) ls[k] = (mv_svg_series){LOSS[k], x, y + k * n, n};
+    fputs("<div class=\"charts\">\n", f);
+    mv_svg_lines(f, "training losses", "iteration", "loss", ls, 5, 560, 280);
+    if (nst > 0) {
+        char names[MV_REPORT_MAX_STAGES][24];
+        mv_svg_series ks[MV_REPORT_MAX_STAGES];
+        for (int s = 0; s < nst; s++) {
+            snprintf(names[s], sizeof names[s], "stage %d", s + 1);
+            ks[s] = (mv_svg_series){names[s], x, y + (5 + s) * n, n};
+        }
+        mv_svg_lines(f, "encoder mask keep ratio", "iteration", "kept tokens", ks, nst, 560, 280);
+    }
+    fputs("</div>\n", f);
+    free(x); free(y);
+}
+
+static void class_table(FILE *f, const mv_report_run *run) {
+    const mv_report_domain *ref = NULL;
+    for (int d = 0; d < run->ndomains; d++) if (run->domains[d].nclass) { ref = &run->domains[d]; break; }
+    if (!ref) { fputs("<p class=\"miss\">No per-class results yet.</p>\n", f); return; }
+    fputs("<details open><summary>per-class IoU (%) of the last evaluation</summary><table><tr><th>class</th>", f);
+    for (int d = 0; d < run->ndomains; d++) {
+        fputs("<th>", f);
+        mv_html_escape(f, run->domains[d].name);
+        fputs("</th>", f);
+    }
+    fputs("</tr>\n", f);
+    for (int k = 0; k < ref->nclass; k++) {
+        fputs("<tr><td>", f);
+        mv_html_escape(f, ref->class_names[k]);
+        fputs("</td>", f);
+        for (int d = 0; d < run->ndomains; d++) {
+            const mv_report_domain *dm = &run->domains[d];
+            double v = NAN;
+            for (int j = 0; j < dm->nclass; j++) if (!strcmp(dm->class_names[j], ref->class_names[k])) v = dm->iou[j];
+            if (isnan(v)) fputs("<td class=\"miss\">—</td>", f); else fprintf(f, "<td>%.1f</td>", v);
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</table></details>\n", f);
+}
+
+int mv_report_write_html(const mv_report *rep, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>", f);
+    mv_html_escape(f, rep->title);
+    fprintf(f, "</title><style>%s</style></head><body>\n<h1>", CSS);
+    mv_html_escape(f, rep->title);
+    fputs("</h1>\n<p>mIoU (%) of the last evaluation per domain. The first domain is the source; the "
+          "mean averages the target domains and is left out while a target is missing. Grey "
+          "figures are the paper's, with our difference.</p>\n", f);
+    results_table(f, rep);
+    domain_bars(f, rep);
+    sweep_curve(f, rep);
+    for (int r = 0; r < rep->nruns; r++) {
+        const mv_report_run *run = &rep->runs[r];
+        fputs("<h2>", f);
+        mv_html_escape(f, run->name);
+        fputs("</h2>\n<p>", f);
+        mv_html_escape(f, run->state);
+        if (rep->sweep_key[0]) {
+            fputs(" · ", f);
+            mv_html_escape(f, rep->sweep_key);
+            fputs(" = ", f);
+            const char *v = mv_report_run_config(run, rep->sweep_key);
+            mv_html_escape(f, v ? v : "?");
+        }
+        if (run->npoints) fprintf(f, " · last training record at iteration %d", run->points[run->npoints - 1].iter);
+        if (run->note[0]) { fputs(" · <span class=\"note\">", f); mv_html_escape(f, run->note); fputs("</span>", f); }
+        fputs("</p>\n", f);
+        run_curves(f, run);
+        class_table(f, run);
+    }
+    fputs("</body></html>\n", f);
+    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    return 0;
+}

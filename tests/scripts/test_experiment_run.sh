@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# `maskvim experiment run` end to end on a two-row CPU experiment (3 iterations per row, tiny
+# synthetic data): both rows finish with status.json and their final mIoU; running again runs
+# nothing; a sweep killed (SIGKILL) while its second row trains completes when started again
+# without redoing the first row; a locked row is refused; a failing row is recorded and the
+# others still run; --dry-run, --only, --launcher and the shipped experiment files work.
+set -euo pipefail
+: "${MV_BIN:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
+mkdir -p "$MV_TEST_TMP"
+TMP="$MV_TEST_TMP/experiment_run"
+rm -rf "$TMP"
+mkdir -p "$TMP"
+export MV_SYNTH_CACHE="$MV_TEST_TMP/synth_cache"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# Tiny rows (2 images of 64x64 per step, 3 steps); the kill below polls fast enough to land mid-row.
+cat >"$TMP/exp.yaml" <<YAML
+name: two_rows
+title: "Test: CE only against all losses"
+base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
+set:
+  - model.crop=64,64
+  - data.synthetic.size=64,128
+  - data.scale=128,64
+  - data.synthetic.train_count=16
+  - data.synthetic.val_count=2
+  - data.workers=1
+  - schedule.warmup_iters=1
+  - schedule.max_iters=3
+  - run.log_every=1
+  - run.eval_every=0
+  - run.ckpt_every=1
+  - run.keep_ckpts=0
+  - "data.val=[synthetic:clear, synthetic:fog]"
+source: clear
+targets: [fog]
+columns: [{domain: fog, label: M}, {domain: avg, label: Avg}]
+rows:
+  - {name: ce, set: {mask.alpha1: 0, mask.alpha2: 0}, paper: [50.7, 36.8]}
+  - {name: all, paper: [66.6, 53.0]}
+YAML
+run() { "$MV_BIN" experiment run "$TMP/exp.yaml" --quiet "$@"; }
+passed=0
+
+# 1. Dry run: both rows would run, nothing is written.
+run --out "$TMP/a" --dry-run >"$TMP/dry.log"
+grep -Eq "^ce +run " "$TMP/dry.log" || fail "dry run: $(cat "$TMP/dry.log")"
+grep -q "mask.alpha1=0 mask.alpha2=0" "$TMP/dry.log" || fail "dry run does not list the overrides"
+[ ! -e "$TMP/a" ] || fail "dry run wrote files"
+passed=$((passed + 1))
+
+# 2. End to end: both rows finish, each with its resolved config and final metrics.
+run --out "$TMP/a" >"$TMP/a1.log" 2>&1 || fail "sweep failed: $(tail -5 "$TMP/a1.log")"
+for r in ce all; do
+    grep -q '"state": "finished"' "$TMP/a/$r/status.json" || fail "$r: $(cat "$TMP/a/$r/status.json")"
+    grep -Eq '"final": \{"clear": [0-9.]+, "fog": [0-9.]+\}' "$TMP/a/$r/status.json" || fail "$r: no final mIoU"
+    grep -q '"iter": 3' "$TMP/a/$r/status.json" || fail "$r: not at iteration 3"
+    [ -f "$TMP/a/$r/iter_3.h5" ] || fail "$r: no final checkpoint"
+done
+grep -q "alpha1: 0" "$TMP/a/ce/config.yaml" || fail "row ce: override missing from config.yaml"
+grep -q "alpha1: 1" "$TMP/a/all/config.yaml" || fail "row all: base value missing from config.yaml"
+grep -q '"ce": {"fog": 50.7, "avg": 36.8}' "$TMP/a/paper.json" || fail "paper.json: $(cat "$TMP/a/paper.json")"
+grep -q '"all": {"fog": 66.6, "avg": 53}' "$TMP/a/paper.json" || fail "paper.json: $(cat "$TMP/a/paper.json")"
+grep -q "2 rows run, 0 skipped" "$TMP/a1.log" || fail "summary: $(tail -1 "$TMP/a1.log")"
+passed=$((passed + 1))
+
+# 3. Running again runs nothing and changes no file.
+touch "$TMP/marker"
+sleep 1
+run --out "$TMP/a" >"$TMP/a2.log" 2>&1 || fail "second sweep failed"
+grep -q "0 rows run, 2 skipped" "$TMP/a2.log" || fail "second sweep ran something: $(cat "$TMP/a2.log")"
+[ -z "$(find "$TMP/a" -newer "$TMP/marker" -type f)" ] || fail "second sweep changed files"
+grep -q "warning" "$TMP/a2.log" && fail "unchanged rows warned: $(cat "$TMP/a2.log")"
+# A finished row whose overrides were edited since is still skipped, with a warning.
+sed 's/mask.alpha1: 0,/mask.alpha1: 0.5,/' "$TMP/exp.yaml" >"$TMP/edited.yaml"
+"$MV_BIN" experiment run "$TMP/edited.yaml" --out "$TMP/a" --dry-run >"$TMP/a3.log"
+grep -q "warning: row ce finished with another configuration" "$TMP/a3.log" || fail "no warning: $(cat "$TMP/a3.log")"
+grep -q "warning: row all" "$TMP/a3.log" && fail "row all warned"
+passed=$((passed + 1))
+
+# 4. Kill -9 while the second row trains, start again: the first row is not redone, the
+#    second resumes from its checkpoint and finishes.
+# Three tries, in case a heavily loaded machine lets row all finish before the kill lands.
+for attempt in 1 2 3; do
+    rm -rf "$TMP/k"
+    "$MV_BIN" experiment run "$TMP/exp.yaml" --quiet --out "$TMP/k" >"$TMP/k1.log" 2>&1 &   # not `run`: kill maskvim itself
+    pid=$!
+    for _ in $(seq 3000); do [ -f "$TMP/k/all/iter_1.h5" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
+    kill -9 $pid 2>/dev/null || true
+    wait $pid 2>/dev/null || true
+    [ -f "$TMP/k/all/iter_1.h5" ] || fail "the sweep ended before row all checkpointed: $(tail -3 "$TMP/k1.log")"
+    grep -q '"state": "finished"' "$TMP/k/all/status.json" || break
+    [ $attempt -lt 3 ] || fail "row all finished before the kill three times (machine too fast or too loaded)"
+done
+grep -q '"state": "running"' "$TMP/k/all/status.json" || fail "row all not marked running"
+ce_sum=$(cat "$TMP/k/ce/status.json" "$TMP/k/ce/metrics.jsonl" | cksum)
+run --out "$TMP/k" --dry-run >"$TMP/kdry.log"
+grep -Eq "^ce +skip" "$TMP/kdry.log" && grep -Eq "^all +resume" "$TMP/kdry.log" || fail "dry run after kill: $(cat "$TMP/kdry.log")"
+run --out "$TMP/k" >"$TMP/k2.log" 2>&1 || fail "restarted sweep failed: $(tail -5 "$TMP/k2.log")"
+grep -q "row ce: finished, skipped" "$TMP/k2.log" || fail "row ce was not skipped"
+grep -Eq "resumed from .*iter_[0-9]+.h5" "$TMP/k2.log" || fail "row all did not resume: $(cat "$TMP/k2.log")"
+grep -q '"state": "finished"' "$TMP/k/all/status.json" || fail "row all not finished after restart"
+[ "$(cat "$TMP/k/ce/status.json" "$TMP/k/ce/metrics.jsonl" | cksum)" = "$ce_sum" ] || fail "row ce was redone"
+passed=$((passed + 1))
+
+# 5. A row locked by another process is refused, and the sweep exits non-zero.
+mkdir -p "$TMP/l/ce"
+exec 9>"$TMP/l/ce/.lock"
+flock -n 9 || fail "cannot take the test lock"
+if run --out "$TMP/l" --only ce >"$TMP/l.log" 2>&1; then fail "a locked row ran"; fi
+exec 9>&-
+grep -q "row ce is being run by another process" "$TMP/l.log" || fail "lock message: $(cat "$TMP/l.log")"
+[ ! -f "$TMP/l/ce/status.json" ] || fail "a locked row got a status"
+passed=$((passed + 1))
+
+# 6. --only with an unknown row fails; --launcher runs the row as a subprocess.
+if run --out "$TMP/l" --only nosuchrow >"$TMP/o.log" 2>&1; then fail "unknown row accepted"; fi
+grep -q "no row 'nosuchrow'" "$TMP/o.log" || fail "unknown row message: $(cat "$TMP/o.log")"
+run --out "$TMP/l" --only ce --launcher env >"$TMP/launch.log" 2>&1 || fail "launcher run failed: $(tail -5 "$TMP/launch.log")"
+grep -q "train '.*config.yaml' --resume auto" "$TMP/launch.log" || fail "launcher command not shown"
+grep -q '"state": "finished"' "$TMP/l/ce/status.json" || fail "launcher row not finished"
+passed=$((passed + 1))
+
+# 7. A row that fails while training is marked failed with the reason; the others still run,
+#    and the sweep exits non-zero.
+sed '/^rows:/q' "$TMP/exp.yaml" >"$TMP/failing.yaml"
+printf '%s\n' '  - {name: broken, set: ["data.train=[/nonexistent/shards]"]}' '  - {name: fine}' >>"$TMP/failing.yaml"
+if "$MV_BIN" experiment run "$TMP/failing.yaml" --out "$TMP/f" --quiet >"$TMP/f.log" 2>&1; then fail "a failing sweep exited 0"; fi
+grep -q '"state": "failed", "error": ".*nonexistent' "$TMP/f/broken/status.json" || fail "broken: $(cat "$TMP/f/broken/status.json")"
+grep -q '"state": "finished"' "$TMP/f/fine/status.json" || fail "the row after a failed one did not run"
+grep -q "1 row run, 0 skipped (finished), 1 failed" "$TMP/f.log" || fail "summary: $(tail -1 "$TMP/f.log")"
+passed=$((passed + 1))
+
+# 8. The shipped CPU twins parse and every row resolves (rows: Table 8: 4, Table 7: 12, Figure 5: 9).
+for spec in table8_losses:4 table7_lambda:12 figure5_lambda:9; do
+    f="$MV_SRC/experiments/cpu/${spec%%:*}.yaml"
+    "$MV_BIN" experiment run "$f" --out "$TMP/shipped" --dry-run >"$TMP/shipped.log" 2>&1 || fail "$f: $(cat "$TMP/shipped.log")"
+    n=$(grep -c "^   overrides:" "$TMP/shipped.log")
+    [ "$n" = "${spec##*:}" ] || fail "$f: $n rows, expected ${spec##*:}"
+done
+passed=$((passed + 1))
+
+rm -rf "$TMP"
+echo "$passed passed, 0 failed"

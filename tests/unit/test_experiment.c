@@ -1,0 +1,153 @@
+// Experiment files (core/experiment.h): rows, grid expansion, paper numbers per column,
+// the base config relative to the file, and errors that name FILE:LINE.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "core/error.h"
+#include "core/experiment.h"
+
+static char dir[512];
+
+static void setup(void) {
+    const char *t = getenv("MV_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/test_experiment", t && t[0] ? t : "/tmp");
+    mkdir(t && t[0] ? t : "/tmp", 0755);
+    mkdir(dir, 0755);
+}
+
+// Writes text to dir/name and returns the path (static buffer per call site is enough here).
+static const char *write_file(const char *name, const char *text) {
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+TestSuite(experiment, .init = setup);
+
+Test(experiment, rows_columns_paper_and_base) {
+    write_file("base.yaml", "run:\n  seed: 7\n");
+    const char *p = write_file("rows.yaml",
+        "name: losses\n"
+        "title: \"Table 8\"\n"
+        "base: base.yaml\n"
+        "set: [schedule.warmup_iters=2, schedule.max_iters=5]\n"
+        "source: clear\n"
+        "targets: [dusk, fog]\n"
+        "columns: [{domain: dusk, label: B}, {domain: fog, label: M}, {domain: avg, label: Avg}]\n"
+        "rows:\n"
+        "  - name: ce\n"
+        "    set: {mask.alpha1: 0, mask.alpha2: 0}\n"
+        "    paper: [40.8, 50.7, 36.8]\n"
+        "  - name: lam\n"
+        "    set:\n"
+        "      - mask.lambda=[0.9, 0.7, 0.5]\n"
+        "    paper: {M: 64.1, Avg: 49.8}\n"
+        "  - {name: plain, paper: [1, ~, 3]}\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_str_eq(e.name, "losses");
+    cr_assert_str_eq(e.title, "Table 8");
+    cr_assert_eq(e.nrows, 3);
+    cr_assert_eq(e.ncols, 3);
+    cr_assert_str_eq(e.cols[0].label, "B");
+    cr_assert_str_eq(e.cols[2].domain, "avg");
+    cr_assert_str_eq(e.rows[0].name, "ce");
+    cr_assert_eq(e.rows[0].nsets, 2);
+    cr_assert_str_eq(e.rows[0].sets[0], "mask.alpha1=0");
+    cr_assert_str_eq(e.rows[1].sets[0], "mask.lambda=[0.9, 0.7, 0.5]");
+    cr_assert_float_eq(e.rows[0].paper[1], 50.7, 1e-9);
+    cr_assert(isnan(e.rows[1].paper[0]), "B not given for lam");
+    cr_assert_float_eq(e.rows[1].paper[1], 64.1, 1e-9);
+    cr_assert_float_eq(e.rows[1].paper[2], 49.8, 1e-9);
+    cr_assert(isnan(e.rows[2].paper[1]));
+    cr_assert_float_eq(e.rows[2].paper[2], 3.0, 1e-9);
+    cr_assert_eq(e.rows[1].line, 12);
+
+    // Resolution: base (relative to the file), common overrides, row overrides, work dir.
+    mv_config *cfg = calloc(1, sizeof *cfg);
+    cr_assert_eq(experiment_row_config(cfg, &e, experiment_find_row(&e, "ce"), "out/ce"), 0, "%s", mv_last_error());
+    cr_assert_eq(cfg->run.seed, 7);
+    cr_assert_eq(cfg->schedule.max_iters, 5);
+    cr_assert_float_eq(cfg->model.alpha1, 0.0, 1e-9);
+    cr_assert_str_eq(cfg->run.work_dir, "out/ce");
+    cr_assert_null(experiment_find_row(&e, "nope"));
+    free(cfg);
+    experiment_free(&e);
+}
+
+Test(experiment, default_name_and_columns) {
+    const char *p = write_file("fig5.yaml", "targets: [fog, rain]\nrows: [{name: a}]\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_str_eq(e.name, "fig5");
+    cr_assert_eq(e.ncols, 3);   // the targets, then their average
+    cr_assert_str_eq(e.cols[1].domain, "rain");
+    cr_assert_str_eq(e.cols[2].domain, "avg");
+    experiment_free(&e);
+}
+
+Test(experiment, grid_expansion) {
+    const char *p = write_file("grid.yaml",
+        "rows: [{name: first, set: [mask.lambda=0.5]}]\n"
+        "grid:\n"
+        "  mask.alpha1: [1, 5]\n"
+        "  model.decoder_depths: [[1, 1, 1], [1, 1, 2], [2, 2, 2]]\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_eq(e.nrows, 1 + 2 * 3);
+    cr_assert_str_eq(e.rows[0].name, "first");
+    // Cartesian product, the last key varying fastest, overrides in file order.
+    cr_assert_str_eq(e.rows[1].name, "alpha1_1_decoder_depths_1-1-1");
+    cr_assert_str_eq(e.rows[2].name, "alpha1_1_decoder_depths_1-1-2");
+    cr_assert_str_eq(e.rows[4].name, "alpha1_5_decoder_depths_1-1-1");
+    cr_assert_str_eq(e.rows[6].name, "alpha1_5_decoder_depths_2-2-2");
+    cr_assert_eq(e.rows[6].nsets, 2);
+    cr_assert_str_eq(e.rows[6].sets[0], "mask.alpha1=5");
+    cr_assert_str_eq(e.rows[6].sets[1], "model.decoder_depths=[2, 2, 2]");
+    cr_assert_eq(e.rows[3].line, 3);   // grid rows point at the grid (its first key)
+    mv_config *cfg = calloc(1, sizeof *cfg);
+    cr_assert_eq(experiment_row_config(cfg, &e, &e.rows[6], NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(cfg->model.decoder_depths[0], 2);
+    cr_assert_float_eq(cfg->model.alpha1, 5.0, 1e-9);
+    free(cfg);
+    experiment_free(&e);
+}
+
+// Loads `text`; expects failure with every fragment of `want` (NULL-terminated) in the message.
+static void expect_error(const char *text, const char *const *want) {
+    const char *p = write_file("bad.yaml", text);
+    char path[1024];
+    snprintf(path, sizeof path, "%s", p);
+    mv_experiment e;
+    cr_assert_lt(experiment_load(&e, path), 0, "accepted:\n%s", text);
+    cr_assert_null(e.rows, "rows not freed on error");
+    for (int i = 0; want[i]; i++)
+        cr_assert(strstr(mv_last_error(), want[i]), "message '%s' lacks '%s'", mv_last_error(), want[i]);
+}
+
+Test(experiment, errors_name_file_and_line) {
+    expect_error("rows: [{name: a}]\nbogus: 1\n", (const char *[]){"bad.yaml:2:1", "bogus", "unknown key", NULL});
+    expect_error("rows:\n  - {name: a}\n  - {name: b, set: [mask.alpha1=-3]}\n",
+                 (const char *[]){"bad.yaml:3", "row 'b'", "mask.alpha1", NULL});
+    expect_error("rows:\n  - {name: a}\n  - {name: a}\n", (const char *[]){"bad.yaml:3", "'a'", "line 2", NULL});
+    expect_error("targets: [fog]\nrows:\n  - {name: a, paper: [1, 2, 3]}\n",
+                 (const char *[]){"bad.yaml:3:", "3 numbers for 2 columns", NULL});
+    expect_error("rows: [{name: a, paper: {X: 1}}]\ntargets: [fog]\n", (const char *[]){"no such column", NULL});
+    expect_error("rows: [{name: a}\n", (const char *[]){"bad.yaml:", "YAML syntax error", NULL});
+    expect_error("targets: [atlantis]\nrows: [{name: a}]\n", (const char *[]){"atlantis", "data.val", NULL});
+    expect_error("name: x\n", (const char *[]){"bad.yaml:1:1", "no rows", NULL});
+    expect_error("rows: [{name: ../up}]\n", (const char *[]){"bad.yaml:1:", "name", NULL});
+    expect_error("rows: [{name: a, set: [noequals]}]\n", (const char *[]){"bad.yaml:1:", "key=value", NULL});
+    expect_error("grid: {mask.lambda: 0.5}\n", (const char *[]){"bad.yaml:1:", "list of values", NULL});
+    expect_error("rows: [{name: a}]\nbase: does_not_exist.yaml\n", (const char *[]){"does_not_exist.yaml", NULL});
+    mv_experiment e;
+    cr_assert_lt(experiment_load(&e, "/nonexistent/exp.yaml"), 0);
+    cr_assert(strstr(mv_last_error(), "/nonexistent/exp.yaml"));
+}

@@ -1,0 +1,283 @@
+// The report generator: the JSON reader, loading run directories (partial ones included), the
+// table with the paper's numbers and the target mean, the sweep key, and the three writers.
+#include <criterion/criterion.h>
+#include "core/error.h"
+#include "core/report.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char ROOT[512];
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+static void make_root(const char *name) {
+    const char *tmp = getenv("MV_TEST_TMP");
+    char cmd[1200];
+    snprintf(ROOT, sizeof ROOT, "%s/report_unit_%s_%d", tmp && *tmp ? tmp : "/tmp", name, (int)getpid());
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", ROOT, ROOT);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static void remove_root(void) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", ROOT);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static const char *EVAL_FMT =
+    "{\"type\": \"eval\", \"iter\": %d, \"domain\": \"%s\", \"metrics\": {\"domain\": \"%s\", \"mIoU\": %g, "
+    "\"mAcc\": 1, \"aAcc\": 2, \"valid_classes\": 2, \"pixels\": 10, \"IoU\": {\"road\": %g, \"sky\": null}, "
+    "\"Acc\": {\"road\": 1, \"sky\": null}}}\n";
+
+// A run directory: config with the given lambda, 3 train records, evals at iter 20 (and 40
+// when full) for clear/fog/rain.
+static void make_run(const char *name, double lambda, bool full, const char *status) {
+    char dir[1024], path[1200], buf[2048];
+    snprintf(dir, sizeof dir, "%s/%s", ROOT, name);
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    snprintf(buf, sizeof buf, "# resolved\nmodel:\n  preset: \"maskvim-nano\"\n  depths: [1, 1, 2, 1]\nmask:\n  lambda: %g\n"
+             "  alpha1: 1\nschedule:\n  max_iters: 40\nrun:\n  work_dir: %s\n", lambda, dir);
+    write_text(path, buf);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    for (int i = 1; i <= 3; i++)
+        fprintf(f, "{\"type\": \"train\", \"iter\": %d, \"loss_total\": %g, \"loss_ce\": 1.5, \"loss_aux\": 1, "
+                   "\"loss_ratio\": 0.01, \"loss_position\": 0.3, \"lr\": 0.0004, \"keep_enc\": [0.5, 0.4, %g], "
+                   "\"keep_dec\": [0.6], \"unknown_key\": {\"nested\": [1, \"x\"]}, \"images_per_s\": 7}\n",
+                i * 10, 4.0 - i, 0.3 + 0.01 * i);
+    const char *doms[3] = {"clear", "fog", "rain"};
+    for (int d = 0; d < 3; d++) fprintf(f, EVAL_FMT, 20, doms[d], doms[d], 1.0 + d, 10.0);
+    if (full)
+        for (int d = 0; d < 3; d++) fprintf(f, EVAL_FMT, 40, doms[d], doms[d], lambda * 10 + d, 50.0 + d);
+    else
+        fputs("{\"type\": \"train\", \"iter\": 3", f); // a run still writing: cut last line
+    fclose(f);
+    if (status) {
+        snprintf(path, sizeof path, "%s/status.json", dir);
+        write_text(path, status);
+    }
+}
+
+Test(report_json, parses_values_and_skips_unknown_keys) {
+    mv_json v;
+    cr_assert_eq(mv_json_parse(&v, " {\"a\": 1.5e1, \"b\": [true, null, \"x\\\"y\\u0041\"], \"c\": {\"d\": -2}} "), 0, "%s", mv_last_error());
+    cr_assert_eq(v.kind, MV_JSON_OBJ);
+    cr_assert_float_eq(mv_json_num(mv_json_get(&v, "a"), 0), 15.0, 1e-12);
+    const mv_json *b = mv_json_get(&v, "b");
+    cr_assert(b && b->kind == MV_JSON_ARR && b->n == 3);
+    cr_assert_eq(b->items[0].kind, MV_JSON_BOOL);
+    cr_assert_eq(b->items[1].kind, MV_JSON_NULL);
+    cr_assert_str_eq(b->items[2].str, "x\"yA");
+    cr_assert_float_eq(mv_json_num(mv_json_get(mv_json_get(&v, "c"), "d"), 0), -2.0, 1e-12);
+    cr_assert_null(mv_json_get(&v, "zz"));
+    cr_assert_float_eq(mv_json_num(NULL, 7), 7.0, 0);
+    mv_json_free(&v);
+}
+
+Test(report_json, errors_give_the_column) {
+    mv_json v;
+    cr_assert_eq(mv_json_parse(&v, "{\"a\": 1,, }"), -1);
+    cr_assert(strstr(mv_last_error(), "column 9"), "%s", mv_last_error());
+    cr_assert_eq(mv_json_parse(&v, "{\"a\": \"open"), -1);
+    cr_assert(strstr(mv_last_error(), "unterminated"), "%s", mv_last_error());
+    cr_assert_eq(mv_json_parse(&v, "[1, 2] x"), -1);
+    cr_assert_eq(mv_json_parse(&v, "{\"a\" 1}"), -1);
+    cr_assert_eq(mv_json_parse(&v, ""), -1);
+}
+
+Test(report_run, full_run_takes_last_evaluation) {
+    make_root("full");
+    make_run("a", 0.5, true, NULL);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/a", ROOT);
+    mv_report_run run;
+    cr_assert_eq(mv_report_run_load(&run, dir, "a"), 0, "%s", mv_last_error());
+    cr_assert_eq(run.npoints, 3);
+    cr_assert_eq(run.points[2].iter, 30);
+    cr_assert_float_eq(run.points[0].loss_total, 3.0, 1e-9);
+    cr_assert_eq(run.points[0].nkeep_enc, 3);
+    cr_assert_float_eq(run.points[2].keep_enc[2], 0.33, 1e-9);
+    cr_assert_eq(run.ndomains, 3);
+    cr_assert_str_eq(run.domains[0].name, "clear");
+    cr_assert_eq(run.domains[1].iter, 40);
+    cr_assert_float_eq(run.domains[1].miou, 6.0, 1e-9);
+    cr_assert_eq(run.domains[1].nclass, 2);
+    cr_assert_float_eq(run.domains[1].iou[0], 51.0, 1e-9);
+    cr_assert(isnan(run.domains[1].iou[1]));
+    cr_assert_str_eq(mv_report_run_config(&run, "mask.lambda"), "0.5");
+    cr_assert_str_eq(mv_report_run_config(&run, "model.preset"), "maskvim-nano");
+    cr_assert_str_eq(mv_report_run_config(&run, "model.depths"), "[1, 1, 2, 1]");
+    // reached schedule.max_iters without a status.json: finished
+    cr_assert_str_eq(run.state, "finished");
+    cr_assert_not(run.incomplete, "%s", run.note);
+    mv_report_run_free(&run);
+    remove_root();
+}
+
+Test(report_run, partial_run_and_status_override) {
+    make_root("partial");
+    make_run("b", 0.1, false, "{\"state\": \"running\", \"final\": {\"clear\": 2.5, \"extra\": \"x\"}}");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/b", ROOT);
+    mv_report_run run;
+    cr_assert_eq(mv_report_run_load(&run, dir, "b"), 0, "%s", mv_last_error());
+    cr_assert_eq(run.npoints, 3); // the cut last line is left out
+    cr_assert_str_eq(run.state, "running");
+    cr_assert(run.incomplete);
+    cr_assert(strstr(run.note, "running"), "%s", run.note);
+    cr_assert(strstr(run.note, "cut"), "%s", run.note);
+    cr_assert_float_eq(mv_report_run_domain(&run, "clear")->miou, 2.5, 1e-9);
+    cr_assert_float_eq(mv_report_run_domain(&run, "fog")->miou, 2.0, 1e-9);
+    mv_report_run_free(&run);
+    remove_root();
+}
+
+Test(report_run, corrupt_line_names_file_and_line) {
+    make_root("corrupt");
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s/c", ROOT);
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    write_text(path, "{\"type\": \"train\", \"iter\": 1}\n\n{\"type\": \"train\", \"iter\": }\n{\"type\": \"train\"}\n");
+    mv_report_run run;
+    cr_assert_eq(mv_report_run_load(&run, dir, "c"), -1);
+    cr_assert(strstr(mv_last_error(), "metrics.jsonl:3"), "%s", mv_last_error());
+    mv_report_run_free(&run);
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "metrics.jsonl:3"), "%s", mv_last_error());
+    cr_assert_eq(mv_report_load(&rep, "/nonexistent/runs", NULL, NULL), -1);
+    remove_root();
+}
+
+Test(report, table_paper_sweep_and_writers) {
+    make_root("table");
+    make_run("lam0.5", 0.5, true, "{\"state\": \"finished\"}");
+    make_run("lam0.1", 0.1, true, NULL);
+    make_run("lam0.9", 0.9, false, NULL); // still training: only the iter-20 evaluation
+    char paper[1024];
+    snprintf(paper, sizeof paper, "%s/paper.json", ROOT);
+    write_text(paper, "{\"lam0.5\": {\"clear\": 4.0, \"mean\": 7.0}, \"lam0.1\": {\"rain\": 2.5, \"nosuch\": 1}, \"other\": {}}");
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, paper, "Figure 5a twin"), 0, "%s", mv_last_error());
+    cr_assert_eq(rep.nruns, 3);
+    cr_assert_str_eq(rep.runs[0].name, "lam0.1"); // sorted by name
+    cr_assert_eq(rep.ncolumns, 3);
+    cr_assert_str_eq(rep.columns[0], "clear");
+    int w = rep.ncolumns + 1;
+    // lam0.5: clear 5, fog 6, rain 7 -> target mean 6.5
+    cr_assert_float_eq(rep.ours[1 * w + 0], 5.0, 1e-9);
+    cr_assert_float_eq(rep.ours[1 * w + 3], 6.5, 1e-9);
+    cr_assert_float_eq(rep.paper[1 * w + 0], 4.0, 1e-9);
+    cr_assert_float_eq(rep.paper[1 * w + 3], 7.0, 1e-9);
+    cr_assert(isnan(rep.paper[1 * w + 1]));
+    cr_assert_float_eq(rep.paper[0 * w + 2], 2.5, 1e-9);
+    // lam0.9 is incomplete: its last evaluation (iter 20) gives 1, 2, 3
+    cr_assert(rep.runs[2].incomplete);
+    cr_assert_float_eq(rep.ours[2 * w + 3], 2.5, 1e-9);
+    cr_assert_str_eq(rep.sweep_key, "mask.lambda");
+
+    char md[1100], csv[1100], html[1100];
+    snprintf(md, sizeof md, "%s/report.md", ROOT);
+    snprintf(csv, sizeof csv, "%s/report.csv", ROOT);
+    snprintf(html, sizeof html, "%s/report.html", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_html(&rep, html), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    cr_assert(strstr(t, "# Figure 5a twin"));
+    cr_assert(strstr(t, "| lam0.5 | 5.00 (paper 4.00, +1.00) | 6.00 | 7.00 | 6.50 (paper 7.00, -0.50) |"), "%s", t);
+    cr_assert(strstr(t, "| lam0.9 * |"), "%s", t);
+    cr_assert(strstr(t, "incomplete runs (1 of 3)"), "%s", t);
+    cr_assert(strstr(t, "## mIoU against mask.lambda"));
+    cr_assert(strstr(t, "| road | 50.0 | 51.0 | 52.0 |"), "%s", t);
+    free(t);
+    t = slurp(csv);
+    cr_assert(strstr(t, "run,state,incomplete,mask.lambda,clear,paper_clear,diff_clear,fog,"), "%s", t);
+    cr_assert(strstr(t, "lam0.5,finished,0,0.5,5.0000,4.0000,1.0000,6.0000,,,7.0000,,,6.5000,7.0000,-0.5000\n"), "%s", t);
+    cr_assert(strstr(t, "lam0.9,unknown,1,0.9,"), "%s", t);
+    free(t);
+    t = slurp(html);
+    cr_assert(strstr(t, "<svg"));
+    cr_assert(strstr(t, "mIoU against mask.lambda"));
+    cr_assert(strstr(t, "encoder mask keep ratio"));
+    cr_assert_null(strstr(t, "http"));
+    cr_assert_null(strstr(t, "src="));
+    cr_assert(strstr(t, "</html>"));
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
+
+Test(report, no_sweep_when_several_keys_vary) {
+    make_root("nosweep");
+    make_run("x", 0.5, true, NULL);
+    make_run("y", 0.1, true, NULL);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/y/config.yaml", ROOT);
+    write_text(path, "mask:\n  lambda: 0.1\n  alpha1: 0\nschedule:\n  max_iters: 40\n");
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+    cr_assert_str_eq(rep.sweep_key, "");
+    cr_assert_str_eq(rep.title, "MaskViM results");
+    mv_report_free(&rep);
+    remove_root();
+}
+
+Test(report, run_without_config_in_a_sweep) {
+    make_root("noconfig");
+    make_run("a", 0.5, true, NULL);
+    make_run("b", 0.1, true, NULL);
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s/c", ROOT);
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    snprintf(path, sizeof path, "%s/status.json", dir);
+    write_text(path, "{\"row\": \"c\", \"state\": \"failed\", \"final\": {\"fog\": 3.25, \"rain\": null}, \"error\": \"exit 1\"}");
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(rep.nruns, 3);
+    cr_assert_str_eq(rep.sweep_key, "mask.lambda");
+    cr_assert(rep.runs[2].incomplete);
+    cr_assert_str_eq(rep.runs[2].state, "failed");
+    cr_assert(strstr(rep.runs[2].note, "error: exit 1"), "%s", rep.runs[2].note);
+    int w = rep.ncolumns + 1;
+    cr_assert(isnan(rep.ours[2 * w + 0]));
+    cr_assert_float_eq(rep.ours[2 * w + 1], 3.25, 1e-9);
+    cr_assert(isnan(rep.ours[2 * w + 3])); // no mean while a target is missing
+    char md[1100], csv[1100], html[1100];
+    snprintf(md, sizeof md, "%s/r.md", ROOT);
+    snprintf(csv, sizeof csv, "%s/r.csv", ROOT);
+    snprintf(html, sizeof html, "%s/r.html", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0);
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0);
+    cr_assert_eq(mv_report_write_html(&rep, html), 0);
+    char *t = slurp(csv);
+    cr_assert(strstr(t, "c,failed,1,,,,,3.2500,"), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
