@@ -46,8 +46,7 @@ void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, 
     c->mean = arena_take(acts, c->OC);
     c->rstd = arena_take(acts, c->OC);
     if (c->K == 3) arena_need_scratch(acts, conv3x3_scratch(B, H, W, c->IC, c->OC));
-    arena_need_scratch(acts, batchnorm_scratch(c->OC));   // doubles fit in twice as many floats
-    arena_need_scratch(acts, 2 * batchnorm_scratch(c->OC));
+    arena_need_scratch(acts, 2 * batchnorm_scratch(c->OC));   // doubles, in twice as many floats
 }
 
 void convmod_forward(mv_convmod *c, const float *in, float *scratch, const mv_run_ctx *ctx, int B) {

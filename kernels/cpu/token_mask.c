@@ -22,10 +22,9 @@ static void resize_logits(float *planes, const float *P, int H, int W, int gh, i
 
 // The two logits token t sees. The official layout reads the flattened [2,H,W] buffer as
 // [H*W,2] (token t takes entries 2t and 2t+1), the released code's behaviour.
-static inline void token_logits(const float *planes, int t, bool official, size_t *i0, size_t *i1) {
-    (void)planes;
+static inline void token_logits(int t, int L, bool official, size_t *i0, size_t *i1) {
     if (official) { *i0 = 2 * (size_t)t; *i1 = 2 * (size_t)t + 1; }
-    else { *i0 = (size_t)t; *i1 = 0; }
+    else { *i0 = (size_t)t; *i1 = (size_t)L + t; }
 }
 
 void token_mask_forward(float *out, float *m, float *soft, const float *x, const float *P,
@@ -37,8 +36,8 @@ void token_mask_forward(float *out, float *m, float *soft, const float *x, const
     for (int b = 0; b < B; b++)
         for (int t = 0; t < L; t++) {
             size_t i0, i1;
-            token_logits(planes, t, a->official_layout, &i0, &i1);
-            float l0 = planes[i0], l1 = a->official_layout ? planes[i1] : planes[(size_t)L + t];
+            token_logits(t, L, a->official_layout, &i0, &i1);
+            float l0 = planes[i0], l1 = planes[i1];
             float keep;
             if (!a->training) {
                 keep = l0 > l1 ? 1.0f : 0.0f;
@@ -97,9 +96,9 @@ void token_mask_backward(float *dx, float *dP, const float *dout, const float *d
             float y = soft[(size_t)b * L + t];
             float dz = (float)gm * y * (1.0f - y) / a->tau;
             size_t i0, i1;
-            token_logits(dplanes, t, a->official_layout, &i0, &i1);
+            token_logits(t, L, a->official_layout, &i0, &i1);
             dplanes[i0] += dz;
-            dplanes[a->official_layout ? i1 : (size_t)L + t] -= dz;
+            dplanes[i1] -= dz;
         }
     for (int t = 0; t < L; t++) { tmp[2 * t] = dplanes[t]; tmp[2 * t + 1] = dplanes[(size_t)L + t]; }
     bilinear_backward(dP, tmp, 1, gh, gw, H, W, 2);
