@@ -9,6 +9,53 @@ static const int PSP_SCALES[4] = {1, 2, 3, 6};
 
 #define TAKE2(x, dx, n) do { size_t n_ = (n); (x) = arena_take(A, n_); (dx) = arena_take(D, n_); } while (0)
 
+// The mask decoder (SPEC.md section 4): lateral MVSS paths, lateral 3 from F_3 (pyramid
+// pooling, or one VSS block with model.context: vss), top-down sums, FPN convs and fusion.
+static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *D) {
+    const mv_model_config *cfg = &m->cfg;
+    int B = m->B, Dc = cfg->decoder_channels;
+    const int *dims = cfg->dims;
+    int H0 = m->Hs[0], W0 = m->Ws[0], H3 = m->Hs[3], W3 = m->Ws[3];
+    size_t rows0 = (size_t)B * H0 * W0;
+    for (int i = 0; i < 3; i++) {
+        const float *x = m->feat[i];
+        float *dx = m->d_feat[i];
+        for (int j = 0; j < m->dec_depth[i]; j++) {
+            mv_block *b = &m->blocks[m->dec_first[i] + j];
+            block_plan(b, A, D, x, dx, B, m->Hs[i], m->Ws[i]);
+            x = b->out; dx = b->d_out;
+        }
+        layernorm_plan(&m->lat_ln[i], A, D, B * m->Hs[i] * m->Ws[i]);
+        m->lat[i] = m->lat_ln[i].out; m->d_lat[i] = m->lat_ln[i].dout;
+    }
+    if (m->ctx_block >= 0) {
+        block_plan(&m->blocks[m->ctx_block], A, D, m->feat[3], m->d_feat[3], B, H3, W3);
+        layernorm_plan(&m->ctx_ln, A, D, B * H3 * W3);
+        m->lat[3] = m->td[3] = m->ctx_ln.out;
+        m->d_lat[3] = m->d_td[3] = m->ctx_ln.dout;
+    } else {
+        for (int s = 0; s < 4; s++) {
+            int S = PSP_SCALES[s];
+            TAKE2(m->psp_pool[s], m->d_psp_pool[s], (size_t)B * S * S * dims[3]);
+            convmod_plan(&m->psp[s], A, D, B, S, S);
+            TAKE2(m->psp_up[s], m->d_psp_up[s], (size_t)B * H3 * W3 * Dc);
+        }
+        TAKE2(m->psp_cat, m->d_psp_cat, (size_t)B * H3 * W3 * (dims[3] + 4 * Dc));
+        convmod_plan(&m->bottleneck, A, D, B, H3, W3);
+        m->lat[3] = m->td[3] = m->bottleneck.out;
+        m->d_lat[3] = m->d_td[3] = m->bottleneck.dout;
+    }
+    for (int i = 2; i >= 0; i--) {
+        size_t n = (size_t)B * m->Hs[i] * m->Ws[i] * Dc;
+        m->td_up[i] = arena_take(A, n);
+        TAKE2(m->td[i], m->d_td[i], n);
+    }
+    for (int i = 0; i < 3; i++) convmod_plan(&m->fpn[i], A, D, B, m->Hs[i], m->Ws[i]);
+    for (int i = 1; i < 4; i++) TAKE2(m->fpn_up[i], m->d_fpn_up[i], rows0 * Dc);
+    TAKE2(m->fpn_cat, m->d_fpn_cat, rows0 * 4 * Dc);
+    convmod_plan(&m->fpn_bottleneck, A, D, B, H0, W0);
+}
+
 static void plan_walk(mv_model *m, mv_arena *A, mv_arena *D) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, H = m->H, W = m->W, Dc = cfg->decoder_channels, K = cfg->num_classes;
@@ -38,37 +85,10 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *D) {
             x = m->ds_out[i]; dx = m->d_ds_out[i];
         }
     }
-    int H0 = m->Hs[0], W0 = m->Ws[0], H3 = m->Hs[3], W3 = m->Ws[3];
+    int H0 = m->Hs[0], W0 = m->Ws[0];
     size_t rows0 = (size_t)B * H0 * W0;
-    for (int i = 0; i < 3; i++) {
-        x = m->feat[i]; dx = m->d_feat[i];
-        for (int j = 0; j < cfg->decoder_depths[i]; j++) {
-            mv_block *b = &m->blocks[m->dec_first[i] + j];
-            block_plan(b, A, D, x, dx, B, m->Hs[i], m->Ws[i]);
-            x = b->out; dx = b->d_out;
-        }
-        layernorm_plan(&m->lat_ln[i], A, D, B * m->Hs[i] * m->Ws[i]);
-        m->lat[i] = m->lat_ln[i].out; m->d_lat[i] = m->lat_ln[i].dout;
-    }
-    for (int s = 0; s < 4; s++) {
-        int S = PSP_SCALES[s];
-        TAKE2(m->psp_pool[s], m->d_psp_pool[s], (size_t)B * S * S * dims[3]);
-        convmod_plan(&m->psp[s], A, D, B, S, S);
-        TAKE2(m->psp_up[s], m->d_psp_up[s], (size_t)B * H3 * W3 * Dc);
-    }
-    TAKE2(m->psp_cat, m->d_psp_cat, (size_t)B * H3 * W3 * (dims[3] + 4 * Dc));
-    convmod_plan(&m->bottleneck, A, D, B, H3, W3);
-    m->lat[3] = m->td[3] = m->bottleneck.out;
-    m->d_lat[3] = m->d_td[3] = m->bottleneck.dout;
-    for (int i = 2; i >= 0; i--) {
-        size_t n = (size_t)B * m->Hs[i] * m->Ws[i] * Dc;
-        m->td_up[i] = arena_take(A, n);
-        TAKE2(m->td[i], m->d_td[i], n);
-    }
-    for (int i = 0; i < 3; i++) convmod_plan(&m->fpn[i], A, D, B, m->Hs[i], m->Ws[i]);
-    for (int i = 1; i < 4; i++) TAKE2(m->fpn_up[i], m->d_fpn_up[i], rows0 * Dc);
-    TAKE2(m->fpn_cat, m->d_fpn_cat, rows0 * 4 * Dc);
-    convmod_plan(&m->fpn_bottleneck, A, D, B, H0, W0);
+    if (cfg->head == MV_HEAD_LINEAR) linear_head_plan(m, A, D);
+    else plan_mask_decoder(m, A, D);
     m->seg_keep = arena_take(A, (size_t)B * Dc);
     TAKE2(m->seg_in, m->d_seg_in, rows0 * Dc);
     TAKE2(m->logits, m->d_logits, rows0 * K);
@@ -119,7 +139,7 @@ static void losses(mv_model *m, const uint8_t *labels, const mv_run_ctx *ctx);
 
 // Mean keep ratio of the masks per encoder stage and per decoder level (for the logs).
 static void mask_keep_ratios(mv_model *m) {
-    double sum_e[3] = {0}, n_e[3] = {0}, sum_d[3] = {0}, n_d[3] = {0};
+    double sum_e[4] = {0}, n_e[4] = {0}, sum_d[3] = {0}, n_d[3] = {0};
     for (int j = 0; j < m->num_blocks; j++) {
         const mv_block *b = &m->blocks[j];
         if (!b->masked) continue;
@@ -130,17 +150,108 @@ static void mask_keep_ratios(mv_model *m) {
         if (b->ratio_group >= 0) { sum_e[lv] += s / n; n_e[lv] += 1; }
         else { sum_d[lv] += s / n; n_d[lv] += 1; }
     }
+    for (int i = 0; i < 4; i++) m->keep_enc[i] = n_e[i] > 0 ? sum_e[i] / n_e[i] : 1.0;
+    for (int i = 0; i < 3; i++) m->keep_dec[i] = n_d[i] > 0 ? sum_d[i] / n_d[i] : 1.0;
+}
+
+// Decoder: masked lateral paths on F_0..F_2, lateral 3 from F_3, top-down sums, FPN, fusion.
+static void mask_decoder_forward(mv_model *m, const mv_run_ctx *ctx) {
+    const mv_model_config *cfg = &m->cfg;
+    int B = m->B, Dc = cfg->decoder_channels;
+    const int *dims = cfg->dims;
+    int H0 = m->Hs[0], W0 = m->Ws[0], H3 = m->Hs[3], W3 = m->Ws[3];
+    int rows0 = B * H0 * W0, rows3 = B * H3 * W3;
+    float *scratch = m->scratch;
     for (int i = 0; i < 3; i++) {
-        m->keep_enc[i] = n_e[i] > 0 ? sum_e[i] / n_e[i] : 1.0;
-        m->keep_dec[i] = n_d[i] > 0 ? sum_d[i] / n_d[i] : 1.0;
+        int first = m->dec_first[i], n = m->dec_depth[i];
+        for (int j = 0; j < n; j++) block_forward(&m->blocks[first + j], scratch, cfg, ctx, B);
+        mv_layernorm *ln = &m->lat_ln[i];
+        layernorm_forward(ln->out, ln->mean, ln->rstd, m->blocks[first + n - 1].out, ln->w, ln->b,
+                          B * m->Hs[i] * m->Ws[i], Dc, 1e-5f);
     }
+    if (m->ctx_block >= 0) {   // lateral 3: one VSS block instead of the multi-scale pooling
+        mv_block *cb = &m->blocks[m->ctx_block];
+        block_forward(cb, scratch, cfg, ctx, B);
+        layernorm_forward(m->ctx_ln.out, m->ctx_ln.mean, m->ctx_ln.rstd, cb->out, m->ctx_ln.w, m->ctx_ln.b, rows3, Dc, 1e-5f);
+    } else {                   // lateral 3: pyramid pooling
+        int cat_c = dims[3] + 4 * Dc;
+        channel_slice_forward(m->psp_cat, m->feat[3], rows3, cat_c, 0, dims[3]);
+        for (int s = 0; s < 4; s++) {
+            int S = PSP_SCALES[s];
+            adaptive_avgpool_forward(m->psp_pool[s], m->feat[3], B, H3, W3, S, dims[3]);
+            convmod_forward(&m->psp[s], m->psp_pool[s], scratch, ctx, B);
+            bilinear_forward(m->psp_up[s], m->psp[s].out, B, S, S, H3, W3, Dc);
+            channel_slice_forward(m->psp_cat, m->psp_up[s], rows3, cat_c, dims[3] + s * Dc, Dc);
+        }
+        convmod_forward(&m->bottleneck, m->psp_cat, scratch, ctx, B);
+    }
+    // Top-down: lateral[i] += resize(lateral[i+1]), from the coarsest level down.
+    for (int i = 2; i >= 0; i--) {
+        bilinear_forward(m->td_up[i], m->td[i + 1], B, m->Hs[i + 1], m->Ws[i + 1], m->Hs[i], m->Ws[i], Dc);
+        add_forward(m->td[i], m->lat[i], m->td_up[i], (size_t)B * m->Hs[i] * m->Ws[i] * Dc);
+    }
+    for (int i = 0; i < 3; i++) convmod_forward(&m->fpn[i], m->td[i], scratch, ctx, B);
+    channel_slice_forward(m->fpn_cat, m->fpn[0].out, rows0, 4 * Dc, 0, Dc);
+    for (int i = 1; i < 4; i++) {
+        const float *src = i < 3 ? m->fpn[i].out : m->td[3];
+        bilinear_forward(m->fpn_up[i], src, B, m->Hs[i], m->Ws[i], H0, W0, Dc);
+        channel_slice_forward(m->fpn_cat, m->fpn_up[i], rows0, 4 * Dc, i * Dc, Dc);
+    }
+    convmod_forward(&m->fpn_bottleneck, m->fpn_cat, scratch, ctx, B);
+}
+
+static void mask_decoder_backward(mv_model *m, const mv_run_ctx *ctx) {
+    const mv_model_config *cfg = &m->cfg;
+    int B = m->B, Dc = cfg->decoder_channels;
+    const int *dims = cfg->dims;
+    int H0 = m->Hs[0], W0 = m->Ws[0], H3 = m->Hs[3], W3 = m->Ws[3];
+    int rows0 = B * H0 * W0, rows3 = B * H3 * W3;
+    float *scratch = m->scratch;
+    convmod_backward(&m->fpn_bottleneck, m->d_fpn_cat, m->fpn_cat, scratch, ctx, B);
+    channel_slice_backward(m->fpn[0].dout, m->d_fpn_cat, rows0, 4 * Dc, 0, Dc);
+    for (int i = 1; i < 4; i++) {
+        channel_slice_backward(m->d_fpn_up[i], m->d_fpn_cat, rows0, 4 * Dc, i * Dc, Dc);
+        float *dsrc = i < 3 ? m->fpn[i].dout : m->d_td[3];
+        bilinear_backward(dsrc, m->d_fpn_up[i], B, m->Hs[i], m->Ws[i], H0, W0, Dc);
+    }
+    for (int i = 0; i < 3; i++) convmod_backward(&m->fpn[i], m->d_td[i], m->td[i], scratch, ctx, B);
+    for (int i = 0; i < 3; i++) {
+        accumulate(m->d_lat[i], m->d_td[i], (size_t)B * m->Hs[i] * m->Ws[i] * Dc);
+        bilinear_backward(m->d_td[i + 1], m->d_td[i], B, m->Hs[i + 1], m->Ws[i + 1], m->Hs[i], m->Ws[i], Dc);
+    }
+    if (m->ctx_block >= 0) {
+        mv_block *cb = &m->blocks[m->ctx_block];
+        layernorm_backward(cb->d_out, m->ctx_ln.dw, m->ctx_ln.db, m->ctx_ln.dout, cb->out, m->ctx_ln.w,
+                           m->ctx_ln.mean, m->ctx_ln.rstd, rows3, Dc);
+        block_backward(cb, scratch, cfg, ctx, B);
+    } else {
+        int cat_c = dims[3] + 4 * Dc;
+        convmod_backward(&m->bottleneck, m->d_psp_cat, m->psp_cat, scratch, ctx, B);
+        channel_slice_backward(m->d_feat[3], m->d_psp_cat, rows3, cat_c, 0, dims[3]);
+        for (int s = 0; s < 4; s++) {
+            int S = PSP_SCALES[s];
+            channel_slice_backward(m->d_psp_up[s], m->d_psp_cat, rows3, cat_c, dims[3] + s * Dc, Dc);
+            bilinear_backward(m->psp[s].dout, m->d_psp_up[s], B, S, S, H3, W3, Dc);
+            convmod_backward(&m->psp[s], m->d_psp_pool[s], m->psp_pool[s], scratch, ctx, B);
+            adaptive_avgpool_backward(m->d_feat[3], m->d_psp_pool[s], B, H3, W3, S, dims[3]);
+        }
+    }
+    for (int i = 2; i >= 0; i--) {
+        int first = m->dec_first[i], n = m->dec_depth[i];
+        mv_layernorm *ln = &m->lat_ln[i];
+        mv_block *last = &m->blocks[first + n - 1];
+        layernorm_backward(last->d_out, ln->dw, ln->db, ln->dout, last->out, ln->w, ln->mean, ln->rstd,
+                           B * m->Hs[i] * m->Ws[i], Dc);
+        for (int j = n - 1; j >= 0; j--) block_backward(&m->blocks[first + j], scratch, cfg, ctx, B);
+    }
+
 }
 
 int model_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, H = m->H, W = m->W, Dc = cfg->decoder_channels, K = cfg->num_classes;
     const int *dims = cfg->dims;
-    int H0 = m->Hs[0], W0 = m->Ws[0], H3 = m->Hs[3], W3 = m->Ws[3];
+    int H0 = m->Hs[0], W0 = m->Ws[0];
     int rows0 = B * H0 * W0, rows2 = B * m->Hs[2] * m->Ws[2];
     float *scratch = m->scratch;
     if (labels) memset(m->dacts_mem, 0, sizeof(float) * m->dacts.used);
@@ -163,39 +274,11 @@ int model_forward(mv_model *m, const float *images, const uint8_t *labels, const
         }
     }
 
-    // Decoder: masked lateral paths on F_0..F_2, pyramid pooling on F_3.
-    for (int i = 0; i < 3; i++) {
-        int first = m->dec_first[i], n = cfg->decoder_depths[i];
-        for (int j = 0; j < n; j++) block_forward(&m->blocks[first + j], scratch, cfg, ctx, B);
-        mv_layernorm *ln = &m->lat_ln[i];
-        layernorm_forward(ln->out, ln->mean, ln->rstd, m->blocks[first + n - 1].out, ln->w, ln->b,
-                          B * m->Hs[i] * m->Ws[i], Dc, 1e-5f);
-    }
-    int cat_c = dims[3] + 4 * Dc, rows3 = B * H3 * W3;
-    channel_slice_forward(m->psp_cat, m->feat[3], rows3, cat_c, 0, dims[3]);
-    for (int s = 0; s < 4; s++) {
-        int S = PSP_SCALES[s];
-        adaptive_avgpool_forward(m->psp_pool[s], m->feat[3], B, H3, W3, S, dims[3]);
-        convmod_forward(&m->psp[s], m->psp_pool[s], scratch, ctx, B);
-        bilinear_forward(m->psp_up[s], m->psp[s].out, B, S, S, H3, W3, Dc);
-        channel_slice_forward(m->psp_cat, m->psp_up[s], rows3, cat_c, dims[3] + s * Dc, Dc);
-    }
-    convmod_forward(&m->bottleneck, m->psp_cat, scratch, ctx, B);     // lateral 3
-    // Top-down: lateral[i] += resize(lateral[i+1]), from the coarsest level down.
-    for (int i = 2; i >= 0; i--) {
-        bilinear_forward(m->td_up[i], m->td[i + 1], B, m->Hs[i + 1], m->Ws[i + 1], m->Hs[i], m->Ws[i], Dc);
-        add_forward(m->td[i], m->lat[i], m->td_up[i], (size_t)B * m->Hs[i] * m->Ws[i] * Dc);
-    }
-    for (int i = 0; i < 3; i++) convmod_forward(&m->fpn[i], m->td[i], scratch, ctx, B);
-    channel_slice_forward(m->fpn_cat, m->fpn[0].out, rows0, 4 * Dc, 0, Dc);
-    for (int i = 1; i < 4; i++) {
-        const float *src = i < 3 ? m->fpn[i].out : m->td[3];
-        bilinear_forward(m->fpn_up[i], src, B, m->Hs[i], m->Ws[i], H0, W0, Dc);
-        channel_slice_forward(m->fpn_cat, m->fpn_up[i], rows0, 4 * Dc, i * Dc, Dc);
-    }
-    convmod_forward(&m->fpn_bottleneck, m->fpn_cat, scratch, ctx, B);
+    // Decoder
+    if (cfg->head == MV_HEAD_LINEAR) linear_head_forward(m, ctx);
+    else mask_decoder_forward(m, ctx);
     fill_keep(m->seg_keep, ctx, cfg->dropout, DROPOUT_MAIN_ID, B, Dc);
-    channel_scale_forward(m->seg_in, m->fpn_bottleneck.out, m->seg_keep, B, H0 * W0, Dc);
+    channel_scale_forward(m->seg_in, m->head_out->out, m->seg_keep, B, H0 * W0, Dc);
     linear_forward(m->logits, m->seg_in, m->seg_w, m->seg_b, rows0, Dc, K);
 
     // Auxiliary FCN head on F_2.
@@ -244,7 +327,7 @@ static void losses(mv_model *m, const uint8_t *labels, const mv_run_ctx *ctx) {
     // With the global mean, every rank holds the full gradient of the global term; the
     // gradient all-reduce averages over ranks, so pre-multiply by the world size.
     double world = global ? (double)ctx->world_size : 1.0;
-    double stage_mean[3] = {0}, stage_blocks[3] = {0};
+    double stage_mean[4] = {0}, stage_blocks[4] = {0};
     for (int j = 0; j < nb; j++) {
         mv_block *b = &m->blocks[j];
         if (!b->masked || b->ratio_group < 0) continue;
@@ -252,7 +335,7 @@ static void losses(mv_model *m, const uint8_t *labels, const mv_run_ctx *ctx) {
         stage_blocks[b->ratio_group] += 1;
     }
     m->loss_ratio = 0;
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < 4; s++)
         if (cfg->lambda_per_stage && stage_blocks[s] > 0) {
             double d = stage_mean[s] / stage_blocks[s] - cfg->lambda[s];
             m->loss_ratio += d * d;
@@ -279,7 +362,7 @@ static void losses(mv_model *m, const uint8_t *labels, const mv_run_ctx *ctx) {
         bilinear_forward(m->correct_lv[i], m->correct, B, H, W, m->Hs[i], m->Ws[i], 1);
     m->loss_position = 0;
     for (int i = 0; i < 3; i++)
-        for (int j = 0; j < cfg->decoder_depths[i]; j++) {
+        for (int j = 0; j < m->dec_depth[i]; j++) {
             mv_block *b = &m->blocks[m->dec_first[i] + j];
             if (!b->masked) continue;
             size_t n = (size_t)B * b->H * b->W;
@@ -300,8 +383,8 @@ void model_backward(mv_model *m, const mv_run_ctx *ctx) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, H = m->H, W = m->W, Dc = cfg->decoder_channels, K = cfg->num_classes, Ac = cfg->aux_channels;
     const int *dims = cfg->dims;
-    int H0 = m->Hs[0], W0 = m->Ws[0], H3 = m->Hs[3], W3 = m->Ws[3];
-    int rows0 = B * H0 * W0, rows2 = B * m->Hs[2] * m->Ws[2], rows3 = B * H3 * W3;
+    int H0 = m->Hs[0], W0 = m->Ws[0];
+    int rows0 = B * H0 * W0, rows2 = B * m->Hs[2] * m->Ws[2];
     float *scratch = m->scratch;
 
     // Auxiliary head.
@@ -311,37 +394,9 @@ void model_backward(mv_model *m, const mv_run_ctx *ctx) {
 
     // Decoder, in reverse.
     linear_backward(m->d_seg_in, m->d_seg_w, m->d_seg_b, m->d_logits, m->seg_in, m->seg_w, rows0, Dc, K);
-    channel_scale_backward(m->fpn_bottleneck.dout, m->d_seg_in, m->seg_keep, B, H0 * W0, Dc);
-    convmod_backward(&m->fpn_bottleneck, m->d_fpn_cat, m->fpn_cat, scratch, ctx, B);
-    channel_slice_backward(m->fpn[0].dout, m->d_fpn_cat, rows0, 4 * Dc, 0, Dc);
-    for (int i = 1; i < 4; i++) {
-        channel_slice_backward(m->d_fpn_up[i], m->d_fpn_cat, rows0, 4 * Dc, i * Dc, Dc);
-        float *dsrc = i < 3 ? m->fpn[i].dout : m->d_td[3];
-        bilinear_backward(dsrc, m->d_fpn_up[i], B, m->Hs[i], m->Ws[i], H0, W0, Dc);
-    }
-    for (int i = 0; i < 3; i++) convmod_backward(&m->fpn[i], m->d_td[i], m->td[i], scratch, ctx, B);
-    for (int i = 0; i < 3; i++) {
-        accumulate(m->d_lat[i], m->d_td[i], (size_t)B * m->Hs[i] * m->Ws[i] * Dc);
-        bilinear_backward(m->d_td[i + 1], m->d_td[i], B, m->Hs[i + 1], m->Ws[i + 1], m->Hs[i], m->Ws[i], Dc);
-    }
-    int cat_c = dims[3] + 4 * Dc;
-    convmod_backward(&m->bottleneck, m->d_psp_cat, m->psp_cat, scratch, ctx, B);
-    channel_slice_backward(m->d_feat[3], m->d_psp_cat, rows3, cat_c, 0, dims[3]);
-    for (int s = 0; s < 4; s++) {
-        int S = PSP_SCALES[s];
-        channel_slice_backward(m->d_psp_up[s], m->d_psp_cat, rows3, cat_c, dims[3] + s * Dc, Dc);
-        bilinear_backward(m->psp[s].dout, m->d_psp_up[s], B, S, S, H3, W3, Dc);
-        convmod_backward(&m->psp[s], m->d_psp_pool[s], m->psp_pool[s], scratch, ctx, B);
-        adaptive_avgpool_backward(m->d_feat[3], m->d_psp_pool[s], B, H3, W3, S, dims[3]);
-    }
-    for (int i = 2; i >= 0; i--) {
-        int first = m->dec_first[i], n = cfg->decoder_depths[i];
-        mv_layernorm *ln = &m->lat_ln[i];
-        mv_block *last = &m->blocks[first + n - 1];
-        layernorm_backward(last->d_out, ln->dw, ln->db, ln->dout, last->out, ln->w, ln->mean, ln->rstd,
-                           B * m->Hs[i] * m->Ws[i], Dc);
-        for (int j = n - 1; j >= 0; j--) block_backward(&m->blocks[first + j], scratch, cfg, ctx, B);
-    }
+    channel_scale_backward(m->head_out->dout, m->d_seg_in, m->seg_keep, B, H0 * W0, Dc);
+    if (cfg->head == MV_HEAD_LINEAR) linear_head_backward(m, ctx);
+    else mask_decoder_backward(m, ctx);
 
     if (ctx->grads_ready) ctx->grads_ready(ctx->grads_ctx, m->decoder_grad_lo);
 

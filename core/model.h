@@ -60,7 +60,8 @@ typedef struct {
     mv_params params;
     int num_blocks;
     mv_block *blocks;            // encoder blocks (stage by stage), then decoder blocks
-    int enc_first[4], dec_first[3];
+    int enc_first[4], dec_first[3], dec_depth[3];   // dec_depth: blocks per lateral (0 for the linear head)
+    int ctx_block;               // the VSS block standing in for pyramid pooling (model.context: vss), or -1
     size_t stage_grad_lo[4], decoder_grad_lo;   // flat offsets where stages/decoder start
 
     // encoder
@@ -70,6 +71,9 @@ typedef struct {
     // decoder
     mv_layernorm lat_ln[3];
     mv_convmod psp[4], bottleneck, fpn[3], fpn_bottleneck, aux_conv;
+    mv_layernorm ctx_ln;         // after the context block (model.context: vss)
+    mv_convmod lin[4], lin_fuse; // the linear head (model.head: linear): per-level 1x1, fusion 1x1
+    mv_convmod *head_out;        // what conv_seg reads: fpn_bottleneck or lin_fuse
     float *seg_w, *seg_b, *d_seg_w, *d_seg_b, *aux_seg_w, *aux_seg_b, *d_aux_seg_w, *d_aux_seg_b;
 
     // planned activations for (B, H, W)
@@ -89,7 +93,7 @@ typedef struct {
 
     // results of the last forward
     double loss_total, loss_ce, loss_aux, loss_ratio, loss_position;
-    double keep_enc[3], keep_dec[3];   // mean mask keep ratio per encoder stage / decoder level (this rank)
+    double keep_enc[4], keep_dec[3];   // mean mask keep ratio per encoder stage / decoder level (this rank)
 } mv_model;
 
 // Builds the model for a validated configuration and registers every parameter.
@@ -109,6 +113,12 @@ void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_mode
 void block_plan(mv_block *b, mv_arena *acts, mv_arena *dacts, const float *in, float *d_in, int B, int H, int W);
 void block_forward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B);
 void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B);
+
+// The SegFormer-style linear head (core/linear_head.c): F_0..F_3 -> m->lin_fuse.out.
+void linear_head_register(mv_model *m);
+void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D);
+void linear_head_forward(mv_model *m, const mv_run_ctx *ctx);
+void linear_head_backward(mv_model *m, const mv_run_ctx *ctx);
 
 // Shared layers (core/layers.c).
 void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name);

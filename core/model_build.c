@@ -29,10 +29,15 @@ int model_build(mv_model *m, const mv_model_config *cfg) {
     MV_TRY(model_config_validate(cfg));
     m->cfg = *cfg;
     const int *dims = cfg->dims, D = cfg->decoder_channels, K = cfg->num_classes;
+    bool uper = cfg->head == MV_HEAD_UPER, ctx_vss = uper && cfg->context == MV_CONTEXT_VSS;
     int total_enc = 0, total = 0;
     for (int i = 0; i < 4; i++) total_enc += cfg->depths[i];
     total = total_enc;
-    for (int i = 0; i < 3; i++) total += cfg->decoder_depths[i];
+    for (int i = 0; i < 3; i++) {
+        m->dec_depth[i] = uper ? cfg->decoder_depths[i] : 0;   // the linear head has no blocks
+        total += m->dec_depth[i];
+    }
+    total += ctx_vss;
     m->num_blocks = total;
     m->blocks = mv_calloc(total, sizeof(mv_block));
 
@@ -44,16 +49,23 @@ int model_build(mv_model *m, const mv_model_config *cfg) {
         int gh = cfg->crop_h / (4 << i), gw = cfg->crop_w / (4 << i);
         for (int j = 0; j < cfg->depths[i]; j++, id++) {
             float drop = total_enc > 1 ? cfg->drop_path * (float)id / (float)(total_enc - 1) : 0.0f;
-            bool masked = i < 3 && cfg->mask_encoder[i];
+            bool masked = cfg->mask_encoder[i];
             init_block(&m->blocks[id], dims[i], dims[i], masked, gh, gw, drop, (uint32_t)id, i, cfg);
         }
     }
     for (int i = 0; i < 3; i++) {
         m->dec_first[i] = id;
         int gh = cfg->crop_h / (4 << i), gw = cfg->crop_w / (4 << i);
-        for (int j = 0; j < cfg->decoder_depths[i]; j++, id++)
+        for (int j = 0; j < m->dec_depth[i]; j++, id++)
             init_block(&m->blocks[id], j == 0 ? dims[i] : D, D, cfg->mask_decoder, gh, gw,
                        cfg->decoder_drop_path, (uint32_t)id, -1, cfg);
+    }
+    m->ctx_block = -1;
+    if (ctx_vss) {   // unmasked, in place of pyramid pooling on F_3
+        m->ctx_block = id;
+        init_block(&m->blocks[id], dims[3], D, false, cfg->crop_h / 32, cfg->crop_w / 32,
+                   cfg->decoder_drop_path, (uint32_t)id, -1, cfg);
+        id++;
     }
 
     // Parameters in state_dict order.
@@ -84,24 +96,34 @@ int model_build(mv_model *m, const mv_model_config *cfg) {
         layernorm_register(&m->outnorm[i], p, dims[i], name);
     }
     decoder_first = p->count;
-    for (int i = 0; i < 3; i++) {
-        for (int j = 0; j < cfg->decoder_depths[i]; j++) {
-            snprintf(name, sizeof name, "decode_head.lateral_convs.%d.blocks.%d", i, j);
-            block_register(&m->blocks[m->dec_first[i] + j], p, name, cfg);
+    if (uper) {
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < m->dec_depth[i]; j++) {
+                snprintf(name, sizeof name, "decode_head.lateral_convs.%d.blocks.%d", i, j);
+                block_register(&m->blocks[m->dec_first[i] + j], p, name, cfg);
+            }
+            snprintf(name, sizeof name, "decode_head.lateral_convs.%d.ln", i);
+            layernorm_register(&m->lat_ln[i], p, D, name);
         }
-        snprintf(name, sizeof name, "decode_head.lateral_convs.%d.ln", i);
-        layernorm_register(&m->lat_ln[i], p, D, name);
+        if (ctx_vss) {
+            block_register(&m->blocks[m->ctx_block], p, "decode_head.lateral_convs.3.blocks.0", cfg);
+            layernorm_register(&m->ctx_ln, p, D, "decode_head.lateral_convs.3.ln");
+        } else {
+            for (int s = 0; s < 4; s++) {
+                snprintf(name, sizeof name, "decode_head.psp_modules.%d.1", s);
+                convmod_register(&m->psp[s], p, dims[3], D, 1, name);
+            }
+            convmod_register(&m->bottleneck, p, dims[3] + 4 * D, D, 3, "decode_head.bottleneck");
+        }
+        for (int i = 0; i < 3; i++) {
+            snprintf(name, sizeof name, "decode_head.fpn_convs.%d", i);
+            convmod_register(&m->fpn[i], p, D, D, 3, name);
+        }
+        convmod_register(&m->fpn_bottleneck, p, 4 * D, D, 3, "decode_head.fpn_bottleneck");
+        m->head_out = &m->fpn_bottleneck;
+    } else {
+        linear_head_register(m);
     }
-    for (int s = 0; s < 4; s++) {
-        snprintf(name, sizeof name, "decode_head.psp_modules.%d.1", s);
-        convmod_register(&m->psp[s], p, dims[3], D, 1, name);
-    }
-    convmod_register(&m->bottleneck, p, dims[3] + 4 * D, D, 3, "decode_head.bottleneck");
-    for (int i = 0; i < 3; i++) {
-        snprintf(name, sizeof name, "decode_head.fpn_convs.%d", i);
-        convmod_register(&m->fpn[i], p, D, D, 3, name);
-    }
-    convmod_register(&m->fpn_bottleneck, p, 4 * D, D, 3, "decode_head.fpn_bottleneck");
     int s_seg[4] = {K, D, 1, 1}, s_k[1] = {K};
     params_add(p, &m->seg_w, &m->d_seg_w, false, INIT_NORMAL, 0.01f, 4, s_seg, "decode_head.conv_seg.weight");
     params_add(p, &m->seg_b, &m->d_seg_b, false, INIT_ZERO, 0, 1, s_k, "decode_head.conv_seg.bias");

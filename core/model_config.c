@@ -15,9 +15,12 @@ static void set_common(mv_model_config *c) {
     c->dropout = 0.1f;
     c->aux_weight = 0.4f;
     c->avg_non_ignore = false;
-    for (int i = 0; i < 3; i++) { c->mask_encoder[i] = true; c->lambda[i] = 0.5f; }
+    for (int i = 0; i < 4; i++) { c->mask_encoder[i] = i < 3; c->lambda[i] = 0.5f; }
     c->mask_decoder = true;
     c->lambda_per_stage = false;
+    c->lambda_count = 1;
+    c->head = MV_HEAD_UPER;
+    c->context = MV_CONTEXT_PPM;
     c->alpha1 = c->alpha2 = 1.0f;
     c->tau = 1.0f;
     c->gamma = 4.0f;
@@ -72,7 +75,16 @@ int model_config_validate(const mv_model_config *c) {
     if (c->dropout < 0 || c->dropout >= 1) return mv_fail("model.dropout = %g is out of range [0,1)", c->dropout);
     if (c->tau <= 0) return mv_fail("mask.tau = %g must be positive", c->tau);
     if (c->gamma <= 0) return mv_fail("mask.gamma = %g must be positive", c->gamma);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (c->lambda[i] < 0 || c->lambda[i] > 1) return mv_fail("mask.lambda[%d] = %g is out of range [0,1]", i, c->lambda[i]);
+    if (c->lambda_per_stage && c->mask_encoder[3] && c->lambda_count < 4)
+        return mv_fail("mask.lambda gives %d per-stage values but stage 3 is masked (mask.encoder_stages): "
+                       "give four, or one for the uniform lambda", c->lambda_count);
+    if (c->head == MV_HEAD_LINEAR && c->mask_decoder)
+        return mv_fail("mask.decoder = true needs the mask decoder: the linear head (model.head: linear) "
+                       "has no decoder blocks to mask; set mask.decoder: false");
+    if (c->head == MV_HEAD_LINEAR && c->context != MV_CONTEXT_PPM)
+        return mv_fail("model.context = vss replaces the mask decoder's pyramid pooling; "
+                       "it needs model.head: uper");
     return 0;
 }

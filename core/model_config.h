@@ -5,6 +5,12 @@
 
 typedef enum { MV_MASK_RESIDUAL = 0, MV_MASK_ZERO = 1 } mv_mask_mode;        // x*m + x  |  x*m
 typedef enum { MV_MASK_LAYOUT_SPATIAL = 0, MV_MASK_LAYOUT_OFFICIAL = 1 } mv_mask_layout;
+// Decode head: the mask decoder (UPerNet layout with MVSS laterals, SPEC.md section 4), or the
+// SegFormer-style all-MLP head of Table 6's "VMamba + linear" baseline (docs/model.md).
+typedef enum { MV_HEAD_UPER = 0, MV_HEAD_LINEAR = 1 } mv_head_kind;
+// Lateral 3 of the mask decoder: pyramid pooling over F_3 (the multi-scale aggregation), or one
+// VSS block in its place (Table 6's "w/o multi-scale aggregation").
+typedef enum { MV_CONTEXT_PPM = 0, MV_CONTEXT_VSS = 1 } mv_context_kind;
 
 typedef struct {
     char preset[32];
@@ -22,12 +28,15 @@ typedef struct {
     float dropout;            // Dropout2d before both conv_seg layers
     float aux_weight;         // weight of the auxiliary CE (0.4)
     bool avg_non_ignore;      // CE mean over non-ignored pixels instead of all pixels
+    mv_head_kind head;        // decode head
+    mv_context_kind context;  // lateral 3 of the mask decoder
 
     // Mask learning (SPEC.md section 3 and 5)
-    bool mask_encoder[3];     // masks in encoder stages 0..2 (stage 3 never masks)
+    bool mask_encoder[4];     // masks per encoder stage (stage 3 only for Table 6's "all stages")
     bool mask_decoder;        // masks in the decoder's lateral blocks
     bool lambda_per_stage;    // false: one ratio term per block; true: one per stage
-    float lambda[3];          // target keep ratio per stage (all equal for the uniform lambda)
+    float lambda[4];          // target keep ratio per stage (all equal for the uniform lambda)
+    int lambda_count;         // values given: 1 (uniform), 3 or 4 (per stage)
     float alpha1, alpha2;     // weights of L_ratio and L_position
     float tau, gamma;         // Gumbel-softmax temperature; token_mask init range U(-gamma, gamma)
     mv_mask_mode mask_mode;

@@ -7,6 +7,8 @@
 
 _Static_assert(sizeof(mv_mask_mode) == sizeof(int), "enum keys are stored as int");
 _Static_assert(sizeof(mv_mask_layout) == sizeof(int), "enum keys are stored as int");
+_Static_assert(sizeof(mv_head_kind) == sizeof(int), "enum keys are stored as int");
+_Static_assert(sizeof(mv_context_kind) == sizeof(int), "enum keys are stored as int");
 // model.crop sets the two adjacent fields crop_h, crop_w as one 2-element key.
 _Static_assert(offsetof(mv_model_config, crop_w) == offsetof(mv_model_config, crop_h) + sizeof(int),
                "crop_h and crop_w must be adjacent");
@@ -21,49 +23,82 @@ static int set_preset(void *obj, const mv_key *k, const char *value) {
     return 0;
 }
 
-// mask.encoder: one boolean for all three maskable encoder stages.
+// mask.encoder: one boolean for the three encoder stages that mask by default (0..2); stage 3
+// stays unmasked (only mask.encoder_stages with four values masks it).
 static int set_mask_encoder(void *obj, const mv_key *k, const char *value) {
     mv_model_config *cfg = obj;
-    bool on[3];
+    bool on[1];
     mv_key one = *k;
     one.set = NULL;
     one.count = 1;
     one.offset = 0;
     MV_TRY(key_set(on, &one, value));
-    for (int i = 0; i < 3; i++) cfg->mask_encoder[i] = on[0];
+    for (int i = 0; i < 4; i++) cfg->mask_encoder[i] = i < 3 && on[0];
     return 0;
 }
 
+// mask.encoder_stages: three booleans (stages 0..2, stage 3 unmasked, as the paper's MaskViM)
+// or four (Table 6's "mask in all stages" masks stage 3 too).
+static int set_encoder_stages(void *obj, const mv_key *k, const char *value) {
+    mv_model_config *cfg = obj;
+    bool on[4] = {false, false, false, false};
+    mv_key list = *k;
+    list.set = NULL;
+    list.offset = 0;
+    list.count = 4;
+    if (key_set(on, &list, value) < 0) {
+        list.count = 3;
+        mv_clear_error();
+        if (key_set(on, &list, value) < 0)
+            return mv_fail("%s: bad value '%s': expected 3 booleans (stages 0..2) or 4 (stages 0..3)", k->name, value);
+        on[3] = false;
+    }
+    memcpy(cfg->mask_encoder, on, sizeof on);
+    return 0;
+}
+
+static void format_encoder_stages(char *out, size_t cap, const void *obj, const mv_key *k) {
+    const mv_model_config *cfg = obj;
+    const bool *s = cfg->mask_encoder;
+    (void)k;
+    if (s[3]) snprintf(out, cap, "[%s, %s, %s, true]", s[0] ? "true" : "false", s[1] ? "true" : "false", s[2] ? "true" : "false");
+    else snprintf(out, cap, "[%s, %s, %s]", s[0] ? "true" : "false", s[1] ? "true" : "false", s[2] ? "true" : "false");
+}
+
 // mask.lambda: one number (the paper's uniform lambda: one ratio term per masked block)
-// or three (one per encoder stage: one ratio term per stage).
+// or one per encoder stage, three or four (one ratio term per stage; four when stage 3 masks).
 static int set_lambda(void *obj, const mv_key *k, const char *value) {
     mv_model_config *cfg = obj;
-    double x[3];
-    int n = key_parse_doubles(x, 3, k, value);
+    double x[4];
+    int n = key_parse_doubles(x, 4, k, value);
     if (n < 0) return -1;
-    if (n != 1 && n != 3)
-        return mv_fail("%s: bad value '%s': expected one number (uniform) or three (per stage), got %d",
+    if (n != 1 && n != 3 && n != 4)
+        return mv_fail("%s: bad value '%s': expected one number (uniform) or three or four (per stage), got %d",
                        k->name, value, n);
     for (int i = 0; i < n; i++)
         if (key_check_range(k, x[i]) < 0) return mv_fail_context("%s: bad value '%s'", k->name, value);
-    for (int i = 0; i < 3; i++) cfg->lambda[i] = (float)x[n == 1 ? 0 : i];
-    cfg->lambda_per_stage = n == 3;
+    // With three values stage 3's entry repeats stage 2's: it is never read (validation refuses
+    // three values when stage 3 masks), but stays in range for the generic checks.
+    for (int i = 0; i < 4; i++) cfg->lambda[i] = (float)x[n == 1 ? 0 : i < n ? i : n - 1];
+    cfg->lambda_per_stage = n > 1;
+    cfg->lambda_count = n;
     return 0;
 }
 
 static void format_lambda(char *out, size_t cap, const void *obj, const mv_key *k) {
     const mv_model_config *cfg = obj;
-    char a[32], b[32], c[32];
+    char v[4][32];
     (void)k;
-    key_format_float(a, sizeof a, cfg->lambda[0]);
-    if (!cfg->lambda_per_stage) { snprintf(out, cap, "%s", a); return; }
-    key_format_float(b, sizeof b, cfg->lambda[1]);
-    key_format_float(c, sizeof c, cfg->lambda[2]);
-    snprintf(out, cap, "[%s, %s, %s]", a, b, c);
+    for (int i = 0; i < 4; i++) key_format_float(v[i], sizeof v[i], cfg->lambda[i]);
+    if (!cfg->lambda_per_stage) snprintf(out, cap, "%s", v[0]);
+    else if (cfg->lambda_count == 4) snprintf(out, cap, "[%s, %s, %s, %s]", v[0], v[1], v[2], v[3]);
+    else snprintf(out, cap, "[%s, %s, %s]", v[0], v[1], v[2]);
 }
 
 static const char *const MASK_MODES[] = {"residual", "zero", NULL};
 static const char *const MASK_LAYOUTS[] = {"spatial", "official", NULL};
+static const char *const HEADS[] = {"uper", "linear", NULL};
+static const char *const CONTEXTS[] = {"ppm", "vss", NULL};
 
 #define M(field) offsetof(mv_model_config, field)
 #define PRESET_SIZE sizeof(((mv_model_config *)0)->preset)
@@ -98,16 +133,23 @@ static const mv_key KEYS[] = {
      .hi = 1000, .doc = "weight of the auxiliary cross-entropy"},
     {.name = "model.avg_non_ignore", .type = MV_KEY_BOOL, .offset = M(avg_non_ignore), .count = 1,
      .doc = "cross-entropy mean over non-ignored pixels only"},
+    {.name = "model.head", .type = MV_KEY_ENUM, .offset = M(head), .count = 1, .choices = HEADS,
+     .doc = "uper: the mask decoder (SPEC.md 4); linear: SegFormer-style all-MLP head (Table 6 baseline)"},
+    {.name = "model.context", .type = MV_KEY_ENUM, .offset = M(context), .count = 1, .choices = CONTEXTS,
+     .doc = "lateral 3 of the mask decoder: ppm (pyramid pooling) or vss (one VSS block, Table 6)"},
     {.name = "mask.encoder", .type = MV_KEY_BOOL, .offset = M(mask_encoder), .count = 3,
-     .flags = MV_KEY_ALIAS, .set = set_mask_encoder, .doc = "masks in all three encoder stages 0..2 (or none)"},
-    {.name = "mask.encoder_stages", .type = MV_KEY_BOOL, .offset = M(mask_encoder), .count = 3,
-     .doc = "masks per encoder stage 0..2 (stage 3 never masks)"},
+     .flags = MV_KEY_ALIAS, .set = set_mask_encoder, .doc = "masks in encoder stages 0..2 (or none)"},
+    {.name = "mask.encoder_stages", .type = MV_KEY_BOOL, .offset = M(mask_encoder), .count = 4,
+     .set = set_encoder_stages, .format = format_encoder_stages,
+     .doc = "masks per encoder stage: 3 values (stages 0..2) or 4 (stage 3 too)"},
     {.name = "mask.decoder", .type = MV_KEY_BOOL, .offset = M(mask_decoder), .count = 1,
      .doc = "masks in the decoder's lateral blocks"},
-    {.name = "mask.lambda", .type = MV_KEY_FLOAT, .offset = M(lambda), .count = 3, .lo = 0, .hi = 1,
+    {.name = "mask.lambda", .type = MV_KEY_FLOAT, .offset = M(lambda), .count = 4, .lo = 0, .hi = 1,
      .set = set_lambda, .format = format_lambda,
-     .doc = "target keep ratio: one number (uniform) or three (per stage)"},
+     .doc = "target keep ratio: one number (uniform) or three or four (per stage)"},
     {.name = "mask.lambda_per_stage", .type = MV_KEY_BOOL, .offset = M(lambda_per_stage), .count = 1,
+     .flags = MV_KEY_HIDDEN, .doc = "set by mask.lambda"},
+    {.name = "mask.lambda_count", .type = MV_KEY_INT, .offset = M(lambda_count), .count = 1, .lo = 1, .hi = 4,
      .flags = MV_KEY_HIDDEN, .doc = "set by mask.lambda"},
     {.name = "mask.alpha1", .type = MV_KEY_FLOAT, .offset = M(alpha1), .count = 1, .lo = 0, .hi = 1e6,
      .doc = "weight of L_ratio"},

@@ -144,15 +144,26 @@ static void fmt_duration(char *out, size_t n, double s) {
 }
 
 // Losses and mask ratios averaged over ranks, the logged view of one step.
-typedef struct { double v[5 + 6 + 1]; } step_stats;
+// v: 5 losses, keep ratio of encoder stages 0..3 (at 5..8) and decoder levels 0..2 (at 9..11), ranks.
+typedef struct { double v[5 + 7 + 1]; } step_stats;
 
 static void gather_stats(step_stats *s, const mv_model *m, mv_comm *comm) {
     double *v = s->v;
     v[0] = m->loss_total; v[1] = m->loss_ce; v[2] = m->loss_aux; v[3] = m->loss_ratio; v[4] = m->loss_position;
-    for (int i = 0; i < 3; i++) { v[5 + i] = m->keep_enc[i]; v[8 + i] = m->keep_dec[i]; }
-    v[11] = 1;
-    comm_allreduce_sum_doubles(comm, v, 12);
-    for (int i = 0; i < 11; i++) v[i] /= v[11];
+    for (int i = 0; i < 4; i++) v[5 + i] = m->keep_enc[i];
+    for (int i = 0; i < 3; i++) v[9 + i] = m->keep_dec[i];
+    v[12] = 1;
+    comm_allreduce_sum_doubles(comm, v, 13);
+    for (int i = 0; i < 12; i++) v[i] /= v[12];
+}
+
+// The encoder keep ratios as logged: stages 0..2, and stage 3 only where it masks.
+static void fmt_keep_enc(char *out, size_t n, const step_stats *s, bool stage3, const char *sep, const char *fmt) {
+    int len = 0;
+    for (int i = 0; i < (stage3 ? 4 : 3) && len >= 0 && (size_t)len < n; i++) {
+        len += snprintf(out + len, n - (size_t)len, "%s", i ? sep : "");
+        if ((size_t)len < n) len += snprintf(out + len, n - (size_t)len, fmt, s->v[5 + i]);
+    }
 }
 
 int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
@@ -278,15 +289,19 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
             char eta_s[32];
             fmt_duration(eta_s, sizeof eta_s, eta);
             if (comm->rank == 0 && log_now) {
-                printf("%s[iter %5ld/%ld] loss %.4f (ce %.4f aux %.4f ratio %.4f pos %.4f) lr %.2e keep enc %.2f/%.2f/%.2f "
+                bool stage3 = cfg->model.mask_encoder[3];
+                char keep_txt[64], keep_json[64];
+                fmt_keep_enc(keep_txt, sizeof keep_txt, &s, stage3, "/", "%.2f");
+                fmt_keep_enc(keep_json, sizeof keep_json, &s, stage3, ", ", "%.4f");
+                printf("%s[iter %5ld/%ld] loss %.4f (ce %.4f aux %.4f ratio %.4f pos %.4f) lr %.2e keep enc %s "
                        "dec %.2f/%.2f/%.2f | %.2f img/s | data %.0f%% sync %.0f%% | ETA %s\n", tty ? "\r" : "", it + 1,
-                       max_iters, s.v[0], s.v[1], s.v[2], s.v[3], s.v[4], lr, s.v[5], s.v[6], s.v[7], s.v[8], s.v[9], s.v[10],
+                       max_iters, s.v[0], s.v[1], s.v[2], s.v[3], s.v[4], lr, keep_txt, s.v[9], s.v[10], s.v[11],
                        ips, 100 * wait_data / total, 100 * wait_sync / total, eta_s);
                 fprintf(t->jsonl, "{\"type\": \"train\", \"iter\": %ld, \"loss_total\": %.6g, \"loss_ce\": %.6g, \"loss_aux\": %.6g, "
-                        "\"loss_ratio\": %.6g, \"loss_position\": %.6g, \"lr\": %.6g, \"keep_enc\": [%.4f, %.4f, %.4f], "
+                        "\"loss_ratio\": %.6g, \"loss_position\": %.6g, \"lr\": %.6g, \"keep_enc\": [%s], "
                         "\"keep_dec\": [%.4f, %.4f, %.4f], \"images_per_s\": %.4f, \"eta_s\": %.1f, \"data_wait_frac\": %.4f, "
                         "\"sync_wait_frac\": %.4f, \"outside_frac\": %.4f}\n", it + 1, s.v[0], s.v[1], s.v[2], s.v[3], s.v[4],
-                        lr, s.v[5], s.v[6], s.v[7], s.v[8], s.v[9], s.v[10], ips, eta, wait_data / total, wait_sync / total,
+                        lr, keep_json, s.v[9], s.v[10], s.v[11], ips, eta, wait_data / total, wait_sync / total,
                         outside / total);
                 fflush(t->jsonl);
                 fflush(stdout);

@@ -147,7 +147,7 @@ class Backbone(nn.Module):
         layers = []
         b = 0
         for i in range(4):
-            masked = i < 3 and cfg["mask_encoder"][i]
+            masked = cfg["mask_encoder"][i]
             grid = mask_grid(cfg, i) if masked else None
             blocks = []
             for j in range(depths[i]):
@@ -221,10 +221,17 @@ class DecodeHead(nn.Module):
                 blk.kind, blk.stage = "decoder", i
                 blocks.append(blk)
             laterals.append(Lateral(blocks, D))
+        self.vss_context = cfg["context"] == "vss"
+        if self.vss_context:   # lateral 3: one unmasked VSS block instead of pyramid pooling
+            blk = VSSBlock(dims[3], D, cfg["d_state"], cfg["ssm_ratio"], None,
+                           cfg["decoder_drop_path"], cfg)
+            blk.kind, blk.stage = "decoder", 3
+            laterals.append(Lateral([blk], D))
         self.lateral_convs = nn.ModuleList(laterals)
-        self.psp_modules = nn.ModuleList(
-            [nn.Sequential(nn.AdaptiveAvgPool2d(s), ConvModule(dims[3], D, 1)) for s in PPM_SCALES])
-        self.bottleneck = ConvModule(dims[3] + len(PPM_SCALES) * D, D, 3)
+        if not self.vss_context:
+            self.psp_modules = nn.ModuleList(
+                [nn.Sequential(nn.AdaptiveAvgPool2d(s), ConvModule(dims[3], D, 1)) for s in PPM_SCALES])
+            self.bottleneck = ConvModule(dims[3] + len(PPM_SCALES) * D, D, 3)
         self.fpn_convs = nn.ModuleList([ConvModule(D, D, 3) for _ in range(3)])
         self.fpn_bottleneck = ConvModule(4 * D, D, 3)
         self.conv_seg = nn.Conv2d(D, cfg["num_classes"], kernel_size=1, bias=True)
@@ -232,14 +239,36 @@ class DecodeHead(nn.Module):
     def forward(self, feats, masks, generator=None):
         lats = [self.lateral_convs[i](feats[i], masks, generator).permute(0, 3, 1, 2)
                 for i in range(3)]
-        f3 = feats[3].permute(0, 3, 1, 2)
-        ppm = [f3] + [resize(m(f3), f3.shape[2:]) for m in self.psp_modules]
-        lats.append(self.bottleneck(torch.cat(ppm, dim=1)))
+        if self.vss_context:
+            lats.append(self.lateral_convs[3](feats[3], masks, generator).permute(0, 3, 1, 2))
+        else:
+            f3 = feats[3].permute(0, 3, 1, 2)
+            ppm = [f3] + [resize(m(f3), f3.shape[2:]) for m in self.psp_modules]
+            lats.append(self.bottleneck(torch.cat(ppm, dim=1)))
         for i in range(3, 0, -1):
             lats[i - 1] = lats[i - 1] + resize(lats[i], lats[i - 1].shape[2:])
         outs = [self.fpn_convs[i](lats[i]) for i in range(3)] + [lats[3]]
         outs = [outs[0]] + [resize(o, outs[0].shape[2:]) for o in outs[1:]]
         x = self.fpn_bottleneck(torch.cat(outs, dim=1))
+        return self.conv_seg(dropout2d(x, self.p_drop, self.training, generator))
+
+
+class LinearHead(nn.Module):
+    """SegFormer-style all-MLP head (model.head: linear): 1x1 ConvModule per level to D at the
+    level's size, resize to level 0, concat (level 0 first), 1x1 ConvModule fusion, conv_seg."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        dims, D = cfg["dims"], cfg["decoder_channels"]
+        self.p_drop = cfg["dropout"]
+        self.convs = nn.ModuleList([ConvModule(dims[i], D, 1) for i in range(4)])
+        self.fusion_conv = ConvModule(4 * D, D, 1)
+        self.conv_seg = nn.Conv2d(D, cfg["num_classes"], kernel_size=1, bias=True)
+
+    def forward(self, feats, masks, generator=None):
+        outs = [self.convs[i](feats[i].permute(0, 3, 1, 2)) for i in range(4)]
+        outs = [outs[0]] + [resize(o, outs[0].shape[2:]) for o in outs[1:]]
+        x = self.fusion_conv(torch.cat(outs, dim=1))
         return self.conv_seg(dropout2d(x, self.p_drop, self.training, generator))
 
 
@@ -265,7 +294,7 @@ class MaskViM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = Backbone(cfg)
-        self.decode_head = DecodeHead(cfg)
+        self.decode_head = LinearHead(cfg) if cfg["head"] == "linear" else DecodeHead(cfg)
         self.auxiliary_head = AuxHead(cfg)
         self.generator = torch.Generator().manual_seed(0)   # Gumbel, dropout, drop path draws
         for name, mod in self.named_modules():
@@ -406,7 +435,7 @@ def compute_loss(cfg, logits, aux, masks, labels):
     enc = [mk for mk in masks if mk["kind"] == "encoder"]
     ratio = zero
     if cfg["lambda_per_stage"]:
-        for s in range(3):
+        for s in range(4):
             means = [mk["m"].mean() for mk in enc if mk["stage"] == s]
             if means:
                 ratio = ratio + (torch.stack(means).mean() - cfg["lam"][s]) ** 2
@@ -585,7 +614,7 @@ def _count_only(cfg):
 def _selftest_counts():
     for enc, dec, want in ((True, True, 60_893_702), (False, False, 60_606_982)):
         cfg = ref_config.preset("maskvim-t")
-        cfg["mask_encoder"] = [enc] * 3
+        cfg["mask_encoder"] = [enc] * 3 + [False]
         cfg["mask_decoder"] = dec
         n = _count_only(cfg)
         _check(n == want, f"maskvim-t crop 512x1024 masks {enc}/{dec}: {n} parameters (want {want})")

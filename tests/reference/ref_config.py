@@ -12,10 +12,12 @@ _COMMON = dict(
     dropout=0.1,              # Dropout2d before both conv_seg layers
     aux_weight=0.4,
     avg_non_ignore=False,
-    mask_encoder=[True, True, True],   # per encoder stage 0..2 (stage 3 never masks)
+    head="uper",              # uper: the mask decoder | linear: SegFormer-style all-MLP head
+    context="ppm",            # lateral 3 of the mask decoder: ppm | vss (one VSS block)
+    mask_encoder=[True, True, True, False],   # per encoder stage 0..3
     mask_decoder=True,
     lambda_per_stage=False,
-    lam=[0.5, 0.5, 0.5],
+    lam=[0.5, 0.5, 0.5, 0.5],
     alpha1=1.0,
     alpha2=1.0,
     tau=1.0,
@@ -103,23 +105,30 @@ def set_key(cfg, key, value):
             cfg["aux_weight"] = float(v)
         elif key == "model.avg_non_ignore":
             cfg["avg_non_ignore"] = _bool(v)
+        elif key == "model.head":
+            cfg["head"] = _choice(v, ("uper", "linear"))
+        elif key == "model.context":
+            cfg["context"] = _choice(v, ("ppm", "vss"))
         elif key == "mask.encoder":
             on = _bool(v)
-            cfg["mask_encoder"] = [on, on, on]
+            cfg["mask_encoder"] = [on, on, on, False]
         elif key == "mask.encoder_stages":
-            cfg["mask_encoder"] = [bool(s) for s in _ints(v, 3)]
+            parts = [_bool(p) for p in v.strip("[]").split(",")]
+            if len(parts) not in (3, 4):
+                raise ValueError("expected 3 or 4 booleans")
+            cfg["mask_encoder"] = parts + [False] * (4 - len(parts))
         elif key == "mask.decoder":
             cfg["mask_decoder"] = _bool(v)
         elif key == "mask.lambda":
-            vals = [float(p) for p in v.split(",")]
+            vals = [float(p) for p in v.strip("[]").split(",")]
             if len(vals) == 1:
-                cfg["lam"] = vals * 3
+                cfg["lam"] = vals * 4
                 cfg["lambda_per_stage"] = False
-            elif len(vals) == 3:
-                cfg["lam"] = vals
+            elif len(vals) in (3, 4):
+                cfg["lam"] = vals + vals[-1:] * (4 - len(vals))
                 cfg["lambda_per_stage"] = True
             else:
-                raise ValueError("expected 1 or 3 values")
+                raise ValueError("expected 1, 3 or 4 values")
         elif key == "mask.alpha1":
             cfg["alpha1"] = float(v)
         elif key == "mask.alpha2":
@@ -166,6 +175,8 @@ def validate(cfg):
     for name in ("d_state", "decoder_channels", "aux_channels", "num_classes", "ssm_ratio"):
         if cfg[name] <= 0:
             raise ValueError(f"model.{name} must be positive")
+    if cfg["head"] == "linear" and cfg["mask_decoder"]:
+        raise ValueError("the linear head has no decoder blocks to mask: set mask.decoder=false")
     if cfg["tau"] <= 0:
         raise ValueError("mask.tau must be positive")
     for name in ("drop_path", "decoder_drop_path", "dropout"):

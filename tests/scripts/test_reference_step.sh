@@ -3,7 +3,8 @@
 # the same losses, logits and every parameter gradient in `maskvim step` (compare_dump.py sets
 # the tolerances: losses 1e-4 relative, gradients 1e-3 of each tensor's largest magnitude).
 # Covers the mask modes and layouts, per-stage lambda, non-ignored averaging, decoder depths,
-# partially masked encoders, and an image size that is not the crop (token-mask resizing,
+# partially masked encoders, Table 6's variants (linear head, masks in all four stages, a VSS
+# block instead of pyramid pooling), and an image size that is not the crop (token-mask resizing,
 # odd feature sizes padded before patch merging).
 set -euo pipefail
 : "${MV_BIN:?}" "${MV_PYTHON:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
@@ -31,6 +32,10 @@ cases=(
   "--set mask.lambda=0.9,0.7,0.5 --set mask.alpha1=3 --set mask.alpha2=0.5"
   "--set model.avg_non_ignore=true --set mask.decoder=false"
   "--set model.decoder_depths=1,2,1 --set mask.encoder_stages=1,0,1"
+  "--set model.head=linear --set mask.decoder=false"
+  "--set model.head=linear --set mask.decoder=false --set mask.encoder_stages=1,1,1,1"
+  "--set model.head=linear --set mask.decoder=false --set mask.encoder_stages=0,1,1,1 --set mask.lambda=0.9,0.7,0.5,0.3"
+  "--set model.context=vss --set model.decoder_depths=2,1,1"
 )
 fail=0; n=0
 for i in "${!cases[@]}"; do

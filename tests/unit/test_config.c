@@ -213,7 +213,7 @@ Test(config, wrong_types) {
     expect_error("type_string.yaml", "run:\n  work_dir: [a, b]\n", "2:13:", "run.work_dir", "expected a single value");
     expect_error("type_rules.yaml", "optim:\n  rules: {match: norm}\n", "2:10:", "optim.rules", "got a mapping");
     expect_error("type_lambda.yaml", "mask:\n  lambda: [0.5, 0.5]\n", "2:11:", "mask.lambda",
-                 "one number (uniform) or three (per stage)");
+                 "one number (uniform) or three or four (per stage)");
     expect_error("type_top.yaml", "- a\n- b\n", "1:1:", "expected a mapping of sections", NULL);
 }
 
@@ -369,6 +369,41 @@ Test(config, set_errors) {
     cr_expect_str_eq(c.run.select_domain, "");
 }
 
+// Table 6's model options and the checks that tie them together.
+Test(config, table6_model_options) {
+    mv_model_config m;
+    cr_assert_eq(model_config_preset(&m, "maskvim-nano"), 0);
+    cr_expect(m.head == MV_HEAD_UPER && m.context == MV_CONTEXT_PPM && !m.mask_encoder[3], "defaults");
+    cr_assert_eq(model_config_set(&m, "mask.encoder_stages", "1,1,1,1"), 0, "%s", mv_last_error());
+    cr_expect(m.mask_encoder[3]);
+    cr_assert_eq(model_config_set(&m, "mask.encoder_stages", "0,1,1"), 0, "%s", mv_last_error());
+    cr_expect(!m.mask_encoder[0] && m.mask_encoder[2] && !m.mask_encoder[3], "three values leave stage 3 unmasked");
+    cr_expect_eq(model_config_set(&m, "mask.encoder_stages", "1,1"), -1);
+    cr_expect(strstr(mv_last_error(), "3 booleans") != NULL, "%s", mv_last_error());
+    cr_assert_eq(model_config_set(&m, "mask.encoder_stages", "1,1,1,1"), 0);
+    cr_assert_eq(model_config_set(&m, "mask.lambda", "0.9,0.7,0.5"), 0);
+    cr_expect_eq(model_config_validate(&m), -1, "three lambdas with stage 3 masked");
+    cr_expect(strstr(mv_last_error(), "stage 3 is masked") != NULL, "%s", mv_last_error());
+    cr_assert_eq(model_config_set(&m, "mask.lambda", "0.9,0.7,0.5,0.2"), 0);
+    cr_expect(m.lambda_per_stage && m.lambda_count == 4 && m.lambda[3] == 0.2f);
+    cr_expect_eq(model_config_validate(&m), 0, "%s", mv_last_error());
+    cr_assert_eq(model_config_set(&m, "mask.lambda", "0.4"), 0);
+    cr_expect_eq(model_config_validate(&m), 0, "uniform lambda covers stage 3: %s", mv_last_error());
+    cr_expect(m.lambda[3] == 0.4f);
+    cr_assert_eq(model_config_set(&m, "mask.encoder", "on"), 0);
+    cr_expect(m.mask_encoder[2] && !m.mask_encoder[3], "mask.encoder never masks stage 3");
+
+    cr_assert_eq(model_config_set(&m, "model.head", "linear"), 0);
+    cr_expect_eq(model_config_validate(&m), -1, "the linear head has no decoder masks");
+    cr_expect(strstr(mv_last_error(), "mask.decoder") != NULL, "%s", mv_last_error());
+    cr_assert_eq(model_config_set(&m, "mask.decoder", "false"), 0);
+    cr_expect_eq(model_config_validate(&m), 0, "%s", mv_last_error());
+    cr_assert_eq(model_config_set(&m, "model.context", "vss"), 0);
+    cr_expect_eq(model_config_validate(&m), -1, "vss context needs the mask decoder");
+    cr_expect_eq(model_config_set(&m, "model.head", "segformer"), -1);
+    cr_expect_eq(model_config_set(&m, "model.context", "aspp"), -1);
+}
+
 Test(config, model_config_set_keys) {
     mv_model_config m;
     cr_assert_eq(model_config_preset(&m, "maskvim-nano"), 0);
@@ -435,6 +470,17 @@ Test(config, round_trip) {
     cr_assert_eq(config_set(&c, "optim.rules=[]"), 0, "%s", mv_last_error());
     cr_assert_eq(config_set(&c, "run.select_domain=bdd"), 0, "%s", mv_last_error());
     round_trip(&c, "roundtrip_uniform.yaml");
+
+    // Table 6's variants: the linear head, masks in all four stages with four lambdas, the VSS context.
+    cr_assert_eq(config_set(&c, "model.head=linear"), 0, "%s", mv_last_error());
+    cr_assert_eq(config_set(&c, "mask.decoder=false"), 0, "%s", mv_last_error());
+    cr_assert_eq(config_set(&c, "mask.encoder_stages=[true, false, true, true]"), 0, "%s", mv_last_error());
+    cr_assert_eq(config_set(&c, "mask.lambda=[0.9, 0.7, 0.5, 0.3]"), 0, "%s", mv_last_error());
+    cr_assert_eq(model_config_validate(&c.model), 0, "%s", mv_last_error());
+    round_trip(&c, "roundtrip_table6_linear.yaml");
+    config_defaults(&c);
+    cr_assert_eq(config_set(&c, "model.context=vss"), 0, "%s", mv_last_error());
+    round_trip(&c, "roundtrip_table6_vss.yaml");
 
     // A changed struct is not equal: config_equal really compares.
     mv_config d = c;

@@ -29,6 +29,30 @@ Test(model, parameter_counts_maskvim_t) {
     model_free(&m);
 }
 
+// Table 6's variants at maskvim-t (counts agree with the PyTorch reference's modules).
+Test(model, parameter_counts_table6_variants) {
+    mv_model_config c = preset("maskvim-t");
+    mv_model m;
+    cr_assert(model_config_set(&c, "model.head", "linear") == 0);
+    cr_assert(model_config_set(&c, "mask.decoder", "false") == 0);
+    cr_assert(model_config_set(&c, "mask.encoder", "false") == 0);
+    cr_assert(model_build(&m, &c) == 0, "%s", mv_last_error());
+    cr_expect_eq(model_num_parameters(&m), 24816646u, "VMamba-T + linear head");
+    cr_expect_eq(m.num_blocks, 15);
+    model_free(&m);
+    cr_assert(model_config_set(&c, "mask.encoder_stages", "1,1,1,1") == 0);
+    cr_assert(model_build(&m, &c) == 0, "%s", mv_last_error());
+    cr_expect_eq(model_num_parameters(&m), 25019398u, "masks in all four stages");
+    cr_expect(m.blocks[m.enc_first[3]].masked && m.blocks[m.enc_first[3]].ratio_group == 3);
+    model_free(&m);
+    c = preset("maskvim-t");
+    cr_assert(model_config_set(&c, "model.context", "vss") == 0);
+    cr_assert(model_build(&m, &c) == 0, "%s", mv_last_error());
+    cr_expect_eq(model_num_parameters(&m), 48787462u, "VSS block instead of pyramid pooling");
+    cr_expect(m.ctx_block == m.num_blocks - 1 && !m.blocks[m.ctx_block].masked);
+    model_free(&m);
+}
+
 Test(model, unknown_preset_is_an_error) {
     mv_model_config c;
     cr_expect(model_config_preset(&c, "maskvim-xl") < 0);

@@ -1,0 +1,54 @@
+// The SegFormer-style all-MLP decode head (model.head: linear), Table 6's "VMamba + linear"
+// baseline: each encoder output F_i goes through a 1x1 ConvModule to D channels at its own
+// resolution, is resized bilinearly to level 0, the four are concatenated (level 0 first) and a
+// 1x1 ConvModule fuses them to D channels, which conv_seg then classifies (as mmseg's
+// SegformerHead). It has no blocks and so no decoder masks; the auxiliary head is unchanged.
+#include "core/model.h"
+#include <stdio.h>
+
+void linear_head_register(mv_model *m) {
+    const mv_model_config *cfg = &m->cfg;
+    int D = cfg->decoder_channels;
+    char name[64];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "decode_head.convs.%d", i);
+        convmod_register(&m->lin[i], &m->params, cfg->dims[i], D, 1, name);
+    }
+    convmod_register(&m->lin_fuse, &m->params, 4 * D, D, 1, "decode_head.fusion_conv");
+    m->head_out = &m->lin_fuse;
+}
+
+void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D) {
+    int B = m->B, Dc = m->cfg.decoder_channels;
+    size_t rows0 = (size_t)B * m->Hs[0] * m->Ws[0];
+    for (int i = 0; i < 4; i++) convmod_plan(&m->lin[i], A, D, B, m->Hs[i], m->Ws[i]);
+    for (int i = 1; i < 4; i++) {
+        m->fpn_up[i] = arena_take(A, rows0 * Dc);
+        m->d_fpn_up[i] = arena_take(D, rows0 * Dc);
+    }
+    m->fpn_cat = arena_take(A, rows0 * 4 * Dc);
+    m->d_fpn_cat = arena_take(D, rows0 * 4 * Dc);
+    convmod_plan(&m->lin_fuse, A, D, B, m->Hs[0], m->Ws[0]);
+}
+
+void linear_head_forward(mv_model *m, const mv_run_ctx *ctx) {
+    int B = m->B, Dc = m->cfg.decoder_channels, H0 = m->Hs[0], W0 = m->Ws[0], rows0 = B * H0 * W0;
+    for (int i = 0; i < 4; i++) convmod_forward(&m->lin[i], m->feat[i], m->scratch, ctx, B);
+    channel_slice_forward(m->fpn_cat, m->lin[0].out, rows0, 4 * Dc, 0, Dc);
+    for (int i = 1; i < 4; i++) {
+        bilinear_forward(m->fpn_up[i], m->lin[i].out, B, m->Hs[i], m->Ws[i], H0, W0, Dc);
+        channel_slice_forward(m->fpn_cat, m->fpn_up[i], rows0, 4 * Dc, i * Dc, Dc);
+    }
+    convmod_forward(&m->lin_fuse, m->fpn_cat, m->scratch, ctx, B);
+}
+
+void linear_head_backward(mv_model *m, const mv_run_ctx *ctx) {
+    int B = m->B, Dc = m->cfg.decoder_channels, H0 = m->Hs[0], W0 = m->Ws[0], rows0 = B * H0 * W0;
+    convmod_backward(&m->lin_fuse, m->d_fpn_cat, m->fpn_cat, m->scratch, ctx, B);
+    channel_slice_backward(m->lin[0].dout, m->d_fpn_cat, rows0, 4 * Dc, 0, Dc);
+    for (int i = 1; i < 4; i++) {
+        channel_slice_backward(m->d_fpn_up[i], m->d_fpn_cat, rows0, 4 * Dc, i * Dc, Dc);
+        bilinear_backward(m->lin[i].dout, m->d_fpn_up[i], B, m->Hs[i], m->Ws[i], H0, W0, Dc);
+    }
+    for (int i = 3; i >= 0; i--) convmod_backward(&m->lin[i], m->d_feat[i], m->feat[i], m->scratch, ctx, B);
+}
