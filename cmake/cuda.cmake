@@ -5,6 +5,8 @@
 #   test_cuda_ops      every GPU op against the CPU op; prints "SKIP: no CUDA device ..." and
 #                      passes on machines without a GPU (ctest test `test_cuda_ops`)
 #   bench_cuda_ops     per-op timings at maskvim-t shapes (tests/gpu/device_checks.sh runs it)
+#   test_nccl          dist/nccl_comm.h on GPUs: one rank, or several under mpirun; SKIP without a
+#                      GPU (ctest test `test_nccl_cuda`)
 #   test_cuda_ops_emu  the same test program over the CUDA kernels compiled for the host
 #                      emulation (tests/cuda/emu/), so that CI without a GPU still runs the
 #                      kernels' logic (not built in sanitizer builds: fibers confuse ASan)
@@ -21,7 +23,8 @@ set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 set(MV_CUDA_FLAGS --Werror=all-warnings -Xcompiler=-Wall,-Wextra,-Werror)
 
 file(GLOB MV_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cu)
-add_library(maskvim_cuda STATIC ${MV_CUDA_SOURCES})
+# dist/nccl_comm.cu: the GPU side of dist/ (the C files there are in the CPU library).
+add_library(maskvim_cuda STATIC ${MV_CUDA_SOURCES} ${CMAKE_SOURCE_DIR}/dist/nccl_comm.cu)
 set_property(TARGET maskvim_cuda PROPERTY COMPILE_OPTIONS "")
 target_compile_options(maskvim_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${MV_CUDA_FLAGS}>)
 target_compile_definitions(maskvim_cuda PUBLIC MV_HAVE_CUDA=1)
@@ -45,6 +48,11 @@ add_executable(test_cuda_ops ${CMAKE_SOURCE_DIR}/tests/cuda/test_cuda_ops.c)
 target_link_libraries(test_cuda_ops PRIVATE maskvim_cuda)
 add_test(NAME test_cuda_ops COMMAND test_cuda_ops)
 set_tests_properties(test_cuda_ops PROPERTIES TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=2")
+
+add_executable(test_nccl ${CMAKE_SOURCE_DIR}/tests/cuda/test_nccl.c)
+target_link_libraries(test_nccl PRIVATE maskvim_cuda)
+add_test(NAME test_nccl_cuda COMMAND test_nccl)
+set_tests_properties(test_nccl_cuda PROPERTIES TIMEOUT 120)
 
 add_executable(bench_cuda_ops ${CMAKE_SOURCE_DIR}/tests/cuda/bench_cuda_ops.cu)
 set_property(TARGET bench_cuda_ops PROPERTY COMPILE_OPTIONS "")
@@ -73,7 +81,9 @@ if(NOT MV_SANITIZE)
   add_library(maskvim_cuda_emu STATIC ${MV_EMU_SOURCES}
     ${CMAKE_SOURCE_DIR}/tests/cuda/emu/emu.cpp ${CMAKE_SOURCE_DIR}/tests/cuda/emu/emu_runtime.cpp)
   target_compile_definitions(maskvim_cuda_emu PUBLIC MV_CUDA_EMU=1)
-  target_compile_options(maskvim_cuda_emu PRIVATE -Wno-unknown-pragmas)   # #pragma unroll
+  # -Wno-unknown-pragmas: #pragma unroll. -ffp-contract=off: no FMA where nvcc keeps separate
+  # roundings (the __fmul_rn/__fadd_rn intrinsics of the optimizer).
+  target_compile_options(maskvim_cuda_emu PRIVATE -Wno-unknown-pragmas -ffp-contract=off)
   target_include_directories(maskvim_cuda_emu PUBLIC ${CMAKE_SOURCE_DIR} ${CUDAToolkit_INCLUDE_DIRS})
   target_link_libraries(maskvim_cuda_emu PUBLIC maskvim_lib ${OPENBLAS_LIB})
 

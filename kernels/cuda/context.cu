@@ -1,15 +1,21 @@
-// The CUDA backend's state: the cuBLAS handle, the TF32 switch, the reduction workspace and the
-// first error seen. Ops keep the CPU contract of returning nothing, so a failed launch or GEMM is
-// recorded here and reported by mv_cuda_status(). One host thread drives the GPU, as in training.
+// The CUDA backend's state: the cuBLAS handle, the GEMM precision (fp32, TF32, or bf16 operands
+// with fp32 accumulation), the reduction and bf16 workspaces and the first error seen. Ops keep
+// the CPU contract of returning nothing, so a failed launch or GEMM is recorded here and reported
+// by mv_cuda_status(). One host thread drives the GPU, as in training.
 #include "kernels/cuda/common.cuh"
+#include <string.h>
 extern "C" {
 #include "core/error.h"
 }
 
 static cublasHandle_t g_blas;
-static bool g_tf32;
-static void *g_ws;
+static mv_cuda_precision g_prec = MV_PREC_FP32;
+static void *g_ws;          // reduction partials (mv_cuda_workspace)
 static size_t g_ws_bytes;
+static void *g_bf;          // bf16 copies of the operands of the GEMM in flight (BF16 mode)
+static size_t g_bf_bytes;
+static void *g_bf_op;       // bf16 copies an op makes once for several GEMMs (BF16 mode)
+static size_t g_bf_op_bytes;
 static char g_err[256];   // first failure since the last mv_cuda_status ("" when none)
 
 void mv_cuda_note(cudaError_t err, const char *where) {
@@ -22,8 +28,15 @@ void mv_cuda_note_blas(cublasStatus_t st, const char *where) {
     snprintf(g_err, sizeof g_err, "cuBLAS error in %s: %s", where, cublasGetStatusString(st));
 }
 
+void mv_cuda_note_text(const char *where, const char *what) {
+    if (g_err[0]) return;
+    snprintf(g_err, sizeof g_err, "error in %s: %s", where, what);
+}
+
 static int apply_math_mode(void) {
-    cublasStatus_t st = cublasSetMathMode(g_blas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    // BF16 mode calls cublasGemmEx with bf16 operands and fp32 compute: the default math mode.
+    cublasStatus_t st = cublasSetMathMode(g_blas, g_prec == MV_PREC_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                         : CUBLAS_DEFAULT_MATH);
     mv_cuda_note_blas(st, "cublasSetMathMode");
     return st == CUBLAS_STATUS_SUCCESS ? 0 : -1;
 }
@@ -55,14 +68,46 @@ extern "C" void mv_cuda_shutdown(void) {
     if (g_ws) cudaFree(g_ws);
     g_ws = NULL;
     g_ws_bytes = 0;
+    if (g_bf) cudaFree(g_bf);
+    g_bf = NULL;
+    g_bf_bytes = 0;
+    if (g_bf_op) cudaFree(g_bf_op);
+    g_bf_op = NULL;
+    g_bf_op_bytes = 0;
 }
 
-extern "C" void mv_cuda_set_tf32(bool on) {
-    g_tf32 = on;
+extern "C" int mv_cuda_set_precision(mv_cuda_precision p) {
+    if (p != MV_PREC_FP32 && p != MV_PREC_TF32 && p != MV_PREC_BF16)
+        return mv_fail("cuda: unknown GEMM precision %d", (int)p);
+    g_prec = p;
     if (g_blas) apply_math_mode();
+    return 0;
 }
 
-extern "C" bool mv_cuda_tf32(void) { return g_tf32; }
+extern "C" mv_cuda_precision mv_cuda_get_precision(void) { return g_prec; }
+
+extern "C" const char *mv_cuda_precision_name(mv_cuda_precision p) {
+    switch (p) {
+    case MV_PREC_FP32: return "fp32";
+    case MV_PREC_TF32: return "tf32";
+    case MV_PREC_BF16: return "bf16";
+    }
+    return "?";
+}
+
+extern "C" int mv_cuda_parse_precision(const char *name, mv_cuda_precision *out) {
+    static const mv_cuda_precision all[3] = {MV_PREC_FP32, MV_PREC_TF32, MV_PREC_BF16};
+    for (int i = 0; i < 3; i++)
+        if (name && strcmp(name, mv_cuda_precision_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    return mv_fail("cuda: unknown precision '%s' (expected fp32, tf32 or bf16)", name ? name : "(null)");
+}
+
+extern "C" void mv_cuda_set_tf32(bool on) { mv_cuda_set_precision(on ? MV_PREC_TF32 : MV_PREC_FP32); }
+
+extern "C" bool mv_cuda_tf32(void) { return g_prec == MV_PREC_TF32; }
 
 extern "C" int mv_cuda_status(const char *context) {
     mv_cuda_note(cudaGetLastError(), "a kernel launch");
@@ -82,21 +127,84 @@ extern "C" bool mv_cuda_emulated(void) {
 
 extern "C" size_t mv_cuda_workspace_bytes(void) { return g_ws_bytes; }
 
-void *mv_cuda_workspace(size_t bytes) {
-    if (bytes <= g_ws_bytes) return g_ws;
+static void *grow(void **buf, size_t *have, size_t bytes, const char *what) {
+    if (bytes <= *have) return *buf;
     // Grow by at least half again so that a run settles after its first step.
     size_t want = bytes + bytes / 2;
-    if (g_ws) cudaFree(g_ws);   // cudaFree waits for the kernels that may still use it
-    g_ws = NULL;
-    g_ws_bytes = 0;
-    cudaError_t err = cudaMalloc(&g_ws, want);
+    if (*buf) cudaFree(*buf);   // cudaFree waits for the kernels that may still use it
+    *buf = NULL;
+    *have = 0;
+    cudaError_t err = cudaMalloc(buf, want);
     if (err != cudaSuccess) {
-        mv_cuda_note(err, "workspace allocation");
-        g_ws = NULL;
+        mv_cuda_note(err, what);
+        *buf = NULL;
         return NULL;
     }
-    g_ws_bytes = want;
-    return g_ws;
+    *have = want;
+    return *buf;
+}
+
+void *mv_cuda_workspace(size_t bytes) { return grow(&g_ws, &g_ws_bytes, bytes, "workspace allocation"); }
+
+extern "C" size_t mv_cuda_bf16_workspace_bytes(void) { return g_bf_bytes + g_bf_op_bytes; }
+
+uint16_t *mv_cuda_bf16_operands(size_t elems) {
+    return (uint16_t *)grow(&g_bf_op, &g_bf_op_bytes, sizeof(uint16_t) * elems, "bf16 operand workspace allocation");
+}
+
+// fp32 -> bf16 bits, round to nearest even (NaN stays a quiet NaN).
+__device__ __forceinline__ uint16_t bf16_bits(float f) {
+    unsigned u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+// out[r, c] = bf16(in[r*ld + c]) for a row-major rows x cols view: packs a strided operand.
+__global__ void pack_bf16_kernel(uint16_t *out, const float *in, int rows, int cols, int ld) {
+    size_t n = (size_t)rows * cols;
+    GRID_STRIDE(i, n) {
+        size_t r = i / (size_t)cols, c = i % (size_t)cols;
+        out[i] = bf16_bits(in[r * (size_t)ld + c]);
+    }
+}
+
+__global__ void pack_bf16_flat_kernel(uint16_t *out, const float *in, size_t n) {
+    GRID_STRIDE(i, n) out[i] = bf16_bits(in[i]);
+}
+
+void bf16_pack(uint16_t *out, const float *in, size_t n, cudaStream_t stream) {
+    if (n) LAUNCH(pack_bf16_flat_kernel, grid_for(n, 256), 256, 0, stream, out, in, n);
+}
+
+// The cuBLAS call of a row-major GEMM on bf16 operands (see gemm_rm for the operand swap).
+static void gemm_ex_bf16(cublasHandle_t h, bool transA, bool transB, int M, int N, int K, float alpha,
+                         const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc) {
+    cublasStatus_t st = cublasGemmEx(h, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
+                                     K, &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc,
+                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    mv_cuda_note_blas(st, "cublasGemmEx (bf16)");
+}
+
+void gemm_rm_bf16(bool transA, bool transB, int M, int N, int K, float alpha, const uint16_t *A, int lda,
+                  const uint16_t *B, int ldb, float beta, float *C, int ldc, cudaStream_t stream) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+    cublasHandle_t h = blas_handle(stream);
+    if (h) gemm_ex_bf16(h, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// Row-major C = alpha op(A) op(B) + beta C with bf16 operands and fp32 accumulation and output.
+static void gemm_bf16(cublasHandle_t h, bool transA, bool transB, int M, int N, int K, float alpha, const float *A,
+                      int lda, const float *B, int ldb, float beta, float *C, int ldc, cudaStream_t stream) {
+    // The operands as stored (row-major): A is [M,K] or, transposed, [K,M]; B is [K,N] or [N,K].
+    int ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
+    size_t na = (size_t)ar * ac, nb = (size_t)br * bc, na_pad = (na + 63) & ~(size_t)63;
+    uint16_t *buf = (uint16_t *)grow(&g_bf, &g_bf_bytes, sizeof(uint16_t) * (na_pad + nb), "bf16 workspace allocation");
+    if (!buf) return;
+    uint16_t *a16 = buf, *b16 = buf + na_pad;
+    LAUNCH(pack_bf16_kernel, grid_for(na, 256), 256, 0, stream, a16, A, ar, ac, lda);
+    LAUNCH(pack_bf16_kernel, grid_for(nb, 256), 256, 0, stream, b16, B, br, bc, ldb);
+    gemm_ex_bf16(h, transA, transB, M, N, K, alpha, a16, ac, b16, bc, beta, C, ldc);
 }
 
 void gemm_rm(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -104,6 +212,10 @@ void gemm_rm(bool transA, bool transB, int M, int N, int K, float alpha, const f
     if (M <= 0 || N <= 0) return;
     cublasHandle_t h = blas_handle(stream);
     if (!h) return;
+    if (g_prec == MV_PREC_BF16 && K > 0) {
+        gemm_bf16(h, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, stream);
+        return;
+    }
     // Row-major C[M,N] = op(A) op(B) is column-major C^T[N,M] = op(B)^T op(A)^T, and a row-major
     // matrix read column-major is its transpose: swap the operands, keep the transpose flags.
     cublasStatus_t st = cublasSgemm(h, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,

@@ -87,10 +87,21 @@ extern "C" void conv3x3_forward_cuda(float *out, const float *in, const float *w
     size_t np = B * plane * IC, nw = (size_t)9 * OC * IC, no = (size_t)B * H * W * OC;
     LAUNCH(pad_input_kernel, grid_for(np, 256), 256, 0, stream, P, in, B, H, W, IC);
     LAUNCH(split_taps_kernel, grid_for(nw, 256), 256, 0, stream, Wt, w, IC, OC);
+    uint16_t *Ph = NULL, *Wh = NULL;   // BF16 mode: P and Wt converted once for the nine taps
+    if (mv_cuda_get_precision() == MV_PREC_BF16) {
+        if (!(Ph = mv_cuda_bf16_operands(np + nw))) return;
+        Wh = Ph + np;
+        bf16_pack(Ph, P, np, stream);
+        bf16_pack(Wh, Wt, nw, stream);
+    }
     for (int t = 0; t < 9; t++) {
         size_t off = (size_t)(t / 3) * Wp + t % 3;
-        gemm_rm(false, true, rows, OC, IC, 1.0f, P + off * IC, IC, Wt + (size_t)t * OC * IC, IC, t ? 1.0f : 0.0f,
-                Ext, OC, stream);
+        if (Ph)
+            gemm_rm_bf16(false, true, rows, OC, IC, 1.0f, Ph + off * IC, IC, Wh + (size_t)t * OC * IC, IC,
+                         t ? 1.0f : 0.0f, Ext, OC, stream);
+        else
+            gemm_rm(false, true, rows, OC, IC, 1.0f, P + off * IC, IC, Wt + (size_t)t * OC * IC, IC, t ? 1.0f : 0.0f,
+                    Ext, OC, stream);
     }
     LAUNCH(crop_output_kernel, grid_for(no, 256), 256, 0, stream, out, Ext, B, H, W, OC);
 }
@@ -105,22 +116,40 @@ extern "C" void conv3x3_backward_cuda(float *din, float *dw, const float *dout, 
     if (B <= 0 || H <= 0 || W <= 0 || (!din && !dw)) return;
     size_t np = B * plane * IC, ne = B * plane * OC, nw = (size_t)9 * OC * IC, ni = (size_t)B * H * W * IC;
     LAUNCH(spread_grad_kernel, grid_for(ne, 256), 256, 0, stream, Ext, dout, B, H, W, OC);
+    // BF16 mode: Ext, P and Wt are each converted once for the nine taps.
+    uint16_t *Eh = NULL, *Ph = NULL, *Wh = NULL;
+    if (mv_cuda_get_precision() == MV_PREC_BF16) {
+        if (!(Eh = mv_cuda_bf16_operands(ne + np + nw))) return;
+        Ph = Eh + ne;
+        Wh = Ph + np;
+        bf16_pack(Eh, Ext, ne, stream);
+    }
     if (dw) {
         LAUNCH(pad_input_kernel, grid_for(np, 256), 256, 0, stream, P, in, B, H, W, IC);
+        if (Eh) bf16_pack(Ph, P, np, stream);
         for (int t = 0; t < 9; t++) {
             size_t off = (size_t)(t / 3) * Wp + t % 3;
-            gemm_rm(true, false, OC, IC, rows, 1.0f, Ext, OC, P + off * IC, IC, 0.0f, dWt + (size_t)t * OC * IC, IC,
-                    stream);
+            if (Eh)
+                gemm_rm_bf16(true, false, OC, IC, rows, 1.0f, Eh, OC, Ph + off * IC, IC, 0.0f,
+                             dWt + (size_t)t * OC * IC, IC, stream);
+            else
+                gemm_rm(true, false, OC, IC, rows, 1.0f, Ext, OC, P + off * IC, IC, 0.0f, dWt + (size_t)t * OC * IC,
+                        IC, stream);
         }
         LAUNCH(gather_taps_kernel, grid_for(nw, 256), 256, 0, stream, dw, dWt, IC, OC);
     }
     if (!din) return;
     LAUNCH(split_taps_kernel, grid_for(nw, 256), 256, 0, stream, Wt, w, IC, OC);
+    if (Eh) bf16_pack(Wh, Wt, nw, stream);
     mv_cuda_note(cudaMemsetAsync(dP, 0, sizeof(float) * np, stream), "conv3x3_backward_cuda");
     for (int t = 0; t < 9; t++) {
         size_t off = (size_t)(t / 3) * Wp + t % 3;
-        gemm_rm(false, false, rows, IC, OC, 1.0f, Ext, OC, Wt + (size_t)t * OC * IC, IC, 1.0f, dP + off * IC, IC,
-                stream);
+        if (Eh)
+            gemm_rm_bf16(false, false, rows, IC, OC, 1.0f, Eh, OC, Wh + (size_t)t * OC * IC, IC, 1.0f, dP + off * IC,
+                         IC, stream);
+        else
+            gemm_rm(false, false, rows, IC, OC, 1.0f, Ext, OC, Wt + (size_t)t * OC * IC, IC, 1.0f, dP + off * IC, IC,
+                    stream);
     }
     LAUNCH(crop_add_kernel, grid_for(ni, 256), 256, 0, stream, din, dP, B, H, W, IC);
 }

@@ -7,8 +7,9 @@
 #define CE_MAX_BLOCKS 4096
 
 __global__ void ce_rows_kernel(double *partial, float *dlogits, const float *logits, const uint8_t *labels,
-                               int N, int K, double denom, float scale) {
+                               int N, int K, double denom, const double *ddenom, float scale) {
     __shared__ double sh[CE_THREADS];
+    if (ddenom) denom = *ddenom >= 1.0 ? *ddenom : 1.0;
     double acc = 0.0;
     for (size_t n = (size_t)blockIdx.x * CE_THREADS + threadIdx.x; n < (size_t)N; n += (size_t)gridDim.x * CE_THREADS) {
         const float *z = logits + n * K;
@@ -38,8 +39,10 @@ __global__ void ce_rows_kernel(double *partial, float *dlogits, const float *log
     if (threadIdx.x == 0) partial[blockIdx.x] = sh[0];
 }
 
-__global__ void ce_total_kernel(double *loss, const double *partial, int nblocks, double denom) {
+__global__ void ce_total_kernel(double *loss, const double *partial, int nblocks, double denom,
+                                const double *ddenom) {
     if (blockIdx.x == 0 && threadIdx.x == 0) {
+        if (ddenom) denom = *ddenom >= 1.0 ? *ddenom : 1.0;
         double t = 0.0;
         for (int i = 0; i < nblocks; i++) t += partial[i];
         *loss = t / denom;
@@ -56,17 +59,29 @@ __global__ void argmax_correct_kernel(float *correct, const float *logits, const
     }
 }
 
-extern "C" void cross_entropy_forward_backward_cuda(float *dlogits, double *loss, const float *logits,
-                                                    const uint8_t *labels, int N, int K, double denom, float scale,
-                                                    cudaStream_t stream) {
+static void cross_entropy(float *dlogits, double *loss, const float *logits, const uint8_t *labels, int N, int K,
+                          double denom, const double *ddenom, float scale, cudaStream_t stream) {
     // The block count depends on N only, so the order of the additions does too.
     int nblocks = (N + CE_THREADS - 1) / CE_THREADS;
     if (nblocks < 1) nblocks = 1;
     if (nblocks > CE_MAX_BLOCKS) nblocks = CE_MAX_BLOCKS;
     double *partial = (double *)mv_cuda_workspace(sizeof(double) * nblocks);
     if (!partial) return;
-    LAUNCH(ce_rows_kernel, nblocks, CE_THREADS, 0, stream, partial, dlogits, logits, labels, N, K, denom, scale);
-    LAUNCH(ce_total_kernel, 1, 32, 0, stream, loss, partial, nblocks, denom);
+    LAUNCH(ce_rows_kernel, nblocks, CE_THREADS, 0, stream, partial, dlogits, logits, labels, N, K, denom, ddenom,
+           scale);
+    LAUNCH(ce_total_kernel, 1, 32, 0, stream, loss, partial, nblocks, denom, ddenom);
+}
+
+extern "C" void cross_entropy_forward_backward_cuda(float *dlogits, double *loss, const float *logits,
+                                                    const uint8_t *labels, int N, int K, double denom, float scale,
+                                                    cudaStream_t stream) {
+    cross_entropy(dlogits, loss, logits, labels, N, K, denom, NULL, scale, stream);
+}
+
+extern "C" void cross_entropy_dev_denom_cuda(float *dlogits, double *loss, const float *logits,
+                                             const uint8_t *labels, int N, int K, const double *denom, float scale,
+                                             cudaStream_t stream) {
+    cross_entropy(dlogits, loss, logits, labels, N, K, 1.0, denom, scale, stream);
 }
 
 extern "C" void argmax_correct_cuda(float *correct, const float *logits, const uint8_t *labels, int N, int K,

@@ -20,6 +20,7 @@
 extern "C" {
 #endif
 #include "kernels/cpu/ops.h"   // shared types and constants: mv_mask_args, SCAN_K, SCAN_CHUNK
+#include "kernels/cpu/ops_loss.h"   // the CPU twins of the loss helpers below
 
 // ---- backend state ------------------------------------------------------------------------
 // Selects the device and creates the cuBLAS handle. 0, or -1 with a message (mv_last_error).
@@ -27,8 +28,21 @@ extern "C" {
 int mv_cuda_init(int device);
 // Frees the cuBLAS handle and the reduction workspace (the device itself is left as it is).
 void mv_cuda_shutdown(void);
-// GEMM precision: false (default) = full fp32; true = TF32 tensor cores for every cuBLAS GEMM
-// (inputs rounded to 10-bit mantissas, fp32 accumulation). Other ops stay fp32 either way.
+// GEMM precision, for every cuBLAS GEMM (linear, conv2d, conv3x3, the scan's projections):
+//   MV_PREC_FP32 (default)  full fp32;
+//   MV_PREC_TF32            TF32 tensor cores (inputs rounded to 10-bit mantissas, fp32 accumulation);
+//   MV_PREC_BF16            both operands converted on the fly to bf16 copies (8-bit mantissas,
+//                           round to nearest even) in an internal workspace, fp32 accumulation
+//                           and fp32 output (cublasGemmEx, CUBLAS_COMPUTE_32F).
+// Parameters, activations, gradients, the scan state and every reduction stay fp32 in all modes.
+// mv_cuda_set_precision returns 0, or -1 with a message for an unknown mode.
+typedef enum { MV_PREC_FP32 = 0, MV_PREC_TF32 = 1, MV_PREC_BF16 = 2 } mv_cuda_precision;
+int mv_cuda_set_precision(mv_cuda_precision p);
+mv_cuda_precision mv_cuda_get_precision(void);
+const char *mv_cuda_precision_name(mv_cuda_precision p);   // "fp32", "tf32", "bf16"
+// Parses "fp32", "tf32" or "bf16" (a command-line value). 0, or -1 with a message.
+int mv_cuda_parse_precision(const char *name, mv_cuda_precision *out);
+// The older switch: true = MV_PREC_TF32, false = MV_PREC_FP32; mv_cuda_tf32() is true in TF32 mode.
 void mv_cuda_set_tf32(bool on);
 bool mv_cuda_tf32(void);
 // 0 when every op since the last call ran; otherwise -1 with "context: CUDA error in OP: ..."
@@ -41,6 +55,8 @@ bool mv_cuda_emulated(void);
 // on demand (the first step of a run allocates, later steps do not) and belongs to one compute
 // stream: do not run ops concurrently on two streams.
 size_t mv_cuda_workspace_bytes(void);
+// Bytes held by the bf16 operand workspace (BF16 mode only; grows to the largest GEMM's operands).
+size_t mv_cuda_bf16_workspace_bytes(void);
 
 // ---- linear: out[N,OC] = in[N,IC] @ w[OC,IC]^T + b[OC] -------------------------------------
 void linear_forward_cuda(float *out, const float *in, const float *w, const float *b, int N, int IC,
@@ -168,8 +184,34 @@ void token_mask_backward_cuda(float *dx, float *dP, const float *dout, const flo
 void cross_entropy_forward_backward_cuda(float *dlogits, double *loss, const float *logits,
                                          const uint8_t *labels, int N, int K, double denom, float scale,
                                          cudaStream_t stream);
+// The same with the denominator read from the DEVICE (e.g. count_valid_cuda's output for
+// avg_non_ignore), clamped below at 1 as the model's "valid > 0 ? valid : 1".
+void cross_entropy_dev_denom_cuda(float *dlogits, double *loss, const float *logits, const uint8_t *labels,
+                                  int N, int K, const double *denom, float scale, cudaStream_t stream);
 void argmax_correct_cuda(float *correct, const float *logits, const uint8_t *labels, int N, int K,
                          cudaStream_t stream);
+
+// ---- the loss helpers of kernels/cpu/ops_loss.h (same arguments; scalars in DEVICE memory) -----
+// Everything a step's losses need without a host round trip. Sums are deterministic (fixed-size
+// grids, partials added in block order); results equal the CPU's up to the order of the double
+// additions. For the ratio loss, `group` (nb ints) and `lambda` (4 floats) are DEVICE arrays
+// too; the kernel is one thread running the CPU op's own code (mv_ratio_loss_eval).
+void fill_cuda(float *x, float v, size_t n, cudaStream_t stream);
+void fill_double_cuda(double *x, double v, size_t n, cudaStream_t stream);
+void fill_from_cuda(float *x, const float *v, size_t n, cudaStream_t stream);
+void sum_to_double_cuda(double *out, const float *x, size_t n, cudaStream_t stream);
+void count_valid_cuda(double *out, const uint8_t *labels, size_t n, cudaStream_t stream);
+void add_scaled_double_cuda(double *acc, const double *x, double s, cudaStream_t stream);
+void ratio_loss_cuda(double *loss, float *grad, const double *stats, const int *group, const float *lambda,
+                     int nb, int per_stage, double alpha1, double world, cudaStream_t stream);
+void position_loss_cuda(double *loss, float *dm, const float *m, const float *target, size_t n, double alpha2,
+                        cudaStream_t stream);
+
+// ---- optimizer --------------------------------------------------------------------------------
+// core/optim.c's adamw_update on device arrays: the same double scalars (formed on the host as
+// the CPU does) and the same float operations per element, in the same order, without FMA.
+void adamw_update_cuda(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, int step, cudaStream_t stream);
 
 // ---- element-wise and layout helpers ----------------------------------------------------------
 void mul_forward_cuda(float *out, const float *a, const float *b, size_t n, cudaStream_t stream);

@@ -3,9 +3,9 @@
 // events, and the table weights each by how often the step runs it. The weighted sum estimates
 // the step time (images/s, TFLOP/s) until the whole model runs on the GPU.
 //
-//   bench_cuda_ops [--batch 2] [--size 512x1024] [--iters 5] [--tf32] [--out DIR]
+//   bench_cuda_ops [--batch 2] [--size 512x1024] [--iters 5] [--tf32|--bf16] [--out DIR]
 //
-// Writes the table to stdout and, with --out, DIR/bench_cuda_ops[_tf32].{txt,json}. Without a
+// Writes the table to stdout and, with --out, DIR/bench_cuda_ops[_tf32|_bf16].{txt,json}. Without a
 // GPU it prints a SKIP line and exits 0. Host code only (the ops are the library's), so it also
 // builds against the host emulation (bench_cuda_ops_emu), which runs it at toy sizes as a smoke test.
 #ifdef MV_CUDA_EMU
@@ -340,7 +340,7 @@ static void write_outputs(const char *dir, const char *tag, const char *gpu, int
                r.ms_b, r.flops_f / (r.ms_f * 1e-3) / 1e12, r.ms_b > 0 ? r.flops_b / (r.ms_b * 1e-3) / 1e12 : 0.0,
                100.0 * r.count * (r.ms_f + r.ms_b) / step_ms);
     if (!dir) return;
-    std::string base = std::string(dir) + "/bench_cuda_ops" + (strcmp(tag, "fp32") ? "_tf32" : "");
+    std::string base = std::string(dir) + "/bench_cuda_ops" + (strcmp(tag, "fp32") ? std::string("_") + tag : std::string());
     FILE *t = fopen((base + ".txt").c_str(), "w"), *j = fopen((base + ".json").c_str(), "w");
     if (!t || !j) {
         fprintf(stderr, "bench_cuda_ops: cannot write %s.{txt,json}\n", base.c_str());
@@ -367,17 +367,18 @@ static void write_outputs(const char *dir, const char *tag, const char *gpu, int
 
 int main(int argc, char **argv) {
     int B = 2, H = 512, W = 1024;
-    bool tf32 = false;
+    mv_cuda_precision prec = MV_PREC_FP32;
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
             if (sscanf(argv[++i], "%dx%d", &H, &W) != 2) H = 0;
         } else if (!strcmp(argv[i], "--iters") && i + 1 < argc) g_iters = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--tf32")) tf32 = true;
+        else if (!strcmp(argv[i], "--tf32")) prec = MV_PREC_TF32;
+        else if (!strcmp(argv[i], "--bf16")) prec = MV_PREC_BF16;
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_cuda_ops [--batch B] [--size HxW] [--iters N] [--tf32] [--out DIR]\n");
+            fprintf(stderr, "usage: bench_cuda_ops [--batch B] [--size HxW] [--iters N] [--tf32|--bf16] [--out DIR]\n");
             return 2;
         }
     }
@@ -397,9 +398,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_cuda_ops: %s\n", mv_last_error());
         return 1;
     }
-    mv_cuda_set_tf32(tf32);
+    mv_cuda_set_precision(prec);
     printf("bench_cuda_ops: maskvim-t at %dx%d, batch %d, %s GEMMs, %d timed calls per op, on %s\n", H, W, B,
-           tf32 ? "TF32" : "fp32", g_iters, prop.name);
+           mv_cuda_precision_name(prec), g_iters, prop.name);
 
     // maskvim-t: dims 96,192,384,768, depths 2,2,9,2, d_state 16, decoder 512, aux 256, 19 classes.
     const int dims[4] = {96, 192, 384, 768}, depths[4] = {2, 2, 9, 2}, D = 512, AUX = 256, NCLS = 19, NS = 16;
@@ -475,7 +476,7 @@ int main(int argc, char **argv) {
     b_bilinear("aux logits resize", 1, B, h0 >> 2, w0 >> 2, H, W, NCLS);
     b_cross_entropy("cross_entropy", 2, B * H * W, NCLS);
 
-    write_outputs(out, tf32 ? "tf32" : "fp32", prop.name, B, H, W);
+    write_outputs(out, mv_cuda_precision_name(prec), prop.name, B, H, W);
     mv_cuda_shutdown();
     return 0;
 }

@@ -7,11 +7,16 @@
 // Error measure: ||gpu - cpu||_2 / ||cpu||_2 over the whole tensor (ggml's normalised error),
 // below 1e-4 in fp32 (FP32_TOL). TF32 GEMMs are checked at 5e-3 (TF32_TOL): TF32 rounds the
 // GEMM inputs to 10-bit mantissas (relative 2^-11 each), which gives about 1e-3 per product and
-// a few 1e-4 on sums of random-sign products. Gradient buffers start with random values on both
-// sides, so the "backward adds" contract is checked too.
+// a few 1e-4 on sums of random-sign products. BF16 mode (operands rounded to 8-bit mantissas,
+// relative 2^-9) is checked at 2e-2 (BF16_TOL); the scan, whose projections go through softplus
+// and exp and accumulate over the sequence, at twice the GEMM tolerances. Measured errors are
+// about a tenth of each tolerance (docs/cuda.md). Gradient buffers start with random values on
+// both sides, so the "backward adds" contract is checked too. The loss helpers
+// (kernels/cpu/ops_loss.h) and AdamW are checked against their CPU twins.
 #include "kernels/cuda/ops_cuda.h"
 #include "core/rng.h"
 #include "core/error.h"
+#include "core/optim.h"
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,6 +25,22 @@
 
 #define FP32_TOL 1e-4
 #define TF32_TOL 5e-3
+#define BF16_TOL 2e-2
+#define SCAN_TF32_TOL 1e-2
+#define SCAN_BF16_TOL 5e-2
+
+// The tolerance of a GEMM-fed output in a precision mode (the scan compounds its projections'
+// errors through softplus and exp, hence its own pair), and the op's name in that mode.
+static double gemm_tol(mv_cuda_precision p, bool scan) {
+    if (p == MV_PREC_TF32) return scan ? SCAN_TF32_TOL : TF32_TOL;
+    if (p == MV_PREC_BF16) return scan ? SCAN_BF16_TOL : BF16_TOL;
+    return FP32_TOL;
+}
+
+static void op_name(char *buf, size_t size, const char *op, mv_cuda_precision p) {
+    if (p == MV_PREC_FP32) snprintf(buf, size, "%s", op);
+    else snprintf(buf, size, "%s (%s)", op, p == MV_PREC_TF32 ? "TF32" : "BF16");
+}
 
 static int g_checks, g_failed;
 static bool g_emu;
@@ -63,6 +84,13 @@ static void download_bytes(void *h, const void *d, size_t bytes) {
     if (e != cudaSuccess) die_cuda(e, "a kernel");
     e = cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost);
     if (e != cudaSuccess) die_cuda(e, "cudaMemcpy to host");
+}
+
+// A device copy of one host double.
+static double *dcopy_bytes_helper(const double *h) {
+    double *d = dbuf_bytes(sizeof(double));
+    upload_bytes(d, h, sizeof(double));
+    return d;
 }
 
 // A device copy of host data.
@@ -140,10 +168,11 @@ static float *download(const float *dev, size_t n) {
 static const cudaStream_t S = 0;
 
 // ---- linear -----------------------------------------------------------------------------------
-static void test_linear(int N, int IC, int OC, bool tf32) {
-    const char *op = tf32 ? "linear (TF32)" : "linear";
-    double tol = tf32 ? TF32_TOL : FP32_TOL;
-    mv_cuda_set_tf32(tf32);
+static void test_linear(int N, int IC, int OC, mv_cuda_precision prec) {
+    char op[64];
+    op_name(op, sizeof op, "linear", prec);
+    double tol = gemm_tol(prec, false);
+    mv_cuda_set_precision(prec);
     float *in = hrand((size_t)N * IC, -1, 1), *w = hrand((size_t)OC * IC, -0.5f, 0.5f), *b = hrand(OC, -1, 1);
     float *dout = hrand((size_t)N * OC, -1, 1);
     float *din0 = hrand((size_t)N * IC, -1, 1), *dw0 = hrand((size_t)OC * IC, -1, 1), *db0 = hrand(OC, -1, 1);
@@ -166,13 +195,15 @@ static void test_linear(int N, int IC, int OC, bool tf32) {
     check(op, "out (no bias)", d_out, out, (size_t)N * OC, tol);
     linear_backward_cuda(NULL, NULL, NULL, d_dout, d_in, d_w, N, IC, OC, S);
     check(op, "NULL grads", d_dw, dw, (size_t)OC * IC, tol);
-    mv_cuda_set_tf32(false);
+    mv_cuda_set_precision(MV_PREC_FP32);
     release_all();
 }
 
 // ---- convolutions -----------------------------------------------------------------------------
-static void test_conv2d(int B, int H, int W, int IC, int OC, int K, int stride, int pad) {
-    const char *op = "conv2d";
+static void test_conv2d(int B, int H, int W, int IC, int OC, int K, int stride, int pad, mv_cuda_precision prec) {
+    char op[64];
+    op_name(op, sizeof op, "conv2d", prec);
+    double tol = gemm_tol(prec, false);
     int OH = (H + 2 * pad - K) / stride + 1, OW = (W + 2 * pad - K) / stride + 1;
     size_t nin = (size_t)B * H * W * IC, nout = (size_t)B * OH * OW * OC, nw = (size_t)OC * IC * K * K;
     float *in = hrand(nin, -1, 1), *w = hrand(nw, -0.3f, 0.3f), *b = hrand(OC, -1, 1), *dout = hrand(nout, -1, 1);
@@ -184,19 +215,23 @@ static void test_conv2d(int B, int H, int W, int IC, int OC, int K, int stride, 
     float *d_in = dcopy(in, nin), *d_w = dcopy(w, nw), *d_b = dcopy(b, OC), *d_dout = dcopy(dout, nout);
     float *d_out = dbuf(nout), *d_din = dcopy(din0, nin), *d_dw = dcopy(dw0, nw), *d_db = dcopy(db0, OC);
     float *d_scr = dbuf(conv2d_scratch_cuda(B, H, W, IC, K, stride, pad));
+    mv_cuda_set_precision(prec);
     conv2d_forward_cuda(d_out, d_in, d_w, d_b, d_scr, B, H, W, IC, OC, K, stride, pad, S);
     conv2d_backward_cuda(d_din, d_dw, d_db, d_dout, d_in, d_w, d_scr, B, H, W, IC, OC, K, stride, pad, S);
+    mv_cuda_set_precision(MV_PREC_FP32);
     char what[64];
     snprintf(what, sizeof what, "out k%d s%d p%d", K, stride, pad);
-    check(op, what, d_out, out, nout, FP32_TOL);
-    check(op, "din", d_din, din, nin, FP32_TOL);
-    check(op, "dw", d_dw, dw, nw, FP32_TOL);
-    check(op, "db", d_db, db, OC, FP32_TOL);
+    check(op, what, d_out, out, nout, tol);
+    check(op, "din", d_din, din, nin, tol);
+    check(op, "dw", d_dw, dw, nw, tol);
+    check(op, "db", d_db, db, OC, FP32_TOL);   // a column sum: no GEMM
     release_all();
 }
 
-static void test_conv3x3(int B, int H, int W, int IC, int OC) {
-    const char *op = "conv3x3";
+static void test_conv3x3(int B, int H, int W, int IC, int OC, mv_cuda_precision prec) {
+    char op[64];
+    op_name(op, sizeof op, "conv3x3", prec);
+    double tol = gemm_tol(prec, false);
     size_t nin = (size_t)B * H * W * IC, nout = (size_t)B * H * W * OC, nw = (size_t)OC * IC * 9;
     float *in = hrand(nin, -1, 1), *w = hrand(nw, -0.3f, 0.3f), *dout = hrand(nout, -1, 1);
     float *din0 = hrand(nin, -1, 1), *dw0 = hrand(nw, -1, 1);
@@ -206,11 +241,13 @@ static void test_conv3x3(int B, int H, int W, int IC, int OC) {
     conv3x3_backward(din, dw, dout, in, w, scratch, B, H, W, IC, OC);
     float *d_in = dcopy(in, nin), *d_w = dcopy(w, nw), *d_dout = dcopy(dout, nout), *d_out = dbuf(nout);
     float *d_din = dcopy(din0, nin), *d_dw = dcopy(dw0, nw), *d_scr = dbuf(conv3x3_scratch_cuda(B, H, W, IC, OC));
+    mv_cuda_set_precision(prec);
     conv3x3_forward_cuda(d_out, d_in, d_w, d_scr, B, H, W, IC, OC, S);
     conv3x3_backward_cuda(d_din, d_dw, d_dout, d_in, d_w, d_scr, B, H, W, IC, OC, S);
-    check(op, "out", d_out, out, nout, FP32_TOL);
-    check(op, "din", d_din, din, nin, FP32_TOL);
-    check(op, "dw", d_dw, dw, nw, FP32_TOL);
+    mv_cuda_set_precision(MV_PREC_FP32);
+    check(op, "out", d_out, out, nout, tol);
+    check(op, "din", d_din, din, nin, tol);
+    check(op, "dw", d_dw, dw, nw, tol);
     release_all();
 }
 
@@ -396,9 +433,11 @@ static void test_patch_gather(int B, int H, int W, int C) {
 }
 
 // ---- the selective scan ------------------------------------------------------------------------
-static void test_scan(int B, int H, int W, int E, int R, int N) {
-    char op[64];
-    snprintf(op, sizeof op, "ss2d_scan B%d %dx%d E%d R%d N%d", B, H, W, E, R, N);
+static void test_scan(int B, int H, int W, int E, int R, int N, mv_cuda_precision prec) {
+    char op[96], base[64];
+    snprintf(base, sizeof base, "ss2d_scan B%d %dx%d E%d R%d N%d", B, H, W, E, R, N);
+    op_name(op, sizeof op, base, prec);
+    double tol = gemm_tol(prec, true);
     const int K = SCAN_K, L = H * W, P = R + 2 * N;
     size_t nx = (size_t)B * L * E, nxp = (size_t)K * P * E, ndw = (size_t)K * E * R, nke = (size_t)K * E;
     size_t nA = nke * N, nxd = (size_t)B * L * K * P, nst = ss2d_scan_states_size(B, L, E, N);
@@ -431,21 +470,23 @@ static void test_scan(int B, int H, int W, int E, int R, int N) {
         d_g[r][4] = dcopy(gAl0, nA);
         d_g[r][5] = dcopy(gDs0, nke);
     }
+    mv_cuda_set_precision(prec);
     ss2d_scan_forward_cuda(d_y, d_xdbl, d_delta, d_states, d_x, d_xpw, d_dtw, d_dtb, d_Al, d_Ds, d_scr,
                            B, H, W, E, R, N, S);
-    check(op, "y", d_y, y, nx, FP32_TOL);
-    check(op, "xdbl", d_xdbl, xdbl, nxd, FP32_TOL);
-    check(op, "delta", d_delta, delta, (size_t)K * nx, FP32_TOL);
-    check(op, "states", d_states, states, nst, FP32_TOL);
+    check(op, "y", d_y, y, nx, tol);
+    check(op, "xdbl", d_xdbl, xdbl, nxd, tol);
+    check(op, "delta", d_delta, delta, (size_t)K * nx, tol);
+    check(op, "states", d_states, states, nst, tol);
     for (int r = 0; r < 2; r++)
         ss2d_scan_backward_cuda(d_g[r][0], d_g[r][1], d_g[r][2], d_g[r][3], d_g[r][4], d_g[r][5], d_dy, d_x, d_xdbl,
                                 d_delta, d_states, d_xpw, d_dtw, d_Al, d_Ds, d_scr, B, H, W, E, R, N, S);
-    check(op, "dx", d_g[0][0], gx, nx, FP32_TOL);
-    check(op, "dx_proj_weight", d_g[0][1], gxpw, nxp, FP32_TOL);
-    check(op, "ddt_projs_weight", d_g[0][2], gdtw, ndw, FP32_TOL);
-    check(op, "ddt_projs_bias", d_g[0][3], gdtb, nke, FP32_TOL);
-    check(op, "dA_logs", d_g[0][4], gAl, nA, FP32_TOL);
-    check(op, "dDs", d_g[0][5], gDs, nke, FP32_TOL);
+    mv_cuda_set_precision(MV_PREC_FP32);
+    check(op, "dx", d_g[0][0], gx, nx, tol);
+    check(op, "dx_proj_weight", d_g[0][1], gxpw, nxp, tol);
+    check(op, "ddt_projs_weight", d_g[0][2], gdtw, ndw, tol);
+    check(op, "ddt_projs_bias", d_g[0][3], gdtb, nke, tol);
+    check(op, "dA_logs", d_g[0][4], gAl, nA, tol);
+    check(op, "dDs", d_g[0][5], gDs, nke, tol);
     size_t sizes[6] = {nx, nxp, ndw, nke, nA, nke};
     const char *names[6] = {"dx", "dx_proj_weight", "ddt_projs_weight", "ddt_projs_bias", "dA_logs", "dDs"};
     for (int i = 0; i < 6; i++) {
@@ -612,6 +653,153 @@ static void test_cross_entropy(int N, int K) {
     release_all();
 }
 
+// ---- precision modes ---------------------------------------------------------------------------
+static void test_precision_api(void) {
+    mv_cuda_precision p = MV_PREC_FP32;
+    bool ok = mv_cuda_parse_precision("bf16", &p) == 0 && p == MV_PREC_BF16 &&
+              mv_cuda_parse_precision("fp16", &p) < 0 && mv_cuda_set_precision((mv_cuda_precision)7) < 0 &&
+              mv_cuda_get_precision() == MV_PREC_FP32;
+    mv_cuda_set_tf32(true);
+    ok = ok && mv_cuda_get_precision() == MV_PREC_TF32 && mv_cuda_tf32();
+    mv_cuda_set_precision(MV_PREC_BF16);
+    ok = ok && !mv_cuda_tf32() && strcmp(mv_cuda_precision_name(mv_cuda_get_precision()), "bf16") == 0;
+    mv_cuda_set_tf32(false);
+    ok = ok && mv_cuda_get_precision() == MV_PREC_FP32;
+    record("precision", "set/get/parse", ok ? 0.0 : 1.0, 0.5, NULL);
+}
+
+// ---- the loss helpers (kernels/cpu/ops_loss.h) ----------------------------------------------------
+static void record_rel(const char *op, const char *what, double got, double want, double tol) {
+    double err = fabs(got - want) / (fabs(want) > 0 ? fabs(want) : 1.0);
+    char detail[96];
+    snprintf(detail, sizeof detail, "(%.17g vs %.17g)", got, want);
+    record(op, what, err, tol, detail);
+}
+
+static double download_double(const double *d) {
+    double h = 0;
+    download_bytes(&h, d, sizeof h);
+    return h;
+}
+
+static void test_loss_helpers(size_t n) {
+    float *h = hbuf(n), *d = dbuf(n);
+    fill(h, 0.37f, n);
+    fill_cuda(d, 0.37f, n, S);
+    check_same_bits("fill", "same bits as CPU", d, h, sizeof(float) * n);
+    float v = -2.5f, *d_v = dcopy(&v, 1);
+    fill_from(h, &v, n);
+    fill_from_cuda(d, d_v, n, S);
+    check_same_bits("fill_from", "same bits as CPU", d, h, sizeof(float) * n);
+    double hd[5], *dd = dbuf_bytes(sizeof hd);
+    fill_double(hd, 1.0 / 3.0, 5);
+    fill_double_cuda(dd, 1.0 / 3.0, 5, S);
+    check_same_bits("fill_double", "same bits as CPU", dd, hd, sizeof hd);
+
+    // Sums: a large offset makes the order of the additions matter.
+    float *x = hrand(n, 99.0f, 101.0f), *d_x = dcopy(x, n);
+    double want, *d_out = dbuf_bytes(sizeof(double) * 4);
+    sum_to_double(&want, x, n);
+    sum_to_double_cuda(d_out, d_x, n, S);
+    record_rel("sum_to_double", "sum", download_double(d_out), want, 1e-12);
+    sum_to_double_cuda(d_out + 1, d_x, n, S);
+    check_same_bits("sum_to_double", "same bits twice", d_out + 1, download((const float *)d_out, 2), sizeof(double));
+    sum_to_double_cuda(d_out, d_x, 0, S);
+    record_rel("sum_to_double", "n = 0", download_double(d_out), 0.0, 1e-300);
+
+    float *u = hrand(n, 0, 1);
+    uint8_t *labels = (uint8_t *)hbuf((n + 3) / 4);
+    for (size_t i = 0; i < n; i++) labels[i] = u[i] < 0.3f ? 255 : (uint8_t)(u[i] * 1000) % 19;
+    uint8_t *d_labels = dbuf_bytes(n);
+    upload_bytes(d_labels, labels, n);
+    count_valid(&want, labels, n);
+    count_valid_cuda(d_out, d_labels, n, S);
+    record_rel("count_valid", "count", download_double(d_out), want, 1e-300);
+
+    double acc = 1.5, term = 2.25, *d_acc = dcopy_bytes_helper(&acc), *d_term = dcopy_bytes_helper(&term);
+    add_scaled_double(&acc, &term, 3.0);
+    add_scaled_double_cuda(d_acc, d_term, 3.0, S);
+    record_rel("add_scaled_double", "acc", download_double(d_acc), acc, 1e-300);
+
+    // Position loss of one block against a 0/1 "correct" map.
+    float *m = hrand(n, 0, 1), *t = hrand(n, 0, 1), *dm = hbuf(n);
+    for (size_t i = 0; i < n; i++) t[i] = t[i] < 0.6f ? 1.0f : 0.0f;
+    float *d_m = dcopy(m, n), *d_t = dcopy(t, n), *d_dm = dcopy(x, n);   // dm is written, not added
+    position_loss(&want, dm, m, t, n, 0.7);
+    position_loss_cuda(d_out, d_dm, d_m, d_t, n, 0.7, S);
+    record_rel("position_loss", "loss", download_double(d_out), want, 1e-12);
+    check_same_bits("position_loss", "dm same bits as CPU", d_dm, dm, sizeof(float) * n);
+
+    // Cross-entropy with the device denominator from count_valid (avg_non_ignore).
+    int N = g_emu ? 500 : 20000, K = 19;
+    float *logits = hrand((size_t)N * K, -5, 5), *dl = hbuf((size_t)N * K);
+    double valid;
+    count_valid(&valid, labels, (size_t)N);
+    double loss = cross_entropy_forward_backward(dl, logits, labels, N, K, valid, 0.4f);
+    float *d_logits = dcopy(logits, (size_t)N * K), *d_dl = dbuf((size_t)N * K);
+    count_valid_cuda(d_out + 2, d_labels, (size_t)N, S);
+    cross_entropy_dev_denom_cuda(d_dl, d_out + 3, d_logits, d_labels, N, K, d_out + 2, 0.4f, S);
+    record_rel("cross_entropy_dev_denom", "loss", download_double(d_out + 3), loss, FP32_TOL);
+    check("cross_entropy_dev_denom", "dlogits", d_dl, dl, (size_t)N * K, FP32_TOL);
+    // A batch of ignore labels only: the denominator clamps to 1 as on the CPU side.
+    uint8_t *ign = (uint8_t *)hbuf(((size_t)N + 3) / 4);
+    memset(ign, 255, (size_t)N);
+    uint8_t *d_ign = dbuf_bytes((size_t)N);
+    upload_bytes(d_ign, ign, (size_t)N);
+    count_valid_cuda(d_out + 2, d_ign, (size_t)N, S);
+    cross_entropy_dev_denom_cuda(d_dl, d_out + 3, d_logits, d_ign, N, K, d_out + 2, 0.4f, S);
+    record_rel("cross_entropy_dev_denom", "all ignored", download_double(d_out + 3), 0.0, 1e-300);
+    release_all();
+}
+
+// The keep-ratio loss: blocks of four stages, some not in the loss (group -1 or count 0), per
+// block and per stage, one rank and a global batch of two.
+static void test_ratio_loss(void) {
+    enum { NB = 9 };
+    int group[NB] = {0, 0, 1, -1, 1, 2, 2, 3, 2};
+    double stats[2 * NB], counts[NB] = {512, 512, 128, 128, 128, 0, 32, 8, 32};
+    float lambda[4] = {0.9f, 0.8f, 0.7f, 0.6f}, *keep = hrand(NB, 0.2f, 1.0f);
+    for (int j = 0; j < NB; j++) {
+        stats[j] = counts[j] * keep[j];
+        stats[NB + j] = counts[j];
+    }
+    int *d_group = dbuf_bytes(sizeof group);
+    upload_bytes(d_group, group, sizeof group);
+    float *d_lambda = dcopy(lambda, 4), *d_grad = dbuf(NB);
+    double *d_stats = dbuf_bytes(sizeof stats), *d_loss = dbuf_bytes(sizeof(double));
+    upload_bytes(d_stats, stats, sizeof stats);
+    for (int per_stage = 0; per_stage < 2; per_stage++)
+        for (int world = 1; world <= 2; world++) {
+            double loss;
+            float grad[NB];
+            ratio_loss(&loss, grad, stats, group, lambda, NB, per_stage, 0.3, (double)world);
+            ratio_loss_cuda(d_loss, d_grad, d_stats, d_group, d_lambda, NB, per_stage, 0.3, (double)world, S);
+            char what[64];
+            snprintf(what, sizeof what, "%s world %d loss", per_stage ? "per stage" : "per block", world);
+            record_rel("ratio_loss", what, download_double(d_loss), loss, 1e-12);
+            snprintf(what, sizeof what, "%s world %d grad", per_stage ? "per stage" : "per block", world);
+            check("ratio_loss", what, d_grad, grad, NB, 1e-7);
+        }
+    release_all();
+}
+
+// ---- optimizer --------------------------------------------------------------------------------------
+static void test_adamw(size_t n) {
+    float *p0 = hrand(n, -1, 1), *m0 = hrand(n, -0.1f, 0.1f), *v0 = hrand(n, 0, 0.01f);
+    float *p = hcopy(p0, n), *m = hcopy(m0, n), *v = hcopy(v0, n);
+    float *d_p = dcopy(p0, n), *d_m = dcopy(m0, n), *d_v = dcopy(v0, n);
+    for (int step = 1; step <= 3; step++) {
+        float *g = hrand(n, -1, 1), *d_g = dcopy(g, n);
+        adamw_update(p, g, m, v, n, 6e-5 * step, 0.9, 0.999, 1e-8, 0.01, step);
+        adamw_update_cuda(d_p, d_g, d_m, d_v, n, 6e-5 * step, 0.9, 0.999, 1e-8, 0.01, step, S);
+    }
+    // Same float operations in the same order: equal up to the CPU compiler's own FMA choices.
+    check("adamw_update", "param", d_p, p, n, 1e-6);
+    check("adamw_update", "m", d_m, m, n, 1e-6);
+    check("adamw_update", "v", d_v, v, n, 1e-6);
+    release_all();
+}
+
 int main(void) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
@@ -629,11 +817,20 @@ int main(void) {
     }
     printf("test_cuda_ops on %s%s\n", prop.name, g_emu ? " (host emulation: small shapes)" : "");
 
-    test_linear(37, 19, 23, false);
-    test_linear(g_emu ? 64 : 512, 96, g_emu ? 32 : 192, true);
-    test_conv2d(2, 13, 17, 3, 8, 4, 4, 0);
-    test_conv2d(1, 9, 7, 4, 5, 3, 2, 1);
-    test_conv3x3(2, 7, 9, 5, 6);
+    test_linear(37, 19, 23, MV_PREC_FP32);
+    test_conv2d(2, 13, 17, 3, 8, 4, 4, 0, MV_PREC_FP32);
+    test_conv2d(1, 9, 7, 4, 5, 3, 2, 1, MV_PREC_FP32);
+    test_conv3x3(2, 7, 9, 5, 6, MV_PREC_FP32);
+    // Every GEMM-using op in the reduced-precision modes, against the fp32 CPU op.
+    for (mv_cuda_precision p = MV_PREC_TF32; p <= MV_PREC_BF16; p++) {
+        test_linear(g_emu ? 64 : 512, 96, g_emu ? 32 : 192, p);
+        test_conv2d(2, 13, 17, 3, 8, 4, 4, 0, p);
+        test_conv2d(1, 9, 7, 4, 5, 3, 2, 1, p);
+        test_conv3x3(2, 7, 9, 5, 6, p);
+        test_scan(2, 5, 13, 40, 3, 16, p);
+        if (!g_emu) test_scan(2, 16, 20, 96, 6, 16, p);
+    }
+    test_precision_api();
     test_dwconv(2, 7, 9, 13);
     test_layernorm(29, 70);
     test_layernorm(g_emu ? 40 : 1000, 192);
@@ -645,14 +842,14 @@ int main(void) {
     test_patch_gather(1, 8, 6, 3);
     // Scan shapes: chunk tails (L = 65, 99), channel counts that do not fill a block, every lane
     // width (N = 4, 8, 16, 32), H = 1 / W = 1 maps, and in the GPU run a multi-chunk case.
-    test_scan(2, 5, 13, 40, 3, 16);
-    test_scan(1, 9, 11, 24, 2, 4);
-    test_scan(1, 1, 7, 12, 1, 8);
-    test_scan(1, 6, 1, 10, 2, 32);
-    test_scan(1, 13, 23, 40, 3, 16);   // 5 chunks, the last one short
+    test_scan(2, 5, 13, 40, 3, 16, MV_PREC_FP32);
+    test_scan(1, 9, 11, 24, 2, 4, MV_PREC_FP32);
+    test_scan(1, 1, 7, 12, 1, 8, MV_PREC_FP32);
+    test_scan(1, 6, 1, 10, 2, 32, MV_PREC_FP32);
+    test_scan(1, 13, 23, 40, 3, 16, MV_PREC_FP32);   // 5 chunks, the last one short
     if (!g_emu) {
-        test_scan(2, 16, 20, 96, 6, 16);
-        test_scan(2, 33, 31, 64, 4, 16);
+        test_scan(2, 16, 20, 96, 6, 16, MV_PREC_FP32);
+        test_scan(2, 33, 31, 64, 4, 16, MV_PREC_FP32);
     }
     test_bilinear(2, 5, 7, 13, 17, 3);
     test_bilinear(1, 13, 17, 5, 6, 4);
@@ -668,6 +865,9 @@ int main(void) {
     test_token_mask(3, 9, 7, 4, 6, 8, true, false, true);
     test_token_mask(2, 6, 8, 5, 6, 8, false, false, false);
     test_cross_entropy(g_emu ? 500 : 20000, 19);
+    test_loss_helpers(g_emu ? 3000 : 1000003);
+    test_ratio_loss();
+    test_adamw(g_emu ? 5000 : 1000003);
 
     if (!g_emu) {
         int r = mv_nccl_selfcheck();

@@ -1,6 +1,9 @@
 // The CUDA runtime and cuBLAS entry points that kernels/cuda and tests/cuda/test_cuda_ops.c call,
 // implemented on the host for the emulation build: "device" memory is malloc'd memory, every
-// call is synchronous, one emulated device exists, and cublasSgemm is OpenBLAS's sgemm.
+// call is synchronous, one emulated device exists, and cublasSgemm is OpenBLAS's sgemm. The GEMMs
+// reproduce the precision modes' input rounding, so that the emulated tests see their errors:
+// in TF32 math mode the operands are rounded to 10-bit mantissas, and cublasGemmEx reads bf16
+// operands (CUDA_R_16BF) as the GPU does; accumulation is fp32 (OpenBLAS) in every mode.
 #include "tests/cuda/emu/emu.h"
 #include <cublas_v2.h>
 #include <cblas.h>
@@ -175,16 +178,93 @@ const char *cublasGetStatusString(cublasStatus_t status) {
     return status == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : "emulated cuBLAS error";
 }
 
+}  // extern "C"
+
+// A column-major rows x cols operand (leading dimension ld) as a packed float copy, each value
+// passed through `conv` (rounding to TF32, or widening bf16 bits).
+template <typename T, typename F>
+static float *packed_copy(const T *a, int rows, int cols, int ld, F conv) {
+    float *p = (float *)malloc(sizeof(float) * (size_t)(rows > 0 ? rows : 1) * (cols > 0 ? cols : 1));
+    if (!p) return NULL;
+    for (int c = 0; c < cols; c++)
+        for (int r = 0; r < rows; r++) p[(size_t)c * rows + r] = conv(a[(size_t)c * ld + r]);
+    return p;
+}
+
+// fp32 -> TF32 (10-bit mantissa), round to nearest, ties away from zero (cvt.rna.tf32.f32).
+static float round_tf32(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & ~0x1fffu;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
+static float widen_bf16(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
+static float same(float f) { return f; }
+
+// C = alpha op(A) op(B) + beta C (column-major) through packed fp32 copies of the operands.
+template <typename T, typename F>
+static cublasStatus_t gemm_via_copies(cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+                                      float alpha, const T *A, int lda, const T *B, int ldb, float beta, float *C,
+                                      int ldc, F conv) {
+    int ar = transa == CUBLAS_OP_N ? m : k, ac = transa == CUBLAS_OP_N ? k : m;
+    int br = transb == CUBLAS_OP_N ? k : n, bc = transb == CUBLAS_OP_N ? n : k;
+    if (lda < (ar > 1 ? ar : 1) || ldb < (br > 1 ? br : 1) || ldc < (m > 1 ? m : 1)) return CUBLAS_STATUS_INVALID_VALUE;
+    float *a = packed_copy(A, ar, ac, lda, conv), *b = packed_copy(B, br, bc, ldb, conv);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return CUBLAS_STATUS_ALLOC_FAILED;
+    }
+    cblas_sgemm(CblasColMajor, transa == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                transb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, alpha, a, ar > 1 ? ar : 1, b,
+                br > 1 ? br : 1, beta, C, ldc);
+    free(a);
+    free(b);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+extern "C" {
+
 cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
                               int m, int n, int k, const float *alpha, const float *A, int lda,
                               const float *B, int ldb, const float *beta, float *C, int ldc) {
-    (void)handle;
     if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    if (handle->math == CUBLAS_TF32_TENSOR_OP_MATH && k > 0)
+        return gemm_via_copies(transa, transb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc, round_tf32);
     cblas_sgemm(CblasColMajor, transa == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
                 transb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, *alpha, A, lda, B, ldb, *beta,
                 C, ldc);
     return CUBLAS_STATUS_SUCCESS;
+}
+
+// The types the backend uses: bf16 or fp32 operands, fp32 output, fp32 compute.
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
+                            int n, int k, const void *alpha, const void *A, cudaDataType Atype, int lda,
+                            const void *B, cudaDataType Btype, int ldb, const void *beta, void *C,
+                            cudaDataType Ctype, int ldc, cublasComputeType_t computeType, cublasGemmAlgo_t algo) {
+    (void)handle;
+    (void)algo;
+    if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (Atype != Btype || Ctype != CUDA_R_32F || computeType != CUBLAS_COMPUTE_32F ||
+        (Atype != CUDA_R_16BF && Atype != CUDA_R_32F))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    if (Atype == CUDA_R_16BF)
+        return gemm_via_copies(transa, transb, m, n, k, al, (const uint16_t *)A, lda, (const uint16_t *)B, ldb, be,
+                               (float *)C, ldc, widen_bf16);
+    return gemm_via_copies(transa, transb, m, n, k, al, (const float *)A, lda, (const float *)B, ldb, be, (float *)C,
+                           ldc, same);
 }
 
 }  // extern "C"
