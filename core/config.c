@@ -216,8 +216,16 @@ int config_validate(const mv_config *cfg) {
     const mv_run_config *r = &cfg->run;
     if (r->select_domain[0] && !config_find_val(cfg, r->select_domain)) {
         char names[MV_MAX_SOURCES * (MV_NAME_MAX + 2)] = "";
-        for (int i = 0; i < d->num_val; i++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", d->val[i].name);
+        size_t len = 0;
+        for (int i = 0; i < d->num_val; i++) {   // "a, b, c" without snprintf's truncation games
+            const char *sep = i ? ", " : "", *name = d->val[i].name;
+            size_t ns = strlen(sep), nn = strnlen(name, MV_NAME_MAX);
+            if (len + ns + nn + 1 > sizeof names) break;
+            memcpy(names + len, sep, ns);
+            memcpy(names + len + ns, name, nn);
+            len += ns + nn;
+            names[len] = '\0';
+        }
         return mv_fail("run.select_domain: '%s' is not the name of a data.val entry (names: %s)",
                        r->select_domain, d->num_val ? names : "none");
     }

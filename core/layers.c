@@ -1,8 +1,9 @@
 // Shared layers of the model: the activation arena, LayerNorm and ConvModule wrappers that
 // bind parameters, planned activations and the CPU ops together.
-#include "core/model.h"
+#include "core/model_ops.h"
 #include "core/error.h"
 
+#ifndef MV_MODEL_DEVICE   // host-side registration: compiled once, in the CPU library
 float *arena_take(mv_arena *a, size_t n) {
     float *p = a->base ? a->base + a->used : NULL;
     a->used += (n + 15) & ~(size_t)15;   // 64-byte aligned slices
@@ -20,6 +21,8 @@ void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name) 
     params_add(p, &l->b, &l->db, false, INIT_ZERO, 0, 1, shape, "%s.bias", name);
 }
 
+#endif
+
 void layernorm_plan(mv_layernorm *l, mv_arena *acts, mv_arena *dacts, int rows) {
     l->out = arena_take(acts, (size_t)rows * l->C);
     l->dout = arena_take(dacts, (size_t)rows * l->C);
@@ -27,6 +30,7 @@ void layernorm_plan(mv_layernorm *l, mv_arena *acts, mv_arena *dacts, int rows) 
     l->rstd = arena_take(acts, rows);
 }
 
+#ifndef MV_MODEL_DEVICE
 void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const char *name) {
     c->IC = IC; c->OC = OC; c->K = K;
     int wshape[4] = {OC, IC, K, K}, cshape[1] = {OC};
@@ -36,6 +40,8 @@ void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const 
     params_add(p, &c->running_mean, NULL, true, INIT_ZERO, 0, 1, cshape, "%s.bn.running_mean", name);
     params_add(p, &c->running_var, NULL, true, INIT_ONE, 0, 1, cshape, "%s.bn.running_var", name);
 }
+
+#endif
 
 void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, int W) {
     size_t n = (size_t)B * H * W * c->OC;
@@ -55,7 +61,7 @@ void convmod_forward(mv_convmod *c, const float *in, float *scratch, const mv_ru
     else linear_forward(c->conv, in, c->w, NULL, rows, c->IC, c->OC);
     if (ctx->training)
         batchnorm_forward_train(c->bn, c->mean, c->rstd, c->running_mean, c->running_var, c->conv,
-                                c->bn_w, c->bn_b, (double *)scratch, ctx->reduce, rows, c->OC, 1e-5f, 0.1f);
+                                c->bn_w, c->bn_b, (double *)scratch, MV_REDUCER(ctx), rows, c->OC, 1e-5f, 0.1f);
     else
         batchnorm_forward_eval(c->bn, c->conv, c->bn_w, c->bn_b, c->running_mean, c->running_var, rows, c->OC, 1e-5f);
     relu_forward(c->out, c->bn, (size_t)rows * c->OC);
@@ -65,7 +71,7 @@ void convmod_backward(mv_convmod *c, float *d_in, const float *in, float *scratc
     int rows = B * c->H * c->W;
     relu_backward(c->dbn, c->dout, c->out, (size_t)rows * c->OC);
     batchnorm_backward(c->dconv, c->dbn_w, c->dbn_b, c->dbn, c->conv, c->bn_w, c->mean, c->rstd,
-                       (double *)scratch, ctx->reduce, rows, c->OC);
+                       (double *)scratch, MV_REDUCER(ctx), rows, c->OC);
     if (c->K == 3) conv3x3_backward(d_in, c->dw, c->dconv, in, c->w, scratch, B, c->H, c->W, c->IC, c->OC);
     else linear_backward(d_in, c->dw, NULL, c->dconv, in, c->w, rows, c->IC, c->OC);
 }

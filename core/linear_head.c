@@ -3,9 +3,10 @@
 // resolution, is resized bilinearly to level 0, the four are concatenated (level 0 first) and a
 // 1x1 ConvModule fuses them to D channels, which conv_seg then classifies (as mmseg's
 // SegformerHead). It has no blocks and so no decoder masks; the auxiliary head is unchanged.
-#include "core/model.h"
+#include "core/model_ops.h"
 #include <stdio.h>
 
+#ifndef MV_MODEL_DEVICE   // host-side registration: compiled once, in the CPU library
 void linear_head_register(mv_model *m) {
     const mv_model_config *cfg = &m->cfg;
     int D = cfg->decoder_channels;
@@ -17,6 +18,8 @@ void linear_head_register(mv_model *m) {
     convmod_register(&m->lin_fuse, &m->params, 4 * D, D, 1, "decode_head.fusion_conv");
     m->head_out = &m->lin_fuse;
 }
+
+#endif
 
 void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D) {
     int B = m->B, Dc = m->cfg.decoder_channels;

@@ -1,9 +1,9 @@
-// MaskViM forward and backward on the CPU: the model file reads top to bottom like SPEC.md
-// sections 2-5. Planning lays out every activation (and its gradient) for one batch shape.
-#include "core/model.h"
+// MaskViM forward and backward: the model file reads top to bottom like SPEC.md sections 2-5.
+// Planning lays out every activation (and its gradient) for one batch shape. The same source is
+// the GPU model too (core/model_ops.h maps the ops and allocations when MV_MODEL_DEVICE is set),
+// so everything here is an op call: no loop touches activation memory directly.
+#include "core/model_ops.h"
 #include "core/error.h"
-#include <stdlib.h>
-#include <string.h>
 
 static const int PSP_SCALES[4] = {1, 2, 3, 6};
 
@@ -97,7 +97,13 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *D) {
     m->aux_keep = arena_take(A, (size_t)B * cfg->aux_channels);
     TAKE2(m->aux_in, m->d_aux_in, rows2 * cfg->aux_channels);
     TAKE2(m->aux_logits, m->d_aux_logits, rows2 * K);
-    arena_need_scratch(A, 4 * (size_t)m->num_blocks);   // ratio-loss statistics (doubles)
+    // Loss scalars (doubles, two floats each), the ratio loss's per-block statistics and
+    // gradients, and its constant inputs (block -> stage, lambda per stage).
+    int nb = m->num_blocks;
+    m->scalars = (double *)arena_take(A, 2 * (size_t)MV_SCALARS(nb));
+    m->ratio_grad = arena_take(A, nb);
+    m->ratio_group = (int *)arena_take(A, nb);
+    m->ratio_lambda = arena_take(A, 4);
     m->full = arena_take(A, (size_t)B * H * W * K);
     m->d_full = arena_take(A, (size_t)B * H * W * K);
     m->correct = arena_take(A, (size_t)B * H * W);
@@ -108,27 +114,39 @@ int model_plan(mv_model *m, int B, int H, int W) {
     if (B < 1) return mv_fail("batch size %d must be at least 1", B);
     if (H < 32 || W < 32) return mv_fail("image size %dx%d is too small: the model needs at least 32x32", H, W);
     if (m->acts_mem && m->B == B && m->H == H && m->W == W) return 0;
-    free(m->acts_mem); free(m->dacts_mem); free(m->scratch);
+    model_release_activations(m);
     m->B = B; m->H = H; m->W = W;
+#ifndef MV_MODEL_DEVICE
     cpu_flush_denormals();
+#endif
     mv_arena A = {0}, D = {0};
     plan_walk(m, &A, &D);                       // measure
-    m->acts_mem = aligned_alloc(64, sizeof(float) * (A.used + 16));
-    m->dacts_mem = aligned_alloc(64, sizeof(float) * (D.used + 16));
-    m->scratch = aligned_alloc(64, sizeof(float) * (A.scratch + 16));
-    if (!m->acts_mem || !m->dacts_mem || !m->scratch)
+    m->arena_free = mv_arena_release;
+    m->acts_mem = mv_arena_alloc(A.used + 16);
+    m->dacts_mem = mv_arena_alloc(D.used + 16);
+    m->scratch = mv_arena_alloc(A.scratch + 16);
+    m->scalars_host = calloc(MV_SCALARS(m->num_blocks), sizeof(double));
+    if (!m->acts_mem || !m->dacts_mem || !m->scratch || !m->scalars_host) {
+        model_release_activations(m);
         return mv_fail("out of memory planning activations for batch %dx3x%dx%d (%.1f GiB)", B, H, W,
                        (A.used + D.used + A.scratch) * 4.0 / (1 << 30));
+    }
     mv_arena A2 = {m->acts_mem, 0, 0}, D2 = {m->dacts_mem, 0, 0};
     plan_walk(m, &A2, &D2);                     // bind
     m->acts = A2; m->dacts = D2;
     m->acts.scratch = A.scratch;
+    int nb = m->num_blocks, *group = calloc((size_t)nb, sizeof(int));
+    MV_CHECK(group, "out of memory");
+    for (int j = 0; j < nb; j++) group[j] = m->blocks[j].masked ? m->blocks[j].ratio_group : -1;
+    mv_upload(m->ratio_group, group, sizeof(int) * (size_t)nb);
+    mv_upload(m->ratio_lambda, m->cfg.lambda, sizeof(float) * 4);
+    free(group);
     return 0;
 }
 
 static void fill_keep(float *keep, const mv_run_ctx *ctx, float p, uint32_t block, int B, int C) {
     if (ctx->training && p > 0) dropout2d_draw(keep, ctx->seed, ctx->step, ctx->sample_ids, block, B, C, p);
-    else for (int i = 0; i < B * C; i++) keep[i] = 1.0f;
+    else fill(keep, 1.0f, (size_t)B * C);
 }
 
 // Identifiers of the random streams of the two Dropout2d layers (after all block ids).
@@ -137,18 +155,20 @@ static void fill_keep(float *keep, const mv_run_ctx *ctx, float p, uint32_t bloc
 
 static void losses(mv_model *m, const uint8_t *labels, const mv_run_ctx *ctx);
 
-// Mean keep ratio of the masks per encoder stage and per decoder level (for the logs).
-static void mask_keep_ratios(mv_model *m) {
+// Mean keep ratio of the masks per encoder stage and per decoder level (for the logs), from the
+// per-block sums the losses downloaded (over the global batch when the ratio term is global).
+static void mask_keep_ratios(mv_model *m, const double *stats) {
+    int nb = m->num_blocks;
     double sum_e[4] = {0}, n_e[4] = {0}, sum_d[3] = {0}, n_d[3] = {0};
-    for (int j = 0; j < m->num_blocks; j++) {
+    for (int j = 0; j < nb; j++) {
         const mv_block *b = &m->blocks[j];
         if (!b->masked) continue;
-        size_t n = (size_t)m->B * b->H * b->W;
-        double s = 0;
-        for (size_t t = 0; t < n; t++) s += b->m[t];
-        int lv = b->ratio_group >= 0 ? b->ratio_group : (j >= m->dec_first[2] ? 2 : j >= m->dec_first[1] ? 1 : 0);
-        if (b->ratio_group >= 0) { sum_e[lv] += s / n; n_e[lv] += 1; }
-        else { sum_d[lv] += s / n; n_d[lv] += 1; }
+        double mean = stats[j] / stats[nb + j];
+        if (b->ratio_group >= 0) { sum_e[b->ratio_group] += mean; n_e[b->ratio_group] += 1; }
+        else {
+            int lv = j >= m->dec_first[2] ? 2 : j >= m->dec_first[1] ? 1 : 0;
+            sum_d[lv] += mean; n_d[lv] += 1;
+        }
     }
     for (int i = 0; i < 4; i++) m->keep_enc[i] = n_e[i] > 0 ? sum_e[i] / n_e[i] : 1.0;
     for (int i = 0; i < 3; i++) m->keep_dec[i] = n_d[i] > 0 ? sum_d[i] / n_d[i] : 1.0;
@@ -254,7 +274,7 @@ int model_forward(mv_model *m, const float *images, const uint8_t *labels, const
     int H0 = m->Hs[0], W0 = m->Ws[0];
     int rows0 = B * H0 * W0, rows2 = B * m->Hs[2] * m->Ws[2];
     float *scratch = m->scratch;
-    if (labels) memset(m->dacts_mem, 0, sizeof(float) * m->dacts.used);
+    if (labels) fill(m->dacts_mem, 0.0f, m->dacts.used);
 
     // Encoder
     nchw_to_nhwc(m->img, images, B, 3, H, W);
@@ -293,90 +313,66 @@ int model_forward(mv_model *m, const float *images, const uint8_t *labels, const
 }
 
 // SPEC.md section 5. Cross-entropy gradients are formed here (fused, as llm.c's classifier);
-// the mask losses leave dL/dm in each masked block for backward.
+// the mask losses leave dL/dm in each masked block for backward. Every scalar stays in
+// m->scalars (device memory on the GPU) until one download at the end, for the logs.
 static void losses(mv_model *m, const uint8_t *labels, const mv_run_ctx *ctx) {
     const mv_model_config *cfg = &m->cfg;
-    int B = m->B, H = m->H, W = m->W, K = cfg->num_classes, N = B * H * W;
-    double denom = N;
-    if (cfg->avg_non_ignore) {
-        long valid = 0;
-        for (int i = 0; i < N; i++) valid += labels[i] != 255;
-        denom = valid > 0 ? (double)valid : 1.0;
-    }
+    int B = m->B, H = m->H, W = m->W, K = cfg->num_classes, N = B * H * W, nb = m->num_blocks;
+    double *S = m->scalars, *stats = S + MV_S_STATS_AT(nb);
+    fill_double(S, 0.0, MV_SCALARS(nb));
+    if (cfg->avg_non_ignore) count_valid(&S[MV_S_DENOM], labels, (size_t)N);
+    else fill_double(&S[MV_S_DENOM], (double)N, 1);
     bilinear_forward(m->full, m->logits, B, m->Hs[0], m->Ws[0], H, W, K);
-    m->loss_ce = cross_entropy_forward_backward(m->d_full, m->full, labels, N, K, denom, 1.0f);
+    ce_loss(m->d_full, &S[MV_S_CE], m->full, labels, N, K, &S[MV_S_DENOM], 1.0f);
     argmax_correct(m->correct, m->full, labels, N, K);
     bilinear_backward(m->d_logits, m->d_full, B, m->Hs[0], m->Ws[0], H, W, K);
     bilinear_forward(m->full, m->aux_logits, B, m->Hs[2], m->Ws[2], H, W, K);
-    m->loss_aux = cross_entropy_forward_backward(m->d_full, m->full, labels, N, K, denom, cfg->aux_weight);
+    ce_loss(m->d_full, &S[MV_S_AUX], m->full, labels, N, K, &S[MV_S_DENOM], cfg->aux_weight);
     bilinear_backward(m->d_aux_logits, m->d_full, B, m->Hs[2], m->Ws[2], H, W, K);
 
-    // L_ratio over the encoder's masked blocks: per block, or one term per stage.
-    int nb = m->num_blocks;
-    double *stats = (double *)m->scratch;      // [sum m per block, token count per block]
-    memset(stats, 0, sizeof(double) * 2 * nb);
+    // L_ratio over the encoder's masked blocks: per block, or one term per stage. The sums of
+    // every masked block (decoder ones too, for the logged keep ratios) and their token counts.
     for (int j = 0; j < nb; j++) {
         mv_block *b = &m->blocks[j];
-        if (!b->masked || b->ratio_group < 0) continue;
+        if (!b->masked) continue;
         size_t n = (size_t)B * b->H * b->W;
-        for (size_t t = 0; t < n; t++) stats[j] += b->m[t];
-        stats[nb + j] = (double)n;
+        sum_to_double(&stats[j], b->m, n);
+        fill_double(&stats[nb + j], (double)n, 1);
     }
-    bool global = cfg->ratio_sync && ctx->reduce.fn;
-    if (global) ctx->reduce.fn(ctx->reduce.ctx, stats, 2 * nb);
+    bool global = cfg->ratio_sync && MV_HAS_REDUCER(ctx);
+    if (global) ratio_stats_reduce(ctx, stats, 2 * nb);
     // With the global mean, every rank holds the full gradient of the global term; the
     // gradient all-reduce averages over ranks, so pre-multiply by the world size.
     double world = global ? (double)ctx->world_size : 1.0;
-    double stage_mean[4] = {0}, stage_blocks[4] = {0};
+    ratio_loss(&S[MV_S_RATIO], m->ratio_grad, stats, m->ratio_group, m->ratio_lambda, nb,
+               cfg->lambda_per_stage, cfg->alpha1, world);
     for (int j = 0; j < nb; j++) {
         mv_block *b = &m->blocks[j];
-        if (!b->masked || b->ratio_group < 0) continue;
-        stage_mean[b->ratio_group] += stats[j] / stats[nb + j];
-        stage_blocks[b->ratio_group] += 1;
-    }
-    m->loss_ratio = 0;
-    for (int s = 0; s < 4; s++)
-        if (cfg->lambda_per_stage && stage_blocks[s] > 0) {
-            double d = stage_mean[s] / stage_blocks[s] - cfg->lambda[s];
-            m->loss_ratio += d * d;
-        }
-    for (int j = 0; j < nb; j++) {
-        mv_block *b = &m->blocks[j];
-        if (!b->masked || b->ratio_group < 0) continue;
-        int s = b->ratio_group;
-        double grad;   // d L_ratio / d mean(m_j)
-        if (cfg->lambda_per_stage) {
-            grad = 2.0 * (stage_mean[s] / stage_blocks[s] - cfg->lambda[s]) / stage_blocks[s];
-        } else {
-            double d = stats[j] / stats[nb + j] - cfg->lambda[s];
-            m->loss_ratio += d * d;
-            grad = 2.0 * d;
-        }
-        float g = (float)(cfg->alpha1 * grad * world / stats[nb + j]);
-        size_t n = (size_t)B * b->H * b->W;
-        for (size_t t = 0; t < n; t++) b->dm[t] = g;
+        if (b->masked && b->ratio_group >= 0) fill_from(b->dm, &m->ratio_grad[j], (size_t)B * b->H * b->W);
     }
 
     // L_position over the decoder's masked blocks against "prediction correct" maps.
     for (int i = 0; i < 3; i++)
         bilinear_forward(m->correct_lv[i], m->correct, B, H, W, m->Hs[i], m->Ws[i], 1);
-    m->loss_position = 0;
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < m->dec_depth[i]; j++) {
-            mv_block *b = &m->blocks[m->dec_first[i] + j];
+            int id = m->dec_first[i] + j;
+            mv_block *b = &m->blocks[id];
             if (!b->masked) continue;
-            size_t n = (size_t)B * b->H * b->W;
-            double se = 0;
-            for (size_t t = 0; t < n; t++) {
-                float d = b->m[t] - m->correct_lv[i][t];
-                se += (double)d * d;
-                b->dm[t] = (float)(cfg->alpha2 * 2.0 * d / (double)n);
-            }
-            m->loss_position += se / (double)n;
+            position_loss(&S[MV_S_POS0 + id], b->dm, b->m, m->correct_lv[i], (size_t)B * b->H * b->W, cfg->alpha2);
+            add_scaled_double(&S[MV_S_POSITION], &S[MV_S_POS0 + id], 1.0);
         }
-    mask_keep_ratios(m);
-    m->loss_total = m->loss_ce + cfg->aux_weight * m->loss_aux + cfg->alpha1 * m->loss_ratio +
-                    cfg->alpha2 * m->loss_position;
+    add_scaled_double(&S[MV_S_TOTAL], &S[MV_S_CE], 1.0);
+    add_scaled_double(&S[MV_S_TOTAL], &S[MV_S_AUX], cfg->aux_weight);
+    add_scaled_double(&S[MV_S_TOTAL], &S[MV_S_RATIO], cfg->alpha1);
+    add_scaled_double(&S[MV_S_TOTAL], &S[MV_S_POSITION], cfg->alpha2);
+
+    // The logged scalars: the step's one transfer to the host.
+    double *h = m->scalars_host;
+    mv_download(h, S, sizeof(double) * MV_SCALARS(nb));
+    m->loss_total = h[MV_S_TOTAL]; m->loss_ce = h[MV_S_CE]; m->loss_aux = h[MV_S_AUX];
+    m->loss_ratio = h[MV_S_RATIO]; m->loss_position = h[MV_S_POSITION];
+    mask_keep_ratios(m, h + MV_S_STATS_AT(nb));
 }
 
 void model_backward(mv_model *m, const mv_run_ctx *ctx) {

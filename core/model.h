@@ -11,12 +11,22 @@ typedef struct { float *base; size_t used; size_t scratch; } mv_arena;
 float *arena_take(mv_arena *a, size_t n);
 void arena_need_scratch(mv_arena *a, size_t n);
 
+// Slots of mv_model.scalars (doubles): the losses, the cross-entropy denominator, each block's
+// position loss (at MV_S_POS0 + block), then the ratio statistics (sums of m per block, then
+// token counts per block).
+enum { MV_S_TOTAL, MV_S_CE, MV_S_AUX, MV_S_RATIO, MV_S_POSITION, MV_S_DENOM, MV_S_POS0 };
+#define MV_S_STATS_AT(nb) (MV_S_POS0 + (nb))
+#define MV_SCALARS(nb) ((size_t)MV_S_POS0 + 3 * (size_t)(nb))
+
 typedef struct {
     bool training;
     uint64_t seed;
     uint32_t step;
     const int *sample_ids;   // [B] global index of each image in the step's global batch
     mv_reducer reduce;       // cross-rank sum of doubles (SyncBN, ratio loss); fn NULL on 1 rank
+    // The same on the GPU model: sums DEVICE doubles in place, ordered on `stream` (a
+    // cudaStream_t), e.g. through NCCL. fn NULL on one rank.
+    struct { void (*fn)(void *ctx, double *buf, int n, void *stream); void *ctx; } reduce_dev;
     int world_size;          // ranks whose gradients are averaged (1 without MPI)
     // Called during backward: every parameter gradient at flat offset >= lo is final (the
     // gradient all-reduce starts those buckets while backward goes on). May be NULL.
@@ -91,9 +101,15 @@ typedef struct {
     float *aux_keep, *aux_in, *d_aux_in, *aux_logits, *d_aux_logits;
     float *full, *d_full, *correct, *correct_lv[3];    // logits at label size; position targets
 
+    // loss scalars and ratio-loss state (planned in the activation arena: device memory on the GPU)
+    double *scalars, *scalars_host;    // MV_SCALARS(num_blocks) doubles; the host copy for the logs
+    float *ratio_grad, *ratio_lambda;  // per block: the value filled into dm; lambda per stage
+    int *ratio_group;                  // per block: encoder stage in L_ratio, or -1
+    void (*arena_free)(void *);        // frees the arenas (free, or cudaFree for the GPU model)
+
     // results of the last forward
     double loss_total, loss_ce, loss_aux, loss_ratio, loss_position;
-    double keep_enc[4], keep_dec[3];   // mean mask keep ratio per encoder stage / decoder level (this rank)
+    double keep_enc[4], keep_dec[3];   // mean mask keep ratio per encoder stage / decoder level (global batch with mask.ratio_sync)
 } mv_model;
 
 // Builds the model for a validated configuration and registers every parameter.
@@ -105,6 +121,8 @@ int model_plan(mv_model *m, int B, int H, int W);
 int model_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
 // Backward of the last forward's loss: adds into m->params.grads.
 void model_backward(mv_model *m, const mv_run_ctx *ctx);
+// Frees the planned activation arenas (model_plan allocates them again).
+void model_release_activations(mv_model *m);
 // Counts parameters (not buffers).
 size_t model_num_parameters(const mv_model *m);
 

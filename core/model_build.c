@@ -144,11 +144,19 @@ size_t model_num_parameters(const mv_model *m) {
     return n;
 }
 
+void model_release_activations(mv_model *m) {
+    void (*release)(void *) = m->arena_free ? m->arena_free : free;
+    release(m->acts_mem);
+    release(m->dacts_mem);
+    release(m->scratch);
+    free(m->scalars_host);
+    m->acts_mem = m->dacts_mem = m->scratch = NULL;
+    m->scalars_host = NULL;
+}
+
 void model_free(mv_model *m) {
+    model_release_activations(m);
     params_free(&m->params);
     free(m->blocks);
-    free(m->acts_mem);
-    free(m->dacts_mem);
-    free(m->scratch);
     memset(m, 0, sizeof *m);
 }

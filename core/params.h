@@ -31,6 +31,9 @@ typedef struct {
     int count, cap;
     size_t num_params, num_buffers;
     float *params, *grads, *buffers;
+    // The GPU model's copies (core/device/model_device.c); NULL on the CPU. When set, every
+    // registered pointer points into these and the host arenas above are staging copies.
+    float *dev_params, *dev_grads, *dev_buffers;
 } mv_params;
 
 // Registers a parameter (gptr may be NULL for buffers); the name is printf-formatted.

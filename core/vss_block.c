@@ -1,9 +1,10 @@
 // VSS / MVSS block (SPEC.md 2.1-2.2): token mask, optional input projection, and
 // x + drop_path(SS2D(LayerNorm(x))), forward and backward.
-#include "core/model.h"
+#include "core/model_ops.h"
 #include <math.h>
 #include <stdio.h>
 
+#ifndef MV_MODEL_DEVICE   // host-side registration: compiled once, in the CPU library
 void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_model_config *cfg) {
     int C = b->C, E = b->E, R = b->R, N = b->N, K = SCAN_K, P = R + 2 * N;
     if (b->masked) {
@@ -32,6 +33,8 @@ void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_mode
     layernorm_register(&b->out_norm, p, E, name);
     params_add(p, &b->out_proj_w, &b->d_out_proj_w, false, INIT_TRUNC_NORMAL, 0.02f, 2, s_out, "%s.op.out_proj.weight", prefix);
 }
+
+#endif
 
 void block_plan(mv_block *b, mv_arena *A, mv_arena *D, const float *in, float *d_in, int B, int H, int W) {
     int L = H * W, C = b->C, E = b->E;

@@ -2,22 +2,31 @@
 # The checks that need a GPU, as one run of under 8 minutes on a machine with one (an H200 is the
 # target). It builds the project (where the machine lacks the CPU side's libraries, such as a bare
 # CUDA image: just the CUDA backend and the CPU reference ops it is tested against, straight with
-# nvcc and gcc), runs the CUDA op tests, benchmarks every op at maskvim-t 512x1024 batch 2 with
-# fp32 and TF32 GEMMs, and times the PyTorch reference model's training step on the same GPU.
+# nvcc and gcc), runs the CUDA op tests and the NCCL test (one rank; two ranks under mpirun when
+# the machine has two GPUs and the build has MPI), benchmarks every op at maskvim-t 512x1024
+# batch 2 with fp32, TF32 and bf16 GEMMs, and times the PyTorch reference model's training step on
+# the same GPU.
 #
-#   tests/gpu/device_checks.sh [--build-only]
+#   tests/gpu/device_checks.sh [--build-only | --tests-only]
 #
-# Results, in $OUT or ./gpu-results (eight files):
+# --tests-only stops after the tests (no benchmarks, no PyTorch step): a short run.
+# Results, in $OUT or ./gpu-results:
 #   summary.txt                        the GPU, what ran, pass/fail, headline numbers
 #   run.log                            configure, build and benchmark output
 #   test_cuda_ops.txt                  every GPU op against the CPU op
+#   test_nccl.txt, test_nccl_2ranks.txt  the NCCL communicator, gradient all-reduce and SyncBN reducer
 #   bench_cuda_ops.{txt,json}          per-op times (fp32 GEMMs), estimated step, TFLOP/s, memory
-#   bench_cuda_ops_tf32.{txt,json}     the same with TF32 GEMMs
+#   bench_cuda_ops_{tf32,bf16}.{txt,json}  the same with TF32 / bf16 GEMMs
+#   test_model_cuda.txt                the whole-model training step on the GPU against the CPU
+#   bench_model_{fp32,tf32,bf16}.{txt,json}  the real GPU training step of maskvim-t (forward,
+#                                      backward, AdamW): images/s, TFLOP/s, memory, per-op table
 #   torch_step.json                    the PyTorch reference step (or why it did not run)
 # Exit status 0 when the CUDA tests pass, 1 when the build or a test fails (timings never fail it).
 # Environment: OUT, MV_GPU_BUILD (build folder, default <src>/build-gpu), MV_DIRECT_BUILD=1 (skip
 # CMake), MV_FALLBACK_BLAS=1 (CPU reference on tests/gpu/fallback's sgemm), MV_BUDGET_S (seconds,
-# default 460), MV_PYTHON (the Python that has PyTorch, default python3).
+# default 460), MV_PYTHON (the Python that has PyTorch, default python3), MV_SKIP_OPS_BENCH=1 (no
+# per-op benchmark: the whole-step benchmark and the PyTorch step only), MV_SKIP_TORCH=1 (no PyTorch
+# step).
 set -uo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -26,7 +35,9 @@ BUILD=${MV_GPU_BUILD:-$SRC/build-gpu}
 BUDGET=${MV_BUDGET_S:-460}
 PY=${MV_PYTHON:-python3}
 BUILD_ONLY=0
+TESTS_ONLY=0
 [ "${1:-}" = "--build-only" ] && BUILD_ONLY=1
+[ "${1:-}" = "--tests-only" ] && TESTS_ONLY=1
 mkdir -p "$RES" "$BUILD"
 : >"$RES/summary.txt"
 : >"$RES/run.log"
@@ -57,6 +68,10 @@ say "nvcc: $("$NVCC" --version | tail -2 | head -1)"
 # ---- build -------------------------------------------------------------------------------------
 TEST_BIN=""
 BENCH_BIN=""
+NCCL_BIN=""
+MODEL_TEST_BIN=""
+MODEL_BENCH_BIN=""
+NCCL_MPI=0   # 1 when test_nccl was built with MPI (so that mpirun gives it real ranks)
 
 cmake_build() {
     command -v cmake >/dev/null 2>&1 || { echo "no cmake" | log; return 1; }
@@ -66,9 +81,15 @@ cmake_build() {
     grep -q '^CMAKE_CUDA_COMPILER:' "$BUILD/CMakeCache.txt" 2>/dev/null || { echo "CMake found no CUDA compiler" | log; return 1; }
     local t=$(($(left) - 200))
     [ $t -lt 60 ] && t=60
-    timeout $t cmake --build "$BUILD" -j"$JOBS" --target test_cuda_ops bench_cuda_ops 2>&1 | log || return 1
+    timeout $t cmake --build "$BUILD" -j"$JOBS" --target test_cuda_ops bench_cuda_ops test_nccl test_model_cuda \
+        bench_model_cuda 2>&1 | log || return 1
     TEST_BIN=$BUILD/test_cuda_ops
     BENCH_BIN=$BUILD/bench_cuda_ops
+    NCCL_BIN=$BUILD/test_nccl
+    MODEL_TEST_BIN=$BUILD/test_model_cuda
+    MODEL_BENCH_BIN=$BUILD/bench_model_cuda
+    grep -q '^MPI_C_FOUND:BOOL=TRUE' "$BUILD/CMakeCache.txt" 2>/dev/null && NCCL_MPI=1
+    grep -q 'MV_HAVE_MPI' "$BUILD/CMakeFiles/maskvim_lib.dir/flags.make" 2>/dev/null && NCCL_MPI=1
     # The rest of the project (CPU library, CLI, unit tests), with what the build budget leaves.
     t=$(($(left) - 250))
     if [ $t -gt 20 ]; then
@@ -134,7 +155,8 @@ direct_build() {
     printf '%s\n' "$SRC"/kernels/cuda/*.cu "$SRC"/tests/cuda/bench_cuda_ops.cu |
         xargs -P "$JOBS" -I{} sh -c '"$NVCC" $nvflags -c "$1" -o "$O/$(basename "$1" .cu).cu.o" || exit 255' _ {} 2>&1 | log
     [ "${PIPESTATUS[1]}" = 0 ] || return 1
-    local csrc=("$SRC"/kernels/cpu/*.c "$SRC"/core/rng.c "$SRC"/core/error.c "$SRC"/tests/cuda/test_cuda_ops.c)
+    local csrc=("$SRC"/kernels/cpu/*.c "$SRC"/core/rng.c "$SRC"/core/error.c "$SRC"/core/optim.c
+        "$SRC"/tests/cuda/test_cuda_ops.c)
     [ ${#blas_c[@]} -gt 0 ] && csrc+=("$SRC/tests/gpu/fallback/mini_cblas.c")
     # shellcheck disable=SC2016
     printf '%s\n' "${csrc[@]}" |
@@ -152,6 +174,52 @@ direct_build() {
     [ "${PIPESTATUS[0]}" = 0 ] || return 1
     TEST_BIN=$D/test_cuda_ops
     BENCH_BIN=$D/bench_cuda_ops
+    # The GPU model (the model sources compiled again with MV_MODEL_DEVICE, cmake/cuda_model.cmake)
+    # with the CPU model it is tested against: test_model_cuda and bench_model_cuda. No YAML, HDF5
+    # or images are needed. Its failure to build does not fail the op tests.
+    # Another gcc (the device image's) may find more format-truncation cases than CI's at -O3:
+    # those stay warnings here, so that a newer compiler's opinion does not cost the run.
+    local mflags="$ccflags -Wno-error=format-truncation -Wno-error=stringop-truncation"
+    local msrc=(params model_build model_config model_config_set config_keys config optimizer schedule
+        model layers vss_block linear_head) dsrc=(model layers vss_block linear_head) mobj=() dobj=() ok=1
+    for f in "${msrc[@]}"; do
+        [ -e "$O/$f.c.o" ] || gcc $mflags -c "$SRC/core/$f.c" -o "$O/$f.c.o" 2>&1 | log
+        [ -e "$O/$f.c.o" ] || ok=0
+        case " rng.c error.c optim.c " in *" $f.c "*) ;; *) mobj+=("$O/$f.c.o") ;; esac
+    done
+    for f in "${dsrc[@]}"; do
+        gcc $mflags -DMV_MODEL_DEVICE=1 -c "$SRC/core/$f.c" -o "$O/$f.dev.o" 2>&1 | log || ok=0
+        dobj+=("$O/$f.dev.o")
+    done
+    for f in model_device device_profile; do
+        gcc $mflags -c "$SRC/core/device/$f.c" -o "$O/$f.c.o" 2>&1 | log || ok=0
+        dobj+=("$O/$f.c.o")
+    done
+    for f in test_model_cuda bench_model_cuda; do
+        gcc $mflags -c "$SRC/tests/cuda/$f.c" -o "$O/$f.c.o" 2>&1 | log || ok=0
+    done
+    if [ $ok = 1 ]; then
+        for f in test_model_cuda bench_model_cuda; do
+            g++ -fopenmp -o "$D/$f" "$O/$f.c.o" "${dobj[@]}" "${mobj[@]}" "${kern[@]}" "${cpu[@]}" "${libs[@]}" \
+                "${blas_l[@]}" "${rpath[@]}" -lm -lpthread -ldl -lrt 2>&1 | log || ok=0
+        done
+    fi
+    if [ $ok = 1 ]; then MODEL_TEST_BIN=$D/test_model_cuda; MODEL_BENCH_BIN=$D/bench_model_cuda
+    else echo "direct build: the GPU model did not build (see above)" | log; fi
+    # The NCCL test (one rank: no MPI in this build) when NCCL is there; its failure to build
+    # does not fail the op tests.
+    if [ -n "$nccl_h" ]; then
+        if "$NVCC" $nvflags -c "$SRC/dist/nccl_comm.cu" -o "$O/nccl_comm.cu.o" 2>&1 | log &&
+            gcc $ccflags -c "$SRC/dist/comm.c" -o "$O/comm.c.o" 2>&1 | log &&
+            gcc $ccflags -c "$SRC/dist/grad_sync.c" -o "$O/grad_sync.c.o" 2>&1 | log &&
+            gcc $ccflags -c "$SRC/tests/cuda/test_nccl.c" -o "$O/test_nccl.c.o" 2>&1 | log &&
+            g++ -fopenmp -o "$D/test_nccl" "$O/test_nccl.c.o" "$O/nccl_comm.cu.o" "$O/comm.c.o" "$O/grad_sync.c.o" \
+                "${kern[@]}" "${cpu[@]}" "${libs[@]}" "${blas_l[@]}" "${rpath[@]}" -lm -lpthread -ldl -lrt 2>&1 | log; then
+            NCCL_BIN=$D/test_nccl
+        else
+            echo "direct build: test_nccl did not build (see above)" | log
+        fi
+    fi
 }
 
 say "build (${CAP:+sm_$CAP, }$JOBS jobs) into $BUILD"
@@ -181,17 +249,88 @@ else
     STATUS=1
 fi
 
+# ---- the whole model: GPU step against the CPU step -------------------------------------------------
+if [ -n "$MODEL_TEST_BIN" ] && [ -x "$MODEL_TEST_BIN" ]; then
+    say "test_model_cuda (whole-model training step, GPU vs CPU, paper model and Table 6 variants)"
+    timeout 120 "$MODEL_TEST_BIN" >"$RES/test_model_cuda.txt" 2>&1
+    rc=$?
+    if [ $rc = 0 ] && ! grep -q '^SKIP' "$RES/test_model_cuda.txt"; then
+        say "test_model_cuda: PASS ($(tail -1 "$RES/test_model_cuda.txt"))"
+        grep '^ok' "$RES/test_model_cuda.txt" | sed 's/^/  /' | tee -a "$RES/summary.txt"
+    else
+        say "test_model_cuda: FAIL, exit $rc"
+        grep -E 'FAIL|SKIP|rror' "$RES/test_model_cuda.txt" | head -20 | tee -a "$RES/summary.txt"
+        STATUS=1
+    fi
+else
+    say "test_model_cuda: not built (see run.log)"
+    STATUS=1
+fi
+
+# ---- NCCL --------------------------------------------------------------------------------------------
+if [ -n "$NCCL_BIN" ] && [ -x "$NCCL_BIN" ]; then
+    say "test_nccl (one rank)"
+    timeout 60 "$NCCL_BIN" >"$RES/test_nccl.txt" 2>&1
+    rc=$?
+    if grep -q '^SKIP' "$RES/test_nccl.txt"; then say "test_nccl: SKIPPED, $(grep '^SKIP' "$RES/test_nccl.txt" | head -1)"
+    elif [ $rc = 0 ]; then say "test_nccl: PASS ($(tail -1 "$RES/test_nccl.txt"))"
+    else
+        say "test_nccl: FAIL, exit $rc"
+        grep -E 'FAIL|rror' "$RES/test_nccl.txt" | head -10 | tee -a "$RES/summary.txt"
+        STATUS=1
+    fi
+    if [ "${NGPU:-0}" -ge 2 ] && [ $NCCL_MPI = 1 ] && command -v mpirun >/dev/null 2>&1; then
+        say "test_nccl under mpirun, 2 ranks on 2 GPUs"
+        timeout 120 mpirun -np 2 --allow-run-as-root --oversubscribe "$NCCL_BIN" >"$RES/test_nccl_2ranks.txt" 2>&1
+        rc=$?
+        if [ $rc = 0 ] && grep -q 'rank 1 of 2' "$RES/test_nccl_2ranks.txt"; then
+            say "test_nccl 2 ranks: PASS ($(grep 'checks' "$RES/test_nccl_2ranks.txt" | tr '\n' ' '))"
+        else
+            say "test_nccl 2 ranks: FAIL, exit $rc"
+            grep -E 'FAIL|rror' "$RES/test_nccl_2ranks.txt" | head -10 | tee -a "$RES/summary.txt"
+            STATUS=1
+        fi
+    elif [ "${NGPU:-0}" -ge 2 ]; then
+        say "test_nccl 2 ranks: skipped (needs an MPI build and mpirun)"
+    fi
+else
+    say "test_nccl: not built (no NCCL?)"
+fi
+[ $TESTS_ONLY = 1 ] && { say "tests only: done in $(elapsed)s, status $STATUS"; exit $STATUS; }
+
 # ---- benchmarks ----------------------------------------------------------------------------------
-for mode in fp32 tf32; do
+for mode in fp32 tf32 bf16; do
+    [ "${MV_SKIP_OPS_BENCH:-0}" = 1 ] && { say "bench_cuda_ops: skipped (MV_SKIP_OPS_BENCH=1)"; break; }
     t=$(($(left) - 150))
     [ $t -gt 90 ] && t=90
     if [ $t -lt 20 ]; then say "bench_cuda_ops $mode: skipped, out of time"; continue; fi
     flag=""
-    [ $mode = tf32 ] && flag=--tf32
+    [ $mode != fp32 ] && flag=--$mode
     say "bench_cuda_ops $mode (limit ${t}s)"
     timeout $t "$BENCH_BIN" --batch 2 --size 512x1024 --iters 5 $flag --out "$RES" 2>&1 | log >/dev/null
     [ "${PIPESTATUS[0]}" = 0 ] || say "bench_cuda_ops $mode: FAILED or timed out (see run.log)"
 done
+
+# ---- the whole GPU training step (forward + backward + AdamW), maskvim-t 512x1024 batch 2 --------------
+if [ -n "$MODEL_BENCH_BIN" ] && [ -x "$MODEL_BENCH_BIN" ]; then
+    for mode in fp32 tf32 bf16; do
+        t=$(($(left) - 100))
+        [ $t -gt 90 ] && t=90
+        if [ $t -lt 20 ]; then say "bench_model_cuda $mode: skipped, out of time"; continue; fi
+        say "bench_model_cuda $mode (limit ${t}s)"
+        timeout $t "$MODEL_BENCH_BIN" --preset maskvim-t --batch 2 --size 512x1024 --iters 10 --warmup 3 \
+            --precision $mode --json "$RES/bench_model_$mode.json" >"$RES/bench_model_$mode.txt" 2>&1
+        if [ $? = 0 ]; then grep -E '^step|^device memory' "$RES/bench_model_$mode.txt" | sed 's/^/  /' | tee -a "$RES/summary.txt"
+        else say "bench_model_cuda $mode: FAILED or timed out (see bench_model_$mode.txt)"; fi
+    done
+    # At 256x512 too: where the PyTorch reference fits in memory, for a like-for-like ratio.
+    if [ $(($(left) - 100)) -gt 30 ]; then
+        say "bench_model_cuda fp32 at 256x512"
+        timeout 60 "$MODEL_BENCH_BIN" --preset maskvim-t --batch 2 --size 256x512 --iters 10 --warmup 3 \
+            --json "$RES/bench_model_fp32_256x512.json" >"$RES/bench_model_fp32_256x512.txt" 2>&1 &&
+            grep -E '^step' "$RES/bench_model_fp32_256x512.txt" | sed 's/^/  /' | tee -a "$RES/summary.txt"
+    fi
+fi
 
 # ---- the PyTorch reference on the same GPU ---------------------------------------------------------
 torch_step() {   # size, budget
@@ -199,7 +338,9 @@ torch_step() {   # size, budget
         --out "$RES/torch_step.json" 2>&1 | log >/dev/null
 }
 t=$(($(left) - 40))
-if [ $t -gt 30 ]; then
+if [ "${MV_SKIP_TORCH:-0}" = 1 ]; then
+    say "PyTorch reference step: skipped (MV_SKIP_TORCH=1)"
+elif [ $t -gt 30 ]; then
     say "PyTorch reference step, maskvim-t 512x1024 batch 2 (budget ${t}s)"
     torch_step 512x1024 $t
     if grep -q '"error"' "$RES/torch_step.json" 2>/dev/null && [ $(($(left) - 60)) -gt 30 ]; then
@@ -224,7 +365,7 @@ def load(name):
             return json.load(f)
     except (OSError, ValueError):
         return None
-ours = {m: load(f"bench_cuda_ops{'' if m == 'fp32' else '_tf32'}.json") for m in ("fp32", "tf32")}
+ours = {m: load(f"bench_cuda_ops{'' if m == 'fp32' else '_' + m}.json") for m in ("fp32", "tf32", "bf16")}
 ref = load("torch_step.json")
 print("summary:")
 for m, b in ours.items():
@@ -240,11 +381,15 @@ if ref and "ms_per_step" in ref:
         print(f"  throughput ratio ours(fp32)/PyTorch: {b['images_per_s'] / ref['images_per_s']:.2f}x")
 elif ref:
     print(f"  PyTorch reference: {ref.get('error', 'no result')}")
-print("  note: the whole-model GPU step (maskvim step --device cuda) is not wired yet; 'ours' sums the per-op")
-print("  times of one maskvim-t step (bench_cuda_ops), without optimizer, host work or launch gaps.")
+for m in ("fp32", "tf32", "bf16", "fp32_256x512"):
+    b = load(f"bench_model_{m}.json")
+    if b:
+        print(f"  ours, whole GPU step ({m} GEMMs, forward+backward+AdamW, {b['height']}x{b['width']} batch {b['batch']}): "
+              f"{b['ms_per_step']:.1f} ms/step, {b['images_per_s']:.2f} images/s, {b['tflops']:.1f} TFLOP/s, "
+              f"{b['device_memory_gib']:.1f} GiB in use")
+        if ref and "images_per_s" in ref and ref["size"] == f"{b['height']}x{b['width']}":
+            print(f"    throughput ratio ours({m})/PyTorch: {b['images_per_s'] / ref['images_per_s']:.2f}x")
+print("  (bench_cuda_ops lines: sums of isolated per-op times; bench_model lines: the real step)")
 EOF
-if [ "${NGPU:-0}" -ge 2 ]; then
-    say "note: $NGPU GPUs: the two-rank NCCL equivalence run (2 ranks x 1 vs 1 rank x 2) is not part of these checks yet"
-fi
 say "done in $(elapsed)s, status $STATUS"
 exit $STATUS

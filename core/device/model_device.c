@@ -1,0 +1,134 @@
+// The GPU model's memory and staging (see model_device.h): device arenas for the parameters,
+// gradients and buffers bound into the model, the activation arenas' allocator used by the
+// device compile of core/model.c, and host batches copied in before a step.
+#include "core/device/model_device.h"
+#include "core/error.h"
+#include "kernels/cuda/ops_cuda.h"
+#include <string.h>
+
+static cudaStream_t g_stream = 0;
+
+cudaStream_t mv_device_stream(void) { return g_stream; }
+void mv_device_set_stream(cudaStream_t s) { g_stream = s; }
+
+static int cuda_ok(cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return 0;
+    return mv_fail("%s: %s", what, cudaGetErrorString(e));
+}
+
+float *mv_arena_alloc(size_t floats) {
+    void *p = NULL;
+    if (cudaMalloc(&p, sizeof(float) * floats) != cudaSuccess) {
+        cudaGetLastError();   // clear the sticky-free allocation error
+        return NULL;
+    }
+    return p;
+}
+
+void mv_arena_release(void *p) {
+    if (p) cudaFree(p);
+}
+
+void mv_upload(void *dst, const void *src, size_t bytes) {
+    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_stream);
+    cudaStreamSynchronize(g_stream);   // src may be a temporary of the caller
+}
+
+void mv_download(void *dst, const void *src, size_t bytes) {
+    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_stream);
+    cudaStreamSynchronize(g_stream);
+}
+
+static void bind(mv_params *p, float *params, float *grads, float *buffers) {
+    for (int i = 0; i < p->count; i++) {
+        mv_param *q = &p->items[i];
+        *q->ptr = (q->is_buffer ? buffers : params) + q->offset;
+        if (q->gptr) *q->gptr = q->is_buffer ? NULL : grads + q->offset;
+    }
+}
+
+int model_to_device(mv_model *m) {
+    mv_params *p = &m->params;
+    if (p->dev_params) return 0;
+    size_t np = p->num_params + 16, nb = p->num_buffers + 16;
+    p->dev_params = mv_arena_alloc(np);
+    p->dev_grads = mv_arena_alloc(np);
+    p->dev_buffers = mv_arena_alloc(nb);
+    if (!p->dev_params || !p->dev_grads || !p->dev_buffers) {
+        model_device_free(m);
+        return mv_fail("out of GPU memory for %zu parameters", p->num_params);
+    }
+    bind(p, p->dev_params, p->dev_grads, p->dev_buffers);
+    model_device_zero_grads(m);
+    return model_device_upload(m);
+}
+
+int model_device_upload(mv_model *m) {
+    mv_params *p = &m->params;
+    MV_TRY(cuda_ok(cudaMemcpy(p->dev_params, p->params, sizeof(float) * p->num_params, cudaMemcpyHostToDevice),
+                   "uploading parameters"));
+    return cuda_ok(cudaMemcpy(p->dev_buffers, p->buffers, sizeof(float) * p->num_buffers, cudaMemcpyHostToDevice),
+                   "uploading buffers");
+}
+
+int model_device_download(mv_model *m, bool grads) {
+    mv_params *p = &m->params;
+    MV_TRY(cuda_ok(cudaStreamSynchronize(g_stream), "GPU step"));
+    MV_TRY(mv_cuda_status("GPU step"));
+    MV_TRY(cuda_ok(cudaMemcpy(p->params, p->dev_params, sizeof(float) * p->num_params, cudaMemcpyDeviceToHost),
+                   "downloading parameters"));
+    MV_TRY(cuda_ok(cudaMemcpy(p->buffers, p->dev_buffers, sizeof(float) * p->num_buffers, cudaMemcpyDeviceToHost),
+                   "downloading buffers"));
+    if (grads)
+        MV_TRY(cuda_ok(cudaMemcpy(p->grads, p->dev_grads, sizeof(float) * p->num_params, cudaMemcpyDeviceToHost),
+                       "downloading gradients"));
+    return 0;
+}
+
+void model_device_zero_grads(mv_model *m) {
+    cudaMemsetAsync(m->params.dev_grads, 0, sizeof(float) * m->params.num_params, g_stream);
+}
+
+void model_device_free(mv_model *m) {
+    mv_params *p = &m->params;
+    mv_arena_release(p->dev_params);
+    mv_arena_release(p->dev_grads);
+    mv_arena_release(p->dev_buffers);
+    p->dev_params = p->dev_grads = p->dev_buffers = NULL;
+    if (p->params) bind(p, p->params, p->grads, p->buffers);   // back to the host arenas
+}
+
+static int grow(void **buf, size_t *cap, size_t bytes) {
+    if (bytes <= *cap) return 0;
+    mv_arena_release(*buf);
+    *buf = NULL;
+    *cap = 0;
+    if (cudaMalloc(buf, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        return mv_fail("out of GPU memory staging a batch (%zu bytes)", bytes);
+    }
+    *cap = bytes;
+    return 0;
+}
+
+int model_device_forward(mv_model *m, mv_device_batch *st, const float *images, const uint8_t *labels,
+                         int B, int H, int W, const mv_run_ctx *ctx) {
+    size_t ni = sizeof(float) * (size_t)B * 3 * H * W, nl = (size_t)B * H * W, nd = sizeof(int) * (size_t)B;
+    MV_TRY(grow((void **)&st->images, &st->cap_images, ni));
+    MV_TRY(grow((void **)&st->labels, &st->cap_labels, nl));
+    MV_TRY(grow((void **)&st->ids, &st->cap_ids, nd));
+    cudaMemcpyAsync(st->images, images, ni, cudaMemcpyHostToDevice, g_stream);
+    if (labels) cudaMemcpyAsync(st->labels, labels, nl, cudaMemcpyHostToDevice, g_stream);
+    if (ctx->sample_ids) cudaMemcpyAsync(st->ids, ctx->sample_ids, nd, cudaMemcpyHostToDevice, g_stream);
+    mv_run_ctx dctx = *ctx;
+    dctx.sample_ids = ctx->sample_ids ? st->ids : NULL;
+    MV_TRY(model_plan_device(m, B, H, W));
+    return model_forward_device(m, st->images, labels ? st->labels : NULL, &dctx);
+}
+
+void mv_device_batch_free(mv_device_batch *st) {
+    mv_arena_release(st->images);
+    mv_arena_release(st->labels);
+    mv_arena_release(st->ids);
+    memset(st, 0, sizeof *st);
+}
