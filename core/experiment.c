@@ -4,6 +4,8 @@
 // typo in row 7 is reported before row 1 starts training.
 #include "core/experiment.h"
 #include "core/error.h"
+#include "core/report.h"
+#include "data/corrupt.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -272,6 +274,44 @@ static int parse_columns(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
     return 0;
 }
 
+// corruptions: all | [name, ...] (data/corrupt.h names); severities: [1..5, ...].
+static int parse_corruptions(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    if (n->type == YAML_SCALAR_NODE && !strcmp((const char *)n->data.scalar.value, "all")) {
+        for (int i = 0; i < CORRUPT_COUNT && i < MV_EXP_MAX_CORR; i++)
+            copy_str(e->corruptions[e->ncorruptions++], MV_NAME_MAX, corrupt_name(i));
+        return 0;
+    }
+    MV_TRY(parse_names(e->corruptions, &e->ncorruptions, MV_EXP_MAX_CORR, c, n, "corruptions"));
+    for (int i = 0; i < e->ncorruptions; i++) {
+        if (corrupt_index(e->corruptions[i]) < 0) {
+            char msg[MV_ERRMSG_MAX];
+            snprintf(msg, sizeof msg, "%s", mv_last_error());
+            return node_fail(c, n, "corruptions", msg);
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(e->corruptions[i], e->corruptions[j])) return node_fail(c, n, "corruptions", "listed twice");
+    }
+    return 0;
+}
+
+static int parse_severities(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    if (n->type != YAML_SEQUENCE_NODE) return node_fail(c, n, "severities", "expected a list of severities 1..5");
+    e->nseverities = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *v = node(c, *it);
+        double d;
+        MV_TRY(parse_double(&d, c, v, "severities"));
+        int s = (int)d;
+        if (d != s || s < 1 || s > 5) return node_fail(c, v, "severities", "a severity is 1, 2, 3, 4 or 5");
+        for (int j = 0; j < e->nseverities; j++)
+            if (e->severities[j] == s) return node_fail(c, v, "severities", "listed twice");
+        if (e->nseverities >= 5) return node_fail(c, v, "severities", "at most 5");
+        e->severities[e->nseverities++] = s;
+    }
+    if (e->nseverities == 0) return node_fail(c, n, "severities", "empty list");
+    return 0;
+}
+
 static const yaml_node_t *find_key(const ctx *c, const yaml_node_t *map, const char *key) {
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(c, p->key);
@@ -282,14 +322,16 @@ static const yaml_node_t *find_key(const ctx *c, const yaml_node_t *map, const c
 
 static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
     if (root->type != YAML_MAPPING_NODE) return node_fail(c, root, "experiment", "expected a mapping");
-    static const char *KNOWN[] = {"name", "title", "base", "set", "source", "targets", "columns", "rows", "grid"};
+    static const char *KNOWN[] = {"name", "title", "base", "set", "source", "targets", "columns", "rows", "grid",
+                                  "corruptions", "severities"};
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(c, p->key);
         char key[64];
         MV_TRY(get_scalar(key, c, k, "experiment", sizeof key));
         bool ok = false;
         for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++) ok |= !strcmp(key, KNOWN[i]);
-        if (!ok) return node_fail(c, k, key, "unknown key (name, title, base, set, source, targets, columns, rows, grid)");
+        if (!ok) return node_fail(c, k, key, "unknown key (name, title, base, set, source, targets, columns, rows, grid, "
+                                                      "corruptions, severities)");
     }
     const yaml_node_t *v;
     if ((v = find_key(c, root, "name"))) {
@@ -309,7 +351,22 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
     }
     if ((v = find_key(c, root, "set"))) MV_TRY(parse_sets(e->sets, &e->nsets, c, v));
     if ((v = find_key(c, root, "source"))) MV_TRY(get_scalar(e->source, c, v, "source", sizeof e->source));
-    if ((v = find_key(c, root, "targets"))) MV_TRY(parse_names(e->targets, &e->ntargets, MV_EXP_MAX_TARGETS, c, v, "targets"));
+    if ((v = find_key(c, root, "corruptions"))) {
+        MV_TRY(parse_corruptions(e, c, v));
+        if (!e->source[0]) return node_fail(c, v, "corruptions", "give `source:`, the domain that is corrupted");
+    }
+    if ((v = find_key(c, root, "severities"))) {
+        if (!e->ncorruptions) return node_fail(c, v, "severities", "severities without corruptions");
+        MV_TRY(parse_severities(e, c, v));
+    } else if (e->ncorruptions) {
+        e->severities[e->nseverities++] = 5;   // the HGFormer protocol (DATASETS.md section 6.6)
+    }
+    if ((v = find_key(c, root, "targets"))) {
+        MV_TRY(parse_names(e->targets, &e->ntargets, MV_EXP_MAX_TARGETS, c, v, "targets"));
+    } else {   // with corruptions, the corruptions are the targets
+        for (int i = 0; i < e->ncorruptions && e->ntargets < MV_EXP_MAX_TARGETS; i++)
+            copy_str(e->targets[e->ntargets++], MV_NAME_MAX, e->corruptions[i]);
+    }
     if ((v = find_key(c, root, "columns"))) {
         MV_TRY(parse_columns(e, c, v));
     } else {   // default: the targets, then their average
@@ -406,11 +463,70 @@ int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp
     MV_TRY(config_load(cfg, exp->base[0] ? exp->base : NULL, n, sets));
     if (exp->source[0] && !config_find_val(cfg, exp->source))
         return mv_fail("source domain '%s' is not a data.val entry", exp->source);
+    for (int i = 0; i < exp->ncorruptions; i++)
+        if (config_find_val(cfg, exp->corruptions[i]))
+            return mv_fail("corruption '%s' has the name of a data.val entry (the columns would be ambiguous)",
+                           exp->corruptions[i]);
     for (int i = 0; i < exp->ntargets; i++)
-        if (!config_find_val(cfg, exp->targets[i]))
-            return mv_fail("target domain '%s' is not a data.val entry", exp->targets[i]);
+        if (!config_find_val(cfg, exp->targets[i]) && !experiment_is_corruption(exp, exp->targets[i]))
+            return mv_fail("target domain '%s' is not a data.val entry%s", exp->targets[i],
+                           exp->ncorruptions ? " nor a corruption" : "");
     for (int i = 0; i < exp->ncols; i++)
-        if (strcmp(exp->cols[i].domain, "avg") && !config_find_val(cfg, exp->cols[i].domain))
-            return mv_fail("column domain '%s' is not a data.val entry (nor avg)", exp->cols[i].domain);
+        if (strcmp(exp->cols[i].domain, "avg") && !config_find_val(cfg, exp->cols[i].domain) &&
+            !experiment_is_corruption(exp, exp->cols[i].domain))
+            return mv_fail("column domain '%s' is not a data.val entry (nor avg%s)", exp->cols[i].domain,
+                           exp->ncorruptions ? " nor a corruption" : "");
     return 0;
+}
+
+bool experiment_is_corruption(const mv_experiment *exp, const char *name) {
+    for (int i = 0; i < exp->ncorruptions; i++)
+        if (!strcmp(exp->corruptions[i], name)) return true;
+    return false;
+}
+
+int experiment_corruption_results(char (*names)[MV_NAME_MAX], double *miou, const mv_experiment *exp,
+                                  const char *json_path) {
+    FILE *f = fopen(json_path, "rb");
+    if (!f) return mv_fail("%s: cannot open (the corruption evaluation wrote no results)", json_path);
+    char *text = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) { cap = cap ? 2 * cap : 65536; text = realloc(text, cap); MV_CHECK(text, "out of memory"); }
+        size_t n = fread(text + len, 1, 4096, f);
+        len += n;
+        if (n == 0) break;
+    }
+    fclose(f);
+    text[len] = 0;
+    mv_json doc;
+    int rc = mv_json_parse(&doc, text);
+    free(text);
+    if (rc < 0) return mv_fail_context("%s", json_path);
+    const mv_json *res = mv_json_get(&doc, "results");
+    if (!res || res->kind != MV_JSON_ARR) { mv_json_free(&doc); return mv_fail("%s: no \"results\" list", json_path); }
+    for (int i = 0; i < exp->ncorruptions && rc == 0; i++) {
+        double sum = 0;
+        int n = 0;
+        for (int s = 0; s < exp->nseverities; s++) {
+            bool found = false;
+            for (int k = 0; k < res->n && !found; k++) {
+                const mv_json *r = &res->items[k], *cn = mv_json_get(r, "corruption"), *sv = mv_json_get(r, "severity"),
+                              *m = mv_json_get(r, "metrics");
+                if (!cn || cn->kind != MV_JSON_STR || strcmp(cn->str, exp->corruptions[i])) continue;
+                if ((int)mv_json_num(sv, -1) != exp->severities[s]) continue;
+                double v = mv_json_num(mv_json_get(m, "mIoU"), NAN);
+                if (isnan(v)) continue;
+                sum += v;
+                n++;
+                found = true;
+            }
+            if (!found) rc = mv_fail("%s: no mIoU for corruption %s at severity %d", json_path, exp->corruptions[i],
+                                     exp->severities[s]);
+        }
+        copy_str(names[i], MV_NAME_MAX, exp->corruptions[i]);
+        miou[i] = n ? sum / n : NAN;
+    }
+    mv_json_free(&doc);
+    return rc;
 }

@@ -15,6 +15,7 @@
 #define MV_EXP_MAX_TARGETS 16  // target domains
 #define MV_EXP_MAX_GRID 4      // keys in a grid
 #define MV_EXP_MAX_ROWS 256    // rows after grid expansion
+#define MV_EXP_MAX_CORR 16     // corruptions (Cityscapes-C, data/corrupt.h)
 
 // A column of the table: a data.val domain, or "avg" (the mean over the target domains);
 // `label` is what the paper calls it (e.g. "B" for the domain standing in for BDD100K).
@@ -45,6 +46,13 @@ typedef struct {
     mv_exp_column cols[MV_EXP_MAX_COLS];
     int nrows;
     mv_exp_row *rows;                    // explicit rows first, then the grid's rows
+    // `corruptions:` / `severities:` (Table 2): after training, every row's final checkpoint is
+    // evaluated on the source domain under each corruption (as `maskvim eval --corruptions`);
+    // each corruption is then a column, its mIoU the mean over the severities.
+    int ncorruptions;
+    char corruptions[MV_EXP_MAX_CORR][MV_NAME_MAX];
+    int nseverities;
+    int severities[5];                   // 1..5, default {5}
 } mv_experiment;
 
 // Parses the experiment file `path`. Errors name FILE:LINE:COLUMN and the key at fault.
@@ -57,3 +65,10 @@ const mv_exp_row *experiment_find_row(const mv_experiment *exp, const char *name
 // run.work_dir=work_dir (NULL: left as resolved). Checks that the source and target domains
 // are data.val entries of the result.
 int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, const char *work_dir);
+// True when `name` is one of the experiment's corruptions (a column that is not a domain).
+bool experiment_is_corruption(const mv_experiment *exp, const char *name);
+// Reads the JSON that `maskvim eval --corruptions ... --json PATH` wrote and gives, per
+// corruption of `exp` in file order, the mean mIoU over the severities found (names[i],
+// miou[i], i < exp->ncorruptions). Fails when a corruption or severity of `exp` is missing.
+int experiment_corruption_results(char (*names)[MV_NAME_MAX], double *miou, const mv_experiment *exp,
+                                  const char *json_path);

@@ -446,22 +446,27 @@ static void find_sweep_key(mv_report *rep) {
     if (found != 1) rep->sweep_key[0] = 0; // several keys vary: not a one-key grid
 }
 
-static void build_table(mv_report *rep) {
-    int cap = 0;
-    for (int r = 0; r < rep->nruns; r++)
-        for (int d = 0; d < rep->runs[r].ndomains; d++) {
-            const char *name = rep->runs[r].domains[d].name;
-            bool seen = false;
-            for (int c = 0; c < rep->ncolumns; c++) if (!strcmp(rep->columns[c], name)) seen = true;
-            if (seen) continue;
-            if (rep->ncolumns == cap) {
-                cap = cap ? cap * 2 : 8;
-                rep->columns = realloc(rep->columns, (size_t)cap * sizeof *rep->columns);
-                MV_CHECK(rep->columns, "out of memory");
-            }
-            copy_name(rep->columns[rep->ncolumns++], name, MV_REPORT_NAME);
+static void add_column(mv_report *rep, int *cap, const char *name) {
+    for (int c = 0; c < rep->ncolumns; c++) if (!strcmp(rep->columns[c], name)) return;
+    if (rep->ncolumns == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        rep->columns = realloc(rep->columns, (size_t)*cap * sizeof *rep->columns);
+        MV_CHECK(rep->columns, "out of memory");
+        if (rep->labels) {
+            rep->labels = realloc(rep->labels, (size_t)*cap * sizeof *rep->labels);
+            MV_CHECK(rep->labels, "out of memory");
         }
+    }
+    copy_name(rep->columns[rep->ncolumns], name, MV_REPORT_NAME);
+    if (rep->labels) copy_name(rep->labels[rep->ncolumns], name, MV_REPORT_NAME);
+    rep->ncolumns++;
+}
+
+// ours[][] from the runs for the current columns; paper[][] cleared.
+static void fill_table(mv_report *rep) {
     int w = rep->ncolumns + 1;
+    free(rep->ours);
+    free(rep->paper);
     rep->ours = mv_malloc((size_t)(rep->nruns > 0 ? rep->nruns : 1) * (size_t)w * sizeof(double));
     rep->paper = mv_malloc((size_t)(rep->nruns > 0 ? rep->nruns : 1) * (size_t)w * sizeof(double));
     for (int r = 0; r < rep->nruns; r++) {
@@ -480,7 +485,62 @@ static void build_table(mv_report *rep) {
         rep->ours[r * w + rep->ncolumns] = all && n > 0 ? sum / n : NAN;
         rep->paper[r * w + rep->ncolumns] = NAN;
     }
+}
+
+static void build_table(mv_report *rep) {
+    int cap = 0;
+    for (int r = 0; r < rep->nruns; r++)
+        for (int d = 0; d < rep->runs[r].ndomains; d++) add_column(rep, &cap, rep->runs[r].domains[d].name);
+    fill_table(rep);
     find_sweep_key(rep);
+}
+
+void mv_report_set_columns(mv_report *rep, const char *const *domains, const char *const *labels, int n,
+                           const char *mean_label) {
+    char (*old)[MV_REPORT_NAME] = rep->columns;
+    int nold = rep->ncolumns, cap = 0;
+    free(rep->labels);
+    rep->columns = NULL;
+    rep->ncolumns = 0;
+    rep->labels = mv_calloc(1, sizeof *rep->labels);   // non-NULL: add_column keeps labels
+    for (int i = 0; i < n; i++) {
+        int before = rep->ncolumns;
+        add_column(rep, &cap, domains[i]);
+        if (rep->ncolumns > before && labels && labels[i]) copy_name(rep->labels[before], labels[i], MV_REPORT_NAME);
+    }
+    for (int c = 0; c < nold; c++) add_column(rep, &cap, old[c]);
+    free(old);
+    copy_name(rep->mean_label, mean_label ? mean_label : "", sizeof rep->mean_label);
+    fill_table(rep);
+}
+
+void mv_report_order_runs(mv_report *rep, const char *const *names, int n) {
+    mv_report_run *runs = mv_calloc((size_t)(rep->nruns > 0 ? rep->nruns : 1), sizeof *runs);
+    bool *taken = mv_calloc((size_t)(rep->nruns > 0 ? rep->nruns : 1), sizeof *taken);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < rep->nruns; r++)
+            if (!taken[r] && !strcmp(rep->runs[r].name, names[i])) { runs[k++] = rep->runs[r]; taken[r] = true; }
+    for (int r = 0; r < rep->nruns; r++) if (!taken[r]) runs[k++] = rep->runs[r];   // already sorted by name
+    memcpy(rep->runs, runs, (size_t)rep->nruns * sizeof *runs);
+    free(runs);
+    free(taken);
+    fill_table(rep);
+}
+
+int mv_report_set_paper_cell(mv_report *rep, const char *run, const char *column, double value) {
+    int r = -1, c = -1, w = rep->ncolumns + 1;
+    for (int k = 0; k < rep->nruns; k++) if (!strcmp(rep->runs[k].name, run)) r = k;
+    if (!strcmp(column, "mean") || !strcmp(column, "avg")) c = rep->ncolumns;
+    for (int k = 0; k < rep->ncolumns; k++) if (!strcmp(rep->columns[k], column)) c = k;
+    if (r < 0 || c < 0) return 1;
+    rep->paper[r * w + c] = value;
+    return 0;
+}
+
+const char *mv_report_label(const mv_report *rep, int c) {
+    if (c >= rep->ncolumns) return rep->mean_label[0] ? rep->mean_label : "mean";
+    return rep->labels ? rep->labels[c] : rep->columns[c];
 }
 
 int mv_report_set_paper(mv_report *rep, const char *paper_json) {
@@ -556,6 +616,7 @@ void mv_report_free(mv_report *rep) {
     for (int i = 0; i < rep->nruns; i++) mv_report_run_free(&rep->runs[i]);
     free(rep->runs);
     free(rep->columns);
+    free(rep->labels);
     free(rep->ours);
     free(rep->paper);
     memset(rep, 0, sizeof *rep);
@@ -580,8 +641,8 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
                "targets (all other domains). Where the paper gives a number: ours (paper, difference). "
                "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none");
     fputs("| run |", f);
-    for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", rep->columns[c], c == 0 ? " (source)" : "");
-    fputs(" mean |\n|---|", f);
+    for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", mv_report_label(rep, c), c == 0 ? " (source)" : "");
+    fprintf(f, " %s |\n|---|", mv_report_label(rep, rep->ncolumns));
     for (int c = 0; c <= rep->ncolumns; c++) fputs("---:|", f);
     fputc('\n', f);
     for (int r = 0; r < rep->nruns; r++) {

@@ -69,6 +69,8 @@ typedef struct {
     double *ours;   // [nruns][ncolumns + 1]: the last column is the mean over targets; NAN missing
     double *paper;  // same shape, NAN where no paper number
     char sweep_key[128]; // the one numeric config key that varies over the runs ("" when none)
+    char (*labels)[MV_REPORT_NAME]; // column headers when set by mv_report_set_columns (else the names)
+    char mean_label[MV_REPORT_NAME]; // header of the mean column ("" : "mean")
 } mv_report;
 
 // Loads every subdirectory of runs_dir that holds metrics.jsonl, config.yaml or status.json
@@ -77,6 +79,19 @@ int mv_report_load(mv_report *rep, const char *runs_dir, const char *paper_json,
 // Reads {"row": {"column": number}} into rep->paper; a column is a domain name or "mean".
 int mv_report_set_paper(mv_report *rep, const char *paper_json);
 void mv_report_free(mv_report *rep);
+// Lays the table out as an experiment file does (core/experiment.h): the columns domains[0..n)
+// first, in that order, headed by labels[i] (NULL: the name), then any other evaluated domain;
+// domains[0] is the source (the mean averages the others). Columns nobody evaluated stay, empty.
+// mean_label heads the mean (NULL: "mean"). Clears the paper numbers (set them after this).
+void mv_report_set_columns(mv_report *rep, const char *const *domains, const char *const *labels, int n,
+                           const char *mean_label);
+// Puts the runs named in names[0..n) first, in that order; the others follow, sorted by name.
+void mv_report_order_runs(mv_report *rep, const char *const *names, int n);
+// The paper's number for run `run`, column `column` (a domain, or "mean"/"avg"). Returns 0, or 1
+// when there is no such run or column (nothing set).
+int mv_report_set_paper_cell(mv_report *rep, const char *run, const char *column, double value);
+// The header of column c (c == rep->ncolumns: the mean).
+const char *mv_report_label(const mv_report *rep, int c);
 
 // Writers: return 0 / -1 (I/O failure, naming the path).
 int mv_report_write_md(const mv_report *rep, const char *path);

@@ -17,28 +17,34 @@ static const char *CSS =
     "td:first-child,th:first-child{text-align:left}"
     ".paper{color:#666;font-size:11px}.pos{color:#1a7f37}.neg{color:#c62828}.miss{color:#aaa}"
     ".inc{background:#fff6e0}.note{color:#8a5a00;font-size:12px}"
-    ".charts{display:flex;flex-wrap:wrap;gap:12px}svg{border:1px solid #eee}";
+    ".charts{display:flex;flex-wrap:wrap;gap:12px}svg{border:1px solid #eee}"
+    ".wide{overflow-x:auto;max-width:100%}table.dense{font-size:11px}table.dense th,table.dense td{padding:2px 4px}";
 
-static void cell(FILE *f, double ours, double paper) {
+// narrow: the difference goes on a line of its own (tables with many columns).
+static void cell(FILE *f, double ours, double paper, bool narrow) {
     fputs("<td>", f);
     if (isnan(ours)) fputs("<span class=\"miss\">—</span>", f);
     else fprintf(f, "%.2f", ours);
     if (!isnan(paper)) {
-        fprintf(f, "<br><span class=\"paper\">paper %.2f</span>", paper);
-        if (!isnan(ours)) fprintf(f, " <span class=\"%s\">%+.2f</span>", ours >= paper ? "pos" : "neg", ours - paper);
+        fprintf(f, "<br><span class=\"paper\">paper&nbsp;%.2f</span>", paper);
+        if (!isnan(ours)) fprintf(f, "%s<span class=\"%s\">%+.2f</span>", narrow ? "<br>" : " ", ours >= paper ? "pos" : "neg",
+                                  ours - paper);
     }
     fputs("</td>", f);
 }
 
 static void results_table(FILE *f, const mv_report *rep) {
     int w = rep->ncolumns + 1;
-    fputs("<table><tr><th>run</th><th>state</th>", f);
+    // Many columns (Table 2's 16 corruptions): smaller type, and a scroll bar if still too wide.
+    fprintf(f, "<div class=\"wide\"><table%s><tr><th>run</th><th>state</th>", rep->ncolumns > 8 ? " class=\"dense\"" : "");
     for (int c = 0; c < rep->ncolumns; c++) {
         fputs("<th>", f);
-        mv_html_escape(f, rep->columns[c]);
+        mv_html_escape(f, mv_report_label(rep, c));
         fputs(c == 0 ? " (source)</th>" : "</th>", f);
     }
-    fputs("<th>mean (targets)</th></tr>\n", f);
+    fputs("<th>", f);
+    mv_html_escape(f, mv_report_label(rep, rep->ncolumns));
+    fputs(" (targets)</th></tr>\n", f);
     for (int r = 0; r < rep->nruns; r++) {
         const mv_report_run *run = &rep->runs[r];
         fprintf(f, "<tr%s><td>", run->incomplete ? " class=\"inc\"" : "");
@@ -46,10 +52,10 @@ static void results_table(FILE *f, const mv_report *rep) {
         fputs("</td><td>", f);
         mv_html_escape(f, run->state);
         fputs("</td>", f);
-        for (int c = 0; c < w; c++) cell(f, rep->ours[r * w + c], rep->paper[r * w + c]);
+        for (int c = 0; c < w; c++) cell(f, rep->ours[r * w + c], rep->paper[r * w + c], rep->ncolumns > 8);
         fputs("</tr>\n", f);
     }
-    fputs("</table>\n", f);
+    fputs("</table></div>\n", f);
     int ninc = 0;
     for (int r = 0; r < rep->nruns; r++) ninc += rep->runs[r].incomplete;
     if (!ninc) { fprintf(f, "<p>All %d runs finished.</p>\n", rep->nruns); return; }
@@ -71,7 +77,7 @@ static void domain_bars(FILE *f, const mv_report *rep) {
     const char **groups = mv_calloc((size_t)w, sizeof(char *));
     const char **bars = mv_calloc((size_t)rep->nruns, sizeof(char *));
     double *vals = mv_calloc((size_t)w * (size_t)rep->nruns, sizeof(double));
-    for (int c = 0; c < w; c++) groups[c] = c < rep->ncolumns ? rep->columns[c] : "mean";
+    for (int c = 0; c < w; c++) groups[c] = mv_report_label(rep, c);
     for (int r = 0; r < rep->nruns; r++) {
         bars[r] = rep->runs[r].name;
         for (int c = 0; c < w; c++) vals[c * rep->nruns + r] = rep->ours[r * w + c];
@@ -153,8 +159,11 @@ static void class_table(FILE *f, const mv_report_run *run) {
     const mv_report_domain *ref = NULL;
     for (int d = 0; d < run->ndomains; d++) if (run->domains[d].nclass) { ref = &run->domains[d]; break; }
     if (!ref) { fputs("<p class=\"miss\">No per-class results yet.</p>\n", f); return; }
-    fputs("<details open><summary>per-class IoU (%) of the last evaluation</summary><table><tr><th>class</th>", f);
+    // Only domains with per-class results (a status.json "final" entry, such as a corruption's
+    // mean, has none).
+    fputs("<details open><summary>per-class IoU (%) of the last evaluation</summary><div class=\"wide\"><table><tr><th>class</th>", f);
     for (int d = 0; d < run->ndomains; d++) {
+        if (!run->domains[d].nclass) continue;
         fputs("<th>", f);
         mv_html_escape(f, run->domains[d].name);
         fputs("</th>", f);
@@ -166,13 +175,14 @@ static void class_table(FILE *f, const mv_report_run *run) {
         fputs("</td>", f);
         for (int d = 0; d < run->ndomains; d++) {
             const mv_report_domain *dm = &run->domains[d];
+            if (!dm->nclass) continue;
             double v = NAN;
             for (int j = 0; j < dm->nclass; j++) if (!strcmp(dm->class_names[j], ref->class_names[k])) v = dm->iou[j];
             if (isnan(v)) fputs("<td class=\"miss\">—</td>", f); else fprintf(f, "<td>%.1f</td>", v);
         }
         fputs("</tr>\n", f);
     }
-    fputs("</table></details>\n", f);
+    fputs("</table></div></details>\n", f);
 }
 
 int mv_report_write_html(const mv_report *rep, const char *path) {

@@ -3,6 +3,7 @@
 // beyond the generic sans-serif family, so the page stays self-contained.
 #include "core/report.h"
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 static const char *PALETTE[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -28,12 +29,16 @@ static double nice_step(double span, int want) {
     return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
 }
 
+// As many decimals as the step needs, so that neighbouring ticks never read the same
+// (a step of 0.005 gives 0.495, 0.500, 0.505).
 static void fmt_tick(char *buf, size_t cap, double v, double step) {
     if (fabs(v) < step * 1e-6) v = 0;
-    if (step >= 1 && fabs(v) < 1e6) snprintf(buf, cap, "%.0f", v);
-    else if (step >= 0.1) snprintf(buf, cap, "%.1f", v);
-    else if (step >= 0.01) snprintf(buf, cap, "%.2f", v);
-    else snprintf(buf, cap, "%.2g", v);
+    if (step >= 1 && fabs(v) < 1e6) { snprintf(buf, cap, "%.0f", v); return; }
+    if (!(step > 1e-9)) { snprintf(buf, cap, "%.3g", v); return; }
+    int decimals = (int)ceil(-log10(step) - 1e-9);
+    if (decimals < 1) decimals = 1;
+    if (decimals > 9) { snprintf(buf, cap, "%.3g", v); return; }
+    snprintf(buf, cap, "%.*f", decimals, v);
 }
 
 static void svg_open(FILE *f, const char *title, int width, int height) {
@@ -50,7 +55,8 @@ typedef struct { double x0, x1, y0, y1; int left, top, right, bottom; } frame;
 static double px(const frame *fr, double x) { return fr->left + (x - fr->x0) / (fr->x1 - fr->x0) * (fr->right - fr->left); }
 static double py(const frame *fr, double y) { return fr->bottom - (y - fr->y0) / (fr->y1 - fr->y0) * (fr->bottom - fr->top); }
 
-static void axes(FILE *f, const frame *fr, const char *xlabel, const char *ylabel, bool xticks) {
+// xint: the x values are whole numbers (iterations), so no tick falls between two of them.
+static void axes(FILE *f, const frame *fr, const char *xlabel, const char *ylabel, bool xticks, bool xint) {
     double ys = nice_step(fr->y1 - fr->y0, 5);
     char buf[32];
     for (double t = ceil(fr->y0 / ys) * ys; t <= fr->y1 + ys * 1e-9; t += ys) {
@@ -62,6 +68,7 @@ static void axes(FILE *f, const frame *fr, const char *xlabel, const char *ylabe
     }
     if (xticks) {
         double xs = nice_step(fr->x1 - fr->x0, 6);
+        if (xint && xs < 1) xs = 1;
         for (double t = ceil(fr->x0 / xs) * xs; t <= fr->x1 + xs * 1e-9; t += xs) {
             double x = px(fr, t);
             fmt_tick(buf, sizeof buf, t, xs);
@@ -119,7 +126,10 @@ void mv_svg_lines(FILE *f, const char *title, const char *xlabel, const char *yl
     double pad = (y1 - y0) * 0.05;
     int legend_w = 130;
     frame fr = {x0, x1, y0 - pad, y1 + pad, 52, 26, width - legend_w, height - 40};
-    axes(f, &fr, xlabel, ylabel, true);
+    bool xint = true;
+    for (int k = 0; k < nseries; k++)
+        for (int i = 0; i < series[k].n; i++) xint &= series[k].x[i] == floor(series[k].x[i]);
+    axes(f, &fr, xlabel, ylabel, true, xint);
     const char *labels[64];
     int nl = nseries < 64 ? nseries : 64;
     for (int s = 0; s < nseries; s++) {
@@ -147,13 +157,20 @@ void mv_svg_lines(FILE *f, const char *title, const char *xlabel, const char *yl
 
 void mv_svg_bars(FILE *f, const char *title, const char *ylabel, const char *const *groups, int ngroups,
                  const char *const *bars, int nbars, const double *values, int width, int height) {
-    svg_open(f, title, width, height);
     double y1 = 0;
     for (int i = 0; i < ngroups * nbars; i++) if (isfinite(values[i])) y1 = fmax(y1, values[i]);
     if (y1 <= 0) y1 = 1;
     int legend_w = 130;
-    frame fr = {0, 1, 0, y1 * 1.08, 52, 26, width - legend_w, height - 40};
-    axes(f, &fr, NULL, ylabel, false);
+    // Group labels too long for their slot are turned 35 degrees (and get room below).
+    size_t longest = 0;
+    for (int g = 0; g < ngroups; g++) if (strlen(groups[g]) > longest) longest = strlen(groups[g]);
+    double slot = (double)(width - legend_w - 52) / (ngroups > 0 ? ngroups : 1);
+    bool turn = longest * 6.5 > slot * 0.95;
+    int below = turn ? 30 + (int)fmin(110, (double)longest * 4.2) : 40;
+    height += below - 40;   // the plot keeps its height; the turned labels get the added room
+    svg_open(f, title, width, height);
+    frame fr = {0, 1, 0, y1 * 1.08, 52, 26, width - legend_w, height - below};
+    axes(f, &fr, NULL, ylabel, false, false);
     double gw = (double)(fr.right - fr.left) / (ngroups > 0 ? ngroups : 1);
     double bw = gw * 0.8 / (nbars > 0 ? nbars : 1);
     for (int g = 0; g < ngroups; g++) {
@@ -169,7 +186,11 @@ void mv_svg_bars(FILE *f, const char *title, const char *ylabel, const char *con
             mv_html_escape(f, groups[g]);
             fprintf(f, ": %.2f</title></rect>\n", v);
         }
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", gx + gw * 0.4, fr.bottom + 16);
+        if (turn)
+            fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"end\" transform=\"rotate(-35 %.1f %d)\">",
+                    gx + gw * 0.4, fr.bottom + 12, gx + gw * 0.4, fr.bottom + 12);
+        else
+            fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", gx + gw * 0.4, fr.bottom + 16);
         mv_html_escape(f, groups[g]);
         fputs("</text>\n", f);
     }

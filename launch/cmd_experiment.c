@@ -1,23 +1,30 @@
 // `maskvim experiment run`: a sweep over the rows of an experiment file (core/experiment.h).
 // Each row becomes a run directory OUT/<row>/ holding its resolved config.yaml; rows run one
-// after another in this process (or each through a launcher command such as mpirun), resume
-// from their newest checkpoint, and record OUT/<row>/status.json atomically. A row whose status
-// says finished is skipped, so a sweep killed at any moment and started again completes
-// without redoing finished work. A lock (flock on OUT/<row>/.lock) keeps two runners out of
-// the same row.
+// after another in this process, or as child processes (`maskvim train`, through a launcher
+// command such as mpirun, up to --jobs at once), resume from their newest checkpoint, and
+// record OUT/<row>/status.json atomically. A row whose status says finished is skipped, so a
+// sweep killed at any moment and started again completes without redoing finished work. A
+// lock (flock on OUT/<row>/.lock, held by the sweep) keeps two runners out of the same row.
+// Rows of an experiment with `corruptions:` are then evaluated under them (`maskvim eval`).
 #include "launch/commands.h"
+#include "core/checkpoint.h"
 #include "core/config.h"
+#include "core/data_sources.h"
 #include "core/error.h"
 #include "core/experiment.h"
 #include "core/train.h"
 #include "dist/comm.h"
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,14 +32,20 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: maskvim experiment run FILE.yaml [--out DIR] [--only ROW,ROW...] [--dry-run]\n"
-        "                                        [--launcher \"mpirun -np 2 ...\"]\n\n"
-        "Runs every row of an experiment file (docs/experiments.md) one after another. Row R\n"
-        "trains in DIR/R/ (default DIR: runs/<experiment name>) with its resolved config.yaml;\n"
-        "DIR/R/status.json records its state (running, finished, failed) and final mIoU per\n"
-        "domain. Finished rows are skipped, interrupted rows resume from their last checkpoint.\n\n"
+        "                                        [--jobs N] [--launcher \"mpirun -np 2 ...\"] [--quiet]\n\n"
+        "Runs every row of an experiment file (docs/experiments.md). Row R trains in DIR/R/\n"
+        "(default DIR: runs/<experiment name>) with its resolved config.yaml; DIR/R/status.json\n"
+        "records its state (running, finished, failed, interrupted) and final mIoU per domain (and\n"
+        "per corruption, for files with `corruptions:`). Finished rows are skipped, interrupted\n"
+        "rows resume from their last checkpoint. A failing row does not stop the others; the exit\n"
+        "status is 1 when any row failed.\n\n"
         "  --out DIR        where the row directories go\n"
         "  --only ROWS      run only these rows (comma-separated names)\n"
         "  --dry-run        print each row, its overrides and whether it would run, resume or skip\n"
+        "  --jobs N         run up to N rows at once, each as a child `maskvim train DIR/R/config.yaml\n"
+        "                   --resume auto` writing DIR/R/train.log; each child gets OMP_NUM_THREADS =\n"
+        "                   max(1, CPUs / N) unless OMP_NUM_THREADS is set. SIGINT/SIGTERM stop the\n"
+        "                   children and leave their rows resumable\n"
         "  --launcher CMD   run each row as `CMD maskvim train DIR/R/config.yaml --resume auto`\n"
         "                   through /bin/sh (e.g. \"mpirun -np 2 --hostfile hosts\")\n"
         "  --quiet          no progress bars\n");
@@ -130,7 +143,9 @@ static void json_str(FILE *f, const char *s) {
 }
 
 // DIR/status.json, written to a temporary file and renamed so readers never see half of it.
-static int write_status(const char *dir, const char *row, const char *state, const char *error) {
+// `extra` (names, values, n) are more entries of "final": the corruptions of a Table 2 row.
+static int write_status(const char *dir, const char *row, const char *state, const char *error,
+                        const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra) {
     char path[MV_PATH_MAX + 32], tmp[MV_PATH_MAX + 48];
     snprintf(path, sizeof path, "%s/status.json", dir);
     snprintf(tmp, sizeof tmp, "%s/.status.json.tmp", dir);
@@ -149,6 +164,12 @@ static int write_status(const char *dir, const char *row, const char *state, con
             fprintf(f, "%s", i ? ", " : "");
             json_str(f, domains[i]);
             if (isfinite(miou[i])) fprintf(f, ": %.4f", miou[i]);
+            else fprintf(f, ": null");
+        }
+        for (int i = 0; i < nextra; i++) {
+            fprintf(f, "%s", n + i ? ", " : "");
+            json_str(f, extra_names[i]);
+            if (isfinite(extra[i])) fprintf(f, ": %.4f", extra[i]);
             else fprintf(f, ": null");
         }
         fprintf(f, "}");
@@ -190,34 +211,168 @@ static void shell_quote(char *buf, size_t size, const char *s) {
     buf[n] = 0;
 }
 
-// One row through the launcher: /bin/sh -c "LAUNCHER 'maskvim' train 'DIR/config.yaml' --resume auto".
-static int run_launcher(const char *launcher, const char *dir, bool quiet) {
-    char exe[MV_PATH_MAX], cfg[MV_PATH_MAX + 32];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+// ------------------------------------------------------------------------------------------
+// Row commands: what a row runs as a child process. `argv` form (no launcher: exec'd directly,
+// so that the trainer itself is the child the sweep signals) and the shell form for a launcher.
+
+#define CMD_MAX_ARGS 16
+
+typedef struct {
+    char args[CMD_MAX_ARGS][MV_PATH_MAX + 64];
+    int n;
+} row_cmd;
+
+static void cmd_add(row_cmd *c, const char *s) {
+    if (c->n < CMD_MAX_ARGS) snprintf(c->args[c->n++], sizeof c->args[0], "%s", s);
+}
+
+static int self_exe(char *exe, size_t size) {
+    ssize_t n = readlink("/proc/self/exe", exe, size - 1);
     if (n < 0) return mv_fail("cannot find the maskvim executable: %s", strerror(errno));
     exe[n] = 0;
+    return 0;
+}
+
+// `maskvim train DIR/config.yaml --resume auto [--quiet]`
+static int train_cmd(row_cmd *c, const char *dir, bool quiet) {
+    char exe[MV_PATH_MAX], cfg[MV_PATH_MAX + 32];
+    MV_TRY(self_exe(exe, sizeof exe));
     snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s ", launcher);
-    shell_quote(cmd, sizeof cmd, exe);
-    strncat(cmd, " train ", sizeof cmd - strlen(cmd) - 1);
-    shell_quote(cmd, sizeof cmd, cfg);
-    strncat(cmd, quiet ? " --resume auto --quiet" : " --resume auto", sizeof cmd - strlen(cmd) - 1);
-    printf("maskvim experiment: %s\n", cmd);
+    c->n = 0;
+    cmd_add(c, exe); cmd_add(c, "train"); cmd_add(c, cfg); cmd_add(c, "--resume"); cmd_add(c, "auto");
+    if (quiet) cmd_add(c, "--quiet");
+    return 0;
+}
+
+// `maskvim eval DIR/config.yaml --checkpoint DIR/iter_<max>.h5 --targets SOURCE
+//  --corruptions a,b,... --severities s,... --json DIR/corruptions.json` (Table 2 rows).
+static int eval_cmd(row_cmd *c, const mv_experiment *exp, const char *dir, long max_iters) {
+    char exe[MV_PATH_MAX], buf[MV_PATH_MAX + 64];
+    MV_TRY(self_exe(exe, sizeof exe));
+    c->n = 0;
+    cmd_add(c, exe); cmd_add(c, "eval");
+    snprintf(buf, sizeof buf, "%s/config.yaml", dir);
+    cmd_add(c, buf);
+    cmd_add(c, "--checkpoint");
+    MV_TRY(checkpoint_iter_path(buf, sizeof buf, dir, max_iters));
+    cmd_add(c, buf);
+    cmd_add(c, "--targets"); cmd_add(c, exp->source);
+    buf[0] = 0;
+    for (int i = 0; i < exp->ncorruptions; i++) {
+        if (i) strncat(buf, ",", sizeof buf - strlen(buf) - 1);
+        strncat(buf, exp->corruptions[i], sizeof buf - strlen(buf) - 1);
+    }
+    cmd_add(c, "--corruptions"); cmd_add(c, buf);
+    buf[0] = 0;
+    for (int i = 0; i < exp->nseverities; i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, sizeof buf - l, "%s%d", i ? "," : "", exp->severities[i]);
+    }
+    cmd_add(c, "--severities"); cmd_add(c, buf);
+    snprintf(buf, sizeof buf, "%s/corruptions.json", dir);
+    cmd_add(c, "--json"); cmd_add(c, buf);
+    return 0;
+}
+
+// The shell line that runs `c` through the launcher: "LAUNCHER '/path/maskvim' train
+// '/path/config.yaml' --resume auto" (paths and anything unusual quoted, plain words not).
+static void shell_line(char *line, size_t size, const char *launcher, const row_cmd *c) {
+    snprintf(line, size, "%s", launcher);
+    for (int i = 0; i < c->n; i++) {
+        strncat(line, " ", size - strlen(line) - 1);
+        bool plain = c->args[i][0] != 0;
+        for (const char *p = c->args[i]; *p; p++)
+            if (!isalnum((unsigned char)*p) && !strchr("-_.,=", *p)) plain = false;
+        if (plain) strncat(line, c->args[i], size - strlen(line) - 1);
+        else shell_quote(line, size, c->args[i]);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Child processes. Each child leads its own process group (so that the sweep can stop a
+// launcher and everything it started with one kill), dies with the sweep (PR_SET_PDEATHSIG,
+// for a sweep killed with SIGKILL), reads /dev/null and, with `log`, writes to it.
+
+static volatile sig_atomic_t g_stop_signal = 0;
+
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+static pid_t spawn(const row_cmd *c, const char *launcher, const char *log, int omp_threads) {
+    char line[8192];
+    if (launcher) {
+        shell_line(line, sizeof line, launcher, c);
+        printf("maskvim experiment: %s\n", line);
+    }
     fflush(stdout);
     fflush(stderr);
+    pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid < 0) return mv_fail("fork: %s", strerror(errno));
+    if (pid < 0) { mv_fail("fork: %s", strerror(errno)); return -1; }
     if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(143);   // the sweep is already gone
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        int in = open("/dev/null", O_RDONLY);
+        if (in >= 0) { dup2(in, 0); close(in); }
+        if (log) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd < 0) _exit(126);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        if (omp_threads > 0) {
+            char v[16];
+            snprintf(v, sizeof v, "%d", omp_threads);
+            setenv("OMP_NUM_THREADS", v, 1);
+        }
+        if (launcher) {
+            execl("/bin/sh", "sh", "-c", line, (char *)NULL);
+        } else {
+            char *argv[CMD_MAX_ARGS + 1];
+            for (int i = 0; i < c->n; i++) argv[i] = (char *)c->args[i];
+            argv[c->n] = NULL;
+            execv(argv[0], argv);
+        }
         _exit(127);
     }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) return mv_fail("waitpid: %s", strerror(errno));
+    setpgid(pid, pid);   // also here, so that a kill right after fork reaches the group
+    return pid;
+}
+
+// A child's wait status as 0, or -1 with a message.
+static int child_status(int st, const char *what) {
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
-    if (WIFSIGNALED(st)) return mv_fail("launcher command killed by signal %d", WTERMSIG(st));
-    return mv_fail("launcher command exited with status %d", WEXITSTATUS(st));
+    if (WIFSIGNALED(st)) return mv_fail("%s killed by signal %d", what, WTERMSIG(st));
+    return mv_fail("%s exited with status %d", what, WEXITSTATUS(st));
+}
+
+// Stops the process group `pid`: SIGTERM, then SIGKILL after 10 s; reaps the child.
+static void stop_child(pid_t pid) {
+    kill(-pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) { kill(-pid, SIGKILL); return; }   // stragglers of a launcher
+        usleep(100000);
+    }
+    kill(-pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+}
+
+// Runs one command as a child and waits for it (one row at a time). A stop signal stops it.
+static int run_child(const row_cmd *c, const char *launcher, const char *what) {
+    pid_t pid = spawn(c, launcher, NULL, 0);
+    if (pid < 0) return -1;
+    int st;
+    for (;;) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) return mv_fail("waitpid: %s", strerror(errno));
+        if (g_stop_signal) { stop_child(pid); return mv_fail("stopped by signal %d", (int)g_stop_signal); }
+        usleep(50000);
+    }
+    return child_status(st, what);
 }
 
 // OUT/paper.json: the paper's numbers of every row as {"row": {"domain" | "avg": number}}, the
@@ -314,53 +469,274 @@ static void print_row(const mv_experiment *exp, const mv_exp_row *r, const char 
     printf("\n");
 }
 
-// One row, start to finish: lock, resolve and save the config, train, record the status.
-// Returns 0 when it ran, 1 when another runner had finished it meanwhile, -1 on failure.
-static int run_row(const mv_experiment *exp, const mv_exp_row *r, const char *dir, const char *launcher, bool quiet,
-                   mv_comm *comm) {
-    MV_TRY(mkdir_p(dir));
-    int lock = lock_row(dir, r->name);
-    if (lock < 0) return -1;
-    int rc = 0;
-    row_action a = row_plan(dir);   // again under the lock: another runner may have finished it
+// ------------------------------------------------------------------------------------------
+// One row: begin (lock, resolve and save the config, status running), train (in this process
+// or as a child), evaluate under the corruptions when the file has them, end (status).
+
+typedef struct {
+    const mv_exp_row *row;
+    char dir[MV_PATH_MAX];
+    int lock;            // the row's .lock, held from begin to end
+    pid_t pid;           // the running child (0: none)
+    bool evaluating;     // the child is the corruption evaluation
+    long max_iters;
+    double t0;
+} row_job;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Returns 0 when the row is ready to train (cfg resolved, lock held), 1 when another runner
+// finished it meanwhile, -1 on failure (message set, nothing held).
+static int row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log) {
+    MV_TRY(mkdir_p(j->dir));
+    j->lock = lock_row(j->dir, j->row->name);
+    if (j->lock < 0) return -1;
+    row_action a = row_plan(j->dir);   // again under the lock: another runner may have finished it
     if (a == ROW_SKIP) {
-        printf("maskvim experiment: row %s: finished, skipped\n", r->name);
-        close(lock);
+        printf("maskvim experiment: row %s: finished, skipped\n", j->row->name);
+        close(j->lock);
         return 1;
     }
-    mv_config *cfg = mv_calloc(1, sizeof *cfg);
     char path[MV_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/config.yaml", dir);
-    rc = experiment_row_config(cfg, exp, r, dir);
+    snprintf(path, sizeof path, "%s/config.yaml", j->dir);
+    int rc = experiment_row_config(cfg, exp, j->row, j->dir);
     if (rc == 0) rc = config_save(path, cfg);
-    if (rc == 0) rc = write_status(dir, r->name, "running", NULL);
-    if (rc == 0) {
-        printf("maskvim experiment: row %s: %s in %s\n", r->name, a == ROW_RESUME ? "resuming" : "starting", dir);
-        fflush(stdout);
-        if (launcher) {
-            rc = run_launcher(launcher, dir, quiet);
-        } else {
-            mv_train_opts o = {"auto", 0, quiet};
-            rc = train_run(cfg, comm, &o);
+    if (rc == 0) rc = write_status(j->dir, j->row->name, "running", NULL, NULL, NULL, 0);
+    if (rc < 0) {
+        close(j->lock);
+        return mv_fail_context("row %s", j->row->name);
+    }
+    j->max_iters = cfg->schedule.max_iters;
+    j->t0 = now_s();
+    printf("maskvim experiment: row %s: %s in %s", j->row->name, a == ROW_RESUME ? "resuming" : "starting", j->dir);
+    if (log) printf(" (output in %s)", log);
+    printf("\n");
+    fflush(stdout);
+    return 0;
+}
+
+// Records the outcome (`failed` when ok is false, with the current error) and releases the row.
+// A finished row's line gives its final mIoU per column. Returns 0, or -1 when the row failed.
+static int row_end(row_job *j, const mv_experiment *exp, bool ok) {
+    char names[MV_EXP_MAX_CORR][MV_NAME_MAX];
+    double corr[MV_EXP_MAX_CORR];
+    int rc = ok ? 0 : -1;
+    if (rc == 0 && exp->ncorruptions) {
+        char path[MV_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/corruptions.json", j->dir);
+        rc = experiment_corruption_results(names, corr, exp, path);
+    }
+    if (rc == 0) rc = write_status(j->dir, j->row->name, "finished", NULL, names, corr, exp->ncorruptions);
+    if (rc < 0) {
+        char msg[MV_ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", mv_last_error());
+        write_status(j->dir, j->row->name, "failed", msg, NULL, NULL, 0);
+        mv_fail("row %s: %s", j->row->name, msg);
+    } else {
+        // "row R: finished in 12.3 s: clear 21.30, fog 10.20 | mean over targets 10.20"
+        char domains[MV_MAX_SOURCES][MV_NAME_MAX];
+        double miou[MV_MAX_SOURCES];
+        long iter = -1;
+        int n = final_metrics(domains, miou, MV_MAX_SOURCES, &iter, j->dir);
+        printf("maskvim experiment: row %s: finished in %.1f s:", j->row->name, now_s() - j->t0);
+        for (int i = 0; i < n; i++) printf("%s %s %.2f", i ? "," : "", domains[i], miou[i]);
+        double sum = 0;
+        int nt = 0;
+        for (int t = 0; t < exp->ntargets; t++) {
+            double v = NAN;
+            for (int i = 0; i < n; i++) if (!strcmp(domains[i], exp->targets[t])) v = miou[i];
+            for (int i = 0; i < exp->ncorruptions; i++) if (!strcmp(names[i], exp->targets[t])) v = corr[i];
+            if (isfinite(v)) { sum += v; nt++; }
         }
-        if (rc < 0) {
+        if (exp->ncorruptions) printf(" | corruptions (mean over %d severit%s): %.2f", exp->nseverities,
+                                      exp->nseverities == 1 ? "y" : "ies", 0.0 + (nt ? sum / nt : NAN));
+        else if (nt) printf(" | mean over targets %.2f", sum / nt);
+        printf("\n");
+        fflush(stdout);
+    }
+    close(j->lock);
+    j->lock = -1;
+    j->pid = 0;
+    return rc;
+}
+
+// ------------------------------------------------------------------------------------------
+// The sweep
+
+typedef struct {
+    const mv_experiment *exp;
+    const char *outdir, *only, *launcher;
+    int jobs;
+    bool quiet;
+    int nrun, nskip, nfail;
+} sweep;
+
+// The next selected row from *next on that is not finished; prints the skipped ones.
+static const mv_exp_row *next_row(sweep *s, int *next, char *dir) {
+    for (; *next < s->exp->nrows; (*next)++) {
+        const mv_exp_row *r = &s->exp->rows[*next];
+        if (!selected(s->only, r->name)) continue;
+        if (snprintf(dir, MV_PATH_MAX, "%s/%s", s->outdir, r->name) >= MV_PATH_MAX) continue;   // checked at start
+        row_action a = row_plan(dir);
+        if (a == ROW_SKIP) {
+            if (config_changed(s->exp, r, dir))
+                printf("maskvim experiment: warning: row %s finished with another configuration than %s gives now "
+                       "(delete %s to run it again)\n", r->name, s->exp->path, dir);
+            printf("maskvim experiment: row %s: finished, skipped\n", r->name);
+            s->nskip++;
+            continue;
+        }
+        (*next)++;
+        return r;
+    }
+    return NULL;
+}
+
+static void count_end(sweep *s, int rc) {
+    if (rc < 0) {
+        fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
+        s->nfail++;
+    } else {
+        s->nrun++;
+    }
+}
+
+// Rows one after another in this process (one rank).
+static void sweep_in_process(sweep *s, mv_comm *comm) {
+    char dir[MV_PATH_MAX];
+    mv_config *cfg = mv_calloc(1, sizeof *cfg);
+    for (int next = 0;;) {
+        const mv_exp_row *r = next_row(s, &next, dir);
+        if (!r) break;
+        row_job j = {.row = r, .lock = -1};
+        snprintf(j.dir, sizeof j.dir, "%s", dir);
+        int rc = row_begin(&j, cfg, s->exp, NULL);
+        if (rc > 0) { s->nskip++; continue; }
+        // A row held by another runner or broken on its own does not stop the others.
+        if (rc < 0) { count_end(s, rc); continue; }
+        mv_train_opts o = {"auto", 0, s->quiet};
+        rc = train_run(cfg, comm, &o);
+        if (rc == 0 && s->exp->ncorruptions) {
+            row_cmd c;
+            rc = eval_cmd(&c, s->exp, j.dir, j.max_iters);
+            if (rc == 0) rc = run_child(&c, NULL, "corruption evaluation");
+        }
+        count_end(s, row_end(&j, s->exp, rc == 0));
+    }
+    free(cfg);
+}
+
+// Starts the child of job j: training, or (evaluating) the corruption evaluation.
+static int start_child(sweep *s, row_job *j, const char *log, int omp) {
+    row_cmd c;
+    if (j->evaluating) MV_TRY(eval_cmd(&c, s->exp, j->dir, j->max_iters));
+    else MV_TRY(train_cmd(&c, j->dir, s->quiet || s->jobs > 1));
+    j->pid = spawn(&c, s->launcher, log, omp);
+    return j->pid > 0 ? 0 : -1;
+}
+
+// Writes the row's synthetic data sources (if any are missing) here, before its child starts:
+// rows running at once would otherwise all write the same cache folders at the same time.
+static int prepare_sources(const mv_config *cfg, mv_comm *comm) {
+    char path[MV_PATH_MAX + 64];
+    for (int i = 0; i < cfg->data.num_train; i++)
+        MV_TRY(source_resolve(path, sizeof path, &cfg->data.train[i], "train", cfg, comm));
+    for (int i = 0; i < cfg->data.num_val; i++)
+        MV_TRY(source_resolve(path, sizeof path, &cfg->data.val[i], "val", cfg, comm));
+    return 0;
+}
+
+// Rows as child processes, up to s->jobs at once. Returns the stop signal (0 when none).
+static int sweep_children(sweep *s, mv_comm *comm) {
+    int omp = 0;
+    if (s->jobs > 1 && !getenv("OMP_NUM_THREADS")) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        omp = cpus / s->jobs > 1 ? (int)(cpus / s->jobs) : 1;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    row_job *jobs = mv_calloc((size_t)s->jobs, sizeof *jobs);
+    mv_config *cfg = mv_calloc(1, sizeof *cfg);
+    char dir[MV_PATH_MAX], log[MV_PATH_MAX + 32];
+    int next = 0, running = 0;
+    bool more = true;
+    while (!g_stop_signal) {
+        // Fill the free slots.
+        for (int k = 0; k < s->jobs && more && !g_stop_signal; k++) {
+            if (jobs[k].pid) continue;
+            const mv_exp_row *r = next_row(s, &next, dir);
+            if (!r) { more = false; break; }
+            row_job *j = &jobs[k];
+            memset(j, 0, sizeof *j);
+            j->row = r;
+            j->lock = -1;
+            snprintf(j->dir, sizeof j->dir, "%s", dir);
+            snprintf(log, sizeof log, "%s/train.log", dir);
+            int rc = row_begin(j, cfg, s->exp, s->jobs > 1 ? log : NULL);
+            if (rc > 0) { s->nskip++; k--; continue; }
+            if (rc == 0 && s->jobs > 1 && prepare_sources(cfg, comm) < 0) rc = row_end(j, s->exp, false);
+            else if (rc == 0 && start_child(s, j, s->jobs > 1 ? log : NULL, omp) < 0) rc = row_end(j, s->exp, false);
+            if (rc < 0) { count_end(s, rc); k--; continue; }   // try the next row in this slot
+            running++;
+        }
+        if (running == 0 && !more) break;
+        // Reap one finished child, or wait a little.
+        int st;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        if (pid <= 0) { usleep(50000); continue; }
+        row_job *j = NULL;
+        for (int k = 0; k < s->jobs; k++) if (jobs[k].pid == pid) j = &jobs[k];
+        if (!j) continue;
+        snprintf(log, sizeof log, "%s/train.log", j->dir);
+        int rc = child_status(st, j->evaluating ? "corruption evaluation" : s->launcher ? "launcher command" : "training");
+        if (rc < 0 && s->jobs > 1) {
             char msg[MV_ERRMSG_MAX];
             snprintf(msg, sizeof msg, "%s", mv_last_error());
-            write_status(dir, r->name, "failed", msg);
-            mv_fail("%s", msg);
-        } else {
-            rc = write_status(dir, r->name, "finished", NULL);
+            mv_fail("%s (output in %s)", msg, log);
+        }
+        if (rc == 0 && !j->evaluating && s->exp->ncorruptions) {
+            j->evaluating = true;
+            if (start_child(s, j, s->jobs > 1 ? log : NULL, omp) == 0) continue;
+            rc = -1;
+        }
+        count_end(s, row_end(j, s->exp, rc == 0));
+        running--;
+    }
+    int sig = g_stop_signal;
+    if (sig) {
+        // Stop every child and leave its row resumable (it continues from its last checkpoint).
+        for (int k = 0; k < s->jobs; k++) {
+            row_job *j = &jobs[k];
+            if (!j->pid) continue;
+            stop_child(j->pid);
+            char msg[64];
+            snprintf(msg, sizeof msg, "stopped by signal %d", sig);
+            write_status(j->dir, j->row->name, "interrupted", msg, NULL, NULL, 0);
+            printf("maskvim experiment: row %s: stopped (signal %d); it resumes when the sweep is run again\n",
+                   j->row->name, sig);
+            close(j->lock);
+            j->pid = 0;
         }
     }
-    if (rc < 0) mv_fail_context("row %s", r->name);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     free(cfg);
-    close(lock);
-    return rc;
+    free(jobs);
+    return sig;
 }
 
 static int experiment_run(int argc, char **argv) {
     const char *file = NULL, *out = NULL, *only = NULL, *launcher = NULL;
     bool dry = false, quiet = false;
+    int njobs = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
@@ -375,6 +751,12 @@ static int experiment_run(int argc, char **argv) {
         if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--only")) only = v;
         else if (!strcmp(a, "--launcher")) launcher = v;
+        else if (!strcmp(a, "--jobs")) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 64) { fprintf(stderr, "maskvim experiment run: --jobs '%s': expected 1..64\n", v); return 2; }
+            njobs = (int)n;
+        }
         else { fprintf(stderr, "maskvim experiment run: unknown option '%s'\n\n", a); usage(stderr); return 2; }
         i++;
     }
@@ -388,9 +770,28 @@ static int experiment_run(int argc, char **argv) {
     char outdir[MV_PATH_MAX];
     snprintf(outdir, sizeof outdir, "%s", out ? out : "runs/");
     if (!out) strncat(outdir, exp.name, sizeof outdir - strlen(outdir) - 1);
-    int status = 0;
+    if (dry) {
+        for (int i = 0; i < exp.nrows; i++) {
+            const mv_exp_row *r = &exp.rows[i];
+            if (!selected(only, r->name)) continue;
+            char dir[MV_PATH_MAX];
+            if (snprintf(dir, sizeof dir, "%s/%s", outdir, r->name) >= (int)sizeof dir) {
+                fprintf(stderr, "maskvim experiment: %s/%s: path too long\n", outdir, r->name);
+                experiment_free(&exp);
+                return 1;
+            }
+            row_action a = row_plan(dir);
+            if (a == ROW_SKIP && config_changed(&exp, r, dir))
+                printf("maskvim experiment: warning: row %s finished with another configuration than %s gives now "
+                       "(delete %s to run it again)\n", r->name, exp.path, dir);
+            print_row(&exp, r, dir, a);
+        }
+        experiment_free(&exp);
+        return 0;
+    }
+    bool in_process = !launcher && njobs == 1;
     mv_comm comm = {0};
-    if (!dry && !launcher) {
+    {
         if (comm_init(&comm, &argc, &argv) < 0) {
             fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
             experiment_free(&exp);
@@ -404,50 +805,23 @@ static int experiment_run(int argc, char **argv) {
             return 2;
         }
     }
-    if (!dry && (mkdir_p(outdir) < 0 || write_paper_json(outdir, &exp) < 0)) {
+    if (strlen(outdir) + MV_EXP_NAME_MAX + 2 > MV_PATH_MAX || mkdir_p(outdir) < 0 || write_paper_json(outdir, &exp) < 0) {
+        if (strlen(outdir) + MV_EXP_NAME_MAX + 2 > MV_PATH_MAX) mv_fail("%s: path too long", outdir);
         fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
-        if (!launcher) comm_finalize(&comm);
+        comm_finalize(&comm);
         experiment_free(&exp);
         return 1;
     }
-    int nrun = 0, nskip = 0, nfail = 0;
-    for (int i = 0; i < exp.nrows; i++) {
-        const mv_exp_row *r = &exp.rows[i];
-        if (!selected(only, r->name)) continue;
-        char dir[MV_PATH_MAX];
-        if (snprintf(dir, sizeof dir, "%s/%s", outdir, r->name) >= (int)sizeof dir) {
-            fprintf(stderr, "maskvim experiment: %s/%s: path too long\n", outdir, r->name);
-            status = 1;
-            break;
-        }
-        row_action a = row_plan(dir);
-        if (a == ROW_SKIP && config_changed(&exp, r, dir))
-            printf("maskvim experiment: warning: row %s finished with another configuration than %s gives now "
-                   "(delete %s to run it again)\n", r->name, exp.path, dir);
-        if (dry) { print_row(&exp, r, dir, a); continue; }
-        if (a == ROW_SKIP) {
-            printf("maskvim experiment: row %s: finished, skipped\n", r->name);
-            nskip++;
-            continue;
-        }
-        int rc = run_row(&exp, r, dir, launcher, quiet, &comm);
-        if (rc > 0) { nskip++; continue; }
-        if (rc < 0) {
-            fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
-            nfail++;
-            status = 1;
-            // A row held by another runner or broken on its own does not stop the others.
-            continue;
-        }
-        nrun++;
-    }
-    if (!dry) {
-        printf("maskvim experiment: %s: %d row%s run, %d skipped (finished), %d failed; results in %s\n", exp.name,
-               nrun, nrun == 1 ? "" : "s", nskip, nfail, outdir);
-        if (!launcher) comm_finalize(&comm);
-    }
+    sweep s = {.exp = &exp, .outdir = outdir, .only = only, .launcher = launcher, .jobs = njobs, .quiet = quiet};
+    int sig = 0;
+    if (in_process) sweep_in_process(&s, &comm);
+    else sig = sweep_children(&s, &comm);
+    printf("maskvim experiment: %s: %d row%s run, %d skipped (finished), %d failed%s; results in %s\n", exp.name,
+           s.nrun, s.nrun == 1 ? "" : "s", s.nskip, s.nfail, sig ? ", stopped by a signal" : "", outdir);
+    comm_finalize(&comm);
     experiment_free(&exp);
-    return status;
+    if (sig) return 128 + sig;
+    return s.nfail ? 1 : 0;
 }
 
 int cmd_experiment(int argc, char **argv) {

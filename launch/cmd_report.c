@@ -1,48 +1,123 @@
 // `maskvim report`: turns a directory of run directories (one per table row, as written by
 // `maskvim experiment run` or by hand with `maskvim train`) into report.md, report.csv and a
-// self-contained report.html, with the paper's numbers beside ours when given.
+// self-contained report.html, with the paper's numbers beside ours when given. Given an
+// experiment file instead, it takes the runs directory, title, columns, row order and paper
+// numbers from the file, so that the report reads like the paper's table.
 #include "launch/commands.h"
 #include "core/error.h"
+#include "core/experiment.h"
 #include "core/report.h"
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: maskvim report RUNS_DIR --out DIR [--paper FILE.json] [--title T]\n\n"
+        "usage: maskvim report RUNS_DIR --out DIR [--paper FILE.json] [--title T]\n"
+        "       maskvim report EXPERIMENT.yaml [--runs RUNS_DIR] --out DIR [--title T]\n\n"
         "Reads every run directory under RUNS_DIR (config.yaml, metrics.jsonl, status.json) and\n"
         "writes DIR/report.md, DIR/report.csv and DIR/report.html: mIoU per evaluated domain\n"
         "(the first is the source) and the mean over the targets, one row per run; the paper's\n"
         "number and our difference per cell from --paper {\"run\": {\"domain\"|\"mean\": number}};\n"
         "training curves, per-class IoU, and mIoU against the config key the runs sweep.\n"
-        "Partial results are fine: missing cells are marked and incomplete runs listed.\n");
+        "Partial results are fine: missing cells are marked and incomplete runs listed.\n\n"
+        "Given an experiment file (docs/experiments.md), the runs are those `maskvim experiment\n"
+        "run` wrote (default RUNS_DIR: runs/<experiment name>, as there) and the title, the\n"
+        "columns (source first, then the file's columns with their labels), the row order and the\n"
+        "paper's numbers come from the file.\n");
+}
+
+static bool is_experiment_file(const char *path) {
+    size_t n = strlen(path);
+    struct stat st;
+    bool yaml = (n > 5 && !strcmp(path + n - 5, ".yaml")) || (n > 4 && !strcmp(path + n - 4, ".yml"));
+    return yaml && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Columns, row order and paper numbers of an experiment file applied to a loaded report.
+static void apply_experiment(mv_report *rep, const mv_experiment *exp) {
+    const char *domains[MV_EXP_MAX_COLS + 1], *labels[MV_EXP_MAX_COLS + 1], *mean_label = NULL;
+    char text[MV_EXP_MAX_COLS + 1][MV_NAME_MAX + MV_EXP_NAME_MAX + 4];
+    int n = 0;
+    if (exp->source[0]) {
+        const char *label = exp->source;
+        for (int c = 0; c < exp->ncols; c++) if (!strcmp(exp->cols[c].domain, exp->source)) label = exp->cols[c].label;
+        snprintf(text[n], sizeof text[n], strcmp(label, exp->source) ? "%s (%s)" : "%s", exp->source, label);
+        domains[n] = exp->source;
+        labels[n] = text[n];
+        n++;
+    }
+    for (int c = 0; c < exp->ncols; c++) {
+        const mv_exp_column *col = &exp->cols[c];
+        if (!strcmp(col->domain, "avg")) { mean_label = col->label; continue; }
+        if (!strcmp(col->domain, exp->source)) continue;
+        snprintf(text[n], sizeof text[n], strcmp(col->label, col->domain) ? "%s (%s)" : "%s", col->domain, col->label);
+        domains[n] = col->domain;
+        labels[n] = text[n];
+        n++;
+    }
+    mv_report_set_columns(rep, domains, labels, n, mean_label);
+    const char **names = mv_calloc((size_t)exp->nrows + 1, sizeof(char *));
+    for (int r = 0; r < exp->nrows; r++) names[r] = exp->rows[r].name;
+    mv_report_order_runs(rep, names, exp->nrows);
+    free(names);
+    for (int r = 0; r < exp->nrows; r++)
+        for (int c = 0; c < exp->ncols; c++)
+            if (!isnan(exp->rows[r].paper[c]))
+                mv_report_set_paper_cell(rep, exp->rows[r].name, exp->cols[c].domain, exp->rows[r].paper[c]);
 }
 
 int cmd_report(int argc, char **argv) {
-    const char *runs = NULL, *out = NULL, *paper = NULL, *title = NULL;
+    const char *input = NULL, *runs = NULL, *out = NULL, *paper = NULL, *title = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (a[0] != '-') {
-            if (runs) { fprintf(stderr, "maskvim report: one RUNS_DIR expected, got '%s' and '%s'\n", runs, a); return 2; }
-            runs = a;
+            if (input) { fprintf(stderr, "maskvim report: one RUNS_DIR or experiment file expected, got '%s' and '%s'\n", input, a); return 2; }
+            input = a;
             continue;
         }
         if (!v) { fprintf(stderr, "maskvim report: %s needs a value\n", a); return 2; }
         if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--paper")) paper = v;
         else if (!strcmp(a, "--title")) title = v;
+        else if (!strcmp(a, "--runs")) runs = v;
         else { fprintf(stderr, "maskvim report: unknown option '%s'\n\n", a); usage(stderr); return 2; }
         i++;
     }
-    if (!runs || !out) { usage(stderr); return 2; }
+    if (!input || !out) { usage(stderr); return 2; }
+    mv_experiment exp = {0};
+    bool from_file = is_experiment_file(input);
+    char runs_dir[MV_PATH_MAX];
+    if (from_file) {
+        if (experiment_load(&exp, input) < 0) {
+            fprintf(stderr, "maskvim report: %s\n", mv_last_error());
+            return 1;
+        }
+        if (runs) snprintf(runs_dir, sizeof runs_dir, "%s", runs);
+        else snprintf(runs_dir, sizeof runs_dir, "runs/%s", exp.name);
+        if (!title && exp.title[0]) title = exp.title;
+    } else {
+        if (runs) { fprintf(stderr, "maskvim report: --runs goes with an experiment file (RUNS_DIR is '%s')\n", input); return 2; }
+        snprintf(runs_dir, sizeof runs_dir, "%s", input);
+    }
     mv_report rep;
-    if (mv_report_load(&rep, runs, paper, title) < 0) {
+    if (mv_report_load(&rep, runs_dir, NULL, title) < 0) {
         fprintf(stderr, "maskvim report: %s\n", mv_last_error());
+        if (from_file) experiment_free(&exp);
         return 1;
     }
+    if (from_file) apply_experiment(&rep, &exp);
+    if (paper && mv_report_set_paper(&rep, paper) < 0) {
+        fprintf(stderr, "maskvim report: %s\n", mv_last_error());
+        mv_report_free(&rep);
+        if (from_file) experiment_free(&exp);
+        return 1;
+    }
+    if (from_file) experiment_free(&exp);
     if (mkdir(out, 0777) < 0 && errno != EEXIST) {
         fprintf(stderr, "maskvim report: %s: %s\n", out, strerror(errno));
         mv_report_free(&rep);
@@ -59,7 +134,7 @@ int cmd_report(int argc, char **argv) {
     }
     int ninc = 0;
     for (int r = 0; r < rep.nruns; r++) ninc += rep.runs[r].incomplete;
-    printf("maskvim report: %d runs (%d incomplete), %d domains", rep.nruns, ninc, rep.ncolumns);
+    printf("maskvim report: %s: %d runs (%d incomplete), %d domains", runs_dir, rep.nruns, ninc, rep.ncolumns);
     if (rep.sweep_key[0]) printf(", sweep over %s", rep.sweep_key);
     printf("\n  %s\n  %s\n  %s\n", md, csv, html);
     for (int r = 0; r < rep.nruns; r++)

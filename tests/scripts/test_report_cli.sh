@@ -41,6 +41,47 @@ assert a["paper_rain"] == "" and rows["rowB"]["paper_rain"] == "30.0000"
 assert rows["rowA"]["mask.alpha1"] == "1" and rows["rowB"]["mask.alpha1"] == "0"
 print("report csv ok")
 PY
+# The experiment-file route: title, columns (labels, order), row order and paper numbers come
+# from the file; the runs directory from --runs or, by default, runs/<name> as `experiment run`.
+cat >"$TMP/table.yaml" <<YAML
+name: two_rows
+title: "Table X: from the experiment file"
+base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
+source: clear
+targets: [rain, fog]
+columns: [{domain: rain, label: G}, {domain: fog, label: M}, {domain: avg, label: Avg}]
+rows:
+  - {name: rowB, paper: [30.0, 40.0, 35.0]}
+  - {name: rowA, paper: {M: 44.5}}
+YAML
+"$MV_BIN" report "$TMP/table.yaml" --runs "$TMP/runs" --out "$TMP/outf" >"$TMP/reportf.log" || fail "report FILE: $(cat "$TMP/reportf.log")"
+grep -q "^# Table X: from the experiment file" "$TMP/outf/report.md" || fail "title not from the file"
+grep -q "^| run | clear (source) | rain (G) | fog (M) | Avg |" "$TMP/outf/report.md" || fail "columns: $(grep '^| run' "$TMP/outf/report.md")"
+# rows in file order (rowB first), paper numbers per column label and avg
+head -12 "$TMP/outf/report.md" | grep -n "^| row" | head -1 | grep -q "rowB" || fail "row order: $(grep '^| row' "$TMP/outf/report.md")"
+grep -q "^| rowB | [0-9.]* | [0-9.]* (paper 30.00, [-+][0-9.]*) | [0-9.]* (paper 40.00, [-+][0-9.]*) | [0-9.]* (paper 35.00, [-+][0-9.]*) |" "$TMP/outf/report.md" \
+    || fail "rowB paper numbers: $(grep '^| rowB' "$TMP/outf/report.md")"
+grep -q "^| rowA | [0-9.]* | [0-9.]* | [0-9.]* (paper 44.50, " "$TMP/outf/report.md" || fail "rowA paper: $(grep '^| rowA' "$TMP/outf/report.md")"
+grep -q "<th>rain (G)</th>" "$TMP/outf/report.html" || fail "HTML header without the label"
+"$MV_PYTHON" - "$TMP/outf/report.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [r["run"] for r in rows] == ["rowB", "rowA"], [r["run"] for r in rows]
+b = rows[0]
+assert float(b["paper_rain"]) == 30.0 and float(b["paper_fog"]) == 40.0 and float(b["paper_mean"]) == 35.0, b
+mean = (float(b["rain"]) + float(b["fog"])) / 2
+assert abs(float(b["mean"]) - mean) < 1e-3, (b["mean"], mean)
+assert rows[1]["paper_rain"] == "" and float(rows[1]["paper_fog"]) == 44.5
+print("report from the experiment file: csv ok")
+PY
+# default runs directory: runs/<name> under the working directory
+mkdir -p "$TMP/cwd/runs"; ln -s "$TMP/runs" "$TMP/cwd/runs/two_rows"
+(cd "$TMP/cwd" && "$MV_BIN" report "$TMP/table.yaml" --out "$TMP/outg" >"$TMP/reportg.log") || fail "report FILE (default runs): $(cat "$TMP/reportg.log")"
+grep -q "runs/two_rows: 2 runs" "$TMP/reportg.log" || fail "default runs dir: $(cat "$TMP/reportg.log")"
+cmp -s "$TMP/outf/report.md" "$TMP/outg/report.md" || fail "--runs and the default runs dir differ"
+if "$MV_BIN" report "$TMP/table.yaml" --runs "$TMP/nonexistent" --out "$TMP/outh" >"$TMP/bad2.log" 2>&1; then fail "missing runs dir accepted"; fi
+grep -q "nonexistent" "$TMP/bad2.log" || fail "missing runs dir message: $(cat "$TMP/bad2.log")"
+if "$MV_BIN" report "$TMP/runs" --runs "$TMP/runs" --out "$TMP/outh" >"$TMP/bad3.log" 2>&1; then fail "--runs with RUNS_DIR accepted"; fi
 # a run still training: no evaluation yet, a status.json saying so
 mkdir -p "$TMP/runs/rowC"
 head -1 "$TMP/runs/rowA/metrics.jsonl" >"$TMP/runs/rowC/metrics.jsonl"
@@ -53,9 +94,34 @@ printf '{"type": "train", "iter": 1}\n{"type": oops}\n{"type": "train"}\n' >"$TM
 if "$MV_BIN" report "$TMP/runs" --out "$TMP/out3" >"$TMP/bad.log" 2>&1; then fail "corrupt metrics.jsonl accepted"; fi
 grep -q "rowC/metrics.jsonl:2" "$TMP/bad.log" || fail "the error does not name file:line: $(cat "$TMP/bad.log")"
 if [ -x /usr/bin/chromium ]; then
-    timeout 120 /usr/bin/chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
-        --window-size=1250,2400 --screenshot="$TMP/report.png" "file://$TMP/out/report.html" >"$TMP/chromium.log" 2>&1 || true
+    # Headless Chromium (as root it needs --no-sandbox) renders the page: a PNG of the window's
+    # size, and the DOM it built holds the charts (inline SVG) and the table.
+    CHROME=(timeout 120 /usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage
+            --hide-scrollbars --user-data-dir="$TMP/chromium-profile")
+    "${CHROME[@]}" --window-size=1250,2400 --screenshot="$TMP/report.png" "file://$TMP/outf/report.html" \
+        >"$TMP/chromium.log" 2>&1 || true
     [ -s "$TMP/report.png" ] || fail "chromium made no screenshot: $(tail -5 "$TMP/chromium.log")"
+    "$MV_PYTHON" - "$TMP/report.png" <<'PY'
+import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+w, h = struct.unpack(">II", data[16:24])
+assert (w, h) == (1250, 2400), (w, h)
+# the page is not blank: the decoded image has many distinct rows
+pos, idat = 8, b""
+while pos < len(data):
+    n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    if kind == b"IDAT": idat += data[pos + 8:pos + 8 + n]
+    pos += 12 + n
+raw = zlib.decompress(idat)
+stride = len(raw) // h
+rows = {raw[i * stride + 1:(i + 1) * stride] for i in range(h)}
+assert len(rows) > 200, f"only {len(rows)} distinct pixel rows: a blank page?"
+print(f"screenshot ok: {w}x{h} PNG, {len(rows)} distinct rows")
+PY
+    "${CHROME[@]}" --dump-dom "file://$TMP/outf/report.html" >"$TMP/dom.html" 2>"$TMP/chromium2.log" || true
+    [ "$(grep -o "<svg" "$TMP/dom.html" | wc -l)" -ge 5 ] || fail "rendered DOM without the SVG charts: $(tail -3 "$TMP/chromium2.log")"
+    grep -q "<th>rain (G)</th>" "$TMP/dom.html" || fail "rendered DOM without the table"
     echo "screenshot: $TMP/report.png ($(stat -c %s "$TMP/report.png") bytes)"
 else
     echo "SKIP (screenshot only): /usr/bin/chromium is not installed, the HTML was not rendered"

@@ -151,3 +151,72 @@ Test(experiment, errors_name_file_and_line) {
     cr_assert_lt(experiment_load(&e, "/nonexistent/exp.yaml"), 0);
     cr_assert(strstr(mv_last_error(), "/nonexistent/exp.yaml"));
 }
+
+Test(experiment, corruptions_columns_and_results) {
+    // `corruptions: all` gives the 16 of Table 2; the targets (and columns) default to them.
+    const char *p = write_file("t2all.yaml",
+        "source: clear\ncorruptions: all\nset: [\"data.val=[synthetic:clear]\"]\nrows: [{name: a}]\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_eq(e.ncorruptions, 16);
+    cr_assert_str_eq(e.corruptions[0], "motion_blur");
+    cr_assert_str_eq(e.corruptions[15], "frost");
+    cr_assert_eq(e.nseverities, 1);   // severity 5 unless told
+    cr_assert_eq(e.severities[0], 5);
+    cr_assert_eq(e.ntargets, 16);
+    cr_assert_eq(e.ncols, 17);
+    cr_assert_str_eq(e.cols[14].domain, "fog");
+    cr_assert(experiment_is_corruption(&e, "fog"));
+    cr_assert(!experiment_is_corruption(&e, "clear"));
+    experiment_free(&e);
+
+    p = write_file("t2.yaml",
+        "source: clear\n"
+        "corruptions: [gaussian_noise, brightness]\n"
+        "severities: [1, 3]\n"
+        "columns: [{domain: brightness, label: Bright}, {domain: gaussian_noise, label: Gauss}, avg]\n"
+        "rows: [{name: a, paper: [75.0, 14.9, 45.8]}]\n");
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_eq(e.nseverities, 2);
+    cr_assert_eq(e.severities[1], 3);
+    cr_assert_float_eq(e.rows[0].paper[1], 14.9, 1e-9);
+    // The results `maskvim eval --corruptions --json` writes: the mean over the severities.
+    const char *json = write_file("corr.json",
+        "{\"checkpoint\": \"x.h5\", \"results\": [\n"
+        "{\"domain\": \"clear\", \"corruption\": \"none\", \"severity\": 0, \"metrics\": {\"mIoU\": 50.0}},\n"
+        "{\"domain\": \"clear\", \"corruption\": \"gaussian_noise\", \"severity\": 1, \"metrics\": {\"mIoU\": 40.0}},\n"
+        "{\"domain\": \"clear\", \"corruption\": \"gaussian_noise\", \"severity\": 3, \"metrics\": {\"mIoU\": 20.0}},\n"
+        "{\"domain\": \"clear\", \"corruption\": \"brightness\", \"severity\": 1, \"metrics\": {\"mIoU\": 48.0}},\n"
+        "{\"domain\": \"clear\", \"corruption\": \"brightness\", \"severity\": 3, \"metrics\": {\"mIoU\": 45.0}}\n]}\n");
+    char jpath[1024];
+    snprintf(jpath, sizeof jpath, "%s", json);
+    char names[MV_EXP_MAX_CORR][MV_NAME_MAX];
+    double miou[MV_EXP_MAX_CORR];
+    cr_assert_eq(experiment_corruption_results(names, miou, &e, jpath), 0, "%s", mv_last_error());
+    cr_assert_str_eq(names[0], "gaussian_noise");
+    cr_assert_float_eq(miou[0], 30.0, 1e-9);
+    cr_assert_str_eq(names[1], "brightness");
+    cr_assert_float_eq(miou[1], 46.5, 1e-9);
+    // A missing (corruption, severity) fails and says which.
+    write_file("corr.json", "{\"results\": [{\"corruption\": \"gaussian_noise\", \"severity\": 1, \"metrics\": {\"mIoU\": 1}}]}\n");
+    cr_assert_lt(experiment_corruption_results(names, miou, &e, jpath), 0);
+    cr_assert(strstr(mv_last_error(), "gaussian_noise at severity 3"), "%s", mv_last_error());
+    write_file("corr.json", "{\"results\": [oops]}\n");
+    cr_assert_lt(experiment_corruption_results(names, miou, &e, jpath), 0);
+    cr_assert(strstr(mv_last_error(), "corr.json"), "%s", mv_last_error());
+    experiment_free(&e);
+}
+
+Test(experiment, corruption_errors) {
+    expect_error("source: clear\ncorruptions: [nosuch]\nrows: [{name: a}]\n",
+                 (const char *[]){"bad.yaml:2:", "corruptions", "nosuch", NULL});
+    expect_error("corruptions: [snow]\nrows: [{name: a}]\n", (const char *[]){"bad.yaml:1:", "source", NULL});
+    expect_error("source: clear\ncorruptions: [snow]\nseverities: [6]\nrows: [{name: a}]\n",
+                 (const char *[]){"bad.yaml:3:", "1, 2, 3, 4 or 5", NULL});
+    expect_error("source: clear\nseverities: [1]\nrows: [{name: a}]\n", (const char *[]){"without corruptions", NULL});
+    expect_error("source: clear\ncorruptions: [snow, snow]\nrows: [{name: a}]\n", (const char *[]){"twice", NULL});
+    // `fog` is both a synthetic domain of the default data.val and a corruption: ambiguous.
+    expect_error("source: clear\ncorruptions: [fog]\nrows: [{name: a}]\n", (const char *[]){"'fog'", "data.val", NULL});
+    expect_error("source: clear\ncorruptions: [snow]\ncolumns: [frost]\nrows: [{name: a}]\n",
+                 (const char *[]){"'frost'", "nor a corruption", NULL});
+}

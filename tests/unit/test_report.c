@@ -281,3 +281,48 @@ Test(report, run_without_config_in_a_sweep) {
     mv_report_free(&rep);
     remove_root();
 }
+
+// The experiment-file layout: columns in a given order with labels (one nobody evaluated
+// stays, empty), runs in a given order, paper numbers set cell by cell.
+Test(report, columns_order_and_paper_cells) {
+    make_root("layout");
+    make_run("lam0.5", 0.5, true, NULL);   // clear 5, fog 6, rain 7
+    make_run("lam0.1", 0.1, true, NULL);
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "layout"), 0, "%s", mv_last_error());
+    const char *domains[] = {"clear", "rain", "painted", "fog"};
+    const char *labels[] = {"clear", "rain (G)", "painted (S)", NULL};
+    mv_report_set_columns(&rep, domains, labels, 4, "Avg");
+    cr_assert_eq(rep.ncolumns, 4);
+    cr_assert_str_eq(rep.columns[1], "rain");
+    cr_assert_str_eq(rep.columns[3], "fog");
+    cr_assert_str_eq(mv_report_label(&rep, 1), "rain (G)");
+    cr_assert_str_eq(mv_report_label(&rep, 3), "fog");   // no label: the name
+    cr_assert_str_eq(mv_report_label(&rep, 4), "Avg");
+    const char *order[] = {"lam0.5", "nosuch"};
+    mv_report_order_runs(&rep, order, 2);
+    cr_assert_str_eq(rep.runs[0].name, "lam0.5");
+    cr_assert_str_eq(rep.runs[1].name, "lam0.1");
+    int w = rep.ncolumns + 1;
+    cr_assert_float_eq(rep.ours[0 * w + 1], 7.0, 1e-9);   // lam0.5, rain
+    cr_assert(isnan(rep.ours[0 * w + 2]));                 // painted: not evaluated
+    cr_assert(isnan(rep.ours[0 * w + 4]), "no mean while a target is missing");
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "lam0.5", "rain", 54.3), 0);
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "lam0.5", "avg", 53.0), 0);
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "lam0.5", "atlantis", 1.0), 1);
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "nosuch", "rain", 1.0), 1);
+    cr_assert_float_eq(rep.paper[0 * w + 1], 54.3, 1e-9);
+    cr_assert_float_eq(rep.paper[0 * w + 4], 53.0, 1e-9);
+    char md[1024];
+    snprintf(md, sizeof md, "%s/layout.md", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    FILE *f = fopen(md, "r");
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    cr_assert(strstr(buf, "| run | clear (source) | rain (G) | painted (S) | fog | Avg |"), "%s", buf);
+    cr_assert(strstr(buf, "| lam0.5 | 5.00 | 7.00 (paper 54.30, -47.30) | — | 6.00 | — (paper 53.00) |"), "%s", buf);
+    mv_report_free(&rep);
+    remove_root();
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# An experiment with `corruptions:` (the paper's Table 2): after training, each row's final
+# checkpoint is evaluated on the source domain under every corruption and severity with
+# `maskvim eval`; status.json's "final" gets one mIoU per corruption (the mean over the
+# severities of ROW/corruptions.json), in this process (one row) and with --jobs (child
+# processes); `maskvim report FILE` puts the corruptions in the file's columns.
+set -euo pipefail
+: "${MV_BIN:?}" "${MV_SRC:?}" "${MV_PYTHON:?}" "${MV_TEST_TMP:=/tmp}"
+mkdir -p "$MV_TEST_TMP"
+TMP="$MV_TEST_TMP/experiment_corrupt"
+rm -rf "$TMP"
+mkdir -p "$TMP"
+export MV_SYNTH_CACHE="$MV_TEST_TMP/synth_cache"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cat >"$TMP/t2.yaml" <<YAML
+name: t2
+title: "Test: Table 2 in small"
+base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
+set:
+  - model.crop=64,64
+  - data.synthetic.size=64,128
+  - data.scale=128,64
+  - data.synthetic.train_count=16
+  - data.synthetic.val_count=2
+  - data.workers=1
+  - schedule.warmup_iters=1
+  - schedule.max_iters=2
+  - run.log_every=1
+  - run.eval_every=0
+  - run.ckpt_every=1
+  - run.keep_ckpts=0
+  - "data.val=[synthetic:clear]"
+source: clear
+corruptions: [gaussian_noise, brightness]
+severities: [1, 5]
+columns:
+  - {domain: gaussian_noise, label: Gauss-noise}
+  - {domain: brightness, label: Bright}
+  - {domain: avg, label: Avg}
+rows:
+  - {name: a, paper: [14.9, 75.0, 45.8]}
+  - {name: b, set: {mask.alpha1: 0}}
+YAML
+passed=0
+check_row() {   # check_row ROW: final per corruption = mean over severities of corruptions.json
+    "$MV_PYTHON" - "$TMP/out/$1/status.json" "$TMP/out/$1/corruptions.json" <<'PY'
+import json, sys
+st = json.load(open(sys.argv[1])); ev = json.load(open(sys.argv[2]))
+assert st["state"] == "finished", st
+fin = st["final"]
+assert set(fin) == {"clear", "gaussian_noise", "brightness"}, fin
+for c in ("gaussian_noise", "brightness"):
+    vals = {r["severity"]: r["metrics"]["mIoU"] for r in ev["results"] if r["corruption"] == c}
+    assert set(vals) == {1, 5}, (c, vals)
+    mean = (vals[1] + vals[5]) / 2
+    assert abs(fin[c] - mean) < 1e-3, (c, fin[c], mean)
+print("corruption results ok:", fin)
+PY
+}
+
+# 1. One row in this process: training, then `maskvim eval --corruptions` on its checkpoint.
+"$MV_BIN" experiment run "$TMP/t2.yaml" --out "$TMP/out" --only a --quiet >"$TMP/a.log" 2>&1 || fail "row a: $(tail -5 "$TMP/a.log")"
+check_row a >/dev/null || fail "row a results"
+grep -Eq "row a: finished in [0-9.]+ s: clear [0-9.]+ \| corruptions \(mean over 2 severities\): [0-9.]+" "$TMP/a.log" || fail "summary line: $(cat "$TMP/a.log")"
+grep -q "clear/brightness/5" "$TMP/a.log" || fail "eval output not shown"
+passed=$((passed + 1))
+
+# 2. The other row as a child process (--jobs 2): the evaluation follows in its train.log.
+"$MV_BIN" experiment run "$TMP/t2.yaml" --out "$TMP/out" --jobs 2 >"$TMP/b.log" 2>&1 || fail "row b: $(tail -5 "$TMP/b.log")"
+grep -q "1 row run, 1 skipped" "$TMP/b.log" || fail "summary: $(tail -1 "$TMP/b.log")"
+check_row b >/dev/null || fail "row b results"
+grep -q "clear/gaussian_noise/1" "$TMP/out/b/train.log" || fail "eval output not in train.log"
+passed=$((passed + 1))
+
+# 3. A missing checkpoint makes the evaluation, hence the row, fail (and it is retried later).
+rm -rf "$TMP/out/b"
+mkdir -p "$TMP/out/b"
+if "$MV_BIN" experiment run "$TMP/t2.yaml" --out "$TMP/out" --only b --jobs 2 --launcher 'rm -f '"$TMP"'/out/b/iter_2.h5;' \
+    >"$TMP/c.log" 2>&1; then fail "row without checkpoint accepted"; fi
+grep -q '"state": "failed", "error": "corruption evaluation exited with status 1' "$TMP/out/b/status.json" || fail "b: $(cat "$TMP/out/b/status.json")"
+passed=$((passed + 1))
+
+# 4. The report from the file: the corruptions are columns, with the paper's numbers.
+"$MV_BIN" report "$TMP/t2.yaml" --runs "$TMP/out" --out "$TMP/rep" >"$TMP/rep.log" || fail "report: $(cat "$TMP/rep.log")"
+grep -q "^| run | clear (source) | gaussian_noise (Gauss-noise) | brightness (Bright) | Avg |" "$TMP/rep/report.md" || fail "columns: $(grep '^| run' "$TMP/rep/report.md")"
+grep -q "^| a | [0-9.]* | [0-9.]* (paper 14.90, " "$TMP/rep/report.md" || fail "row a: $(grep '^| a ' "$TMP/rep/report.md")"
+passed=$((passed + 1))
+
+# 5. Bad corruption sections are refused before anything runs.
+sed 's/gaussian_noise, brightness\]/gaussian_noise, nosuch]/' "$TMP/t2.yaml" >"$TMP/bad.yaml"
+if "$MV_BIN" experiment run "$TMP/bad.yaml" --dry-run >"$TMP/bad.log" 2>&1; then fail "unknown corruption accepted"; fi
+grep -q "bad.yaml:[0-9]*:[0-9]*: corruptions: .*nosuch" "$TMP/bad.log" || fail "message: $(cat "$TMP/bad.log")"
+sed 's/severities: \[1, 5\]/severities: [0, 5]/' "$TMP/t2.yaml" >"$TMP/bad2.yaml"
+if "$MV_BIN" experiment run "$TMP/bad2.yaml" --dry-run >"$TMP/bad2.log" 2>&1; then fail "severity 0 accepted"; fi
+grep -q "severities: a severity is 1, 2, 3, 4 or 5" "$TMP/bad2.log" || fail "message: $(cat "$TMP/bad2.log")"
+passed=$((passed + 1))
+
+rm -rf "$TMP"
+echo "$passed passed, 0 failed"
