@@ -5,24 +5,57 @@
 #   maskvim_model_cuda       the GPU model over maskvim_cuda
 #   test_model_cuda          whole-model step GPU vs CPU (SKIP without a GPU)
 #   test_model_cuda_emu      the same over the host emulation of the kernels (CI)
+#   test_train_cuda(_emu_c)  8 training steps through the GPU engine against the CPU, evaluation
+#   maskvim-emu              the CLI over the emulation (test_train_cuda_emu: run.device=cuda)
 set(MV_MODEL_DEVICE_SOURCES
   ${CMAKE_SOURCE_DIR}/core/model.c ${CMAKE_SOURCE_DIR}/core/layers.c
   ${CMAKE_SOURCE_DIR}/core/vss_block.c ${CMAKE_SOURCE_DIR}/core/linear_head.c
-  ${CMAKE_SOURCE_DIR}/core/device/model_device.c ${CMAKE_SOURCE_DIR}/core/device/device_profile.c)
+  ${CMAKE_SOURCE_DIR}/core/device/model_device.c ${CMAKE_SOURCE_DIR}/core/device/device_profile.c
+  ${CMAKE_SOURCE_DIR}/core/device/engine_cuda.c)
 
 add_library(maskvim_model_cuda STATIC ${MV_MODEL_DEVICE_SOURCES})
 target_compile_definitions(maskvim_model_cuda PRIVATE MV_MODEL_DEVICE=1)
 target_link_libraries(maskvim_model_cuda PUBLIC maskvim_cuda)
+
+# The CLI trains on the GPU (run.device: cuda|auto) through the engine of core/device/engine_cuda.c.
+# Not in sanitizer builds: the CUDA runtime's own allocations (it probes for a driver even where
+# there is no GPU) would read as leaks there; those builds check the CPU CLI, and the GPU path is
+# tested by the Release build's emulated tests.
+if(NOT MV_SANITIZE)
+  target_link_libraries(maskvim PRIVATE maskvim_model_cuda)
+  target_compile_definitions(maskvim PRIVATE MV_HAVE_GPU_MODEL=1)
+  # Created before CUDA was enabled: it has no CUDA code of its own to compile for an architecture.
+  set_property(TARGET maskvim PROPERTY CUDA_ARCHITECTURES OFF)
+endif()
 
 add_executable(test_model_cuda ${CMAKE_SOURCE_DIR}/tests/cuda/test_model_cuda.c)
 target_link_libraries(test_model_cuda PRIVATE maskvim_model_cuda)
 add_test(NAME test_model_cuda COMMAND test_model_cuda)
 set_tests_properties(test_model_cuda PROPERTIES TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=2")
 
+add_executable(test_train_cuda ${CMAKE_SOURCE_DIR}/tests/cuda/test_train_cuda.c)
+target_link_libraries(test_train_cuda PRIVATE maskvim_model_cuda)
+add_test(NAME test_train_cuda COMMAND test_train_cuda)
+set_tests_properties(test_train_cuda PROPERTIES TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=2")
+
 if(TARGET maskvim_cuda_emu)
   add_library(maskvim_model_cuda_emu STATIC ${MV_MODEL_DEVICE_SOURCES})
   target_compile_definitions(maskvim_model_cuda_emu PRIVATE MV_MODEL_DEVICE=1)
   target_link_libraries(maskvim_model_cuda_emu PUBLIC maskvim_cuda_emu)
+  # The CLI over the emulated GPU: the GPU training path (engine, device AdamW, evaluation on
+  # the device) runs in CI as `maskvim-emu train --set run.device=cuda`.
+  add_executable(maskvim-emu ${CMAKE_SOURCE_DIR}/launch/main.c)
+  target_link_libraries(maskvim-emu PRIVATE maskvim_model_cuda_emu)
+  target_compile_definitions(maskvim-emu PRIVATE MV_HAVE_GPU_MODEL=1)
+  add_test(NAME test_train_cuda_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/train_cuda_emu.sh)
+  set_tests_properties(test_train_cuda_emu PROPERTIES TIMEOUT 900 ENVIRONMENT
+    "MV_BIN=$<TARGET_FILE:maskvim>;MV_EMU_BIN=$<TARGET_FILE:maskvim-emu>;MV_PYTHON=/usr/bin/python3;MV_SRC=${CMAKE_SOURCE_DIR};MV_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp;OMP_NUM_THREADS=2")
+
+  add_executable(test_train_cuda_emu_c ${CMAKE_SOURCE_DIR}/tests/cuda/test_train_cuda.c)
+  target_link_libraries(test_train_cuda_emu_c PRIVATE maskvim_model_cuda_emu)
+  add_test(NAME test_train_cuda_emu_c COMMAND test_train_cuda_emu_c)
+  set_tests_properties(test_train_cuda_emu_c PROPERTIES TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=2")
+
   add_executable(test_model_cuda_emu ${CMAKE_SOURCE_DIR}/tests/cuda/test_model_cuda.c)
   target_link_libraries(test_model_cuda_emu PRIVATE maskvim_model_cuda_emu)
   add_test(NAME test_model_cuda_emu COMMAND test_model_cuda_emu)

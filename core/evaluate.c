@@ -1,5 +1,6 @@
 // Evaluation on one split (see evaluate.h).
 #include "core/evaluate.h"
+#include "core/engine.h"
 #include "core/error.h"
 #include "kernels/cpu/profile.h"
 #include <stdio.h>
@@ -7,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-// Per-pixel argmax of logits resized to the label size.
-static void predict(uint8_t *pred, float *full, const mv_model *m, int lh, int lw) {
+// Per-pixel argmax of logits (host memory, [1, H0, W0, K]) resized to the label size.
+static void predict(uint8_t *pred, float *full, const mv_model *m, const float *logits, int lh, int lw) {
     int K = m->cfg.num_classes;
-    bilinear_forward(full, m->logits, 1, m->Hs[0], m->Ws[0], lh, lw, K);
+    bilinear_forward(full, logits, 1, m->Hs[0], m->Ws[0], lh, lw, K);
     #pragma omp parallel for schedule(static)
     for (long i = 0; i < (long)lh * lw; i++) {
         const float *z = full + (size_t)i * K;
@@ -60,9 +61,11 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
             full = mv_malloc(sizeof(float) * cap * cfg->model.num_classes);
             pred = mv_malloc(cap);
         }
-        if ((rc = model_plan(m, 1, b->h, b->w)) < 0) { mv_fail_context("%s: %s", name, b->names[0]); break; }
-        if ((rc = model_forward(m, b->images, NULL, &ctx)) < 0) break;
-        predict(pred, full, m, b->lh, b->lw);
+        if ((rc = run_plan(m, 1, b->h, b->w)) < 0) { mv_fail_context("%s: %s", name, b->names[0]); break; }
+        if ((rc = run_forward(m, b->images, NULL, &ctx)) < 0) break;
+        const float *logits = run_logits(m);
+        if (!logits) { rc = -1; break; }
+        predict(pred, full, m, logits, b->lh, b->lw);
         metrics_add(&conf, pred, b->labels, npx);
         seen += comm->world;
         if (tty) fprintf(stderr, "\r[eval %s] %ld/%ld images  %.1f images/s   ", name, seen < total ? seen : total, total,

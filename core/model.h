@@ -6,6 +6,8 @@
 #include "core/params.h"
 #include "kernels/cpu/ops.h"
 
+struct CUstream_st;   // cudaStream_t is a pointer to it
+
 // Bump allocator over one arena; with base == NULL it only measures (the planning pass).
 typedef struct { float *base; size_t used; size_t scratch; } mv_arena;
 float *arena_take(mv_arena *a, size_t n);
@@ -25,8 +27,9 @@ typedef struct {
     const int *sample_ids;   // [B] global index of each image in the step's global batch
     mv_reducer reduce;       // cross-rank sum of doubles (SyncBN, ratio loss); fn NULL on 1 rank
     // The same on the GPU model: sums DEVICE doubles in place, ordered on `stream` (a
-    // cudaStream_t), e.g. through NCCL. fn NULL on one rank.
-    struct { void (*fn)(void *ctx, double *buf, int n, void *stream); void *ctx; } reduce_dev;
+    // cudaStream_t, whose type this names without including CUDA), e.g. through NCCL. fn NULL
+    // on one rank.
+    struct { void (*fn)(void *ctx, double *buf, int n, struct CUstream_st *stream); void *ctx; } reduce_dev;
     int world_size;          // ranks whose gradients are averaged (1 without MPI)
     // Called during backward: every parameter gradient at flat offset >= lo is final (the
     // gradient all-reduce starts those buckets while backward goes on). May be NULL.
@@ -106,6 +109,9 @@ typedef struct {
     float *ratio_grad, *ratio_lambda;  // per block: the value filled into dm; lambda per stage
     int *ratio_group;                  // per block: encoder stage in L_ratio, or -1
     void (*arena_free)(void *);        // frees the arenas (free, or cudaFree for the GPU model)
+    const struct mv_engine *engine;    // where it runs (core/engine.h); NULL: this CPU model
+    float *logits_host;                // host copy of the logits under an engine
+    size_t logits_host_cap;
 
     // results of the last forward
     double loss_total, loss_ce, loss_aux, loss_ratio, loss_position;

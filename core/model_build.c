@@ -156,6 +156,7 @@ void model_release_activations(mv_model *m) {
 
 void model_free(mv_model *m) {
     model_release_activations(m);
+    free(m->logits_host);
     params_free(&m->params);
     free(m->blocks);
     memset(m, 0, sizeof *m);

@@ -53,7 +53,7 @@ static inline void ratio_stats_reduce(const mv_run_ctx *ctx, double *stats, int 
 #include "kernels/cpu/profile.h"
 
 #define MV_S mv_device_stream()
-#define MV_REDUCER(ctx) ((mv_reducer_cuda){(mv_reduce_dev_fn)(ctx)->reduce_dev.fn, (ctx)->reduce_dev.ctx})
+#define MV_REDUCER(ctx) ((mv_reducer_cuda){(ctx)->reduce_dev.fn, (ctx)->reduce_dev.ctx})
 #define MV_HAS_REDUCER(ctx) ((ctx)->reduce_dev.fn != NULL)
 static inline void ce_loss(float *dlogits, double *loss, const float *logits, const uint8_t *labels, int N,
                            int K, const double *denom, float scale) {
@@ -62,7 +62,7 @@ static inline void ce_loss(float *dlogits, double *loss, const float *logits, co
     mv_dev_prof_end(prof_i);
 }
 static inline void ratio_stats_reduce(const mv_run_ctx *ctx, double *stats, int n) {
-    ctx->reduce_dev.fn(ctx->reduce_dev.ctx, stats, n, (void *)MV_S);
+    ctx->reduce_dev.fn(ctx->reduce_dev.ctx, stats, n, MV_S);
 }
 
 // Every op the model calls, mapped to its GPU twin on the model's stream, timed by CUDA events

@@ -3,6 +3,7 @@
 #include "core/checkpoint.h"
 #include "core/data_sources.h"
 #include "core/error.h"
+#include "core/engine.h"
 #include "core/evaluate.h"
 #include "core/model.h"
 #include "core/optimizer.h"
@@ -26,7 +27,8 @@ typedef struct {
     mv_train_state st;
     mv_loader *loader;
     mv_grad_sync sync;
-    bool use_sync;
+    bool use_sync;                      // the CPU path's gradient all-reduce (several ranks)
+    const mv_engine *engine;            // the GPU engine, or NULL for the CPU model
     FILE *jsonl;                        // rank 0: run.work_dir/metrics.jsonl
     char train_paths[MV_MAX_SOURCES][1024];   // the loader keeps pointers to these
     char val_paths[MV_MAX_SOURCES][1024];
@@ -88,6 +90,12 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+// A checkpoint is written from the host arenas: under the GPU engine, parameters, buffers and
+// moments come back from the device first.
+static int state_to_host(trainer *t) {
+    return t->engine ? t->engine->to_host(&t->model, &t->opt) : 0;
+}
+
 // Evaluates on every data.val source; keeps best.h5 by run.select_metric on run.select_domain.
 static int evaluate_all(trainer *t, long iter, bool final) {
     const mv_config *cfg = t->cfg;
@@ -117,6 +125,7 @@ static int evaluate_all(trainer *t, long iter, bool final) {
                 snprintf(t->st.best_name, sizeof t->st.best_name, "%s/%s", v->name, metrics_name(cfg->run.select_metric));
                 char path[1024];
                 snprintf(path, sizeof path, "%s/best.h5", cfg->run.work_dir);
+                MV_TRY(state_to_host(t));
                 MV_TRY(checkpoint_save(path, &t->model.params, &t->opt, &t->st, cfg));
                 printf("[eval iter %ld] new best %s = %.2f -> %s\n", iter, t->st.best_name, value, path);
             }
@@ -219,26 +228,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     if ((rc = open_loader(t, start)) < 0) goto out;
     for (int i = 0; i < cfg->data.num_val && rc == 0; i++)
         rc = source_resolve(t->val_paths[i], sizeof t->val_paths[i], &cfg->data.val[i], "val", cfg, comm);
-    if (rc == 0) rc = model_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w);
     if (rc < 0) goto out;
-    t->use_sync = world > 1;
-    if (t->use_sync) {
-        size_t *cuts = mv_malloc(sizeof(size_t) * t->model.params.count);
-        int nc = 0;
-        for (int i = 0; i < t->model.params.count; i++)
-            if (!t->model.params.items[i].is_buffer) cuts[nc++] = t->model.params.items[i].offset;
-        rc = grad_sync_init(&t->sync, comm, t->model.params.grads, cuts, NULL, t->model.params.num_params, nc);
-        free(cuts);
-        if (rc < 0) goto out;
-    }
-    if (comm->rank == 0) {
-        snprintf(path, sizeof path, "%s/metrics.jsonl", wd);
-        t->jsonl = fopen(path, "a");
-        if (!t->jsonl) { rc = mv_fail("%s: cannot open for writing", path); goto out; }
-        printf("maskvim train: %s, %zu parameters, %d rank%s x %d images, crop %dx%d, %d iterations, work dir %s\n",
-               cfg->model.preset, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, cfg->model.crop_h,
-               cfg->model.crop_w, cfg->schedule.max_iters, wd);
-    }
 
     int *ids = mv_malloc(sizeof(int) * B);
     mv_run_ctx ctx = {.training = true, .seed = (uint64_t)cfg->run.seed, .world_size = world};
@@ -248,6 +238,35 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         ctx.reduce.ctx = comm;
         ctx.grads_ready = grads_ready;
         ctx.grads_ctx = t;
+    }
+    // The device: the GPU engine moves the (initial or resumed) state there and, with several
+    // ranks, replaces the all-reduce hooks by its NCCL ones.
+    char device[256] = "CPU", no_gpu[256] = "";
+    if ((rc = engine_select(&t->engine, cfg->run.device, no_gpu, sizeof no_gpu)) < 0) { free(ids); goto out; }
+    if (t->engine && (rc = t->engine->attach(&t->model, &t->opt, comm, &ctx, device, sizeof device)) < 0) {
+        t->engine = NULL;
+        free(ids);
+        goto out;
+    }
+    if (!t->engine && no_gpu[0]) snprintf(device, sizeof device, "CPU (no GPU: %s)", no_gpu);
+    if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w)) < 0) { free(ids); goto out; }
+    t->use_sync = world > 1 && !t->engine;
+    if (t->use_sync) {
+        size_t *cuts = mv_malloc(sizeof(size_t) * t->model.params.count);
+        int nc = 0;
+        for (int i = 0; i < t->model.params.count; i++)
+            if (!t->model.params.items[i].is_buffer) cuts[nc++] = t->model.params.items[i].offset;
+        rc = grad_sync_init(&t->sync, comm, t->model.params.grads, cuts, NULL, t->model.params.num_params, nc);
+        free(cuts);
+        if (rc < 0) { t->use_sync = false; free(ids); goto out; }
+    }
+    if (comm->rank == 0) {
+        snprintf(path, sizeof path, "%s/metrics.jsonl", wd);
+        t->jsonl = fopen(path, "a");
+        if (!t->jsonl) { rc = mv_fail("%s: cannot open for writing", path); free(ids); goto out; }
+        printf("maskvim train: %s, %zu parameters, %d rank%s x %d images, crop %dx%d, %d iterations, on %s, work dir %s\n",
+               cfg->model.preset, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, cfg->model.crop_h,
+               cfg->model.crop_w, cfg->schedule.max_iters, device, wd);
     }
     bool tty = !opts->quiet && comm->rank == 0 && isatty(fileno(stdout));
     long max_iters = cfg->schedule.max_iters, first = (long)t->st.iter, done_here = 0;
@@ -262,13 +281,15 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         double t1 = prof_now();
         for (int b = 0; b < B; b++) ids[b] = batch->batch_index[b];
         ctx.step = (uint32_t)it;
-        params_zero_grads(&t->model.params);
-        if ((rc = model_forward(&t->model, batch->images, batch->labels, &ctx)) < 0) break;
-        model_backward(&t->model, &ctx);
+        run_zero_grads(&t->model);
+        if ((rc = run_forward(&t->model, batch->images, batch->labels, &ctx)) < 0) break;
+        run_backward(&t->model, &ctx);
         double t2 = prof_now();
         if (t->use_sync && grad_sync_finish(&t->sync) < 0) comm_abort(1, mv_last_error());
+        if (t->engine && t->engine->grads_finish(&t->model) < 0) comm_abort(1, mv_last_error());
         double t3 = prof_now();
-        optimizer_step(&t->opt, &t->model.params, &cfg->optim, &cfg->schedule, it);
+        if (t->engine) t->engine->optimizer_step(&t->model, &t->opt, &cfg->optim, &cfg->schedule, it);
+        else optimizer_step(&t->opt, &t->model.params, &cfg->optim, &cfg->schedule, it);
         t_optim += prof_now() - t3;
         t->st.step = t->opt.step;
         t->st.iter = it + 1;
@@ -319,10 +340,11 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         bool eval_now = (cfg->run.eval_every && (it + 1) % cfg->run.eval_every == 0) || it + 1 == max_iters;
         if (eval_now) {
             if ((rc = evaluate_all(t, it + 1, it + 1 == max_iters)) < 0) break;
-            if ((rc = model_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w)) < 0) break;
+            if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w)) < 0) break;
         }
         if (ckpt_now) {
             loader_cursor(t->loader, &t->st.cursor);
+            if (comm->rank == 0 && (rc = state_to_host(t)) < 0) comm_abort(1, mv_last_error());
             if (comm->rank == 0) {
                 char saved[1024];
                 rc = checkpoint_save_iter(wd, cfg->run.keep_ckpts, &t->model.params, &t->opt, &t->st, cfg, saved, sizeof saved);
@@ -350,6 +372,7 @@ out:
     if (t->jsonl) fclose(t->jsonl);
     if (t->loader) loader_close(t->loader);
     if (t->use_sync) grad_sync_free(&t->sync);
+    if (t->engine) t->engine->detach(&t->model);
     if (t->opt.m) optimizer_free(&t->opt);
     model_free(&t->model);
     free(t);

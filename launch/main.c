@@ -2,6 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "launch/commands.h"
+#ifdef MV_HAVE_GPU_MODEL
+#include "core/engine.h"
+#endif
 
 static const mv_command COMMANDS[] = {
     {"train", cmd_train, "train a model from a YAML experiment (mpirun for several ranks)"},
@@ -23,6 +26,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+#ifdef MV_HAVE_GPU_MODEL
+    mv_gpu_engine = mv_cuda_engine();   // run.device: cuda (or auto where a GPU is present)
+#endif
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -18,13 +18,14 @@
 #   bench_cuda_ops.{txt,json}          per-op times (fp32 GEMMs), estimated step, TFLOP/s, memory
 #   bench_cuda_ops_{tf32,bf16}.{txt,json}  the same with TF32 / bf16 GEMMs
 #   test_model_cuda.txt                the whole-model training step on the GPU against the CPU
+#   test_train_cuda.txt                8 training steps through the GPU engine against the CPU
 #   bench_model_{fp32,tf32,bf16}.{txt,json}  the real GPU training step of maskvim-t (forward,
 #                                      backward, AdamW): images/s, TFLOP/s, memory, per-op table
 #   torch_step.json                    the PyTorch reference step (or why it did not run)
 # Exit status 0 when the CUDA tests pass, 1 when the build or a test fails (timings never fail it).
 # Environment: OUT, MV_GPU_BUILD (build folder, default <src>/build-gpu), MV_DIRECT_BUILD=1 (skip
 # CMake), MV_FALLBACK_BLAS=1 (CPU reference on tests/gpu/fallback's sgemm), MV_BUDGET_S (seconds,
-# default 460), MV_PYTHON (the Python that has PyTorch, default python3), MV_SKIP_OPS_BENCH=1 (no
+# default 460), MV_SKIP_MODEL_BENCH=1 (no whole-step benchmark), MV_PYTHON (the Python that has PyTorch, default python3), MV_SKIP_OPS_BENCH=1 (no
 # per-op benchmark: the whole-step benchmark and the PyTorch step only), MV_SKIP_TORCH=1 (no PyTorch
 # step).
 set -uo pipefail
@@ -71,6 +72,7 @@ BENCH_BIN=""
 NCCL_BIN=""
 MODEL_TEST_BIN=""
 MODEL_BENCH_BIN=""
+TRAIN_TEST_BIN=""
 NCCL_MPI=0   # 1 when test_nccl was built with MPI (so that mpirun gives it real ranks)
 
 cmake_build() {
@@ -82,12 +84,13 @@ cmake_build() {
     local t=$(($(left) - 200))
     [ $t -lt 60 ] && t=60
     timeout $t cmake --build "$BUILD" -j"$JOBS" --target test_cuda_ops bench_cuda_ops test_nccl test_model_cuda \
-        bench_model_cuda 2>&1 | log || return 1
+        bench_model_cuda test_train_cuda 2>&1 | log || return 1
     TEST_BIN=$BUILD/test_cuda_ops
     BENCH_BIN=$BUILD/bench_cuda_ops
     NCCL_BIN=$BUILD/test_nccl
     MODEL_TEST_BIN=$BUILD/test_model_cuda
     MODEL_BENCH_BIN=$BUILD/bench_model_cuda
+    TRAIN_TEST_BIN=$BUILD/test_train_cuda
     grep -q '^MPI_C_FOUND:BOOL=TRUE' "$BUILD/CMakeCache.txt" 2>/dev/null && NCCL_MPI=1
     grep -q 'MV_HAVE_MPI' "$BUILD/CMakeFiles/maskvim_lib.dir/flags.make" 2>/dev/null && NCCL_MPI=1
     # The rest of the project (CPU library, CLI, unit tests), with what the build budget leaves.
@@ -220,6 +223,22 @@ direct_build() {
             echo "direct build: test_nccl did not build (see above)" | log
         fi
     fi
+    # Training through the GPU engine (test_train_cuda): the model objects above plus the engine,
+    # the communicator stand-in and the NCCL layer (compiled without NCCL when it is absent).
+    if [ -n "$MODEL_TEST_BIN" ]; then
+        ok=1
+        for f in core/engine.c core/device/engine_cuda.c dist/comm.c dist/grad_sync.c tests/cuda/test_train_cuda.c; do
+            [ -e "$O/$(basename "$f" .c).c.o" ] || gcc $mflags -c "$SRC/$f" -o "$O/$(basename "$f" .c).c.o" 2>&1 | log || ok=0
+        done
+        [ -e "$O/nccl_comm.cu.o" ] || "$NVCC" $nvflags -c "$SRC/dist/nccl_comm.cu" -o "$O/nccl_comm.cu.o" 2>&1 | log || ok=0
+        if [ $ok = 1 ] && g++ -fopenmp -o "$D/test_train_cuda" "$O/test_train_cuda.c.o" "$O/engine.c.o" "$O/engine_cuda.c.o" \
+            "$O/comm.c.o" "$O/grad_sync.c.o" "$O/nccl_comm.cu.o" "${dobj[@]}" "${mobj[@]}" "${kern[@]}" "${cpu[@]}" \
+            "${libs[@]}" "${blas_l[@]}" "${rpath[@]}" -lm -lpthread -ldl -lrt 2>&1 | log; then
+            TRAIN_TEST_BIN=$D/test_train_cuda
+        else
+            echo "direct build: test_train_cuda did not build (see above)" | log
+        fi
+    fi
 }
 
 say "build (${CAP:+sm_$CAP, }$JOBS jobs) into $BUILD"
@@ -264,6 +283,24 @@ if [ -n "$MODEL_TEST_BIN" ] && [ -x "$MODEL_TEST_BIN" ]; then
     fi
 else
     say "test_model_cuda: not built (see run.log)"
+    STATUS=1
+fi
+
+# ---- training through the GPU engine against the CPU ---------------------------------------------
+if [ -n "$TRAIN_TEST_BIN" ] && [ -x "$TRAIN_TEST_BIN" ]; then
+    say "test_train_cuda (8 training steps through the GPU engine vs the CPU, evaluation)"
+    timeout 120 "$TRAIN_TEST_BIN" >"$RES/test_train_cuda.txt" 2>&1
+    rc=$?
+    if [ $rc = 0 ] && ! grep -q '^SKIP' "$RES/test_train_cuda.txt"; then
+        say "test_train_cuda: PASS"
+        grep -E '^after|^evaluation|^test_train_cuda on' "$RES/test_train_cuda.txt" | sed 's/^/  /' | tee -a "$RES/summary.txt"
+    else
+        say "test_train_cuda: FAIL, exit $rc"
+        grep -E 'FAIL|SKIP|rror' "$RES/test_train_cuda.txt" | head -20 | tee -a "$RES/summary.txt"
+        STATUS=1
+    fi
+else
+    say "test_train_cuda: not built (see run.log)"
     STATUS=1
 fi
 
@@ -312,7 +349,9 @@ for mode in fp32 tf32 bf16; do
 done
 
 # ---- the whole GPU training step (forward + backward + AdamW), maskvim-t 512x1024 batch 2 --------------
-if [ -n "$MODEL_BENCH_BIN" ] && [ -x "$MODEL_BENCH_BIN" ]; then
+if [ "${MV_SKIP_MODEL_BENCH:-0}" = 1 ]; then
+    say "bench_model_cuda: skipped (MV_SKIP_MODEL_BENCH=1)"
+elif [ -n "$MODEL_BENCH_BIN" ] && [ -x "$MODEL_BENCH_BIN" ]; then
     for mode in fp32 tf32 bf16; do
         t=$(($(left) - 100))
         [ $t -gt 90 ] && t=90

@@ -1,0 +1,56 @@
+// Dispatch between the CPU model and an attached engine (see engine.h).
+#include "core/engine.h"
+#include "core/config.h"
+#include "core/error.h"
+#include <stdlib.h>
+
+const mv_engine *mv_gpu_engine = NULL;
+
+int engine_select(const mv_engine **out, int device, char *why, size_t n) {
+    *out = NULL;
+    if (device == MV_DEVICE_CPU) return 0;
+    if (!mv_gpu_engine) {
+        if (device == MV_DEVICE_CUDA)
+            return mv_fail("run.device = cuda, but this maskvim was built without the CUDA backend "
+                           "(configure with the CUDA toolkit installed, or set run.device: cpu)");
+        return 0;
+    }
+    char reason[256] = "";
+    if (!mv_gpu_engine->available(reason, sizeof reason)) {
+        if (device == MV_DEVICE_CUDA) return mv_fail("run.device = cuda, but no GPU can be used: %s", reason);
+        snprintf(why, n, "%s", reason);
+        return 0;
+    }
+    *out = mv_gpu_engine;
+    return 0;
+}
+
+int run_plan(mv_model *m, int B, int H, int W) {
+    return m->engine ? m->engine->plan(m, B, H, W) : model_plan(m, B, H, W);
+}
+
+int run_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx) {
+    return m->engine ? m->engine->forward(m, images, labels, ctx) : model_forward(m, images, labels, ctx);
+}
+
+void run_backward(mv_model *m, const mv_run_ctx *ctx) {
+    if (m->engine) m->engine->backward(m, ctx);
+    else model_backward(m, ctx);
+}
+
+void run_zero_grads(mv_model *m) {
+    if (m->engine) m->engine->zero_grads(m);
+    else params_zero_grads(&m->params);
+}
+
+const float *run_logits(mv_model *m) {
+    if (!m->engine) return m->logits;
+    size_t n = (size_t)m->B * m->Hs[0] * m->Ws[0] * m->cfg.num_classes;
+    if (n > m->logits_host_cap) {
+        free(m->logits_host);
+        m->logits_host = malloc(sizeof(float) * n);
+        m->logits_host_cap = m->logits_host ? n : 0;
+        if (!m->logits_host) { mv_fail("out of memory for %zu logits", n); return NULL; }
+    }
+    return m->engine->logits(m, m->logits_host) < 0 ? NULL : m->logits_host;
+}

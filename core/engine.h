@@ -1,0 +1,55 @@
+// Where a model runs. Training and evaluation call the model through the run_* functions below:
+// with no engine attached they are the CPU model's own functions (core/model.h, core/optimizer.h);
+// with the GPU engine attached (core/device/engine_cuda.c) the same calls run the GPU model of
+// core/device/model_device.h, whose parameters, gradients, moments and activations stay on the
+// device. The CPU library does not link CUDA: a program built with the GPU model registers the
+// engine (mv_gpu_engine) before it trains.
+#pragma once
+#include "core/model.h"
+#include "core/optimizer.h"
+#include "dist/comm.h"
+
+typedef struct mv_engine mv_engine;
+struct mv_engine {
+    const char *name;
+    // True when the engine can run here (a GPU is present); otherwise false and why in `why`.
+    bool (*available)(char *why, size_t n);
+    // Binds the device of comm->local_rank, moves the model's tensors and the optimizer's moments
+    // there (from the host arenas, which hold the initial or resumed state), and with several
+    // ranks sets up the gradient all-reduce and the device reducers in *ctx (SyncBN, ratio loss).
+    // Writes a one-line description of the device to desc. 0, or -1 with a message.
+    int (*attach)(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, char *desc, size_t n);
+    void (*detach)(mv_model *m);
+    int (*plan)(mv_model *m, int B, int H, int W);
+    // images, labels and ctx->sample_ids are HOST arrays; the engine stages them.
+    int (*forward)(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
+    void (*backward)(mv_model *m, const mv_run_ctx *ctx);
+    void (*zero_grads)(mv_model *m);
+    // Waits for the gradient all-reduce (several ranks); 0 or -1.
+    int (*grads_finish)(mv_model *m);
+    void (*optimizer_step)(mv_model *m, mv_optimizer *o, const mv_optim_config *oc, const mv_schedule_config *sc,
+                           long iter);
+    // The last forward's logits [B, H0, W0, K] into host memory. 0 or -1.
+    int (*logits)(mv_model *m, float *host);
+    // Parameters, buffers and the optimizer's moments: device -> host arenas (before a checkpoint
+    // is written) and host -> device (after one is loaded). 0 or -1.
+    int (*to_host)(mv_model *m, mv_optimizer *o);
+    int (*to_device)(mv_model *m, mv_optimizer *o);
+};
+
+// The GPU engine of programs linked with the GPU model (NULL in the CPU-only build); such a
+// program sets it to mv_cuda_engine() (core/device/engine_cuda.c) before training.
+extern const mv_engine *mv_gpu_engine;
+const mv_engine *mv_cuda_engine(void);
+
+// Picks the engine for run.device (auto: the GPU when one is present and built in). *out is
+// NULL for the CPU. -1 with a message when cuda is asked for and cannot be had.
+int engine_select(const mv_engine **out, int device, char *why, size_t n);
+
+int run_plan(mv_model *m, int B, int H, int W);
+int run_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
+void run_backward(mv_model *m, const mv_run_ctx *ctx);
+void run_zero_grads(mv_model *m);
+// The last forward's logits in host memory (the model's own array on the CPU; a host copy,
+// owned by the model, on a device). NULL with a message on failure.
+const float *run_logits(mv_model *m);
