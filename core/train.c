@@ -248,7 +248,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         free(ids);
         goto out;
     }
-    if (!t->engine && no_gpu[0]) snprintf(device, sizeof device, "CPU (no GPU: %s)", no_gpu);
+    if (!t->engine && no_gpu[0]) snprintf(device, sizeof device, "CPU (no GPU: %.200s)", no_gpu);
     if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w)) < 0) { free(ids); goto out; }
     t->use_sync = world > 1 && !t->engine;
     if (t->use_sync) {

@@ -15,6 +15,7 @@
 #include "core/device/model_device.h"
 #include "core/error.h"
 #include "kernels/cuda/ops_cuda.h"
+#include "tests/cuda/test_batch.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,22 +39,6 @@ static double max_rel(const float *a, const float *b, size_t n) {
     return scale >= 1e-6 ? diff / scale : diff;
 }
 
-static void make_batch(float *img, uint8_t *lab, int B, int H, int W, int K) {
-    uint32_t s = 12345;
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < 3 * H * W; i++) {
-            s = s * 1664525u + 1013904223u;
-            // per-image brightness and contrast: distinct batch statistics for the 1x1 pooling BN
-            img[(size_t)b * 3 * H * W + i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * (1.0f + b) + 0.3f * b;
-        }
-    for (int b = 0; b < B; b++)
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                s = s * 1664525u + 1013904223u;
-                int cls = ((y / 8) * 7 + (x / 8) * 3 + b) % K;
-                lab[((size_t)b * H + y) * W + x] = (s >> 24) < 20 ? 255 : (uint8_t)cls;
-            }
-}
 
 static int run_case(const char *name, const char *const *sets, int B, int H, int W) {
     mv_model_config cfg;
@@ -78,7 +63,7 @@ static int run_case(const char *name, const char *const *sets, int B, int H, int
     int K = cfg.num_classes, ids[4] = {5, 9, 2, 7};
     float *img = malloc(sizeof(float) * B * 3 * H * W);
     uint8_t *lab = malloc((size_t)B * H * W);
-    make_batch(img, lab, B, H, W, K);
+    make_test_batch(img, lab, B, H, W, K, 0);
     mv_device_batch st = {0};
     char what[160];
     for (int step = 0; step < 2; step++) {

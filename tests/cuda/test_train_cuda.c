@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "kernels/cuda/ops_cuda.h"
+#include "tests/cuda/test_batch.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,20 +23,6 @@
 
 #define STEPS 8
 
-static void make_batch(float *img, uint8_t *lab, int B, int H, int W, int K, uint32_t seed) {
-    uint32_t s = seed * 2654435761u + 1;
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < 3 * H * W; i++) {
-            s = s * 1664525u + 1013904223u;
-            img[(size_t)b * 3 * H * W + i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * (1.0f + b) + 0.3f * b;
-        }
-    for (int b = 0; b < B; b++)
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                s = s * 1664525u + 1013904223u;
-                lab[((size_t)b * H + y) * W + x] = (s >> 24) < 20 ? 255 : (uint8_t)(((y / 8) * 7 + (x / 8) * 3 + b + seed) % K);
-            }
-}
 
 static double rel_l2(const float *a, const float *b, size_t n) {
     double d = 0, s = 0;
@@ -83,7 +70,7 @@ int main(void) {
         return 1;
     }
     for (int it = 0; it < STEPS; it++) {
-        make_batch(img, lab, B, H, W, K, (uint32_t)it);
+        make_test_batch(img, lab, B, H, W, K, (uint32_t)it);
         ids[0] = 2 * it; ids[1] = 2 * it + 1;
         mv_run_ctx cctx = {.training = true, .seed = 11, .step = (uint32_t)it, .sample_ids = ids, .world_size = 1};
         gctx.step = (uint32_t)it;
@@ -117,7 +104,7 @@ int main(void) {
     int EH = 72, EW = 104;
     float *eimg = malloc(sizeof(float) * 3 * EH * EW);
     uint8_t *elab = malloc((size_t)EH * EW);
-    make_batch(eimg, elab, 1, EH, EW, K, 99);
+    make_test_batch(eimg, elab, 1, EH, EW, K, 99);
     memcpy(cpu.params.params, gpu.params.params, sizeof(float) * np);   // same weights on both sides
     memcpy(cpu.params.buffers, gpu.params.buffers, sizeof(float) * cpu.params.num_buffers);
     mv_run_ctx ectx = {.training = false, .world_size = 1};

@@ -5,32 +5,16 @@
 # severities of ROW/corruptions.json), in this process (one row) and with --jobs (child
 # processes); `maskvim report FILE` puts the corruptions in the file's columns.
 set -euo pipefail
-: "${MV_BIN:?}" "${MV_SRC:?}" "${MV_PYTHON:?}" "${MV_TEST_TMP:=/tmp}"
-mkdir -p "$MV_TEST_TMP"
-TMP="$MV_TEST_TMP/experiment_corrupt"
-rm -rf "$TMP"
-mkdir -p "$TMP"
+source "$(dirname "$0")/experiment_common.sh"
+: "${MV_PYTHON:?}"
+exp_setup experiment_corrupt
 export MV_SYNTH_CACHE="$MV_TEST_TMP/synth_cache"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cat >"$TMP/t2.yaml" <<YAML
 name: t2
 title: "Test: Table 2 in small"
 base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
-set:
-  - model.crop=64,64
-  - data.synthetic.size=64,128
-  - data.scale=128,64
-  - data.synthetic.train_count=16
-  - data.synthetic.val_count=2
-  - data.workers=1
-  - schedule.warmup_iters=1
-  - schedule.max_iters=2
-  - run.log_every=1
-  - run.eval_every=0
-  - run.ckpt_every=1
-  - run.keep_ckpts=0
-  - "data.val=[synthetic:clear]"
+$(tiny_sets 2 0 "synthetic:clear")
 source: clear
 corruptions: [gaussian_noise, brightness]
 severities: [1, 5]

@@ -5,34 +5,16 @@
 # the other and makes the exit status 1; SIGTERM to the sweep stops both children (no training
 # process left behind), marks the rows interrupted, and a second sweep resumes and finishes them.
 set -euo pipefail
-: "${MV_BIN:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
-mkdir -p "$MV_TEST_TMP"
-TMP="$MV_TEST_TMP/experiment_jobs"
-rm -rf "$TMP"
-mkdir -p "$TMP"
+source "$(dirname "$0")/experiment_common.sh"
+exp_setup experiment_jobs
 export MV_SYNTH_CACHE="$TMP/synth_cache"   # fresh: rows at once must not race to write it
 unset OMP_NUM_THREADS
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
 write_exp() {   # write_exp FILE MAX_ITERS ROWS...
     local file=$1 iters=$2; shift 2
     cat >"$file" <<YAML
 name: jobs
 base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
-set:
-  - model.crop=64,64
-  - data.synthetic.size=64,128
-  - data.scale=128,64
-  - data.synthetic.train_count=16
-  - data.synthetic.val_count=2
-  - data.workers=1
-  - schedule.warmup_iters=1
-  - schedule.max_iters=$iters
-  - run.log_every=1
-  - run.eval_every=0
-  - run.ckpt_every=1
-  - run.keep_ckpts=2
-  - "data.val=[synthetic:clear, synthetic:fog]"
+$(tiny_sets "$iters" 2 "synthetic:clear, synthetic:fog")
 source: clear
 targets: [fog]
 rows:

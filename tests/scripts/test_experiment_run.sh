@@ -6,33 +6,16 @@
 # others still run; --dry-run, --only and --launcher work. (--jobs: test_experiment_jobs.sh; the
 # shipped files: test_experiment_shipped.sh.)
 set -euo pipefail
-: "${MV_BIN:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
-mkdir -p "$MV_TEST_TMP"
-TMP="$MV_TEST_TMP/experiment_run"
-rm -rf "$TMP"
-mkdir -p "$TMP"
+source "$(dirname "$0")/experiment_common.sh"
+exp_setup experiment_run
 export MV_SYNTH_CACHE="$MV_TEST_TMP/synth_cache"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # Tiny rows (2 images of 64x64 per step, 3 steps); the kill below polls fast enough to land mid-row.
 cat >"$TMP/exp.yaml" <<YAML
 name: two_rows
 title: "Test: CE only against all losses"
 base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
-set:
-  - model.crop=64,64
-  - data.synthetic.size=64,128
-  - data.scale=128,64
-  - data.synthetic.train_count=16
-  - data.synthetic.val_count=2
-  - data.workers=1
-  - schedule.warmup_iters=1
-  - schedule.max_iters=3
-  - run.log_every=1
-  - run.eval_every=0
-  - run.ckpt_every=1
-  - run.keep_ckpts=0
-  - "data.val=[synthetic:clear, synthetic:fog]"
+$(tiny_sets 3 0 "synthetic:clear, synthetic:fog")
 source: clear
 targets: [fog]
 columns: [{domain: fog, label: M}, {domain: avg, label: Avg}]
