@@ -19,6 +19,7 @@
 #   bench_cuda_ops_{tf32,bf16}.{txt,json}  the same with TF32 / bf16 GEMMs
 #   test_model_cuda.txt                the whole-model training step on the GPU against the CPU
 #   test_train_cuda.txt                8 training steps through the GPU engine against the CPU
+#   test_train_cuda_2ranks.txt         the same as 2 ranks x 1 image on 2 GPUs (NCCL) vs 1 x 2
 #   bench_model_{fp32,tf32,bf16}.{txt,json}  the real GPU training step of maskvim-t (forward,
 #                                      backward, AdamW): images/s, TFLOP/s, memory, per-op table
 #   torch_step.json                    the PyTorch reference step (or why it did not run)
@@ -302,6 +303,23 @@ if [ -n "$TRAIN_TEST_BIN" ] && [ -x "$TRAIN_TEST_BIN" ]; then
 else
     say "test_train_cuda: not built (see run.log)"
     STATUS=1
+fi
+# Data parallelism on GPUs: 2 ranks x 1 image (NCCL) against 1 x 2 on the CPU, where there are
+# two GPUs and the build has MPI.
+if [ -n "$TRAIN_TEST_BIN" ] && [ "${NGPU:-0}" -ge 2 ] && [ $NCCL_MPI = 1 ] && command -v mpirun >/dev/null 2>&1; then
+    say "test_train_cuda under mpirun, 2 ranks on 2 GPUs (2 x 1 image vs 1 x 2)"
+    timeout 180 mpirun -np 2 --allow-run-as-root --oversubscribe "$TRAIN_TEST_BIN" >"$RES/test_train_cuda_2ranks.txt" 2>&1
+    rc=$?
+    if [ $rc = 0 ] && grep -q 'rank 1 of 2' "$RES/test_train_cuda_2ranks.txt"; then
+        say "test_train_cuda 2 ranks: PASS"
+        grep '^after' "$RES/test_train_cuda_2ranks.txt" | sed 's/^/  /' | tee -a "$RES/summary.txt"
+    else
+        say "test_train_cuda 2 ranks: FAIL, exit $rc"
+        grep -E 'FAIL|rror' "$RES/test_train_cuda_2ranks.txt" | head -10 | tee -a "$RES/summary.txt"
+        STATUS=1
+    fi
+elif [ "${NGPU:-0}" -ge 2 ]; then
+    say "test_train_cuda 2 ranks: skipped (needs an MPI build and mpirun)"
 fi
 
 # ---- NCCL --------------------------------------------------------------------------------------------
