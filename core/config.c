@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 _Static_assert(sizeof(mv_device) == sizeof(int), "enum keys are stored as int");
+_Static_assert(sizeof(mv_precision) == sizeof(int), "enum keys are stored as int");
 _Static_assert(sizeof(mv_metric) == sizeof(int), "enum keys are stored as int");
 
 static const char *const DEVICES[] = {"auto", "cpu", "cuda", NULL};
+static const char *const PRECISIONS[] = {"fp32", "tf32", "bf16", NULL};
 static const char *const METRICS[] = {"mIoU", "mAcc", "aAcc", NULL};
 
 #define C(field) offsetof(mv_config, field)
@@ -62,6 +64,8 @@ static const mv_key KEYS[] = {
      .hi = 10, .doc = "PolyLR floor (absolute learning rate)"},
     {.name = "run.device", .type = MV_KEY_ENUM, .offset = C(run.device), .count = 1, .choices = DEVICES,
      .doc = "auto (CUDA when built and present) | cpu | cuda"},
+    {.name = "run.precision", .type = MV_KEY_ENUM, .offset = C(run.precision), .count = 1, .choices = PRECISIONS,
+     .doc = "GPU GEMMs: fp32 | tf32 | bf16 (fp32 weights, accumulation and scan state; no effect on the CPU)"},
     {.name = "run.seed", .type = MV_KEY_INT, .offset = C(run.seed), .count = 1, .lo = 0, .hi = 2147483647,
      .doc = "seed of initialisation, masks' noise, dropout and data order"},
     {.name = "run.work_dir", .type = MV_KEY_STRING, .offset = C(run.work_dir), .count = 1,

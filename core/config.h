@@ -69,10 +69,14 @@ typedef struct {
 } mv_schedule_config;
 
 typedef enum { MV_DEVICE_AUTO = 0, MV_DEVICE_CPU = 1, MV_DEVICE_CUDA = 2 } mv_device;
+// GEMM precision of the GPU model (the CPU always computes in fp32). Same order and meaning as
+// kernels/cuda/ops_cuda.h's mv_cuda_precision.
+typedef enum { MV_PRECISION_FP32 = 0, MV_PRECISION_TF32 = 1, MV_PRECISION_BF16 = 2 } mv_precision;
 typedef enum { MV_METRIC_MIOU = 0, MV_METRIC_MACC = 1, MV_METRIC_AACC = 2 } mv_metric;
 
 typedef struct {
     mv_device device;
+    mv_precision precision;   // GEMMs on the GPU: fp32, tf32 or bf16 (fp32 master weights and scan state)
     int seed;
     char work_dir[MV_PATH_MAX];
     int log_every, ckpt_every, eval_every;   // iterations; 0 = never (a final one is still made)

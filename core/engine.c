@@ -3,6 +3,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include <stdlib.h>
+#include <string.h>
 
 const mv_engine *mv_gpu_engine = NULL;
 
@@ -22,6 +23,33 @@ int engine_select(const mv_engine **out, int device, char *why, size_t n) {
         return 0;
     }
     *out = mv_gpu_engine;
+    return 0;
+}
+
+int engine_open(mv_model *m, mv_optimizer *o, const mv_run_config *run, mv_comm *c, mv_run_ctx *ctx, char *desc,
+                size_t n) {
+    const mv_engine *e = NULL;
+    char no_gpu[256] = "";
+    snprintf(desc, n, "CPU");
+    MV_TRY(engine_select(&e, run->device, no_gpu, sizeof no_gpu));
+    if (!e) {
+        if (no_gpu[0]) snprintf(desc, n, "CPU (no GPU: %.200s)", no_gpu);
+        return 0;
+    }
+    return e->attach(m, o, c, ctx, run->precision, desc, n);
+}
+
+void engine_close(mv_model *m) {
+    if (m->engine) m->engine->detach(m);
+}
+
+int run_state_to_host(mv_model *m, mv_optimizer *o, bool grads) {
+    return m->engine ? m->engine->to_host(m, o, grads) : 0;
+}
+
+int run_read(const mv_model *m, void *host, const void *src, size_t bytes) {
+    if (m->engine) return m->engine->read(host, src, bytes);
+    memcpy(host, src, bytes);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 // device. The CPU library does not link CUDA: a program built with the GPU model registers the
 // engine (mv_gpu_engine) before it trains.
 #pragma once
+#include "core/config.h"
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "dist/comm.h"
@@ -14,11 +15,14 @@ struct mv_engine {
     const char *name;
     // True when the engine can run here (a GPU is present); otherwise false and why in `why`.
     bool (*available)(char *why, size_t n);
-    // Binds the device of comm->local_rank, moves the model's tensors and the optimizer's moments
-    // there (from the host arenas, which hold the initial or resumed state), and with several
-    // ranks sets up the gradient all-reduce and the device reducers in *ctx (SyncBN, ratio loss).
-    // Writes a one-line description of the device to desc. 0, or -1 with a message.
-    int (*attach)(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, char *desc, size_t n);
+    // Binds the device of comm->local_rank, sets the GEMM precision, moves the model's tensors and
+    // the optimizer's moments there (from the host arenas, which hold the initial or resumed
+    // state), and with several ranks sets up the gradient all-reduce and the device reducers in
+    // *ctx (SyncBN, ratio loss). With o == NULL the model is only run, not trained (evaluation,
+    // prediction, one step): no moments and no NCCL. Writes a one-line description of the device
+    // to desc. 0, or -1 with a message.
+    int (*attach)(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, mv_precision precision, char *desc,
+                  size_t n);
     void (*detach)(mv_model *m);
     int (*plan)(mv_model *m, int B, int H, int W);
     // images, labels and ctx->sample_ids are HOST arrays; the engine stages them.
@@ -31,10 +35,13 @@ struct mv_engine {
                            long iter);
     // The last forward's logits [B, H0, W0, K] into host memory. 0 or -1.
     int (*logits)(mv_model *m, float *host);
-    // Parameters, buffers and the optimizer's moments: device -> host arenas (before a checkpoint
-    // is written) and host -> device (after one is loaded). 0 or -1.
-    int (*to_host)(mv_model *m, mv_optimizer *o);
+    // Parameters, buffers, the optimizer's moments (o != NULL) and the gradients (grads):
+    // device -> host arenas (before a checkpoint is written); parameters, buffers and moments
+    // host -> device (after one is loaded). 0 or -1.
+    int (*to_host)(mv_model *m, mv_optimizer *o, bool grads);
     int (*to_device)(mv_model *m, mv_optimizer *o);
+    // Copies bytes of one of the model's device arrays (an activation, a mask) to host memory.
+    int (*read)(void *host, const void *src, size_t bytes);
 };
 
 // The GPU engine of programs linked with the GPU model (NULL in the CPU-only build); such a
@@ -46,10 +53,23 @@ const mv_engine *mv_cuda_engine(void);
 // NULL for the CPU. -1 with a message when cuda is asked for and cannot be had.
 int engine_select(const mv_engine **out, int device, char *why, size_t n);
 
+// Puts the model where run->device says (engine_select) and attaches the engine, if any, with
+// run->precision; o may be NULL (see attach). desc receives "CPU", "CPU (no GPU: why)" or the
+// engine's description. 0, or -1 with a message (the model is then left on the CPU).
+int engine_open(mv_model *m, mv_optimizer *o, const mv_run_config *run, mv_comm *c, mv_run_ctx *ctx, char *desc,
+                size_t n);
+// Detaches the engine (the host arenas keep what was last copied to them); nothing on the CPU.
+void engine_close(mv_model *m);
+
 int run_plan(mv_model *m, int B, int H, int W);
 int run_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
 void run_backward(mv_model *m, const mv_run_ctx *ctx);
 void run_zero_grads(mv_model *m);
+// Parameters, buffers, moments (o != NULL) and gradients (grads) into the host arenas; the CPU
+// model is there already. 0 or -1.
+int run_state_to_host(mv_model *m, mv_optimizer *o, bool grads);
+// Copies bytes of a model array (device memory under an engine) to host memory. 0 or -1.
+int run_read(const mv_model *m, void *host, const void *src, size_t bytes);
 // The last forward's logits in host memory (the model's own array on the CPU; a host copy,
 // owned by the model, on a device). NULL with a message on failure.
 const float *run_logits(mv_model *m);

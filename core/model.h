@@ -131,6 +131,9 @@ void model_backward(mv_model *m, const mv_run_ctx *ctx);
 void model_release_activations(mv_model *m);
 // Counts parameters (not buffers).
 size_t model_num_parameters(const mv_model *m);
+// Names masked block j by the state_dict prefix of its token mask (e.g.
+// "backbone.layers.0.blocks.1"); "" when the block has no mask.
+void model_mask_name(char *out, size_t n, const mv_model *m, int block);
 
 // Blocks (core/vss_block.c).
 void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_model_config *cfg);

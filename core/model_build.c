@@ -144,6 +144,17 @@ size_t model_num_parameters(const mv_model *m) {
     return n;
 }
 
+void model_mask_name(char *out, size_t n, const mv_model *m, int block) {
+    snprintf(out, n, "%s", "");
+    const mv_block *b = &m->blocks[block];
+    if (!b->masked) return;
+    for (int i = 0; i < m->params.count; i++) {
+        const mv_param *q = &m->params.items[i];
+        size_t len = strlen(q->name), suffix = strlen(".token_mask");
+        if (*q->ptr == b->token_mask && len > suffix) snprintf(out, n, "%.*s", (int)(len - suffix), q->name);
+    }
+}
+
 void model_release_activations(mv_model *m) {
     void (*release)(void *) = m->arena_free ? m->arena_free : free;
     release(m->acts_mem);

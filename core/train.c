@@ -93,7 +93,7 @@ static void json_string(FILE *f, const char *s) {
 // A checkpoint is written from the host arenas: under the GPU engine, parameters, buffers and
 // moments come back from the device first.
 static int state_to_host(trainer *t) {
-    return t->engine ? t->engine->to_host(&t->model, &t->opt) : 0;
+    return run_state_to_host(&t->model, &t->opt, false);
 }
 
 // Evaluates on every data.val source; keeps best.h5 by run.select_metric on run.select_domain.
@@ -241,14 +241,9 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     }
     // The device: the GPU engine moves the (initial or resumed) state there and, with several
     // ranks, replaces the all-reduce hooks by its NCCL ones.
-    char device[256] = "CPU", no_gpu[256] = "";
-    if ((rc = engine_select(&t->engine, cfg->run.device, no_gpu, sizeof no_gpu)) < 0) { free(ids); goto out; }
-    if (t->engine && (rc = t->engine->attach(&t->model, &t->opt, comm, &ctx, device, sizeof device)) < 0) {
-        t->engine = NULL;
-        free(ids);
-        goto out;
-    }
-    if (!t->engine && no_gpu[0]) snprintf(device, sizeof device, "CPU (no GPU: %.200s)", no_gpu);
+    char device[256];
+    if ((rc = engine_open(&t->model, &t->opt, &cfg->run, comm, &ctx, device, sizeof device)) < 0) { free(ids); goto out; }
+    t->engine = t->model.engine;
     if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w)) < 0) { free(ids); goto out; }
     t->use_sync = world > 1 && !t->engine;
     if (t->use_sync) {
@@ -372,7 +367,7 @@ out:
     if (t->jsonl) fclose(t->jsonl);
     if (t->loader) loader_close(t->loader);
     if (t->use_sync) grad_sync_free(&t->sync);
-    if (t->engine) t->engine->detach(&t->model);
+    engine_close(&t->model);
     if (t->opt.m) optimizer_free(&t->opt);
     model_free(&t->model);
     free(t);

@@ -4,6 +4,7 @@
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/data_sources.h"
+#include "core/engine.h"
 #include "core/error.h"
 #include "core/evaluate.h"
 #include "core/model.h"
@@ -25,7 +26,8 @@ static void usage(FILE *f) {
         "--json. With --corruptions, every image is corrupted on the fly (Cityscapes-C: the 16\n"
         "corruptions of Table 2 at the given severities, seeded per image) and each\n"
         "(corruption, severity) is one more column; the table gives the average per corruption.\n"
-        "C may be a training checkpoint or a plain weights file.\n");
+        "C may be a training checkpoint or a plain weights file. Inference runs where run.device\n"
+        "says (auto: the GPU where one is present; stderr names it).\n");
 }
 
 typedef struct { int corruption, severity; uint64_t seed; } corrupt_ctx;
@@ -102,6 +104,11 @@ int cmd_eval(int argc, char **argv) {
     int missing = 0, unexpected = 0;
     if (rc == 0) rc = weights_load(&m->params, ckpt, NULL, &missing, &unexpected);
     if (rc == 0 && missing) rc = mv_fail("%s: %d tensors of this model are missing (an encoder-only file cannot be evaluated)", ckpt, missing);
+    // run.device: the GPU evaluates where one is present (each rank on its node-local GPU).
+    char device[256];
+    mv_run_ctx dev_ctx = {.world_size = comm.world};
+    if (rc == 0) rc = engine_open(m, NULL, &cfg->run, &comm, &dev_ctx, device, sizeof device);
+    if (rc == 0 && comm.rank == 0) fprintf(stderr, "maskvim eval: on %s\n", device);
     FILE *jf = NULL;
     if (rc == 0 && json && comm.rank == 0 && !(jf = fopen(json, "w"))) rc = mv_fail("%s: cannot open for writing", json);
     if (jf) fprintf(jf, "{\"checkpoint\": \"%s\", \"results\": [\n", ckpt);
@@ -153,6 +160,7 @@ int cmd_eval(int argc, char **argv) {
         if (comm.world > 1) comm_abort(1, msg);
         fprintf(stderr, "maskvim %s\n", msg);
     }
+    engine_close(m);
     model_free(m); free(m); free(cfg); free(sets);
     comm_finalize(&comm);
     return rc < 0 ? 1 : 0;

@@ -3,6 +3,7 @@
 // view: dropped tokens darkened) as PNG files.
 #include "launch/commands.h"
 #include "core/config.h"
+#include "core/engine.h"
 #include "core/error.h"
 #include "core/model.h"
 #include "core/weights_io.h"
@@ -23,7 +24,8 @@ static void usage(FILE *f) {
         "For each PNG or JPEG image writes DIR/<name>_pred.png (Cityscapes colours at the image's\n"
         "size) and, with --masks, DIR/<name>_mask_<block>.png for every masked block: the image\n"
         "with the tokens the block drops darkened. Images are resized to fit data.scale for\n"
-        "inference, as in evaluation.\n");
+        "inference, as in evaluation. Inference runs where run.device says (auto: the GPU where\n"
+        "one is present; stderr names it).\n");
 }
 
 // Base name without directory and extension.
@@ -49,15 +51,16 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     float *img = mv_malloc(sizeof(float) * 3 * h * w);
     augment_test(img, &rgb, h, w, &aug, &scratch);
     aug_scratch_free(&scratch);
-    int rc = model_plan(m, 1, h, w);
+    int rc = run_plan(m, 1, h, w);
     mv_run_ctx ctx = {.training = false, .world_size = 1};
-    if (rc == 0) rc = model_forward(m, img, NULL, &ctx);
+    if (rc == 0) rc = run_forward(m, img, NULL, &ctx);
     free(img);
-    if (rc < 0) { image_free(&rgb); return mv_fail_context("%s", path); }
+    const float *logits = rc == 0 ? run_logits(m) : NULL;
+    if (!logits) { image_free(&rgb); return mv_fail_context("%s", path); }
 
     int K = m->cfg.num_classes, H = rgb.h, W = rgb.w;
     float *full = mv_malloc(sizeof(float) * (size_t)H * W * K);
-    bilinear_forward(full, m->logits, 1, m->Hs[0], m->Ws[0], H, W, K);
+    bilinear_forward(full, logits, 1, m->Hs[0], m->Ws[0], H, W, K);
     mv_image pred = image_alloc(H, W, 3);
     for (long i = 0; i < (long)H * W; i++) {
         const float *z = full + (size_t)i * K;
@@ -74,25 +77,25 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     image_free(&pred);
     if (rc == 0) printf("%s -> %s\n", path, out);
 
+    char block[128];
     for (int j = 0; masks && rc == 0 && j < m->num_blocks; j++) {
         const mv_block *b = &m->blocks[j];
         if (!b->masked) continue;
+        float *keep = mv_malloc(sizeof(float) * b->H * b->W);   // the mask, in host memory
+        if ((rc = run_read(m, keep, b->m, sizeof(float) * b->H * b->W)) < 0) { free(keep); break; }
         // Nearest token for every pixel; dropped tokens at a third of the brightness.
         mv_image ov = image_alloc(H, W, 3);
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
                 int ty = y * b->H / H, tx = x * b->W / W;
-                float keep = b->m[ty * b->W + tx];
+                bool kept = keep[ty * b->W + tx] > 0.5f;
                 for (int c = 0; c < 3; c++) {
                     int v = rgb.px[((size_t)y * W + x) * 3 + c];
-                    ov.px[((size_t)y * W + x) * 3 + c] = (uint8_t)(keep > 0.5f ? v : v / 3);
+                    ov.px[((size_t)y * W + x) * 3 + c] = (uint8_t)(kept ? v : v / 3);
                 }
             }
-        const mv_param *q = NULL;
-        for (int i = 0; i < m->params.count; i++)
-            if (*m->params.items[i].ptr == b->token_mask) q = &m->params.items[i];
-        char block[160];
-        snprintf(block, sizeof block, "%.*s", q ? (int)(strlen(q->name) - strlen(".token_mask")) : 0, q ? q->name : "");
+        free(keep);
+        model_mask_name(block, sizeof block, m, j);
         snprintf(out, sizeof out, "%s/%s_mask_%s.png", outdir, name, block);
         rc = image_write_png(out, &ov);
         image_free(&ov);
@@ -138,8 +141,14 @@ int cmd_predict(int argc, char **argv) {
     if (rc == 0) rc = weights_load(&m->params, ckpt, NULL, &missing, NULL);
     if (rc == 0 && missing) rc = mv_fail("%s: %d tensors of this model are missing", ckpt, missing);
     if (rc == 0 && mkdir(outdir, 0755) != 0 && access(outdir, W_OK) != 0) rc = mv_fail("%s: cannot create the output directory", outdir);
+    char device[256];
+    mv_comm solo = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1};
+    mv_run_ctx dev_ctx = {.world_size = 1};
+    if (rc == 0) rc = engine_open(m, NULL, &cfg->run, &solo, &dev_ctx, device, sizeof device);
+    if (rc == 0) fprintf(stderr, "maskvim predict: on %s\n", device);
     for (int i = 0; i < ninputs && rc == 0; i++) rc = predict_one(m, cfg, inputs[i], outdir, masks);
     if (rc < 0) fprintf(stderr, "maskvim predict: %s\n", mv_last_error());
+    engine_close(m);
     model_free(m); free(m); free(cfg); free(sets); free(inputs);
     return rc < 0 ? 1 : 0;
 }

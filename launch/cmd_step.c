@@ -3,6 +3,7 @@
 // and the entry point of the PyTorch reference tests.
 #include "launch/commands.h"
 #include "core/config.h"
+#include "core/engine.h"
 #include "core/error.h"
 #include "core/h5util.h"
 #include "core/model.h"
@@ -20,7 +21,8 @@ static void usage(FILE *f) {
         "datasets loss_total, loss_ce, loss_aux, loss_ratio, loss_position (the last three\n"
         "before their weights), the main logits `logits` [B,classes,H/4,W/4], every gradient as\n"
         "`grad/<state_dict key>`, the masks used as `mask/<block>` and the BatchNorm running\n"
-        "statistics after the step as `buffers/<key>`.\n\n"
+        "statistics after the step as `buffers/<key>`. The step runs where run.device says (the\n"
+        "GPU with --set run.device=cuda, at --set run.precision=fp32|tf32|bf16); stderr names it.\n\n"
         "  --config FILE     experiment YAML (model/mask sections are used)\n"
         "  --preset NAME     maskvim-nano | maskvim-t | maskvim-s | maskvim-b\n"
         "  --set key=value   override, e.g. --set mask.noise=false --set model.dropout=0\n"
@@ -67,7 +69,9 @@ static int read_batch(const char *path, int classes, float **images, uint8_t **l
     return rc;
 }
 
-static int write_dump(const char *path, const mv_model *m) {
+// Everything comes from host memory: the losses, `logits` (the host copy of the main logits),
+// the host arenas of gradients and buffers, and masks[j] (block j's mask, NULL when unmasked).
+static int write_dump(const char *path, const mv_model *m, const float *logits, float *const *masks) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     hid_t f = h5_create(tmp);
@@ -80,31 +84,66 @@ static int write_dump(const char *path, const mv_model *m) {
     rc |= h5_write_scalar(f, "loss_position", m->loss_position);
     int B = m->B, h = m->Hs[0], w = m->Ws[0], K = m->cfg.num_classes;
     float *nchw = mv_malloc(sizeof(float) * B * h * w * K);
-    nhwc_to_nchw(nchw, m->logits, B, h, w, K);
+    nhwc_to_nchw(nchw, logits, B, h, w, K);
     int ls[4] = {B, K, h, w};
     rc |= h5_write_floats(f, "logits", nchw, 4, ls);
     free(nchw);
-    char name[160];
-    for (int i = 0; i < m->params.count && rc == 0; i++) {
-        const mv_param *q = &m->params.items[i];
+    char name[160], block[128];
+    const mv_params *p = &m->params;
+    for (int i = 0; i < p->count && rc == 0; i++) {
+        const mv_param *q = &p->items[i];
         // BatchNorm running statistics after the step (buffers), gradients of everything else.
         snprintf(name, sizeof name, "%s/%s", q->is_buffer ? "buffers" : "grad", q->name);
-        rc |= h5_write_floats(f, name, q->is_buffer ? *q->ptr : *q->gptr, q->ndim, q->shape);
+        rc |= h5_write_floats(f, name, (q->is_buffer ? p->buffers : p->grads) + q->offset, q->ndim, q->shape);
     }
     for (int j = 0; j < m->num_blocks && rc == 0; j++) {
-        const mv_block *b = &m->blocks[j];
-        if (!b->masked) continue;
-        const mv_param *q = NULL;   // name the mask by its block: the token_mask key minus ".token_mask"
-        for (int i = 0; i < m->params.count; i++)
-            if (*m->params.items[i].ptr == b->token_mask) q = &m->params.items[i];
-        if (!q) continue;
-        snprintf(name, sizeof name, "mask/%.*s", (int)(strlen(q->name) - strlen(".token_mask")), q->name);
-        int ms[3] = {B, b->H, b->W};
-        rc |= h5_write_floats(f, name, b->m, 3, ms);
+        model_mask_name(block, sizeof block, m, j);
+        if (!masks[j] || !block[0]) continue;
+        snprintf(name, sizeof name, "mask/%s", block);
+        int ms[3] = {B, m->blocks[j].H, m->blocks[j].W};
+        rc |= h5_write_floats(f, name, masks[j], 3, ms);
     }
     H5Fclose(f);
     if (rc) { remove(tmp); return mv_fail_context("%s", path); }
     return h5_publish(tmp, path);
+}
+
+// One training step where run.device says, then the dump from host copies of what it produced.
+static int step_and_dump(mv_model *m, const mv_config *cfg, const float *images, const uint8_t *labels, int B, int H,
+                         int W, long seed, long iter, const char *dump) {
+    int *ids = mv_malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) ids[b] = b;
+    mv_run_ctx ctx = {.training = true, .seed = (uint64_t)seed, .step = (uint32_t)iter, .sample_ids = ids, .world_size = 1};
+    mv_comm solo = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1};
+    float **masks = mv_calloc(m->num_blocks, sizeof(float *));
+    char device[256];
+    int rc = engine_open(m, NULL, &cfg->run, &solo, &ctx, device, sizeof device);
+    if (rc == 0) fprintf(stderr, "maskvim step: on %s\n", device);
+    if (rc == 0) rc = run_plan(m, B, H, W);
+    if (rc == 0) {
+        run_zero_grads(m);
+        rc = run_forward(m, images, labels, &ctx);
+    }
+    if (rc == 0) run_backward(m, &ctx);
+    const float *logits = rc == 0 ? run_logits(m) : NULL;
+    if (rc == 0 && !logits) rc = -1;
+    for (int j = 0; j < m->num_blocks && rc == 0; j++) {
+        const mv_block *b = &m->blocks[j];
+        if (!b->masked) continue;
+        size_t n = (size_t)B * b->H * b->W;
+        masks[j] = mv_malloc(sizeof(float) * n);
+        rc = run_read(m, masks[j], b->m, sizeof(float) * n);
+    }
+    if (rc == 0) rc = run_state_to_host(m, NULL, true);
+    if (rc == 0) rc = write_dump(dump, m, logits, masks);
+    if (rc == 0)
+        printf("loss_total %.6f  ce %.6f  aux %.6f  ratio %.6f  position %.6f\n", m->loss_total, m->loss_ce, m->loss_aux,
+               m->loss_ratio, m->loss_position);
+    engine_close(m);
+    for (int j = 0; j < m->num_blocks; j++) free(masks[j]);
+    free(masks);
+    free(ids);
+    return rc;
 }
 
 int cmd_step(int argc, char **argv) {
@@ -153,20 +192,7 @@ int cmd_step(int argc, char **argv) {
     if (rc == 0 && batch) {
         int B, H, W;
         rc = read_batch(batch, cfg->model.num_classes, &images, &labels, &B, &H, &W);
-        if (rc == 0) rc = model_plan(m, B, H, W);
-        if (rc == 0) {
-            int *ids = mv_malloc(sizeof(int) * B);
-            for (int b = 0; b < B; b++) ids[b] = b;
-            mv_run_ctx ctx = {.training = true, .seed = (uint64_t)seed, .step = (uint32_t)iter, .sample_ids = ids, .world_size = 1};
-            params_zero_grads(&m->params);
-            rc = model_forward(m, images, labels, &ctx);
-            if (rc == 0) model_backward(m, &ctx);
-            free(ids);
-            if (rc == 0) rc = write_dump(dump, m);
-            if (rc == 0)
-                printf("loss_total %.6f  ce %.6f  aux %.6f  ratio %.6f  position %.6f\n", m->loss_total,
-                       m->loss_ce, m->loss_aux, m->loss_ratio, m->loss_position);
-        }
+        if (rc == 0) rc = step_and_dump(m, cfg, images, labels, B, H, W, seed, iter, dump);
     }
     if (rc < 0) fprintf(stderr, "maskvim step: %s\n", mv_last_error());
     free(images);

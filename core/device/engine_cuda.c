@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert((int)MV_PREC_FP32 == (int)MV_PRECISION_FP32 && (int)MV_PREC_TF32 == (int)MV_PRECISION_TF32 &&
+               (int)MV_PREC_BF16 == (int)MV_PRECISION_BF16, "run.precision maps onto mv_cuda_precision");
+
 static struct {
     mv_device_batch batch;
     float *m, *v;              // AdamW moments on the device
@@ -66,20 +69,25 @@ static void cuda_detach(mv_model *m) {
     mv_cuda_shutdown();
 }
 
-static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, char *desc, size_t n) {
+static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, mv_precision precision, char *desc,
+                       size_t n) {
     int dev = 0;
+    MV_TRY(mv_cuda_set_precision((mv_cuda_precision)precision));
     MV_TRY(mv_cuda_bind_local_rank(c->local_rank, &dev));
     MV_TRY(mv_cuda_init(dev));
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, dev) != cudaSuccess) snprintf(prop.name, sizeof prop.name, "GPU %d", dev);
     model_release_activations(m);   // host arenas, if any were planned: the device plans its own
     MV_TRY(model_to_device(m));
-    size_t np = m->params.num_params + 16;
-    g.m = mv_arena_alloc(np);
-    g.v = mv_arena_alloc(np);
-    if (!g.m || !g.v) { cuda_detach(m); return mv_fail("out of GPU memory for the AdamW moments"); }
-    if (moments(o, m->params.num_params, true) < 0) { cuda_detach(m); return -1; }
-    if (c->world > 1) {
+    if (o) {
+        size_t np = m->params.num_params + 16;
+        g.m = mv_arena_alloc(np);
+        g.v = mv_arena_alloc(np);
+        if (!g.m || !g.v) { cuda_detach(m); return mv_fail("out of GPU memory for the AdamW moments"); }
+        if (moments(o, m->params.num_params, true) < 0) { cuda_detach(m); return -1; }
+    }
+    // Only training all-reduces on the GPU; an evaluation's ranks sum their metrics over MPI.
+    if (o && c->world > 1) {
         if (mv_nccl_init(&g.nccl, c->rank, c->world, mv_nccl_comm_bcast, c) < 0) { cuda_detach(m); return -1; }
         g.nccl_on = true;
         size_t *cuts = malloc(sizeof(size_t) * (size_t)m->params.count);
@@ -97,7 +105,7 @@ static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx
     }
     m->engine = mv_gpu_engine;
     snprintf(desc, n, "GPU %d (%s), GEMMs %s%s", dev, prop.name, mv_cuda_precision_name(mv_cuda_get_precision()),
-             c->world > 1 ? ", NCCL" : "");
+             g.nccl_on ? ", NCCL" : "");
     return 0;
 }
 
@@ -139,14 +147,20 @@ static int cuda_logits(mv_model *m, float *host) {
     return mv_cuda_status("evaluation");
 }
 
-static int cuda_to_host(mv_model *m, mv_optimizer *o) {
-    MV_TRY(model_device_download(m, false));
-    return moments(o, m->params.num_params, false);
+static int cuda_to_host(mv_model *m, mv_optimizer *o, bool grads) {
+    MV_TRY(model_device_download(m, grads));
+    return o && g.m ? moments(o, m->params.num_params, false) : 0;
 }
 
 static int cuda_to_device(mv_model *m, mv_optimizer *o) {
     MV_TRY(model_device_upload(m));
-    return moments(o, m->params.num_params, true);
+    return o && g.m ? moments(o, m->params.num_params, true) : 0;
+}
+
+static int cuda_read(void *host, const void *src, size_t bytes) {
+    if (cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost) != cudaSuccess)
+        return mv_fail("copying %zu bytes from the GPU: %s", bytes, cudaGetErrorString(cudaGetLastError()));
+    return mv_cuda_status("GPU step");
 }
 
 static const mv_engine CUDA_ENGINE = {
@@ -163,6 +177,7 @@ static const mv_engine CUDA_ENGINE = {
     .logits = cuda_logits,
     .to_host = cuda_to_host,
     .to_device = cuda_to_device,
+    .read = cuda_read,
 };
 
 const mv_engine *mv_cuda_engine(void) { return &CUDA_ENGINE; }

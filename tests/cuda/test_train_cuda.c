@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
     int world = comm.world, rank = comm.rank;
     mv_run_ctx gctx = {.training = true, .seed = 11, .world_size = world};
     char desc[256];
-    if (mv_gpu_engine->attach(&gpu, &ogpu, &comm, &gctx, desc, sizeof desc) < 0) {
+    if (mv_gpu_engine->attach(&gpu, &ogpu, &comm, &gctx, MV_PRECISION_FP32, desc, sizeof desc) < 0) {
         fprintf(stderr, "test_train_cuda: %s\n", mv_last_error());
         return 1;
     }
@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
         printf("  step %d: loss CPU %.6f GPU %.6f\n", it, cpu.loss_total, gpu.loss_total);
         if (world == 1 && !(e < 1e-4)) { printf("FAIL step %d: losses differ by %.2e (relative)\n", it, e); failed++; }
     }
-    if (gpu.engine->to_host(&gpu, &ogpu) < 0) { fprintf(stderr, "test_train_cuda: %s\n", mv_last_error()); return 1; }
+    if (gpu.engine->to_host(&gpu, &ogpu, false) < 0) { fprintf(stderr, "test_train_cuda: %s\n", mv_last_error()); return 1; }
     size_t np = cpu.params.num_params;
     double dp = rel_l2(cpu.params.params, gpu.params.params, np), dm = rel_l2(ocpu.m, ogpu.m, np);
     double dv = rel_l2(ocpu.v, ogpu.v, np), db = rel_l2(cpu.params.buffers, gpu.params.buffers, cpu.params.num_buffers);

@@ -41,8 +41,9 @@ fail=0; n=0
 for i in "${!cases[@]}"; do
   for batch in crop odd; do
     extra=${cases[$i]}
+    # The CPU model's math (run.device=auto would take a GPU where one is present).
     # shellcheck disable=SC2086
-    "$MV_BIN" step --preset maskvim-nano $det $extra --seed $((i + 7)) --init-out "$dir/w.h5" \
+    "$MV_BIN" step --preset maskvim-nano $det $extra --set run.device=cpu --seed $((i + 7)) --init-out "$dir/w.h5" \
         --batch "$dir/$batch.h5" --dump "$dir/c.h5" >/dev/null
     # shellcheck disable=SC2086
     "$MV_PYTHON" "$ref" step --preset maskvim-nano $det $extra --weights "$dir/w.h5" \

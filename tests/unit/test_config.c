@@ -369,6 +369,20 @@ Test(config, set_errors) {
     cr_expect_str_eq(c.run.select_domain, "");
 }
 
+Test(config, run_precision) {
+    mv_config c;
+    config_defaults(&c);
+    cr_expect_eq(c.run.precision, MV_PRECISION_FP32, "fp32 unless asked");
+    cr_assert_eq(config_set(&c, "run.precision=bf16"), 0, "%s", mv_last_error());
+    cr_expect_eq(c.run.precision, MV_PRECISION_BF16);
+    cr_assert_eq(config_set(&c, "run.precision=tf32"), 0, "%s", mv_last_error());
+    cr_expect_eq(c.run.precision, MV_PRECISION_TF32);
+    cr_expect_eq(config_set(&c, "run.precision=fp16"), -1);
+    cr_expect(strstr(mv_last_error(), "fp16") && strstr(mv_last_error(), "bf16"), "names the value and the choices: %s",
+              mv_last_error());
+    cr_expect_eq(c.run.precision, MV_PRECISION_TF32, "unchanged after a failed set");
+}
+
 // Table 6's model options and the checks that tie them together.
 Test(config, table6_model_options) {
     mv_model_config m;
