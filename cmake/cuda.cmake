@@ -10,6 +10,8 @@
 #   test_cuda_ops_emu  the same test program over the CUDA kernels compiled for the host
 #                      emulation (tests/cuda/emu/), so that CI without a GPU still runs the
 #                      kernels' logic (not built in sanitizer builds: fibers confuse ASan)
+#   test_nccl_emu      test_nccl over the emulation and its emulated NCCL (with MPI only), run
+#                      on 2 processes (ctest test `test_nccl_2ranks_emu`)
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   set(CMAKE_CUDA_ARCHITECTURES "80-real;90-real;90-virtual")
 endif()
@@ -86,11 +88,54 @@ if(NOT MV_SANITIZE)
   target_compile_options(maskvim_cuda_emu PRIVATE -Wno-unknown-pragmas -ffp-contract=off)
   target_include_directories(maskvim_cuda_emu PUBLIC ${CMAKE_SOURCE_DIR} ${CUDAToolkit_INCLUDE_DIRS})
   target_link_libraries(maskvim_cuda_emu PUBLIC maskvim_lib ${OPENBLAS_LIB})
+  # The emulated NCCL (tests/cuda/emu/nccl/nccl.h, over MPI on host memory): with MPI, the NCCL
+  # path of dist/nccl_comm.cu is compiled into the emulation too and runs across processes under
+  # mpirun. Its include directory goes first, ahead of the toolkit's real nccl.h, and only here.
+  # Without MPI the emulation has no NCCL (the NCCL functions say "built without NCCL").
+  if(MPI_C_FOUND)
+    target_sources(maskvim_cuda_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/cuda/emu/nccl_emu.cpp)
+    target_compile_definitions(maskvim_cuda_emu PUBLIC MV_HAVE_NCCL=1)
+    target_include_directories(maskvim_cuda_emu BEFORE PRIVATE ${CMAKE_SOURCE_DIR}/tests/cuda/emu/nccl)
+    target_link_libraries(maskvim_cuda_emu PUBLIC MPI::MPI_C)
+  endif()
+  # mv_add_mpi_emu_test(NAME TARGET PATTERN): TARGET under `mpirun -n 2` (Open MPI's options, as
+  # tests/scripts/mpi_common.sh); passes when both ranks exit 0, nothing says SKIP, and PATTERN
+  # (an extended regex) matches two lines, one per rank, so that a job that did not really run
+  # two ranks, or skipped, cannot pass.
+  function(mv_add_mpi_emu_test name target pattern)
+    if(NOT MPI_C_FOUND OR NOT MPIEXEC_EXECUTABLE)
+      return()
+    endif()
+    # (No semicolons in the script: cmake would read them as list separators.)
+    add_test(NAME ${name} COMMAND bash -c [=[
+out=$("$0" -n 2 --oversubscribe -x OMP_NUM_THREADS=1 "$1" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+fail() {
+  echo "FAIL: $*"
+  exit 1
+}
+[ $rc = 0 ] || fail "exit status $rc"
+grep -q SKIP <<<"$out" && fail "skipped"
+[ "$(grep -cE "$2" <<<"$out")" = 2 ] || fail "not 2 lines (one per rank) matching: $2"
+exit 0]=]
+      ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:${target}> "${pattern}")
+    set_tests_properties(${name} PROPERTIES TIMEOUT 300 ENVIRONMENT
+      "OMP_NUM_THREADS=1;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+  endfunction()
 
   add_executable(test_cuda_ops_emu ${CMAKE_SOURCE_DIR}/tests/cuda/test_cuda_ops.c)
   target_link_libraries(test_cuda_ops_emu PRIVATE maskvim_cuda_emu)
   add_test(NAME test_cuda_ops_emu COMMAND test_cuda_ops_emu)
   set_tests_properties(test_cuda_ops_emu PROPERTIES TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=2")
+
+  # test_nccl over the emulated NCCL on 2 processes: the bucketed gradient all-reduce as backward
+  # drives it, two steps, the SyncBN reducer (tests/cuda/test_nccl.c), bit for bit.
+  if(MPI_C_FOUND)
+    add_executable(test_nccl_emu ${CMAKE_SOURCE_DIR}/tests/cuda/test_nccl.c)
+    target_link_libraries(test_nccl_emu PRIVATE maskvim_cuda_emu)
+    mv_add_mpi_emu_test(test_nccl_2ranks_emu test_nccl_emu "rank [01]: test_nccl: [0-9]+ checks, 0 failed")
+  endif()
 
   # The benchmark over the emulation, for a manual smoke test of every (op, shape) path at a toy
   # image size (about a minute: the model's channel counts stay full size):

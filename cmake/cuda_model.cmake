@@ -6,7 +6,10 @@
 #   test_model_cuda          whole-model step GPU vs CPU (SKIP without a GPU)
 #   test_model_cuda_emu      the same over the host emulation of the kernels (CI)
 #   test_train_cuda(_emu_c)  8 training steps through the GPU engine against the CPU, evaluation
-#   maskvim-emu              the CLI over the emulation (test_train_cuda_emu: run.device=cuda)
+#   maskvim-emu              the CLI over the emulation (test_train_cuda_emu: train with
+#                            run.device=cuda; test_cli_cuda_emu: step, eval and predict)
+#   with MPI, on 2 processes over the emulated NCCL: test_train_cuda_c_2ranks_emu (the C test)
+#   and test_train_cuda_2ranks_emu (the CLI, tests/scripts/train_cuda_emu_mpi.sh)
 set(MV_MODEL_DEVICE_SOURCES
   ${CMAKE_SOURCE_DIR}/core/model.c ${CMAKE_SOURCE_DIR}/core/layers.c
   ${CMAKE_SOURCE_DIR}/core/vss_block.c ${CMAKE_SOURCE_DIR}/core/linear_head.c
@@ -47,14 +50,27 @@ if(TARGET maskvim_cuda_emu)
   add_executable(maskvim-emu ${CMAKE_SOURCE_DIR}/launch/main.c)
   target_link_libraries(maskvim-emu PRIVATE maskvim_model_cuda_emu)
   target_compile_definitions(maskvim-emu PRIVATE MV_HAVE_GPU_MODEL=1)
-  add_test(NAME test_train_cuda_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/train_cuda_emu.sh)
-  set_tests_properties(test_train_cuda_emu PROPERTIES TIMEOUT 900 ENVIRONMENT
+  set(MV_EMU_CLI_ENV
     "MV_BIN=$<TARGET_FILE:maskvim>;MV_EMU_BIN=$<TARGET_FILE:maskvim-emu>;MV_PYTHON=/usr/bin/python3;MV_SRC=${CMAKE_SOURCE_DIR};MV_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp;OMP_NUM_THREADS=2")
+  add_test(NAME test_train_cuda_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/train_cuda_emu.sh)
+  set_tests_properties(test_train_cuda_emu PROPERTIES TIMEOUT 900 ENVIRONMENT "${MV_EMU_CLI_ENV}")
+  # maskvim step, eval and predict with run.device=cuda against the CPU commands.
+  add_test(NAME test_cli_cuda_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/cli_cuda_emu.sh)
+  set_tests_properties(test_cli_cuda_emu PROPERTIES TIMEOUT 600 ENVIRONMENT "${MV_EMU_CLI_ENV}")
 
   add_executable(test_train_cuda_emu_c ${CMAKE_SOURCE_DIR}/tests/cuda/test_train_cuda.c)
   target_link_libraries(test_train_cuda_emu_c PRIVATE maskvim_model_cuda_emu)
   add_test(NAME test_train_cuda_emu_c COMMAND test_train_cuda_emu_c)
   set_tests_properties(test_train_cuda_emu_c PROPERTIES TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=2")
+
+  # With MPI (and so the emulated NCCL): the multi-GPU path on 2 processes. The C test trains
+  # 2 ranks x 1 image through the engine against the CPU's 1 x 2 (tests/cuda/test_train_cuda.c);
+  # the script does the same through the CLI, comparing checkpoints (train_cuda_emu_mpi.sh).
+  if(MPI_C_FOUND)
+    mv_add_mpi_emu_test(test_train_cuda_c_2ranks_emu test_train_cuda_emu_c "NCCL, rank [01] of 2")
+    add_test(NAME test_train_cuda_2ranks_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/train_cuda_emu_mpi.sh)
+    set_tests_properties(test_train_cuda_2ranks_emu PROPERTIES TIMEOUT 300 ENVIRONMENT "${MV_EMU_CLI_ENV}")
+  endif()
 
   add_executable(test_model_cuda_emu ${CMAKE_SOURCE_DIR}/tests/cuda/test_model_cuda.c)
   target_link_libraries(test_model_cuda_emu PRIVATE maskvim_model_cuda_emu)

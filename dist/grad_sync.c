@@ -62,30 +62,40 @@ int grad_sync_plan(mv_bucket *buckets, const size_t *cuts, size_t n, int num_cut
     return count;
 }
 
-int grad_sync_init(mv_grad_sync *s, mv_comm *c, float *grads, const size_t *cuts,
-                   const mv_grad_sync_opts *opts, size_t n, int num_cuts) {
-    memset(s, 0, sizeof *s);
+int grad_sync_plan_alloc(mv_bucket **out, const size_t *cuts, size_t n, int num_cuts,
+                         const mv_grad_sync_opts *opts) {
+    *out = NULL;
     size_t bucket_bytes = opts && opts->bucket_bytes ? opts->bucket_bytes : MV_DEFAULT_BUCKET_BYTES;
     size_t first_bytes = opts && opts->first_bucket_bytes ? opts->first_bucket_bytes : MV_DEFAULT_FIRST_BUCKET_BYTES;
     if (first_bytes > bucket_bytes) first_bytes = bucket_bytes;
     size_t bucket_floats = bucket_bytes / sizeof(float), first_floats = first_bytes / sizeof(float);
     if (bucket_floats == 0) bucket_floats = 1;
     if (first_floats == 0) first_floats = 1;
+    int nb = grad_sync_plan(NULL, cuts, n, num_cuts, first_floats, bucket_floats, 0);
+    if (nb < 0) return -1;
+    mv_bucket *b = calloc(nb > 0 ? (size_t)nb : 1, sizeof *b);
+    if (!b) return mv_fail("grad_sync_plan_alloc: out of memory for %d buckets", nb);
+    if (grad_sync_plan(b, cuts, n, num_cuts, first_floats, bucket_floats, nb) != nb) {
+        free(b);
+        return -1;
+    }
+    *out = b;
+    return nb;
+}
+
+int grad_sync_init(mv_grad_sync *s, mv_comm *c, float *grads, const size_t *cuts,
+                   const mv_grad_sync_opts *opts, size_t n, int num_cuts) {
+    memset(s, 0, sizeof *s);
     if (n > 0 && !grads) return mv_fail("grad_sync_init: no gradient buffer for %zu floats", n);
     if (c->backend == MV_DIST_NCCL)
         return mv_fail("grad_sync_init: the NCCL backend is not part of this build");
-    int nb = grad_sync_plan(NULL, cuts, n, num_cuts, first_floats, bucket_floats, 0);
+    int nb = grad_sync_plan_alloc(&s->buckets, cuts, n, num_cuts, opts);
     if (nb < 0) return mv_fail_context("grad_sync_init");
     s->comm = c;
     s->grads = grads;
     s->n = n;
     s->num_buckets = nb;
-    s->buckets = mv_calloc((size_t)nb, sizeof *s->buckets);
     s->done = mv_calloc((size_t)nb, sizeof *s->done);
-    if (grad_sync_plan(s->buckets, cuts, n, num_cuts, first_floats, bucket_floats, nb) != nb) {
-        grad_sync_free(s);
-        return mv_fail_context("grad_sync_init");
-    }
 #ifdef MV_HAVE_MPI
     MPI_Request *reqs = mv_calloc((size_t)nb, sizeof *reqs);
     for (int k = 0; k < nb; k++) reqs[k] = MPI_REQUEST_NULL;

@@ -10,8 +10,8 @@
 //
 // Buckets always start in index order 0, 1, 2, ... (whatever order begin/ready are called in),
 // so every rank issues the same collectives in the same order, as MPI and NCCL require.
-// The backend is the communicator's: MPI on host memory now; NCCL (device memory, a stream per
-// communicator) will take the same calls.
+// This is the MPI backend, on host memory; dist/nccl_comm.h has the NCCL one (device memory, a
+// communication stream), with the same bucket plan (grad_sync_plan_alloc) and call pattern.
 #pragma once
 #include <stddef.h>
 #include "dist/comm.h"
@@ -48,6 +48,14 @@ typedef struct {
 // none when it is NULL) and returns the number of buckets, or -1 with a message.
 int grad_sync_plan(mv_bucket *buckets, const size_t *cuts, size_t n, int num_cuts,
                    size_t first_bucket_floats, size_t bucket_floats, int max_buckets);
+
+// The bucket plan both gradient all-reduces use (this file's on MPI, dist/nccl_comm.cu's on
+// NCCL): the sizes of opts, whose zero fields (or a NULL opts) take the defaults, first bucket
+// 1 MiB then 25 MiB (the first is capped at the others' size), planned by grad_sync_plan into a
+// new array *out (at least one entry; free() it). Returns the number of buckets, or -1 with a
+// message (*out is then NULL).
+int grad_sync_plan_alloc(mv_bucket **out, const size_t *cuts, size_t n, int num_cuts,
+                         const mv_grad_sync_opts *opts);
 
 // Prepares the all-reduce of grads[0..n) on communicator c (kept by pointer). cuts as above
 // (may be NULL), opts may be NULL for the defaults. Returns 0, or -1 with a message.

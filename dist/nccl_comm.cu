@@ -1,7 +1,7 @@
 // NCCL for the GPU path (dist/nccl_comm.h): device binding, the communicator and its stream,
 // the bucketed gradient all-reduce overlapped with backward, and the SyncBN reducer. Buckets are
-// planned by dist/grad_sync.c's grad_sync_plan so that the GPU and CPU paths cut the buffer the
-// same way; they always start in index order so that every rank issues the same collectives in
+// planned by dist/grad_sync.c's grad_sync_plan_alloc so that the GPU and CPU paths cut the buffer
+// the same way; they always start in index order so that every rank issues the same collectives in
 // the same order, as NCCL requires.
 #include "kernels/cuda/common.cuh"
 #include "dist/nccl_comm.h"
@@ -13,10 +13,6 @@ extern "C" {
 #ifdef MV_HAVE_NCCL
 #include <nccl.h>
 #endif
-
-// dist/grad_sync.c's defaults.
-#define NCCL_BUCKET_BYTES ((size_t)25 << 20)
-#define NCCL_FIRST_BUCKET_BYTES ((size_t)1 << 20)
 
 extern "C" int mv_cuda_bind_local_rank(int local_rank, int *device_out) {
     int count = 0;
@@ -134,20 +130,8 @@ extern "C" int mv_nccl_grad_sync_init(mv_nccl_grad_sync *s, mv_nccl *nccl, float
     memset(s, 0, sizeof *s);
     if (!nccl || !nccl->comm) return mv_fail("mv_nccl_grad_sync_init: no NCCL communicator");
     if (n > 0 && !dev_grads) return mv_fail("mv_nccl_grad_sync_init: no gradient buffer for %zu floats", n);
-    size_t bucket_bytes = opts && opts->bucket_bytes ? opts->bucket_bytes : NCCL_BUCKET_BYTES;
-    size_t first_bytes = opts && opts->first_bucket_bytes ? opts->first_bucket_bytes : NCCL_FIRST_BUCKET_BYTES;
-    if (first_bytes > bucket_bytes) first_bytes = bucket_bytes;
-    size_t bucket_floats = bucket_bytes / sizeof(float), first_floats = first_bytes / sizeof(float);
-    if (bucket_floats == 0) bucket_floats = 1;
-    if (first_floats == 0) first_floats = 1;
-    int nb = grad_sync_plan(NULL, cuts, n, num_cuts, first_floats, bucket_floats, 0);
+    int nb = grad_sync_plan_alloc(&s->buckets, cuts, n, num_cuts, opts);   // the CPU path's plan and defaults
     if (nb < 0) return mv_fail_context("mv_nccl_grad_sync_init");
-    s->buckets = (mv_bucket *)calloc(nb > 0 ? (size_t)nb : 1, sizeof *s->buckets);
-    if (!s->buckets) return mv_fail("mv_nccl_grad_sync_init: out of memory for %d buckets", nb);
-    if (grad_sync_plan(s->buckets, cuts, n, num_cuts, first_floats, bucket_floats, nb) != nb) {
-        mv_nccl_grad_sync_free(s);
-        return mv_fail_context("mv_nccl_grad_sync_init");
-    }
     cudaEvent_t ready, done;
     cudaError_t e = cudaEventCreateWithFlags(&ready, cudaEventDisableTiming);
     if (e != cudaSuccess) {

@@ -25,7 +25,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "dist/grad_sync.h"   // mv_bucket, mv_grad_sync_opts, grad_sync_plan
+#include "dist/grad_sync.h"   // mv_bucket, mv_grad_sync_opts, grad_sync_plan_alloc
 
 // Selects GPU local_rank % (number of GPUs) for this process. -1 with a message (and the CUDA
 // error state cleared) when there is no GPU.
@@ -49,8 +49,8 @@ int mv_nccl_init(mv_nccl *n, int rank, int world, mv_bcast_bytes_fn bcast, void 
 // zeroed or failed mv_nccl.
 void mv_nccl_free(mv_nccl *n);
 
-// The bucketed gradient all-reduce. Buckets as grad_sync_plan with the same defaults as
-// dist/grad_sync.c (first bucket 1 MiB, then 25 MiB, from the END of the buffer). Each bucket is
+// The bucketed gradient all-reduce. Buckets from grad_sync_plan_alloc, as the CPU path's
+// (opts NULL: first bucket 1 MiB, then 25 MiB, from the END of the buffer). Each bucket is
 // summed in place with ncclAllReduce on the communication stream after the compute stream's work
 // so far, then divided by the world size on the same stream (division, as the CPU path).
 typedef struct {

@@ -41,6 +41,14 @@ const uint3 &emu_thread_idx(void);
 #define warpSize 32
 
 void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+// True for the legacy/per-thread streams and for streams created and not yet destroyed.
+bool emu_stream_ok(cudaStream_t s);
+
+// cuda_runtime.h's typed cudaMalloc (this header stands in for cuda_runtime.h, which has it).
+template <class T>
+static inline cudaError_t cudaMalloc(T **ptr, size_t size) {
+    return cudaMalloc((void **)(void *)ptr, size);
+}
 void *emu_dyn_smem(void);
 void emu_syncthreads(void);
 // Warp exchange: every live lane of the calling warp passes `bits` and receives lane src's.

@@ -10,12 +10,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <mutex>
+#include <unordered_set>
 
 static cudaError_t g_last = cudaSuccess;
 
 static cudaError_t note(cudaError_t e) {
     if (e != cudaSuccess) g_last = e;
     return e;
+}
+
+// Streams: registered handles (every emulated operation runs at its call, so a stream orders
+// nothing; the registry lets emu_stream_ok catch a destroyed or never-created stream).
+struct CUstream_st {
+    unsigned flags;
+};
+static std::mutex g_streams_mu;
+static std::unordered_set<cudaStream_t> g_streams;
+
+bool emu_stream_ok(cudaStream_t s) {
+    if (s == 0 || s == cudaStreamLegacy || s == cudaStreamPerThread) return true;
+    std::lock_guard<std::mutex> lock(g_streams_mu);
+    return g_streams.count(s) != 0;
 }
 
 extern "C" {
@@ -76,6 +92,26 @@ cudaError_t cudaMemsetAsync(void *ptr, int value, size_t count, cudaStream_t str
 
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
 
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) {
+    if (!stream) return note(cudaErrorInvalidValue);
+    CUstream_st *s = (CUstream_st *)calloc(1, sizeof *s);
+    if (!s) return note(cudaErrorMemoryAllocation);
+    s->flags = flags;
+    std::lock_guard<std::mutex> lock(g_streams_mu);
+    g_streams.insert(s);
+    *stream = s;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t *stream) { return cudaStreamCreateWithFlags(stream, 0); }
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+    std::lock_guard<std::mutex> lock(g_streams_mu);
+    if (!g_streams.erase(stream)) return note(cudaErrorInvalidResourceHandle);
+    free(stream);
+    return cudaSuccess;
+}
+
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     (void)stream;
     return cudaSuccess;
@@ -124,6 +160,17 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
     *ms = (float)(end->t - start->t);
     return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags) {
+    (void)flags;
+    return cudaEventCreate(event);
+}
+
+// Nothing to wait for: the work recorded before the event has already run.
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
+    (void)flags;
+    return event && emu_stream_ok(stream) ? cudaSuccess : note(cudaErrorInvalidResourceHandle);
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {

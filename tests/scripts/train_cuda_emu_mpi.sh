@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The multi-GPU training path over the host emulation: `mpirun -np 2 maskvim-emu train` with
+# run.device=cuda trains on 2 ranks x 1 image through the GPU engine, NCCL (the emulated one,
+# tests/cuda/emu/nccl/) averaging the gradients in buckets started from backward and summing
+# SyncBN's and the ratio loss's statistics; it must reach the parameters of the CPU's 1 rank x 2
+# images (every random draw on), within the tolerances of tests/scripts/test_train_equivalence.sh:
+# after 6 AdamW steps a relative L2 difference below 1e-5, no tensor off by more than 10% of how
+# far it moved. The log must say that the ranks used NCCL.
+# Registered by cmake/cuda_model.cmake (ctest test_train_cuda_2ranks_emu) with MV_EMU_BIN =
+# maskvim-emu; SKIP without MPI.
+set -euo pipefail
+: "${MV_EMU_BIN:?}"
+source "$(dirname "$0")/train_common.sh"
+source "$(dirname "$0")/mpi_common.sh"
+mpi_setup train_cuda_emu_mpi
+trap mpi_cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+"$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set run.device=cpu --set run.work_dir="$TMP/cpu" \
+    >"$TMP/cpu.log"
+mpirun --oversubscribe -np 2 "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREADS=1 \
+    "$MV_EMU_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=1 --set run.device=cuda \
+    --set run.work_dir="$TMP/gpu" >"$TMP/gpu.log" 2>&1 || { cat "$TMP/gpu.log"; fail "the 2-rank GPU run failed"; }
+grep -q "2 ranks x 1 images" "$TMP/gpu.log" || fail "the mpirun job did not run on 2 ranks: $(head -3 "$TMP/gpu.log")"
+grep -q "on GPU 0 (.*), GEMMs .*, NCCL" "$TMP/gpu.log" || fail "the 2-rank GPU run did not say NCCL: $(head -3 "$TMP/gpu.log")"
+"$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --seed 0 --init-out "$TMP/init.h5" >/dev/null
+compare "$TMP/cpu/iter_6.h5" "$TMP/gpu/iter_6.h5" --init "$TMP/init.h5" --rel-l2 1e-5 --drift 0.1 \
+    || fail "2 GPU ranks x 1 (NCCL) differ from 1 CPU rank x 2"
+l1=$(grep -o '"loss_total": [0-9.e+-]*' "$TMP/cpu/metrics.jsonl" | tail -1)
+l2=$(grep -o '"loss_total": [0-9.e+-]*' "$TMP/gpu/metrics.jsonl" | tail -1)
+echo "last logged loss: one CPU rank $l1, two GPU ranks $l2"
+echo "1 passed, 0 failed"
