@@ -9,3 +9,17 @@ TRAIN_SETS=(--set model.crop=64,64 --set data.synthetic.size=64,128 --set data.s
             --set run.log_every=1 --set run.eval_every=0 --set run.ckpt_every=2 --set run.keep_ckpts=0
             --set data.val=[synthetic:clear] --quiet)
 compare() { "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$@"; }
+# same_training DIR_A DIR_B: two finished TRAIN_SETS runs reached the same parameters: their
+# iter_6 checkpoints within the equivalence tolerances (relative L2 below 1e-5, no tensor off by
+# more than 10% of how far it moved from the shared initialisation, made here); prints both last
+# logged losses. Status 1 when they differ.
+same_training() {
+    local init
+    init="$(dirname "$1")/init.h5"
+    "$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --seed 0 --init-out "$init" >/dev/null 2>&1
+    compare "$1/iter_6.h5" "$2/iter_6.h5" --init "$init" --rel-l2 1e-5 --drift 0.1 || return 1
+    local la lb
+    la=$(grep -o '"loss_total": [0-9.e+-]*' "$1/metrics.jsonl" | tail -1)
+    lb=$(grep -o '"loss_total": [0-9.e+-]*' "$2/metrics.jsonl" | tail -1)
+    echo "last logged loss: $(basename "$1") ${la#*: }, $(basename "$2") ${lb#*: }"
+}
