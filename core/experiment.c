@@ -312,6 +312,32 @@ static int parse_severities(mv_experiment *e, const ctx *c, const yaml_node_t *n
     return 0;
 }
 
+// seeds: [0, 1, 2]: distinct run.seed values (0 .. 2^31-1), the first one the seed of DIR/<row>.
+static int parse_seeds(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    if (n->type != YAML_SEQUENCE_NODE) return node_fail(c, n, "seeds", "expected a list of seeds, e.g. [0, 1, 2]");
+    e->nseeds = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *v = node(c, *it);
+        char s[32], *end;
+        MV_TRY(get_scalar(s, c, v, "seeds", sizeof s));
+        long d = strtol(s, &end, 10);
+        if (!s[0] || *end || d < 0 || d > 2147483647L) return node_fail(c, v, "seeds", "a seed is an integer 0 .. 2147483647");
+        for (int j = 0; j < e->nseeds; j++)
+            if (e->seeds[j] == d) return node_fail(c, v, "seeds", "listed twice");
+        if (e->nseeds >= MV_EXP_MAX_SEEDS) return node_fail(c, v, "seeds", "at most 16 seeds");
+        e->seeds[e->nseeds++] = (int)d;
+    }
+    if (e->nseeds == 0) return node_fail(c, n, "seeds", "empty list (leave `seeds:` out for one run per row)");
+    return 0;
+}
+
+// True when one of sets[0..n) sets run.seed.
+static bool sets_seed(const char (*sets)[MV_EXP_SET_MAX], int n) {
+    for (int i = 0; i < n; i++)
+        if (!strncmp(sets[i], "run.seed=", 9)) return true;
+    return false;
+}
+
 static const yaml_node_t *find_key(const ctx *c, const yaml_node_t *map, const char *key) {
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(c, p->key);
@@ -323,7 +349,7 @@ static const yaml_node_t *find_key(const ctx *c, const yaml_node_t *map, const c
 static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
     if (root->type != YAML_MAPPING_NODE) return node_fail(c, root, "experiment", "expected a mapping");
     static const char *KNOWN[] = {"name", "title", "base", "set", "source", "targets", "columns", "rows", "grid",
-                                  "corruptions", "severities"};
+                                  "corruptions", "severities", "seeds"};
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(c, p->key);
         char key[64];
@@ -331,7 +357,7 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
         bool ok = false;
         for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++) ok |= !strcmp(key, KNOWN[i]);
         if (!ok) return node_fail(c, k, key, "unknown key (name, title, base, set, source, targets, columns, rows, grid, "
-                                                      "corruptions, severities)");
+                                                      "corruptions, severities, seeds)");
     }
     const yaml_node_t *v;
     if ((v = find_key(c, root, "name"))) {
@@ -394,6 +420,34 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
             if (!strcmp(e->rows[i].name, e->rows[j].name))
                 return mv_fail("%s:%d: row '%s' also named at line %d (row names must be unique)", c->path,
                                e->rows[i].line, e->rows[i].name, e->rows[j].line);
+    const yaml_node_t *seeds = find_key(c, root, "seeds");
+    if (seeds) {
+        MV_TRY(parse_seeds(e, c, seeds));
+        // With `seeds:` the seed is the sweep's to set: a run.seed elsewhere would be silently
+        // overridden (or, first, would make the runs of one row all alike). Refused instead.
+        unsigned long sl = (unsigned long)seeds->start_mark.line + 1;
+        const yaml_node_t *set = find_key(c, root, "set");
+        if (set && sets_seed((const char (*)[MV_EXP_SET_MAX])e->sets, e->nsets))
+            return mv_fail("%s:%lu: `set:` gives run.seed, but `seeds:` (line %lu) sets every run's seed: remove "
+                           "run.seed from `set:`", c->path, (unsigned long)set->start_mark.line + 1, sl);
+        for (int i = 0; i < e->nrows; i++)
+            if (sets_seed((const char (*)[MV_EXP_SET_MAX])e->rows[i].sets, e->rows[i].nsets))
+                return mv_fail("%s:%d: row '%s' sets run.seed, but `seeds:` (line %lu) runs every row once per seed: "
+                               "remove run.seed from the row (or `seeds:` from the file)", c->path, e->rows[i].line,
+                               e->rows[i].name, sl);
+    }
+    // The runs: one per row, or one per (row, seed).
+    int per = e->nseeds ? e->nseeds : 1;
+    e->runs = mv_calloc((size_t)(e->nrows * per > 0 ? e->nrows * per : 1), sizeof(mv_exp_run));
+    for (int i = 0; i < e->nrows; i++)
+        for (int k = 0; k < per; k++) {
+            mv_exp_run *r = &e->runs[e->nruns++];
+            r->row = &e->rows[i];
+            r->seed_index = e->nseeds ? k : -1;
+            r->seed = e->nseeds ? e->seeds[k] : 0;
+            if (k == 0) copy_str(r->name, sizeof r->name, e->rows[i].name);
+            else snprintf(r->name, sizeof r->name, "%s@%d", e->rows[i].name, r->seed);
+        }
     return 0;
 }
 
@@ -427,11 +481,14 @@ int experiment_load(mv_experiment *exp, const char *path) {
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(f);
-    // Resolve every row now: a bad key or value in any row fails before anything runs.
+    // Resolve every run now: a bad key or value in any row fails before anything runs.
     mv_config *cfg = rc == 0 ? mv_calloc(1, sizeof *cfg) : NULL;
-    for (int i = 0; rc == 0 && i < exp->nrows; i++)
-        if (experiment_row_config(cfg, exp, &exp->rows[i], NULL) < 0)
-            rc = mv_fail_context("%s:%d: row '%s'", path, exp->rows[i].line, exp->rows[i].name);
+    for (int i = 0; rc == 0 && i < exp->nruns; i++)
+        if (experiment_run_config(cfg, exp, &exp->runs[i], NULL) < 0) {
+            const mv_exp_row *r = exp->runs[i].row;
+            if (exp->nseeds) rc = mv_fail_context("%s:%d: row '%s' (seed %d)", path, r->line, r->name, exp->runs[i].seed);
+            else rc = mv_fail_context("%s:%d: row '%s'", path, r->line, r->name);
+        }
     free(cfg);
     if (rc < 0) experiment_free(exp);
     return rc;
@@ -439,8 +496,17 @@ int experiment_load(mv_experiment *exp, const char *path) {
 
 void experiment_free(mv_experiment *exp) {
     free(exp->rows);
+    free(exp->runs);
     exp->rows = NULL;
+    exp->runs = NULL;
     exp->nrows = 0;
+    exp->nruns = 0;
+}
+
+const mv_exp_run *experiment_find_run(const mv_experiment *exp, const char *name) {
+    for (int i = 0; i < exp->nruns; i++)
+        if (!strcmp(exp->runs[i].name, name)) return &exp->runs[i];
+    return NULL;
 }
 
 const mv_exp_row *experiment_find_row(const mv_experiment *exp, const char *name) {
@@ -449,12 +515,17 @@ const mv_exp_row *experiment_find_row(const mv_experiment *exp, const char *name
     return NULL;
 }
 
-int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, const char *work_dir) {
-    const char *sets[2 * MV_EXP_MAX_SETS + 1];
-    char wd[MV_PATH_MAX + 16];
+// The row's config; seed >= 0 sets run.seed after the row's overrides.
+static int resolve(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, int seed, const char *work_dir) {
+    const char *sets[2 * MV_EXP_MAX_SETS + 2];
+    char wd[MV_PATH_MAX + 16], sd[32];
     int n = 0;
     for (int i = 0; i < exp->nsets; i++) sets[n++] = exp->sets[i];
     for (int i = 0; i < row->nsets; i++) sets[n++] = row->sets[i];
+    if (seed >= 0) {
+        snprintf(sd, sizeof sd, "run.seed=%d", seed);
+        sets[n++] = sd;
+    }
     if (work_dir) {
         if (snprintf(wd, sizeof wd, "run.work_dir=%s", work_dir) >= MV_PATH_MAX + 13)
             return mv_fail("%s: work directory path too long", work_dir);
@@ -477,6 +548,14 @@ int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp
             return mv_fail("column domain '%s' is not a data.val entry (nor avg%s)", exp->cols[i].domain,
                            exp->ncorruptions ? " nor a corruption" : "");
     return 0;
+}
+
+int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, const char *work_dir) {
+    return resolve(cfg, exp, row, -1, work_dir);
+}
+
+int experiment_run_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_run *run, const char *work_dir) {
+    return resolve(cfg, exp, run->row, run->seed_index >= 0 ? run->seed : -1, work_dir);
 }
 
 bool experiment_is_corruption(const mv_experiment *exp, const char *name) {

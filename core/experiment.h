@@ -16,6 +16,8 @@
 #define MV_EXP_MAX_GRID 4      // keys in a grid
 #define MV_EXP_MAX_ROWS 256    // rows after grid expansion
 #define MV_EXP_MAX_CORR 16     // corruptions (Cityscapes-C, data/corrupt.h)
+#define MV_EXP_MAX_SEEDS 16    // entries of `seeds:`
+#define MV_EXP_RUN_NAME_MAX (MV_EXP_NAME_MAX + 16)   // a row name, '@' and a seed
 
 // A column of the table: a data.val domain, or "avg" (the mean over the target domains);
 // `label` is what the paper calls it (e.g. "B" for the domain standing in for BDD100K).
@@ -31,6 +33,17 @@ typedef struct {
     double paper[MV_EXP_MAX_COLS];       // the paper's number per column (NAN: none)
     int line;                            // where the row (or its grid) is in the file, 1-based
 } mv_exp_row;
+
+// One training run of the sweep: a row at one of the file's `seeds:` (a row as written when the
+// file has none). Its run directory is DIR/<name>: the row's name for the first seed listed (so
+// that a single-seed run directory of that seed is reused), "<row>@<seed>" for the others ('@'
+// is not allowed in row names, so these never meet another row's directory).
+typedef struct {
+    const mv_exp_row *row;
+    int seed_index;                      // index into exp->seeds; -1 when the file has no `seeds:`
+    int seed;                            // exp->seeds[seed_index] (the row's own run.seed: unused)
+    char name[MV_EXP_RUN_NAME_MAX];      // the run directory name
+} mv_exp_run;
 
 typedef struct {
     char path[MV_PATH_MAX];              // the experiment file
@@ -53,6 +66,12 @@ typedef struct {
     char corruptions[MV_EXP_MAX_CORR][MV_NAME_MAX];
     int nseverities;
     int severities[5];                   // 1..5, default {5}
+    // `seeds: [0, 1, 2]`: every row runs once per seed with run.seed = seed (none: one run per
+    // row with its own run.seed). The runs, row by row and seed by seed within a row:
+    int nseeds;
+    int seeds[MV_EXP_MAX_SEEDS];
+    int nruns;
+    mv_exp_run *runs;
 } mv_experiment;
 
 // Parses the experiment file `path`. Errors name FILE:LINE:COLUMN and the key at fault.
@@ -65,6 +84,10 @@ const mv_exp_row *experiment_find_row(const mv_experiment *exp, const char *name
 // run.work_dir=work_dir (NULL: left as resolved). Checks that the source and target domains
 // are data.val entries of the result.
 int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, const char *work_dir);
+// Resolves one run: its row's config (above) with run.seed set to the run's seed.
+int experiment_run_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_run *run, const char *work_dir);
+// The run called `name` ("row" or "row@seed"), or NULL.
+const mv_exp_run *experiment_find_run(const mv_experiment *exp, const char *name);
 // True when `name` is one of the experiment's corruptions (a column that is not a domain).
 bool experiment_is_corruption(const mv_experiment *exp, const char *name);
 // Reads the JSON that `maskvim eval --corruptions ... --json PATH` wrote and gives, per

@@ -1,6 +1,7 @@
 // The report's data side: a minimal JSON reader for the flat records of metrics.jsonl and
 // status.json, the loading of run directories into one table (ours, the paper's, the
-// difference), and the Markdown and CSV writers. The HTML page is in core/report_html.c.
+// difference), the grouping of runs by seed (mean and spread per row), and the Markdown, CSV
+// and JSON writers. The HTML page is in core/report_html.c.
 #include "core/report.h"
 #include "core/error.h"
 #include <ctype.h>
@@ -462,7 +463,114 @@ static void add_column(mv_report *rep, int *cap, const char *name) {
     rep->ncolumns++;
 }
 
-// ours[][] from the runs for the current columns; paper[][] cleared.
+// ------------------------------------------------------------------------------------------
+// seeds
+
+static void free_rows(mv_report *rep) {
+    for (int g = 0; g < rep->nrows; g++) {
+        mv_report_row *row = &rep->rows[g];
+        free(row->run); free(row->used); free(row->value); free(row->mean); free(row->sd); free(row->n); free(row->paper);
+    }
+    free(rep->rows);
+    rep->rows = NULL;
+}
+
+static void note_add(char *note, size_t size, const char *fmt, const char *a, const char *b) {
+    size_t l = strlen(note);
+    snprintf(note + l, size - l, fmt, a, b);
+}
+
+// rep->rows from the runs' table (ours) for the current columns and run order.
+static void regroup(mv_report *rep) {
+    int w = rep->ncolumns + 1, ns = rep->nseeds;
+    for (int g = 0; g < rep->nrows; g++) {
+        mv_report_row *row = &rep->rows[g];
+        free(row->run); free(row->used); free(row->value); free(row->mean); free(row->sd); free(row->n); free(row->paper);
+        row->run = mv_calloc((size_t)ns, sizeof(int));
+        row->used = mv_calloc((size_t)ns, sizeof(bool));
+        row->value = mv_calloc((size_t)(ns * w), sizeof(double));
+        row->mean = mv_calloc((size_t)w, sizeof(double));
+        row->sd = mv_calloc((size_t)w, sizeof(double));
+        row->n = mv_calloc((size_t)w, sizeof(int));
+        row->paper = mv_calloc((size_t)w, sizeof(double));
+        row->note[0] = 0;
+        row->nused = 0;
+        for (int k = 0; k < ns; k++) {
+            const char *name = rep->seed_runs[g * ns + k];
+            int r = -1;
+            for (int i = 0; i < rep->nruns && r < 0; i++) if (!strcmp(rep->runs[i].name, name)) r = i;
+            row->run[k] = r;
+            bool used = r >= 0 && !strcmp(rep->runs[r].state, "finished");
+            if (r < 0) note_add(row->note, sizeof row->note, "%s: not run%s; ", name, "");
+            else if (!used) note_add(row->note, sizeof row->note, "%s: %s; ", name, rep->runs[r].state);
+            if (used) {
+                // A directory trained with another seed (an older single-seed run) is not this seed.
+                const char *sv = mv_report_run_config(&rep->runs[r], "run.seed");
+                char want[16];
+                snprintf(want, sizeof want, "%d", rep->seeds[k]);
+                if (sv && strcmp(sv, want)) {
+                    used = false;
+                    note_add(row->note, sizeof row->note, "%s: trained with run.seed %s, left out; ", name, sv);
+                }
+            }
+            row->used[k] = used;
+            row->nused += used;
+            for (int c = 0; c < w; c++) row->value[k * w + c] = used ? rep->ours[r * w + c] : NAN;
+        }
+        for (int c = 0; c < w; c++) {
+            double sum = 0, sq = 0;
+            int n = 0;
+            for (int k = 0; k < ns; k++) {
+                double v = row->value[k * w + c];
+                if (isnan(v)) continue;
+                sum += v;
+                n++;
+            }
+            double mean = n ? sum / n : NAN;
+            for (int k = 0; k < ns; k++) {
+                double v = row->value[k * w + c];
+                if (!isnan(v)) sq += (v - mean) * (v - mean);
+            }
+            row->n[c] = n;
+            row->mean[c] = mean;
+            row->sd[c] = n >= 2 ? sqrt(sq / (n - 1)) : NAN;
+            row->paper[c] = NAN;
+        }
+        size_t l = strlen(row->note);
+        if (l >= 2) row->note[l - 2] = 0;
+    }
+}
+
+void mv_report_set_seeds(mv_report *rep, const char *const *rows, int nrows, const int *seeds, int nseeds,
+                         const char *const *run_names) {
+    free_rows(rep);
+    free(rep->seeds);
+    free(rep->seed_runs);
+    rep->seeds = NULL;
+    rep->seed_runs = NULL;
+    rep->nrows = rep->nseeds = 0;
+    if (nseeds <= 0 || nrows <= 0) return;
+    rep->nseeds = nseeds;
+    rep->nrows = nrows;
+    rep->seeds = mv_calloc((size_t)nseeds, sizeof(int));
+    memcpy(rep->seeds, seeds, (size_t)nseeds * sizeof(int));
+    rep->seed_runs = mv_calloc((size_t)(nrows * nseeds), sizeof *rep->seed_runs);
+    for (int i = 0; i < nrows * nseeds; i++) copy_name(rep->seed_runs[i], run_names[i], MV_REPORT_NAME);
+    rep->rows = mv_calloc((size_t)nrows, sizeof *rep->rows);
+    for (int g = 0; g < nrows; g++) copy_name(rep->rows[g].name, rows[g], MV_REPORT_NAME);
+    regroup(rep);
+}
+
+void mv_report_format_stat(char *buf, size_t size, double mean, double sd, int n, int nseeds) {
+    if (n == 0 || isnan(mean)) { snprintf(buf, size, "—"); return; }
+    int w = isnan(sd) ? snprintf(buf, size, "%.2f", mean) : snprintf(buf, size, "%.2f ± %.2f", mean, sd);
+    if (n < nseeds && w > 0 && (size_t)w < size) snprintf(buf + w, size - (size_t)w, " (%d/%d)", n, nseeds);
+}
+
+// ------------------------------------------------------------------------------------------
+// the table (continued)
+
+// ours[][] from the runs for the current columns; paper[][] cleared (and the seed rows redone).
 static void fill_table(mv_report *rep) {
     int w = rep->ncolumns + 1;
     free(rep->ours);
@@ -485,6 +593,7 @@ static void fill_table(mv_report *rep) {
         rep->ours[r * w + rep->ncolumns] = all && n > 0 ? sum / n : NAN;
         rep->paper[r * w + rep->ncolumns] = NAN;
     }
+    if (rep->nseeds) regroup(rep);
 }
 
 static void build_table(mv_report *rep) {
@@ -528,13 +637,21 @@ void mv_report_order_runs(mv_report *rep, const char *const *names, int n) {
     fill_table(rep);
 }
 
+// The run and the seed row called `name` (-1 where none).
+static void find_row(const mv_report *rep, const char *name, int *r, int *g) {
+    *r = *g = -1;
+    for (int k = 0; k < rep->nruns; k++) if (!strcmp(rep->runs[k].name, name)) *r = k;
+    for (int k = 0; k < rep->nrows; k++) if (!strcmp(rep->rows[k].name, name)) *g = k;
+}
+
 int mv_report_set_paper_cell(mv_report *rep, const char *run, const char *column, double value) {
-    int r = -1, c = -1, w = rep->ncolumns + 1;
-    for (int k = 0; k < rep->nruns; k++) if (!strcmp(rep->runs[k].name, run)) r = k;
+    int r, g, c = -1, w = rep->ncolumns + 1;
+    find_row(rep, run, &r, &g);
     if (!strcmp(column, "mean") || !strcmp(column, "avg")) c = rep->ncolumns;
     for (int k = 0; k < rep->ncolumns; k++) if (!strcmp(rep->columns[k], column)) c = k;
-    if (r < 0 || c < 0) return 1;
-    rep->paper[r * w + c] = value;
+    if ((r < 0 && g < 0) || c < 0) return 1;
+    if (r >= 0) rep->paper[r * w + c] = value;
+    if (g >= 0) rep->rows[g].paper[c] = value;
     return 0;
 }
 
@@ -553,9 +670,9 @@ int mv_report_set_paper(mv_report *rep, const char *paper_json) {
     int w = rep->ncolumns + 1;
     for (int i = 0; i < pj.n; i++) {
         const mv_json *row = &pj.items[i];
-        int r = -1;
-        for (int k = 0; k < rep->nruns; k++) if (!strcmp(rep->runs[k].name, row->key)) r = k;
-        if (r < 0) { fprintf(stderr, "maskvim report: %s: row '%s' has no run directory (left out)\n", paper_json, row->key); continue; }
+        int r, g;
+        find_row(rep, row->key, &r, &g);
+        if (r < 0 && g < 0) { fprintf(stderr, "maskvim report: %s: row '%s' has no run directory (left out)\n", paper_json, row->key); continue; }
         if (row->kind != MV_JSON_OBJ) { int rc = mv_fail("%s: row '%s': expected an object of column: number", paper_json, row->key); mv_json_free(&pj); return rc; }
         for (int j = 0; j < row->n; j++) {
             const mv_json *cell = &row->items[j];
@@ -564,7 +681,8 @@ int mv_report_set_paper(mv_report *rep, const char *paper_json) {
             for (int k = 0; k < rep->ncolumns; k++) if (!strcmp(rep->columns[k], cell->key)) c = k;
             if (c < 0) { fprintf(stderr, "maskvim report: %s: row '%s': column '%s' was not evaluated (left out)\n", paper_json, row->key, cell->key); continue; }
             if (cell->kind != MV_JSON_NUM) { int rc = mv_fail("%s: row '%s' column '%s': expected a number", paper_json, row->key, cell->key); mv_json_free(&pj); return rc; }
-            rep->paper[r * w + c] = cell->num;
+            if (r >= 0) rep->paper[r * w + c] = cell->num;
+            if (g >= 0) rep->rows[g].paper[c] = cell->num;
         }
     }
     mv_json_free(&pj);
@@ -613,6 +731,9 @@ int mv_report_load(mv_report *rep, const char *runs_dir, const char *paper_json,
 }
 
 void mv_report_free(mv_report *rep) {
+    free_rows(rep);
+    free(rep->seeds);
+    free(rep->seed_runs);
     for (int i = 0; i < rep->nruns; i++) mv_report_run_free(&rep->runs[i]);
     free(rep->runs);
     free(rep->columns);
@@ -632,11 +753,83 @@ static void md_cell(FILE *f, double ours, double paper) {
     fprintf(f, " %.2f (paper %.2f, %+.2f) |", ours, paper, ours - paper);
 }
 
+static void md_stat_cell(FILE *f, const mv_report *rep, const mv_report_row *row, int c) {
+    char buf[96];
+    mv_report_format_stat(buf, sizeof buf, row->mean[c], row->sd[c], row->n[c], rep->nseeds);
+    double p = row->paper[c];
+    if (isnan(p)) { fprintf(f, " %s |", buf); return; }
+    if (row->n[c] == 0) { fprintf(f, " — (paper %.2f) |", p); return; }
+    fprintf(f, " %s (paper %.2f, %+.2f) |", buf, p, row->mean[c] - p);
+}
+
+// The seed list as "0, 1, 2".
+static void seed_list(char *buf, size_t size, const mv_report *rep) {
+    buf[0] = 0;
+    for (int k = 0; k < rep->nseeds; k++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, size - l, "%s%d", k ? ", " : "", rep->seeds[k]);
+    }
+}
+
+// With seeds: the table of means and spreads, then every seed's value.
+static void md_seed_tables(FILE *f, const mv_report *rep) {
+    int w = rep->ncolumns + 1;
+    char seeds[256];
+    seed_list(seeds, sizeof seeds, rep);
+    fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **%s** averages the "
+               "targets (all other domains). Each cell is the **mean ± sample standard deviation** (n − 1 in the "
+               "denominator) of the final mIoU over the seeds whose run finished (seeds %s); **(k/%d)** "
+               "marks a cell with only k of the %d seeds (no ± with one). Where the paper gives a number: "
+               "mean (paper, mean − paper). Missing cells: —.\n\n",
+            rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns), seeds, rep->nseeds,
+            rep->nseeds);
+    fputs("| row | seeds |", f);
+    for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", mv_report_label(rep, c), c == 0 ? " (source)" : "");
+    fprintf(f, " %s |\n|---|---:|", mv_report_label(rep, rep->ncolumns));
+    for (int c = 0; c < w; c++) fputs("---:|", f);
+    fputc('\n', f);
+    for (int g = 0; g < rep->nrows; g++) {
+        const mv_report_row *row = &rep->rows[g];
+        fprintf(f, "| %s%s | %d/%d |", row->name, row->nused < rep->nseeds ? " *" : "", row->nused, rep->nseeds);
+        for (int c = 0; c < w; c++) md_stat_cell(f, rep, row, c);
+        fputc('\n', f);
+    }
+    int ninc = 0;
+    for (int g = 0; g < rep->nrows; g++) ninc += rep->rows[g].nused < rep->nseeds;
+    if (ninc) {
+        fprintf(f, "\n\\* rows with seeds missing (%d of %d):\n\n", ninc, rep->nrows);
+        for (int g = 0; g < rep->nrows; g++)
+            if (rep->rows[g].nused < rep->nseeds) fprintf(f, "- %s: %s\n", rep->rows[g].name, rep->rows[g].note);
+    } else {
+        fprintf(f, "\nAll %d rows finished with all %d seeds.\n", rep->nrows, rep->nseeds);
+    }
+    fputs("\n## Per seed\n\nThe final mIoU (%) of each run (—: not finished, or not counted).\n\n| row | seed | run |", f);
+    for (int c = 0; c < w; c++) fprintf(f, " %s |", mv_report_label(rep, c));
+    fputs("\n|---|---:|---|", f);
+    for (int c = 0; c < w; c++) fputs("---:|", f);
+    fputc('\n', f);
+    for (int g = 0; g < rep->nrows; g++) {
+        const mv_report_row *row = &rep->rows[g];
+        for (int k = 0; k < rep->nseeds; k++) {
+            fprintf(f, "| %s | %d | %s |", row->name, rep->seeds[k], rep->seed_runs[g * rep->nseeds + k]);
+            for (int c = 0; c < w; c++) {
+                double v = row->value[k * w + c];
+                if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.2f |", v);
+            }
+            fputc('\n', f);
+        }
+    }
+}
+
 int mv_report_write_md(const mv_report *rep, const char *path) {
     FILE *f = fopen(path, "w");
     if (!f) return mv_fail("%s: %s", path, strerror(errno));
     int w = rep->ncolumns + 1;
     fprintf(f, "# %s\n\n", rep->title);
+    if (rep->nseeds) {
+        md_seed_tables(f, rep);
+        fputs("\n## Runs\n\n", f);
+    }
     fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **mean** averages the "
                "targets (all other domains). Where the paper gives a number: ours (paper, difference). "
                "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none");
@@ -708,10 +901,53 @@ static void csv_str(FILE *f, const char *s) {
 
 static void csv_num(FILE *f, double v) { if (!isnan(v)) fprintf(f, "%.4f", v); }
 
+// With seeds, one line per row: per column the mean, sd, n, the paper's number and the
+// difference of the mean, then every seed's value per column ("fog@seed1").
+static void csv_seeds(FILE *f, const mv_report *rep) {
+    int w = rep->ncolumns + 1;
+    fputs("row,seeds,seeds_finished", f);
+    for (int c = 0; c < w; c++) {
+        const char *name = c < rep->ncolumns ? rep->columns[c] : "mean";
+        fputc(',', f); csv_str(f, name);
+        fputs(",sd_", f); csv_str(f, name);
+        fputs(",n_", f); csv_str(f, name);
+        fputs(",paper_", f); csv_str(f, name);
+        fputs(",diff_", f); csv_str(f, name);
+    }
+    for (int k = 0; k < rep->nseeds; k++)
+        for (int c = 0; c < w; c++) {
+            fputc(',', f);
+            csv_str(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+            fprintf(f, "@seed%d", rep->seeds[k]);
+        }
+    fputc('\n', f);
+    for (int g = 0; g < rep->nrows; g++) {
+        const mv_report_row *row = &rep->rows[g];
+        csv_str(f, row->name);
+        fprintf(f, ",%d,%d", rep->nseeds, row->nused);
+        for (int c = 0; c < w; c++) {
+            double m = row->mean[c], p = row->paper[c];
+            fputc(',', f); csv_num(f, m);
+            fputc(',', f); csv_num(f, row->sd[c]);
+            fprintf(f, ",%d", row->n[c]);
+            fputc(',', f); csv_num(f, p);
+            fputc(',', f); csv_num(f, isnan(m) || isnan(p) ? NAN : m - p);
+        }
+        for (int k = 0; k < rep->nseeds; k++)
+            for (int c = 0; c < w; c++) { fputc(',', f); csv_num(f, row->value[k * w + c]); }
+        fputc('\n', f);
+    }
+}
+
 int mv_report_write_csv(const mv_report *rep, const char *path) {
     FILE *f = fopen(path, "w");
     if (!f) return mv_fail("%s: %s", path, strerror(errno));
     int w = rep->ncolumns + 1;
+    if (rep->nseeds) {
+        csv_seeds(f, rep);
+        if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+        return 0;
+    }
     // the Markdown table, one line per run: per column ours, the paper's and the difference;
     // missing numbers are empty fields
     fputs("run,state,incomplete", f);
@@ -741,6 +977,89 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
         }
         fputc('\n', f);
     }
+    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    return 0;
+}
+
+// ------------------------------------------------------------------------------------------
+// JSON
+
+static void json_str_out(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void json_num_out(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, "%.4f", v); else fputs("null", f);
+}
+
+int mv_report_write_json(const mv_report *rep, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    int w = rep->ncolumns + 1;
+    fputs("{\"title\": ", f);
+    json_str_out(f, rep->title);
+    fputs(",\n \"columns\": [", f);
+    for (int c = 0; c < w; c++) {
+        fputs(c ? ", {\"domain\": " : "{\"domain\": ", f);
+        json_str_out(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+        fputs(", \"label\": ", f);
+        json_str_out(f, mv_report_label(rep, c));
+        fprintf(f, ", \"role\": \"%s\"}", c == 0 && rep->ncolumns ? "source" : c < rep->ncolumns ? "target" : "mean");
+    }
+    fputs("]", f);
+    if (rep->nseeds) {
+        fputs(",\n \"seeds\": [", f);
+        for (int k = 0; k < rep->nseeds; k++) fprintf(f, "%s%d", k ? ", " : "", rep->seeds[k]);
+        fputs("], \"spread\": \"sample standard deviation (n - 1) over the seeds\",\n \"rows\": [", f);
+        for (int g = 0; g < rep->nrows; g++) {
+            const mv_report_row *row = &rep->rows[g];
+            fputs(g ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
+            json_str_out(f, row->name);
+            fprintf(f, ", \"seeds_finished\": %d, \"runs\": [", row->nused);
+            for (int k = 0; k < rep->nseeds; k++) {
+                if (k) fputs(", ", f);
+                json_str_out(f, rep->seed_runs[g * rep->nseeds + k]);
+            }
+            fputs("], \"cells\": {", f);
+            for (int c = 0; c < w; c++) {
+                if (c) fputs(", ", f);
+                json_str_out(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+                fputs(": {\"mean\": ", f); json_num_out(f, row->mean[c]);
+                fputs(", \"sd\": ", f); json_num_out(f, row->sd[c]);
+                fprintf(f, ", \"n\": %d, \"seeds\": [", row->n[c]);
+                for (int k = 0; k < rep->nseeds; k++) { if (k) fputs(", ", f); json_num_out(f, row->value[k * w + c]); }
+                fputs("], \"paper\": ", f); json_num_out(f, row->paper[c]);
+                fputc('}', f);
+            }
+            fputs("}}", f);
+        }
+        fputs("\n ]", f);
+    }
+    fputs(",\n \"runs\": [", f);
+    for (int r = 0; r < rep->nruns; r++) {
+        const mv_report_run *run = &rep->runs[r];
+        fputs(r ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
+        json_str_out(f, run->name);
+        fputs(", \"state\": ", f);
+        json_str_out(f, run->state);
+        fprintf(f, ", \"incomplete\": %s, \"cells\": {", run->incomplete ? "true" : "false");
+        for (int c = 0; c < w; c++) {
+            if (c) fputs(", ", f);
+            json_str_out(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+            fputs(": {\"ours\": ", f); json_num_out(f, rep->ours[r * w + c]);
+            fputs(", \"paper\": ", f); json_num_out(f, rep->paper[r * w + c]);
+            fputc('}', f);
+        }
+        fputs("}}", f);
+    }
+    fputs("\n ]}\n", f);
     if (fclose(f) != 0) return mv_fail("%s: write failed", path);
     return 0;
 }

@@ -62,6 +62,21 @@ const mv_report_domain *mv_report_run_domain(const mv_report_run *run, const cha
 const char *mv_report_run_config(const mv_report_run *run, const char *key); // NULL when absent
 
 // ---- the report ----
+// With seeds (an experiment file with `seeds:`), the table's rows are the experiment's rows and
+// each cell aggregates the row's runs, one per seed: the mean of the final mIoU over the seeds
+// whose run finished, and the sample standard deviation (n - 1 in the denominator) as the spread.
+typedef struct {
+    char name[MV_REPORT_NAME];   // the experiment's row
+    int *run;                    // [nseeds] index into rep->runs (-1: no such run directory)
+    bool *used;                  // [nseeds] the seed's run counts (finished, with the right run.seed)
+    int nused;                   // seeds that count
+    double *value;               // [nseeds * (ncolumns + 1)] per seed; NAN where it does not count
+    double *mean, *sd;           // [ncolumns + 1]; sd NAN with fewer than two values
+    int *n;                      // [ncolumns + 1] values in the mean
+    double *paper;               // [ncolumns + 1]
+    char note[256];              // runs left out and why ("" when none)
+} mv_report_row;
+
 typedef struct {
     char title[256];
     mv_report_run *runs; int nruns;
@@ -71,6 +86,11 @@ typedef struct {
     char sweep_key[128]; // the one numeric config key that varies over the runs ("" when none)
     char (*labels)[MV_REPORT_NAME]; // column headers when set by mv_report_set_columns (else the names)
     char mean_label[MV_REPORT_NAME]; // header of the mean column ("" : "mean")
+    // seeds (mv_report_set_seeds); nseeds == 0: one table row per run
+    int nseeds;
+    int *seeds;
+    char (*seed_runs)[MV_REPORT_NAME];   // [nrows * nseeds] run directory name of (row, seed)
+    mv_report_row *rows; int nrows;
 } mv_report;
 
 // Loads every subdirectory of runs_dir that holds metrics.jsonl, config.yaml or status.json
@@ -90,6 +110,15 @@ void mv_report_order_runs(mv_report *rep, const char *const *names, int n);
 // The paper's number for run `run`, column `column` (a domain, or "mean"/"avg"). Returns 0, or 1
 // when there is no such run or column (nothing set).
 int mv_report_set_paper_cell(mv_report *rep, const char *run, const char *column, double value);
+// Groups the runs by seed: row r's seed k is the run named run_names[r * nseeds + k] (the
+// experiment's run directories: "row", "row@seed"). A run counts when it finished and, where its
+// config.yaml gives run.seed, that is seeds[k]. Kept through mv_report_set_columns and
+// mv_report_order_runs (call it after them or before, as convenient); clears the rows' paper
+// numbers like those do.
+void mv_report_set_seeds(mv_report *rep, const char *const *rows, int nrows, const int *seeds, int nseeds,
+                         const char *const *run_names);
+// "11.53 ± 0.17", "11.53 ± 0.17 (2/3)" when only 2 of 3 seeds count, "11.53 (1/2)", "—".
+void mv_report_format_stat(char *buf, size_t size, double mean, double sd, int n, int nseeds);
 // The header of column c (c == rep->ncolumns: the mean).
 const char *mv_report_label(const mv_report *rep, int c);
 
@@ -97,6 +126,9 @@ const char *mv_report_label(const mv_report *rep, int c);
 int mv_report_write_md(const mv_report *rep, const char *path);
 int mv_report_write_csv(const mv_report *rep, const char *path);
 int mv_report_write_html(const mv_report *rep, const char *path);
+// report.json: the table as data ({"title", "columns", "rows": [...]}, with seeds per row its
+// mean, sd, n and per-seed values per column).
+int mv_report_write_json(const mv_report *rep, const char *path);
 
 // ---- inline SVG charts (core/report_svg.c) ----
 typedef struct {
@@ -107,8 +139,10 @@ typedef struct {
 // A line chart of several series with axes, ticks and a legend.
 void mv_svg_lines(FILE *f, const char *title, const char *xlabel, const char *ylabel,
                   const mv_svg_series *series, int nseries, int width, int height);
-// A grouped bar chart: values[g * nbars + b], NAN bars are left out.
+// A grouped bar chart: values[g * nbars + b], NAN bars are left out; errs (NULL: none), same
+// shape, draws an error bar of ± errs around each value where it is finite.
 void mv_svg_bars(FILE *f, const char *title, const char *ylabel, const char *const *groups, int ngroups,
-                 const char *const *bars, int nbars, const double *values, int width, int height);
+                 const char *const *bars, int nbars, const double *values, const double *errs, int width,
+                 int height);
 // Writes s with &, <, >, " escaped.
 void mv_html_escape(FILE *f, const char *s);

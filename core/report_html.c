@@ -33,8 +33,78 @@ static void cell(FILE *f, double ours, double paper, bool narrow) {
     fputs("</td>", f);
 }
 
+// With seeds: per row the mean ± sample std over the finished seeds, then every seed's value.
+static void seed_tables(FILE *f, const mv_report *rep) {
+    int w = rep->ncolumns + 1;
+    bool dense = rep->ncolumns > 8;
+    fprintf(f, "<p>Each cell is the <b>mean ± sample standard deviation</b> (n − 1 in the denominator) of the "
+               "final mIoU over the seeds whose run finished (seeds");
+    for (int k = 0; k < rep->nseeds; k++) fprintf(f, "%s %d", k ? "," : "", rep->seeds[k]);
+    fprintf(f, "); (k/%d) marks a cell with only k of the %d seeds. The difference to the paper is that of "
+               "the mean.</p>\n", rep->nseeds, rep->nseeds);
+    fprintf(f, "<div class=\"wide\"><table%s><tr><th>row</th><th>seeds</th>", dense ? " class=\"dense\"" : "");
+    for (int c = 0; c < w; c++) {
+        fputs("<th>", f);
+        mv_html_escape(f, mv_report_label(rep, c));
+        fputs(c == 0 && rep->ncolumns ? " (source)</th>" : c == rep->ncolumns ? " (targets)</th>" : "</th>", f);
+    }
+    fputs("</tr>\n", f);
+    for (int g = 0; g < rep->nrows; g++) {
+        const mv_report_row *row = &rep->rows[g];
+        fprintf(f, "<tr%s><td>", row->nused < rep->nseeds ? " class=\"inc\"" : "");
+        mv_html_escape(f, row->name);
+        fprintf(f, "</td><td>%d/%d</td>", row->nused, rep->nseeds);
+        for (int c = 0; c < w; c++) {
+            char buf[96];
+            mv_report_format_stat(buf, sizeof buf, row->mean[c], row->sd[c], row->n[c], rep->nseeds);
+            fputs("<td>", f);
+            if (row->n[c] == 0) fputs("<span class=\"miss\">—</span>", f); else mv_html_escape(f, buf);
+            double p = row->paper[c];
+            if (!isnan(p)) {
+                fprintf(f, "<br><span class=\"paper\">paper&nbsp;%.2f</span>", p);
+                if (row->n[c]) fprintf(f, "%s<span class=\"%s\">%+.2f</span>", dense ? "<br>" : " ",
+                                       row->mean[c] >= p ? "pos" : "neg", row->mean[c] - p);
+            }
+            fputs("</td>", f);
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</table></div>\n", f);
+    for (int g = 0; g < rep->nrows; g++) {
+        if (rep->rows[g].nused == rep->nseeds) continue;
+        fputs("<p class=\"note\">", f);
+        mv_html_escape(f, rep->rows[g].name);
+        fputs(": ", f);
+        mv_html_escape(f, rep->rows[g].note);
+        fputs("</p>\n", f);
+    }
+    fprintf(f, "<details><summary>per seed</summary><div class=\"wide\"><table%s><tr><th>row</th><th>seed</th><th>run</th>",
+            dense ? " class=\"dense\"" : "");
+    for (int c = 0; c < w; c++) {
+        fputs("<th>", f);
+        mv_html_escape(f, mv_report_label(rep, c));
+        fputs("</th>", f);
+    }
+    fputs("</tr>\n", f);
+    for (int g = 0; g < rep->nrows; g++)
+        for (int k = 0; k < rep->nseeds; k++) {
+            fputs("<tr><td>", f);
+            mv_html_escape(f, rep->rows[g].name);
+            fprintf(f, "</td><td>%d</td><td>", rep->seeds[k]);
+            mv_html_escape(f, rep->seed_runs[g * rep->nseeds + k]);
+            fputs("</td>", f);
+            for (int c = 0; c < w; c++) {
+                double v = rep->rows[g].value[k * w + c];
+                if (isnan(v)) fputs("<td class=\"miss\">—</td>", f); else fprintf(f, "<td>%.2f</td>", v);
+            }
+            fputs("</tr>\n", f);
+        }
+    fputs("</table></div></details>\n<h2>Runs</h2>\n", f);
+}
+
 static void results_table(FILE *f, const mv_report *rep) {
     int w = rep->ncolumns + 1;
+    if (rep->nseeds) seed_tables(f, rep);
     // Many columns (Table 2's 16 corruptions): smaller type, and a scroll bar if still too wide.
     fprintf(f, "<div class=\"wide\"><table%s><tr><th>run</th><th>state</th>", rep->ncolumns > 8 ? " class=\"dense\"" : "");
     for (int c = 0; c < rep->ncolumns; c++) {
@@ -71,8 +141,30 @@ static void results_table(FILE *f, const mv_report *rep) {
     fputs("</ul>\n", f);
 }
 
+// With seeds: the rows' means with ± one standard deviation.
+static void seed_bars(FILE *f, const mv_report *rep) {
+    int w = rep->ncolumns + 1, nb = rep->nrows;
+    const char **groups = mv_calloc((size_t)w, sizeof(char *));
+    const char **bars = mv_calloc((size_t)nb, sizeof(char *));
+    double *vals = mv_calloc((size_t)(w * nb), sizeof(double)), *errs = mv_calloc((size_t)(w * nb), sizeof(double));
+    for (int c = 0; c < w; c++) groups[c] = mv_report_label(rep, c);
+    for (int g = 0; g < nb; g++) {
+        bars[g] = rep->rows[g].name;
+        for (int c = 0; c < w; c++) {
+            vals[c * nb + g] = rep->rows[g].mean[c];
+            errs[c * nb + g] = rep->rows[g].sd[c];
+        }
+    }
+    int width = 140 + 70 * w * (nb > 2 ? 2 : 1);
+    if (width < 560) width = 560;
+    if (width > 1150) width = 1150;
+    mv_svg_bars(f, "mIoU per domain (mean ± sd over the seeds)", "mIoU (%)", groups, w, bars, nb, vals, errs, width, 280);
+    free(groups); free(bars); free(vals); free(errs);
+}
+
 static void domain_bars(FILE *f, const mv_report *rep) {
     if (rep->ncolumns == 0 || rep->nruns == 0) return;
+    if (rep->nseeds) { seed_bars(f, rep); return; }
     int w = rep->ncolumns + 1;
     const char **groups = mv_calloc((size_t)w, sizeof(char *));
     const char **bars = mv_calloc((size_t)rep->nruns, sizeof(char *));
@@ -85,7 +177,7 @@ static void domain_bars(FILE *f, const mv_report *rep) {
     int width = 140 + 70 * w * (rep->nruns > 2 ? 2 : 1);
     if (width < 560) width = 560;
     if (width > 1150) width = 1150;
-    mv_svg_bars(f, "mIoU per domain", "mIoU (%)", groups, w, bars, rep->nruns, vals, width, 280);
+    mv_svg_bars(f, "mIoU per domain", "mIoU (%)", groups, w, bars, rep->nruns, vals, NULL, width, 280);
     free(groups); free(bars); free(vals);
 }
 

@@ -156,9 +156,11 @@ void mv_svg_lines(FILE *f, const char *title, const char *xlabel, const char *yl
 }
 
 void mv_svg_bars(FILE *f, const char *title, const char *ylabel, const char *const *groups, int ngroups,
-                 const char *const *bars, int nbars, const double *values, int width, int height) {
+                 const char *const *bars, int nbars, const double *values, const double *errs, int width,
+                 int height) {
     double y1 = 0;
-    for (int i = 0; i < ngroups * nbars; i++) if (isfinite(values[i])) y1 = fmax(y1, values[i]);
+    for (int i = 0; i < ngroups * nbars; i++)
+        if (isfinite(values[i])) y1 = fmax(y1, values[i] + (errs && isfinite(errs[i]) ? errs[i] : 0));
     if (y1 <= 0) y1 = 1;
     int legend_w = 130;
     // Group labels too long for their slot are turned 35 degrees (and get room below).
@@ -184,7 +186,15 @@ void mv_svg_bars(FILE *f, const char *title, const char *ylabel, const char *con
             mv_html_escape(f, bars[b]);
             fprintf(f, " / ");
             mv_html_escape(f, groups[g]);
-            fprintf(f, ": %.2f</title></rect>\n", v);
+            if (errs && isfinite(errs[g * nbars + b])) fprintf(f, ": %.2f ± %.2f</title></rect>\n", v, errs[g * nbars + b]);
+            else fprintf(f, ": %.2f</title></rect>\n", v);
+            if (errs && isfinite(errs[g * nbars + b]) && errs[g * nbars + b] > 0) {
+                // the error bar: a vertical line from v - err to v + err with short caps
+                double e = errs[g * nbars + b], cx = gx + b * bw + bw * 0.46, lo = py(&fr, fmax(v - e, fr.y0)),
+                       hi = py(&fr, v + e), cap = fmin(4, bw * 0.25);
+                fprintf(f, "<path d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\" stroke=\"#222\" fill=\"none\"/>\n",
+                        cx, lo, hi, cx - cap, lo, cx + cap, cx - cap, hi, cx + cap);
+            }
         }
         if (turn)
             fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"end\" transform=\"rotate(-35 %.1f %d)\">",

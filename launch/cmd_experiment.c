@@ -6,6 +6,9 @@
 // sweep killed at any moment and started again completes without redoing finished work. A
 // lock (flock on OUT/<row>/.lock, held by the sweep) keeps two runners out of the same row.
 // Rows of an experiment with `corruptions:` are then evaluated under them (`maskvim eval`).
+// With `seeds:` every row runs once per seed: each (row, seed) is one run, in its own directory
+// (core/experiment.h: OUT/<row> for the first seed, OUT/<row>@<seed> for the others), and is
+// everywhere below what a row is without seeds.
 #include "launch/commands.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
@@ -39,8 +42,12 @@ static void usage(FILE *f) {
         "per corruption, for files with `corruptions:`). Finished rows are skipped, interrupted\n"
         "rows resume from their last checkpoint. A failing row does not stop the others; the exit\n"
         "status is 1 when any row failed.\n\n"
+        "With `seeds: [s0, s1, ...]` in the file, every row R runs once per seed with run.seed set:\n"
+        "seed s0 in DIR/R (an existing run of R trained with run.seed = s0 is reused), each other\n"
+        "seed s in DIR/R@s. Each (row, seed) is one run for --dry-run, --jobs and the status.\n\n"
         "  --out DIR        where the row directories go\n"
-        "  --only ROWS      run only these rows (comma-separated names)\n"
+        "  --only ROWS      run only these rows (comma-separated names; a row name selects all of\n"
+        "                   its seeds, R@s one seed)\n"
         "  --dry-run        print each row, its overrides and whether it would run, resume or skip\n"
         "  --jobs N         run up to N rows at once, each as a child `maskvim train DIR/R/config.yaml\n"
         "                   --resume auto` writing DIR/R/train.log; each child gets OMP_NUM_THREADS =\n"
@@ -144,7 +151,8 @@ static void json_str(FILE *f, const char *s) {
 
 // DIR/status.json, written to a temporary file and renamed so readers never see half of it.
 // `extra` (names, values, n) are more entries of "final": the corruptions of a Table 2 row.
-static int write_status(const char *dir, const char *row, const char *state, const char *error,
+// seed >= 0: the run's seed (experiments with `seeds:`), recorded as "seed".
+static int write_status(const char *dir, const char *row, int seed, const char *state, const char *error,
                         const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra) {
     char path[MV_PATH_MAX + 32], tmp[MV_PATH_MAX + 48];
     snprintf(path, sizeof path, "%s/status.json", dir);
@@ -153,6 +161,7 @@ static int write_status(const char *dir, const char *row, const char *state, con
     if (!f) return mv_fail("%s: cannot open for writing", tmp);
     fprintf(f, "{\"row\": ");
     json_str(f, row);
+    if (seed >= 0) fprintf(f, ", \"seed\": %d", seed);
     fprintf(f, ", \"state\": \"%s\"", state);
     char domains[MV_MAX_SOURCES][MV_NAME_MAX];
     double miou[MV_MAX_SOURCES];
@@ -436,24 +445,36 @@ static bool selected(const char *only, const char *name) {
     return false;
 }
 
-// Every name of --only must be a row (a typo should not silently run nothing).
+// Every name of --only must be a row or a run "row@seed" (a typo should not silently run nothing).
 static int check_only(const mv_experiment *exp, const char *only) {
     char buf[1024];
     if (snprintf(buf, sizeof buf, "%s", only) >= (int)sizeof buf) return mv_fail("--only: list too long");
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (!experiment_find_row(exp, t)) return mv_fail("--only: %s has no row '%s'", exp->path, t);
+        if (!experiment_find_row(exp, t) && !experiment_find_run(exp, t))
+            return mv_fail("--only: %s has no row '%s'", exp->path, t);
     return 0;
 }
 
-// True when the row's saved config.yaml differs from what the experiment file gives now (the
-// file was edited after the row finished): its results no longer match the row.
-static bool config_changed(const mv_experiment *exp, const mv_exp_row *r, const char *dir) {
+// A run is selected by its row's name (all seeds) or by its own name (one seed).
+static bool run_selected(const char *only, const mv_exp_run *r) {
+    return selected(only, r->row->name) || selected(only, r->name);
+}
+
+static int run_seed(const mv_exp_run *r) { return r->seed_index >= 0 ? r->seed : -1; }
+
+// True when the run's saved config.yaml differs from what the experiment file gives now (the
+// file was edited after the run finished, or, with `seeds:`, DIR/<row> was trained with another
+// seed than the first one listed): its results no longer match the run. Says which seed then.
+static bool config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir) {
     char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     if (!file_exists(path)) return false;
     mv_config *now = mv_calloc(1, sizeof *now), *saved = mv_calloc(1, sizeof *saved);
-    bool changed = experiment_row_config(now, exp, r, dir) == 0 && config_load(saved, path, 0, NULL) == 0 &&
+    bool changed = experiment_run_config(now, exp, r, dir) == 0 && config_load(saved, path, 0, NULL) == 0 &&
                    !config_equal(now, saved);
+    if (changed && r->seed_index >= 0 && saved->run.seed != now->run.seed)
+        printf("maskvim experiment: warning: %s was trained with run.seed=%d, not seed %d of `seeds:`\n", dir,
+               saved->run.seed, r->seed);
     mv_clear_error();
     free(now);
     free(saved);
@@ -462,10 +483,11 @@ static bool config_changed(const mv_experiment *exp, const mv_exp_row *r, const 
 
 static const char *ACTION_NAMES[] = {"run", "resume", "skip (finished)"};
 
-static void print_row(const mv_experiment *exp, const mv_exp_row *r, const char *dir, row_action a) {
+static void print_row(const mv_experiment *exp, const mv_exp_run *r, const char *dir, row_action a) {
     printf("%-24s %-16s %s\n   overrides:", r->name, ACTION_NAMES[a], dir);
     for (int i = 0; i < exp->nsets; i++) printf(" %s", exp->sets[i]);
-    for (int i = 0; i < r->nsets; i++) printf(" %s", r->sets[i]);
+    for (int i = 0; i < r->row->nsets; i++) printf(" %s", r->row->sets[i]);
+    if (r->seed_index >= 0) printf(" run.seed=%d", r->seed);
     printf("\n");
 }
 
@@ -474,7 +496,7 @@ static void print_row(const mv_experiment *exp, const mv_exp_row *r, const char 
 // or as a child), evaluate under the corruptions when the file has them, end (status).
 
 typedef struct {
-    const mv_exp_row *row;
+    const mv_exp_run *run;
     char dir[MV_PATH_MAX];
     int lock;            // the row's .lock, held from begin to end
     pid_t pid;           // the running child (0: none)
@@ -493,26 +515,26 @@ static double now_s(void) {
 // finished it meanwhile, -1 on failure (message set, nothing held).
 static int row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log) {
     MV_TRY(mkdir_p(j->dir));
-    j->lock = lock_row(j->dir, j->row->name);
+    j->lock = lock_row(j->dir, j->run->name);
     if (j->lock < 0) return -1;
     row_action a = row_plan(j->dir);   // again under the lock: another runner may have finished it
     if (a == ROW_SKIP) {
-        printf("maskvim experiment: row %s: finished, skipped\n", j->row->name);
+        printf("maskvim experiment: row %s: finished, skipped\n", j->run->name);
         close(j->lock);
         return 1;
     }
     char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", j->dir);
-    int rc = experiment_row_config(cfg, exp, j->row, j->dir);
+    int rc = experiment_run_config(cfg, exp, j->run, j->dir);
     if (rc == 0) rc = config_save(path, cfg);
-    if (rc == 0) rc = write_status(j->dir, j->row->name, "running", NULL, NULL, NULL, 0);
+    if (rc == 0) rc = write_status(j->dir, j->run->name, run_seed(j->run), "running", NULL, NULL, NULL, 0);
     if (rc < 0) {
         close(j->lock);
-        return mv_fail_context("row %s", j->row->name);
+        return mv_fail_context("row %s", j->run->name);
     }
     j->max_iters = cfg->schedule.max_iters;
     j->t0 = now_s();
-    printf("maskvim experiment: row %s: %s in %s", j->row->name, a == ROW_RESUME ? "resuming" : "starting", j->dir);
+    printf("maskvim experiment: row %s: %s in %s", j->run->name, a == ROW_RESUME ? "resuming" : "starting", j->dir);
     if (log) printf(" (output in %s)", log);
     printf("\n");
     fflush(stdout);
@@ -530,19 +552,19 @@ static int row_end(row_job *j, const mv_experiment *exp, bool ok) {
         snprintf(path, sizeof path, "%s/corruptions.json", j->dir);
         rc = experiment_corruption_results(names, corr, exp, path);
     }
-    if (rc == 0) rc = write_status(j->dir, j->row->name, "finished", NULL, names, corr, exp->ncorruptions);
+    if (rc == 0) rc = write_status(j->dir, j->run->name, run_seed(j->run), "finished", NULL, names, corr, exp->ncorruptions);
     if (rc < 0) {
         char msg[MV_ERRMSG_MAX];
         snprintf(msg, sizeof msg, "%s", mv_last_error());
-        write_status(j->dir, j->row->name, "failed", msg, NULL, NULL, 0);
-        mv_fail("row %s: %s", j->row->name, msg);
+        write_status(j->dir, j->run->name, run_seed(j->run), "failed", msg, NULL, NULL, 0);
+        mv_fail("row %s: %s", j->run->name, msg);
     } else {
         // "row R: finished in 12.3 s: clear 21.30, fog 10.20 | mean over targets 10.20"
         char domains[MV_MAX_SOURCES][MV_NAME_MAX];
         double miou[MV_MAX_SOURCES];
         long iter = -1;
         int n = final_metrics(domains, miou, MV_MAX_SOURCES, &iter, j->dir);
-        printf("maskvim experiment: row %s: finished in %.1f s:", j->row->name, now_s() - j->t0);
+        printf("maskvim experiment: row %s: finished in %.1f s:", j->run->name, now_s() - j->t0);
         for (int i = 0; i < n; i++) printf("%s %s %.2f", i ? "," : "", domains[i], miou[i]);
         double sum = 0;
         int nt = 0;
@@ -575,11 +597,11 @@ typedef struct {
     int nrun, nskip, nfail;
 } sweep;
 
-// The next selected row from *next on that is not finished; prints the skipped ones.
-static const mv_exp_row *next_row(sweep *s, int *next, char *dir) {
-    for (; *next < s->exp->nrows; (*next)++) {
-        const mv_exp_row *r = &s->exp->rows[*next];
-        if (!selected(s->only, r->name)) continue;
+// The next selected run from *next on that is not finished; prints the skipped ones.
+static const mv_exp_run *next_row(sweep *s, int *next, char *dir) {
+    for (; *next < s->exp->nruns; (*next)++) {
+        const mv_exp_run *r = &s->exp->runs[*next];
+        if (!run_selected(s->only, r)) continue;
         if (snprintf(dir, MV_PATH_MAX, "%s/%s", s->outdir, r->name) >= MV_PATH_MAX) continue;   // checked at start
         row_action a = row_plan(dir);
         if (a == ROW_SKIP) {
@@ -610,9 +632,9 @@ static void sweep_in_process(sweep *s, mv_comm *comm) {
     char dir[MV_PATH_MAX];
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     for (int next = 0;;) {
-        const mv_exp_row *r = next_row(s, &next, dir);
+        const mv_exp_run *r = next_row(s, &next, dir);
         if (!r) break;
-        row_job j = {.row = r, .lock = -1};
+        row_job j = {.run = r, .lock = -1};
         snprintf(j.dir, sizeof j.dir, "%s", dir);
         int rc = row_begin(&j, cfg, s->exp, NULL);
         if (rc > 0) { s->nskip++; continue; }
@@ -672,11 +694,11 @@ static int sweep_children(sweep *s, mv_comm *comm) {
         // Fill the free slots.
         for (int k = 0; k < s->jobs && more && !g_stop_signal; k++) {
             if (jobs[k].pid) continue;
-            const mv_exp_row *r = next_row(s, &next, dir);
+            const mv_exp_run *r = next_row(s, &next, dir);
             if (!r) { more = false; break; }
             row_job *j = &jobs[k];
             memset(j, 0, sizeof *j);
-            j->row = r;
+            j->run = r;
             j->lock = -1;
             snprintf(j->dir, sizeof j->dir, "%s", dir);
             snprintf(log, sizeof log, "%s/train.log", dir);
@@ -719,9 +741,9 @@ static int sweep_children(sweep *s, mv_comm *comm) {
             stop_child(j->pid);
             char msg[64];
             snprintf(msg, sizeof msg, "stopped by signal %d", sig);
-            write_status(j->dir, j->row->name, "interrupted", msg, NULL, NULL, 0);
+            write_status(j->dir, j->run->name, run_seed(j->run), "interrupted", msg, NULL, NULL, 0);
             printf("maskvim experiment: row %s: stopped (signal %d); it resumes when the sweep is run again\n",
-                   j->row->name, sig);
+                   j->run->name, sig);
             close(j->lock);
             j->pid = 0;
         }
@@ -771,9 +793,9 @@ static int experiment_run(int argc, char **argv) {
     snprintf(outdir, sizeof outdir, "%s", out ? out : "runs/");
     if (!out) strncat(outdir, exp.name, sizeof outdir - strlen(outdir) - 1);
     if (dry) {
-        for (int i = 0; i < exp.nrows; i++) {
-            const mv_exp_row *r = &exp.rows[i];
-            if (!selected(only, r->name)) continue;
+        for (int i = 0; i < exp.nruns; i++) {
+            const mv_exp_run *r = &exp.runs[i];
+            if (!run_selected(only, r)) continue;
             char dir[MV_PATH_MAX];
             if (snprintf(dir, sizeof dir, "%s/%s", outdir, r->name) >= (int)sizeof dir) {
                 fprintf(stderr, "maskvim experiment: %s/%s: path too long\n", outdir, r->name);
@@ -805,8 +827,8 @@ static int experiment_run(int argc, char **argv) {
             return 2;
         }
     }
-    if (strlen(outdir) + MV_EXP_NAME_MAX + 2 > MV_PATH_MAX || mkdir_p(outdir) < 0 || write_paper_json(outdir, &exp) < 0) {
-        if (strlen(outdir) + MV_EXP_NAME_MAX + 2 > MV_PATH_MAX) mv_fail("%s: path too long", outdir);
+    if (strlen(outdir) + MV_EXP_RUN_NAME_MAX + 2 > MV_PATH_MAX || mkdir_p(outdir) < 0 || write_paper_json(outdir, &exp) < 0) {
+        if (strlen(outdir) + MV_EXP_RUN_NAME_MAX + 2 > MV_PATH_MAX) mv_fail("%s: path too long", outdir);
         fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
         comm_finalize(&comm);
         experiment_free(&exp);

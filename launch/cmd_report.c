@@ -2,7 +2,8 @@
 // `maskvim experiment run` or by hand with `maskvim train`) into report.md, report.csv and a
 // self-contained report.html, with the paper's numbers beside ours when given. Given an
 // experiment file instead, it takes the runs directory, title, columns, row order and paper
-// numbers from the file, so that the report reads like the paper's table.
+// numbers from the file, so that the report reads like the paper's table; with the file's
+// `seeds:`, each row's cells are the mean ± sample standard deviation over its seeds' runs.
 #include "launch/commands.h"
 #include "core/error.h"
 #include "core/experiment.h"
@@ -19,7 +20,7 @@ static void usage(FILE *f) {
         "usage: maskvim report RUNS_DIR --out DIR [--paper FILE.json] [--title T]\n"
         "       maskvim report EXPERIMENT.yaml [--runs RUNS_DIR] --out DIR [--title T]\n\n"
         "Reads every run directory under RUNS_DIR (config.yaml, metrics.jsonl, status.json) and\n"
-        "writes DIR/report.md, DIR/report.csv and DIR/report.html: mIoU per evaluated domain\n"
+        "writes DIR/report.md, DIR/report.csv, DIR/report.html and DIR/report.json: mIoU per evaluated domain\n"
         "(the first is the source) and the mean over the targets, one row per run; the paper's\n"
         "number and our difference per cell from --paper {\"run\": {\"domain\"|\"mean\": number}};\n"
         "training curves, per-class IoU, and mIoU against the config key the runs sweep.\n"
@@ -27,7 +28,9 @@ static void usage(FILE *f) {
         "Given an experiment file (docs/experiments.md), the runs are those `maskvim experiment\n"
         "run` wrote (default RUNS_DIR: runs/<experiment name>, as there) and the title, the\n"
         "columns (source first, then the file's columns with their labels), the row order and the\n"
-        "paper's numbers come from the file.\n");
+        "paper's numbers come from the file. With `seeds:` in the file, a row's cell is the mean ±\n"
+        "the sample standard deviation (n - 1) of the final mIoU over the seeds whose run finished,\n"
+        "with (k/N) when only k of the N seeds did; every seed's value is listed too.\n");
 }
 
 static bool is_experiment_file(const char *path) {
@@ -63,6 +66,13 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp) {
     const char **names = mv_calloc((size_t)exp->nrows + 1, sizeof(char *));
     for (int r = 0; r < exp->nrows; r++) names[r] = exp->rows[r].name;
     mv_report_order_runs(rep, names, exp->nrows);
+    if (exp->nseeds) {
+        // the runs of row r are exp->runs[r * nseeds + k], k over the seeds
+        const char **runs = mv_calloc((size_t)exp->nruns + 1, sizeof(char *));
+        for (int i = 0; i < exp->nruns; i++) runs[i] = exp->runs[i].name;
+        mv_report_set_seeds(rep, names, exp->nrows, exp->seeds, exp->nseeds, runs);
+        free(runs);
+    }
     free(names);
     for (int r = 0; r < exp->nrows; r++)
         for (int c = 0; c < exp->ncols; c++)
@@ -123,11 +133,13 @@ int cmd_report(int argc, char **argv) {
         mv_report_free(&rep);
         return 1;
     }
-    char md[4096], csv[4096], html[4096];
+    char md[4096], csv[4096], html[4096], json[4096];
     snprintf(md, sizeof md, "%s/report.md", out);
     snprintf(csv, sizeof csv, "%s/report.csv", out);
     snprintf(html, sizeof html, "%s/report.html", out);
-    if (mv_report_write_md(&rep, md) < 0 || mv_report_write_csv(&rep, csv) < 0 || mv_report_write_html(&rep, html) < 0) {
+    snprintf(json, sizeof json, "%s/report.json", out);
+    if (mv_report_write_md(&rep, md) < 0 || mv_report_write_csv(&rep, csv) < 0 || mv_report_write_html(&rep, html) < 0 ||
+        mv_report_write_json(&rep, json) < 0) {
         fprintf(stderr, "maskvim report: %s\n", mv_last_error());
         mv_report_free(&rep);
         return 1;
@@ -136,7 +148,12 @@ int cmd_report(int argc, char **argv) {
     for (int r = 0; r < rep.nruns; r++) ninc += rep.runs[r].incomplete;
     printf("maskvim report: %s: %d runs (%d incomplete), %d domains", runs_dir, rep.nruns, ninc, rep.ncolumns);
     if (rep.sweep_key[0]) printf(", sweep over %s", rep.sweep_key);
-    printf("\n  %s\n  %s\n  %s\n", md, csv, html);
+    if (rep.nseeds) {
+        int full = 0;
+        for (int g = 0; g < rep.nrows; g++) full += rep.rows[g].nused == rep.nseeds;
+        printf(", %d rows x %d seeds (%d rows with every seed)", rep.nrows, rep.nseeds, full);
+    }
+    printf("\n  %s\n  %s\n  %s\n  %s\n", md, csv, html, json);
     for (int r = 0; r < rep.nruns; r++)
         if (rep.runs[r].incomplete) printf("  incomplete: %s (%s)\n", rep.runs[r].name, rep.runs[r].note);
     mv_report_free(&rep);

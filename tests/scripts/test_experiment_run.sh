@@ -69,10 +69,11 @@ for attempt in 1 2 3; do
     rm -rf "$TMP/k"
     "$MV_BIN" experiment run "$TMP/exp.yaml" --quiet --out "$TMP/k" >"$TMP/k1.log" 2>&1 &   # not `run`: kill maskvim itself
     pid=$!
-    for _ in $(seq 3000); do [ -f "$TMP/k/all/iter_1.h5" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
+    # `latest` (written after the checkpoint file) is what makes the row resumable.
+    for _ in $(seq 3000); do [ -f "$TMP/k/all/latest" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
     kill -9 $pid 2>/dev/null || true
     wait $pid 2>/dev/null || true
-    [ -f "$TMP/k/all/iter_1.h5" ] || fail "the sweep ended before row all checkpointed: $(tail -3 "$TMP/k1.log")"
+    [ -f "$TMP/k/all/latest" ] || fail "the sweep ended before row all checkpointed: $(tail -3 "$TMP/k1.log")"
     grep -q '"state": "finished"' "$TMP/k/all/status.json" || break
     [ $attempt -lt 3 ] || fail "row all finished before the kill three times (machine too fast or too loaded)"
 done

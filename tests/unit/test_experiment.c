@@ -1,5 +1,6 @@
 // Experiment files (core/experiment.h): rows, grid expansion, paper numbers per column,
-// the base config relative to the file, and errors that name FILE:LINE.
+// the base config relative to the file, `seeds:` (runs per row and seed, refusals), and errors
+// that name FILE:LINE.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -219,4 +220,78 @@ Test(experiment, corruption_errors) {
     expect_error("source: clear\ncorruptions: [fog]\nrows: [{name: a}]\n", (const char *[]){"'fog'", "data.val", NULL});
     expect_error("source: clear\ncorruptions: [snow]\ncolumns: [frost]\nrows: [{name: a}]\n",
                  (const char *[]){"'frost'", "nor a corruption", NULL});
+}
+
+Test(experiment, seeds_expand_rows_into_runs) {
+    const char *p = write_file("seeds.yaml",
+        "targets: [fog]\n"
+        "seeds: [3, 0, 7]\n"
+        "rows:\n"
+        "  - {name: a, set: {mask.alpha1: 0}}\n"
+        "  - {name: b}\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_eq(e.nrows, 2);
+    cr_assert_eq(e.nseeds, 3);
+    cr_assert_eq(e.seeds[0], 3);
+    cr_assert_eq(e.nruns, 6);
+    // Row by row, seed by seed; the first seed keeps the row's own directory name.
+    const char *names[] = {"a", "a@0", "a@7", "b", "b@0", "b@7"};
+    int seeds[] = {3, 0, 7, 3, 0, 7};
+    for (int i = 0; i < 6; i++) {
+        cr_assert_str_eq(e.runs[i].name, names[i]);
+        cr_assert_eq(e.runs[i].seed, seeds[i]);
+        cr_assert_eq(e.runs[i].seed_index, i % 3);
+        cr_assert_eq(e.runs[i].row, &e.rows[i / 3]);
+    }
+    cr_assert_eq(experiment_find_run(&e, "b@7"), &e.runs[5]);
+    cr_assert_null(experiment_find_run(&e, "b@1"));
+    mv_config *cfg = mv_calloc(1, sizeof *cfg);
+    cr_assert_eq(experiment_run_config(cfg, &e, &e.runs[2], "out/a@7"), 0, "%s", mv_last_error());
+    cr_assert_eq(cfg->run.seed, 7);
+    cr_assert_float_eq(cfg->model.alpha1, 0.0, 1e-9);
+    cr_assert_str_eq(cfg->run.work_dir, "out/a@7");
+    cr_assert_eq(experiment_run_config(cfg, &e, &e.runs[3], NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(cfg->run.seed, 3);
+    free(cfg);
+    experiment_free(&e);
+    cr_assert_null(e.runs);
+
+    // Without `seeds:`: one run per row, named after it, with the row's own run.seed.
+    write_file("base7.yaml", "run:\n  seed: 7\n");
+    p = write_file("noseeds.yaml", "base: base7.yaml\nrows: [{name: a}, {name: b, set: [run.seed=2]}]\n");
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_eq(e.nseeds, 0);
+    cr_assert_eq(e.nruns, 2);
+    cr_assert_str_eq(e.runs[1].name, "b");
+    cr_assert_eq(e.runs[1].seed_index, -1);
+    cfg = mv_calloc(1, sizeof *cfg);
+    cr_assert_eq(experiment_run_config(cfg, &e, &e.runs[0], NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(cfg->run.seed, 7);
+    cr_assert_eq(experiment_run_config(cfg, &e, &e.runs[1], NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(cfg->run.seed, 2);
+    free(cfg);
+    experiment_free(&e);
+}
+
+Test(experiment, seeds_refusals_name_file_and_line) {
+    // A row that sets run.seed itself: refused, naming the row's line and that of `seeds:`.
+    expect_error("seeds: [0, 1]\nrows:\n  - {name: a}\n  - {name: b, set: {run.seed: 4}}\n",
+                 (const char *[]){"bad.yaml:4:", "row 'b'", "run.seed", "line 1", NULL});
+    expect_error("rows:\n  - {name: a, set: [run.seed=4]}\nseeds: [0, 1]\n",
+                 (const char *[]){"bad.yaml:2:", "row 'a'", "run.seed", "line 3", NULL});
+    // ... so is a grid over run.seed, and run.seed among the common overrides.
+    expect_error("seeds: [0]\ngrid: {run.seed: [1, 2]}\n", (const char *[]){"bad.yaml:2:", "run.seed", NULL});
+    expect_error("set: [run.seed=3]\nseeds: [0, 1]\nrows: [{name: a}]\n",
+                 (const char *[]){"bad.yaml:1:", "`set:` gives run.seed", "line 2", NULL});
+    // The list itself.
+    expect_error("seeds: [0, 1, 0]\nrows: [{name: a}]\n", (const char *[]){"bad.yaml:1:", "listed twice", NULL});
+    expect_error("seeds: []\nrows: [{name: a}]\n", (const char *[]){"bad.yaml:1:", "empty", NULL});
+    expect_error("rows: [{name: a}]\nseeds: 3\n", (const char *[]){"bad.yaml:2:", "list of seeds", NULL});
+    expect_error("rows: [{name: a}]\nseeds: [1, -2]\n", (const char *[]){"bad.yaml:2:", "seeds", "integer", NULL});
+    expect_error("rows: [{name: a}]\nseeds: [1.5]\n", (const char *[]){"bad.yaml:2:", "integer", NULL});
+    expect_error("rows: [{name: a}]\nseeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]\n",
+                 (const char *[]){"bad.yaml:2:", "at most 16", NULL});
+    // A row name cannot hold '@', so no row's directory is another row's seed directory.
+    expect_error("seeds: [0, 1]\nrows: [{name: a}, {name: a@1}]\n", (const char *[]){"bad.yaml:2:", "name", NULL});
 }

@@ -1,5 +1,6 @@
 // The report generator: the JSON reader, loading run directories (partial ones included), the
-// table with the paper's numbers and the target mean, the sweep key, and the three writers.
+// table with the paper's numbers and the target mean, the sweep key, the writers, and the rows
+// of an experiment with seeds (mean, sample std, per-seed values).
 #include <criterion/criterion.h>
 #include "core/error.h"
 #include "core/report.h"
@@ -323,6 +324,123 @@ Test(report, columns_order_and_paper_cells) {
     fclose(f);
     cr_assert(strstr(buf, "| run | clear (source) | rain (G) | painted (S) | fog | Avg |"), "%s", buf);
     cr_assert(strstr(buf, "| lam0.5 | 5.00 | 7.00 (paper 54.30, -47.30) | — | 6.00 | — (paper 53.00) |"), "%s", buf);
+    mv_report_free(&rep);
+    remove_root();
+}
+
+// A finished run with a final mIoU per domain in status.json and run.seed in config.yaml
+// (seed < 0: no config.yaml).
+static void make_seed_run(const char *name, int seed, const char *state, double clear, double fog, double rain) {
+    char dir[1024], path[1200], buf[1024];
+    snprintf(dir, sizeof dir, "%s/%s", ROOT, name);
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    if (seed >= 0) {
+        snprintf(path, sizeof path, "%s/config.yaml", dir);
+        snprintf(buf, sizeof buf, "schedule:\n  max_iters: 40\nrun:\n  seed: %d\n", seed);
+        write_text(path, buf);
+    }
+    snprintf(path, sizeof path, "%s/status.json", dir);
+    snprintf(buf, sizeof buf, "{\"row\": \"%s\", \"state\": \"%s\", \"final\": {\"clear\": %g, \"fog\": %g, \"rain\": %g}}\n",
+             name, state, clear, fog, rain);
+    write_text(path, buf);
+}
+
+Test(report, seeds_mean_spread_and_writers) {
+    make_root("seeds");
+    make_seed_run("a", 0, "finished", 20, 10, 12);
+    make_seed_run("a@1", 1, "finished", 22, 11, 16);
+    make_seed_run("a@2", 2, "finished", 27, 15, 14);
+    make_seed_run("b", 5, "finished", 30, 30, 30);   // trained with another seed than 0: left out
+    make_seed_run("b@1", 1, "finished", 24, 8, 9);
+    make_seed_run("b@2", 2, "running", 1, 1, 1);     // not finished: left out
+    make_seed_run("c@1", -1, "failed", 1, 1, 1);     // c: no finished seed at all
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "seeds"), 0, "%s", mv_last_error());
+    const char *rows[] = {"a", "b", "c"};
+    const int seeds[] = {0, 1, 2};
+    const char *runs[] = {"a", "a@1", "a@2", "b", "b@1", "b@2", "c", "c@1", "c@2"};
+    mv_report_set_seeds(&rep, rows, 3, seeds, 3, runs);
+    const char *domains[] = {"clear", "fog", "rain"};
+    mv_report_set_columns(&rep, domains, NULL, 3, "Avg");   // the seed rows follow the new columns
+    cr_assert_eq(rep.nrows, 3);
+    int w = rep.ncolumns + 1;
+    cr_assert_eq(w, 4);
+    const mv_report_row *a = &rep.rows[0], *b = &rep.rows[1], *c = &rep.rows[2];
+    cr_assert_eq(a->nused, 3);
+    cr_assert_float_eq(a->mean[1], 12.0, 1e-9);                  // fog: 10, 11, 15
+    cr_assert_float_eq(a->sd[1], sqrt(7.0), 1e-9);               // ((4 + 1 + 9) / 2)
+    cr_assert_eq(a->n[1], 3);
+    cr_assert_float_eq(a->value[2 * w + 2], 14.0, 1e-9);          // seed 2, rain
+    cr_assert_float_eq(a->mean[3], (11.0 + 13.5 + 14.5) / 3, 1e-9);   // the mean of the seeds' target means
+    cr_assert_eq(b->nused, 1);
+    cr_assert(!b->used[0] && b->used[1] && !b->used[2]);
+    cr_assert_float_eq(b->mean[1], 8.0, 1e-9);
+    cr_assert(isnan(b->sd[1]), "no spread from one seed");
+    cr_assert(strstr(b->note, "b: trained with run.seed 5"), "%s", b->note);
+    cr_assert(strstr(b->note, "b@2: running"), "%s", b->note);
+    cr_assert_eq(c->nused, 0);
+    cr_assert(isnan(c->mean[0]));
+    cr_assert(strstr(c->note, "c: not run"), "%s", c->note);
+    // Paper numbers go to the row (and to the run of the same name).
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "a", "fog", 13.5), 0);
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "c", "avg", 40.0), 0);   // a row without a run directory
+    cr_assert_float_eq(a->paper[1], 13.5, 1e-9);
+
+    char buf[96];
+    mv_report_format_stat(buf, sizeof buf, 11.534, 0.171, 3, 3);
+    cr_assert_str_eq(buf, "11.53 ± 0.17");
+    mv_report_format_stat(buf, sizeof buf, 11.534, 0.171, 2, 3);
+    cr_assert_str_eq(buf, "11.53 ± 0.17 (2/3)");
+    mv_report_format_stat(buf, sizeof buf, 8, NAN, 1, 3);
+    cr_assert_str_eq(buf, "8.00 (1/3)");
+    mv_report_format_stat(buf, sizeof buf, NAN, NAN, 0, 3);
+    cr_assert_str_eq(buf, "—");
+
+    char md[1024], csv[1024], html[1024], json[1024];
+    snprintf(md, sizeof md, "%s/r.md", ROOT);
+    snprintf(csv, sizeof csv, "%s/r.csv", ROOT);
+    snprintf(html, sizeof html, "%s/r.html", ROOT);
+    snprintf(json, sizeof json, "%s/r.json", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_html(&rep, html), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_json(&rep, json), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    cr_assert(strstr(t, "mean ± sample standard deviation"), "legend missing");
+    cr_assert(strstr(t, "| a | 3/3 | 23.00 ± 3.61 | 12.00 ± 2.65 (paper 13.50, -1.50) | 14.00 ± 2.00 | 13.00 ± 1.80 |"), "%s", t);
+    cr_assert(strstr(t, "| b * | 1/3 | 24.00 (1/3) | 8.00 (1/3) | 9.00 (1/3) | 8.50 (1/3) |"), "%s", t);
+    cr_assert(strstr(t, "| c * | 0/3 | — | — | — | — (paper 40.00) |"), "%s", t);
+    cr_assert(strstr(t, "| a | 2 | a@2 | 27.00 | 15.00 | 14.00 | 14.50 |"), "%s", t);
+    cr_assert(strstr(t, "| b | 0 | b | — | — | — | — |"), "%s", t);
+    free(t);
+    t = slurp(csv);
+    cr_assert(strstr(t, "row,seeds,seeds_finished,clear,sd_clear,n_clear,paper_clear,diff_clear,fog,"), "%s", t);
+    cr_assert(strstr(t, ",clear@seed0,fog@seed0,rain@seed0,mean@seed0,clear@seed1,"), "%s", t);
+    cr_assert(strstr(t, "\na,3,3,23.0000,3.6056,3,,,12.0000,2.6458,3,13.5000,-1.5000,"), "%s", t);
+    cr_assert(strstr(t, "\nb,3,1,24.0000,,1,,,"), "%s", t);
+    cr_assert(strstr(t, ",20.0000,10.0000,12.0000,11.0000,22.0000,11.0000,16.0000,13.5000,27.0000,15.0000,14.0000,14.5000\n"), "%s", t);
+    free(t);
+    t = slurp(html);
+    cr_assert(strstr(t, "<td>12.00 ± 2.65<br><span class=\"paper\">paper&nbsp;13.50</span>"), "%s", t);
+    cr_assert(strstr(t, "mean ± sd over the seeds"), "bar chart title");
+    cr_assert(strstr(t, "<path d=\"M"), "no error bars");
+    free(t);
+    t = slurp(json);
+    mv_json doc;
+    cr_assert_eq(mv_json_parse(&doc, t), 0, "%s", mv_last_error());
+    const mv_json *jr = mv_json_get(&doc, "rows");
+    cr_assert(jr && jr->kind == MV_JSON_ARR && jr->n == 3);
+    const mv_json *fog = mv_json_get(mv_json_get(&jr->items[0], "cells"), "fog");
+    cr_assert_float_eq(mv_json_num(mv_json_get(fog, "mean"), NAN), 12.0, 1e-9);
+    cr_assert_float_eq(mv_json_num(mv_json_get(fog, "sd"), NAN), 2.6458, 1e-9);
+    const mv_json *vals = mv_json_get(fog, "seeds");
+    cr_assert(vals && vals->n == 3);
+    cr_assert_float_eq(vals->items[2].num, 15.0, 1e-9);
+    const mv_json *bfog = mv_json_get(mv_json_get(&jr->items[1], "cells"), "fog");
+    cr_assert_eq(mv_json_get(bfog, "seeds")->items[0].kind, MV_JSON_NULL);
+    cr_assert_eq(mv_json_get(bfog, "sd")->kind, MV_JSON_NULL);
+    mv_json_free(&doc);
+    free(t);
     mv_report_free(&rep);
     remove_root();
 }
