@@ -20,9 +20,11 @@
 #   test_model_cuda.txt                the whole-model training step on the GPU against the CPU
 #   test_train_cuda.txt                8 training steps through the GPU engine against the CPU
 #   test_train_cuda_2ranks.txt         the same as 2 ranks x 1 image on 2 GPUs (NCCL) vs 1 x 2
+#   cli_cuda.txt                       maskvim step/eval/predict on the GPU vs the CPU (CMake builds only)
 #   bench_model_{fp32,tf32,bf16}.{txt,json}  the real GPU training step of maskvim-t (forward,
 #                                      backward, AdamW): images/s, TFLOP/s, memory, per-op table
-#   torch_step.json                    the PyTorch reference step (or why it did not run)
+#   torch_step.json                    the PyTorch reference step, chunked scan, 512x1024 (or why it did not run)
+#   torch_step_loop_256x512.json       the same with its per-token loop scan at 256x512, when time allows
 # Exit status 0 when the CUDA tests pass, 1 when the build or a test fails (timings never fail it).
 # Environment: OUT, MV_GPU_BUILD (build folder, default <src>/build-gpu), MV_DIRECT_BUILD=1 (skip
 # CMake), MV_FALLBACK_BLAS=1 (CPU reference on tests/gpu/fallback's sgemm), MV_BUDGET_S (seconds,
@@ -351,6 +353,26 @@ if [ -n "$NCCL_BIN" ] && [ -x "$NCCL_BIN" ]; then
 else
     say "test_nccl: not built (no NCCL?)"
 fi
+# ---- the CLI on the GPU: maskvim step, eval and predict against the CPU ---------------------------
+# Where the whole project built (CMake, with libyaml and HDF5), the CI script that checks the CLI
+# over the emulated GPU runs the real one: `maskvim step` (one whole-model training step, every
+# random draw on, the dump compared with the CPU's), eval and predict, at fp32 and bf16.
+if [ -x "$BUILD/maskvim" ] && "$PY" -c "import h5py, numpy" >/dev/null 2>&1; then
+    say "maskvim step/eval/predict with run.device=cuda against run.device=cpu (tests/scripts/cli_cuda_emu.sh)"
+    MV_BIN="$BUILD/maskvim" MV_EMU_BIN="$BUILD/maskvim" MV_PYTHON="$PY" MV_SRC="$SRC" MV_TEST_TMP="$BUILD/test_tmp" \
+        timeout 180 bash "$SRC/tests/scripts/cli_cuda_emu.sh" >"$RES/cli_cuda.txt" 2>&1
+    rc=$?
+    if [ $rc = 0 ]; then
+        say "CLI on the GPU: PASS"
+        grep -E '^grad/|^bf16|mIoU|pred.png' "$RES/cli_cuda.txt" | head -8 | sed 's/^/  /' | tee -a "$RES/summary.txt"
+    else
+        say "CLI on the GPU: FAIL, exit $rc"
+        grep -E 'FAIL|rror' "$RES/cli_cuda.txt" | head -10 | tee -a "$RES/summary.txt"
+        STATUS=1
+    fi
+else
+    say "CLI on the GPU: skipped (the maskvim CLI did not build here, or $PY lacks h5py)"
+fi
 [ $TESTS_ONLY = 1 ] && { say "tests only: done in $(elapsed)s, status $STATUS"; exit $STATUS; }
 
 # ---- benchmarks ----------------------------------------------------------------------------------
@@ -390,23 +412,42 @@ elif [ -n "$MODEL_BENCH_BIN" ] && [ -x "$MODEL_BENCH_BIN" ]; then
 fi
 
 # ---- the PyTorch reference on the same GPU ---------------------------------------------------------
-torch_step() {   # size, budget
+# The reference's vectorised (chunked) selective scan at the benchmark's size; then, if time is
+# left, its per-token loop scan at 256x512 (the figure earlier runs had), into its own file.
+torch_step() {   # size, budget, scan, output file
     timeout $(($2 + 30)) "$PY" "$SRC/tests/gpu/torch_step_gpu.py" --size "$1" --batch 2 --iters 2 --budget "$2" \
-        --out "$RES/torch_step.json" 2>&1 | log >/dev/null
+        --scan "$3" --out "$RES/$4" 2>&1 | log >/dev/null
 }
+torch_error() { sed 's/.*"error": "\([^"]*\)".*/\1/' "$RES/$1" | cut -c1-120; }
 t=$(($(left) - 40))
+[ $t -gt 240 ] && t=240
 if [ "${MV_SKIP_TORCH:-0}" = 1 ]; then
     say "PyTorch reference step: skipped (MV_SKIP_TORCH=1)"
 elif [ $t -gt 30 ]; then
-    say "PyTorch reference step, maskvim-t 512x1024 batch 2 (budget ${t}s)"
-    torch_step 512x1024 $t
-    if grep -q '"error"' "$RES/torch_step.json" 2>/dev/null && [ $(($(left) - 60)) -gt 30 ]; then
-        say "  at 512x1024: $(sed 's/.*"error": "\([^"]*\)".*/\1/' "$RES/torch_step.json" | cut -c1-120)"
-        t=$(($(left) - 60))
-        say "PyTorch reference step at 256x512 instead (budget ${t}s), with our ops at the same size"
-        torch_step 256x512 $t
-        timeout 50 "$BENCH_BIN" --batch 2 --size 256x512 --iters 3 2>&1 | log | grep '^estimated' |
-            sed 's/^/  ours at 256x512: /' | tee -a "$RES/summary.txt"
+    say "PyTorch reference step, chunked scan, maskvim-t 512x1024 batch 2 (budget ${t}s)"
+    torch_step 512x1024 $t chunked torch_step.json
+    if grep -q '"error"' "$RES/torch_step.json" 2>/dev/null; then
+        say "  at 512x1024: $(torch_error torch_step.json)"
+        if [ $(($(left) - 60)) -gt 30 ]; then
+            t=$(($(left) - 60))
+            say "PyTorch reference step (chunked scan) at 256x512 instead (budget ${t}s), with our ops at the same size"
+            torch_step 256x512 $t chunked torch_step.json
+            timeout 50 "$BENCH_BIN" --batch 2 --size 256x512 --iters 3 2>&1 | log | grep '^estimated' |
+                sed 's/^/  ours at 256x512: /' | tee -a "$RES/summary.txt"
+        fi
+    elif [ -f "$RES/torch_step.json" ]; then
+        say "  $(grep -o '"ms_per_step": [0-9.]*\|"peak_mem_gib": [0-9.]*' "$RES/torch_step.json" | tr '\n' ' ')"
+    fi
+    # The loop scan's step at 256x512 (about 4 s a step on an H200, a minute or so with start-up).
+    t=$(($(left) - 40))
+    [ $t -gt 120 ] && t=120
+    if [ $t -gt 45 ]; then
+        say "PyTorch reference step, loop scan, maskvim-t 256x512 batch 2 (budget ${t}s)"
+        torch_step 256x512 $t loop torch_step_loop_256x512.json
+        grep -q '"error"' "$RES/torch_step_loop_256x512.json" 2>/dev/null &&
+            say "  loop scan at 256x512: $(torch_error torch_step_loop_256x512.json)"
+    else
+        say "PyTorch reference step, loop scan at 256x512: skipped, out of time"
     fi
 else
     say "PyTorch reference step: skipped, out of time"
@@ -424,15 +465,18 @@ def load(name):
         return None
 ours = {m: load(f"bench_cuda_ops{'' if m == 'fp32' else '_' + m}.json") for m in ("fp32", "tf32", "bf16")}
 ref = load("torch_step.json")
+ref_loop = load("torch_step_loop_256x512.json")
 print("summary:")
 for m, b in ours.items():
     if b:
         print(f"  ours ({m} GEMMs, sum of per-op times at {b['size'][0]}x{b['size'][1]} batch {b['batch']}): "
               f"{b['estimated_step_ms']:.1f} ms/step, {b['images_per_s']:.2f} images/s, {b['tflops']:.1f} TFLOP/s, "
               f"largest op {b['peak_mem_gib']:.1f} GiB")
+for r in (ref, ref_loop):
+    if r and "ms_per_step" in r:
+        print(f"  PyTorch reference ({r.get('scan', 'loop')} scan, {r['size']} batch {r['batch']}, torch {r['torch']}): "
+              f"{r['ms_per_step']:.1f} ms/step, {r['images_per_s']:.2f} images/s, peak {r.get('peak_mem_gib', '?')} GiB")
 if ref and "ms_per_step" in ref:
-    print(f"  PyTorch reference ({ref['size']} batch {ref['batch']}, torch {ref['torch']}): {ref['ms_per_step']:.1f} ms/step, "
-          f"{ref['images_per_s']:.2f} images/s, peak {ref.get('peak_mem_gib', '?')} GiB")
     b = ours["fp32"]
     if b and ref["size"] == f"{b['size'][0]}x{b['size'][1]}":
         print(f"  throughput ratio ours(fp32)/PyTorch: {b['images_per_s'] / ref['images_per_s']:.2f}x")
@@ -444,8 +488,10 @@ for m in ("fp32", "tf32", "bf16", "fp32_256x512"):
         print(f"  ours, whole GPU step ({m} GEMMs, forward+backward+AdamW, {b['height']}x{b['width']} batch {b['batch']}): "
               f"{b['ms_per_step']:.1f} ms/step, {b['images_per_s']:.2f} images/s, {b['tflops']:.1f} TFLOP/s, "
               f"{b['device_memory_gib']:.1f} GiB in use")
-        if ref and "images_per_s" in ref and ref["size"] == f"{b['height']}x{b['width']}":
-            print(f"    throughput ratio ours({m})/PyTorch: {b['images_per_s'] / ref['images_per_s']:.2f}x")
+        for r in (ref, ref_loop):
+            if r and "images_per_s" in r and r["size"] == f"{b['height']}x{b['width']}":
+                print(f"    throughput ratio ours({m})/PyTorch ({r.get('scan', 'loop')} scan): "
+                      f"{b['images_per_s'] / r['images_per_s']:.2f}x")
 print("  (bench_cuda_ops lines: sums of isolated per-op times; bench_model lines: the real step)")
 EOF
 say "done in $(elapsed)s, status $STATUS"

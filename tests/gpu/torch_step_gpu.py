@@ -2,12 +2,15 @@
 # The PyTorch reference model's training step (tests/reference/maskvim_ref.py) on the GPU, as the
 # yardstick for the CUDA backend: preset maskvim-t, random images and labels, forward + loss +
 # backward in fp32 with every random draw off (ref_config.deterministic), timed with CUDA
-# synchronisation. The reference's selective scan loops over the sequence in Python and keeps
-# every hidden state, so at 512x1024 it may run out of memory: that is reported, not hidden.
-#   torch_step_gpu.py --size 512x1024 --batch 2 --iters 2 --budget 150 [--out FILE.json]
+# synchronisation. --scan chooses the reference's selective scan (tests/reference/ref_ops.py):
+# chunked (default), the vectorised form, or loop, one Python step per token (launch-bound on a
+# GPU: a 512x1024 step takes many seconds). Both keep only each segment's entering state for
+# the backward, so either fits at 512x1024; running out of memory is reported, not hidden.
+#   torch_step_gpu.py --size 512x1024 --batch 2 --iters 2 --budget 150 [--scan chunked|loop]
+#                     [--out FILE.json]
 #   torch_step_gpu.py --device cpu --preset maskvim-nano --size 64x64   (smoke test without a GPU)
 # Prints one JSON object (and writes it to --out): ms_per_step, images_per_s, peak_mem_gib,
-# or "error".
+# scan, or "error".
 import argparse
 import json
 import os
@@ -20,6 +23,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import torch  # noqa: E402
 
 import ref_config  # noqa: E402
+import ref_ops  # noqa: E402
 from maskvim_ref import build_model, compute_loss, init_weights  # noqa: E402
 
 
@@ -29,6 +33,9 @@ def run(a, res):
         res["error"] = "no CUDA device visible to PyTorch"
         return
     res["gpu"] = torch.cuda.get_device_name(0) if cuda else "cpu"
+    ref_ops.set_scan(a.scan)
+    res["scan_chunk"] = ref_ops.SCAN_CHUNK
+    res["scan_seg_elems"] = ref_ops.scan_seg_elems(a.device)
 
     def sync():
         if cuda:
@@ -89,10 +96,12 @@ def main():
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--budget", type=float, default=150.0, help="seconds")
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"), help="cpu: a smoke test of this script")
+    ap.add_argument("--scan", default="chunked", choices=ref_ops.SCAN_IMPLS,
+                    help="the reference's selective scan: chunked (vectorised) or loop (per token)")
     ap.add_argument("--out")
     a = ap.parse_args()
     res = dict(mode="torch_reference_step", device=a.device, preset=a.preset, batch=a.batch, size=a.size, dtype="float32",
-               torch=torch.__version__)
+               scan=a.scan, torch=torch.__version__)
     try:
         run(a, res)
     except torch.cuda.OutOfMemoryError as e:

@@ -1,6 +1,7 @@
 # The functional pieces of the MaskViM reference, written straight from SPEC.md: the selective
-# scan (explicit loops over L, with a hand-written backward), the 4-direction SS2D scan, the
-# token mask (Gumbel straight-through), patch merging, bilinear resize, cross-entropy.
+# scan (a per-token loop or a vectorised chunked form, one memory-light hand-written backward),
+# the 4-direction SS2D scan, the token mask (Gumbel straight-through), patch merging, bilinear
+# resize, cross-entropy.
 # Shapes: B batch, H x W spatial, E expanded channels, K = 4 scan directions, N d_state.
 import torch
 import torch.nn.functional as F
@@ -14,66 +15,208 @@ K_DIRS = 4
 #   y_l = sum_n Cm_l[n] * h_l[n] + D * u_l
 # u, delta: (B,K,E,L)   A: (K,E,N)   Bm, Cm: (B,K,N,L)   D: (K,E)   ->   y: (B,K,E,L)
 # delta is already softplus(dt + bias): the caller keeps that part in autograd.
+#
+# Two ways to run the recurrence inside one segment of the sequence (set_scan / impl=):
+#   "loop"     one step per token, the plain transcription of SPEC.md 2.2 (the default);
+#   "chunked"  vectorised: chunks of SCAN_CHUNK tokens are scanned all at once by recursive
+#              doubling (Hillis-Steele on the pairs (decay, state)), then the chunk-end states are
+#              chained by the same doubling over the chunks, and each chunk gets its entering
+#              state times its running decay product. It only ever multiplies decays
+#              exp(delta*A) in (0, 1] and adds, so nothing can overflow for any delta >= 0,
+#              A <= 0; a product that underflows to 0 is one whose true value is below the
+#              smallest float, where 0 is the right answer to working precision. (The closed
+#              form exp(S_l) * cumsum(exp(-S_j) x_j), S = cumsum(delta*A), needs exp(-S_j),
+#              which overflows float32 once a chunk's sum of |delta*A| passes ~88: with A down
+#              to -16 that takes only a few tokens of large delta, so it is not used.)
+# Both run under one autograd Function with a memory-light backward: forward walks the
+# sequence segment by segment (at most scan_seg_elems() hidden-state values, B*K*E*tokens*N,
+# per segment), keeps only the state entering each segment and drops the rest; backward walks the
+# segments last to first, recomputes a segment's states from its entering state (the same
+# arithmetic as forward, so the same values), runs the reverse recurrence for dL/dh on it
+# and passes dL/dh times the first decay on to the segment before.
 # ---------------------------------------------------------------------------------------------
+SCAN_IMPLS = ("loop", "chunked")
+SCAN_CHUNK = 16             # tokens per chunk of the chunked scan
+SCAN_SEG_ELEMS = None       # hidden-state values per segment; None: scan_seg_elems' default
+_scan_impl = "loop"
+
+
+def scan_seg_elems(device):
+    """Hidden-state values per segment: 64 Mi on a GPU (256 MiB a tensor in float32; the
+    backward holds about a dozen such tensors at once), 4 Mi on the CPU, where every tensor over
+    glibc's 32 MiB mmap threshold is fresh memory and page faults then cost more than the work."""
+    if SCAN_SEG_ELEMS:
+        return SCAN_SEG_ELEMS
+    return 1 << 26 if torch.device(device).type == "cuda" else 1 << 22
+
+
+def set_scan(impl):
+    """Chooses the implementation selective_scan (and so ss2d_scan and the model) uses."""
+    global _scan_impl
+    if impl not in SCAN_IMPLS:
+        raise ValueError(f"unknown scan '{impl}' (want one of {', '.join(SCAN_IMPLS)})")
+    _scan_impl = impl
+
+
+def get_scan():
+    return _scan_impl
+
+
+def _linrec_loop(la, x, h0):
+    """h_l = exp(la_l) * h_{l-1} + x_l along dim -2, h_{-1} = h0.  la, x (...,S,N), h0 (...,N).
+    Returns every h (...,S,N). Time first inside, so that each step reads contiguous slabs."""
+    dA = torch.exp(la).movedim(-2, 0).contiguous()
+    xt = x.movedim(-2, 0).contiguous()
+    hs = torch.empty_like(xt)
+    h = h0
+    for l in range(xt.shape[0]):
+        h = dA[l] * h + xt[l]
+        hs[l] = h
+    return hs.movedim(0, -2)
+
+
+def _doubling_(a, x):
+    """In place, along dim -2: x_l <- the state at l of the recurrence h_l = a_l h_{l-1} + x_l
+    started from 0 at index 0, a_l <- prod_{i<=l} a_i. Hillis-Steele: after the pass with
+    distance d each index holds the composition of the 2d steps ending there."""
+    n = x.shape[-2]
+    buf = torch.empty_like(x)   # one scratch for all passes (the updates read overlapping slices)
+    d = 1
+    while d < n:
+        t = buf[..., :n - d, :]
+        torch.mul(a[..., d:, :], x[..., :-d, :], out=t)
+        x[..., d:, :] += t
+        torch.mul(a[..., d:, :], a[..., :-d, :], out=t)
+        a[..., d:, :] = t
+        d *= 2
+
+
+def _linrec_chunked(la, x, h0, chunk=None):
+    """Same result as _linrec_loop, vectorised (see the section comment)."""
+    T = chunk or SCAN_CHUNK
+    *lead, S, N = x.shape
+    T = max(1, min(T, S))
+    pad = (-S) % T
+    if pad:   # padded steps: decay 1, input 0 (they come after the real ones and are dropped)
+        la = F.pad(la, (0, 0, 0, pad))
+        x = F.pad(x, (0, 0, 0, pad))
+    nc = (S + pad) // T
+    a = torch.exp(la).reshape(*lead, nc, T, N)
+    h = x.reshape(*lead, nc, T, N).clone()
+    _doubling_(a, h)                          # zero-start states and decay products per chunk
+    h0c = h0.unsqueeze(-2)                    # (...,1,N)
+    if nc > 1:
+        ea = a[..., -1, :].clone()            # (...,nc,N) each chunk's total decay
+        eh = h[..., -1, :].clone()            # (...,nc,N) each chunk's zero-start end state
+        _doubling_(ea, eh)                    # chained: end states from a zero start, products
+        enter = torch.cat([h0c, eh[..., :-1, :] + ea[..., :-1, :] * h0c], dim=-2)
+    else:
+        enter = h0c
+    h += a * enter.unsqueeze(-2)
+    return h.reshape(*lead, nc * T, N)[..., :S, :]
+
+
+def _linrec(impl, la, x, h0, chunk):
+    return _linrec_loop(la, x, h0) if impl == "loop" else _linrec_chunked(la, x, h0, chunk)
+
+
+def _seg_len(Bsz, K, E, N, L, impl, chunk, seg_tokens, device):
+    if seg_tokens:
+        return max(1, min(seg_tokens, L))
+    n = max(1, scan_seg_elems(device) // (Bsz * K * E * N))
+    if impl == "chunked":
+        T = chunk or SCAN_CHUNK
+        n = max(T, n // T * T)
+    return min(n, L)
+
+
 class SelectiveScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, Bm, Cm, D):
+    def forward(ctx, u, delta, A, Bm, Cm, D, impl, chunk, seg_tokens):
         Bsz, K, E, L = u.shape
         N = A.shape[-1]
-        # L first so that each step of the loop reads one contiguous slab.
-        dA = torch.exp(delta.permute(3, 0, 1, 2).unsqueeze(-1) * A)            # (L,B,K,E,N)
-        Bt = Bm.permute(3, 0, 1, 2).unsqueeze(3)                                  # (L,B,K,1,N)
-        Ct = Cm.permute(3, 0, 1, 2).unsqueeze(3)                                  # (L,B,K,1,N)
-        du = (delta * u).permute(3, 0, 1, 2).unsqueeze(-1)                        # (L,B,K,E,1)
-        dBu = du * Bt                                                             # (L,B,K,E,N)
-        hs = torch.empty_like(dA)
+        seg = _seg_len(Bsz, K, E, N, L, impl, chunk, seg_tokens, u.device)
+        Ae = A.unsqueeze(-2)                                                      # (K,E,1,N)
         h = torch.zeros(Bsz, K, E, N, dtype=u.dtype, device=u.device)
-        for l in range(L):
-            h = dA[l] * h + dBu[l]
-            hs[l] = h
-        y = (hs * Ct).sum(-1).permute(1, 2, 3, 0) + D.unsqueeze(-1) * u          # (B,K,E,L)
-        ctx.save_for_backward(u, delta, A, Bm, Cm, D, hs, dA)
-        return y.contiguous()
+        enter = []
+        y = torch.empty_like(u)
+        for s in range(0, L, seg):
+            e = min(s + seg, L)
+            enter.append(h)
+            dt, ut = delta[..., s:e], u[..., s:e]
+            la = dt.unsqueeze(-1) * Ae                                            # (B,K,E,S,N)
+            x = (dt * ut).unsqueeze(-1) * Bm[..., s:e].transpose(-1, -2).unsqueeze(2)
+            hs = _linrec(impl, la, x, h, chunk)
+            del la, x
+            Ct = Cm[..., s:e].transpose(-1, -2).unsqueeze(2)                      # (B,K,1,S,N)
+            y[..., s:e] = (hs * Ct).sum(-1) + D.unsqueeze(-1) * ut
+            h = hs[..., -1, :].clone()
+            del hs
+        ctx.impl, ctx.chunk, ctx.seg = impl, chunk, seg
+        ctx.save_for_backward(u, delta, A, Bm, Cm, D, torch.stack(enter))
+        return y
 
     @staticmethod
     def backward(ctx, gy):
-        u, delta, A, Bm, Cm, D, hs, dA = ctx.saved_tensors
+        u, delta, A, Bm, Cm, D, enter = ctx.saved_tensors
+        impl, chunk, seg = ctx.impl, ctx.chunk, ctx.seg
         L = u.shape[-1]
         gy = gy.contiguous()
+        Ae = A.unsqueeze(-2)                                                      # (K,E,1,N)
         gD = (gy * u).sum(dim=(0, 3))
         gu = gy * D.unsqueeze(-1)
-        gyt = gy.permute(3, 0, 1, 2).unsqueeze(-1)                                # (L,B,K,E,1)
-        Bt = Bm.permute(3, 0, 1, 2).unsqueeze(3)                                  # (L,B,K,1,N)
-        Ct = Cm.permute(3, 0, 1, 2).unsqueeze(3)                                  # (L,B,K,1,N)
-        # dL/dh_l: from y_l directly and from h_{l+1} through exp(delta_{l+1} A). Walk back.
-        gh = torch.empty_like(hs)
-        carry = torch.zeros_like(hs[0])
-        for l in range(L - 1, -1, -1):
-            g = carry + gyt[l] * Ct[l]
-            gh[l] = g
-            carry = g * dA[l]
-        gC = (gyt * hs).sum(3).permute(1, 2, 3, 0)                               # (B,K,N,L)
-        h_prev = torch.cat([torch.zeros_like(hs[:1]), hs[:-1]], dim=0)
-        g_dAarg = gh * h_prev * dA                     # d/d(delta_l * A)       (L,B,K,E,N)
-        dt = delta.permute(3, 0, 1, 2).unsqueeze(-1)   # (L,B,K,E,1)
-        ut = u.permute(3, 0, 1, 2).unsqueeze(-1)
-        ghB = (gh * Bt).sum(-1, keepdim=True)          # sum_n gh * Bm           (L,B,K,E,1)
-        gdelta = (g_dAarg * A).sum(-1, keepdim=True) + ghB * ut
-        gu = gu + (ghB * dt).squeeze(-1).permute(1, 2, 3, 0)
-        gA = (g_dAarg * dt).sum(dim=(0, 1))
-        gB = (gh * (dt * ut)).sum(3).permute(1, 2, 3, 0)                         # (B,K,N,L)
-        gdelta = gdelta.squeeze(-1).permute(1, 2, 3, 0)
-        return gu, gdelta, gA, gB, gC, gD
+        gdelta = torch.empty_like(delta)
+        gA = torch.zeros_like(A)
+        gB = torch.empty_like(Bm)
+        gC = torch.empty_like(Cm)
+        carry = torch.zeros_like(enter[0])    # dL/dh at the next segment's start * its decay
+        starts = list(range(0, L, seg))
+        for i in range(len(starts) - 1, -1, -1):
+            s = starts[i]
+            e = min(s + seg, L)
+            dt, ut = delta[..., s:e], u[..., s:e]
+            Bt = Bm[..., s:e].transpose(-1, -2).unsqueeze(2)                      # (B,K,1,S,N)
+            Ct = Cm[..., s:e].transpose(-1, -2).unsqueeze(2)
+            la = dt.unsqueeze(-1) * Ae                                            # (B,K,E,S,N)
+            du = (dt * ut).unsqueeze(-1)                                          # (B,K,E,S,1)
+            hs = _linrec(impl, la, du * Bt, enter[i], chunk)   # the forward states, recomputed
+            gys = gy[..., s:e].unsqueeze(-1)
+            # dL/dh_l = gy_l Cm_l + exp(la_{l+1}) dL/dh_{l+1}: the same recurrence backwards in
+            # time, with the decays moved one step (the first reversed step has decay 1 and
+            # starts from the carry).
+            la_rev = torch.cat([la[..., 1:, :], torch.zeros_like(la[..., :1, :])], -2).flip(-2)
+            gh = _linrec(impl, la_rev, (gys * Ct).flip(-2), carry, chunk).flip(-2)
+            del la_rev
+            dA = torch.exp(la)
+            del la
+            carry = gh[..., 0, :] * dA[..., 0, :]
+            h_prev = torch.cat([enter[i].unsqueeze(-2), hs[..., :-1, :]], -2)
+            g_la = gh * h_prev * dA                    # d/d(delta_l * A)        (B,K,E,S,N)
+            del h_prev, dA
+            ghB = (gh * Bt).sum(-1)                    # sum_n gh * Bm          (B,K,E,S)
+            gdelta[..., s:e] = (g_la * Ae).sum(-1) + ghB * ut
+            gu[..., s:e] += ghB * dt
+            gA += (g_la * dt.unsqueeze(-1)).sum(dim=(0, 3))
+            del g_la
+            gB[..., s:e] = (gh * du).sum(2).transpose(-1, -2)
+            gC[..., s:e] = (gys * hs).sum(2).transpose(-1, -2)
+            del gh, hs
+        return gu, gdelta, gA, gB, gC, gD, None, None, None
 
 
-def selective_scan(u, delta, A, Bm, Cm, D):
-    return SelectiveScan.apply(u, delta, A, Bm, Cm, D)
+def selective_scan(u, delta, A, Bm, Cm, D, impl=None, chunk=None, seg_tokens=None):
+    """impl: "loop" or "chunked" (default: the one set_scan chose). chunk: tokens per chunk of
+    the chunked scan; seg_tokens: tokens per memory segment (default from scan_seg_elems)."""
+    impl = impl or _scan_impl
+    if impl not in SCAN_IMPLS:
+        raise ValueError(f"unknown scan '{impl}'")
+    return SelectiveScan.apply(u, delta, A, Bm, Cm, D, impl, chunk, seg_tokens)
 
 
 def selective_scan_autograd(u, delta, A, Bm, Cm, D):
     """Same recurrence, differentiated by autograd (used to cross-check the hand backward)."""
     Bsz, K, E, L = u.shape
-    h = torch.zeros(Bsz, K, E, A.shape[-1], dtype=u.dtype)
+    h = torch.zeros(Bsz, K, E, A.shape[-1], dtype=u.dtype, device=u.device)
     ys = []
     for l in range(L):
         dA = torch.exp(delta[..., l].unsqueeze(-1) * A)

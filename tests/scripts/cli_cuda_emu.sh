@@ -8,7 +8,8 @@
 #  2. eval: the same per-domain mIoU and aAcc as the CPU to 0.01 points.
 #  3. predict: the prediction PNG agrees with the CPU's on 99.5% of the pixels, the mask PNGs on
 #     99%, and stderr names the GPU.
-# Registered by cmake/cuda_model.cmake (ctest test_cli_cuda_emu) with MV_EMU_BIN = maskvim-emu.
+# Registered by cmake/cuda_model.cmake (ctest test_cli_cuda_emu) with MV_EMU_BIN = maskvim-emu; on a
+# GPU machine tests/gpu/device_checks.sh runs it with MV_EMU_BIN = the real maskvim.
 set -euo pipefail
 : "${MV_EMU_BIN:?}"
 source "$(dirname "$0")/train_common.sh"
