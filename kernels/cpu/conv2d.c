@@ -2,7 +2,6 @@
 // Columns are ordered (ic, kh, kw) so PyTorch's [OC,IC,K,K] weight is the GEMM operand as is.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
-#include <cblas.h>
 #include <string.h>
 
 static int out_size(int n, int K, int stride, int pad) { return (n + 2 * pad - K) / stride + 1; }
@@ -47,7 +46,7 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
     linear_backward(NULL, dw, db, dout, scratch, w, rows, cols, OC);
     if (!din) { PROF_STOP(PROF_CONV2D, 1, 2.0 * conv2d_scratch(B, H, W, IC, K, stride, pad) * OC * ((din != NULL) + (dw != NULL))); return; }
     memset(scratch, 0, sizeof(float) * (size_t)rows * cols);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, OC, 1.0f, dout, OC, w, cols, 0.0f, scratch, cols);
+    mv_sgemm(false, false, rows, cols, OC, 1.0f, dout, OC, w, cols, 0.0f, scratch, cols);
     // col2im: each image is owned by one thread; overlapping windows add in a fixed order.
     #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++)

@@ -7,7 +7,6 @@
 // im2col buffer nine times the input. Backward runs the same shifts in reverse.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
-#include <cblas.h>
 #include <string.h>
 
 size_t conv3x3_scratch(int B, int H, int W, int IC, int OC) {
@@ -44,8 +43,8 @@ void conv3x3_forward(float *out, const float *in, const float *w, float *scratch
     split_taps(Wt, w, IC, OC);
     for (int t = 0; t < 9; t++) {
         size_t off = (size_t)(t / 3) * Wp + t % 3;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, OC, IC, 1.0f, P + off * IC, IC,
-                    Wt + (size_t)t * OC * IC, IC, t ? 1.0f : 0.0f, Ext, OC);
+        mv_sgemm(false, true, rows, OC, IC, 1.0f, P + off * IC, IC,
+                 Wt + (size_t)t * OC * IC, IC, t ? 1.0f : 0.0f, Ext, OC);
     }
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
@@ -74,8 +73,8 @@ void conv3x3_backward(float *din, float *dw, const float *dout, const float *in,
     if (dw) {
         for (int t = 0; t < 9; t++) {
             size_t off = (size_t)(t / 3) * Wp + t % 3;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, rows, 1.0f, Ext, OC,
-                        P + off * IC, IC, 0.0f, dWt + (size_t)t * OC * IC, IC);
+            mv_sgemm(true, false, OC, IC, rows, 1.0f, Ext, OC,
+                     P + off * IC, IC, 0.0f, dWt + (size_t)t * OC * IC, IC);
         }
         for (int o = 0; o < OC; o++)
             for (int i = 0; i < IC; i++)
@@ -86,8 +85,8 @@ void conv3x3_backward(float *din, float *dw, const float *dout, const float *in,
     memset(dP, 0, sizeof(float) * B * plane * IC);
     for (int t = 0; t < 9; t++) {
         size_t off = (size_t)(t / 3) * Wp + t % 3;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, IC, OC, 1.0f, Ext, OC,
-                    Wt + (size_t)t * OC * IC, IC, 1.0f, dP + off * IC, IC);
+        mv_sgemm(false, false, rows, IC, OC, 1.0f, Ext, OC,
+                 Wt + (size_t)t * OC * IC, IC, 1.0f, dP + off * IC, IC);
     }
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)

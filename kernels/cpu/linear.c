@@ -1,11 +1,10 @@
 // Linear layer on rows: out = in @ w^T + b, through BLAS.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
-#include <cblas.h>
 
 void linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IC, int OC) {
     PROF_START();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, in, IC, w, IC, 0.0f, out, OC);
+    mv_sgemm(false, true, N, OC, IC, 1.0f, in, IC, w, IC, 0.0f, out, OC);
     if (b) {
         #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++)
@@ -17,8 +16,8 @@ void linear_forward(float *out, const float *in, const float *w, const float *b,
 void linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                      const float *w, int N, int IC, int OC) {
     PROF_START();
-    if (din) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, din, IC);
-    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, in, IC, 1.0f, dw, IC);
+    if (din) mv_sgemm(false, false, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, din, IC);
+    if (dw) mv_sgemm(true, false, OC, IC, N, 1.0f, dout, OC, in, IC, 1.0f, dw, IC);
     if (db) {
         // Column sums split by column blocks: each thread owns its columns, so the order of the
         // additions (and the result) does not depend on the number of threads.

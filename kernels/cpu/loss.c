@@ -5,30 +5,41 @@
 #include "kernels/cpu/fastmath.h"
 #include <math.h>
 
+// The loss is summed in CE_PARTS fixed slices of the rows, then the slices in order: the same
+// sum for any number of threads.
+#define CE_PARTS 64
+
 double cross_entropy_forward_backward(float *dlogits, const float *logits, const uint8_t *labels,
                                       int N, int K, double denom, float scale) {
     PROF_START();
-    double total = 0.0;
-    #pragma omp parallel for schedule(static) reduction(+:total)
-    for (int n = 0; n < N; n++) {
-        const float *z = logits + (size_t)n * K;
-        float *d = dlogits ? dlogits + (size_t)n * K : NULL;
-        int y = labels[n];
-        if (y == 255) {
-            if (d) for (int k = 0; k < K; k++) d[k] = 0.0f;
-            continue;
-        }
-        float mx = z[0];
-        for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
-        float s = 0.0f;
-        for (int k = 0; k < K; k++) s += mv_expf(z[k] - mx);
-        float lse = logf(s) + mx, w = (float)(scale / denom);
-        total += (double)lse - z[y];
-        if (d) {
-            for (int k = 0; k < K; k++) d[k] = mv_expf(z[k] - lse) * w;
-            d[y] -= w;
+    double part[CE_PARTS] = {0};
+    int per = (N + CE_PARTS - 1) / CE_PARTS;
+    float w = (float)(scale / denom);
+    #pragma omp parallel for schedule(static)
+    for (int p = 0; p < CE_PARTS; p++) {
+        int n1 = (p + 1) * per < N ? (p + 1) * per : N;
+        for (int n = p * per; n < n1; n++) {
+            const float *z = logits + (size_t)n * K;
+            float *d = dlogits ? dlogits + (size_t)n * K : NULL;
+            int y = labels[n];
+            if (y == 255) {
+                if (d) for (int k = 0; k < K; k++) d[k] = 0.0f;
+                continue;
+            }
+            float mx = z[0];
+            for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) s += mv_expf(z[k] - mx);
+            float lse = logf(s) + mx;
+            part[p] += (double)lse - z[y];
+            if (d) {
+                for (int k = 0; k < K; k++) d[k] = mv_expf(z[k] - lse) * w;
+                d[y] -= w;
+            }
         }
     }
+    double total = 0.0;
+    for (int p = 0; p < CE_PARTS; p++) total += part[p];
     PROF_STOP(PROF_LOSS, 0, 6.0 * N * K);
     return total / denom;
 }

@@ -11,6 +11,11 @@
 // Flushes denormals to zero on every compute thread (called before training or evaluation).
 void cpu_flush_denormals(void);
 
+// ---- GEMM: C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major (cblas_sgemm's
+// arguments), with the same result for any number of threads (kernels/cpu/gemm.c).
+void mv_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
+
 // ---- linear: out[N,OC] = in[N,IC] @ w[OC,IC]^T + b[OC] -------------------------------------
 void linear_forward(float *out, const float *in, const float *w, const float *b, int N, int IC, int OC);
 void linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,

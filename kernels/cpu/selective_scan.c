@@ -15,7 +15,6 @@
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
 #include "kernels/cpu/fastmath.h"
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -48,8 +47,8 @@ static void compute_delta(float *delta, const float *xdbl, const float *dt_w, co
                           int rows, int E, int R, int P) {
     for (int k = 0; k < SCAN_K; k++) {
         float *dk = delta + (size_t)k * rows * E;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, E, R, 1.0f, xdbl + (size_t)k * P,
-                    SCAN_K * P, dt_w + (size_t)k * E * R, R, 0.0f, dk, E);
+        mv_sgemm(false, true, rows, E, R, 1.0f, xdbl + (size_t)k * P,
+                 SCAN_K * P, dt_w + (size_t)k * E * R, R, 0.0f, dk, E);
         const float *bk = dt_b + (size_t)k * E;
         #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++)
@@ -73,8 +72,8 @@ void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const
     PROF_START();
     (void)scratch;
     int L = H * W, P = R + 2 * N, rows = B * L, nc = nchunks(L), nblk = (E + DB - 1) / DB;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, SCAN_K * P, E, 1.0f, x, E, x_proj_w, E,
-                0.0f, xdbl, SCAN_K * P);
+    mv_sgemm(false, true, rows, SCAN_K * P, E, 1.0f, x, E, x_proj_w, E,
+             0.0f, xdbl, SCAN_K * P);
     compute_delta(delta, xdbl, dt_w, dt_b, rows, E, R, P);
     memset(y, 0, sizeof(float) * rows * E);
     #pragma omp parallel for collapse(2) schedule(dynamic, 1)
@@ -215,11 +214,11 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
     // Through dt = dt_w[k] @ dt_r + dt_b[k].
     for (int k = 0; k < SCAN_K; k++) {
         const float *ddk = ddt + (size_t)k * rows * E;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, R, E, 1.0f, ddk, E,
-                    dt_w + (size_t)k * E * R, R, 0.0f, dxdbl + (size_t)k * P, SCAN_K * P);
+        mv_sgemm(false, false, rows, R, E, 1.0f, ddk, E,
+                 dt_w + (size_t)k * E * R, R, 0.0f, dxdbl + (size_t)k * P, SCAN_K * P);
         if (ddt_w)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, E, R, rows, 1.0f, ddk, E,
-                        xdbl + (size_t)k * P, SCAN_K * P, 1.0f, ddt_w + (size_t)k * E * R, R);
+            mv_sgemm(true, false, E, R, rows, 1.0f, ddk, E,
+                     xdbl + (size_t)k * P, SCAN_K * P, 1.0f, ddt_w + (size_t)k * E * R, R);
         if (ddt_b) {
             #pragma omp parallel for schedule(static)
             for (int e0 = 0; e0 < E; e0 += DB) {
@@ -233,10 +232,10 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
     }
     // Through xdbl = x @ x_proj_w^T (all four directions at once).
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, E, SCAN_K * P, 1.0f, dxdbl,
-                    SCAN_K * P, x_proj_w, E, 1.0f, dx, E);
+        mv_sgemm(false, false, rows, E, SCAN_K * P, 1.0f, dxdbl,
+                 SCAN_K * P, x_proj_w, E, 1.0f, dx, E);
     if (dx_proj_w)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, SCAN_K * P, E, rows, 1.0f, dxdbl,
-                    SCAN_K * P, x, E, 1.0f, dx_proj_w, E);
+        mv_sgemm(true, false, SCAN_K * P, E, rows, 1.0f, dxdbl,
+                 SCAN_K * P, x, E, 1.0f, dx_proj_w, E);
     PROF_STOP(PROF_SCAN, 1, (double)B * H * W * SCAN_K * (6.0 * E * (R + 2 * N) + 4.0 * R * E + 20.0 * E * N));
 }
