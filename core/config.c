@@ -66,6 +66,10 @@ static const mv_key KEYS[] = {
      .doc = "auto (CUDA when built and present) | cpu | cuda"},
     {.name = "run.precision", .type = MV_KEY_ENUM, .offset = C(run.precision), .count = 1, .choices = PRECISIONS,
      .doc = "GPU GEMMs: fp32 | tf32 | bf16 (fp32 weights, accumulation and scan state; no effect on the CPU)"},
+    {.name = "run.bucket_mb", .type = MV_KEY_DOUBLE, .offset = C(run.bucket_mb), .count = 1, .lo = 0,
+     .hi = 4096, .flags = MV_KEY_LO_OPEN, .doc = "gradient all-reduce bucket size in MiB (several ranks)"},
+    {.name = "run.first_bucket_mb", .type = MV_KEY_DOUBLE, .offset = C(run.first_bucket_mb), .count = 1, .lo = 0,
+     .hi = 4096, .flags = MV_KEY_LO_OPEN, .doc = "the first (last layers') bucket in MiB; at most run.bucket_mb"},
     {.name = "run.seed", .type = MV_KEY_INT, .offset = C(run.seed), .count = 1, .lo = 0, .hi = 2147483647,
      .doc = "seed of initialisation, masks' noise, dropout and data order"},
     {.name = "run.work_dir", .type = MV_KEY_STRING, .offset = C(run.work_dir), .count = 1,
@@ -153,6 +157,8 @@ void config_defaults(mv_config *cfg) {
 
     mv_run_config *r = &cfg->run;
     r->device = MV_DEVICE_AUTO;
+    r->bucket_mb = 25;
+    r->first_bucket_mb = 1;
     snprintf(r->work_dir, sizeof r->work_dir, "runs/default");
     r->log_every = 50;
     r->ckpt_every = 2000;

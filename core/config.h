@@ -77,6 +77,8 @@ typedef enum { MV_METRIC_MIOU = 0, MV_METRIC_MACC = 1, MV_METRIC_AACC = 2 } mv_m
 typedef struct {
     mv_device device;
     mv_precision precision;   // GEMMs on the GPU: fp32, tf32 or bf16 (fp32 master weights and scan state)
+    double bucket_mb;         // gradient all-reduce buckets (MiB), several ranks, MPI and NCCL alike
+    double first_bucket_mb;   // the first bucket (the last layers'), smaller so that it starts early
     int seed;
     char work_dir[MV_PATH_MAX];
     int log_every, ckpt_every, eval_every;   // iterations; 0 = never (a final one is still made)

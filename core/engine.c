@@ -36,7 +36,7 @@ int engine_open(mv_model *m, mv_optimizer *o, const mv_run_config *run, mv_comm 
         if (no_gpu[0]) snprintf(desc, n, "CPU (no GPU: %.200s)", no_gpu);
         return 0;
     }
-    return e->attach(m, o, c, ctx, run->precision, desc, n);
+    return e->attach(m, o, c, ctx, run, desc, n);
 }
 
 void engine_close(mv_model *m) {

@@ -15,13 +15,13 @@ struct mv_engine {
     const char *name;
     // True when the engine can run here (a GPU is present); otherwise false and why in `why`.
     bool (*available)(char *why, size_t n);
-    // Binds the device of comm->local_rank, sets the GEMM precision, moves the model's tensors and
-    // the optimizer's moments there (from the host arenas, which hold the initial or resumed
-    // state), and with several ranks sets up the gradient all-reduce and the device reducers in
-    // *ctx (SyncBN, ratio loss). With o == NULL the model is only run, not trained (evaluation,
-    // prediction, one step): no moments and no NCCL. Writes a one-line description of the device
-    // to desc. 0, or -1 with a message.
-    int (*attach)(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, mv_precision precision, char *desc,
+    // Binds the device of comm->local_rank, sets the GEMM precision (run->precision), moves the
+    // model's tensors and the optimizer's moments there (from the host arenas, which hold the
+    // initial or resumed state), and with several ranks sets up the gradient all-reduce (buckets
+    // of run->bucket_mb) and the device reducers in *ctx (SyncBN, ratio loss). With o == NULL the
+    // model is only run, not trained (evaluation, prediction, one step): no moments and no NCCL.
+    // Writes a one-line description of the device to desc. 0, or -1 with a message.
+    int (*attach)(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, const mv_run_config *run, char *desc,
                   size_t n);
     void (*detach)(mv_model *m);
     int (*plan)(mv_model *m, int B, int H, int W);
@@ -54,7 +54,7 @@ const mv_engine *mv_cuda_engine(void);
 int engine_select(const mv_engine **out, int device, char *why, size_t n);
 
 // Puts the model where run->device says (engine_select) and attaches the engine, if any, with
-// run->precision; o may be NULL (see attach). desc receives "CPU", "CPU (no GPU: why)" or the
+// run's precision and buckets; o may be NULL (see attach). desc receives "CPU", "CPU (no GPU: why)" or the
 // engine's description. 0, or -1 with a message (the model is then left on the CPU).
 int engine_open(mv_model *m, mv_optimizer *o, const mv_run_config *run, mv_comm *c, mv_run_ctx *ctx, char *desc,
                 size_t n);

@@ -251,9 +251,12 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         int nc = 0;
         for (int i = 0; i < t->model.params.count; i++)
             if (!t->model.params.items[i].is_buffer) cuts[nc++] = t->model.params.items[i].offset;
-        rc = grad_sync_init(&t->sync, comm, t->model.params.grads, cuts, NULL, t->model.params.num_params, nc);
+        mv_grad_sync_opts go = grad_sync_opts_mib(cfg->run.bucket_mb, cfg->run.first_bucket_mb);
+        rc = grad_sync_init(&t->sync, comm, t->model.params.grads, cuts, &go, t->model.params.num_params, nc);
         free(cuts);
         if (rc < 0) { t->use_sync = false; free(ids); goto out; }
+        size_t len = strlen(device);
+        snprintf(device + len, sizeof device - len, ", MPI all-reduce in %d buckets", t->sync.num_buckets);
     }
     if (comm->rank == 0) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", wd);

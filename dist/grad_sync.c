@@ -62,6 +62,11 @@ int grad_sync_plan(mv_bucket *buckets, const size_t *cuts, size_t n, int num_cut
     return count;
 }
 
+mv_grad_sync_opts grad_sync_opts_mib(double bucket_mib, double first_bucket_mib) {
+    mv_grad_sync_opts o = {(size_t)(bucket_mib * 1048576.0), (size_t)(first_bucket_mib * 1048576.0)};
+    return o;
+}
+
 int grad_sync_plan_alloc(mv_bucket **out, const size_t *cuts, size_t n, int num_cuts,
                          const mv_grad_sync_opts *opts) {
     *out = NULL;

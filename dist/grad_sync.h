@@ -26,6 +26,9 @@ typedef struct {
                                 // communication starts early in backward (0: 1 MiB)
 } mv_grad_sync_opts;
 
+// The options for buckets given in MiB (run.bucket_mb, run.first_bucket_mb; 0: the default).
+mv_grad_sync_opts grad_sync_opts_mib(double bucket_mib, double first_bucket_mib);
+
 typedef struct {
     mv_comm *comm;
     float *grads;          // (n) the flat gradient buffer, reduced in place

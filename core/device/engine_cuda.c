@@ -69,10 +69,10 @@ static void cuda_detach(mv_model *m) {
     mv_cuda_shutdown();
 }
 
-static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, mv_precision precision, char *desc,
-                       size_t n) {
+static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, const mv_run_config *run,
+                       char *desc, size_t n) {
     int dev = 0;
-    MV_TRY(mv_cuda_set_precision((mv_cuda_precision)precision));
+    MV_TRY(mv_cuda_set_precision((mv_cuda_precision)run->precision));
     MV_TRY(mv_cuda_bind_local_rank(c->local_rank, &dev));
     MV_TRY(mv_cuda_init(dev));
     struct cudaDeviceProp prop;
@@ -94,7 +94,8 @@ static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx
         int nc = 0;
         for (int i = 0; cuts && i < m->params.count; i++)
             if (!m->params.items[i].is_buffer) cuts[nc++] = m->params.items[i].offset;
-        int rc = cuts ? mv_nccl_grad_sync_init(&g.sync, &g.nccl, m->params.dev_grads, cuts, NULL, m->params.num_params, nc)
+        mv_grad_sync_opts go = grad_sync_opts_mib(run->bucket_mb, run->first_bucket_mb);
+        int rc = cuts ? mv_nccl_grad_sync_init(&g.sync, &g.nccl, m->params.dev_grads, cuts, &go, m->params.num_params, nc)
                       : mv_fail("out of memory");
         free(cuts);
         if (rc < 0) { cuda_detach(m); return -1; }
@@ -104,8 +105,9 @@ static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx
         ctx->grads_ctx = NULL;
     }
     m->engine = mv_gpu_engine;
-    snprintf(desc, n, "GPU %d (%s), GEMMs %s%s", dev, prop.name, mv_cuda_precision_name(mv_cuda_get_precision()),
-             g.nccl_on ? ", NCCL" : "");
+    snprintf(desc, n, "GPU %d (%s), GEMMs %s", dev, prop.name, mv_cuda_precision_name(mv_cuda_get_precision()));
+    size_t len = strlen(desc);
+    if (g.nccl_on && len < n) snprintf(desc + len, n - len, ", NCCL all-reduce in %d buckets", g.sync.num_buckets);
     return 0;
 }
 
