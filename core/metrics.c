@@ -1,5 +1,6 @@
 // Confusion-matrix accumulation and mmseg's IoU metrics (see metrics.h, docs/metrics.md).
 #include "core/metrics.h"
+#include "core/json_write.h"
 #include "core/error.h"
 #include <math.h>
 #include <stdlib.h>
@@ -150,16 +151,6 @@ void metrics_write_table(FILE *f, const mv_seg_metrics *m, const char *const *cl
             m->num_classes);
 }
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
-        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
-        else fputc(*c, f);
-    }
-    fputc('"', f);
-}
-
 static void json_number(FILE *f, double x) {
     if (!isfinite(x)) { fputs("null", f); return; }
     char text[40];
@@ -177,7 +168,7 @@ static void json_per_class(FILE *f, const char *key, const double *v, const mv_s
     fprintf(f, ", \"%s\": {", key);
     for (int k = 0; k < m->num_classes; k++) {
         if (k) fputs(", ", f);
-        json_string(f, class_name(class_names, m->num_classes, k, buf, sizeof buf));
+        json_write_string(f, class_name(class_names, m->num_classes, k, buf, sizeof buf));
         fputs(": ", f);
         json_number(f, v[k]);
     }
@@ -188,7 +179,7 @@ void metrics_write_json(FILE *f, const mv_seg_metrics *m, const char *const *cla
     fputc('{', f);
     if (domain) {
         fputs("\"domain\": ", f);
-        json_string(f, domain);
+        json_write_string(f, domain);
         fputs(", ", f);
     }
     fputs("\"mIoU\": ", f);

@@ -3,6 +3,7 @@
 // difference), the grouping of runs by seed (mean and spread per row), and the Markdown, CSV
 // and JSON writers. The HTML page is in core/report_html.c.
 #include "core/report.h"
+#include "core/json_write.h"
 #include "core/error.h"
 #include <ctype.h>
 #include <dirent.h>
@@ -466,11 +467,12 @@ static void add_column(mv_report *rep, int *cap, const char *name) {
 // ------------------------------------------------------------------------------------------
 // seeds
 
+static void free_row_stats(mv_report_row *row) {
+    free(row->run); free(row->used); free(row->value); free(row->mean); free(row->sd); free(row->n); free(row->paper);
+}
+
 static void free_rows(mv_report *rep) {
-    for (int g = 0; g < rep->nrows; g++) {
-        mv_report_row *row = &rep->rows[g];
-        free(row->run); free(row->used); free(row->value); free(row->mean); free(row->sd); free(row->n); free(row->paper);
-    }
+    for (int g = 0; g < rep->nrows; g++) free_row_stats(&rep->rows[g]);
     free(rep->rows);
     rep->rows = NULL;
 }
@@ -485,7 +487,7 @@ static void regroup(mv_report *rep) {
     int w = rep->ncolumns + 1, ns = rep->nseeds;
     for (int g = 0; g < rep->nrows; g++) {
         mv_report_row *row = &rep->rows[g];
-        free(row->run); free(row->used); free(row->value); free(row->mean); free(row->sd); free(row->n); free(row->paper);
+        free_row_stats(row);
         row->run = mv_calloc((size_t)ns, sizeof(int));
         row->used = mv_calloc((size_t)ns, sizeof(bool));
         row->value = mv_calloc((size_t)(ns * w), sizeof(double));
@@ -984,17 +986,6 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
 // ------------------------------------------------------------------------------------------
 // JSON
 
-static void json_str_out(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 static void json_num_out(FILE *f, double v) {
     if (isfinite(v)) fprintf(f, "%.4f", v); else fputs("null", f);
 }
@@ -1004,13 +995,13 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
     if (!f) return mv_fail("%s: %s", path, strerror(errno));
     int w = rep->ncolumns + 1;
     fputs("{\"title\": ", f);
-    json_str_out(f, rep->title);
+    json_write_string(f, rep->title);
     fputs(",\n \"columns\": [", f);
     for (int c = 0; c < w; c++) {
         fputs(c ? ", {\"domain\": " : "{\"domain\": ", f);
-        json_str_out(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+        json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
         fputs(", \"label\": ", f);
-        json_str_out(f, mv_report_label(rep, c));
+        json_write_string(f, mv_report_label(rep, c));
         fprintf(f, ", \"role\": \"%s\"}", c == 0 && rep->ncolumns ? "source" : c < rep->ncolumns ? "target" : "mean");
     }
     fputs("]", f);
@@ -1021,16 +1012,16 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
         for (int g = 0; g < rep->nrows; g++) {
             const mv_report_row *row = &rep->rows[g];
             fputs(g ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
-            json_str_out(f, row->name);
+            json_write_string(f, row->name);
             fprintf(f, ", \"seeds_finished\": %d, \"runs\": [", row->nused);
             for (int k = 0; k < rep->nseeds; k++) {
                 if (k) fputs(", ", f);
-                json_str_out(f, rep->seed_runs[g * rep->nseeds + k]);
+                json_write_string(f, rep->seed_runs[g * rep->nseeds + k]);
             }
             fputs("], \"cells\": {", f);
             for (int c = 0; c < w; c++) {
                 if (c) fputs(", ", f);
-                json_str_out(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+                json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
                 fputs(": {\"mean\": ", f); json_num_out(f, row->mean[c]);
                 fputs(", \"sd\": ", f); json_num_out(f, row->sd[c]);
                 fprintf(f, ", \"n\": %d, \"seeds\": [", row->n[c]);
@@ -1046,13 +1037,13 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
     for (int r = 0; r < rep->nruns; r++) {
         const mv_report_run *run = &rep->runs[r];
         fputs(r ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
-        json_str_out(f, run->name);
+        json_write_string(f, run->name);
         fputs(", \"state\": ", f);
-        json_str_out(f, run->state);
+        json_write_string(f, run->state);
         fprintf(f, ", \"incomplete\": %s, \"cells\": {", run->incomplete ? "true" : "false");
         for (int c = 0; c < w; c++) {
             if (c) fputs(", ", f);
-            json_str_out(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+            json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
             fputs(": {\"ours\": ", f); json_num_out(f, rep->ours[r * w + c]);
             fputs(", \"paper\": ", f); json_num_out(f, rep->paper[r * w + c]);
             fputc('}', f);

@@ -4,6 +4,7 @@
 #include "core/data_sources.h"
 #include "core/error.h"
 #include "core/engine.h"
+#include "core/json_write.h"
 #include "core/evaluate.h"
 #include "core/model.h"
 #include "core/optimizer.h"
@@ -81,15 +82,6 @@ static int open_loader(trainer *t, const mv_loader_cursor *cursor) {
     return loader_open(&t->loader, &lc, cursor);
 }
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 // A checkpoint is written from the host arenas: under the GPU engine, parameters, buffers and
 // moments come back from the device first.
 static int state_to_host(trainer *t) {
@@ -112,7 +104,7 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         printf("[eval iter %ld] %-10s mIoU %5.2f  mAcc %5.2f  aAcc %5.2f  (%d classes, %.1fs)\n", iter, v->name,
                res.miou, res.macc, res.aacc, res.valid_classes, prof_now() - t0);
         fprintf(t->jsonl, "{\"type\": \"eval\", \"iter\": %ld, \"domain\": ", iter);
-        json_string(t->jsonl, v->name);
+        json_write_string(t->jsonl, v->name);
         fprintf(t->jsonl, ", \"metrics\": ");
         metrics_write_json(t->jsonl, &res, metrics_cityscapes_classes(), v->name);
         fprintf(t->jsonl, "}\n");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "core/error.h"
+#include "core/json_write.h"
 
 const char *const MV_CLASS_NAMES[MV_NUM_TRAIN_CLASSES] = {
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
@@ -44,18 +45,6 @@ int file_crc32(uint32_t *crc, int64_t *bytes, const char *path) {
 // ---------------------------------------------------------------------------------------
 // Writing
 
-static void put_json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p == '\t') fputs("\\t", f);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 int manifest_write(const char *split_dir, const mv_manifest *m) {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s", split_dir, MV_MANIFEST_FILE);
@@ -63,13 +52,13 @@ int manifest_write(const char *split_dir, const mv_manifest *m) {
     FILE *f = fopen(tmp, "w");
     if (!f) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
     fprintf(f, "{\n  \"format\": \"maskvim-split\",\n  \"version\": %d,\n  \"domain\": ", m->version);
-    put_json_string(f, m->domain);
+    json_write_string(f, m->domain);
     fprintf(f, ",\n  \"label_map\": ");
-    put_json_string(f, m->label_map);
+    json_write_string(f, m->label_map);
     fprintf(f, ",\n  \"num_classes\": %d,\n  \"ignore_index\": %d,\n  \"classes\": [", m->num_classes, MV_IGNORE_LABEL);
     for (int c = 0; c < MV_NUM_TRAIN_CLASSES; c++) {
         if (c) fputs(", ", f);
-        put_json_string(f, MV_CLASS_NAMES[c]);
+        json_write_string(f, MV_CLASS_NAMES[c]);
     }
     fprintf(f, "],\n  \"count\": %lld,\n  \"samples_per_shard\": %d,\n", (long long)m->count, m->samples_per_shard);
     fprintf(f, "  \"image_size\": {\"min_h\": %d, \"min_w\": %d, \"max_h\": %d, \"max_w\": %d},\n", m->min_h, m->min_w,
@@ -78,14 +67,14 @@ int manifest_write(const char *split_dir, const mv_manifest *m) {
     for (int i = 0; i < m->n_shards; i++) {
         const mv_manifest_shard *s = &m->shards[i];
         fprintf(f, "%s\n    {\"file\": ", i ? "," : "");
-        put_json_string(f, s->file);
+        json_write_string(f, s->file);
         fprintf(f, ", \"first\": %lld, \"count\": %d, \"skipped\": %d, \"bytes\": %lld, \"crc32\": \"%08x\"}",
                 (long long)s->first, s->count, s->skipped, (long long)s->bytes, s->crc32);
     }
     fprintf(f, "%s],\n  \"skipped\": [", m->n_shards ? "\n  " : "");
     for (int i = 0; i < m->n_skipped; i++) {
         fputs(i ? ",\n    " : "\n    ", f);
-        put_json_string(f, m->skipped[i]);
+        json_write_string(f, m->skipped[i]);
     }
     fprintf(f, "%s]\n}\n", m->n_skipped ? "\n  " : "");
     int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;

@@ -10,6 +10,7 @@
 // (core/experiment.h: OUT/<row> for the first seed, OUT/<row>@<seed> for the others), and is
 // everywhere below what a row is without seeds.
 #include "launch/commands.h"
+#include "core/json_write.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/data_sources.h"
@@ -139,16 +140,6 @@ static int final_metrics(char (*domains)[MV_NAME_MAX], double *miou, int max, lo
     return n;
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", (unsigned char)*s);
-        else fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 // DIR/status.json, written to a temporary file and renamed so readers never see half of it.
 // `extra` (names, values, n) are more entries of "final": the corruptions of a Table 2 row.
 // seed >= 0: the run's seed (experiments with `seeds:`), recorded as "seed".
@@ -160,7 +151,7 @@ static int write_status(const char *dir, const char *row, int seed, const char *
     FILE *f = fopen(tmp, "wb");
     if (!f) return mv_fail("%s: cannot open for writing", tmp);
     fprintf(f, "{\"row\": ");
-    json_str(f, row);
+    json_write_string(f, row);
     if (seed >= 0) fprintf(f, ", \"seed\": %d", seed);
     fprintf(f, ", \"state\": \"%s\"", state);
     char domains[MV_MAX_SOURCES][MV_NAME_MAX];
@@ -171,13 +162,13 @@ static int write_status(const char *dir, const char *row, int seed, const char *
         fprintf(f, ", \"iter\": %ld, \"final\": {", iter);
         for (int i = 0; i < n; i++) {
             fprintf(f, "%s", i ? ", " : "");
-            json_str(f, domains[i]);
+            json_write_string(f, domains[i]);
             if (isfinite(miou[i])) fprintf(f, ": %.4f", miou[i]);
             else fprintf(f, ": null");
         }
         for (int i = 0; i < nextra; i++) {
             fprintf(f, "%s", n + i ? ", " : "");
-            json_str(f, extra_names[i]);
+            json_write_string(f, extra_names[i]);
             if (isfinite(extra[i])) fprintf(f, ": %.4f", extra[i]);
             else fprintf(f, ": null");
         }
@@ -185,7 +176,7 @@ static int write_status(const char *dir, const char *row, int seed, const char *
     }
     if (error) {
         fprintf(f, ", \"error\": ");
-        json_str(f, error);
+        json_write_string(f, error);
     }
     fprintf(f, "}\n");
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
@@ -401,11 +392,11 @@ static int write_paper_json(const char *outdir, const mv_experiment *exp) {
             if (isnan(r->paper[c])) continue;
             if (nc == 0) {
                 fprintf(m, "%s\n  ", nr++ ? "," : "");
-                json_str(m, r->name);
+                json_write_string(m, r->name);
                 fputs(": {", m);
             }
             fprintf(m, "%s", nc++ ? ", " : "");
-            json_str(m, exp->cols[c].domain);
+            json_write_string(m, exp->cols[c].domain);
             fprintf(m, ": %.4g", r->paper[c]);
         }
         if (nc) fputc('}', m);
