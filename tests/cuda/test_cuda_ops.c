@@ -433,9 +433,12 @@ static void test_patch_gather(int B, int H, int W, int C) {
 }
 
 // ---- the selective scan ------------------------------------------------------------------------
-static void test_scan(int B, int H, int W, int E, int R, int N, mv_cuda_precision prec) {
-    char op[96], base[64];
-    snprintf(base, sizeof base, "ss2d_scan B%d %dx%d E%d R%d N%d", B, H, W, E, R, N);
+// alog_shift moves every A_log: about -4.6 makes the decays weak (|A| near 0.01), so a state
+// carries across many chunks and the chaining of chunks is what y and the gradients hinge on.
+static void test_scan(int B, int H, int W, int E, int R, int N, float alog_shift, mv_cuda_precision prec) {
+    char op[96], base[80];
+    snprintf(base, sizeof base, "ss2d_scan B%d %dx%d E%d R%d N%d%s", B, H, W, E, R, N,
+             alog_shift != 0.0f ? " long memory" : "");
     op_name(op, sizeof op, base, prec);
     double tol = gemm_tol(prec, true);
     const int K = SCAN_K, L = H * W, P = R + 2 * N;
@@ -444,7 +447,7 @@ static void test_scan(int B, int H, int W, int E, int R, int N, mv_cuda_precisio
     float *x = hrand(nx, -1, 1), *dy = hrand(nx, -1, 1), *xpw = hrand(nxp, -0.5f, 0.5f);
     float *dtw = hrand(ndw, -0.5f, 0.5f), *dtb = hrand(nke, -1, 1), *Ds = hrand(nke, -1, 1);
     float *Al = hbuf(nA);
-    for (size_t i = 0; i < nA; i++) Al[i] = logf((float)(i % N) + 1.0f) + 0.1f * (float)((i * 7) % 5) - 0.2f;
+    for (size_t i = 0; i < nA; i++) Al[i] = logf((float)(i % N) + 1.0f) + 0.1f * (float)((i * 7) % 5) - 0.2f + alog_shift;
     float *gx0 = hrand(nx, -1, 1), *gxpw0 = hrand(nxp, -1, 1), *gdtw0 = hrand(ndw, -1, 1);
     float *gdtb0 = hrand(nke, -1, 1), *gAl0 = hrand(nA, -1, 1), *gDs0 = hrand(nke, -1, 1);
     // CPU reference.
@@ -827,8 +830,8 @@ int main(void) {
         test_conv2d(2, 13, 17, 3, 8, 4, 4, 0, p);
         test_conv2d(1, 9, 7, 4, 5, 3, 2, 1, p);
         test_conv3x3(2, 7, 9, 5, 6, p);
-        test_scan(2, 5, 13, 40, 3, 16, p);
-        if (!g_emu) test_scan(2, 16, 20, 96, 6, 16, p);
+        test_scan(2, 5, 13, 40, 3, 16, 0.0f, p);
+        if (!g_emu) test_scan(2, 16, 20, 96, 6, 16, 0.0f, p);
     }
     test_precision_api();
     test_dwconv(2, 7, 9, 13);
@@ -840,16 +843,18 @@ int main(void) {
     test_elementwise(40, 11, 3, 6);
     test_patch_gather(2, 7, 9, 5);
     test_patch_gather(1, 8, 6, 3);
-    // Scan shapes: chunk tails (L = 65, 99), channel counts that do not fill a block, every lane
+    // Scan shapes: chunk tails (L = 65, 299, 620), channel counts that do not fill a block, every lane
     // width (N = 4, 8, 16, 32), H = 1 / W = 1 maps, and in the GPU run a multi-chunk case.
-    test_scan(2, 5, 13, 40, 3, 16, MV_PREC_FP32);
-    test_scan(1, 9, 11, 24, 2, 4, MV_PREC_FP32);
-    test_scan(1, 1, 7, 12, 1, 8, MV_PREC_FP32);
-    test_scan(1, 6, 1, 10, 2, 32, MV_PREC_FP32);
-    test_scan(1, 13, 23, 40, 3, 16, MV_PREC_FP32);   // 5 chunks, the last one short
+    test_scan(2, 5, 13, 40, 3, 16, 0.0f, MV_PREC_FP32);
+    test_scan(1, 9, 11, 24, 2, 4, 0.0f, MV_PREC_FP32);
+    test_scan(1, 1, 7, 12, 1, 8, 0.0f, MV_PREC_FP32);
+    test_scan(1, 6, 1, 10, 2, 32, 0.0f, MV_PREC_FP32);
+    test_scan(1, 13, 23, 40, 3, 16, 0.0f, MV_PREC_FP32);   // 5 chunks, the last one short
+    test_scan(2, 20, 31, 24, 2, 8, -4.6f, MV_PREC_FP32);   // 10 chunks, states carried across them
     if (!g_emu) {
-        test_scan(2, 16, 20, 96, 6, 16, MV_PREC_FP32);
-        test_scan(2, 33, 31, 64, 4, 16, MV_PREC_FP32);
+        test_scan(2, 16, 20, 96, 6, 16, 0.0f, MV_PREC_FP32);
+        test_scan(2, 33, 31, 64, 4, 16, 0.0f, MV_PREC_FP32);
+        test_scan(2, 64, 96, 96, 6, 16, -4.6f, MV_PREC_FP32);   // 96 chunks, long memory
     }
     test_bilinear(2, 5, 7, 13, 17, 3);
     test_bilinear(1, 13, 17, 5, 6, 4);
