@@ -68,6 +68,10 @@ NVCC=$(command -v nvcc || echo "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc")
 [ -x "$NVCC" ] || { say "FAIL: no nvcc (looked on PATH and in ${CUDA_HOME:-/usr/local/cuda}/bin)"; exit 1; }
 CUDA=${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$NVCC")")")}
 say "nvcc: $("$NVCC" --version | tail -2 | head -1)"
+# What CMake links from the toolkit must load at run time even where the loader is not configured
+# for it (CMake leaves the toolkit's folders out of the binaries' run paths).
+ldconfig -p 2>/dev/null | grep -q 'libcudart\.so' ||
+    export LD_LIBRARY_PATH=$CUDA/lib64:$CUDA/lib:$CUDA/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 # ---- build -------------------------------------------------------------------------------------
 TEST_BIN=""
@@ -78,11 +82,60 @@ MODEL_BENCH_BIN=""
 TRAIN_TEST_BIN=""
 NCCL_MPI=0   # 1 when test_nccl was built with MPI (so that mpirun gives it real ranks)
 
-cmake_build() {
-    command -v cmake >/dev/null 2>&1 || { echo "no cmake" | log; return 1; }
+# ---- libraries carried as Debian packages (tests/gpu/pack_deps.sh) -------------------------------
+# A bare CUDA image lacks libyaml, HDF5, OpenBLAS and friends, and cannot download them. Where
+# $SRC/.deps holds the packages, they are unpacked into the build folder (never into /), CMake and
+# pkg-config are pointed there, and only the shared libraries this machine lacks (by name, per
+# `ldconfig -p`) go on LD_LIBRARY_PATH, so that nothing of the machine's own (PyTorch's included)
+# is shadowed.
+DEPS_CMAKE=()
+use_carried_deps() {
+    local debs=("$SRC"/.deps/*.deb) root=$BUILD/deps/root lib=$BUILD/deps/lib f n
+    [ -e "${debs[0]}" ] || return 1
+    rm -rf "$BUILD/deps"
+    mkdir -p "$root" "$lib"
+    for f in "${debs[@]}"; do
+        if command -v dpkg-deb >/dev/null 2>&1; then
+            dpkg-deb -x "$f" "$root"
+        else
+            (cd "$BUILD/deps" && ar x "$f" && tar -xf data.tar.* -C "$root" && rm -f data.tar.* control.tar.* debian-binary)
+        fi || { echo "carried deps: could not unpack $f" | log; return 1; }
+    done
+    local have
+    have=$(ldconfig -p 2>/dev/null | awk '{print $1}')
+    while IFS= read -r f; do
+        n=$(basename "$f")
+        grep -qxF "$n" <<<"$have" || ln -sf "$f" "$lib/$n"
+    done < <(find "$root" -name 'lib*.so.[0-9]*' \( -type f -o -type l \))
+    export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    local multi=$root/usr/lib/x86_64-linux-gnu
+    export PKG_CONFIG_LIBDIR=$multi/pkgconfig:$root/usr/share/pkgconfig PKG_CONFIG_SYSROOT_DIR=$root
+    # The multiarch header folder (jconfig.h beside jpeglib.h) is a compiler default only under /usr.
+    export C_INCLUDE_PATH=$root/usr/include/x86_64-linux-gnu${C_INCLUDE_PATH:+:$C_INCLUDE_PATH}
+    DEPS_CMAKE=(-DCMAKE_PREFIX_PATH="$root/usr" -DCMAKE_LIBRARY_PATH="$multi"
+        -DCMAKE_INCLUDE_PATH="$root/usr/include;$root/usr/include/x86_64-linux-gnu"
+        -DOPENBLAS_LIB="$multi/openblas-openmp/libopenblas.so"
+        -DCBLAS_INCLUDE="$root/usr/include/x86_64-linux-gnu/openblas-openmp"
+        -DHDF5_ROOT="$multi/hdf5/serial" -DHDF5_C_INCLUDE_DIR="$root/usr/include/hdf5/serial"
+        -DMV_UNIT_TESTS=OFF)   # no Criterion there; the CUDA tests and the CLI are what runs
+    command -v pkg-config >/dev/null 2>&1 || DEPS_CMAKE+=(-DPKG_CONFIG_EXECUTABLE="$root/usr/bin/pkgconf")
+    echo "carried deps: ${#debs[@]} packages unpacked into $root; $(ls "$lib" | wc -l) libraries this machine lacks in $lib" | log
+}
+
+cmake_configure() {
     local arch=${CAP:+${CAP}}
     timeout 150 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${arch:+-DCMAKE_CUDA_ARCHITECTURES=$arch} \
-        2>&1 | log || return 1
+        "${DEPS_CMAKE[@]}" 2>&1 | log
+}
+
+cmake_build() {
+    command -v cmake >/dev/null 2>&1 || { echo "no cmake" | log; return 1; }
+    if ! cmake_configure; then
+        use_carried_deps || return 1
+        say "CMake with the machine's libraries failed; again with the carried packages (.deps)"
+        rm -f "$BUILD/CMakeCache.txt"
+        cmake_configure || return 1
+    fi
     grep -q '^CMAKE_CUDA_COMPILER:' "$BUILD/CMakeCache.txt" 2>/dev/null || { echo "CMake found no CUDA compiler" | log; return 1; }
     local t=$(($(left) - 200))
     [ $t -lt 60 ] && t=60
