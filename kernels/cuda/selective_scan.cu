@@ -197,15 +197,27 @@ __global__ void __launch_bounds__(SCAN_MAX_THREADS) scan_backward_summary_kernel
 // Chains the chunks for every (direction, image, channel, state): walking the chunks in order
 // (reverse: from the last), buf[c] holds the chunk's own walk on entry and the value entering the
 // chunk on exit; v_next = decay[c] * v + own. In place, so the forward writes the states directly.
+// Loads go CHAIN_AHEAD chunks ahead of the dependent multiply-adds, so that they overlap.
+#define CHAIN_AHEAD 8
 __global__ void scan_chain_kernel(float *buf, const float *decay, size_t KB, int nc, size_t EN, bool reverse) {
     GRID_STRIDE(i, KB * EN) {
         size_t base = (i / EN) * nc * EN + i % EN;
         float v = 0.0f;
-        for (int s = 0; s < nc; s++) {
-            size_t o = base + (size_t)(reverse ? nc - 1 - s : s) * EN;
-            float own = buf[o];
-            buf[o] = v;
-            v = decay[o] * v + own;
+        for (int s0 = 0; s0 < nc; s0 += CHAIN_AHEAD) {
+            float own[CHAIN_AHEAD], dec[CHAIN_AHEAD];
+            #pragma unroll
+            for (int j = 0; j < CHAIN_AHEAD; j++) {
+                int s = s0 + j;
+                size_t o = base + (size_t)(reverse ? nc - 1 - s : s) * EN;
+                own[j] = s < nc ? buf[o] : 0.0f;
+                dec[j] = s < nc ? decay[o] : 1.0f;
+            }
+            #pragma unroll
+            for (int j = 0; j < CHAIN_AHEAD; j++) {
+                int s = s0 + j;
+                if (s < nc) buf[base + (size_t)(reverse ? nc - 1 - s : s) * EN] = v;
+                v = dec[j] * v + own[j];
+            }
         }
     }
 }
