@@ -257,6 +257,17 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         return mv_fail("%s: earlier shards cover %lld items but the input now lists only %lld: the input changed; "
                        "convert again with --fresh", o->out, (long long)start, (long long)n);
     }
+    if (start > 0) {  // the kept shards must hold exactly the items about to be skipped
+        const char **names = mv_malloc(sizeof(char *) * (size_t)start);
+        for (int64_t i = 0; i < start; i++) names[i] = items[i].name;
+        int ok = shard_writer_check_resume(w, names) == 0;
+        free(names);
+        if (!ok) {
+            shard_writer_abort(w);
+            convert_free_items(items, n_listed);
+            return -1;
+        }
+    }
     stats->resumed = start;
     if (progress && start > 0)
         fprintf(progress, "[convert] resuming %s: %lld of %lld items already in complete shards\n", o->out,

@@ -1,5 +1,6 @@
 // GTAV (Playing for Data), RobustNet split: images/<split>/<name>.png with palette PNG labels
-// labels/<split>/<name>.png whose indices are Cityscapes label ids (mapped like Cityscapes).
+// labels/<split>/<name>.png whose indices are Cityscapes label ids (mapped like Cityscapes; the
+// extra index 34 is ignored).
 // <split> is train, valid or test (val is accepted for valid). Some labels are not the size of
 // their image (HGFormer counts 60 frames in valid); as HGFormer does, those labels are resized
 // to the image with nearest-neighbour sampling, and the conversion summary counts them.
@@ -24,7 +25,9 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
 
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
     uint16_t table[256];
-    convert_make_table(table, 34, MV_CITYSCAPES_ID_TO_TRAIN, 19);
+    // GTAV's palette has one index more than Cityscapes' label ids 0..33: 34, which GTAV loaders
+    // elsewhere map to ignore (license plates). It is ignored here too; only larger values are errors.
+    convert_make_table(table, 35, MV_CITYSCAPES_ID_TO_TRAIN, 19);
     MV_TRY(image_read_rgb(rgb, it->image));
     MV_TRY(image_read_png_index(label, it->label));
     MV_TRY(convert_map_labels(label, table, it->label));

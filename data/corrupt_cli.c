@@ -101,11 +101,15 @@ typedef struct {
 } job;
 
 static int corrupt_one(job *jb, const char *out_root, int c, int sev) {
-    char dir[4096], domain[128];
+    char dir[4096], domain[128], label_map[128];
     snprintf(dir, sizeof dir, "%s/%s/%d", out_root, corrupt_name(c), sev);
     snprintf(domain, sizeof domain, "%.80s-%s-%d", split_domain(jb->split), corrupt_name(c), sev);
-    mv_shard_writer *wr = jb->fresh ? shard_writer_open(dir, domain, jb->label_map, jb->per_shard)
-                                    : shard_writer_resume(dir, domain, jb->label_map, jb->per_shard);
+    // The input's label map plus what decides the pixels (seed, channel order, input size): a re-run
+    // with other settings must not resume from, and silently keep, shards made with the old ones.
+    snprintf(label_map, sizeof label_map, "%.64s corrupt/v1 seed=%llu%s n=%lld", jb->label_map,
+             (unsigned long long)jb->seed, jb->bgr ? " bgr" : "", (long long)split_count(jb->split));
+    mv_shard_writer *wr = jb->fresh ? shard_writer_open(dir, domain, label_map, jb->per_shard)
+                                    : shard_writer_resume(dir, domain, label_map, jb->per_shard);
     if (!wr) return -1;
     int64_t n = split_count(jb->split), start = shard_writer_resume_point(wr);
     if (start > 0) fprintf(stderr, "[corrupt] resuming %s: %lld of %lld samples already in complete shards\n", dir, (long long)start, (long long)n);
@@ -179,6 +183,10 @@ int data_corrupt_main(int argc, char **argv) {
         if (rc < 0) { fprintf(stderr, "maskvim data corrupt: %s\n", mv_last_error()); return 2; }
     }
     if (!in || !out) { fprintf(stderr, "maskvim data corrupt: --in and --out are required\n\n"); usage(stderr); return 2; }
+    if (threads > 1 && !shard_hdf5_threadsafe()) {  // the threads read the input split through HDF5
+        fprintf(stderr, "[corrupt] the HDF5 library is not thread-safe: using 1 thread\n");
+        threads = 1;
+    }
     int con[CORRUPT_COUNT], son[6];
     if (parse_corruptions(con, corr_arg) < 0 || parse_severities(son, sev_arg) < 0) {
         fprintf(stderr, "maskvim data corrupt: %s\n", mv_last_error());

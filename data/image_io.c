@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jpeglib.h>
+#include <jerror.h>
 #include "core/error.h"
 
 void image16_free(mv_image16 *img) {
@@ -312,9 +313,19 @@ static void jpeg_error_exit_fn(j_common_ptr cinfo) {
     longjmp(e->jmp, 1);
 }
 
-// libjpeg only warns on corrupt entropy data and fills the rest with grey; we refuse.
+// libjpeg only warns on corrupt entropy data and fills the rest with grey; we refuse. A few
+// warnings are about the file's structure, not its pixels, and every pixel still decodes exactly:
+// junk bytes between markers (common in camera JPEGs, e.g. padding before EOI), an unknown JFIF
+// revision or Adobe transform code, a damaged ICC profile marker. Those are let through, as Pillow
+// and OpenCV do; refusing them would drop intact photos from a dataset.
 static void jpeg_emit_fn(j_common_ptr cinfo, int level) {
-    if (level < 0) jpeg_error_exit_fn(cinfo);
+    if (level >= 0) return;
+    int code = cinfo->err->msg_code;
+    if (code == JWRN_EXTRANEOUS_DATA || code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM) return;
+#if defined(LIBJPEG_TURBO_VERSION_NUMBER) && LIBJPEG_TURBO_VERSION_NUMBER >= 2000000  // has the ICC reader
+    if (code == JWRN_BOGUS_ICC) return;
+#endif
+    jpeg_error_exit_fn(cinfo);
 }
 
 typedef struct {

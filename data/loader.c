@@ -249,6 +249,11 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
     if (cfg->mode == MV_LOADER_TRAIN && (a->crop_h < 1 || a->crop_w < 1))
         return mv_fail("loader: crop %dx%d", a->crop_h, a->crop_w);
     if (a->scale_long < 1 || a->scale_short < 1) return mv_fail("loader: scale %dx%d", a->scale_long, a->scale_short);
+    // The workers read shards while the caller's thread may use HDF5 too (checkpoints): with an
+    // HDF5 built without thread-safety that crashes at random, so refuse up front.
+    if (!shard_hdf5_threadsafe())
+        return mv_fail("loader: the HDF5 library is not thread-safe; the loader reads shards from worker threads. "
+                       "Build against an HDF5 configured with --enable-threadsafe (Debian/Ubuntu libhdf5-dev is)");
     mv_loader *L = mv_calloc(1, sizeof *L);
     L->cfg = *cfg;
     pthread_mutex_init(&L->mu, NULL);

@@ -217,6 +217,8 @@ struct mv_shard_writer {
     int n_skipped, cap_skipped;
     int cur_skip_start;          // skipped[] index where the open shard's items begin
     int64_t resume_point, n_samples;
+    char *resumed_names;         // names of the samples in the kept shards, MV_SAMPLE_NAME_MAX each
+    int64_t n_resumed;
     int min_h, min_w, max_h, max_w;
     // The shard being filled (file < 0 until its first sample).
     hid_t file;
@@ -262,6 +264,7 @@ static void writer_free(mv_shard_writer *w) {
     for (int i = 0; i < w->n_skipped; i++) free(w->skipped[i]);
     free(w->skipped);
     free(w->done);
+    free(w->resumed_names);
     free(w->names);
     free(w->sizes);
     free(w->enc_rgb);
@@ -311,11 +314,12 @@ static int adopt_shard(mv_shard_writer *w, int k) {
     int rc = 0;
     if (ok && (strcmp(domain, w->domain) || strcmp(label_map, w->label_map) || per != w->per_shard)) {
         rc = mv_fail("%s: left by a run with domain '%s', label map '%s', %lld samples per shard; this run has '%s', "
-                     "'%s', %d: remove the folder or match the settings",
+                     "'%s', %d: start over with --fresh (or remove the folder), or match the settings",
                      path, domain, label_map, (long long)per, w->domain, w->label_map, w->per_shard);
         ok = 0;
     }
     if (ok && count != w->per_shard) ok = 0;  // the last, partial shard of a run: rewrite it
+    if (ok && nskip < 0) ok = 0;
     int32_t *sizes = NULL;
     char *skipped = NULL;
     if (ok) {
@@ -324,6 +328,16 @@ static int adopt_shard(mv_shard_writer *w, int k) {
         hid_t d = H5Dopen2(f, "sizes", H5P_DEFAULT);
         ok = d >= 0 && H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, sizes) >= 0;
         if (d >= 0) H5Dclose(d);
+        if (ok) {  // the sample names, so that the caller can check its input still lists them
+            w->resumed_names = realloc(w->resumed_names, (size_t)(w->n_resumed + count) * MV_SAMPLE_NAME_MAX);
+            MV_CHECK(w->resumed_names, "out of memory");
+            hid_t t = name_type();
+            d = H5Dopen2(f, "names", H5P_DEFAULT);
+            ok = d >= 0 && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                   w->resumed_names + (size_t)w->n_resumed * MV_SAMPLE_NAME_MAX) >= 0;
+            if (d >= 0) H5Dclose(d);
+            H5Tclose(t);
+        }
         if (ok && nskip > 0) {
             hid_t t = name_type();
             d = H5Dopen2(f, "skipped", H5P_DEFAULT);
@@ -351,6 +365,9 @@ static int adopt_shard(mv_shard_writer *w, int k) {
         if (ok) {
             push_done(w, &rec);
             w->resume_point += count + nskip;
+            for (int64_t i = 0; i < count; i++)
+                w->resumed_names[(size_t)(w->n_resumed + i + 1) * MV_SAMPLE_NAME_MAX - 1] = 0;
+            w->n_resumed += count;
         }
     }
     free(sizes);
@@ -398,6 +415,48 @@ mv_shard_writer *shard_writer_resume(const char *split_dir, const char *domain, 
 }
 
 int64_t shard_writer_resume_point(const mv_shard_writer *w) { return w->resume_point; }
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names) {
+    int64_t n = w->resume_point;
+    if (n == 0) return 0;
+    // The kept shards record which items they covered (written names, then skipped entries
+    // "name: reason") but not how the two interleaved, so both sides are compared as sorted lists.
+    const char **kept = mv_malloc(sizeof(char *) * (size_t)n);
+    const char **want = mv_malloc(sizeof(char *) * (size_t)n);
+    char *skip_names = mv_calloc((size_t)w->n_skipped + 1, MV_SAMPLE_NAME_MAX);
+    int64_t k = 0;
+    for (int64_t i = 0; i < w->n_resumed && k < n; i++) kept[k++] = w->resumed_names + (size_t)i * MV_SAMPLE_NAME_MAX;
+    for (int i = 0; i < w->cur_skip_start && k < n; i++) {
+        char *dst = skip_names + (size_t)i * MV_SAMPLE_NAME_MAX;
+        snprintf(dst, MV_SAMPLE_NAME_MAX, "%s", w->skipped[i]);
+        char *colon = strstr(dst, ": ");
+        if (colon) *colon = 0;
+        kept[k++] = dst;
+    }
+    for (int64_t i = 0; i < n; i++) want[i] = names[i];
+    int rc = 0;
+    if (k != n) {
+        rc = mv_fail("%s: the kept shards list %lld items where they cover %lld: convert again with --fresh", w->dir,
+                     (long long)k, (long long)n);
+    } else {
+        qsort(kept, (size_t)n, sizeof *kept, cmp_name);
+        qsort(want, (size_t)n, sizeof *want, cmp_name);
+        for (int64_t i = 0; i < n && rc == 0; i++) {
+            int c = strcmp(kept[i], want[i]);
+            if (c)
+                rc = mv_fail("%s: the complete shards of the earlier run do not hold the first %lld items the input "
+                             "lists now ('%s' is %s): the input changed; convert again with --fresh",
+                             w->dir, (long long)n, c < 0 ? kept[i] : want[i],
+                             c < 0 ? "in the shards but not among those items" : "among those items but not in the shards");
+        }
+    }
+    free(kept);
+    free(want);
+    free(skip_names);
+    return rc;
+}
 
 int shard_check_sample(const char *name, const mv_image *rgb, const mv_image *label) {
     if (strlen(name) >= MV_SAMPLE_NAME_MAX) return mv_fail("%s: sample name longer than %d", name, MV_SAMPLE_NAME_MAX - 1);
@@ -671,13 +730,30 @@ static hid_t shard_file(mv_split *s, int k) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", s->dir, s->m.shards[k].file);
         f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        int64_t count = -1;
-        char fmt[64] = "";
+        int64_t count = -1, version = -1, first = -1;
+        char fmt[64] = "", domain[128] = "", label_map[128] = "";
+        int ok = 0;
         if (f < 0) mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
         else if (attr_get_str(fmt, sizeof fmt, f, "format") < 0 || strcmp(fmt, SHARD_FORMAT) ||
                  attr_get_i64(&count, f, "count") < 0 || count != s->m.shards[k].count) {
             mv_fail("%s: not a maskvim shard, or holds %lld samples where the manifest says %d", path,
                     (long long)count, s->m.shards[k].count);
+        } else if (attr_get_i64(&version, f, "version") < 0 || version != SHARD_VERSION) {
+            mv_fail("%s: shard format version %lld, this build reads version %d", path, (long long)version,
+                    SHARD_VERSION);
+        } else if (attr_get_str(domain, sizeof domain, f, "domain") < 0 ||
+                   attr_get_str(label_map, sizeof label_map, f, "label_map") < 0 ||
+                   attr_get_i64(&first, f, "first") < 0 || strcmp(domain, s->m.domain) ||
+                   strcmp(label_map, s->m.label_map) || first != s->m.shards[k].first) {
+            // A shard copied in from another split (or another conversion) would otherwise be read
+            // as this split's samples.
+            mv_fail("%s: belongs to another split: domain '%s', label map '%s', first sample %lld; the manifest "
+                    "says '%s', '%s', %lld", path, domain, label_map, (long long)first, s->m.domain, s->m.label_map,
+                    (long long)s->m.shards[k].first);
+        } else {
+            ok = 1;
+        }
+        if (f >= 0 && !ok) {
             H5Fclose(f);
             f = H5I_INVALID_HID;
         }
@@ -772,6 +848,11 @@ int split_read(mv_sample *out, mv_split *s, int64_t i) {
     out->label.c = 1;
     out->index = i;
     return 0;
+}
+
+int shard_hdf5_threadsafe(void) {
+    hbool_t ts = 0;
+    return H5is_library_threadsafe(&ts) >= 0 && ts;
 }
 
 int split_verify(mv_split *s, FILE *log) {

@@ -42,6 +42,11 @@ mv_shard_writer *shard_writer_resume(const char *split_dir, const char *domain,
 // Number of input items (samples written + items skipped) covered by the shards kept by
 // shard_writer_resume. 0 for a fresh split.
 int64_t shard_writer_resume_point(const mv_shard_writer *w);
+// Checks that the kept shards hold exactly the items the caller is about to skip: names[i] is
+// the name of input item i, for i < shard_writer_resume_point(w). When the input changed since
+// the earlier run (items added before the end, removed, renamed), it fails naming an item:
+// resuming would duplicate some samples and lose others.
+int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names);
 // Appends one sample: rgb is (h, w, 3), label is (h, w, 1) with values in 0..18 or 255.
 // Values outside that set, size mismatches and empty images are errors naming the sample.
 // Seals the current shard when it is full.
@@ -103,6 +108,10 @@ void sample_free(mv_sample *smp);
 // Reads sample i into out, verifying both checksums. Safe to call from several threads on the
 // same split with different out buffers. Errors name the shard file, the index and the name.
 int split_read(mv_sample *out, mv_split *s, int64_t i);
+// 1 when the HDF5 library was built thread-safe. Reading a split from several threads (the loader's
+// workers, the corruption generator), or from one worker while the main thread writes a
+// checkpoint, needs it: HDF5 then serialises its own calls.
+int shard_hdf5_threadsafe(void);
 // Reads every sample of every shard and compares each shard file's CRC-32 with the manifest;
 // prints one line per shard to `log` when non-NULL. Returns 0 when all is well.
 int split_verify(mv_split *s, FILE *log);

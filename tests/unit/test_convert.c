@@ -408,3 +408,75 @@ Test(convert, workers_invariance_and_resume) {
     cr_assert_eq(nr, 4);
     for (int i = 0; i < nr; i++) cr_assert_eq(c1[i], cr[i], "shard %d differs after resume", i);
 }
+
+// Resume keeps shards by item position, so it must refuse when the input changed since the
+// interrupted run: items that sort before the stopping point would otherwise be lost and
+// others converted twice. Items added after it (or a run that only had --limit) still resume.
+Test(convert, resume_refuses_a_changed_input) {
+    const char *root = fixture_root("resume_changed");
+    make_cityscapes(root, 5);  // aachen 0..4, bochum 5
+    char out[4200], lab[4200], hidden[4300];
+    snprintf(out, sizeof out, "%s/out", root);
+    // Stop at item 4 (missing label): shards 0 and 1 (aachen 0..3) are kept.
+    snprintf(lab, sizeof lab, "%s/gtFine/train/aachen/aachen_000004_000019_gtFine_labelIds.png", root);
+    snprintf(hidden, sizeof hidden, "%s.hidden", lab);
+    cr_assert_eq(rename(lab, hidden), 0);
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 2, NULL), -1);
+    cr_assert_eq(rename(hidden, lab), 0);
+    // A new city that sorts first: positions 0..3 now hold other items.
+    mkdirs("%s/leftImg8bit/train/%s", root, "aaa");
+    mkdirs("%s/gtFine/train/%s", root, "aaa");
+    mv_image rgb = fixture_rgb(9, H, W), l = fixture_label(9, 34);
+    put_png(&rgb, "%s/leftImg8bit/train/%s_leftImg8bit.png", root, "aaa/aaa_000009_000019");
+    put_png(&l, "%s/gtFine/train/%s_gtFine_labelIds.png", root, "aaa/aaa_000009_000019");
+    image_free(&rgb);
+    image_free(&l);
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 2, NULL), -1, "resumed over a changed input");
+    const char *e = mv_last_error();
+    cr_assert(strstr(e, "aaa/aaa_000009_000019") && strstr(e, "--fresh"), "%s", e);
+    // --fresh converts everything, each item once.
+    mv_convert_opts o = {"cityscapes", root, "train", out, 2, 0, 2, 0, 1};
+    mv_convert_stats st;
+    cr_assert_eq(convert_run(&st, &o, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(st.written, 7);
+    const char *names[] = {"aaa/aaa_000009_000019", "aachen/aachen_000000_000019", "aachen/aachen_000001_000019",
+                           "aachen/aachen_000002_000019", "aachen/aachen_000003_000019", "aachen/aachen_000004_000019",
+                           "bochum/bochum_000005_000019"};
+    const int ks[] = {9, 0, 1, 2, 3, 4, 5};
+    check_split(out, names, ks, 7, CITY, 34, 0);
+    // The first 4 items only (2 full shards), then the rest with an unchanged input: resumes.
+    o.limit = 4;
+    cr_assert_eq(convert_run(&st, &o, NULL), 0, "%s", mv_last_error());
+    o.fresh = 0;
+    o.limit = 0;
+    cr_assert_eq(convert_run(&st, &o, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(st.resumed, 4);
+    cr_assert_eq(st.written, 3);
+    check_split(out, names, ks, 7, CITY, 34, 0);
+}
+
+// GTAV's label palette has an index 34 beyond Cityscapes' ids 0..33 (other GTAV loaders map it to
+// ignore, as license plates): it must convert to 255, not stop the conversion. 35 is an error.
+Test(convert, gtav_index_34_is_ignored) {
+    const char *root = fixture_root("gtav34");
+    mkdirs("%s/images/%s", root, "train");
+    mkdirs("%s/labels/%s", root, "train");
+    mv_image rgb = fixture_rgb(0, H, W), lab = fixture_label(0, 35);  // ids 0..34 all appear
+    put_png(&rgb, "%s/images/train/%s.png", root, "00001");
+    put_palette(&lab, "%s/labels/train/%s.png", root, "00001");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(convert("gtav", root, "train", out, 1, 0, 0, NULL), 0, "%s", mv_last_error());
+    int table[35];
+    for (int i = 0; i < 34; i++) table[i] = CITY[i];
+    table[34] = 255;
+    const char *names[] = {"00001"};
+    int ks[] = {0};
+    check_split(out, names, ks, 1, table, 35, 0);
+    lab.px[5] = 35;
+    put_palette(&lab, "%s/labels/train/%s.png", root, "00001");
+    cr_assert_eq(convert("gtav", root, "train", out, 1, 0, 0, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "00001.png") && strstr(mv_last_error(), "value 35"), "%s", mv_last_error());
+    image_free(&rgb);
+    image_free(&lab);
+}

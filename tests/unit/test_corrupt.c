@@ -520,3 +520,57 @@ Test(corrupt_cli, writes_corrupted_splits_with_the_labels_unchanged) {
     snprintf(path, sizeof path, "%s/missing", dir);
     cr_assert_eq(run_corrupt("corrupt", "--in", path, "--out", out, NULL), 1);
 }
+
+// Re-running the generator over an existing output with another --seed (or --bgr) must not
+// resume from, and keep, the shards of the old seed: it is refused, and --fresh regenerates.
+Test(corrupt_cli, resume_with_another_seed_is_refused) {
+    const char *base = getenv("MV_TEST_TMP");
+    char dir[1024], in[1100], out[1100], cmd[2400], path[1300];
+    snprintf(dir, sizeof dir, "%s/test_corrupt_cli_seed", base && *base ? base : "/tmp");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(in, sizeof in, "%s/in", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(path, sizeof path, "%s/gaussian_noise/2", out);
+    mv_shard_writer *wr = shard_writer_open(in, "synth-clear", "synth/v1", 2);
+    cr_assert_not_null(wr, "%s", mv_last_error());
+    for (int i = 0; i < 3; i++) {
+        mv_image img = image_alloc(24, 32, 3), lab = image_alloc(24, 32, 1);
+        cr_assert_eq(synth_sample(&img, &lab, 1, 0, (uint64_t)i), 0);
+        char name[32];
+        snprintf(name, sizeof name, "img%d", i);
+        cr_assert_eq(shard_writer_add(wr, name, &img, &lab), 0, "%s", mv_last_error());
+        image_free(&img); image_free(&lab);
+    }
+    cr_assert_eq(shard_writer_close(wr), 0);
+    cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "gaussian_noise", "--severity", "2",
+                             "--seed", "1", "--samples-per-shard", "1", NULL), 0, "%s", mv_last_error());
+    // Same settings again: resumes (nothing to do).
+    cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "gaussian_noise", "--severity", "2",
+                             "--seed", "1", "--samples-per-shard", "1", NULL), 0, "%s", mv_last_error());
+    cr_assert_neq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "gaussian_noise", "--severity", "2",
+                              "--seed", "2", "--samples-per-shard", "1", NULL), 0, "kept the seed-1 images for seed 2");
+    cr_assert(strstr(mv_last_error(), "seed=1") && strstr(mv_last_error(), "--fresh"), "%s", mv_last_error());
+    cr_assert_neq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "gaussian_noise", "--severity", "2",
+                              "--seed", "1", "--bgr", "--samples-per-shard", "1", NULL), 0, "kept RGB images for --bgr");
+    cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "gaussian_noise", "--severity", "2",
+                             "--seed", "2", "--samples-per-shard", "1", "--fresh", NULL), 0, "%s", mv_last_error());
+    mv_split *src, *dst;
+    cr_assert_eq(split_open(&src, in), 0);
+    cr_assert_eq(split_open(&dst, path), 0, "%s", mv_last_error());
+    mv_sample a, b;
+    sample_alloc(&a, 24, 32);
+    sample_alloc(&b, 24, 32);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(split_read(&a, src, i), 0);
+        cr_assert_eq(split_read(&b, dst, i), 0, "%s", mv_last_error());
+        mv_image want = {0};
+        cr_assert_eq(corrupt_image(&want, &a.rgb, CORRUPT_GAUSSIAN_NOISE, 2, corrupt_image_seed(2, i)), 0);
+        cr_assert_eq(memcmp(want.px, b.rgb.px, 24 * 32 * 3), 0, "image %d is not the seed-2 one", i);
+        image_free(&want);
+    }
+    sample_free(&a);
+    sample_free(&b);
+    split_close(src);
+    split_close(dst);
+}

@@ -233,3 +233,45 @@ Test(image_io, errors_name_the_file) {
     image_free(&img);
     image_free(&sm);
 }
+
+// Junk bytes between markers (camera JPEGs often pad before EOI) leave every pixel intact:
+// libjpeg only warns "extraneous bytes before marker", and the image must decode exactly as
+// the clean file does. Damaged entropy-coded data stays an error.
+Test(image_io, jpeg_extraneous_bytes_decode_corrupt_scan_refused) {
+    mv_image img = smooth(32, 48), clean, padded, bad;
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(image_encode_jpeg(&buf, &len, &img, 90), 0, "%s", mv_last_error());
+    cr_assert(len > 4 && buf[len - 2] == 0xFF && buf[len - 1] == 0xD9);
+    cr_assert_eq(image_decode_jpeg(&clean, buf, len, "clean"), 0, "%s", mv_last_error());
+
+    uint8_t *pad = malloc(len + 3);
+    memcpy(pad, buf, len - 2);
+    pad[len - 2] = 0x12, pad[len - 1] = 0x34, pad[len] = 0x56;  // 3 junk bytes, then EOI
+    pad[len + 1] = 0xFF, pad[len + 2] = 0xD9;
+    const char *p = tmp_path("padded.jpg");
+    FILE *f = fopen(p, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(pad, 1, len + 3, f), len + 3);
+    fclose(f);
+    cr_assert_eq(image_read_rgb(&padded, p), 0, "%s", mv_last_error());
+    cr_assert_eq(padded.h, 32);
+    cr_assert_eq(padded.w, 48);
+    cr_assert_eq(memcmp(padded.px, clean.px, 32 * 48 * 3), 0, "junk before EOI changed the pixels");
+    image_free(&padded);
+
+    // Flip bytes in the middle of the scan: a real corruption, refused by name.
+    memcpy(pad, buf, len);
+    for (size_t off = len / 2; off < len / 2 + 24; off += 3) pad[off] ^= 0x5A;
+    int rc = image_decode_jpeg(&bad, pad, len, "flipped.jpg");
+    if (rc == 0) {  // the flips may land on valid codes; then the pixels must at least differ
+        cr_assert_neq(memcmp(bad.px, clean.px, 32 * 48 * 3), 0);
+        image_free(&bad);
+    } else {
+        cr_assert(strstr(mv_last_error(), "flipped.jpg") && strstr(mv_last_error(), "JPEG"), "%s", mv_last_error());
+    }
+    free(pad);
+    free(buf);
+    image_free(&clean);
+    image_free(&img);
+}

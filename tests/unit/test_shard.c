@@ -352,3 +352,84 @@ Test(shard, manifest_errors_name_file_and_line) {
     cr_assert_eq(manifest_read(&m, dir), -1);
     cr_assert(strstr(mv_last_error(), "shards[1]"), "%s", mv_last_error());
 }
+
+// Makes the manifest of `dir` agree with shard k's file as it is now (size and CRC), so that
+// only the shard's own attributes can tell that it does not belong there.
+static void bless_shard(const char *dir, int k) {
+    mv_manifest m;
+    char path[4200];
+    cr_assert_eq(manifest_read(&m, dir), 0, "%s", mv_last_error());
+    snprintf(path, sizeof path, "%s/%s", dir, m.shards[k].file);
+    cr_assert_eq(file_crc32(&m.shards[k].crc32, &m.shards[k].bytes, path), 0, "%s", mv_last_error());
+    cr_assert_eq(manifest_write(dir, &m), 0, "%s", mv_last_error());
+    manifest_free(&m);
+}
+
+static void copy_file(const char *from, const char *to) {
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+    cr_assert_eq(system(cmd), 0);
+}
+
+// A shard from another split (other domain), from another place in the same split, or of another
+// format version is refused by name, even when the manifest's size and CRC were made to match.
+Test(shard, foreign_shard_refused) {
+    char a[4096], b[4096], from[4200], to[4200];
+    tmpdir(a, sizeof a, "foreign_a");
+    tmpdir(b, sizeof b, "foreign_b");
+    write_split(a, 4, 2);
+    mv_shard_writer *w = shard_writer_open(b, "otherdomain", "test-map/v1", 2);
+    cr_assert(w, "%s", mv_last_error());
+    for (int i = 0; i < 2; i++) {
+        mv_image rgb, lab;
+        make_sample(&rgb, &lab, i, sample_h(i), sample_w(i));
+        cr_assert_eq(shard_writer_add(w, i ? "sample_01" : "sample_00", &rgb, &lab), 0, "%s", mv_last_error());
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    cr_assert_eq(shard_writer_close(w), 0, "%s", mv_last_error());
+
+    mv_split *s;
+    mv_sample smp;
+    sample_alloc(&smp, 64, 64);
+    // 1. Another domain's shard in place of shard 0.
+    snprintf(from, sizeof from, "%s/shard-00000.h5", b);
+    snprintf(to, sizeof to, "%s/shard-00000.h5", a);
+    copy_file(from, to);
+    bless_shard(a, 0);
+    cr_assert_eq(split_open(&s, a), 0, "%s", mv_last_error());
+    cr_assert_eq(split_read(&smp, s, 0), -1, "a shard of another domain was read");
+    cr_assert(strstr(mv_last_error(), "shard-00000.h5") && strstr(mv_last_error(), "otherdomain"), "%s",
+              mv_last_error());
+    cr_assert_eq(split_verify(s, NULL), -1);
+    split_close(s);
+    // 2. Shard 0 of the same split copied over shard 1 (samples 2, 3 would silently be 0, 1).
+    write_split(a, 4, 2);
+    snprintf(from, sizeof from, "%s/shard-00000.h5", a);
+    snprintf(to, sizeof to, "%s/shard-00001.h5", a);
+    copy_file(from, to);
+    bless_shard(a, 1);
+    cr_assert_eq(split_open(&s, a), 0, "%s", mv_last_error());
+    cr_assert_eq(split_read(&smp, s, 1), 0, "%s", mv_last_error());
+    cr_assert_eq(split_read(&smp, s, 2), -1, "shard 0's samples were read as samples 2 and 3");
+    cr_assert(strstr(mv_last_error(), "shard-00001.h5") && strstr(mv_last_error(), "first sample 0"), "%s",
+              mv_last_error());
+    split_close(s);
+    // 3. A shard of another format version.
+    write_split(a, 4, 2);
+    snprintf(to, sizeof to, "%s/shard-00001.h5", a);
+    hid_t f = H5Fopen(to, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    hid_t at = H5Aopen(f, "version", H5P_DEFAULT);
+    int64_t v2 = 2;
+    cr_assert(at >= 0 && H5Awrite(at, H5T_NATIVE_INT64, &v2) >= 0);
+    H5Aclose(at);
+    H5Fclose(f);
+    bless_shard(a, 1);
+    cr_assert_eq(split_open(&s, a), 0, "%s", mv_last_error());
+    cr_assert_eq(split_read(&smp, s, 0), 0, "%s", mv_last_error());
+    cr_assert_eq(split_read(&smp, s, 3), -1, "a version-2 shard was read as version 1");
+    cr_assert(strstr(mv_last_error(), "shard-00001.h5") && strstr(mv_last_error(), "version 2"), "%s", mv_last_error());
+    split_close(s);
+    sample_free(&smp);
+}
