@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #define MAX_DEPTH 64          // nesting of one document (also stops alias loops)
@@ -121,6 +122,10 @@ static int syntax_error(const char *file, const yaml_parser_t *p) {
     const char *problem = p->problem ? p->problem : "unreadable input";
     if (p->error == YAML_READER_ERROR)
         return mv_fail("%s: YAML error: %s (at byte %zu)", file, problem, p->problem_offset);
+    // A --set value is one line: its own text says more than a line and column would.
+    if (!strncmp(file, "--set ", 6))
+        return mv_fail("%s: YAML syntax error in the value: %s%s%s", file, problem, p->context ? ", " : "",
+                       p->context ? p->context : "");
     if (p->context)
         return mv_fail("%s:%zu:%zu: YAML syntax error: %s (%s at line %zu, column %zu)", file,
                        p->problem_mark.line + 1, p->problem_mark.column + 1, problem, p->context,
@@ -227,10 +232,29 @@ static ynode *load_file(yarena *a, const char *path) {
     const char *file = ystrndup(a, path, strlen(path));
     FILE *f = fopen(path, "rb");
     if (!f) { mv_fail("%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        mv_fail("%s: is a directory, not a configuration file", path);
+        return NULL;
+    }
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) { fclose(f); mv_fail("%s: cannot start the YAML parser", path); return NULL; }
     yaml_parser_set_input_file(&p, f);
     ynode *tree = parse_document(a, &p, file);
+    if (!tree && p.error == YAML_READER_ERROR) {
+        // Bad encoding: libyaml gives a byte offset only; count the lines up to it.
+        long line = 1, col = 1;
+        rewind(f);
+        for (size_t i = 0; i < p.problem_offset; i++) {
+            int ch = fgetc(f);
+            if (ch == EOF) break;
+            if (ch == '\n') { line++; col = 1; }
+            else if ((ch & 0xC0) != 0x80) col++;
+        }
+        mv_fail("%s:%ld:%ld: not UTF-8 text: %s (byte %zu)", path, line, col,
+                p.problem ? p.problem : "unreadable input", p.problem_offset);
+    }
     yaml_parser_delete(&p);
     fclose(f);
     return tree;

@@ -7,9 +7,11 @@
 #include "core/report.h"
 #include "data/corrupt.h"
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 typedef struct {
@@ -122,7 +124,7 @@ static int parse_double(double *out, const ctx *c, const yaml_node_t *n, const c
     if (!s[0] || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "-")) { *out = NAN; return 0; }
     char *end;
     *out = strtod(s, &end);
-    if (*end) return node_fail(c, n, what, "expected a number (or ~ for none)");
+    if (*end || !isfinite(*out)) return node_fail(c, n, what, "expected a number (or ~ for none)");
     return 0;
 }
 
@@ -346,6 +348,30 @@ static const yaml_node_t *find_key(const ctx *c, const yaml_node_t *map, const c
     return NULL;
 }
 
+// A key given twice in any mapping of the file is an error: libyaml keeps both, and the lookups
+// here take the first, so a second `rows:` (or a row's second `set:`) would silently vanish.
+static int check_duplicate_keys(const ctx *c) {
+    for (yaml_node_t *n = c->doc->nodes.start; n < c->doc->nodes.top; n++) {
+        if (n->type != YAML_MAPPING_NODE) continue;
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            const yaml_node_t *k = node(c, p->key);
+            if (k->type != YAML_SCALAR_NODE) continue;
+            for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {
+                const yaml_node_t *k0 = node(c, q->key);
+                if (k0->type != YAML_SCALAR_NODE || k0->data.scalar.length != k->data.scalar.length ||
+                    memcmp(k0->data.scalar.value, k->data.scalar.value, k->data.scalar.length))
+                    continue;
+                char what[96];
+                snprintf(what, sizeof what, "duplicate key '%.64s'", (const char *)k->data.scalar.value);
+                char detail[64];
+                snprintf(detail, sizeof detail, "first given at line %lu", (unsigned long)k0->start_mark.line + 1);
+                return node_fail(c, k, what, detail);
+            }
+        }
+    }
+    return 0;
+}
+
 static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
     if (root->type != YAML_MAPPING_NODE) return node_fail(c, root, "experiment", "expected a mapping");
     static const char *KNOWN[] = {"name", "title", "base", "set", "source", "targets", "columns", "rows", "grid",
@@ -356,6 +382,12 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
         MV_TRY(get_scalar(key, c, k, "experiment", sizeof key));
         bool ok = false;
         for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++) ok |= !strcmp(key, KNOWN[i]);
+        static const char *SECTIONS[] = {"model", "mask", "data", "optim", "schedule", "run", "include", "_base_"};
+        bool section = false;
+        for (size_t i = 0; i < sizeof SECTIONS / sizeof SECTIONS[0]; i++) section |= !strcmp(key, SECTIONS[i]);
+        if (!ok && section)   // a training configuration given where an experiment file belongs
+            return node_fail(c, k, key, "unknown key: this looks like a training configuration (maskvim train FILE); "
+                                        "an experiment file names it in `base:` and has rows (docs/experiments.md)");
         if (!ok) return node_fail(c, k, key, "unknown key (name, title, base, set, source, targets, columns, rows, grid, "
                                                       "corruptions, severities, seeds)");
     }
@@ -460,15 +492,51 @@ int experiment_load(mv_experiment *exp, const char *path) {
     char *ext = strrchr(exp->name, '.');
     if (ext && ext != exp->name) *ext = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return mv_fail("%s: cannot open", path);
+    if (!f) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return mv_fail("%s: is a directory, not an experiment file", path);
+    }
     yaml_parser_t parser;
     yaml_document_t doc;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
     int rc = 0;
     if (!yaml_parser_load(&parser, &doc)) {
+        if (parser.error == YAML_READER_ERROR) {
+            // Bad encoding: libyaml gives a byte offset only; count the lines up to it.
+            long line = 1, col = 1;
+            rewind(f);
+            for (size_t i = 0; i < parser.problem_offset; i++) {
+                int ch = fgetc(f);
+                if (ch == EOF) break;
+                if (ch == '\n') { line++; col = 1; }
+                else if ((ch & 0xC0) != 0x80) col++;
+            }
+            rc = mv_fail("%s:%ld:%ld: not UTF-8 text: %s (byte %zu)", path, line, col,
+                         parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
+        } else {
+            rc = mv_fail("%s:%lu:%lu: YAML syntax error: %s", path, (unsigned long)parser.problem_mark.line + 1,
+                         (unsigned long)parser.problem_mark.column + 1, parser.problem ? parser.problem : "unknown");
+        }
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return rc;
+    }
+    // A second document (after a stray `---`) would be ignored: refused, as in config files.
+    yaml_document_t extra;
+    if (yaml_parser_load(&parser, &extra)) {
+        yaml_node_t *x = yaml_document_get_root_node(&extra);
+        if (x) rc = mv_fail("%s:%lu:%lu: a second YAML document: an experiment file holds one", path,
+                            (unsigned long)x->start_mark.line + 1, (unsigned long)x->start_mark.column + 1);
+        yaml_document_delete(&extra);
+    } else {
         rc = mv_fail("%s:%lu:%lu: YAML syntax error: %s", path, (unsigned long)parser.problem_mark.line + 1,
                      (unsigned long)parser.problem_mark.column + 1, parser.problem ? parser.problem : "unknown");
+    }
+    if (rc < 0) {
+        yaml_document_delete(&doc);
         yaml_parser_delete(&parser);
         fclose(f);
         return rc;
@@ -477,7 +545,7 @@ int experiment_load(mv_experiment *exp, const char *path) {
     ctx c = {&doc, path};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) rc = mv_fail("%s: empty experiment file", path);
-    else rc = parse_root(exp, &c, root);
+    else if ((rc = check_duplicate_keys(&c)) == 0) rc = parse_root(exp, &c, root);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(f);

@@ -80,6 +80,9 @@ int model_config_validate(const mv_model_config *c) {
     if (c->lambda_per_stage && c->mask_encoder[3] && c->lambda_count < 4)
         return mv_fail("mask.lambda gives %d per-stage values but stage 3 is masked (mask.encoder_stages): "
                        "give four, or one for the uniform lambda", c->lambda_count);
+    if (c->lambda_per_stage && !c->mask_encoder[3] && c->lambda_count > 3)   // would be ignored silently
+        return mv_fail("mask.lambda gives %d per-stage values but stage 3 is not masked (mask.encoder_stages), so "
+                       "the last would be ignored: give three, or mask stage 3 too", c->lambda_count);
     if (c->head == MV_HEAD_LINEAR && c->mask_decoder)
         return mv_fail("mask.decoder = true needs the mask decoder: the linear head (model.head: linear) "
                        "has no decoder blocks to mask; set mask.decoder: false");

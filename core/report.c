@@ -380,6 +380,16 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
         run->incomplete = true;
         size_t l = strlen(run->note);
         snprintf(run->note + l, sizeof run->note - l, "no evaluation yet; ");
+    } else if (run->incomplete) {
+        // An unfinished run's numbers are those of an intermediate evaluation: say which.
+        int last = 0;
+        for (int i = 0; i < run->ndomains; i++) if (run->domains[i].iter > last) last = run->domains[i].iter;
+        const char *mi = mv_report_run_config(run, "schedule.max_iters");
+        size_t l = strlen(run->note);
+        if (last > 0 && mi && last < atoi(mi))
+            snprintf(run->note + l, sizeof run->note - l, "numbers from iteration %d of %d; ", last, atoi(mi));
+        else if (last > 0 && !mi)
+            snprintf(run->note + l, sizeof run->note - l, "numbers from iteration %d; ", last);
     }
     size_t l = strlen(run->note);
     if (l >= 2) run->note[l - 2] = 0; // drop the trailing "; "
@@ -636,6 +646,37 @@ void mv_report_order_runs(mv_report *rep, const char *const *names, int n) {
     memcpy(rep->runs, runs, (size_t)rep->nruns * sizeof *runs);
     free(runs);
     free(taken);
+    fill_table(rep);
+}
+
+void mv_report_add_missing(mv_report *rep, const char *const *names, int n) {
+    for (int i = 0; i < n; i++) {
+        bool found = false;
+        for (int r = 0; r < rep->nruns && !found; r++) found = !strcmp(rep->runs[r].name, names[i]);
+        if (found) continue;
+        rep->runs = realloc(rep->runs, (size_t)(rep->nruns + 1) * sizeof *rep->runs);
+        MV_CHECK(rep->runs, "out of memory");
+        mv_report_run *run = &rep->runs[rep->nruns++];
+        memset(run, 0, sizeof *run);
+        copy_name(run->name, names[i], sizeof run->name);
+        copy_name(run->state, "not run", sizeof run->state);
+        run->incomplete = true;
+        copy_name(run->note, "not run (no run directory)", sizeof run->note);
+    }
+    fill_table(rep);
+}
+
+void mv_report_mark_stale(mv_report *rep, const char *name, const char *why) {
+    for (int r = 0; r < rep->nruns; r++) {
+        mv_report_run *run = &rep->runs[r];
+        if (strcmp(run->name, name)) continue;
+        char note[2 * sizeof run->note + 512];
+        snprintf(note, sizeof note, "%s%s%s", why, run->note[0] ? "; " : "", run->note);
+        note[sizeof run->note - 1] = 0;   // what fits
+        memcpy(run->note, note, sizeof run->note);
+        copy_name(run->state, "stale", sizeof run->state);
+        run->incomplete = true;
+    }
     fill_table(rep);
 }
 

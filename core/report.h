@@ -107,6 +107,13 @@ void mv_report_set_columns(mv_report *rep, const char *const *domains, const cha
                            const char *mean_label);
 // Puts the runs named in names[0..n) first, in that order; the others follow, sorted by name.
 void mv_report_order_runs(mv_report *rep, const char *const *names, int n);
+// Adds an empty run (state "not run", incomplete, every cell missing) for each of names[0..n)
+// that has no run directory, so that a table row nobody ran is listed as such, not left out.
+void mv_report_add_missing(mv_report *rep, const char *const *names, int n);
+// Marks run `name` as trained with another configuration than its table row gives now (the
+// experiment file was edited after it ran): state "stale", incomplete, `why` in its note; a
+// stale run counts for no seed mean.
+void mv_report_mark_stale(mv_report *rep, const char *name, const char *why);
 // The paper's number for run `run`, column `column` (a domain, or "mean"/"avg"). Returns 0, or 1
 // when there is no such run or column (nothing set).
 int mv_report_set_paper_cell(mv_report *rep, const char *run, const char *column, double value);

@@ -8,6 +8,7 @@
 #include "core/schedule.h"
 #include "kernels/cpu/profile.h"
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -23,6 +24,14 @@ static void usage(FILE *f) {
         "(ms, GFLOP/s) and in total, with peak resident memory and the share of this machine's\n"
         "sgemm peak (measured first, in the same run). Defaults: maskvim-nano, batch 2, 128x256,\n"
         "3 timed steps after 1 warm-up step, all random draws on (Gumbel noise, drop path).\n\n"
+        "  --preset NAME      maskvim-nano (default), maskvim-t, maskvim-s, maskvim-b\n"
+        "  --config FILE      take the model from a configuration file instead of a preset\n"
+        "  --set key=value    override a configuration key (repeatable)\n"
+        "  --batch B          images per step (default 2)\n"
+        "  --size HxW         image size (default 128x256; at least 32x32)\n"
+        "  --iters N          timed steps (default 3)\n"
+        "  --warmup N         untimed steps first (default 1)\n"
+        "  --json FILE        also write the totals as one JSON object\n"
         "  --scan B,E,H,W,N   time only the SS2D core (projections, four-direction selective scan\n"
         "                     and merge, forward + backward) at these sizes (dt_rank = E/32)\n");
 }
@@ -33,6 +42,13 @@ static int bench_scan(const char *spec, int iters) {
     int B, E, H, W, N;
     if (sscanf(spec, "%d,%d,%d,%d,%d", &B, &E, &H, &W, &N) != 5 || B < 1 || E < 1 || H < 1 || W < 1 || N < 1 || N > 64) {
         fprintf(stderr, "maskvim bench: --scan wants B,E,H,W,N (N <= 64), got '%s'\n", spec);
+        return 2;
+    }
+    // The largest buffers hold K x B x H x W x E (and x N) floats: refuse what cannot be
+    // allocated (or would overflow the int sizes below) with a message instead of aborting.
+    double elems = (double)SCAN_K * B * H * W * E * N;
+    if ((double)H * W > 1e9 || elems > 4e9) {
+        fprintf(stderr, "maskvim bench: --scan %s is too large (%.3g scan state values; at most 4e9)\n", spec, elems);
         return 2;
     }
     int L = H * W, R = (E / 2 + 15) / 16, P = R + 2 * N;
@@ -105,7 +121,11 @@ int cmd_bench(int argc, char **argv) {
         else { fprintf(stderr, "maskvim bench: unknown option '%s'\n\n", a); usage(stderr); free(sets); return 2; }
         i++;
     }
-    if (iters < 1 || B < 1) { fprintf(stderr, "maskvim bench: --iters and --batch must be positive\n"); free(sets); return 2; }
+    if (iters < 1 || B < 1 || warmup < 0) {
+        fprintf(stderr, "maskvim bench: --iters and --batch must be positive, --warmup at least 0\n");
+        free(sets);
+        return 2;
+    }
     if (scan) { free(sets); return bench_scan(scan, iters); }
     if (preset[0]) { memmove(sets + 1, sets, sizeof(char *) * nsets); sets[0] = preset; nsets++; }
 
@@ -170,9 +190,10 @@ int cmd_bench(int argc, char **argv) {
     printf("peak resident memory %.1f MiB (parameters %.1f MiB, activations+gradients %.1f MiB, scratch %.1f MiB)\n",
            ru.ru_maxrss / 1024.0, m->params.num_params * 4.0 / (1 << 20),
            (m->acts.used + m->dacts.used) * 4.0 / (1 << 20), m->acts.scratch * 4.0 / (1 << 20));
+    int status = 0;
     if (json) {
         FILE *f = fopen(json, "w");
-        if (!f) fprintf(stderr, "maskvim bench: cannot write %s\n", json);
+        if (!f) { fprintf(stderr, "maskvim bench: cannot write %s: %s\n", json, strerror(errno)); status = 1; }
         else {
             fprintf(f, "{\"preset\": \"%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"threads\": %d, "
                        "\"ms_per_step\": %.3f, \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"optimizer_ms\": %.3f, "
@@ -187,5 +208,5 @@ int cmd_bench(int argc, char **argv) {
     optimizer_free(&opt);
     free(img); free(lab); free(ids);
     model_free(m); free(m); free(cfg); free(sets);
-    return 0;
+    return status;
 }

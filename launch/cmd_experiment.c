@@ -185,16 +185,24 @@ static int write_status(const char *dir, const char *row, int seed, const char *
     return 0;
 }
 
-// Takes DIR/.lock without waiting; returns the descriptor, or -1 with a message.
+#define ROW_BUSY (-2)   // lock_row / row_begin: another process holds the row
+
+// Takes DIR/.lock without waiting; returns the descriptor, ROW_BUSY (message set) when another
+// process holds it, or -1 with a message. The descriptor is close-on-exec: only the row's own
+// child inherits it (spawn), so that the row stays locked while anything it started still runs.
 static int lock_row(const char *dir, const char *row) {
     char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/.lock", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return mv_fail("%s: cannot open: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
         close(fd);
-        if (errno == EWOULDBLOCK) return mv_fail("row %s is being run by another process (%s)", row, path);
-        return mv_fail("%s: cannot lock: %s", path, strerror(errno));
+        if (e == EWOULDBLOCK) {
+            mv_fail("row %s is being run by another process (%s)", row, path);
+            return ROW_BUSY;
+        }
+        return mv_fail("%s: cannot lock: %s", path, strerror(e));
     }
     return fd;
 }
@@ -297,7 +305,11 @@ static volatile sig_atomic_t g_stop_signal = 0;
 
 static void on_stop_signal(int sig) { g_stop_signal = sig; }
 
-static pid_t spawn(const row_cmd *c, const char *launcher, const char *log, int omp_threads) {
+// `lock` (the row's lock descriptor, -1: none) is inherited by the child and whatever it starts:
+// the lock is shared by every process holding it and goes only with the last, so a child left
+// running after the sweep was killed (SIGKILL; a launcher's shell that did not pass SIGTERM on)
+// still keeps the next sweep out of its row instead of two trainers writing one directory.
+static pid_t spawn(const row_cmd *c, const char *launcher, const char *log, int omp_threads, int lock) {
     char line[8192];
     if (launcher) {
         shell_line(line, sizeof line, launcher, c);
@@ -312,6 +324,7 @@ static pid_t spawn(const row_cmd *c, const char *launcher, const char *log, int 
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent) _exit(143);   // the sweep is already gone
+        if (lock >= 0) fcntl(lock, F_SETFD, 0);   // this row's lock only: the others stay close-on-exec
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         int in = open("/dev/null", O_RDONLY);
@@ -361,8 +374,8 @@ static void stop_child(pid_t pid) {
 }
 
 // Runs one command as a child and waits for it (one row at a time). A stop signal stops it.
-static int run_child(const row_cmd *c, const char *launcher, const char *what) {
-    pid_t pid = spawn(c, launcher, NULL, 0);
+static int run_child(const row_cmd *c, const char *launcher, const char *what, int lock) {
+    pid_t pid = spawn(c, launcher, NULL, 0, lock);
     if (pid < 0) return -1;
     int st;
     for (;;) {
@@ -405,7 +418,9 @@ static int write_paper_json(const char *outdir, const mv_experiment *exp) {
     fclose(m);
     char path[MV_PATH_MAX + 32], tmp[MV_PATH_MAX + 48];
     snprintf(path, sizeof path, "%s/paper.json", outdir);
-    snprintf(tmp, sizeof tmp, "%s/.paper.json.tmp", outdir);
+    // A temporary name of this process's own: two sweeps started at once on one directory
+    // would otherwise write, and rename, the same temporary file.
+    snprintf(tmp, sizeof tmp, "%s/.paper.json.%ld.tmp", outdir, (long)getpid());
     FILE *old = fopen(path, "rb");
     if (old) {
         char *prev = mv_malloc(len + 2);
@@ -420,7 +435,11 @@ static int write_paper_json(const char *outdir, const mv_experiment *exp) {
     bool ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok &= fclose(f) == 0;
     free(text);
-    if (!ok || rename(tmp, path) < 0) return mv_fail("%s: cannot write: %s", path, strerror(errno));
+    if (!ok || rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return mv_fail("%s: cannot write: %s", path, strerror(e));
+    }
     return 0;
 }
 
@@ -503,11 +522,12 @@ static double now_s(void) {
 }
 
 // Returns 0 when the row is ready to train (cfg resolved, lock held), 1 when another runner
-// finished it meanwhile, -1 on failure (message set, nothing held).
+// finished it meanwhile, ROW_BUSY when another process holds it, -1 on failure (message set,
+// nothing held).
 static int row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log) {
     MV_TRY(mkdir_p(j->dir));
     j->lock = lock_row(j->dir, j->run->name);
-    if (j->lock < 0) return -1;
+    if (j->lock < 0) return j->lock;
     row_action a = row_plan(j->dir);   // again under the lock: another runner may have finished it
     if (a == ROW_SKIP) {
         printf("maskvim experiment: row %s: finished, skipped\n", j->run->name);
@@ -585,7 +605,7 @@ typedef struct {
     const char *outdir, *only, *launcher;
     int jobs;
     bool quiet;
-    int nrun, nskip, nfail;
+    int nrun, nskip, nfail, nbusy;
 } sweep;
 
 // The next selected run from *next on that is not finished; prints the skipped ones.
@@ -610,13 +630,18 @@ static const mv_exp_run *next_row(sweep *s, int *next, char *dir) {
 }
 
 static void count_end(sweep *s, int rc) {
-    if (rc < 0) {
+    if (rc == ROW_BUSY) {   // not a failure of the row: another sweep is running it
+        fprintf(stderr, "maskvim experiment: %s; left to it\n", mv_last_error());
+        s->nbusy++;
+    } else if (rc < 0) {
         fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
         s->nfail++;
     } else {
         s->nrun++;
     }
 }
+
+static int prepare_sources(const mv_config *cfg, mv_comm *comm);
 
 // Rows one after another in this process (one rank).
 static void sweep_in_process(sweep *s, mv_comm *comm) {
@@ -632,11 +657,12 @@ static void sweep_in_process(sweep *s, mv_comm *comm) {
         // A row held by another runner or broken on its own does not stop the others.
         if (rc < 0) { count_end(s, rc); continue; }
         mv_train_opts o = {"auto", 0, s->quiet};
-        rc = train_run(cfg, comm, &o);
+        rc = prepare_sources(cfg, comm);
+        if (rc == 0) rc = train_run(cfg, comm, &o);
         if (rc == 0 && s->exp->ncorruptions) {
             row_cmd c;
             rc = eval_cmd(&c, s->exp, j.dir, j.max_iters);
-            if (rc == 0) rc = run_child(&c, NULL, "corruption evaluation");
+            if (rc == 0) rc = run_child(&c, NULL, "corruption evaluation", j.lock);
         }
         count_end(s, row_end(&j, s->exp, rc == 0));
     }
@@ -648,19 +674,45 @@ static int start_child(sweep *s, row_job *j, const char *log, int omp) {
     row_cmd c;
     if (j->evaluating) MV_TRY(eval_cmd(&c, s->exp, j->dir, j->max_iters));
     else MV_TRY(train_cmd(&c, j->dir, s->quiet || s->jobs > 1));
-    j->pid = spawn(&c, s->launcher, log, omp);
+    j->pid = spawn(&c, s->launcher, log, omp, j->lock);
     return j->pid > 0 ? 0 : -1;
 }
 
-// Writes the row's synthetic data sources (if any are missing) here, before its child starts:
-// rows running at once would otherwise all write the same cache folders at the same time.
+// Writes the row's synthetic data sources (if any are missing) here, before the row trains:
+// rows running at once, of this sweep (--jobs) or of another sweep started together, would
+// otherwise write the same cache folders at the same time and break them. Writing holds an
+// flock on a file in the cache folder (core/data_sources.h: $MV_SYNTH_CACHE, else
+// datasets/synthetic), so a second sweep waits for the first and then finds the data written.
 static int prepare_sources(const mv_config *cfg, mv_comm *comm) {
+    bool synthetic = false;
+    for (int i = 0; i < cfg->data.num_train; i++) synthetic |= !strncmp(cfg->data.train[i].path, "synthetic:", 10);
+    for (int i = 0; i < cfg->data.num_val; i++) synthetic |= !strncmp(cfg->data.val[i].path, "synthetic:", 10);
+    if (!synthetic) return 0;
+    const char *root = getenv("MV_SYNTH_CACHE") && getenv("MV_SYNTH_CACHE")[0] ? getenv("MV_SYNTH_CACHE")
+                                                                                  : "datasets/synthetic";
     char path[MV_PATH_MAX + 64];
-    for (int i = 0; i < cfg->data.num_train; i++)
-        MV_TRY(source_resolve(path, sizeof path, &cfg->data.train[i], "train", cfg, comm));
-    for (int i = 0; i < cfg->data.num_val; i++)
-        MV_TRY(source_resolve(path, sizeof path, &cfg->data.val[i], "val", cfg, comm));
-    return 0;
+    if (snprintf(path, sizeof path, "%s/.write.lock", root) >= (int)sizeof path) return mv_fail("%s: path too long", root);
+    MV_TRY(mkdir_p(root));
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        printf("maskvim experiment: waiting for another process writing synthetic data in %s\n", root);
+        fflush(stdout);
+        while (flock(fd, LOCK_EX) < 0) {
+            if (errno == EINTR && !g_stop_signal) continue;
+            int e = errno;
+            close(fd);
+            return g_stop_signal ? mv_fail("stopped by signal %d", (int)g_stop_signal)
+                                 : mv_fail("%s: cannot lock: %s", path, strerror(e));
+        }
+    }
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < cfg->data.num_train; i++)
+        rc = source_resolve(path, sizeof path, &cfg->data.train[i], "train", cfg, comm);
+    for (int i = 0; rc == 0 && i < cfg->data.num_val; i++)
+        rc = source_resolve(path, sizeof path, &cfg->data.val[i], "val", cfg, comm);
+    close(fd);   // releases the lock
+    return rc;
 }
 
 // Rows as child processes, up to s->jobs at once. Returns the stop signal (0 when none).
@@ -695,7 +747,7 @@ static int sweep_children(sweep *s, mv_comm *comm) {
             snprintf(log, sizeof log, "%s/train.log", dir);
             int rc = row_begin(j, cfg, s->exp, s->jobs > 1 ? log : NULL);
             if (rc > 0) { s->nskip++; k--; continue; }
-            if (rc == 0 && s->jobs > 1 && prepare_sources(cfg, comm) < 0) rc = row_end(j, s->exp, false);
+            if (rc == 0 && prepare_sources(cfg, comm) < 0) rc = row_end(j, s->exp, false);
             else if (rc == 0 && start_child(s, j, s->jobs > 1 ? log : NULL, omp) < 0) rc = row_end(j, s->exp, false);
             if (rc < 0) { count_end(s, rc); k--; continue; }   // try the next row in this slot
             running++;
@@ -760,7 +812,10 @@ static int experiment_run(int argc, char **argv) {
             file = a;
             continue;
         }
-        if (!v) { fprintf(stderr, "maskvim experiment run: %s needs a value\n", a); return 2; }
+        if (!v || !v[0]) {   // an empty --out would put the rows at the file system's root
+            fprintf(stderr, "maskvim experiment run: %s needs a value\n", a);
+            return 2;
+        }
         if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--only")) only = v;
         else if (!strcmp(a, "--launcher")) launcher = v;
@@ -829,12 +884,14 @@ static int experiment_run(int argc, char **argv) {
     int sig = 0;
     if (in_process) sweep_in_process(&s, &comm);
     else sig = sweep_children(&s, &comm);
-    printf("maskvim experiment: %s: %d row%s run, %d skipped (finished), %d failed%s; results in %s\n", exp.name,
-           s.nrun, s.nrun == 1 ? "" : "s", s.nskip, s.nfail, sig ? ", stopped by a signal" : "", outdir);
+    char busy[64] = "";
+    if (s.nbusy) snprintf(busy, sizeof busy, ", %d being run by another process", s.nbusy);
+    printf("maskvim experiment: %s: %d row%s run, %d skipped (finished), %d failed%s%s; results in %s\n", exp.name,
+           s.nrun, s.nrun == 1 ? "" : "s", s.nskip, s.nfail, busy, sig ? ", stopped by a signal" : "", outdir);
     comm_finalize(&comm);
     experiment_free(&exp);
     if (sig) return 128 + sig;
-    return s.nfail ? 1 : 0;
+    return s.nfail || s.nbusy ? 1 : 0;   // busy rows are not done either: not a clean finish
 }
 
 int cmd_experiment(int argc, char **argv) {

@@ -5,6 +5,7 @@
 // numbers from the file, so that the report reads like the paper's table; with the file's
 // `seeds:`, each row's cells are the mean ± sample standard deviation over its seeds' runs.
 #include "launch/commands.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "core/experiment.h"
 #include "core/report.h"
@@ -18,7 +19,7 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: maskvim report RUNS_DIR --out DIR [--paper FILE.json] [--title T]\n"
-        "       maskvim report EXPERIMENT.yaml [--runs RUNS_DIR] --out DIR [--title T]\n\n"
+        "       maskvim report EXPERIMENT.yaml [--runs RUNS_DIR] --out DIR [--paper FILE.json] [--title T]\n\n"
         "Reads every run directory under RUNS_DIR (config.yaml, metrics.jsonl, status.json) and\n"
         "writes DIR/report.md, DIR/report.csv, DIR/report.html and DIR/report.json: mIoU per evaluated domain\n"
         "(the first is the source) and the mean over the targets, one row per run; the paper's\n"
@@ -30,7 +31,44 @@ static void usage(FILE *f) {
         "columns (source first, then the file's columns with their labels), the row order and the\n"
         "paper's numbers come from the file. With `seeds:` in the file, a row's cell is the mean ±\n"
         "the sample standard deviation (n - 1) of the final mIoU over the seeds whose run finished,\n"
-        "with (k/N) when only k of the N seeds did; every seed's value is listed too.\n");
+        "with (k/N) when only k of the N seeds did; every seed's value is listed too. A row of the\n"
+        "file with no run directory is listed as not run.\n\n"
+        "  --out DIR          where the four files go (created if missing)\n"
+        "  --runs RUNS_DIR    with an experiment file: the sweep's --out (default runs/<name>)\n"
+        "  --paper FILE.json  paper numbers {\"run\": {\"domain\"|\"mean\": number}} (with an experiment\n"
+        "                     file: applied after the file's own)\n"
+        "  --title T          the report's title (default: the file's title:, else \"MaskViM results\")\n");
+}
+
+// True when the run in `dir` was trained with another configuration than row run `r` of the
+// file resolves to now (the file was edited after it ran). Settings that do not change the
+// results the report reads (where the run was written, how often it logged, evaluated or kept
+// checkpoints, which checkpoint it calls best, the device and loader threads) are not compared.
+static bool run_is_stale(const mv_experiment *exp, const mv_exp_run *r, const char *dir) {
+    char path[MV_PATH_MAX + MV_EXP_RUN_NAME_MAX + 48];
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    struct stat st;
+    if (stat(path, &st) < 0) return false;
+    mv_config *now = mv_calloc(1, sizeof *now), *saved = mv_calloc(1, sizeof *saved);
+    bool stale = false;
+    if (experiment_run_config(now, exp, r, NULL) == 0 && config_load(saved, path, 0, NULL) == 0) {
+        memcpy(now->run.work_dir, saved->run.work_dir, sizeof now->run.work_dir);
+        now->run.log_every = saved->run.log_every;
+        now->run.ckpt_every = saved->run.ckpt_every;
+        now->run.eval_every = saved->run.eval_every;
+        now->run.keep_ckpts = saved->run.keep_ckpts;
+        now->run.device = saved->run.device;
+        now->run.bucket_mb = saved->run.bucket_mb;
+        now->run.first_bucket_mb = saved->run.first_bucket_mb;
+        now->data.workers = saved->data.workers;
+        now->run.select_metric = saved->run.select_metric;   // they choose best.h5; the report reads the last
+        memcpy(now->run.select_domain, saved->run.select_domain, sizeof now->run.select_domain);
+        stale = !config_equal(now, saved);
+    }
+    mv_clear_error();   // an unreadable config.yaml: nothing to compare, the run is read as it is
+    free(now);
+    free(saved);
+    return stale;
 }
 
 static bool is_experiment_file(const char *path) {
@@ -41,7 +79,7 @@ static bool is_experiment_file(const char *path) {
 }
 
 // Columns, row order and paper numbers of an experiment file applied to a loaded report.
-static void apply_experiment(mv_report *rep, const mv_experiment *exp) {
+static void apply_experiment(mv_report *rep, const mv_experiment *exp, const char *runs_dir) {
     const char *domains[MV_EXP_MAX_COLS + 1], *labels[MV_EXP_MAX_COLS + 1], *mean_label = NULL;
     char text[MV_EXP_MAX_COLS + 1][MV_NAME_MAX + MV_EXP_NAME_MAX + 4];
     int n = 0;
@@ -65,6 +103,14 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp) {
     mv_report_set_columns(rep, domains, labels, n, mean_label);
     const char **names = mv_calloc((size_t)exp->nrows + 1, sizeof(char *));
     for (int r = 0; r < exp->nrows; r++) names[r] = exp->rows[r].name;
+    mv_report_add_missing(rep, names, exp->nrows);   // a row nobody ran is listed, not left out
+    for (int i = 0; i < exp->nruns; i++) {
+        char dir[MV_PATH_MAX + MV_EXP_RUN_NAME_MAX + 2], why[MV_PATH_MAX + 96];
+        snprintf(dir, sizeof dir, "%s/%s", runs_dir, exp->runs[i].name);
+        if (!run_is_stale(exp, &exp->runs[i], dir)) continue;
+        snprintf(why, sizeof why, "trained with another configuration than %s gives now", exp->path);
+        mv_report_mark_stale(rep, exp->runs[i].name, why);
+    }
     mv_report_order_runs(rep, names, exp->nrows);
     if (exp->nseeds) {
         // the runs of row r are exp->runs[r * nseeds + k], k over the seeds
@@ -120,7 +166,7 @@ int cmd_report(int argc, char **argv) {
         if (from_file) experiment_free(&exp);
         return 1;
     }
-    if (from_file) apply_experiment(&rep, &exp);
+    if (from_file) apply_experiment(&rep, &exp, runs_dir);
     if (paper && mv_report_set_paper(&rep, paper) < 0) {
         fprintf(stderr, "maskvim report: %s\n", mv_last_error());
         mv_report_free(&rep);

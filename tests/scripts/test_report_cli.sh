@@ -43,15 +43,19 @@ print("report csv ok")
 PY
 # The experiment-file route: title, columns (labels, order), row order and paper numbers come
 # from the file; the runs directory from --runs or, by default, runs/<name> as `experiment run`.
+# The file's rows resolve to the configurations the runs were trained with (a run that does
+# not is marked stale: docs/reports.md).
 cat >"$TMP/table.yaml" <<YAML
 name: two_rows
 title: "Table X: from the experiment file"
 base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
+set:
+$(for ((i = 0; i < ${#SETS[@]}; i++)); do [ "${SETS[i]}" = --set ] && echo "  - \"${SETS[i+1]}\""; done)
 source: clear
 targets: [rain, fog]
 columns: [{domain: rain, label: G}, {domain: fog, label: M}, {domain: avg, label: Avg}]
 rows:
-  - {name: rowB, paper: [30.0, 40.0, 35.0]}
+  - {name: rowB, set: {mask.alpha1: 0}, paper: [30.0, 40.0, 35.0]}
   - {name: rowA, paper: {M: 44.5}}
 YAML
 "$MV_BIN" report "$TMP/table.yaml" --runs "$TMP/runs" --out "$TMP/outf" >"$TMP/reportf.log" || fail "report FILE: $(cat "$TMP/reportf.log")"

@@ -561,3 +561,41 @@ Test(config, shipped_examples_load) {
     cr_expect(t.data.num_val == 5 && !strcmp(t.data.val[4].name, "synthia"));
     cr_expect(t.optim.lr == 6e-5 && t.schedule.max_iters == 20000);
 }
+
+// A directory, bad UTF-8 (with its line) and a bad --set value (without a made-up position)
+// each give one clear message.
+Test(config, directories_encoding_and_set_syntax) {
+    mv_config *c = calloc(1, sizeof *c);
+    char *d = tmp_path("");
+    cr_assert_lt(config_load(c, d, 0, NULL), 0);
+    cr_assert(strstr(mv_last_error(), "is a directory"), "%s", mv_last_error());
+    char *p = write_tmp("utf8.yaml", "optim:\n  lr: 1.0e-4\n  eps: \"\xfe\"\n");
+    cr_assert_lt(config_load(c, p, 0, NULL), 0);
+    cr_assert(strstr(mv_last_error(), "utf8.yaml:3:9: not UTF-8"), "%s", mv_last_error());
+    char *inc = write_tmp("incdir.yaml", "include: .\n");
+    cr_assert_lt(config_load(c, inc, 0, NULL), 0);
+    cr_assert(strstr(mv_last_error(), "incdir.yaml:1:10") && strstr(mv_last_error(), "is a directory"), "%s",
+              mv_last_error());
+    const char *sets[] = {"optim.lr=[1"};
+    cr_assert_lt(config_load(c, NULL, 1, sets), 0);
+    cr_assert(strstr(mv_last_error(), "--set optim.lr=[1: YAML syntax error in the value"), "%s", mv_last_error());
+    free(d);
+    free(p);
+    free(inc);
+    free(c);
+}
+
+// Four per-stage lambdas while stage 3 is not masked: the fourth would never be read, so the
+// configuration is refused (as three are while stage 3 masks).
+Test(config, four_lambdas_need_stage3_masked) {
+    mv_config *c = calloc(1, sizeof *c);
+    const char *four[] = {"mask.lambda=[0.9, 0.7, 0.5, 0.3]"};
+    cr_assert_lt(config_load(c, NULL, 1, four), 0, "a fourth lambda for an unmasked stage 3 was accepted");
+    cr_assert(strstr(mv_last_error(), "stage 3 is not masked"), "%s", mv_last_error());
+    const char *four_masked[] = {"mask.lambda=[0.9, 0.7, 0.5, 0.3]", "mask.encoder_stages=[true, true, true, true]"};
+    cr_assert_eq(config_load(c, NULL, 2, four_masked), 0, "%s", mv_last_error());
+    cr_assert_float_eq(c->model.lambda[3], 0.3f, 1e-7);
+    const char *three[] = {"mask.lambda=[0.9, 0.7, 0.5]"};
+    cr_assert_eq(config_load(c, NULL, 1, three), 0, "%s", mv_last_error());
+    free(c);
+}

@@ -295,3 +295,33 @@ Test(experiment, seeds_refusals_name_file_and_line) {
     // A row name cannot hold '@', so no row's directory is another row's seed directory.
     expect_error("seeds: [0, 1]\nrows: [{name: a}, {name: a@1}]\n", (const char *[]){"bad.yaml:2:", "name", NULL});
 }
+
+// Hostile files: a key given twice (anywhere), a second document, paper numbers that are not
+// finite, bad UTF-8 and a directory each give one error naming the place, never a silent
+// half-reading (a second `rows:` used to vanish, leaving only the first list's rows).
+Test(experiment, duplicate_keys_documents_encoding_and_directories) {
+    expect_error("rows:\n  - {name: a}\nrows:\n  - {name: b}\n",
+                 (const char *[]){"bad.yaml:3:1", "duplicate key 'rows'", "line 1", NULL});
+    expect_error("rows:\n  - {name: a, set: {mask.alpha1: 0, mask.alpha1: 1}}\n",
+                 (const char *[]){"bad.yaml:2:", "duplicate key 'mask.alpha1'", NULL});
+    expect_error("rows:\n  - name: a\n    name: b\n", (const char *[]){"bad.yaml:3:5", "duplicate key 'name'", NULL});
+    expect_error("targets: [fog]\ncolumns:\n  - {domain: fog, domain: rain}\nrows: [{name: a}]\n",
+                 (const char *[]){"bad.yaml:3:", "duplicate key 'domain'", NULL});
+    expect_error("grid:\n  mask.lambda: [0.1]\n  mask.lambda: [0.2]\n", (const char *[]){"bad.yaml:3:3", "duplicate", NULL});
+    expect_error("rows:\n  - {name: a}\n---\nrows:\n  - {name: b}\n",
+                 (const char *[]){"bad.yaml:4:1", "second YAML document", NULL});
+    expect_error("targets: [fog]\nrows: [{name: a, paper: [nan, 1]}]\n", (const char *[]){"bad.yaml:2:", "paper", NULL});
+    expect_error("targets: [fog]\nrows: [{name: a, paper: {fog: .inf}}]\n", (const char *[]){"bad.yaml:2:", "number", NULL});
+    expect_error("rows:\n  - {name: a}\n  - {name: \"b\xff\"}\n", (const char *[]){"bad.yaml:3:14", "UTF-8", NULL});
+    expect_error("model: {preset: maskvim-nano}\n", (const char *[]){"bad.yaml:1:1", "training configuration", NULL});
+    mv_experiment e;
+    cr_assert_lt(experiment_load(&e, dir), 0, "a directory was accepted");
+    cr_assert(strstr(mv_last_error(), "is a directory"), "%s", mv_last_error());
+    cr_assert_null(e.rows);
+    // Still fine: one document with explicit markers, the same key in different mappings.
+    const char *p = write_file("ok.yaml", "---\nset: {mask.alpha1: 1}\nrows:\n  - {name: a, set: {mask.alpha1: 2}}\n"
+                                          "  - {name: b, set: {mask.alpha1: 3}}\n...\n");
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_eq(e.nrows, 2);
+    experiment_free(&e);
+}

@@ -444,3 +444,45 @@ Test(report, seeds_mean_spread_and_writers) {
     mv_report_free(&rep);
     remove_root();
 }
+
+// A table row nobody ran is listed (state "not run", every cell missing, the paper's numbers
+// still shown), not left out; an unfinished run's numbers say which iteration they come from.
+Test(report, rows_not_run_and_partial_iterations) {
+    make_root("missing");
+    make_run("a", 0.5, true, NULL);   // evaluations at 20 and 40 of max_iters 40: finished
+    make_run("b", 0.1, true, "{\"row\": \"b\", \"state\": \"failed\", \"error\": \"killed\"}");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/b/metrics.jsonl", ROOT);
+    write_text(path, "{\"type\": \"eval\", \"iter\": 20, \"domain\": \"fog\", \"metrics\": {\"mIoU\": 3}}\n");
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(rep.nruns, 2);
+    cr_assert(rep.runs[1].incomplete);
+    cr_assert(strstr(rep.runs[1].note, "numbers from iteration 20 of 40"), "%s", rep.runs[1].note);
+    cr_assert_null(strstr(rep.runs[0].note, "numbers from"), "%s", rep.runs[0].note);
+    const char *rows[] = {"c", "a", "b"};
+    mv_report_add_missing(&rep, rows, 3);
+    mv_report_order_runs(&rep, rows, 3);
+    cr_assert_eq(rep.nruns, 3);
+    cr_assert_str_eq(rep.runs[0].name, "c");
+    cr_assert_str_eq(rep.runs[0].state, "not run");
+    cr_assert(rep.runs[0].incomplete);
+    int w = rep.ncolumns + 1;
+    for (int c = 0; c < w; c++) cr_assert(isnan(rep.ours[c]), "not-run cell %d has a number", c);
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "c", "fog", 59.1), 0);
+    snprintf(path, sizeof path, "%s/missing.md", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, path), 0, "%s", mv_last_error());
+    char *md = slurp(path);
+    cr_assert(strstr(md, "| c * | — | — (paper 59.10) |"), "%s", md);
+    cr_assert(strstr(md, "- c: not run"), "%s", md);
+    free(md);
+    snprintf(path, sizeof path, "%s/missing.csv", ROOT);
+    cr_assert_eq(mv_report_write_csv(&rep, path), 0, "%s", mv_last_error());
+    char *csv = slurp(path);
+    cr_assert(strstr(csv, "\nc,not run,1,"), "%s", csv);
+    free(csv);
+    mv_report_add_missing(&rep, rows, 3);   // twice: nothing more
+    cr_assert_eq(rep.nruns, 3);
+    mv_report_free(&rep);
+    remove_root();
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The launcher's arguments: every option that `maskvim <cmd> --help` lists for experiment run,
+# report, config and bench is one the command accepts (none answers "unknown option"), and
+# empty values are refused instead of meaning "the file system's root" (`--out ""` used to
+# put the rows of a sweep at /ROW); bench refuses sizes it cannot allocate instead of aborting.
+set -euo pipefail
+: "${MV_BIN:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+TMP="$MV_TEST_TMP/launch_cli_args"
+rm -rf "$TMP"
+mkdir -p "$TMP"
+cd "$TMP"
+
+# Options listed by --help: each given with a harmless value must not be unknown. Each call
+# ends early (a missing file, a bad value), so nothing runs.
+check_help() {   # check_help "CMD WORDS" EXTRA_ARGS...
+    local cmd=$1; shift
+    local help opts
+    help=$($MV_BIN $cmd --help) || fail "$cmd --help exited non-zero"
+    # the option table (lines starting with the option) and the usage lines ([--opt ...])
+    opts=$(printf '%s\n' "$help" | grep -oE -- '^ {1,4}--[a-z][a-z-]*|\[--[a-z][a-z-]*' | tr -d ' [' | sort -u)
+    [ -n "$opts" ] || fail "$cmd --help lists no option"
+    for o in $opts; do
+        [ "$o" = "--help" ] && continue
+        out=$($MV_BIN $cmd "$o" x=1 "$@" 2>&1 || true)
+        if printf '%s' "$out" | grep -qi "unknown option"; then fail "$cmd --help lists $o, which is unknown: $out"; fi
+    done
+}
+check_help "experiment run" --jobs 0
+check_help "report" --title
+check_help "config" --out "$TMP/cfg.yaml"
+check_help "bench" --iters 0
+
+# Empty values.
+cat >"$TMP/e.yaml" <<YAML
+base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
+rows: [{name: zz_launch_cli_args_row}]
+YAML
+set +e
+$MV_BIN experiment run "$TMP/e.yaml" --out "" --dry-run >"$TMP/o1.log" 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "--out \"\": exit $rc: $(cat "$TMP/o1.log")"
+grep -q -- "--out needs a value" "$TMP/o1.log" || fail "--out \"\": $(cat "$TMP/o1.log")"
+[ ! -e /zz_launch_cli_args_row ] || fail "a row directory was made at the root"
+set +e
+$MV_BIN experiment run "$TMP/e.yaml" --only "" --dry-run >"$TMP/o2.log" 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "--only \"\": exit $rc: $(cat "$TMP/o2.log")"
+# bench: sizes that cannot be allocated (or overflow an int) are refused with a message, not
+# an abort; a negative warm-up is refused.
+set +e
+$MV_BIN bench --scan 1,1,100000,100000,4 --iters 1 >"$TMP/b1.log" 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "too large" "$TMP/b1.log" || fail "bench --scan too large: exit $rc: $(cat "$TMP/b1.log")"
+set +e
+$MV_BIN bench --warmup -1 >"$TMP/b2.log" 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "bench --warmup -1: exit $rc: $(cat "$TMP/b2.log")"
+echo "PASS: test_launch_cli_args"
