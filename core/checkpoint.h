@@ -50,6 +50,9 @@ int checkpoint_load(const char *path, mv_params *p, mv_optimizer *o, mv_train_st
 // Reads only st and the saved configuration (either may be NULL): what a resume checks
 // before it builds the model.
 int checkpoint_read_meta(const char *path, mv_train_state *st, mv_config *saved_cfg);
+// Reads every tensor of the file and compares it with the stored checksums, without a model
+// (what --resume auto checks before taking a file). 0, or -1 naming the file.
+int checkpoint_verify(const char *path);
 
 // Whether a run configured as `now` may resume a checkpoint saved with `saved`.
 // Returns 0 (nothing that matters differs), 1 (allowed; `why` lists the differences that make

@@ -143,12 +143,13 @@ int checkpoint_rotate(const char *dir, int keep) {
     return deleted;
 }
 
-// Whether DIR/name opens as a checkpoint (its metadata reads); leaves no error message behind.
+// Whether DIR/name is a whole checkpoint: its metadata reads and its tensors match their
+// checksums (so a damaged newest file is passed over); leaves no error message behind.
 static bool usable(const char *dir, const char *name, char *path, size_t n) {
     int len = snprintf(path, n, "%s/%s", dir, name);
     if (len < 0 || (size_t)len >= n) return false;
     mv_train_state st;
-    return checkpoint_read_meta(path, &st, NULL) == 0;
+    return checkpoint_read_meta(path, &st, NULL) == 0 && checkpoint_verify(path) == 0;
 }
 
 int checkpoint_find_latest(const char *dir, char *path, size_t n) {

@@ -117,6 +117,9 @@ static int evaluate_all(trainer *t, long iter, bool final) {
                 snprintf(t->st.best_name, sizeof t->st.best_name, "%s/%s", v->name, metrics_name(cfg->run.select_metric));
                 char path[1024];
                 snprintf(path, sizeof path, "%s/best.h5", cfg->run.work_dir);
+                // best.h5 is a full checkpoint (`--resume best.h5` works): its loader cursor
+                // must be this step's, not the one of the last periodic checkpoint.
+                loader_cursor(t->loader, &t->st.cursor);
                 MV_TRY(state_to_host(t));
                 MV_TRY(checkpoint_save(path, &t->model.params, &t->opt, &t->st, cfg));
                 printf("[eval iter %ld] new best %s = %.2f -> %s\n", iter, t->st.best_name, value, path);
@@ -135,6 +138,36 @@ static int evaluate_all(trainer *t, long iter, bool final) {
     }
     // Every rank follows rank 0's best bookkeeping (it is saved in every checkpoint).
     return comm_bcast_bytes(t->comm, &t->st.best_value, sizeof t->st.best_value);
+}
+
+// A resumed run repeats the iterations after its checkpoint: the records the lost part of the
+// run logged (iter > keep_iter, and a line cut short by the crash) are removed from
+// metrics.jsonl first, so the log reads like the uninterrupted run's. Rewritten atomically.
+static int trim_log(const char *path, long keep_iter) {
+    FILE *in = fopen(path, "r");
+    if (!in) return errno == ENOENT ? 0 : mv_fail("%s: cannot read: %s", path, strerror(errno));
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) { fclose(in); return mv_fail("%s: cannot create: %s", tmp, strerror(errno)); }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long dropped = 0;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        const char *it = strstr(line, "\"iter\": ");
+        bool later = it && strtol(it + 8, NULL, 10) > keep_iter;
+        if (line[len - 1] != '\n' || later) { dropped++; continue; }
+        fwrite(line, 1, (size_t)len, out);
+    }
+    free(line);
+    fclose(in);
+    int rc = fflush(out) == 0 && fsync(fileno(out)) == 0 ? 0 : -1;
+    if (fclose(out) != 0) rc = -1;
+    if (rc == 0 && dropped > 0 && rename(tmp, path) != 0) rc = -1;
+    if (rc < 0) { int err = errno; remove(tmp); return mv_fail("%s: cannot rewrite: %s", path, strerror(err)); }
+    if (dropped == 0) remove(tmp);
+    return 0;
 }
 
 static void fmt_duration(char *out, size_t n, double s) {
@@ -188,25 +221,43 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     params_init(&t->model.params, (uint64_t)cfg->run.seed);
     optimizer_init(&t->opt, &t->model.params, &cfg->optim);
 
-    // Resume: the newest checkpoint (auto) or the given one, if its configuration allows.
+    // Resume: the newest checkpoint (auto) or the given one, if its configuration allows. Rank 0
+    // alone reads it, as it alone writes them (run.work_dir need not be on a filesystem every
+    // host sees), and hands the state on: the moments, step and training state here, the
+    // weights and buffers below.
     char resume_path[1024] = "";
-    if (opts->resume && !strcmp(opts->resume, "auto")) {
-        if (checkpoint_find_latest(wd, resume_path, sizeof resume_path) < 0) { rc = -1; goto out; }
-    } else if (opts->resume) {
-        snprintf(resume_path, sizeof resume_path, "%s", opts->resume);
+    int32_t resumed = 0;   // rank 0's verdict: 1 resumed, 0 fresh start, -1 failed
+    if (comm->rank == 0) {
+        if (opts->resume && !strcmp(opts->resume, "auto")) {
+            if (checkpoint_find_latest(wd, resume_path, sizeof resume_path) < 0) resumed = -1;
+        } else if (opts->resume) {
+            snprintf(resume_path, sizeof resume_path, "%s", opts->resume);
+        }
+        if (resumed == 0 && resume_path[0]) {
+            mv_config *saved = mv_calloc(1, sizeof *saved);
+            mv_train_state st;
+            char why[1024] = "";
+            rc = checkpoint_read_meta(resume_path, &st, saved);
+            int ok = rc < 0 ? -1 : checkpoint_resume_check(&st, saved, cfg, world, why, sizeof why);
+            if (rc == 0 && ok < 0) rc = mv_fail("cannot resume from %s: %s", resume_path, why);
+            if (rc == 0 && ok > 0) fprintf(stderr, "maskvim: resuming from %s with differences: %s\n", resume_path, why);
+            if (rc == 0) rc = checkpoint_load(resume_path, &t->model.params, &t->opt, &t->st, NULL);
+            free(saved);
+            resumed = rc < 0 ? -1 : 1;
+        }
+    }
+    if ((rc = comm_bcast_bytes(comm, &resumed, sizeof resumed)) < 0) goto out;
+    if (resumed < 0) {
+        rc = comm->rank == 0 ? -1 : mv_fail("rank 0 could not resume (its message gives the reason)");
+        goto out;
     }
     mv_loader_cursor cursor, *start = NULL;
-    if (resume_path[0]) {
-        mv_config *saved = mv_calloc(1, sizeof *saved);
-        mv_train_state st;
-        char why[1024] = "";
-        rc = checkpoint_read_meta(resume_path, &st, saved);
-        int ok = rc < 0 ? -1 : checkpoint_resume_check(&st, saved, cfg, world, why, sizeof why);
-        if (rc == 0 && ok < 0) rc = mv_fail("cannot resume from %s: %s", resume_path, why);
-        if (rc == 0 && ok > 0 && comm->rank == 0) fprintf(stderr, "maskvim: resuming from %s with differences: %s\n", resume_path, why);
-        if (rc == 0) rc = checkpoint_load(resume_path, &t->model.params, &t->opt, &t->st, NULL);
-        free(saved);
-        if (rc < 0) goto out;
+    if (resumed) {
+        size_t np = t->model.params.num_params;
+        if ((rc = comm_bcast_bytes(comm, &t->st, sizeof t->st)) < 0 || (rc = comm_bcast_floats(comm, t->opt.m, np)) < 0 ||
+            (rc = comm_bcast_floats(comm, t->opt.v, np)) < 0 ||
+            (rc = comm_bcast_bytes(comm, &t->opt.step, sizeof t->opt.step)) < 0)
+            goto out;
         checkpoint_resume_cursor(&cursor, &t->st, B * world);
         start = &cursor;
         t->st.world = world;
@@ -252,6 +303,9 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     }
     if (comm->rank == 0) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", wd);
+        // With --resume, the log continues from the checkpoint's iteration, or from 0 when
+        // --resume auto found none (a first attempt killed before its first checkpoint).
+        if (opts->resume && (rc = trim_log(path, start ? (long)t->st.iter : 0)) < 0) { free(ids); goto out; }
         t->jsonl = fopen(path, "a");
         if (!t->jsonl) { rc = mv_fail("%s: cannot open for writing", path); free(ids); goto out; }
         printf("maskvim train: %s, %zu parameters, %d rank%s x %d images, crop %dx%d, %d iterations, on %s, work dir %s\n",
@@ -259,6 +313,12 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
                cfg->model.crop_w, cfg->schedule.max_iters, device, wd);
     }
     bool tty = !opts->quiet && comm->rank == 0 && isatty(fileno(stdout));
+    // gather_stats is a collective, called on log lines and, on a terminal, on every step: all
+    // ranks must agree. Only rank 0 draws, so its terminal decides (under mpirun every rank's
+    // stdout is a pseudo-terminal, whatever mpirun's own output is).
+    unsigned char tty_byte = tty;
+    if ((rc = comm_bcast_bytes(comm, &tty_byte, 1)) < 0) { free(ids); goto out; }
+    tty = tty_byte != 0;
     long max_iters = cfg->schedule.max_iters, first = (long)t->st.iter, done_here = 0;
     double t_start = prof_now(), t_interval = t_start, wait_data = 0, wait_sync = 0, t_compute = 0;
     double t_optim = 0, t_periodic = 0;   // optimizer; evaluation + checkpoints (not part of a step)

@@ -23,7 +23,7 @@ int weights_save(const mv_params *p, const char *path) {
     return h5_publish(tmp, path);
 }
 
-typedef struct { const mv_params *p; bool *seen; FILE *report; int unexpected; } scan_ctx;
+typedef struct { const mv_params *p; bool *seen; FILE *report; int unexpected; char first_unexpected[256]; } scan_ctx;
 
 static herr_t note_unexpected(hid_t group, const char *name, const H5L_info_t *info, void *data) {
     (void)info;
@@ -37,20 +37,25 @@ static herr_t note_unexpected(hid_t group, const char *name, const H5L_info_t *i
     if (tail && !strcmp(tail, ".num_batches_tracked")) return 0;   // PyTorch bookkeeping
     for (int i = 0; i < s->p->count; i++)
         if (!strcmp(s->p->items[i].name, name)) { s->seen[i] = true; return 0; }
-    s->unexpected++;
+    if (s->unexpected++ == 0) snprintf(s->first_unexpected, sizeof s->first_unexpected, "%s", name);
     if (s->report) fprintf(s->report, "  unexpected: %s\n", name);
     return 0;
 }
 
-int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected) {
+// weights_load, also giving the first missing and the first unexpected name ("" when none).
+static int load_names(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected,
+                      char *first_missing, size_t n_missing, char *first_unexpected, size_t n_unexpected) {
+    if (first_missing && n_missing) first_missing[0] = '\0';
+    if (first_unexpected && n_unexpected) first_unexpected[0] = '\0';
     hid_t f = h5_open_read(path);
     if (f < 0) return -1;
-    scan_ctx s = {p, calloc(p->count, sizeof(bool)), report, 0};
+    scan_ctx s = {p, mv_calloc(p->count ? (size_t)p->count : 1, sizeof(bool)), report, 0, ""};
     H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, note_unexpected, &s);
     int nmissing = 0, rc = 0;
     for (int i = 0; i < p->count && rc == 0; i++) {
         mv_param *q = &p->items[i];
         if (!s.seen[i]) {
+            if (nmissing == 0 && first_missing && n_missing) snprintf(first_missing, n_missing, "%s", q->name);
             nmissing++;
             if (report) fprintf(report, "  missing:    %s\n", q->name);
             continue;
@@ -73,5 +78,24 @@ int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int
     H5Fclose(f);
     if (missing) *missing = nmissing;
     if (unexpected) *unexpected = s.unexpected;
+    if (first_unexpected && n_unexpected) snprintf(first_unexpected, n_unexpected, "%s", s.first_unexpected);
     return rc;
+}
+
+int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected) {
+    return load_names(p, path, report, missing, unexpected, NULL, 0, NULL, 0);
+}
+
+int weights_load_all(mv_params *p, const char *path, int *unexpected) {
+    int nmissing = 0, nunexpected = 0;
+    char miss[256], extra[256];
+    MV_TRY(load_names(p, path, NULL, &nmissing, &nunexpected, miss, sizeof miss, extra, sizeof extra));
+    if (unexpected) *unexpected = nunexpected;
+    if (nmissing == 0) return 0;
+    char hint[512] = "";
+    if (nunexpected > 0)
+        snprintf(hint, sizeof hint, "; it holds %d tensor%s this model does not have, e.g. '%s' (another model, "
+                 "or names with another prefix such as 'module.' or 'backbone.')", nunexpected,
+                 nunexpected > 1 ? "s" : "", extra);
+    return mv_fail("%s: %d of this model's %d tensors are missing, e.g. '%s'%s", path, nmissing, p->count, miss, hint);
 }

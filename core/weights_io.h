@@ -9,3 +9,6 @@ int weights_save(const mv_params *p, const char *path);
 // Loads every registered tensor found in the file. A shape mismatch is an error naming the key.
 // Missing and unexpected keys are counted and, when `report` is non-NULL, listed there.
 int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected);
+// weights_load for inference: every tensor of the model must be in the file (missing ones are an
+// error naming the first, with the first unexpected name as a hint); extra tensors are counted.
+int weights_load_all(mv_params *p, const char *path, int *unexpected);

@@ -7,6 +7,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/evaluate.h"
+#include "core/json_write.h"
 #include "core/model.h"
 #include "core/weights_io.h"
 #include "data/corrupt.h"
@@ -101,9 +102,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (rc == 0) rc = model_build(m, &cfg->model);
-    int missing = 0, unexpected = 0;
-    if (rc == 0) rc = weights_load(&m->params, ckpt, NULL, &missing, &unexpected);
-    if (rc == 0 && missing) rc = mv_fail("%s: %d tensors of this model are missing (an encoder-only file cannot be evaluated)", ckpt, missing);
+    if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
     // run.device: the GPU evaluates where one is present (each rank on its node-local GPU).
     char device[256];
     mv_run_ctx dev_ctx = {.world_size = comm.world};
@@ -111,7 +110,11 @@ int cmd_eval(int argc, char **argv) {
     if (rc == 0 && comm.rank == 0) fprintf(stderr, "maskvim eval: on %s\n", device);
     FILE *jf = NULL;
     if (rc == 0 && json && comm.rank == 0 && !(jf = fopen(json, "w"))) rc = mv_fail("%s: cannot open for writing", json);
-    if (jf) fprintf(jf, "{\"checkpoint\": \"%s\", \"results\": [\n", ckpt);
+    if (jf) {
+        fputs("{\"checkpoint\": ", jf);
+        json_write_string(jf, ckpt);
+        fputs(", \"results\": [\n", jf);
+    }
     int nres = 0, found = 0;
     for (int i = 0; i < cfg->data.num_val && rc == 0; i++) {
         const mv_source *v = &cfg->data.val[i];
@@ -139,8 +142,9 @@ int cmd_eval(int argc, char **argv) {
                 printf("%-36s mIoU %6.2f  mAcc %6.2f  aAcc %6.2f\n", label, res.miou, res.macc, res.aacc);
                 if (per_class) metrics_write_table(stdout, &res, metrics_cityscapes_classes(), label);
                 if (jf) {
-                    fprintf(jf, "%s{\"domain\": \"%s\", \"corruption\": \"%s\", \"severity\": %d, \"metrics\": ", nres++ ? ",\n" : "",
-                            v->name, c < 0 ? "none" : corrupt_name(c), s);
+                    fprintf(jf, "%s{\"domain\": ", nres++ ? ",\n" : "");
+                    json_write_string(jf, v->name);
+                    fprintf(jf, ", \"corruption\": \"%s\", \"severity\": %d, \"metrics\": ", c < 0 ? "none" : corrupt_name(c), s);
                     metrics_write_json(jf, &res, metrics_cityscapes_classes(), label);
                     fprintf(jf, "}");
                 }

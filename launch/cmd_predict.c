@@ -137,9 +137,7 @@ int cmd_predict(int argc, char **argv) {
     mv_model *m = mv_calloc(1, sizeof *m);
     int rc = config_load(cfg, file, nsets, sets);
     if (rc == 0) rc = model_build(m, &cfg->model);
-    int missing = 0;
-    if (rc == 0) rc = weights_load(&m->params, ckpt, NULL, &missing, NULL);
-    if (rc == 0 && missing) rc = mv_fail("%s: %d tensors of this model are missing", ckpt, missing);
+    if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
     if (rc == 0 && mkdir(outdir, 0755) != 0 && access(outdir, W_OK) != 0) rc = mv_fail("%s: cannot create the output directory", outdir);
     char device[256];
     mv_comm solo = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1};

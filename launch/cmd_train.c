@@ -41,7 +41,16 @@ int cmd_train(int argc, char **argv) {
         if (!v) { fprintf(stderr, "maskvim train: %s needs a value\n", a); free(sets); return 2; }
         if (!strcmp(a, "--set")) sets[nsets++] = v;
         else if (!strcmp(a, "--resume")) resume = v;
-        else if (!strcmp(a, "--stop-after")) stop_after = atoi(v);
+        else if (!strcmp(a, "--stop-after")) {
+            char *end = NULL;
+            long n = strtol(v, &end, 10);
+            if (end == v || *end || n < 1 || n > 1000000000) {
+                fprintf(stderr, "maskvim train: --stop-after '%s': expected a number of iterations >= 1\n", v);
+                free(sets);
+                return 2;
+            }
+            stop_after = (int)n;
+        }
         else { fprintf(stderr, "maskvim train: unknown option '%s'\n\n", a); usage(stderr); free(sets); return 2; }
         i++;
     }

@@ -63,6 +63,10 @@ def main():
         for key, t in sd.items():
             if not torch.is_tensor(t) or key.endswith("num_batches_tracked") or not t.is_floating_point():
                 skipped += 1
+                if torch.is_tensor(t) and not key.endswith("num_batches_tracked"):
+                    # A weight stored as integers is not a weight maskvim can use: say which,
+                    # since maskvim will then report it missing.
+                    print(f"pth_to_h5: skipping '{key}': {t.dtype} is not a floating-point type", file=sys.stderr)
                 continue
             if a.prefix and key.split(".")[0] in ("classifier", "head"):
                 skipped += 1

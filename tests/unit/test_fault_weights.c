@@ -1,0 +1,111 @@
+// Importing weights for inference (weights_load_all, the path of `maskvim eval` and `predict`):
+// a file lacking a tensor of the model is refused with a message naming the tensor, and, when
+// the file's names carry another prefix (a DDP 'module.' say), naming one of those too; a
+// complete file with extra tensors loads and counts them; a wrong shape names the tensor.
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "core/error.h"
+#include "core/h5util.h"
+#include "core/weights_io.h"
+
+static void test_path(char *out, size_t n, const char *name) {
+    const char *root = getenv("MV_TEST_TMP");
+    if (!root || !root[0]) root = "/tmp";
+    mkdir(root, 0755);
+    snprintf(out, n, "%s/fault_weights_%s.h5", root, name);
+}
+
+typedef struct { mv_params p; float *a, *da, *b, *db, *rv; } reg;
+
+// Tensors a [rows, 3], b [4] and the buffer bn.running_var [2], under `prefix`.
+static void reg_build(reg *r, const char *prefix, int rows, float fill) {
+    memset(r, 0, sizeof *r);
+    char na[128], nb[128], nv[128];
+    snprintf(na, sizeof na, "%sdecode_head.conv_seg.weight", prefix);
+    snprintf(nb, sizeof nb, "%sdecode_head.conv_seg.bias", prefix);
+    snprintf(nv, sizeof nv, "%sdecode_head.bn.running_var", prefix);
+    int sa[2] = {rows, 3}, sb[1] = {4}, sv[1] = {2};
+    params_add(&r->p, &r->a, &r->da, false, INIT_UNIFORM, 1.0f, 2, sa, na);
+    params_add(&r->p, &r->b, &r->db, false, INIT_UNIFORM, 1.0f, 1, sb, nb);
+    params_add(&r->p, &r->rv, NULL, true, INIT_UNIFORM, 1.0f, 1, sv, nv);
+    params_allocate(&r->p);
+    for (size_t i = 0; i < r->p.num_params; i++) r->p.params[i] = fill + (float)i;
+    for (size_t i = 0; i < r->p.num_buffers; i++) r->p.buffers[i] = fill - (float)i;
+}
+
+Test(fault_weights, missing_tensor_is_named) {
+    char path[4096];
+    test_path(path, sizeof path, "missing");
+    reg src, dst;
+    reg_build(&src, "", 5, 1.0f);
+    // A file without the bias: write only a and the buffer.
+    hid_t f = h5_create(path);
+    cr_assert(f >= 0, "%s", mv_last_error());
+    cr_assert_eq(h5_write_floats(f, src.p.items[0].name, src.a, 2, src.p.items[0].shape), 0);
+    cr_assert_eq(h5_write_floats(f, src.p.items[2].name, src.rv, 1, src.p.items[2].shape), 0);
+    H5Fclose(f);
+    reg_build(&dst, "", 5, 0.0f);
+    cr_assert_eq(weights_load_all(&dst.p, path, NULL), -1);
+    const char *msg = mv_last_error();
+    cr_expect(strstr(msg, "decode_head.conv_seg.bias") != NULL, "the message names the missing tensor: %s", msg);
+    cr_expect(strstr(msg, "1 of this model's 3 tensors") != NULL, "%s", msg);
+    cr_expect(strstr(msg, path) != NULL, "the message names the file: %s", msg);
+    params_free(&src.p);
+    params_free(&dst.p);
+}
+
+Test(fault_weights, other_prefix_is_hinted) {
+    char path[4096];
+    test_path(path, sizeof path, "prefix");
+    reg src, dst;
+    reg_build(&src, "module.", 5, 1.0f);
+    cr_assert_eq(weights_save(&src.p, path), 0, "%s", mv_last_error());
+    reg_build(&dst, "", 5, 0.0f);
+    cr_assert_eq(weights_load_all(&dst.p, path, NULL), -1);
+    const char *msg = mv_last_error();
+    cr_expect(strstr(msg, "3 of this model's 3 tensors are missing, e.g. 'decode_head.") != NULL, "%s", msg);
+    cr_expect(strstr(msg, "3 tensors this model does not have, e.g. 'module.decode_head.") != NULL, "%s", msg);
+    params_free(&src.p);
+    params_free(&dst.p);
+}
+
+Test(fault_weights, complete_file_with_extras_loads_exactly) {
+    char path[4096];
+    test_path(path, sizeof path, "extra");
+    reg src, dst;
+    reg_build(&src, "", 5, 3.5f);
+    cr_assert_eq(weights_save(&src.p, path), 0, "%s", mv_last_error());
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    int s1[1] = {3};
+    float extra[3] = {1, 2, 3};
+    cr_assert_eq(h5_write_floats(f, "classifier.weight", extra, 1, s1), 0);
+    H5Fclose(f);
+    reg_build(&dst, "", 5, 0.0f);
+    int unexpected = -1;
+    cr_assert_eq(weights_load_all(&dst.p, path, &unexpected), 0, "%s", mv_last_error());
+    cr_expect_eq(unexpected, 1);
+    for (int i = 0; i < src.p.count; i++)   // tensor by tensor: the arenas have alignment gaps
+        cr_expect(memcmp(*dst.p.items[i].ptr, *src.p.items[i].ptr, sizeof(float) * src.p.items[i].numel) == 0,
+                  "%s differs", src.p.items[i].name);
+    params_free(&src.p);
+    params_free(&dst.p);
+}
+
+Test(fault_weights, wrong_shape_is_named) {
+    char path[4096];
+    test_path(path, sizeof path, "shape");
+    reg src, dst;
+    reg_build(&src, "", 7, 1.0f);
+    cr_assert_eq(weights_save(&src.p, path), 0, "%s", mv_last_error());
+    reg_build(&dst, "", 5, 0.0f);
+    cr_assert_eq(weights_load_all(&dst.p, path, NULL), -1);
+    const char *msg = mv_last_error();
+    cr_expect(strstr(msg, "'decode_head.conv_seg.weight' has shape [7,3], this model expects [5,3]") != NULL, "%s", msg);
+    params_free(&src.p);
+    params_free(&dst.p);
+}
