@@ -262,6 +262,53 @@ static ynode *load_file(yarena *a, const char *path) {
 
 // --- merging ----------------------------------------------------------------------------
 
+// Two names of one setting. A later layer (a file over its bases, --set over the file) that
+// gives either name replaces what earlier layers gave under the other; one layer giving both
+// must give the same value (checked in apply_tree).
+static const char *const ALIAS_PAIRS[][2] = {{"model.crop", "data.crop"}, {"mask.encoder_stages", "mask.encoder"}};
+#define NUM_ALIAS_PAIRS 2
+
+// The map holding `dotted` ("section.key") in root, and the key's index there (-1: absent).
+static ynode *section_of(const ynode *root, const char *dotted, int *idx) {
+    const char *dot = strchr(dotted, '.');
+    char section[NAME_MAX_LEN];
+    snprintf(section, sizeof section, "%.*s", (int)(dot - dotted), dotted);
+    int s = map_find(root, section);
+    ynode *m = s >= 0 ? root->vals[s] : NULL;
+    *idx = m && m->kind == Y_MAP ? map_find(m, dot + 1) : -1;
+    return *idx >= 0 ? m : NULL;
+}
+
+static void map_drop(ynode *map, int i) {
+    for (int j = i + 1; j < map->n; j++) {
+        map->keys[j - 1] = map->keys[j];
+        map->vals[j - 1] = map->vals[j];
+    }
+    map->n--;
+}
+
+// Before `top` is merged over `base`: what top sets under one name of a pair, base loses under
+// the other.
+static void drop_replaced_aliases(ynode *base, const ynode *top) {
+    for (int p = 0; p < NUM_ALIAS_PAIRS; p++)
+        for (int side = 0; side < 2; side++) {
+            int i, j;
+            if (!section_of(top, ALIAS_PAIRS[p][side], &i)) continue;
+            ynode *m = section_of(base, ALIAS_PAIRS[p][!side], &j);
+            if (m) map_drop(m, j);
+        }
+}
+
+static bool same_value(const ynode *a, const ynode *b) {
+    if (a->kind != b->kind || a->n != b->n) return false;
+    if (a->kind == Y_SCALAR) return a->null == b->null && !strcmp(a->text, b->text);
+    for (int i = 0; i < a->n; i++) {
+        if (a->kind == Y_MAP && strcmp(a->keys[i]->text, b->keys[i]->text)) return false;
+        if (!same_value(a->vals[i], b->vals[i])) return false;
+    }
+    return true;
+}
+
 // Merges map src into map dst: maps merge key by key, other values replace. A null value
 // (`model:` with nothing after it) leaves a mapping it would replace untouched.
 static void merge(yarena *a, ynode *dst, ynode *src) {
@@ -331,9 +378,11 @@ static ynode *load_with_includes(yarena *a, const char *path, const char **chain
             strcpy(full + dirlen, item->text);
             ynode *base = load_with_includes(a, full, chain, depth + 1);
             if (!base) { context_at(item); return NULL; }
+            drop_replaced_aliases(result, base);
             merge(a, result, base);
         }
     }
+    drop_replaced_aliases(result, own);
     merge(a, result, own);
     return result;
 }
@@ -374,6 +423,7 @@ static int set_into_tree(yarena *a, ynode *root, const char *assignment) {
         if (start == key) break;
         dot = start - 1;
     }
+    drop_replaced_aliases(root, node);
     merge(a, root, node);
     return 0;
 }
@@ -652,6 +702,15 @@ static int apply_tree(mv_config *cfg, const ynode *root) {
         if (v->kind == Y_SCALAR && v->null) continue;
         if (v->kind != Y_MAP) return fail_at(v, "%s: expected a mapping of keys, got %s", k->text, kind_words(v));
         sections[s] = v;
+    }
+    for (int p = 0; p < NUM_ALIAS_PAIRS; p++) {
+        int i, j;
+        const ynode *m1 = section_of(root, ALIAS_PAIRS[p][0], &i), *m2 = section_of(root, ALIAS_PAIRS[p][1], &j);
+        if (m1 && m2 && !same_value(m1->vals[i], m2->vals[j])) {
+            char loc[600];
+            return fail_at(m2->keys[j], "%s and %s (%s) name the same setting but give different values: give one",
+                           ALIAS_PAIRS[p][1], ALIAS_PAIRS[p][0], where(m1->keys[i], loc, sizeof loc));
+        }
     }
     // The preset comes first whatever its position: it fills every other model key.
     int p = sections[0] ? map_find(sections[0], "preset") : -1;

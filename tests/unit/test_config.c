@@ -299,6 +299,32 @@ Test(config, include_and_override_precedence) {
     free(b1); free(b2); free(child); free(child2);
 }
 
+// model.crop / data.crop and mask.encoder_stages / mask.encoder name one setting each: the later
+// layer wins whichever name it uses, and one layer giving both must agree.
+Test(config, alias_names_follow_layer_precedence) {
+    char *file = write_tmp("alias/file.yaml", "data:\n  crop: [64, 64]\nmask: {encoder: true}\n");
+    const char *sets[] = {"model.crop=[128, 96]", "mask.encoder_stages=[false, true, false]"};
+    mv_config c;
+    cr_assert_eq(config_load(&c, file, 2, sets), 0, "%s", mv_last_error());
+    cr_expect(c.model.crop_h == 128 && c.model.crop_w == 96, "--set model.crop beats the file's data.crop: %dx%d",
+              c.model.crop_h, c.model.crop_w);
+    cr_expect(!c.model.mask_encoder[0] && c.model.mask_encoder[1], "--set mask.encoder_stages beats mask.encoder");
+    const char *back[] = {"data.crop=[96, 64]"};
+    cr_assert_eq(config_load(&c, file, 1, back), 0, "%s", mv_last_error());
+    cr_expect(c.model.crop_h == 96 && c.model.crop_w == 64);
+
+    char *base = write_tmp("alias/base.yaml", "data: {crop: [64, 64]}\n");
+    char *child = write_tmp("alias/child.yaml", "include: [base.yaml]\nmodel: {crop: [160, 128]}\n");
+    cr_assert_eq(config_load(&c, child, 0, NULL), 0, "%s", mv_last_error());
+    cr_expect(c.model.crop_h == 160 && c.model.crop_w == 128, "the file's model.crop beats its base's data.crop");
+
+    char *same = write_tmp("alias/same.yaml", "model: {crop: [64, 96]}\ndata: {crop: [64, 96]}\n");
+    cr_expect_eq(config_load(&c, same, 0, NULL), 0, "%s", mv_last_error());
+    expect_error("alias/both.yaml", "model: {crop: [64, 96]}\ndata:\n  crop: [96, 64]\n", "3:3",
+                 "data.crop and model.crop", "give one");
+    free(file); free(base); free(child); free(same);
+}
+
 // A preset given anywhere (base, file, --set) is applied before every other model key.
 Test(config, preset_then_keys) {
     char *base = write_tmp("preset/base.yaml", "model: {dims: [8, 16, 32, 64]}\n");
