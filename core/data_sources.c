@@ -1,6 +1,7 @@
 // Data sources on disk (see data_sources.h).
 #include "core/data_sources.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "data/shard.h"
 #include "data/synth.h"
 #include <stdio.h>
@@ -24,8 +25,17 @@ int source_resolve(char *out, size_t n, const mv_source *src, const char *split,
     char base[1024];
     snprintf(base, sizeof base, "%s/seed%d_%dx%d_%s%d", root, cfg->data.synthetic.seed, size[0], size[1], split, count);
     if ((size_t)snprintf(out, n, "%s/%s/%s", base, dname, split) >= n) return mv_fail("source '%s': path too long", src->name);
-    int rc = 0;
+    int rc = 0, lock = -1;
     if (comm->rank == 0) {
+        // Runs started together on a fresh cache (sweeps, or plain `maskvim train`s) would write
+        // the same folders at once: the first to lock writes, the others wait and find it done.
+        char lock_path[1100], waiting[1200];
+        snprintf(lock_path, sizeof lock_path, "%s/.write.lock", root);
+        snprintf(waiting, sizeof waiting, "maskvim: waiting for another process writing synthetic data in %s", root);
+        rc = mv_mkdir_p(root);
+        if (rc == 0 && (lock = mv_lock_file(lock_path, waiting)) < 0) rc = -1;
+    }
+    if (rc == 0 && comm->rank == 0) {
         mv_split *s = NULL;
         bool complete = split_open(&s, out) == 0 && split_count(s) == count;
         if (s) split_close(s);
@@ -43,6 +53,7 @@ int source_resolve(char *out, size_t n, const mv_source *src, const char *split,
             if (data_synth_main(13, argv) != 0) rc = mv_fail("source '%s': could not write %s", src->name, out);
         }
     }
+    if (lock >= 0) close(lock);
     // Every rank learns whether rank 0 succeeded before anyone opens the split.
     double status = rc;
     if (comm_allreduce_sum_doubles(comm, &status, 1) < 0) return -1;

@@ -3,6 +3,7 @@
 #include "core/checkpoint.h"
 #include "core/data_sources.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/engine.h"
 #include "core/json_write.h"
 #include "core/evaluate.h"
@@ -34,15 +35,6 @@ typedef struct {
     char train_paths[MV_MAX_SOURCES][1024];   // the loader keeps pointers to these
     char val_paths[MV_MAX_SOURCES][1024];
 } trainer;
-
-static int mkdirs(const char *path) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return mv_fail("%s: cannot create directory (%s)", path, strerror(errno));
-    return 0;
-}
 
 static void grads_ready(void *ctx, size_t lo) {
     trainer *t = ctx;
@@ -213,7 +205,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     t->st.batch_per_rank = B;
 
     if (comm->rank == 0) {
-        rc = mkdirs(wd);
+        rc = mv_mkdir_p(wd);
         if (rc == 0) { snprintf(path, sizeof path, "%s/config.yaml", wd); rc = config_save(path, cfg); }
     }
     if (rc == 0) rc = model_build(&t->model, &cfg->model);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "core/error.h"
+#include "core/fs.h"
 #include "data/image_io.h"
 #include "data/manifest.h"
 
@@ -184,19 +185,6 @@ static int fsync_path(const char *path) {
     int rc = fsync(fd);
     close(fd);
     return rc;
-}
-
-static int mkdir_p(const char *dir) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return mv_fail("%s: cannot create folder: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return mv_fail("%s: cannot create folder: %s", tmp, strerror(errno));
-    return 0;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -381,7 +369,7 @@ static mv_shard_writer *writer_new(const char *split_dir, const char *domain, co
     if (strlen(split_dir) >= 4000) { mv_fail("%s: path too long", split_dir); return NULL; }
     if (!domain || !*domain || strlen(domain) >= 128) { mv_fail("%s: domain name empty or too long", split_dir); return NULL; }
     if (!label_map || strlen(label_map) >= 128) { mv_fail("%s: label map name too long", split_dir); return NULL; }
-    if (mkdir_p(split_dir) < 0) return NULL;
+    if (mv_mkdir_p(split_dir) < 0) return NULL;
     mv_shard_writer *w = mv_calloc(1, sizeof *w);
     snprintf(w->dir, sizeof w->dir, "%s", split_dir);
     snprintf(w->domain, sizeof w->domain, "%s", domain);

@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/data_sources.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/experiment.h"
 #include "core/train.h"
 #include "dist/comm.h"
@@ -60,19 +61,6 @@ static void usage(FILE *f) {
 }
 
 typedef enum { ROW_RUN, ROW_RESUME, ROW_SKIP } row_action;
-
-static int mkdir_p(const char *path) {
-    char tmp[MV_PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return mv_fail("%s: path too long", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
-    return 0;
-}
 
 static bool file_exists(const char *path) {
     struct stat st;
@@ -525,7 +513,7 @@ static double now_s(void) {
 // finished it meanwhile, ROW_BUSY when another process holds it, -1 on failure (message set,
 // nothing held).
 static int row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log) {
-    MV_TRY(mkdir_p(j->dir));
+    MV_TRY(mv_mkdir_p(j->dir));
     j->lock = lock_row(j->dir, j->run->name);
     if (j->lock < 0) return j->lock;
     row_action a = row_plan(j->dir);   // again under the lock: another runner may have finished it
@@ -678,40 +666,20 @@ static int start_child(sweep *s, row_job *j, const char *log, int omp) {
     return j->pid > 0 ? 0 : -1;
 }
 
-// Writes the row's synthetic data sources (if any are missing) here, before the row trains:
-// rows running at once, of this sweep (--jobs) or of another sweep started together, would
-// otherwise write the same cache folders at the same time and break them. Writing holds an
-// flock on a file in the cache folder (core/data_sources.h: $MV_SYNTH_CACHE, else
-// datasets/synthetic), so a second sweep waits for the first and then finds the data written.
+// Writes the row's synthetic data sources (if any are missing) here, before the row trains, so
+// that rows run as children find them written. source_resolve serialises the writing between
+// processes (a lock file in the cache folder): rows of this sweep (--jobs) and of another sweep
+// started together wait for the first writer instead of breaking each other's folders.
 static int prepare_sources(const mv_config *cfg, mv_comm *comm) {
-    bool synthetic = false;
-    for (int i = 0; i < cfg->data.num_train; i++) synthetic |= !strncmp(cfg->data.train[i].path, "synthetic:", 10);
-    for (int i = 0; i < cfg->data.num_val; i++) synthetic |= !strncmp(cfg->data.val[i].path, "synthetic:", 10);
-    if (!synthetic) return 0;
-    const char *root = getenv("MV_SYNTH_CACHE") && getenv("MV_SYNTH_CACHE")[0] ? getenv("MV_SYNTH_CACHE")
-                                                                                  : "datasets/synthetic";
     char path[MV_PATH_MAX + 64];
-    if (snprintf(path, sizeof path, "%s/.write.lock", root) >= (int)sizeof path) return mv_fail("%s: path too long", root);
-    MV_TRY(mkdir_p(root));
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return mv_fail("%s: cannot open: %s", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        printf("maskvim experiment: waiting for another process writing synthetic data in %s\n", root);
-        fflush(stdout);
-        while (flock(fd, LOCK_EX) < 0) {
-            if (errno == EINTR && !g_stop_signal) continue;
-            int e = errno;
-            close(fd);
-            return g_stop_signal ? mv_fail("stopped by signal %d", (int)g_stop_signal)
-                                 : mv_fail("%s: cannot lock: %s", path, strerror(e));
-        }
-    }
     int rc = 0;
     for (int i = 0; rc == 0 && i < cfg->data.num_train; i++)
-        rc = source_resolve(path, sizeof path, &cfg->data.train[i], "train", cfg, comm);
+        if (!strncmp(cfg->data.train[i].path, "synthetic:", 10))
+            rc = source_resolve(path, sizeof path, &cfg->data.train[i], "train", cfg, comm);
     for (int i = 0; rc == 0 && i < cfg->data.num_val; i++)
-        rc = source_resolve(path, sizeof path, &cfg->data.val[i], "val", cfg, comm);
-    close(fd);   // releases the lock
+        if (!strncmp(cfg->data.val[i].path, "synthetic:", 10))
+            rc = source_resolve(path, sizeof path, &cfg->data.val[i], "val", cfg, comm);
+    if (rc < 0 && g_stop_signal) return mv_fail("stopped by signal %d", (int)g_stop_signal);
     return rc;
 }
 
@@ -873,7 +841,7 @@ static int experiment_run(int argc, char **argv) {
             return 2;
         }
     }
-    if (strlen(outdir) + MV_EXP_RUN_NAME_MAX + 2 > MV_PATH_MAX || mkdir_p(outdir) < 0 || write_paper_json(outdir, &exp) < 0) {
+    if (strlen(outdir) + MV_EXP_RUN_NAME_MAX + 2 > MV_PATH_MAX || mv_mkdir_p(outdir) < 0 || write_paper_json(outdir, &exp) < 0) {
         if (strlen(outdir) + MV_EXP_RUN_NAME_MAX + 2 > MV_PATH_MAX) mv_fail("%s: path too long", outdir);
         fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
         comm_finalize(&comm);

@@ -1,0 +1,43 @@
+// Folder creation and lock files (see fs.h).
+#include "core/fs.h"
+#include "core/error.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int mv_mkdir_p(const char *path) {
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s", path) >= sizeof tmp) return mv_fail("%s: path too long", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return mv_fail("%s: cannot create folder: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return mv_fail("%s: cannot create folder: %s", tmp, strerror(errno));
+    return 0;
+}
+
+int mv_lock_file(const char *path, const char *waiting) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+    if (errno != EWOULDBLOCK) {
+        int e = errno;
+        close(fd);
+        return mv_fail("%s: cannot lock: %s", path, strerror(e));
+    }
+    if (waiting) {
+        fprintf(stderr, "%s\n", waiting);
+        fflush(stderr);
+    }
+    if (flock(fd, LOCK_EX) == 0) return fd;
+    int e = errno;
+    close(fd);
+    return e == EINTR ? mv_fail("%s: interrupted while waiting for the lock", path)
+                      : mv_fail("%s: cannot lock: %s", path, strerror(e));
+}
