@@ -131,7 +131,11 @@ cmake_configure() {
 cmake_build() {
     command -v cmake >/dev/null 2>&1 || { echo "no cmake" | log; return 1; }
     if ! cmake_configure; then
-        use_carried_deps || return 1
+        if ! use_carried_deps; then
+            say "CMake cannot configure with this machine's libraries and no packages were carried:" \
+                "run tests/gpu/pack_deps.sh on a Debian 12 machine and bring .deps/ for the CLI checks"
+            return 1
+        fi
         say "CMake with the machine's libraries failed; again with the carried packages (.deps)"
         rm -f "$BUILD/CMakeCache.txt"
         cmake_configure || return 1
