@@ -672,13 +672,11 @@ static int start_child(sweep *s, row_job *j, const char *log, int omp) {
 // started together wait for the first writer instead of breaking each other's folders.
 static int prepare_sources(const mv_config *cfg, mv_comm *comm) {
     char path[MV_PATH_MAX + 64];
-    int rc = 0;
+    int rc = 0;   // (a source on disk resolves to its own path: nothing is written for it)
     for (int i = 0; rc == 0 && i < cfg->data.num_train; i++)
-        if (!strncmp(cfg->data.train[i].path, "synthetic:", 10))
-            rc = source_resolve(path, sizeof path, &cfg->data.train[i], "train", cfg, comm);
+        rc = source_resolve(path, sizeof path, &cfg->data.train[i], "train", cfg, comm);
     for (int i = 0; rc == 0 && i < cfg->data.num_val; i++)
-        if (!strncmp(cfg->data.val[i].path, "synthetic:", 10))
-            rc = source_resolve(path, sizeof path, &cfg->data.val[i], "val", cfg, comm);
+        rc = source_resolve(path, sizeof path, &cfg->data.val[i], "val", cfg, comm);
     if (rc < 0 && g_stop_signal) return mv_fail("stopped by signal %d", (int)g_stop_signal);
     return rc;
 }

@@ -444,6 +444,23 @@ static int run_corrupt(const char *a0, ...) {
     return data_corrupt_main(argc, argv);
 }
 
+// A synthetic input split of n samples named img0.., 2 per shard: all 24x32, or (two_sizes)
+// 32x48 and 24x40 alternately.
+static void write_input_split(const char *in, int n, bool two_sizes) {
+    mv_shard_writer *wr = shard_writer_open(in, "synth-clear", "synth/v1", 2);
+    cr_assert_not_null(wr, "%s", mv_last_error());
+    for (int i = 0; i < n; i++) {
+        int h = two_sizes && i % 2 == 0 ? 32 : 24, w = !two_sizes ? 32 : i % 2 ? 40 : 48;
+        mv_image img = image_alloc(h, w, 3), lab = image_alloc(h, w, 1);
+        cr_assert_eq(synth_sample(&img, &lab, 1, 0, (uint64_t)i), 0);
+        char name[32];
+        snprintf(name, sizeof name, "img%d", i);
+        cr_assert_eq(shard_writer_add(wr, name, &img, &lab), 0, "%s", mv_last_error());
+        image_free(&img); image_free(&lab);
+    }
+    cr_assert_eq(shard_writer_close(wr), 0);
+}
+
 Test(corrupt_cli, writes_corrupted_splits_with_the_labels_unchanged) {
     const char *base = getenv("MV_TEST_TMP");
     char dir[1024], in[1100], out[1100], cmd[2400];
@@ -453,18 +470,7 @@ Test(corrupt_cli, writes_corrupted_splits_with_the_labels_unchanged) {
     snprintf(in, sizeof in, "%s/in", dir);
     snprintf(out, sizeof out, "%s/out", dir);
     // an input split with two image sizes
-    mv_shard_writer *wr = shard_writer_open(in, "synth-clear", "synth/v1", 2);
-    cr_assert_not_null(wr, "%s", mv_last_error());
-    for (int i = 0; i < 5; i++) {
-        int h = i % 2 ? 24 : 32, w = i % 2 ? 40 : 48;
-        mv_image img = image_alloc(h, w, 3), lab = image_alloc(h, w, 1);
-        cr_assert_eq(synth_sample(&img, &lab, 1, 0, (uint64_t)i), 0);
-        char name[32];
-        snprintf(name, sizeof name, "img%d", i);
-        cr_assert_eq(shard_writer_add(wr, name, &img, &lab), 0, "%s", mv_last_error());
-        image_free(&img); image_free(&lab);
-    }
-    cr_assert_eq(shard_writer_close(wr), 0);
+    write_input_split(in, 5, true);
 
     cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "shot_noise,frost", "--severity", "2-3",
                              "--seed", "9", "--threads", "2", NULL), 0, "%s", mv_last_error());
@@ -532,17 +538,7 @@ Test(corrupt_cli, resume_with_another_seed_is_refused) {
     snprintf(in, sizeof in, "%s/in", dir);
     snprintf(out, sizeof out, "%s/out", dir);
     snprintf(path, sizeof path, "%s/gaussian_noise/2", out);
-    mv_shard_writer *wr = shard_writer_open(in, "synth-clear", "synth/v1", 2);
-    cr_assert_not_null(wr, "%s", mv_last_error());
-    for (int i = 0; i < 3; i++) {
-        mv_image img = image_alloc(24, 32, 3), lab = image_alloc(24, 32, 1);
-        cr_assert_eq(synth_sample(&img, &lab, 1, 0, (uint64_t)i), 0);
-        char name[32];
-        snprintf(name, sizeof name, "img%d", i);
-        cr_assert_eq(shard_writer_add(wr, name, &img, &lab), 0, "%s", mv_last_error());
-        image_free(&img); image_free(&lab);
-    }
-    cr_assert_eq(shard_writer_close(wr), 0);
+    write_input_split(in, 3, false);
     cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "gaussian_noise", "--severity", "2",
                              "--seed", "1", "--samples-per-shard", "1", NULL), 0, "%s", mv_last_error());
     // Same settings again: resumes (nothing to do).
