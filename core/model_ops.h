@@ -24,6 +24,7 @@
 #endif
 
 #include "core/model.h"
+#include "core/huge_alloc.h"
 #include "kernels/cpu/ops_loss.h"
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@
 #ifndef MV_MODEL_DEVICE
 
 #define MV_REDUCER(ctx) ((ctx)->reduce)
-static inline float *mv_arena_alloc(size_t floats) { return aligned_alloc(64, sizeof(float) * floats); }
+static inline float *mv_arena_alloc(size_t floats) { return mv_huge_alloc(sizeof(float) * floats); }
 static inline void mv_arena_release(void *p) { free(p); }
 static inline void mv_upload(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 static inline void mv_download(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }

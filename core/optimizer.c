@@ -1,14 +1,15 @@
 // AdamW over the registry (see optimizer.h).
 #include "core/optimizer.h"
 #include "core/error.h"
+#include "core/huge_alloc.h"
 #include "kernels/cpu/profile.h"
 #include <stdlib.h>
 #include <string.h>
 
 void optimizer_init(mv_optimizer *o, const mv_params *p, const mv_optim_config *cfg) {
     memset(o, 0, sizeof *o);
-    o->m = mv_calloc(p->num_params + 16, sizeof(float));
-    o->v = mv_calloc(p->num_params + 16, sizeof(float));
+    o->m = mv_huge_zalloc(sizeof(float) * (p->num_params + 16));
+    o->v = mv_huge_zalloc(sizeof(float) * (p->num_params + 16));
     o->lr_mult = mv_calloc(p->count, sizeof(float));
     o->decay_mult = mv_calloc(p->count, sizeof(float));
     for (int i = 0; i < p->count; i++) optim_rule_for(cfg, p->items[i].name, &o->lr_mult[i], &o->decay_mult[i]);

@@ -1,6 +1,7 @@
 // Parameter registry, arenas and initialisation (SPEC.md section 2, "Initialisation").
 #include "core/params.h"
 #include "core/error.h"
+#include "core/huge_alloc.h"
 #include "core/rng.h"
 #include <math.h>
 #include <stdarg.h>
@@ -35,9 +36,9 @@ void params_add(mv_params *p, float **ptr, float **gptr, bool is_buffer, mv_init
 }
 
 void params_allocate(mv_params *p) {
-    p->params = aligned_alloc(64, sizeof(float) * (p->num_params + 16));
-    p->grads = aligned_alloc(64, sizeof(float) * (p->num_params + 16));
-    p->buffers = aligned_alloc(64, sizeof(float) * (p->num_buffers + 16));
+    p->params = mv_huge_alloc(sizeof(float) * (p->num_params + 16));
+    p->grads = mv_huge_alloc(sizeof(float) * (p->num_params + 16));
+    p->buffers = mv_huge_alloc(sizeof(float) * (p->num_buffers + 16));
     MV_CHECK(p->params && p->grads && p->buffers, "out of memory for %zu parameters", p->num_params);
     memset(p->params, 0, sizeof(float) * p->num_params);
     memset(p->grads, 0, sizeof(float) * p->num_params);

@@ -3,6 +3,7 @@
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/huge_alloc.h"
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/schedule.h"
@@ -36,6 +37,9 @@ static void usage(FILE *f) {
         "                     and merge, forward + backward) at these sizes (dt_rank = E/32)\n");
 }
 
+// Zeroed floats, on huge pages as the model's arenas are, so that the timings match the step's.
+static float *fbuf(size_t n) { return mv_huge_zalloc(sizeof(float) * n); }
+
 // The SS2D core alone: what tests/reference/bench_torch.py --scan-only times in PyTorch
 // (there without the projections, so this measures more work).
 static int bench_scan(const char *spec, int iters) {
@@ -53,14 +57,14 @@ static int bench_scan(const char *spec, int iters) {
     }
     int L = H * W, R = (E / 2 + 15) / 16, P = R + 2 * N;
     size_t nx = (size_t)B * L * E;
-    float *x = mv_calloc(nx, 4), *y = mv_calloc(nx, 4), *dy = mv_calloc(nx, 4), *dx = mv_calloc(nx, 4);
-    float *xpw = mv_calloc((size_t)SCAN_K * P * E, 4), *gxpw = mv_calloc((size_t)SCAN_K * P * E, 4);
-    float *dtw = mv_calloc((size_t)SCAN_K * E * R, 4), *gdtw = mv_calloc((size_t)SCAN_K * E * R, 4);
-    float *dtb = mv_calloc((size_t)SCAN_K * E, 4), *gdtb = mv_calloc((size_t)SCAN_K * E, 4);
-    float *Al = mv_calloc((size_t)SCAN_K * E * N, 4), *gAl = mv_calloc((size_t)SCAN_K * E * N, 4);
-    float *Ds = mv_calloc((size_t)SCAN_K * E, 4), *gDs = mv_calloc((size_t)SCAN_K * E, 4);
-    float *xdbl = mv_calloc((size_t)B * L * SCAN_K * P, 4), *delta = mv_calloc(SCAN_K * nx, 4);
-    float *states = mv_calloc(ss2d_scan_states_size(B, L, E, N), 4), *scratch = mv_calloc(ss2d_scan_scratch(B, L, E, R, N), 4);
+    float *x = fbuf(nx), *y = fbuf(nx), *dy = fbuf(nx), *dx = fbuf(nx);
+    float *xpw = fbuf((size_t)SCAN_K * P * E), *gxpw = fbuf((size_t)SCAN_K * P * E);
+    float *dtw = fbuf((size_t)SCAN_K * E * R), *gdtw = fbuf((size_t)SCAN_K * E * R);
+    float *dtb = fbuf((size_t)SCAN_K * E), *gdtb = fbuf((size_t)SCAN_K * E);
+    float *Al = fbuf((size_t)SCAN_K * E * N), *gAl = fbuf((size_t)SCAN_K * E * N);
+    float *Ds = fbuf((size_t)SCAN_K * E), *gDs = fbuf((size_t)SCAN_K * E);
+    float *xdbl = fbuf((size_t)B * L * SCAN_K * P), *delta = fbuf(SCAN_K * nx);
+    float *states = fbuf(ss2d_scan_states_size(B, L, E, N)), *scratch = fbuf(ss2d_scan_scratch(B, L, E, R, N));
     for (size_t i = 0; i < nx; i++) { x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f; dy[i] = (float)((i * 11) % 7) / 7.0f - 0.5f; }
     for (int i = 0; i < SCAN_K * P * E; i++) xpw[i] = (float)((i * 13) % 17) / 170.0f - 0.05f;
     for (int i = 0; i < SCAN_K * E * R; i++) dtw[i] = 0.1f;
