@@ -102,10 +102,63 @@ static inline v16f v16_exp(v16f x) {
     return p * (v16f)bits;
 }
 
+// Lane-wise mv_logf (positive normal x).
+static inline v16f v16_log(v16f x) {
+    v16i bits = (v16i)x;
+    v16i e = ((bits >> 23) & 0xff) - 127;
+    v16f m = (v16f)((bits & 0x007fffff) | 0x3f800000);
+    v16i big = m > 1.41421356f;   // -1 where true
+    m = v16_select(big, 0.5f * m, m);
+    e -= big;
+    v16f s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    v16f p = v16_splat(1.0f / 9.0f);
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    p = p * s2 + 1.0f;
+    return 2.0f * s * p + __builtin_convertvector(e, v16f) * 0.693147180559945f;
+}
+
+// Lane-wise mv_softplusf. GCC leaves the scalar one unvectorised (its branches and bit casts),
+// which made the softplus of the scan's delta half of the SS2D forward.
+static inline v16f v16_softplus(v16f z) {
+    v16f u = v16_exp(z), w = 1.0f + u;
+    v16f l1p = v16_select(w == 1.0f, u, v16_log(w) * u / (w - 1.0f));
+    return v16_select(z > 20.0f, z, l1p);
+}
+
 // Sum of the 16 lanes in a fixed order (pairwise halving).
 static inline float v16_sum(v16f v) {
     float s8[8], s4[4];
     for (int i = 0; i < 8; i++) s8[i] = v[i] + v[i + 8];
     for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
     return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+// The lane sums of 16 vectors at once: lane j of the result is v16_sum(v[j]), bit for bit (the
+// same halving order), for about a third of the instructions of 16 separate sums. Each level
+// adds the low and high halves of every lane group of two vectors, packing both into one.
+static inline v16f v16_sum16(const v16f v[16]) {
+    static const v16i lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    static const v16i lo4 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+    static const v16i lo2 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
+    static const v16i lo1 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    v16f s8[8], s4[4], s2[2];
+    for (int i = 0; i < 8; i++)
+        s8[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], lo8) + __builtin_shuffle(v[2 * i], v[2 * i + 1], lo8 + 8);
+    for (int i = 0; i < 4; i++)
+        s4[i] = __builtin_shuffle(s8[2 * i], s8[2 * i + 1], lo4) + __builtin_shuffle(s8[2 * i], s8[2 * i + 1], lo4 + 4);
+    for (int i = 0; i < 2; i++)
+        s2[i] = __builtin_shuffle(s4[2 * i], s4[2 * i + 1], lo2) + __builtin_shuffle(s4[2 * i], s4[2 * i + 1], lo2 + 2);
+    return __builtin_shuffle(s2[0], s2[1], lo1) + __builtin_shuffle(s2[0], s2[1], lo1 + 1);
+}
+
+// out[j] = v16_sum(v[j]) for j < n, sixteen at a time where it can.
+static inline void v16_sums(float *out, const v16f *v, int n) {
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        v16f s = v16_sum16(v + j);
+        memcpy(out + j, &s, sizeof s);
+    }
+    for (; j < n; j++) out[j] = v16_sum(v[j]);
 }

@@ -30,17 +30,46 @@ static inline int scan_pos(int k, int l, int H, int W) {
 
 static int nchunks(int L) { return (L + SCAN_CHUNK - 1) / SCAN_CHUNK; }
 
+// A walk jumps a whole row per step (column-major orders: a whole image row), which the hardware
+// prefetcher does not follow, so each step waited on memory for its loads and for its stores'
+// lines. The rows of the step PREFETCH_AHEAD steps ahead are requested early instead.
+#define PREFETCH_AHEAD 12
+#define PREFETCH_ROW(base, p, E, d0, rw) __builtin_prefetch((base) + (size_t)(p) * (E) + (d0), rw)
+// Always inlined: GCC judges a function of prefetches alone free of side effects and deletes
+// the calls to it that it did not inline.
+#define PREFETCH_FN static inline __attribute__((always_inline)) void
+PREFETCH_FN prefetch_bc(const float *bc, int p, int P, int N, int rw) {   // B and C: 2N floats of the row
+    const float *q = bc + (size_t)p * SCAN_K * P;
+    for (int o = 0; o < 2 * N; o += 16) __builtin_prefetch(q + o, rw);
+    __builtin_prefetch(q + 2 * N - 1, rw);
+}
+
 size_t ss2d_scan_states_size(int B, int L, int E, int N) {
     return (size_t)SCAN_K * B * nchunks(L) * E * N;
 }
 
-// Scratch: forward needs none beyond its outputs; backward needs ddt [K,B,L,E],
-// dxdbl [B,L,K,P], per-channel-block dB/dC partials, and per-image dA/dD partials.
-size_t ss2d_scan_scratch(int B, int L, int E, int R, int N) {
-    size_t P = (size_t)R + 2 * N, nblk = (E + DB - 1) / DB;
-    return (size_t)SCAN_K * B * L * E + (size_t)B * L * SCAN_K * P + nblk * B * L * SCAN_K * 2 * N +
-           (size_t)B * SCAN_K * E * (N + 1) + (size_t)B * nblk * (2 * SCAN_CHUNK + 1) * N * DB;
+// Scratch: forward needs none beyond its outputs; backward needs ddt [K,B,L,E], dxdbl [B,L,K,P],
+// per-channel-block dB/dC partials, per-image dA/dD partials and per-task chunk buffers. Every
+// part starts on a 64-byte line, so that the chunk buffers' vectors never straddle two lines
+// (a straddling store is not forwarded to the next step's load of it).
+typedef struct {
+    size_t dxdbl, dbc, dAD, chunkbuf, total;   // offsets in floats (ddt at 0)
+} scan_bwd_layout;
+
+static size_t line_up(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
+static scan_bwd_layout bwd_layout(int B, int L, int E, int R, int N) {
+    size_t P = (size_t)R + 2 * N, nblk = (E + DB - 1) / DB, rows = (size_t)B * L;
+    scan_bwd_layout o;
+    o.dxdbl = line_up((size_t)SCAN_K * rows * E);
+    o.dbc = o.dxdbl + line_up(rows * SCAN_K * P);
+    o.dAD = o.dbc + line_up(nblk * rows * SCAN_K * 2 * N);
+    o.chunkbuf = o.dAD + line_up((size_t)B * SCAN_K * E * (N + 1));
+    o.total = o.chunkbuf + (size_t)B * nblk * (2 * SCAN_CHUNK + 1) * N * DB;
+    return o;
 }
+
+size_t ss2d_scan_scratch(int B, int L, int E, int R, int N) { return bwd_layout(B, L, E, R, N).total; }
 
 // delta[k] = softplus(xdbl[:, k, :R] @ dt_w[k]^T + dt_b[k]) for every row.
 static void compute_delta(float *delta, const float *xdbl, const float *dt_w, const float *dt_b,
@@ -52,8 +81,11 @@ static void compute_delta(float *delta, const float *xdbl, const float *dt_w, co
         const float *bk = dt_b + (size_t)k * E;
         #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++)
-            #pragma omp simd
-            for (int e = 0; e < E; e++) dk[(size_t)r * E + e] = mv_softplusf(dk[(size_t)r * E + e] + bk[e]);
+            for (int e = 0; e < E; e += 16) {
+                int ne = E - e < 16 ? E - e : 16;
+                float *o = dk + (size_t)r * E + e;
+                v16_store(o, v16_softplus(v16_load(o, ne) + v16_load(bk + e, ne)), ne);
+            }
     }
 }
 
@@ -63,6 +95,12 @@ static void load_A(v16f A[MAXN], const float *A_logs, int k, int d0, int nd, int
         A[n] = v16_splat(0.0f);
         for (int dd = 0; dd < nd; dd++) A[n][dd] = -expf(A_logs[((size_t)k * E + d0 + dd) * N + n]);
     }
+}
+
+// One state's step, h = exp(delta A) h + delta x B, and its share of y added to acc.
+static inline v16f state_step(v16f *h, v16f A, v16f dl, v16f dx, float Bn, float Cn, v16f acc) {
+    *h = v16_exp(dl * A) * *h + dx * Bn;
+    return acc + *h * Cn;
 }
 
 void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const float *x,
@@ -86,8 +124,17 @@ void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const
                 v16f Dk = v16_load(Ds + (size_t)k * E + d0, nd);
                 for (int n = 0; n < N; n++) h[n] = v16_splat(0.0f);
                 const float *dk = delta + ((size_t)k * B + b) * L * E;
+                const float *xb = x + (size_t)b * L * E, *bc = xdbl + ((size_t)b * L * SCAN_K + k) * P + R;
+                float *yb = y + (size_t)b * L * E;
                 float *st = states + (((size_t)k * B + b) * nc) * E * N;
                 for (int l = 0; l < L; l++) {
+                    if (l + PREFETCH_AHEAD < L) {
+                        int pf = scan_pos(k, l + PREFETCH_AHEAD, H, W);
+                        PREFETCH_ROW(dk, pf, E, d0, 0);
+                        PREFETCH_ROW(xb, pf, E, d0, 0);
+                        PREFETCH_ROW(yb, pf, E, d0, 1);
+                        prefetch_bc(bc, pf, P, N, 0);
+                    }
                     if (l % SCAN_CHUNK == 0) {   // state entering chunk l / SCAN_CHUNK
                         float *s = st + (size_t)(l / SCAN_CHUNK) * E * N;
                         for (int dd = 0; dd < nd; dd++)
@@ -95,19 +142,58 @@ void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const
                     }
                     int p = scan_pos(k, l, H, W);
                     v16f dl = v16_load(dk + (size_t)p * E + d0, nd);
-                    v16f xl = v16_load(x + ((size_t)b * L + p) * E + d0, nd);
-                    v16f dx = dl * xl, yl = Dk * xl;
-                    const float *Bp = xdbl + (((size_t)b * L + p) * SCAN_K + k) * P + R, *Cp = Bp + N;
-                    for (int n = 0; n < N; n++) {
-                        h[n] = v16_exp(dl * A[n]) * h[n] + dx * Bp[n];
-                        yl += h[n] * Cp[n];
+                    v16f xl = v16_load(xb + (size_t)p * E + d0, nd);
+                    v16f dx = dl * xl, y0 = Dk * xl, y1 = v16_splat(0.0f), y2 = y1, y3 = y1;
+                    const float *Bp = bc + (size_t)p * SCAN_K * P, *Cp = Bp + N;
+                    // y = D x + sum_n C_n h_n in four partial sums: one running sum made every
+                    // step wait for N dependent multiply-adds.
+                    int n = 0;
+                    for (; n + 4 <= N; n += 4) {
+                        y0 = state_step(&h[n], A[n], dl, dx, Bp[n], Cp[n], y0);
+                        y1 = state_step(&h[n + 1], A[n + 1], dl, dx, Bp[n + 1], Cp[n + 1], y1);
+                        y2 = state_step(&h[n + 2], A[n + 2], dl, dx, Bp[n + 2], Cp[n + 2], y2);
+                        y3 = state_step(&h[n + 3], A[n + 3], dl, dx, Bp[n + 3], Cp[n + 3], y3);
                     }
-                    float *yo = y + ((size_t)b * L + p) * E + d0;
+                    for (; n < N; n++) y0 = state_step(&h[n], A[n], dl, dx, Bp[n], Cp[n], y0);
+                    v16f yl = (y0 + y1) + (y2 + y3);
+                    float *yo = yb + (size_t)p * E + d0;
                     v16_store(yo, v16_load(yo, nd) + yl, nd);
                 }
             }
         }
     PROF_STOP(PROF_SCAN, 0, (double)B * H * W * SCAN_K * (2.0 * E * (R + 2 * N) + 2.0 * R * E + 7.0 * E * N));
+}
+
+// The rows one step of backward reads and writes, for prefetching.
+typedef struct {
+    const float *dk, *xb, *dyb, *bc;
+    float *ddk, *dxb, *part;
+    int H, W, E, P, N, d0;
+} bwd_rows;
+
+PREFETCH_FN prefetch_bwd_rows(const bwd_rows *r, int k, int l) {
+    int p = scan_pos(k, l, r->H, r->W);
+    PREFETCH_ROW(r->dk, p, r->E, r->d0, 0);
+    PREFETCH_ROW(r->xb, p, r->E, r->d0, 0);
+    PREFETCH_ROW(r->dyb, p, r->E, r->d0, 0);
+    prefetch_bc(r->bc, p, r->P, r->N, 0);
+    PREFETCH_ROW(r->ddk, p, r->E, r->d0, 1);
+    PREFETCH_ROW(r->dxb, p, r->E, r->d0, 1);
+    prefetch_bc(r->part, p, 2 * r->N, r->N, 1);   // this block's dB/dC partial row: 2N floats
+}
+
+// One state's reverse step at step l: gg = dL/dh_l (y_l's use of h_l included) gives its shares
+// of d(delta_l), dx_l, dA, and the per-channel terms of dB_l and dC_l; g becomes dL/dh_(l-1).
+static inline void adjoint_step(v16f *g, v16f *dA, v16f *ddl, v16f *dxl, v16f *sB, v16f *sC,
+                                v16f A, v16f e, v16f hp, v16f hl, v16f dl, v16f xl, v16f dyl, float Bn, float Cn) {
+    v16f gg = *g + dyl * Cn;
+    v16f ghe = gg * e * hp;
+    *ddl += ghe * A + gg * xl * Bn;
+    *dA += ghe * dl;
+    *dxl += gg * dl * Bn;
+    *sB = gg * (dl * xl);
+    *sC = dyl * hl;
+    *g = gg * e;
 }
 
 void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b, float *dA_logs,
@@ -117,17 +203,18 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
                         int B, int H, int W, int E, int R, int N) {
     PROF_START();
     int L = H * W, P = R + 2 * N, rows = B * L, nc = nchunks(L), nblk = (E + DB - 1) / DB;
-    float *ddt = scratch;                                      // [K, B*L, E]
-    float *dxdbl = ddt + (size_t)SCAN_K * rows * E;            // [B*L, K, P]
-    float *dbc = dxdbl + (size_t)rows * SCAN_K * P;            // [nblk, B*L, K, 2N]
-    float *dAD = dbc + (size_t)nblk * rows * SCAN_K * 2 * N;   // [B, K, E, N+1]: dA then dD
-    float *chunkbuf = dAD + (size_t)B * SCAN_K * E * (N + 1);   // per task: states, exp(delta*A)
+    scan_bwd_layout lay = bwd_layout(B, L, E, R, N);
+    float *ddt = scratch;                    // [K, B*L, E]
+    float *dxdbl = scratch + lay.dxdbl;      // [B*L, K, P]
+    float *dbc = scratch + lay.dbc;          // [nblk, B*L, K, 2N]
+    float *dAD = scratch + lay.dAD;          // [B, K, E, N+1]: dA then dD
+    float *chunkbuf = scratch + lay.chunkbuf;   // per task: states, exp(delta*A)
 
     #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
         for (int blk = 0; blk < nblk; blk++) {
             int d0 = blk * DB, nd = E - d0 < DB ? E - d0 : DB;
-            v16f A[MAXN], g[MAXN], dAacc[MAXN];
+            v16f A[MAXN], g[MAXN], dAacc[MAXN], sB[MAXN], sC[MAXN];
             // In-chunk states h (SCAN_CHUNK+1 of them) and decays exp(delta*A), [step][n].
             v16f_unaligned *hbuf = (v16f_unaligned *)(chunkbuf + ((size_t)b * nblk + blk) * (2 * SCAN_CHUNK + 1) * N * DB);
             v16f_unaligned *ebuf = hbuf + (size_t)(SCAN_CHUNK + 1) * N;
@@ -138,6 +225,9 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
                 const float *dk = delta + ((size_t)k * B + b) * L * E;
                 float *ddk = ddt + ((size_t)k * B + b) * L * E;
                 const float *st = states + (((size_t)k * B + b) * nc) * E * N;
+                bwd_rows pr = {dk, x + (size_t)b * L * E, dy + (size_t)b * L * E, xdbl + ((size_t)b * L * SCAN_K + k) * P + R,
+                               ddk, dx + (size_t)b * L * E, dbc + ((size_t)blk * rows + (size_t)b * L) * SCAN_K * 2 * N + (size_t)k * 2 * N,
+                               H, W, E, P, N, d0};
                 for (int c = nc - 1; c >= 0; c--) {
                     int l0 = c * SCAN_CHUNK, l1 = l0 + SCAN_CHUNK < L ? l0 + SCAN_CHUNK : L;
                     // Recompute this chunk's states from its boundary state.
@@ -145,7 +235,11 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
                         hbuf[n] = v16_splat(0.0f);
                         for (int dd = 0; dd < nd; dd++) hbuf[n][dd] = st[(size_t)c * E * N + (size_t)(d0 + dd) * N + n];
                     }
+                    // The chunk's rows are requested here, ahead, for both passes: the reverse
+                    // pass then finds them in cache.
+                    for (int l = l0; l < l0 + PREFETCH_AHEAD && l < l1; l++) prefetch_bwd_rows(&pr, k, l);
                     for (int l = l0; l < l1; l++) {
+                        if (l + PREFETCH_AHEAD < l1) prefetch_bwd_rows(&pr, k, l + PREFETCH_AHEAD);
                         int p = scan_pos(k, l, H, W), i = l - l0;
                         v16f dl = v16_load(dk + (size_t)p * E + d0, nd);
                         v16f dx = dl * v16_load(x + ((size_t)b * L + p) * E + d0, nd);
@@ -163,22 +257,23 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
                         v16f dl = v16_load(dk + (size_t)p * E + d0, nd);
                         v16f xl = v16_load(x + row * E + d0, nd);
                         v16f dyl = v16_load(dy + row * E + d0, nd);
-                        v16f dlx = dl * xl, dxl = dyl * Dk, ddl = v16_splat(0.0f);
                         dDacc += dyl * xl;
                         const float *Bp = xdbl + (row * SCAN_K + k) * P + R, *Cp = Bp + N;
+                        const v16f_unaligned *hs = hbuf + (size_t)i * N, *es = ebuf + (size_t)i * N;
+                        // d(delta) and dx sum over the states: four partial sums each, as in forward.
+                        v16f ddp[4] = {0}, dxp[4] = {dyl * Dk};
+                        int n = 0;
+                        for (; n + 4 <= N; n += 4)
+                            for (int j = 0; j < 4; j++)
+                                adjoint_step(&g[n + j], &dAacc[n + j], &ddp[j], &dxp[j], &sB[n + j], &sC[n + j],
+                                             A[n + j], es[n + j], hs[n + j], hs[N + n + j], dl, xl, dyl, Bp[n + j], Cp[n + j]);
+                        for (; n < N; n++)
+                            adjoint_step(&g[n], &dAacc[n], &ddp[0], &dxp[0], &sB[n], &sC[n],
+                                         A[n], es[n], hs[n], hs[N + n], dl, xl, dyl, Bp[n], Cp[n]);
+                        v16f ddl = (ddp[0] + ddp[1]) + (ddp[2] + ddp[3]), dxl = (dxp[0] + dxp[1]) + (dxp[2] + dxp[3]);
                         float *part = dbc + (((size_t)blk * rows + row) * SCAN_K + k) * 2 * N;
-                        for (int n = 0; n < N; n++) {
-                            v16f hl = hbuf[(size_t)(i + 1) * N + n], hp = hbuf[(size_t)i * N + n];
-                            v16f e = ebuf[(size_t)i * N + n];
-                            v16f gg = g[n] + dyl * Cp[n];
-                            v16f ghe = gg * e * hp;
-                            ddl += ghe * A[n] + gg * xl * Bp[n];
-                            dAacc[n] += ghe * dl;
-                            dxl += gg * dl * Bp[n];
-                            part[n] = v16_sum(gg * dlx);        // dB: reduced over channels
-                            part[N + n] = v16_sum(dyl * hl);    // dC
-                            g[n] = gg * e;
-                        }
+                        v16_sums(part, sB, N);       // dB and dC: reduced over the channels
+                        v16_sums(part + N, sC, N);
                         // softplus' = sigmoid(z) = 1 - exp(-softplus(z)): no need to keep z.
                         v16_store(ddk + (size_t)p * E + d0, ddl * (1.0f - v16_exp(-dl)), nd);
                         float *dxo = dx + row * E + d0;

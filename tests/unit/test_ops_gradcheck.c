@@ -70,6 +70,10 @@ Test(gradcheck, selective_scan_small) { run_scan(2, 3, 5, 8, 2, 4); }
 Test(gradcheck, selective_scan_tail_channels) { run_scan(1, 4, 3, 19, 1, 3); }
 Test(gradcheck, selective_scan_multi_chunk) { run_scan(1, 9, 17, 4, 1, 2); }
 Test(gradcheck, selective_scan_single_row) { run_scan(1, 1, 9, 6, 1, 2); }
+// The paper's d_state (16: the states' dB/dC sums go sixteen at a time) and one that leaves
+// both a partial group of sixteen and a partial group of four.
+Test(gradcheck, selective_scan_d_state_16) { run_scan(1, 3, 4, 5, 1, 16); }
+Test(gradcheck, selective_scan_d_state_21) { run_scan(1, 2, 5, 7, 1, 21); }
 
 // ---- generic single-input ops --------------------------------------------------------------
 typedef struct {
