@@ -196,6 +196,8 @@ def build(path, seed):
     ss2d_scan_case(fx, "ss2d_scan", 2, 5, 7, 8, 4, 2)
     ss2d_scan_case(fx, "ss2d_scan_1x1", 2, 1, 1, 8, 4, 2)
     ss2d_scan_case(fx, "ss2d_scan_1x9", 2, 1, 9, 8, 4, 2)
+    # The paper's d_state, one full 16-channel block and a tail, two chunks.
+    ss2d_scan_case(fx, "ss2d_scan_d_state_16", 1, 9, 8, 20, 16, 2)
 
     t = dict(x=fx.randn(2, 6, 10, scale=2.0, shift=0.5), weight=fx.randn(10, scale=0.3, shift=1.0),
              bias=fx.randn(10, scale=0.3))

@@ -883,7 +883,7 @@ def _selftest_fixtures(tmp):
     import make_op_fixtures
     path = os.path.join(tmp, "ref_op_fixtures.h5")
     names = make_op_fixtures.build(path, 1234)
-    want = ["ss2d_scan", "ss2d_scan_1x1", "ss2d_scan_1x9", "layernorm", "bilinear_up",
+    want = ["ss2d_scan", "ss2d_scan_1x1", "ss2d_scan_1x9", "ss2d_scan_d_state_16", "layernorm", "bilinear_up",
             "bilinear_down", "adaptive_avg_pool_s1", "adaptive_avg_pool_s2",
             "adaptive_avg_pool_s3", "adaptive_avg_pool_s6", "conv3x3", "conv4x4s4", "conv1x1",
             "dwconv3x3", "batchnorm_train", "patch_merging", "token_mask_residual",

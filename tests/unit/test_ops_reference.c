@@ -103,6 +103,7 @@ static void scan_case(const char *c) {
 Test(reference, ss2d_scan) { scan_case("ss2d_scan"); }
 Test(reference, ss2d_scan_1x1) { scan_case("ss2d_scan_1x1"); }
 Test(reference, ss2d_scan_1x9) { scan_case("ss2d_scan_1x9"); }
+Test(reference, ss2d_scan_d_state_16) { scan_case("ss2d_scan_d_state_16"); }
 
 Test(reference, layernorm) {
     const char *c = "layernorm";
