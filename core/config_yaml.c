@@ -4,6 +4,7 @@
 // replaces), and the merged tree is applied to the typed mv_config key by key.
 #include "core/config.h"
 #include "core/error.h"
+#include "core/yaml_encoding.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -242,19 +243,7 @@ static ynode *load_file(yarena *a, const char *path) {
     if (!yaml_parser_initialize(&p)) { fclose(f); mv_fail("%s: cannot start the YAML parser", path); return NULL; }
     yaml_parser_set_input_file(&p, f);
     ynode *tree = parse_document(a, &p, file);
-    if (!tree && p.error == YAML_READER_ERROR) {
-        // Bad encoding: libyaml gives a byte offset only; count the lines up to it.
-        long line = 1, col = 1;
-        rewind(f);
-        for (size_t i = 0; i < p.problem_offset; i++) {
-            int ch = fgetc(f);
-            if (ch == EOF) break;
-            if (ch == '\n') { line++; col = 1; }
-            else if ((ch & 0xC0) != 0x80) col++;
-        }
-        mv_fail("%s:%ld:%ld: not UTF-8 text: %s (byte %zu)", path, line, col,
-                p.problem ? p.problem : "unreadable input", p.problem_offset);
-    }
+    if (!tree && p.error == YAML_READER_ERROR) yaml_encoding_error(f, path, &p);
     yaml_parser_delete(&p);
     fclose(f);
     return tree;

@@ -4,6 +4,7 @@
 // typo in row 7 is reported before row 1 starts training.
 #include "core/experiment.h"
 #include "core/error.h"
+#include "core/yaml_encoding.h"
 #include "core/report.h"
 #include "data/corrupt.h"
 #include <ctype.h>
@@ -505,17 +506,7 @@ int experiment_load(mv_experiment *exp, const char *path) {
     int rc = 0;
     if (!yaml_parser_load(&parser, &doc)) {
         if (parser.error == YAML_READER_ERROR) {
-            // Bad encoding: libyaml gives a byte offset only; count the lines up to it.
-            long line = 1, col = 1;
-            rewind(f);
-            for (size_t i = 0; i < parser.problem_offset; i++) {
-                int ch = fgetc(f);
-                if (ch == EOF) break;
-                if (ch == '\n') { line++; col = 1; }
-                else if ((ch & 0xC0) != 0x80) col++;
-            }
-            rc = mv_fail("%s:%ld:%ld: not UTF-8 text: %s (byte %zu)", path, line, col,
-                         parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
+            rc = yaml_encoding_error(f, path, &parser);
         } else {
             rc = mv_fail("%s:%lu:%lu: YAML syntax error: %s", path, (unsigned long)parser.problem_mark.line + 1,
                          (unsigned long)parser.problem_mark.column + 1, parser.problem ? parser.problem : "unknown");
