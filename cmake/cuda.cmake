@@ -128,6 +128,22 @@ exit 0]=]
   target_link_libraries(test_cuda_ops_emu PRIVATE maskvim_cuda_emu)
   add_test(NAME test_cuda_ops_emu COMMAND test_cuda_ops_emu)
   set_tests_properties(test_cuda_ops_emu PROPERTIES TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=2")
+  # Again with the threads of every block run in reverse and in a shuffled order between barriers
+  # (and the blocks likewise): the forward order hides a missing barrier before a read of a lower
+  # thread's shared-memory write; these orders expose it (tests/cuda/emu/emu.h).
+  add_test(NAME test_cuda_ops_emu_reverse COMMAND test_cuda_ops_emu)
+  set_tests_properties(test_cuda_ops_emu_reverse PROPERTIES TIMEOUT 600
+    ENVIRONMENT "OMP_NUM_THREADS=2;MV_EMU_THREAD_ORDER=reverse")
+  add_test(NAME test_cuda_ops_emu_shuffle COMMAND test_cuda_ops_emu)
+  set_tests_properties(test_cuda_ops_emu_shuffle PROPERTIES TIMEOUT 600
+    ENVIRONMENT "OMP_NUM_THREADS=2;MV_EMU_THREAD_ORDER=shuffle:20261201")
+  # The emulation's own checks: the order switch, NaN-filled shared memory, shuffle widths, and
+  # the misuses it must refuse (divergent barriers and shuffles, reads of exited lanes, limits).
+  add_executable(test_emu ${CMAKE_SOURCE_DIR}/tests/cuda/emu/test_emu.cpp)
+  target_link_libraries(test_emu PRIVATE maskvim_cuda_emu)
+  target_compile_options(test_emu PRIVATE -Wall -Wextra -Werror)
+  add_test(NAME test_emu COMMAND test_emu)
+  set_tests_properties(test_emu PROPERTIES TIMEOUT 60)
 
   # test_nccl over the emulated NCCL on 2 processes: the bucketed gradient all-reduce as backward
   # drives it, two steps, the SyncBN reducer (tests/cuda/test_nccl.c), bit for bit.

@@ -45,9 +45,19 @@ static void nccl_reduce(void *ctx, double *buf, int n, cudaStream_t stream) {
     r.fn(r.ctx, buf, n, stream);
 }
 
+// The host copies below use cudaMemcpy, which is ordered after the model's stream only while
+// that stream is the legacy default stream (mv_device_set_stream can change it, and a build with
+// --default-stream per-thread would too): synchronise the model's stream first, so that a copy
+// never reads results still being computed or overwrites inputs that queued kernels still read.
+static int sync_model_stream(const char *what) {
+    cudaError_t e = cudaStreamSynchronize(mv_device_stream());
+    return e == cudaSuccess ? 0 : mv_fail("%s: %s", what, cudaGetErrorString(e));
+}
+
 static int moments(mv_optimizer *o, size_t n, bool upload) {
     size_t bytes = sizeof(float) * n;
     enum cudaMemcpyKind k = upload ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+    MV_TRY(sync_model_stream("copying the AdamW moments"));
     if (cudaMemcpy(upload ? (void *)g.m : (void *)o->m, upload ? (void *)o->m : (void *)g.m, bytes, k) != cudaSuccess ||
         cudaMemcpy(upload ? (void *)g.v : (void *)o->v, upload ? (void *)o->v : (void *)g.v, bytes, k) != cudaSuccess)
         return mv_fail("copying the AdamW moments %s the GPU: %s", upload ? "to" : "from", cudaGetErrorString(cudaGetLastError()));
@@ -144,6 +154,7 @@ static void cuda_optimizer_step(mv_model *m, mv_optimizer *o, const mv_optim_con
 
 static int cuda_logits(mv_model *m, float *host) {
     size_t n = (size_t)m->B * m->Hs[0] * m->Ws[0] * m->cfg.num_classes;
+    MV_TRY(sync_model_stream("evaluation"));
     if (cudaMemcpy(host, m->logits, sizeof(float) * n, cudaMemcpyDeviceToHost) != cudaSuccess)
         return mv_fail("copying logits from the GPU: %s", cudaGetErrorString(cudaGetLastError()));
     return mv_cuda_status("evaluation");
@@ -160,6 +171,7 @@ static int cuda_to_device(mv_model *m, mv_optimizer *o) {
 }
 
 static int cuda_read(void *host, const void *src, size_t bytes) {
+    MV_TRY(sync_model_stream("GPU step"));
     if (cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost) != cudaSuccess)
         return mv_fail("copying %zu bytes from the GPU: %s", bytes, cudaGetErrorString(cudaGetLastError()));
     return mv_cuda_status("GPU step");

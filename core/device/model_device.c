@@ -65,6 +65,9 @@ int model_to_device(mv_model *m) {
 
 int model_device_upload(mv_model *m) {
     mv_params *p = &m->params;
+    // cudaMemcpy is ordered after the model's stream only if that is the legacy stream: wait for
+    // the kernels that may still read the parameters (and the gradient clear of model_to_device).
+    MV_TRY(cuda_ok(cudaStreamSynchronize(g_stream), "GPU step"));
     MV_TRY(cuda_ok(cudaMemcpy(p->dev_params, p->params, sizeof(float) * p->num_params, cudaMemcpyHostToDevice),
                    "uploading parameters"));
     return cuda_ok(cudaMemcpy(p->dev_buffers, p->buffers, sizeof(float) * p->num_buffers, cudaMemcpyHostToDevice),

@@ -5,10 +5,28 @@
 // <cuda_runtime.h>. A launch runs its blocks one after another; the threads of a block are
 // cooperative fibers (ucontext) that switch only at __syncthreads and warp shuffles, so barrier
 // and shuffle semantics are those of the GPU (a missing barrier shows up as a wrong result or a
-// reported deadlock, never as a race). __shared__ variables become function statics, which is
-// right because one block runs at a time. Device memory is host memory; the CUDA runtime and
-// cuBLAS calls the kernels and tests make are implemented by emu_runtime.cpp (cuBLAS on OpenBLAS).
-// Emulation checks logic and indexing, not speed, memory-model subtleties or warp divergence.
+// reported deadlock, never as a race). __shared__ variables become function statics in a section
+// of their own, which is right because one block runs at a time. Device memory is host memory;
+// the CUDA runtime and cuBLAS calls the kernels and tests make are implemented by
+// emu_runtime.cpp (cuBLAS on OpenBLAS).
+//
+// Hazards that a GPU leaves to chance are made to show (emu.cpp): shared memory starts every
+// block as 0xff bytes (NaN floats) and so does new device memory (emu_runtime.cpp);
+// MV_EMU_THREAD_ORDER picks how the threads of a block take turns between barriers and the order
+// of the blocks of a grid:
+//   forward (default)  round-robin in thread order: every thread advances one barrier phase per
+//                      round; blocks in index order. Hides a read of a LOWER thread's write made
+//                      without a barrier.
+//   reverse            warp by warp from the last, each warp running (through its shuffles) until
+//                      it waits at __syncthreads or ends, lanes from the last; blocks from the
+//                      last. Exposes that read, and a shared buffer rewritten after a few
+//                      shuffles without a barrier while slower warps still read it.
+//   shuffle[:seed]     per block, round-robin or warp by warp at random, with a fresh random order
+//                      every round; blocks shuffled per launch. Seeded, so a failure repeats.
+// Divergent barriers and shuffles, shuffles that read a lane which did not take part (it exited,
+// or is past a partial warp's last thread), masks that are not the set of calling lanes, and
+// launches past the GPU's grid, block or 48 KiB shared-memory limits abort with "emu: ...".
+// Emulation checks logic and indexing, not speed, the memory model or the timing of streams.
 #pragma once
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -25,7 +43,8 @@
 #define __global__
 #define __device__
 #define __host__
-#define __shared__ static
+// In a section of their own so that emu.cpp can poison them before every block.
+#define __shared__ static __attribute__((section("emu_shared")))
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 
@@ -41,6 +60,12 @@ const uint3 &emu_thread_idx(void);
 #define warpSize 32
 
 void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+// Sets the thread and block order as MV_EMU_THREAD_ORDER does (forward, reverse, shuffle[:seed]);
+// the variable is read at the first launch unless this was called before.
+void emu_set_thread_order(const char *spec);
+// The largest cudaFuncAttributeMaxDynamicSharedMemorySize set so far: launches may ask for
+// dynamic shared memory above 48 KiB up to it (any kernel's: the emulation cannot tell them apart).
+extern size_t emu_smem_optin;
 // True for the legacy/per-thread streams and for streams created and not yet destroyed.
 bool emu_stream_ok(cudaStream_t s);
 
@@ -50,34 +75,53 @@ static inline cudaError_t cudaMalloc(T **ptr, size_t size) {
     return cudaMalloc((void **)(void *)ptr, size);
 }
 void *emu_dyn_smem(void);
-void emu_syncthreads(void);
-// Warp exchange: every live lane of the calling warp passes `bits` and receives lane src's.
-uint64_t emu_warp_exchange(uint64_t bits, int src);
+void emu_syncthreads(const char *file, int line);
+// Warp exchange: every live lane of the calling warp passes `bits` and receives lane src's. `mask`
+// is the intrinsic's member mask; file/line name the call, to report divergent shuffles.
+uint64_t emu_warp_exchange(uint64_t bits, int src, unsigned mask, const char *file, int line);
 int emu_lane(void);
 
-#define __syncthreads() emu_syncthreads()
+#define __syncthreads() emu_syncthreads(__FILE__, __LINE__)
 
+// The lane read by a shuffle of `width`-lane segments (a power of two up to 32; CUDA's rules).
+int emu_shfl_width_check(int width);
 template <typename T>
-static inline T emu_shuffle(T v, int src) {
+static inline T emu_shuffle(T v, int src, unsigned mask, const char *file, int line) {
     static_assert(sizeof(T) <= sizeof(uint64_t), "shuffle of a type wider than 64 bits");
     uint64_t bits = 0;
     memcpy(&bits, &v, sizeof v);
-    uint64_t got = emu_warp_exchange(bits, src & 31);
+    uint64_t got = emu_warp_exchange(bits, src, mask, file, line);
     T r;
     memcpy(&r, &got, sizeof r);
     return r;
 }
+// __builtin_FILE/__builtin_LINE as default arguments name the caller's line (g++).
 template <typename T>
-static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
-    (void)mask;
-    (void)width;
-    return emu_shuffle(v, emu_lane() ^ lane_mask);
+static inline T __shfl_sync(unsigned mask, T v, int src, int width = 32, const char *file = __builtin_FILE(),
+                            int line = __builtin_LINE()) {
+    int w = emu_shfl_width_check(width), lane = emu_lane();
+    return emu_shuffle(v, (lane & ~(w - 1)) + (src & (w - 1)), mask, file, line);
 }
 template <typename T>
-static inline T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
-    (void)mask;
-    (void)width;
-    return emu_shuffle(v, src);
+static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32,
+                                const char *file = __builtin_FILE(), int line = __builtin_LINE()) {
+    int w = emu_shfl_width_check(width), lane = emu_lane(), src = lane ^ lane_mask;
+    if (src >= (lane & ~(w - 1)) + w) src = lane;   // a later segment: the caller's own value
+    return emu_shuffle(v, src & 31, mask, file, line);
+}
+template <typename T>
+static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32,
+                                 const char *file = __builtin_FILE(), int line = __builtin_LINE()) {
+    int w = emu_shfl_width_check(width), lane = emu_lane(), src = lane + (int)delta;
+    if (src >= (lane & ~(w - 1)) + w) src = lane;
+    return emu_shuffle(v, src, mask, file, line);
+}
+template <typename T>
+static inline T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32,
+                               const char *file = __builtin_FILE(), int line = __builtin_LINE()) {
+    int w = emu_shfl_width_check(width), lane = emu_lane(), src = lane - (int)delta;
+    if (src < (lane & ~(w - 1))) src = lane;
+    return emu_shuffle(v, src, mask, file, line);
 }
 
 static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }

@@ -58,9 +58,14 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
     return cudaSuccess;
 }
 
+// New device memory is 0xff bytes (NaN as floats): cudaMalloc does not clear memory, and a GPU
+// often hands back zeros or an earlier buffer's values, which a read-before-write would take
+// quietly. Here such a read gives NaN and the comparisons fail.
 cudaError_t cudaMalloc(void **ptr, size_t size) {
     *ptr = malloc(size ? size : 1);
-    return *ptr ? cudaSuccess : note(cudaErrorMemoryAllocation);
+    if (!*ptr) return note(cudaErrorMemoryAllocation);
+    memset(*ptr, 0xff, size);
+    return cudaSuccess;
 }
 
 cudaError_t cudaFree(void *ptr) {
@@ -125,8 +130,10 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
 
 cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, int value) {
     (void)func;
-    (void)attr;
-    (void)value;
+    if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+        if (value < 0 || value > 227 * 1024) return note(cudaErrorInvalidValue);   // sm_90's opt-in limit
+        if ((size_t)value > emu_smem_optin) emu_smem_optin = (size_t)value;
+    }
     return cudaSuccess;
 }
 

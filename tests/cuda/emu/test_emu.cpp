@@ -1,0 +1,261 @@
+// Checks of the host emulation itself (tests/cuda/emu): that the thread-order switch exposes a
+// read of another thread's shared-memory write made without a barrier, that shared memory starts
+// every block as NaN bytes, that warp shuffles keep CUDA's width rules, and that what is
+// undefined on a GPU (divergent barriers and shuffles, a shuffle reading a lane that exited, mask
+// mismatches, launches past the limits) aborts with "emu: ..." instead of quietly giving a value.
+// Each misuse runs in a forked child; the parent checks that the child aborted with the message.
+#include "tests/cuda/emu/emu.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int g_checks, g_failed;
+
+static void check(bool ok, const char *what) {
+    g_checks++;
+    if (!ok) {
+        g_failed++;
+        printf("FAIL: %s\n", what);
+    }
+}
+
+// ---- kernels ----------------------------------------------------------------------------------
+#define NT 128
+
+// out[t] = the value thread t-1 wrote, with no barrier between (a missing __syncthreads):
+// right only when thread t-1 happens to run first, as in the forward order.
+static void read_lower_kernel(int *out, bool barrier) {
+    __shared__ int sh[NT];
+    int t = threadIdx.x;
+    sh[t] = 10 * t;
+    if (barrier) __syncthreads();
+    out[blockIdx.x * NT + t] = t ? sh[t - 1] : 0;
+}
+
+// One slot per warp, rewritten every window after a shuffle; every thread reads all slots. Without
+// the second barrier a warp that runs ahead rewrites its slot while slower warps still read it.
+static void reuse_kernel(int *out, bool barrier) {
+    __shared__ int red[NT / 32];
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int w = 0; w < 3; w++) {
+        int v = __shfl_sync(0xffffffffu, warp * 10 + w, 0);
+        if (lane == 0) red[warp] = v;
+        __syncthreads();
+        int s = 0;
+        for (int q = 0; q < NT / 32; q++) s += red[q];
+        if (barrier) __syncthreads();
+        out[w * NT + threadIdx.x] = s;
+    }
+}
+
+// Odd threads read slots that nobody wrote: garbage on a GPU, NaN here.
+static void uninit_kernel(float *out) {
+    __shared__ float sh[NT];
+    int t = threadIdx.x;
+    if (t % 2 == 0) sh[t] = 1.0f;
+    __syncthreads();
+    out[t] = sh[t];   // odd threads read a slot nobody wrote
+}
+
+static void dyn_uninit_kernel(float *out) {
+    float *sh = (float *)emu_dyn_smem();
+    out[threadIdx.x] = sh[threadIdx.x];
+}
+
+static void width_kernel(int *out) {
+    int lane = threadIdx.x % 32;
+    int a = __shfl_sync(0xffffffffu, lane * 100, 3, 8);     // lane 3 of each 8-lane segment
+    int b = __shfl_xor_sync(0xffffffffu, lane, 8, 16);      // within 16-lane segments
+    int c = __shfl_down_sync(0xffffffffu, lane, 4, 16);     // past the segment end: own value
+    int d = __shfl_up_sync(0xffffffffu, lane, 2);
+    out[threadIdx.x] = ((a * 64 + b) * 64 + c) * 64 + d;
+}
+
+static void divergent_barrier_kernel(int *out) {
+    if (threadIdx.x < 32) {
+        __syncthreads();
+    } else {
+        __syncthreads();
+    }
+    out[threadIdx.x] = 1;
+}
+
+static void exited_lane_kernel(int *out) {
+    if (threadIdx.x % 32 >= 16) return;   // half of every warp leaves
+    int v = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 16);   // reads an exited lane
+    out[threadIdx.x] = v;
+}
+
+static void exited_ok_kernel(int *out) {
+    if (threadIdx.x % 32 >= 16) return;
+    int v = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 8);   // stays among the lanes left
+    out[threadIdx.x] = v;
+}
+
+// 48 threads: lanes 0..15 of the second warp read lanes 16..31, which do not exist.
+static void partial_warp_kernel(int *out) {
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 16);
+}
+
+static void mask_mismatch_kernel(int *out) {
+    unsigned mask = threadIdx.x % 32 < 16 ? 0x0000ffffu : 0xffffffffu;
+    out[threadIdx.x] = __shfl_sync(mask, (int)threadIdx.x, 0);
+}
+
+static void divergent_shuffle_kernel(int *out) {
+    int v;
+    if (threadIdx.x % 2)
+        v = __shfl_sync(0xffffffffu, (int)threadIdx.x, 0);
+    else
+        v = __shfl_sync(0xffffffffu, (int)threadIdx.x, 1);
+    out[threadIdx.x] = v;
+}
+
+// Half a warp at a barrier, the other half at a shuffle that waits for the first half.
+static void deadlock_kernel(int *out) {
+    if (threadIdx.x < 16) __syncthreads();
+    else out[threadIdx.x] = __shfl_sync(0xffffffffu, 1, 0);
+}
+
+static void nothing_kernel(int *out) { out[0] = 0; }
+
+// ---- helpers ----------------------------------------------------------------------------------
+static int g_buf[4 * NT];
+static float g_fbuf[NT];
+
+// Runs fn in a child; true when the child aborted and its stderr contains `expect`.
+template <class F>
+static bool dies_with(F fn, const char *expect) {
+    int fds[2];
+    if (pipe(fds) != 0) return false;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn();
+        _exit(0);
+    }
+    close(fds[1]);
+    std::string err;
+    char chunk[512];
+    ssize_t got;
+    while ((got = read(fds[0], chunk, sizeof chunk)) > 0) err.append(chunk, (size_t)got);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool ok = WIFSIGNALED(status) && err.find(expect) != std::string::npos;
+    if (!ok) printf("  child: %s (status %d)\n", err.c_str(), status);
+    return ok;
+}
+
+static bool reuse_right(bool barrier) {
+    int *out = g_buf;
+    emu_launch(dim3(1), dim3(NT), 0, [=]() { reuse_kernel(out, barrier); });
+    for (int w = 0; w < 3; w++)
+        for (int t = 0; t < NT; t++)
+            if (g_buf[w * NT + t] != 60 + 4 * w) return false;
+    return true;
+}
+
+static bool all_read_lower(void) {
+    for (int b = 0; b < 4; b++)
+        for (int t = 0; t < NT; t++)
+            if (g_buf[b * NT + t] != (t ? 10 * (t - 1) : 0)) return false;
+    return true;
+}
+
+static void run_read_lower(bool barrier) {
+    for (int i = 0; i < 4 * NT; i++) g_buf[i] = -7;
+    int *out = g_buf;
+    emu_launch(dim3(4), dim3(NT), 0, [=]() { read_lower_kernel(out, barrier); });
+}
+
+int main(void) {
+    // The order switch: a missing barrier before a read of a lower thread's write is hidden by
+    // the forward order, shown by the others; with the barrier every order is right.
+    const char *orders[] = {"forward", "reverse", "shuffle:7"};
+    for (int o = 0; o < 3; o++) {
+        emu_set_thread_order(orders[o]);
+        run_read_lower(true);
+        check(all_read_lower(), "with the barrier, every order gives the written values");
+        run_read_lower(false);
+        bool right = all_read_lower();
+        check(o == 0 ? right : !right, o == 0 ? "the forward order hides the missing barrier"
+                                              : "reverse and shuffled orders expose the missing barrier");
+        check(reuse_right(true), "a reused buffer with both barriers is right in every order");
+        if (o == 0) check(reuse_right(false), "the forward order hides a reuse without a barrier");
+        if (o == 1) check(!reuse_right(false), "the reverse order (warp by warp) exposes a reuse without a barrier");
+        if (o == 2) {   // a block picks round-robin or warp by warp at random: some of 8 runs fail
+            bool exposed = false;
+            for (int r = 0; r < 8; r++) exposed = exposed || !reuse_right(false);
+            check(exposed, "the shuffled order exposes a reuse without a barrier");
+        }
+    }
+    emu_set_thread_order("forward");
+
+    // Shared memory starts as NaN bytes in every block (static and dynamic).
+    {
+        float *out = g_fbuf;
+        emu_launch(dim3(2), dim3(NT), 0, [=]() { uninit_kernel(out); });
+        bool ok = true;
+        for (int t = 0; t < NT; t++) ok = ok && (t % 2 ? g_fbuf[t] != g_fbuf[t] : g_fbuf[t] == 1.0f);
+        check(ok, "unwritten __shared__ reads as NaN");
+        emu_launch(dim3(1), dim3(NT), sizeof(float) * NT, [=]() { dyn_uninit_kernel(out); });
+        ok = true;
+        for (int t = 0; t < NT; t++) ok = ok && g_fbuf[t] != g_fbuf[t];
+        check(ok, "unwritten dynamic shared memory reads as NaN");
+    }
+
+    // Shuffle widths follow CUDA.
+    {
+        int *out = g_buf;
+        emu_launch(dim3(1), dim3(64), 0, [=]() { width_kernel(out); });
+        bool ok = true;
+        for (int t = 0; t < 64; t++) {
+            int lane = t % 32;
+            int a = ((lane & ~7) + 3) * 100, b = lane ^ 8;
+            int c = (lane % 16) + 4 < 16 ? lane + 4 : lane, d = lane >= 2 ? lane - 2 : lane;
+            ok = ok && g_buf[t] == ((a * 64 + b) * 64 + c) * 64 + d;
+        }
+        check(ok, "shuffle widths, xor/down/up segments");
+        emu_launch(dim3(1), dim3(64), 0, [=]() { exited_ok_kernel(out); });
+        ok = true;
+        for (int t = 0; t < 64; t++)
+            if (t % 32 < 16) ok = ok && g_buf[t] == (t ^ 8);
+        check(ok, "a full-mask shuffle among the lanes left after others exited");
+    }
+
+    // Misuses abort.
+    int *out = g_buf;
+    check(dies_with([=]() { emu_launch(dim3(1), dim3(64), 0, [=]() { divergent_barrier_kernel(out); }); },
+                    "divergent __syncthreads"),
+          "divergent __syncthreads aborts");
+    check(dies_with([=]() { emu_launch(dim3(1), dim3(64), 0, [=]() { exited_lane_kernel(out); }); },
+                    "which did not take part"),
+          "a shuffle reading an exited lane aborts");
+    check(dies_with([=]() { emu_launch(dim3(1), dim3(48), 0, [=]() { partial_warp_kernel(out); }); },
+                    "which did not take part"),
+          "a shuffle reading past the block's last thread (partial warp) aborts");
+    check(dies_with([=]() { emu_launch(dim3(1), dim3(32), 0, [=]() { mask_mismatch_kernel(out); }); },
+                    "different shuffle masks"),
+          "lanes passing different masks abort");
+    check(dies_with([=]() { emu_launch(dim3(1), dim3(32), 0, [=]() { divergent_shuffle_kernel(out); }); },
+                    "divergent shuffles"),
+          "shuffles at different lines abort");
+    check(dies_with([=]() { emu_launch(dim3(1), dim3(32), 0, [=]() { deadlock_kernel(out); }); }, "deadlock"),
+          "a barrier that some threads never reach is a deadlock");
+    check(dies_with([=]() { emu_launch(dim3(1, 70000), dim3(32), 0, [=]() { nothing_kernel(out); }); },
+                    "invalid launch"),
+          "gridDim.y above 65535 aborts");
+    check(dies_with([=]() { emu_launch(dim3(1), dim3(32), 49 * 1024, [=]() { nothing_kernel(out); }); },
+                    "above 48 KiB"),
+          "dynamic shared memory above 48 KiB without the attribute aborts");
+    check(dies_with([=]() { emu_set_thread_order("backwards"); }, "MV_EMU_THREAD_ORDER"),
+          "an unknown order is refused");
+
+    printf("test_emu: %d checks, %d failed\n", g_checks, g_failed);
+    return g_failed ? 1 : 0;
+}
