@@ -81,7 +81,7 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *D) {
             h = (h + 1) / 2; w = (w + 1) / 2;    // odd sizes are zero-padded first
             TAKE2(m->ds_gather[i], m->d_ds_gather[i], (size_t)B * h * w * 4 * dims[i]);
             layernorm_plan(&m->ds_norm[i], A, D, B * h * w);
-            TAKE2(m->ds_out[i], m->d_ds_out[i], (size_t)B * h * w * 2 * dims[i]);
+            TAKE2(m->ds_out[i], m->d_ds_out[i], (size_t)B * h * w * dims[i + 1]);   // 4C_i -> C_{i+1}
             x = m->ds_out[i]; dx = m->d_ds_out[i];
         }
     }
@@ -290,7 +290,7 @@ int model_forward(mv_model *m, const float *images, const uint8_t *labels, const
             mv_layernorm *dn = &m->ds_norm[i];
             patch_gather_forward(m->ds_gather[i], m->stage_out[i], B, m->Hs[i], m->Ws[i], dims[i]);
             layernorm_forward(dn->out, dn->mean, dn->rstd, m->ds_gather[i], dn->w, dn->b, orows, 4 * dims[i], 1e-5f);
-            linear_forward(m->ds_out[i], dn->out, m->ds_w[i], NULL, orows, 4 * dims[i], 2 * dims[i]);
+            linear_forward(m->ds_out[i], dn->out, m->ds_w[i], NULL, orows, 4 * dims[i], dims[i + 1]);
         }
     }
 
@@ -402,7 +402,7 @@ void model_backward(mv_model *m, const mv_run_ctx *ctx) {
         if (i < 3) {
             int orows = B * m->Hs[i + 1] * m->Ws[i + 1];
             mv_layernorm *dn = &m->ds_norm[i];
-            linear_backward(dn->dout, m->d_ds_w[i], NULL, m->d_ds_out[i], dn->out, m->ds_w[i], orows, 4 * dims[i], 2 * dims[i]);
+            linear_backward(dn->dout, m->d_ds_w[i], NULL, m->d_ds_out[i], dn->out, m->ds_w[i], orows, 4 * dims[i], dims[i + 1]);
             layernorm_backward(m->d_ds_gather[i], dn->dw, dn->db, dn->dout, m->ds_gather[i], dn->w, dn->mean, dn->rstd, orows, 4 * dims[i]);
             patch_gather_backward(m->d_stage_out[i], m->d_ds_gather[i], B, m->Hs[i], m->Ws[i], dims[i]);
         }

@@ -88,7 +88,9 @@ int model_build(mv_model *m, const mv_model_config *cfg) {
         if (i < 3) {
             snprintf(name, sizeof name, "backbone.layers.%d.downsample.norm", i);
             layernorm_register(&m->ds_norm[i], p, 4 * dims[i], name);
-            int s_red[2] = {2 * dims[i], 4 * dims[i]};
+            // Linear(4C_i -> C_{i+1}): 2C_i for every preset; VMamba's PatchMerging2D(dims[i],
+            // dims[i+1]) for dims that do not double (the next stage's blocks read C_{i+1}).
+            int s_red[2] = {dims[i + 1], 4 * dims[i]};
             params_add(p, &m->ds_w[i], &m->d_ds_w[i], false, INIT_TRUNC_NORMAL, 0.02f, 2, s_red,
                        "backbone.layers.%d.downsample.reduction.weight", i);
         }

@@ -6,8 +6,10 @@
 
 void relu_forward(float *out, const float *in, size_t n) {
     PROF_START();
+    // NaN passes through (PyTorch's relu(NaN) is NaN): `in > 0 ? in : 0` turned a NaN into 0, so
+    // a non-finite activation vanished at the decode head's ConvModules and the loss stayed finite.
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) out[i] = in[i] < 0.0f ? 0.0f : in[i];
     PROF_STOP(PROF_POINTWISE, 0, 1.0 * n);
 }
 

@@ -4,7 +4,7 @@
 __device__ __forceinline__ float sigmoid_d(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 __global__ void relu_forward_kernel(float *out, const float *in, size_t n) {
-    GRID_STRIDE(i, n) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+    GRID_STRIDE(i, n) out[i] = in[i] < 0.0f ? 0.0f : in[i];   // NaN passes, as on the CPU (and in PyTorch)
 }
 __global__ void relu_backward_kernel(float *din, const float *dout, const float *out, size_t n) {
     GRID_STRIDE(i, n) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;

@@ -373,6 +373,17 @@ static void test_activations(size_t n) {
         check(names[a], "out", d_out, out, n, FP32_TOL);
         check(names[a], "din", d_din, din, n, FP32_TOL);
     }
+    // A NaN must pass through every activation, as on the CPU and in PyTorch: a ReLU that maps
+    // it to 0 hides a diverged activation from the loss.
+    float nan_in[2] = {NAN, -1.0f};
+    float *d_nan = dcopy(nan_in, 2), *d_nan_out = dbuf(2);
+    void (*fwd[3])(float *, const float *, size_t, cudaStream_t) = {relu_forward_cuda, silu_forward_cuda,
+                                                                     softplus_forward_cuda};
+    for (int a = 0; a < 3; a++) {
+        fwd[a](d_nan_out, d_nan, 2, S);
+        float *got = download(d_nan_out, 2);
+        record(names[a], "NaN passes", isnan(got[0]) ? 0.0 : 1.0, 0.5, NULL);
+    }
     release_all();
 }
 

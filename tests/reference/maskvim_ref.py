@@ -8,6 +8,8 @@
 #   maskvim_ref.py step --preset maskvim-nano [--set k=v ...] [--weights W.h5] [--init-out W.h5]
 #                       [--batch B.h5 --dump OUT.h5] [--seed S] [--dtype float64|float32]
 #                       [--scan loop|chunked]
+#   maskvim_ref.py forward --preset maskvim-nano [--set k=v ...] --weights W.h5 --batch B.h5
+#                          --dump OUT.h5 [--train] [--dtype float64|float32]
 #   maskvim_ref.py make-batch --out B.h5 --batch 2 --size 64x64 --classes 19 --seed S
 #   maskvim_ref.py keys --preset maskvim-nano [--set k=v ...]
 #   maskvim_ref.py selftest [--tmp DIR]
@@ -113,10 +115,13 @@ class VSSBlock(nn.Module):
 
 
 class PatchMerging2D(nn.Module):
-    def __init__(self, C):
+    """Linear(4C -> out_dim): out_dim = 2C for every preset; the next stage's width in general
+    (VMamba's PatchMerging2D(dims[i], dims[i+1])), so that dims that do not double still chain."""
+
+    def __init__(self, C, out_dim=None):
         super().__init__()
         self.norm = nn.LayerNorm(4 * C, eps=LN_EPS)
-        self.reduction = nn.Linear(4 * C, 2 * C, bias=False)
+        self.reduction = nn.Linear(4 * C, out_dim or 2 * C, bias=False)
 
     def forward(self, x):
         return patch_merging(x, self.norm, self.reduction)
@@ -156,7 +161,7 @@ class Backbone(nn.Module):
                 blk.kind, blk.stage = "encoder", i
                 blocks.append(blk)
                 b += 1
-            layers.append(Stage(blocks, PatchMerging2D(dims[i]) if i < 3 else None))
+            layers.append(Stage(blocks, PatchMerging2D(dims[i], dims[i + 1]) if i < 3 else None))
         self.layers = nn.ModuleList(layers)
         for i in range(4):
             setattr(self, f"outnorm{i}", nn.LayerNorm(dims[i], eps=LN_EPS))
@@ -489,8 +494,10 @@ def read_batch(path, num_classes):
     B, _, H, W = images.shape
     if labels.shape != (B, H, W):
         raise ValueError(f"{path}: labels shape {labels.shape}, want {(B, H, W)}")
-    if H % 4 or W % 4:
-        raise ValueError(f"{path}: image size {H}x{W}: both sides must be multiples of 4")
+    if H < 32 or W < 32:   # the C side's limit (stage 3 needs a 1x1 map at least)
+        raise ValueError(f"{path}: image size {H}x{W} is too small: the model needs at least 32x32")
+    # Sides that are not multiples of 4 are fine: the stride-4 patch embedding drops the last
+    # H % 4 rows / W % 4 columns (PyTorch's conv2d), and the logits are resized to H x W.
     bad = (labels != IGNORE) & ((labels < 0) | (labels >= num_classes))
     if bad.any():
         b, y, x = np.argwhere(bad)[0]
@@ -569,6 +576,32 @@ def cmd_step(args):
                   f"position {losses['position'].item():.8f} ({time.time() - t0:.2f} s)")
     elif not args.init_out:
         raise ValueError("step: nothing to do (give --batch/--dump and/or --init-out)")
+    return 0
+
+
+def cmd_forward(args):
+    """Forward pass only, in evaluation mode by default (BatchNorm running statistics, masks
+    m = [P0 > P1] without noise, no dropout or drop path), as `maskvim eval` / `predict` run the
+    model; --train runs it in training mode instead (batch statistics, training masks; no
+    backward, running statistics are not written). Dumps `logits` (B,K,H/4,W/4), `aux_logits`,
+    `mask/<block>` and `loss_ce` (CE of the logits against the labels, SPEC.md section 5)."""
+    cfg = config_from_args(args, deterministic=True)
+    dtype = dict(float64=torch.float64, float32=torch.float32)[args.dtype]
+    model = build_model(cfg, dtype)
+    load_weights(model, args.weights)
+    images, labels = read_batch(args.batch, cfg["num_classes"])
+    model.train(args.train)
+    with torch.no_grad():
+        logits, aux, masks = model(images.to(dtype))
+        ce = cross_entropy(resize(logits, labels.shape[-2:]), labels, cfg["avg_non_ignore"])
+    tmp = args.dump + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("loss_ce", data=np.float64(ce.item()))
+        f.create_dataset("logits", data=logits.to(torch.float32).numpy())
+        f.create_dataset("aux_logits", data=aux.to(torch.float32).numpy())
+        for mk in masks:
+            f.create_dataset(f"mask/{mk['name']}", data=mk["m"].to(torch.float32).numpy())
+    os.replace(tmp, args.dump)
     return 0
 
 
@@ -935,6 +968,15 @@ def main(argv=None):
                    help="selective scan: per-token loop (default) or the vectorised chunked form")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_step)
+
+    p = sub.add_parser("forward", help="forward only (evaluation mode unless --train); dump logits, masks")
+    model_args(p)
+    p.add_argument("--weights", required=True, help="HDF5 weights to load")
+    p.add_argument("--batch", required=True, help="HDF5 batch: images [B,3,H,W] float32, labels [B,H,W]")
+    p.add_argument("--dump", required=True, help="HDF5 output: logits, aux_logits, mask/<block>, loss_ce")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    p.add_argument("--train", action="store_true", help="training mode instead of evaluation mode")
+    p.set_defaults(run=cmd_forward)
 
     p = sub.add_parser("make-batch", help="write a random normalised batch")
     p.add_argument("--out", required=True)

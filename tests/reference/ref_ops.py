@@ -276,7 +276,7 @@ def drop_path(x, p, training, generator=None):
 
 
 def patch_merging(x, norm, reduction):
-    """(B,H,W,C) -> (B,ceil(H/2),ceil(W/2),2C): zero pad bottom/right to even sizes, gather
+    """(B,H,W,C) -> (B,ceil(H/2),ceil(W/2),C'), C' = 2C (or the next stage's width): zero pad bottom/right to even sizes, gather
     x[0::2,0::2], x[1::2,0::2], x[0::2,1::2], x[1::2,1::2] into 4C, LayerNorm(4C), Linear."""
     H, W = x.shape[1], x.shape[2]
     if H % 2 or W % 2:

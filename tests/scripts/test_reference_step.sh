@@ -13,16 +13,19 @@ ref="$MV_SRC/tests/reference/maskvim_ref.py"
 det="--set mask.noise=false --set model.dropout=0 --set model.drop_path=0 --set model.decoder_drop_path=0"
 "$MV_PYTHON" "$ref" make-batch --out "$dir/crop.h5" --batch 2 --size 64x64 --classes 19 --seed 1 >/dev/null
 "$MV_PYTHON" "$ref" make-batch --out "$dir/odd.h5" --batch 2 --size 72x104 --classes 19 --seed 2 >/dev/null
+# Sides that are not multiples of 4 (the patch embedding drops the remainder, the logits are
+# resized to the full label size) and three images.
+"$MV_PYTHON" "$ref" make-batch --out "$dir/ragged.h5" --batch 3 --size 33x47 --classes 19 --seed 3 >/dev/null
 # Give each image its own brightness and contrast: pure noise images have nearly equal global
 # averages, and the scale-1 pyramid-pooling BatchNorm (2 values per channel) then divides by a
 # near-zero spread, so float32 rounding (ours) against float64 (the reference) would dominate.
-"$MV_PYTHON" - "$dir/crop.h5" "$dir/odd.h5" <<'PY'
+"$MV_PYTHON" - "$dir/crop.h5" "$dir/odd.h5" "$dir/ragged.h5" <<'PY'
 import sys, h5py
 for path in sys.argv[1:]:
     with h5py.File(path, "r+") as f:
         x = f["images"][...]
         for b in range(x.shape[0]):
-            x[b] = x[b] * (0.6 + 0.8 * b) + (b - 0.5)
+            x[b] = x[b] * (0.6 + 0.8 * b / max(1, x.shape[0] - 1)) + (b - 0.5)
         f["images"][...] = x
 PY
 cases=(
@@ -37,10 +40,19 @@ cases=(
   "--set model.head=linear --set mask.decoder=false --set mask.encoder_stages=0,1,1,1 --set mask.lambda=0.9,0.7,0.5,0.3"
   "--set model.context=vss --set model.decoder_depths=2,1,1"
 )
+# Cases run on one batch only ("batch|settings"): encoder widths that do not double (the
+# downsample is Linear(4C_i -> C_{i+1})) with a decoder width that is not a multiple of 16, on
+# the ragged batch.
+single=(
+  "ragged|--set model.dims=12,20,36,68 --set model.decoder_channels=24 --set model.aux_channels=20 --set mask.lambda=0.8,0.6,0.4"
+)
+runs=()
+for i in "${!cases[@]}"; do for batch in crop odd; do runs+=("$i|$batch|${cases[$i]}"); done; done
+for j in "${!single[@]}"; do runs+=("$((${#cases[@]} + j))|${single[$j]}"); done
 fail=0; n=0
-for i in "${!cases[@]}"; do
-  for batch in crop odd; do
-    extra=${cases[$i]}
+for run in "${runs[@]}"; do
+  IFS='|' read -r i batch extra <<<"$run"
+  {
     # The CPU model's math (run.device=auto would take a GPU where one is present).
     # shellcheck disable=SC2086
     "$MV_BIN" step --preset maskvim-nano $det $extra --set run.device=cpu --seed $((i + 7)) --init-out "$dir/w.h5" \
@@ -54,7 +66,7 @@ for i in "${!cases[@]}"; do
     else
       echo "FAIL [$batch] ${extra:-defaults}"; cat "$dir/cmp.txt"; fail=$((fail + 1))
     fi
-  done
+  }
 done
 echo "$((n - fail)) passed, $fail failed"
 [ "$fail" -eq 0 ]

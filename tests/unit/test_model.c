@@ -168,3 +168,33 @@ Test(model, too_small_images_are_refused) {
     cr_expect(strstr(mv_last_error(), "16x64") != NULL);
     model_free(&m);
 }
+
+// A non-finite value anywhere in the forward must reach the loss, as in PyTorch (relu(NaN) is
+// NaN): the ConvModules' ReLU used to map NaN to 0, so a NaN pixel (or an overflowing
+// activation) gave the decode head all-zero features, finite logits and a finite-looking loss
+// while the gradients and BatchNorm statistics were NaN.
+Test(model, nan_input_reaches_the_loss) {
+    mv_model_config c = deterministic_nano();
+    mv_model m;
+    cr_assert(model_build(&m, &c) == 0);
+    params_init(&m.params, 3);
+    int B = 2, H = 64, W = 64;
+    float *img = malloc(sizeof(float) * B * 3 * H * W);
+    uint8_t *lab = malloc((size_t)B * H * W);
+    batch(img, lab, B, H, W);
+    img[3 * H * W + 5 * W + 7] = NAN;   // one pixel of the second image
+    cr_assert(model_plan(&m, B, H, W) == 0);
+    int ids[2] = {0, 1};
+    mv_run_ctx ctx = {.training = true, .sample_ids = ids, .world_size = 1};
+    cr_assert(model_forward(&m, img, lab, &ctx) == 0);
+    cr_expect(!isfinite(m.loss_ce), "loss_ce %g is finite although an input pixel is NaN", m.loss_ce);
+    cr_expect(!isfinite(m.loss_total), "loss_total %g is finite although an input pixel is NaN", m.loss_total);
+    // Evaluation mode: the second image's logits are not finite.
+    ctx.training = false;
+    cr_assert(model_forward(&m, img, NULL, &ctx) == 0);
+    size_t per = (size_t)m.Hs[0] * m.Ws[0] * c.num_classes, bad = 0;
+    for (size_t i = 0; i < per; i++) bad += !isfinite(m.logits[per + i]);
+    cr_expect(bad > 0, "evaluation logits of the image with a NaN pixel are all finite");
+    free(img); free(lab);
+    model_free(&m);
+}
