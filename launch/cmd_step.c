@@ -8,6 +8,8 @@
 #include "core/h5util.h"
 #include "core/model.h"
 #include "core/weights_io.h"
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,7 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: maskvim step (--config FILE | --preset NAME) [--set key=value ...]\n"
         "                    [--weights W.h5] [--init-out W.h5] [--batch B.h5 --dump OUT.h5]\n"
-        "                    [--seed S] [--iter N]\n\n"
+        "                    [--seed S] [--iter N] [--allow-missing]\n\n"
         "Runs one forward and backward pass in training mode and writes OUT.h5 with the scalar\n"
         "datasets loss_total, loss_ce, loss_aux, loss_ratio, loss_position (the last three\n"
         "before their weights), the main logits `logits` [B,classes,H/4,W/4], every gradient as\n"
@@ -28,6 +30,9 @@ static void usage(FILE *f) {
         "  --set key=value   override, e.g. --set mask.noise=false --set model.dropout=0\n"
         "  --weights W.h5    weights file (one float32 dataset per state_dict key); without it\n"
         "                    the model is freshly initialised from --seed\n"
+        "  --allow-missing   let --weights lack tensors (an encoder-only checkpoint): they keep\n"
+        "                    their initialisation from --seed; without it a missing tensor is\n"
+        "                    an error (tensors the model lacks are listed and ignored)\n"
         "  --init-out W.h5   write the (initialised or loaded) weights before the step\n"
         "  --batch B.h5      `images` float32 [B,3,H,W] (normalised), `labels` uint8/int64 [B,H,W]\n"
         "  --seed S          initialisation and noise seed (default 0)\n"
@@ -152,10 +157,12 @@ int cmd_step(int argc, char **argv) {
     char preset_set[96] = "";
     int nsets = 0;
     long seed = 0, iter = 0;
+    bool allow_missing = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
+        if (!strcmp(a, "--allow-missing")) { allow_missing = true; continue; }
         if (!v) { fprintf(stderr, "maskvim step: %s needs a value\n", a); free(sets); return 2; }
         if (!strcmp(a, "--config")) config = v;
         else if (!strcmp(a, "--preset")) { snprintf(preset_set, sizeof preset_set, "model.preset=%s", v); }
@@ -164,8 +171,17 @@ int cmd_step(int argc, char **argv) {
         else if (!strcmp(a, "--init-out")) init_out = v;
         else if (!strcmp(a, "--batch")) batch = v;
         else if (!strcmp(a, "--dump")) dump = v;
-        else if (!strcmp(a, "--seed")) seed = strtol(v, NULL, 10);
-        else if (!strcmp(a, "--iter")) iter = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--seed") || !strcmp(a, "--iter")) {
+            char *end;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            if (errno || end == v || *end || n < 0) {
+                fprintf(stderr, "maskvim step: %s wants a non-negative integer, not '%s'\n", a, v);
+                free(sets);
+                return 2;
+            }
+            *(!strcmp(a, "--seed") ? &seed : &iter) = n;
+        }
         else { fprintf(stderr, "maskvim step: unknown option '%s'\n\n", a); usage(stderr); free(sets); return 2; }
         i++;
     }
@@ -185,7 +201,12 @@ int cmd_step(int argc, char **argv) {
     if (rc == 0 && weights) {
         int missing = 0, unexpected = 0;
         rc = weights_load(&m->params, weights, stderr, &missing, &unexpected);
-        if (rc == 0 && (missing || unexpected))
+        // A comparison against another implementation must not run on silently initialised
+        // tensors: a missing one is an error unless asked for (a backbone-only checkpoint).
+        if (rc == 0 && missing && !allow_missing)
+            rc = mv_fail("%s: %d tensor(s) of the model are not in the file (listed above); give --allow-missing "
+                         "to keep them initialised from --seed", weights, missing);
+        else if (rc == 0 && (missing || unexpected))
             fprintf(stderr, "maskvim step: %s: %d missing (kept initialised), %d unexpected (ignored)\n", weights, missing, unexpected);
     }
     if (rc == 0 && init_out) rc = weights_save(&m->params, init_out);

@@ -28,6 +28,10 @@ with h5py.File(f"{d}/small.h5", "w") as f:
     f["images"] = img[:, :, :16, :]; f["labels"] = lab[:, :16, :]
 with h5py.File(f"{d}/mismatch.h5", "w") as f:
     f["images"] = img; f["labels"] = lab[:, :32, :]
+with h5py.File(f"{d}/w.h5", "r") as src, h5py.File(f"{d}/nohead.h5", "w") as dst:
+    for k in src:   # every tensor but the decode head's
+        if not k.startswith("decode_head"):
+            src.copy(src[k], dst, k)
 PY
 echo "not hdf5" >"$dir/text.h5"
 s=(step --dump "$dir/d.h5")
@@ -41,6 +45,11 @@ expect_error "image too small" "too small" "$MV_BIN" "${s[@]}" --preset maskvim-
 expect_error "labels of another size" "labels" "$MV_BIN" "${s[@]}" --preset maskvim-nano --batch "$dir/mismatch.h5"
 expect_error "missing batch file" "nosuch.h5" "$MV_BIN" "${s[@]}" --preset maskvim-nano --batch "$dir/nosuch.h5"
 expect_error "not an HDF5 file" "text.h5" "$MV_BIN" "${s[@]}" --preset maskvim-nano --weights "$dir/text.h5" --batch "$dir/b.h5"
+expect_error "weights lacking tensors" "allow-missing" "$MV_BIN" "${s[@]}" --preset maskvim-nano --weights "$dir/nohead.h5" --batch "$dir/b.h5"
+expect_error "a seed that is not a number" "--seed" "$MV_BIN" "${s[@]}" --preset maskvim-nano --seed 12abc --batch "$dir/b.h5"
+if "$MV_BIN" "${s[@]}" --preset maskvim-nano --weights "$dir/nohead.h5" --allow-missing --batch "$dir/b.h5" >"$dir/out.log" 2>&1 \
+    && grep -q "missing (kept initialised)" "$dir/out.log"; then echo "ok   --allow-missing loads a partial file"; passed=$((passed + 1))
+else echo "FAIL --allow-missing: $(tail -3 "$dir/out.log")"; failed=$((failed + 1)); fi
 expect_error "unknown option" "--frobnicate" "$MV_BIN" step --frobnicate 1
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
