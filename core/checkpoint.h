@@ -53,6 +53,9 @@ int checkpoint_read_meta(const char *path, mv_train_state *st, mv_config *saved_
 // Reads every tensor of the file and compares it with the stored checksums, without a model
 // (what --resume auto checks before taking a file). 0, or -1 naming the file.
 int checkpoint_verify(const char *path);
+// For files loaded as weights (eval, predict): a training checkpoint's weights against their
+// stored checksum; a plain weights file (no train/ checksum) passes. 0, or -1 naming the file.
+int checkpoint_verify_weights(const char *path);
 
 // Whether a run configured as `now` may resume a checkpoint saved with `saved`.
 // Returns 0 (nothing that matters differs), 1 (allowed; `why` lists the differences that make
@@ -63,6 +66,12 @@ int checkpoint_verify(const char *path);
 // Not compared: data.batch_per_rank (see checkpoint_resume_check), data.workers, data.val,
 // run.* other than run.seed. `why` may be NULL when n is 0.
 int checkpoint_compatible(const mv_config *saved, const mv_config *now, char *why, size_t n);
+
+// For eval and predict: the keys that change the evaluation forward without changing a tensor's
+// shape (mask.mode, mask.layout; shape keys already fail at loading) in a training checkpoint
+// against `now`. Each difference is a warning line `<cmd>: warning: ...` on `report`; returns
+// their number. A plain weights file has no saved configuration: 0.
+int checkpoint_warn_eval_config(const char *path, const mv_config *now, FILE *report, const char *cmd);
 
 // checkpoint_compatible plus the world-size rule: any world size resumes exactly when
 // now->data.batch_per_rank * world equals the saved global batch; another global batch is

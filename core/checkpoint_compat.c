@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -149,6 +150,29 @@ int checkpoint_resume_check(const mv_train_state *st, const mv_config *saved, co
              "same iteration", g_now, world, now->data.batch_per_rank);
     warn(&v, "global batch", sa, sb);
     return v.status;
+}
+
+int checkpoint_warn_eval_config(const char *path, const mv_config *now, FILE *report, const char *cmd) {
+    static const char *const EVAL_KEYS[] = {"mask.mode", "mask.layout"};
+    mv_config *saved = mv_calloc(1, sizeof *saved);
+    mv_train_state st;
+    int n = 0, count = 0;
+    if (checkpoint_read_meta(path, &st, saved) == 0) {   // else a plain weights file: nothing saved
+        const mv_key *keys = model_config_keys(&n);
+        for (int i = 0; i < n; i++)
+            for (size_t j = 0; j < sizeof EVAL_KEYS / sizeof EVAL_KEYS[0]; j++) {
+                if (strcmp(keys[i].name, EVAL_KEYS[j]) || key_equal(&saved->model, &now->model, &keys[i])) continue;
+                char sa[128], sb[128];
+                key_format(sa, sizeof sa, &saved->model, &keys[i]);
+                key_format(sb, sizeof sb, &now->model, &keys[i]);
+                fprintf(report, "%s: warning: %s: %s: %s in the checkpoint's training, %s now: the model computes "
+                        "otherwise than it was trained (pass --set %s=%s to evaluate it as trained)\n", cmd, path,
+                        keys[i].name, sa, sb, keys[i].name, sa);
+                count++;
+            }
+    }
+    free(saved);
+    return count;
 }
 
 void checkpoint_resume_cursor(mv_loader_cursor *out, const mv_train_state *st, int global_batch) {

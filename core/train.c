@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +34,7 @@ typedef struct {
     bool use_sync;                      // the CPU path's gradient all-reduce (several ranks)
     const mv_engine *engine;            // the GPU engine, or NULL for the CPU model
     FILE *jsonl;                        // rank 0: run.work_dir/metrics.jsonl
+    int lock_fd;                        // rank 0: run.work_dir/.train.lock, held while training
     char train_paths[MV_MAX_SOURCES][1024];   // the loader keeps pointers to these
     char val_paths[MV_MAX_SOURCES][1024];
 } trainer;
@@ -80,6 +83,14 @@ static int state_to_host(trainer *t) {
     return run_state_to_host(&t->model, &t->opt, false);
 }
 
+// Pushes the records written to metrics.jsonl to the file: a full disk or an I/O error stops the
+// run (records are never dropped silently; a resume trims a line the failure cut short).
+static int log_flush(trainer *t) {
+    if (fflush(t->jsonl) == 0 && !ferror(t->jsonl)) return 0;
+    int err = errno;
+    return mv_fail("%s/metrics.jsonl: cannot write: %s", t->cfg->run.work_dir, strerror(err ? err : EIO));
+}
+
 // Evaluates on every data.val source; keeps best.h5 by run.select_metric on run.select_domain.
 static int evaluate_all(trainer *t, long iter, bool final) {
     const mv_config *cfg = t->cfg;
@@ -100,7 +111,7 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         fprintf(t->jsonl, ", \"metrics\": ");
         metrics_write_json(t->jsonl, &res, metrics_cityscapes_classes(), v->name);
         fprintf(t->jsonl, "}\n");
-        fflush(t->jsonl);
+        MV_TRY(log_flush(t));
         if (sel == v) {
             double value = metrics_value(&res, cfg->run.select_metric);
             if (!isnan(value) && (isnan(t->st.best_value) || value > t->st.best_value)) {
@@ -162,6 +173,149 @@ static int trim_log(const char *path, long keep_iter) {
     return 0;
 }
 
+// Two trainings in one run directory (a resume started while the killed run's ranks still
+// run, e.g. after mpirun itself was killed) would interleave checkpoints, rotate away each
+// other's files being written and log twice: rank 0 holds an exclusive lock on
+// run.work_dir/.train.lock for the whole run, and a second run is refused. File systems
+// without flock support are not refused.
+static int lock_run_dir(trainer *t, const char *wd) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/.train.lock", wd);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    // A grace of a few seconds: a run that was just killed (or whose parent sweep just died and
+    // took it along, PR_SET_PDEATHSIG) may still be exiting when its resume starts.
+    int e = 0;
+    for (int tries = 0; tries < 50; tries++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) { t->lock_fd = fd; return 0; }
+        e = errno;
+        if (e != EWOULDBLOCK) break;
+        usleep(100 * 1000);
+    }
+    close(fd);
+    if (e == EWOULDBLOCK)
+        return mv_fail("%s is in use by another training process (another process holds %s); wait for it to end or stop it "
+                       "(after killing mpirun, its ranks may still run)", wd, path);
+    return 0;   // ENOLCK, EOPNOTSUPP, ...: no locking there
+}
+
+// The dotted key of a line of the resolved YAML (config_write_yaml: two spaces per level; list
+// items belong to the key above them), given the keys of the lines before it in `path`.
+static void yaml_line_key(char path[4][64], const char *line, char *out, size_t n) {
+    int indent = 0;
+    while (line[indent] == ' ') indent++;
+    const char *text = line + indent;
+    int level = indent / 2;
+    if (level > 3) level = 3;
+    if (text[0] == '-') {   // a list item: the key above
+        out[0] = '\0';
+        for (int i = 0; i < level && i < 4 && path[i][0]; i++)
+            snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? "." : "", path[i]);
+        return;
+    }
+    size_t len = strcspn(text, ":");
+    snprintf(path[level], 64, "%.*s", (int)(len < 63 ? len : 63), text);
+    for (int i = level + 1; i < 4; i++) path[i][0] = '\0';
+    out[0] = '\0';
+    for (int i = 0; i <= level; i++) snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? "." : "", path[i]);
+}
+
+// The value part of such a line (a list item: the whole item), for messages.
+static const char *yaml_line_value(const char *line) {
+    if (!line) return "(nothing)";
+    while (*line == ' ') line++;
+    if (*line == '-') return line;
+    const char *colon = strchr(line, ':');
+    if (!colon) return line;
+    colon++;
+    while (*colon == ' ') colon++;
+    return *colon ? colon : "(a section)";
+}
+
+// Keys that may differ between ranks: where rank 0 writes (only it does), loader threads.
+static bool rank_local_key(const char *key) {
+    return !strcmp(key, "run.work_dir") || !strcmp(key, "data.workers");
+}
+
+// Every rank must run the same configuration: a rank started with another seed, learning rate,
+// batch or mask mode would otherwise train on silently (its parameters drifting from the
+// others'), and another model or iteration count ends in an MPI error far from the cause. Rank 0
+// sends its resolved configuration; a rank whose text differs (outside rank_local_key) fails
+// naming the first key that differs, and every rank stops.
+static int check_same_config(const mv_config *cfg, mv_comm *comm) {
+    if (comm->world <= 1) return 0;
+    char *mine = NULL;
+    size_t len = 0;
+    FILE *ms = open_memstream(&mine, &len);
+    MV_CHECK(ms, "open_memstream failed");
+    int rc = config_write_yaml(ms, cfg);
+    fclose(ms);
+    if (rc < 0) { free(mine); return -1; }
+    uint64_t n0 = len;
+    if (comm_bcast_bytes(comm, &n0, sizeof n0) < 0) { free(mine); return -1; }
+    char *theirs = mv_calloc(n0 + 1, 1);
+    if (comm->rank == 0) memcpy(theirs, mine, len);
+    if (comm_bcast_bytes(comm, theirs, n0) < 0) { free(mine); free(theirs); return -1; }
+    char what[1024] = "";
+    if (comm->rank != 0 && strcmp(mine, theirs) != 0) {
+        char pa[4][64] = {{0}}, pb[4][64] = {{0}}, ka[256], kb[256];
+        char *sa = NULL, *sb = NULL;
+        char *la = strtok_r(theirs, "\n", &sa), *lb = strtok_r(mine, "\n", &sb);
+        for (; la || lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
+            if (la) yaml_line_key(pa, la, ka, sizeof ka);
+            if (lb) yaml_line_key(pb, lb, kb, sizeof kb);
+            if (la && lb && !strcmp(la, lb)) continue;
+            if (la && lb && !strcmp(ka, kb) && rank_local_key(ka)) continue;
+            snprintf(what, sizeof what, "%s: %s on rank 0, %s on rank %d", la ? ka : kb, yaml_line_value(la),
+                     yaml_line_value(lb), comm->rank);
+            break;
+        }
+    }
+    free(mine);
+    free(theirs);
+    // The first rank that differs hands its finding to every rank (sums of doubles are the
+    // collective at hand), so rank 0 reports it whichever rank aborts first.
+    double *bad = mv_calloc((size_t)comm->world, sizeof(double));
+    bad[comm->rank] = what[0] ? 1 : 0;
+    rc = comm_allreduce_sum_doubles(comm, bad, comm->world);
+    int first = -1;
+    for (int r = 0; r < comm->world && rc == 0 && first < 0; r++)
+        if (bad[r] > 0) first = r;
+    free(bad);
+    if (rc < 0 || first < 0) return rc;
+    enum { MSG = 512 };
+    double text[MSG] = {0};
+    if (comm->rank == first)
+        for (int i = 0; i < MSG - 1 && what[i]; i++) text[i] = (unsigned char)what[i];
+    if (comm_allreduce_sum_doubles(comm, text, MSG) < 0) return -1;
+    for (int i = 0; i < MSG; i++) what[i] = (char)(unsigned char)text[i];
+    what[MSG - 1] = '\0';
+    return mv_fail("rank %d was started with another configuration than rank 0: %s (start every rank with the same "
+                   "file and --set options)", first, what);
+}
+
+// A diverged step (a NaN or infinite loss: too high a learning rate, a damaged sample) would
+// turn every parameter into NaN at the optimizer, and the next checkpoints would rotate the good
+// ones away. The check runs after forward and before backward, on every rank at once: the losses
+// are summed over ranks (one double; NaN or Inf anywhere makes the sum non-finite), so all ranks
+// stop together, before any gradient all-reduce starts, with the parameters of the previous
+// iteration untouched and no checkpoint written.
+static int check_finite_loss(trainer *t, long it) {
+    const mv_model *m = &t->model;
+    double sum = m->loss_total;
+    bool mine = !isfinite(m->loss_total);
+    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, &sum, 1) < 0) return -1;
+    if (isfinite(sum)) return 0;
+    char where[192] = "on another rank";
+    if (mine)
+        snprintf(where, sizeof where, "rank %d: total %g = ce %g, aux %g, ratio %g, position %g", t->comm->rank,
+                 m->loss_total, m->loss_ce, m->loss_aux, m->loss_ratio, m->loss_position);
+    return mv_fail("iteration %ld: the loss is not finite (%s); stopped before the update: no parameter changed and "
+                   "no checkpoint was written (those in %s are intact; --resume auto continues from the last). "
+                   "Lower optim.lr or check the data (maskvim data inspect)",
+                   it + 1, where, t->cfg->run.work_dir);
+}
+
 static void fmt_duration(char *out, size_t n, double s) {
     if (s < 0 || !isfinite(s)) snprintf(out, n, "?");
     else if (s < 60) snprintf(out, n, "%.0fs", s);
@@ -196,9 +350,11 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     trainer *t = mv_calloc(1, sizeof *t);
     t->cfg = cfg;
     t->comm = comm;
+    t->lock_fd = -1;
     int rc = 0, B = cfg->data.batch_per_rank, world = comm->world;
     const char *wd = cfg->run.work_dir;
     char path[1024];
+    if ((rc = check_same_config(cfg, comm)) < 0) { free(t); return rc; }
     checkpoint_state_init(&t->st);
     t->st.seed = (uint64_t)cfg->run.seed;
     t->st.world = world;
@@ -206,6 +362,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
 
     if (comm->rank == 0) {
         rc = mv_mkdir_p(wd);
+        if (rc == 0) rc = lock_run_dir(t, wd);
         if (rc == 0) { snprintf(path, sizeof path, "%s/config.yaml", wd); rc = config_save(path, cfg); }
     }
     if (rc == 0) rc = model_build(&t->model, &cfg->model);
@@ -303,6 +460,11 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         printf("maskvim train: %s, %zu parameters, %d rank%s x %d images, crop %dx%d, %d iterations, on %s, work dir %s\n",
                cfg->model.preset, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, cfg->model.crop_h,
                cfg->model.crop_w, cfg->schedule.max_iters, device, wd);
+        // PyTorch refuses this (BatchNorm wants more than one value per channel in training).
+        if (B * world == 1 && cfg->model.head == MV_HEAD_UPER && cfg->model.context == MV_CONTEXT_PPM)
+            fprintf(stderr, "maskvim train: warning: a global batch of 1 image: the BatchNorm of the pyramid pooling's "
+                            "1x1 branch sees one value per channel, so that branch outputs its bias and learns nothing "
+                            "(use data.batch_per_rank >= 2, or more ranks)\n");
     }
     bool tty = !opts->quiet && comm->rank == 0 && isatty(fileno(stdout));
     // gather_stats is a collective, called on log lines and, on a terminal, on every step: all
@@ -315,6 +477,9 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     double t_start = prof_now(), t_interval = t_start, wait_data = 0, wait_sync = 0, t_compute = 0;
     double t_optim = 0, t_periodic = 0;   // optimizer; evaluation + checkpoints (not part of a step)
     long interval_images = 0;
+    if (first >= max_iters && comm->rank == 0)
+        printf("maskvim train: nothing to train: the run is at iteration %ld and schedule.max_iters is %ld\n", first,
+               max_iters);
     for (long it = first; it < max_iters; it++) {
         double t0 = prof_now();
         const mv_batch *batch;
@@ -325,6 +490,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         ctx.step = (uint32_t)it;
         run_zero_grads(&t->model);
         if ((rc = run_forward(&t->model, batch->images, batch->labels, &ctx)) < 0) break;
+        if ((rc = check_finite_loss(t, it)) < 0) break;
         run_backward(&t->model, &ctx);
         double t2 = prof_now();
         if (t->use_sync && grad_sync_finish(&t->sync) < 0) comm_abort(1, mv_last_error());
@@ -366,7 +532,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
                         "\"sync_wait_frac\": %.4f, \"outside_frac\": %.4f}\n", it + 1, s.v[0], s.v[1], s.v[2], s.v[3], s.v[4],
                         lr, keep_json, s.v[9], s.v[10], s.v[11], ips, eta, wait_data / total, wait_sync / total,
                         outside / total);
-                fflush(t->jsonl);
+                if ((rc = log_flush(t)) < 0) break;
                 fflush(stdout);
                 t_interval = now;
                 interval_images = 0;
@@ -412,6 +578,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     }
 out:
     if (t->jsonl) fclose(t->jsonl);
+    if (t->lock_fd >= 0) close(t->lock_fd);
     if (t->loader) loader_close(t->loader);
     if (t->use_sync) grad_sync_free(&t->sync);
     engine_close(&t->model);

@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/data_sources.h"
 #include "core/engine.h"
+#include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/evaluate.h"
 #include "core/json_write.h"
@@ -103,6 +104,8 @@ int cmd_eval(int argc, char **argv) {
     }
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
+    if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
+    if (rc == 0 && comm.rank == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim eval");
     // run.device: the GPU evaluates where one is present (each rank on its node-local GPU).
     char device[256];
     mv_run_ctx dev_ctx = {.world_size = comm.world};

@@ -4,6 +4,7 @@
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/engine.h"
+#include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/model.h"
 #include "core/weights_io.h"
@@ -138,6 +139,8 @@ int cmd_predict(int argc, char **argv) {
     int rc = config_load(cfg, file, nsets, sets);
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
+    if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
+    if (rc == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim predict");
     if (rc == 0 && mkdir(outdir, 0755) != 0 && access(outdir, W_OK) != 0) rc = mv_fail("%s: cannot create the output directory", outdir);
     char device[256];
     mv_comm solo = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1};

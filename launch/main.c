@@ -1,6 +1,7 @@
 // maskvim: the command-line entry point; dispatches to the subcommands of launch/cmd_*.c.
 #include <stdio.h>
 #include <string.h>
+#include <hdf5.h>
 #include "launch/commands.h"
 #ifdef MV_HAVE_GPU_MODEL
 #include "core/engine.h"
@@ -26,6 +27,11 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    // HDF5 closes whatever is still open when the process exits. A file whose H5Fclose failed
+    // (a disk that filled up while a checkpoint or shard was written) stays registered in a
+    // half-torn-down state, and closing it again at exit crashed (SIGSEGV in H5F__close_cb)
+    // after the error had been reported. Every file is closed explicitly, so skip that pass.
+    H5dont_atexit();
 #ifdef MV_HAVE_GPU_MODEL
     mv_gpu_engine = mv_cuda_engine();   // run.device: cuda (or auto where a GPU is present)
 #endif

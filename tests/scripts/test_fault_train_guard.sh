@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Faults around a training run that used to end in a crash, a silent wrong result or a
+# confusing error:
+#   1. a file system that refuses the checkpoint half-way (here: a file-size limit, which fails
+#      HDF5's writes as a full disk does): a clear error, exit status 1 (it used to crash with
+#      SIGSEGV at exit, in HDF5's clean-up of the file it could not close), the previous
+#      checkpoint and `latest` intact, and `--resume auto` continues from it;
+#   2. a checkpoint whose training state (train/iter, here) has a flipped bit: refused by
+#      --resume PATH and passed over by --resume auto (it resumed at iteration 68719476738);
+#   3. `maskvim eval --checkpoint` on a checkpoint with a damaged weight: refused (it evaluated it);
+#      under another mask.mode than it was trained with: a warning (it evaluated silently);
+#   4. a second training started in a run directory that a live run is using: refused;
+#   5. a step whose loss is not finite: the run stops before the update, writing nothing;
+#   6. two ranks started with different configurations: every rank stops, naming the key (a rank
+#      with another seed or learning rate trained on silently).
+set -euo pipefail
+SECONDS=0
+stamp() { echo "[$SECONDS s] $*"; }
+source "$(dirname "$0")/train_common.sh"
+fail() { echo "FAIL: $*"; exit 1; }
+TMP=${MV_TEST_TMP:-/tmp}/fault_train_guard.$$
+mkdir -p "$TMP"
+trap 'rm -rf "$TMP"' EXIT
+run() { "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 "$@"; }
+passed=0
+
+# 1. Checkpoints of this model are about 5.9 MB: a 3 MB file-size limit fails the write of
+#    iter_4.h5 inside HDF5 (EFBIG; SIGXFSZ ignored, as a full disk gives ENOSPC).
+run --set run.work_dir="$TMP/full" --stop-after 2 >/dev/null
+[ "$(cat "$TMP/full/latest")" = iter_2.h5 ] || fail "no iter_2.h5 checkpoint to start from"
+cp "$TMP/full/iter_2.h5" "$TMP/iter_2.copy"
+rc=0
+( trap '' XFSZ; ulimit -f 3000; exec "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 \
+    --set run.work_dir="$TMP/full" --resume auto ) >"$TMP/full.log" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "a checkpoint write that fails: exit status $rc, not 1: $(tail -3 "$TMP/full.log")"
+grep -q "iter_4.h5: File too large" "$TMP/full.log" || fail "the error does not name the file and the reason: $(tail -2 "$TMP/full.log")"
+[ "$(cat "$TMP/full/latest")" = iter_2.h5 ] || fail "latest changed: $(cat "$TMP/full/latest")"
+cmp -s "$TMP/full/iter_2.h5" "$TMP/iter_2.copy" || fail "the previous checkpoint changed"
+[ ! -e "$TMP/full/iter_4.h5" ] && [ ! -e "$TMP/full/iter_4.h5.tmp" ] || fail "the failed checkpoint left a file"
+run --set run.work_dir="$TMP/full" --resume auto --stop-after 1 >"$TMP/full2.log" 2>&1 || fail "resume after the failed write: $(tail -2 "$TMP/full2.log")"
+grep -q "resumed from .*iter_2.h5 at iteration 2" "$TMP/full2.log" || fail "did not resume from iter_2.h5"
+passed=$((passed + 1)); stamp "check $passed done"
+
+# 2. A flipped bit in train/iter (the tensors and their checksums untouched).
+"$MV_PYTHON" - "$TMP/iter_2.copy" "$TMP/flip/iter_8.h5" <<'EOF'
+import os, shutil, sys, h5py
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(os.path.dirname(dst), exist_ok=True)
+with h5py.File(src, "r") as f:
+    off = f["train/iter"].id.get_offset()
+shutil.copy(src, dst)
+with open(dst, "r+b") as f:
+    f.seek(off + 4); b = f.read(1); f.seek(off + 4); f.write(bytes([b[0] ^ 0x10]))
+EOF
+cp "$TMP/iter_2.copy" "$TMP/flip/iter_2.h5"
+echo iter_8.h5 >"$TMP/flip/latest"
+if run --set run.work_dir="$TMP/flip" --resume "$TMP/flip/iter_8.h5" >"$TMP/flip1.log" 2>&1; then
+    fail "a checkpoint with a damaged train/iter was resumed: $(grep resumed "$TMP/flip1.log")"
+fi
+grep -q "iter_8.h5: the training state .* does not match its checksum" "$TMP/flip1.log" || fail "$(tail -2 "$TMP/flip1.log")"
+run --set run.work_dir="$TMP/flip" --resume auto --stop-after 1 >"$TMP/flip2.log" 2>&1 || fail "resume auto: $(tail -2 "$TMP/flip2.log")"
+grep -q "resumed from .*iter_2.h5 at iteration 2" "$TMP/flip2.log" || fail "resume auto did not pass over the damaged newest file"
+passed=$((passed + 1)); stamp "check $passed done"
+
+# 3. eval on a checkpoint with one changed weight.
+EVAL_SETS=()
+for a in "${TRAIN_SETS[@]}"; do [ "$a" = --quiet ] || EVAL_SETS+=("$a"); done
+"$MV_PYTHON" - "$TMP/iter_2.copy" "$TMP/bad_weight.h5" <<'EOF'
+import shutil, sys, h5py
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "r+") as f:
+    d = f["decode_head.conv_seg.weight"]; x = d[()]; x.flat[7] += 0.5; d[...] = x
+EOF
+"$MV_BIN" eval "${EVAL_SETS[@]}" --checkpoint "$TMP/iter_2.copy" >"$TMP/eval_ok.log" 2>&1 || fail "eval of an intact checkpoint: $(tail -2 "$TMP/eval_ok.log")"
+if "$MV_BIN" eval "${EVAL_SETS[@]}" --checkpoint "$TMP/bad_weight.h5" >"$TMP/eval.log" 2>&1; then
+    fail "eval used a checkpoint whose weights do not match their checksum"
+fi
+grep -q "bad_weight.h5: the weights do not match their checksum" "$TMP/eval.log" || fail "$(tail -2 "$TMP/eval.log")"
+# ... and an evaluation under another mask.mode than the checkpoint was trained with is warned.
+"$MV_BIN" eval "${EVAL_SETS[@]}" --set mask.mode=zero --checkpoint "$TMP/iter_2.copy" >"$TMP/eval_mode.log" 2>&1 \
+    || fail "eval with another mask.mode: $(tail -2 "$TMP/eval_mode.log")"
+grep -q "warning: .*mask.mode: residual in the checkpoint's training, zero now" "$TMP/eval_mode.log" \
+    || fail "no warning for another mask.mode: $(head -2 "$TMP/eval_mode.log")"
+grep -q "warning" "$TMP/eval_ok.log" && fail "a warning for an evaluation as trained: $(grep warning "$TMP/eval_ok.log")"
+passed=$((passed + 1)); stamp "check $passed done"
+
+# 4. A run directory in use (as after `kill -9 mpirun`, whose ranks may run on).
+# (maskvim itself in the background, not the `run` function: killing a function's subshell
+# would leave the training running.)
+"$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set run.work_dir="$TMP/busy" \
+    --set schedule.max_iters=400 --set run.ckpt_every=0 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -f "$TMP/busy/metrics.jsonl" ] && break; sleep 0.1; done
+rc=0
+run --set run.work_dir="$TMP/busy" --resume auto >"$TMP/busy.log" 2>&1 || rc=$?
+kill -9 $pid 2>/dev/null || true
+wait $pid 2>/dev/null || true
+[ "$rc" -ne 0 ] || fail "a second training ran in a directory in use"
+grep -q "is in use by another training process" "$TMP/busy.log" || fail "$(tail -2 "$TMP/busy.log")"
+passed=$((passed + 1)); stamp "check $passed done"
+
+# 5. A step whose loss is not finite (a NaN weight, resumed with its checksum made to match):
+#    the run stops at that iteration before the update, writes no checkpoint and says why (it
+#    used to train on with NaN parameters and rotate the good checkpoints away).
+mkdir -p "$TMP/nan"
+"$MV_PYTHON" - "$TMP/iter_2.copy" "$TMP/nan/iter_2.h5" <<'EOF'
+import shutil, sys, h5py, numpy as np
+M = (1 << 64) - 1
+P1, P2 = 0x9e3779b185ebca87, 0xc2b2ae3d27d4eb4f
+rotl = lambda x, r: ((x << r) | (x >> (64 - r))) & M
+def fmix(x):
+    x ^= x >> 33; x = (x * 0xff51afd7ed558ccd) & M
+    x ^= x >> 33; x = (x * 0xc4ceb9fe1a85ec53) & M
+    return x ^ (x >> 33)
+def tensor_hash(salt, name, a):   # core/checkpoint.c's tensor_hash, over the float32 bits
+    h = salt ^ 0xcbf29ce484222325
+    for c in name.encode(): h = ((h ^ c) * 0x100000001b3) & M
+    lane = [h, h ^ P1, h ^ P2, h ^ ((P1 + P2) & M)]
+    u = np.ascontiguousarray(a, dtype=np.float32).ravel().view(np.uint32)
+    n, i = len(u), 0
+    while i + 8 <= n:
+        for j in range(4):
+            v = int(u[i + 2 * j]) | (int(u[i + 2 * j + 1]) << 32)
+            lane[j] = (rotl((lane[j] + v * P2) & M, 31) * P1) & M
+        i += 8
+    for k in range(i, n):
+        lane[0] = (rotl((lane[0] + int(u[k]) * P2) & M, 31) * P1) & M
+    return fmix(lane[0] ^ rotl(lane[1], 7) ^ rotl(lane[2], 12) ^ rotl(lane[3], 18) ^ n)
+shutil.copy(sys.argv[1], sys.argv[2])
+key = "decode_head.conv_seg.bias"
+with h5py.File(sys.argv[2], "r+") as f:
+    old = f[key][()]
+    new = old.copy(); new.flat[3] = np.nan
+    f[key][...] = new
+    c = f["train/checksum/weights"]
+    c[()] = np.uint64((int(c[()]) - tensor_hash(1, key, old) + tensor_hash(1, key, new)) & M)
+EOF
+echo iter_2.h5 >"$TMP/nan/latest"
+rc=0
+run --set run.work_dir="$TMP/nan" --resume auto >"$TMP/nan.log" 2>&1 || rc=$?
+grep -q "resumed from .*iter_2.h5 at iteration 2" "$TMP/nan.log" || fail "the NaN checkpoint was not resumed: $(tail -2 "$TMP/nan.log")"
+[ "$rc" -eq 1 ] || fail "a non-finite loss: exit status $rc, not 1: $(tail -2 "$TMP/nan.log")"
+grep -q "iteration 3: the loss is not finite (rank 0: total nan" "$TMP/nan.log" || fail "$(tail -2 "$TMP/nan.log")"
+[ "$(ls "$TMP/nan" | tr '\n' ' ')" = "config.yaml iter_2.h5 latest metrics.jsonl " ] || fail "files written: $(ls "$TMP/nan")"
+passed=$((passed + 1)); stamp "check $passed done"
+
+# 6. Ranks with different configurations (needs MPI).
+if command -v mpirun >/dev/null 2>&1 && "$MV_BIN" bench-allreduce --help | grep -q "Built with MPI: yes"; then
+    OUR_TMP=$TMP
+    source "$(dirname "$0")/mpi_common.sh"
+    mpi_setup fault_train_guard_mpi
+    mpi_tmp=$TMP
+    TMP=$OUR_TMP
+    ONE=("${TRAIN_SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$TMP/mpmd")
+    rc=0
+    MV_COMM_TIMEOUT=60 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREADS=1 \
+        -x MV_COMM_TIMEOUT -np 1 "$MV_BIN" train "${ONE[@]}" : -np 1 "$MV_BIN" train "${ONE[@]}" --set run.seed=5 \
+        >"$TMP/mpmd.log" 2>&1 || rc=$?
+    rm -rf "$mpi_tmp"
+    [ "$rc" -ne 0 ] || fail "ranks with different run.seed trained"
+    grep -q "rank 1 was started with another configuration than rank 0: run.seed: 0 on rank 0, 5 on rank 1" "$TMP/mpmd.log" \
+        || fail "$(grep -v '^\[' "$TMP/mpmd.log" | head -3)"
+    passed=$((passed + 1)); stamp "check $passed done"
+else
+    echo "SKIP 6: no MPI"
+fi
+echo "$passed passed, 0 failed"
