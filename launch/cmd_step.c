@@ -9,6 +9,7 @@
 #include "core/model.h"
 #include "core/weights_io.h"
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +60,16 @@ static int read_batch(const char *path, int classes, float **images, uint8_t **l
     *labels = mv_malloc(n);
     long *lab = mv_malloc(sizeof(long) * n);
     rc = h5_read_floats(f, path, "images", *images, n * 3);
+    for (size_t i = 0; rc == 0 && i < n * 3; i++)
+        if (!isfinite((*images)[i])) rc = mv_fail("%s: 'images' value %g at index %zu is not finite", path, (*images)[i], i);
     if (rc == 0) {
-        hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT);
-        if (H5Dread(ds, H5T_NATIVE_LONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) < 0)
+        // HDF5 would convert float labels to integers by truncation (3.7 -> class 3): refuse them.
+        hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT), type = H5Dget_type(ds);
+        if (H5Tget_class(type) != H5T_INTEGER)
+            rc = mv_fail("%s: 'labels' must be an integer dataset (uint8 or int64), not floating point", path);
+        else if (H5Dread(ds, H5T_NATIVE_LONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) < 0)
             rc = mv_fail("%s: cannot read 'labels' as integers", path);
+        H5Tclose(type);
         H5Dclose(ds);
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {

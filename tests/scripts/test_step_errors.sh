@@ -28,6 +28,11 @@ with h5py.File(f"{d}/small.h5", "w") as f:
     f["images"] = img[:, :, :16, :]; f["labels"] = lab[:, :16, :]
 with h5py.File(f"{d}/mismatch.h5", "w") as f:
     f["images"] = img; f["labels"] = lab[:, :32, :]
+with h5py.File(f"{d}/floatlabel.h5", "w") as f:
+    f["images"] = img; f["labels"] = lab.astype(np.float32) + 0.5
+with h5py.File(f"{d}/nanimage.h5", "w") as f:
+    i2 = img.copy(); i2[0, 1, 2, 3] = np.nan
+    f["images"] = i2; f["labels"] = lab
 with h5py.File(f"{d}/w.h5", "r") as src, h5py.File(f"{d}/nohead.h5", "w") as dst:
     for k in src:   # every tensor but the decode head's
         if not k.startswith("decode_head"):
@@ -41,6 +46,8 @@ expect_error "bad value" "mask.mode" "$MV_BIN" "${s[@]}" --preset maskvim-nano -
 expect_error "weights for another crop" "token_mask" "$MV_BIN" "${s[@]}" --preset maskvim-nano --set model.crop=96,96 --weights "$dir/w.h5" --batch "$dir/b.h5"
 expect_error "weights for other dims" "has shape" "$MV_BIN" "${s[@]}" --preset maskvim-nano --set model.dims=16,32,64,96 --weights "$dir/w.h5" --batch "$dir/b.h5"
 expect_error "label above the classes" "label value 23" "$MV_BIN" "${s[@]}" --preset maskvim-nano --batch "$dir/badlabel.h5"
+expect_error "float labels" "integer dataset" "$MV_BIN" "${s[@]}" --preset maskvim-nano --batch "$dir/floatlabel.h5"
+expect_error "a NaN pixel" "not finite" "$MV_BIN" "${s[@]}" --preset maskvim-nano --batch "$dir/nanimage.h5"
 expect_error "image too small" "too small" "$MV_BIN" "${s[@]}" --preset maskvim-nano --batch "$dir/small.h5"
 expect_error "labels of another size" "labels" "$MV_BIN" "${s[@]}" --preset maskvim-nano --batch "$dir/mismatch.h5"
 expect_error "missing batch file" "nosuch.h5" "$MV_BIN" "${s[@]}" --preset maskvim-nano --batch "$dir/nosuch.h5"
