@@ -21,13 +21,14 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: [mpirun -np N] maskvim eval [FILE.yaml] --checkpoint C.h5 [--set key=value ...]\n"
-        "                   [--targets NAME,...] [--corruptions LIST|all --severities 1-5]\n"
+        "                   [--targets NAME,...] [--corruptions LIST|all [--severities LIST]]\n"
         "                   [--json OUT.json] [--per-class]\n\n"
         "Whole-image inference on each data.val source of FILE (or the --targets among them):\n"
         "per-domain mIoU, mAcc and aAcc in a table, per-class IoU with --per-class, everything in\n"
         "--json. With --corruptions, every image is corrupted on the fly (Cityscapes-C: the 16\n"
-        "corruptions of Table 2 at the given severities, seeded per image) and each\n"
-        "(corruption, severity) is one more column; the table gives the average per corruption.\n"
+        "corruptions of Table 2 at the --severities, e.g. 5 (default), 1-5, 1-3,5 or all, seeded per\n"
+        "image) and each (corruption, severity) is one more column; the table gives the average\n"
+        "per corruption.\n"
         "C may be a training checkpoint or a plain weights file. Inference runs where run.device\n"
         "says (auto: the GPU where one is present; stderr names it).\n");
 }
@@ -40,19 +41,26 @@ static int corrupt_hook(mv_image *rgb, int source, int64_t sample, void *ctx) {
     return corrupt_image(rgb, rgb, c->corruption, c->severity, corrupt_image_seed(c->seed, sample));
 }
 
-// "1-5", "5", "1,3,5" -> flags[1..5].
+// "1-5", "5", "1,3,5", "1-3,5" or "all" -> flags[1..5]. Strict: a list whose tail is not
+// understood is an error, not cut short (a silently dropped severity changes the mean).
 static int parse_severities(bool sev[6], const char *s) {
     memset(sev, 0, 6 * sizeof(bool));
-    int a, b;
-    if (sscanf(s, "%d-%d", &a, &b) == 2 && a >= 1 && b <= 5 && a <= b) { for (int i = a; i <= b; i++) sev[i] = true; return 0; }
-    for (const char *p = s; *p;) {
-        int v = (int)strtol(p, (char **)&p, 10);
-        if (v < 1 || v > 5) return mv_fail("--severities '%s': severities are 1..5 (e.g. 1-5, 5, 1,3)", s);
-        sev[v] = true;
-        if (*p == ',') p++;
-        else if (*p) return mv_fail("--severities '%s': expected a range or a comma-separated list", s);
+    if (!strcmp(s, "all")) { for (int i = 1; i <= 5; i++) sev[i] = true; return 0; }
+    for (const char *p = s;;) {
+        char *end;
+        long a = strtol(p, &end, 10), b;
+        if (end == p) return mv_fail("--severities '%s': expected N, A-B, all or a comma-separated list of those", s);
+        p = end;
+        if (*p == '-') {
+            b = strtol(++p, &end, 10);
+            if (end == p) return mv_fail("--severities '%s': expected N, A-B, all or a comma-separated list of those", s);
+            p = end;
+        } else b = a;
+        if (a < 1 || b > 5 || a > b) return mv_fail("--severities '%s': severities are 1..5 (e.g. 1-5, 5, 1,3)", s);
+        for (long i = a; i <= b; i++) sev[i] = true;
+        if (!*p) return 0;
+        if (*p++ != ',') return mv_fail("--severities '%s': expected N, A-B, all or a comma-separated list of those", s);
     }
-    return 0;
 }
 
 static bool wanted(const char *targets, const char *name) {
@@ -65,6 +73,7 @@ static bool wanted(const char *targets, const char *name) {
 
 int cmd_eval(int argc, char **argv) {
     const char *file = NULL, *ckpt = NULL, *targets = NULL, *corrs = NULL, *sevs = "5", *json = NULL;
+    bool sevs_given = false;
     const char **sets = mv_calloc(argc + 1, sizeof(char *));
     int nsets = 0;
     bool per_class = false;
@@ -78,12 +87,17 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
         else if (!strcmp(a, "--targets")) targets = v;
         else if (!strcmp(a, "--corruptions")) corrs = v;
-        else if (!strcmp(a, "--severities")) sevs = v;
+        else if (!strcmp(a, "--severities")) { sevs = v; sevs_given = true; }
         else if (!strcmp(a, "--json")) json = v;
         else { fprintf(stderr, "maskvim eval: unknown option '%s'\n\n", a); usage(stderr); free(sets); return 2; }
         i++;
     }
     if (!ckpt) { fprintf(stderr, "maskvim eval: --checkpoint is required\n\n"); usage(stderr); free(sets); return 2; }
+    if (sevs_given && !corrs) {
+        fprintf(stderr, "maskvim eval: --severities needs --corruptions LIST|all (clean images have no severity)\n");
+        free(sets);
+        return 2;
+    }
     mv_comm comm;
     if (comm_init(&comm, &argc, &argv) < 0) { fprintf(stderr, "maskvim eval: %s\n", mv_last_error()); free(sets); return 1; }
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
@@ -96,10 +110,12 @@ int cmd_eval(int argc, char **argv) {
         else if (rc == 0) {
             char buf[1024];
             snprintf(buf, sizeof buf, "%s", corrs);
-            for (char *tok = strtok(buf, ","); tok && rc == 0; tok = strtok(NULL, ",")) {
+            int n = 0;
+            for (char *tok = strtok(buf, ","); tok && rc == 0; tok = strtok(NULL, ","), n++) {
                 int c = corrupt_index(tok);
                 if (c < 0) rc = -1; else corr_on[c] = true;
             }
+            if (rc == 0 && n == 0) rc = mv_fail("--corruptions '%s': no corruption named (a comma list or all)", corrs);
         }
     }
     if (rc == 0) rc = model_build(m, &cfg->model);

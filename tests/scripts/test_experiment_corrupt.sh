@@ -3,7 +3,8 @@
 # checkpoint is evaluated on the source domain under every corruption and severity with
 # `maskvim eval`; status.json's "final" gets one mIoU per corruption (the mean over the
 # severities of ROW/corruptions.json), in this process (one row) and with --jobs (child
-# processes); `maskvim report FILE` puts the corruptions in the file's columns.
+# processes); `maskvim report FILE` puts the corruptions in the file's columns; `maskvim eval`
+# reads --severities and --corruptions strictly.
 set -euo pipefail
 source "$(dirname "$0")/experiment_common.sh"
 : "${MV_PYTHON:?}"
@@ -78,6 +79,26 @@ grep -q "bad.yaml:[0-9]*:[0-9]*: corruptions: .*nosuch" "$TMP/bad.log" || fail "
 sed 's/severities: \[1, 5\]/severities: [0, 5]/' "$TMP/t2.yaml" >"$TMP/bad2.yaml"
 if "$MV_BIN" experiment run "$TMP/bad2.yaml" --dry-run >"$TMP/bad2.log" 2>&1; then fail "severity 0 accepted"; fi
 grep -q "severities: a severity is 1, 2, 3, 4 or 5" "$TMP/bad2.log" || fail "message: $(cat "$TMP/bad2.log")"
+passed=$((passed + 1))
+
+# 6. `maskvim eval --severities` takes ranges inside lists ("1-2,5" is three severities, not
+#    the range 1-2 with ",5" dropped), and refuses what it cannot read instead of cutting it
+#    short; an empty corruption or severity list is an error, not a silent clean-only run.
+ev() { "$MV_BIN" eval "$TMP/out/a/config.yaml" --checkpoint "$TMP/out/a/iter_2.h5" --targets clear "$@"; }
+ev --corruptions brightness --severities 1-2,5 --json "$TMP/sev.json" >"$TMP/sev.log" 2>&1 || fail "eval 1-2,5: $(tail -3 "$TMP/sev.log")"
+"$MV_PYTHON" - "$TMP/sev.json" <<'PY' || fail "severities of 1-2,5: $(cat "$TMP/sev.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+assert sorted(x["severity"] for x in r if x["corruption"] == "brightness") == [1, 2, 5], r
+PY
+for bad in "2-4junk" "1-3,9" ""; do
+    if ev --corruptions brightness --severities "$bad" >"$TMP/sevbad.log" 2>&1; then fail "--severities '$bad' accepted"; fi
+    grep -q -- "--severities '$bad'" "$TMP/sevbad.log" || fail "message for '$bad': $(cat "$TMP/sevbad.log")"
+done
+if ev --corruptions "," >"$TMP/corbad.log" 2>&1; then fail "--corruptions ',' accepted"; fi
+grep -q -- "--corruptions ','" "$TMP/corbad.log" || fail "message for ',': $(cat "$TMP/corbad.log")"
+if ev --severities 1-5 >"$TMP/sevonly.log" 2>&1; then fail "--severities without --corruptions accepted"; fi
+grep -q -- "--severities needs --corruptions" "$TMP/sevonly.log" || fail "message for --severities alone: $(cat "$TMP/sevonly.log")"
 passed=$((passed + 1))
 
 rm -rf "$TMP"
