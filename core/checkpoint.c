@@ -208,18 +208,7 @@ static int read_string(hid_t f, const char *path, const char *name, char **out) 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Configuration <-> YAML text.
-
-static char *config_to_yaml(const mv_config *cfg) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *ms = open_memstream(&buf, &len);
-    MV_CHECK(ms, "open_memstream failed");
-    int rc = config_write_yaml(ms, cfg);
-    fclose(ms);
-    if (rc < 0) { free(buf); return NULL; }
-    return buf;
-}
+// Configuration <-> YAML text (config_to_yaml writes it).
 
 // config_load reads files, so the stored text goes through a private temporary file.
 static int config_from_yaml(mv_config *out, const char *yaml, const char *path) {

@@ -304,6 +304,17 @@ int config_write_yaml(FILE *f, const mv_config *cfg) {
     return 0;
 }
 
+char *config_to_yaml(const mv_config *cfg) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *ms = open_memstream(&buf, &len);
+    MV_CHECK(ms, "open_memstream failed");
+    int rc = config_write_yaml(ms, cfg);
+    fclose(ms);
+    if (rc < 0) { free(buf); return NULL; }
+    return buf;
+}
+
 int config_save(const char *path, const mv_config *cfg) {
     size_t len = strlen(path) + 32;
     char *tmp = mv_malloc(len);

@@ -109,6 +109,8 @@ int config_set(mv_config *cfg, const char *assignment);
 int config_validate(const mv_config *cfg);
 // The whole configuration as YAML with every key explicit; reads back to an equal struct.
 int config_write_yaml(FILE *f, const mv_config *cfg);
+// The same text in a malloc'ed string (the caller frees it), or NULL with the error set.
+char *config_to_yaml(const mv_config *cfg);
 // config_write_yaml to `path` atomically (temporary file, fsync, rename).
 int config_save(const char *path, const mv_config *cfg);
 bool config_equal(const mv_config *a, const mv_config *b);

@@ -244,13 +244,9 @@ static bool rank_local_key(const char *key) {
 // naming the first key that differs, and every rank stops.
 static int check_same_config(const mv_config *cfg, mv_comm *comm) {
     if (comm->world <= 1) return 0;
-    char *mine = NULL;
-    size_t len = 0;
-    FILE *ms = open_memstream(&mine, &len);
-    MV_CHECK(ms, "open_memstream failed");
-    int rc = config_write_yaml(ms, cfg);
-    fclose(ms);
-    if (rc < 0) { free(mine); return -1; }
+    char *mine = config_to_yaml(cfg);
+    if (!mine) return -1;
+    size_t len = strlen(mine);
     uint64_t n0 = len;
     if (comm_bcast_bytes(comm, &n0, sizeof n0) < 0) { free(mine); return -1; }
     char *theirs = mv_calloc(n0 + 1, 1);
@@ -277,7 +273,7 @@ static int check_same_config(const mv_config *cfg, mv_comm *comm) {
     // collective at hand), so rank 0 reports it whichever rank aborts first.
     double *bad = mv_calloc((size_t)comm->world, sizeof(double));
     bad[comm->rank] = what[0] ? 1 : 0;
-    rc = comm_allreduce_sum_doubles(comm, bad, comm->world);
+    int rc = comm_allreduce_sum_doubles(comm, bad, comm->world);
     int first = -1;
     for (int r = 0; r < comm->world && rc == 0 && first < 0; r++)
         if (bad[r] > 0) first = r;
