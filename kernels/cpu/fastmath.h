@@ -18,7 +18,9 @@ static inline float mv_expf(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)fn + 127) << 23;
+    // The shift is done unsigned: a NaN x passes the clamp and converts to INT_MIN here (p is
+    // NaN, so the result is NaN whatever the scale); a signed shift of that would be undefined.
+    int32_t bits = (int32_t)((uint32_t)((int32_t)fn + 127) << 23);
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
