@@ -146,15 +146,16 @@ static ynode *from_doc(yarena *a, yaml_document_t *doc, yaml_node_t *yn, const c
         const char *v = (const char *)yn->data.scalar.value;
         size_t len = yn->data.scalar.length;
         n->text = ystrndup(a, v, len);
+        // Before a null is emptied below: its text ("~", "null") is then shorter than len.
+        if (strlen(n->text) != len) {
+            fail_at(n, "value contains a NUL character");
+            return NULL;
+        }
         if (yn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
             (len == 0 || !strcmp(n->text, "~") || !strcmp(n->text, "null") || !strcmp(n->text, "Null") ||
              !strcmp(n->text, "NULL"))) {
             n->text[0] = '\0';
             n->null = true;
-        }
-        if (strlen(n->text) != len) {
-            fail_at(n, "value contains a NUL character");
-            return NULL;
         }
         return n;
     }

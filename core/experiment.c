@@ -448,6 +448,7 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
             MV_TRY(parse_row(e, c, node(c, *it)));
     }
     if (grid) MV_TRY(parse_grid(e, c, grid));
+    if (e->nrows == 0) return node_fail(c, rows, "rows", "empty list: give at least one row (or a `grid:`)");
     for (int i = 0; i < e->nrows; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(e->rows[i].name, e->rows[j].name))
@@ -615,6 +616,48 @@ int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp
 
 int experiment_run_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_run *run, const char *work_dir) {
     return resolve(cfg, exp, run->row, run->seed_index >= 0 ? run->seed : -1, work_dir);
+}
+
+void experiment_copy_unscored(mv_config *dst, const mv_config *src) {
+    memcpy(dst->run.work_dir, src->run.work_dir, sizeof dst->run.work_dir);
+    dst->run.log_every = src->run.log_every;
+    dst->run.ckpt_every = src->run.ckpt_every;
+    dst->run.eval_every = src->run.eval_every;
+    dst->run.keep_ckpts = src->run.keep_ckpts;
+    dst->run.device = src->run.device;
+    dst->run.bucket_mb = src->run.bucket_mb;
+    dst->run.first_bucket_mb = src->run.first_bucket_mb;
+    dst->data.workers = src->data.workers;
+    dst->run.select_metric = src->run.select_metric;   // they choose best.h5; the report reads the last
+    memcpy(dst->run.select_domain, src->run.select_domain, sizeof dst->run.select_domain);
+}
+
+int experiment_twin_rows(const mv_experiment *exp, int *first, int *second) {
+    *first = *second = -1;
+    int n = 0;
+    const mv_exp_run **runs = mv_calloc((size_t)(exp->nruns ? exp->nruns : 1), sizeof *runs);
+    for (int i = 0; i < exp->nruns; i++)
+        if (exp->runs[i].seed_index <= 0) runs[n++] = &exp->runs[i];   // one run per row, the first seed
+    mv_config *cfg = mv_calloc((size_t)(n ? n : 1), sizeof *cfg);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (experiment_run_config(&cfg[i], exp, runs[i], NULL) < 0) { rc = -1; break; }
+        for (int j = 0; j < i && rc == 0; j++) {
+            mv_config *tmp = mv_calloc(1, sizeof *tmp);
+            *tmp = cfg[i];
+            experiment_copy_unscored(tmp, &cfg[j]);
+            // A row that differs only in the device is a legitimate comparison (CPU against GPU).
+            if (config_equal(tmp, &cfg[j]) && cfg[i].run.device == cfg[j].run.device) {
+                *first = (int)(runs[j]->row - exp->rows);
+                *second = (int)(runs[i]->row - exp->rows);
+                rc = 1;
+            }
+            free(tmp);
+        }
+    }
+    free(cfg);
+    free(runs);
+    return rc;
 }
 
 bool experiment_is_corruption(const mv_experiment *exp, const char *name) {

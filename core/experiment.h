@@ -88,6 +88,15 @@ int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp
 int experiment_run_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_run *run, const char *work_dir);
 // The run called `name` ("row" or "row@seed"), or NULL.
 const mv_exp_run *experiment_find_run(const mv_experiment *exp, const char *name);
+// Copies from src into dst the settings that do not change what a run trains or the numbers
+// the report reads: run.work_dir, the log / checkpoint / evaluation intervals, run.keep_ckpts,
+// run.device, the all-reduce bucket sizes, data.workers and the best-checkpoint selection.
+void experiment_copy_unscored(mv_config *dst, const mv_config *src);
+// Finds two rows that train alike: their (first-seed) runs resolve to the same configuration
+// but for the settings experiment_copy_unscored names (run.device excepted). Returns 1 and the
+// indices in exp->rows (first < second) of the first such pair, 0 when every row trains
+// differently, -1 on an error.
+int experiment_twin_rows(const mv_experiment *exp, int *first, int *second);
 // True when `name` is one of the experiment's corruptions (a column that is not a domain).
 bool experiment_is_corruption(const mv_experiment *exp, const char *name);
 // Reads the JSON that `maskvim eval --corruptions ... --json PATH` wrote and gives, per

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,11 +366,18 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
     } else {
         if (errno != ENOENT) return -1;
         mv_clear_error();
-        // without a status, a run that reached schedule.max_iters is taken as finished
+        // Without a status, a run that reached schedule.max_iters is taken as finished. Training
+        // evaluates every domain at its last iteration, so each domain's last evaluation must be
+        // there too: a run cut while writing them (a cut last line, or a domain whose last
+        // evaluation is older) would otherwise mix the final numbers with an earlier evaluation's.
         const char *mi = mv_report_run_config(run, "schedule.max_iters");
-        int last = run->npoints ? run->points[run->npoints - 1].iter : 0;
-        for (int i = 0; i < run->ndomains; i++) if (run->domains[i].iter > last) last = run->domains[i].iter;
-        if (mi && last > 0 && last >= atoi(mi)) copy_name(run->state, "finished", sizeof run->state);
+        int last = run->npoints ? run->points[run->npoints - 1].iter : 0, oldest = INT_MAX;
+        for (int i = 0; i < run->ndomains; i++) {
+            if (run->domains[i].iter > last) last = run->domains[i].iter;
+            if (run->domains[i].iter < oldest) oldest = run->domains[i].iter;
+        }
+        if (mi && last > 0 && last >= atoi(mi) && (run->ndomains == 0 || oldest >= atoi(mi)))
+            copy_name(run->state, "finished", sizeof run->state);
     }
     if (strcmp(run->state, "finished")) {
         run->incomplete = true;
@@ -381,15 +389,22 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
         size_t l = strlen(run->note);
         snprintf(run->note + l, sizeof run->note - l, "no evaluation yet; ");
     } else if (run->incomplete) {
-        // An unfinished run's numbers are those of an intermediate evaluation: say which.
-        int last = 0;
-        for (int i = 0; i < run->ndomains; i++) if (run->domains[i].iter > last) last = run->domains[i].iter;
+        // An unfinished run's numbers are those of an intermediate evaluation: say which (the
+        // oldest and the newest, when the domains' last evaluations differ).
+        int last = 0, first = INT_MAX;
+        for (int i = 0; i < run->ndomains; i++) {
+            if (run->domains[i].iter > last) last = run->domains[i].iter;
+            if (run->domains[i].iter > 0 && run->domains[i].iter < first) first = run->domains[i].iter;
+        }
         const char *mi = mv_report_run_config(run, "schedule.max_iters");
         size_t l = strlen(run->note);
-        if (last > 0 && mi && last < atoi(mi))
-            snprintf(run->note + l, sizeof run->note - l, "numbers from iteration %d of %d; ", last, atoi(mi));
+        char from[64];
+        if (first < last) snprintf(from, sizeof from, "iterations %d to %d", first, last);
+        else snprintf(from, sizeof from, "iteration %d", last);
+        if (last > 0 && mi && (last < atoi(mi) || first < last))
+            snprintf(run->note + l, sizeof run->note - l, "numbers from %s of %d; ", from, atoi(mi));
         else if (last > 0 && !mi)
-            snprintf(run->note + l, sizeof run->note - l, "numbers from iteration %d; ", last);
+            snprintf(run->note + l, sizeof run->note - l, "numbers from %s; ", from);
     }
     size_t l = strlen(run->note);
     if (l >= 2) run->note[l - 2] = 0; // drop the trailing "; "

@@ -778,7 +778,14 @@ static int experiment_run(int argc, char **argv) {
             file = a;
             continue;
         }
-        if (!v || !v[0]) {   // an empty --out would put the rows at the file system's root
+        if (strcmp(a, "--out") && strcmp(a, "--only") && strcmp(a, "--launcher") && strcmp(a, "--jobs")) {
+            fprintf(stderr, "maskvim experiment run: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+        // An empty --out would put the rows at the file system's root; a following option
+        // (`--out --dry-run`) is a forgotten value, not a directory to train in.
+        if (!v || !v[0] || !strncmp(v, "--", 2)) {
             fprintf(stderr, "maskvim experiment run: %s needs a value\n", a);
             return 2;
         }
@@ -791,16 +798,22 @@ static int experiment_run(int argc, char **argv) {
             if (*end || n < 1 || n > 64) { fprintf(stderr, "maskvim experiment run: --jobs '%s': expected 1..64\n", v); return 2; }
             njobs = (int)n;
         }
-        else { fprintf(stderr, "maskvim experiment run: unknown option '%s'\n\n", a); usage(stderr); return 2; }
         i++;
     }
-    if (!file) { usage(stderr); return 2; }
+    if (!file) { fprintf(stderr, "maskvim experiment run: no experiment file given\n\n"); usage(stderr); return 2; }
     mv_experiment exp;
     if (experiment_load(&exp, file) < 0 || (only && check_only(&exp, only) < 0)) {
         fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
         if (exp.rows) experiment_free(&exp);
         return 1;
     }
+    int twin_a, twin_b;
+    if (experiment_twin_rows(&exp, &twin_a, &twin_b) == 1)   // a wasted run, and a table with a duplicate row
+        printf("maskvim experiment: warning: rows %s (line %d) and %s (line %d) train alike: they differ only in "
+               "settings that do not change the results (run.log_every, run.eval_every, run.ckpt_every, ...) or "
+               "not at all\n", exp.rows[twin_a].name, exp.rows[twin_a].line, exp.rows[twin_b].name,
+               exp.rows[twin_b].line);
+    mv_clear_error();
     char outdir[MV_PATH_MAX];
     snprintf(outdir, sizeof outdir, "%s", out ? out : "runs/");
     if (!out) strncat(outdir, exp.name, sizeof outdir - strlen(outdir) - 1);

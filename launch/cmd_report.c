@@ -52,17 +52,7 @@ static bool run_is_stale(const mv_experiment *exp, const mv_exp_run *r, const ch
     mv_config *now = mv_calloc(1, sizeof *now), *saved = mv_calloc(1, sizeof *saved);
     bool stale = false;
     if (experiment_run_config(now, exp, r, NULL) == 0 && config_load(saved, path, 0, NULL) == 0) {
-        memcpy(now->run.work_dir, saved->run.work_dir, sizeof now->run.work_dir);
-        now->run.log_every = saved->run.log_every;
-        now->run.ckpt_every = saved->run.ckpt_every;
-        now->run.eval_every = saved->run.eval_every;
-        now->run.keep_ckpts = saved->run.keep_ckpts;
-        now->run.device = saved->run.device;
-        now->run.bucket_mb = saved->run.bucket_mb;
-        now->run.first_bucket_mb = saved->run.first_bucket_mb;
-        now->data.workers = saved->data.workers;
-        now->run.select_metric = saved->run.select_metric;   // they choose best.h5; the report reads the last
-        memcpy(now->run.select_domain, saved->run.select_domain, sizeof now->run.select_domain);
+        experiment_copy_unscored(now, saved);
         stale = !config_equal(now, saved);
     }
     mv_clear_error();   // an unreadable config.yaml: nothing to compare, the run is read as it is
@@ -136,15 +126,27 @@ int cmd_report(int argc, char **argv) {
             input = a;
             continue;
         }
-        if (!v) { fprintf(stderr, "maskvim report: %s needs a value\n", a); return 2; }
+        if (strcmp(a, "--out") && strcmp(a, "--paper") && strcmp(a, "--title") && strcmp(a, "--runs")) {
+            fprintf(stderr, "maskvim report: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+        // A following option (`--out --title T`) is a forgotten value, not a directory name.
+        if (!v || (!v[0] && strcmp(a, "--title")) || !strncmp(v, "--", 2)) {
+            fprintf(stderr, "maskvim report: %s needs a value\n", a);
+            return 2;
+        }
         if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--paper")) paper = v;
         else if (!strcmp(a, "--title")) title = v;
         else if (!strcmp(a, "--runs")) runs = v;
-        else { fprintf(stderr, "maskvim report: unknown option '%s'\n\n", a); usage(stderr); return 2; }
         i++;
     }
-    if (!input || !out) { usage(stderr); return 2; }
+    if (!input || !out) {
+        fprintf(stderr, "maskvim report: %s\n\n", !input ? "no RUNS_DIR or experiment file given" : "--out DIR is required");
+        usage(stderr);
+        return 2;
+    }
     mv_experiment exp = {0};
     bool from_file = is_experiment_file(input);
     char runs_dir[MV_PATH_MAX];

@@ -31,6 +31,12 @@ run --out "$TMP/a" --dry-run >"$TMP/dry.log"
 grep -Eq "^ce +run " "$TMP/dry.log" || fail "dry run: $(cat "$TMP/dry.log")"
 grep -q "mask.alpha1=0 mask.alpha2=0" "$TMP/dry.log" || fail "dry run does not list the overrides"
 [ ! -e "$TMP/a" ] || fail "dry run wrote files"
+! grep -q "train alike" "$TMP/dry.log" || fail "rows that differ called twins: $(cat "$TMP/dry.log")"
+# Two rows that differ only in how often they log train alike: the sweep says so.
+sed 's/- {name: all, paper/- {name: all2, set: {run.log_every: 2}}\n  - {name: all, paper/' "$TMP/exp.yaml" >"$TMP/twins.yaml"
+"$MV_BIN" experiment run "$TMP/twins.yaml" --out "$TMP/a" --dry-run >"$TMP/twins.log"
+grep -q "warning: rows all2 (line [0-9]*) and all (line [0-9]*) train alike" "$TMP/twins.log" ||
+    fail "twin rows not reported: $(cat "$TMP/twins.log")"
 passed=$((passed + 1))
 
 # 2. End to end: both rows finish, each with its resolved config and final metrics.

@@ -46,6 +46,25 @@ set +e
 $MV_BIN experiment run "$TMP/e.yaml" --only "" --dry-run >"$TMP/o2.log" 2>&1; rc=$?
 set -e
 [ "$rc" = 2 ] || fail "--only \"\": exit $rc: $(cat "$TMP/o2.log")"
+# A forgotten value: the next option is not taken as the value (`--out --dry-run` used to run
+# the whole sweep, for real, in a directory called --dry-run), and an unknown option is called
+# unknown (it used to read "--bogus needs a value").
+expect2() {   # expect2 MESSAGE ARGS...: exit status 2 and MESSAGE on stderr
+    local want=$1; shift
+    set +e
+    $MV_BIN "$@" >"$TMP/o3.log" 2>&1; rc=$?
+    set -e
+    [ "$rc" = 2 ] && grep -q -- "$want" "$TMP/o3.log" || fail "$*: exit $rc, wanted '$want': $(cat "$TMP/o3.log")"
+}
+expect2 "--out needs a value" experiment run "$TMP/e.yaml" --out --dry-run
+[ ! -e "$TMP/--dry-run" ] || fail "--out --dry-run made a directory called --dry-run"
+expect2 "--only needs a value" experiment run "$TMP/e.yaml" --only --dry-run
+expect2 "unknown option '--bogus'" experiment run "$TMP/e.yaml" --bogus
+expect2 "unknown option '--bogus'" experiment run --bogus
+expect2 "no experiment file given" experiment run --dry-run
+expect2 "unknown option '--bogus'" report "$TMP" --bogus
+expect2 "--out needs a value" report "$TMP" --out --title t
+expect2 "--out DIR is required" report "$TMP"
 # bench: sizes that cannot be allocated (or overflow an int) are refused with a message, not
 # an abort; a negative warm-up is refused.
 set +e

@@ -256,6 +256,16 @@ Test(config, yaml_errors) {
         strcat(laughs, line);
     }
     expect_error("laughs.yaml", laughs, NULL, "too large", NULL);
+    // `~` and `null` are YAML's null, like an empty value: a null section changes nothing, a null
+    // value is a missing value (not "contains a NUL character", which they once gave).
+    expect_error("null_value.yaml", "optim:\n  lr: ~\n", "2:7:", "optim.lr: bad value ''", NULL);
+    expect_error("null_word.yaml", "data:\n  photometric: null\n", "2:16:", "data.photometric", NULL);
+    {
+        char *path = write_tmp("null_section.yaml", "optim: ~\nmask: null\nschedule:\n  max_iters: 3000\n");
+        mv_config n;
+        cr_expect_eq(config_load(&n, path, 0, NULL), 0, "a null section: %s", mv_last_error());
+        free(path);
+    }
     mv_config c;
     cr_expect_eq(config_load(&c, "/nonexistent/maskvim.yaml", 0, NULL), -1);
     cr_expect(strstr(mv_last_error(), "/nonexistent/maskvim.yaml: cannot open") != NULL, "%s", mv_last_error());

@@ -144,6 +144,8 @@ Test(experiment, errors_name_file_and_line) {
     expect_error("rows: [{name: a}\n", (const char *[]){"bad.yaml:", "YAML syntax error", NULL});
     expect_error("targets: [atlantis]\nrows: [{name: a}]\n", (const char *[]){"atlantis", "data.val", NULL});
     expect_error("name: x\n", (const char *[]){"bad.yaml:1:1", "no rows", NULL});
+    // An empty sweep is as much a mistake as a missing one (it once ran nothing and exited 0).
+    expect_error("name: x\nrows: []\n", (const char *[]){"bad.yaml:2:7", "rows", "empty", NULL});
     expect_error("rows: [{name: ../up}]\n", (const char *[]){"bad.yaml:1:", "name", NULL});
     expect_error("rows: [{name: a, set: [noequals]}]\n", (const char *[]){"bad.yaml:1:", "key=value", NULL});
     expect_error("grid: {mask.lambda: 0.5}\n", (const char *[]){"bad.yaml:1:", "list of values", NULL});
@@ -323,5 +325,30 @@ Test(experiment, duplicate_keys_documents_encoding_and_directories) {
                                           "  - {name: b, set: {mask.alpha1: 3}}\n...\n");
     cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
     cr_assert_eq(e.nrows, 2);
+    experiment_free(&e);
+}
+
+// Rows that resolve to the same training (differing only in what does not change the results,
+// or not at all) are found, so that the sweep can warn before training the same thing twice.
+Test(experiment, twin_rows_found) {
+    const char *p = write_file("twins.yaml",
+        "rows:\n"
+        "  - {name: a, set: [mask.alpha1=2]}\n"
+        "  - {name: b, set: [run.log_every=7, run.eval_every=0]}\n"
+        "  - {name: c, set: [run.log_every=3]}\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    int i, j;
+    cr_expect_eq(experiment_twin_rows(&e, &i, &j), 1);
+    cr_expect(i == 1 && j == 2, "twins %d %d, not b and c", i, j);
+    experiment_free(&e);
+    p = write_file("grid_twins.yaml", "grid: {mask.alpha1: [1, 1.0]}\n");
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_expect_eq(experiment_twin_rows(&e, &i, &j), 1, "1 and 1.0 train alike");
+    experiment_free(&e);
+    p = write_file("no_twins.yaml", "seeds: [0, 1]\nrows:\n  - {name: a}\n  - {name: b, set: [mask.alpha2=3]}\n"
+                                    "  - {name: cpu, set: [run.device=cpu]}\n");
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_expect_eq(experiment_twin_rows(&e, &i, &j), 0, "rows that differ (or only in the device) are no twins");
     experiment_free(&e);
 }

@@ -157,6 +157,35 @@ Test(report_run, partial_run_and_status_override) {
     remove_root();
 }
 
+// Without a status.json, a run whose training reached schedule.max_iters but whose final
+// evaluation was cut while being written (its last line cut, so one domain's last evaluation is
+// an older one) is not finished: it once read as finished with one number from iteration 20
+// beside the others from 40.
+Test(report_run, cut_final_evaluation_is_not_finished) {
+    make_root("cutfinal");
+    make_run("d", 0.5, true, NULL);
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s/d", ROOT);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    char *text = slurp(path);
+    size_t len = strlen(text);
+    text[len - 1] = 0;                   // the final evaluation of rain (the last line): cut halfway
+    char *last = strrchr(text, '\n') + 1;
+    cr_assert(strstr(last, "\"rain\""), "%s", last);
+    last[40] = 0;
+    write_text(path, text);
+    free(text);
+    mv_report_run run;
+    cr_assert_eq(mv_report_run_load(&run, dir, "d"), 0, "%s", mv_last_error());
+    cr_expect_eq(mv_report_run_domain(&run, "rain")->iter, 20);
+    cr_expect_str_neq(run.state, "finished");
+    cr_expect(run.incomplete, "a run missing its final evaluation of rain read as complete");
+    cr_expect(strstr(run.note, "cut"), "%s", run.note);
+    cr_expect(strstr(run.note, "iterations 20 to 40 of 40"), "%s", run.note);
+    mv_report_run_free(&run);
+    remove_root();
+}
+
 Test(report_run, corrupt_line_names_file_and_line) {
     make_root("corrupt");
     char dir[1024], path[1200];
