@@ -359,3 +359,33 @@ bool config_equal(const mv_config *a, const mv_config *b) {
     }
     return true;
 }
+
+// Names the key as config_equal walks them (aliases skipped: the canonical key names it).
+static bool first_key_difference(const void *a, const void *b, const mv_key *keys, int n, char *key, char *va,
+                                 char *vb, size_t cap) {
+    for (int i = 0; i < n; i++) {
+        if ((keys[i].flags & MV_KEY_ALIAS) || key_equal(a, b, &keys[i])) continue;
+        snprintf(key, cap, "%s", keys[i].name);
+        key_format(va, cap, a, &keys[i]);
+        key_format(vb, cap, b, &keys[i]);
+        return true;
+    }
+    return false;
+}
+
+bool config_first_difference(const mv_config *a, const mv_config *b, char *key, char *va, char *vb, size_t cap) {
+    int nm;
+    const mv_key *mk = model_config_keys(&nm);
+    if (first_key_difference(&a->model, &b->model, mk, nm, key, va, vb, cap)) return true;
+    if (first_key_difference(a, b, KEYS, NUM_KEYS, key, va, vb, cap)) return true;
+    const mv_data_config *da = &a->data, *db = &b->data;
+    const char *list = NULL;
+    if (da->num_train != db->num_train || !sources_equal(da->train, db->train, da->num_train)) list = "data.train";
+    else if (da->num_val != db->num_val || !sources_equal(da->val, db->val, da->num_val)) list = "data.val";
+    else if (!config_equal(a, b)) list = "optim.rules";
+    if (!list) return false;
+    snprintf(key, cap, "%s", list);
+    snprintf(va, cap, "one list");
+    snprintf(vb, cap, "another");
+    return true;
+}

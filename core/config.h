@@ -114,6 +114,10 @@ char *config_to_yaml(const mv_config *cfg);
 // config_write_yaml to `path` atomically (temporary file, fsync, rename).
 int config_save(const char *path, const mv_config *cfg);
 bool config_equal(const mv_config *a, const mv_config *b);
+// The first key in which a and b differ (model and mask keys first, in table order; then the
+// data.train / data.val source lists and optim.rules as a whole), with both values formatted as
+// in the YAML; false when config_equal. key, va and vb hold `cap` bytes each.
+bool config_first_difference(const mv_config *a, const mv_config *b, char *key, char *va, char *vb, size_t cap);
 // The data.val entry called `name` ("" = the first), or NULL.
 const mv_source *config_find_val(const mv_config *cfg, const char *name);
 

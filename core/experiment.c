@@ -638,12 +638,11 @@ int experiment_twin_rows(const mv_experiment *exp, int *first, int *second) {
     const mv_exp_run **runs = mv_calloc((size_t)(exp->nruns ? exp->nruns : 1), sizeof *runs);
     for (int i = 0; i < exp->nruns; i++)
         if (exp->runs[i].seed_index <= 0) runs[n++] = &exp->runs[i];   // one run per row, the first seed
-    mv_config *cfg = mv_calloc((size_t)(n ? n : 1), sizeof *cfg);
+    mv_config *cfg = mv_calloc((size_t)n + 1, sizeof *cfg), *tmp = &cfg[n];   // tmp: row i seen as row j
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         if (experiment_run_config(&cfg[i], exp, runs[i], NULL) < 0) { rc = -1; break; }
         for (int j = 0; j < i && rc == 0; j++) {
-            mv_config *tmp = mv_calloc(1, sizeof *tmp);
             *tmp = cfg[i];
             experiment_copy_unscored(tmp, &cfg[j]);
             // A row that differs only in the device is a legitimate comparison (CPU against GPU).
@@ -652,7 +651,6 @@ int experiment_twin_rows(const mv_experiment *exp, int *first, int *second) {
                 *second = (int)(runs[i]->row - exp->rows);
                 rc = 1;
             }
-            free(tmp);
         }
     }
     free(cfg);

@@ -199,76 +199,23 @@ static int lock_run_dir(trainer *t, const char *wd) {
     return 0;   // ENOLCK, EOPNOTSUPP, ...: no locking there
 }
 
-// The dotted key of a line of the resolved YAML (config_write_yaml: two spaces per level; list
-// items belong to the key above them), given the keys of the lines before it in `path`.
-static void yaml_line_key(char path[4][64], const char *line, char *out, size_t n) {
-    int indent = 0;
-    while (line[indent] == ' ') indent++;
-    const char *text = line + indent;
-    int level = indent / 2;
-    if (level > 3) level = 3;
-    if (text[0] == '-') {   // a list item: the key above
-        out[0] = '\0';
-        for (int i = 0; i < level && i < 4 && path[i][0]; i++)
-            snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? "." : "", path[i]);
-        return;
-    }
-    size_t len = strcspn(text, ":");
-    snprintf(path[level], 64, "%.*s", (int)(len < 63 ? len : 63), text);
-    for (int i = level + 1; i < 4; i++) path[i][0] = '\0';
-    out[0] = '\0';
-    for (int i = 0; i <= level; i++) snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? "." : "", path[i]);
-}
-
-// The value part of such a line (a list item: the whole item), for messages.
-static const char *yaml_line_value(const char *line) {
-    if (!line) return "(nothing)";
-    while (*line == ' ') line++;
-    if (*line == '-') return line;
-    const char *colon = strchr(line, ':');
-    if (!colon) return line;
-    colon++;
-    while (*colon == ' ') colon++;
-    return *colon ? colon : "(a section)";
-}
-
-// Keys that may differ between ranks: where rank 0 writes (only it does), loader threads.
-static bool rank_local_key(const char *key) {
-    return !strcmp(key, "run.work_dir") || !strcmp(key, "data.workers");
-}
-
 // Every rank must run the same configuration: a rank started with another seed, learning rate,
 // batch or mask mode would otherwise train on silently (its parameters drifting from the
 // others'), and another model or iteration count ends in an MPI error far from the cause. Rank 0
-// sends its resolved configuration; a rank whose text differs (outside rank_local_key) fails
-// naming the first key that differs, and every rank stops.
+// sends its resolved configuration (the struct holds no pointers); a rank whose own differs
+// fails naming the first key that differs, and every rank stops. run.work_dir (only rank 0
+// writes) and data.workers (loader threads) may differ.
 static int check_same_config(const mv_config *cfg, mv_comm *comm) {
     if (comm->world <= 1) return 0;
-    char *mine = config_to_yaml(cfg);
-    if (!mine) return -1;
-    size_t len = strlen(mine);
-    uint64_t n0 = len;
-    if (comm_bcast_bytes(comm, &n0, sizeof n0) < 0) { free(mine); return -1; }
-    char *theirs = mv_calloc(n0 + 1, 1);
-    if (comm->rank == 0) memcpy(theirs, mine, len);
-    if (comm_bcast_bytes(comm, theirs, n0) < 0) { free(mine); free(theirs); return -1; }
-    char what[1024] = "";
-    if (comm->rank != 0 && strcmp(mine, theirs) != 0) {
-        char pa[4][64] = {{0}}, pb[4][64] = {{0}}, ka[256], kb[256];
-        char *sa = NULL, *sb = NULL;
-        char *la = strtok_r(theirs, "\n", &sa), *lb = strtok_r(mine, "\n", &sb);
-        for (; la || lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
-            if (la) yaml_line_key(pa, la, ka, sizeof ka);
-            if (lb) yaml_line_key(pb, lb, kb, sizeof kb);
-            if (la && lb && !strcmp(la, lb)) continue;
-            if (la && lb && !strcmp(ka, kb) && rank_local_key(ka)) continue;
-            snprintf(what, sizeof what, "%s: %s on rank 0, %s on rank %d", la ? ka : kb, yaml_line_value(la),
-                     yaml_line_value(lb), comm->rank);
-            break;
-        }
-    }
-    free(mine);
-    free(theirs);
+    mv_config *r0 = mv_malloc(sizeof *r0);
+    *r0 = *cfg;
+    if (comm_bcast_bytes(comm, r0, sizeof *r0) < 0) { free(r0); return -1; }
+    memcpy(r0->run.work_dir, cfg->run.work_dir, sizeof r0->run.work_dir);
+    r0->data.workers = cfg->data.workers;
+    char what[1280] = "", key[384], va[384], vb[384];
+    if (config_first_difference(r0, cfg, key, va, vb, sizeof va))
+        snprintf(what, sizeof what, "%s: %s on rank 0, %s on rank %d", key, va, vb, comm->rank);
+    free(r0);
     // The first rank that differs hands its finding to every rank (sums of doubles are the
     // collective at hand), so rank 0 reports it whichever rank aborts first.
     double *bad = mv_calloc((size_t)comm->world, sizeof(double));
