@@ -53,8 +53,8 @@ int run_read(const mv_model *m, void *host, const void *src, size_t bytes) {
     return 0;
 }
 
-int run_plan(mv_model *m, int B, int H, int W) {
-    return m->engine ? m->engine->plan(m, B, H, W) : model_plan(m, B, H, W);
+int run_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode) {
+    return m->engine ? m->engine->plan(m, B, H, W, mode) : model_plan(m, B, H, W, mode);
 }
 
 int run_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx) {

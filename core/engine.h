@@ -24,7 +24,7 @@ struct mv_engine {
     int (*attach)(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, const mv_run_config *run, char *desc,
                   size_t n);
     void (*detach)(mv_model *m);
-    int (*plan)(mv_model *m, int B, int H, int W);
+    int (*plan)(mv_model *m, int B, int H, int W, mv_plan_mode mode);
     // images, labels and ctx->sample_ids are HOST arrays; the engine stages them.
     int (*forward)(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
     void (*backward)(mv_model *m, const mv_run_ctx *ctx);
@@ -61,7 +61,7 @@ int engine_open(mv_model *m, mv_optimizer *o, const mv_run_config *run, mv_comm 
 // Detaches the engine (the host arenas keep what was last copied to them); nothing on the CPU.
 void engine_close(mv_model *m);
 
-int run_plan(mv_model *m, int B, int H, int W);
+int run_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode);
 int run_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
 void run_backward(mv_model *m, const mv_run_ctx *ctx);
 void run_zero_grads(mv_model *m);

@@ -61,7 +61,7 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
             full = mv_malloc(sizeof(float) * cap * cfg->model.num_classes);
             pred = mv_malloc(cap);
         }
-        if ((rc = run_plan(m, 1, b->h, b->w)) < 0) { mv_fail_context("%s: %s", name, b->names[0]); break; }
+        if ((rc = run_plan(m, 1, b->h, b->w, MV_PLAN_INFER)) < 0) { mv_fail_context("%s: %s", name, b->names[0]); break; }
         if ((rc = run_forward(m, b->images, NULL, &ctx)) < 0) break;
         const float *logits = run_logits(m);
         if (!logits) { rc = -1; break; }

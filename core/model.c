@@ -9,9 +9,23 @@ static const int PSP_SCALES[4] = {1, 2, 3, 6};
 
 #define TAKE2(x, dx, n) do { size_t n_ = (n); (x) = arena_take(A, n_); (dx) = arena_take(D, n_); } while (0)
 
+// Plans one block. Training (T == NULL) keeps every block's activations for backward. Inference
+// needs only a block's output and mask afterwards, so every block's internal activations start
+// at the beginning of one shared region T; T->scratch records the largest block's need.
+static void plan_block(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, const float *in, float *d_in,
+                       int B, int H, int W) {
+    if (!T) {
+        block_plan(b, A, A, D, in, d_in, B, H, W, true);
+        return;
+    }
+    T->used = 0;
+    block_plan(b, A, T, D, in, d_in, B, H, W, false);
+    arena_need_scratch(T, T->used);
+}
+
 // The mask decoder (SPEC.md section 4): lateral MVSS paths, lateral 3 from F_3 (pyramid
 // pooling, or one VSS block with model.context: vss), top-down sums, FPN convs and fusion.
-static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *D) {
+static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, Dc = cfg->decoder_channels;
     const int *dims = cfg->dims;
@@ -22,14 +36,14 @@ static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *D) {
         float *dx = m->d_feat[i];
         for (int j = 0; j < m->dec_depth[i]; j++) {
             mv_block *b = &m->blocks[m->dec_first[i] + j];
-            block_plan(b, A, D, x, dx, B, m->Hs[i], m->Ws[i]);
+            plan_block(b, A, T, D, x, dx, B, m->Hs[i], m->Ws[i]);
             x = b->out; dx = b->d_out;
         }
         layernorm_plan(&m->lat_ln[i], A, D, B * m->Hs[i] * m->Ws[i]);
         m->lat[i] = m->lat_ln[i].out; m->d_lat[i] = m->lat_ln[i].dout;
     }
     if (m->ctx_block >= 0) {
-        block_plan(&m->blocks[m->ctx_block], A, D, m->feat[3], m->d_feat[3], B, H3, W3);
+        plan_block(&m->blocks[m->ctx_block], A, T, D, m->feat[3], m->d_feat[3], B, H3, W3);
         layernorm_plan(&m->ctx_ln, A, D, B * H3 * W3);
         m->lat[3] = m->td[3] = m->ctx_ln.out;
         m->d_lat[3] = m->d_td[3] = m->ctx_ln.dout;
@@ -56,7 +70,7 @@ static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *D) {
     convmod_plan(&m->fpn_bottleneck, A, D, B, H0, W0);
 }
 
-static void plan_walk(mv_model *m, mv_arena *A, mv_arena *D) {
+static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, H = m->H, W = m->W, Dc = cfg->decoder_channels, K = cfg->num_classes;
     const int *dims = cfg->dims;
@@ -71,7 +85,7 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *D) {
         m->Hs[i] = h; m->Ws[i] = w;
         for (int j = 0; j < cfg->depths[i]; j++) {
             mv_block *b = &m->blocks[m->enc_first[i] + j];
-            block_plan(b, A, D, x, dx, B, h, w);
+            plan_block(b, A, T, D, x, dx, B, h, w);
             x = b->out; dx = b->d_out;
         }
         m->stage_out[i] = (float *)x; m->d_stage_out[i] = dx;
@@ -88,52 +102,64 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *D) {
     int H0 = m->Hs[0], W0 = m->Ws[0];
     size_t rows0 = (size_t)B * H0 * W0;
     if (cfg->head == MV_HEAD_LINEAR) linear_head_plan(m, A, D);
-    else plan_mask_decoder(m, A, D);
+    else plan_mask_decoder(m, A, T, D);
     m->seg_keep = arena_take(A, (size_t)B * Dc);
     TAKE2(m->seg_in, m->d_seg_in, rows0 * Dc);
     TAKE2(m->logits, m->d_logits, rows0 * K);
+    int nb = m->num_blocks;
+    // Loss scalars (doubles, two floats each), the ratio loss's per-block statistics and
+    // gradients, and its constant inputs (block -> stage, lambda per stage).
+    m->scalars = (double *)arena_take(A, 2 * (size_t)MV_SCALARS(nb));
+    m->ratio_grad = arena_take(A, nb);
+    m->ratio_group = (int *)arena_take(A, nb);
+    m->ratio_lambda = arena_take(A, 4);
+    if (T) {   // inference: no auxiliary head, no losses
+        m->aux_keep = m->aux_in = m->aux_logits = m->d_aux_in = m->d_aux_logits = NULL;
+        m->full = m->d_full = m->correct = NULL;
+        for (int i = 0; i < 3; i++) m->correct_lv[i] = NULL;
+        return;
+    }
     size_t rows2 = (size_t)B * m->Hs[2] * m->Ws[2];
     convmod_plan(&m->aux_conv, A, D, B, m->Hs[2], m->Ws[2]);
     m->aux_keep = arena_take(A, (size_t)B * cfg->aux_channels);
     TAKE2(m->aux_in, m->d_aux_in, rows2 * cfg->aux_channels);
     TAKE2(m->aux_logits, m->d_aux_logits, rows2 * K);
-    // Loss scalars (doubles, two floats each), the ratio loss's per-block statistics and
-    // gradients, and its constant inputs (block -> stage, lambda per stage).
-    int nb = m->num_blocks;
-    m->scalars = (double *)arena_take(A, 2 * (size_t)MV_SCALARS(nb));
-    m->ratio_grad = arena_take(A, nb);
-    m->ratio_group = (int *)arena_take(A, nb);
-    m->ratio_lambda = arena_take(A, 4);
     m->full = arena_take(A, (size_t)B * H * W * K);
     m->d_full = arena_take(A, (size_t)B * H * W * K);
     m->correct = arena_take(A, (size_t)B * H * W);
     for (int i = 0; i < 3; i++) m->correct_lv[i] = arena_take(A, (size_t)B * m->Hs[i] * m->Ws[i]);
 }
 
-int model_plan(mv_model *m, int B, int H, int W) {
+int model_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode) {
     if (B < 1) return mv_fail("batch size %d must be at least 1", B);
     if (H < 32 || W < 32) return mv_fail("image size %dx%d is too small: the model needs at least 32x32", H, W);
-    if (m->acts_mem && m->B == B && m->H == H && m->W == W) return 0;
+    if (m->acts_mem && m->B == B && m->H == H && m->W == W && m->plan_mode == mode) return 0;
     model_release_activations(m);
     m->B = B; m->H = H; m->W = W;
+    m->plan_mode = mode;
 #ifndef MV_MODEL_DEVICE
     cpu_flush_denormals();
 #endif
-    mv_arena A = {0}, D = {0};
-    plan_walk(m, &A, &D);                       // measure
+    bool infer = mode == MV_PLAN_INFER;
+    mv_arena A = {0}, T = {0}, D = {0};
+    plan_walk(m, &A, infer ? &T : NULL, &D);    // measure
+    size_t temps = T.scratch, dacts = infer ? 0 : D.used;
     m->arena_free = mv_arena_release;
-    m->acts_mem = mv_arena_alloc(A.used + 16);
-    m->dacts_mem = mv_arena_alloc(D.used + 16);
+    m->acts_mem = mv_arena_alloc(A.used + temps + 16);   // the shared block region follows the acts
+    m->dacts_mem = infer ? NULL : mv_arena_alloc(dacts + 16);
     m->scratch = mv_arena_alloc(A.scratch + 16);
     m->scalars_host = calloc(MV_SCALARS(m->num_blocks), sizeof(double));
-    if (!m->acts_mem || !m->dacts_mem || !m->scratch || !m->scalars_host) {
+    if (!m->acts_mem || (!infer && !m->dacts_mem) || !m->scratch || !m->scalars_host) {
         model_release_activations(m);
-        return mv_fail("out of memory planning activations for batch %dx3x%dx%d (%.1f GiB)", B, H, W,
-                       (A.used + D.used + A.scratch) * 4.0 / (1 << 30));
+        return mv_fail("out of memory planning %s activations for batch %dx3x%dx%d (%.1f GiB)",
+                       infer ? "inference" : "training", B, H, W, (A.used + temps + dacts + A.scratch) * 4.0 / (1 << 30));
     }
-    mv_arena A2 = {m->acts_mem, 0, 0}, D2 = {m->dacts_mem, 0, 0};
-    plan_walk(m, &A2, &D2);                     // bind
+    // Bind: gradients of an inference plan stay NULL (only measured); nothing may touch them.
+    mv_arena A2 = {m->acts_mem, 0, 0}, T2 = {m->acts_mem + A.used, 0, 0}, D2 = {m->dacts_mem, 0, 0};
+    plan_walk(m, &A2, infer ? &T2 : NULL, &D2);
     m->acts = A2; m->dacts = D2;
+    m->acts.used += temps;
+    if (infer) m->dacts = (mv_arena){0};
     m->acts.scratch = A.scratch;
     int nb = m->num_blocks, *group = calloc((size_t)nb, sizeof(int));
     MV_CHECK(group, "out of memory");
@@ -274,6 +300,9 @@ int model_forward(mv_model *m, const float *images, const uint8_t *labels, const
     int H0 = m->Hs[0], W0 = m->Ws[0];
     int rows0 = B * H0 * W0, rows2 = B * m->Hs[2] * m->Ws[2];
     float *scratch = m->scratch;
+    bool training_plan = m->plan_mode == MV_PLAN_TRAIN;
+    if ((labels || ctx->training) && !training_plan)
+        return mv_fail("model_forward: losses and training need a training plan (model_plan with MV_PLAN_TRAIN)");
     if (labels) fill(m->dacts_mem, 0.0f, m->dacts.used);
 
     // Encoder
@@ -301,7 +330,9 @@ int model_forward(mv_model *m, const float *images, const uint8_t *labels, const
     channel_scale_forward(m->seg_in, m->head_out->out, m->seg_keep, B, H0 * W0, Dc);
     linear_forward(m->logits, m->seg_in, m->seg_w, m->seg_b, rows0, Dc, K);
 
-    // Auxiliary FCN head on F_2.
+    if (!training_plan) return 0;
+
+    // Auxiliary FCN head on F_2 (training only: its logits feed nothing but the loss).
     int Ac = cfg->aux_channels;
     convmod_forward(&m->aux_conv, m->feat[2], scratch, ctx, B);
     fill_keep(m->aux_keep, ctx, cfg->dropout, DROPOUT_AUX_ID, B, Ac);
@@ -376,6 +407,7 @@ static void losses(mv_model *m, const uint8_t *labels, const mv_run_ctx *ctx) {
 }
 
 void model_backward(mv_model *m, const mv_run_ctx *ctx) {
+    MV_CHECK(m->plan_mode == MV_PLAN_TRAIN && m->dacts_mem, "model_backward needs a training plan");
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, H = m->H, W = m->W, Dc = cfg->decoder_channels, K = cfg->num_classes, Ac = cfg->aux_channels;
     const int *dims = cfg->dims;

@@ -10,6 +10,12 @@ struct CUstream_st;   // cudaStream_t is a pointer to it
 
 // Bump allocator over one arena; with base == NULL it only measures (the planning pass).
 typedef struct { float *base; size_t used; size_t scratch; } mv_arena;
+
+// What a plan serves. A training plan keeps every activation for backward and has a gradient
+// arena. An inference plan (evaluation, prediction) needs only each block's output: all blocks'
+// internal activations share one region, there is no gradient arena, and the loss buffers and
+// the auxiliary head are left out. maskvim-t at 1024x2048 needs about a third of the memory.
+typedef enum { MV_PLAN_TRAIN, MV_PLAN_INFER } mv_plan_mode;
 float *arena_take(mv_arena *a, size_t n);
 void arena_need_scratch(mv_arena *a, size_t n);
 
@@ -91,6 +97,7 @@ typedef struct {
 
     // planned activations for (B, H, W)
     int B, H, W, Hs[4], Ws[4];
+    mv_plan_mode plan_mode;
     mv_arena acts, dacts;
     float *acts_mem, *dacts_mem, *scratch;
     float *img, *pe, *d_pe;
@@ -121,9 +128,10 @@ typedef struct {
 // Builds the model for a validated configuration and registers every parameter.
 int model_build(mv_model *m, const mv_model_config *cfg);
 void model_free(mv_model *m);
-// Lays out activations for images of B x 3 x H x W (re-plans only when the shape changes).
-int model_plan(mv_model *m, int B, int H, int W);
-// Forward (and losses when labels != NULL). images [B,3,H,W] normalised; labels [B,H,W].
+// Lays out activations for images of B x 3 x H x W (re-plans only when the shape or mode changes).
+int model_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode);
+// Forward (and losses when labels != NULL, which needs a training plan). images [B,3,H,W]
+// normalised; labels [B,H,W]. An inference plan computes the main head's logits only.
 int model_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
 // Backward of the last forward's loss: adds into m->params.grads.
 void model_backward(mv_model *m, const mv_run_ctx *ctx);
@@ -137,7 +145,10 @@ void model_mask_name(char *out, size_t n, const mv_model *m, int block);
 
 // Blocks (core/vss_block.c).
 void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_model_config *cfg);
-void block_plan(mv_block *b, mv_arena *acts, mv_arena *dacts, const float *in, float *d_in, int B, int H, int W);
+// Internal activations come from `temps` (acts itself when training); the block's output and
+// mask from `acts`. Inference asks only for the scan's forward scratch.
+void block_plan(mv_block *b, mv_arena *acts, mv_arena *temps, mv_arena *dacts, const float *in, float *d_in,
+                int B, int H, int W, bool training);
 void block_forward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B);
 void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B);
 

@@ -94,6 +94,7 @@ static inline void ratio_stats_reduce(const mv_run_ctx *ctx, double *stats, int 
 #define patch_gather_backward(...) MV_DEV_OP(PROF_RESAMPLE, 1, patch_gather_backward_cuda(__VA_ARGS__, MV_S))
 #define ss2d_scan_states_size ss2d_scan_states_size_cuda
 #define ss2d_scan_scratch ss2d_scan_scratch_cuda
+#define ss2d_scan_forward_scratch ss2d_scan_forward_scratch_cuda
 #define ss2d_scan_forward(...) MV_DEV_OP(PROF_SCAN, 0, ss2d_scan_forward_cuda(__VA_ARGS__, MV_S))
 #define ss2d_scan_backward(...) MV_DEV_OP(PROF_SCAN, 1, ss2d_scan_backward_cuda(__VA_ARGS__, MV_S))
 #define bilinear_forward(...) MV_DEV_OP(PROF_RESAMPLE, 0, bilinear_forward_cuda(__VA_ARGS__, MV_S))

@@ -379,7 +379,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     char device[256];
     if ((rc = engine_open(&t->model, &t->opt, &cfg->run, comm, &ctx, device, sizeof device)) < 0) { free(ids); goto out; }
     t->engine = t->model.engine;
-    if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w)) < 0) { free(ids); goto out; }
+    if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w, MV_PLAN_TRAIN)) < 0) { free(ids); goto out; }
     t->use_sync = world > 1 && !t->engine;
     if (t->use_sync) {
         size_t *cuts = mv_malloc(sizeof(size_t) * t->model.params.count);
@@ -491,7 +491,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         bool eval_now = (cfg->run.eval_every && (it + 1) % cfg->run.eval_every == 0) || it + 1 == max_iters;
         if (eval_now) {
             if ((rc = evaluate_all(t, it + 1, it + 1 == max_iters)) < 0) break;
-            if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w)) < 0) break;
+            if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w, MV_PLAN_TRAIN)) < 0) break;
         }
         if (ckpt_now) {
             loader_cursor(t->loader, &t->st.cursor);

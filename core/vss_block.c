@@ -36,7 +36,8 @@ void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_mode
 
 #endif
 
-void block_plan(mv_block *b, mv_arena *A, mv_arena *D, const float *in, float *d_in, int B, int H, int W) {
+void block_plan(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, const float *in, float *d_in, int B, int H, int W,
+                bool training) {
     int L = H * W, C = b->C, E = b->E;
     size_t rows = (size_t)B * L;
     b->H = H; b->W = W;
@@ -44,31 +45,31 @@ void block_plan(mv_block *b, mv_arena *A, mv_arena *D, const float *in, float *d
     const float *x = in;
     float *dx = d_in;
     if (b->masked) {
-        b->xm = arena_take(A, rows * b->in_dim); b->d_xm = arena_take(D, rows * b->in_dim);
-        b->m = arena_take(A, rows); b->soft = arena_take(A, rows); b->dm = arena_take(A, rows);
+        b->xm = arena_take(T, rows * b->in_dim); b->d_xm = arena_take(D, rows * b->in_dim);
+        b->m = arena_take(A, rows); b->soft = arena_take(A, rows); b->dm = arena_take(T, rows);
         arena_need_scratch(A, token_mask_scratch(H, W));
         x = b->xm; dx = b->d_xm;
     }
     if (b->has_pre) {
-        b->x0 = arena_take(A, rows * C); b->d_x0 = arena_take(D, rows * C);
+        b->x0 = arena_take(T, rows * C); b->d_x0 = arena_take(D, rows * C);
     } else {
         b->x0 = (float *)x; b->d_x0 = dx;   // the residual stream is the (masked) input itself
     }
-    layernorm_plan(&b->norm, A, D, (int)rows);
-    b->xp = arena_take(A, rows * E); b->d_xp = arena_take(D, rows * E);
-    b->zp = arena_take(A, rows * E); b->d_zp = arena_take(D, rows * E);
-    b->zs = arena_take(A, rows * E); b->d_zs = arena_take(D, rows * E);
-    b->xconv = arena_take(A, rows * E); b->d_xconv = arena_take(D, rows * E);
-    b->xs = arena_take(A, rows * E); b->d_xs = arena_take(D, rows * E);
-    b->xdbl = arena_take(A, rows * SCAN_K * (b->R + 2 * b->N));
-    b->delta = arena_take(A, rows * SCAN_K * E);
-    b->states = arena_take(A, ss2d_scan_states_size(B, L, E, b->N));
-    arena_need_scratch(A, ss2d_scan_scratch(B, L, E, b->R, b->N));
-    b->ys = arena_take(A, rows * E); b->d_ys = arena_take(D, rows * E);
-    layernorm_plan(&b->out_norm, A, D, (int)rows);
-    b->yg = arena_take(A, rows * E); b->d_yg = arena_take(D, rows * E);
-    b->branch = arena_take(A, rows * C); b->d_branch = arena_take(D, rows * C);
-    b->keep = arena_take(A, B);
+    layernorm_plan(&b->norm, T, D, (int)rows);
+    b->xp = arena_take(T, rows * E); b->d_xp = arena_take(D, rows * E);
+    b->zp = arena_take(T, rows * E); b->d_zp = arena_take(D, rows * E);
+    b->zs = arena_take(T, rows * E); b->d_zs = arena_take(D, rows * E);
+    b->xconv = arena_take(T, rows * E); b->d_xconv = arena_take(D, rows * E);
+    b->xs = arena_take(T, rows * E); b->d_xs = arena_take(D, rows * E);
+    b->xdbl = arena_take(T, rows * SCAN_K * (b->R + 2 * b->N));
+    b->delta = arena_take(T, rows * SCAN_K * E);
+    b->states = arena_take(T, ss2d_scan_states_size(B, L, E, b->N));
+    arena_need_scratch(A, training ? ss2d_scan_scratch(B, L, E, b->R, b->N) : ss2d_scan_forward_scratch(B, L, E, b->R, b->N));
+    b->ys = arena_take(T, rows * E); b->d_ys = arena_take(D, rows * E);
+    layernorm_plan(&b->out_norm, T, D, (int)rows);
+    b->yg = arena_take(T, rows * E); b->d_yg = arena_take(D, rows * E);
+    b->branch = arena_take(T, rows * C); b->d_branch = arena_take(D, rows * C);
+    b->keep = arena_take(T, B);
     b->out = arena_take(A, rows * C); b->d_out = arena_take(D, rows * C);
 }
 

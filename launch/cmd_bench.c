@@ -137,7 +137,7 @@ int cmd_bench(int argc, char **argv) {
     mv_model *m = mv_calloc(1, sizeof *m);
     int rc = config_load(cfg, config, nsets, sets);
     if (rc == 0) rc = model_build(m, &cfg->model);
-    if (rc == 0) rc = model_plan(m, B, H, W);
+    if (rc == 0) rc = model_plan(m, B, H, W, MV_PLAN_TRAIN);
     if (rc < 0) {
         fprintf(stderr, "maskvim bench: %s\n", mv_last_error());
         model_free(m); free(m); free(cfg); free(sets);

@@ -52,7 +52,7 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     float *img = mv_malloc(sizeof(float) * 3 * h * w);
     augment_test(img, &rgb, h, w, &aug, &scratch);
     aug_scratch_free(&scratch);
-    int rc = run_plan(m, 1, h, w);
+    int rc = run_plan(m, 1, h, w, MV_PLAN_INFER);
     mv_run_ctx ctx = {.training = false, .world_size = 1};
     if (rc == 0) rc = run_forward(m, img, NULL, &ctx);
     free(img);

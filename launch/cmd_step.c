@@ -131,7 +131,7 @@ static int step_and_dump(mv_model *m, const mv_config *cfg, const float *images,
     char device[256];
     int rc = engine_open(m, NULL, &cfg->run, &solo, &ctx, device, sizeof device);
     if (rc == 0) fprintf(stderr, "maskvim step: on %s\n", device);
-    if (rc == 0) rc = run_plan(m, B, H, W);
+    if (rc == 0) rc = run_plan(m, B, H, W, MV_PLAN_TRAIN);
     if (rc == 0) {
         run_zero_grads(m);
         rc = run_forward(m, images, labels, &ctx);

@@ -121,7 +121,7 @@ static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx
     return 0;
 }
 
-static int cuda_plan(mv_model *m, int B, int H, int W) { return model_plan_device(m, B, H, W); }
+static int cuda_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode) { return model_plan_device(m, B, H, W, mode); }
 
 static int cuda_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx) {
     return model_device_forward(m, &g.batch, images, labels, m->B, m->H, m->W, ctx);

@@ -125,7 +125,7 @@ int model_device_forward(mv_model *m, mv_device_batch *st, const float *images, 
     if (ctx->sample_ids) cudaMemcpyAsync(st->ids, ctx->sample_ids, nd, cudaMemcpyHostToDevice, g_stream);
     mv_run_ctx dctx = *ctx;
     dctx.sample_ids = ctx->sample_ids ? st->ids : NULL;
-    MV_TRY(model_plan_device(m, B, H, W));
+    MV_TRY(model_plan_device(m, B, H, W, m->plan_mode));
     return model_forward_device(m, st->images, labels ? st->labels : NULL, &dctx);
 }
 

@@ -23,7 +23,7 @@ void mv_download(void *dst, const void *src, size_t bytes);
 
 // The model's compute functions compiled for the device (same contracts as model_plan,
 // model_forward, model_backward; images, labels and ctx->sample_ids are DEVICE pointers).
-int model_plan_device(mv_model *m, int B, int H, int W);
+int model_plan_device(mv_model *m, int B, int H, int W, mv_plan_mode mode);
 int model_forward_device(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
 void model_backward_device(mv_model *m, const mv_run_ctx *ctx);
 

@@ -85,7 +85,8 @@ void patch_gather_backward(float *din, const float *dout, int B, int H, int W, i
 #define SCAN_K 4
 #define SCAN_CHUNK 64
 size_t ss2d_scan_states_size(int B, int L, int E, int N);
-size_t ss2d_scan_scratch(int B, int L, int E, int R, int N);
+size_t ss2d_scan_scratch(int B, int L, int E, int R, int N);           // forward and backward
+size_t ss2d_scan_forward_scratch(int B, int L, int E, int R, int N);   // forward alone
 void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const float *x,
                        const float *x_proj_w, const float *dt_w, const float *dt_b,
                        const float *A_logs, const float *Ds, float *scratch,

@@ -71,6 +71,11 @@ static scan_bwd_layout bwd_layout(int B, int L, int E, int R, int N) {
 
 size_t ss2d_scan_scratch(int B, int L, int E, int R, int N) { return bwd_layout(B, L, E, R, N).total; }
 
+size_t ss2d_scan_forward_scratch(int B, int L, int E, int R, int N) {
+    (void)B; (void)L; (void)E; (void)R; (void)N;
+    return 0;
+}
+
 // delta[k] = softplus(xdbl[:, k, :R] @ dt_w[k]^T + dt_b[k]) for every row.
 static void compute_delta(float *delta, const float *xdbl, const float *dt_w, const float *dt_b,
                           int rows, int E, int R, int P) {

@@ -130,7 +130,8 @@ void patch_gather_backward_cuda(float *din, const float *dout, int B, int H, int
 // Scratch (floats) holds the per-direction outputs in forward, and in backward the per-direction
 // dx and d(delta), dxdbl and the per-channel-block dB/dC partials.
 size_t ss2d_scan_states_size_cuda(int B, int L, int E, int N);
-size_t ss2d_scan_scratch_cuda(int B, int L, int E, int R, int N);
+size_t ss2d_scan_scratch_cuda(int B, int L, int E, int R, int N);           // forward and backward
+size_t ss2d_scan_forward_scratch_cuda(int B, int L, int E, int R, int N);   // forward alone
 void ss2d_scan_forward_cuda(float *y, float *xdbl, float *delta, float *states, const float *x,
                             const float *x_proj_w, const float *dt_w, const float *dt_b,
                             const float *A_logs, const float *Ds, float *scratch,

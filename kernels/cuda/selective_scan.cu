@@ -421,10 +421,16 @@ extern "C" size_t ss2d_scan_states_size_cuda(int B, int L, int E, int N) {
     return (size_t)SCAN_K * B * nchunks(L) * E * N;
 }
 
+// Forward: the four directions' outputs before their merge, then the per-chunk decays.
+extern "C" size_t ss2d_scan_forward_scratch_cuda(int B, int L, int E, int R, int N) {
+    (void)R;
+    return (size_t)SCAN_K * B * L * E + ss2d_scan_states_size_cuda(B, L, E, N);
+}
+
 extern "C" size_t ss2d_scan_scratch_cuda(int B, int L, int E, int R, int N) {
     size_t rows = (size_t)B * L, P = (size_t)R + 2 * N, nblk = (size_t)scan_shape(B, L, E, N).nblk;
     size_t per_chunk = ss2d_scan_states_size_cuda(B, L, E, N);   // decay, carry
-    size_t fwd = (size_t)SCAN_K * rows * E + per_chunk;
+    size_t fwd = ss2d_scan_forward_scratch_cuda(B, L, E, R, N);
     size_t bwd = 2 * (size_t)SCAN_K * rows * E + rows * SCAN_K * P + nblk * rows * SCAN_K * 2 * N +
                  (size_t)B * nchunks(L) * SCAN_K * E * (N + 1) + 2 * per_chunk;
     return fwd > bwd ? fwd : bwd;

@@ -31,7 +31,7 @@ static void usage(FILE *f) {
 static int count_flops(double (*flops)[2], const mv_model_config *cfg, int H, int W) {
     mv_model m;
     MV_TRY(model_build(&m, cfg));
-    if (model_plan(&m, 1, H, W) < 0) { model_free(&m); return -1; }
+    if (model_plan(&m, 1, H, W, MV_PLAN_TRAIN) < 0) { model_free(&m); return -1; }
     params_init(&m.params, 0);
     float *img = calloc((size_t)3 * H * W, sizeof(float));
     uint8_t *lab = calloc((size_t)H * W, 1);

@@ -70,7 +70,7 @@ static int run_case(const char *name, const char *const *sets, int B, int H, int
         mv_run_ctx ctx = {.training = true, .seed = 77, .step = (uint32_t)(10 + step), .sample_ids = ids, .world_size = 1};
         params_zero_grads(&cpu.params);
         model_device_zero_grads(&gpu);
-        if (model_plan(&cpu, B, H, W) < 0 || model_forward(&cpu, img, lab, &ctx) < 0) {
+        if (model_plan(&cpu, B, H, W, MV_PLAN_TRAIN) < 0 || model_forward(&cpu, img, lab, &ctx) < 0) {
             printf("  FAIL %s: %s\n", name, mv_last_error());
             return -1;
         }

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     float *img = malloc(sizeof(float) * B * 3 * H * W);
     uint8_t *lab = malloc((size_t)B * H * W);
     int failed = 0;
-    if (run_plan(&cpu, B, H, W) < 0 || run_plan(&gpu, GB, H, W) < 0) {
+    if (run_plan(&cpu, B, H, W, MV_PLAN_TRAIN) < 0 || run_plan(&gpu, GB, H, W, MV_PLAN_TRAIN) < 0) {
         fprintf(stderr, "test_train_cuda: %s\n", mv_last_error());
         return 1;
     }
@@ -129,8 +129,8 @@ int main(int argc, char **argv) {
     memcpy(cpu.params.params, gpu.params.params, sizeof(float) * np);   // same weights on both sides
     memcpy(cpu.params.buffers, gpu.params.buffers, sizeof(float) * cpu.params.num_buffers);
     mv_run_ctx ectx = {.training = false, .world_size = 1};
-    if (run_plan(&cpu, 1, EH, EW) < 0 || run_plan(&gpu, 1, EH, EW) < 0 || run_forward(&cpu, eimg, NULL, &ectx) < 0 ||
-        run_forward(&gpu, eimg, NULL, &ectx) < 0) {
+    if (run_plan(&cpu, 1, EH, EW, MV_PLAN_INFER) < 0 || run_plan(&gpu, 1, EH, EW, MV_PLAN_INFER) < 0 ||
+        run_forward(&cpu, eimg, NULL, &ectx) < 0 || run_forward(&gpu, eimg, NULL, &ectx) < 0) {
         fprintf(stderr, "test_train_cuda: %s\n", mv_last_error());
         return 1;
     }

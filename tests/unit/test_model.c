@@ -96,7 +96,7 @@ Test(model, step_is_deterministic) {
     float *img = malloc(sizeof(float) * B * 3 * H * W);
     uint8_t *lab = malloc((size_t)B * H * W);
     batch(img, lab, B, H, W);
-    cr_assert(model_plan(&m, B, H, W) == 0);
+    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0);
     float *g1 = run_step(&m, img, lab, true);
     double l1 = m.loss_total;
     float *g2 = run_step(&m, img, lab, true);
@@ -164,8 +164,36 @@ Test(model, too_small_images_are_refused) {
     mv_model_config c = deterministic_nano();
     mv_model m;
     cr_assert(model_build(&m, &c) == 0);
-    cr_expect(model_plan(&m, 1, 16, 64) < 0);
+    cr_expect(model_plan(&m, 1, 16, 64, MV_PLAN_TRAIN) < 0);
     cr_expect(strstr(mv_last_error(), "16x64") != NULL);
+    model_free(&m);
+}
+
+// An inference plan has no gradient arena and no loss buffers: a forward with labels or in
+// training mode on it is an error, not a write through a NULL gradient pointer. Re-planning
+// for training at the same shape gives the arenas back.
+Test(model, inference_plan_refuses_losses) {
+    mv_model_config c = deterministic_nano();
+    mv_model m;
+    cr_assert(model_build(&m, &c) == 0);
+    params_init(&m.params, 3);
+    int B = 1, H = 64, W = 96;
+    float *img = malloc(sizeof(float) * B * 3 * H * W);
+    uint8_t *lab = malloc((size_t)B * H * W);
+    batch(img, lab, B, H, W);
+    cr_assert(model_plan(&m, B, H, W, MV_PLAN_INFER) == 0);
+    cr_expect(m.dacts_mem == NULL && m.full == NULL && m.aux_logits == NULL);
+    int ids[1] = {0};
+    mv_run_ctx ctx = {.training = false, .sample_ids = ids, .world_size = 1};
+    cr_expect(model_forward(&m, img, lab, &ctx) < 0);
+    cr_expect(strstr(mv_last_error(), "training plan") != NULL, "%s", mv_last_error());
+    ctx.training = true;
+    cr_expect(model_forward(&m, img, NULL, &ctx) < 0);
+    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0);
+    cr_expect(m.dacts_mem != NULL && m.full != NULL);
+    cr_expect(model_forward(&m, img, lab, &ctx) == 0, "%s", mv_last_error());
+    cr_expect(isfinite(m.loss_total));
+    free(img); free(lab);
     model_free(&m);
 }
 
@@ -183,7 +211,7 @@ Test(model, nan_input_reaches_the_loss) {
     uint8_t *lab = malloc((size_t)B * H * W);
     batch(img, lab, B, H, W);
     img[3 * H * W + 5 * W + 7] = NAN;   // one pixel of the second image
-    cr_assert(model_plan(&m, B, H, W) == 0);
+    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0);
     int ids[2] = {0, 1};
     mv_run_ctx ctx = {.training = true, .sample_ids = ids, .world_size = 1};
     cr_assert(model_forward(&m, img, lab, &ctx) == 0);

@@ -95,9 +95,14 @@ static void eval_case(const char *tag, const char *const *sets, int nsets, int B
              "--batch %s --dump %s", py, src, setargs, w, bpath, dump);
     sh(cmd);
 
-    cr_assert(model_plan(&m, B, H, W) == 0, "%s", mv_last_error());
+    // The evaluation forward under a training plan (which also runs the auxiliary head), then
+    // under an inference plan, whose shared block region must not change a single bit.
+    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0, "%s", mv_last_error());
     mv_run_ctx ctx = {.training = false, .world_size = 1};
     cr_assert(model_forward(&m, img, NULL, &ctx) == 0);
+    size_t nlog = (size_t)B * m.Hs[0] * m.Ws[0] * c.num_classes;
+    float *train_logits = malloc(sizeof(float) * nlog);
+    memcpy(train_logits, m.logits, sizeof(float) * nlog);
 
     int K = c.num_classes;
     f = h5_open_read(dump);
@@ -110,6 +115,16 @@ static void eval_case(const char *tag, const char *const *sets, int nsets, int B
     cr_assert(h5_read_floats(f, dump, "aux_logits", ref, (size_t)B * K * h2 * w2) == 0, "%s", mv_last_error());
     e = rel_nchw(ref, m.aux_logits, B, K, h2, w2);
     cr_expect(e < 1e-4, "[%s] evaluation aux logits differ from the reference by %.3g (relative)", tag, e);
+
+    size_t train_acts = m.acts.used + m.dacts.used;
+    cr_assert(model_plan(&m, B, H, W, MV_PLAN_INFER) == 0, "%s", mv_last_error());
+    cr_expect(m.acts.used + m.dacts.used < train_acts / 2, "[%s] inference plan %zu floats, training plan %zu",
+              tag, m.acts.used + m.dacts.used, train_acts);
+    cr_assert(model_forward(&m, img, NULL, &ctx) == 0, "%s", mv_last_error());
+    size_t diff = 0;
+    for (size_t i = 0; i < nlog; i++) diff += memcmp(&train_logits[i], &m.logits[i], sizeof(float)) != 0;
+    cr_expect(diff == 0, "[%s] %zu of %zu logits differ between the training and the inference plan", tag, diff, nlog);
+    free(train_logits);
     int masked = 0;
     for (int j = 0; j < m.num_blocks; j++) {
         const mv_block *b = &m.blocks[j];

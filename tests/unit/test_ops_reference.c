@@ -290,10 +290,10 @@ Test(reference, ss2d_block) {
     size_t n;
     float *x = rd(c, "x", &n), *dy = rd(c, "dy", NULL), *gx = zeros(n);
     mv_arena A = {0}, D = {0};
-    block_plan(&blk, &A, &D, x, gx, B, H, W);
+    block_plan(&blk, &A, &A, &D, x, gx, B, H, W, true);
     float *am = zeros(A.used), *dm = zeros(D.used), *scratch = zeros(A.scratch);
     mv_arena A2 = {am, 0, 0}, D2 = {dm, 0, 0};
-    block_plan(&blk, &A2, &D2, x, gx, B, H, W);
+    block_plan(&blk, &A2, &A2, &D2, x, gx, B, H, W, true);
     mv_run_ctx ctx = {.training = true, .world_size = 1};
     block_forward(&blk, scratch, &cfg, &ctx, B);
     close_to(c, "y", blk.out, n);
