@@ -25,6 +25,15 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     uint16_t table[256];
     convert_make_table(table, 23, SYNTHIA_TO_TRAIN, (int)(sizeof SYNTHIA_TO_TRAIN / sizeof SYNTHIA_TO_TRAIN[0]));
     MV_TRY(image_read_rgb(rgb, it->image));
+    // SYNTHIA's GT/LABELS files are 16-bit. An 8-bit PNG is something else: GT/COLOR's colour
+    // coding, or labels already converted to trainIds (HGFormer's labels_detectron2), whose
+    // values 0..18 are valid SYNTHIA ids too and would be mapped a second time without error.
+    mv_png_info info;
+    MV_TRY(image_png_info(&info, it->label));
+    if (info.bit_depth != 16)
+        return mv_fail("%s: a %d-bit PNG, but SYNTHIA's GT/LABELS files are 16-bit (class id in channel 0); colour "
+                       "labels (GT/COLOR) or labels already converted to trainIds are not raw SYNTHIA labels",
+                       it->label, info.bit_depth);
     mv_image16 raw;
     MV_TRY(image_read_png16(&raw, it->label));
     if (raw.h != rgb->h || raw.w != rgb->w) {

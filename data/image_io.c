@@ -3,11 +3,13 @@
 // struct owned by the caller's frame, so cleanup after a longjmp never touches clobbered locals.
 #include "data/image_io.h"
 #include <errno.h>
+#include <inttypes.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <jpeglib.h>
 #include <jerror.h>
 #include "core/error.h"
@@ -19,19 +21,23 @@ void image16_free(mv_image16 *img) {
     img->h = img->w = img->c = 0;
 }
 
-// Writes go to "<path>.tmp" and are renamed into place once complete.
+// Writes go to "<path>.tmp" and are renamed into place once complete. A temporary that cannot be
+// created is reported under the target's name (same folder, same cause).
 static FILE *open_tmp(char *tmp, size_t cap, const char *path) {
     snprintf(tmp, cap, "%s.tmp", path);
-    return fopen(tmp, "wb");
+    FILE *f = fopen(tmp, "wb");
+    if (!f) mv_fail("%s: cannot create: %s", path, strerror(errno));
+    return f;
 }
 
 // ok = 0: the caller failed and has recorded why; the temporary is removed.
 static int finish_tmp(FILE *f, const char *tmp, const char *path, int ok) {
-    int io_ok = fflush(f) == 0;
-    io_ok = (fclose(f) == 0) && io_ok;
-    if (!ok || !io_ok) {
+    int e = 0;
+    if (fflush(f) != 0) e = errno ? errno : EIO;
+    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
+    if (!ok || e) {
         remove(tmp);
-        return ok ? mv_fail("%s: write error", path) : -1;
+        return ok ? mv_fail("%s: write error: %s", path, strerror(e)) : -1;
     }
     if (rename(tmp, path) != 0) {
         int e = errno;
@@ -41,11 +47,30 @@ static int finish_tmp(FILE *f, const char *tmp, const char *path, int ok) {
     return 0;
 }
 
-static int sniff(const char *path, uint8_t head[8]) {
+// Opens an image for reading; a folder is refused here (fopen accepts one, and reading it would
+// look like an empty file).
+static FILE *open_input(const char *path) {
     FILE *f = fopen(path, "rb");
-    if (!f) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    if (!f) {
+        mv_fail("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        mv_fail("%s: cannot read: %s", path, strerror(EISDIR));
+        return NULL;
+    }
+    return f;
+}
+
+static int sniff(const char *path, uint8_t head[8]) {
+    FILE *f = open_input(path);
+    if (!f) return -1;
     size_t n = fread(head, 1, 8, f);
+    int e = ferror(f) ? errno : 0;
     fclose(f);
+    if (e) return mv_fail("%s: cannot read: %s", path, strerror(e));
     if (n < 8) return mv_fail("%s: file too short to be an image (%zu bytes)", path, n);
     return 0;
 }
@@ -101,7 +126,7 @@ static int png_decode(png_rd *ctx, int mode, int header_only) {
     if (mode == PNG_RGB8) {
         if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(ctx->png);
         if (ct == PNG_COLOR_TYPE_GRAY && bd < 8) png_set_expand_gray_1_2_4_to_8(ctx->png);
-        if (bd == 16) png_set_scale_16(ctx->png);
+        if (bd == 16) png_set_strip_16(ctx->png);  // the high byte, as OpenCV's IMREAD_COLOR
         if (ct == PNG_COLOR_TYPE_GRAY || ct == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(ctx->png);
         png_set_strip_alpha(ctx->png);  // also drops the alpha a tRNS palette would add
         ctx->c = 3;
@@ -111,11 +136,11 @@ static int png_decode(png_rd *ctx, int mode, int header_only) {
                      ctx->c);
             return -1;
         }
-        if (bd == 16) {
-            snprintf(ctx->err, sizeof ctx->err, "expected an 8-bit label PNG, got 16-bit samples");
-            return -1;
-        }
         if (bd < 8) png_set_packing(ctx->png);  // one value per byte, not rescaled
+        if (bd == 16) {                          // 16-bit gray: whole values, narrowed by the caller
+            png_set_swap(ctx->png);
+            bytes_per_sample = 2;
+        }
         ctx->c = 1;
     } else {  // PNG_RAW16
         if (bd < 8) png_set_packing(ctx->png);
@@ -146,12 +171,28 @@ static int png_decode(png_rd *ctx, int mode, int header_only) {
 static int png_open(png_rd *ctx, const char *path) {
     memset(ctx, 0, sizeof *ctx);
     ctx->path = path;
-    ctx->f = fopen(path, "rb");
-    if (!ctx->f) return mv_fail("%s: cannot open: %s", path, strerror(errno));
-    uint8_t sig[8];
-    if (fread(sig, 1, 8, ctx->f) != 8 || png_sig_cmp(sig, 0, 8)) {
+    ctx->f = open_input(path);
+    if (!ctx->f) return -1;
+    // Signature and IHDR, read here so that a header declaring a huge image gets a clear error
+    // (libpng's own limit check ends in "Invalid IHDR data").
+    uint8_t head[8 + 8 + 13];
+    size_t n = fread(head, 1, sizeof head, ctx->f);
+    int e = ferror(ctx->f) ? errno : 0;
+    if (e) {
+        png_rd_cleanup(ctx);
+        return mv_fail("%s: cannot read: %s", path, strerror(e));
+    }
+    if (n < 8 || png_sig_cmp(head, 0, 8)) {
         png_rd_cleanup(ctx);
         return mv_fail("%s: not a PNG file", path);
+    }
+    if (n == sizeof head && !memcmp(head + 12, "IHDR", 4)) {
+        uint32_t w = png_get_uint_32(head + 16), h = png_get_uint_32(head + 20);
+        if (w > MV_IMAGE_MAX_SIDE || h > MV_IMAGE_MAX_SIDE) {
+            png_rd_cleanup(ctx);
+            return mv_fail("%s: PNG header declares %" PRIu32 "x%" PRIu32 " (HxW), larger than %d on a side", path, h,
+                           w, MV_IMAGE_MAX_SIDE);
+        }
     }
     rewind(ctx->f);
     ctx->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, ctx, png_err_fn, png_warn_fn);
@@ -200,6 +241,19 @@ static int png_read_rgb(mv_image *out, const char *path) {
 int image_read_png_index(mv_image *out, const char *path) {
     png_rd ctx;
     MV_TRY(png_read_mode(&ctx, path, PNG_INDEX8));
+    if (ctx.bit_depth == 16) {  // narrowed in place (byte i after value i is read); a value over 255 is refused
+        size_t n = (size_t)ctx.h * ctx.w;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v;
+            memcpy(&v, ctx.px + 2 * i, sizeof v);
+            if (v > 255) {
+                png_rd_cleanup(&ctx);
+                return mv_fail("%s: 16-bit label value %u at (y %zu, x %zu) does not fit a label byte (0..255)", path,
+                               (unsigned)v, i / (size_t)ctx.w, i % (size_t)ctx.w);
+            }
+            ctx.px[i] = (uint8_t)v;
+        }
+    }
     *out = (mv_image){ctx.h, ctx.w, 1, ctx.px};
     ctx.px = NULL;
     png_rd_cleanup(&ctx);
@@ -233,9 +287,13 @@ typedef struct {
     char err[256];
 } png_wr;
 
+// libpng's stdio writer fails with "Write Error" and nothing more: errno (cleared before the
+// encode) says why (no space left on device, file too large).
 static void png_wr_err_fn(png_structp png, png_const_charp msg) {
     png_wr *ctx = png_get_error_ptr(png);
-    snprintf(ctx->err, sizeof ctx->err, "%s", msg);
+    int e = errno;
+    if (e) snprintf(ctx->err, sizeof ctx->err, "%s (%s)", msg, strerror(e));
+    else snprintf(ctx->err, sizeof ctx->err, "%s", msg);
     png_longjmp(png, 1);
 }
 
@@ -272,11 +330,12 @@ static int png_write_any(const char *path, int h, int w, int c, int bit_depth, c
     png_wr ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.f = open_tmp(tmp, sizeof tmp, path);
-    if (!ctx.f) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
+    if (!ctx.f) return -1;
     ctx.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_wr_err_fn, png_warn_fn);
     if (ctx.png) ctx.info = png_create_info_struct(ctx.png);
     ctx.rows = malloc(sizeof(png_bytep) * (size_t)h);
     int ok = ctx.png && ctx.info && ctx.rows;
+    errno = 0;
     if (ok) ok = png_encode(&ctx, h, w, bit_depth, ct, px, (size_t)w * c * (bit_depth / 8), palette, n_colors) == 0;
     if (ctx.png) png_destroy_write_struct(&ctx.png, ctx.info ? &ctx.info : NULL);
     free(ctx.rows);
@@ -348,17 +407,38 @@ static int jpeg_decode(jpeg_rd *ctx, const uint8_t *buf, size_t len) {
                  ctx->cinfo.image_height, ctx->cinfo.image_width, MV_IMAGE_MAX_SIDE);
         return -1;
     }
-    ctx->cinfo.out_color_space = JCS_RGB;
+    // Four-component (Adobe CMYK or YCCK) files: libjpeg has no CMYK -> RGB conversion, so they
+    // are decoded to CMYK and converted as OpenCV does (imgcodecs icvCvt_CMYK2BGR_8u_C4C3R):
+    // R = K - ((255 - C) * K >> 8), likewise G from M and B from Y. That reads the inverted CMYK
+    // Adobe applications write (255 = no ink), as mmseg's OpenCV loader would.
+    int cmyk = ctx->cinfo.jpeg_color_space == JCS_CMYK || ctx->cinfo.jpeg_color_space == JCS_YCCK;
+    ctx->cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(&ctx->cinfo);
-    size_t stride = (size_t)ctx->cinfo.output_width * 3;
+    if (ctx->cinfo.output_components != (cmyk ? 4 : 3)) {  // rows are sized for exactly that
+        snprintf(ctx->jerr.err, sizeof ctx->jerr.err, "libjpeg gives %d components per pixel, expected %d",
+                 ctx->cinfo.output_components, cmyk ? 4 : 3);
+        return -1;
+    }
+    size_t w = ctx->cinfo.output_width, stride = w * 3;
     ctx->px = malloc(stride * ctx->cinfo.output_height + 1);
     if (!ctx->px) {
         snprintf(ctx->jerr.err, sizeof ctx->jerr.err, "out of memory");
         return -1;
     }
+    // The CMYK row lives in libjpeg's image pool: freed by jpeg_destroy_decompress, also after an error.
+    JSAMPARRAY cmyk_row = cmyk ? (*ctx->cinfo.mem->alloc_sarray)((j_common_ptr)&ctx->cinfo, JPOOL_IMAGE,
+                                                                  (JDIMENSION)(w * 4), 1)
+                               : NULL;
     while (ctx->cinfo.output_scanline < ctx->cinfo.output_height) {
-        JSAMPROW row = ctx->px + stride * ctx->cinfo.output_scanline;
+        uint8_t *dst = ctx->px + stride * ctx->cinfo.output_scanline;
+        JSAMPROW row = cmyk ? cmyk_row[0] : dst;
         jpeg_read_scanlines(&ctx->cinfo, &row, 1);
+        if (cmyk)
+            for (size_t x = 0; x < w; x++) {
+                const uint8_t *q = row + 4 * x;
+                int k = q[3];
+                for (int c = 0; c < 3; c++) dst[3 * x + c] = (uint8_t)(k - (((255 - q[c]) * k) >> 8));
+            }
     }
     jpeg_finish_decompress(&ctx->cinfo);
     return 0;
@@ -383,8 +463,8 @@ static int jpeg_read_any(mv_image *out, FILE *f, const uint8_t *buf, size_t len,
 }
 
 int image_read_jpeg(mv_image *out, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    FILE *f = open_input(path);
+    if (!f) return -1;
     int rc = jpeg_read_any(out, f, NULL, 0, path);
     fclose(f);
     return rc;
@@ -442,7 +522,7 @@ static int jpeg_write_any(FILE *f, unsigned char **mem, unsigned long *mem_len, 
 int image_write_jpeg(const char *path, const mv_image *rgb, int quality) {
     char tmp[4096];
     FILE *f = open_tmp(tmp, sizeof tmp, path);
-    if (!f) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
+    if (!f) return -1;
     int ok = jpeg_write_any(f, NULL, NULL, rgb, quality, path) == 0;
     return finish_tmp(f, tmp, path, ok);
 }

@@ -1,6 +1,28 @@
-// PNG and JPEG files <-> mv_image, through libpng and libjpeg. Every error names the file.
-// Decoders refuse images larger than MV_IMAGE_MAX_SIDE on a side (a corrupt header must not
-// turn into a huge allocation).
+// PNG and JPEG files <-> mv_image, through libpng and libjpeg. Every error names the file and is
+// returned through mv_fail (core/error.h): libpng's and libjpeg's errors are caught by longjmp, so
+// nothing here aborts or exits, whatever the input.
+// Decoders refuse images larger than MV_IMAGE_MAX_SIDE on a side, from the header alone (a corrupt
+// header must not turn into a huge allocation).
+//
+// What the readers do with the inputs datasets and users hand them (tests/unit/test_image_io_*.c):
+// - PNG: any colour type, bit depth 1..16, Adam7 interlacing. gAMA/cHRM/sRGB/iCCP are ignored
+//   (stored samples, no colour management, as OpenCV's PNG decoder); a broken ICC profile
+//   or a bad CRC on an ancillary chunk is a libpng warning (the chunk is dropped, the pixels
+//   decode). A bad CRC on a critical chunk (IHDR, PLTE, IDAT), truncation anywhere (IEND
+//   included), a zlib error or too little image data is an error.
+// - JPEG: baseline, progressive, restart markers, any chroma subsampling, grayscale (replicated
+//   to RGB), Adobe CMYK and YCCK (converted as OpenCV does, see image_read_rgb). Arithmetic
+//   coding as far as the installed libjpeg supports it; 12-bit and lossless JPEGs are errors.
+//   EXIF orientation is NOT applied: pixels come in stored order, the frame a dataset's label
+//   PNG is drawn in. (OpenCV's imdecode with IMREAD_COLOR, mmcv's default 'color' flag, does
+//   rotate by EXIF orientation; whether any DGSS dataset image carries a non-identity orientation
+//   is unverified. A rotated image would no longer match its label.)
+//   Corrupt entropy-coded data and truncation, which libjpeg only warns about and fills with
+//   grey, are errors; a few structural warnings that leave every pixel intact are let through
+//   (junk bytes between markers, unknown JFIF revision or Adobe transform code, a damaged ICC
+//   marker; jpeg_emit_fn in image_io.c).
+// - Files are told apart by signature, not by name: a JPEG named .png is read as a JPEG by
+//   image_read_rgb (the label readers want a PNG and say "not a PNG file").
 #pragma once
 #include <stdint.h>
 #include <stddef.h>
@@ -27,19 +49,28 @@ typedef struct {
 // Reads the header of a PNG file.
 int image_png_info(mv_png_info *out, const char *path);
 
-// Decodes a PNG or JPEG (told apart by signature, not by extension) as 8-bit RGB: palettes are
-// expanded, gray is replicated, alpha is dropped, 16-bit samples are scaled to 8 bits.
+// Decodes a PNG or JPEG (told apart by signature, not by extension) as 8-bit RGB, the way
+// OpenCV's IMREAD_COLOR decodes it (mmseg's LoadImageFromFile; DATASETS.md section 7), in RGB
+// order: palettes are expanded; gray is replicated (1/2/4-bit gray scaled to 0..255); alpha, and
+// the alpha a tRNS chunk implies, is dropped, not composited over a background; 16-bit samples
+// keep their high byte (v >> 8, png_set_strip_16 as OpenCV); a CMYK/YCCK JPEG gives
+// R = K - ((255 - C) * K >> 8), G and B likewise from M and Y (OpenCV icvCvt_CMYK2BGR_8u_C4C3R,
+// which reads Adobe's inverted CMYK).
 int image_read_rgb(mv_image *out, const char *path);
-// Decodes a one-channel 8-bit PNG without any colour transform: a palette PNG gives its raw
+// Decodes a one-channel PNG label without any colour transform: a palette PNG gives its raw
 // indices (GTAV, Mapillary labels), a gray PNG its values (Cityscapes, BDD labels). Bit depths
-// below 8 are unpacked to one value per byte. RGB or 16-bit PNGs are errors.
+// below 8 are unpacked to one raw value per byte (not rescaled). A 16-bit gray PNG is read at its
+// whole value; a value above 255 is an error naming the pixel (never truncated or wrapped).
+// RGB, RGBA and gray+alpha PNGs are errors ("expected a one-channel ... label PNG").
 int image_read_png_index(mv_image *out, const char *path);
 // Decodes a PNG at full 16-bit depth (8-bit files are widened, not scaled), palettes not
 // expanded; out->c is the file's channel count including alpha.
 int image_read_png16(mv_image16 *out, const char *path);
 
-// Writes an 8-bit PNG: c = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA. Written to a temporary name and
-// renamed, so a failed write leaves no partial file.
+// Writes an 8-bit PNG: c = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA. Written to "<path>.tmp" and
+// renamed, so a failed write (missing or read-only folder, disk full) is an error naming <path>
+// that leaves no partial file, no temporary, and any earlier file of that name untouched. The
+// same holds for the other writers below.
 int image_write_png(const char *path, const mv_image *img);
 // Writes an indexed PNG (c = 1) with a palette of n_colors RGB triplets (n_colors <= 256).
 int image_write_png_palette(const char *path, const mv_image *idx, const uint8_t *palette_rgb, int n_colors);

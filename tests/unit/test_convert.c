@@ -308,6 +308,14 @@ Test(convert, synthia_16bit_first_channel) {
     snprintf(out, sizeof out, "%s/out", root);
     cr_assert_eq(convert("synthia", root, "val", out, 2, 0, 0, NULL), 0, "%s", mv_last_error());
     check_split(out, names, ks, 2, SYNTHIA, 23, 0);
+    // An 8-bit label (here trainIds, all valid SYNTHIA ids too) is refused, not mapped again.
+    mv_image t = image_alloc(H, W, 1);
+    for (int i = 0; i < H * W; i++) t.px[i] = (uint8_t)(i % 19);
+    put_png(&t, "%s/GT/LABELS/val/%s.png", root, names[1]);
+    image_free(&t);
+    snprintf(out, sizeof out, "%s/out8", root);
+    cr_assert_eq(convert("synthia", root, "val", out, 2, 0, 0, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "0000017.png") && strstr(mv_last_error(), "8-bit"), "%s", mv_last_error());
 }
 
 Test(convert, bad_inputs_error_or_skip) {
