@@ -12,6 +12,7 @@
 //   /train/config_yaml           string: the resolved configuration (config_write_yaml)
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/h5util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define MAX_CONFIG_YAML (16u << 20)   // sanity bound on the stored configuration text
@@ -289,10 +289,7 @@ static int write_contents(hid_t f, const mv_params *p, const mv_optimizer *o, co
 // fsync of the directory makes the rename itself durable.
 static void sync_parent_dir(const char *path) {
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    mv_dir_of(dir, sizeof dir, path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd >= 0) { fsync(fd); close(fd); }
 }
@@ -304,20 +301,11 @@ static void sync_parent_dir(const char *path) {
 // up during the write is still an error (below), only without the advance notice.
 static int check_free_space(const char *path, const mv_params *p, const mv_optimizer *o, size_t yaml_len) {
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    struct statvfs vfs;
-    if (statvfs(dir, &vfs) != 0) return 0;
+    mv_dir_of(dir, sizeof dir, path);
     double datasets = (double)p->count * (o ? 3 : 1) + 32;
     double need = 4.0 * ((double)p->num_params + (double)p->num_buffers) + (o ? 8.0 * (double)p->num_params : 0) +
                   (double)yaml_len + 1024.0 * datasets + 65536.0;
-    double avail = (double)vfs.f_bavail * (double)vfs.f_frsize;
-    if (avail < need)
-        return mv_fail("%s: not enough free space for the checkpoint (about %.1f MB needed, %.1f MB free in %s)", path,
-                       need / 1e6, avail / 1e6, dir);
-    return 0;
+    return mv_check_free_space(dir, need, path, "the checkpoint");
 }
 
 int checkpoint_save(const char *path, const mv_params *p, const mv_optimizer *o, const mv_train_state *st,

@@ -1,4 +1,4 @@
-// Folder creation and lock files (see fs.h).
+// Folder creation, lock files and the free-space check (see fs.h).
 #include "core/fs.h"
 #include "core/error.h"
 #include <errno.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int mv_mkdir_p(const char *path) {
@@ -40,4 +41,20 @@ int mv_lock_file(const char *path, const char *waiting) {
     close(fd);
     return e == EINTR ? mv_fail("%s: interrupted while waiting for the lock", path)
                       : mv_fail("%s: cannot lock: %s", path, strerror(e));
+}
+
+void mv_dir_of(char *dir, size_t cap, const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, cap, ".");
+    else if (slash == path) snprintf(dir, cap, "/");
+    else snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+}
+
+int mv_check_free_space(const char *dir, double need, const char *what, const char *for_what) {
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0) return 0;
+    double avail = (double)vfs.f_bavail * (double)vfs.f_frsize;   // what an unprivileged writer may use
+    if (avail >= need) return 0;
+    return mv_fail("%s: not enough free space for %s (about %.1f MB needed, %.1f MB free in %s)", what, for_what,
+                   need / 1e6, avail / 1e6, dir);
 }

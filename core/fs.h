@@ -1,6 +1,8 @@
 // Small filesystem helpers shared by the training service, the data layer and the launcher:
-// creating folders with their parents, and an exclusive lock file between processes.
+// creating folders with their parents, an exclusive lock file between processes, and a check
+// for free space before a large write.
 #pragma once
+#include <stddef.h>
 
 // mkdir -p: creates `path` and every missing parent. 0, or -1 with a message naming the folder.
 int mv_mkdir_p(const char *path);
@@ -10,3 +12,13 @@ int mv_mkdir_p(const char *path);
 // releases the lock when closed (it is close-on-exec), or -1 with a message; a signal that
 // interrupts the wait fails it, so that a handler's stop request is seen.
 int mv_lock_file(const char *path, const char *waiting);
+
+// The folder holding `path`: "." for a bare name, "/" for a file at the root.
+void mv_dir_of(char *dir, size_t cap, const char *path);
+
+// Refuses a write of about `need` bytes into folder `dir` that its file system has no room
+// for, before anything is written: a write that fails half-way inside HDF5 gives no reason
+// and can leave the library holding a file it cannot close. Fails with
+// "WHAT: not enough free space for FOR (about X MB needed, Y MB free in DIR)"; 0 when it fits
+// or when the free space cannot be read (then only the write itself can fail).
+int mv_check_free_space(const char *dir, double need, const char *what, const char *for_what);

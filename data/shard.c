@@ -508,8 +508,21 @@ static int start_shard(mv_shard_writer *w) {
     return 0;
 }
 
+// Completes a message about a write the file system refused: the system's reason, which
+// HDF5's own messages leave out, and what a re-run does. Returns -1.
+static int write_refused(const mv_shard_writer *w, int err) {
+    char msg[MV_ERRMSG_MAX];
+    snprintf(msg, sizeof msg, "%s", mv_last_error());
+    const char *why = err == ENOSPC || err == EDQUOT || err == EFBIG || err == EIO ? strerror(err) : NULL;
+    int64_t kept = w->n_samples - w->cur;
+    if (w->n_done == 0) return mv_fail("%s%s%s", msg, why ? ": " : "", why ? why : "");
+    return mv_fail("%s%s%s; the %d complete shard%s (%lld samples) stay in %s and a re-run resumes after them", msg,
+                   why ? ": " : "", why ? why : "", w->n_done, w->n_done == 1 ? "" : "s", (long long)kept, w->dir);
+}
+
 // Writes the shard's tables and attributes, closes, fsyncs and renames it into place.
 static int seal_shard(mv_shard_writer *w) {
+    errno = 0;
     int nskip = w->n_skipped - w->cur_skip_start;
     char *skip_buf = mv_calloc((size_t)(nskip ? nskip : 1), MV_SAMPLE_NAME_MAX);
     for (int i = 0; i < nskip; i++)
@@ -531,10 +544,12 @@ static int seal_shard(mv_shard_writer *w) {
     ok = ok && attr_set_i64(w->file, "first", w->n_samples - w->cur) == 0;
     free(skip_buf);
     ok = (H5Fclose(w->file) >= 0) && ok;
+    int err = errno;
     w->file = H5I_INVALID_HID;
     if (!ok) {
         remove(w->tmp_path);
-        return mv_fail("%s: writing the shard's tables failed", w->tmp_path);
+        mv_fail("%s: writing the shard's tables failed", w->tmp_path);
+        return write_refused(w, err);
     }
     if (fsync_path(w->tmp_path) != 0) {
         remove(w->tmp_path);
@@ -558,20 +573,44 @@ static int seal_shard(mv_shard_writer *w) {
     return 0;
 }
 
+// Stops before a sample the file system has no room for, so that a full disk ends with the
+// folder and its free space named instead of a write failing inside HDF5 (which gives no
+// reason). The estimate is the sample's chunks, about 1 KiB of HDF5 structure per dataset,
+// the shard's own tables (names, sizes, skipped: one name-sized row per sample slot) and the
+// manifest's entries when it is sealed, and 64 KiB besides. A disk that fills up faster than
+// that (another writer) still fails the write, with the system's reason.
+static int check_room(const mv_shard_writer *w, const char *name, size_t bytes) {
+    double tables = 2.0 * (double)w->per_shard * (MV_SAMPLE_NAME_MAX + 16);
+    double need = (double)bytes + 2048.0 + tables + 65536.0;
+    char what[4400], for_what[MV_SAMPLE_NAME_MAX + 32];
+    snprintf(what, sizeof what, "%s/shard-%05d.h5", w->dir, w->n_done);
+    snprintf(for_what, sizeof for_what, "sample %d (%s)", w->cur, name);
+    if (mv_check_free_space(w->dir, need, what, for_what) < 0) return write_refused(w, 0);
+    return 0;
+}
+
 int shard_writer_add_encoded(mv_shard_writer *w, const char *name, int h, int wd, const uint8_t *rgb_chunk,
                              size_t rgb_len, const uint8_t *label_chunk, size_t label_len) {
     h5_quiet();
     if (strlen(name) >= MV_SAMPLE_NAME_MAX) return mv_fail("%s: sample name too long", name);
     if (h <= 0 || wd <= 0) return mv_fail("%s: empty sample", name);
+    MV_TRY(check_room(w, name, rgb_len + label_len));
     if (w->file < 0) MV_TRY(start_shard(w));
     char path[32];
     hsize_t idims[3] = {(hsize_t)h, (hsize_t)wd, 3}, ldims[2] = {(hsize_t)h, (hsize_t)wd};
     snprintf(path, sizeof path, "image/%05d", w->cur);
-    if (write_chunk(w->file, path, 3, idims, w->level, rgb_chunk, rgb_len) < 0)
-        return mv_fail("%s: sample %d (%s): writing the image failed", w->tmp_path, w->cur, name);
+    errno = 0;
+    if (write_chunk(w->file, path, 3, idims, w->level, rgb_chunk, rgb_len) < 0) {
+        int err = errno;
+        mv_fail("%s: sample %d (%s): writing the image failed", w->tmp_path, w->cur, name);
+        return write_refused(w, err);
+    }
     snprintf(path, sizeof path, "label/%05d", w->cur);
-    if (write_chunk(w->file, path, 2, ldims, w->level, label_chunk, label_len) < 0)
-        return mv_fail("%s: sample %d (%s): writing the label failed", w->tmp_path, w->cur, name);
+    if (write_chunk(w->file, path, 2, ldims, w->level, label_chunk, label_len) < 0) {
+        int err = errno;
+        mv_fail("%s: sample %d (%s): writing the label failed", w->tmp_path, w->cur, name);
+        return write_refused(w, err);
+    }
     snprintf(w->names + (size_t)w->cur * MV_SAMPLE_NAME_MAX, MV_SAMPLE_NAME_MAX, "%s", name);
     w->sizes[2 * w->cur] = h;
     w->sizes[2 * w->cur + 1] = wd;
