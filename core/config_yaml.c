@@ -4,11 +4,13 @@
 // replaces), and the merged tree is applied to the typed mv_config key by key.
 #include "core/config.h"
 #include "core/error.h"
+#include "core/suggest.h"
 #include "core/yaml_encoding.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <yaml.h>
 
@@ -428,26 +430,46 @@ static bool is_model_section(const char *prefix) {
     return !strncmp(prefix, "model", 5) || !strncmp(prefix, "mask", 4);
 }
 
-// "a, b, c": the names valid directly under `prefix`, for unknown-key messages.
-static void known_keys(char *out, size_t cap, const char *prefix) {
+// The names valid directly under `prefix` (a nested group such as data.synthetic once), for
+// unknown-key messages and their suggestions.
+#define MAX_LEAVES 64
+typedef struct {
+    char name[MAX_LEAVES][32];
+    const char *ptr[MAX_LEAVES];   // ptr[i] = name[i], for mv_closest
+    int n;
+} leaf_list;
+
+static void known_leaves(leaf_list *l, const char *prefix) {
     int n;
     const mv_key *keys = is_model_section(prefix) ? model_config_keys(&n) : config_keys(&n);
-    size_t plen = strlen(prefix), o = 0;
-    char seen[64][32];
-    int nseen = 0;
-    out[0] = '\0';
+    size_t plen = strlen(prefix);
+    l->n = 0;
     for (int i = 0; i < n + 3; i++) {
         const char *name = i < n ? keys[i].name : LIST_KEYS[i - n];
         if (i < n && (keys[i].flags & MV_KEY_HIDDEN)) continue;
         if (strncmp(name, prefix, plen) || name[plen] != '.') continue;
         const char *leaf = name + plen + 1, *dot = strchr(leaf, '.');
         size_t len = dot ? (size_t)(dot - leaf) : strlen(leaf);
-        if (len >= sizeof seen[0] || nseen == 64) continue;
-        bool dup = false;   // nested groups (data.synthetic.*) are listed once
-        for (int j = 0; j < nseen && !dup; j++) dup = strlen(seen[j]) == len && !strncmp(seen[j], leaf, len);
-        if (dup || o + len + 3 >= cap) continue;
-        snprintf(seen[nseen++], sizeof seen[0], "%.*s", (int)len, leaf);
-        o += (size_t)snprintf(out + o, cap - o, "%s%.*s", o ? ", " : "", (int)len, leaf);
+        if (len >= sizeof l->name[0] || l->n == MAX_LEAVES) continue;
+        bool dup = false;
+        for (int j = 0; j < l->n && !dup; j++) dup = strlen(l->name[j]) == len && !strncmp(l->name[j], leaf, len);
+        if (dup) continue;
+        snprintf(l->name[l->n], sizeof l->name[0], "%.*s", (int)len, leaf);
+        l->ptr[l->n] = l->name[l->n];
+        l->n++;
+    }
+}
+
+// "a, b, c": the names valid directly under `prefix`.
+static void known_keys(char *out, size_t cap, const char *prefix) {
+    leaf_list l;
+    known_leaves(&l, prefix);
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < l.n; i++) {
+        size_t len = strlen(l.name[i]);
+        if (o + len + 3 >= cap) break;
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? ", " : "", l.name[i]);
     }
 }
 
@@ -458,6 +480,67 @@ static bool has_nested_keys(const char *name) {
     for (int i = 0; i < n; i++)
         if (!strncmp(keys[i].name, name, len) && keys[i].name[len] == '.') return true;
     return false;
+}
+
+// A full key name ("optim.lr") whose last part is `leaf` (case ignored), outside `skip_prefix`:
+// the right name under the wrong section (`model.lambda` for mask.lambda). NULL when none.
+static const char *same_leaf_elsewhere(const char *leaf, const char *skip_prefix) {
+    int nm, nc;
+    const mv_key *tables[2] = {model_config_keys(&nm), config_keys(&nc)};
+    int counts[2] = {nm, nc};
+    size_t slen = skip_prefix ? strlen(skip_prefix) : 0;
+    for (int t = 0; t < 3; t++) {
+        int n = t < 2 ? counts[t] : 3;
+        for (int i = 0; i < n; i++) {
+            if (t < 2 && (tables[t][i].flags & MV_KEY_HIDDEN)) continue;
+            const char *name = t < 2 ? tables[t][i].name : LIST_KEYS[i];
+            if (slen && !strncmp(name, skip_prefix, slen) && name[slen] == '.') continue;
+            const char *last = strrchr(name, '.');
+            if (last && !strcasecmp(last + 1, leaf)) return name;
+        }
+    }
+    return NULL;
+}
+
+// "; did you mean 'optim.lr'?" for the unknown key `leaf` under `prefix` (a close name in that
+// section first, else the same name in another section), or "".
+static void key_hint(char *out, size_t cap, const char *prefix, const char *leaf) {
+    leaf_list l;
+    known_leaves(&l, prefix);
+    const char *near = mv_closest(leaf, l.ptr, l.n);
+    const char *other = near ? NULL : same_leaf_elsewhere(leaf, prefix);
+    if (near) snprintf(out, cap, "; did you mean '%s.%s'?", prefix, near);
+    else if (other) snprintf(out, cap, "; did you mean '%s'?", other);
+    else out[0] = '\0';
+}
+
+// True when `dotted` names a key (or a group of keys) that a file or --set may give.
+static bool is_known_name(const char *dotted) {
+    int nm, nc;
+    const mv_key *mk = model_config_keys(&nm), *ck = config_keys(&nc);
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(dotted, LIST_KEYS[i])) return true;
+    return key_find(mk, nm, dotted) || key_find(ck, nc, dotted) || has_nested_keys(dotted);
+}
+
+// The hint for an unknown section `section` whose value is v: the close section name, made a
+// whole key when v holds one key that exists there (`--set optimizer.lr=1` -> optim.lr), or
+// a key of that name in some section (`--set lr=1` -> optim.lr).
+static void section_hint(char *out, size_t cap, const char *section, const ynode *v) {
+    static const char *const names[] = {"model", "mask", "data", "optim", "schedule", "run", "include", "_base_"};
+    const char *near = mv_closest(section, names, (int)(sizeof names / sizeof names[0]));
+    out[0] = '\0';
+    if (near) {
+        char full[NAME_MAX_LEN];
+        if (v->kind == Y_MAP && v->n == 1 &&
+            (size_t)snprintf(full, sizeof full, "%s.%s", near, v->keys[0]->text) < sizeof full && is_known_name(full))
+            snprintf(out, cap, "; did you mean '%s'?", full);
+        else
+            snprintf(out, cap, "; did you mean '%s'?", near);
+        return;
+    }
+    const char *other = same_leaf_elsewhere(section, NULL);
+    if (other) snprintf(out, cap, "; did you mean '%s'?", other);
 }
 
 // The text a typed key parses: a plain value as is, a list of plain values joined by commas.
@@ -550,7 +633,11 @@ static int parse_source(mv_source *s, const ynode *item, const char *what, bool 
                 return context_at(item->vals[i]);
             }
         } else {
-            return fail_at(item->keys[i], "%s: unknown key '%s' (known: name, path%s)", what, k, train ? ", repeat" : "");
+            static const char *const known[] = {"name", "path", "repeat"};
+            char hint[64];
+            mv_hint(hint, sizeof hint, k, known, train ? 3 : 2);
+            return fail_at(item->keys[i], "%s: unknown key '%s'%s (known: name, path%s)", what, k, hint,
+                           train ? ", repeat" : "");
         }
     }
     if (!s->path[0]) return fail_at(item, "%s: missing 'path'", what);
@@ -633,7 +720,11 @@ static int apply_rules(mv_optim_config *o, const ynode *v) {
                     free(text);
                     if (rc < 0) return context_at(val);
                 } else {
-                    return fail_at(item->keys[j], "optim.rules[%d]: unknown key '%s' (known: match, lr_mult, decay_mult)", i, k);
+                    static const char *const known[] = {"match", "lr_mult", "decay_mult"};
+                    char hint[64];
+                    mv_hint(hint, sizeof hint, k, known, 3);
+                    return fail_at(item->keys[j], "optim.rules[%d]: unknown key '%s'%s (known: match, lr_mult, decay_mult)",
+                                   i, k, hint);
                 }
             }
             if (!r->match[0]) return fail_at(item, "optim.rules[%d]: missing 'match'", i);
@@ -673,22 +764,47 @@ static int apply_map(mv_config *cfg, const ynode *map, const char *prefix) {
             MV_TRY(apply_map(cfg, v, name));
             continue;
         }
-        char known[1024];
+        char known[1024], hint[NAME_MAX_LEN + 32];
         known_keys(known, sizeof known, prefix);
-        return fail_at(k, "unknown key '%s' (known in %s: %s)", name, prefix, known);
+        key_hint(hint, sizeof hint, prefix, k->text);
+        return fail_at(k, "unknown key '%s'%s (known in %s: %s)", name, hint, prefix, known);
+    }
+    return 0;
+}
+
+// An experiment file (docs/experiments.md) given where a training configuration belongs, as
+// `maskvim config table8.yaml` or `maskvim train table8.yaml`: its own keys (rows:, grid:,
+// base:) would otherwise be reported as one unknown section, which does not say what to do.
+static int refuse_experiment_file(const ynode *root) {
+    static const char *const EXPERIMENT_KEYS[] = {"rows", "grid", "base"};
+    for (int i = 0; i < root->n; i++) {
+        const ynode *k = root->keys[i];
+        if (k->line <= 0) continue;   // from --set, not from a file
+        for (int e = 0; e < 3; e++)
+            if (!strcmp(k->text, EXPERIMENT_KEYS[e]))
+                return mv_fail("%s: an experiment file (it has '%s:' at line %d), not a training configuration: "
+                               "`maskvim experiment run %s` trains its rows (with --dry-run: lists them and their "
+                               "overrides), `maskvim config %s --row ROW` prints one row's configuration "
+                               "(docs/experiments.md)",
+                               k->file, k->text, k->line, k->file, k->file);
     }
     return 0;
 }
 
 static int apply_tree(mv_config *cfg, const ynode *root) {
     if (root->kind != Y_MAP) return fail_at(root, "expected a mapping of sections, got %s", kind_words(root));
+    MV_TRY(refuse_experiment_file(root));
     const ynode *sections[NUM_SECTIONS] = {0};
     for (int i = 0; i < root->n; i++) {
         const ynode *k = root->keys[i], *v = root->vals[i];
         int s = 0;
         while (s < NUM_SECTIONS && strcmp(k->text, SECTIONS[s])) s++;
-        if (s == NUM_SECTIONS)
-            return fail_at(k, "unknown section '%s' (known: model, mask, data, optim, schedule, run, include)", k->text);
+        if (s == NUM_SECTIONS) {
+            char hint[NAME_MAX_LEN + 32];
+            section_hint(hint, sizeof hint, k->text, v);
+            return fail_at(k, "unknown section '%s'%s (known: model, mask, data, optim, schedule, run, include)",
+                           k->text, hint);
+        }
         if (v->kind == Y_SCALAR && v->null) continue;
         if (v->kind != Y_MAP) return fail_at(v, "%s: expected a mapping of keys, got %s", k->text, kind_words(v));
         sections[s] = v;

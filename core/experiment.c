@@ -4,6 +4,7 @@
 // typo in row 7 is reported before row 1 starts training.
 #include "core/experiment.h"
 #include "core/error.h"
+#include "core/suggest.h"
 #include "core/yaml_encoding.h"
 #include "core/report.h"
 #include "data/corrupt.h"
@@ -181,7 +182,10 @@ static int parse_row(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
         } else if (!strcmp(key, "paper")) {
             MV_TRY(parse_paper(r->paper, e, c, v));
         } else {
-            return node_fail(c, k, key, "unknown row key (name, set, paper)");
+            static const char *const known[] = {"name", "set", "paper"};
+            char hint[64], detail[128];
+            snprintf(detail, sizeof detail, "unknown row key%s (name, set, paper)", mv_hint(hint, sizeof hint, key, known, 3));
+            return node_fail(c, k, key, detail);
         }
     }
     if (!r->name[0]) return node_fail(c, n, "rows", "row without a name");
@@ -389,8 +393,12 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
         if (!ok && section)   // a training configuration given where an experiment file belongs
             return node_fail(c, k, key, "unknown key: this looks like a training configuration (maskvim train FILE); "
                                         "an experiment file names it in `base:` and has rows (docs/experiments.md)");
-        if (!ok) return node_fail(c, k, key, "unknown key (name, title, base, set, source, targets, columns, rows, grid, "
-                                                      "corruptions, severities, seeds)");
+        if (!ok) {
+            char hint[64], detail[256];
+            snprintf(detail, sizeof detail, "unknown key%s (name, title, base, set, source, targets, columns, rows, "
+                     "grid, corruptions, severities, seeds)", mv_hint(hint, sizeof hint, key, KNOWN, (int)(sizeof KNOWN / sizeof KNOWN[0])));
+            return node_fail(c, k, key, detail);
+        }
     }
     const yaml_node_t *v;
     if ((v = find_key(c, root, "name"))) {

@@ -112,7 +112,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
-        if (!v) { fprintf(stderr, "maskvim bench: %s needs a value\n", a); free(sets); return 2; }
+        if (!v) { cli_missing_value("bench", a, usage); free(sets); return 2; }
         if (!strcmp(a, "--preset")) snprintf(preset, sizeof preset, "model.preset=%s", v);
         else if (!strcmp(a, "--config")) { config = v; preset[0] = 0; }
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
@@ -122,7 +122,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--json")) json = v;
         else if (!strcmp(a, "--scan")) scan = v;
-        else { fprintf(stderr, "maskvim bench: unknown option '%s'\n\n", a); usage(stderr); free(sets); return 2; }
+        else { cli_unknown_option("bench", a, usage); free(sets); return 2; }
         i++;
     }
     if (iters < 1 || B < 1 || warmup < 0) {

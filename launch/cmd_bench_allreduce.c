@@ -101,7 +101,8 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
                                        "--fail-rank", "--fail-mode"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(a, valued[k]);
-        if (!known) return mv_fail("unknown option %s (see --help)", a);
+        char hint[64];
+        if (!known) return mv_fail("unknown option %s%s (see --help)", a, cli_option_hint(hint, sizeof hint, a, usage));
         if (i + 1 >= argc) return mv_fail("%s: missing value (see --help)", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--min-bytes")) MV_TRY(parse_bytes(&o->min_bytes, v, a));

@@ -4,22 +4,55 @@
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/experiment.h"
+#include "core/suggest.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: maskvim config [FILE] [--set key=value ...] [--out PATH]\n\n"
+        "usage: maskvim config [FILE] [--set key=value ...] [--out PATH]\n"
+        "       maskvim config EXPERIMENT.yaml --row ROW [--set key=value ...] [--out PATH]\n\n"
         "Resolves FILE (its include: bases first, then the file, then each --set in order;\n"
         "without FILE the built-in defaults), validates it and prints the whole configuration\n"
         "as YAML. Errors name FILE:LINE:COLUMN and the key. Key reference: docs/config.md.\n\n"
         "  --set key=value   override, e.g. --set mask.lambda=[0.9,0.7,0.5] --set optim.lr=1e-4\n"
-        "  --out PATH        write the YAML to PATH (atomically) instead of printing it\n");
+        "  --out PATH        write the YAML to PATH (atomically) instead of printing it\n"
+        "  --row ROW         FILE is an experiment file (docs/experiments.md): resolve its row ROW\n"
+        "                    (or ROW@SEED) as `maskvim experiment run` would, in runs/<name>/ROW\n");
+}
+
+// The configuration of one row of an experiment file: the row's resolved configuration, in
+// the run directory a sweep without --out gives it, then the --set overrides.
+static int row_config(mv_config *cfg, const char *file, const char *row, int nsets, const char **sets) {
+    mv_experiment exp;
+    memset(&exp, 0, sizeof exp);
+    if (experiment_load(&exp, file) < 0) {
+        if (exp.rows) experiment_free(&exp);
+        return -1;
+    }
+    int rc = 0;
+    const mv_exp_run *run = experiment_find_run(&exp, row);
+    if (!run) {
+        const char **names = mv_calloc((size_t)exp.nruns + 1, sizeof *names);
+        for (int i = 0; i < exp.nruns; i++) names[i] = exp.runs[i].name;
+        char hint[MV_PATH_MAX];
+        rc = mv_fail("%s: no row '%s'%s (`maskvim experiment run %s --dry-run` lists them)", file, row,
+                     mv_hint(hint, sizeof hint, row, names, exp.nruns), file);
+        free(names);
+    }
+    char dir[MV_PATH_MAX];
+    if (rc == 0 && snprintf(dir, sizeof dir, "runs/%s/%s", exp.name, run->name) >= (int)sizeof dir)
+        rc = mv_fail("runs/%s/%s: path too long", exp.name, run->name);
+    if (rc == 0) rc = experiment_run_config(cfg, &exp, run, dir);
+    for (int i = 0; rc == 0 && i < nsets; i++) rc = config_set(cfg, sets[i]);
+    experiment_free(&exp);
+    return rc;
 }
 
 int cmd_config(int argc, char **argv) {
-    const char *file = NULL, *out = NULL;
+    const char *file = NULL, *out = NULL, *row = NULL;
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int nsets = 0;
     if (!sets) return 1;
@@ -27,22 +60,35 @@ int cmd_config(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
         if (!strncmp(a, "--set=", 6)) { sets[nsets++] = a + 6; continue; }
-        if (!strcmp(a, "--set") || !strcmp(a, "--out")) {
+        if (!strcmp(a, "--set") || !strcmp(a, "--out") || !strcmp(a, "--row")) {
             if (i + 1 >= argc) { fprintf(stderr, "maskvim config: %s needs a value\n", a); free(sets); return 2; }
             if (!strcmp(a, "--set")) sets[nsets++] = argv[++i];
+            else if (!strcmp(a, "--row")) row = argv[++i];
             else out = argv[++i];
             continue;
         }
         if (a[0] == '-' || file) {
-            fprintf(stderr, "maskvim config: unexpected argument '%s'\n\n", a);
-            usage(stderr);
+            if (a[0] == '-') {
+                cli_unknown_option("config", a, usage);
+            } else {
+                fprintf(stderr, "maskvim config: unexpected argument '%s'\n\n", a);
+                usage(stderr);
+            }
             free(sets);
             return 2;
         }
         file = a;
     }
+    if (row && !file) {
+        fprintf(stderr, "maskvim config: --row needs an experiment file\n\n");
+        usage(stderr);
+        free(sets);
+        return 2;
+    }
     mv_config *cfg = malloc(sizeof *cfg);
-    int rc = cfg ? config_load(cfg, file, nsets, sets) : mv_fail("out of memory");
+    int rc = !cfg ? mv_fail("out of memory")
+             : row ? row_config(cfg, file, row, nsets, sets)
+                   : config_load(cfg, file, nsets, sets);
     if (rc == 0) rc = out ? config_save(out, cfg) : config_write_yaml(stdout, cfg);
     if (rc < 0) fprintf(stderr, "maskvim config: %s\n", mv_last_error());
     free(cfg);

@@ -16,6 +16,7 @@
 #include "data/shard.h"
 #include "data/synth.h"
 #include "launch/commands.h"
+#include "core/suggest.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -51,6 +52,13 @@ static int parse_hw(const char *s, const char *opt, int *h, int *w) {
     return 0;
 }
 
+// "; did you mean '--workers'?" for a mistyped option of convert, inspect or bench-loader (one
+// usage text lists them all), or "".
+static const char *hint_of(const char *arg) {
+    static char hint[64];
+    return cli_option_hint(hint, sizeof hint, arg, usage);
+}
+
 static int fail_exit(void) {
     fprintf(stderr, "maskvim data: %s\n", mv_last_error());
     return 1;
@@ -68,7 +76,7 @@ static int data_convert(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--skip-bad")) o.skip_bad = 1;
         else if (!strcmp(a, "--fresh")) o.fresh = 1;
-        else if (!v) { mv_fail("convert: option %s needs a value (or is unknown)", a); return fail_exit(); }
+        else if (!v) { mv_fail("convert: option %s needs a value (or is unknown)%s", a, hint_of(a)); return fail_exit(); }
         else if (!strcmp(a, "--dataset")) o.dataset = argv[++i];
         else if (!strcmp(a, "--root")) o.root = argv[++i];
         else if (!strcmp(a, "--split")) o.split = argv[++i];
@@ -76,7 +84,7 @@ static int data_convert(int argc, char **argv) {
         else if (!strcmp(a, "--workers")) { if (parse_int(argv[++i], a, 1, 256, &x) < 0) return fail_exit(); o.workers = (int)x; }
         else if (!strcmp(a, "--samples-per-shard")) { if (parse_int(argv[++i], a, 1, 1 << 20, &x) < 0) return fail_exit(); o.samples_per_shard = (int)x; }
         else if (!strcmp(a, "--limit")) { if (parse_int(argv[++i], a, 1, 1L << 40, &x) < 0) return fail_exit(); o.limit = x; }
-        else { mv_fail("convert: unknown option %s", a); return fail_exit(); }
+        else { mv_fail("convert: unknown option %s%s", a, hint_of(a)); return fail_exit(); }
     }
     if (!o.dataset || !o.root || !o.split || !o.out) {
         fprintf(stderr, "maskvim data convert: --dataset, --root, --split and --out are required\n\n");
@@ -98,7 +106,7 @@ static int data_inspect(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--no-verify")) verify = 0;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        else if (argv[i][0] == '-') { mv_fail("inspect: unknown option %s", argv[i]); return fail_exit(); }
+        else if (argv[i][0] == '-') { mv_fail("inspect: unknown option %s%s", argv[i], hint_of(argv[i])); return fail_exit(); }
         else dir = argv[i];
     }
     if (!dir) {
@@ -171,7 +179,7 @@ static int data_bench_loader(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (i + 1 >= argc) { mv_fail("bench-loader: option %s needs a value (or is unknown)", a); return fail_exit(); }
+        if (i + 1 >= argc) { mv_fail("bench-loader: option %s needs a value (or is unknown)%s", a, hint_of(a)); return fail_exit(); }
         const char *v = argv[++i];
         if (!strcmp(a, "--dir")) dir = v;
         else if (!strcmp(a, "--threads")) threads = v;
@@ -180,7 +188,7 @@ static int data_bench_loader(int argc, char **argv) {
         else if (!strcmp(a, "--count")) { if (parse_int(v, a, 1, 100000, &count) < 0) return fail_exit(); }
         else if (!strcmp(a, "--batches")) { if (parse_int(v, a, 1, 1000000, &batches) < 0) return fail_exit(); }
         else if (!strcmp(a, "--batch")) { if (parse_int(v, a, 1, 1024, &batch) < 0) return fail_exit(); }
-        else { mv_fail("bench-loader: unknown option %s", a); return fail_exit(); }
+        else { mv_fail("bench-loader: unknown option %s%s", a, hint_of(a)); return fail_exit(); }
     }
     if (bench_split(dir, (int)count, h, w) < 0) return fail_exit();
     printf("# loader benchmark: %dx%d samples -> %dx%d training crops, batch %ld, %ld batches after 2 warm-up\n",
@@ -232,7 +240,10 @@ int cmd_data(int argc, char **argv) {
     if (!strcmp(sub, "bench-loader")) return data_bench_loader(argc - 1, argv + 1);
     if (!strcmp(sub, "synth")) return data_synth_main(argc - 1, argv + 1);
     if (!strcmp(sub, "corrupt")) return data_corrupt_main(argc - 1, argv + 1);
-    fprintf(stderr, "maskvim data: unknown subcommand '%s'\n\n", sub);
+    static const char *const subcommands[] = {"convert", "inspect", "bench-loader", "synth", "corrupt"};
+    char hint[64];
+    fprintf(stderr, "maskvim data: unknown subcommand '%s'%s\n\n", sub,
+            mv_hint(hint, sizeof hint, sub, subcommands, 5));
     usage(stderr);
     return 2;
 }

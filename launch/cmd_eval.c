@@ -82,14 +82,14 @@ int cmd_eval(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
         if (!strcmp(a, "--per-class")) { per_class = true; continue; }
         if (a[0] != '-') { file = a; continue; }
-        if (!v) { fprintf(stderr, "maskvim eval: %s needs a value\n", a); free(sets); return 2; }
+        if (!v) { cli_missing_value("eval", a, usage); free(sets); return 2; }
         if (!strcmp(a, "--checkpoint")) ckpt = v;
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
         else if (!strcmp(a, "--targets")) targets = v;
         else if (!strcmp(a, "--corruptions")) corrs = v;
         else if (!strcmp(a, "--severities")) { sevs = v; sevs_given = true; }
         else if (!strcmp(a, "--json")) json = v;
-        else { fprintf(stderr, "maskvim eval: unknown option '%s'\n\n", a); usage(stderr); free(sets); return 2; }
+        else { cli_unknown_option("eval", a, usage); free(sets); return 2; }
         i++;
     }
     if (!ckpt) { fprintf(stderr, "maskvim eval: --checkpoint is required\n\n"); usage(stderr); free(sets); return 2; }

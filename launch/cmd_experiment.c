@@ -10,6 +10,7 @@
 // (core/experiment.h: OUT/<row> for the first seed, OUT/<row>@<seed> for the others), and is
 // everywhere below what a row is without seeds.
 #include "launch/commands.h"
+#include "core/suggest.h"
 #include "core/json_write.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
@@ -779,8 +780,7 @@ static int experiment_run(int argc, char **argv) {
             continue;
         }
         if (strcmp(a, "--out") && strcmp(a, "--only") && strcmp(a, "--launcher") && strcmp(a, "--jobs")) {
-            fprintf(stderr, "maskvim experiment run: unknown option '%s'\n\n", a);
-            usage(stderr);
+            cli_unknown_option("experiment run", a, usage);
             return 2;
         }
         // An empty --out would put the rows at the file system's root; a following option
@@ -879,6 +879,9 @@ int cmd_experiment(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "run")) return experiment_run(argc - 1, argv + 1);
-    fprintf(stderr, "maskvim experiment: unknown subcommand '%s' (run)\n", argv[1]);
+    static const char *const subcommands[] = {"run"};
+    char hint[64];
+    fprintf(stderr, "maskvim experiment: unknown subcommand '%s'%s (run)\n", argv[1],
+            mv_hint(hint, sizeof hint, argv[1], subcommands, 1));
     return 2;
 }

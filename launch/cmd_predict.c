@@ -6,6 +6,7 @@
 #include "core/engine.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/model.h"
 #include "core/weights_io.h"
 #include "data/augment.h"
@@ -15,8 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -105,6 +104,23 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     return rc;
 }
 
+// Two inputs with one base name ("a/x.png", "b/x.jpg") would write the same DIR/x_pred.png, the
+// second silently replacing the first: refused before any work.
+static int check_distinct_names(const char *const *inputs, int n) {
+    for (int i = 0; i < n; i++) {
+        char si[1024];
+        stem(si, sizeof si, inputs[i]);
+        for (int j = 0; j < i; j++) {
+            char sj[1024];
+            stem(sj, sizeof sj, inputs[j]);
+            if (!strcmp(si, sj))
+                return mv_fail("%s and %s would both be written as %s_pred.png: give inputs with distinct names "
+                               "(or predict them into separate --out folders)", inputs[j], inputs[i], si);
+        }
+    }
+    return 0;
+}
+
 int cmd_predict(int argc, char **argv) {
     const char *file = NULL, *ckpt = NULL, *outdir = NULL;
     const char **sets = mv_calloc(argc + 1, sizeof(char *)), **inputs = mv_calloc(argc + 1, sizeof(char *));
@@ -121,11 +137,11 @@ int cmd_predict(int argc, char **argv) {
             continue;
         }
         in_inputs = false;
-        if (!v) { fprintf(stderr, "maskvim predict: %s needs a value\n", a); free(sets); free(inputs); return 2; }
+        if (!v) { cli_missing_value("predict", a, usage); free(sets); free(inputs); return 2; }
         if (!strcmp(a, "--checkpoint")) ckpt = v;
         else if (!strcmp(a, "--out")) outdir = v;
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
-        else { fprintf(stderr, "maskvim predict: unknown option '%s'\n\n", a); usage(stderr); free(sets); free(inputs); return 2; }
+        else { cli_unknown_option("predict", a, usage); free(sets); free(inputs); return 2; }
         i++;
     }
     if (!ckpt || !outdir || ninputs == 0) {
@@ -136,12 +152,13 @@ int cmd_predict(int argc, char **argv) {
     }
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     mv_model *m = mv_calloc(1, sizeof *m);
-    int rc = config_load(cfg, file, nsets, sets);
+    int rc = check_distinct_names(inputs, ninputs);
+    if (rc == 0) rc = config_load(cfg, file, nsets, sets);
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
     if (rc == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim predict");
-    if (rc == 0 && mkdir(outdir, 0755) != 0 && access(outdir, W_OK) != 0) rc = mv_fail("%s: cannot create the output directory", outdir);
+    if (rc == 0) rc = mv_mkdir_p(outdir);
     char device[256];
     mv_comm solo = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1};
     mv_run_ctx dev_ctx = {.world_size = 1};

@@ -127,8 +127,7 @@ int cmd_report(int argc, char **argv) {
             continue;
         }
         if (strcmp(a, "--out") && strcmp(a, "--paper") && strcmp(a, "--title") && strcmp(a, "--runs")) {
-            fprintf(stderr, "maskvim report: unknown option '%s'\n\n", a);
-            usage(stderr);
+            cli_unknown_option("report", a, usage);
             return 2;
         }
         // A following option (`--out --title T`) is a forgotten value, not a directory name.

@@ -170,7 +170,7 @@ int cmd_step(int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
         if (!strcmp(a, "--allow-missing")) { allow_missing = true; continue; }
-        if (!v) { fprintf(stderr, "maskvim step: %s needs a value\n", a); free(sets); return 2; }
+        if (!v) { cli_missing_value("step", a, usage); free(sets); return 2; }
         if (!strcmp(a, "--config")) config = v;
         else if (!strcmp(a, "--preset")) { snprintf(preset_set, sizeof preset_set, "model.preset=%s", v); }
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
@@ -189,7 +189,7 @@ int cmd_step(int argc, char **argv) {
             }
             *(!strcmp(a, "--seed") ? &seed : &iter) = n;
         }
-        else { fprintf(stderr, "maskvim step: unknown option '%s'\n\n", a); usage(stderr); free(sets); return 2; }
+        else { cli_unknown_option("step", a, usage); free(sets); return 2; }
         i++;
     }
     if (!config && !preset_set[0]) { fprintf(stderr, "maskvim step: give --config FILE or --preset NAME\n"); free(sets); return 2; }

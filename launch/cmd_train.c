@@ -38,7 +38,7 @@ int cmd_train(int argc, char **argv) {
             file = a;
             continue;
         }
-        if (!v) { fprintf(stderr, "maskvim train: %s needs a value\n", a); free(sets); return 2; }
+        if (!v) { cli_missing_value("train", a, usage); free(sets); return 2; }
         if (!strcmp(a, "--set")) sets[nsets++] = v;
         else if (!strcmp(a, "--resume")) resume = v;
         else if (!strcmp(a, "--stop-after")) {
@@ -51,7 +51,7 @@ int cmd_train(int argc, char **argv) {
             }
             stop_after = (int)n;
         }
-        else { fprintf(stderr, "maskvim train: unknown option '%s'\n\n", a); usage(stderr); free(sets); return 2; }
+        else { cli_unknown_option("train", a, usage); free(sets); return 2; }
         i++;
     }
     mv_comm comm;

@@ -1,6 +1,9 @@
 // The `maskvim` subcommands: each is `int cmd_NAME(int argc, char **argv)` returning the
 // process exit status, with argv[0] the subcommand name.
 #pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 typedef struct {
     const char *name;
@@ -18,3 +21,14 @@ int cmd_config(int argc, char **argv);
 int cmd_bench_allreduce(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
+
+// "Did you mean" hints for messages (launch/cli_hint.c): "; did you mean '--resume'?" when arg
+// (up to a '=') is close to an option that usage() prints, else "". Returns out.
+const char *cli_option_hint(char *out, size_t cap, const char *arg, void (*usage)(FILE *));
+// (A command or subcommand name among a list: mv_hint, core/suggest.h.)
+// Prints "maskvim CMD: unknown option 'ARG'; did you mean '--x'?", a blank line and the usage to
+// stderr.
+void cli_unknown_option(const char *cmd, const char *arg, void (*usage)(FILE *));
+// For an option given last, without its value: "maskvim CMD: ARG needs a value" when usage()
+// lists ARG, else the unknown-option message above (a mistyped flag is not missing a value).
+void cli_missing_value(const char *cmd, const char *arg, void (*usage)(FILE *));

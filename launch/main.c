@@ -3,6 +3,7 @@
 #include <string.h>
 #include <hdf5.h>
 #include "launch/commands.h"
+#include "core/suggest.h"
 #ifdef MV_HAVE_GPU_MODEL
 #include "core/engine.h"
 #endif
@@ -41,7 +42,11 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < NUM_COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "maskvim: unknown command '%s'\n\n", argv[1]);
+    const char *names[sizeof COMMANDS / sizeof COMMANDS[0]];
+    for (int i = 0; i < NUM_COMMANDS; i++) names[i] = COMMANDS[i].name;
+    char hint[64];
+    fprintf(stderr, "maskvim: unknown command '%s'%s\n\n", argv[1],
+            mv_hint(hint, sizeof hint, argv[1], names, NUM_COMMANDS));
     usage(stderr);
     return 2;
 }

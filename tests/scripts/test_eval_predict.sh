@@ -38,4 +38,14 @@ def size(p):
 assert size(sys.argv[1]) == size(sys.argv[2]), (size(sys.argv[1]), size(sys.argv[2]))
 print("prediction size ok")
 PY
-echo "3 passed, 0 failed"
+# Inputs that would overwrite each other's prediction are refused before anything is written;
+# a nested --out folder is created with its parents.
+mkdir -p "$TMP/other"; cp "$TMP/in.png" "$TMP/other/in.png"
+if "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/in.png" "$TMP/other/in.png" \
+    --out "$TMP/dup" >"$TMP/bad.log" 2>&1; then fail "two inputs named in.png accepted"; fi
+grep -q "in_pred.png" "$TMP/bad.log" || fail "the error does not name the clash: $(cat "$TMP/bad.log")"
+[ ! -e "$TMP/dup" ] || fail "the refused prediction created its --out folder"
+"$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/in.png" --out "$TMP/deep/er/pred" >/dev/null 2>&1 \
+    || fail "a nested --out folder was not created"
+[ -f "$TMP/deep/er/pred/in_pred.png" ] || fail "no prediction in the nested --out folder"
+echo "4 passed, 0 failed"

@@ -75,4 +75,48 @@ set +e
 $MV_BIN bench --warmup -1 >"$TMP/b2.log" 2>&1; rc=$?
 set -e
 [ "$rc" = 2 ] || fail "bench --warmup -1: exit $rc: $(cat "$TMP/b2.log")"
+
+# Mistyped commands, subcommands and options name the closest one the command knows (from its
+# --help), on the message's one line; a word close to nothing gets no guess.
+expect2 "maskvim: unknown command 'trian'; did you mean 'train'?" trian
+expect2 "maskvim: unknown command 'xyz'$" xyz
+expect2 "unknown subcommand 'convrt'; did you mean 'convert'?" data convrt
+expect2 "unknown subcommand 'rn'; did you mean 'run'?" experiment rn
+expect2 "maskvim train: unknown option '--resum'; did you mean '--resume'?" train --resum auto
+# An option mistyped as the last argument is unknown, not one that needs a value.
+expect2 "maskvim train: unknown option '--quite'; did you mean '--quiet'?" train --quite
+expect2 "maskvim train: --set needs a value" train --set
+expect2 "unknown option '--dry-rn'; did you mean '--dry-run'?" experiment run "$TMP/e.yaml" --dry-rn
+expect2 "maskvim config: unknown option '--ot'; did you mean '--out'?" config --ot x
+expect2 "maskvim eval: unknown option '--checkpiont'; did you mean '--checkpoint'?" eval --checkpiont x
+expect2 "maskvim report: unknown option '--titel'; did you mean '--title'?" report "$TMP" --titel t
+set +e
+$MV_BIN data convert --worker 2 >"$TMP/o4.log" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "convert: unknown option --worker; did you mean '--workers'?" "$TMP/o4.log" \
+    || fail "data convert --worker: exit $rc: $(cat "$TMP/o4.log")"
+
+# An experiment file given to `maskvim config` or `maskvim train` says what it is and which
+# commands take it; `maskvim config FILE --row ROW` prints the row's configuration, which is
+# the configuration `maskvim experiment run` resolves for it.
+for cmd in config train; do
+    set +e
+    $MV_BIN $cmd "$TMP/e.yaml" >"$TMP/o5.log" 2>&1; rc=$?
+    set -e
+    [ "$rc" = 1 ] || fail "$cmd on an experiment file: exit $rc: $(cat "$TMP/o5.log")"
+    grep -q "$TMP/e.yaml: an experiment file (it has 'base:' at line 1), not a training configuration: \`maskvim experiment run $TMP/e.yaml\` trains its rows (with --dry-run: lists them" "$TMP/o5.log" \
+        || fail "$cmd on an experiment file: $(cat "$TMP/o5.log")"
+    [ "$(wc -l <"$TMP/o5.log")" = 1 ] || fail "$cmd on an experiment file: more than one line: $(cat "$TMP/o5.log")"
+done
+$MV_BIN config "$TMP/e.yaml" --row zz_launch_cli_args_row --set run.seed=7 >"$TMP/row.yaml" || fail "config --row"
+grep -q 'work_dir: "runs/e/zz_launch_cli_args_row"' "$TMP/row.yaml" || fail "config --row: $(grep work_dir "$TMP/row.yaml")"
+grep -q '^  seed: 7' "$TMP/row.yaml" || fail "config --row --set: $(grep seed "$TMP/row.yaml")"
+$MV_BIN config "$MV_SRC/experiments/base/maskvim-nano_synthetic.yaml" --set run.work_dir=runs/e/zz_launch_cli_args_row \
+    --set run.seed=7 >"$TMP/base.yaml" || fail "config of the base"
+cmp -s "$TMP/row.yaml" "$TMP/base.yaml" || fail "config --row differs from the base with the row's overrides: $(diff "$TMP/row.yaml" "$TMP/base.yaml")"
+set +e
+$MV_BIN config "$TMP/e.yaml" --row zz_launch_cli_args_rwo >"$TMP/o6.log" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "no row 'zz_launch_cli_args_rwo'; did you mean 'zz_launch_cli_args_row'?" "$TMP/o6.log" \
+    || fail "config --row with an unknown row: exit $rc: $(cat "$TMP/o6.log")"
 echo "PASS: test_launch_cli_args"

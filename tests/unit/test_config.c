@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "core/config.h"
 #include "core/error.h"
+#include "core/suggest.h"
 
 // $MV_TEST_TMP/config/<name> (directories made as needed); the caller frees it.
 static char *tmp_path(const char *name) {
@@ -634,4 +637,120 @@ Test(config, four_lambdas_need_stage3_masked) {
     const char *three[] = {"mask.lambda=[0.9, 0.7, 0.5]"};
     cr_assert_eq(config_load(c, NULL, 1, three), 0, "%s", mv_last_error());
     free(c);
+}
+
+// The closest-name search behind every "did you mean": typos, swaps, case, shortened names,
+// and nothing for a word that is not close to any name.
+Test(config, closest_names) {
+    static const char *const names[] = {"model", "mask", "data", "optim", "schedule", "run"};
+    cr_expect_eq(mv_edit_distance("lmabda", "lambda"), 1, "a swap of neighbours is one edit");
+    cr_expect_eq(mv_edit_distance("LR", "lr"), 0, "case is ignored");
+    cr_expect_eq(mv_edit_distance("", "abc"), 3);
+    cr_expect_str_eq(mv_closest("modle", names, 6), "model");
+    cr_expect_str_eq(mv_closest("optimizer", names, 6), "optim", "a lengthened name");
+    cr_expect_str_eq(mv_closest("sched", names, 6), "schedule", "a shortened name");
+    cr_expect_str_eq(mv_closest("schedular", names, 6), "schedule");
+    cr_expect_null(mv_closest("xyz", names, 6));
+    cr_expect_null(mv_closest("trainer", names, 6));
+    cr_expect_null(mv_closest("", names, 6));
+}
+
+// Unknown keys and sections name the closest known key: within the section first (a wrong
+// leaf under a right section), else the same name in another section; a wrong section with
+// one key under it names the whole key. Each message stays one line.
+Test(config, unknown_keys_suggest_the_closest) {
+    expect_error("hint_leaf.yaml", "model:\n  dim: [16, 32, 64, 128]\n", "2:3:",
+                 "unknown key 'model.dim'; did you mean 'model.dims'? (known in model:", NULL);
+    expect_error("hint_optim.yaml", "optim:\n  lrr: 0.1\n", "2:3:",
+                 "unknown key 'optim.lrr'; did you mean 'optim.lr'? (known in optim: lr, betas", NULL);
+    expect_error("hint_other_section.yaml", "model:\n  lambda: 0.5\n", "2:3:",
+                 "unknown key 'model.lambda'; did you mean 'mask.lambda'?", NULL);
+    expect_error("hint_nested.yaml", "data:\n  synthetic:\n    sizes: [64, 64]\n", "3:5:",
+                 "unknown key 'data.synthetic.sizes'; did you mean 'data.synthetic.size'?", NULL);
+    expect_error("hint_group.yaml", "data:\n  synthtic:\n    size: [64, 64]\n", "2:3:",
+                 "unknown key 'data.synthtic'; did you mean 'data.synthetic'?", NULL);
+    expect_error("hint_section.yaml", "optimizer:\n  lr: 0.1\n  eps: 1.0e-8\n", "1:1:",
+                 "unknown section 'optimizer'; did you mean 'optim'? (known: model", NULL);
+    expect_error("hint_rule.yaml", "optim:\n  rules:\n    - {match: norm, decay: 0}\n", "3:21:",
+                 "optim.rules[0]: unknown key 'decay'; did you mean 'decay_mult'?", NULL);
+    expect_error("hint_source.yaml", "data:\n  val:\n    - {name: a, paht: x}\n", "3:17:",
+                 "data.val[0]: unknown key 'paht'; did you mean 'path'? (known: name, path)", NULL);
+    expect_error("hint_none.yaml", "optim:\n  momentum: 0.9\n", "2:3:",
+                 "unknown key 'optim.momentum' (known in optim:", NULL);
+
+    mv_config c;
+    const char *sets[][1] = {{"optimizer.lr=1e-4"}, {"lr=1e-4"}, {"model.dim=1,2,3,4"}, {"modle.dims=1,2,3,4"}};
+    const char *want[] = {"--set optimizer.lr=1e-4: unknown section 'optimizer'; did you mean 'optim.lr'?",
+                          "--set lr=1e-4: unknown section 'lr'; did you mean 'optim.lr'?",
+                          "--set model.dim=1,2,3,4: unknown key 'model.dim'; did you mean 'model.dims'?",
+                          "--set modle.dims=1,2,3,4: unknown section 'modle'; did you mean 'model.dims'?"};
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(config_load(&c, NULL, 1, sets[i]), -1, "%s", sets[i][0]);
+        cr_expect(strstr(mv_last_error(), want[i]), "%s", mv_last_error());
+        cr_expect(!strchr(mv_last_error(), '\n'), "one line: %s", mv_last_error());
+    }
+}
+
+// An experiment file given as a training configuration (`maskvim config` / `maskvim train` on
+// experiments/cpu/table8_losses.yaml) says what it is and which commands take it, instead of
+// "unknown section 'name'".
+Test(config, experiment_file_is_named) {
+    char *p = write_tmp("table.yaml", "name: t\nbase: ../base.yaml\nrows:\n  - {name: a, set: [mask.alpha1=0]}\n");
+    mv_config c;
+    cr_assert_eq(config_load(&c, p, 0, NULL), -1);
+    const char *msg = mv_last_error();
+    char want[1200];
+    snprintf(want, sizeof want, "%s: an experiment file (it has 'base:' at line 2), not a training configuration", p);
+    cr_expect(strstr(msg, want), "%s", msg);
+    snprintf(want, sizeof want, "`maskvim experiment run %s` trains its rows (with --dry-run", p);
+    cr_expect(strstr(msg, want), "%s", msg);
+    snprintf(want, sizeof want, "`maskvim config %s --row ROW` prints one row's configuration", p);
+    cr_expect(strstr(msg, want), "%s", msg);
+    cr_expect(!strchr(msg, '\n'), "one line: %s", msg);
+    char *g = write_tmp("grid.yaml", "grid:\n  mask.lambda: [0.1, 0.5]\n");
+    cr_assert_eq(config_load(&c, g, 0, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "an experiment file (it has 'grid:' at line 1)"), "%s", mv_last_error());
+    // A --set of such a key is an unknown section as before: it does not come from a file.
+    const char *set[] = {"rows=1"};
+    cr_assert_eq(config_load(&c, NULL, 1, set), -1);
+    cr_expect(strstr(mv_last_error(), "unknown section 'rows'"), "%s", mv_last_error());
+    free(p);
+    free(g);
+}
+
+// config_save clears the temporaries that writers killed between their write and their rename
+// left beside the file (config.yaml.tmp.<pid> of a pid that no longer runs), and nothing else:
+// a live process's temporary, other files' temporaries and look-alikes stay.
+Test(config, save_removes_stale_temporaries) {
+    char *dir = tmp_path("stale/");
+    pid_t child = fork();   // a pid that ran and is gone
+    cr_assert(child >= 0);
+    if (child == 0) _exit(0);
+    cr_assert_eq(waitpid(child, NULL, 0), child);
+    long dead = (long)child, live = (long)getppid();
+    char path[1200], stale[1400], kept[3][1400];
+    snprintf(path, sizeof path, "%sconfig.yaml", dir);
+    snprintf(stale, sizeof stale, "%sconfig.yaml.tmp.%ld", dir, dead);
+    snprintf(kept[0], sizeof kept[0], "%sconfig.yaml.tmp.%ld", dir, live);   // a writer still running
+    snprintf(kept[1], sizeof kept[1], "%sother.yaml.tmp.%ld", dir, dead);    // another file's
+    snprintf(kept[2], sizeof kept[2], "%sconfig.yaml.tmp.x%ld", dir, dead);  // not a pid
+    const char *all[] = {stale, kept[0], kept[1], kept[2]};
+    for (int i = 0; i < 4; i++) {
+        FILE *f = fopen(all[i], "w");
+        cr_assert(f, "%s", all[i]);
+        fputs("partial", f);
+        fclose(f);
+    }
+    mv_config c;
+    config_defaults(&c);
+    cr_assert_eq(config_save(path, &c), 0, "%s", mv_last_error());
+    struct stat st;
+    cr_expect(stat(stale, &st) != 0, "the temporary of a dead writer stayed: %s", stale);
+    for (int i = 0; i < 3; i++) cr_expect(stat(kept[i], &st) == 0, "removed: %s", kept[i]);
+    mv_config back;
+    cr_assert_eq(config_load(&back, path, 0, NULL), 0, "%s", mv_last_error());
+    cr_expect(config_equal(&back, &c));
+    cr_expect_eq(config_remove_stale_tmp(path), 0, "nothing more to remove");
+    for (int i = 0; i < 3; i++) remove(kept[i]);
+    free(dir);
 }

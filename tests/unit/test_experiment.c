@@ -135,6 +135,10 @@ static void expect_error(const char *text, const char *const *want) {
 
 Test(experiment, errors_name_file_and_line) {
     expect_error("rows: [{name: a}]\nbogus: 1\n", (const char *[]){"bad.yaml:2:1", "bogus", "unknown key", NULL});
+    expect_error("rows: [{name: a}]\ncolumn: [clear]\n",
+                 (const char *[]){"bad.yaml:2:1: column: unknown key; did you mean 'columns'? (name, title", NULL});
+    expect_error("rows: [{name: a, sets: [mask.alpha1=0]}]\n",
+                 (const char *[]){"sets: unknown row key; did you mean 'set'? (name, set, paper)", NULL});
     expect_error("rows:\n  - {name: a}\n  - {name: b, set: [mask.alpha1=-3]}\n",
                  (const char *[]){"bad.yaml:3", "row 'b'", "mask.alpha1", NULL});
     expect_error("rows:\n  - {name: a}\n  - {name: a}\n", (const char *[]){"bad.yaml:3", "'a'", "line 2", NULL});
