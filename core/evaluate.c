@@ -8,10 +8,30 @@
 #include <string.h>
 #include <unistd.h>
 
-// Per-pixel argmax of logits (host memory, [1, H0, W0, K]) resized to the label size.
-static void predict(uint8_t *pred, float *full, const mv_model *m, const float *logits, int lh, int lw) {
-    int K = m->cfg.num_classes;
-    bilinear_forward(full, logits, 1, m->Hs[0], m->Ws[0], lh, lw, K);
+static int grow(float **p, size_t *cap, size_t n) {
+    if (n <= *cap) return 0;
+    free(*p);
+    *p = malloc(sizeof(float) * n);
+    *cap = *p ? n : 0;
+    return *p ? 0 : mv_fail("out of memory for %zu logits", n);
+}
+
+void eval_buffers_free(mv_eval_buffers *b) {
+    free(b->input);
+    free(b->label);
+    memset(b, 0, sizeof *b);
+}
+
+int eval_predict(uint8_t *pred, mv_eval_buffers *buf, const float *logits, int K, int h4, int w4, int h, int w,
+                 int lh, int lw) {
+    MV_TRY(grow(&buf->input, &buf->cap_input, (size_t)h * w * K));
+    bilinear_forward(buf->input, logits, 1, h4, w4, h, w, K);
+    const float *full = buf->input;
+    if (lh != h || lw != w) {
+        MV_TRY(grow(&buf->label, &buf->cap_label, (size_t)lh * lw * K));
+        bilinear_forward(buf->label, buf->input, 1, h, w, lh, lw, K);
+        full = buf->label;
+    }
     #pragma omp parallel for schedule(static)
     for (long i = 0; i < (long)lh * lw; i++) {
         const float *z = full + (size_t)i * K;
@@ -19,6 +39,7 @@ static void predict(uint8_t *pred, float *full, const mv_model *m, const float *
         for (int k = 1; k < K; k++) if (z[k] > z[best]) best = k;
         pred[i] = (uint8_t)best;
     }
+    return 0;
 }
 
 int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const char *path, const char *name,
@@ -43,7 +64,7 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     mv_confusion conf;
     if (metrics_init(&conf, cfg->model.num_classes) < 0) { loader_close(L); return -1; }
     mv_run_ctx ctx = {.training = false, .world_size = comm->world};
-    float *full = NULL;
+    mv_eval_buffers bufs = {0};
     uint8_t *pred = NULL;
     size_t cap = 0;
     int rc = 0;
@@ -56,16 +77,17 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
         if (b->b == 0) continue;   // this rank has no image in the last global step
         size_t npx = (size_t)b->lh * b->lw;
         if (npx > cap) {
-            free(full); free(pred);
+            free(pred);
             cap = npx;
-            full = mv_malloc(sizeof(float) * cap * cfg->model.num_classes);
             pred = mv_malloc(cap);
         }
         if ((rc = run_plan(m, 1, b->h, b->w, MV_PLAN_INFER)) < 0) { mv_fail_context("%s: %s", name, b->names[0]); break; }
         if ((rc = run_forward(m, b->images, NULL, &ctx)) < 0) break;
         const float *logits = run_logits(m);
         if (!logits) { rc = -1; break; }
-        predict(pred, full, m, logits, b->lh, b->lw);
+        if ((rc = eval_predict(pred, &bufs, logits, cfg->model.num_classes, m->Hs[0], m->Ws[0], b->h, b->w, b->lh,
+                               b->lw)) < 0)
+            break;
         metrics_add(&conf, pred, b->labels, npx);
         seen += comm->world;
         if (tty) fprintf(stderr, "\r[eval %s] %ld/%ld images  %.1f images/s   ", name, seen < total ? seen : total, total,
@@ -85,7 +107,8 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
         metrics_from_doubles(&conf, raw);
         metrics_compute(out, &conf);
     }
-    free(raw); free(full); free(pred);
+    free(raw); free(pred);
+    eval_buffers_free(&bufs);
     metrics_free(&conf);
     loader_close(L);
     return rc;

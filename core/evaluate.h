@@ -1,6 +1,7 @@
 // Evaluation on one split: whole-image inference in eval mode (running BatchNorm statistics,
-// thresholded masks), logits resized to the original label size, a confusion matrix summed
-// over ranks, and the metrics of SPEC.md section 6 (mIoU over classes with a non-empty union).
+// thresholded masks), logits resized to the input's and then the label's size as mmseg does
+// (eval_predict), a confusion matrix summed over ranks, and the metrics of SPEC.md section 6
+// (mIoU over classes with a non-empty union).
 #pragma once
 #include "core/config.h"
 #include "core/metrics.h"
@@ -14,6 +15,22 @@ typedef struct {
     void *hook_ctx;
     bool quiet;   // no progress line
 } mv_eval_opts;
+
+// Buffers of logits at the network input's and at the label's size, grown as needed.
+typedef struct {
+    float *input, *label;
+    size_t cap_input, cap_label;
+} mv_eval_buffers;
+void eval_buffers_free(mv_eval_buffers *b);
+
+// The per-pixel class at label size (lh, lw) from the decode head's logits ([1, h4, w4, K],
+// host memory), as mmseg predicts: the logits are resized bilinearly to the network input's
+// size (h, w) (decode_head.predict), then to the label's size (postprocess_result; skipped when
+// the sizes are equal, where it is the identity), then argmax (first maximum on ties).
+// Resizing once from (h4, w4) to (lh, lw) differs wherever the test resize changed the image
+// (BDD, GTAV, SYNTHIA, Mapillary). 0, or -1 when out of memory.
+int eval_predict(uint8_t *pred, mv_eval_buffers *buf, const float *logits, int K, int h4, int w4, int h, int w,
+                 int lh, int lw);
 
 // Evaluates `m` on the split folder `path`; every rank takes its share of the images and the
 // results are summed. Re-plans the model's activations when image sizes change (evaluation is

@@ -6,6 +6,7 @@
 #include "core/engine.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/evaluate.h"
 #include "core/fs.h"
 #include "core/model.h"
 #include "core/weights_io.h"
@@ -58,18 +59,18 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     const float *logits = rc == 0 ? run_logits(m) : NULL;
     if (!logits) { image_free(&rgb); return mv_fail_context("%s", path); }
 
-    int K = m->cfg.num_classes, H = rgb.h, W = rgb.w;
-    float *full = mv_malloc(sizeof(float) * (size_t)H * W * K);
-    bilinear_forward(full, logits, 1, m->Hs[0], m->Ws[0], H, W, K);
+    int H = rgb.h, W = rgb.w;
+    uint8_t *cls = mv_malloc((size_t)H * W);
+    mv_eval_buffers bufs = {0};
+    rc = eval_predict(cls, &bufs, logits, m->cfg.num_classes, m->Hs[0], m->Ws[0], h, w, H, W);   // as evaluation
+    eval_buffers_free(&bufs);
+    if (rc < 0) { free(cls); image_free(&rgb); return mv_fail_context("%s", path); }
     mv_image pred = image_alloc(H, W, 3);
     for (long i = 0; i < (long)H * W; i++) {
-        const float *z = full + (size_t)i * K;
-        int best = 0;
-        for (int k = 1; k < K; k++) if (z[k] > z[best]) best = k;
-        const uint8_t *c = best < MV_NUM_TRAIN_CLASSES ? MV_CLASS_PALETTE[best] : (const uint8_t[3]){0, 0, 0};
+        const uint8_t *c = cls[i] < MV_NUM_TRAIN_CLASSES ? MV_CLASS_PALETTE[cls[i]] : (const uint8_t[3]){0, 0, 0};
         memcpy(pred.px + 3 * i, c, 3);
     }
-    free(full);
+    free(cls);
     char name[256], out[2048];
     stem(name, sizeof name, path);
     snprintf(out, sizeof out, "%s/%s_pred.png", outdir, name);
