@@ -19,6 +19,7 @@ _Static_assert(sizeof(mv_metric) == sizeof(int), "enum keys are stored as int");
 static const char *const DEVICES[] = {"auto", "cpu", "cuda", NULL};
 static const char *const PRECISIONS[] = {"fp32", "tf32", "bf16", NULL};
 static const char *const METRICS[] = {"mIoU", "mAcc", "aAcc", NULL};
+static const char *const TEST_MODES[] = {"whole", "slide", NULL};
 
 #define C(field) offsetof(mv_config, field)
 #define SIZE(field) sizeof(((mv_config *)0)->field)
@@ -39,6 +40,12 @@ static const mv_key KEYS[] = {
      .hi = 1, .doc = "horizontal flip probability"},
     {.name = "data.photometric", .type = MV_KEY_BOOL, .offset = C(data.photometric), .count = 1,
      .doc = "photometric distortion in training"},
+    {.name = "data.test_mode", .type = MV_KEY_ENUM, .offset = C(data.test_mode), .count = 1, .choices = TEST_MODES,
+     .doc = "evaluation and prediction: whole image | slide (windows of data.test_crop, logits averaged)"},
+    {.name = "data.test_crop", .type = MV_KEY_INT, .offset = C(data.test_crop), .count = 2, .lo = 0, .hi = 16384,
+     .doc = "slide: (h, w) of a window (0: model.crop)"},
+    {.name = "data.test_stride", .type = MV_KEY_INT, .offset = C(data.test_stride), .count = 2, .lo = 0, .hi = 16384,
+     .doc = "slide: (h, w) step between windows (0: two thirds of the window, rounded down)"},
     {.name = "data.synthetic.train_count", .type = MV_KEY_INT, .offset = C(data.synthetic.train_count),
      .count = 1, .lo = 1, .hi = 100000000, .doc = "training images per synthetic domain"},
     {.name = "data.synthetic.val_count", .type = MV_KEY_INT, .offset = C(data.synthetic.val_count),
@@ -206,6 +213,15 @@ int config_validate(const mv_config *cfg) {
     MV_TRY(check_sources(d->val, d->num_val, "data.val"));
     if (d->ratio_range[0] > d->ratio_range[1])
         return mv_fail("data.ratio_range: min %g is above max %g", d->ratio_range[0], d->ratio_range[1]);
+    for (int i = 0; i < 2; i++) {
+        if (d->test_crop[i] != 0 && d->test_crop[i] < 32)
+            return mv_fail("data.test_crop: a window of %dx%d is too small: the model needs at least 32x32 (0: model.crop)",
+                           d->test_crop[0], d->test_crop[1]);
+        int crop = d->test_crop[i] ? d->test_crop[i] : (i ? cfg->model.crop_w : cfg->model.crop_h);
+        if (d->test_stride[i] > crop)
+            return mv_fail("data.test_stride: %s step %d is larger than the window (%d): pixels between windows "
+                           "would get no logits", i ? "horizontal" : "vertical", d->test_stride[i], crop);
+    }
     if (d->scale[0] < d->scale[1])
         return mv_fail("data.scale: give (long, short) sides, e.g. [2048, 1024] (got %d, %d)", d->scale[0], d->scale[1]);
 

@@ -24,6 +24,9 @@ typedef struct {
     int repeat;               // training: times each sample appears per epoch (mixing weight)
 } mv_source;
 
+// How evaluation and prediction run the network over an image (mmseg's test_cfg mode).
+typedef enum { MV_TEST_WHOLE = 0, MV_TEST_SLIDE = 1 } mv_test_mode;
+
 typedef struct {
     int num_train, num_val;
     mv_source train[MV_MAX_SOURCES];   // training sources (mixed)
@@ -36,6 +39,9 @@ typedef struct {
     float cat_max_ratio;               // random crop: max share of one class
     float flip_prob;
     bool photometric;                  // photometric distortion on/off
+    mv_test_mode test_mode;            // whole image, or sliding windows whose logits are averaged
+    int test_crop[2];                  // (h, w) of a window; 0: model.crop
+    int test_stride[2];                // (h, w) between windows; 0: two thirds of the window
     struct {
         int train_count, val_count;    // images per domain and split
         int size[2];                   // (h, w)

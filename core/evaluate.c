@@ -19,13 +19,14 @@ static int grow(float **p, size_t *cap, size_t n) {
 void eval_buffers_free(mv_eval_buffers *b) {
     free(b->input);
     free(b->label);
+    free(b->window);
+    free(b->window_logits);
+    free(b->count);
     memset(b, 0, sizeof *b);
 }
 
-int eval_predict(uint8_t *pred, mv_eval_buffers *buf, const float *logits, int K, int h4, int w4, int h, int w,
-                 int lh, int lw) {
-    MV_TRY(grow(&buf->input, &buf->cap_input, (size_t)h * w * K));
-    bilinear_forward(buf->input, logits, 1, h4, w4, h, w, K);
+// argmax at the label's size of the logits at the input's size in buf->input.
+static int predict_from_input(uint8_t *pred, mv_eval_buffers *buf, int K, int h, int w, int lh, int lw) {
     const float *full = buf->input;
     if (lh != h || lw != w) {
         MV_TRY(grow(&buf->label, &buf->cap_label, (size_t)lh * lw * K));
@@ -40,6 +41,92 @@ int eval_predict(uint8_t *pred, mv_eval_buffers *buf, const float *logits, int K
         pred[i] = (uint8_t)best;
     }
     return 0;
+}
+
+int eval_predict(uint8_t *pred, mv_eval_buffers *buf, const float *logits, int K, int h4, int w4, int h, int w,
+                 int lh, int lw) {
+    MV_TRY(grow(&buf->input, &buf->cap_input, (size_t)h * w * K));
+    bilinear_forward(buf->input, logits, 1, h4, w4, h, w, K);
+    return predict_from_input(pred, buf, K, h, w, lh, lw);
+}
+
+static int whole(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const float *image, int h, int w, int lh, int lw) {
+    mv_run_ctx ctx = {.training = false, .world_size = 1};
+    MV_TRY(run_plan(m, 1, h, w, MV_PLAN_INFER));
+    MV_TRY(run_forward(m, image, NULL, &ctx));
+    const float *logits = run_logits(m);
+    if (!logits) return -1;
+    return eval_predict(pred, buf, logits, m->cfg.num_classes, m->Hs[0], m->Ws[0], h, w, lh, lw);
+}
+
+int eval_windows(int *lo, int *hi, int n, int crop, int stride) {
+    int extra = n - crop + stride - 1, count = (extra > 0 ? extra : 0) / stride + 1;
+    for (int i = 0; lo && i < count; i++) {
+        int b = i * stride + crop < n ? i * stride + crop : n, a = b - crop > 0 ? b - crop : 0;
+        lo[i] = a;
+        hi[i] = b;
+    }
+    return count;
+}
+
+static int slide(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data_config *d, const float *image, int h,
+                 int w, int lh, int lw) {
+    int K = m->cfg.num_classes;
+    int ch = d->test_crop[0] ? d->test_crop[0] : m->cfg.crop_h, cw = d->test_crop[1] ? d->test_crop[1] : m->cfg.crop_w;
+    int sh = d->test_stride[0] ? d->test_stride[0] : 2 * ch / 3, sw = d->test_stride[1] ? d->test_stride[1] : 2 * cw / 3;
+    if (sh < 1) sh = 1;
+    if (sw < 1) sw = 1;
+    size_t npx = (size_t)h * w;
+    MV_TRY(grow(&buf->input, &buf->cap_input, npx * K));
+    MV_TRY(grow(&buf->count, &buf->cap_count, npx));
+    memset(buf->input, 0, sizeof(float) * npx * K);
+    memset(buf->count, 0, sizeof(float) * npx);
+    mv_run_ctx ctx = {.training = false, .world_size = 1};
+    int rows = eval_windows(NULL, NULL, h, ch, sh), cols = eval_windows(NULL, NULL, w, cw, sw);
+    int *ylo = mv_malloc(sizeof(int) * 2 * (size_t)(rows + cols)), *yhi = ylo + rows, *xlo = yhi + rows, *xhi = xlo + cols;
+    eval_windows(ylo, yhi, h, ch, sh);
+    eval_windows(xlo, xhi, w, cw, sw);
+    int rc = 0;
+    for (int r = 0; r < rows && rc == 0; r++)
+        for (int c = 0; c < cols && rc == 0; c++) {
+            int y1 = ylo[r], y2 = yhi[r], x1 = xlo[c], x2 = xhi[c], wh = y2 - y1, ww = x2 - x1;
+            if ((rc = grow(&buf->window, &buf->cap_window, (size_t)3 * wh * ww)) < 0 ||
+                (rc = grow(&buf->window_logits, &buf->cap_window_logits, (size_t)wh * ww * K)) < 0)
+                break;
+            for (int ch3 = 0; ch3 < 3; ch3++)
+                for (int y = 0; y < wh; y++)
+                    memcpy(buf->window + ((size_t)ch3 * wh + y) * ww, image + ((size_t)ch3 * h + y1 + y) * w + x1,
+                           sizeof(float) * ww);
+            const float *logits = NULL;
+            if ((rc = run_plan(m, 1, wh, ww, MV_PLAN_INFER)) < 0 || (rc = run_forward(m, buf->window, NULL, &ctx)) < 0 ||
+                !(logits = run_logits(m))) {
+                rc = -1;
+                break;
+            }
+            bilinear_forward(buf->window_logits, logits, 1, m->Hs[0], m->Ws[0], wh, ww, K);
+            #pragma omp parallel for schedule(static)
+            for (int y = 0; y < wh; y++) {
+                float *dst = buf->input + ((size_t)(y1 + y) * w + x1) * K;
+                const float *src = buf->window_logits + (size_t)y * ww * K;
+                for (size_t i = 0; i < (size_t)ww * K; i++) dst[i] += src[i];
+                float *cnt = buf->count + (size_t)(y1 + y) * w + x1;
+                for (int x = 0; x < ww; x++) cnt[x] += 1.0f;
+            }
+        }
+    free(ylo);
+    if (rc < 0) return -1;
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < (long)npx; i++) {
+        float *z = buf->input + (size_t)i * K, n = buf->count[i];   // every pixel is covered (n >= 1)
+        for (int k = 0; k < K; k++) z[k] /= n;
+    }
+    return predict_from_input(pred, buf, K, h, w, lh, lw);
+}
+
+int eval_infer(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data_config *d, const float *image, int h,
+               int w, int lh, int lw) {
+    return d->test_mode == MV_TEST_SLIDE ? slide(pred, buf, m, d, image, h, w, lh, lw)
+                                         : whole(pred, buf, m, image, h, w, lh, lw);
 }
 
 int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const char *path, const char *name,
@@ -63,7 +150,6 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
 
     mv_confusion conf;
     if (metrics_init(&conf, cfg->model.num_classes) < 0) { loader_close(L); return -1; }
-    mv_run_ctx ctx = {.training = false, .world_size = comm->world};
     mv_eval_buffers bufs = {0};
     uint8_t *pred = NULL;
     size_t cap = 0;
@@ -81,13 +167,10 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
             cap = npx;
             pred = mv_malloc(cap);
         }
-        if ((rc = run_plan(m, 1, b->h, b->w, MV_PLAN_INFER)) < 0) { mv_fail_context("%s: %s", name, b->names[0]); break; }
-        if ((rc = run_forward(m, b->images, NULL, &ctx)) < 0) break;
-        const float *logits = run_logits(m);
-        if (!logits) { rc = -1; break; }
-        if ((rc = eval_predict(pred, &bufs, logits, cfg->model.num_classes, m->Hs[0], m->Ws[0], b->h, b->w, b->lh,
-                               b->lw)) < 0)
+        if ((rc = eval_infer(pred, &bufs, m, &cfg->data, b->images, b->h, b->w, b->lh, b->lw)) < 0) {
+            mv_fail_context("%s: %s", name, b->names[0]);
             break;
+        }
         metrics_add(&conf, pred, b->labels, npx);
         seen += comm->world;
         if (tty) fprintf(stderr, "\r[eval %s] %ld/%ld images  %.1f images/s   ", name, seen < total ? seen : total, total,

@@ -18,8 +18,8 @@ typedef struct {
 
 // Buffers of logits at the network input's and at the label's size, grown as needed.
 typedef struct {
-    float *input, *label;
-    size_t cap_input, cap_label;
+    float *input, *label, *window, *window_logits, *count;   // window*, count: slide inference
+    size_t cap_input, cap_label, cap_window, cap_window_logits, cap_count;
 } mv_eval_buffers;
 void eval_buffers_free(mv_eval_buffers *b);
 
@@ -31,6 +31,20 @@ void eval_buffers_free(mv_eval_buffers *b);
 // (BDD, GTAV, SYNTHIA, Mapillary). 0, or -1 when out of memory.
 int eval_predict(uint8_t *pred, mv_eval_buffers *buf, const float *logits, int K, int h4, int w4, int h, int w,
                  int lh, int lw);
+
+// The sliding windows along one side of n pixels (mmseg's slide_inference): count =
+// max(n - crop + stride - 1, 0) / stride + 1; window i spans [lo[i], hi[i]) with hi = min(i *
+// stride + crop, n) and lo = max(hi - crop, 0). Fills lo/hi when not NULL; returns the count.
+int eval_windows(int *lo, int *hi, int n, int crop, int stride);
+
+// The per-pixel class at label size (lh, lw) of one normalised image ([3, h, w], host memory),
+// run as data.test_mode says: the whole image at once (eval_predict), or mmseg's sliding
+// windows (data.test_crop, data.test_stride; the last row and column of windows end at the
+// border, an image smaller than a window is one window), whose logits, each resized to its
+// window, are summed and divided by the number of windows covering each pixel, then resized to
+// the label's size. Plans `m` for inference. 0, or -1 with a message.
+int eval_infer(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data_config *d, const float *image, int h,
+               int w, int lh, int lw);
 
 // Evaluates `m` on the split folder `path`; every rank takes its share of the images and the
 // results are summed. Re-plans the model's activations when image sizes change (evaluation is

@@ -52,18 +52,12 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     float *img = mv_malloc(sizeof(float) * 3 * h * w);
     augment_test(img, &rgb, h, w, &aug, &scratch);
     aug_scratch_free(&scratch);
-    int rc = run_plan(m, 1, h, w, MV_PLAN_INFER);
-    mv_run_ctx ctx = {.training = false, .world_size = 1};
-    if (rc == 0) rc = run_forward(m, img, NULL, &ctx);
-    free(img);
-    const float *logits = rc == 0 ? run_logits(m) : NULL;
-    if (!logits) { image_free(&rgb); return mv_fail_context("%s", path); }
-
     int H = rgb.h, W = rgb.w;
     uint8_t *cls = mv_malloc((size_t)H * W);
     mv_eval_buffers bufs = {0};
-    rc = eval_predict(cls, &bufs, logits, m->cfg.num_classes, m->Hs[0], m->Ws[0], h, w, H, W);   // as evaluation
+    int rc = eval_infer(cls, &bufs, m, &cfg->data, img, h, w, H, W);   // as evaluation
     eval_buffers_free(&bufs);
+    free(img);
     if (rc < 0) { free(cls); image_free(&rgb); return mv_fail_context("%s", path); }
     mv_image pred = image_alloc(H, W, 3);
     for (long i = 0; i < (long)H * W; i++) {
@@ -155,6 +149,10 @@ int cmd_predict(int argc, char **argv) {
     mv_model *m = mv_calloc(1, sizeof *m);
     int rc = check_distinct_names(inputs, ninputs);
     if (rc == 0) rc = config_load(cfg, file, nsets, sets);
+    // Each window has its own masks; --masks draws those of one forward over the whole image.
+    if (rc == 0 && masks && cfg->data.test_mode == MV_TEST_SLIDE)
+        rc = mv_fail("--masks draws the token masks of a whole-image forward; with data.test_mode: slide each window "
+                     "has its own (add --set data.test_mode=whole)");
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
