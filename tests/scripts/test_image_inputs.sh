@@ -14,18 +14,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 import os, struct, sys, zlib
 import numpy as np
 root = sys.argv[1]
-def png(path, arr, depth=8):
-    arr = np.ascontiguousarray(arr)
-    h, w = arr.shape[:2]
-    ctype = 2 if arr.ndim == 3 else 0
-    arr = arr.astype(">u2" if depth == 16 else np.uint8)
-    raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(h))
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0))
-    data += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    open(path, "wb").write(data)
+sys.path.insert(0, os.environ["MV_SRC"] + "/tests/scripts")
+from png_fixture import png
 rng = np.random.default_rng(0)
 stem = "aachen/aachen_000000_000019"
 img = rng.integers(0, 256, size=(12, 20, 3), dtype=np.uint8)
