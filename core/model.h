@@ -67,7 +67,7 @@ typedef struct {
     float *d_token_mask, *d_pre_w, *d_pre_b, *d_in_proj_w, *d_conv_w, *d_conv_b, *d_x_proj_w, *d_dt_w, *d_dt_b, *d_A_logs, *d_Ds, *d_out_proj_w;
     mv_layernorm norm, out_norm;
     const float *in; float *d_in;
-    float *xm, *d_xm, *m, *soft, *dm;   // masked input, mask, keep probability, dL/dm
+    float *xm, *d_xm, *m, *soft, *dm;   // masked input, mask, keep logit z (y_keep = sigmoid(z)), dL/dm
     float *x0, *d_x0;                   // residual stream entering the block
     float *xp, *d_xp, *zp, *d_zp, *zs, *d_zs, *xconv, *d_xconv, *xs, *d_xs;
     float *xdbl, *delta, *states, *ys, *d_ys, *yg, *d_yg, *branch, *d_branch, *keep;

@@ -15,8 +15,9 @@ void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
                   double lr, double beta1, double beta2, double eps, double weight_decay, int step);
 
 // The multipliers of optim.rules for a parameter called `param_name` (its state_dict key).
-// Precedence, as mmengine's custom_keys: one rule applies, the one whose `match` is the
-// longest substring of the name (the first listed among equally long matches); no match
-// gives 1, 1. The tensor then trains with lr = schedule_lr(optim.lr * lr_mult) and
+// Precedence, as mmengine's custom_keys (`sorted(sorted(keys), key=len, reverse=True)`, first
+// key contained in the name): one rule applies, the one whose `match` is the longest substring
+// of the name, and among equally long matches the alphabetically first (byte order; the first
+// listed among identical ones); no match gives 1, 1. The tensor then trains with lr = schedule_lr(optim.lr * lr_mult) and
 // weight_decay = optim.weight_decay * decay_mult.
 void optim_rule_for(const mv_optim_config *cfg, const char *param_name, float *lr_mult, float *decay_mult);

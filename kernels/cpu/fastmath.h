@@ -26,7 +26,9 @@ static inline float mv_expf(float x) {
     return p * scale;
 }
 
-static inline float mv_sigmoidf(float x) { return 1.0f / (1.0f + mv_expf(-x)); }
+// sigmoid(x); 0 below x = -88, where exp(-x) overflows (mv_expf's clamp at 88 made it 6e-39, a
+// denormal that survives where denormals are not flushed: silu(-1e38) was -0.6, not torch's -0).
+static inline float mv_sigmoidf(float x) { return x < -88.0f ? 0.0f : 1.0f / (1.0f + mv_expf(-x)); }
 
 // log for positive normal x: exponent split off, mantissa in [sqrt(1/2), sqrt(2)), then
 // log(m) = 2 atanh((m-1)/(m+1)) by its odd series (relative error about 1e-7).
@@ -127,6 +129,22 @@ static inline v16f v16_softplus(v16f z) {
     v16f u = v16_exp(z), w = 1.0f + u;
     v16f l1p = v16_select(w == 1.0f, u, v16_log(w) * u / (w - 1.0f));
     return v16_select(z > 20.0f, z, l1p);
+}
+
+// Lane-wise 1 - exp(-s) for s >= 0, the derivative of softplus recovered from its output
+// (sigmoid(z) = 1 - exp(-softplus(z))). Below s = 0.5 it is the series s (1 - s/2 (1 - s/3 (...)))
+// to s^8 (truncation under 2e-8 relative): 1 - exp(-s) itself cancels there, and kept only the
+// float spacing of 1 (6e-8) of a small s, so softplus'(z) was 1.5e-5 off at z = -8, 1e-3 at
+// z = -12 and 0 below z = -17. Above 0.5 the subtraction loses under two bits.
+static inline v16f v16_one_minus_exp_neg(v16f s) {
+    v16f p = 1.0f - s * (1.0f / 8.0f);
+    p = 1.0f - s * (1.0f / 7.0f) * p;
+    p = 1.0f - s * (1.0f / 6.0f) * p;
+    p = 1.0f - s * (1.0f / 5.0f) * p;
+    p = 1.0f - s * (1.0f / 4.0f) * p;
+    p = 1.0f - s * (1.0f / 3.0f) * p;
+    p = 1.0f - s * 0.5f * p;
+    return v16_select(s < 0.5f, s * p, 1.0f - v16_exp(-s));
 }
 
 // Sum of the 16 lanes in a fixed order (pairwise halving).

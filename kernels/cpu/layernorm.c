@@ -10,11 +10,26 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *in, co
     for (int n = 0; n < N; n++) {
         const float *x = in + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        float s = 0.0f;
-        for (int c = 0; c < C; c++) s += x[c];
-        float m = s / C, v = 0.0f;
+        // The mean as x[0] + mean(x - x[0]): the sum then carries the row's spread, not its
+        // offset, so a constant row has exactly its value as mean and normalises to the bias
+        // (a plain float sum rounded: a constant row of 1e10, or of 12345.7 over 768 channels,
+        // came out as normalised rounding noise of magnitude 1; torch gives 1e5 and 0.05).
+        float x0 = x[0], s = 0.0f;
+        for (int c = 0; c < C; c++) s += x[c] - x0;
+        float m = x0 + s / C, v = 0.0f;
         for (int c = 0; c < C; c++) { float d = x[c] - m; v += d * d; }
         float r = 1.0f / sqrtf(v / C + eps);
+        // Rows of magnitude ~2e19 and up overflow the float sum of squares (or the sum itself):
+        // the variance was inf and every output the bias (torch: 0, or NaN from 1e20). LayerNorm
+        // is scale-invariant, so such a row has a well-defined output: redo it in double.
+        if (isinf(s) || isinf(v)) {
+            double sd = 0.0, vd = 0.0;
+            for (int c = 0; c < C; c++) sd += x[c];
+            double md = sd / C;
+            for (int c = 0; c < C; c++) { double d = x[c] - md; vd += d * d; }
+            m = (float)md;
+            r = (float)(1.0 / sqrt(vd / C + eps));
+        }
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c] + b[c];
         mean[n] = m;
         rstd[n] = r;

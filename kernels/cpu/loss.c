@@ -26,14 +26,23 @@ double cross_entropy_forward_backward(float *dlogits, const float *logits, const
                 if (d) for (int k = 0; k < K; k++) d[k] = 0.0f;
                 continue;
             }
+            if (y >= K) {   // not a class: NaN (the model refuses such labels before; no access out of the row)
+                part[p] = NAN;
+                if (d) for (int k = 0; k < K; k++) d[k] = NAN;
+                continue;
+            }
             float mx = z[0];
             for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
             float s = 0.0f;
             for (int k = 0; k < K; k++) s += mv_expf(z[k] - mx);
-            float lse = logf(s) + mx;
-            part[p] += (double)lse - z[y];
+            // -log softmax(z)[y] = (mx - z[y]) + log(s), as PyTorch's log_softmax: the log of the
+            // sum is never added to mx first, which absorbed it once |mx| passed ~1e7 (logits
+            // 1e30 and -1e30 then gave a loss of 0 for a three-way tie and dlogits of 1 for
+            // every other class).
+            part[p] += ((double)mx - z[y]) + logf(s);
             if (d) {
-                for (int k = 0; k < K; k++) d[k] = mv_expf(z[k] - lse) * w;
+                float ws = w / s;
+                for (int k = 0; k < K; k++) d[k] = mv_expf(z[k] - mx) * ws;
                 d[y] -= w;
             }
         }

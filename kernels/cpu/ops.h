@@ -128,7 +128,8 @@ typedef struct {
     const int *sample_ids;    // [B] global sample index (keys the Gumbel noise)
 } mv_mask_args;
 size_t token_mask_scratch(int H, int W);
-// x [B,H,W,C], logits P [gh*gw*2] -> out [B,H,W,C], m [B,H*W] (0/1), soft [B,H*W] = y_keep.
+// x [B,H,W,C], logits P [gh*gw*2] -> out [B,H,W,C], m [B,H*W] (0/1), soft [B,H*W] = the keep
+// logit z (training: y_keep = sigmoid(z), z = ((l0+g0)-(l1+g1))/tau; evaluation: l0 - l1).
 void token_mask_forward(float *out, float *m, float *soft, const float *x, const float *P,
                         float *scratch, const mv_mask_args *a, int B, int H, int W, int C, int gh, int gw);
 // dm [B,H*W] is the loss's gradient w.r.t. m (may be NULL). Straight-through to P.

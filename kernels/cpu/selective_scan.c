@@ -280,7 +280,7 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
                         v16_sums(part, sB, N);       // dB and dC: reduced over the channels
                         v16_sums(part + N, sC, N);
                         // softplus' = sigmoid(z) = 1 - exp(-softplus(z)): no need to keep z.
-                        v16_store(ddk + (size_t)p * E + d0, ddl * (1.0f - v16_exp(-dl)), nd);
+                        v16_store(ddk + (size_t)p * E + d0, ddl * v16_one_minus_exp_neg(dl), nd);
                         float *dxo = dx + row * E + d0;
                         v16_store(dxo, v16_load(dxo, nd) + dxl, nd);
                     }

@@ -2,12 +2,23 @@
 //
 // The logits P live on a fixed grid (gh x gw, set by the training crop); each class plane is
 // resized bilinearly to the block's H x W. Training draws a hard keep/drop decision per token
-// from a Gumbel-softmax and passes gradients straight through the soft keep probability.
+// from a Gumbel-softmax and passes gradients straight through the soft keep probability
+// y = sigmoid(z), z = ((l0 + g0) - (l1 + g1)) / tau. `soft` keeps z itself, not y: y'(z) =
+// y (1 - y) formed from a float y loses every digit once y rounds to 1 (z above ~17: the gradient
+// was 0, 3% off at z = 15, 1e-3 at z = 10); from z it is e / (1 + e)^2 with e = exp(-|z|), exact
+// on both sides.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
 #include "core/rng.h"
 #include <math.h>
 #include <string.h>
+
+// y'(z) = sigmoid(z) (1 - sigmoid(z)) = e / (1 + e)^2 with e = exp(-|z|), without cancellation
+// (kernels/cuda/token_mask.cu has the same).
+static inline float dsigmoid(float z) {
+    float e = expf(-fabsf(z)), d = 1.0f + e;
+    return e / (d * d);
+}
 
 // Scratch: the two resized logit planes, and their gradients.
 size_t token_mask_scratch(int H, int W) { return 4 * (size_t)H * W; }
@@ -41,7 +52,7 @@ void token_mask_forward(float *out, float *m, float *soft, const float *x, const
             float keep;
             if (!a->training) {
                 keep = l0 > l1 ? 1.0f : 0.0f;
-                soft[(size_t)b * L + t] = keep;
+                soft[(size_t)b * L + t] = l0 - l1;
             } else {
                 float g0 = 0.0f, g1 = 0.0f;
                 if (a->noise) {
@@ -50,7 +61,7 @@ void token_mask_forward(float *out, float *m, float *soft, const float *x, const
                     g1 = -logf(-logf(rng_u01(r.v[1])));
                 }
                 float z = ((l0 + g0) - (l1 + g1)) / a->tau;   // y_keep = sigmoid(z)
-                soft[(size_t)b * L + t] = 1.0f / (1.0f + expf(-z));
+                soft[(size_t)b * L + t] = z;
                 keep = z >= 0 ? 1.0f : 0.0f;   // a tie keeps, as argmax picks the first entry
             }
             m[(size_t)b * L + t] = keep;
@@ -84,7 +95,7 @@ void token_mask_backward(float *dx, float *dP, const float *dout, const float *d
             }
     }
     if (!dP || !a->training) { PROF_STOP(PROF_TOKEN_MASK, 1, 3.0 * B * H * W * C); return; }
-    // dL/dm per token, then through y_keep = sigmoid(((l0+g0)-(l1+g1))/tau) to the logits.
+    // dL/dm per token, then through y_keep = sigmoid(z), z = ((l0+g0)-(l1+g1))/tau, to the logits.
     float *dplanes = scratch;                    // [2, H*W]
     float *tmp = scratch + 2 * (size_t)L;        // [H*W, 2] interleaved
     memset(dplanes, 0, sizeof(float) * 2 * L);
@@ -93,8 +104,7 @@ void token_mask_backward(float *dx, float *dP, const float *dout, const float *d
             const float *g = dout + ((size_t)b * L + t) * C, *xi = x + ((size_t)b * L + t) * C;
             double gm = dm ? dm[(size_t)b * L + t] : 0.0;
             for (int c = 0; c < C; c++) gm += (double)g[c] * xi[c];
-            float y = soft[(size_t)b * L + t];
-            float dz = (float)gm * y * (1.0f - y) / a->tau;
+            float dz = (float)gm * dsigmoid(soft[(size_t)b * L + t]) / a->tau;
             size_t i0, i1;
             token_logits(t, L, a->official_layout, &i0, &i1);
             dplanes[i0] += dz;

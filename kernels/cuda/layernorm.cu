@@ -10,14 +10,28 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
     if (row >= N) return;   // the whole warp leaves together
     const float *x = in + (size_t)row * C;
     float *o = out + (size_t)row * C;
-    float s = 0.0f;
-    for (int c = lane; c < C; c += 32) s += x[c];
-    float m = group_sum<32>(s) / C, v = 0.0f;
+    // Mean as x[0] + mean(x - x[0]), and a double redo when a float sum overflows, as the CPU op
+    // (kernels/cpu/layernorm.c): constant rows normalise to the bias, huge rows normalise.
+    float x0 = x[0], s = 0.0f;
+    for (int c = lane; c < C; c += 32) s += x[c] - x0;
+    float m = x0 + group_sum<32>(s) / C, v = 0.0f;
     for (int c = lane; c < C; c += 32) {
         float d = x[c] - m;
         v += d * d;
     }
-    float r = 1.0f / sqrtf(group_sum<32>(v) / C + eps);
+    v = group_sum<32>(v);
+    float r = 1.0f / sqrtf(v / C + eps);
+    if (isinf(m) || isinf(v)) {   // the float sums overflowed (|x| ~2e19 and up)
+        double sd = 0.0, vd = 0.0;
+        for (int c = lane; c < C; c += 32) sd += x[c];
+        double md = group_sum<32>(sd) / C;
+        for (int c = lane; c < C; c += 32) {
+            double d = x[c] - md;
+            vd += d * d;
+        }
+        m = (float)md;
+        r = (float)(1.0 / sqrt(group_sum<32>(vd) / C + eps));
+    }
     for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * w[c] + b[c];
     if (lane == 0) {
         mean[row] = m;

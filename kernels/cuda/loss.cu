@@ -19,14 +19,21 @@ __global__ void ce_rows_kernel(double *partial, float *dlogits, const float *log
             if (d) for (int k = 0; k < K; k++) d[k] = 0.0f;
             continue;
         }
+        if (y >= K) {   // not a class: NaN (no access out of the row)
+            acc = nan("");
+            if (d) for (int k = 0; k < K; k++) d[k] = nanf("");
+            continue;
+        }
         float mx = z[0];
         for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
         double s = 0.0;
         for (int k = 0; k < K; k++) s += exp((double)(z[k] - mx));
-        double lse = log(s) + mx;
-        acc += lse - z[y];
+        // (mx - z[y]) + log(s), never log(s) + mx first: that sum absorbed log(s) once |mx| was
+        // large (logits of 1e30 and -1e30), as kernels/cpu/loss.c explains.
+        acc += ((double)mx - z[y]) + log(s);
         if (d) {
-            for (int k = 0; k < K; k++) d[k] = (float)(exp((double)z[k] - lse) * scale / denom);
+            double ws = (double)scale / denom / s;
+            for (int k = 0; k < K; k++) d[k] = (float)(exp((double)(z[k] - mx)) * ws);
             d[y] -= (float)(scale / denom);
         }
     }

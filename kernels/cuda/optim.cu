@@ -17,11 +17,12 @@ __global__ void adamw_kernel(float *param, const float *grad, float *m, float *v
     GRID_STRIDE(i, n) {
         float g = grad[i];
         float mi = __fadd_rn(__fmul_rn(m[i], s.beta1), __fmul_rn(s.a1, g));
-        float vi = __fadd_rn(__fmul_rn(v[i], s.beta2), __fmul_rn(s.a2, __fmul_rn(g, g)));
+        // (1 - beta2) * g * g in torch's order (g * g first overflowed from |g| = 1.8e19).
+        float vi = __fadd_rn(__fmul_rn(v[i], s.beta2), __fmul_rn(__fmul_rn(s.a2, g), g));
         m[i] = mi;
         v[i] = vi;
         float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), s.bc2_sqrt), s.eps);
-        param[i] = __fsub_rn(__fmul_rn(param[i], s.decay), __fmul_rn(s.step_size, __fdiv_rn(mi, denom)));
+        param[i] = __fsub_rn(__fmul_rn(param[i], s.decay), __fdiv_rn(__fmul_rn(s.step_size, mi), denom));   // torch's addcdiv order
     }
 }
 

@@ -301,8 +301,9 @@ __global__ void __launch_bounds__(SCAN_MAX_THREADS) scan_backward_kernel(ScanArg
                 sC += __shfl_xor_sync(FULL_MASK, sC, o);
             }
             if (n == 0 && chan && ok) {
-                // softplus'(z) = sigmoid(z) = 1 - exp(-softplus(z)): no need to keep z.
-                ddk[(size_t)p * E + d] = ddl * (1.0f - expf(-dv[i]));
+                // softplus'(z) = sigmoid(z) = 1 - exp(-softplus(z)) = -expm1(-softplus(z)): no
+                // need to keep z (1 - expf(-s) cancelled for small s: 0 below z = -17).
+                ddk[(size_t)p * E + d] = ddl * -expm1f(-dv[i]);
                 dxk[(size_t)p * E + d] = dxl + dyv * Dk;
                 dD += dyv * xv[i];
             }

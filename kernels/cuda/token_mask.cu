@@ -2,7 +2,8 @@
 // fixed gh x gw grid; each token reads its two logits bilinearly resized to H x W (or, in the
 // official layout, entries 2t and 2t+1 of the flattened resized [2,H,W] buffer), draws Gumbel
 // noise from the same Philox key as the CPU, and keeps or drops. Backward passes gradients
-// straight through the soft keep probability to P.
+// straight through the soft keep probability y = sigmoid(z) to P; `soft` holds z (the keep
+// logit), from which y (1 - y) is formed without cancellation (kernels/cpu/token_mask.c).
 #include "kernels/cuda/philox.cuh"
 #include "kernels/cuda/resample.cuh"
 
@@ -31,7 +32,7 @@ __global__ void token_decide_kernel(float *m, float *soft, const float *P, mv_ma
         float l0 = resized_logit(P, f0, H, W, gh, gw), l1 = resized_logit(P, f1, H, W, gh, gw), keep;
         if (!a.training) {
             keep = l0 > l1 ? 1.0f : 0.0f;
-            soft[i] = keep;
+            soft[i] = l0 - l1;
         } else {
             float g0 = 0.0f, g1 = 0.0f;
             if (a.noise) {
@@ -41,7 +42,7 @@ __global__ void token_decide_kernel(float *m, float *soft, const float *P, mv_ma
                 g1 = -logf(-logf(rng_u01_dev(r[1])));
             }
             float z = ((l0 + g0) - (l1 + g1)) / a.tau;   // y_keep = sigmoid(z)
-            soft[i] = 1.0f / (1.0f + expf(-z));
+            soft[i] = z;
             keep = z >= 0 ? 1.0f : 0.0f;   // a tie keeps, as argmax picks the first entry
         }
         m[i] = keep;
@@ -60,6 +61,11 @@ __global__ void token_dx_kernel(float *dx, const float *dout, const float *m, fl
 // the sigmoid to dz, summed over images in order; the token's two plane entries get +-sum,
 // written straight into the interleaved [H*W, 2] layout that the bilinear backward reads.
 #define TM_WARPS 8
+// y'(z) = sigmoid(z) (1 - sigmoid(z)) = e / (1 + e)^2 with e = exp(-|z|), as the CPU op.
+__device__ __forceinline__ float dsigmoid(float z) {
+    float e = expf(-fabsf(z)), d = 1.0f + e;
+    return e / (d * d);
+}
 __global__ void token_logit_grad_kernel(float *tmp, const float *dout, const float *dm, const float *x,
                                         const float *soft, float tau, bool official, int B, int L, int C) {
     int t = blockIdx.x * TM_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -71,8 +77,7 @@ __global__ void token_logit_grad_kernel(float *tmp, const float *dout, const flo
         double part = 0.0;
         for (int c = lane; c < C; c += 32) part += (double)g[c] * xi[c];
         double gm = (dm ? (double)dm[row] : 0.0) + group_sum<32>(part);
-        float y = soft[row];
-        sum += (float)gm * y * (1.0f - y) / tau;
+        sum += (float)gm * dsigmoid(soft[row]) / tau;
     }
     if (lane == 0) {
         int f0, f1;

@@ -271,10 +271,15 @@ static void test_dwconv(int B, int H, int W, int C) {
 }
 
 // ---- normalisation ----------------------------------------------------------------------------
-static void test_layernorm(int N, int C) {
-    const char *op = "layernorm";
+// scale != 1: rows of that magnitude (1e20 overflows a float sum of squares), every third row
+// constant (variance 0: the output is the bias).
+static void test_layernorm(int N, int C, float scale) {
+    char op[64];
+    snprintf(op, sizeof op, scale == 1.0f ? "layernorm" : "layernorm rows ~%g", scale);
     size_t n = (size_t)N * C;
     float *in = hrand(n, -2, 3), *w = hrand(C, 0.5f, 1.5f), *b = hrand(C, -1, 1), *dout = hrand(n, -1, 1);
+    if (scale != 1.0f)
+        for (size_t i = 0; i < n; i++) in[i] = (i / C) % 3 == 0 ? 0.7f * scale : in[i] * scale;
     float *din0 = hrand(n, -1, 1), *dw0 = hrand(C, -1, 1), *db0 = hrand(C, -1, 1);
     float *out = hbuf(n), *mean = hbuf(N), *rstd = hbuf(N);
     float *din = hcopy(din0, n), *dw = hcopy(dw0, C), *db = hcopy(db0, C);
@@ -446,10 +451,14 @@ static void test_patch_gather(int B, int H, int W, int C) {
 // ---- the selective scan ------------------------------------------------------------------------
 // alog_shift moves every A_log: about -4.6 makes the decays weak (|A| near 0.01), so a state
 // carries across many chunks and the chaining of chunks is what y and the gradients hinge on.
-static void test_scan(int B, int H, int W, int E, int R, int N, float alog_shift, mv_cuda_precision prec) {
-    char op[96], base[80];
-    snprintf(base, sizeof base, "ss2d_scan B%d %dx%d E%d R%d N%d%s", B, H, W, E, R, N,
-             alog_shift != 0.0f ? " long memory" : "");
+// dt_shift moves dt's pre-activation (dt_projs_bias): -12 and -20 reach where softplus' must
+// not be formed as 1 - exp(-softplus), +50 saturates softplus.
+static void test_scan_dt(int B, int H, int W, int E, int R, int N, float alog_shift, float dt_shift,
+                         mv_cuda_precision prec) {
+    char op[96], base[80], dts[24] = "";
+    if (dt_shift != 0.0f) snprintf(dts, sizeof dts, " dt z~%g", dt_shift);
+    snprintf(base, sizeof base, "ss2d_scan B%d %dx%d E%d R%d N%d%s%s", B, H, W, E, R, N,
+             alog_shift != 0.0f ? " long memory" : "", dts);
     op_name(op, sizeof op, base, prec);
     double tol = gemm_tol(prec, true);
     const int K = SCAN_K, L = H * W, P = R + 2 * N;
@@ -457,10 +466,15 @@ static void test_scan(int B, int H, int W, int E, int R, int N, float alog_shift
     size_t nA = nke * N, nxd = (size_t)B * L * K * P, nst = ss2d_scan_states_size(B, L, E, N);
     float *x = hrand(nx, -1, 1), *dy = hrand(nx, -1, 1), *xpw = hrand(nxp, -0.5f, 0.5f);
     float *dtw = hrand(ndw, -0.5f, 0.5f), *dtb = hrand(nke, -1, 1), *Ds = hrand(nke, -1, 1);
+    for (size_t i = 0; i < nke; i++) dtb[i] += dt_shift;
     float *Al = hbuf(nA);
     for (size_t i = 0; i < nA; i++) Al[i] = logf((float)(i % N) + 1.0f) + 0.1f * (float)((i * 7) % 5) - 0.2f + alog_shift;
     float *gx0 = hrand(nx, -1, 1), *gxpw0 = hrand(nxp, -1, 1), *gdtw0 = hrand(ndw, -1, 1);
     float *gdtb0 = hrand(nke, -1, 1), *gAl0 = hrand(nA, -1, 1), *gDs0 = hrand(nke, -1, 1);
+    if (dt_shift != 0.0f) {   // the dt gradients are tiny there: start from 0 so that they show
+        memset(gdtw0, 0, sizeof(float) * ndw);
+        memset(gdtb0, 0, sizeof(float) * nke);
+    }
     // CPU reference.
     float *y = hbuf(nx), *xdbl = hbuf(nxd), *delta = hbuf((size_t)K * nx), *states = hbuf(nst);
     float *scr = hbuf(ss2d_scan_scratch(B, L, E, R, N));
@@ -509,6 +523,10 @@ static void test_scan(int B, int H, int W, int E, int R, int N, float alog_shift
         check_same_bits(op, what, d_g[1][i], download(d_g[0][i], sizes[i]), sizeof(float) * sizes[i]);
     }
     release_all();
+}
+
+static void test_scan(int B, int H, int W, int E, int R, int N, float alog_shift, mv_cuda_precision prec) {
+    test_scan_dt(B, H, W, E, R, N, alog_shift, 0.0f, prec);
 }
 
 // ---- resampling -------------------------------------------------------------------------------
@@ -597,14 +615,16 @@ static void test_regularisers(int B, int HW, int C) {
 }
 
 // ---- token mask -------------------------------------------------------------------------------
-static void test_token_mask(int B, int H, int W, int C, int gh, int gw, bool training, bool zero, bool official) {
+// Logits uniform in +-prange (40: saturated keep probabilities, where y (1 - y) must come from z).
+static void test_token_mask(int B, int H, int W, int C, int gh, int gw, bool training, bool zero, bool official,
+                            float prange) {
     char op[96];
-    snprintf(op, sizeof op, "token_mask %dx%d<-%dx%d%s%s%s", H, W, gh, gw, training ? " train" : " eval",
-             zero ? " zero" : " residual", official ? " official" : "");
+    snprintf(op, sizeof op, "token_mask %dx%d<-%dx%d%s%s%s%s", H, W, gh, gw, training ? " train" : " eval",
+             zero ? " zero" : " residual", official ? " official" : "", prange > 4.0f ? " saturated" : "");
     int ids[4] = {4, 1, 9, 2}, L = H * W;
     if (B > 4) B = 4;
     size_t n = (size_t)B * L * C, np = (size_t)gh * gw * 2, nt = (size_t)B * L;
-    float *x = hrand(n, -1, 1), *P = hrand(np, -4, 4), *dout = hrand(n, -1, 1), *dm = hrand(nt, -1, 1);
+    float *x = hrand(n, -1, 1), *P = hrand(np, -prange, prange), *dout = hrand(n, -1, 1), *dm = hrand(nt, -1, 1);
     float *dx0 = hrand(n, -1, 1), *dP0 = hrand(np, -1, 1);
     mv_mask_args a = {training, training, zero, official, 1.0f, 77, 3, 2, ids};
     float *out = hbuf(n), *m = hbuf(nt), *soft = hbuf(nt), *scr = hbuf(token_mask_scratch(H, W));
@@ -625,7 +645,7 @@ static void test_token_mask(int B, int H, int W, int C, int gh, int gw, bool tra
     for (size_t i = 0; i < nt; i++)
         if (gm[i] != m[i]) {
             flips++;
-            if (fabsf(soft[i] - 0.5f) > 1e-5f) real_flips++;
+            if (fabsf(soft[i]) > 4e-5f) real_flips++;   // soft holds the keep logit z: a tie is z = 0
         }
     char detail[64];
     snprintf(detail, sizeof detail, "(%d of %zu tokens differ, %d at ties)", flips, nt, flips - real_flips);
@@ -664,6 +684,44 @@ static void test_cross_entropy(int N, int K) {
     record("cross_entropy", "loss", fabs(got - loss) / fabs(loss), FP32_TOL, NULL);
     check("cross_entropy", "dlogits", d_dl, dl, (size_t)N * K, FP32_TOL);
     check_same_bits("argmax_correct", "same as CPU", d_correct, correct, sizeof(float) * N);
+    release_all();
+}
+
+// Logits of +-1e30 and 1e8 (ties included), a row at the float limits, an ignored row, against the
+// CPU op (whose values are torch's: tests/unit/test_numerics.c); then a label that is not a class:
+// NaN loss, NaN row, nothing written outside it.
+static void test_cross_entropy_extremes(void) {
+    const char *op = "cross_entropy extremes";
+    enum { N = 7, K = 3 };
+    static const float z0[N * K] = {1e30f, -1e30f, 0, -1e30f, -1e30f, -1e30f, 1e30f, 1e30f, -1e30f, 3.4e38f, -3.4e38f, 0,
+                                    1e8f, 1e8f, 0, -1e8f, 5.0f, -1e8f, 2.0f, -1.0f, 0.5f};
+    static const uint8_t y0[N] = {1, 0, 0, 0, 1, 2, 255};
+    float *logits = hbuf(N * K + 8), *dl = hbuf(N * K + 8);
+    memcpy(logits, z0, sizeof z0);
+    uint8_t *labels = (uint8_t *)hbuf(2);
+    memcpy(labels, y0, N);
+    double loss = cross_entropy_forward_backward(dl, logits, labels, N, K, (double)N, 0.4f), got;
+    float *d_logits = dcopy(logits, N * K + 8), *d_dl = dbuf(N * K + 8);
+    uint8_t *d_labels = dbuf_bytes(N);
+    upload_bytes(d_labels, labels, N);
+    double *d_loss = dbuf_bytes(sizeof(double));
+    cross_entropy_forward_backward_cuda(d_dl, d_loss, d_logits, d_labels, N, K, (double)N, 0.4f, S);
+    download_bytes(&got, d_loss, sizeof got);
+    record(op, "loss", fabs(got - loss) / fabs(loss), FP32_TOL, NULL);
+    check(op, "dlogits", d_dl, dl, N * K, FP32_TOL);
+    labels[1] = 3;   // not a class of 3
+    upload_bytes(d_labels, labels, N);
+    float sentinel[8];
+    for (int i = 0; i < 8; i++) sentinel[i] = 123.0f;
+    upload_bytes(d_dl + N * K, sentinel, sizeof sentinel);
+    cross_entropy_forward_backward_cuda(d_dl, d_loss, d_logits, d_labels, N, K, (double)N, 0.4f, S);
+    download_bytes(&got, d_loss, sizeof got);
+    float *g = download(d_dl, N * K + 8);
+    int bad = 0;
+    for (int k = 0; k < K; k++) bad += !isnan(g[K + k]) + !isfinite(g[k]);
+    for (int i = 0; i < 8; i++) bad += g[N * K + i] != 123.0f;
+    record(op, "label 3 of 3 classes: NaN", isnan(got) ? 0.0 : 1.0, 0.5, NULL);
+    record(op, "label 3: NaN row, no stray write", bad, 0.5, NULL);
     release_all();
 }
 
@@ -798,19 +856,22 @@ static void test_ratio_loss(void) {
 }
 
 // ---- optimizer --------------------------------------------------------------------------------------
-static void test_adamw(size_t n) {
+// gscale 1e20: gradients up to 1e20, where (1 - beta2) * g * g is finite only in torch's order.
+static void test_adamw(size_t n, float gscale) {
+    char op[48];
+    snprintf(op, sizeof op, gscale == 1.0f ? "adamw_update" : "adamw_update |g| ~%g", gscale);
     float *p0 = hrand(n, -1, 1), *m0 = hrand(n, -0.1f, 0.1f), *v0 = hrand(n, 0, 0.01f);
     float *p = hcopy(p0, n), *m = hcopy(m0, n), *v = hcopy(v0, n);
     float *d_p = dcopy(p0, n), *d_m = dcopy(m0, n), *d_v = dcopy(v0, n);
     for (int step = 1; step <= 3; step++) {
-        float *g = hrand(n, -1, 1), *d_g = dcopy(g, n);
+        float *g = hrand(n, -gscale, gscale), *d_g = dcopy(g, n);
         adamw_update(p, g, m, v, n, 6e-5 * step, 0.9, 0.999, 1e-8, 0.01, step);
         adamw_update_cuda(d_p, d_g, d_m, d_v, n, 6e-5 * step, 0.9, 0.999, 1e-8, 0.01, step, S);
     }
     // Same float operations in the same order: equal up to the CPU compiler's own FMA choices.
-    check("adamw_update", "param", d_p, p, n, 1e-6);
-    check("adamw_update", "m", d_m, m, n, 1e-6);
-    check("adamw_update", "v", d_v, v, n, 1e-6);
+    check(op, "param", d_p, p, n, 1e-6);
+    check(op, "m", d_m, m, n, 1e-6);
+    check(op, "v", d_v, v, n, 1e-6);
     release_all();
 }
 
@@ -846,8 +907,10 @@ int main(void) {
     }
     test_precision_api();
     test_dwconv(2, 7, 9, 13);
-    test_layernorm(29, 70);
-    test_layernorm(g_emu ? 40 : 1000, 192);
+    test_layernorm(29, 70, 1.0f);
+    test_layernorm(g_emu ? 40 : 1000, 192, 1.0f);
+    test_layernorm(29, 70, 1e20f);
+    test_layernorm(30, 96, 1e10f);
     test_batchnorm(g_emu ? 150 : 3000, 21, false);
     test_batchnorm(g_emu ? 150 : 3000, 21, true);
     test_activations(g_emu ? 3000 : 100000);
@@ -862,6 +925,9 @@ int main(void) {
     test_scan(1, 6, 1, 10, 2, 32, 0.0f, MV_PREC_FP32);
     test_scan(1, 13, 23, 40, 3, 16, 0.0f, MV_PREC_FP32);   // 5 chunks, the last one short
     test_scan(2, 20, 31, 24, 2, 8, -4.6f, MV_PREC_FP32);   // 10 chunks, states carried across them
+    test_scan_dt(1, 5, 13, 24, 2, 8, 0.0f, -12.0f, MV_PREC_FP32);
+    test_scan_dt(1, 5, 13, 24, 2, 8, 0.0f, -20.0f, MV_PREC_FP32);
+    test_scan_dt(1, 5, 13, 24, 2, 8, 0.0f, 50.0f, MV_PREC_FP32);
     if (!g_emu) {
         test_scan(2, 16, 20, 96, 6, 16, 0.0f, MV_PREC_FP32);
         test_scan(2, 33, 31, 64, 4, 16, 0.0f, MV_PREC_FP32);
@@ -875,15 +941,18 @@ int main(void) {
         if (s != 4 && s != 5) test_avgpool(2, 13, 10, s, 5);
     test_philox(g_emu ? 200 : 5000);
     test_regularisers(3, 20, 7);
-    test_token_mask(2, 6, 8, 5, 6, 8, true, false, false);
-    test_token_mask(2, 6, 8, 5, 6, 8, true, true, true);
-    test_token_mask(2, 9, 7, 4, 6, 8, true, false, false);
-    test_token_mask(3, 9, 7, 4, 6, 8, true, false, true);
-    test_token_mask(2, 6, 8, 5, 6, 8, false, false, false);
+    test_token_mask(2, 6, 8, 5, 6, 8, true, false, false, 4.0f);
+    test_token_mask(2, 6, 8, 5, 6, 8, true, true, true, 4.0f);
+    test_token_mask(2, 9, 7, 4, 6, 8, true, false, false, 4.0f);
+    test_token_mask(3, 9, 7, 4, 6, 8, true, false, true, 4.0f);
+    test_token_mask(2, 6, 8, 5, 6, 8, false, false, false, 4.0f);
+    test_token_mask(2, 6, 8, 5, 6, 8, true, false, false, 40.0f);
     test_cross_entropy(g_emu ? 500 : 20000, 19);
+    test_cross_entropy_extremes();
     test_loss_helpers(g_emu ? 3000 : 1000003);
     test_ratio_loss();
-    test_adamw(g_emu ? 5000 : 1000003);
+    test_adamw(g_emu ? 5000 : 1000003, 1.0f);
+    test_adamw(g_emu ? 5000 : 1000003, 1e20f);
 
     if (!g_emu) {
         int r = mv_nccl_selfcheck();

@@ -226,3 +226,27 @@ Test(model, nan_input_reaches_the_loss) {
     free(img); free(lab);
     model_free(&m);
 }
+
+// A label that is neither a class nor 255 is refused by name and position (torch: "Target 19 is
+// out of bounds"); the cross-entropy used to read and write past its row of logits.
+Test(model, labels_out_of_range_are_refused) {
+    mv_model_config c = deterministic_nano();
+    mv_model m;
+    cr_assert(model_build(&m, &c) == 0);
+    params_init(&m.params, 3);
+    int B = 2, H = 64, W = 64;
+    float *img = malloc(sizeof(float) * B * 3 * H * W);
+    uint8_t *lab = malloc((size_t)B * H * W);
+    batch(img, lab, B, H, W);
+    lab[H * W + 5 * W + 9] = 19;   // image 1, (y 5, x 9); nano has 19 classes
+    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0);
+    int ids[2] = {0, 1};
+    mv_run_ctx ctx = {.training = true, .sample_ids = ids, .world_size = 1};
+    cr_expect(model_forward(&m, img, lab, &ctx) < 0);
+    cr_expect(strstr(mv_last_error(), "label 19 of image 1 at (y 5, x 9)") != NULL, "%s", mv_last_error());
+    lab[H * W + 5 * W + 9] = 255;
+    cr_expect(model_forward(&m, img, lab, &ctx) == 0, "%s", mv_last_error());
+    cr_expect(isfinite(m.loss_total));
+    free(img); free(lab);
+    model_free(&m);
+}

@@ -260,8 +260,8 @@ Test(gradcheck, adaptive_avgpool) {
 
 // ---- token mask: straight-through gradient to the logits ---------------------------------
 // The hard mask is piecewise constant in P, so the check is on the soft path the straight-
-// through estimator defines: with dm given, dL/dP must equal d(sum soft * g)/dP where
-// g = dm + sum_c dy*x.
+// through estimator defines: with dm given, dL/dP must equal d(sum sigmoid(soft) * g)/dP where
+// g = dm + sum_c dy*x (soft is the keep logit z).
 typedef struct { int B, H, W, C, gh, gw; bool zero; float *x, *P, *out, *m, *soft, *dy, *dm, *dx, *dP, *scratch, *g; } tm_case;
 
 static mv_mask_args tm_args(tm_case *s) {
@@ -272,7 +272,10 @@ static double tm_soft_loss(void *p) {
     tm_case *s = p;
     mv_mask_args a = tm_args(s);
     token_mask_forward(s->out, s->m, s->soft, s->x, s->P, s->scratch, &a, s->B, s->H, s->W, s->C, s->gh, s->gw);
-    return gc_dot(s->soft, s->g, (size_t)s->B * s->H * s->W);
+    // soft holds the keep logit z; the soft keep probability is sigmoid(z).
+    double acc = 0.0;
+    for (size_t i = 0; i < (size_t)s->B * s->H * s->W; i++) acc += (double)s->g[i] / (1.0 + exp(-(double)s->soft[i]));
+    return acc;
 }
 static void tm_bwd(void *p) {
     tm_case *s = p;

@@ -148,5 +148,20 @@ Test(optim_rules, longest_match_wins_then_first_listed) {
     optim_rule_for(&o, "downsample.norm.weight", &lr, &decay);
     cr_expect(lr == 1.0f && decay == 0.0f, "norm: %g %g", lr, decay);
     optim_rule_for(&o, "xabcdx", &lr, &decay);
-    cr_expect(lr == 3.0f && decay == 3.0f, "tie goes to the first listed: %g %g", lr, decay);
+    cr_expect(lr == 3.0f && decay == 3.0f, "tie goes to the alphabetically first: %g %g", lr, decay);
+}
+
+// mmengine sorts custom_keys alphabetically, then by length (longest first), and takes the first
+// key contained in the name: among equally long matches the alphabetically first wins, wherever
+// it is listed (a rule listed later but sorting first used to lose).
+Test(optim_rules, equal_length_tie_is_alphabetical_as_mmengine) {
+    mv_optim_config o = {.num_rules = 3};
+    strcpy(o.rules[0].match, "bcd");  o.rules[0].lr_mult = 4; o.rules[0].decay_mult = 4;
+    strcpy(o.rules[1].match, "abc");  o.rules[1].lr_mult = 3; o.rules[1].decay_mult = 3;
+    strcpy(o.rules[2].match, "abc");  o.rules[2].lr_mult = 5; o.rules[2].decay_mult = 5;
+    float lr, decay;
+    optim_rule_for(&o, "xabcdx", &lr, &decay);
+    cr_expect(lr == 3.0f && decay == 3.0f, "equal-length tie: %g %g (want abc's 3, 3)", lr, decay);
+    optim_rule_for(&o, "xbcdx", &lr, &decay);
+    cr_expect(lr == 4.0f && decay == 4.0f, "only bcd matches: %g %g", lr, decay);
 }
