@@ -58,7 +58,11 @@ int run_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode) {
 }
 
 int run_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx) {
-    return m->engine ? m->engine->forward(m, images, labels, ctx) : model_forward(m, images, labels, ctx);
+    if (!m->engine) return model_forward(m, images, labels, ctx);
+    // Checked here, on the host, for every engine: on the device a bad label only turns the
+    // loss into NaN.
+    if (labels) MV_TRY(model_check_labels(labels, m->B, m->H, m->W, m->cfg.num_classes));
+    return m->engine->forward(m, images, labels, ctx);
 }
 
 void run_backward(mv_model *m, const mv_run_ctx *ctx) {

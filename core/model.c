@@ -296,11 +296,11 @@ static void mask_decoder_backward(mv_model *m, const mv_run_ctx *ctx) {
 #ifndef MV_MODEL_DEVICE
 // Labels must be classes 0..K-1 or 255 (ignore): PyTorch's cross-entropy refuses any other
 // target ("Target 20 is out of bounds"); ours read and wrote past the row of logits.
-static int check_labels(const uint8_t *labels, int B, int H, int W, int K) {
+int model_check_labels(const uint8_t *labels, int B, int H, int W, int K) {
     size_t n = (size_t)B * H * W;
     for (size_t i = 0; i < n; i++)
         if (labels[i] >= K && labels[i] != 255)
-            return mv_fail("model_forward: label %d of image %zu at (y %zu, x %zu) is neither a class 0..%d nor 255 "
+            return mv_fail("label %d of image %zu at (y %zu, x %zu) is neither a class 0..%d nor 255 "
                            "(ignore)", labels[i], i / ((size_t)H * W), i / W % H, i % W, K - 1);
     return 0;
 }
@@ -317,7 +317,7 @@ int model_forward(mv_model *m, const float *images, const uint8_t *labels, const
     if ((labels || ctx->training) && !training_plan)
         return mv_fail("model_forward: losses and training need a training plan (model_plan with MV_PLAN_TRAIN)");
 #ifndef MV_MODEL_DEVICE   // host labels (on the GPU the cross-entropy turns such a label into a NaN loss)
-    if (labels) MV_TRY(check_labels(labels, B, H, W, K));
+    if (labels) MV_TRY(model_check_labels(labels, B, H, W, K));
 #endif
     if (labels) fill(m->dacts_mem, 0.0f, m->dacts.used);
 

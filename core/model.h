@@ -133,6 +133,9 @@ int model_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode);
 // Forward (and losses when labels != NULL, which needs a training plan). images [B,3,H,W]
 // normalised; labels [B,H,W]. An inference plan computes the main head's logits only.
 int model_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
+// 0 when every label is a class 0..K-1 or 255 (ignore), else -1 naming the first other value,
+// its image and pixel (host labels; CPU library). model_forward and run_forward check with it.
+int model_check_labels(const uint8_t *labels, int B, int H, int W, int K);
 // Backward of the last forward's loss: adds into m->params.grads.
 void model_backward(mv_model *m, const mv_run_ctx *ctx);
 // Frees the planned activation arenas (model_plan allocates them again).

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/error.h"
+#include "core/engine.h"
 #include "core/model.h"
 #include "core/weights_io.h"
 
@@ -247,6 +248,38 @@ Test(model, labels_out_of_range_are_refused) {
     lab[H * W + 5 * W + 9] = 255;
     cr_expect(model_forward(&m, img, lab, &ctx) == 0, "%s", mv_last_error());
     cr_expect(isfinite(m.loss_total));
+    free(img); free(lab);
+    model_free(&m);
+}
+
+// Under an engine (the GPU) the labels are checked on the host before the engine sees them: on
+// the device a bad label would only make the loss NaN.
+static int stub_calls;
+static int stub_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx) {
+    (void)m; (void)images; (void)labels; (void)ctx;
+    stub_calls++;
+    return 0;
+}
+
+Test(model, engine_labels_checked_on_the_host) {
+    mv_model_config c = deterministic_nano();
+    mv_model m;
+    cr_assert(model_build(&m, &c) == 0);
+    int B = 1, H = 64, W = 64;
+    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0);
+    const mv_engine stub = {.name = "stub", .forward = stub_forward};
+    m.engine = &stub;
+    float *img = calloc((size_t)3 * H * W, sizeof(float));
+    uint8_t *lab = calloc((size_t)H * W, 1);
+    lab[7 * W + 3] = 200;
+    mv_run_ctx ctx = {.training = true, .world_size = 1};
+    cr_expect(run_forward(&m, img, lab, &ctx) < 0);
+    cr_expect(strstr(mv_last_error(), "label 200 of image 0 at (y 7, x 3)") != NULL, "%s", mv_last_error());
+    cr_expect_eq(stub_calls, 0, "the engine ran on a bad label");
+    lab[7 * W + 3] = 255;
+    cr_expect(run_forward(&m, img, lab, &ctx) == 0, "%s", mv_last_error());
+    cr_expect_eq(stub_calls, 1);
+    m.engine = NULL;
     free(img); free(lab);
     model_free(&m);
 }
