@@ -72,6 +72,31 @@ static void batch(float *img, uint8_t *lab, int B, int H, int W) {
     for (int i = 0; i < B * H * W; i++) lab[i] = (i % 23) < 19 ? (uint8_t)(i % 23) : 255;
 }
 
+// A deterministic nano model (weights of seed 3) and a batch of B images of H x W with their
+// labels: the setup of the single-case tests below.
+typedef struct {
+    mv_model m;
+    float *img;
+    uint8_t *lab;
+    int B, H, W;
+} nano_case;
+
+static void nano_case_open(nano_case *t, int B, int H, int W) {
+    mv_model_config c = deterministic_nano();
+    cr_assert(model_build(&t->m, &c) == 0);
+    params_init(&t->m.params, 3);
+    t->B = B; t->H = H; t->W = W;
+    t->img = malloc(sizeof(float) * B * 3 * H * W);
+    t->lab = malloc((size_t)B * H * W);
+    batch(t->img, t->lab, B, H, W);
+}
+
+static void nano_case_close(nano_case *t) {
+    free(t->img);
+    free(t->lab);
+    model_free(&t->m);
+}
+
 static float *run_step(mv_model *m, const float *img, const uint8_t *lab, bool noise) {
     int ids[4] = {0, 1, 2, 3};
     mv_run_ctx ctx = {.training = true, .seed = 42, .step = 3, .sample_ids = ids, .world_size = 1};
@@ -174,28 +199,22 @@ Test(model, too_small_images_are_refused) {
 // training mode on it is an error, not a write through a NULL gradient pointer. Re-planning
 // for training at the same shape gives the arenas back.
 Test(model, inference_plan_refuses_losses) {
-    mv_model_config c = deterministic_nano();
-    mv_model m;
-    cr_assert(model_build(&m, &c) == 0);
-    params_init(&m.params, 3);
-    int B = 1, H = 64, W = 96;
-    float *img = malloc(sizeof(float) * B * 3 * H * W);
-    uint8_t *lab = malloc((size_t)B * H * W);
-    batch(img, lab, B, H, W);
-    cr_assert(model_plan(&m, B, H, W, MV_PLAN_INFER) == 0);
-    cr_expect(m.dacts_mem == NULL && m.full == NULL && m.aux_logits == NULL);
+    nano_case t;
+    nano_case_open(&t, 1, 64, 96);
+    mv_model *m = &t.m;
+    cr_assert(model_plan(m, t.B, t.H, t.W, MV_PLAN_INFER) == 0);
+    cr_expect(m->dacts_mem == NULL && m->full == NULL && m->aux_logits == NULL);
     int ids[1] = {0};
     mv_run_ctx ctx = {.training = false, .sample_ids = ids, .world_size = 1};
-    cr_expect(model_forward(&m, img, lab, &ctx) < 0);
+    cr_expect(model_forward(m, t.img, t.lab, &ctx) < 0);
     cr_expect(strstr(mv_last_error(), "training plan") != NULL, "%s", mv_last_error());
     ctx.training = true;
-    cr_expect(model_forward(&m, img, NULL, &ctx) < 0);
-    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0);
-    cr_expect(m.dacts_mem != NULL && m.full != NULL);
-    cr_expect(model_forward(&m, img, lab, &ctx) == 0, "%s", mv_last_error());
-    cr_expect(isfinite(m.loss_total));
-    free(img); free(lab);
-    model_free(&m);
+    cr_expect(model_forward(m, t.img, NULL, &ctx) < 0);
+    cr_assert(model_plan(m, t.B, t.H, t.W, MV_PLAN_TRAIN) == 0);
+    cr_expect(m->dacts_mem != NULL && m->full != NULL);
+    cr_expect(model_forward(m, t.img, t.lab, &ctx) == 0, "%s", mv_last_error());
+    cr_expect(isfinite(m->loss_total));
+    nano_case_close(&t);
 }
 
 // A non-finite value anywhere in the forward must reach the loss, as in PyTorch (relu(NaN) is
@@ -203,53 +222,43 @@ Test(model, inference_plan_refuses_losses) {
 // activation) gave the decode head all-zero features, finite logits and a finite-looking loss
 // while the gradients and BatchNorm statistics were NaN.
 Test(model, nan_input_reaches_the_loss) {
-    mv_model_config c = deterministic_nano();
-    mv_model m;
-    cr_assert(model_build(&m, &c) == 0);
-    params_init(&m.params, 3);
-    int B = 2, H = 64, W = 64;
-    float *img = malloc(sizeof(float) * B * 3 * H * W);
-    uint8_t *lab = malloc((size_t)B * H * W);
-    batch(img, lab, B, H, W);
-    img[3 * H * W + 5 * W + 7] = NAN;   // one pixel of the second image
-    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0);
+    nano_case t;
+    nano_case_open(&t, 2, 64, 64);
+    mv_model *m = &t.m;
+    int H = t.H, W = t.W;
+    t.img[3 * H * W + 5 * W + 7] = NAN;   // one pixel of the second image
+    cr_assert(model_plan(m, t.B, H, W, MV_PLAN_TRAIN) == 0);
     int ids[2] = {0, 1};
     mv_run_ctx ctx = {.training = true, .sample_ids = ids, .world_size = 1};
-    cr_assert(model_forward(&m, img, lab, &ctx) == 0);
-    cr_expect(!isfinite(m.loss_ce), "loss_ce %g is finite although an input pixel is NaN", m.loss_ce);
-    cr_expect(!isfinite(m.loss_total), "loss_total %g is finite although an input pixel is NaN", m.loss_total);
+    cr_assert(model_forward(m, t.img, t.lab, &ctx) == 0);
+    cr_expect(!isfinite(m->loss_ce), "loss_ce %g is finite although an input pixel is NaN", m->loss_ce);
+    cr_expect(!isfinite(m->loss_total), "loss_total %g is finite although an input pixel is NaN", m->loss_total);
     // Evaluation mode: the second image's logits are not finite.
     ctx.training = false;
-    cr_assert(model_forward(&m, img, NULL, &ctx) == 0);
-    size_t per = (size_t)m.Hs[0] * m.Ws[0] * c.num_classes, bad = 0;
-    for (size_t i = 0; i < per; i++) bad += !isfinite(m.logits[per + i]);
+    cr_assert(model_forward(m, t.img, NULL, &ctx) == 0);
+    size_t per = (size_t)m->Hs[0] * m->Ws[0] * m->cfg.num_classes, bad = 0;
+    for (size_t i = 0; i < per; i++) bad += !isfinite(m->logits[per + i]);
     cr_expect(bad > 0, "evaluation logits of the image with a NaN pixel are all finite");
-    free(img); free(lab);
-    model_free(&m);
+    nano_case_close(&t);
 }
 
 // A label that is neither a class nor 255 is refused by name and position (torch: "Target 19 is
 // out of bounds"); the cross-entropy used to read and write past its row of logits.
 Test(model, labels_out_of_range_are_refused) {
-    mv_model_config c = deterministic_nano();
-    mv_model m;
-    cr_assert(model_build(&m, &c) == 0);
-    params_init(&m.params, 3);
-    int B = 2, H = 64, W = 64;
-    float *img = malloc(sizeof(float) * B * 3 * H * W);
-    uint8_t *lab = malloc((size_t)B * H * W);
-    batch(img, lab, B, H, W);
-    lab[H * W + 5 * W + 9] = 19;   // image 1, (y 5, x 9); nano has 19 classes
-    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0);
+    nano_case t;
+    nano_case_open(&t, 2, 64, 64);
+    mv_model *m = &t.m;
+    int H = t.H, W = t.W;
+    t.lab[H * W + 5 * W + 9] = 19;   // image 1, (y 5, x 9); nano has 19 classes
+    cr_assert(model_plan(m, t.B, H, W, MV_PLAN_TRAIN) == 0);
     int ids[2] = {0, 1};
     mv_run_ctx ctx = {.training = true, .sample_ids = ids, .world_size = 1};
-    cr_expect(model_forward(&m, img, lab, &ctx) < 0);
+    cr_expect(model_forward(m, t.img, t.lab, &ctx) < 0);
     cr_expect(strstr(mv_last_error(), "label 19 of image 1 at (y 5, x 9)") != NULL, "%s", mv_last_error());
-    lab[H * W + 5 * W + 9] = 255;
-    cr_expect(model_forward(&m, img, lab, &ctx) == 0, "%s", mv_last_error());
-    cr_expect(isfinite(m.loss_total));
-    free(img); free(lab);
-    model_free(&m);
+    t.lab[H * W + 5 * W + 9] = 255;
+    cr_expect(model_forward(m, t.img, t.lab, &ctx) == 0, "%s", mv_last_error());
+    cr_expect(isfinite(m->loss_total));
+    nano_case_close(&t);
 }
 
 // Under an engine (the GPU) the labels are checked on the host before the engine sees them: on
@@ -262,24 +271,21 @@ static int stub_forward(mv_model *m, const float *images, const uint8_t *labels,
 }
 
 Test(model, engine_labels_checked_on_the_host) {
-    mv_model_config c = deterministic_nano();
-    mv_model m;
-    cr_assert(model_build(&m, &c) == 0);
-    int B = 1, H = 64, W = 64;
-    cr_assert(model_plan(&m, B, H, W, MV_PLAN_TRAIN) == 0);
+    nano_case t;
+    nano_case_open(&t, 1, 64, 64);
+    mv_model *m = &t.m;
+    int W = t.W;
+    cr_assert(model_plan(m, t.B, t.H, W, MV_PLAN_TRAIN) == 0);
     const mv_engine stub = {.name = "stub", .forward = stub_forward};
-    m.engine = &stub;
-    float *img = calloc((size_t)3 * H * W, sizeof(float));
-    uint8_t *lab = calloc((size_t)H * W, 1);
-    lab[7 * W + 3] = 200;
+    m->engine = &stub;
+    t.lab[7 * W + 3] = 200;
     mv_run_ctx ctx = {.training = true, .world_size = 1};
-    cr_expect(run_forward(&m, img, lab, &ctx) < 0);
+    cr_expect(run_forward(m, t.img, t.lab, &ctx) < 0);
     cr_expect(strstr(mv_last_error(), "label 200 of image 0 at (y 7, x 3)") != NULL, "%s", mv_last_error());
     cr_expect_eq(stub_calls, 0, "the engine ran on a bad label");
-    lab[7 * W + 3] = 255;
-    cr_expect(run_forward(&m, img, lab, &ctx) == 0, "%s", mv_last_error());
+    t.lab[7 * W + 3] = 255;
+    cr_expect(run_forward(m, t.img, t.lab, &ctx) == 0, "%s", mv_last_error());
     cr_expect_eq(stub_calls, 1);
-    m.engine = NULL;
-    free(img); free(lab);
-    model_free(&m);
+    m->engine = NULL;
+    nano_case_close(&t);
 }
