@@ -50,11 +50,16 @@ int eval_predict(uint8_t *pred, mv_eval_buffers *buf, const float *logits, int K
     return predict_from_input(pred, buf, K, h, w, lh, lw);
 }
 
-static int whole(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const float *image, int h, int w, int lh, int lw) {
+// The logits ([1, h/4, w/4, K], host memory) of one image [3, h, w] on an inference plan; NULL
+// with a message.
+static const float *forward_logits(mv_model *m, const float *image, int h, int w) {
     mv_run_ctx ctx = {.training = false, .world_size = 1};
-    MV_TRY(run_plan(m, 1, h, w, MV_PLAN_INFER));
-    MV_TRY(run_forward(m, image, NULL, &ctx));
-    const float *logits = run_logits(m);
+    if (run_plan(m, 1, h, w, MV_PLAN_INFER) < 0 || run_forward(m, image, NULL, &ctx) < 0) return NULL;
+    return run_logits(m);
+}
+
+static int whole(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const float *image, int h, int w, int lh, int lw) {
+    const float *logits = forward_logits(m, image, h, w);
     if (!logits) return -1;
     return eval_predict(pred, buf, logits, m->cfg.num_classes, m->Hs[0], m->Ws[0], h, w, lh, lw);
 }
@@ -74,14 +79,11 @@ static int slide(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data
     int K = m->cfg.num_classes;
     int ch = d->test_crop[0] ? d->test_crop[0] : m->cfg.crop_h, cw = d->test_crop[1] ? d->test_crop[1] : m->cfg.crop_w;
     int sh = d->test_stride[0] ? d->test_stride[0] : 2 * ch / 3, sw = d->test_stride[1] ? d->test_stride[1] : 2 * cw / 3;
-    if (sh < 1) sh = 1;
-    if (sw < 1) sw = 1;
     size_t npx = (size_t)h * w;
     MV_TRY(grow(&buf->input, &buf->cap_input, npx * K));
     MV_TRY(grow(&buf->count, &buf->cap_count, npx));
     memset(buf->input, 0, sizeof(float) * npx * K);
     memset(buf->count, 0, sizeof(float) * npx);
-    mv_run_ctx ctx = {.training = false, .world_size = 1};
     int rows = eval_windows(NULL, NULL, h, ch, sh), cols = eval_windows(NULL, NULL, w, cw, sw);
     int *ylo = mv_malloc(sizeof(int) * 2 * (size_t)(rows + cols)), *yhi = ylo + rows, *xlo = yhi + rows, *xhi = xlo + cols;
     eval_windows(ylo, yhi, h, ch, sh);
@@ -97,9 +99,8 @@ static int slide(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data
                 for (int y = 0; y < wh; y++)
                     memcpy(buf->window + ((size_t)ch3 * wh + y) * ww, image + ((size_t)ch3 * h + y1 + y) * w + x1,
                            sizeof(float) * ww);
-            const float *logits = NULL;
-            if ((rc = run_plan(m, 1, wh, ww, MV_PLAN_INFER)) < 0 || (rc = run_forward(m, buf->window, NULL, &ctx)) < 0 ||
-                !(logits = run_logits(m))) {
+            const float *logits = forward_logits(m, buf->window, wh, ww);
+            if (!logits) {
                 rc = -1;
                 break;
             }

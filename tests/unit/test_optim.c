@@ -136,7 +136,7 @@ Test(optim_rules, authors_rules) {
     cr_expect(lr == 1.0f && decay == 1.0f, "no rule: %g %g", lr, decay);
 }
 
-Test(optim_rules, longest_match_wins_then_first_listed) {
+Test(optim_rules, longest_match_wins) {
     mv_optim_config o = {.num_rules = 4};
     strcpy(o.rules[0].match, "norm");     o.rules[0].lr_mult = 1; o.rules[0].decay_mult = 0;
     strcpy(o.rules[1].match, "out_norm"); o.rules[1].lr_mult = 2; o.rules[1].decay_mult = 0.5f;
