@@ -82,6 +82,9 @@ static const mv_key KEYS[] = {
      .hi = 4096, .flags = MV_KEY_LO_OPEN, .doc = "the first (last layers') bucket in MiB; at most run.bucket_mb"},
     {.name = "run.seed", .type = MV_KEY_INT, .offset = C(run.seed), .count = 1, .lo = 0, .hi = 2147483647,
      .doc = "seed of initialisation, masks' noise, dropout and data order"},
+    {.name = "run.init_weights", .type = MV_KEY_STRING, .offset = C(run.init_weights), .count = 1,
+     .size = SIZE(run.init_weights), .doc = "weights file a new run starts from, e.g. the encoder of VMamba's ImageNet "
+     "checkpoint (\"\": the seeded initialisation)"},
     {.name = "run.work_dir", .type = MV_KEY_STRING, .offset = C(run.work_dir), .count = 1,
      .size = SIZE(run.work_dir), .doc = "run directory (config, logs, checkpoints)"},
     {.name = "run.log_every", .type = MV_KEY_INT, .offset = C(run.log_every), .count = 1, .lo = 1,

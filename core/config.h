@@ -86,6 +86,7 @@ typedef struct {
     double bucket_mb;         // gradient all-reduce buckets (MiB), several ranks, MPI and NCCL alike
     double first_bucket_mb;   // the first bucket (the last layers'), smaller so that it starts early
     int seed;
+    char init_weights[MV_PATH_MAX];          // weights a new run starts from ("" = the seeded initialisation)
     char work_dir[MV_PATH_MAX];
     int log_every, ckpt_every, eval_every;   // iterations; 0 = never (a final one is still made)
     int keep_ckpts;                          // periodic checkpoints kept; 0 = keep all

@@ -502,9 +502,23 @@ static const char *same_leaf_elsewhere(const char *leaf, const char *skip_prefix
     return NULL;
 }
 
-// "; did you mean 'optim.lr'?" for the unknown key `leaf` under `prefix` (a close name in that
-// section first, else the same name in another section), or "".
+// The key for a name mmseg / mmengine configs give the same setting (`model.pretrained`, the
+// top-level `load_from`), or NULL.
+static const char *mmseg_synonym(const char *leaf) {
+    static const char *const NAMES[] = {"pretrained", "load_from", "init_cfg"};
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (!strcmp(leaf, NAMES[i])) return "run.init_weights";
+    return NULL;
+}
+
+// "; did you mean 'optim.lr'?" for the unknown key `leaf` under `prefix` (mmseg's name for one
+// of ours, a close name in that section, or the same name in another section), or "".
 static void key_hint(char *out, size_t cap, const char *prefix, const char *leaf) {
+    const char *synonym = mmseg_synonym(leaf);
+    if (synonym) {
+        snprintf(out, cap, "; did you mean '%s'?", synonym);
+        return;
+    }
     leaf_list l;
     known_leaves(&l, prefix);
     const char *near = mv_closest(leaf, l.ptr, l.n);
@@ -528,6 +542,11 @@ static bool is_known_name(const char *dotted) {
 // a key of that name in some section (`--set lr=1` -> optim.lr).
 static void section_hint(char *out, size_t cap, const char *section, const ynode *v) {
     static const char *const names[] = {"model", "mask", "data", "optim", "schedule", "run", "include", "_base_"};
+    const char *synonym = mmseg_synonym(section);
+    if (synonym) {
+        snprintf(out, cap, "; did you mean '%s'?", synonym);
+        return;
+    }
     const char *near = mv_closest(section, names, (int)(sizeof names / sizeof names[0]));
     out[0] = '\0';
     if (near) {

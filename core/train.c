@@ -10,6 +10,7 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/schedule.h"
+#include "core/weights_io.h"
 #include "dist/grad_sync.h"
 #include "dist/syncbn.h"
 #include "kernels/cpu/profile.h"
@@ -336,11 +337,16 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
             if (rc == 0) rc = checkpoint_load(resume_path, &t->model.params, &t->opt, &t->st, NULL);
             free(saved);
             resumed = rc < 0 ? -1 : 1;
+        } else if (resumed == 0 && cfg->run.init_weights[0]) {
+            // A new run starts from run.init_weights; a resumed one has its own weights.
+            snprintf(path, sizeof path, "%s/init_weights.txt", wd);
+            rc = weights_load_init(&t->model.params, cfg->run.init_weights, path, stdout);
+            if (rc < 0) resumed = -1;
         }
     }
     if ((rc = comm_bcast_bytes(comm, &resumed, sizeof resumed)) < 0) goto out;
     if (resumed < 0) {
-        rc = comm->rank == 0 ? -1 : mv_fail("rank 0 could not resume (its message gives the reason)");
+        rc = comm->rank == 0 ? -1 : mv_fail("rank 0 could not load the run's starting point (its message gives the reason)");
         goto out;
     }
     mv_loader_cursor cursor, *start = NULL;
@@ -403,6 +409,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         printf("maskvim train: %s, %zu parameters, %d rank%s x %d images, crop %dx%d, %d iterations, on %s, work dir %s\n",
                cfg->model.preset, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, cfg->model.crop_h,
                cfg->model.crop_w, cfg->schedule.max_iters, device, wd);
+        fflush(stdout);   // a log redirected to a file shows how the run started before its first step ends
         // PyTorch refuses this (BatchNorm wants more than one value per channel in training).
         if (B * world == 1 && cfg->model.head == MV_HEAD_UPER && cfg->model.context == MV_CONTEXT_PPM)
             fprintf(stderr, "maskvim train: warning: a global batch of 1 image: the BatchNorm of the pyramid pooling's "

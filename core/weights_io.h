@@ -12,3 +12,10 @@ int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int
 // weights_load for inference: every tensor of the model must be in the file (missing ones are an
 // error naming the first, with the first unexpected name as a hint); extra tensors are counted.
 int weights_load_all(mv_params *p, const char *path, int *unexpected);
+// A new run's starting point (run.init_weights): weights_load over the seeded initialisation,
+// after checking a training checkpoint's checksum. Tensors the file lacks keep their
+// initialisation (an ImageNet encoder has no decoder, output norms or token masks) and tensors
+// the model lacks are ignored, as PyTorch's load_state_dict(strict=False); a shape mismatch,
+// or a file that gives the model nothing, is an error. The missing and unused names go to
+// `report_path` (NULL: nowhere) and a one-line summary with counts per module to `log`.
+int weights_load_init(mv_params *p, const char *path, const char *report_path, FILE *log);

@@ -677,6 +677,11 @@ Test(config, unknown_keys_suggest_the_closest) {
                  "data.val[0]: unknown key 'paht'; did you mean 'path'? (known: name, path)", NULL);
     expect_error("hint_none.yaml", "optim:\n  momentum: 0.9\n", "2:3:",
                  "unknown key 'optim.momentum' (known in optim:", NULL);
+    // mmseg's names for the starting weights.
+    expect_error("hint_pretrained.yaml", "model:\n  pretrained: vssm.h5\n", "2:3:",
+                 "unknown key 'model.pretrained'; did you mean 'run.init_weights'?", NULL);
+    expect_error("hint_load_from.yaml", "load_from: vssm.h5\n", "1:1:",
+                 "unknown section 'load_from'; did you mean 'run.init_weights'?", NULL);
 
     mv_config c;
     const char *sets[][1] = {{"optimizer.lr=1e-4"}, {"lr=1e-4"}, {"model.dim=1,2,3,4"}, {"modle.dims=1,2,3,4"}};
