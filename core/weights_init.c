@@ -125,7 +125,8 @@ int weights_load_init(mv_params *p, const char *path, const char *report_path, F
             rc = mv_fail("run.init_weights: %s: none of this model's %d tensors is in it; it holds %d others, e.g. "
                          "'%s'%s", path, p->count, unexpected, extra, prefix_hint(p, extra));
         else
-            rc = mv_fail("run.init_weights: %s: holds no tensor", path);
+            rc = mv_fail("run.init_weights: %s: holds no tensor at its root (a weights file holds one float32 dataset "
+                         "per state_dict key, named with its dots, at the root: tools/pth_to_h5.py writes them)", path);
         free(report);
         return rc;
     }

@@ -8,7 +8,8 @@
 #     uninterrupted GPU run (the moments and step count travel through the checkpoint).
 #  3. With run.precision=bf16 it logs "GEMMs bf16" and every loss stays within 3% of the CPU's
 #     (measured: 1.05%).
-#  4. Asking for the GPU where none can be used is a clear error (the CPU-only binary here).
+#  4. From run.init_weights, GPU and CPU reach the same parameters after 2 steps.
+#  5. Asking for the GPU where none can be used is a clear error (the CPU-only binary here).
 # Registered by cmake/cuda_model.cmake (ctest test_train_cuda_emu) with MV_EMU_BIN = maskvim-emu.
 set -euo pipefail
 : "${MV_EMU_BIN:?}"
@@ -46,9 +47,18 @@ gpu --set run.work_dir="$TMP/stop" --resume auto >"$TMP/stop.log"
 grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/stop.log" || fail "did not resume at iteration 3"
 compare "$TMP/gpu/iter_6.h5" "$TMP/stop/iter_6.h5" --exact || fail "GPU stop/resume differs from the uninterrupted GPU run"
 
+# run.init_weights: the engine moves the loaded weights, not the seeded ones, to the device.
+"$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --seed 5 --init-out "$TMP/seed5.h5" >/dev/null 2>&1
+"$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set run.device=cpu --set run.init_weights="$TMP/seed5.h5" \
+    --set run.work_dir="$TMP/cpu_init" --stop-after 2 >/dev/null
+gpu --set run.init_weights="$TMP/seed5.h5" --set run.work_dir="$TMP/gpu_init" --stop-after 2 >"$TMP/gpu_init.log"
+grep -q "started from $TMP/seed5.h5: 196 of 196 tensors loaded" "$TMP/gpu_init.log" || fail "GPU run: $(head -1 "$TMP/gpu_init.log")"
+compare "$TMP/cpu_init/iter_2.h5" "$TMP/gpu_init/iter_2.h5" --init "$TMP/seed5.h5" --rel-l2 1e-5 --drift 0.1 \
+    || fail "GPU and CPU runs from run.init_weights differ"
+
 if "$MV_BIN" train "${TRAIN_SETS[@]}" --set run.device=cuda --set run.work_dir="$TMP/none" >"$TMP/none.log" 2>&1; then
     if ! grep -q "on GPU" "$TMP/none.log"; then fail "run.device=cuda without a usable GPU did not fail"; fi
 else
     grep -qi "run.device = cuda" "$TMP/none.log" || fail "no clear error without a GPU: $(tail -2 "$TMP/none.log")"
 fi
-echo "4 passed, 0 failed"
+echo "5 passed, 0 failed"
