@@ -6,7 +6,9 @@
 # reported missing and nothing unexpected; so does one in early VMamba ("v0") naming, the naming
 # of the ImageNet checkpoint of the authors' recipe (vssmtiny_dp01_ckpt_epoch_292.pth), whose
 # tensors must land bit for bit where the authors' loader puts them, and whose pickled training
-# configuration (a class of a module the converting machine lacks) is left out.
+# configuration (a class of a module the converting machine lacks) is left out; and the authors'
+# whole segmentor checkpoint (masks on and off), whose names and shapes, written down from the
+# authors' code, must be maskvim's, so that it converts and loads with nothing renamed or missing.
 set -euo pipefail
 : "${MV_BIN:?}" "${MV_PYTHON:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
 dir="$MV_TEST_TMP/pth_convert"; rm -rf "$dir"; mkdir -p "$dir"
@@ -170,4 +172,117 @@ set -e
 [ $rc -eq 2 ] && grep -q "both become 'backbone.patch_embed.0.weight'" "$dir/mixed.log" && grep -q "'patch_embed.proj.weight'" "$dir/mixed.log" \
     || fail "mixed namings: rc $rc, $(cat "$dir/mixed.log")"
 [ $rc2 -eq 2 ] && grep -q "no key has a VMamba v0 name" "$dir/notv0.log" || fail "--naming v0 without v0 names: rc $rc2, $(cat "$dir/notv0.log")"
-echo "4 passed, 0 failed"
+
+# The authors' whole segmentor (SegExp4: MaskVSSM backbone, DecoderExp4 decode head, mmseg
+# FCNHead auxiliary head), as mmseg/mmengine saves it. Its state_dict is written down here from
+# the authors' code (liblacklucy/MaskViM segmentation/mods/backbone/exp.py; the configs
+# segmentation/configs/dg_exp/exp4_b2-{20k,40k}_city2bdd-512x1024_tiny.py and mmseg's
+# _base_/models/upernet_swin.py; mmcv's ConvModule 'conv'/'bn', mmseg's PPM and FCNHead),
+# independently of maskvim and of tools/pth_to_h5.py. For the tiny sizes it must give the
+# parameter counts the authors' ExpHook reports (60893702 with masks, 60606982 without); for
+# maskvim-nano's sizes its names and shapes must be maskvim's, and a checkpoint holding exactly
+# them must convert (num_batches_tracked skipped, nothing renamed) and load with nothing missing
+# or unexpected, bit for bit. Masks on: the 40k configs (t_mask=True); off: the 20k tiny config.
+"$MV_PYTHON" - "$dir" <<'PY'
+import math, sys, torch
+d = sys.argv[1]
+
+def authors_segmentor(dims, depths, N, D, aux, classes, crop, masks):
+    sd = {}
+    def ln(p, c):
+        sd[p + "weight"] = sd[p + "bias"] = (c,)
+    def ss2d(p, C):                       # SS2D, forward_type v2, ssm_ratio 2, K = 4
+        E, R = 2 * C, math.ceil(C / 16)
+        sd.update({p + "in_proj.weight": (2 * E, C), p + "conv2d.weight": (E, 1, 3, 3), p + "conv2d.bias": (E,),
+                   p + "x_proj_weight": (4, R + 2 * N, E), p + "dt_projs_weight": (4, E, R),
+                   p + "dt_projs_bias": (4, E), p + "A_logs": (4 * E, N), p + "Ds": (4 * E,),
+                   p + "out_proj.weight": (C, E)})
+        ln(p + "out_norm.", E)
+    def conv_module(p, cin, cout, k):     # mmcv ConvModule: conv without bias, SyncBN named 'bn'
+        sd[p + "conv.weight"] = (cout, cin, k, k)
+        for s in ("weight", "bias", "running_mean", "running_var"):
+            sd[p + "bn." + s] = (cout,)
+        sd[p + "bn.num_batches_tracked"] = ()
+    grid = lambda i: (crop[0] // (4 * 2 ** i)) * (crop[1] // (4 * 2 ** i))
+    sd["backbone.patch_embed.0.weight"], sd["backbone.patch_embed.0.bias"] = (dims[0], 3, 4, 4), (dims[0],)
+    ln("backbone.patch_embed.2.", dims[0])
+    for i, C in enumerate(dims):          # MaskVSSM: layers.i = (blocks: ModuleList, downsample)
+        for j in range(depths[i]):        # MaskVSSBlock: pre_mlp Identity (in_dim == hidden_dim)
+            b = f"backbone.layers.{i}.blocks.{j}."
+            ln(b + "norm.", C)
+            ss2d(b + "op.", C)
+            if masks and i < len(dims) - 1:
+                sd[b + "token_mask"] = (1, grid(i), 2)
+        if i < len(dims) - 1:             # PatchMerging2D (downsample_version v1)
+            sd[f"backbone.layers.{i}.downsample.reduction.weight"] = (2 * C, 4 * C)
+            ln(f"backbone.layers.{i}.downsample.norm.", 4 * C)
+        ln(f"backbone.outnorm{i}.", C)
+    h = "decode_head."                    # DecoderExp4, decoder depths [1, 1, 1]
+    for k in range(4):                    # PPM: Sequential(AdaptiveAvgPool2d, ConvModule 1x1)
+        conv_module(f"{h}psp_modules.{k}.1.", dims[3], D, 1)
+    conv_module(h + "bottleneck.", dims[3] + 4 * D, D, 3)
+    for i in range(3):
+        b = f"{h}lateral_convs.{i}.blocks.0."
+        if dims[i] != D:                  # pre_mlp = Sequential(Linear(in_dim, D)) only then
+            sd[b + "pre_mlp.0.weight"], sd[b + "pre_mlp.0.bias"] = (D, dims[i]), (D,)
+        ln(b + "norm.", D)
+        ss2d(b + "op.", D)
+        if masks:
+            sd[b + "token_mask"] = (1, grid(i), 2)
+        ln(f"{h}lateral_convs.{i}.ln.", D)
+        conv_module(f"{h}fpn_convs.{i}.", D, D, 3)
+    conv_module(h + "fpn_bottleneck.", 4 * D, D, 3)
+    sd[h + "conv_seg.weight"], sd[h + "conv_seg.bias"] = (classes, D, 1, 1), (classes,)
+    conv_module("auxiliary_head.convs.0.", dims[2], aux, 3)      # FCNHead, num_convs 1
+    sd["auxiliary_head.conv_seg.weight"], sd["auxiliary_head.conv_seg.bias"] = (classes, aux, 1, 1), (classes,)
+    return sd
+
+def n_params(sd):
+    return sum(math.prod(s) for k, s in sd.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+tiny = ((96, 192, 384, 768), (2, 2, 9, 2), 16, 512, 256, 19, (512, 1024))
+assert n_params(authors_segmentor(*tiny, True)) == 60893702, n_params(authors_segmentor(*tiny, True))
+assert n_params(authors_segmentor(*tiny, False)) == 60606982, n_params(authors_segmentor(*tiny, False))
+nano = ((16, 32, 64, 128), (1, 1, 2, 1), 4, 32, 16, 19, (64, 64))
+for tag, masks in (("on", True), ("off", False)):
+    with open(f"{d}/authors_{tag}.txt", "w") as f:
+        for k, s in sorted(authors_segmentor(*nano, masks).items()):
+            f.write(f"{k} {','.join(map(str, s))}\n")
+PY
+for tag in on off; do
+    sets=""; [ $tag = off ] && sets="--set mask.encoder=false --set mask.decoder=false"
+    "$MV_BIN" step --preset maskvim-nano $sets --seed 7 --init-out "$dir/seg_$tag.h5" >/dev/null
+    "$MV_PYTHON" - "$dir" "$tag" <<'PY' || fail "masks $tag: maskvim's names and shapes are not the authors' segmentor's"
+import sys, h5py, torch
+d, tag = sys.argv[1:]
+facts = dict(l.split(" ") for l in open(f"{d}/authors_{tag}.txt").read().split("\n") if l)
+shape = lambda s: tuple(int(x) for x in s.split(",") if x)
+ours = {}
+with h5py.File(f"{d}/seg_{tag}.h5", "r") as f:
+    for k in f.keys():
+        ours[k] = torch.from_numpy(f[k][...])
+theirs = {k for k in facts if not k.endswith("num_batches_tracked")}
+bad = sorted(theirs ^ set(ours)) + [k for k in sorted(theirs & set(ours)) if tuple(ours[k].shape) != shape(facts[k])]
+if bad:
+    for k in bad[:20]:
+        print(f"  {k}: authors {facts.get(k)}, maskvim {tuple(ours[k].shape) if k in ours else None}")
+    sys.exit(1)
+# The checkpoint an mmengine run saves: meta, state_dict (with num_batches_tracked), optimizer.
+sd = {k: (torch.tensor(20000) if k.endswith("num_batches_tracked") else ours[k].clone()) for k in facts}
+torch.save({"meta": {"iter": 20000}, "state_dict": sd, "optimizer": {"state": {}, "param_groups": []}},
+           f"{d}/authors_seg_{tag}.pth")
+open(f"{d}/authors_seg_{tag}.n", "w").write(f"{len(theirs)} {len(facts) - len(theirs)}\n")
+PY
+    read -r nt nb <"$dir/authors_seg_$tag.n"
+    "$MV_PYTHON" "$conv" "$dir/authors_seg_$tag.pth" "$dir/authors_seg_$tag.h5" >"$dir/authors_conv_$tag.log"
+    grep -q "$nt tensors written, 0 renamed, 0 classifier tensors dropped, $nb entries skipped" "$dir/authors_conv_$tag.log" \
+        || fail "masks $tag: authors' segmentor conversion summary (expected $nt written, $nb skipped): $(cat "$dir/authors_conv_$tag.log")"
+    "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$dir/seg_$tag.h5" "$dir/authors_seg_$tag.h5" --exact \
+        || fail "masks $tag: authors' segmentor tensors are not maskvim's, bit for bit"
+    "$MV_BIN" step --preset maskvim-nano $sets --seed 8 --weights "$dir/authors_seg_$tag.h5" \
+        --init-out "$dir/authors_loaded_$tag.h5" 2>"$dir/authors_load_$tag.log" >/dev/null \
+        || fail "masks $tag: maskvim cannot load the authors' segmentor: $(tail -3 "$dir/authors_load_$tag.log")"
+    grep -q -E "missing|unexpected" "$dir/authors_load_$tag.log" && fail "masks $tag: load report: $(cat "$dir/authors_load_$tag.log")"
+    "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$dir/seg_$tag.h5" "$dir/authors_loaded_$tag.h5" --exact \
+        || fail "masks $tag: maskvim's model after loading the authors' segmentor"
+done
+echo "5 passed, 0 failed"
