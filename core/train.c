@@ -10,6 +10,7 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/schedule.h"
+#include "core/stop_signal.h"
 #include "core/weights_io.h"
 #include "dist/grad_sync.h"
 #include "dist/syncbn.h"
@@ -244,11 +245,19 @@ static int check_same_config(const mv_config *cfg, mv_comm *comm) {
 // are summed over ranks (one double; NaN or Inf anywhere makes the sum non-finite), so all ranks
 // stop together, before any gradient all-reduce starts, with the parameters of the previous
 // iteration untouched and no checkpoint written.
-static int check_finite_loss(trainer *t, long it) {
+// What every rank must agree on after a step's forward, in one collective: whether the loss is
+// finite everywhere (else an error, before any update), and whether a stop signal reached any
+// rank (then *stop is that signal, and every rank stops after this step).
+static int step_agreement(trainer *t, long it, int *stop) {
     const mv_model *m = &t->model;
-    double sum = m->loss_total;
+    int mine_sig = stop_signal_pending();
+    double v[3] = {m->loss_total, mine_sig, mine_sig ? 1 : 0};
     bool mine = !isfinite(m->loss_total);
-    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, &sum, 1) < 0) return -1;
+    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, 3) < 0) return -1;
+    double sum = v[0];
+    // The signal: this rank's own, else the one the signalled ranks share (mpirun forwards
+    // SIGUSR1 to all of them).
+    *stop = v[2] > 0 ? (mine_sig ? mine_sig : (int)lround(v[1] / v[2])) : 0;
     if (isfinite(sum)) return 0;
     char where[192] = "on another rank";
     if (mine)
@@ -290,7 +299,7 @@ static void fmt_keep_enc(char *out, size_t n, const step_stats *s, bool stage3, 
     }
 }
 
-int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
+int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, int *stop_signal) {
     trainer *t = mv_calloc(1, sizeof *t);
     t->cfg = cfg;
     t->comm = comm;
@@ -430,6 +439,10 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
     if (first >= max_iters && comm->rank == 0)
         printf("maskvim train: nothing to train: the run is at iteration %ld and schedule.max_iters is %ld\n", first,
                max_iters);
+    // From here a stop signal ends the run after the step it arrives in, with a checkpoint.
+    int stopped = 0;
+    stop_signal_clear();
+    stop_signal_arm();
     for (long it = first; it < max_iters; it++) {
         double t0 = prof_now();
         const mv_batch *batch;
@@ -440,7 +453,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         ctx.step = (uint32_t)it;
         run_zero_grads(&t->model);
         if ((rc = run_forward(&t->model, batch->images, batch->labels, &ctx)) < 0) break;
-        if ((rc = check_finite_loss(t, it)) < 0) break;
+        if ((rc = step_agreement(t, it, &stopped)) < 0) break;
         run_backward(&t->model, &ctx);
         double t2 = prof_now();
         if (t->use_sync && grad_sync_finish(&t->sync) < 0) comm_abort(1, mv_last_error());
@@ -456,7 +469,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
         t_compute += t2 - t1;
         interval_images += (long)B * world;
         done_here++;
-        bool last = it + 1 == max_iters || (opts->stop_after && done_here >= opts->stop_after);
+        bool last = it + 1 == max_iters || (opts->stop_after && done_here >= opts->stop_after) || stopped;
         bool log_now = (cfg->run.log_every && (it + 1) % cfg->run.log_every == 0) || last;
         if (log_now || tty) {
             step_stats s;
@@ -513,8 +526,9 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
             if (status < 0) { if (rc == 0) rc = mv_fail("rank 0 could not write a checkpoint"); break; }
         }
         t_periodic += prof_now() - t_p0;
-        if (opts->stop_after && done_here >= opts->stop_after) break;
+        if ((opts->stop_after && done_here >= opts->stop_after) || stopped) break;
     }
+    stop_signal_disarm();
     free(ids);
     if (rc == 0 && comm->rank == 0) {
         // The share of the training steps spent outside forward/backward (evaluation and
@@ -526,7 +540,15 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts) {
                done_here, total, steps, 100 * t_compute / steps, 100 * wait_data / steps, 100 * wait_sync / steps,
                100 * t_optim / steps, 100 * other / steps, t_periodic);
     }
+    if (rc == 0 && stopped && t->st.iter < max_iters) {
+        if (comm->rank == 0)
+            printf("maskvim train: stopped by %s after iteration %lld, with its checkpoint; `--resume auto` continues "
+                   "the run exactly\n", stop_signal_name(stopped), (long long)t->st.iter);
+        if (stop_signal) *stop_signal = stopped;
+        rc = MV_TRAIN_STOPPED;
+    }
 out:
+    stop_signal_disarm();
     if (t->jsonl) fclose(t->jsonl);
     if (t->lock_fd >= 0) close(t->lock_fd);
     if (t->loader) loader_close(t->loader);

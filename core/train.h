@@ -12,4 +12,11 @@ typedef struct {
     bool quiet;             // no progress bar
 } mv_train_opts;
 
-int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts);
+// Returned by train_run when SIGINT, SIGTERM or SIGUSR1 stopped the run (core/stop_signal.h):
+// every rank stopped after the same step, a checkpoint of it is written and `--resume auto`
+// continues exactly; *stop_signal (when given) receives the signal.
+#define MV_TRAIN_STOPPED 1
+
+// 0 when the run finished (or stopped after opts->stop_after iterations), MV_TRAIN_STOPPED,
+// or -1 with the error set. While the training loop runs, the stop signals are caught.
+int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, int *stop_signal);

@@ -632,8 +632,9 @@ static void count_end(sweep *s, int rc) {
 
 static int prepare_sources(const mv_config *cfg, mv_comm *comm);
 
-// Rows one after another in this process (one rank).
-static void sweep_in_process(sweep *s, mv_comm *comm) {
+// Rows one after another in this process (one rank). Returns the signal that stopped a row's
+// training (train_run checkpoints it; the sweep ends there), or 0.
+static int sweep_in_process(sweep *s, mv_comm *comm) {
     char dir[MV_PATH_MAX];
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     for (int next = 0;;) {
@@ -646,8 +647,19 @@ static void sweep_in_process(sweep *s, mv_comm *comm) {
         // A row held by another runner or broken on its own does not stop the others.
         if (rc < 0) { count_end(s, rc); continue; }
         mv_train_opts o = {"auto", 0, s->quiet};
+        int sig = 0;
         rc = prepare_sources(cfg, comm);
-        if (rc == 0) rc = train_run(cfg, comm, &o);
+        if (rc == 0) rc = train_run(cfg, comm, &o, &sig);
+        if (rc == MV_TRAIN_STOPPED) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "stopped by signal %d", sig);
+            write_status(j.dir, r->name, run_seed(r), "interrupted", msg, NULL, NULL, 0);
+            printf("maskvim experiment: row %s: stopped (signal %d); it resumes when the sweep is run again\n",
+                   r->name, sig);
+            close(j.lock);
+            free(cfg);
+            return sig;
+        }
         if (rc == 0 && s->exp->ncorruptions) {
             row_cmd c;
             rc = eval_cmd(&c, s->exp, j.dir, j.max_iters);
@@ -656,6 +668,7 @@ static void sweep_in_process(sweep *s, mv_comm *comm) {
         count_end(s, row_end(&j, s->exp, rc == 0));
     }
     free(cfg);
+    return 0;
 }
 
 // Starts the child of job j: training, or (evaluating) the corruption evaluation.
@@ -861,7 +874,7 @@ static int experiment_run(int argc, char **argv) {
     }
     sweep s = {.exp = &exp, .outdir = outdir, .only = only, .launcher = launcher, .jobs = njobs, .quiet = quiet};
     int sig = 0;
-    if (in_process) sweep_in_process(&s, &comm);
+    if (in_process) sig = sweep_in_process(&s, &comm);
     else sig = sweep_children(&s, &comm);
     char busy[64] = "";
     if (s.nbusy) snprintf(busy, sizeof busy, ", %d being run by another process", s.nbusy);

@@ -21,7 +21,11 @@ static void usage(FILE *f) {
         "  --resume auto     continue from the newest checkpoint in run.work_dir, if any\n"
         "  --resume PATH     continue from this checkpoint (refused if the model differs)\n"
         "  --stop-after N    stop after N iterations with a checkpoint (for tests and sweeps)\n"
-        "  --quiet           no progress bar\n");
+        "  --quiet           no progress bar\n\n"
+        "SIGINT (Ctrl-C), SIGTERM or SIGUSR1 during training stop the run after the current step\n"
+        "with a checkpoint (every rank at the same step; under mpirun send SIGUSR1, which mpirun\n"
+        "forwards to the ranks); the exit status is then 128 + the signal, and `--resume auto`\n"
+        "continues exactly. A second SIGINT or SIGTERM stops at once.\n");
 }
 
 int cmd_train(int argc, char **argv) {
@@ -61,10 +65,10 @@ int cmd_train(int argc, char **argv) {
         return 1;
     }
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
-    int rc = config_load(cfg, file, nsets, sets);
+    int rc = config_load(cfg, file, nsets, sets), sig = 0;
     if (rc == 0) {
         mv_train_opts o = {resume, stop_after, quiet};
-        rc = train_run(cfg, &comm, &o);
+        rc = train_run(cfg, &comm, &o, &sig);
     }
     if (rc < 0) {
         char msg[MV_ERRMSG_MAX + 32];
@@ -77,5 +81,7 @@ int cmd_train(int argc, char **argv) {
     }
     free(cfg); free(sets);
     comm_finalize(&comm);
-    return 0;
+    // Stopped by a signal with a checkpoint: not a finished run, so not status 0 (a job script
+    // goes on to its next step only when training is done); the shell's status for the signal.
+    return rc == MV_TRAIN_STOPPED ? 128 + sig : 0;
 }

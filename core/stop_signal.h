@@ -1,0 +1,21 @@
+// A graceful stop for long runs: while armed, SIGINT, SIGTERM and SIGUSR1 only record that a
+// stop was asked for; the training loop reads the request between steps, agrees on it across
+// ranks, writes a checkpoint and returns (core/train.c). A second SIGINT or SIGTERM ends the
+// process at once, as it would unarmed.
+//
+// Why these signals: Ctrl-C is SIGINT; batch schedulers announce the end of a job's time with
+// SIGTERM (or, configured so, SIGUSR1 some minutes ahead); mpirun forwards SIGUSR1 to every rank
+// as it is, while it answers SIGTERM by killing the ranks after a short grace.
+#pragma once
+
+// Installs the handlers (with SA_RESTART: reads, writes and waits carry on); a signal that was
+// ignored stays ignored. Idempotent.
+void stop_signal_arm(void);
+// Puts back the handlers that were there before stop_signal_arm; a pending request is kept.
+void stop_signal_disarm(void);
+// The signal whose stop is pending, or 0.
+int stop_signal_pending(void);
+// Forgets a pending request (a process that runs several trainings, one after another).
+void stop_signal_clear(void);
+// "SIGINT", "SIGTERM", "SIGUSR1" or "signal N".
+const char *stop_signal_name(int sig);
