@@ -50,7 +50,7 @@ static void nccl_reduce(void *ctx, double *buf, int n, cudaStream_t stream) {
 // --default-stream per-thread would too): synchronise the model's stream first, so that a copy
 // never reads results still being computed or overwrites inputs that queued kernels still read.
 static int sync_model_stream(const char *what) {
-    cudaError_t e = cudaStreamSynchronize(mv_device_stream());
+    cudaError_t e = mv_device_wait();
     return e == cudaSuccess ? 0 : mv_fail("%s: %s", what, cudaGetErrorString(e));
 }
 
@@ -69,6 +69,7 @@ static void cuda_detach(mv_model *m) {
         mv_nccl_grad_sync_free(&g.sync);
         mv_nccl_free(&g.nccl);
     }
+    mv_device_set_wait_limit(0);
     mv_device_batch_free(&g.batch);
     mv_arena_release(g.m);
     mv_arena_release(g.v);
@@ -113,6 +114,7 @@ static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx
         ctx->reduce_dev.ctx = &g.nccl;
         ctx->grads_ready = grads_ready;
         ctx->grads_ctx = NULL;
+        mv_device_set_wait_limit(c->timeout_s);   // a collective no rank finishes ends the job
     }
     m->engine = mv_gpu_engine;
     snprintf(desc, n, "GPU %d (%s), GEMMs %s", dev, prop.name, mv_cuda_precision_name(mv_cuda_get_precision()));

@@ -3,13 +3,48 @@
 // device compile of core/model.c, and host batches copied in before a step.
 #include "core/device/model_device.h"
 #include "core/error.h"
+#include "dist/comm.h"
 #include "kernels/cuda/ops_cuda.h"
+#include <sched.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static cudaStream_t g_stream = 0;
+static double g_wait_limit_s = 0;   // 0: wait as long as the stream takes
 
 cudaStream_t mv_device_stream(void) { return g_stream; }
 void mv_device_set_stream(cudaStream_t s) { g_stream = s; }
+void mv_device_set_wait_limit(double seconds) { g_wait_limit_s = seconds; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// With several ranks the model's stream holds NCCL collectives (gradient buckets, SyncBN sums)
+// that wait on the GPU for every rank to join; a rank that has stopped or is stuck leaves them,
+// and a cudaStreamSynchronize, unfinished for ever. So the wait polls the stream (yielding, as
+// CUDA's own spin-wait does) and, past the limit, ends the job with the reason, as the CPU
+// path's MPI collectives do (dist/comm.c). Every step passes here: its losses come back through
+// mv_download, after the previous step's all-reduce and update.
+cudaError_t mv_device_wait(void) {
+    if (g_wait_limit_s <= 0) return cudaStreamSynchronize(g_stream);
+    double t0 = now_s();
+    for (;;) {
+        cudaError_t e = cudaStreamQuery(g_stream);
+        if (e != cudaErrorNotReady) return e;
+        double waited = now_s() - t0;
+        if (waited > g_wait_limit_s) {
+            char msg[320];
+            snprintf(msg, sizeof msg, "GPU step: not complete after %.0f s: its NCCL collectives wait for a rank that "
+                     "has stopped or is stuck (MV_COMM_TIMEOUT sets this limit)", waited);
+            comm_abort(1, msg);
+        }
+        sched_yield();
+    }
+}
 
 static int cuda_ok(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return 0;
@@ -31,12 +66,12 @@ void mv_arena_release(void *p) {
 
 void mv_upload(void *dst, const void *src, size_t bytes) {
     cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_stream);
-    cudaStreamSynchronize(g_stream);   // src may be a temporary of the caller
+    mv_device_wait();   // src may be a temporary of the caller
 }
 
 void mv_download(void *dst, const void *src, size_t bytes) {
     cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_stream);
-    cudaStreamSynchronize(g_stream);
+    mv_device_wait();
 }
 
 static void bind(mv_params *p, float *params, float *grads, float *buffers) {
@@ -67,7 +102,7 @@ int model_device_upload(mv_model *m) {
     mv_params *p = &m->params;
     // cudaMemcpy is ordered after the model's stream only if that is the legacy stream: wait for
     // the kernels that may still read the parameters (and the gradient clear of model_to_device).
-    MV_TRY(cuda_ok(cudaStreamSynchronize(g_stream), "GPU step"));
+    MV_TRY(cuda_ok(mv_device_wait(), "GPU step"));
     MV_TRY(cuda_ok(cudaMemcpy(p->dev_params, p->params, sizeof(float) * p->num_params, cudaMemcpyHostToDevice),
                    "uploading parameters"));
     return cuda_ok(cudaMemcpy(p->dev_buffers, p->buffers, sizeof(float) * p->num_buffers, cudaMemcpyHostToDevice),
@@ -76,7 +111,7 @@ int model_device_upload(mv_model *m) {
 
 int model_device_download(mv_model *m, bool grads) {
     mv_params *p = &m->params;
-    MV_TRY(cuda_ok(cudaStreamSynchronize(g_stream), "GPU step"));
+    MV_TRY(cuda_ok(mv_device_wait(), "GPU step"));
     MV_TRY(mv_cuda_status("GPU step"));
     MV_TRY(cuda_ok(cudaMemcpy(p->params, p->dev_params, sizeof(float) * p->num_params, cudaMemcpyDeviceToHost),
                    "downloading parameters"));

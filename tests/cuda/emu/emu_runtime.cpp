@@ -122,6 +122,21 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     return cudaSuccess;
 }
 
+// Work runs when it is launched, so a stream is always complete: except, for the hang tests,
+// after MV_EMU_STALL_QUERIES=N answers, when every further query reports it unfinished, as a
+// stream whose NCCL kernel waits for a rank that never joins stays (tests/scripts/train_cuda_emu_mpi.sh).
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+    (void)stream;
+    static long limit = -2, answered = 0;
+    if (limit == -2) {
+        const char *e = getenv("MV_EMU_STALL_QUERIES");
+        limit = e ? atol(e) : -1;
+    }
+    if (limit >= 0 && answered >= limit) return cudaErrorNotReady;
+    answered++;
+    return cudaSuccess;
+}
+
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
     *free_bytes = (size_t)1 << 30;
     *total = (size_t)1 << 30;
