@@ -156,8 +156,8 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     size_t cap = 0;
     int rc = 0;
     long seen = 0, total = (long)loader_epoch_size(L);
-    bool tty = !(opts && opts->quiet) && comm->rank == 0 && isatty(fileno(stderr));
-    double t0 = prof_now();
+    bool show = !(opts && opts->quiet) && comm->rank == 0, tty = show && isatty(fileno(stderr));
+    double t0 = prof_now(), t_said = t0;
     const mv_batch *b;
     int got;
     while ((got = loader_next(L, &b)) == 1) {
@@ -174,8 +174,18 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
         }
         metrics_add(&conf, pred, b->labels, npx);
         seen += comm->world;
-        if (tty) fprintf(stderr, "\r[eval %s] %ld/%ld images  %.1f images/s   ", name, seen < total ? seen : total, total,
-                         seen / (prof_now() - t0 + 1e-9));
+        // On a terminal a line that updates; in a log (a full-resolution split can take hours on
+        // the CPU) a line a minute, so that a long evaluation shows its progress and end.
+        double now = prof_now();
+        if (tty || (show && now - t_said >= 60)) {
+            long done = seen < total ? seen : total;
+            double rate = done / (now - t0 + 1e-9);
+            char eta[32];
+            prof_fmt_duration(eta, sizeof eta, (total - done) / (rate + 1e-12));
+            fprintf(stderr, "%s[eval %s] %ld/%ld images  %.2f images/s  ETA %s%s", tty ? "\r" : "", name, done, total,
+                    rate, eta, tty ? "   " : "\n");
+            t_said = now;
+        }
     }
     if (tty) fputc('\n', stderr);
     if (got < 0) rc = mv_fail_context("evaluating %s", name);

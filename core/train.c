@@ -269,13 +269,6 @@ static int step_agreement(trainer *t, long it, int *stop) {
                    it + 1, where, t->cfg->run.work_dir);
 }
 
-static void fmt_duration(char *out, size_t n, double s) {
-    if (s < 0 || !isfinite(s)) snprintf(out, n, "?");
-    else if (s < 60) snprintf(out, n, "%.0fs", s);
-    else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(out, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
-}
-
 // Losses and mask ratios averaged over ranks, the logged view of one step.
 // v: 5 losses, keep ratio of encoder stages 0..3 (at 5..8) and decoder levels 0..2 (at 9..11), ranks.
 typedef struct { double v[5 + 7 + 1]; } step_stats;
@@ -479,7 +472,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
             double lr = schedule_lr(&cfg->schedule, cfg->optim.lr, it);
             double total = now - t_start, outside = wait_data + wait_sync;
             char eta_s[32];
-            fmt_duration(eta_s, sizeof eta_s, eta);
+            prof_fmt_duration(eta_s, sizeof eta_s, eta);
             if (comm->rank == 0 && log_now) {
                 bool stage3 = cfg->model.mask_encoder[3];
                 char keep_txt[64], keep_json[64];

@@ -1,5 +1,7 @@
 // The per-op timing table (see profile.h).
 #include "kernels/cpu/profile.h"
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -25,4 +27,11 @@ void prof_add(mv_prof_op op, int backward, double seconds, double flops) {
     mv_prof_table[op].seconds[backward] += seconds;
     mv_prof_table[op].flops[backward] += flops;
     mv_prof_table[op].calls[backward]++;
+}
+
+void prof_fmt_duration(char *out, size_t n, double s) {
+    if (s < 0 || !isfinite(s)) snprintf(out, n, "?");
+    else if (s < 60) snprintf(out, n, "%.0fs", s);
+    else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(out, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
 }

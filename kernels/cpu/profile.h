@@ -2,6 +2,7 @@
 // keyed by op kind and pass. Off by default; the check costs one branch per op call.
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum {
     PROF_LINEAR, PROF_CONV3X3, PROF_CONV2D, PROF_DWCONV, PROF_LAYERNORM, PROF_BATCHNORM,
@@ -15,6 +16,8 @@ extern int mv_prof_depth;   // ops calling ops (conv -> GEMM) count once, as the
 extern mv_prof_entry mv_prof_table[PROF_COUNT];
 const char *prof_name(mv_prof_op op);
 double prof_now(void);
+// A duration for progress lines: "42s", "3m05s", "2h07m" ("?" when negative or not finite).
+void prof_fmt_duration(char *out, size_t n, double seconds);
 void prof_reset(void);
 void prof_add(mv_prof_op op, int backward, double seconds, double flops);
 
