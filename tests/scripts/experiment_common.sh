@@ -12,7 +12,8 @@ exp_setup() {
     mkdir -p "$TMP"
 }
 
-# tiny_sets MAX_ITERS KEEP_CKPTS "VAL SOURCES": the experiment file's `set:` list.
+# tiny_sets MAX_ITERS KEEP_CKPTS "VAL SOURCES" [CKPT_EVERY]: the experiment file's `set:` list
+# (a checkpoint every CKPT_EVERY iterations, default 1; 0: only the final one).
 tiny_sets() {
     cat <<YAML
 set:
@@ -26,7 +27,7 @@ set:
   - schedule.max_iters=$1
   - run.log_every=1
   - run.eval_every=0
-  - run.ckpt_every=1
+  - run.ckpt_every=${4:-1}
   - run.keep_ckpts=$2
   - "data.val=[$3]"
 YAML

@@ -106,22 +106,11 @@ else
 fi
 
 # 4. A sweep that trains its row in its own process.
+source "$(dirname "$0")/experiment_common.sh"
 cat >"$TMP/exp.yaml" <<YAML
 name: stop
 base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
-set:
-  - model.crop=64,64
-  - data.synthetic.size=64,128
-  - data.scale=128,64
-  - data.synthetic.train_count=16
-  - data.synthetic.val_count=2
-  - data.workers=1
-  - schedule.warmup_iters=2
-  - schedule.max_iters=$ITERS
-  - run.log_every=1
-  - run.eval_every=0
-  - run.ckpt_every=0
-  - "data.val=[synthetic:clear]"
+$(tiny_sets $ITERS 0 "synthetic:clear" 0)
 source: clear
 targets: []
 rows:
