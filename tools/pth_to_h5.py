@@ -192,22 +192,27 @@ def main():
         return 2
     try:
         tensors, n = plan(sd, a.prefix, a.naming, a.token_mask_layout)
+        if not tensors:
+            raise ConvertError(f"no floating-point tensor to write ({n['skipped']} entries skipped, "
+                               f"{n['dropped']} classifier tensors dropped): not a state_dict of weights")
     except ConvertError as e:
         print(f"pth_to_h5: {a.input}: {e}", file=sys.stderr)
         return 2
-    # Written beside the output and renamed when complete: an interrupted conversion leaves no
-    # file that maskvim would take for a whole one.
+    # Written beside the output (its folder made if needed) and renamed when complete: an
+    # interrupted conversion leaves no file that maskvim would take for a whole one.
     tmp = f"{a.output}.tmp.{os.getpid()}"
     try:
+        os.makedirs(os.path.dirname(a.output) or ".", exist_ok=True)
         with h5py.File(tmp, "w") as f:
             for name, t, _ in tensors:
                 f.create_dataset(name, data=t.numpy().astype(np.float32))
         os.replace(tmp, a.output)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except (OSError, ValueError) as e:
         print(f"pth_to_h5: {a.output}: cannot write ({e})", file=sys.stderr)
         return 2
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     naming = " (VMamba v0 names)" if n["renamed"] else ""
     print(f"{a.output}: {len(tensors)} tensors written, {n['renamed']} renamed{naming}, "
           f"{n['dropped']} classifier tensors dropped, {n['skipped']} entries skipped, "

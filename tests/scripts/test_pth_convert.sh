@@ -9,6 +9,9 @@
 # configuration (a class of a module the converting machine lacks) is left out; and the authors'
 # whole segmentor checkpoint (masks on and off), whose names and shapes, written down from the
 # authors' code, must be maskvim's, so that it converts and loads with nothing renamed or missing.
+# And the way back, tools/h5_to_pth.py: a weights file or training checkpoint exported as the .pth
+# mmseg saves, bit for bit, loadable with the authors' exact key set, inverted exactly by
+# pth_to_h5.py (token masks in the authors' layout included), with clear errors.
 set -euo pipefail
 : "${MV_BIN:?}" "${MV_PYTHON:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
 dir="$MV_TEST_TMP/pth_convert"; rm -rf "$dir"; mkdir -p "$dir"
@@ -285,4 +288,129 @@ PY
     "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$dir/seg_$tag.h5" "$dir/authors_loaded_$tag.h5" --exact \
         || fail "masks $tag: maskvim's model after loading the authors' segmentor"
 done
-echo "5 passed, 0 failed"
+
+# tools/h5_to_pth.py, the way back: a maskvim weights file or training checkpoint as the .pth
+# mmseg/mmengine saves ({"state_dict", "meta"}), every tensor bit for bit, with a
+# num_batches_tracked for every BatchNorm, so that its key set is exactly the authors' segmentor's
+# written down above (a strict load finds every key); the token masks in the authors' layout on
+# request, which pth_to_h5.py --token-mask-layout official undoes exactly; a checkpoint's train/
+# group as meta (iter, step, configuration), never as tensors; and errors naming the file.
+exp="$MV_SRC/tools/h5_to_pth.py"
+compare() { "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$@"; }
+"$MV_BIN" step --preset maskvim-nano --seed 7 --init-out "$dir/W.h5" >/dev/null
+"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/W.pth" >"$dir/exp.log"
+grep -q "196 tensors written, 10 num_batches_tracked added (value 0), 0 token masks permuted$" "$dir/exp.log" \
+    || fail "export summary: $(cat "$dir/exp.log")"
+"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/W_bare.pth" --bare >/dev/null
+"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/W_enc.pth" --prefix-strip backbone. >/dev/null
+"$MV_PYTHON" - "$dir" <<'PY' || fail "export of a weights file"
+import collections, sys, h5py, numpy as np, torch
+d = sys.argv[1]
+def same(t, a):   # bit for bit: float32, same shape, same bits (NaN and -0 included)
+    return t.dtype == torch.float32 and tuple(t.shape) == a.shape and np.array_equal(t.numpy().view(np.uint32), a.view(np.uint32))
+with h5py.File(f"{d}/W.h5", "r") as f:
+    w = {k: f[k][()] for k in f.keys()}
+ck = torch.load(f"{d}/W.pth", map_location="cpu", weights_only=True)   # nothing but tensors and plain types
+assert set(ck) == {"state_dict", "meta"}, sorted(ck)
+sd, meta = ck["state_dict"], ck["meta"]
+assert isinstance(sd, collections.OrderedDict)
+assert meta["source"] == f"{d}/W.h5" and "iter" not in meta and "config_yaml" not in meta, meta
+nbt = {k for k in sd if k.endswith("num_batches_tracked")}
+assert set(sd) - nbt == set(w), sorted(set(sd) ^ set(w))[:10]
+bad = [k for k in w if not same(sd[k], w[k])]
+assert not bad, f"tensors differ from W.h5: {bad[:10]}"
+bns = {k[: -len("running_mean")] for k in w if k.endswith("running_mean")}
+assert len(bns) == 10 and nbt == {b + "num_batches_tracked" for b in bns}, sorted(nbt ^ {b + "num_batches_tracked" for b in bns})
+for k in nbt:
+    assert sd[k].dtype == torch.int64 and sd[k].dim() == 0 and int(sd[k]) == 0, (k, sd[k])
+for b in bns:   # every BatchNorm loads strictly into nn.BatchNorm2d
+    torch.nn.BatchNorm2d(w[b + "weight"].shape[0]).load_state_dict({k[len(b):]: v for k, v in sd.items() if k.startswith(b)}, strict=True)
+facts = dict(l.split(" ") for l in open(f"{d}/authors_on.txt").read().split("\n") if l)
+assert set(sd) == set(facts), f"not the authors' key set: {sorted(set(sd) ^ set(facts))[:10]}"
+assert all(tuple(sd[k].shape) == tuple(int(x) for x in facts[k].split(",") if x) for k in sd)
+bare = torch.load(f"{d}/W_bare.pth", map_location="cpu", weights_only=True)
+assert isinstance(bare, collections.OrderedDict) and list(bare) == list(sd) and all(torch.equal(bare[k], sd[k]) for k in sd)
+enc = torch.load(f"{d}/W_enc.pth", map_location="cpu", weights_only=True)["state_dict"]
+want = {k[len("backbone."):]: v for k, v in w.items() if k.startswith("backbone.")}
+assert set(enc) == set(want) and all(same(enc[k], want[k]) for k in want), sorted(set(enc) ^ set(want))[:10]
+print(f"W.pth: {len(w)} tensors bit for bit, {len(nbt)} num_batches_tracked, the authors' {len(facts)} keys")
+PY
+# h5 -> pth (official layout) -> h5 (official layout) is exact; read back without the layout
+# option, exactly the 7 token masks differ (so the export permuted them, and the check can fail).
+"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/X.pth" --token-mask-layout official >"$dir/exp_off.log"
+grep -q "7 token masks permuted" "$dir/exp_off.log" || fail "expected 7 permuted token masks: $(cat "$dir/exp_off.log")"
+"$MV_PYTHON" "$conv" "$dir/X.pth" "$dir/Y.h5" --token-mask-layout official >/dev/null
+compare "$dir/W.h5" "$dir/Y.h5" --exact || fail "h5 -> pth -> h5 through the official layout is not exact"
+"$MV_PYTHON" "$conv" "$dir/X.pth" "$dir/Y_one.h5" >/dev/null
+compare "$dir/W.h5" "$dir/Y_one.h5" --exact >"$dir/Y_one.cmp" && fail "the official layout on one side only left the token masks unchanged"
+[ "$(grep -c '^DIFFER .*token_mask' "$dir/Y_one.cmp")" = 7 ] && grep -q "^7 of 196 tensors differ" "$dir/Y_one.cmp" \
+    || fail "official layout on one side: expected exactly the 7 token masks to differ: $(cat "$dir/Y_one.cmp")"
+
+# A training checkpoint (2 iterations): meta.iter 2, the configuration text, num_batches_tracked =
+# train/step, the tensors bit for bit, nothing of train/ among them; and back through pth_to_h5.
+MV_SYNTH_CACHE="$MV_TEST_TMP/synth_cache" "$MV_BIN" train --set model.crop=64,64 --set data.synthetic.size=64,128 \
+    --set data.scale=128,64 --set data.synthetic.train_count=16 --set data.synthetic.val_count=2 \
+    --set schedule.max_iters=2 --set schedule.warmup_iters=1 --set data.val=[synthetic:clear] \
+    --set run.work_dir="$dir/run" --quiet >"$dir/train.log" 2>&1 || fail "training run: $(tail -3 "$dir/train.log")"
+ck="$dir/run/$(cat "$dir/run/latest")"
+"$MV_PYTHON" "$exp" "$ck" "$dir/ck.pth" >"$dir/exp_ck.log"
+grep -q "196 tensors written, 10 num_batches_tracked added (value 2), 0 token masks permuted, meta iter 2$" "$dir/exp_ck.log" \
+    || fail "checkpoint export summary: $(cat "$dir/exp_ck.log")"
+"$MV_PYTHON" - "$ck" "$dir/ck.pth" "$dir/run/config.yaml" <<'PY' || fail "export of a training checkpoint"
+import sys, h5py, numpy as np, torch
+src, out, cfg = sys.argv[1:]
+ck = torch.load(out, map_location="cpu", weights_only=True)
+sd, meta = ck["state_dict"], ck["meta"]
+with h5py.File(src, "r") as f:
+    assert "train" in f and "train/adam_m" in f, "not a training checkpoint"
+    w = {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+    step, it, text = int(f["train/step"][()]), int(f["train/iter"][()]), f["train/config_yaml"][()].decode()
+assert meta["iter"] == 2 == it and meta["step"] == step == 2, meta
+assert meta["config_yaml"] == text == open(cfg).read(), "configuration text"
+assert not [k for k in sd if k.startswith("train") or "adam" in k or "checksum" in k], "train/ exported as tensors"
+assert set(k for k in sd if not k.endswith("num_batches_tracked")) == set(w), sorted(set(sd) ^ set(w))[:10]
+bad = [k for k in w if not (sd[k].dtype == torch.float32 and np.array_equal(sd[k].numpy().view(np.uint32), w[k].view(np.uint32)))]
+assert not bad, f"tensors differ from the checkpoint: {bad[:10]}"
+nbt = [int(v) for k, v in sd.items() if k.endswith("num_batches_tracked")]
+assert len(nbt) == 10 and set(nbt) == {step}, nbt
+print(f"{out}: iter {meta['iter']}, {len(w)} tensors bit for bit, num_batches_tracked {step}")
+PY
+"$MV_PYTHON" "$exp" "$ck" "$dir/ck_off.pth" --token-mask-layout official >/dev/null
+"$MV_PYTHON" "$conv" "$dir/ck_off.pth" "$dir/ck_back.h5" --token-mask-layout official >/dev/null
+compare "$ck" "$dir/ck_back.h5" --exact >/dev/null || fail "checkpoint -> pth -> h5 through the official layout is not exact"
+
+# Errors: exit 2 with a message naming the file, and nothing written under the output's name.
+echo "not hdf5" >"$dir/notes.h5"
+"$MV_PYTHON" - "$dir" <<'PY'
+import sys, h5py, numpy as np
+d = sys.argv[1]
+with h5py.File(f"{d}/ints.h5", "w") as f:
+    f["a.weight"] = np.zeros(3, np.float32)
+    f["a.count"] = np.zeros(3, np.int32)
+with h5py.File(f"{d}/empty.h5", "w") as f:
+    f["train/step"] = np.int64(3)
+PY
+expect_error() {   # FILE MESSAGE ARGS..: exit 2, "FILE: ...MESSAGE" on stderr, no output file
+    local file=$1 msg=$2; shift 2
+    local rc=0
+    "$MV_PYTHON" "$exp" "$@" "$dir/err_out.pth" 2>"$dir/err.log" >/dev/null || rc=$?
+    [ $rc -eq 2 ] && grep -qF "$file: " "$dir/err.log" && grep -qF "$msg" "$dir/err.log" \
+        || fail "h5_to_pth $*: expected exit 2 and '$file: ...$msg', got $rc: $(cat "$dir/err.log")"
+    ! ls "$dir"/err_out.pth* >/dev/null 2>&1 || fail "h5_to_pth $*: left an output file"
+}
+expect_error "$dir/notes.h5" "cannot read as HDF5" "$dir/notes.h5"
+expect_error "$dir/absent.h5" "cannot read as HDF5" "$dir/absent.h5"
+expect_error "$dir/ints.h5" "dataset 'a.count' is int32, not a floating-point tensor" "$dir/ints.h5"
+expect_error "$dir/empty.h5" "no tensors at its root" "$dir/empty.h5"
+expect_error "$dir/W.h5" "no tensor at its root starts with 'encoder.'" "$dir/W.h5" --prefix-strip encoder.
+rc=0; "$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/W.h5/out.pth" 2>"$dir/err.log" >/dev/null || rc=$?
+[ $rc -eq 2 ] && grep -qF "$dir/W.h5/out.pth: cannot write" "$dir/err.log" || fail "unwritable output: rc $rc, $(cat "$dir/err.log")"
+# Both tools make the output's folder (the documented `pretrained/...` needs it); a checkpoint
+# without a single weight is refused, not written empty.
+"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/new/dir/out.pth" >/dev/null || fail "h5_to_pth into a new folder"
+"$MV_PYTHON" "$conv" "$dir/new/dir/out.pth" "$dir/new/dir2/back.h5" >/dev/null || fail "pth_to_h5 into a new folder"
+"$MV_PYTHON" -c "import torch,sys; torch.save({'epoch': 3, 'optimizer': {'lr': 0.1}}, sys.argv[1])" "$dir/noweights.pth"
+rc=0; "$MV_PYTHON" "$conv" "$dir/noweights.pth" "$dir/noweights.h5" 2>"$dir/err.log" >/dev/null || rc=$?
+[ $rc -eq 2 ] && grep -q "no floating-point tensor to write" "$dir/err.log" && [ ! -e "$dir/noweights.h5" ] \
+    || fail "a checkpoint without weights: rc $rc, $(cat "$dir/err.log")"
+echo "6 passed, 0 failed"
