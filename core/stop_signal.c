@@ -7,10 +7,11 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t g_pending = 0;
-static bool g_armed = false;
+static int g_depth = 0;   // nested arm/disarm pairs (a sweep arms around the trainings it runs)
 static const int SIGNALS[] = {SIGINT, SIGTERM, SIGUSR1};
 #define NUM_SIGNALS ((int)(sizeof SIGNALS / sizeof SIGNALS[0]))
 static struct sigaction g_old[NUM_SIGNALS];
+static bool g_installed[NUM_SIGNALS];
 
 static void say(const char *text) {   // async-signal-safe
     ssize_t r = write(STDERR_FILENO, text, strlen(text));
@@ -33,25 +34,26 @@ static void on_signal(int sig) {
 }
 
 void stop_signal_arm(void) {
-    if (g_armed) return;
+    if (g_depth++ > 0) return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     for (int i = 0; i < NUM_SIGNALS; i++) {
-        sigaction(SIGNALS[i], &sa, &g_old[i]);
+        g_installed[i] = false;
+        if (sigaction(SIGNALS[i], NULL, &g_old[i]) != 0) continue;
         // A signal ignored by whoever started us (SIGINT for a job a script put in the
         // background) stays ignored.
-        if (g_old[i].sa_handler == SIG_IGN) sigaction(SIGNALS[i], &g_old[i], NULL);
+        if (g_old[i].sa_handler == SIG_IGN) continue;
+        sa.sa_handler = on_signal;
+        g_installed[i] = sigaction(SIGNALS[i], &sa, NULL) == 0;
     }
-    g_armed = true;
 }
 
 void stop_signal_disarm(void) {
-    if (!g_armed) return;
-    for (int i = 0; i < NUM_SIGNALS; i++) sigaction(SIGNALS[i], &g_old[i], NULL);
-    g_armed = false;
+    if (g_depth == 0 || --g_depth > 0) return;
+    for (int i = 0; i < NUM_SIGNALS; i++)
+        if (g_installed[i]) sigaction(SIGNALS[i], &g_old[i], NULL);
 }
 
 int stop_signal_pending(void) { return g_pending; }

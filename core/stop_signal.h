@@ -9,9 +9,12 @@
 #pragma once
 
 // Installs the handlers (with SA_RESTART: reads, writes and waits carry on); a signal that was
-// ignored stays ignored. Idempotent.
+// ignored stays ignored. Calls nest: a sweep arms around the trainings, which arm again.
+// (Commands that train also ignore SIGPIPE for their whole life: Ctrl-C ends a `| tee` reading
+// their output too, and the next log line must not kill them before the checkpoint.)
 void stop_signal_arm(void);
-// Puts back the handlers that were there before stop_signal_arm; a pending request is kept.
+// Undoes one stop_signal_arm; the outermost puts back the handlers that were there before. A
+// pending request is kept.
 void stop_signal_disarm(void);
 // The signal whose stop is pending, or 0.
 int stop_signal_pending(void);

@@ -17,6 +17,7 @@
 #include "kernels/cpu/profile.h"
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,15 +250,18 @@ static int check_same_config(const mv_config *cfg, mv_comm *comm) {
 // finite everywhere (else an error, before any update), and whether a stop signal reached any
 // rank (then *stop is that signal, and every rank stops after this step).
 static int step_agreement(trainer *t, long it, int *stop) {
+    static const int SIGS[] = {SIGINT, SIGTERM, SIGUSR1};
     const mv_model *m = &t->model;
     int mine_sig = stop_signal_pending();
-    double v[3] = {m->loss_total, mine_sig, mine_sig ? 1 : 0};
+    double v[4] = {m->loss_total, 0, 0, 0};   // the loss, then how many ranks got each signal
+    for (int i = 0; i < 3; i++) v[1 + i] = mine_sig == SIGS[i];
     bool mine = !isfinite(m->loss_total);
-    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, 3) < 0) return -1;
+    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, 4) < 0) return -1;
     double sum = v[0];
-    // The signal: this rank's own, else the one the signalled ranks share (mpirun forwards
-    // SIGUSR1 to all of them).
-    *stop = v[2] > 0 ? (mine_sig ? mine_sig : (int)lround(v[1] / v[2])) : 0;
+    // The signal each rank reports: its own, else the first that reached some rank.
+    *stop = mine_sig;
+    for (int i = 0; i < 3 && !*stop; i++)
+        if (v[1 + i] > 0) *stop = SIGS[i];
     if (isfinite(sum)) return 0;
     char where[192] = "on another rank";
     if (mine)
@@ -298,6 +302,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     t->comm = comm;
     t->lock_fd = -1;
     int rc = 0, B = cfg->data.batch_per_rank, world = comm->world;
+    bool armed = false;   // the stop signals are caught (core/stop_signal.h)
     const char *wd = cfg->run.work_dir;
     char path[1024];
     if ((rc = check_same_config(cfg, comm)) < 0) { free(t); return rc; }
@@ -432,10 +437,11 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     if (first >= max_iters && comm->rank == 0)
         printf("maskvim train: nothing to train: the run is at iteration %ld and schedule.max_iters is %ld\n", first,
                max_iters);
-    // From here a stop signal ends the run after the step it arrives in, with a checkpoint.
+    // From here a stop signal ends the run after the step it arrives in, with a checkpoint (a
+    // request pending from before, e.g. one a sweep took while this run started, included).
     int stopped = 0;
-    stop_signal_clear();
     stop_signal_arm();
+    armed = true;
     for (long it = first; it < max_iters; it++) {
         double t0 = prof_now();
         const mv_batch *batch;
@@ -522,6 +528,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
         if ((opts->stop_after && done_here >= opts->stop_after) || stopped) break;
     }
     stop_signal_disarm();
+    armed = false;
     free(ids);
     if (rc == 0 && comm->rank == 0) {
         // The share of the training steps spent outside forward/backward (evaluation and
@@ -541,7 +548,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
         rc = MV_TRAIN_STOPPED;
     }
 out:
-    stop_signal_disarm();
+    if (armed) stop_signal_disarm();
     if (t->jsonl) fclose(t->jsonl);
     if (t->lock_fd >= 0) close(t->lock_fd);
     if (t->loader) loader_close(t->loader);

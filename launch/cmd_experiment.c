@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/experiment.h"
+#include "core/stop_signal.h"
 #include "core/train.h"
 #include "dist/comm.h"
 #include <ctype.h>
@@ -290,9 +291,7 @@ static void shell_line(char *line, size_t size, const char *launcher, const row_
 // launcher and everything it started with one kill), dies with the sweep (PR_SET_PDEATHSIG,
 // for a sweep killed with SIGKILL), reads /dev/null and, with `log`, writes to it.
 
-static volatile sig_atomic_t g_stop_signal = 0;
-
-static void on_stop_signal(int sig) { g_stop_signal = sig; }
+// Stop requests (SIGINT, SIGTERM, SIGUSR1) are taken by core/stop_signal.h while a sweep runs.
 
 // `lock` (the row's lock descriptor, -1: none) is inherited by the child and whatever it starts:
 // the lock is shared by every process holding it and goes only with the last, so a child left
@@ -314,8 +313,12 @@ static pid_t spawn(const row_cmd *c, const char *launcher, const char *log, int 
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent) _exit(143);   // the sweep is already gone
         if (lock >= 0) fcntl(lock, F_SETFD, 0);   // this row's lock only: the others stay close-on-exec
+        // The sweep's stop handling is not the child's: back to the defaults (an ignored SIGPIPE
+        // would survive exec).
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGUSR1, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
         int in = open("/dev/null", O_RDONLY);
         if (in >= 0) { dup2(in, 0); close(in); }
         if (log) {
@@ -371,7 +374,7 @@ static int run_child(const row_cmd *c, const char *launcher, const char *what, i
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid) break;
         if (w < 0 && errno != EINTR) return mv_fail("waitpid: %s", strerror(errno));
-        if (g_stop_signal) { stop_child(pid); return mv_fail("stopped by signal %d", (int)g_stop_signal); }
+        if (stop_signal_pending()) { stop_child(pid); return mv_fail("stopped by signal %d", stop_signal_pending()); }
         usleep(50000);
     }
     return child_status(st, what);
@@ -632,12 +635,15 @@ static void count_end(sweep *s, int rc) {
 
 static int prepare_sources(const mv_config *cfg, mv_comm *comm);
 
-// Rows one after another in this process (one rank). Returns the signal that stopped a row's
-// training (train_run checkpoints it; the sweep ends there), or 0.
+// Rows one after another in this process (one rank). A stop signal (SIGINT, SIGTERM, SIGUSR1)
+// ends the sweep: the training in progress stops after its step with a checkpoint, and the row
+// is marked interrupted unless it had already finished. Returns that signal, or 0.
 static int sweep_in_process(sweep *s, mv_comm *comm) {
     char dir[MV_PATH_MAX];
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
-    for (int next = 0;;) {
+    int sig = 0;
+    stop_signal_arm();   // for the whole sweep, so that a request between rows is seen too
+    for (int next = 0; !(sig = stop_signal_pending());) {
         const mv_exp_run *r = next_row(s, &next, dir);
         if (!r) break;
         row_job j = {.run = r, .lock = -1};
@@ -647,28 +653,29 @@ static int sweep_in_process(sweep *s, mv_comm *comm) {
         // A row held by another runner or broken on its own does not stop the others.
         if (rc < 0) { count_end(s, rc); continue; }
         mv_train_opts o = {"auto", 0, s->quiet};
-        int sig = 0;
         rc = prepare_sources(cfg, comm);
-        if (rc == 0) rc = train_run(cfg, comm, &o, &sig);
-        if (rc == MV_TRAIN_STOPPED) {
+        if (rc == 0) rc = train_run(cfg, comm, &o, NULL);
+        bool evaluated = !s->exp->ncorruptions;
+        if (rc == 0 && !evaluated && !stop_signal_pending()) {
+            row_cmd c;
+            rc = eval_cmd(&c, s->exp, j.dir, j.max_iters);
+            if (rc == 0) rc = run_child(&c, NULL, "corruption evaluation", j.lock);
+            evaluated = rc == 0;
+        }
+        if ((sig = stop_signal_pending()) && !(rc == 0 && evaluated)) {
             char msg[64];
             snprintf(msg, sizeof msg, "stopped by signal %d", sig);
             write_status(j.dir, r->name, run_seed(r), "interrupted", msg, NULL, NULL, 0);
             printf("maskvim experiment: row %s: stopped (signal %d); it resumes when the sweep is run again\n",
                    r->name, sig);
             close(j.lock);
-            free(cfg);
-            return sig;
-        }
-        if (rc == 0 && s->exp->ncorruptions) {
-            row_cmd c;
-            rc = eval_cmd(&c, s->exp, j.dir, j.max_iters);
-            if (rc == 0) rc = run_child(&c, NULL, "corruption evaluation", j.lock);
+            break;
         }
         count_end(s, row_end(&j, s->exp, rc == 0));
     }
+    stop_signal_disarm();
     free(cfg);
-    return 0;
+    return sig;
 }
 
 // Starts the child of job j: training, or (evaluating) the corruption evaluation.
@@ -691,7 +698,7 @@ static int prepare_sources(const mv_config *cfg, mv_comm *comm) {
         rc = source_resolve(path, sizeof path, &cfg->data.train[i], "train", cfg, comm);
     for (int i = 0; rc == 0 && i < cfg->data.num_val; i++)
         rc = source_resolve(path, sizeof path, &cfg->data.val[i], "val", cfg, comm);
-    if (rc < 0 && g_stop_signal) return mv_fail("stopped by signal %d", (int)g_stop_signal);
+    if (rc < 0 && stop_signal_pending()) return mv_fail("stopped by signal %d", stop_signal_pending());
     return rc;
 }
 
@@ -702,20 +709,15 @@ static int sweep_children(sweep *s, mv_comm *comm) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         omp = cpus / s->jobs > 1 ? (int)(cpus / s->jobs) : 1;
     }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    struct sigaction old_int, old_term;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    stop_signal_arm();
     row_job *jobs = mv_calloc((size_t)s->jobs, sizeof *jobs);
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     char dir[MV_PATH_MAX], log[MV_PATH_MAX + 32];
     int next = 0, running = 0;
     bool more = true;
-    while (!g_stop_signal) {
+    while (!stop_signal_pending()) {
         // Fill the free slots.
-        for (int k = 0; k < s->jobs && more && !g_stop_signal; k++) {
+        for (int k = 0; k < s->jobs && more && !stop_signal_pending(); k++) {
             if (jobs[k].pid) continue;
             const mv_exp_run *r = next_row(s, &next, dir);
             if (!r) { more = false; break; }
@@ -755,7 +757,7 @@ static int sweep_children(sweep *s, mv_comm *comm) {
         count_end(s, row_end(j, s->exp, rc == 0));
         running--;
     }
-    int sig = g_stop_signal;
+    int sig = stop_signal_pending();
     if (sig) {
         // Stop every child and leave its row resumable (it continues from its last checkpoint).
         for (int k = 0; k < s->jobs; k++) {
@@ -771,8 +773,7 @@ static int sweep_children(sweep *s, mv_comm *comm) {
             j->pid = 0;
         }
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    stop_signal_disarm();
     free(cfg);
     free(jobs);
     return sig;
@@ -852,6 +853,7 @@ static int experiment_run(int argc, char **argv) {
     bool in_process = !launcher && njobs == 1;
     mv_comm comm = {0};
     {
+        signal(SIGPIPE, SIG_IGN);   // as `maskvim train`: a gone `| tee` must not kill a stopping row
         if (comm_init(&comm, &argc, &argv) < 0) {
             fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
             experiment_free(&exp);

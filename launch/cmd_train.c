@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/train.h"
 #include "dist/comm.h"
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,9 @@ int cmd_train(int argc, char **argv) {
         else { cli_unknown_option("train", a, usage); free(sets); return 2; }
         i++;
     }
+    // Output into a pipe whose reader is gone (Ctrl-C ends a `| tee` as well) must not kill the
+    // run before it stops with its checkpoint: such writes fail quietly instead.
+    signal(SIGPIPE, SIG_IGN);
     mv_comm comm;
     if (comm_init(&comm, &argc, &argv) < 0) {
         fprintf(stderr, "maskvim train: %s\n", mv_last_error());

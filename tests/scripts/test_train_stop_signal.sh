@@ -5,16 +5,19 @@
 #   1. one rank, SIGTERM: exit status 143, a checkpoint at the iteration it stopped after (no
 #      periodic checkpoint would have been written), metrics.jsonl up to that iteration;
 #   2. a second SIGTERM before the step ends stops the process at once (killed by the signal);
-#   3. two ranks, SIGUSR1 to mpirun: both ranks stop after the same step, and the resumed
-#      2-rank run ends bit-identical to the uninterrupted one;
-#   4. `maskvim experiment run` running a row in its own process: SIGTERM stops the row with a
-#      checkpoint, marks it interrupted and ends the sweep (exit 143); the next sweep resumes it.
+#   3. two ranks, SIGUSR1 to rank 1 alone: rank 0 stops after the same step and writes its
+#      checkpoint, and the resumed 2-rank run ends bit-identical to the uninterrupted one;
+#   2b. stdout into a pipe whose reader is gone (Ctrl-C ends a `| tee` too) does not kill the
+#      run before its checkpoint;
+#   4. `maskvim experiment run` running rows in its own process: SIGTERM during a row's training
+#      stops it with a checkpoint and marks it interrupted, during its final evaluation lets it
+#      finish; either way the sweep ends there (exit 143) and the next one carries on.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
 TMP=${MV_TEST_TMP:-/tmp}/train_stop_signal.$$
 mkdir -p "$TMP"
-trap 'rm -rf "$TMP"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$TMP"' EXIT
 ITERS=40
 SETS=("${TRAIN_SETS[@]}" --set schedule.max_iters=$ITERS --set run.ckpt_every=0)
 passed=0
@@ -73,9 +76,31 @@ assert p.returncode == -signal.SIGTERM, (p.returncode, err[-400:])
 assert "stopping at once" in err and "stopped by SIGTERM" not in err, err[-400:]
 print("a second SIGTERM: killed at once")
 PY
+# Output into a pipe whose reader is gone (Ctrl-C ends a `| tee` too): the log lines that follow
+# must not kill the run (SIGPIPE) before it stops with its checkpoint.
+"$MV_PYTHON" - "$MV_BIN" "$TMP/p" "${SETS[@]}" --set data.batch_per_rank=2 <<'PY' || fail "a closed pipe on stdout"
+import os, signal, subprocess, sys, time
+binary, work = sys.argv[1], sys.argv[2]
+p = subprocess.Popen([binary, "train", *sys.argv[3:], "--set", f"run.work_dir={work}"],
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+first = p.stdout.readline()
+assert b"maskvim train:" in first, first
+p.stdout.close()   # the reader is gone; every later line meets a broken pipe
+log = os.path.join(work, "metrics.jsonl")
+for _ in range(3000):
+    if os.path.exists(log) and open(log).read().count('"train"') >= 2 or p.poll() is not None:
+        break
+    time.sleep(0.02)
+assert p.poll() is None, f"the run died with the pipe: status {p.returncode}"
+p.send_signal(signal.SIGTERM)
+p.wait(timeout=120)
+assert p.returncode == 143, p.returncode
+assert os.path.exists(os.path.join(work, "latest")), "no checkpoint"
+print("stdout into a closed pipe: stopped with status 143 and a checkpoint")
+PY
 passed=$((passed + 1))
 
-# 3. Two ranks, SIGUSR1 to mpirun (which forwards it to every rank).
+# 3. Two ranks, one of them signalled.
 if command -v mpirun >/dev/null 2>&1 && "$MV_BIN" bench-allreduce --help | grep -q "Built with MPI: yes"; then
     source "$(dirname "$0")/mpi_common.sh"
     SAVED_TMP=$TMP
@@ -90,7 +115,14 @@ if command -v mpirun >/dev/null 2>&1 && "$MV_BIN" bench-allreduce --help | grep 
     "${MPI2[@]}" --set run.work_dir="$TMP/c" >"$TMP/c.log" 2>&1 &   # mpirun itself is $!, to be signalled
     pid=$!
     wait_records "$TMP/c" 2 $pid || fail "the 2-rank run did not start: $(tail -3 "$TMP/c.log")"
-    kill -USR1 $pid
+    # Only rank 1 gets the signal (mpirun's children are the ranks; their environment says
+    # which): rank 0, which writes the checkpoint, must stop after the same step.
+    rank1=""
+    for child in $(pgrep -P $pid); do
+        tr '\0' '\n' <"/proc/$child/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && rank1=$child
+    done
+    [ -n "$rank1" ] || fail "rank 1's process not found among mpirun's children: $(pgrep -P $pid)"
+    kill -USR1 "$rank1"
     rc=0; wait $pid || rc=$?
     [ "$rc" != 0 ] || fail "a stopped 2-rank run exited 0"
     k=$(last_iter "$TMP/c")
@@ -105,7 +137,11 @@ else
     echo "SKIP 3: maskvim is built without MPI (or mpirun is missing)"
 fi
 
-# 4. A sweep that trains its row in its own process.
+# 4. A sweep that trains its rows in its own process: a stop ends the sweep where it is.
+#    a. during row one's training: row one is interrupted with a checkpoint, row two not begun;
+#    b. again, once row one's training is done and its final evaluation runs (400 images make
+#       it last): row one is finished, row two still not begun (the request is not lost);
+#    c. the next sweep skips row one and runs row two.
 source "$(dirname "$0")/experiment_common.sh"
 cat >"$TMP/exp.yaml" <<YAML
 name: stop
@@ -114,19 +150,34 @@ $(tiny_sets $ITERS 0 "synthetic:clear" 0)
 source: clear
 targets: []
 rows:
-  - {name: only}
+  - {name: one, set: [data.synthetic.val_count=400]}
+  - {name: two}
 YAML
-"$MV_BIN" experiment run "$TMP/exp.yaml" --out "$TMP/s" --quiet >"$TMP/s.log" 2>&1 &
+SWEEP=("$MV_BIN" experiment run "$TMP/exp.yaml" --out "$TMP/s" --quiet)
+"${SWEEP[@]}" >"$TMP/s.log" 2>&1 &   # maskvim itself is $!, to be signalled
 pid=$!
-wait_records "$TMP/s/only" 2 $pid || fail "the row did not start: $(tail -3 "$TMP/s.log")"
+wait_records "$TMP/s/one" 2 $pid || fail "row one did not start: $(tail -3 "$TMP/s.log")"
 kill -TERM $pid
 rc=0; wait $pid || rc=$?
-[ "$rc" = 143 ] || fail "sweep exit status $rc, expected 143: $(tail -3 "$TMP/s.log")"
-grep -q '"state": "interrupted"' "$TMP/s/only/status.json" || fail "row status: $(cat "$TMP/s/only/status.json")"
-k=$(last_iter "$TMP/s/only")
-[ "$(cat "$TMP/s/only/latest")" = "iter_$k.h5" ] || fail "the row's checkpoint: $(ls "$TMP/s/only")"
-"$MV_BIN" experiment run "$TMP/exp.yaml" --out "$TMP/s" --quiet >"$TMP/s2.log" 2>&1 || fail "second sweep: $(tail -3 "$TMP/s2.log")"
-grep -q "resumed from .*iter_$k.h5 at iteration $k" "$TMP/s2.log" || fail "the row did not resume at $k: $(head -5 "$TMP/s2.log")"
-grep -q '"state": "finished"' "$TMP/s/only/status.json" || fail "the row did not finish"
+[ "$rc" = 143 ] || fail "4a: sweep exit status $rc, expected 143: $(tail -3 "$TMP/s.log")"
+grep -q '"state": "interrupted"' "$TMP/s/one/status.json" || fail "4a: row one: $(cat "$TMP/s/one/status.json")"
+k=$(last_iter "$TMP/s/one")
+[ "$(cat "$TMP/s/one/latest")" = "iter_$k.h5" ] || fail "4a: row one's checkpoint: $(ls "$TMP/s/one")"
+[ ! -e "$TMP/s/two/status.json" ] || fail "4a: row two began: $(cat "$TMP/s/two/status.json")"
+
+"${SWEEP[@]}" >"$TMP/s2.log" 2>&1 &
+pid=$!
+wait_records "$TMP/s/one" $ITERS $pid || fail "4b: row one did not train to the end: $(tail -3 "$TMP/s2.log")"
+grep -q '"type": "eval"' "$TMP/s/one/metrics.jsonl" && fail "4b: the evaluation ended before the signal could be sent"
+kill -TERM $pid
+rc=0; wait $pid || rc=$?
+[ "$rc" = 143 ] || fail "4b: sweep exit status $rc, expected 143: $(tail -3 "$TMP/s2.log")"
+grep -q "resumed from .*iter_$k.h5 at iteration $k" "$TMP/s2.log" || fail "4b: row one did not resume at $k"
+grep -q '"state": "finished"' "$TMP/s/one/status.json" || fail "4b: row one: $(cat "$TMP/s/one/status.json")"
+[ ! -e "$TMP/s/two/status.json" ] || fail "4b: the stop was lost: row two began: $(cat "$TMP/s/two/status.json")"
+
+"${SWEEP[@]}" >"$TMP/s3.log" 2>&1 || fail "4c: $(tail -3 "$TMP/s3.log")"
+grep -q "1 row run, 1 skipped (finished), 0 failed" "$TMP/s3.log" || fail "4c: $(tail -1 "$TMP/s3.log")"
+grep -q '"state": "finished"' "$TMP/s/two/status.json" || fail "4c: row two did not finish"
 passed=$((passed + 1))
 echo "$passed passed, 0 failed"
