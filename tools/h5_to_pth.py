@@ -51,6 +51,7 @@ import numpy as np
 
 # torch (and pth_to_h5, which imports it) is imported only once the input has been read: the
 # import takes seconds, and a wrong file should be reported at once.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # pth_to_h5, beside this file
 
 
 class ExportError(Exception):
@@ -62,7 +63,6 @@ def spatial_to_official(t):
     pth_to_h5.official_to_spatial, obtained from it by permuting entry indices (a pure gather /
     scatter of the values, so exact) rather than by writing the permutation a second time."""
     import torch
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from pth_to_h5 import official_to_spatial
     # idx[i] = the released-layout entry that spatial entry i comes from; scatter it back there.
     idx = official_to_spatial(torch.arange(t.numel()).reshape(t.shape)).reshape(-1)
@@ -181,22 +181,18 @@ def main():
     import torch
     sd = state_dict(entries, a.token_mask_layout)
     obj = sd if a.bare else {"state_dict": sd, "meta": meta}
-    # Written beside the output and renamed when complete: an interrupted export leaves no file
-    # under the output's name.
-    tmp = f"{a.output}.tmp.{os.getpid()}"
-    try:
-        os.makedirs(os.path.dirname(a.output) or ".", exist_ok=True)
+    from pth_to_h5 import write_atomically
+
+    def write(tmp):
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, a.output)
-    except (OSError, RuntimeError) as e:
-        print(f"h5_to_pth: {a.output}: cannot write ({e})", file=sys.stderr)
+
+    error = write_atomically(a.output, write, (OSError, RuntimeError))
+    if error:
+        print(f"h5_to_pth: {a.output}: cannot write ({error})", file=sys.stderr)
         return 2
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     it = f", meta iter {meta['iter']}" if "iter" in meta and not a.bare else ""
     value = f" (value {n['nbt']})" if n["bn"] else ""
     print(f"{a.output}: {n['tensors']} tensors written, {n['bn']} num_batches_tracked added{value}, "

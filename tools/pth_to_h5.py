@@ -174,6 +174,23 @@ def plan(sd, prefix, naming, layout):
     return out, n
 
 
+def write_atomically(path, write, errors=(OSError, ValueError)):
+    """Runs write(tmp) on a temporary beside `path` (its folder made if needed) and renames it
+    to `path` when complete, so that an interrupted or failed write leaves no file that a reader
+    would take for a whole one. Returns the error message, or None."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+        return None
+    except errors as e:
+        return str(e)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("input")
@@ -198,21 +215,15 @@ def main():
     except ConvertError as e:
         print(f"pth_to_h5: {a.input}: {e}", file=sys.stderr)
         return 2
-    # Written beside the output (its folder made if needed) and renamed when complete: an
-    # interrupted conversion leaves no file that maskvim would take for a whole one.
-    tmp = f"{a.output}.tmp.{os.getpid()}"
-    try:
-        os.makedirs(os.path.dirname(a.output) or ".", exist_ok=True)
+    def write(tmp):
         with h5py.File(tmp, "w") as f:
             for name, t, _ in tensors:
                 f.create_dataset(name, data=t.numpy().astype(np.float32))
-        os.replace(tmp, a.output)
-    except (OSError, ValueError) as e:
-        print(f"pth_to_h5: {a.output}: cannot write ({e})", file=sys.stderr)
+
+    error = write_atomically(a.output, write)
+    if error:
+        print(f"pth_to_h5: {a.output}: cannot write ({error})", file=sys.stderr)
         return 2
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     naming = " (VMamba v0 names)" if n["renamed"] else ""
     print(f"{a.output}: {len(tensors)} tensors written, {n['renamed']} renamed{naming}, "
           f"{n['dropped']} classifier tensors dropped, {n['skipped']} entries skipped, "
