@@ -240,15 +240,15 @@ static int check_same_config(const mv_config *cfg, mv_comm *comm) {
                    "file and --set options)", first, what);
 }
 
-// A diverged step (a NaN or infinite loss: too high a learning rate, a damaged sample) would
-// turn every parameter into NaN at the optimizer, and the next checkpoints would rotate the good
-// ones away. The check runs after forward and before backward, on every rank at once: the losses
-// are summed over ranks (one double; NaN or Inf anywhere makes the sum non-finite), so all ranks
-// stop together, before any gradient all-reduce starts, with the parameters of the previous
-// iteration untouched and no checkpoint written.
-// What every rank must agree on after a step's forward, in one collective: whether the loss is
-// finite everywhere (else an error, before any update), and whether a stop signal reached any
-// rank (then *stop is that signal, and every rank stops after this step).
+// What every rank must agree on after a step's forward, in one small all-reduce:
+// - whether the loss is finite everywhere. A diverged step (a NaN or infinite loss: too high a
+//   learning rate, a damaged sample) would turn every parameter into NaN at the optimizer, and
+//   the next checkpoints would rotate the good ones away. The losses are summed over ranks (NaN
+//   or Inf anywhere makes the sum non-finite), so all ranks stop together, before backward and
+//   any gradient all-reduce, with the previous iteration's parameters untouched and no
+//   checkpoint written (an error);
+// - whether a stop signal reached any rank (core/stop_signal.h): then *stop is that signal and
+//   every rank stops after this step, with a checkpoint.
 static int step_agreement(trainer *t, long it, int *stop) {
     static const int SIGS[] = {SIGINT, SIGTERM, SIGUSR1};
     const mv_model *m = &t->model;
