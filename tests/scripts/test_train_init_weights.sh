@@ -8,7 +8,7 @@
 #   3. a resumed run takes its weights from the checkpoint and never opens run.init_weights;
 #   4. refused with the reason, before any training: a missing file, names without the
 #      'backbone.' prefix, another model's shapes, tensors in groups instead of at the root, a
-#      training checkpoint with a damaged weight.
+#      PyTorch checkpoint not yet converted, a training checkpoint with a damaged weight.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
@@ -97,6 +97,8 @@ refused other "'backbone.patch_embed.0.weight' has shape [8,3,4,4], this model e
     --set run.init_weights="$TMP/other.h5"
 "$MV_PYTHON" -c "import h5py,sys,numpy as np; h5py.File(sys.argv[1],'w')['backbone/patch_embed/0/weight'] = np.zeros((16,3,4,4),np.float32)" "$TMP/nested.h5"
 refused nested "holds no tensor at its root" --set run.init_weights="$TMP/nested.h5"
+"$MV_PYTHON" -c "import torch,sys; torch.save({'model': {'patch_embed.proj.weight': torch.zeros(16,3,4,4)}}, sys.argv[1])" "$TMP/vssm.pth"
+refused pytorch "is a PyTorch checkpoint, not a weights file: convert it with tools/pth_to_h5.py" --set run.init_weights="$TMP/vssm.pth"
 cp "$TMP/plain/iter_1.h5" "$TMP/damaged.h5"
 "$MV_PYTHON" -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); f['backbone.patch_embed.0.bias'][0] += 1" "$TMP/damaged.h5"
 refused damaged "the weights do not match their checksum" --set run.init_weights="$TMP/damaged.h5"
