@@ -2,6 +2,7 @@
 #include "core/h5util.h"
 #include "core/error.h"
 #include <stdio.h>
+#include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,11 +15,23 @@ hid_t h5_create(const char *path) {
     return f;
 }
 
+bool h5_looks_like_pytorch(const char *path) {
+    unsigned char head[4] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f) fclose(f);
+    // torch.save writes a zip archive (torch >= 1.6) or, before, a pickle (protocol 2 to 5).
+    return (n == 4 && !memcmp(head, "PK\3\4", 4)) || (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5);
+}
+
 hid_t h5_open_read(const char *path) {
     quiet();
     if (access(path, R_OK) != 0) { mv_fail("%s: cannot open (missing or unreadable)", path); return -1; }
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) mv_fail("%s: not a readable HDF5 file", path);
+    if (f < 0 && h5_looks_like_pytorch(path))
+        mv_fail("%s: a PyTorch checkpoint, not an HDF5 file: convert it with tools/pth_to_h5.py (docs/checkpoints.md)", path);
+    else if (f < 0)
+        mv_fail("%s: not a readable HDF5 file", path);
     return f;
 }
 

@@ -3,6 +3,7 @@
 #include "core/weights_io.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/h5util.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -99,15 +100,6 @@ static int write_report(const char *path, const char *from, const char *report) 
     return 0;
 }
 
-// True when the file starts as torch.save writes: a zip archive (torch >= 1.6) or a pickle.
-static bool looks_like_pytorch(const char *path) {
-    unsigned char head[4] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
-    if (f) fclose(f);
-    return (n == 4 && !memcmp(head, "PK\3\4", 4)) || (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5);
-}
-
 int weights_load_init(mv_params *p, const char *path, const char *report_path, FILE *log) {
     if (access(path, R_OK) != 0)
         return mv_fail("run.init_weights: %s: %s (the weights a new run starts from: convert a PyTorch checkpoint "
@@ -115,7 +107,7 @@ int weights_load_init(mv_params *p, const char *path, const char *report_path, F
                        "initialisation)", path, strerror(errno));
     // A training checkpoint's tensors are checksummed: a damaged one is refused, not trained from.
     if (checkpoint_verify_weights(path) < 0) {
-        if (looks_like_pytorch(path))
+        if (h5_looks_like_pytorch(path))
             return mv_fail("run.init_weights: %s is a PyTorch checkpoint, not a weights file: convert it with "
                            "tools/pth_to_h5.py %s OUT.h5 (add --prefix backbone. for an ImageNet encoder)", path, path);
         return mv_fail_context("run.init_weights");

@@ -99,6 +99,10 @@ refused other "'backbone.patch_embed.0.weight' has shape [8,3,4,4], this model e
 refused nested "holds no tensor at its root" --set run.init_weights="$TMP/nested.h5"
 "$MV_PYTHON" -c "import torch,sys; torch.save({'model': {'patch_embed.proj.weight': torch.zeros(16,3,4,4)}}, sys.argv[1])" "$TMP/vssm.pth"
 refused pytorch "is a PyTorch checkpoint, not a weights file: convert it with tools/pth_to_h5.py" --set run.init_weights="$TMP/vssm.pth"
+# eval (and every other reader of weights files) names it the same way.
+if "$MV_BIN" eval --checkpoint "$TMP/vssm.pth" >"$TMP/eval_pth.log" 2>&1; then fail "eval took a .pth"; fi
+grep -q "vssm.pth: a PyTorch checkpoint, not an HDF5 file: convert it with tools/pth_to_h5.py" "$TMP/eval_pth.log" ||
+    fail "eval on a .pth: $(tail -1 "$TMP/eval_pth.log")"
 cp "$TMP/plain/iter_1.h5" "$TMP/damaged.h5"
 "$MV_PYTHON" -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); f['backbone.patch_embed.0.bias'][0] += 1" "$TMP/damaged.h5"
 refused damaged "the weights do not match their checksum" --set run.init_weights="$TMP/damaged.h5"
