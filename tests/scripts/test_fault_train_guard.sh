@@ -86,9 +86,10 @@ passed=$((passed + 1)); stamp "check $passed done"
 
 # 4. A run directory in use (as after `kill -9 mpirun`, whose ranks may run on).
 # (maskvim itself in the background, not the `run` function: killing a function's subshell
-# would leave the training running.)
+# would leave the training running.) The busy run must outlast the second one's 5 s grace for a
+# process still exiting: 400 iterations (4 s on a quiet machine) did not always.
 "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set run.work_dir="$TMP/busy" \
-    --set schedule.max_iters=400 --set run.ckpt_every=0 >/dev/null 2>&1 &
+    --set schedule.max_iters=1000000 --set run.ckpt_every=0 >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 300); do [ -f "$TMP/busy/metrics.jsonl" ] && break; sleep 0.1; done
 rc=0

@@ -18,7 +18,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 TMP=${MV_TEST_TMP:-/tmp}/train_stop_signal.$$
 mkdir -p "$TMP"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$TMP"' EXIT
-ITERS=40
+ITERS=100   # long enough that no run ends before the test signals it
 SETS=("${TRAIN_SETS[@]}" --set schedule.max_iters=$ITERS --set run.ckpt_every=0)
 passed=0
 
