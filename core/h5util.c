@@ -1,6 +1,7 @@
 // HDF5 helpers (see h5util.h). Error stacks are silenced: failures become our messages.
 #include "core/h5util.h"
 #include "core/error.h"
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
@@ -15,7 +16,8 @@ hid_t h5_create(const char *path) {
     return f;
 }
 
-bool h5_looks_like_pytorch(const char *path) {
+// True when `path` starts as torch.save writes files.
+static bool looks_like_pytorch(const char *path) {
     unsigned char head[4] = {0};
     FILE *f = fopen(path, "rb");
     size_t n = f ? fread(head, 1, sizeof head, f) : 0;
@@ -28,7 +30,7 @@ hid_t h5_open_read(const char *path) {
     quiet();
     if (access(path, R_OK) != 0) { mv_fail("%s: cannot open (missing or unreadable)", path); return -1; }
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0 && h5_looks_like_pytorch(path))
+    if (f < 0 && looks_like_pytorch(path))
         mv_fail("%s: a PyTorch checkpoint, not an HDF5 file: convert it with tools/pth_to_h5.py (docs/checkpoints.md)", path);
     else if (f < 0)
         mv_fail("%s: not a readable HDF5 file", path);

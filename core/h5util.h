@@ -2,7 +2,6 @@
 // dumps, batches). Every function returns 0 / -1 with a message naming the file and dataset.
 #pragma once
 #include <hdf5.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -11,8 +10,6 @@ hid_t h5_create(const char *path);
 // Opens `path` for reading; a PyTorch checkpoint given instead is named as one (with the tool
 // that converts it).
 hid_t h5_open_read(const char *path);
-// True when `path` starts as torch.save writes files.
-bool h5_looks_like_pytorch(const char *path);
 int h5_write_floats(hid_t file, const char *name, const float *data, int ndim, const int *shape);
 int h5_write_scalar(hid_t file, const char *name, double value);
 // Reads dataset `name` of any shape into `out` (converted to float32); `numel` must match.

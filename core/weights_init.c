@@ -3,7 +3,6 @@
 #include "core/weights_io.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
-#include "core/h5util.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,50 +25,28 @@ static void group_of(const char *name, char *out, size_t cap) {
     snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), name);
 }
 
-typedef struct {
-    char name[64];
-    int count;
-} group;
-
-// "decode_head 52, auxiliary_head 6, ..." from the report's "missing:" lines, in first-seen order.
-static void summarise_missing(const char *report, char *out, size_t cap) {
-    group groups[16];
+// "decode_head 98, auxiliary_head 7, ..." over the tensors the file did not give, in model order.
+static void summarise_missing(const mv_params *p, const bool *loaded, char *out, size_t cap) {
+    struct { char name[64]; int count; } groups[16];
     int ng = 0, other = 0;
-    static const char TAG[] = "  missing:    ";
-    for (const char *line = report; line && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        if (len > sizeof TAG - 1 && !strncmp(line, TAG, sizeof TAG - 1)) {
-            char name[256], g[64];
-            snprintf(name, sizeof name, "%.*s", (int)(len - (sizeof TAG - 1)), line + sizeof TAG - 1);
-            group_of(name, g, sizeof g);
-            int i = 0;
-            while (i < ng && strcmp(groups[i].name, g)) i++;
-            if (i == ng && ng < 16) {
-                snprintf(groups[ng].name, sizeof groups[ng].name, "%s", g);
-                groups[ng++].count = 0;
-            }
-            if (i < ng) groups[i].count++;
-            else other++;
+    for (int k = 0; k < p->count; k++) {
+        if (loaded[k]) continue;
+        char g[64];
+        group_of(p->items[k].name, g, sizeof g);
+        int i = 0;
+        while (i < ng && strcmp(groups[i].name, g)) i++;
+        if (i == ng && ng < 16) {
+            snprintf(groups[ng].name, sizeof groups[ng].name, "%s", g);
+            groups[ng++].count = 0;
         }
-        line = end ? end + 1 : NULL;
+        if (i < ng) groups[i].count++;
+        else other++;
     }
     out[0] = '\0';
     size_t used = 0;
     for (int i = 0; i < ng && used < cap; i++)
         used += (size_t)snprintf(out + used, cap - used, "%s%s %d", i ? ", " : "", groups[i].name, groups[i].count);
     if (other && used < cap) snprintf(out + used, cap - used, ", other %d", other);
-}
-
-// The first "unexpected:" name of the report, or "".
-static void first_unexpected(const char *report, char *out, size_t cap) {
-    static const char TAG[] = "  unexpected: ";
-    const char *p = report ? strstr(report, TAG) : NULL;
-    out[0] = '\0';
-    if (!p) return;
-    p += sizeof TAG - 1;
-    size_t len = strcspn(p, "\n");
-    snprintf(out, cap, "%.*s", (int)len, p);
 }
 
 // Why none of the file's names matched, when a known prefix explains it.
@@ -84,68 +61,48 @@ static const char *prefix_hint(const mv_params *p, const char *unexpected) {
     return "";
 }
 
-static int write_report(const char *path, const char *from, const char *report) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return mv_fail("%s: cannot write", tmp);
-    fprintf(f, "# tensors of the model that %s does not hold (they keep their seeded initialisation),\n"
-               "# and tensors of the file the model does not have (not used)\n%s", from, report);
-    bool ok = fflush(f) == 0 && !ferror(f);
-    if (fclose(f) != 0) ok = false;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return mv_fail("%s: cannot write", path);
-    }
-    return 0;
-}
-
 int weights_load_init(mv_params *p, const char *path, const char *report_path, FILE *log) {
     if (access(path, R_OK) != 0)
         return mv_fail("run.init_weights: %s: %s (the weights a new run starts from: convert a PyTorch checkpoint "
                        "with tools/pth_to_h5.py, docs/training.md \"Starting weights\"; \"\" starts from the seeded "
                        "initialisation)", path, strerror(errno));
     // A training checkpoint's tensors are checksummed: a damaged one is refused, not trained from.
-    if (checkpoint_verify_weights(path) < 0) {
-        if (h5_looks_like_pytorch(path))
-            return mv_fail("run.init_weights: %s is a PyTorch checkpoint, not a weights file: convert it with "
-                           "tools/pth_to_h5.py %s OUT.h5 (add --prefix backbone. for an ImageNet encoder)", path, path);
-        return mv_fail_context("run.init_weights");
+    if (checkpoint_verify_weights(path) < 0) return mv_fail_context("run.init_weights");
+    // The names the file did not give, and those the model has not, go straight into the report
+    // (a temporary beside it, renamed once the load has succeeded).
+    char tmp[1100];
+    FILE *report = NULL;
+    if (report_path) {
+        snprintf(tmp, sizeof tmp, "%s.tmp", report_path);
+        if (!(report = fopen(tmp, "w"))) return mv_fail("%s: cannot write", tmp);
+        fprintf(report, "# tensors of the model that %s does not hold (they keep their seeded initialisation),\n"
+                        "# and tensors of the file the model does not have (not used)\n", path);
     }
-    char *report = NULL;
-    size_t report_len = 0;
-    FILE *mem = open_memstream(&report, &report_len);
-    if (!mem) return mv_fail("run.init_weights: out of memory");
-    int missing = 0, unexpected = 0;
-    int rc = weights_load(p, path, mem, &missing, &unexpected);
-    fclose(mem);
-    if (rc < 0) {
-        free(report);
-        return mv_fail_context("run.init_weights");
+    mv_weights_found found = {.loaded = mv_calloc(p->count ? (size_t)p->count : 1, sizeof(bool))};
+    int rc = weights_load_found(p, path, report, &found);
+    int loaded = p->count - found.missing;
+    if (rc < 0) mv_fail_context("run.init_weights");
+    else if (loaded == 0 && found.first_unexpected[0])
+        rc = mv_fail("run.init_weights: %s: none of this model's %d tensors is in it; it holds %d others, e.g. '%s'%s",
+                     path, p->count, found.unexpected, found.first_unexpected, prefix_hint(p, found.first_unexpected));
+    else if (loaded == 0)
+        rc = mv_fail("run.init_weights: %s: holds no tensor at its root (a weights file holds one float32 dataset "
+                     "per state_dict key, named with its dots, at the root: tools/pth_to_h5.py writes them)", path);
+    if (report) {
+        bool ok = fflush(report) == 0 && !ferror(report);
+        if (fclose(report) != 0) ok = false;
+        if (rc == 0 && (!ok || rename(tmp, report_path) != 0)) rc = mv_fail("%s: cannot write", report_path);
+        if (rc < 0) remove(tmp);
     }
-    int loaded = p->count - missing;
-    if (loaded == 0) {
-        char extra[256];
-        first_unexpected(report, extra, sizeof extra);
-        if (extra[0])
-            rc = mv_fail("run.init_weights: %s: none of this model's %d tensors is in it; it holds %d others, e.g. "
-                         "'%s'%s", path, p->count, unexpected, extra, prefix_hint(p, extra));
-        else
-            rc = mv_fail("run.init_weights: %s: holds no tensor at its root (a weights file holds one float32 dataset "
-                         "per state_dict key, named with its dots, at the root: tools/pth_to_h5.py writes them)", path);
-        free(report);
-        return rc;
-    }
-    if (report_path) rc = write_report(report_path, path, report);
     if (rc == 0 && log) {
         char groups[512];
-        summarise_missing(report, groups, sizeof groups);
+        summarise_missing(p, found.loaded, groups, sizeof groups);
         fprintf(log, "maskvim train: started from %s: %d of %d tensors loaded", path, loaded, p->count);
-        if (missing) fprintf(log, "; %d keep their initialisation (%s)", missing, groups);
-        if (unexpected) fprintf(log, "; %d in the file unused", unexpected);
-        if (report_path && (missing || unexpected)) fprintf(log, "; names in %s", report_path);
+        if (found.missing) fprintf(log, "; %d keep their initialisation (%s)", found.missing, groups);
+        if (found.unexpected) fprintf(log, "; %d in the file unused", found.unexpected);
+        if (report_path && (found.missing || found.unexpected)) fprintf(log, "; names in %s", report_path);
         fprintf(log, "\n");
     }
-    free(report);
+    free(found.loaded);
     return rc;
 }

@@ -23,7 +23,7 @@ int weights_save(const mv_params *p, const char *path) {
     return h5_publish(tmp, path);
 }
 
-typedef struct { const mv_params *p; bool *seen; FILE *report; int unexpected; char first_unexpected[256]; } scan_ctx;
+typedef struct { const mv_params *p; bool *seen; FILE *report; mv_weights_found *found; } scan_ctx;
 
 static herr_t note_unexpected(hid_t group, const char *name, const H5L_info_t *info, void *data) {
     (void)info;
@@ -37,26 +37,25 @@ static herr_t note_unexpected(hid_t group, const char *name, const H5L_info_t *i
     if (tail && !strcmp(tail, ".num_batches_tracked")) return 0;   // PyTorch bookkeeping
     for (int i = 0; i < s->p->count; i++)
         if (!strcmp(s->p->items[i].name, name)) { s->seen[i] = true; return 0; }
-    if (s->unexpected++ == 0) snprintf(s->first_unexpected, sizeof s->first_unexpected, "%s", name);
+    if (s->found->unexpected++ == 0)
+        snprintf(s->found->first_unexpected, sizeof s->found->first_unexpected, "%s", name);
     if (s->report) fprintf(s->report, "  unexpected: %s\n", name);
     return 0;
 }
 
-// weights_load, also giving the first missing and the first unexpected name ("" when none).
-static int load_names(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected,
-                      char *first_missing, size_t n_missing, char *first_unexpected, size_t n_unexpected) {
-    if (first_missing && n_missing) first_missing[0] = '\0';
-    if (first_unexpected && n_unexpected) first_unexpected[0] = '\0';
+int weights_load_found(mv_params *p, const char *path, FILE *report, mv_weights_found *found) {
+    bool *loaded = found->loaded;
+    memset(found, 0, sizeof *found);
+    found->loaded = loaded;
     hid_t f = h5_open_read(path);
     if (f < 0) return -1;
-    scan_ctx s = {p, mv_calloc(p->count ? (size_t)p->count : 1, sizeof(bool)), report, 0, ""};
+    scan_ctx s = {p, mv_calloc(p->count ? (size_t)p->count : 1, sizeof(bool)), report, found};
     H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, note_unexpected, &s);
-    int nmissing = 0, rc = 0;
+    int rc = 0;
     for (int i = 0; i < p->count && rc == 0; i++) {
         mv_param *q = &p->items[i];
         if (!s.seen[i]) {
-            if (nmissing == 0 && first_missing && n_missing) snprintf(first_missing, n_missing, "%s", q->name);
-            nmissing++;
+            if (found->missing++ == 0) snprintf(found->first_missing, sizeof found->first_missing, "%s", q->name);
             if (report) fprintf(report, "  missing:    %s\n", q->name);
             continue;
         }
@@ -74,28 +73,30 @@ static int load_names(mv_params *p, const char *path, FILE *report, int *missing
         }
         if (rc == 0) rc = h5_read_floats(f, path, q->name, *q->ptr, q->numel);
     }
+    if (loaded) memcpy(loaded, s.seen, sizeof(bool) * (size_t)p->count);
     free(s.seen);
     H5Fclose(f);
-    if (missing) *missing = nmissing;
-    if (unexpected) *unexpected = s.unexpected;
-    if (first_unexpected && n_unexpected) snprintf(first_unexpected, n_unexpected, "%s", s.first_unexpected);
     return rc;
 }
 
 int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected) {
-    return load_names(p, path, report, missing, unexpected, NULL, 0, NULL, 0);
+    mv_weights_found found = {0};
+    int rc = weights_load_found(p, path, report, &found);
+    if (missing) *missing = found.missing;
+    if (unexpected) *unexpected = found.unexpected;
+    return rc;
 }
 
 int weights_load_all(mv_params *p, const char *path, int *unexpected) {
-    int nmissing = 0, nunexpected = 0;
-    char miss[256], extra[256];
-    MV_TRY(load_names(p, path, NULL, &nmissing, &nunexpected, miss, sizeof miss, extra, sizeof extra));
-    if (unexpected) *unexpected = nunexpected;
-    if (nmissing == 0) return 0;
+    mv_weights_found found = {0};
+    MV_TRY(weights_load_found(p, path, NULL, &found));
+    if (unexpected) *unexpected = found.unexpected;
+    if (found.missing == 0) return 0;
     char hint[512] = "";
-    if (nunexpected > 0)
+    if (found.unexpected > 0)
         snprintf(hint, sizeof hint, "; it holds %d tensor%s this model does not have, e.g. '%s' (another model, "
-                 "or names with another prefix such as 'module.' or 'backbone.')", nunexpected,
-                 nunexpected > 1 ? "s" : "", extra);
-    return mv_fail("%s: %d of this model's %d tensors are missing, e.g. '%s'%s", path, nmissing, p->count, miss, hint);
+                 "or names with another prefix such as 'module.' or 'backbone.')", found.unexpected,
+                 found.unexpected > 1 ? "s" : "", found.first_unexpected);
+    return mv_fail("%s: %d of this model's %d tensors are missing, e.g. '%s'%s", path, found.missing, p->count,
+                   found.first_missing, hint);
 }

@@ -2,6 +2,7 @@
 // running statistics), in PyTorch's shapes, so weights move both ways between maskvim and PyTorch.
 #pragma once
 #include "core/params.h"
+#include <stdbool.h>
 #include <stdio.h>
 
 // Writes all parameters and buffers atomically (temporary file, then rename).
@@ -9,6 +10,16 @@ int weights_save(const mv_params *p, const char *path);
 // Loads every registered tensor found in the file. A shape mismatch is an error naming the key.
 // Missing and unexpected keys are counted and, when `report` is non-NULL, listed there.
 int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected);
+// What a load found: how many of the model's tensors the file lacks and how many of its tensors
+// the model lacks, the first name of each ("" when none) and, when `loaded` points to p->count
+// flags, which tensors the file gave.
+typedef struct {
+    int missing, unexpected;
+    char first_missing[256], first_unexpected[256];
+    bool *loaded;
+} mv_weights_found;
+// weights_load with everything it found in *found (found->loaded is the caller's, or NULL).
+int weights_load_found(mv_params *p, const char *path, FILE *report, mv_weights_found *found);
 // weights_load for inference: every tensor of the model must be in the file (missing ones are an
 // error naming the first, with the first unexpected name as a hint); extra tensors are counted.
 int weights_load_all(mv_params *p, const char *path, int *unexpected);

@@ -98,7 +98,8 @@ refused other "'backbone.patch_embed.0.weight' has shape [8,3,4,4], this model e
 "$MV_PYTHON" -c "import h5py,sys,numpy as np; h5py.File(sys.argv[1],'w')['backbone/patch_embed/0/weight'] = np.zeros((16,3,4,4),np.float32)" "$TMP/nested.h5"
 refused nested "holds no tensor at its root" --set run.init_weights="$TMP/nested.h5"
 "$MV_PYTHON" -c "import torch,sys; torch.save({'model': {'patch_embed.proj.weight': torch.zeros(16,3,4,4)}}, sys.argv[1])" "$TMP/vssm.pth"
-refused pytorch "is a PyTorch checkpoint, not a weights file: convert it with tools/pth_to_h5.py" --set run.init_weights="$TMP/vssm.pth"
+refused pytorch "run.init_weights: $TMP/vssm.pth: a PyTorch checkpoint, not an HDF5 file: convert it with tools/pth_to_h5.py" \
+    --set run.init_weights="$TMP/vssm.pth"
 # eval (and every other reader of weights files) names it the same way.
 if "$MV_BIN" eval --checkpoint "$TMP/vssm.pth" >"$TMP/eval_pth.log" 2>&1; then fail "eval took a .pth"; fi
 grep -q "vssm.pth: a PyTorch checkpoint, not an HDF5 file: convert it with tools/pth_to_h5.py" "$TMP/eval_pth.log" ||

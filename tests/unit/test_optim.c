@@ -136,12 +136,20 @@ Test(optim_rules, authors_rules) {
     cr_expect(lr == 1.0f && decay == 1.0f, "no rule: %g %g", lr, decay);
 }
 
+// Appends the rule {match, lr_mult, decay_mult} to o.
+static void add_rule(mv_optim_config *o, const char *match, float lr_mult, float decay_mult) {
+    mv_optim_rule *r = &o->rules[o->num_rules++];
+    snprintf(r->match, sizeof r->match, "%s", match);
+    r->lr_mult = lr_mult;
+    r->decay_mult = decay_mult;
+}
+
 Test(optim_rules, longest_match_wins) {
-    mv_optim_config o = {.num_rules = 4};
-    strcpy(o.rules[0].match, "norm");     o.rules[0].lr_mult = 1; o.rules[0].decay_mult = 0;
-    strcpy(o.rules[1].match, "out_norm"); o.rules[1].lr_mult = 2; o.rules[1].decay_mult = 0.5f;
-    strcpy(o.rules[2].match, "abc");      o.rules[2].lr_mult = 3; o.rules[2].decay_mult = 3;
-    strcpy(o.rules[3].match, "bcd");      o.rules[3].lr_mult = 4; o.rules[3].decay_mult = 4;
+    mv_optim_config o = {0};
+    add_rule(&o, "norm", 1, 0);
+    add_rule(&o, "out_norm", 2, 0.5f);
+    add_rule(&o, "abc", 3, 3);
+    add_rule(&o, "bcd", 4, 4);
     float lr, decay;
     optim_rule_for(&o, "op.out_norm.weight", &lr, &decay);
     cr_expect(lr == 2.0f && decay == 0.5f, "longest match: %g %g", lr, decay);
@@ -155,10 +163,10 @@ Test(optim_rules, longest_match_wins) {
 // key contained in the name: among equally long matches the alphabetically first wins, wherever
 // it is listed (a rule listed later but sorting first used to lose).
 Test(optim_rules, equal_length_tie_is_alphabetical_as_mmengine) {
-    mv_optim_config o = {.num_rules = 3};
-    strcpy(o.rules[0].match, "bcd");  o.rules[0].lr_mult = 4; o.rules[0].decay_mult = 4;
-    strcpy(o.rules[1].match, "abc");  o.rules[1].lr_mult = 3; o.rules[1].decay_mult = 3;
-    strcpy(o.rules[2].match, "abc");  o.rules[2].lr_mult = 5; o.rules[2].decay_mult = 5;
+    mv_optim_config o = {0};
+    add_rule(&o, "bcd", 4, 4);
+    add_rule(&o, "abc", 3, 3);
+    add_rule(&o, "abc", 5, 5);
     float lr, decay;
     optim_rule_for(&o, "xabcdx", &lr, &decay);
     cr_expect(lr == 3.0f && decay == 3.0f, "equal-length tie: %g %g (want abc's 3, 3)", lr, decay);
