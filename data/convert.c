@@ -13,10 +13,6 @@
 #include <unistd.h>
 #include "core/error.h"
 
-const int MV_CITYSCAPES_ID_TO_TRAIN[19][2] = {{7, 0},   {8, 1},   {11, 2},  {12, 3},  {13, 4},  {17, 5},  {19, 6},
-                                              {20, 7},  {21, 8},  {22, 9},  {23, 10}, {24, 11}, {25, 12}, {26, 13},
-                                              {27, 14}, {28, 15}, {31, 16}, {32, 17}, {33, 18}};
-
 static const mv_dataset_converter *const ALL[] = {&MV_CONVERT_CITYSCAPES, &MV_CONVERT_BDD100K, &MV_CONVERT_MAPILLARY,
                                                   &MV_CONVERT_GTAV, &MV_CONVERT_SYNTHIA};
 

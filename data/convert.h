@@ -91,5 +91,3 @@ int convert_map_labels(mv_image *label, const uint16_t table[256], const char *p
 void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs);
 // Nearest-neighbour resize of a one-channel label (Pillow's NEAREST sampling positions).
 mv_image convert_resize_nearest(const mv_image *label, int h, int w);
-// Cityscapes labelId -> trainId pairs (19 entries), shared by Cityscapes and GTAV.
-extern const int MV_CITYSCAPES_ID_TO_TRAIN[19][2];

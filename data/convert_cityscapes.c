@@ -6,6 +6,7 @@
 #include <string.h>
 #include "core/error.h"
 #include "data/convert.h"
+#include "data/manifest.h"
 #include "data/image_io.h"
 
 #define IMG_SUFFIX "_leftImg8bit.png"

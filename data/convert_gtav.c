@@ -9,6 +9,7 @@
 #include <string.h>
 #include "core/error.h"
 #include "data/convert.h"
+#include "data/manifest.h"
 #include "data/image_io.h"
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {

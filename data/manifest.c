@@ -21,6 +21,10 @@ const uint8_t MV_CLASS_PALETTE[MV_NUM_TRAIN_CLASSES][3] = {
     {255, 0, 0},    {0, 0, 142},   {0, 0, 70},    {0, 60, 100},    {0, 80, 100},    {0, 0, 230},
     {119, 11, 32}};
 
+const int MV_CITYSCAPES_ID_TO_TRAIN[MV_NUM_TRAIN_CLASSES][2] = {
+    {7, 0},   {8, 1},   {11, 2},  {12, 3},  {13, 4},  {17, 5},  {19, 6},  {20, 7},  {21, 8},  {22, 9},
+    {23, 10}, {24, 11}, {25, 12}, {26, 13}, {27, 14}, {28, 15}, {31, 16}, {32, 17}, {33, 18}};
+
 int file_crc32(uint32_t *crc, int64_t *bytes, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return mv_fail("%s: cannot open: %s", path, strerror(errno));

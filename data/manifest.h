@@ -22,6 +22,9 @@
 
 extern const char *const MV_CLASS_NAMES[MV_NUM_TRAIN_CLASSES];
 extern const uint8_t MV_CLASS_PALETTE[MV_NUM_TRAIN_CLASSES][3];  // Cityscapes colours, RGB
+// Cityscapes (label id, train id) pairs: the Cityscapes and GTAV converters map label ids to
+// train ids with them, `maskvim predict --format labelid` maps back.
+extern const int MV_CITYSCAPES_ID_TO_TRAIN[MV_NUM_TRAIN_CLASSES][2];
 
 typedef struct {
     char file[64];       // name within the split folder

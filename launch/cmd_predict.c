@@ -1,6 +1,7 @@
-// `maskvim predict`: segments image files with a checkpoint and writes colour-coded
-// predictions and, with --masks, the learnt token masks over the image (the paper's Figure 1
-// view: dropped tokens darkened) as PNG files.
+// `maskvim predict`: segments image files (or every image below a folder) with a checkpoint and
+// writes the predictions as PNG files: Cityscapes colours, raw train ids or Cityscapes label ids
+// (the benchmark's submission format); with --masks, the learnt token masks over the image (the
+// paper's Figure 1 view: dropped tokens darkened).
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/engine.h"
@@ -13,32 +14,223 @@
 #include "data/augment.h"
 #include "data/image_io.h"
 #include "data/manifest.h"
+#include "kernels/cpu/profile.h"
+#include <dirent.h>
+#include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+// The output formats (--format, any combination) and the suffix of their files.
+enum { OUT_COLOR = 1, OUT_TRAINID = 2, OUT_LABELID = 4 };
+static const struct {
+    const char *name, *suffix;
+    int bit;
+} FORMATS[] = {{"color", "pred", OUT_COLOR}, {"trainid", "trainid", OUT_TRAINID}, {"labelid", "labelid", OUT_LABELID}};
+#define NFORMATS (int)(sizeof FORMATS / sizeof FORMATS[0])
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: maskvim predict [FILE.yaml] --checkpoint C.h5 --input IMAGE... --out DIR [--masks]\n"
-        "                       [--set key=value ...]\n\n"
-        "For each PNG or JPEG image writes DIR/<name>_pred.png (Cityscapes colours at the image's\n"
-        "size) and, with --masks, DIR/<name>_mask_<block>.png for every masked block: the image\n"
-        "with the tokens the block drops darkened. Images are resized to fit data.scale for\n"
-        "inference, as in evaluation. Inference runs where run.device says (auto: the GPU where\n"
-        "one is present; stderr names it).\n");
+        "usage: maskvim predict [FILE.yaml] --checkpoint C.h5 --input IMAGE|DIR... --out DIR\n"
+        "                       [--format LIST] [--masks] [--set key=value ...]\n\n"
+        "Segments each PNG or JPEG image (a folder stands for every .png/.jpg/.jpeg below it,\n"
+        "in sorted order) and writes, at the image's size, for each format of --format:\n"
+        "  color     DIR/<name>_pred.png     Cityscapes colours (the default)\n"
+        "  trainid   DIR/<name>_trainid.png  8-bit gray, the class index (0..num_classes-1)\n"
+        "  labelid   DIR/<name>_labelid.png  Cityscapes label ids (the benchmark's submission\n"
+        "                                    format; 19-class models only)\n"
+        "LIST is comma-separated (e.g. color,labelid). With --masks, also DIR/<name>_mask_<block>.png\n"
+        "for every masked block: the image with the tokens the block drops darkened. Images are\n"
+        "resized to fit data.scale for inference, as in evaluation. Inference runs where\n"
+        "run.device says (auto: the GPU where one is present; stderr names it).\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// Inputs: files as given, folders expanded
+
+typedef struct {
+    char **paths;
+    int n, cap;
+} path_list;
+
+static void push_path(path_list *l, const char *path) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->paths = realloc(l->paths, sizeof(char *) * (size_t)l->cap);
+        MV_CHECK(l->paths, "out of memory");
+    }
+    l->paths[l->n] = strdup(path);
+    MV_CHECK(l->paths[l->n], "out of memory");
+    l->n++;
+}
+
+static void free_paths(path_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->paths[i]);
+    free(l->paths);
+    *l = (path_list){0};
+}
+
+static bool is_image_name(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// Every image below `dir`, each folder's entries in name order (hidden ones skipped). The depth
+// bound stops a symbolic link that points back up the tree.
+static int add_folder(path_list *out, const char *dir, int depth) {
+    if (depth > 32) return mv_fail("%s: folders nested more than 32 deep (a symbolic link loop?)", dir);
+    DIR *d = opendir(dir);
+    if (!d) return mv_fail("%s: cannot list folder: %s", dir, strerror(errno));
+    path_list names = {0};
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') push_path(&names, e->d_name);
+    closedir(d);
+    if (names.n) qsort(names.paths, (size_t)names.n, sizeof(char *), cmp_name);
+    int rc = 0;
+    for (int i = 0; i < names.n && rc == 0; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names.paths[i]);
+        struct stat st;
+        if (stat(path, &st) != 0) continue;   // a dangling link
+        if (S_ISDIR(st.st_mode)) rc = add_folder(out, path, depth + 1);
+        else if (S_ISREG(st.st_mode) && is_image_name(names.paths[i])) push_path(out, path);
+    }
+    free_paths(&names);
+    return rc;
+}
+
+static int expand_inputs(path_list *out, const char *const *args, int n) {
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(args[i], &st) != 0 || !S_ISDIR(st.st_mode)) { push_path(out, args[i]); continue; }
+        int before = out->n;
+        MV_TRY(add_folder(out, args[i], 0));
+        if (out->n == before) return mv_fail("%s: no .png, .jpg or .jpeg image in this folder or below it", args[i]);
+    }
+    return 0;
 }
 
 // Base name without directory and extension.
 static void stem(char *out, size_t n, const char *path) {
-    char tmp[1024];
+    char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
     snprintf(out, n, "%s", basename(tmp));
     char *dot = strrchr(out, '.');
     if (dot && dot != out) *dot = 0;
 }
 
-static int predict_one(mv_model *m, const mv_config *cfg, const char *path, const char *outdir, bool masks) {
+typedef struct {
+    char name[256];
+    int index;
+} named_input;
+
+static int cmp_named(const void *a, const void *b) {
+    const named_input *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->index - y->index;
+}
+
+// Two inputs with one base name ("a/x.png", "b/x.jpg") would write the same DIR/x_pred.png, the
+// second silently replacing the first: refused before any work. Sorted by name, a clash is two
+// neighbours (thousands of images from a dataset folder are checked at once).
+static int check_distinct_names(const path_list *in) {
+    named_input *v = mv_malloc(sizeof *v * (size_t)(in->n ? in->n : 1));
+    for (int i = 0; i < in->n; i++) {
+        stem(v[i].name, sizeof v[i].name, in->paths[i]);
+        v[i].index = i;
+    }
+    qsort(v, (size_t)in->n, sizeof *v, cmp_named);
+    int rc = 0;
+    for (int i = 1; i < in->n && rc == 0; i++)
+        if (!strcmp(v[i - 1].name, v[i].name))
+            rc = mv_fail("%s and %s would both be written as %s_pred.png: give inputs with distinct names "
+                         "(or predict them into separate --out folders)", in->paths[v[i - 1].index],
+                         in->paths[v[i].index], v[i].name);
+    free(v);
+    return rc;
+}
+
+static int parse_formats(int *bits, const char *list) {
+    *bits = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int f = 0;
+        while (f < NFORMATS && strcmp(tok, FORMATS[f].name)) f++;
+        if (f == NFORMATS) return mv_fail("--format: unknown format '%s' (known: color, trainid, labelid)", tok);
+        *bits |= FORMATS[f].bit;
+    }
+    if (!*bits) return mv_fail("--format needs at least one of color, trainid, labelid");
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Outputs
+
+// Colour of class c: the Cityscapes palette for the 19 train ids; models with more classes get
+// fixed colours spread by a multiplicative hash (the same on every run).
+static void class_colour(uint8_t rgb[3], int c) {
+    if (c < MV_NUM_TRAIN_CLASSES) { memcpy(rgb, MV_CLASS_PALETTE[c], 3); return; }
+    uint32_t h = (uint32_t)c * 2654435761u;
+    rgb[0] = (uint8_t)(h >> 24);
+    rgb[1] = (uint8_t)(h >> 16);
+    rgb[2] = (uint8_t)(h >> 8);
+}
+
+// Cityscapes label id of each train id (the inverse of the conversion's table).
+static void labelid_table(uint8_t table[MV_NUM_TRAIN_CLASSES]) {
+    for (int i = 0; i < MV_NUM_TRAIN_CLASSES; i++) table[MV_CITYSCAPES_ID_TO_TRAIN[i][1]] = (uint8_t)MV_CITYSCAPES_ID_TO_TRAIN[i][0];
+}
+
+// The class map `cls` (H x W) as the file of format f.
+static int write_format(const char *path, int f, const uint8_t *cls, int H, int W) {
+    size_t n = (size_t)H * W;
+    mv_image img = image_alloc(H, W, f == OUT_COLOR ? 3 : 1);
+    if (f == OUT_COLOR)
+        for (size_t i = 0; i < n; i++) class_colour(img.px + 3 * i, cls[i]);
+    else if (f == OUT_TRAINID)
+        memcpy(img.px, cls, n);
+    else {
+        uint8_t table[MV_NUM_TRAIN_CLASSES];
+        labelid_table(table);
+        for (size_t i = 0; i < n; i++) img.px[i] = table[cls[i]];   // 19-class models only (checked up front)
+    }
+    int rc = image_write_png(path, &img);
+    image_free(&img);
+    return rc;
+}
+
+// The image with the tokens block j drops darkened to a third, nearest token for every pixel.
+static int write_mask(mv_model *m, int j, const mv_image *rgb, const char *path) {
+    const mv_block *b = &m->blocks[j];
+    int H = rgb->h, W = rgb->w;
+    float *keep = mv_malloc(sizeof(float) * b->H * b->W);   // the mask, in host memory
+    int rc = run_read(m, keep, b->m, sizeof(float) * b->H * b->W);
+    if (rc < 0) { free(keep); return rc; }
+    mv_image ov = image_alloc(H, W, 3);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int ty = y * b->H / H, tx = x * b->W / W;
+            bool kept = keep[ty * b->W + tx] > 0.5f;
+            for (int c = 0; c < 3; c++) {
+                int v = rgb->px[((size_t)y * W + x) * 3 + c];
+                ov.px[((size_t)y * W + x) * 3 + c] = (uint8_t)(kept ? v : v / 3);
+            }
+        }
+    free(keep);
+    rc = image_write_png(path, &ov);
+    image_free(&ov);
+    return rc;
+}
+
+static int predict_one(mv_model *m, const mv_config *cfg, const char *path, const char *outdir, int formats,
+                       bool masks, int index, int count) {
     mv_image rgb = {0};
     MV_TRY(image_read_rgb(&rgb, path));
     mv_aug_config aug;
@@ -59,96 +251,73 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     eval_buffers_free(&bufs);
     free(img);
     if (rc < 0) { free(cls); image_free(&rgb); return mv_fail_context("%s", path); }
-    mv_image pred = image_alloc(H, W, 3);
-    for (long i = 0; i < (long)H * W; i++) {
-        const uint8_t *c = cls[i] < MV_NUM_TRAIN_CLASSES ? MV_CLASS_PALETTE[cls[i]] : (const uint8_t[3]){0, 0, 0};
-        memcpy(pred.px + 3 * i, c, 3);
+    char name[256], out[4096];
+    stem(name, sizeof name, path);
+    printf("[%d/%d] %s ->", index + 1, count, path);
+    for (int f = 0; f < NFORMATS && rc == 0; f++) {
+        if (!(formats & FORMATS[f].bit)) continue;
+        snprintf(out, sizeof out, "%s/%s_%s.png", outdir, name, FORMATS[f].suffix);
+        if ((rc = write_format(out, FORMATS[f].bit, cls, H, W)) == 0) printf(" %s", out);
     }
     free(cls);
-    char name[256], out[2048];
-    stem(name, sizeof name, path);
-    snprintf(out, sizeof out, "%s/%s_pred.png", outdir, name);
-    rc = image_write_png(out, &pred);
-    image_free(&pred);
-    if (rc == 0) printf("%s -> %s\n", path, out);
-
     char block[128];
     for (int j = 0; masks && rc == 0 && j < m->num_blocks; j++) {
-        const mv_block *b = &m->blocks[j];
-        if (!b->masked) continue;
-        float *keep = mv_malloc(sizeof(float) * b->H * b->W);   // the mask, in host memory
-        if ((rc = run_read(m, keep, b->m, sizeof(float) * b->H * b->W)) < 0) { free(keep); break; }
-        // Nearest token for every pixel; dropped tokens at a third of the brightness.
-        mv_image ov = image_alloc(H, W, 3);
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                int ty = y * b->H / H, tx = x * b->W / W;
-                bool kept = keep[ty * b->W + tx] > 0.5f;
-                for (int c = 0; c < 3; c++) {
-                    int v = rgb.px[((size_t)y * W + x) * 3 + c];
-                    ov.px[((size_t)y * W + x) * 3 + c] = (uint8_t)(kept ? v : v / 3);
-                }
-            }
-        free(keep);
+        if (!m->blocks[j].masked) continue;
         model_mask_name(block, sizeof block, m, j);
         snprintf(out, sizeof out, "%s/%s_mask_%s.png", outdir, name, block);
-        rc = image_write_png(out, &ov);
-        image_free(&ov);
+        rc = write_mask(m, j, &rgb, out);
     }
+    printf("\n");
+    fflush(stdout);
     image_free(&rgb);
     return rc;
 }
 
-// Two inputs with one base name ("a/x.png", "b/x.jpg") would write the same DIR/x_pred.png, the
-// second silently replacing the first: refused before any work.
-static int check_distinct_names(const char *const *inputs, int n) {
-    for (int i = 0; i < n; i++) {
-        char si[1024];
-        stem(si, sizeof si, inputs[i]);
-        for (int j = 0; j < i; j++) {
-            char sj[1024];
-            stem(sj, sizeof sj, inputs[j]);
-            if (!strcmp(si, sj))
-                return mv_fail("%s and %s would both be written as %s_pred.png: give inputs with distinct names "
-                               "(or predict them into separate --out folders)", inputs[j], inputs[i], si);
-        }
-    }
-    return 0;
-}
-
 int cmd_predict(int argc, char **argv) {
-    const char *file = NULL, *ckpt = NULL, *outdir = NULL;
-    const char **sets = mv_calloc(argc + 1, sizeof(char *)), **inputs = mv_calloc(argc + 1, sizeof(char *));
-    int nsets = 0, ninputs = 0;
+    const char *file = NULL, *ckpt = NULL, *outdir = NULL, *format_list = "color";
+    const char **sets = mv_calloc(argc + 1, sizeof(char *)), **args = mv_calloc(argc + 1, sizeof(char *));
+    int nsets = 0, nargs = 0;
     bool masks = false, in_inputs = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); free(inputs); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); free(args); return 0; }
         if (!strcmp(a, "--masks")) { masks = true; in_inputs = false; continue; }
         if (!strcmp(a, "--input")) { in_inputs = true; continue; }
         if (a[0] != '-') {
-            if (in_inputs) inputs[ninputs++] = a;
+            if (in_inputs) args[nargs++] = a;
             else file = a;
             continue;
         }
         in_inputs = false;
-        if (!v) { cli_missing_value("predict", a, usage); free(sets); free(inputs); return 2; }
+        if (!v) { cli_missing_value("predict", a, usage); free(sets); free(args); return 2; }
         if (!strcmp(a, "--checkpoint")) ckpt = v;
         else if (!strcmp(a, "--out")) outdir = v;
+        else if (!strcmp(a, "--format")) format_list = v;
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
-        else { cli_unknown_option("predict", a, usage); free(sets); free(inputs); return 2; }
+        else { cli_unknown_option("predict", a, usage); free(sets); free(args); return 2; }
         i++;
     }
-    if (!ckpt || !outdir || ninputs == 0) {
+    if (!ckpt || !outdir || nargs == 0) {
         fprintf(stderr, "maskvim predict: --checkpoint, --input and --out are required\n\n");
         usage(stderr);
-        free(sets); free(inputs);
+        free(sets); free(args);
+        return 2;
+    }
+    int formats = 0;
+    if (parse_formats(&formats, format_list) < 0) {
+        fprintf(stderr, "maskvim predict: %s\n", mv_last_error());
+        free(sets); free(args);
         return 2;
     }
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     mv_model *m = mv_calloc(1, sizeof *m);
-    int rc = check_distinct_names(inputs, ninputs);
+    path_list inputs = {0};
+    int rc = expand_inputs(&inputs, args, nargs);
+    if (rc == 0) rc = check_distinct_names(&inputs);
     if (rc == 0) rc = config_load(cfg, file, nsets, sets);
+    if (rc == 0 && (formats & OUT_LABELID) && cfg->model.num_classes != MV_NUM_TRAIN_CLASSES)
+        rc = mv_fail("--format labelid maps Cityscapes' 19 train ids to their label ids; this model has %d classes "
+                     "(use --format trainid)", cfg->model.num_classes);
     // Each window has its own masks; --masks draws those of one forward over the whole image.
     if (rc == 0 && masks && cfg->data.test_mode == MV_TEST_SLIDE)
         rc = mv_fail("--masks draws the token masks of a whole-image forward; with data.test_mode: slide each window "
@@ -162,10 +331,20 @@ int cmd_predict(int argc, char **argv) {
     mv_comm solo = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1};
     mv_run_ctx dev_ctx = {.world_size = 1};
     if (rc == 0) rc = engine_open(m, NULL, &cfg->run, &solo, &dev_ctx, device, sizeof device);
-    if (rc == 0) fprintf(stderr, "maskvim predict: on %s\n", device);
-    for (int i = 0; i < ninputs && rc == 0; i++) rc = predict_one(m, cfg, inputs[i], outdir, masks);
+    if (rc == 0) fprintf(stderr, "maskvim predict: %d image%s on %s\n", inputs.n, inputs.n == 1 ? "" : "s", device);
+    double t0 = prof_now();
+    int done = 0;
+    for (; done < inputs.n && rc == 0; done++)
+        rc = predict_one(m, cfg, inputs.paths[done], outdir, formats, masks, done, inputs.n);
+    if (rc == 0 && inputs.n > 1) {
+        double s = prof_now() - t0;
+        char took[32];
+        prof_fmt_duration(took, sizeof took, s);
+        fprintf(stderr, "maskvim predict: %d images in %s (%.2f images/s)\n", done, took, s > 0 ? done / s : 0.0);
+    }
     if (rc < 0) fprintf(stderr, "maskvim predict: %s\n", mv_last_error());
     engine_close(m);
-    model_free(m); free(m); free(cfg); free(sets); free(inputs);
+    free_paths(&inputs);
+    model_free(m); free(m); free(cfg); free(sets); free(args);
     return rc < 0 ? 1 : 0;
 }

@@ -24,3 +24,42 @@ def png(path, arr, depth=8, level=6):
         os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
+
+
+def read_png(path):
+    """Decodes an 8-bit gray or RGB, non-interlaced PNG (as maskvim writes them) to a uint8
+    array of shape (h, w) or (h, w, 3), undoing each row's filter."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    assert depth == 8 and ctype in (0, 2) and interlace == 0, (path, depth, ctype, interlace)
+    bpp = 3 if ctype == 2 else 1
+    raw, stride = zlib.decompress(idat), w * bpp
+    out = np.zeros((h, stride), np.int32)
+    for y in range(h):
+        kind, row = raw[y * (stride + 1)], np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
+        up = out[y - 1] if y else np.zeros(stride, np.int32)
+        cur = out[y]
+        for x in range(stride):
+            a = cur[x - bpp] if x >= bpp else 0
+            b, c = up[x], (up[x - bpp] if x >= bpp else 0)
+            if kind == 0: pred = 0
+            elif kind == 1: pred = a
+            elif kind == 2: pred = b
+            elif kind == 3: pred = (a + b) // 2
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            cur[x] = (row[x] + pred) & 255
+    out = out.astype(np.uint8)
+    return out.reshape(h, w, 3) if bpp == 3 else out

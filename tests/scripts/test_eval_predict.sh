@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # maskvim eval and predict on a freshly trained tiny model: per-domain results and Cityscapes-C
-# columns in the JSON, bad arguments refused, prediction and mask PNGs of the input's size.
+# columns in the JSON, bad arguments refused, prediction and mask PNGs of the input's size, the
+# three output formats pixel by pixel, folders as inputs.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 TMP="$MV_TEST_TMP/eval_predict"; rm -rf "$TMP"; mkdir -p "$TMP"
@@ -71,4 +72,47 @@ if "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --set data.tes
 "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --set data.test_mode=slide --input "$TMP/in.png" \
     --out "$TMP/pred_slide" >/dev/null 2>&1 || fail "slide predict failed"
 [ -f "$TMP/pred_slide/in_pred.png" ] || fail "no slide prediction"
-echo "5 passed, 0 failed"
+# Folders as inputs (every image below, hidden files and other files skipped) and the three
+# formats: the colour, train id and label id files of one image agree pixel by pixel.
+mkdir -p "$TMP/tree/a" "$TMP/tree/b/c" "$TMP/tree/.hidden" "$TMP/empty"
+cp "$TMP/in.png" "$TMP/tree/a/one.png"; cp "$TMP/in.png" "$TMP/tree/b/c/two.PNG"
+cp "$TMP/in.png" "$TMP/tree/.hidden/three.png"; echo text >"$TMP/tree/b/notes.txt"
+"$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/tree" --out "$TMP/fmt" \
+    --format color,trainid,labelid >"$TMP/fmt.log" 2>&1 || fail "predict over a folder failed: $(tail -3 "$TMP/fmt.log")"
+got=$(cd "$TMP/fmt" && ls | tr '\n' ' ')
+[ "$got" = "one_labelid.png one_pred.png one_trainid.png two_labelid.png two_pred.png two_trainid.png " ] \
+    || fail "unexpected files from the folder: $got"
+grep -q "\[2/2\]" "$TMP/fmt.log" || fail "no per-image progress: $(cat "$TMP/fmt.log")"
+"$MV_PYTHON" - "$MV_SRC/tests/scripts" "$TMP/fmt" "$TMP/in.png" <<'PY'
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from png_fixture import read_png
+d = sys.argv[2]
+palette = np.array([(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+                    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
+                    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32)])
+# Cityscapes' labels.py: the label id of each train id 0..18.
+label_id = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33])
+for name in ("one", "two"):
+    t = read_png(f"{d}/{name}_trainid.png")
+    assert t.shape == read_png(sys.argv[3]).shape[:2], t.shape
+    assert t.max() < 19, t.max()
+    assert (read_png(f"{d}/{name}_labelid.png") == label_id[t]).all(), name
+    assert (read_png(f"{d}/{name}_pred.png") == palette[t]).all(), name
+print("formats ok")
+PY
+for bad in "--format colour" "--format ,"; do
+  # shellcheck disable=SC2086
+  if "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/in.png" --out "$TMP/bad" $bad \
+      >"$TMP/bad.log" 2>&1; then fail "$bad accepted"; fi
+  grep -q "format" "$TMP/bad.log" || fail "the error does not name --format: $(cat "$TMP/bad.log")"
+done
+if "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --set model.num_classes=7 --input "$TMP/in.png" \
+    --out "$TMP/bad" --format labelid >"$TMP/bad.log" 2>&1; then fail "labelid accepted for a 7-class model"; fi
+grep -q "7 classes" "$TMP/bad.log" || fail "the labelid refusal does not say why: $(cat "$TMP/bad.log")"
+if "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/empty" --out "$TMP/bad" \
+    >"$TMP/bad.log" 2>&1; then fail "a folder without images accepted"; fi
+grep -q "empty" "$TMP/bad.log" || fail "the error does not name the folder: $(cat "$TMP/bad.log")"
+[ ! -e "$TMP/bad" ] || fail "a refused prediction created its --out folder"
+echo "6 passed, 0 failed"
