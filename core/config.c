@@ -1,6 +1,7 @@
 // The run configuration (config.h): built-in defaults, the key table of the data, optim,
 // schedule and run sections, validation, YAML output and comparison.
-// Reading YAML is config_yaml.c; the model.* / mask.* keys are model_config_set.c.
+// Reading YAML is config_yaml.c (the tree: yaml_tree.c); the model.* / mask.* keys are
+// model_config_set.c.
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"

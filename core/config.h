@@ -1,7 +1,8 @@
 // The run configuration: model, data, optimizer, schedule and run settings in one typed,
 // fixed-size struct (no pointers: it can be copied, compared and stored in a checkpoint).
-// Read from YAML (config_yaml.c) with `include:` bases and `--set key=value` overrides,
-// validated, and written back as YAML that reads to the identical struct.
+// Read from YAML (config_yaml.c, on the tree of yaml_tree.c) with `include:` bases and
+// `--set key=value` overrides, validated, and written back as YAML that reads to the identical
+// struct.
 // docs/config.md lists every key with its type, default and range.
 #pragma once
 #include <stdbool.h>

@@ -5,26 +5,9 @@
 #pragma once
 #include <stdbool.h>
 #include <stdio.h>
+#include "core/json_read.h"   // mv_json: the reader of metrics.jsonl, status.json, paper numbers
 
-// ---- a minimal JSON reader (the flat records of metrics.jsonl, status.json, paper numbers) ----
-typedef enum { MV_JSON_NULL, MV_JSON_BOOL, MV_JSON_NUM, MV_JSON_STR, MV_JSON_ARR, MV_JSON_OBJ } mv_json_kind;
-typedef struct mv_json {
-    mv_json_kind kind;
-    double num;            // NUM, and BOOL as 0/1
-    char *str;             // STR
-    char *key;             // the member name when inside an object
-    struct mv_json *items; // ARR and OBJ members
-    int n;
-} mv_json;
-
-// Parses one JSON value (the whole of text, trailing blanks allowed). On failure returns -1 with
-// a message giving the column; the caller adds the file:line context.
-int mv_json_parse(mv_json *out, const char *text);
-const mv_json *mv_json_get(const mv_json *obj, const char *key); // NULL when absent or not an object
-double mv_json_num(const mv_json *v, double fallback);            // fallback when not a number
-void mv_json_free(mv_json *v);
-
-// ---- one run directory ----
+// ---- one run directory (core/report_run.c) ----
 #define MV_REPORT_MAX_STAGES 4
 #define MV_REPORT_NAME 96
 
@@ -61,7 +44,7 @@ void mv_report_run_free(mv_report_run *run);
 const mv_report_domain *mv_report_run_domain(const mv_report_run *run, const char *domain);
 const char *mv_report_run_config(const mv_report_run *run, const char *key); // NULL when absent
 
-// ---- the report ----
+// ---- the report (core/report.c) ----
 // With seeds (an experiment file with `seeds:`), the table's rows are the experiment's rows and
 // each cell aggregates the row's runs, one per seed: the mean of the final mIoU over the seeds
 // whose run finished, and the sample standard deviation (n - 1 in the denominator) as the spread.
@@ -129,7 +112,8 @@ void mv_report_format_stat(char *buf, size_t size, double mean, double sd, int n
 // The header of column c (c == rep->ncolumns: the mean).
 const char *mv_report_label(const mv_report *rep, int c);
 
-// Writers: return 0 / -1 (I/O failure, naming the path).
+// Writers (core/report_write.c; the HTML page: core/report_html.c): return 0 / -1 (I/O failure,
+// naming the path).
 int mv_report_write_md(const mv_report *rep, const char *path);
 int mv_report_write_csv(const mv_report *rep, const char *path);
 int mv_report_write_html(const mv_report *rep, const char *path);

@@ -1,0 +1,318 @@
+// The report's Markdown, CSV and JSON writers (report.md, report.csv, report.json) of the table
+// core/report.c builds; the HTML page is core/report_html.c.
+#include "core/report.h"
+#include "core/json_write.h"
+#include "core/error.h"
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+// ------------------------------------------------------------------------------------------
+// Markdown and CSV
+
+static void md_cell(FILE *f, double ours, double paper) {
+    if (isnan(ours) && isnan(paper)) { fputs(" — |", f); return; }
+    if (isnan(paper)) { fprintf(f, " %.2f |", ours); return; }
+    if (isnan(ours)) { fprintf(f, " — (paper %.2f) |", paper); return; }
+    fprintf(f, " %.2f (paper %.2f, %+.2f) |", ours, paper, ours - paper);
+}
+
+static void md_stat_cell(FILE *f, const mv_report *rep, const mv_report_row *row, int c) {
+    char buf[96];
+    mv_report_format_stat(buf, sizeof buf, row->mean[c], row->sd[c], row->n[c], rep->nseeds);
+    double p = row->paper[c];
+    if (isnan(p)) { fprintf(f, " %s |", buf); return; }
+    if (row->n[c] == 0) { fprintf(f, " — (paper %.2f) |", p); return; }
+    fprintf(f, " %s (paper %.2f, %+.2f) |", buf, p, row->mean[c] - p);
+}
+
+// The seed list as "0, 1, 2".
+static void seed_list(char *buf, size_t size, const mv_report *rep) {
+    buf[0] = 0;
+    for (int k = 0; k < rep->nseeds; k++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, size - l, "%s%d", k ? ", " : "", rep->seeds[k]);
+    }
+}
+
+// With seeds: the table of means and spreads, then every seed's value.
+static void md_seed_tables(FILE *f, const mv_report *rep) {
+    int w = rep->ncolumns + 1;
+    char seeds[256];
+    seed_list(seeds, sizeof seeds, rep);
+    fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **%s** averages the "
+               "targets (all other domains). Each cell is the **mean ± sample standard deviation** (n − 1 in the "
+               "denominator) of the final mIoU over the seeds whose run finished (seeds %s); **(k/%d)** "
+               "marks a cell with only k of the %d seeds (no ± with one). Where the paper gives a number: "
+               "mean (paper, mean − paper). Missing cells: —.\n\n",
+            rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns), seeds, rep->nseeds,
+            rep->nseeds);
+    fputs("| row | seeds |", f);
+    for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", mv_report_label(rep, c), c == 0 ? " (source)" : "");
+    fprintf(f, " %s |\n|---|---:|", mv_report_label(rep, rep->ncolumns));
+    for (int c = 0; c < w; c++) fputs("---:|", f);
+    fputc('\n', f);
+    for (int g = 0; g < rep->nrows; g++) {
+        const mv_report_row *row = &rep->rows[g];
+        fprintf(f, "| %s%s | %d/%d |", row->name, row->nused < rep->nseeds ? " *" : "", row->nused, rep->nseeds);
+        for (int c = 0; c < w; c++) md_stat_cell(f, rep, row, c);
+        fputc('\n', f);
+    }
+    int ninc = 0;
+    for (int g = 0; g < rep->nrows; g++) ninc += rep->rows[g].nused < rep->nseeds;
+    if (ninc) {
+        fprintf(f, "\n\\* rows with seeds missing (%d of %d):\n\n", ninc, rep->nrows);
+        for (int g = 0; g < rep->nrows; g++)
+            if (rep->rows[g].nused < rep->nseeds) fprintf(f, "- %s: %s\n", rep->rows[g].name, rep->rows[g].note);
+    } else {
+        fprintf(f, "\nAll %d rows finished with all %d seeds.\n", rep->nrows, rep->nseeds);
+    }
+    fputs("\n## Per seed\n\nThe final mIoU (%) of each run (—: not finished, or not counted).\n\n| row | seed | run |", f);
+    for (int c = 0; c < w; c++) fprintf(f, " %s |", mv_report_label(rep, c));
+    fputs("\n|---|---:|---|", f);
+    for (int c = 0; c < w; c++) fputs("---:|", f);
+    fputc('\n', f);
+    for (int g = 0; g < rep->nrows; g++) {
+        const mv_report_row *row = &rep->rows[g];
+        for (int k = 0; k < rep->nseeds; k++) {
+            fprintf(f, "| %s | %d | %s |", row->name, rep->seeds[k], rep->seed_runs[g * rep->nseeds + k]);
+            for (int c = 0; c < w; c++) {
+                double v = row->value[k * w + c];
+                if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.2f |", v);
+            }
+            fputc('\n', f);
+        }
+    }
+}
+
+int mv_report_write_md(const mv_report *rep, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    int w = rep->ncolumns + 1;
+    fprintf(f, "# %s\n\n", rep->title);
+    if (rep->nseeds) {
+        md_seed_tables(f, rep);
+        fputs("\n## Runs\n\n", f);
+    }
+    fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **mean** averages the "
+               "targets (all other domains). Where the paper gives a number: ours (paper, difference). "
+               "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none");
+    fputs("| run |", f);
+    for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", mv_report_label(rep, c), c == 0 ? " (source)" : "");
+    fprintf(f, " %s |\n|---|", mv_report_label(rep, rep->ncolumns));
+    for (int c = 0; c <= rep->ncolumns; c++) fputs("---:|", f);
+    fputc('\n', f);
+    for (int r = 0; r < rep->nruns; r++) {
+        fprintf(f, "| %s%s |", rep->runs[r].name, rep->runs[r].incomplete ? " *" : "");
+        for (int c = 0; c < w; c++) md_cell(f, rep->ours[r * w + c], rep->paper[r * w + c]);
+        fputc('\n', f);
+    }
+    int ninc = 0;
+    for (int r = 0; r < rep->nruns; r++) ninc += rep->runs[r].incomplete;
+    if (ninc) {
+        fprintf(f, "\n\\* incomplete runs (%d of %d):\n\n", ninc, rep->nruns);
+        for (int r = 0; r < rep->nruns; r++)
+            if (rep->runs[r].incomplete) fprintf(f, "- %s: %s\n", rep->runs[r].name, rep->runs[r].note);
+    } else {
+        fprintf(f, "\nAll %d runs finished.\n", rep->nruns);
+    }
+    if (rep->sweep_key[0]) {
+        fprintf(f, "\n## mIoU against %s\n\n| %s | source | mean over targets |\n|---:|---:|---:|\n", rep->sweep_key, rep->sweep_key);
+        for (int r = 0; r < rep->nruns; r++) {
+            const char *key = mv_report_run_config(&rep->runs[r], rep->sweep_key);
+            fprintf(f, "| %s |", key ? key : "—");
+            for (int c = 0; c < w; c += rep->ncolumns ? rep->ncolumns : 1) {
+                double v = rep->ours[r * w + c];
+                if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.2f |", v);
+                if (rep->ncolumns == 0) break;
+            }
+            fputc('\n', f);
+        }
+    }
+    fputs("\n## Per-class IoU (%) of the last evaluation\n", f);
+    for (int r = 0; r < rep->nruns; r++) {
+        const mv_report_run *run = &rep->runs[r];
+        fprintf(f, "\n### %s\n\n", run->name);
+        const mv_report_domain *ref = NULL;
+        for (int d = 0; d < run->ndomains; d++) if (run->domains[d].nclass) { ref = &run->domains[d]; break; }
+        if (!ref) { fputs("No per-class results yet.\n", f); continue; }
+        fputs("| class |", f);
+        for (int d = 0; d < run->ndomains; d++) fprintf(f, " %s |", run->domains[d].name);
+        fputs("\n|---|", f);
+        for (int d = 0; d < run->ndomains; d++) fputs("---:|", f);
+        fputc('\n', f);
+        for (int k = 0; k < ref->nclass; k++) {
+            fprintf(f, "| %s |", ref->class_names[k]);
+            for (int d = 0; d < run->ndomains; d++) {
+                const mv_report_domain *dm = &run->domains[d];
+                double v = NAN;
+                for (int j = 0; j < dm->nclass; j++) if (!strcmp(dm->class_names[j], ref->class_names[k])) v = dm->iou[j];
+                if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.1f |", v);
+            }
+            fputc('\n', f);
+        }
+    }
+    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    return 0;
+}
+
+static void csv_str(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\n")) { fputs(s, f); return; }
+    fputc('"', f);
+    for (; *s; s++) { if (*s == '"') fputc('"', f); fputc(*s, f); }
+    fputc('"', f);
+}
+
+static void csv_num(FILE *f, double v) { if (!isnan(v)) fprintf(f, "%.4f", v); }
+
+// With seeds, one line per row: per column the mean, sd, n, the paper's number and the
+// difference of the mean, then every seed's value per column ("fog@seed1").
+static void csv_seeds(FILE *f, const mv_report *rep) {
+    int w = rep->ncolumns + 1;
+    fputs("row,seeds,seeds_finished", f);
+    for (int c = 0; c < w; c++) {
+        const char *name = c < rep->ncolumns ? rep->columns[c] : "mean";
+        fputc(',', f); csv_str(f, name);
+        fputs(",sd_", f); csv_str(f, name);
+        fputs(",n_", f); csv_str(f, name);
+        fputs(",paper_", f); csv_str(f, name);
+        fputs(",diff_", f); csv_str(f, name);
+    }
+    for (int k = 0; k < rep->nseeds; k++)
+        for (int c = 0; c < w; c++) {
+            fputc(',', f);
+            csv_str(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+            fprintf(f, "@seed%d", rep->seeds[k]);
+        }
+    fputc('\n', f);
+    for (int g = 0; g < rep->nrows; g++) {
+        const mv_report_row *row = &rep->rows[g];
+        csv_str(f, row->name);
+        fprintf(f, ",%d,%d", rep->nseeds, row->nused);
+        for (int c = 0; c < w; c++) {
+            double m = row->mean[c], p = row->paper[c];
+            fputc(',', f); csv_num(f, m);
+            fputc(',', f); csv_num(f, row->sd[c]);
+            fprintf(f, ",%d", row->n[c]);
+            fputc(',', f); csv_num(f, p);
+            fputc(',', f); csv_num(f, isnan(m) || isnan(p) ? NAN : m - p);
+        }
+        for (int k = 0; k < rep->nseeds; k++)
+            for (int c = 0; c < w; c++) { fputc(',', f); csv_num(f, row->value[k * w + c]); }
+        fputc('\n', f);
+    }
+}
+
+int mv_report_write_csv(const mv_report *rep, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    int w = rep->ncolumns + 1;
+    if (rep->nseeds) {
+        csv_seeds(f, rep);
+        if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+        return 0;
+    }
+    // the Markdown table, one line per run: per column ours, the paper's and the difference;
+    // missing numbers are empty fields
+    fputs("run,state,incomplete", f);
+    if (rep->sweep_key[0]) { fputc(',', f); csv_str(f, rep->sweep_key); }
+    for (int c = 0; c < w; c++) {
+        const char *name = c < rep->ncolumns ? rep->columns[c] : "mean";
+        fputc(',', f); csv_str(f, name);
+        fputc(',', f); fputs("paper_", f); csv_str(f, name);
+        fputc(',', f); fputs("diff_", f); csv_str(f, name);
+    }
+    fputc('\n', f);
+    for (int r = 0; r < rep->nruns; r++) {
+        csv_str(f, rep->runs[r].name);
+        fputc(',', f);
+        csv_str(f, rep->runs[r].state);
+        fprintf(f, ",%d", rep->runs[r].incomplete ? 1 : 0);
+        if (rep->sweep_key[0]) {
+            const char *key = mv_report_run_config(&rep->runs[r], rep->sweep_key);
+            fputc(',', f);
+            csv_str(f, key ? key : "");
+        }
+        for (int c = 0; c < w; c++) {
+            double o = rep->ours[r * w + c], p = rep->paper[r * w + c];
+            fputc(',', f); csv_num(f, o);
+            fputc(',', f); csv_num(f, p);
+            fputc(',', f); csv_num(f, isnan(o) || isnan(p) ? NAN : o - p);
+        }
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    return 0;
+}
+
+// ------------------------------------------------------------------------------------------
+// JSON
+
+static void json_num_out(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, "%.4f", v); else fputs("null", f);
+}
+
+int mv_report_write_json(const mv_report *rep, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    int w = rep->ncolumns + 1;
+    fputs("{\"title\": ", f);
+    json_write_string(f, rep->title);
+    fputs(",\n \"columns\": [", f);
+    for (int c = 0; c < w; c++) {
+        fputs(c ? ", {\"domain\": " : "{\"domain\": ", f);
+        json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+        fputs(", \"label\": ", f);
+        json_write_string(f, mv_report_label(rep, c));
+        fprintf(f, ", \"role\": \"%s\"}", c == 0 && rep->ncolumns ? "source" : c < rep->ncolumns ? "target" : "mean");
+    }
+    fputs("]", f);
+    if (rep->nseeds) {
+        fputs(",\n \"seeds\": [", f);
+        for (int k = 0; k < rep->nseeds; k++) fprintf(f, "%s%d", k ? ", " : "", rep->seeds[k]);
+        fputs("], \"spread\": \"sample standard deviation (n - 1) over the seeds\",\n \"rows\": [", f);
+        for (int g = 0; g < rep->nrows; g++) {
+            const mv_report_row *row = &rep->rows[g];
+            fputs(g ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
+            json_write_string(f, row->name);
+            fprintf(f, ", \"seeds_finished\": %d, \"runs\": [", row->nused);
+            for (int k = 0; k < rep->nseeds; k++) {
+                if (k) fputs(", ", f);
+                json_write_string(f, rep->seed_runs[g * rep->nseeds + k]);
+            }
+            fputs("], \"cells\": {", f);
+            for (int c = 0; c < w; c++) {
+                if (c) fputs(", ", f);
+                json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+                fputs(": {\"mean\": ", f); json_num_out(f, row->mean[c]);
+                fputs(", \"sd\": ", f); json_num_out(f, row->sd[c]);
+                fprintf(f, ", \"n\": %d, \"seeds\": [", row->n[c]);
+                for (int k = 0; k < rep->nseeds; k++) { if (k) fputs(", ", f); json_num_out(f, row->value[k * w + c]); }
+                fputs("], \"paper\": ", f); json_num_out(f, row->paper[c]);
+                fputc('}', f);
+            }
+            fputs("}}", f);
+        }
+        fputs("\n ]", f);
+    }
+    fputs(",\n \"runs\": [", f);
+    for (int r = 0; r < rep->nruns; r++) {
+        const mv_report_run *run = &rep->runs[r];
+        fputs(r ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
+        json_write_string(f, run->name);
+        fputs(", \"state\": ", f);
+        json_write_string(f, run->state);
+        fprintf(f, ", \"incomplete\": %s, \"cells\": {", run->incomplete ? "true" : "false");
+        for (int c = 0; c < w; c++) {
+            if (c) fputs(", ", f);
+            json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+            fputs(": {\"ours\": ", f); json_num_out(f, rep->ours[r * w + c]);
+            fputs(", \"paper\": ", f); json_num_out(f, rep->paper[r * w + c]);
+            fputc('}', f);
+        }
+        fputs("}}", f);
+    }
+    fputs("\n ]}\n", f);
+    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    return 0;
+}
