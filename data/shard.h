@@ -1,7 +1,8 @@
 // The HDF5 shard format: a split is a folder DIR/ holding shard-00000.h5, shard-00001.h5, ...
 // and DIR/manifest.json. Writers append samples in order and seal shards atomically
 // (temporary name, fsync, rename); readers fetch any sample with one chunk read.
-// The on-disk layout is documented in docs/data.md.
+// The on-disk layout is documented in docs/data.md. The writer is data/shard_write.c, the
+// reader data/shard_read.c, the chunk codec data/shard_codec.c.
 //
 // Inside a shard (n samples, j = 0..n-1, NNNNN = j printed as %05d):
 //   /image/NNNNN   uint8 (h, w, 3)  RGB, one chunk = the whole image
@@ -106,7 +107,9 @@ void split_max_size(const mv_split *s, int *max_h, int *max_w);
 void sample_alloc(mv_sample *out, int max_h, int max_w);
 void sample_free(mv_sample *smp);
 // Reads sample i into out, verifying both checksums. Safe to call from several threads on the
-// same split with different out buffers. Errors name the shard file, the index and the name.
+// same split with different out buffers. Errors name the shard file, the index and the name
+// ("name unreadable" when the names table is damaged); when the image or label does not read
+// back, the message ends pointing at `maskvim data inspect DIR`, which checks every shard.
 int split_read(mv_sample *out, mv_split *s, int64_t i);
 // 1 when the HDF5 library was built thread-safe. Reading a split from several threads (the loader's
 // workers, the corruption generator), or from one worker while the main thread writes a

@@ -237,6 +237,87 @@ Test(shard, corrupt_chunk_detected) {
     split_close(s);
 }
 
+// A damaged names table can read as zeros (a shard truncated while training reads so beyond its
+// end): the error must say the name is unreadable, not print an empty one, still name the
+// sample, and end pointing at `maskvim data inspect`, whose own report leaves that hint out.
+Test(shard, damaged_names_read_as_unreadable) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "damaged_names");
+    write_split(dir, 3, 8);
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    hid_t d = H5Dopen2(f, "names", H5P_DEFAULT);
+    haddr_t names_at = H5Dget_offset(d);  // contiguous: row j at names_at + j * MV_SAMPLE_NAME_MAX
+    H5Dclose(d);
+    d = H5Dopen2(f, "image/00001", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    haddr_t addr = 0;
+    hsize_t size = 0, off[3];
+    unsigned mask;
+    cr_assert_geq(H5Dget_chunk_info(d, sp, 0, off, &mask, &addr, &size), 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    cr_assert_neq(names_at, HADDR_UNDEF);
+    FILE *fp = fopen(path, "r+b");
+    static const char zeros[MV_SAMPLE_NAME_MAX];
+    fseek(fp, (long)(names_at + MV_SAMPLE_NAME_MAX), SEEK_SET);  // sample 1's name
+    cr_assert_eq(fwrite(zeros, 1, sizeof zeros, fp), sizeof zeros);
+    fseek(fp, (long)(addr + size / 2), SEEK_SET);  // and a byte of its image
+    int c = fgetc(fp);
+    fseek(fp, (long)(addr + size / 2), SEEK_SET);
+    fputc(c ^ 0x5a, fp);
+    fclose(fp);
+
+    mv_split *s;
+    cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());
+    mv_sample smp;
+    sample_alloc(&smp, 64, 64);
+    cr_assert_eq(split_read(&smp, s, 0), 0, "%s", mv_last_error());
+    cr_assert_str_eq(smp.name, "sample_00");
+    cr_assert_eq(split_read(&smp, s, 1), -1);
+    const char *e = mv_last_error();
+    cr_assert(!strstr(e, ", )"), "empty name printed: %s", e);
+    cr_assert(strstr(e, "shard-00000.h5") && strstr(e, "sample 1 (split index 1, name unreadable)") &&
+              strstr(e, "checksum"), "%s", e);
+    cr_assert(strstr(e, "maskvim data inspect"), "no hint: %s", e);
+    cr_assert_eq(split_verify(s, NULL), -1);
+    cr_assert(!strstr(mv_last_error(), "maskvim data inspect"), "hint in inspect's own report: %s", mv_last_error());
+    sample_free(&smp);
+    split_close(s);
+}
+
+// The same as it happens: a shard truncated after the reader opened it (split_open's size check
+// passed). Reads past the new end come back as zeros, names included.
+Test(shard, truncated_while_open_names_sample) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "truncated_open");
+    write_split(dir, 8, 4);
+    mv_split *s;
+    cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());
+    mv_sample smp;
+    sample_alloc(&smp, 64, 64);
+    cr_assert_eq(split_read(&smp, s, 4), 0, "%s", mv_last_error());  // shard 1 is open now
+    snprintf(path, sizeof path, "%s/shard-00001.h5", dir);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(truncate(path, st.st_size / 8), 0);
+    int failed = 0;
+    for (int i = 4; i < 8; i++) {
+        if (split_read(&smp, s, i) == 0) continue;
+        failed++;
+        const char *e = mv_last_error();
+        char index[32];
+        snprintf(index, sizeof index, "split index %d", i);
+        cr_assert(!strstr(e, ", )") && strstr(e, index) && strstr(e, "shard-00001.h5"), "%s", e);
+    }
+    cr_assert_gt(failed, 0, "no sample of the truncated shard failed");
+    sample_free(&smp);
+    split_close(s);
+}
+
 Test(shard, truncated_shard_detected) {
     char dir[4096], path[4200];
     tmpdir(dir, sizeof dir, "truncated");

@@ -1,100 +1,19 @@
-// HDF5 shards: the writer (atomic shards, resume) and the reader (one chunk per sample,
-// checksums verified). See shard.h for the layout.
-//
-// Chunks are moved with HDF5's direct chunk I/O (H5Dwrite_chunk / H5Dread_chunk) and the
-// filters are applied here: deflate with zlib, then the Fletcher32 HDF5 would append. The
-// datasets still declare shuffle + deflate + Fletcher32, so any HDF5 reader (h5py, h5dump)
-// decodes them normally. Doing the filters ourselves lets many threads compress and inflate
-// at once; HDF5's own filters would run under its global library lock. (Shuffle is the
-// identity on 1-byte elements, so it has nothing to do for uint8 images.)
+// The shard writer: samples appended in order, each shard sealed atomically (temporary name,
+// fsync, rename), resume from the complete shards an interrupted run left, a full disk named
+// before HDF5 fails. Chunks come encoded (shard_codec.c) and go in by direct chunk I/O.
 #include "data/shard.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <hdf5.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 #include "core/error.h"
 #include "core/fs.h"
 #include "data/image_io.h"
 #include "data/manifest.h"
-
-#define SHARD_FORMAT "maskvim-shard"
-#define SHARD_VERSION 1
-
-// HDF5 prints its error stack to stderr by default; our errors are values. The setting is per
-// thread in a thread-safe HDF5, so every entry point calls this.
-static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-
-// ---------------------------------------------------------------------------------------
-// Chunk encoding
-
-uint32_t shard_fletcher32(const uint8_t *data, size_t len) {
-    // HDF5's variant: sums of big-endian 16-bit words, both sums folded to 17 bits every 360
-    // words (the most that cannot overflow 32 bits), a trailing odd byte is the high byte of a
-    // last word.
-    uint32_t a = 0, b = 0;
-    size_t words = len / 2;
-    const uint8_t *p = data;
-    while (words) {
-        size_t blk = words > 360 ? 360 : words;
-        words -= blk;
-        for (size_t i = 0; i < blk; i++, p += 2) {
-            a += ((uint32_t)p[0] << 8) | p[1];
-            b += a;
-        }
-        a = (a & 0xffff) + (a >> 16);
-        b = (b & 0xffff) + (b >> 16);
-    }
-    if (len & 1) {
-        a += (uint32_t)p[0] << 8;
-        b += a;
-        a = (a & 0xffff) + (a >> 16);
-        b = (b & 0xffff) + (b >> 16);
-    }
-    a = (a & 0xffff) + (a >> 16);
-    b = (b & 0xffff) + (b >> 16);
-    return (b << 16) | a;
-}
-
-int64_t shard_encode_chunk(uint8_t **out, size_t *cap, const uint8_t *raw, size_t n, int level) {
-    size_t need = compressBound((uLong)n) + 4;
-    if (*cap < need) {
-        uint8_t *p = realloc(*out, need);
-        if (!p) return mv_fail("out of memory for a %zu-byte chunk", need);
-        *out = p;
-        *cap = need;
-    }
-    uLongf len = (uLongf)(*cap - 4);
-    if (compress2(*out, &len, raw, (uLong)n, level) != Z_OK) return mv_fail("zlib compression failed");
-    uint32_t f = shard_fletcher32(*out, len);
-    // HDF5 stores the checksum little-endian after the filtered bytes.
-    (*out)[len + 0] = (uint8_t)(f);
-    (*out)[len + 1] = (uint8_t)(f >> 8);
-    (*out)[len + 2] = (uint8_t)(f >> 16);
-    (*out)[len + 3] = (uint8_t)(f >> 24);
-    return (int64_t)len + 4;
-}
-
-int shard_decode_chunk(uint8_t *raw, const uint8_t *enc, size_t enc_len, size_t n, const char *what) {
-    if (enc_len < 5) return mv_fail("%s: chunk of %zu bytes is too short", what, enc_len);
-    size_t len = enc_len - 4;
-    uint32_t stored = (uint32_t)enc[len] | (uint32_t)enc[len + 1] << 8 | (uint32_t)enc[len + 2] << 16 |
-                      (uint32_t)enc[len + 3] << 24;
-    uint32_t f = shard_fletcher32(enc, len);
-    if (f != stored) return mv_fail("%s: Fletcher32 checksum mismatch (stored %08x, computed %08x): data corrupt", what,
-                                    stored, f);
-    uLongf got = (uLongf)n;
-    int zrc = uncompress(raw, &got, enc, (uLong)len);
-    if (zrc != Z_OK || got != n)
-        return mv_fail("%s: chunk does not inflate to %zu bytes (zlib status %d, %lu bytes)", what, n, zrc,
-                       (unsigned long)got);
-    return 0;
-}
+#include "data/shard_hdf5.h"
 
 // ---------------------------------------------------------------------------------------
 // Small HDF5 helpers
@@ -121,41 +40,6 @@ static int attr_set_i64(hid_t obj, const char *name, int64_t value) {
     return rc < 0 ? -1 : 0;
 }
 
-static int attr_get_str(char *out, size_t cap, hid_t obj, const char *name) {
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t ft = H5Aget_type(a);
-    int rc = -1;
-    if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
-        size_t sz = H5Tget_size(ft);
-        if (sz < cap) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, sz);
-            memset(out, 0, cap);
-            rc = H5Aread(a, mt, out) < 0 ? -1 : 0;
-            H5Tclose(mt);
-        }
-    }
-    H5Tclose(ft);
-    H5Aclose(a);
-    return rc;
-}
-
-static int attr_get_i64(int64_t *out, hid_t obj, const char *name) {
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    int rc = H5Aread(a, H5T_NATIVE_INT64, out) < 0 ? -1 : 0;
-    H5Aclose(a);
-    return rc;
-}
-
-static hid_t name_type(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, MV_SAMPLE_NAME_MAX);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    return t;
-}
-
 // Objects are created without modification times, so that converting the same input twice
 // gives byte-identical shards (and equal CRCs in the manifest).
 static hid_t untimed_dcpl(void) {
@@ -167,7 +51,7 @@ static hid_t untimed_dcpl(void) {
 // Writes a 1-D fixed-string dataset of n strings of MV_SAMPLE_NAME_MAX bytes.
 static int write_strings(hid_t file, const char *dset_name, const char *strings, int n) {
     hsize_t dims[1] = {(hsize_t)n};
-    hid_t t = name_type();
+    hid_t t = shard_name_type();
     hid_t sp = H5Screate_simple(1, dims, NULL);
     hid_t dcpl = untimed_dcpl();
     hid_t d = H5Dcreate2(file, dset_name, t, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
@@ -295,10 +179,11 @@ static int adopt_shard(mv_shard_writer *w, int k) {
     if (f < 0) return 0;
     char fmt[64] = "", domain[128] = "", label_map[128] = "";
     int64_t count = -1, per = -1, nskip = -1;
-    int ok = attr_get_str(fmt, sizeof fmt, f, "format") == 0 && !strcmp(fmt, SHARD_FORMAT) &&
-             attr_get_str(domain, sizeof domain, f, "domain") == 0 &&
-             attr_get_str(label_map, sizeof label_map, f, "label_map") == 0 && attr_get_i64(&count, f, "count") == 0 &&
-             attr_get_i64(&per, f, "samples_per_shard") == 0 && attr_get_i64(&nskip, f, "skipped") == 0;
+    int ok = shard_attr_get_str(fmt, sizeof fmt, f, "format") == 0 && !strcmp(fmt, SHARD_FORMAT) &&
+             shard_attr_get_str(domain, sizeof domain, f, "domain") == 0 &&
+             shard_attr_get_str(label_map, sizeof label_map, f, "label_map") == 0 &&
+             shard_attr_get_i64(&count, f, "count") == 0 && shard_attr_get_i64(&per, f, "samples_per_shard") == 0 &&
+             shard_attr_get_i64(&nskip, f, "skipped") == 0;
     int rc = 0;
     if (ok && (strcmp(domain, w->domain) || strcmp(label_map, w->label_map) || per != w->per_shard)) {
         rc = mv_fail("%s: left by a run with domain '%s', label map '%s', %lld samples per shard; this run has '%s', "
@@ -319,7 +204,7 @@ static int adopt_shard(mv_shard_writer *w, int k) {
         if (ok) {  // the sample names, so that the caller can check its input still lists them
             w->resumed_names = realloc(w->resumed_names, (size_t)(w->n_resumed + count) * MV_SAMPLE_NAME_MAX);
             MV_CHECK(w->resumed_names, "out of memory");
-            hid_t t = name_type();
+            hid_t t = shard_name_type();
             d = H5Dopen2(f, "names", H5P_DEFAULT);
             ok = d >= 0 && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                    w->resumed_names + (size_t)w->n_resumed * MV_SAMPLE_NAME_MAX) >= 0;
@@ -327,7 +212,7 @@ static int adopt_shard(mv_shard_writer *w, int k) {
             H5Tclose(t);
         }
         if (ok && nskip > 0) {
-            hid_t t = name_type();
+            hid_t t = shard_name_type();
             d = H5Dopen2(f, "skipped", H5P_DEFAULT);
             ok = d >= 0 && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, skipped) >= 0;
             if (d >= 0) H5Dclose(d);
@@ -365,7 +250,7 @@ static int adopt_shard(mv_shard_writer *w, int k) {
 
 static mv_shard_writer *writer_new(const char *split_dir, const char *domain, const char *label_map,
                                    int samples_per_shard, int resume) {
-    h5_quiet();
+    shard_h5_quiet();
     if (strlen(split_dir) >= 4000) { mv_fail("%s: path too long", split_dir); return NULL; }
     if (!domain || !*domain || strlen(domain) >= 128) { mv_fail("%s: domain name empty or too long", split_dir); return NULL; }
     if (!label_map || strlen(label_map) >= 128) { mv_fail("%s: label map name too long", split_dir); return NULL; }
@@ -591,7 +476,7 @@ static int check_room(const mv_shard_writer *w, const char *name, size_t bytes) 
 
 int shard_writer_add_encoded(mv_shard_writer *w, const char *name, int h, int wd, const uint8_t *rgb_chunk,
                              size_t rgb_len, const uint8_t *label_chunk, size_t label_len) {
-    h5_quiet();
+    shard_h5_quiet();
     if (strlen(name) >= MV_SAMPLE_NAME_MAX) return mv_fail("%s: sample name too long", name);
     if (h <= 0 || wd <= 0) return mv_fail("%s: empty sample", name);
     MV_TRY(check_room(w, name, rgb_len + label_len));
@@ -639,7 +524,7 @@ int shard_writer_skip(mv_shard_writer *w, const char *name, const char *reason) 
 }
 
 int shard_writer_close(mv_shard_writer *w) {
-    h5_quiet();
+    shard_h5_quiet();
     int rc = 0;
     if (w->cur > 0) rc = seal_shard(w);
     if (rc == 0) {
@@ -664,257 +549,10 @@ int shard_writer_close(mv_shard_writer *w) {
 
 void shard_writer_abort(mv_shard_writer *w) {
     if (!w) return;
-    h5_quiet();
+    shard_h5_quiet();
     if (w->file >= 0) {
         H5Fclose(w->file);
         remove(w->tmp_path);
     }
     writer_free(w);
-}
-
-// ---------------------------------------------------------------------------------------
-// Reader
-
-struct mv_split {
-    char dir[4096];
-    mv_manifest m;
-    hid_t *files;             // per shard, opened on first use
-    pthread_mutex_t lock;     // guards files[]
-};
-
-int split_open(mv_split **out, const char *dir) {
-    h5_quiet();
-    *out = NULL;
-    mv_split *s = mv_calloc(1, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "%s", dir);
-    if (manifest_read(&s->m, dir) < 0) {
-        free(s);
-        return -1;
-    }
-    s->files = mv_malloc(sizeof(hid_t) * (size_t)(s->m.n_shards ? s->m.n_shards : 1));
-    for (int k = 0; k < s->m.n_shards; k++) s->files[k] = H5I_INVALID_HID;
-    pthread_mutex_init(&s->lock, NULL);
-    for (int k = 0; k < s->m.n_shards; k++) {
-        char path[4200];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", dir, s->m.shards[k].file);
-        int rc = 0;
-        if (stat(path, &st) != 0) rc = mv_fail("%s: missing (listed in the manifest): %s", path, strerror(errno));
-        else if ((int64_t)st.st_size != s->m.shards[k].bytes)
-            rc = mv_fail("%s: %lld bytes but the manifest says %lld: truncated or replaced", path, (long long)st.st_size,
-                         (long long)s->m.shards[k].bytes);
-        if (rc < 0) {
-            split_close(s);
-            return -1;
-        }
-    }
-    *out = s;
-    return 0;
-}
-
-void split_close(mv_split *s) {
-    if (!s) return;
-    h5_quiet();
-    for (int k = 0; k < s->m.n_shards; k++)
-        if (s->files[k] >= 0) H5Fclose(s->files[k]);
-    free(s->files);
-    pthread_mutex_destroy(&s->lock);
-    manifest_free(&s->m);
-    free(s);
-}
-
-int64_t split_count(const mv_split *s) { return s->m.count; }
-const char *split_dir(const mv_split *s) { return s->dir; }
-const char *split_domain(const mv_split *s) { return s->m.domain; }
-
-void split_max_size(const mv_split *s, int *max_h, int *max_w) {
-    *max_h = s->m.max_h;
-    *max_w = s->m.max_w;
-}
-
-void sample_alloc(mv_sample *out, int max_h, int max_w) {
-    memset(out, 0, sizeof *out);
-    out->cap_px = (size_t)(max_h > 1 ? max_h : 1) * (size_t)(max_w > 1 ? max_w : 1);
-    out->rgb.px = mv_malloc(out->cap_px * 3);
-    out->label.px = mv_malloc(out->cap_px);
-    out->rgb.c = 3;
-    out->label.c = 1;
-    out->enc_cap = compressBound((uLong)(out->cap_px * 3)) + 4;
-    out->enc = mv_malloc(out->enc_cap);
-}
-
-void sample_free(mv_sample *smp) {
-    free(smp->rgb.px);
-    free(smp->label.px);
-    free(smp->enc);
-    memset(smp, 0, sizeof *smp);
-}
-
-static hid_t shard_file(mv_split *s, int k) {
-    pthread_mutex_lock(&s->lock);
-    hid_t f = s->files[k];
-    if (f < 0) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s", s->dir, s->m.shards[k].file);
-        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        int64_t count = -1, version = -1, first = -1;
-        char fmt[64] = "", domain[128] = "", label_map[128] = "";
-        int ok = 0;
-        if (f < 0) mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
-        else if (attr_get_str(fmt, sizeof fmt, f, "format") < 0 || strcmp(fmt, SHARD_FORMAT) ||
-                 attr_get_i64(&count, f, "count") < 0 || count != s->m.shards[k].count) {
-            mv_fail("%s: not a maskvim shard, or holds %lld samples where the manifest says %d", path,
-                    (long long)count, s->m.shards[k].count);
-        } else if (attr_get_i64(&version, f, "version") < 0 || version != SHARD_VERSION) {
-            mv_fail("%s: shard format version %lld, this build reads version %d", path, (long long)version,
-                    SHARD_VERSION);
-        } else if (attr_get_str(domain, sizeof domain, f, "domain") < 0 ||
-                   attr_get_str(label_map, sizeof label_map, f, "label_map") < 0 ||
-                   attr_get_i64(&first, f, "first") < 0 || strcmp(domain, s->m.domain) ||
-                   strcmp(label_map, s->m.label_map) || first != s->m.shards[k].first) {
-            // A shard copied in from another split (or another conversion) would otherwise be read
-            // as this split's samples.
-            mv_fail("%s: belongs to another split: domain '%s', label map '%s', first sample %lld; the manifest "
-                    "says '%s', '%s', %lld", path, domain, label_map, (long long)first, s->m.domain, s->m.label_map,
-                    (long long)s->m.shards[k].first);
-        } else {
-            ok = 1;
-        }
-        if (f >= 0 && !ok) {
-            H5Fclose(f);
-            f = H5I_INVALID_HID;
-        }
-        s->files[k] = f;
-    }
-    pthread_mutex_unlock(&s->lock);
-    return f;
-}
-
-// Reads one chunked uint8 dataset of `rank` dims into dst (capacity cap bytes).
-static int read_dataset(uint8_t *dst, size_t cap, hsize_t *dims, uint8_t **enc, size_t *enc_cap, hid_t file,
-                        const char *dset_path, int rank, const char *what) {
-    hid_t d = H5Dopen2(file, dset_path, H5P_DEFAULT);
-    if (d < 0) return mv_fail("%s: dataset %s missing", what, dset_path);
-    hid_t sp = H5Dget_space(d);
-    int r = H5Sget_simple_extent_ndims(sp);
-    if (r == rank) H5Sget_simple_extent_dims(sp, dims, NULL);
-    H5Sclose(sp);
-    int rc = 0;
-    size_t n = 1;
-    for (int i = 0; i < rank && r == rank; i++) n *= dims[i];
-    hsize_t offset[3] = {0, 0, 0};
-    hsize_t stored = 0;
-    uint32_t mask = 0;
-    if (r != rank) rc = mv_fail("%s: dataset %s has rank %d, expected %d", what, dset_path, r, rank);
-    else if (n > cap) rc = mv_fail("%s: %zu bytes exceed the split's largest image (manifest wrong?)", what, n);
-    else if (H5Dget_chunk_storage_size(d, offset, &stored) < 0 || stored == 0)
-        rc = mv_fail("%s: chunk of %s missing", what, dset_path);
-    else {
-        if (stored > *enc_cap) {  // only when the split's manifest undersold the largest chunk
-            uint8_t *p = realloc(*enc, stored);
-            if (!p) rc = mv_fail("%s: out of memory", what);
-            else { *enc = p; *enc_cap = stored; }
-        }
-        if (rc == 0 && H5Dread_chunk(d, H5P_DEFAULT, offset, &mask, *enc) < 0)
-            rc = mv_fail("%s: reading chunk of %s failed (truncated shard?)", what, dset_path);
-        else if (rc == 0 && mask != 0)
-            rc = mv_fail("%s: chunk of %s was stored with filters skipped (mask %u)", what, dset_path, mask);
-        else if (rc == 0) rc = shard_decode_chunk(dst, *enc, stored, n, what);
-    }
-    H5Dclose(d);
-    return rc;
-}
-
-int split_read(mv_sample *out, mv_split *s, int64_t i) {
-    h5_quiet();
-    if (i < 0 || i >= s->m.count)
-        return mv_fail("%s: sample %lld out of range (split holds %lld)", s->dir, (long long)i, (long long)s->m.count);
-    int lo = 0, hi = s->m.n_shards - 1;
-    while (lo < hi) {  // last shard whose first <= i
-        int mid = (lo + hi + 1) / 2;
-        if (s->m.shards[mid].first <= i) lo = mid;
-        else hi = mid - 1;
-    }
-    int k = lo, j = (int)(i - s->m.shards[k].first);
-    hid_t f = shard_file(s, k);
-    if (f < 0) return mv_fail_context("sample %lld", (long long)i);
-    // Name first, so that errors about the pixels can name the sample.
-    hid_t d = H5Dopen2(f, "names", H5P_DEFAULT);
-    int rc = 0;
-    if (d < 0) rc = -1;
-    else {
-        hid_t t = name_type();
-        hid_t fsp = H5Dget_space(d);
-        hsize_t start[1] = {(hsize_t)j}, one[1] = {1};
-        H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, one, NULL);
-        hid_t msp = H5Screate_simple(1, one, NULL);
-        rc = H5Dread(d, t, msp, fsp, H5P_DEFAULT, out->name) < 0 ? -1 : 0;
-        out->name[MV_SAMPLE_NAME_MAX - 1] = 0;
-        H5Sclose(msp);
-        H5Sclose(fsp);
-        H5Tclose(t);
-        H5Dclose(d);
-    }
-    char what[4600];
-    snprintf(what, sizeof what, "%s/%s: sample %d (split index %lld, %s)", s->dir, s->m.shards[k].file, j,
-             (long long)i, rc == 0 ? out->name : "name unreadable");
-    if (rc < 0) return mv_fail("%s: names table unreadable", what);
-    char path[32];
-    hsize_t idims[3] = {0, 0, 0}, ldims[2] = {0, 0};
-    snprintf(path, sizeof path, "image/%05d", j);
-    MV_TRY(read_dataset(out->rgb.px, out->cap_px * 3, idims, &out->enc, &out->enc_cap, f, path, 3, what));
-    if (idims[2] != 3) return mv_fail("%s: image has %llu channels, expected 3", what, (unsigned long long)idims[2]);
-    snprintf(path, sizeof path, "label/%05d", j);
-    MV_TRY(read_dataset(out->label.px, out->cap_px, ldims, &out->enc, &out->enc_cap, f, path, 2, what));
-    if (ldims[0] != idims[0] || ldims[1] != idims[1])
-        return mv_fail("%s: label %llux%llu does not match image %llux%llu", what, (unsigned long long)ldims[0],
-                       (unsigned long long)ldims[1], (unsigned long long)idims[0], (unsigned long long)idims[1]);
-    out->rgb.h = out->label.h = (int)idims[0];
-    out->rgb.w = out->label.w = (int)idims[1];
-    out->rgb.c = 3;
-    out->label.c = 1;
-    out->index = i;
-    return 0;
-}
-
-int shard_hdf5_threadsafe(void) {
-    hbool_t ts = 0;
-    return H5is_library_threadsafe(&ts) >= 0 && ts;
-}
-
-int split_verify(mv_split *s, FILE *log) {
-    int bad = 0;
-    char first_err[MV_ERRMSG_MAX] = "";
-    mv_sample smp;
-    sample_alloc(&smp, s->m.max_h, s->m.max_w);
-    for (int k = 0; k < s->m.n_shards; k++) {
-        const mv_manifest_shard *sh = &s->m.shards[k];
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s", s->dir, sh->file);
-        uint32_t crc = 0;
-        int64_t bytes = 0;
-        int shard_bad = 0;
-        if (file_crc32(&crc, &bytes, path) < 0) shard_bad = 1;
-        else if (crc != sh->crc32 || bytes != sh->bytes) {
-            mv_fail("%s: CRC-32 %08x over %lld bytes, manifest says %08x over %lld", path, crc, (long long)bytes,
-                    sh->crc32, (long long)sh->bytes);
-            shard_bad = 1;
-        }
-        if (shard_bad && !first_err[0]) snprintf(first_err, sizeof first_err, "%s", mv_last_error());
-        int samples_bad = 0;
-        for (int j = 0; j < sh->count; j++) {
-            if (split_read(&smp, s, sh->first + j) < 0) {
-                if (log) fprintf(log, "  error: %s\n", mv_last_error());
-                if (!first_err[0]) snprintf(first_err, sizeof first_err, "%s", mv_last_error());
-                samples_bad++;
-            }
-        }
-        if (log)
-            fprintf(log, "%s  %4d samples  crc32 %s  chunks %s\n", sh->file, sh->count, shard_bad ? "BAD" : "ok",
-                    samples_bad ? "BAD" : "ok");
-        bad += shard_bad + samples_bad;
-    }
-    sample_free(&smp);
-    if (bad) return mv_fail("%s: %d problem%s found; first: %s", s->dir, bad, bad > 1 ? "s" : "", first_err);
-    return 0;
 }

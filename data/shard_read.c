@@ -1,0 +1,275 @@
+// The shard reader: a split opened through its manifest, any sample fetched with one chunk
+// read per image and label (decoded and checksummed by shard_codec.c), shards opened on first
+// use and checked to belong to the split, and split_verify for `maskvim data inspect`.
+#include "data/shard.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+#include "core/error.h"
+#include "data/manifest.h"
+#include "data/shard_hdf5.h"
+
+struct mv_split {
+    char dir[4096];
+    mv_manifest m;
+    hid_t *files;             // per shard, opened on first use
+    pthread_mutex_t lock;     // guards files[]
+};
+
+int split_open(mv_split **out, const char *dir) {
+    shard_h5_quiet();
+    *out = NULL;
+    mv_split *s = mv_calloc(1, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    if (manifest_read(&s->m, dir) < 0) {
+        free(s);
+        return -1;
+    }
+    s->files = mv_malloc(sizeof(hid_t) * (size_t)(s->m.n_shards ? s->m.n_shards : 1));
+    for (int k = 0; k < s->m.n_shards; k++) s->files[k] = H5I_INVALID_HID;
+    pthread_mutex_init(&s->lock, NULL);
+    for (int k = 0; k < s->m.n_shards; k++) {
+        char path[4200];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, s->m.shards[k].file);
+        int rc = 0;
+        if (stat(path, &st) != 0) rc = mv_fail("%s: missing (listed in the manifest): %s", path, strerror(errno));
+        else if ((int64_t)st.st_size != s->m.shards[k].bytes)
+            rc = mv_fail("%s: %lld bytes but the manifest says %lld: truncated or replaced", path, (long long)st.st_size,
+                         (long long)s->m.shards[k].bytes);
+        if (rc < 0) {
+            split_close(s);
+            return -1;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+void split_close(mv_split *s) {
+    if (!s) return;
+    shard_h5_quiet();
+    for (int k = 0; k < s->m.n_shards; k++)
+        if (s->files[k] >= 0) H5Fclose(s->files[k]);
+    free(s->files);
+    pthread_mutex_destroy(&s->lock);
+    manifest_free(&s->m);
+    free(s);
+}
+
+int64_t split_count(const mv_split *s) { return s->m.count; }
+const char *split_dir(const mv_split *s) { return s->dir; }
+const char *split_domain(const mv_split *s) { return s->m.domain; }
+
+void split_max_size(const mv_split *s, int *max_h, int *max_w) {
+    *max_h = s->m.max_h;
+    *max_w = s->m.max_w;
+}
+
+void sample_alloc(mv_sample *out, int max_h, int max_w) {
+    memset(out, 0, sizeof *out);
+    out->cap_px = (size_t)(max_h > 1 ? max_h : 1) * (size_t)(max_w > 1 ? max_w : 1);
+    out->rgb.px = mv_malloc(out->cap_px * 3);
+    out->label.px = mv_malloc(out->cap_px);
+    out->rgb.c = 3;
+    out->label.c = 1;
+    out->enc_cap = compressBound((uLong)(out->cap_px * 3)) + 4;
+    out->enc = mv_malloc(out->enc_cap);
+}
+
+void sample_free(mv_sample *smp) {
+    free(smp->rgb.px);
+    free(smp->label.px);
+    free(smp->enc);
+    memset(smp, 0, sizeof *smp);
+}
+
+static hid_t shard_file(mv_split *s, int k) {
+    pthread_mutex_lock(&s->lock);
+    hid_t f = s->files[k];
+    if (f < 0) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", s->dir, s->m.shards[k].file);
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        int64_t count = -1, version = -1, first = -1;
+        char fmt[64] = "", domain[128] = "", label_map[128] = "";
+        int ok = 0;
+        if (f < 0) mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
+        else if (shard_attr_get_str(fmt, sizeof fmt, f, "format") < 0 || strcmp(fmt, SHARD_FORMAT) ||
+                 shard_attr_get_i64(&count, f, "count") < 0 || count != s->m.shards[k].count) {
+            mv_fail("%s: not a maskvim shard, or holds %lld samples where the manifest says %d", path,
+                    (long long)count, s->m.shards[k].count);
+        } else if (shard_attr_get_i64(&version, f, "version") < 0 || version != SHARD_VERSION) {
+            mv_fail("%s: shard format version %lld, this build reads version %d", path, (long long)version,
+                    SHARD_VERSION);
+        } else if (shard_attr_get_str(domain, sizeof domain, f, "domain") < 0 ||
+                   shard_attr_get_str(label_map, sizeof label_map, f, "label_map") < 0 ||
+                   shard_attr_get_i64(&first, f, "first") < 0 || strcmp(domain, s->m.domain) ||
+                   strcmp(label_map, s->m.label_map) || first != s->m.shards[k].first) {
+            // A shard copied in from another split (or another conversion) would otherwise be read
+            // as this split's samples.
+            mv_fail("%s: belongs to another split: domain '%s', label map '%s', first sample %lld; the manifest "
+                    "says '%s', '%s', %lld", path, domain, label_map, (long long)first, s->m.domain, s->m.label_map,
+                    (long long)s->m.shards[k].first);
+        } else {
+            ok = 1;
+        }
+        if (f >= 0 && !ok) {
+            H5Fclose(f);
+            f = H5I_INVALID_HID;
+        }
+        s->files[k] = f;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return f;
+}
+
+// Reads one chunked uint8 dataset of `rank` dims into dst (capacity cap bytes).
+static int read_dataset(uint8_t *dst, size_t cap, hsize_t *dims, uint8_t **enc, size_t *enc_cap, hid_t file,
+                        const char *dset_path, int rank, const char *what) {
+    hid_t d = H5Dopen2(file, dset_path, H5P_DEFAULT);
+    if (d < 0) return mv_fail("%s: dataset %s missing", what, dset_path);
+    hid_t sp = H5Dget_space(d);
+    int r = H5Sget_simple_extent_ndims(sp);
+    if (r == rank) H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    int rc = 0;
+    size_t n = 1;
+    for (int i = 0; i < rank && r == rank; i++) n *= dims[i];
+    hsize_t offset[3] = {0, 0, 0};
+    hsize_t stored = 0;
+    uint32_t mask = 0;
+    if (r != rank) rc = mv_fail("%s: dataset %s has rank %d, expected %d", what, dset_path, r, rank);
+    else if (n > cap) rc = mv_fail("%s: %zu bytes exceed the split's largest image (manifest wrong?)", what, n);
+    else if (H5Dget_chunk_storage_size(d, offset, &stored) < 0 || stored == 0)
+        rc = mv_fail("%s: chunk of %s missing", what, dset_path);
+    else {
+        if (stored > *enc_cap) {  // only when the split's manifest undersold the largest chunk
+            uint8_t *p = realloc(*enc, stored);
+            if (!p) rc = mv_fail("%s: out of memory", what);
+            else { *enc = p; *enc_cap = stored; }
+        }
+        if (rc == 0 && H5Dread_chunk(d, H5P_DEFAULT, offset, &mask, *enc) < 0)
+            rc = mv_fail("%s: reading chunk of %s failed (truncated shard?)", what, dset_path);
+        else if (rc == 0 && mask != 0)
+            rc = mv_fail("%s: chunk of %s was stored with filters skipped (mask %u)", what, dset_path, mask);
+        else if (rc == 0) rc = shard_decode_chunk(dst, *enc, stored, n, what);
+    }
+    H5Dclose(d);
+    return rc;
+}
+
+// A sample whose image or label does not read back is in a damaged shard (a flipped byte, a file
+// truncated while in use), and other samples may be too: the message ends saying how to check
+// them all. split_verify, which is that check, reads without the hint. Returns -1.
+static int damaged_sample(const mv_split *s, bool hint) {
+    if (!hint) return -1;
+    char msg[MV_ERRMSG_MAX];
+    snprintf(msg, sizeof msg, "%s", mv_last_error());
+    return mv_fail("%s; `maskvim data inspect %s` checks every shard", msg, s->dir);
+}
+
+// split_read; `hint`: a damaged sample's message names `maskvim data inspect`.
+static int read_sample(mv_sample *out, mv_split *s, int64_t i, bool hint) {
+    shard_h5_quiet();
+    if (i < 0 || i >= s->m.count)
+        return mv_fail("%s: sample %lld out of range (split holds %lld)", s->dir, (long long)i, (long long)s->m.count);
+    int lo = 0, hi = s->m.n_shards - 1;
+    while (lo < hi) {  // last shard whose first <= i
+        int mid = (lo + hi + 1) / 2;
+        if (s->m.shards[mid].first <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    int k = lo, j = (int)(i - s->m.shards[k].first);
+    hid_t f = shard_file(s, k);
+    if (f < 0) return mv_fail_context("sample %lld", (long long)i);
+    // Name first, so that errors about the pixels can name the sample.
+    hid_t d = H5Dopen2(f, "names", H5P_DEFAULT);
+    int rc = 0;
+    if (d < 0) rc = -1;
+    else {
+        hid_t t = shard_name_type();
+        hid_t fsp = H5Dget_space(d);
+        hsize_t start[1] = {(hsize_t)j}, one[1] = {1};
+        H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, one, NULL);
+        hid_t msp = H5Screate_simple(1, one, NULL);
+        rc = H5Dread(d, t, msp, fsp, H5P_DEFAULT, out->name) < 0 ? -1 : 0;
+        out->name[MV_SAMPLE_NAME_MAX - 1] = 0;
+        H5Sclose(msp);
+        H5Sclose(fsp);
+        H5Tclose(t);
+        H5Dclose(d);
+    }
+    char what[4600];
+    // A shard damaged after it was opened (truncated while training) can read as zeros, which
+    // is no name either.
+    snprintf(what, sizeof what, "%s/%s: sample %d (split index %lld, %s)", s->dir, s->m.shards[k].file, j,
+             (long long)i, rc == 0 && out->name[0] ? out->name : "name unreadable");
+    if (rc < 0) return mv_fail("%s: names table unreadable", what);
+    char path[32];
+    hsize_t idims[3] = {0, 0, 0}, ldims[2] = {0, 0};
+    snprintf(path, sizeof path, "image/%05d", j);
+    if (read_dataset(out->rgb.px, out->cap_px * 3, idims, &out->enc, &out->enc_cap, f, path, 3, what) < 0)
+        return damaged_sample(s, hint);
+    if (idims[2] != 3) return mv_fail("%s: image has %llu channels, expected 3", what, (unsigned long long)idims[2]);
+    snprintf(path, sizeof path, "label/%05d", j);
+    if (read_dataset(out->label.px, out->cap_px, ldims, &out->enc, &out->enc_cap, f, path, 2, what) < 0)
+        return damaged_sample(s, hint);
+    if (ldims[0] != idims[0] || ldims[1] != idims[1])
+        return mv_fail("%s: label %llux%llu does not match image %llux%llu", what, (unsigned long long)ldims[0],
+                       (unsigned long long)ldims[1], (unsigned long long)idims[0], (unsigned long long)idims[1]);
+    out->rgb.h = out->label.h = (int)idims[0];
+    out->rgb.w = out->label.w = (int)idims[1];
+    out->rgb.c = 3;
+    out->label.c = 1;
+    out->index = i;
+    return 0;
+}
+
+int split_read(mv_sample *out, mv_split *s, int64_t i) { return read_sample(out, s, i, true); }
+
+int shard_hdf5_threadsafe(void) {
+    hbool_t ts = 0;
+    return H5is_library_threadsafe(&ts) >= 0 && ts;
+}
+
+int split_verify(mv_split *s, FILE *log) {
+    int bad = 0;
+    char first_err[MV_ERRMSG_MAX] = "";
+    mv_sample smp;
+    sample_alloc(&smp, s->m.max_h, s->m.max_w);
+    for (int k = 0; k < s->m.n_shards; k++) {
+        const mv_manifest_shard *sh = &s->m.shards[k];
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", s->dir, sh->file);
+        uint32_t crc = 0;
+        int64_t bytes = 0;
+        int shard_bad = 0;
+        if (file_crc32(&crc, &bytes, path) < 0) shard_bad = 1;
+        else if (crc != sh->crc32 || bytes != sh->bytes) {
+            mv_fail("%s: CRC-32 %08x over %lld bytes, manifest says %08x over %lld", path, crc, (long long)bytes,
+                    sh->crc32, (long long)sh->bytes);
+            shard_bad = 1;
+        }
+        if (shard_bad && !first_err[0]) snprintf(first_err, sizeof first_err, "%s", mv_last_error());
+        int samples_bad = 0;
+        for (int j = 0; j < sh->count; j++) {
+            if (read_sample(&smp, s, sh->first + j, false) < 0) {
+                if (log) fprintf(log, "  error: %s\n", mv_last_error());
+                if (!first_err[0]) snprintf(first_err, sizeof first_err, "%s", mv_last_error());
+                samples_bad++;
+            }
+        }
+        if (log)
+            fprintf(log, "%s  %4d samples  crc32 %s  chunks %s\n", sh->file, sh->count, shard_bad ? "BAD" : "ok",
+                    samples_bad ? "BAD" : "ok");
+        bad += shard_bad + samples_bad;
+    }
+    sample_free(&smp);
+    if (bad) return mv_fail("%s: %d problem%s found; first: %s", s->dir, bad, bad > 1 ? "s" : "", first_err);
+    return 0;
+}

@@ -1,0 +1,241 @@
+// One row of an experiment sweep on disk: its state (OUT/<row>/status.json, the final mIoU
+// per domain from its metrics.jsonl), its lock (flock on OUT/<row>/.lock, held by the sweep)
+// and its begin and end around the training (launch/cmd_experiment.c runs the sweep).
+#include "launch/experiment_rows.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json_write.h"
+
+static bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+// The "state" of DIR/status.json into state[size] ("" when there is none).
+static void read_state(char *state, size_t size, const char *dir) {
+    char path[MV_PATH_MAX + 32], buf[4096];
+    state[0] = 0;
+    snprintf(path, sizeof path, "%s/status.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *s = strstr(buf, "\"state\": \"");
+    if (!s) return;
+    s += strlen("\"state\": \"");
+    size_t k = 0;
+    while (s[k] && s[k] != '"' && k + 1 < size) { state[k] = s[k]; k++; }
+    state[k] = 0;
+}
+
+row_action row_plan(const char *dir) {
+    char state[32], path[MV_PATH_MAX + 32];
+    read_state(state, sizeof state, dir);
+    if (!strcmp(state, "finished")) return ROW_SKIP;
+    snprintf(path, sizeof path, "%s/latest", dir);
+    return file_exists(path) ? ROW_RESUME : ROW_RUN;
+}
+
+// The last eval record per domain of DIR/metrics.jsonl (the run's final evaluation, since
+// train_run always evaluates at its last iteration). Returns the number of domains found.
+static int final_metrics(char (*domains)[MV_NAME_MAX], double *miou, int max, long *iter, const char *dir) {
+    char path[MV_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0;
+    *iter = -1;
+    while (getline(&line, &cap, f) > 0) {
+        if (!strstr(line, "\"type\": \"eval\"")) continue;
+        const char *d = strstr(line, "\"domain\": \""), *m = strstr(line, "\"mIoU\": "), *it = strstr(line, "\"iter\": ");
+        if (!d || !m) continue;
+        d += strlen("\"domain\": \"");
+        char name[MV_NAME_MAX];
+        size_t k = 0;
+        while (d[k] && d[k] != '"' && k + 1 < sizeof name) { name[k] = d[k]; k++; }
+        name[k] = 0;
+        double v = strtod(m + strlen("\"mIoU\": "), NULL);
+        if (it) *iter = strtol(it + strlen("\"iter\": "), NULL, 10);
+        int j = 0;
+        while (j < n && strcmp(domains[j], name)) j++;
+        if (j == n) {
+            if (n == max) continue;
+            snprintf(domains[n++], MV_NAME_MAX, "%s", name);
+        }
+        miou[j] = v;
+    }
+    free(line);
+    fclose(f);
+    return n;
+}
+
+int write_status(const char *dir, const char *row, int seed, const char *state, const char *error,
+                 const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra) {
+    char path[MV_PATH_MAX + 32], tmp[MV_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%s/status.json", dir);
+    snprintf(tmp, sizeof tmp, "%s/.status.json.tmp", dir);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return mv_fail("%s: cannot open for writing", tmp);
+    fprintf(f, "{\"row\": ");
+    json_write_string(f, row);
+    if (seed >= 0) fprintf(f, ", \"seed\": %d", seed);
+    fprintf(f, ", \"state\": \"%s\"", state);
+    char domains[MV_MAX_SOURCES][MV_NAME_MAX];
+    double miou[MV_MAX_SOURCES];
+    long iter = -1;
+    int n = final_metrics(domains, miou, MV_MAX_SOURCES, &iter, dir);
+    if (!strcmp(state, "finished")) {
+        fprintf(f, ", \"iter\": %ld, \"final\": {", iter);
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "%s", i ? ", " : "");
+            json_write_string(f, domains[i]);
+            if (isfinite(miou[i])) fprintf(f, ": %.4f", miou[i]);
+            else fprintf(f, ": null");
+        }
+        for (int i = 0; i < nextra; i++) {
+            fprintf(f, "%s", n + i ? ", " : "");
+            json_write_string(f, extra_names[i]);
+            if (isfinite(extra[i])) fprintf(f, ": %.4f", extra[i]);
+            else fprintf(f, ": null");
+        }
+        fprintf(f, "}");
+    }
+    if (error) {
+        fprintf(f, ", \"error\": ");
+        json_write_string(f, error);
+    }
+    fprintf(f, "}\n");
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) < 0) return mv_fail("%s: cannot write: %s", path, strerror(errno));
+    return 0;
+}
+
+// Takes DIR/.lock without waiting; returns the descriptor, ROW_BUSY (message set) when another
+// process holds it, or -1 with a message. The descriptor is close-on-exec: only the row's own
+// child inherits it (spawn), so that the row stays locked while anything it started still runs.
+static int lock_row(const char *dir, const char *row) {
+    char path[MV_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return mv_fail("%s: cannot open: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            mv_fail("row %s is being run by another process (%s)", row, path);
+            return ROW_BUSY;
+        }
+        return mv_fail("%s: cannot lock: %s", path, strerror(e));
+    }
+    return fd;
+}
+
+bool config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir) {
+    char path[MV_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    if (!file_exists(path)) return false;
+    mv_config *now = mv_calloc(1, sizeof *now), *saved = mv_calloc(1, sizeof *saved);
+    bool changed = experiment_run_config(now, exp, r, dir) == 0 && config_load(saved, path, 0, NULL) == 0 &&
+                   !config_equal(now, saved);
+    if (changed && r->seed_index >= 0 && saved->run.seed != now->run.seed)
+        printf("maskvim experiment: warning: %s was trained with run.seed=%d, not seed %d of `seeds:`\n", dir,
+               saved->run.seed, r->seed);
+    mv_clear_error();
+    free(now);
+    free(saved);
+    return changed;
+}
+
+// ------------------------------------------------------------------------------------------
+// One row's begin and end (what they return: experiment_rows.h)
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log) {
+    MV_TRY(mv_mkdir_p(j->dir));
+    j->lock = lock_row(j->dir, j->run->name);
+    if (j->lock < 0) return j->lock;
+    row_action a = row_plan(j->dir);   // again under the lock: another runner may have finished it
+    if (a == ROW_SKIP) {
+        printf("maskvim experiment: row %s: finished, skipped\n", j->run->name);
+        close(j->lock);
+        return 1;
+    }
+    char path[MV_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", j->dir);
+    int rc = experiment_run_config(cfg, exp, j->run, j->dir);
+    if (rc == 0) rc = config_save(path, cfg);
+    if (rc == 0) rc = write_status(j->dir, j->run->name, run_seed(j->run), "running", NULL, NULL, NULL, 0);
+    if (rc < 0) {
+        close(j->lock);
+        return mv_fail_context("row %s", j->run->name);
+    }
+    j->max_iters = cfg->schedule.max_iters;
+    j->t0 = now_s();
+    printf("maskvim experiment: row %s: %s in %s", j->run->name, a == ROW_RESUME ? "resuming" : "starting", j->dir);
+    if (log) printf(" (output in %s)", log);
+    printf("\n");
+    fflush(stdout);
+    return 0;
+}
+
+int row_end(row_job *j, const mv_experiment *exp, bool ok) {
+    char names[MV_EXP_MAX_CORR][MV_NAME_MAX];
+    double corr[MV_EXP_MAX_CORR];
+    int rc = ok ? 0 : -1;
+    if (rc == 0 && exp->ncorruptions) {
+        char path[MV_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/corruptions.json", j->dir);
+        rc = experiment_corruption_results(names, corr, exp, path);
+    }
+    if (rc == 0) rc = write_status(j->dir, j->run->name, run_seed(j->run), "finished", NULL, names, corr, exp->ncorruptions);
+    if (rc < 0) {
+        char msg[MV_ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", mv_last_error());
+        write_status(j->dir, j->run->name, run_seed(j->run), "failed", msg, NULL, NULL, 0);
+        mv_fail("row %s: %s", j->run->name, msg);
+    } else {
+        // "row R: finished in 12.3 s: clear 21.30, fog 10.20 | mean over targets 10.20"
+        char domains[MV_MAX_SOURCES][MV_NAME_MAX];
+        double miou[MV_MAX_SOURCES];
+        long iter = -1;
+        int n = final_metrics(domains, miou, MV_MAX_SOURCES, &iter, j->dir);
+        printf("maskvim experiment: row %s: finished in %.1f s:", j->run->name, now_s() - j->t0);
+        for (int i = 0; i < n; i++) printf("%s %s %.2f", i ? "," : "", domains[i], miou[i]);
+        double sum = 0;
+        int nt = 0;
+        for (int t = 0; t < exp->ntargets; t++) {
+            double v = NAN;
+            for (int i = 0; i < n; i++) if (!strcmp(domains[i], exp->targets[t])) v = miou[i];
+            for (int i = 0; i < exp->ncorruptions; i++) if (!strcmp(names[i], exp->targets[t])) v = corr[i];
+            if (isfinite(v)) { sum += v; nt++; }
+        }
+        if (exp->ncorruptions) printf(" | corruptions (mean over %d severit%s): %.2f", exp->nseverities,
+                                      exp->nseverities == 1 ? "y" : "ies", 0.0 + (nt ? sum / nt : NAN));
+        else if (nt) printf(" | mean over targets %.2f", sum / nt);
+        printf("\n");
+        fflush(stdout);
+    }
+    close(j->lock);
+    j->lock = -1;
+    j->pid = 0;
+    return rc;
+}
