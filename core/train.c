@@ -1,5 +1,6 @@
 // The training loop (see train.h).
 #include "core/train.h"
+#include "core/build_info.h"
 #include "core/checkpoint.h"
 #include "core/data_sources.h"
 #include "core/error.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -174,6 +176,27 @@ static int trim_log(const char *path, long keep_iter) {
     if (rc < 0) { int err = errno; remove(tmp); return mv_fail("%s: cannot rewrite: %s", path, strerror(err)); }
     if (dropped == 0) remove(tmp);
     return 0;
+}
+
+// One "start" record per start or resume: which code (version, commit) trained from which
+// iteration, on how many ranks and what device, and when, so that a result traces back to the
+// build that made it (a resumed run may span several builds).
+static int log_start(trainer *t, int world, int batch_per_rank, const char *device, bool resumed) {
+    char when[32] = "";
+    time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(t->jsonl, "{\"type\": \"start\", \"iter\": %ld, \"resumed\": %s, \"version\": ", (long)t->st.iter,
+            resumed ? "true" : "false");
+    json_write_string(t->jsonl, mv_version());
+    fprintf(t->jsonl, ", \"commit\": ");
+    json_write_string(t->jsonl, mv_build_commit());
+    fprintf(t->jsonl, ", \"ranks\": %d, \"batch_per_rank\": %d, \"device\": ", world, batch_per_rank);
+    json_write_string(t->jsonl, device);
+    fprintf(t->jsonl, ", \"start_time\": ");
+    json_write_string(t->jsonl, when);
+    fprintf(t->jsonl, "}\n");
+    return log_flush(t);
 }
 
 // Two trainings in one run directory (a resume started while the killed run's ranks still
@@ -413,6 +436,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
         if (opts->resume && (rc = trim_log(path, start ? (long)t->st.iter : 0)) < 0) { free(ids); goto out; }
         t->jsonl = fopen(path, "a");
         if (!t->jsonl) { rc = mv_fail("%s: cannot open for writing", path); free(ids); goto out; }
+        if ((rc = log_start(t, world, B, device, start != NULL)) < 0) { free(ids); goto out; }
         printf("maskvim train: %s, %zu parameters, %d rank%s x %d images, crop %dx%d, %d iterations, on %s, work dir %s\n",
                cfg->model.preset, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, cfg->model.crop_h,
                cfg->model.crop_w, cfg->schedule.max_iters, device, wd);

@@ -56,6 +56,18 @@ int comm_mpi_fail(int err, const char *what) {
 }
 #endif
 
+void comm_library_version(char *out, size_t n) {
+#ifdef MV_HAVE_MPI
+    char text[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    if (MPI_Get_library_version(text, &len) != MPI_SUCCESS) { snprintf(out, n, "unknown (MPI_Get_library_version failed)"); return; }
+    text[strcspn(text, "\n,")] = 0;
+    snprintf(out, n, "%s", text);
+#else
+    snprintf(out, n, "none: built without MPI (one rank per process)");
+#endif
+}
+
 double comm_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

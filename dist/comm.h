@@ -48,3 +48,6 @@ int comm_allreduce_sum_floats(mv_comm *c, float *buf, size_t n);
 int comm_barrier(mv_comm *c);
 // Name of the backend ("single", "mpi", "nccl").
 const char *comm_backend_name(mv_dist_backend b);
+// The MPI library this process runs with, first line of MPI_Get_library_version (callable
+// before MPI_Init), or why there is none.
+void comm_library_version(char *out, size_t n);

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <hdf5.h>
 #include "launch/commands.h"
+#include "core/build_info.h"
 #include "core/suggest.h"
 #ifdef MV_HAVE_GPU_MODEL
 #include "core/engine.h"
@@ -23,7 +24,8 @@ static const mv_command COMMANDS[] = {
 static const int NUM_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0];
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: maskvim COMMAND [options]   (maskvim COMMAND --help for details)\n\ncommands:\n");
+    fprintf(f, "usage: maskvim COMMAND [options]   (maskvim COMMAND --help for details)\n"
+               "       maskvim --version            (version, commit, compiler, libraries, GPU)\n\ncommands:\n");
     for (int i = 0; i < NUM_COMMANDS; i++) fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
 }
 
@@ -39,6 +41,10 @@ int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        mv_build_report(stdout);
+        return 0;
     }
     for (int i = 0; i < NUM_COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);

@@ -2,7 +2,8 @@
 # The launcher's arguments: every option that `maskvim <cmd> --help` lists for experiment run,
 # report, config and bench is one the command accepts (none answers "unknown option"), and
 # empty values are refused instead of meaning "the file system's root" (`--out ""` used to
-# put the rows of a sweep at /ROW); bench refuses sizes it cannot allocate instead of aborting.
+# put the rows of a sweep at /ROW); bench refuses sizes it cannot allocate instead of aborting;
+# `maskvim --version` names the version, the commit and the libraries.
 set -euo pipefail
 : "${MV_BIN:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -119,4 +120,16 @@ $MV_BIN config "$TMP/e.yaml" --row zz_launch_cli_args_rwo >"$TMP/o6.log" 2>&1; r
 set -e
 [ "$rc" = 1 ] && grep -q "no row 'zz_launch_cli_args_rwo'; did you mean 'zz_launch_cli_args_row'?" "$TMP/o6.log" \
     || fail "config --row with an unknown row: exit $rc: $(cat "$TMP/o6.log")"
+# --version: the first line names version and commit (the source tree's, when it is a git
+# checkout); the OpenMP build of OpenBLAS, MPI and HDF5 are reported.
+$MV_BIN --version >"$TMP/version.txt" || fail "--version exited non-zero"
+head -1 "$TMP/version.txt" | grep -qE '^maskvim [0-9]+\.[0-9]+\.[0-9]+ \(commit [0-9a-z.-]+\)$' \
+    || fail "--version's first line: $(head -1 "$TMP/version.txt")"
+if git -C "$MV_SRC" rev-parse --short=12 HEAD >"$TMP/head.txt" 2>/dev/null; then
+    head -1 "$TMP/version.txt" | grep -q "$(cat "$TMP/head.txt")" || fail "--version does not name HEAD $(cat "$TMP/head.txt"): $(head -1 "$TMP/version.txt")"
+fi
+for want in "BLAS: .*OpenMP build" "MPI: " "HDF5: " "GPU: "; do
+    grep -qE "^  $want" "$TMP/version.txt" || fail "--version lacks '$want': $(cat "$TMP/version.txt")"
+done
+$MV_BIN version | cmp -s - "$TMP/version.txt" || fail "'maskvim version' differs from --version"
 echo "PASS: test_launch_cli_args"

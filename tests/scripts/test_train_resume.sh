@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checkpoints resume exactly: a run killed (SIGKILL, mid-run) and resumed with --resume auto
 # ends bit-identical to the uninterrupted run; a clean stop/resume too; a checkpoint from a
-# different model is refused with the reason; resuming on another world size works.
+# different model is refused with the reason; resuming on another world size works; each start
+# and resume is recorded in metrics.jsonl with the build's version and commit.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 source "$(dirname "$0")/mpi_common.sh"
@@ -49,11 +50,29 @@ passed=$((passed + 1))
 #    the uninterrupted run within float rounding.
 mkdir -p "$TMP/world"
 cp "$TMP/full/iter_2.h5" "$TMP/world/"
+head -3 "$TMP/full/metrics.jsonl" >"$TMP/world/metrics.jsonl"   # the start record and iterations 1-2
 echo iter_2.h5 >"$TMP/world/latest"
 mpirun --oversubscribe -np 2 "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREADS=1 \
     "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$TMP/world" --resume auto >"$TMP/world.log"
 "$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --seed 0 --init-out "$TMP/init.h5"
 compare "$TMP/full/iter_6.h5" "$TMP/world/iter_6.h5" --init "$TMP/init.h5" --rel-l2 1e-5 --drift 0.1 \
     || fail "resume on 2 ranks differs"
+passed=$((passed + 1))
+
+# 5. The start records: the first run's, then the 2-rank resume's, with the version and commit
+#    `maskvim --version` reports.
+"$MV_BIN" --version >"$TMP/version.txt"
+"$MV_PYTHON" - "$TMP/world/metrics.jsonl" "$TMP/version.txt" <<'PY' || fail "the start records are wrong"
+import json, re, sys
+starts = [r for r in map(json.loads, open(sys.argv[1])) if r["type"] == "start"]
+version, commit = re.match(r"maskvim (\S+) \(commit (\S+)\)", open(sys.argv[2]).readline()).groups()
+assert len(starts) == 2, starts   # copied from the first run (iteration 0), then the resume at 2
+a, b = starts
+assert (a["iter"], a["resumed"], a["ranks"], a["batch_per_rank"]) == (0, False, 1, 2), a
+assert (b["iter"], b["resumed"], b["ranks"], b["batch_per_rank"]) == (2, True, 2, 1), b
+assert all((r["version"], r["commit"]) == (version, commit) and r["device"].startswith("CPU") for r in starts), starts
+assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", r["start_time"]) for r in starts), starts
+print("start records ok")
+PY
 passed=$((passed + 1))
 echo "$passed passed, 0 failed"
