@@ -28,7 +28,10 @@ static bool cuda_available(char *why, size_t n) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
-        snprintf(why, n, "%s", e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device");
+        // Without a GPU the runtime reports a driver "insufficient" for it: say what that means here.
+        if (e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice)
+            snprintf(why, n, "no NVIDIA driver or GPU found (CUDA: %s)", cudaGetErrorString(e));
+        else snprintf(why, n, "%s", e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device");
         cudaGetLastError();
         return false;
     }
