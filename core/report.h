@@ -32,6 +32,7 @@ typedef struct {
     char state[32];            // finished | running | failed | unknown (no status.json)
     bool incomplete;
     char note[256];            // why incomplete (or other remarks), "" when none
+    char builds[160];          // the commits of its start records (maskvim --version), distinct, in order; "" when none
     mv_report_point *points; int npoints;
     mv_report_domain *domains; int ndomains; // last evaluation per domain, in first-seen order
     char **cfg_keys, **cfg_vals; int ncfg;   // config.yaml flattened to "section.key" -> value text

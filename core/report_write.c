@@ -85,6 +85,30 @@ static void md_seed_tables(FILE *f, const mv_report *rep) {
     }
 }
 
+// Which builds trained the runs (their start records): one line when one build trained them
+// all; otherwise each build with its runs, since a table mixing builds compares code as well
+// as settings. Nothing when no run has a start record.
+static void md_builds(FILE *f, const mv_report *rep) {
+    int nknown = 0, first = -1;
+    bool same = true;
+    for (int r = 0; r < rep->nruns; r++) {
+        if (!rep->runs[r].builds[0]) continue;
+        nknown++;
+        if (first < 0) first = r;
+        else if (strcmp(rep->runs[r].builds, rep->runs[first].builds)) same = false;
+    }
+    if (!nknown) return;
+    fputs("\n## Builds\n\n", f);
+    if (same && nknown == rep->nruns && !strchr(rep->runs[first].builds, ',')) {
+        fprintf(f, "Every run was trained by one build: commit %s.\n", rep->runs[first].builds);
+        return;
+    }
+    fputs("The runs were not all trained by one build (commits from `maskvim --version`, recorded at each start "
+          "and resume):\n\n| run | commits |\n|---|---|\n", f);
+    for (int r = 0; r < rep->nruns; r++)
+        fprintf(f, "| %s | %s |\n", rep->runs[r].name, rep->runs[r].builds[0] ? rep->runs[r].builds : "not recorded");
+}
+
 int mv_report_write_md(const mv_report *rep, const char *path) {
     FILE *f = fopen(path, "w");
     if (!f) return mv_fail("%s: %s", path, strerror(errno));
@@ -152,6 +176,7 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
             fputc('\n', f);
         }
     }
+    md_builds(f, rep);
     if (fclose(f) != 0) return mv_fail("%s: write failed", path);
     return 0;
 }
@@ -302,7 +327,9 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
         json_write_string(f, run->name);
         fputs(", \"state\": ", f);
         json_write_string(f, run->state);
-        fprintf(f, ", \"incomplete\": %s, \"cells\": {", run->incomplete ? "true" : "false");
+        fprintf(f, ", \"incomplete\": %s, \"builds\": ", run->incomplete ? "true" : "false");
+        json_write_string(f, run->builds);
+        fputs(", \"cells\": {", f);
         for (int c = 0; c < w; c++) {
             if (c) fputs(", ", f);
             json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");

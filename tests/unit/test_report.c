@@ -278,6 +278,69 @@ Test(report, no_sweep_when_several_keys_vary) {
     remove_root();
 }
 
+// Prepends start records (one per commit given, in order) to a run's metrics.jsonl.
+static void add_starts(const char *run, const char *const *commits, int n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", ROOT, run);
+    char *old = slurp(path);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "{\"type\": \"start\", \"iter\": %d, \"resumed\": %s, \"version\": \"0.9.0\", \"commit\": \"%s\", "
+                   "\"ranks\": 1, \"batch_per_rank\": 2, \"device\": \"CPU\", \"start_time\": \"2026-11-30T00:00:00Z\"}\n",
+                10 * i, i ? "true" : "false", commits[i]);
+    fputs(old, f);
+    fclose(f);
+    free(old);
+}
+
+// Which builds trained the runs: one line when one build trained them all (a resume by the same
+// build counts once); a table naming each run's commits when they differ; in the JSON per run.
+Test(report, builds_of_the_runs) {
+    make_root("builds");
+    make_run("a", 0.5, true, NULL);
+    make_run("b", 0.1, true, NULL);
+    const char *same[] = {"1111aaaa2222", "1111aaaa2222"};
+    add_starts("a", same, 2);
+    add_starts("b", same, 1);
+    mv_report rep;
+    char md[1100], js[1100];
+    snprintf(md, sizeof md, "%s/r.md", ROOT);
+    snprintf(js, sizeof js, "%s/r.json", ROOT);
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+    cr_assert_str_eq(rep.runs[0].builds, "1111aaaa2222");
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    cr_assert(strstr(t, "## Builds\n\nEvery run was trained by one build: commit 1111aaaa2222.\n"), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+
+    // b resumed by a newer build (a commit that contains the first as a prefix must not be
+    // taken for it); c has no start record.
+    const char *mixed[] = {"1111aaaa2222", "1111aaaa2222-dirty", "1111aaaa2222"};
+    make_root("builds");
+    make_run("a", 0.5, true, NULL);
+    make_run("b", 0.1, true, NULL);
+    make_run("c", 0.2, true, NULL);
+    add_starts("a", mixed, 1);
+    add_starts("b", mixed, 3);
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+    cr_assert_str_eq(rep.runs[1].builds, "1111aaaa2222, 1111aaaa2222-dirty");
+    cr_assert_str_eq(rep.runs[2].builds, "");
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_json(&rep, js), 0, "%s", mv_last_error());
+    t = slurp(md);
+    cr_assert(strstr(t, "not all trained by one build") && strstr(t, "| a | 1111aaaa2222 |\n") &&
+              strstr(t, "| b | 1111aaaa2222, 1111aaaa2222-dirty |\n") && strstr(t, "| c | not recorded |\n"), "%s", t);
+    free(t);
+    t = slurp(js);
+    cr_assert(strstr(t, "\"name\": \"b\", \"state\": \"finished\", \"incomplete\": false, "
+                        "\"builds\": \"1111aaaa2222, 1111aaaa2222-dirty\""), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
+
 Test(report, run_without_config_in_a_sweep) {
     make_root("noconfig");
     make_run("a", 0.5, true, NULL);
