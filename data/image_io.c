@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <png.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,7 +394,33 @@ typedef struct {
     FILE *f;
     uint8_t *px;
     int created;
+    int orientation;   // EXIF Orientation (1..8), 1 when absent
 } jpeg_rd;
+
+// EXIF Orientation from an APP1 marker: "Exif\0\0", then a TIFF header ("II" little- or "MM"
+// big-endian, 42, offset of IFD0) and IFD0's 12-byte entries; tag 0x0112 is a SHORT 1..8. 1 when
+// absent or malformed (a broken EXIF block never stops the pixels from decoding).
+static int exif_orientation(const uint8_t *d, size_t n) {
+    if (n < 14 || memcmp(d, "Exif\0\0", 6)) return 1;
+    d += 6;
+    n -= 6;
+    bool le = d[0] == 'I' && d[1] == 'I';
+    if (!le && !(d[0] == 'M' && d[1] == 'M')) return 1;
+#define U16(p) (le ? (uint32_t)(p)[0] | (uint32_t)(p)[1] << 8 : (uint32_t)(p)[0] << 8 | (uint32_t)(p)[1])
+#define U32(p) (le ? U16(p) | U16((p) + 2) << 16 : U16(p) << 16 | U16((p) + 2))
+    uint32_t ifd = U32(d + 4);
+    if (U16(d + 2) != 42 || ifd < 8 || (size_t)ifd + 2 > n) return 1;
+    uint32_t count = U16(d + ifd);
+    for (uint32_t i = 0; i < count && ifd + 2 + 12 * (i + 1) <= n; i++) {
+        const uint8_t *e = d + ifd + 2 + 12 * i;
+        if (U16(e) != 0x0112) continue;
+        uint32_t v = U16(e + 8);   // SHORT, count 1: the value sits in the first bytes of the field
+        return U16(e + 2) == 3 && v >= 1 && v <= 8 ? (int)v : 1;
+    }
+    return 1;
+#undef U32
+#undef U16
+}
 
 static int jpeg_decode(jpeg_rd *ctx, const uint8_t *buf, size_t len) {
     if (setjmp(ctx->jerr.jmp)) return -1;
@@ -401,7 +428,11 @@ static int jpeg_decode(jpeg_rd *ctx, const uint8_t *buf, size_t len) {
     ctx->created = 1;
     if (ctx->f) jpeg_stdio_src(&ctx->cinfo, ctx->f);
     else jpeg_mem_src(&ctx->cinfo, (unsigned char *)buf, (unsigned long)len);
+    jpeg_save_markers(&ctx->cinfo, JPEG_APP0 + 1, 0xFFFF);   // APP1: EXIF
     jpeg_read_header(&ctx->cinfo, TRUE);
+    ctx->orientation = 1;
+    for (jpeg_saved_marker_ptr m = ctx->cinfo.marker_list; m; m = m->next)
+        if (m->marker == JPEG_APP0 + 1 && (ctx->orientation = exif_orientation(m->data, m->data_length)) != 1) break;
     if (ctx->cinfo.image_width > MV_IMAGE_MAX_SIDE || ctx->cinfo.image_height > MV_IMAGE_MAX_SIDE) {
         snprintf(ctx->jerr.err, sizeof ctx->jerr.err, "image of %ux%u is larger than %d on a side",
                  ctx->cinfo.image_height, ctx->cinfo.image_width, MV_IMAGE_MAX_SIDE);
@@ -444,7 +475,7 @@ static int jpeg_decode(jpeg_rd *ctx, const uint8_t *buf, size_t len) {
     return 0;
 }
 
-static int jpeg_read_any(mv_image *out, FILE *f, const uint8_t *buf, size_t len, const char *what) {
+static int jpeg_read_any(mv_image *out, int *orientation, FILE *f, const uint8_t *buf, size_t len, const char *what) {
     jpeg_rd ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.f = f;
@@ -459,20 +490,21 @@ static int jpeg_read_any(mv_image *out, FILE *f, const uint8_t *buf, size_t len,
         return mv_fail("%s: corrupt or unsupported JPEG: %s", what, ctx.jerr.err);
     }
     *out = (mv_image){h, w, 3, ctx.px};
+    if (orientation) *orientation = ctx.orientation;
     return 0;
 }
 
 int image_read_jpeg(mv_image *out, const char *path) {
     FILE *f = open_input(path);
     if (!f) return -1;
-    int rc = jpeg_read_any(out, f, NULL, 0, path);
+    int rc = jpeg_read_any(out, NULL, f, NULL, 0, path);
     fclose(f);
     return rc;
 }
 
 int image_decode_jpeg(mv_image *out, const uint8_t *buf, size_t len, const char *what) {
     if (!buf || len < 4) return mv_fail("%s: empty JPEG buffer", what);
-    return jpeg_read_any(out, NULL, buf, len, what);
+    return jpeg_read_any(out, NULL, NULL, buf, len, what);
 }
 
 typedef struct {
@@ -540,6 +572,43 @@ int image_encode_jpeg(uint8_t **buf, size_t *len, const mv_image *rgb, int quali
 }
 
 // ---------------------------------------------------------------------------------------
+
+void image_apply_orientation(mv_image *img, int orientation) {
+    if (orientation < 2 || orientation > 8) return;
+    int H = img->h, W = img->w, C = img->c;
+    bool swap = orientation >= 5;
+    int oh = swap ? W : H, ow = swap ? H : W;
+    mv_image out = image_alloc(oh, ow, C);
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++) {
+            int y, x;   // the stored pixel shown at (oy, ox)
+            switch (orientation) {
+            case 2: y = oy; x = W - 1 - ox; break;               // mirrored left-right
+            case 3: y = H - 1 - oy; x = W - 1 - ox; break;       // rotated 180
+            case 4: y = H - 1 - oy; x = ox; break;               // mirrored top-bottom
+            case 5: y = ox; x = oy; break;                       // transposed
+            case 6: y = H - 1 - ox; x = oy; break;               // rotated 90 clockwise
+            case 7: y = H - 1 - ox; x = W - 1 - oy; break;       // transverse
+            default: y = ox; x = W - 1 - oy; break;              // 8: rotated 90 counter-clockwise
+            }
+            memcpy(out.px + ((size_t)oy * ow + ox) * C, img->px + ((size_t)y * W + x) * C, (size_t)C);
+        }
+    image_free(img);
+    *img = out;
+}
+
+int image_read_rgb_oriented(mv_image *out, int *orientation, const char *path) {
+    uint8_t head[8];
+    *orientation = 1;
+    MV_TRY(sniff(path, head));
+    if (!(head[0] == 0xFF && head[1] == 0xD8)) return image_read_rgb(out, path);
+    FILE *f = open_input(path);
+    if (!f) return -1;
+    int rc = jpeg_read_any(out, orientation, f, NULL, 0, path);
+    fclose(f);
+    if (rc == 0) image_apply_orientation(out, *orientation);
+    return rc;
+}
 
 int image_read_rgb(mv_image *out, const char *path) {
     uint8_t head[8];

@@ -13,10 +13,11 @@
 // - JPEG: baseline, progressive, restart markers, any chroma subsampling, grayscale (replicated
 //   to RGB), Adobe CMYK and YCCK (converted as OpenCV does, see image_read_rgb). Arithmetic
 //   coding as far as the installed libjpeg supports it; 12-bit and lossless JPEGs are errors.
-//   EXIF orientation is NOT applied: pixels come in stored order, the frame a dataset's label
-//   PNG is drawn in. (OpenCV's imdecode with IMREAD_COLOR, mmcv's default 'color' flag, does
-//   rotate by EXIF orientation; whether any DGSS dataset image carries a non-identity orientation
-//   is unverified. A rotated image would no longer match its label.)
+//   image_read_rgb does NOT apply EXIF orientation: pixels come in stored order, the frame a
+//   dataset's label PNG is drawn in. (OpenCV's imdecode with IMREAD_COLOR, mmcv's default 'color'
+//   flag, does rotate by EXIF orientation; whether any DGSS dataset image carries a non-identity
+//   orientation is unverified. A rotated image would no longer match its label.)
+//   image_read_rgb_oriented applies it: photos as a viewer shows them (`maskvim predict`).
 //   Corrupt entropy-coded data and truncation, which libjpeg only warns about and fills with
 //   grey, are errors; a few structural warnings that leave every pixel intact are let through
 //   (junk bytes between markers, unknown JFIF revision or Adobe transform code, a damaged ICC
@@ -57,6 +58,13 @@ int image_png_info(mv_png_info *out, const char *path);
 // R = K - ((255 - C) * K >> 8), G and B likewise from M and Y (OpenCV icvCvt_CMYK2BGR_8u_C4C3R,
 // which reads Adobe's inverted CMYK).
 int image_read_rgb(mv_image *out, const char *path);
+// image_read_rgb, then a JPEG's EXIF Orientation (1..8, written to *orientation; 1 when absent,
+// and always for PNG) applied to the pixels: the image upright as viewers show it.
+int image_read_rgb_oriented(mv_image *out, int *orientation, const char *path);
+// Turns stored pixels into the frame EXIF `orientation` (1..8) describes: 2 mirrored, 3 rotated
+// 180, 4 flipped, 5 transposed, 6 rotated 90 clockwise, 7 transverse, 8 rotated 90
+// counter-clockwise (5..8 swap h and w). Other values leave img as it is.
+void image_apply_orientation(mv_image *img, int orientation);
 // Decodes a one-channel PNG label without any colour transform: a palette PNG gives its raw
 // indices (GTAV, Mapillary labels), a gray PNG its values (Cityscapes, BDD labels). Bit depths
 // below 8 are unpacked to one raw value per byte (not rescaled). A 16-bit gray PNG is read at its

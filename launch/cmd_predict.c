@@ -232,7 +232,8 @@ static int write_mask(mv_model *m, int j, const mv_image *rgb, const char *path)
 static int predict_one(mv_model *m, const mv_config *cfg, const char *path, const char *outdir, int formats,
                        bool masks, int index, int count) {
     mv_image rgb = {0};
-    MV_TRY(image_read_rgb(&rgb, path));
+    int orientation = 1;   // a photo's EXIF orientation: predicted upright, as viewers show it
+    MV_TRY(image_read_rgb_oriented(&rgb, &orientation, path));
     mv_aug_config aug;
     augment_default_config(&aug, cfg->model.crop_h, cfg->model.crop_w);
     aug.scale_long = cfg->data.scale[0];
@@ -253,7 +254,7 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     if (rc < 0) { free(cls); image_free(&rgb); return mv_fail_context("%s", path); }
     char name[256], out[4096];
     stem(name, sizeof name, path);
-    printf("[%d/%d] %s ->", index + 1, count, path);
+    printf("[%d/%d] %s%s ->", index + 1, count, path, orientation != 1 ? " (turned upright: EXIF orientation)" : "");
     for (int f = 0; f < NFORMATS && rc == 0; f++) {
         if (!(formats & FORMATS[f].bit)) continue;
         snprintf(out, sizeof out, "%s/%s_%s.png", outdir, name, FORMATS[f].suffix);
