@@ -136,7 +136,7 @@ static int cmp_named(const void *a, const void *b) {
     return c ? c : x->index - y->index;
 }
 
-// Two inputs with one base name ("a/x.png", "b/x.jpg") would write the same DIR/x_pred.png, the
+// Two inputs with one base name ("a/x.png", "b/x.jpg") would write the same DIR/x_*.png, the
 // second silently replacing the first: refused before any work. Sorted by name, a clash is two
 // neighbours (thousands of images from a dataset folder are checked at once).
 static int check_distinct_names(const path_list *in) {
@@ -149,8 +149,8 @@ static int check_distinct_names(const path_list *in) {
     int rc = 0;
     for (int i = 1; i < in->n && rc == 0; i++)
         if (!strcmp(v[i - 1].name, v[i].name))
-            rc = mv_fail("%s and %s would both be written as %s_pred.png: give inputs with distinct names "
-                         "(or predict them into separate --out folders)", in->paths[v[i - 1].index],
+            rc = mv_fail("%s and %s would both be written as %s_pred.png (and _trainid, _labelid): give inputs "
+                         "with distinct names (or predict them into separate --out folders)", in->paths[v[i - 1].index],
                          in->paths[v[i].index], v[i].name);
     free(v);
     return rc;
