@@ -168,9 +168,9 @@ static const mv_exp_run *next_row(sweep *s, int *next, char *dir) {
         const mv_exp_run *r = &s->exp->runs[*next];
         if (!run_selected(s->only, r)) continue;
         if (snprintf(dir, MV_PATH_MAX, "%s/%s", s->outdir, r->name) >= MV_PATH_MAX) continue;   // checked at start
-        row_action a = row_plan(dir);
+        row_action a = exp_row_plan(dir);
         if (a == ROW_SKIP) {
-            if (config_changed(s->exp, r, dir))
+            if (exp_config_changed(s->exp, r, dir))
                 printf("maskvim experiment: warning: row %s finished with another configuration than %s gives now "
                        "(delete %s to run it again)\n", r->name, s->exp->path, dir);
             printf("maskvim experiment: row %s: finished, skipped\n", r->name);
@@ -210,7 +210,7 @@ static int sweep_in_process(sweep *s, mv_comm *comm) {
         if (!r) break;
         row_job j = {.run = r, .lock = -1};
         snprintf(j.dir, sizeof j.dir, "%s", dir);
-        int rc = row_begin(&j, cfg, s->exp, NULL);
+        int rc = exp_row_begin(&j, cfg, s->exp, NULL);
         if (rc > 0) { s->nskip++; continue; }
         // A row held by another runner or broken on its own does not stop the others.
         if (rc < 0) { count_end(s, rc); continue; }
@@ -220,20 +220,20 @@ static int sweep_in_process(sweep *s, mv_comm *comm) {
         bool evaluated = !s->exp->ncorruptions;
         if (rc == 0 && !evaluated && !stop_signal_pending()) {
             row_cmd c;
-            rc = eval_cmd(&c, s->exp, j.dir, j.max_iters);
-            if (rc == 0) rc = run_child(&c, NULL, "corruption evaluation", j.lock);
+            rc = exp_eval_cmd(&c, s->exp, j.dir, j.max_iters);
+            if (rc == 0) rc = exp_run_child(&c, NULL, "corruption evaluation", j.lock);
             evaluated = rc == 0;
         }
         if ((sig = stop_signal_pending()) && !(rc == 0 && evaluated)) {
             char msg[64];
             snprintf(msg, sizeof msg, "stopped by signal %d", sig);
-            write_status(j.dir, r->name, run_seed(r), "interrupted", msg, NULL, NULL, 0);
+            exp_write_status(j.dir, r->name, run_seed(r), "interrupted", msg, NULL, NULL, 0);
             printf("maskvim experiment: row %s: stopped (signal %d); it resumes when the sweep is run again\n",
                    r->name, sig);
             close(j.lock);
             break;
         }
-        count_end(s, row_end(&j, s->exp, rc == 0));
+        count_end(s, exp_row_end(&j, s->exp, rc == 0));
     }
     stop_signal_disarm();
     free(cfg);
@@ -243,9 +243,9 @@ static int sweep_in_process(sweep *s, mv_comm *comm) {
 // Starts the child of job j: training, or (evaluating) the corruption evaluation.
 static int start_child(sweep *s, row_job *j, const char *log, int omp) {
     row_cmd c;
-    if (j->evaluating) MV_TRY(eval_cmd(&c, s->exp, j->dir, j->max_iters));
-    else MV_TRY(train_cmd(&c, j->dir, s->quiet || s->jobs > 1));
-    j->pid = spawn(&c, s->launcher, log, omp, j->lock);
+    if (j->evaluating) MV_TRY(exp_eval_cmd(&c, s->exp, j->dir, j->max_iters));
+    else MV_TRY(exp_train_cmd(&c, j->dir, s->quiet || s->jobs > 1));
+    j->pid = exp_spawn(&c, s->launcher, log, omp, j->lock);
     return j->pid > 0 ? 0 : -1;
 }
 
@@ -289,10 +289,10 @@ static int sweep_children(sweep *s, mv_comm *comm) {
             j->lock = -1;
             snprintf(j->dir, sizeof j->dir, "%s", dir);
             snprintf(log, sizeof log, "%s/train.log", dir);
-            int rc = row_begin(j, cfg, s->exp, s->jobs > 1 ? log : NULL);
+            int rc = exp_row_begin(j, cfg, s->exp, s->jobs > 1 ? log : NULL);
             if (rc > 0) { s->nskip++; k--; continue; }
-            if (rc == 0 && prepare_sources(cfg, comm) < 0) rc = row_end(j, s->exp, false);
-            else if (rc == 0 && start_child(s, j, s->jobs > 1 ? log : NULL, omp) < 0) rc = row_end(j, s->exp, false);
+            if (rc == 0 && prepare_sources(cfg, comm) < 0) rc = exp_row_end(j, s->exp, false);
+            else if (rc == 0 && start_child(s, j, s->jobs > 1 ? log : NULL, omp) < 0) rc = exp_row_end(j, s->exp, false);
             if (rc < 0) { count_end(s, rc); k--; continue; }   // try the next row in this slot
             running++;
         }
@@ -305,7 +305,7 @@ static int sweep_children(sweep *s, mv_comm *comm) {
         for (int k = 0; k < s->jobs; k++) if (jobs[k].pid == pid) j = &jobs[k];
         if (!j) continue;
         snprintf(log, sizeof log, "%s/train.log", j->dir);
-        int rc = child_status(st, j->evaluating ? "corruption evaluation" : s->launcher ? "launcher command" : "training");
+        int rc = exp_child_status(st, j->evaluating ? "corruption evaluation" : s->launcher ? "launcher command" : "training");
         if (rc < 0 && s->jobs > 1) {
             char msg[MV_ERRMSG_MAX];
             snprintf(msg, sizeof msg, "%s", mv_last_error());
@@ -316,7 +316,7 @@ static int sweep_children(sweep *s, mv_comm *comm) {
             if (start_child(s, j, s->jobs > 1 ? log : NULL, omp) == 0) continue;
             rc = -1;
         }
-        count_end(s, row_end(j, s->exp, rc == 0));
+        count_end(s, exp_row_end(j, s->exp, rc == 0));
         running--;
     }
     int sig = stop_signal_pending();
@@ -325,10 +325,10 @@ static int sweep_children(sweep *s, mv_comm *comm) {
         for (int k = 0; k < s->jobs; k++) {
             row_job *j = &jobs[k];
             if (!j->pid) continue;
-            stop_child(j->pid);
+            exp_stop_child(j->pid);
             char msg[64];
             snprintf(msg, sizeof msg, "stopped by signal %d", sig);
-            write_status(j->dir, j->run->name, run_seed(j->run), "interrupted", msg, NULL, NULL, 0);
+            exp_write_status(j->dir, j->run->name, run_seed(j->run), "interrupted", msg, NULL, NULL, 0);
             printf("maskvim experiment: row %s: stopped (signal %d); it resumes when the sweep is run again\n",
                    j->run->name, sig);
             close(j->lock);
@@ -403,8 +403,8 @@ static int experiment_run(int argc, char **argv) {
                 experiment_free(&exp);
                 return 1;
             }
-            row_action a = row_plan(dir);
-            if (a == ROW_SKIP && config_changed(&exp, r, dir))
+            row_action a = exp_row_plan(dir);
+            if (a == ROW_SKIP && exp_config_changed(&exp, r, dir))
                 printf("maskvim experiment: warning: row %s finished with another configuration than %s gives now "
                        "(delete %s to run it again)\n", r->name, exp.path, dir);
             print_row(&exp, r, dir, a);

@@ -39,7 +39,7 @@ static void read_state(char *state, size_t size, const char *dir) {
     state[k] = 0;
 }
 
-row_action row_plan(const char *dir) {
+row_action exp_row_plan(const char *dir) {
     char state[32], path[MV_PATH_MAX + 32];
     read_state(state, sizeof state, dir);
     if (!strcmp(state, "finished")) return ROW_SKIP;
@@ -82,7 +82,7 @@ static int final_metrics(char (*domains)[MV_NAME_MAX], double *miou, int max, lo
     return n;
 }
 
-int write_status(const char *dir, const char *row, int seed, const char *state, const char *error,
+int exp_write_status(const char *dir, const char *row, int seed, const char *state, const char *error,
                  const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra) {
     char path[MV_PATH_MAX + 32], tmp[MV_PATH_MAX + 48];
     snprintf(path, sizeof path, "%s/status.json", dir);
@@ -144,7 +144,7 @@ static int lock_row(const char *dir, const char *row) {
     return fd;
 }
 
-bool config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir) {
+bool exp_config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir) {
     char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     if (!file_exists(path)) return false;
@@ -169,11 +169,11 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log) {
+int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log) {
     MV_TRY(mv_mkdir_p(j->dir));
     j->lock = lock_row(j->dir, j->run->name);
     if (j->lock < 0) return j->lock;
-    row_action a = row_plan(j->dir);   // again under the lock: another runner may have finished it
+    row_action a = exp_row_plan(j->dir);   // again under the lock: another runner may have finished it
     if (a == ROW_SKIP) {
         printf("maskvim experiment: row %s: finished, skipped\n", j->run->name);
         close(j->lock);
@@ -183,7 +183,7 @@ int row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *
     snprintf(path, sizeof path, "%s/config.yaml", j->dir);
     int rc = experiment_run_config(cfg, exp, j->run, j->dir);
     if (rc == 0) rc = config_save(path, cfg);
-    if (rc == 0) rc = write_status(j->dir, j->run->name, run_seed(j->run), "running", NULL, NULL, NULL, 0);
+    if (rc == 0) rc = exp_write_status(j->dir, j->run->name, run_seed(j->run), "running", NULL, NULL, NULL, 0);
     if (rc < 0) {
         close(j->lock);
         return mv_fail_context("row %s", j->run->name);
@@ -197,7 +197,7 @@ int row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *
     return 0;
 }
 
-int row_end(row_job *j, const mv_experiment *exp, bool ok) {
+int exp_row_end(row_job *j, const mv_experiment *exp, bool ok) {
     char names[MV_EXP_MAX_CORR][MV_NAME_MAX];
     double corr[MV_EXP_MAX_CORR];
     int rc = ok ? 0 : -1;
@@ -206,11 +206,11 @@ int row_end(row_job *j, const mv_experiment *exp, bool ok) {
         snprintf(path, sizeof path, "%s/corruptions.json", j->dir);
         rc = experiment_corruption_results(names, corr, exp, path);
     }
-    if (rc == 0) rc = write_status(j->dir, j->run->name, run_seed(j->run), "finished", NULL, names, corr, exp->ncorruptions);
+    if (rc == 0) rc = exp_write_status(j->dir, j->run->name, run_seed(j->run), "finished", NULL, names, corr, exp->ncorruptions);
     if (rc < 0) {
         char msg[MV_ERRMSG_MAX];
         snprintf(msg, sizeof msg, "%s", mv_last_error());
-        write_status(j->dir, j->run->name, run_seed(j->run), "failed", msg, NULL, NULL, 0);
+        exp_write_status(j->dir, j->run->name, run_seed(j->run), "failed", msg, NULL, NULL, 0);
         mv_fail("row %s: %s", j->run->name, msg);
     } else {
         // "row R: finished in 12.3 s: clear 21.30, fog 10.20 | mean over targets 10.20"

@@ -13,22 +13,22 @@
 
 typedef enum { ROW_RUN, ROW_RESUME, ROW_SKIP } row_action;
 
-#define ROW_BUSY (-2)   // lock_row / row_begin: another process holds the row
+#define ROW_BUSY (-2)   // lock_row / exp_row_begin: another process holds the row
 
 // What to do with the row in DIR: skip it (its status.json says finished), resume it (it has a
 // checkpoint, DIR/latest) or run it.
-row_action row_plan(const char *dir);
+row_action exp_row_plan(const char *dir);
 
 // DIR/status.json, written to a temporary file and renamed so readers never see half of it.
 // `extra` (names, values, n) are more entries of "final": the corruptions of a Table 2 row.
 // seed >= 0: the run's seed (experiments with `seeds:`), recorded as "seed".
-int write_status(const char *dir, const char *row, int seed, const char *state, const char *error,
+int exp_write_status(const char *dir, const char *row, int seed, const char *state, const char *error,
                  const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra);
 
 // True when the run's saved config.yaml differs from what the experiment file gives now (the
 // file was edited after the run finished, or, with `seeds:`, DIR/<row> was trained with another
 // seed than the first one listed): its results no longer match the run. Says which seed then.
-bool config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir);
+bool exp_config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir);
 
 static inline int run_seed(const mv_exp_run *r) { return r->seed_index >= 0 ? r->seed : -1; }
 
@@ -49,10 +49,10 @@ typedef struct {
 // Returns 0 when the row is ready to train (cfg resolved, lock held), 1 when another runner
 // finished it meanwhile, ROW_BUSY when another process holds it, -1 on failure (message set,
 // nothing held).
-int row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log);
+int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log);
 // Records the outcome (`failed` when ok is false, with the current error) and releases the row.
 // A finished row's line gives its final mIoU per column. Returns 0, or -1 when the row failed.
-int row_end(row_job *j, const mv_experiment *exp, bool ok);
+int exp_row_end(row_job *j, const mv_experiment *exp, bool ok);
 
 // ------------------------------------------------------------------------------------------
 // Row commands (experiment_spawn.c): what a row runs as a child process. `argv` form (no
@@ -67,10 +67,10 @@ typedef struct {
 } row_cmd;
 
 // `maskvim train DIR/config.yaml --resume auto [--quiet]`
-int train_cmd(row_cmd *c, const char *dir, bool quiet);
+int exp_train_cmd(row_cmd *c, const char *dir, bool quiet);
 // `maskvim eval DIR/config.yaml --checkpoint DIR/iter_<max>.h5 --targets SOURCE
 //  --corruptions a,b,... --severities s,... --json DIR/corruptions.json` (Table 2 rows).
-int eval_cmd(row_cmd *c, const mv_experiment *exp, const char *dir, long max_iters);
+int exp_eval_cmd(row_cmd *c, const mv_experiment *exp, const char *dir, long max_iters);
 
 // ------------------------------------------------------------------------------------------
 // Child processes (experiment_spawn.c)
@@ -82,10 +82,10 @@ int eval_cmd(row_cmd *c, const mv_experiment *exp, const char *dir, long max_ite
 // the lock is shared by every process holding it and goes only with the last, so a child left
 // running after the sweep was killed (SIGKILL; a launcher's shell that did not pass SIGTERM on)
 // still keeps the next sweep out of its row instead of two trainers writing one directory.
-pid_t spawn(const row_cmd *c, const char *launcher, const char *log, int omp_threads, int lock);
+pid_t exp_spawn(const row_cmd *c, const char *launcher, const char *log, int omp_threads, int lock);
 // A child's wait status as 0, or -1 with a message.
-int child_status(int st, const char *what);
+int exp_child_status(int st, const char *what);
 // Stops the process group `pid`: SIGTERM, then SIGKILL after 10 s; reaps the child.
-void stop_child(pid_t pid);
+void exp_stop_child(pid_t pid);
 // Runs one command as a child and waits for it (one row at a time). A stop signal stops it.
-int run_child(const row_cmd *c, const char *launcher, const char *what, int lock);
+int exp_run_child(const row_cmd *c, const char *launcher, const char *what, int lock);

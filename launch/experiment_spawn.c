@@ -30,7 +30,7 @@ static int self_exe(char *exe, size_t size) {
     return 0;
 }
 
-int train_cmd(row_cmd *c, const char *dir, bool quiet) {
+int exp_train_cmd(row_cmd *c, const char *dir, bool quiet) {
     char exe[MV_PATH_MAX], cfg[MV_PATH_MAX + 32];
     MV_TRY(self_exe(exe, sizeof exe));
     snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
@@ -40,7 +40,7 @@ int train_cmd(row_cmd *c, const char *dir, bool quiet) {
     return 0;
 }
 
-int eval_cmd(row_cmd *c, const mv_experiment *exp, const char *dir, long max_iters) {
+int exp_eval_cmd(row_cmd *c, const mv_experiment *exp, const char *dir, long max_iters) {
     char exe[MV_PATH_MAX], buf[MV_PATH_MAX + 64];
     MV_TRY(self_exe(exe, sizeof exe));
     c->n = 0;
@@ -101,7 +101,7 @@ static void shell_line(char *line, size_t size, const char *launcher, const row_
 
 // Stop requests (SIGINT, SIGTERM, SIGUSR1) are taken by core/stop_signal.h while a sweep runs.
 
-pid_t spawn(const row_cmd *c, const char *launcher, const char *log, int omp_threads, int lock) {
+pid_t exp_spawn(const row_cmd *c, const char *launcher, const char *log, int omp_threads, int lock) {
     char line[8192];
     if (launcher) {
         shell_line(line, sizeof line, launcher, c);
@@ -151,13 +151,13 @@ pid_t spawn(const row_cmd *c, const char *launcher, const char *log, int omp_thr
     return pid;
 }
 
-int child_status(int st, const char *what) {
+int exp_child_status(int st, const char *what) {
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
     if (WIFSIGNALED(st)) return mv_fail("%s killed by signal %d", what, WTERMSIG(st));
     return mv_fail("%s exited with status %d", what, WEXITSTATUS(st));
 }
 
-void stop_child(pid_t pid) {
+void exp_stop_child(pid_t pid) {
     kill(-pid, SIGTERM);
     for (int i = 0; i < 100; i++) {
         if (waitpid(pid, NULL, WNOHANG) == pid) { kill(-pid, SIGKILL); return; }   // stragglers of a launcher
@@ -167,16 +167,16 @@ void stop_child(pid_t pid) {
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
 }
 
-int run_child(const row_cmd *c, const char *launcher, const char *what, int lock) {
-    pid_t pid = spawn(c, launcher, NULL, 0, lock);
+int exp_run_child(const row_cmd *c, const char *launcher, const char *what, int lock) {
+    pid_t pid = exp_spawn(c, launcher, NULL, 0, lock);
     if (pid < 0) return -1;
     int st;
     for (;;) {
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid) break;
         if (w < 0 && errno != EINTR) return mv_fail("waitpid: %s", strerror(errno));
-        if (stop_signal_pending()) { stop_child(pid); return mv_fail("stopped by signal %d", stop_signal_pending()); }
+        if (stop_signal_pending()) { exp_stop_child(pid); return mv_fail("stopped by signal %d", stop_signal_pending()); }
         usleep(50000);
     }
-    return child_status(st, what);
+    return exp_child_status(st, what);
 }
