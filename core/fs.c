@@ -1,9 +1,11 @@
-// Folder creation, lock files and the free-space check (see fs.h).
+// Folder creation and listing, lock files and the free-space check (see fs.h).
 #include "core/fs.h"
 #include "core/error.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -57,4 +59,40 @@ int mv_check_free_space(const char *dir, double need, const char *what, const ch
     if (avail >= need) return 0;
     return mv_fail("%s: not enough free space for %s (about %.1f MB needed, %.1f MB free in %s)", what, for_what,
                    need / 1e6, avail / 1e6, dir);
+}
+
+bool mv_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int mv_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix) {
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return mv_fail("%s: cannot list folder: %s", dir, strerror(errno));
+    int64_t cap = 0;
+    size_t sl = strlen(suffix);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < sl || strcmp(e->d_name + l - sl, suffix)) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            *names = realloc(*names, sizeof(char *) * (size_t)cap);
+            MV_CHECK(*names, "out of memory");
+        }
+        (*names)[(*n)++] = strdup(e->d_name);
+        MV_CHECK((*names)[*n - 1], "out of memory");
+    }
+    closedir(d);
+    if (*n) qsort(*names, (size_t)*n, sizeof(char *), cmp_str);
+    return 0;
+}
+
+void mv_free_names(char **names, int64_t n) {
+    for (int64_t i = 0; i < n; i++) free(names[i]);
+    free(names);
 }

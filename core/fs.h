@@ -1,11 +1,20 @@
 // Small filesystem helpers shared by the training service, the data layer and the launcher:
-// creating folders with their parents, an exclusive lock file between processes, and a check
-// for free space before a large write.
+// creating folders with their parents, listing a folder, an exclusive lock file between
+// processes, and a check for free space before a large write.
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 // mkdir -p: creates `path` and every missing parent. 0, or -1 with a message naming the folder.
 int mv_mkdir_p(const char *path);
+
+// True when `path` is a folder (or a link to one).
+bool mv_is_dir(const char *path);
+// The names in `dir` ending with `suffix` ("" for all), hidden ones (".*") left out, sorted
+// (strcmp). A missing folder is an error naming it. Free with mv_free_names.
+int mv_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix);
+void mv_free_names(char **names, int64_t n);
 
 // Opens (creating) `path` and takes an exclusive flock(2) on it. When another process holds
 // it, prints `waiting` (if not NULL) to stderr once and waits. Returns the descriptor, which

@@ -10,6 +10,8 @@
 // ---- one run directory (core/report_run.c) ----
 #define MV_REPORT_MAX_STAGES 4
 #define MV_REPORT_NAME 96
+// Distinct builds kept per run; one run resumed by more builds than this keeps the first ones.
+#define MV_REPORT_MAX_BUILDS 16
 
 typedef struct {
     int iter;
@@ -32,7 +34,8 @@ typedef struct {
     char state[32];            // finished | running | failed | unknown (no status.json)
     bool incomplete;
     char note[256];            // why incomplete (or other remarks), "" when none
-    char builds[160];          // the commits of its start records (maskvim --version), distinct, in order; "" when none
+    char builds[MV_REPORT_MAX_BUILDS][64]; // the distinct commits of its start records (maskvim --version), in order
+    int nbuilds;                            // 0: no start record (a run from before them)
     mv_report_point *points; int npoints;
     mv_report_domain *domains; int ndomains; // last evaluation per domain, in first-seen order
     char **cfg_keys, **cfg_vals; int ncfg;   // config.yaml flattened to "section.key" -> value text

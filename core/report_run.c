@@ -69,28 +69,14 @@ static void take_eval(mv_report_run *run, const mv_json *rec) {
     }
 }
 
-// Whether the ", "-separated list holds the commit c.
-static bool has_build(const char *list, const char *c) {
-    size_t n = strlen(c);
-    for (const char *p = list; *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == n && !strncmp(p, c, n)) return true;
-        if (!end) break;
-        p = end + 2;
-    }
-    return false;
-}
-
 // A start record's commit joins the run's builds unless it is there already (a resume by the
-// same build). Builds that do not fit end the list with "...".
+// same build).
 static void take_start(mv_report_run *run, const mv_json *rec) {
     const mv_json *c = mv_json_get(rec, "commit");
-    if (!c || c->kind != MV_JSON_STR || !c->str[0] || has_build(run->builds, c->str)) return;
-    size_t len = strlen(run->builds), room = sizeof run->builds - len;
-    if (len >= 3 && !strcmp(run->builds + len - 3, "...")) return;
-    if (strlen(c->str) + 2 < room) snprintf(run->builds + len, room, "%s%s", len ? ", " : "", c->str);
-    else if (room > 5) snprintf(run->builds + len, room, "%s...", len ? ", " : "");
+    if (!c || c->kind != MV_JSON_STR || !c->str[0] || run->nbuilds == MV_REPORT_MAX_BUILDS) return;
+    for (int i = 0; i < run->nbuilds; i++)
+        if (!strcmp(run->builds[i], c->str)) return;
+    copy_name(run->builds[run->nbuilds++], c->str, sizeof run->builds[0]);
 }
 
 static void take_train(mv_report_run *run, const mv_json *rec, int *cap) {

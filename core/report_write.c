@@ -85,28 +85,39 @@ static void md_seed_tables(FILE *f, const mv_report *rep) {
     }
 }
 
+// A run's builds as "a, b" ("not recorded" without start records).
+static void builds_text(char *out, size_t n, const mv_report_run *run) {
+    snprintf(out, n, "%s", run->nbuilds ? "" : "not recorded");
+    for (int i = 0; i < run->nbuilds; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, n - l, "%s%s", i ? ", " : "", run->builds[i]);
+    }
+}
+
 // Which builds trained the runs (their start records): one line when one build trained them
-// all; otherwise each build with its runs, since a table mixing builds compares code as well
-// as settings. Nothing when no run has a start record.
+// all; otherwise each run's builds, since a table mixing builds compares code as well as
+// settings. Nothing when no run has a start record.
 static void md_builds(FILE *f, const mv_report *rep) {
-    int nknown = 0, first = -1;
-    bool same = true;
+    int nknown = 0;
+    bool one = true;
     for (int r = 0; r < rep->nruns; r++) {
-        if (!rep->runs[r].builds[0]) continue;
-        nknown++;
-        if (first < 0) first = r;
-        else if (strcmp(rep->runs[r].builds, rep->runs[first].builds)) same = false;
+        const mv_report_run *run = &rep->runs[r];
+        nknown += run->nbuilds > 0;
+        one = one && run->nbuilds == 1 && !strcmp(run->builds[0], rep->runs[0].builds[0]);
     }
     if (!nknown) return;
     fputs("\n## Builds\n\n", f);
-    if (same && nknown == rep->nruns && !strchr(rep->runs[first].builds, ',')) {
-        fprintf(f, "Every run was trained by one build: commit %s.\n", rep->runs[first].builds);
+    if (one) {
+        fprintf(f, "Every run was trained by one build: commit %s.\n", rep->runs[0].builds[0]);
         return;
     }
     fputs("The runs were not all trained by one build (commits from `maskvim --version`, recorded at each start "
           "and resume):\n\n| run | commits |\n|---|---|\n", f);
-    for (int r = 0; r < rep->nruns; r++)
-        fprintf(f, "| %s | %s |\n", rep->runs[r].name, rep->runs[r].builds[0] ? rep->runs[r].builds : "not recorded");
+    for (int r = 0; r < rep->nruns; r++) {
+        char text[MV_REPORT_MAX_BUILDS * 66];
+        builds_text(text, sizeof text, &rep->runs[r]);
+        fprintf(f, "| %s | %s |\n", rep->runs[r].name, text);
+    }
 }
 
 int mv_report_write_md(const mv_report *rep, const char *path) {
@@ -327,9 +338,12 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
         json_write_string(f, run->name);
         fputs(", \"state\": ", f);
         json_write_string(f, run->state);
-        fprintf(f, ", \"incomplete\": %s, \"builds\": ", run->incomplete ? "true" : "false");
-        json_write_string(f, run->builds);
-        fputs(", \"cells\": {", f);
+        fprintf(f, ", \"incomplete\": %s, \"builds\": [", run->incomplete ? "true" : "false");
+        for (int b = 0; b < run->nbuilds; b++) {
+            if (b) fputs(", ", f);
+            json_write_string(f, run->builds[b]);
+        }
+        fputs("], \"cells\": {", f);
         for (int c = 0; c < w; c++) {
             if (c) fputs(", ", f);
             json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");

@@ -3,12 +3,10 @@
 // input order, so the split is identical whatever the number of workers, and resume works by
 // item position.
 #include "data/convert.h"
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "core/error.h"
@@ -26,44 +24,9 @@ const mv_dataset_converter *convert_find(const char *name) {
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-int convert_is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-int convert_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix) {
-    *names = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) return mv_fail("%s: cannot list folder: %s", dir, strerror(errno));
-    int64_t cap = 0;
-    size_t sl = strlen(suffix);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (e->d_name[0] == '.' || l < sl || strcmp(e->d_name + l - sl, suffix)) continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 64;
-            *names = realloc(*names, sizeof(char *) * (size_t)cap);
-            MV_CHECK(*names, "out of memory");
-        }
-        (*names)[(*n)++] = strdup(e->d_name);
-    }
-    closedir(d);
-    if (*n) qsort(*names, (size_t)*n, sizeof(char *), cmp_str);
-    return 0;
-}
-
-void convert_free_names(char **names, int64_t n) {
-    for (int64_t i = 0; i < n; i++) free(names[i]);
-    free(names);
-}
-
 int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
                       const char *name) {
-    if (strlen(image) >= MV_PATH_MAX || strlen(label) >= MV_PATH_MAX) return mv_fail("%s: path too long", image);
+    if (strlen(image) >= MV_CONVERT_PATH_MAX || strlen(label) >= MV_CONVERT_PATH_MAX) return mv_fail("%s: path too long", image);
     if (strlen(name) >= MV_SAMPLE_NAME_MAX) return mv_fail("%s: sample name too long", name);
     if (*n == *cap) {
         *cap = *cap ? 2 * *cap : 256;
@@ -80,12 +43,12 @@ int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const c
 
 int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, const char *img_ext, const char *ldir,
                       const char *label_suffix) {
-    char img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2];
+    char img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2];
     char **files = NULL;
     int64_t nf = 0, cap = 0;
     *items = NULL;
     *n = 0;
-    MV_TRY(convert_list_dir(&files, &nf, idir, img_ext));
+    MV_TRY(mv_list_dir(&files, &nf, idir, img_ext));
     int rc = 0;
     for (int64_t f = 0; f < nf && rc == 0; f++) {
         int stem = (int)(strlen(files[f]) - strlen(img_ext));
@@ -95,7 +58,7 @@ int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, con
         snprintf(name, sizeof name, "%.*s", stem, files[f]);
         rc = convert_push_item(items, n, &cap, img, lab, name);
     }
-    convert_free_names(files, nf);
+    mv_free_names(files, nf);
     return rc;
 }
 

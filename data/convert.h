@@ -5,10 +5,12 @@
 #pragma once
 #include <stdint.h>
 #include <stdio.h>
+#include "core/fs.h"
 #include "data/image.h"
 #include "data/shard.h"
 
-#define MV_PATH_MAX 4096
+// Input paths of a conversion (dataset roots can be deep); not core/config.h's MV_PATH_MAX.
+#define MV_CONVERT_PATH_MAX 4096
 
 // One input item: an image file, its label file and the sample's name in the split
 // (strings owned by the item list; see convert_free_items).
@@ -68,10 +70,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *opts, FILE *prog
 // ---------------------------------------------------------------------------------------
 // Helpers shared by the dataset files
 
-// Sorted list of regular files directly in `dir` whose names end with `suffix`.
-// A missing folder is an error naming it.
-int convert_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix);
-void convert_free_names(char **names, int64_t n);
+// (Listing a folder: mv_list_dir and mv_is_dir, core/fs.h.)
 void convert_free_items(mv_convert_item *items, int64_t n);
 // Appends an item (grows *items; *cap its capacity). Paths too long are an error.
 int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
@@ -80,8 +79,6 @@ int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const c
 // with the label `<ldir>/<stem><label_suffix>`; the sample is named `<stem>`.
 int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, const char *img_ext, const char *ldir,
                       const char *label_suffix);
-// 1 when `path` is an existing folder.
-int convert_is_dir(const char *path);
 // label[i] = table[label[i]]; a value whose table entry is MV_LABEL_UNKNOWN is an error naming
 // the file and the pixel.
 #define MV_LABEL_UNKNOWN 0xFFFF

@@ -11,15 +11,15 @@
 #include "data/image_io.h"
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX];
+    char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     const char *label_suffix = ".png";
     snprintf(idir, sizeof idir, "%s/images/10k/%s", root, split);
     snprintf(ldir, sizeof ldir, "%s/labels/sem_seg/masks/%s", root, split);
-    if (!convert_is_dir(idir)) {
+    if (!mv_is_dir(idir)) {
         snprintf(idir, sizeof idir, "%s/images/%s", root, split);
         snprintf(ldir, sizeof ldir, "%s/labels/%s", root, split);
         label_suffix = "_train_id.png";
-        if (!convert_is_dir(idir))
+        if (!mv_is_dir(idir))
             return mv_fail("%s: neither images/10k/%s nor images/%s exists (BDD100K layout)", root, split, split);
     }
     return convert_pair_flat(items, n, idir, ".jpg", ldir, label_suffix);

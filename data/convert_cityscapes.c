@@ -13,20 +13,20 @@
 #define LABEL_SUFFIX "_gtFine_labelIds.png"
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    char dir[MV_PATH_MAX], cdir[MV_PATH_MAX + 256], img[MV_PATH_MAX * 2], lab[MV_PATH_MAX * 2], name[MV_SAMPLE_NAME_MAX];
+    char dir[MV_CONVERT_PATH_MAX], cdir[MV_CONVERT_PATH_MAX + 256], img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2], name[MV_SAMPLE_NAME_MAX];
     snprintf(dir, sizeof dir, "%s/leftImg8bit/%s", root, split);
     char **cities = NULL;
     int64_t n_cities = 0, cap = 0;
     *items = NULL;
     *n = 0;
-    MV_TRY(convert_list_dir(&cities, &n_cities, dir, ""));
+    MV_TRY(mv_list_dir(&cities, &n_cities, dir, ""));
     int rc = 0;
     for (int64_t c = 0; c < n_cities && rc == 0; c++) {
         snprintf(cdir, sizeof cdir, "%s/%s", dir, cities[c]);
-        if (!convert_is_dir(cdir)) continue;
+        if (!mv_is_dir(cdir)) continue;
         char **files = NULL;
         int64_t nf = 0;
-        rc = convert_list_dir(&files, &nf, cdir, IMG_SUFFIX);
+        rc = mv_list_dir(&files, &nf, cdir, IMG_SUFFIX);
         for (int64_t f = 0; f < nf && rc == 0; f++) {
             size_t stem = strlen(files[f]) - strlen(IMG_SUFFIX);
             snprintf(img, sizeof img, "%s/%s", cdir, files[f]);
@@ -34,9 +34,9 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
             snprintf(name, sizeof name, "%s/%.*s", cities[c], (int)stem, files[f]);
             rc = convert_push_item(items, n, &cap, img, lab, name);
         }
-        convert_free_names(files, nf);
+        mv_free_names(files, nf);
     }
-    convert_free_names(cities, n_cities);
+    mv_free_names(cities, n_cities);
     return rc;
 }
 

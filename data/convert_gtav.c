@@ -13,10 +13,10 @@
 #include "data/image_io.h"
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX];
+    char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     const char *s = split;
     snprintf(idir, sizeof idir, "%s/images/%s", root, s);
-    if (!convert_is_dir(idir) && !strcmp(split, "val")) {
+    if (!mv_is_dir(idir) && !strcmp(split, "val")) {
         s = "valid";
         snprintf(idir, sizeof idir, "%s/images/%s", root, s);
     }

@@ -22,11 +22,11 @@ static const int MAPILLARY_TO_TRAIN[][2] = {
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
     const char *s = !strcmp(split, "train") ? "training" : !strcmp(split, "val") ? "validation" : split;
-    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX];
+    char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     snprintf(idir, sizeof idir, "%s/%s/images", root, s);
     snprintf(ldir, sizeof ldir, "%s/%s/v1.2/labels", root, s);
-    if (!convert_is_dir(ldir)) snprintf(ldir, sizeof ldir, "%s/%s/labels", root, s);
-    if (!convert_is_dir(ldir))
+    if (!mv_is_dir(ldir)) snprintf(ldir, sizeof ldir, "%s/%s/labels", root, s);
+    if (!mv_is_dir(ldir))
         return mv_fail("%s: neither %s/v1.2/labels nor %s/labels exists (Mapillary Vistas layout)", root, s, s);
     return convert_pair_flat(items, n, idir, ".jpg", ldir, ".png");
 }

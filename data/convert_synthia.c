@@ -14,7 +14,7 @@ static const int SYNTHIA_TO_TRAIN[][2] = {
     {12, 17}, {15, 6}, {16, 9}, {17, 12}, {18, 14}, {19, 15}, {20, 16}, {21, 3}};  // 0, 13, 14, 22 -> ignore
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    char idir[MV_PATH_MAX], ldir[MV_PATH_MAX];
+    char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     snprintf(idir, sizeof idir, "%s/RGB/%s", root, split);
     snprintf(ldir, sizeof ldir, "%s/GT/LABELS/%s", root, split);
     return convert_pair_flat(items, n, idir, ".png", ldir, ".png");

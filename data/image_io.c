@@ -494,13 +494,16 @@ static int jpeg_read_any(mv_image *out, int *orientation, FILE *f, const uint8_t
     return 0;
 }
 
-int image_read_jpeg(mv_image *out, const char *path) {
+// A JPEG file; its EXIF orientation into *orientation when that is not NULL.
+static int jpeg_read_file(mv_image *out, int *orientation, const char *path) {
     FILE *f = open_input(path);
     if (!f) return -1;
-    int rc = jpeg_read_any(out, NULL, f, NULL, 0, path);
+    int rc = jpeg_read_any(out, orientation, f, NULL, 0, path);
     fclose(f);
     return rc;
 }
+
+int image_read_jpeg(mv_image *out, const char *path) { return jpeg_read_file(out, NULL, path); }
 
 int image_decode_jpeg(mv_image *out, const uint8_t *buf, size_t len, const char *what) {
     if (!buf || len < 4) return mv_fail("%s: empty JPEG buffer", what);
@@ -597,23 +600,20 @@ void image_apply_orientation(mv_image *img, int orientation) {
     *img = out;
 }
 
-int image_read_rgb_oriented(mv_image *out, int *orientation, const char *path) {
-    uint8_t head[8];
-    *orientation = 1;
-    MV_TRY(sniff(path, head));
-    if (!(head[0] == 0xFF && head[1] == 0xD8)) return image_read_rgb(out, path);
-    FILE *f = open_input(path);
-    if (!f) return -1;
-    int rc = jpeg_read_any(out, orientation, f, NULL, 0, path);
-    fclose(f);
-    if (rc == 0) image_apply_orientation(out, *orientation);
-    return rc;
-}
-
-int image_read_rgb(mv_image *out, const char *path) {
+// PNG or JPEG by signature; a JPEG's EXIF orientation into *orientation when not NULL.
+static int read_rgb(mv_image *out, int *orientation, const char *path) {
     uint8_t head[8];
     MV_TRY(sniff(path, head));
     if (!png_sig_cmp(head, 0, 8)) return png_read_rgb(out, path);
-    if (head[0] == 0xFF && head[1] == 0xD8) return image_read_jpeg(out, path);
+    if (head[0] == 0xFF && head[1] == 0xD8) return jpeg_read_file(out, orientation, path);
     return mv_fail("%s: neither a PNG nor a JPEG file", path);
 }
+
+int image_read_rgb_oriented(mv_image *out, int *orientation, const char *path) {
+    *orientation = 1;
+    MV_TRY(read_rgb(out, orientation, path));
+    image_apply_orientation(out, *orientation);
+    return 0;
+}
+
+int image_read_rgb(mv_image *out, const char *path) { return read_rgb(out, NULL, path); }

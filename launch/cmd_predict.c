@@ -15,8 +15,6 @@
 #include "data/image_io.h"
 #include "data/manifest.h"
 #include "kernels/cpu/profile.h"
-#include <dirent.h>
-#include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,37 +76,29 @@ static bool is_image_name(const char *name) {
     return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
 }
 
-static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 // Every image below `dir`, each folder's entries in name order (hidden ones skipped). The depth
 // bound stops a symbolic link that points back up the tree.
 static int add_folder(path_list *out, const char *dir, int depth) {
     if (depth > 32) return mv_fail("%s: folders nested more than 32 deep (a symbolic link loop?)", dir);
-    DIR *d = opendir(dir);
-    if (!d) return mv_fail("%s: cannot list folder: %s", dir, strerror(errno));
-    path_list names = {0};
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') push_path(&names, e->d_name);
-    closedir(d);
-    if (names.n) qsort(names.paths, (size_t)names.n, sizeof(char *), cmp_name);
+    char **names;
+    int64_t n;
+    MV_TRY(mv_list_dir(&names, &n, dir, ""));
     int rc = 0;
-    for (int i = 0; i < names.n && rc == 0; i++) {
+    for (int64_t i = 0; i < n && rc == 0; i++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names.paths[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         struct stat st;
         if (stat(path, &st) != 0) continue;   // a dangling link
         if (S_ISDIR(st.st_mode)) rc = add_folder(out, path, depth + 1);
-        else if (S_ISREG(st.st_mode) && is_image_name(names.paths[i])) push_path(out, path);
+        else if (S_ISREG(st.st_mode) && is_image_name(names[i])) push_path(out, path);
     }
-    free_paths(&names);
+    mv_free_names(names, n);
     return rc;
 }
 
 static int expand_inputs(path_list *out, const char *const *args, int n) {
     for (int i = 0; i < n; i++) {
-        struct stat st;
-        if (stat(args[i], &st) != 0 || !S_ISDIR(st.st_mode)) { push_path(out, args[i]); continue; }
+        if (!mv_is_dir(args[i])) { push_path(out, args[i]); continue; }
         int before = out->n;
         MV_TRY(add_folder(out, args[i], 0));
         if (out->n == before) return mv_fail("%s: no .png, .jpg or .jpeg image in this folder or below it", args[i]);

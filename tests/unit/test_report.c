@@ -308,15 +308,16 @@ Test(report, builds_of_the_runs) {
     snprintf(md, sizeof md, "%s/r.md", ROOT);
     snprintf(js, sizeof js, "%s/r.json", ROOT);
     cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
-    cr_assert_str_eq(rep.runs[0].builds, "1111aaaa2222");
+    cr_assert_eq(rep.runs[0].nbuilds, 1);
+    cr_assert_str_eq(rep.runs[0].builds[0], "1111aaaa2222");
     cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
     char *t = slurp(md);
     cr_assert(strstr(t, "## Builds\n\nEvery run was trained by one build: commit 1111aaaa2222.\n"), "%s", t);
     free(t);
     mv_report_free(&rep);
 
-    // b resumed by a newer build (a commit that contains the first as a prefix must not be
-    // taken for it); c has no start record.
+    // b resumed by a newer build (a commit that begins with the first must not be taken for it),
+    // then by the first again; c has no start record.
     const char *mixed[] = {"1111aaaa2222", "1111aaaa2222-dirty", "1111aaaa2222"};
     make_root("builds");
     make_run("a", 0.5, true, NULL);
@@ -325,8 +326,10 @@ Test(report, builds_of_the_runs) {
     add_starts("a", mixed, 1);
     add_starts("b", mixed, 3);
     cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
-    cr_assert_str_eq(rep.runs[1].builds, "1111aaaa2222, 1111aaaa2222-dirty");
-    cr_assert_str_eq(rep.runs[2].builds, "");
+    cr_assert_eq(rep.runs[1].nbuilds, 2);
+    cr_assert_str_eq(rep.runs[1].builds[0], "1111aaaa2222");
+    cr_assert_str_eq(rep.runs[1].builds[1], "1111aaaa2222-dirty");
+    cr_assert_eq(rep.runs[2].nbuilds, 0);
     cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
     cr_assert_eq(mv_report_write_json(&rep, js), 0, "%s", mv_last_error());
     t = slurp(md);
@@ -335,7 +338,7 @@ Test(report, builds_of_the_runs) {
     free(t);
     t = slurp(js);
     cr_assert(strstr(t, "\"name\": \"b\", \"state\": \"finished\", \"incomplete\": false, "
-                        "\"builds\": \"1111aaaa2222, 1111aaaa2222-dirty\""), "%s", t);
+                        "\"builds\": [\"1111aaaa2222\", \"1111aaaa2222-dirty\"]"), "%s", t);
     free(t);
     mv_report_free(&rep);
     remove_root();
