@@ -141,7 +141,7 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     lc.rank = comm->rank;
     lc.world = comm->world;
     lc.seed = (uint64_t)cfg->run.seed;
-    lc.workers = cfg->data.workers > 0 ? cfg->data.workers : 1;
+    lc.workers = cfg->data.workers;
     augment_default_config(&lc.aug, cfg->model.crop_h, cfg->model.crop_w);
     lc.aug.scale_long = cfg->data.scale[0];
     lc.aug.scale_short = cfg->data.scale[1];

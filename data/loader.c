@@ -1,6 +1,7 @@
 // The streaming loader (see loader.h). Work is handed out one item at a time: item c belongs
 // to ring batch c / batch, so several threads fill one batch together, and a batch may only be
-// started once the consumer has given back the ring slot it reuses.
+// started once the consumer has given back the ring slot it reuses. With no worker threads the
+// consumer makes each batch itself in loader_next, through the same per-item code.
 #include "data/loader.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -38,7 +39,8 @@ struct mv_loader {
     int64_t start_step;
     ring_slot *ring;
     int depth;
-    worker *workers;
+    worker *workers;           // one per thread; one without threads (the consumer's state)
+    int n_state;               // entries of workers
     perm_cache cache[2];
     int64_t claimed;           // items handed to workers
     int64_t released;          // batches given back by the consumer
@@ -130,6 +132,45 @@ static int produce(mv_loader *L, worker *wk, ring_slot *slot, int i, int source,
     return 0;
 }
 
+// (Re)initialises the ring slot that batch `seq` is made in. Under L->mu with workers.
+static void slot_begin(mv_loader *L, ring_slot *slot, int64_t seq) {
+    slot->seq = seq;
+    slot->filled = 0;
+    slot->failed = 0;
+    slot->expected = items_in(L, seq);
+    slot->batch.b = slot->expected;
+    slot->batch.step = L->start_step + seq;
+}
+
+typedef struct {
+    int source;
+    int64_t sample, vid;
+    int32_t epoch;
+} item;
+
+// Item i of the batch in `slot`: where it comes from, recorded in the batch. Under L->mu with workers.
+static item item_claim(mv_loader *L, ring_slot *slot, int i) {
+    item it;
+    int64_t p = slot->batch.step * L->global_batch + (int64_t)L->cfg.rank * L->cfg.batch + i;
+    order_at_locked(L, p, &it.source, &it.sample, &it.epoch, &it.vid);
+    mv_batch *b = &slot->batch;
+    b->position[i] = p;
+    b->batch_index[i] = L->cfg.rank * L->cfg.batch + i;
+    b->epoch[i] = it.epoch;
+    b->source[i] = it.source;
+    b->sample[i] = it.sample;
+    return it;
+}
+
+// Counts an item made (rc 0) or failed (-1, the first failure's message kept for the consumer).
+static void item_done(ring_slot *slot, int rc) {
+    if (rc < 0 && !slot->failed) {
+        slot->failed = 1;
+        snprintf(slot->err, sizeof slot->err, "%s", mv_last_error());
+    }
+    slot->filled++;
+}
+
 static void *worker_main(void *arg) {
     void **a = arg;
     mv_loader *L = a[0];
@@ -148,14 +189,7 @@ static void *worker_main(void *arg) {
         }
         if (L->stop) break;
         ring_slot *slot = &L->ring[seq % L->depth];
-        if (i == 0) {  // first item of a new batch: (re)initialise its slot
-            slot->seq = seq;
-            slot->filled = 0;
-            slot->failed = 0;
-            slot->expected = items_in(L, seq);
-            slot->batch.b = slot->expected;
-            slot->batch.step = L->start_step + seq;
-        }
+        if (i == 0) slot_begin(L, slot, seq);  // first item of a new batch
         if (i >= slot->expected) {  // test mode past the end: nothing to make for this slot
             if (slot->expected == 0 && i == 0) pthread_cond_broadcast(&L->cv);
             L->claimed = (seq + 1) * B;
@@ -167,25 +201,11 @@ static void *worker_main(void *arg) {
             continue;
         }
         L->claimed++;
-        int64_t p = slot->batch.step * L->global_batch + (int64_t)L->cfg.rank * B + i;
-        int source;
-        int64_t sample, vid;
-        int32_t epoch;
-        order_at_locked(L, p, &source, &sample, &epoch, &vid);
-        mv_batch *b = &slot->batch;
-        b->position[i] = p;
-        b->batch_index[i] = L->cfg.rank * B + i;
-        b->epoch[i] = epoch;
-        b->source[i] = source;
-        b->sample[i] = sample;
+        item it = item_claim(L, slot, i);
         pthread_mutex_unlock(&L->mu);
-        int rc = produce(L, wk, slot, i, source, sample, epoch, vid);
+        int rc = produce(L, wk, slot, i, it.source, it.sample, it.epoch, it.vid);
         pthread_mutex_lock(&L->mu);
-        if (rc < 0 && !slot->failed) {
-            slot->failed = 1;
-            snprintf(slot->err, sizeof slot->err, "%s", mv_last_error());
-        }
-        slot->filled++;
+        item_done(slot, rc);
         if (slot->filled == slot->expected) pthread_cond_broadcast(&L->cv);
     }
     pthread_mutex_unlock(&L->mu);
@@ -220,7 +240,7 @@ static void loader_free(mv_loader *L) {
         for (int k = 0; k < L->depth; k++) free_batch(&L->ring[k].batch);
     free(L->ring);
     if (L->workers)
-        for (int t = 0; t < L->cfg.workers; t++) {
+        for (int t = 0; t < L->n_state; t++) {
             sample_free(&L->workers[t].smp);
             aug_scratch_free(&L->workers[t].scratch);
         }
@@ -244,16 +264,17 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
     if (cfg->batch < 1) return mv_fail("loader: batch %d must be >= 1", cfg->batch);
     if (cfg->world < 1 || cfg->rank < 0 || cfg->rank >= cfg->world)
         return mv_fail("loader: rank %d of world %d", cfg->rank, cfg->world);
-    if (cfg->workers < 1) return mv_fail("loader: workers %d must be >= 1", cfg->workers);
+    if (cfg->workers < 0) return mv_fail("loader: workers %d must be >= 0", cfg->workers);
     if (cfg->mode == MV_LOADER_TEST && cfg->batch != 1) return mv_fail("loader: test mode needs batch 1 (sizes vary)");
     if (cfg->mode == MV_LOADER_TRAIN && (a->crop_h < 1 || a->crop_w < 1))
         return mv_fail("loader: crop %dx%d", a->crop_h, a->crop_w);
     if (a->scale_long < 1 || a->scale_short < 1) return mv_fail("loader: scale %dx%d", a->scale_long, a->scale_short);
     // The workers read shards while the caller's thread may use HDF5 too (checkpoints): with an
     // HDF5 built without thread-safety that crashes at random, so refuse up front.
-    if (!shard_hdf5_threadsafe())
+    if (cfg->workers > 0 && !shard_hdf5_threadsafe())
         return mv_fail("loader: the HDF5 library is not thread-safe; the loader reads shards from worker threads. "
-                       "Build against an HDF5 configured with --enable-threadsafe (Debian/Ubuntu libhdf5-dev is)");
+                       "Build against an HDF5 configured with --enable-threadsafe (Debian/Ubuntu libhdf5-dev is), "
+                       "or load in the calling thread (workers 0)");
     mv_loader *L = mv_calloc(1, sizeof *L);
     L->cfg = *cfg;
     pthread_mutex_init(&L->mu, NULL);
@@ -263,7 +284,7 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
     L->cfg.sources = L->sources;
     L->splits = mv_calloc((size_t)cfg->n_sources, sizeof(mv_split *));
     L->base = mv_calloc((size_t)cfg->n_sources + 1, sizeof(int64_t));
-    L->cfg.workers = 0;  // no per-worker state to free yet
+    L->cfg.workers = 0;  // no threads to join yet
     int max_h = 1, max_w = 1;
     for (int s = 0; s < cfg->n_sources; s++) {
         if (split_open(&L->splits[s], cfg->sources[s].path) < 0) {
@@ -327,9 +348,10 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
             L->ring[k].batch.w = L->ring[k].batch.lw = a->crop_w;
         }
     }
-    L->workers = mv_calloc((size_t)cfg->workers, sizeof(worker));
+    L->n_state = cfg->workers > 0 ? cfg->workers : 1;
+    L->workers = mv_calloc((size_t)L->n_state, sizeof(worker));
     L->cfg.workers = cfg->workers;
-    for (int t = 0; t < cfg->workers; t++) {
+    for (int t = 0; t < L->n_state; t++) {
         sample_alloc(&L->workers[t].smp, max_h, max_w);
         aug_scratch_alloc(&L->workers[t].scratch, &L->cfg.aug, widest);
     }
@@ -341,6 +363,16 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
     }
     *out = L;
     return 0;
+}
+
+// Without worker threads: batch `seq`, made by the consumer in its own thread (L->mu is held;
+// nothing else takes it then).
+static void make_batch_inline(mv_loader *L, ring_slot *slot, int64_t seq) {
+    slot_begin(L, slot, seq);
+    for (int i = 0; i < slot->expected; i++) {
+        item it = item_claim(L, slot, i);
+        item_done(slot, produce(L, &L->workers[0], slot, i, it.source, it.sample, it.epoch, it.vid));
+    }
 }
 
 int loader_next(mv_loader *L, const mv_batch **batch) {
@@ -357,6 +389,7 @@ int loader_next(mv_loader *L, const mv_batch **batch) {
         pthread_mutex_unlock(&L->mu);
         return 0;
     }
+    if (L->cfg.workers == 0) make_batch_inline(L, slot, seq);
     while (!(slot->seq == seq && slot->filled == slot->expected)) pthread_cond_wait(&L->cv, &L->mu);
     int failed = slot->failed;
     char err[MV_ERRMSG_MAX];

@@ -33,7 +33,7 @@ typedef struct {
     int batch;                 // per rank (test mode: 1, images differ in size)
     int rank, world;
     uint64_t seed;             // shuffle and augmentation seed
-    int workers;               // threads (>= 1)
+    int workers;               // threads (0: each batch is made by loader_next, in the caller's thread)
     int depth;                 // batches in the ring (>= 2; 0 means 4)
     mv_aug_config aug;         // crop, scales, normalisation
     // Optional: called by the worker threads on every decoded RGB image (in place, same size)

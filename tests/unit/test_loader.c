@@ -236,6 +236,38 @@ Test(loader, thread_count_does_not_change_batches) {
     assert_same(a, b, 24, "1 vs 3 threads");
 }
 
+// workers 0: loader_next makes each batch in the caller's thread, the same batches as threads
+// make, from the start and from a cursor; a read error surfaces the same way.
+Test(loader, no_worker_threads_gives_the_same_batches) {
+    make_splits("inline");
+    item a[24], b[24];
+    mv_loader_config c0 = train_config(3, 0, 1, 0), c2 = train_config(3, 0, 1, 2);
+    mv_loader_cursor end0, end2;
+    record(a, &c0, NULL, 8, &end0);
+    record(b, &c2, NULL, 8, &end2);
+    assert_same(a, b, 24, "0 vs 2 threads");
+    cr_assert_eq(end0.step, end2.step);
+    record(a, &c0, &end0, 4, NULL);
+    record(b, &c2, &end2, 4, NULL);
+    assert_same(a, b, 12, "0 vs 2 threads from a cursor");
+
+    mv_loader_config t = train_config(1, 1, 2, 0);
+    t.mode = MV_LOADER_TEST;
+    t.n_sources = 1;
+    mv_loader *L;
+    cr_assert_eq(loader_open(&L, &t, NULL), 0, "%s", mv_last_error());
+    const mv_batch *bt;
+    int got = 0, rc;
+    while ((rc = loader_next(L, &bt)) == 1) cr_assert_eq(bt->sample[0], 2 * got++ + 1);
+    cr_assert_eq(rc, 0, "%s", mv_last_error());
+    cr_assert_eq(got, 5, "rank 1 of 2 gets the odd samples of 10");
+    loader_close(L);
+
+    t.workers = -1;
+    cr_assert_eq(loader_open(&L, &t, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "workers -1"), "%s", mv_last_error());
+}
+
 // The ring is reused: only `depth` distinct image buffers ever come out.
 Test(loader, ring_buffers_are_reused) {
     make_splits("ring");
@@ -315,20 +347,23 @@ Test(loader, read_errors_surface_with_names) {
     fclose(fp);
     mv_loader_config c = train_config(4, 0, 1, 2);
     mv_loader *L;
-    cr_assert_eq(loader_open(&L, &c, NULL), 0);
-    int errors = 0;
-    for (int t = 0; t < 6; t++) {  // one epoch: A05 comes up exactly once
-        const mv_batch *b;
-        int rc = loader_next(L, &b);
-        if (rc < 0) {
-            errors++;
-            cr_assert(strstr(mv_last_error(), "shard-00001.h5") && strstr(mv_last_error(), "A05") &&
-                          strstr(mv_last_error(), "checksum"),
-                      "%s", mv_last_error());
+    for (int workers = 2; workers >= 0; workers -= 2) {  // threads, then the caller's thread
+        c.workers = workers;
+        cr_assert_eq(loader_open(&L, &c, NULL), 0);
+        int errors = 0;
+        for (int t = 0; t < 6; t++) {  // one epoch: A05 comes up exactly once
+            const mv_batch *b;
+            int rc = loader_next(L, &b);
+            if (rc < 0) {
+                errors++;
+                cr_assert(strstr(mv_last_error(), "shard-00001.h5") && strstr(mv_last_error(), "A05") &&
+                              strstr(mv_last_error(), "checksum"),
+                          "%s", mv_last_error());
+            }
         }
+        cr_assert_eq(errors, 1, "%d workers", workers);
+        loader_close(L);
     }
-    cr_assert_eq(errors, 1);
-    loader_close(L);
     g_src[0].path = "/nonexistent/split";
     c.sources = g_src;
     cr_assert_eq(loader_open(&L, &c, NULL), -1);
