@@ -138,9 +138,13 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         // The domain-generalisation summary: the selection (source) domain and the others.
         double sum = 0;
         int n = 0;
-        printf("\nmIoU after %ld iterations: source %s %.2f | targets", iter, sel->name, miou[sel - cfg->data.val]);
+        printf("\nmIoU after %ld iterations: source %s %.2f", iter, sel->name, miou[sel - cfg->data.val]);
         for (int i = 0; i < cfg->data.num_val; i++)
-            if (&cfg->data.val[i] != sel) { printf(" %s %.2f", cfg->data.val[i].name, miou[i]); sum += miou[i]; n++; }
+            if (&cfg->data.val[i] != sel) {
+                printf("%s %s %.2f", n ? "" : " | targets", cfg->data.val[i].name, miou[i]);
+                sum += miou[i];
+                n++;
+            }
         if (n) printf(" | target mean %.2f", sum / n);
         printf("\n(per-class IoU of every domain: %s/metrics.jsonl)\n", cfg->run.work_dir);
     }
