@@ -52,8 +52,14 @@ void stop_signal_arm(void) {
 
 void stop_signal_disarm(void) {
     if (g_depth == 0 || --g_depth > 0) return;
-    for (int i = 0; i < NUM_SIGNALS; i++)
-        if (g_installed[i]) sigaction(SIGNALS[i], &g_old[i], NULL);
+    for (int i = 0; i < NUM_SIGNALS; i++) {
+        if (!g_installed[i]) continue;
+        // After a stop, a late SIGUSR1 (the copy mpirun forwards to a rank that a process-group
+        // signal reached first) must not kill the process that has just stopped as asked: the
+        // handler stays, and with a request pending it does nothing.
+        if (SIGNALS[i] == SIGUSR1 && g_pending) continue;
+        sigaction(SIGNALS[i], &g_old[i], NULL);
+    }
 }
 
 int stop_signal_pending(void) { return g_pending; }

@@ -14,7 +14,8 @@
 // their output too, and the next log line must not kill them before the checkpoint.)
 void stop_signal_arm(void);
 // Undoes one stop_signal_arm; the outermost puts back the handlers that were there before. A
-// pending request is kept.
+// pending request is kept, and with it the SIGUSR1 handler (a repeated SIGUSR1 is a no-op, also
+// after the run stopped: mpirun forwards a copy to ranks that a group signal reached already).
 void stop_signal_disarm(void);
 // The signal whose stop is pending, or 0.
 int stop_signal_pending(void);

@@ -321,11 +321,14 @@ static int sweep_children(sweep *s, mv_comm *comm) {
     }
     int sig = stop_signal_pending();
     if (sig) {
-        // Stop every child and leave its row resumable (it continues from its last checkpoint).
+        // Stop every child at once and leave its row resumable (it continues from its last checkpoint).
+        pid_t *pids = mv_calloc((size_t)s->jobs, sizeof(pid_t));
+        for (int k = 0; k < s->jobs; k++) pids[k] = jobs[k].pid;
+        exp_stop_children(pids, s->jobs);
+        free(pids);
         for (int k = 0; k < s->jobs; k++) {
             row_job *j = &jobs[k];
             if (!j->pid) continue;
-            exp_stop_child(j->pid);
             char msg[64];
             snprintf(msg, sizeof msg, "stopped by signal %d", sig);
             exp_write_status(j->dir, j->run->name, run_seed(j->run), "interrupted", msg, NULL, NULL, 0);

@@ -85,7 +85,10 @@ int exp_eval_cmd(row_cmd *c, const mv_experiment *exp, const char *dir, long max
 pid_t exp_spawn(const row_cmd *c, const char *launcher, const char *log, int omp_threads, int lock);
 // A child's wait status as 0, or -1 with a message.
 int exp_child_status(int st, const char *what);
-// Stops the process group `pid`: SIGTERM, then SIGKILL after 10 s; reaps the child.
-void exp_stop_child(pid_t pid);
+// Stops children and everything they started: SIGUSR1 to each child's process group (a
+// training checkpoints its step and exits), then SIGKILL to the groups still running after
+// EXP_STOP_GRACE_S seconds; reaps the children.
+#define EXP_STOP_GRACE_S 30
+void exp_stop_children(const pid_t *pids, int n);
 // Runs one command as a child and waits for it (one row at a time). A stop signal stops it.
 int exp_run_child(const row_cmd *c, const char *launcher, const char *what, int lock);

@@ -3,9 +3,11 @@
 // stopping it.
 #include "launch/experiment_rows.h"
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,14 +159,58 @@ int exp_child_status(int st, const char *what) {
     return mv_fail("%s exited with status %d", what, WEXITSTATUS(st));
 }
 
-void exp_stop_child(pid_t pid) {
-    kill(-pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid) { kill(-pid, SIGKILL); return; }   // stragglers of a launcher
+// Whether a process of group `pgid` still runs (zombies, which init has yet to reap, do not count).
+static bool group_running(pid_t pgid) {
+    if (kill(-pgid, 0) < 0) return false;   // no process at all
+    DIR *d = opendir("/proc");
+    if (!d) return true;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        if (!isdigit((unsigned char)e->d_name[0])) continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *p = strrchr(buf, ')');   // after the command name, which may hold anything
+        char state;
+        int ppid, pgrp;
+        found = p && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 && pgrp == pgid && state != 'Z';
+    }
+    closedir(d);
+    return found;
+}
+
+// SIGUSR1, not SIGTERM: `maskvim train` takes either as "checkpoint this step, then exit", but
+// mpirun forwards SIGUSR1 to every rank as it is, while it answers SIGTERM by ending the job
+// itself (SIGKILL to the ranks about a second later), which a step and its checkpoint may not fit
+// in. Every process of a child's group gets it (and a rank under mpirun a second, forwarded copy:
+// SIGUSR1 is idempotent); a child's group is waited for as a whole, so that what a launcher's
+// shell started may finish its checkpoint after the shell itself has gone.
+void exp_stop_children(const pid_t *pids, int n) {
+    bool *reaped = mv_calloc((size_t)n, sizeof(bool));
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0) kill(-pids[i], SIGUSR1);
+    for (int t = 0; t < EXP_STOP_GRACE_S * 10; t++) {
+        bool busy = false;
+        for (int i = 0; i < n; i++) {
+            if (pids[i] <= 0) continue;
+            if (!reaped[i] && waitpid(pids[i], NULL, WNOHANG) == pids[i]) reaped[i] = true;
+            busy |= !reaped[i] || group_running(pids[i]);
+        }
+        if (!busy) break;
         usleep(100000);
     }
-    kill(-pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    for (int i = 0; i < n; i++) {
+        if (pids[i] <= 0) continue;
+        if (!reaped[i] || group_running(pids[i])) kill(-pids[i], SIGKILL);
+        if (!reaped[i])
+            while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR) {}
+    }
+    free(reaped);
 }
 
 int exp_run_child(const row_cmd *c, const char *launcher, const char *what, int lock) {
@@ -175,7 +221,7 @@ int exp_run_child(const row_cmd *c, const char *launcher, const char *what, int 
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid) break;
         if (w < 0 && errno != EINTR) return mv_fail("waitpid: %s", strerror(errno));
-        if (stop_signal_pending()) { exp_stop_child(pid); return mv_fail("stopped by signal %d", stop_signal_pending()); }
+        if (stop_signal_pending()) { exp_stop_children(&pid, 1); return mv_fail("stopped by signal %d", stop_signal_pending()); }
         usleep(50000);
     }
     return exp_child_status(st, what);
