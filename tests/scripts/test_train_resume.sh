@@ -19,7 +19,9 @@ grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/stop.log" || fail "did n
 compare "$TMP/full/iter_6.h5" "$TMP/stop/iter_6.h5" --exact || fail "stop/resume differs from the uninterrupted run"
 passed=$((passed + 1))
 
-# 2. Kill -9 as soon as the iteration-4 checkpoint exists, then resume. maskvim itself runs in
+# 2. Kill -9 as soon as `latest` names the iteration-4 checkpoint, then resume (a kill between
+#    the checkpoint's rename and the update of `latest` rightly resumes from iteration 2, which
+#    `latest` still names: test_fault_train_resume.sh kills at every moment). maskvim itself runs in
 #    the background, not the `run` function: `kill -9` of the function's subshell left the
 #    training running on next to the resume (the run directory's lock now refuses that). Three
 #    tries, in case the run reaches its end before the kill lands.
@@ -27,7 +29,11 @@ for attempt in 1 2 3; do
     rm -rf "$TMP/kill"
     "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set run.work_dir="$TMP/kill" >"$TMP/kill1.log" 2>&1 &
     pid=$!
-    for _ in $(seq 3000); do [ -f "$TMP/kill/iter_4.h5" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
+    for _ in $(seq 3000); do
+        [ "$(cat "$TMP/kill/latest" 2>/dev/null)" = iter_4.h5 ] && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.02
+    done
     kill -9 $pid 2>/dev/null || true
     wait $pid 2>/dev/null || true
     [ -f "$TMP/kill/iter_4.h5" ] || fail "the run ended before its iteration-4 checkpoint: $(tail -3 "$TMP/kill1.log")"
