@@ -4,6 +4,7 @@
 // item position.
 #include "data/convert.h"
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,9 @@ const mv_dataset_converter *convert_find(const char *name) {
 int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
                       const char *name) {
     if (strlen(image) >= MV_CONVERT_PATH_MAX || strlen(label) >= MV_CONVERT_PATH_MAX) return mv_fail("%s: path too long", image);
-    if (strlen(name) >= MV_SAMPLE_NAME_MAX) return mv_fail("%s: sample name too long", name);
+    if (strlen(name) >= MV_SAMPLE_NAME_MAX)
+        return mv_fail("%s: sample name '%.40s...' too long (%zu characters, at most %d)", image, name, strlen(name),
+                       MV_SAMPLE_NAME_MAX - 1);
     if (*n == *cap) {
         *cap = *cap ? 2 * *cap : 256;
         *items = realloc(*items, sizeof(mv_convert_item) * (size_t)*cap);
@@ -54,7 +57,7 @@ int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, con
         int stem = (int)(strlen(files[f]) - strlen(img_ext));
         snprintf(img, sizeof img, "%s/%s", idir, files[f]);
         snprintf(lab, sizeof lab, "%s/%.*s%s", ldir, stem, files[f], label_suffix);
-        char name[MV_SAMPLE_NAME_MAX];
+        char name[MV_CONVERT_PATH_MAX];  // longer than a sample name may be: convert_push_item refuses it
         snprintf(name, sizeof name, "%.*s", stem, files[f]);
         rc = convert_push_item(items, n, &cap, img, lab, name);
     }
@@ -90,13 +93,16 @@ int convert_map_labels(mv_image *label, const uint16_t table[256], const char *p
 
 mv_image convert_resize_nearest(const mv_image *label, int h, int w) {
     mv_image out = image_alloc(h, w, 1);
-    // Pillow's NEAREST: source index floor((i + 0.5) * src / dst), clamped.
+    // OpenCV's INTER_NEAREST (resizeNN), which HGFormer's GTAV resize_img.py uses: scale
+    // f = dst / src in double, source index floor(i * (1 / f)), clamped to the last row/column.
+    // No half-pixel offset (that is Pillow's NEAREST and OpenCV's INTER_NEAREST_EXACT).
+    double ify = 1.0 / ((double)h / label->h), ifx = 1.0 / ((double)w / label->w);
     for (int y = 0; y < h; y++) {
-        int sy = (int)(((double)y + 0.5) * label->h / h);
-        if (sy >= label->h) sy = label->h - 1;
+        int sy = (int)floor(y * ify);
+        if (sy > label->h - 1) sy = label->h - 1;
         for (int x = 0; x < w; x++) {
-            int sx = (int)(((double)x + 0.5) * label->w / w);
-            if (sx >= label->w) sx = label->w - 1;
+            int sx = (int)floor(x * ifx);
+            if (sx > label->w - 1) sx = label->w - 1;
             out.px[(size_t)y * w + x] = label->px[(size_t)sy * label->w + sx];
         }
     }

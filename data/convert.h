@@ -86,5 +86,6 @@ int convert_map_labels(mv_image *label, const uint16_t table[256], const char *p
 // Fills table: every entry unknown, ids 0..n_known-1 -> 255 (ignore), then the pairs
 // (id, train id) of `pairs` (n_pairs pairs).
 void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs);
-// Nearest-neighbour resize of a one-channel label (Pillow's NEAREST sampling positions).
+// Nearest-neighbour resize of a one-channel label with OpenCV's INTER_NEAREST sampling positions
+// (source index floor(i * src / dst), no half-pixel offset), as HGFormer resizes GTAV's labels.
 mv_image convert_resize_nearest(const mv_image *label, int h, int w);

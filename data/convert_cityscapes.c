@@ -13,7 +13,7 @@
 #define LABEL_SUFFIX "_gtFine_labelIds.png"
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    char dir[MV_CONVERT_PATH_MAX], cdir[MV_CONVERT_PATH_MAX + 256], img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2], name[MV_SAMPLE_NAME_MAX];
+    char dir[MV_CONVERT_PATH_MAX], cdir[MV_CONVERT_PATH_MAX + 256], img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2], name[MV_CONVERT_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/leftImg8bit/%s", root, split);
     char **cities = NULL;
     int64_t n_cities = 0, cap = 0;

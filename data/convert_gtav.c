@@ -2,8 +2,11 @@
 // labels/<split>/<name>.png whose indices are Cityscapes label ids (mapped like Cityscapes; the
 // extra index 34 is ignored).
 // <split> is train, valid or test (val is accepted for valid). Some labels are not the size of
-// their image (HGFormer counts 60 frames in valid); as HGFormer does, those labels are resized
-// to the image with nearest-neighbour sampling, and the conversion summary counts them.
+// their image (HGFormer counts 60 frames in valid); as HGFormer does (datasets/split_data/gta/
+// resize_img.py: cv2.resize with INTER_NEAREST), those labels are resized to the image with
+// OpenCV's nearest-neighbour sampling positions, and the conversion summary counts them.
+// The raw download (images/NNNNN.png, no split folders) must first be split with RobustNet's
+// split_data/gtav_split_{train,val,test}.txt (HGFormer's split_gta.py moves the files).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,10 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
         snprintf(idir, sizeof idir, "%s/images/%s", root, s);
     }
     snprintf(ldir, sizeof ldir, "%s/labels/%s", root, s);
+    if (!mv_is_dir(idir))
+        return mv_fail("%s: no folder images/%s (GTAV layout: images/{train,valid,test}/NNNNN.png and "
+                       "labels/{train,valid,test}/NNNNN.png, the RobustNet split; split a raw download with "
+                       "RobustNet's split_data/gtav_split_{train,val,test}.txt first)", root, split);
     return convert_pair_flat(items, n, idir, ".png", ldir, ".png");
 }
 
@@ -41,5 +48,5 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     return 0;
 }
 
-const mv_dataset_converter MV_CONVERT_GTAV = {"gtav", "gtav", "cityscapes-labelid-to-trainid/v1", "train, valid (val), test",
-                                              list, load};
+const mv_dataset_converter MV_CONVERT_GTAV = {"gtav", "gtav", "gtav-labelid-to-trainid/v2", "train, valid (val), test", list,
+                                              load};

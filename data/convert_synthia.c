@@ -2,6 +2,8 @@
 // GT/LABELS/<split>/<name>.png whose first channel holds the SYNTHIA class id (the second the
 // instance id). The id is the full 16-bit value (never strip to 8 bits: that keeps the high
 // byte, which is 0). Ids 0..22 map to train ids with RobustNet's table; larger ids are errors.
+// The raw download (RGB/NNNNNNN.png, no split folders) must first be split with RobustNet's
+// split_data/synthia_split_{train,val}.txt.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,10 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     snprintf(idir, sizeof idir, "%s/RGB/%s", root, split);
     snprintf(ldir, sizeof ldir, "%s/GT/LABELS/%s", root, split);
+    if (!mv_is_dir(idir))
+        return mv_fail("%s: no folder RGB/%s (SYNTHIA layout: RGB/{train,val}/NNNNNNN.png and "
+                       "GT/LABELS/{train,val}/NNNNNNN.png, the RobustNet split; split a raw download with "
+                       "RobustNet's split_data/synthia_split_{train,val}.txt first)", root, split);
     return convert_pair_flat(items, n, idir, ".png", ldir, ".png");
 }
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# `maskvim data convert` and `maskvim data inspect` end to end: a Cityscapes-layout fixture
+# `maskvim data convert` and `maskvim data inspect` end to end: a Cityscapes-layout fixture (and a GTAV one)
 # (PNG files written here with Python's zlib), conversion, verification, reading the shards
 # back with h5py (HDF5's own filter pipeline, Fletcher32 included), and corruption detection.
 set -u
@@ -75,4 +75,52 @@ if "$MV_BIN" data convert --dataset cityscapes --root "$T/nowhere" --split val -
     fail "convert of a missing root succeeded"
 fi
 grep -q "nowhere/leftImg8bit/val" "$T/err2.txt" || fail "missing-root message: $(cat "$T/err2.txt")"
+# GTAV end to end: palette PNG labels (indices = Cityscapes label ids, 34 included), one label
+# smaller than its image (resized with OpenCV's INTER_NEAREST positions, counted in the summary).
+"$MV_PYTHON" - "$T" <<'EOF' || fail "gtav fixture"
+import os, struct, sys, zlib
+import numpy as np
+root = sys.argv[1]
+sys.path.insert(0, os.environ["MV_SRC"] + "/tests/scripts")
+from png_fixture import png
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+def palette_png(path, idx):
+    h, w = idx.shape
+    raw = b"".join(b"\x00" + idx[y].astype(np.uint8).tobytes() for y in range(h))
+    pal = bytes(np.arange(35 * 3, dtype=np.uint8))
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0))
+    data += chunk(b"PLTE", pal) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "wb").write(data)
+rng = np.random.default_rng(1)
+for k, (lh, lw) in enumerate([(20, 36), (15, 24)]):
+    img = rng.integers(0, 256, size=(20, 36, 3), dtype=np.uint8)
+    lab = (np.arange(lh * lw).reshape(lh, lw) + k) % 35
+    png(f"{root}/gta/images/valid/{k + 1:05d}.png", img)
+    palette_png(f"{root}/gta/labels/valid/{k + 1:05d}.png", lab)
+    np.save(f"{root}/glab{k}.npy", lab)
+EOF
+out=$("$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --out "$T/gsplit" 2>"$T/gerr.txt") \
+    || fail "gtav convert failed: $(cat "$T/gerr.txt")"
+echo "$out" | grep -q "2 samples written.*1 labels resized to their image" || fail "gtav convert output: $out"
+"$MV_BIN" data inspect "$T/gsplit" >"$T/ginspect.txt" 2>&1 || fail "gtav inspect: $(cat "$T/ginspect.txt")"
+grep -q "all shards and samples verified" "$T/ginspect.txt" || fail "gtav inspect: $(cat "$T/ginspect.txt")"
+grep -q "gtav-labelid-to-trainid/v2" "$T/ginspect.txt" || fail "gtav label map: $(cat "$T/ginspect.txt")"
+"$MV_PYTHON" - "$T" <<'EOF' || fail "gtav read-back"
+import sys
+import h5py, numpy as np
+root = sys.argv[1]
+table = np.full(256, 255, np.uint8)
+for lid, tid in [(7,0),(8,1),(11,2),(12,3),(13,4),(17,5),(19,6),(20,7),(21,8),(22,9),(23,10),(24,11),
+                 (25,12),(26,13),(27,14),(28,15),(31,16),(32,17),(33,18)]:
+    table[lid] = tid
+with h5py.File(f"{root}/gsplit/shard-00000.h5", "r") as f:
+    for k in range(2):
+        src = np.load(f"{root}/glab{k}.npy")
+        sy = np.minimum(np.arange(20) * src.shape[0] // 20, src.shape[0] - 1)  # cv2 INTER_NEAREST
+        sx = np.minimum(np.arange(36) * src.shape[1] // 36, src.shape[1] - 1)
+        lab = f[f"label/{k:05d}"][()]
+        assert lab.shape == (20, 36) and (lab == table[src[sy][:, sx]]).all(), k
+EOF
 echo "PASS"

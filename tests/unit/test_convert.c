@@ -109,6 +109,7 @@ static void check_split_n(const char *out, const char *const *names, const int *
     mv_split *s;
     cr_assert_eq(split_open(&s, out), 0, "%s", mv_last_error());
     cr_assert_eq(split_count(s), total);
+    cr_assert_eq(split_verify(s, NULL), 0, "%s", mv_last_error());  // what `maskvim data inspect` checks
     mv_sample smp;
     sample_alloc(&smp, 64, 64);
     for (int i = 0; i < n; i++) {
@@ -138,6 +139,15 @@ static void check_split(const char *out, const char *const *names, const int *ks
     check_split_n(out, names, ks, n, n, table, n_ids, jpeg);
 }
 
+static void put_text(const char *fmt, const char *a, const char *b) {
+    char path[4096];
+    snprintf(path, sizeof path, fmt, a, b);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "%s", path);
+    fputs("stray\n", f);
+    fclose(f);
+}
+
 static void make_cityscapes(const char *root, int n_aachen) {
     mkdirs("%s/leftImg8bit/train/%s", root, "aachen");
     mkdirs("%s/leftImg8bit/train/%s", root, "bochum");
@@ -152,9 +162,17 @@ static void make_cityscapes(const char *root, int n_aachen) {
         put_png(&lab, "%s/gtFine/train/%s_gtFine_labelIds.png", root, stem);
         // The colour and instance files are present in the real layout and must be ignored.
         put_png(&rgb, "%s/gtFine/train/%s_gtFine_color.png", root, stem);
+        // A generated _labelTrainIds.png may sit next to it (here all 0 = road): never read.
+        mv_image zero = image_alloc(H, W, 1);
+        put_png(&zero, "%s/gtFine/train/%s_gtFine_labelTrainIds.png", root, stem);
+        image_free(&zero);
         image_free(&rgb);
         image_free(&lab);
     }
+    // Stray files next to the city folders and images (a README, Finder/Explorer litter).
+    put_text("%s/leftImg8bit/train/%s", root, "README");
+    put_text("%s/leftImg8bit/train/aachen/%s", root, ".DS_Store");
+    put_text("%s/leftImg8bit/train/aachen/%s", root, "Thumbs.db");
 }
 
 Test(convert, cityscapes_labelids_to_train_ids) {
@@ -487,4 +505,243 @@ Test(convert, gtav_index_34_is_ignored) {
     cr_assert(strstr(mv_last_error(), "00001.png") && strstr(mv_last_error(), "value 35"), "%s", mv_last_error());
     image_free(&rgb);
     image_free(&lab);
+}
+
+// GTAV labels whose size differs from their image are resized as HGFormer's resize_img.py does it:
+// cv2.resize(..., INTER_NEAREST), source index floor(i * src / dst) with no half-pixel offset
+// (Pillow's NEAREST, floor((i + 0.5) * src / dst), picks other rows: on a 2x reduction the odd
+// ones instead of the even ones). Checked on a reduction by 2 and a non-integer enlargement.
+Test(convert, gtav_label_resize_is_opencv_nearest) {
+    const char *root = fixture_root("gtav_resize");
+    mkdirs("%s/images/%s", root, "valid");
+    mkdirs("%s/labels/%s", root, "valid");
+    const int lh[2] = {2 * H, 7}, lw[2] = {2 * W, 10};
+    const char *names[2] = {"00007", "00008"};
+    for (int k = 0; k < 2; k++) {
+        mv_image rgb = fixture_rgb(k, H, W), lab = image_alloc(lh[k], lw[k], 1);
+        for (int i = 0; i < lh[k] * lw[k]; i++) lab.px[i] = (uint8_t)((i + 3 * k) % 35);
+        put_png(&rgb, "%s/images/valid/%s.png", root, names[k]);
+        put_palette(&lab, "%s/labels/valid/%s.png", root, names[k]);
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    mv_convert_stats st;
+    cr_assert_eq(convert("gtav", root, "valid", out, 1, 0, 0, &st), 0, "%s", mv_last_error());
+    cr_assert_eq(st.labels_resized, 2);
+    int table[35];
+    for (int i = 0; i < 34; i++) table[i] = CITY[i];
+    table[34] = 255;
+    mv_split *s;
+    cr_assert_eq(split_open(&s, out), 0, "%s", mv_last_error());
+    cr_assert_eq(split_verify(s, NULL), 0, "%s", mv_last_error());
+    mv_sample smp;
+    sample_alloc(&smp, H, W);
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(split_read(&smp, s, k), 0, "%s", mv_last_error());
+        cr_assert_str_eq(smp.name, names[k]);
+        cr_assert(smp.label.h == H && smp.label.w == W);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int sy = y * lh[k] / H, sx = x * lw[k] / W;  // exact floor(i * src / dst)
+                int want = table[(sy * lw[k] + sx + 3 * k) % 35];
+                cr_assert_eq(smp.label.px[y * W + x], want, "%s (%d,%d): got %d want %d (source %d,%d)", names[k], y,
+                             x, smp.label.px[y * W + x], want, sy, sx);
+            }
+    }
+    sample_free(&smp);
+    split_close(s);
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, out), 0);
+    cr_assert_str_eq(m.domain, "gtav");
+    cr_assert_str_eq(m.label_map, "gtav-labelid-to-trainid/v2");
+    manifest_free(&m);
+}
+
+// GTAV and SYNTHIA ship unsplit (images/NNNNN.png, RGB/NNNNNNN.png); the converters read the
+// RobustNet split folders and say so, instead of a bare "cannot list folder".
+Test(convert, gtav_synthia_unsplit_download_refused_with_layout) {
+    const char *root = fixture_root("unsplit");
+    mkdirs("%s/images%s", root, "");
+    mkdirs("%s/labels%s", root, "");
+    mkdirs("%s/RGB%s", root, "");
+    mkdirs("%s/GT/LABELS%s", root, "");
+    mv_image rgb = fixture_rgb(0, H, W), lab = fixture_label(0, 34);
+    put_png(&rgb, "%s/images/%s.png", root, "00001");
+    put_palette(&lab, "%s/labels/%s.png", root, "00001");
+    put_png(&rgb, "%s/RGB/%s.png", root, "0000000");
+    image_free(&rgb);
+    image_free(&lab);
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(convert("gtav", root, "train", out, 1, 0, 0, NULL), -1);
+    const char *e = mv_last_error();
+    cr_assert(strstr(e, "images/train") && strstr(e, "gtav_split_"), "%s", e);
+    cr_assert_eq(convert("synthia", root, "val", out, 1, 0, 0, NULL), -1);
+    e = mv_last_error();
+    cr_assert(strstr(e, "RGB/val") && strstr(e, "synthia_split_"), "%s", e);
+}
+
+// Mapillary's v1.2-only release keeps labels in <split>/labels (RobustNet, HGFormer); the
+// combined release in <split>/v1.2/labels, which wins when both exist. v2.0 labels (124 classes)
+// alone are refused, never mapped with the 66-class table.
+Test(convert, mapillary_v12_release_layout_and_v20_refused) {
+    init_mapillary();
+    const char *root = fixture_root("mapillary_v12");
+    mkdirs("%s/training/%s", root, "images");
+    mkdirs("%s/training/%s", root, "labels");
+    mkdirs("%s/training/%s", root, "instances");
+    const char *names[] = {"AbCdEfGhIjKlMnOpQrStUv", "_zYxWvUtSrQpOnMlKjIhGf"};
+    int ks[] = {0, 1};
+    for (int k = 0; k < 2; k++) {
+        mv_image rgb = fixture_rgb(k, H, W), lab = fixture_label(k, 66);
+        put_jpeg(&rgb, "%s/training/images/%s.jpg", root, names[k]);
+        put_palette(&lab, "%s/training/labels/%s.png", root, names[k]);
+        put_png(&lab, "%s/training/instances/%s.png", root, names[k]);
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    put_text("%s/%s", root, "config.json");
+    put_text("%s/training/images/%s", root, "Thumbs.db");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(convert("mapillary", root, "train", out, 1, 0, 0, NULL), 0, "%s", mv_last_error());
+    check_split(out, names, ks, 2, MAPILLARY, 66, 1);
+    // v1.2/labels, when present, is the one read (here: every label 13 Road -> 0).
+    mkdirs("%s/training/%s", root, "v1.2/labels");
+    mv_image road = image_alloc(H, W, 1);
+    memset(road.px, 13, H * W);
+    for (int k = 0; k < 2; k++) put_palette(&road, "%s/training/v1.2/labels/%s.png", root, names[k]);
+    image_free(&road);
+    snprintf(out, sizeof out, "%s/out12", root);
+    cr_assert_eq(convert("mapillary", root, "training", out, 1, 0, 0, NULL), 0, "%s", mv_last_error());
+    mv_split *s;
+    cr_assert_eq(split_open(&s, out), 0);
+    mv_sample smp;
+    sample_alloc(&smp, H, W);
+    cr_assert_eq(split_read(&smp, s, 1), 0);
+    for (int i = 0; i < H * W; i++) cr_assert_eq(smp.label.px[i], 0);
+    sample_free(&smp);
+    split_close(s);
+    // v2.0 only: refused with the layouts it looked for.
+    const char *root2 = fixture_root("mapillary_v20");
+    mkdirs("%s/validation/%s", root2, "images");
+    mkdirs("%s/validation/%s", root2, "v2.0/labels");
+    mv_image rgb = fixture_rgb(0, H, W), lab = fixture_label(0, 124);
+    put_jpeg(&rgb, "%s/validation/images/%s.jpg", root2, names[0]);
+    put_palette(&lab, "%s/validation/v2.0/labels/%s.png", root2, names[0]);
+    image_free(&rgb);
+    image_free(&lab);
+    snprintf(out, sizeof out, "%s/out", root2);
+    cr_assert_eq(convert("mapillary", root2, "val", out, 1, 0, 0, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "validation/v1.2/labels") && strstr(mv_last_error(), "validation/labels"), "%s",
+              mv_last_error());
+}
+
+// BDD100K masks are train ids already: 0..18 and 255 pass unchanged (checked above), anything
+// else is refused by name and pixel; an image without a mask (the pre-2021 10k image zip has a
+// few, bdd100k issue #103) is refused by its mask's path, or skipped and listed with --skip-bad.
+Test(convert, bdd100k_bad_values_and_missing_masks) {
+    const char *root = fixture_root("bdd_bad");
+    mkdirs("%s/images/10k/%s", root, "train");
+    mkdirs("%s/labels/sem_seg/masks/%s", root, "train");
+    const char *names[] = {"0a0a0b1a-7c39d841", "0a0b16e2-93f8c456", "3d581db5-2564fb7e"};
+    for (int k = 0; k < 3; k++) {
+        mv_image rgb = fixture_rgb(k, H, W);
+        put_jpeg(&rgb, "%s/images/10k/train/%s.jpg", root, names[k]);
+        image_free(&rgb);
+    }
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    const int bad[] = {19, 254};
+    for (int b = 0; b < 2; b++) {
+        for (int k = 0; k < 2; k++) {
+            mv_image lab = fixture_label(k, 19);
+            if (k == 1) lab.px[3 * W + 4] = (uint8_t)bad[b];
+            put_png(&lab, "%s/labels/sem_seg/masks/train/%s.png", root, names[k]);
+            image_free(&lab);
+        }
+        cr_assert_eq(convert("bdd100k", root, "train", out, 1, 0, 0, NULL), -1);
+        const char *e = mv_last_error();
+        char want[32];
+        snprintf(want, sizeof want, "value %d", bad[b]);
+        cr_assert(strstr(e, "masks/train/0a0b16e2-93f8c456.png") && strstr(e, want) && strstr(e, "y 3, x 4"), "%s", e);
+    }
+    mv_image lab = fixture_label(1, 19);
+    put_png(&lab, "%s/labels/sem_seg/masks/train/%s.png", root, names[1]);
+    image_free(&lab);
+    cr_assert_eq(convert("bdd100k", root, "train", out, 1, 0, 0, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "masks/train/3d581db5-2564fb7e.png"), "%s", mv_last_error());
+    mv_convert_stats st;
+    cr_assert_eq(convert("bdd100k", root, "train", out, 1, 1, 0, &st), 0, "%s", mv_last_error());
+    cr_assert(st.written == 2 && st.skipped == 1);
+}
+
+// SYNTHIA labels with an alpha channel (16-bit RGBA) still take the class from channel 0; ids
+// beyond 22 (also 255, and values whose high byte is set) and a label of another size are refused.
+Test(convert, synthia_rgba16_and_bad_labels) {
+    const char *root = fixture_root("synthia_bad");
+    mkdirs("%s/RGB/%s", root, "train");
+    mkdirs("%s/GT/LABELS/%s", root, "train");
+    mv_image rgb = fixture_rgb(0, H, W);
+    put_png(&rgb, "%s/RGB/train/%s.png", root, "0000042");
+    image_free(&rgb);
+    char path[4200], out[4200];
+    snprintf(path, sizeof path, "%s/GT/LABELS/train/0000042.png", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    const int bad[] = {-1, 23, 255, 0x0103};
+    for (int b = 0; b < 4; b++) {
+        mv_image16 lab = {H, W, 4, malloc(sizeof(uint16_t) * H * W * 4)};
+        for (int i = 0; i < H * W; i++) {
+            lab.px[4 * i + 0] = (uint16_t)src_id(0, i / W, i % W, 23);
+            lab.px[4 * i + 1] = (uint16_t)(7 + i);
+            lab.px[4 * i + 2] = 0;
+            lab.px[4 * i + 3] = 65535;
+        }
+        if (bad[b] >= 0) lab.px[4 * (5 * W + 6)] = (uint16_t)bad[b];
+        cr_assert_eq(image_write_png16(path, &lab), 0);
+        image16_free(&lab);
+        int rc = convert("synthia", root, "train", out, 1, 0, 0, NULL);
+        if (bad[b] < 0) {
+            cr_assert_eq(rc, 0, "%s", mv_last_error());
+            const char *names[] = {"0000042"};
+            int ks[] = {0};
+            check_split(out, names, ks, 1, SYNTHIA, 23, 0);
+        } else {
+            cr_assert_eq(rc, -1);
+            char want[32];
+            snprintf(want, sizeof want, "value %d", bad[b]);
+            cr_assert(strstr(mv_last_error(), "0000042.png") && strstr(mv_last_error(), want) &&
+                          strstr(mv_last_error(), "y 5, x 6"),
+                      "%s", mv_last_error());
+        }
+    }
+    mv_image16 small = {H / 2, W, 3, calloc((size_t)(H / 2) * W * 3, sizeof(uint16_t))};
+    cr_assert_eq(image_write_png16(path, &small), 0);
+    image16_free(&small);
+    cr_assert_eq(convert("synthia", root, "train", out, 1, 0, 0, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "0000042.png") && strstr(mv_last_error(), "6x16"), "%s", mv_last_error());
+}
+
+// A sample name longer than the shards' name field is refused by file, never cut short (two long
+// names sharing their first 255 characters would otherwise become the same sample name).
+Test(convert, long_sample_name_refused_not_truncated) {
+    const char *root = fixture_root("longname");
+    char city[201], stem[600];
+    memset(city, 'c', 200);
+    city[200] = 0;
+    snprintf(stem, sizeof stem, "%s/%s_000000_000019", city, city);
+    mkdirs("%s/leftImg8bit/val/%s", root, city);
+    mkdirs("%s/gtFine/val/%s", root, city);
+    mv_image rgb = fixture_rgb(0, H, W), lab = fixture_label(0, 34);
+    put_png(&rgb, "%s/leftImg8bit/val/%s_leftImg8bit.png", root, stem);
+    put_png(&lab, "%s/gtFine/val/%s_gtFine_labelIds.png", root, stem);
+    image_free(&rgb);
+    image_free(&lab);
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(convert("cityscapes", root, "val", out, 1, 0, 0, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "_leftImg8bit.png") && strstr(mv_last_error(), "too long"), "%s",
+              mv_last_error());
 }
