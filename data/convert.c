@@ -3,6 +3,7 @@
 // input order, so the split is identical whatever the number of workers, and resume works by
 // item position.
 #include "data/convert.h"
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -63,6 +64,52 @@ int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, con
     }
     mv_free_names(files, nf);
     return rc;
+}
+
+static int cmp_item_names(const void *a, const void *b) {
+    return strcmp(((const mv_convert_item *)a)->name, ((const mv_convert_item *)b)->name);
+}
+
+int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_converter *conv, const char *root,
+                      const char *list_file) {
+    *items = NULL;
+    *n = 0;
+    if (!conv->raw_images)
+        return mv_fail("--list: %s is not published as one flat folder; convert its split folders instead", conv->name);
+    char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
+    snprintf(idir, sizeof idir, "%s/%s", root, conv->raw_images);
+    snprintf(ldir, sizeof ldir, "%s/%s", root, conv->raw_labels);
+    if (!mv_is_dir(idir)) return mv_fail("%s: no folder %s (the raw %s download)", root, conv->raw_images, conv->name);
+    FILE *f = fopen(list_file, "r");
+    if (!f) return mv_fail("%s: cannot open: %s", list_file, strerror(errno));
+    char line[MV_CONVERT_PATH_MAX], img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2];
+    int64_t cap = 0;
+    int rc = 0;
+    for (long ln = 1; rc == 0 && fgets(line, sizeof line, f); ln++) {
+        char *s = line, *e = line + strlen(line);
+        if (e > s && e[-1] != '\n' && !feof(f)) { rc = mv_fail("%s:%ld: line too long", list_file, ln); break; }
+        while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+        while (isspace((unsigned char)*s)) s++;
+        if (!*s) continue;
+        const char *dot = strrchr(s, '.');
+        if (strchr(s, '/') || !dot || dot == s) {
+            rc = mv_fail("%s:%ld: '%s' is not a file name such as 00001.png", list_file, ln, s);
+            break;
+        }
+        snprintf(img, sizeof img, "%s/%s", idir, s);
+        snprintf(lab, sizeof lab, "%s/%s", ldir, s);
+        char name[MV_CONVERT_PATH_MAX];
+        snprintf(name, sizeof name, "%.*s", (int)(dot - s), s);
+        rc = convert_push_item(items, n, &cap, img, lab, name);
+    }
+    if (rc == 0 && ferror(f)) rc = mv_fail("%s: read error", list_file);
+    fclose(f);
+    if (rc < 0) return rc;
+    if (*n) qsort(*items, (size_t)*n, sizeof **items, cmp_item_names);
+    for (int64_t i = 1; i < *n; i++)
+        if (!strcmp((*items)[i - 1].name, (*items)[i].name))
+            return mv_fail("%s: %s is listed twice", list_file, (*items)[i].name);
+    return 0;
 }
 
 void convert_free_items(mv_convert_item *items, int64_t n) {
@@ -197,7 +244,8 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
     double t0 = now_s();
     mv_convert_item *items = NULL;
     int64_t n = 0;
-    if (conv->list(&items, &n, o->root, o->split) < 0) {
+    if (o->list_file ? convert_list_file(&items, &n, conv, o->root, o->list_file) < 0
+                     : conv->list(&items, &n, o->root, o->split) < 0) {
         convert_free_items(items, n);
         return mv_fail_context("%s %s split", conv->name, o->split);
     }

@@ -34,6 +34,10 @@ typedef struct {
     // Decodes one item into an RGB image and a train-id label (both allocated); *flags gets
     // MV_CONVERT_* bits. Errors name the file (and pixel for unknown label values).
     int (*load)(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *item);
+    // Datasets published as one flat folder and split by a list of file names (GTAV, SYNTHIA):
+    // the folders of images and labels under the root of the download, where an image and its
+    // label have the same file name. NULL: no such form (--list is refused).
+    const char *raw_images, *raw_labels;
 } mv_dataset_converter;
 
 extern const mv_dataset_converter MV_CONVERT_CITYSCAPES, MV_CONVERT_BDD100K, MV_CONVERT_MAPILLARY,
@@ -52,6 +56,8 @@ typedef struct {
     int samples_per_shard;    // <= 0: default
     int64_t limit;            // > 0: convert only the first `limit` items (smoke tests)
     int fresh;                // 1: ignore complete shards of an earlier run (default resumes)
+    const char *list_file;    // non-NULL: the split is the file names this file lists, taken from
+                              // the dataset's flat raw download (raw_images, raw_labels)
 } mv_convert_opts;
 
 typedef struct {
@@ -79,6 +85,12 @@ int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const c
 // with the label `<ldir>/<stem><label_suffix>`; the sample is named `<stem>`.
 int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, const char *img_ext, const char *ldir,
                       const char *label_suffix);
+// The items a split list names (one file name per line, as RobustNet's split_data/*.txt; blank
+// lines and surrounding spaces ignored) in the converter's raw folders under `root`, sorted by
+// name as the split folders list them. A name with a '/', without an extension, or listed twice
+// is an error naming the line.
+int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_converter *conv, const char *root,
+                      const char *list_file);
 // label[i] = table[label[i]]; a value whose table entry is MV_LABEL_UNKNOWN is an error naming
 // the file and the pixel.
 #define MV_LABEL_UNKNOWN 0xFFFF

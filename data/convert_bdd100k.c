@@ -37,4 +37,5 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     return convert_map_labels(label, table, it->label);
 }
 
-const mv_dataset_converter MV_CONVERT_BDD100K = {"bdd100k", "bdd100k", "bdd100k-trainid/v1", "train, val", list, load};
+const mv_dataset_converter MV_CONVERT_BDD100K = {"bdd100k", "bdd100k", "bdd100k-trainid/v1", "train, val", list, load,
+                                                 NULL, NULL};

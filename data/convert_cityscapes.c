@@ -53,4 +53,4 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 }
 
 const mv_dataset_converter MV_CONVERT_CITYSCAPES = {"cityscapes", "cityscapes", "cityscapes-labelid-to-trainid/v1",
-                                                    "train, val", list, load};
+                                                    "train, val", list, load, NULL, NULL};

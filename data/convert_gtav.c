@@ -5,8 +5,9 @@
 // their image (HGFormer counts 60 frames in valid); as HGFormer does (datasets/split_data/gta/
 // resize_img.py: cv2.resize with INTER_NEAREST), those labels are resized to the image with
 // OpenCV's nearest-neighbour sampling positions, and the conversion summary counts them.
-// The raw download (images/NNNNN.png, no split folders) must first be split with RobustNet's
-// split_data/gtav_split_{train,val,test}.txt (HGFormer's split_gta.py moves the files).
+// The raw download (images/NNNNN.png, no split folders) converts with --list and RobustNet's
+// split_data/gtav_split_{train,val,test}.txt (convert_list_file), without moving files into
+// split folders as HGFormer's split_gta.py does.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,8 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     snprintf(ldir, sizeof ldir, "%s/labels/%s", root, s);
     if (!mv_is_dir(idir))
         return mv_fail("%s: no folder images/%s (GTAV layout: images/{train,valid,test}/NNNNN.png and "
-                       "labels/{train,valid,test}/NNNNN.png, the RobustNet split; split a raw download with "
-                       "RobustNet's split_data/gtav_split_{train,val,test}.txt first)", root, split);
+                       "labels/{train,valid,test}/NNNNN.png, the RobustNet split; a raw download, images/NNNNN.png, converts "
+                       "with --list gtav_split_%s.txt, RobustNet's split list)", root, split, !strcmp(split, "valid") ? "val" : split);
     return convert_pair_flat(items, n, idir, ".png", ldir, ".png");
 }
 
@@ -49,4 +50,4 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 }
 
 const mv_dataset_converter MV_CONVERT_GTAV = {"gtav", "gtav", "gtav-labelid-to-trainid/v2", "train, valid (val), test", list,
-                                              load};
+                                              load, "images", "labels"};

@@ -2,8 +2,8 @@
 // GT/LABELS/<split>/<name>.png whose first channel holds the SYNTHIA class id (the second the
 // instance id). The id is the full 16-bit value (never strip to 8 bits: that keeps the high
 // byte, which is 0). Ids 0..22 map to train ids with RobustNet's table; larger ids are errors.
-// The raw download (RGB/NNNNNNN.png, no split folders) must first be split with RobustNet's
-// split_data/synthia_split_{train,val}.txt.
+// The raw download (RGB/NNNNNNN.png, no split folders) converts with --list and RobustNet's
+// split_data/synthia_split_{train,val}.txt (convert_list_file).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +21,8 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     snprintf(ldir, sizeof ldir, "%s/GT/LABELS/%s", root, split);
     if (!mv_is_dir(idir))
         return mv_fail("%s: no folder RGB/%s (SYNTHIA layout: RGB/{train,val}/NNNNNNN.png and "
-                       "GT/LABELS/{train,val}/NNNNNNN.png, the RobustNet split; split a raw download with "
-                       "RobustNet's split_data/synthia_split_{train,val}.txt first)", root, split);
+                       "GT/LABELS/{train,val}/NNNNNNN.png, the RobustNet split; a raw download, RGB/NNNNNNN.png, converts "
+                       "with --list synthia_split_%s.txt, RobustNet's split list)", root, split, split);
     return convert_pair_flat(items, n, idir, ".png", ldir, ".png");
 }
 
@@ -63,4 +63,4 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 }
 
 const mv_dataset_converter MV_CONVERT_SYNTHIA = {"synthia", "synthia", "synthia-rand-cityscapes-to-trainid/v1",
-                                                 "train, val", list, load};
+                                                 "train, val", list, load, "RGB", "GT/LABELS"};

@@ -22,8 +22,10 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: maskvim data SUBCOMMAND [options]\n\n"
         "  convert --dataset NAME --root DIR --split SPLIT --out DIR [--workers N] [--skip-bad]\n"
-        "          [--samples-per-shard N] [--limit N] [--fresh]\n"
+        "          [--samples-per-shard N] [--limit N] [--fresh] [--list FILE]\n"
         "      NAME: cityscapes | bdd100k | mapillary | gtav | synthia (layouts: docs/data.md).\n"
+        "      --list FILE: gtav, synthia: the split is the file names FILE lists (RobustNet's\n"
+        "      split_data/gtav_split_val.txt, say), read from the flat raw download under --root.\n"
         "      Re-running resumes after the complete shards of an interrupted run (--fresh: start over).\n"
         "      --skip-bad skips unreadable or inconsistent items and lists them in the manifest.\n"
         "  inspect DIR [--no-verify]\n"
@@ -83,6 +85,7 @@ static int data_convert(int argc, char **argv) {
         else if (!strcmp(a, "--out")) o.out = argv[++i];
         else if (!strcmp(a, "--workers")) { if (parse_int(argv[++i], a, 1, 256, &x) < 0) return fail_exit(); o.workers = (int)x; }
         else if (!strcmp(a, "--samples-per-shard")) { if (parse_int(argv[++i], a, 1, 1 << 20, &x) < 0) return fail_exit(); o.samples_per_shard = (int)x; }
+        else if (!strcmp(a, "--list")) o.list_file = argv[++i];
         else if (!strcmp(a, "--limit")) { if (parse_int(argv[++i], a, 1, 1L << 40, &x) < 0) return fail_exit(); o.limit = x; }
         else { mv_fail("convert: unknown option %s%s", a, hint_of(a)); return fail_exit(); }
     }

@@ -123,4 +123,23 @@ with h5py.File(f"{root}/gsplit/shard-00000.h5", "r") as f:
         lab = f[f"label/{k:05d}"][()]
         assert lab.shape == (20, 36) and (lab == table[src[sy][:, sx]]).all(), k
 EOF
+# The raw (flat) GTAV download converts with a split list, giving the same sample as the split folder.
+mkdir -p "$T/graw/images" "$T/graw/labels"
+for k in 00001 00002; do
+    cp "$T/gta/images/valid/$k.png" "$T/graw/images/" && cp "$T/gta/labels/valid/$k.png" "$T/graw/labels/"
+done
+printf '00002.png\n' >"$T/gtav_split_val.txt"
+out=$("$MV_BIN" data convert --dataset gtav --root "$T/graw" --split val --list "$T/gtav_split_val.txt" \
+      --out "$T/glist" 2>"$T/glerr.txt") || fail "gtav --list convert failed: $(cat "$T/glerr.txt")"
+echo "$out" | grep -q "1 samples written.*1 labels resized" || fail "gtav --list output: $out"
+"$MV_PYTHON" - "$T" <<'EOF' || fail "gtav --list read-back"
+import sys
+import h5py
+root = sys.argv[1]
+with h5py.File(f"{root}/glist/shard-00000.h5", "r") as a, h5py.File(f"{root}/gsplit/shard-00000.h5", "r") as b:
+    assert (a["label/00000"][()] == b["label/00001"][()]).all() and (a["image/00000"][()] == b["image/00001"][()]).all()
+EOF
+if "$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --list "$T/gtav_split_val.txt" \
+    --out "$T/gl2" 2>"$T/glerr2.txt"; then fail "--list on a root without the flat folders succeeded"; fi
+grep -q "gta/images/00002.png: cannot open" "$T/glerr2.txt" || fail "--list on a split root: $(cat "$T/glerr2.txt")"
 echo "PASS"

@@ -97,7 +97,7 @@ static void put_palette(const mv_image *idx, const char *fmt, const char *a, con
 
 static int convert(const char *dataset, const char *root, const char *split, const char *out, int workers, int skip_bad,
                    int per_shard, mv_convert_stats *st) {
-    mv_convert_opts o = {dataset, root, split, out, workers, skip_bad, per_shard, 0, 0};
+    mv_convert_opts o = {dataset, root, split, out, workers, skip_bad, per_shard, 0, 0, NULL};
     mv_convert_stats local;
     return convert_run(st ? st : &local, &o, NULL);
 }
@@ -461,7 +461,7 @@ Test(convert, resume_refuses_a_changed_input) {
     const char *e = mv_last_error();
     cr_assert(strstr(e, "aaa/aaa_000009_000019") && strstr(e, "--fresh"), "%s", e);
     // --fresh converts everything, each item once.
-    mv_convert_opts o = {"cityscapes", root, "train", out, 2, 0, 2, 0, 1};
+    mv_convert_opts o = {"cityscapes", root, "train", out, 2, 0, 2, 0, 1, NULL};
     mv_convert_stats st;
     cr_assert_eq(convert_run(&st, &o, NULL), 0, "%s", mv_last_error());
     cr_assert_eq(st.written, 7);
@@ -505,6 +505,64 @@ Test(convert, gtav_index_34_is_ignored) {
     cr_assert(strstr(mv_last_error(), "00001.png") && strstr(mv_last_error(), "value 35"), "%s", mv_last_error());
     image_free(&rgb);
     image_free(&lab);
+}
+
+static void put_list(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+// A raw GTAV download (images/NNNNN.png, labels/NNNNN.png, no split folders) converts with a
+// split list (--list): the listed names only, in name order, as from the split folders. Lists
+// with CRLF line ends, blank lines and spaces read; bad lines and datasets are refused.
+Test(convert, gtav_raw_download_with_split_list) {
+    const char *root = fixture_root("gtav_list");
+    mkdirs("%s/%s", root, "images");
+    mkdirs("%s/%s", root, "labels");
+    const char *all[4] = {"00001", "00002", "00003", "00004"};
+    for (int k = 0; k < 4; k++) {
+        mv_image rgb = fixture_rgb(k, H, W), lab = fixture_label(k, 35);
+        put_png(&rgb, "%s/images/%s.png", root, all[k]);
+        put_palette(&lab, "%s/labels/%s.png", root, all[k]);
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    char list[4200], out[4200];
+    snprintf(list, sizeof list, "%s/gtav_split_val.txt", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    put_list(list, "00004.png\r\n\n  00002.png  \n");
+    mv_convert_opts o = {.dataset = "gtav", .root = root, .split = "val", .out = out, .workers = 2, .list_file = list};
+    mv_convert_stats st;
+    cr_assert_eq(convert_run(&st, &o, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(st.items, 2);
+    int table[35];
+    for (int i = 0; i < 34; i++) table[i] = CITY[i];
+    table[34] = 255;
+    const char *names[] = {"00002", "00004"};
+    int ks[] = {1, 3};
+    check_split(out, names, ks, 2, table, 35, 0);
+
+    o.fresh = 1;
+    put_list(list, "00001.png\nsub/00002.png\n");
+    cr_assert_eq(convert_run(&st, &o, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "gtav_split_val.txt:2") && strstr(mv_last_error(), "sub/00002.png"), "%s",
+              mv_last_error());
+    put_list(list, "00003.png\n00001.png\n00003.png\n");
+    cr_assert_eq(convert_run(&st, &o, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "00003 is listed twice"), "%s", mv_last_error());
+    put_list(list, "00001.png\n");
+    o.dataset = "cityscapes";
+    cr_assert_eq(convert_run(&st, &o, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "not published as one flat folder"), "%s", mv_last_error());
+    o.dataset = "synthia";   // a GTAV root has no RGB folder
+    cr_assert_eq(convert_run(&st, &o, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "no folder RGB"), "%s", mv_last_error());
+    o.dataset = "gtav";
+    o.list_file = "/nonexistent/list.txt";
+    cr_assert_eq(convert_run(&st, &o, NULL), -1);
+    cr_assert(strstr(mv_last_error(), "/nonexistent/list.txt"), "%s", mv_last_error());
 }
 
 // GTAV labels whose size differs from their image are resized as HGFormer's resize_img.py does it:
