@@ -27,14 +27,20 @@ static double now_s(void) {
 // that wait on the GPU for every rank to join; a rank that has stopped or is stuck leaves them,
 // and a cudaStreamSynchronize, unfinished for ever. So the wait polls the stream (yielding, as
 // CUDA's own spin-wait does) and, past the limit, ends the job with the reason, as the CPU
-// path's MPI collectives do (dist/comm.c). Every step passes here: its losses come back through
-// mv_download, after the previous step's all-reduce and update.
+// path's MPI collectives do (dist/comm.c). Every step passes here: before its batch is staged
+// (after the previous step's all-reduce and update) and before its losses come back (after the
+// forward's SyncBN sums).
 cudaError_t mv_device_wait(void) {
     if (g_wait_limit_s <= 0) return cudaStreamSynchronize(g_stream);
     double t0 = now_s();
     for (;;) {
         cudaError_t e = cudaStreamQuery(g_stream);
         if (e != cudaErrorNotReady) return e;
+        // The runtime records a query's "not ready" as the thread's last error, where the next
+        // cudaGetLastError (in every LAUNCH, in mv_cuda_status) would take it for a failed op and
+        // fail the step, the checkpoint or the evaluation: drop it. (It has already replaced any
+        // earlier error there; a fault on the device comes back from the query itself.)
+        if (cudaPeekAtLastError() == cudaErrorNotReady) cudaGetLastError();
         double waited = now_s() - t0;
         if (waited > g_wait_limit_s) {
             char msg[320];
@@ -60,18 +66,31 @@ float *mv_arena_alloc(size_t floats) {
     return p;
 }
 
+// cudaFree waits for the whole device, without a limit: wait for the model's stream first, so
+// that a free (a new plan for evaluation, a larger batch, detach) behind collectives a stuck rank
+// never joins ends in mv_device_wait's timeout instead of hanging.
 void mv_arena_release(void *p) {
-    if (p) cudaFree(p);
-}
-
-void mv_upload(void *dst, const void *src, size_t bytes) {
-    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_stream);
-    mv_device_wait();   // src may be a temporary of the caller
-}
-
-void mv_download(void *dst, const void *src, size_t bytes) {
-    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_stream);
+    if (!p) return;
     mv_device_wait();
+    cudaFree(p);
+}
+
+// Failures are recorded for mv_cuda_status (model_device_forward reports them after the step's
+// forward): the caller cannot see them, and after a failed download dst still holds old values.
+void mv_upload(void *dst, const void *src, size_t bytes) {
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_stream);
+    if (e == cudaSuccess) e = mv_device_wait();   // src may be a temporary of the caller
+    mv_cuda_note(e, "copying to the GPU");
+}
+
+// A copy to pageable host memory returns only once it has completed, so it waits, without any
+// limit, for all the work queued before it (a training forward's NCCL sums among it): wait with
+// the limit first; then only the copy itself is left on the stream.
+void mv_download(void *dst, const void *src, size_t bytes) {
+    cudaError_t e = mv_device_wait();
+    if (e == cudaSuccess) e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(g_stream);
+    mv_cuda_note(e, "copying results from the GPU");
 }
 
 static void bind(mv_params *p, float *params, float *grads, float *buffers) {
@@ -152,6 +171,10 @@ static int grow(void **buf, size_t *cap, size_t bytes) {
 int model_device_forward(mv_model *m, mv_device_batch *st, const float *images, const uint8_t *labels,
                          int B, int H, int W, const mv_run_ctx *ctx) {
     size_t ni = sizeof(float) * (size_t)B * 3 * H * W, nl = (size_t)B * H * W, nd = sizeof(int) * (size_t)B;
+    // With several ranks, wait (with the limit) for the previous step's backward, all-reduce and
+    // update first: the copies below are from pageable memory, which the driver may stage by
+    // waiting for the stream, and such a wait has no limit.
+    if (g_wait_limit_s > 0) MV_TRY(cuda_ok(mv_device_wait(), "GPU step"));
     MV_TRY(grow((void **)&st->images, &st->cap_images, ni));
     MV_TRY(grow((void **)&st->labels, &st->cap_labels, nl));
     MV_TRY(grow((void **)&st->ids, &st->cap_ids, nd));
@@ -161,7 +184,11 @@ int model_device_forward(mv_model *m, mv_device_batch *st, const float *images, 
     mv_run_ctx dctx = *ctx;
     dctx.sample_ids = ctx->sample_ids ? st->ids : NULL;
     MV_TRY(model_plan_device(m, B, H, W, m->plan_mode));
-    return model_forward_device(m, st->images, labels ? st->labels : NULL, &dctx);
+    MV_TRY(model_forward_device(m, st->images, labels ? st->labels : NULL, &dctx));
+    // A forward with losses ends by downloading them, a synchronisation: report a failure of the
+    // step (a launch, a GEMM, a copy, a fault on the device) now, before the host uses those
+    // losses (the NaN check, the logs): after a failed download they are the previous step's.
+    return labels ? mv_cuda_status("GPU step") : 0;
 }
 
 void mv_device_batch_free(mv_device_batch *st) {

@@ -19,8 +19,8 @@
 #define FULL_MASK 0xffffffffu
 #define LOG2E_F 1.44269504088896341f
 
-// Records the first failure of the backend (reported by mv_cuda_status).
-void mv_cuda_note(cudaError_t err, const char *where);
+// Records the first failure of the backend (reported by mv_cuda_status). mv_cuda_note itself is
+// declared in ops_cuda.h (C linkage: the GPU model's C code notes its copies' failures too).
 void mv_cuda_note_blas(cublasStatus_t st, const char *where);
 // The same for other libraries' failures (NCCL): "error in WHERE: WHAT".
 void mv_cuda_note_text(const char *where, const char *what);

@@ -49,6 +49,9 @@ bool mv_cuda_tf32(void);
 // recorded as the thread's error message. Checks launch errors only; asynchronous faults show
 // up after a synchronisation (cudaStreamSynchronize), so call it after one.
 int mv_cuda_status(const char *context);
+// Records a failed CUDA call (err != cudaSuccess) for the next mv_cuda_status, as a failed launch
+// is; for the C callers that copy and wait (core/device/model_device.c).
+void mv_cuda_note(cudaError_t err, const char *where);
 // True in the host emulation build used by CI machines without a GPU (tests/cuda/emu/).
 bool mv_cuda_emulated(void);
 // Bytes held by the internal workspace that the row reductions use for their partials. It grows

@@ -30,13 +30,14 @@ same_training "$TMP/cpu" "$TMP/gpu" || fail "2 GPU ranks x 1 (NCCL) differ from 
 
 # A rank whose GPU stream never completes (as one does whose NCCL all-reduce waits for a rank
 # that has stopped): after MV_COMM_TIMEOUT seconds the job ends, naming the reason, instead of
-# hanging. Rank 0's stream stalls after its fifth query (during the third step); rank 1's own
-# collectives wait longer, so that rank 0 is the one to report.
+# hanging. Rank 0's stream stalls after its sixth query (two at the first plan, then two a step:
+# before the batch is staged and before the losses come back; so during the third step); rank 1's
+# own collectives wait longer, so that rank 0 is the one to report.
 ARGS=(train "${TRAIN_SETS[@]}" --set data.batch_per_rank=1 --set run.device=cuda --set run.work_dir="$TMP/hang")
 start=$(date +%s)
 rc=0
 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREADS=1 \
-    -np 1 env MV_COMM_TIMEOUT=3 MV_EMU_STALL_QUERIES=5 "$MV_EMU_BIN" "${ARGS[@]}" : \
+    -np 1 env MV_COMM_TIMEOUT=3 MV_EMU_STALL_QUERIES=6 "$MV_EMU_BIN" "${ARGS[@]}" : \
     -np 1 env MV_COMM_TIMEOUT=60 "$MV_EMU_BIN" "${ARGS[@]}" >"$TMP/hang.log" 2>&1 || rc=$?
 took=$(( $(date +%s) - start ))
 [ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "a stalled GPU stream: exit status $rc after $took s: $(tail -5 "$TMP/hang.log")"
