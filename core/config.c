@@ -7,6 +7,7 @@
 #include "core/fs.h"
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -217,6 +218,12 @@ int config_validate(const mv_config *cfg) {
     MV_TRY(check_sources(d->val, d->num_val, "data.val"));
     if (d->ratio_range[0] > d->ratio_range[1])
         return mv_fail("data.ratio_range: min %g is above max %g", d->ratio_range[0], d->ratio_range[1]);
+    // The model takes at most INT_MAX image values per batch (model_plan); refused here, before
+    // the loader allocates the batch and the synthetic data is written.
+    double values = (double)d->batch_per_rank * cfg->model.crop_h * cfg->model.crop_w * 3;
+    if (values > (double)INT_MAX)
+        return mv_fail("data.batch_per_rank (%d) x model.crop (%dx%d): %.3g image values per batch, at most %d",
+                       d->batch_per_rank, cfg->model.crop_h, cfg->model.crop_w, values, INT_MAX);
     for (int i = 0; i < 2; i++) {
         if (d->test_crop[i] != 0 && d->test_crop[i] < 32)
             return mv_fail("data.test_crop: a window of %dx%d is too small: the model needs at least 32x32 (0: model.crop)",
@@ -374,6 +381,7 @@ int config_remove_stale_tmp(const char *path) {
 }
 
 int config_save(const char *path, const mv_config *cfg) {
+    MV_TRY(mv_check_output_file(path));
     // A writer killed between its write and its rename leaves `path`.tmp.<pid>, which nothing
     // else would ever remove: every later write of the same file clears them.
     config_remove_stale_tmp(path);

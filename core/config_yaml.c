@@ -407,6 +407,9 @@ static int apply_tree(mv_config *cfg, const ynode *root) {
         const ynode *k = root->keys[i], *v = root->vals[i];
         int s = 0;
         while (s < NUM_SECTIONS && strcmp(k->text, SECTIONS[s])) s++;
+        if (s == NUM_SECTIONS && (!strcmp(k->text, "include") || !strcmp(k->text, "_base_")))
+            return ynode_fail_at(k, "'%s' names base files and works in a configuration file only, not in --set",
+                                 k->text);
         if (s == NUM_SECTIONS) {
             char hint[NAME_MAX_LEN + 32];
             section_hint(hint, sizeof hint, k->text, v);

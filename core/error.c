@@ -6,29 +6,70 @@
 
 static _Thread_local char g_msg[MV_ERRMSG_MAX];
 
+// Stores text[0..n) as this thread's message. Text longer than the buffer (a 5000-character
+// path or value in it) keeps its beginning and its end, which says what went wrong, around
+// " ... ": cutting the end off lost the reason.
+static void store(const char *text, size_t n) {
+    static const char gap[] = " ... ";
+    size_t cap = sizeof g_msg - 1;
+    if (n <= cap) {
+        memmove(g_msg, text, n);
+        g_msg[n] = '\0';
+        return;
+    }
+    size_t head = (cap - (sizeof gap - 1)) / 2, tail = cap - (sizeof gap - 1) - head;
+    memmove(g_msg, text, head);
+    memcpy(g_msg + head, gap, sizeof gap - 1);
+    memmove(g_msg + head + sizeof gap - 1, text + n - tail, tail);
+    g_msg[cap] = '\0';
+}
+
+// vsnprintf into a heap buffer of the full length (the message may quote g_msg itself). NULL
+// when memory ran out: then the caller formats into g_msg, cut at its size.
+static char *format(size_t *n, const char *fmt, va_list ap) {
+    va_list ap2;
+    va_copy(ap2, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    char *buf = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (buf) vsnprintf(buf, (size_t)len + 1, fmt, ap);
+    *n = buf ? (size_t)len : 0;
+    return buf;
+}
+
 int mv_fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    size_t n;
+    va_list ap2;
+    va_copy(ap2, ap);
+    char *msg = format(&n, fmt, ap);
+    if (msg) store(msg, n);
+    else vsnprintf(g_msg, sizeof g_msg, fmt, ap2);
+    va_end(ap2);
     va_end(ap);
+    free(msg);
     return -1;
 }
 
 int mv_fail_context(const char *fmt, ...) {
-    char prefix[MV_ERRMSG_MAX], old[MV_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    size_t n;
+    char *prefix = format(&n, fmt, ap);
     va_end(ap);
-    memcpy(old, g_msg, sizeof old);
-    size_t n = strlen(prefix);
-    if (n > sizeof g_msg - 3) n = sizeof g_msg - 3;
-    memcpy(g_msg, prefix, n);
-    memcpy(g_msg + n, ": ", 2);
-    size_t rest = sizeof g_msg - n - 3, m = strlen(old);
-    if (m > rest) m = rest;
-    memcpy(g_msg + n + 2, old, m);
-    g_msg[n + 2 + m] = '\0';
+    size_t m = strlen(g_msg);
+    char *all = prefix ? malloc(n + 2 + m + 1) : NULL;
+    if (!all) {   // out of memory: keep the message as it is
+        free(prefix);
+        return -1;
+    }
+    memcpy(all, prefix, n);
+    memcpy(all + n, ": ", 2);
+    memcpy(all + n + 2, g_msg, m + 1);
+    store(all, n + 2 + m);
+    free(all);
+    free(prefix);
     return -1;
 }
 

@@ -45,6 +45,15 @@ int mv_lock_file(const char *path, const char *waiting) {
                       : mv_fail("%s: cannot lock: %s", path, strerror(e));
 }
 
+int mv_check_output_file(const char *path) {
+    if (!path[0]) return mv_fail("an empty path is not a file to write");
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return 0;
+    const char *what = S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a pipe" : S_ISSOCK(st.st_mode) ? "a socket"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a regular file";
+    return mv_fail("%s: is %s, not a file to write (give the path of a file)", path, what);
+}
+
 void mv_dir_of(char *dir, size_t cap, const char *path) {
     const char *slash = strrchr(path, '/');
     if (!slash) snprintf(dir, cap, ".");

@@ -22,6 +22,12 @@ void mv_free_names(char **names, int64_t n);
 // interrupts the wait fails it, so that a handler's stop request is seen.
 int mv_lock_file(const char *path, const char *waiting);
 
+// Refuses `path` as the target of an atomic write (a temporary renamed over it): an empty
+// path, or one naming an existing folder, device, pipe or socket, which the rename would
+// replace by a regular file (`--out /dev/null` as root) or fail on after all the work. 0 when
+// `path` is missing or a regular file (or a link to one).
+int mv_check_output_file(const char *path);
+
 // The folder holding `path`: "." for a bare name, "/" for a file at the root.
 void mv_dir_of(char *dir, size_t cap, const char *path);
 

@@ -1,6 +1,8 @@
 // HDF5 helpers (see h5util.h). Error stacks are silenced: failures become our messages.
 #include "core/h5util.h"
 #include "core/error.h"
+#include "core/fs.h"
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -98,6 +100,15 @@ int h5_read_floats(hid_t file, const char *path, const char *name, float *out, s
 int h5_publish(const char *tmp, const char *final) {
     int fd = open(tmp, O_RDONLY);
     if (fd >= 0) { fsync(fd); close(fd); }
-    if (rename(tmp, final) != 0) return mv_fail("%s: cannot rename to %s", tmp, final);
+    // A failed publish leaves no temporary behind (a checkpoint's is as large as the model).
+    if (mv_check_output_file(final) < 0) {
+        remove(tmp);
+        return -1;
+    }
+    if (rename(tmp, final) != 0) {
+        int e = errno;
+        remove(tmp);
+        return mv_fail("%s: cannot rename to %s: %s", tmp, final, strerror(e));
+    }
     return 0;
 }

@@ -2,6 +2,7 @@
 // Planning lays out every activation (and its gradient) for one batch shape. The same source is
 // the GPU model too (core/model_ops.h maps the ops and allocations when MV_MODEL_DEVICE is set),
 // so everything here is an op call: no loop touches activation memory directly.
+#include <limits.h>
 #include "core/model_ops.h"
 #include "core/error.h"
 
@@ -133,6 +134,12 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
 int model_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode) {
     if (B < 1) return mv_fail("batch size %d must be at least 1", B);
     if (H < 32 || W < 32) return mv_fail("image size %dx%d is too small: the model needs at least 32x32", H, W);
+    // Row and element counts of the activations are ints: a batch whose image tensor has more
+    // than INT_MAX values (4096 crops of 16384x16384, --batch 99999999) is refused before any
+    // of them overflows.
+    if ((double)B * H * W * 3 > (double)INT_MAX)
+        return mv_fail("batch %dx3x%dx%d is too large: %.3g image values, at most %d", B, H, W, (double)B * H * W * 3,
+                       INT_MAX);
     if (m->acts_mem && m->B == B && m->H == H && m->W == W && m->plan_mode == mode) return 0;
     model_release_activations(m);
     m->B = B; m->H = H; m->W = W;

@@ -104,6 +104,27 @@ static double sgemm_peak_gflops(void) {
     return best;
 }
 
+// A whole decimal number in [lo, hi] (atoi read '1e3' as 1 and 'abc' as 0); 0, or -1 after
+// printing why.
+static int bench_int(const char *opt, const char *v, long lo, long hi, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || errno || n < lo || n > hi) {
+        fprintf(stderr, "maskvim bench: %s '%s': expected an integer in [%ld, %ld]\n", opt, v, lo, hi);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+// "HxW", each side a whole number in [32, 16384].
+static int bench_size(const char *v, int *h, int *w) {
+    if (cli_parse_hw(v, 32, 16384, h, w) == 0) return 0;
+    fprintf(stderr, "maskvim bench: --size wants HxW with sides in [32, 16384], got '%s'\n", v);
+    return -1;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *config = NULL, *json = NULL, *scan = NULL;
     const char **sets = mv_calloc(argc + 2, sizeof(char *));
@@ -116,10 +137,10 @@ int cmd_bench(int argc, char **argv) {
         if (!strcmp(a, "--preset")) snprintf(preset, sizeof preset, "model.preset=%s", v);
         else if (!strcmp(a, "--config")) { config = v; preset[0] = 0; }
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
-        else if (!strcmp(a, "--batch")) B = atoi(v);
-        else if (!strcmp(a, "--size")) { if (sscanf(v, "%dx%d", &H, &W) != 2) { fprintf(stderr, "maskvim bench: --size wants HxW, got '%s'\n", v); free(sets); return 2; } }
-        else if (!strcmp(a, "--iters")) iters = atoi(v);
-        else if (!strcmp(a, "--warmup")) warmup = atoi(v);
+        else if (!strcmp(a, "--batch")) { if (bench_int(a, v, 1, 4096, &B) < 0) { free(sets); return 2; } }
+        else if (!strcmp(a, "--size")) { if (bench_size(v, &H, &W) < 0) { free(sets); return 2; } }
+        else if (!strcmp(a, "--iters")) { if (bench_int(a, v, 1, 1000000, &iters) < 0) { free(sets); return 2; } }
+        else if (!strcmp(a, "--warmup")) { if (bench_int(a, v, 0, 1000000, &warmup) < 0) { free(sets); return 2; } }
         else if (!strcmp(a, "--json")) json = v;
         else if (!strcmp(a, "--scan")) scan = v;
         else { cli_unknown_option("bench", a, usage); free(sets); return 2; }

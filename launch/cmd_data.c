@@ -49,8 +49,8 @@ static int parse_int(const char *s, const char *opt, long lo, long hi, long *out
 }
 
 static int parse_hw(const char *s, const char *opt, int *h, int *w) {
-    if (sscanf(s, "%dx%d", h, w) != 2 || *h < 1 || *w < 1 || *h > MV_IMAGE_MAX_SIDE || *w > MV_IMAGE_MAX_SIDE)
-        return mv_fail("%s: '%s' is not HxW", opt, s);
+    if (cli_parse_hw(s, 1, MV_IMAGE_MAX_SIDE, h, w) < 0)
+        return mv_fail("%s: '%s' is not HxW with sides in [1, %d]", opt, s, MV_IMAGE_MAX_SIDE);
     return 0;
 }
 

@@ -45,7 +45,14 @@ int cmd_train(int argc, char **argv) {
         }
         if (!v) { cli_missing_value("train", a, usage); free(sets); return 2; }
         if (!strcmp(a, "--set")) sets[nsets++] = v;
-        else if (!strcmp(a, "--resume")) resume = v;
+        else if (!strcmp(a, "--resume")) {
+            if (!v[0]) {   // "" would silently start a fresh run
+                fprintf(stderr, "maskvim train: --resume '': give auto or the path of a checkpoint\n");
+                free(sets);
+                return 2;
+            }
+            resume = v;
+        }
         else if (!strcmp(a, "--stop-after")) {
             char *end = NULL;
             long n = strtol(v, &end, 10);

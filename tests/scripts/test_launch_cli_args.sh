@@ -76,6 +76,37 @@ set +e
 $MV_BIN bench --warmup -1 >"$TMP/b2.log" 2>&1; rc=$?
 set -e
 [ "$rc" = 2 ] || fail "bench --warmup -1: exit $rc: $(cat "$TMP/b2.log")"
+# Numbers are whole numbers (atoi took '99999999x2' as a batch of 99999999, whose activation
+# sizes overflowed an int, and 'abc' as 0); a batch the model cannot index is refused.
+expect2 "--batch '99999999x2': expected an integer in \[1, 4096\]" bench --batch 99999999x2
+expect2 "--iters '1e3': expected an integer" bench --iters 1e3
+expect2 "--warmup 'abc': expected an integer" bench --warmup abc
+expect2 "--size wants HxW with sides in \[32, 16384\], got '64x64junk'" bench --size 64x64junk
+set +e
+$MV_BIN bench --batch 4096 --size 16384x16384 >"$TMP/b3.log" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "batch 4096x3x16384x16384 is too large" "$TMP/b3.log" || fail "bench huge batch: exit $rc: $(cat "$TMP/b3.log")"
+set +e
+$MV_BIN data bench-loader --dir "$TMP/bl" --size 4294967360x64 >"$TMP/b4.log" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "'4294967360x64' is not HxW" "$TMP/b4.log" || fail "bench-loader --size overflow: exit $rc: $(cat "$TMP/b4.log")"
+[ ! -e "$TMP/bl" ] || fail "bench-loader wrote a split for a refused size"
+expect2 "--resume '': give auto or the path of a checkpoint" train --resume ""
+
+# Outputs written atomically (a temporary renamed over the target) refuse a target that is not
+# a file: an existing pipe stays a pipe (as root, `--out /dev/null` used to become a regular
+# file), and no temporary is left beside a folder.
+mkfifo "$TMP/pipe" && mkdir -p "$TMP/outdir"
+for target in "$TMP/pipe" "$TMP/outdir" ""; do
+    set +e
+    $MV_BIN config --out "$target" >"$TMP/w1.log" 2>&1; rc=$?
+    $MV_BIN step --preset maskvim-nano --init-out "$target" >"$TMP/w2.log" 2>&1; rc2=$?
+    set -e
+    [ "$rc" = 1 ] && grep -qE "is a pipe|is a folder|an empty path" "$TMP/w1.log" || fail "config --out '$target': exit $rc: $(cat "$TMP/w1.log")"
+    [ "$rc2" = 1 ] && grep -qE "is a pipe|is a folder|an empty path" "$TMP/w2.log" || fail "step --init-out '$target': exit $rc2: $(cat "$TMP/w2.log")"
+done
+[ -p "$TMP/pipe" ] || fail "a pipe given to --out was replaced"
+ls "$TMP"/outdir.tmp* "$TMP"/pipe.tmp* >/dev/null 2>&1 && fail "temporaries left: $(ls "$TMP")"
 
 # Mistyped commands, subcommands and options name the closest one the command knows (from its
 # --help), on the message's one line; a word close to nothing gets no guess.

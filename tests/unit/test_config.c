@@ -759,3 +759,66 @@ Test(config, save_removes_stale_temporaries) {
     for (int i = 0; i < 3; i++) remove(kept[i]);
     free(dir);
 }
+
+// config_save refuses a target its rename would replace or fail on: an existing pipe (as root,
+// `--out /dev/null` became a regular file), a folder, an empty path; the pipe stays a pipe.
+Test(config, save_refuses_targets_that_are_not_files) {
+    char *fifo = tmp_path("targets/pipe.yaml"), *dir = tmp_path("targets/folder.yaml");
+    remove(fifo);
+    cr_assert_eq(mkfifo(fifo, 0644), 0, "mkfifo %s", fifo);
+    cr_assert(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    mv_config c;
+    config_defaults(&c);
+    cr_assert_eq(config_save(fifo, &c), -1, "saved over a pipe");
+    cr_expect(strstr(mv_last_error(), fifo) && strstr(mv_last_error(), "is a pipe"), "%s", mv_last_error());
+    struct stat st;
+    cr_expect(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode), "the pipe was replaced");
+    cr_assert_eq(config_save(dir, &c), -1, "saved over a folder");
+    cr_expect(strstr(mv_last_error(), "is a folder"), "%s", mv_last_error());
+    cr_assert_eq(config_save("", &c), -1, "saved to an empty path");
+    cr_expect(strstr(mv_last_error(), "empty path"), "%s", mv_last_error());
+    remove(fifo);
+    free(fifo);
+    free(dir);
+}
+
+// A message longer than the error buffer (an include of a 3000-character name) keeps its end,
+// which says what is wrong, instead of being cut off inside the name.
+Test(config, long_messages_keep_their_reason) {
+    char text[3100] = "include: ";
+    size_t n = strlen(text);
+    memset(text + n, 'q', 3000);
+    text[n + 3000] = '\0';
+    strcat(text, "\n");
+    char *path = write_tmp("long_include.yaml", text);
+    mv_config cfg;
+    cr_assert_eq(config_load(&cfg, path, 0, NULL), -1);
+    const char *msg = mv_last_error();
+    cr_expect(!strncmp(msg, path, strlen(path)), "the message starts with the file: %s", msg);
+    cr_expect(strstr(msg, "cannot open: File name too long") || strstr(msg, "cannot open: No such file"), "%s", msg);
+    cr_expect(strstr(msg, " ... "), "the middle is elided: %s", msg);
+    cr_expect_lt(strlen(msg), (size_t)MV_ERRMSG_MAX);
+    free(path);
+}
+
+// A batch the model cannot index (data.batch_per_rank x model.crop beyond INT_MAX image values)
+// is refused by validation, naming both keys, before the loader allocates it.
+Test(config, batch_times_crop_is_bounded) {
+    mv_config c;
+    const char *big[] = {"data.batch_per_rank=4096", "model.crop=[16384, 16384]"};
+    cr_assert_eq(config_load(&c, NULL, 2, big), -1, "accepted 4096 crops of 16384x16384");
+    cr_expect(strstr(mv_last_error(), "data.batch_per_rank (4096) x model.crop (16384x16384)"), "%s", mv_last_error());
+    const char *ok[] = {"data.batch_per_rank=2", "model.crop=[16384, 16384]"};
+    cr_assert_eq(config_load(&c, NULL, 2, ok), 0, "%s", mv_last_error());
+}
+
+// `include` names base files inside a file; as a --set it is refused as such (it was "unknown
+// section 'include'; did you mean 'include'?").
+Test(config, include_in_set_is_refused_plainly) {
+    mv_config c;
+    const char *set[] = {"include=/etc/passwd"};
+    cr_assert_eq(config_load(&c, NULL, 1, set), -1);
+    cr_expect(strstr(mv_last_error(), "'include' names base files and works in a configuration file only"), "%s",
+              mv_last_error());
+    cr_expect(!strstr(mv_last_error(), "did you mean"), "%s", mv_last_error());
+}

@@ -403,3 +403,41 @@ Test(loader, rgb_hook_applies_before_the_pipeline) {
     cr_assert_eq(loader_next(L, &b), 0);
     loader_close(L);
 }
+
+// A shard that is not HDF5 at all (its bytes zeroed; the size the manifest records is kept, so
+// split_open accepts it) fails each of its samples with a message naming the file, in a worker
+// thread as in the caller's. HDF5's error stack of the failed open is cleared: a thread-safe
+// HDF5 frees a thread's stack at thread exit without its strings, so a worker whose last HDF5
+// call failed (here: one worker, the last shard damaged) leaked them (LeakSanitizer).
+Test(loader, unreadable_shard_fails_its_samples_without_leaks) {
+    make_splits("not_hdf5");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/shard-00002.h5", g_dirs[0]);   // samples A08, A09: the last
+    FILE *fp = fopen(path, "r+b");
+    cr_assert(fp, "%s", path);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    for (long i = 0; i < n; i++) fputc(0, fp);
+    fclose(fp);
+    mv_loader_config c = train_config(1, 0, 1, 1);
+    c.mode = MV_LOADER_TEST;
+    c.n_sources = 1;
+    for (int workers = 1; workers >= 0; workers--) {
+        c.workers = workers;
+        mv_loader *L;
+        cr_assert_eq(loader_open(&L, &c, NULL), 0, "%s", mv_last_error());
+        const mv_batch *b;
+        for (int k = 0; k < 10; k++) {
+            int rc = loader_next(L, &b);
+            if (k >= 8) {
+                cr_assert_eq(rc, -1, "sample %d of the zeroed shard read", k);
+                cr_assert(strstr(mv_last_error(), "shard-00002.h5: cannot open as HDF5"), "%s", mv_last_error());
+            } else {
+                cr_assert_eq(rc, 1, "sample %d: %s", k, mv_last_error());
+            }
+        }
+        cr_assert_eq(loader_next(L, &b), 0);
+        loader_close(L);
+    }
+}

@@ -1,0 +1,20 @@
+// Command-line values shared by several commands, parsed strictly: the whole text must be the
+// value (sscanf's "%dx%d" took "64x64junk" and wrapped "4294967360x64" to 64x64).
+#include "launch/commands.h"
+#include <errno.h>
+#include <stdlib.h>
+
+int cli_parse_hw(const char *s, long lo, long hi, int *h, int *w) {
+    char *end = NULL;
+    errno = 0;
+    long a = strtol(s, &end, 10), b = -1;
+    if (end != s && *end == 'x') {
+        const char *p = end + 1;
+        b = strtol(p, &end, 10);
+        if (end == p) b = -1;
+    }
+    if (errno || *end || a < lo || b < lo || a > hi || b > hi) return -1;
+    *h = (int)a;
+    *w = (int)b;
+    return 0;
+}
