@@ -122,17 +122,25 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     return cudaSuccess;
 }
 
-// Work runs when it is launched, so a stream is always complete: except, for the hang tests,
-// after MV_EMU_STALL_QUERIES=N answers, when every further query reports it unfinished, as a
-// stream whose NCCL kernel waits for a rank that never joins stays (tests/scripts/train_cuda_emu_mpi.sh).
+// Work runs when it is launched, so a stream is always complete. A GPU's stream is usually still
+// busy when a wait first polls it, and the runtime then records cudaErrorNotReady as the thread's
+// last error (the next cudaGetLastError returns it): every other query answers so, once, to keep
+// the waiting code honest about both. And, for the hang tests, after MV_EMU_STALL_QUERIES=N
+// answers of "complete", every further query reports the stream unfinished, as a stream whose
+// NCCL kernel waits for a rank that never joins stays (tests/scripts/train_cuda_emu_mpi.sh).
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
     (void)stream;
     static long limit = -2, answered = 0;
+    static bool busy = false;
     if (limit == -2) {
         const char *e = getenv("MV_EMU_STALL_QUERIES");
         limit = e ? atol(e) : -1;
     }
-    if (limit >= 0 && answered >= limit) return cudaErrorNotReady;
+    busy = !busy;
+    if (busy || (limit >= 0 && answered >= limit)) {
+        g_last = cudaErrorNotReady;
+        return cudaErrorNotReady;
+    }
     answered++;
     return cudaSuccess;
 }
@@ -213,6 +221,7 @@ const char *cudaGetErrorString(cudaError_t error) {
     case cudaSuccess: return "no error";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorNotReady: return "device not ready";
     default: return "emulated CUDA error";
     }
 }
