@@ -14,6 +14,7 @@
 #include <jpeglib.h>
 #include <jerror.h>
 #include "core/error.h"
+#include "core/fs.h"
 
 void image16_free(mv_image16 *img) {
     if (!img) return;
@@ -25,6 +26,7 @@ void image16_free(mv_image16 *img) {
 // Writes go to "<path>.tmp" and are renamed into place once complete. A temporary that cannot be
 // created is reported under the target's name (same folder, same cause).
 static FILE *open_tmp(char *tmp, size_t cap, const char *path) {
+    if (mv_check_output_file(path) < 0) return NULL;   // a rename would replace a device or pipe
     snprintf(tmp, cap, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) mv_fail("%s: cannot create: %s", path, strerror(errno));

@@ -1,8 +1,18 @@
 // Command-line values shared by several commands, parsed strictly: the whole text must be the
-// value (sscanf's "%dx%d" took "64x64junk" and wrapped "4294967360x64" to 64x64).
+// value (atoi read "1e3" as 1 and "abc" as 0; sscanf's "%dx%d" took "64x64junk" and wrapped
+// "4294967360x64" to 64x64).
 #include "launch/commands.h"
 #include <errno.h>
 #include <stdlib.h>
+
+int cli_parse_long(const char *s, long lo, long hi, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
 
 int cli_parse_hw(const char *s, long lo, long hi, int *h, int *w) {
     char *end = NULL;

@@ -104,13 +104,10 @@ static double sgemm_peak_gflops(void) {
     return best;
 }
 
-// A whole decimal number in [lo, hi] (atoi read '1e3' as 1 and 'abc' as 0); 0, or -1 after
-// printing why.
+// A whole decimal number in [lo, hi]; 0, or -1 after printing why.
 static int bench_int(const char *opt, const char *v, long lo, long hi, int *out) {
-    char *end = NULL;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || errno || n < lo || n > hi) {
+    long n;
+    if (cli_parse_long(v, lo, hi, &n) < 0) {
         fprintf(stderr, "maskvim bench: %s '%s': expected an integer in [%ld, %ld]\n", opt, v, lo, hi);
         return -1;
     }

@@ -79,9 +79,8 @@ static int parse_bytes(size_t *out, const char *s, const char *flag) {
 }
 
 static int parse_int(int *out, const char *s, const char *flag, int lo, int hi) {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || v < lo || v > hi) return mv_fail("%s %s: expected an integer in [%d, %d]", flag, s, lo, hi);
+    long v;
+    if (cli_parse_long(s, lo, hi, &v) < 0) return mv_fail("%s %s: expected an integer in [%d, %d]", flag, s, lo, hi);
     *out = (int)v;
     return 0;
 }

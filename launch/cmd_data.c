@@ -40,11 +40,7 @@ static void usage(FILE *f) {
 }
 
 static int parse_int(const char *s, const char *opt, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) return mv_fail("%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
-    *out = v;
+    if (cli_parse_long(s, lo, hi, out) < 0) return mv_fail("%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
     return 0;
 }
 

@@ -372,9 +372,8 @@ static int experiment_run(int argc, char **argv) {
         else if (!strcmp(a, "--only")) only = v;
         else if (!strcmp(a, "--launcher")) launcher = v;
         else if (!strcmp(a, "--jobs")) {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || n < 1 || n > 64) { fprintf(stderr, "maskvim experiment run: --jobs '%s': expected 1..64\n", v); return 2; }
+            long n;
+            if (cli_parse_long(v, 1, 64, &n) < 0) { fprintf(stderr, "maskvim experiment run: --jobs '%s': expected 1..64\n", v); return 2; }
             njobs = (int)n;
         }
         i++;

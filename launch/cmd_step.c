@@ -9,6 +9,7 @@
 #include "core/model.h"
 #include "core/weights_io.h"
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -179,10 +180,8 @@ int cmd_step(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) batch = v;
         else if (!strcmp(a, "--dump")) dump = v;
         else if (!strcmp(a, "--seed") || !strcmp(a, "--iter")) {
-            char *end;
-            errno = 0;
-            long n = strtol(v, &end, 10);
-            if (errno || end == v || *end || n < 0) {
+            long n;
+            if (cli_parse_long(v, 0, LONG_MAX, &n) < 0) {
                 fprintf(stderr, "maskvim step: %s wants a non-negative integer, not '%s'\n", a, v);
                 free(sets);
                 return 2;

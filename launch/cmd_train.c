@@ -54,9 +54,8 @@ int cmd_train(int argc, char **argv) {
             resume = v;
         }
         else if (!strcmp(a, "--stop-after")) {
-            char *end = NULL;
-            long n = strtol(v, &end, 10);
-            if (end == v || *end || n < 1 || n > 1000000000) {
+            long n;
+            if (cli_parse_long(v, 1, 1000000000, &n) < 0) {
                 fprintf(stderr, "maskvim train: --stop-after '%s': expected a number of iterations >= 1\n", v);
                 free(sets);
                 return 2;
