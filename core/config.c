@@ -81,7 +81,7 @@ static const mv_key KEYS[] = {
     {.name = "run.bucket_mb", .type = MV_KEY_DOUBLE, .offset = C(run.bucket_mb), .count = 1, .lo = 0,
      .hi = 4096, .flags = MV_KEY_LO_OPEN, .doc = "gradient all-reduce bucket size in MiB (several ranks)"},
     {.name = "run.first_bucket_mb", .type = MV_KEY_DOUBLE, .offset = C(run.first_bucket_mb), .count = 1, .lo = 0,
-     .hi = 4096, .flags = MV_KEY_LO_OPEN, .doc = "the first (last layers') bucket in MiB; at most run.bucket_mb"},
+     .hi = 4096, .flags = MV_KEY_LO_OPEN, .doc = "the first (last layers') bucket in MiB; a larger value is cut to run.bucket_mb"},
     {.name = "run.seed", .type = MV_KEY_INT, .offset = C(run.seed), .count = 1, .lo = 0, .hi = 2147483647,
      .doc = "seed of initialisation, masks' noise, dropout and data order"},
     {.name = "run.init_weights", .type = MV_KEY_STRING, .offset = C(run.init_weights), .count = 1,

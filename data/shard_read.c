@@ -246,6 +246,22 @@ int shard_hdf5_threadsafe(void) {
     return H5is_library_threadsafe(&ts) >= 0 && ts;
 }
 
+// The writer refuses other values, but a shard written by another tool passes its CRC with any:
+// training would stop at the first batch that holds one, so verification names it now.
+static int check_label_values(const mv_sample *smp, const mv_split *s, const mv_manifest_shard *sh, int j) {
+    const mv_image *l = &smp->label;
+    int K = s->m.num_classes;
+    size_t n = (size_t)l->h * l->w;
+    for (size_t i = 0; i < n; i++) {
+        int v = l->px[i];
+        if (v >= K && v != MV_IGNORE_LABEL)
+            return mv_fail("%s/%s: sample %d (split index %lld, %s): label value %d at (y %zu, x %zu) is neither a "
+                           "class 0..%d nor %d", s->dir, sh->file, j, (long long)smp->index, smp->name, v, i / l->w,
+                           i % l->w, K - 1, MV_IGNORE_LABEL);
+    }
+    return 0;
+}
+
 int split_verify(mv_split *s, FILE *log) {
     int bad = 0;
     char first_err[MV_ERRMSG_MAX] = "";
@@ -267,7 +283,7 @@ int split_verify(mv_split *s, FILE *log) {
         if (shard_bad && !first_err[0]) snprintf(first_err, sizeof first_err, "%s", mv_last_error());
         int samples_bad = 0;
         for (int j = 0; j < sh->count; j++) {
-            if (read_sample(&smp, s, sh->first + j, false) < 0) {
+            if (read_sample(&smp, s, sh->first + j, false) < 0 || check_label_values(&smp, s, sh, j) < 0) {
                 if (log) fprintf(log, "  error: %s\n", mv_last_error());
                 if (!first_err[0]) snprintf(first_err, sizeof first_err, "%s", mv_last_error());
                 samples_bad++;

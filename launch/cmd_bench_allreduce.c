@@ -10,6 +10,7 @@
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
 #include "core/error.h"
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,9 +119,10 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
         } else if (!strcmp(a, "--iters")) MV_TRY(parse_int(&o->iters, v, a, 1, 1000000));
         else if (!strcmp(a, "--warmup")) MV_TRY(parse_int(&o->warmup, v, a, 0, 1000000));
         else if (!strcmp(a, "--seed")) {
-            char *end = NULL;
-            o->seed = strtoull(v, &end, 10);
-            if (end == v || *end) return mv_fail("--seed %s: expected a non-negative integer", v);
+            long seed;
+            if (cli_parse_long(v, 0, LONG_MAX, &seed))
+                return mv_fail("--seed %s: expected a whole number from 0 to %ld", v, LONG_MAX);
+            o->seed = (uint64_t)seed;
         } else if (!strcmp(a, "--bucket-bytes")) MV_TRY(parse_bytes(&o->bucket_bytes, v, a));
         else if (!strcmp(a, "--first-bucket-bytes")) MV_TRY(parse_bytes(&o->first_bucket_bytes, v, a));
         else if (!strcmp(a, "--layers")) MV_TRY(parse_int(&o->layers, v, a, 1, 100000));

@@ -28,9 +28,10 @@ static void usage(FILE *f) {
         "      split_data/gtav_split_val.txt, say), read from the flat raw download under --root.\n"
         "      Re-running resumes after the complete shards of an interrupted run (--fresh: start over).\n"
         "      --skip-bad skips unreadable or inconsistent items and lists them in the manifest.\n"
-        "  inspect DIR [--no-verify]\n"
-        "      Prints the split's manifest, then reads every sample (Fletcher32 per chunk) and\n"
-        "      checks every shard's CRC-32. Exit status 1 when anything is wrong.\n"
+        "  inspect DIR.. [--no-verify]\n"
+        "      Prints each split's manifest, then reads every sample (Fletcher32 per chunk, label\n"
+        "      values within the classes or 255) and checks every shard's CRC-32. Exit status 1\n"
+        "      when anything is wrong in any of the folders.\n"
         "  bench-loader [--dir DIR] [--count N] [--size HxW] [--crop HxW] [--threads LIST]\n"
         "               [--batches N] [--batch B]\n"
         "      Samples/s of the training pipeline (default 1024x2048 samples, 512x1024 crops,\n"
@@ -99,32 +100,44 @@ static int data_convert(int argc, char **argv) {
     return 0;
 }
 
-static int data_inspect(int argc, char **argv) {
-    const char *dir = NULL;
-    int verify = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--no-verify")) verify = 0;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        else if (argv[i][0] == '-') { mv_fail("inspect: unknown option %s%s", argv[i], hint_of(argv[i])); return fail_exit(); }
-        else dir = argv[i];
-    }
-    if (!dir) {
-        fprintf(stderr, "maskvim data inspect: which split folder?\n");
-        return 2;
-    }
+// One split folder: its manifest, then (verify) every shard's CRC and every sample. 0 / -1.
+static int inspect_split(const char *dir, int verify) {
     mv_manifest m;
-    if (manifest_read(&m, dir) < 0) return fail_exit();
+    if (manifest_read(&m, dir) < 0) return -1;
     manifest_print(stdout, &m, dir);
     manifest_free(&m);
     if (!verify) return 0;
     mv_split *s;
-    if (split_open(&s, dir) < 0) return fail_exit();
+    if (split_open(&s, dir) < 0) return -1;
     printf("verifying...\n");
     int rc = split_verify(s, stdout);
     split_close(s);
-    if (rc < 0) return fail_exit();
+    if (rc < 0) return -1;
     printf("all shards and samples verified\n");
     return 0;
+}
+
+// Several folders (data/*/val) are each inspected, and a bad one does not stop the others.
+static int data_inspect(int argc, char **argv) {
+    int verify = 1, n_dirs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--no-verify")) verify = 0;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
+        else if (argv[i][0] == '-') { mv_fail("inspect: unknown option %s%s", argv[i], hint_of(argv[i])); return fail_exit(); }
+        else n_dirs++;
+    }
+    if (!n_dirs) {
+        fprintf(stderr, "maskvim data inspect: which split folder?\n");
+        return 2;
+    }
+    int failed = 0, seen = 0;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-') continue;
+        if (seen++) printf("\n");
+        if (inspect_split(argv[i], verify) < 0) failed += fail_exit();
+    }
+    if (failed && n_dirs > 1) fprintf(stderr, "maskvim data inspect: %d of %d split folders failed\n", failed, n_dirs);
+    return failed ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -107,6 +107,10 @@ echo "$out" | grep -q "2 samples written.*1 labels resized to their image" || fa
 "$MV_BIN" data inspect "$T/gsplit" >"$T/ginspect.txt" 2>&1 || fail "gtav inspect: $(cat "$T/ginspect.txt")"
 grep -q "all shards and samples verified" "$T/ginspect.txt" || fail "gtav inspect: $(cat "$T/ginspect.txt")"
 grep -q "gtav-labelid-to-trainid/v2" "$T/ginspect.txt" || fail "gtav label map: $(cat "$T/ginspect.txt")"
+# Several folders: each is inspected, the damaged one (above) does not stop the good one after it.
+if "$MV_BIN" data inspect "$T/split" "$T/gsplit" >"$T/inspect3.txt" 2>&1; then fail "inspect of two folders, one corrupt, exited 0"; fi
+grep -q "gtav-labelid-to-trainid/v2" "$T/inspect3.txt" && grep -q "all shards and samples verified" "$T/inspect3.txt" &&
+    grep -q "1 of 2 split folders failed" "$T/inspect3.txt" || fail "inspect of two folders: $(cat "$T/inspect3.txt")"
 "$MV_PYTHON" - "$T" <<'EOF' || fail "gtav read-back"
 import sys
 import h5py, numpy as np

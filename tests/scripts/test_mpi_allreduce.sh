@@ -48,4 +48,9 @@ echo "== bad options are errors before MPI starts"
 "$MV_BIN" bench-allreduce --max-bytes 12Q >/dev/null 2>"$TMP/bad.err"; rc=$?
 [ "$rc" -eq 2 ] || fail "bad --max-bytes: exit $rc, expected 2"
 grep -q -- "--max-bytes 12Q: expected a size" "$TMP/bad.err" || fail "bad --max-bytes message: $(cat "$TMP/bad.err")"
+for seed in -1 18446744073709551615 7x; do   # a negative seed wrapped to a huge one before
+    "$MV_BIN" bench-allreduce --seed "$seed" >/dev/null 2>"$TMP/bad.err"; rc=$?
+    [ "$rc" -eq 2 ] || fail "--seed $seed: exit $rc, expected 2"
+    grep -q -- "--seed $seed: expected a whole number" "$TMP/bad.err" || fail "--seed $seed message: $(cat "$TMP/bad.err")"
+done
 echo "PASS"
