@@ -64,6 +64,7 @@ static inline float mv_softplusf(float z) {
 // auto-vectoriser gives up on the recurrence.
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
 typedef float v16f_unaligned __attribute__((vector_size(64), aligned(4)));   // for buffers
 
 static inline v16f v16_splat(float x) { return (v16f){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
@@ -104,6 +105,59 @@ static inline v16f v16_exp(v16f x) {
     p = p * r + 1.0f;
     v16i bits = (__builtin_convertvector(fn, v16i) + 127) << 23;
     return p * (v16f)bits;
+}
+
+// A value the compiler must round as it stands: an empty asm on it keeps GCC from fusing the
+// product it holds into a following add (-ffp-contract=fast fuses by its own heuristics, which
+// differ between scalar and vector code: a vector twin of scalar code that GCC left unfused says
+// so with these).
+static inline float mv_rounded(float x) {
+#if defined(__x86_64__) && defined(__SSE__)
+    __asm__("" : "+x"(x));
+#else
+    __asm__("" : "+m"(x));
+#endif
+    return x;
+}
+
+static inline v16f v16_rounded(v16f x) {
+#if defined(__x86_64__) && defined(__AVX512F__)
+    __asm__("" : "+v"(x));
+#else
+    __asm__("" : "+m"(x));
+#endif
+    return x;
+}
+
+// Lane-wise mv_expf, bit for bit (v16_exp above rounds t to nearest instead of floor(t + 0.5),
+// which gives other low bits for some inputs; the scan keeps it). The same operations in the same
+// order, written in the same shapes, so that the compiler contracts the same multiply-adds (t + 0.5,
+// r, the polynomial) in both. floor as truncation minus one where that rounded up: exact for
+// |t| < 2^31 (t is clamped to about +-127 here; a NaN t gives INT_MIN's bits as the scalar
+// conversion does, and a NaN result either way). The final p * scale is exact (a normal result
+// times a power of two), so it is the same whether or not a caller's add absorbs it.
+static inline v16f v16_expf(v16f x) {
+    v16f lo = v16_splat(-87.0f), hi = v16_splat(88.0f);
+    x = v16_select(x < lo, lo, v16_select(x > hi, hi, x));
+    v16f t = x * 1.44269504088896341f + 0.5f;
+    v16f ft = __builtin_convertvector(__builtin_convertvector(t, v16i), v16f);
+    v16f fn = v16_select(ft > t, ft - 1.0f, ft);
+    v16f r = x - fn * 0.693145751953125f;
+    r = r - fn * 1.42860682030941723212e-6f;
+    v16f p = v16_splat(1.0f / 720.0f);
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    v16u bits = ((v16u)__builtin_convertvector(fn, v16i) + 127u) << 23;   // unsigned, as mv_expf
+    return p * (v16f)bits;
+}
+
+// Lane-wise mv_sigmoidf, bit for bit (0 below x = -88).
+static inline v16f v16_sigmoidf(v16f x) {
+    return v16_select(x < -88.0f, v16_splat(0.0f), 1.0f / (1.0f + v16_expf(-x)));
 }
 
 // Lane-wise mv_logf (positive normal x).

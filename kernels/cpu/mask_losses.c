@@ -4,6 +4,8 @@
 #include "kernels/cpu/ops_loss.h"
 
 void fill(float *x, float v, size_t n) {
+    // Large fills (the step's zeroing of every activation gradient) on all threads.
+    #pragma omp parallel for schedule(static) if (n >= ((size_t)1 << 16))
     for (size_t i = 0; i < n; i++) x[i] = v;
 }
 

@@ -38,24 +38,38 @@ void bilinear_forward(float *out, const float *in, int B, int H, int W, int OH, 
     PROF_STOP(PROF_RESAMPLE, 0, 8.0 * B * OH * OW * C);
 }
 
+// Each output pixel scatters to the four input pixels it read. A task owns a band of input rows
+// of one image and applies, in the serial order (output rows, then columns, then the four
+// corners), exactly the contributions that land in its band: every input element receives the
+// same additions in the same order whatever the split, and the channel loops run over whole
+// pixels (the former split into blocks of 16 channels left 3-channel blocks for 19 classes).
+#define BILINEAR_BANDS 16
+static inline void axpy_row(float *d, float a, const float *g, int C) {
+    for (int c = 0; c < C; c++) d[c] += a * g[c];
+}
+
 void bilinear_backward(float *din, const float *dout, int B, int H, int W, int OH, int OW, int C) {
     PROF_START();
-    int nblk = (C + 15) / 16;
+    int nb = H < BILINEAR_BANDS ? H : BILINEAR_BANDS;
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
-        for (int blk = 0; blk < nblk; blk++) {
-            int c0 = blk * 16, c1 = c0 + 16 < C ? c0 + 16 : C;
+        for (int band = 0; band < nb; band++) {
+            int y0 = (int)((long)band * H / nb), y1 = (int)((long)(band + 1) * H / nb);
             for (int oy = 0; oy < OH; oy++) {
                 tap2 ty = bilinear_tap(oy, H, OH);
+                int in0 = ty.i0 >= y0 && ty.i0 < y1, in1 = ty.i1 >= y0 && ty.i1 < y1;
+                if (!in0 && !in1) continue;
+                float *r0 = din + ((size_t)b * H + ty.i0) * W * C, *r1 = din + ((size_t)b * H + ty.i1) * W * C;
                 for (int ox = 0; ox < OW; ox++) {
                     tap2 tx = bilinear_tap(ox, W, OW);
                     const float *g = dout + (((size_t)b * OH + oy) * OW + ox) * C;
-                    float *r0 = din + ((size_t)b * H + ty.i0) * W * C, *r1 = din + ((size_t)b * H + ty.i1) * W * C;
-                    for (int c = c0; c < c1; c++) {
-                        r0[(size_t)tx.i0 * C + c] += ty.w0 * tx.w0 * g[c];
-                        r0[(size_t)tx.i1 * C + c] += ty.w0 * tx.w1 * g[c];
-                        r1[(size_t)tx.i0 * C + c] += ty.w1 * tx.w0 * g[c];
-                        r1[(size_t)tx.i1 * C + c] += ty.w1 * tx.w1 * g[c];
+                    if (in0) {
+                        axpy_row(r0 + (size_t)tx.i0 * C, ty.w0 * tx.w0, g, C);
+                        axpy_row(r0 + (size_t)tx.i1 * C, ty.w0 * tx.w1, g, C);
+                    }
+                    if (in1) {
+                        axpy_row(r1 + (size_t)tx.i0 * C, ty.w1 * tx.w0, g, C);
+                        axpy_row(r1 + (size_t)tx.i1 * C, ty.w1 * tx.w1, g, C);
                     }
                 }
             }

@@ -1,6 +1,7 @@
 // The vector helpers of kernels/cpu/fastmath.h that the scan relies on being exact twins of the
 // scalar ones (v16_sum16 / v16_sums against v16_sum, v16_softplus and v16_log against
-// mv_softplusf and mv_logf, bit for bit), their accuracy against libm in double, and
+// mv_softplusf and mv_logf, bit for bit; v16_expf and v16_sigmoidf, which the loss and SiLU use,
+// against mv_expf and mv_sigmoidf over every exponent, NaN and infinities), their accuracy against libm in double, and
 // mv_huge_alloc's alignment.
 #include <criterion/criterion.h>
 #include <math.h>
@@ -82,6 +83,74 @@ Test(fastmath, exp_accuracy) {
         double ref = exp((double)x);
         cr_assert_leq(fabs(v[0] - ref) / ref, 5e-7, "exp(%.9g) = %.9g, libm %.9g", x, v[0], ref);
     }
+}
+
+// Inputs for the exact twins: a sweep of bit patterns over every exponent (denormals, huge
+// magnitudes, both signs), the clamp edges of exp and sigmoid, infinities and NaNs, and a dense
+// grid where exp is not clamped (where rounding t = x log2(e) + 1/2 to an integer matters).
+static int twin_inputs(float *x, int cap) {
+    int n = 0;
+    for (uint32_t u = 0; n < cap - 4096 && u < 0xffffffffu - 65521u; u += 65521u) memcpy(&x[n++], &u, sizeof(float));
+    const float edges[] = {0.0f, -0.0f, 1e-45f, -1e-45f, 1e-40f, -1e-40f, 1.17549435e-38f, -87.0f, -87.00001f,
+                           -86.99999f, 88.0f, 88.00001f, 87.99999f, -88.0f, -88.00001f, -87.99999f, 20.0f,
+                           0.5f, -0.5f, 0.34657359f, -0.34657359f, 3e38f, -3e38f, INFINITY, -INFINITY, NAN, -NAN};
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) x[n++] = edges[i];
+    for (int i = 0; n < cap && i < 4000; i++) x[n++] = -100.0f + 200.0f * (float)i / 4000.0f;
+    return n;
+}
+
+static bool same_or_nan(float a, float b) { return same_bits(a, b) || (isnan(a) && isnan(b)); }
+
+Test(fastmath, expf_twin_matches_scalar) {
+    static float x[70000];
+    int n = twin_inputs(x, 70000);
+    for (int i = 0; i < n; i += 16) {
+        int m = n - i < 16 ? n - i : 16;
+        v16f v = v16_expf(v16_load(x + i, m));
+        for (int j = 0; j < m; j++)
+            cr_assert(same_or_nan(v[j], mv_expf(x[i + j])), "exp(%a): vector %a, scalar %a", x[i + j], v[j], mv_expf(x[i + j]));
+    }
+    // Dense around the half-integers of t, where floor(t + 0.5) and round-to-nearest part.
+    for (int k = -125; k <= 126; k++) {
+        float c = ((float)k + 0.5f) / 1.44269504088896341f;
+        for (int d = -64; d <= 64; d++) {
+            float xi = nextafterf(c, d < 0 ? -INFINITY : INFINITY);
+            for (int s = 1; s < (d < 0 ? -d : d); s++) xi = nextafterf(xi, d < 0 ? -INFINITY : INFINITY);
+            if (d == 0) xi = c;
+            v16f v = v16_expf(v16_splat(xi));
+            cr_assert(same_bits(v[0], mv_expf(xi)), "exp(%a): vector %a, scalar %a", xi, v[0], mv_expf(xi));
+        }
+    }
+}
+
+Test(fastmath, sigmoidf_twin_matches_scalar) {
+    static float x[70000];
+    int n = twin_inputs(x, 70000);
+    for (int i = 0; i < n; i += 16) {
+        int m = n - i < 16 ? n - i : 16;
+        v16f v = v16_sigmoidf(v16_load(x + i, m));
+        for (int j = 0; j < m; j++)
+            cr_assert(same_or_nan(v[j], mv_sigmoidf(x[i + j])), "sigmoid(%a): vector %a, scalar %a", x[i + j], v[j], mv_sigmoidf(x[i + j]));
+    }
+}
+
+// The rounding barriers change no value: they only keep a product out of a fused multiply-add.
+Test(fastmath, rounded_is_identity) {
+    static float x[70000];
+    int n = twin_inputs(x, 70000);
+    for (int i = 0; i < n; i++) {
+        cr_assert(same_bits(mv_rounded(x[i]), x[i]) || isnan(x[i]));
+        v16f v = v16_rounded(v16_splat(x[i]));
+        cr_assert(same_bits(v[15], x[i]) || isnan(x[i]));
+    }
+    // a * b + c with the product rounded first (1 + 2^-11 + 2^-24 rounds to 1 + 2^-11) differs
+    // from the fused result (2^-11 + 2^-24) here.
+    volatile float a = 1.0f + 0x1p-12f, c = -1.0f;
+    float fa = a, fc = c;
+    float unfused = mv_rounded(fa * fa) + fc;
+    cr_assert(same_bits(unfused, 0x1p-11f), "rounded product: %a", unfused);
+    v16f vu = v16_rounded(v16_splat(fa) * fa) + fc;
+    cr_assert(same_bits(vu[3], 0x1p-11f), "rounded vector product: %a", vu[3]);
 }
 
 Test(fastmath, huge_alloc_alignment) {
