@@ -310,7 +310,8 @@ static void gather_stats(step_stats *s, const mv_model *m, mv_comm *comm) {
     for (int i = 0; i < 4; i++) v[5 + i] = m->keep_enc[i];
     for (int i = 0; i < 3; i++) v[9 + i] = m->keep_dec[i];
     v[12] = 1;
-    comm_allreduce_sum_doubles(comm, v, 13);
+    // A failed sum (a rank lost) ends the job here, as every other collective of a step does.
+    if (comm_allreduce_sum_doubles(comm, v, 13) < 0) comm_abort(1, mv_last_error());
     for (int i = 0; i < 12; i++) v[i] /= v[12];
 }
 
@@ -549,7 +550,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
                 if (rc == 0 && last) printf("checkpoint: %s\n", saved);
             }
             double status = rc;
-            comm_allreduce_sum_doubles(comm, &status, 1);
+            if (comm_allreduce_sum_doubles(comm, &status, 1) < 0) { rc = -1; break; }   // a rank lost: its message
             if (status < 0) { if (rc == 0) rc = mv_fail("rank 0 could not write a checkpoint"); break; }
         }
         t_periodic += prof_now() - t_p0;

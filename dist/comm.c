@@ -210,8 +210,8 @@ int comm_mpi_wait(mv_comm *c, MPI_Request *req, const char *what) {
         if (flag) return 0;
         double waited = comm_now() - t0;
         if (c->timeout_s > 0 && waited > c->timeout_s)
-            return mv_fail("%s: not complete after %.0f s: a rank has stopped or is stuck "
-                           "(MV_COMM_TIMEOUT sets this limit)", what, waited);
+            return mv_fail("%s: not complete after %.0f s: a rank has stopped or is stuck, or its host cannot be "
+                           "reached (MV_COMM_TIMEOUT sets this limit)", what, waited);
         comm_mpi_backoff(waited);
     }
 }

@@ -228,7 +228,8 @@ int grad_sync_finish(mv_grad_sync *s) {
         double waited = comm_now() - t0;
         if (s->comm->timeout_s > 0 && waited > s->comm->timeout_s)
             return mv_fail("gradient all-reduce: %d of %d buckets not complete after %.0f s: a rank has "
-                           "stopped or is stuck (MV_COMM_TIMEOUT sets this limit)", pending, s->num_buckets, waited);
+                           "stopped or is stuck, or its host cannot be reached (MV_COMM_TIMEOUT sets this limit)",
+                           pending, s->num_buckets, waited);
         comm_mpi_backoff(waited);
     }
     s->wait_s = comm_now() - t0;

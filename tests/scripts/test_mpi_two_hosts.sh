@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A two-host launch on one machine: two network namespaces ("hosts" 10.81.0.1 and 10.81.0.2)
+# A two-host launch on one machine (tests/scripts/netns_common.sh): two network namespaces ("hosts" 10.81.0.1 and 10.81.0.2)
 # joined by a bridge, and an rsh agent that starts Open MPI's daemon of a host inside its
 # namespace. One rank per host, TCP between them, exactly the flags of a real multi-node run
 # (hostfile, btl_tcp_if_include, oob_tcp_if_include). Checks that the ranks see 2 nodes,
@@ -8,51 +8,9 @@
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/mpi_common.sh"
 mpi_setup mpi_two_hosts
-P=mvt$$            # names of our namespaces and links, unique to this run
-SUB=10.81.0
-if ! command -v ip >/dev/null 2>&1 || ! ip netns add "${P}probe" 2>/dev/null; then
-    echo "SKIP: 'ip netns' is not permitted here (needs root and iproute2)"; mpi_cleanup; exit 0
-fi
-ip netns del "${P}probe"
-
-teardown() {
-    for ns in "${P}h1" "${P}h2" "${P}sw"; do ip netns del "$ns" 2>/dev/null; done
-    mpi_cleanup
-}
-trap teardown EXIT
-
-# The switch: a namespace holding a bridge; each host: a namespace with one end of a veth pair.
-set -e
-trap 'echo "FAIL: building the test network failed at line $LINENO"' ERR
-ip netns add "${P}sw"
-ip -n "${P}sw" link add br0 type bridge
-ip -n "${P}sw" link set br0 up
-: >"$TMP/hostfile"
-for k in 1 2; do
-    ip netns add "${P}h$k"
-    ip link add "${P}a$k" type veth peer name "${P}b$k"
-    ip link set "${P}a$k" netns "${P}h$k"
-    ip link set "${P}b$k" netns "${P}sw"
-    ip -n "${P}sw" link set "${P}b$k" master br0
-    ip -n "${P}sw" link set "${P}b$k" up
-    ip -n "${P}h$k" addr add "$SUB.$k/24" dev "${P}a$k"
-    ip -n "${P}h$k" link set "${P}a$k" up
-    ip -n "${P}h$k" link set lo up
-    echo "$SUB.$k slots=1" >>"$TMP/hostfile"
-done
-# Open MPI calls the agent as `agent HOST COMMAND...`, as it would call ssh.
-cat >"$TMP/agent" <<AGENT
-#!/bin/sh
-host=\$1; shift
-exec ip netns exec "${P}h\${host##*.}" /bin/sh -c "\$*"
-AGENT
-chmod +x "$TMP/agent"
-set +e
-trap - ERR
-
-MPIRUN=(timeout 300 ip netns exec "${P}h1" mpirun "${MPI_ENV[@]}" -np 2 --map-by node
-        --hostfile "$TMP/hostfile" --mca plm_rsh_agent "$TMP/agent"
-        --mca btl tcp,self --mca btl_tcp_if_include "$SUB.0/24" --mca oob_tcp_if_include "$SUB.0/24")
+source "$(dirname "${BASH_SOURCE[0]}")/netns_common.sh"
+netns_setup mvt 2     # hosts $NETNS_SUB.1 and .2; the EXIT trap removes them and $TMP
+MPIRUN=(timeout 300 "${NETNS_MPIRUN[@]}")
 
 echo "== bench-allreduce --check across two hosts"
 "${MPIRUN[@]}" "$MV_BIN" bench-allreduce --check --max-bytes 4M --iters 5 --warmup 2 >"$TMP/out.txt" 2>"$TMP/err.txt" \
