@@ -101,15 +101,20 @@ static int twin_inputs(float *x, int cap) {
 
 static bool same_or_nan(float a, float b) { return same_bits(a, b) || (isnan(a) && isnan(b)); }
 
-Test(fastmath, expf_twin_matches_scalar) {
+// A lane-wise twin against its scalar function over twin_inputs, 16 inputs per call.
+static void check_twin(const char *what, v16f (*vf)(v16f), float (*sf)(float)) {
     static float x[70000];
     int n = twin_inputs(x, 70000);
     for (int i = 0; i < n; i += 16) {
         int m = n - i < 16 ? n - i : 16;
-        v16f v = v16_expf(v16_load(x + i, m));
+        v16f v = vf(v16_load(x + i, m));
         for (int j = 0; j < m; j++)
-            cr_assert(same_or_nan(v[j], mv_expf(x[i + j])), "exp(%a): vector %a, scalar %a", x[i + j], v[j], mv_expf(x[i + j]));
+            cr_assert(same_or_nan(v[j], sf(x[i + j])), "%s(%a): vector %a, scalar %a", what, x[i + j], v[j], sf(x[i + j]));
     }
+}
+
+Test(fastmath, expf_twin_matches_scalar) {
+    check_twin("exp", v16_expf, mv_expf);
     // Dense around the half-integers of t, where floor(t + 0.5) and round-to-nearest part.
     for (int k = -125; k <= 126; k++) {
         float c = ((float)k + 0.5f) / 1.44269504088896341f;
@@ -123,16 +128,7 @@ Test(fastmath, expf_twin_matches_scalar) {
     }
 }
 
-Test(fastmath, sigmoidf_twin_matches_scalar) {
-    static float x[70000];
-    int n = twin_inputs(x, 70000);
-    for (int i = 0; i < n; i += 16) {
-        int m = n - i < 16 ? n - i : 16;
-        v16f v = v16_sigmoidf(v16_load(x + i, m));
-        for (int j = 0; j < m; j++)
-            cr_assert(same_or_nan(v[j], mv_sigmoidf(x[i + j])), "sigmoid(%a): vector %a, scalar %a", x[i + j], v[j], mv_sigmoidf(x[i + j]));
-    }
-}
+Test(fastmath, sigmoidf_twin_matches_scalar) { check_twin("sigmoid", v16_sigmoidf, mv_sigmoidf); }
 
 // The rounding barriers change no value: they only keep a product out of a fused multiply-add.
 Test(fastmath, rounded_is_identity) {
