@@ -29,7 +29,8 @@ secs() { printf '%d.%d' $(($1 / 1000)) $(($1 % 1000 / 100)); }
 # connection: net.ipv4.tcp_retries2 retransmissions (15 by default, about 15 minutes). Hosts
 # that must lose a peer quickly set it lower; 4 gives up after about 6 s (docs/distributed.md).
 for k in 1 2; do
-    ip netns exec "${NETNS_P}h$k" sysctl -qw net.ipv4.tcp_retries2=4 || fail "cannot set tcp_retries2 on host $k"
+    # Through /proc (per network namespace), not sysctl: procps need not be installed.
+    ip netns exec "${NETNS_P}h$k" sh -c 'echo 4 > /proc/sys/net/ipv4/tcp_retries2' || fail "cannot set tcp_retries2 on host $k"
 done
 
 export MV_COMM_TIMEOUT=5 OMP_NUM_THREADS=1
