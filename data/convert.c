@@ -41,6 +41,7 @@ int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const c
     it->image = strdup(image);
     it->label = strdup(label);
     it->name = strdup(name);
+    it->absent = 0;
     MV_CHECK(it->image && it->label && it->name, "out of memory");
     return 0;
 }
@@ -101,10 +102,17 @@ int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_conv
         char name[MV_CONVERT_PATH_MAX];
         snprintf(name, sizeof name, "%.*s", (int)(dot - s), s);
         rc = convert_push_item(items, n, &cap, img, lab, name);
+        if (rc == 0) (*items)[*n - 1].absent = access(img, F_OK) != 0 && errno == ENOENT &&
+                                              access(lab, F_OK) != 0 && errno == ENOENT;
     }
     if (rc == 0 && ferror(f)) rc = mv_fail("%s: read error", list_file);
     fclose(f);
     if (rc < 0) return rc;
+    int64_t absent = 0;
+    for (int64_t i = 0; i < *n; i++) absent += (*items)[i].absent;
+    if (*n > 0 && absent == *n)
+        return mv_fail("%s: none of the %lld files %s lists is in %s or %s (is --root the folder of the raw download?)",
+                       root, (long long)*n, list_file, idir, ldir);
     if (*n) qsort(*items, (size_t)*n, sizeof **items, cmp_item_names);
     for (int64_t i = 1; i < *n; i++)
         if (!strcmp((*items)[i - 1].name, (*items)[i].name))
@@ -121,18 +129,22 @@ void convert_free_items(mv_convert_item *items, int64_t n) {
     free(items);
 }
 
-void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs) {
-    for (int i = 0; i < 256; i++) table[i] = i < n_known ? 255 : MV_LABEL_UNKNOWN;
+void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs, uint16_t other) {
+    for (int i = 0; i < 256; i++) table[i] = i < n_known ? 255 : other;
     for (int i = 0; i < n_pairs; i++) table[pairs[i][0]] = (uint16_t)pairs[i][1];
 }
 
-int convert_map_labels(mv_image *label, const uint16_t table[256], const char *path) {
+int convert_map_labels(mv_image *label, const uint16_t table[256], const char *path, int *flags) {
     size_t n = (size_t)label->h * label->w;
     for (size_t i = 0; i < n; i++) {
         uint16_t t = table[label->px[i]];
         if (t == MV_LABEL_UNKNOWN)
             return mv_fail("%s: label value %d at (y %zu, x %zu) is not a known class id", path, label->px[i],
                            i / label->w, i % label->w);
+        if (t == MV_LABEL_UNLISTED) {
+            *flags |= MV_CONVERT_UNLISTED_IDS;
+            t = 255;
+        }
         label->px[i] = (uint8_t)t;
     }
     return 0;
@@ -186,7 +198,9 @@ typedef struct {
 static void convert_one(slot *s, const mv_dataset_converter *conv, const mv_convert_item *it) {
     mv_image rgb = {0}, lab = {0};
     s->flags = 0;
-    int rc = conv->load(&rgb, &lab, &s->flags, it);
+    int rc = it->absent ? mv_fail("listed, but neither %s nor %s exists (not in this copy of the download)", it->image,
+                                  it->label)
+                        : conv->load(&rgb, &lab, &s->flags, it);
     if (rc == 0) rc = shard_check_sample(it->name, &rgb, &lab);
     if (rc == 0) {
         size_t n = (size_t)rgb.h * rgb.w;
@@ -308,9 +322,10 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         pthread_mutex_unlock(&d.mu);
         const mv_convert_item *it = &items[i];
         if (!s->ok) {
-            if (o->skip_bad) {
+            if (o->skip_bad || it->absent) {
                 shard_writer_skip(w, it->name, s->err);
                 stats->skipped++;
+                stats->absent += it->absent;
                 if (progress) fprintf(progress, "%s[convert] skipped %s: %s\n", tty ? "\n" : "", it->name, s->err);
             } else {
                 rc = mv_fail("item %lld (%s): %s (use --skip-bad to skip and list bad items)", (long long)i, it->name,
@@ -322,6 +337,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         } else {
             stats->written++;
             if (s->flags & MV_CONVERT_LABEL_RESIZED) stats->labels_resized++;
+            if (s->flags & MV_CONVERT_UNLISTED_IDS) stats->labels_unlisted++;
         }
         pthread_mutex_lock(&d.mu);
         s->state = SLOT_FREE;

@@ -18,10 +18,12 @@ typedef struct {
     char *image;
     char *label;
     char *name;
+    int absent;   // --list: neither file is in the download (skipped and listed, never an error)
 } mv_convert_item;
 
 // What a load did besides the plain conversion (reported in the final summary).
-enum { MV_CONVERT_LABEL_RESIZED = 1 };
+// MV_CONVERT_UNLISTED_IDS: the label held ids outside the dataset's class table, mapped to ignore.
+enum { MV_CONVERT_LABEL_RESIZED = 1, MV_CONVERT_UNLISTED_IDS = 2 };
 
 typedef struct {
     const char *name;          // --dataset value
@@ -64,8 +66,10 @@ typedef struct {
     int64_t items;            // input items listed
     int64_t resumed;          // items covered by shards kept from an earlier run
     int64_t written;          // samples written by this run
-    int64_t skipped;          // bad items skipped by this run
+    int64_t skipped;          // bad items skipped by this run (absent ones included)
+    int64_t absent;           // --list items absent from the download, skipped by this run
     int64_t labels_resized;   // GTAV labels resized to their image
+    int64_t labels_unlisted;  // labels with ids outside the class table, mapped to ignore (GTAV, SYNTHIA)
     double seconds;
 } mv_convert_stats;
 
@@ -88,16 +92,22 @@ int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, con
 // The items a split list names (one file name per line, as RobustNet's split_data/*.txt; blank
 // lines and surrounding spaces ignored) in the converter's raw folders under `root`, sorted by
 // name as the split folders list them. A name with a '/', without an extension, or listed twice
-// is an error naming the line.
+// is an error naming the line. A listed name whose image and label are both missing is marked
+// `absent` (some circulated GTAV copies lack a few dozen ids, DATASETS.md section 2: the converter
+// skips and lists them); when no listed name exists at all, the root is wrong: an error.
 int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_converter *conv, const char *root,
                       const char *list_file);
 // label[i] = table[label[i]]; a value whose table entry is MV_LABEL_UNKNOWN is an error naming
-// the file and the pixel.
+// the file and the pixel; one whose entry is MV_LABEL_UNLISTED becomes 255 and sets
+// MV_CONVERT_UNLISTED_IDS in *flags.
 #define MV_LABEL_UNKNOWN 0xFFFF
-int convert_map_labels(mv_image *label, const uint16_t table[256], const char *path);
-// Fills table: every entry unknown, ids 0..n_known-1 -> 255 (ignore), then the pairs
-// (id, train id) of `pairs` (n_pairs pairs).
-void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs);
+#define MV_LABEL_UNLISTED 0xFFFE
+int convert_map_labels(mv_image *label, const uint16_t table[256], const char *path, int *flags);
+// Fills table: ids 0..n_known-1 -> 255 (ignore), then the pairs (id, train id) of `pairs`
+// (n_pairs pairs); every other id gets `other`: MV_LABEL_UNKNOWN (an error) where the dataset
+// has a closed set of ids, MV_LABEL_UNLISTED where its reference converter maps anything it
+// does not list to ignore (GTAV, SYNTHIA: DATASETS.md sections 2 and 3).
+void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs, uint16_t other);
 // Nearest-neighbour resize of a one-channel label with OpenCV's INTER_NEAREST sampling positions
 // (source index floor(i * src / dst), no half-pixel offset), as HGFormer resizes GTAV's labels.
 mv_image convert_resize_nearest(const mv_image *label, int h, int w);

@@ -26,7 +26,6 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
 }
 
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
-    (void)flags;
     uint16_t table[256];
     for (int i = 0; i < 256; i++) table[i] = i < 19 || i == 255 ? (uint16_t)i : MV_LABEL_UNKNOWN;
     MV_TRY(image_read_rgb(rgb, it->image));
@@ -34,7 +33,7 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     if (label->h != rgb->h || label->w != rgb->w)
         return mv_fail("%s: label is %dx%d but its image %s is %dx%d (HxW)", it->label, label->h, label->w, it->image,
                        rgb->h, rgb->w);
-    return convert_map_labels(label, table, it->label);
+    return convert_map_labels(label, table, it->label, flags);
 }
 
 const mv_dataset_converter MV_CONVERT_BDD100K = {"bdd100k", "bdd100k", "bdd100k-trainid/v1", "train, val", list, load,

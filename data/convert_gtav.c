@@ -1,6 +1,6 @@
 // GTAV (Playing for Data), RobustNet split: images/<split>/<name>.png with palette PNG labels
 // labels/<split>/<name>.png whose indices are Cityscapes label ids (mapped like Cityscapes; the
-// extra index 34 is ignored).
+// extra index 34 and any larger index are ignored, 255).
 // <split> is train, valid or test (val is accepted for valid). Some labels are not the size of
 // their image (HGFormer counts 60 frames in valid); as HGFormer does (datasets/split_data/gta/
 // resize_img.py: cv2.resize with INTER_NEAREST), those labels are resized to the image with
@@ -35,11 +35,13 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
     uint16_t table[256];
     // GTAV's palette has one index more than Cityscapes' label ids 0..33: 34, which GTAV loaders
-    // elsewhere map to ignore (license plates). It is ignored here too; only larger values are errors.
-    convert_make_table(table, 35, MV_CITYSCAPES_ID_TO_TRAIN, 19);
+    // elsewhere map to ignore (license plates). Any larger index also becomes 255, as in HGFormer's
+    // prepare_gta_sem_seg.py (whose labels MaskViM uses: everything outside id_to_trainid is 255,
+    // DATASETS.md section 2); such labels are counted in the conversion summary, not refused.
+    convert_make_table(table, 35, MV_CITYSCAPES_ID_TO_TRAIN, 19, MV_LABEL_UNLISTED);
     MV_TRY(image_read_rgb(rgb, it->image));
     MV_TRY(image_read_png_index(label, it->label));
-    MV_TRY(convert_map_labels(label, table, it->label));
+    MV_TRY(convert_map_labels(label, table, it->label, flags));
     if (label->h != rgb->h || label->w != rgb->w) {
         mv_image resized = convert_resize_nearest(label, rgb->h, rgb->w);
         image_free(label);
@@ -49,5 +51,5 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     return 0;
 }
 
-const mv_dataset_converter MV_CONVERT_GTAV = {"gtav", "gtav", "gtav-labelid-to-trainid/v2", "train, valid (val), test", list,
+const mv_dataset_converter MV_CONVERT_GTAV = {"gtav", "gtav", "gtav-labelid-to-trainid/v3", "train, valid (val), test", list,
                                               load, "images", "labels"};

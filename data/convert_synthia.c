@@ -1,7 +1,10 @@
 // SYNTHIA-RAND-CITYSCAPES, RobustNet split: RGB/<split>/<name>.png with 16-bit label PNGs
 // GT/LABELS/<split>/<name>.png whose first channel holds the SYNTHIA class id (the second the
 // instance id). The id is the full 16-bit value (never strip to 8 bits: that keeps the high
-// byte, which is 0). Ids 0..22 map to train ids with RobustNet's table; larger ids are errors.
+// byte, which is 0). Ids 0..22 map to train ids with RobustNet's table; any other value becomes 255
+// (ignore), as in RobustNet's and HGFormer's converters (DATASETS.md section 3: "any other value ->
+// 255"; HGFormer compares the whole 16-bit value, so values above 255 are ignored too), and such
+// labels are counted in the conversion summary.
 // The raw download (RGB/NNNNNNN.png, no split folders) converts with --list and RobustNet's
 // split_data/synthia_split_{train,val}.txt (convert_list_file).
 #include <stdio.h>
@@ -27,9 +30,9 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
 }
 
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
-    (void)flags;
     uint16_t table[256];
-    convert_make_table(table, 23, SYNTHIA_TO_TRAIN, (int)(sizeof SYNTHIA_TO_TRAIN / sizeof SYNTHIA_TO_TRAIN[0]));
+    convert_make_table(table, 23, SYNTHIA_TO_TRAIN, (int)(sizeof SYNTHIA_TO_TRAIN / sizeof SYNTHIA_TO_TRAIN[0]),
+                       MV_LABEL_UNLISTED);
     MV_TRY(image_read_rgb(rgb, it->image));
     // SYNTHIA's GT/LABELS files are 16-bit. An 8-bit PNG is something else: GT/COLOR's colour
     // coding, or labels already converted to trainIds (HGFormer's labels_detectron2), whose
@@ -51,16 +54,16 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     size_t n = (size_t)raw.h * raw.w;
     for (size_t i = 0; i < n; i++) {
         uint16_t v = raw.px[i * raw.c];  // channel 0: class id
-        if (v > 255 || table[v] == MV_LABEL_UNKNOWN) {
-            image16_free(&raw);
-            return mv_fail("%s: label value %u at (y %zu, x %zu) is not a SYNTHIA class id (0..22)", it->label, v,
-                           i / label->w, i % label->w);
+        uint16_t t = v > 255 ? MV_LABEL_UNLISTED : table[v];
+        if (t == MV_LABEL_UNLISTED) {
+            *flags |= MV_CONVERT_UNLISTED_IDS;
+            t = 255;
         }
-        label->px[i] = (uint8_t)table[v];
+        label->px[i] = (uint8_t)t;
     }
     image16_free(&raw);
     return 0;
 }
 
-const mv_dataset_converter MV_CONVERT_SYNTHIA = {"synthia", "synthia", "synthia-rand-cityscapes-to-trainid/v1",
+const mv_dataset_converter MV_CONVERT_SYNTHIA = {"synthia", "synthia", "synthia-rand-cityscapes-to-trainid/v2",
                                                  "train, val", list, load, "RGB", "GT/LABELS"};

@@ -95,7 +95,10 @@ static int data_convert(int argc, char **argv) {
     if (convert_run(&st, &o, stderr) < 0) return fail_exit();
     printf("converted %s %s -> %s: %lld samples written, %lld resumed, %lld skipped", o.dataset, o.split, o.out,
            (long long)st.written, (long long)st.resumed, (long long)st.skipped);
+    if (st.absent) printf(" (%lld of them listed but absent from the download)", (long long)st.absent);
     if (st.labels_resized) printf(", %lld labels resized to their image", (long long)st.labels_resized);
+    if (st.labels_unlisted)
+        printf(", %lld labels with ids outside the class table (mapped to ignore, 255)", (long long)st.labels_unlisted);
     printf(" (%.1f s)\n", st.seconds);
     return 0;
 }
