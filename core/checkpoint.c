@@ -154,6 +154,11 @@ static hid_t open_scalar(hid_t f, const char *path, const char *name) {
         mv_fail("%s: '%s' should hold one value", path, name);
         return -1;
     }
+    if (!h5_storage_ok(ds, 1)) {
+        H5Dclose(ds);
+        mv_fail("%s: '%s' has damaged storage information (corrupt)", path, name);
+        return -1;
+    }
     return ds;
 }
 
@@ -378,6 +383,10 @@ static int check_tensor(hid_t f, const char *path, const char *name, const mv_pa
         shape_text(want_s, sizeof want_s, q->ndim, want);
         return mv_fail("%s: %s '%s' has shape [%s], this model expects [%s]", path, what, q->name, got_s, want_s);
     }
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    bool stored = ds >= 0 && h5_storage_ok(ds, (uint64_t)q->numel);
+    if (ds >= 0) H5Dclose(ds);
+    if (!stored) return mv_fail("%s: %s '%s' has damaged storage information (corrupt)", path, what, q->name);
     return 0;
 }
 
@@ -522,7 +531,26 @@ int checkpoint_read_meta(const char *path, mv_train_state *st, mv_config *saved_
 // ---------------------------------------------------------------------------------------------
 // Verification without a model: the stored checksums against the file's own tensors.
 
-typedef struct { const char *path; uint64_t salt, sum; float *buf; size_t cap; int rc; } verify_ctx;
+typedef struct { const char *path; uint64_t salt, sum; float *buf; size_t cap; int rc; hsize_t file_size; } verify_ctx;
+
+// The number of values of dataset `ds` from its dimensions, or -1 when they cannot describe data
+// in this file: a product that overflows, or more float32 values than the file has bytes for.
+// Damaged metadata must be an error here, not an abort: HDF5's own count
+// (H5Sget_simple_extent_npoints) wraps around, so a flipped high bit of a dimension gave a
+// request for terabytes (the process died of it in --resume auto), or wrapped back to the true
+// count, so that the file verified and was then refused by the load for its "shape".
+static int64_t dataset_numel(hid_t ds, hsize_t file_size) {
+    hid_t space = H5Dget_space(ds);
+    if (space < 0) return -1;
+    int nd = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[H5S_MAX_RANK];
+    bool ok = nd >= 0 && nd <= H5S_MAX_RANK && H5Sget_simple_extent_dims(space, dims, NULL) == nd;
+    H5Sclose(space);
+    uint64_t n = 1;
+    for (int d = 0; ok && d < nd; d++) ok = !__builtin_mul_overflow(n, (uint64_t)dims[d], &n);
+    if (!ok || n > (uint64_t)file_size / sizeof(float)) return -1;
+    return (int64_t)n;
+}
 
 // Adds the hash of dataset `name` of `group` (groups, PyTorch counters: skipped).
 static herr_t hash_dataset(hid_t group, const char *name, const H5L_info_t *info, void *data) {
@@ -536,12 +564,11 @@ static herr_t hash_dataset(hid_t group, const char *name, const H5L_info_t *info
     H5Oclose(obj);
     if (type != H5I_DATASET) return 0;
     hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
-    hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
-    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-    if (space >= 0) H5Sclose(space);
+    int64_t n = ds >= 0 ? dataset_numel(ds, v->file_size) : -1;
+    if (n >= 0 && !h5_storage_ok(ds, (uint64_t)n)) n = -1;
     if (n < 0) {
         if (ds >= 0) H5Dclose(ds);
-        v->rc = mv_fail("%s: '%s' is unreadable (corrupt)", v->path, name);
+        v->rc = mv_fail("%s: '%s' has a damaged shape or storage information, or is unreadable (corrupt)", v->path, name);
         return -1;
     }
     if ((size_t)n > v->cap) {
@@ -574,9 +601,10 @@ static int hash_group(hid_t f, verify_ctx *v, const char *group, uint64_t salt, 
 int checkpoint_verify(const char *path) {
     hid_t f = open_checkpoint(path);
     if (f < 0) return -1;
-    verify_ctx v = {path, 0, 0, NULL, 0, 0};
+    verify_ctx v = {path, 0, 0, NULL, 0, 0, 0};
     uint64_t want = 0, got = 0, m = 0, vv = 0;
-    int rc = read_u64(f, path, "train/checksum/weights", &want);
+    int rc = H5Fget_filesize(f, &v.file_size) < 0 ? mv_fail("%s: cannot read its size", path) : 0;
+    if (rc == 0) rc = read_u64(f, path, "train/checksum/weights", &want);
     if (rc == 0) rc = hash_group(f, &v, "/", SALT_WEIGHT, &got);
     if (rc == 0 && got != want) rc = mv_fail("%s: the weights do not match their checksum (corrupt file)", path);
     if (rc == 0 && H5Lexists(f, "train/adam_m", H5P_DEFAULT) > 0) {
@@ -596,9 +624,10 @@ int checkpoint_verify_weights(const char *path) {
     int rc = 0;
     if (H5Lexists(f, "train", H5P_DEFAULT) > 0 && H5Lexists(f, "train/checksum", H5P_DEFAULT) > 0 &&
         H5Lexists(f, "train/checksum/weights", H5P_DEFAULT) > 0) {
-        verify_ctx v = {path, 0, 0, NULL, 0, 0};
+        verify_ctx v = {path, 0, 0, NULL, 0, 0, 0};
         uint64_t want = 0, got = 0;
-        rc = read_u64(f, path, "train/checksum/weights", &want);
+        rc = H5Fget_filesize(f, &v.file_size) < 0 ? mv_fail("%s: cannot read its size", path) : 0;
+        if (rc == 0) rc = read_u64(f, path, "train/checksum/weights", &want);
         if (rc == 0) rc = hash_group(f, &v, "/", SALT_WEIGHT, &got);
         if (rc == 0 && got != want) rc = mv_fail("%s: the weights do not match their checksum (corrupt file)", path);
         free(v.buf);

@@ -97,10 +97,16 @@ int checkpoint_set_latest(const char *dir, const char *file);
 int checkpoint_rotate(const char *dir, int keep);
 
 // For `--resume auto`: the newest complete checkpoint in DIR. Tries the file `latest` names,
-// then the iter_<step>.h5 files from the highest step down, and takes the first that opens as
-// a checkpoint (*.tmp files are never considered). Returns 1 with its path in `path`, 0 when
-// DIR has none (or does not exist), -1 on an error (e.g. the path does not fit).
+// then the iter_<step>.h5 files from the highest step down, and takes the first that is whole
+// (checkpoint_verify; *.tmp files are never considered). Returns 1 with its path in `path`, 0
+// when DIR has no checkpoint (or does not exist), -1 on an error: DIR cannot be listed, or it
+// holds checkpoints and none of them is whole (the message names each file and its fault;
+// starting over there would discard the run).
 int checkpoint_find_latest(const char *dir, char *path, size_t n);
+// The same, and `skipped` (ns bytes; may be NULL when ns is 0) receives what was passed over on
+// the way: "PATH: reason; ..." for each damaged newer file and a `latest` naming a missing one
+// ("" when nothing was), for the caller to warn about.
+int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *skipped, size_t ns);
 
 // The periodic save of a trainer: checkpoint_save to DIR/iter_<st->step>.h5, then
 // checkpoint_set_latest and checkpoint_rotate(dir, keep). The written path goes to

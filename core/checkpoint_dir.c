@@ -144,31 +144,72 @@ int checkpoint_rotate(const char *dir, int keep) {
 }
 
 // Whether DIR/name is a whole checkpoint: its metadata reads and its tensors match their
-// checksums (so a damaged newest file is passed over); leaves no error message behind.
-static bool usable(const char *dir, const char *name, char *path, size_t n) {
+// checksums (so a damaged newest file is passed over). Leaves the reason in mv_last_error when
+// it is not; *checked tells whether the file was examined at all (its path may not fit).
+static bool usable(const char *dir, const char *name, char *path, size_t n, bool *checked) {
     int len = snprintf(path, n, "%s/%s", dir, name);
-    if (len < 0 || (size_t)len >= n) return false;
+    *checked = len >= 0 && (size_t)len < n;
+    if (!*checked) return false;
     mv_train_state st;
     return checkpoint_read_meta(path, &st, NULL) == 0 && checkpoint_verify(path) == 0;
 }
 
-int checkpoint_find_latest(const char *dir, char *path, size_t n) {
+// Appends "; text" (or "text" to an empty list) to a bounded list of reasons.
+static void note(char *list, size_t cap, const char *text) {
+    if (!list || !cap) return;
+    size_t len = strlen(list);
+    if (len + 1 < cap) snprintf(list + len, cap - len, "%s%s", len ? "; " : "", text);
+}
+
+int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *skipped, size_t ns) {
+    if (skipped && ns) skipped[0] = '\0';
     if (n < 2) return mv_fail("%s: no room for a path", dir);
+    // Why each candidate was passed over: a warning when an older one is taken, the error when
+    // none is whole. Starting over silently there would discard the run (and, with it, every
+    // record of metrics.jsonl) while the user asked for it to continue.
+    char why[2048] = "", msg[MV_ERRMSG_MAX + 64];
+    int damaged = 0;
+    bool checked;
     char latest[256];
     read_latest(dir, latest, sizeof latest);
-    if (latest[0] && !ends_with(latest, ".tmp") && usable(dir, latest, path, n)) {
-        mv_clear_error();
-        return 1;
+    if (latest[0] && !ends_with(latest, ".tmp")) {
+        if (usable(dir, latest, path, n, &checked)) {
+            mv_clear_error();
+            return 1;
+        }
+        if (checked && access(path, F_OK) == 0) {
+            damaged++;
+            note(why, sizeof why, mv_last_error());
+        } else if (checked) {
+            snprintf(msg, sizeof msg, "%s/latest names %s, which does not exist", dir, latest);
+            note(why, sizeof why, msg);
+        }
     }
     iter_file *files;
     int count;
     MV_TRY(list_iters(dir, &files, &count));
     int found = 0;
-    for (int i = 0; i < count && !found; i++) found = usable(dir, files[i].name, path, n);
+    for (int i = 0; i < count && !found; i++) {
+        if (!strcmp(files[i].name, latest)) continue;   // examined above
+        found = usable(dir, files[i].name, path, n, &checked);
+        if (!found && checked) {
+            damaged++;
+            note(why, sizeof why, mv_last_error());
+        }
+    }
     free(files);
     if (!found) path[0] = '\0';
     mv_clear_error();
+    if (!found && damaged)
+        return mv_fail("%s holds %d checkpoint%s and none is whole, so --resume auto would start the run over: "
+                       "resume from a checkpoint you trust with --resume PATH, or move the damaged files out of the "
+                       "folder to start from scratch. What is wrong: %s", dir, damaged, damaged > 1 ? "s" : "", why);
+    if (skipped && ns) snprintf(skipped, ns, "%s", why);
     return found;
+}
+
+int checkpoint_find_latest(const char *dir, char *path, size_t n) {
+    return checkpoint_find_latest_report(dir, path, n, NULL, 0);
 }
 
 int checkpoint_save_iter(const char *dir, int keep, const mv_params *p, const mv_optimizer *o,

@@ -84,6 +84,34 @@ int h5_shape(hid_t file, const char *path, const char *name, int *ndim, long *sh
     return 0;
 }
 
+// HDF5 reads a contiguous dataset from the address and size its layout message gives without
+// checking them against the file: a damaged layout message made H5Dread crash inside the library
+// (SIGSEGV: --resume auto died on a damaged newest file instead of passing it over, eval on a
+// damaged weights file; one flipped bit turns a contiguous layout into a compact one of 0 bytes,
+// which it then copied n values from). Chunked datasets (checkpoint_save writes none; a repacked
+// file may) are left to HDF5, which checks each chunk's size.
+bool h5_storage_ok(hid_t ds, uint64_t n) {
+    hid_t dcpl = H5Dget_create_plist(ds);
+    H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (layout == H5D_CHUNKED) return true;
+    if (layout != H5D_CONTIGUOUS && layout != H5D_COMPACT) return false;
+    hid_t type = H5Dget_type(ds);
+    size_t elem = type >= 0 ? H5Tget_size(type) : 0;
+    if (type >= 0) H5Tclose(type);
+    hid_t file = H5Iget_file_id(ds);
+    hsize_t file_size = 0;
+    bool ok = file >= 0 && H5Fget_filesize(file, &file_size) >= 0;
+    if (file >= 0) H5Fclose(file);
+    uint64_t bytes;
+    if (!ok || elem == 0 || __builtin_mul_overflow(n, (uint64_t)elem, &bytes)) return false;
+    if (bytes == 0) return true;
+    if (H5Dget_storage_size(ds) != bytes) return false;
+    if (layout == H5D_COMPACT) return true;   // the data sits in the object header, already read
+    haddr_t at = H5Dget_offset(ds);
+    return at != HADDR_UNDEF && at <= file_size && bytes <= file_size - at;
+}
+
 int h5_read_floats(hid_t file, const char *path, const char *name, float *out, size_t numel) {
     int nd;
     long shape[8];
@@ -92,6 +120,10 @@ int h5_read_floats(hid_t file, const char *path, const char *name, float *out, s
     for (int i = 0; i < nd; i++) n *= (size_t)shape[i];
     if (n != numel) return mv_fail("%s: dataset '%s' holds %zu values, expected %zu", path, name, n, numel);
     hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+    if (!h5_storage_ok(ds, numel)) {
+        H5Dclose(ds);
+        return mv_fail("%s: dataset '%s' has damaged storage information (corrupt)", path, name);
+    }
     int rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     H5Dclose(ds);
     return rc < 0 ? mv_fail("%s: cannot read dataset '%s' (corrupt or not numeric)", path, name) : 0;

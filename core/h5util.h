@@ -3,6 +3,7 @@
 #pragma once
 #include <hdf5.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 // Creates `path` for writing (truncating); close with H5Fclose.
@@ -14,6 +15,12 @@ int h5_write_floats(hid_t file, const char *name, const float *data, int ndim, c
 int h5_write_scalar(hid_t file, const char *name, double value);
 // Reads dataset `name` of any shape into `out` (converted to float32); `numel` must match.
 int h5_read_floats(hid_t file, const char *path, const char *name, float *out, size_t numel);
+// Whether dataset `ds`, said to hold n values, has storage the file can hold: a contiguous or
+// compact layout of exactly n times its type's size (a contiguous one inside the file). HDF5
+// trusts a layout message when it reads, so a damaged one crashed H5Dread inside the library;
+// every read of a file the user hands us checks this first. Chunked layouts pass (HDF5 checks
+// each chunk).
+bool h5_storage_ok(hid_t ds, uint64_t n);
 // Shape of dataset `name` (ndim <= 8); -1 if it does not exist.
 int h5_shape(hid_t file, const char *path, const char *name, int *ndim, long *shape);
 // Renames tmp -> final after the file was closed (and flushed): the atomic publish step.

@@ -342,7 +342,6 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     if (comm->rank == 0) {
         rc = mv_mkdir_p(wd);
         if (rc == 0) rc = lock_run_dir(t, wd);
-        if (rc == 0) { snprintf(path, sizeof path, "%s/config.yaml", wd); rc = config_save(path, cfg); }
     }
     if (rc == 0) rc = model_build(&t->model, &cfg->model);
     if (rc < 0) goto out;
@@ -357,7 +356,11 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     int32_t resumed = 0;   // rank 0's verdict: 1 resumed, 0 fresh start, -1 failed
     if (comm->rank == 0) {
         if (opts->resume && !strcmp(opts->resume, "auto")) {
-            if (checkpoint_find_latest(wd, resume_path, sizeof resume_path) < 0) resumed = -1;
+            char skipped[2048];
+            if (checkpoint_find_latest_report(wd, resume_path, sizeof resume_path, skipped, sizeof skipped) < 0)
+                resumed = -1;
+            else if (skipped[0])   // a damaged newer checkpoint must not go unnoticed
+                fprintf(stderr, "maskvim: warning: --resume auto passed over: %s\n", skipped);
         } else if (opts->resume) {
             snprintf(resume_path, sizeof resume_path, "%s", opts->resume);
         }
@@ -405,6 +408,14 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     for (int i = 0; i < cfg->data.num_val && rc == 0; i++)
         rc = source_resolve(t->val_paths[i], sizeof t->val_paths[i], &cfg->data.val[i], "val", cfg, comm);
     if (rc < 0) goto out;
+    // config.yaml describes the run only once its starting point is settled: a resume that is
+    // refused (another model.*, or data the loader cursor does not fit) must leave the run's own
+    // configuration in place, not the one that was refused. (A failure here on rank 0 ends
+    // every rank: cmd_train aborts the job.)
+    if (comm->rank == 0) {
+        snprintf(path, sizeof path, "%s/config.yaml", wd);
+        if ((rc = config_save(path, cfg)) < 0) goto out;
+    }
 
     int *ids = mv_malloc(sizeof(int) * B);
     mv_run_ctx ctx = {.training = true, .seed = (uint64_t)cfg->run.seed, .world_size = world};

@@ -1,6 +1,8 @@
 // A checkpoint whose structure is intact but whose tensor data is damaged (bit rot, a bad copy)
 // is passed over by --resume auto (checkpoint_find_latest), as docs/checkpoints.md says, and
-// checkpoint_verify names the file and what does not match; an intact file verifies.
+// checkpoint_verify names the file and what does not match; an intact file verifies. A damaged
+// dimension in a tensor's metadata is an error too (it used to abort the process or verify);
+// a folder whose every checkpoint is damaged is an error naming them, not a fresh start.
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -8,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/h5util.h"
 #include "core/optimizer.h"
+#include "core/weights_io.h"
 
 static void fresh_dir(char *out, size_t n, const char *name) {
     const char *root = getenv("MV_TEST_TMP");
@@ -93,5 +97,188 @@ Test(fault_checkpoint, damaged_newest_is_passed_over) {
     cr_expect_str_eq(mv_last_error(), "", "no stale message from the skipped files");
 
     optimizer_free(&o);
+    params_free(&r.p);
+}
+
+// Saves iter_2, iter_4 (and iter_6) of the small registry into dir.
+static void save_iters(const char *dir, reg *r, mv_optimizer *o, long last) {
+    mv_config cfg;
+    config_defaults(&cfg);
+    optimizer_init(o, &r->p, &cfg.optim);
+    for (size_t i = 0; i < r->p.num_params; i++) { o->m[i] = 0.1f * (float)i; o->v[i] = 0.01f * (float)i; }
+    mv_train_state st;
+    checkpoint_state_init(&st);
+    st.world = 1;
+    st.batch_per_rank = 2;
+    char found[4200];
+    for (long s = 2; s <= last; s += 2) {
+        o->step = s;
+        st.step = st.iter = s;
+        cr_assert_eq(checkpoint_save_iter(dir, 0, &r->p, o, &st, &cfg, found, sizeof found), 0, "%s", mv_last_error());
+    }
+}
+
+// Sets bit `bit` of the second dimension of the first (4, 3) dataspace in the file: HDF5 stores
+// a dataspace's dimensions as 8-byte little-endian lengths, so its bytes are 4 then 3.
+static void damage_dimension(const char *path, int bit) {
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    unsigned char *buf = malloc((size_t)size);
+    fseek(f, 0, SEEK_SET);
+    cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    static const unsigned char dims[16] = {4, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
+    long at = -1;
+    for (long i = 0; i + 16 <= size && at < 0; i++)
+        if (!memcmp(buf + i, dims, sizeof dims)) at = i;
+    cr_assert(at >= 0, "no (4, 3) dataspace found in %s", path);
+    buf[at + 8 + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+    fseek(f, 0, SEEK_SET);
+    cr_assert_eq(fwrite(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    free(buf);
+}
+
+Test(fault_checkpoint, damaged_dimension_is_an_error) {
+    char dir[512], found[4200], want[4200], path[4300];
+    fresh_dir(dir, sizeof dir, "dims");
+    reg r;
+    reg_build(&r);
+    mv_optimizer o;
+    save_iters(dir, &r, &o, 4);
+    snprintf(path, sizeof path, "%s/iter_4.h5", dir);
+    // 3 + 2^62: the element count 4 x (3 + 2^62) wraps around 2^64 back to 12, so every tensor read
+    // and hashed as before and the file verified; the load then refused it for its "shape".
+    damage_dimension(path, 62);
+    cr_expect_eq(checkpoint_verify(path), -1, "a dimension of 3 + 2^62 verified");
+    cr_expect(strstr(mv_last_error(), "iter_4.h5: '") && strstr(mv_last_error(), "damaged shape"), "%s", mv_last_error());
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    snprintf(want, sizeof want, "%s/iter_2.h5", dir);
+    cr_expect_str_eq(found, want, "the file with the damaged dimension is passed over");
+    // 3 + 2^40: about 4.4e12 values; the buffer for them used to end the process ("out of memory").
+    damage_dimension(path, 62);
+    damage_dimension(path, 40);
+    cr_expect_eq(checkpoint_verify(path), -1);
+    (void)checkpoint_verify_weights(path);   // what eval runs first: an answer, not an abort
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    cr_expect_str_eq(found, want);
+    optimizer_free(&o);
+    params_free(&r.p);
+}
+
+Test(fault_checkpoint, every_checkpoint_damaged_is_an_error) {
+    char dir[512], found[4200], path[4300], skipped[2048];
+    fresh_dir(dir, sizeof dir, "all");
+    reg r;
+    reg_build(&r);
+    mv_optimizer o;
+    save_iters(dir, &r, &o, 4);
+    // iter_4 (named by `latest`) loses a weight's value, iter_2 is cut short.
+    snprintf(path, sizeof path, "%s/iter_4.h5", dir);
+    damage(path, "decode_head.conv_seg.weight", 12);
+    snprintf(path, sizeof path, "%s/iter_2.h5", dir);
+    cr_assert_eq(truncate(path, 1000), 0);
+    // Found none used to mean "start from scratch": the run began again at iteration 0 and its
+    // log was emptied, without a word.
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), -1, "damaged checkpoints only: not a fresh start");
+    const char *e = mv_last_error();
+    cr_expect(strstr(e, "holds 2 checkpoints and none is whole") && strstr(e, "--resume PATH") &&
+              strstr(e, "iter_4.h5: the weights do not match their checksum") && strstr(e, "iter_2.h5: "), "%s", e);
+    cr_expect_str_eq(found, "");
+
+    // With a whole older file: taken, and the damaged ones reported for a warning.
+    optimizer_free(&o);
+    save_iters(dir, &r, &o, 2);   // iter_2 whole again; `latest` names it
+    cr_assert_eq(checkpoint_set_latest(dir, "iter_4.h5"), 0);
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 1);
+    cr_expect(strstr(found, "/iter_2.h5") != NULL, "%s", found);
+    cr_expect(strstr(skipped, "iter_4.h5: the weights do not match their checksum") != NULL, "%s", skipped);
+    cr_expect_str_eq(mv_last_error(), "", "no stale message");
+
+    // `latest` naming a deleted file, no other checkpoint: nothing to resume (a fresh start), said.
+    snprintf(path, sizeof path, "%s/iter_4.h5", dir);
+    cr_assert_eq(remove(path), 0);
+    snprintf(path, sizeof path, "%s/iter_2.h5", dir);
+    cr_assert_eq(remove(path), 0);
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 0);
+    cr_expect(strstr(skipped, "latest names iter_4.h5, which does not exist") != NULL, "%s", skipped);
+    optimizer_free(&o);
+    params_free(&r.p);
+}
+
+// Rewrites the layout class of dataset `name` from contiguous (1) to compact (0): HDF5's layout
+// message (version 3) is 3, class, then the data's address and size as 8-byte little-endian
+// values. Read as compact, the address's first two bytes are the data's size: zeroed here, a
+// compact dataset of 0 bytes (what a flipped bit made of a fuzzed checkpoint).
+static void damage_layout(const char *path, const char *name) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    cr_assert(ds >= 0);
+    uint64_t at = H5Dget_offset(ds), size = H5Dget_storage_size(ds);
+    H5Dclose(ds);
+    H5Fclose(f);
+    unsigned char want[18] = {3, 1};
+    for (int i = 0; i < 8; i++) { want[2 + i] = (unsigned char)(at >> (8 * i)); want[10 + i] = (unsigned char)(size >> (8 * i)); }
+    FILE *fp = fopen(path, "r+b");
+    cr_assert(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    unsigned char *buf = malloc((size_t)n);
+    fseek(fp, 0, SEEK_SET);
+    cr_assert_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    long hit = -1;
+    for (long i = 0; i + 18 <= n && hit < 0; i++)
+        if (!memcmp(buf + i, want, sizeof want)) hit = i;
+    cr_assert(hit >= 0, "no layout message for %s in %s", name, path);
+    buf[hit + 1] = buf[hit + 2] = buf[hit + 3] = 0;
+    fseek(fp, 0, SEEK_SET);
+    cr_assert_eq(fwrite(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    free(buf);
+}
+
+Test(fault_checkpoint, damaged_layout_is_an_error) {
+    char dir[512], found[4200], want[4200], path[4300];
+    fresh_dir(dir, sizeof dir, "layout");
+    reg r;
+    reg_build(&r);
+    mv_optimizer o;
+    save_iters(dir, &r, &o, 4);
+    snprintf(path, sizeof path, "%s/iter_4.h5", dir);
+    // HDF5 copied the tensor's 48 bytes out of a compact buffer that is not that large: a crash
+    // inside H5Dread (SIGSEGV in the fuzzed files this reproduces), in --resume auto's check.
+    damage_layout(path, "decode_head.conv_seg.weight");
+    cr_expect_eq(checkpoint_verify(path), -1);
+    cr_expect(strstr(mv_last_error(), "'decode_head.conv_seg.weight' has a damaged shape or storage") != NULL, "%s",
+              mv_last_error());
+    cr_expect_eq(checkpoint_verify_weights(path), -1);
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    snprintf(want, sizeof want, "%s/iter_2.h5", dir);
+    cr_expect_str_eq(found, want);
+    // --resume PATH loads without verifying first: the load refuses it too.
+    cr_expect_eq(checkpoint_load(path, &r.p, &o, NULL, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "iter_4.h5: parameter 'decode_head.conv_seg.weight' has damaged storage") != NULL,
+              "%s", mv_last_error());
+    optimizer_free(&o);
+    params_free(&r.p);
+}
+
+// A plain weights file (eval --checkpoint, predict, run.init_weights) reads through h5util, not
+// the checkpoint's verification: the same damage must be an error there too, not a crash.
+Test(fault_checkpoint, damaged_layout_in_weights_file_is_an_error) {
+    char dir[512], path[600];
+    fresh_dir(dir, sizeof dir, "weights_layout");
+    reg r;
+    reg_build(&r);
+    snprintf(path, sizeof path, "%s/weights.h5", dir);
+    cr_assert_eq(weights_save(&r.p, path), 0, "%s", mv_last_error());
+    int unexpected = 0;
+    cr_expect_eq(weights_load_all(&r.p, path, &unexpected), 0, "%s", mv_last_error());
+    damage_layout(path, "decode_head.conv_seg.weight");
+    cr_expect_eq(weights_load_all(&r.p, path, &unexpected), -1);
+    cr_expect(strstr(mv_last_error(), "'decode_head.conv_seg.weight' has damaged storage") != NULL, "%s",
+              mv_last_error());
     params_free(&r.p);
 }
