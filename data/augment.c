@@ -106,17 +106,10 @@ static void linear_taps(int *i0, int *i1, float *f, int x0, int n, int src, int 
 
 // Nearest taps (OpenCV INTER_NEAREST: floor(x * src / dst)).
 static void nearest_taps(int *idx, int x0, int n, int src, int dst) {
-    double scale = (double)src / dst;
-    for (int i = 0; i < n; i++) {
-        int s = (int)floor((x0 + i) * scale);
-        idx[i] = s < src ? s : src - 1;
-    }
+    for (int i = 0; i < n; i++) idx[i] = image_nearest_index(x0 + i, src, dst);
 }
 
-static int nearest_row(int y, int src, int dst) {
-    int s = (int)floor(y * ((double)src / dst));
-    return s < src ? s : src - 1;
-}
+static int nearest_row(int y, int src, int dst) { return image_nearest_index(y, src, dst); }
 
 // One output row `y` (in the nh-row virtual image) over the columns prepared in scratch.
 static void resample_row(uint8_t *out, const mv_image *rgb, int nh, int y, int ww, const mv_aug_scratch *s) {

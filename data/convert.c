@@ -152,16 +152,11 @@ int convert_map_labels(mv_image *label, const uint16_t table[256], const char *p
 
 mv_image convert_resize_nearest(const mv_image *label, int h, int w) {
     mv_image out = image_alloc(h, w, 1);
-    // OpenCV's INTER_NEAREST (resizeNN), which HGFormer's GTAV resize_img.py uses: scale
-    // f = dst / src in double, source index floor(i * (1 / f)), clamped to the last row/column.
-    // No half-pixel offset (that is Pillow's NEAREST and OpenCV's INTER_NEAREST_EXACT).
-    double ify = 1.0 / ((double)h / label->h), ifx = 1.0 / ((double)w / label->w);
+    // OpenCV's INTER_NEAREST positions, as HGFormer's GTAV resize_img.py resizes.
     for (int y = 0; y < h; y++) {
-        int sy = (int)floor(y * ify);
-        if (sy > label->h - 1) sy = label->h - 1;
+        int sy = image_nearest_index(y, label->h, h);
         for (int x = 0; x < w; x++) {
-            int sx = (int)floor(x * ifx);
-            if (sx > label->w - 1) sx = label->w - 1;
+            int sx = image_nearest_index(x, label->w, w);
             out.px[(size_t)y * w + x] = label->px[(size_t)sy * label->w + sx];
         }
     }

@@ -109,5 +109,5 @@ int convert_map_labels(mv_image *label, const uint16_t table[256], const char *p
 // does not list to ignore (GTAV, SYNTHIA: DATASETS.md sections 2 and 3).
 void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs, uint16_t other);
 // Nearest-neighbour resize of a one-channel label with OpenCV's INTER_NEAREST sampling positions
-// (source index floor(i * src / dst), no half-pixel offset), as HGFormer resizes GTAV's labels.
+// (image_nearest_index), as HGFormer resizes GTAV's labels.
 mv_image convert_resize_nearest(const mv_image *label, int h, int w);

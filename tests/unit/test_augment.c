@@ -211,6 +211,40 @@ Test(augment, crop_flip_photometric_normalise_exact) {
     image_free(&lab);
 }
 
+// The label's nearest-neighbour rescale takes OpenCV's INTER_NEAREST rows and columns (mmcv's
+// imresize for segmentation maps): floor(i * (1 / (dst / src))) in double. At 6 -> 34 samples,
+// output 17 reads source 2 there; floor(17 * 6 / 34) would read 3.
+Test(augment, label_rescale_takes_opencv_nearest_positions) {
+    cr_assert_eq(image_nearest_index(17, 6, 34), 2);
+    cr_assert_eq(image_nearest_index(33, 6, 34), 5);
+    cr_assert_eq(image_nearest_index(9, 10, 4), 9);   // downscale past the end: clamped
+    int H = 6, W = 6, S = 34;
+    mv_image img = ramp_image(H, W), lab = image_alloc(H, W, 1);
+    for (int i = 0; i < H * W; i++) lab.px[i] = (uint8_t)i;   // every pixel its own value
+    mv_aug_config cfg;
+    augment_default_config(&cfg, S, S);
+    cfg.scale_long = cfg.scale_short = S;
+    cfg.ratio_min = cfg.ratio_max = 1.0f;
+    cfg.cat_max_ratio = 1.0f;
+    mv_aug_scratch s;
+    aug_scratch_alloc(&s, &cfg, S);
+    float *out = malloc(sizeof(float) * 3 * S * S);
+    uint8_t *olab = malloc((size_t)S * S);
+    mv_aug_params p;
+    augment_train(out, olab, &p, &img, &lab, &cfg, 1, 0, find_key(&cfg, H, W, nothing), &s);
+    cr_assert(p.new_h == S && p.new_w == S && p.crop_y == 0 && p.crop_x == 0 && !p.flip);
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            int sy = (int)floor(y * (1.0 / ((double)S / H))), sx = (int)floor(x * (1.0 / ((double)S / W)));
+            cr_assert_eq(olab[y * S + x], lab.px[sy * W + sx], "(%d,%d)", y, x);
+        }
+    free(out);
+    free(olab);
+    aug_scratch_free(&s);
+    image_free(&img);
+    image_free(&lab);
+}
+
 // A rescaled image smaller than the crop: padded with 0 (image, after normalising) and 255.
 Test(augment, pads_small_images) {
     mv_image img = ramp_image(20, 30), lab = stripes_label(20, 30);
