@@ -71,6 +71,26 @@ static bool wanted(const char *targets, const char *name) {
     return false;
 }
 
+// Every name of --targets must be a data.val source: a misspelt one among good ones used to be
+// dropped silently, the run then reporting fewer domains than asked for with status 0.
+static int check_targets(const char *targets, const mv_config *cfg) {
+    if (!targets) return 0;
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", targets) >= (int)sizeof buf) return mv_fail("--targets: list too long");
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int i = 0;
+        while (i < cfg->data.num_val && strcmp(cfg->data.val[i].name, tok)) i++;
+        if (i < cfg->data.num_val) continue;
+        char known[512] = "";
+        for (int j = 0; j < cfg->data.num_val; j++) {
+            size_t l = strlen(known);
+            snprintf(known + l, sizeof known - l, "%s%s", j ? ", " : "", cfg->data.val[j].name);
+        }
+        return mv_fail("--targets: '%s' is not a data.val source (data.val: %s)", tok, cfg->data.num_val ? known : "empty");
+    }
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *file = NULL, *ckpt = NULL, *targets = NULL, *corrs = NULL, *sevs = "5", *json = NULL;
     bool sevs_given = false;
@@ -104,6 +124,7 @@ int cmd_eval(int argc, char **argv) {
     mv_model *m = mv_calloc(1, sizeof *m);
     bool corr_on[CORRUPT_COUNT] = {false}, sev[6] = {false};
     int rc = config_load(cfg, file, nsets, sets);
+    if (rc == 0) rc = check_targets(targets, cfg);
     if (rc == 0 && corrs) {
         rc = parse_severities(sev, sevs);
         if (rc == 0 && !strcmp(corrs, "all")) for (int c = 0; c < CORRUPT_COUNT; c++) corr_on[c] = true;
@@ -158,7 +179,13 @@ int cmd_eval(int argc, char **argv) {
                 sum += res.miou;
                 nsev++;
                 if (comm.rank != 0) continue;
-                printf("%-36s mIoU %6.2f  mAcc %6.2f  aAcc %6.2f\n", label, res.miou, res.macc, res.aacc);
+                // A split whose every label pixel is 255 has nothing to score: say so instead of
+                // printing nan (the JSON gives null), since it is mostly labels converted wrongly.
+                if (res.pixels == 0)
+                    fprintf(stderr, "maskvim eval: warning: %s: no labelled pixel (every label is ignore, 255): no "
+                            "metric to report\n", label);
+                if (res.pixels == 0) printf("%-36s mIoU      -  mAcc      -  aAcc      -\n", label);
+                else printf("%-36s mIoU %6.2f  mAcc %6.2f  aAcc %6.2f\n", label, res.miou, res.macc, res.aacc);
                 if (per_class) metrics_write_table(stdout, &res, metrics_cityscapes_classes(), label);
                 if (jf) {
                     fprintf(jf, "%s{\"domain\": ", nres++ ? ",\n" : "");

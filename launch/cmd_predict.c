@@ -318,6 +318,9 @@ int cmd_predict(int argc, char **argv) {
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
     if (rc == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim predict");
     if (rc == 0) rc = mv_mkdir_p(outdir);
+    // An existing file of that name passes mkdir -p; without this check the model would run and
+    // the first write would fail as "--out/x_pred.png: Not a directory".
+    if (rc == 0 && !mv_is_dir(outdir)) rc = mv_fail("--out %s: exists and is not a folder", outdir);
     char device[256];
     mv_comm solo = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1};
     mv_run_ctx dev_ctx = {.world_size = 1};

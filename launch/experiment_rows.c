@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/json_read.h"
 #include "core/json_write.h"
 
 static bool file_exists(const char *path) {
@@ -21,22 +22,43 @@ static bool file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-// The "state" of DIR/status.json into state[size] ("" when there is none).
+// The "state" of DIR/status.json into state[size] ("" when there is none). The file is parsed
+// as JSON, not searched for the text: a damaged one (cut short, edited by hand) that still held
+// '"state": "finished"' was taken as finished, so the row was skipped for good while the report
+// refused the file. Such a file counts as no state (the row runs or resumes, and its status is
+// written again), with a warning.
 static void read_state(char *state, size_t size, const char *dir) {
-    char path[MV_PATH_MAX + 32], buf[4096];
+    char path[MV_PATH_MAX + 32];
     state[0] = 0;
     snprintf(path, sizeof path, "%s/status.json", dir);
     FILE *f = fopen(path, "rb");
     if (!f) return;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t cap = 4096, n = 0;
+    char *buf = mv_malloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - 1 - n, f)) > 0;) {
+        n += got;
+        if (n + 1 == cap) {
+            char *bigger = realloc(buf, cap *= 2);
+            MV_CHECK(bigger, "out of memory");
+            buf = bigger;
+        }
+    }
     fclose(f);
     buf[n] = 0;
-    const char *s = strstr(buf, "\"state\": \"");
-    if (!s) return;
-    s += strlen("\"state\": \"");
-    size_t k = 0;
-    while (s[k] && s[k] != '"' && k + 1 < size) { state[k] = s[k]; k++; }
-    state[k] = 0;
+    mv_json st;
+    if (mv_json_parse(&st, buf) < 0) {
+        fprintf(stderr, "maskvim experiment: warning: %s: damaged (%s); the row is not taken as finished\n", path,
+                mv_last_error());
+        mv_clear_error();
+        free(buf);
+        return;
+    }
+    free(buf);
+    const mv_json *v = mv_json_get(&st, "state");
+    if (v && v->kind == MV_JSON_STR) snprintf(state, size, "%s", v->str);
+    else
+        fprintf(stderr, "maskvim experiment: warning: %s: no \"state\"; the row is not taken as finished\n", path);
+    mv_json_free(&st);
 }
 
 row_action exp_row_plan(const char *dir) {
@@ -197,10 +219,34 @@ int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const ch
     return 0;
 }
 
+// A row's training that exited 0 must have reached schedule.max_iters: the last iteration
+// always writes a checkpoint, which `latest` names. A launcher that exits 0 without training
+// (a wrapper that swallows the failure, a typo such as --launcher echo) was otherwise recorded
+// as finished with no results, and every later sweep skipped the row.
+static int check_trained(const row_job *j) {
+    char path[MV_PATH_MAX + 32], name[256] = "";
+    snprintf(path, sizeof path, "%s/latest", j->dir);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        if (!fgets(name, sizeof name, f)) name[0] = 0;
+        fclose(f);
+    }
+    long it = -1;
+    char tail[8] = "";
+    if (sscanf(name, "iter_%ld.h%7s", &it, tail) != 2 || strcmp(tail, "5")) it = -1;
+    if (it >= j->max_iters) return 0;
+    if (it < 0)
+        return mv_fail("the training exited with status 0 but left no checkpoint (%s missing or unreadable): it did "
+                       "not train (check the launcher command)", path);
+    return mv_fail("the training exited with status 0 at iteration %ld of %ld (%s): it did not finish (check the "
+                   "launcher command)", it, j->max_iters, path);
+}
+
 int exp_row_end(row_job *j, const mv_experiment *exp, bool ok) {
     char names[MV_EXP_MAX_CORR][MV_NAME_MAX];
     double corr[MV_EXP_MAX_CORR];
     int rc = ok ? 0 : -1;
+    if (rc == 0) rc = check_trained(j);
     if (rc == 0 && exp->ncorruptions) {
         char path[MV_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/corruptions.json", j->dir);

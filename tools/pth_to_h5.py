@@ -8,7 +8,9 @@ per state_dict key, PyTorch shapes).
 Accepted inputs: a bare state_dict, or a dict holding it under 'state_dict' (mmseg/mmengine)
 or 'model' (VMamba's ImageNet checkpoints). Non-tensor entries and BatchNorm's
 num_batches_tracked are skipped; float tensors are written as float32, with their shapes
-unchanged.
+unchanged. A leading 'module.' (a model saved wrapped in DataParallel or
+DistributedDataParallel) is removed from every key, as mmengine's load_checkpoint does
+(its default revise_keys).
 
 --prefix P   prepend P to every key: VMamba's ImageNet checkpoints name the encoder's tensors
              without the 'backbone.' of a segmentation model. Their classifier (top-level
@@ -139,8 +141,15 @@ def plan(sd, prefix, naming, layout):
     """[(output name, tensor, source key)] and the counts, without writing anything."""
     root = "" if prefix else "backbone."
     out, seen = [], {}
-    n = dict(renamed=0, dropped=0, skipped=0, permuted=0)
+    n = dict(renamed=0, dropped=0, skipped=0, permuted=0, unwrapped=0)
     for key, t in sd.items():
+        src = key
+        # DataParallel's 'module.': the authors' code loads through mmengine's load_checkpoint,
+        # which strips it (revise_keys=[(r'^module\.', '')]); kept, no key would match maskvim's,
+        # and the v0 renames below (anchored at 'backbone.' or the root) would miss too.
+        if key.startswith("module.") and torch.is_tensor(t):
+            key = key[len("module."):]
+            n["unwrapped"] += 1
         if not torch.is_tensor(t) or key.endswith("num_batches_tracked") or not t.is_floating_point():
             n["skipped"] += 1
             if torch.is_tensor(t) and not key.endswith("num_batches_tracked"):
@@ -159,14 +168,14 @@ def plan(sd, prefix, naming, layout):
                 n["renamed"] += 1
         name = prefix + name
         if name in seen:
-            raise ConvertError(f"'{key}' and '{seen[name]}' both become '{name}' "
-                               "(the file mixes VMamba v0 and maskvim names)")
-        seen[name] = key
+            raise ConvertError(f"'{src}' and '{seen[name]}' both become '{name}' "
+                               "(the file mixes VMamba v0 and maskvim names, or keys with and without 'module.')")
+        seen[name] = src
         t = t.detach().to(torch.float32)
         if name.endswith("token_mask") and layout == "official":
             t = official_to_spatial(t)
             n["permuted"] += 1
-        out.append((name, t, key))
+        out.append((name, t, src))
     if naming == "v0" and n["renamed"] == 0:
         raise ConvertError("--naming v0, but no key has a VMamba v0 name "
                            f"({root or 'top level'}: patch_embed.proj, patch_embed.norm, "
@@ -225,9 +234,10 @@ def main():
         print(f"pth_to_h5: {a.output}: cannot write ({error})", file=sys.stderr)
         return 2
     naming = " (VMamba v0 names)" if n["renamed"] else ""
+    unwrapped = f", 'module.' removed from {n['unwrapped']} keys" if n["unwrapped"] else ""
     print(f"{a.output}: {len(tensors)} tensors written, {n['renamed']} renamed{naming}, "
           f"{n['dropped']} classifier tensors dropped, {n['skipped']} entries skipped, "
-          f"{n['permuted']} token masks permuted")
+          f"{n['permuted']} token masks permuted{unwrapped}")
     return 0
 
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Inputs to eval, predict and the .pth converter that once gave a silently wrong or misleading
+# result: a DataParallel checkpoint ('module.' keys, as mmengine's load_checkpoint accepts it)
+# converted as it is; a --targets list with one unknown name among good ones (dropped, status
+# 0); a split whose every label is ignore (a "nan" table line); an existing file as predict's
+# --out (the model ran first, then every write failed as "Not a directory").
+set -euo pipefail
+source "$(dirname "$0")/train_common.sh"
+T="$MV_TEST_TMP/eval_odd_inputs"; rm -rf "$T"; mkdir -p "$T"
+fail() { echo "FAIL: $*"; exit 1; }
+sets=(--set model.preset=maskvim-nano --set model.crop=64,64 --set data.synthetic.size=64,128 --set data.scale=128,64
+      --set data.synthetic.val_count=2 --set data.workers=1 --set "data.val=[synthetic:clear,synthetic:fog]")
+"$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --seed 3 --init-out "$T/w.h5" >/dev/null 2>&1
+
+# 1. A DDP checkpoint: every key under 'module.', with num_batches_tracked and an optimizer.
+"$MV_PYTHON" - "$T" <<'PY'
+import sys, h5py, torch
+d = sys.argv[1]
+with h5py.File(f"{d}/w.h5", "r") as f:
+    sd = {"module." + k: torch.from_numpy(f[k][...]) for k in f.keys()}
+for k in list(sd):
+    if k.endswith("running_var"):
+        sd[k[: -len("running_var")] + "num_batches_tracked"] = torch.tensor(7)
+torch.save({"meta": {"iter": 7}, "state_dict": sd, "optimizer": {"state": {}, "param_groups": []}}, f"{d}/ddp.pth")
+PY
+"$MV_PYTHON" "$MV_SRC/tools/pth_to_h5.py" "$T/ddp.pth" "$T/ddp.h5" >"$T/conv.log" 2>&1 || fail "conversion: $(cat "$T/conv.log")"
+grep -q "'module.' removed" "$T/conv.log" || fail "the summary does not say 'module.' was removed: $(cat "$T/conv.log")"
+"$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$T/w.h5" "$T/ddp.h5" --exact >/dev/null \
+    || fail "a 'module.' checkpoint does not convert to the model's own names bit for bit"
+"$MV_BIN" eval --checkpoint "$T/ddp.h5" "${sets[@]}" --targets clear >"$T/ddp_eval.log" 2>&1 \
+    || fail "eval of the converted DDP checkpoint: $(tail -2 "$T/ddp_eval.log")"
+
+# 2. --targets with an unknown name among known ones is refused, naming it and data.val.
+if "$MV_BIN" eval --checkpoint "$T/w.h5" "${sets[@]}" --targets clear,nowhere >"$T/t.log" 2>&1; then
+    fail "--targets clear,nowhere accepted: $(cat "$T/t.log")"
+fi
+grep -q "'nowhere' is not a data.val source (data.val: clear, fog)" "$T/t.log" || fail "message: $(cat "$T/t.log")"
+
+# 3. A split whose every label is ignore (Cityscapes label id 0 -> 255): '-' and a warning, no nan.
+"$MV_PYTHON" - "$T" <<'PY'
+import sys, numpy as np
+sys.path.insert(0, __import__("os").environ["MV_SRC"] + "/tests/scripts")
+from png_fixture import png
+d, stem = sys.argv[1], "aachen/aachen_000000_000019"
+png(f"{d}/cs/leftImg8bit/val/{stem}_leftImg8bit.png", np.random.default_rng(0).integers(0, 256, (40, 77, 3)))
+png(f"{d}/cs/gtFine/val/{stem}_gtFine_labelIds.png", np.zeros((40, 77), np.uint8))
+PY
+"$MV_BIN" data convert --dataset cityscapes --root "$T/cs" --split val --out "$T/ignore" --workers 1 >/dev/null 2>&1
+"$MV_BIN" eval --checkpoint "$T/w.h5" "${sets[@]}" --set "data.val=[$T/ignore]" --json "$T/ig.json" >"$T/ig.out" 2>"$T/ig.err" \
+    || fail "all-ignore split: $(cat "$T/ig.err")"
+grep -qi "nan" "$T/ig.out" && fail "the table prints nan: $(cat "$T/ig.out")"
+grep -q "no labelled pixel" "$T/ig.err" || fail "no warning for an all-ignore split: $(cat "$T/ig.err")"
+grep -q '"mIoU": null' "$T/ig.json" || fail "json: $(cat "$T/ig.json")"
+
+# 4. predict --out naming an existing file: refused before any image is segmented.
+"$MV_BIN" data synth --preview "$T/in.png" --domains rain --size 64x128 --preview-count 1 >/dev/null 2>&1
+touch "$T/afile"
+if "$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --input "$T/in.png" --out "$T/afile" >"$T/p.log" 2>&1; then
+    fail "--out naming a file accepted"
+fi
+grep -q "afile: exists and is not a folder" "$T/p.log" || fail "message: $(cat "$T/p.log")"
+grep -q "\[1/1\]" "$T/p.log" && fail "the image was segmented before --out was refused: $(cat "$T/p.log")"
+echo "4 passed, 0 failed"
