@@ -3,14 +3,24 @@
 // of each output pixel to its four sources has a single writer.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
+#include "kernels/cpu/fastmath.h"
 
 typedef struct { int i0, i1; float w0, w1; } tap2;
 
-// Source coordinate of output index o: (o + 0.5) * in/out - 0.5, clamped at 0 (PyTorch).
+// Source coordinate of output index o: (o + 0.5) * in/out - 0.5, clamped to [0, in - 1]: an
+// output outside the first or last input centre reads that input with weight exactly 1 and so
+// equals it exactly. The official token-mask layout compares two horizontally adjacent entries of
+// one plane, and two such clamped neighbours are an exact tie (a tie keeps the token). PyTorch's
+// (1 - l) a + l a (l != 0 past the last centre) and an FMA-fused product (8 -> 24 columns: src
+// 1.5e-8 instead of 0 at output 1) left those ties to float rounding, and the C step and the
+// reference disagreed on whole masks (test_reference_step.sh, official layout on crop 32x32).
+// The product is rounded before the subtraction (mv_rounded), as kernels/cuda/resample.cuh does
+// with __fmul_rn / __fsub_rn: gnu11 with -march=native contracted it into an FMA.
 static tap2 bilinear_tap(int o, int in, int out) {
     float scale = (float)in / (float)out;
-    float src = ((float)o + 0.5f) * scale - 0.5f;
+    float src = mv_rounded(((float)o + 0.5f) * scale) - 0.5f;
     if (src < 0) src = 0;
+    if (src > (float)(in - 1)) src = (float)(in - 1);
     int i0 = (int)src;
     if (i0 > in - 1) i0 = in - 1;
     int i1 = i0 + 1 < in ? i0 + 1 : in - 1;

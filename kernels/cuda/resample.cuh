@@ -7,12 +7,14 @@ struct Tap2 {
     float w0, w1;
 };
 
-// Source coordinate of output index o: (o + 0.5) * in/out - 0.5, clamped at 0; the same float
-// operations as the CPU op.
+// Source coordinate of output index o: (o + 0.5) * in/out - 0.5, clamped to [0, in - 1] (an
+// output past the first or last input centre reads it with weight exactly 1: the official
+// token-mask layout's ties stay exact); the same float operations as the CPU op.
 __device__ __forceinline__ Tap2 bilinear_tap(int o, int in, int out) {
     float scale = (float)in / (float)out;
     float src = __fsub_rn(__fmul_rn((float)o + 0.5f, scale), 0.5f);
     if (src < 0) src = 0;
+    if (src > (float)(in - 1)) src = (float)(in - 1);
     int i0 = (int)src;
     if (i0 > in - 1) i0 = in - 1;
     int i1 = i0 + 1 < in ? i0 + 1 : in - 1;

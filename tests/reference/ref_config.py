@@ -17,6 +17,7 @@ _COMMON = dict(
     mask_encoder=[True, True, True, False],   # per encoder stage 0..3
     mask_decoder=True,
     lambda_per_stage=False,
+    lambda_count=1,           # values given to mask.lambda (1: uniform; 3 or 4: per stage)
     lam=[0.5, 0.5, 0.5, 0.5],
     alpha1=1.0,
     alpha2=1.0,
@@ -129,6 +130,7 @@ def set_key(cfg, key, value):
                 cfg["lambda_per_stage"] = True
             else:
                 raise ValueError("expected 1, 3 or 4 values")
+            cfg["lambda_count"] = len(vals)
         elif key == "mask.alpha1":
             cfg["alpha1"] = float(v)
         elif key == "mask.alpha2":
@@ -165,23 +167,48 @@ def apply_sets(cfg, items):
 
 
 def validate(cfg):
-    """Checks the sizes the model needs (crop divisible by 32, positive sizes)."""
+    """Refuses what the C side's model_config_validate and key ranges refuse (docs/config.md), so
+    that the yardstick never accepts a configuration `maskvim` rejects: the two sides must agree
+    on which settings exist, not only on what the accepted ones compute."""
     ch, cw = cfg["crop"]
-    if ch <= 0 or cw <= 0 or ch % 32 or cw % 32:
-        raise ValueError(f"model.crop {ch}x{cw}: both sides must be positive multiples of 32")
-    for name in ("dims", "depths", "decoder_depths"):
+    if not (32 <= ch <= 16384 and 32 <= cw <= 16384) or ch % 32 or cw % 32:
+        raise ValueError(f"model.crop {ch}x{cw}: both sides must be multiples of 32 in [32, 16384]")
+    ranges = dict(dims=(1, 8192), depths=(1, 64), decoder_depths=(1, 16))
+    for name, (lo, hi) in ranges.items():
         if any(x <= 0 for x in cfg[name]):
             raise ValueError(f"model.{name}: every entry must be positive")
+        if any(not lo <= x <= hi for x in cfg[name]):
+            raise ValueError(f"model.{name}: every entry must be in [{lo}, {hi}]")
     for name in ("d_state", "decoder_channels", "aux_channels", "num_classes", "ssm_ratio"):
         if cfg[name] <= 0:
             raise ValueError(f"model.{name} must be positive")
+    for name, lo, hi in (("d_state", 1, 64), ("ssm_ratio", 1, 8), ("decoder_channels", 1, 8192),
+                         ("aux_channels", 1, 8192), ("num_classes", 2, 255)):
+        if not lo <= cfg[name] <= hi:
+            raise ValueError(f"model.{name} = {cfg[name]} is out of range [{lo}, {hi}]")
     if cfg["head"] == "linear" and cfg["mask_decoder"]:
         raise ValueError("the linear head has no decoder blocks to mask: set mask.decoder=false")
-    if cfg["tau"] <= 0:
-        raise ValueError("mask.tau must be positive")
+    if cfg["head"] == "linear" and cfg["context"] != "ppm":
+        raise ValueError("model.context = vss replaces the mask decoder's pyramid pooling: it needs model.head=uper")
+    for name in ("tau", "gamma"):
+        if not 0.0 < cfg[name] <= 1000.0:
+            raise ValueError(f"mask.{name} = {cfg[name]} is out of range (0, 1000]")
     for name in ("drop_path", "decoder_drop_path", "dropout"):
         if not 0.0 <= cfg[name] < 1.0:
             raise ValueError(f"model.{name} must be in [0, 1)")
+    if not 0.0 <= cfg["aux_weight"] <= 1000.0:
+        raise ValueError(f"model.aux_weight = {cfg['aux_weight']} is out of range [0, 1000]")
+    for name in ("alpha1", "alpha2"):
+        if not 0.0 <= cfg[name] <= 1e6:
+            raise ValueError(f"mask.{name} = {cfg[name]} is out of range [0, 1e6]")
+    if any(not 0.0 <= v <= 1.0 for v in cfg["lam"]):
+        raise ValueError(f"mask.lambda {cfg['lam'][:cfg['lambda_count']]}: every value must be in [0, 1]")
+    if cfg["lambda_per_stage"] and cfg["mask_encoder"][3] and cfg["lambda_count"] < 4:
+        raise ValueError(f"mask.lambda gives {cfg['lambda_count']} per-stage values but stage 3 is masked: "
+                         "give four, or one for the uniform lambda")
+    if cfg["lambda_per_stage"] and not cfg["mask_encoder"][3] and cfg["lambda_count"] > 3:
+        raise ValueError(f"mask.lambda gives {cfg['lambda_count']} per-stage values but stage 3 is not masked, "
+                         "so the last would be ignored: give three, or mask stage 3 too")
 
 
 def deterministic(cfg):

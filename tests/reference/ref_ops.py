@@ -265,6 +265,35 @@ def resize(x, size):
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
+def _bilinear_matrix(out, inn, dtype):
+    """(out, inn) weights of the bilinear resize along one axis (align_corners False), with the
+    source coordinate clamped to [0, inn-1]: an output past the first or last input centre reads
+    that input with weight exactly 1 (F.interpolate gives (1 - l) a + l a there, l != 0)."""
+    o = torch.arange(out, dtype=torch.float64)
+    src = ((2 * o + 1) * inn - out) / (2 * out)           # (o + 0.5) * inn/out - 0.5, one rounding
+    src = src.clamp(0, inn - 1)
+    i0 = src.floor().long()
+    i1 = (i0 + 1).clamp(max=inn - 1)
+    l1 = src - i0
+    M = torch.zeros(out, inn, dtype=torch.float64)
+    M[torch.arange(out), i0] += 1 - l1
+    M[torch.arange(out), i1] += l1
+    return M.to(dtype)
+
+
+def resize_clamped(x, size):
+    """resize() with exact weights 1 / 0 where an output lies past the first or last input centre
+    (identity at equal size). Equal to F.interpolate up to rounding, but a token mask's logits
+    must be exact there: in the official layout two horizontally adjacent entries of one plane
+    are compared, and clamped neighbours are an exact tie that a tie rule (keep) decides, not the
+    rounding of (1 - l) a + l a (docs/reference.md, token mask logits)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    My = _bilinear_matrix(size[0], x.shape[-2], x.dtype)
+    Mx = _bilinear_matrix(size[1], x.shape[-1], x.dtype)
+    return torch.einsum("yi,bcij,xj->bcyx", My, x, Mx)
+
+
 def drop_path(x, p, training, generator=None):
     """Stochastic depth per sample (timm's rule): keep with prob 1-p, scale kept by 1/(1-p)."""
     if p == 0.0 or not training:
@@ -297,7 +326,7 @@ def token_logits(P, grid, size, layout):
     gh, gw = grid
     H, W = size
     planes = P.reshape(1, gh, gw, 2).permute(0, 3, 1, 2)          # (1,2,gh,gw)
-    planes = resize(planes, (H, W))
+    planes = resize_clamped(planes, (H, W))
     if layout == "spatial":
         return planes.permute(0, 2, 3, 1).reshape(1, H * W, 2)
     if layout == "official":

@@ -10,6 +10,38 @@ set -euo pipefail
 : "${MV_BIN:?}" "${MV_PYTHON:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
 dir="$MV_TEST_TMP/reference_step"; rm -rf "$dir"; mkdir -p "$dir"
 ref="$MV_SRC/tests/reference/maskvim_ref.py"
+# Both sides must refuse the same settings (docs/config.md ranges and consistency rules): the
+# reference used to accept num_classes 1 or 256, lambdas outside [0,1], three per-stage lambdas
+# with stage 3 masked, tau or gamma out of range, ... and so computed configurations `maskvim`
+# rejects. Each entry is one or more key=value separated by spaces; the last one is accepted.
+refused=(
+  "model.num_classes=1" "model.num_classes=256" "mask.lambda=1.5" "mask.lambda=0.9,0.7,0.5,0.3"
+  "mask.lambda=0.9,0.7,0.5 mask.encoder_stages=1,1,1,1" "mask.tau=2000" "mask.gamma=0"
+  "model.ssm_ratio=9" "model.d_state=65" "model.depths=1,1,65,1" "mask.alpha1=-1" "model.aux_weight=-1"
+  "model.head=linear mask.decoder=false model.context=vss" "model.crop=16416,32"
+  "mask.lambda=0.9,0.7,0.5,0.3 mask.encoder_stages=1,1,1,1"
+)
+for i in "${!refused[@]}"; do
+  sets=(); for kv in ${refused[$i]}; do sets+=(--set "$kv"); done
+  want=1; [ "$i" -eq $((${#refused[@]} - 1)) ] && want=0
+  got=0; "$MV_BIN" config "${sets[@]}" >/dev/null 2>&1 || got=1
+  [ "$got" -eq "$want" ] || { echo "FAIL maskvim config ${refused[$i]}: refused=$got, want $want"; exit 1; }
+done
+"$MV_PYTHON" - "$MV_SRC/tests/reference" "${refused[@]}" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import ref_config
+cases = sys.argv[2:]
+for i, case in enumerate(cases):
+    try:
+        ref_config.apply_sets(ref_config.preset("maskvim-nano"), case.split())
+        refused = False
+    except ValueError:
+        refused = True
+    if refused != (i < len(cases) - 1):
+        sys.exit(f"FAIL maskvim_ref.py {case}: refused={refused}, maskvim says {i < len(cases) - 1}")
+print(f"ok   both sides refuse the same {len(cases) - 1} settings")
+PY
 det="--set mask.noise=false --set model.dropout=0 --set model.drop_path=0 --set model.decoder_drop_path=0"
 "$MV_PYTHON" "$ref" make-batch --out "$dir/crop.h5" --batch 2 --size 64x64 --classes 19 --seed 1 >/dev/null
 "$MV_PYTHON" "$ref" make-batch --out "$dir/odd.h5" --batch 2 --size 72x104 --classes 19 --seed 2 >/dev/null
@@ -43,8 +75,14 @@ cases=(
 # Cases run on one batch only ("batch|settings"): encoder widths that do not double (the
 # downsample is Linear(4C_i -> C_{i+1})) with a decoder width that is not a multiple of 16, on
 # the ragged batch.
+# Official token-mask layout with the logits upsampled about 3x (crop 32x32, masks on 8x8 ...
+# 1x1 grids, 72x104 images: 18x26 ... 3x4 maps): a token then compares two horizontally adjacent
+# entries of one plane, and neighbours past the first or last grid centre are an exact tie (a tie
+# keeps). The resize must keep them exact on both sides (kernels/cpu/resample.c, ref_ops
+# resize_clamped); float rounding used to decide them, and whole masks differed.
 single=(
   "ragged|--set model.dims=12,20,36,68 --set model.decoder_channels=24 --set model.aux_channels=20 --set mask.lambda=0.8,0.6,0.4"
+  "odd|--set mask.layout=official --set model.crop=32,32"
 )
 runs=()
 for i in "${!cases[@]}"; do for batch in crop odd; do runs+=("$i|$batch|${cases[$i]}"); done; done
