@@ -118,9 +118,10 @@ static void save_iters(const char *dir, reg *r, mv_optimizer *o, long last) {
     }
 }
 
-// Sets bit `bit` of the second dimension of the first (4, 3) dataspace in the file: HDF5 stores
-// a dataspace's dimensions as 8-byte little-endian lengths, so its bytes are 4 then 3.
-static void damage_dimension(const char *path, int bit) {
+// Finds the first occurrence of `pattern` in the file at `path` and applies `patch` to the bytes
+// from there (bounded by the file's end), writing the file back in place.
+static void patch_file(const char *path, const unsigned char *pattern, size_t len,
+                       void (*patch)(unsigned char *at, const void *arg), const void *arg) {
     FILE *f = fopen(path, "r+b");
     cr_assert(f, "cannot open %s", path);
     fseek(f, 0, SEEK_END);
@@ -128,16 +129,27 @@ static void damage_dimension(const char *path, int bit) {
     unsigned char *buf = malloc((size_t)size);
     fseek(f, 0, SEEK_SET);
     cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    static const unsigned char dims[16] = {4, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
     long at = -1;
-    for (long i = 0; i + 16 <= size && at < 0; i++)
-        if (!memcmp(buf + i, dims, sizeof dims)) at = i;
-    cr_assert(at >= 0, "no (4, 3) dataspace found in %s", path);
-    buf[at + 8 + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+    for (long i = 0; i + (long)len <= size && at < 0; i++)
+        if (!memcmp(buf + i, pattern, len)) at = i;
+    cr_assert(at >= 0, "pattern not found in %s", path);
+    patch(buf + at, arg);
     fseek(f, 0, SEEK_SET);
     cr_assert_eq(fwrite(buf, 1, (size_t)size, f), (size_t)size);
     fclose(f);
     free(buf);
+}
+
+static void flip_bit_of_second_length(unsigned char *at, const void *arg) {
+    int bit = *(const int *)arg;
+    at[8 + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+}
+
+// Sets bit `bit` of the second dimension of the first (4, 3) dataspace in the file: HDF5 stores
+// a dataspace's dimensions as 8-byte little-endian lengths, so its bytes are 4 then 3.
+static void damage_dimension(const char *path, int bit) {
+    static const unsigned char dims[16] = {4, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
+    patch_file(path, dims, sizeof dims, flip_bit_of_second_length, &bit);
 }
 
 Test(fault_checkpoint, damaged_dimension_is_an_error) {
@@ -207,6 +219,11 @@ Test(fault_checkpoint, every_checkpoint_damaged_is_an_error) {
     params_free(&r.p);
 }
 
+static void compact_of_zero_bytes(unsigned char *at, const void *arg) {
+    (void)arg;
+    at[1] = at[2] = at[3] = 0;
+}
+
 // Rewrites the layout class of dataset `name` from contiguous (1) to compact (0): HDF5's layout
 // message (version 3) is 3, class, then the data's address and size as 8-byte little-endian
 // values. Read as compact, the address's first two bytes are the data's size: zeroed here, a
@@ -221,22 +238,7 @@ static void damage_layout(const char *path, const char *name) {
     H5Fclose(f);
     unsigned char want[18] = {3, 1};
     for (int i = 0; i < 8; i++) { want[2 + i] = (unsigned char)(at >> (8 * i)); want[10 + i] = (unsigned char)(size >> (8 * i)); }
-    FILE *fp = fopen(path, "r+b");
-    cr_assert(fp);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    unsigned char *buf = malloc((size_t)n);
-    fseek(fp, 0, SEEK_SET);
-    cr_assert_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    long hit = -1;
-    for (long i = 0; i + 18 <= n && hit < 0; i++)
-        if (!memcmp(buf + i, want, sizeof want)) hit = i;
-    cr_assert(hit >= 0, "no layout message for %s in %s", name, path);
-    buf[hit + 1] = buf[hit + 2] = buf[hit + 3] = 0;
-    fseek(fp, 0, SEEK_SET);
-    cr_assert_eq(fwrite(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    free(buf);
+    patch_file(path, want, sizeof want, compact_of_zero_bytes, NULL);
 }
 
 Test(fault_checkpoint, damaged_layout_is_an_error) {
