@@ -146,9 +146,9 @@ int checkpoint_resume_check(const mv_train_state *st, const mv_config *saved, co
     verdict v = {why, n, rc};
     char sa[96], sb[256];
     snprintf(sa, sizeof sa, "%lld (%d ranks x %d)", g_saved, st->world, st->batch_per_rank);
-    snprintf(sb, sizeof sb, "%lld (%d ranks x %d); the stream continues at the same sample, the schedule at the "
-             "same iteration", g_now, world, now->data.batch_per_rank);
+    snprintf(sb, sizeof sb, "%lld (%d ranks x %d)", g_now, world, now->data.batch_per_rank);
     warn(&v, "global batch", sa, sb);
+    note(&v, "the sample stream continues at the same sample, the schedule at the same iteration");
     return v.status;
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "core/error.h"
 #include "core/evaluate.h"
 #include "core/rng.h"
@@ -42,9 +43,11 @@ static void check_case(int K, int h4, int w4, int h, int w, int lh, int lw, uint
     const char *py = getenv("MV_PYTHON");
     cr_assert(py, "MV_PYTHON must be set (ctest sets it)");
     char src[512], out[512], script[512], cmd[2048];
-    snprintf(src, sizeof src, "%s/eval_resize_%u_logits.bin", tmpdir(), seed);
-    snprintf(out, sizeof out, "%s/eval_resize_%u_ref.bin", tmpdir(), seed);
-    snprintf(script, sizeof script, "%s/eval_resize_%u.py", tmpdir(), seed);
+    // Named by process too: two runs of this test over one build tree must not share files.
+    int pid = (int)getpid();
+    snprintf(src, sizeof src, "%s/eval_resize_%d_%u_logits.bin", tmpdir(), pid, seed);
+    snprintf(out, sizeof out, "%s/eval_resize_%d_%u_ref.bin", tmpdir(), pid, seed);
+    snprintf(script, sizeof script, "%s/eval_resize_%d_%u.py", tmpdir(), pid, seed);
     size_t n4 = (size_t)h4 * w4 * K, npx = (size_t)lh * lw;
     float *logits = malloc(sizeof(float) * n4), *ref = malloc(sizeof(float) * 3 * npx);
     for (size_t i = 0; i < n4; i++) logits[i] = 4.0f * (rng_u01(philox4x32(seed, 0, (uint32_t)i, 0, 0).v[0]) - 0.5f);
