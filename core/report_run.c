@@ -202,9 +202,16 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
     // status.json (written by the sweep runner) overrides the metrics' last evaluations
     snprintf(path, sizeof path, "%s/status.json", dir);
     char *text = report_read_file(path, true);
-    if (text) {
-        mv_json st;
-        if (mv_json_parse(&st, text) < 0) { free(text); return mv_fail_context("%s", path); }
+    mv_json st;
+    if (text && mv_json_parse(&st, text) < 0) {
+        // One damaged status (cut short, edited by hand) must not sink the whole table: the row
+        // is shown as incomplete with the reason, and the next sweep rewrites the file.
+        free(text);
+        size_t l = strlen(run->note);
+        snprintf(run->note + l, sizeof run->note - l, "status.json damaged (%.120s); ", mv_last_error());
+        mv_clear_error();
+        copy_name(run->state, "unknown", sizeof run->state);
+    } else if (text) {
         free(text);
         const mv_json *state = mv_json_get(&st, "state");
         if (state && state->kind == MV_JSON_STR) copy_name(run->state, state->str, sizeof run->state);

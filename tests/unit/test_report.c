@@ -344,6 +344,23 @@ Test(report, builds_of_the_runs) {
     remove_root();
 }
 
+// A status.json cut short (the sweep's own writes are atomic; a copy or an edit may not be) makes
+// its row incomplete with the reason, not the whole report an error.
+Test(report, damaged_status_marks_its_row_incomplete) {
+    make_root("damaged_status");
+    make_run("a", 0.5, true, NULL);
+    make_run("b", 0.1, true, "{\"row\": \"b\", \"state\": \"finished\"");
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(rep.nruns, 2);
+    cr_assert(!rep.runs[0].incomplete, "%s", rep.runs[0].note);
+    cr_assert(rep.runs[1].incomplete);
+    cr_assert_str_eq(rep.runs[1].state, "unknown");
+    cr_assert(strstr(rep.runs[1].note, "status.json damaged ("), "%s", rep.runs[1].note);
+    mv_report_free(&rep);
+    remove_root();
+}
+
 Test(report, run_without_config_in_a_sweep) {
     make_root("noconfig");
     make_run("a", 0.5, true, NULL);
