@@ -96,6 +96,9 @@ int checkpoint_set_latest(const char *dir, const char *file);
 // checkpoints and `latest` (debris of a crash). Returns the number of files deleted, or -1.
 int checkpoint_rotate(const char *dir, int keep);
 
+// The bare file name DIR/latest holds ("" when it is missing, unreadable or not a bare name);
+// nothing is checked about that file.
+void checkpoint_latest_name(const char *dir, char *name, size_t n);
 // For `--resume auto`: the newest complete checkpoint in DIR. Tries the file `latest` names,
 // then the iter_<step>.h5 files from the highest step down, and takes the first that is whole
 // (checkpoint_verify; *.tmp files are never considered). Returns 1 with its path in `path`, 0

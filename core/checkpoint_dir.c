@@ -59,8 +59,7 @@ int checkpoint_set_latest(const char *dir, const char *file) {
     return 0;
 }
 
-// The file name `latest` holds ("" when it is missing or unreadable).
-static void read_latest(const char *dir, char *name, size_t n) {
+void checkpoint_latest_name(const char *dir, char *name, size_t n) {
     name[0] = '\0';
     char path[4096];
     if (snprintf(path, sizeof path, "%s/%s", dir, LATEST) >= (int)sizeof path) return;
@@ -121,7 +120,7 @@ int checkpoint_rotate(const char *dir, int keep) {
     int count;
     MV_TRY(list_iters(dir, &files, &count));
     char latest[256], path[4096];
-    read_latest(dir, latest, sizeof latest);
+    checkpoint_latest_name(dir, latest, sizeof latest);
     int deleted = 0, rc = 0;
     for (int i = keep > 0 ? keep : count; i < count; i++) {
         if (!strcmp(files[i].name, latest)) continue;
@@ -171,7 +170,7 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
     int damaged = 0;
     bool checked;
     char latest[256];
-    read_latest(dir, latest, sizeof latest);
+    checkpoint_latest_name(dir, latest, sizeof latest);
     if (latest[0] && !ends_with(latest, ".tmp")) {
         if (usable(dir, latest, path, n, &checked)) {
             mv_clear_error();

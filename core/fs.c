@@ -105,3 +105,18 @@ void mv_free_names(char **names, int64_t n) {
     for (int64_t i = 0; i < n; i++) free(names[i]);
     free(names);
 }
+
+char *mv_read_text_file(const char *path, bool quiet_missing) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { if (!quiet_missing || errno != ENOENT) mv_fail("%s: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 4096, n = 0;
+    char *b = mv_malloc(cap);
+    size_t got;
+    while ((got = fread(b + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n < 2) { cap *= 2; b = realloc(b, cap); MV_CHECK(b, "out of memory"); }
+    }
+    b[n] = 0;
+    fclose(f);
+    return b;
+}

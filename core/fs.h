@@ -37,3 +37,6 @@ void mv_dir_of(char *dir, size_t cap, const char *path);
 // "WHAT: not enough free space for FOR (about X MB needed, Y MB free in DIR)"; 0 when it fits
 // or when the free space cannot be read (then only the write itself can fail).
 int mv_check_free_space(const char *dir, double need, const char *what, const char *for_what);
+// The whole file as a NUL-terminated malloc'd string (NULL with a message naming it on failure;
+// a missing file leaves no message when quiet_missing, errno then ENOENT).
+char *mv_read_text_file(const char *path, bool quiet_missing);

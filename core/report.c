@@ -5,6 +5,7 @@
 // core/report_html.c.
 #include "core/report.h"
 #include "core/report_internal.h"
+#include "core/fs.h"
 #include "core/error.h"
 #include <dirent.h>
 #include <errno.h>
@@ -301,7 +302,7 @@ const char *mv_report_label(const mv_report *rep, int c) {
 }
 
 int mv_report_set_paper(mv_report *rep, const char *paper_json) {
-    char *text = report_read_file(paper_json, false);
+    char *text = mv_read_text_file(paper_json, false);
     if (!text) return -1;
     mv_json pj;
     if (mv_json_parse(&pj, text) < 0) { free(text); return mv_fail_context("%s", paper_json); }

@@ -7,28 +7,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include "core/fs.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-// ------------------------------------------------------------------------------------------
-// files
-
-// Whole file as a string; NULL (with a message) when unreadable.
-char *report_read_file(const char *path, bool quiet_missing) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { if (!quiet_missing || errno != ENOENT) mv_fail("%s: %s", path, strerror(errno)); return NULL; }
-    size_t cap = 4096, n = 0;
-    char *b = mv_malloc(cap);
-    size_t got;
-    while ((got = fread(b + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n < 2) { cap *= 2; b = realloc(b, cap); MV_CHECK(b, "out of memory"); }
-    }
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 // ------------------------------------------------------------------------------------------
 // one run
@@ -100,7 +82,7 @@ static void take_train(mv_report_run *run, const mv_json *rec, int *cap) {
 }
 
 static int load_metrics(mv_report_run *run, const char *path) {
-    char *text = report_read_file(path, true);
+    char *text = mv_read_text_file(path, true);
     if (!text) return errno == ENOENT ? 1 : -1;
     int cap = 0, line = 0;
     bool partial_last = false;
@@ -144,7 +126,7 @@ static int load_metrics(mv_report_run *run, const char *path) {
 // Only scalars and flow lists are kept, as text; nested maps deeper than two levels are named
 // by their path too.
 static void load_config(mv_report_run *run, const char *path) {
-    char *text = report_read_file(path, true);
+    char *text = mv_read_text_file(path, true);
     if (!text) { mv_clear_error(); return; }
     char prefix[8][128] = {{0}};
     int indents[8] = {0}, depth = 0, cap = 0;
@@ -201,7 +183,7 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
 
     // status.json (written by the sweep runner) overrides the metrics' last evaluations
     snprintf(path, sizeof path, "%s/status.json", dir);
-    char *text = report_read_file(path, true);
+    char *text = mv_read_text_file(path, true);
     mv_json st;
     if (text && mv_json_parse(&st, text) < 0) {
         // One damaged status (cut short, edited by hand) must not sink the whole table: the row

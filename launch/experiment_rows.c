@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json_read.h"
@@ -31,20 +32,11 @@ static void read_state(char *state, size_t size, const char *dir) {
     char path[MV_PATH_MAX + 32];
     state[0] = 0;
     snprintf(path, sizeof path, "%s/status.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    size_t cap = 4096, n = 0;
-    char *buf = mv_malloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - 1 - n, f)) > 0;) {
-        n += got;
-        if (n + 1 == cap) {
-            char *bigger = realloc(buf, cap *= 2);
-            MV_CHECK(bigger, "out of memory");
-            buf = bigger;
-        }
+    char *buf = mv_read_text_file(path, true);
+    if (!buf) {   // none yet (or unreadable: the sweep then runs the row, as for none)
+        mv_clear_error();
+        return;
     }
-    fclose(f);
-    buf[n] = 0;
     mv_json st;
     if (mv_json_parse(&st, buf) < 0) {
         fprintf(stderr, "maskvim experiment: warning: %s: damaged (%s); the row is not taken as finished\n", path,
@@ -224,22 +216,17 @@ int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const ch
 // (a wrapper that swallows the failure, a typo such as --launcher echo) was otherwise recorded
 // as finished with no results, and every later sweep skipped the row.
 static int check_trained(const row_job *j) {
-    char path[MV_PATH_MAX + 32], name[256] = "";
-    snprintf(path, sizeof path, "%s/latest", j->dir);
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        if (!fgets(name, sizeof name, f)) name[0] = 0;
-        fclose(f);
-    }
+    char name[256];
+    checkpoint_latest_name(j->dir, name, sizeof name);
     long it = -1;
     char tail[8] = "";
     if (sscanf(name, "iter_%ld.h%7s", &it, tail) != 2 || strcmp(tail, "5")) it = -1;
     if (it >= j->max_iters) return 0;
     if (it < 0)
-        return mv_fail("the training exited with status 0 but left no checkpoint (%s missing or unreadable): it did "
-                       "not train (check the launcher command)", path);
-    return mv_fail("the training exited with status 0 at iteration %ld of %ld (%s): it did not finish (check the "
-                   "launcher command)", it, j->max_iters, path);
+        return mv_fail("the training exited with status 0 but left no checkpoint (%s/latest missing or unreadable): "
+                       "it did not train (check the launcher command)", j->dir);
+    return mv_fail("the training exited with status 0 at iteration %ld of %ld (%s/latest): it did not finish (check "
+                   "the launcher command)", it, j->max_iters, j->dir);
 }
 
 int exp_row_end(row_job *j, const mv_experiment *exp, bool ok) {
