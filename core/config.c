@@ -5,10 +5,8 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,65 +343,14 @@ char *config_to_yaml(const mv_config *cfg) {
     return buf;
 }
 
-// The pid of a temporary "<base>.tmp.<pid>" of `base`, or 0 when `name` is not one.
-static long tmp_owner(const char *name, const char *base) {
-    size_t blen = strlen(base);
-    if (strncmp(name, base, blen) || strncmp(name + blen, ".tmp.", 5)) return 0;
-    const char *digits = name + blen + 5;
-    if (*digits < '1' || *digits > '9') return 0;
-    char *end;
-    errno = 0;
-    long pid = strtol(digits, &end, 10);
-    return *end || errno || pid <= 0 || pid != (long)(pid_t)pid ? 0 : pid;
-}
-
-// kill(pid, 0) fails with ESRCH only when no such process exists (EPERM: it exists).
-static bool pid_alive(long pid) { return kill((pid_t)pid, 0) == 0 || errno != ESRCH; }
-
-int config_remove_stale_tmp(const char *path) {
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    char dir[4096];
-    if (!base[0] || strlen(path) >= sizeof dir) return 0;
-    mv_dir_of(dir, sizeof dir, path);
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int removed = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        long pid = tmp_owner(e->d_name, base);
-        if (pid == 0 || pid == (long)getpid() || pid_alive(pid)) continue;
-        char stale[8192];
-        if ((size_t)snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name) >= sizeof stale) continue;
-        if (unlink(stale) == 0) removed++;
-    }
-    closedir(d);
-    return removed;
-}
-
 int config_save(const char *path, const mv_config *cfg) {
-    MV_TRY(mv_check_output_file(path));
-    // A writer killed between its write and its rename leaves `path`.tmp.<pid>, which nothing
-    // else would ever remove: every later write of the same file clears them.
-    config_remove_stale_tmp(path);
-    size_t len = strlen(path) + 32;
-    char *tmp = mv_malloc(len);
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        int rc = mv_fail("%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return rc;
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) return -1;
+    if (config_write_yaml(out.f, cfg) < 0) {
+        mv_atomic_abort(&out);
+        return mv_fail_context("%s", path);
     }
-    int rc = config_write_yaml(f, cfg);
-    if (rc == 0 && fsync(fileno(f)) != 0) rc = mv_fail("%s: fsync: %s", tmp, strerror(errno));
-    if (fclose(f) != 0 && rc == 0) rc = mv_fail("%s: close: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0) rc = mv_fail("%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    if (rc < 0) {
-        mv_fail_context("%s", path);
-        remove(tmp);
-    }
-    free(tmp);
-    return rc;
+    return mv_atomic_commit(&out, true);
 }
 
 static bool sources_equal(const mv_source *a, const mv_source *b, int n) {

@@ -119,14 +119,9 @@ int config_validate(const mv_config *cfg);
 int config_write_yaml(FILE *f, const mv_config *cfg);
 // The same text in a malloc'ed string (the caller frees it), or NULL with the error set.
 char *config_to_yaml(const mv_config *cfg);
-// config_write_yaml to `path` atomically (temporary file `path`.tmp.<pid>, fsync, rename).
-// First removes the temporaries `path`.tmp.<pid> left beside it by writers that died before
-// their rename (their pid is no live process on this machine); both callers that write a run
-// directory's config.yaml hold that directory's lock, so no live writer elsewhere owns one.
+// config_write_yaml to `path` atomically (core/fs.h's mv_atomic_file: temporary `path`.tmp.<pid>,
+// fsync, rename; the temporaries of writers that died before their rename are removed first).
 int config_save(const char *path, const mv_config *cfg);
-// That clean-up alone: removes `path`.tmp.<pid> files whose pid is not a live process. Returns
-// how many were removed; files it cannot remove are left (the write itself does not need it).
-int config_remove_stale_tmp(const char *path);
 bool config_equal(const mv_config *a, const mv_config *b);
 // The first key in which a and b differ (model and mask keys first, in table order; then the
 // data.train / data.val source lists and optim.rules as a whole), with both values formatted as

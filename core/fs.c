@@ -1,4 +1,4 @@
-// Folder creation and listing, lock files and the free-space check (see fs.h).
+// Folder creation and listing, lock files, atomic file writes and the free-space check (see fs.h).
 #include "core/fs.h"
 #include "core/error.h"
 #include <dirent.h>
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -119,4 +120,85 @@ char *mv_read_text_file(const char *path, bool quiet_missing) {
     b[n] = 0;
     fclose(f);
     return b;
+}
+
+// The pid of a temporary `base`.tmp.<pid>, or 0 when `name` is not one.
+static long tmp_owner(const char *name, const char *base) {
+    size_t blen = strlen(base);
+    if (strncmp(name, base, blen) || strncmp(name + blen, ".tmp.", 5)) return 0;
+    const char *digits = name + blen + 5;
+    if (*digits < '1' || *digits > '9') return 0;
+    char *end;
+    errno = 0;
+    long pid = strtol(digits, &end, 10);
+    return *end || errno || pid <= 0 || pid != (long)(pid_t)pid ? 0 : pid;
+}
+
+// kill(pid, 0) fails with ESRCH only when no such process exists (EPERM: it exists).
+static bool pid_alive(long pid) { return kill((pid_t)pid, 0) == 0 || errno != ESRCH; }
+
+int mv_remove_stale_tmp(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[4096];
+    if (!base[0] || strlen(path) >= sizeof dir) return 0;
+    mv_dir_of(dir, sizeof dir, path);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        long pid = tmp_owner(e->d_name, base);
+        if (pid == 0 || pid == (long)getpid() || pid_alive(pid)) continue;
+        char stale[8192];
+        if ((size_t)snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name) >= sizeof stale) continue;
+        if (unlink(stale) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+int mv_atomic_open(mv_atomic_file *a, const char *path) {
+    a->f = NULL;
+    a->tmp[0] = 0;
+    if ((size_t)snprintf(a->path, sizeof a->path, "%s", path) >= sizeof a->path)
+        return mv_fail("%.200s...: path too long", path);
+    MV_TRY(mv_check_output_file(path));
+    mv_remove_stale_tmp(path);
+    snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (!(a->f = fopen(a->tmp, "wb"))) {
+        int rc = mv_fail("%s: cannot create %s: %s", path, a->tmp, strerror(errno));
+        a->tmp[0] = 0;
+        return rc;
+    }
+    return 0;
+}
+
+int mv_atomic_commit(mv_atomic_file *a, bool sync) {
+    if (!a->f) return mv_fail("%s: not open for writing", a->path);
+    int e = ferror(a->f) ? (errno ? errno : EIO) : 0;
+    if (fflush(a->f) != 0 && !e) e = errno ? errno : EIO;
+    if (sync && !e && fsync(fileno(a->f)) != 0) e = errno ? errno : EIO;
+    if (fclose(a->f) != 0 && !e) e = errno ? errno : EIO;
+    a->f = NULL;
+    if (!e && rename(a->tmp, a->path) != 0) e = errno;
+    if (e) {
+        remove(a->tmp);
+        a->tmp[0] = 0;
+        return mv_fail("%s: cannot write: %s", a->path, strerror(e));
+    }
+    a->tmp[0] = 0;
+    if (sync) {   // the rename itself survives a crash only once the folder is synced
+        char dir[4096];
+        mv_dir_of(dir, sizeof dir, a->path);
+        int fd = open(dir, O_RDONLY | O_DIRECTORY);
+        if (fd >= 0) { fsync(fd); close(fd); }
+    }
+    return 0;
+}
+
+void mv_atomic_abort(mv_atomic_file *a) {
+    if (a->f) fclose(a->f);
+    a->f = NULL;
+    if (a->tmp[0]) remove(a->tmp);
+    a->tmp[0] = 0;
 }

@@ -1,10 +1,11 @@
 // Small filesystem helpers shared by the training service, the data layer and the launcher:
 // creating folders with their parents, listing a folder, an exclusive lock file between
-// processes, and a check for free space before a large write.
+// processes, files written whole or not at all, and a check for free space before a large write.
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 // mkdir -p: creates `path` and every missing parent. 0, or -1 with a message naming the folder.
 int mv_mkdir_p(const char *path);
@@ -27,6 +28,27 @@ int mv_lock_file(const char *path, const char *waiting);
 // replace by a regular file (`--out /dev/null` as root) or fail on after all the work. 0 when
 // `path` is missing or a regular file (or a link to one).
 int mv_check_output_file(const char *path);
+
+// A file written whole or not at all: a reader (or the next run) never finds half a report, a
+// manifest cut short or a JSON file missing its end. Writes go to the temporary
+// "<path>.tmp.<pid>" (one per process, so two writers of one file never share it), which
+// mv_atomic_commit renames over `path` once everything is written; mv_atomic_abort removes it.
+typedef struct {
+    FILE *f;
+    char path[4096], tmp[4128];
+} mv_atomic_file;
+// Refuses a target the rename would replace or fail on (mv_check_output_file), removes the
+// temporaries of this path left by writers that died before their rename (their pid is no live
+// process on this machine), and creates this process's. 0, or -1 with a message naming `path`.
+int mv_atomic_open(mv_atomic_file *a, const char *path);
+// Flushes (with `sync` also fsync, for a file a later run must find after a crash), closes and
+// renames the temporary over the target. 0, or -1 with a message naming the target; the
+// temporary is removed on failure. Also fails when an earlier write into `f` failed (ferror).
+int mv_atomic_commit(mv_atomic_file *a, bool sync);
+// Closes and removes the temporary; the target stays as it was. Safe after a failed open.
+void mv_atomic_abort(mv_atomic_file *a);
+// Removes `path`.tmp.<pid> files beside `path` whose pid is not a live process; how many.
+int mv_remove_stale_tmp(const char *path);
 
 // The folder holding `path`: "." for a bare name, "/" for a file at the root.
 void mv_dir_of(char *dir, size_t cap, const char *path);

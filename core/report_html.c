@@ -4,6 +4,7 @@
 // run its training curves (loss terms, encoder keep ratio per stage) and per-class IoU.
 #include "core/report.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -278,8 +279,9 @@ static void class_table(FILE *f, const mv_report_run *run) {
 }
 
 int mv_report_write_html(const mv_report *rep, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) return -1;
+    FILE *f = out.f;
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>", f);
     mv_html_escape(f, rep->title);
     fprintf(f, "</title><style>%s</style></head><body>\n<h1>", CSS);
@@ -310,6 +312,6 @@ int mv_report_write_html(const mv_report *rep, const char *path) {
         class_table(f, run);
     }
     fputs("</body></html>\n", f);
-    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    if (mv_atomic_commit(&out, false) < 0) return -1;
     return 0;
 }

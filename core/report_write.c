@@ -3,6 +3,7 @@
 #include "core/report.h"
 #include "core/json_write.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -121,8 +122,9 @@ static void md_builds(FILE *f, const mv_report *rep) {
 }
 
 int mv_report_write_md(const mv_report *rep, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) return -1;
+    FILE *f = out.f;
     int w = rep->ncolumns + 1;
     fprintf(f, "# %s\n\n", rep->title);
     if (rep->nseeds) {
@@ -188,7 +190,7 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
         }
     }
     md_builds(f, rep);
-    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    if (mv_atomic_commit(&out, false) < 0) return -1;
     return 0;
 }
 
@@ -240,12 +242,13 @@ static void csv_seeds(FILE *f, const mv_report *rep) {
 }
 
 int mv_report_write_csv(const mv_report *rep, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) return -1;
+    FILE *f = out.f;
     int w = rep->ncolumns + 1;
     if (rep->nseeds) {
         csv_seeds(f, rep);
-        if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+        if (mv_atomic_commit(&out, false) < 0) return -1;
         return 0;
     }
     // the Markdown table, one line per run: per column ours, the paper's and the difference;
@@ -277,7 +280,7 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
         }
         fputc('\n', f);
     }
-    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    if (mv_atomic_commit(&out, false) < 0) return -1;
     return 0;
 }
 
@@ -289,8 +292,9 @@ static void json_num_out(FILE *f, double v) {
 }
 
 int mv_report_write_json(const mv_report *rep, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return mv_fail("%s: %s", path, strerror(errno));
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) return -1;
+    FILE *f = out.f;
     int w = rep->ncolumns + 1;
     fputs("{\"title\": ", f);
     json_write_string(f, rep->title);
@@ -354,6 +358,6 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
         fputs("}}", f);
     }
     fputs("\n ]}\n", f);
-    if (fclose(f) != 0) return mv_fail("%s: write failed", path);
+    if (mv_atomic_commit(&out, false) < 0) return -1;
     return 0;
 }

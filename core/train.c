@@ -158,10 +158,8 @@ static int evaluate_all(trainer *t, long iter, bool final) {
 static int trim_log(const char *path, long keep_iter) {
     FILE *in = fopen(path, "r");
     if (!in) return errno == ENOENT ? 0 : mv_fail("%s: cannot read: %s", path, strerror(errno));
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "w");
-    if (!out) { fclose(in); return mv_fail("%s: cannot create: %s", tmp, strerror(errno)); }
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) { fclose(in); return -1; }
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -170,16 +168,12 @@ static int trim_log(const char *path, long keep_iter) {
         const char *it = strstr(line, "\"iter\": ");
         bool later = it && strtol(it + 8, NULL, 10) > keep_iter;
         if (line[len - 1] != '\n' || later) { dropped++; continue; }
-        fwrite(line, 1, (size_t)len, out);
+        fwrite(line, 1, (size_t)len, out.f);
     }
     free(line);
     fclose(in);
-    int rc = fflush(out) == 0 && fsync(fileno(out)) == 0 ? 0 : -1;
-    if (fclose(out) != 0) rc = -1;
-    if (rc == 0 && dropped > 0 && rename(tmp, path) != 0) rc = -1;
-    if (rc < 0) { int err = errno; remove(tmp); return mv_fail("%s: cannot rewrite: %s", path, strerror(err)); }
-    if (dropped == 0) remove(tmp);
-    return 0;
+    if (dropped == 0) { mv_atomic_abort(&out); return 0; }
+    return mv_atomic_commit(&out, true);
 }
 
 // One "start" record per start or resume: which code (version, commit) trained from which

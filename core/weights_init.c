@@ -3,6 +3,7 @@
 #include "core/weights_io.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -70,11 +71,11 @@ int weights_load_init(mv_params *p, const char *path, const char *report_path, F
     if (checkpoint_verify_weights(path) < 0) return mv_fail_context("run.init_weights");
     // The names the file did not give, and those the model has not, go straight into the report
     // (a temporary beside it, renamed once the load has succeeded).
-    char tmp[1100];
+    mv_atomic_file out = {0};
     FILE *report = NULL;
     if (report_path) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", report_path);
-        if (!(report = fopen(tmp, "w"))) return mv_fail("%s: cannot write", tmp);
+        if (mv_atomic_open(&out, report_path) < 0) return -1;
+        report = out.f;
         fprintf(report, "# tensors of the model that %s does not hold (they keep their seeded initialisation),\n"
                         "# and tensors of the file the model does not have (not used)\n", path);
     }
@@ -88,12 +89,8 @@ int weights_load_init(mv_params *p, const char *path, const char *report_path, F
     else if (loaded == 0)
         rc = mv_fail("run.init_weights: %s: holds no tensor at its root (a weights file holds one float32 dataset "
                      "per state_dict key, named with its dots, at the root: tools/pth_to_h5.py writes them)", path);
-    if (report) {
-        bool ok = fflush(report) == 0 && !ferror(report);
-        if (fclose(report) != 0) ok = false;
-        if (rc == 0 && (!ok || rename(tmp, report_path) != 0)) rc = mv_fail("%s: cannot write", report_path);
-        if (rc < 0) remove(tmp);
-    }
+    if (report && rc == 0) rc = mv_atomic_commit(&out, false);
+    else if (report) mv_atomic_abort(&out);
     if (rc == 0 && log) {
         char groups[512];
         summarise_missing(p, found.loaded, groups, sizeof groups);

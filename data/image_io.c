@@ -23,33 +23,6 @@ void image16_free(mv_image16 *img) {
     img->h = img->w = img->c = 0;
 }
 
-// Writes go to "<path>.tmp" and are renamed into place once complete. A temporary that cannot be
-// created is reported under the target's name (same folder, same cause).
-static FILE *open_tmp(char *tmp, size_t cap, const char *path) {
-    if (mv_check_output_file(path) < 0) return NULL;   // a rename would replace a device or pipe
-    snprintf(tmp, cap, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) mv_fail("%s: cannot create: %s", path, strerror(errno));
-    return f;
-}
-
-// ok = 0: the caller failed and has recorded why; the temporary is removed.
-static int finish_tmp(FILE *f, const char *tmp, const char *path, int ok) {
-    int e = 0;
-    if (fflush(f) != 0) e = errno ? errno : EIO;
-    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
-    if (!ok || e) {
-        remove(tmp);
-        return ok ? mv_fail("%s: write error: %s", path, strerror(e)) : -1;
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return mv_fail("%s: cannot rename from %s: %s", path, tmp, strerror(e));
-    }
-    return 0;
-}
-
 // Opens an image for reading; a folder is refused here (fopen accepts one, and reading it would
 // look like an empty file).
 static FILE *open_input(const char *path) {
@@ -329,11 +302,12 @@ static int png_write_any(const char *path, int h, int w, int c, int bit_depth, c
     else if (c == 3) ct = PNG_COLOR_TYPE_RGB;
     else if (c == 4) ct = PNG_COLOR_TYPE_RGBA;
     else return mv_fail("%s: cannot write a PNG with %d channels", path, c);
-    char tmp[4096];
+    // Written whole or not at all (core/fs.h): an interrupted run never leaves half a PNG.
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) return -1;
     png_wr ctx;
     memset(&ctx, 0, sizeof ctx);
-    ctx.f = open_tmp(tmp, sizeof tmp, path);
-    if (!ctx.f) return -1;
+    ctx.f = out.f;
     ctx.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_wr_err_fn, png_warn_fn);
     if (ctx.png) ctx.info = png_create_info_struct(ctx.png);
     ctx.rows = malloc(sizeof(png_bytep) * (size_t)h);
@@ -342,8 +316,11 @@ static int png_write_any(const char *path, int h, int w, int c, int bit_depth, c
     if (ok) ok = png_encode(&ctx, h, w, bit_depth, ct, px, (size_t)w * c * (bit_depth / 8), palette, n_colors) == 0;
     if (ctx.png) png_destroy_write_struct(&ctx.png, ctx.info ? &ctx.info : NULL);
     free(ctx.rows);
-    if (!ok) mv_fail("%s: PNG write failed: %s", path, ctx.err[0] ? ctx.err : "out of memory");
-    return finish_tmp(ctx.f, tmp, path, ok);
+    if (!ok) {
+        mv_atomic_abort(&out);
+        return mv_fail("%s: PNG write failed: %s", path, ctx.err[0] ? ctx.err : "out of memory");
+    }
+    return mv_atomic_commit(&out, false);
 }
 
 int image_write_png(const char *path, const mv_image *img) {
@@ -557,11 +534,13 @@ static int jpeg_write_any(FILE *f, unsigned char **mem, unsigned long *mem_len, 
 }
 
 int image_write_jpeg(const char *path, const mv_image *rgb, int quality) {
-    char tmp[4096];
-    FILE *f = open_tmp(tmp, sizeof tmp, path);
-    if (!f) return -1;
-    int ok = jpeg_write_any(f, NULL, NULL, rgb, quality, path) == 0;
-    return finish_tmp(f, tmp, path, ok);
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) return -1;
+    if (jpeg_write_any(out.f, NULL, NULL, rgb, quality, path) < 0) {
+        mv_atomic_abort(&out);
+        return -1;
+    }
+    return mv_atomic_commit(&out, false);
 }
 
 int image_encode_jpeg(uint8_t **buf, size_t *len, const mv_image *rgb, int quality) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/json_write.h"
 
 const char *const MV_CLASS_NAMES[MV_NUM_TRAIN_CLASSES] = {
@@ -50,11 +51,11 @@ int file_crc32(uint32_t *crc, int64_t *bytes, const char *path) {
 // Writing
 
 int manifest_write(const char *split_dir, const mv_manifest *m) {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", split_dir, MV_MANIFEST_FILE);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) return -1;
+    FILE *f = out.f;
     fprintf(f, "{\n  \"format\": \"maskvim-split\",\n  \"version\": %d,\n  \"domain\": ", m->version);
     json_write_string(f, m->domain);
     fprintf(f, ",\n  \"label_map\": ");
@@ -81,23 +82,7 @@ int manifest_write(const char *split_dir, const mv_manifest *m) {
         json_write_string(f, m->skipped[i]);
     }
     fprintf(f, "%s]\n}\n", m->n_skipped ? "\n  " : "");
-    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        remove(tmp);
-        return mv_fail("%s: write error", tmp);
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return mv_fail("%s: cannot rename into place: %s", path, strerror(e));
-    }
-    int dfd = open(split_dir, O_RDONLY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return 0;
+    return mv_atomic_commit(&out, true);
 }
 
 // ---------------------------------------------------------------------------------------

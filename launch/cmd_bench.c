@@ -3,6 +3,7 @@
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/huge_alloc.h"
 #include "core/model.h"
 #include "core/optimizer.h"
@@ -156,6 +157,10 @@ int cmd_bench(int argc, char **argv) {
     int rc = config_load(cfg, config, nsets, sets);
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = model_plan(m, B, H, W, MV_PLAN_TRAIN);
+    // --json is opened before the timing, so that a path it cannot be written to fails at once;
+    // the file appears, whole, only at the end.
+    mv_atomic_file out = {0};
+    if (rc == 0 && json) rc = mv_atomic_open(&out, json);
     if (rc < 0) {
         fprintf(stderr, "maskvim bench: %s\n", mv_last_error());
         model_free(m); free(m); free(cfg); free(sets);
@@ -214,18 +219,14 @@ int cmd_bench(int argc, char **argv) {
            (m->acts.used + m->dacts.used) * 4.0 / (1 << 20), m->acts.scratch * 4.0 / (1 << 20));
     int status = 0;
     if (json) {
-        FILE *f = fopen(json, "w");
-        if (!f) { fprintf(stderr, "maskvim bench: cannot write %s: %s\n", json, strerror(errno)); status = 1; }
-        else {
-            fprintf(f, "{\"preset\": \"%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"threads\": %d, "
+        fprintf(out.f, "{\"preset\": \"%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"threads\": %d, "
                        "\"ms_per_step\": %.3f, \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"optimizer_ms\": %.3f, "
                        "\"images_per_s\": %.4f, \"gflop_per_step\": %.4f, \"gflops\": %.2f, \"sgemm_peak_gflops\": %.2f, "
                        "\"peak_fraction\": %.4f, \"peak_rss_mib\": %.1f}\n",
-                    cfg->model.preset, B, H, W, omp_get_max_threads(), 1e3 * step, 1e3 * t_fwd / iters,
-                    1e3 * t_bwd / iters, 1e3 * t_opt / iters, B / step, flops / 1e9, flops / step / 1e9, peak,
-                    flops / step / 1e9 / peak, ru.ru_maxrss / 1024.0);
-            fclose(f);
-        }
+                cfg->model.preset, B, H, W, omp_get_max_threads(), 1e3 * step, 1e3 * t_fwd / iters,
+                1e3 * t_bwd / iters, 1e3 * t_opt / iters, B / step, flops / 1e9, flops / step / 1e9, peak,
+                flops / step / 1e9 / peak, ru.ru_maxrss / 1024.0);
+        if (mv_atomic_commit(&out, false) < 0) { fprintf(stderr, "maskvim bench: %s\n", mv_last_error()); status = 1; }
     }
     optimizer_free(&opt);
     free(img); free(lab); free(ids);

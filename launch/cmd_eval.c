@@ -8,6 +8,7 @@
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/evaluate.h"
+#include "core/fs.h"
 #include "core/json_write.h"
 #include "core/model.h"
 #include "core/weights_io.h"
@@ -148,8 +149,11 @@ int cmd_eval(int argc, char **argv) {
     mv_run_ctx dev_ctx = {.world_size = comm.world};
     if (rc == 0) rc = engine_open(m, NULL, &cfg->run, &comm, &dev_ctx, device, sizeof device);
     if (rc == 0 && comm.rank == 0) fprintf(stderr, "maskvim eval: on %s\n", device);
+    // --json appears whole once every split is evaluated; a failed evaluation leaves no file (or the
+    // previous one as it was), so a script never reads part of the results as all of them.
+    mv_atomic_file jout = {0};
     FILE *jf = NULL;
-    if (rc == 0 && json && comm.rank == 0 && !(jf = fopen(json, "w"))) rc = mv_fail("%s: cannot open for writing", json);
+    if (rc == 0 && json && comm.rank == 0 && (rc = mv_atomic_open(&jout, json)) == 0) jf = jout.f;
     if (jf) {
         fputs("{\"checkpoint\": ", jf);
         json_write_string(jf, ckpt);
@@ -203,7 +207,11 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (rc == 0 && found == 0) rc = mv_fail("no data.val source matches --targets '%s'", targets);
-    if (jf) { fprintf(jf, "\n]}\n"); fclose(jf); }
+    if (jf) {
+        fprintf(jf, "\n]}\n");
+        if (rc == 0) rc = mv_atomic_commit(&jout, false);
+        else mv_atomic_abort(&jout);
+    }
     if (rc < 0) {
         char msg[MV_ERRMSG_MAX + 32];
         snprintf(msg, sizeof msg, "eval: %s", mv_last_error());

@@ -87,11 +87,8 @@ static int write_paper_json(const char *outdir, const mv_experiment *exp) {
     }
     fputs(nr ? "\n}\n" : "}\n", m);
     fclose(m);
-    char path[MV_PATH_MAX + 32], tmp[MV_PATH_MAX + 48];
+    char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/paper.json", outdir);
-    // A temporary name of this process's own: two sweeps started at once on one directory
-    // would otherwise write, and rename, the same temporary file.
-    snprintf(tmp, sizeof tmp, "%s/.paper.json.%ld.tmp", outdir, (long)getpid());
     FILE *old = fopen(path, "rb");
     if (old) {
         char *prev = mv_malloc(len + 2);
@@ -101,17 +98,12 @@ static int write_paper_json(const char *outdir, const mv_experiment *exp) {
         free(prev);
         if (same) { free(text); return 0; }
     }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { free(text); return mv_fail("%s: cannot open for writing", tmp); }
-    bool ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
+    // Two sweeps started at once on one directory each write a temporary of their own.
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) { free(text); return -1; }
+    fwrite(text, 1, len, out.f);
     free(text);
-    if (!ok || rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return mv_fail("%s: cannot write: %s", path, strerror(e));
-    }
-    return 0;
+    return mv_atomic_commit(&out, true);
 }
 
 static bool selected(const char *only, const char *name) {

@@ -98,11 +98,11 @@ static int final_metrics(char (*domains)[MV_NAME_MAX], double *miou, int max, lo
 
 int exp_write_status(const char *dir, const char *row, int seed, const char *state, const char *error,
                  const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra) {
-    char path[MV_PATH_MAX + 32], tmp[MV_PATH_MAX + 48];
+    char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/status.json", dir);
-    snprintf(tmp, sizeof tmp, "%s/.status.json.tmp", dir);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return mv_fail("%s: cannot open for writing", tmp);
+    mv_atomic_file out;
+    if (mv_atomic_open(&out, path) < 0) return -1;
+    FILE *f = out.f;
     fprintf(f, "{\"row\": ");
     json_write_string(f, row);
     if (seed >= 0) fprintf(f, ", \"seed\": %d", seed);
@@ -132,10 +132,7 @@ int exp_write_status(const char *dir, const char *row, int seed, const char *sta
         json_write_string(f, error);
     }
     fprintf(f, "}\n");
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) < 0) return mv_fail("%s: cannot write: %s", path, strerror(errno));
-    return 0;
+    return mv_atomic_commit(&out, true);
 }
 
 // Takes DIR/.lock without waiting; returns the descriptor, ROW_BUSY (message set) when another

@@ -3,7 +3,8 @@
 # result: a DataParallel checkpoint ('module.' keys, as mmengine's load_checkpoint accepts it)
 # converted as it is; a --targets list with one unknown name among good ones (dropped, status
 # 0); a split whose every label is ignore (a "nan" table line); an existing file as predict's
-# --out (the model ran first, then every write failed as "Not a directory").
+# --out (the model ran first, then every write failed as "Not a directory"); an evaluation that
+# fails on its second split (--json was left holding the first split's results as if complete).
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 T="$MV_TEST_TMP/eval_odd_inputs"; rm -rf "$T"; mkdir -p "$T"
@@ -60,4 +61,18 @@ if "$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --input "$T/in.png" --o
 fi
 grep -q "afile: exists and is not a folder" "$T/p.log" || fail "message: $(cat "$T/p.log")"
 grep -q "\[1/1\]" "$T/p.log" && fail "the image was segmented before --out was refused: $(cat "$T/p.log")"
-echo "4 passed, 0 failed"
+
+# 5. The second split's shard is cut short: eval fails, and --json keeps its previous contents
+#    (no partial file with the first split alone, no temporary left beside it).
+cp -r "$T/ignore" "$T/cut"
+shard=$(ls "$T"/cut/*.h5 | head -1)
+truncate -s 2000 "$shard"
+echo '{"previous": true}' >"$T/two.json"
+if "$MV_BIN" eval --checkpoint "$T/w.h5" "${sets[@]}" --set "data.val=[synthetic:clear,$T/cut]" --json "$T/two.json" \
+    >"$T/two.out" 2>"$T/two.err"; then
+    fail "eval of a cut shard succeeded: $(cat "$T/two.out")"
+fi
+grep -q "^clear " "$T/two.out" || fail "the first split was not evaluated: $(cat "$T/two.out" "$T/two.err")"
+[ "$(cat "$T/two.json")" = '{"previous": true}' ] || fail "--json rewritten by a failed eval: $(cat "$T/two.json")"
+ls "$T"/two.json.* >/dev/null 2>&1 && fail "temporary left: $(ls "$T")"
+echo "5 passed, 0 failed"

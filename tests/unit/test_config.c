@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/suggest.h"
 
 // $MV_TEST_TMP/config/<name> (directories made as needed); the caller frees it.
@@ -755,7 +756,7 @@ Test(config, save_removes_stale_temporaries) {
     mv_config back;
     cr_assert_eq(config_load(&back, path, 0, NULL), 0, "%s", mv_last_error());
     cr_expect(config_equal(&back, &c));
-    cr_expect_eq(config_remove_stale_tmp(path), 0, "nothing more to remove");
+    cr_expect_eq(mv_remove_stale_tmp(path), 0, "nothing more to remove");
     for (int i = 0; i < 3; i++) remove(kept[i]);
     free(dir);
 }
