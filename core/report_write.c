@@ -131,9 +131,9 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
         md_seed_tables(f, rep);
         fputs("\n## Runs\n\n", f);
     }
-    fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **mean** averages the "
+    fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **%s** averages the "
                "targets (all other domains). Where the paper gives a number: ours (paper, difference). "
-               "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none");
+               "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns));
     fputs("| run |", f);
     for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", mv_report_label(rep, c), c == 0 ? " (source)" : "");
     fprintf(f, " %s |\n|---|", mv_report_label(rep, rep->ncolumns));

@@ -258,9 +258,13 @@ int exp_row_end(row_job *j, const mv_experiment *exp, bool ok) {
             for (int i = 0; i < exp->ncorruptions; i++) if (!strcmp(names[i], exp->targets[t])) v = corr[i];
             if (isfinite(v)) { sum += v; nt++; }
         }
-        if (exp->ncorruptions) printf(" | corruptions (mean over %d severit%s): %.2f", exp->nseverities,
-                                      exp->nseverities == 1 ? "y" : "ies", 0.0 + (nt ? sum / nt : NAN));
-        else if (nt) printf(" | mean over targets %.2f", sum / nt);
+        // Each corruption's mIoU is its mean over the severities; the targets may be corruptions,
+        // domains or both, so their mean is printed apart, under its own name.
+        if (exp->ncorruptions) {
+            printf(" | mean over %d severit%s:", exp->nseverities, exp->nseverities == 1 ? "y" : "ies");
+            for (int i = 0; i < exp->ncorruptions; i++) printf("%s %s %.2f", i ? "," : "", names[i], corr[i]);
+        }
+        if (nt) printf(" | mean over targets %.2f", sum / nt);
         printf("\n");
         fflush(stdout);
     }

@@ -47,7 +47,14 @@ PY
 # 1. One row in this process: training, then `maskvim eval --corruptions` on its checkpoint.
 "$MV_BIN" experiment run "$TMP/t2.yaml" --out "$TMP/out" --only a --quiet >"$TMP/a.log" 2>&1 || fail "row a: $(tail -5 "$TMP/a.log")"
 check_row a >/dev/null || fail "row a results"
-grep -Eq "row a: finished in [0-9.]+ s: clear [0-9.]+ \| corruptions \(mean over 2 severities\): [0-9.]+" "$TMP/a.log" || fail "summary line: $(cat "$TMP/a.log")"
+# The row's line: each corruption (mean over the severities), then the targets' mean (here the two
+# corruptions) under its own name.
+line=$(grep -E "row a: finished in [0-9.]+ s: clear [0-9.]+ \| mean over 2 severities: gaussian_noise [0-9.]+, brightness [0-9.]+ \| mean over targets [0-9.]+$" "$TMP/a.log") \
+    || fail "summary line: $(cat "$TMP/a.log")"
+"$MV_PYTHON" -c '
+import re, sys
+g, b, m = map(float, re.search(r"gaussian_noise ([0-9.]+), brightness ([0-9.]+) \| mean over targets ([0-9.]+)", sys.argv[1]).groups())
+assert abs((g + b) / 2 - m) < 0.006, (g, b, m)' "$line" || fail "the targets' mean is not that of the corruptions: $line"
 grep -q "clear/brightness/5" "$TMP/a.log" || fail "eval output not shown"
 passed=$((passed + 1))
 
