@@ -4,6 +4,9 @@
 #pragma once
 #include <stdint.h>
 #include <string.h>
+#if defined(__x86_64__) && (defined(__AVX512F__) || defined(__FMA__))
+#include <immintrin.h>
+#endif
 
 static inline float mv_expf(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
@@ -235,4 +238,82 @@ static inline void v16_sums(float *out, const v16f *v, int n) {
         memcpy(out + j, &s, sizeof s);
     }
     for (; j < n; j++) out[j] = v16_sum(v[j]);
+}
+
+// Lane-wise a * b + c (v16_fma), a * b - c (v16_fms) and c - a * b (v16_fnma), rounded once
+// where the CPU has a fused multiply-add. GCC contracts such scalar expressions to one, under its
+// default -ffp-contract=fast, where its heuristics judge it worth it; code that must give the
+// same bits as such scalar code says which with these and v16_rounded. Without FMA, the
+// expression rounded twice, as GCC compiles it on such a CPU (written in the same form, so that
+// even a NaN keeps its sign: -c + a * b is not a * b - c there).
+#if defined(__x86_64__) && defined(__AVX512F__)
+#define MV_V16_FMA_OP(name, intrin)                                                            \
+    static inline v16f name(v16f a, v16f b, v16f c) {                                          \
+        return (v16f)intrin((__m512)a, (__m512)b, (__m512)c);                                  \
+    }
+MV_V16_FMA_OP(v16_fma, _mm512_fmadd_ps)
+MV_V16_FMA_OP(v16_fms, _mm512_fmsub_ps)
+MV_V16_FMA_OP(v16_fnma, _mm512_fnmadd_ps)
+#elif defined(__x86_64__) && defined(__FMA__)
+#define MV_V16_FMA_OP(name, intrin)                                                            \
+    static inline v16f name(v16f a, v16f b, v16f c) {                                          \
+        __m256 a2[2], b2[2], c2[2];                                                            \
+        memcpy(a2, &a, sizeof a); memcpy(b2, &b, sizeof b); memcpy(c2, &c, sizeof c);          \
+        for (int i = 0; i < 2; i++) a2[i] = intrin(a2[i], b2[i], c2[i]);                       \
+        memcpy(&a, a2, sizeof a);                                                              \
+        return a;                                                                              \
+    }
+MV_V16_FMA_OP(v16_fma, _mm256_fmadd_ps)
+MV_V16_FMA_OP(v16_fms, _mm256_fmsub_ps)
+MV_V16_FMA_OP(v16_fnma, _mm256_fnmadd_ps)
+#elif defined(__FP_FAST_FMAF)   // other CPUs with a fused multiply-add
+static inline v16f v16_fma(v16f a, v16f b, v16f c) {
+    for (int i = 0; i < 16; i++) a[i] = __builtin_fmaf(a[i], b[i], c[i]);
+    return a;
+}
+static inline v16f v16_fms(v16f a, v16f b, v16f c) { return v16_fma(a, b, -c); }
+static inline v16f v16_fnma(v16f a, v16f b, v16f c) { return v16_fma(-a, b, c); }
+#else
+static inline v16f v16_fma(v16f a, v16f b, v16f c) { return v16_rounded(a * b) + c; }
+static inline v16f v16_fms(v16f a, v16f b, v16f c) { return v16_rounded(a * b) - c; }
+static inline v16f v16_fnma(v16f a, v16f b, v16f c) { return c - v16_rounded(a * b); }
+#endif
+#undef MV_V16_FMA_OP
+
+// Scalar twins: one rounding where the CPU has FMA, two where it has not (fmaf would be a slow
+// exact library call there, and not what GCC compiles a * b + c to).
+#if defined(__FMA__) || defined(__FP_FAST_FMAF)
+static inline float mv_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+static inline float mv_fms(float a, float b, float c) { return __builtin_fmaf(a, b, -c); }
+static inline float mv_fnma(float a, float b, float c) { return __builtin_fmaf(-a, b, c); }
+#else
+static inline float mv_fma(float a, float b, float c) { return mv_rounded(a * b) + c; }
+static inline float mv_fms(float a, float b, float c) { return mv_rounded(a * b) - c; }
+static inline float mv_fnma(float a, float b, float c) { return c - mv_rounded(a * b); }
+#endif
+
+// Transposes a 16x16 block in registers: afterwards lane j of v[i] is what lane i of v[j] was.
+// Four rounds; round s swaps the off-diagonal s x s sub-blocks of every 2s x 2s block (with
+// AVX-512 each round is 16 two-source shuffles).
+static inline void v16_transpose16(v16f v[16]) {
+    static const v16i lo1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+    static const v16i hi1 = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
+    static const v16i lo2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+    static const v16i hi2 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+    static const v16i lo4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+    static const v16i hi4 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+    static const v16i lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    static const v16i hi8 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+#define MV_T16_ROUND(s, lo, hi)                                                              \
+    for (int i = 0; i < 16; i++) {                                                          \
+        if (i & (s)) continue;                                                              \
+        v16f a = v[i], b = v[i + (s)];                                                      \
+        v[i] = __builtin_shuffle(a, b, lo);                                                 \
+        v[i + (s)] = __builtin_shuffle(a, b, hi);                                           \
+    }
+    MV_T16_ROUND(1, lo1, hi1)
+    MV_T16_ROUND(2, lo2, hi2)
+    MV_T16_ROUND(4, lo4, hi4)
+    MV_T16_ROUND(8, lo8, hi8)
+#undef MV_T16_ROUND
 }
