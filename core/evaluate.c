@@ -1,5 +1,6 @@
 // Evaluation on one split (see evaluate.h).
 #include "core/evaluate.h"
+#include "core/clock.h"
 #include "core/engine.h"
 #include "core/error.h"
 #include "kernels/cpu/profile.h"
@@ -157,7 +158,7 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     int rc = 0;
     long seen = 0, total = (long)loader_epoch_size(L);
     bool show = !(opts && opts->quiet) && comm->rank == 0, tty = show && isatty(fileno(stderr));
-    double t0 = prof_now(), t_said = t0;
+    double t0 = mv_now_s(), t_said = t0;
     const mv_batch *b;
     int got;
     while ((got = loader_next(L, &b)) == 1) {
@@ -176,7 +177,7 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
         seen += comm->world;
         // On a terminal a line that updates; in a log (a full-resolution split can take hours on
         // the CPU) a line a minute, so that a long evaluation shows its progress and end.
-        double now = prof_now();
+        double now = mv_now_s();
         if (tty || (show && now - t_said >= 60)) {
             long done = seen < total ? seen : total;
             double rate = done / (now - t0 + 1e-9);

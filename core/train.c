@@ -1,5 +1,6 @@
 // The training loop (see train.h).
 #include "core/train.h"
+#include "core/clock.h"
 #include "core/build_info.h"
 #include "core/checkpoint.h"
 #include "core/data_sources.h"
@@ -105,12 +106,12 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         const mv_source *v = &cfg->data.val[i];
         mv_seg_metrics res;
         mv_eval_opts eo = {0};
-        double t0 = prof_now();
+        double t0 = mv_now_s();
         MV_TRY(evaluate_split(&res, &t->model, cfg, t->val_paths[i], v->name, t->comm, &eo));
         if (t->comm->rank != 0) continue;
         miou[i] = res.miou;
         printf("[eval iter %ld] %-10s mIoU %5.2f  mAcc %5.2f  aAcc %5.2f  (%d classes, %.1fs)\n", iter, v->name,
-               res.miou, res.macc, res.aacc, res.valid_classes, prof_now() - t0);
+               res.miou, res.macc, res.aacc, res.valid_classes, mv_now_s() - t0);
         fprintf(t->jsonl, "{\"type\": \"eval\", \"iter\": %ld, \"domain\": ", iter);
         json_write_string(t->jsonl, v->name);
         fprintf(t->jsonl, ", \"metrics\": ");
@@ -465,7 +466,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     if ((rc = comm_bcast_bytes(comm, &tty_byte, 1)) < 0) { free(ids); goto out; }
     tty = tty_byte != 0;
     long max_iters = cfg->schedule.max_iters, first = (long)t->st.iter, done_here = 0;
-    double t_start = prof_now(), t_interval = t_start, wait_data = 0, wait_sync = 0, t_compute = 0;
+    double t_start = mv_now_s(), t_interval = t_start, wait_data = 0, wait_sync = 0, t_compute = 0;
     double t_optim = 0, t_periodic = 0;   // optimizer; evaluation + checkpoints (not part of a step)
     long interval_images = 0;
     if (first >= max_iters && comm->rank == 0)
@@ -477,24 +478,24 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     stop_signal_arm();
     armed = true;
     for (long it = first; it < max_iters; it++) {
-        double t0 = prof_now();
+        double t0 = mv_now_s();
         const mv_batch *batch;
         int got = loader_next(t->loader, &batch);
         if (got != 1) { rc = got < 0 ? -1 : mv_fail("training stream ended unexpectedly"); break; }
-        double t1 = prof_now();
+        double t1 = mv_now_s();
         for (int b = 0; b < B; b++) ids[b] = batch->batch_index[b];
         ctx.step = (uint32_t)it;
         run_zero_grads(&t->model);
         if ((rc = run_forward(&t->model, batch->images, batch->labels, &ctx)) < 0) break;
         if ((rc = step_agreement(t, it, &stopped)) < 0) break;
         run_backward(&t->model, &ctx);
-        double t2 = prof_now();
+        double t2 = mv_now_s();
         if (t->use_sync && grad_sync_finish(&t->sync) < 0) comm_abort(1, mv_last_error());
         if (t->engine && t->engine->grads_finish(&t->model) < 0) comm_abort(1, mv_last_error());
-        double t3 = prof_now();
+        double t3 = mv_now_s();
         if (t->engine) t->engine->optimizer_step(&t->model, &t->opt, &cfg->optim, &cfg->schedule, it);
         else optimizer_step(&t->opt, &t->model.params, &cfg->optim, &cfg->schedule, it);
-        t_optim += prof_now() - t3;
+        t_optim += mv_now_s() - t3;
         t->st.step = t->opt.step;
         t->st.iter = it + 1;
         wait_data += t1 - t0;
@@ -507,7 +508,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
         if (log_now || tty) {
             step_stats s;
             gather_stats(&s, &t->model, comm);
-            double now = prof_now(), ips = interval_images / (now - t_interval + 1e-12);
+            double now = mv_now_s(), ips = interval_images / (now - t_interval + 1e-12);
             double eta = (max_iters - it - 1) * (now - t_start) / (double)done_here;
             double lr = schedule_lr(&cfg->schedule, cfg->optim.lr, it);
             double total = now - t_start, outside = wait_data + wait_sync;
@@ -539,7 +540,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
                 fflush(stdout);
             }
         }
-        double t_p0 = prof_now();
+        double t_p0 = mv_now_s();
         bool ckpt_now = (cfg->run.ckpt_every && (it + 1) % cfg->run.ckpt_every == 0) || last;
         bool eval_now = (cfg->run.eval_every && (it + 1) % cfg->run.eval_every == 0) || it + 1 == max_iters;
         if (eval_now) {
@@ -558,7 +559,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
             if (comm_allreduce_sum_doubles(comm, &status, 1) < 0) { rc = -1; break; }   // a rank lost: its message
             if (status < 0) { if (rc == 0) rc = mv_fail("rank 0 could not write a checkpoint"); break; }
         }
-        t_periodic += prof_now() - t_p0;
+        t_periodic += mv_now_s() - t_p0;
         if ((opts->stop_after && done_here >= opts->stop_after) || stopped) break;
     }
     stop_signal_disarm();
@@ -567,7 +568,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     if (rc == 0 && comm->rank == 0) {
         // The share of the training steps spent outside forward/backward (evaluation and
         // checkpoints are periodic work, reported apart).
-        double total = prof_now() - t_start, steps = total - t_periodic;
+        double total = mv_now_s() - t_start, steps = total - t_periodic;
         double other = steps - t_compute - wait_data - wait_sync - t_optim;
         printf("maskvim train: %ld iterations in %.1fs; of the steps (%.1fs): forward+backward %.1f%%, data wait %.1f%%, "
                "all-reduce wait %.1f%%, optimizer %.1f%%, logging and other %.1f%%; evaluation and checkpoints %.1fs\n",

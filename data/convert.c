@@ -3,13 +3,13 @@
 // input order, so the split is identical whatever the number of workers, and resume works by
 // item position.
 #include "data/convert.h"
+#include "core/clock.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "core/error.h"
 
@@ -234,12 +234,6 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void fmt_eta(char *out, size_t cap, double s) {
     if (s < 0 || s > 1e7) snprintf(out, cap, "?");
     else if (s >= 3600) snprintf(out, cap, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
@@ -250,7 +244,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
     memset(stats, 0, sizeof *stats);
     const mv_dataset_converter *conv = convert_find(o->dataset);
     if (!conv) return -1;
-    double t0 = now_s();
+    double t0 = mv_now_s();
     mv_convert_item *items = NULL;
     int64_t n = 0;
     if (o->list_file ? convert_list_file(&items, &n, conv, o->root, o->list_file) < 0
@@ -309,7 +303,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
     for (int t = 0; t < workers; t++) pthread_create(&tids[t], NULL, worker_main, &d);
 
     int rc = 0, tty = progress && isatty(fileno(progress));
-    double last_report = now_s(), t_start = last_report;
+    double last_report = mv_now_s(), t_start = last_report;
     for (int64_t i = start; i < n && rc == 0; i++) {
         slot *s = &d.slots[i % d.window];
         pthread_mutex_lock(&d.mu);
@@ -339,7 +333,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         d.written = i + 1;
         pthread_cond_broadcast(&d.cv);
         pthread_mutex_unlock(&d.mu);
-        double t = now_s();
+        double t = mv_now_s();
         if (progress && (t - last_report > (tty ? 0.5 : 10.0) || i + 1 == n)) {
             double rate = (double)(i + 1 - start) / (t - t_start + 1e-9);
             char eta[32];
@@ -373,6 +367,6 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         return mv_fail_context("%s %s -> %s", conv->name, o->split, o->out);
     }
     if (shard_writer_close(w) < 0) return -1;
-    stats->seconds = now_s() - t0;
+    stats->seconds = mv_now_s() - t0;
     return 0;
 }

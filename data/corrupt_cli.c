@@ -1,12 +1,14 @@
 // `maskvim data corrupt`: turns a split into corrupted splits DIR/<corruption>/<severity>
 // (the Cityscapes-C layout), labels unchanged. Worker threads read, corrupt and compress
 // samples while the calling thread writes them in order; re-running resumes.
-#include <errno.h>
+#include "core/cli_parse.h"
+#include "core/clock.h"
+#include <limits.h>
+#include <stdbool.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "core/error.h"
 #include "data/corrupt.h"
@@ -26,21 +28,6 @@ static void usage(FILE *f) {
         "corruptions (Table 2 order):");
     for (int c = 0; c < CORRUPT_COUNT; c++) fprintf(f, "%s%s", c % 4 ? ", " : "\n  ", corrupt_name(c));
     fputc('\n', f);
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int parse_long(long *out, const char *s, const char *opt, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) return mv_fail("%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
-    *out = v;
-    return 0;
 }
 
 // "all" or a comma list of corruption names -> flags.
@@ -66,13 +53,21 @@ static int parse_severities(int *on, const char *list) {
     snprintf(buf, sizeof buf, "%s", list);
     int n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
-        int a, b;
-        char tail;
-        if (sscanf(tok, "%d-%d%c", &a, &b, &tail) == 2) {
-        } else if (sscanf(tok, "%d%c", &a, &tail) == 1) b = a;
-        else return mv_fail("--severity: '%s' is not N, A-B or all", tok);
+        // N or A-B, each side a whole number (sscanf's %d wrapped "4294967297" to 1).
+        long a, b;
+        char *dash = strchr(tok + 1, '-');
+        bool ok;
+        if (dash) {
+            *dash = 0;
+            ok = cli_parse_long(tok, LONG_MIN, LONG_MAX, &a) == 0 && cli_parse_long(dash + 1, LONG_MIN, LONG_MAX, &b) == 0;
+            *dash = '-';
+        } else {
+            ok = cli_parse_long(tok, LONG_MIN, LONG_MAX, &a) == 0;
+            b = a;
+        }
+        if (!ok) return mv_fail("--severity: '%s' is not N, A-B or all", tok);
         if (a < 1 || b > 5 || a > b) return mv_fail("--severity: '%s' outside 1..5", tok);
-        for (int s = a; s <= b; s++) on[s] = 1;
+        for (long s = a; s <= b; s++) on[s] = 1;
     }
     return n ? 0 : mv_fail("empty severity list");
 }
@@ -114,7 +109,7 @@ static int corrupt_one(job *jb, const char *out_root, int c, int sev) {
     int64_t n = split_count(jb->split), start = shard_writer_resume_point(wr);
     if (start > 0) fprintf(stderr, "[corrupt] resuming %s: %lld of %lld samples already in complete shards\n", dir, (long long)start, (long long)n);
     int rc = 0, tty = isatty(fileno(stderr));
-    double t0 = now_s(), last = t0;
+    double t0 = mv_now_s(), last = t0;
     for (int64_t i = start; i < n && rc == 0; i += jb->nslot) {
         int nb = (int)(n - i < jb->nslot ? n - i : jb->nslot);
 #pragma omp parallel for num_threads(jb->threads) schedule(dynamic, 1)
@@ -141,7 +136,7 @@ static int corrupt_one(job *jb, const char *out_root, int c, int sev) {
             else rc = shard_writer_add_encoded(wr, s->in.name, s->in.rgb.h, s->in.rgb.w, s->enc_rgb, (size_t)s->len_rgb,
                                                s->enc_lab, (size_t)s->len_lab);
         }
-        double t = now_s();
+        double t = mv_now_s();
         int64_t done = i + nb;
         if (rc == 0 && (t - last > (tty ? 0.5 : 10.0) || done == n)) {
             double rate = (double)(done - start) / (t - t0 > 1e-9 ? t - t0 : 1e-9);
@@ -158,7 +153,7 @@ static int corrupt_one(job *jb, const char *out_root, int c, int sev) {
 int data_corrupt_main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *corr_arg = "all", *sev_arg = "5";
     long threads = omp_get_max_threads(), per_shard = 0;
-    unsigned long long seed = 0;
+    uint64_t seed = 0;
     int fresh = 0, bgr = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -172,14 +167,10 @@ int data_corrupt_main(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--corruption")) corr_arg = v;
         else if (!strcmp(a, "--severity")) sev_arg = v;
-        else if (!strcmp(a, "--threads")) rc = parse_long(&threads, v, a, 1, 256);
-        else if (!strcmp(a, "--samples-per-shard")) rc = parse_long(&per_shard, v, a, 1, 1000000L);
-        else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            seed = strtoull(v, &end, 10);
-            if (errno || *end || end == v || *v == '-') rc = mv_fail("--seed: '%s' is not a non-negative integer", v);
-        } else { fprintf(stderr, "maskvim data corrupt: unknown option '%s'\n\n", a); usage(stderr); return 2; }
+        else if (!strcmp(a, "--threads")) rc = cli_option_long(a, v, 1, 256, &threads);
+        else if (!strcmp(a, "--samples-per-shard")) rc = cli_option_long(a, v, 1, 1000000L, &per_shard);
+        else if (!strcmp(a, "--seed")) rc = cli_option_u64(a, v, &seed);
+        else { fprintf(stderr, "maskvim data corrupt: unknown option '%s'\n\n", a); usage(stderr); return 2; }
         if (rc < 0) { fprintf(stderr, "maskvim data corrupt: %s\n", mv_last_error()); return 2; }
     }
     if (!in || !out) { fprintf(stderr, "maskvim data corrupt: --in and --out are required\n\n"); usage(stderr); return 2; }

@@ -1,12 +1,12 @@
 // `maskvim data synth`: renders the synthetic domains into shard splits (DIR/<domain>/<split>)
 // with worker threads rendering and compressing while the calling thread writes in order, and
 // draws a preview picture of a few samples per domain.
-#include <errno.h>
+#include "core/cli_parse.h"
+#include "core/clock.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "core/error.h"
 #include "data/image_io.h"
@@ -34,37 +34,6 @@ static void usage(FILE *f) {
         "  --preview FILE   also write a PNG: K samples per domain with their labels (--out optional)\n\n"
         "domains:\n");
     for (int d = 0; d < synth_num_domains(); d++) fprintf(f, "  %-9s %s\n", synth_domain_name(d), synth_domain_summary(d));
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int parse_long(long *out, const char *s, const char *opt, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) return mv_fail("%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
-    *out = v;
-    return 0;
-}
-
-static int parse_u64(uint64_t *out, const char *s, const char *opt) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || end == s || *s == '-') return mv_fail("%s: '%s' is not a non-negative integer", opt, s);
-    *out = v;
-    return 0;
-}
-
-static int parse_size(int *h, int *w, const char *s) {
-    char tail;
-    if (sscanf(s, "%dx%d%c", h, w, &tail) != 2 || *h < SYNTH_MIN_SIDE || *w < SYNTH_MIN_SIDE || *h > SYNTH_MAX_SIDE || *w > SYNTH_MAX_SIDE)
-        return mv_fail("--size: '%s' is not HxW with sides in %d..%d", s, SYNTH_MIN_SIDE, SYNTH_MAX_SIDE);
-    return 0;
 }
 
 // Deflate levels of the synthetic shards. Sensor noise leaves the images nearly
@@ -106,7 +75,7 @@ static int write_domain(const char *out, int domain, const char *split, uint64_t
         slots[k].lab = mv_malloc(npx);
     }
     int rc = 0, tty = isatty(fileno(stderr));
-    double t0 = now_s(), last = t0;
+    double t0 = mv_now_s(), last = t0;
     for (int64_t i = start; i < count && rc == 0; i += nslot) {
         int nb = (int)(count - i < nslot ? count - i : nslot);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
@@ -127,7 +96,7 @@ static int write_domain(const char *out, int domain, const char *split, uint64_t
             if (s->rc < 0) rc = mv_fail("%s: sample %lld: %s", dir, (long long)(i + k), s->err);
             else rc = shard_writer_add_encoded(wr, name, h, w, s->enc_rgb, (size_t)s->len_rgb, s->enc_lab, (size_t)s->len_lab);
         }
-        double t = now_s();
+        double t = mv_now_s();
         int64_t done = i + nb;
         if (rc == 0 && (t - last > (tty ? 0.5 : 10.0) || done == count)) {
             double rate = (double)(done - start) / (t - t0 > 1e-9 ? t - t0 : 1e-9);
@@ -182,15 +151,15 @@ int data_synth_main(int argc, char **argv) {
         i++;
         if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--domains")) domains_arg = v;
-        else if (!strcmp(a, "--count")) rc = parse_long(&count, v, a, 0, 1000000000L);
-        else if (!strcmp(a, "--size")) rc = parse_size(&h, &w, v);
-        else if (!strcmp(a, "--seed")) rc = parse_u64(&seed, v, a);
+        else if (!strcmp(a, "--count")) rc = cli_option_long(a, v, 0, 1000000000L, &count);
+        else if (!strcmp(a, "--size")) rc = cli_option_hw(a, v, SYNTH_MIN_SIDE, SYNTH_MAX_SIDE, &h, &w);
+        else if (!strcmp(a, "--seed")) rc = cli_option_u64(a, v, &seed);
         else if (!strcmp(a, "--split")) split = v;
-        else if (!strcmp(a, "--threads")) rc = parse_long(&threads, v, a, 1, 256);
-        else if (!strcmp(a, "--samples-per-shard")) rc = parse_long(&per_shard, v, a, 1, 1000000L);
-        else if (!strcmp(a, "--deflate")) rc = parse_long(&deflate, v, a, 0, 9);
+        else if (!strcmp(a, "--threads")) rc = cli_option_long(a, v, 1, 256, &threads);
+        else if (!strcmp(a, "--samples-per-shard")) rc = cli_option_long(a, v, 1, 1000000L, &per_shard);
+        else if (!strcmp(a, "--deflate")) rc = cli_option_long(a, v, 0, 9, &deflate);
         else if (!strcmp(a, "--preview")) preview = v;
-        else if (!strcmp(a, "--preview-count")) rc = parse_long(&preview_count, v, a, 1, 64);
+        else if (!strcmp(a, "--preview-count")) rc = cli_option_long(a, v, 1, 64, &preview_count);
         else { fprintf(stderr, "maskvim data synth: unknown option '%s'\n\n", a); usage(stderr); return 2; }
         if (rc < 0) { fprintf(stderr, "maskvim data synth: %s\n", mv_last_error()); return 2; }
     }

@@ -1,6 +1,7 @@
 // Ranks and the small collectives (see comm.h). With MPI in the build and a launcher in the
 // environment this is MPI; otherwise every call is the single-rank identity.
 #include "dist/comm.h"
+#include "core/clock.h"
 #include "dist/comm_mpi.h"
 #include "core/error.h"
 #include <limits.h>
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 const char *comm_backend_name(mv_dist_backend b) {
     switch (b) {
@@ -66,12 +66,6 @@ void comm_library_version(char *out, size_t n) {
 #else
     snprintf(out, n, "none: built without MPI (one rank per process)");
 #endif
-}
-
-double comm_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 // Never sleeps: without an asynchronous progress thread, MPI moves data only inside MPI calls,
@@ -202,13 +196,13 @@ _Noreturn void comm_abort(int code, const char *msg) {
 
 #ifdef MV_HAVE_MPI
 int comm_mpi_wait(mv_comm *c, MPI_Request *req, const char *what) {
-    double t0 = comm_now();
+    double t0 = mv_now_s();
     for (;;) {
         int flag = 0;
         int err = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
         if (err != MPI_SUCCESS) return comm_mpi_fail(err, what);
         if (flag) return 0;
-        double waited = comm_now() - t0;
+        double waited = mv_now_s() - t0;
         if (c->timeout_s > 0 && waited > c->timeout_s)
             return mv_fail("%s: not complete after %.0f s: a rank has stopped or is stuck, or its host cannot be "
                            "reached (MV_COMM_TIMEOUT sets this limit)", what, waited);

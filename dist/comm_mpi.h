@@ -1,10 +1,9 @@
 // The MPI side of mv_comm, private to dist/*.c: the communicators behind c->impl and the
 // waiting loop with a timeout that every blocking collective and grad_sync share.
 #pragma once
+#include "core/clock.h"
 #include "dist/comm.h"
 
-// Seconds since an arbitrary origin (monotonic).
-double comm_now(void);
 // One pause of a polling loop that has waited `waited_s` so far: spins at first (latency),
 // then yields, so a waiting rank leaves the cores to the ranks still computing.
 void comm_mpi_backoff(double waited_s);

@@ -220,19 +220,19 @@ int grad_sync_finish(mv_grad_sync *s) {
         MV_TRY(start_bucket(s, s->next));
         s->next++;
     }
-    double t0 = comm_now();
+    double t0 = mv_now_s();
     for (;;) {
         int pending = 0;
         MV_TRY(poll_buckets(s, &pending));
         if (pending == 0) break;
-        double waited = comm_now() - t0;
+        double waited = mv_now_s() - t0;
         if (s->comm->timeout_s > 0 && waited > s->comm->timeout_s)
             return mv_fail("gradient all-reduce: %d of %d buckets not complete after %.0f s: a rank has "
                            "stopped or is stuck, or its host cannot be reached (MV_COMM_TIMEOUT sets this limit)",
                            pending, s->num_buckets, waited);
         comm_mpi_backoff(waited);
     }
-    s->wait_s = comm_now() - t0;
+    s->wait_s = mv_now_s() - t0;
     s->total_wait_s += s->wait_s;
     s->steps++;
     s->next = 0;

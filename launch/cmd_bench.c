@@ -1,5 +1,6 @@
 // `maskvim bench`: times one training step (forward, backward, optimizer) of a preset at a
 // batch and image size, per op and in total, against the sgemm peak measured in the same run.
+#include "core/clock.h"
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -74,11 +75,11 @@ static int bench_scan(const char *spec, int iters) {
     cpu_flush_denormals();
     double tf = 0, tb = 0;
     for (int it = 0; it <= iters; it++) {
-        double t0 = prof_now();
+        double t0 = mv_now_s();
         ss2d_scan_forward(y, xdbl, delta, states, x, xpw, dtw, dtb, Al, Ds, scratch, B, H, W, E, R, N);
-        double t1 = prof_now();
+        double t1 = mv_now_s();
         ss2d_scan_backward(dx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, states, xpw, dtw, Al, Ds, scratch, B, H, W, E, R, N);
-        double t2 = prof_now();
+        double t2 = mv_now_s();
         if (it > 0) { tf += t1 - t0; tb += t2 - t1; }
     }
     printf("{\"mode\": \"scan\", \"B\": %d, \"K\": %d, \"E\": %d, \"L\": %d, \"N\": %d, \"threads\": %d, "
@@ -96,9 +97,9 @@ static double sgemm_peak_gflops(void) {
     for (long i = 0; i < (long)n * n; i++) { a[i] = (float)(i % 7) * 0.1f; b[i] = (float)(i % 5) * 0.1f; }
     double best = 0;
     for (int r = 0; r < 4; r++) {
-        double t0 = prof_now();
+        double t0 = mv_now_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = 2.0 * n * n * n / (prof_now() - t0) / 1e9;
+        double g = 2.0 * n * n * n / (mv_now_s() - t0) / 1e9;
         if (g > best) best = g;
     }
     free(a); free(b); free(c);
@@ -181,14 +182,14 @@ int cmd_bench(int argc, char **argv) {
     for (int it = 0; it < warmup + iters; it++) {
         if (it == warmup) { prof_reset(); mv_prof_enabled = true; }
         mv_run_ctx ctx = {.training = true, .step = (uint32_t)it, .sample_ids = ids, .world_size = 1};
-        double t0 = prof_now();
+        double t0 = mv_now_s();
         params_zero_grads(&m->params);
         model_forward(m, img, lab, &ctx);
-        double t1 = prof_now();
+        double t1 = mv_now_s();
         model_backward(m, &ctx);
-        double t2 = prof_now();
+        double t2 = mv_now_s();
         optimizer_step(&opt, &m->params, &cfg->optim, &cfg->schedule, it);
-        double t3 = prof_now();
+        double t3 = mv_now_s();
         if (it >= warmup) { t_fwd += t1 - t0; t_bwd += t2 - t1; t_opt += t3 - t2; }
     }
     mv_prof_enabled = false;

@@ -6,6 +6,7 @@
 // small integers drawn from (seed, rank, index), so the exact sum is representable: the sum
 // must be bit-exact and the average within 2 ulp; random floats then check that every rank
 // ends with identical bytes (replicas must not drift apart).
+#include "core/clock.h"
 #include "launch/commands.h"
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { FAIL_NONE = 0, FAIL_ABORT, FAIL_EXIT, FAIL_HANG };
@@ -217,12 +217,6 @@ static uint64_t hash_floats(const float *buf, size_t n) {
 
 // ---- timing ----
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // Backward hands buckets over from the end of the buffer; here with nothing to overlap.
 static int grad_sync_step(mv_grad_sync *s) {
     for (int k = 0; k < s->num_buckets; k++) MV_TRY(grad_sync_ready(s, s->buckets[k].lo));
@@ -233,9 +227,9 @@ static int grad_sync_step(mv_grad_sync *s) {
 static int time_op(double *us, mv_comm *c, mv_grad_sync *s, float *buf, size_t n, int warmup, int iters) {
     for (int it = 0; it < warmup; it++) MV_TRY(s ? grad_sync_step(s) : comm_allreduce_sum_floats(c, buf, n));
     MV_TRY(comm_barrier(c));
-    double t0 = now_s();
+    double t0 = mv_now_s();
     for (int it = 0; it < iters; it++) MV_TRY(s ? grad_sync_step(s) : comm_allreduce_sum_floats(c, buf, n));
-    double t = (now_s() - t0) / iters;
+    double t = (mv_now_s() - t0) / iters;
     MV_TRY(comm_allreduce_sum_doubles(c, &t, 1));
     *us = 1e6 * t / c->world;
     return 0;
@@ -315,20 +309,20 @@ static int run_size(bench_totals *tot, mv_comm *c, const bench_opts *o, float *b
 // like a real kernel), so communication progresses only at the grad_sync calls between layers.
 static void busy_until(double until) {
     volatile double x = 1.0;
-    while (now_s() < until)
+    while (mv_now_s() < until)
         for (int i = 0; i < 1000; i++) x = x * 0.999999 + 1e-7;
 }
 
 // One simulated step: backward of `layers` equal layers over buf[0..n), last layer first, each
 // taking compute_s/layers; mode 0 compute only, 1 compute then all-reduce, 2 overlapped.
 static int overlap_step(double *seconds, mv_grad_sync *s, double compute_s, int layers, int mode) {
-    double t0 = now_s(), slice = compute_s / layers;
+    double t0 = mv_now_s(), slice = compute_s / layers;
     for (int l = layers - 1; l >= 0; l--) {
         busy_until(t0 + (layers - l) * slice);
         if (mode == 2) MV_TRY(grad_sync_ready(s, (size_t)((double)s->n * l / layers)));
     }
     if (mode > 0) MV_TRY(grad_sync_finish(s));
-    *seconds = now_s() - t0;
+    *seconds = mv_now_s() - t0;
     return 0;
 }
 

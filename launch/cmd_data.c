@@ -1,12 +1,11 @@
 // `maskvim data`: dataset tools. convert (public datasets -> HDF5 shards), inspect (print a
 // split's manifest and verify every checksum), bench-loader (loader throughput), and the
 // synthetic-domain and corruption generators (synth, corrupt: data/synth_cli.c, corrupt_cli.c).
-#include <errno.h>
+#include "core/clock.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include "core/error.h"
 #include "data/convert.h"
 #include "data/corrupt.h"
@@ -40,17 +39,6 @@ static void usage(FILE *f) {
         "  corrupt ...   Cityscapes-C style corruptions (maskvim data corrupt --help)\n");
 }
 
-static int parse_int(const char *s, const char *opt, long lo, long hi, long *out) {
-    if (cli_parse_long(s, lo, hi, out) < 0) return mv_fail("%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
-    return 0;
-}
-
-static int parse_hw(const char *s, const char *opt, int *h, int *w) {
-    if (cli_parse_hw(s, 1, MV_IMAGE_MAX_SIDE, h, w) < 0)
-        return mv_fail("%s: '%s' is not HxW with sides in [1, %d]", opt, s, MV_IMAGE_MAX_SIDE);
-    return 0;
-}
-
 // "; did you mean '--workers'?" for a mistyped option of convert, inspect or bench-loader (one
 // usage text lists them all), or "".
 static const char *hint_of(const char *arg) {
@@ -80,10 +68,10 @@ static int data_convert(int argc, char **argv) {
         else if (!strcmp(a, "--root")) o.root = argv[++i];
         else if (!strcmp(a, "--split")) o.split = argv[++i];
         else if (!strcmp(a, "--out")) o.out = argv[++i];
-        else if (!strcmp(a, "--workers")) { if (parse_int(argv[++i], a, 1, 256, &x) < 0) return fail_exit(); o.workers = (int)x; }
-        else if (!strcmp(a, "--samples-per-shard")) { if (parse_int(argv[++i], a, 1, 1 << 20, &x) < 0) return fail_exit(); o.samples_per_shard = (int)x; }
+        else if (!strcmp(a, "--workers")) { if (cli_option_long(a, argv[++i], 1, 256, &x) < 0) return fail_exit(); o.workers = (int)x; }
+        else if (!strcmp(a, "--samples-per-shard")) { if (cli_option_long(a, argv[++i], 1, 1 << 20, &x) < 0) return fail_exit(); o.samples_per_shard = (int)x; }
         else if (!strcmp(a, "--list")) o.list_file = argv[++i];
-        else if (!strcmp(a, "--limit")) { if (parse_int(argv[++i], a, 1, 1L << 40, &x) < 0) return fail_exit(); o.limit = x; }
+        else if (!strcmp(a, "--limit")) { if (cli_option_long(a, argv[++i], 1, 1L << 40, &x) < 0) return fail_exit(); o.limit = x; }
         else { mv_fail("convert: unknown option %s%s", a, hint_of(a)); return fail_exit(); }
     }
     if (!o.dataset || !o.root || !o.split || !o.out) {
@@ -146,12 +134,6 @@ static int data_inspect(int argc, char **argv) {
 // ---------------------------------------------------------------------------------------
 // bench-loader
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 // CPU seconds used by the whole process (all threads): robust to other jobs on the machine.
 static double cpu_s(void) {
     struct rusage u;
@@ -198,11 +180,11 @@ static int data_bench_loader(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--dir")) dir = v;
         else if (!strcmp(a, "--threads")) threads = v;
-        else if (!strcmp(a, "--size")) { if (parse_hw(v, a, &h, &w) < 0) return fail_exit(); }
-        else if (!strcmp(a, "--crop")) { if (parse_hw(v, a, &ch, &cw) < 0) return fail_exit(); }
-        else if (!strcmp(a, "--count")) { if (parse_int(v, a, 1, 100000, &count) < 0) return fail_exit(); }
-        else if (!strcmp(a, "--batches")) { if (parse_int(v, a, 1, 1000000, &batches) < 0) return fail_exit(); }
-        else if (!strcmp(a, "--batch")) { if (parse_int(v, a, 1, 1024, &batch) < 0) return fail_exit(); }
+        else if (!strcmp(a, "--size")) { if (cli_option_hw(a, v, 1, MV_IMAGE_MAX_SIDE, &h, &w) < 0) return fail_exit(); }
+        else if (!strcmp(a, "--crop")) { if (cli_option_hw(a, v, 1, MV_IMAGE_MAX_SIDE, &ch, &cw) < 0) return fail_exit(); }
+        else if (!strcmp(a, "--count")) { if (cli_option_long(a, v, 1, 100000, &count) < 0) return fail_exit(); }
+        else if (!strcmp(a, "--batches")) { if (cli_option_long(a, v, 1, 1000000, &batches) < 0) return fail_exit(); }
+        else if (!strcmp(a, "--batch")) { if (cli_option_long(a, v, 1, 1024, &batch) < 0) return fail_exit(); }
         else { mv_fail("bench-loader: unknown option %s%s", a, hint_of(a)); return fail_exit(); }
     }
     if (bench_split(dir, (int)count, h, w) < 0) return fail_exit();
@@ -212,7 +194,7 @@ static int data_bench_loader(int argc, char **argv) {
     char list[256];
     snprintf(list, sizeof list, "%s", threads);
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        if (parse_int(tok, "--threads", 1, 256, &x) < 0) return fail_exit();
+        if (cli_option_long("--threads", tok, 1, 256, &x) < 0) return fail_exit();
         mv_loader_source src = {dir, 1};
         mv_loader_config cfg = {0};
         cfg.mode = MV_LOADER_TRAIN;
@@ -230,10 +212,10 @@ static int data_bench_loader(int argc, char **argv) {
         double t0 = 0, c0 = 0;
         int rc = 0;
         for (long t = 0; t < batches + 2 && rc >= 0; t++) {
-            if (t == 2) t0 = now_s(), c0 = cpu_s();  // after warm-up (first reads, page cache)
+            if (t == 2) t0 = mv_now_s(), c0 = cpu_s();  // after warm-up (first reads, page cache)
             rc = loader_next(L, &b);
         }
-        double dt = now_s() - t0, dc = cpu_s() - c0;
+        double dt = mv_now_s() - t0, dc = cpu_s() - c0;
         loader_close(L);
         if (rc < 0) return fail_exit();
         printf("%8ld %12.2f %12.1f %16.1f\n", x, (double)(batches * batch) / dt, 1000.0 * dt / (double)batches,

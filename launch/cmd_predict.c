@@ -2,6 +2,7 @@
 // writes the predictions as PNG files: Cityscapes colours, raw train ids or Cityscapes label ids
 // (the benchmark's submission format); with --masks, the learnt token masks over the image (the
 // paper's Figure 1 view: dropped tokens darkened).
+#include "core/clock.h"
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/engine.h"
@@ -326,12 +327,12 @@ int cmd_predict(int argc, char **argv) {
     mv_run_ctx dev_ctx = {.world_size = 1};
     if (rc == 0) rc = engine_open(m, NULL, &cfg->run, &solo, &dev_ctx, device, sizeof device);
     if (rc == 0) fprintf(stderr, "maskvim predict: %d image%s on %s\n", inputs.n, inputs.n == 1 ? "" : "s", device);
-    double t0 = prof_now();
+    double t0 = mv_now_s();
     int done = 0;
     for (; done < inputs.n && rc == 0; done++)
         rc = predict_one(m, cfg, inputs.paths[done], outdir, formats, masks, done, inputs.n);
     if (rc == 0 && inputs.n > 1) {
-        double s = prof_now() - t0;
+        double s = mv_now_s() - t0;
         char took[32];
         prof_fmt_duration(took, sizeof took, s);
         fprintf(stderr, "maskvim predict: %d images in %s (%.2f images/s)\n", done, took, s > 0 ? done / s : 0.0);

@@ -1,6 +1,7 @@
 // The `maskvim` subcommands: each is `int cmd_NAME(int argc, char **argv)` returning the
 // process exit status, with argv[0] the subcommand name.
 #pragma once
+#include "core/cli_parse.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -32,9 +33,3 @@ void cli_unknown_option(const char *cmd, const char *arg, void (*usage)(FILE *))
 // For an option given last, without its value: "maskvim CMD: ARG needs a value" when usage()
 // lists ARG, else the unknown-option message above (a mistyped flag is not missing a value).
 void cli_missing_value(const char *cmd, const char *arg, void (*usage)(FILE *));
-// A whole decimal number in [lo, hi] and nothing after it (launch/cli_parse.c): 0, else -1
-// (the caller says why).
-int cli_parse_long(const char *s, long lo, long hi, long *out);
-// "HxW" (launch/cli_parse.c): 0 with both sides whole numbers in [lo, hi] and nothing after
-// them, else -1 (the caller says why).
-int cli_parse_hw(const char *s, long lo, long hi, int *h, int *w);

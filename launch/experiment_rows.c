@@ -2,13 +2,13 @@
 // per domain from its metrics.jsonl), its lock (flock on OUT/<row>/.lock, held by the sweep)
 // and its begin and end around the training (launch/cmd_experiment.c runs the sweep).
 #include "launch/experiment_rows.h"
+#include "core/clock.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -174,12 +174,6 @@ bool exp_config_changed(const mv_experiment *exp, const mv_exp_run *r, const cha
 // ------------------------------------------------------------------------------------------
 // One row's begin and end (what they return: experiment_rows.h)
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const char *log) {
     MV_TRY(mv_mkdir_p(j->dir));
     j->lock = lock_row(j->dir, j->run->name);
@@ -200,7 +194,7 @@ int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const ch
         return mv_fail_context("row %s", j->run->name);
     }
     j->max_iters = cfg->schedule.max_iters;
-    j->t0 = now_s();
+    j->t0 = mv_now_s();
     printf("maskvim experiment: row %s: %s in %s", j->run->name, a == ROW_RESUME ? "resuming" : "starting", j->dir);
     if (log) printf(" (output in %s)", log);
     printf("\n");
@@ -248,7 +242,7 @@ int exp_row_end(row_job *j, const mv_experiment *exp, bool ok) {
         double miou[MV_MAX_SOURCES];
         long iter = -1;
         int n = final_metrics(domains, miou, MV_MAX_SOURCES, &iter, j->dir);
-        printf("maskvim experiment: row %s: finished in %.1f s:", j->run->name, now_s() - j->t0);
+        printf("maskvim experiment: row %s: finished in %.1f s:", j->run->name, mv_now_s() - j->t0);
         for (int i = 0; i < n; i++) printf("%s %s %.2f", i ? "," : "", domains[i], miou[i]);
         double sum = 0;
         int nt = 0;

@@ -2,13 +2,13 @@
 // gradients and buffers bound into the model, the activation arenas' allocator used by the
 // device compile of core/model.c, and host batches copied in before a step.
 #include "core/device/model_device.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "dist/comm.h"
 #include "kernels/cuda/ops_cuda.h"
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static cudaStream_t g_stream = 0;
 static double g_wait_limit_s = 0;   // 0: wait as long as the stream takes
@@ -16,12 +16,6 @@ static double g_wait_limit_s = 0;   // 0: wait as long as the stream takes
 cudaStream_t mv_device_stream(void) { return g_stream; }
 void mv_device_set_stream(cudaStream_t s) { g_stream = s; }
 void mv_device_set_wait_limit(double seconds) { g_wait_limit_s = seconds; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 // With several ranks the model's stream holds NCCL collectives (gradient buckets, SyncBN sums)
 // that wait on the GPU for every rank to join; a rank that has stopped or is stuck leaves them,
@@ -32,7 +26,7 @@ static double now_s(void) {
 // forward's SyncBN sums).
 cudaError_t mv_device_wait(void) {
     if (g_wait_limit_s <= 0) return cudaStreamSynchronize(g_stream);
-    double t0 = now_s();
+    double t0 = mv_now_s();
     for (;;) {
         cudaError_t e = cudaStreamQuery(g_stream);
         if (e != cudaErrorNotReady) return e;
@@ -41,7 +35,7 @@ cudaError_t mv_device_wait(void) {
         // fail the step, the checkpoint or the evaluation: drop it. (It has already replaced any
         // earlier error there; a fault on the device comes back from the query itself.)
         if (cudaPeekAtLastError() == cudaErrorNotReady) cudaGetLastError();
-        double waited = now_s() - t0;
+        double waited = mv_now_s() - t0;
         if (waited > g_wait_limit_s) {
             char msg[320];
             snprintf(msg, sizeof msg, "GPU step: not complete after %.0f s: its NCCL collectives wait for a rank that "

@@ -1,9 +1,9 @@
 // The per-op timing table (see profile.h).
 #include "kernels/cpu/profile.h"
+#include "core/clock.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 bool mv_prof_enabled = false;
 int mv_prof_depth = 0;
@@ -14,12 +14,6 @@ static const char *NAMES[PROF_COUNT] = {
     "selective scan", "pointwise", "resize/pool/copy", "token mask", "losses", "optimizer"};
 
 const char *prof_name(mv_prof_op op) { return NAMES[op]; }
-
-double prof_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 void prof_reset(void) { memset(mv_prof_table, 0, sizeof mv_prof_table); mv_prof_depth = 0; }
 

@@ -1,6 +1,7 @@
 // Per-op timing for `maskvim bench`: each op adds its wall time and useful FLOPs to a table
 // keyed by op kind and pass. Off by default; the check costs one branch per op call.
 #pragma once
+#include "core/clock.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -15,12 +16,11 @@ extern bool mv_prof_enabled;
 extern int mv_prof_depth;   // ops calling ops (conv -> GEMM) count once, as the outer op
 extern mv_prof_entry mv_prof_table[PROF_COUNT];
 const char *prof_name(mv_prof_op op);
-double prof_now(void);
 // A duration for progress lines: "42s", "3m05s", "2h07m" ("?" when negative or not finite).
 void prof_fmt_duration(char *out, size_t n, double seconds);
 void prof_reset(void);
 void prof_add(mv_prof_op op, int backward, double seconds, double flops);
 
-#define PROF_START() double prof_t0_ = mv_prof_enabled ? (mv_prof_depth++, prof_now()) : 0.0
+#define PROF_START() double prof_t0_ = mv_prof_enabled ? (mv_prof_depth++, mv_now_s()) : 0.0
 #define PROF_STOP(op, backward, flops) \
-    do { if (mv_prof_enabled && --mv_prof_depth == 0) prof_add((op), (backward), prof_now() - prof_t0_, (double)(flops)); } while (0)
+    do { if (mv_prof_enabled && --mv_prof_depth == 0) prof_add((op), (backward), mv_now_s() - prof_t0_, (double)(flops)); } while (0)

@@ -91,6 +91,15 @@ $MV_BIN data bench-loader --dir "$TMP/bl" --size 4294967360x64 >"$TMP/b4.log" 2>
 set -e
 [ "$rc" = 1 ] && grep -q "'4294967360x64' is not HxW" "$TMP/b4.log" || fail "bench-loader --size overflow: exit $rc: $(cat "$TMP/b4.log")"
 [ ! -e "$TMP/bl" ] || fail "bench-loader wrote a split for a refused size"
+# The data commands' numbers go through the same strict parser (sscanf's %d wrapped these to
+# 64 and 1; strtoull read "-1" as 2^64-1).
+expect2 "--size: '4294967360x64' is not HxW with sides in \[16, 8192\]" data synth --out "$TMP/sy" --count 1 --size 4294967360x64
+[ ! -e "$TMP/sy" ] || fail "data synth wrote a split for a refused size"
+expect2 "--seed: '-1' is not a non-negative integer" data synth --out "$TMP/sy" --count 1 --seed -1
+expect2 "--severity: '4294967297' outside 1..5" data corrupt --in "$TMP/none" --out "$TMP/co" --severity 4294967297
+expect2 "--severity: '2-x' is not N, A-B or all" data corrupt --in "$TMP/none" --out "$TMP/co" --severity 2-x
+expect2 "--seed: '+-3' is not a non-negative integer" data corrupt --in "$TMP/none" --out "$TMP/co" --seed +-3
+expect2 "--threads: '0x10' is not an integer in \[1, 256\]" data corrupt --in "$TMP/none" --out "$TMP/co" --threads 0x10
 expect2 "--resume '': give auto or the path of a checkpoint" train --resume ""
 
 # Outputs written atomically (a temporary renamed over the target) refuse a target that is not
