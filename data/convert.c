@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/error.h"
+#include "data/image_io.h"
 
 static const mv_dataset_converter *const ALL[] = {&MV_CONVERT_CITYSCAPES, &MV_CONVERT_BDD100K, &MV_CONVERT_MAPILLARY,
                                                   &MV_CONVERT_GTAV, &MV_CONVERT_SYNTHIA};
@@ -148,6 +149,16 @@ int convert_map_labels(mv_image *label, const uint16_t table[256], const char *p
         label->px[i] = (uint8_t)t;
     }
     return 0;
+}
+
+int convert_load_indexed_pair(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it,
+                              const uint16_t table[256]) {
+    MV_TRY(image_read_rgb(rgb, it->image));
+    MV_TRY(image_read_png_index(label, it->label));
+    if (label->h != rgb->h || label->w != rgb->w)
+        return mv_fail("%s: label is %dx%d but its image %s is %dx%d (HxW)", it->label, label->h, label->w, it->image,
+                       rgb->h, rgb->w);
+    return convert_map_labels(label, table, it->label, flags);
 }
 
 mv_image convert_resize_nearest(const mv_image *label, int h, int w) {

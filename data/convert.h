@@ -103,6 +103,11 @@ int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_conv
 #define MV_LABEL_UNKNOWN 0xFFFF
 #define MV_LABEL_UNLISTED 0xFFFE
 int convert_map_labels(mv_image *label, const uint16_t table[256], const char *path, int *flags);
+// The common load of a pair whose label is an index PNG of the image's size: reads both,
+// refuses a label of another size (naming both files and sizes), maps it through `table`
+// (convert_map_labels).
+int convert_load_indexed_pair(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it,
+                              const uint16_t table[256]);
 // Fills table: ids 0..n_known-1 -> 255 (ignore), then the pairs (id, train id) of `pairs`
 // (n_pairs pairs); every other id gets `other`: MV_LABEL_UNKNOWN (an error) where the dataset
 // has a closed set of ids, MV_LABEL_UNLISTED where its reference converter maps anything it

@@ -8,7 +8,6 @@
 #include <string.h>
 #include "core/error.h"
 #include "data/convert.h"
-#include "data/image_io.h"
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
     char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
@@ -28,12 +27,7 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
     uint16_t table[256];
     for (int i = 0; i < 256; i++) table[i] = i < 19 || i == 255 ? (uint16_t)i : MV_LABEL_UNKNOWN;
-    MV_TRY(image_read_rgb(rgb, it->image));
-    MV_TRY(image_read_png_index(label, it->label));
-    if (label->h != rgb->h || label->w != rgb->w)
-        return mv_fail("%s: label is %dx%d but its image %s is %dx%d (HxW)", it->label, label->h, label->w, it->image,
-                       rgb->h, rgb->w);
-    return convert_map_labels(label, table, it->label, flags);
+    return convert_load_indexed_pair(rgb, label, flags, it, table);
 }
 
 const mv_dataset_converter MV_CONVERT_BDD100K = {"bdd100k", "bdd100k", "bdd100k-trainid/v1", "train, val", list, load,

@@ -7,7 +7,6 @@
 #include "core/error.h"
 #include "data/convert.h"
 #include "data/manifest.h"
-#include "data/image_io.h"
 
 #define IMG_SUFFIX "_leftImg8bit.png"
 #define LABEL_SUFFIX "_gtFine_labelIds.png"
@@ -43,12 +42,7 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
     uint16_t table[256];
     convert_make_table(table, 34, MV_CITYSCAPES_ID_TO_TRAIN, 19, MV_LABEL_UNKNOWN);
-    MV_TRY(image_read_rgb(rgb, it->image));
-    MV_TRY(image_read_png_index(label, it->label));
-    if (label->h != rgb->h || label->w != rgb->w)
-        return mv_fail("%s: label is %dx%d but its image %s is %dx%d (HxW)", it->label, label->h, label->w, it->image,
-                       rgb->h, rgb->w);
-    return convert_map_labels(label, table, it->label, flags);
+    return convert_load_indexed_pair(rgb, label, flags, it, table);
 }
 
 const mv_dataset_converter MV_CONVERT_CITYSCAPES = {"cityscapes", "cityscapes", "cityscapes-labelid-to-trainid/v1",

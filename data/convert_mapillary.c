@@ -7,7 +7,6 @@
 #include <string.h>
 #include "core/error.h"
 #include "data/convert.h"
-#include "data/image_io.h"
 
 static const int MAPILLARY_TO_TRAIN[][2] = {
     {13, 0},  {24, 0},  {41, 0},  // road: Road, Lane Marking - General, Manhole
@@ -35,12 +34,7 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     uint16_t table[256];
     convert_make_table(table, 66, MAPILLARY_TO_TRAIN, (int)(sizeof MAPILLARY_TO_TRAIN / sizeof MAPILLARY_TO_TRAIN[0]),
                        MV_LABEL_UNKNOWN);
-    MV_TRY(image_read_rgb(rgb, it->image));
-    MV_TRY(image_read_png_index(label, it->label));
-    if (label->h != rgb->h || label->w != rgb->w)
-        return mv_fail("%s: label is %dx%d but its image %s is %dx%d (HxW)", it->label, label->h, label->w, it->image,
-                       rgb->h, rgb->w);
-    return convert_map_labels(label, table, it->label, flags);
+    return convert_load_indexed_pair(rgb, label, flags, it, table);
 }
 
 const mv_dataset_converter MV_CONVERT_MAPILLARY = {"mapillary", "mapillary", "mapillary-v1.2-66-to-trainid/v1",
