@@ -43,9 +43,18 @@ void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const 
 
 #endif
 
-void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, int W) {
+// An inference plan gives conv, bn and out one buffer (BatchNorm on running statistics and ReLU
+// run in place) and no gradients, and sizes the scratch for the forward alone.
+void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, int W, mv_plan_mode mode) {
     size_t n = (size_t)B * H * W * c->OC;
     c->H = H; c->W = W;
+    if (mode == MV_PLAN_INFER) {
+        c->conv = c->bn = c->out = arena_take(acts, n);
+        c->dconv = c->dbn = c->dout = NULL;
+        c->mean = c->rstd = NULL;   // training BatchNorm's batch statistics: never computed
+        if (c->K == 3) arena_need_scratch(acts, conv3x3_forward_scratch(B, H, W, c->IC, c->OC));
+        return;
+    }
     c->conv = arena_take(acts, n);  c->dconv = arena_take(dacts, n);
     c->bn = arena_take(acts, n);    c->dbn = arena_take(dacts, n);
     c->out = arena_take(acts, n);   c->dout = arena_take(dacts, n);

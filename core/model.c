@@ -12,16 +12,19 @@ static const int PSP_SCALES[4] = {1, 2, 3, 6};
 
 // Plans one block. Training (T == NULL) keeps every block's activations for backward. Inference
 // needs only a block's output and mask afterwards, so every block's internal activations start
-// at the beginning of one shared region T; T->scratch records the largest block's need.
+// at the beginning of one shared region T (block_plan_infer reuses slots within the block too):
+// T->used records the largest block's slots, T->scratch the largest block scratch, which
+// follows them (mv_model.block_scratch).
 static void plan_block(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, const float *in, float *d_in,
                        int B, int H, int W) {
     if (!T) {
         block_plan(b, A, A, D, in, d_in, B, H, W, true);
         return;
     }
-    T->used = 0;
-    block_plan(b, A, T, D, in, d_in, B, H, W, false);
-    arena_need_scratch(T, T->used);
+    mv_arena t = {T->base, 0, 0};
+    block_plan_infer(b, A, &t, in, B, H, W);
+    if (t.used > T->used) T->used = t.used;
+    arena_need_scratch(T, t.scratch);
 }
 
 // The mask decoder (SPEC.md section 4): lateral MVSS paths, lateral 3 from F_3 (pyramid
@@ -32,6 +35,8 @@ static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D
     const int *dims = cfg->dims;
     int H0 = m->Hs[0], W0 = m->Ws[0], H3 = m->Hs[3], W3 = m->Ws[3];
     size_t rows0 = (size_t)B * H0 * W0;
+    mv_plan_mode mode = m->plan_mode;
+    bool infer = mode == MV_PLAN_INFER;
     for (int i = 0; i < 3; i++) {
         const float *x = m->feat[i];
         float *dx = m->d_feat[i];
@@ -52,23 +57,34 @@ static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D
         for (int s = 0; s < 4; s++) {
             int S = PSP_SCALES[s];
             TAKE2(m->psp_pool[s], m->d_psp_pool[s], (size_t)B * S * S * dims[3]);
-            convmod_plan(&m->psp[s], A, D, B, S, S);
+            convmod_plan(&m->psp[s], A, D, B, S, S, mode);
             TAKE2(m->psp_up[s], m->d_psp_up[s], (size_t)B * H3 * W3 * Dc);
         }
         TAKE2(m->psp_cat, m->d_psp_cat, (size_t)B * H3 * W3 * (dims[3] + 4 * Dc));
-        convmod_plan(&m->bottleneck, A, D, B, H3, W3);
+        convmod_plan(&m->bottleneck, A, D, B, H3, W3, mode);
         m->lat[3] = m->td[3] = m->bottleneck.out;
         m->d_lat[3] = m->d_td[3] = m->bottleneck.dout;
     }
+    // Inference reads neither the laterals after the top-down sums nor a resized map after it
+    // was added or copied: the sums go in place into the laterals (add_forward, out == a), and
+    // one buffer of level 0's size serves every td_up, another every fpn_up.
     for (int i = 2; i >= 0; i--) {
         size_t n = (size_t)B * m->Hs[i] * m->Ws[i] * Dc;
+        if (infer) {
+            m->td_up[i] = i == 2 ? arena_take(A, rows0 * Dc) : m->td_up[2];
+            m->td[i] = m->lat[i]; m->d_td[i] = NULL;
+            continue;
+        }
         m->td_up[i] = arena_take(A, n);
         TAKE2(m->td[i], m->d_td[i], n);
     }
-    for (int i = 0; i < 3; i++) convmod_plan(&m->fpn[i], A, D, B, m->Hs[i], m->Ws[i]);
-    for (int i = 1; i < 4; i++) TAKE2(m->fpn_up[i], m->d_fpn_up[i], rows0 * Dc);
+    for (int i = 0; i < 3; i++) convmod_plan(&m->fpn[i], A, D, B, m->Hs[i], m->Ws[i], mode);
+    for (int i = 1; i < 4; i++) {
+        if (infer && i > 1) { m->fpn_up[i] = m->fpn_up[1]; m->d_fpn_up[i] = NULL; continue; }
+        TAKE2(m->fpn_up[i], m->d_fpn_up[i], rows0 * Dc);
+    }
     TAKE2(m->fpn_cat, m->d_fpn_cat, rows0 * 4 * Dc);
-    convmod_plan(&m->fpn_bottleneck, A, D, B, H0, W0);
+    convmod_plan(&m->fpn_bottleneck, A, D, B, H0, W0, mode);
 }
 
 static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
@@ -105,7 +121,8 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
     if (cfg->head == MV_HEAD_LINEAR) linear_head_plan(m, A, D);
     else plan_mask_decoder(m, A, T, D);
     m->seg_keep = arena_take(A, (size_t)B * Dc);
-    TAKE2(m->seg_in, m->d_seg_in, rows0 * Dc);
+    if (T) { m->seg_in = m->head_out->out; m->d_seg_in = NULL; }   // channel_scale_forward in place
+    else TAKE2(m->seg_in, m->d_seg_in, rows0 * Dc);
     TAKE2(m->logits, m->d_logits, rows0 * K);
     int nb = m->num_blocks;
     // Loss scalars (doubles, two floats each), the ratio loss's per-block statistics and
@@ -121,7 +138,7 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
         return;
     }
     size_t rows2 = (size_t)B * m->Hs[2] * m->Ws[2];
-    convmod_plan(&m->aux_conv, A, D, B, m->Hs[2], m->Ws[2]);
+    convmod_plan(&m->aux_conv, A, D, B, m->Hs[2], m->Ws[2], MV_PLAN_TRAIN);
     m->aux_keep = arena_take(A, (size_t)B * cfg->aux_channels);
     TAKE2(m->aux_in, m->d_aux_in, rows2 * cfg->aux_channels);
     TAKE2(m->aux_logits, m->d_aux_logits, rows2 * K);
@@ -130,6 +147,65 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
     m->correct = arena_take(A, (size_t)B * H * W);
     for (int i = 0; i < 3; i++) m->correct_lv[i] = arena_take(A, (size_t)B * m->Hs[i] * m->Ws[i]);
 }
+
+// The parts of a plan, in floats (each a multiple of 16: 64-byte aligned): activations, the
+// region of an inference plan, activation gradients (training) and scratch (training). The
+// region holds, while a block runs, the largest block's slots and then the block scratch
+// (from block_off); between blocks, it is the scratch of every other op. No op outside a block
+// runs while a block's slots are live, and a block's ops take the block scratch, so the two
+// uses never meet.
+typedef struct { size_t acts, temps, dacts, scratch, block_off; } plan_parts;
+
+static size_t line_up(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
+static plan_parts plan_measure(mv_model *m) {
+    bool infer = m->plan_mode == MV_PLAN_INFER;
+    mv_arena A = {0}, T = {0}, D = {0};
+    plan_walk(m, &A, infer ? &T : NULL, &D);
+    plan_parts p = {A.used, 0, 0, line_up(A.scratch), 0};
+    if (infer) {
+        size_t blocks = T.used + line_up(T.scratch);
+        p.temps = blocks > p.scratch ? blocks : p.scratch;
+        p.block_off = T.used;
+        p.scratch = 0;
+    } else {
+        p.dacts = D.used;
+    }
+    return p;
+}
+
+static size_t plan_total(const plan_parts *p) { return p->acts + p->temps + p->dacts + p->scratch + 16; }
+
+// Binds every planned pointer into m->acts_mem. Gradients of an inference plan stay NULL (only
+// measured); nothing may touch them.
+static void plan_bind(mv_model *m, const plan_parts *p) {
+    bool infer = m->plan_mode == MV_PLAN_INFER;
+    float *region = m->acts_mem + p->acts;
+    m->dacts_mem = infer ? NULL : region + p->temps;
+    m->scratch = infer ? region : region + p->temps + p->dacts;
+    m->block_scratch = infer ? region + p->block_off : m->scratch;
+    mv_arena A = {m->acts_mem, 0, 0}, T = {region, 0, 0}, D = {m->dacts_mem, 0, 0};
+    plan_walk(m, &A, infer ? &T : NULL, &D);
+    m->acts = A; m->dacts = infer ? (mv_arena){0} : D;
+    m->acts.scratch = infer ? p->temps : p->scratch;   // inference: the region (scratch and block slots)
+}
+
+#ifndef MV_MODEL_DEVICE
+size_t model_plan_floats(mv_model *m, int B, int H, int W, mv_plan_mode mode) {
+    if (m->acts_mem && m->arena_free != mv_arena_release) return 0;   // a GPU plan is bound
+    if (B < 1 || H < 32 || W < 32) return 0;                          // model_plan refuses these
+    int oB = m->B, oH = m->H, oW = m->W;
+    mv_plan_mode omode = m->plan_mode;
+    m->B = B; m->H = H; m->W = W; m->plan_mode = mode;
+    plan_parts p = plan_measure(m);
+    m->B = oB; m->H = oH; m->W = oW; m->plan_mode = omode;
+    if (m->acts_mem) {   // the measuring walk moved every pointer: bind the kept plan again
+        plan_parts kept = plan_measure(m);
+        plan_bind(m, &kept);
+    }
+    return plan_total(&p);
+}
+#endif
 
 int model_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode) {
     if (B < 1) return mv_fail("batch size %d must be at least 1", B);
@@ -141,33 +217,30 @@ int model_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode) {
         return mv_fail("batch %dx3x%dx%d is too large: %.3g image values, at most %d", B, H, W, (double)B * H * W * 3,
                        INT_MAX);
     if (m->acts_mem && m->B == B && m->H == H && m->W == W && m->plan_mode == mode) return 0;
-    model_release_activations(m);
     m->B = B; m->H = H; m->W = W;
     m->plan_mode = mode;
 #ifndef MV_MODEL_DEVICE
     cpu_flush_denormals();
 #endif
     bool infer = mode == MV_PLAN_INFER;
-    mv_arena A = {0}, T = {0}, D = {0};
-    plan_walk(m, &A, infer ? &T : NULL, &D);    // measure
-    size_t temps = T.scratch, dacts = infer ? 0 : D.used;
-    m->arena_free = mv_arena_release;
-    m->acts_mem = mv_arena_alloc(A.used + temps + 16);   // the shared block region follows the acts
-    m->dacts_mem = infer ? NULL : mv_arena_alloc(dacts + 16);
-    m->scratch = mv_arena_alloc(A.scratch + 16);
-    m->scalars_host = calloc(MV_SCALARS(m->num_blocks), sizeof(double));
-    if (!m->acts_mem || (!infer && !m->dacts_mem) || !m->scratch || !m->scalars_host) {
+    plan_parts parts = plan_measure(m);
+    size_t total = plan_total(&parts);
+    // One allocation: acts | shared block region (inference) | activation gradients (training) |
+    // scratch. Its capacity stays with the model: a plan that fits reuses it (evaluation after
+    // training, images of several sizes) instead of freeing and allocating again.
+    if (!m->acts_mem || m->arena_free != mv_arena_release || total > m->arena_cap) {
+        model_release_activations(m);
+        m->arena_free = mv_arena_release;
+        m->acts_mem = mv_arena_alloc(total);
+        m->arena_cap = m->acts_mem ? total : 0;
+    }
+    if (!m->scalars_host) m->scalars_host = calloc(MV_SCALARS(m->num_blocks), sizeof(double));
+    if (!m->acts_mem || !m->scalars_host) {
         model_release_activations(m);
         return mv_fail("out of memory planning %s activations for batch %dx3x%dx%d (%.1f GiB)",
-                       infer ? "inference" : "training", B, H, W, (A.used + temps + dacts + A.scratch) * 4.0 / (1 << 30));
+                       infer ? "inference" : "training", B, H, W, total * 4.0 / (1 << 30));
     }
-    // Bind: gradients of an inference plan stay NULL (only measured); nothing may touch them.
-    mv_arena A2 = {m->acts_mem, 0, 0}, T2 = {m->acts_mem + A.used, 0, 0}, D2 = {m->dacts_mem, 0, 0};
-    plan_walk(m, &A2, infer ? &T2 : NULL, &D2);
-    m->acts = A2; m->dacts = D2;
-    m->acts.used += temps;
-    if (infer) m->dacts = (mv_arena){0};
-    m->acts.scratch = A.scratch;
+    plan_bind(m, &parts);
     int nb = m->num_blocks, *group = calloc((size_t)nb, sizeof(int));
     MV_CHECK(group, "out of memory");
     for (int j = 0; j < nb; j++) group[j] = m->blocks[j].masked ? m->blocks[j].ratio_group : -1;
@@ -217,14 +290,14 @@ static void mask_decoder_forward(mv_model *m, const mv_run_ctx *ctx) {
     float *scratch = m->scratch;
     for (int i = 0; i < 3; i++) {
         int first = m->dec_first[i], n = m->dec_depth[i];
-        for (int j = 0; j < n; j++) block_forward(&m->blocks[first + j], scratch, cfg, ctx, B);
+        for (int j = 0; j < n; j++) block_forward(&m->blocks[first + j], m->block_scratch, cfg, ctx, B);
         mv_layernorm *ln = &m->lat_ln[i];
         layernorm_forward(ln->out, ln->mean, ln->rstd, m->blocks[first + n - 1].out, ln->w, ln->b,
                           B * m->Hs[i] * m->Ws[i], Dc, 1e-5f);
     }
     if (m->ctx_block >= 0) {   // lateral 3: one VSS block instead of the multi-scale pooling
         mv_block *cb = &m->blocks[m->ctx_block];
-        block_forward(cb, scratch, cfg, ctx, B);
+        block_forward(cb, m->block_scratch, cfg, ctx, B);
         layernorm_forward(m->ctx_ln.out, m->ctx_ln.mean, m->ctx_ln.rstd, cb->out, m->ctx_ln.w, m->ctx_ln.b, rows3, Dc, 1e-5f);
     } else {                   // lateral 3: pyramid pooling
         int cat_c = dims[3] + 4 * Dc;
@@ -334,7 +407,8 @@ int model_forward(mv_model *m, const float *images, const uint8_t *labels, const
     layernorm_forward(m->pe_norm.out, m->pe_norm.mean, m->pe_norm.rstd, m->pe, m->pe_norm.w, m->pe_norm.b, rows0, dims[0], 1e-5f);
     for (int i = 0; i < 4; i++) {
         int rows = B * m->Hs[i] * m->Ws[i];
-        for (int j = 0; j < cfg->depths[i]; j++) block_forward(&m->blocks[m->enc_first[i] + j], scratch, cfg, ctx, B);
+        for (int j = 0; j < cfg->depths[i]; j++)
+            block_forward(&m->blocks[m->enc_first[i] + j], m->block_scratch, cfg, ctx, B);
         mv_layernorm *on = &m->outnorm[i];
         layernorm_forward(on->out, on->mean, on->rstd, m->stage_out[i], on->w, on->b, rows, dims[i], 1e-5f);
         if (i < 3) {

@@ -12,9 +12,11 @@ struct CUstream_st;   // cudaStream_t is a pointer to it
 typedef struct { float *base; size_t used; size_t scratch; } mv_arena;
 
 // What a plan serves. A training plan keeps every activation for backward and has a gradient
-// arena. An inference plan (evaluation, prediction) needs only each block's output: all blocks'
-// internal activations share one region, there is no gradient arena, and the loss buffers and
-// the auxiliary head are left out. maskvim-t at 1024x2048 needs about a third of the memory.
+// arena. An inference plan (evaluation, prediction) keeps only what a later op of the forward
+// reads: all blocks' internal activations share one region, slots reused within a block as soon
+// as they are dead; ConvModules and the decoder's sums run in place; there is no gradient arena,
+// and the loss buffers and the auxiliary head are left out (docs/model.md, "Inference plans").
+// maskvim-t at 1024x2048 plans 6.0 GiB for inference, 46.4 GiB for training.
 typedef enum { MV_PLAN_TRAIN, MV_PLAN_INFER } mv_plan_mode;
 float *arena_take(mv_arena *a, size_t n);
 void arena_need_scratch(mv_arena *a, size_t n);
@@ -99,7 +101,12 @@ typedef struct {
     int B, H, W, Hs[4], Ws[4];
     mv_plan_mode plan_mode;
     mv_arena acts, dacts;
-    float *acts_mem, *dacts_mem, *scratch;
+    // One allocation of arena_cap floats (acts_mem) holds acts | dacts_mem | scratch (training)
+    // or acts | region (inference: every block's internals and then the block scratch while a
+    // block runs, the scratch of every other op between blocks); a later plan that fits reuses
+    // it. block_scratch is what block_forward gets (training: scratch itself).
+    float *acts_mem, *dacts_mem, *scratch, *block_scratch;
+    size_t arena_cap;
     float *img, *pe, *d_pe;
     float *ds_gather[3], *d_ds_gather[3], *ds_out[3], *d_ds_out[3];
     float *stage_out[4], *d_stage_out[4];              // last block of each stage
@@ -130,6 +137,11 @@ int model_build(mv_model *m, const mv_model_config *cfg);
 void model_free(mv_model *m);
 // Lays out activations for images of B x 3 x H x W (re-plans only when the shape or mode changes).
 int model_plan(mv_model *m, int B, int H, int W, mv_plan_mode mode);
+// Floats that model_plan would allocate for this shape and mode (activations, the inference block
+// region, activation gradients and scratch), measured without allocating; the current plan stays.
+// CPU plans only (the GPU's scratch sizes differ): 0 while a GPU plan is bound, or for a shape
+// model_plan refuses.
+size_t model_plan_floats(mv_model *m, int B, int H, int W, mv_plan_mode mode);
 // Forward (and losses when labels != NULL, which needs a training plan). images [B,3,H,W]
 // normalised; labels [B,H,W]. An inference plan computes the main head's logits only.
 int model_forward(mv_model *m, const float *images, const uint8_t *labels, const mv_run_ctx *ctx);
@@ -138,7 +150,7 @@ int model_forward(mv_model *m, const float *images, const uint8_t *labels, const
 int model_check_labels(const uint8_t *labels, int B, int H, int W, int K);
 // Backward of the last forward's loss: adds into m->params.grads.
 void model_backward(mv_model *m, const mv_run_ctx *ctx);
-// Frees the planned activation arenas (model_plan allocates them again).
+// Frees the planned activation memory (model_plan allocates it again).
 void model_release_activations(mv_model *m);
 // Counts parameters (not buffers).
 size_t model_num_parameters(const mv_model *m);
@@ -148,10 +160,13 @@ void model_mask_name(char *out, size_t n, const mv_model *m, int block);
 
 // Blocks (core/vss_block.c).
 void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_model_config *cfg);
-// Internal activations come from `temps` (acts itself when training); the block's output and
-// mask from `acts`. Inference asks only for the scan's forward scratch.
+// Training: every activation from `acts` (temps == acts), gradients from `dacts`. With training
+// false it is block_plan_infer.
 void block_plan(mv_block *b, mv_arena *acts, mv_arena *temps, mv_arena *dacts, const float *in, float *d_in,
                 int B, int H, int W, bool training);
+// Inference: the block's output and mask from `acts`, its internals from slots of `temps` that are
+// reused once dead (a liveness plan; no gradients); temps->scratch gets its ops' scratch need.
+void block_plan_infer(mv_block *b, mv_arena *acts, mv_arena *temps, const float *in, int B, int H, int W);
 void block_forward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B);
 void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B);
 
@@ -165,6 +180,7 @@ void linear_head_backward(mv_model *m, const mv_run_ctx *ctx);
 void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name);
 void layernorm_plan(mv_layernorm *l, mv_arena *acts, mv_arena *dacts, int rows);
 void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const char *name);
-void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, int W);
+// An inference plan gives conv, bn and out one buffer (in-place BatchNorm and ReLU), no gradients.
+void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, int W, mv_plan_mode mode);
 void convmod_forward(mv_convmod *c, const float *in, float *scratch, const mv_run_ctx *ctx, int B);
 void convmod_backward(mv_convmod *c, float *d_in, const float *in, float *scratch, const mv_run_ctx *ctx, int B);

@@ -159,11 +159,10 @@ void model_mask_name(char *out, size_t n, const mv_model *m, int block) {
 
 void model_release_activations(mv_model *m) {
     void (*release)(void *) = m->arena_free ? m->arena_free : free;
-    release(m->acts_mem);
-    release(m->dacts_mem);
-    release(m->scratch);
+    release(m->acts_mem);   // the one allocation: acts, block region, gradients and scratch
     free(m->scalars_host);
-    m->acts_mem = m->dacts_mem = m->scratch = NULL;
+    m->acts_mem = m->dacts_mem = m->scratch = m->block_scratch = NULL;
+    m->arena_cap = 0;
     m->scalars_host = NULL;
 }
 

@@ -12,6 +12,7 @@
 #define model_forward model_forward_device
 #define model_backward model_backward_device
 #define block_plan block_plan_device
+#define block_plan_infer block_plan_infer_device
 #define block_forward block_forward_device
 #define block_backward block_backward_device
 #define layernorm_plan layernorm_plan_device
@@ -76,6 +77,7 @@ static inline void ratio_stats_reduce(const mv_run_ctx *ctx, double *stats, int 
 #define conv2d_forward(...) MV_DEV_OP(PROF_CONV2D, 0, conv2d_forward_cuda(__VA_ARGS__, MV_S))
 #define conv2d_backward(...) MV_DEV_OP(PROF_CONV2D, 1, conv2d_backward_cuda(__VA_ARGS__, MV_S))
 #define conv3x3_scratch conv3x3_scratch_cuda
+#define conv3x3_forward_scratch conv3x3_forward_scratch_cuda
 #define conv3x3_forward(...) MV_DEV_OP(PROF_CONV3X3, 0, conv3x3_forward_cuda(__VA_ARGS__, MV_S))
 #define conv3x3_backward(...) MV_DEV_OP(PROF_CONV3X3, 1, conv3x3_backward_cuda(__VA_ARGS__, MV_S))
 #define dwconv3x3_forward(...) MV_DEV_OP(PROF_DWCONV, 0, dwconv3x3_forward_cuda(__VA_ARGS__, MV_S))

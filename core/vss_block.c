@@ -36,8 +36,66 @@ void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_mode
 
 #endif
 
+// Inference: nothing reads a block's internals after its output exists, and no backward reads
+// them at all, so they take slots of the shared region T that are reused as soon as they are
+// dead, in block_forward's order ("x > y": y is written over x, in place):
+//   slot R  (C)        x0 = pre(xm): the residual stream, until the residual add (has_pre only)
+//   slot c  (C, 4P)    norm.out, until the in_proj GEMMs; then xdbl, the scan's projections
+//   slot a  (E)        xp until the dwconv; ys, the scan's output, until out_norm; branch
+//   slot b  (E, in)    xm until pre (masked and has_pre); xconv > xs (SiLU in place) until the
+//                      scan; out_norm.out > yg (mul in place) until out_proj
+//   slot z  (E)        zp > zs (SiLU in place) until the gate
+// A masked block without pre keeps xm in its own slot: it is the residual stream. The scan gets
+// no delta or states (one direction's delta lives in the scratch). T->used is the slots' size,
+// T->scratch what the block's ops need of the block scratch (which follows the largest block's
+// slots). Mask m and keep logit soft stay in A (predict --masks draws them); dm, keep and every
+// gradient stay NULL.
+void block_plan_infer(mv_block *b, mv_arena *A, mv_arena *T, const float *in, int B, int H, int W) {
+    int L = H * W, C = b->C, E = b->E, P = b->R + 2 * b->N;
+    size_t rows = (size_t)B * L, nE = rows * E;
+    b->H = H; b->W = W;
+    b->in = in; b->d_in = NULL;
+    b->d_xm = b->dm = b->d_x0 = b->d_xp = b->d_zp = b->d_zs = b->d_xconv = b->d_xs = NULL;
+    b->d_ys = b->d_yg = b->d_branch = b->d_out = NULL;
+    b->norm.dout = b->out_norm.dout = NULL;
+    b->delta = b->states = NULL;
+    b->keep = NULL;
+    size_t in_n = rows * b->in_dim, c_n = rows * (size_t)(C > SCAN_K * P ? C : SCAN_K * P);
+    float *slot_r = NULL, *slot_xm = NULL;
+    if (b->masked && !b->has_pre) slot_xm = arena_take(T, in_n);   // the residual stream itself
+    if (b->has_pre) slot_r = arena_take(T, rows * C);
+    float *slot_c = arena_take(T, c_n);
+    float *slot_a = arena_take(T, nE);
+    float *slot_b = arena_take(T, b->masked && b->has_pre && in_n > nE ? in_n : nE);
+    float *slot_z = arena_take(T, nE);
+    b->norm.mean = arena_take(T, rows); b->norm.rstd = arena_take(T, rows);
+    b->out_norm.mean = arena_take(T, rows); b->out_norm.rstd = arena_take(T, rows);
+    const float *x = in;
+    if (b->masked) {
+        b->xm = b->has_pre ? slot_b : slot_xm;
+        b->m = arena_take(A, rows); b->soft = arena_take(A, rows);
+        arena_need_scratch(T, token_mask_scratch(H, W));
+        x = b->xm;
+    }
+    b->x0 = b->has_pre ? slot_r : (float *)x;
+    b->norm.out = slot_c;
+    b->xp = slot_a;
+    b->zp = b->zs = slot_z;
+    b->xconv = b->xs = slot_b;
+    b->xdbl = slot_c;
+    b->ys = slot_a;
+    b->out_norm.out = b->yg = slot_b;
+    b->branch = slot_a;
+    arena_need_scratch(T, ss2d_scan_forward_scratch(B, L, E, b->R, b->N));
+    b->out = arena_take(A, rows * C);
+}
+
 void block_plan(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, const float *in, float *d_in, int B, int H, int W,
                 bool training) {
+    if (!training) {
+        block_plan_infer(b, A, T, in, B, H, W);
+        return;
+    }
     int L = H * W, C = b->C, E = b->E;
     size_t rows = (size_t)B * L;
     b->H = H; b->W = W;
@@ -64,7 +122,7 @@ void block_plan(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, const float 
     b->xdbl = arena_take(T, rows * SCAN_K * (b->R + 2 * b->N));
     b->delta = arena_take(T, rows * SCAN_K * E);
     b->states = arena_take(T, ss2d_scan_states_size(B, L, E, b->N));
-    arena_need_scratch(A, training ? ss2d_scan_scratch(B, L, E, b->R, b->N) : ss2d_scan_forward_scratch(B, L, E, b->R, b->N));
+    arena_need_scratch(A, ss2d_scan_scratch(B, L, E, b->R, b->N));
     b->ys = arena_take(T, rows * E); b->d_ys = arena_take(D, rows * E);
     layernorm_plan(&b->out_norm, T, D, (int)rows);
     b->yg = arena_take(T, rows * E); b->d_yg = arena_take(D, rows * E);

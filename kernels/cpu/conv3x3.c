@@ -14,6 +14,17 @@ size_t conv3x3_scratch(int B, int H, int W, int IC, int OC) {
     return (size_t)B * plane * (2 * (size_t)IC + OC) + 2 * 9 * (size_t)OC * IC;
 }
 
+// Forward alone: P, Ext and Wt, each starting on a 64-byte line.
+static size_t fwd_ext_offset(int B, int H, int W, int IC) {
+    return ((size_t)B * (H + 2) * (W + 2) * IC + 15) & ~(size_t)15;
+}
+static size_t fwd_wt_offset(int B, int H, int W, int IC, int OC) {
+    return fwd_ext_offset(B, H, W, IC) + (((size_t)B * (H + 2) * (W + 2) * OC + 15) & ~(size_t)15);
+}
+size_t conv3x3_forward_scratch(int B, int H, int W, int IC, int OC) {
+    return fwd_wt_offset(B, H, W, IC, OC) + 9 * (size_t)OC * IC;
+}
+
 static void pad_input(float *P, const float *in, int B, int H, int W, int C) {
     int Wp = W + 2;
     size_t plane = (size_t)(H + 2) * Wp;
@@ -37,7 +48,7 @@ void conv3x3_forward(float *out, const float *in, const float *w, float *scratch
     PROF_START();
     int Wp = W + 2;
     size_t plane = (size_t)(H + 2) * Wp;
-    float *P = scratch, *Ext = P + B * plane * IC, *Wt = Ext + B * plane * OC + B * plane * IC;
+    float *P = scratch, *Ext = P + fwd_ext_offset(B, H, W, IC), *Wt = P + fwd_wt_offset(B, H, W, IC, OC);
     int rows = (int)(B * plane - 2 * Wp - 2);
     pad_input(P, in, B, H, W, IC);
     split_taps(Wt, w, IC, OC);

@@ -3,6 +3,15 @@
 // channels-last (B,H,W,C) flattened to rows; every backward ADDS into the gradients it is
 // given (the caller zeroes them once per step), and a NULL gradient pointer means "not needed".
 // `scratch` is caller-owned temporary memory of at least the size the *_scratch function says.
+//
+// In place. Outputs never alias inputs, except for these forwards, which may be called with
+// out == in (exactly the same pointer; partial overlap is never allowed) on the CPU and, with the
+// same arguments, on the GPU (kernels/cuda/ops_cuda.h): silu_forward, relu_forward, mul_forward
+// (out == a or out == b), add_forward (out == a or out == b), channel_scale_forward and
+// batchnorm_forward_eval. Each computes element i from input element i alone (plus per-channel
+// constants) and writes it after reading it, in one thread, so the result is the same bits as
+// out of place; no kernel declares its pointers restrict. The inference plan relies on this
+// (core/vss_block.c, core/layers.c); test_plan_memory checks the bits against out of place.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +42,8 @@ void conv2d_backward(float *din, float *dw, float *db, const float *dout, const 
 // ---- 3x3 convolution, stride 1, zero padding 1, no bias, as nine shifted GEMMs ------------
 // The padded input is laid out once; each tap is one GEMM over all positions of the batch,
 // so no 9x im2col buffer is ever built (the decoder's big convolutions are GEMM-shaped).
-size_t conv3x3_scratch(int B, int H, int W, int IC, int OC);
+size_t conv3x3_scratch(int B, int H, int W, int IC, int OC);           // forward and backward
+size_t conv3x3_forward_scratch(int B, int H, int W, int IC, int OC);   // forward alone (smaller)
 void conv3x3_forward(float *out, const float *in, const float *w, float *scratch,
                      int B, int H, int W, int IC, int OC);
 void conv3x3_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
@@ -82,6 +92,9 @@ void patch_gather_backward(float *din, const float *dout, int B, int H, int W, i
 // x [B,L,E] (L = H*W, after dwconv + SiLU) -> y [B,L,E] = sum over the 4 scan orders, merged
 // back to (h,w) order. Saved for backward: xdbl [B,L,K,R+2N], delta [K,B,L,E], and the scan
 // states at chunk boundaries; backward recomputes in-chunk states (never stores B*L*E*N).
+// Forward alone (inference) may pass delta = NULL and states = NULL: with scratch of
+// ss2d_scan_forward_scratch floats it keeps one direction's delta at a time and stores no
+// states; y and xdbl are the same bits.
 #define SCAN_K 4
 #define SCAN_CHUNK 64
 size_t ss2d_scan_states_size(int B, int L, int E, int N);

@@ -71,27 +71,30 @@ static scan_bwd_layout bwd_layout(int B, int L, int E, int R, int N) {
 
 size_t ss2d_scan_scratch(int B, int L, int E, int R, int N) { return bwd_layout(B, L, E, R, N).total; }
 
+// Forward alone, with delta and states NULL (inference): one direction's delta [B*L, E] at a time.
 size_t ss2d_scan_forward_scratch(int B, int L, int E, int R, int N) {
-    (void)B; (void)L; (void)E; (void)R; (void)N;
-    return 0;
+    (void)R; (void)N;
+    return line_up((size_t)B * L * E);
 }
 
-// delta[k] = softplus(xdbl[:, k, :R] @ dt_w[k]^T + dt_b[k]) for every row.
+// dk = delta[k] = softplus(xdbl[:, k, :R] @ dt_w[k]^T + dt_b[k]) for every row.
+static void compute_delta_k(float *dk, const float *xdbl, const float *dt_w, const float *dt_b,
+                            int k, int rows, int E, int R, int P) {
+    mv_sgemm(false, true, rows, E, R, 1.0f, xdbl + (size_t)k * P,
+             SCAN_K * P, dt_w + (size_t)k * E * R, R, 0.0f, dk, E);
+    const float *bk = dt_b + (size_t)k * E;
+    #pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++)
+        for (int e = 0; e < E; e += 16) {
+            int ne = E - e < 16 ? E - e : 16;
+            float *o = dk + (size_t)r * E + e;
+            v16_store(o, v16_softplus(v16_load(o, ne) + v16_load(bk + e, ne)), ne);
+        }
+}
+
 static void compute_delta(float *delta, const float *xdbl, const float *dt_w, const float *dt_b,
                           int rows, int E, int R, int P) {
-    for (int k = 0; k < SCAN_K; k++) {
-        float *dk = delta + (size_t)k * rows * E;
-        mv_sgemm(false, true, rows, E, R, 1.0f, xdbl + (size_t)k * P,
-                 SCAN_K * P, dt_w + (size_t)k * E * R, R, 0.0f, dk, E);
-        const float *bk = dt_b + (size_t)k * E;
-        #pragma omp parallel for schedule(static)
-        for (int r = 0; r < rows; r++)
-            for (int e = 0; e < E; e += 16) {
-                int ne = E - e < 16 ? E - e : 16;
-                float *o = dk + (size_t)r * E + e;
-                v16_store(o, v16_softplus(v16_load(o, ne) + v16_load(bk + e, ne)), ne);
-            }
-    }
+    for (int k = 0; k < SCAN_K; k++) compute_delta_k(delta + (size_t)k * rows * E, xdbl, dt_w, dt_b, k, rows, E, R, P);
 }
 
 // A[n] lane dd = -exp(A_logs[k*E + d0 + dd, n]) for the task's channels (zero beyond E).
@@ -108,64 +111,87 @@ static inline v16f state_step(v16f *h, v16f A, v16f dl, v16f dx, float Bn, float
     return acc + *h * Cn;
 }
 
+// Direction k of task (b, channel block blk): y += its scan, in (h,w) order. dk is the
+// direction's delta [B*L, E]; st (may be NULL) receives the states entering each chunk.
+static void scan_direction(float *y, float *st, const float *dk, const float *x, const float *xdbl,
+                           const float *A_logs, const float *Ds, int k, int b, int blk,
+                           int H, int W, int E, int R, int N) {
+    int L = H * W, P = R + 2 * N, nc = nchunks(L);
+    int d0 = blk * DB, nd = E - d0 < DB ? E - d0 : DB;
+    v16f A[MAXN], h[MAXN];
+    load_A(A, A_logs, k, d0, nd, E, N);
+    v16f Dk = v16_load(Ds + (size_t)k * E + d0, nd);
+    for (int n = 0; n < N; n++) h[n] = v16_splat(0.0f);
+    dk += (size_t)b * L * E;
+    const float *xb = x + (size_t)b * L * E, *bc = xdbl + ((size_t)b * L * SCAN_K + k) * P + R;
+    float *yb = y + (size_t)b * L * E;
+    if (st) st += (size_t)b * nc * E * N;
+    for (int l = 0; l < L; l++) {
+        if (l + PREFETCH_AHEAD < L) {
+            int pf = scan_pos(k, l + PREFETCH_AHEAD, H, W);
+            PREFETCH_ROW(dk, pf, E, d0, 0);
+            PREFETCH_ROW(xb, pf, E, d0, 0);
+            PREFETCH_ROW(yb, pf, E, d0, 1);
+            prefetch_bc(bc, pf, P, N, 0);
+        }
+        if (st && l % SCAN_CHUNK == 0) {   // state entering chunk l / SCAN_CHUNK
+            float *s = st + (size_t)(l / SCAN_CHUNK) * E * N;
+            for (int dd = 0; dd < nd; dd++)
+                for (int n = 0; n < N; n++) s[(size_t)(d0 + dd) * N + n] = h[n][dd];
+        }
+        int p = scan_pos(k, l, H, W);
+        v16f dl = v16_load(dk + (size_t)p * E + d0, nd);
+        v16f xl = v16_load(xb + (size_t)p * E + d0, nd);
+        v16f dx = dl * xl, y0 = Dk * xl, y1 = v16_splat(0.0f), y2 = y1, y3 = y1;
+        const float *Bp = bc + (size_t)p * SCAN_K * P, *Cp = Bp + N;
+        // y = D x + sum_n C_n h_n in four partial sums: one running sum made every
+        // step wait for N dependent multiply-adds.
+        int n = 0;
+        for (; n + 4 <= N; n += 4) {
+            y0 = state_step(&h[n], A[n], dl, dx, Bp[n], Cp[n], y0);
+            y1 = state_step(&h[n + 1], A[n + 1], dl, dx, Bp[n + 1], Cp[n + 1], y1);
+            y2 = state_step(&h[n + 2], A[n + 2], dl, dx, Bp[n + 2], Cp[n + 2], y2);
+            y3 = state_step(&h[n + 3], A[n + 3], dl, dx, Bp[n + 3], Cp[n + 3], y3);
+        }
+        for (; n < N; n++) y0 = state_step(&h[n], A[n], dl, dx, Bp[n], Cp[n], y0);
+        v16f yl = (y0 + y1) + (y2 + y3);
+        float *yo = yb + (size_t)p * E + d0;
+        v16_store(yo, v16_load(yo, nd) + yl, nd);
+    }
+}
+
+// With delta == NULL (inference: nothing will read it) one direction's delta at a time lives in
+// scratch (ss2d_scan_forward_scratch floats) and the four directions run one after another; each
+// y element still receives the directions in the order 0..3, so y is the same bits. states may be
+// NULL too (not stored).
 void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const float *x,
                        const float *x_proj_w, const float *dt_w, const float *dt_b,
                        const float *A_logs, const float *Ds, float *scratch,
                        int B, int H, int W, int E, int R, int N) {
     PROF_START();
-    (void)scratch;
     int L = H * W, P = R + 2 * N, rows = B * L, nc = nchunks(L), nblk = (E + DB - 1) / DB;
+    size_t per_k_states = (size_t)B * nc * E * N;
     mv_sgemm(false, true, rows, SCAN_K * P, E, 1.0f, x, E, x_proj_w, E,
              0.0f, xdbl, SCAN_K * P);
-    compute_delta(delta, xdbl, dt_w, dt_b, rows, E, R, P);
     memset(y, 0, sizeof(float) * rows * E);
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int b = 0; b < B; b++)
-        for (int blk = 0; blk < nblk; blk++) {
-            int d0 = blk * DB, nd = E - d0 < DB ? E - d0 : DB;
-            v16f A[MAXN], h[MAXN];
-            for (int k = 0; k < SCAN_K; k++) {
-                load_A(A, A_logs, k, d0, nd, E, N);
-                v16f Dk = v16_load(Ds + (size_t)k * E + d0, nd);
-                for (int n = 0; n < N; n++) h[n] = v16_splat(0.0f);
-                const float *dk = delta + ((size_t)k * B + b) * L * E;
-                const float *xb = x + (size_t)b * L * E, *bc = xdbl + ((size_t)b * L * SCAN_K + k) * P + R;
-                float *yb = y + (size_t)b * L * E;
-                float *st = states + (((size_t)k * B + b) * nc) * E * N;
-                for (int l = 0; l < L; l++) {
-                    if (l + PREFETCH_AHEAD < L) {
-                        int pf = scan_pos(k, l + PREFETCH_AHEAD, H, W);
-                        PREFETCH_ROW(dk, pf, E, d0, 0);
-                        PREFETCH_ROW(xb, pf, E, d0, 0);
-                        PREFETCH_ROW(yb, pf, E, d0, 1);
-                        prefetch_bc(bc, pf, P, N, 0);
-                    }
-                    if (l % SCAN_CHUNK == 0) {   // state entering chunk l / SCAN_CHUNK
-                        float *s = st + (size_t)(l / SCAN_CHUNK) * E * N;
-                        for (int dd = 0; dd < nd; dd++)
-                            for (int n = 0; n < N; n++) s[(size_t)(d0 + dd) * N + n] = h[n][dd];
-                    }
-                    int p = scan_pos(k, l, H, W);
-                    v16f dl = v16_load(dk + (size_t)p * E + d0, nd);
-                    v16f xl = v16_load(xb + (size_t)p * E + d0, nd);
-                    v16f dx = dl * xl, y0 = Dk * xl, y1 = v16_splat(0.0f), y2 = y1, y3 = y1;
-                    const float *Bp = bc + (size_t)p * SCAN_K * P, *Cp = Bp + N;
-                    // y = D x + sum_n C_n h_n in four partial sums: one running sum made every
-                    // step wait for N dependent multiply-adds.
-                    int n = 0;
-                    for (; n + 4 <= N; n += 4) {
-                        y0 = state_step(&h[n], A[n], dl, dx, Bp[n], Cp[n], y0);
-                        y1 = state_step(&h[n + 1], A[n + 1], dl, dx, Bp[n + 1], Cp[n + 1], y1);
-                        y2 = state_step(&h[n + 2], A[n + 2], dl, dx, Bp[n + 2], Cp[n + 2], y2);
-                        y3 = state_step(&h[n + 3], A[n + 3], dl, dx, Bp[n + 3], Cp[n + 3], y3);
-                    }
-                    for (; n < N; n++) y0 = state_step(&h[n], A[n], dl, dx, Bp[n], Cp[n], y0);
-                    v16f yl = (y0 + y1) + (y2 + y3);
-                    float *yo = yb + (size_t)p * E + d0;
-                    v16_store(yo, v16_load(yo, nd) + yl, nd);
-                }
-            }
+    if (delta) {
+        compute_delta(delta, xdbl, dt_w, dt_b, rows, E, R, P);
+        #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+        for (int b = 0; b < B; b++)
+            for (int blk = 0; blk < nblk; blk++)
+                for (int k = 0; k < SCAN_K; k++)
+                    scan_direction(y, states ? states + k * per_k_states : NULL, delta + (size_t)k * rows * E, x,
+                                   xdbl, A_logs, Ds, k, b, blk, H, W, E, R, N);
+    } else {
+        for (int k = 0; k < SCAN_K; k++) {
+            compute_delta_k(scratch, xdbl, dt_w, dt_b, k, rows, E, R, P);
+            #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+            for (int b = 0; b < B; b++)
+                for (int blk = 0; blk < nblk; blk++)
+                    scan_direction(y, states ? states + k * per_k_states : NULL, scratch, x, xdbl, A_logs, Ds,
+                                   k, b, blk, H, W, E, R, N);
         }
+    }
     PROF_STOP(PROF_SCAN, 0, (double)B * H * W * SCAN_K * (2.0 * E * (R + 2 * N) + 2.0 * R * E + 7.0 * E * N));
 }
 

@@ -9,6 +9,10 @@
 // Results are deterministic run to run (no floating-point atomics): reductions over rows use
 // per-block partials added in a fixed order by a second pass.
 //
+// The forwards that kernels/cpu/ops.h allows in place (out == in: silu, relu, mul, add,
+// channel_scale, batchnorm_forward_eval) are in place here too: each thread reads element i and
+// then writes element i, and no kernel declares its pointers __restrict__.
+//
 // This header is plain C (it can be included by the C model and by the test program).
 #pragma once
 #include <stddef.h>
@@ -77,7 +81,8 @@ void conv2d_backward_cuda(float *din, float *dw, float *db, const float *dout, c
                           int stride, int pad, cudaStream_t stream);
 
 // ---- 3x3 convolution as nine shifted GEMMs over the padded input (as the CPU op) -----------
-size_t conv3x3_scratch_cuda(int B, int H, int W, int IC, int OC);   // floats
+size_t conv3x3_scratch_cuda(int B, int H, int W, int IC, int OC);           // floats
+size_t conv3x3_forward_scratch_cuda(int B, int H, int W, int IC, int OC);   // forward alone
 void conv3x3_forward_cuda(float *out, const float *in, const float *w, float *scratch,
                           int B, int H, int W, int IC, int OC, cudaStream_t stream);
 void conv3x3_backward_cuda(float *din, float *dw, const float *dout, const float *in, const float *w,
@@ -131,7 +136,9 @@ void patch_gather_backward_cuda(float *din, const float *dout, int B, int H, int
 // Same buffers and layouts as the CPU op: xdbl [B,L,K,R+2N], delta [K,B,L,E], states
 // [K,B,nchunks,E,N] (the state entering each SCAN_CHUNK-step chunk). d_state N <= 32 on the GPU.
 // Scratch (floats) holds the per-direction outputs in forward, and in backward the per-direction
-// dx and d(delta), dxdbl and the per-channel-block dB/dC partials.
+// dx and d(delta), dxdbl and the per-channel-block dB/dC partials. Forward alone (inference) may
+// pass delta = NULL and states = NULL: with ss2d_scan_forward_scratch_cuda floats of scratch they
+// are computed there instead (y and xdbl the same bits).
 size_t ss2d_scan_states_size_cuda(int B, int L, int E, int N);
 size_t ss2d_scan_scratch_cuda(int B, int L, int E, int R, int N);           // forward and backward
 size_t ss2d_scan_forward_scratch_cuda(int B, int L, int E, int R, int N);   // forward alone

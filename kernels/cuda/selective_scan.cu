@@ -423,15 +423,20 @@ extern "C" size_t ss2d_scan_states_size_cuda(int B, int L, int E, int N) {
 }
 
 // Forward: the four directions' outputs before their merge, then the per-chunk decays.
+static size_t forward_scratch_own(int B, int L, int E, int N) {
+    return (size_t)SCAN_K * B * L * E + ss2d_scan_states_size_cuda(B, L, E, N);
+}
+
+// Forward alone, with delta and states NULL (inference): they follow in scratch.
 extern "C" size_t ss2d_scan_forward_scratch_cuda(int B, int L, int E, int R, int N) {
     (void)R;
-    return (size_t)SCAN_K * B * L * E + ss2d_scan_states_size_cuda(B, L, E, N);
+    return 2 * forward_scratch_own(B, L, E, N);
 }
 
 extern "C" size_t ss2d_scan_scratch_cuda(int B, int L, int E, int R, int N) {
     size_t rows = (size_t)B * L, P = (size_t)R + 2 * N, nblk = (size_t)scan_shape(B, L, E, N).nblk;
     size_t per_chunk = ss2d_scan_states_size_cuda(B, L, E, N);   // decay, carry
-    size_t fwd = ss2d_scan_forward_scratch_cuda(B, L, E, R, N);
+    size_t fwd = forward_scratch_own(B, L, E, N);   // a training forward has its own delta and states
     size_t bwd = 2 * (size_t)SCAN_K * rows * E + rows * SCAN_K * P + nblk * rows * SCAN_K * 2 * N +
                  (size_t)B * nchunks(L) * SCAN_K * E * (N + 1) + 2 * per_chunk;
     return fwd > bwd ? fwd : bwd;
@@ -445,6 +450,11 @@ extern "C" void ss2d_scan_forward_cuda(float *y, float *xdbl, float *delta, floa
     if (rows <= 0 || E <= 0 || !scan_supported(N, "ss2d_scan_forward_cuda (d_state must be 1..32)")) return;
     gemm_rm(false, true, rows, SCAN_K * P, E, 1.0f, x, E, x_proj_w, E, 0.0f, xdbl, SCAN_K * P, stream);
     size_t per_k = (size_t)rows * E, nd = SCAN_K * per_k;
+    // Inference passes no delta or states (nothing reads them afterwards): they live in scratch
+    // after the forward's own part (ss2d_scan_forward_scratch_cuda), computed exactly as otherwise.
+    float *extra = scratch + forward_scratch_own(B, L, E, N);
+    if (!delta) delta = extra;
+    if (!states) states = extra + SCAN_K * per_k;
     for (int k = 0; k < SCAN_K; k++)
         gemm_rm(false, true, rows, E, R, 1.0f, xdbl + (size_t)k * P, SCAN_K * P, dt_w + (size_t)k * E * R, R, 0.0f,
                 delta + k * per_k, E, stream);

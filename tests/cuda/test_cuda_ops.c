@@ -244,10 +244,44 @@ static void test_conv3x3(int B, int H, int W, int IC, int OC, mv_cuda_precision 
     mv_cuda_set_precision(prec);
     conv3x3_forward_cuda(d_out, d_in, d_w, d_scr, B, H, W, IC, OC, S);
     conv3x3_backward_cuda(d_din, d_dw, d_dout, d_in, d_w, d_scr, B, H, W, IC, OC, S);
+    // The forward alone in its own, smaller scratch (inference plans): the same bits.
+    float *d_out2 = dbuf(nout), *d_fscr = dbuf(conv3x3_forward_scratch_cuda(B, H, W, IC, OC));
+    conv3x3_forward_cuda(d_out2, d_in, d_w, d_fscr, B, H, W, IC, OC, S);
     mv_cuda_set_precision(MV_PREC_FP32);
     check(op, "out", d_out, out, nout, tol);
     check(op, "din", d_din, din, nin, tol);
     check(op, "dw", d_dw, dw, nw, tol);
+    check_same_bits(op, "out in the forward scratch", d_out2, download(d_out, nout), sizeof(float) * nout);
+    release_all();
+}
+
+// The forwards that may run in place (kernels/cpu/ops.h, "In place"): out == in gives the bits
+// of out of place.
+static void test_in_place(int B, int HW, int C) {
+    const char *op = "in place";
+    size_t n = (size_t)B * HW * C;
+    float *x = hrand(n, -4, 4), *y = hrand(n, -3, 3), *keep = hrand((size_t)B * C, 0, 2);
+    float *w = hrand(C, -1, 1), *b = hrand(C, -1, 1), *rm = hrand(C, -1, 1), *rv = hrand(C, 0.1f, 2);
+    float *d_x = dcopy(x, n), *d_y = dcopy(y, n), *d_keep = dcopy(keep, (size_t)B * C), *d_w = dcopy(w, C);
+    float *d_b = dcopy(b, C), *d_rm = dcopy(rm, C), *d_rv = dcopy(rv, C), *d_out = dbuf(n), *d_io = dbuf(n);
+#define SAME(name, call_out, call_in)                                                           \
+    do {                                                                                        \
+        upload_bytes(d_io, x, sizeof(float) * n);                                               \
+        call_out;                                                                               \
+        call_in;                                                                                \
+        check_same_bits(op, name, d_io, download(d_out, n), sizeof(float) * n);                 \
+    } while (0)
+    SAME("silu_forward", silu_forward_cuda(d_out, d_x, n, S), silu_forward_cuda(d_io, d_io, n, S));
+    SAME("relu_forward", relu_forward_cuda(d_out, d_x, n, S), relu_forward_cuda(d_io, d_io, n, S));
+    SAME("mul_forward out == a", mul_forward_cuda(d_out, d_x, d_y, n, S), mul_forward_cuda(d_io, d_io, d_y, n, S));
+    SAME("mul_forward out == b", mul_forward_cuda(d_out, d_y, d_x, n, S), mul_forward_cuda(d_io, d_y, d_io, n, S));
+    SAME("add_forward out == a", add_forward_cuda(d_out, d_x, d_y, n, S), add_forward_cuda(d_io, d_io, d_y, n, S));
+    SAME("add_forward out == b", add_forward_cuda(d_out, d_y, d_x, n, S), add_forward_cuda(d_io, d_y, d_io, n, S));
+    SAME("channel_scale_forward", channel_scale_forward_cuda(d_out, d_x, d_keep, B, HW, C, S),
+         channel_scale_forward_cuda(d_io, d_io, d_keep, B, HW, C, S));
+    SAME("batchnorm_forward_eval", batchnorm_forward_eval_cuda(d_out, d_x, d_w, d_b, d_rm, d_rv, B * HW, C, 1e-5f, S),
+         batchnorm_forward_eval_cuda(d_io, d_io, d_w, d_b, d_rm, d_rv, B * HW, C, 1e-5f, S));
+#undef SAME
     release_all();
 }
 
@@ -505,6 +539,15 @@ static void test_scan_dt(int B, int H, int W, int E, int R, int N, float alog_sh
     check(op, "xdbl", d_xdbl, xdbl, nxd, tol);
     check(op, "delta", d_delta, delta, (size_t)K * nx, tol);
     check(op, "states", d_states, states, nst, tol);
+    // Inference's forward: no delta or states (they go to the forward scratch), the same y and
+    // xdbl bit for bit.
+    {
+        float *d_y2 = dbuf(nx), *d_xdbl2 = dbuf(nxd), *d_fscr = dbuf(ss2d_scan_forward_scratch_cuda(B, L, E, R, N));
+        ss2d_scan_forward_cuda(d_y2, d_xdbl2, NULL, NULL, d_x, d_xpw, d_dtw, d_dtb, d_Al, d_Ds, d_fscr,
+                               B, H, W, E, R, N, S);
+        check_same_bits(op, "y without delta/states", d_y2, download(d_y, nx), sizeof(float) * nx);
+        check_same_bits(op, "xdbl without delta/states", d_xdbl2, download(d_xdbl, nxd), sizeof(float) * nxd);
+    }
     for (int r = 0; r < 2; r++)
         ss2d_scan_backward_cuda(d_g[r][0], d_g[r][1], d_g[r][2], d_g[r][3], d_g[r][4], d_g[r][5], d_dy, d_x, d_xdbl,
                                 d_delta, d_states, d_xpw, d_dtw, d_Al, d_Ds, d_scr, B, H, W, E, R, N, S);
@@ -915,6 +958,7 @@ int main(void) {
     test_batchnorm(g_emu ? 150 : 3000, 21, true);
     test_activations(g_emu ? 3000 : 100000);
     test_elementwise(40, 11, 3, 6);
+    test_in_place(2, 37, 21);
     test_patch_gather(2, 7, 9, 5);
     test_patch_gather(1, 8, 6, 3);
     // Scan shapes: chunk tails (L = 65, 299, 620), channel counts that do not fill a block, every lane
