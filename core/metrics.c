@@ -112,8 +112,12 @@ const char *metrics_name(mv_metric which) {
     }
 }
 
-// Class k's name: the caller's, Cityscapes' for 19 classes, else "class k".
+// Class k's name: the caller's, Cityscapes' for 19 classes, else "class k". Cityscapes' list
+// (metrics_cityscapes_classes) names 19 classes only: handed in for another class count, as
+// callers that always pass it do, it would give a 7-class model Cityscapes' first 7 names and,
+// past 19 classes, be read out of bounds (a crash), so it counts as no names then.
 static const char *class_name(const char *const *names, int C, int k, char *buf, size_t cap) {
+    if (names == CITYSCAPES && C != 19) names = NULL;
     if (names && names[k]) return names[k];
     if (C == 19) return CITYSCAPES[k];
     snprintf(buf, cap, "class %d", k);

@@ -60,7 +60,8 @@ void metrics_compute(mv_seg_metrics *out, const mv_confusion *c);
 double metrics_value(const mv_seg_metrics *m, mv_metric which);
 const char *metrics_name(mv_metric which);
 
-// Cityscapes' 19 train-id class names (road ... bicycle).
+// Cityscapes' 19 train-id class names (road ... bicycle). Passed as class_names below for a
+// class count other than 19, it is ignored (generic names), never read past its 19 entries.
 const char *const *metrics_cityscapes_classes(void);
 
 // A readable table: one row per class (name, IoU, Acc; "-" for NaN), then mIoU, mAcc, aAcc.

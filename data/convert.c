@@ -82,6 +82,8 @@ int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_conv
     snprintf(idir, sizeof idir, "%s/%s", root, conv->raw_images);
     snprintf(ldir, sizeof ldir, "%s/%s", root, conv->raw_labels);
     if (!mv_is_dir(idir)) return mv_fail("%s: no folder %s (the raw %s download)", root, conv->raw_images, conv->name);
+    if (!mv_is_dir(ldir))
+        return mv_fail("%s: no folder %s (the raw %s download's labels)", root, conv->raw_labels, conv->name);
     FILE *f = fopen(list_file, "r");
     if (!f) return mv_fail("%s: cannot open: %s", list_file, strerror(errno));
     char line[MV_CONVERT_PATH_MAX], img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2];
@@ -314,6 +316,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
     for (int t = 0; t < workers; t++) pthread_create(&tids[t], NULL, worker_main, &d);
 
     int rc = 0, tty = progress && isatty(fileno(progress));
+    char first_skip[MV_ERRMSG_MAX + MV_SAMPLE_NAME_MAX] = "";   // "name: reason" of the first skipped item
     double last_report = mv_now_s(), t_start = last_report;
     for (int64_t i = start; i < n && rc == 0; i++) {
         slot *s = &d.slots[i % d.window];
@@ -324,6 +327,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         if (!s->ok) {
             if (o->skip_bad || it->absent) {
                 shard_writer_skip(w, it->name, s->err);
+                if (!stats->skipped) snprintf(first_skip, sizeof first_skip, "%s: %s", it->name, s->err);
                 stats->skipped++;
                 stats->absent += it->absent;
                 if (progress) fprintf(progress, "%s[convert] skipped %s: %s\n", tty ? "\n" : "", it->name, s->err);
@@ -376,6 +380,14 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         shard_writer_abort(w);
         mv_fail("%s", msg);
         return mv_fail_context("%s %s -> %s", conv->name, o->split, o->out);
+    }
+    // Every item bad (--skip-bad) and nothing kept from an earlier run: a split of no samples,
+    // which no loader opens; an error now rather than a "converted" that leaves nothing usable.
+    // No manifest is written, so the folder stays an unfinished split.
+    if (stats->written == 0 && stats->resumed == 0) {
+        shard_writer_abort(w);
+        return mv_fail("%s %s -> %s: all %lld items were bad and skipped, nothing to write; first: %s", conv->name,
+                       o->split, o->out, (long long)stats->skipped, first_skip);
     }
     if (shard_writer_close(w) < 0) return -1;
     stats->seconds = mv_now_s() - t0;

@@ -21,6 +21,10 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
         if (!mv_is_dir(idir))
             return mv_fail("%s: neither images/10k/%s nor images/%s exists (BDD100K layout)", root, split, split);
     }
+    // Without the label folder every item would fail alone (and --skip-bad would skip them all).
+    if (!mv_is_dir(ldir))
+        return mv_fail("%s: no folder %s (the labels of %s; BDD100K layout)", root, ldir + strlen(root) + 1,
+                       idir + strlen(root) + 1);
     return convert_pair_flat(items, n, idir, ".jpg", ldir, label_suffix);
 }
 

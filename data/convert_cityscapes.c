@@ -19,6 +19,12 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     *items = NULL;
     *n = 0;
     MV_TRY(mv_list_dir(&cities, &n_cities, dir, ""));
+    // Without the label tree every item would fail alone (and --skip-bad would skip them all).
+    snprintf(cdir, sizeof cdir, "%s/gtFine/%s", root, split);
+    if (!mv_is_dir(cdir)) {
+        mv_free_names(cities, n_cities);
+        return mv_fail("%s: no folder gtFine/%s (the labels of leftImg8bit/%s; Cityscapes layout)", root, split, split);
+    }
     int rc = 0;
     for (int64_t c = 0; c < n_cities && rc == 0; c++) {
         snprintf(cdir, sizeof cdir, "%s/%s", dir, cities[c]);

@@ -29,6 +29,8 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
         return mv_fail("%s: no folder images/%s (GTAV layout: images/{train,valid,test}/NNNNN.png and "
                        "labels/{train,valid,test}/NNNNN.png, the RobustNet split; a raw download, images/NNNNN.png, converts "
                        "with --list gtav_split_%s.txt, RobustNet's split list)", root, split, !strcmp(split, "valid") ? "val" : split);
+    // Without the label folder every item would fail alone (and --skip-bad would skip them all).
+    if (!mv_is_dir(ldir)) return mv_fail("%s: no folder labels/%s (the labels of images/%s; GTAV layout)", root, s, s);
     return convert_pair_flat(items, n, idir, ".png", ldir, ".png");
 }
 

@@ -26,6 +26,9 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
         return mv_fail("%s: no folder RGB/%s (SYNTHIA layout: RGB/{train,val}/NNNNNNN.png and "
                        "GT/LABELS/{train,val}/NNNNNNN.png, the RobustNet split; a raw download, RGB/NNNNNNN.png, converts "
                        "with --list synthia_split_%s.txt, RobustNet's split list)", root, split, split);
+    // Without the label folder every item would fail alone (and --skip-bad would skip them all).
+    if (!mv_is_dir(ldir))
+        return mv_fail("%s: no folder GT/LABELS/%s (the labels of RGB/%s; SYNTHIA layout)", root, split, split);
     return convert_pair_flat(items, n, idir, ".png", ldir, ".png");
 }
 

@@ -190,19 +190,22 @@ int cmd_eval(int argc, char **argv) {
                             "metric to report\n", label);
                 if (res.pixels == 0) printf("%-36s mIoU      -  mAcc      -  aAcc      -\n", label);
                 else printf("%-36s mIoU %6.2f  mAcc %6.2f  aAcc %6.2f\n", label, res.miou, res.macc, res.aacc);
-                if (per_class) metrics_write_table(stdout, &res, metrics_cityscapes_classes(), label);
+                // NULL names: Cityscapes' for a 19-class model, "class <i>" for any other count.
+                if (per_class) metrics_write_table(stdout, &res, NULL, label);
                 if (jf) {
                     fprintf(jf, "%s{\"domain\": ", nres++ ? ",\n" : "");
                     json_write_string(jf, v->name);
                     fprintf(jf, ", \"corruption\": \"%s\", \"severity\": %d, \"metrics\": ", c < 0 ? "none" : corrupt_name(c), s);
-                    metrics_write_json(jf, &res, metrics_cityscapes_classes(), label);
+                    metrics_write_json(jf, &res, NULL, label);
                     fprintf(jf, "}");
                 }
             }
             if (c >= 0 && nsev > 1 && comm.rank == 0) {
                 char label[128];
                 snprintf(label, sizeof label, "%s/%s/mean", v->name, corrupt_name(c));
-                printf("%-36s mIoU %6.2f  (mean over %d severities)\n", label, sum / nsev, nsev);
+                // A split without a labelled pixel has no mIoU at any severity: '-' as in its rows.
+                if (isnan(sum)) printf("%-36s mIoU      -  (mean over %d severities)\n", label, nsev);
+                else printf("%-36s mIoU %6.2f  (mean over %d severities)\n", label, sum / nsev, nsev);
             }
         }
     }

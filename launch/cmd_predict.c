@@ -36,7 +36,8 @@ static void usage(FILE *f) {
         "usage: maskvim predict [FILE.yaml] --checkpoint C.h5 --input IMAGE|DIR... --out DIR\n"
         "                       [--format LIST] [--masks] [--set key=value ...]\n\n"
         "Segments each PNG or JPEG image (a folder stands for every .png/.jpg/.jpeg below it,\n"
-        "in sorted order) and writes, at the image's size, for each format of --format:\n"
+        "in sorted order, except the --out folder if it lies below) and writes, at the image's\n"
+        "size, for each format of --format:\n"
         "  color     DIR/<name>_pred.png     Cityscapes colours (the default)\n"
         "  trainid   DIR/<name>_trainid.png  8-bit gray, the class index (0..num_classes-1)\n"
         "  labelid   DIR/<name>_labelid.png  Cityscapes label ids (the benchmark's submission\n"
@@ -77,8 +78,13 @@ static bool is_image_name(const char *name) {
     return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
 }
 
-// Every image below `dir`, each folder's entries in name order (hidden ones skipped). The depth
-// bound stops a symbolic link that points back up the tree.
+// The --out folder when it exists (st_ino 0 otherwise): a folder below an input folder that is
+// --out holds earlier predictions, never inputs. Without this, predicting `--input imgs --out
+// imgs/pred` a second time segmented imgs/pred/x_pred.png too, writing x_pred_pred.png.
+static struct stat g_outdir;
+
+// Every image below `dir`, each folder's entries in name order (hidden ones skipped, and the
+// --out folder). The depth bound stops a symbolic link that points back up the tree.
 static int add_folder(path_list *out, const char *dir, int depth) {
     if (depth > 32) return mv_fail("%s: folders nested more than 32 deep (a symbolic link loop?)", dir);
     char **names;
@@ -90,6 +96,8 @@ static int add_folder(path_list *out, const char *dir, int depth) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         struct stat st;
         if (stat(path, &st) != 0) continue;   // a dangling link
+        if (S_ISDIR(st.st_mode) && g_outdir.st_ino && st.st_dev == g_outdir.st_dev && st.st_ino == g_outdir.st_ino)
+            continue;
         if (S_ISDIR(st.st_mode)) rc = add_folder(out, path, depth + 1);
         else if (S_ISREG(st.st_mode) && is_image_name(names[i])) push_path(out, path);
     }
@@ -97,7 +105,8 @@ static int add_folder(path_list *out, const char *dir, int depth) {
     return rc;
 }
 
-static int expand_inputs(path_list *out, const char *const *args, int n) {
+static int expand_inputs(path_list *out, const char *const *args, int n, const char *outdir) {
+    if (stat(outdir, &g_outdir) != 0 || !S_ISDIR(g_outdir.st_mode)) memset(&g_outdir, 0, sizeof g_outdir);
     for (int i = 0; i < n; i++) {
         if (!mv_is_dir(args[i])) { push_path(out, args[i]); continue; }
         int before = out->n;
@@ -304,7 +313,7 @@ int cmd_predict(int argc, char **argv) {
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     mv_model *m = mv_calloc(1, sizeof *m);
     path_list inputs = {0};
-    int rc = expand_inputs(&inputs, args, nargs);
+    int rc = expand_inputs(&inputs, args, nargs, outdir);
     if (rc == 0) rc = check_distinct_names(&inputs);
     if (rc == 0) rc = config_load(cfg, file, nsets, sets);
     if (rc == 0 && (formats & OUT_LABELID) && cfg->model.num_classes != MV_NUM_TRAIN_CLASSES)

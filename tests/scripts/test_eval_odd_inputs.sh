@@ -2,9 +2,13 @@
 # Inputs to eval, predict and the .pth converter that once gave a silently wrong or misleading
 # result: a DataParallel checkpoint ('module.' keys, as mmengine's load_checkpoint accepts it)
 # converted as it is; a --targets list with one unknown name among good ones (dropped, status
-# 0); a split whose every label is ignore (a "nan" table line); an existing file as predict's
-# --out (the model ran first, then every write failed as "Not a directory"); an evaluation that
-# fails on its second split (--json was left holding the first split's results as if complete).
+# 0); a split whose every label is ignore (a "nan" table line; under --corruptions a "nan"
+# mean over severities); an existing file as predict's --out (the model ran first, then every
+# write failed as "Not a directory"); an evaluation that fails on its second split (--json was
+# left holding the first split's results as if complete); a model with other than 19 classes
+# evaluated with --per-class and --json (25 classes crashed: Cityscapes' 19 names were read
+# past their end; 7 classes were named road..pole); predict of a folder into a folder below
+# it, run twice (the second run segmented the first run's predictions).
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 T="$MV_TEST_TMP/eval_odd_inputs"; rm -rf "$T"; mkdir -p "$T"
@@ -52,6 +56,12 @@ PY
 grep -qi "nan" "$T/ig.out" && fail "the table prints nan: $(cat "$T/ig.out")"
 grep -q "no labelled pixel" "$T/ig.err" || fail "no warning for an all-ignore split: $(cat "$T/ig.err")"
 grep -q '"mIoU": null' "$T/ig.json" || fail "json: $(cat "$T/ig.json")"
+#    Under corruptions too: the mean over severities printed nan.
+"$MV_BIN" eval --checkpoint "$T/w.h5" "${sets[@]}" --set "data.val=[$T/ignore]" --corruptions gaussian_noise \
+    --severities 1-2 >"$T/igc.out" 2>"$T/igc.err" || fail "all-ignore split, corrupted: $(cat "$T/igc.err")"
+grep -qi "nan" "$T/igc.out" && fail "the table prints nan: $(cat "$T/igc.out")"
+grep -q "gaussian_noise/mean  *mIoU      -  (mean over 2 severities)" "$T/igc.out" \
+    || fail "mean row: $(cat "$T/igc.out")"
 
 # 4. predict --out naming an existing file: refused before any image is segmented.
 "$MV_BIN" data synth --preview "$T/in.png" --domains rain --size 64x128 --preview-count 1 >/dev/null 2>&1
@@ -75,4 +85,22 @@ fi
 grep -q "^clear " "$T/two.out" || fail "the first split was not evaluated: $(cat "$T/two.out" "$T/two.err")"
 [ "$(cat "$T/two.json")" = '{"previous": true}' ] || fail "--json rewritten by a failed eval: $(cat "$T/two.json")"
 ls "$T"/two.json.* >/dev/null 2>&1 && fail "temporary left: $(ls "$T")"
-echo "5 passed, 0 failed"
+
+# 6. A class count other than 19 (25; 7 in tests/unit/test_metrics.c): generic names, no crash.
+"$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --set model.num_classes=25 --seed 3 --init-out "$T/w25.h5" \
+    >/dev/null 2>&1 || fail "init of a 25-class model"
+"$MV_BIN" eval --checkpoint "$T/w25.h5" "${sets[@]}" --set model.num_classes=25 --set "data.val=[$T/ignore]" \
+    --per-class --json "$T/c25.json" >"$T/c25.out" 2>&1 || fail "25-class eval: $(tail -3 "$T/c25.out")"
+grep -q "^class 24 " "$T/c25.out" || fail "25-class table: $(cat "$T/c25.out")"
+grep -q '"class 24": ' "$T/c25.json" || fail "25-class json: $(cat "$T/c25.json")"
+grep -q "road" "$T/c25.out" "$T/c25.json" && fail "25 classes named as Cityscapes': $(cat "$T/c25.json")"
+
+# 7. predict --input DIR --out DIR/pred again, once DIR/pred holds an earlier run's output: the
+#    earlier predictions are not inputs (they were segmented too, into in_pred_pred.png).
+mkdir -p "$T/tree/pred"; cp "$T/cs/leftImg8bit/val/aachen/aachen_000000_000019_leftImg8bit.png" "$T/tree/in.png"
+cp "$T/tree/in.png" "$T/tree/pred/in_pred.png"   # as a first run leaves it
+"$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --input "$T/tree" --out "$T/tree/pred" >"$T/tree.log" 2>&1 \
+    || fail "predict into a folder below the input: $(cat "$T/tree.log")"
+grep -q "\[1/1\] $T/tree/in.png" "$T/tree.log" || fail "inputs: $(cat "$T/tree.log")"
+[ "$(ls "$T/tree/pred")" = "in_pred.png" ] || fail "predictions of predictions: $(ls "$T/tree/pred")"
+echo "7 passed, 0 failed"

@@ -878,3 +878,55 @@ Test(convert, long_sample_name_refused_not_truncated) {
     cr_assert(strstr(mv_last_error(), "_leftImg8bit.png") && strstr(mv_last_error(), "too long"), "%s",
               mv_last_error());
 }
+
+// A root whose label tree is missing (gtFine/<split> not unpacked, GTAV's labels/ not
+// downloaded) is refused naming that folder. It used to fail on item 0 alone, and with
+// --skip-bad every item was skipped: "converted ... 0 samples written", status 0, and a split of
+// no samples that no loader opens. Every item bad for any reason is an error too.
+Test(convert, missing_label_tree_refused_and_all_skipped_is_an_error) {
+    const char *root = fixture_root("no_labels");
+    make_cityscapes(root, 2);
+    char cmd[8400], out[4200], list[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    snprintf(cmd, sizeof cmd, "mv '%s/gtFine' '%s/gtFine.away'", root, root);
+    cr_assert_eq(system(cmd), 0);
+    for (int skip = 0; skip <= 1; skip++) {
+        cr_assert_eq(convert("cityscapes", root, "train", out, 2, skip, 0, NULL), -1, "skip-bad %d", skip);
+        cr_expect(strstr(mv_last_error(), "no folder gtFine/train"), "%s", mv_last_error());
+        cr_expect(access(out, F_OK) != 0, "the refused conversion created %s", out);
+    }
+    // Label folders present but every label missing: each item is bad; with --skip-bad nothing
+    // is left to write, an error naming the first item and no manifest (an unfinished split).
+    mkdirs("%s/gtFine/train/%s", root, "aachen");
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 1, 0, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "all 3 items were bad") && strstr(mv_last_error(), "aachen_000000_000019"), "%s",
+              mv_last_error());
+    snprintf(cmd, sizeof cmd, "%s/manifest.json", out);
+    cr_expect(access(cmd, F_OK) != 0, "a manifest of an empty split was written");
+    // One good item is enough: the others are skipped as before.
+    snprintf(cmd, sizeof cmd,
+             "cp '%s/gtFine.away/train/aachen/aachen_000001_000019_gtFine_labelIds.png' '%s/gtFine/train/aachen/'", root,
+             root);
+    cr_assert_eq(system(cmd), 0);
+    mv_convert_stats st;
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 1, 0, &st), 0, "%s", mv_last_error());
+    cr_expect(st.written == 1 && st.skipped == 2, "%lld %lld", (long long)st.written, (long long)st.skipped);
+    // GTAV, split folders and the raw download with --list: labels/ missing is named.
+    mkdirs("%s/gtav/images/%s", root, "valid");
+    mv_image rgb = fixture_rgb(0, H, W);
+    put_png(&rgb, "%s/gtav/images/valid/%s.png", root, "00001");
+    put_png(&rgb, "%s/gtav/images/%s.png", root, "00002");
+    image_free(&rgb);
+    snprintf(cmd, sizeof cmd, "%s/gtav", root);
+    cr_assert_eq(convert("gtav", cmd, "val", out, 1, 1, 0, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "no folder labels/valid"), "%s", mv_last_error());
+    snprintf(list, sizeof list, "%s/list.txt", root);
+    FILE *f = fopen(list, "w");
+    cr_assert(f);
+    fputs("00002.png\n", f);
+    fclose(f);
+    mv_convert_opts o = {.dataset = "gtav", .root = cmd, .split = "val", .out = out, .workers = 1, .skip_bad = 1,
+                         .list_file = list, .fresh = 1};
+    cr_assert_eq(convert_run(&st, &o, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "no folder labels"), "%s", mv_last_error());
+}

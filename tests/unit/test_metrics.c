@@ -268,3 +268,33 @@ Test(metrics, table_and_json) {
     free(table);
     metrics_free(&small);
 }
+
+// Callers (maskvim eval, the training loop) hand metrics_cityscapes_classes() whatever the class
+// count. For 7 classes that named them road..pole; for 25 it read names past Cityscapes' 19
+// (maskvim eval --per-class or --json of a 25-class model crashed). Both now get "class <i>".
+Test(metrics, cityscapes_names_only_for_19_classes) {
+    const int counts[] = {7, 25, MV_METRICS_MAX_CLASSES};
+    for (int t = 0; t < 3; t++) {
+        int C = counts[t];
+        const uint8_t label[] = {0, 1, (uint8_t)(C - 1), 255};
+        const uint8_t pred[] = {0, 1, (uint8_t)(C - 1), 3};
+        mv_confusion c;
+        cr_assert_eq(metrics_init(&c, C), 0);
+        metrics_add(&c, pred, label, 4);
+        mv_seg_metrics m;
+        metrics_compute(&m, &c);
+        char *json = capture_json(&m, metrics_cityscapes_classes(), NULL);
+        char last[64];
+        snprintf(last, sizeof last, "\"class %d\": 100}", C - 1);   // the last Acc entry
+        cr_expect(strstr(json, "\"IoU\": {\"class 0\": 100, \"class 1\": 100, \"class 2\": null") != NULL,
+                  "%d classes: %s", C, json);
+        cr_expect(strstr(json, last) != NULL, "%d classes: %s", C, json);
+        cr_expect(strstr(json, "road") == NULL, "%d classes named as Cityscapes': %s", C, json);
+        free(json);
+        char *table = capture_table(&m, metrics_cityscapes_classes(), "t");
+        snprintf(last, sizeof last, "\nclass %d ", C - 1);
+        cr_expect(strstr(table, last) != NULL && strstr(table, "road") == NULL, "%d classes: %s", C, table);
+        free(table);
+        metrics_free(&c);
+    }
+}
