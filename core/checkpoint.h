@@ -111,6 +111,15 @@ int checkpoint_find_latest(const char *dir, char *path, size_t n);
 // ("" when nothing was), for the caller to warn about.
 int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *skipped, size_t ns);
 
+// For a resume from PATH (given, or the one `--resume auto` found): makes PATH (a checkpoint
+// at optimizer step `step`) the run's newest in DIR, so that `--resume auto` after a crash
+// before the first new checkpoint continues from it, not from a later checkpoint of the
+// abandoned course (a rewind) or from scratch (PATH in another folder). Nothing when `latest`
+// already names PATH; `latest` is pointed at PATH when PATH is DIR/iter_<step>.h5; otherwise
+// PATH is copied there first (atomically; it replaces a file of that name). Returns 0 (nothing
+// done), 1 (the adopted path in `adopted`) or -1.
+int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adopted, size_t n);
+
 // The periodic save of a trainer: checkpoint_save to DIR/iter_<st->step>.h5, then
 // checkpoint_set_latest and checkpoint_rotate(dir, keep). The written path goes to
 // `saved` (may be NULL).

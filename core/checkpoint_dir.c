@@ -1,7 +1,9 @@
 // The checkpoints of a run directory (see checkpoint.h): iter_<step>.h5 files, best.h5 and
-// `latest`; rotation and the search behind `--resume auto`.
+// `latest`; rotation, the search behind `--resume auto`, and the adoption of the checkpoint
+// that `--resume PATH` started from.
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LATEST "latest"
@@ -221,4 +224,63 @@ int checkpoint_save_iter(const char *dir, int keep, const mv_params *p, const mv
     if (checkpoint_rotate(dir, keep) < 0) return -1;
     if (saved && n) snprintf(saved, n, "%s", path);
     return 0;
+}
+
+// Copies `from` to `to` through `to`.tmp (fsync, rename, directory sync): whole or not at all.
+static int copy_file(const char *from, const char *to) {
+    char tmp[4096], dir[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", to) >= (int)sizeof tmp) return mv_fail("%s: path too long", to);
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return mv_fail("%s: cannot open: %s", from, strerror(errno));
+    struct stat sb;
+    mv_dir_of(dir, sizeof dir, to);
+    if (fstat(in, &sb) == 0 && mv_check_free_space(dir, (double)sb.st_size + 65536.0, to, "the copy") < 0) {
+        close(in);
+        return -1;
+    }
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) { int e = errno; close(in); return mv_fail("%s: cannot create: %s", tmp, strerror(e)); }
+    static char buf[1 << 16];
+    int rc = 0, err = 0;
+    for (;;) {
+        ssize_t got = read(in, buf, sizeof buf);
+        if (got == 0) break;
+        if (got < 0) { if (errno == EINTR) continue; err = errno; rc = -1; break; }
+        for (ssize_t off = 0; off < got && rc == 0;) {
+            ssize_t put = write(out, buf + off, (size_t)(got - off));
+            if (put < 0 && errno == EINTR) continue;
+            if (put <= 0) { err = put < 0 ? errno : EIO; rc = -1; }
+            else off += put;
+        }
+        if (rc < 0) break;
+    }
+    if (rc == 0 && fsync(out) != 0) { err = errno; rc = -1; }
+    if (close(out) != 0 && rc == 0) { err = errno; rc = -1; }
+    close(in);
+    if (rc == 0 && rename(tmp, to) != 0) { err = errno; rc = -1; }
+    if (rc < 0) {
+        remove(tmp);
+        return mv_fail("%s: cannot copy %s there: %s", to, from, strerror(err));
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+    return 0;
+}
+
+static bool same_file(const char *a, const char *b) {
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adopted, size_t n) {
+    if (adopted && n) adopted[0] = '\0';
+    char latest[256], cur[4096], target[4096];
+    checkpoint_latest_name(dir, latest, sizeof latest);
+    if (latest[0] && snprintf(cur, sizeof cur, "%s/%s", dir, latest) < (int)sizeof cur && same_file(cur, path))
+        return 0;   // the usual case: resuming the run's own newest checkpoint
+    MV_TRY(checkpoint_iter_path(target, sizeof target, dir, step));
+    if (!same_file(target, path)) MV_TRY(copy_file(path, target));
+    MV_TRY(checkpoint_set_latest(dir, target));
+    if (adopted && n) snprintf(adopted, n, "%s", target);
+    return 1;
 }

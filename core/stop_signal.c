@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t g_pending = 0;
-static int g_depth = 0;   // nested arm/disarm pairs (a sweep arms around the trainings it runs)
+static volatile sig_atomic_t g_depth = 0;   // nested arm/disarm pairs (a sweep arms around the trainings it runs)
 static const int SIGNALS[] = {SIGINT, SIGTERM, SIGUSR1};
 #define NUM_SIGNALS ((int)(sizeof SIGNALS / sizeof SIGNALS[0]))
 static struct sigaction g_old[NUM_SIGNALS];
 static bool g_installed[NUM_SIGNALS];
+// Our SIGUSR1 handler stays in place after the outermost disarm (see stop_signal_disarm): the
+// next arm must not take it for the disposition to put back.
+static bool g_usr1_kept = false;
 
 static void say(const char *text) {   // async-signal-safe
     ssize_t r = write(STDERR_FILENO, text, strlen(text));
@@ -19,6 +22,18 @@ static void say(const char *text) {   // async-signal-safe
 }
 
 static void on_signal(int sig) {
+    if (g_depth == 0) {
+        if (sig != SIGUSR1) {   // not ours any more (cannot happen: put back before depth 0)
+            signal(sig, SIG_DFL);
+            raise(sig);
+            return;
+        }
+        // The SIGUSR1 handler kept after the outermost disarm: no training runs, so there is
+        // nothing to stop, and a request noted now would cancel the next training this process
+        // starts at its first step.
+        say("maskvim: SIGUSR1 while no training runs: ignored\n");
+        return;
+    }
     if (g_pending && sig != SIGUSR1) {
         // Asked twice: stop now, as the signal would have without us.
         say("maskvim: stopping at once\n");
@@ -34,32 +49,48 @@ static void on_signal(int sig) {
 }
 
 void stop_signal_arm(void) {
-    if (g_depth++ > 0) return;
+    if (g_depth > 0) { g_depth++; return; }
+    // A request left from an earlier armed period was its owner's to act on (train_run returned
+    // MV_TRAIN_STOPPED, the sweep ended); it must not stop this new one at its first step.
+    g_pending = 0;
+    g_depth = 1;   // before the handlers: a signal they take from here on is a request
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
+    sa.sa_handler = on_signal;
     for (int i = 0; i < NUM_SIGNALS; i++) {
+        if (SIGNALS[i] == SIGUSR1 && g_usr1_kept) {   // still ours, and g_old[i] still what came before
+            g_installed[i] = true;
+            continue;
+        }
         g_installed[i] = false;
         if (sigaction(SIGNALS[i], NULL, &g_old[i]) != 0) continue;
         // A signal ignored by whoever started us (SIGINT for a job a script put in the
         // background) stays ignored.
         if (g_old[i].sa_handler == SIG_IGN) continue;
-        sa.sa_handler = on_signal;
         g_installed[i] = sigaction(SIGNALS[i], &sa, NULL) == 0;
     }
 }
 
 void stop_signal_disarm(void) {
-    if (g_depth == 0 || --g_depth > 0) return;
+    if (g_depth == 0) return;
+    if (g_depth > 1) { g_depth--; return; }
     for (int i = 0; i < NUM_SIGNALS; i++) {
         if (!g_installed[i]) continue;
-        // After a stop, a late SIGUSR1 (the copy mpirun forwards to a rank that a process-group
-        // signal reached first) must not kill the process that has just stopped as asked: the
-        // handler stays, and with a request pending it does nothing.
-        if (SIGNALS[i] == SIGUSR1 && g_pending) continue;
+        // SIGUSR1 would otherwise end the process: a batch scheduler sends it minutes before a
+        // job's end, and mpirun forwards a copy to ranks that a group signal reached already. A
+        // run that has just finished (its report, its last files, MPI_Finalize still to come)
+        // or just stopped as asked must not die of it with status 138. So once armed, the
+        // handler stays for the life of the process, a no-op while no training runs. A
+        // disposition of someone else's (not the default) is put back.
+        if (SIGNALS[i] == SIGUSR1 && g_old[i].sa_handler == SIG_DFL && !(g_old[i].sa_flags & SA_SIGINFO)) {
+            g_usr1_kept = true;
+            continue;
+        }
         sigaction(SIGNALS[i], &g_old[i], NULL);
     }
+    g_depth = 0;   // last: a SIGINT or SIGTERM until here was still a request, not lost
 }
 
 int stop_signal_pending(void) { return g_pending; }

@@ -410,6 +410,14 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     if (comm->rank == 0) {
         snprintf(path, sizeof path, "%s/config.yaml", wd);
         if ((rc = config_save(path, cfg)) < 0) goto out;
+        // The log is trimmed to the checkpoint's iteration below; `latest` must say the same, or
+        // a crash before this run's first checkpoint makes `--resume auto` continue from a later
+        // checkpoint of the course this resume left (a rewind: the log then lacks the
+        // iterations between) or, for a checkpoint from another folder, start over from scratch.
+        char adopted[1024];
+        if (resumed && (rc = checkpoint_adopt(wd, resume_path, (int64_t)t->opt.step, adopted, sizeof adopted)) < 0) goto out;
+        if (rc > 0) printf("maskvim: %s/latest now names %s, where this run continues from\n", wd, adopted);
+        rc = 0;
     }
 
     int *ids = mv_malloc(sizeof(int) * B);
@@ -575,6 +583,12 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
                done_here, total, steps, 100 * t_compute / steps, 100 * wait_data / steps, 100 * wait_sync / steps,
                100 * t_optim / steps, 100 * other / steps, t_periodic);
     }
+    // A request taken during the last step or after it (the final evaluation or checkpoint)
+    // finds the run finished: its message promised a stop, so say what happened instead.
+    int late = stop_signal_pending();
+    if (rc == 0 && late && done_here > 0 && t->st.iter >= max_iters && comm->rank == 0)
+        printf("maskvim train: the run finished (iteration %ld of %ld) before the stop request (%s) could take effect\n",
+               (long)t->st.iter, max_iters, stop_signal_name(late));
     if (rc == 0 && stopped && t->st.iter < max_iters) {
         if (comm->rank == 0)
             printf("maskvim train: stopped by %s after iteration %lld, with its checkpoint; `--resume auto` continues "

@@ -11,7 +11,11 @@
 #      run before its checkpoint;
 #   4. `maskvim experiment run` running rows in its own process: SIGTERM during a row's training
 #      stops it with a checkpoint and marks it interrupted, during its final evaluation lets it
-#      finish; either way the sweep ends there (exit 143) and the next one carries on.
+#      finish; either way the sweep ends there (exit 143) and the next one carries on;
+#   5. SIGUSR1 once the training loop is over (a scheduler's warning that arrives while the run
+#      writes its report and exits): the run exits 0 with its outputs, not killed by the signal
+#      (it died with status 138: the default action was put back when training ended).
+#      tests/unit/test_fault_stop_signal.c checks the same without timing.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
@@ -100,6 +104,38 @@ print("stdout into a closed pipe: stopped with status 143 and a checkpoint")
 PY
 passed=$((passed + 1))
 
+# 5. SIGUSR1 after the last step: from the summary line (printed once the loop is over; a
+#    pseudo-terminal makes stdout line-buffered) until the process exits, one every half
+#    millisecond.
+"$MV_PYTHON" - "$MV_BIN" "$TMP/u" "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set schedule.max_iters=3 \
+    --set schedule.warmup_iters=1 <<'PY' || fail "5: SIGUSR1 after training"
+import os, pty, signal, subprocess, sys, time
+binary, work = sys.argv[1], sys.argv[2]
+master, slave = pty.openpty()
+p = subprocess.Popen([binary, "train", *sys.argv[3:], "--set", f"run.work_dir={work}"],
+                     stdout=slave, stderr=subprocess.PIPE, text=True)
+os.close(slave)
+out = b""
+while b"iterations in" not in out:
+    try:
+        chunk = os.read(master, 4096)
+    except OSError:   # EIO: the process closed the terminal
+        chunk = b""
+    assert chunk, ("the run ended without its summary", p.wait(), out[-400:])
+    out += chunk
+sent = 0
+while p.poll() is None:
+    p.send_signal(signal.SIGUSR1)
+    sent += 1
+    time.sleep(0.0005)
+err = p.stderr.read()
+assert p.returncode == 0, f"status {p.returncode} after {sent} SIGUSR1 (-10: killed by it): {err[-400:]}"
+assert "stopping after this step" not in err, err[-400:]
+assert open(os.path.join(work, "latest")).read().strip() == "iter_3.h5"
+print(f"SIGUSR1 after the last step: exit 0 ({sent} sent, {err.count('while no training runs: ignored')} noted)")
+PY
+passed=$((passed + 1))
+
 # 3. Two ranks, one of them signalled.
 if command -v mpirun >/dev/null 2>&1 && "$MV_BIN" bench-allreduce --help | grep -q "Built with MPI: yes"; then
     source "$(dirname "$0")/mpi_common.sh"
@@ -174,6 +210,8 @@ rc=0; wait $pid || rc=$?
 [ "$rc" = 143 ] || fail "4b: sweep exit status $rc, expected 143: $(tail -3 "$TMP/s2.log")"
 grep -q "resumed from .*iter_$k.h5 at iteration $k" "$TMP/s2.log" || fail "4b: row one did not resume at $k"
 grep -q '"state": "finished"' "$TMP/s/one/status.json" || fail "4b: row one: $(cat "$TMP/s/one/status.json")"
+grep -q "the run finished (iteration $ITERS of $ITERS) before the stop request (SIGTERM)" "$TMP/s2.log" \
+    || fail "4b: no word that the request came too late to stop row one: $(tail -3 "$TMP/s2.log")"
 [ ! -e "$TMP/s/two/status.json" ] || fail "4b: the stop was lost: row two began: $(cat "$TMP/s/two/status.json")"
 
 "${SWEEP[@]}" >"$TMP/s3.log" 2>&1 || fail "4c: $(tail -3 "$TMP/s3.log")"

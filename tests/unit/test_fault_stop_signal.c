@@ -1,0 +1,99 @@
+// The stop requests of core/stop_signal.h around the trainings of one process. SIGUSR1 arriving
+// once a training has finished (its report, its last files and MPI's clean-up still to come:
+// the minutes-ahead warning of a batch scheduler) used to kill the process with status 138,
+// because the outermost disarm put back the default action; now it is noted and ignored for the
+// life of the process, and it leaves no request behind that would stop a later training. A
+// request taken while a sweep is armed still reaches the training it starts, and the sweep.
+// Criterion runs each test in a process of its own, so each starts unarmed.
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+#include "core/stop_signal.h"
+
+static void handler_of(int sig, struct sigaction *out) { cr_assert_eq(sigaction(sig, NULL, out), 0); }
+
+Test(fault_stop_signal, usr1_after_a_finished_training_is_ignored) {
+    stop_signal_arm();   // train_run: the loop
+    stop_signal_disarm();   // the loop is over; the report and clean-up follow
+    raise(SIGUSR1);   // used to end the process here (default action)
+    cr_assert_eq(stop_signal_pending(), 0, "a SIGUSR1 outside training left a request");
+    raise(SIGUSR1);
+    stop_signal_arm();   // a later training in the same process is not stopped by it
+    cr_assert_eq(stop_signal_pending(), 0);
+    stop_signal_disarm();
+}
+
+Test(fault_stop_signal, usr1_after_a_stop_is_ignored) {
+    stop_signal_arm();
+    raise(SIGTERM);
+    cr_assert_eq(stop_signal_pending(), SIGTERM);
+    stop_signal_disarm();
+    raise(SIGUSR1);   // mpirun's late copy
+    cr_assert_eq(stop_signal_pending(), SIGTERM, "the request the caller reads after disarm");
+}
+
+Test(fault_stop_signal, old_request_does_not_stop_the_next_training) {
+    stop_signal_arm();
+    raise(SIGUSR1);   // e.g. during the final evaluation: that run finishes anyway
+    stop_signal_disarm();
+    cr_assert_eq(stop_signal_pending(), SIGUSR1);
+    stop_signal_arm();   // the next training, not nested in anything armed
+    cr_assert_eq(stop_signal_pending(), 0, "a request of an earlier training would stop this one at its first step");
+    raise(SIGUSR1);   // and a new request is taken
+    cr_assert_eq(stop_signal_pending(), SIGUSR1);
+    stop_signal_disarm();
+}
+
+Test(fault_stop_signal, request_between_sweep_rows_reaches_the_next_training) {
+    stop_signal_arm();   // the sweep
+    raise(SIGUSR1);   // between rows, or while a row starts
+    stop_signal_arm();   // the row's train_run
+    cr_assert_eq(stop_signal_pending(), SIGUSR1);
+    stop_signal_disarm();
+    stop_signal_disarm();
+    cr_assert_eq(stop_signal_pending(), SIGUSR1, "the sweep reads it after its disarm");
+}
+
+Test(fault_stop_signal, int_and_term_are_put_back_after_training) {
+    struct sigaction sa;
+    stop_signal_arm();
+    handler_of(SIGINT, &sa);
+    cr_assert_neq(sa.sa_handler, SIG_DFL);
+    stop_signal_disarm();
+    handler_of(SIGINT, &sa);
+    cr_assert_eq(sa.sa_handler, SIG_DFL, "Ctrl-C outside training must end the process");
+    handler_of(SIGTERM, &sa);
+    cr_assert_eq(sa.sa_handler, SIG_DFL);
+    // Armed again, they are requests again, and twice is at once (checked in the script test).
+    stop_signal_arm();
+    raise(SIGINT);
+    cr_assert_eq(stop_signal_pending(), SIGINT);
+    stop_signal_disarm();
+}
+
+static volatile sig_atomic_t g_theirs = 0;
+static void their_handler(int sig) { g_theirs = sig; }
+
+Test(fault_stop_signal, someone_elses_usr1_handler_is_put_back) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = their_handler;
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    stop_signal_arm();
+    stop_signal_disarm();
+    raise(SIGUSR1);
+    cr_assert_eq(g_theirs, SIGUSR1);
+    cr_assert_eq(stop_signal_pending(), 0);
+}
+
+Test(fault_stop_signal, ignored_signal_stays_ignored) {
+    signal(SIGINT, SIG_IGN);   // a job a script put in the background
+    stop_signal_arm();
+    raise(SIGINT);
+    cr_assert_eq(stop_signal_pending(), 0);
+    stop_signal_disarm();
+    struct sigaction sa;
+    handler_of(SIGINT, &sa);
+    cr_assert_eq(sa.sa_handler, SIG_IGN);
+}
