@@ -25,7 +25,7 @@ void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name) 
 
 void layernorm_plan(mv_layernorm *l, mv_arena *acts, mv_arena *dacts, int rows) {
     l->out = arena_take(acts, (size_t)rows * l->C);
-    l->dout = arena_take(dacts, (size_t)rows * l->C);
+    l->dout = dacts ? arena_take(dacts, (size_t)rows * l->C) : NULL;
     l->mean = arena_take(acts, rows);
     l->rstd = arena_take(acts, rows);
 }
@@ -44,8 +44,11 @@ void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const 
 #endif
 
 // An inference plan gives conv, bn and out one buffer (BatchNorm on running statistics and ReLU
-// run in place) and no gradients, and sizes the scratch for the forward alone.
-void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, int W, mv_plan_mode mode) {
+// run in place) and no gradients, and sizes the scratch for the forward alone. Training takes dconv
+// and dbn from the start of dtemps (shared with every block's and ConvModule's internal
+// gradients: only one backward runs at a time), dout from dacts.
+void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, mv_arena *dtemps, int B, int H, int W,
+                  mv_plan_mode mode) {
     size_t n = (size_t)B * H * W * c->OC;
     c->H = H; c->W = W;
     if (mode == MV_PLAN_INFER) {
@@ -55,9 +58,11 @@ void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, 
         if (c->K == 3) arena_need_scratch(acts, conv3x3_forward_scratch(B, H, W, c->IC, c->OC));
         return;
     }
-    c->conv = arena_take(acts, n);  c->dconv = arena_take(dacts, n);
-    c->bn = arena_take(acts, n);    c->dbn = arena_take(dacts, n);
+    mv_arena g = {dtemps->base, 0, 0};
+    c->conv = arena_take(acts, n);  c->dconv = arena_take(&g, n);
+    c->bn = arena_take(acts, n);    c->dbn = arena_take(&g, n);
     c->out = arena_take(acts, n);   c->dout = arena_take(dacts, n);
+    if (g.used > dtemps->used) dtemps->used = g.used;
     c->mean = arena_take(acts, c->OC);
     c->rstd = arena_take(acts, c->OC);
     if (c->K == 3) arena_need_scratch(acts, conv3x3_scratch(B, H, W, c->IC, c->OC));
@@ -78,6 +83,8 @@ void convmod_forward(mv_convmod *c, const float *in, float *scratch, const mv_ru
 
 void convmod_backward(mv_convmod *c, float *d_in, const float *in, float *scratch, const mv_run_ctx *ctx, int B) {
     int rows = B * c->H * c->W;
+    fill(c->dconv, 0.0f, (size_t)rows * c->OC);
+    fill(c->dbn, 0.0f, (size_t)rows * c->OC);
     relu_backward(c->dbn, c->dout, c->out, (size_t)rows * c->OC);
     batchnorm_backward(c->dconv, c->dbn_w, c->dbn_b, c->dbn, c->conv, c->bn_w, c->mean, c->rstd,
                        (double *)scratch, MV_REDUCER(ctx), rows, c->OC);

@@ -21,11 +21,11 @@ void linear_head_register(mv_model *m) {
 
 #endif
 
-void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D) {
+void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D, mv_arena *G) {
     int B = m->B, Dc = m->cfg.decoder_channels;
     size_t rows0 = (size_t)B * m->Hs[0] * m->Ws[0];
     mv_plan_mode mode = m->plan_mode;
-    for (int i = 0; i < 4; i++) convmod_plan(&m->lin[i], A, D, B, m->Hs[i], m->Ws[i], mode);
+    for (int i = 0; i < 4; i++) convmod_plan(&m->lin[i], A, D, G, B, m->Hs[i], m->Ws[i], mode);
     for (int i = 1; i < 4; i++) {
         // Inference: each resized level is copied into fpn_cat at once, so one buffer serves all.
         m->fpn_up[i] = mode == MV_PLAN_INFER && i > 1 ? m->fpn_up[1] : arena_take(A, rows0 * Dc);
@@ -33,7 +33,7 @@ void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D) {
     }
     m->fpn_cat = arena_take(A, rows0 * 4 * Dc);
     m->d_fpn_cat = arena_take(D, rows0 * 4 * Dc);
-    convmod_plan(&m->lin_fuse, A, D, B, m->Hs[0], m->Ws[0], mode);
+    convmod_plan(&m->lin_fuse, A, D, G, B, m->Hs[0], m->Ws[0], mode);
 }
 
 void linear_head_forward(mv_model *m, const mv_run_ctx *ctx) {

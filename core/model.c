@@ -10,15 +10,17 @@ static const int PSP_SCALES[4] = {1, 2, 3, 6};
 
 #define TAKE2(x, dx, n) do { size_t n_ = (n); (x) = arena_take(A, n_); (dx) = arena_take(D, n_); } while (0)
 
-// Plans one block. Training (T == NULL) keeps every block's activations for backward. Inference
+// Plans one block. Training (T == NULL) keeps every block's activations for backward; its
+// internal gradients start at the beginning of the region G that every block and ConvModule
+// shares (each one's backward zeroes its part first), only d_out is its own. Inference
 // needs only a block's output and mask afterwards, so every block's internal activations start
 // at the beginning of one shared region T (block_plan_infer reuses slots within the block too):
 // T->used records the largest block's slots, T->scratch the largest block scratch, which
 // follows them (mv_model.block_scratch).
-static void plan_block(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, const float *in, float *d_in,
-                       int B, int H, int W) {
+static void plan_block(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, mv_arena *G, const float *in,
+                       float *d_in, int B, int H, int W) {
     if (!T) {
-        block_plan(b, A, A, D, in, d_in, B, H, W, true);
+        block_plan(b, A, D, G, in, d_in, B, H, W);
         return;
     }
     mv_arena t = {T->base, 0, 0};
@@ -29,7 +31,7 @@ static void plan_block(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, const
 
 // The mask decoder (SPEC.md section 4): lateral MVSS paths, lateral 3 from F_3 (pyramid
 // pooling, or one VSS block with model.context: vss), top-down sums, FPN convs and fusion.
-static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
+static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D, mv_arena *G) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, Dc = cfg->decoder_channels;
     const int *dims = cfg->dims;
@@ -42,14 +44,14 @@ static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D
         float *dx = m->d_feat[i];
         for (int j = 0; j < m->dec_depth[i]; j++) {
             mv_block *b = &m->blocks[m->dec_first[i] + j];
-            plan_block(b, A, T, D, x, dx, B, m->Hs[i], m->Ws[i]);
+            plan_block(b, A, T, D, G, x, dx, B, m->Hs[i], m->Ws[i]);
             x = b->out; dx = b->d_out;
         }
         layernorm_plan(&m->lat_ln[i], A, D, B * m->Hs[i] * m->Ws[i]);
         m->lat[i] = m->lat_ln[i].out; m->d_lat[i] = m->lat_ln[i].dout;
     }
     if (m->ctx_block >= 0) {
-        plan_block(&m->blocks[m->ctx_block], A, T, D, m->feat[3], m->d_feat[3], B, H3, W3);
+        plan_block(&m->blocks[m->ctx_block], A, T, D, G, m->feat[3], m->d_feat[3], B, H3, W3);
         layernorm_plan(&m->ctx_ln, A, D, B * H3 * W3);
         m->lat[3] = m->td[3] = m->ctx_ln.out;
         m->d_lat[3] = m->d_td[3] = m->ctx_ln.dout;
@@ -57,11 +59,11 @@ static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D
         for (int s = 0; s < 4; s++) {
             int S = PSP_SCALES[s];
             TAKE2(m->psp_pool[s], m->d_psp_pool[s], (size_t)B * S * S * dims[3]);
-            convmod_plan(&m->psp[s], A, D, B, S, S, mode);
+            convmod_plan(&m->psp[s], A, D, G, B, S, S, mode);
             TAKE2(m->psp_up[s], m->d_psp_up[s], (size_t)B * H3 * W3 * Dc);
         }
         TAKE2(m->psp_cat, m->d_psp_cat, (size_t)B * H3 * W3 * (dims[3] + 4 * Dc));
-        convmod_plan(&m->bottleneck, A, D, B, H3, W3, mode);
+        convmod_plan(&m->bottleneck, A, D, G, B, H3, W3, mode);
         m->lat[3] = m->td[3] = m->bottleneck.out;
         m->d_lat[3] = m->d_td[3] = m->bottleneck.dout;
     }
@@ -78,16 +80,16 @@ static void plan_mask_decoder(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D
         m->td_up[i] = arena_take(A, n);
         TAKE2(m->td[i], m->d_td[i], n);
     }
-    for (int i = 0; i < 3; i++) convmod_plan(&m->fpn[i], A, D, B, m->Hs[i], m->Ws[i], mode);
+    for (int i = 0; i < 3; i++) convmod_plan(&m->fpn[i], A, D, G, B, m->Hs[i], m->Ws[i], mode);
     for (int i = 1; i < 4; i++) {
         if (infer && i > 1) { m->fpn_up[i] = m->fpn_up[1]; m->d_fpn_up[i] = NULL; continue; }
         TAKE2(m->fpn_up[i], m->d_fpn_up[i], rows0 * Dc);
     }
     TAKE2(m->fpn_cat, m->d_fpn_cat, rows0 * 4 * Dc);
-    convmod_plan(&m->fpn_bottleneck, A, D, B, H0, W0, mode);
+    convmod_plan(&m->fpn_bottleneck, A, D, G, B, H0, W0, mode);
 }
 
-static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
+static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D, mv_arena *G) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, H = m->H, W = m->W, Dc = cfg->decoder_channels, K = cfg->num_classes;
     const int *dims = cfg->dims;
@@ -102,7 +104,7 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
         m->Hs[i] = h; m->Ws[i] = w;
         for (int j = 0; j < cfg->depths[i]; j++) {
             mv_block *b = &m->blocks[m->enc_first[i] + j];
-            plan_block(b, A, T, D, x, dx, B, h, w);
+            plan_block(b, A, T, D, G, x, dx, B, h, w);
             x = b->out; dx = b->d_out;
         }
         m->stage_out[i] = (float *)x; m->d_stage_out[i] = dx;
@@ -118,8 +120,8 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
     }
     int H0 = m->Hs[0], W0 = m->Ws[0];
     size_t rows0 = (size_t)B * H0 * W0;
-    if (cfg->head == MV_HEAD_LINEAR) linear_head_plan(m, A, D);
-    else plan_mask_decoder(m, A, T, D);
+    if (cfg->head == MV_HEAD_LINEAR) linear_head_plan(m, A, D, G);
+    else plan_mask_decoder(m, A, T, D, G);
     m->seg_keep = arena_take(A, (size_t)B * Dc);
     if (T) { m->seg_in = m->head_out->out; m->d_seg_in = NULL; }   // channel_scale_forward in place
     else TAKE2(m->seg_in, m->d_seg_in, rows0 * Dc);
@@ -138,7 +140,7 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
         return;
     }
     size_t rows2 = (size_t)B * m->Hs[2] * m->Ws[2];
-    convmod_plan(&m->aux_conv, A, D, B, m->Hs[2], m->Ws[2], MV_PLAN_TRAIN);
+    convmod_plan(&m->aux_conv, A, D, G, B, m->Hs[2], m->Ws[2], MV_PLAN_TRAIN);
     m->aux_keep = arena_take(A, (size_t)B * cfg->aux_channels);
     TAKE2(m->aux_in, m->d_aux_in, rows2 * cfg->aux_channels);
     TAKE2(m->aux_logits, m->d_aux_logits, rows2 * K);
@@ -149,20 +151,22 @@ static void plan_walk(mv_model *m, mv_arena *A, mv_arena *T, mv_arena *D) {
 }
 
 // The parts of a plan, in floats (each a multiple of 16: 64-byte aligned): activations, the
-// region of an inference plan, activation gradients (training) and scratch (training). The
-// region holds, while a block runs, the largest block's slots and then the block scratch
-// (from block_off); between blocks, it is the scratch of every other op. No op outside a block
-// runs while a block's slots are live, and a block's ops take the block scratch, so the two
-// uses never meet.
-typedef struct { size_t acts, temps, dacts, scratch, block_off; } plan_parts;
+// region of an inference plan, activation gradients and the region of the gradients internal to
+// one block or ConvModule (training), scratch (training). The inference region holds, while a
+// block runs, the largest block's slots and then the block scratch (from block_off); between
+// blocks, it is the scratch of every other op. No op outside a block runs while a block's slots
+// are live, and a block's ops take the block scratch, so the two uses never meet. Likewise only
+// one block's or ConvModule's backward runs at a time, and nothing else touches its internal
+// gradients (dtemps).
+typedef struct { size_t acts, temps, dacts, dtemps, scratch, block_off; } plan_parts;
 
 static size_t line_up(size_t floats) { return (floats + 15) & ~(size_t)15; }
 
 static plan_parts plan_measure(mv_model *m) {
     bool infer = m->plan_mode == MV_PLAN_INFER;
-    mv_arena A = {0}, T = {0}, D = {0};
-    plan_walk(m, &A, infer ? &T : NULL, &D);
-    plan_parts p = {A.used, 0, 0, line_up(A.scratch), 0};
+    mv_arena A = {0}, T = {0}, D = {0}, G = {0};
+    plan_walk(m, &A, infer ? &T : NULL, &D, &G);
+    plan_parts p = {A.used, 0, 0, 0, line_up(A.scratch), 0};
     if (infer) {
         size_t blocks = T.used + line_up(T.scratch);
         p.temps = blocks > p.scratch ? blocks : p.scratch;
@@ -170,11 +174,14 @@ static plan_parts plan_measure(mv_model *m) {
         p.scratch = 0;
     } else {
         p.dacts = D.used;
+        p.dtemps = G.used;
     }
     return p;
 }
 
-static size_t plan_total(const plan_parts *p) { return p->acts + p->temps + p->dacts + p->scratch + 16; }
+static size_t plan_total(const plan_parts *p) {
+    return p->acts + p->temps + p->dacts + p->dtemps + p->scratch + 16;
+}
 
 // Binds every planned pointer into m->acts_mem. Gradients of an inference plan stay NULL (only
 // measured); nothing may touch them.
@@ -182,12 +189,14 @@ static void plan_bind(mv_model *m, const plan_parts *p) {
     bool infer = m->plan_mode == MV_PLAN_INFER;
     float *region = m->acts_mem + p->acts;
     m->dacts_mem = infer ? NULL : region + p->temps;
-    m->scratch = infer ? region : region + p->temps + p->dacts;
+    float *dtemps = infer ? NULL : m->dacts_mem + p->dacts;
+    m->scratch = infer ? region : dtemps + p->dtemps;
     m->block_scratch = infer ? region + p->block_off : m->scratch;
-    mv_arena A = {m->acts_mem, 0, 0}, T = {region, 0, 0}, D = {m->dacts_mem, 0, 0};
-    plan_walk(m, &A, infer ? &T : NULL, &D);
+    mv_arena A = {m->acts_mem, 0, 0}, T = {region, 0, 0}, D = {m->dacts_mem, 0, 0}, G = {dtemps, 0, 0};
+    plan_walk(m, &A, infer ? &T : NULL, &D, &G);
     m->acts = A; m->dacts = infer ? (mv_arena){0} : D;
     m->acts.scratch = infer ? p->temps : p->scratch;   // inference: the region (scratch and block slots)
+    m->dtemps_floats = p->dtemps;
 }
 
 #ifndef MV_MODEL_DEVICE

@@ -101,12 +101,13 @@ typedef struct {
     int B, H, W, Hs[4], Ws[4];
     mv_plan_mode plan_mode;
     mv_arena acts, dacts;
-    // One allocation of arena_cap floats (acts_mem) holds acts | dacts_mem | scratch (training)
-    // or acts | region (inference: every block's internals and then the block scratch while a
+    // One allocation of arena_cap floats (acts_mem) holds acts | dacts_mem | dtemps | scratch
+    // (training; dtemps: the gradients internal to one block or ConvModule, shared by all) or
+    // acts | region (inference: every block's internals and then the block scratch while a
     // block runs, the scratch of every other op between blocks); a later plan that fits reuses
     // it. block_scratch is what block_forward gets (training: scratch itself).
     float *acts_mem, *dacts_mem, *scratch, *block_scratch;
-    size_t arena_cap;
+    size_t arena_cap, dtemps_floats;
     float *img, *pe, *d_pe;
     float *ds_gather[3], *d_ds_gather[3], *ds_out[3], *d_ds_out[3];
     float *stage_out[4], *d_stage_out[4];              // last block of each stage
@@ -160,10 +161,11 @@ void model_mask_name(char *out, size_t n, const mv_model *m, int block);
 
 // Blocks (core/vss_block.c).
 void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_model_config *cfg);
-// Training: every activation from `acts` (temps == acts), gradients from `dacts`. With training
-// false it is block_plan_infer.
-void block_plan(mv_block *b, mv_arena *acts, mv_arena *temps, mv_arena *dacts, const float *in, float *d_in,
-                int B, int H, int W, bool training);
+// Training: every activation from `acts`, d_out from `dacts`, the gradients that live only
+// while the block's backward runs in slots from the start of `dtemps`, whose used grows to the
+// largest such need: one region for every block (block_backward zeroes each as it takes it).
+void block_plan(mv_block *b, mv_arena *acts, mv_arena *dacts, mv_arena *dtemps, const float *in, float *d_in,
+                int B, int H, int W);
 // Inference: the block's output and mask from `acts`, its internals from slots of `temps` that are
 // reused once dead (a liveness plan; no gradients); temps->scratch gets its ops' scratch need.
 void block_plan_infer(mv_block *b, mv_arena *acts, mv_arena *temps, const float *in, int B, int H, int W);
@@ -172,15 +174,19 @@ void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, con
 
 // The SegFormer-style linear head (core/linear_head.c): F_0..F_3 -> m->lin_fuse.out.
 void linear_head_register(mv_model *m);
-void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D);
+void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D, mv_arena *G);
 void linear_head_forward(mv_model *m, const mv_run_ctx *ctx);
 void linear_head_backward(mv_model *m, const mv_run_ctx *ctx);
 
 // Shared layers (core/layers.c).
 void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name);
+// dacts NULL: no dout (the caller places it).
 void layernorm_plan(mv_layernorm *l, mv_arena *acts, mv_arena *dacts, int rows);
 void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const char *name);
 // An inference plan gives conv, bn and out one buffer (in-place BatchNorm and ReLU), no gradients.
-void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, int B, int H, int W, mv_plan_mode mode);
+// Training: dout from `dacts`; dconv and dbn, dead after the ConvModule's backward (which zeroes
+// them first), from the start of `dtemps` (the region the blocks share, see block_plan).
+void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, mv_arena *dtemps, int B, int H, int W,
+                  mv_plan_mode mode);
 void convmod_forward(mv_convmod *c, const float *in, float *scratch, const mv_run_ctx *ctx, int B);
 void convmod_backward(mv_convmod *c, float *d_in, const float *in, float *scratch, const mv_run_ctx *ctx, int B);

@@ -162,7 +162,7 @@ void model_release_activations(mv_model *m) {
     release(m->acts_mem);   // the one allocation: acts, block region, gradients and scratch
     free(m->scalars_host);
     m->acts_mem = m->dacts_mem = m->scratch = m->block_scratch = NULL;
-    m->arena_cap = 0;
+    m->arena_cap = m->dtemps_floats = 0;
     m->scalars_host = NULL;
 }
 

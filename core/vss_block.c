@@ -90,44 +90,60 @@ void block_plan_infer(mv_block *b, mv_arena *A, mv_arena *T, const float *in, in
     b->out = arena_take(A, rows * C);
 }
 
-void block_plan(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, const float *in, float *d_in, int B, int H, int W,
-                bool training) {
-    if (!training) {
-        block_plan_infer(b, A, T, in, B, H, W);
-        return;
-    }
+// Training keeps every activation (from A) for backward. A block's internal gradients are dead
+// once its backward has run, so they take slots from the start of the region that every block
+// and ConvModule shares for theirs (dtemps; its used grows to the largest need), and a slot is
+// reused once its gradient is dead, in block_backward's order ("x > y": y reuses x's slot;
+// block_backward zeroes a gradient as it takes its slot, since every backward adds):
+//   slot r  (C)          d_x0, the residual stream's gradient (has_pre; masked without pre: d_xm)
+//   slot c  (C, in)      d_branch > norm.dout > d_xm (masked with pre)
+//   slot 1  (E)          d_yg > d_ys > d_xconv > d_zp
+//   slot 2  (E)          out_norm.dout > d_xs > d_xp
+//   slot 3  (E)          d_zs
+// Only d_out, which the layers after the block write before its backward runs, is the block's
+// own (from D). Unmasked without pre, d_x0 is d_in itself.
+void block_plan(mv_block *b, mv_arena *A, mv_arena *D, mv_arena *dtemps, const float *in, float *d_in, int B, int H,
+                int W) {
     int L = H * W, C = b->C, E = b->E;
-    size_t rows = (size_t)B * L;
+    size_t rows = (size_t)B * L, nE = rows * E;
     b->H = H; b->W = W;
     b->in = in; b->d_in = d_in;
+    mv_arena g = {dtemps->base, 0, 0};
+    float *slot_r = b->has_pre || b->masked ? arena_take(&g, rows * C) : NULL;
+    float *slot_c = arena_take(&g, rows * (size_t)(b->has_pre && b->in_dim > C ? b->in_dim : C));
+    float *slot_1 = arena_take(&g, nE), *slot_2 = arena_take(&g, nE), *slot_3 = arena_take(&g, nE);
+    if (g.used > dtemps->used) dtemps->used = g.used;
     const float *x = in;
-    float *dx = d_in;
     if (b->masked) {
-        b->xm = arena_take(T, rows * b->in_dim); b->d_xm = arena_take(D, rows * b->in_dim);
-        b->m = arena_take(A, rows); b->soft = arena_take(A, rows); b->dm = arena_take(T, rows);
+        b->xm = arena_take(A, rows * b->in_dim);
+        b->d_xm = b->has_pre ? slot_c : slot_r;
+        b->m = arena_take(A, rows); b->soft = arena_take(A, rows); b->dm = arena_take(A, rows);
         arena_need_scratch(A, token_mask_scratch(H, W));
-        x = b->xm; dx = b->d_xm;
+        x = b->xm;
     }
     if (b->has_pre) {
-        b->x0 = arena_take(T, rows * C); b->d_x0 = arena_take(D, rows * C);
+        b->x0 = arena_take(A, rows * C); b->d_x0 = slot_r;
     } else {
-        b->x0 = (float *)x; b->d_x0 = dx;   // the residual stream is the (masked) input itself
+        b->x0 = (float *)x;   // the residual stream is the (masked) input itself
+        b->d_x0 = b->masked ? b->d_xm : d_in;
     }
-    layernorm_plan(&b->norm, T, D, (int)rows);
-    b->xp = arena_take(T, rows * E); b->d_xp = arena_take(D, rows * E);
-    b->zp = arena_take(T, rows * E); b->d_zp = arena_take(D, rows * E);
-    b->zs = arena_take(T, rows * E); b->d_zs = arena_take(D, rows * E);
-    b->xconv = arena_take(T, rows * E); b->d_xconv = arena_take(D, rows * E);
-    b->xs = arena_take(T, rows * E); b->d_xs = arena_take(D, rows * E);
-    b->xdbl = arena_take(T, rows * SCAN_K * (b->R + 2 * b->N));
-    b->delta = arena_take(T, rows * SCAN_K * E);
-    b->states = arena_take(T, ss2d_scan_states_size(B, L, E, b->N));
+    layernorm_plan(&b->norm, A, NULL, (int)rows);
+    b->norm.dout = slot_c;
+    b->xp = arena_take(A, nE); b->d_xp = slot_2;
+    b->zp = arena_take(A, nE); b->d_zp = slot_1;
+    b->zs = arena_take(A, nE); b->d_zs = slot_3;
+    b->xconv = arena_take(A, nE); b->d_xconv = slot_1;
+    b->xs = arena_take(A, nE); b->d_xs = slot_2;
+    b->xdbl = arena_take(A, rows * SCAN_K * (b->R + 2 * b->N));
+    b->delta = arena_take(A, rows * SCAN_K * E);
+    b->states = arena_take(A, ss2d_scan_states_size(B, L, E, b->N));
     arena_need_scratch(A, ss2d_scan_scratch(B, L, E, b->R, b->N));
-    b->ys = arena_take(T, rows * E); b->d_ys = arena_take(D, rows * E);
-    layernorm_plan(&b->out_norm, T, D, (int)rows);
-    b->yg = arena_take(T, rows * E); b->d_yg = arena_take(D, rows * E);
-    b->branch = arena_take(T, rows * C); b->d_branch = arena_take(D, rows * C);
-    b->keep = arena_take(T, B);
+    b->ys = arena_take(A, nE); b->d_ys = slot_1;
+    layernorm_plan(&b->out_norm, A, NULL, (int)rows);
+    b->out_norm.dout = slot_2;
+    b->yg = arena_take(A, nE); b->d_yg = slot_1;
+    b->branch = arena_take(A, rows * C); b->d_branch = slot_c;
+    b->keep = arena_take(A, B);
     b->out = arena_take(A, rows * C); b->d_out = arena_take(D, rows * C);
 }
 
@@ -165,21 +181,34 @@ void block_forward(mv_block *b, float *scratch, const mv_model_config *cfg, cons
     residual_droppath_forward(b->out, b->x0, b->branch, p > 0 ? b->keep : NULL, B, L, C);
 }
 
+// Each internal gradient is zeroed as it takes its slot (block_plan), since every backward adds;
+// d_out and d_in belong to the layers around the block.
 void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, const mv_run_ctx *ctx, int B) {
     int H = b->H, W = b->W, L = H * W, C = b->C, E = b->E, rows = B * L;
-    size_t nE = (size_t)rows * E;
+    size_t nE = (size_t)rows * E, nC = (size_t)rows * C;
     float p = ctx->training ? b->drop_rate : 0.0f;
+    if (b->has_pre || b->masked) fill(b->d_x0, 0.0f, nC);
+    fill(b->d_branch, 0.0f, nC);
     residual_droppath_backward(b->d_x0, b->d_branch, b->d_out, p > 0 ? b->keep : NULL, B, L, C);
+    fill(b->d_yg, 0.0f, nE);
     linear_backward(b->d_yg, b->d_out_proj_w, NULL, b->d_branch, b->yg, b->out_proj_w, rows, E, C);
+    fill(b->out_norm.dout, 0.0f, nE);
+    fill(b->d_zs, 0.0f, nE);
     mul_backward(b->out_norm.dout, b->d_zs, b->d_yg, b->out_norm.out, b->zs, nE);
+    fill(b->d_ys, 0.0f, nE);
     layernorm_backward(b->d_ys, b->out_norm.dw, b->out_norm.db, b->out_norm.dout, b->ys, b->out_norm.w,
                        b->out_norm.mean, b->out_norm.rstd, rows, E);
+    fill(b->d_xs, 0.0f, nE);
     ss2d_scan_backward(b->d_xs, b->d_x_proj_w, b->d_dt_w, b->d_dt_b, b->d_A_logs, b->d_Ds, b->d_ys,
                        b->xs, b->xdbl, b->delta, b->states, b->x_proj_w, b->dt_w, b->A_logs, b->Ds,
                        scratch, B, H, W, E, b->R, b->N);
+    fill(b->d_xconv, 0.0f, nE);
     silu_backward(b->d_xconv, b->d_xs, b->xconv, nE);
+    fill(b->d_xp, 0.0f, nE);
     dwconv3x3_backward(b->d_xp, b->d_conv_w, b->d_conv_b, b->d_xconv, b->xp, b->conv_w, B, H, W, E);
+    fill(b->d_zp, 0.0f, nE);
     silu_backward(b->d_zp, b->d_zs, b->zp, nE);
+    fill(b->norm.dout, 0.0f, nC);
     linear_backward(b->norm.dout, b->d_in_proj_w, NULL, b->d_xp, b->norm.out, b->in_proj_w, rows, C, E);
     linear_backward(b->norm.dout, b->d_in_proj_w + (size_t)E * C, NULL, b->d_zp, b->norm.out,
                     b->in_proj_w + (size_t)E * C, rows, C, E);
@@ -187,7 +216,10 @@ void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, con
                        b->norm.rstd, rows, C);
     const float *x = b->masked ? b->xm : b->in;
     float *dx = b->masked ? b->d_xm : b->d_in;
-    if (b->has_pre) linear_backward(dx, b->d_pre_w, b->d_pre_b, b->d_x0, x, b->pre_w, rows, b->in_dim, C);
+    if (b->has_pre) {
+        if (b->masked) fill(b->d_xm, 0.0f, (size_t)rows * b->in_dim);
+        linear_backward(dx, b->d_pre_w, b->d_pre_b, b->d_x0, x, b->pre_w, rows, b->in_dim, C);
+    }
     if (b->masked) {
         mv_mask_args a = mask_args(b, cfg, ctx);
         token_mask_backward(b->d_in, b->d_token_mask, b->d_xm, b->dm, b->in, b->m, b->soft, scratch, &a,

@@ -217,7 +217,7 @@ int cmd_bench(int argc, char **argv) {
            flops / step / 1e9, 100 * flops / step / 1e9 / peak);
     printf("peak resident memory %.1f MiB (parameters %.1f MiB, activations+gradients %.1f MiB, scratch %.1f MiB)\n",
            ru.ru_maxrss / 1024.0, m->params.num_params * 4.0 / (1 << 20),
-           (m->acts.used + m->dacts.used) * 4.0 / (1 << 20), m->acts.scratch * 4.0 / (1 << 20));
+           (m->acts.used + m->dacts.used + m->dtemps_floats) * 4.0 / (1 << 20), m->acts.scratch * 4.0 / (1 << 20));
     int status = 0;
     if (json) {
         fprintf(out.f, "{\"preset\": \"%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"threads\": %d, "

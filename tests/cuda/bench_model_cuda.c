@@ -183,7 +183,7 @@ int main(int argc, char **argv) {
     if (flops_on) printf(", %.1f GFLOP per step, %.1f TFLOP/s", total_flops / 1e9, total_flops / step_s / 1e12);
     printf("\ndevice memory in use %.2f GiB (parameters+gradients+moments %.2f GiB, activations+gradients %.2f GiB, scratch %.2f GiB)\n",
            (double)(total - free1) / (1 << 30), 4.0 * 4 * m->params.num_params / (1 << 30),
-           (m->acts.used + m->dacts.used) * 4.0 / (1 << 30), m->acts.scratch * 4.0 / (1 << 30));
+           (m->acts.used + m->dacts.used + m->dtemps_floats) * 4.0 / (1 << 30), m->acts.scratch * 4.0 / (1 << 30));
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) { fprintf(stderr, "bench_model_cuda: cannot write %s\n", json); return 1; }

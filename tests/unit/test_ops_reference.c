@@ -289,11 +289,14 @@ Test(reference, ss2d_block) {
     }
     size_t n;
     float *x = rd(c, "x", &n), *dy = rd(c, "dy", NULL), *gx = zeros(n);
-    mv_arena A = {0}, D = {0};
-    block_plan(&blk, &A, &A, &D, x, gx, B, H, W, true);
-    float *am = zeros(A.used), *dm = zeros(D.used), *scratch = zeros(A.scratch);
-    mv_arena A2 = {am, 0, 0}, D2 = {dm, 0, 0};
-    block_plan(&blk, &A2, &A2, &D2, x, gx, B, H, W, true);
+    mv_arena A = {0}, D = {0}, G = {0};
+    block_plan(&blk, &A, &D, &G, x, gx, B, H, W);
+    // The internal gradients start as garbage: the block's backward zeroes them itself.
+    float *am = zeros(A.used), *dm = zeros(D.used), *gm = malloc(sizeof(float) * G.used), *scratch = zeros(A.scratch);
+    cr_assert(gm);
+    for (size_t i = 0; i < G.used; i++) gm[i] = (float)(i % 7) - 3.0f;
+    mv_arena A2 = {am, 0, 0}, D2 = {dm, 0, 0}, G2 = {gm, 0, 0};
+    block_plan(&blk, &A2, &D2, &G2, x, gx, B, H, W);
     mv_run_ctx ctx = {.training = true, .world_size = 1};
     block_forward(&blk, scratch, &cfg, &ctx, B);
     close_to(c, "y", blk.out, n);
@@ -305,6 +308,6 @@ Test(reference, ss2d_block) {
         snprintf(name, sizeof name, "grad_%s", p.items[i].name + 4);
         close_to(c, name, *p.items[i].gptr, p.items[i].numel);
     }
-    free(x); free(dy); free(gx); free(am); free(dm); free(scratch);
+    free(x); free(dy); free(gx); free(am); free(dm); free(gm); free(scratch);
     params_free(&p);
 }
