@@ -90,11 +90,13 @@ void block_plan_infer(mv_block *b, mv_arena *A, mv_arena *T, const float *in, in
     b->out = arena_take(A, rows * C);
 }
 
-// Training keeps every activation (from A) for backward. A block's internal gradients are dead
-// once its backward has run, so they take slots from the start of the region that every block
-// and ConvModule shares for theirs (dtemps; its used grows to the largest need), and a slot is
-// reused once its gradient is dead, in block_backward's order ("x > y": y reuses x's slot;
-// block_backward zeroes a gradient as it takes its slot, since every backward adds):
+// Training keeps every activation (from A) for backward but the scan's delta, which backward
+// recomputes (ss2d_scan_backward with delta NULL: 4E floats a token less). A block's internal
+// gradients are dead once its backward has run, so they take slots from the start of the region
+// that every block and ConvModule shares for theirs (dtemps; its used grows to the largest
+// need), and a slot is reused once its gradient is dead, in block_backward's order ("x > y": y
+// reuses x's slot; block_backward zeroes a gradient as it takes its slot, since every backward
+// adds):
 //   slot r  (C)          d_x0, the residual stream's gradient (has_pre; masked without pre: d_xm)
 //   slot c  (C, in)      d_branch > norm.dout > d_xm (masked with pre)
 //   slot 1  (E)          d_yg > d_ys > d_xconv > d_zp
@@ -135,7 +137,7 @@ void block_plan(mv_block *b, mv_arena *A, mv_arena *D, mv_arena *dtemps, const f
     b->xconv = arena_take(A, nE); b->d_xconv = slot_1;
     b->xs = arena_take(A, nE); b->d_xs = slot_2;
     b->xdbl = arena_take(A, rows * SCAN_K * (b->R + 2 * b->N));
-    b->delta = arena_take(A, rows * SCAN_K * E);
+    b->delta = NULL;   // 4E floats a token: the scan's forward and backward compute it in scratch
     b->states = arena_take(A, ss2d_scan_states_size(B, L, E, b->N));
     arena_need_scratch(A, ss2d_scan_scratch(B, L, E, b->R, b->N));
     b->ys = arena_take(A, nE); b->d_ys = slot_1;
@@ -200,7 +202,7 @@ void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, con
                        b->out_norm.mean, b->out_norm.rstd, rows, E);
     fill(b->d_xs, 0.0f, nE);
     ss2d_scan_backward(b->d_xs, b->d_x_proj_w, b->d_dt_w, b->d_dt_b, b->d_A_logs, b->d_Ds, b->d_ys,
-                       b->xs, b->xdbl, b->delta, b->states, b->x_proj_w, b->dt_w, b->A_logs, b->Ds,
+                       b->xs, b->xdbl, b->delta, b->states, b->x_proj_w, b->dt_w, b->dt_b, b->A_logs, b->Ds,
                        scratch, B, H, W, E, b->R, b->N);
     fill(b->d_xconv, 0.0f, nE);
     silu_backward(b->d_xconv, b->d_xs, b->xconv, nE);

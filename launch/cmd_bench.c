@@ -78,7 +78,7 @@ static int bench_scan(const char *spec, int iters) {
         double t0 = mv_now_s();
         ss2d_scan_forward(y, xdbl, delta, states, x, xpw, dtw, dtb, Al, Ds, scratch, B, H, W, E, R, N);
         double t1 = mv_now_s();
-        ss2d_scan_backward(dx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, states, xpw, dtw, Al, Ds, scratch, B, H, W, E, R, N);
+        ss2d_scan_backward(dx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, states, xpw, dtw, dtb, Al, Ds, scratch, B, H, W, E, R, N);
         double t2 = mv_now_s();
         if (it > 0) { tf += t1 - t0; tb += t2 - t1; }
     }

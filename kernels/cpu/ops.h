@@ -90,11 +90,13 @@ void patch_gather_backward(float *din, const float *dout, int B, int H, int W, i
 
 // ---- SS2D core: projections, four-way selective scan, merge -------------------------------
 // x [B,L,E] (L = H*W, after dwconv + SiLU) -> y [B,L,E] = sum over the 4 scan orders, merged
-// back to (h,w) order. Saved for backward: xdbl [B,L,K,R+2N], delta [K,B,L,E], and the scan
-// states at chunk boundaries; backward recomputes in-chunk states (never stores B*L*E*N).
-// Forward alone (inference) may pass delta = NULL and states = NULL: with scratch of
-// ss2d_scan_forward_scratch floats it keeps one direction's delta at a time and stores no
-// states; y and xdbl are the same bits.
+// back to (h,w) order. Saved for backward: xdbl [B,L,K,R+2N], the scan states at chunk
+// boundaries (backward recomputes in-chunk states: never stores B*L*E*N) and, optionally,
+// delta [K,B,L,E]. Forward may pass delta = NULL: with scratch of ss2d_scan_forward_scratch
+// floats it keeps one direction's delta at a time; alone (inference) it may pass states = NULL
+// too (not stored); y, xdbl and states are the same bits. Backward given delta = NULL recomputes
+// it from xdbl, dt_w and dt_b (a GEMM per direction) exactly as forward did, in its scratch:
+// the model keeps no delta (4E floats per token of every block), the same gradients bit for bit.
 #define SCAN_K 4
 #define SCAN_CHUNK 64
 size_t ss2d_scan_states_size(int B, int L, int E, int N);
@@ -107,7 +109,7 @@ void ss2d_scan_forward(float *y, float *xdbl, float *delta, float *states, const
 void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b, float *dA_logs,
                         float *dDs, const float *dy, const float *x, const float *xdbl,
                         const float *delta, const float *states, const float *x_proj_w,
-                        const float *dt_w, const float *A_logs, const float *Ds, float *scratch,
+                        const float *dt_w, const float *dt_b, const float *A_logs, const float *Ds, float *scratch,
                         int B, int H, int W, int E, int R, int N);
 
 // ---- resampling ---------------------------------------------------------------------------

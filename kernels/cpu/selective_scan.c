@@ -230,7 +230,7 @@ static inline void adjoint_step(v16f *g, v16f *dA, v16f *ddl, v16f *dxl, v16f *s
 void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b, float *dA_logs,
                         float *dDs, const float *dy, const float *x, const float *xdbl,
                         const float *delta, const float *states, const float *x_proj_w,
-                        const float *dt_w, const float *A_logs, const float *Ds, float *scratch,
+                        const float *dt_w, const float *dt_b, const float *A_logs, const float *Ds, float *scratch,
                         int B, int H, int W, int E, int R, int N) {
     PROF_START();
     int L = H * W, P = R + 2 * N, rows = B * L, nc = nchunks(L), nblk = (E + DB - 1) / DB;
@@ -240,6 +240,15 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
     float *dbc = scratch + lay.dbc;          // [nblk, B*L, K, 2N]
     float *dAD = scratch + lay.dAD;          // [B, K, E, N+1]: dA then dD
     float *chunkbuf = scratch + lay.chunkbuf;   // per task: states, exp(delta*A)
+    // Without a saved delta it is recomputed into ddt's place, as forward computed it, and the
+    // walk overwrites each element with its d(delta) after its last read: a task reads and
+    // writes only its own image, channels and direction, and a chunk's positions before the
+    // next chunk's, each once in the reverse pass (read, then written).
+    bool recompute = !delta;
+    if (recompute) {
+        compute_delta(ddt, xdbl, dt_w, dt_b, rows, E, R, P);
+        delta = ddt;
+    }
 
     #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
@@ -386,5 +395,5 @@ void ss2d_scan_backward(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b,
     if (dx_proj_w)
         mv_sgemm(true, false, SCAN_K * P, E, rows, 1.0f, dxdbl,
                  SCAN_K * P, x, E, 1.0f, dx_proj_w, E);
-    PROF_STOP(PROF_SCAN, 1, (double)B * H * W * SCAN_K * (6.0 * E * (R + 2 * N) + 4.0 * R * E + 20.0 * E * N));
+    PROF_STOP(PROF_SCAN, 1, (double)B * H * W * SCAN_K * (6.0 * E * (R + 2 * N) + (recompute ? 6.0 : 4.0) * R * E + 20.0 * E * N));
 }

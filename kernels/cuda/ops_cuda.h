@@ -136,9 +136,10 @@ void patch_gather_backward_cuda(float *din, const float *dout, int B, int H, int
 // Same buffers and layouts as the CPU op: xdbl [B,L,K,R+2N], delta [K,B,L,E], states
 // [K,B,nchunks,E,N] (the state entering each SCAN_CHUNK-step chunk). d_state N <= 32 on the GPU.
 // Scratch (floats) holds the per-direction outputs in forward, and in backward the per-direction
-// dx and d(delta), dxdbl and the per-channel-block dB/dC partials. Forward alone (inference) may
-// pass delta = NULL and states = NULL: with ss2d_scan_forward_scratch_cuda floats of scratch they
-// are computed there instead (y and xdbl the same bits).
+// dx and d(delta), dxdbl and the per-channel-block dB/dC partials. Forward may pass delta = NULL
+// (training: ss2d_scan_scratch_cuda floats of scratch; alone, with states = NULL too:
+// ss2d_scan_forward_scratch_cuda): they are computed there instead (y, xdbl and states the same
+// bits). Backward given delta = NULL recomputes it into its scratch, exactly as forward did.
 size_t ss2d_scan_states_size_cuda(int B, int L, int E, int N);
 size_t ss2d_scan_scratch_cuda(int B, int L, int E, int R, int N);           // forward and backward
 size_t ss2d_scan_forward_scratch_cuda(int B, int L, int E, int R, int N);   // forward alone
@@ -149,8 +150,8 @@ void ss2d_scan_forward_cuda(float *y, float *xdbl, float *delta, float *states, 
 void ss2d_scan_backward_cuda(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b, float *dA_logs,
                              float *dDs, const float *dy, const float *x, const float *xdbl,
                              const float *delta, const float *states, const float *x_proj_w,
-                             const float *dt_w, const float *A_logs, const float *Ds, float *scratch,
-                             int B, int H, int W, int E, int R, int N, cudaStream_t stream);
+                             const float *dt_w, const float *dt_b, const float *A_logs, const float *Ds,
+                             float *scratch, int B, int H, int W, int E, int R, int N, cudaStream_t stream);
 
 // ---- resampling (backward passes are gathers: one writer per input element) -----------------
 void bilinear_forward_cuda(float *out, const float *in, int B, int H, int W, int OH, int OW, int C,

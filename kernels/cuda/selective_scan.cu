@@ -437,9 +437,21 @@ extern "C" size_t ss2d_scan_scratch_cuda(int B, int L, int E, int R, int N) {
     size_t rows = (size_t)B * L, P = (size_t)R + 2 * N, nblk = (size_t)scan_shape(B, L, E, N).nblk;
     size_t per_chunk = ss2d_scan_states_size_cuda(B, L, E, N);   // decay, carry
     size_t fwd = forward_scratch_own(B, L, E, N);   // a training forward has its own delta and states
-    size_t bwd = 2 * (size_t)SCAN_K * rows * E + rows * SCAN_K * P + nblk * rows * SCAN_K * 2 * N +
+    // ddt, dx per direction, dxdbl, dB/dC partials, dA/dD partials, decay and carry, and the
+    // recomputed delta (when none was saved).
+    size_t bwd = 3 * (size_t)SCAN_K * rows * E + rows * SCAN_K * P + nblk * rows * SCAN_K * 2 * N +
                  (size_t)B * nchunks(L) * SCAN_K * E * (N + 1) + 2 * per_chunk;
     return fwd > bwd ? fwd : bwd;
+}
+
+// delta[k] = softplus(xdbl[:, k, :R] @ dt_w[k]^T + dt_b[k]), [K, rows, E].
+static void compute_delta(float *delta, const float *xdbl, const float *dt_w, const float *dt_b, int rows, int E,
+                          int R, int P, cudaStream_t stream) {
+    size_t per_k = (size_t)rows * E, nd = SCAN_K * per_k;
+    for (int k = 0; k < SCAN_K; k++)
+        gemm_rm(false, true, rows, E, R, 1.0f, xdbl + (size_t)k * P, SCAN_K * P, dt_w + (size_t)k * E * R, R, 0.0f,
+                delta + k * per_k, E, stream);
+    LAUNCH(delta_softplus_kernel, grid_for(nd, 256), 256, 0, stream, delta, dt_b, per_k, E, nd);
 }
 
 extern "C" void ss2d_scan_forward_cuda(float *y, float *xdbl, float *delta, float *states, const float *x,
@@ -449,16 +461,13 @@ extern "C" void ss2d_scan_forward_cuda(float *y, float *xdbl, float *delta, floa
     int L = H * W, P = R + 2 * N, rows = B * L;
     if (rows <= 0 || E <= 0 || !scan_supported(N, "ss2d_scan_forward_cuda (d_state must be 1..32)")) return;
     gemm_rm(false, true, rows, SCAN_K * P, E, 1.0f, x, E, x_proj_w, E, 0.0f, xdbl, SCAN_K * P, stream);
-    size_t per_k = (size_t)rows * E, nd = SCAN_K * per_k;
-    // Inference passes no delta or states (nothing reads them afterwards): they live in scratch
-    // after the forward's own part (ss2d_scan_forward_scratch_cuda), computed exactly as otherwise.
+    size_t per_k = (size_t)rows * E;
+    // Without delta (training recomputes it in backward) or states (inference: nothing reads them
+    // afterwards) they live in scratch after the forward's own part, computed exactly as otherwise.
     float *extra = scratch + forward_scratch_own(B, L, E, N);
     if (!delta) delta = extra;
     if (!states) states = extra + SCAN_K * per_k;
-    for (int k = 0; k < SCAN_K; k++)
-        gemm_rm(false, true, rows, E, R, 1.0f, xdbl + (size_t)k * P, SCAN_K * P, dt_w + (size_t)k * E * R, R, 0.0f,
-                delta + k * per_k, E, stream);
-    LAUNCH(delta_softplus_kernel, grid_for(nd, 256), 256, 0, stream, delta, dt_b, per_k, E, nd);
+    compute_delta(delta, xdbl, dt_w, dt_b, rows, E, R, P, stream);
     ScanShape s = scan_shape(B, L, E, N);
     float *decay = scratch + SCAN_K * per_k;   // after the direction slices of y
     ScanArgs a = {x, xdbl, delta, NULL, NULL, A_logs, Ds, scratch, states, NULL, NULL, NULL, NULL, decay, NULL,
@@ -472,8 +481,9 @@ extern "C" void ss2d_scan_forward_cuda(float *y, float *xdbl, float *delta, floa
 extern "C" void ss2d_scan_backward_cuda(float *dx, float *dx_proj_w, float *ddt_w, float *ddt_b, float *dA_logs,
                                         float *dDs, const float *dy, const float *x, const float *xdbl,
                                         const float *delta, const float *states, const float *x_proj_w,
-                                        const float *dt_w, const float *A_logs, const float *Ds, float *scratch,
-                                        int B, int H, int W, int E, int R, int N, cudaStream_t stream) {
+                                        const float *dt_w, const float *dt_b, const float *A_logs, const float *Ds,
+                                        float *scratch, int B, int H, int W, int E, int R, int N,
+                                        cudaStream_t stream) {
     int L = H * W, P = R + 2 * N, rows = B * L, nc = nchunks(L);
     if (rows <= 0 || E <= 0 || !scan_supported(N, "ss2d_scan_backward_cuda (d_state must be 1..32)")) return;
     ScanShape s = scan_shape(B, L, E, N);
@@ -485,6 +495,11 @@ extern "C" void ss2d_scan_backward_cuda(float *dx, float *dx_proj_w, float *ddt_
     float *dAD = dbc + (size_t)s.nblk * rows * SCAN_K * 2 * N;   // [B, nc, K, E, N+1]
     float *decay = dAD + (size_t)B * nc * SCAN_K * E * (N + 1);  // [K, B, nc, E, N]
     float *carry = decay + per_chunk;                            // [K, B, nc, E, N]
+    if (!delta) {   // none saved (training): recomputed, the same bits as forward's
+        float *redo = carry + per_chunk;                         // [K, rows, E]
+        compute_delta(redo, xdbl, dt_w, dt_b, rows, E, R, P, stream);
+        delta = redo;
+    }
     ScanArgs a = {x, xdbl, delta, states, dy, A_logs, Ds, NULL, NULL, ddt, dxk, dbc, dAD, decay, carry,
                   B, H, W, E, R, N, s.DB, s.nblk, nc};
     launch_scan(BWD_SUMMARY, s, a, stream);          // carry <- each chunk's adjoint walk from zero

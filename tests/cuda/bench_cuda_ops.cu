@@ -253,7 +253,7 @@ static void b_scan(const char *name, int count, int B, int H, int W, int E, int 
     add_row(name, fmt("%dx%dx%d E%d R%d N%d", B, H, W, E, R, N), count,
             [=] { ss2d_scan_forward_cuda(y, xdbl, delta, states, x, xpw, dtw, dtb, Al, Ds, scr, B, H, W, E, R, N, 0); },
             [=] {
-                ss2d_scan_backward_cuda(dx, dxpw, ddtw, ddtb, dAl, dDs, dy, x, xdbl, delta, states, xpw, dtw, Al, Ds,
+                ss2d_scan_backward_cuda(dx, dxpw, ddtw, ddtb, dAl, dDs, dy, x, xdbl, delta, states, xpw, dtw, dtb, Al, Ds,
                                         scr, B, H, W, E, R, N, 0);
             },
             ff, fb, 4.0 * nx * 7);

@@ -515,7 +515,7 @@ static void test_scan_dt(int B, int H, int W, int E, int R, int N, float alog_sh
     float *gx = hcopy(gx0, nx), *gxpw = hcopy(gxpw0, nxp), *gdtw = hcopy(gdtw0, ndw), *gdtb = hcopy(gdtb0, nke);
     float *gAl = hcopy(gAl0, nA), *gDs = hcopy(gDs0, nke);
     ss2d_scan_forward(y, xdbl, delta, states, x, xpw, dtw, dtb, Al, Ds, scr, B, H, W, E, R, N);
-    ss2d_scan_backward(gx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, states, xpw, dtw, Al, Ds, scr,
+    ss2d_scan_backward(gx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, states, xpw, dtw, dtb, Al, Ds, scr,
                        B, H, W, E, R, N);
     // GPU, twice for the determinism check.
     float *d_x = dcopy(x, nx), *d_dy = dcopy(dy, nx), *d_xpw = dcopy(xpw, nxp), *d_dtw = dcopy(dtw, ndw);
@@ -547,10 +547,20 @@ static void test_scan_dt(int B, int H, int W, int E, int R, int N, float alog_sh
                                B, H, W, E, R, N, S);
         check_same_bits(op, "y without delta/states", d_y2, download(d_y, nx), sizeof(float) * nx);
         check_same_bits(op, "xdbl without delta/states", d_xdbl2, download(d_xdbl, nxd), sizeof(float) * nxd);
+        // Training's forward: no delta (backward recomputes it), states kept.
+        float *d_states2 = dbuf(ss2d_scan_states_size_cuda(B, L, E, N));
+        ss2d_scan_forward_cuda(d_y2, d_xdbl2, NULL, d_states2, d_x, d_xpw, d_dtw, d_dtb, d_Al, d_Ds, d_scr,
+                               B, H, W, E, R, N, S);
+        check_same_bits(op, "y without delta", d_y2, download(d_y, nx), sizeof(float) * nx);
+        check_same_bits(op, "states without delta", d_states2,
+                        download(d_states, ss2d_scan_states_size_cuda(B, L, E, N)),
+                        sizeof(float) * ss2d_scan_states_size_cuda(B, L, E, N));
     }
+    // The second backward recomputes delta (none saved): the same bits as the first's.
     for (int r = 0; r < 2; r++)
         ss2d_scan_backward_cuda(d_g[r][0], d_g[r][1], d_g[r][2], d_g[r][3], d_g[r][4], d_g[r][5], d_dy, d_x, d_xdbl,
-                                d_delta, d_states, d_xpw, d_dtw, d_Al, d_Ds, d_scr, B, H, W, E, R, N, S);
+                                r ? NULL : d_delta, d_states, d_xpw, d_dtw, d_dtb, d_Al, d_Ds, d_scr, B, H, W, E, R,
+                                N, S);
     mv_cuda_set_precision(MV_PREC_FP32);
     check(op, "dx", d_g[0][0], gx, nx, tol);
     check(op, "dx_proj_weight", d_g[0][1], gxpw, nxp, tol);
@@ -562,7 +572,7 @@ static void test_scan_dt(int B, int H, int W, int E, int R, int N, float alog_sh
     const char *names[6] = {"dx", "dx_proj_weight", "ddt_projs_weight", "ddt_projs_bias", "dA_logs", "dDs"};
     for (int i = 0; i < 6; i++) {
         char what[64];
-        snprintf(what, sizeof what, "%s same bits twice", names[i]);
+        snprintf(what, sizeof what, "%s same bits twice (delta recomputed)", names[i]);
         check_same_bits(op, what, d_g[1][i], download(d_g[0][i], sizes[i]), sizeof(float) * sizes[i]);
     }
     release_all();

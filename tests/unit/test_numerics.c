@@ -265,7 +265,7 @@ static void scan_vs_double(const scan_spec *c) {
     float *xdbl = malloc(4 * (size_t)B * L * K * P), *delta = malloc(4 * K * nx);
     float *st = malloc(4 * ss2d_scan_states_size(B, L, E, N)), *scr = malloc(4 * ss2d_scan_scratch(B, L, E, R, N));
     ss2d_scan_forward(y, xdbl, delta, st, x, xpw, dtw, dtb, Al, Ds, scr, B, H, W, E, R, N);
-    ss2d_scan_backward(gx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, st, xpw, dtw, Al, Ds, scr, B, H, W, E, R, N);
+    ss2d_scan_backward(gx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, st, xpw, dtw, dtb, Al, Ds, scr, B, H, W, E, R, N);
     double *ry = malloc(8 * nx), *rgx = malloc(8 * nx), *rgxpw = malloc(8 * nxp), *rgdtw = malloc(8 * ndw);
     double *rgdtb = malloc(8 * nke), *rgAl = malloc(8 * nA), *rgDs = malloc(8 * nke);
     nref_scan s = {B, H, W, E, R, N, x, xpw, dtw, dtb, Al, Ds, dy, ry, rgx, rgxpw, rgdtw, rgdtb, rgAl, rgDs};

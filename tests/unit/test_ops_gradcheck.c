@@ -27,7 +27,7 @@ static void scan_bwd(void *p) {
     memset(s->gAl, 0, sizeof(float) * K * s->E * s->N);
     memset(s->gDs, 0, sizeof(float) * K * s->E);
     ss2d_scan_backward(s->gx, s->gxpw, s->gdtw, s->gdtb, s->gAl, s->gDs, s->dy, s->x, s->xdbl, s->delta,
-                       s->states, s->xpw, s->dtw, s->Al, s->Ds, s->scratch, s->B, s->H, s->W, s->E, s->R, s->N);
+                       s->states, s->xpw, s->dtw, s->dtb, s->Al, s->Ds, s->scratch, s->B, s->H, s->W, s->E, s->R, s->N);
 }
 
 static void run_scan(int B, int H, int W, int E, int R, int N) {

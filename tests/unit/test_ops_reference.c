@@ -89,7 +89,7 @@ static void scan_case(const char *c) {
     float *gx = zeros(nx), *gxpw = zeros((size_t)K * P * E), *gdtw = zeros((size_t)K * E * R), *gdtb = zeros((size_t)K * E);
     float *gAl = zeros((size_t)K * E * N), *gDs = zeros((size_t)K * E);
     ss2d_scan_forward(y, xdbl, delta, states, x, xpw, dtw, dtb, Al, Ds, scratch, B, H, W, E, R, N);
-    ss2d_scan_backward(gx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, states, xpw, dtw, Al, Ds, scratch, B, H, W, E, R, N);
+    ss2d_scan_backward(gx, gxpw, gdtw, gdtb, gAl, gDs, dy, x, xdbl, delta, states, xpw, dtw, dtb, Al, Ds, scratch, B, H, W, E, R, N);
     close_to(c, "y", y, nx);
     close_to(c, "grad_x", gx, nx);
     close_to(c, "grad_x_proj_weight", gxpw, (size_t)K * P * E);
