@@ -120,6 +120,18 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
 // done), 1 (the adopted path in `adopted`) or -1.
 int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adopted, size_t n);
 
+// For a fresh start (no --resume) in DIR: when DIR holds an earlier run (any iter_<step>.h5,
+// best.h5, `latest`, metrics.jsonl, init_weights.txt, status.json, corruptions.json or crash
+// debris *.tmp of a checkpoint), moves those files and config.yaml into a new folder
+// DIR/previous-<YYYYmmdd-HHMMSS> (local time; -2, -3, ... appended when that name exists), so
+// that the new run neither mixes with it (rotation, `latest`, best.h5, the log) nor continues
+// it after a crash (`--resume auto`). Nothing is deleted or copied: each file is renamed, `latest`
+// first, so a crash half-way leaves every file either in DIR or in the new folder and `latest`
+// never names a file that is gone. Other files (.train.lock, train.log, ...) stay. Returns the
+// number of files moved (0: no earlier run, no folder made), with the folder's path in
+// `moved_to` (may be NULL when n is 0), or -1.
+int checkpoint_set_aside(const char *dir, char *moved_to, size_t n);
+
 // The periodic save of a trainer: checkpoint_save to DIR/iter_<st->step>.h5, then
 // checkpoint_set_latest and checkpoint_rotate(dir, keep). The written path goes to
 // `saved` (may be NULL).

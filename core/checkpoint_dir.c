@@ -1,6 +1,6 @@
 // The checkpoints of a run directory (see checkpoint.h): iter_<step>.h5 files, best.h5 and
-// `latest`; rotation, the search behind `--resume auto`, and the adoption of the checkpoint
-// that `--resume PATH` started from.
+// `latest`; rotation, the search behind `--resume auto`, the adoption of the checkpoint
+// that `--resume PATH` started from, and the setting aside of an earlier run at a fresh start.
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LATEST "latest"
@@ -283,4 +284,93 @@ int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adop
     MV_TRY(checkpoint_set_latest(dir, target));
     if (adopted && n) snprintf(adopted, n, "%s", target);
     return 1;
+}
+
+// The files of an earlier run that a fresh start sets aside, besides the iter_<step>.h5
+// checkpoints, in the order they move: `latest` first (so that it never names a file that is
+// gone), best.h5, the checkpoints (newest first), then the run's records. A crash half-way
+// leaves every file either in DIR or in the new folder (rename is atomic per file).
+static const char *const RUN_FILES_FIRST[] = {LATEST, LATEST ".tmp", "best.h5", "best.h5.tmp"};
+static const char *const RUN_FILES_LAST[] = {"metrics.jsonl", "init_weights.txt", "status.json", "corruptions.json",
+                                             "config.yaml"};
+
+static bool exists_in(const char *dir, const char *name) {
+    char path[4096];
+    struct stat sb;
+    return snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path && lstat(path, &sb) == 0;
+}
+
+// Moves DIR/name to DIR/sub/name; 1 moved, 0 absent, -1 failed.
+static int move_into(const char *dir, const char *sub, const char *name) {
+    char from[4096], to[4096];
+    if (snprintf(from, sizeof from, "%s/%s", dir, name) >= (int)sizeof from ||
+        snprintf(to, sizeof to, "%s/%s/%s", dir, sub, name) >= (int)sizeof to)
+        return mv_fail("%s: path too long", dir);
+    if (rename(from, to) == 0) return 1;
+    if (errno == ENOENT) return 0;
+    return mv_fail("%s: cannot move it into %s/%s (the files moved so far are there, the others still in %s): %s",
+                   from, dir, sub, dir, strerror(errno));
+}
+
+static void sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+}
+
+int checkpoint_set_aside(const char *dir, char *moved_to, size_t n) {
+    if (moved_to && n) moved_to[0] = '\0';
+    iter_file *files;
+    int count;
+    MV_TRY(list_iters(dir, &files, &count));
+    // An earlier run: any of its checkpoints or records. A config.yaml alone is not one (it may
+    // be the file this run was started from, written there by hand); it moves with the others.
+    bool earlier = count > 0;
+    for (size_t i = 0; i < sizeof RUN_FILES_FIRST / sizeof *RUN_FILES_FIRST && !earlier; i++)
+        earlier = exists_in(dir, RUN_FILES_FIRST[i]);
+    for (size_t i = 0; i + 1 < sizeof RUN_FILES_LAST / sizeof *RUN_FILES_LAST && !earlier; i++)
+        earlier = exists_in(dir, RUN_FILES_LAST[i]);
+    DIR *d = earlier ? NULL : opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while (!earlier && (e = readdir(d))) earlier = is_debris(e->d_name);
+        closedir(d);
+    }
+    if (!earlier) { free(files); return 0; }
+
+    // previous-<local time>, or previous-<time>-2, -3, ... when that exists (two fresh starts in
+    // the same second): mkdir is the atomic claim of the name.
+    char sub[128], stamp[32] = "unknown", path[4096];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm)) strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    int made = -1;
+    for (int k = 1; k <= 1000 && made < 0; k++) {
+        if (k == 1) snprintf(sub, sizeof sub, "previous-%s", stamp);
+        else snprintf(sub, sizeof sub, "previous-%s-%d", stamp, k);
+        if (snprintf(path, sizeof path, "%s/%s", dir, sub) >= (int)sizeof path) { free(files); return mv_fail("%s: path too long", dir); }
+        if (mkdir(path, 0755) == 0) made = 0;
+        else if (errno != EEXIST) { free(files); return mv_fail("%s: cannot create folder: %s", path, strerror(errno)); }
+    }
+    if (made < 0) { free(files); return mv_fail("%s/previous-%s: a free name was not found", dir, stamp); }
+
+    int moved = 0, r = 0;
+    for (size_t i = 0; i < sizeof RUN_FILES_FIRST / sizeof *RUN_FILES_FIRST && r >= 0; i++)
+        if ((r = move_into(dir, sub, RUN_FILES_FIRST[i])) > 0) moved++;
+    for (int i = 0; i < count && r >= 0; i++)
+        if ((r = move_into(dir, sub, files[i].name)) > 0) moved++;
+    free(files);
+    // Debris of a crash during a checkpoint (iter_<step>.h5.tmp): the run's too.
+    if (r >= 0 && (d = opendir(dir))) {
+        struct dirent *e;
+        while (r >= 0 && (e = readdir(d)))
+            if (is_debris(e->d_name) && (r = move_into(dir, sub, e->d_name)) > 0) moved++;
+        closedir(d);
+    }
+    for (size_t i = 0; i < sizeof RUN_FILES_LAST / sizeof *RUN_FILES_LAST && r >= 0; i++)
+        if ((r = move_into(dir, sub, RUN_FILES_LAST[i])) > 0) moved++;
+    sync_dir(path);
+    sync_dir(dir);
+    if (r < 0) return -1;
+    if (moved_to && n) snprintf(moved_to, n, "%s", path);
+    return moved;
 }

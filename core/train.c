@@ -115,7 +115,7 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         fprintf(t->jsonl, "{\"type\": \"eval\", \"iter\": %ld, \"domain\": ", iter);
         json_write_string(t->jsonl, v->name);
         fprintf(t->jsonl, ", \"metrics\": ");
-        metrics_write_json(t->jsonl, &res, metrics_cityscapes_classes(), v->name);
+        metrics_write_json(t->jsonl, &res, NULL, v->name);   // Cityscapes names for 19 classes
         fprintf(t->jsonl, "}\n");
         MV_TRY(log_flush(t));
         if (sel == v) {
@@ -337,6 +337,19 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     if (comm->rank == 0) {
         rc = mv_mkdir_p(wd);
         if (rc == 0) rc = lock_run_dir(t, wd);
+        // A fresh start in a folder an earlier (finished or crashed) run used: its files move to
+        // previous-<time>/ before anything is written, or rotation would keep its higher-step
+        // checkpoints and delete this run's, `latest` and best.h5 could name its files, the log
+        // would hold both runs, and `--resume auto` after a crash before this run's first
+        // checkpoint would continue the earlier run. (Under the lock: a live run is refused above.)
+        if (rc == 0 && !opts->resume) {
+            char moved[1100];
+            int n = checkpoint_set_aside(wd, moved, sizeof moved);
+            if (n < 0) rc = -1;
+            else if (n > 0)
+                printf("maskvim train: %s held an earlier run: its %d file%s moved to %s; this run starts afresh "
+                       "(continue a run with --resume auto)\n", wd, n, n > 1 ? "s" : "", moved);
+        }
     }
     if (rc == 0) rc = model_build(&t->model, &cfg->model);
     if (rc < 0) goto out;
@@ -367,6 +380,20 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
             int ok = rc < 0 ? -1 : checkpoint_resume_check(&st, saved, cfg, world, why, sizeof why);
             if (rc == 0 && ok < 0) rc = mv_fail("cannot resume from %s: %s", resume_path, why);
             if (rc == 0 && ok > 0) fprintf(stderr, "maskvim: resuming from %s with differences: %s\n", resume_path, why);
+            // The saved best value (which best.h5 must beat) was measured by the checkpoint's
+            // selection setting: with another one, the two numbers are not comparable. Domains
+            // compare by the data.val entry they resolve to ("" is the first).
+            const mv_source *sel_then = config_find_val(saved, saved->run.select_domain);
+            const mv_source *sel_now = config_find_val(cfg, cfg->run.select_domain);
+            const char *dom_then = sel_then ? sel_then->name : saved->run.select_domain;
+            const char *dom_now = sel_now ? sel_now->name : cfg->run.select_domain;
+            if (rc == 0 && st.best_step >= 0 &&
+                (saved->run.select_metric != cfg->run.select_metric || strcmp(dom_then, dom_now)))
+                fprintf(stderr, "maskvim: warning: run.select_metric/run.select_domain changed since %s was saved (%s on "
+                                "%s then, %s on %s now): its best value %s = %.2f (step %lld) was measured with the "
+                                "old setting, and best.h5 is replaced only by a value above it\n", resume_path,
+                        metrics_name(saved->run.select_metric), dom_then, metrics_name(cfg->run.select_metric), dom_now,
+                        st.best_name, st.best_value, (long long)st.best_step);
             if (rc == 0) rc = checkpoint_load(resume_path, &t->model.params, &t->opt, &t->st, NULL);
             free(saved);
             resumed = rc < 0 ? -1 : 1;
