@@ -295,8 +295,7 @@ static int write_contents(hid_t f, const mv_params *p, const mv_optimizer *o, co
 static void sync_parent_dir(const char *path) {
     char dir[4096];
     mv_dir_of(dir, sizeof dir, path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) { fsync(fd); close(fd); }
+    mv_sync_dir(dir);
 }
 
 // Refuses to start a checkpoint the file system has no room for: a write that fails half-way

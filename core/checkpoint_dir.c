@@ -58,8 +58,7 @@ int checkpoint_set_latest(const char *dir, const char *file) {
         remove(tmp);
         return mv_fail("%s: cannot write: %s", path, strerror(err));
     }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) { fsync(fd); close(fd); }
+    mv_sync_dir(dir);
     return 0;
 }
 
@@ -263,8 +262,7 @@ static int copy_file(const char *from, const char *to) {
         remove(tmp);
         return mv_fail("%s: cannot copy %s there: %s", to, from, strerror(err));
     }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) { fsync(fd); close(fd); }
+    mv_sync_dir(dir);
     return 0;
 }
 
@@ -310,11 +308,6 @@ static int move_into(const char *dir, const char *sub, const char *name) {
     if (errno == ENOENT) return 0;
     return mv_fail("%s: cannot move it into %s/%s (the files moved so far are there, the others still in %s): %s",
                    from, dir, sub, dir, strerror(errno));
-}
-
-static void sync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) { fsync(fd); close(fd); }
 }
 
 int checkpoint_set_aside(const char *dir, char *moved_to, size_t n) {
@@ -368,8 +361,8 @@ int checkpoint_set_aside(const char *dir, char *moved_to, size_t n) {
     }
     for (size_t i = 0; i < sizeof RUN_FILES_LAST / sizeof *RUN_FILES_LAST && r >= 0; i++)
         if ((r = move_into(dir, sub, RUN_FILES_LAST[i])) > 0) moved++;
-    sync_dir(path);
-    sync_dir(dir);
+    mv_sync_dir(path);
+    mv_sync_dir(dir);
     if (r < 0) return -1;
     if (moved_to && n) snprintf(moved_to, n, "%s", path);
     return moved;

@@ -62,6 +62,11 @@ void mv_dir_of(char *dir, size_t cap, const char *path) {
     else snprintf(dir, cap, "%.*s", (int)(slash - path), path);
 }
 
+void mv_sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+}
+
 int mv_check_free_space(const char *dir, double need, const char *what, const char *for_what) {
     struct statvfs vfs;
     if (statvfs(dir, &vfs) != 0) return 0;
@@ -190,8 +195,7 @@ int mv_atomic_commit(mv_atomic_file *a, bool sync) {
     if (sync) {   // the rename itself survives a crash only once the folder is synced
         char dir[4096];
         mv_dir_of(dir, sizeof dir, a->path);
-        int fd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (fd >= 0) { fsync(fd); close(fd); }
+        mv_sync_dir(dir);
     }
     return 0;
 }

@@ -52,6 +52,9 @@ int mv_remove_stale_tmp(const char *path);
 
 // The folder holding `path`: "." for a bare name, "/" for a file at the root.
 void mv_dir_of(char *dir, size_t cap, const char *path);
+// fsyncs folder `dir`: a rename (or new file) in it survives a crash only once it is synced.
+// Best effort: a folder that cannot be opened or synced is left as it is.
+void mv_sync_dir(const char *dir);
 
 // Refuses a write of about `need` bytes into folder `dir` that its file system has no room
 // for, before anything is written: a write that fails half-way inside HDF5 gives no reason
