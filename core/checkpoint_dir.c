@@ -6,7 +6,6 @@
 #include "core/fs.h"
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,42 +227,28 @@ int checkpoint_save_iter(const char *dir, int keep, const mv_params *p, const mv
 
 // Copies `from` to `to` through `to`.tmp (fsync, rename, directory sync): whole or not at all.
 static int copy_file(const char *from, const char *to) {
-    char tmp[4096], dir[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", to) >= (int)sizeof tmp) return mv_fail("%s: path too long", to);
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0) return mv_fail("%s: cannot open: %s", from, strerror(errno));
+    FILE *in = fopen(from, "rb");
+    if (!in) return mv_fail("%s: cannot open: %s", from, strerror(errno));
+    char dir[4096];
     struct stat sb;
     mv_dir_of(dir, sizeof dir, to);
-    if (fstat(in, &sb) == 0 && mv_check_free_space(dir, (double)sb.st_size + 65536.0, to, "the copy") < 0) {
-        close(in);
+    mv_atomic_file out;
+    if ((fstat(fileno(in), &sb) == 0 && mv_check_free_space(dir, (double)sb.st_size + 65536.0, to, "the copy") < 0) ||
+        mv_atomic_open(&out, to) < 0) {
+        fclose(in);
         return -1;
     }
-    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) { int e = errno; close(in); return mv_fail("%s: cannot create: %s", tmp, strerror(e)); }
     static char buf[1 << 16];
-    int rc = 0, err = 0;
-    for (;;) {
-        ssize_t got = read(in, buf, sizeof buf);
-        if (got == 0) break;
-        if (got < 0) { if (errno == EINTR) continue; err = errno; rc = -1; break; }
-        for (ssize_t off = 0; off < got && rc == 0;) {
-            ssize_t put = write(out, buf + off, (size_t)(got - off));
-            if (put < 0 && errno == EINTR) continue;
-            if (put <= 0) { err = put < 0 ? errno : EIO; rc = -1; }
-            else off += put;
-        }
-        if (rc < 0) break;
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, got, out.f) != got) break;
+    int read_err = ferror(in) ? (errno ? errno : EIO) : 0;
+    fclose(in);
+    if (read_err) {
+        mv_atomic_abort(&out);
+        return mv_fail("%s: cannot read it to copy it to %s: %s", from, to, strerror(read_err));
     }
-    if (rc == 0 && fsync(out) != 0) { err = errno; rc = -1; }
-    if (close(out) != 0 && rc == 0) { err = errno; rc = -1; }
-    close(in);
-    if (rc == 0 && rename(tmp, to) != 0) { err = errno; rc = -1; }
-    if (rc < 0) {
-        remove(tmp);
-        return mv_fail("%s: cannot copy %s there: %s", to, from, strerror(err));
-    }
-    mv_sync_dir(dir);
-    return 0;
+    return mv_atomic_commit(&out, true);   // fsync, rename over `to`, sync the folder
 }
 
 static bool same_file(const char *a, const char *b) {
