@@ -14,21 +14,33 @@ set(MV_MODEL_DEVICE_SOURCES
   ${CMAKE_SOURCE_DIR}/core/model.c ${CMAKE_SOURCE_DIR}/core/layers.c
   ${CMAKE_SOURCE_DIR}/core/vss_block.c ${CMAKE_SOURCE_DIR}/core/linear_head.c
   ${CMAKE_SOURCE_DIR}/core/device/model_device.c ${CMAKE_SOURCE_DIR}/core/device/device_profile.c
-  ${CMAKE_SOURCE_DIR}/core/device/engine_cuda.c)
+  ${CMAKE_SOURCE_DIR}/core/device/engine_cuda.c ${CMAKE_SOURCE_DIR}/core/device/gpu_plugin.c)
 
 add_library(maskvim_model_cuda STATIC ${MV_MODEL_DEVICE_SOURCES})
 target_compile_definitions(maskvim_model_cuda PRIVATE MV_MODEL_DEVICE=1)
 target_link_libraries(maskvim_model_cuda PUBLIC maskvim_cuda)
 
-# The CLI trains on the GPU (run.device: cuda|auto) through the engine of core/device/engine_cuda.c.
-# Not in sanitizer builds: the CUDA runtime's own allocations (it probes for a driver even where
-# there is no GPU) would read as leaks there; those builds check the CPU CLI, and the GPU path is
-# tested by the Release build's emulated tests.
+# The CLI trains on the GPU (run.device: cuda|auto) through the engine of core/device/engine_cuda.c,
+# loaded from the plugin libmaskvim_gpu.so beside it when a run may use a GPU (core/engine_plugin.c):
+# linked in, cuBLAS's initialisers cost every command a second. The plugin is the GPU model and the
+# kernels as position-independent objects; the CPU library's functions it resolves in the executable,
+# which links all of them and exports them (CMakeLists.txt). Not in sanitizer builds: the CUDA
+# runtime's own allocations (it probes for a driver even where there is no GPU) would read as leaks
+# there; those builds check the CPU CLI, and the GPU path is tested by the Release build's emulated
+# tests.
 if(NOT MV_SANITIZE)
-  target_link_libraries(maskvim PRIVATE maskvim_model_cuda)
-  target_compile_definitions(maskvim PRIVATE MV_HAVE_GPU_MODEL=1)
-  # Created before CUDA was enabled: it has no CUDA code of its own to compile for an architecture.
-  set_property(TARGET maskvim PROPERTY CUDA_ARCHITECTURES OFF)
+  set_property(TARGET maskvim_cuda maskvim_model_cuda PROPERTY POSITION_INDEPENDENT_CODE ON)
+  add_library(maskvim_gpu MODULE $<TARGET_OBJECTS:maskvim_model_cuda> $<TARGET_OBJECTS:maskvim_cuda>)
+  set_target_properties(maskvim_gpu PROPERTIES LINKER_LANGUAGE CUDA CUDA_ARCHITECTURES OFF)
+  target_link_libraries(maskvim_gpu PRIVATE CUDA::cudart CUDA::cublas)
+  if(NCCL_LIBRARY AND NCCL_INCLUDE_DIR)
+    target_link_libraries(maskvim_gpu PRIVATE ${NCCL_LIBRARY})
+  endif()
+  # Loading it where no GPU is (MV_GPU_PLUGIN skips the driver check): it must link against the
+  # executable, and define nothing the executable defines.
+  add_test(NAME test_cli_gpu_plugin COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/cli_gpu_plugin.sh)
+  set_tests_properties(test_cli_gpu_plugin PROPERTIES TIMEOUT 300 ENVIRONMENT
+    "MV_BIN=$<TARGET_FILE:maskvim>;MV_GPU_PLUGIN_FILE=$<TARGET_FILE:maskvim_gpu>;MV_PYTHON=/usr/bin/python3;MV_SRC=${CMAKE_SOURCE_DIR};MV_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp;OMP_NUM_THREADS=2")
 endif()
 
 add_executable(test_model_cuda ${CMAKE_SOURCE_DIR}/tests/cuda/test_model_cuda.c)

@@ -55,12 +55,18 @@ void mv_build_report(FILE *f) {
             shard_hdf5_threadsafe() ? "thread-safe: loader workers read in parallel" : "not thread-safe: reads serialised");
     fprintf(f, "  images:  libpng %s, libjpeg %d, zlib %s; YAML: libyaml %s\n", png_get_libpng_ver(NULL), JPEG_LIB_VERSION,
             zlibVersion(), yaml_get_version_string());
-    if (!mv_gpu_engine) {
+    char why[512] = "";
+    const mv_engine *gpu = engine_gpu(why, sizeof why);
+    if (!gpu && !mv_gpu_plugin) {
         fprintf(f, "  GPU:     not built in (no CUDA toolkit when configured, or a sanitizer build)\n");
         return;
     }
-    char why[256] = "";
-    bool ok = mv_gpu_engine->available(why, sizeof why);
-    fprintf(f, "  GPU:     %s engine built in; %s%s\n", mv_gpu_engine->name, ok ? "a GPU is usable here" : "no GPU usable here: ",
-            ok ? "" : why);
+    if (!gpu) {
+        fprintf(f, "  GPU:     CUDA engine built (%s, loaded when a run may use a GPU); not loaded here: %s\n",
+                mv_gpu_plugin, why);
+        return;
+    }
+    bool ok = gpu->available(why, sizeof why);
+    fprintf(f, "  GPU:     %s engine %s; %s%s\n", gpu->name, mv_gpu_engine ? "built in" : "loaded from its plugin",
+            ok ? "a GPU is usable here" : "no GPU usable here: ", ok ? "" : why);
 }

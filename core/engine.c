@@ -10,19 +10,20 @@ const mv_engine *mv_gpu_engine = NULL;
 int engine_select(const mv_engine **out, int device, char *why, size_t n) {
     *out = NULL;
     if (device == MV_DEVICE_CPU) return 0;
-    if (!mv_gpu_engine) {
+    char reason[1024] = "";
+    const mv_engine *gpu = engine_gpu(reason, sizeof reason);
+    if (!gpu && !mv_gpu_plugin) {
         if (device == MV_DEVICE_CUDA)
             return mv_fail("run.device = cuda, but this maskvim was built without the CUDA backend "
                            "(configure with the CUDA toolkit installed, or set run.device: cpu)");
         return 0;
     }
-    char reason[256] = "";
-    if (!mv_gpu_engine->available(reason, sizeof reason)) {
+    if (!gpu || !gpu->available(reason, sizeof reason)) {
         if (device == MV_DEVICE_CUDA) return mv_fail("run.device = cuda, but no GPU can be used: %s", reason);
         snprintf(why, n, "%s", reason);
         return 0;
     }
-    *out = mv_gpu_engine;
+    *out = gpu;
     return 0;
 }
 

@@ -49,6 +49,27 @@ struct mv_engine {
 extern const mv_engine *mv_gpu_engine;
 const mv_engine *mv_cuda_engine(void);
 
+// The `maskvim` CLI does not link the CUDA backend: it sets mv_gpu_plugin to the file name of
+// the plugin built beside it (libmaskvim_gpu.so: the GPU model, the kernels, cuBLAS, NCCL), and
+// engine_gpu loads that on first use (core/engine_plugin.c). Linked in, cuBLAS's initialisers
+// alone cost every command about a second, `maskvim --help` included, on machines with no GPU.
+extern const char *mv_gpu_plugin;
+// The GPU engine: mv_gpu_engine where linked in, else the plugin's when mv_gpu_plugin is set, a
+// driver is present and the plugin loads (tried once). NULL with the reason in `why` otherwise.
+const mv_engine *engine_gpu(char *why, size_t n);
+// What the CLI and the plugin must agree on: both are built from one tree, but a plugin left
+// from another build would read these structures with other layouts.
+typedef struct {
+    size_t engine, model, run_ctx, optimizer, comm, run_config;
+} mv_engine_abi;
+#define MV_ENGINE_ABI_HERE                                                                                      \
+    ((mv_engine_abi){sizeof(mv_engine), sizeof(mv_model), sizeof(mv_run_ctx), sizeof(mv_optimizer), sizeof(mv_comm), \
+                     sizeof(mv_run_config)})
+// The plugin's one entry point (core/device/gpu_plugin.c): its engine, or NULL with the reason
+// when `host` differs from its own MV_ENGINE_ABI_HERE.
+#define MV_GPU_PLUGIN_ENTRY "mv_gpu_plugin_engine"
+const mv_engine *mv_gpu_plugin_engine(const mv_engine_abi *host, char *why, size_t n);
+
 // Picks the engine for run.device (auto: the GPU when one is present and built in). *out is
 // NULL for the CPU. -1 with a message when cuda is asked for and cannot be had.
 int engine_select(const mv_engine **out, int device, char *why, size_t n);

@@ -5,7 +5,7 @@
 #include "launch/commands.h"
 #include "core/build_info.h"
 #include "core/suggest.h"
-#ifdef MV_HAVE_GPU_MODEL
+#if defined(MV_HAVE_GPU_MODEL) || defined(MV_GPU_PLUGIN)
 #include "core/engine.h"
 #endif
 
@@ -37,6 +37,8 @@ int main(int argc, char **argv) {
     H5dont_atexit();
 #ifdef MV_HAVE_GPU_MODEL
     mv_gpu_engine = mv_cuda_engine();   // run.device: cuda (or auto where a GPU is present)
+#elif defined(MV_GPU_PLUGIN)
+    mv_gpu_plugin = MV_GPU_PLUGIN;      // the same, loaded from beside this executable when first needed
 #endif
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
