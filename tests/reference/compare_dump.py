@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # Compares two training-step dumps (maskvim_ref.py step, or the C side's equivalent):
 #   compare_dump.py REF.h5 OUT.h5 [--top 15]
+#   compare_dump.py --pairs FILE [--top 15]      (FILE: one "REF OUT LABEL..." per line)
 # Losses: relative error < 1e-4 (absolute floor 1e-6 for losses near 0). Logits: max abs diff
 # / max |ref logit| < 1e-4. grad/<key>: max |a-b| / max |ref| < 1e-3 (max |ref| <= 1e-12, a
 # gradient that is zero in exact arithmetic, e.g. a bias shift removed by a following BatchNorm,
@@ -8,6 +9,9 @@
 # entries are compared where both files have them (masks must be equal, buffers as grads).
 # Prints the worst tensors and exits 1 listing the failing keys.
 import argparse
+import contextlib
+import io
+import shlex
 import sys
 
 import h5py
@@ -96,15 +100,45 @@ def compare(ref_path, out_path, top=15):
     return 0
 
 
+def compare_pairs(path, top):
+    """Each line of PATH: REF OUT LABEL... (shell quoting). Prints 'ok   LABEL' or 'FAIL LABEL'
+    with that pair's table; 1 if any pair failed (a missing dump included)."""
+    failed = n = 0
+    with open(path) as f:
+        pairs = [p for p in (shlex.split(line) for line in f) if p]
+    for p in pairs:
+        if len(p) < 2:
+            raise ValueError(f"{path}: a line without REF and OUT: {shlex.join(p)}")
+        label = " ".join(p[2:]) or f"{p[0]} vs {p[1]}"
+        table = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(table):
+                rc = compare(p[0], p[1], top)
+        except OSError as e:
+            rc = 2
+            table.write(f"error: {e}\n")
+        n += 1
+        if rc == 0:
+            print(f"ok   {label}")
+        else:
+            failed += 1
+            print(f"FAIL {label}\n{table.getvalue()}", end="")
+    print(f"{n - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def main():
-    ap = argparse.ArgumentParser(description="compare two MaskViM step dumps")
-    ap.add_argument("ref")
-    ap.add_argument("out")
+    ap = argparse.ArgumentParser(description="compare two MaskViM step dumps (or the pairs listed in a file)")
+    ap.add_argument("ref", nargs="?")
+    ap.add_argument("out", nargs="?")
+    ap.add_argument("--pairs", metavar="FILE", help="compare the pairs of FILE: one 'REF OUT LABEL...' per line")
     ap.add_argument("--top", type=int, default=15, help="rows of the worst-tensor table")
     a = ap.parse_args()
+    if bool(a.pairs) == bool(a.ref and a.out) or (a.pairs and a.ref):
+        ap.error("give REF and OUT, or --pairs FILE")
     try:
-        return compare(a.ref, a.out, a.top)
-    except OSError as e:
+        return compare_pairs(a.pairs, a.top) if a.pairs else compare(a.ref, a.out, a.top)
+    except (OSError, ValueError) as e:
         print(f"compare_dump.py: error: {e}", file=sys.stderr)
         return 2
 

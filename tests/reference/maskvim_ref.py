@@ -13,9 +13,11 @@
 #   maskvim_ref.py make-batch --out B.h5 --batch 2 --size 64x64 --classes 19 --seed S
 #   maskvim_ref.py keys --preset maskvim-nano [--set k=v ...]
 #   maskvim_ref.py selftest [--tmp DIR]
+#   maskvim_ref.py many FILE      (FILE: one of the command lines above per line, run in one process)
 import argparse
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -946,6 +948,26 @@ def cmd_selftest(args):
     return 0
 
 
+def cmd_many(args):
+    """Runs the command lines of a file (one per line, shell quoting; '#' starts a comment) in
+    this one process: the tests run a few dozen steps, and each process of its own would spend
+    two seconds importing torch. Every line runs; 1 if any failed."""
+    failed = 0
+    with open(args.file) as f:
+        lines = [ln for ln in (shlex.split(raw, comments=True) for raw in f) if ln]
+    for i, line in enumerate(lines, 1):
+        if line[0] == "many":
+            raise ValueError(f"{args.file}:{i}: 'many' cannot be nested")
+        try:
+            rc = main(line)
+        except SystemExit as e:   # argparse's exit on a bad line
+            rc = e.code
+        if rc != 0:
+            print(f"maskvim_ref.py many: line {i} failed: {shlex.join(line)}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
 def main(argv=None):
     torch.set_num_threads(int(os.environ.get("MV_REF_THREADS", "2")))
     ap = argparse.ArgumentParser(prog="maskvim_ref.py", description="MaskViM PyTorch reference")
@@ -994,6 +1016,10 @@ def main(argv=None):
     p = sub.add_parser("selftest", help="self-checks (parameter counts, gradients, command line)")
     p.add_argument("--tmp", help="scratch folder (default $MV_TEST_TMP or /tmp)")
     p.set_defaults(run=cmd_selftest)
+
+    p = sub.add_parser("many", help="run the command lines of FILE (one per line) in this process")
+    p.add_argument("file")
+    p.set_defaults(run=cmd_many)
 
     args = ap.parse_args(argv)
     try:
