@@ -4,6 +4,7 @@
 // item position.
 #include "data/convert.h"
 #include "core/clock.h"
+#include "core/progress.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -247,12 +248,6 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-static void fmt_eta(char *out, size_t cap, double s) {
-    if (s < 0 || s > 1e7) snprintf(out, cap, "?");
-    else if (s >= 3600) snprintf(out, cap, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-    else snprintf(out, cap, "%dm%02ds", (int)(s / 60), (int)s % 60);
-}
-
 int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progress) {
     memset(stats, 0, sizeof *stats);
     const mv_dataset_converter *conv = convert_find(o->dataset);
@@ -315,9 +310,12 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
     pthread_t *tids = mv_calloc((size_t)workers, sizeof(pthread_t));
     for (int t = 0; t < workers; t++) pthread_create(&tids[t], NULL, worker_main, &d);
 
-    int rc = 0, tty = progress && isatty(fileno(progress));
+    int rc = 0;
     char first_skip[MV_ERRMSG_MAX + MV_SAMPLE_NAME_MAX] = "";   // "name: reason" of the first skipped item
-    double last_report = mv_now_s(), t_start = last_report;
+    mv_progress prog;
+    char prefix[sizeof prog.prefix];
+    snprintf(prefix, sizeof prefix, "[convert] %.60s %.100s:", conv->name, o->split);
+    progress_begin(&prog, progress, prefix, "samples", start, n);
     for (int64_t i = start; i < n && rc == 0; i++) {
         slot *s = &d.slots[i % d.window];
         pthread_mutex_lock(&d.mu);
@@ -330,7 +328,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
                 if (!stats->skipped) snprintf(first_skip, sizeof first_skip, "%s: %s", it->name, s->err);
                 stats->skipped++;
                 stats->absent += it->absent;
-                if (progress) fprintf(progress, "%s[convert] skipped %s: %s\n", tty ? "\n" : "", it->name, s->err);
+                if (progress) fprintf(progress, "%s[convert] skipped %s: %s\n", prog.said && prog.tty ? "\n" : "", it->name, s->err);
             } else {
                 rc = mv_fail("item %lld (%s): %s (use --skip-bad to skip and list bad items)", (long long)i, it->name,
                              s->err);
@@ -348,18 +346,9 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         d.written = i + 1;
         pthread_cond_broadcast(&d.cv);
         pthread_mutex_unlock(&d.mu);
-        double t = mv_now_s();
-        if (progress && (t - last_report > (tty ? 0.5 : 10.0) || i + 1 == n)) {
-            double rate = (double)(i + 1 - start) / (t - t_start + 1e-9);
-            char eta[32];
-            fmt_eta(eta, sizeof eta, (double)(n - i - 1) / (rate > 0 ? rate : 1e-9));
-            fprintf(progress, "%s[convert] %s %s: %lld/%lld samples  %.1f samples/s  ETA %s%s", tty ? "\r" : "",
-                    conv->name, o->split, (long long)(i + 1), (long long)n, rate, eta, tty ? "   " : "\n");
-            fflush(progress);
-            last_report = t;
-        }
+        progress_update(&prog, i + 1);
     }
-    if (progress && tty) fputc('\n', progress);
+    progress_end(&prog);
     pthread_mutex_lock(&d.mu);
     d.stop = 1;
     pthread_cond_broadcast(&d.cv);

@@ -3,6 +3,7 @@
 // samples while the calling thread writes them in order; re-running resumes.
 #include "core/cli_parse.h"
 #include "core/clock.h"
+#include "core/progress.h"
 #include <limits.h>
 #include <stdbool.h>
 #include <omp.h>
@@ -108,8 +109,11 @@ static int corrupt_one(job *jb, const char *out_root, int c, int sev) {
     if (!wr) return -1;
     int64_t n = split_count(jb->split), start = shard_writer_resume_point(wr);
     if (start > 0) fprintf(stderr, "[corrupt] resuming %s: %lld of %lld samples already in complete shards\n", dir, (long long)start, (long long)n);
-    int rc = 0, tty = isatty(fileno(stderr));
-    double t0 = mv_now_s(), last = t0;
+    int rc = 0;
+    mv_progress prog;
+    char prefix[sizeof prog.prefix];
+    snprintf(prefix, sizeof prefix, "[corrupt] %.170s:", dir);
+    progress_begin(&prog, stderr, prefix, "samples", start, n);
     for (int64_t i = start; i < n && rc == 0; i += jb->nslot) {
         int nb = (int)(n - i < jb->nslot ? n - i : jb->nslot);
 #pragma omp parallel for num_threads(jb->threads) schedule(dynamic, 1)
@@ -136,16 +140,9 @@ static int corrupt_one(job *jb, const char *out_root, int c, int sev) {
             else rc = shard_writer_add_encoded(wr, s->in.name, s->in.rgb.h, s->in.rgb.w, s->enc_rgb, (size_t)s->len_rgb,
                                                s->enc_lab, (size_t)s->len_lab);
         }
-        double t = mv_now_s();
-        int64_t done = i + nb;
-        if (rc == 0 && (t - last > (tty ? 0.5 : 10.0) || done == n)) {
-            double rate = (double)(done - start) / (t - t0 > 1e-9 ? t - t0 : 1e-9);
-            fprintf(stderr, "%s[corrupt] %s: %lld/%lld samples  %.1f samples/s  ETA %.0fs%s", tty ? "\r" : "", dir,
-                    (long long)done, (long long)n, rate, (double)(n - done) / (rate > 0 ? rate : 1), tty ? "   " : "\n");
-            last = t;
-        }
+        if (rc == 0) progress_update(&prog, i + nb);
     }
-    if (tty && n > start) fputc('\n', stderr);
+    progress_end(&prog);
     if (rc < 0) { shard_writer_abort(wr); return -1; }
     return shard_writer_close(wr);
 }

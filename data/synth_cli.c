@@ -3,6 +3,7 @@
 // draws a preview picture of a few samples per domain.
 #include "core/cli_parse.h"
 #include "core/clock.h"
+#include "core/progress.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +75,11 @@ static int write_domain(const char *out, int domain, const char *split, uint64_t
         slots[k].rgb = mv_malloc(npx * 3);
         slots[k].lab = mv_malloc(npx);
     }
-    int rc = 0, tty = isatty(fileno(stderr));
-    double t0 = mv_now_s(), last = t0;
+    int rc = 0;
+    mv_progress prog;
+    char prefix[sizeof prog.prefix];
+    snprintf(prefix, sizeof prefix, "[synth] %.170s:", dir);
+    progress_begin(&prog, stderr, prefix, "samples", start, count);
     for (int64_t i = start; i < count && rc == 0; i += nslot) {
         int nb = (int)(count - i < nslot ? count - i : nslot);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
@@ -96,16 +100,9 @@ static int write_domain(const char *out, int domain, const char *split, uint64_t
             if (s->rc < 0) rc = mv_fail("%s: sample %lld: %s", dir, (long long)(i + k), s->err);
             else rc = shard_writer_add_encoded(wr, name, h, w, s->enc_rgb, (size_t)s->len_rgb, s->enc_lab, (size_t)s->len_lab);
         }
-        double t = mv_now_s();
-        int64_t done = i + nb;
-        if (rc == 0 && (t - last > (tty ? 0.5 : 10.0) || done == count)) {
-            double rate = (double)(done - start) / (t - t0 > 1e-9 ? t - t0 : 1e-9);
-            fprintf(stderr, "%s[synth] %s: %lld/%lld samples  %.1f samples/s  ETA %.0fs%s", tty ? "\r" : "", dir,
-                    (long long)done, (long long)count, rate, (double)(count - done) / (rate > 0 ? rate : 1), tty ? "   " : "\n");
-            last = t;
-        }
+        if (rc == 0) progress_update(&prog, i + nb);
     }
-    if (tty && count > start) fputc('\n', stderr);
+    progress_end(&prog);
     for (int k = 0; k < nslot; k++) {
         free(slots[k].rgb); free(slots[k].lab); free(slots[k].enc_rgb); free(slots[k].enc_lab);
     }

@@ -1,0 +1,35 @@
+// Progress lines of long loops (see progress.h).
+#include "core/progress.h"
+#include "core/clock.h"
+#include "kernels/cpu/profile.h"
+#include <unistd.h>
+
+void progress_begin(mv_progress *p, FILE *f, const char *prefix, const char *unit, int64_t start, int64_t total) {
+    p->f = f;
+    p->tty = f && isatty(fileno(f));
+    p->said = false;
+    snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
+    p->unit = unit;
+    p->start = start;
+    p->total = total;
+    p->t0 = p->last = mv_now_s();
+}
+
+void progress_update(mv_progress *p, int64_t done) {
+    if (!p->f) return;
+    double t = mv_now_s();
+    if (t - p->last <= (p->tty ? 0.5 : 10.0) && done < p->total) return;
+    double rate = (double)(done - p->start) / (t - p->t0 > 1e-9 ? t - p->t0 : 1e-9);
+    char eta[32];
+    prof_fmt_duration(eta, sizeof eta, (double)(p->total - done) / (rate > 0 ? rate : 1e-12));
+    fprintf(p->f, "%s%s %lld/%lld %s  %.*f %s/s  ETA %s%s", p->tty ? "\r" : "", p->prefix, (long long)done,
+            (long long)p->total, p->unit, rate < 10 ? 2 : 1, rate, p->unit, eta, p->tty ? "   " : "\n");
+    fflush(p->f);
+    p->last = t;
+    p->said = true;
+}
+
+void progress_end(mv_progress *p) {
+    if (p->f && p->tty && p->said) fputc('\n', p->f);
+    p->said = false;
+}
