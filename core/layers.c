@@ -14,6 +14,13 @@ void arena_need_scratch(mv_arena *a, size_t n) {
     if (n > a->scratch) a->scratch = n;
 }
 
+mv_arena arena_from_start(const mv_arena *region) { return (mv_arena){region->base, 0, 0}; }
+
+void arena_fit(mv_arena *region, const mv_arena *view) {
+    if (view->used > region->used) region->used = view->used;
+    arena_need_scratch(region, view->scratch);
+}
+
 void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name) {
     l->C = C;
     int shape[1] = {C};
@@ -58,11 +65,11 @@ void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, mv_arena *dtem
         if (c->K == 3) arena_need_scratch(acts, conv3x3_forward_scratch(B, H, W, c->IC, c->OC));
         return;
     }
-    mv_arena g = {dtemps->base, 0, 0};
+    mv_arena g = arena_from_start(dtemps);
     c->conv = arena_take(acts, n);  c->dconv = arena_take(&g, n);
     c->bn = arena_take(acts, n);    c->dbn = arena_take(&g, n);
     c->out = arena_take(acts, n);   c->dout = arena_take(dacts, n);
-    if (g.used > dtemps->used) dtemps->used = g.used;
+    arena_fit(dtemps, &g);
     c->mean = arena_take(acts, c->OC);
     c->rstd = arena_take(acts, c->OC);
     if (c->K == 3) arena_need_scratch(acts, conv3x3_scratch(B, H, W, c->IC, c->OC));

@@ -23,10 +23,9 @@ static void plan_block(mv_block *b, mv_arena *A, mv_arena *T, mv_arena *D, mv_ar
         block_plan(b, A, D, G, in, d_in, B, H, W);
         return;
     }
-    mv_arena t = {T->base, 0, 0};
+    mv_arena t = arena_from_start(T);
     block_plan_infer(b, A, &t, in, B, H, W);
-    if (t.used > T->used) T->used = t.used;
-    arena_need_scratch(T, t.scratch);
+    arena_fit(T, &t);
 }
 
 // The mask decoder (SPEC.md section 4): lateral MVSS paths, lateral 3 from F_3 (pyramid

@@ -20,6 +20,11 @@ typedef struct { float *base; size_t used; size_t scratch; } mv_arena;
 typedef enum { MV_PLAN_TRAIN, MV_PLAN_INFER } mv_plan_mode;
 float *arena_take(mv_arena *a, size_t n);
 void arena_need_scratch(mv_arena *a, size_t n);
+// A region that one user at a time takes from its start (the blocks' internal gradients, an
+// inference plan's block activations): each user plans in arena_from_start(region), then
+// arena_fit raises the region's used and scratch to the view's, so the region fits its largest user.
+mv_arena arena_from_start(const mv_arena *region);
+void arena_fit(mv_arena *region, const mv_arena *view);
 
 // Slots of mv_model.scalars (doubles): the losses, the cross-entropy denominator, each block's
 // position loss (at MV_S_POS0 + block), then the ratio statistics (sums of m per block, then

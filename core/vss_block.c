@@ -110,11 +110,11 @@ void block_plan(mv_block *b, mv_arena *A, mv_arena *D, mv_arena *dtemps, const f
     size_t rows = (size_t)B * L, nE = rows * E;
     b->H = H; b->W = W;
     b->in = in; b->d_in = d_in;
-    mv_arena g = {dtemps->base, 0, 0};
+    mv_arena g = arena_from_start(dtemps);
     float *slot_r = b->has_pre || b->masked ? arena_take(&g, rows * C) : NULL;
     float *slot_c = arena_take(&g, rows * (size_t)(b->has_pre && b->in_dim > C ? b->in_dim : C));
     float *slot_1 = arena_take(&g, nE), *slot_2 = arena_take(&g, nE), *slot_3 = arena_take(&g, nE);
-    if (g.used > dtemps->used) dtemps->used = g.used;
+    arena_fit(dtemps, &g);
     const float *x = in;
     if (b->masked) {
         b->xm = arena_take(A, rows * b->in_dim);
