@@ -251,6 +251,31 @@ static int copy_file(const char *from, const char *to) {
     return mv_atomic_commit(&out, true);   // fsync, rename over `to`, sync the folder
 }
 
+int checkpoint_resolve(char *out, size_t n, const char *arg, const char *who) {
+    const char *slash = strrchr(arg, '/'), *base = slash ? slash + 1 : arg;
+    char dir[4096];
+    if (mv_is_dir(arg)) snprintf(dir, sizeof dir, "%s", arg);
+    else if (!strcmp(base, "latest")) snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - arg) : 1, slash ? arg : ".");
+    else {
+        if (snprintf(out, n, "%s", arg) >= (int)n) return mv_fail("%s: path too long", arg);
+        return 0;
+    }
+    if (!dir[0]) snprintf(dir, sizeof dir, "/");                       // "/latest"
+    for (size_t l = strlen(dir); l > 1 && dir[l - 1] == '/'; l--) dir[l - 1] = 0;   // "run/" -> "run"
+    char name[256], latest[4200];
+    snprintf(latest, sizeof latest, "%s/latest", dir);
+    checkpoint_latest_name(dir, name, sizeof name);
+    if (!name[0])
+        return access(latest, F_OK) == 0
+                   ? mv_fail("%s: does not name a checkpoint (one file name in %s expected)", latest, dir)
+                   : mv_fail("%s: a folder without a `latest` file: give a checkpoint file (e.g. %s/best.h5) or a run "
+                             "folder", dir, dir);
+    if (snprintf(out, n, "%s/%s", dir, name) >= (int)n) return mv_fail("%s: path too long", dir);
+    if (access(out, R_OK) != 0) return mv_fail("%s (named by %s): cannot be read: %s", out, latest, strerror(errno));
+    if (who) fprintf(stderr, "%s: --checkpoint %s: using %s (named by %s)\n", who, arg, out, latest);
+    return 0;
+}
+
 static bool same_file(const char *a, const char *b) {
     struct stat x, y;
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;

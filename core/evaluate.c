@@ -23,6 +23,8 @@ void eval_buffers_free(mv_eval_buffers *b) {
     free(b->window);
     free(b->window_logits);
     free(b->count);
+    free(b->pad);
+    free(b->pad_logits);
     memset(b, 0, sizeof *b);
 }
 
@@ -59,10 +61,37 @@ static const float *forward_logits(mv_model *m, const float *image, int h, int w
     return run_logits(m);
 }
 
+// The logits of one image [3, h, w] resized to its size, [h, w, K] into `out`. A side under the
+// model's minimum is padded with zeros at the bottom/right; the logits are resized to the padded
+// size and then cropped, so that every kept pixel has the position it had in the padded input
+// (resizing the padded logits straight to (h, w) would stretch the padding's logits over the
+// image). Inputs of the minimum or more: one forward and one resize, as always.
+static int forward_resized(float *out, mv_eval_buffers *buf, mv_model *m, const float *image, int h, int w) {
+    int K = m->cfg.num_classes, ph = eval_padded_side(h), pw = eval_padded_side(w);
+    const float *logits;
+    if (ph == h && pw == w) {
+        if (!(logits = forward_logits(m, image, h, w))) return -1;
+        bilinear_forward(out, logits, 1, m->Hs[0], m->Ws[0], h, w, K);
+        return 0;
+    }
+    MV_TRY(grow(&buf->pad, &buf->cap_pad, (size_t)3 * ph * pw));
+    MV_TRY(grow(&buf->pad_logits, &buf->cap_pad_logits, (size_t)ph * pw * K));
+    memset(buf->pad, 0, sizeof(float) * 3 * ph * pw);   // 0 after normalisation: the mean colour
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < h; y++)
+            memcpy(buf->pad + ((size_t)c * ph + y) * pw, image + ((size_t)c * h + y) * w, sizeof(float) * w);
+    if (!(logits = forward_logits(m, buf->pad, ph, pw))) return -1;
+    bilinear_forward(buf->pad_logits, logits, 1, m->Hs[0], m->Ws[0], ph, pw, K);
+    for (int y = 0; y < h; y++)
+        memcpy(out + (size_t)y * w * K, buf->pad_logits + (size_t)y * pw * K, sizeof(float) * w * K);
+    return 0;
+}
+
+// Bit-identical to eval_predict on the forward's logits when no side is padded.
 static int whole(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const float *image, int h, int w, int lh, int lw) {
-    const float *logits = forward_logits(m, image, h, w);
-    if (!logits) return -1;
-    return eval_predict(pred, buf, logits, m->cfg.num_classes, m->Hs[0], m->Ws[0], h, w, lh, lw);
+    MV_TRY(grow(&buf->input, &buf->cap_input, (size_t)h * w * m->cfg.num_classes));
+    MV_TRY(forward_resized(buf->input, buf, m, image, h, w));
+    return predict_from_input(pred, buf, m->cfg.num_classes, h, w, lh, lw);
 }
 
 int eval_windows(int *lo, int *hi, int n, int crop, int stride) {
@@ -100,12 +129,8 @@ static int slide(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data
                 for (int y = 0; y < wh; y++)
                     memcpy(buf->window + ((size_t)ch3 * wh + y) * ww, image + ((size_t)ch3 * h + y1 + y) * w + x1,
                            sizeof(float) * ww);
-            const float *logits = forward_logits(m, buf->window, wh, ww);
-            if (!logits) {
-                rc = -1;
-                break;
-            }
-            bilinear_forward(buf->window_logits, logits, 1, m->Hs[0], m->Ws[0], wh, ww, K);
+            // A window clipped by an image shorter than 32 is padded like a whole image.
+            if ((rc = forward_resized(buf->window_logits, buf, m, buf->window, wh, ww)) < 0) break;
             #pragma omp parallel for schedule(static)
             for (int y = 0; y < wh; y++) {
                 float *dst = buf->input + ((size_t)(y1 + y) * w + x1) * K;

@@ -1,7 +1,8 @@
 // Evaluation on one split: whole-image inference in eval mode (running BatchNorm statistics,
 // thresholded masks), logits resized to the input's and then the label's size as mmseg does
 // (eval_predict), a confusion matrix summed over ranks, and the metrics of SPEC.md section 6
-// (mIoU over classes with a non-empty union).
+// (mIoU over classes with a non-empty union). An input under the model's 32x32 minimum is
+// padded for its forward and the padding cropped off the logits (eval_infer).
 #pragma once
 #include "core/config.h"
 #include "core/metrics.h"
@@ -16,10 +17,17 @@ typedef struct {
     bool quiet;   // no progress line
 } mv_eval_opts;
 
+// The smallest side the model takes (model_plan refuses less); inference pads a shorter side
+// of its input up to it.
+#define MV_EVAL_MIN_SIDE 32
+// A side of n pixels as the model sees it: n, or MV_EVAL_MIN_SIDE when n is shorter.
+static inline int eval_padded_side(int n) { return n < MV_EVAL_MIN_SIDE ? MV_EVAL_MIN_SIDE : n; }
+
 // Buffers of logits at the network input's and at the label's size, grown as needed.
 typedef struct {
     float *input, *label, *window, *window_logits, *count;   // window*, count: slide inference
-    size_t cap_input, cap_label, cap_window, cap_window_logits, cap_count;
+    float *pad, *pad_logits;                                 // an input padded to 32 on a side
+    size_t cap_input, cap_label, cap_window, cap_window_logits, cap_count, cap_pad, cap_pad_logits;
 } mv_eval_buffers;
 void eval_buffers_free(mv_eval_buffers *b);
 
@@ -42,7 +50,13 @@ int eval_windows(int *lo, int *hi, int n, int crop, int stride);
 // windows (data.test_crop, data.test_stride; the last row and column of windows end at the
 // border, an image smaller than a window is one window), whose logits, each resized to its
 // window, are summed and divided by the number of windows covering each pixel, then resized to
-// the label's size. Plans `m` for inference. 0, or -1 with a message.
+// the label's size. An input (whole image or window) shorter than MV_EVAL_MIN_SIDE on a side is
+// padded to it on that side (bottom/right, zeros of the normalised image: the mean colour), as
+// mmseg's SegDataPreProcessor pads; its logits are resized to the padded size, the padding is
+// cropped off, and the rest goes on as for any input (mmseg's postprocess_result: resize to the
+// padded shape, crop, resize to the original one). Inputs of 32x32 or more are run unpadded.
+// After the call buf->input holds the logits at (h, w), [h, w, K]. Plans `m` for inference
+// (at the padded size). 0, or -1 with a message.
 int eval_infer(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data_config *d, const float *image, int h,
                int w, int lh, int lw);
 

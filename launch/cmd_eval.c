@@ -21,7 +21,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: [mpirun -np N] maskvim eval [FILE.yaml] --checkpoint C.h5 [--set key=value ...]\n"
+        "usage: [mpirun -np N] maskvim eval [FILE.yaml] --checkpoint C.h5|RUN_DIR [--set key=value ...]\n"
         "                   [--targets NAME,...] [--corruptions LIST|all [--severities LIST]]\n"
         "                   [--json OUT.json] [--per-class]\n\n"
         "Whole-image inference on each data.val source of FILE (or the --targets among them):\n"
@@ -30,8 +30,10 @@ static void usage(FILE *f) {
         "corruptions of Table 2 at the --severities, e.g. 5 (default), 1-5, 1-3,5 or all, seeded per\n"
         "image) and each (corruption, severity) is one more column; the table gives the average\n"
         "per corruption.\n"
-        "C may be a training checkpoint or a plain weights file. Inference runs where run.device\n"
-        "says (auto: the GPU where one is present; stderr names it).\n");
+        "C may be a training checkpoint or a plain weights file, or a run folder (or its `latest`\n"
+        "file): the checkpoint `latest` names there (stderr says which). Images resized under 32\n"
+        "pixels on a side are padded to 32 for the model (docs/metrics.md). Inference runs where\n"
+        "run.device says (auto: the GPU where one is present; stderr names it).\n");
 }
 
 typedef struct { int corruption, severity; uint64_t seed; } corrupt_ctx;
@@ -140,6 +142,9 @@ int cmd_eval(int argc, char **argv) {
             if (rc == 0 && n == 0) rc = mv_fail("--corruptions '%s': no corruption named (a comma list or all)", corrs);
         }
     }
+    char ckpt_path[4096];   // --checkpoint, or the checkpoint a run folder's `latest` names
+    if (rc == 0) rc = checkpoint_resolve(ckpt_path, sizeof ckpt_path, ckpt, comm.rank == 0 ? "maskvim eval" : NULL);
+    if (rc == 0) ckpt = ckpt_path;
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed

@@ -33,7 +33,7 @@ static const struct {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: maskvim predict [FILE.yaml] --checkpoint C.h5 --input IMAGE|DIR... --out DIR\n"
+        "usage: maskvim predict [FILE.yaml] --checkpoint C.h5|RUN_DIR --input IMAGE|DIR... --out DIR\n"
         "                       [--format LIST] [--masks] [--set key=value ...]\n\n"
         "Segments each PNG or JPEG image (a folder stands for every .png/.jpg/.jpeg below it,\n"
         "in sorted order, except the --out folder if it lies below) and writes, at the image's\n"
@@ -44,8 +44,10 @@ static void usage(FILE *f) {
         "                                    format; 19-class models only)\n"
         "LIST is comma-separated (e.g. color,labelid). With --masks, also DIR/<name>_mask_<block>.png\n"
         "for every masked block: the image with the tokens the block drops darkened. Images are\n"
-        "resized to fit data.scale for inference, as in evaluation. Inference runs where\n"
-        "run.device says (auto: the GPU where one is present; stderr names it).\n");
+        "resized to fit data.scale for inference, as in evaluation; one that ends up under 32\n"
+        "pixels on a side is padded to 32 there for the model (docs/metrics.md). C may be a\n"
+        "checkpoint file, or a run folder (or its `latest` file): the checkpoint `latest` names.\n"
+        "Inference runs where run.device says (auto: the GPU where one is present; stderr names it).\n");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -207,16 +209,20 @@ static int write_format(const char *path, int f, const uint8_t *cls, int H, int 
 }
 
 // The image with the tokens block j drops darkened to a third, nearest token for every pixel.
-static int write_mask(mv_model *m, int j, const mv_image *rgb, const char *path) {
+// The model saw the image resized to (h, w) and, where a side was under 32, padded at the
+// bottom/right: the token grid covers the padded input, of which the image is the top-left
+// (h, w). Unpadded, the token row is y * b->H / H, as ever (the h's cancel exactly).
+static int write_mask(mv_model *m, int j, const mv_image *rgb, int h, int w, const char *path) {
     const mv_block *b = &m->blocks[j];
     int H = rgb->h, W = rgb->w;
+    int64_t ydiv = (int64_t)H * eval_padded_side(h), xdiv = (int64_t)W * eval_padded_side(w);
     float *keep = mv_malloc(sizeof(float) * b->H * b->W);   // the mask, in host memory
     int rc = run_read(m, keep, b->m, sizeof(float) * b->H * b->W);
     if (rc < 0) { free(keep); return rc; }
     mv_image ov = image_alloc(H, W, 3);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
-            int ty = y * b->H / H, tx = x * b->W / W;
+            int ty = (int)((int64_t)y * b->H * h / ydiv), tx = (int)((int64_t)x * b->W * w / xdiv);
             bool kept = keep[ty * b->W + tx] > 0.5f;
             for (int c = 0; c < 3; c++) {
                 int v = rgb->px[((size_t)y * W + x) * 3 + c];
@@ -266,7 +272,7 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
         if (!m->blocks[j].masked) continue;
         model_mask_name(block, sizeof block, m, j);
         snprintf(out, sizeof out, "%s/%s_mask_%s.png", outdir, name, block);
-        rc = write_mask(m, j, &rgb, out);
+        rc = write_mask(m, j, &rgb, h, w, out);
     }
     printf("\n");
     fflush(stdout);
@@ -323,6 +329,9 @@ int cmd_predict(int argc, char **argv) {
     if (rc == 0 && masks && cfg->data.test_mode == MV_TEST_SLIDE)
         rc = mv_fail("--masks draws the token masks of a whole-image forward; with data.test_mode: slide each window "
                      "has its own (add --set data.test_mode=whole)");
+    char ckpt_path[4096];   // --checkpoint, or the checkpoint a run folder's `latest` names
+    if (rc == 0) rc = checkpoint_resolve(ckpt_path, sizeof ckpt_path, ckpt, "maskvim predict");
+    if (rc == 0) ckpt = ckpt_path;
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed

@@ -8,7 +8,10 @@
 # left holding the first split's results as if complete); a model with other than 19 classes
 # evaluated with --per-class and --json (25 classes crashed: Cityscapes' 19 names were read
 # past their end; 7 classes were named road..pole); predict of a folder into a folder below
-# it, run twice (the second run segmented the first run's predictions).
+# it, run twice (the second run segmented the first run's predictions); images that the test
+# resize leaves under the model's 32x32 minimum on a side (predict stopped at such an image, "image
+# size 9x128 is too small", and eval failed the whole split); --checkpoint naming a run folder or
+# its `latest` file (refused as "not a readable HDF5 file").
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 T="$MV_TEST_TMP/eval_odd_inputs"; rm -rf "$T"; mkdir -p "$T"
@@ -103,4 +106,70 @@ cp "$T/tree/in.png" "$T/tree/pred/in_pred.png"   # as a first run leaves it
     || fail "predict into a folder below the input: $(cat "$T/tree.log")"
 grep -q "\[1/1\] $T/tree/in.png" "$T/tree.log" || fail "inputs: $(cat "$T/tree.log")"
 [ "$(ls "$T/tree/pred")" = "in_pred.png" ] || fail "predictions of predictions: $(ls "$T/tree/pred")"
-echo "7 passed, 0 failed"
+
+# 8. Predict on a 20x300 image (data.scale 128x64 makes it 9x128) and a 24x24 one (data.scale
+#    24x24 keeps it so): the model runs on the input padded to 32 on the short side(s), every
+#    output has the image's size, in whole and in slide mode (a window clipped to 9 rows).
+"$MV_PYTHON" - "$T" <<'PY'
+import os, sys, numpy as np
+sys.path.insert(0, os.environ["MV_SRC"] + "/tests/scripts")
+from png_fixture import png
+rng = np.random.default_rng(1)
+png(f"{sys.argv[1]}/small/wide.png", rng.integers(0, 256, (20, 300, 3)))
+png(f"{sys.argv[1]}/small24/tiny.png", rng.integers(0, 256, (24, 24, 3)))
+PY
+"$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --input "$T/small/wide.png" --out "$T/small/whole" \
+    --format color,trainid --masks >"$T/small.log" 2>&1 || fail "predict of a 20x300 image: $(cat "$T/small.log")"
+"$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --set data.test_mode=slide --input "$T/small/wide.png" \
+    --out "$T/small/slide" --format trainid >"$T/small_slide.log" 2>&1 || fail "slide predict of a 20x300 image: $(cat "$T/small_slide.log")"
+"$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --set data.scale=24,24 --input "$T/small24/tiny.png" \
+    --out "$T/small24/whole" --format trainid --masks >"$T/small24.log" 2>&1 || fail "predict of a 24x24 image: $(cat "$T/small24.log")"
+"$MV_PYTHON" - "$T" <<'PY' || fail "outputs of the small images"
+import glob, os, sys, numpy as np
+sys.path.insert(0, os.environ["MV_SRC"] + "/tests/scripts")
+from png_fixture import read_png
+t = sys.argv[1]
+for img, outs in ((f"{t}/small/wide.png", [f"{t}/small/whole/wide_pred.png", f"{t}/small/whole/wide_trainid.png",
+                                          f"{t}/small/slide/wide_trainid.png"]),
+                  (f"{t}/small24/tiny.png", [f"{t}/small24/whole/tiny_trainid.png"])):
+    rgb = read_png(img).astype(int)
+    d = os.path.dirname(outs[0])
+    masks = sorted(glob.glob(f"{d}/*_mask_*.png"))
+    assert masks, f"no --masks image in {d}"
+    for o in outs + masks:
+        a = read_png(o)
+        assert a.shape[:2] == rgb.shape[:2], f"{o}: {a.shape[:2]}, the image is {rgb.shape[:2]}"
+        if "trainid" in o:
+            assert a.max() < 19, f"{o}: class {a.max()}"
+        if "_mask_" in o:   # every pixel kept as it is or darkened to a third
+            a = a.astype(int)
+            assert ((a == rgb) | (a == rgb // 3)).all(), f"{o}: pixels neither kept nor darkened"
+PY
+
+# 9. Eval of splits whose images resize under 32 on a side: synthetic 64x128 images at data.scale
+#    128x16 are 16x32 (whole and slide); the converted 40x77 split at 128x16 is 16x31.
+for mode in whole slide; do
+    "$MV_BIN" eval --checkpoint "$T/w.h5" "${sets[@]}" --set data.scale=128,16 --set data.test_mode=$mode \
+        --set "data.val=[synthetic:clear,$T/ignore]" >"$T/s16_$mode.out" 2>"$T/s16_$mode.err" \
+        || fail "eval with images under 32 ($mode): $(cat "$T/s16_$mode.err")"
+    grep -q "^clear  *mIoU  *[0-9.]* " "$T/s16_$mode.out" || fail "eval table ($mode): $(cat "$T/s16_$mode.out")"
+done
+
+# 10. --checkpoint RUN_DIR, RUN_DIR/ or RUN_DIR/latest: the checkpoint `latest` names, said on
+#     stderr, with the results of that file; a folder without `latest` is refused, naming it.
+mkdir -p "$T/run"; cp "$T/w.h5" "$T/run/iter_2.h5"; echo iter_2.h5 >"$T/run/latest"
+"$MV_BIN" eval --checkpoint "$T/w.h5" "${sets[@]}" --targets clear >"$T/direct.out" 2>&1 || fail "eval: $(cat "$T/direct.out")"
+for c in "$T/run" "$T/run/" "$T/run/latest"; do
+    "$MV_BIN" eval --checkpoint "$c" "${sets[@]}" --targets clear >"$T/run.out" 2>"$T/run.err" \
+        || fail "eval --checkpoint $c: $(cat "$T/run.err")"
+    grep -q "maskvim eval: --checkpoint $c: using $T/run/iter_2.h5 (named by $T/run/latest)" "$T/run.err" \
+        || fail "eval --checkpoint $c does not say which file: $(cat "$T/run.err")"
+    [ "$(grep '^clear' "$T/run.out")" = "$(grep '^clear' "$T/direct.out")" ] || fail "eval --checkpoint $c: other results"
+done
+"$MV_BIN" predict --checkpoint "$T/run" "${sets[@]}" --input "$T/in.png" --out "$T/runpred" >"$T/runpred.log" 2>&1 \
+    || fail "predict --checkpoint RUN_DIR: $(cat "$T/runpred.log")"
+grep -q "maskvim predict: --checkpoint $T/run: using $T/run/iter_2.h5" "$T/runpred.log" || fail "$(cat "$T/runpred.log")"
+mkdir -p "$T/norun"
+if "$MV_BIN" eval --checkpoint "$T/norun" "${sets[@]}" >"$T/norun.log" 2>&1; then fail "a folder without latest accepted"; fi
+grep -q "$T/norun: a folder without a \`latest\` file" "$T/norun.log" || fail "message: $(cat "$T/norun.log")"
+echo "10 passed, 0 failed"
