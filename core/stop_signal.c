@@ -8,6 +8,10 @@
 
 static volatile sig_atomic_t g_pending = 0;
 static volatile sig_atomic_t g_depth = 0;   // nested arm/disarm pairs (a sweep arms around the trainings it runs)
+static volatile sig_atomic_t g_starting = 0;   // a training is starting up: only the handler's message differs
+// The depth of a stop_signal_arm_startup that still stands (0: none): the disarm that brings the
+// depth back to it (the training's own) ends it too.
+static int g_startup_depth = 0;
 static const int SIGNALS[] = {SIGINT, SIGTERM, SIGUSR1};
 #define NUM_SIGNALS ((int)(sizeof SIGNALS / sizeof SIGNALS[0]))
 static struct sigaction g_old[NUM_SIGNALS];
@@ -43,8 +47,13 @@ static void on_signal(int sig) {
     }
     if (!g_pending) {
         g_pending = sig;
-        say(sig == SIGUSR1 ? "maskvim: SIGUSR1: stopping after this step with a checkpoint\n"
-                           : "maskvim: stopping after this step with a checkpoint (send the signal again to stop at once)\n");
+        if (g_starting)   // train_run reads it once its setup is done, before the first step
+            say(sig == SIGUSR1 ? "maskvim: SIGUSR1 during startup: stopping before the first step\n"
+                : sig == SIGINT ? "maskvim: SIGINT during startup: stopping before the first step (send it again to stop at once)\n"
+                                : "maskvim: SIGTERM during startup: stopping before the first step (send it again to stop at once)\n");
+        else
+            say(sig == SIGUSR1 ? "maskvim: SIGUSR1: stopping after this step with a checkpoint\n"
+                               : "maskvim: stopping after this step with a checkpoint (send the signal again to stop at once)\n");
     }
 }
 
@@ -71,11 +80,36 @@ void stop_signal_arm(void) {
         if (g_old[i].sa_handler == SIG_IGN) continue;
         g_installed[i] = sigaction(SIGNALS[i], &sa, NULL) == 0;
     }
+    // A sweep starts its `maskvim train` children with these signals blocked (a stop sent before
+    // the child got here would otherwise kill it, launch/experiment_spawn.c): one held back since
+    // is delivered now, to the handlers, as a request.
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < NUM_SIGNALS; i++) sigaddset(&set, SIGNALS[i]);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void stop_signal_arm_startup(void) {
+    stop_signal_arm();
+    g_startup_depth = g_depth;
+}
+
+void stop_signal_end_startup(void) {
+    if (!g_startup_depth) return;
+    g_startup_depth = 0;
+    stop_signal_disarm();
 }
 
 void stop_signal_disarm(void) {
     if (g_depth == 0) return;
-    if (g_depth > 1) { g_depth--; return; }
+    if (g_depth > 1) {
+        g_depth--;
+        // The training that the startup arm was held for is over: what follows (its report,
+        // MPI_Finalize) is as after training, SIGINT and SIGTERM end the process again.
+        if (g_depth == g_startup_depth) stop_signal_end_startup();
+        return;
+    }
+    g_startup_depth = 0;
     for (int i = 0; i < NUM_SIGNALS; i++) {
         if (!g_installed[i]) continue;
         // SIGUSR1 would otherwise end the process: a batch scheduler sends it minutes before a
@@ -90,10 +124,13 @@ void stop_signal_disarm(void) {
         }
         sigaction(SIGNALS[i], &g_old[i], NULL);
     }
+    g_starting = 0;
     g_depth = 0;   // last: a SIGINT or SIGTERM until here was still a request, not lost
 }
 
 int stop_signal_pending(void) { return g_pending; }
+
+void stop_signal_starting(bool starting) { g_starting = starting; }
 
 void stop_signal_clear(void) { g_pending = 0; }
 

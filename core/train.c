@@ -271,19 +271,25 @@ static int check_same_config(const mv_config *cfg, mv_comm *comm) {
 //   checkpoint written (an error);
 // - whether a stop signal reached any rank (core/stop_signal.h): then *stop is that signal and
 //   every rank stops after this step, with a checkpoint.
+static const int STOP_SIGS[3] = {SIGINT, SIGTERM, SIGUSR1};
+
+// The stop signal every rank acts on, from this rank's own (mine) and how many ranks got each of
+// STOP_SIGS (counts, summed over the ranks): its own, else the first that reached some rank.
+static int agreed_signal(int mine, const double *counts) {
+    for (int i = 0; i < 3 && !mine; i++)
+        if (counts[i] > 0) mine = STOP_SIGS[i];
+    return mine;
+}
+
 static int step_agreement(trainer *t, long it, int *stop) {
-    static const int SIGS[] = {SIGINT, SIGTERM, SIGUSR1};
     const mv_model *m = &t->model;
     int mine_sig = stop_signal_pending();
     double v[4] = {m->loss_total, 0, 0, 0};   // the loss, then how many ranks got each signal
-    for (int i = 0; i < 3; i++) v[1 + i] = mine_sig == SIGS[i];
+    for (int i = 0; i < 3; i++) v[1 + i] = mine_sig == STOP_SIGS[i];
     bool mine = !isfinite(m->loss_total);
     if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, 4) < 0) return -1;
     double sum = v[0];
-    // The signal each rank reports: its own, else the first that reached some rank.
-    *stop = mine_sig;
-    for (int i = 0; i < 3 && !*stop; i++)
-        if (v[1 + i] > 0) *stop = SIGS[i];
+    *stop = agreed_signal(mine_sig, v + 1);
     if (isfinite(sum)) return 0;
     char where[192] = "on another rank";
     if (mine)
@@ -293,6 +299,20 @@ static int step_agreement(trainer *t, long it, int *stop) {
                    "no checkpoint was written (those in %s are intact; --resume auto continues from the last). "
                    "Lower optim.lr or check the data (maskvim data inspect)",
                    it + 1, where, t->cfg->run.work_dir);
+}
+
+// Whether a stop signal reached any rank while the run started up (core/stop_signal.h): one
+// collective, on every rank once its setup is done, so that all of them stop before the first
+// step or none does. A request that comes after this rank's part is read by the first step's
+// agreement (the run then stops after that step, with a checkpoint).
+static int startup_agreement(trainer *t, int *stop) {
+    stop_signal_starting(false);   // before the read: from here a request is "after this step"
+    int mine = stop_signal_pending();
+    double v[3];
+    for (int i = 0; i < 3; i++) v[i] = mine == STOP_SIGS[i];
+    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, 3) < 0) return -1;
+    *stop = agreed_signal(mine, v);
+    return 0;
 }
 
 // Losses and mask ratios averaged over ranks, the logged view of one step.
@@ -325,10 +345,15 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     t->comm = comm;
     t->lock_fd = -1;
     int rc = 0, B = cfg->data.batch_per_rank, world = comm->world;
-    bool armed = false;   // the stop signals are caught (core/stop_signal.h)
     const char *wd = cfg->run.work_dir;
     char path[1024];
-    if ((rc = check_same_config(cfg, comm)) < 0) { free(t); return rc; }
+    // Stop signals are requests from here on, through the setup (cmd_train armed before MPI_Init
+    // already; this nests): one that arrives while the run starts up stops it before its first
+    // step, see startup_agreement.
+    stop_signal_starting(true);   // first: arming delivers a signal held back since exec
+    stop_signal_arm();
+    bool armed = true;
+    if ((rc = check_same_config(cfg, comm)) < 0) goto out;
     checkpoint_state_init(&t->st);
     t->st.seed = (uint64_t)cfg->run.seed;
     t->st.world = world;
@@ -507,12 +532,18 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     if (first >= max_iters && comm->rank == 0)
         printf("maskvim train: nothing to train: the run is at iteration %ld and schedule.max_iters is %ld\n", first,
                max_iters);
-    // From here a stop signal ends the run after the step it arrives in, with a checkpoint (a
-    // request pending from before, e.g. one a sweep took while this run started, included).
+    // A request taken during the setup (or by a sweep before this run started) stops the run
+    // here, before its first step, on every rank: nothing changed since the checkpoint it started
+    // from (or, fresh, since nothing), so none is written. From here on a stop signal ends the
+    // run after the step it arrives in, with a checkpoint.
     int stopped = 0;
-    stop_signal_arm();
-    armed = true;
-    for (long it = first; it < max_iters; it++) {
+    bool stopped_at_start = false;
+    if (first < max_iters) {
+        if ((rc = startup_agreement(t, &stopped)) < 0) { free(ids); goto out; }
+        stopped_at_start = stopped != 0;
+    }
+    stop_signal_starting(false);
+    for (long it = first; it < max_iters && !stopped_at_start; it++) {
         double t0 = mv_now_s();
         const mv_batch *batch;
         int got = loader_next(t->loader, &batch);
@@ -600,7 +631,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     stop_signal_disarm();
     armed = false;
     free(ids);
-    if (rc == 0 && comm->rank == 0) {
+    if (rc == 0 && comm->rank == 0 && !stopped_at_start) {
         // The share of the training steps spent outside forward/backward (evaluation and
         // checkpoints are periodic work, reported apart).
         double total = mv_now_s() - t_start, steps = total - t_periodic;
@@ -613,10 +644,23 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
     // A request taken during the last step or after it (the final evaluation or checkpoint)
     // finds the run finished: its message promised a stop, so say what happened instead.
     int late = stop_signal_pending();
-    if (rc == 0 && late && done_here > 0 && t->st.iter >= max_iters && comm->rank == 0)
+    if (rc == 0 && late && (done_here > 0 || first >= max_iters) && t->st.iter >= max_iters && comm->rank == 0)
         printf("maskvim train: the run finished (iteration %ld of %ld) before the stop request (%s) could take effect\n",
                (long)t->st.iter, max_iters, stop_signal_name(late));
-    if (rc == 0 && stopped && t->st.iter < max_iters) {
+    if (rc == 0 && stopped_at_start) {
+        if (comm->rank == 0) {
+            if (first > 0)
+                printf("maskvim train: stopped by %s during startup, before the first step: the run stays at "
+                       "iteration %ld (the checkpoint it resumed from); `--resume auto` continues the run exactly\n",
+                       stop_signal_name(stopped), first);
+            else
+                printf("maskvim train: stopped by %s during startup, before the first step: nothing trained and no "
+                       "checkpoint written; `--resume auto` starts the run afresh\n", stop_signal_name(stopped));
+            fflush(stdout);
+        }
+        if (stop_signal) *stop_signal = stopped;
+        rc = MV_TRAIN_STOPPED;
+    } else if (rc == 0 && stopped && t->st.iter < max_iters) {
         if (comm->rank == 0)
             printf("maskvim train: stopped by %s after iteration %lld, with its checkpoint; `--resume auto` continues "
                    "the run exactly\n", stop_signal_name(stopped), (long long)t->st.iter);
@@ -624,6 +668,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
         rc = MV_TRAIN_STOPPED;
     }
 out:
+    stop_signal_starting(false);   // an error in the setup: the sweep around it is not starting
     if (armed) stop_signal_disarm();
     if (t->jsonl) fclose(t->jsonl);
     if (t->lock_fd >= 0) close(t->lock_fd);

@@ -13,10 +13,13 @@ typedef struct {
 } mv_train_opts;
 
 // Returned by train_run when SIGINT, SIGTERM or SIGUSR1 stopped the run (core/stop_signal.h):
-// every rank stopped after the same step, a checkpoint of it is written and `--resume auto`
-// continues exactly; *stop_signal (when given) receives the signal.
+// every rank stopped after the same step and a checkpoint of it is written, or, for a request
+// taken while the run started up, every rank stopped before its first step with nothing
+// trained and no new checkpoint; either way `--resume auto` continues exactly. *stop_signal
+// (when given) receives the signal.
 #define MV_TRAIN_STOPPED 1
 
 // 0 when the run finished (or stopped after opts->stop_after iterations), MV_TRAIN_STOPPED,
-// or -1 with the error set. While the training loop runs, the stop signals are caught.
+// or -1 with the error set. From its start to the end of its training loop, the stop signals
+// are caught.
 int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, int *stop_signal);

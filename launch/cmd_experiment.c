@@ -371,8 +371,14 @@ static int experiment_run(int argc, char **argv) {
         i++;
     }
     if (!file) { fprintf(stderr, "maskvim experiment run: no experiment file given\n\n"); usage(stderr); return 2; }
+    // As `maskvim train`: stop signals are requests from here, before the experiment file is read
+    // and MPI_Init, not only once the rows start (the sweep functions arm again, nested, and
+    // their disarm ends this one): a request that comes now starts no row, and the sweep exits
+    // 128 + the signal.
+    stop_signal_arm_startup();
     mv_experiment exp;
     if (experiment_load(&exp, file) < 0 || (only && check_only(&exp, only) < 0)) {
+        stop_signal_end_startup();
         fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
         if (exp.rows) experiment_free(&exp);
         return 1;
@@ -395,6 +401,7 @@ static int experiment_run(int argc, char **argv) {
             if (snprintf(dir, sizeof dir, "%s/%s", outdir, r->name) >= (int)sizeof dir) {
                 fprintf(stderr, "maskvim experiment: %s/%s: path too long\n", outdir, r->name);
                 experiment_free(&exp);
+                stop_signal_end_startup();
                 return 1;
             }
             row_action a = exp_row_plan(dir);
@@ -404,18 +411,22 @@ static int experiment_run(int argc, char **argv) {
             print_row(&exp, r, dir, a);
         }
         experiment_free(&exp);
-        return 0;
+        stop_signal_end_startup();
+        int sig = stop_signal_pending();   // nothing to stop, but the caller asked for the end
+        return sig ? 128 + sig : 0;
     }
     bool in_process = !launcher && njobs == 1;
     mv_comm comm = {0};
     {
         signal(SIGPIPE, SIG_IGN);   // as `maskvim train`: a gone `| tee` must not kill a stopping row
         if (comm_init(&comm, &argc, &argv) < 0) {
+            stop_signal_end_startup();
             fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
             experiment_free(&exp);
             return 1;
         }
         if (comm.world > 1) {   // rows run one per process here; ranks go through --launcher
+            stop_signal_end_startup();
             fprintf(stderr, "maskvim experiment: run the sweep in one process and give the ranks with "
                             "--launcher \"mpirun -np N\" (this process is one of %d ranks)\n", comm.world);
             comm_finalize(&comm);
@@ -424,6 +435,7 @@ static int experiment_run(int argc, char **argv) {
         }
     }
     if (strlen(outdir) + MV_EXP_RUN_NAME_MAX + 2 > MV_PATH_MAX || mv_mkdir_p(outdir) < 0 || write_paper_json(outdir, &exp) < 0) {
+        stop_signal_end_startup();
         if (strlen(outdir) + MV_EXP_RUN_NAME_MAX + 2 > MV_PATH_MAX) mv_fail("%s: path too long", outdir);
         fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
         comm_finalize(&comm);
@@ -434,6 +446,7 @@ static int experiment_run(int argc, char **argv) {
     int sig = 0;
     if (in_process) sig = sweep_in_process(&s, &comm);
     else sig = sweep_children(&s, &comm);
+    stop_signal_end_startup();   // (the sweep's disarm ended it already)
     char busy[64] = "";
     if (s.nbusy) snprintf(busy, sizeof busy, ", %d being run by another process", s.nbusy);
     printf("maskvim experiment: %s: %d row%s run, %d skipped (finished), %d failed%s%s; results in %s\n", exp.name,

@@ -3,6 +3,7 @@
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/stop_signal.h"
 #include "core/train.h"
 #include "dist/comm.h"
 #include <signal.h>
@@ -27,7 +28,8 @@ static void usage(FILE *f) {
         "  --quiet           no progress bar\n\n"
         "SIGINT (Ctrl-C), SIGTERM or SIGUSR1 during training stop the run after the current step\n"
         "with a checkpoint (every rank at the same step; under mpirun send SIGUSR1, which mpirun\n"
-        "forwards to the ranks); the exit status is then 128 + the signal, and `--resume auto`\n"
+        "forwards to the ranks); during startup (MPI, data, model, --resume), before the first\n"
+        "step, with nothing trained. The exit status is then 128 + the signal, and `--resume auto`\n"
         "continues exactly. A second SIGINT or SIGTERM stops at once.\n");
 }
 
@@ -70,8 +72,15 @@ int cmd_train(int argc, char **argv) {
     // Output into a pipe whose reader is gone (Ctrl-C ends a `| tee` as well) must not kill the
     // run before it stops with its checkpoint: such writes fail quietly instead.
     signal(SIGPIPE, SIG_IGN);
+    // Stop signals are requests from the start, before MPI_Init (Open MPI leaves SIGINT, SIGTERM
+    // and SIGUSR1 to us): a scheduler, mpirun or a sweep may signal a run that is still starting
+    // up (writing synthetic data, loading its checkpoint). train_run reads such a request once
+    // its setup is done and stops before the first step (core/stop_signal.h).
+    stop_signal_starting(true);   // first: arming delivers a signal held back since exec
+    stop_signal_arm_startup();   // ended by train_run's own disarm, once its training is over
     mv_comm comm;
     if (comm_init(&comm, &argc, &argv) < 0) {
+        stop_signal_end_startup();
         fprintf(stderr, "maskvim train: %s\n", mv_last_error());
         free(sets);
         return 1;
@@ -82,6 +91,9 @@ int cmd_train(int argc, char **argv) {
         mv_train_opts o = {resume, stop_after, quiet};
         rc = train_run(cfg, &comm, &o, &sig);
     }
+    // SIGINT and SIGTERM end the process again (train_run ended the startup arm already, unless
+    // it failed before its own arm); SIGUSR1 stays caught and is ignored.
+    stop_signal_end_startup();
     if (rc < 0) {
         char msg[MV_ERRMSG_MAX + 32];
         snprintf(msg, sizeof msg, "train: %s", mv_last_error());

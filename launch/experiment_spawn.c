@@ -125,6 +125,19 @@ pid_t exp_spawn(const row_cmd *c, const char *launcher, const char *log, int omp
         signal(SIGTERM, SIG_DFL);
         signal(SIGUSR1, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        // A `maskvim train` of ours, started directly, gets them blocked until it has armed its
+        // own stop handlers (stop_signal_arm unblocks them, first thing in cmd_train): a stop
+        // the sweep sends while the child is between here and there is then taken as a request,
+        // not the default death (status 138). Not for anything else: a launcher (mpirun) or
+        // `maskvim eval` would keep them blocked and never stop.
+        if (!launcher && c->n >= 2 && !strcmp(c->args[1], "train")) {
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, SIGINT);
+            sigaddset(&set, SIGTERM);
+            sigaddset(&set, SIGUSR1);
+            sigprocmask(SIG_BLOCK, &set, NULL);
+        }
         int in = open("/dev/null", O_RDONLY);
         if (in >= 0) { dup2(in, 0); close(in); }
         if (log) {

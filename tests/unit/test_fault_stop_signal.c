@@ -4,8 +4,11 @@
 // because the outermost disarm put back the default action; now it is noted and ignored for the
 // life of the process, and it leaves no request behind that would stop a later training. A
 // request taken while a sweep is armed still reaches the training it starts, and the sweep.
+// `maskvim train` arms before MPI_Init (stop_signal_arm_startup): a request during startup
+// reaches train_run, and the startup arm ends with the training's own.
 // Criterion runs each test in a process of its own, so each starts unarmed.
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <signal.h>
 #include <string.h>
 #include "core/stop_signal.h"
@@ -96,4 +99,74 @@ Test(fault_stop_signal, ignored_signal_stays_ignored) {
     struct sigaction sa;
     handler_of(SIGINT, &sa);
     cr_assert_eq(sa.sa_handler, SIG_IGN);
+}
+
+// Startup (`maskvim train` arms before MPI_Init, train_run nests its own arm): a request taken
+// before train_run's arm survives it, and the handler says the run stops before its first step.
+Test(fault_stop_signal, request_during_startup_reaches_train_run, .init = cr_redirect_stderr) {
+    stop_signal_starting(true);
+    stop_signal_arm_startup();   // cmd_train, before MPI_Init
+    raise(SIGUSR1);   // mpirun forwards a scheduler's SIGUSR1 while the data is written
+    stop_signal_arm();   // train_run
+    cr_assert_eq(stop_signal_pending(), SIGUSR1, "the nested arm of train_run lost the startup request");
+    stop_signal_starting(false);
+    stop_signal_disarm();   // train_run returns MV_TRAIN_STOPPED
+    stop_signal_end_startup();
+    cr_assert_eq(stop_signal_pending(), SIGUSR1);
+    cr_assert_stderr_eq_str("maskvim: SIGUSR1 during startup: stopping before the first step\n");
+}
+
+// A sweep starts its `maskvim train` children with the stop signals blocked until they arm
+// (launch/experiment_spawn.c): one sent in between is delivered by the outermost arm, as a
+// request (it used to stay blocked, so the stop was lost).
+Test(fault_stop_signal, signal_blocked_before_arm_becomes_a_request) {
+    sigset_t set, now;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    cr_assert_eq(sigprocmask(SIG_BLOCK, &set, NULL), 0);
+    raise(SIGTERM);   // held back: with the default action it would end the process at arm
+    stop_signal_starting(true);
+    stop_signal_arm();
+    cr_assert_eq(stop_signal_pending(), SIGTERM);
+    cr_assert_eq(sigprocmask(SIG_BLOCK, NULL, &now), 0);
+    cr_assert_eq(sigismember(&now, SIGTERM), 0, "still blocked after arming");
+    stop_signal_disarm();
+}
+
+// Once train_run's training is over (its disarm), the startup arm ends with it: SIGINT and
+// SIGTERM end the process again, SIGUSR1 is only noted, as before the startup arm existed. A
+// sweep's nested arms (deeper than the training's) do not end it early.
+Test(fault_stop_signal, startup_arm_ends_with_the_training) {
+    struct sigaction sa;
+    stop_signal_arm_startup();   // cmd_train
+    stop_signal_arm();   // train_run
+    stop_signal_arm();   // deeper (nothing does this today): its disarm must not end the startup arm
+    stop_signal_disarm();
+    handler_of(SIGTERM, &sa);
+    cr_assert_neq(sa.sa_handler, SIG_DFL, "the startup arm ended before the training did");
+    stop_signal_disarm();   // train_run's training is over
+    handler_of(SIGTERM, &sa);
+    cr_assert_eq(sa.sa_handler, SIG_DFL, "SIGTERM after the training must end the process, as before");
+    handler_of(SIGINT, &sa);
+    cr_assert_eq(sa.sa_handler, SIG_DFL);
+    raise(SIGUSR1);
+    cr_assert_eq(stop_signal_pending(), 0, "a SIGUSR1 after the training left a request");
+    stop_signal_end_startup();   // cmd_train: nothing left to end
+    stop_signal_arm();   // a later arm works as ever
+    raise(SIGTERM);
+    cr_assert_eq(stop_signal_pending(), SIGTERM);
+    stop_signal_disarm();
+}
+
+// A command that fails before its training armed ends the startup arm itself.
+Test(fault_stop_signal, startup_arm_ended_by_its_command) {
+    struct sigaction sa;
+    stop_signal_arm_startup();
+    stop_signal_end_startup();
+    handler_of(SIGINT, &sa);
+    cr_assert_eq(sa.sa_handler, SIG_DFL);
+    stop_signal_end_startup();   // twice: no effect
+    stop_signal_disarm();   // unbalanced: no effect either
+    handler_of(SIGTERM, &sa);
+    cr_assert_eq(sa.sa_handler, SIG_DFL);
 }
