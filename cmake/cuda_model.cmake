@@ -69,6 +69,18 @@ if(TARGET maskvim_cuda_emu)
   # maskvim step, eval and predict with run.device=cuda against the CPU commands.
   add_test(NAME test_cli_cuda_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/cli_cuda_emu.sh)
   set_tests_properties(test_cli_cuda_emu PROPERTIES TIMEOUT 600 ENVIRONMENT "${MV_EMU_CLI_ENV}")
+  # The same commands through the real CLI and its plugin path: the emulated GPU model built as
+  # a plugin (libmaskvim_gpu_emu.so) and loaded with MV_GPU_PLUGIN, as libmaskvim_gpu.so is on a
+  # GPU machine (attach, the engine the model then runs on, evaluation, prediction).
+  if(TARGET maskvim_gpu)
+    set_property(TARGET maskvim_cuda_emu maskvim_model_cuda_emu PROPERTY POSITION_INDEPENDENT_CODE ON)
+    add_library(maskvim_gpu_emu MODULE $<TARGET_OBJECTS:maskvim_model_cuda_emu> $<TARGET_OBJECTS:maskvim_cuda_emu>)
+    set_target_properties(maskvim_gpu_emu PROPERTIES LINKER_LANGUAGE CXX)
+    add_dependencies(maskvim maskvim_gpu_emu)
+    add_test(NAME test_cli_gpu_plugin_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/cli_cuda_emu.sh)
+    set_tests_properties(test_cli_gpu_plugin_emu PROPERTIES TIMEOUT 600 ENVIRONMENT
+      "MV_BIN=$<TARGET_FILE:maskvim>;MV_EMU_BIN=$<TARGET_FILE:maskvim>;MV_GPU_PLUGIN=$<TARGET_FILE:maskvim_gpu_emu>;MV_PYTHON=/usr/bin/python3;MV_SRC=${CMAKE_SOURCE_DIR};MV_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp;OMP_NUM_THREADS=2")
+  endif()
 
   add_executable(test_train_cuda_emu_c ${CMAKE_SOURCE_DIR}/tests/cuda/test_train_cuda.c)
   target_link_libraries(test_train_cuda_emu_c PRIVATE maskvim_model_cuda_emu)

@@ -119,7 +119,7 @@ static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx
         ctx->grads_ctx = NULL;
         mv_device_set_wait_limit(c->timeout_s);   // a collective no rank finishes ends the job
     }
-    m->engine = mv_gpu_engine;
+    m->engine = mv_cuda_engine();   // not mv_gpu_engine: loaded as a plugin, this engine is not registered there
     snprintf(desc, n, "GPU %d (%s), GEMMs %s", dev, prop.name, mv_cuda_precision_name(mv_cuda_get_precision()));
     size_t len = strlen(desc);
     if (g.nccl_on && len < n) snprintf(desc + len, n - len, ", NCCL all-reduce in %d buckets", g.sync.num_buckets);
