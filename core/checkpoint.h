@@ -99,10 +99,11 @@ int checkpoint_rotate(const char *dir, int keep);
 // The bare file name DIR/latest holds ("" when it is missing, unreadable or not a bare name);
 // nothing is checked about that file.
 void checkpoint_latest_name(const char *dir, char *name, size_t n);
-// The checkpoint file that --checkpoint ARG of an inference command (eval, predict) means: ARG
-// itself, or, when ARG is a run folder or the `latest` file in one, the checkpoint that `latest`
-// names in that folder (see checkpoint_latest_name); then `who` (when not NULL) says on stderr
-// which file it took. 0, or -1 with a message (no `latest`, or the file it names unreadable).
+// The checkpoint that a path given for one (eval/predict --checkpoint, train --resume) means:
+// ARG itself, or, when ARG is a run folder or the `latest` file in one, the checkpoint that
+// `latest` names in that folder (see checkpoint_latest_name); then `who` (when not NULL: the
+// command and option, "maskvim eval: --checkpoint") says on stderr which file it took. 0, or -1
+// with a message (no `latest`, or the file it names unreadable).
 int checkpoint_resolve(char *out, size_t n, const char *arg, const char *who);
 // For `--resume auto`: the newest complete checkpoint in DIR. Tries the file `latest` names,
 // then the iter_<step>.h5 files from the highest step down, and takes the first that is whole

@@ -272,7 +272,7 @@ int checkpoint_resolve(char *out, size_t n, const char *arg, const char *who) {
                              "folder", dir, dir);
     if (snprintf(out, n, "%s/%s", dir, name) >= (int)n) return mv_fail("%s: path too long", dir);
     if (access(out, R_OK) != 0) return mv_fail("%s (named by %s): cannot be read: %s", out, latest, strerror(errno));
-    if (who) fprintf(stderr, "%s: --checkpoint %s: using %s (named by %s)\n", who, arg, out, latest);
+    if (who) fprintf(stderr, "%s %s: using %s (named by %s)\n", who, arg, out, latest);
     return 0;
 }
 

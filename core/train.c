@@ -395,7 +395,8 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
             else if (skipped[0])   // a damaged newer checkpoint must not go unnoticed
                 fprintf(stderr, "maskvim: warning: --resume auto passed over: %s\n", skipped);
         } else if (opts->resume) {
-            snprintf(resume_path, sizeof resume_path, "%s", opts->resume);
+            // A checkpoint, or a run folder (or its `latest` file): the checkpoint `latest` names.
+            if (checkpoint_resolve(resume_path, sizeof resume_path, opts->resume, "maskvim train: --resume") < 0) resumed = -1;
         }
         if (resumed == 0 && resume_path[0]) {
             mv_config *saved = mv_calloc(1, sizeof *saved);

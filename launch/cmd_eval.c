@@ -143,7 +143,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     char ckpt_path[4096];   // --checkpoint, or the checkpoint a run folder's `latest` names
-    if (rc == 0) rc = checkpoint_resolve(ckpt_path, sizeof ckpt_path, ckpt, comm.rank == 0 ? "maskvim eval" : NULL);
+    if (rc == 0) rc = checkpoint_resolve(ckpt_path, sizeof ckpt_path, ckpt, comm.rank == 0 ? "maskvim eval: --checkpoint" : NULL);
     if (rc == 0) ckpt = ckpt_path;
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);

@@ -330,12 +330,12 @@ int cmd_predict(int argc, char **argv) {
         rc = mv_fail("--masks draws the token masks of a whole-image forward; with data.test_mode: slide each window "
                      "has its own (add --set data.test_mode=whole)");
     char ckpt_path[4096];   // --checkpoint, or the checkpoint a run folder's `latest` names
-    if (rc == 0) rc = checkpoint_resolve(ckpt_path, sizeof ckpt_path, ckpt, "maskvim predict");
+    if (rc == 0) rc = checkpoint_resolve(ckpt_path, sizeof ckpt_path, ckpt, "maskvim predict: --checkpoint");
     if (rc == 0) ckpt = ckpt_path;
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
-    if (rc == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim predict");
+    if (rc == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim predict: --checkpoint");
     if (rc == 0) rc = mv_mkdir_p(outdir);
     // An existing file of that name passes mkdir -p; without this check the model would run and
     // the first write would fail as "--out/x_pred.png: Not a directory".

@@ -7,7 +7,9 @@
 #      iteration 2. It continued from iter_4.h5, the course the rewind had left, and
 #      metrics.jsonl lacked iterations 4 (and 3, had the crash come sooner) for good;
 #   2. a checkpoint of another folder: `--resume auto` in the new folder must continue from it.
-#      It found no checkpoint there and started over from iteration 0.
+#      It found no checkpoint there and started over from iteration 0;
+#   3. `--resume RUN_DIR`: the checkpoint that folder's `latest` names (it was "not a readable
+#      HDF5 file").
 # Both end bit-identical to the uninterrupted run, with every iteration logged once.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
@@ -58,5 +60,21 @@ grep -q "resumed from .*/iter_4.h5 at iteration 4" "$TMP/b.log" || fail "2: did 
 [ "$(train_iters "$TMP/b")" = "5 6 " ] || fail "2: logged iterations: $(train_iters "$TMP/b")"
 compare "$TMP/full/iter_6.h5" "$TMP/b/iter_6.h5" --exact || fail "2: differs from the uninterrupted run"
 echo "2: a resume from another folder's checkpoint that crashed is continued from it"
+passed=$((passed + 1))
+# 3. `--resume RUN_DIR` (or RUN_DIR/latest): the checkpoint that folder's `latest` names, said on
+#    stderr; a folder without `latest` is refused, naming it.
+run --set run.work_dir="$TMP/c" --stop-after 4 >/dev/null   # latest: iter_4.h5
+for from in "$TMP/c" "$TMP/c/latest"; do
+    rm -rf "$TMP/d"
+    run --set run.work_dir="$TMP/d" --resume "$from" >"$TMP/d.log" 2>&1 || fail "3: --resume $from: $(tail -3 "$TMP/d.log")"
+    grep -q "maskvim train: --resume $from: using $TMP/c/iter_4.h5 (named by $TMP/c/latest)" "$TMP/d.log" \
+        || fail "3: --resume $from does not say which checkpoint: $(head -3 "$TMP/d.log")"
+    [ "$(train_iters "$TMP/d")" = "5 6 " ] || fail "3: --resume $from: logged iterations: $(train_iters "$TMP/d")"
+    compare "$TMP/full/iter_6.h5" "$TMP/d/iter_6.h5" --exact || fail "3: --resume $from differs from the uninterrupted run"
+done
+mkdir -p "$TMP/empty"
+if run --set run.work_dir="$TMP/e" --resume "$TMP/empty" >"$TMP/e.log" 2>&1; then fail "3: a folder without latest accepted"; fi
+grep -q "$TMP/empty: a folder without a \`latest\` file" "$TMP/e.log" || fail "3: $(tail -2 "$TMP/e.log")"
+echo "3: --resume RUN_DIR continues from the checkpoint its latest names"
 passed=$((passed + 1))
 echo "$passed passed, 0 failed"
