@@ -76,7 +76,6 @@ if(TARGET maskvim_cuda_emu)
     set_property(TARGET maskvim_cuda_emu maskvim_model_cuda_emu PROPERTY POSITION_INDEPENDENT_CODE ON)
     add_library(maskvim_gpu_emu MODULE $<TARGET_OBJECTS:maskvim_model_cuda_emu> $<TARGET_OBJECTS:maskvim_cuda_emu>)
     set_target_properties(maskvim_gpu_emu PROPERTIES LINKER_LANGUAGE CXX)
-    add_dependencies(maskvim maskvim_gpu_emu)
     add_test(NAME test_cli_gpu_plugin_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/cli_cuda_emu.sh)
     set_tests_properties(test_cli_gpu_plugin_emu PROPERTIES TIMEOUT 600 ENVIRONMENT
       "MV_BIN=$<TARGET_FILE:maskvim>;MV_EMU_BIN=$<TARGET_FILE:maskvim>;MV_GPU_PLUGIN=$<TARGET_FILE:maskvim_gpu_emu>;MV_PYTHON=/usr/bin/python3;MV_SRC=${CMAKE_SOURCE_DIR};MV_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp;OMP_NUM_THREADS=2")
