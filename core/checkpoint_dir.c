@@ -225,7 +225,8 @@ int checkpoint_save_iter(const char *dir, int keep, const mv_params *p, const mv
     return 0;
 }
 
-// Copies `from` to `to` through `to`.tmp (fsync, rename, directory sync): whole or not at all.
+// Copies `from` to `to` as an atomic file (core/fs.h: a temporary beside it, fsync, rename, folder
+// sync): whole or not at all.
 static int copy_file(const char *from, const char *to) {
     FILE *in = fopen(from, "rb");
     if (!in) return mv_fail("%s: cannot open: %s", from, strerror(errno));
