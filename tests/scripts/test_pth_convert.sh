@@ -16,13 +16,16 @@ set -euo pipefail
 : "${MV_BIN:?}" "${MV_PYTHON:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
 dir="$MV_TEST_TMP/pth_convert"; rm -rf "$dir"; mkdir -p "$dir"
 fail() { echo "FAIL: $*"; exit 1; }
+# Some forty Python commands: through one process that imports torch once (py_zygote.sh).
+source "$MV_SRC/tests/scripts/py_zygote.sh"
+py_zygote_start "$dir"
 ref="$MV_SRC/tests/reference/maskvim_ref.py"
 conv="$MV_SRC/tools/pth_to_h5.py"
 det="--set mask.noise=false --set model.dropout=0 --set model.drop_path=0 --set model.decoder_drop_path=0"
 "$MV_BIN" step --preset maskvim-nano --seed 3 --init-out "$dir/w.h5"
 # The same tensors as .pth files: mmseg-style (wrapped, with num_batches_tracked) and
 # VMamba-ImageNet-style (encoder only, no 'backbone.' prefix, a classifier head).
-"$MV_PYTHON" - "$dir" <<'PY'
+py - "$dir" <<'PY'
 import sys, h5py, torch
 d = sys.argv[1]
 with h5py.File(f"{d}/w.h5", "r") as f:
@@ -36,17 +39,17 @@ enc = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.
 enc["classifier.head.weight"] = torch.zeros(1000, 128)
 torch.save({"model": enc}, f"{d}/imagenet.pth")
 PY
-"$MV_PYTHON" "$conv" "$dir/mmseg.pth" "$dir/back.h5" >/dev/null
-"$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$dir/w.h5" "$dir/back.h5" --exact || fail "round trip through .pth is not exact"
+py "$conv" "$dir/mmseg.pth" "$dir/back.h5" >/dev/null
+py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/w.h5" "$dir/back.h5" --exact || fail "round trip through .pth is not exact"
 
 # Official layout: the reference reads the file as the authors' code would.
-"$MV_PYTHON" "$ref" make-batch --out "$dir/b.h5" --batch 2 --size 64x64 --classes 19 --seed 4 >/dev/null
-"$MV_PYTHON" "$ref" step --preset maskvim-nano $det --set mask.layout=official --weights "$dir/w.h5" \
+py "$ref" make-batch --out "$dir/b.h5" --batch 2 --size 64x64 --classes 19 --seed 4 >/dev/null
+py "$ref" step --preset maskvim-nano $det --set mask.layout=official --weights "$dir/w.h5" \
     --batch "$dir/b.h5" --dump "$dir/ref.h5" >/dev/null
-"$MV_PYTHON" "$conv" "$dir/mmseg.pth" "$dir/spatial.h5" --token-mask-layout official >"$dir/conv.log"
+py "$conv" "$dir/mmseg.pth" "$dir/spatial.h5" --token-mask-layout official >"$dir/conv.log"
 grep -q "7 token masks permuted" "$dir/conv.log" || fail "expected 7 permuted token masks: $(cat "$dir/conv.log")"
 "$MV_BIN" step --preset maskvim-nano $det --weights "$dir/spatial.h5" --batch "$dir/b.h5" --dump "$dir/c.h5" >/dev/null
-"$MV_PYTHON" - "$dir/ref.h5" "$dir/c.h5" <<'PY'
+py - "$dir/ref.h5" "$dir/c.h5" <<'PY'
 import sys, h5py, numpy as np
 r, c = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
 for k in ("loss_total", "loss_ce", "loss_ratio", "loss_position"):
@@ -58,7 +61,7 @@ print("official checkpoint reproduced in the spatial layout")
 PY
 
 # Encoder-only ImageNet checkpoint.
-"$MV_PYTHON" "$conv" "$dir/imagenet.pth" "$dir/enc.h5" --prefix backbone. >/dev/null
+py "$conv" "$dir/imagenet.pth" "$dir/enc.h5" --prefix backbone. >/dev/null
 "$MV_BIN" step --preset maskvim-nano $det --weights "$dir/enc.h5" --allow-missing --batch "$dir/b.h5" --dump "$dir/e.h5" 2>"$dir/enc.log" >/dev/null
 grep -q "missing (kept initialised), 0 unexpected" "$dir/enc.log" || fail "encoder-only load report: $(tail -2 "$dir/enc.log")"
 grep -q "missing:    decode_head.conv_seg.weight" "$dir/enc.log" || fail "decoder tensors not listed as missing"
@@ -71,7 +74,7 @@ grep -q "backbone.layers.0.blocks.0.op.in_proj.weight" "$dir/enc.log" && fail "a
 # the v0 shapes for maskvim-nano's sizes, independently of tools/pth_to_h5.py. Each tensor takes
 # the value of the maskvim tensor the authors' MaskVSSM._load_from_state_dict loads it into.
 "$MV_BIN" step --preset maskvim-nano --seed 5 --init-out "$dir/init5.h5"
-"$MV_PYTHON" - "$dir" <<'PY'
+py - "$dir" <<'PY'
 import math, sys, h5py, torch
 d = sys.argv[1]
 with h5py.File(f"{d}/w.h5", "r") as f:
@@ -137,13 +140,13 @@ with h5py.File(f"{d}/v0_loaded_expected.h5", "w") as f:
 print(f"v0 checkpoint: {len(ckpt)} tensors, {len(loaded)} encoder, {len(missing)} expected missing")
 PY
 rm -rf "$dir/pkgs"
-"$MV_PYTHON" "$conv" "$dir/imagenet_v0.pth" "$dir/enc_v0.h5" --prefix backbone. >"$dir/conv_v0.log" 2>"$dir/conv_v0.err"
+py "$conv" "$dir/imagenet_v0.pth" "$dir/enc_v0.h5" --prefix backbone. >"$dir/conv_v0.log" 2>"$dir/conv_v0.err"
 grep -q "left out the objects pickled from fakeyacs (not installed here" "$dir/conv_v0.err" || fail "the pickled configuration: $(cat "$dir/conv_v0.err")"
 nren=$(grep -c -E '^(patch_embed\.(proj|norm)|layers\.[0-9]+\.blocks\.[0-9]+\.(ln_1|self_attention))\.' \
-       <("$MV_PYTHON" -c "import sys; sys.path.insert(0, '$MV_SRC/tools'); import pth_to_h5; print('\n'.join(pth_to_h5.load_checkpoint(sys.argv[1])['model']))" "$dir/imagenet_v0.pth" 2>/dev/null))
+       <(py -c "import sys; sys.path.insert(0, '$MV_SRC/tools'); import pth_to_h5; print('\n'.join(pth_to_h5.load_checkpoint(sys.argv[1])['model']))" "$dir/imagenet_v0.pth" 2>/dev/null))
 grep -q "$nren renamed (VMamba v0 names), 4 classifier tensors dropped" "$dir/conv_v0.log" \
     || fail "v0 conversion summary (expected $nren renamed, 4 dropped): $(cat "$dir/conv_v0.log")"
-"$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$dir/enc_v0.h5" "$dir/v0_enc_expected.h5" --exact \
+py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/enc_v0.h5" "$dir/v0_enc_expected.h5" --exact \
     || fail "v0 tensors are not where the authors' loader puts them, bit for bit"
 "$MV_BIN" step --preset maskvim-nano --seed 5 --weights "$dir/enc_v0.h5" --allow-missing \
     --init-out "$dir/v0_loaded.h5" 2>"$dir/enc_v0.log" >/dev/null
@@ -152,14 +155,14 @@ grep -q "$nmiss missing (kept initialised), 0 unexpected" "$dir/enc_v0.log" \
     || fail "v0 load report (expected $nmiss missing, 0 unexpected): $(tail -2 "$dir/enc_v0.log")"
 diff <(sed -n 's/^  missing:    //p' "$dir/enc_v0.log" | sort) "$dir/v0_missing.txt" \
     || fail "v0 load: the missing list is not decoder + outnorms + token masks"
-"$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$dir/v0_loaded.h5" "$dir/v0_loaded_expected.h5" --exact \
+py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/v0_loaded.h5" "$dir/v0_loaded_expected.h5" --exact \
     || fail "maskvim's model after loading the v0 conversion"
 # Explicit --naming v0 gives the same file; a file mixing both namings, or --naming v0 on a file
 # without v0 names, is refused naming the key.
-"$MV_PYTHON" "$conv" "$dir/imagenet_v0.pth" "$dir/enc_v0b.h5" --prefix backbone. --naming v0 >/dev/null
-"$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$dir/enc_v0.h5" "$dir/enc_v0b.h5" --exact >/dev/null \
+py "$conv" "$dir/imagenet_v0.pth" "$dir/enc_v0b.h5" --prefix backbone. --naming v0 >/dev/null
+py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/enc_v0.h5" "$dir/enc_v0b.h5" --exact >/dev/null \
     || fail "--naming v0 and auto differ"
-"$MV_PYTHON" - "$dir" "$MV_SRC/tools" 2>/dev/null <<'PY'
+py - "$dir" "$MV_SRC/tools" 2>/dev/null <<'PY'
 import sys, torch
 d = sys.argv[1]
 sys.path.insert(0, sys.argv[2])
@@ -169,8 +172,8 @@ sd["patch_embed.0.weight"] = sd["patch_embed.proj.weight"].clone()
 torch.save({"model": sd}, f"{d}/mixed.pth")
 PY
 set +e
-"$MV_PYTHON" "$conv" "$dir/mixed.pth" "$dir/mixed.h5" --prefix backbone. 2>"$dir/mixed.log" >/dev/null; rc=$?
-"$MV_PYTHON" "$conv" "$dir/imagenet.pth" "$dir/notv0.h5" --prefix backbone. --naming v0 2>"$dir/notv0.log" >/dev/null; rc2=$?
+py "$conv" "$dir/mixed.pth" "$dir/mixed.h5" --prefix backbone. 2>"$dir/mixed.log" >/dev/null; rc=$?
+py "$conv" "$dir/imagenet.pth" "$dir/notv0.h5" --prefix backbone. --naming v0 2>"$dir/notv0.log" >/dev/null; rc2=$?
 set -e
 [ $rc -eq 2 ] && grep -q "both become 'backbone.patch_embed.0.weight'" "$dir/mixed.log" && grep -q "'patch_embed.proj.weight'" "$dir/mixed.log" \
     || fail "mixed namings: rc $rc, $(cat "$dir/mixed.log")"
@@ -186,7 +189,7 @@ set -e
 # maskvim-nano's sizes its names and shapes must be maskvim's, and a checkpoint holding exactly
 # them must convert (num_batches_tracked skipped, nothing renamed) and load with nothing missing
 # or unexpected, bit for bit. Masks on: the 40k configs (t_mask=True); off: the 20k tiny config.
-"$MV_PYTHON" - "$dir" <<'PY'
+py - "$dir" <<'PY'
 import math, sys, torch
 d = sys.argv[1]
 
@@ -254,7 +257,7 @@ PY
 for tag in on off; do
     sets=""; [ $tag = off ] && sets="--set mask.encoder=false --set mask.decoder=false"
     "$MV_BIN" step --preset maskvim-nano $sets --seed 7 --init-out "$dir/seg_$tag.h5" >/dev/null
-    "$MV_PYTHON" - "$dir" "$tag" <<'PY' || fail "masks $tag: maskvim's names and shapes are not the authors' segmentor's"
+    py - "$dir" "$tag" <<'PY' || fail "masks $tag: maskvim's names and shapes are not the authors' segmentor's"
 import sys, h5py, torch
 d, tag = sys.argv[1:]
 facts = dict(l.split(" ") for l in open(f"{d}/authors_{tag}.txt").read().split("\n") if l)
@@ -276,16 +279,16 @@ torch.save({"meta": {"iter": 20000}, "state_dict": sd, "optimizer": {"state": {}
 open(f"{d}/authors_seg_{tag}.n", "w").write(f"{len(theirs)} {len(facts) - len(theirs)}\n")
 PY
     read -r nt nb <"$dir/authors_seg_$tag.n"
-    "$MV_PYTHON" "$conv" "$dir/authors_seg_$tag.pth" "$dir/authors_seg_$tag.h5" >"$dir/authors_conv_$tag.log"
+    py "$conv" "$dir/authors_seg_$tag.pth" "$dir/authors_seg_$tag.h5" >"$dir/authors_conv_$tag.log"
     grep -q "$nt tensors written, 0 renamed, 0 classifier tensors dropped, $nb entries skipped" "$dir/authors_conv_$tag.log" \
         || fail "masks $tag: authors' segmentor conversion summary (expected $nt written, $nb skipped): $(cat "$dir/authors_conv_$tag.log")"
-    "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$dir/seg_$tag.h5" "$dir/authors_seg_$tag.h5" --exact \
+    py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/seg_$tag.h5" "$dir/authors_seg_$tag.h5" --exact \
         || fail "masks $tag: authors' segmentor tensors are not maskvim's, bit for bit"
     "$MV_BIN" step --preset maskvim-nano $sets --seed 8 --weights "$dir/authors_seg_$tag.h5" \
         --init-out "$dir/authors_loaded_$tag.h5" 2>"$dir/authors_load_$tag.log" >/dev/null \
         || fail "masks $tag: maskvim cannot load the authors' segmentor: $(tail -3 "$dir/authors_load_$tag.log")"
     grep -q -E "missing|unexpected" "$dir/authors_load_$tag.log" && fail "masks $tag: load report: $(cat "$dir/authors_load_$tag.log")"
-    "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$dir/seg_$tag.h5" "$dir/authors_loaded_$tag.h5" --exact \
+    py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/seg_$tag.h5" "$dir/authors_loaded_$tag.h5" --exact \
         || fail "masks $tag: maskvim's model after loading the authors' segmentor"
 done
 
@@ -296,14 +299,14 @@ done
 # request, which pth_to_h5.py --token-mask-layout official undoes exactly; a checkpoint's train/
 # group as meta (iter, step, configuration), never as tensors; and errors naming the file.
 exp="$MV_SRC/tools/h5_to_pth.py"
-compare() { "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$@"; }
+compare() { py "$MV_SRC/tests/scripts/compare_weights.py" "$@"; }
 "$MV_BIN" step --preset maskvim-nano --seed 7 --init-out "$dir/W.h5" >/dev/null
-"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/W.pth" >"$dir/exp.log"
+py "$exp" "$dir/W.h5" "$dir/W.pth" >"$dir/exp.log"
 grep -q "196 tensors written, 10 num_batches_tracked added (value 0), 0 token masks permuted$" "$dir/exp.log" \
     || fail "export summary: $(cat "$dir/exp.log")"
-"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/W_bare.pth" --bare >/dev/null
-"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/W_enc.pth" --prefix-strip backbone. >/dev/null
-"$MV_PYTHON" - "$dir" <<'PY' || fail "export of a weights file"
+py "$exp" "$dir/W.h5" "$dir/W_bare.pth" --bare >/dev/null
+py "$exp" "$dir/W.h5" "$dir/W_enc.pth" --prefix-strip backbone. >/dev/null
+py - "$dir" <<'PY' || fail "export of a weights file"
 import collections, sys, h5py, numpy as np, torch
 d = sys.argv[1]
 def same(t, a):   # bit for bit: float32, same shape, same bits (NaN and -0 included)
@@ -337,11 +340,11 @@ print(f"W.pth: {len(w)} tensors bit for bit, {len(nbt)} num_batches_tracked, the
 PY
 # h5 -> pth (official layout) -> h5 (official layout) is exact; read back without the layout
 # option, exactly the 7 token masks differ (so the export permuted them, and the check can fail).
-"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/X.pth" --token-mask-layout official >"$dir/exp_off.log"
+py "$exp" "$dir/W.h5" "$dir/X.pth" --token-mask-layout official >"$dir/exp_off.log"
 grep -q "7 token masks permuted" "$dir/exp_off.log" || fail "expected 7 permuted token masks: $(cat "$dir/exp_off.log")"
-"$MV_PYTHON" "$conv" "$dir/X.pth" "$dir/Y.h5" --token-mask-layout official >/dev/null
+py "$conv" "$dir/X.pth" "$dir/Y.h5" --token-mask-layout official >/dev/null
 compare "$dir/W.h5" "$dir/Y.h5" --exact || fail "h5 -> pth -> h5 through the official layout is not exact"
-"$MV_PYTHON" "$conv" "$dir/X.pth" "$dir/Y_one.h5" >/dev/null
+py "$conv" "$dir/X.pth" "$dir/Y_one.h5" >/dev/null
 compare "$dir/W.h5" "$dir/Y_one.h5" --exact >"$dir/Y_one.cmp" && fail "the official layout on one side only left the token masks unchanged"
 [ "$(grep -c '^DIFFER .*token_mask' "$dir/Y_one.cmp")" = 7 ] && grep -q "^7 of 196 tensors differ" "$dir/Y_one.cmp" \
     || fail "official layout on one side: expected exactly the 7 token masks to differ: $(cat "$dir/Y_one.cmp")"
@@ -353,10 +356,10 @@ MV_SYNTH_CACHE="$MV_TEST_TMP/synth_cache" "$MV_BIN" train --set model.crop=64,64
     --set schedule.max_iters=2 --set schedule.warmup_iters=1 --set data.val=[synthetic:clear] \
     --set run.work_dir="$dir/run" --quiet >"$dir/train.log" 2>&1 || fail "training run: $(tail -3 "$dir/train.log")"
 ck="$dir/run/$(cat "$dir/run/latest")"
-"$MV_PYTHON" "$exp" "$ck" "$dir/ck.pth" >"$dir/exp_ck.log"
+py "$exp" "$ck" "$dir/ck.pth" >"$dir/exp_ck.log"
 grep -q "196 tensors written, 10 num_batches_tracked added (value 2), 0 token masks permuted, meta iter 2$" "$dir/exp_ck.log" \
     || fail "checkpoint export summary: $(cat "$dir/exp_ck.log")"
-"$MV_PYTHON" - "$ck" "$dir/ck.pth" "$dir/run/config.yaml" <<'PY' || fail "export of a training checkpoint"
+py - "$ck" "$dir/ck.pth" "$dir/run/config.yaml" <<'PY' || fail "export of a training checkpoint"
 import sys, h5py, numpy as np, torch
 src, out, cfg = sys.argv[1:]
 ck = torch.load(out, map_location="cpu", weights_only=True)
@@ -375,13 +378,13 @@ nbt = [int(v) for k, v in sd.items() if k.endswith("num_batches_tracked")]
 assert len(nbt) == 10 and set(nbt) == {step}, nbt
 print(f"{out}: iter {meta['iter']}, {len(w)} tensors bit for bit, num_batches_tracked {step}")
 PY
-"$MV_PYTHON" "$exp" "$ck" "$dir/ck_off.pth" --token-mask-layout official >/dev/null
-"$MV_PYTHON" "$conv" "$dir/ck_off.pth" "$dir/ck_back.h5" --token-mask-layout official >/dev/null
+py "$exp" "$ck" "$dir/ck_off.pth" --token-mask-layout official >/dev/null
+py "$conv" "$dir/ck_off.pth" "$dir/ck_back.h5" --token-mask-layout official >/dev/null
 compare "$ck" "$dir/ck_back.h5" --exact >/dev/null || fail "checkpoint -> pth -> h5 through the official layout is not exact"
 
 # Errors: exit 2 with a message naming the file, and nothing written under the output's name.
 echo "not hdf5" >"$dir/notes.h5"
-"$MV_PYTHON" - "$dir" <<'PY'
+py - "$dir" <<'PY'
 import sys, h5py, numpy as np
 d = sys.argv[1]
 with h5py.File(f"{d}/ints.h5", "w") as f:
@@ -393,7 +396,7 @@ PY
 expect_error() {   # FILE MESSAGE ARGS..: exit 2, "FILE: ...MESSAGE" on stderr, no output file
     local file=$1 msg=$2; shift 2
     local rc=0
-    "$MV_PYTHON" "$exp" "$@" "$dir/err_out.pth" 2>"$dir/err.log" >/dev/null || rc=$?
+    py "$exp" "$@" "$dir/err_out.pth" 2>"$dir/err.log" >/dev/null || rc=$?
     [ $rc -eq 2 ] && grep -qF "$file: " "$dir/err.log" && grep -qF "$msg" "$dir/err.log" \
         || fail "h5_to_pth $*: expected exit 2 and '$file: ...$msg', got $rc: $(cat "$dir/err.log")"
     ! ls "$dir"/err_out.pth* >/dev/null 2>&1 || fail "h5_to_pth $*: left an output file"
@@ -403,14 +406,14 @@ expect_error "$dir/absent.h5" "cannot read as HDF5" "$dir/absent.h5"
 expect_error "$dir/ints.h5" "dataset 'a.count' is int32, not a floating-point tensor" "$dir/ints.h5"
 expect_error "$dir/empty.h5" "no tensors at its root" "$dir/empty.h5"
 expect_error "$dir/W.h5" "no tensor at its root starts with 'encoder.'" "$dir/W.h5" --prefix-strip encoder.
-rc=0; "$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/W.h5/out.pth" 2>"$dir/err.log" >/dev/null || rc=$?
+rc=0; py "$exp" "$dir/W.h5" "$dir/W.h5/out.pth" 2>"$dir/err.log" >/dev/null || rc=$?
 [ $rc -eq 2 ] && grep -qF "$dir/W.h5/out.pth: cannot write" "$dir/err.log" || fail "unwritable output: rc $rc, $(cat "$dir/err.log")"
 # Both tools make the output's folder (the documented `pretrained/...` needs it); a checkpoint
 # without a single weight is refused, not written empty.
-"$MV_PYTHON" "$exp" "$dir/W.h5" "$dir/new/dir/out.pth" >/dev/null || fail "h5_to_pth into a new folder"
-"$MV_PYTHON" "$conv" "$dir/new/dir/out.pth" "$dir/new/dir2/back.h5" >/dev/null || fail "pth_to_h5 into a new folder"
-"$MV_PYTHON" -c "import torch,sys; torch.save({'epoch': 3, 'optimizer': {'lr': 0.1}}, sys.argv[1])" "$dir/noweights.pth"
-rc=0; "$MV_PYTHON" "$conv" "$dir/noweights.pth" "$dir/noweights.h5" 2>"$dir/err.log" >/dev/null || rc=$?
+py "$exp" "$dir/W.h5" "$dir/new/dir/out.pth" >/dev/null || fail "h5_to_pth into a new folder"
+py "$conv" "$dir/new/dir/out.pth" "$dir/new/dir2/back.h5" >/dev/null || fail "pth_to_h5 into a new folder"
+py -c "import torch,sys; torch.save({'epoch': 3, 'optimizer': {'lr': 0.1}}, sys.argv[1])" "$dir/noweights.pth"
+rc=0; py "$conv" "$dir/noweights.pth" "$dir/noweights.h5" 2>"$dir/err.log" >/dev/null || rc=$?
 [ $rc -eq 2 ] && grep -q "no floating-point tensor to write" "$dir/err.log" && [ ! -e "$dir/noweights.h5" ] \
     || fail "a checkpoint without weights: rc $rc, $(cat "$dir/err.log")"
 echo "6 passed, 0 failed"
