@@ -1,13 +1,12 @@
 // Evaluation on one split (see evaluate.h).
 #include "core/evaluate.h"
-#include "core/clock.h"
 #include "core/engine.h"
 #include "core/error.h"
-#include "kernels/cpu/profile.h"
+#include "core/progress.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static int grow(float **p, size_t *cap, size_t n) {
     if (n <= *cap) return 0;
@@ -28,6 +27,17 @@ void eval_buffers_free(mv_eval_buffers *b) {
     memset(b, 0, sizeof *b);
 }
 
+// The class of one pixel's K logits as torch.argmax takes it: the first maximum on ties, and a NaN
+// counts as larger than any number (the first NaN wins). A model whose weights went NaN in one
+// class's channel is then scored as mmseg scores it (that class everywhere), not as if the
+// channel were not there.
+static inline int argmax_logits(const float *z, int K) {
+    int best = 0;
+    for (int k = 1; k < K; k++)
+        if (z[k] > z[best] || (isnan(z[k]) && !isnan(z[best]))) best = k;
+    return best;
+}
+
 // argmax at the label's size of the logits at the input's size in buf->input.
 static int predict_from_input(uint8_t *pred, mv_eval_buffers *buf, int K, int h, int w, int lh, int lw) {
     const float *full = buf->input;
@@ -38,10 +48,7 @@ static int predict_from_input(uint8_t *pred, mv_eval_buffers *buf, int K, int h,
     }
     #pragma omp parallel for schedule(static)
     for (long i = 0; i < (long)lh * lw; i++) {
-        const float *z = full + (size_t)i * K;
-        int best = 0;
-        for (int k = 1; k < K; k++) if (z[k] > z[best]) best = k;
-        pred[i] = (uint8_t)best;
+        pred[i] = (uint8_t)argmax_logits(full + (size_t)i * K, K);
     }
     return 0;
 }
@@ -182,8 +189,15 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     size_t cap = 0;
     int rc = 0;
     long seen = 0, total = (long)loader_epoch_size(L);
-    bool show = !(opts && opts->quiet) && comm->rank == 0, tty = show && isatty(fileno(stderr));
-    double t0 = mv_now_s(), t_said = t0;
+    // On a terminal a line that updates; in a log (a full-resolution split can take hours on the
+    // CPU) a line a minute, so that a long evaluation shows its progress and end, and nothing for
+    // a short one (a training run evaluates every domain many times; its results say enough).
+    mv_progress prog;
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "[eval %s]", name);
+    progress_begin(&prog, !(opts && opts->quiet) && comm->rank == 0 ? stderr : NULL, prefix, "images", 0, total);
+    prog.log_every = 60;
+    prog.log_quiet_short = true;
     const mv_batch *b;
     int got;
     while ((got = loader_next(L, &b)) == 1) {
@@ -199,21 +213,10 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
             break;
         }
         metrics_add(&conf, pred, b->labels, npx);
-        seen += comm->world;
-        // On a terminal a line that updates; in a log (a full-resolution split can take hours on
-        // the CPU) a line a minute, so that a long evaluation shows its progress and end.
-        double now = mv_now_s();
-        if (tty || (show && now - t_said >= 60)) {
-            long done = seen < total ? seen : total;
-            double rate = done / (now - t0 + 1e-9);
-            char eta[32];
-            prof_fmt_duration(eta, sizeof eta, (total - done) / (rate + 1e-12));
-            fprintf(stderr, "%s[eval %s] %ld/%ld images  %.2f images/s  ETA %s%s", tty ? "\r" : "", name, done, total,
-                    rate, eta, tty ? "   " : "\n");
-            t_said = now;
-        }
+        seen += comm->world;   // every rank takes one image per global step
+        progress_update(&prog, seen < total ? seen : total);
     }
-    if (tty) fputc('\n', stderr);
+    progress_end(&prog);
     if (got < 0) rc = mv_fail_context("evaluating %s", name);
     // Ranks sum their confusion matrices (all ranks take part even after an error, so nobody
     // waits; the error is then reported by every rank).

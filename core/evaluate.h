@@ -34,7 +34,8 @@ void eval_buffers_free(mv_eval_buffers *b);
 // The per-pixel class at label size (lh, lw) from the decode head's logits ([1, h4, w4, K],
 // host memory), as mmseg predicts: the logits are resized bilinearly to the network input's
 // size (h, w) (decode_head.predict), then to the label's size (postprocess_result; skipped when
-// the sizes are equal, where it is the identity), then argmax (first maximum on ties).
+// the sizes are equal, where it is the identity), then argmax as torch.argmax (first maximum on
+// ties; a NaN beats any number, the first NaN winning).
 // Resizing once from (h4, w4) to (lh, lw) differs wherever the test resize changed the image
 // (BDD, GTAV, SYNTHIA, Mapillary). 0, or -1 when out of memory.
 int eval_predict(uint8_t *pred, mv_eval_buffers *buf, const float *logits, int K, int h4, int w4, int h, int w,

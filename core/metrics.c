@@ -151,8 +151,12 @@ void metrics_write_table(FILE *f, const mv_seg_metrics *m, const char *const *cl
     cell(f, m->macc);
     fprintf(f, "  aAcc");
     cell(f, m->aacc);
-    fprintf(f, "  (%d of %d classes in the mean; '-' = absent from labels and predictions)\n", m->valid_classes,
-            m->num_classes);
+    // The two columns are undefined in different cases: a class predicted but never labelled has
+    // IoU 0 (in mIoU) and no Acc (not in mAcc).
+    int acc_valid = 0;
+    for (int k = 0; k < m->num_classes; k++) acc_valid += !isnan(m->acc[k]);
+    fprintf(f, "  (%d of %d classes in mIoU, %d in mAcc; IoU '-': in no label and no prediction, Acc '-': in no "
+            "label)\n", m->valid_classes, m->num_classes, acc_valid);
 }
 
 static void json_number(FILE *f, double x) {

@@ -13,12 +13,16 @@ void progress_begin(mv_progress *p, FILE *f, const char *prefix, const char *uni
     p->start = start;
     p->total = total;
     p->t0 = p->last = mv_now_s();
+    p->log_every = 10.0;
+    p->log_quiet_short = false;
 }
 
 void progress_update(mv_progress *p, int64_t done) {
     if (!p->f) return;
     double t = mv_now_s();
-    if (t - p->last <= (p->tty ? 0.5 : 10.0) && done < p->total) return;
+    bool last = done >= p->total;
+    if (t - p->last <= (p->tty ? 0.5 : p->log_every) && !last) return;
+    if (last && !p->tty && p->log_quiet_short && !p->said) return;
     double rate = (double)(done - p->start) / (t - p->t0 > 1e-9 ? t - p->t0 : 1e-9);
     char eta[32];
     prof_fmt_duration(eta, sizeof eta, (double)(p->total - done) / (rate > 0 ? rate : 1e-12));

@@ -1,8 +1,9 @@
 // The progress line of long loops over items (converting, corrupting or generating a dataset,
 // evaluating a domain): "PREFIX 1200/2975 samples  9.8 samples/s  ETA 3m01s", the prefix
 // saying what runs ("[convert] cityscapes train:"). On a terminal it
-// is rewritten in place at most twice a second; into a log it is a line every 10 s; and it is
-// always written for the last item.
+// is rewritten in place at most twice a second; into a log it is a line every log_every seconds
+// (10 unless the caller sets it after progress_begin); and it is written for the last item,
+// except, when the caller sets log_quiet_short, into a log that got no line before it.
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,6 +16,12 @@ typedef struct {
     const char *unit;   // "samples", "images"
     int64_t start, total;
     double t0, last;
+    double log_every;       // seconds between lines into a log (progress_begin sets 10)
+    // Into a log, a loop that ends before its first timed line writes nothing at all. For
+    // loops that run many times in one log, most of them short (evaluating each domain of a
+    // training run, or each corruption and severity): their results are printed anyway, and a
+    // line for each would crowd the log. A long one still shows its progress and its end.
+    bool log_quiet_short;
 } mv_progress;
 
 // Items [start, total) are to be done (start > 0: resumed); the rate counts from start.

@@ -36,6 +36,24 @@ static void usage(FILE *f) {
         "run.device says (auto: the GPU where one is present; stderr names it).\n");
 }
 
+// One value of a summary row: '-' where it is undefined (NaN), never "nan". Each value is
+// checked on its own: labelled pixels that all lie outside 0..C-1 (a model with fewer classes
+// than the data's labels) leave mAcc and aAcc undefined while mIoU is 0, not NaN.
+static void summary_value(const char *name, double v) {
+    if (isnan(v)) printf(" %s %6s", name, "-");
+    else printf(" %s %6.2f", name, v);
+}
+
+static void print_summary(const char *label, const mv_seg_metrics *r) {
+    printf("%-36s", label);
+    summary_value("mIoU", r->miou);
+    putchar(' ');
+    summary_value("mAcc", r->macc);
+    putchar(' ');
+    summary_value("aAcc", r->aacc);
+    putchar('\n');
+}
+
 typedef struct { int corruption, severity; uint64_t seed; } corrupt_ctx;
 
 static int corrupt_hook(mv_image *rgb, int source, int64_t sample, void *ctx) {
@@ -127,6 +145,10 @@ int cmd_eval(int argc, char **argv) {
     mv_model *m = mv_calloc(1, sizeof *m);
     bool corr_on[CORRUPT_COUNT] = {false}, sev[6] = {false};
     int rc = config_load(cfg, file, nsets, sets);
+    // An empty data.val used to run the model set-up and then fail as "no data.val source matches
+    // --targets '(null)'" (printf of a NULL string): say what is missing, before any work.
+    if (rc == 0 && cfg->data.num_val == 0)
+        rc = mv_fail("data.val is empty: no split to evaluate (e.g. --set 'data.val=[synthetic:clear,/data/bdd/val]')");
     if (rc == 0) rc = check_targets(targets, cfg);
     if (rc == 0 && corrs) {
         rc = parse_severities(sev, sevs);
@@ -193,8 +215,11 @@ int cmd_eval(int argc, char **argv) {
                 if (res.pixels == 0)
                     fprintf(stderr, "maskvim eval: warning: %s: no labelled pixel (every label is ignore, 255): no "
                             "metric to report\n", label);
-                if (res.pixels == 0) printf("%-36s mIoU      -  mAcc      -  aAcc      -\n", label);
-                else printf("%-36s mIoU %6.2f  mAcc %6.2f  aAcc %6.2f\n", label, res.miou, res.macc, res.aacc);
+                // Labels that are all outside the model's classes (and not 255) leave no accuracy.
+                else if (isnan(res.aacc))
+                    fprintf(stderr, "maskvim eval: warning: %s: no label is one of the model's %d classes (all are "
+                            "%d or more): mAcc and aAcc are undefined\n", label, res.num_classes, res.num_classes);
+                print_summary(label, &res);
                 // NULL names: Cityscapes' for a 19-class model, "class <i>" for any other count.
                 if (per_class) metrics_write_table(stdout, &res, NULL, label);
                 if (jf) {

@@ -298,3 +298,23 @@ Test(metrics, cityscapes_names_only_for_19_classes) {
         metrics_free(&c);
     }
 }
+
+// The table's legend said "'-' = absent from labels and predictions" for both columns, but a
+// class predicted and never labelled has IoU 0 and Acc '-': the legend now tells the columns
+// apart and counts the classes in each mean.
+//   label: 0 0 1, pred: 0 2 1 (3 classes): IoU 50 100 0, Acc 50 100 -.
+Test(metrics, table_legend_tells_iou_from_acc) {
+    const uint8_t label[] = {0, 0, 1}, pred[] = {0, 2, 1};
+    mv_confusion c;
+    cr_assert_eq(metrics_init(&c, 4), 0);
+    metrics_add(&c, pred, label, 3);
+    mv_seg_metrics m;
+    metrics_compute(&m, &c);
+    char *table = capture_table(&m, NULL, NULL);
+    cr_expect(strstr(table, "\nclass 2    0.00       -\n") != NULL, "predicted, never labelled: %s", table);
+    cr_expect(strstr(table, "\nclass 3       -       -\n") != NULL, "nowhere: %s", table);
+    cr_expect(strstr(table, "(3 of 4 classes in mIoU, 2 in mAcc; IoU '-': in no label and no prediction, "
+                            "Acc '-': in no label)\n") != NULL, "%s", table);
+    free(table);
+    metrics_free(&c);
+}
