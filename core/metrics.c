@@ -124,9 +124,15 @@ static const char *class_name(const char *const *names, int C, int k, char *buf,
     return buf;
 }
 
+const char *metrics_cell(char *buf, size_t n, double x, int width) {
+    if (isnan(x)) snprintf(buf, n, "%*s", width, "-");
+    else snprintf(buf, n, "%*.2f", width, x);
+    return buf;
+}
+
 static void cell(FILE *f, double x) {
-    if (isnan(x)) fprintf(f, " %7s", "-");
-    else fprintf(f, " %7.2f", x);
+    char buf[32];
+    fprintf(f, " %s", metrics_cell(buf, sizeof buf, x, 7));
 }
 
 void metrics_write_table(FILE *f, const mv_seg_metrics *m, const char *const *class_names, const char *title) {

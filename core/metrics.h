@@ -66,6 +66,9 @@ const char *const *metrics_cityscapes_classes(void);
 
 // A readable table: one row per class (name, IoU, Acc; "-" for NaN), then mIoU, mAcc, aAcc.
 // class_names may be NULL: Cityscapes' names when there are 19 classes, else "class <i>".
+// A metric as a table shows it: "%*.2f" of `width`, or "-" right-aligned where it is undefined
+// (NaN: no class in the mean, no labelled pixel), never "nan". Writes into buf; returns buf.
+const char *metrics_cell(char *buf, size_t n, double x, int width);
 void metrics_write_table(FILE *f, const mv_seg_metrics *m, const char *const *class_names, const char *title);
 // One JSON object on one line, no newline (for metrics.jsonl and report files), NaN as null:
 // {"domain": "...", "mIoU": .., "mAcc": .., "aAcc": .., "valid_classes": n, "pixels": n,

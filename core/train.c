@@ -110,8 +110,10 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         MV_TRY(evaluate_split(&res, &t->model, cfg, t->val_paths[i], v->name, t->comm, &eo));
         if (t->comm->rank != 0) continue;
         miou[i] = res.miou;
-        printf("[eval iter %ld] %-10s mIoU %5.2f  mAcc %5.2f  aAcc %5.2f  (%d classes, %.1fs)\n", iter, v->name,
-               res.miou, res.macc, res.aacc, res.valid_classes, mv_now_s() - t0);
+        char a[32], b[32], c[32];   // '-' where a value is undefined (no labelled pixel of the classes)
+        printf("[eval iter %ld] %-10s mIoU %s  mAcc %s  aAcc %s  (%d classes, %.1fs)\n", iter, v->name,
+               metrics_cell(a, sizeof a, res.miou, 5), metrics_cell(b, sizeof b, res.macc, 5),
+               metrics_cell(c, sizeof c, res.aacc, 5), res.valid_classes, mv_now_s() - t0);
         fprintf(t->jsonl, "{\"type\": \"eval\", \"iter\": %ld, \"domain\": ", iter);
         json_write_string(t->jsonl, v->name);
         fprintf(t->jsonl, ", \"metrics\": ");

@@ -40,8 +40,8 @@ static void usage(FILE *f) {
 // checked on its own: labelled pixels that all lie outside 0..C-1 (a model with fewer classes
 // than the data's labels) leave mAcc and aAcc undefined while mIoU is 0, not NaN.
 static void summary_value(const char *name, double v) {
-    if (isnan(v)) printf(" %s %6s", name, "-");
-    else printf(" %s %6.2f", name, v);
+    char buf[32];
+    printf(" %s %s", name, metrics_cell(buf, sizeof buf, v, 6));
 }
 
 static void print_summary(const char *label, const mv_seg_metrics *r) {

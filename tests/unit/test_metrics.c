@@ -318,3 +318,12 @@ Test(metrics, table_legend_tells_iou_from_acc) {
     free(table);
     metrics_free(&c);
 }
+
+// The one formatter of a metric in tables, eval's summary and training's eval line.
+Test(metrics, cell_shows_dash_for_undefined) {
+    char buf[32];
+    cr_expect_str_eq(metrics_cell(buf, sizeof buf, 42.126, 6), " 42.13");
+    cr_expect_str_eq(metrics_cell(buf, sizeof buf, NAN, 6), "     -");
+    cr_expect_str_eq(metrics_cell(buf, sizeof buf, 0.0, 5), " 0.00");
+    cr_expect_str_eq(metrics_cell(buf, sizeof buf, NAN, 5), "    -");
+}
