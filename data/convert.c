@@ -44,29 +44,83 @@ int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const c
     it->label = strdup(label);
     it->name = strdup(name);
     it->absent = 0;
+    it->orphan = 0;
     MV_CHECK(it->image && it->label && it->name, "out of memory");
     return 0;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// The stems of `files` (every name ends in `suffix`), each malloc'd; sorted when `sort`.
+static char **stems_of(char **files, int64_t n, const char *suffix, int sort) {
+    char **st = mv_calloc((size_t)(n ? n : 1), sizeof(char *));
+    for (int64_t i = 0; i < n; i++) {
+        size_t l = strlen(files[i]) - strlen(suffix);
+        st[i] = mv_malloc(l + 1);
+        memcpy(st[i], files[i], l);
+        st[i][l] = 0;
+    }
+    if (sort && n) qsort(st, (size_t)n, sizeof(char *), cmp_str);
+    return st;
+}
+
+// Pushes the item of `stem`: its image and label paths under the two folders, named prefix+stem.
+static int push_stem(mv_convert_item **items, int64_t *n, int64_t *cap, const char *idir, const char *img_ext,
+                     const char *ldir, const char *label_suffix, const char *prefix, const char *stem, int orphan) {
+    char img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2];
+    char name[MV_CONVERT_PATH_MAX * 2];  // longer than a sample name may be: convert_push_item refuses it
+    snprintf(img, sizeof img, "%s/%s%s", idir, stem, img_ext);
+    snprintf(lab, sizeof lab, "%s/%s%s", ldir, stem, label_suffix);
+    snprintf(name, sizeof name, "%s%s", prefix, stem);
+    MV_TRY(convert_push_item(items, n, cap, img, lab, name));
+    (*items)[*n - 1].orphan = orphan;
+    return 0;
+}
+
+int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const char *idir, const char *img_ext,
+                     const char *ldir, const char *label_suffix, const char *prefix) {
+    char **files = NULL, **labels = NULL;
+    int64_t nf = 0, nl = 0;
+    if (mv_is_dir(idir) || !mv_is_dir(ldir)) MV_TRY(mv_list_dir(&files, &nf, idir, img_ext));
+    // Labels are listed too: one whose image is missing must not vanish from the split unnoticed
+    // (an incomplete download or extraction); it becomes an item that fails by name.
+    if (mv_is_dir(ldir) && mv_list_dir(&labels, &nl, ldir, label_suffix) < 0) {
+        mv_free_names(files, nf);
+        return -1;
+    }
+    char **istem = stems_of(files, nf, img_ext, 0), **isorted = stems_of(files, nf, img_ext, 1);
+    char **lstem = stems_of(labels, nl, label_suffix, 0);
+    int rc = 0;
+    // Merge: images in their listed order, each orphan label placed before the first image whose
+    // stem sorts after its own (for ordinary names the result is sorted by name).
+    int64_t i = 0, j = 0;
+    while (rc == 0 && (i < nf || j < nl)) {
+        if (j < nl && bsearch(&lstem[j], isorted, (size_t)nf, sizeof(char *), cmp_str)) { j++; continue; }
+        if (i < nf && (j >= nl || strcmp(istem[i], lstem[j]) <= 0))
+            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, istem[i++], 0);
+        else
+            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, lstem[j++], 1);
+    }
+    mv_free_names(istem, nf);
+    mv_free_names(isorted, nf);
+    mv_free_names(lstem, nl);
+    mv_free_names(files, nf);
+    mv_free_names(labels, nl);
+    return rc;
+}
+
 int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, const char *img_ext, const char *ldir,
                       const char *label_suffix) {
-    char img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2];
-    char **files = NULL;
-    int64_t nf = 0, cap = 0;
+    int64_t cap = 0;
     *items = NULL;
     *n = 0;
-    MV_TRY(mv_list_dir(&files, &nf, idir, img_ext));
-    int rc = 0;
-    for (int64_t f = 0; f < nf && rc == 0; f++) {
-        int stem = (int)(strlen(files[f]) - strlen(img_ext));
-        snprintf(img, sizeof img, "%s/%s", idir, files[f]);
-        snprintf(lab, sizeof lab, "%s/%.*s%s", ldir, stem, files[f], label_suffix);
-        char name[MV_CONVERT_PATH_MAX];  // longer than a sample name may be: convert_push_item refuses it
-        snprintf(name, sizeof name, "%.*s", stem, files[f]);
-        rc = convert_push_item(items, n, &cap, img, lab, name);
+    if (!mv_is_dir(idir)) {  // the whole image folder missing: its listing error names it
+        char **none = NULL;
+        int64_t k = 0;
+        MV_TRY(mv_list_dir(&none, &k, idir, img_ext));
+        mv_free_names(none, k);
     }
-    mv_free_names(files, nf);
-    return rc;
+    return convert_pair_dir(items, n, &cap, idir, img_ext, ldir, label_suffix, "");
 }
 
 static int cmp_item_names(const void *a, const void *b) {
@@ -93,6 +147,8 @@ int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_conv
     for (long ln = 1; rc == 0 && fgets(line, sizeof line, f); ln++) {
         char *s = line, *e = line + strlen(line);
         if (e > s && e[-1] != '\n' && !feof(f)) { rc = mv_fail("%s:%ld: line too long", list_file, ln); break; }
+        // A list saved by a Windows editor may start with a UTF-8 byte order mark: not part of the name.
+        if (ln == 1 && !strncmp(s, "\xEF\xBB\xBF", 3)) s += 3;
         while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
         while (isspace((unsigned char)*s)) s++;
         if (!*s) continue;
@@ -154,10 +210,29 @@ int convert_map_labels(mv_image *label, const uint16_t table[256], const char *p
     return 0;
 }
 
+// A JPEG whose EXIF orientation turns it by 90 degrees (5..8) while its label is drawn in the
+// upright frame: the stored pixels do not have the label's size, the upright ones do. Then the
+// image is used upright (as OpenCV's IMREAD_COLOR, mmseg's loader, decodes it), so image and label
+// line up. The stored frame is kept whenever it has the label's size (image_io.h: the default).
+static int match_exif_frame(mv_image *rgb, const mv_image *label, const char *path) {
+    if (label->h != rgb->w || label->w != rgb->h) return 0;  // no 90-degree turn makes them agree
+    mv_image up = {0};
+    int orientation = 1;
+    MV_TRY(image_read_rgb_oriented(&up, &orientation, path));
+    if (up.h == label->h && up.w == label->w) {
+        image_free(rgb);
+        *rgb = up;
+    } else {
+        image_free(&up);
+    }
+    return 0;
+}
+
 int convert_load_indexed_pair(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it,
                               const uint16_t table[256]) {
     MV_TRY(image_read_rgb(rgb, it->image));
     MV_TRY(image_read_png_index(label, it->label));
+    if (label->h != rgb->h || label->w != rgb->w) MV_TRY(match_exif_frame(rgb, label, it->image));
     if (label->h != rgb->h || label->w != rgb->w)
         return mv_fail("%s: label is %dx%d but its image %s is %dx%d (HxW)", it->label, label->h, label->w, it->image,
                        rgb->h, rgb->w);
@@ -204,12 +279,30 @@ typedef struct {
     pthread_cond_t cv;
 } driver;
 
+// One file of a pair missing while the other exists: said in those words, naming both files
+// (the decoders alone would only say "cannot open" about one of them).
+static int check_partners(const mv_convert_item *it) {
+    int img = access(it->image, F_OK) == 0, lab = access(it->label, F_OK) == 0;
+    if (img && !lab)
+        return mv_fail("%s: cannot open: No such file or directory (an image without its label: %s)", it->label,
+                       it->image);
+    if (lab && !img)
+        return mv_fail("%s: cannot open: No such file or directory (a label without its image: %s)", it->image,
+                       it->label);
+    return 0;
+}
+
 static void convert_one(slot *s, const mv_dataset_converter *conv, const mv_convert_item *it) {
     mv_image rgb = {0}, lab = {0};
     s->flags = 0;
-    int rc = it->absent ? mv_fail("listed, but neither %s nor %s exists (not in this copy of the download)", it->image,
-                                  it->label)
-                        : conv->load(&rgb, &lab, &s->flags, it);
+    int rc;
+    if (it->absent)
+        rc = mv_fail("listed, but neither %s nor %s exists (not in this copy of the download)", it->image, it->label);
+    else if (it->orphan)
+        rc = mv_fail("%s: a label without its image (%s does not exist)", it->label, it->image);
+    else
+        rc = check_partners(it);
+    if (rc == 0) rc = conv->load(&rgb, &lab, &s->flags, it);
     if (rc == 0) rc = shard_check_sample(it->name, &rgb, &lab);
     if (rc == 0) {
         size_t n = (size_t)rgb.h * rgb.w;

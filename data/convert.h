@@ -19,6 +19,7 @@ typedef struct {
     char *label;
     char *name;
     int absent;   // --list: neither file is in the download (skipped and listed, never an error)
+    int orphan;   // a label file whose image does not exist (an error naming both, or skipped with --skip-bad)
 } mv_convert_item;
 
 // What a load did besides the plain conversion (reported in the final summary).
@@ -86,15 +87,22 @@ void convert_free_items(mv_convert_item *items, int64_t n);
 int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
                       const char *name);
 // The flat layout most datasets share: every image `<stem><img_ext>` directly in `idir` pairs
-// with the label `<ldir>/<stem><label_suffix>`; the sample is named `<stem>`.
+// with the label `<ldir>/<stem><label_suffix>`; the sample is named `<stem>`. A label whose image
+// is missing becomes an `orphan` item (an error when converted, not silently dropped), placed by
+// name among the images.
 int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, const char *img_ext, const char *ldir,
                       const char *label_suffix);
+// convert_pair_flat appending to a list being built (*cap its capacity), samples named
+// `<prefix><stem>`; a missing `idir` gives only orphans (labels of a folder with no images).
+int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const char *idir, const char *img_ext,
+                     const char *ldir, const char *label_suffix, const char *prefix);
 // The items a split list names (one file name per line, as RobustNet's split_data/*.txt; blank
-// lines and surrounding spaces ignored) in the converter's raw folders under `root`, sorted by
-// name as the split folders list them. A name with a '/', without an extension, or listed twice
-// is an error naming the line. A listed name whose image and label are both missing is marked
-// `absent` (some circulated GTAV copies lack a few dozen ids, DATASETS.md section 2: the converter
-// skips and lists them); when no listed name exists at all, the root is wrong: an error.
+// lines, surrounding spaces, CRLF ends and a leading UTF-8 byte order mark ignored) in the
+// converter's raw folders under `root`, sorted by name as the split folders list them. A name
+// with a '/', without an extension, or listed twice is an error naming the line. A listed name
+// whose image and label are both missing is marked `absent` (some circulated GTAV copies lack a
+// few dozen ids, DATASETS.md section 2: the converter skips and lists them); when no listed name
+// exists at all, the root is wrong: an error.
 int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_converter *conv, const char *root,
                       const char *list_file);
 // label[i] = table[label[i]]; a value whose table entry is MV_LABEL_UNKNOWN is an error naming

@@ -11,37 +11,55 @@
 #define IMG_SUFFIX "_leftImg8bit.png"
 #define LABEL_SUFFIX "_gtFine_labelIds.png"
 
+// The city folders of `dir` (entries that are folders), sorted; a missing `dir` lists none.
+static int list_cities(char ***cities, int64_t *n, const char *dir) {
+    *cities = NULL;
+    *n = 0;
+    if (!mv_is_dir(dir)) return 0;
+    char **all = NULL, path[MV_CONVERT_PATH_MAX + 256];
+    int64_t na = 0;
+    MV_TRY(mv_list_dir(&all, &na, dir, ""));
+    for (int64_t i = 0; i < na; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, all[i]);
+        if (mv_is_dir(path)) all[(*n)++] = all[i];
+        else free(all[i]);
+    }
+    *cities = all;
+    return 0;
+}
+
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    char dir[MV_CONVERT_PATH_MAX], cdir[MV_CONVERT_PATH_MAX + 256], img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2], name[MV_CONVERT_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/leftImg8bit/%s", root, split);
-    char **cities = NULL;
-    int64_t n_cities = 0, cap = 0;
+    char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
+    char icity[MV_CONVERT_PATH_MAX + 256], lcity[MV_CONVERT_PATH_MAX + 256], prefix[300];
+    snprintf(idir, sizeof idir, "%s/leftImg8bit/%s", root, split);
+    snprintf(ldir, sizeof ldir, "%s/gtFine/%s", root, split);
     *items = NULL;
     *n = 0;
-    MV_TRY(mv_list_dir(&cities, &n_cities, dir, ""));
+    char **dummy = NULL;
+    int64_t nd = 0;
+    MV_TRY(mv_list_dir(&dummy, &nd, idir, ""));  // a missing image tree: the error names it
+    mv_free_names(dummy, nd);
     // Without the label tree every item would fail alone (and --skip-bad would skip them all).
-    snprintf(cdir, sizeof cdir, "%s/gtFine/%s", root, split);
-    if (!mv_is_dir(cdir)) {
-        mv_free_names(cities, n_cities);
+    if (!mv_is_dir(ldir))
         return mv_fail("%s: no folder gtFine/%s (the labels of leftImg8bit/%s; Cityscapes layout)", root, split, split);
+    // Cities of both trees: a city whose images are missing altogether still has its labels
+    // reported (as labels without images), never dropped from the split unnoticed.
+    char **ic = NULL, **lc = NULL;
+    int64_t nic = 0, nlc = 0, cap = 0;
+    int rc = list_cities(&ic, &nic, idir);
+    if (rc == 0) rc = list_cities(&lc, &nlc, ldir);
+    for (int64_t a = 0, b = 0; rc == 0 && (a < nic || b < nlc);) {
+        int c = a >= nic ? 1 : b >= nlc ? -1 : strcmp(ic[a], lc[b]);
+        const char *city = c <= 0 ? ic[a] : lc[b];
+        snprintf(icity, sizeof icity, "%s/%s", idir, city);
+        snprintf(lcity, sizeof lcity, "%s/%s", ldir, city);
+        snprintf(prefix, sizeof prefix, "%.255s/", city);
+        rc = convert_pair_dir(items, n, &cap, icity, IMG_SUFFIX, lcity, LABEL_SUFFIX, prefix);
+        a += c <= 0;
+        b += c >= 0;
     }
-    int rc = 0;
-    for (int64_t c = 0; c < n_cities && rc == 0; c++) {
-        snprintf(cdir, sizeof cdir, "%s/%s", dir, cities[c]);
-        if (!mv_is_dir(cdir)) continue;
-        char **files = NULL;
-        int64_t nf = 0;
-        rc = mv_list_dir(&files, &nf, cdir, IMG_SUFFIX);
-        for (int64_t f = 0; f < nf && rc == 0; f++) {
-            size_t stem = strlen(files[f]) - strlen(IMG_SUFFIX);
-            snprintf(img, sizeof img, "%s/%s", cdir, files[f]);
-            snprintf(lab, sizeof lab, "%s/gtFine/%s/%s/%.*s%s", root, split, cities[c], (int)stem, files[f], LABEL_SUFFIX);
-            snprintf(name, sizeof name, "%s/%.*s", cities[c], (int)stem, files[f]);
-            rc = convert_push_item(items, n, &cap, img, lab, name);
-        }
-        mv_free_names(files, nf);
-    }
-    mv_free_names(cities, n_cities);
+    mv_free_names(ic, nic);
+    mv_free_names(lc, nlc);
     return rc;
 }
 

@@ -1,10 +1,11 @@
 // GTAV (Playing for Data), RobustNet split: images/<split>/<name>.png with palette PNG labels
 // labels/<split>/<name>.png whose indices are Cityscapes label ids (mapped like Cityscapes; the
 // extra index 34 and any larger index are ignored, 255).
-// <split> is train, valid or test (val is accepted for valid). Some labels are not the size of
-// their image (HGFormer counts 60 frames in valid); as HGFormer does (datasets/split_data/gta/
-// resize_img.py: cv2.resize with INTER_NEAREST), those labels are resized to the image with
-// OpenCV's nearest-neighbour sampling positions, and the conversion summary counts them.
+// <split> is train, valid or test (val is accepted for valid, and a folder named val is found
+// too). Some labels are not the size of their image (HGFormer counts 60 frames in valid); as
+// HGFormer does (datasets/split_data/gta/resize_img.py: cv2.resize with INTER_NEAREST), those
+// labels are resized to the image with OpenCV's nearest-neighbour sampling positions, and the
+// conversion summary counts them.
 // The raw download (images/NNNNN.png, no split folders) converts with --list and RobustNet's
 // split_data/gtav_split_{train,val,test}.txt (convert_list_file), without moving files into
 // split folders as HGFormer's split_gta.py does.
@@ -20,8 +21,12 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     const char *s = split;
     snprintf(idir, sizeof idir, "%s/images/%s", root, s);
-    if (!mv_is_dir(idir) && !strcmp(split, "val")) {
-        s = "valid";
+    // HGFormer's split_gta.py names the validation folder `valid`; other copies call it `val`:
+    // either name finds either folder.
+    if (!mv_is_dir(idir) && (!strcmp(split, "val") || !strcmp(split, "valid"))) {
+        s = !strcmp(split, "val") ? "valid" : "val";
+        snprintf(idir, sizeof idir, "%s/images/%s", root, s);
+        if (!mv_is_dir(idir)) s = split;
         snprintf(idir, sizeof idir, "%s/images/%s", root, s);
     }
     snprintf(ldir, sizeof ldir, "%s/labels/%s", root, s);

@@ -1,6 +1,6 @@
 // Mapillary Vistas v1.2: <split>/images/<name>.jpg with palette PNG labels whose indices are the
 // 66 v1.2 class ids, in <split>/v1.2/labels/<name>.png (combined v1.2/v2.0 release) or
-// <split>/labels/<name>.png (v1.2 release). <split> is training or validation (train and val
+// <split>/labels/<name>.png (v1.2 release). <split> is training or validation (train, and val or valid,
 // are accepted). Mapped to the 19 train ids with RobustNet's / HGFormer's table.
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +20,7 @@ static const int MAPILLARY_TO_TRAIN[][2] = {
     {55, 13}, {61, 14}, {54, 15}, {58, 16}, {57, 17}, {52, 18}};  // car truck bus on-rails motorcycle bicycle
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
-    const char *s = !strcmp(split, "train") ? "training" : !strcmp(split, "val") ? "validation" : split;
+    const char *s = !strcmp(split, "train") ? "training" : !strcmp(split, "val") || !strcmp(split, "valid") ? "validation" : split;
     char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     snprintf(idir, sizeof idir, "%s/%s/images", root, s);
     snprintf(ldir, sizeof ldir, "%s/%s/v1.2/labels", root, s);
@@ -38,5 +38,5 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 }
 
 const mv_dataset_converter MV_CONVERT_MAPILLARY = {"mapillary", "mapillary", "mapillary-v1.2-66-to-trainid/v1",
-                                                   "training (train), validation (val)", list, load,
+                                                   "training (train), validation (val, valid)", list, load,
                                                    NULL, NULL};

@@ -21,6 +21,9 @@ static const int SYNTHIA_TO_TRAIN[][2] = {
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
     char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     snprintf(idir, sizeof idir, "%s/RGB/%s", root, split);
+    // The RobustNet/HGFormer split folder is `val`; `valid` (GTAV's name for it) is taken for it.
+    if (!mv_is_dir(idir) && !strcmp(split, "valid")) split = "val";
+    snprintf(idir, sizeof idir, "%s/RGB/%s", root, split);
     snprintf(ldir, sizeof ldir, "%s/GT/LABELS/%s", root, split);
     if (!mv_is_dir(idir))
         return mv_fail("%s: no folder RGB/%s (SYNTHIA layout: RGB/{train,val}/NNNNNNN.png and "
@@ -69,4 +72,4 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 }
 
 const mv_dataset_converter MV_CONVERT_SYNTHIA = {"synthia", "synthia", "synthia-rand-cityscapes-to-trainid/v2",
-                                                 "train, val", list, load, "RGB", "GT/LABELS"};
+                                                 "train, val (valid)", list, load, "RGB", "GT/LABELS"};

@@ -151,4 +151,16 @@ if "$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --list "$T/
     --out "$T/gl2" 2>"$T/glerr2.txt"; then fail "--list on a root without the flat folders succeeded"; fi
 grep -q "none of the 1 files .*gtav_split_val.txt lists is in .*gta/images" "$T/glerr2.txt" ||
     fail "--list on a split root: $(cat "$T/glerr2.txt")"
+# A label whose image is missing (an incomplete extraction) is an error naming both files, and
+# with --skip-bad a listed skip; it used to be left out of the split without a word.
+cp "$T/gta/labels/valid/00001.png" "$T/gta/labels/valid/00009.png"
+if "$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --out "$T/gorph" 2>"$T/gorph.txt"; then
+    fail "a label without its image converted"
+fi
+grep -q "labels/valid/00009.png: a label without its image (.*images/valid/00009.png does not exist)" "$T/gorph.txt" ||
+    fail "label without image: $(cat "$T/gorph.txt")"
+out=$("$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --out "$T/gorph" --skip-bad 2>"$T/gorph.txt") ||
+    fail "--skip-bad with a label without its image: $(cat "$T/gorph.txt")"
+echo "$out" | grep -q "2 samples written, 0 resumed, 1 skipped" || fail "label without image, --skip-bad: $out"
+rm -f "$T/gta/labels/valid/00009.png"
 echo "PASS"
