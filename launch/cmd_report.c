@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 static void usage(FILE *f) {
@@ -76,6 +77,9 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp, const cha
     if (exp->source[0]) {
         const char *label = exp->source;
         for (int c = 0; c < exp->ncols; c++) if (!strcmp(exp->cols[c].domain, exp->source)) label = exp->cols[c].label;
+        // The writers mark the first column " (source)" themselves: a column labelled `source`
+        // (Figure 5's files) would otherwise read "cityscapes (source) (source)".
+        if (!strcasecmp(label, "source")) label = exp->source;
         snprintf(text[n], sizeof text[n], strcmp(label, exp->source) ? "%s (%s)" : "%s", exp->source, label);
         domains[n] = exp->source;
         labels[n] = text[n];
@@ -110,10 +114,14 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp, const cha
         free(runs);
     }
     free(names);
-    for (int r = 0; r < exp->nrows; r++)
+    // Every run of a row (each of its seeds) sits beside the row's paper numbers: by run name, so
+    // that the per-run table shows them for `maskvim@1` as for `maskvim`; the first seed's run
+    // has the row's own name, which also sets the row of means (mv_report_set_paper_cell).
+    for (int i = 0; i < exp->nruns; i++) {
+        const mv_exp_row *row = exp->runs[i].row;
         for (int c = 0; c < exp->ncols; c++)
-            if (!isnan(exp->rows[r].paper[c]))
-                mv_report_set_paper_cell(rep, exp->rows[r].name, exp->cols[c].domain, exp->rows[r].paper[c]);
+            if (!isnan(row->paper[c])) mv_report_set_paper_cell(rep, exp->runs[i].name, exp->cols[c].domain, row->paper[c]);
+    }
 }
 
 int cmd_report(int argc, char **argv) {
