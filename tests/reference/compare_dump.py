@@ -5,7 +5,9 @@
 # Losses: relative error < 1e-4 (absolute floor 1e-6 for losses near 0). Logits: max abs diff
 # / max |ref logit| < 1e-4. grad/<key>: max |a-b| / max |ref| < 1e-3 (max |ref| <= 1e-12, a
 # gradient that is zero in exact arithmetic, e.g. a bias shift removed by a following BatchNorm,
-# with only float64 rounding left: max |out| < 1e-6). The losses, logits and every grad/ key must be in both files. mask/ and buffers/
+# with only float64 rounding left: max |out| < 1e-6). At batch 2 the scale-1 pyramid pooling
+# conv's gradient is measured against at least 1e-4 of the dump's largest gradient (EPS_LIMITED).
+# The losses, logits and every grad/ key must be in both files. mask/ and buffers/
 # entries are compared where both files have them (masks must be equal, buffers as grads).
 # Prints the worst tensors and exits 1 listing the failing keys.
 import argparse
@@ -21,6 +23,15 @@ LOSSES = ("loss_total", "loss_ce", "loss_aux", "loss_ratio", "loss_position")
 LOSS_TOL, LOSS_FLOOR = 1e-4, 1e-6
 LOGIT_TOL = 1e-4
 GRAD_TOL, GRAD_ZERO, ZERO_SCALE = 1e-3, 1e-6, 1e-12
+# A gradient that is zero in exact arithmetic up to BatchNorm's eps: at batch 2 the scale-1
+# pyramid pooling's BatchNorm normalises 2 values per channel (xhat = +-d / sqrt(d^2 + eps)), and
+# its backward passes (1 - xhat^2) = eps / (d^2 + eps) of the incoming gradient, formed by
+# cancellation. The conv before it then gets a gradient of 1e-10 to 1e-5 of the model's largest,
+# which float32 (ours, and PyTorch's float32 run of the reference alike) gets to a few percent
+# only: random weights and batches failed it about half the time. Its scale is measured against
+# at least EPS_LIMITED_FLOOR of the dump's largest gradient instead (an absolute 1e-7 of it).
+EPS_LIMITED = ("grad/decode_head.psp_modules.0.1.conv.weight",)
+EPS_LIMITED_FLOOR = 1e-4
 MASK_TOL = 1e-6
 
 
@@ -30,8 +41,9 @@ def datasets(f):
     return out
 
 
-def rel_tensor(ref, out):
-    """max |ref-out| / max |ref|, or max |out| itself (with a zero-reference flag) when ref == 0."""
+def rel_tensor(ref, out, floor=0.0):
+    """max |ref-out| / max(max |ref|, floor), or max |out| itself (with a zero-reference flag)
+    when ref == 0."""
     ref = np.asarray(ref, dtype=np.float64)
     out = np.asarray(out, dtype=np.float64)
     scale = np.abs(ref).max() if ref.size else 0.0
@@ -40,7 +52,7 @@ def rel_tensor(ref, out):
         return float("inf"), scale
     if scale <= ZERO_SCALE:
         return diff, 0.0
-    return diff / scale, scale
+    return diff / max(scale, floor), scale
 
 
 def compare(ref_path, out_path, top=15):
@@ -55,6 +67,9 @@ def compare(ref_path, out_path, top=15):
                 where = ref_path if k not in dr else out_path
                 failed.append(f"{k} (missing in {where})")
         optional_only = sorted(k for k in (set(dr) ^ set(do)) if k not in required)
+        gmax = max((float(np.abs(np.asarray(dr[k][()], np.float64)).max(initial=0.0))
+                    for k in dr if k.startswith("grad/")), default=0.0)
+        batch = dr["logits"].shape[0] if "logits" in dr else 0
         for k in sorted(set(dr) & set(do)):
             a, b = dr[k][()], do[k][()]
             if np.shape(a) != np.shape(b):
@@ -70,7 +85,8 @@ def compare(ref_path, out_path, top=15):
                 err, _ = rel_tensor(a, b)
                 rows.append((k, err, LOGIT_TOL, "logits"))
             elif k.startswith("grad/") or k.startswith("buffers/"):
-                err, scale = rel_tensor(a, b)
+                floor = EPS_LIMITED_FLOOR * gmax if batch == 2 and k in EPS_LIMITED else 0.0
+                err, scale = rel_tensor(a, b, floor)
                 if scale == 0.0:
                     rows.append((k, err, GRAD_ZERO, "abs (ref ~0)"))
                 else:
