@@ -45,7 +45,7 @@ uint64_t corrupt_image_seed(uint64_t seed, int64_t sample_index) {
     return ((uint64_t)b.v[0] << 32) | b.v[1];
 }
 
-static void run_float(float *x, int c, int h, int w, int s, uint64_t seed) {
+static void run_float(double *x, int c, int h, int w, int s, uint64_t seed) {
     switch (c) {
     case CORRUPT_MOTION_BLUR: cx_motion_blur(x, h, w, s, seed); break;
     case CORRUPT_DEFOCUS_BLUR: cx_defocus_blur(x, h, w, s); break;
@@ -55,9 +55,6 @@ static void run_float(float *x, int c, int h, int w, int s, uint64_t seed) {
     case CORRUPT_IMPULSE_NOISE: cx_impulse_noise(x, h, w, s, seed); break;
     case CORRUPT_SHOT_NOISE: cx_shot_noise(x, h, w, s, seed); break;
     case CORRUPT_SPECKLE_NOISE: cx_speckle_noise(x, h, w, s, seed); break;
-    case CORRUPT_BRIGHTNESS: cx_brightness(x, h, w, s); break;
-    case CORRUPT_CONTRAST: cx_contrast(x, h, w, s); break;
-    case CORRUPT_SATURATE: cx_saturate(x, h, w, s); break;
     case CORRUPT_SNOW: cx_snow(x, h, w, s, seed); break;
     case CORRUPT_SPATTER: cx_spatter(x, h, w, s, seed); break;
     case CORRUPT_FOG: cx_fog(x, h, w, s, seed); break;
@@ -71,14 +68,33 @@ int corrupt_image(mv_image *out, const mv_image *in, int corruption, int severit
     if (corruption < 0 || corruption >= CORRUPT_COUNT)
         return mv_fail("corruption %d out of range 0..%d", corruption, CORRUPT_COUNT - 1);
     if (severity < 1 || severity > 5) return mv_fail("%s: severity %d out of range 1..5", corrupt_name(corruption), severity);
-    if (in->c != 3) return mv_fail("%s: need an RGB image (3 channels), got %d", corrupt_name(corruption), in->c);
+    if (in->c != 3 && in->c != 1)
+        return mv_fail("%s: need an RGB or grey image (3 or 1 channels), got %d", corrupt_name(corruption), in->c);
     if (in->h < 1 || in->w < 1) return mv_fail("%s: empty image", corrupt_name(corruption));
+    if (in->c == 1) {
+        // The package's corrupt() stacks a grey image into three equal channels first and
+        // returns the three-channel result.
+        if (out == in) return mv_fail("%s: a grey image cannot be corrupted in place (the result has 3 channels)", corrupt_name(corruption));
+        if (out->px && (out->h != in->h || out->w != in->w || out->c != 3))
+            return mv_fail("%s: output is %dx%dx%d, a grey %dx%d input gives %dx%dx3", corrupt_name(corruption), out->h, out->w,
+                           out->c, in->h, in->w, in->h, in->w);
+        mv_image rgb = image_alloc(in->h, in->w, 3);
+        for (size_t i = 0; i < (size_t)in->h * in->w; i++) rgb.px[3 * i] = rgb.px[3 * i + 1] = rgb.px[3 * i + 2] = in->px[i];
+        int rc = corrupt_image(out, &rgb, corruption, severity, seed);
+        image_free(&rgb);
+        return rc;
+    }
     if (in->h > CORRUPT_MAX_SIDE || in->w > CORRUPT_MAX_SIDE)   // fog's plasma map is side^2 floats
         return mv_fail("%s: image %dx%d larger than %d on a side", corrupt_name(corruption), in->h, in->w, CORRUPT_MAX_SIDE);
     int h = in->h, w = in->w;
     if (out->px && (out->h != h || out->w != w || out->c != 3))
         return mv_fail("%s: output is %dx%dx%d, input %dx%dx3", corrupt_name(corruption), out->h, out->w, out->c, h, w);
     size_t n = (size_t)h * w * 3;
+    if (corruption == CORRUPT_BRIGHTNESS || corruption == CORRUPT_CONTRAST || corruption == CORRUPT_SATURATE) {
+        if (!out->px) *out = image_alloc(h, w, 3);
+        cx_digital_u8(out->px, in->px, h, w, corruption, severity);
+        return 0;
+    }
     if (corruption == CORRUPT_JPEG_COMPRESSION) {
         static const int QUALITY[5] = {25, 18, 15, 10, 7};
         uint8_t *dst = out->px ? out->px : mv_malloc(n);
@@ -89,16 +105,20 @@ int corrupt_image(mv_image *out, const mv_image *in, int corruption, int severit
         if (!out->px) { out->h = h; out->w = w; out->c = 3; out->px = dst; }
         return 0;
     }
-    float *x = mv_malloc(n * sizeof *x);
-    for (size_t i = 0; i < n; i++) x[i] = (float)in->px[i] * (1.0f / 255.0f);
+    double *x = cx_big(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = in->px[i] / 255.;   // the package's np.array(x) / 255.
     run_float(x, corruption, h, w, severity, seed);
     if (!out->px) *out = image_alloc(h, w, 3);
-    // The package casts clip(x, 0, 1) * 255 to uint8, truncating; the small epsilon keeps
-    // float rounding (254.99997) from costing a grey level.
+    // The package returns clip(x, 0, 1) * 255 (motion blur and frost work on 0..255 and return
+    // clip(x, 0, 255)), and corrupt() casts it with np.uint8, which truncates: 254.9 -> 254, and
+    // a value a rounding error below a whole number loses that grey level too. So no epsilon
+    // and no rounding here; the corruptions compute in double in the package's order so that
+    // such values fall on the same side.
+    double top = corruption == CORRUPT_MOTION_BLUR || corruption == CORRUPT_FROST ? 255. : 1.;
+    double scale = 255. / top;
     for (size_t i = 0; i < n; i++) {
-        float v = x[i] * 255.0f + 1e-3f;
-        v = v > 0.0f ? v : 0.0f;   // NaN -> 0
-        out->px[i] = (uint8_t)(v < 255.0f ? v : 255.0f);
+        double v = x[i] > 0 ? x[i] : 0.;   // NaN -> 0
+        out->px[i] = (uint8_t)((v < top ? v : top) * scale);
     }
     free(x);
     return 0;

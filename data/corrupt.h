@@ -31,7 +31,8 @@ int corrupt_is_random(int corruption);
 
 // Corrupts an RGB image (c = 3, any size from 1x1 to CORRUPT_MAX_SIDE a side) at severity 1..5. out may be the same image
 // as in. When out->px is NULL, out is allocated (image_alloc; the caller frees it); otherwise
-// it must already have in's size. Returns 0 / -1 with a message (bad corruption, severity,
+// it must already have in's size. A grey image (c = 1) is stacked into three equal channels
+// first, as the package does, and gives a 3-channel out (not in place). Returns 0 / -1 with a message (bad corruption, severity,
 // channels, sizes; a libjpeg failure).
 int corrupt_image(mv_image *out, const mv_image *in, int corruption, int severity, uint64_t seed);
 

@@ -1,57 +1,66 @@
 // The blur corruptions: motion, defocus (anti-aliased disk), glass (blur, local pixel
 // shuffling, blur) and Gaussian.
+// Compiled with -ffp-contract=off (CMakeLists.txt): numpy rounds every product, and a fused
+// a * b + c can move a value across a whole number, i.e. a grey level.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/error.h"
 #include "data/corrupt_internal.h"
 
-void cx_motion_blur(float *x, int h, int w, int s, uint64_t seed) {
+void cx_motion_blur(double *x, int h, int w, int s, uint64_t seed) {
     static const int RADIUS[5] = {10, 15, 15, 15, 20};
-    static const float SIGMA[5] = {3, 5, 8, 12, 15};
+    static const double SIGMA[5] = {3, 5, 8, 12, 15};
     rng_stream r = rng_stream_make(seed, 0, cx_purpose(CORRUPT_MOTION_BLUR, 0));
     float angle = rng_uniform(&r, -45.0f, 45.0f);
     size_t n = (size_t)h * w * 3;
-    float *out = mv_malloc(n * sizeof *out);
-    cx_motion_blur_core(out, x, h, w, 3, RADIUS[s - 1], SIGMA[s - 1], angle);
-    memcpy(x, out, n * sizeof *x);
-    free(out);
+    // The package blurs the uint8 image itself (0..255; px / 255 * 255 is exact) and returns
+    // clip(x, 0, 255): the result stays in 0..255 (corrupt.c knows).
+    double *in = cx_big(n * sizeof *in);
+    for (size_t i = 0; i < n; i++) in[i] = x[i] * 255.;
+    cx_motion_blur_core(x, in, h, w, 3, RADIUS[s - 1], SIGMA[s - 1], angle);
+    free(in);
 }
 
-// OpenCV's getGaussianKernel for sigma > 0.
-static void gauss_kernel(double *k, int ksize, double sigma) {
-    double sum = 0;
-    for (int i = 0; i < ksize; i++) {
-        double d = i - (ksize - 1) / 2.0;
-        sum += k[i] = exp(-d * d / (2 * sigma * sigma));
-    }
-    for (int i = 0; i < ksize; i++) k[i] /= sum;
+// OpenCV's GaussianBlur kernel for sigma > 0 (getGaussianKernel): exp(-d^2 / (2 sigma^2))
+// normalised by (1 + 2 * the sum of one side), rounded to float for a CV_32F image.
+static void gauss_kernel(float *k, int ksize, double sigma) {
+    int half = (ksize - 1) / 2;
+    double v[3], sum = 0, scale = -0.125 / (sigma * sigma);
+    for (int i = 0, t = 1 - ksize; i < half; i++, t += 2) sum += v[i] = exp((double)(t * t) * scale);
+    sum = sum * 2 + 1;
+    sum = 1 / sum;
+    for (int i = 0; i < half; i++) k[i] = k[ksize - 1 - i] = (float)(v[i] * sum);
+    k[half] = (float)sum;
 }
 
-// The package's disk(radius, alias_blur): a normalised disk on a (2L+1)^2 grid (L = 8 up to
-// radius 8, else the radius), smoothed by OpenCV's GaussianBlur (3x3, or 5x5 beyond radius 8).
-static int disk_kernel(float **out, int radius, float alias) {
-    int L = radius <= 8 ? 8 : radius, n = 2 * L + 1, ks = radius <= 8 ? 3 : 5;
-    double *d = mv_calloc((size_t)n * n, sizeof *d), *t = mv_calloc((size_t)n * n, sizeof *t), g[5];
-    double sum = 0;
+// The package's disk(radius, alias_blur) in float32, as numpy and OpenCV build it: ones on the
+// disk of a (2L+1)^2 grid (L = 8 up to radius 8, else the radius) divided by their float32 sum,
+// then OpenCV's GaussianBlur (3x3, or 5x5 beyond radius 8; rows, then columns, reflect-101) in
+// float32. Its weights sum to 1 only to float32 precision (1 - 4e-9 at severity 1), which
+// decides whether a flat region keeps its grey level under the truncating cast, so the float32
+// rounding is kept.
+static int disk_kernel(double **out, int radius, float alias) {
+    int L = radius <= 8 ? 8 : radius, n = 2 * L + 1, ks = radius <= 8 ? 3 : 5, hk = ks / 2;
+    float *d = mv_calloc((size_t)n * n, sizeof *d), *t = mv_calloc((size_t)n * n, sizeof *t), g[5];
+    float count = 0;
     for (int y = -L; y <= L; y++)
         for (int x = -L; x <= L; x++)
-            if (x * x + y * y <= radius * radius) { d[(y + L) * n + x + L] = 1; sum += 1; }
-    for (int i = 0; i < n * n; i++) d[i] /= sum;
+            if (x * x + y * y <= radius * radius) { d[(y + L) * n + x + L] = 1; count += 1; }
+    for (int i = 0; i < n * n; i++) d[i] /= count;
     gauss_kernel(g, ks, alias);
-    int hk = ks / 2;
-    for (int y = 0; y < n; y++)   // separable, border reflect-101
+    for (int y = 0; y < n; y++)   // rows: centre first, then the symmetric pairs outwards
         for (int x = 0; x < n; x++) {
-            double a = 0;
-            for (int j = -hk; j <= hk; j++) a += g[j + hk] * d[y * n + cx_reflect101(x + j, n)];
+            float a = g[hk] * d[y * n + x];
+            for (int j = 1; j <= hk; j++) a += g[hk + j] * (d[y * n + cx_reflect101(x - j, n)] + d[y * n + cx_reflect101(x + j, n)]);
             t[y * n + x] = a;
         }
-    float *k = mv_malloc((size_t)n * n * sizeof *k);
+    double *k = mv_malloc((size_t)n * n * sizeof *k);
     for (int y = 0; y < n; y++)
         for (int x = 0; x < n; x++) {
-            double a = 0;
-            for (int j = -hk; j <= hk; j++) a += g[j + hk] * t[cx_reflect101(y + j, n) * n + x];
-            k[y * n + x] = (float)a;
+            float a = g[hk] * t[y * n + x];
+            for (int j = 1; j <= hk; j++) a += g[hk + j] * (t[cx_reflect101(y - j, n) * n + x] + t[cx_reflect101(y + j, n) * n + x]);
+            k[y * n + x] = a;
         }
     free(d);
     free(t);
@@ -59,27 +68,28 @@ static int disk_kernel(float **out, int radius, float alias) {
     return L;
 }
 
-void cx_defocus_blur(float *x, int h, int w, int s) {
+void cx_defocus_blur(double *x, int h, int w, int s) {
     static const int RADIUS[5] = {3, 4, 6, 8, 10};
     static const float ALIAS[5] = {0.1f, 0.5f, 0.5f, 0.5f, 0.5f};
-    float *k;
+    double *k;
     int L = disk_kernel(&k, RADIUS[s - 1], ALIAS[s - 1]), n = 2 * L + 1;
-    // OpenCV filter2D (a correlation) with reflect-101 borders, through a padded copy
+    // OpenCV filter2D (a correlation) of the float64 image with the float32 kernel, reflect-101
+    // borders, through a padded copy
     int pw = w + 2 * L, ph = h + 2 * L;
-    float *pad = mv_malloc((size_t)ph * pw * 3 * sizeof *pad);
+    double *pad = cx_big((size_t)ph * pw * 3 * sizeof *pad);
     for (int y = 0; y < ph; y++) {
-        const float *src = x + (size_t)cx_reflect101(y - L, h) * w * 3;
+        const double *src = x + (size_t)cx_reflect101(y - L, h) * w * 3;
         for (int xx = 0; xx < pw; xx++)
             memcpy(pad + ((size_t)y * pw + xx) * 3, src + (size_t)cx_reflect101(xx - L, w) * 3, 3 * sizeof *pad);
     }
     memset(x, 0, (size_t)h * w * 3 * sizeof *x);
     for (int y = 0; y < h; y++) {   // one output row at a time, so it stays in cache
-        float *dst = x + (size_t)y * w * 3;
+        double *dst = x + (size_t)y * w * 3;
         for (int ky = 0; ky < n; ky++)
             for (int kx = 0; kx < n; kx++) {
-                float kv = k[ky * n + kx];
-                if (kv < 1e-12f) continue;   // beyond the smoothed rim (weights like exp(-50))
-                const float *src = pad + ((size_t)(y + ky) * pw + kx) * 3;
+                double kv = k[ky * n + kx];
+                if (kv == 0) continue;   // float32 weights beyond the smoothed rim underflow to 0
+                const double *src = pad + ((size_t)(y + ky) * pw + kx) * 3;
                 for (int i = 0; i < w * 3; i++) dst[i] += kv * src[i];
             }
     }
@@ -87,16 +97,16 @@ void cx_defocus_blur(float *x, int h, int w, int s) {
     free(k);
 }
 
-void cx_glass_blur(float *x, int h, int w, int s, uint64_t seed) {
-    static const float SIGMA[5] = {0.7f, 0.9f, 1.0f, 1.1f, 1.5f};
+void cx_glass_blur(double *x, int h, int w, int s, uint64_t seed) {
+    static const double SIGMA[5] = {0.7, 0.9, 1, 1.1, 1.5};
     static const int DELTA[5] = {1, 2, 2, 3, 4}, ITERS[5] = {2, 1, 3, 2, 2};
-    float sigma = SIGMA[s - 1];
+    double sigma = SIGMA[s - 1];
     int delta = DELTA[s - 1];
     size_t n = (size_t)h * w * 3;
     cx_gaussian(x, h, w, 3, sigma);
     uint8_t *u = mv_malloc(n);
     for (size_t i = 0; i < n; i++) {   // the package's uint8 cast (truncation)
-        float v = x[i] * 255.0f;
+        double v = x[i] * 255;
         u[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
     // Local shuffling, in the package's order (rows and columns descending). Its tuple "swap"
@@ -111,12 +121,12 @@ void cx_glass_blur(float *x, int h, int w, int s, uint64_t seed) {
                 const uint8_t *src = u + ((size_t)(hh + dy) * w + ww + dx) * 3;
                 dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
             }
-    for (size_t i = 0; i < n; i++) x[i] = (float)u[i] / 255.0f;
+    for (size_t i = 0; i < n; i++) x[i] = u[i] / 255.;
     free(u);
     cx_gaussian(x, h, w, 3, sigma);
 }
 
-void cx_gaussian_blur(float *x, int h, int w, int s) {
-    static const float SIGMA[5] = {1, 2, 3, 4, 6};
+void cx_gaussian_blur(double *x, int h, int w, int s) {
+    static const double SIGMA[5] = {1, 2, 3, 4, 6};
     cx_gaussian(x, h, w, 3, SIGMA[s - 1]);
 }

@@ -2,6 +2,8 @@
 // package's OpenCV pipeline step by step, re-implemented here: Canny edges of the liquid mask,
 // the 5x5 chamfer distance transform (OpenCV's DIST_L2 mask 5), truncation at 20, box blur,
 // histogram equalisation, an emboss-like 3x3 filter and a second box blur.
+// Compiled with -ffp-contract=off (CMakeLists.txt): numpy rounds every product, and a fused
+// a * b + c can move a value across a whole number, i.e. a grey level.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,21 +130,25 @@ static void equalize(uint8_t *img, size_t n) {
     for (size_t k = 0; k < n; k++) img[k] = lut[img[k]];
 }
 
-void cx_spatter(float *x, int h, int w, int s, uint64_t seed) {
-    static const float P[5][6] = {   // mean, std, blur sigma, threshold, intensity or mud sigma, mode
+void cx_spatter(double *x, int h, int w, int s, uint64_t seed) {
+    static const double P[5][6] = {   // mean, std, blur sigma, threshold, intensity or mud sigma, mode
         {0.65f, 0.3f, 4, 0.69f, 0.6f, 0}, {0.65f, 0.3f, 3, 0.68f, 0.6f, 0}, {0.65f, 0.3f, 2, 0.68f, 0.5f, 0},
         {0.65f, 0.3f, 1, 0.65f, 1.5f, 1}, {0.67f, 0.4f, 1, 0.65f, 1.5f, 1}};
-    const float *c = P[s - 1];
+    const double *c = P[s - 1];
     size_t n = (size_t)h * w;
-    float *L = mv_malloc(n * sizeof *L);
-    cx_fill_normal(L, n, seed, cx_purpose(CORRUPT_SPATTER, 0), c[0], c[1]);
+    // the liquid layer is float64 in the package
+    float *noise = mv_malloc(n * sizeof *noise);
+    cx_fill_normal(noise, n, seed, cx_purpose(CORRUPT_SPATTER, 0), (float)c[0], (float)c[1]);
+    double *L = cx_big(n * sizeof *L);
+    for (size_t i = 0; i < n; i++) L[i] = noise[i];
+    free(noise);
     cx_gaussian(L, h, w, 1, c[2]);
     for (size_t i = 0; i < n; i++) if (L[i] < c[3]) L[i] = 0;
     if (c[5] == 0) {   // water
         uint8_t *Lu = mv_malloc(n), *edge = mv_malloc(n), *d8 = mv_malloc(n), *t8 = mv_malloc(n);
         float *d = mv_malloc(n * sizeof *d), *t = mv_malloc(n * sizeof *t);
         for (size_t i = 0; i < n; i++) {
-            float v = L[i] * 255.0f;
+            double v = L[i] * 255;
             Lu[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
         canny(edge, Lu, h, w, 50, 150);
@@ -171,17 +177,17 @@ void cx_spatter(float *x, int h, int w, int s, uint64_t seed) {
         float mmax = 0;
         for (size_t i = 0; i < n; i++) { d[i] *= (float)Lu[i]; mmax = d[i] > mmax ? d[i] : mmax; }
         static const float WATER[3] = {175 / 255.0f, 238 / 255.0f, 238 / 255.0f};
-        float scale = mmax > 0 ? c[4] / mmax : 0.0f;   // the package divides by zero without liquid
+        float scale = mmax > 0 ? (float)c[4] / mmax : 0.0f;   // the package divides by zero without liquid
         for (size_t i = 0; i < n; i++)
             for (int k = 0; k < 3; k++) x[i * 3 + k] += d[i] * scale * WATER[k];
         free(Lu); free(edge); free(d8); free(t8); free(d); free(t);
     } else {   // mud
-        float *m = mv_malloc(n * sizeof *m);
+        double *m = cx_big(n * sizeof *m);
         for (size_t i = 0; i < n; i++) m[i] = L[i] > c[3] ? 1.0f : 0.0f;
         cx_gaussian(m, h, w, 1, c[4]);
         static const float MUD[3] = {63 / 255.0f, 42 / 255.0f, 20 / 255.0f};
         for (size_t i = 0; i < n; i++) {
-            float mi = m[i] < 0.8f ? 0.0f : m[i];
+            double mi = m[i] < 0.8 ? 0.0 : m[i];
             for (int k = 0; k < 3; k++) x[i * 3 + k] = x[i * 3 + k] * (1 - mi) + mi * MUD[k];
         }
         free(m);

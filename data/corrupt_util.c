@@ -1,5 +1,7 @@
 // Helpers shared by the corruptions: seeded noise fields, skimage's Gaussian filter, the
-// package's motion-blur core, OpenCV's reflect-101 border and skimage's HSV conversion.
+// package's motion-blur core and OpenCV's reflect-101 border.
+// Compiled with -ffp-contract=off (CMakeLists.txt): numpy rounds every product, and a fused
+// a * b + c can move a value across a whole number, i.e. a grey level.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,111 +36,118 @@ int cx_reflect101(int i, int n) {
 
 static inline int clampi(int i, int lo, int hi) { return i < lo ? lo : i > hi ? hi : i; }
 
-void cx_gaussian(float *x, int h, int w, int c, float sigma) {
-    if (sigma <= 0) return;
-    int R = (int)(4.0f * sigma + 0.5f);
-    float *k = mv_malloc((size_t)(2 * R + 1) * sizeof *k);
-    double sum = 0;
-    for (int i = -R; i <= R; i++) sum += k[i + R] = expf(-0.5f * (float)(i * i) / (sigma * sigma));
-    for (int i = 0; i <= 2 * R; i++) k[i] = (float)(k[i] / sum);
-    size_t rowlen = (size_t)w * c;
-    // rows: a padded copy of each row (edges replicated), then a tap-outer accumulation
-    float *pad = mv_malloc((size_t)(w + 2 * R) * c * sizeof *pad);
-    float *acc = mv_malloc(rowlen * sizeof *acc);
-    for (int y = 0; y < h; y++) {
-        float *row = x + (size_t)y * rowlen;
-        for (int i = 0; i < w + 2 * R; i++)
-            memcpy(pad + (size_t)i * c, row + (size_t)clampi(i - R, 0, w - 1) * c, (size_t)c * sizeof *pad);
-        memset(acc, 0, rowlen * sizeof *acc);
-        for (int t = 0; t <= 2 * R; t++) {
-            const float *src = pad + (size_t)t * c;
-            float kt = k[t];
-            for (size_t i = 0; i < rowlen; i++) acc[i] += kt * src[i];
-        }
-        memcpy(row, acc, rowlen * sizeof *acc);
+double cx_np_sum(const double *a, int n) {
+    // numpy's pairwise summation: plain below 8 elements, eight accumulators up to 128, halves
+    // beyond (np.sum adds the result to its initial 0).
+    if (n < 8) {
+        double r = 0.;
+        for (int i = 0; i < n; i++) r += a[i];
+        return r;
     }
-    // columns: whole rows at a time from a copy of the image
-    float *src = mv_malloc((size_t)h * rowlen * sizeof *src);
-    memcpy(src, x, (size_t)h * rowlen * sizeof *src);
-    for (int y = 0; y < h; y++) {
-        float *row = x + (size_t)y * rowlen;
-        memset(row, 0, rowlen * sizeof *row);
-        for (int t = -R; t <= R; t++) {
-            const float *s = src + (size_t)clampi(y + t, 0, h - 1) * rowlen;
-            float kt = k[t + R];
-            for (size_t i = 0; i < rowlen; i++) row[i] += kt * s[i];
-        }
+    if (n > 128) {
+        int n2 = n / 2;
+        n2 -= n2 % 8;
+        return cx_np_sum(a, n2) + cx_np_sum(a + n2, n - n2);
     }
-    free(src);
-    free(acc);
-    free(pad);
-    free(k);
+    double r[8];
+    for (int j = 0; j < 8; j++) r[j] = a[j];
+    int i = 8;
+    for (; i < n - n % 8; i += 8)
+        for (int j = 0; j < 8; j++) r[j] += a[i + j];
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) res += a[i];
+    return 0. + res;
 }
 
-void cx_motion_blur_core(float *out, const float *in, int h, int w, int c, int radius, float sigma, float angle) {
+// One pass of scipy's correlate1d with a symmetric kernel (k[0] the centre, k[j] at +-j), mode
+// 'nearest', along axis 0 (down each column) of src, h rows of `len` doubles: out(y) =
+// src(y) k[0], then + (src(y - j) + src(y + j)) k[j] for j = R .. 1, outermost first, as scipy
+// sums.
+static void symm_pass_rows(double *out, const double *src, int h, size_t len, const double *k, int R) {
+    for (int y = 0; y < h; y++) {
+        double *o = out + (size_t)y * len;
+        const double *c = src + (size_t)y * len;
+        for (size_t i = 0; i < len; i++) o[i] = c[i] * k[0];
+        for (int j = R; j >= 1; j--) {
+            const double *a = src + (size_t)clampi(y - j, 0, h - 1) * len, *b = src + (size_t)clampi(y + j, 0, h - 1) * len;
+            double kj = k[j];
+            for (size_t i = 0; i < len; i++) o[i] += (a[i] + b[i]) * kj;
+        }
+    }
+}
+
+void cx_gaussian(double *x, int h, int w, int c, double sigma) {
+    if (sigma <= 0) return;
+    // scipy's _gaussian_kernel1d: exp(-0.5 / sigma^2 * i^2), divided by numpy's sum
+    int R = (int)(4.0 * sigma + 0.5);
+    double *full = mv_malloc((size_t)(2 * R + 1) * sizeof *full), *k = mv_malloc((size_t)(R + 1) * sizeof *k);
+    double a = -0.5 / (sigma * sigma);
+    for (int i = -R; i <= R; i++) full[i + R] = exp(a * (double)(i * i));
+    double sum = cx_np_sum(full, 2 * R + 1);
+    for (int j = 0; j <= R; j++) k[j] = full[R + j] / sum;
+    size_t rowlen = (size_t)w * c;
+    double *tmp = cx_big((size_t)h * rowlen * sizeof *tmp);
+    // axis 0 (down the columns) first, as scipy's gaussian_filter
+    symm_pass_rows(tmp, x, h, rowlen, k, R);
+    // axis 1 (along each row), from a padded copy of the row (edges replicated)
+    double *pad = mv_malloc((size_t)(w + 2 * R) * c * sizeof *pad);
+    for (int y = 0; y < h; y++) {
+        const double *row = tmp + (size_t)y * rowlen;
+        double *o = x + (size_t)y * rowlen;
+        for (int i = 0; i < w + 2 * R; i++)
+            memcpy(pad + (size_t)i * c, row + (size_t)clampi(i - R, 0, w - 1) * c, (size_t)c * sizeof *pad);
+        const double *ctr = pad + (size_t)R * c;
+        for (size_t i = 0; i < rowlen; i++) o[i] = ctr[i] * k[0];
+        for (int j = R; j >= 1; j--) {
+            const double *l = ctr - (size_t)j * c, *r = ctr + (size_t)j * c;
+            double kj = k[j];
+            for (size_t i = 0; i < rowlen; i++) o[i] += (l[i] + r[i]) * kj;
+        }
+    }
+    free(pad);
+    free(tmp);
+    free(k);
+    free(full);
+}
+
+void cx_motion_blur_core(double *out, const double *in, int h, int w, int c, int radius, double sigma, double angle) {
+    // The package's kernel: exp(-i^2 / (2 sigma^2)) / (sqrt(2 pi) sigma), divided by numpy's sum.
     int width = 2 * radius + 1;
-    double ksum = 0, rad = angle * M_PI / 180.0;
     double *k = mv_malloc((size_t)width * sizeof *k);
-    for (int i = 0; i < width; i++) ksum += k[i] = exp(-(double)i * i / (2.0 * sigma * sigma));
-    memset(out, 0, (size_t)h * w * c * sizeof *out);
+    for (int i = 0; i < width; i++) k[i] = exp(-(double)(i * i) / (2 * (sigma * sigma))) / (sqrt(2 * M_PI) * sigma);
+    double ksum = cx_np_sum(k, width);
+    for (int i = 0; i < width; i++) k[i] /= ksum;
+    // Its shifts: point = width (sin, cos) of the angle (numpy deg2rad: angle * (pi / 180)),
+    // divided by its length.
+    double rad = angle * (M_PI / 180.0), py = width * sin(rad), px = width * cos(rad), hyp = hypot(py, px);
+    int *dys = mv_malloc((size_t)width * sizeof *dys), *dxs = mv_malloc((size_t)width * sizeof *dxs);
     int ntap = 0;   // taps before the motion leaves the image
     while (ntap < width) {
-        int dy = -(int)ceil(ntap * sin(rad) - 0.5), dx = -(int)ceil(ntap * cos(rad) - 0.5);
+        int dy = -(int)ceil(ntap * py / hyp - 0.5), dx = -(int)ceil(ntap * px / hyp - 0.5);
         if (abs(dy) >= h || abs(dx) >= w) break;
+        dys[ntap] = dy;
+        dxs[ntap] = dx;
         ntap++;
     }
-    for (int y = 0; y < h; y++) {   // one output row at a time, so it stays in cache
-        float *o = out + (size_t)y * w * c;
+    // out(y, x) = sum over taps, in tap order from 0, of k * in(clamp(y - dy), clamp(x - dx)),
+    // one output row at a time so it stays in cache
+    for (int y = 0; y < h; y++) {
+        double *o = out + (size_t)y * w * c;
+        for (size_t i = 0; i < (size_t)w * c; i++) o[i] = 0.;
         for (int i = 0; i < ntap; i++) {
-            int dy = -(int)ceil(i * sin(rad) - 0.5), dx = -(int)ceil(i * cos(rad) - 0.5);
-            float kt = (float)(k[i] / ksum);
-            // out(y, x) += k * in(clamp(y - dy), clamp(x - dx))
+            int dy = dys[i], dx = dxs[i];
+            double kt = k[i];
             int xa = clampi(dx, 0, w), xb = clampi(w + dx, 0, w);   // x - dx inside [0, w) for x in [xa, xb)
-            const float *s = in + (size_t)clampi(y - dy, 0, h - 1) * w * c;
+            const double *s = in + (size_t)clampi(y - dy, 0, h - 1) * w * c;
             for (int x = 0; x < xa; x++)
                 for (int ch = 0; ch < c; ch++) o[x * c + ch] += kt * s[ch];
-            const float *sm = s + (ptrdiff_t)(xa - dx) * c;
+            const double *sm = s + (ptrdiff_t)(xa - dx) * c;
             for (int i2 = xa * c; i2 < xb * c; i2++) o[i2] += kt * sm[i2 - xa * c];
             for (int x = xb > xa ? xb : xa; x < w; x++)
                 for (int ch = 0; ch < c; ch++) o[x * c + ch] += kt * s[(size_t)(w - 1) * c + ch];
         }
     }
+    free(dxs);
+    free(dys);
     free(k);
-}
-
-void cx_rgb2hsv(float hsv[3], const float rgb[3]) {
-    float r = rgb[0], g = rgb[1], b = rgb[2];
-    float v = r > g ? r : g;
-    v = v > b ? v : b;
-    float mn = r < g ? r : g;
-    mn = mn < b ? mn : b;
-    float delta = v - mn, hue = 0;
-    if (delta > 0) {
-        // skimage assigns red, then green, then blue: the last channel equal to the max wins
-        if (b == v) hue = 4.0f + (r - g) / delta;
-        else if (g == v) hue = 2.0f + (b - r) / delta;
-        else hue = (g - b) / delta;
-        hue = hue / 6.0f;
-        hue -= floorf(hue);
-    }
-    hsv[0] = hue;
-    hsv[1] = delta > 0 ? delta / v : 0.0f;
-    hsv[2] = v;
-}
-
-void cx_hsv2rgb(float rgb[3], const float hsv[3]) {
-    float hh = hsv[0] * 6.0f, s = hsv[1], v = hsv[2];
-    float hi = floorf(hh), f = hh - hi;
-    float p = v * (1 - s), q = v * (1 - f * s), t = v * (1 - (1 - f) * s);
-    int i = ((int)hi % 6 + 6) % 6;
-    float r, g, b;
-    switch (i) {
-    case 0: r = v; g = t; b = p; break;
-    case 1: r = q; g = v; b = p; break;
-    case 2: r = p; g = v; b = t; break;
-    case 3: r = p; g = q; b = v; break;
-    case 4: r = t; g = p; b = v; break;
-    default: r = v; g = p; b = q; break;
-    }
-    rgb[0] = r; rgb[1] = g; rgb[2] = b;
 }

@@ -1,5 +1,7 @@
 // The weather corruptions snow, fog and frost (spatter is corrupt_spatter.c), and the
 // procedural frost texture that replaces the package's six photographs.
+// Compiled with -ffp-contract=off (CMakeLists.txt): numpy rounds every product, and a fused
+// a * b + c can move a value across a whole number, i.e. a grey level.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,19 +59,19 @@ static int next_pow2(int v) {
     return p;
 }
 
-void cx_fog(float *x, int h, int w, int s, uint64_t seed) {
-    static const float STRENGTH[5] = {1.5f, 2.0f, 2.5f, 2.5f, 3.0f}, DECAY[5] = {2.0f, 2.0f, 1.7f, 1.5f, 1.4f};
+void cx_fog(double *x, int h, int w, int s, uint64_t seed) {
+    static const double STRENGTH[5] = {1.5, 2.0, 2.5, 2.5, 3.0};
+    static const float DECAY[5] = {2.0f, 2.0f, 1.7f, 1.5f, 1.4f};
     int side = h > w ? h : w;
     int n = next_pow2(side > 3 ? side : 3);   // the package takes max(H, W, channels)
     float *M = plasma_fractal(n, DECAY[s - 1], seed, cx_purpose(CORRUPT_FOG, 0));
-    float st = STRENGTH[s - 1], vmax = 0;
+    double st = STRENGTH[s - 1], vmax = 0;
     for (size_t i = 0; i < (size_t)h * w * 3; i++) vmax = x[i] > vmax ? x[i] : vmax;
-    float scale = vmax / (vmax + st);
     for (int y = 0; y < h; y++)
         for (int xx = 0; xx < w; xx++) {
-            float f = st * M[(size_t)y * n + xx];
-            float *p = x + ((size_t)y * w + xx) * 3;
-            for (int c = 0; c < 3; c++) p[c] = (p[c] + f) * scale;
+            double f = st * M[(size_t)y * n + xx];
+            double *p = x + ((size_t)y * w + xx) * 3;
+            for (int c = 0; c < 3; c++) p[c] = (p[c] + f) * vmax / (vmax + st);   // the package's order
         }
     free(M);
 }
@@ -77,53 +79,66 @@ void cx_fog(float *x, int h, int w, int s, uint64_t seed) {
 // ---------------------------------------------------------------------------------------
 // Snow
 
-void cx_snow(float *x, int h, int w, int s, uint64_t seed) {
-    static const float P[5][7] = {   // mean, std, zoom, threshold, blur radius, blur sigma, blend
-        {0.1f, 0.3f, 3.0f, 0.5f, 10, 4, 0.8f}, {0.2f, 0.3f, 2.0f, 0.5f, 12, 4, 0.7f},
-        {0.55f, 0.3f, 4.0f, 0.9f, 12, 8, 0.7f}, {0.55f, 0.3f, 4.5f, 0.85f, 12, 8, 0.65f},
-        {0.55f, 0.3f, 2.5f, 0.85f, 12, 12, 0.55f}};
-    const float *c = P[s - 1];
+void cx_snow(double *x, int h, int w, int s, uint64_t seed) {
+    static const double P[5][7] = {   // mean, std, zoom, threshold, blur radius, blur sigma, blend
+        {0.1, 0.3, 3.0, 0.5, 10, 4, 0.8}, {0.2, 0.3, 2.0, 0.5, 12, 4, 0.7},
+        {0.55, 0.3, 4.0, 0.9, 12, 8, 0.7}, {0.55, 0.3, 4.5, 0.85, 12, 8, 0.65},
+        {0.55, 0.3, 2.5, 0.85, 12, 12, 0.55}};
+    const double *c = P[s - 1];
     size_t n = (size_t)h * w;
-    float *noise = mv_malloc(n * sizeof *noise), *layer = mv_malloc(n * sizeof *layer);
-    cx_fill_normal(noise, n, seed, cx_purpose(CORRUPT_SNOW, 0), c[0], c[1]);
+    float *noise = mv_malloc(n * sizeof *noise);
+    cx_fill_normal(noise, n, seed, cx_purpose(CORRUPT_SNOW, 0), (float)c[0], (float)c[1]);
+    double *snow = cx_big(n * sizeof *snow);
     // clipped_zoom: the centred crop of ceil(size / z), enlarged by z with linear
-    // interpolation (scipy's zoom maps the corners onto each other), then cropped to h x w
-    float z = c[2];
-    int ch = (int)ceilf((float)h / z), cw = (int)ceilf((float)w / z);
+    // interpolation (scipy's zoom maps the corners onto each other) to round(crop * z), which
+    // can be a pixel or two more than the image. The package thresholds and motion-blurs that
+    // whole layer and crops it to h x w only after, so the blur near the right edge (and, through
+    // the 180-degree copy, the left) reads the extra columns rather than the replicated last
+    // one: keep them until then too (cropping first was off by up to 96 grey levels there).
+    double z = c[2];
+    int ch = (int)ceil(h / z), cw = (int)ceil(w / z);
     int top = (h - ch) / 2, left = (w - cw) / 2;
-    int oh = (int)nearbyintf((float)ch * z), ow = (int)nearbyintf((float)cw * z);
-    float sy = oh > 1 ? (float)(ch - 1) / (float)(oh - 1) : 0, sx = ow > 1 ? (float)(cw - 1) / (float)(ow - 1) : 0;
-    for (int i = 0; i < h; i++) {
-        float fy = (float)i * sy;
-        int y0 = (int)fy, y1 = y0 + 1 < ch ? y0 + 1 : ch - 1;
-        float ty = fy - (float)y0;
-        for (int j = 0; j < w; j++) {
-            float fx = (float)j * sx;
-            int x0 = (int)fx, x1 = x0 + 1 < cw ? x0 + 1 : cw - 1;
-            float tx = fx - (float)x0;
+    int oh = (int)nearbyint(ch * z), ow = (int)nearbyint(cw * z);   // Python's round: half to even
+    size_t on = (size_t)oh * ow;
+    double *layer = cx_big(on * sizeof *layer), *blurred = cx_big(on * sizeof *blurred);
+    double sy = oh > 1 ? (double)(ch - 1) / (oh - 1) : 0, sx = ow > 1 ? (double)(cw - 1) / (ow - 1) : 0;
+    for (int i = 0; i < oh; i++) {
+        double fy = i * sy;
+        int y0 = (int)fy < ch - 1 ? (int)fy : ch - 1, y1 = y0 + 1 < ch ? y0 + 1 : ch - 1;
+        double ty = fy - y0;
+        for (int j = 0; j < ow; j++) {
+            double fx = j * sx;
+            int x0 = (int)fx < cw - 1 ? (int)fx : cw - 1, x1 = x0 + 1 < cw ? x0 + 1 : cw - 1;
+            double tx = fx - x0;
             const float *r0 = noise + (size_t)(top + y0) * w + left, *r1 = noise + (size_t)(top + y1) * w + left;
-            float v = (r0[x0] * (1 - tx) + r0[x1] * tx) * (1 - ty) + (r1[x0] * (1 - tx) + r1[x1] * tx) * ty;
-            layer[(size_t)i * w + j] = v < c[3] ? 0.0f : clip01(v);
+            double v = (r0[x0] * (1 - tx) + r0[x1] * tx) * (1 - ty) + (r1[x0] * (1 - tx) + r1[x1] * tx) * ty;
+            layer[(size_t)i * ow + j] = v < c[3] ? 0.0 : v > 1 ? 1.0 : v;
         }
     }
     rng_stream r = rng_stream_make(seed, 0, cx_purpose(CORRUPT_SNOW, 1));
     float angle = rng_uniform(&r, -135.0f, -45.0f);
-    cx_motion_blur_core(noise, layer, h, w, 1, (int)c[4], c[5], angle);
-    for (size_t i = 0; i < n; i++) layer[i] = nearbyintf(noise[i] * 255.0f) / 255.0f;
-    float b = c[6];
+    cx_motion_blur_core(blurred, layer, oh, ow, 1, (int)c[4], c[5], angle);
+    for (int i = 0; i < h; i++)   // quantised to 1/255 (np.round: half to even), cropped to the image
+        for (int j = 0; j < w; j++) snow[(size_t)i * w + j] = nearbyint(blurred[(size_t)i * ow + j] * 255) / 255.;
+    free(blurred);
+    free(layer);
+    free(noise);
+    // The image step is float32 in the package (x is a float32 array there); the sum with the
+    // snow layer is float64. Python's scalars b and 1 - b become float32 there.
+    float b = (float)c[6], nb = (float)(1 - c[6]);
     for (int i = 0; i < h; i++)
         for (int j = 0; j < w; j++) {
-            float *p = x + ((size_t)i * w + j) * 3;
-            float gray = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
-            float flake = layer[(size_t)i * w + j] + layer[(size_t)(h - 1 - i) * w + (w - 1 - j)];
+            double *p = x + ((size_t)i * w + j) * 3;
+            float q[3] = {(float)p[0], (float)p[1], (float)p[2]};
+            float gray = 0.299f * q[0] + 0.587f * q[1] + 0.114f * q[2];
+            size_t a = (size_t)i * w + j, r180 = (size_t)(h - 1 - i) * w + (w - 1 - j);
             for (int k = 0; k < 3; k++) {
                 float bright = gray * 1.5f + 0.5f;
-                float v = b * p[k] + (1 - b) * (p[k] > bright ? p[k] : bright);
-                p[k] = v + flake;
+                float v = b * q[k] + nb * (q[k] > bright ? q[k] : bright);
+                p[k] = ((double)v + snow[a]) + snow[r180];
             }
         }
-    free(noise);
-    free(layer);
+    free(snow);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -179,7 +194,11 @@ void cx_frost_texture(float *tex, int h, int w, uint64_t seed) {
             }
         }
     }
-    cx_gaussian(S, h, w, 1, 0.5f * (float)(side > 800 ? side / 800 : 1));
+    double *Sd = mv_malloc(n * sizeof *Sd);
+    for (size_t i = 0; i < n; i++) Sd[i] = S[i];
+    cx_gaussian(Sd, h, w, 1, 0.5 * (side > 800 ? side / 800 : 1));
+    for (size_t i = 0; i < n; i++) S[i] = (float)Sd[i];
+    free(Sd);
     float *grain = mv_malloc(n * sizeof *grain);
     cx_fill_uniform(grain, n, seed, cx_purpose(CORRUPT_FROST, 2));
     static const float TINT[3] = {0.86f, 0.93f, 1.0f};
@@ -196,11 +215,12 @@ void cx_frost_texture(float *tex, int h, int w, uint64_t seed) {
     free(base);
 }
 
-void cx_frost(float *x, int h, int w, int s, uint64_t seed) {
-    static const float A[5] = {1.0f, 0.8f, 0.7f, 0.65f, 0.6f}, F[5] = {0.4f, 0.6f, 0.7f, 0.7f, 0.75f};
+void cx_frost(double *x, int h, int w, int s, uint64_t seed) {
+    static const double A[5] = {1.0, 0.8, 0.7, 0.65, 0.6}, F[5] = {0.4, 0.6, 0.7, 0.7, 0.75};
     size_t n = (size_t)h * w * 3;
-    float *tex = mv_malloc(n * sizeof *tex);
+    float *tex = cx_big(n * sizeof *tex);
     cx_frost_texture(tex, h, w, seed);
-    for (size_t i = 0; i < n; i++) x[i] = A[s - 1] * x[i] + F[s - 1] * tex[i];
+    // the package blends in 0..255 (clip(a * x + f * frost, 0, 255)); corrupt.c knows
+    for (size_t i = 0; i < n; i++) x[i] = A[s - 1] * (x[i] * 255.) + F[s - 1] * (tex[i] * 255.);
     free(tex);
 }

@@ -423,15 +423,37 @@ Test(corrupt, any_size_in_place_and_bad_arguments) {
     cr_assert_eq(corrupt_image(&out, &img, 16, 1, 1), -1);
     cr_assert_eq(corrupt_image(&out, &img, -1, 1, 1), -1);
     cr_assert_null(out.px);
+    mv_image two = image_alloc(8, 8, 2);
+    memset(two.px, 0, 128);
+    cr_assert_eq(corrupt_image(&out, &two, CORRUPT_FOG, 1, 1), -1);
+    cr_assert(strstr(mv_last_error(), "3 or 1 channels"), "%s", mv_last_error());
+    image_free(&two);
     mv_image gray = image_alloc(8, 8, 1);
     memset(gray.px, 0, 64);
-    cr_assert_eq(corrupt_image(&out, &gray, CORRUPT_FOG, 1, 1), -1);
-    cr_assert(strstr(mv_last_error(), "3 channels"), "%s", mv_last_error());
+    cr_assert_eq(corrupt_image(&gray, &gray, CORRUPT_FOG, 1, 1), -1, "a grey image in place");
     mv_image small = image_alloc(8, 8, 3);
     cr_assert_eq(corrupt_image(&small, &img, CORRUPT_CONTRAST, 1, 1), -1);
     cr_assert(strstr(mv_last_error(), "8x8x3"), "%s", mv_last_error());
     image_free(&gray); image_free(&small);
     image_free(&img);
+}
+
+// The package's corrupt() stacks a grey image into three channels: same result as the RGB
+// image with three equal channels, for every corruption.
+Test(corrupt, grey_image_is_stacked_into_three_channels) {
+    mv_image g = image_alloc(36, 44, 1), rgb = image_alloc(36, 44, 3);
+    for (int i = 0; i < 36 * 44; i++) {
+        g.px[i] = (uint8_t)((i * 29 + (i / 44) * 7) % 256);
+        rgb.px[3 * i] = rgb.px[3 * i + 1] = rgb.px[3 * i + 2] = g.px[i];
+    }
+    for (int c = 0; c < CORRUPT_COUNT; c++) {
+        mv_image a = {0}, b = corrupt(&rgb, c, 3, 5);
+        cr_assert_eq(corrupt_image(&a, &g, c, 3, 5), 0, "%s: %s", corrupt_name(c), mv_last_error());
+        cr_assert_eq(a.c, 3);
+        cr_assert_eq(memcmp(a.px, b.px, (size_t)36 * 44 * 3), 0, "%s on a grey image", corrupt_name(c));
+        image_free(&a); image_free(&b);
+    }
+    image_free(&g); image_free(&rgb);
 }
 
 static int run_corrupt(const char *a0, ...) {
@@ -569,4 +591,31 @@ Test(corrupt_cli, resume_with_another_seed_is_refused) {
     sample_free(&b);
     split_close(src);
     split_close(dst);
+}
+
+// Shards written by an older version of the corruptions (label map "... corrupt/v1 ...", before
+// the package-exact arithmetic) are not resumed into: their pixels differ.
+Test(corrupt_cli, older_corruption_version_is_refused) {
+    const char *base = getenv("MV_TEST_TMP");
+    char dir[1024], in[1100], out[1100], cmd[2400], path[1300];
+    snprintf(dir, sizeof dir, "%s/test_corrupt_cli_version", base && *base ? base : "/tmp");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(in, sizeof in, "%s/in", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(path, sizeof path, "%s/contrast/1", out);
+    write_input_split(in, 2, false);
+    mv_shard_writer *wr = shard_writer_open(path, "synth-clear-contrast-1", "synth/v1 corrupt/v1 seed=0 n=2", 1);
+    cr_assert_not_null(wr, "%s", mv_last_error());
+    mv_image img = image_alloc(24, 32, 3), lab = image_alloc(24, 32, 1);
+    memset(img.px, 7, 24 * 32 * 3);
+    memset(lab.px, 0, 24 * 32);
+    cr_assert_eq(shard_writer_add(wr, "img0", &img, &lab), 0, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_close(wr), 0);
+    image_free(&img); image_free(&lab);
+    cr_assert_neq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "contrast", "--severity", "1",
+                              "--samples-per-shard", "1", NULL), 0, "resumed into corrupt/v1 shards");
+    cr_assert(strstr(mv_last_error(), "corrupt/v1") && strstr(mv_last_error(), "corrupt/v2"), "%s", mv_last_error());
+    cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "contrast", "--severity", "1",
+                             "--samples-per-shard", "1", "--fresh", NULL), 0, "%s", mv_last_error());
 }
