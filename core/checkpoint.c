@@ -286,6 +286,7 @@ static int write_contents(hid_t f, const mv_params *p, const mv_optimizer *o, co
     MV_TRY(write_f64(f, "train/best/value", st->best_value));
     MV_TRY(write_i64(f, "train/best/step", st->best_step));
     MV_TRY(write_string(f, "train/config_yaml", yaml));
+    if (st->eval_pending) MV_TRY(write_i64(f, "train/eval_pending", 1));
     MV_TRY(write_u64(f, "train/checksum/state",
                      state_checksum(MV_CKPT_FORMAT, o ? (int64_t)o->step : st->step, st, best, yaml)));
     return 0;
@@ -389,6 +390,14 @@ static int check_tensor(hid_t f, const char *path, const char *name, const mv_pa
     return 0;
 }
 
+// Damaged moments next to weights that passed their checksum (both callers check the weights
+// first): the run cannot be resumed exactly, but its weights are not lost, and the message says
+// how to keep them rather than leaving the file looking useless.
+static int moments_damaged(const char *path) {
+    return mv_fail("%s: the optimizer moments do not match their checksum (corrupt file); its weights are intact: "
+                   "--set run.init_weights=%s starts a new run from them (fresh AdamW moments and schedule)", path, path);
+}
+
 static int load_tensors(hid_t f, const char *path, mv_params *p, mv_optimizer *o) {
     root_scan scan = {p, ""};
     if (H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, scan_root, &scan) < 0)
@@ -424,7 +433,7 @@ static int load_tensors(hid_t f, const char *path, mv_params *p, mv_optimizer *o
     if (o) {
         MV_TRY(read_u64(f, path, "train/checksum/moments", &want));
         if (moments_checksum(p, o) != want)
-            return mv_fail("%s: the optimizer moments do not match their checksum (corrupt file)", path);
+            return moments_damaged(path);
     }
     return 0;
 }
@@ -454,6 +463,11 @@ static int read_state(hid_t f, const char *path, mv_train_state *st) {
     free(best);
     MV_TRY(read_f64(f, path, "train/best/value", &st->best_value));
     MV_TRY(read_i64(f, path, "train/best/step", &st->best_step));
+    if (H5Lexists(f, "train/eval_pending", H5P_DEFAULT) > 0) {
+        int64_t pending = 0;
+        MV_TRY(read_i64(f, path, "train/eval_pending", &pending));
+        st->eval_pending = pending != 0;
+    }
     if (st->step < 0 || st->iter < 0 || st->cursor.step < 0 || st->world < 1 || st->batch_per_rank < 1)
         return mv_fail("%s: implausible training state (step %lld, iter %lld, cursor step %lld, world %d, batch %d)",
                        path, (long long)st->step, (long long)st->iter, (long long)st->cursor.step, st->world,
@@ -610,7 +624,7 @@ int checkpoint_verify(const char *path) {
         rc = read_u64(f, path, "train/checksum/moments", &want);
         if (rc == 0) rc = hash_group(f, &v, "train/adam_m", SALT_M, &m);
         if (rc == 0) rc = hash_group(f, &v, "train/adam_v", SALT_V, &vv);
-        if (rc == 0 && m + vv != want) rc = mv_fail("%s: the optimizer moments do not match their checksum (corrupt file)", path);
+        if (rc == 0 && m + vv != want) rc = moments_damaged(path);
     }
     free(v.buf);
     H5Fclose(f);

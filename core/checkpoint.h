@@ -30,6 +30,12 @@ typedef struct {
     char best_name[MV_CKPT_NAME_MAX];   // metric that picks best.h5, e.g. "clear/mIoU" ("": none yet)
     double best_value;            // its best value so far (NaN: none yet)
     int64_t best_step;            // step where it was reached (-1: none yet)
+    // 1: the evaluation due at `iter` did not complete (its data failed, best.h5 could not be
+    // written): the checkpoint was written so that the training is not lost, and a resume runs
+    // that evaluation before its first step. Stored as train/eval_pending only when set, so
+    // ordinary checkpoints are unchanged; outside the state checksum (a damaged flag costs one
+    // extra evaluation at most).
+    int32_t eval_pending;
 } mv_train_state;
 
 // Zeroes st, with best_value NaN and best_step -1.

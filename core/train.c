@@ -14,6 +14,7 @@
 #include "core/schedule.h"
 #include "core/stop_signal.h"
 #include "core/weights_io.h"
+#include "data/shard.h"
 #include "dist/grad_sync.h"
 #include "dist/syncbn.h"
 #include "kernels/cpu/profile.h"
@@ -107,22 +108,41 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         mv_seg_metrics res;
         mv_eval_opts eo = {0};
         double t0 = mv_now_s();
+        // evaluate_split sums an error flag with its results, so that a failure while it reads is
+        // every rank's; but a split that does not open (a manifest gone, a shard cut short) ends
+        // it before that sum, on the ranks that met it only, and the others would wait there
+        // while those go on to the next collective. Every rank checks that first, together.
+        if (t->comm->world > 1) {
+            mv_split *sp = NULL;
+            char why[MV_ERRMSG_MAX] = "";
+            double bad = split_open(&sp, t->val_paths[i]) < 0;
+            if (bad > 0) snprintf(why, sizeof why, "%s", mv_last_error());
+            split_close(sp);
+            if (comm_allreduce_sum_doubles(t->comm, &bad, 1) < 0) return -1;
+            if (bad > 0)
+                return why[0] ? mv_fail("evaluating %s: %s", v->name, why)
+                              : mv_fail("evaluating %s: another rank cannot open its data", v->name);
+        }
         MV_TRY(evaluate_split(&res, &t->model, cfg, t->val_paths[i], v->name, t->comm, &eo));
-        if (t->comm->rank != 0) continue;
-        miou[i] = res.miou;
-        char a[32], b[32], c[32];   // '-' where a value is undefined (no labelled pixel of the classes)
-        printf("[eval iter %ld] %-10s mIoU %s  mAcc %s  aAcc %s  (%d classes, %.1fs)\n", iter, v->name,
-               metrics_cell(a, sizeof a, res.miou, 5), metrics_cell(b, sizeof b, res.macc, 5),
-               metrics_cell(c, sizeof c, res.aacc, 5), res.valid_classes, mv_now_s() - t0);
-        fprintf(t->jsonl, "{\"type\": \"eval\", \"iter\": %ld, \"domain\": ", iter);
-        json_write_string(t->jsonl, v->name);
-        fprintf(t->jsonl, ", \"metrics\": ");
-        metrics_write_json(t->jsonl, &res, NULL, v->name);   // Cityscapes names for 19 classes
-        fprintf(t->jsonl, "}\n");
-        MV_TRY(log_flush(t));
-        if (sel == v) {
+        // What rank 0 alone does (the log, best.h5) may fail too: its outcome is sent to every
+        // rank, so that all of them leave the evaluation together and the caller can still
+        // write the step's checkpoint (a rank returning alone would meet the others in
+        // mismatched collectives).
+        int32_t status = 0;
+        if (t->comm->rank == 0) {
+            miou[i] = res.miou;
+            char a[32], b[32], c[32];   // '-' where a value is undefined (no labelled pixel of the classes)
+            printf("[eval iter %ld] %-10s mIoU %s  mAcc %s  aAcc %s  (%d classes, %.1fs)\n", iter, v->name,
+                   metrics_cell(a, sizeof a, res.miou, 5), metrics_cell(b, sizeof b, res.macc, 5),
+                   metrics_cell(c, sizeof c, res.aacc, 5), res.valid_classes, mv_now_s() - t0);
+            fprintf(t->jsonl, "{\"type\": \"eval\", \"iter\": %ld, \"domain\": ", iter);
+            json_write_string(t->jsonl, v->name);
+            fprintf(t->jsonl, ", \"metrics\": ");
+            metrics_write_json(t->jsonl, &res, NULL, v->name);   // Cityscapes names for 19 classes
+            fprintf(t->jsonl, "}\n");
+            status = log_flush(t);
             double value = metrics_value(&res, cfg->run.select_metric);
-            if (!isnan(value) && (isnan(t->st.best_value) || value > t->st.best_value)) {
+            if (status == 0 && sel == v && !isnan(value) && (isnan(t->st.best_value) || value > t->st.best_value)) {
                 t->st.best_value = value;
                 t->st.best_step = t->st.step;
                 snprintf(t->st.best_name, sizeof t->st.best_name, "%s/%s", v->name, metrics_name(cfg->run.select_metric));
@@ -131,11 +151,15 @@ static int evaluate_all(trainer *t, long iter, bool final) {
                 // best.h5 is a full checkpoint (`--resume best.h5` works): its loader cursor
                 // must be this step's, not the one of the last periodic checkpoint.
                 loader_cursor(t->loader, &t->st.cursor);
-                MV_TRY(state_to_host(t));
-                MV_TRY(checkpoint_save(path, &t->model.params, &t->opt, &t->st, cfg));
-                printf("[eval iter %ld] new best %s = %.2f -> %s\n", iter, t->st.best_name, value, path);
+                status = state_to_host(t);
+                if (status == 0) status = checkpoint_save(path, &t->model.params, &t->opt, &t->st, cfg);
+                if (status == 0)
+                    printf("[eval iter %ld] new best %s = %.2f -> %s\n", iter, t->st.best_name, value, path);
             }
         }
+        if (t->comm->world > 1 && comm_bcast_bytes(t->comm, &status, sizeof status) < 0) return -1;
+        if (status < 0)
+            return t->comm->rank == 0 ? -1 : mv_fail("rank 0 could not record the evaluation (its message gives the reason)");
     }
     if (final && t->comm->rank == 0 && sel) {
         // The domain-generalisation summary: the selection (source) domain and the others.
@@ -158,7 +182,9 @@ static int evaluate_all(trainer *t, long iter, bool final) {
 // A resumed run repeats the iterations after its checkpoint: the records the lost part of the
 // run logged (iter > keep_iter, and a line cut short by the crash) are removed from
 // metrics.jsonl first, so the log reads like the uninterrupted run's. Rewritten atomically.
-static int trim_log(const char *path, long keep_iter) {
+// eval_pending: the checkpoint's own evaluation did not complete and is redone, so the records
+// it logged before it failed (eval records of keep_iter) go too.
+static int trim_log(const char *path, long keep_iter, bool eval_pending) {
     FILE *in = fopen(path, "r");
     if (!in) return errno == ENOENT ? 0 : mv_fail("%s: cannot read: %s", path, strerror(errno));
     mv_atomic_file out;
@@ -169,7 +195,8 @@ static int trim_log(const char *path, long keep_iter) {
     long dropped = 0;
     while ((len = getline(&line, &cap, in)) > 0) {
         const char *it = strstr(line, "\"iter\": ");
-        bool later = it && strtol(it + 8, NULL, 10) > keep_iter;
+        long at = it ? strtol(it + 8, NULL, 10) : 0;
+        bool later = it && (at > keep_iter || (eval_pending && at == keep_iter && strstr(line, "\"type\": \"eval\"")));
         if (line[len - 1] != '\n' || later) { dropped++; continue; }
         fwrite(line, 1, (size_t)len, out.f);
     }
@@ -341,6 +368,42 @@ static void fmt_keep_enc(char *out, size_t n, const step_stats *s, bool stage3, 
     }
 }
 
+// Writes the checkpoint of t->st (its cursor set by the caller) on rank 0, which every rank
+// learns the outcome of. `saved` receives its path (rank 0).
+static int save_step(trainer *t, char *saved, size_t n) {
+    int rc = 0;
+    if (t->comm->rank == 0) {
+        rc = state_to_host(t);
+        if (rc == 0)
+            rc = checkpoint_save_iter(t->cfg->run.work_dir, t->cfg->run.keep_ckpts, &t->model.params, &t->opt, &t->st,
+                                      t->cfg, saved, n);
+    }
+    double status = rc;
+    if (comm_allreduce_sum_doubles(t->comm, &status, 1) < 0) return -1;   // a rank lost: its message
+    if (status < 0) return rc < 0 ? -1 : mv_fail("rank 0 could not write a checkpoint");
+    return 0;
+}
+
+// A step's data or an evaluation failed (a damaged or vanished shard, best.h5 not writable)
+// after iterations that no checkpoint holds yet: they are saved before the run stops, so that
+// fixing the cause and `--resume auto` continues from here rather than from the last periodic
+// checkpoint (with run.ckpt_every 2000, hours of training). `why` is the failure; the result is
+// -1 with a message saying what was kept.
+static int fail_keeping_work(trainer *t, const char *what, const char *why_in, bool save) {
+    char why[MV_ERRMSG_MAX], saved[1024] = "";
+    snprintf(why, sizeof why, "%s", why_in);
+    if (!save) return mv_fail("%s: %s", what, why);
+    if (save_step(t, saved, sizeof saved) < 0) {
+        char err[MV_ERRMSG_MAX];
+        snprintf(err, sizeof err, "%s", mv_last_error());
+        return mv_fail("%s: %s; saving the training done so far failed as well: %s", what, why, err);
+    }
+    if (t->comm->rank != 0) return mv_fail("%s: %s", what, why);
+    return mv_fail("%s: %s; the training state of iteration %lld is saved in %s%s: once the cause is fixed, "
+                   "`--resume auto` continues from it", what, why, (long long)t->st.iter, saved,
+                   t->st.eval_pending ? " (the resume runs this evaluation first)" : "");
+}
+
 int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, int *stop_signal) {
     trainer *t = mv_calloc(1, sizeof *t);
     t->cfg = cfg;
@@ -507,7 +570,7 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
         snprintf(path, sizeof path, "%s/metrics.jsonl", wd);
         // With --resume, the log continues from the checkpoint's iteration, or from 0 when
         // --resume auto found none (a first attempt killed before its first checkpoint).
-        if (opts->resume && (rc = trim_log(path, start ? (long)t->st.iter : 0)) < 0) { free(ids); goto out; }
+        if (opts->resume && (rc = trim_log(path, start ? (long)t->st.iter : 0, start && t->st.eval_pending)) < 0) { free(ids); goto out; }
         t->jsonl = fopen(path, "a");
         if (!t->jsonl) { rc = mv_fail("%s: cannot open for writing", path); free(ids); goto out; }
         if ((rc = log_start(t, world, B, device, start != NULL)) < 0) { free(ids); goto out; }
@@ -546,11 +609,52 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
         stopped_at_start = stopped != 0;
     }
     stop_signal_starting(false);
+    // The checkpoint was written when its evaluation failed (fail_keeping_work): that evaluation
+    // comes first, then the checkpoint is written again with its results (best.h5 bookkeeping),
+    // as the uninterrupted run's is.
+    if (t->st.eval_pending && !stopped_at_start) {
+        t->st.eval_pending = 0;   // before the evaluation: best.h5, a checkpoint too, must not carry it
+        if (comm->rank == 0) {
+            printf("maskvim train: the evaluation at iteration %ld did not complete before: running it now\n", first);
+            fflush(stdout);
+        }
+        if ((rc = evaluate_all(t, first, first == max_iters)) < 0) {
+            char why[MV_ERRMSG_MAX];
+            snprintf(why, sizeof why, "%s", mv_last_error());
+            rc = mv_fail("the evaluation at iteration %ld failed again: %s; the checkpoint it resumed from is intact "
+                         "(`--resume auto` runs the evaluation first once the cause is fixed)", first, why);
+            free(ids);
+            goto out;
+        }
+        loader_cursor(t->loader, &t->st.cursor);
+        char saved[1024];
+        if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w, MV_PLAN_TRAIN)) < 0 ||
+            (rc = save_step(t, saved, sizeof saved)) < 0) {
+            free(ids);
+            goto out;
+        }
+    }
+    long saved_iter = first;   // the iteration the newest checkpoint holds (the start: nothing to save)
     for (long it = first; it < max_iters && !stopped_at_start; it++) {
         double t0 = mv_now_s();
         const mv_batch *batch;
+        mv_loader_cursor before;   // this step's batch: where a checkpoint written now must resume
+        loader_cursor(t->loader, &before);
         int got = loader_next(t->loader, &batch);
-        if (got != 1) { rc = got < 0 ? -1 : mv_fail("training stream ended unexpectedly"); break; }
+        if (got == 0) mv_fail("training stream ended unexpectedly");
+        // Every rank learns whether any rank's batch failed (one more small sum per step with
+        // several ranks), so that all of them stop here together and keep the iterations done.
+        double data_bad = got != 1;
+        if (world > 1 && comm_allreduce_sum_doubles(comm, &data_bad, 1) < 0) { rc = -1; break; }
+        if (data_bad > 0) {
+            char why[MV_ERRMSG_MAX];
+            snprintf(why, sizeof why, "%s", got != 1 ? mv_last_error() : "another rank's batch could not be read");
+            t->st.cursor = before;
+            char what[96];
+            snprintf(what, sizeof what, "iteration %ld: reading its batch failed", it + 1);
+            rc = fail_keeping_work(t, what, why, it > saved_iter);
+            break;
+        }
         double t1 = mv_now_s();
         for (int b = 0; b < B; b++) ids[b] = batch->batch_index[b];
         ctx.step = (uint32_t)it;
@@ -613,20 +717,28 @@ int train_run(const mv_config *cfg, mv_comm *comm, const mv_train_opts *opts, in
         bool ckpt_now = (cfg->run.ckpt_every && (it + 1) % cfg->run.ckpt_every == 0) || last;
         bool eval_now = (cfg->run.eval_every && (it + 1) % cfg->run.eval_every == 0) || it + 1 == max_iters;
         if (eval_now) {
-            if ((rc = evaluate_all(t, it + 1, it + 1 == max_iters)) < 0) break;
+            mv_train_state before_eval = t->st;
+            if ((rc = evaluate_all(t, it + 1, it + 1 == max_iters)) < 0) {
+                // The step is trained; its evaluation is redone by the resume (eval_pending), from
+                // the best bookkeeping before it (rank 0 may have advanced it for a domain
+                // evaluated before the one that failed).
+                char why[MV_ERRMSG_MAX], what[96];
+                snprintf(why, sizeof why, "%s", mv_last_error());
+                t->st = before_eval;
+                t->st.eval_pending = 1;
+                loader_cursor(t->loader, &t->st.cursor);
+                snprintf(what, sizeof what, "the evaluation at iteration %ld failed", it + 1);
+                rc = fail_keeping_work(t, what, why, true);
+                break;
+            }
             if ((rc = run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w, MV_PLAN_TRAIN)) < 0) break;
         }
         if (ckpt_now) {
             loader_cursor(t->loader, &t->st.cursor);
-            if (comm->rank == 0 && (rc = state_to_host(t)) < 0) comm_abort(1, mv_last_error());
-            if (comm->rank == 0) {
-                char saved[1024];
-                rc = checkpoint_save_iter(wd, cfg->run.keep_ckpts, &t->model.params, &t->opt, &t->st, cfg, saved, sizeof saved);
-                if (rc == 0 && last) printf("checkpoint: %s\n", saved);
-            }
-            double status = rc;
-            if (comm_allreduce_sum_doubles(comm, &status, 1) < 0) { rc = -1; break; }   // a rank lost: its message
-            if (status < 0) { if (rc == 0) rc = mv_fail("rank 0 could not write a checkpoint"); break; }
+            char saved[1024];
+            if ((rc = save_step(t, saved, sizeof saved)) < 0) break;
+            saved_iter = it + 1;
+            if (last && comm->rank == 0) printf("checkpoint: %s\n", saved);
         }
         t_periodic += mv_now_s() - t_p0;
         if ((opts->stop_after && done_here >= opts->stop_after) || stopped) break;

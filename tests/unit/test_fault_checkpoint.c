@@ -89,6 +89,9 @@ Test(fault_checkpoint, damaged_newest_is_passed_over) {
     damage(path, "train/adam_v/decode_head.conv_seg.bias", 4);
     cr_expect_eq(checkpoint_verify(path), -1);
     cr_expect(strstr(mv_last_error(), "iter_4.h5: the optimizer moments do not match") != NULL, "%s", mv_last_error());
+    // The weights there are intact: the message says how to keep them.
+    cr_expect(strstr(mv_last_error(), "its weights are intact: --set run.init_weights=") != NULL, "%s", mv_last_error());
+    cr_expect_eq(checkpoint_verify_weights(path), 0, "the weights of iter_4 pass: %s", mv_last_error());
 
     mv_clear_error();
     cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
