@@ -12,8 +12,9 @@ static volatile sig_atomic_t g_starting = 0;   // a training is starting up: onl
 // The depth of a stop_signal_arm_startup that still stands (0: none): the disarm that brings the
 // depth back to it (the training's own) ends it too.
 static int g_startup_depth = 0;
-static const int SIGNALS[] = {SIGINT, SIGTERM, SIGUSR1};
-#define NUM_SIGNALS ((int)(sizeof SIGNALS / sizeof SIGNALS[0]))
+const int mv_stop_signals[MV_STOP_SIGNAL_COUNT] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+#define SIGNALS mv_stop_signals
+#define NUM_SIGNALS MV_STOP_SIGNAL_COUNT
 static struct sigaction g_old[NUM_SIGNALS];
 static bool g_installed[NUM_SIGNALS];
 // Our SIGUSR1 handler stays in place after the outermost disarm (see stop_signal_disarm): the
@@ -23,6 +24,11 @@ static bool g_usr1_kept = false;
 static void say(const char *text) {   // async-signal-safe
     ssize_t r = write(STDERR_FILENO, text, strlen(text));
     (void)r;
+}
+
+// The signal's name, for the handler's messages (constant strings: async-signal-safe).
+static const char *name_of(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "SIGUSR1";
 }
 
 static void on_signal(int sig) {
@@ -47,13 +53,11 @@ static void on_signal(int sig) {
     }
     if (!g_pending) {
         g_pending = sig;
-        if (g_starting)   // train_run reads it once its setup is done, before the first step
-            say(sig == SIGUSR1 ? "maskvim: SIGUSR1 during startup: stopping before the first step\n"
-                : sig == SIGINT ? "maskvim: SIGINT during startup: stopping before the first step (send it again to stop at once)\n"
-                                : "maskvim: SIGTERM during startup: stopping before the first step (send it again to stop at once)\n");
-        else
-            say(sig == SIGUSR1 ? "maskvim: SIGUSR1: stopping after this step with a checkpoint\n"
-                               : "maskvim: stopping after this step with a checkpoint (send the signal again to stop at once)\n");
+        say("maskvim: ");
+        say(name_of(sig));
+        // train_run reads a request taken during startup once its setup is done, before the first step.
+        say(g_starting ? " during startup: stopping before the first step" : ": stopping after this step with a checkpoint");
+        say(sig == SIGUSR1 ? "\n" : " (send it again to stop at once)\n");
     }
 }
 
@@ -84,8 +88,7 @@ void stop_signal_arm(void) {
     // the child got here would otherwise kill it, launch/experiment_spawn.c): one held back since
     // is delivered now, to the handlers, as a request.
     sigset_t set;
-    sigemptyset(&set);
-    for (int i = 0; i < NUM_SIGNALS; i++) sigaddset(&set, SIGNALS[i]);
+    stop_signal_set(&set);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
@@ -128,6 +131,11 @@ void stop_signal_disarm(void) {
     g_depth = 0;   // last: a SIGINT or SIGTERM until here was still a request, not lost
 }
 
+void stop_signal_set(sigset_t *set) {
+    sigemptyset(set);
+    for (int i = 0; i < NUM_SIGNALS; i++) sigaddset(set, SIGNALS[i]);
+}
+
 int stop_signal_pending(void) { return g_pending; }
 
 void stop_signal_starting(bool starting) { g_starting = starting; }
@@ -139,6 +147,7 @@ const char *stop_signal_name(int sig) {
     switch (sig) {
     case SIGINT: return "SIGINT";
     case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
     case SIGUSR1: return "SIGUSR1";
     default: snprintf(other, sizeof other, "signal %d", sig); return other;
     }

@@ -1,6 +1,6 @@
-// A graceful stop for long runs: while armed, SIGINT, SIGTERM and SIGUSR1 only record that a
+// A graceful stop for long runs: while armed, SIGINT, SIGTERM, SIGHUP and SIGUSR1 only record that a
 // stop was asked for; the training loop reads the request between steps, agrees on it across
-// ranks, writes a checkpoint and returns (core/train.c). A second SIGINT or SIGTERM ends the
+// ranks, writes a checkpoint and returns (core/train.c). A second SIGINT, SIGTERM or SIGHUP ends the
 // process at once, as it would unarmed.
 //
 // `maskvim train` arms first thing (stop_signal_arm_startup), before MPI_Init (Open MPI 4.1 leaves these three handlers
@@ -14,8 +14,11 @@
 //
 // Why these signals: Ctrl-C is SIGINT; batch schedulers announce the end of a job's time with
 // SIGTERM (or, configured so, SIGUSR1 some minutes ahead); mpirun forwards SIGUSR1 to every rank
-// as it is, while it answers SIGTERM by killing the ranks after a short grace.
+// as it is, while it answers SIGTERM by killing the ranks after a short grace; SIGHUP is what a
+// run started in a terminal gets when its ssh session or terminal closes (a run meant to outlive
+// it is started with nohup, which makes it ignored, and an ignored signal stays ignored).
 #pragma once
+#include <signal.h>
 #include <stdbool.h>
 
 // Installs the handlers (with SA_RESTART: reads, writes and waits carry on); a signal that was
@@ -36,6 +39,12 @@ void stop_signal_arm(void);
 // to ranks that a group signal reached already; a run that has just finished or stopped must
 // not die of it (status 138) while it writes its report and closes MPI.
 void stop_signal_disarm(void);
+// The stop signals, in one order on every rank (train.c counts them over the ranks).
+#define MV_STOP_SIGNAL_COUNT 4
+extern const int mv_stop_signals[MV_STOP_SIGNAL_COUNT];   // SIGINT, SIGTERM, SIGHUP, SIGUSR1
+// The same as a set, for a parent that starts a training with them blocked until it arms
+// (launch/experiment_spawn.c).
+void stop_signal_set(sigset_t *set);
 // The signal whose stop is pending, or 0.
 int stop_signal_pending(void);
 // An arm for a command's startup, before MPI_Init (`maskvim train`, `maskvim experiment run`):

@@ -300,23 +300,23 @@ static int check_same_config(const mv_config *cfg, mv_comm *comm) {
 //   checkpoint written (an error);
 // - whether a stop signal reached any rank (core/stop_signal.h): then *stop is that signal and
 //   every rank stops after this step, with a checkpoint.
-static const int STOP_SIGS[3] = {SIGINT, SIGTERM, SIGUSR1};
+#define NSTOP MV_STOP_SIGNAL_COUNT
 
 // The stop signal every rank acts on, from this rank's own (mine) and how many ranks got each of
-// STOP_SIGS (counts, summed over the ranks): its own, else the first that reached some rank.
+// mv_stop_signals (counts, summed over the ranks): its own, else the first that reached some rank.
 static int agreed_signal(int mine, const double *counts) {
-    for (int i = 0; i < 3 && !mine; i++)
-        if (counts[i] > 0) mine = STOP_SIGS[i];
+    for (int i = 0; i < NSTOP && !mine; i++)
+        if (counts[i] > 0) mine = mv_stop_signals[i];
     return mine;
 }
 
 static int step_agreement(trainer *t, long it, int *stop) {
     const mv_model *m = &t->model;
     int mine_sig = stop_signal_pending();
-    double v[4] = {m->loss_total, 0, 0, 0};   // the loss, then how many ranks got each signal
-    for (int i = 0; i < 3; i++) v[1 + i] = mine_sig == STOP_SIGS[i];
+    double v[1 + NSTOP] = {m->loss_total};   // the loss, then how many ranks got each signal
+    for (int i = 0; i < NSTOP; i++) v[1 + i] = mine_sig == mv_stop_signals[i];
     bool mine = !isfinite(m->loss_total);
-    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, 4) < 0) return -1;
+    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, 1 + NSTOP) < 0) return -1;
     double sum = v[0];
     *stop = agreed_signal(mine_sig, v + 1);
     if (isfinite(sum)) return 0;
@@ -337,9 +337,9 @@ static int step_agreement(trainer *t, long it, int *stop) {
 static int startup_agreement(trainer *t, int *stop) {
     stop_signal_starting(false);   // before the read: from here a request is "after this step"
     int mine = stop_signal_pending();
-    double v[3];
-    for (int i = 0; i < 3; i++) v[i] = mine == STOP_SIGS[i];
-    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, 3) < 0) return -1;
+    double v[NSTOP];
+    for (int i = 0; i < NSTOP; i++) v[i] = mine == mv_stop_signals[i];
+    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, NSTOP) < 0) return -1;
     *stop = agreed_signal(mine, v);
     return 0;
 }

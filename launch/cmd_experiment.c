@@ -189,7 +189,7 @@ static void count_end(sweep *s, int rc) {
 
 static int prepare_sources(const mv_config *cfg, mv_comm *comm);
 
-// Rows one after another in this process (one rank). A stop signal (SIGINT, SIGTERM, SIGUSR1)
+// Rows one after another in this process (one rank). A stop signal (SIGINT, SIGTERM, SIGHUP, SIGUSR1)
 // ends the sweep: the training in progress stops after its step with a checkpoint, and the row
 // is marked interrupted unless it had already finished. Returns that signal, or 0.
 static int sweep_in_process(sweep *s, mv_comm *comm) {

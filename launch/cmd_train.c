@@ -27,11 +27,12 @@ static void usage(FILE *f) {
         "                    names when PATH is that folder (refused if the model differs)\n"
         "  --stop-after N    stop after N iterations with a checkpoint (for tests and sweeps)\n"
         "  --quiet           no progress bar\n\n"
-        "SIGINT (Ctrl-C), SIGTERM or SIGUSR1 during training stop the run after the current step\n"
-        "with a checkpoint (every rank at the same step; under mpirun send SIGUSR1, which mpirun\n"
-        "forwards to the ranks); during startup (MPI, data, model, --resume), before the first\n"
-        "step, with nothing trained. The exit status is then 128 + the signal, and `--resume auto`\n"
-        "continues exactly. A second SIGINT or SIGTERM stops at once.\n");
+        "SIGINT (Ctrl-C), SIGTERM, SIGHUP (the terminal closed; not under nohup) or SIGUSR1 during\n"
+        "training stop the run after the current step with a checkpoint (every rank at the same\n"
+        "step; under mpirun send SIGUSR1, which mpirun forwards to the ranks); during startup (MPI,\n"
+        "data, model, --resume), before the first step, with nothing trained. The exit status is\n"
+        "then 128 + the signal, and `--resume auto` continues exactly. A second SIGINT, SIGTERM or\n"
+        "SIGHUP stops at once.\n");
 }
 
 int cmd_train(int argc, char **argv) {

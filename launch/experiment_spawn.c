@@ -101,7 +101,7 @@ static void shell_line(char *line, size_t size, const char *launcher, const row_
 // launcher and everything it started with one kill), dies with the sweep (PR_SET_PDEATHSIG,
 // for a sweep killed with SIGKILL), reads /dev/null and, with `log`, writes to it.
 
-// Stop requests (SIGINT, SIGTERM, SIGUSR1) are taken by core/stop_signal.h while a sweep runs.
+// Stop requests (SIGINT, SIGTERM, SIGHUP, SIGUSR1) are taken by core/stop_signal.h while a sweep runs.
 
 pid_t exp_spawn(const row_cmd *c, const char *launcher, const char *log, int omp_threads, int lock) {
     char line[8192];
@@ -121,23 +121,17 @@ pid_t exp_spawn(const row_cmd *c, const char *launcher, const char *log, int omp
         if (lock >= 0) fcntl(lock, F_SETFD, 0);   // this row's lock only: the others stay close-on-exec
         // The sweep's stop handling is not the child's: back to the defaults (an ignored SIGPIPE
         // would survive exec).
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGUSR1, SIG_DFL);
+        sigset_t stops;
+        stop_signal_set(&stops);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sigismember(&stops, sig) == 1) signal(sig, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
         // A `maskvim train` of ours, started directly, gets them blocked until it has armed its
         // own stop handlers (stop_signal_arm unblocks them, first thing in cmd_train): a stop
         // the sweep sends while the child is between here and there is then taken as a request,
         // not the default death (status 138). Not for anything else: a launcher (mpirun) or
         // `maskvim eval` would keep them blocked and never stop.
-        if (!launcher && c->n >= 2 && !strcmp(c->args[1], "train")) {
-            sigset_t set;
-            sigemptyset(&set);
-            sigaddset(&set, SIGINT);
-            sigaddset(&set, SIGTERM);
-            sigaddset(&set, SIGUSR1);
-            sigprocmask(SIG_BLOCK, &set, NULL);
-        }
+        if (!launcher && c->n >= 2 && !strcmp(c->args[1], "train")) sigprocmask(SIG_BLOCK, &stops, NULL);
         int in = open("/dev/null", O_RDONLY);
         if (in >= 0) { dup2(in, 0); close(in); }
         if (log) {

@@ -170,3 +170,30 @@ Test(fault_stop_signal, startup_arm_ended_by_its_command) {
     handler_of(SIGTERM, &sa);
     cr_assert_eq(sa.sa_handler, SIG_DFL);
 }
+
+// SIGHUP (the terminal or ssh session a run was started from closed) is a stop request like
+// SIGTERM: the run checkpoints, and the handler says which signal it took. It used to end the
+// process with no checkpoint. A second one ends it at once; after the training the default is back.
+Test(fault_stop_signal, hangup_is_a_stop_request, .init = cr_redirect_stderr) {
+    stop_signal_arm();
+    raise(SIGHUP);
+    cr_assert_eq(stop_signal_pending(), SIGHUP);
+    cr_assert_str_eq(stop_signal_name(SIGHUP), "SIGHUP");
+    stop_signal_disarm();
+    struct sigaction sa;
+    handler_of(SIGHUP, &sa);
+    cr_assert_eq(sa.sa_handler, SIG_DFL, "SIGHUP after the training must end the process, as before");
+    fflush(stderr);
+    cr_assert_stderr_eq_str("maskvim: SIGHUP: stopping after this step with a checkpoint (send it again to stop at once)\n");
+}
+
+// The set a sweep blocks for its `maskvim train` children until they arm.
+Test(fault_stop_signal, stop_set_names_the_four_signals) {
+    sigset_t set;
+    stop_signal_set(&set);
+    cr_expect_eq(sigismember(&set, SIGINT), 1);
+    cr_expect_eq(sigismember(&set, SIGTERM), 1);
+    cr_expect_eq(sigismember(&set, SIGHUP), 1);
+    cr_expect_eq(sigismember(&set, SIGUSR1), 1);
+    cr_expect_eq(sigismember(&set, SIGPIPE), 0);
+}
