@@ -3,7 +3,7 @@
 // ranks, writes a checkpoint and returns (core/train.c). A second SIGINT, SIGTERM or SIGHUP ends the
 // process at once, as it would unarmed.
 //
-// `maskvim train` arms first thing (stop_signal_arm_startup), before MPI_Init (Open MPI 4.1 leaves these three handlers
+// `maskvim train` arms first thing (stop_signal_arm_startup), before MPI_Init (Open MPI 4.1 leaves these handlers
 // alone; tests/scripts/test_train_stop_startup.sh signals ranks under mpirun during startup),
 // and stays armed through the whole setup: a batch scheduler, mpirun or a sweep may signal a
 // training that is still starting (writing synthetic data, loading a checkpoint), and that must
@@ -26,7 +26,7 @@
 // request taken while the sweep alone is armed stops the training it starts next. The outermost
 // arm forgets a request left from an earlier armed period (its owner has seen it: train_run
 // returned MV_TRAIN_STOPPED), so it cannot cancel a later training of the same process.
-// The outermost arm also unblocks the three signals: a sweep starts its `maskvim train`
+// The outermost arm also unblocks the four signals: a sweep starts its `maskvim train`
 // children with them blocked, so that one sent before the child armed waits for the handlers
 // instead of killing it. (Commands that train also ignore SIGPIPE for their whole life: Ctrl-C
 // ends a `| tee` reading their output too, and the next log line must not kill them before the

@@ -12,7 +12,7 @@ typedef struct {
     bool quiet;             // no progress bar
 } mv_train_opts;
 
-// Returned by train_run when SIGINT, SIGTERM or SIGUSR1 stopped the run (core/stop_signal.h):
+// Returned by train_run when SIGINT, SIGTERM, SIGHUP or SIGUSR1 stopped the run (core/stop_signal.h):
 // every rank stopped after the same step and a checkpoint of it is written, or, for a request
 // taken while the run started up, every rank stopped before its first step with nothing
 // trained and no new checkpoint; either way `--resume auto` continues exactly. *stop_signal
