@@ -179,16 +179,17 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     lc.aug.scale_long = cfg->data.scale[0];
     lc.aug.scale_short = cfg->data.scale[1];
     if (opts) { lc.rgb_hook = opts->rgb_hook; lc.hook_ctx = opts->hook_ctx; }
-    mv_loader *L = NULL;
-    if (loader_open(&L, &lc, NULL) < 0) return mv_fail_context("evaluating %s", name);
-
     mv_confusion conf;
-    if (metrics_init(&conf, cfg->model.num_classes) < 0) { loader_close(L); return -1; }
+    if (metrics_init(&conf, cfg->model.num_classes) < 0) return -1;
+    // A split that does not open on this rank (its copy of the data damaged or gone) still takes
+    // part in the ranks' sum below, as an error: returning here would leave the other ranks
+    // waiting in it, or meeting this one in its caller's next collective.
+    mv_loader *L = NULL;
+    int rc = loader_open(&L, &lc, NULL) < 0 ? mv_fail_context("evaluating %s", name) : 0;
     mv_eval_buffers bufs = {0};
     uint8_t *pred = NULL;
     size_t cap = 0;
-    int rc = 0;
-    long seen = 0, total = (long)loader_epoch_size(L);
+    long seen = 0, total = L ? (long)loader_epoch_size(L) : 0;
     // On a terminal a line that updates; in a log (a full-resolution split can take hours on the
     // CPU) a line a minute, so that a long evaluation shows its progress and end, and nothing for
     // a short one (a training run evaluates every domain many times; its results say enough).
@@ -199,8 +200,8 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     prog.log_every = 60;
     prog.log_quiet_short = true;
     const mv_batch *b;
-    int got;
-    while ((got = loader_next(L, &b)) == 1) {
+    int got = 0;
+    while (L && (got = loader_next(L, &b)) == 1) {
         if (b->b == 0) continue;   // this rank has no image in the last global step
         size_t npx = (size_t)b->lh * b->lw;
         if (npx > cap) {

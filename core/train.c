@@ -14,7 +14,6 @@
 #include "core/schedule.h"
 #include "core/stop_signal.h"
 #include "core/weights_io.h"
-#include "data/shard.h"
 #include "dist/grad_sync.h"
 #include "dist/syncbn.h"
 #include "kernels/cpu/profile.h"
@@ -108,21 +107,6 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         mv_seg_metrics res;
         mv_eval_opts eo = {0};
         double t0 = mv_now_s();
-        // evaluate_split sums an error flag with its results, so that a failure while it reads is
-        // every rank's; but a split that does not open (a manifest gone, a shard cut short) ends
-        // it before that sum, on the ranks that met it only, and the others would wait there
-        // while those go on to the next collective. Every rank checks that first, together.
-        if (t->comm->world > 1) {
-            mv_split *sp = NULL;
-            char why[MV_ERRMSG_MAX] = "";
-            double bad = split_open(&sp, t->val_paths[i]) < 0;
-            if (bad > 0) snprintf(why, sizeof why, "%s", mv_last_error());
-            split_close(sp);
-            if (comm_allreduce_sum_doubles(t->comm, &bad, 1) < 0) return -1;
-            if (bad > 0)
-                return why[0] ? mv_fail("evaluating %s: %s", v->name, why)
-                              : mv_fail("evaluating %s: another rank cannot open its data", v->name);
-        }
         MV_TRY(evaluate_split(&res, &t->model, cfg, t->val_paths[i], v->name, t->comm, &eo));
         // What rank 0 alone does (the log, best.h5) may fail too: its outcome is sent to every
         // rank, so that all of them leave the evaluation together and the caller can still
