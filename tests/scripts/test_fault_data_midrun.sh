@@ -16,7 +16,7 @@
 #      at the same step and rank 0 writes iter_7.h5 (the job used to abort at once, keeping
 #      nothing);
 #   4. (with MPI) the validation split of one rank's host stops opening (a shard cut short):
-#      every rank stops after the same evaluation, iter_14.h5 kept, no mismatched collectives.
+#      every rank stops after the same evaluation, iter_30.h5 kept, no mismatched collectives.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
@@ -125,10 +125,12 @@ EOF
     #    before the collective where the ranks exchange errors. With 3. the two ranks then met in
     #    mismatched collectives (an MPI truncation error, rank 0 logging metrics summed from
     #    garbage); before 3. the job aborted, keeping nothing. Every rank must stop together,
-    #    with iter_14.h5 saved and the evaluation pending.
+    #    with iter_30.h5 saved and the evaluation pending.
     cp "$TMP/train.good" "$TRAIN"
     cp -a "$TMP/cache" "$TMP/cache1"
-    E4=(--set schedule.max_iters=14 --set run.eval_every=14 --set run.ckpt_every=2 --set run.log_every=7)
+    # The cut comes once iter_2.h5 exists, 28 iterations before the evaluation that must meet it:
+    # a margin for a loaded machine (sanitizers, both cores busy).
+    E4=(--set schedule.max_iters=30 --set run.eval_every=30 --set run.ckpt_every=2 --set run.log_every=10)
     timeout 120 mpirun --oversubscribe --bind-to none -x MV_COMM_TIMEOUT -x OMP_NUM_THREADS=1 \
         -np 1 -x MV_SYNTH_CACHE="$TMP/cache" "${T[@]}" "${E4[@]}" --set run.work_dir="$TMP/v" : \
         -np 1 -x MV_SYNTH_CACHE="$TMP/cache1" "${T[@]}" "${E4[@]}" --set run.work_dir="$TMP/v" >"$TMP/v1.log" 2>&1 &
@@ -140,9 +142,9 @@ EOF
     [ "$rc" -ne 0 ] || fail "2 ranks, rank 1's validation split cut short: exit status 0"
     ! grep -q "MPI Error\|ERR_TRUNCATE\|NBC_Progress" "$TMP/v1.log" ||
         fail "2 ranks: mismatched collectives: $(grep -m2 'MPI Error\|NBC_Progress' "$TMP/v1.log")"
-    [ "$(cat "$TMP/v/latest" 2>/dev/null)" = iter_14.h5 ] ||
-        fail "2 ranks, one rank's split unreadable: latest names '$(cat "$TMP/v/latest" 2>/dev/null)', not iter_14.h5"
-    grep -q "rank 1/2: train: the evaluation at iteration 14 failed: .*1000 bytes but the manifest says" "$TMP/v1.log" ||
+    [ "$(cat "$TMP/v/latest" 2>/dev/null)" = iter_30.h5 ] ||
+        fail "2 ranks, one rank's split unreadable: latest names '$(cat "$TMP/v/latest" 2>/dev/null)', not iter_30.h5"
+    grep -q "rank 1/2: train: the evaluation at iteration 30 failed: .*1000 bytes but the manifest says" "$TMP/v1.log" ||
         fail "2 ranks: rank 1 does not name its cut shard: $(grep 'maskvim:' "$TMP/v1.log" | tail -3)"
     passed=$((passed + 1))
 else
