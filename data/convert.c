@@ -109,6 +109,17 @@ int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const ch
     return rc;
 }
 
+const char *convert_split_folder(char *dir, size_t n, const char *root, const char *sub, const char *split) {
+    snprintf(dir, n, "%s/%s/%s", root, sub, split);
+    const char *other = !strcmp(split, "val") ? "valid" : !strcmp(split, "valid") ? "val" : NULL;
+    if (!other || mv_is_dir(dir)) return split;
+    char alt[MV_CONVERT_PATH_MAX];
+    snprintf(alt, sizeof alt, "%s/%s/%s", root, sub, other);
+    if (!mv_is_dir(alt)) return split;
+    snprintf(dir, n, "%s", alt);
+    return other;
+}
+
 int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, const char *img_ext, const char *ldir,
                       const char *label_suffix) {
     int64_t cap = 0;

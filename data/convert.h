@@ -94,6 +94,10 @@ int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, con
                       const char *label_suffix);
 // convert_pair_flat appending to a list being built (*cap its capacity), samples named
 // `<prefix><stem>`; a missing `idir` gives only orphans (labels of a folder with no images).
+// The split's image folder `<root>/<sub>/<split>` into `dir`. The validation split goes by two
+// names (HGFormer's GTAV `valid`, SYNTHIA's `val`): when `split` is one of them and its folder is
+// missing, the other name's folder is taken if it exists. Returns the split name the folder has.
+const char *convert_split_folder(char *dir, size_t n, const char *root, const char *sub, const char *split);
 int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const char *idir, const char *img_ext,
                      const char *ldir, const char *label_suffix, const char *prefix);
 // The items a split list names (one file name per line, as RobustNet's split_data/*.txt; blank

@@ -19,16 +19,8 @@
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
     char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
-    const char *s = split;
-    snprintf(idir, sizeof idir, "%s/images/%s", root, s);
-    // HGFormer's split_gta.py names the validation folder `valid`; other copies call it `val`:
-    // either name finds either folder.
-    if (!mv_is_dir(idir) && (!strcmp(split, "val") || !strcmp(split, "valid"))) {
-        s = !strcmp(split, "val") ? "valid" : "val";
-        snprintf(idir, sizeof idir, "%s/images/%s", root, s);
-        if (!mv_is_dir(idir)) s = split;
-        snprintf(idir, sizeof idir, "%s/images/%s", root, s);
-    }
+    // HGFormer's split_gta.py names the validation folder `valid`; other copies call it `val`.
+    const char *s = convert_split_folder(idir, sizeof idir, root, "images", split);
     snprintf(ldir, sizeof ldir, "%s/labels/%s", root, s);
     if (!mv_is_dir(idir))
         return mv_fail("%s: no folder images/%s (GTAV layout: images/{train,valid,test}/NNNNN.png and "

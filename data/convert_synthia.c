@@ -20,10 +20,8 @@ static const int SYNTHIA_TO_TRAIN[][2] = {
 
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
     char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
-    snprintf(idir, sizeof idir, "%s/RGB/%s", root, split);
-    // The RobustNet/HGFormer split folder is `val`; `valid` (GTAV's name for it) is taken for it.
-    if (!mv_is_dir(idir) && !strcmp(split, "valid")) split = "val";
-    snprintf(idir, sizeof idir, "%s/RGB/%s", root, split);
+    // The RobustNet/HGFormer split folder is `val`; `valid` (GTAV's name for it) finds it too.
+    split = convert_split_folder(idir, sizeof idir, root, "RGB", split);
     snprintf(ldir, sizeof ldir, "%s/GT/LABELS/%s", root, split);
     if (!mv_is_dir(idir))
         return mv_fail("%s: no folder RGB/%s (SYNTHIA layout: RGB/{train,val}/NNNNNNN.png and "
