@@ -1,0 +1,112 @@
+// What the ranks of a training agree on, each in one small collective: the configuration they
+// were started with, a stop request taken during start-up or a step, a batch that failed to
+// load, and a loss that is not finite. They either all go on or all stop at the same place.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "core/stop_signal.h"
+#include "core/train_internal.h"
+
+// Every rank must run the same configuration: a rank started with another seed, learning rate,
+// batch or mask mode would otherwise train on silently (its parameters drifting from the
+// others'), and another model or iteration count ends in an MPI error far from the cause. Rank 0
+// sends its resolved configuration (the struct holds no pointers); a rank whose own differs
+// fails naming the first key that differs, and every rank stops. run.work_dir (only rank 0
+// writes) and data.workers (loader threads) may differ.
+int train_check_same_config(const mv_config *cfg, mv_comm *comm) {
+    if (comm->world <= 1) return 0;
+    mv_config *r0 = mv_malloc(sizeof *r0);
+    *r0 = *cfg;
+    if (comm_bcast_bytes(comm, r0, sizeof *r0) < 0) { free(r0); return -1; }
+    memcpy(r0->run.work_dir, cfg->run.work_dir, sizeof r0->run.work_dir);
+    r0->data.workers = cfg->data.workers;
+    char what[1280] = "", key[384], va[384], vb[384];
+    if (config_first_difference(r0, cfg, key, va, vb, sizeof va))
+        snprintf(what, sizeof what, "%s: %s on rank 0, %s on rank %d", key, va, vb, comm->rank);
+    free(r0);
+    // The first rank that differs hands its finding to every rank (sums of doubles are the
+    // collective at hand), so rank 0 reports it whichever rank aborts first.
+    double *bad = mv_calloc((size_t)comm->world, sizeof(double));
+    bad[comm->rank] = what[0] ? 1 : 0;
+    int rc = comm_allreduce_sum_doubles(comm, bad, comm->world);
+    int first = -1;
+    for (int r = 0; r < comm->world && rc == 0 && first < 0; r++)
+        if (bad[r] > 0) first = r;
+    free(bad);
+    if (rc < 0 || first < 0) return rc;
+    enum { MSG = 512 };
+    double text[MSG] = {0};
+    if (comm->rank == first)
+        for (int i = 0; i < MSG - 1 && what[i]; i++) text[i] = (unsigned char)what[i];
+    if (comm_allreduce_sum_doubles(comm, text, MSG) < 0) return -1;
+    for (int i = 0; i < MSG; i++) what[i] = (char)(unsigned char)text[i];
+    what[MSG - 1] = '\0';
+    return mv_fail("rank %d was started with another configuration than rank 0: %s (start every rank with the same "
+                   "file and --set options)", first, what);
+}
+
+// What every rank must agree on after a step's forward, in one small all-reduce:
+// - whether the loss is finite everywhere. A diverged step (a NaN or infinite loss: too high a
+//   learning rate, a damaged sample) would turn every parameter into NaN at the optimizer, and
+//   the next checkpoints would rotate the good ones away. The losses are summed over ranks (NaN
+//   or Inf anywhere makes the sum non-finite), so all ranks stop together, before backward and
+//   any gradient all-reduce, with the previous iteration's parameters untouched and no
+//   checkpoint written (an error);
+// - whether a stop signal reached any rank (core/stop_signal.h): then *stop is that signal and
+//   every rank stops after this step, with a checkpoint.
+#define NSTOP MV_STOP_SIGNAL_COUNT
+
+// The stop signal every rank acts on, from this rank's own (mine) and how many ranks got each of
+// mv_stop_signals (counts, summed over the ranks): its own, else the first that reached some rank.
+static int agreed_signal(int mine, const double *counts) {
+    for (int i = 0; i < NSTOP && !mine; i++)
+        if (counts[i] > 0) mine = mv_stop_signals[i];
+    return mine;
+}
+
+int train_step_agreement(trainer *t, long it, int *stop) {
+    const mv_model *m = &t->model;
+    int mine_sig = stop_signal_pending();
+    double v[1 + NSTOP] = {m->loss_total};   // the loss, then how many ranks got each signal
+    for (int i = 0; i < NSTOP; i++) v[1 + i] = mine_sig == mv_stop_signals[i];
+    bool mine = !isfinite(m->loss_total);
+    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, 1 + NSTOP) < 0) return -1;
+    double sum = v[0];
+    *stop = agreed_signal(mine_sig, v + 1);
+    if (isfinite(sum)) return 0;
+    char where[192] = "on another rank";
+    if (mine)
+        snprintf(where, sizeof where, "rank %d: total %g = ce %g, aux %g, ratio %g, position %g", t->comm->rank,
+                 m->loss_total, m->loss_ce, m->loss_aux, m->loss_ratio, m->loss_position);
+    return mv_fail("iteration %ld: the loss is not finite (%s); stopped before the update: no parameter changed and "
+                   "no checkpoint was written (those in %s are intact; --resume auto continues from the last). "
+                   "Lower optim.lr or check the data (maskvim data inspect)",
+                   it + 1, where, t->cfg->run.work_dir);
+}
+
+// Whether a stop signal reached any rank while the run started up (core/stop_signal.h): one
+// collective, on every rank once its setup is done, so that all of them stop before the first
+// step or none does. A request that comes after this rank's part is read by the first step's
+// agreement (the run then stops after that step, with a checkpoint).
+int train_startup_agreement(trainer *t, int *stop) {
+    stop_signal_starting(false);   // before the read: from here a request is "after this step"
+    int mine = stop_signal_pending();
+    double v[NSTOP];
+    for (int i = 0; i < NSTOP; i++) v[i] = mine == mv_stop_signals[i];
+    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, v, NSTOP) < 0) return -1;
+    *stop = agreed_signal(mine, v);
+    return 0;
+}
+
+// Whether any rank's batch for this step failed to load (got: loader_next's result here), so
+// that all of them stop at this step together and keep the iterations done. One more small sum
+// per step with several ranks: folding it into the loss agreement would mean running a forward
+// on a batch that was never read.
+int train_batch_agreement(trainer *t, int got, bool *bad) {
+    double data_bad = got != 1;
+    if (t->comm->world > 1 && comm_allreduce_sum_doubles(t->comm, &data_bad, 1) < 0) return -1;
+    *bad = data_bad > 0;
+    return 0;
+}
