@@ -19,7 +19,7 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: maskvim data corrupt --in SPLIT_DIR --out DIR [--corruption NAME|LIST|all]\n"
-        "                            [--severity N|LIST|all] [--seed S] [--threads T] [--bgr]\n"
+        "                            [--severity N|LIST|A-B|all] [--seed S] [--threads T] [--bgr]\n"
         "                            [--samples-per-shard N] [--fresh]\n\n"
         "Writes DIR/<corruption>/<severity>/, one split per pair, labels unchanged (default: all\n"
         "16 corruptions at severity 5, HGFormer's Cityscapes-C protocol). Image i of every output\n"

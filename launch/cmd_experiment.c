@@ -52,11 +52,13 @@ static void usage(FILE *f) {
         "  --dry-run        print each row, its overrides and whether it would run, resume or skip\n"
         "  --jobs N         run up to N rows at once, each as a child `maskvim train DIR/R/config.yaml\n"
         "                   --resume auto` writing DIR/R/train.log; each child gets OMP_NUM_THREADS =\n"
-        "                   max(1, CPUs / N) unless OMP_NUM_THREADS is set. SIGINT/SIGTERM stop the\n"
-        "                   children and leave their rows resumable\n"
+        "                   max(1, CPUs / N) unless OMP_NUM_THREADS is set\n"
         "  --launcher CMD   run each row as `CMD maskvim train DIR/R/config.yaml --resume auto`\n"
         "                   through /bin/sh (e.g. \"mpirun -np 2 --hostfile hosts\")\n"
-        "  --quiet          no progress bars\n");
+        "  --quiet          no progress bars\n\n"
+        "SIGINT, SIGTERM, SIGHUP or SIGUSR1 stop the sweep: each row in training checkpoints its\n"
+        "current step and is marked interrupted (the next sweep resumes it); the exit status is\n"
+        "then 128 + the signal.\n");
 }
 
 // OUT/paper.json: the paper's numbers of every row as {"row": {"domain" | "avg": number}}, the

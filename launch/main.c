@@ -18,7 +18,7 @@ static const mv_command COMMANDS[] = {
     {"data", cmd_data, "datasets: convert, synth, corrupt, inspect, bench-loader"},
     {"config", cmd_config, "print the resolved configuration (includes and --set applied)"},
     {"bench-allreduce", cmd_bench_allreduce, "all-reduce benchmark (nccl-tests style): time, algbw, busbw, --check"},
-    {"report", cmd_report, "Markdown, CSV and HTML report of run directories (ours vs the paper)"},
+    {"report", cmd_report, "Markdown, CSV, JSON and HTML report of run directories (ours vs the paper)"},
     {"experiment", cmd_experiment, "run the rows of an experiment file (a paper table): resumable sweeps"},
 };
 static const int NUM_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0];
