@@ -1,5 +1,6 @@
 // Cityscapes-C entry points: corruption names and groups, argument checks, and the uint8 <->
 // float conversion around each corruption (see corrupt.h).
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/error.h"
@@ -37,6 +38,51 @@ int corrupt_index(const char *name) {
         strncat(known, CORRUPTIONS[i].name, sizeof known - strlen(known) - 1);
     }
     return mv_fail("unknown corruption '%s' (known: %s)", name ? name : "(null)", known);
+}
+
+int corrupt_parse_names(bool on[CORRUPT_COUNT], const char *list, const char *opt) {
+    memset(on, 0, CORRUPT_COUNT * sizeof(bool));
+    if (!strcmp(list, "all")) {
+        for (int c = 0; c < CORRUPT_COUNT; c++) on[c] = true;
+        return 0;
+    }
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) return mv_fail("%s: list too long", opt);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
+        int c = corrupt_index(tok);
+        if (c < 0) return mv_fail("%s '%s': %s", opt, list, mv_last_error());
+        on[c] = true;
+    }
+    return n ? 0 : mv_fail("%s '%s': no corruption named (a comma list of names, or all)", opt, list);
+}
+
+// A severity's digits at *p (no sign, no spaces), advancing *p; -1 when there are none. Values
+// past two digits are kept large, so that they fail the range check rather than wrap.
+static long severity_number(const char **p) {
+    long v = -1;
+    for (; **p >= '0' && **p <= '9'; (*p)++) v = v < 0 ? **p - '0' : (v > 99 ? v : v * 10 + (**p - '0'));
+    return v;
+}
+
+int corrupt_parse_severities(bool on[6], const char *list, const char *opt) {
+    memset(on, 0, 6 * sizeof(bool));
+    if (!strcmp(list, "all")) {
+        for (int s = 1; s <= 5; s++) on[s] = true;
+        return 0;
+    }
+    for (const char *p = list;;) {
+        long a = severity_number(&p), b = a;
+        if (a >= 0 && *p == '-') {
+            p++;
+            b = severity_number(&p);
+        }
+        if (a < 0 || b < 0 || (*p && *p != ','))
+            return mv_fail("%s '%s': expected N, A-B, all or a comma-separated list of those", opt, list);
+        if (a < 1 || b > 5 || a > b) return mv_fail("%s '%s': severities are 1..5 (e.g. 1-5, 5, 1,3)", opt, list);
+        for (long s = a; s <= b; s++) on[s] = true;
+        if (!*p++) return 0;
+    }
 }
 
 uint64_t corrupt_image_seed(uint64_t seed, int64_t sample_index) {

@@ -6,6 +6,7 @@
 // seed, so a (seed, image) pair always gives the same output; the noise field does not depend
 // on the severity, so higher severities are the same pattern, stronger. See docs/corruptions.md.
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
 #include "data/image.h"
 
@@ -26,6 +27,13 @@ const char *corrupt_name(int corruption);
 const char *corrupt_group(int corruption);
 // Index of a name, or -1 with an error message listing the names.
 int corrupt_index(const char *name);
+// The command-line lists (`eval --corruptions/--severities`, `data corrupt --corruption/--severity`),
+// strictly: a list whose tail is not understood is an error, never cut short (a silently dropped
+// severity changes a mean). Messages start with `opt` and the list. 0, or -1 with a message.
+// "all" or a comma list of names -> on[0..CORRUPT_COUNT-1].
+int corrupt_parse_names(bool on[CORRUPT_COUNT], const char *list, const char *opt);
+// "all", "N", "A-B" or a comma list of those ("1-3,5") -> on[1..5] (on[0] false).
+int corrupt_parse_severities(bool on[6], const char *list, const char *opt);
 // 1 for corruptions that draw random numbers (their output depends on the seed).
 int corrupt_is_random(int corruption);
 

@@ -31,48 +31,6 @@ static void usage(FILE *f) {
     fputc('\n', f);
 }
 
-// "all" or a comma list of corruption names -> flags.
-static int parse_corruptions(int *on, const char *list) {
-    memset(on, 0, sizeof(int) * CORRUPT_COUNT);
-    if (!strcmp(list, "all")) { for (int c = 0; c < CORRUPT_COUNT; c++) on[c] = 1; return 0; }
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", list);
-    int n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
-        int c = corrupt_index(tok);
-        if (c < 0) return -1;
-        on[c] = 1;
-    }
-    return n ? 0 : mv_fail("empty corruption list");
-}
-
-// "all", "N", "A-B" or a comma list of those -> flags for 1..5.
-static int parse_severities(int *on, const char *list) {
-    memset(on, 0, sizeof(int) * 6);
-    if (!strcmp(list, "all")) { for (int s = 1; s <= 5; s++) on[s] = 1; return 0; }
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", list);
-    int n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
-        // N or A-B, each side a whole number (sscanf's %d wrapped "4294967297" to 1).
-        long a, b;
-        char *dash = strchr(tok + 1, '-');
-        bool ok;
-        if (dash) {
-            *dash = 0;
-            ok = cli_parse_long(tok, LONG_MIN, LONG_MAX, &a) == 0 && cli_parse_long(dash + 1, LONG_MIN, LONG_MAX, &b) == 0;
-            *dash = '-';
-        } else {
-            ok = cli_parse_long(tok, LONG_MIN, LONG_MAX, &a) == 0;
-            b = a;
-        }
-        if (!ok) return mv_fail("--severity: '%s' is not N, A-B or all", tok);
-        if (a < 1 || b > 5 || a > b) return mv_fail("--severity: '%s' outside 1..5", tok);
-        for (long s = a; s <= b; s++) on[s] = 1;
-    }
-    return n ? 0 : mv_fail("empty severity list");
-}
-
 static void swap_rb(uint8_t *px, size_t npx) {
     for (size_t i = 0; i < npx; i++) { uint8_t t = px[3 * i]; px[3 * i] = px[3 * i + 2]; px[3 * i + 2] = t; }
 }
@@ -177,8 +135,8 @@ int data_corrupt_main(int argc, char **argv) {
         fprintf(stderr, "[corrupt] the HDF5 library is not thread-safe: using 1 thread\n");
         threads = 1;
     }
-    int con[CORRUPT_COUNT], son[6];
-    if (parse_corruptions(con, corr_arg) < 0 || parse_severities(son, sev_arg) < 0) {
+    bool con[CORRUPT_COUNT], son[6];
+    if (corrupt_parse_names(con, corr_arg, "--corruption") < 0 || corrupt_parse_severities(son, sev_arg, "--severity") < 0) {
         fprintf(stderr, "maskvim data corrupt: %s\n", mv_last_error());
         return 2;
     }

@@ -63,28 +63,6 @@ static int corrupt_hook(mv_image *rgb, int source, int64_t sample, void *ctx) {
     return corrupt_image(rgb, rgb, c->corruption, c->severity, corrupt_image_seed(c->seed, sample));
 }
 
-// "1-5", "5", "1,3,5", "1-3,5" or "all" -> flags[1..5]. Strict: a list whose tail is not
-// understood is an error, not cut short (a silently dropped severity changes the mean).
-static int parse_severities(bool sev[6], const char *s) {
-    memset(sev, 0, 6 * sizeof(bool));
-    if (!strcmp(s, "all")) { for (int i = 1; i <= 5; i++) sev[i] = true; return 0; }
-    for (const char *p = s;;) {
-        char *end;
-        long a = strtol(p, &end, 10), b;
-        if (end == p) return mv_fail("--severities '%s': expected N, A-B, all or a comma-separated list of those", s);
-        p = end;
-        if (*p == '-') {
-            b = strtol(++p, &end, 10);
-            if (end == p) return mv_fail("--severities '%s': expected N, A-B, all or a comma-separated list of those", s);
-            p = end;
-        } else b = a;
-        if (a < 1 || b > 5 || a > b) return mv_fail("--severities '%s': severities are 1..5 (e.g. 1-5, 5, 1,3)", s);
-        for (long i = a; i <= b; i++) sev[i] = true;
-        if (!*p) return 0;
-        if (*p++ != ',') return mv_fail("--severities '%s': expected N, A-B, all or a comma-separated list of those", s);
-    }
-}
-
 static bool wanted(const char *targets, const char *name) {
     if (!targets) return true;
     size_t n = strlen(name);
@@ -151,20 +129,8 @@ int cmd_eval(int argc, char **argv) {
     if (rc == 0 && cfg->data.num_val == 0)
         rc = mv_fail("data.val is empty: no split to evaluate (e.g. --set 'data.val=[synthetic:clear,/data/bdd/val]')");
     if (rc == 0) rc = check_targets(targets, cfg);
-    if (rc == 0 && corrs) {
-        rc = parse_severities(sev, sevs);
-        if (rc == 0 && !strcmp(corrs, "all")) for (int c = 0; c < CORRUPT_COUNT; c++) corr_on[c] = true;
-        else if (rc == 0) {
-            char buf[1024];
-            snprintf(buf, sizeof buf, "%s", corrs);
-            int n = 0;
-            for (char *tok = strtok(buf, ","); tok && rc == 0; tok = strtok(NULL, ","), n++) {
-                int c = corrupt_index(tok);
-                if (c < 0) rc = -1; else corr_on[c] = true;
-            }
-            if (rc == 0 && n == 0) rc = mv_fail("--corruptions '%s': no corruption named (a comma list or all)", corrs);
-        }
-    }
+    if (rc == 0 && corrs) rc = corrupt_parse_severities(sev, sevs, "--severities");
+    if (rc == 0 && corrs) rc = corrupt_parse_names(corr_on, corrs, "--corruptions");
     char ckpt_path[4096];   // --checkpoint, or the checkpoint a run folder's `latest` names
     if (rc == 0) rc = checkpoint_resolve(ckpt_path, sizeof ckpt_path, ckpt, comm.rank == 0 ? "maskvim eval: --checkpoint" : NULL);
     if (rc == 0) ckpt = ckpt_path;

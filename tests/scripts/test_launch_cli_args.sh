@@ -96,8 +96,8 @@ set -e
 expect2 "--size: '4294967360x64' is not HxW with sides in \[16, 8192\]" data synth --out "$TMP/sy" --count 1 --size 4294967360x64
 [ ! -e "$TMP/sy" ] || fail "data synth wrote a split for a refused size"
 expect2 "--seed: '-1' is not a non-negative integer" data synth --out "$TMP/sy" --count 1 --seed -1
-expect2 "--severity: '4294967297' outside 1..5" data corrupt --in "$TMP/none" --out "$TMP/co" --severity 4294967297
-expect2 "--severity: '2-x' is not N, A-B or all" data corrupt --in "$TMP/none" --out "$TMP/co" --severity 2-x
+expect2 "--severity '4294967297': severities are 1..5" data corrupt --in "$TMP/none" --out "$TMP/co" --severity 4294967297
+expect2 "--severity '2-x': expected N, A-B, all or a comma-separated list of those" data corrupt --in "$TMP/none" --out "$TMP/co" --severity 2-x
 expect2 "--seed: '+-3' is not a non-negative integer" data corrupt --in "$TMP/none" --out "$TMP/co" --seed +-3
 expect2 "--threads: '0x10' is not an integer in \[1, 256\]" data corrupt --in "$TMP/none" --out "$TMP/co" --threads 0x10
 expect2 "--resume '': give auto or the path of a checkpoint" train --resume ""

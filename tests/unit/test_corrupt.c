@@ -47,6 +47,38 @@ static double mad(const mv_image *a, const mv_image *b) {
     return s / (double)n;
 }
 
+// The command-line lists of eval and data corrupt, one parser: what each accepts and refuses.
+Test(corrupt, parse_lists) {
+    bool on[CORRUPT_COUNT], sev[6];
+    cr_assert_eq(corrupt_parse_names(on, "fog,gaussian_noise", "--corruptions"), 0);
+    for (int c = 0; c < CORRUPT_COUNT; c++) cr_assert_eq(on[c], c == CORRUPT_FOG || c == CORRUPT_GAUSSIAN_NOISE, "%d", c);
+    cr_assert_eq(corrupt_parse_names(on, "all", "--corruptions"), 0);
+    for (int c = 0; c < CORRUPT_COUNT; c++) cr_assert(on[c]);
+    cr_assert_eq(corrupt_parse_names(on, "fog,zoom_blur", "--corruptions"), -1);
+    cr_assert(strstr(mv_last_error(), "--corruptions 'fog,zoom_blur': unknown corruption 'zoom_blur'"), "%s", mv_last_error());
+    cr_assert_eq(corrupt_parse_names(on, ",", "--corruption"), -1);
+    cr_assert(strstr(mv_last_error(), "--corruption ',': no corruption named"), "%s", mv_last_error());
+
+    const struct { const char *list; const char *want; } ok[] = {
+        {"5", "000001"}, {"all", "011111"}, {"1-5", "011111"}, {"1-2,5", "011001"}, {"3,1", "010100"}, {"2-2", "001000"}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        cr_assert_eq(corrupt_parse_severities(sev, ok[i].list, "--severities"), 0, "%s: %s", ok[i].list, mv_last_error());
+        for (int s = 0; s < 6; s++) cr_assert_eq(sev[s], ok[i].want[s] == '1', "%s: severity %d", ok[i].list, s);
+    }
+    const char *syntax[] = {"", ",", "1,", "2-4junk", "-3", "1-", "+2", " 2", "1--3", "a"};
+    for (size_t i = 0; i < sizeof syntax / sizeof syntax[0]; i++) {
+        cr_assert_eq(corrupt_parse_severities(sev, syntax[i], "--severities"), -1, "'%s' accepted", syntax[i]);
+        cr_assert(strstr(mv_last_error(), "expected N, A-B, all"), "'%s': %s", syntax[i], mv_last_error());
+    }
+    const char *range[] = {"0", "6", "1-3,9", "4-2", "4294967297", "0-5"};
+    for (size_t i = 0; i < sizeof range / sizeof range[0]; i++) {
+        cr_assert_eq(corrupt_parse_severities(sev, range[i], "--severity"), -1, "'%s' accepted", range[i]);
+        char want[64];
+        snprintf(want, sizeof want, "--severity '%s': severities are 1..5", range[i]);
+        cr_assert(strstr(mv_last_error(), want), "'%s': %s", range[i], mv_last_error());
+    }
+}
+
 Test(corrupt, names_groups_and_lookup) {
     int groups[4] = {0};
     const char *g[4] = {"blur", "noise", "digital", "weather"};
