@@ -91,6 +91,32 @@ static int check_targets(const char *targets, const mv_config *cfg) {
     return 0;
 }
 
+// Rank 0: one evaluated split (a domain, or a domain under one corruption at one severity) as a
+// line of the table, its per-class table with --per-class, and its record in --json (jf; *nres
+// counts the records written).
+static void report_result(const char *label, const mv_seg_metrics *res, bool per_class, FILE *jf, int *nres,
+                          const char *domain, int corruption, int severity) {
+    // A split whose every label pixel is 255 has nothing to score: say so instead of printing
+    // nan (the JSON gives null), since it is mostly labels converted wrongly.
+    if (res->pixels == 0)
+        fprintf(stderr, "maskvim eval: warning: %s: no labelled pixel (every label is ignore, 255): no metric to "
+                        "report\n", label);
+    // Labels that are all outside the model's classes (and not 255) leave no accuracy.
+    else if (isnan(res->aacc))
+        fprintf(stderr, "maskvim eval: warning: %s: no label is one of the model's %d classes (all are %d or more): "
+                        "mAcc and aAcc are undefined\n", label, res->num_classes, res->num_classes);
+    print_summary(label, res);
+    // NULL names: Cityscapes' for a 19-class model, "class <i>" for any other count.
+    if (per_class) metrics_write_table(stdout, res, NULL, label);
+    if (!jf) return;
+    fprintf(jf, "%s{\"domain\": ", (*nres)++ ? ",\n" : "");
+    json_write_string(jf, domain);
+    fprintf(jf, ", \"corruption\": \"%s\", \"severity\": %d, \"metrics\": ",
+            corruption < 0 ? "none" : corrupt_name(corruption), severity);
+    metrics_write_json(jf, res, NULL, label);
+    fprintf(jf, "}");
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *file = NULL, *ckpt = NULL, *targets = NULL, *corrs = NULL, *sevs = "5", *json = NULL;
     bool sevs_given = false;
@@ -176,26 +202,7 @@ int cmd_eval(int argc, char **argv) {
                 if ((rc = evaluate_split(&res, m, cfg, path, label, &comm, &eo)) < 0) break;
                 sum += res.miou;
                 nsev++;
-                if (comm.rank != 0) continue;
-                // A split whose every label pixel is 255 has nothing to score: say so instead of
-                // printing nan (the JSON gives null), since it is mostly labels converted wrongly.
-                if (res.pixels == 0)
-                    fprintf(stderr, "maskvim eval: warning: %s: no labelled pixel (every label is ignore, 255): no "
-                            "metric to report\n", label);
-                // Labels that are all outside the model's classes (and not 255) leave no accuracy.
-                else if (isnan(res.aacc))
-                    fprintf(stderr, "maskvim eval: warning: %s: no label is one of the model's %d classes (all are "
-                            "%d or more): mAcc and aAcc are undefined\n", label, res.num_classes, res.num_classes);
-                print_summary(label, &res);
-                // NULL names: Cityscapes' for a 19-class model, "class <i>" for any other count.
-                if (per_class) metrics_write_table(stdout, &res, NULL, label);
-                if (jf) {
-                    fprintf(jf, "%s{\"domain\": ", nres++ ? ",\n" : "");
-                    json_write_string(jf, v->name);
-                    fprintf(jf, ", \"corruption\": \"%s\", \"severity\": %d, \"metrics\": ", c < 0 ? "none" : corrupt_name(c), s);
-                    metrics_write_json(jf, &res, NULL, label);
-                    fprintf(jf, "}");
-                }
+                if (comm.rank == 0) report_result(label, &res, per_class, jf, &nres, v->name, c, s);
             }
             if (c >= 0 && nsev > 1 && comm.rank == 0) {
                 char label[128];
