@@ -352,6 +352,84 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+// The workers convert items ahead of the writer, into a window of slots (2 per worker + 2).
+static void driver_start(driver *d, pthread_t *tids, int workers, const mv_dataset_converter *conv,
+                         const mv_convert_item *items, int64_t start, int64_t end) {
+    memset(d, 0, sizeof *d);
+    d->conv = conv;
+    d->items = items;
+    d->end = end;
+    d->next = d->written = start;
+    d->window = 2 * workers + 2;
+    d->slots = mv_calloc((size_t)d->window, sizeof(slot));
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    for (int t = 0; t < workers; t++) pthread_create(&tids[t], NULL, worker_main, d);
+}
+
+static void driver_stop(driver *d, pthread_t *tids, int workers) {
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    for (int t = 0; t < workers; t++) pthread_join(tids[t], NULL);
+    for (int k = 0; k < d->window; k++) {
+        free(d->slots[k].enc_rgb);
+        free(d->slots[k].enc_lab);
+    }
+    free(d->slots);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+}
+
+// The writer for o->out: fresh, or resumed after the complete shards an earlier run left, which
+// must hold exactly the first items of this listing (*start of them). NULL with a message.
+static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_converter *conv,
+                                    const mv_convert_item *items, int64_t n, int64_t *start) {
+    mv_shard_writer *w = o->fresh ? shard_writer_open(o->out, conv->domain, conv->label_map, o->samples_per_shard)
+                                  : shard_writer_resume(o->out, conv->domain, conv->label_map, o->samples_per_shard);
+    if (!w) return NULL;
+    *start = shard_writer_resume_point(w);
+    int rc = 0;
+    if (*start > n)
+        rc = mv_fail("%s: earlier shards cover %lld items but the input now lists only %lld: the input changed; "
+                     "convert again with --fresh", o->out, (long long)*start, (long long)n);
+    else if (*start > 0) {
+        const char **names = mv_malloc(sizeof(char *) * (size_t)*start);
+        for (int64_t i = 0; i < *start; i++) names[i] = items[i].name;
+        rc = shard_writer_check_resume(w, names);
+        free(names);
+    }
+    if (rc < 0) {
+        shard_writer_abort(w);
+        return NULL;
+    }
+    return w;
+}
+
+// Item i, converted by a worker (slot s), into the split in listing order: its shard sample,
+// or, when it failed, skipped and listed in the manifest (--skip-bad, or an orphan label) or the
+// run's error. first_skip (n bytes) receives "name: reason" of the first one skipped.
+static int write_item(mv_shard_writer *w, mv_convert_stats *stats, const mv_convert_opts *o, const slot *s,
+                      const mv_convert_item *it, int64_t i, const mv_progress *prog, char *first_skip, size_t n) {
+    if (s->ok) {
+        MV_TRY(shard_writer_add_encoded(w, it->name, s->h, s->w, s->enc_rgb, s->len_rgb, s->enc_lab, s->len_lab));
+        stats->written++;
+        if (s->flags & MV_CONVERT_LABEL_RESIZED) stats->labels_resized++;
+        if (s->flags & MV_CONVERT_UNLISTED_IDS) stats->labels_unlisted++;
+        return 0;
+    }
+    if (!o->skip_bad && !it->absent)
+        return mv_fail("item %lld (%s): %s (use --skip-bad to skip and list bad items)", (long long)i, it->name, s->err);
+    shard_writer_skip(w, it->name, s->err);
+    if (!stats->skipped) snprintf(first_skip, n, "%s: %s", it->name, s->err);
+    stats->skipped++;
+    stats->absent += it->absent;
+    if (prog->f)
+        fprintf(prog->f, "%s[convert] skipped %s: %s\n", prog->said && prog->tty ? "\n" : "", it->name, s->err);
+    return 0;
+}
+
 int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progress) {
     memset(stats, 0, sizeof *stats);
     const mv_dataset_converter *conv = convert_find(o->dataset);
@@ -364,7 +442,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         convert_free_items(items, n);
         return mv_fail_context("%s %s split", conv->name, o->split);
     }
-    int64_t n_listed = n;
+    int64_t n_listed = n, start;
     if (n == 0) {
         convert_free_items(items, n);
         return mv_fail("%s: no %s items found for split '%s' (expected layout: see docs/data.md)", o->root, conv->name,
@@ -372,50 +450,22 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
     }
     if (o->limit > 0 && o->limit < n) n = o->limit;
     stats->items = n;
-    mv_shard_writer *w = o->fresh ? shard_writer_open(o->out, conv->domain, conv->label_map, o->samples_per_shard)
-                                  : shard_writer_resume(o->out, conv->domain, conv->label_map, o->samples_per_shard);
+    mv_shard_writer *w = open_output(o, conv, items, n, &start);
     if (!w) {
         convert_free_items(items, n_listed);
         return -1;
-    }
-    int64_t start = shard_writer_resume_point(w);
-    if (start > n) {
-        shard_writer_abort(w);
-        convert_free_items(items, n_listed);
-        return mv_fail("%s: earlier shards cover %lld items but the input now lists only %lld: the input changed; "
-                       "convert again with --fresh", o->out, (long long)start, (long long)n);
-    }
-    if (start > 0) {  // the kept shards must hold exactly the items about to be skipped
-        const char **names = mv_malloc(sizeof(char *) * (size_t)start);
-        for (int64_t i = 0; i < start; i++) names[i] = items[i].name;
-        int ok = shard_writer_check_resume(w, names) == 0;
-        free(names);
-        if (!ok) {
-            shard_writer_abort(w);
-            convert_free_items(items, n_listed);
-            return -1;
-        }
     }
     stats->resumed = start;
     if (progress && start > 0)
         fprintf(progress, "[convert] resuming %s: %lld of %lld items already in complete shards\n", o->out,
                 (long long)start, (long long)n);
 
-    driver d = {0};
-    d.conv = conv;
-    d.items = items;
-    d.end = n;
-    d.next = d.written = start;
+    driver d;
     int workers = o->workers > 0 ? o->workers : 1;
-    d.window = 2 * workers + 2;
-    d.slots = mv_calloc((size_t)d.window, sizeof(slot));
-    pthread_mutex_init(&d.mu, NULL);
-    pthread_cond_init(&d.cv, NULL);
     pthread_t *tids = mv_calloc((size_t)workers, sizeof(pthread_t));
-    for (int t = 0; t < workers; t++) pthread_create(&tids[t], NULL, worker_main, &d);
-
+    driver_start(&d, tids, workers, conv, items, start, n);
     int rc = 0;
-    char first_skip[MV_ERRMSG_MAX + MV_SAMPLE_NAME_MAX] = "";   // "name: reason" of the first skipped item
+    char first_skip[MV_ERRMSG_MAX + MV_SAMPLE_NAME_MAX] = "";
     mv_progress prog;
     char prefix[sizeof prog.prefix];
     snprintf(prefix, sizeof prefix, "[convert] %.60s %.100s:", conv->name, o->split);
@@ -425,26 +475,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         pthread_mutex_lock(&d.mu);
         while (!(s->state == SLOT_READY && s->item == i)) pthread_cond_wait(&d.cv, &d.mu);
         pthread_mutex_unlock(&d.mu);
-        const mv_convert_item *it = &items[i];
-        if (!s->ok) {
-            if (o->skip_bad || it->absent) {
-                shard_writer_skip(w, it->name, s->err);
-                if (!stats->skipped) snprintf(first_skip, sizeof first_skip, "%s: %s", it->name, s->err);
-                stats->skipped++;
-                stats->absent += it->absent;
-                if (progress) fprintf(progress, "%s[convert] skipped %s: %s\n", prog.said && prog.tty ? "\n" : "", it->name, s->err);
-            } else {
-                rc = mv_fail("item %lld (%s): %s (use --skip-bad to skip and list bad items)", (long long)i, it->name,
-                             s->err);
-            }
-        } else if (shard_writer_add_encoded(w, it->name, s->h, s->w, s->enc_rgb, s->len_rgb, s->enc_lab, s->len_lab) <
-                   0) {
-            rc = -1;
-        } else {
-            stats->written++;
-            if (s->flags & MV_CONVERT_LABEL_RESIZED) stats->labels_resized++;
-            if (s->flags & MV_CONVERT_UNLISTED_IDS) stats->labels_unlisted++;
-        }
+        rc = write_item(w, stats, o, s, &items[i], i, &prog, first_skip, sizeof first_skip);
         pthread_mutex_lock(&d.mu);
         s->state = SLOT_FREE;
         d.written = i + 1;
@@ -453,19 +484,8 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         progress_update(&prog, i + 1);
     }
     progress_end(&prog);
-    pthread_mutex_lock(&d.mu);
-    d.stop = 1;
-    pthread_cond_broadcast(&d.cv);
-    pthread_mutex_unlock(&d.mu);
-    for (int t = 0; t < workers; t++) pthread_join(tids[t], NULL);
-    for (int k = 0; k < d.window; k++) {
-        free(d.slots[k].enc_rgb);
-        free(d.slots[k].enc_lab);
-    }
-    free(d.slots);
+    driver_stop(&d, tids, workers);
     free(tids);
-    pthread_mutex_destroy(&d.mu);
-    pthread_cond_destroy(&d.cv);
     convert_free_items(items, n_listed);
     if (rc < 0) {
         char msg[MV_ERRMSG_MAX];
