@@ -145,8 +145,8 @@ int checkpoint_resume_check(const mv_train_state *st, const mv_config *saved, co
     if (g_saved == g_now) return rc;   // any split of the same global batch resumes exactly
     verdict v = {why, n, rc};
     char sa[96], sb[256];
-    snprintf(sa, sizeof sa, "%lld (%d ranks x %d)", g_saved, st->world, st->batch_per_rank);
-    snprintf(sb, sizeof sb, "%lld (%d ranks x %d)", g_now, world, now->data.batch_per_rank);
+    snprintf(sa, sizeof sa, "%lld (%d rank%s x %d)", g_saved, st->world, st->world == 1 ? "" : "s", st->batch_per_rank);
+    snprintf(sb, sizeof sb, "%lld (%d rank%s x %d)", g_now, world, world == 1 ? "" : "s", now->data.batch_per_rank);
     warn(&v, "global batch", sa, sb);
     note(&v, "the sample stream continues at the same sample, the schedule at the same iteration");
     return v.status;

@@ -104,3 +104,12 @@ void params_init(mv_params *p, uint64_t seed) {
         }
     }
 }
+
+int params_check_finite(const mv_param *q, const char *path) {
+    const float *x = *q->ptr;
+    for (size_t i = 0; i < q->numel; i++)
+        if (!isfinite(x[i]))
+            return mv_fail("%s: '%s' holds a non-finite value (%g at element %zu of %zu): these weights are unusable "
+                           "(exported from a run that diverged, or damaged)", path, q->name, (double)x[i], i, q->numel);
+    return 0;
+}

@@ -46,3 +46,8 @@ const mv_param *params_find(const mv_params *p, const char *name);
 // Fills every parameter and buffer from the seeded counter-based generator.
 void params_init(mv_params *p, uint64_t seed);
 void params_zero_grads(mv_params *p);
+// A tensor just read from `path` must hold finite values: a NaN or infinity (weights exported
+// from a diverged run, a damaged export) would otherwise turn every prediction into one class
+// and every loss into NaN, far from the cause. 0, or -1 with a message naming the file, the
+// tensor and the first such element.
+int params_check_finite(const mv_param *q, const char *path);

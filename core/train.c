@@ -79,6 +79,12 @@ static int evaluate_all(trainer *t, long iter, bool final) {
             fprintf(t->jsonl, "}\n");
             status = train_log_flush(t);
             double value = metrics_value(&res, cfg->run.select_metric);
+            // As eval warns: mostly labels converted wrongly. On the selection domain it also
+            // means that no evaluation can make best.h5.
+            if (res.pixels == 0)
+                fprintf(stderr, "maskvim train: warning: %s: no labelled pixel (every label is ignore, 255): no metric "
+                                "to report%s\n", v->name, sel == v ? "; best.h5 cannot be chosen on it "
+                                "(run.select_domain)" : "");
             if (status == 0 && sel == v && !isnan(value) && (isnan(t->st.best_value) || value > t->st.best_value)) {
                 t->st.best_value = value;
                 t->st.best_step = t->st.step;
@@ -102,14 +108,18 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         // The domain-generalisation summary: the selection (source) domain and the others.
         double sum = 0;
         int n = 0;
-        printf("\nmIoU after %ld iterations: source %s %.2f", iter, sel->name, miou[sel - cfg->data.val]);
+        // '-' for a domain without a labelled pixel, and then for the mean (as eval's means).
+        char cell[32];
+        printf("\nmIoU after %ld iterations: source %s %s", iter, sel->name,
+               metrics_cell(cell, sizeof cell, miou[sel - cfg->data.val], 0));
         for (int i = 0; i < cfg->data.num_val; i++)
             if (&cfg->data.val[i] != sel) {
-                printf("%s %s %.2f", n ? "" : " | targets", cfg->data.val[i].name, miou[i]);
+                printf("%s %s %s", n ? "" : " | targets", cfg->data.val[i].name,
+                       metrics_cell(cell, sizeof cell, miou[i], 0));
                 sum += miou[i];
                 n++;
             }
-        if (n) printf(" | target mean %.2f", sum / n);
+        if (n) printf(" | target mean %s", metrics_cell(cell, sizeof cell, sum / n, 0));
         printf("\n(per-class IoU of every domain: %s/metrics.jsonl)\n", cfg->run.work_dir);
     }
     // Every rank follows rank 0's best bookkeeping (it is saved in every checkpoint).
@@ -140,7 +150,11 @@ static int save_step(trainer *t, char *saved, size_t n) {
 static int fail_keeping_work(trainer *t, const char *what, const char *why_in, bool save) {
     char why[MV_ERRMSG_MAX], saved[1024] = "";
     snprintf(why, sizeof why, "%s", why_in);
-    if (!save) return mv_fail("%s: %s", what, why);
+    if (!save && (t->st.iter == 0 || t->comm->rank != 0)) return mv_fail("%s: %s", what, why);
+    if (!save)   // the newest checkpoint already holds every iteration done
+        return mv_fail("%s: %s; the training state of iteration %lld is in the newest checkpoint of %s: once the "
+                       "cause is fixed, `--resume auto` continues from it", what, why, (long long)t->st.iter,
+                       t->cfg->run.work_dir);
     if (save_step(t, saved, sizeof saved) < 0) {
         char err[MV_ERRMSG_MAX];
         snprintf(err, sizeof err, "%s", mv_last_error());
@@ -152,6 +166,26 @@ static int fail_keeping_work(trainer *t, const char *what, const char *why_in, b
                    t->st.eval_pending ? " (the resume runs this evaluation first)" : "");
 }
 
+// A batch's labels must be the model's classes or 255 (ignore): another value (a split converted
+// for more classes than model.num_classes) is this sample's error, named here, where the sample
+// is known (the model's own check can only give an index in the batch).
+static int check_labels(const trainer *t, const mv_batch *b) {
+    int K = t->cfg->model.num_classes;
+    size_t n = (size_t)b->lh * b->lw;
+    for (int i = 0; i < b->b; i++) {
+        const uint8_t *l = b->labels + (size_t)i * n;
+        size_t bad = 0, first = 0;
+        for (size_t p = 0; p < n; p++)
+            if (l[p] >= K && l[p] != 255 && !bad++) first = p;
+        if (bad)
+            return mv_fail("%s: sample %lld (%s): label %d (%zu pixel%s of its training crop) is neither a class "
+                           "0..%d of model.num_classes %d nor 255 (ignore); a split converted for other classes? "
+                           "(`maskvim data inspect` lists its classes)", t->train_paths[b->source[i]],
+                           (long long)b->sample[i], b->names[i], l[first], bad, bad > 1 ? "s" : "", K - 1, K);
+    }
+    return 0;
+}
+
 // One iteration's batch, every rank told whether any rank's failed: 0, or -1 when one did (the
 // run stops here, keeping the iterations done) or the collective failed.
 static int next_batch(trainer *t, long it, long saved_iter, const mv_batch **batch) {
@@ -159,13 +193,15 @@ static int next_batch(trainer *t, long it, long saved_iter, const mv_batch **bat
     loader_cursor(t->loader, &before);
     int got = loader_next(t->loader, batch);
     if (got == 0) mv_fail("training stream ended unexpectedly");
+    bool unusable = got == 1 && check_labels(t, *batch) < 0;
+    if (unusable) got = -1;
     bool bad;
     if (train_batch_agreement(t, got, &bad) < 0) return -1;
     if (!bad) return 0;
     char why[MV_ERRMSG_MAX], what[96];
     snprintf(why, sizeof why, "%s", got != 1 ? mv_last_error() : "another rank's batch could not be read");
     t->st.cursor = before;
-    snprintf(what, sizeof what, "iteration %ld: reading its batch failed", it + 1);
+    snprintf(what, sizeof what, "iteration %ld: %s", it + 1, unusable ? "its batch is unusable" : "reading its batch failed");
     return fail_keeping_work(t, what, why, it > saved_iter);
 }
 

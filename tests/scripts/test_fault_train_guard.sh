@@ -100,11 +100,14 @@ wait $pid 2>/dev/null || true
 grep -q "is in use by another training process" "$TMP/busy.log" || fail "$(tail -2 "$TMP/busy.log")"
 passed=$((passed + 1)); stamp "check $passed done"
 
-# 5. A step whose loss is not finite (a NaN weight, resumed with its checksum made to match):
-#    the run stops at that iteration before the update, writes no checkpoint and says why (it
-#    used to train on with NaN parameters and rotate the good checkpoints away).
-mkdir -p "$TMP/nan"
-"$MV_PYTHON" - "$TMP/iter_2.copy" "$TMP/nan/iter_2.h5" <<'EOF'
+# 5. A step whose loss is not finite (weights near float's largest value, resumed with their
+#    checksum made to match: the logits overflow): the run stops at that iteration before the
+#    update, writes no checkpoint and says why (rather than training on with NaN parameters and
+#    rotating the good checkpoints away). A checkpoint whose weights hold a NaN is refused when
+#    it is loaded, naming the tensor.
+mkdir -p "$TMP/nan" "$TMP/nanw"
+patch_weight() {   # patch_weight SRC DST VALUE: decode_head.conv_seg.weight set to VALUE, checksum matched
+"$MV_PYTHON" - "$@" <<'EOF'
 import shutil, sys, h5py, numpy as np
 M = (1 << 64) - 1
 P1, P2 = 0x9e3779b185ebca87, 0xc2b2ae3d27d4eb4f
@@ -128,21 +131,30 @@ def tensor_hash(salt, name, a):   # core/checkpoint.c's tensor_hash, over the fl
         lane[0] = (rotl((lane[0] + int(u[k]) * P2) & M, 31) * P1) & M
     return fmix(lane[0] ^ rotl(lane[1], 7) ^ rotl(lane[2], 12) ^ rotl(lane[3], 18) ^ n)
 shutil.copy(sys.argv[1], sys.argv[2])
-key = "decode_head.conv_seg.bias"
+key = "decode_head.conv_seg.weight"
 with h5py.File(sys.argv[2], "r+") as f:
     old = f[key][()]
-    new = old.copy(); new.flat[3] = np.nan
+    new = np.full_like(old, float(sys.argv[3]))
     f[key][...] = new
     c = f["train/checksum/weights"]
     c[()] = np.uint64((int(c[()]) - tensor_hash(1, key, old) + tensor_hash(1, key, new)) & M)
 EOF
+}
+patch_weight "$TMP/iter_2.copy" "$TMP/nan/iter_2.h5" 3e38
 echo iter_2.h5 >"$TMP/nan/latest"
 rc=0
 run --set run.work_dir="$TMP/nan" --resume auto >"$TMP/nan.log" 2>&1 || rc=$?
 grep -q "resumed from .*iter_2.h5 at iteration 2" "$TMP/nan.log" || fail "the NaN checkpoint was not resumed: $(tail -2 "$TMP/nan.log")"
 [ "$rc" -eq 1 ] || fail "a non-finite loss: exit status $rc, not 1: $(tail -2 "$TMP/nan.log")"
-grep -q "iteration 3: the loss is not finite (rank 0: total nan" "$TMP/nan.log" || fail "$(tail -2 "$TMP/nan.log")"
+grep -q "iteration 3: the loss is not finite (rank 0: total -\?nan" "$TMP/nan.log" || fail "$(tail -2 "$TMP/nan.log")"
 [ "$(ls "$TMP/nan" | tr '\n' ' ')" = "config.yaml iter_2.h5 latest metrics.jsonl " ] || fail "files written: $(ls "$TMP/nan")"
+patch_weight "$TMP/iter_2.copy" "$TMP/nanw/iter_2.h5" nan
+echo iter_2.h5 >"$TMP/nanw/latest"
+rc=0
+run --set run.work_dir="$TMP/nanw" --resume auto >"$TMP/nanw.log" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "NaN weights in a checkpoint: exit status $rc, not 1: $(tail -2 "$TMP/nanw.log")"
+grep -q "iter_2.h5: 'decode_head.conv_seg.weight' holds a non-finite value (nan at element 0" "$TMP/nanw.log" ||
+    fail "NaN weights: $(tail -2 "$TMP/nanw.log")"
 passed=$((passed + 1)); stamp "check $passed done"
 
 # 6. Ranks with different configurations (needs MPI).

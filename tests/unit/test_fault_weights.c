@@ -4,6 +4,7 @@
 // complete file with extra tensors loads and counts them; a wrong shape names the tensor.
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,4 +109,30 @@ Test(fault_weights, wrong_shape_is_named) {
     cr_expect(strstr(msg, "'decode_head.conv_seg.weight' has shape [7,3], this model expects [5,3]") != NULL, "%s", msg);
     params_free(&src.p);
     params_free(&dst.p);
+}
+
+// A tensor holding a NaN or an infinity (weights of a run that diverged, a damaged export) is
+// refused when loaded, naming the file, the tensor and the element; eval used to report a
+// number and predict to draw every pixel as one class.
+Test(fault_weights, non_finite_value_is_named) {
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 3; k++) {
+        char path[4096];
+        test_path(path, sizeof path, "nonfinite");
+        reg src, dst;
+        reg_build(&src, "", 5, 1.0f);
+        src.b[2] = bad[k];
+        cr_assert_eq(weights_save(&src.p, path), 0, "%s", mv_last_error());
+        reg_build(&dst, "", 5, 0.0f);
+        cr_assert_eq(weights_load_all(&dst.p, path, NULL), -1, "value %g accepted", (double)bad[k]);
+        const char *msg = mv_last_error();
+        cr_expect(strstr(msg, path) && strstr(msg, "'decode_head.conv_seg.bias' holds a non-finite value") &&
+                      strstr(msg, "at element 2 of 4"), "%s", msg);
+        src.b[2] = 0.5f;   // the same file with a finite value loads
+        cr_assert_eq(weights_save(&src.p, path), 0, "%s", mv_last_error());
+        cr_assert_eq(weights_load_all(&dst.p, path, NULL), 0, "%s", mv_last_error());
+        params_free(&src.p);
+        params_free(&dst.p);
+        remove(path);
+    }
 }
