@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "core/error.h"
 #include "data/image_io.h"
+#include "data/manifest.h"
 
 static const mv_dataset_converter *const ALL[] = {&MV_CONVERT_CITYSCAPES, &MV_CONVERT_BDD100K, &MV_CONVERT_MAPILLARY,
                                                   &MV_CONVERT_GTAV, &MV_CONVERT_SYNTHIA};
@@ -382,27 +383,35 @@ static void driver_stop(driver *d, pthread_t *tids, int workers) {
     pthread_cond_destroy(&d->cv);
 }
 
-// The writer for o->out: fresh, or resumed after the complete shards an earlier run left, which
-// must hold exactly the first items of this listing (*start of them). NULL with a message.
+// The writer for o->out: fresh, or resumed from what an earlier run left there, checked against
+// this listing (n items, `limited` when --limit cut it) before anything in the folder is touched:
+// an unfinished split's complete shards must hold exactly the first items (*start of them); a
+// finished split must hold exactly the first items listed, and when it holds all of them *done
+// is set (nothing to write). NULL with a message, the folder as it was.
 static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_converter *conv,
-                                    const mv_convert_item *items, int64_t n, int64_t *start) {
+                                    const mv_convert_item *items, int64_t n, int limited, int64_t *start, int *done) {
+    *done = 0;
     mv_shard_writer *w = o->fresh ? shard_writer_open(o->out, conv->domain, conv->label_map, o->samples_per_shard)
                                   : shard_writer_resume(o->out, conv->domain, conv->label_map, o->samples_per_shard);
     if (!w) return NULL;
     *start = shard_writer_resume_point(w);
-    int rc = 0;
-    if (*start > n)
-        rc = mv_fail("%s: earlier shards cover %lld items but the input now lists only %lld: the input changed; "
-                     "convert again with --fresh", o->out, (long long)*start, (long long)n);
-    else if (*start > 0) {
-        const char **names = mv_malloc(sizeof(char *) * (size_t)*start);
-        for (int64_t i = 0; i < *start; i++) names[i] = items[i].name;
-        rc = shard_writer_check_resume(w, names);
-        free(names);
-    }
+    if (o->fresh) return w;
+    const char **names = mv_malloc(sizeof(char *) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) names[i] = items[i].name;
+    int rc = shard_writer_check_input(w, names, n);
+    free(names);
     if (rc < 0) {
+        if (limited) {
+            char msg[MV_ERRMSG_MAX];
+            snprintf(msg, sizeof msg, "%s", mv_last_error());
+            mv_fail("%s (this run lists only the first %lld: --limit)", msg, (long long)n);
+        }
         shard_writer_abort(w);
         return NULL;
+    }
+    if (rc == 1) {
+        *done = 1;
+        *start = n;
     }
     return w;
 }
@@ -450,12 +459,27 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
     }
     if (o->limit > 0 && o->limit < n) n = o->limit;
     stats->items = n;
-    mv_shard_writer *w = open_output(o, conv, items, n, &start);
+    int done;
+    mv_shard_writer *w = open_output(o, conv, items, n, n < n_listed, &start, &done);
     if (!w) {
         convert_free_items(items, n_listed);
         return -1;
     }
     stats->resumed = start;
+    if (done) {  // a finished split of exactly these items: left as it is
+        shard_writer_abort(w);
+        convert_free_items(items, n_listed);
+        stats->up_to_date = 1;
+        stats->seconds = mv_now_s() - t0;
+        mv_manifest m;
+        if (progress && manifest_read(&m, o->out) == 0) {
+            fprintf(progress, "[convert] %s: already converted: the finished split holds the %lld items the input "
+                              "lists (%lld samples, %d skipped); nothing written (--fresh converts again)\n",
+                    o->out, (long long)n, (long long)m.count, m.n_skipped);
+            manifest_free(&m);
+        }
+        return 0;
+    }
     if (progress && start > 0)
         fprintf(progress, "[convert] resuming %s: %lld of %lld items already in complete shards\n", o->out,
                 (long long)start, (long long)n);

@@ -72,10 +72,17 @@ typedef struct {
     int64_t labels_resized;   // GTAV labels resized to their image
     int64_t labels_unlisted;  // labels with ids outside the class table, mapped to ignore (GTAV, SYNTHIA)
     double seconds;
+    int up_to_date;           // 1: --out was a finished split of exactly these items, left untouched
+                              // (resumed = items, nothing written)
 } mv_convert_stats;
 
 // Runs a conversion; progress lines (samples/s, ETA) go to `progress` when non-NULL.
-// On error nothing half-written is left that looks complete; a re-run resumes.
+// On error nothing half-written is left that looks complete; a re-run resumes. Without
+// opts->fresh, what --out holds is checked against the listing before anything there is
+// touched: a finished split (manifest.json) of exactly these items is left as it is (0,
+// stats->up_to_date), one whose items are the first of a longer listing is extended, and an
+// input that changed under a finished split or under an unfinished one's complete shards is
+// refused (-1, the folder unchanged).
 int convert_run(mv_convert_stats *stats, const mv_convert_opts *opts, FILE *progress);
 
 // ---------------------------------------------------------------------------------------

@@ -38,8 +38,15 @@ mv_shard_writer *shard_writer_open(const char *split_dir, const char *domain,
 // The same, but keeps the complete (full) shards that an interrupted run left in split_dir;
 // they must have the same domain, label_map and samples_per_shard. The caller then skips the
 // first shard_writer_resume_point() input items (its item order must be deterministic).
+// Nothing in split_dir is removed or rewritten before the writer's first write (its first
+// sample, or shard_writer_close): the partial last shard, temporaries and the manifest go
+// then. So a caller that refuses the resume (shard_writer_check_input) and calls
+// shard_writer_abort leaves the folder exactly as it was.
 mv_shard_writer *shard_writer_resume(const char *split_dir, const char *domain,
                                      const char *label_map, int samples_per_shard);
+// 1 when shard_writer_resume found a finished split in split_dir: its manifest.json, with every
+// shard it lists readable (a manifest that does not read back leaves the split unfinished).
+int shard_writer_finished(const mv_shard_writer *w);
 // Number of input items (samples written + items skipped) covered by the shards kept by
 // shard_writer_resume. 0 for a fresh split.
 int64_t shard_writer_resume_point(const mv_shard_writer *w);
@@ -48,6 +55,15 @@ int64_t shard_writer_resume_point(const mv_shard_writer *w);
 // the earlier run (items added before the end, removed, renamed), it fails naming an item:
 // resuming would duplicate some samples and lose others.
 int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names);
+// Checks the caller's whole input listing, names[0..n-1] in input order, against what a resumed
+// split_dir holds, before anything is written. An unfinished split: its complete shards must
+// cover no more than n items and hold exactly the first ones (shard_writer_check_resume); 0.
+// A finished split: every item it covers (samples and skipped items, as sets) must be among
+// the first ones listed, and no listed item among the first ones missing from it: 1 when they
+// are the whole listing (already done: shard_writer_abort leaves it untouched), 0 when the
+// listing goes on after them (resume: the complete shards are kept, the rest is written).
+// Otherwise -1, naming the first differing item and asking for --fresh.
+int shard_writer_check_input(const mv_shard_writer *w, const char *const *names, int64_t n);
 // Appends one sample: rgb is (h, w, 3), label is (h, w, 1) with values in 0..18 or 255.
 // Values outside that set, size mismatches and empty images are errors naming the sample.
 // Seals the current shard when it is full.

@@ -91,6 +91,15 @@ struct mv_shard_writer {
     int64_t resume_point, n_samples;
     char *resumed_names;         // names of the samples in the kept shards, MV_SAMPLE_NAME_MAX each
     int64_t n_resumed;
+    // Resume defers every removal to the first write (start_shard, shard_writer_close): shards
+    // numbered >= stale_from, temporaries and the manifest; -1 when nothing is pending. A run
+    // refused before it writes leaves the folder exactly as it was.
+    int stale_from;
+    // A finished split found by resume (its manifest.json, every shard it lists readable): the
+    // names of all the input items it covers, samples then skipped items, MV_SAMPLE_NAME_MAX each.
+    int finished;
+    char *finished_names;
+    int64_t n_finished;
     int min_h, min_w, max_h, max_w;
     // The shard being filled (file < 0 until its first sample).
     hid_t file;
@@ -137,6 +146,7 @@ static void writer_free(mv_shard_writer *w) {
     free(w->skipped);
     free(w->done);
     free(w->resumed_names);
+    free(w->finished_names);
     free(w->names);
     free(w->sizes);
     free(w->enc_rgb);
@@ -248,6 +258,73 @@ static int adopt_shard(mv_shard_writer *w, int k) {
     return rc < 0 ? -1 : ok;
 }
 
+// Reads the n fixed-string entries of dataset dset_name of f into out (n * MV_SAMPLE_NAME_MAX
+// bytes, each entry NUL-terminated). 0 / -1 (no message: the caller decides).
+static int read_strings(hid_t f, const char *dset_name, char *out, int64_t n) {
+    hid_t d = H5Dopen2(f, dset_name, H5P_DEFAULT);
+    if (d < 0) return -1;
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[1] = {0};
+    int ok = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 && H5Sget_simple_extent_dims(sp, dims, NULL) == 1 &&
+             dims[0] == (hsize_t)n;
+    if (sp >= 0) H5Sclose(sp);
+    if (ok && n > 0) {
+        hid_t t = shard_name_type();
+        ok = H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
+        H5Tclose(t);
+    }
+    H5Dclose(d);
+    for (int64_t i = 0; ok && i < n; i++) out[(size_t)(i + 1) * MV_SAMPLE_NAME_MAX - 1] = 0;
+    return ok ? 0 : -1;
+}
+
+// When w->dir holds a finished split (manifest.json), records the names of every input item it
+// covers: the samples of each shard the manifest lists, then its skipped items. A manifest of
+// other settings is refused (-1) as a kept shard's would be; one that does not read back, or
+// whose shards do not, leaves the split unfinished (0): the resume rebuilds it.
+static int read_finished(mv_shard_writer *w) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", w->dir, MV_MANIFEST_FILE);
+    if (access(path, F_OK) != 0) return 0;
+    mv_manifest m;
+    if (manifest_read(&m, w->dir) < 0) return 0;
+    int rc = 0;
+    if (strcmp(m.domain, w->domain) || strcmp(m.label_map, w->label_map) || m.samples_per_shard != w->per_shard) {
+        rc = mv_fail("%s: a finished split with domain '%s', label map '%s', %d samples per shard; this run has '%s', "
+                     "'%s', %d: start over with --fresh (or remove the folder), or match the settings",
+                     path, m.domain, m.label_map, m.samples_per_shard, w->domain, w->label_map, w->per_shard);
+        manifest_free(&m);
+        return rc;
+    }
+    int64_t n = m.count + m.n_skipped;
+    char *names = mv_calloc((size_t)(n ? n : 1), MV_SAMPLE_NAME_MAX);
+    int ok = 1;
+    for (int i = 0; ok && i < m.n_shards; i++) {
+        const mv_manifest_shard *sh = &m.shards[i];
+        if (sh->first < 0 || sh->count < 0 || sh->first + sh->count > m.count) { ok = 0; break; }
+        snprintf(path, sizeof path, "%s/%s", w->dir, sh->file);
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (f < 0) { ok = 0; break; }
+        ok = read_strings(f, "names", names + (size_t)sh->first * MV_SAMPLE_NAME_MAX, sh->count) == 0;
+        H5Fclose(f);
+    }
+    for (int i = 0; ok && i < m.n_skipped; i++) {  // "name: reason"
+        char *dst = names + (size_t)(m.count + i) * MV_SAMPLE_NAME_MAX;
+        snprintf(dst, MV_SAMPLE_NAME_MAX, "%s", m.skipped[i]);
+        char *colon = strstr(dst, ": ");
+        if (colon) *colon = 0;
+    }
+    manifest_free(&m);
+    if (!ok) {
+        free(names);
+        return 0;
+    }
+    w->finished = 1;
+    w->finished_names = names;
+    w->n_finished = n;
+    return 0;
+}
+
 static mv_shard_writer *writer_new(const char *split_dir, const char *domain, const char *label_map,
                                    int samples_per_shard, int resume) {
     shard_h5_quiet();
@@ -265,16 +342,29 @@ static mv_shard_writer *writer_new(const char *split_dir, const char *domain, co
     w->names = mv_calloc((size_t)w->per_shard, MV_SAMPLE_NAME_MAX);
     w->sizes = mv_calloc((size_t)w->per_shard * 2, sizeof(int32_t));
     int k = 0;
+    w->stale_from = -1;
     if (resume) {
         for (;; k++) {
             int rc = adopt_shard(w, k);
             if (rc < 0) { writer_free(w); return NULL; }
             if (rc == 0) break;
         }
+        if (read_finished(w) < 0) { writer_free(w); return NULL; }
+        w->stale_from = k;  // removed at the first write, once the caller has accepted the resume
+    } else if (remove_shards(split_dir, k) < 0) {
+        writer_free(w);
+        return NULL;
     }
-    if (remove_shards(split_dir, k) < 0) { writer_free(w); return NULL; }
     w->cur_skip_start = w->n_skipped;
     return w;
+}
+
+// The removals a resume deferred (see stale_from), done before the first write.
+static int clear_stale(mv_shard_writer *w) {
+    if (w->stale_from < 0) return 0;
+    MV_TRY(remove_shards(w->dir, w->stale_from));
+    w->stale_from = -1;
+    return 0;
 }
 
 mv_shard_writer *shard_writer_open(const char *split_dir, const char *domain, const char *label_map,
@@ -289,13 +379,35 @@ mv_shard_writer *shard_writer_resume(const char *split_dir, const char *domain, 
 
 int64_t shard_writer_resume_point(const mv_shard_writer *w) { return w->resume_point; }
 
+int shard_writer_finished(const mv_shard_writer *w) { return w->finished; }
+
 static int cmp_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+// Compares two sets of names (a: na, b: nb; both arrays are sorted in place). 0 when they are
+// equal; otherwise 1 with *only_a or *only_b (the other NULL) the first name, in sorted order,
+// that one holds and the other does not.
+static int name_sets_differ(const char **a, int64_t na, const char **b, int64_t nb, const char **only_a,
+                            const char **only_b) {
+    *only_a = *only_b = NULL;
+    if (na) qsort(a, (size_t)na, sizeof *a, cmp_name);
+    if (nb) qsort(b, (size_t)nb, sizeof *b, cmp_name);
+    int64_t i = 0, j = 0;
+    while (i < na && j < nb) {
+        int c = strcmp(a[i], b[j]);
+        if (c < 0) { *only_a = a[i]; return 1; }
+        if (c > 0) { *only_b = b[j]; return 1; }
+        i++, j++;
+    }
+    if (i < na) { *only_a = a[i]; return 1; }
+    if (j < nb) { *only_b = b[j]; return 1; }
+    return 0;
+}
 
 int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names) {
     int64_t n = w->resume_point;
     if (n == 0) return 0;
     // The kept shards record which items they covered (written names, then skipped entries
-    // "name: reason") but not how the two interleaved, so both sides are compared as sorted lists.
+    // "name: reason") but not how the two interleaved, so both sides are compared as sets.
     const char **kept = mv_malloc(sizeof(char *) * (size_t)n);
     const char **want = mv_malloc(sizeof(char *) * (size_t)n);
     char *skip_names = mv_calloc((size_t)w->n_skipped + 1, MV_SAMPLE_NAME_MAX);
@@ -310,24 +422,58 @@ int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names
     }
     for (int64_t i = 0; i < n; i++) want[i] = names[i];
     int rc = 0;
+    const char *only_kept, *only_want;
     if (k != n) {
         rc = mv_fail("%s: the kept shards list %lld items where they cover %lld: convert again with --fresh", w->dir,
                      (long long)k, (long long)n);
-    } else {
-        qsort(kept, (size_t)n, sizeof *kept, cmp_name);
-        qsort(want, (size_t)n, sizeof *want, cmp_name);
-        for (int64_t i = 0; i < n && rc == 0; i++) {
-            int c = strcmp(kept[i], want[i]);
-            if (c)
-                rc = mv_fail("%s: the complete shards of the earlier run do not hold the first %lld items the input "
-                             "lists now ('%s' is %s): the input changed; convert again with --fresh",
-                             w->dir, (long long)n, c < 0 ? kept[i] : want[i],
-                             c < 0 ? "in the shards but not among those items" : "among those items but not in the shards");
-        }
+    } else if (name_sets_differ(kept, n, want, n, &only_kept, &only_want)) {
+        rc = mv_fail("%s: the complete shards of the earlier run do not hold the first %lld items the input "
+                     "lists now ('%s' is %s): the input changed; convert again with --fresh",
+                     w->dir, (long long)n, only_kept ? only_kept : only_want,
+                     only_kept ? "in the shards but not among those items" : "among those items but not in the shards");
     }
     free(kept);
     free(want);
     free(skip_names);
+    return rc;
+}
+
+int shard_writer_check_input(const mv_shard_writer *w, const char *const *names, int64_t n) {
+    if (!w->finished) {
+        if (w->resume_point > n)
+            return mv_fail("%s: earlier shards cover %lld items but the input now lists only %lld: the input changed; "
+                           "convert again with --fresh", w->dir, (long long)w->resume_point, (long long)n);
+        return shard_writer_check_resume(w, names);
+    }
+    // A finished split: all the items it covers must be the first ones the input lists now.
+    int64_t nf = w->n_finished, m = n < nf ? n : nf;
+    const char **have = mv_malloc(sizeof(char *) * (size_t)(nf ? nf : 1));
+    const char **want = mv_malloc(sizeof(char *) * (size_t)(m ? m : 1));
+    for (int64_t i = 0; i < nf; i++) have[i] = w->finished_names + (size_t)i * MV_SAMPLE_NAME_MAX;
+    for (int64_t i = 0; i < m; i++) want[i] = names[i];
+    const char *only_have, *only_want;
+    int rc;
+    if (name_sets_differ(have, nf, want, m, &only_have, &only_want)) {
+        if (n < nf)
+            rc = mv_fail("%s: the finished split holds %lld items but the input now lists only %lld ('%s' is %s): the "
+                         "input changed; convert again with --fresh", w->dir, (long long)nf, (long long)n,
+                         only_have ? only_have : only_want,
+                         only_have ? "in the split but not in the input" : "in the input but not in the split");
+        else
+            rc = mv_fail("%s: the finished split does not hold the first %lld items the input lists now ('%s' is %s): "
+                         "the input changed; convert again with --fresh", w->dir, (long long)nf,
+                         only_have ? only_have : only_want,
+                         only_have ? "in the split but not among those items" : "among those items but not in the split");
+    } else if (n < nf) {  // equal sets of different sizes: a name listed twice
+        rc = mv_fail("%s: the finished split holds %lld items but the input now lists only %lld: the input changed; "
+                     "convert again with --fresh", w->dir, (long long)nf, (long long)n);
+    } else if (n == nf) {
+        rc = 1;  // already converted: nothing to write
+    } else {
+        rc = shard_writer_check_resume(w, names);  // items added after its end: resume after its complete shards
+    }
+    free(have);
+    free(want);
     return rc;
 }
 
@@ -377,6 +523,7 @@ static int write_chunk(hid_t file, const char *dset_path, int rank, const hsize_
 }
 
 static int start_shard(mv_shard_writer *w) {
+    MV_TRY(clear_stale(w));
     shard_paths(w, w->n_done, w->final_path, w->tmp_path, sizeof w->final_path);
     remove(w->tmp_path);
     w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -401,8 +548,9 @@ static int write_refused(const mv_shard_writer *w, int err) {
     const char *why = err == ENOSPC || err == EDQUOT || err == EFBIG || err == EIO ? strerror(err) : NULL;
     int64_t kept = w->n_samples - w->cur;
     if (w->n_done == 0) return mv_fail("%s%s%s", msg, why ? ": " : "", why ? why : "");
-    return mv_fail("%s%s%s; the %d complete shard%s (%lld samples) stay in %s and a re-run resumes after them", msg,
-                   why ? ": " : "", why ? why : "", w->n_done, w->n_done == 1 ? "" : "s", (long long)kept, w->dir);
+    return mv_fail("%s%s%s; %s %d complete shard%s (%lld samples) stay%s in %s and a re-run resumes after them", msg,
+                   why ? ": " : "", why ? why : "", w->n_done == 1 ? "its" : "the", w->n_done, w->n_done == 1 ? "" : "s",
+                   (long long)kept, w->n_done == 1 ? "s" : "", w->dir);
 }
 
 // Writes the shard's tables and attributes, closes, fsyncs and renames it into place.
@@ -525,8 +673,8 @@ int shard_writer_skip(mv_shard_writer *w, const char *name, const char *reason) 
 
 int shard_writer_close(mv_shard_writer *w) {
     shard_h5_quiet();
-    int rc = 0;
-    if (w->cur > 0) rc = seal_shard(w);
+    int rc = clear_stale(w);
+    if (rc == 0 && w->cur > 0) rc = seal_shard(w);
     if (rc == 0) {
         mv_manifest m = {0};
         m.version = 1;

@@ -81,6 +81,7 @@ static int data_convert(int argc, char **argv) {
     }
     mv_convert_stats st;
     if (convert_run(&st, &o, stderr) < 0) return fail_exit();
+    if (st.up_to_date) return 0;   // a finished split of exactly these items, said on stderr: nothing done
     printf("converted %s %s -> %s: %lld samples written, %lld resumed, %lld skipped", o.dataset, o.split, o.out,
            (long long)st.written, (long long)st.resumed, (long long)st.skipped);
     if (st.absent) printf(" (%lld of them listed but absent from the download)", (long long)st.absent);

@@ -3,9 +3,11 @@
 // tables (written out here independently of the converters). Also bad inputs, --skip-bad,
 // worker-count invariance and resume after a failed run.
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "core/error.h"
 #include "data/convert.h"
@@ -376,7 +378,9 @@ Test(convert, bad_inputs_error_or_skip) {
     memset(small.px, 7, (size_t)(H / 2) * W);
     cr_assert_eq(image_write_png(path, &small), 0);
     image_free(&small);
-    cr_assert_eq(convert("cityscapes", root, "train", out, 1, 0, 0, NULL), -1);
+    // (--fresh: without it the finished split of the same items would be left as it is.)
+    mv_convert_opts fresh = {"cityscapes", root, "train", out, 1, 0, 0, 0, 1, NULL};
+    cr_assert_eq(convert_run(&st, &fresh, NULL), -1);
     cr_assert(strstr(mv_last_error(), "aachen_000000_000019") && strstr(mv_last_error(), "6x16"), "%s", mv_last_error());
     // Unknown dataset and empty split.
     cr_assert_eq(convert("kitti", root, "train", out, 1, 0, 0, NULL), -1);
@@ -479,6 +483,171 @@ Test(convert, resume_refuses_a_changed_input) {
     cr_assert_eq(st.resumed, 4);
     cr_assert_eq(st.written, 3);
     check_split(out, names, ks, 7, CITY, 34, 0);
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// Everything a folder holds, as text: each entry's name, inode, size, modification time and a
+// hash of its bytes, then the folder's own modification time (any file created, removed or
+// renamed in it changes that). Two equal states: nothing in it was touched.
+static void folder_state(char *out, size_t cap, const char *dir) {
+    DIR *d = opendir(dir);
+    cr_assert(d, "%s", dir);
+    char *names[64];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            cr_assert_lt(n, 64);
+            names[n++] = strdup(e->d_name);
+        }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_cstr);
+    size_t len = 0;
+    struct stat st;
+    for (int i = 0; i < n; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        cr_assert_eq(stat(path, &st), 0, "%s", path);
+        uint64_t h = 1469598103934665603ull;  // FNV-1a of the bytes
+        FILE *f = fopen(path, "rb");
+        cr_assert(f, "%s", path);
+        for (int c; (c = fgetc(f)) != EOF;) h = (h ^ (uint64_t)c) * 1099511628211ull;
+        fclose(f);
+        len += (size_t)snprintf(out + len, cap - len, "%s ino %llu size %lld mtime %lld.%09ld fnv %016llx\n", names[i],
+                                (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                                st.st_mtim.tv_nsec, (unsigned long long)h);
+        cr_assert_lt(len, cap);
+        free(names[i]);
+    }
+    cr_assert_eq(stat(dir, &st), 0);
+    snprintf(out + len, cap - len, ". mtime %lld.%09ld\n", (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+static void hide_item(const char *root, const char *stem, int hide) {
+    char a[4200], b[4300];
+    const char *fmt[2] = {"%s/leftImg8bit/train/%s_leftImg8bit.png", "%s/gtFine/train/%s_gtFine_labelIds.png"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(a, sizeof a, fmt[k], root, stem);
+        snprintf(b, sizeof b, "%s.hidden", a);
+        cr_assert_eq(hide ? rename(a, b) : rename(b, a), 0, "%s", a);
+    }
+}
+
+// A re-run that refuses to resume over an unfinished split (the input shrank, or an item its
+// complete shards hold was removed) stops before touching anything: the partial last shard and
+// the temporaries a crashed run left stay, byte for byte, as they were.
+Test(convert, refused_resume_leaves_the_folder_as_it_was) {
+    const char *root = fixture_root("resume_refused");
+    make_cityscapes(root, 9);  // 10 items: aachen 0..8, bochum 9
+    char out[4200], path[4400];
+    snprintf(out, sizeof out, "%s/out", root);
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 4, NULL), 0, "%s", mv_last_error());
+    // A run that died after sealing its last (partial) shard, before the manifest, and left a temporary.
+    snprintf(path, sizeof path, "%s/manifest.json", out);
+    cr_assert_eq(remove(path), 0);
+    snprintf(path, sizeof path, "%s/shard-00003.h5.tmp", out);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs("half-written", f);
+    fclose(f);
+    static char before[8192], after[8192];
+    folder_state(before, sizeof before, out);
+
+    mv_convert_opts o = {"cityscapes", root, "train", out, 2, 0, 4, 3, 0, NULL};  // --limit 3
+    mv_convert_stats st;
+    cr_assert_eq(convert_run(&st, &o, NULL), -1, "resumed over fewer items than the complete shards hold");
+    folder_state(after, sizeof after, out);
+    cr_assert_str_eq(after, before, "a refused resume changed the folder");
+    cr_assert(strstr(mv_last_error(), "--fresh") && strstr(mv_last_error(), "--limit"), "%s", mv_last_error());
+
+    hide_item(root, "aachen/aachen_000002_000019", 1);  // an item the complete shards hold
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 4, NULL), -1, "resumed over a removed item");
+    folder_state(after, sizeof after, out);
+    cr_assert_str_eq(after, before, "a refused resume changed the folder");
+    cr_assert(strstr(mv_last_error(), "aachen/aachen_000002_000019") && strstr(mv_last_error(), "--fresh"), "%s",
+              mv_last_error());
+    hide_item(root, "aachen/aachen_000002_000019", 0);
+
+    // With the input as it was, the same folder resumes and completes.
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 4, &st), 0, "%s", mv_last_error());
+    cr_assert_eq(st.resumed, 8);
+    cr_assert_eq(st.written, 2);
+    cr_assert_neq(access(path, F_OK), 0, "the temporary is cleared once the resume is accepted");
+    const char *names[10];
+    char buf[10][64];
+    int ks[10];
+    for (int k = 0; k < 10; k++) {
+        snprintf(buf[k], sizeof buf[k], k < 9 ? "aachen/aachen_%06d_000019" : "bochum/bochum_%06d_000019", k);
+        names[k] = buf[k];
+        ks[k] = k;
+    }
+    check_split(out, names, ks, 10, CITY, 34, 0);
+}
+
+// A finished split (its manifest written) re-run without --fresh: with the same input it is left
+// as it is; with an input that lacks any of its items (--limit, an item removed, whether the
+// split has complete shards or only a partial one) it is refused and left as it is; with items
+// added after its end it is extended.
+Test(convert, finished_split_rerun) {
+    const char *root = fixture_root("finished_rerun");
+    make_cityscapes(root, 9);  // 10 items
+    static char before[8192], after[8192];
+    for (int per_shard = 4; per_shard <= 64; per_shard += 60) {  // 2 full shards + 1 partial; 1 partial shard
+        char out[4200];
+        snprintf(out, sizeof out, "%s/out%d", root, per_shard);
+        mv_convert_stats st;
+        cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, per_shard, &st), 0, "%s", mv_last_error());
+        cr_assert_eq(st.written, 10);
+        folder_state(before, sizeof before, out);
+
+        cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, per_shard, &st), 0, "%s", mv_last_error());
+        cr_assert_eq(st.written, 0, "a finished split was converted again");
+        cr_assert_eq(st.resumed, 10);
+        folder_state(after, sizeof after, out);
+        cr_assert_str_eq(after, before, "a finished split re-run with the same input was rewritten");
+
+        mv_convert_opts o = {"cityscapes", root, "train", out, 2, 0, per_shard, 3, 0, NULL};  // --limit 3
+        cr_assert_eq(convert_run(&st, &o, NULL), -1, "a finished split of 10 items rewritten to 3");
+        cr_assert(strstr(mv_last_error(), "aachen/aachen_000003_000019") && strstr(mv_last_error(), "--fresh"), "%s",
+                  mv_last_error());
+        folder_state(after, sizeof after, out);
+        cr_assert_str_eq(after, before, "a refused re-run changed the folder");
+
+        hide_item(root, "aachen/aachen_000008_000019", 1);  // in the partial last shard
+        cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, per_shard, NULL), -1, "an item removed unnoticed");
+        cr_assert(strstr(mv_last_error(), "aachen/aachen_000008_000019") && strstr(mv_last_error(), "--fresh"), "%s",
+                  mv_last_error());
+        folder_state(after, sizeof after, out);
+        cr_assert_str_eq(after, before, "a refused re-run changed the folder");
+        hide_item(root, "aachen/aachen_000008_000019", 0);
+        check_split_n(out, NULL, NULL, 0, 10, CITY, 34, 0);
+    }
+    // An item added after the end (a city sorting last) extends the finished split.
+    mkdirs("%s/leftImg8bit/train/%s", root, "zurich");
+    mkdirs("%s/gtFine/train/%s", root, "zurich");
+    mv_image rgb = fixture_rgb(10, H, W), l = fixture_label(10, 34);
+    put_png(&rgb, "%s/leftImg8bit/train/%s_leftImg8bit.png", root, "zurich/zurich_000010_000019");
+    put_png(&l, "%s/gtFine/train/%s_gtFine_labelIds.png", root, "zurich/zurich_000010_000019");
+    image_free(&rgb);
+    image_free(&l);
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out4", root);
+    mv_convert_stats st;
+    cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 4, &st), 0, "%s", mv_last_error());
+    cr_assert_eq(st.resumed, 8);
+    cr_assert_eq(st.written, 3);
+    const char *names[11];
+    char buf[11][64];
+    int ks[11];
+    for (int k = 0; k < 11; k++) {
+        snprintf(buf[k], sizeof buf[k],
+                 k < 9 ? "aachen/aachen_%06d_000019" : k < 10 ? "bochum/bochum_%06d_000019" : "zurich/zurich_%06d_000019",
+                 k);
+        names[k] = buf[k];
+        ks[k] = k;
+    }
+    check_split(out, names, ks, 11, CITY, 34, 0);
 }
 
 // GTAV's label palette has an index 34 beyond Cityscapes' ids 0..33 (other GTAV loaders map it to
@@ -853,7 +1022,9 @@ Test(convert, synthia_rgba16_and_bad_labels) {
     mv_image16 small = {H / 2, W, 3, calloc((size_t)(H / 2) * W * 3, sizeof(uint16_t))};
     cr_assert_eq(image_write_png16(path, &small), 0);
     image16_free(&small);
-    cr_assert_eq(convert("synthia", root, "train", out, 1, 0, 0, NULL), -1);
+    mv_convert_opts fresh = {"synthia", root, "train", out, 1, 0, 0, 0, 1, NULL};  // a finished split: --fresh
+    mv_convert_stats st;
+    cr_assert_eq(convert_run(&st, &fresh, NULL), -1);
     cr_assert(strstr(mv_last_error(), "0000042.png") && strstr(mv_last_error(), "6x16"), "%s", mv_last_error());
 }
 

@@ -1,6 +1,7 @@
 // Shard format: round trips, interoperability with HDF5's own filters, corruption and
 // truncation detection, resume after an interrupted write, manifest parsing.
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,6 +414,133 @@ Test(shard, resume_after_interruption) {
     cr_assert_eq(split_open(&s, dir), 0);
     cr_assert_eq(split_count(s), 0);
     split_close(s);
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// Everything a folder holds, as text: each entry's name, inode, size, modification time and a
+// hash of its bytes, then the folder's own modification time. Equal states: nothing touched.
+static void folder_state(char *out, size_t cap, const char *dir) {
+    DIR *d = opendir(dir);
+    cr_assert(d, "%s", dir);
+    char *names[64];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            cr_assert_lt(n, 64);
+            names[n++] = strdup(e->d_name);
+        }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_cstr);
+    size_t len = 0;
+    struct stat st;
+    for (int i = 0; i < n; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        cr_assert_eq(stat(path, &st), 0, "%s", path);
+        uint64_t h = 1469598103934665603ull;
+        FILE *f = fopen(path, "rb");
+        cr_assert(f, "%s", path);
+        for (int c; (c = fgetc(f)) != EOF;) h = (h ^ (uint64_t)c) * 1099511628211ull;
+        fclose(f);
+        len += (size_t)snprintf(out + len, cap - len, "%s ino %llu size %lld mtime %lld.%09ld fnv %016llx\n", names[i],
+                                (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                                st.st_mtim.tv_nsec, (unsigned long long)h);
+        cr_assert_lt(len, cap);
+        free(names[i]);
+    }
+    cr_assert_eq(stat(dir, &st), 0);
+    snprintf(out + len, cap - len, ". mtime %lld.%09ld\n", (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+// A resumed writer touches nothing in the folder before its first write: a producer that refuses
+// the resume and aborts leaves a finished split, or an unfinished one's partial shard and
+// temporaries, exactly as they were.
+Test(shard, resume_removes_nothing_before_the_first_write) {
+    char dir[4096], path[4200];
+    static char before[8192], after[8192];
+    tmpdir(dir, sizeof dir, "resume_untouched");
+    write_split(dir, 5, 2);  // shards 0, 1 full, shard 2 partial, manifest
+    folder_state(before, sizeof before, dir);
+    mv_shard_writer *w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_assert(w, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_resume_point(w), 4);
+    shard_writer_abort(w);
+    folder_state(after, sizeof after, dir);
+    cr_assert_str_eq(after, before, "resume + abort changed a finished split");
+    check_split(dir, 5);
+
+    // Unfinished: no manifest, a temporary left by a crash.
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    cr_assert_eq(remove(path), 0);
+    snprintf(path, sizeof path, "%s/shard-00003.h5.tmp", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs("half-written", f);
+    fclose(f);
+    folder_state(before, sizeof before, dir);
+    w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_assert(w, "%s", mv_last_error());
+    shard_writer_abort(w);
+    folder_state(after, sizeof after, dir);
+    cr_assert_str_eq(after, before, "resume + abort changed an unfinished split");
+    // The first write clears them: closing at once leaves the 4 samples of the complete shards.
+    w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_assert_eq(shard_writer_close(w), 0, "%s", mv_last_error());
+    cr_assert_neq(access(path, F_OK), 0, "the temporary stays after the first write");
+    snprintf(path, sizeof path, "%s/shard-00002.h5", dir);
+    cr_assert_neq(access(path, F_OK), 0, "the partial shard stays after the first write");
+    check_split(dir, 4);
+}
+
+// shard_writer_check_input against a finished split: the same items (as a set, in any order of
+// samples and skipped items) -> 1; more after them -> 0 (resume); fewer, or others -> refused
+// naming an item. Against an unfinished one: only the complete shards' items count.
+Test(shard, check_input_finished_and_unfinished) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "check_input");
+    mv_shard_writer *w = shard_writer_open(dir, "testdomain", "test-map/v1", 2);
+    mv_image rgb, lab;
+    for (int i = 0; i < 4; i++) {  // items: s00, bad, s01, s02, s03
+        if (i == 1) shard_writer_skip(w, "bad", "corrupt PNG");
+        char name[32];
+        snprintf(name, sizeof name, "s%02d", i);
+        make_sample(&rgb, &lab, i, sample_h(i), sample_w(i));
+        cr_assert_eq(shard_writer_add(w, name, &rgb, &lab), 0, "%s", mv_last_error());
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    shard_writer_skip(w, "worse", "truncated");  // after the last shard: in the manifest only
+    cr_assert_eq(shard_writer_close(w), 0, "%s", mv_last_error());
+
+    const char *same[] = {"s00", "bad", "s01", "s02", "s03", "worse"};
+    const char *more[] = {"s00", "bad", "s01", "s02", "s03", "worse", "zz"};
+    const char *other[] = {"s00", "bad", "s01", "s02", "s03", "xx"};
+    w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_assert(w, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_finished(w), 1);
+    cr_assert_eq(shard_writer_check_input(w, same, 6), 1, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_check_input(w, more, 7), 0, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_check_input(w, same, 5), -1);
+    cr_assert(strstr(mv_last_error(), "'worse'") && strstr(mv_last_error(), "--fresh"), "%s", mv_last_error());
+    cr_assert_eq(shard_writer_check_input(w, other, 6), -1);
+    cr_assert(strstr(mv_last_error(), "'worse'"), "%s", mv_last_error());
+    shard_writer_abort(w);
+
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    cr_assert_eq(remove(path), 0);
+    w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_assert(w, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_finished(w), 0);
+    cr_assert_eq(shard_writer_resume_point(w), 5);  // s00..s03 and "bad"
+    cr_assert_eq(shard_writer_check_input(w, other, 6), 0, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_check_input(w, same, 4), -1);
+    cr_assert(strstr(mv_last_error(), "cover 5") && strstr(mv_last_error(), "--fresh"), "%s", mv_last_error());
+    const char *renamed[] = {"s00", "bad", "s01", "s2", "s03"};
+    cr_assert_eq(shard_writer_check_input(w, renamed, 5), -1);
+    cr_assert(strstr(mv_last_error(), "'s02'"), "%s", mv_last_error());
+    shard_writer_abort(w);
 }
 
 Test(shard, manifest_errors_name_file_and_line) {
