@@ -215,26 +215,11 @@ static int read_string(hid_t f, const char *path, const char *name, char **out) 
 // ---------------------------------------------------------------------------------------------
 // Configuration <-> YAML text (config_to_yaml writes it).
 
-// config_load reads files, so the stored text goes through a private temporary file.
+// The stored text read as a configuration file would be, its messages naming where it is.
 static int config_from_yaml(mv_config *out, const char *yaml, const char *path) {
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !dir[0]) dir = "/tmp";
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s/maskvim-ckpt-config-XXXXXX", dir) >= (int)sizeof tmp)
-        return mv_fail("%s: TMPDIR path too long", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) return mv_fail("%s: cannot create a temporary file in %s: %s", path, dir, strerror(errno));
-    size_t len = strlen(yaml), done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, yaml + done, len - done);
-        if (w <= 0) break;
-        done += (size_t)w;
-    }
-    close(fd);
-    int rc = done == len ? config_load(out, tmp, 0, NULL)
-                         : mv_fail("cannot write temporary file %s: %s", tmp, strerror(errno));
-    unlink(tmp);
-    return rc < 0 ? mv_fail_context("%s: train/config_yaml", path) : 0;
+    char label[4200];
+    snprintf(label, sizeof label, "%s: train/config_yaml", path);
+    return config_load_text(out, yaml, label, 0, NULL);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,6 +525,21 @@ int checkpoint_read_meta(const char *path, mv_train_state *st, mv_config *saved_
     if (rc == 0 && saved_cfg) *saved_cfg = *cfg2;
     free(cfg2);
     return rc;
+}
+
+int checkpoint_config_text(const char *path, char **yaml) {
+    *yaml = NULL;
+    hid_t f = h5_open_read(path);
+    if (f < 0) return -1;
+    htri_t train = H5Lexists(f, "train", H5P_DEFAULT);
+    H5Fclose(f);
+    if (train < 0) return mv_fail("%s: cannot read its groups (corrupt file)", path);
+    if (train == 0) return 0;   // a plain weights file
+    f = open_checkpoint(path);   // format and the state checksum (which covers the text)
+    if (f < 0) return -1;
+    int rc = read_string(f, path, "train/config_yaml", yaml);
+    H5Fclose(f);
+    return rc < 0 ? -1 : 1;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -56,6 +56,11 @@ int checkpoint_load(const char *path, mv_params *p, mv_optimizer *o, mv_train_st
 // Reads only st and the saved configuration (either may be NULL): what a resume checks
 // before it builds the model.
 int checkpoint_read_meta(const char *path, mv_train_state *st, mv_config *saved_cfg);
+// The saved configuration text (train/config_yaml, the text of the run's config.yaml) of a
+// training checkpoint, in a malloc'ed string *yaml (the caller frees it): 1; 0 with *yaml NULL
+// for a plain weights file (no train/ group, nothing saved); -1 with a message when the file
+// cannot be read or is a damaged or newer checkpoint. For eval and predict without FILE.
+int checkpoint_config_text(const char *path, char **yaml);
 // Reads every tensor of the file and compares it with the stored checksums, without a model
 // (what --resume auto checks before taking a file). 0, or -1 naming the file.
 int checkpoint_verify(const char *path);

@@ -109,6 +109,9 @@ void config_defaults(mv_config *cfg);
 // Defaults, then the YAML file `path` (NULL: none) with its includes, then each "key=value"
 // of `sets` in order, then validation. Errors name FILE:LINE:COLUMN (or the --set) and key.
 int config_load(mv_config *cfg, const char *path, int nsets, const char *const *sets);
+// config_load with the YAML text `yaml` in place of a file (a checkpoint's saved configuration);
+// `label` stands for the file in messages (e.g. "runs/x/iter_6.h5: train/config_yaml").
+int config_load_text(mv_config *cfg, const char *yaml, const char *label, int nsets, const char *const *sets);
 // Applies one "key=value" (value in YAML syntax: `0.5`, `[0.9, 0.7, 0.5]`, `a,b`) to an
 // already resolved configuration and validates the result; cfg is unchanged on error.
 // "model.preset=NAME" starts the model and mask keys over from that preset.

@@ -2,6 +2,7 @@
 // sources, or on chosen ones, optionally under Cityscapes-C corruptions applied on the fly
 // (the protocol of the paper's Table 2). Prints a table and writes JSON.
 #include "launch/commands.h"
+#include "launch/inference_setup.h"
 #include "core/config.h"
 #include "core/data_sources.h"
 #include "core/engine.h"
@@ -25,16 +26,19 @@ static void usage(FILE *f) {
         "                   [--targets NAME,...] [--corruptions LIST|all [--severities LIST]]\n"
         "                   [--json OUT.json] [--per-class]\n\n"
         "Inference (the whole image, or sliding windows with data.test_mode: slide) on each\n"
-        "data.val source of FILE (or the --targets among them): per-domain mIoU, mAcc and aAcc in\n"
+        "data.val source (or the --targets among them): per-domain mIoU, mAcc and aAcc in\n"
         "a table, per-class IoU and Acc with --per-class, everything in --json. With --corruptions,\n"
         "every image is corrupted on the fly (Cityscapes-C: the 16 corruptions of Table 2 at the\n"
         "--severities, e.g. 5 (default), 1-5, 1-3,5 or all, seeded per image) and each (corruption,\n"
         "severity) is one more line of the table (DOMAIN/CORRUPTION/SEVERITY), and with several\n"
         "severities each corruption's mean over them is one more (DOMAIN/CORRUPTION/mean).\n"
         "C may be a training checkpoint or a plain weights file, or a run folder (or its `latest`\n"
-        "file): the checkpoint `latest` names there (stderr says which). Images resized under 32\n"
-        "pixels on a side are padded to 32 for the model (docs/metrics.md). Inference runs where\n"
-        "run.device says (auto: the GPU where one is present; stderr names it).\n");
+        "file): the checkpoint `latest` names there (stderr says which). Without FILE, the\n"
+        "configuration is the one saved in a training checkpoint (the run's config.yaml; its relative\n"
+        "data.val folders are taken from the current folder, as training took them from its own),\n"
+        "the built-in default for a plain weights file; --set applies on top, and stderr says which.\n"
+        "Images resized under 32 pixels on a side are padded to 32 for the model (docs/metrics.md).\n"
+        "Inference runs where run.device says (auto: the GPU where one is present; stderr names it).\n");
 }
 
 // One value of a summary row: '-' where it is undefined (NaN), never "nan". Each value is
@@ -89,6 +93,29 @@ static int check_targets(const char *targets, const mv_config *cfg) {
         return mv_fail("--targets: '%s' is not a data.val source (data.val: %s)", tok, cfg->data.num_val ? known : "empty");
     }
     return 0;
+}
+
+// Without FILE, data.val comes from the checkpoint as the run saw it: a relative folder there
+// was relative to where training ran and is taken from the current folder here. One of those
+// that is missing fails up front with what to do (not after the model is built, as "cannot
+// open"); a folder given by --set is left to the ordinary error.
+static int check_saved_paths(const mv_config *cfg, const char *targets, const char *ckpt, const char *yaml) {
+    if (!yaml) return 0;
+    mv_config *saved = mv_calloc(1, sizeof *saved);
+    int rc = config_load_text(saved, yaml, ckpt, 0, NULL);
+    for (int i = 0; i < cfg->data.num_val && rc == 0; i++) {
+        const mv_source *v = &cfg->data.val[i];
+        if (!wanted(targets, v->name) || !strncmp(v->path, "synthetic:", 10) || mv_is_dir(v->path)) continue;
+        bool from_ckpt = false;
+        for (int j = 0; j < saved->data.num_val; j++) from_ckpt |= !strcmp(saved->data.val[j].path, v->path);
+        if (!from_ckpt) continue;
+        rc = mv_fail("data.val '%s': %s is not a folder here (a path of %s's saved configuration%s): give FILE, or "
+                     "--set data.val=[...] with the split's folder", v->name, v->path, ckpt,
+                     v->path[0] == '/' ? "" : ", relative to the folder training ran in and taken from the current "
+                                              "folder: run eval from there");
+    }
+    free(saved);
+    return rc;
 }
 
 // Rank 0: one evaluated split (a domain, or a domain under one corruption at one severity) as a
@@ -149,17 +176,22 @@ int cmd_eval(int argc, char **argv) {
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     mv_model *m = mv_calloc(1, sizeof *m);
     bool corr_on[CORRUPT_COUNT] = {false}, sev[6] = {false};
-    int rc = config_load(cfg, file, nsets, sets);
+    // --checkpoint first: without FILE the configuration is the one saved in it.
+    char ckpt_path[4096] = "";   // --checkpoint, or the checkpoint a run folder's `latest` names
+    char *saved_yaml = NULL;
+    int rc = inference_checkpoint(&comm, ckpt, comm.rank == 0 ? "maskvim eval: --checkpoint" : NULL, !file, ckpt_path,
+                               sizeof ckpt_path, &saved_yaml);
+    if (rc == 0) ckpt = ckpt_path;
+    if (rc == 0) rc = inference_config(cfg, file, ckpt, saved_yaml, nsets, sets, comm.rank == 0, "maskvim eval");
     // An empty data.val used to run the model set-up and then fail as "no data.val source matches
     // --targets '(null)'" (printf of a NULL string): say what is missing, before any work.
     if (rc == 0 && cfg->data.num_val == 0)
         rc = mv_fail("data.val is empty: no split to evaluate (e.g. --set 'data.val=[synthetic:clear,/data/bdd/val]')");
     if (rc == 0) rc = check_targets(targets, cfg);
+    if (rc == 0 && !file) rc = check_saved_paths(cfg, targets, ckpt, saved_yaml);
+    free(saved_yaml);
     if (rc == 0 && corrs) rc = corrupt_parse_severities(sev, sevs, "--severities");
     if (rc == 0 && corrs) rc = corrupt_parse_names(corr_on, corrs, "--corruptions");
-    char ckpt_path[4096];   // --checkpoint, or the checkpoint a run folder's `latest` names
-    if (rc == 0) rc = checkpoint_resolve(ckpt_path, sizeof ckpt_path, ckpt, comm.rank == 0 ? "maskvim eval: --checkpoint" : NULL);
-    if (rc == 0) ckpt = ckpt_path;
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed

@@ -4,6 +4,7 @@
 // paper's Figure 1 view: dropped tokens darkened).
 #include "core/clock.h"
 #include "launch/commands.h"
+#include "launch/inference_setup.h"
 #include "core/config.h"
 #include "core/engine.h"
 #include "core/checkpoint.h"
@@ -15,6 +16,7 @@
 #include "data/augment.h"
 #include "data/image_io.h"
 #include "data/manifest.h"
+#include "dist/comm.h"
 #include "kernels/cpu/profile.h"
 #include <libgen.h>
 #include <stdio.h>
@@ -33,8 +35,8 @@ static const struct {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: maskvim predict [FILE.yaml] --checkpoint C.h5|RUN_DIR --input IMAGE|DIR... --out DIR\n"
-        "                       [--format LIST] [--masks] [--set key=value ...]\n\n"
+        "usage: [mpirun -np N] maskvim predict [FILE.yaml] --checkpoint C.h5|RUN_DIR --input IMAGE|DIR...\n"
+        "                       --out DIR [--format LIST] [--masks] [--set key=value ...]\n\n"
         "Segments each PNG or JPEG image (a folder stands for every .png/.jpg/.jpeg below it,\n"
         "in sorted order, except the --out folder if it lies below) and writes, at the image's\n"
         "size, for each format of --format:\n"
@@ -47,6 +49,10 @@ static void usage(FILE *f) {
         "resized to fit data.scale for inference, as in evaluation; one that ends up under 32\n"
         "pixels on a side is padded to 32 there for the model (docs/metrics.md). C may be a\n"
         "checkpoint file, or a run folder (or its `latest` file): the checkpoint `latest` names.\n"
+        "Without FILE, the configuration is the one saved in a training checkpoint (the run's\n"
+        "config.yaml), the built-in default for a plain weights file; --set applies on top, and\n"
+        "stderr says which. Under mpirun the images are divided among the ranks (each image is\n"
+        "segmented and written by one rank; the files are those of one process).\n"
         "Inference runs where run.device says (auto: the GPU where one is present; stderr names it).\n");
 }
 
@@ -156,6 +162,24 @@ static int check_distinct_names(const path_list *in) {
                          in->paths[v[i].index], v[i].name);
     free(v);
     return rc;
+}
+
+// Under several ranks each one lists the inputs itself and takes every world-th: the lists must
+// be the same (a folder that differs between hosts would leave images out or do them twice).
+static int same_inputs_everywhere(mv_comm *comm, const path_list *in) {
+    if (comm->world <= 1) return 0;
+    uint64_t h[2] = {(uint64_t)in->n, 1469598103934665603ull};   // count, FNV-1a of the paths
+    for (int i = 0; i < in->n; i++)
+        for (const unsigned char *p = (const unsigned char *)in->paths[i];; p++) {
+            h[1] = (h[1] ^ *p) * 1099511628211ull;
+            if (!*p) break;
+        }
+    uint64_t root[2] = {h[0], h[1]};
+    MV_TRY(comm_bcast_bytes(comm, root, sizeof root));
+    if (root[0] != h[0] || root[1] != h[1])
+        return mv_fail("rank %d finds other input images than rank 0 (%d against %llu): give every rank the same "
+                       "files", comm->rank, in->n, (unsigned long long)root[0]);
+    return 0;
 }
 
 static int parse_formats(int *bits, const char *list) {
@@ -316,12 +340,29 @@ int cmd_predict(int argc, char **argv) {
         free(sets); free(args);
         return 2;
     }
+    // Under mpirun the images are divided among the ranks (each rank segments and writes every
+    // world-th one); started directly, one process does them all.
+    mv_comm comm;
+    if (comm_init(&comm, &argc, &argv) < 0) {
+        fprintf(stderr, "maskvim predict: %s\n", mv_last_error());
+        free(sets); free(args);
+        return 1;
+    }
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     mv_model *m = mv_calloc(1, sizeof *m);
     path_list inputs = {0};
     int rc = expand_inputs(&inputs, args, nargs, outdir);
     if (rc == 0) rc = check_distinct_names(&inputs);
-    if (rc == 0) rc = config_load(cfg, file, nsets, sets);
+    if (rc == 0) rc = same_inputs_everywhere(&comm, &inputs);
+    // --checkpoint first: without FILE the configuration is the one saved in it.
+    char ckpt_path[4096] = "";   // --checkpoint, or the checkpoint a run folder's `latest` names
+    char *saved_yaml = NULL;
+    if (rc == 0)
+        rc = inference_checkpoint(&comm, ckpt, comm.rank == 0 ? "maskvim predict: --checkpoint" : NULL, !file, ckpt_path,
+                               sizeof ckpt_path, &saved_yaml);
+    if (rc == 0) ckpt = ckpt_path;
+    if (rc == 0) rc = inference_config(cfg, file, ckpt, saved_yaml, nsets, sets, comm.rank == 0, "maskvim predict");
+    free(saved_yaml);
     if (rc == 0 && (formats & OUT_LABELID) && cfg->model.num_classes != MV_NUM_TRAIN_CLASSES)
         rc = mv_fail("--format labelid maps Cityscapes' 19 train ids to their label ids; this model has %d classes "
                      "(use --format trainid)", cfg->model.num_classes);
@@ -329,35 +370,46 @@ int cmd_predict(int argc, char **argv) {
     if (rc == 0 && masks && cfg->data.test_mode == MV_TEST_SLIDE)
         rc = mv_fail("--masks draws the token masks of a whole-image forward; with data.test_mode: slide each window "
                      "has its own (add --set data.test_mode=whole)");
-    char ckpt_path[4096];   // --checkpoint, or the checkpoint a run folder's `latest` names
-    if (rc == 0) rc = checkpoint_resolve(ckpt_path, sizeof ckpt_path, ckpt, "maskvim predict: --checkpoint");
-    if (rc == 0) ckpt = ckpt_path;
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
-    if (rc == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim predict: --checkpoint");
+    if (rc == 0 && comm.rank == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim predict: --checkpoint");
     if (rc == 0) rc = mv_mkdir_p(outdir);
     // An existing file of that name passes mkdir -p; without this check the model would run and
     // the first write would fail as "--out/x_pred.png: Not a directory".
     if (rc == 0 && !mv_is_dir(outdir)) rc = mv_fail("--out %s: exists and is not a folder", outdir);
     char device[256];
-    mv_comm solo = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1};
-    mv_run_ctx dev_ctx = {.world_size = 1};
-    if (rc == 0) rc = engine_open(m, NULL, &cfg->run, &solo, &dev_ctx, device, sizeof device);
-    if (rc == 0) fprintf(stderr, "maskvim predict: %d image%s on %s\n", inputs.n, inputs.n == 1 ? "" : "s", device);
+    mv_run_ctx dev_ctx = {.world_size = comm.world};
+    if (rc == 0) rc = engine_open(m, NULL, &cfg->run, &comm, &dev_ctx, device, sizeof device);
+    if (rc == 0 && comm.rank == 0) {
+        char ranks[64] = "";
+        if (comm.world > 1) snprintf(ranks, sizeof ranks, " (%d ranks, each on its share)", comm.world);
+        fprintf(stderr, "maskvim predict: %d image%s on %s%s\n", inputs.n, inputs.n == 1 ? "" : "s", device, ranks);
+    }
     double t0 = mv_now_s();
     int done = 0;
-    for (; done < inputs.n && rc == 0; done++)
-        rc = predict_one(m, cfg, inputs.paths[done], outdir, formats, masks, done, inputs.n);
-    if (rc == 0 && inputs.n > 1) {
+    for (int i = comm.rank; i < inputs.n && rc == 0; i += comm.world) {
+        rc = predict_one(m, cfg, inputs.paths[i], outdir, formats, masks, i, inputs.n);
+        if (rc == 0) done++;
+    }
+    // Every rank's share done before the summary (a failed rank ends the job below).
+    double total = done;
+    if (rc == 0) rc = comm_allreduce_sum_doubles(&comm, &total, 1);
+    if (rc == 0 && inputs.n > 1 && comm.rank == 0) {
         double s = mv_now_s() - t0;
         char took[32];
         prof_fmt_duration(took, sizeof took, s);
-        fprintf(stderr, "maskvim predict: %d images in %s (%.2f images/s)\n", done, took, s > 0 ? done / s : 0.0);
+        fprintf(stderr, "maskvim predict: %d images in %s (%.2f images/s)\n", (int)total, took, s > 0 ? total / s : 0.0);
     }
-    if (rc < 0) fprintf(stderr, "maskvim predict: %s\n", mv_last_error());
+    if (rc < 0) {
+        char msg[MV_ERRMSG_MAX + 32];
+        snprintf(msg, sizeof msg, "predict: %s", mv_last_error());
+        if (comm.world > 1) comm_abort(1, msg);
+        fprintf(stderr, "maskvim %s\n", msg);
+    }
     engine_close(m);
     free_paths(&inputs);
     model_free(m); free(m); free(cfg); free(sets); free(args);
+    comm_finalize(&comm);
     return rc < 0 ? 1 : 0;
 }
