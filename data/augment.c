@@ -1,7 +1,8 @@
 // Training and test pipelines (see augment.h). The order of operations and every formula
-// follow mmsegmentation / mmcv as recorded in DATASETS.md section 7; image data stays RGB (mmseg
-// works in BGR and flips to RGB before normalising, which gives the same numbers, since the HSV
-// conversion is symmetric in channel order).
+// follow mmsegmentation / mmcv as recorded in DATASETS.md section 7, and the uint8 steps give
+// OpenCV 4.6's bytes. Image data stays RGB (mmseg works in BGR and flips to RGB before
+// normalising): resizing and brightness/contrast are per channel, and the HSV conversions take
+// red, green and blue by name, so the numbers are the same.
 #include "data/augment.h"
 #include <math.h>
 #include <stdlib.h>
@@ -24,7 +25,11 @@ void aug_scratch_alloc(mv_aug_scratch *s, const mv_aug_config *cfg, int max_w) {
     s->col_src = mv_malloc(sizeof(int) * (size_t)s->cap_w);
     s->col_x0 = mv_malloc(sizeof(int) * (size_t)s->cap_w);
     s->col_x1 = mv_malloc(sizeof(int) * (size_t)s->cap_w);
-    s->col_fx = mv_malloc(sizeof(float) * (size_t)s->cap_w);
+    s->col_a = mv_malloc(sizeof(int16_t) * 2 * (size_t)s->cap_w);
+    for (int k = 0; k < 2; k++) {
+        s->hrow[k] = mv_malloc(sizeof(int32_t) * 3 * (size_t)s->cap_w);
+        s->hrow_y[k] = -1;
+    }
 }
 
 void aug_scratch_free(mv_aug_scratch *s) {
@@ -33,7 +38,9 @@ void aug_scratch_free(mv_aug_scratch *s) {
     free(s->col_src);
     free(s->col_x0);
     free(s->col_x1);
-    free(s->col_fx);
+    free(s->col_a);
+    free(s->hrow[0]);
+    free(s->hrow[1]);
     memset(s, 0, sizeof *s);
 }
 
@@ -86,22 +93,41 @@ void augment_draw(mv_aug_params *p, const mv_aug_config *cfg, int h, int w, uint
 }
 
 // ---------------------------------------------------------------------------------------
-// Resampling
+// Resampling: OpenCV 4.6's INTER_LINEAR for 8-bit images (resize.cpp: resizeGeneric_ with
+// HResizeLinear and VResizeLinear, weights in 11-bit fixed point). OpenCV does not switch to
+// another method for these sizes except at exactly 2x down both ways (INTER_AREA), where the
+// two give the same bytes ((a + b + c + d + 2) >> 2).
 
-// Bilinear taps (OpenCV INTER_LINEAR: half-pixel centres, border clamped) for output columns
-// x0 .. x0+n-1 of a resize from `src` to `dst` pixels.
-static void linear_taps(int *i0, int *i1, float *f, int x0, int n, int src, int dst) {
-    double scale = (double)src / dst;
+#define LINEAR_BITS 11
+#define LINEAR_ONE (1 << LINEAR_BITS)
+
+// Source tap and weights of output index i of a resize from `src` to `dst` samples, as OpenCV
+// computes them: scale = 1 / (dst / src) in double, f = (float)((i + 0.5) * scale - 0.5),
+// sx = floor(f), weights round((1 - frac) * 2048) and round(frac * 2048) from the float
+// fraction. Columns (clamp = 1) put all the weight on the first or last sample at the borders;
+// rows (clamp = 0) keep their weights and read the first or last row twice instead.
+static void linear_tap(int *sx_out, int16_t a[2], int i, int src, int dst, int clamp) {
+    double scale = 1.0 / ((double)dst / src);
+    volatile double pos = (i + 0.5) * scale;  // rounded before the subtraction (no fused multiply-add)
+    float f = (float)(pos - 0.5);
+    int sx = (int)floorf(f);
+    f -= (float)sx;
+    if (clamp && sx < 0) { sx = 0; f = 0.0f; }
+    if (clamp && sx >= src - 1) { sx = src - 1; f = 0.0f; }
+    *sx_out = sx;
+    a[0] = (int16_t)lrintf((1.0f - f) * LINEAR_ONE);
+    a[1] = (int16_t)lrintf(f * LINEAR_ONE);
+}
+
+// Taps for output columns x0 .. x0+n-1 (byte offsets of the two source pixels, weights).
+static void linear_taps(mv_aug_scratch *s, int x0, int n, int src, int dst) {
     for (int i = 0; i < n; i++) {
-        double fx = (x0 + i + 0.5) * scale - 0.5;
-        int sx = (int)floor(fx);
-        double frac = fx - sx;
-        if (sx < 0) { sx = 0; frac = 0; }
-        if (sx >= src - 1) { sx = src - 1; frac = 0; }
-        i0[i] = sx;
-        i1[i] = sx + 1 < src ? sx + 1 : src - 1;
-        f[i] = (float)frac;
+        int sx;
+        linear_tap(&sx, s->col_a + 2 * i, x0 + i, src, dst, 1);
+        s->col_x0[i] = 3 * sx;
+        s->col_x1[i] = 3 * (sx + 1 < src ? sx + 1 : src - 1);
     }
+    s->hrow_y[0] = s->hrow_y[1] = -1;
 }
 
 // Nearest taps (OpenCV INTER_NEAREST: floor(x * src / dst)).
@@ -111,85 +137,129 @@ static void nearest_taps(int *idx, int x0, int n, int src, int dst) {
 
 static int nearest_row(int y, int src, int dst) { return image_nearest_index(y, src, dst); }
 
-// One output row `y` (in the nh-row virtual image) over the columns prepared in scratch.
-static void resample_row(uint8_t *out, const mv_image *rgb, int nh, int y, int ww, const mv_aug_scratch *s) {
-    double fy = (y + 0.5) * ((double)rgb->h / nh) - 0.5;
-    int sy = (int)floor(fy);
-    float wy = (float)(fy - sy);
-    if (sy < 0) { sy = 0; wy = 0; }
-    if (sy >= rgb->h - 1) { sy = rgb->h - 1; wy = 0; }
-    int sy1 = sy + 1 < rgb->h ? sy + 1 : rgb->h - 1;
-    const uint8_t *r0 = rgb->px + (size_t)sy * rgb->w * 3, *r1 = rgb->px + (size_t)sy1 * rgb->w * 3;
+// Horizontal pass of source row sy into slot k: exact sums sample * weight (scale 2048).
+static void hresize_row(mv_aug_scratch *s, int k, const mv_image *rgb, int sy, int ww) {
+    const uint8_t *row = rgb->px + (size_t)sy * rgb->w * 3;
+    int32_t *d = s->hrow[k];
     for (int x = 0; x < ww; x++) {
-        const uint8_t *a = r0 + 3 * s->col_x0[x], *b = r0 + 3 * s->col_x1[x];
-        const uint8_t *c = r1 + 3 * s->col_x0[x], *d = r1 + 3 * s->col_x1[x];
-        float wx = s->col_fx[x];
-        for (int ch = 0; ch < 3; ch++) {
-            float top = a[ch] + wx * (float)(b[ch] - a[ch]);
-            float bot = c[ch] + wx * (float)(d[ch] - c[ch]);
-            float v = top + wy * (bot - top);
-            out[3 * x + ch] = (uint8_t)(v + 0.5f);
-        }
+        const uint8_t *p = row + s->col_x0[x], *q = row + s->col_x1[x];
+        int a0 = s->col_a[2 * x], a1 = s->col_a[2 * x + 1];
+        d[3 * x + 0] = p[0] * a0 + q[0] * a1;
+        d[3 * x + 1] = p[1] * a0 + q[1] * a1;
+        d[3 * x + 2] = p[2] * a0 + q[2] * a1;
     }
+    s->hrow_y[k] = sy;
+}
+
+// Output row y (of the nh x nw virtual image) over the window columns x0 .. x0+ww-1 prepared
+// by linear_taps. OpenCV's vertical pass for 8 bits (VResizeLinear's uchar specialisation and
+// its SIMD code, which agree) drops 4 bits of each horizontal sum first:
+// (((D0 >> 4) * b0 >> 16) + ((D1 >> 4) * b1 >> 16) + 2) >> 2.
+static void resample_row(uint8_t *out, const mv_image *rgb, int nh, int y, int ww, mv_aug_scratch *s) {
+    int sy;
+    int16_t b[2];
+    linear_tap(&sy, b, y, rgb->h, nh, 0);
+    int sy1 = sy + 1;
+    sy = sy < 0 ? 0 : sy > rgb->h - 1 ? rgb->h - 1 : sy;
+    sy1 = sy1 < 0 ? 0 : sy1 > rgb->h - 1 ? rgb->h - 1 : sy1;
+    int k0 = s->hrow_y[0] == sy ? 0 : s->hrow_y[1] == sy ? 1 : -1;
+    if (k0 < 0) {
+        k0 = s->hrow_y[0] == sy1 ? 1 : 0;
+        hresize_row(s, k0, rgb, sy, ww);
+    }
+    int k1 = k0;
+    if (sy1 != sy) {
+        k1 = 1 - k0;
+        if (s->hrow_y[k1] != sy1) hresize_row(s, k1, rgb, sy1, ww);
+    }
+    const int32_t *d0 = s->hrow[k0], *d1 = s->hrow[k1];
+    int n = ww * 3, b0 = b[0], b1 = b[1];
+    for (int j = 0; j < n; j++) out[j] = (uint8_t)(((((d0[j] >> 4) * b0) >> 16) + (((d1[j] >> 4) * b1) >> 16) + 2) >> 2);
 }
 
 void augment_resize_window(uint8_t *out, const mv_image *rgb, int nh, int nw, int y0, int x0, int wh, int ww,
                            mv_aug_scratch *s) {
     MV_CHECK(ww <= s->cap_w, "resize window %d wider than scratch %d", ww, s->cap_w);
-    linear_taps(s->col_x0, s->col_x1, s->col_fx, x0, ww, rgb->w, nw);
+    linear_taps(s, x0, ww, rgb->w, nw);
     for (int y = 0; y < wh; y++) resample_row(out + (size_t)y * ww * 3, rgb, nh, y0 + y, ww, s);
 }
 
 // ---------------------------------------------------------------------------------------
-// Colour
+// Colour: OpenCV 4.6's 8-bit HSV (color_hsv.simd.hpp, RGB2HSV_b and HSV2RGB_b).
+
+#define HSV_SHIFT 12
+static int hsv_sdiv[256], hsv_hdiv[256];  // round((255 << 12) / i), round((180 << 12) / (6 i))
+
+__attribute__((constructor)) static void hsv_tables(void) {
+    for (int i = 1; i < 256; i++) {
+        hsv_sdiv[i] = (int)lrint((double)(255 << HSV_SHIFT) / i);
+        hsv_hdiv[i] = (int)lrint((double)(180 << HSV_SHIFT) / (6.0 * i));
+    }
+}
 
 void augment_rgb_to_hsv(uint8_t hsv[3], const uint8_t rgb[3]) {
     int r = rgb[0], g = rgb[1], b = rgb[2];
     int v = r > g ? (r > b ? r : b) : (g > b ? g : b);
     int mn = r < g ? (r < b ? r : b) : (g < b ? g : b);
     int diff = v - mn;
-    int s = v ? (int)(diff * 255.0 / v + 0.5) : 0;
-    double h = 0;
-    if (diff) {
-        if (v == r) h = (g - b) * 30.0 / diff;          // units of 2 degrees: 180 per turn
-        else if (v == g) h = 60.0 + (b - r) * 30.0 / diff;
-        else h = 120.0 + (r - g) * 30.0 / diff;
-        if (h < 0) h += 180.0;
-    }
-    int hi = (int)(h + 0.5);
-    hsv[0] = (uint8_t)(hi >= 180 ? hi - 180 : hi);
+    int s = (diff * hsv_sdiv[v] + (1 << (HSV_SHIFT - 1))) >> HSV_SHIFT;
+    int h = v == r ? g - b : v == g ? b - r + 2 * diff : r - g + 4 * diff;  // sixths of a turn, times diff
+    h = (h * hsv_hdiv[diff] + (1 << (HSV_SHIFT - 1))) >> HSV_SHIFT;      // arithmetic shift, as OpenCV
+    if (h < 0) h += 180;
+    hsv[0] = (uint8_t)h;
     hsv[1] = (uint8_t)s;
     hsv[2] = (uint8_t)v;
 }
 
-static uint8_t to_u8(float x) {
-    float v = x * 255.0f + 0.5f;
-    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+// A product of two floats, rounded to float before any further use: the volatile keeps the
+// compiler (-march=native) from fusing it into a multiply-add where OpenCV rounds it.
+static inline float fmul(float a, float b) {
+    volatile float p = a * b;
+    return p;
+}
+
+// HSV2RGB_b's float maths, scaled back to 0..255 (before the final rounding or truncation).
+// OpenCV's AVX2 build computes 1 - s * h as one fused multiply-add in both its vector and its
+// plain C path, and 1 - s * (1 - h) fused in the vector path only (vector: 1, found by
+// comparing all inputs with cv2); every other product is rounded to float.
+static void hsv_to_rgb_float(float out[3], const uint8_t hsv[3], int vector) {
+    static const uint8_t pick[6][3] = {{0, 3, 1}, {2, 0, 1}, {1, 0, 3}, {1, 2, 0}, {3, 1, 0}, {0, 1, 2}};  // r, g, b
+    float s = fmul((float)hsv[1], 1.0f / 255.0f), v = fmul((float)hsv[2], 1.0f / 255.0f);
+    float h = fmul((float)hsv[0], 6.0f / 180.0f);
+    int whole = (int)h;
+    h -= (float)whole;
+    int sector = whole % 6;
+    float t2 = fmaf(-s, h, 1.0f);
+    float t3 = vector ? fmaf(-s, 1.0f - h, 1.0f) : 1.0f - fmul(s, 1.0f - h);
+    float tab[4] = {v, fmul(v, 1.0f - s), fmul(v, t2), fmul(v, t3)};
+    for (int c = 0; c < 3; c++) out[c] = fmul(tab[pick[sector][c]], 255.0f);
 }
 
 void augment_hsv_to_rgb(uint8_t rgb[3], const uint8_t hsv[3]) {
-    float s = hsv[1] / 255.0f, v = hsv[2] / 255.0f;
-    if (hsv[1] == 0) {
-        rgb[0] = rgb[1] = rgb[2] = hsv[2];
-        return;
+    float f[3];
+    hsv_to_rgb_float(f, hsv, 0);
+    for (int c = 0; c < 3; c++) {
+        long v = lrintf(f[c]);  // saturate_cast<uchar>: nearest, ties to even
+        rgb[c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
-    float h = hsv[0] * (6.0f / 180.0f);
-    while (h >= 6.0f) h -= 6.0f;
-    int sector = (int)h;
-    float f = h - sector;
-    float p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
-    float r, g, b;
-    switch (sector) {
-        case 0: r = v; g = t; b = p; break;
-        case 1: r = q; g = v; b = p; break;
-        case 2: r = p; g = v; b = t; break;
-        case 3: r = p; g = q; b = v; break;
-        case 4: r = t; g = p; b = v; break;
-        default: r = v; g = p; b = q; break;
+}
+
+// cvtColor's vector path: 32 pixels at a time with AVX2, truncating.
+#define HSV_VECTOR_PIXELS 32
+
+static void hsv_to_rgb_trunc(uint8_t rgb[3], const uint8_t hsv[3]) {
+    float f[3];
+    hsv_to_rgb_float(f, hsv, 1);
+    for (int c = 0; c < 3; c++) {
+        int v = (int)f[c];
+        rgb[c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
-    rgb[0] = to_u8(r);
-    rgb[1] = to_u8(g);
-    rgb[2] = to_u8(b);
+}
+
+void augment_hsv_to_rgb_row(uint8_t *rgb, const uint8_t *hsv, int w) {
+    int nv = w / HSV_VECTOR_PIXELS * HSV_VECTOR_PIXELS;
+    for (int x = 0; x < nv; x++) hsv_to_rgb_trunc(rgb + 3 * x, hsv + 3 * x);
+    for (int x = nv; x < w; x++) augment_hsv_to_rgb(rgb + 3 * x, hsv + 3 * x);
 }
 
 // x <- uint8(clip(x * alpha + beta, 0, 255)) (numpy's float32 arithmetic and truncating cast).
@@ -200,26 +270,39 @@ static void convert_u8(uint8_t *px, size_t n, size_t stride, float alpha, float 
     }
 }
 
-static void photometric(uint8_t *px, size_t n, const mv_aug_params *p) {
+// One pixel of the HSV round trip at column x of a row of w pixels: cvtColor converts a row's
+// first 32 * (w / 32) pixels in its vector path, the rest in plain C. mmseg flips the crop
+// before this step and this pipeline after it, so a flipped crop counts columns from the right.
+static void hsv_back(uint8_t rgb[3], const uint8_t hsv[3], int x, int w, int flip) {
+    int pos = flip ? w - 1 - x : x;
+    if (pos < w / HSV_VECTOR_PIXELS * HSV_VECTOR_PIXELS) hsv_to_rgb_trunc(rgb, hsv);
+    else augment_hsv_to_rgb(rgb, hsv);
+}
+
+// mmseg's PhotoMetricDistortion on an image of h rows of w pixels.
+static void photometric(uint8_t *px, int h, int w, int flip, const mv_aug_params *p) {
+    size_t n = (size_t)h * w;
     if (p->brightness) convert_u8(px, n * 3, 1, 1.0f, p->beta);
     if (p->contrast && p->contrast_first) convert_u8(px, n * 3, 1, p->alpha, 0.0f);
     if (p->saturation) {
-        for (size_t i = 0; i < n; i++) {
-            uint8_t hsv[3];
-            augment_rgb_to_hsv(hsv, px + 3 * i);
-            float sv = hsv[1] * p->sat_alpha;
-            hsv[1] = (uint8_t)(sv > 255 ? 255 : sv);
-            augment_hsv_to_rgb(px + 3 * i, hsv);
-        }
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                uint8_t hsv[3], *q = px + 3 * ((size_t)y * w + x);
+                augment_rgb_to_hsv(hsv, q);
+                float sv = hsv[1] * p->sat_alpha;
+                hsv[1] = (uint8_t)(sv > 255 ? 255 : sv);
+                hsv_back(q, hsv, x, w, flip);
+            }
     }
     if (p->hue) {
-        for (size_t i = 0; i < n; i++) {
-            uint8_t hsv[3];
-            augment_rgb_to_hsv(hsv, px + 3 * i);
-            int h = ((int)hsv[0] + p->hue_delta) % 180;
-            hsv[0] = (uint8_t)(h < 0 ? h + 180 : h);
-            augment_hsv_to_rgb(px + 3 * i, hsv);
-        }
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                uint8_t hsv[3], *q = px + 3 * ((size_t)y * w + x);
+                augment_rgb_to_hsv(hsv, q);
+                int hh = ((int)hsv[0] + p->hue_delta) % 180;
+                hsv[0] = (uint8_t)(hh < 0 ? hh + 180 : hh);
+                hsv_back(q, hsv, x, w, flip);
+            }
     }
     if (p->contrast && !p->contrast_first) convert_u8(px, n * 3, 1, p->alpha, 0.0f);
 }
@@ -269,7 +352,7 @@ void augment_train(float *out_img, uint8_t *out_lab, mv_aug_params *params, cons
 
     // Image: resample the crop window, photometric distortion, then flip + normalise + pad.
     augment_resize_window(s->crop, rgb, nh, nw, p->crop_y, p->crop_x, ch, cw, s);
-    photometric(s->crop, (size_t)ch * cw, p);
+    photometric(s->crop, ch, cw, p->flip, p);
     float lut[3][256];
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) lut[c][v] = ((float)v - cfg->mean[c]) / cfg->std[c];
@@ -306,7 +389,7 @@ void augment_test(float *out_img, const mv_image *rgb, int oh, int ow, const mv_
     float lut[3][256];
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) lut[c][v] = ((float)v - cfg->mean[c]) / cfg->std[c];
-    linear_taps(s->col_x0, s->col_x1, s->col_fx, 0, ow, rgb->w, ow);
+    linear_taps(s, 0, ow, rgb->w, ow);
     size_t plane = (size_t)oh * ow;
     for (int y = 0; y < oh; y++) {
         resample_row(s->row, rgb, oh, y, ow, s);

@@ -49,8 +49,10 @@ typedef struct {
     uint8_t *crop;               // crop_h * crop_w * 3
     uint8_t *row;                // cap_w * 3: one resampled row (test transform)
     int *col_src;                // nearest source column per output column (labels)
-    int *col_x0, *col_x1;        // bilinear taps per output column
-    float *col_fx;
+    int *col_x0, *col_x1;        // bilinear taps per output column (byte offsets of the pixels)
+    int16_t *col_a;              // their 11-bit fixed-point weights, two per output column
+    int32_t *hrow[2];            // two horizontally resampled source rows (cap_w * 3 each)
+    int hrow_y[2];               // which source rows hrow holds (-1: none)
     int cap_w;                   // widest output row supported
 } mv_aug_scratch;
 
@@ -77,9 +79,15 @@ void augment_test(float *out_img, const mv_image *rgb, int oh, int ow, const mv_
 
 // Building blocks, exposed for tests.
 // Bilinear sample of the virtual (nh x nw) resize of rgb over the window (y0, x0, wh, ww):
-// OpenCV INTER_LINEAR (half-pixel centres), rounded to uint8. out is (wh, ww, 3).
+// byte for byte what OpenCV 4.6's cv2.resize(INTER_LINEAR) of the whole image gives inside the
+// window (11-bit fixed-point weights, its SIMD and scalar rounding by column). out is (wh, ww, 3).
 void augment_resize_window(uint8_t *out, const mv_image *rgb, int nh, int nw, int y0, int x0, int wh, int ww,
                            mv_aug_scratch *scratch);
-// OpenCV 8-bit HSV conventions (H in 0..179, S and V in 0..255).
+// OpenCV 8-bit HSV (H in 0..179, S and V in 0..255), byte for byte as OpenCV 4.6's cvtColor
+// COLOR_BGR2HSV / COLOR_HSV2BGR on the BGR image (channels here in RGB order).
 void augment_rgb_to_hsv(uint8_t hsv[3], const uint8_t rgb[3]);
+// One pixel as cvtColor converts a pixel of a row's last (w % 32) pixels (rounded to nearest).
 void augment_hsv_to_rgb(uint8_t rgb[3], const uint8_t hsv[3]);
+// A row of w pixels as cvtColor converts it on an x86-64 machine with AVX2: the first
+// 32 * (w / 32) pixels through its vector path (truncated), the rest rounded.
+void augment_hsv_to_rgb_row(uint8_t *rgb, const uint8_t *hsv, int w);

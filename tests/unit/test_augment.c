@@ -109,7 +109,9 @@ Test(augment, resize_window_matches_full_resize) {
             for (int x = 0; x < ww; x++)
                 for (int c = 0; c < 3; c++) {
                     double want = ref_bilinear(&img, nh, nw, y0 + y, x0 + x, c);
-                    cr_assert(fabs(out[(y * ww + x) * 3 + c] - want) <= 0.51, "size %dx%d (%d,%d,%d): %d vs %.2f", nh,
+                    // OpenCV's fixed point (11-bit weights, 4 bits dropped before the vertical
+                    // pass) stays within one grey level of exact bilinear.
+                    cr_assert(fabs(out[(y * ww + x) * 3 + c] - want) <= 1.0, "size %dx%d (%d,%d,%d): %d vs %.2f", nh,
                               nw, y, x, c, out[(y * ww + x) * 3 + c], want);
                 }
     }
@@ -378,7 +380,7 @@ Test(augment, test_transform) {
             for (int x = 0; x < ow; x++) {
                 double v = ref_bilinear(&img, oh, ow, y, x, c);
                 double got = out[(c * oh + y) * ow + x] * cfg.std[c] + cfg.mean[c];
-                cr_assert(fabs(got - v) <= 0.52, "(%d,%d,%d): %f vs %f", c, y, x, got, v);
+                cr_assert(fabs(got - v) <= 1.01, "(%d,%d,%d): %f vs %f", c, y, x, got, v);  // OpenCV fixed point
             }
     free(out);
     aug_scratch_free(&s);
