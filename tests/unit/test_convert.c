@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/error.h"
+#include "folder_state.h"
 #include "data/convert.h"
 #include "data/image_io.h"
 #include "data/manifest.h"
@@ -485,44 +486,6 @@ Test(convert, resume_refuses_a_changed_input) {
     check_split(out, names, ks, 7, CITY, 34, 0);
 }
 
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-// Everything a folder holds, as text: each entry's name, inode, size, modification time and a
-// hash of its bytes, then the folder's own modification time (any file created, removed or
-// renamed in it changes that). Two equal states: nothing in it was touched.
-static void folder_state(char *out, size_t cap, const char *dir) {
-    DIR *d = opendir(dir);
-    cr_assert(d, "%s", dir);
-    char *names[64];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            cr_assert_lt(n, 64);
-            names[n++] = strdup(e->d_name);
-        }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_cstr);
-    size_t len = 0;
-    struct stat st;
-    for (int i = 0; i < n; i++) {
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        cr_assert_eq(stat(path, &st), 0, "%s", path);
-        uint64_t h = 1469598103934665603ull;  // FNV-1a of the bytes
-        FILE *f = fopen(path, "rb");
-        cr_assert(f, "%s", path);
-        for (int c; (c = fgetc(f)) != EOF;) h = (h ^ (uint64_t)c) * 1099511628211ull;
-        fclose(f);
-        len += (size_t)snprintf(out + len, cap - len, "%s ino %llu size %lld mtime %lld.%09ld fnv %016llx\n", names[i],
-                                (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-                                st.st_mtim.tv_nsec, (unsigned long long)h);
-        cr_assert_lt(len, cap);
-        free(names[i]);
-    }
-    cr_assert_eq(stat(dir, &st), 0);
-    snprintf(out + len, cap - len, ". mtime %lld.%09ld\n", (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-}
 
 static void hide_item(const char *root, const char *stem, int hide) {
     char a[4200], b[4300];

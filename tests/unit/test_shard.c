@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/error.h"
+#include "folder_state.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 
@@ -416,43 +417,6 @@ Test(shard, resume_after_interruption) {
     split_close(s);
 }
 
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-// Everything a folder holds, as text: each entry's name, inode, size, modification time and a
-// hash of its bytes, then the folder's own modification time. Equal states: nothing touched.
-static void folder_state(char *out, size_t cap, const char *dir) {
-    DIR *d = opendir(dir);
-    cr_assert(d, "%s", dir);
-    char *names[64];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            cr_assert_lt(n, 64);
-            names[n++] = strdup(e->d_name);
-        }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_cstr);
-    size_t len = 0;
-    struct stat st;
-    for (int i = 0; i < n; i++) {
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        cr_assert_eq(stat(path, &st), 0, "%s", path);
-        uint64_t h = 1469598103934665603ull;
-        FILE *f = fopen(path, "rb");
-        cr_assert(f, "%s", path);
-        for (int c; (c = fgetc(f)) != EOF;) h = (h ^ (uint64_t)c) * 1099511628211ull;
-        fclose(f);
-        len += (size_t)snprintf(out + len, cap - len, "%s ino %llu size %lld mtime %lld.%09ld fnv %016llx\n", names[i],
-                                (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-                                st.st_mtim.tv_nsec, (unsigned long long)h);
-        cr_assert_lt(len, cap);
-        free(names[i]);
-    }
-    cr_assert_eq(stat(dir, &st), 0);
-    snprintf(out + len, cap - len, ". mtime %lld.%09ld\n", (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-}
 
 // A resumed writer touches nothing in the folder before its first write: a producer that refuses
 // the resume and aborts leaves a finished split, or an unfinished one's partial shard and
