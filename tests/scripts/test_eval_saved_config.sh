@@ -49,7 +49,9 @@ diff -r p0 p1 >/dev/null || fail "predict without FILE differs from predict with
 [ "$(ls p0 | wc -l)" -eq 10 ] || fail "expected 10 prediction files, got $(ls p0)"
 # 3. predict under two ranks: each image predicted once, the files of one process.
 if command -v mpirun >/dev/null 2>&1 && "$MV_BIN" bench-allreduce --help | grep -q "Built with MPI: yes"; then
-  OMP_NUM_THREADS=1 mpirun -np 2 --oversubscribe -x OMP_NUM_THREADS -x MV_SYNTH_CACHE "$MV_BIN" predict \
+  source "$MV_SRC/tests/scripts/mpi_common.sh"
+  mpi_sanitizer_env "$TMP"   # Open MPI's own allocations kept until exit are not ours to report
+  OMP_NUM_THREADS=1 mpirun -np 2 --oversubscribe "${MPI_ENV[@]}" -x OMP_NUM_THREADS -x MV_SYNTH_CACHE "$MV_BIN" predict \
       --checkpoint runs/r --input imgs --out p2 --format color,trainid >p2.log 2>p2.err || fail "predict, 2 ranks: $(tail -5 p2.err)"
   [ "$(grep -c '^\[' p2.log)" -eq 5 ] || fail "expected 5 progress lines (one per image), got: $(cat p2.log)"
   for i in 1 2 3 4 5; do
