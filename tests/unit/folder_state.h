@@ -46,3 +46,16 @@ static void folder_state(char *out, size_t cap, const char *dir) {
     cr_assert_eq(stat(dir, &st), 0);
     snprintf(out + len, cap - len, ". mtime %lld.%09ld\n", (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }
+
+// Makes the finished split in `dir` look like a run that died after sealing its last shard:
+// no manifest, and a half-written temporary shard-00003.h5.tmp.
+static inline void unfinish_split(const char *dir) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    cr_assert_eq(remove(path), 0);
+    snprintf(path, sizeof path, "%s/shard-00003.h5.tmp", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs("half-written", f);
+    fclose(f);
+}

@@ -443,6 +443,19 @@ Test(convert, workers_invariance_and_resume) {
 // Resume keeps shards by item position, so it must refuse when the input changed since the
 // interrupted run: items that sort before the stopping point would otherwise be lost and
 // others converted twice. Items added after it (or a run that only had --limit) still resume.
+// One more Cityscapes train item, <city>/<city>_<seq>_000019, in a city folder of its own.
+static void add_city_item(const char *root, const char *city, int seq) {
+    char stem[256];
+    snprintf(stem, sizeof stem, "%s/%s_%06d_000019", city, city, seq);
+    mkdirs("%s/leftImg8bit/train/%s", root, city);
+    mkdirs("%s/gtFine/train/%s", root, city);
+    mv_image rgb = fixture_rgb(seq, H, W), l = fixture_label(seq, 34);
+    put_png(&rgb, "%s/leftImg8bit/train/%s_leftImg8bit.png", root, stem);
+    put_png(&l, "%s/gtFine/train/%s_gtFine_labelIds.png", root, stem);
+    image_free(&rgb);
+    image_free(&l);
+}
+
 Test(convert, resume_refuses_a_changed_input) {
     const char *root = fixture_root("resume_changed");
     make_cityscapes(root, 5);  // aachen 0..4, bochum 5
@@ -455,13 +468,7 @@ Test(convert, resume_refuses_a_changed_input) {
     cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 2, NULL), -1);
     cr_assert_eq(rename(hidden, lab), 0);
     // A new city that sorts first: positions 0..3 now hold other items.
-    mkdirs("%s/leftImg8bit/train/%s", root, "aaa");
-    mkdirs("%s/gtFine/train/%s", root, "aaa");
-    mv_image rgb = fixture_rgb(9, H, W), l = fixture_label(9, 34);
-    put_png(&rgb, "%s/leftImg8bit/train/%s_leftImg8bit.png", root, "aaa/aaa_000009_000019");
-    put_png(&l, "%s/gtFine/train/%s_gtFine_labelIds.png", root, "aaa/aaa_000009_000019");
-    image_free(&rgb);
-    image_free(&l);
+    add_city_item(root, "aaa", 9);
     cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 2, NULL), -1, "resumed over a changed input");
     const char *e = mv_last_error();
     cr_assert(strstr(e, "aaa/aaa_000009_000019") && strstr(e, "--fresh"), "%s", e);
@@ -507,13 +514,7 @@ Test(convert, refused_resume_leaves_the_folder_as_it_was) {
     snprintf(out, sizeof out, "%s/out", root);
     cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, 4, NULL), 0, "%s", mv_last_error());
     // A run that died after sealing its last (partial) shard, before the manifest, and left a temporary.
-    snprintf(path, sizeof path, "%s/manifest.json", out);
-    cr_assert_eq(remove(path), 0);
-    snprintf(path, sizeof path, "%s/shard-00003.h5.tmp", out);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs("half-written", f);
-    fclose(f);
+    unfinish_split(out);
     static char before[8192], after[8192];
     folder_state(before, sizeof before, out);
 
@@ -587,13 +588,7 @@ Test(convert, finished_split_rerun) {
         check_split_n(out, NULL, NULL, 0, 10, CITY, 34, 0);
     }
     // An item added after the end (a city sorting last) extends the finished split.
-    mkdirs("%s/leftImg8bit/train/%s", root, "zurich");
-    mkdirs("%s/gtFine/train/%s", root, "zurich");
-    mv_image rgb = fixture_rgb(10, H, W), l = fixture_label(10, 34);
-    put_png(&rgb, "%s/leftImg8bit/train/%s_leftImg8bit.png", root, "zurich/zurich_000010_000019");
-    put_png(&l, "%s/gtFine/train/%s_gtFine_labelIds.png", root, "zurich/zurich_000010_000019");
-    image_free(&rgb);
-    image_free(&l);
+    add_city_item(root, "zurich", 10);
     char out[4200];
     snprintf(out, sizeof out, "%s/out4", root);
     mv_convert_stats st;

@@ -436,13 +436,7 @@ Test(shard, resume_removes_nothing_before_the_first_write) {
     check_split(dir, 5);
 
     // Unfinished: no manifest, a temporary left by a crash.
-    snprintf(path, sizeof path, "%s/manifest.json", dir);
-    cr_assert_eq(remove(path), 0);
-    snprintf(path, sizeof path, "%s/shard-00003.h5.tmp", dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs("half-written", f);
-    fclose(f);
+    unfinish_split(dir);
     folder_state(before, sizeof before, dir);
     w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
     cr_assert(w, "%s", mv_last_error());
