@@ -284,11 +284,16 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     if (rc < 0) { free(cls); image_free(&rgb); return mv_fail_context("%s", path); }
     char name[256], out[4096];
     stem(name, sizeof name, path);
-    printf("[%d/%d] %s%s ->", index + 1, count, path, orientation != 1 ? " (turned upright: EXIF orientation)" : "");
+    // The progress line is written whole, once: under mpirun the ranks' lines share one stream
+    // and a line printed in pieces can be cut by another rank's.
+    char line[3 * 4096 + 512];
+    size_t len = (size_t)snprintf(line, sizeof line, "[%d/%d] %s%s ->", index + 1, count, path,
+                                  orientation != 1 ? " (turned upright: EXIF orientation)" : "");
     for (int f = 0; f < NFORMATS && rc == 0; f++) {
         if (!(formats & FORMATS[f].bit)) continue;
         snprintf(out, sizeof out, "%s/%s_%s.png", outdir, name, FORMATS[f].suffix);
-        if ((rc = write_format(out, FORMATS[f].bit, cls, H, W)) == 0) printf(" %s", out);
+        if ((rc = write_format(out, FORMATS[f].bit, cls, H, W)) == 0 && len < sizeof line)
+            len += (size_t)snprintf(line + len, sizeof line - len, " %s", out);
     }
     free(cls);
     char block[128];
@@ -298,7 +303,7 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
         snprintf(out, sizeof out, "%s/%s_mask_%s.png", outdir, name, block);
         rc = write_mask(m, j, &rgb, h, w, out);
     }
-    printf("\n");
+    printf("%s\n", line);
     fflush(stdout);
     image_free(&rgb);
     return rc;
