@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -83,7 +84,7 @@ bool mv_is_dir(const char *path) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int mv_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix) {
+static int list_dir(char ***names, int64_t *n, const char *dir, const char *suffix, bool any_case) {
     *names = NULL;
     *n = 0;
     DIR *d = opendir(dir);
@@ -93,7 +94,8 @@ int mv_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix) 
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (e->d_name[0] == '.' || l < sl || strcmp(e->d_name + l - sl, suffix)) continue;
+        if (e->d_name[0] == '.' || l < sl) continue;
+        if (any_case ? strcasecmp(e->d_name + l - sl, suffix) : strcmp(e->d_name + l - sl, suffix)) continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
             *names = realloc(*names, sizeof(char *) * (size_t)cap);
@@ -105,6 +107,14 @@ int mv_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix) 
     closedir(d);
     if (*n) qsort(*names, (size_t)*n, sizeof(char *), cmp_str);
     return 0;
+}
+
+int mv_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix) {
+    return list_dir(names, n, dir, suffix, false);
+}
+
+int mv_list_dir_any_case(char ***names, int64_t *n, const char *dir, const char *suffix) {
+    return list_dir(names, n, dir, suffix, true);
 }
 
 void mv_free_names(char **names, int64_t n) {

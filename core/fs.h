@@ -15,6 +15,8 @@ bool mv_is_dir(const char *path);
 // The names in `dir` ending with `suffix` ("" for all), hidden ones (".*") left out, sorted
 // (strcmp). A missing folder is an error naming it. Free with mv_free_names.
 int mv_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix);
+// As mv_list_dir, the suffix matched without regard to case (an image saved as NAME.JPG).
+int mv_list_dir_any_case(char ***names, int64_t *n, const char *dir, const char *suffix);
 void mv_free_names(char **names, int64_t n);
 
 // Opens (creating) `path` and takes an exclusive flock(2) on it. When another process holds

@@ -65,16 +65,21 @@ static char **stems_of(char **files, int64_t n, const char *suffix, int sort) {
     return st;
 }
 
-// Pushes the item of `stem`: its image and label paths under the two folders, named prefix+stem.
+// Pushes the item of `stem`: its image (the listed file `image`, or stem+img_ext for an orphan
+// label) and label paths under the two folders, named prefix+stem.
 static int push_stem(mv_convert_item **items, int64_t *n, int64_t *cap, const char *idir, const char *img_ext,
-                     const char *ldir, const char *label_suffix, const char *prefix, const char *stem, int orphan) {
+                     const char *ldir, const char *label_suffix, const char *prefix, const char *stem,
+                     const char *image) {
     char img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2];
     char name[MV_CONVERT_PATH_MAX * 2];  // longer than a sample name may be: convert_push_item refuses it
-    snprintf(img, sizeof img, "%s/%s%s", idir, stem, img_ext);
+    if (image)
+        snprintf(img, sizeof img, "%s/%s", idir, image);
+    else
+        snprintf(img, sizeof img, "%s/%s%s", idir, stem, img_ext);
     snprintf(lab, sizeof lab, "%s/%s%s", ldir, stem, label_suffix);
     snprintf(name, sizeof name, "%s%s", prefix, stem);
     MV_TRY(convert_push_item(items, n, cap, img, lab, name));
-    (*items)[*n - 1].orphan = orphan;
+    (*items)[*n - 1].orphan = image == NULL;
     return 0;
 }
 
@@ -82,7 +87,8 @@ int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const ch
                      const char *ldir, const char *label_suffix, const char *prefix) {
     char **files = NULL, **labels = NULL;
     int64_t nf = 0, nl = 0;
-    if (mv_is_dir(idir) || !mv_is_dir(ldir)) MV_TRY(mv_list_dir(&files, &nf, idir, img_ext));
+    // An image's extension may differ in case (NAME.JPG): it is still the image of NAME's label.
+    if (mv_is_dir(idir) || !mv_is_dir(ldir)) MV_TRY(mv_list_dir_any_case(&files, &nf, idir, img_ext));
     // Labels are listed too: one whose image is missing must not vanish from the split unnoticed
     // (an incomplete download or extraction); it becomes an item that fails by name.
     if (mv_is_dir(ldir) && mv_list_dir(&labels, &nl, ldir, label_suffix) < 0) {
@@ -92,15 +98,20 @@ int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const ch
     char **istem = stems_of(files, nf, img_ext, 0), **isorted = stems_of(files, nf, img_ext, 1);
     char **lstem = stems_of(labels, nl, label_suffix, 0);
     int rc = 0;
+    for (int64_t k = 1; k < nf && rc == 0; k++)
+        if (!strcmp(isorted[k - 1], isorted[k]))
+            rc = mv_fail("%s: two images of %s (extensions differing in case); keep one", idir, isorted[k]);
     // Merge: images in their listed order, each orphan label placed before the first image whose
     // stem sorts after its own (for ordinary names the result is sorted by name).
     int64_t i = 0, j = 0;
     while (rc == 0 && (i < nf || j < nl)) {
         if (j < nl && bsearch(&lstem[j], isorted, (size_t)nf, sizeof(char *), cmp_str)) { j++; continue; }
         if (i < nf && (j >= nl || strcmp(istem[i], lstem[j]) <= 0))
-            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, istem[i++], 0);
-        else
-            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, lstem[j++], 1);
+        {
+            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, istem[i], files[i]);
+            i++;
+        } else
+            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, lstem[j++], NULL);
     }
     mv_free_names(istem, nf);
     mv_free_names(isorted, nf);

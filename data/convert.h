@@ -94,17 +94,18 @@ void convert_free_items(mv_convert_item *items, int64_t n);
 int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
                       const char *name);
 // The flat layout most datasets share: every image `<stem><img_ext>` directly in `idir` pairs
-// with the label `<ldir>/<stem><label_suffix>`; the sample is named `<stem>`. A label whose image
+// with the label `<ldir>/<stem><label_suffix>` (the image's extension in any case: NAME.JPG);
+// the sample is named `<stem>`. A label whose image
 // is missing becomes an `orphan` item (an error when converted, not silently dropped), placed by
 // name among the images.
 int convert_pair_flat(mv_convert_item **items, int64_t *n, const char *idir, const char *img_ext, const char *ldir,
                       const char *label_suffix);
-// convert_pair_flat appending to a list being built (*cap its capacity), samples named
-// `<prefix><stem>`; a missing `idir` gives only orphans (labels of a folder with no images).
 // The split's image folder `<root>/<sub>/<split>` into `dir`. The validation split goes by two
 // names (HGFormer's GTAV `valid`, SYNTHIA's `val`): when `split` is one of them and its folder is
 // missing, the other name's folder is taken if it exists. Returns the split name the folder has.
 const char *convert_split_folder(char *dir, size_t n, const char *root, const char *sub, const char *split);
+// convert_pair_flat appending to a list being built (*cap its capacity), samples named
+// `<prefix><stem>`; a missing `idir` gives only orphans (labels of a folder with no images).
 int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const char *idir, const char *img_ext,
                      const char *ldir, const char *label_suffix, const char *prefix);
 // The items a split list names (one file name per line, as RobustNet's split_data/*.txt; blank

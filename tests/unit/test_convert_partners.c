@@ -2,11 +2,13 @@
 // or extraction) must stop the conversion naming both files, or be skipped and listed with
 // --skip-bad, in every dataset's layout; it used to vanish from the split without a word. Also
 // a JPEG whose EXIF orientation turns it by 90 degrees, with its label drawn in the upright frame,
-// the validation folder's two names (val, valid), and a split list with a byte order mark.
+// the validation folder's two names (val, valid), a split list with a byte order mark, and image
+// extensions in capitals.
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "core/error.h"
 #include "data/convert.h"
@@ -51,7 +53,7 @@ static void put_image(const char *root, const char *rel, int k) {
     snprintf(path, sizeof path, "%s/%s", root, rel);
     mv_image img = pattern_rgb(k, H, W);
     size_t l = strlen(path);
-    int rc = l > 4 && !strcmp(path + l - 4, ".jpg") ? image_write_jpeg(path, &img, 95) : image_write_png(path, &img);
+    int rc = l > 4 && !strcasecmp(path + l - 4, ".jpg") ? image_write_jpeg(path, &img, 95) : image_write_png(path, &img);
     cr_assert_eq(rc, 0, "%s", mv_last_error());
     image_free(&img);
 }
@@ -205,6 +207,42 @@ Test(convert_partners, complete_pairs_with_sibling_files_unchanged) {
     mv_convert_stats st;
     cr_assert_eq(run("cityscapes", root, "val", out, 0, &st), 0, "%s", mv_last_error());
     cr_expect(st.written == 3 && st.skipped == 0);
+}
+
+// An image saved as NAME.JPG is the image of NAME's label (it was reported as "a label without
+// its image"); two images of one name whose extensions differ only in case are refused.
+Test(convert_partners, image_extension_in_any_case) {
+    const char *root = fixture_root("ext_case");
+    mkdirs(root, "images/10k/val");
+    mkdirs(root, "labels/sem_seg/masks/val");
+    const char *images[] = {"a.jpg", "b.JPG", "c.Jpg"};
+    char rel[512];
+    for (int k = 0; k < 3; k++) {
+        snprintf(rel, sizeof rel, "images/10k/val/%s", images[k]);
+        put_image(root, rel, k);
+        snprintf(rel, sizeof rel, "labels/sem_seg/masks/val/%c.png", 'a' + k);
+        put_label(root, rel, 3, 0);
+    }
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    mv_convert_stats st;
+    cr_assert_eq(run("bdd100k", root, "val", out, 0, &st), 0, "%s", mv_last_error());
+    cr_expect(st.written == 3 && st.skipped == 0, "%lld written, %lld skipped", (long long)st.written,
+              (long long)st.skipped);
+    mv_split *s;
+    cr_assert_eq(split_open(&s, out), 0, "%s", mv_last_error());
+    mv_sample smp;
+    sample_alloc(&smp, H, W);
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(split_read(&smp, s, k), 0, "%s", mv_last_error());
+        char want[2] = {(char)('a' + k), 0};
+        cr_expect_str_eq(smp.name, want);
+    }
+    sample_free(&smp);
+    split_close(s);
+    put_image(root, "images/10k/val/a.JPG", 0);
+    cr_assert_eq(run("bdd100k", root, "val", out, 0, &st), -1);
+    cr_expect(strstr(mv_last_error(), "two images of a "), "%s", mv_last_error());
 }
 
 // An image without its label names both files and says which one is missing (a bare "cannot
