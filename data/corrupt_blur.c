@@ -39,9 +39,12 @@ static void gauss_kernel(float *k, int ksize, double sigma) {
 // then OpenCV's GaussianBlur (3x3, or 5x5 beyond radius 8; rows, then columns, reflect-101) in
 // float32. Its weights sum to 1 only to float32 precision (1 - 4e-9 at severity 1), which
 // decides whether a flat region keeps its grey level under the truncating cast, so the float32
-// rounding is kept.
-static int disk_kernel(double **out, int radius, float alias) {
-    int L = radius <= 8 ? 8 : radius, n = 2 * L + 1, ks = radius <= 8 ? 3 : 5, hk = ks / 2;
+// rounding is kept, and with it the order of OpenCV's operations on x86-64 with AVX2 (its
+// separable filter's vector and tail code, fused multiply-adds included): a kernel weight
+// rounded otherwise differs by one unit in the last place, and a pixel by one grey level.
+// The five kernels are bit for bit those of cv2.GaussianBlur (4.6, AVX2).
+static int disk_kernel(double **out, int radius, double alias) {
+    int L = radius <= 8 ? 8 : radius, n = 2 * L + 1, ks = radius <= 8 ? 3 : 5;
     float *d = mv_calloc((size_t)n * n, sizeof *d), *t = mv_calloc((size_t)n * n, sizeof *t), g[5];
     float count = 0;
     for (int y = -L; y <= L; y++)
@@ -49,28 +52,45 @@ static int disk_kernel(double **out, int radius, float alias) {
             if (x * x + y * y <= radius * radius) { d[(y + L) * n + x + L] = 1; count += 1; }
     for (int i = 0; i < n * n; i++) d[i] /= count;
     gauss_kernel(g, ks, alias);
-    for (int y = 0; y < n; y++)   // rows: centre first, then the symmetric pairs outwards
-        for (int x = 0; x < n; x++) {
-            float a = g[hk] * d[y * n + x];
-            for (int j = 1; j <= hk; j++) a += g[hk + j] * (d[y * n + cx_reflect101(x - j, n)] + d[y * n + cx_reflect101(x + j, n)]);
-            t[y * n + x] = a;
-        }
-    double *k = mv_malloc((size_t)n * n * sizeof *k);
+    const float *k = g + ks / 2;   // k[0] the centre weight, k[j] the pair at distance j
+    // Rows. Every element but the last is made by the vector loop (or the pairwise loop after it,
+    // which rounds the same way); the row's odd length leaves its last element to the scalar tail,
+    // which accumulates from the centre outwards.
     for (int y = 0; y < n; y++)
         for (int x = 0; x < n; x++) {
-            float a = g[hk] * t[y * n + x];
-            for (int j = 1; j <= hk; j++) a += g[hk + j] * (t[cx_reflect101(y - j, n) * n + x] + t[cx_reflect101(y + j, n) * n + x]);
-            k[y * n + x] = a;
+            const float *r = d + (size_t)y * n;
+            float c = r[x], p1 = r[cx_reflect101(x - 1, n)] + r[cx_reflect101(x + 1, n)];
+            float p2 = ks == 5 ? r[cx_reflect101(x - 2, n)] + r[cx_reflect101(x + 2, n)] : 0, a;
+            if (x < n - 1) {
+                a = fmaf(c, k[0], p1 * k[1]);
+                if (ks == 5) a = fmaf(p2, k[2], a);
+            } else {
+                a = fmaf(k[1], p1, k[0] * c);
+                if (ks == 5) a = fmaf(k[2], p2, a);
+            }
+            t[(size_t)y * n + x] = a;
+        }
+    // Columns: the 3-tap filter fuses the pair into the rounded centre product; the 5-tap one
+    // starts from the centre product and fuses the pairs in turn. Vector and tail code agree.
+    double *kern = mv_malloc((size_t)n * n * sizeof *kern);
+    for (int y = 0; y < n; y++)
+        for (int x = 0; x < n; x++) {
+            float c = t[(size_t)y * n + x];
+            float p1 = t[(size_t)cx_reflect101(y - 1, n) * n + x] + t[(size_t)cx_reflect101(y + 1, n) * n + x];
+            float a = fmaf(p1, k[1], c * k[0]);
+            if (ks == 5)
+                a = fmaf(t[(size_t)cx_reflect101(y - 2, n) * n + x] + t[(size_t)cx_reflect101(y + 2, n) * n + x], k[2], a);
+            kern[(size_t)y * n + x] = a;
         }
     free(d);
     free(t);
-    *out = k;
+    *out = kern;
     return L;
 }
 
 void cx_defocus_blur(double *x, int h, int w, int s) {
     static const int RADIUS[5] = {3, 4, 6, 8, 10};
-    static const float ALIAS[5] = {0.1f, 0.5f, 0.5f, 0.5f, 0.5f};
+    static const double ALIAS[5] = {0.1, 0.5, 0.5, 0.5, 0.5};   // Python floats, as the package passes them
     double *k;
     int L = disk_kernel(&k, RADIUS[s - 1], ALIAS[s - 1]), n = 2 * L + 1;
     // OpenCV filter2D (a correlation) of the float64 image with the float32 kernel, reflect-101

@@ -61,8 +61,10 @@ static int corrupt_one(job *jb, const char *out_root, int c, int sev) {
     // The input's label map plus what decides the pixels (seed, channel order, input size): a re-run
     // with other settings must not resume from, and silently keep, shards made with the old ones.
     // corrupt/vN is the version of the pixels themselves: v2 dropped the rounding epsilon, moved to
-    // the package's double arithmetic and fixed snow's edge columns, so v1 shards are refused.
-    snprintf(label_map, sizeof label_map, "%.64s corrupt/v2 seed=%llu%s n=%lld", jb->label_map,
+    // the package's double arithmetic and fixed snow's edge columns, so v1 shards are refused; v3
+    // (defocus_blur alone) rounds the disk kernel as OpenCV's AVX2 code does.
+    int version = c == CORRUPT_DEFOCUS_BLUR ? 3 : 2;
+    snprintf(label_map, sizeof label_map, "%.64s corrupt/v%d seed=%llu%s n=%lld", jb->label_map, version,
              (unsigned long long)jb->seed, jb->bgr ? " bgr" : "", (long long)split_count(jb->split));
     mv_shard_writer *wr = jb->fresh ? shard_writer_open(dir, domain, label_map, jb->per_shard)
                                     : shard_writer_resume(dir, domain, label_map, jb->per_shard);

@@ -8,12 +8,14 @@
 // They pin three fixes: the uint8 cast truncates with no epsilon (the package's values a
 // rounding error below a whole number lose that grey level), the arithmetic is double in the
 // package's order (brightness, contrast and saturate from uint8; scipy's Gaussian; OpenCV's
-// float32 disk kernel), and snow motion-blurs its whole zoomed layer before cropping it.
+// float32 disk kernel, in its AVX2 order), and snow motion-blurs its whole zoomed layer before cropping it.
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include "core/error.h"
 #include "data/corrupt.h"
+#include "data/corrupt_internal.h"
 
 // Integer-only, so the Python side makes the same bytes: a ramp with hash noise, a flat block
 // and a saturated stripe.
@@ -89,6 +91,39 @@ static void check(int h, int w, const golden *g, size_t n) {
 Test(corrupt_reference, matches_the_package_40x56) { check(40, 56, G40x56, sizeof G40x56 / sizeof *G40x56); }
 
 Test(corrupt_reference, matches_the_package_odd_33x47) { check(33, 47, G33x47, sizeof G33x47 / sizeof *G33x47); }
+
+// The disk kernels, read back as defocus's response to a single lit pixel, must be OpenCV's to
+// the last bit: its AVX2 GaussianBlur fuses some multiply-adds, and a kernel rounded otherwise
+// (as the unvectorised OpenCV) moves a pixel near a whole grey level by one level (seen: 1 to 21
+// bytes of an image). Expected: the float32 bit patterns of cv2.GaussianBlur's kernels (4.6),
+// summed, and summed with weights (index % 1009 + 1).
+Test(corrupt_reference, defocus_kernel_is_opencvs_to_the_last_bit) {
+    static const int64_t want[5][2] = {{38160625023, 5533290628335}, {89085756391, 12917434676695},
+                                       {168263062570, 24398144072650}, {255450826508, 37040369843660},
+                                       {419673231337, 92747784125477}};
+    const int side = 63, c = side / 2;   // room for the largest kernel (21 x 21) around the centre
+    double *x = calloc((size_t)side * side * 3, sizeof *x);
+    cr_assert(x);
+    for (int s = 1; s <= 5; s++) {
+        memset(x, 0, (size_t)side * side * 3 * sizeof *x);
+        for (int ch = 0; ch < 3; ch++) x[((size_t)c * side + c) * 3 + ch] = 1;
+        cx_defocus_blur(x, side, side, s);
+        int L = s < 5 ? 8 : 10, n = 2 * L + 1;
+        int64_t got[2] = {0, 0};
+        for (int ky = 0; ky < n; ky++)
+            for (int kx = 0; kx < n; kx++) {   // a correlation: weight (ky, kx) lands at centre + L - (ky, kx)
+                float w = (float)x[((size_t)(c + L - ky) * side + (c + L - kx)) * 3];
+                uint32_t bits;
+                memcpy(&bits, &w, sizeof bits);
+                int i = ky * n + kx;
+                got[0] += bits;
+                got[1] += (int64_t)(i % 1009 + 1) * bits;
+            }
+        cr_expect(got[0] == want[s - 1][0] && got[1] == want[s - 1][1], "s%d: %lld %lld, OpenCV %lld %lld", s,
+                  (long long)got[0], (long long)got[1], (long long)want[s - 1][0], (long long)want[s - 1][1]);
+    }
+    free(x);
+}
 
 // Contrast of an image whose channel means make many outputs whole numbers in exact
 // arithmetic: numpy's float64 lands a rounding error below on 64 of them, and truncates.
