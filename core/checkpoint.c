@@ -301,6 +301,13 @@ static int check_free_space(const char *path, const mv_params *p, const mv_optim
 int checkpoint_save(const char *path, const mv_params *p, const mv_optimizer *o, const mv_train_state *st,
                     const mv_config *cfg) {
     MV_CHECK(path && p && st && cfg, "checkpoint_save: path, params, state and config are required");
+    // Loading refuses non-finite weights (load_tensors): such a file could never be resumed, and
+    // as the newest checkpoint it would rotate finite ones away.
+    size_t bad;
+    const mv_param *nf = params_first_non_finite(p, &bad);
+    if (nf)
+        return mv_fail("%s: not written: '%s' holds a non-finite value (%g at element %zu): the training diverged",
+                       path, nf->name, (double)(*nf->ptr)[bad], bad);
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return mv_fail("%s: path too long", path);
     char *yaml = config_to_yaml(cfg);

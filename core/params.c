@@ -105,6 +105,19 @@ void params_init(mv_params *p, uint64_t seed) {
     }
 }
 
+const mv_param *params_first_non_finite(const mv_params *p, size_t *elem) {
+    for (int i = 0; i < p->count; i++) {
+        const mv_param *q = &p->items[i];
+        const float *x = *q->ptr;
+        for (size_t j = 0; j < q->numel; j++)
+            if (!isfinite(x[j])) {
+                *elem = j;
+                return q;
+            }
+    }
+    return NULL;
+}
+
 int params_check_finite(const mv_param *q, const char *path) {
     const float *x = *q->ptr;
     for (size_t i = 0; i < q->numel; i++)

@@ -51,3 +51,5 @@ void params_zero_grads(mv_params *p);
 // and every loss into NaN, far from the cause. 0, or -1 with a message naming the file, the
 // tensor and the first such element.
 int params_check_finite(const mv_param *q, const char *path);
+// The first parameter or buffer holding a NaN or infinity (its element in *elem), or NULL.
+const mv_param *params_first_non_finite(const mv_params *p, size_t *elem);

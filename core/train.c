@@ -142,6 +142,32 @@ static int save_step(trainer *t, char *saved, size_t n) {
     return 0;
 }
 
+// The weights must be finite before they are evaluated or saved. A step whose loss was finite
+// can still overflow its gradients (a learning rate far too high), and AdamW then writes NaN
+// into the weights: a checkpoint of them could never be resumed (loading refuses them) and would
+// rotate the finite ones away, and an evaluation of them would log a meaningless number. Rank 0
+// checks (every rank holds the same weights); all ranks learn the outcome and stop together.
+static int check_weights(trainer *t, long it, long saved_iter) {
+    int32_t status = 0;
+    if (t->comm->rank == 0) {
+        status = state_to_host(t);
+        size_t elem;
+        const mv_param *q = status == 0 ? params_first_non_finite(&t->model.params, &elem) : NULL;
+        if (q) {
+            char since[64] = "";
+            if (saved_iter > 0) snprintf(since, sizeof since, " since iteration %ld", saved_iter);
+            status = mv_fail("iteration %ld: the weights are not finite ('%s' holds %g at element %zu): an update%s "
+                             "diverged although its loss was finite (an overflow in the optimizer: optim.lr too "
+                             "high?). Nothing was evaluated or saved after it, so the checkpoints in %s hold "
+                             "finite weights: lower optim.lr and `--resume auto` continues from the last",
+                             it + 1, q->name, (double)(*q->ptr)[elem], elem, since, t->cfg->run.work_dir);
+        }
+    }
+    if (t->comm->world > 1 && comm_bcast_bytes(t->comm, &status, sizeof status) < 0) return -1;
+    if (status < 0) return t->comm->rank == 0 ? -1 : mv_fail("rank 0 found the weights not finite (its message says where)");
+    return 0;
+}
+
 // A step's data or an evaluation failed (a damaged or vanished shard, best.h5 not writable)
 // after iterations that no checkpoint holds yet: they are saved before the run stops, so that
 // fixing the cause and `--resume auto` continues from here rather than from the last periodic
@@ -300,6 +326,7 @@ static int train_steps(trainer *t, int *stopped) {
         double t_p0 = mv_now_s();
         bool ckpt_now = (cfg->run.ckpt_every && (it + 1) % cfg->run.ckpt_every == 0) || last;
         bool eval_now = (cfg->run.eval_every && (it + 1) % cfg->run.eval_every == 0) || it + 1 == max_iters;
+        if (eval_now || ckpt_now) MV_TRY(check_weights(t, it, saved_iter));
         if (eval_now) MV_TRY(evaluate_step(t, it));
         if (ckpt_now) {
             loader_cursor(t->loader, &t->st.cursor);

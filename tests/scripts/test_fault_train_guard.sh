@@ -10,7 +10,10 @@
 #   3. `maskvim eval --checkpoint` on a checkpoint with a damaged weight: refused (it evaluated it);
 #      under another mask.mode than it was trained with: a warning (it evaluated silently);
 #   4. a second training started in a run directory that a live run is using: refused;
-#   5. a step whose loss is not finite: the run stops before the update, writing nothing;
+#   5. a step whose loss is not finite: the run stops before the update, writing nothing; an
+#      update that makes the weights non-finite although its loss was finite (an overflow in
+#      the optimizer): the run stops before evaluating or saving them (it wrote a checkpoint of
+#      them, which could never be resumed, and rotated the finite ones away);
 #   6. two ranks started with different configurations: every rank stops, naming the key (a rank
 #      with another seed or learning rate trained on silently).
 set -euo pipefail
@@ -106,7 +109,9 @@ passed=$((passed + 1)); stamp "check $passed done"
 #    rotating the good checkpoints away). A checkpoint whose weights hold a NaN is refused when
 #    it is loaded, naming the tensor.
 mkdir -p "$TMP/nan" "$TMP/nanw"
-patch_weight() {   # patch_weight SRC DST VALUE: decode_head.conv_seg.weight set to VALUE, checksum matched
+# patch_weight SRC DST VALUE [KEY]: KEY (decode_head.conv_seg.weight, or its train/adam_m/ or
+# train/adam_v/ moment) set to VALUE everywhere, its checksum made to match
+patch_weight() {
 "$MV_PYTHON" - "$@" <<'EOF'
 import shutil, sys, h5py, numpy as np
 M = (1 << 64) - 1
@@ -131,13 +136,15 @@ def tensor_hash(salt, name, a):   # core/checkpoint.c's tensor_hash, over the fl
         lane[0] = (rotl((lane[0] + int(u[k]) * P2) & M, 31) * P1) & M
     return fmix(lane[0] ^ rotl(lane[1], 7) ^ rotl(lane[2], 12) ^ rotl(lane[3], 18) ^ n)
 shutil.copy(sys.argv[1], sys.argv[2])
-key = "decode_head.conv_seg.weight"
+key = sys.argv[4] if len(sys.argv) > 4 else "decode_head.conv_seg.weight"
+salt, group = {"train/adam_m/": (2, "moments"), "train/adam_v/": (3, "moments")}.get(key[:13], (1, "weights"))
+name = key[13:] if salt > 1 else key   # the moments are hashed under their parameter's name
 with h5py.File(sys.argv[2], "r+") as f:
     old = f[key][()]
     new = np.full_like(old, float(sys.argv[3]))
     f[key][...] = new
-    c = f["train/checksum/weights"]
-    c[()] = np.uint64((int(c[()]) - tensor_hash(1, key, old) + tensor_hash(1, key, new)) & M)
+    c = f["train/checksum/" + group]
+    c[()] = np.uint64((int(c[()]) - tensor_hash(salt, name, old) + tensor_hash(salt, name, new)) & M)
 EOF
 }
 patch_weight "$TMP/iter_2.copy" "$TMP/nan/iter_2.h5" 3e38
@@ -155,6 +162,22 @@ run --set run.work_dir="$TMP/nanw" --resume auto >"$TMP/nanw.log" 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "NaN weights in a checkpoint: exit status $rc, not 1: $(tail -2 "$TMP/nanw.log")"
 grep -q "iter_2.h5: 'decode_head.conv_seg.weight' holds a non-finite value (nan at element 0" "$TMP/nanw.log" ||
     fail "NaN weights: $(tail -2 "$TMP/nanw.log")"
+# A first moment near float's largest value over a second moment of 0: iteration 3's loss is
+# finite, its update overflows the weight to -inf. Checked at every checkpoint and evaluation:
+# stopped at iteration 3.
+mkdir -p "$TMP/nanu"
+patch_weight "$TMP/iter_2.copy" "$TMP/nanu/m.h5" 3e38 train/adam_m/decode_head.conv_seg.weight
+patch_weight "$TMP/nanu/m.h5" "$TMP/nanu/iter_2.h5" 0 train/adam_v/decode_head.conv_seg.weight
+rm "$TMP/nanu/m.h5"
+echo iter_2.h5 >"$TMP/nanu/latest"
+rc=0
+run --set run.work_dir="$TMP/nanu" --set run.ckpt_every=1 --resume auto >"$TMP/nanu.log" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "a non-finite update: exit status $rc, not 1: $(tail -2 "$TMP/nanu.log")"
+grep -q "\"iter\": 3, \"loss_total\": [0-9]" "$TMP/nanu/metrics.jsonl" || fail "iteration 3's loss: $(tail -1 "$TMP/nanu/metrics.jsonl")"
+grep -q "iteration 3: the weights are not finite ('decode_head.conv_seg.weight' holds -\?inf at element [0-9]*): an update since iteration 2 diverged although its loss was finite.* the checkpoints in .* hold finite weights" "$TMP/nanu.log" ||
+    fail "non-finite update: $(tail -2 "$TMP/nanu.log")"
+[ "$(ls "$TMP/nanu" | tr '\n' ' ')" = "config.yaml iter_2.h5 latest metrics.jsonl " ] || fail "files written: $(ls "$TMP/nanu")"
+[ "$(cat "$TMP/nanu/latest")" = iter_2.h5 ] || fail "latest: $(cat "$TMP/nanu/latest")"
 passed=$((passed + 1)); stamp "check $passed done"
 
 # 6. Ranks with different configurations (needs MPI).
