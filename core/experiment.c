@@ -69,6 +69,11 @@ static int get_value(char *out, const ctx *c, const yaml_node_t *n, const char *
 static int add_set(char (*sets)[MV_EXP_SET_MAX], int *nsets, const ctx *c, const yaml_node_t *n, const char *key,
                    const char *value) {
     if (*nsets >= MV_EXP_MAX_SETS) return node_fail(c, n, "set", "too many overrides");
+    // Every run's folder is the sweep's (OUT/<row>): an override of it would be listed by
+    // --dry-run and then silently replaced.
+    if (!strcmp(key, "run.work_dir"))
+        return node_fail(c, n, key, "each run's work directory is the experiment's to set (OUT/<row>[@seed], OUT "
+                                    "from --out): remove run.work_dir");
     int w = snprintf(sets[*nsets], MV_EXP_SET_MAX, "%s=%s", key, value);
     if (w < 0 || w >= MV_EXP_SET_MAX) return node_fail(c, n, "set", "override too long");
     (*nsets)++;
@@ -459,9 +464,14 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
     if (e->nrows == 0) return node_fail(c, rows, "rows", "empty list: give at least one row (or a `grid:`)");
     for (int i = 0; i < e->nrows; i++)
         for (int j = 0; j < i; j++)
-            if (!strcmp(e->rows[i].name, e->rows[j].name))
+            if (!strcmp(e->rows[i].name, e->rows[j].name)) {
+                if (e->rows[i].line == e->rows[j].line)   // both made by the grid from its values
+                    return mv_fail("%s:%d: the grid makes row '%s' twice: two of its values differ only in characters "
+                                   "a row name leaves out (it keeps letters, digits and . _ - +); is one of them "
+                                   "mistyped?", c->path, e->rows[i].line, e->rows[i].name);
                 return mv_fail("%s:%d: row '%s' also named at line %d (row names must be unique)", c->path,
                                e->rows[i].line, e->rows[i].name, e->rows[j].line);
+            }
     const yaml_node_t *seeds = find_key(c, root, "seeds");
     if (seeds) {
         MV_TRY(parse_seeds(e, c, seeds));

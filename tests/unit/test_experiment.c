@@ -7,16 +7,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "core/error.h"
 #include "core/experiment.h"
 
 static char dir[512];
 
+// One folder per test process: Criterion runs the tests in parallel, and two of them writing
+// bad.yaml in one folder read each other's files.
 static void setup(void) {
     const char *t = getenv("MV_TEST_TMP");
-    snprintf(dir, sizeof dir, "%s/test_experiment", t && t[0] ? t : "/tmp");
+    char parent[400];
+    snprintf(parent, sizeof parent, "%s/test_experiment", t && t[0] ? t : "/tmp");
     mkdir(t && t[0] ? t : "/tmp", 0755);
+    mkdir(parent, 0755);
+    snprintf(dir, sizeof dir, "%s/%d", parent, (int)getpid());
     mkdir(dir, 0755);
+}
+
+static void teardown(void) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
 // Writes text to dir/name and returns the path (static buffer per call site is enough here).
@@ -30,7 +42,7 @@ static const char *write_file(const char *name, const char *text) {
     return path;
 }
 
-TestSuite(experiment, .init = setup);
+TestSuite(experiment, .init = setup, .fini = teardown);
 
 Test(experiment, rows_columns_paper_and_base) {
     write_file("base.yaml", "run:\n  seed: 7\n");
@@ -154,6 +166,13 @@ Test(experiment, errors_name_file_and_line) {
     expect_error("rows: [{name: a, set: [noequals]}]\n", (const char *[]){"bad.yaml:1:", "key=value", NULL});
     expect_error("grid: {mask.lambda: 0.5}\n", (const char *[]){"bad.yaml:1:", "list of values", NULL});
     expect_error("rows: [{name: a}]\nbase: does_not_exist.yaml\n", (const char *[]){"does_not_exist.yaml", NULL});
+    // Grid values that make one row name: the grid says so (it said "also named at line N",
+    // its own line); a run.work_dir override, which the sweep would silently replace, is refused.
+    expect_error("grid: {run.select_metric: [mIoU, \"m IoU\"]}\n",
+                 (const char *[]){"bad.yaml:1:", "the grid makes row 'select_metric_mIoU' twice", NULL});
+    expect_error("rows: [{name: a, set: {run.work_dir: elsewhere}}]\n",
+                 (const char *[]){"bad.yaml:1:", "run.work_dir", "experiment's to set", NULL});
+    expect_error("set: [run.work_dir=elsewhere]\nrows: [{name: a}]\n", (const char *[]){"bad.yaml:1:", "run.work_dir", NULL});
     mv_experiment e;
     cr_assert_lt(experiment_load(&e, "/nonexistent/exp.yaml"), 0);
     cr_assert(strstr(mv_last_error(), "/nonexistent/exp.yaml"));
