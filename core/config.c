@@ -252,6 +252,7 @@ int config_validate(const mv_config *cfg) {
                        s->max_iters);
 
     const mv_run_config *r = &cfg->run;
+    if (!r->work_dir[0]) return mv_fail("run.work_dir is empty: give the run's folder (e.g. runs/NAME)");
     if (r->select_domain[0] && !config_find_val(cfg, r->select_domain)) {
         char names[MV_MAX_SOURCES * (MV_NAME_MAX + 2)] = "";
         size_t len = 0;

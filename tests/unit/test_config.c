@@ -236,6 +236,8 @@ Test(config, out_of_range) {
     expect_error("range_select.yaml", "run:\n  select_domain: mars\n", NULL, "run.select_domain: 'mars'",
                  "clear, dusk, fog, rain, painted");
     expect_error("range_crop.yaml", "model:\n  crop: [100, 96]\n", NULL, "multiples of 32", NULL);
+    // An empty run folder passed `maskvim config` and failed later as ": cannot create folder".
+    expect_error("range_workdir.yaml", "run:\n  work_dir: \"\"\n", NULL, "run.work_dir is empty", NULL);
     expect_error("range_repeat.yaml", "data:\n  train: [{path: a/train, repeat: 0}]\n", "2:35:",
                  "data.train[0]: repeat: bad value '0'", "out of range [1, 1000000]");
     expect_error("range_scale.yaml", "data:\n  scale: [1024, 2048]\n", NULL, "data.scale: give (long, short)", NULL);
