@@ -516,7 +516,7 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
         d.written = i + 1;
         pthread_cond_broadcast(&d.cv);
         pthread_mutex_unlock(&d.mu);
-        progress_update(&prog, i + 1);
+        if (rc == 0) progress_update(&prog, i + 1);   // a failed item is not done: no "1/1 samples" before its error
     }
     progress_end(&prog);
     driver_stop(&d, tids, workers);

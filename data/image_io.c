@@ -69,7 +69,13 @@ typedef struct {
 
 static void png_err_fn(png_structp png, png_const_charp msg) {
     png_rd *ctx = png_get_error_ptr(png);
-    snprintf(ctx->err, sizeof ctx->err, "%s", msg);
+    // libpng's reader says only "Read Error" when fread comes up short: say which it was.
+    if (!strcmp(msg, "Read Error") && ctx->f && feof(ctx->f))
+        snprintf(ctx->err, sizeof ctx->err, "the file ends early (truncated: an incomplete download or copy?)");
+    else if (!strcmp(msg, "Read Error") && ctx->f && ferror(ctx->f))
+        snprintf(ctx->err, sizeof ctx->err, "read error: %s", strerror(errno));
+    else
+        snprintf(ctx->err, sizeof ctx->err, "%s", msg);
     png_longjmp(png, 1);
 }
 

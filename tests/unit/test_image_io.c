@@ -201,6 +201,7 @@ Test(image_io, errors_name_the_file) {
     truncate_file(p, 0.5);
     cr_assert_eq(image_read_rgb(&out, p), -1);
     cr_assert(strstr(mv_last_error(), "trunc.png"), "%s", mv_last_error());
+    cr_expect(strstr(mv_last_error(), "the file ends early (truncated"), "%s", mv_last_error());   // not "Read Error"
 
     // Flipped bytes inside the compressed data: the CRC or zlib stream must fail.
     p = tmp_path("flip.png");
