@@ -150,6 +150,11 @@ int data_corrupt_main(int argc, char **argv) {
         fprintf(stderr, "maskvim data corrupt: %s\n", mv_last_error());
         return 1;
     }
+    // Cityscapes-C corrupts the clean images once; a corrupted split given as input (its label
+    // map records the corruption) is most likely the wrong folder.
+    if (strstr(m.label_map, " corrupt/v"))
+        fprintf(stderr, "maskvim data corrupt: warning: %s is itself a corrupted split (%s): its images will be "
+                        "corrupted a second time\n", in, m.label_map);
     job jb = {split, m.label_map, seed, (int)threads, (int)per_shard, fresh, bgr, NULL, 2 * (int)threads};
     int mh, mw;
     split_max_size(split, &mh, &mw);

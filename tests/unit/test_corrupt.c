@@ -3,6 +3,7 @@
 // contrast, saturation, fog's bound), JPEG through libjpeg, odd sizes, errors, and the
 // `data corrupt` command writing corrupted splits.
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -650,4 +651,31 @@ Test(corrupt_cli, older_corruption_version_is_refused) {
     cr_assert(strstr(mv_last_error(), "corrupt/v1") && strstr(mv_last_error(), "corrupt/v2"), "%s", mv_last_error());
     cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "contrast", "--severity", "1",
                              "--samples-per-shard", "1", "--fresh", NULL), 0, "%s", mv_last_error());
+}
+
+// A corrupted split given as the input (its label map records the corruption) is warned about:
+// Cityscapes-C corrupts the clean images once, so it is most likely the wrong folder.
+Test(corrupt_cli, corrupting_a_corrupted_split_is_warned, .init = cr_redirect_stderr) {
+    const char *base = getenv("MV_TEST_TMP");
+    char dir[1024], in[1100], out[1100], out2[1100], cmd[2400], once[1300];
+    snprintf(dir, sizeof dir, "%s/test_corrupt_cli_twice", base && *base ? base : "/tmp");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(in, sizeof in, "%s/in", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(out2, sizeof out2, "%s/out2", dir);
+    snprintf(once, sizeof once, "%s/contrast/1", out);
+    write_input_split(in, 2, false);
+    cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "contrast", "--severity", "1", NULL), 0,
+                 "%s", mv_last_error());
+    cr_assert_eq(run_corrupt("corrupt", "--in", once, "--out", out2, "--corruption", "contrast", "--severity", "1", NULL),
+                 0, "%s", mv_last_error());
+    fflush(stderr);
+    char text[8192] = "";
+    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+    text[n] = 0;
+    cr_assert(strstr(text, "warning: ") && strstr(text, "is itself a corrupted split (synth/v1 corrupt/v2 seed=0 n=2)"),
+              "%s", text);
+    // The clean input was not warned about: one warning, for the second run.
+    cr_assert_null(strstr(strstr(text, "is itself") + 1, "is itself"), "%s", text);
 }
