@@ -164,7 +164,7 @@ static int check_weights(trainer *t, long it, long saved_iter) {
         }
     }
     if (t->comm->world > 1 && comm_bcast_bytes(t->comm, &status, sizeof status) < 0) return -1;
-    if (status < 0) return t->comm->rank == 0 ? -1 : mv_fail("rank 0 found the weights not finite (its message says where)");
+    if (status < 0) return t->comm->rank == 0 ? -1 : mv_fail("rank 0 stopped the run at its weight check (its message says why)");
     return 0;
 }
 
