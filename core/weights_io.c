@@ -88,10 +88,10 @@ int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int
     return rc;
 }
 
-int weights_load_all(mv_params *p, const char *path, int *unexpected) {
+static int load_all(mv_params *p, const char *path, mv_weights_found *found_out) {
     mv_weights_found found = {0};
     MV_TRY(weights_load_found(p, path, NULL, &found));
-    if (unexpected) *unexpected = found.unexpected;
+    *found_out = found;
     if (found.missing == 0) return 0;
     char hint[512] = "";
     if (found.unexpected > 0)
@@ -100,4 +100,24 @@ int weights_load_all(mv_params *p, const char *path, int *unexpected) {
                  found.unexpected > 1 ? "s" : "", found.first_unexpected);
     return mv_fail("%s: %d of this model's %d tensors are missing, e.g. '%s'%s", path, found.missing, p->count,
                    found.first_missing, hint);
+}
+
+int weights_load_all(mv_params *p, const char *path, int *unexpected) {
+    mv_weights_found found;
+    int rc = load_all(p, path, &found);
+    if (unexpected) *unexpected = rc == 0 ? found.unexpected : 0;
+    return rc;
+}
+
+int weights_load_for_inference(mv_params *p, const char *path, FILE *warn, const char *who) {
+    mv_weights_found found;
+    MV_TRY(load_all(p, path, &found));
+    // Each tensor of a shallower model (fewer blocks, fewer masked stages) has its name and shape
+    // in a deeper one's file, so such a file loads whole and runs as a different network.
+    if (warn && found.unexpected > 0)
+        fprintf(warn, "%s: warning: %s holds %d tensor%s this model does not have, ignored (e.g. '%s'): weights "
+                      "of a deeper model or of one with more masked stages give wrong results here; compare "
+                      "model.preset, model.depths and mask.* with the configuration they were trained with\n",
+                who, path, found.unexpected, found.unexpected > 1 ? "s" : "", found.first_unexpected);
+    return 0;
 }

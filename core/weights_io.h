@@ -23,6 +23,9 @@ int weights_load_found(mv_params *p, const char *path, FILE *report, mv_weights_
 // weights_load for inference: every tensor of the model must be in the file (missing ones are an
 // error naming the first, with the first unexpected name as a hint); extra tensors are counted.
 int weights_load_all(mv_params *p, const char *path, int *unexpected);
+// weights_load_all for `maskvim eval` and `predict`: tensors the model lacks are ignored with a
+// warning on `warn` (when not NULL), prefixed by `who`, naming the first and the count.
+int weights_load_for_inference(mv_params *p, const char *path, FILE *warn, const char *who);
 // A new run's starting point (run.init_weights): weights_load over the seeded initialisation,
 // after checking a training checkpoint's checksum. Tensors the file lacks keep their
 // initialisation (an ImageNet encoder has no decoder, output norms or token masks) and tensors

@@ -193,7 +193,7 @@ int cmd_eval(int argc, char **argv) {
     if (rc == 0 && corrs) rc = corrupt_parse_severities(sev, sevs, "--severities");
     if (rc == 0 && corrs) rc = corrupt_parse_names(corr_on, corrs, "--corruptions");
     if (rc == 0) rc = model_build(m, &cfg->model);
-    if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
+    if (rc == 0) rc = weights_load_for_inference(&m->params, ckpt, comm.rank == 0 ? stderr : NULL, "maskvim eval");
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
     if (rc == 0 && comm.rank == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim eval");
     // run.device: the GPU evaluates where one is present (each rank on its node-local GPU).

@@ -113,10 +113,21 @@ static int add_folder(path_list *out, const char *dir, int depth) {
     return rc;
 }
 
+static bool is_outdir(const struct stat *st) {
+    return g_outdir.st_ino && st->st_dev == g_outdir.st_dev && st->st_ino == g_outdir.st_ino;
+}
+
 static int expand_inputs(path_list *out, const char *const *args, int n, const char *outdir) {
     if (stat(outdir, &g_outdir) != 0 || !S_ISDIR(g_outdir.st_mode)) memset(&g_outdir, 0, sizeof g_outdir);
     for (int i = 0; i < n; i++) {
         if (!mv_is_dir(args[i])) { push_path(out, args[i]); continue; }
+        // Its predictions would be inputs of the next run (x_pred.png, then x_pred_pred.png, ...),
+        // and could overwrite an image of it named like one (x_pred.png beside x.png).
+        struct stat st;
+        if (stat(args[i], &st) == 0 && is_outdir(&st))
+            return mv_fail("--out %s is the input folder %s: the predictions would land among the images (read as "
+                           "inputs by the next run, or written over one named like a prediction): give another "
+                           "folder (one below it is fine: it is never read as input)", outdir, args[i]);
         int before = out->n;
         MV_TRY(add_folder(out, args[i], 0));
         if (out->n == before) return mv_fail("%s: no .png, .jpg or .jpeg image in this folder or below it", args[i]);
@@ -162,6 +173,42 @@ static int check_distinct_names(const path_list *in) {
                          in->paths[v[i].index], v[i].name);
     free(v);
     return rc;
+}
+
+// Whether `base` is a file name a prediction of the image named `st` writes (formats, masks).
+static bool is_output_name(const char *base, const char *st, int formats, bool masks) {
+    size_t ls = strlen(st);
+    if (strncmp(base, st, ls) || base[ls] != '_') return false;
+    const char *rest = base + ls + 1;
+    for (int f = 0; f < NFORMATS; f++) {
+        size_t l = strlen(FORMATS[f].suffix);
+        if ((formats & FORMATS[f].bit) && !strncmp(rest, FORMATS[f].suffix, l) && !strcmp(rest + l, ".png"))
+            return true;
+    }
+    size_t lr = strlen(rest);
+    return masks && !strncmp(rest, "mask_", 5) && lr > 9 && !strcmp(rest + lr - 4, ".png");
+}
+
+// An input file in the --out folder must not be a file the predictions write (x.png and
+// x_pred.png given together): it would be replaced before, or after, it is read.
+static int check_outputs_spare_inputs(const path_list *in, int formats, bool masks) {
+    if (!g_outdir.st_ino) return 0;   // --out does not exist yet: no input is in it
+    for (int i = 0; i < in->n; i++) {
+        char dir[4096], base[256];
+        mv_dir_of(dir, sizeof dir, in->paths[i]);
+        struct stat st;
+        if (stat(dir, &st) != 0 || !is_outdir(&st)) continue;
+        const char *slash = strrchr(in->paths[i], '/');
+        snprintf(base, sizeof base, "%s", slash ? slash + 1 : in->paths[i]);
+        for (int j = 0; j < in->n; j++) {
+            char sj[256];
+            stem(sj, sizeof sj, in->paths[j]);
+            if (is_output_name(base, sj, formats, masks))
+                return mv_fail("the input %s is in --out and is a file the prediction of %s writes: give another "
+                               "--out", in->paths[i], in->paths[j]);
+        }
+    }
+    return 0;
 }
 
 // Under several ranks each one lists the inputs itself and takes every world-th: the lists must
@@ -358,6 +405,7 @@ int cmd_predict(int argc, char **argv) {
     path_list inputs = {0};
     int rc = expand_inputs(&inputs, args, nargs, outdir);
     if (rc == 0) rc = check_distinct_names(&inputs);
+    if (rc == 0) rc = check_outputs_spare_inputs(&inputs, formats, masks);
     if (rc == 0) rc = same_inputs_everywhere(&comm, &inputs);
     // --checkpoint first: without FILE the configuration is the one saved in it.
     char ckpt_path[4096] = "";   // --checkpoint, or the checkpoint a run folder's `latest` names
@@ -376,7 +424,7 @@ int cmd_predict(int argc, char **argv) {
         rc = mv_fail("--masks draws the token masks of a whole-image forward; with data.test_mode: slide each window "
                      "has its own (add --set data.test_mode=whole)");
     if (rc == 0) rc = model_build(m, &cfg->model);
-    if (rc == 0) rc = weights_load_all(&m->params, ckpt, NULL);
+    if (rc == 0) rc = weights_load_for_inference(&m->params, ckpt, comm.rank == 0 ? stderr : NULL, "maskvim predict");
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
     if (rc == 0 && comm.rank == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim predict: --checkpoint");
     if (rc == 0) rc = mv_mkdir_p(outdir);

@@ -49,6 +49,20 @@ grep -q "in_pred.png" "$TMP/bad.log" || fail "the error does not name the clash:
 "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/in.png" --out "$TMP/deep/er/pred" >/dev/null 2>&1 \
     || fail "a nested --out folder was not created"
 [ -f "$TMP/deep/er/pred/in_pred.png" ] || fail "no prediction in the nested --out folder"
+# --out that is an input folder is refused (its predictions were read back as inputs by the next
+# run, and one was written over an image named in_pred.png); so is an input file in --out that
+# a prediction would replace. Nothing is written.
+mkdir -p "$TMP/same"; cp "$TMP/in.png" "$TMP/same/in.png"; cp "$TMP/in.png" "$TMP/same/in_pred.png"
+sum_before=$(md5sum "$TMP/same/in_pred.png")
+if "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/same" --out "$TMP/same" \
+    >"$TMP/bad.log" 2>&1; then fail "--out equal to the input folder accepted"; fi
+grep -q "is the input folder" "$TMP/bad.log" || fail "the error does not say why: $(cat "$TMP/bad.log")"
+if "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/same/in.png" "$TMP/same/in_pred.png" \
+    --out "$TMP/same" >"$TMP/bad.log" 2>&1; then fail "an input that a prediction replaces accepted"; fi
+grep -q "the input .*same/in_pred.png is in --out and is a file the prediction of .*same/in.png writes" "$TMP/bad.log" ||
+    fail "the error does not name both: $(cat "$TMP/bad.log")"
+[ "$(md5sum "$TMP/same/in_pred.png")" = "$sum_before" ] && [ "$(ls "$TMP/same" | wc -l)" -eq 2 ] ||
+    fail "a refused prediction wrote into $TMP/same: $(ls "$TMP/same")"
 # Sliding windows: a window the size of the image gives the whole-image results exactly; 48x64
 # windows (two by three over 64x128) evaluate too; --masks is refused with slide.
 "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --json "$TMP/whole.json" >/dev/null 2>&1

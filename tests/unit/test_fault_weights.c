@@ -1,7 +1,8 @@
 // Importing weights for inference (weights_load_all, the path of `maskvim eval` and `predict`):
 // a file lacking a tensor of the model is refused with a message naming the tensor, and, when
 // the file's names carry another prefix (a DDP 'module.' say), naming one of those too; a
-// complete file with extra tensors loads and counts them; a wrong shape names the tensor.
+// complete file with extra tensors loads, counts them and (eval, predict) warns naming one; a
+// wrong shape names the tensor; an integer dataset is refused.
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
@@ -93,6 +94,43 @@ Test(fault_weights, complete_file_with_extras_loads_exactly) {
     for (int i = 0; i < src.p.count; i++)   // tensor by tensor: the arenas have alignment gaps
         cr_expect(memcmp(*dst.p.items[i].ptr, *src.p.items[i].ptr, sizeof(float) * src.p.items[i].numel) == 0,
                   "%s differs", src.p.items[i].name);
+    // eval and predict load it too, and say what was left out: the tensors of a deeper model's
+    // file cover a shallower model's, which then ran as another network without a word.
+    char warned[2048] = "";
+    FILE *w = fmemopen(warned, sizeof warned - 1, "w");
+    cr_assert(w);
+    cr_assert_eq(weights_load_for_inference(&dst.p, path, w, "maskvim eval"), 0, "%s", mv_last_error());
+    fclose(w);
+    cr_expect(strstr(warned, "maskvim eval: warning: ") && strstr(warned, "holds 1 tensor this model does not have, "
+                                                                  "ignored (e.g. 'classifier.weight')"), "%s", warned);
+    params_free(&src.p);
+    params_free(&dst.p);
+}
+
+// An integer dataset under a tensor's name (class indices, say) is refused, not converted: HDF5
+// would read it as floats, and it loaded as weights.
+Test(fault_weights, integer_dataset_is_refused) {
+    char path[4096];
+    test_path(path, sizeof path, "integer");
+    reg src, dst;
+    reg_build(&src, "", 5, 1.0f);
+    cr_assert_eq(weights_save(&src.p, path), 0, "%s", mv_last_error());
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    cr_assert(H5Ldelete(f, src.p.items[1].name, H5P_DEFAULT) >= 0);
+    hsize_t dims[1] = {4};
+    int ints[4] = {0, 1, 2, 3};
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t ds = H5Dcreate2(f, src.p.items[1].name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert(ds >= 0);
+    cr_assert(H5Dwrite(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ints) >= 0);
+    H5Dclose(ds);
+    H5Sclose(space);
+    H5Fclose(f);
+    reg_build(&dst, "", 5, 0.0f);
+    cr_assert_eq(weights_load_all(&dst.p, path, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "'decode_head.conv_seg.bias' is integer, not floating point"), "%s",
+              mv_last_error());
     params_free(&src.p);
     params_free(&dst.p);
 }
