@@ -158,7 +158,7 @@ static int cmp_named(const void *a, const void *b) {
 // Two inputs with one base name ("a/x.png", "b/x.jpg") would write the same DIR/x_*.png, the
 // second silently replacing the first: refused before any work. Sorted by name, a clash is two
 // neighbours (thousands of images from a dataset folder are checked at once).
-static int check_distinct_names(const path_list *in) {
+static int check_distinct_names(const path_list *in, int formats) {
     named_input *v = mv_malloc(sizeof *v * (size_t)(in->n ? in->n : 1));
     for (int i = 0; i < in->n; i++) {
         stem(v[i].name, sizeof v[i].name, in->paths[i]);
@@ -166,11 +166,17 @@ static int check_distinct_names(const path_list *in) {
     }
     qsort(v, (size_t)in->n, sizeof *v, cmp_named);
     int rc = 0;
-    for (int i = 1; i < in->n && rc == 0; i++)
-        if (!strcmp(v[i - 1].name, v[i].name))
-            rc = mv_fail("%s and %s would both be written as %s_pred.png (and _trainid, _labelid): give inputs "
-                         "with distinct names (or predict them into separate --out folders)", in->paths[v[i - 1].index],
-                         in->paths[v[i].index], v[i].name);
+    int f = 0;
+    while (f < NFORMATS - 1 && !(formats & FORMATS[f].bit)) f++;   // the first file each one writes
+    for (int i = 1; i < in->n && rc == 0; i++) {
+        if (strcmp(v[i - 1].name, v[i].name)) continue;
+        const char *a = in->paths[v[i - 1].index], *b = in->paths[v[i].index];
+        if (!strcmp(a, b))
+            rc = mv_fail("%s is given twice", a);
+        else
+            rc = mv_fail("%s and %s would both be written as %s_%s.png: give inputs with distinct names (or predict "
+                         "them into separate --out folders)", a, b, v[i].name, FORMATS[f].suffix);
+    }
     free(v);
     return rc;
 }
@@ -404,7 +410,7 @@ int cmd_predict(int argc, char **argv) {
     mv_model *m = mv_calloc(1, sizeof *m);
     path_list inputs = {0};
     int rc = expand_inputs(&inputs, args, nargs, outdir);
-    if (rc == 0) rc = check_distinct_names(&inputs);
+    if (rc == 0) rc = check_distinct_names(&inputs, formats);
     if (rc == 0) rc = check_outputs_spare_inputs(&inputs, formats, masks);
     if (rc == 0) rc = same_inputs_everywhere(&comm, &inputs);
     // --checkpoint first: without FILE the configuration is the one saved in it.
