@@ -516,14 +516,21 @@ static void write_input_split(const char *in, int n, bool two_sizes) {
     cr_assert_eq(shard_writer_close(wr), 0);
 }
 
-Test(corrupt_cli, writes_corrupted_splits_with_the_labels_unchanged) {
+// A fresh folder MV_TEST_TMP/NAME for a test's splits: `in` and `out` (1100 bytes each) are its
+// in/ and out/.
+static void cli_folders(const char *name, char *in, char *out) {
     const char *base = getenv("MV_TEST_TMP");
-    char dir[1024], in[1100], out[1100], cmd[2400];
-    snprintf(dir, sizeof dir, "%s/test_corrupt_cli", base && *base ? base : "/tmp");
+    char dir[1024], cmd[2400];
+    snprintf(dir, sizeof dir, "%s/%s", base && *base ? base : "/tmp", name);
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
     cr_assert_eq(system(cmd), 0);
-    snprintf(in, sizeof in, "%s/in", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(in, 1100, "%s/in", dir);
+    snprintf(out, 1100, "%s/out", dir);
+}
+
+Test(corrupt_cli, writes_corrupted_splits_with_the_labels_unchanged) {
+    char in[1100], out[1100];
+    cli_folders("test_corrupt_cli", in, out);
     // an input split with two image sizes
     write_input_split(in, 5, true);
 
@@ -578,20 +585,15 @@ Test(corrupt_cli, writes_corrupted_splits_with_the_labels_unchanged) {
     cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "rain", NULL), 2);
     cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--severity", "6", NULL), 2);
     cr_assert_eq(run_corrupt("corrupt", "--in", in, NULL), 2);
-    snprintf(path, sizeof path, "%s/missing", dir);
+    snprintf(path, sizeof path, "%s/missing", in);   // a folder that is not a split
     cr_assert_eq(run_corrupt("corrupt", "--in", path, "--out", out, NULL), 1);
 }
 
 // Re-running the generator over an existing output with another --seed (or --bgr) must not
 // resume from, and keep, the shards of the old seed: it is refused, and --fresh regenerates.
 Test(corrupt_cli, resume_with_another_seed_is_refused) {
-    const char *base = getenv("MV_TEST_TMP");
-    char dir[1024], in[1100], out[1100], cmd[2400], path[1300];
-    snprintf(dir, sizeof dir, "%s/test_corrupt_cli_seed", base && *base ? base : "/tmp");
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    cr_assert_eq(system(cmd), 0);
-    snprintf(in, sizeof in, "%s/in", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
+    char in[1100], out[1100], path[1300];
+    cli_folders("test_corrupt_cli_seed", in, out);
     snprintf(path, sizeof path, "%s/gaussian_noise/2", out);
     write_input_split(in, 3, false);
     cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "gaussian_noise", "--severity", "2",
@@ -629,13 +631,8 @@ Test(corrupt_cli, resume_with_another_seed_is_refused) {
 // Shards written by an older version of the corruptions (label map "... corrupt/v1 ...", before
 // the package-exact arithmetic) are not resumed into: their pixels differ.
 Test(corrupt_cli, older_corruption_version_is_refused) {
-    const char *base = getenv("MV_TEST_TMP");
-    char dir[1024], in[1100], out[1100], cmd[2400], path[1300];
-    snprintf(dir, sizeof dir, "%s/test_corrupt_cli_version", base && *base ? base : "/tmp");
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    cr_assert_eq(system(cmd), 0);
-    snprintf(in, sizeof in, "%s/in", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
+    char in[1100], out[1100], path[1300];
+    cli_folders("test_corrupt_cli_version", in, out);
     snprintf(path, sizeof path, "%s/contrast/1", out);
     write_input_split(in, 2, false);
     mv_shard_writer *wr = shard_writer_open(path, "synth-clear-contrast-1", "synth/v1 corrupt/v1 seed=0 n=2", 1);
@@ -656,14 +653,9 @@ Test(corrupt_cli, older_corruption_version_is_refused) {
 // A corrupted split given as the input (its label map records the corruption) is warned about:
 // Cityscapes-C corrupts the clean images once, so it is most likely the wrong folder.
 Test(corrupt_cli, corrupting_a_corrupted_split_is_warned, .init = cr_redirect_stderr) {
-    const char *base = getenv("MV_TEST_TMP");
-    char dir[1024], in[1100], out[1100], out2[1100], cmd[2400], once[1300];
-    snprintf(dir, sizeof dir, "%s/test_corrupt_cli_twice", base && *base ? base : "/tmp");
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    cr_assert_eq(system(cmd), 0);
-    snprintf(in, sizeof in, "%s/in", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    snprintf(out2, sizeof out2, "%s/out2", dir);
+    char in[1100], out[1100], out2[1200], once[1300];
+    cli_folders("test_corrupt_cli_twice", in, out);
+    snprintf(out2, sizeof out2, "%s2", out);
     snprintf(once, sizeof once, "%s/contrast/1", out);
     write_input_split(in, 2, false);
     cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "contrast", "--severity", "1", NULL), 0,

@@ -75,14 +75,20 @@ Test(fault_weights, other_prefix_is_hinted) {
     params_free(&dst.p);
 }
 
-Test(fault_weights, complete_file_with_extras_loads_exactly) {
-    char path[4096];
-    test_path(path, sizeof path, "extra");
-    reg src, dst;
-    reg_build(&src, "", 5, 3.5f);
-    cr_assert_eq(weights_save(&src.p, path), 0, "%s", mv_last_error());
+// The weights file of `src` (built with `fill`) at test path `name`, opened again for editing.
+static hid_t saved_for_editing(reg *src, char *path, size_t n, const char *name, float fill) {
+    test_path(path, n, name);
+    reg_build(src, "", 5, fill);
+    cr_assert_eq(weights_save(&src->p, path), 0, "%s", mv_last_error());
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     cr_assert(f >= 0);
+    return f;
+}
+
+Test(fault_weights, complete_file_with_extras_loads_exactly) {
+    char path[4096];
+    reg src, dst;
+    hid_t f = saved_for_editing(&src, path, sizeof path, "extra", 3.5f);
     int s1[1] = {3};
     float extra[3] = {1, 2, 3};
     cr_assert_eq(h5_write_floats(f, "classifier.weight", extra, 1, s1), 0);
@@ -111,12 +117,8 @@ Test(fault_weights, complete_file_with_extras_loads_exactly) {
 // would read it as floats, and it loaded as weights.
 Test(fault_weights, integer_dataset_is_refused) {
     char path[4096];
-    test_path(path, sizeof path, "integer");
     reg src, dst;
-    reg_build(&src, "", 5, 1.0f);
-    cr_assert_eq(weights_save(&src.p, path), 0, "%s", mv_last_error());
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    cr_assert(f >= 0);
+    hid_t f = saved_for_editing(&src, path, sizeof path, "integer", 1.0f);
     cr_assert(H5Ldelete(f, src.p.items[1].name, H5P_DEFAULT) >= 0);
     hsize_t dims[1] = {4};
     int ints[4] = {0, 1, 2, 3};
