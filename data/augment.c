@@ -75,7 +75,10 @@ void augment_draw(mv_aug_params *p, const mv_aug_config *cfg, int h, int w, uint
     mv_rng4 b0 = draw(&k, 0), b1 = draw(&k, 1), b2 = draw(&k, 2);
     memset(p, 0, sizeof *p);
     p->ratio = cfg->ratio_min + (cfg->ratio_max - cfg->ratio_min) * rng_u01(b0.v[0]);
-    augment_fit_size(&p->new_h, &p->new_w, h, w, (int)(cfg->scale_long * p->ratio), (int)(cfg->scale_short * p->ratio));
+    // mmcv: int(scale * ratio) with Python floats; a float product truncates differently for
+    // about 1 ratio in 10^4 at scales that are not powers of two (1280, 1920).
+    augment_fit_size(&p->new_h, &p->new_w, h, w, (int)(cfg->scale_long * (double)p->ratio),
+                     (int)(cfg->scale_short * (double)p->ratio));
     p->flip = rng_u01(b0.v[1]) < cfg->flip_prob;
     if (cfg->photometric) {
         p->brightness = rng_u01(b0.v[2]) < 0.5f;

@@ -44,6 +44,26 @@ Test(augment, fit_sizes_match_mmcv) {
     cr_assert(h == 1536 && w == 1024, "%dx%d", h, w);
 }
 
+// The rescale target is int(scale * ratio) in double, as mmcv's Python floats: the float product
+// truncated to another integer for about 1 ratio in 10^4 at a scale of 1280 (not a power of two).
+Test(augment, rescale_target_is_a_double_product) {
+    mv_aug_config cfg;
+    augment_default_config(&cfg, 256, 512);
+    cfg.scale_long = 1280;
+    cfg.scale_short = 720;
+    int mismatched = 0, float_differs = 0;
+    for (uint64_t key = 0; key < 200000; key++) {
+        mv_aug_params p;
+        augment_draw(&p, &cfg, 720, 1280, 7, 0, key);
+        int h, w, lw = (int)(1280 * (double)p.ratio);
+        augment_fit_size(&h, &w, 720, 1280, lw, (int)(720 * (double)p.ratio));
+        mismatched += h != p.new_h || w != p.new_w;
+        float_differs += (int)(1280 * p.ratio) != lw;
+    }
+    cr_expect_eq(mismatched, 0, "%d of 200000 sizes are not those of int(scale * ratio) in double", mismatched);
+    cr_expect_gt(float_differs, 0, "no ratio where the float product differs: the test cannot tell the two apart");
+}
+
 Test(augment, draws_cover_their_ranges) {
     mv_aug_config cfg;
     augment_default_config(&cfg, 512, 1024);
