@@ -96,6 +96,7 @@ static int list_dir(char ***names, int64_t *n, const char *dir, const char *suff
         size_t l = strlen(e->d_name);
         if (e->d_name[0] == '.' || l < sl) continue;
         if (any_case ? strcasecmp(e->d_name + l - sl, suffix) : strcmp(e->d_name + l - sl, suffix)) continue;
+        if (sl && e->d_type == DT_DIR) continue;   // a folder named like a file (x.jpg/) is not one
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
             *names = realloc(*names, sizeof(char *) * (size_t)cap);

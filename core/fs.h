@@ -12,8 +12,9 @@ int mv_mkdir_p(const char *path);
 
 // True when `path` is a folder (or a link to one).
 bool mv_is_dir(const char *path);
-// The names in `dir` ending with `suffix` ("" for all), hidden ones (".*") left out, sorted
-// (strcmp). A missing folder is an error naming it. Free with mv_free_names.
+// The names in `dir` ending with `suffix` ("" for all), hidden ones (".*") left out, and with a
+// suffix folders too; sorted (strcmp). A missing folder is an error naming it. Free with
+// mv_free_names.
 int mv_list_dir(char ***names, int64_t *n, const char *dir, const char *suffix);
 // As mv_list_dir, the suffix matched without regard to case (an image saved as NAME.JPG).
 int mv_list_dir_any_case(char ***names, int64_t *n, const char *dir, const char *suffix);

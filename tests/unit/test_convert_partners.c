@@ -210,7 +210,8 @@ Test(convert_partners, complete_pairs_with_sibling_files_unchanged) {
 }
 
 // An image saved as NAME.JPG is the image of NAME's label (it was reported as "a label without
-// its image"); two images of one name whose extensions differ only in case are refused.
+// its image"); two images of one name whose extensions differ only in case are refused; a
+// folder named like an image is passed over (it was an item whose label was missing).
 Test(convert_partners, image_extension_in_any_case) {
     const char *root = fixture_root("ext_case");
     mkdirs(root, "images/10k/val");
@@ -223,6 +224,7 @@ Test(convert_partners, image_extension_in_any_case) {
         snprintf(rel, sizeof rel, "labels/sem_seg/masks/val/%c.png", 'a' + k);
         put_label(root, rel, 3, 0);
     }
+    mkdirs(root, "images/10k/val/zz.jpg");   // a folder named like an image is not one
     char out[4200];
     snprintf(out, sizeof out, "%s/out", root);
     mv_convert_stats st;
