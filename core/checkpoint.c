@@ -6,6 +6,7 @@
 //   /train/cursor/{seed,step,epoch_size,global_batch}
 //   /train/world, /train/batch_per_rank
 //   /train/best/{name,value,step}
+//   /train/eval_pending          int64 1, only when this iteration's evaluation did not complete
 //   /train/adam_m/<key>, /train/adam_v/<key>   float32, shaped like the parameter (parameters only)
 //   /train/checksum/{weights,moments}          uint64 (see tensor_hash)
 //   /train/checksum/state        uint64: the scalars above, best/ and config_yaml (state_checksum)

@@ -1,8 +1,9 @@
-// Evaluation on one split: whole-image inference in eval mode (running BatchNorm statistics,
-// thresholded masks), logits resized to the input's and then the label's size as mmseg does
-// (eval_predict), a confusion matrix summed over ranks, and the metrics of SPEC.md section 6
-// (mIoU over classes with a non-empty union). An input under the model's 32x32 minimum is
-// padded for its forward and the padding cropped off the logits (eval_infer).
+// Evaluation on one split: whole-image or sliding-window inference in eval mode (running
+// BatchNorm statistics, thresholded masks), logits resized to the input's and then the label's
+// size as mmseg does (eval_infer; eval_predict is that rule on given logits), a confusion matrix
+// summed over ranks, and the metrics of SPEC.md section 6 (mIoU over classes with a non-empty
+// union). An input under the model's 32x32 minimum is padded for its forward and the padding
+// cropped off the logits.
 #pragma once
 #include "core/config.h"
 #include "core/metrics.h"
@@ -47,7 +48,7 @@ int eval_predict(uint8_t *pred, mv_eval_buffers *buf, const float *logits, int K
 int eval_windows(int *lo, int *hi, int n, int crop, int stride);
 
 // The per-pixel class at label size (lh, lw) of one normalised image ([3, h, w], host memory),
-// run as data.test_mode says: the whole image at once (eval_predict), or mmseg's sliding
+// run as data.test_mode says: the whole image at once (eval_predict's resizes), or mmseg's sliding
 // windows (data.test_crop, data.test_stride; the last row and column of windows end at the
 // border, an image smaller than a window is one window), whose logits, each resized to its
 // window, are summed and divided by the number of windows covering each pixel, then resized to

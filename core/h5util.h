@@ -13,7 +13,8 @@ hid_t h5_create(const char *path);
 hid_t h5_open_read(const char *path);
 int h5_write_floats(hid_t file, const char *name, const float *data, int ndim, const int *shape);
 int h5_write_scalar(hid_t file, const char *name, double value);
-// Reads dataset `name` of any shape into `out` (converted to float32); `numel` must match.
+// Reads floating-point dataset `name` of any shape into `out` (converted to float32; an integer
+// dataset is refused); `numel` must match.
 int h5_read_floats(hid_t file, const char *path, const char *name, float *out, size_t numel);
 // Whether dataset `ds`, said to hold n values, has storage the file can hold: a contiguous or
 // compact layout of exactly n times its type's size (a contiguous one inside the file). HDF5

@@ -46,7 +46,7 @@ void metrics_add(mv_confusion *c, const uint8_t *pred, const uint8_t *label, siz
 // dst += src (same number of classes, else -1).
 int metrics_merge(mv_confusion *dst, const mv_confusion *src);
 
-// The raw counts for an all-reduce (sum) across ranks: (C+1)^2 uint64 values in *n.
+// The raw counts, (C+1)^2 uint64 values in *n (the all-reduce uses metrics_to_doubles).
 uint64_t *metrics_raw(mv_confusion *c, size_t *n);
 size_t metrics_raw_size(const mv_confusion *c);
 // The same counts as doubles, for communicators that reduce doubles: exact while every count
@@ -64,11 +64,11 @@ const char *metrics_name(mv_metric which);
 // class count other than 19, it is ignored (generic names), never read past its 19 entries.
 const char *const *metrics_cityscapes_classes(void);
 
-// A readable table: one row per class (name, IoU, Acc; "-" for NaN), then mIoU, mAcc, aAcc.
-// class_names may be NULL: Cityscapes' names when there are 19 classes, else "class <i>".
 // A metric as a table shows it: "%*.2f" of `width`, or "-" right-aligned where it is undefined
 // (NaN: no class in the mean, no labelled pixel), never "nan". Writes into buf; returns buf.
 const char *metrics_cell(char *buf, size_t n, double x, int width);
+// A readable table: one row per class (name, IoU, Acc; "-" for NaN), then mIoU, mAcc, aAcc.
+// class_names may be NULL: Cityscapes' names when there are 19 classes, else "class <i>".
 void metrics_write_table(FILE *f, const mv_seg_metrics *m, const char *const *class_names, const char *title);
 // One JSON object on one line, no newline (for metrics.jsonl and report files), NaN as null:
 // {"domain": "...", "mIoU": .., "mAcc": .., "aAcc": .., "valid_classes": n, "pixels": n,

@@ -16,7 +16,7 @@ typedef struct { float *base; size_t used; size_t scratch; } mv_arena;
 // reads: all blocks' internal activations share one region, slots reused within a block as soon
 // as they are dead; ConvModules and the decoder's sums run in place; there is no gradient arena,
 // and the loss buffers and the auxiliary head are left out (docs/model.md, "Inference plans").
-// maskvim-t at 1024x2048 plans 6.0 GiB for inference, 46.4 GiB for training.
+// maskvim-t at 1024x2048 plans 6.0 GiB for inference, 31.3 GiB for training.
 typedef enum { MV_PLAN_TRAIN, MV_PLAN_INFER } mv_plan_mode;
 float *arena_take(mv_arena *a, size_t n);
 void arena_need_scratch(mv_arena *a, size_t n);

@@ -1,6 +1,6 @@
 // The results report (`maskvim report`): reads run directories (config.yaml, metrics.jsonl,
-// status.json) into one table of per-domain mIoU per run, then writes it as Markdown, CSV and a
-// self-contained HTML page with inline SVG charts (training curves, per-domain bars, a curve
+// status.json) into one table of per-domain mIoU per run, then writes it as Markdown, CSV, JSON
+// and a self-contained HTML page with inline SVG charts (training curves, per-domain bars, a curve
 // of mIoU against a swept numeric config key: the paper's Figure 5a).
 #pragma once
 #include <stdbool.h>
@@ -31,7 +31,7 @@ typedef struct {
 
 typedef struct {
     char name[MV_REPORT_NAME]; // the directory name
-    char state[32];            // finished | running | failed | unknown (no status.json)
+    char state[32];            // status.json's: finished | running | failed | interrupted; unknown without one
     bool incomplete;
     char note[256];            // why incomplete (or other remarks), "" when none
     char builds[MV_REPORT_MAX_BUILDS][64]; // the distinct commits of its start records (maskvim --version), in order

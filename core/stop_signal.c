@@ -108,7 +108,7 @@ void stop_signal_disarm(void) {
     if (g_depth > 1) {
         g_depth--;
         // The training that the startup arm was held for is over: what follows (its report,
-        // MPI_Finalize) is as after training, SIGINT and SIGTERM end the process again.
+        // MPI_Finalize) is as after training, SIGINT, SIGTERM and SIGHUP end the process again.
         if (g_depth == g_startup_depth) stop_signal_end_startup();
         return;
     }
@@ -139,8 +139,6 @@ void stop_signal_set(sigset_t *set) {
 int stop_signal_pending(void) { return g_pending; }
 
 void stop_signal_starting(bool starting) { g_starting = starting; }
-
-void stop_signal_clear(void) { g_pending = 0; }
 
 const char *stop_signal_name(int sig) {
     static char other[32];

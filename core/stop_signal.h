@@ -32,14 +32,14 @@
 // ends a `| tee` reading their output too, and the next log line must not kill them before the
 // checkpoint.)
 void stop_signal_arm(void);
-// Undoes one stop_signal_arm; the outermost puts back the SIGINT and SIGTERM handlers that were
+// Undoes one stop_signal_arm; the outermost puts back the SIGINT, SIGTERM and SIGHUP handlers that were
 // there before. A pending request is kept (stop_signal_pending still answers). SIGUSR1 stays
 // handled for the life of the process, and while nothing is armed it is noted on stderr and
 // otherwise ignored: schedulers send it minutes before a job's end, and mpirun forwards a copy
 // to ranks that a group signal reached already; a run that has just finished or stopped must
 // not die of it (status 138) while it writes its report and closes MPI.
 void stop_signal_disarm(void);
-// The stop signals, in one order on every rank (train.c counts them over the ranks).
+// The stop signals, in one order on every rank (train_ranks.c counts them over the ranks).
 #define MV_STOP_SIGNAL_COUNT 4
 extern const int mv_stop_signals[MV_STOP_SIGNAL_COUNT];   // SIGINT, SIGTERM, SIGHUP, SIGUSR1
 // The same as a set, for a parent that starts a training with them blocked until it arms
@@ -50,7 +50,7 @@ int stop_signal_pending(void);
 // An arm for a command's startup, before MPI_Init (`maskvim train`, `maskvim experiment run`):
 // as stop_signal_arm, but it ends by itself with the disarm of the next arm nested in it, the
 // training's (train_run) or the sweep's own: once that is over, the signals behave as they did
-// without the startup arm (SIGINT and SIGTERM end the process at once again).
+// without the startup arm (SIGINT, SIGTERM and SIGHUP end the process at once again).
 void stop_signal_arm_startup(void);
 // Ends the startup arm if it still stands (the command failed, or returns, before the nested arm
 // ended it); otherwise does nothing.
@@ -59,7 +59,5 @@ void stop_signal_end_startup(void);
 // first step; the outermost disarm clears it too): only the handler's message depends on it, so
 // that it says the request stops the run before its first step rather than "after this step".
 void stop_signal_starting(bool starting);
-// Forgets a pending request (a process that runs several trainings, one after another).
-void stop_signal_clear(void);
-// "SIGINT", "SIGTERM", "SIGUSR1" or "signal N".
+// "SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1" or "signal N".
 const char *stop_signal_name(int sig);

@@ -428,8 +428,8 @@ static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_c
 }
 
 // Item i, converted by a worker (slot s), into the split in listing order: its shard sample,
-// or, when it failed, skipped and listed in the manifest (--skip-bad, or an orphan label) or the
-// run's error. first_skip (n bytes) receives "name: reason" of the first one skipped.
+// or, when it failed, the run's error, or with --skip-bad (and for a --list item absent from
+// the download) skipped and listed in the manifest. first_skip (n bytes) receives "name: reason" of the first one skipped.
 static int write_item(mv_shard_writer *w, mv_convert_stats *stats, const mv_convert_opts *o, const slot *s,
                       const mv_convert_item *it, int64_t i, const mv_progress *prog, char *first_skip, size_t n) {
     if (s->ok) {

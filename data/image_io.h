@@ -16,7 +16,8 @@
 //   image_read_rgb does NOT apply EXIF orientation: pixels come in stored order, the frame a
 //   dataset's label PNG is drawn in. (OpenCV's imdecode with IMREAD_COLOR, mmcv's default 'color'
 //   flag, does rotate by EXIF orientation; whether any DGSS dataset image carries a non-identity
-//   orientation is unverified. A rotated image would no longer match its label.)
+//   orientation is unverified. The converter turns an image upright only when that frame, and
+//   not the stored one, matches its label: data/convert.c, match_exif_frame.)
 //   image_read_rgb_oriented applies it: photos as a viewer shows them (`maskvim predict`).
 //   Corrupt entropy-coded data and truncation, which libjpeg only warns about and fills with
 //   grey, are errors; a few structural warnings that leave every pixel intact are let through

@@ -47,8 +47,3 @@ static inline int rng_below(rng_stream *r, int n) {
 // 1 with probability p.
 static inline int rng_chance(rng_stream *r, float p) { return rng_uniform(r, 0.0f, 1.0f) < p; }
 
-// Standard normal (Box-Muller on two draws; the second value is dropped to keep draws aligned).
-static inline float rng_normal(rng_stream *r) {
-    float u1 = rng_u01(rng_next_u32(r)), u2 = rng_u01(rng_next_u32(r));
-    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
-}

@@ -32,7 +32,8 @@ typedef struct {
 int comm_init(mv_comm *c, int *argc, char ***argv);
 // Ends communication (MPI_Finalize if comm_init started MPI). Safe on a zeroed or failed comm.
 void comm_finalize(mv_comm *c);
-// Ends the whole job from any rank: prints "maskvim: rank R: msg" to stderr and calls MPI_Abort
+// Ends the whole job from any rank: prints "maskvim: rank R/N: msg" ("maskvim: msg" with one
+// rank) to stderr and calls MPI_Abort
 // (or exit(code) without MPI). Use it whenever one rank cannot continue, so no rank hangs.
 _Noreturn void comm_abort(int code, const char *msg);
 

@@ -209,11 +209,6 @@ int grad_sync_ready(mv_grad_sync *s, size_t offset_lo) {
     return poll_buckets(s, &pending);
 }
 
-int grad_sync_progress(mv_grad_sync *s) {
-    int pending;
-    return poll_buckets(s, &pending);
-}
-
 int grad_sync_finish(mv_grad_sync *s) {
     check_thread();
     while (s->next < s->num_buckets) {

@@ -72,8 +72,6 @@ int grad_sync_begin(mv_grad_sync *s, int bucket);
 // lies wholly at or above offset_lo, then lets pending reductions progress (MPI moves data only
 // inside MPI calls, so call this often during backward). 0, or -1 with a message.
 int grad_sync_ready(mv_grad_sync *s, size_t offset_lo);
-// Lets pending reductions progress without starting any. 0 or -1.
-int grad_sync_progress(mv_grad_sync *s);
 // Starts whatever was not started, waits for all (failing after the communicator's timeout),
 // and leaves grads holding the average over ranks. Resets for the next step. 0 or -1.
 int grad_sync_finish(mv_grad_sync *s);

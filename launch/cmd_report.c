@@ -1,6 +1,6 @@
 // `maskvim report`: turns a directory of run directories (one per table row, as written by
-// `maskvim experiment run` or by hand with `maskvim train`) into report.md, report.csv and a
-// self-contained report.html, with the paper's numbers beside ours when given. Given an
+// `maskvim experiment run` or by hand with `maskvim train`) into report.md, report.csv,
+// report.json and a self-contained report.html, with the paper's numbers beside ours when given. Given an
 // experiment file instead, it takes the runs directory, title, columns, row order and paper
 // numbers from the file, so that the report reads like the paper's table; with the file's
 // `seeds:`, each row's cells are the mean ± sample standard deviation over its seeds' runs.

@@ -49,8 +49,8 @@ static void nccl_reduce(void *ctx, double *buf, int n, cudaStream_t stream) {
 }
 
 // The host copies below use cudaMemcpy, which is ordered after the model's stream only while
-// that stream is the legacy default stream (mv_device_set_stream can change it, and a build with
-// --default-stream per-thread would too): synchronise the model's stream first, so that a copy
+// that stream is the legacy default stream (a build with --default-stream per-thread would
+// change that): synchronise the model's stream first, so that a copy
 // never reads results still being computed or overwrites inputs that queued kernels still read.
 static int sync_model_stream(const char *what) {
     cudaError_t e = mv_device_wait();

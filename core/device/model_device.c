@@ -14,7 +14,6 @@ static cudaStream_t g_stream = 0;
 static double g_wait_limit_s = 0;   // 0: wait as long as the stream takes
 
 cudaStream_t mv_device_stream(void) { return g_stream; }
-void mv_device_set_stream(cudaStream_t s) { g_stream = s; }
 void mv_device_set_wait_limit(double seconds) { g_wait_limit_s = seconds; }
 
 // With several ranks the model's stream holds NCCL collectives (gradient buckets, SyncBN sums)

@@ -12,7 +12,6 @@
 
 // The stream of every op of the GPU model (default: the legacy default stream 0).
 cudaStream_t mv_device_stream(void);
-void mv_device_set_stream(cudaStream_t s);
 // Waits for the model's stream (every host wait of the GPU model goes through here). With a
 // limit set (seconds; 0, the default: none), a wait longer than that ends the whole job through
 // comm_abort, naming NCCL collectives that a rank never joined: the engine sets the

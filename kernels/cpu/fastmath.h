@@ -1,6 +1,7 @@
-// exp for the inner loops: plain C that GCC vectorises (libm's expf blocks vectorisation).
-// Cody-Waite range reduction and a degree-6 polynomial: relative error about 2e-7 over the
-// range used by the scan and the activations.
+// Math for the inner loops, in plain C that GCC vectorises (libm's expf blocks vectorisation):
+// exp (Cody-Waite range reduction and a degree-6 polynomial: relative error about 2e-7 over the
+// range used by the scan and the activations), and the sigmoid, log and softplus built on it;
+// the 16-lane vector type with its reductions, and the FMA and rounding helpers.
 #pragma once
 #include <stdint.h>
 #include <string.h>

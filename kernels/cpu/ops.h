@@ -83,8 +83,9 @@ void silu_backward(float *din, const float *dout, const float *in, size_t n);
 void softplus_forward(float *out, const float *in, size_t n);   // PyTorch: threshold 20
 void softplus_backward(float *din, const float *dout, const float *in, size_t n);
 
-// ---- patch merging (encoder downsample): pad odd H/W, gather 2x2 -> 4C, LN(4C), Linear(4C->2C)
-// `gathered` [B,OH,OW,4C] and `normed` are saved activations; OH = ceil(H/2).
+// ---- patch merging (encoder downsample): pad odd H/W, gather 2x2 -> 4C, LN(4C), Linear(4C ->
+// the next stage's width); the gathered [B,OH,OW,4C] and normalised tensors are saved
+// activations (ds_gather, ds_norm in model.h); OH = ceil(H/2).
 void patch_gather_forward(float *out, const float *in, int B, int H, int W, int C);
 void patch_gather_backward(float *din, const float *dout, int B, int H, int W, int C);
 

@@ -48,7 +48,8 @@ size_t ss2d_scan_states_size(int B, int L, int E, int N) {
     return (size_t)SCAN_K * B * nchunks(L) * E * N;
 }
 
-// Scratch: forward needs none beyond its outputs; backward needs ddt [K,B,L,E], dxdbl [B,L,K,P],
+// Scratch: forward needs ss2d_scan_forward_scratch floats when delta is NULL (training and
+// inference alike: the delta is recomputed in backward), none otherwise; backward needs ddt [K,B,L,E], dxdbl [B,L,K,P],
 // per-channel-block dB/dC partials, per-image dA/dD partials and per-task chunk buffers. Every
 // part starts on a 64-byte line, so that the chunk buffers' vectors never straddle two lines
 // (a straddling store is not forwarded to the next step's load of it).
@@ -160,7 +161,8 @@ static void scan_direction(float *y, float *st, const float *dk, const float *x,
     }
 }
 
-// With delta == NULL (inference: nothing will read it) one direction's delta at a time lives in
+// With delta == NULL (nothing will read it: inference, and training, whose backward recomputes
+// it) one direction's delta at a time lives in
 // scratch (ss2d_scan_forward_scratch floats) and the four directions run one after another; each
 // y element still receives the directions in the order 0..3, so y is the same bits. states may be
 // NULL too (not stored).

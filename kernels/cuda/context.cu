@@ -125,8 +125,6 @@ extern "C" bool mv_cuda_emulated(void) {
 #endif
 }
 
-extern "C" size_t mv_cuda_workspace_bytes(void) { return g_ws_bytes; }
-
 static void *grow(void **buf, size_t *have, size_t bytes, const char *what) {
     if (bytes <= *have) return *buf;
     // Grow by at least half again so that a run settles after its first step.
@@ -145,8 +143,6 @@ static void *grow(void **buf, size_t *have, size_t bytes, const char *what) {
 }
 
 void *mv_cuda_workspace(size_t bytes) { return grow(&g_ws, &g_ws_bytes, bytes, "workspace allocation"); }
-
-extern "C" size_t mv_cuda_bf16_workspace_bytes(void) { return g_bf_bytes + g_bf_op_bytes; }
 
 uint16_t *mv_cuda_bf16_operands(size_t elems) {
     return (uint16_t *)grow(&g_bf_op, &g_bf_op_bytes, sizeof(uint16_t) * elems, "bf16 operand workspace allocation");

@@ -58,12 +58,9 @@ int mv_cuda_status(const char *context);
 void mv_cuda_note(cudaError_t err, const char *where);
 // True in the host emulation build used by CI machines without a GPU (tests/cuda/emu/).
 bool mv_cuda_emulated(void);
-// Bytes held by the internal workspace that the row reductions use for their partials. It grows
-// on demand (the first step of a run allocates, later steps do not) and belongs to one compute
-// stream: do not run ops concurrently on two streams.
-size_t mv_cuda_workspace_bytes(void);
-// Bytes held by the bf16 operand workspace (BF16 mode only; grows to the largest GEMM's operands).
-size_t mv_cuda_bf16_workspace_bytes(void);
+// The ops share an internal workspace for the row reductions' partials (and, in BF16 mode, one
+// for the GEMM operands). It grows on demand (the first step of a run allocates, later steps do
+// not) and belongs to one compute stream: do not run ops concurrently on two streams.
 
 // ---- linear: out[N,OC] = in[N,IC] @ w[OC,IC]^T + b[OC] -------------------------------------
 void linear_forward_cuda(float *out, const float *in, const float *w, const float *b, int N, int IC,

@@ -436,7 +436,7 @@ extern "C" size_t ss2d_scan_forward_scratch_cuda(int B, int L, int E, int R, int
 extern "C" size_t ss2d_scan_scratch_cuda(int B, int L, int E, int R, int N) {
     size_t rows = (size_t)B * L, P = (size_t)R + 2 * N, nblk = (size_t)scan_shape(B, L, E, N).nblk;
     size_t per_chunk = ss2d_scan_states_size_cuda(B, L, E, N);   // decay, carry
-    size_t fwd = forward_scratch_own(B, L, E, N);   // a training forward has its own delta and states
+    size_t fwd = forward_scratch_own(B, L, E, N);   // a forward with delta = NULL computes it here
     // ddt, dx per direction, dxdbl, dB/dC partials, dA/dD partials, decay and carry, and the
     // recomputed delta (when none was saved).
     size_t bwd = 3 * (size_t)SCAN_K * rows * E + rows * SCAN_K * P + nblk * rows * SCAN_K * 2 * N +

@@ -1,4 +1,5 @@
-// Importing weights for inference (weights_load_all, the path of `maskvim eval` and `predict`):
+// Importing weights for inference (weights_load_all; weights_load_for_inference, the path of
+// `maskvim eval` and `predict`, adds its warning):
 // a file lacking a tensor of the model is refused with a message naming the tensor, and, when
 // the file's names carry another prefix (a DDP 'module.' say), naming one of those too; a
 // complete file with extra tensors loads, counts them and (eval, predict) warns naming one; a
