@@ -106,12 +106,12 @@ int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const ch
     int64_t i = 0, j = 0;
     while (rc == 0 && (i < nf || j < nl)) {
         if (j < nl && bsearch(&lstem[j], isorted, (size_t)nf, sizeof(char *), cmp_str)) { j++; continue; }
-        if (i < nf && (j >= nl || strcmp(istem[i], lstem[j]) <= 0))
-        {
+        if (i < nf && (j >= nl || strcmp(istem[i], lstem[j]) <= 0)) {
             rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, istem[i], files[i]);
             i++;
-        } else
+        } else {
             rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, lstem[j++], NULL);
+        }
     }
     mv_free_names(istem, nf);
     mv_free_names(isorted, nf);
@@ -429,7 +429,8 @@ static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_c
 
 // Item i, converted by a worker (slot s), into the split in listing order: its shard sample,
 // or, when it failed, the run's error, or with --skip-bad (and for a --list item absent from
-// the download) skipped and listed in the manifest. first_skip (n bytes) receives "name: reason" of the first one skipped.
+// the download) skipped and listed in the manifest. first_skip (n bytes) receives "name:
+// reason" of the first one skipped.
 static int write_item(mv_shard_writer *w, mv_convert_stats *stats, const mv_convert_opts *o, const slot *s,
                       const mv_convert_item *it, int64_t i, const mv_progress *prog, char *first_skip, size_t n) {
     if (s->ok) {
