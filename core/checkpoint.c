@@ -413,13 +413,13 @@ static int load_tensors(hid_t f, const char *path, mv_params *p, mv_optimizer *o
     // Names and shapes agree: only now overwrite the caller's tensors.
     for (int i = 0; i < p->count; i++) {
         mv_param *q = &p->items[i];
-        MV_TRY(h5_read_floats(f, path, q->name, *q->ptr, q->numel));
+        MV_TRY(h5_read_tensor(f, path, q->name, *q->ptr, q->numel));
         MV_TRY(params_check_finite(q, path));
         if (!o || q->is_buffer) continue;
         snprintf(name, sizeof name, "train/adam_m/%s", q->name);
-        MV_TRY(h5_read_floats(f, path, name, o->m + q->offset, q->numel));
+        MV_TRY(h5_read_tensor(f, path, name, o->m + q->offset, q->numel));
         snprintf(name, sizeof name, "train/adam_v/%s", q->name);
-        MV_TRY(h5_read_floats(f, path, name, o->v + q->offset, q->numel));
+        MV_TRY(h5_read_tensor(f, path, name, o->v + q->offset, q->numel));
     }
     uint64_t want;
     MV_TRY(read_u64(f, path, "train/checksum/weights", &want));

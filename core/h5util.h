@@ -13,9 +13,11 @@ hid_t h5_create(const char *path);
 hid_t h5_open_read(const char *path);
 int h5_write_floats(hid_t file, const char *name, const float *data, int ndim, const int *shape);
 int h5_write_scalar(hid_t file, const char *name, double value);
-// Reads floating-point dataset `name` of any shape into `out` (converted to float32; an integer
-// dataset is refused); `numel` must match.
+// Reads dataset `name` of any shape into `out` (converted to float32); `numel` must match.
 int h5_read_floats(hid_t file, const char *path, const char *name, float *out, size_t numel);
+// h5_read_floats for a tensor (weights, optimizer moments): a dataset that is not floating point
+// is refused, naming it.
+int h5_read_tensor(hid_t file, const char *path, const char *name, float *out, size_t numel);
 // Whether dataset `ds`, said to hold n values, has storage the file can hold: a contiguous or
 // compact layout of exactly n times its type's size (a contiguous one inside the file). HDF5
 // trusts a layout message when it reads, so a damaged one crashed H5Dread inside the library;

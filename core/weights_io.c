@@ -71,7 +71,7 @@ int weights_load_found(mv_params *p, const char *path, FILE *report, mv_weights_
             rc = mv_fail("%s: '%s' has shape [%s], this model expects [%s]%s", path, q->name, got, want,
                          strstr(q->name, "token_mask") ? " (the token-mask grid is fixed by model.crop)" : "");
         }
-        if (rc == 0) rc = h5_read_floats(f, path, q->name, *q->ptr, q->numel);
+        if (rc == 0) rc = h5_read_tensor(f, path, q->name, *q->ptr, q->numel);
         if (rc == 0) rc = params_check_finite(q, path);
     }
     if (loaded) memcpy(loaded, s.seen, sizeof(bool) * (size_t)p->count);
