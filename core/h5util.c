@@ -112,7 +112,10 @@ bool h5_storage_ok(hid_t ds, uint64_t n) {
     return at != HADDR_UNDEF && at <= file_size && bytes <= file_size - at;
 }
 
-int h5_read_floats(hid_t file, const char *path, const char *name, float *out, size_t numel) {
+// Reads dataset `name` into `out` as float32; with `tensor`, a dataset that is not floating
+// point is refused (HDF5 would convert integers silently: an int32 bias of class indices would
+// load as weights; float16 and float64 convert exactly or by rounding).
+static int read_floats(hid_t file, const char *path, const char *name, float *out, size_t numel, bool tensor) {
     int nd;
     long shape[8];
     MV_TRY(h5_shape(file, path, name, &nd, shape));
@@ -124,23 +127,27 @@ int h5_read_floats(hid_t file, const char *path, const char *name, float *out, s
         H5Dclose(ds);
         return mv_fail("%s: dataset '%s' has damaged storage information (corrupt)", path, name);
     }
+    if (tensor) {
+        hid_t type = H5Dget_type(ds);
+        H5T_class_t cls = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
+        if (type >= 0) H5Tclose(type);
+        if (cls != H5T_FLOAT) {
+            H5Dclose(ds);
+            return mv_fail("%s: dataset '%s' is %s, not floating point (tensors are stored as float32)", path, name,
+                           cls == H5T_INTEGER ? "integer" : "not numeric");
+        }
+    }
     int rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
     H5Dclose(ds);
     return rc < 0 ? mv_fail("%s: cannot read dataset '%s' (corrupt or not numeric)", path, name) : 0;
 }
 
+int h5_read_floats(hid_t file, const char *path, const char *name, float *out, size_t numel) {
+    return read_floats(file, path, name, out, numel, false);
+}
+
 int h5_read_tensor(hid_t file, const char *path, const char *name, float *out, size_t numel) {
-    // HDF5 would convert integers silently (an int32 bias of class indices would load as
-    // weights); float16 and float64 convert exactly or by rounding.
-    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
-    hid_t type = ds >= 0 ? H5Dget_type(ds) : H5I_INVALID_HID;
-    H5T_class_t cls = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
-    if (type >= 0) H5Tclose(type);
-    if (ds >= 0) H5Dclose(ds);
-    if (ds >= 0 && cls != H5T_FLOAT)
-        return mv_fail("%s: dataset '%s' is %s, not floating point (tensors are stored as float32)", path, name,
-                       cls == H5T_INTEGER ? "integer" : "not numeric");
-    return h5_read_floats(file, path, name, out, numel);
+    return read_floats(file, path, name, out, numel, true);
 }
 
 int h5_publish(const char *tmp, const char *final) {
