@@ -53,7 +53,9 @@ static void usage(FILE *f) {
         "config.yaml), the built-in default for a plain weights file; --set applies on top, and\n"
         "stderr says which. Under mpirun the images are divided among the ranks (each image is\n"
         "segmented and written by one rank; the files are those of one process).\n"
-        "Inference runs where run.device says (auto: the GPU where one is present; stderr names it).\n");
+        "Inference runs where run.device says (auto: the GPU where one is present; stderr names it).\n"
+        "An image that cannot be read is named on stderr and skipped; the others are predicted and\n"
+        "the exit status is then 1.\n");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -312,11 +314,13 @@ static int write_mask(mv_model *m, int j, const mv_image *rgb, int h, int w, con
     return rc;
 }
 
+// 0 when the image's predictions are written, 1 when the image cannot be read (the error is
+// set: the caller reports it and goes on with the others), -1 on any other error.
 static int predict_one(mv_model *m, const mv_config *cfg, const char *path, const char *outdir, int formats,
                        bool masks, int index, int count) {
     mv_image rgb = {0};
     int orientation = 1;   // a photo's EXIF orientation: predicted upright, as viewers show it
-    MV_TRY(image_read_rgb_oriented(&rgb, &orientation, path));
+    if (image_read_rgb_oriented(&rgb, &orientation, path) < 0) return 1;
     mv_aug_config aug;
     augment_default_config(&aug, cfg->model.crop_h, cfg->model.crop_w);
     aug.scale_long = cfg->data.scale[0];
@@ -446,20 +450,34 @@ int cmd_predict(int argc, char **argv) {
         fprintf(stderr, "maskvim predict: %d image%s on %s%s\n", inputs.n, inputs.n == 1 ? "" : "s", device, ranks);
     }
     double t0 = mv_now_s();
-    int done = 0;
+    // An image that does not read (damaged, truncated, not an image) is named and passed over:
+    // one bad file among thousands should not cost the others; the exit status still says so.
+    // Any other error (inference, a full disk) would recur on every image and ends the job.
+    int done = 0, unreadable = 0;
     for (int i = comm.rank; i < inputs.n && rc == 0; i += comm.world) {
-        rc = predict_one(m, cfg, inputs.paths[i], outdir, formats, masks, i, inputs.n);
-        if (rc == 0) done++;
+        int r = predict_one(m, cfg, inputs.paths[i], outdir, formats, masks, i, inputs.n);
+        if (r == 1) {
+            fprintf(stderr, "maskvim predict: [%d/%d] skipped: %s\n", i + 1, inputs.n, mv_last_error());
+            mv_clear_error();
+            unreadable++;
+        } else if (r < 0) rc = -1;
+        else done++;
     }
     // Every rank's share done before the summary (a failed rank ends the job below).
-    double total = done;
-    if (rc == 0) rc = comm_allreduce_sum_doubles(&comm, &total, 1);
+    double total[2] = {done, unreadable};
+    if (rc == 0) rc = comm_allreduce_sum_doubles(&comm, total, 2);
     if (rc == 0 && inputs.n > 1 && comm.rank == 0) {
         double s = mv_now_s() - t0;
         char took[32];
         prof_fmt_duration(took, sizeof took, s);
-        fprintf(stderr, "maskvim predict: %d images in %s (%.2f images/s)\n", (int)total, took, s > 0 ? total / s : 0.0);
+        fprintf(stderr, "maskvim predict: %d images in %s (%.2f images/s)\n", (int)total[0], took,
+                s > 0 ? total[0] / s : 0.0);
     }
+    // Every rank knows the sum: they end together, without an abort.
+    bool partial = rc == 0 && total[1] > 0;
+    if (partial && comm.rank == 0)
+        fprintf(stderr, "maskvim predict: %d of %d input images could not be read (named above); the other images' "
+                "predictions are written\n", (int)total[1], inputs.n);
     if (rc < 0) {
         char msg[MV_ERRMSG_MAX + 32];
         snprintf(msg, sizeof msg, "predict: %s", mv_last_error());
@@ -470,5 +488,5 @@ int cmd_predict(int argc, char **argv) {
     free_paths(&inputs);
     model_free(m); free(m); free(cfg); free(sets); free(args);
     comm_finalize(&comm);
-    return rc < 0 ? 1 : 0;
+    return rc < 0 || partial ? 1 : 0;
 }

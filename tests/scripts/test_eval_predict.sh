@@ -116,6 +116,17 @@ for name in ("one", "two"):
     assert (read_png(f"{d}/{name}_pred.png") == palette[t]).all(), name
 print("formats ok")
 PY
+# An image that does not read is named and skipped; the others are predicted; the exit status is 1.
+mkdir -p "$TMP/some_bad"; cp "$TMP/in.png" "$TMP/some_bad/a.png"; cp "$TMP/in.png" "$TMP/some_bad/c.png"
+head -c 300 "$TMP/in.png" >"$TMP/some_bad/b.png"
+rc=0
+"$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/some_bad" --out "$TMP/some_pred" \
+    >"$TMP/some.log" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "a folder with an unreadable image: exit $rc: $(tail -3 "$TMP/some.log")"
+grep -q "\[2/3\] skipped: .*some_bad/b.png" "$TMP/some.log" || fail "the bad image is not named: $(cat "$TMP/some.log")"
+grep -q "1 of 3 input images could not be read" "$TMP/some.log" || fail "no summary: $(tail -3 "$TMP/some.log")"
+got=$(cd "$TMP/some_pred" && ls | tr '\n' ' ')
+[ "$got" = "a_pred.png c_pred.png " ] || fail "the readable images' predictions: $got"
 for bad in "--format colour" "--format ,"; do
   # shellcheck disable=SC2086
   if "$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/in.png" --out "$TMP/bad" $bad \
