@@ -60,3 +60,15 @@ int source_resolve(char *out, size_t n, const mv_source *src, const char *split,
     if (status < 0 && rc == 0) return mv_fail("source '%s': rank 0 could not write %s", src->name, out);
     return status < 0 ? -1 : 0;
 }
+
+int source_check_split(const char *path, const char *role, const char *name, int num_classes) {
+    mv_split *s = NULL;
+    if (split_open(&s, path) < 0) return mv_fail_context("%s '%s'", role, name);
+    int k = split_num_classes(s);
+    split_close(s);
+    if (num_classes > 0 && k > num_classes)
+        return mv_fail("%s '%s' (%s): its labels are %d classes (manifest.json) but model.num_classes is %d: "
+                       "labels %d..%d would have no class of the model to train", role, name, path, k, num_classes,
+                       num_classes, k - 1);
+    return 0;
+}

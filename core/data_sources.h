@@ -11,3 +11,10 @@
 // sources rank 0 generates the split when it is missing or incomplete; all ranks then meet
 // at a barrier. Returns 0, or -1 with a message naming the source.
 int source_resolve(char *out, size_t n, const mv_source *src, const char *split, const mv_config *cfg, mv_comm *comm);
+
+// Opens the split folder `path` of source `name` (`role`: "data.train" or "data.val"), and with
+// num_classes > 0 checks that a model of that many classes can train on its labels: a split
+// converted for more classes is refused up front rather than at the first batch holding such a
+// label. (Evaluation takes such labels, as mmseg does: docs/metrics.md.) 0, or -1 with a message
+// naming the source.
+int source_check_split(const char *path, const char *role, const char *name, int num_classes);

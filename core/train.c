@@ -383,6 +383,22 @@ static int report_end(trainer *t, const train_end *e, int *stop_signal) {
     if (stop_signal) *stop_signal = stopped;
     return MV_TRAIN_STOPPED;
 }
+// Every split the run reads, checked before the first step: a mistyped data.val path would
+// otherwise be found after the training (at the first evaluation), and a training split of more
+// classes than the model at the first batch that holds such a label, maybe thousands of
+// iterations in. Each rank checks its own view of the data; all agree before going on.
+static int check_sources(trainer *t) {
+    const mv_config *cfg = t->cfg;
+    int K = cfg->model.num_classes, rc = 0;
+    for (int i = 0; i < cfg->data.num_train && rc == 0; i++)
+        rc = source_check_split(t->train_paths[i], "data.train", cfg->data.train[i].name, K);
+    for (int i = 0; i < cfg->data.num_val && rc == 0; i++)
+        rc = source_check_split(t->val_paths[i], "data.val", cfg->data.val[i].name, 0);
+    double bad = rc < 0;
+    if (comm_allreduce_sum_doubles(t->comm, &bad, 1) < 0) return -1;
+    if (bad > 0 && rc == 0) return mv_fail("another rank could not open its data (its message gives the reason)");
+    return rc;
+}
 
 // Every rank runs this: set up and train. The stop signals are requests from the start (armed
 // by train_run): one that arrives while the run starts up stops it before its first step on
@@ -406,6 +422,7 @@ static int train_main(trainer *t, train_end *end) {
     MV_TRY(open_loader(t, resumed ? &cursor : NULL));
     for (int i = 0; i < cfg->data.num_val; i++)
         MV_TRY(source_resolve(t->val_paths[i], sizeof t->val_paths[i], &cfg->data.val[i], "val", cfg, t->comm));
+    MV_TRY(check_sources(t));
     MV_TRY(train_record_start(t, resumed));
     MV_TRY(train_open_device(t));
     MV_TRY(train_log_open(t, resumed ? &cursor : NULL));

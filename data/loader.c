@@ -212,16 +212,20 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-static void alloc_batch(mv_batch *b, int B, size_t img_floats, size_t lab_bytes) {
+// The image and label buffers can be large (in test mode they hold any image fitted to
+// data.scale): their allocation failing is an error of this loader_open, not an abort.
+static int alloc_batch(mv_batch *b, int B, size_t img_floats, size_t lab_bytes) {
     memset(b, 0, sizeof *b);
-    b->images = mv_malloc(sizeof(float) * img_floats);
-    b->labels = mv_malloc(lab_bytes);
+    b->images = malloc(sizeof(float) * img_floats);
+    b->labels = malloc(lab_bytes);
+    if (!b->images || !b->labels) return -1;
     b->position = mv_calloc((size_t)B, sizeof(int64_t));
     b->batch_index = mv_calloc((size_t)B, sizeof(int));
     b->epoch = mv_calloc((size_t)B, sizeof(int32_t));
     b->source = mv_calloc((size_t)B, sizeof(int32_t));
     b->sample = mv_calloc((size_t)B, sizeof(int64_t));
     b->names = mv_calloc((size_t)B, MV_SAMPLE_NAME_MAX);
+    return 0;
 }
 
 static void free_batch(mv_batch *b) {
@@ -341,7 +345,13 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
         widest = a->scale_long > a->scale_short ? a->scale_long : a->scale_short;
     }
     for (int k = 0; k < L->depth; k++) {
-        alloc_batch(&L->ring[k].batch, cfg->batch, img, lab);
+        if (alloc_batch(&L->ring[k].batch, cfg->batch, img, lab) < 0) {
+            double gib = (double)L->depth * (sizeof(float) * img + lab) / (1 << 30);
+            loader_free(L);
+            if (cfg->mode == MV_LOADER_TRAIN) return mv_fail("loader: out of memory for batches (%.1f GiB)", gib);
+            return mv_fail("loader: out of memory for test images fitted to data.scale %d,%d (%.1f GiB of buffers): "
+                           "is data.scale meant to be this large?", a->scale_long, a->scale_short, gib);
+        }
         L->ring[k].seq = -1;
         if (cfg->mode == MV_LOADER_TRAIN) {
             L->ring[k].batch.h = L->ring[k].batch.lh = a->crop_h;

@@ -119,6 +119,8 @@ const char *split_dir(const mv_split *s);
 const char *split_domain(const mv_split *s);
 // Largest image height and width in the split.
 void split_max_size(const mv_split *s, int *max_h, int *max_w);
+// The number of classes its labels are (manifest.json's num_classes): values 0..n-1, or 255.
+int split_num_classes(const mv_split *s);
 // Allocates sample buffers big enough for every sample of s (or for max_h x max_w when larger).
 void sample_alloc(mv_sample *out, int max_h, int max_w);
 void sample_free(mv_sample *smp);

@@ -70,6 +70,8 @@ void split_max_size(const mv_split *s, int *max_h, int *max_w) {
     *max_w = s->m.max_w;
 }
 
+int split_num_classes(const mv_split *s) { return s->m.num_classes; }
+
 void sample_alloc(mv_sample *out, int max_h, int max_w) {
     memset(out, 0, sizeof *out);
     out->cap_px = (size_t)(max_h > 1 ? max_h : 1) * (size_t)(max_w > 1 ? max_w : 1);

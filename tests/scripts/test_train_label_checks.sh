@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Labels that training cannot use, named where they are met:
-# 1. a training split whose labels are not the model's classes (model.num_classes below the
-#    split's): the run stops at that batch naming the split, the sample and the label value
-#    (the model's own check could only give an image index within the batch), before any update;
+# 1. a training split whose labels are not the model's classes though its manifest says they are
+#    (a split written by another tool): the run stops at that batch naming the split, the sample
+#    and the label value (the model's own check could only give an image index within the
+#    batch), before any update;
 # 2. a validation split without a labelled pixel (every label 255): its evaluation warns, the
 #    closing summary shows '-' for it and for the target mean (not nan), and, as the selection
 #    domain, the warning says that best.h5 cannot be chosen on it.
@@ -12,11 +13,19 @@ T="$MV_TEST_TMP/train_label_checks.$$"; rm -rf "$T"; mkdir -p "$T"
 fail() { echo "FAIL: $*"; exit 1; }
 trap 'rm -rf "$T"' EXIT
 
-# 1. Synthetic labels are the 19 Cityscapes classes; a 5-class model cannot train on them.
+# 1. A split whose manifest says 5 classes (written by another tool) but whose labels go to 18:
+#    the start-up check (manifest against model) passes a 5-class model, the batch check stops it.
+#    (A split that says 19 classes is refused at start-up: test_train_startup_checks.)
+"$MV_BIN" data synth --out "$T/gen" --domains clear --count 16 --size 64x128 --split train >/dev/null 2>&1 ||
+    fail "data synth"
+mv "$T/gen/clear/train" "$T/five"
+sed -i 's/"num_classes": 19/"num_classes": 5/' "$T/five/manifest.json"
+grep -q '"num_classes": 5' "$T/five/manifest.json" || fail "could not patch the manifest"
 rc=0
-"$MV_BIN" train "${TRAIN_SETS[@]}" --set model.num_classes=5 --set run.work_dir="$T/k5" >"$T/k5.log" 2>&1 || rc=$?
+"$MV_BIN" train "${TRAIN_SETS[@]}" --set model.num_classes=5 --set "data.train=[$T/five]" --set "data.val=[]" \
+    --set run.work_dir="$T/k5" >"$T/k5.log" 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "5 classes on 19-class labels: exit $rc: $(tail -3 "$T/k5.log")"
-grep -q "iteration 1: its batch is unusable: .*train: sample [0-9]* ([^)]*): label [0-9]* ([0-9]* pixels\? of its training crop) is neither a class 0..4 of model.num_classes 5 nor 255" "$T/k5.log" ||
+grep -q "iteration 1: its batch is unusable: .*five: sample [0-9]* ([^)]*): label [0-9]* ([0-9]* pixels\? of its training crop) is neither a class 0..4 of model.num_classes 5 nor 255" "$T/k5.log" ||
     fail "message: $(tail -3 "$T/k5.log")"
 ! ls "$T/k5"/iter_*.h5 >/dev/null 2>&1 || fail "a checkpoint was written with nothing trained"
 
