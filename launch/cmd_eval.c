@@ -154,7 +154,11 @@ int cmd_eval(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
         if (!strcmp(a, "--per-class")) { per_class = true; continue; }
-        if (a[0] != '-') { file = a; continue; }
+        if (a[0] != '-') {
+            if (file) { fprintf(stderr, "maskvim eval: more than one configuration file ('%s', '%s')\n", file, a); free(sets); return 2; }
+            file = a;
+            continue;
+        }
         if (!v) { cli_missing_value("eval", a, usage); free(sets); return 2; }
         if (!strcmp(a, "--checkpoint")) ckpt = v;
         else if (!strcmp(a, "--set")) sets[nsets++] = v;

@@ -374,11 +374,16 @@ int cmd_predict(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); free(args); return 0; }
-        if (!strcmp(a, "--masks")) { masks = true; in_inputs = false; continue; }
+        if (!strcmp(a, "--masks")) { masks = true; continue; }   // a flag: the images after it are still inputs
         if (!strcmp(a, "--input")) { in_inputs = true; continue; }
         if (a[0] != '-') {
             if (in_inputs) args[nargs++] = a;
-            else file = a;
+            else if (file) {
+                fprintf(stderr, "maskvim predict: more than one configuration file ('%s', '%s'); images go after "
+                                "--input\n", file, a);
+                free(sets); free(args);
+                return 2;
+            } else file = a;
             continue;
         }
         in_inputs = false;

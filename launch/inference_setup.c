@@ -31,21 +31,45 @@ int inference_checkpoint(mv_comm *comm, const char *arg, const char *who, bool w
     return head[0] < 0 ? -1 : 0;
 }
 
+// True when one of the --set assigns `key`.
+static bool sets_assign(int nsets, const char *const *sets, const char *key) {
+    size_t n = strlen(key);
+    for (int i = 0; i < nsets; i++)
+        if (!strncmp(sets[i], key, n) && sets[i][n] == '=') return true;
+    return false;
+}
+
 int inference_config(mv_config *cfg, const char *file, const char *ckpt, const char *yaml, int nsets,
                      const char *const *sets, bool say, const char *cmd) {
-    if (file) return config_load(cfg, file, nsets, sets);
-    if (!yaml) {
+    // Evaluation and prediction never select a checkpoint, but the configuration check still
+    // wants run.select_domain to name a data.val entry: a --set data.val that leaves the trained
+    // run's selection domain out (evaluating on another split) resets it rather than fail.
+    const char **all = mv_calloc((size_t)nsets + 2, sizeof(char *));
+    memcpy(all, sets, sizeof(char *) * (size_t)nsets);
+    int n = nsets;
+    if (sets_assign(nsets, sets, "data.val") && !sets_assign(nsets, sets, "run.select_domain"))
+        all[n++] = "run.select_domain=";
+    int rc = 0;
+    if (file) rc = config_load(cfg, file, n, all);
+    else if (!yaml) {
         if (say)
             fprintf(stderr, "%s: configuration: the built-in default%s (%s is a plain weights file, with no saved "
                             "configuration); give FILE for the model and data it was trained with\n",
                     cmd, nsets ? " and --set" : "", ckpt);
-        return config_load(cfg, NULL, nsets, sets);
+        rc = config_load(cfg, NULL, n, all);
+    } else {
+        // The saved text alone first: an error of the --set is then not blamed on the checkpoint.
+        char label[4200];
+        snprintf(label, sizeof label, "%s: train/config_yaml", ckpt);
+        rc = config_load_text(cfg, yaml, label, 0, NULL);
+        if (rc == 0 && n) {
+            snprintf(label, sizeof label, "--set on the configuration saved in %s", ckpt);
+            rc = config_load_text(cfg, yaml, label, n, all);
+        }
+        if (rc == 0 && say)
+            fprintf(stderr, "%s: configuration from the checkpoint (%s)%s; give FILE to use another\n", cmd, ckpt,
+                    nsets ? " with --set on top" : "");
     }
-    char label[4200];
-    snprintf(label, sizeof label, "%s: train/config_yaml", ckpt);
-    MV_TRY(config_load_text(cfg, yaml, label, nsets, sets));
-    if (say)
-        fprintf(stderr, "%s: configuration from the checkpoint (%s)%s; give FILE to use another\n", cmd, ckpt,
-                nsets ? " with --set on top" : "");
-    return 0;
+    free(all);
+    return rc;
 }
