@@ -40,7 +40,7 @@ static const char *sanitizers(void) {
 void mv_build_report(FILE *f) {
     fprintf(f, "maskvim %s (commit %s)\n", MV_VERSION, MV_GIT_COMMIT);
     fprintf(f, "  build:   %s, gcc %s, %s%s\n", MV_BUILD_TYPE, __VERSION__, vector_isa(), sanitizers());
-    fprintf(f, "  OpenMP:  %d threads\n", omp_get_max_threads());
+    fprintf(f, "  OpenMP:  %d thread%s\n", omp_get_max_threads(), omp_get_max_threads() == 1 ? "" : "s");
     // OpenBLAS's parallel mode: 2 is its OpenMP build (one thread pool with ours), 1 its
     // pthread build (which fights OpenMP for the cores), 0 single-threaded.
     int par = openblas_get_parallel();

@@ -496,7 +496,8 @@ static hid_t open_checkpoint(const char *path) {
     if (f < 0) return -1;
     if (H5Lexists(f, "train", H5P_DEFAULT) <= 0) {
         H5Fclose(f);
-        mv_fail("%s: not a checkpoint (no train/ group); a plain weights file loads with weights_load", path);
+        mv_fail("%s: not a checkpoint (no train/ group): a plain weights file starts a training through "
+               "run.init_weights, or is evaluated with `maskvim eval --checkpoint`", path);
         return -1;
     }
     int64_t format;

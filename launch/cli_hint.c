@@ -3,6 +3,8 @@
 // list that could drift from it (tests/scripts/test_launch_cli_args.sh checks that every
 // listed option is accepted).
 #include "launch/commands.h"
+#include "core/error.h"
+#include "core/model_config.h"
 #include "core/suggest.h"
 #include <stdlib.h>
 #include <string.h>
@@ -72,4 +74,11 @@ void cli_unknown_option(const char *cmd, const char *arg, void (*usage)(FILE *))
 void cli_missing_value(const char *cmd, const char *arg, void (*usage)(FILE *)) {
     if (option_listed(arg, usage)) fprintf(stderr, "maskvim %s: %s needs a value\n", cmd, arg);
     else cli_unknown_option(cmd, arg, usage);
+}
+
+int check_preset(const char *cmd, const char *name) {
+    mv_model_config c;
+    if (model_config_preset(&c, name) == 0) return 0;
+    fprintf(stderr, "maskvim %s: --preset %s: %s\n", cmd, name, mv_last_error());
+    return -1;
 }

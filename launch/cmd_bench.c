@@ -125,7 +125,7 @@ static int bench_size(const char *v, int *h, int *w) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *config = NULL, *json = NULL, *scan = NULL;
+    const char *config = NULL, *json = NULL, *scan = NULL, *preset_given = NULL;
     const char **sets = mv_calloc(argc + 2, sizeof(char *));
     char preset[96] = "model.preset=maskvim-nano";
     int nsets = 0, B = 2, H = 128, W = 256, iters = 3, warmup = 1;
@@ -133,8 +133,8 @@ int cmd_bench(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
         if (!v) { cli_missing_value("bench", a, usage); free(sets); return 2; }
-        if (!strcmp(a, "--preset")) snprintf(preset, sizeof preset, "model.preset=%s", v);
-        else if (!strcmp(a, "--config")) { config = v; preset[0] = 0; }
+        if (!strcmp(a, "--preset")) { snprintf(preset, sizeof preset, "model.preset=%s", v); preset_given = v; }
+        else if (!strcmp(a, "--config")) config = v;
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
         else if (!strcmp(a, "--batch")) { if (bench_int(a, v, 1, 4096, &B) < 0) { free(sets); return 2; } }
         else if (!strcmp(a, "--size")) { if (bench_size(v, &H, &W) < 0) { free(sets); return 2; } }
@@ -150,6 +150,14 @@ int cmd_bench(int argc, char **argv) {
         free(sets);
         return 2;
     }
+    if (config && preset_given) {
+        fprintf(stderr, "maskvim bench: give --preset NAME or --config FILE, not both (a preset over a file's model "
+                        "keys would leave the file's model under the preset's name)\n");
+        free(sets);
+        return 2;
+    }
+    if (preset_given && check_preset("bench", preset_given) < 0) { free(sets); return 2; }
+    if (config) preset[0] = 0;
     if (scan) { free(sets); return bench_scan(scan, iters); }
     if (preset[0]) { memmove(sets + 1, sets, sizeof(char *) * nsets); sets[0] = preset; nsets++; }
 

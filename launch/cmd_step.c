@@ -161,7 +161,7 @@ static int step_and_dump(mv_model *m, const mv_config *cfg, const float *images,
 }
 
 int cmd_step(int argc, char **argv) {
-    const char *config = NULL, *weights = NULL, *init_out = NULL, *batch = NULL, *dump = NULL;
+    const char *config = NULL, *weights = NULL, *init_out = NULL, *batch = NULL, *dump = NULL, *preset = NULL;
     const char **sets = mv_calloc(argc + 1, sizeof(char *));
     char preset_set[96] = "";
     int nsets = 0;
@@ -174,7 +174,7 @@ int cmd_step(int argc, char **argv) {
         if (!strcmp(a, "--allow-missing")) { allow_missing = true; continue; }
         if (!v) { cli_missing_value("step", a, usage); free(sets); return 2; }
         if (!strcmp(a, "--config")) config = v;
-        else if (!strcmp(a, "--preset")) { snprintf(preset_set, sizeof preset_set, "model.preset=%s", v); }
+        else if (!strcmp(a, "--preset")) { snprintf(preset_set, sizeof preset_set, "model.preset=%s", v); preset = v; }
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
         else if (!strcmp(a, "--weights")) weights = v;
         else if (!strcmp(a, "--init-out")) init_out = v;
@@ -192,7 +192,13 @@ int cmd_step(int argc, char **argv) {
         else { cli_unknown_option("step", a, usage); free(sets); return 2; }
         i++;
     }
-    if (!config && !preset_set[0]) { fprintf(stderr, "maskvim step: give --config FILE or --preset NAME\n"); free(sets); return 2; }
+    if (!config == !preset) {
+        fprintf(stderr, "maskvim step: give --config FILE or --preset NAME%s\n", config ? ", not both (a preset over a "
+                "file's model keys would leave the file's model under the preset's name)" : "");
+        free(sets);
+        return 2;
+    }
+    if (preset && check_preset("step", preset) < 0) { free(sets); return 2; }
     if (batch && !dump) { fprintf(stderr, "maskvim step: --batch needs --dump OUT.h5\n"); free(sets); return 2; }
     if (!batch && !init_out) { fprintf(stderr, "maskvim step: nothing to do (give --batch/--dump or --init-out)\n"); free(sets); return 2; }
     // The preset goes first so that every --set applies on top of it.

@@ -33,3 +33,6 @@ void cli_unknown_option(const char *cmd, const char *arg, void (*usage)(FILE *))
 // For an option given last, without its value: "maskvim CMD: ARG needs a value" when usage()
 // lists ARG, else the unknown-option message above (a mistyped flag is not missing a value).
 void cli_missing_value(const char *cmd, const char *arg, void (*usage)(FILE *));
+// --preset NAME of `step` and `bench`: 0, or -1 after "maskvim CMD: --preset NAME: ..." (the
+// known presets) on stderr.
+int check_preset(const char *cmd, const char *name);

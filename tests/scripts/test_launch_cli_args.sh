@@ -3,7 +3,8 @@
 # report, config and bench is one the command accepts (none answers "unknown option"), and
 # empty values are refused instead of meaning "the file system's root" (`--out ""` used to
 # put the rows of a sweep at /ROW); bench refuses sizes it cannot allocate instead of aborting;
-# `maskvim --version` names the version, the commit and the libraries.
+# `maskvim --version` names the version, the commit and the libraries; `help COMMAND`; step's
+# and bench's --preset.
 set -euo pipefail
 : "${MV_BIN:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -172,4 +173,15 @@ for want in "BLAS: .*OpenMP build" "MPI: " "HDF5: " "GPU: "; do
     grep -qE "^  $want" "$TMP/version.txt" || fail "--version lacks '$want': $(cat "$TMP/version.txt")"
 done
 $MV_BIN version | cmp -s - "$TMP/version.txt" || fail "'maskvim version' differs from --version"
+# `maskvim help COMMAND` is COMMAND's help; step and bench take --preset or --config, not both,
+# and name an unknown preset as --preset (it was reported as a --set nobody typed).
+$MV_BIN help train | head -1 | grep -q "maskvim train" || fail "help train: $($MV_BIN help train | head -2)"
+for cmd in step bench; do
+    extra=(--init-out w.h5); [ $cmd = bench ] && extra=(--iters 1)
+    rc=0; $MV_BIN $cmd --preset maskvim-nano --config x.yaml "${extra[@]}" >"$TMP/both.log" 2>&1 || rc=$?
+    [ "$rc" = 2 ] && grep -q "not both" "$TMP/both.log" || fail "$cmd --preset and --config: exit $rc: $(cat "$TMP/both.log")"
+    rc=0; $MV_BIN $cmd --preset maskvim-x "${extra[@]}" >"$TMP/preset.log" 2>&1 || rc=$?
+    [ "$rc" = 2 ] && grep -q "^maskvim $cmd: --preset maskvim-x: unknown model preset" "$TMP/preset.log" ||
+        fail "$cmd --preset maskvim-x: exit $rc: $(cat "$TMP/preset.log")"
+done
 echo "PASS: test_launch_cli_args"
