@@ -26,7 +26,7 @@ static const int NUM_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0];
 static void usage(FILE *f) {
     fprintf(f, "usage: maskvim COMMAND [options]   (maskvim COMMAND --help for details)\n"
                "       maskvim --version            (version, commit, compiler, libraries, GPU)\n\ncommands:\n");
-    for (int i = 0; i < NUM_COMMANDS; i++) fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    for (int i = 0; i < NUM_COMMANDS; i++) fprintf(f, "  %-16s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
 }
 
 int main(int argc, char **argv) {
