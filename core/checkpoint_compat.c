@@ -53,9 +53,9 @@ static void compare_model(verdict *v, const mv_model_config *a, const mv_model_c
     int n;
     const mv_key *keys = model_config_keys(&n);
     for (int i = 0; i < n && v->status >= 0; i++) {
-        const mv_key *k = &keys[i];
-        if ((k->flags & MV_KEY_ALIAS) || !strcmp(k->name, "model.preset")) continue;   // a preset is only a label
-        if (key_equal(a, b, k)) continue;
+        if ((keys[i].flags & MV_KEY_ALIAS) || !strcmp(keys[i].name, "model.preset")) continue;   // a preset is only a label
+        if (key_equal(a, b, &keys[i])) continue;
+        const mv_key *k = key_user_facing(keys, i);   // mask.lambda, not the hidden mask.lambda_per_stage
         char sa[512], sb[512];
         key_format(sa, sizeof sa, a, k);
         key_format(sb, sizeof sb, b, k);

@@ -244,6 +244,10 @@ int config_validate(const mv_config *cfg) {
         if (!(r->lr_mult >= 0 && r->lr_mult <= 1e6) || !(r->decay_mult >= 0 && r->decay_mult <= 1e6))
             return mv_fail("optim.rules[%d] (%s): lr_mult %g / decay_mult %g out of range [0, 1e6]", i,
                            r->match, r->lr_mult, r->decay_mult);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(o->rules[j].match, r->match))
+                return mv_fail("optim.rules[%d] and optim.rules[%d] both have match '%s'; give one rule per match",
+                               j, i, r->match);
     }
 
     const mv_schedule_config *s = &cfg->schedule;
@@ -382,9 +386,10 @@ static bool first_key_difference(const void *a, const void *b, const mv_key *key
                                  char *vb, size_t cap) {
     for (int i = 0; i < n; i++) {
         if ((keys[i].flags & MV_KEY_ALIAS) || key_equal(a, b, &keys[i])) continue;
-        snprintf(key, cap, "%s", keys[i].name);
-        key_format(va, cap, a, &keys[i]);
-        key_format(vb, cap, b, &keys[i]);
+        const mv_key *k = key_user_facing(keys, i);
+        snprintf(key, cap, "%s", k->name);
+        key_format(va, cap, a, k);
+        key_format(vb, cap, b, k);
         return true;
     }
     return false;

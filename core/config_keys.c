@@ -17,6 +17,12 @@ const mv_key *key_find(const mv_key *keys, int n, const char *name) {
     return NULL;
 }
 
+const mv_key *key_user_facing(const mv_key *keys, int i) {
+    int j = i;
+    while (j > 0 && (keys[j].flags & MV_KEY_HIDDEN)) j--;
+    return (keys[j].flags & MV_KEY_HIDDEN) ? &keys[i] : &keys[j];
+}
+
 static size_t elem_size(mv_key_type t) {
     switch (t) {
     case MV_KEY_INT: return sizeof(int);
@@ -96,19 +102,22 @@ static int parse_bool(bool *out, const char *s) {
     return -1;
 }
 
+// An integer key also takes a decimal number that is exactly an integer (`1e3`, `100.0`: the
+// docs write ranges as [1, 1e8]); `1.5` is not one. Hexadecimal stays out.
 static int parse_number(double *out, const char *s, bool integer) {
     if (!*s) return -1;
     char *end;
     errno = 0;
-    if (integer) {
-        long v = strtol(s, &end, 10);
-        if (*end || errno) return -1;
-        *out = (double)v;
-    } else {
-        double v = strtod(s, &end);
-        if (*end || !isfinite(v)) return -1;
-        *out = v;
+    long i = integer ? strtol(s, &end, 10) : 0;
+    if (integer && !*end && !errno) {
+        *out = (double)i;
+        return 0;
     }
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || !isfinite(v)) return -1;
+    if (integer && (v != floor(v) || strpbrk(s, "xX"))) return -1;
+    *out = v;
     return 0;
 }
 
@@ -124,6 +133,11 @@ static int parse_elem(void *dst, const mv_key *k, const char *item, const char *
             return mv_fail("%s: bad value '%s': '%s' is not %s", k->name, value, item, type_words(k->type, 0));
         if (range_problem(k, x, why, sizeof why))
             return mv_fail("%s: bad value '%s': %s %s", k->name, value, item, why);
+        // 0.99999999 is 1 as a float, 1e-50 is 0: out of range once stored, so say so here,
+        // with the text the user wrote, not later with the rounded value.
+        if (k->type == MV_KEY_FLOAT && range_problem(k, (float)x, why, sizeof why))
+            return mv_fail("%s: bad value '%s': %s is %.9g as a float (single precision), %s", k->name, value, item,
+                           (double)(float)x, why);
         if (k->type == MV_KEY_INT) *(int *)dst = (int)x;
         else if (k->type == MV_KEY_FLOAT) *(float *)dst = (float)x;
         else *(double *)dst = x;

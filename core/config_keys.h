@@ -40,6 +40,10 @@ struct mv_key {
 
 // The row called `name` (hidden rows are not found), or NULL.
 const mv_key *key_find(const mv_key *keys, int n, const char *name);
+// The row a user sets keys[i] by: keys[i] itself, or for a hidden row the nearest visible row
+// before it (a table lists hidden rows right after the key that sets them), so that messages
+// about a difference name a key the user can give.
+const mv_key *key_user_facing(const mv_key *keys, int i);
 // Parses `value` into obj's field; on error obj is unchanged and the message names the key
 // and the value: "model.dims: bad value '1,2': expected 4 integers".
 int key_set(void *obj, const mv_key *k, const char *value);

@@ -18,6 +18,12 @@ static const char *const SECTIONS[] = {"model", "mask", "data", "optim", "schedu
 #define NUM_SECTIONS 6
 static const char *const LIST_KEYS[] = {"data.train", "data.val", "optim.rules"};
 
+static bool is_list_key(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, LIST_KEYS[i])) return true;
+    return false;
+}
+
 static bool is_model_section(const char *prefix) {
     return !strncmp(prefix, "model", 5) || !strncmp(prefix, "mask", 4);
 }
@@ -129,9 +135,10 @@ static bool is_known_name(const char *dotted) {
     return key_find(mk, nm, dotted) || key_find(ck, nc, dotted) || has_nested_keys(dotted);
 }
 
-// The hint for an unknown section `section` whose value is v: the close section name, made a
-// whole key when v holds one key that exists there (`--set optimizer.lr=1` -> optim.lr), or
-// a key of that name in some section (`--set lr=1` -> optim.lr).
+// The hint for an unknown section `section` whose value is v: the close section name made a
+// whole key when v holds one key that exists there (`--set optimizer.lr=1` -> optim.lr); else
+// the key of v's one key's name in another section (`train.max_iters` -> schedule.max_iters);
+// else the close section name; else a key of the section's name (`--set lr=1` -> optim.lr).
 static void section_hint(char *out, size_t cap, const char *section, const ynode *v) {
     static const char *const names[] = {"model", "mask", "data", "optim", "schedule", "run", "include", "_base_"};
     const char *synonym = mmseg_synonym(section);
@@ -141,13 +148,21 @@ static void section_hint(char *out, size_t cap, const char *section, const ynode
     }
     const char *near = mv_closest(section, names, (int)(sizeof names / sizeof names[0]));
     out[0] = '\0';
+    char full[NAME_MAX_LEN];
+    if (near && v->kind == Y_MAP && v->n == 1 &&
+        (size_t)snprintf(full, sizeof full, "%s.%s", near, v->keys[0]->text) < sizeof full && is_known_name(full)) {
+        snprintf(out, cap, "; did you mean '%s'?", full);
+        return;
+    }
+    // A key that exists under another section says more than a section whose name is close:
+    // `train.max_iters` and `runner.max_iters` mean schedule.max_iters, not data.train or run.
+    const char *owner = v->kind == Y_MAP && v->n == 1 ? same_leaf_elsewhere(v->keys[0]->text, NULL) : NULL;
+    if (owner) {
+        snprintf(out, cap, "; did you mean '%s'?", owner);
+        return;
+    }
     if (near) {
-        char full[NAME_MAX_LEN];
-        if (v->kind == Y_MAP && v->n == 1 &&
-            (size_t)snprintf(full, sizeof full, "%s.%s", near, v->keys[0]->text) < sizeof full && is_known_name(full))
-            snprintf(out, cap, "; did you mean '%s'?", full);
-        else
-            snprintf(out, cap, "; did you mean '%s'?", near);
+        snprintf(out, cap, "; did you mean '%s'?", near);
         return;
     }
     const char *other = same_leaf_elsewhere(section, NULL);
@@ -339,12 +354,51 @@ static int apply_rules(mv_optim_config *o, const ynode *v) {
                 }
             }
             if (!r->match[0]) return ynode_fail_at(item, "optim.rules[%d]: missing 'match'", i);
+            // mmengine's custom_keys are dict keys: two rules for one match would leave one unused.
+            for (int e = 0; e < n - 1; e++) {
+                if (strcmp(tmp[e].match, r->match)) continue;
+                char loc[600];
+                return ynode_fail_at(item, "optim.rules[%d] and optim.rules[%d] (%s) both have match '%s'; give one rule per match",
+                                     i, e, ynode_where(v->vals[e], loc, sizeof loc), r->match);
+            }
         }
     }
     memset(o->rules, 0, sizeof o->rules);
     if (n) memcpy(o->rules, tmp, (size_t)n * sizeof *tmp);
     o->num_rules = n;
     return 0;
+}
+
+// Sets the typed key `key` (of either table) from node v; -1 with v's location.
+static int apply_key(mv_config *cfg, const mv_key *key, const ynode *v) {
+    char *text = value_text(v, key);
+    if (!text) return -1;
+    int rc = is_model_section(key->name) ? model_config_set(&cfg->model, key->name, text) : key_set(cfg, key, text);
+    free(text);
+    return rc < 0 ? ynode_context_at(v) : 0;
+}
+
+// The table row of `name` (model.crop, data.crop, mask.encoder, ...).
+static const mv_key *find_any_key(const char *name) {
+    int nm, nc;
+    const mv_key *mkeys = model_config_keys(&nm), *ckeys = config_keys(&nc);
+    return is_model_section(name) ? key_find(mkeys, nm, name) : key_find(ckeys, nc, name);
+}
+
+// Whether two names of one setting given by one layer set the same value: compared as parsed
+// (`[64, 64]` and "64, 64", `encoder: false` and `encoder_stages: [false, false, false]` agree),
+// not as YAML text. -1 with the location when either value does not parse.
+static int alias_pair_agrees(const mv_config *cfg, const char *na, const ynode *va, const char *nb, const ynode *vb,
+                             bool *same) {
+    if (ynode_same_value(va, vb)) { *same = true; return 0; }
+    mv_config *x = mv_malloc(2 * sizeof *x), *y = x + 1;
+    memcpy(x, cfg, sizeof *x);
+    memcpy(y, cfg, sizeof *y);
+    int rc = apply_key(x, find_any_key(na), va);
+    if (rc == 0) rc = apply_key(y, find_any_key(nb), vb);
+    *same = rc == 0 && config_equal(x, y);
+    free(x);
+    return rc;
 }
 
 static int apply_map(mv_config *cfg, const ynode *map, const char *prefix) {
@@ -357,16 +411,16 @@ static int apply_map(mv_config *cfg, const ynode *map, const char *prefix) {
         if ((size_t)snprintf(name, sizeof name, "%s.%s", prefix, k->text) >= sizeof name)
             return ynode_fail_at(k, "key '%s.%s' is too long", prefix, k->text);
         if (!strcmp(name, "model.preset")) continue;   // applied first
+        // A list key with nothing after its colon (every item commented out, say) is refused like
+        // a scalar key given null, not read as an empty list; `[]` is the empty list.
+        if (is_list_key(name) && v->kind == Y_SCALAR && v->null)
+            return ynode_fail_at(k, "%s: no value given (a null): give the list, or [] for an empty one", name);
         if (!strcmp(name, "data.train")) { MV_TRY(apply_sources(cfg->data.train, &cfg->data.num_train, v, name)); continue; }
         if (!strcmp(name, "data.val")) { MV_TRY(apply_sources(cfg->data.val, &cfg->data.num_val, v, name)); continue; }
         if (!strcmp(name, "optim.rules")) { MV_TRY(apply_rules(&cfg->optim, v)); continue; }
         const mv_key *key = model ? key_find(mkeys, nm, name) : key_find(ckeys, nc, name);
         if (key) {
-            char *text = value_text(v, key);
-            if (!text) return -1;
-            int rc = model ? model_config_set(&cfg->model, name, text) : key_set(cfg, key, text);
-            free(text);
-            if (rc < 0) return ynode_context_at(v);
+            MV_TRY(apply_key(cfg, key, v));
             continue;
         }
         if (!model && has_nested_keys(name)) {
@@ -426,7 +480,10 @@ static int apply_tree(mv_config *cfg, const ynode *root) {
     for (int p = 0; p < YAML_NUM_ALIAS_PAIRS; p++) {
         int i, j;
         const ynode *m1 = ytree_section_of(root, YAML_ALIAS_PAIRS[p][0], &i), *m2 = ytree_section_of(root, YAML_ALIAS_PAIRS[p][1], &j);
-        if (m1 && m2 && !ynode_same_value(m1->vals[i], m2->vals[j])) {
+        bool same = true;
+        if (m1 && m2)
+            MV_TRY(alias_pair_agrees(cfg, YAML_ALIAS_PAIRS[p][0], m1->vals[i], YAML_ALIAS_PAIRS[p][1], m2->vals[j], &same));
+        if (!same) {
             char loc[600];
             return ynode_fail_at(m2->keys[j], "%s and %s (%s) name the same setting but give different values: give one",
                            YAML_ALIAS_PAIRS[p][1], YAML_ALIAS_PAIRS[p][0], ynode_where(m1->keys[i], loc, sizeof loc));

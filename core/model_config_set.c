@@ -147,6 +147,7 @@ static const mv_key KEYS[] = {
     {.name = "mask.lambda", .type = MV_KEY_FLOAT, .offset = M(lambda), .count = 4, .lo = 0, .hi = 1,
      .set = set_lambda, .format = format_lambda,
      .doc = "target keep ratio: one number (uniform) or three or four (per stage)"},
+    // Hidden rows follow the key that sets them (key_user_facing names it in messages).
     {.name = "mask.lambda_per_stage", .type = MV_KEY_BOOL, .offset = M(lambda_per_stage), .count = 1,
      .flags = MV_KEY_HIDDEN, .doc = "set by mask.lambda"},
     {.name = "mask.lambda_count", .type = MV_KEY_INT, .offset = M(lambda_count), .count = 1, .lo = 1, .hi = 4,

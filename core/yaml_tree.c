@@ -165,6 +165,13 @@ static ynode *from_doc(yarena *a, yaml_document_t *doc, yaml_node_t *yn, const c
                 ynode_fail_at(k, "mapping keys must be plain names, got %s", ynode_kind_words(k));
                 return NULL;
             }
+            // libyaml reads `<<: *base` as a key called "<<"; say what it is rather than report an
+            // unknown key 'schedule.<<'.
+            if (kn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !strcmp(k->text, "<<")) {
+                ynode_fail_at(k, "YAML merge keys ('<<: *anchor') are not supported: write the keys out "
+                                 "(anchors and aliases of whole values work)");
+                return NULL;
+            }
             if (ynode_map_find(n, k->text) >= 0) {
                 ynode_fail_at(k, "duplicate key '%s'", k->text);
                 return NULL;

@@ -62,8 +62,16 @@ int grad_sync_plan(mv_bucket *buckets, const size_t *cuts, size_t n, int num_cut
     return count;
 }
 
+// MiB -> bytes. A positive size below one float is one float: truncated to 0 bytes it would
+// read as "unset" and give the default buckets.
+static size_t mib_to_bytes(double mib) {
+    if (!(mib > 0)) return 0;
+    double bytes = mib * 1048576.0;
+    return bytes < (double)sizeof(float) ? sizeof(float) : (size_t)bytes;
+}
+
 mv_grad_sync_opts grad_sync_opts_mib(double bucket_mib, double first_bucket_mib) {
-    mv_grad_sync_opts o = {(size_t)(bucket_mib * 1048576.0), (size_t)(first_bucket_mib * 1048576.0)};
+    mv_grad_sync_opts o = {mib_to_bytes(bucket_mib), mib_to_bytes(first_bucket_mib)};
     return o;
 }
 

@@ -27,6 +27,7 @@ typedef struct {
 } mv_grad_sync_opts;
 
 // The options for buckets given in MiB (run.bucket_mb, run.first_bucket_mb; 0: the default).
+// A positive size below one float (4 bytes) gives one-float buckets, never the default.
 mv_grad_sync_opts grad_sync_opts_mib(double bucket_mib, double first_bucket_mib);
 
 typedef struct {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -824,4 +825,119 @@ Test(config, include_in_set_is_refused_plainly) {
     cr_expect(strstr(mv_last_error(), "'include' names base files and works in a configuration file only"), "%s",
               mv_last_error());
     cr_expect(!strstr(mv_last_error(), "did you mean"), "%s", mv_last_error());
+}
+
+// A list key given null (every item commented out) was read as an empty list, so losing
+// optim.rules silently dropped token_mask's lr_mult; it is refused like a null scalar key.
+// An explicit [] stays the empty list.
+Test(config, null_list_keys_are_refused) {
+    expect_error("null_rules.yaml", "optim:\n  rules:\n#    - {match: norm, decay_mult: 0}\n", "2:3:",
+                 "optim.rules: no value given", "[] for an empty one");
+    expect_error("null_val.yaml", "data:\n  val:\n", "2:3:", "data.val: no value given", NULL);
+    expect_error("null_train.yaml", "data:\n  train: ~\n", "2:3:", "data.train: no value given", NULL);
+    mv_config c;
+    const char *sets[] = {"optim.rules=null"};
+    cr_expect_eq(config_load(&c, NULL, 1, sets), -1);
+    cr_expect(strstr(mv_last_error(), "--set optim.rules=null: optim.rules: no value given"), "%s", mv_last_error());
+    char *path = write_tmp("empty_lists.yaml", "data:\n  val: []\noptim:\n  rules: []\n");
+    cr_assert_eq(config_load(&c, path, 0, NULL), 0, "%s", mv_last_error());
+    cr_expect(c.data.num_val == 0 && c.optim.num_rules == 0);
+    free(path);
+}
+
+// mmengine's custom_keys are dict keys: two rules with one match were both kept and the first
+// listed won, though the docs say the list order does not matter.
+Test(config, duplicate_rule_matches_are_refused) {
+    expect_error("dup_rules.yaml",
+                 "optim:\n  rules:\n    - {match: norm, decay_mult: 0}\n    - {match: token_mask, lr_mult: 10}\n"
+                 "    - {match: norm, decay_mult: 1}\n",
+                 "5:7:", "optim.rules[2] and optim.rules[0]", "both have match 'norm'");
+    mv_config c;
+    config_defaults(&c);
+    snprintf(c.optim.rules[1].match, sizeof c.optim.rules[1].match, "norm");
+    cr_expect_eq(config_validate(&c), -1, "a struct with two rules for one match");
+    cr_expect(strstr(mv_last_error(), "optim.rules[0] and optim.rules[1] both have match 'norm'"), "%s", mv_last_error());
+}
+
+// The docs write integer ranges as [1, 1e8]: an integer key takes a number that is exactly an
+// integer in any notation, and still refuses 1.5 and values out of range.
+Test(config, integers_in_exponent_or_decimal_form) {
+    char *path = write_tmp("int_forms.yaml", "schedule:\n  max_iters: 1e3\n  warmup_iters: 10.0\n"
+                                             "data:\n  synthetic: {train_count: 1.0e+2}\nmodel:\n  crop: [6.4e1, 128.0]\n");
+    mv_config c;
+    cr_assert_eq(config_load(&c, path, 0, NULL), 0, "%s", mv_last_error());
+    cr_expect_eq(c.schedule.max_iters, 1000);
+    cr_expect_eq(c.schedule.warmup_iters, 10);
+    cr_expect_eq(c.data.synthetic.train_count, 100);
+    cr_expect(c.model.crop_h == 64 && c.model.crop_w == 128);
+    free(path);
+    expect_error("int_half.yaml", "schedule:\n  max_iters: 1.5e3\n  warmup_iters: 1.5\n", "3:17:",
+                 "'1.5' is not an integer", NULL);
+    expect_error("int_big.yaml", "schedule:\n  max_iters: 1e10\n", "2:14:", "schedule.max_iters: bad value '1e10'",
+                 "out of range [1, 1000000000]");
+    expect_error("int_hex.yaml", "run:\n  seed: 0x10\n", "2:9:", "'0x10' is not an integer", NULL);
+    cr_expect_eq(config_set(&c, "run.seed=2e1"), 0, "%s", mv_last_error());
+    cr_expect_eq(c.run.seed, 20);
+}
+
+// A value that leaves its range once stored as a float is refused with the text the user
+// wrote, not as "value 1" or "value 0".
+Test(config, float_rounding_messages_show_the_text) {
+    expect_error("float_drop.yaml", "model:\n  drop_path: 0.99999999\n", "2:14:",
+                 "model.drop_path: bad value '0.99999999': 0.99999999 is 1 as a float", "out of range [0, 1)");
+    expect_error("float_tau.yaml", "mask:\n  tau: 1e-50\n", "2:8:", "mask.tau: bad value '1e-50': 1e-50 is 0 as a float",
+                 "out of range (0, 1000]");
+}
+
+// One layer giving both names of a setting is compared by value, not by YAML text.
+Test(config, alias_pairs_compare_values) {
+    mv_config c;
+    char *crop = write_tmp("alias/values_crop.yaml", "model: {crop: [64, 64]}\ndata: {crop: \"64, 64\"}\n");
+    cr_expect_eq(config_load(&c, crop, 0, NULL), 0, "%s", mv_last_error());
+    char *enc = write_tmp("alias/values_enc.yaml", "mask: {encoder: false, encoder_stages: [false, false, false]}\n");
+    cr_assert_eq(config_load(&c, enc, 0, NULL), 0, "%s", mv_last_error());
+    cr_expect(!c.model.mask_encoder[0] && !c.model.mask_encoder[3]);
+    char *on = write_tmp("alias/values_on.yaml", "mask: {encoder: yes, encoder_stages: [true, on, 1]}\n");
+    cr_expect_eq(config_load(&c, on, 0, NULL), 0, "%s", mv_last_error());
+    expect_error("alias/values_differ.yaml", "mask: {encoder: true, encoder_stages: [true, false, true]}\n", "1:8",
+                 "mask.encoder and mask.encoder_stages", "give one");
+    expect_error("alias/values_bad.yaml", "model: {crop: [64, 64]}\ndata: {crop: [64, x]}\n", "2:14",
+                 "data.crop: bad value '64, x'", NULL);
+    free(crop); free(enc); free(on);
+}
+
+// libyaml reads `<<: *anchor` as a key called "<<": the message says merge keys are unsupported.
+Test(config, merge_keys_are_named) {
+    expect_error("merge_key.yaml", "optim: &o\n  lr: 1.0e-4\nschedule:\n  <<: *o\n", "4:3:",
+                 "merge keys ('<<: *anchor') are not supported: write the keys out", NULL);
+}
+
+// An unknown section whose one key exists elsewhere points at that key, not at a section or
+// list whose name is close (`train.max_iters` once suggested data.train, `runner.max_iters` run).
+Test(config, unknown_section_hint_prefers_the_key) {
+    expect_error("hint_train.yaml", "train:\n  max_iters: 100\n", "1:1:",
+                 "unknown section 'train'; did you mean 'schedule.max_iters'?", NULL);
+    expect_error("hint_runner.yaml", "runner:\n  max_iters: 100\n", "1:1:",
+                 "unknown section 'runner'; did you mean 'schedule.max_iters'?", NULL);
+    mv_config c;
+    const char *sets[] = {"train.max_iters=100"};
+    cr_expect_eq(config_load(&c, NULL, 1, sets), -1);
+    cr_expect(strstr(mv_last_error(), "did you mean 'schedule.max_iters'?"), "%s", mv_last_error());
+}
+
+// A hidden key (mask.lambda_per_stage) is reported under the key that sets it.
+Test(config, differences_name_user_facing_keys) {
+    mv_config a, b;
+    config_defaults(&a);
+    b = a;
+    cr_assert_eq(config_set(&b, "mask.lambda=[0.5,0.5,0.5]"), 0, "%s", mv_last_error());
+    char key[128], va[128], vb[128];
+    cr_assert(config_first_difference(&a, &b, key, va, vb, sizeof key));
+    cr_expect_str_eq(key, "mask.lambda");
+    cr_expect_str_eq(va, "0.5");
+    cr_expect_str_eq(vb, "[0.5, 0.5, 0.5]");
+    char why[1024];
+    cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), -1);
+    cr_expect(strstr(why, "mask.lambda: 0.5 in the checkpoint, [0.5, 0.5, 0.5] now"), "%s", why);
+    cr_expect(!strstr(why, "lambda_per_stage"), "%s", why);
 }

@@ -100,6 +100,24 @@ Test(dist_plan, default_sizes) {
     expect_bucket(&b[2], 0, 10000000 - 262144 - 6553600);
 }
 
+// run.bucket_mb has no lower bound but > 0: a size below one float must plan one-float buckets,
+// not truncate to 0 bytes, which grad_sync_plan_alloc reads as "unset" (25 MiB).
+Test(dist_plan, tiny_mib_sizes_are_one_float_not_the_default) {
+    mv_grad_sync_opts o = grad_sync_opts_mib(1e-7, 1e-9);
+    cr_expect_eq(o.bucket_bytes, sizeof(float));
+    cr_expect_eq(o.first_bucket_bytes, sizeof(float));
+    o = grad_sync_opts_mib(0, 0);
+    cr_expect(o.bucket_bytes == 0 && o.first_bucket_bytes == 0, "0 still means the default");
+    o = grad_sync_opts_mib(25, 1);
+    cr_expect_eq(o.bucket_bytes, (size_t)25 << 20);
+    cr_expect_eq(o.first_bucket_bytes, (size_t)1 << 20);
+    mv_bucket *b = NULL;
+    o = grad_sync_opts_mib(1e-7, 1);
+    int nb = grad_sync_plan_alloc(&b, NULL, 8, 0, &o);
+    cr_expect_eq(nb, 8, "one bucket per float, got %d", nb);
+    free(b);
+}
+
 Test(dist_grad_sync, buckets_start_in_order_on_one_rank) {
     mv_comm c;
     cr_assert_eq(comm_init(&c, NULL, NULL), 0, "%s", mv_last_error());
