@@ -55,6 +55,16 @@ int model_config_preset(mv_model_config *cfg, const char *name) {
     return 0;
 }
 
+void model_config_describe(char *out, size_t cap, const mv_model_config *c) {
+    mv_model_config p;
+    bool same = model_config_preset(&p, c->preset) == 0 && !memcmp(p.dims, c->dims, sizeof p.dims) &&
+                !memcmp(p.depths, c->depths, sizeof p.depths) && p.d_state == c->d_state &&
+                p.ssm_ratio == c->ssm_ratio && p.decoder_channels == c->decoder_channels &&
+                p.aux_channels == c->aux_channels && !memcmp(p.decoder_depths, c->decoder_depths, sizeof p.decoder_depths);
+    if (same) snprintf(out, cap, "%s", c->preset);
+    else snprintf(out, cap, "custom model (from preset %s, its sizes changed)", c->preset);
+}
+
 int model_config_validate(const mv_model_config *c) {
     for (int i = 0; i < 4; i++) {
         if (c->dims[i] < 1 || c->dims[i] > 8192) return mv_fail("model.dims[%d] = %d is out of range 1..8192", i, c->dims[i]);

@@ -2,6 +2,7 @@
 // Filled from a preset (maskvim-nano/-t/-s/-b) and then overridden key by key.
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum { MV_MASK_RESIDUAL = 0, MV_MASK_ZERO = 1 } mv_mask_mode;        // x*m + x  |  x*m
 typedef enum { MV_MASK_LAYOUT_SPATIAL = 0, MV_MASK_LAYOUT_OFFICIAL = 1 } mv_mask_layout;
@@ -47,6 +48,12 @@ typedef struct {
 
 // Fills `cfg` with preset `name`; returns -1 (with a message listing the presets) if unknown.
 int model_config_preset(mv_model_config *cfg, const char *name);
+// What a run calls its model: the preset's name when the network's size (dims, depths, d_state,
+// ssm_ratio, decoder and auxiliary channels, decoder depths) is the preset's, else "custom"
+// with the preset it was started from. A preset fills the model keys before a layer's other
+// keys, so a file that lists them all (a run's config.yaml) keeps its network under any
+// preset name given on top.
+void model_config_describe(char *out, size_t cap, const mv_model_config *cfg);
 // Checks ranges and consistency (crop divisible by 32, positive sizes, ...); -1 with a message.
 int model_config_validate(const mv_model_config *cfg);
 // Sets one `model.*` or `mask.*` key from text (e.g. "model.dims", "16,32,64,128").

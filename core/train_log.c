@@ -112,8 +112,10 @@ int train_log_open(trainer *t, const mv_loader_cursor *start) {
         t->jsonl = fopen(path, "a");
         if (!t->jsonl) return mv_fail("%s: cannot open for writing", path);
         MV_TRY(log_start(t, world, B, t->device, start != NULL));
+        char model[128];
+        model_config_describe(model, sizeof model, &cfg->model);
         printf("maskvim train: %s, %zu parameters, %d rank%s x %d images, crop %dx%d, %d iterations, on %s, work dir %s\n",
-               cfg->model.preset, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, cfg->model.crop_h,
+               model, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, cfg->model.crop_h,
                cfg->model.crop_w, cfg->schedule.max_iters, t->device, cfg->run.work_dir);
         fflush(stdout);   // a log redirected to a file shows how the run started before its first step ends
         // PyTorch refuses this (BatchNorm wants more than one value per channel in training).

@@ -207,7 +207,9 @@ int cmd_bench(int argc, char **argv) {
     for (int k = 0; k < PROF_COUNT; k++)
         for (int ph = 0; ph < 2; ph++) { flops += mv_prof_table[k].flops[ph] / iters; op_time += mv_prof_table[k].seconds[ph] / iters; }
 
-    printf("maskvim bench: %s, batch %d, %dx%d, %zu parameters, %d threads\n", cfg->model.preset, B, H, W,
+    char model[128];
+    model_config_describe(model, sizeof model, &cfg->model);
+    printf("maskvim bench: %s, batch %d, %dx%d, %zu parameters, %d threads\n", model, B, H, W,
            model_num_parameters(m), omp_get_max_threads());
     printf("sgemm peak (1536^3, measured now): %.1f GFLOP/s\n\n", peak);
     printf("%-20s %10s %10s %10s %10s %9s\n", "op", "fwd ms", "bwd ms", "GFLOP", "GFLOP/s", "% step");
@@ -232,7 +234,7 @@ int cmd_bench(int argc, char **argv) {
                        "\"ms_per_step\": %.3f, \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"optimizer_ms\": %.3f, "
                        "\"images_per_s\": %.4f, \"gflop_per_step\": %.4f, \"gflops\": %.2f, \"sgemm_peak_gflops\": %.2f, "
                        "\"peak_fraction\": %.4f, \"peak_rss_mib\": %.1f}\n",
-                cfg->model.preset, B, H, W, omp_get_max_threads(), 1e3 * step, 1e3 * t_fwd / iters,
+                model, B, H, W, omp_get_max_threads(), 1e3 * step, 1e3 * t_fwd / iters,
                 1e3 * t_bwd / iters, 1e3 * t_opt / iters, B / step, flops / 1e9, flops / step / 1e9, peak,
                 flops / step / 1e9 / peak, ru.ru_maxrss / 1024.0);
         if (mv_atomic_commit(&out, false) < 0) { fprintf(stderr, "maskvim bench: %s\n", mv_last_error()); status = 1; }

@@ -941,3 +941,24 @@ Test(config, differences_name_user_facing_keys) {
     cr_expect(strstr(why, "mask.lambda: 0.5 in the checkpoint, [0.5, 0.5, 0.5] now"), "%s", why);
     cr_expect(!strstr(why, "lambda_per_stage"), "%s", why);
 }
+
+// A run names its model by the preset only while the network is the preset's size: a preset
+// given over a file that lists every model key (a run's config.yaml) kept the file's network
+// under the preset's name in the banner and in bench's JSON.
+Test(config, model_description_names_a_changed_network_custom) {
+    mv_model_config c;
+    char d[128];
+    cr_assert_eq(model_config_preset(&c, "maskvim-t"), 0);
+    c.crop_h = c.crop_w = 256;   // not a size of the network
+    c.num_classes = 7;
+    model_config_describe(d, sizeof d, &c);
+    cr_assert_str_eq(d, "maskvim-t");
+    c.depths[2] = 1;
+    model_config_describe(d, sizeof d, &c);
+    cr_assert_str_eq(d, "custom model (from preset maskvim-t, its sizes changed)");
+    mv_config cfg;
+    const char *sets[] = {"model.preset=maskvim-nano", "model.dims=96,192,384,768"};
+    cr_assert_eq(config_load(&cfg, NULL, 2, sets), 0, "%s", mv_last_error());
+    model_config_describe(d, sizeof d, &cfg.model);
+    cr_assert_str_eq(d, "custom model (from preset maskvim-nano, its sizes changed)");
+}
