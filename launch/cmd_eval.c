@@ -2,6 +2,7 @@
 // sources, or on chosen ones, optionally under Cityscapes-C corruptions applied on the fly
 // (the protocol of the paper's Table 2). Prints a table and writes JSON.
 #include "launch/commands.h"
+#include "core/cli_parse.h"
 #include "launch/inference_setup.h"
 #include "core/config.h"
 #include "core/data_sources.h"
@@ -23,8 +24,8 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: [mpirun -np N] maskvim eval [FILE.yaml] --checkpoint C.h5|RUN_DIR [--set key=value ...]\n"
-        "                   [--targets NAME,...] [--corruptions LIST|all [--severities LIST]]\n"
-        "                   [--json OUT.json] [--per-class]\n\n"
+        "                   [--targets NAME,...] [--corruptions LIST|all [--severities LIST]\n"
+        "                   [--corruption-seed S]] [--json OUT.json] [--per-class]\n\n"
         "Inference (the whole image, or sliding windows with data.test_mode: slide) on each\n"
         "data.val source (or the --targets among them): per-domain mIoU, mAcc and aAcc in\n"
         "a table, per-class IoU and Acc with --per-class, everything in --json. With --corruptions,\n"
@@ -32,6 +33,9 @@ static void usage(FILE *f) {
         "--severities, e.g. 5 (default), 1-5, 1-3,5 or all, seeded per image) and each (corruption,\n"
         "severity) is one more line of the table (DOMAIN/CORRUPTION/SEVERITY), and with several\n"
         "severities each corruption's mean over them is one more (DOMAIN/CORRUPTION/mean).\n"
+        "Image i is corrupted with the seed corrupt_image_seed(S, i), S = --corruption-seed (default\n"
+        "0, whatever the run's seed: every model is scored on the same images, the ones `maskvim\n"
+        "data corrupt --seed S` writes).\n"
         "C may be a training checkpoint or a plain weights file, or a run folder (or its `latest`\n"
         "file): the checkpoint `latest` names there (stderr says which). Without FILE, the\n"
         "configuration is the one saved in a training checkpoint (the run's config.yaml; its relative\n"
@@ -146,7 +150,8 @@ static void report_result(const char *label, const mv_seg_metrics *res, bool per
 
 int cmd_eval(int argc, char **argv) {
     const char *file = NULL, *ckpt = NULL, *targets = NULL, *corrs = NULL, *sevs = "5", *json = NULL;
-    bool sevs_given = false;
+    bool sevs_given = false, seed_given = false;
+    uint64_t corr_seed = 0;
     const char **sets = mv_calloc(argc + 1, sizeof(char *));
     int nsets = 0;
     bool per_class = false;
@@ -164,12 +169,21 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--set")) sets[nsets++] = v;
         else if (!strcmp(a, "--targets")) targets = v;
         else if (!strcmp(a, "--corruptions")) corrs = v;
+        else if (!strcmp(a, "--corruption-seed")) {
+            if (cli_option_u64(a, v, &corr_seed) < 0) { fprintf(stderr, "maskvim eval: %s\n", mv_last_error()); free(sets); return 2; }
+            seed_given = true;
+        }
         else if (!strcmp(a, "--severities")) { sevs = v; sevs_given = true; }
         else if (!strcmp(a, "--json")) json = v;
         else { cli_unknown_option("eval", a, usage); free(sets); return 2; }
         i++;
     }
     if (!ckpt) { fprintf(stderr, "maskvim eval: --checkpoint is required\n\n"); usage(stderr); free(sets); return 2; }
+    if (seed_given && !corrs) {
+        fprintf(stderr, "maskvim eval: --corruption-seed needs --corruptions LIST|all\n");
+        free(sets);
+        return 2;
+    }
     if (sevs_given && !corrs) {
         fprintf(stderr, "maskvim eval: --severities needs --corruptions LIST|all (clean images have no severity)\n");
         free(sets);
@@ -229,7 +243,7 @@ int cmd_eval(int argc, char **argv) {
             int nsev = 0;
             for (int s = c < 0 ? 0 : 1; s <= (c < 0 ? 0 : 5) && rc == 0; s++) {
                 if (c >= 0 && !sev[s]) continue;
-                corrupt_ctx cc = {c, s, (uint64_t)cfg->run.seed};
+                corrupt_ctx cc = {c, s, corr_seed};
                 mv_eval_opts eo = {c >= 0 ? corrupt_hook : NULL, &cc, false};
                 char label[128];
                 if (c < 0) snprintf(label, sizeof label, "%s", v->name);

@@ -22,6 +22,24 @@ assert {x["corruption"] for x in r} == {"none", "gaussian_noise", "jpeg_compress
 assert all(0 <= x["metrics"]["mIoU"] <= 100 for x in r)
 print("eval json ok")
 PY
+# The corrupted images do not depend on the run's seed (every model scored on the same images);
+# --corruption-seed picks another draw.
+"$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruptions gaussian_noise --set run.seed=7 \
+    --json "$TMP/seed7.json" >/dev/null 2>&1 || fail "eval with another run.seed"
+"$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruptions gaussian_noise --corruption-seed 3 \
+    --json "$TMP/cseed3.json" >/dev/null 2>&1 || fail "eval --corruption-seed 3"
+"$MV_PYTHON" - "$TMP/eval.json" "$TMP/seed7.json" "$TMP/cseed3.json" <<'PY'
+import json, sys
+def noise5(p):
+    return {x["domain"]: x["metrics"] for x in json.load(open(p))["results"]
+            if x["corruption"] == "gaussian_noise" and x["severity"] == 5}
+a, b, c = (noise5(p) for p in sys.argv[1:])
+assert a == b, ("run.seed changed the corrupted images", a, b)
+assert any(a[d]["aAcc"] != c[d]["aAcc"] for d in a), ("--corruption-seed changed nothing", a, c)
+print("corruption seed ok")
+PY
+if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruption-seed 3 >"$TMP/bad.log" 2>&1; then
+    fail "--corruption-seed without --corruptions accepted"; fi
 if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruptions nosuch >"$TMP/bad.log" 2>&1; then fail "unknown corruption accepted"; fi
 grep -q "nosuch" "$TMP/bad.log" || fail "the error does not name the corruption: $(cat "$TMP/bad.log")"
 if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --targets nowhere >"$TMP/bad.log" 2>&1; then fail "unknown target accepted"; fi
