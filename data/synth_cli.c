@@ -148,7 +148,7 @@ int data_synth_main(int argc, char **argv) {
         i++;
         if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--domains")) domains_arg = v;
-        else if (!strcmp(a, "--count")) rc = cli_option_long(a, v, 0, 1000000000L, &count);
+        else if (!strcmp(a, "--count")) rc = cli_option_long(a, v, 1, 1000000000L, &count);
         else if (!strcmp(a, "--size")) rc = cli_option_hw(a, v, SYNTH_MIN_SIDE, SYNTH_MAX_SIDE, &h, &w);
         else if (!strcmp(a, "--seed")) rc = cli_option_u64(a, v, &seed);
         else if (!strcmp(a, "--split")) split = v;

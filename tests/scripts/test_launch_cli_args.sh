@@ -100,6 +100,7 @@ expect2 "--seed: '-1' is not a non-negative integer" data synth --out "$TMP/sy" 
 expect2 "--severity '4294967297': severities are 1..5" data corrupt --in "$TMP/none" --out "$TMP/co" --severity 4294967297
 expect2 "--severity '2-x': expected N, A-B, all or a comma-separated list of those" data corrupt --in "$TMP/none" --out "$TMP/co" --severity 2-x
 expect2 "--seed: '+-3' is not a non-negative integer" data corrupt --in "$TMP/none" --out "$TMP/co" --seed +-3
+expect2 "--count: '0' is not an integer in \[1, 1000000000\]" data synth --out "$TMP/sy" --count 0
 expect2 "--threads: '0x10' is not an integer in \[1, 256\]" data corrupt --in "$TMP/none" --out "$TMP/co" --threads 0x10
 expect2 "--resume '': give auto or the path of a checkpoint" train --resume ""
 
