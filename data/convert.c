@@ -7,10 +7,12 @@
 #include "core/progress.h"
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include "core/error.h"
 #include "data/image_io.h"
@@ -394,6 +396,26 @@ static void driver_stop(driver *d, pthread_t *tids, int workers) {
     pthread_cond_destroy(&d->cv);
 }
 
+// Locks the output folder (creating it) for the whole conversion: two conversions into one
+// folder (train and val given the same --out, or one command started twice) would each resume
+// the other's shards and leave a mixed split. The second is refused at once rather than made
+// to wait, since it would conflict all the same. The lock is a flock on the folder itself, so
+// that nothing is created in it (a refused conversion leaves the folder as it was); it goes
+// with the descriptor when closed or when the process ends, also when killed. On a file system
+// without flock the conversion runs unguarded. Returns the descriptor, or -1 naming the folder.
+static int lock_output(const char *out) {
+    MV_TRY(mv_mkdir_p(out));
+    int fd = open(out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return mv_fail("%s: cannot open: %s", out, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        close(fd);
+        return mv_fail("%s: another conversion is writing into this folder now (it holds the folder's lock); two "
+                       "conversions into one folder would mix their splits: wait for it to end, or give this one "
+                       "another --out", out);
+    }
+    return fd;
+}
+
 // The writer for o->out: fresh, or resumed from what an earlier run left there, checked against
 // this listing (n items, `limited` when --limit cut it) before anything in the folder is touched:
 // an unfinished split's complete shards must hold exactly the first items (*start of them); a
@@ -451,36 +473,17 @@ static int write_item(mv_shard_writer *w, mv_convert_stats *stats, const mv_conv
     return 0;
 }
 
-int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progress) {
-    memset(stats, 0, sizeof *stats);
-    const mv_dataset_converter *conv = convert_find(o->dataset);
-    if (!conv) return -1;
-    double t0 = mv_now_s();
-    mv_convert_item *items = NULL;
-    int64_t n = 0;
-    if (o->list_file ? convert_list_file(&items, &n, conv, o->root, o->list_file) < 0
-                     : conv->list(&items, &n, o->root, o->split) < 0) {
-        convert_free_items(items, n);
-        return mv_fail_context("%s %s split", conv->name, o->split);
-    }
-    int64_t n_listed = n, start;
-    if (n == 0) {
-        convert_free_items(items, n);
-        return mv_fail("%s: no %s items found for split '%s' (expected layout: see docs/data.md)", o->root, conv->name,
-                       o->split);
-    }
-    if (o->limit > 0 && o->limit < n) n = o->limit;
-    stats->items = n;
+// The conversion proper, o->out locked: the writer (fresh, resumed or up to date), the workers,
+// the items start..n-1 written in order, the manifest.
+static int convert_locked(mv_convert_stats *stats, const mv_convert_opts *o, const mv_dataset_converter *conv,
+                          const mv_convert_item *items, int64_t n, int64_t n_listed, double t0, FILE *progress) {
+    int64_t start;
     int done;
     mv_shard_writer *w = open_output(o, conv, items, n, n < n_listed, &start, &done);
-    if (!w) {
-        convert_free_items(items, n_listed);
-        return -1;
-    }
+    if (!w) return -1;
     stats->resumed = start;
     if (done) {  // a finished split of exactly these items: left as it is
         shard_writer_abort(w);
-        convert_free_items(items, n_listed);
         stats->up_to_date = 1;
         stats->seconds = mv_now_s() - t0;
         mv_manifest m;
@@ -522,7 +525,6 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
     progress_end(&prog);
     driver_stop(&d, tids, workers);
     free(tids);
-    convert_free_items(items, n_listed);
     if (rc < 0) {
         char msg[MV_ERRMSG_MAX];
         snprintf(msg, sizeof msg, "%s", mv_last_error());
@@ -541,4 +543,35 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progres
     if (shard_writer_close(w) < 0) return -1;
     stats->seconds = mv_now_s() - t0;
     return 0;
+}
+
+int convert_run(mv_convert_stats *stats, const mv_convert_opts *o, FILE *progress) {
+    memset(stats, 0, sizeof *stats);
+    const mv_dataset_converter *conv = convert_find(o->dataset);
+    if (!conv) return -1;
+    double t0 = mv_now_s();
+    mv_convert_item *items = NULL;
+    int64_t n = 0;
+    if (o->list_file ? convert_list_file(&items, &n, conv, o->root, o->list_file) < 0
+                     : conv->list(&items, &n, o->root, o->split) < 0) {
+        convert_free_items(items, n);
+        return mv_fail_context("%s %s split", conv->name, o->split);
+    }
+    int64_t n_listed = n;
+    if (n == 0) {
+        convert_free_items(items, n);
+        return mv_fail("%s: no %s items found for split '%s' (expected layout: see docs/data.md)", o->root, conv->name,
+                       o->split);
+    }
+    if (o->limit > 0 && o->limit < n) n = o->limit;
+    stats->items = n;
+    int lock = lock_output(o->out);
+    if (lock < 0) {
+        convert_free_items(items, n_listed);
+        return -1;
+    }
+    int rc = convert_locked(stats, o, conv, items, n, n_listed, t0, progress);
+    close(lock);
+    convert_free_items(items, n_listed);
+    return rc;
 }

@@ -77,6 +77,8 @@ typedef struct {
 } mv_convert_stats;
 
 // Runs a conversion; progress lines (samples/s, ETA) go to `progress` when non-NULL.
+// opts->out is locked (a flock on the folder) for the whole run: while another conversion
+// holds it, this one is refused at once (-1, naming the folder), before anything there is read.
 // On error nothing half-written is left that looks complete; a re-run resumes. Without
 // opts->fresh, what --out holds is checked against the listing before anything there is
 // touched: a finished split (manifest.json) of exactly these items is left as it is (0,

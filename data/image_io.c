@@ -118,7 +118,11 @@ static int png_decode(png_rd *ctx, int mode, int header_only) {
                      ctx->c);
             return -1;
         }
-        if (bd < 8) png_set_packing(ctx->png);  // one value per byte, not rescaled
+        // 2- and 4-bit gray scaled to 8 bits (v * 85, v * 17), as Pillow (mmseg's label decoder)
+        // and OpenCV read them; 1-bit gray stays 0/1 (Pillow's mode "1") and palettes keep their
+        // raw indices: one value per byte, not rescaled.
+        if (ct == PNG_COLOR_TYPE_GRAY && (bd == 2 || bd == 4)) png_set_expand_gray_1_2_4_to_8(ctx->png);
+        else if (bd < 8) png_set_packing(ctx->png);
         if (bd == 16) {                          // 16-bit gray: whole values, narrowed by the caller
             png_set_swap(ctx->png);
             bytes_per_sample = 2;
@@ -359,10 +363,11 @@ static void jpeg_error_exit_fn(j_common_ptr cinfo) {
 }
 
 // libjpeg only warns on corrupt entropy data and fills the rest with grey; we refuse. A few
-// warnings are about the file's structure, not its pixels, and every pixel still decodes exactly:
-// junk bytes between markers (common in camera JPEGs, e.g. padding before EOI), an unknown JFIF
-// revision or Adobe transform code, a damaged ICC profile marker. Those are let through, as Pillow
-// and OpenCV do; refusing them would drop intact photos from a dataset.
+// warnings are about the file's structure: junk bytes between markers (common in camera JPEGs,
+// e.g. padding before EOI), an unknown JFIF revision or Adobe transform code, a damaged ICC
+// profile marker. Those are let through, as Pillow and OpenCV do; refusing them would drop intact
+// photos from a dataset. The price: scan data corrupted so that it still decodes can leave only
+// the junk-bytes warning (the bytes the decoder did not consume), and its wrong pixels pass.
 static void jpeg_emit_fn(j_common_ptr cinfo, int level) {
     if (level >= 0) return;
     int code = cinfo->err->msg_code;

@@ -20,9 +20,10 @@
 //   not the stored one, matches its label: data/convert.c, match_exif_frame.)
 //   image_read_rgb_oriented applies it: photos as a viewer shows them (`maskvim predict`).
 //   Corrupt entropy-coded data and truncation, which libjpeg only warns about and fills with
-//   grey, are errors; a few structural warnings that leave every pixel intact are let through
+//   grey, are errors; a few structural warnings are let through, as Pillow and OpenCV do
 //   (junk bytes between markers, unknown JFIF revision or Adobe transform code, a damaged ICC
-//   marker; jpeg_emit_fn in image_io.c).
+//   marker; jpeg_emit_fn in image_io.c). Junk bytes are usually padding, but corrupted scan
+//   data that still decodes can leave only that warning: such wrong pixels are not caught.
 // - Files are told apart by signature, not by name: a JPEG named .png is read as a JPEG by
 //   image_read_rgb (the label readers want a PNG and say "not a PNG file").
 #pragma once
@@ -67,8 +68,11 @@ int image_read_rgb_oriented(mv_image *out, int *orientation, const char *path);
 // counter-clockwise (5..8 swap h and w). Other values leave img as it is.
 void image_apply_orientation(mv_image *img, int orientation);
 // Decodes a one-channel PNG label without any colour transform: a palette PNG gives its raw
-// indices (GTAV, Mapillary labels), a gray PNG its values (Cityscapes, BDD labels). Bit depths
-// below 8 are unpacked to one raw value per byte (not rescaled). A 16-bit gray PNG is read at its
+// indices (GTAV, Mapillary labels), a gray PNG its values (Cityscapes, BDD labels). Palettes of
+// 1, 2 or 4 bits and 1-bit gray give one raw value per byte (0/1 for 1-bit gray, as Pillow's mode
+// "1"); 2- and 4-bit gray are scaled to 8 bits (v * 85, v * 17) as Pillow (mmseg's label
+// decoder) and OpenCV read them, so a PNG optimiser's repacking of a label does not change its
+// ids. A 16-bit gray PNG is read at its
 // whole value; a value above 255 is an error naming the pixel (never truncated or wrapped).
 // RGB, RGBA and gray+alpha PNGs are errors ("expected a one-channel ... label PNG").
 int image_read_png_index(mv_image *out, const char *path);

@@ -48,10 +48,12 @@ static hid_t untimed_dcpl(void) {
     return p;
 }
 
-// Writes a 1-D fixed-string dataset of n strings of MV_SAMPLE_NAME_MAX bytes.
-static int write_strings(hid_t file, const char *dset_name, const char *strings, int n) {
+// Writes a 1-D fixed-string dataset of n strings of `size` bytes each (NUL-terminated).
+static int write_strings(hid_t file, const char *dset_name, const char *strings, int n, size_t size) {
     hsize_t dims[1] = {(hsize_t)n};
-    hid_t t = shard_name_type();
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, size);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
     hid_t sp = H5Screate_simple(1, dims, NULL);
     hid_t dcpl = untimed_dcpl();
     hid_t d = H5Dcreate2(file, dset_name, t, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
@@ -77,6 +79,60 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Skipped items: "name: reason" entries (shards' /skipped, the manifest's "skipped")
+
+// Drops a UTF-8 character cut in half at the end of s (a message cut to a buffer's size), so
+// that the manifest stays valid UTF-8.
+static void utf8_trim_cut(char *s) {
+    size_t n = strlen(s), i = n, k = 0;
+    while (i > 0 && k < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--, k++;  // continuation bytes
+    if (i == 0) return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 && lead < 0xF8 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+    if (lead >= 0xC0 && lead < 0xF8 && k < need) s[i - 1] = 0;
+}
+
+// The entry of a skipped item. Its name is written as it is, unless it could not be told from
+// the reason (a name holding ": ", or starting with a quote): then in double quotes, '"' and '\'
+// escaped with '\' ("\"a: b\": reason"), so that skip_entry_name recovers it exactly.
+static char *skip_entry(const char *name, const char *reason) {
+    size_t n = strlen(name), r = strlen(reason);
+    char *e = mv_malloc(2 * n + r + 8), *p = e;
+    if (strstr(name, ": ") || name[0] == '"') {
+        *p++ = '"';
+        for (const char *c = name; *c; c++) {
+            if (*c == '"' || *c == '\\') *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    } else {
+        memcpy(p, name, n);
+        p += n;
+    }
+    sprintf(p, ": %s", reason);
+    utf8_trim_cut(e);
+    return e;
+}
+
+// The item name of a skipped entry (MV_SAMPLE_NAME_MAX bytes at dst): a quoted name (see
+// skip_entry), else what comes before the first ": " (entries of earlier versions too).
+static void skip_entry_name(char *dst, const char *entry) {
+    if (entry[0] == '"') {
+        size_t k = 0;
+        const char *c = entry + 1;
+        for (; *c && *c != '"' && k + 1 < MV_SAMPLE_NAME_MAX; c++) {
+            if (*c == '\\' && c[1]) c++;
+            dst[k++] = *c;
+        }
+        dst[k] = 0;
+        if (c[0] == '"' && c[1] == ':' && c[2] == ' ') return;
+    }
+    const char *colon = strstr(entry, ": ");
+    size_t len = colon ? (size_t)(colon - entry) : strlen(entry);
+    snprintf(dst, MV_SAMPLE_NAME_MAX, "%.*s", (int)len, entry);
+}
+
+// ---------------------------------------------------------------------------------------
 // Writer
 
 struct mv_shard_writer {
@@ -85,7 +141,7 @@ struct mv_shard_writer {
     int per_shard, level;
     mv_manifest_shard *done;     // sealed shards
     int n_done, cap_done;
-    char **skipped;              // every skipped item, "name: reason"
+    char **skipped;              // every skipped item, "name: reason" (skip_entry)
     int n_skipped, cap_skipped;
     int cur_skip_start;          // skipped[] index where the open shard's items begin
     int64_t resume_point, n_samples;
@@ -123,13 +179,15 @@ static void grow_size_range(mv_shard_writer *w, int h, int wd) {
     if (wd > w->max_w) w->max_w = wd;
 }
 
-static void push_skipped(mv_shard_writer *w, const char *entry) {
+// Appends a skipped entry (malloc'd; w owns it from here).
+static void push_skipped(mv_shard_writer *w, char *entry) {
+    MV_CHECK(entry, "out of memory");
     if (w->n_skipped == w->cap_skipped) {
         w->cap_skipped = w->cap_skipped ? 2 * w->cap_skipped : 16;
         w->skipped = realloc(w->skipped, sizeof(char *) * (size_t)w->cap_skipped);
         MV_CHECK(w->skipped, "out of memory");
     }
-    w->skipped[w->n_skipped++] = strdup(entry);
+    w->skipped[w->n_skipped++] = entry;
 }
 
 static void push_done(mv_shard_writer *w, const mv_manifest_shard *rec) {
@@ -178,6 +236,33 @@ static int remove_shards(const char *dir, int from_k) {
     return 0;
 }
 
+// Reads a shard's n skipped entries into *out (malloc'd), *size bytes each: the entries are
+// fixed strings as long as the shard's longest (MV_SAMPLE_NAME_MAX in earlier versions, which
+// cut longer ones). 0 / -1 (no message: the caller decides).
+static int read_skipped(hid_t f, int64_t n, char **out, size_t *size) {
+    hid_t d = H5Dopen2(f, "skipped", H5P_DEFAULT);
+    if (d < 0) return -1;
+    hid_t ft = H5Dget_type(d);
+    size_t sz = ft >= 0 && H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft) ? H5Tget_size(ft) : 0;
+    if (ft >= 0) H5Tclose(ft);
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[1] = {0};
+    int ok = sz > 0 && sz < (1u << 20) && sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 &&
+             H5Sget_simple_extent_dims(sp, dims, NULL) == 1 && dims[0] == (hsize_t)n;
+    if (sp >= 0) H5Sclose(sp);
+    if (ok) {
+        *out = mv_malloc((size_t)n * (sz + 1));
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, sz + 1);  // room for the NUL of a string that fills its field (NULLPAD)
+        H5Tset_strpad(t, H5T_STR_NULLTERM);
+        ok = H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) >= 0;
+        H5Tclose(t);
+        *size = sz + 1;
+    }
+    H5Dclose(d);
+    return ok ? 0 : -1;
+}
+
 // Reads back a sealed shard for resume. Returns 1 when it is complete and compatible, 0 when it
 // must be rewritten, -1 on an incompatibility the user must resolve.
 static int adopt_shard(mv_shard_writer *w, int k) {
@@ -205,9 +290,9 @@ static int adopt_shard(mv_shard_writer *w, int k) {
     if (ok && nskip < 0) ok = 0;
     int32_t *sizes = NULL;
     char *skipped = NULL;
+    size_t skip_size = MV_SAMPLE_NAME_MAX;
     if (ok) {
         sizes = mv_malloc(sizeof(int32_t) * 2 * (size_t)count);
-        skipped = mv_malloc((size_t)(nskip ? nskip : 1) * MV_SAMPLE_NAME_MAX);
         hid_t d = H5Dopen2(f, "sizes", H5P_DEFAULT);
         ok = d >= 0 && H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, sizes) >= 0;
         if (d >= 0) H5Dclose(d);
@@ -221,13 +306,7 @@ static int adopt_shard(mv_shard_writer *w, int k) {
             if (d >= 0) H5Dclose(d);
             H5Tclose(t);
         }
-        if (ok && nskip > 0) {
-            hid_t t = shard_name_type();
-            d = H5Dopen2(f, "skipped", H5P_DEFAULT);
-            ok = d >= 0 && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, skipped) >= 0;
-            if (d >= 0) H5Dclose(d);
-            H5Tclose(t);
-        }
+        if (ok && nskip > 0) ok = read_skipped(f, nskip, &skipped, &skip_size) == 0;
     }
     H5Fclose(f);
     if (ok) {
@@ -242,8 +321,10 @@ static int adopt_shard(mv_shard_writer *w, int k) {
             w->n_samples++;
         }
         for (int i = 0; ok && i < nskip; i++) {
-            skipped[(size_t)(i + 1) * MV_SAMPLE_NAME_MAX - 1] = 0;
-            push_skipped(w, skipped + (size_t)i * MV_SAMPLE_NAME_MAX);
+            char *e = skipped + (size_t)i * skip_size;
+            e[skip_size - 1] = 0;
+            utf8_trim_cut(e);  // shards of earlier versions cut entries at MV_SAMPLE_NAME_MAX bytes
+            push_skipped(w, strdup(e));
         }
         if (ok) {
             push_done(w, &rec);
@@ -308,12 +389,8 @@ static int read_finished(mv_shard_writer *w) {
         ok = read_strings(f, "names", names + (size_t)sh->first * MV_SAMPLE_NAME_MAX, sh->count) == 0;
         H5Fclose(f);
     }
-    for (int i = 0; ok && i < m.n_skipped; i++) {  // "name: reason"
-        char *dst = names + (size_t)(m.count + i) * MV_SAMPLE_NAME_MAX;
-        snprintf(dst, MV_SAMPLE_NAME_MAX, "%s", m.skipped[i]);
-        char *colon = strstr(dst, ": ");
-        if (colon) *colon = 0;
-    }
+    for (int i = 0; ok && i < m.n_skipped; i++)
+        skip_entry_name(names + (size_t)(m.count + i) * MV_SAMPLE_NAME_MAX, m.skipped[i]);
     manifest_free(&m);
     if (!ok) {
         free(names);
@@ -406,8 +483,8 @@ static int name_sets_differ(const char **a, int64_t na, const char **b, int64_t 
 int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names) {
     int64_t n = w->resume_point;
     if (n == 0) return 0;
-    // The kept shards record which items they covered (written names, then skipped entries
-    // "name: reason") but not how the two interleaved, so both sides are compared as sets.
+    // The kept shards record which items they covered (written names, then skipped entries,
+    // skip_entry) but not how the two interleaved, so both sides are compared as sets.
     const char **kept = mv_malloc(sizeof(char *) * (size_t)n);
     const char **want = mv_malloc(sizeof(char *) * (size_t)n);
     char *skip_names = mv_calloc((size_t)w->n_skipped + 1, MV_SAMPLE_NAME_MAX);
@@ -415,9 +492,7 @@ int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names
     for (int64_t i = 0; i < w->n_resumed && k < n; i++) kept[k++] = w->resumed_names + (size_t)i * MV_SAMPLE_NAME_MAX;
     for (int i = 0; i < w->cur_skip_start && k < n; i++) {
         char *dst = skip_names + (size_t)i * MV_SAMPLE_NAME_MAX;
-        snprintf(dst, MV_SAMPLE_NAME_MAX, "%s", w->skipped[i]);
-        char *colon = strstr(dst, ": ");
-        if (colon) *colon = 0;
+        skip_entry_name(dst, w->skipped[i]);
         kept[k++] = dst;
     }
     for (int64_t i = 0; i < n; i++) want[i] = names[i];
@@ -557,9 +632,13 @@ static int write_refused(const mv_shard_writer *w, int err) {
 static int seal_shard(mv_shard_writer *w) {
     errno = 0;
     int nskip = w->n_skipped - w->cur_skip_start;
-    char *skip_buf = mv_calloc((size_t)(nskip ? nskip : 1), MV_SAMPLE_NAME_MAX);
-    for (int i = 0; i < nskip; i++)
-        snprintf(skip_buf + (size_t)i * MV_SAMPLE_NAME_MAX, MV_SAMPLE_NAME_MAX, "%s", w->skipped[w->cur_skip_start + i]);
+    size_t skip_size = MV_SAMPLE_NAME_MAX;  // entries whole: as long as the longest
+    for (int i = 0; i < nskip; i++) {
+        size_t len = strlen(w->skipped[w->cur_skip_start + i]) + 1;
+        if (len > skip_size) skip_size = len;
+    }
+    char *skip_buf = mv_calloc((size_t)(nskip ? nskip : 1), skip_size);
+    for (int i = 0; i < nskip; i++) strcpy(skip_buf + (size_t)i * skip_size, w->skipped[w->cur_skip_start + i]);
     hsize_t sdims[2] = {(hsize_t)w->cur, 2};
     hid_t sp = H5Screate_simple(2, sdims, NULL);
     hid_t dcpl = untimed_dcpl();
@@ -568,8 +647,8 @@ static int seal_shard(mv_shard_writer *w) {
     int ok = d >= 0 && (w->cur == 0 || H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->sizes) >= 0);
     if (d >= 0) H5Dclose(d);
     H5Sclose(sp);
-    ok = ok && write_strings(w->file, "names", w->names, w->cur) == 0;
-    ok = ok && write_strings(w->file, "skipped", skip_buf, nskip) == 0;
+    ok = ok && write_strings(w->file, "names", w->names, w->cur, MV_SAMPLE_NAME_MAX) == 0;
+    ok = ok && write_strings(w->file, "skipped", skip_buf, nskip, skip_size) == 0;
     ok = ok && attr_set_str(w->file, "format", SHARD_FORMAT) == 0 && attr_set_i64(w->file, "version", SHARD_VERSION) == 0;
     ok = ok && attr_set_str(w->file, "domain", w->domain) == 0 && attr_set_str(w->file, "label_map", w->label_map) == 0;
     ok = ok && attr_set_i64(w->file, "count", w->cur) == 0 && attr_set_i64(w->file, "skipped", nskip) == 0;
@@ -665,9 +744,7 @@ int shard_writer_add(mv_shard_writer *w, const char *name, const mv_image *rgb, 
 }
 
 int shard_writer_skip(mv_shard_writer *w, const char *name, const char *reason) {
-    char entry[MV_SAMPLE_NAME_MAX];
-    snprintf(entry, sizeof entry, "%s: %s", name, reason);
-    push_skipped(w, entry);
+    push_skipped(w, skip_entry(name, reason));  // whole: never cut (a manifest of valid UTF-8)
     return 0;
 }
 

@@ -2,11 +2,15 @@
 // split's manifest and verify every checksum), bench-loader (loader throughput), and the
 // synthetic-domain and corruption generators (synth, corrupt: data/synth_cli.c, corrupt_cli.c).
 #include "core/clock.h"
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include "core/error.h"
+#include "core/fs.h"
 #include "data/convert.h"
 #include "data/corrupt.h"
 #include "data/image_io.h"
@@ -34,7 +38,8 @@ static void usage(FILE *f) {
         "  bench-loader [--dir DIR] [--count N] [--size HxW] [--crop HxW] [--threads LIST]\n"
         "               [--batches N] [--batch B]\n"
         "      Samples/s of the training pipeline (default 1024x2048 samples, 512x1024 crops,\n"
-        "      threads 1,2). Writes a synthetic split to DIR (default /tmp/maskvim-bench-loader).\n"
+        "      threads 1,2). Writes a synthetic split to DIR (default /tmp/maskvim-bench-loader),\n"
+        "      which must be new, empty or bench-loader's own from an earlier run.\n"
         "  synth ...     synthetic domains (maskvim data synth --help)\n"
         "  corrupt ...   Cityscapes-C style corruptions (maskvim data corrupt --help)\n");
 }
@@ -143,14 +148,56 @@ static double cpu_s(void) {
            1e-6 * (double)u.ru_stime.tv_usec;
 }
 
-// A bench split of `count` synthetic street scenes (the synth generator), written once.
+// Marks a folder as bench-loader's own: it may rewrite the split there.
+#define BENCH_MARK ".maskvim-bench-loader"
+
+// 1 when `dir` is missing, empty or bench-loader's own (its mark, or the manifest of a bench
+// split written before the mark existed); 0 when it holds anything else, which the bench split
+// would replace or mix with (a converted split given as --dir by mistake): *what names an entry.
+static int bench_dir_free(const char *dir, char *what, size_t cap) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" BENCH_MARK, dir);
+    if (access(path, F_OK) == 0) return 1;
+    mv_manifest m;
+    if (manifest_read(&m, dir) == 0) {
+        int ours = !strcmp(m.domain, "bench") && !strcmp(m.label_map, "synthetic/v1");
+        snprintf(what, cap, "a split of domain '%s' (%lld samples)", m.domain, (long long)m.count);
+        manifest_free(&m);
+        return ours;
+    }
+    mv_clear_error();
+    DIR *d = opendir(dir);
+    if (!d) return 1;  // missing (created below); a folder that cannot be listed fails there
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(what, cap, "'%s'", e->d_name);
+            empty = 0;
+        }
+    closedir(d);
+    return empty;
+}
+
+// A bench split of `count` synthetic street scenes (the synth generator), written once into a
+// folder that is empty or bench-loader's own: any other is refused, never overwritten.
 static int bench_split(const char *dir, int count, int h, int w) {
+    char what[512], path[4200];
+    if (!bench_dir_free(dir, what, sizeof what))
+        return mv_fail("bench-loader: %s holds %s, not a split bench-loader wrote; it writes its own split there and "
+                       "would replace what is there: give --dir a new or empty folder", dir, what);
     mv_manifest m;
     if (manifest_read(&m, dir) == 0) {
         int ok = m.count == count && m.max_h == h && m.max_w == w;
         manifest_free(&m);
         if (ok) return 0;
     }
+    mv_clear_error();
+    MV_TRY(mv_mkdir_p(dir));
+    snprintf(path, sizeof path, "%s/" BENCH_MARK, dir);
+    FILE *mark = fopen(path, "w");
+    if (!mark) return mv_fail("%s: cannot create: %s", path, strerror(errno));
+    fclose(mark);
     mv_shard_writer *wr = shard_writer_open(dir, "bench", "synthetic/v1", 16);
     if (!wr) return -1;
     fprintf(stderr, "[bench-loader] writing %d synthetic %dx%d samples to %s\n", count, h, w, dir);

@@ -163,4 +163,97 @@ out=$("$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --out "$
     fail "--skip-bad with a label without its image: $(cat "$T/gorph.txt")"
 echo "$out" | grep -q "2 samples written, 0 resumed, 1 skipped" || fail "label without image, --skip-bad: $out"
 rm -f "$T/gta/labels/valid/00009.png"
+
+# Two conversions into one --out (train and val, or one command started twice) must not both
+# write there: while one holds the folder's lock the other is refused at once, naming the folder.
+# First with the lock held from Python (deterministic), then two real runs started together:
+# exactly one succeeds, whatever the timing, and the folder is a whole split of its items.
+"$MV_PYTHON" - "$T" <<'EOF' || fail "lock fixture"
+import os, sys
+import numpy as np
+root = sys.argv[1]
+sys.path.insert(0, os.environ["MV_SRC"] + "/tests/scripts")
+from png_fixture import png
+rng = np.random.default_rng(2)
+for split, n in [("train", 24), ("val", 20)]:
+    for k in range(n):
+        stem = f"ulm/ulm_{k:06d}_000019"
+        png(f"{root}/big/leftImg8bit/{split}/{stem}_leftImg8bit.png",
+            rng.integers(0, 256, size=(192, 384, 3), dtype=np.uint8))
+        png(f"{root}/big/gtFine/{split}/{stem}_gtFine_labelIds.png", (np.arange(192 * 384).reshape(192, 384) + k) % 34)
+EOF
+mkdir -p "$T/locked"
+"$MV_PYTHON" - "$T/locked" "$MV_BIN" "$T/big" <<'EOF' || fail "a conversion into a locked folder"
+import fcntl, os, subprocess, sys
+out, binary, root = sys.argv[1:4]
+lk = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+try:
+    fcntl.flock(lk, fcntl.LOCK_EX)
+    r = subprocess.run([binary, "data", "convert", "--dataset", "cityscapes", "--root", root, "--split", "val",
+                        "--out", out], capture_output=True, text=True, timeout=60)
+finally:
+    os.close(lk)
+assert r.returncode == 1, (r.returncode, r.stderr)
+assert f"{out}: another conversion is writing into this folder now" in r.stderr and "--out" in r.stderr, r.stderr
+EOF
+ls "$T/locked" | grep -q . && fail "the refused conversion wrote into the locked folder: $(ls "$T/locked")"
+"$MV_BIN" data convert --dataset cityscapes --root "$T/big" --split train --out "$T/both" --workers 1 \
+    --samples-per-shard 4 >"$T/both1.txt" 2>&1 &
+p1=$!
+"$MV_BIN" data convert --dataset cityscapes --root "$T/big" --split val --out "$T/both" --workers 1 \
+    --samples-per-shard 4 >"$T/both2.txt" 2>&1 &
+p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+[ $((r1 + r2)) -eq 1 ] || fail "two conversions into one folder: exit $r1 and $r2: $(cat "$T/both1.txt" "$T/both2.txt")"
+cat "$T/both1.txt" "$T/both2.txt" | grep -q "another conversion is writing into this folder now\|the input changed" ||
+    fail "the refused conversion's message: $(cat "$T/both1.txt" "$T/both2.txt")"
+want=$([ $r1 -eq 0 ] && echo 24 || echo 20)
+"$MV_BIN" data inspect "$T/both" >"$T/both_inspect.txt" 2>&1 || fail "the split of two conversions: $(cat "$T/both_inspect.txt")"
+grep -q "samples    $want in" "$T/both_inspect.txt" || fail "the split of two conversions: $(cat "$T/both_inspect.txt")"
+
+# A skipped item whose name holds ": " and whose reason is long and in UTF-8 (its root path):
+# the manifest keeps the reason whole and is valid JSON in UTF-8, and a re-run finds the split
+# up to date (the name read back exactly, not cut at its first ": ").
+U="$T/$(for i in $(seq 1 12); do printf 'd\xc3\xa9j\xc3\xa0-vu-\xe2\x82\xac'; done)"
+"$MV_PYTHON" - "$U" <<'EOF' || fail "colon fixture"
+import os, sys
+import numpy as np
+root = sys.argv[1]
+sys.path.insert(0, os.environ["MV_SRC"] + "/tests/scripts")
+from png_fixture import png
+for k, city in enumerate(["a: b", "a: b", "c"]):
+    stem = f"{city}/{city}_{k:06d}_000019"
+    lab = np.full((8, 12), 7)
+    if k == 0:
+        lab[1, 2] = 40  # not a Cityscapes label id: skipped with --skip-bad
+    png(f"{root}/leftImg8bit/val/{stem}_leftImg8bit.png", np.zeros((8, 12, 3), np.uint8))
+    png(f"{root}/gtFine/val/{stem}_gtFine_labelIds.png", lab)
+EOF
+out=$("$MV_BIN" data convert --dataset cityscapes --root "$U" --split val --out "$T/colon" --skip-bad 2>"$T/colon.txt") ||
+    fail "--skip-bad with a name holding ': ': $(cat "$T/colon.txt")"
+echo "$out" | grep -q "2 samples written, 0 resumed, 1 skipped" || fail "colon convert: $out"
+"$MV_PYTHON" - "$T/colon" <<'EOF' || fail "the manifest of a long UTF-8 skip reason"
+import json, sys
+m = json.load(open(f"{sys.argv[1]}/manifest.json", encoding="utf-8"))
+(entry,) = m["skipped"]
+assert entry.startswith('"a: b/a: b_000000_000019": ') and entry.endswith("is not a known class id"), entry
+assert len(entry.encode()) > 300 and "\u20ac" in entry, entry
+EOF
+"$MV_BIN" data convert --dataset cityscapes --root "$U" --split val --out "$T/colon" --skip-bad >"$T/colon2.txt" 2>&1 ||
+    fail "re-run over a split with a skipped name holding ': ': $(cat "$T/colon2.txt")"
+grep -q "already converted" "$T/colon2.txt" || fail "re-run: $(cat "$T/colon2.txt")"
+
+# bench-loader writes its own split into --dir: a converted split there, or other files, are
+# refused and left as they were; its own split (or a new folder) is used.
+bench() { "$MV_BIN" data bench-loader --dir "$1" --count 2 --size 32x48 --crop 16x16 --threads 1 --batches 1 --batch 1; }
+if bench "$T/gsplit" >"$T/bench1.txt" 2>&1; then fail "bench-loader ran over a converted split"; fi
+grep -q "gsplit holds a split of domain 'gtav'" "$T/bench1.txt" || fail "bench-loader over a split: $(cat "$T/bench1.txt")"
+"$MV_BIN" data inspect "$T/gsplit" >/dev/null 2>&1 || fail "bench-loader damaged the split in --dir"
+mkdir -p "$T/notes" && echo keep >"$T/notes/readme.txt"
+if bench "$T/notes" >"$T/bench2.txt" 2>&1; then fail "bench-loader ran in a folder of other files"; fi
+grep -q "notes holds 'readme.txt'" "$T/bench2.txt" || fail "bench-loader over other files: $(cat "$T/bench2.txt")"
+bench "$T/bench" >"$T/bench3.txt" 2>&1 || fail "bench-loader in a new folder: $(cat "$T/bench3.txt")"
+bench "$T/bench" >"$T/bench4.txt" 2>&1 || fail "bench-loader over its own split: $(cat "$T/bench4.txt")"
+grep -q "samples/s" "$T/bench4.txt" || fail "bench-loader output: $(cat "$T/bench4.txt")"
 echo "PASS"

@@ -501,6 +501,111 @@ Test(shard, check_input_finished_and_unfinished) {
     shard_writer_abort(w);
 }
 
+// Skipped items keep their exact names and whole reasons: a name holding ": " (or starting with
+// a quote) is told from its reason in the manifest and in the shards, so a re-run over the
+// finished split, or a resume from its complete shards, accepts the same input; a reason longer
+// than a sample name, in UTF-8, is neither cut nor cut in half (the manifest stays valid UTF-8).
+Test(shard, skipped_names_with_colons_and_long_utf8_reasons) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "skipped_names");
+    char reason[700] = "";
+    while (strlen(reason) < 600) strcat(reason, "d\xc3\xa9j\xc3\xa0 vu \xe2\x82\xac ");  // 2- and 3-byte characters
+    const char *a = "city: x/a", *b = "\"quoted\\\": b", *c = "late: c";
+    mv_shard_writer *w = shard_writer_open(dir, "testdomain", "test-map/v1", 2);
+    mv_image rgb, lab;
+    for (int i = 0; i < 4; i++) {  // items: s00, a, b, s01, s02, s03, c
+        if (i == 1) {
+            shard_writer_skip(w, a, reason);
+            shard_writer_skip(w, b, "corrupt: PNG");
+        }
+        char name[32];
+        snprintf(name, sizeof name, "s%02d", i);
+        make_sample(&rgb, &lab, i, sample_h(i), sample_w(i));
+        cr_assert_eq(shard_writer_add(w, name, &rgb, &lab), 0, "%s", mv_last_error());
+        image_free(&rgb);
+        image_free(&lab);
+    }
+    shard_writer_skip(w, c, "truncated");  // after the last shard: in the manifest only
+    cr_assert_eq(shard_writer_close(w), 0, "%s", mv_last_error());
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, dir), 0, "%s", mv_last_error());
+    cr_assert_eq(m.n_skipped, 3);
+    char want[1024];
+    snprintf(want, sizeof want, "\"city: x/a\": %s", reason);
+    cr_assert_str_eq(m.skipped[0], want, "the reason whole");
+    cr_assert_str_eq(m.skipped[1], "\"\\\"quoted\\\\\\\": b\": corrupt: PNG");
+    cr_assert_str_eq(m.skipped[2], "\"late: c\": truncated");
+    manifest_free(&m);
+
+    const char *same[] = {"s00", a, b, "s01", "s02", "s03", c};
+    const char *more[] = {"s00", a, b, "s01", "s02", "s03", c, "zz"};
+    w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_assert(w, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_check_input(w, same, 7), 1, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_check_input(w, more, 8), 0, "%s", mv_last_error());
+    shard_writer_abort(w);
+    // Unfinished: the names come from the shards' skipped entries, which hold the reason whole.
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    cr_assert_eq(remove(path), 0);
+    w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_assert(w, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_resume_point(w), 6);  // s00..s03, a and b
+    cr_assert_eq(shard_writer_check_input(w, same, 7), 0, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_close(w), 0, "%s", mv_last_error());
+    cr_assert_eq(manifest_read(&m, dir), 0, "%s", mv_last_error());
+    cr_assert_eq(m.n_skipped, 2);
+    cr_assert_str_eq(m.skipped[0], want, "the reason whole after a resume");
+    manifest_free(&m);
+}
+
+// Entries written by earlier versions ("name: reason", cut at 255 bytes) still read back: the
+// name is what comes before the first ": ", and a UTF-8 character the cut split is dropped.
+Test(shard, skipped_entries_of_earlier_versions) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "skipped_old");
+    mv_shard_writer *w = shard_writer_open(dir, "testdomain", "test-map/v1", 1);
+    mv_image rgb, lab;
+    make_sample(&rgb, &lab, 0, sample_h(0), sample_w(0));
+    cr_assert_eq(shard_writer_add(w, "s00", &rgb, &lab), 0, "%s", mv_last_error());
+    shard_writer_skip(w, "old", "x");
+    cr_assert_eq(shard_writer_add(w, "s01", &rgb, &lab), 0, "%s", mv_last_error());
+    image_free(&rgb);
+    image_free(&lab);
+    cr_assert_eq(shard_writer_close(w), 0, "%s", mv_last_error());
+    // Shard 1's entry rewritten as the old writer left it: 256-byte strings, a 3-byte
+    // character cut after its first byte at the end.
+    char entry[256] = "old: ";
+    while (strlen(entry) < 254) strcat(entry, "a");
+    entry[254] = '\xe2';
+    snprintf(path, sizeof path, "%s/shard-00001.h5", dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    H5Ldelete(f, "skipped", H5P_DEFAULT);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, 256);
+    hsize_t dims[1] = {1};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t d = H5Dcreate2(f, "skipped", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert_geq(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, entry), 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Fclose(f);
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    cr_assert_eq(remove(path), 0);
+    w = shard_writer_resume(dir, "testdomain", "test-map/v1", 1);
+    cr_assert(w, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_resume_point(w), 3);
+    const char *same[] = {"s00", "old", "s01"};
+    cr_assert_eq(shard_writer_check_input(w, same, 3), 0, "%s", mv_last_error());
+    cr_assert_eq(shard_writer_close(w), 0, "%s", mv_last_error());
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, dir), 0, "%s", mv_last_error());
+    cr_assert_eq(m.n_skipped, 1);
+    cr_assert_eq(strlen(m.skipped[0]), 254, "the cut character dropped: %zu", strlen(m.skipped[0]));
+    manifest_free(&m);
+}
+
 Test(shard, manifest_errors_name_file_and_line) {
     char dir[4096], path[4200];
     tmpdir(dir, sizeof dir, "manifest");
