@@ -712,9 +712,11 @@ int experiment_corruption_results(char (*names)[MV_NAME_MAX], double *miou, cons
                               *m = mv_json_get(r, "metrics");
                 if (!cn || cn->kind != MV_JSON_STR || strcmp(cn->str, exp->corruptions[i])) continue;
                 if ((int)mv_json_num(sv, -1) != exp->severities[s]) continue;
-                double v = mv_json_num(mv_json_get(m, "mIoU"), NAN);
-                if (isnan(v)) continue;
-                sum += v;
+                // `null`: undefined (the split has no labelled pixel), which makes the mean so too;
+                // only a missing mIoU is an error
+                const mv_json *v = mv_json_get(m, "mIoU");
+                if (!v || (v->kind != MV_JSON_NUM && v->kind != MV_JSON_NULL)) continue;
+                sum += v->kind == MV_JSON_NUM ? v->num : NAN;
                 n++;
                 found = true;
             }

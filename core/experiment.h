@@ -101,6 +101,7 @@ int experiment_twin_rows(const mv_experiment *exp, int *first, int *second);
 bool experiment_is_corruption(const mv_experiment *exp, const char *name);
 // Reads the JSON that `maskvim eval --corruptions ... --json PATH` wrote and gives, per
 // corruption of `exp` in file order, the mean mIoU over the severities found (names[i],
-// miou[i], i < exp->ncorruptions). Fails when a corruption or severity of `exp` is missing.
+// miou[i], i < exp->ncorruptions); NAN where a severity's mIoU is undefined (`null`: a split
+// without a labelled pixel). Fails when a corruption or severity of `exp` is missing.
 int experiment_corruption_results(char (*names)[MV_NAME_MAX], double *miou, const mv_experiment *exp,
                                   const char *json_path);

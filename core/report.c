@@ -180,6 +180,42 @@ void mv_report_format_stat(char *buf, size_t size, double mean, double sd, int n
 // ------------------------------------------------------------------------------------------
 // the table (continued)
 
+bool mv_report_is_target(const mv_report *rep, int c) {
+    if (c < 0 || c >= rep->ncolumns) return false;
+    if (!rep->ntargets) return c > 0;
+    for (int t = 0; t < rep->ntargets; t++) if (!strcmp(rep->targets[t], rep->columns[c])) return true;
+    return false;
+}
+
+void mv_report_targets_text(char *buf, size_t size, const mv_report *rep) {
+    snprintf(buf, size, "%s", rep->ntargets ? "" : "all other domains");
+    for (int t = 0; t < rep->ntargets; t++) {
+        size_t l = strlen(buf);
+        if (l < size) snprintf(buf + l, size - l, "%s%s", t ? ", " : "", rep->targets[t]);
+    }
+}
+
+const char *mv_report_format_diff(char *buf, size_t size, double diff) {
+    snprintf(buf, size, "%+.2f", diff);
+    if (!strcmp(buf, "-0.00")) buf[0] = '+';
+    return buf;
+}
+
+// Run r's mean over the targets: the declared ones (mv_report_set_targets), else every column
+// but the source; only when every target is there, since a partial mean would mislead (and an
+// undefined mIoU, a split without a labelled pixel, leaves it undefined as in training's summary).
+static double target_mean(const mv_report *rep, int r) {
+    double sum = 0;
+    int n = rep->ntargets ? rep->ntargets : rep->ncolumns - 1;
+    for (int t = 0; t < n; t++) {
+        const mv_report_domain *d =
+            mv_report_run_domain(&rep->runs[r], rep->ntargets ? rep->targets[t] : rep->columns[t + 1]);
+        if (!d || isnan(d->miou)) return NAN;
+        sum += d->miou;
+    }
+    return n > 0 ? sum / n : NAN;
+}
+
 // ours[][] from the runs for the current columns; paper[][] cleared (and the seed rows redone).
 static void fill_table(mv_report *rep) {
     int w = rep->ncolumns + 1;
@@ -188,22 +224,27 @@ static void fill_table(mv_report *rep) {
     rep->ours = mv_malloc((size_t)(rep->nruns > 0 ? rep->nruns : 1) * (size_t)w * sizeof(double));
     rep->paper = mv_malloc((size_t)(rep->nruns > 0 ? rep->nruns : 1) * (size_t)w * sizeof(double));
     for (int r = 0; r < rep->nruns; r++) {
-        double sum = 0;
-        int n = 0;
-        bool all = true;
         for (int c = 0; c < rep->ncolumns; c++) {
             const mv_report_domain *d = mv_report_run_domain(&rep->runs[r], rep->columns[c]);
-            double v = d ? d->miou : NAN;
-            rep->ours[r * w + c] = v;
+            rep->ours[r * w + c] = d ? d->miou : NAN;
             rep->paper[r * w + c] = NAN;
-            if (c == 0) continue;
-            if (isnan(v)) all = false; else { sum += v; n++; }
         }
-        // the mean over targets only when every target is there: a partial mean would mislead
-        rep->ours[r * w + rep->ncolumns] = all && n > 0 ? sum / n : NAN;
+        rep->ours[r * w + rep->ncolumns] = target_mean(rep, r);
         rep->paper[r * w + rep->ncolumns] = NAN;
     }
     if (rep->nseeds) regroup(rep);
+}
+
+void mv_report_set_targets(mv_report *rep, const char *const *names, int n) {
+    free(rep->targets);
+    rep->targets = NULL;
+    rep->ntargets = 0;
+    if (n > 0) {
+        rep->targets = mv_calloc((size_t)n, sizeof *rep->targets);
+        for (int t = 0; t < n; t++) copy_name(rep->targets[t], names[t], MV_REPORT_NAME);
+        rep->ntargets = n;
+    }
+    fill_table(rep);
 }
 
 static void build_table(mv_report *rep) {
@@ -379,6 +420,7 @@ void mv_report_free(mv_report *rep) {
     free(rep->runs);
     free(rep->columns);
     free(rep->labels);
+    free(rep->targets);
     free(rep->ours);
     free(rep->paper);
     memset(rep, 0, sizeof *rep);

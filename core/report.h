@@ -73,6 +73,7 @@ typedef struct {
     char sweep_key[128]; // the one numeric config key that varies over the runs ("" when none)
     char (*labels)[MV_REPORT_NAME]; // column headers when set by mv_report_set_columns (else the names)
     char mean_label[MV_REPORT_NAME]; // header of the mean column ("" : "mean")
+    char (*targets)[MV_REPORT_NAME]; int ntargets; // what the mean averages (0: every column but the source)
     // seeds (mv_report_set_seeds); nseeds == 0: one table row per run
     int nseeds;
     int *seeds;
@@ -92,6 +93,18 @@ void mv_report_free(mv_report *rep);
 // mean_label heads the mean (NULL: "mean"). Clears the paper numbers (set them after this).
 void mv_report_set_columns(mv_report *rep, const char *const *domains, const char *const *labels, int n,
                            const char *mean_label);
+// Makes the mean column the mean over the domains names[0..n) (an experiment's `targets:`, so
+// that it is the mean the sweep prints and the paper's Avg), instead of over every column but
+// the source; n == 0 restores that. Undefined (NaN) while any of them is missing. Kept through
+// the calls below; clears the paper numbers like them.
+void mv_report_set_targets(mv_report *rep, const char *const *names, int n);
+// What the mean column averages, in words: "dusk, fog", or "all other domains" (no targets set).
+void mv_report_targets_text(char *buf, size_t size, const mv_report *rep);
+// True when column c (c < rep->ncolumns) is one the mean averages.
+bool mv_report_is_target(const mv_report *rep, int c);
+// A difference to the paper as "%+.2f", but "+0.00" where it rounds to zero ("-0.00" says
+// "below the paper" of a difference too small to show).
+const char *mv_report_format_diff(char *buf, size_t size, double diff);
 // Puts the runs named in names[0..n) first, in that order; the others follow, sorted by name.
 void mv_report_order_runs(mv_report *rep, const char *const *names, int n);
 // Adds an empty run (state "not run", incomplete, every cell missing) for each of names[0..n)

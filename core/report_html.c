@@ -28,8 +28,10 @@ static void cell(FILE *f, double ours, double paper, bool narrow) {
     else fprintf(f, "%.2f", ours);
     if (!isnan(paper)) {
         fprintf(f, "<br><span class=\"paper\">paper&nbsp;%.2f</span>", paper);
-        if (!isnan(ours)) fprintf(f, "%s<span class=\"%s\">%+.2f</span>", narrow ? "<br>" : " ", ours >= paper ? "pos" : "neg",
-                                  ours - paper);
+        char d[32];
+        // the colour follows the sign shown: "+0.00" for a difference that rounds to zero
+        if (!isnan(ours)) fprintf(f, "%s<span class=\"%s\">%s</span>", narrow ? "<br>" : " ",
+                                  mv_report_format_diff(d, sizeof d, ours - paper)[0] == '+' ? "pos" : "neg", d);
     }
     fputs("</td>", f);
 }
@@ -63,8 +65,9 @@ static void seed_tables(FILE *f, const mv_report *rep) {
             double p = row->paper[c];
             if (!isnan(p)) {
                 fprintf(f, "<br><span class=\"paper\">paper&nbsp;%.2f</span>", p);
-                if (row->n[c]) fprintf(f, "%s<span class=\"%s\">%+.2f</span>", dense ? "<br>" : " ",
-                                       row->mean[c] >= p ? "pos" : "neg", row->mean[c] - p);
+                char d[32];
+                if (row->n[c]) fprintf(f, "%s<span class=\"%s\">%s</span>", dense ? "<br>" : " ",
+                                       mv_report_format_diff(d, sizeof d, row->mean[c] - p)[0] == '+' ? "pos" : "neg", d);
             }
             fputs("</td>", f);
         }
@@ -286,9 +289,13 @@ int mv_report_write_html(const mv_report *rep, const char *path) {
     mv_html_escape(f, rep->title);
     fprintf(f, "</title><style>%s</style></head><body>\n<h1>", CSS);
     mv_html_escape(f, rep->title);
+    char targets[1024];
+    mv_report_targets_text(targets, sizeof targets, rep);
     fputs("</h1>\n<p>mIoU (%) of the last evaluation per domain. The first domain is the source; the "
-          "mean averages the target domains and is left out while a target is missing. Grey "
-          "figures are the paper's, with our difference.</p>\n", f);
+          "mean averages the target domains (", f);
+    mv_html_escape(f, targets);
+    fputs(") and is left out while a target is missing. Grey figures are the paper's, with our "
+          "difference.</p>\n", f);
     results_table(f, rep);
     domain_bars(f, rep);
     sweep_curve(f, rep);

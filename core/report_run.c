@@ -205,9 +205,10 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
         const mv_json *fin = mv_json_get(&st, "final");
         if (fin && fin->kind == MV_JSON_OBJ)
             for (int i = 0; i < fin->n; i++) {
-                if (fin->items[i].kind != MV_JSON_NUM) continue;
+                // null: undefined (a split without a labelled pixel), a value as much as a number
+                if (fin->items[i].kind != MV_JSON_NUM && fin->items[i].kind != MV_JSON_NULL) continue;
                 mv_report_domain *d = domain_slot(run, fin->items[i].key);
-                d->miou = fin->items[i].num;
+                d->miou = fin->items[i].kind == MV_JSON_NUM ? fin->items[i].num : NAN;
             }
         mv_json_free(&st);
     } else {

@@ -15,7 +15,8 @@ static void md_cell(FILE *f, double ours, double paper) {
     if (isnan(ours) && isnan(paper)) { fputs(" — |", f); return; }
     if (isnan(paper)) { fprintf(f, " %.2f |", ours); return; }
     if (isnan(ours)) { fprintf(f, " — (paper %.2f) |", paper); return; }
-    fprintf(f, " %.2f (paper %.2f, %+.2f) |", ours, paper, ours - paper);
+    char d[32];
+    fprintf(f, " %.2f (paper %.2f, %s) |", ours, paper, mv_report_format_diff(d, sizeof d, ours - paper));
 }
 
 static void md_stat_cell(FILE *f, const mv_report *rep, const mv_report_row *row, int c) {
@@ -24,7 +25,8 @@ static void md_stat_cell(FILE *f, const mv_report *rep, const mv_report_row *row
     double p = row->paper[c];
     if (isnan(p)) { fprintf(f, " %s |", buf); return; }
     if (row->n[c] == 0) { fprintf(f, " — (paper %.2f) |", p); return; }
-    fprintf(f, " %s (paper %.2f, %+.2f) |", buf, p, row->mean[c] - p);
+    char d[32];
+    fprintf(f, " %s (paper %.2f, %s) |", buf, p, mv_report_format_diff(d, sizeof d, row->mean[c] - p));
 }
 
 // The seed list as "0, 1, 2".
@@ -39,14 +41,15 @@ static void seed_list(char *buf, size_t size, const mv_report *rep) {
 // With seeds: the table of means and spreads, then every seed's value.
 static void md_seed_tables(FILE *f, const mv_report *rep) {
     int w = rep->ncolumns + 1;
-    char seeds[256];
+    char seeds[256], targets[1024];
     seed_list(seeds, sizeof seeds, rep);
+    mv_report_targets_text(targets, sizeof targets, rep);
     fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **%s** averages the "
-               "targets (all other domains). Each cell is the **mean ± sample standard deviation** (n − 1 in the "
+               "targets (%s). Each cell is the **mean ± sample standard deviation** (n − 1 in the "
                "denominator) of the final mIoU over the seeds whose run finished (seeds %s); **(k/%d)** "
                "marks a cell with only k of the %d seeds (no ± with one). Where the paper gives a number: "
                "mean (paper, mean − paper). Missing cells: —.\n\n",
-            rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns), seeds, rep->nseeds,
+            rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns), targets, seeds, rep->nseeds,
             rep->nseeds);
     fputs("| row | seeds |", f);
     for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", mv_report_label(rep, c), c == 0 ? " (source)" : "");
@@ -126,14 +129,17 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
     if (mv_atomic_open(&out, path) < 0) return -1;
     FILE *f = out.f;
     int w = rep->ncolumns + 1;
+    char targets[1024];
+    mv_report_targets_text(targets, sizeof targets, rep);
     fprintf(f, "# %s\n\n", rep->title);
     if (rep->nseeds) {
         md_seed_tables(f, rep);
         fputs("\n## Runs\n\n", f);
     }
     fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **%s** averages the "
-               "targets (all other domains). Where the paper gives a number: ours (paper, difference). "
-               "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns));
+               "targets (%s). Where the paper gives a number: ours (paper, difference). "
+               "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns),
+            targets);
     fputs("| run |", f);
     for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", mv_report_label(rep, c), c == 0 ? " (source)" : "");
     fprintf(f, " %s |\n|---|", mv_report_label(rep, rep->ncolumns));
@@ -304,7 +310,9 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
         json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
         fputs(", \"label\": ", f);
         json_write_string(f, mv_report_label(rep, c));
-        fprintf(f, ", \"role\": \"%s\"}", c == 0 && rep->ncolumns ? "source" : c < rep->ncolumns ? "target" : "mean");
+        fprintf(f, ", \"role\": \"%s\"}", c == 0 && rep->ncolumns ? "source"
+                                         : c == rep->ncolumns        ? "mean"
+                                         : mv_report_is_target(rep, c) ? "target" : "other");
     }
     fputs("]", f);
     if (rep->nseeds) {

@@ -30,10 +30,11 @@ static void usage(FILE *f) {
         "Given an experiment file (docs/experiments.md), the runs are those `maskvim experiment\n"
         "run` wrote (default RUNS_DIR: runs/<experiment name>, as there) and the title, the\n"
         "columns (source first, then the file's columns with their labels), the row order and the\n"
-        "paper's numbers come from the file. With `seeds:` in the file, a row's cell is the mean ±\n"
-        "the sample standard deviation (n - 1) of the final mIoU over the seeds whose run finished,\n"
-        "with (k/N) when only k of the N seeds did; every seed's value is listed too. A row of the\n"
-        "file with no run directory is listed as not run.\n\n"
+        "paper's numbers come from the file, and the mean is over the file's `targets:`. With\n"
+        "`seeds:` in the file, a row's cell is the mean ± the sample standard deviation (n - 1) of\n"
+        "the final mIoU over the seeds whose run finished, with (k/N) when only k of the N seeds\n"
+        "did; every seed's value is listed too. A row of the file with no run directory is listed\n"
+        "as not run.\n\n"
         "  --out DIR          where the four files go (created if missing)\n"
         "  --runs RUNS_DIR    with an experiment file: the sweep's --out (default runs/<name>)\n"
         "  --paper FILE.json  paper numbers {\"run\": {\"domain\"|\"mean\": number}} (with an experiment\n"
@@ -74,6 +75,11 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp, const cha
     const char *domains[MV_EXP_MAX_COLS + 1], *labels[MV_EXP_MAX_COLS + 1], *mean_label = NULL;
     char text[MV_EXP_MAX_COLS + 1][MV_NAME_MAX + MV_EXP_NAME_MAX + 4];
     int n = 0;
+    // The mean column is the mean over the file's targets, as the sweep prints it and as the
+    // paper's Avg is, not over every other domain data.val happens to evaluate.
+    const char *targets[MV_EXP_MAX_TARGETS];
+    for (int t = 0; t < exp->ntargets; t++) targets[t] = exp->targets[t];
+    mv_report_set_targets(rep, targets, exp->ntargets);
     if (exp->source[0]) {
         const char *label = exp->source;
         for (int c = 0; c < exp->ncols; c++) if (!strcmp(exp->cols[c].domain, exp->source)) label = exp->cols[c].label;

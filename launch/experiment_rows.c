@@ -17,6 +17,7 @@
 #include "core/fs.h"
 #include "core/json_read.h"
 #include "core/json_write.h"
+#include "core/metrics.h"
 
 static bool file_exists(const char *path) {
     struct stat st;
@@ -62,7 +63,10 @@ row_action exp_row_plan(const char *dir) {
 }
 
 // The last eval record per domain of DIR/metrics.jsonl (the run's final evaluation, since
-// train_run always evaluates at its last iteration). Returns the number of domains found.
+// train_run always evaluates at its last iteration). Returns the number of domains found. Each
+// record is parsed as JSON: an undefined mIoU (a split without a labelled pixel) is `null`, which
+// must stay NaN ("null" read as a number was 0, a result of 0.00 that no run had). A line that
+// does not parse (a run cut while writing it) is skipped.
 static int final_metrics(char (*domains)[MV_NAME_MAX], double *miou, int max, long *iter, const char *dir) {
     char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
@@ -73,23 +77,22 @@ static int final_metrics(char (*domains)[MV_NAME_MAX], double *miou, int max, lo
     int n = 0;
     *iter = -1;
     while (getline(&line, &cap, f) > 0) {
-        if (!strstr(line, "\"type\": \"eval\"")) continue;
-        const char *d = strstr(line, "\"domain\": \""), *m = strstr(line, "\"mIoU\": "), *it = strstr(line, "\"iter\": ");
-        if (!d || !m) continue;
-        d += strlen("\"domain\": \"");
-        char name[MV_NAME_MAX];
-        size_t k = 0;
-        while (d[k] && d[k] != '"' && k + 1 < sizeof name) { name[k] = d[k]; k++; }
-        name[k] = 0;
-        double v = strtod(m + strlen("\"mIoU\": "), NULL);
-        if (it) *iter = strtol(it + strlen("\"iter\": "), NULL, 10);
-        int j = 0;
-        while (j < n && strcmp(domains[j], name)) j++;
-        if (j == n) {
-            if (n == max) continue;
-            snprintf(domains[n++], MV_NAME_MAX, "%s", name);
+        if (!strstr(line, "\"eval\"")) continue;   // most lines are training records: no parse
+        mv_json rec;
+        if (mv_json_parse(&rec, line) < 0) { mv_clear_error(); continue; }
+        const mv_json *type = mv_json_get(&rec, "type"), *m = mv_json_get(&rec, "metrics"),
+                      *d = mv_json_get(&rec, "domain");
+        if (!d || d->kind != MV_JSON_STR) d = mv_json_get(m, "domain");
+        if (type && type->kind == MV_JSON_STR && !strcmp(type->str, "eval") && m && d && d->kind == MV_JSON_STR) {
+            int j = 0;
+            while (j < n && strcmp(domains[j], d->str)) j++;
+            if (j < n || n < max) {
+                if (j == n) snprintf(domains[n++], MV_NAME_MAX, "%s", d->str);
+                miou[j] = mv_json_num(mv_json_get(m, "mIoU"), NAN);
+            }
+            *iter = (long)mv_json_num(mv_json_get(&rec, "iter"), (double)*iter);
         }
-        miou[j] = v;
+        mv_json_free(&rec);
     }
     free(line);
     fclose(f);
@@ -237,28 +240,30 @@ int exp_row_end(row_job *j, const mv_experiment *exp, bool ok) {
         exp_write_status(j->dir, j->run->name, run_seed(j->run), "failed", msg, NULL, NULL, 0);
         mv_fail("row %s: %s", j->run->name, msg);
     } else {
-        // "row R: finished in 12.3 s: clear 21.30, fog 10.20 | mean over targets 10.20"
-        char domains[MV_MAX_SOURCES][MV_NAME_MAX];
+        // "row R: finished in 12.3 s: clear 21.30, fog 10.20 | mean over targets 10.20"; '-' for
+        // an undefined mIoU (a split without a labelled pixel), and then for the mean, as the
+        // training's summary and the report (whose Avg is this mean) give it.
+        char domains[MV_MAX_SOURCES][MV_NAME_MAX], cell[32];
         double miou[MV_MAX_SOURCES];
         long iter = -1;
         int n = final_metrics(domains, miou, MV_MAX_SOURCES, &iter, j->dir);
         printf("maskvim experiment: row %s: finished in %.1f s:", j->run->name, mv_now_s() - j->t0);
-        for (int i = 0; i < n; i++) printf("%s %s %.2f", i ? "," : "", domains[i], miou[i]);
+        for (int i = 0; i < n; i++) printf("%s %s %s", i ? "," : "", domains[i], metrics_cell(cell, sizeof cell, miou[i], 0));
         double sum = 0;
-        int nt = 0;
         for (int t = 0; t < exp->ntargets; t++) {
             double v = NAN;
             for (int i = 0; i < n; i++) if (!strcmp(domains[i], exp->targets[t])) v = miou[i];
             for (int i = 0; i < exp->ncorruptions; i++) if (!strcmp(names[i], exp->targets[t])) v = corr[i];
-            if (isfinite(v)) { sum += v; nt++; }
+            sum += v;   // NaN (undefined, or not evaluated) makes the mean undefined
         }
         // Each corruption's mIoU is its mean over the severities; the targets may be corruptions,
         // domains or both, so their mean is printed apart, under its own name.
         if (exp->ncorruptions) {
             printf(" | mean over %d severit%s:", exp->nseverities, exp->nseverities == 1 ? "y" : "ies");
-            for (int i = 0; i < exp->ncorruptions; i++) printf("%s %s %.2f", i ? "," : "", names[i], corr[i]);
+            for (int i = 0; i < exp->ncorruptions; i++)
+                printf("%s %s %s", i ? "," : "", names[i], metrics_cell(cell, sizeof cell, corr[i], 0));
         }
-        if (nt) printf(" | mean over targets %.2f", sum / nt);
+        if (exp->ntargets) printf(" | mean over targets %s", metrics_cell(cell, sizeof cell, sum / exp->ntargets, 0));
         printf("\n");
         fflush(stdout);
     }

@@ -181,8 +181,9 @@ for scale in ("paper", "cpu"):
                 if cfg.get(k) != v: err("%s row %s: %s is %r, the paper's row has %r" % (where, r, k, cfg.get(k), v))
             if cfg.get("data.train") != [dom[src]]:
                 err("%s row %s: trains on %s, the paper's table on %s (%s)" % (where, r, cfg.get("data.train"), src, dom[src]))
-            # the source first (it selects checkpoints), then exactly the targets: the report's mean
-            # averages every evaluated domain but the source (docs/reports.md)
+            # the source first (it selects checkpoints), then exactly the targets: a domain that is
+            # no target would be evaluated for nothing (it is in neither the sweep's nor the
+            # report's mean, docs/experiments.md)
             val = [dom[src]] + [dom[t] for t in tgts]
             got_val = cfg.get("data.val") or []
             if got_val[:1] != val[:1] or sorted(got_val[1:]) != sorted(val[1:]):

@@ -227,6 +227,17 @@ Test(experiment, corruptions_columns_and_results) {
     write_file("corr.json", "{\"results\": [{\"corruption\": \"gaussian_noise\", \"severity\": 1, \"metrics\": {\"mIoU\": 1}}]}\n");
     cr_assert_lt(experiment_corruption_results(names, miou, &e, jpath), 0);
     cr_assert(strstr(mv_last_error(), "gaussian_noise at severity 3"), "%s", mv_last_error());
+    // An undefined mIoU (`null`: a split without a labelled pixel) is a result, not a missing one:
+    // that corruption's mean is undefined (NaN, written as null), the others are unchanged.
+    write_file("corr.json",
+        "{\"results\": [\n"
+        "{\"corruption\": \"gaussian_noise\", \"severity\": 1, \"metrics\": {\"mIoU\": null}},\n"
+        "{\"corruption\": \"gaussian_noise\", \"severity\": 3, \"metrics\": {\"mIoU\": 20.0}},\n"
+        "{\"corruption\": \"brightness\", \"severity\": 1, \"metrics\": {\"mIoU\": 48.0}},\n"
+        "{\"corruption\": \"brightness\", \"severity\": 3, \"metrics\": {\"mIoU\": 45.0}}\n]}\n");
+    cr_assert_eq(experiment_corruption_results(names, miou, &e, jpath), 0, "%s", mv_last_error());
+    cr_assert(isnan(miou[0]), "gaussian_noise: %g", miou[0]);
+    cr_assert_float_eq(miou[1], 46.5, 1e-9);
     write_file("corr.json", "{\"results\": [oops]}\n");
     cr_assert_lt(experiment_corruption_results(names, miou, &e, jpath), 0);
     cr_assert(strstr(mv_last_error(), "corr.json"), "%s", mv_last_error());

@@ -141,7 +141,8 @@ Test(report_run, full_run_takes_last_evaluation) {
 
 Test(report_run, partial_run_and_status_override) {
     make_root("partial");
-    make_run("b", 0.1, false, "{\"state\": \"running\", \"final\": {\"clear\": 2.5, \"extra\": \"x\"}}");
+    make_run("b", 0.1, false, "{\"state\": \"running\", \"final\": {\"clear\": 2.5, \"extra\": \"x\", \"rain\": null, "
+                              "\"snow\": null}}");
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/b", ROOT);
     mv_report_run run;
@@ -153,6 +154,10 @@ Test(report_run, partial_run_and_status_override) {
     cr_assert(strstr(run.note, "cut"), "%s", run.note);
     cr_assert_float_eq(mv_report_run_domain(&run, "clear")->miou, 2.5, 1e-9);
     cr_assert_float_eq(mv_report_run_domain(&run, "fog")->miou, 2.0, 1e-9);
+    // null in "final" (an undefined mIoU) overrides a number as a number does
+    cr_assert(isnan(mv_report_run_domain(&run, "rain")->miou));
+    cr_assert(mv_report_run_domain(&run, "snow") && isnan(mv_report_run_domain(&run, "snow")->miou));
+    cr_assert_null(mv_report_run_domain(&run, "extra"));
     mv_report_run_free(&run);
     remove_root();
 }
@@ -595,6 +600,74 @@ Test(report, rows_not_run_and_partial_iterations) {
     free(csv);
     mv_report_add_missing(&rep, rows, 3);   // twice: nothing more
     cr_assert_eq(rep.nruns, 3);
+    mv_report_free(&rep);
+    remove_root();
+}
+
+// An experiment's `targets:` (a subset of the evaluated domains) make the mean column: the mean
+// the sweep prints and the paper's Avg, not the mean over every other domain. A domain whose
+// last mIoU is undefined (null: no labelled pixel) is '—', and so is any mean over it. A
+// difference to the paper that rounds to zero reads +0.00, not -0.00.
+Test(report, mean_over_declared_targets_and_zero_difference) {
+    make_root("targets");
+    make_run("a", 0.5, true, NULL);   // clear 5, fog 6, rain 7
+    make_run("b", 0.1, true, NULL);   // clear 1, fog 2, rain 3, then rain undefined:
+    char path[1200];
+    snprintf(path, sizeof path, "%s/b/metrics.jsonl", ROOT);
+    FILE *f = fopen(path, "a");
+    cr_assert(f);
+    fputs("{\"type\": \"eval\", \"iter\": 40, \"domain\": \"rain\", \"metrics\": {\"domain\": \"rain\", \"mIoU\": null}}\n", f);
+    fclose(f);
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+    int w = rep.ncolumns + 1;
+    cr_assert_eq(rep.ncolumns, 3);
+    cr_assert_float_eq(rep.ours[0 * w + 3], 6.5, 1e-9);   // no targets: every column but the source
+    cr_assert(isnan(rep.ours[1 * w + 2]), "b rain: %g", rep.ours[1 * w + 2]);
+    cr_assert(isnan(rep.ours[1 * w + 3]), "b mean over an undefined domain: %g", rep.ours[1 * w + 3]);
+    const char *fog[] = {"fog"};
+    mv_report_set_targets(&rep, fog, 1);
+    cr_assert_float_eq(rep.ours[0 * w + 3], 6.0, 1e-9);
+    cr_assert_float_eq(rep.ours[1 * w + 3], 2.0, 1e-9);
+    cr_assert(mv_report_is_target(&rep, 1) && !mv_report_is_target(&rep, 2) && !mv_report_is_target(&rep, 0));
+    const char *cols[] = {"clear", "rain", "fog"};
+    mv_report_set_columns(&rep, cols, NULL, 3, "Avg");   // kept through a new layout
+    cr_assert_float_eq(rep.ours[0 * w + 3], 6.0, 1e-9);
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "a", "fog", 6.004), 0);
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "a", "avg", 6.001), 0);
+    char md[1100], html[1100], json[1100];
+    snprintf(md, sizeof md, "%s/t.md", ROOT);
+    snprintf(html, sizeof html, "%s/t.html", ROOT);
+    snprintf(json, sizeof json, "%s/t.json", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_html(&rep, html), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_json(&rep, json), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    cr_assert(strstr(t, "**Avg** averages the targets (fog)."), "%s", t);
+    cr_assert(strstr(t, "| a | 5.00 | 7.00 | 6.00 (paper 6.00, +0.00) | 6.00 (paper 6.00, +0.00) |"), "%s", t);
+    cr_assert(strstr(t, "| b | 1.00 | — | 2.00 | 2.00 |"), "%s", t);
+    cr_assert_null(strstr(t, "-0.00"), "%s", t);
+    free(t);
+    t = slurp(html);
+    cr_assert(strstr(t, "the mean averages the target domains (fog)"), "%s", t);
+    cr_assert(strstr(t, "<span class=\"pos\">+0.00</span>"), "%s", t);
+    cr_assert_null(strstr(t, "-0.00"));
+    free(t);
+    t = slurp(json);
+    cr_assert(strstr(t, "{\"domain\": \"rain\", \"label\": \"rain\", \"role\": \"other\"}"), "%s", t);
+    cr_assert(strstr(t, "{\"domain\": \"fog\", \"label\": \"fog\", \"role\": \"target\"}"), "%s", t);
+    free(t);
+    const char *both[] = {"fog", "rain"};
+    mv_report_set_targets(&rep, both, 2);
+    cr_assert_float_eq(rep.ours[0 * w + 3], 6.5, 1e-9);
+    cr_assert(isnan(rep.ours[1 * w + 3]), "b: %g", rep.ours[1 * w + 3]);
+    mv_report_set_targets(&rep, NULL, 0);
+    cr_assert_float_eq(rep.ours[0 * w + 3], 6.5, 1e-9);
+    char d[32];
+    cr_assert_str_eq(mv_report_format_diff(d, sizeof d, -0.004), "+0.00");
+    cr_assert_str_eq(mv_report_format_diff(d, sizeof d, -0.006), "-0.01");
+    cr_assert_str_eq(mv_report_format_diff(d, sizeof d, 0.0), "+0.00");
+    cr_assert_str_eq(mv_report_format_diff(d, sizeof d, -1.5), "-1.50");
     mv_report_free(&rep);
     remove_root();
 }
