@@ -219,13 +219,26 @@ static int name_from_path(char *name, size_t cap, const char *path, const ynode 
         while (len > 1 && buf[len - 1] == '/') buf[--len] = '\0';
         char *last = strrchr(buf, '/');
         base = last ? last + 1 : buf;
-        static const char *const splits[] = {"train", "val", "test", "validation"};
-        for (int i = 0; i < 4 && last; i++) {
+        // GTAV's split folder is `valid`, Mapillary's `training`/`validation`.
+        static const char *const splits[] = {"train", "val", "test", "validation", "valid", "training"};
+        for (int i = 0; i < 6 && last; i++) {
             if (strcmp(base, splits[i])) continue;
+            *last = '\0';
+            last = strrchr(buf, '/');
+            base = last ? last + 1 : buf;
+            break;
+        }
+        // A severity folder (`data corrupt` writes OUT/<corruption>/<severity>): `fog/5` -> fog-5.
+        if (last && base[0] && strspn(base, "0123456789") == strlen(base)) {
+            char sev[32];
+            snprintf(sev, sizeof sev, "%.16s", base);
             *last = '\0';
             char *prev = strrchr(buf, '/');
             base = prev ? prev + 1 : buf;
-            break;
+            size_t len = strlen(buf), room = sizeof buf - len;
+            if (base[0] && room > strlen(sev) + 1) {
+                snprintf(buf + len, room, "-%s", sev);
+            } else base = last + 1;   // nothing before it to name: the number itself
         }
     }
     if (!base[0]) return ynode_fail_at(at, "%s: cannot name '%s'; give {name: ..., path: ...}", what, path);

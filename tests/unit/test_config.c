@@ -962,3 +962,17 @@ Test(config, model_description_names_a_changed_network_custom) {
     model_config_describe(d, sizeof d, &cfg.model);
     cr_assert_str_eq(d, "custom model (from preset maskvim-nano, its sizes changed)");
 }
+
+// Names from paths: GTAV's `valid` and Mapillary's `training` split folders are skipped like
+// val and train, and a `data corrupt` severity folder is joined to its corruption (every
+// Cityscapes-C split was named after its severity, so two of them clashed).
+Test(config, source_names_from_paths) {
+    mv_config c;
+    const char *sets[] = {"data.train=[data/mapillary/training]",
+                          "data.val=[data/gtav/valid,data/cs-c/fog/5,cs-c/gaussian_noise/5/,data/city_val,4]"};
+    cr_assert_eq(config_load(&c, NULL, 2, sets), 0, "%s", mv_last_error());
+    cr_assert_str_eq(c.data.train[0].name, "mapillary");
+    const char *want[] = {"gtav", "fog-5", "gaussian_noise-5", "city_val", "4"};
+    cr_assert_eq(c.data.num_val, 5);
+    for (int i = 0; i < 5; i++) cr_assert_str_eq(c.data.val[i].name, want[i], "val %d: %s", i, c.data.val[i].name);
+}
