@@ -100,6 +100,35 @@ static void fmt_keep_enc(char *out, size_t n, const step_stats *s, bool stage3, 
 // Opens metrics.jsonl on rank 0 (trimmed to the starting iteration on a resume) with its
 // "start" record and prints the run's first line; every rank learns whether rank 0 draws a
 // progress bar. start: the loader cursor of a resumed run, NULL for a fresh one.
+static bool is_synthetic(const mv_source *s) { return !strncmp(s->path, "synthetic:", 10); }
+
+// What the run trains and evaluates on, by name, and a warning when one list is real data and
+// the other only the built-in synthetic domains: data.train and data.val default to those, so
+// an experiment file that gives one and forgets the other trains, or selects best.h5, on
+// synthetic images without a word.
+static void print_sources(const mv_config *cfg) {
+    const mv_data_config *d = &cfg->data;
+    char line[2048];
+    size_t n = (size_t)snprintf(line, sizeof line, "maskvim train: data: train");
+    for (int i = 0; i < d->num_train && n < sizeof line; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s %s", i ? "," : "", d->train[i].name);
+    if (n < sizeof line) n += (size_t)snprintf(line + n, sizeof line - n, " | val");
+    for (int i = 0; i < d->num_val && n < sizeof line; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s %s", i ? "," : "", d->val[i].name);
+    if (d->num_val == 0 && n < sizeof line) snprintf(line + n, sizeof line - n, " none");
+    printf("%s\n", line);
+    bool real_train = false, real_val = false;
+    for (int i = 0; i < d->num_train; i++) real_train |= !is_synthetic(&d->train[i]);
+    for (int i = 0; i < d->num_val; i++) real_val |= !is_synthetic(&d->val[i]);
+    if (real_train && d->num_val > 0 && !real_val)
+        fprintf(stderr, "maskvim train: warning: data.train is real data but every data.val source is a built-in "
+                        "synthetic domain (data.val's default when it is not given): best.h5 is chosen on them\n");
+    if (!real_train && real_val)
+        fprintf(stderr, "maskvim train: warning: data.val is real data but every data.train source is a built-in "
+                        "synthetic domain (data.train's default when it is not given): the model learns synthetic "
+                        "scenes\n");
+}
+
 int train_log_open(trainer *t, const mv_loader_cursor *start) {
     const mv_config *cfg = t->cfg;
     int world = t->comm->world, B = cfg->data.batch_per_rank;
@@ -114,9 +143,10 @@ int train_log_open(trainer *t, const mv_loader_cursor *start) {
         MV_TRY(log_start(t, world, B, t->device, start != NULL));
         char model[128];
         model_config_describe(model, sizeof model, &cfg->model);
-        printf("maskvim train: %s, %zu parameters, %d rank%s x %d images, crop %dx%d, %d iterations, on %s, work dir %s\n",
-               model, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, cfg->model.crop_h,
+        printf("maskvim train: %s, %zu parameters, %d rank%s x %d image%s, crop %dx%d, %d iterations, on %s, work dir %s\n",
+               model, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, B > 1 ? "s" : "", cfg->model.crop_h,
                cfg->model.crop_w, cfg->schedule.max_iters, t->device, cfg->run.work_dir);
+        print_sources(cfg);
         fflush(stdout);   // a log redirected to a file shows how the run started before its first step ends
         // PyTorch refuses this (BatchNorm wants more than one value per channel in training).
         if (B * world == 1 && cfg->model.head == MV_HEAD_UPER && cfg->model.context == MV_CONTEXT_PPM)

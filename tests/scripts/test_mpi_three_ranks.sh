@@ -28,7 +28,7 @@ passed=0
 "$MV_BIN" train "${SETS[@]}" --set data.batch_per_rank=3 --set run.work_dir="$TMP/one" >"$TMP/one.log"
 mpi3 train "${SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$TMP/three" \
     --set run.bucket_mb=0.25 --set run.first_bucket_mb=0.05 >"$TMP/three.log"
-grep -q "3 ranks x 1 images" "$TMP/three.log" || fail "the mpirun job did not run on 3 ranks: $(head -3 "$TMP/three.log")"
+grep -q "3 ranks x 1 image," "$TMP/three.log" || fail "the mpirun job did not run on 3 ranks: $(head -3 "$TMP/three.log")"
 same_training "$TMP/one" "$TMP/three" || fail "3 ranks x 1 differs from 1 rank x 3"
 # The logged losses are over the global batch, as 1 rank x 3 logs them (6 significant digits).
 "$MV_PYTHON" - "$TMP/one/metrics.jsonl" "$TMP/three/metrics.jsonl" <<'PY' || fail "the logged losses differ"

@@ -107,7 +107,7 @@ echo "== 1. training on two hosts (2 ranks x 1) against one rank x 2"
 t=${EPOCHREALTIME/./}
 "${TWO[@]}" --set run.work_dir="$TMP/two" >"$TMP/two.log" 2>&1 || { tail -20 "$TMP/two.log"; fail "the two-host run failed"; }
 echo "   two-host run of 6 iterations: $(secs "$(elapsed "$t")") s"
-grep -q "2 ranks x 1 images" "$TMP/two.log" || fail "the two-host job did not run 2 ranks: $(head -3 "$TMP/two.log")"
+grep -q "2 ranks x 1 image," "$TMP/two.log" || fail "the two-host job did not run 2 ranks: $(head -3 "$TMP/two.log")"
 nb=$(grep -o "MPI all-reduce in [0-9]* buckets" "$TMP/two.log" | grep -o "[0-9]*" || echo 0)
 [ "$nb" -ge 5 ] || fail "expected the small buckets asked for (5 or more), got $nb: $(head -2 "$TMP/two.log")"
 same_training "$TMP/one" "$TMP/two" >"$TMP/same.txt" \

@@ -15,7 +15,7 @@ trap mpi_cleanup EXIT
 mpirun --oversubscribe -np 2 "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREADS=1 \
     "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$TMP/two" \
     --set run.bucket_mb=0.25 --set run.first_bucket_mb=0.05 >"$TMP/two.log"   # about 8 buckets a step
-grep -q "2 ranks x 1 images" "$TMP/two.log" || fail "the mpirun job did not run on 2 ranks: $(head -3 "$TMP/two.log")"
+grep -q "2 ranks x 1 image," "$TMP/two.log" || fail "the mpirun job did not run on 2 ranks: $(head -3 "$TMP/two.log")"
 nb=$(grep -o "MPI all-reduce in [0-9]* buckets" "$TMP/two.log" | grep -o "[0-9]*" || echo 0)
 [ "$nb" -ge 5 ] || fail "expected the small buckets asked for (5 or more), got $nb: $(head -2 "$TMP/two.log")"
 same_training "$TMP/one" "$TMP/two" || fail "2 ranks x 1 differs from 1 rank x 2"

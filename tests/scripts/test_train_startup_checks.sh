@@ -7,7 +7,9 @@
 # 3. a data.scale so large that the evaluation's image buffers cannot be allocated: the
 #    evaluation fails with a message naming data.scale, and the trained iterations are saved in
 #    a checkpoint that `--resume auto` continues from (the allocation aborted the process and
-#    the run lost everything).
+#    the run lost everything);
+# 4. the sources named at the start; a warning when one list is real data and the other only the
+#    synthetic defaults.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 T="$MV_TEST_TMP/train_startup_checks.$$"; rm -rf "$T"; mkdir -p "$T"
@@ -30,6 +32,21 @@ rc=0
 grep -q "data.train 'clear' (.*): its labels are 19 classes (manifest.json) but model.num_classes is 7: labels 7..18 would have no class of the model to train" \
     "$T/k7.log" || fail "message: $(tail -3 "$T/k7.log")"
 ! grep -q "^\[iter" "$T/k7.log" || fail "trained before refusing"
+
+# 4. The sources are named at the start, and a real training split validated only on the
+#    built-in synthetic domains (data.val's default when an experiment file forgets it) is warned
+#    about.
+"$MV_BIN" data synth --out "$T/gen" --domains clear --count 16 --size 64x128 --split train >/dev/null 2>&1 ||
+    fail "data synth"
+"$MV_BIN" train "${sets[@]}" --set schedule.max_iters=1 --set schedule.warmup_iters=0 --set "data.train=[{name: real, path: $T/gen/clear/train}]" \
+    --set "data.val=[synthetic:clear,synthetic:fog]" --set run.work_dir="$T/mixed" >"$T/mixed.log" 2>&1 ||
+    fail "real train, synthetic val: $(tail -3 "$T/mixed.log")"
+grep -q "^maskvim train: data: train real | val clear, fog$" "$T/mixed.log" || fail "data line: $(head -4 "$T/mixed.log")"
+grep -q "warning: data.train is real data but every data.val source is a built-in synthetic domain" "$T/mixed.log" ||
+    fail "no warning: $(head -4 "$T/mixed.log")"
+"$MV_BIN" train "${sets[@]}" --set schedule.max_iters=1 --set schedule.warmup_iters=0 --set run.work_dir="$T/synth" >"$T/synth.log" 2>&1 ||
+    fail "synthetic run: $(tail -3 "$T/synth.log")"
+! grep -q "warning" "$T/synth.log" || fail "a warning for an all-synthetic run: $(grep warning "$T/synth.log")"
 
 # 3. (ASan, like glibc, must return NULL for an allocation it cannot make, not abort.)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1"

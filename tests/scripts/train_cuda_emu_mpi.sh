@@ -22,7 +22,7 @@ mpirun --oversubscribe -np 2 "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREAD
     "$MV_EMU_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=1 --set run.device=cuda \
     --set run.bucket_mb=0.25 --set run.first_bucket_mb=0.05 \
     --set run.work_dir="$TMP/gpu" >"$TMP/gpu.log" 2>&1 || { cat "$TMP/gpu.log"; fail "the 2-rank GPU run failed"; }
-grep -q "2 ranks x 1 images" "$TMP/gpu.log" || fail "the mpirun job did not run on 2 ranks: $(head -3 "$TMP/gpu.log")"
+grep -q "2 ranks x 1 image," "$TMP/gpu.log" || fail "the mpirun job did not run on 2 ranks: $(head -3 "$TMP/gpu.log")"
 grep -q "on GPU 0 (.*), GEMMs .*, NCCL" "$TMP/gpu.log" || fail "the 2-rank GPU run did not say NCCL: $(head -3 "$TMP/gpu.log")"
 nb=$(grep -o "NCCL all-reduce in [0-9]* buckets" "$TMP/gpu.log" | grep -o "[0-9]*" || echo 0)
 [ "$nb" -ge 5 ] || fail "expected the small buckets asked for (5 or more), got $nb: $(head -2 "$TMP/gpu.log")"
