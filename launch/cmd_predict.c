@@ -354,12 +354,15 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     }
     free(cls);
     char block[128];
+    int nmasks = 0;
     for (int j = 0; masks && rc == 0 && j < m->num_blocks; j++) {
         if (!m->blocks[j].masked) continue;
         model_mask_name(block, sizeof block, m, j);
         snprintf(out, sizeof out, "%s/%s_mask_%s.png", outdir, name, block);
-        rc = write_mask(m, j, &rgb, h, w, out);
+        if ((rc = write_mask(m, j, &rgb, h, w, out)) == 0) nmasks++;
     }
+    if (nmasks && len < sizeof line)
+        snprintf(line + len, sizeof line - len, " and %d token-mask images (%s/%s_mask_*.png)", nmasks, outdir, name);
     printf("%s\n", line);
     fflush(stdout);
     image_free(&rgb);

@@ -44,7 +44,9 @@ if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruptions nos
 grep -q "nosuch" "$TMP/bad.log" || fail "the error does not name the corruption: $(cat "$TMP/bad.log")"
 if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --targets nowhere >"$TMP/bad.log" 2>&1; then fail "unknown target accepted"; fi
 "$MV_BIN" data synth --preview "$TMP/in.png" --domains rain --size 64x128 --preview-count 1 >/dev/null 2>&1
-"$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/in.png" --out "$TMP/pred" --masks >/dev/null
+"$MV_BIN" predict --checkpoint "$TMP/run/best.h5" "${sets[@]}" --input "$TMP/in.png" --out "$TMP/pred" --masks >"$TMP/masks.log"
+grep -q "in_pred.png and 7 token-mask images (.*/pred/in_mask_\*.png)$" "$TMP/masks.log" ||
+    fail "the progress line does not list the masks: $(cat "$TMP/masks.log")"
 n=$(ls "$TMP/pred" | wc -l)
 [ "$n" -eq 8 ] || fail "expected 1 prediction + 7 mask images, got $n"
 "$MV_PYTHON" - "$TMP/in.png" "$TMP/pred/in_pred.png" <<'PY'
