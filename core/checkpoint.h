@@ -85,7 +85,8 @@ int checkpoint_compatible(const mv_config *saved, const mv_config *now, char *wh
 int checkpoint_warn_eval_config(const char *path, const mv_config *now, FILE *report, const char *cmd);
 
 // checkpoint_compatible plus the world-size rule: any world size resumes exactly when
-// now->data.batch_per_rank * world equals the saved global batch; another global batch is
+// now->data.batch_per_rank * world equals the saved global batch (with mask.ratio_sync=false
+// another world size warns: the ratio term is per rank, so it changes); another global batch is
 // allowed with a warning (the stream continues at the same sample, see
 // checkpoint_resume_cursor, and the schedule at the same iteration). Same return values.
 int checkpoint_resume_check(const mv_train_state *st, const mv_config *saved, const mv_config *now, int world,
@@ -104,7 +105,8 @@ int checkpoint_set_latest(const char *dir, const char *file);
 
 // Deletes all but the `keep` newest (by step) DIR/iter_<step>.h5 files (keep <= 0: keep all),
 // never the one `latest` names and never best.h5, and removes leftover *.tmp files of
-// checkpoints and `latest` (debris of a crash). Returns the number of files deleted, or -1.
+// checkpoints and `latest` and *.tmp.<pid> files of a copy whose process is gone (debris of a
+// crash). Returns the number of files deleted, or -1.
 int checkpoint_rotate(const char *dir, int keep);
 
 // The bare file name DIR/latest holds ("" when it is missing, unreadable or not a bare name);
@@ -117,15 +119,17 @@ void checkpoint_latest_name(const char *dir, char *name, size_t n);
 // with a message (no `latest`, or the file it names unreadable).
 int checkpoint_resolve(char *out, size_t n, const char *arg, const char *who);
 // For `--resume auto`: the newest complete checkpoint in DIR. Tries the file `latest` names,
-// then the iter_<step>.h5 files from the highest step down, and takes the first that is whole
-// (checkpoint_verify; *.tmp files are never considered). Returns 1 with its path in `path`, 0
+// then the iter_<step>.h5 files from the highest step down (only those below the step of the
+// iter_<step>.h5 `latest` names, when it names one: the higher ones are a course a rewind
+// left), and takes the first that is whole (checkpoint_verify; *.tmp files are never considered). Returns 1 with its path in `path`, 0
 // when DIR has no checkpoint (or does not exist), -1 on an error: DIR cannot be listed, or it
 // holds checkpoints and none of them is whole (the message names each file and its fault;
 // starting over there would discard the run).
 int checkpoint_find_latest(const char *dir, char *path, size_t n);
 // The same, and `skipped` (ns bytes; may be NULL when ns is 0) receives what was passed over on
 // the way: "PATH: reason; ..." for each damaged newer file and a `latest` naming a missing one
-// ("" when nothing was), for the caller to warn about.
+// ("" when nothing was), the higher checkpoints not taken, and, when none is found, the
+// unfinished copies of an adoption (iter_<step>.h5.tmp.<pid>), for the caller to warn about.
 int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *skipped, size_t ns);
 
 // For a resume from PATH (given, or the one `--resume auto` found): makes PATH (a checkpoint
@@ -136,6 +140,16 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
 // PATH is copied there first (atomically; it replaces a file of that name). Returns 0 (nothing
 // done), 1 (the adopted path in `adopted`) or -1.
 int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adopted, size_t n);
+
+// For a resume from PATH into DIR, when st's best bookkeeping names a best checkpoint
+// (best_step >= 0): makes DIR/best.h5 that checkpoint, as an uninterrupted run would have it.
+// Nothing when DIR/best.h5 exists and PATH is in DIR (there it is the recorded one or a newer
+// one) or when it is the recorded one. Otherwise the recorded one (same step, best metric and
+// value) is copied there from PATH's folder's best.h5 or PATH itself (atomically, replacing a
+// best.h5 of another run); when neither is it, st's best bookkeeping is reset (best_step -1),
+// so that the next evaluation writes best.h5. Returns 0 (nothing done), 1 (copied; its source in
+// `copied`), 2 (bookkeeping reset; the caller warns) or -1.
+int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n);
 
 // For a fresh start (no --resume) in DIR: when DIR holds an earlier run (any iter_<step>.h5,
 // best.h5, `latest`, metrics.jsonl, init_weights.txt, status.json, corruptions.json or crash

@@ -95,10 +95,15 @@ static void compare_sources(verdict *v, const mv_data_config *a, const mv_data_c
             return;
         }
         // A dataset moved to another folder (another machine, another mount) is still the same data.
-        if (strcmp(x->path, y->path) || strcmp(x->name, y->name)) {
+        if (strcmp(x->path, y->path)) {
             char key[64];
             snprintf(key, sizeof key, "data.train[%d]", i);
             warn(v, key, x->path, y->path);
+        }
+        if (strcmp(x->name, y->name)) {   // the path may be the same: say what changed
+            char key[64];
+            snprintf(key, sizeof key, "data.train[%d].name", i);
+            warn(v, key, x->name, y->name);
         }
     }
 }
@@ -142,9 +147,19 @@ int checkpoint_resume_check(const mv_train_state *st, const mv_config *saved, co
     long long g_saved = st->cursor.global_batch > 0 ? st->cursor.global_batch
                                                     : (long long)st->world * st->batch_per_rank;
     long long g_now = (long long)now->data.batch_per_rank * world;
-    if (g_saved == g_now) return rc;   // any split of the same global batch resumes exactly
     verdict v = {why, n, rc};
     char sa[96], sb[256];
+    if (g_saved == g_now) {
+        // Any split of the same global batch resumes exactly (up to the order of sums), except
+        // the ratio term of mask.ratio_sync=false, which each rank takes on its own images.
+        if (now->model.ratio_sync || st->world < 1 || st->world == world) return rc;
+        snprintf(sa, sizeof sa, "%d rank%s x %d", st->world, st->world == 1 ? "" : "s", st->batch_per_rank);
+        snprintf(sb, sizeof sb, "%d rank%s x %d", world, world == 1 ? "" : "s", now->data.batch_per_rank);
+        warn(&v, "world size", sa, sb);
+        note(&v, "with mask.ratio_sync=false the mask ratio term is taken per rank, on another split of the batch, "
+                 "so the run trains towards another objective than it would have");
+        return v.status;
+    }
     snprintf(sa, sizeof sa, "%lld (%d rank%s x %d)", g_saved, st->world, st->world == 1 ? "" : "s", st->batch_per_rank);
     snprintf(sb, sizeof sb, "%lld (%d rank%s x %d)", g_now, world, world == 1 ? "" : "s", now->data.batch_per_rank);
     warn(&v, "global batch", sa, sb);

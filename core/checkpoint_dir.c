@@ -6,10 +6,12 @@
 #include "core/fs.h"
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,14 +108,37 @@ static int list_iters(const char *dir, iter_file **out, int *count) {
     return 0;
 }
 
-// Crash debris: a checkpoint or `latest` that never got renamed into place.
+// The pid of an atomic copy's temporary NAME.tmp.<pid> (core/fs.h mv_atomic_open: the copy of
+// checkpoint_adopt), with NAME into base; 0 when `name` is not one.
+static long atomic_tmp(const char *name, char *base, size_t n) {
+    const char *dot = strstr(name, ".tmp.");
+    if (!dot || (size_t)(dot - name) >= n) return 0;
+    const char *digits = dot + 5;
+    long pid = 0;
+    for (const char *c = digits; *c; c++) {
+        if (*c < '0' || *c > '9' || pid > 99999999) return 0;
+        pid = pid * 10 + (*c - '0');
+    }
+    if (!*digits || *digits == '0') return 0;
+    memcpy(base, name, (size_t)(dot - name));
+    base[dot - name] = '\0';
+    return pid;
+}
+
+// Crash debris: a checkpoint or `latest` that never got renamed into place: NAME.tmp (a save),
+// or NAME.tmp.<pid> of a process that is gone (the copy of an adoption; a live one's is kept).
 static bool is_debris(const char *name) {
-    if (!ends_with(name, ".tmp")) return false;
     char base[512];
-    size_t len = strlen(name) - 4;
-    if (len >= sizeof base) return false;
-    memcpy(base, name, len);
-    base[len] = '\0';
+    long pid = atomic_tmp(name, base, sizeof base);
+    if (pid > 0) {
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) return false;
+    } else {
+        if (!ends_with(name, ".tmp")) return false;
+        size_t len = strlen(name) - 4;
+        if (len >= sizeof base) return false;
+        memcpy(base, name, len);
+        base[len] = '\0';
+    }
     return iter_step(base) >= 0 || !strcmp(base, "best.h5") || !strcmp(base, LATEST);
 }
 
@@ -162,6 +187,25 @@ static void note(char *list, size_t cap, const char *text) {
     if (len + 1 < cap) snprintf(list + len, cap - len, "%s%s", len ? "; " : "", text);
 }
 
+// With no checkpoint found: the copy of a `--resume OTHER/iter_<step>.h5` into DIR (or of the
+// best.h5 that comes before it) that was stopped before it completed (NAME.tmp.<pid>), which
+// the user must hear of: the run they continued starts over.
+static void note_unfinished_copies(const char *dir, char *why, size_t cap) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char base[512], msg[1200];
+    while ((e = readdir(d))) {
+        if (atomic_tmp(e->d_name, base, sizeof base) <= 0 || !is_debris(e->d_name)) continue;
+        if (iter_step(base) < 0 && strcmp(base, "best.h5")) continue;   // (the adoption copies best.h5 first)
+        snprintf(msg, sizeof msg, "%.500s/%.300s, the unfinished copy of a checkpoint that a --resume PATH into this folder "
+                 "was adopting when it stopped (that adoption did not complete: give that checkpoint to --resume "
+                 "again to continue it)", dir, e->d_name);
+        note(why, cap, msg);
+    }
+    closedir(d);
+}
+
 int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *skipped, size_t ns) {
     if (skipped && ns) skipped[0] = '\0';
     if (n < 2) return mv_fail("%s: no room for a path", dir);
@@ -173,11 +217,16 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
     bool checked;
     char latest[256];
     checkpoint_latest_name(dir, latest, sizeof latest);
+    // The fallback takes only checkpoints older than the one `latest` named: a newer one is
+    // a course that a rewind left (checkpoint_adopt pointed `latest` back), which this run
+    // does not continue.
+    int64_t bound = INT64_MAX;
     if (latest[0] && !ends_with(latest, ".tmp")) {
         if (usable(dir, latest, path, n, &checked)) {
             mv_clear_error();
             return 1;
         }
+        if (iter_step(latest) >= 0) bound = iter_step(latest);
         if (checked && access(path, F_OK) == 0) {
             damaged++;
             note(why, sizeof why, mv_last_error());
@@ -189,9 +238,18 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
     iter_file *files;
     int count;
     MV_TRY(list_iters(dir, &files, &count));
-    int found = 0;
+    int found = 0, newer = 0;
     for (int i = 0; i < count && !found; i++) {
         if (!strcmp(files[i].name, latest)) continue;   // examined above
+        if (files[i].step >= bound) {
+            if (newer++ == 0) {
+                snprintf(msg, sizeof msg, "%s/%s and any other checkpoint above %s, which latest names (the "
+                         "course a rewind left; resume it with --resume PATH if you mean it)", dir, files[i].name,
+                         latest);
+                note(why, sizeof why, msg);
+            }
+            continue;
+        }
         found = usable(dir, files[i].name, path, n, &checked);
         if (!found && checked) {
             damaged++;
@@ -205,6 +263,7 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
         return mv_fail("%s holds %d checkpoint%s and none is whole, so --resume auto would start the run over: "
                        "resume from a checkpoint you trust with --resume PATH, or move the damaged files out of the "
                        "folder to start from scratch. What is wrong: %s", dir, damaged, damaged > 1 ? "s" : "", why);
+    if (!found) note_unfinished_copies(dir, why, sizeof why);
     if (skipped && ns) snprintf(skipped, ns, "%s", why);
     return found;
 }
@@ -293,6 +352,44 @@ int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adop
     MV_TRY(checkpoint_set_latest(dir, target));
     if (adopted && n) snprintf(adopted, n, "%s", target);
     return 1;
+}
+
+// Whether `path` is the checkpoint that st's best bookkeeping names: saved at its step with
+// the same best metric and value.
+static bool is_best_of(const char *path, const mv_train_state *st) {
+    mv_train_state b;
+    if (access(path, F_OK) != 0 || checkpoint_read_meta(path, &b, NULL) < 0) {
+        mv_clear_error();
+        return false;
+    }
+    return b.step == st->best_step && !strcmp(b.best_name, st->best_name) &&
+           !memcmp(&b.best_value, &st->best_value, sizeof b.best_value);
+}
+
+int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n) {
+    if (copied && n) copied[0] = '\0';
+    if (st->best_step < 0) return 0;
+    char best[4096], src_dir[4096], cand[2][4200];
+    if (snprintf(best, sizeof best, "%s/best.h5", dir) >= (int)sizeof best) return mv_fail("%s: path too long", dir);
+    mv_dir_of(src_dir, sizeof src_dir, path);
+    bool moved = !same_file(src_dir, dir);
+    // In the run's own folder a best.h5 that is not the recorded one is newer (the value it
+    // beat is the recorded one) and stays; in another folder it is not this run's.
+    if (access(best, F_OK) == 0 && (!moved || is_best_of(best, st))) return 0;
+    int nc = 0;
+    if (moved) snprintf(cand[nc++], sizeof cand[0], "%s/best.h5", src_dir);
+    snprintf(cand[nc++], sizeof cand[0], "%s", path);   // the checkpoint resumed, when it is the best one
+    for (int i = 0; i < nc; i++) {
+        if (!is_best_of(cand[i], st)) continue;
+        if (!same_file(cand[i], best)) MV_TRY(copy_file(cand[i], best));
+        if (copied && n) snprintf(copied, n, "%s", cand[i]);
+        return 1;
+    }
+    // Without its file the record would keep every later evaluation from writing one.
+    st->best_value = NAN;
+    st->best_step = -1;
+    st->best_name[0] = '\0';
+    return 2;
 }
 
 // The files of an earlier run that a fresh start sets aside, besides the iter_<step>.h5

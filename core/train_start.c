@@ -85,8 +85,12 @@ static int find_resume(trainer *t) {
     char skipped[2048];
     MV_TRY(checkpoint_find_latest_report(t->cfg->run.work_dir, t->resume_path, sizeof t->resume_path, skipped,
                                          sizeof skipped));
-    if (skipped[0])   // a damaged newer checkpoint must not go unnoticed
+    // A damaged newer checkpoint, or an adoption that did not complete, must not go unnoticed.
+    if (skipped[0] && t->resume_path[0])
         fprintf(stderr, "maskvim: warning: --resume auto passed over: %s\n", skipped);
+    else if (skipped[0])
+        fprintf(stderr, "maskvim: warning: --resume auto found no checkpoint in %s, so this run starts from "
+                "iteration 0; passed over: %s\n", t->cfg->run.work_dir, skipped);
     return 0;
 }
 
@@ -151,29 +155,42 @@ int train_load_start(trainer *t, mv_loader_cursor *cursor, bool *resumed) {
         checkpoint_resume_cursor(cursor, &t->st, cfg->data.batch_per_rank * t->comm->world);
         t->st.world = t->comm->world;
         t->st.batch_per_rank = cfg->data.batch_per_rank;
-        if (t->comm->rank == 0)
-            printf("maskvim: resumed from %s at iteration %lld\n", t->resume_path, (long long)t->st.iter);
     }
     MV_TRY(comm_bcast_floats(t->comm, t->model.params.params, t->model.params.num_params));
     return comm_bcast_floats(t->comm, t->model.params.buffers, t->model.params.num_buffers);
 }
 
-// Rank 0, once the starting point is settled: config.yaml describes the run (a resume that is
-// refused, another model.* or data the loader cursor does not fit, must leave the run's own
-// configuration in place, not the one that was refused), and `latest` names the checkpoint the
-// run continues from. The log is trimmed to that checkpoint's iteration; `latest` must say the
-// same, or a crash before this run's first checkpoint makes `--resume auto` continue from a
-// later checkpoint of the course this resume left (a rewind: the log then lacks the iterations
-// between) or, for a checkpoint from another folder, start over from scratch. (A failure here
-// on rank 0 ends every rank: cmd_train aborts the job.)
+// Rank 0, once the starting point is settled (the loader took its cursor): config.yaml
+// describes the run (a resume that is refused, another model.* or data the loader cursor does
+// not fit, must leave the run's own configuration in place, not the one that was refused; so
+// must a resume with nothing to train: the run never trained with its values), best.h5 is the
+// checkpoint the best bookkeeping names, and `latest` names the checkpoint the run continues
+// from. The log is trimmed to that checkpoint's iteration; `latest` must say the same, or a
+// crash before this run's first checkpoint makes `--resume auto` continue from a later
+// checkpoint of the course this resume left (a rewind: the log then lacks the iterations
+// between) or, for a checkpoint from another folder, start over from scratch. best.h5 comes
+// first: a crash between the two leaves no checkpoint adopted, and the resume is redone. (A
+// failure here on rank 0 ends every rank: cmd_train aborts the job.)
 int train_record_start(trainer *t, bool resumed) {
     if (t->comm->rank != 0) return 0;
     const char *wd = t->cfg->run.work_dir;
+    if (resumed) printf("maskvim: resumed from %s at iteration %lld\n", t->resume_path, (long long)t->st.iter);
+    // Nothing to train (an evaluation left pending is still run: it writes a checkpoint).
+    if (resumed && t->st.iter >= t->cfg->schedule.max_iters && !t->st.eval_pending) return 0;
     char path[1100], adopted[1024];
     snprintf(path, sizeof path, "%s/config.yaml", wd);
     MV_TRY(config_save(path, t->cfg));
     if (!resumed) return 0;
-    int rc = checkpoint_adopt(wd, t->resume_path, (int64_t)t->opt.step, adopted, sizeof adopted);
+    char best[64 + MV_CKPT_NAME_MAX];
+    snprintf(best, sizeof best, "%s = %.2f (step %lld)", t->st.best_name, t->st.best_value, (long long)t->st.best_step);
+    int rc = checkpoint_adopt_best(wd, t->resume_path, &t->st, adopted, sizeof adopted);
+    if (rc < 0) return -1;
+    if (rc == 1) printf("maskvim: %s/best.h5 is now %s, the best checkpoint so far (%s)\n", wd, adopted, best);
+    if (rc == 2)
+        fprintf(stderr, "maskvim: warning: %s records a best value %s, but neither %s/best.h5 nor the best.h5 beside "
+                "it is that checkpoint: the record is dropped, and the next evaluation writes %s/best.h5\n",
+                t->resume_path, best, wd, wd);
+    rc = checkpoint_adopt(wd, t->resume_path, (int64_t)t->opt.step, adopted, sizeof adopted);
     if (rc > 0) printf("maskvim: %s/latest now names %s, where this run continues from\n", wd, adopted);
     return rc < 0 ? -1 : 0;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "core/checkpoint.h"
 #include "core/config.h"
@@ -423,6 +424,15 @@ Test(checkpoint, compatibility_rules) {
     char small[8];
     cr_expect_eq(checkpoint_compatible(&a, &b, small, sizeof small), -1);
     cr_expect_eq(strlen(small), 7);
+
+    // Only a train source's name changed: the name is what the warning shows (it printed the
+    // unchanged path twice).
+    b = a;
+    snprintf(b.data.train[0].name, sizeof b.data.train[0].name, "renamed");
+    cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), 1);
+    char text[512];
+    snprintf(text, sizeof text, "data.train[0].name: %s in the checkpoint, renamed now", a.data.train[0].name);
+    cr_expect_str_eq(why, text);
 }
 
 Test(checkpoint, world_size_rule_and_cursor) {
@@ -445,6 +455,16 @@ Test(checkpoint, world_size_rule_and_cursor) {
     cr_expect_eq(checkpoint_resume_check(&st, &saved, &now, 2, why, sizeof why), 1, "2 x 4 != 2 x 2");
     cr_expect(strstr(why, "global batch: 4 (2 ranks x 2) in the checkpoint, 8 (2 ranks x 4) now; the sample stream "
                           "continues at the same sample, the schedule at the same iteration") == why, "%s", why);
+    // mask.ratio_sync=false: the ratio term is per rank, so another split of the same global
+    // batch trains towards another objective: a warning (it was called exact).
+    cr_assert_eq(config_set(&saved, "mask.ratio_sync=false"), 0);
+    now = saved;
+    cr_assert_eq(config_set(&now, "data.batch_per_rank=1"), 0);
+    cr_expect_eq(checkpoint_resume_check(&st, &saved, &now, 4, why, sizeof why), 1, "4 x 1 = 2 x 2, per-rank ratio");
+    cr_expect(strstr(why, "world size: 2 ranks x 2 in the checkpoint, 4 ranks x 1 now") == why, "%s", why);
+    cr_expect(strstr(why, "mask.ratio_sync=false") != NULL, "%s", why);
+    now = saved;
+    cr_expect_eq(checkpoint_resume_check(&st, &saved, &now, 2, why, sizeof why), 0, "same split: %s", why);
     // Refusals pass through.
     cr_assert_eq(config_set(&now, "model.d_state=8"), 0);
     cr_expect_eq(checkpoint_resume_check(&st, &saved, &now, 1, why, sizeof why), -1);
@@ -565,6 +585,152 @@ Test(checkpoint, rotation_keeps_n_and_best) {
     cr_expect_eq(checkpoint_rotate(dir, 1), 2);
     cr_expect(exists(dir, "iter_1000.h5") && !exists(dir, "iter_600.h5") && !exists(dir, "iter_400.h5"));
     cr_expect_eq(count_files(dir), 1 + 3);
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
+// A child that has exited: a pid that is no live process (for debris of a killed copy).
+static long dead_pid(void) {
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+    return (long)pid;
+}
+
+// Rotation removes the temporary of an adoption's copy (core/fs.h: NAME.tmp.<pid>) whose
+// process is gone, not one a live process is writing. They were kept for good.
+Test(checkpoint, rotation_removes_dead_copy_debris) {
+    char dir[512], path[4300];
+    test_dir(dir, sizeof dir, "rotate_copy");
+    snprintf(path, sizeof path, "%s/iter_4.h5.tmp.%ld", dir, dead_pid());
+    write_text(path, "partial copy");
+    snprintf(path, sizeof path, "%s/iter_6.h5.tmp.%ld", dir, (long)getppid());
+    write_text(path, "a copy in progress");
+    snprintf(path, sizeof path, "%s/notes.tmp.%ld", dir, dead_pid());
+    write_text(path, "not ours");
+    cr_expect_eq(checkpoint_rotate(dir, 2), 1);
+    cr_expect_eq(count_files(dir), 2, "the live copy and the foreign file stay");
+    char name[64];
+    snprintf(name, sizeof name, "iter_6.h5.tmp.%ld", (long)getppid());
+    cr_expect(exists(dir, name));
+}
+
+// After a rewind `latest` names an older checkpoint than the course the rewind left; when the
+// one it names is damaged (or gone), --resume auto falls back below it, never to the abandoned
+// course's higher steps (it took iter_6 and declared the run finished), and says so.
+Test(checkpoint, find_latest_never_passes_latest) {
+    char dir[512], found[4200], want[4200], path[4300], skipped[2048];
+    test_dir(dir, sizeof dir, "latest_bound");
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 3, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    mv_train_state st;
+    some_state(&st);
+    for (long s = 2; s <= 6; s += 2) {
+        o.step = s;
+        cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, NULL, 0), 0, "%s", mv_last_error());
+    }
+    o.step = 3;   // the rewound course: iter_2 -> iter_3, `latest` names it
+    cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, NULL, 0), 0, "%s", mv_last_error());
+    snprintf(path, sizeof path, "%s/iter_3.h5", dir);
+    write_text(path, "damaged");
+    snprintf(want, sizeof want, "%s/iter_2.h5", dir);
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 1);
+    cr_expect_str_eq(found, want);
+    cr_expect(strstr(skipped, "iter_3.h5") && strstr(skipped, "above iter_3.h5, which latest names"), "%s", skipped);
+    // Gone instead of damaged: the same.
+    cr_assert_eq(remove(path), 0);
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 1);
+    cr_expect_str_eq(found, want);
+    // Nothing whole below it: an error, not the abandoned course.
+    snprintf(path, sizeof path, "%s/iter_2.h5", dir);
+    write_text(path, "damaged");
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), -1);
+    cr_expect_str_eq(found, "");
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
+// A --resume OTHER/iter_N.h5 killed during its copy leaves only iter_N.h5.tmp.<pid>: no
+// checkpoint is found, and the report names the unfinished copy (the run started over silently).
+Test(checkpoint, find_latest_reports_unfinished_copy) {
+    char dir[512], found[4200], path[4300], skipped[2048];
+    test_dir(dir, sizeof dir, "unfinished_copy");
+    snprintf(path, sizeof path, "%s/iter_4.h5.tmp.%ld", dir, dead_pid());
+    write_text(path, "partial copy");
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 0);
+    cr_expect(strstr(skipped, "iter_4.h5.tmp.") && strstr(skipped, "did not complete"), "%s", skipped);
+    // The best.h5 an adoption copies first, killed in its copy: the same.
+    test_dir(dir, sizeof dir, "unfinished_best_copy");
+    snprintf(path, sizeof path, "%s/best.h5.tmp.%ld", dir, dead_pid());
+    write_text(path, "partial copy");
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 0);
+    cr_expect(strstr(skipped, "best.h5.tmp.") && strstr(skipped, "did not complete"), "%s", skipped);
+}
+
+static void save_state(const char *path, tiny *t, mv_optimizer *o, long step, long best_step, double best) {
+    mv_config cfg;
+    config_defaults(&cfg);
+    mv_train_state st;
+    some_state(&st);
+    o->step = step;
+    st.step = st.iter = step;
+    st.best_step = best_step;
+    st.best_value = best;
+    cr_assert_eq(checkpoint_save(path, &t->p, o, &st, &cfg), 0, "%s", mv_last_error());
+}
+
+// A run continued in another folder takes its best.h5 along when it is the checkpoint the best
+// bookkeeping names (it ended without any best.h5 when no later evaluation beat the saved
+// value); without it, the bookkeeping is reset so that the next evaluation writes one.
+Test(checkpoint, adopt_best_follows_the_bookkeeping) {
+    char src[512], dst[512], other[512], path[4300], copied[4300];
+    test_dir(src, sizeof src, "best_src");
+    test_dir(dst, sizeof dst, "best_dst");
+    test_dir(other, sizeof other, "best_other");
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 3, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    snprintf(path, sizeof path, "%s/best.h5", src);
+    save_state(path, &t, &o, 6, 6, 3.25);
+    snprintf(path, sizeof path, "%s/iter_8.h5", src);
+    save_state(path, &t, &o, 8, 6, 3.25);
+    mv_train_state st;
+    cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
+
+    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied), 1, "%s", mv_last_error());
+    char want[4300];
+    snprintf(want, sizeof want, "%s/best.h5", src);
+    cr_expect_str_eq(copied, want);
+    mv_train_state b;
+    snprintf(want, sizeof want, "%s/best.h5", dst);
+    cr_assert_eq(checkpoint_read_meta(want, &b, NULL), 0, "%s", mv_last_error());
+    cr_expect(b.step == 6 && b.best_step == 6 && b.best_value == 3.25);
+    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied), 0, "already there");
+
+    // Another run's best.h5 in the source folder: not taken; the bookkeeping is reset.
+    snprintf(want, sizeof want, "%s/best.h5", src);
+    save_state(want, &t, &o, 5, 5, 2.0);
+    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied), 2);
+    cr_expect(st.best_step == -1 && isnan(st.best_value) && !st.best_name[0]);
+    cr_expect(!exists(other, "best.h5"));
+    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied), 0, "nothing recorded: nothing to do");
+
+    // The checkpoint resumed is itself the best one: it becomes best.h5 (here in its own folder,
+    // whose best.h5 was deleted).
+    snprintf(path, sizeof path, "%s/iter_6.h5", other);
+    save_state(path, &t, &o, 6, 6, 3.25);
+    cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
+    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied), 1, "%s", mv_last_error());
+    cr_expect_str_eq(copied, path);
+    cr_expect(exists(other, "best.h5"));
     optimizer_free(&o);
     params_free(&t.p);
 }
