@@ -419,7 +419,13 @@ static int train_main(trainer *t, train_end *end) {
     bool resumed;
     mv_loader_cursor cursor;
     MV_TRY(train_load_start(t, &cursor, &resumed));
-    MV_TRY(open_loader(t, resumed ? &cursor : NULL));
+    if (open_loader(t, resumed ? &cursor : NULL) < 0) {
+        if (!resumed) return -1;
+        char why[MV_ERRMSG_MAX];
+        snprintf(why, sizeof why, "%s", mv_last_error());
+        return mv_fail("cannot resume: %s (if the training data changed on purpose, start a new run from the "
+                       "checkpoint's weights with --set run.init_weights=CHECKPOINT)", why);
+    }
     for (int i = 0; i < cfg->data.num_val; i++)
         MV_TRY(source_resolve(t->val_paths[i], sizeof t->val_paths[i], &cfg->data.val[i], "val", cfg, t->comm));
     MV_TRY(check_sources(t));

@@ -312,10 +312,14 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
     L->global_batch = cfg->batch * cfg->world;
     if (start) {
         if (start->seed != cfg->seed || start->epoch_size != L->epoch_size || start->global_batch != L->global_batch) {
-            mv_fail("loader: cursor was saved with seed %llu, %lld samples per epoch, global batch %d; this run has "
-                    "seed %llu, %lld, %d: it cannot continue the same stream",
-                    (unsigned long long)start->seed, (long long)start->epoch_size, start->global_batch,
-                    (unsigned long long)cfg->seed, (long long)L->epoch_size, L->global_batch);
+            if (start->epoch_size != L->epoch_size)
+                mv_fail("loader: the training sources hold %lld samples per epoch (repeats counted) where the "
+                        "stream being continued had %lld: the training data changed, so it cannot continue the "
+                        "same stream", (long long)L->epoch_size, (long long)start->epoch_size);
+            else
+                mv_fail("loader: cursor was saved with seed %llu, global batch %d; this run has seed %llu, global "
+                        "batch %d: it cannot continue the same stream", (unsigned long long)start->seed,
+                        start->global_batch, (unsigned long long)cfg->seed, L->global_batch);
             loader_free(L);
             return -1;
         }

@@ -79,6 +79,8 @@ passed=$((passed + 1))
 if run --set run.work_dir="$TMP/sc" --resume "$TMP/full/iter_4.h5" --set data.synthetic.train_count=20 \
     >"$TMP/sc.log" 2>&1; then fail "5: accepted"; fi
 if grep -q "resumed from" "$TMP/sc.log"; then fail "5: $(cat "$TMP/sc.log")"; fi
-echo "5: a refused resume does not say it resumed"
+grep -q "cannot resume: loader: the training sources hold 20 samples per epoch (repeats counted) where the stream being continued had 16: the training data changed.*--set run.init_weights=CHECKPOINT" \
+    "$TMP/sc.log" || fail "5: the refusal does not say what changed: $(tail -2 "$TMP/sc.log")"
+echo "5: a refused resume says the training data changed, and does not say it resumed"
 passed=$((passed + 1))
 echo "$passed passed, 0 failed"
