@@ -97,9 +97,6 @@ static void fmt_keep_enc(char *out, size_t n, const step_stats *s, bool stage3, 
     }
 }
 
-// Opens metrics.jsonl on rank 0 (trimmed to the starting iteration on a resume) with its
-// "start" record and prints the run's first line; every rank learns whether rank 0 draws a
-// progress bar. start: the loader cursor of a resumed run, NULL for a fresh one.
 static bool is_synthetic(const mv_source *s) { return !strncmp(s->path, "synthetic:", 10); }
 
 // What the run trains and evaluates on, by name, and a warning when one list is real data and
@@ -129,6 +126,9 @@ static void print_sources(const mv_config *cfg) {
                         "scenes\n");
 }
 
+// Opens metrics.jsonl on rank 0 (trimmed to the starting iteration on a resume) with its
+// "start" record and prints the run's first line; every rank learns whether rank 0 draws a
+// progress bar. start: the loader cursor of a resumed run, NULL for a fresh one.
 int train_log_open(trainer *t, const mv_loader_cursor *start) {
     const mv_config *cfg = t->cfg;
     int world = t->comm->world, B = cfg->data.batch_per_rank;
@@ -140,7 +140,10 @@ int train_log_open(trainer *t, const mv_loader_cursor *start) {
         if (t->opts->resume) MV_TRY(trim_log(path, start ? (long)t->st.iter : 0, start && t->st.eval_pending));
         t->jsonl = fopen(path, "a");
         if (!t->jsonl) return mv_fail("%s: cannot open for writing", path);
-        MV_TRY(log_start(t, world, B, t->device, start != NULL));
+        // A resume with nothing to do (the run at schedule.max_iters, no evaluation pending) adds
+        // nothing to the log: a start record there would describe a start that trained nothing.
+        bool idle = start && t->st.iter >= cfg->schedule.max_iters && !t->st.eval_pending;
+        if (!idle) MV_TRY(log_start(t, world, B, t->device, start != NULL));
         char model[128];
         model_config_describe(model, sizeof model, &cfg->model);
         printf("maskvim train: %s, %zu parameters, %d rank%s x %d image%s, crop %dx%d, %d iterations, on %s, work dir %s\n",

@@ -69,10 +69,12 @@ passed=$((passed + 1))
 # 4. Nothing to train: config.yaml stays as the run trained.
 cp -r "$TMP/full" "$TMP/fin"
 cp "$TMP/fin/config.yaml" "$TMP/fin.yaml"
+cp "$TMP/fin/metrics.jsonl" "$TMP/fin.jsonl"
 run --set run.work_dir="$TMP/fin" --resume auto --set optim.lr=1e-3 >"$TMP/fin.log" 2>&1 || fail "4: $(tail -3 "$TMP/fin.log")"
 grep -q "nothing to train" "$TMP/fin.log" || fail "4: $(cat "$TMP/fin.log")"
 cmp -s "$TMP/fin.yaml" "$TMP/fin/config.yaml" || fail "4: config.yaml rewritten: $(diff "$TMP/fin.yaml" "$TMP/fin/config.yaml")"
-echo "4: a resume with nothing to train leaves config.yaml alone"
+cmp -s "$TMP/fin.jsonl" "$TMP/fin/metrics.jsonl" || fail "4: metrics.jsonl changed: $(diff "$TMP/fin.jsonl" "$TMP/fin/metrics.jsonl")"
+echo "4: a resume with nothing to train leaves config.yaml and metrics.jsonl alone"
 passed=$((passed + 1))
 
 # 5. A changed sample count: refused by the loader, with no "resumed from" line.
