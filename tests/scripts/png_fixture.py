@@ -26,6 +26,17 @@ def png(path, arr, depth=8, level=6):
         f.write(data)
 
 
+def unlabelled_cityscapes(root, n=2, size=(64, 128), seed=3, city="ulm", split="val"):
+    """A Cityscapes-layout split under root/cs of n random images whose label ids are all 0
+    (unlabeled: every pixel 255, ignore, after conversion)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    for i in range(n):
+        stem = f"{city}/{city}_{i:06d}_000019"
+        png(f"{root}/cs/leftImg8bit/{split}/{stem}_leftImg8bit.png", rng.integers(0, 256, (h, w, 3)))
+        png(f"{root}/cs/gtFine/{split}/{stem}_gtFine_labelIds.png", np.zeros((h, w), np.uint8))
+
+
 def read_png(path):
     """Decodes an 8-bit gray or RGB, non-interlaced PNG (as maskvim writes them) to a uint8
     array of shape (h, w) or (h, w, 3), undoing each row's filter."""

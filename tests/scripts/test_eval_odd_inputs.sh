@@ -46,12 +46,10 @@ grep -q "'nowhere' is not a data.val source (data.val: clear, fog)" "$T/t.log" |
 
 # 3. A split whose every label is ignore (Cityscapes label id 0 -> 255): '-' and a warning, no nan.
 "$MV_PYTHON" - "$T" <<'PY'
-import sys, numpy as np
-sys.path.insert(0, __import__("os").environ["MV_SRC"] + "/tests/scripts")
-from png_fixture import png
-d, stem = sys.argv[1], "aachen/aachen_000000_000019"
-png(f"{d}/cs/leftImg8bit/val/{stem}_leftImg8bit.png", np.random.default_rng(0).integers(0, 256, (40, 77, 3)))
-png(f"{d}/cs/gtFine/val/{stem}_gtFine_labelIds.png", np.zeros((40, 77), np.uint8))
+import os, sys
+sys.path.insert(0, os.environ["MV_SRC"] + "/tests/scripts")
+from png_fixture import unlabelled_cityscapes
+unlabelled_cityscapes(sys.argv[1], n=1, size=(40, 77), seed=0, city="aachen")
 PY
 "$MV_BIN" data convert --dataset cityscapes --root "$T/cs" --split val --out "$T/ignore" --workers 1 >/dev/null 2>&1
 "$MV_BIN" eval --checkpoint "$T/w.h5" "${sets[@]}" --set "data.val=[$T/ignore]" --json "$T/ig.json" >"$T/ig.out" 2>"$T/ig.err" \
