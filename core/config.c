@@ -222,6 +222,13 @@ int config_validate(const mv_config *cfg) {
     if (values > (double)INT_MAX)
         return mv_fail("data.batch_per_rank (%d) x model.crop (%dx%d): %.3g image values per batch, at most %d",
                        d->batch_per_rank, cfg->model.crop_h, cfg->model.crop_w, values, INT_MAX);
+    // Whole-image inference gives the model an image fitted to data.scale: up to 3 x long x short
+    // values, which must fit the same limit (found at the first evaluation otherwise, after training).
+    double fitted = 3.0 * d->scale[0] * d->scale[1];
+    if (d->test_mode == MV_TEST_WHOLE && fitted > (double)INT_MAX)
+        return mv_fail("data.scale %d,%d: a whole-image evaluation of an image fitted to it takes up to %.3g values, "
+                       "at most %d: lower data.scale, or evaluate with data.test_mode: slide", d->scale[0],
+                       d->scale[1], fitted, INT_MAX);
     for (int i = 0; i < 2; i++) {
         if (d->test_crop[i] != 0 && d->test_crop[i] < 32)
             return mv_fail("data.test_crop: a window of %dx%d is too small: the model needs at least 32x32 (0: model.crop)",

@@ -133,7 +133,7 @@ int model_build(mv_model *m, const mv_model_config *cfg) {
     int s_aseg[4] = {K, cfg->aux_channels, 1, 1};
     params_add(p, &m->aux_seg_w, &m->d_aux_seg_w, false, INIT_NORMAL, 0.01f, 4, s_aseg, "auxiliary_head.conv_seg.weight");
     params_add(p, &m->aux_seg_b, &m->d_aux_seg_b, false, INIT_ZERO, 0, 1, s_k, "auxiliary_head.conv_seg.bias");
-    params_allocate(p);
+    MV_TRY(params_allocate(p));
     for (int i = 0; i < 4; i++) m->stage_grad_lo[i] = p->items[stage_first[i]].offset;
     m->decoder_grad_lo = p->items[decoder_first].offset;
     return 0;

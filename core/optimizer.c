@@ -6,13 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-void optimizer_init(mv_optimizer *o, const mv_params *p, const mv_optim_config *cfg) {
+int optimizer_init(mv_optimizer *o, const mv_params *p, const mv_optim_config *cfg) {
     memset(o, 0, sizeof *o);
-    o->m = mv_huge_zalloc(sizeof(float) * (p->num_params + 16));
-    o->v = mv_huge_zalloc(sizeof(float) * (p->num_params + 16));
+    size_t bytes = sizeof(float) * (p->num_params + 16);
+    o->m = mv_huge_alloc(bytes);
+    o->v = mv_huge_alloc(bytes);
+    if (!o->m || !o->v) {
+        free(o->m); free(o->v);
+        o->m = o->v = NULL;
+        return mv_fail("out of memory for the AdamW moments of %zu parameters (%.1f GiB): this model is too large to "
+                       "train on this machine", p->num_params, 2.0 * (double)bytes / (1 << 30));
+    }
+    memset(o->m, 0, bytes);
+    memset(o->v, 0, bytes);
     o->lr_mult = mv_calloc(p->count, sizeof(float));
     o->decay_mult = mv_calloc(p->count, sizeof(float));
     for (int i = 0; i < p->count; i++) optim_rule_for(cfg, p->items[i].name, &o->lr_mult[i], &o->decay_mult[i]);
+    return 0;
 }
 
 void optimizer_free(mv_optimizer *o) {

@@ -11,7 +11,9 @@ typedef struct {
     long step;               // updates done so far
 } mv_optimizer;
 
-void optimizer_init(mv_optimizer *o, const mv_params *p, const mv_optim_config *cfg);
+// Zeroed moments and each tensor's multipliers; -1 with a message when the moments do not fit in
+// memory.
+int optimizer_init(mv_optimizer *o, const mv_params *p, const mv_optim_config *cfg);
 void optimizer_free(mv_optimizer *o);
 // One AdamW update of every parameter at schedule iteration `iter`: each tensor's learning
 // rate is the schedule applied to optim.lr * its lr_mult (exact also when eta_min > 0).

@@ -35,11 +35,17 @@ void params_add(mv_params *p, float **ptr, float **gptr, bool is_buffer, mv_init
     *total += (q->numel + 15) & ~(size_t)15;
 }
 
-void params_allocate(mv_params *p) {
+int params_allocate(mv_params *p) {
     p->params = mv_huge_alloc(sizeof(float) * (p->num_params + 16));
     p->grads = mv_huge_alloc(sizeof(float) * (p->num_params + 16));
     p->buffers = mv_huge_alloc(sizeof(float) * (p->num_buffers + 16));
-    MV_CHECK(p->params && p->grads && p->buffers, "out of memory for %zu parameters", p->num_params);
+    if (!p->params || !p->grads || !p->buffers) {   // a configuration too large for this machine: its error
+        free(p->params); free(p->grads); free(p->buffers);
+        p->params = p->grads = p->buffers = NULL;
+        return mv_fail("out of memory for the %zu parameters of this model and their gradients (%.1f GiB): "
+                       "model.dims, depths, decoder_channels or ssm_ratio too large for this machine", p->num_params,
+                       8.0 * (double)p->num_params / (1 << 30));
+    }
     memset(p->params, 0, sizeof(float) * p->num_params);
     memset(p->grads, 0, sizeof(float) * p->num_params);
     memset(p->buffers, 0, sizeof(float) * p->num_buffers);
@@ -48,6 +54,7 @@ void params_allocate(mv_params *p) {
         *q->ptr = (q->is_buffer ? p->buffers : p->params) + q->offset;
         if (q->gptr) *q->gptr = q->is_buffer ? NULL : p->grads + q->offset;
     }
+    return 0;
 }
 
 void params_free(mv_params *p) {

@@ -39,8 +39,9 @@ typedef struct {
 // Registers a parameter (gptr may be NULL for buffers); the name is printf-formatted.
 void params_add(mv_params *p, float **ptr, float **gptr, bool is_buffer, mv_init_kind init, float init_a,
                 int ndim, const int *shape, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
-// Allocates the three arenas and binds every registered pointer.
-void params_allocate(mv_params *p);
+// Allocates the three arenas and binds every registered pointer; -1 with a message when they do
+// not fit in memory.
+int params_allocate(mv_params *p);
 void params_free(mv_params *p);
 const mv_param *params_find(const mv_params *p, const char *name);
 // Fills every parameter and buffer from the seeded counter-based generator.

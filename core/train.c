@@ -414,7 +414,7 @@ static int train_main(trainer *t, train_end *end) {
     if (t->comm->rank == 0) MV_TRY(train_prepare_dir(t));
     MV_TRY(model_build(&t->model, &cfg->model));
     params_init(&t->model.params, (uint64_t)cfg->run.seed);
-    optimizer_init(&t->opt, &t->model.params, &cfg->optim);
+    MV_TRY(optimizer_init(&t->opt, &t->model.params, &cfg->optim));
 
     bool resumed;
     mv_loader_cursor cursor;

@@ -331,7 +331,16 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
     }
     for (int i = 0; i < 2; i++) {
         L->cache[i].epoch = -1 - i;
-        L->cache[i].perm = cfg->mode == MV_LOADER_TRAIN ? mv_malloc(sizeof(int64_t) * (size_t)L->epoch_size) : NULL;
+        if (cfg->mode != MV_LOADER_TRAIN) continue;
+        // An epoch's order: samples x repeat entries (a repeat of 1e6 over a large split is more
+        // than memory holds: an error naming it, not an abort).
+        if (!(L->cache[i].perm = malloc(sizeof(int64_t) * (size_t)L->epoch_size))) {
+            double gib = 2.0 * sizeof(int64_t) * (double)L->epoch_size / (1 << 30);
+            long long n = (long long)L->epoch_size;
+            loader_free(L);
+            return mv_fail("loader: out of memory for the order of an epoch of %lld samples (%.1f GiB; the "
+                           "training sources' samples times their repeat)", n, gib);
+        }
     }
 
     L->depth = cfg->depth >= 2 ? cfg->depth : 4;

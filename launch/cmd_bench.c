@@ -177,7 +177,12 @@ int cmd_bench(int argc, char **argv) {
     }
     params_init(&m->params, 0);
     mv_optimizer opt;
-    optimizer_init(&opt, &m->params, &cfg->optim);
+    if (optimizer_init(&opt, &m->params, &cfg->optim) < 0) {
+        fprintf(stderr, "maskvim bench: %s\n", mv_last_error());
+        if (json) mv_atomic_abort(&out);
+        model_free(m); free(m); free(cfg); free(sets);
+        return 1;
+    }
     float *img = mv_malloc(sizeof(float) * B * 3 * H * W);
     uint8_t *lab = mv_malloc((size_t)B * H * W);
     int *ids = mv_malloc(sizeof(int) * B);

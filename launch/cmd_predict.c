@@ -327,9 +327,14 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     aug.scale_short = cfg->data.scale[1];
     int h, w;
     augment_fit_size(&h, &w, rgb.h, rgb.w, aug.scale_long, aug.scale_short);
+    float *img = malloc(sizeof(float) * 3 * (size_t)h * w);   // data.scale decides: its error, not an abort
+    if (!img) {
+        image_free(&rgb);
+        return mv_fail("%s: out of memory for the image fitted to data.scale %d,%d (%dx%d)", path, aug.scale_long,
+                       aug.scale_short, h, w);
+    }
     mv_aug_scratch scratch;
     aug_scratch_alloc(&scratch, &aug, w > rgb.w ? w : rgb.w);
-    float *img = mv_malloc(sizeof(float) * 3 * h * w);
     augment_test(img, &rgb, h, w, &aug, &scratch);
     aug_scratch_free(&scratch);
     int H = rgb.h, W = rgb.w;

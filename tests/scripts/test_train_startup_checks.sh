@@ -4,7 +4,8 @@
 #    at the first evaluation, after eval_every iterations of training);
 # 2. a training split converted for more classes than model.num_classes is refused at start-up,
 #    naming the source and both counts (it was met at the first batch holding such a label);
-# 3. a data.scale so large that the evaluation's image buffers cannot be allocated: the
+# 3. a data.scale so large that the evaluation's image buffers cannot be allocated (sliding
+#    windows: in whole-image mode such a scale is refused by the configuration check): the
 #    evaluation fails with a message naming data.scale, and the trained iterations are saved in
 #    a checkpoint that `--resume auto` continues from (the allocation aborted the process and
 #    the run lost everything);
@@ -48,10 +49,16 @@ grep -q "warning: data.train is real data but every data.val source is a built-i
     fail "synthetic run: $(tail -3 "$T/synth.log")"
 ! grep -q "warning" "$T/synth.log" || fail "a warning for an all-synthetic run: $(grep warning "$T/synth.log")"
 
-# 3. (ASan, like glibc, must return NULL for an allocation it cannot make, not abort.)
+# 3. In whole-image mode such a scale is refused up front.
+rc=0
+"$MV_BIN" train "${sets[@]}" --set data.scale=65536,65536 --set run.work_dir="$T/huge_whole" >"$T/hw.log" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || [ "$rc" -eq 1 ] || fail "huge data.scale, whole: exit $rc"
+grep -q "data.scale 65536,65536: a whole-image evaluation of an image fitted to it takes up to 1.29e+10 values" "$T/hw.log" ||
+    fail "whole-mode scale: $(tail -2 "$T/hw.log")"
+# (ASan, like glibc, must return NULL for an allocation it cannot make, not abort.)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1"
 rc=0
-"$MV_BIN" train "${sets[@]}" --set data.scale=65536,65536 --set run.ckpt_every=0 --set run.work_dir="$T/huge" \
+"$MV_BIN" train "${sets[@]}" --set data.scale=65536,65536 --set data.test_mode=slide --set run.ckpt_every=0 --set run.work_dir="$T/huge" \
     >"$T/huge.log" 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "huge data.scale: exit $rc: $(tail -3 "$T/huge.log")"
 grep -q "the evaluation at iteration 2 failed: evaluating clear: loader: out of memory for test images fitted to data.scale 65536,65536" \
