@@ -33,6 +33,16 @@ int engine_open(mv_model *m, mv_optimizer *o, const mv_run_config *run, mv_comm 
     char no_gpu[256] = "";
     snprintf(desc, n, "CPU");
     MV_TRY(engine_select(&e, run->device, no_gpu, sizeof no_gpu));
+    // The GPU's selective scan keeps a position's N states in one warp's registers (N <= 32):
+    // said now, not at the first forward, and `auto` runs such a model on the CPU.
+    if (e && m->cfg.d_state > MV_GPU_MAX_D_STATE) {
+        if (run->device == MV_DEVICE_CUDA)
+            return mv_fail("run.device = cuda, but the GPU's selective scan takes model.d_state 1..%d and this model "
+                           "has %d: set run.device: cpu", MV_GPU_MAX_D_STATE, m->cfg.d_state);
+        snprintf(no_gpu, sizeof no_gpu, "model.d_state %d is above the GPU scan's %d", m->cfg.d_state,
+                 MV_GPU_MAX_D_STATE);
+        e = NULL;
+    }
     if (!e) {
         if (no_gpu[0]) snprintf(desc, n, "CPU (no GPU: %.200s)", no_gpu);
         return 0;

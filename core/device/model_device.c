@@ -136,7 +136,8 @@ int model_device_download(mv_model *m, bool grads) {
 }
 
 void model_device_zero_grads(mv_model *m) {
-    cudaMemsetAsync(m->params.dev_grads, 0, sizeof(float) * m->params.num_params, g_stream);
+    cudaError_t e = cudaMemsetAsync(m->params.dev_grads, 0, sizeof(float) * m->params.num_params, g_stream);
+    if (e != cudaSuccess) mv_cuda_note(e, "model_device_zero_grads");   // reported by the step, under this name
 }
 
 void model_device_free(mv_model *m) {
@@ -171,9 +172,14 @@ int model_device_forward(mv_model *m, mv_device_batch *st, const float *images, 
     MV_TRY(grow((void **)&st->images, &st->cap_images, ni));
     MV_TRY(grow((void **)&st->labels, &st->cap_labels, nl));
     MV_TRY(grow((void **)&st->ids, &st->cap_ids, nd));
-    cudaMemcpyAsync(st->images, images, ni, cudaMemcpyHostToDevice, g_stream);
-    if (labels) cudaMemcpyAsync(st->labels, labels, nl, cudaMemcpyHostToDevice, g_stream);
-    if (ctx->sample_ids) cudaMemcpyAsync(st->ids, ctx->sample_ids, nd, cudaMemcpyHostToDevice, g_stream);
+    // Each copy checked here: a failure left for the next launch to report would be blamed on
+    // that kernel.
+    MV_TRY(cuda_ok(cudaMemcpyAsync(st->images, images, ni, cudaMemcpyHostToDevice, g_stream), "uploading the images"));
+    if (labels)
+        MV_TRY(cuda_ok(cudaMemcpyAsync(st->labels, labels, nl, cudaMemcpyHostToDevice, g_stream), "uploading the labels"));
+    if (ctx->sample_ids)
+        MV_TRY(cuda_ok(cudaMemcpyAsync(st->ids, ctx->sample_ids, nd, cudaMemcpyHostToDevice, g_stream),
+                       "uploading the sample ids"));
     mv_run_ctx dctx = *ctx;
     dctx.sample_ids = ctx->sample_ids ? st->ids : NULL;
     MV_TRY(model_plan_device(m, B, H, W, m->plan_mode));

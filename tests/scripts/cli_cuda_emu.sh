@@ -51,6 +51,16 @@ with h5py.File(sys.argv[1]) as a, h5py.File(sys.argv[2]) as b:
     assert d > 1e-5, "bf16 GEMMs gave the fp32 logits"
     assert abs(la - lb) < 0.02 * abs(la), "bf16 loss too far from fp32"
 PY
+# A d_state the GPU scan does not take (above 32): refused under cuda before anything runs (it
+# failed at the first forward); auto runs it on the CPU and says why.
+"$MV_EMU_BIN" step --preset maskvim-nano --set model.d_state=40 --seed 5 --init-out "$TMP/w40.h5" >/dev/null
+step40() { "$MV_EMU_BIN" step --preset maskvim-nano --set model.d_state=40 --weights "$TMP/w40.h5" --batch "$TMP/batch.h5" "$@"; }
+if step40 --set run.device=cuda --dump "$TMP/d40.h5" >/dev/null 2>"$TMP/d40.err"; then fail "d_state 40 on the GPU accepted"; fi
+grep -q "the GPU's selective scan takes model.d_state 1..32 and this model has 40" "$TMP/d40.err" ||
+    fail "d_state 40 under cuda: $(cat "$TMP/d40.err")"
+step40 --set run.device=auto --dump "$TMP/d40a.h5" >/dev/null 2>"$TMP/d40a.err" || fail "d_state 40 under auto: $(cat "$TMP/d40a.err")"
+grep -q "on CPU (no GPU: model.d_state 40 is above the GPU scan's 32)" "$TMP/d40a.err" ||
+    fail "d_state 40 under auto: $(cat "$TMP/d40a.err")"
 passed=$((passed + 1))
 
 # 2. Evaluation of a plain weights file on two synthetic domains.
