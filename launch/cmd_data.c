@@ -56,6 +56,12 @@ static int fail_exit(void) {
     return 1;
 }
 
+// A usage error (an unknown option, one without its value): status 2, as every command gives.
+static int usage_exit(void) {
+    fail_exit();
+    return 2;
+}
+
 // ---------------------------------------------------------------------------------------
 
 static int data_convert(int argc, char **argv) {
@@ -68,7 +74,7 @@ static int data_convert(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--skip-bad")) o.skip_bad = 1;
         else if (!strcmp(a, "--fresh")) o.fresh = 1;
-        else if (!v) { mv_fail("convert: option %s needs a value (or is unknown)%s", a, hint_of(a)); return fail_exit(); }
+        else if (!v) { mv_fail("convert: option %s needs a value (or is unknown)%s", a, hint_of(a)); return usage_exit(); }
         else if (!strcmp(a, "--dataset")) o.dataset = argv[++i];
         else if (!strcmp(a, "--root")) o.root = argv[++i];
         else if (!strcmp(a, "--split")) o.split = argv[++i];
@@ -77,7 +83,7 @@ static int data_convert(int argc, char **argv) {
         else if (!strcmp(a, "--samples-per-shard")) { if (cli_option_long(a, argv[++i], 1, 1 << 20, &x) < 0) return fail_exit(); o.samples_per_shard = (int)x; }
         else if (!strcmp(a, "--list")) o.list_file = argv[++i];
         else if (!strcmp(a, "--limit")) { if (cli_option_long(a, argv[++i], 1, 1L << 40, &x) < 0) return fail_exit(); o.limit = x; }
-        else { mv_fail("convert: unknown option %s%s", a, hint_of(a)); return fail_exit(); }
+        else { mv_fail("convert: unknown option %s%s", a, hint_of(a)); return usage_exit(); }
     }
     if (!o.dataset || !o.root || !o.split || !o.out) {
         fprintf(stderr, "maskvim data convert: --dataset, --root, --split and --out are required\n\n");
@@ -120,7 +126,7 @@ static int data_inspect(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--no-verify")) verify = 0;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        else if (argv[i][0] == '-') { mv_fail("inspect: unknown option %s%s", argv[i], hint_of(argv[i])); return fail_exit(); }
+        else if (argv[i][0] == '-') { mv_fail("inspect: unknown option %s%s", argv[i], hint_of(argv[i])); return usage_exit(); }
         else n_dirs++;
     }
     if (!n_dirs) {
@@ -224,7 +230,7 @@ static int data_bench_loader(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (i + 1 >= argc) { mv_fail("bench-loader: option %s needs a value (or is unknown)%s", a, hint_of(a)); return fail_exit(); }
+        if (i + 1 >= argc) { mv_fail("bench-loader: option %s needs a value (or is unknown)%s", a, hint_of(a)); return usage_exit(); }
         const char *v = argv[++i];
         if (!strcmp(a, "--dir")) dir = v;
         else if (!strcmp(a, "--threads")) threads = v;
@@ -233,7 +239,7 @@ static int data_bench_loader(int argc, char **argv) {
         else if (!strcmp(a, "--count")) { if (cli_option_long(a, v, 1, 100000, &count) < 0) return fail_exit(); }
         else if (!strcmp(a, "--batches")) { if (cli_option_long(a, v, 1, 1000000, &batches) < 0) return fail_exit(); }
         else if (!strcmp(a, "--batch")) { if (cli_option_long(a, v, 1, 1024, &batch) < 0) return fail_exit(); }
-        else { mv_fail("bench-loader: unknown option %s%s", a, hint_of(a)); return fail_exit(); }
+        else { mv_fail("bench-loader: unknown option %s%s", a, hint_of(a)); return usage_exit(); }
     }
     if (bench_split(dir, (int)count, h, w) < 0) return fail_exit();
     printf("# loader benchmark: %dx%d samples -> %dx%d training crops, batch %ld, %ld batches after 2 warm-up\n",

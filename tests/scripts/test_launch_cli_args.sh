@@ -136,7 +136,7 @@ expect2 "maskvim report: unknown option '--titel'; did you mean '--title'?" repo
 set +e
 $MV_BIN data convert --worker 2 >"$TMP/o4.log" 2>&1; rc=$?
 set -e
-[ "$rc" = 1 ] && grep -q "convert: unknown option --worker; did you mean '--workers'?" "$TMP/o4.log" \
+[ "$rc" = 2 ] && grep -q "convert: unknown option --worker; did you mean '--workers'?" "$TMP/o4.log" \
     || fail "data convert --worker: exit $rc: $(cat "$TMP/o4.log")"
 
 # An experiment file given to `maskvim config` or `maskvim train` says what it is and which
