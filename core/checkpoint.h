@@ -141,14 +141,16 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
 // done), 1 (the adopted path in `adopted`) or -1.
 int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adopted, size_t n);
 
-// For a resume from PATH into DIR, when st's best bookkeeping names a best checkpoint
-// (best_step >= 0): makes DIR/best.h5 that checkpoint, as an uninterrupted run would have it.
-// Nothing when DIR/best.h5 exists and PATH is in DIR (there it is the recorded one or a newer
-// one) or when it is the recorded one. Otherwise the recorded one (same step, best metric and
-// value) is copied there from PATH's folder's best.h5 or PATH itself (atomically, replacing a
-// best.h5 of another run); when neither is it, st's best bookkeeping is reset (best_step -1),
-// so that the next evaluation writes best.h5. Returns 0 (nothing done), 1 (copied; its source in
-// `copied`), 2 (bookkeeping reset; the caller warns) or -1.
+// For a resume from PATH into DIR: makes DIR/best.h5 what an uninterrupted run of this course
+// would have there. It stays when it is the checkpoint st's best bookkeeping names (same step,
+// best metric and value), or when PATH is the checkpoint DIR's `latest` names and best.h5 is
+// newer (written after PATH on the same course: the resumed run redoes that evaluation).
+// Otherwise, with a best recorded, the recorded one is copied there from PATH's folder's best.h5
+// or PATH itself (atomically, replacing a best.h5 of another course); when neither is it, st's
+// best bookkeeping is reset (best_step -1) so that the next evaluation writes best.h5. With no
+// best recorded, a best.h5 there (another course's, e.g. before a rewind) is removed. Returns 0
+// (nothing done), 1 (copied; its source in `copied`), 2 (bookkeeping reset; the caller warns),
+// 3 (an earlier course's best.h5 removed) or -1.
 int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n);
 
 // For a fresh start (no --resume) in DIR: when DIR holds an earlier run (any iter_<step>.h5,

@@ -355,32 +355,50 @@ int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adop
 }
 
 // Whether `path` is the checkpoint that st's best bookkeeping names: saved at its step with
-// the same best metric and value.
-static bool is_best_of(const char *path, const mv_train_state *st) {
+// the same best metric and value. *step (when not NULL): the step `path` was saved at, -1 when
+// it does not read.
+static bool is_best_of(const char *path, const mv_train_state *st, int64_t *step) {
     mv_train_state b;
+    if (step) *step = -1;
     if (access(path, F_OK) != 0 || checkpoint_read_meta(path, &b, NULL) < 0) {
         mv_clear_error();
         return false;
     }
+    if (step) *step = b.step;
     return b.step == st->best_step && !strcmp(b.best_name, st->best_name) &&
            !memcmp(&b.best_value, &st->best_value, sizeof b.best_value);
 }
 
 int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n) {
     if (copied && n) copied[0] = '\0';
-    if (st->best_step < 0) return 0;
     char best[4096], src_dir[4096], cand[2][4200];
     if (snprintf(best, sizeof best, "%s/best.h5", dir) >= (int)sizeof best) return mv_fail("%s: path too long", dir);
     mv_dir_of(src_dir, sizeof src_dir, path);
     bool moved = !same_file(src_dir, dir);
-    // In the run's own folder a best.h5 that is not the recorded one is newer (the value it
-    // beat is the recorded one) and stays; in another folder it is not this run's.
-    if (access(best, F_OK) == 0 && (!moved || is_best_of(best, st))) return 0;
+    // A best.h5 that is the recorded one stays. In the run's own folder, resumed from the
+    // checkpoint `latest` names (a crash), a later one stays too: the evaluation that wrote it
+    // came after that checkpoint on this same course, and the resumed run redoes it. After a
+    // rewind (another checkpoint of this folder) or in another folder it is not this course's.
+    int64_t best_step;
+    if (st->best_step >= 0 && is_best_of(best, st, &best_step)) return 0;
+    if (st->best_step < 0) is_best_of(best, st, &best_step);   // only its step
+    if (!moved && best_step > st->step) {
+        char latest[256];
+        const char *slash = strrchr(path, '/');
+        checkpoint_latest_name(dir, latest, sizeof latest);
+        if (latest[0] && !strcmp(latest, slash ? slash + 1 : path)) return 0;
+    }
+    if (st->best_step < 0) {   // nothing recorded yet: a best.h5 here is another course's
+        if (access(best, F_OK) != 0) return 0;
+        if (remove(best) != 0) return mv_fail("%s: cannot remove: %s", best, strerror(errno));
+        mv_sync_dir(dir);
+        return 3;
+    }
     int nc = 0;
     if (moved) snprintf(cand[nc++], sizeof cand[0], "%s/best.h5", src_dir);
     snprintf(cand[nc++], sizeof cand[0], "%s", path);   // the checkpoint resumed, when it is the best one
     for (int i = 0; i < nc; i++) {
-        if (!is_best_of(cand[i], st)) continue;
+        if (!is_best_of(cand[i], st, NULL)) continue;
         if (!same_file(cand[i], best)) MV_TRY(copy_file(cand[i], best));
         if (copied && n) snprintf(copied, n, "%s", cand[i]);
         return 1;

@@ -190,6 +190,9 @@ int train_record_start(trainer *t, bool resumed) {
         fprintf(stderr, "maskvim: warning: %s records a best value %s, but neither %s/best.h5 nor the best.h5 beside "
                 "it is that checkpoint: the record is dropped, and the next evaluation writes %s/best.h5\n",
                 t->resume_path, best, wd, wd);
+    if (rc == 3)
+        printf("maskvim: removed %s/best.h5: it is of another course than %s (which has no evaluation yet); the next "
+               "evaluation writes it\n", wd, t->resume_path);
     rc = checkpoint_adopt(wd, t->resume_path, (int64_t)t->opt.step, adopted, sizeof adopted);
     if (rc > 0) printf("maskvim: %s/latest now names %s, where this run continues from\n", wd, adopted);
     return rc < 0 ? -1 : 0;

@@ -11,7 +11,9 @@
 #      (a full-size file) must go with the next rotation (it stayed for good);
 #   4. a resume with nothing to train leaves config.yaml alone (it wrote values the run never
 #      trained with);
-#   5. a resume the loader refuses does not print "resumed from ... at iteration N".
+#   5. a resume the loader refuses does not print "resumed from ... at iteration N";
+#   6. after a rewind in the run's own folder, best.h5 is the rewound course's (it stayed the
+#      abandoned course's).
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
@@ -84,5 +86,27 @@ if grep -q "resumed from" "$TMP/sc.log"; then fail "5: $(cat "$TMP/sc.log")"; fi
 grep -q "cannot resume: loader: the training sources hold 20 samples per epoch (repeats counted) where the stream being continued had 16: the training data changed.*--set run.init_weights=CHECKPOINT" \
     "$TMP/sc.log" || fail "5: the refusal does not say what changed: $(tail -2 "$TMP/sc.log")"
 echo "5: a refused resume says the training data changed, and does not say it resumed"
+passed=$((passed + 1))
+# 6. A rewind in the run's own folder: the abandoned course's best.h5 (step 6) is replaced by the
+#    checkpoint the rewound course records (it stayed, a model this course never produced), and
+#    a rewind to a checkpoint that records no best yet removes it.
+run --set run.eval_every=2 --set run.work_dir="$TMP/rb" >/dev/null
+run --set run.eval_every=2 --set run.work_dir="$TMP/rb" --resume "$TMP/rb/iter_2.h5" --set optim.lr=1e-12 \
+    --set schedule.max_iters=4 >"$TMP/rb.log" 2>&1 || fail "6: $(tail -3 "$TMP/rb.log")"
+"$MV_PYTHON" - "$TMP/rb/best.h5" "$TMP/rb/iter_4.h5" <<'PY' || fail "6: best.h5 is not this course's: $(cat "$TMP/rb.log")"
+import sys, h5py
+with h5py.File(sys.argv[1]) as b, h5py.File(sys.argv[2]) as c:
+    step, recorded = int(b["train/step"][()]), int(c["train/best/step"][()])
+    print("best.h5 step", step, "recorded", recorded)
+    assert step == recorded and step <= 4, (step, recorded)
+PY
+run --set run.work_dir="$TMP/rb0" >/dev/null
+run --set run.work_dir="$TMP/rb0" --resume "$TMP/rb0/iter_2.h5" --stop-after 1 >"$TMP/rb0.log" 2>&1 ||
+    fail "6: $(tail -3 "$TMP/rb0.log")"
+grep -q "removed $TMP/rb0/best.h5: it is of another course" "$TMP/rb0.log" || fail "6: $(cat "$TMP/rb0.log")"
+# (its evaluation at iteration 3 then writes this course's)
+"$MV_PYTHON" -c "import sys, h5py; s = int(h5py.File(sys.argv[1])['train/step'][()]); assert s == 3, s" \
+    "$TMP/rb0/best.h5" || fail "6: best.h5 is not the rewound course's"
+echo "6: after a rewind best.h5 is the rewound course's"
 passed=$((passed + 1))
 echo "$passed passed, 0 failed"
