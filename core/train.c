@@ -423,6 +423,7 @@ static int train_main(trainer *t, train_end *end) {
         if (!resumed) return -1;
         char why[MV_ERRMSG_MAX];
         snprintf(why, sizeof why, "%s", mv_last_error());
+        if (!strstr(why, "cannot continue the same stream")) return mv_fail("cannot resume: %s", why);
         return mv_fail("cannot resume: %s (if the training data changed on purpose, start a new run from the "
                        "checkpoint's weights with --set run.init_weights=CHECKPOINT)", why);
     }

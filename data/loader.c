@@ -338,7 +338,7 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
             double gib = 2.0 * sizeof(int64_t) * (double)L->epoch_size / (1 << 30);
             long long n = (long long)L->epoch_size;
             loader_free(L);
-            return mv_fail("loader: out of memory for the order of an epoch of %lld samples (%.1f GiB; the "
+            return mv_fail("loader: out of memory for the orders of two epochs of %lld samples (%.1f GiB; the "
                            "training sources' samples times their repeat)", n, gib);
         }
     }

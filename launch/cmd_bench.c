@@ -235,11 +235,11 @@ int cmd_bench(int argc, char **argv) {
            (m->acts.used + m->dacts.used + m->dtemps_floats) * 4.0 / (1 << 20), m->acts.scratch * 4.0 / (1 << 20));
     int status = 0;
     if (json) {
-        fprintf(out.f, "{\"preset\": \"%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"threads\": %d, "
+        fprintf(out.f, "{\"preset\": \"%s\", \"model\": \"%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"threads\": %d, "
                        "\"ms_per_step\": %.3f, \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"optimizer_ms\": %.3f, "
                        "\"images_per_s\": %.4f, \"gflop_per_step\": %.4f, \"gflops\": %.2f, \"sgemm_peak_gflops\": %.2f, "
                        "\"peak_fraction\": %.4f, \"peak_rss_mib\": %.1f}\n",
-                model, B, H, W, omp_get_max_threads(), 1e3 * step, 1e3 * t_fwd / iters,
+                cfg->model.preset, model, B, H, W, omp_get_max_threads(), 1e3 * step, 1e3 * t_fwd / iters,
                 1e3 * t_bwd / iters, 1e3 * t_opt / iters, B / step, flops / 1e9, flops / step / 1e9, peak,
                 flops / step / 1e9 / peak, ru.ru_maxrss / 1024.0);
         if (mv_atomic_commit(&out, false) < 0) { fprintf(stderr, "maskvim bench: %s\n", mv_last_error()); status = 1; }

@@ -41,9 +41,11 @@ int main(int argc, char **argv) {
     mv_gpu_plugin = MV_GPU_PLUGIN;      // the same, loaded from beside this executable when first needed
 #endif
     // `maskvim help COMMAND` is `maskvim COMMAND --help`.
-    if (argc == 3 && !strcmp(argv[1], "help"))
+    if (argc == 3 && !strcmp(argv[1], "help")) {
         for (int i = 0; i < NUM_COMMANDS; i++)
             if (!strcmp(argv[2], COMMANDS[i].name)) return COMMANDS[i].run(2, (char *[]){argv[2], "--help", NULL});
+        argv++;   // `help nosuch`: nosuch is the unknown command below
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
