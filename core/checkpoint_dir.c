@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,31 +107,11 @@ static int list_iters(const char *dir, iter_file **out, int *count) {
     return 0;
 }
 
-// The pid of an atomic copy's temporary NAME.tmp.<pid> (core/fs.h mv_atomic_open: the copy of
-// checkpoint_adopt), with NAME into base; 0 when `name` is not one.
-static long atomic_tmp(const char *name, char *base, size_t n) {
-    const char *dot = strstr(name, ".tmp.");
-    if (!dot || (size_t)(dot - name) >= n) return 0;
-    const char *digits = dot + 5;
-    long pid = 0;
-    for (const char *c = digits; *c; c++) {
-        if (*c < '0' || *c > '9' || pid > 99999999) return 0;
-        pid = pid * 10 + (*c - '0');
-    }
-    if (!*digits || *digits == '0') return 0;
-    memcpy(base, name, (size_t)(dot - name));
-    base[dot - name] = '\0';
-    return pid;
-}
-
 // Crash debris: a checkpoint or `latest` that never got renamed into place: NAME.tmp (a save),
 // or NAME.tmp.<pid> of a process that is gone (the copy of an adoption; a live one's is kept).
 static bool is_debris(const char *name) {
     char base[512];
-    long pid = atomic_tmp(name, base, sizeof base);
-    if (pid > 0) {
-        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) return false;
-    } else {
+    if (!mv_stale_tmp(name, base, sizeof base)) {
         if (!ends_with(name, ".tmp")) return false;
         size_t len = strlen(name) - 4;
         if (len >= sizeof base) return false;
@@ -196,7 +175,7 @@ static void note_unfinished_copies(const char *dir, char *why, size_t cap) {
     struct dirent *e;
     char base[512], msg[1200];
     while ((e = readdir(d))) {
-        if (atomic_tmp(e->d_name, base, sizeof base) <= 0 || !is_debris(e->d_name)) continue;
+        if (!mv_stale_tmp(e->d_name, base, sizeof base) || !is_debris(e->d_name)) continue;
         if (iter_step(base) < 0 && strcmp(base, "best.h5")) continue;   // (the adoption copies best.h5 first)
         snprintf(msg, sizeof msg, "%.500s/%.300s, the unfinished copy of a checkpoint that a --resume PATH into this folder "
                  "was adopting when it stopped (that adoption did not complete: give that checkpoint to --resume "

@@ -139,19 +139,23 @@ char *mv_read_text_file(const char *path, bool quiet_missing) {
 }
 
 // The pid of a temporary `base`.tmp.<pid>, or 0 when `name` is not one.
-static long tmp_owner(const char *name, const char *base) {
-    size_t blen = strlen(base);
-    if (strncmp(name, base, blen) || strncmp(name + blen, ".tmp.", 5)) return 0;
-    const char *digits = name + blen + 5;
+// kill(pid, 0) fails with ESRCH only when no such process exists (EPERM: it exists).
+static bool pid_alive(long pid) { return kill((pid_t)pid, 0) == 0 || errno != ESRCH; }
+
+long mv_stale_tmp(const char *name, char *base, size_t cap) {
+    const char *tmp = NULL;
+    for (const char *p = strstr(name, ".tmp."); p; p = strstr(p + 1, ".tmp.")) tmp = p;
+    if (!tmp || tmp == name || (size_t)(tmp - name) >= cap) return 0;
+    const char *digits = tmp + 5;
     if (*digits < '1' || *digits > '9') return 0;
     char *end;
     errno = 0;
     long pid = strtol(digits, &end, 10);
-    return *end || errno || pid <= 0 || pid != (long)(pid_t)pid ? 0 : pid;
+    if (*end || errno || pid <= 0 || pid != (long)(pid_t)pid || pid == (long)getpid() || pid_alive(pid)) return 0;
+    memcpy(base, name, (size_t)(tmp - name));
+    base[tmp - name] = '\0';
+    return pid;
 }
-
-// kill(pid, 0) fails with ESRCH only when no such process exists (EPERM: it exists).
-static bool pid_alive(long pid) { return kill((pid_t)pid, 0) == 0 || errno != ESRCH; }
 
 int mv_remove_stale_tmp(const char *path) {
     const char *slash = strrchr(path, '/');
@@ -163,8 +167,8 @@ int mv_remove_stale_tmp(const char *path) {
     if (!d) return 0;
     int removed = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        long pid = tmp_owner(e->d_name, base);
-        if (pid == 0 || pid == (long)getpid() || pid_alive(pid)) continue;
+        char owner[256];
+        if (!mv_stale_tmp(e->d_name, owner, sizeof owner) || strcmp(owner, base)) continue;
         char stale[8192];
         if ((size_t)snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name) >= sizeof stale) continue;
         if (unlink(stale) == 0) removed++;

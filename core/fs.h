@@ -52,6 +52,9 @@ int mv_atomic_commit(mv_atomic_file *a, bool sync);
 void mv_atomic_abort(mv_atomic_file *a);
 // Removes `path`.tmp.<pid> files beside `path` whose pid is not a live process; how many.
 int mv_remove_stale_tmp(const char *path);
+// When file name `name` is such a temporary, "<NAME>.tmp.<pid>", of a process that is gone (not
+// this one, nor a live one): its pid, with NAME in base[cap]; else 0.
+long mv_stale_tmp(const char *name, char *base, size_t cap);
 
 // The folder holding `path`: "." for a bare name, "/" for a file at the root.
 void mv_dir_of(char *dir, size_t cap, const char *path);
