@@ -419,14 +419,14 @@ static int train_main(trainer *t, train_end *end) {
     bool resumed;
     mv_loader_cursor cursor;
     MV_TRY(train_load_start(t, &cursor, &resumed));
-    if (open_loader(t, resumed ? &cursor : NULL) < 0) {
-        if (!resumed) return -1;
+    int opened = open_loader(t, resumed ? &cursor : NULL);
+    if (opened == MV_LOADER_OTHER_STREAM) {
         char why[MV_ERRMSG_MAX];
         snprintf(why, sizeof why, "%s", mv_last_error());
-        if (!strstr(why, "cannot continue the same stream")) return mv_fail("cannot resume: %s", why);
         return mv_fail("cannot resume: %s (if the training data changed on purpose, start a new run from the "
                        "checkpoint's weights with --set run.init_weights=CHECKPOINT)", why);
     }
+    if (opened < 0) return resumed ? mv_fail_context("cannot resume") : -1;
     for (int i = 0; i < cfg->data.num_val; i++)
         MV_TRY(source_resolve(t->val_paths[i], sizeof t->val_paths[i], &cfg->data.val[i], "val", cfg, t->comm));
     MV_TRY(check_sources(t));

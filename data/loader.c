@@ -321,7 +321,7 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
                         "batch %d: it cannot continue the same stream", (unsigned long long)start->seed,
                         start->global_batch, (unsigned long long)cfg->seed, L->global_batch);
             loader_free(L);
-            return -1;
+            return MV_LOADER_OTHER_STREAM;
         }
         if (start->step < 0) {
             loader_free(L);

@@ -70,6 +70,9 @@ typedef struct mv_loader mv_loader;
 
 // Opens the sources, allocates the ring and starts the workers. start = NULL starts at step 0;
 // otherwise it must come from loader_cursor of a loader over the same data and global batch.
+// 0, or -1 with a message; MV_LOADER_OTHER_STREAM (also with a message) when `start` is a
+// cursor of another stream (other data, seed or global batch).
+#define MV_LOADER_OTHER_STREAM (-2)
 int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cursor *start);
 // Hands out the next batch of this rank; the previous one is given back to the ring. Returns 1
 // with *batch set, 0 at the end (test mode only), -1 on a read error (message names the shard,

@@ -220,10 +220,10 @@ Test(loader, cursor_resume_is_exact_and_world_size_free) {
     // A cursor from another stream is refused.
     mv_loader *L;
     mv_loader_config other = train_config(3, 0, 1, 1);
-    cr_assert_eq(loader_open(&L, &other, &cur), -1);
+    cr_assert_eq(loader_open(&L, &other, &cur), MV_LOADER_OTHER_STREAM);
     cr_assert(strstr(mv_last_error(), "global batch"), "%s", mv_last_error());
     cur.seed = 43;
-    cr_assert_eq(loader_open(&L, &c, &cur), -1);
+    cr_assert_eq(loader_open(&L, &c, &cur), MV_LOADER_OTHER_STREAM);
 }
 
 Test(loader, thread_count_does_not_change_batches) {
