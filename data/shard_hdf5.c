@@ -33,9 +33,11 @@ int shard_attr_get_i64(int64_t *out, hid_t obj, const char *name) {
     return rc;
 }
 
-hid_t shard_name_type(void) {
+hid_t shard_string_type(size_t size) {
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, MV_SAMPLE_NAME_MAX);
+    H5Tset_size(t, size);
     H5Tset_strpad(t, H5T_STR_NULLTERM);
     return t;
 }
+
+hid_t shard_name_type(void) { return shard_string_type(MV_SAMPLE_NAME_MAX); }

@@ -15,6 +15,8 @@ void shard_h5_quiet(void);
 int shard_attr_get_str(char *out, size_t cap, hid_t obj, const char *name);
 // An integer attribute of obj. Returns 0 / -1.
 int shard_attr_get_i64(int64_t *out, hid_t obj, const char *name);
-// The type of one entry of /names and /skipped: a NUL-terminated string of MV_SAMPLE_NAME_MAX
-// bytes. The caller closes it (H5Tclose).
+// A fixed NUL-terminated string of `size` bytes: an entry of /names (MV_SAMPLE_NAME_MAX) or of
+// /skipped (as long as the shard's longest entry). The caller closes it (H5Tclose).
+hid_t shard_string_type(size_t size);
+// shard_string_type(MV_SAMPLE_NAME_MAX).
 hid_t shard_name_type(void);

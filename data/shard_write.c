@@ -19,9 +19,7 @@
 // Small HDF5 helpers
 
 static int attr_set_str(hid_t obj, const char *name, const char *value) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(value) + 1);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    hid_t t = shard_string_type(strlen(value) + 1);
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = a < 0 ? -1 : H5Awrite(a, t, value);
@@ -51,9 +49,7 @@ static hid_t untimed_dcpl(void) {
 // Writes a 1-D fixed-string dataset of n strings of `size` bytes each (NUL-terminated).
 static int write_strings(hid_t file, const char *dset_name, const char *strings, int n, size_t size) {
     hsize_t dims[1] = {(hsize_t)n};
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, size);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    hid_t t = shard_string_type(size);
     hid_t sp = H5Screate_simple(1, dims, NULL);
     hid_t dcpl = untimed_dcpl();
     hid_t d = H5Dcreate2(file, dset_name, t, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
@@ -252,9 +248,7 @@ static int read_skipped(hid_t f, int64_t n, char **out, size_t *size) {
     if (sp >= 0) H5Sclose(sp);
     if (ok) {
         *out = mv_malloc((size_t)n * (sz + 1));
-        hid_t t = H5Tcopy(H5T_C_S1);
-        H5Tset_size(t, sz + 1);  // room for the NUL of a string that fills its field (NULLPAD)
-        H5Tset_strpad(t, H5T_STR_NULLTERM);
+        hid_t t = shard_string_type(sz + 1);  // room for the NUL of a string that fills its field
         ok = H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) >= 0;
         H5Tclose(t);
         *size = sz + 1;
