@@ -44,6 +44,10 @@ typedef struct {
 // Reads one run directory; returns -1 only for unreadable/corrupt files (naming file:line).
 // A directory without metrics.jsonl yields a run with no points, marked incomplete.
 int mv_report_run_load(mv_report_run *run, const char *dir, const char *name);
+// Only its metrics.jsonl at `path` (training points, start records, the last evaluation per
+// domain) into a zeroed run: 0, 1 when there is no such file, -1 (naming file:line) for a line
+// that does not parse other than a cut last one.
+int mv_report_run_load_metrics(mv_report_run *run, const char *path);
 void mv_report_run_free(mv_report_run *run);
 const mv_report_domain *mv_report_run_domain(const mv_report_run *run, const char *domain);
 const char *mv_report_run_config(const mv_report_run *run, const char *key); // NULL when absent

@@ -81,7 +81,7 @@ static void take_train(mv_report_run *run, const mv_json *rec, int *cap) {
         for (int s = 0; s < k->n && s < MV_REPORT_MAX_STAGES; s++) p->keep_enc[p->nkeep_enc++] = mv_json_num(&k->items[s], NAN);
 }
 
-static int load_metrics(mv_report_run *run, const char *path) {
+int mv_report_run_load_metrics(mv_report_run *run, const char *path) {
     char *text = mv_read_text_file(path, true);
     if (!text) return errno == ENOENT ? 1 : -1;
     int cap = 0, line = 0;
@@ -177,7 +177,7 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     load_config(run, path);
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    int rc = load_metrics(run, path);
+    int rc = mv_report_run_load_metrics(run, path);
     if (rc < 0) return -1;
     if (rc > 0) { mv_clear_error(); strcat(run->note, "no metrics.jsonl yet; "); }
 

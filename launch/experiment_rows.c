@@ -18,6 +18,7 @@
 #include "core/json_read.h"
 #include "core/json_write.h"
 #include "core/metrics.h"
+#include "core/report.h"
 
 static bool file_exists(const char *path) {
     struct stat st;
@@ -62,40 +63,24 @@ row_action exp_row_plan(const char *dir) {
     return file_exists(path) ? ROW_RESUME : ROW_RUN;
 }
 
-// The last eval record per domain of DIR/metrics.jsonl (the run's final evaluation, since
-// train_run always evaluates at its last iteration). Returns the number of domains found. Each
-// record is parsed as JSON: an undefined mIoU (a split without a labelled pixel) is `null`, which
-// must stay NaN ("null" read as a number was 0, a result of 0.00 that no run had). A line that
-// does not parse (a run cut while writing it) is skipped.
+// The last evaluation per domain of DIR/metrics.jsonl (the run's final evaluation, since
+// train_run always evaluates at its last iteration), read as `maskvim report` reads it: an
+// undefined mIoU (a split without a labelled pixel, `null`) stays NaN. *iter: the iteration of
+// the last one. Returns the number of domains found (0 without a readable log).
 static int final_metrics(char (*domains)[MV_NAME_MAX], double *miou, int max, long *iter, const char *dir) {
     char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char *line = NULL;
-    size_t cap = 0;
+    mv_report_run run = {0};
     int n = 0;
     *iter = -1;
-    while (getline(&line, &cap, f) > 0) {
-        if (!strstr(line, "\"eval\"")) continue;   // most lines are training records: no parse
-        mv_json rec;
-        if (mv_json_parse(&rec, line) < 0) { mv_clear_error(); continue; }
-        const mv_json *type = mv_json_get(&rec, "type"), *m = mv_json_get(&rec, "metrics"),
-                      *d = mv_json_get(&rec, "domain");
-        if (!d || d->kind != MV_JSON_STR) d = mv_json_get(m, "domain");
-        if (type && type->kind == MV_JSON_STR && !strcmp(type->str, "eval") && m && d && d->kind == MV_JSON_STR) {
-            int j = 0;
-            while (j < n && strcmp(domains[j], d->str)) j++;
-            if (j < n || n < max) {
-                if (j == n) snprintf(domains[n++], MV_NAME_MAX, "%s", d->str);
-                miou[j] = mv_json_num(mv_json_get(m, "mIoU"), NAN);
-            }
-            *iter = (long)mv_json_num(mv_json_get(&rec, "iter"), (double)*iter);
+    if (mv_report_run_load_metrics(&run, path) == 0)
+        for (; n < run.ndomains && n < max; n++) {
+            snprintf(domains[n], MV_NAME_MAX, "%.*s", MV_NAME_MAX - 1, run.domains[n].name);   // names are checked shorter
+            miou[n] = run.domains[n].miou;
+            if (run.domains[n].iter > *iter) *iter = run.domains[n].iter;
         }
-        mv_json_free(&rec);
-    }
-    free(line);
-    fclose(f);
+    mv_clear_error();
+    mv_report_run_free(&run);
     return n;
 }
 
