@@ -2,6 +2,7 @@
 #include "core/engine.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "kernels/cuda/scan_limits.h"
 #include <stdlib.h>
 #include <string.h>
 

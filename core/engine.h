@@ -74,12 +74,9 @@ const mv_engine *mv_gpu_plugin_engine(const mv_engine_abi *host, char *why, size
 // NULL for the CPU. -1 with a message when cuda is asked for and cannot be had.
 int engine_select(const mv_engine **out, int device, char *why, size_t n);
 
-// The largest model.d_state the GPU's selective scan takes (kernels/cuda/selective_scan.cu).
-#define MV_GPU_MAX_D_STATE 32
-
 // Puts the model where run->device says (engine_select) and attaches the engine, if any, with
 // run's precision and buckets; o may be NULL (see attach). desc receives "CPU", "CPU (no GPU: why)" or the
-// engine's description. A model the GPU engine cannot run (d_state above MV_GPU_MAX_D_STATE) stays
+// engine's description. A model the GPU engine cannot run (d_state above MV_GPU_MAX_D_STATE, kernels/cuda/scan_limits.h) stays
 // on the CPU under auto and is refused under cuda. 0, or -1 with a message (the model is then left on the CPU).
 int engine_open(mv_model *m, mv_optimizer *o, const mv_run_config *run, mv_comm *c, mv_run_ctx *ctx, char *desc,
                 size_t n);

@@ -29,6 +29,7 @@
 // chunk) partials, added in that order. Tail positions (L is rarely a multiple of the chunk) are
 // masked explicitly: they load zeros (decay 1, state unchanged) and write nothing.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/scan_limits.h"
 
 #define WIN 16                      // steps per register window
 #define NWIN (SCAN_CHUNK / WIN)     // windows per chunk
@@ -385,8 +386,8 @@ struct DeltaCol {
 };
 
 static bool scan_supported(int N, const char *who) {
-    if (N >= 1 && N <= 32) return true;
-    mv_cuda_note(cudaErrorInvalidValue, who);   // d_state above 32 is not built for the GPU
+    if (N >= 1 && N <= MV_GPU_MAX_D_STATE) return true;
+    mv_cuda_note(cudaErrorInvalidValue, who);   // a larger d_state is not built for the GPU
     return false;
 }
 
