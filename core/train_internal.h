@@ -48,6 +48,12 @@ typedef struct {
     char val_paths[MV_MAX_SOURCES][1024];
 } trainer;
 
+// A resumed run with nothing to do: at schedule.max_iters with no evaluation pending. It trains,
+// logs and writes nothing (config.yaml, best.h5 and metrics.jsonl stay as they are).
+static inline bool train_nothing_to_do(const trainer *t, bool resumed) {
+    return resumed && t->st.iter >= t->cfg->schedule.max_iters && !t->st.eval_pending;
+}
+
 // train_start.c: the run directory, the starting point and the device.
 int train_prepare_dir(trainer *t);
 int train_load_start(trainer *t, mv_loader_cursor *cursor, bool *resumed);

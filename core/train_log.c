@@ -140,10 +140,8 @@ int train_log_open(trainer *t, const mv_loader_cursor *start) {
         if (t->opts->resume) MV_TRY(trim_log(path, start ? (long)t->st.iter : 0, start && t->st.eval_pending));
         t->jsonl = fopen(path, "a");
         if (!t->jsonl) return mv_fail("%s: cannot open for writing", path);
-        // A resume with nothing to do (the run at schedule.max_iters, no evaluation pending) adds
-        // nothing to the log: a start record there would describe a start that trained nothing.
-        bool idle = start && t->st.iter >= cfg->schedule.max_iters && !t->st.eval_pending;
-        if (!idle) MV_TRY(log_start(t, world, B, t->device, start != NULL));
+        // A start record of a resume with nothing to do would describe a start that trained nothing.
+        if (!train_nothing_to_do(t, start != NULL)) MV_TRY(log_start(t, world, B, t->device, start != NULL));
         char model[128];
         model_config_describe(model, sizeof model, &cfg->model);
         printf("maskvim train: %s, %zu parameters, %d rank%s x %d image%s, crop %dx%d, %d iterations, on %s, work dir %s\n",

@@ -176,7 +176,7 @@ int train_record_start(trainer *t, bool resumed) {
     const char *wd = t->cfg->run.work_dir;
     if (resumed) printf("maskvim: resumed from %s at iteration %lld\n", t->resume_path, (long long)t->st.iter);
     // Nothing to train (an evaluation left pending is still run: it writes a checkpoint).
-    if (resumed && t->st.iter >= t->cfg->schedule.max_iters && !t->st.eval_pending) return 0;
+    if (train_nothing_to_do(t, resumed)) return 0;
     char path[1100], adopted[1024];
     snprintf(path, sizeof path, "%s/config.yaml", wd);
     MV_TRY(config_save(path, t->cfg));
