@@ -93,12 +93,15 @@ static int data_convert(int argc, char **argv) {
     mv_convert_stats st;
     if (convert_run(&st, &o, stderr) < 0) return fail_exit();
     if (st.up_to_date) return 0;   // a finished split of exactly these items, said on stderr: nothing done
-    printf("converted %s %s -> %s: %lld samples written, %lld resumed, %lld skipped", o.dataset, o.split, o.out,
-           (long long)st.written, (long long)st.resumed, (long long)st.skipped);
+    printf("converted %s %s -> %s: %lld sample%s written, %lld resumed, %lld skipped", o.dataset, o.split, o.out,
+           (long long)st.written, st.written == 1 ? "" : "s", (long long)st.resumed, (long long)st.skipped);
     if (st.absent) printf(" (%lld of them listed but absent from the download)", (long long)st.absent);
-    if (st.labels_resized) printf(", %lld labels resized to their image", (long long)st.labels_resized);
+    if (st.labels_resized)
+        printf(", %lld label%s resized to %s image", (long long)st.labels_resized, st.labels_resized == 1 ? "" : "s",
+               st.labels_resized == 1 ? "its" : "their");
     if (st.labels_unlisted)
-        printf(", %lld labels with ids outside the class table (mapped to ignore, 255)", (long long)st.labels_unlisted);
+        printf(", %lld label%s with ids outside the class table (mapped to ignore, 255)", (long long)st.labels_unlisted,
+               st.labels_unlisted == 1 ? "" : "s");
     printf(" (%.1f s)\n", st.seconds);
     return 0;
 }

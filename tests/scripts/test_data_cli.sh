@@ -106,7 +106,7 @@ for k, (lh, lw) in enumerate([(20, 36), (15, 24)]):
 EOF
 out=$("$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --out "$T/gsplit" 2>"$T/gerr.txt") \
     || fail "gtav convert failed: $(cat "$T/gerr.txt")"
-echo "$out" | grep -q "2 samples written.*1 labels resized to their image, 1 labels with ids outside the class table" ||
+echo "$out" | grep -q "2 samples written.*1 label resized to its image, 1 label with ids outside the class table" ||
     fail "gtav convert output: $out"
 "$MV_BIN" data inspect "$T/gsplit" >"$T/ginspect.txt" 2>&1 || fail "gtav inspect: $(cat "$T/ginspect.txt")"
 grep -q "all shards and samples verified" "$T/ginspect.txt" || fail "gtav inspect: $(cat "$T/ginspect.txt")"
@@ -139,7 +139,7 @@ done
 printf '00002.png\n' >"$T/gtav_split_val.txt"
 out=$("$MV_BIN" data convert --dataset gtav --root "$T/graw" --split val --list "$T/gtav_split_val.txt" \
       --out "$T/glist" 2>"$T/glerr.txt") || fail "gtav --list convert failed: $(cat "$T/glerr.txt")"
-echo "$out" | grep -q "1 samples written.*1 labels resized" || fail "gtav --list output: $out"
+echo "$out" | grep -q "1 sample written.*1 label resized to its image" || fail "gtav --list output: $out"
 "$MV_PYTHON" - "$T" <<'EOF' || fail "gtav --list read-back"
 import sys
 import h5py
