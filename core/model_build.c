@@ -53,15 +53,24 @@ int model_build(mv_model *m, const mv_model_config *cfg) {
             init_block(&m->blocks[id], dims[i], dims[i], masked, gh, gw, drop, (uint32_t)id, i, cfg);
         }
     }
+    // The decoder's rates are linear from 0 to decoder_drop_path over its blocks counted from
+    // the coarsest lateral (2) to the finest (0), as the authors' decoder assigns them: lateral
+    // i's blocks follow those of the laterals below it in resolution.
+    int total_dec = m->dec_depth[0] + m->dec_depth[1] + m->dec_depth[2];
     for (int i = 0; i < 3; i++) {
         m->dec_first[i] = id;
         int gh = cfg->crop_h / (4 << i), gw = cfg->crop_w / (4 << i);
-        for (int j = 0; j < m->dec_depth[i]; j++, id++)
-            init_block(&m->blocks[id], j == 0 ? dims[i] : D, D, cfg->mask_decoder, gh, gw,
-                       cfg->decoder_drop_path, (uint32_t)id, -1, cfg);
+        int coarser = 0;
+        for (int k = i + 1; k < 3; k++) coarser += m->dec_depth[k];
+        for (int j = 0; j < m->dec_depth[i]; j++, id++) {
+            float drop = total_dec > 1 ? cfg->decoder_drop_path * (float)(coarser + j) / (float)(total_dec - 1)
+                                       : 0.0f;
+            init_block(&m->blocks[id], j == 0 ? dims[i] : D, D, cfg->mask_decoder, gh, gw, drop, (uint32_t)id, -1,
+                       cfg);
+        }
     }
     m->ctx_block = -1;
-    if (ctx_vss) {   // unmasked, in place of pyramid pooling on F_3
+    if (ctx_vss) {   // unmasked, in place of pyramid pooling on F_3 (ours: decoder_drop_path itself)
         m->ctx_block = id;
         init_block(&m->blocks[id], dims[3], D, false, cfg->crop_h / 32, cfg->crop_w / 32,
                    cfg->decoder_drop_path, (uint32_t)id, -1, cfg);

@@ -25,7 +25,7 @@ typedef struct {
     int num_classes;
     int crop_h, crop_w;       // fixes the token-mask grids
     float drop_path;          // encoder stochastic depth (max rate, linear over blocks)
-    float decoder_drop_path;  // decoder stochastic depth (every decoder block)
+    float decoder_drop_path;  // decoder stochastic depth: the largest of its linear rates
     float dropout;            // Dropout2d before both conv_seg layers
     float aux_weight;         // weight of the auxiliary CE (0.4)
     bool avg_non_ignore;      // CE mean over non-ignored pixels instead of all pixels

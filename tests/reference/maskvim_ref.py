@@ -219,13 +219,20 @@ class DecodeHead(nn.Module):
         super().__init__()
         dims, D = cfg["dims"], cfg["decoder_channels"]
         self.p_drop = cfg["dropout"]
+        # Stochastic depth linear from 0 over the decoder's blocks, counted from the coarsest
+        # lateral (2) to the finest (0).
+        depths = cfg["decoder_depths"]
+        total = sum(depths)
+        dpr = [float(v) for v in torch.linspace(0, cfg["decoder_drop_path"], total)] if total > 1 \
+            else [0.0] * total
         laterals = []
         for i in range(3):
             grid = mask_grid(cfg, i) if cfg["mask_decoder"] else None
             blocks = []
-            for j in range(cfg["decoder_depths"][i]):
+            first = sum(depths[i + 1:])
+            for j in range(depths[i]):
                 blk = VSSBlock(dims[i] if j == 0 else D, D, cfg["d_state"], cfg["ssm_ratio"], grid,
-                               cfg["decoder_drop_path"], cfg)
+                               dpr[first + j], cfg)
                 blk.kind, blk.stage = "decoder", i
                 blocks.append(blk)
             laterals.append(Lateral(blocks, D))

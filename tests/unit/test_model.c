@@ -54,6 +54,35 @@ Test(model, parameter_counts_table6_variants) {
     model_free(&m);
 }
 
+// Stochastic depth rates: the encoder's linear over its blocks (VMamba), the decoder's linear
+// over its blocks counted from the coarsest lateral, as the authors' DecoderExp4 assigns them
+// (linspace(0, 0.1, 6) over depths (2,2,2): lateral 2 takes 0, 0.02, lateral 0 takes 0.08, 0.1).
+Test(model, stochastic_depth_rates) {
+    mv_model_config c = preset("maskvim-t");
+    cr_assert(model_config_set(&c, "model.decoder_depths", "2,2,2") == 0);
+    mv_model m;
+    cr_assert(model_build(&m, &c) == 0, "%s", mv_last_error());
+    const float dec[3][2] = {{0.08f, 0.1f}, {0.04f, 0.06f}, {0.0f, 0.02f}};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++)
+            cr_expect_float_eq(m.blocks[m.dec_first[i] + j].drop_rate, dec[i][j], 1e-6, "lateral %d block %d: %g", i,
+                               j, m.blocks[m.dec_first[i] + j].drop_rate);
+    cr_expect_float_eq(m.blocks[0].drop_rate, 0.0f, 0);
+    cr_expect_float_eq(m.blocks[m.enc_first[3] + 1].drop_rate, 0.3f, 1e-6, "the encoder's last block (15 in all)");
+    cr_expect_float_eq(m.blocks[7].drop_rate, 0.15f, 1e-6);
+    model_free(&m);
+    c = preset("maskvim-t");   // the default depths (1,1,1): 0.1, 0.05, 0 for laterals 0, 1, 2
+    cr_assert(model_build(&m, &c) == 0, "%s", mv_last_error());
+    for (int i = 0; i < 3; i++)
+        cr_expect_float_eq(m.blocks[m.dec_first[i]].drop_rate, 0.05f * (float)(2 - i), 1e-6, "lateral %d", i);
+    model_free(&m);
+    cr_assert(model_config_set(&c, "model.decoder_depths", "1,1,1") == 0);
+    cr_assert(model_config_set(&c, "model.context", "vss") == 0);
+    cr_assert(model_build(&m, &c) == 0, "%s", mv_last_error());
+    cr_expect_float_eq(m.blocks[m.ctx_block].drop_rate, 0.1f, 1e-6, "the VSS context block");
+    model_free(&m);
+}
+
 Test(model, unknown_preset_is_an_error) {
     mv_model_config c;
     cr_expect(model_config_preset(&c, "maskvim-xl") < 0);
