@@ -343,6 +343,18 @@ static int parse_seeds(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
     return 0;
 }
 
+// global_batch: 4, a whole number of images per step over all ranks.
+static int parse_global_batch(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    char s[32], *end;
+    MV_TRY(get_scalar(s, c, n, "global_batch", sizeof s));
+    long d = strtol(s, &end, 10);
+    if (!s[0] || *end || d < 1 || d > 65536)
+        return node_fail(c, n, "global_batch", "expected the global batch, an integer 1 .. 65536 (ranks x "
+                                               "data.batch_per_rank)");
+    e->global_batch = (int)d;
+    return 0;
+}
+
 // True when one of sets[0..n) sets run.seed.
 static bool sets_seed(const char (*sets)[MV_EXP_SET_MAX], int n) {
     for (int i = 0; i < n; i++)
@@ -385,7 +397,7 @@ static int check_duplicate_keys(const ctx *c) {
 static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
     if (root->type != YAML_MAPPING_NODE) return node_fail(c, root, "experiment", "expected a mapping");
     static const char *KNOWN[] = {"name", "title", "base", "set", "source", "targets", "columns", "rows", "grid",
-                                  "corruptions", "severities", "seeds"};
+                                  "corruptions", "severities", "seeds", "global_batch"};
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(c, p->key);
         char key[64];
@@ -401,7 +413,7 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
         if (!ok) {
             char hint[64], detail[256];
             snprintf(detail, sizeof detail, "unknown key%s (name, title, base, set, source, targets, columns, rows, "
-                     "grid, corruptions, severities, seeds)", mv_hint(hint, sizeof hint, key, KNOWN, (int)(sizeof KNOWN / sizeof KNOWN[0])));
+                     "grid, corruptions, severities, seeds, global_batch)", mv_hint(hint, sizeof hint, key, KNOWN, (int)(sizeof KNOWN / sizeof KNOWN[0])));
             return node_fail(c, k, key, detail);
         }
     }
@@ -422,6 +434,7 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
         if (w < 0 || w >= (int)sizeof e->base) return node_fail(c, v, "base", "path too long");
     }
     if ((v = find_key(c, root, "set"))) MV_TRY(parse_sets(e->sets, &e->nsets, c, v));
+    if ((v = find_key(c, root, "global_batch"))) MV_TRY(parse_global_batch(e, c, v));
     if ((v = find_key(c, root, "source"))) MV_TRY(get_scalar(e->source, c, v, "source", sizeof e->source));
     if ((v = find_key(c, root, "corruptions"))) {
         MV_TRY(parse_corruptions(e, c, v));
@@ -561,12 +574,17 @@ int experiment_load(mv_experiment *exp, const char *path) {
     fclose(f);
     // Resolve every run now: a bad key or value in any row fails before anything runs.
     mv_config *cfg = rc == 0 ? mv_calloc(1, sizeof *cfg) : NULL;
-    for (int i = 0; rc == 0 && i < exp->nruns; i++)
+    for (int i = 0; rc == 0 && i < exp->nruns; i++) {
+        const mv_exp_row *r = exp->runs[i].row;
         if (experiment_run_config(cfg, exp, &exp->runs[i], NULL) < 0) {
-            const mv_exp_row *r = exp->runs[i].row;
             if (exp->nseeds) rc = mv_fail_context("%s:%d: row '%s' (seed %d)", path, r->line, r->name, exp->runs[i].seed);
             else rc = mv_fail_context("%s:%d: row '%s'", path, r->line, r->name);
+        } else if (exp->global_batch && exp->global_batch % cfg->data.batch_per_rank) {
+            // no number of ranks gives the batch asked for: the row could never train at it
+            rc = mv_fail("%s:%d: row '%s': data.batch_per_rank %d does not divide global_batch %d (no number of "
+                         "ranks gives it)", path, r->line, r->name, cfg->data.batch_per_rank, exp->global_batch);
         }
+    }
     free(cfg);
     if (rc < 0) experiment_free(exp);
     return rc;
@@ -674,6 +692,45 @@ int experiment_twin_rows(const mv_experiment *exp, int *first, int *second) {
     free(cfg);
     free(runs);
     return rc;
+}
+
+// A rank count: digits only, 1 .. 1e6; -1 otherwise.
+static int rank_count(const char *s) {
+    char *end;
+    long n = s && *s ? strtol(s, &end, 10) : -1;
+    return n >= 1 && n <= 1000000 && s && *s && !*end ? (int)n : -1;
+}
+
+int experiment_launcher_ranks(const char *launcher) {
+    if (!launcher) return 1;
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", launcher) >= (int)sizeof buf) return -1;
+    int ranks = -1;
+    bool mpi = false, srun = false;
+    char *tok[128];
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, " \t", &save); t && n < 128; t = strtok_r(NULL, " \t", &save))
+        tok[n++] = t;
+    for (int i = 0; i < n; i++) {
+        const char *base = strrchr(tok[i], '/') ? strrchr(tok[i], '/') + 1 : tok[i];
+        if (!mpi && !srun) {   // the program: skip what comes before it (`env X=1`, `nice`, ...)
+            mpi = !strcmp(base, "mpirun") || !strcmp(base, "mpiexec") || !strcmp(base, "orterun");
+            srun = !strcmp(base, "srun");
+            continue;
+        }
+        const char *t = tok[i], *next = i + 1 < n ? tok[i + 1] : NULL;
+        // a count per node (or a mapping) makes the total depend on the hosts: cannot tell
+        if ((mpi && !strcmp(t, "-N")) || !strcmp(t, "-npernode") || !strcmp(t, "--npernode") || !strcmp(t, "-ppn") ||
+            !strcmp(t, "--ntasks-per-node") || !strncmp(t, "--ntasks-per-node=", 18) || !strcmp(t, "--map-by") ||
+            !strcmp(t, "-perhost"))
+            return -1;
+        if (ranks < 0 && (!strcmp(t, "-np") || !strcmp(t, "-n") || !strcmp(t, "--np") || !strcmp(t, "--n") ||
+                          (mpi && !strcmp(t, "-c")) || (srun && !strcmp(t, "--ntasks"))))
+            ranks = rank_count(next);
+        else if (ranks < 0 && srun && !strncmp(t, "--ntasks=", 9)) ranks = rank_count(t + 9);
+        else if (ranks < 0 && srun && !strncmp(t, "-n", 2) && t[2]) ranks = rank_count(t + 2);
+    }
+    return mpi || srun ? ranks : -1;
 }
 
 bool experiment_is_corruption(const mv_experiment *exp, const char *name) {

@@ -72,6 +72,11 @@ typedef struct {
     int seeds[MV_EXP_MAX_SEEDS];
     int nruns;
     mv_exp_run *runs;
+    // `global_batch: 4`: the global batch (ranks x data.batch_per_rank) the table's numbers are
+    // meant for; 0 when not given. The ranks are the launcher's, not the file's: the sweep warns
+    // when the ranks it will use (or, afterwards, a row's start records) give another batch, and
+    // the report marks such a run. Every run's data.batch_per_rank divides it.
+    int global_batch;
 } mv_experiment;
 
 // Parses the experiment file `path`. Errors name FILE:LINE:COLUMN and the key at fault.
@@ -97,6 +102,12 @@ void experiment_copy_unscored(mv_config *dst, const mv_config *src);
 // indices in exp->rows (first < second) of the first such pair, 0 when every row trains
 // differently, -1 on an error.
 int experiment_twin_rows(const mv_experiment *exp, int *first, int *second);
+// How many ranks each row trains on under `launcher` (NULL: none, the sweep's own process or a
+// `maskvim train` child: 1): the -np / -n / --np / --n / -c value of an mpirun, mpiexec,
+// orterun or srun command (srun also --ntasks N / -nN / --ntasks=N). -1 when the string does not
+// tell (another program, no count, or a per-node count: mpirun's -N / --npernode, srun's
+// --ntasks-per-node).
+int experiment_launcher_ranks(const char *launcher);
 // True when `name` is one of the experiment's corruptions (a column that is not a domain).
 bool experiment_is_corruption(const mv_experiment *exp, const char *name);
 // Reads the JSON that `maskvim eval --corruptions ... --json PATH` wrote and gives, per

@@ -29,6 +29,10 @@ typedef struct {
     double *iou;              // NAN where the class is absent (null)
 } mv_report_domain;
 
+// The global batch of one start (or resume) of a run: its start record's ranks and batch_per_rank.
+#define MV_REPORT_MAX_BATCHES 4
+typedef struct { int ranks, batch_per_rank; } mv_report_batch;
+
 typedef struct {
     char name[MV_REPORT_NAME]; // the directory name
     char state[32];            // status.json's: finished | running | failed | interrupted; unknown without one
@@ -36,6 +40,14 @@ typedef struct {
     char note[256];            // why incomplete (or other remarks), "" when none
     char builds[MV_REPORT_MAX_BUILDS][64]; // the distinct commits of its start records (maskvim --version), in order
     int nbuilds;                            // 0: no start record (a run from before them)
+    // The global batch: what its start records say it trained with (distinct ranks x batch_per_rank
+    // pairs in order: a resume on other ranks adds one; 0: none recorded), what the experiment file
+    // asked for (status.json's "global_batch", the file's `global_batch:` when the sweep ran it; 0:
+    // none), and whether a start record gives another batch than that.
+    mv_report_batch batches[MV_REPORT_MAX_BATCHES];
+    int nbatches;
+    int batch_asked;
+    bool batch_differs;
     mv_report_point *points; int npoints;
     mv_report_domain *domains; int ndomains; // last evaluation per domain, in first-seen order
     char **cfg_keys, **cfg_vals; int ncfg;   // config.yaml flattened to "section.key" -> value text
@@ -49,6 +61,15 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name);
 // that does not parse other than a cut last one.
 int mv_report_run_load_metrics(mv_report_run *run, const char *path);
 void mv_report_run_free(mv_report_run *run);
+// Sets run->batch_asked (asked <= 0: none) and returns run->batch_differs: whether a start record
+// gives another global batch than asked (false without start records: nothing to compare).
+bool mv_report_run_check_batch(mv_report_run *run, int asked);
+// The batches a run trained with, as "2 (1 rank x 2)" or "2 (1 rank x 2), then 4 (2 ranks x 2)";
+// "not recorded" without start records.
+void mv_report_batch_text(char *buf, size_t size, const mv_report_run *run);
+// What the report says of a run whose batch_differs (the sweep prints it too): "global batch 2
+// (1 rank x 2); the experiment file asks for 4 (global_batch): train it on 2 ranks".
+void mv_report_batch_note(char *buf, size_t size, const mv_report_run *run);
 const mv_report_domain *mv_report_run_domain(const mv_report_run *run, const char *domain);
 const char *mv_report_run_config(const mv_report_run *run, const char *key); // NULL when absent
 

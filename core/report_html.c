@@ -56,6 +56,9 @@ static void seed_tables(FILE *f, const mv_report *rep) {
         const mv_report_row *row = &rep->rows[g];
         fprintf(f, "<tr%s><td>", row->nused < rep->nseeds ? " class=\"inc\"" : "");
         mv_html_escape(f, row->name);
+        bool other_batch = false;   // a run of the row at another global batch than the file's (listed under Runs)
+        for (int k = 0; k < rep->nseeds; k++) other_batch |= row->run[k] >= 0 && rep->runs[row->run[k]].batch_differs;
+        if (other_batch) fputs(" <span class=\"note\" title=\"a run trained at another global batch\">†</span>", f);
         fprintf(f, "</td><td>%d/%d</td>", row->nused, rep->nseeds);
         for (int c = 0; c < w; c++) {
             char buf[96];
@@ -106,6 +109,29 @@ static void seed_tables(FILE *f, const mv_report *rep) {
     fputs("</table></div></details>\n<h2>Runs</h2>\n", f);
 }
 
+// † runs trained at another global batch than the experiment file asks for (its start records
+// against status.json's global_batch): not at the batch its table is meant for.
+static void batch_notes(FILE *f, const mv_report *rep) {
+    int n = 0;
+    for (int r = 0; r < rep->nruns; r++) n += rep->runs[r].batch_differs;
+    if (!n) return;
+    fprintf(f, "<p class=\"note\">† Trained at another global batch (ranks × data.batch_per_rank, from the run's "
+               "start records) than the experiment file asks for, so not at the batch its table is meant for "
+               "(%d of %d):</p>"
+               "<ul class=\"note\">\n", n, rep->nruns);
+    for (int r = 0; r < rep->nruns; r++) {
+        if (!rep->runs[r].batch_differs) continue;
+        char note[512];
+        mv_report_batch_note(note, sizeof note, &rep->runs[r]);
+        fputs("<li>", f);
+        mv_html_escape(f, rep->runs[r].name);
+        fputs(": ", f);
+        mv_html_escape(f, note);
+        fputs("</li>\n", f);
+    }
+    fputs("</ul>\n", f);
+}
+
 static void results_table(FILE *f, const mv_report *rep) {
     int w = rep->ncolumns + 1;
     if (rep->nseeds) seed_tables(f, rep);
@@ -123,6 +149,7 @@ static void results_table(FILE *f, const mv_report *rep) {
         const mv_report_run *run = &rep->runs[r];
         fprintf(f, "<tr%s><td>", run->incomplete ? " class=\"inc\"" : "");
         mv_html_escape(f, run->name);
+        if (run->batch_differs) fputs(" <span class=\"note\" title=\"trained at another global batch\">†</span>", f);
         fputs("</td><td>", f);
         mv_html_escape(f, run->state);
         fputs("</td>", f);
@@ -132,17 +159,21 @@ static void results_table(FILE *f, const mv_report *rep) {
     fputs("</table></div>\n", f);
     int ninc = 0;
     for (int r = 0; r < rep->nruns; r++) ninc += rep->runs[r].incomplete;
-    if (!ninc) { fprintf(f, "<p>All %d runs finished.</p>\n", rep->nruns); return; }
-    fprintf(f, "<p class=\"note\">Incomplete runs (%d of %d, highlighted):</p><ul class=\"note\">\n", ninc, rep->nruns);
-    for (int r = 0; r < rep->nruns; r++) {
-        if (!rep->runs[r].incomplete) continue;
-        fputs("<li>", f);
-        mv_html_escape(f, rep->runs[r].name);
-        fputs(": ", f);
-        mv_html_escape(f, rep->runs[r].note);
-        fputs("</li>\n", f);
+    if (!ninc) {
+        fprintf(f, "<p>All %d runs finished.</p>\n", rep->nruns);
+    } else {
+        fprintf(f, "<p class=\"note\">Incomplete runs (%d of %d, highlighted):</p><ul class=\"note\">\n", ninc, rep->nruns);
+        for (int r = 0; r < rep->nruns; r++) {
+            if (!rep->runs[r].incomplete) continue;
+            fputs("<li>", f);
+            mv_html_escape(f, rep->runs[r].name);
+            fputs(": ", f);
+            mv_html_escape(f, rep->runs[r].note);
+            fputs("</li>\n", f);
+        }
+        fputs("</ul>\n", f);
     }
-    fputs("</ul>\n", f);
+    batch_notes(f, rep);
 }
 
 // With seeds: the rows' means with ± one standard deviation.

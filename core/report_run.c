@@ -54,6 +54,13 @@ static void take_eval(mv_report_run *run, const mv_json *rec) {
 // A start record's commit joins the run's builds unless it is there already (a resume by the
 // same build).
 static void take_start(mv_report_run *run, const mv_json *rec) {
+    // its global batch joins the run's unless it is there already
+    mv_report_batch b = {(int)mv_json_num(mv_json_get(rec, "ranks"), 0),
+                         (int)mv_json_num(mv_json_get(rec, "batch_per_rank"), 0)};
+    bool seen = b.ranks < 1 || b.batch_per_rank < 1;   // a record without them tells nothing
+    for (int i = 0; i < run->nbatches && !seen; i++)
+        seen = run->batches[i].ranks == b.ranks && run->batches[i].batch_per_rank == b.batch_per_rank;
+    if (!seen && run->nbatches < MV_REPORT_MAX_BATCHES) run->batches[run->nbatches++] = b;
     const mv_json *c = mv_json_get(rec, "commit");
     if (!c || c->kind != MV_JSON_STR || !c->str[0] || run->nbuilds == MV_REPORT_MAX_BUILDS) return;
     for (int i = 0; i < run->nbuilds; i++)
@@ -202,6 +209,7 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
             size_t l = strlen(run->note);
             snprintf(run->note + l, sizeof run->note - l, "error: %.180s; ", err->str);
         }
+        run->batch_asked = (int)mv_json_num(mv_json_get(&st, "global_batch"), 0);
         const mv_json *fin = mv_json_get(&st, "final");
         if (fin && fin->kind == MV_JSON_OBJ)
             for (int i = 0; i < fin->n; i++) {
@@ -254,9 +262,41 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
         else if (last > 0 && !mi)
             snprintf(run->note + l, sizeof run->note - l, "numbers from %s; ", from);
     }
+    mv_report_run_check_batch(run, run->batch_asked);
     size_t l = strlen(run->note);
     if (l >= 2) run->note[l - 2] = 0; // drop the trailing "; "
     return 0;
+}
+
+bool mv_report_run_check_batch(mv_report_run *run, int asked) {
+    run->batch_asked = asked > 0 ? asked : 0;
+    run->batch_differs = false;
+    for (int i = 0; i < run->nbatches && run->batch_asked; i++)
+        run->batch_differs |= run->batches[i].ranks * run->batches[i].batch_per_rank != run->batch_asked;
+    return run->batch_differs;
+}
+
+void mv_report_batch_text(char *buf, size_t size, const mv_report_run *run) {
+    snprintf(buf, size, "%s", run->nbatches ? "" : "not recorded");
+    for (int i = 0; i < run->nbatches; i++) {
+        const mv_report_batch *b = &run->batches[i];
+        size_t l = strlen(buf);
+        if (l < size)
+            snprintf(buf + l, size - l, "%s%d (%d rank%s x %d)", i ? ", then " : "", b->ranks * b->batch_per_rank,
+                     b->ranks, b->ranks == 1 ? "" : "s", b->batch_per_rank);
+    }
+}
+
+void mv_report_batch_note(char *buf, size_t size, const mv_report_run *run) {
+    char text[256];
+    mv_report_batch_text(text, sizeof text, run);
+    int n = snprintf(buf, size, "global batch %s; the experiment file asks for %d (global_batch)", text,
+                     run->batch_asked);
+    // the remedy, from the last start's batch per rank (the one a rerun would keep)
+    const mv_report_batch *b = run->nbatches ? &run->batches[run->nbatches - 1] : NULL;
+    if (b && n >= 0 && (size_t)n < size && run->batch_asked % b->batch_per_rank == 0)
+        snprintf(buf + n, size - (size_t)n, ": train it on %d rank%s", run->batch_asked / b->batch_per_rank,
+                 run->batch_asked / b->batch_per_rank == 1 ? "" : "s");
 }
 
 void mv_report_run_free(mv_report_run *run) {

@@ -29,6 +29,28 @@ static void md_stat_cell(FILE *f, const mv_report *rep, const mv_report_row *row
     fprintf(f, " %s (paper %.2f, %s) |", buf, p, mv_report_format_diff(d, sizeof d, row->mean[c] - p));
 }
 
+// Runs trained at another global batch than the experiment file asks for (mv_report_run.batch_differs).
+static int count_batch_differs(const mv_report *rep) {
+    int n = 0;
+    for (int r = 0; r < rep->nruns; r++) n += rep->runs[r].batch_differs;
+    return n;
+}
+
+// Whether any run records the file's global_batch (status.json): only then do the CSVs get their
+// global batch columns, so that a table without one keeps its columns.
+static bool any_batch_asked(const mv_report *rep) {
+    for (int r = 0; r < rep->nruns; r++)
+        if (rep->runs[r].batch_asked) return true;
+    return false;
+}
+
+// How many of a seed row's runs trained at another global batch than the file asks for.
+static int row_batch_differs(const mv_report *rep, const mv_report_row *row) {
+    int n = 0;
+    for (int k = 0; k < rep->nseeds; k++) n += row->run[k] >= 0 && rep->runs[row->run[k]].batch_differs;
+    return n;
+}
+
 // The seed list as "0, 1, 2".
 static void seed_list(char *buf, size_t size, const mv_report *rep) {
     buf[0] = 0;
@@ -58,7 +80,8 @@ static void md_seed_tables(FILE *f, const mv_report *rep) {
     fputc('\n', f);
     for (int g = 0; g < rep->nrows; g++) {
         const mv_report_row *row = &rep->rows[g];
-        fprintf(f, "| %s%s | %d/%d |", row->name, row->nused < rep->nseeds ? " *" : "", row->nused, rep->nseeds);
+        fprintf(f, "| %s%s%s | %d/%d |", row->name, row->nused < rep->nseeds ? " *" : "",
+                row_batch_differs(rep, row) ? " †" : "", row->nused, rep->nseeds);
         for (int c = 0; c < w; c++) md_stat_cell(f, rep, row, c);
         fputc('\n', f);
     }
@@ -71,6 +94,9 @@ static void md_seed_tables(FILE *f, const mv_report *rep) {
     } else {
         fprintf(f, "\nAll %d rows finished with all %d seeds.\n", rep->nrows, rep->nseeds);
     }
+    if (count_batch_differs(rep))
+        fputs("\n† rows with a run trained at another global batch than the experiment file asks for (listed "
+              "under Runs): not at the batch its table is meant for.\n", f);
     fputs("\n## Per seed\n\nThe final mIoU (%) of each run (—: not finished, or not counted).\n\n| row | seed | run |", f);
     for (int c = 0; c < w; c++) fprintf(f, " %s |", mv_report_label(rep, c));
     fputs("\n|---|---:|---|", f);
@@ -86,6 +112,23 @@ static void md_seed_tables(FILE *f, const mv_report *rep) {
             }
             fputc('\n', f);
         }
+    }
+}
+
+// † after the incomplete runs: each run trained at another global batch than the file's
+// `global_batch:` (its start records against status.json's): numbers not at the table's batch.
+static void md_batches(FILE *f, const mv_report *rep) {
+    int n = count_batch_differs(rep);
+    if (!n) return;
+    fprintf(f, "\n† trained at another global batch (ranks x data.batch_per_rank, from the run's start records "
+               "in metrics.jsonl) than the experiment file asks for, so not at the batch its table is meant for "
+               "(%d of %d):\n\n",
+            n, rep->nruns);
+    for (int r = 0; r < rep->nruns; r++) {
+        if (!rep->runs[r].batch_differs) continue;
+        char note[512];
+        mv_report_batch_note(note, sizeof note, &rep->runs[r]);
+        fprintf(f, "- %s: %s\n", rep->runs[r].name, note);
     }
 }
 
@@ -146,7 +189,8 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
     for (int c = 0; c <= rep->ncolumns; c++) fputs("---:|", f);
     fputc('\n', f);
     for (int r = 0; r < rep->nruns; r++) {
-        fprintf(f, "| %s%s |", rep->runs[r].name, rep->runs[r].incomplete ? " *" : "");
+        fprintf(f, "| %s%s%s |", rep->runs[r].name, rep->runs[r].incomplete ? " *" : "",
+                rep->runs[r].batch_differs ? " †" : "");
         for (int c = 0; c < w; c++) md_cell(f, rep->ours[r * w + c], rep->paper[r * w + c]);
         fputc('\n', f);
     }
@@ -159,6 +203,7 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
     } else {
         fprintf(f, "\nAll %d runs finished.\n", rep->nruns);
     }
+    md_batches(f, rep);
     if (rep->sweep_key[0]) {
         fprintf(f, "\n## mIoU against %s\n\n| %s | source | mean over targets |\n|---:|---:|---:|\n", rep->sweep_key, rep->sweep_key);
         for (int r = 0; r < rep->nruns; r++) {
@@ -228,7 +273,8 @@ static void csv_seeds(FILE *f, const mv_report *rep) {
             csv_str(f, c < rep->ncolumns ? rep->columns[c] : "mean");
             fprintf(f, "@seed%d", rep->seeds[k]);
         }
-    fputc('\n', f);
+    bool gb = any_batch_asked(rep);
+    fputs(gb ? ",global_batch_differs\n" : "\n", f);   // runs of the row at another global batch than the file's
     for (int g = 0; g < rep->nrows; g++) {
         const mv_report_row *row = &rep->rows[g];
         csv_str(f, row->name);
@@ -243,6 +289,7 @@ static void csv_seeds(FILE *f, const mv_report *rep) {
         }
         for (int k = 0; k < rep->nseeds; k++)
             for (int c = 0; c < w; c++) { fputc(',', f); csv_num(f, row->value[k * w + c]); }
+        if (gb) fprintf(f, ",%d", row_batch_differs(rep, row));
         fputc('\n', f);
     }
 }
@@ -267,7 +314,9 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
         fputc(',', f); fputs("paper_", f); csv_str(f, name);
         fputc(',', f); fputs("diff_", f); csv_str(f, name);
     }
-    fputc('\n', f);
+    // with a global_batch asked: the one its start records give (distinct values joined by ';'), the file's
+    bool gb = any_batch_asked(rep);
+    fputs(gb ? ",global_batch,global_batch_asked,global_batch_differs\n" : "\n", f);
     for (int r = 0; r < rep->nruns; r++) {
         csv_str(f, rep->runs[r].name);
         fputc(',', f);
@@ -283,6 +332,15 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
             fputc(',', f); csv_num(f, o);
             fputc(',', f); csv_num(f, p);
             fputc(',', f); csv_num(f, isnan(o) || isnan(p) ? NAN : o - p);
+        }
+        const mv_report_run *run = &rep->runs[r];
+        if (gb) {
+            fputc(',', f);
+            for (int i = 0; i < run->nbatches; i++)
+                fprintf(f, "%s%d", i ? ";" : "", run->batches[i].ranks * run->batches[i].batch_per_rank);
+            fputc(',', f);
+            if (run->batch_asked) fprintf(f, "%d", run->batch_asked);
+            fprintf(f, ",%d", run->batch_differs ? 1 : 0);
         }
         fputc('\n', f);
     }
@@ -339,7 +397,7 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
                 fputs("], \"paper\": ", f); json_num_out(f, row->paper[c]);
                 fputc('}', f);
             }
-            fputs("}}", f);
+            fprintf(f, "}, \"global_batch_differs\": %d}", row_batch_differs(rep, row));
         }
         fputs("\n ]", f);
     }
@@ -355,7 +413,14 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
             if (b) fputs(", ", f);
             json_write_string(f, run->builds[b]);
         }
-        fputs("], \"cells\": {", f);
+        fputs("], \"global_batch\": {\"trained\": [", f);
+        for (int i = 0; i < run->nbatches; i++)
+            fprintf(f, "%s{\"ranks\": %d, \"batch_per_rank\": %d}", i ? ", " : "", run->batches[i].ranks,
+                    run->batches[i].batch_per_rank);
+        fputs("], \"asked\": ", f);
+        if (run->batch_asked) fprintf(f, "%d", run->batch_asked); else fputs("null", f);
+        fprintf(f, ", \"differs\": %s}", run->batch_differs ? "true" : "false");
+        fputs(", \"cells\": {", f);
         for (int c = 0; c < w; c++) {
             if (c) fputs(", ", f);
             json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");

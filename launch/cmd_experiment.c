@@ -46,6 +46,9 @@ static void usage(FILE *f) {
         "With `seeds: [s0, s1, ...]` in the file, every row R runs once per seed with run.seed set:\n"
         "seed s0 in DIR/R (an existing run of R trained with run.seed = s0 is reused), each other\n"
         "seed s in DIR/R@s. Each (row, seed) is one run for --dry-run, --jobs and the status.\n\n"
+        "With `global_batch: N` in the file (the paper-scale files: 4), the run and --dry-run warn when\n"
+        "the ranks (1 without --launcher, else its -np) x data.batch_per_rank give another batch, and\n"
+        "each row is checked against N again from its start record when it ends.\n\n"
         "  --out DIR        where the row directories go\n"
         "  --only ROWS      run only these rows (comma-separated names; a row name selects all of\n"
         "                   its seeds, R@s one seed)\n"
@@ -145,6 +148,58 @@ static void print_row(const mv_experiment *exp, const mv_exp_run *r, const char 
     printf("\n");
 }
 
+// The file's global_batch against what the selected runs will train with: ranks (1 without a
+// launcher, or --jobs children; what --launcher gives, when it can be told) x each run's
+// data.batch_per_rank. A launcher whose rank count cannot be told is checked after each row
+// from its start records instead (experiment_rows.c). Warns, naming the remedy.
+static void warn_batch(const mv_experiment *exp, const char *only, const char *launcher) {
+    if (!exp->global_batch) return;
+    int ranks = experiment_launcher_ranks(launcher);
+    if (ranks < 0) {
+        printf("maskvim experiment: note: %s asks for global_batch %d; how many ranks --launcher \"%s\" starts "
+               "cannot be told from it, so each row's start record is checked when the row ends\n", exp->path,
+               exp->global_batch, launcher);
+        return;
+    }
+    mv_config *cfg = mv_calloc(1, sizeof *cfg);
+    int *bpr = mv_calloc((size_t)exp->nruns + 1, sizeof(int));   // per run; 0: selected nowhere or fine
+    int nsel = 0;
+    for (int i = 0; i < exp->nruns; i++) {
+        if (!run_selected(only, &exp->runs[i])) continue;
+        nsel++;
+        if (experiment_run_config(cfg, exp, &exp->runs[i], NULL) < 0) continue;   // resolved at load: not expected
+        if (ranks * cfg->data.batch_per_rank != exp->global_batch) bpr[i] = cfg->data.batch_per_rank;
+    }
+    mv_clear_error();
+    // one line per batch per rank among the runs that miss (rows usually share one)
+    for (int i = 0; i < exp->nruns; i++) {
+        if (!bpr[i]) continue;
+        int b = bpr[i], n = 0;
+        char names[256] = "";
+        for (int k = i; k < exp->nruns; k++) {
+            if (bpr[k] != b) continue;
+            size_t l = strlen(names);
+            if (n < 3) snprintf(names + l, sizeof names - l, "%s%s", n ? ", " : "", exp->runs[k].name);
+            n++;
+            if (k > i) bpr[k] = 0;
+        }
+        char who[320], given[96], fix[128];
+        if (n == nsel) snprintf(who, sizeof who, "every row trains");
+        else snprintf(who, sizeof who, "%s %s%s train%s", n == 1 ? "row" : "rows", names, n > 3 ? ", ..." : "",
+                      n == 1 ? "s" : "");
+        if (!launcher) snprintf(given, sizeof given, "no --launcher");
+        else snprintf(given, sizeof given, "from --launcher");
+        int need = exp->global_batch / b;
+        if (need == 1) snprintf(fix, sizeof fix, "run the sweep on one rank (without --launcher)");
+        else snprintf(fix, sizeof fix, "run the sweep with --launcher \"mpirun -np %d\"", need);
+        printf("maskvim experiment: warning: %s asks for global_batch %d, but %s with %d rank%s (%s) x "
+               "data.batch_per_rank %d = %d, not that batch: %s\n", exp->path,
+               exp->global_batch, who, ranks, ranks == 1 ? "" : "s", given, b, ranks * b, fix);
+    }
+    free(bpr);
+    free(cfg);
+}
+
 // ------------------------------------------------------------------------------------------
 // The sweep
 
@@ -221,7 +276,7 @@ static int sweep_in_process(sweep *s, mv_comm *comm) {
         if ((sig = stop_signal_pending()) && !(rc == 0 && evaluated)) {
             char msg[64];
             snprintf(msg, sizeof msg, "stopped by signal %d", sig);
-            exp_write_status(j.dir, r->name, run_seed(r), "interrupted", msg, NULL, NULL, 0);
+            exp_write_status(j.dir, r->name, run_seed(r), s->exp->global_batch, "interrupted", msg, NULL, NULL, 0);
             printf("maskvim experiment: row %s: stopped (signal %d); it resumes when the sweep is run again\n",
                    r->name, sig);
             close(j.lock);
@@ -325,7 +380,8 @@ static int sweep_children(sweep *s, mv_comm *comm) {
             if (!j->pid) continue;
             char msg[64];
             snprintf(msg, sizeof msg, "stopped by signal %d", sig);
-            exp_write_status(j->dir, j->run->name, run_seed(j->run), "interrupted", msg, NULL, NULL, 0);
+            exp_write_status(j->dir, j->run->name, run_seed(j->run), s->exp->global_batch, "interrupted", msg, NULL,
+                             NULL, 0);
             printf("maskvim experiment: row %s: stopped (signal %d); it resumes when the sweep is run again\n",
                    j->run->name, sig);
             close(j->lock);
@@ -392,6 +448,7 @@ static int experiment_run(int argc, char **argv) {
                "not at all\n", exp.rows[twin_a].name, exp.rows[twin_a].line, exp.rows[twin_b].name,
                exp.rows[twin_b].line);
     mv_clear_error();
+    warn_batch(&exp, only, launcher);
     char outdir[MV_PATH_MAX];
     snprintf(outdir, sizeof outdir, "%s", out ? out : "runs/");
     if (!out) strncat(outdir, exp.name, sizeof outdir - strlen(outdir) - 1);

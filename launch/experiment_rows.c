@@ -1,5 +1,6 @@
 // One row of an experiment sweep on disk: its state (OUT/<row>/status.json, the final mIoU
-// per domain from its metrics.jsonl), its lock (flock on OUT/<row>/.lock, held by the sweep)
+// per domain from its metrics.jsonl, the file's global_batch; the batch it trained with is
+// checked against that when it ends), its lock (flock on OUT/<row>/.lock, held by the sweep)
 // and its begin and end around the training (launch/cmd_experiment.c runs the sweep).
 #include "launch/experiment_rows.h"
 #include "core/clock.h"
@@ -84,8 +85,8 @@ static int final_metrics(char (*domains)[MV_NAME_MAX], double *miou, int max, lo
     return n;
 }
 
-int exp_write_status(const char *dir, const char *row, int seed, const char *state, const char *error,
-                 const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra) {
+int exp_write_status(const char *dir, const char *row, int seed, int global_batch, const char *state,
+                     const char *error, const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra) {
     char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/status.json", dir);
     mv_atomic_file out;
@@ -94,6 +95,7 @@ int exp_write_status(const char *dir, const char *row, int seed, const char *sta
     fprintf(f, "{\"row\": ");
     json_write_string(f, row);
     if (seed >= 0) fprintf(f, ", \"seed\": %d", seed);
+    if (global_batch > 0) fprintf(f, ", \"global_batch\": %d", global_batch);
     fprintf(f, ", \"state\": \"%s\"", state);
     char domains[MV_MAX_SOURCES][MV_NAME_MAX];
     double miou[MV_MAX_SOURCES];
@@ -176,7 +178,8 @@ int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const ch
     snprintf(path, sizeof path, "%s/config.yaml", j->dir);
     int rc = experiment_run_config(cfg, exp, j->run, j->dir);
     if (rc == 0) rc = config_save(path, cfg);
-    if (rc == 0) rc = exp_write_status(j->dir, j->run->name, run_seed(j->run), "running", NULL, NULL, NULL, 0);
+    if (rc == 0)
+        rc = exp_write_status(j->dir, j->run->name, run_seed(j->run), exp->global_batch, "running", NULL, NULL, NULL, 0);
     if (rc < 0) {
         close(j->lock);
         return mv_fail_context("row %s", j->run->name);
@@ -208,6 +211,30 @@ static int check_trained(const row_job *j) {
                    "the launcher command)", it, j->max_iters, j->dir);
 }
 
+// After a row trains: its start records (ranks x batch_per_rank) against the file's global_batch.
+// The launcher string does not always tell how many ranks it starts; what the training
+// recorded does, so a row trained at another batch is named here as well as in the report.
+static void check_batch(const row_job *j, const mv_experiment *exp) {
+    if (!exp->global_batch) return;
+    char path[MV_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", j->dir);
+    mv_report_run run = {0};
+    if (mv_report_run_load_metrics(&run, path) == 0 && mv_report_run_check_batch(&run, exp->global_batch)) {
+        char text[256];
+        mv_report_batch_text(text, sizeof text, &run);
+        const mv_report_batch *b = &run.batches[run.nbatches - 1];
+        int need = exp->global_batch / b->batch_per_rank;
+        char how[64] = "one rank (no --launcher)";
+        if (need > 1) snprintf(how, sizeof how, "%d ranks (--launcher \"mpirun -np %d\")", need, need);
+        printf("maskvim experiment: warning: row %s trained with global batch %s, but %s asks for global_batch %d: "
+               "its numbers are not at that batch (the report marks it); delete %s and run it again on %s\n",
+               j->run->name, text, exp->path, exp->global_batch, j->dir, how);
+        fflush(stdout);
+    }
+    mv_clear_error();
+    mv_report_run_free(&run);
+}
+
 int exp_row_end(row_job *j, const mv_experiment *exp, bool ok) {
     char names[MV_EXP_MAX_CORR][MV_NAME_MAX];
     double corr[MV_EXP_MAX_CORR];
@@ -218,11 +245,13 @@ int exp_row_end(row_job *j, const mv_experiment *exp, bool ok) {
         snprintf(path, sizeof path, "%s/corruptions.json", j->dir);
         rc = experiment_corruption_results(names, corr, exp, path);
     }
-    if (rc == 0) rc = exp_write_status(j->dir, j->run->name, run_seed(j->run), "finished", NULL, names, corr, exp->ncorruptions);
+    if (rc == 0)
+        rc = exp_write_status(j->dir, j->run->name, run_seed(j->run), exp->global_batch, "finished", NULL, names, corr,
+                              exp->ncorruptions);
     if (rc < 0) {
         char msg[MV_ERRMSG_MAX];
         snprintf(msg, sizeof msg, "%s", mv_last_error());
-        exp_write_status(j->dir, j->run->name, run_seed(j->run), "failed", msg, NULL, NULL, 0);
+        exp_write_status(j->dir, j->run->name, run_seed(j->run), exp->global_batch, "failed", msg, NULL, NULL, 0);
         mv_fail("row %s: %s", j->run->name, msg);
     } else {
         // "row R: finished in 12.3 s: clear 21.30, fog 10.20 | mean over targets 10.20"; '-' for
@@ -251,6 +280,7 @@ int exp_row_end(row_job *j, const mv_experiment *exp, bool ok) {
         if (exp->ntargets) printf(" | mean over targets %s", metrics_cell(cell, sizeof cell, sum / exp->ntargets, 0));
         printf("\n");
         fflush(stdout);
+        check_batch(j, exp);
     }
     close(j->lock);
     j->lock = -1;

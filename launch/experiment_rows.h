@@ -21,9 +21,11 @@ row_action exp_row_plan(const char *dir);
 
 // DIR/status.json, written to a temporary file and renamed so readers never see half of it.
 // `extra` (names, values, n) are more entries of "final": the corruptions of a Table 2 row.
-// seed >= 0: the run's seed (experiments with `seeds:`), recorded as "seed".
-int exp_write_status(const char *dir, const char *row, int seed, const char *state, const char *error,
-                 const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra);
+// seed >= 0: the run's seed (experiments with `seeds:`), recorded as "seed"; global_batch > 0:
+// the file's `global_batch:`, recorded as "global_batch" (the report holds the run's start
+// records against it).
+int exp_write_status(const char *dir, const char *row, int seed, int global_batch, const char *state,
+                     const char *error, const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra);
 
 // True when the run's saved config.yaml differs from what the experiment file gives now (the
 // file was edited after the run finished, or, with `seeds:`, DIR/<row> was trained with another

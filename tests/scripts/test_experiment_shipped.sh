@@ -2,7 +2,8 @@
 # Every shipped experiment file (the CPU twins in experiments/cpu and the paper-scale files in
 # experiments/paper) parses, every row resolves, and --dry-run lists the expected number of
 # rows from a folder without any dataset, writing nothing. A file with `seeds:` lists one run per
-# (row, seed): table6_components has 6 rows x 2 seeds. Then every row's resolved configuration is
+# (row, seed): table6_components has 6 rows x 2 seeds. The paper-scale files ask for the paper's
+# global batch of 4 (`global_batch:`). Then every row's resolved configuration is
 # held against what the paper's table row varies and the authors' recipe (SPEC.md sections 5-7),
 # and the paper's numbers and column domains that `maskvim report FILE` prints against SPEC.md.
 set -euo pipefail
@@ -33,6 +34,29 @@ for f in "$MV_SRC"/experiments/cpu/*.yaml "$MV_SRC"/experiments/paper/*.yaml; do
     nfiles=$((nfiles + 1))
 done
 [ "$nfiles" = "${#ROWS[@]}" ] || fail "$nfiles shipped files, expected ${#ROWS[@]}"
+passed=$((passed + 1))
+
+# Every paper-scale file asks for the paper's global batch (SPEC.md section 6: 4 = 2 ranks x 2
+# images) with `global_batch: 4`: a sweep without the launcher (one rank, batch 2) warns, naming
+# the remedy, and one under `--launcher "mpirun -np 2"` does not.
+for f in "$MV_SRC"/experiments/paper/*.yaml; do
+    grep -Eq "^global_batch: 4( |$)" "$f" || fail "$f: no global_batch: 4 (the paper's global batch)"
+    (cd "$TMP/nodata" && "$MV_BIN" experiment run "$f" --dry-run) >"$TMP/gb.log" 2>&1 || fail "$f: $(cat "$TMP/gb.log")"
+    grep -q "asks for global_batch 4, but every row trains with 1 rank (no --launcher) x data.batch_per_rank 2 = 2, not that batch: run the sweep with --launcher \"mpirun -np 2\"" "$TMP/gb.log" ||
+        fail "$f: --dry-run on one rank does not warn: $(head -3 "$TMP/gb.log")"
+    (cd "$TMP/nodata" && "$MV_BIN" experiment run "$f" --dry-run --launcher "mpirun -np 2") >"$TMP/gb.log" 2>&1 || fail "$f: $(cat "$TMP/gb.log")"
+    ! grep -q "asks for global_batch" "$TMP/gb.log" || fail "$f: warns on 2 ranks: $(head -3 "$TMP/gb.log")"
+done
+passed=$((passed + 1))
+
+# Table 2 scores severity 5 (the protocol of the peers it prints, docs/experiments.md) with Avg
+# as its first column, as the paper prints it (SPEC.md section 7.1).
+for f in paper/table2_cityscapes_c cpu/table2_corruptions; do
+    y="$MV_SRC/experiments/$f.yaml"
+    grep -Eq "^severities: \[5\]( |$)" "$y" || fail "$f: Table 2 is scored at severity 5: $(grep severities "$y")"
+    first=$(grep -A1 "^columns:" "$y" | tail -1)
+    case "$first" in *"domain: avg"*) ;; *) fail "$f: the first column is $first, the paper's is Avg" ;; esac
+done
 passed=$((passed + 1))
 
 # 2. What every row of every shipped file trains is what the paper's table row varies (SPEC.md

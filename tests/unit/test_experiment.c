@@ -386,3 +386,40 @@ Test(experiment, twin_rows_found) {
     cr_expect_eq(experiment_twin_rows(&e, &i, &j), 0, "rows that differ (or only in the device) are no twins");
     experiment_free(&e);
 }
+
+// `global_batch:` (the paper-scale files: 4 = 2 ranks x data.batch_per_rank 2): parsed, refused
+// when no rank count gives it with a row's batch per rank, and the ranks a launcher starts.
+Test(experiment, global_batch_and_launcher_ranks) {
+    const char *p = write_file("gb.yaml", "global_batch: 4\nset: {data.batch_per_rank: 2}\nrows: [{name: a}, "
+                                          "{name: b, set: {data.batch_per_rank: 4}}]\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_eq(e.global_batch, 4);
+    experiment_free(&e);
+    p = write_file("nogb.yaml", "rows: [{name: a}]\n");
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_eq(e.global_batch, 0);
+    experiment_free(&e);
+    expect_error("global_batch: 0\nrows: [{name: a}]\n", (const char *[]){"bad.yaml:1:15", "global_batch", "1 .. 65536", NULL});
+    expect_error("global_batch: two\nrows: [{name: a}]\n", (const char *[]){"bad.yaml:1:15", "global_batch", NULL});
+    expect_error("global_batch: [4]\nrows: [{name: a}]\n", (const char *[]){"bad.yaml:1:15", "single value", NULL});
+    expect_error("global_batch: 4\nrows:\n  - {name: a}\n  - {name: b, set: {data.batch_per_rank: 3}}\n",
+                 (const char *[]){"bad.yaml:4", "row 'b'", "data.batch_per_rank 3 does not divide global_batch 4", NULL});
+    expect_error("global_batches: 4\nrows: [{name: a}]\n", (const char *[]){"did you mean 'global_batch'", NULL});
+    // what a --launcher string starts: 1 without one; -1 where it cannot be told
+    cr_assert_eq(experiment_launcher_ranks(NULL), 1);
+    cr_assert_eq(experiment_launcher_ranks("mpirun -np 2"), 2);
+    cr_assert_eq(experiment_launcher_ranks("mpirun --oversubscribe -np 4 --hostfile hosts -x OMP_NUM_THREADS=8"), 4);
+    cr_assert_eq(experiment_launcher_ranks("OMP_NUM_THREADS=1 /usr/bin/mpiexec -n 3"), 3);
+    cr_assert_eq(experiment_launcher_ranks("mpirun -c 2"), 2);
+    cr_assert_eq(experiment_launcher_ranks("srun --ntasks=8"), 8);
+    cr_assert_eq(experiment_launcher_ranks("srun -N 2 -n4"), 4);
+    cr_assert_eq(experiment_launcher_ranks("srun --ntasks 2"), 2);
+    cr_assert_eq(experiment_launcher_ranks("mpirun --hostfile hosts"), -1);
+    cr_assert_eq(experiment_launcher_ranks("mpirun -N 2 --hostfile hosts"), -1);
+    cr_assert_eq(experiment_launcher_ranks("mpirun -np 2 --npernode 1"), -1);
+    cr_assert_eq(experiment_launcher_ranks("srun --ntasks-per-node=2"), -1);
+    cr_assert_eq(experiment_launcher_ranks("mpirun -np two"), -1);
+    cr_assert_eq(experiment_launcher_ranks("./my_launcher.sh -np 2"), -1);
+    cr_assert_eq(experiment_launcher_ranks("nice"), -1);
+}

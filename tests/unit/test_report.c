@@ -671,3 +671,80 @@ Test(report, mean_over_declared_targets_and_zero_difference) {
     mv_report_free(&rep);
     remove_root();
 }
+
+// Prepends one start record per (ranks, batch_per_rank) pair to a run's metrics.jsonl.
+static void add_batch_starts(const char *run, const int *ranks, const int *bpr, int n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", ROOT, run);
+    char *old = slurp(path);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "{\"type\": \"start\", \"iter\": %d, \"resumed\": %s, \"version\": \"0.9.0\", \"commit\": \"c0ffee\", "
+                   "\"ranks\": %d, \"batch_per_rank\": %d, \"device\": \"CPU\", \"start_time\": \"2026-12-02T00:00:00Z\"}\n",
+                10 * i, i ? "true" : "false", ranks[i], bpr[i]);
+    fputs(old, f);
+    fclose(f);
+    free(old);
+}
+
+// The global batch a run trained with (its start records: ranks x batch_per_rank) against the
+// file's global_batch that the sweep records in status.json: a run at another batch (one rank
+// where the paper's files ask for 4 = 2 x 2, or resumed on one rank) is marked with † in
+// report.md and report.html, flagged in report.csv and report.json; a run on the right ranks,
+// or from a file without global_batch, is not.
+Test(report, global_batch_other_than_the_files_is_marked) {
+    make_root("batch");
+    const char *st4 = "{\"row\": \"x\", \"global_batch\": 4, \"state\": \"finished\"}";
+    make_run("a_one_rank", 0.5, true, st4);
+    make_run("b_two_ranks", 0.5, true, st4);
+    make_run("c_resumed_on_one", 0.5, true, st4);
+    make_run("d_no_global_batch", 0.5, true, "{\"row\": \"x\", \"state\": \"finished\"}");
+    add_batch_starts("a_one_rank", (int[]){1}, (int[]){2}, 1);
+    add_batch_starts("b_two_ranks", (int[]){2, 2}, (int[]){2, 2}, 2);
+    add_batch_starts("c_resumed_on_one", (int[]){2, 1}, (int[]){2, 2}, 2);
+    add_batch_starts("d_no_global_batch", (int[]){1}, (int[]){2}, 1);
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(rep.nruns, 4);
+    cr_assert(rep.runs[0].batch_differs && rep.runs[0].batch_asked == 4 && rep.runs[0].nbatches == 1);
+    cr_assert(!rep.runs[1].batch_differs && rep.runs[1].nbatches == 1);   // a resume on the same ranks counts once
+    cr_assert(rep.runs[2].batch_differs && rep.runs[2].nbatches == 2);
+    cr_assert(!rep.runs[3].batch_differs && rep.runs[3].batch_asked == 0);
+    char buf[512];
+    mv_report_batch_note(buf, sizeof buf, &rep.runs[2]);
+    cr_assert_str_eq(buf, "global batch 4 (2 ranks x 2), then 2 (1 rank x 2); the experiment file asks for 4 "
+                          "(global_batch): train it on 2 ranks");
+    char md[1100], csv[1100], html[1100], js[1100];
+    snprintf(md, sizeof md, "%s/r.md", ROOT);
+    snprintf(csv, sizeof csv, "%s/r.csv", ROOT);
+    snprintf(html, sizeof html, "%s/r.html", ROOT);
+    snprintf(js, sizeof js, "%s/r.json", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_html(&rep, html), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_json(&rep, js), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    cr_assert(strstr(t, "| a_one_rank † |") && strstr(t, "| b_two_ranks |") && strstr(t, "| c_resumed_on_one † |") &&
+              strstr(t, "| d_no_global_batch |"), "%s", t);
+    cr_assert(strstr(t, "\n† trained at another global batch") && strstr(t, "(2 of 4)") &&
+              strstr(t, "- a_one_rank: global batch 2 (1 rank x 2); the experiment file asks for 4 (global_batch): "
+                        "train it on 2 ranks\n"), "%s", t);
+    free(t);
+    t = slurp(csv);
+    cr_assert(strstr(t, ",global_batch,global_batch_asked,global_batch_differs\n"), "%s", t);
+    cr_assert(strstr(t, ",2,4,1\n") && strstr(t, ",4,4,0\n") && strstr(t, ",4;2,4,1\n") && strstr(t, ",2,,0\n"), "%s", t);
+    free(t);
+    t = slurp(html);
+    cr_assert(strstr(t, "a_one_rank <span class=\"note\"") && strstr(t, "† Trained at another global batch"), "%s", t);
+    cr_assert(!strstr(t, "b_two_ranks <span"), "%s", t);
+    free(t);
+    t = slurp(js);
+    cr_assert(strstr(t, "\"global_batch\": {\"trained\": [{\"ranks\": 1, \"batch_per_rank\": 2}], \"asked\": 4, "
+                        "\"differs\": true}"), "%s", t);
+    cr_assert(strstr(t, "\"global_batch\": {\"trained\": [{\"ranks\": 1, \"batch_per_rank\": 2}], \"asked\": null, "
+                        "\"differs\": false}"), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
