@@ -122,9 +122,10 @@ int checkpoint_resolve(char *out, size_t n, const char *arg, const char *who);
 // then the iter_<step>.h5 files from the highest step down (only those below the step of the
 // iter_<step>.h5 `latest` names, when it names one: the higher ones are a course a rewind
 // left), and takes the first that is whole (checkpoint_verify; *.tmp files are never considered). Returns 1 with its path in `path`, 0
-// when DIR has no checkpoint (or does not exist), -1 on an error: DIR cannot be listed, or it
+// when DIR has no checkpoint (or does not exist), -1 on an error: DIR cannot be listed, it
 // holds checkpoints and none of them is whole (the message names each file and its fault;
-// starting over there would discard the run).
+// starting over there would discard the run), or a candidate met on the way is locked by another
+// process (core/h5util.h: not damaged, so it is not passed over for an older one).
 int checkpoint_find_latest(const char *dir, char *path, size_t n);
 // The same, and `skipped` (ns bytes; may be NULL when ns is 0) receives what was passed over on
 // the way: "PATH: reason; ..." for each damaged newer file and a `latest` naming a missing one
@@ -150,7 +151,8 @@ int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adop
 // best bookkeeping is reset (best_step -1) so that the next evaluation writes best.h5. With no
 // best recorded, a best.h5 there (another course's, e.g. before a rewind) is removed. Returns 0
 // (nothing done), 1 (copied; its source in `copied`), 2 (bookkeeping reset; the caller warns),
-// 3 (an earlier course's best.h5 removed) or -1.
+// 3 (an earlier course's best.h5 removed) or -1 (also when one of those files is locked by
+// another process, core/h5util.h: it cannot be told whether it is the best).
 int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n);
 
 // For a fresh start (no --resume) in DIR: when DIR holds an earlier run (any iter_<step>.h5,

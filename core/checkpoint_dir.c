@@ -4,6 +4,7 @@
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/h5util.h"
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -185,6 +186,17 @@ static void note_unfinished_copies(const char *dir, char *why, size_t cap) {
     closedir(d);
 }
 
+// A checkpoint that HDF5's file locking kept us from reading (another process has it open for
+// writing) is not a damaged one: passing over it would rewind the run to an older checkpoint and
+// retrain what it holds, so --resume auto stops with the lock's message instead.
+static int locked_stop(char *path) {
+    char why[MV_ERRMSG_MAX];
+    snprintf(why, sizeof why, "%s", mv_last_error());
+    path[0] = '\0';
+    return mv_fail("--resume auto: %s; it stops rather than take an older checkpoint (a locked file is not a "
+                   "damaged one)", why);
+}
+
 int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *skipped, size_t ns) {
     if (skipped && ns) skipped[0] = '\0';
     if (n < 2) return mv_fail("%s: no room for a path", dir);
@@ -205,6 +217,7 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
             mv_clear_error();
             return 1;
         }
+        if (checked && h5_last_open_locked()) return locked_stop(path);
         if (iter_step(latest) >= 0) bound = iter_step(latest);
         if (checked && access(path, F_OK) == 0) {
             damaged++;
@@ -230,6 +243,10 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
             continue;
         }
         found = usable(dir, files[i].name, path, n, &checked);
+        if (!found && checked && h5_last_open_locked()) {
+            free(files);
+            return locked_stop(path);
+        }
         if (!found && checked) {
             damaged++;
             note(why, sizeof why, mv_last_error());
@@ -335,13 +352,16 @@ int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adop
 
 // Whether `path` is the checkpoint that st's best bookkeeping names: saved at its step with
 // the same best metric and value. *step (when not NULL): the step `path` was saved at, -1 when
-// it does not read.
-static bool is_best_of(const char *path, const mv_train_state *st, int64_t *step) {
+// it does not read. 1 or 0; -1 when another process has it locked (core/h5util.h): it cannot
+// be told, and a file that is being written must be neither replaced nor removed.
+static int is_best_of(const char *path, const mv_train_state *st, int64_t *step) {
     mv_train_state b;
     if (step) *step = -1;
-    if (access(path, F_OK) != 0 || checkpoint_read_meta(path, &b, NULL) < 0) {
+    if (access(path, F_OK) != 0) return 0;
+    if (checkpoint_read_meta(path, &b, NULL) < 0) {
+        if (h5_last_open_locked()) return -1;
         mv_clear_error();
-        return false;
+        return 0;
     }
     if (step) *step = b.step;
     return b.step == st->best_step && !strcmp(b.best_name, st->best_name) &&
@@ -359,8 +379,9 @@ int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st,
     // came after that checkpoint on this same course, and the resumed run redoes it. After a
     // rewind (another checkpoint of this folder) or in another folder it is not this course's.
     int64_t best_step;
-    if (st->best_step >= 0 && is_best_of(best, st, &best_step)) return 0;
-    if (st->best_step < 0) is_best_of(best, st, &best_step);   // only its step
+    int is_best = is_best_of(best, st, &best_step);   // (with no best recorded, only its step)
+    if (is_best < 0) return -1;
+    if (st->best_step >= 0 && is_best) return 0;
     if (!moved && best_step > st->step) {
         char latest[256];
         const char *slash = strrchr(path, '/');
@@ -377,7 +398,9 @@ int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st,
     if (moved) snprintf(cand[nc++], sizeof cand[0], "%s/best.h5", src_dir);
     snprintf(cand[nc++], sizeof cand[0], "%s", path);   // the checkpoint resumed, when it is the best one
     for (int i = 0; i < nc; i++) {
-        if (!is_best_of(cand[i], st, NULL)) continue;
+        int r = is_best_of(cand[i], st, NULL);
+        if (r < 0) return -1;
+        if (!r) continue;
         if (!same_file(cand[i], best)) MV_TRY(copy_file(cand[i], best));
         if (copied && n) snprintf(copied, n, "%s", cand[i]);
         return 1;

@@ -2,14 +2,28 @@
 #include "core/data_sources.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/stop_signal.h"
 #include "data/shard.h"
 #include "data/synth.h"
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define SYNTH_PREFIX "synthetic:"
+
+// The stop signal that ended the last source_resolve (see source_stop_signal).
+static int g_stopped;
+
+// Whether the split folder `dir` is a whole split of `count` samples (its manifest and shards).
+static bool synth_split_complete(const char *dir, int count) {
+    mv_split *s = NULL;
+    bool complete = split_open(&s, dir) == 0 && split_count(s) == count;
+    if (s) split_close(s);
+    mv_clear_error();
+    return complete;
+}
 
 int source_resolve(char *out, size_t n, const mv_source *src, const char *split, const mv_config *cfg, mv_comm *comm) {
     if (strncmp(src->path, SYNTH_PREFIX, strlen(SYNTH_PREFIX)) != 0) {
@@ -25,8 +39,13 @@ int source_resolve(char *out, size_t n, const mv_source *src, const char *split,
     char base[1024];
     snprintf(base, sizeof base, "%s/seed%d_%dx%d_%s%d", root, cfg->data.synthetic.seed, size[0], size[1], split, count);
     if ((size_t)snprintf(out, n, "%s/%s/%s", base, dname, split) >= n) return mv_fail("source '%s': path too long", src->name);
-    int rc = 0, lock = -1;
-    if (comm->rank == 0) {
+    int rc = 0, lock = -1, stopped = 0;
+    g_stopped = 0;
+    // A complete split is used as it is, without a write: the cache may sit on a read-only file
+    // system (a finished cache shared read-only). This check needs no lock: a split is complete
+    // only once its manifest is in place (written last, atomically, by the writer's close), and
+    // a writer never takes a complete split apart again.
+    if (comm->rank == 0 && !synth_split_complete(out, count)) {
         // Runs started together on a fresh cache (sweeps, or plain `maskvim train`s) would write
         // the same folders at once: the first to lock writes, the others wait and find it done.
         char lock_path[1100], waiting[1200];
@@ -34,13 +53,7 @@ int source_resolve(char *out, size_t n, const mv_source *src, const char *split,
         snprintf(waiting, sizeof waiting, "maskvim: waiting for another process writing synthetic data in %s", root);
         rc = mv_mkdir_p(root);
         if (rc == 0 && (lock = mv_lock_file(lock_path, waiting)) < 0) rc = -1;
-    }
-    if (rc == 0 && comm->rank == 0) {
-        mv_split *s = NULL;
-        bool complete = split_open(&s, out) == 0 && split_count(s) == count;
-        if (s) split_close(s);
-        mv_clear_error();
-        if (!complete) {
+        if (rc == 0 && !synth_split_complete(out, count)) {   // again: a process before us may have written it
             fprintf(stderr, "maskvim: writing synthetic domain '%s' (%s, %d images of %dx%d) to %s\n", dname, split,
                     count, size[0], size[1], out);
             // The same code path as `maskvim data synth` (resumes a split left incomplete).
@@ -50,16 +63,26 @@ int source_resolve(char *out, size_t n, const mv_source *src, const char *split,
             snprintf(seed, sizeof seed, "%d", cfg->data.synthetic.seed);
             char *argv[] = {"synth", "--out", base, "--domains", (char *)dname, "--count", cnt, "--size", sz,
                             "--seed", seed, "--split", (char *)split, NULL};
-            if (data_synth_main(13, argv) != 0) rc = mv_fail("source '%s': could not write %s", src->name, out);
+            if (data_synth_main(13, argv) != 0) {
+                stopped = stop_signal_request();   // the writer stopped as asked (data/synth_cli.c)
+                rc = stopped ? mv_fail("source '%s': %s stopped the writing of %s (its complete shards are kept: "
+                                       "the next run resumes it)", src->name, stop_signal_name(stopped), out)
+                             : mv_fail("source '%s': could not write %s", src->name, out);
+            }
         }
     }
     if (lock >= 0) close(lock);
-    // Every rank learns whether rank 0 succeeded before anyone opens the split.
-    double status = rc;
-    if (comm_allreduce_sum_doubles(comm, &status, 1) < 0) return -1;
-    if (status < 0 && rc == 0) return mv_fail("source '%s': rank 0 could not write %s", src->name, out);
-    return status < 0 ? -1 : 0;
+    // Every rank learns whether rank 0 succeeded, or was stopped, before anyone opens the split.
+    double status[2] = {rc, stopped};
+    if (comm_allreduce_sum_doubles(comm, status, 2) < 0) return -1;
+    g_stopped = (int)status[1];
+    if (status[0] < 0 && rc == 0 && g_stopped)
+        return mv_fail("source '%s': %s stopped rank 0 writing %s", src->name, stop_signal_name(g_stopped), out);
+    if (status[0] < 0 && rc == 0) return mv_fail("source '%s': rank 0 could not write %s", src->name, out);
+    return status[0] < 0 ? -1 : 0;
 }
+
+int source_stop_signal(void) { return g_stopped; }
 
 int source_check_split(const char *path, const char *role, const char *name, int num_classes) {
     mv_split *s = NULL;

@@ -8,9 +8,15 @@
 #include "dist/comm.h"
 
 // Resolves `src` for split "train" or "val" into a split folder in `out`. For synthetic
-// sources rank 0 generates the split when it is missing or incomplete; all ranks then meet
-// at a barrier. Returns 0, or -1 with a message naming the source.
+// sources rank 0 generates the split when it is missing or incomplete (a complete one is used
+// without any write, so a finished cache may be read-only; writers are serialised by a lock
+// file in the cache folder); all ranks then meet at a barrier. Returns 0, or -1 with a message
+// naming the source. A stop request (core/stop_signal.h, while armed) ends the writing early,
+// keeping its complete shards: -1 on every rank, and source_stop_signal() names the signal.
 int source_resolve(char *out, size_t n, const mv_source *src, const char *split, const mv_config *cfg, mv_comm *comm);
+// The signal that stopped the writing in the last source_resolve (the same on every rank), or
+// 0: a caller that handles stop requests stops as asked instead of failing.
+int source_stop_signal(void);
 
 // Opens the split folder `path` of source `name` (`role`: "data.train" or "data.val"), and with
 // num_classes > 0 checks that a model of that many classes can train on its labels: a split

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
@@ -28,10 +29,62 @@ static bool looks_like_pytorch(const char *path) {
     return (n == 4 && !memcmp(head, "PK\3\4", 4)) || (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5);
 }
 
+// Whether the error stack a failed H5Fopen left holds HDF5's "unable to lock file".
+static herr_t find_lock_error(unsigned n, const H5E_error2_t *e, void *found) {
+    (void)n;
+    if (e->min_num == H5E_CANTLOCKFILE) *(bool *)found = true;
+    return 0;
+}
+
+// Why HDF5 could not lock `path`: our own non-blocking shared flock (the lock HDF5 takes to read)
+// tells another process's exclusive lock (EWOULDBLOCK) from a file system that refuses locks.
+// 1 when the lock is free again (the writer closed the file meanwhile), else -1 with the message.
+static int lock_failure(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+    if (fd < 0) err = errno;
+    else if (flock(fd, LOCK_SH | LOCK_NB) != 0) err = errno;
+    if (fd >= 0) close(fd);   // (closing releases a lock we took)
+    if (fd >= 0 && err == 0) return 1;
+    if (err == EWOULDBLOCK)
+        return mv_fail("%s is locked by another process (HDF5 file locking: another program has it open for writing; "
+                       "wait until it closes the file, or set HDF5_USE_FILE_LOCKING=FALSE if nothing writes it)", path);
+    return mv_fail("%s: HDF5 could not lock it to read it (%s): on a file system without file locks, set "
+                   "HDF5_USE_FILE_LOCKING=FALSE", path, strerror(err));
+}
+
+static _Thread_local bool last_open_locked;
+
+bool h5_last_open_locked(void) { return last_open_locked; }
+
+hid_t h5_open_quiet(const char *path, bool *locked) {
+    quiet();
+    *locked = last_open_locked = false;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (f >= 0) return f;
+        bool lock_error = false;
+        H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_lock_error, &lock_error);
+        H5Eclear2(H5E_DEFAULT);   // (a thread's stack is not freed whole at its exit)
+        if (!lock_error) return H5I_INVALID_HID;
+        if (lock_failure(path) < 0) {
+            *locked = last_open_locked = true;
+            return H5I_INVALID_HID;
+        }
+    }
+    // Free to our probe both times, yet HDF5 could not lock it: a writer that opens and closes it.
+    *locked = last_open_locked = true;
+    mv_fail("%s is locked by another process (HDF5 file locking: another program opens it for writing again and "
+            "again; wait until it is done, or set HDF5_USE_FILE_LOCKING=FALSE if nothing writes it)", path);
+    return H5I_INVALID_HID;
+}
+
 hid_t h5_open_read(const char *path) {
     quiet();
+    last_open_locked = false;
     if (access(path, R_OK) != 0) { mv_fail("%s: cannot open (missing or unreadable)", path); return -1; }
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    bool locked;
+    hid_t f = h5_open_quiet(path, &locked);
+    if (f < 0 && locked) return -1;
     if (f < 0 && looks_like_pytorch(path))
         mv_fail("%s: a PyTorch checkpoint, not an HDF5 file: convert it with tools/pth_to_h5.py (docs/checkpoints.md)", path);
     else if (f < 0)

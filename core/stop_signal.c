@@ -138,6 +138,8 @@ void stop_signal_set(sigset_t *set) {
 
 int stop_signal_pending(void) { return g_pending; }
 
+int stop_signal_request(void) { return g_depth > 0 ? g_pending : 0; }
+
 void stop_signal_starting(bool starting) { g_starting = starting; }
 
 const char *stop_signal_name(int sig) {

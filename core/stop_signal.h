@@ -47,6 +47,11 @@ extern const int mv_stop_signals[MV_STOP_SIGNAL_COUNT];   // SIGINT, SIGTERM, SI
 void stop_signal_set(sigset_t *set);
 // The signal whose stop is pending, or 0.
 int stop_signal_pending(void);
+// The pending request while armed, or 0: for long work inside an armed period that should
+// stop early when asked (the writing of synthetic data during a training's startup or a sweep's
+// preparation), and not in a command that never armed (`maskvim data synth`: the signals act as
+// usual there) or once its owner saw the request and disarmed.
+int stop_signal_request(void);
 // An arm for a command's startup, before MPI_Init (`maskvim train`, `maskvim experiment run`):
 // as stop_signal_arm, but it ends by itself with the disarm of the next arm nested in it, the
 // training's (train_run) or the sweep's own: once that is over, the signals behave as they did

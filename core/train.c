@@ -400,6 +400,16 @@ static int check_sources(trainer *t) {
     return rc;
 }
 
+// A stop request that ended the writing of synthetic data in source_resolve (every rank learnt
+// it there): the run stops before its first step, as train_startup_agreement would have it.
+static int stopped_in_setup(trainer *t, train_end *end) {
+    end->first = (long)t->st.iter;
+    end->stopped = source_stop_signal();
+    end->stopped_at_start = true;
+    mv_clear_error();
+    return 0;
+}
+
 // Every rank runs this: set up and train. The stop signals are requests from the start (armed
 // by train_run): one that arrives while the run starts up stops it before its first step on
 // every rank, with nothing to save (nothing changed since the checkpoint it started from); from
@@ -420,6 +430,7 @@ static int train_main(trainer *t, train_end *end) {
     mv_loader_cursor cursor;
     MV_TRY(train_load_start(t, &cursor, &resumed));
     int opened = open_loader(t, resumed ? &cursor : NULL);
+    if (opened < 0 && source_stop_signal()) return stopped_in_setup(t, end);
     if (opened == MV_LOADER_OTHER_STREAM) {
         char why[MV_ERRMSG_MAX];
         snprintf(why, sizeof why, "%s", mv_last_error());
@@ -428,7 +439,8 @@ static int train_main(trainer *t, train_end *end) {
     }
     if (opened < 0) return resumed ? mv_fail_context("cannot resume") : -1;
     for (int i = 0; i < cfg->data.num_val; i++)
-        MV_TRY(source_resolve(t->val_paths[i], sizeof t->val_paths[i], &cfg->data.val[i], "val", cfg, t->comm));
+        if (source_resolve(t->val_paths[i], sizeof t->val_paths[i], &cfg->data.val[i], "val", cfg, t->comm) < 0)
+            return source_stop_signal() ? stopped_in_setup(t, end) : -1;
     MV_TRY(check_sources(t));
     MV_TRY(train_record_start(t, resumed));
     MV_TRY(train_open_device(t));

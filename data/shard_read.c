@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 #include "core/error.h"
+#include "core/h5util.h"
 #include "data/manifest.h"
 #include "data/shard_hdf5.h"
 
@@ -96,11 +97,13 @@ static hid_t shard_file(mv_split *s, int k) {
     if (f < 0) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", s->dir, s->m.shards[k].file);
-        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        bool locked;
+        f = h5_open_quiet(path, &locked);
         int64_t count = -1, version = -1, first = -1;
         char fmt[64] = "", domain[128] = "", label_map[128] = "";
         int ok = 0;
-        if (f < 0) mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
+        if (f < 0 && locked) (void)0;   // the message says so: locked, not damaged
+        else if (f < 0) mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
         else if (shard_attr_get_str(fmt, sizeof fmt, f, "format") < 0 || strcmp(fmt, SHARD_FORMAT) ||
                  shard_attr_get_i64(&count, f, "count") < 0 || count != s->m.shards[k].count) {
             mv_fail("%s: not a maskvim shard, or holds %lld samples where the manifest says %d", path,

@@ -5,12 +5,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/h5util.h"
 #include "data/image_io.h"
 #include "data/manifest.h"
 #include "data/shard_hdf5.h"
@@ -264,8 +266,9 @@ static int adopt_shard(mv_shard_writer *w, int k) {
     shard_paths(w, k, path, NULL, sizeof path);
     struct stat st;
     if (stat(path, &st) != 0) return 0;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return 0;
+    bool locked;
+    hid_t f = h5_open_quiet(path, &locked);
+    if (f < 0) return locked ? -1 : 0;   // a locked shard is not damaged: rewriting it would lose it
     char fmt[64] = "", domain[128] = "", label_map[128] = "";
     int64_t count = -1, per = -1, nskip = -1;
     int ok = shard_attr_get_str(fmt, sizeof fmt, f, "format") == 0 && !strcmp(fmt, SHARD_FORMAT) &&
@@ -378,7 +381,9 @@ static int read_finished(mv_shard_writer *w) {
         const mv_manifest_shard *sh = &m.shards[i];
         if (sh->first < 0 || sh->count < 0 || sh->first + sh->count > m.count) { ok = 0; break; }
         snprintf(path, sizeof path, "%s/%s", w->dir, sh->file);
-        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        bool locked;
+        hid_t f = h5_open_quiet(path, &locked);
+        if (f < 0 && locked) { manifest_free(&m); free(names); return -1; }
         if (f < 0) { ok = 0; break; }
         ok = read_strings(f, "names", names + (size_t)sh->first * MV_SAMPLE_NAME_MAX, sh->count) == 0;
         H5Fclose(f);

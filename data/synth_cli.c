@@ -4,6 +4,7 @@
 #include "core/cli_parse.h"
 #include "core/clock.h"
 #include "core/progress.h"
+#include "core/stop_signal.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,15 @@ static int write_domain(const char *out, int domain, const char *split, uint64_t
     snprintf(prefix, sizeof prefix, "[synth] %.170s:", dir);
     progress_begin(&prog, stderr, prefix, "samples", start, count);
     for (int64_t i = start; i < count && rc == 0; i += nslot) {
+        // A stop asked for while a training starts up or a sweep prepares its data (signals
+        // armed: core/stop_signal.h) ends the writing here rather than after the whole split:
+        // the complete shards stay, and the next run resumes after them.
+        int sig = stop_signal_request();
+        if (sig) {
+            rc = mv_fail("%s: stopped by %s after %lld of %lld samples (the complete shards are kept: the next run "
+                         "resumes the writing)", dir, stop_signal_name(sig), (long long)i, (long long)count);
+            break;
+        }
         int nb = (int)(count - i < nslot ? count - i : nslot);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
         for (int k = 0; k < nb; k++) {

@@ -5,10 +5,12 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -682,6 +684,68 @@ static void save_state(const char *path, tiny *t, mv_optimizer *o, long step, lo
     st.best_step = best_step;
     st.best_value = best;
     cr_assert_eq(checkpoint_save(path, &t->p, o, &st, &cfg), 0, "%s", mv_last_error());
+}
+
+// A checkpoint that another process holds open for writing (HDF5's file locking: an exclusive
+// flock, as h5py's 'r+' takes; an open file description of our own conflicts the same way) is
+// locked, not damaged: --resume auto stops with the lock's message instead of passing over it to
+// an older checkpoint (a rewind that retrained what it held), reading it says locked rather than
+// "not a readable HDF5 file", and adopt_best neither replaces nor removes a locked best.h5.
+Test(checkpoint, locked_file_stops_find_latest) {
+    char dir[512], found[4200], want[4200], path[4300], skipped[2048];
+    test_dir(dir, sizeof dir, "locked");
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 3, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    mv_train_state st;
+    some_state(&st);
+    for (long s = 2; s <= 4; s += 2) {
+        o.step = s;
+        cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, NULL, 0), 0, "%s", mv_last_error());
+    }
+    snprintf(path, sizeof path, "%s/iter_4.h5", dir);
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), -1);
+    cr_expect_str_eq(found, "");
+    cr_expect(strstr(mv_last_error(), "iter_4.h5 is locked by another process (HDF5 file locking") &&
+              strstr(mv_last_error(), "rather than take an older checkpoint"), "%s", mv_last_error());
+    mv_train_state got;
+    cr_expect_lt(checkpoint_read_meta(path, &got, NULL), 0);
+    cr_expect(strstr(mv_last_error(), "is locked by another process"), "%s", mv_last_error());
+    cr_expect_null(strstr(mv_last_error(), "not a readable HDF5 file"), "%s", mv_last_error());
+    // latest damaged, the older one locked: it cannot be told whether that one is whole either.
+    flock(fd, LOCK_UN);
+    close(fd);
+    write_text(path, "damaged");
+    snprintf(want, sizeof want, "%s/iter_2.h5", dir);
+    fd = open(want, O_RDONLY);
+    cr_assert(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), -1);
+    cr_expect(strstr(mv_last_error(), "iter_2.h5 is locked by another process"), "%s", mv_last_error());
+    // best.h5 locked: adopt_best fails rather than remove or replace it.
+    char best[4300];
+    snprintf(best, sizeof best, "%s/best.h5", dir);
+    save_state(best, &t, &o, 2, 2, 0.5);
+    int bfd = open(best, O_RDONLY);
+    cr_assert(bfd >= 0 && flock(bfd, LOCK_EX | LOCK_NB) == 0);
+    mv_train_state none;
+    checkpoint_state_init(&none);
+    none.step = 2;
+    cr_expect_eq(checkpoint_adopt_best(dir, want, &none, NULL, 0), -1);
+    cr_expect(exists(dir, "best.h5"), "a locked best.h5 was removed");
+    close(bfd);
+    // A reader's shared lock: nothing in the way.
+    cr_assert_eq(flock(fd, LOCK_SH), 0);
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 1, "%s",
+                 mv_last_error());
+    cr_expect_str_eq(found, want);
+    close(fd);
+    optimizer_free(&o);
+    params_free(&t.p);
 }
 
 // A run continued in another folder takes its best.h5 along when it is the checkpoint the best

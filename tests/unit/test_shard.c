@@ -2,10 +2,12 @@
 // truncation detection, resume after an interrupted write, manifest parsing.
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/error.h"
@@ -740,5 +742,40 @@ Test(shard, verify_names_label_outside_classes) {
     cr_assert(strstr(e, "shard-00000.h5: sample 1 (split index 1, sample_01): label value 77 at (y 2, x 3) is neither "
                         "a class 0..18 nor 255"), "%s", e);
     cr_assert(strstr(e, "1 problem found"), "%s", e);
+    split_close(s);
+}
+
+// A shard that another process holds open for writing (HDF5's file locking: an exclusive flock,
+// as h5py's 'r+' takes; an open file description of our own conflicts the same way) is locked,
+// not corrupt: reading it and resuming a writer over it say so (they called it "truncated or
+// corrupt", and the resume rewrote it), and a shared lock (another reader) is no obstacle.
+Test(shard, locked_shard_is_not_corrupt) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "locked");
+    write_split(dir, 5, 2);   // shards 0, 1 full, shard 2 partial
+    snprintf(path, sizeof path, "%s/shard-00001.h5", dir);
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    mv_split *s;
+    cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());
+    mv_sample smp;
+    int mh, mw;
+    split_max_size(s, &mh, &mw);
+    sample_alloc(&smp, mh, mw);
+    cr_expect_eq(split_read(&smp, s, 0), 0, "%s", mv_last_error());   // shard 0 is free
+    cr_expect_lt(split_read(&smp, s, 2), 0);
+    cr_expect(strstr(mv_last_error(), "shard-00001.h5 is locked by another process (HDF5 file locking"), "%s",
+              mv_last_error());
+    cr_expect_null(strstr(mv_last_error(), "corrupt"), "%s", mv_last_error());
+    unfinish_split(dir);   // the writer adopts the complete shards again
+    mv_shard_writer *w = shard_writer_resume(dir, "testdomain", "test-map/v1", 2);
+    cr_expect_null(w, "a resume over a locked shard went on (it rewrites what it cannot adopt)");
+    cr_expect(strstr(mv_last_error(), "shard-00001.h5 is locked by another process"), "%s", mv_last_error());
+    if (w) shard_writer_abort(w);
+    // A reader's shared lock: nothing in the way.
+    cr_assert_eq(flock(fd, LOCK_SH), 0);
+    cr_expect_eq(split_read(&smp, s, 2), 0, "%s", mv_last_error());
+    close(fd);
+    sample_free(&smp);
     split_close(s);
 }
