@@ -4,6 +4,7 @@
 // typo in row 7 is reported before row 1 starts training.
 #include "core/experiment.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/suggest.h"
 #include "core/yaml_encoding.h"
 #include "core/report.h"
@@ -785,4 +786,32 @@ int experiment_corruption_results(char (*names)[MV_NAME_MAX], double *miou, cons
     }
     mv_json_free(&doc);
     return rc;
+}
+
+int experiment_corruptions_match(const mv_experiment *exp, const char *json_path) {
+    char *text = mv_read_text_file(json_path, true);
+    if (!text) { mv_clear_error(); return 0; }
+    mv_json doc;
+    int rc = mv_json_parse(&doc, text);
+    free(text);
+    if (rc < 0) { mv_clear_error(); return 0; }
+    const mv_json *res = mv_json_get(&doc, "results");
+    // every (corruption, severity) of the file, once each; nothing else but the clean pass
+    bool seen[MV_EXP_MAX_CORR][5] = {{false}};
+    int match = res && res->kind == MV_JSON_ARR;
+    for (int k = 0; match && k < res->n; k++) {
+        const mv_json *cn = mv_json_get(&res->items[k], "corruption");
+        int sev = (int)mv_json_num(mv_json_get(&res->items[k], "severity"), -1);
+        if (!cn || cn->kind != MV_JSON_STR) { match = 0; break; }
+        if (!strcmp(cn->str, "none")) continue;
+        int c = -1, s = -1;
+        for (int i = 0; i < exp->ncorruptions; i++) if (!strcmp(exp->corruptions[i], cn->str)) c = i;
+        for (int i = 0; i < exp->nseverities; i++) if (exp->severities[i] == sev) s = i;
+        if (c < 0 || s < 0) match = 0;
+        else seen[c][s] = true;
+    }
+    for (int c = 0; match && c < exp->ncorruptions; c++)
+        for (int s = 0; s < exp->nseverities; s++) if (!seen[c][s]) match = 0;
+    mv_json_free(&doc);
+    return match;
 }

@@ -110,6 +110,11 @@ int experiment_twin_rows(const mv_experiment *exp, int *first, int *second);
 int experiment_launcher_ranks(const char *launcher);
 // True when `name` is one of the experiment's corruptions (a column that is not a domain).
 bool experiment_is_corruption(const mv_experiment *exp, const char *name);
+// 1 when the JSON that `maskvim eval --corruptions ... --json PATH` wrote holds exactly the
+// corruptions x severities of `exp` (besides the clean pass): 0 when it holds others, misses one,
+// or cannot be read (the file was edited since the row was evaluated: its numbers are not the
+// file's any more).
+int experiment_corruptions_match(const mv_experiment *exp, const char *json_path);
 // Reads the JSON that `maskvim eval --corruptions ... --json PATH` wrote and gives, per
 // corruption of `exp` in file order, the mean mIoU over the severities found (names[i],
 // miou[i], i < exp->ncorruptions); NAN where a severity's mIoU is undefined (`null`: a split

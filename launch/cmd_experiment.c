@@ -41,7 +41,10 @@ static void usage(FILE *f) {
         "(default DIR: runs/<experiment name>) with its resolved config.yaml; DIR/R/status.json\n"
         "records its state (running, finished, failed, interrupted) and final mIoU per domain (and\n"
         "per corruption, for files with `corruptions:`). Finished rows are skipped, interrupted\n"
-        "rows resume from their last checkpoint. A failing row does not stop the others; the exit\n"
+        "rows resume from their last checkpoint. A row is not resumed under other settings than\n"
+        "its config.yaml's (the file edited meanwhile), nor past a lowered schedule.max_iters: it\n"
+        "fails, saying what to do. A finished row evaluated under other corruptions or severities\n"
+        "than the file's is evaluated again. A failing row does not stop the others; the exit\n"
         "status is 1 when any row failed.\n\n"
         "With `seeds: [s0, s1, ...]` in the file, every row R runs once per seed with run.seed set:\n"
         "seed s0 in DIR/R (an existing run of R trained with run.seed = s0 is reused), each other\n"
@@ -52,7 +55,8 @@ static void usage(FILE *f) {
         "  --out DIR        where the row directories go\n"
         "  --only ROWS      run only these rows (comma-separated names; a row name selects all of\n"
         "                   its seeds, R@s one seed)\n"
-        "  --dry-run        print each row, its overrides and whether it would run, resume or skip\n"
+        "  --dry-run        print each row, its overrides and whether it would run, resume, skip or\n"
+        "                   evaluate again; warn about a row that would fail\n"
         "  --jobs N         run up to N rows at once, each as a child `maskvim train DIR/R/config.yaml\n"
         "                   --resume auto` writing DIR/R/train.log; each child gets OMP_NUM_THREADS =\n"
         "                   max(1, CPUs / N) unless OMP_NUM_THREADS is set\n"
@@ -138,7 +142,7 @@ static bool run_selected(const char *only, const mv_exp_run *r) {
     return selected(only, r->row->name) || selected(only, r->name);
 }
 
-static const char *ACTION_NAMES[] = {"run", "resume", "skip (finished)"};
+static const char *ACTION_NAMES[] = {"run", "resume", "skip (finished)", "evaluate again (corruptions changed)"};
 
 static void print_row(const mv_experiment *exp, const mv_exp_run *r, const char *dir, row_action a) {
     printf("%-24s %-16s %s\n   overrides:", r->name, ACTION_NAMES[a], dir);
@@ -217,7 +221,7 @@ static const mv_exp_run *next_row(sweep *s, int *next, char *dir) {
         const mv_exp_run *r = &s->exp->runs[*next];
         if (!run_selected(s->only, r)) continue;
         if (snprintf(dir, MV_PATH_MAX, "%s/%s", s->outdir, r->name) >= MV_PATH_MAX) continue;   // checked at start
-        row_action a = exp_row_plan(dir);
+        row_action a = exp_row_plan(s->exp, r, dir);
         if (a == ROW_SKIP) {
             if (exp_config_changed(s->exp, r, dir))
                 printf("maskvim experiment: warning: row %s finished with another configuration than %s gives now "
@@ -463,10 +467,14 @@ static int experiment_run(int argc, char **argv) {
                 stop_signal_end_startup();
                 return 1;
             }
-            row_action a = exp_row_plan(dir);
+            row_action a = exp_row_plan(&exp, r, dir);
             if (a == ROW_SKIP && exp_config_changed(&exp, r, dir))
                 printf("maskvim experiment: warning: row %s finished with another configuration than %s gives now "
                        "(delete %s to run it again)\n", r->name, exp.path, dir);
+            // what the run would refuse (the row then fails, its files left as they are)
+            if ((a == ROW_RESUME || a == ROW_EVAL) && exp_row_check_resume(&exp, r, dir) < 0)
+                printf("maskvim experiment: warning: row %s will fail: %s\n", r->name, mv_last_error());
+            mv_clear_error();
             print_row(&exp, r, dir, a);
         }
         experiment_free(&exp);

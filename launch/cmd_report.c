@@ -7,6 +7,7 @@
 #include "launch/commands.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/experiment.h"
 #include "core/report.h"
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -63,6 +65,18 @@ static bool run_is_stale(const mv_experiment *exp, const mv_exp_run *r, const ch
     return stale;
 }
 
+// True when the finished run in `dir` of a file with `corruptions:` was evaluated under other
+// corruptions or severities than the file asks for now: its columns are not the file's.
+static bool corruptions_stale(const mv_experiment *exp, const char *dir) {
+    if (!exp->ncorruptions) return false;
+    char path[MV_PATH_MAX + MV_EXP_RUN_NAME_MAX + 48];
+    snprintf(path, sizeof path, "%s/status.json", dir);
+    struct stat st;
+    if (stat(path, &st) < 0) return false;   // not run: listed as such
+    snprintf(path, sizeof path, "%s/corruptions.json", dir);
+    return stat(path, &st) == 0 && !experiment_corruptions_match(exp, path);
+}
+
 static bool is_experiment_file(const char *path) {
     size_t n = strlen(path);
     struct stat st;
@@ -105,11 +119,16 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp, const cha
     for (int r = 0; r < exp->nrows; r++) names[r] = exp->rows[r].name;
     mv_report_add_missing(rep, names, exp->nrows);   // a row nobody ran is listed, not left out
     for (int i = 0; i < exp->nruns; i++) {
-        char dir[MV_PATH_MAX + MV_EXP_RUN_NAME_MAX + 2], why[MV_PATH_MAX + 96];
+        char dir[MV_PATH_MAX + MV_EXP_RUN_NAME_MAX + 2], why[MV_PATH_MAX + 160];
         snprintf(dir, sizeof dir, "%s/%s", runs_dir, exp->runs[i].name);
-        if (!run_is_stale(exp, &exp->runs[i], dir)) continue;
-        snprintf(why, sizeof why, "trained with another configuration than %s gives now", exp->path);
-        mv_report_mark_stale(rep, exp->runs[i].name, why);
+        if (run_is_stale(exp, &exp->runs[i], dir)) {
+            snprintf(why, sizeof why, "trained with another configuration than %s gives now", exp->path);
+            mv_report_mark_stale(rep, exp->runs[i].name, why);
+        } else if (corruptions_stale(exp, dir)) {
+            snprintf(why, sizeof why, "evaluated under other corruptions or severities than %s gives now (the next "
+                     "sweep evaluates it again)", exp->path);
+            mv_report_mark_stale(rep, exp->runs[i].name, why);
+        }
     }
     mv_report_order_runs(rep, names, exp->nrows);
     if (exp->nseeds) {
@@ -128,6 +147,40 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp, const cha
         for (int c = 0; c < exp->ncols; c++)
             if (!isnan(row->paper[c])) mv_report_set_paper_cell(rep, exp->runs[i].name, exp->cols[c].domain, row->paper[c]);
     }
+}
+
+// The four files replaced together or not at all: each is written whole beside its target
+// (<path>.tmp.<pid>, what mv_atomic_file leaves of a writer that died), and only once all four
+// are written are they renamed over the targets. A failure half-way (a full disk at report.html)
+// otherwise left a new report.md and report.csv beside the previous report.html and report.json.
+static int write_reports(const mv_report *rep, const char *md, const char *csv, const char *html, const char *json) {
+    const char *path[4] = {md, csv, html, json};
+    char tmp[4][4128];
+    for (int i = 0; i < 4; i++) {
+        MV_TRY(mv_check_output_file(path[i]));   // a target the rename would fail on: before any work
+        mv_remove_stale_tmp(path[i]);
+        snprintf(tmp[i], sizeof tmp[i], "%s.tmp.%ld", path[i], (long)getpid());
+    }
+    int rc = mv_report_write_md(rep, tmp[0]);
+    if (rc == 0) rc = mv_report_write_csv(rep, tmp[1]);
+    if (rc == 0) rc = mv_report_write_html(rep, tmp[2]);
+    if (rc == 0) rc = mv_report_write_json(rep, tmp[3]);
+    int renamed = 0;   // (a rename that fails after the first, on one folder, is not expected)
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        if (rename(tmp[i], path[i]) < 0) rc = mv_fail("%s: cannot rename %s over it: %s", path[i], tmp[i], strerror(errno));
+        else renamed++;
+    }
+    if (rc < 0) {
+        char msg[MV_ERRMSG_MAX];   // the writers name the temporary: name the report file
+        snprintf(msg, sizeof msg, "%s", mv_last_error());
+        for (int i = 0; i < 4; i++) unlink(tmp[i]);
+        mv_fail("%s (%s)", msg, renamed ? "the report files are of two reports now: run it again" : "no report file was replaced");
+        return -1;
+    }
+    char dir[4096];
+    mv_dir_of(dir, sizeof dir, md);
+    mv_sync_dir(dir);
+    return 0;
 }
 
 int cmd_report(int argc, char **argv) {
@@ -199,8 +252,7 @@ int cmd_report(int argc, char **argv) {
     snprintf(csv, sizeof csv, "%s/report.csv", out);
     snprintf(html, sizeof html, "%s/report.html", out);
     snprintf(json, sizeof json, "%s/report.json", out);
-    if (mv_report_write_md(&rep, md) < 0 || mv_report_write_csv(&rep, csv) < 0 || mv_report_write_html(&rep, html) < 0 ||
-        mv_report_write_json(&rep, json) < 0) {
+    if (write_reports(&rep, md, csv, html, json) < 0) {
         fprintf(stderr, "maskvim report: %s\n", mv_last_error());
         mv_report_free(&rep);
         return 1;

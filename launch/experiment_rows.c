@@ -56,12 +56,86 @@ static void read_state(char *state, size_t size, const char *dir) {
     mv_json_free(&st);
 }
 
-row_action exp_row_plan(const char *dir) {
-    char state[32], path[MV_PATH_MAX + 32];
+// Whether the saved DIR/config.yaml of run r trains otherwise than the file gives now: its
+// settings that change the results differ (those the report compares; bookkeeping such as
+// run.log_every or run.device does not count). 1 with the first difference in why[n], 0 when
+// not (or there is no config.yaml to compare).
+static int scored_difference(const mv_experiment *exp, const mv_exp_run *r, const char *dir, char *why, size_t n) {
+    char path[MV_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    if (!file_exists(path)) return 0;
+    mv_config *now = mv_calloc(1, sizeof *now), *saved = mv_calloc(1, sizeof *saved);
+    int differs = 0;
+    if (experiment_run_config(now, exp, r, dir) == 0 && config_load(saved, path, 0, NULL) == 0) {
+        experiment_copy_unscored(now, saved);
+        char key[256], va[256], vb[256];
+        if (config_first_difference(saved, now, key, va, vb, sizeof key)) {
+            snprintf(why, n, "%.200s: %.200s in its config.yaml, %.200s in %.200s now", key, va, vb, exp->path);
+            differs = 1;
+        }
+    }
+    mv_clear_error();
+    free(now);
+    free(saved);
+    return differs;
+}
+
+row_action exp_row_plan(const mv_experiment *exp, const mv_exp_run *r, const char *dir) {
+    char state[32], path[MV_PATH_MAX + 32], why[1024];
     read_state(state, sizeof state, dir);
-    if (!strcmp(state, "finished")) return ROW_SKIP;
+    snprintf(path, sizeof path, "%s/corruptions.json", dir);
+    if (!strcmp(state, "finished")) {
+        // Its corruption numbers are those of other corruptions or severities: evaluate it again
+        // (the checkpoint is there), as after a failed evaluation; not when it trained otherwise
+        // (skipped with a warning: its evaluation would not be the file's row either).
+        if (exp->ncorruptions && !experiment_corruptions_match(exp, path) && !scored_difference(exp, r, dir, why, sizeof why))
+            return ROW_EVAL;
+        return ROW_SKIP;
+    }
     snprintf(path, sizeof path, "%s/latest", dir);
     return file_exists(path) ? ROW_RESUME : ROW_RUN;
+}
+
+// The iteration of the checkpoint DIR/latest names (-1: none, or not an iter_<N>.h5).
+static long latest_iter(const char *dir) {
+    char name[256];
+    checkpoint_latest_name(dir, name, sizeof name);
+    long it = -1;
+    char tail[8] = "";
+    if (sscanf(name, "iter_%ld.h%7s", &it, tail) != 2 || strcmp(tail, "5")) it = -1;
+    return it;
+}
+
+int exp_row_check_resume(const mv_experiment *exp, const mv_exp_run *r, const char *dir) {
+    mv_config *cfg = mv_calloc(1, sizeof *cfg);
+    int rc = experiment_run_config(cfg, exp, r, dir);
+    long it = latest_iter(dir), max = cfg->schedule.max_iters;
+    free(cfg);
+    MV_TRY(rc);
+    // Training would say there is nothing to train and exit 0, leaving the row at iteration `it`
+    // with an evaluation from before it: never the row the file describes.
+    if (it > max) {
+        // The value it trained with (its config.yaml's): any other one is refused below.
+        char path[MV_PATH_MAX + 32], back[64];
+        snprintf(path, sizeof path, "%s/config.yaml", dir);
+        mv_config *saved = mv_calloc(1, sizeof *saved);
+        if (config_load(saved, path, 0, NULL) == 0 && saved->schedule.max_iters >= it)
+            snprintf(back, sizeof back, "%ld (its config.yaml's)", (long)saved->schedule.max_iters);
+        else
+            snprintf(back, sizeof back, "%ld or more", it);
+        mv_clear_error();
+        free(saved);
+        return mv_fail("its checkpoint (%s/latest: iter_%ld.h5) is past schedule.max_iters %ld of %s: set "
+                       "schedule.max_iters back to %s, or delete %s to train the row again", dir, it, max, exp->path,
+                       back, dir);
+    }
+    char why[1024];
+    // Resumed, it would continue under the new settings: its numbers would be those of neither.
+    if (scored_difference(exp, r, dir, why, sizeof why))
+        return mv_fail("it was trained up to its checkpoint with another configuration than %s gives now (%s): the "
+                       "sweep does not continue a row under other settings; restore them in the file, or delete "
+                       "%s to train the row again", exp->path, why, dir);
+    return 0;
 }
 
 // The last evaluation per domain of DIR/metrics.jsonl (the run's final evaluation, since
@@ -168,7 +242,7 @@ int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const ch
     MV_TRY(mv_mkdir_p(j->dir));
     j->lock = lock_row(j->dir, j->run->name);
     if (j->lock < 0) return j->lock;
-    row_action a = exp_row_plan(j->dir);   // again under the lock: another runner may have finished it
+    row_action a = exp_row_plan(exp, j->run, j->dir);   // again under the lock: another runner may have finished it
     if (a == ROW_SKIP) {
         printf("maskvim experiment: row %s: finished, skipped\n", j->run->name);
         close(j->lock);
@@ -177,6 +251,16 @@ int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const ch
     char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", j->dir);
     int rc = experiment_run_config(cfg, exp, j->run, j->dir);
+    // A resume the sweep refuses leaves config.yaml as the row trained with; the row is failed.
+    if (rc == 0 && a != ROW_RUN && exp_row_check_resume(exp, j->run, j->dir) < 0) {
+        char msg[MV_ERRMSG_MAX];
+        snprintf(msg, sizeof msg, "%s", mv_last_error());
+        exp_write_status(j->dir, j->run->name, run_seed(j->run), exp->global_batch, "failed", msg, NULL, NULL, 0);
+        close(j->lock);
+        return mv_fail("row %s: %s", j->run->name, msg);
+    }
+    // Settings that do not change the results (run.log_every, run.device, ...) are taken as the
+    // file gives them now; the child reads them from config.yaml. (The ones that do are equal here.)
     if (rc == 0) rc = config_save(path, cfg);
     if (rc == 0)
         rc = exp_write_status(j->dir, j->run->name, run_seed(j->run), exp->global_batch, "running", NULL, NULL, NULL, 0);
@@ -184,9 +268,12 @@ int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const ch
         close(j->lock);
         return mv_fail_context("row %s", j->run->name);
     }
+    if (a == ROW_EVAL)
+        printf("maskvim experiment: row %s: finished, but %s/corruptions.json holds other corruptions or severities "
+               "than %s asks for: evaluating it again\n", j->run->name, j->dir, exp->path);
     j->max_iters = cfg->schedule.max_iters;
     j->t0 = mv_now_s();
-    printf("maskvim experiment: row %s: %s in %s", j->run->name, a == ROW_RESUME ? "resuming" : "starting", j->dir);
+    printf("maskvim experiment: row %s: %s in %s", j->run->name, a == ROW_RUN ? "starting" : "resuming", j->dir);
     if (log) printf(" (output in %s)", log);
     printf("\n");
     fflush(stdout);
@@ -198,15 +285,16 @@ int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const ch
 // (a wrapper that swallows the failure, a typo such as --launcher echo) was otherwise recorded
 // as finished with no results, and every later sweep skipped the row.
 static int check_trained(const row_job *j) {
-    char name[256];
-    checkpoint_latest_name(j->dir, name, sizeof name);
-    long it = -1;
-    char tail[8] = "";
-    if (sscanf(name, "iter_%ld.h%7s", &it, tail) != 2 || strcmp(tail, "5")) it = -1;
-    if (it >= j->max_iters) return 0;
+    long it = latest_iter(j->dir);
+    if (it == j->max_iters) return 0;
     if (it < 0)
         return mv_fail("the training exited with status 0 but left no checkpoint (%s/latest missing or unreadable): "
                        "it did not train (check the launcher command)", j->dir);
+    // Past the end: schedule.max_iters was lowered below a checkpoint (exp_row_check_resume
+    // refuses that before training; this holds for a checkpoint that came meanwhile).
+    if (it > j->max_iters)
+        return mv_fail("its checkpoint (%s/latest: iter_%ld.h5) is past schedule.max_iters %ld: set schedule.max_iters "
+                       "back to %ld or more, or delete %s to train the row again", j->dir, it, j->max_iters, it, j->dir);
     return mv_fail("the training exited with status 0 at iteration %ld of %ld (%s/latest): it did not finish (check "
                    "the launcher command)", it, j->max_iters, j->dir);
 }

@@ -11,13 +11,23 @@
 // ------------------------------------------------------------------------------------------
 // Row state (experiment_rows.c)
 
-typedef enum { ROW_RUN, ROW_RESUME, ROW_SKIP } row_action;
+typedef enum { ROW_RUN, ROW_RESUME, ROW_SKIP, ROW_EVAL } row_action;
 
 #define ROW_BUSY (-2)   // lock_row / exp_row_begin: another process holds the row
 
-// What to do with the row in DIR: skip it (its status.json says finished), resume it (it has a
-// checkpoint, DIR/latest) or run it.
-row_action exp_row_plan(const char *dir);
+// What to do with run r in DIR: skip it (its status.json says finished), resume it (it has a
+// checkpoint, DIR/latest) or run it. A finished run of a file with `corruptions:` whose
+// corruptions.json holds other corruptions or severities than the file asks for now (the file
+// was edited since) is evaluated again (ROW_EVAL: resumed, which trains nothing, then evaluated),
+// unless it was trained with another configuration than the file gives now: then it is skipped,
+// with the warning of exp_config_changed.
+row_action exp_row_plan(const mv_experiment *exp, const mv_exp_run *r, const char *dir);
+
+// Whether the sweep may resume run r from the checkpoint in DIR: 0, or -1 with the reason (the
+// checkpoint is past the file's schedule.max_iters, or DIR/config.yaml gives other settings than
+// the file now does, beyond those that do not change the results: a row is trained under one
+// configuration, never continued under another).
+int exp_row_check_resume(const mv_experiment *exp, const mv_exp_run *r, const char *dir);
 
 // DIR/status.json, written to a temporary file and renamed so readers never see half of it.
 // `extra` (names, values, n) are more entries of "final": the corruptions of a Table 2 row.

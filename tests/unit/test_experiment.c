@@ -244,6 +244,40 @@ Test(experiment, corruptions_columns_and_results) {
     experiment_free(&e);
 }
 
+// Whether a row's corruptions.json is of the file's corruptions and severities as they are now
+// (the sweep evaluates a finished row again, and the report marks it, when not): exactly those
+// pairs, the clean pass aside; a severity or corruption more is another evaluation too (its
+// status.json's means were taken over it).
+Test(experiment, corruptions_match_the_file) {
+    const char *p = write_file("t2m.yaml",
+        "source: clear\ncorruptions: [gaussian_noise, brightness]\nseverities: [1, 3]\nrows: [{name: a}]\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    const char *head = "{\"results\": [{\"corruption\": \"none\", \"severity\": 0, \"metrics\": {\"mIoU\": 1}}";
+    const char *pairs[] = {"gaussian_noise\", \"severity\": 1", "gaussian_noise\", \"severity\": 3",
+                           "brightness\", \"severity\": 1", "brightness\", \"severity\": 3",
+                           "brightness\", \"severity\": 5", "fog\", \"severity\": 1"};
+    char text[2048], jpath[1024];
+    // which of pairs[] the file holds -> whether it matches
+    struct { int use[6]; int match; } cases[] = {
+        {{1, 1, 1, 1, 0, 0}, 1}, {{1, 0, 1, 1, 0, 0}, 0}, {{1, 1, 1, 1, 1, 0}, 0}, {{1, 1, 1, 1, 0, 1}, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t n = (size_t)snprintf(text, sizeof text, "%s", head);
+        for (int i = 0; i < 6; i++)
+            if (cases[k].use[i])
+                n += (size_t)snprintf(text + n, sizeof text - n, ", {\"corruption\": \"%s, \"metrics\": {\"mIoU\": 2}}",
+                                      pairs[i]);
+        snprintf(text + n, sizeof text - n, "]}\n");
+        snprintf(jpath, sizeof jpath, "%s", write_file("m.json", text));
+        cr_assert_eq(experiment_corruptions_match(&e, jpath), cases[k].match, "case %zu: %s", k, text);
+    }
+    write_file("m.json", "{\"results\": [oops]}\n");
+    cr_assert_eq(experiment_corruptions_match(&e, jpath), 0);
+    cr_assert_eq(experiment_corruptions_match(&e, "/nonexistent/m.json"), 0);
+    experiment_free(&e);
+}
+
 Test(experiment, corruption_errors) {
     expect_error("source: clear\ncorruptions: [nosuch]\nrows: [{name: a}]\n",
                  (const char *[]){"bad.yaml:2:", "corruptions", "nosuch", NULL});
