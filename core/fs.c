@@ -73,8 +73,16 @@ int mv_check_free_space(const char *dir, double need, const char *what, const ch
     if (statvfs(dir, &vfs) != 0) return 0;
     double avail = (double)vfs.f_bavail * (double)vfs.f_frsize;   // what an unprivileged writer may use
     if (avail >= need) return 0;
-    return mv_fail("%s: not enough free space for %s (about %.1f MB needed, %.1f MB free in %s)", what, for_what,
-                   need / 1e6, avail / 1e6, dir);
+    // As many decimals as it takes for the two figures to read differently (0.1 MB needed, 0.1
+    // MB free would say nothing).
+    int digits = 1;
+    char a[64], b[64];
+    do {
+        snprintf(a, sizeof a, "%.*f", digits, need / 1e6);
+        snprintf(b, sizeof b, "%.*f", digits, avail / 1e6);
+    } while (!strcmp(a, b) && ++digits < 7);
+    return mv_fail("%s: not enough free space for %s (about %s MB needed, %s MB free in %s)", what, for_what, a, b,
+                   dir);
 }
 
 bool mv_is_dir(const char *path) {

@@ -74,7 +74,7 @@ mounted=1
 rc=0
 convert --out "$T/small/split" >"$T/small.log" 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "a full disk: exit status $rc, not 1: $(tail -3 "$T/small.log")"
-grep -qE "$T/small/split/shard-00003.h5: not enough free space for sample 0 \(city/city_000006_000019\) \(about 0\.[0-9] MB needed, 0\.[0-9] MB free in $T/small/split\)" \
+grep -qE "$T/small/split/shard-00003.h5: not enough free space for sample 0 \(city/city_000006_000019\) \(about 0\.[0-9]+ MB needed, 0\.[0-9]+ MB free in $T/small/split\)" \
     "$T/small.log" || fail "the error does not name the folder and its free space: $(tail -2 "$T/small.log")"
 [ "$(ls -A "$T/small/split" | tr '\n' ' ')" = "shard-00000.h5 shard-00001.h5 shard-00002.h5 " ] \
     || fail "files left: $(ls -A "$T/small/split")"
