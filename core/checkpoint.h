@@ -112,6 +112,8 @@ int checkpoint_rotate(const char *dir, int keep);
 // The bare file name DIR/latest holds ("" when it is missing, unreadable or not a bare name);
 // nothing is checked about that file.
 void checkpoint_latest_name(const char *dir, char *name, size_t n);
+// The step of a checkpoint file called exactly iter_<digits>.h5, or -1.
+int64_t checkpoint_iter_step(const char *name);
 // The checkpoint that a path given for one (eval/predict --checkpoint, train --resume) means:
 // ARG itself, or, when ARG is a run folder or the `latest` file in one, the checkpoint that
 // `latest` names in that folder (see checkpoint_latest_name); then `who` (when not NULL: the

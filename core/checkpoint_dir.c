@@ -24,8 +24,7 @@ int checkpoint_iter_path(char *out, size_t n, const char *dir, int64_t step) {
     return 0;
 }
 
-// The step of a file called exactly iter_<digits>.h5, or -1.
-static int64_t iter_step(const char *name) {
+int64_t checkpoint_iter_step(const char *name) {
     if (strncmp(name, "iter_", 5)) return -1;
     const char *c = name + 5;
     int64_t step = 0;
@@ -91,7 +90,7 @@ static int list_iters(const char *dir, iter_file **out, int *count) {
     int cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        int64_t step = iter_step(e->d_name);
+        int64_t step = checkpoint_iter_step(e->d_name);
         if (step < 0 || strlen(e->d_name) >= sizeof((*out)->name)) continue;
         if (*count == cap) {
             cap = cap ? 2 * cap : 16;
@@ -119,7 +118,7 @@ static bool is_debris(const char *name) {
         memcpy(base, name, len);
         base[len] = '\0';
     }
-    return iter_step(base) >= 0 || !strcmp(base, "best.h5") || !strcmp(base, LATEST);
+    return checkpoint_iter_step(base) >= 0 || !strcmp(base, "best.h5") || !strcmp(base, LATEST);
 }
 
 int checkpoint_rotate(const char *dir, int keep) {
@@ -177,7 +176,7 @@ static void note_unfinished_copies(const char *dir, char *why, size_t cap) {
     char base[512], msg[1200];
     while ((e = readdir(d))) {
         if (!mv_stale_tmp(e->d_name, base, sizeof base) || !is_debris(e->d_name)) continue;
-        if (iter_step(base) < 0 && strcmp(base, "best.h5")) continue;   // (the adoption copies best.h5 first)
+        if (checkpoint_iter_step(base) < 0 && strcmp(base, "best.h5")) continue;   // (the adoption copies best.h5 first)
         snprintf(msg, sizeof msg, "%.500s/%.300s, the unfinished copy of a checkpoint that a --resume PATH into this folder "
                  "was adopting when it stopped (that adoption did not complete: give that checkpoint to --resume "
                  "again to continue it)", dir, e->d_name);
@@ -218,7 +217,7 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
             return 1;
         }
         if (checked && h5_last_open_locked()) return locked_stop(path);
-        if (iter_step(latest) >= 0) bound = iter_step(latest);
+        if (checkpoint_iter_step(latest) >= 0) bound = checkpoint_iter_step(latest);
         if (checked && access(path, F_OK) == 0) {
             damaged++;
             note(why, sizeof why, mv_last_error());

@@ -100,10 +100,7 @@ row_action exp_row_plan(const mv_experiment *exp, const mv_exp_run *r, const cha
 static long latest_iter(const char *dir) {
     char name[256];
     checkpoint_latest_name(dir, name, sizeof name);
-    long it = -1;
-    char tail[8] = "";
-    if (sscanf(name, "iter_%ld.h%7s", &it, tail) != 2 || strcmp(tail, "5")) it = -1;
-    return it;
+    return (long)checkpoint_iter_step(name);
 }
 
 int exp_row_check_resume(const mv_experiment *exp, const mv_exp_run *r, const char *dir) {
