@@ -9,8 +9,8 @@
 #      children, launch/experiment_spawn.c): arming must take it (it stayed blocked before);
 #   2. 0, 0.05 and 0.3 s after the handlers are in place (whatever phase that is: a stop before
 #      the first step, or after a step with its checkpoint, are both right);
-#   3. while the synthetic data is written into an empty MV_SYNTH_CACHE (and a second SIGTERM
-#      then ends the process at once, as during training);
+#   3. while the synthetic data is written into an empty MV_SYNTH_CACHE; and two different stop
+#      signals held back until arming: the second ends the process at once, as during training;
 #   4. two ranks under mpirun: mpirun signalled with SIGUSR1 while rank 0 writes the data (it
 #      forwards it to both ranks); rank 1 alone signalled as soon as it has its handlers, which
 #      is before MPI_Init (Open MPI must leave them in place): both ranks stop before the first
@@ -145,21 +145,26 @@ def sweep_case(name, sig, how, jobs, delay=0.0):
     assert r.returncode == 0 and "2 rows run, 0 skipped" in r.stdout, f"{name}: the next sweep: {r.stdout[-600:]}"
     print(f"{name}: status {p.returncode}, the next sweep ran both rows")
 
-def twice(name, sig):   # a second SIGINT or SIGTERM during startup ends the process at once
+def twice(name, first, second):
+    # A second SIGINT/SIGTERM/SIGHUP during startup ends the process at once. Both signals are
+    # sent before the process can arm, held back by a blocked mask: arming delivers both, one
+    # after the other, so the second always finds the first's request still standing. (Sent
+    # while it wrote the synthetic data, the first used to end that at once and the run could
+    # exit before the second arrived: killed by it, or not, by timing.)
     env = dict(os.environ, MV_SYNTH_CACHE=os.path.join(tmp, f"cache_{name}"))
     p = subprocess.Popen([binary, "train", *sets, "--set", "data.batch_per_rank=2", "--set", "data.synthetic.train_count=200",
                           "--set", f"run.work_dir={os.path.join(tmp, name)}"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    err = ""
-    for wanted in ("writing synthetic domain", "during startup: stopping before the first step"):
-        while wanted not in err:
-            line = p.stderr.readline()
-            assert line, (name, f"ended before '{wanted}'", p.wait(), err)
-            err += line
-        p.send_signal(sig)
-    err += p.communicate(timeout=300)[1]
-    assert p.returncode == -sig and "stopping at once" in err, (name, p.returncode, err[-600:])
-    print(f"{name}: a second {signal.Signals(sig).name} during startup: killed at once")
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {first, second}))
+    p.send_signal(first)
+    p.send_signal(second)
+    err = p.communicate(timeout=300)[1]
+    taken = [s for s in (first, second) if f"{signal.Signals(s).name} during startup: stopping before the first step" in err]
+    assert len(taken) == 1, (name, "expected one request taken during startup", p.returncode, err[-600:])
+    killer = second if taken[0] == first else first
+    assert p.returncode == -killer and "stopping at once" in err, (name, p.returncode, err[-600:])
+    assert not os.path.exists(os.path.join(tmp, name, "latest")), (name, "a checkpoint was written")
+    print(f"{name}: {signal.Signals(taken[0]).name} then {signal.Signals(killer).name} during startup: killed at once")
 
 mode = os.environ["CASES"]
 if mode == "sweep":
@@ -173,7 +178,8 @@ elif mode == "one":
                  extra=["--set", "data.batch_per_rank=2", "--set", "schedule.max_iters=40", "--set", "run.ckpt_every=0"])
         case(f"writing_{s}", SIGS[s], "writing", cache=os.path.join(tmp, f"cache_{s}"), reference="full_big",
              extra=["--set", "data.batch_per_rank=2", "--set", "data.synthetic.train_count=200"])
-    twice("twice_TERM", signal.SIGTERM)
+    twice("twice_TERM_INT", signal.SIGTERM, signal.SIGINT)
+    twice("twice_HUP_TERM", signal.SIGHUP, signal.SIGTERM)
 else:
     launcher = os.environ["MPI2"].split("\x1f")
     extra = ["--set", "data.batch_per_rank=1", "--set", "data.synthetic.train_count=200"]
