@@ -109,6 +109,27 @@ static void run_float(double *x, int c, int h, int w, int s, uint64_t seed) {
     }
 }
 
+static void swap_red_blue(uint8_t *dst, const uint8_t *src, size_t npx) {
+    for (size_t i = 0; i < npx; i++) {
+        uint8_t r = src[3 * i];
+        dst[3 * i + 1] = src[3 * i + 1];
+        dst[3 * i] = src[3 * i + 2];
+        dst[3 * i + 2] = r;
+    }
+}
+
+int corrupt_image_bgr(mv_image *out, const mv_image *in, int corruption, int severity, uint64_t seed) {
+    // A grey image has no channel order; a bad image gets corrupt_image's message.
+    if (!in || !out || !in->px || in->c != 3 || in->h < 1 || in->w < 1) return corrupt_image(out, in, corruption, severity, seed);
+    size_t npx = (size_t)in->h * in->w;
+    mv_image bgr = image_alloc(in->h, in->w, 3);
+    swap_red_blue(bgr.px, in->px, npx);
+    int rc = corrupt_image(out, &bgr, corruption, severity, seed);
+    if (rc == 0) swap_red_blue(out->px, out->px, npx);
+    image_free(&bgr);
+    return rc;
+}
+
 int corrupt_image(mv_image *out, const mv_image *in, int corruption, int severity, uint64_t seed) {
     if (!in || !out || !in->px) return mv_fail("corrupt_image: no input image");
     if (corruption < 0 || corruption >= CORRUPT_COUNT)

@@ -43,6 +43,12 @@ int corrupt_is_random(int corruption);
 // first, as the package does, and gives a 3-channel out (not in place). Returns 0 / -1 with a message (bad corruption, severity,
 // channels, sizes; a libjpeg failure).
 int corrupt_image(mv_image *out, const mv_image *in, int corruption, int severity, uint64_t seed);
+// corrupt_image on an RGB image as a generator that read it in BGR order (OpenCV's imread, as
+// HGFormer's Cityscapes-C script) would: the channels are swapped, corrupted and swapped back.
+// jpeg_compression, saturate, snow, frost and spatter treat the channels differently and change
+// (at severities 4-5 most); in the others only per-channel random draws land on other channels.
+// Same contract as corrupt_image (a grey image has no channel order).
+int corrupt_image_bgr(mv_image *out, const mv_image *in, int corruption, int severity, uint64_t seed);
 
 // The per-image seed the converter uses: a function of the run's seed and the sample index,
 // so any one image of a corrupted split can be regenerated alone.

@@ -31,10 +31,6 @@ static void usage(FILE *f) {
     fputc('\n', f);
 }
 
-static void swap_rb(uint8_t *px, size_t npx) {
-    for (size_t i = 0; i < npx; i++) { uint8_t t = px[3 * i]; px[3 * i] = px[3 * i + 2]; px[3 * i + 2] = t; }
-}
-
 typedef struct {
     mv_sample in;
     uint8_t *out;            // corrupted image, capacity of in.rgb
@@ -85,9 +81,7 @@ static int corrupt_one(job *jb, const char *out_root, int c, int sev) {
             if (s->rc == 0) {
                 mv_image src = s->in.rgb, dst = {src.h, src.w, 3, s->out};
                 size_t npx = (size_t)src.h * src.w;
-                if (jb->bgr) swap_rb(src.px, npx);
-                s->rc = corrupt_image(&dst, &src, c, sev, corrupt_image_seed(jb->seed, i + k));
-                if (jb->bgr) swap_rb(dst.px, npx);
+                s->rc = (jb->bgr ? corrupt_image_bgr : corrupt_image)(&dst, &src, c, sev, corrupt_image_seed(jb->seed, i + k));
                 if (s->rc == 0) {
                     s->len_rgb = shard_encode_chunk(&s->enc_rgb, &s->cap_rgb, dst.px, npx * 3, MV_SHARD_DEFAULT_DEFLATE);
                     s->len_lab = shard_encode_chunk(&s->enc_lab, &s->cap_lab, s->in.label.px, npx, MV_SHARD_DEFAULT_DEFLATE);

@@ -25,7 +25,7 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: [mpirun -np N] maskvim eval [FILE.yaml] --checkpoint C.h5|RUN_DIR [--set key=value ...]\n"
         "                   [--targets NAME,...] [--corruptions LIST|all [--severities LIST]\n"
-        "                   [--corruption-seed S]] [--json OUT.json] [--per-class]\n\n"
+        "                   [--corruption-seed S] [--corruption-bgr]] [--json OUT.json] [--per-class]\n\n"
         "Inference (the whole image, or sliding windows with data.test_mode: slide) on each\n"
         "data.val source (or the --targets among them): per-domain mIoU, mAcc and aAcc in\n"
         "a table, per-class IoU and Acc with --per-class, everything in --json. With --corruptions,\n"
@@ -35,7 +35,9 @@ static void usage(FILE *f) {
         "severities each corruption's mean over them is one more (DOMAIN/CORRUPTION/mean).\n"
         "Image i is corrupted with the seed corrupt_image_seed(S, i), S = --corruption-seed (default\n"
         "0, whatever the run's seed: every model is scored on the same images, the ones `maskvim\n"
-        "data corrupt --seed S` writes).\n"
+        "data corrupt --seed S` writes). --corruption-bgr corrupts each image as a generator that\n"
+        "read it in BGR order would (HGFormer's Cityscapes-C script, `maskvim data corrupt --bgr`):\n"
+        "jpeg_compression, saturate, snow, frost and spatter differ, at severities 4-5 most.\n"
         "C may be a training checkpoint or a plain weights file, or a run folder (or its `latest`\n"
         "file): the checkpoint `latest` names there (stderr says which). Without FILE, the\n"
         "configuration is the one saved in a training checkpoint (the run's config.yaml; its relative\n"
@@ -63,12 +65,13 @@ static void print_summary(const char *label, const mv_seg_metrics *r) {
     putchar('\n');
 }
 
-typedef struct { int corruption, severity; uint64_t seed; } corrupt_ctx;
+typedef struct { int corruption, severity; uint64_t seed; bool bgr; } corrupt_ctx;
 
 static int corrupt_hook(mv_image *rgb, int source, int64_t sample, void *ctx) {
     (void)source;
     corrupt_ctx *c = ctx;
-    return corrupt_image(rgb, rgb, c->corruption, c->severity, corrupt_image_seed(c->seed, sample));
+    return (c->bgr ? corrupt_image_bgr : corrupt_image)(rgb, rgb, c->corruption, c->severity,
+                                                        corrupt_image_seed(c->seed, sample));
 }
 
 static bool wanted(const char *targets, const char *name) {
@@ -150,7 +153,7 @@ static void report_result(const char *label, const mv_seg_metrics *res, bool per
 
 int cmd_eval(int argc, char **argv) {
     const char *file = NULL, *ckpt = NULL, *targets = NULL, *corrs = NULL, *sevs = "5", *json = NULL;
-    bool sevs_given = false, seed_given = false;
+    bool sevs_given = false, seed_given = false, bgr = false;
     uint64_t corr_seed = 0;
     const char **sets = mv_calloc(argc + 1, sizeof(char *));
     int nsets = 0;
@@ -159,6 +162,7 @@ int cmd_eval(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
         if (!strcmp(a, "--per-class")) { per_class = true; continue; }
+        if (!strcmp(a, "--corruption-bgr")) { bgr = true; continue; }
         if (a[0] != '-') {
             if (file) { fprintf(stderr, "maskvim eval: more than one configuration file ('%s', '%s')\n", file, a); free(sets); return 2; }
             file = a;
@@ -181,6 +185,11 @@ int cmd_eval(int argc, char **argv) {
     if (!ckpt) { fprintf(stderr, "maskvim eval: --checkpoint is required\n\n"); usage(stderr); free(sets); return 2; }
     if (seed_given && !corrs) {
         fprintf(stderr, "maskvim eval: --corruption-seed needs --corruptions LIST|all\n");
+        free(sets);
+        return 2;
+    }
+    if (bgr && !corrs) {
+        fprintf(stderr, "maskvim eval: --corruption-bgr needs --corruptions LIST|all\n");
         free(sets);
         return 2;
     }
@@ -227,6 +236,11 @@ int cmd_eval(int argc, char **argv) {
     if (jf) {
         fputs("{\"checkpoint\": ", jf);
         json_write_string(jf, ckpt);
+        // What decides the corrupted pixels besides the corruption and severity: a sweep compares
+        // them with its experiment file before it keeps these numbers.
+        if (corrs)
+            fprintf(jf, ", \"corruption_seed\": %llu, \"corruption_channels\": \"%s\"", (unsigned long long)corr_seed,
+                    bgr ? "bgr" : "rgb");
         fputs(", \"results\": [\n", jf);
     }
     int nres = 0, found = 0;
@@ -243,7 +257,7 @@ int cmd_eval(int argc, char **argv) {
             int nsev = 0;
             for (int s = c < 0 ? 0 : 1; s <= (c < 0 ? 0 : 5) && rc == 0; s++) {
                 if (c >= 0 && !sev[s]) continue;
-                corrupt_ctx cc = {c, s, corr_seed};
+                corrupt_ctx cc = {c, s, corr_seed, bgr};
                 mv_eval_opts eo = {c >= 0 ? corrupt_hook : NULL, &cc, false};
                 char label[128];
                 if (c < 0) snprintf(label, sizeof label, "%s", v->name);

@@ -38,6 +38,43 @@ assert a == b, ("run.seed changed the corrupted images", a, b)
 assert any(a[d]["aAcc"] != c[d]["aAcc"] for d in a), ("--corruption-seed changed nothing", a, c)
 print("corruption seed ok")
 PY
+# On-the-fly corruption scores the images `maskvim data corrupt` writes (same seed), in RGB and,
+# with --corruption-bgr / --bgr, in HGFormer's BGR order; the JSON says which order and seed.
+"$MV_BIN" data synth --out "$TMP/split" --count 3 --size 64x128 --domains clear --split val >/dev/null 2>&1 || fail "data synth"
+for order in rgb bgr; do
+    flag=(); [ $order = rgb ] || flag=(--bgr)
+    "$MV_BIN" data corrupt --in "$TMP/split/clear/val" --out "$TMP/corrupt_$order" --corruption saturate,jpeg_compression \
+        --severity 5 "${flag[@]}" >/dev/null 2>&1 || fail "data corrupt ${flag[*]}"
+    flag=(); [ $order = rgb ] || flag=(--corruption-bgr)
+    "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --set "data.val=[$TMP/split/clear/val]" \
+        --corruptions saturate,jpeg_compression "${flag[@]}" --json "$TMP/fly_$order.json" >/dev/null 2>&1 \
+        || fail "eval --corruptions ${flag[*]}"
+    for c in saturate jpeg_compression; do
+        "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --set "data.val=[$TMP/corrupt_$order/$c/5]" \
+            --json "$TMP/written_${order}_$c.json" >/dev/null 2>&1 || fail "eval of the written $order $c split"
+    done
+done
+"$MV_PYTHON" - "$TMP" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+per = {}
+for order in ("rgb", "bgr"):
+    fly = json.load(open(f"{tmp}/fly_{order}.json"))
+    assert fly["corruption_channels"] == order and fly["corruption_seed"] == 0, fly
+    for c in ("saturate", "jpeg_compression"):
+        got = [x["metrics"] for x in fly["results"] if x["corruption"] == c]
+        want = json.load(open(f"{tmp}/written_{order}_{c}.json"))["results"][0]["metrics"]
+        for m in got + [want]:
+            m.pop("domain")   # the label: "clear/saturate/5" on the fly, the split's own name written
+        assert len(got) == 1 and got[0] == want, (order, c, got, want)
+        per[order, c] = want
+# the order changes the images: at least one of the two scores moves
+assert any(per["rgb", c] != per["bgr", c] for c in ("saturate", "jpeg_compression")), per
+print("on-the-fly corruption = written corruption, rgb and bgr")
+PY
+if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruption-bgr >"$TMP/bad.log" 2>&1; then
+    fail "--corruption-bgr without --corruptions accepted"; fi
+grep -q -- "--corruption-bgr needs --corruptions" "$TMP/bad.log" || fail "$(cat "$TMP/bad.log")"
 if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruption-seed 3 >"$TMP/bad.log" 2>&1; then
     fail "--corruption-seed without --corruptions accepted"; fi
 if "$MV_BIN" eval --checkpoint "$TMP/run/best.h5" "${sets[@]}" --corruptions nosuch >"$TMP/bad.log" 2>&1; then fail "unknown corruption accepted"; fi

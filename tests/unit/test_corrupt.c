@@ -489,6 +489,40 @@ Test(corrupt, grey_image_is_stacked_into_three_channels) {
     image_free(&g); image_free(&rgb);
 }
 
+// corrupt_image_bgr is corrupt_image on the channel-swapped image, swapped back: in place or not;
+// a grey image (no channel order) is corrupted as by corrupt_image; bad arguments fail the same.
+Test(corrupt, bgr_order_swaps_around_the_corruption) {
+    mv_image rgb = image_alloc(30, 40, 3), sw = image_alloc(30, 40, 3);
+    for (int i = 0; i < 30 * 40; i++)
+        for (int k = 0; k < 3; k++) rgb.px[3 * i + k] = (uint8_t)((i * (7 + 5 * k) + k * 40) % 256);
+    for (int i = 0; i < 30 * 40; i++)
+        for (int k = 0; k < 3; k++) sw.px[3 * i + k] = rgb.px[3 * i + 2 - k];
+    for (int c = 0; c < CORRUPT_COUNT; c++) {
+        mv_image want = corrupt(&sw, c, 5, 9), got = {0}, inplace = image_alloc(30, 40, 3), plain = corrupt(&rgb, c, 5, 9);
+        memcpy(inplace.px, rgb.px, (size_t)30 * 40 * 3);
+        cr_assert_eq(corrupt_image_bgr(&got, &rgb, c, 5, 9), 0, "%s: %s", corrupt_name(c), mv_last_error());
+        cr_assert_eq(corrupt_image_bgr(&inplace, &inplace, c, 5, 9), 0, "%s: %s", corrupt_name(c), mv_last_error());
+        for (int i = 0; i < 30 * 40; i++)
+            for (int k = 0; k < 3; k++) {
+                cr_assert_eq(got.px[3 * i + k], want.px[3 * i + 2 - k], "%s pixel %d", corrupt_name(c), i);
+                cr_assert_eq(inplace.px[3 * i + k], got.px[3 * i + k], "%s in place, pixel %d", corrupt_name(c), i);
+            }
+        // The two that weigh the channels differently (saturate through HSV, jpeg through YCbCr)
+        // must see the order.
+        if (c == CORRUPT_SATURATE || c == CORRUPT_JPEG_COMPRESSION)
+            cr_assert_neq(memcmp(got.px, plain.px, (size_t)30 * 40 * 3), 0, "%s ignores the order", corrupt_name(c));
+        image_free(&want); image_free(&got); image_free(&inplace); image_free(&plain);
+    }
+    mv_image g = image_alloc(30, 40, 1), a = {0}, b = {0};
+    for (int i = 0; i < 30 * 40; i++) g.px[i] = (uint8_t)(i * 13 % 256);
+    cr_assert_eq(corrupt_image_bgr(&a, &g, CORRUPT_SNOW, 4, 2), 0, "%s", mv_last_error());
+    cr_assert_eq(corrupt_image(&b, &g, CORRUPT_SNOW, 4, 2), 0);
+    cr_assert_eq(memcmp(a.px, b.px, (size_t)30 * 40 * 3), 0, "a grey image depends on the order");
+    cr_assert_eq(corrupt_image_bgr(&a, &rgb, CORRUPT_SNOW, 6, 2), -1);
+    cr_assert(strstr(mv_last_error(), "severity 6"), "%s", mv_last_error());
+    image_free(&a); image_free(&b); image_free(&g); image_free(&rgb); image_free(&sw);
+}
+
 static int run_corrupt(const char *a0, ...) {
     char *argv[32];
     int argc = 0;
