@@ -104,7 +104,8 @@ int checkpoint_iter_path(char *out, size_t n, const char *dir, int64_t step);
 int checkpoint_set_latest(const char *dir, const char *file);
 
 // Deletes all but the `keep` newest (by step) DIR/iter_<step>.h5 files (keep <= 0: keep all),
-// never the one `latest` names and never best.h5, and removes leftover *.tmp files of
+// never the one `latest` names and never best.h5; files at higher steps than the one `latest`
+// names (a course a rewind left) are neither counted nor deleted. Also removes leftover *.tmp files of
 // checkpoints and `latest` and *.tmp.<pid> files of a copy whose process is gone (debris of a
 // crash). Returns the number of files deleted, or -1.
 int checkpoint_rotate(const char *dir, int keep);

@@ -127,9 +127,15 @@ int checkpoint_rotate(const char *dir, int keep) {
     MV_TRY(list_iters(dir, &files, &count));
     char latest[256], path[4096];
     checkpoint_latest_name(dir, latest, sizeof latest);
-    int deleted = 0, rc = 0;
-    for (int i = keep > 0 ? keep : count; i < count; i++) {
-        if (!strcmp(files[i].name, latest)) continue;
+    // Checkpoints above the step `latest` names are the course a rewind left (--resume PATH to an
+    // older one): they stay, for a --resume PATH that means them, but do not count among the
+    // `keep`. Counted, they used to crowd out this course's own: with two of them and keep 3,
+    // only `latest` was left of it, and nothing for --resume auto to fall back to were it damaged.
+    int64_t bound = checkpoint_iter_step(latest);
+    int deleted = 0, rc = 0, kept = 0;
+    for (int i = 0; i < count; i++) {
+        if (bound >= 0 && files[i].step > bound) continue;
+        if (keep <= 0 || kept < keep || !strcmp(files[i].name, latest)) { kept++; continue; }
         snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
         if (remove(path) == 0) deleted++;
         else if (errno != ENOENT) { rc = mv_fail("%s: cannot delete: %s", path, strerror(errno)); break; }

@@ -576,16 +576,27 @@ Test(checkpoint, rotation_keeps_n_and_best) {
     cr_expect(!exists(dir, "iter_3.h5.tmp"), "crash debris removed");
     cr_expect_eq(count_files(dir), 3 + 3, "3 iter files + best.h5 + latest + notes.txt");
 
-    // The file `latest` names survives even when it is not among the newest.
-    cr_assert_eq(checkpoint_set_latest(dir, "iter_400.h5"), 0);
+    // After a rewind (`latest` names an older checkpoint) the higher steps are the course it left:
+    // kept and not counted; the keep newest up to `latest`'s step are this course's.
+    cr_assert_eq(checkpoint_set_latest(dir, "iter_500.h5"), 0);
     cr_expect_eq(checkpoint_rotate(dir, 1), 1);
-    cr_expect(exists(dir, "iter_400.h5") && exists(dir, "iter_600.h5") && !exists(dir, "iter_500.h5"));
+    cr_expect(exists(dir, "iter_500.h5") && exists(dir, "iter_600.h5") && !exists(dir, "iter_400.h5"));
+    o.step = 200;   // a rewind to 200 (its file gone): 500 and 600 are above it
+    cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, NULL, 0), 0);
+    o.step = 300;
+    cr_assert_eq(checkpoint_save_iter(dir, 2, &t.p, &o, &st, &cfg, NULL, 0), 0, "%s", mv_last_error());
+    cr_expect(exists(dir, "iter_200.h5") && exists(dir, "iter_300.h5"), "this course's two, not crowded out");
+    cr_expect(exists(dir, "iter_500.h5") && exists(dir, "iter_600.h5"), "the course a rewind left stays");
+    cr_assert_eq(checkpoint_set_latest(dir, "iter_600.h5"), 0);   // as when this course reaches 600
+    cr_expect_eq(checkpoint_rotate(dir, 1), 3);
+    cr_expect(exists(dir, "iter_600.h5") && !exists(dir, "iter_500.h5") && !exists(dir, "iter_300.h5") &&
+              !exists(dir, "iter_200.h5"));
     // keep 0 keeps everything; numeric, not lexical, order (iter_1000 is newer than iter_600).
     o.step = 1000;
     cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, NULL, 0), 0);
-    cr_expect_eq(count_files(dir), 3 + 3);
-    cr_expect_eq(checkpoint_rotate(dir, 1), 2);
-    cr_expect(exists(dir, "iter_1000.h5") && !exists(dir, "iter_600.h5") && !exists(dir, "iter_400.h5"));
+    cr_expect_eq(count_files(dir), 2 + 3);
+    cr_expect_eq(checkpoint_rotate(dir, 1), 1);
+    cr_expect(exists(dir, "iter_1000.h5") && !exists(dir, "iter_600.h5"));
     cr_expect_eq(count_files(dir), 1 + 3);
     optimizer_free(&o);
     params_free(&t.p);
