@@ -24,7 +24,12 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     snprintf(idir, sizeof idir, "%s/%s/images", root, s);
     snprintf(ldir, sizeof ldir, "%s/%s/v1.2/labels", root, s);
-    if (!mv_is_dir(ldir)) snprintf(ldir, sizeof ldir, "%s/%s/labels", root, s);
+    char plain[MV_CONVERT_PATH_MAX];
+    snprintf(plain, sizeof plain, "%s/%s/labels", root, s);
+    if (!mv_is_dir(ldir)) snprintf(ldir, sizeof ldir, "%s", plain);
+    else if (mv_is_dir(plain))   // two releases unpacked into one tree: say which labels are read
+        fprintf(stderr, "maskvim data convert: mapillary: labels from %s/v1.2/labels (the combined release's v1.2 "
+                        "labels); %s/labels is also there and is not read\n", s, s);
     if (!mv_is_dir(ldir))
         return mv_fail("%s: neither %s/v1.2/labels nor %s/labels exists (Mapillary Vistas layout)", root, s, s);
     return convert_pair_flat(items, n, idir, ".jpg", ldir, ".png");

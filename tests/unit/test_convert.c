@@ -870,7 +870,25 @@ Test(convert, mapillary_v12_release_layout_and_v20_refused) {
     for (int k = 0; k < 2; k++) put_palette(&road, "%s/training/v1.2/labels/%s.png", root, names[k]);
     image_free(&road);
     snprintf(out, sizeof out, "%s/out12", root);
-    cr_assert_eq(convert("mapillary", root, "training", out, 1, 0, 0, NULL), 0, "%s", mv_last_error());
+    // ... and the conversion says so, naming the folder it does not read.
+    char errpath[4300], said[8192] = "";
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", root);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    FILE *ef = fopen(errpath, "w+");
+    cr_assert(saved >= 0 && ef);
+    dup2(fileno(ef), STDERR_FILENO);
+    int crc = convert("mapillary", root, "training", out, 1, 0, 0, NULL);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(ef);
+    size_t got = fread(said, 1, sizeof said - 1, ef);
+    said[got] = 0;
+    fclose(ef);
+    cr_assert_eq(crc, 0, "%s", mv_last_error());
+    cr_assert(strstr(said, "labels from training/v1.2/labels") && strstr(said, "training/labels is also there"), "%s",
+              said);
     mv_split *s;
     cr_assert_eq(split_open(&s, out), 0);
     mv_sample smp;
