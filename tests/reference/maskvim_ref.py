@@ -560,6 +560,23 @@ def config_from_args(args, deterministic):
     return ref_config.apply_sets(cfg, args.set or [])
 
 
+def relu_margins(model):
+    """Forward hooks on every ConvModule's BatchNorm (the input of its ReLU): after a forward,
+    the returned list holds (min |y| / max |y|, module name) per call. An element within float32
+    rounding of zero decides its ReLU by rounding alone, and when it matters (a BatchNorm over few
+    values, a bias gradient formed by cancellation) every gradient below moves by up to percents:
+    a kink that the float64 reference and a float32 implementation may take on different sides."""
+    found, handles = [], []
+    for name, mod in model.named_modules():
+        if isinstance(mod, ConvModule):
+            def hook(_m, _inp, y, name=name):
+                a = y.detach().abs()
+                top = a.amax().item()
+                found.append((a.amin().item() / top if top > 0 else 1.0, name))
+            handles.append(mod.bn.register_forward_hook(hook))
+    return found, handles
+
+
 def cmd_step(args):
     cfg = config_from_args(args, deterministic=True)
     set_scan(args.scan)
@@ -577,7 +594,15 @@ def cmd_step(args):
             raise ValueError("step needs both --batch and --dump (or neither, with --init-out)")
         images, labels = read_batch(args.batch, cfg["num_classes"])
         t0 = time.time()
+        margins, handles = relu_margins(model) if args.kink_margin > 0 else ([], [])
         losses, logits, masks = train_step(model, images.to(dtype), labels)
+        for h in handles:
+            h.remove()
+        if margins and min(margins)[0] < args.kink_margin:   # no dump: its comparison fails too
+            m, name = min(margins)
+            raise ValueError(f"{args.batch}: {name}: a ReLU input lies {m:.2e} of its layer's largest from zero "
+                             f"(under --kink-margin {args.kink_margin:g}): a float32 run may take that kink on "
+                             "the other side; choose another seed or batch")
         write_dump(args.dump, model, losses, logits, masks)
         if not args.quiet:
             print(f"step: loss_total {losses['total'].item():.8f} ce {losses['ce'].item():.8f} "
@@ -995,6 +1020,9 @@ def main(argv=None):
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     p.add_argument("--scan", default="loop", choices=SCAN_IMPLS,
                    help="selective scan: per-token loop (default) or the vectorised chunked form")
+    p.add_argument("--kink-margin", type=float, default=0.0, metavar="M",
+                   help="fail when a ReLU input (a ConvModule's BatchNorm output) lies within M times its "
+                        "layer's largest |value| of zero: a float32 run may put it on the other side")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_step)
 

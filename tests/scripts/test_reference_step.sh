@@ -84,6 +84,14 @@ single=(
   "ragged|--set model.dims=12,20,36,68 --set model.decoder_channels=24 --set model.aux_channels=20 --set mask.lambda=0.8,0.6,0.4"
   "odd|--set mask.layout=official --set model.crop=32,32"
 )
+# The C initialisation's seed is case + 7, but where that put a ReLU input (a ConvModule's
+# BatchNorm output) within 2e-6 of its layer's largest |value| from zero: float32 rounding then
+# decides which side of the kink it takes, and which BLAS kernels the CPU gets (AVX2 on one
+# machine, AVX-512 on another) decided whether [odd] avg_non_ignore passed (one element at
+# 4.9e-7: the bias gradients below fpn_bottleneck moved by 1.5e-2). Those runs take the first
+# of seed + 1000, + 2000, ... that leaves a margin of 2e-6; the reference checks every run's
+# margin (--kink-margin 1e-6) so that no edit brings such a case back unnoticed.
+declare -A seed_of=([0|crop]=2007 [1|odd]=1008 [2|crop]=2009 [3|odd]=3010 [4|odd]=1011 [7|odd]=1014 [9|odd]=1016)
 runs=()
 for i in "${!cases[@]}"; do for batch in crop odd; do runs+=("$i|$batch|${cases[$i]}"); done; done
 for j in "${!single[@]}"; do runs+=("$((${#cases[@]} + j))|${single[$j]}"); done
@@ -95,11 +103,12 @@ for k in "${!runs[@]}"; do
   IFS='|' read -r i batch extra <<<"${runs[$k]}"
   # The CPU model's math (run.device=auto would take a GPU where one is present).
   # shellcheck disable=SC2086
-  "$MV_BIN" step --preset maskvim-nano $det $extra --set run.device=cpu --seed $((i + 7)) --init-out "$dir/w$k.h5" \
+  seed=${seed_of[$i|$batch]:-$((i + 7))}
+  "$MV_BIN" step --preset maskvim-nano $det $extra --set run.device=cpu --seed "$seed" --init-out "$dir/w$k.h5" \
       --batch "$dir/$batch.h5" --dump "$dir/c$k.h5" >/dev/null
   # shellcheck disable=SC2086
   printf '%s\n' "step --preset maskvim-nano $det $extra --weights $(printf %q "$dir/w$k.h5") \
---batch $(printf %q "$dir/$batch.h5") --dump $(printf %q "$dir/r$k.h5") --quiet" >>"$dir/ref_steps.txt"
+--batch $(printf %q "$dir/$batch.h5") --dump $(printf %q "$dir/r$k.h5") --kink-margin 1e-6 --quiet" >>"$dir/ref_steps.txt"
   printf '%q %q %q\n' "$dir/r$k.h5" "$dir/c$k.h5" "[$batch] ${extra:-defaults}" >>"$dir/pairs.txt"
 done
 "$MV_PYTHON" "$ref" many "$dir/ref_steps.txt" >/dev/null || echo "some reference steps failed (their comparisons fail below)"

@@ -8,10 +8,13 @@
 // bits" (the vectorised part of the variance loop rounded d * d before adding, the scalar
 // remainder fused it; backward's g w (x - m) r likewise). model_forward / model_backward are the
 // same code with those choices spelled out (mv_rounded, mv_fma, mv_fms, mv_fnma), as the kernel
-// makes them; the model is checked against the verbatim code and the kernel against the model.
+// makes them; the model is checked against the verbatim code (bit for bit where GCC tunes for the
+// CPU the kernel was rewritten on, within a few ulp elsewhere: expect_near) and the kernel
+// against the model, bit for bit on every target.
 // Under the sanitizers (-fsanitize=address,undefined, as the project builds them) GCC compiles
 // the plain loops with other fusions, so there the kernel is held to the model only.
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -189,6 +192,31 @@ static void expect_same(const float *a, const float *b, size_t n, const char *wh
                      N, C, threads, a[i], b[i]);
 }
 
+// The model against the verbatim old code. Which products GCC fuses in that code depends on the
+// CPU it tunes for (-march=native): on the machine the kernel was rewritten on (Zen 4) the two
+// agree bit for bit; tuned for another (an Intel rocketlake target, say) the old code's backward
+// rounds a product the model fuses and the last bit moves. So here the two must agree within a
+// few units in the last place of the row's (or vector's) largest value: the same arithmetic,
+// whatever the target. The kernel is held to the model bit for bit below, on every target.
+static void expect_near(const float *a, const float *b, size_t n, size_t row, const char *what, int N, int C) {
+    for (size_t r0 = 0; r0 < n; r0 += row) {
+        size_t r1 = r0 + row < n ? r0 + row : n;
+        float scale = 0.0f;
+        for (size_t i = r0; i < r1; i++)
+            if (isfinite(b[i]) && fabsf(b[i]) > scale) scale = fabsf(b[i]);
+        for (size_t i = r0; i < r1; i++) {
+            if (isnan(a[i]) || isnan(b[i]) || isinf(a[i]) || isinf(b[i])) {
+                if (memcmp(a + i, b + i, sizeof *a) != 0 && !(isnan(a[i]) && isnan(b[i])))
+                    cr_assert_fail("%s differs at %zu (N %d, C %d): %.9g vs old %.9g", what, i, N, C, a[i], b[i]);
+                continue;
+            }
+            if (fabsf(a[i] - b[i]) > 16 * FLT_EPSILON * scale)
+                cr_assert_fail("%s differs at %zu (N %d, C %d): %.9g vs old %.9g (more than 16 ulp of %.9g)", what, i, N,
+                               C, a[i], b[i], scale);
+        }
+    }
+}
+
 static void check_shape(int N, int C, unsigned seed) {
     size_t NC = (size_t)N * C;
     float *x = alloc_floats(NC), *g = alloc_floats(NC), *w = alloc_floats(C), *b = alloc_floats(C);
@@ -209,9 +237,9 @@ static void check_shape(int N, int C, unsigned seed) {
     {
         float *oo = alloc_floats(NC), *om = alloc_floats(N), *orr = alloc_floats(N);
         old_forward(oo, om, orr, x, w, b, N, C, 1e-5f);
-        expect_same(ro, oo, NC, "model vs old output", N, C, 1);
-        expect_same(rm, om, N, "model vs old mean", N, C, 1);
-        expect_same(rr, orr, N, "model vs old rstd", N, C, 1);
+        expect_near(ro, oo, NC, (size_t)C, "model vs old output", N, C);
+        expect_near(rm, om, N, 1, "model vs old mean", N, C);
+        expect_near(rr, orr, N, 1, "model vs old rstd", N, C);
         free(oo); free(om); free(orr);
     }
 #endif
@@ -226,9 +254,9 @@ static void check_shape(int N, int C, unsigned seed) {
         memcpy(ow, dw0, C * sizeof *ow);
         memcpy(ob, dw0, C * sizeof *ob);
         old_backward(od, ow, ob, g, x, w, rm, rr, N, C);
-        expect_same(rdin, od, NC, "model vs old din", N, C, 1);
-        expect_same(rdw, ow, C, "model vs old dw", N, C, 1);
-        expect_same(rdb, ob, C, "model vs old db", N, C, 1);
+        expect_near(rdin, od, NC, (size_t)C, "model vs old din", N, C);
+        expect_near(rdw, ow, C, (size_t)C, "model vs old dw", N, C);
+        expect_near(rdb, ob, C, (size_t)C, "model vs old db", N, C);
         free(od); free(ow); free(ob);
     }
 #endif
