@@ -284,6 +284,62 @@ static int parse_columns(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
         if (!dst->domain[0]) return node_fail(c, col, "columns", "column without a domain");
         if (!dst->label[0]) copy_str(dst->label, sizeof dst->label, dst->domain);
     }
+    // A domain given twice (two `avg`s, say) would give one report column two paper numbers
+    // and leave the mean's place ambiguous.
+    for (int i = 0; i < e->ncols; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(e->cols[i].domain, e->cols[j].domain))
+                return node_fail(c, node(c, n->data.sequence.items.start[i]), "columns", "domain listed twice");
+    return 0;
+}
+
+// One peer {name: "HGFormer Swin-T", paper: [...]}: its numbers are read as a row's `paper:`
+// (the same count, numbers and ~ / null / - for a blank cell), so that peers line up with the
+// table's columns the way rows do.
+static int parse_peer(mv_exp_peer *peer, const mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    if (n->type != YAML_MAPPING_NODE) return node_fail(c, n, "peers", "each peer is a mapping {name, paper}");
+    memset(peer, 0, sizeof *peer);
+    for (int i = 0; i < MV_EXP_MAX_COLS; i++) peer->paper[i] = NAN;
+    peer->line = (int)n->start_mark.line + 1;
+    bool has_paper = false;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        char key[64];
+        MV_TRY(get_scalar(key, c, k, "peers", sizeof key));
+        if (!strcmp(key, "name")) {
+            MV_TRY(get_scalar(peer->name, c, v, "name", sizeof peer->name));
+        } else if (!strcmp(key, "paper")) {
+            MV_TRY(parse_paper(peer->paper, e, c, v));
+            has_paper = true;
+        } else {
+            static const char *const known[] = {"name", "paper"};
+            char hint[64], detail[128];
+            snprintf(detail, sizeof detail, "unknown peer key%s (name, paper)", mv_hint(hint, sizeof hint, key, known, 2));
+            return node_fail(c, k, key, detail);
+        }
+    }
+    if (!peer->name[0]) return node_fail(c, n, "peers", "peer without a name");
+    if (!has_paper) return node_fail(c, n, peer->name, "peer without `paper:` (its published numbers)");
+    return 0;
+}
+
+// peers: [{name, paper}, ...]: other methods' published rows, printed by the report, never run.
+// Parsed after `columns:`, which their numbers follow.
+static int parse_peers(mv_experiment *e, const ctx *c, const yaml_node_t *n) {
+    if (n->type != YAML_SEQUENCE_NODE) return node_fail(c, n, "peers", "expected a list of {name, paper}");
+    e->peers = mv_calloc(MV_EXP_MAX_PEERS, sizeof *e->peers);
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *item = node(c, *it);
+        if (e->npeers >= MV_EXP_MAX_PEERS) return node_fail(c, item, "peers", "too many peers (at most 32)");
+        mv_exp_peer *peer = &e->peers[e->npeers];
+        MV_TRY(parse_peer(peer, e, c, item));
+        // the report lists peers by name: two alike would read as one method printed twice
+        for (int j = 0; j < e->npeers; j++)
+            if (!strcmp(e->peers[j].name, peer->name))
+                return mv_fail("%s:%d: peer '%s' also named at line %d (peer names must be unique)", c->path,
+                               peer->line, peer->name, e->peers[j].line);
+        e->npeers++;
+    }
     return 0;
 }
 
@@ -398,7 +454,7 @@ static int check_duplicate_keys(const ctx *c) {
 static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
     if (root->type != YAML_MAPPING_NODE) return node_fail(c, root, "experiment", "expected a mapping");
     static const char *KNOWN[] = {"name", "title", "base", "set", "source", "targets", "columns", "rows", "grid",
-                                  "corruptions", "severities", "seeds", "global_batch"};
+                                  "corruptions", "severities", "seeds", "global_batch", "peers"};
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(c, p->key);
         char key[64];
@@ -414,7 +470,7 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
         if (!ok) {
             char hint[64], detail[256];
             snprintf(detail, sizeof detail, "unknown key%s (name, title, base, set, source, targets, columns, rows, "
-                     "grid, corruptions, severities, seeds, global_batch)", mv_hint(hint, sizeof hint, key, KNOWN, (int)(sizeof KNOWN / sizeof KNOWN[0])));
+                     "grid, corruptions, severities, seeds, global_batch, peers)", mv_hint(hint, sizeof hint, key, KNOWN, (int)(sizeof KNOWN / sizeof KNOWN[0])));
             return node_fail(c, k, key, detail);
         }
     }
@@ -467,6 +523,7 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
             e->ncols++;
         }
     }
+    if ((v = find_key(c, root, "peers"))) MV_TRY(parse_peers(e, c, v));
     const yaml_node_t *rows = find_key(c, root, "rows"), *grid = find_key(c, root, "grid");
     if (!rows && !grid) return node_fail(c, root, "experiment", "no rows: give `rows:` and/or `grid:`");
     if (rows) {
@@ -594,10 +651,13 @@ int experiment_load(mv_experiment *exp, const char *path) {
 void experiment_free(mv_experiment *exp) {
     free(exp->rows);
     free(exp->runs);
+    free(exp->peers);
     exp->rows = NULL;
     exp->runs = NULL;
+    exp->peers = NULL;
     exp->nrows = 0;
     exp->nruns = 0;
+    exp->npeers = 0;
 }
 
 const mv_exp_run *experiment_find_run(const mv_experiment *exp, const char *name) {

@@ -17,10 +17,12 @@
 #define MV_EXP_MAX_ROWS 256    // rows after grid expansion
 #define MV_EXP_MAX_CORR 16     // corruptions (Cityscapes-C, data/corrupt.h)
 #define MV_EXP_MAX_SEEDS 16    // entries of `seeds:`
+#define MV_EXP_MAX_PEERS 32    // entries of `peers:` (Table 3 prints 15 other methods)
 #define MV_EXP_RUN_NAME_MAX (MV_EXP_NAME_MAX + 16)   // a row name, '@' and a seed
 
 // A column of the table: a data.val domain, or "avg" (the mean over the target domains);
-// `label` is what the paper calls it (e.g. "B" for the domain standing in for BDD100K).
+// `label` is what the paper calls it (e.g. "B" for the domain standing in for BDD100K). `avg` may
+// stand anywhere in `columns:`; the report shows the mean column there (Table 2 prints it first).
 typedef struct {
     char domain[MV_NAME_MAX];
     char label[MV_EXP_NAME_MAX];
@@ -33,6 +35,15 @@ typedef struct {
     double paper[MV_EXP_MAX_COLS];       // the paper's number per column (NAN: none)
     int line;                            // where the row (or its grid) is in the file, 1-based
 } mv_exp_row;
+
+// A published row of another method (`peers:`): the paper prints it beside MaskViM, but it is
+// never run: the sweep, --dry-run and `maskvim config --row` know only `rows`; the report prints
+// peers in a block of their own. `paper` follows the columns exactly as a row's does.
+typedef struct {
+    char name[MV_EXP_NAME_MAX];          // free text ("HGFormer Swin-T"), unique among the peers
+    double paper[MV_EXP_MAX_COLS];       // the published number per column (NAN: blank, "-" in the paper)
+    int line;                            // where the peer is in the file, 1-based
+} mv_exp_peer;
 
 // One training run of the sweep: a row at one of the file's `seeds:` (a row as written when the
 // file has none). Its run directory is DIR/<name>: the row's name for the first seed listed (so
@@ -59,6 +70,8 @@ typedef struct {
     mv_exp_column cols[MV_EXP_MAX_COLS];
     int nrows;
     mv_exp_row *rows;                    // explicit rows first, then the grid's rows
+    int npeers;
+    mv_exp_peer *peers;                  // `peers:`, in file order (not rows: nothing runs them)
     // `corruptions:` / `severities:` (Table 2): after training, every row's final checkpoint is
     // evaluated on the source domain under each corruption (as `maskvim eval --corruptions`);
     // each corruption is then a column, its mIoU the mean over the severities.

@@ -256,18 +256,22 @@ static void build_table(mv_report *rep) {
 }
 
 void mv_report_set_columns(mv_report *rep, const char *const *domains, const char *const *labels, int n,
-                           const char *mean_label) {
+                           const char *mean_label, int mean_at) {
     char (*old)[MV_REPORT_NAME] = rep->columns;
     int nold = rep->ncolumns, cap = 0;
     free(rep->labels);
     rep->columns = NULL;
     rep->ncolumns = 0;
     rep->labels = mv_calloc(1, sizeof *rep->labels);   // non-NULL: add_column keeps labels
+    rep->mean_placed = false;
     for (int i = 0; i < n; i++) {
+        // counted in columns kept, not in entries: a domain given twice is one column
+        if (i == mean_at) { rep->mean_placed = true; rep->mean_pos = rep->ncolumns; }
         int before = rep->ncolumns;
         add_column(rep, &cap, domains[i]);
         if (rep->ncolumns > before && labels && labels[i]) copy_name(rep->labels[before], labels[i], MV_REPORT_NAME);
     }
+    if (mean_at == n) { rep->mean_placed = true; rep->mean_pos = rep->ncolumns; }   // before the unlisted domains
     for (int c = 0; c < nold; c++) add_column(rep, &cap, old[c]);
     free(old);
     copy_name(rep->mean_label, mean_label ? mean_label : "", sizeof rep->mean_label);
@@ -335,6 +339,41 @@ int mv_report_set_paper_cell(mv_report *rep, const char *run, const char *column
     if (r >= 0) rep->paper[r * w + c] = value;
     if (g >= 0) rep->rows[g].paper[c] = value;
     return 0;
+}
+
+int mv_report_column_at(const mv_report *rep, int i) {
+    int m = rep->mean_placed && rep->mean_pos < rep->ncolumns ? rep->mean_pos : rep->ncolumns;
+    if (i == m) return rep->ncolumns;
+    return i < m ? i : i - 1;
+}
+
+int mv_report_add_peer(mv_report *rep, const char *name) {
+    rep->peers = realloc(rep->peers, (size_t)(rep->npeers + 1) * sizeof *rep->peers);
+    MV_CHECK(rep->peers, "out of memory");
+    mv_report_peer *p = &rep->peers[rep->npeers];
+    memset(p, 0, sizeof *p);
+    copy_name(p->name, name, sizeof p->name);
+    return rep->npeers++;
+}
+
+int mv_report_set_peer_cell(mv_report *rep, int peer, const char *column, double value) {
+    if (peer < 0 || peer >= rep->npeers) return 1;
+    bool mean = !strcmp(column, "mean") || !strcmp(column, "avg"), known = mean;
+    for (int k = 0; k < rep->ncolumns && !known; k++) known = !strcmp(rep->columns[k], column);
+    mv_report_peer *p = &rep->peers[peer];
+    if (!known || p->ncells >= MV_REPORT_MAX_PEER_CELLS) return 1;
+    copy_name(p->column[p->ncells], mean ? "mean" : column, MV_REPORT_NAME);   // one name for the mean
+    p->value[p->ncells++] = value;
+    return 0;
+}
+
+double mv_report_peer_value(const mv_report *rep, int peer, int c) {
+    const char *name = c >= rep->ncolumns ? "mean" : rep->columns[c];
+    const mv_report_peer *p = &rep->peers[peer];
+    double v = NAN;
+    for (int k = 0; k < p->ncells; k++)   // the last one set wins, as for the paper cells
+        if (!strcmp(p->column[k], name)) v = p->value[k];
+    return v;
 }
 
 const char *mv_report_label(const mv_report *rep, int c) {
@@ -423,5 +462,6 @@ void mv_report_free(mv_report *rep) {
     free(rep->targets);
     free(rep->ours);
     free(rep->paper);
+    free(rep->peers);
     memset(rep, 0, sizeof *rep);
 }

@@ -89,15 +89,30 @@ typedef struct {
     char note[256];              // runs left out and why ("" when none)
 } mv_report_row;
 
+// Another method's published row (an experiment file's `peers:`): the paper's numbers only,
+// never run here, so it has no `ours` and no difference. Its cells are kept by column name, so
+// they hold through any later change of the layout.
+#define MV_REPORT_MAX_PEER_CELLS 32
+typedef struct {
+    char name[MV_REPORT_NAME];
+    int ncells;
+    char column[MV_REPORT_MAX_PEER_CELLS][MV_REPORT_NAME];   // a domain, or "mean"
+    double value[MV_REPORT_MAX_PEER_CELLS];
+} mv_report_peer;
+
 typedef struct {
     char title[256];
     mv_report_run *runs; int nruns;
     char (*columns)[MV_REPORT_NAME]; int ncolumns; // evaluated domains, first = source
-    double *ours;   // [nruns][ncolumns + 1]: the last column is the mean over targets; NAN missing
+    double *ours;   // [nruns][ncolumns + 1]: index ncolumns is the mean over targets; NAN missing
+                    // (where the writers show the mean: mv_report_column_at)
     double *paper;  // same shape, NAN where no paper number
     char sweep_key[128]; // the one numeric config key that varies over the runs ("" when none)
     char (*labels)[MV_REPORT_NAME]; // column headers when set by mv_report_set_columns (else the names)
     char mean_label[MV_REPORT_NAME]; // header of the mean column ("" : "mean")
+    bool mean_placed;  // false: the mean is shown last (the default); true: at display index mean_pos
+    int mean_pos;
+    mv_report_peer *peers; int npeers;   // published rows of other methods (mv_report_add_peer)
     char (*targets)[MV_REPORT_NAME]; int ntargets; // what the mean averages (0: every column but the source)
     // seeds (mv_report_set_seeds); nseeds == 0: one table row per run
     int nseeds;
@@ -115,9 +130,16 @@ void mv_report_free(mv_report *rep);
 // Lays the table out as an experiment file does (core/experiment.h): the columns domains[0..n)
 // first, in that order, headed by labels[i] (NULL: the name), then any other evaluated domain;
 // domains[0] is the source (the mean averages the others). Columns nobody evaluated stay, empty.
-// mean_label heads the mean (NULL: "mean"). Clears the paper numbers (set them after this).
+// mean_label heads the mean (NULL: "mean"). The mean is shown just before domains[mean_at]
+// (where the file's `columns:` put `avg`: Table 2 prints it first), mean_at == n: after
+// domains[n - 1] (before the domains not listed); mean_at < 0: last, after every other column
+// (the layout without an experiment file). Clears the paper numbers (set them after this).
 void mv_report_set_columns(mv_report *rep, const char *const *domains, const char *const *labels, int n,
-                           const char *mean_label);
+                           const char *mean_label, int mean_at);
+// The column the writers show at display position i (0 .. ncolumns): an index into the table's
+// [ncolumns + 1] arrays, where the mean is index ncolumns wherever it is shown. The one place
+// that knows the display order: every writer loops over i and reads this.
+int mv_report_column_at(const mv_report *rep, int i);
 // Makes the mean column the mean over the domains names[0..n) (an experiment's `targets:`, so
 // that it is the mean the sweep prints and the paper's Avg), instead of over every column but
 // the source; n == 0 restores that. Undefined (NaN) while any of them is missing. Kept through
@@ -151,6 +173,13 @@ void mv_report_set_seeds(mv_report *rep, const char *const *rows, int nrows, con
                          const char *const *run_names);
 // "11.53 ± 0.17", "11.53 ± 0.17 (2/3)" when only 2 of 3 seeds count, "11.53 (1/2)", "—".
 void mv_report_format_stat(char *buf, size_t size, double mean, double sd, int n, int nseeds);
+// Adds a published row of another method called `name` (no cells yet) and returns its index.
+int mv_report_add_peer(mv_report *rep, const char *name);
+// Peer `peer`'s published number for `column` (a domain, or "mean"/"avg"). Returns 0, or 1 when
+// there is no such column (nothing set).
+int mv_report_set_peer_cell(mv_report *rep, int peer, const char *column, double value);
+// Peer `peer`'s number for table column c (c == rep->ncolumns: the mean); NAN where it has none.
+double mv_report_peer_value(const mv_report *rep, int peer, int c);
 // The header of column c (c == rep->ncolumns: the mean).
 const char *mv_report_label(const mv_report *rep, int c);
 

@@ -36,6 +36,23 @@ static void cell(FILE *f, double ours, double paper, bool narrow) {
     fputs("</td>", f);
 }
 
+// A cell holding one number or nothing: a per-seed value, a peer's published number.
+static void value_cell(FILE *f, double v) {
+    if (isnan(v)) fputs("<td class=\"miss\">—</td>", f); else fprintf(f, "<td>%.2f</td>", v);
+}
+
+// The column headers in display order (the mean where the experiment file puts `avg`); `marks`
+// adds "(source)" and "(targets)" to the source and the mean.
+static void head_cells(FILE *f, const mv_report *rep, bool marks) {
+    for (int i = 0; i <= rep->ncolumns; i++) {
+        int c = mv_report_column_at(rep, i);
+        fputs("<th>", f);
+        mv_html_escape(f, mv_report_label(rep, c));
+        if (marks) fputs(c == 0 && rep->ncolumns ? " (source)" : c == rep->ncolumns ? " (targets)" : "", f);
+        fputs("</th>", f);
+    }
+}
+
 // With seeds: per row the mean ± sample std over the finished seeds, then every seed's value.
 static void seed_tables(FILE *f, const mv_report *rep) {
     int w = rep->ncolumns + 1;
@@ -46,11 +63,7 @@ static void seed_tables(FILE *f, const mv_report *rep) {
     fprintf(f, "); (k/%d) marks a cell with only k of the %d seeds. The difference to the paper is that of "
                "the mean.</p>\n", rep->nseeds, rep->nseeds);
     fprintf(f, "<div class=\"wide\"><table%s><tr><th>row</th><th>seeds</th>", dense ? " class=\"dense\"" : "");
-    for (int c = 0; c < w; c++) {
-        fputs("<th>", f);
-        mv_html_escape(f, mv_report_label(rep, c));
-        fputs(c == 0 && rep->ncolumns ? " (source)</th>" : c == rep->ncolumns ? " (targets)</th>" : "</th>", f);
-    }
+    head_cells(f, rep, true);
     fputs("</tr>\n", f);
     for (int g = 0; g < rep->nrows; g++) {
         const mv_report_row *row = &rep->rows[g];
@@ -60,7 +73,8 @@ static void seed_tables(FILE *f, const mv_report *rep) {
         for (int k = 0; k < rep->nseeds; k++) other_batch |= row->run[k] >= 0 && rep->runs[row->run[k]].batch_differs;
         if (other_batch) fputs(" <span class=\"note\" title=\"a run trained at another global batch\">†</span>", f);
         fprintf(f, "</td><td>%d/%d</td>", row->nused, rep->nseeds);
-        for (int c = 0; c < w; c++) {
+        for (int i = 0; i < w; i++) {
+            int c = mv_report_column_at(rep, i);
             char buf[96];
             mv_report_format_stat(buf, sizeof buf, row->mean[c], row->sd[c], row->n[c], rep->nseeds);
             fputs("<td>", f);
@@ -87,11 +101,7 @@ static void seed_tables(FILE *f, const mv_report *rep) {
     }
     fprintf(f, "<details><summary>per seed</summary><div class=\"wide\"><table%s><tr><th>row</th><th>seed</th><th>run</th>",
             dense ? " class=\"dense\"" : "");
-    for (int c = 0; c < w; c++) {
-        fputs("<th>", f);
-        mv_html_escape(f, mv_report_label(rep, c));
-        fputs("</th>", f);
-    }
+    head_cells(f, rep, false);
     fputs("</tr>\n", f);
     for (int g = 0; g < rep->nrows; g++)
         for (int k = 0; k < rep->nseeds; k++) {
@@ -100,10 +110,7 @@ static void seed_tables(FILE *f, const mv_report *rep) {
             fprintf(f, "</td><td>%d</td><td>", rep->seeds[k]);
             mv_html_escape(f, rep->seed_runs[g * rep->nseeds + k]);
             fputs("</td>", f);
-            for (int c = 0; c < w; c++) {
-                double v = rep->rows[g].value[k * w + c];
-                if (isnan(v)) fputs("<td class=\"miss\">—</td>", f); else fprintf(f, "<td>%.2f</td>", v);
-            }
+            for (int i = 0; i < w; i++) value_cell(f, rep->rows[g].value[k * w + mv_report_column_at(rep, i)]);
             fputs("</tr>\n", f);
         }
     fputs("</table></div></details>\n<h2>Runs</h2>\n", f);
@@ -132,19 +139,33 @@ static void batch_notes(FILE *f, const mv_report *rep) {
     fputs("</ul>\n", f);
 }
 
+// The published rows of other methods (an experiment file's `peers:`), in a table of their own
+// after ours, headed as such: not run here, so numbers without a difference.
+static void peers_table(FILE *f, const mv_report *rep) {
+    if (!rep->npeers) return;
+    fputs("<h2>Published results of other methods (not run here)</h2>\n<p>The numbers the paper prints for "
+          "other methods beside MaskViM (the experiment file's <code>peers:</code>), as published: not trained "
+          "or evaluated here, so with no difference. —: the paper gives no number.</p>\n", f);
+    fprintf(f, "<div class=\"wide\"><table class=\"peers%s\"><tr><th>method</th>", rep->ncolumns > 8 ? " dense" : "");
+    head_cells(f, rep, true);
+    fputs("</tr>\n", f);
+    for (int p = 0; p < rep->npeers; p++) {
+        fputs("<tr><td>", f);
+        mv_html_escape(f, rep->peers[p].name);
+        fputs("</td>", f);
+        for (int i = 0; i <= rep->ncolumns; i++) value_cell(f, mv_report_peer_value(rep, p, mv_report_column_at(rep, i)));
+        fputs("</tr>\n", f);
+    }
+    fputs("</table></div>\n", f);
+}
+
 static void results_table(FILE *f, const mv_report *rep) {
     int w = rep->ncolumns + 1;
     if (rep->nseeds) seed_tables(f, rep);
     // Many columns (Table 2's 16 corruptions): smaller type, and a scroll bar if still too wide.
     fprintf(f, "<div class=\"wide\"><table%s><tr><th>run</th><th>state</th>", rep->ncolumns > 8 ? " class=\"dense\"" : "");
-    for (int c = 0; c < rep->ncolumns; c++) {
-        fputs("<th>", f);
-        mv_html_escape(f, mv_report_label(rep, c));
-        fputs(c == 0 ? " (source)</th>" : "</th>", f);
-    }
-    fputs("<th>", f);
-    mv_html_escape(f, mv_report_label(rep, rep->ncolumns));
-    fputs(" (targets)</th></tr>\n", f);
+    head_cells(f, rep, true);
+    fputs("</tr>\n", f);
     for (int r = 0; r < rep->nruns; r++) {
         const mv_report_run *run = &rep->runs[r];
         fprintf(f, "<tr%s><td>", run->incomplete ? " class=\"inc\"" : "");
@@ -153,7 +174,10 @@ static void results_table(FILE *f, const mv_report *rep) {
         fputs("</td><td>", f);
         mv_html_escape(f, run->state);
         fputs("</td>", f);
-        for (int c = 0; c < w; c++) cell(f, rep->ours[r * w + c], rep->paper[r * w + c], rep->ncolumns > 8);
+        for (int i = 0; i < w; i++) {
+            int c = mv_report_column_at(rep, i);
+            cell(f, rep->ours[r * w + c], rep->paper[r * w + c], rep->ncolumns > 8);
+        }
         fputs("</tr>\n", f);
     }
     fputs("</table></div>\n", f);
@@ -174,6 +198,7 @@ static void results_table(FILE *f, const mv_report *rep) {
         fputs("</ul>\n", f);
     }
     batch_notes(f, rep);
+    peers_table(f, rep);
 }
 
 // With seeds: the rows' means with ± one standard deviation.
@@ -182,12 +207,13 @@ static void seed_bars(FILE *f, const mv_report *rep) {
     const char **groups = mv_calloc((size_t)w, sizeof(char *));
     const char **bars = mv_calloc((size_t)nb, sizeof(char *));
     double *vals = mv_calloc((size_t)(w * nb), sizeof(double)), *errs = mv_calloc((size_t)(w * nb), sizeof(double));
-    for (int c = 0; c < w; c++) groups[c] = mv_report_label(rep, c);
+    for (int i = 0; i < w; i++) groups[i] = mv_report_label(rep, mv_report_column_at(rep, i));
     for (int g = 0; g < nb; g++) {
         bars[g] = rep->rows[g].name;
-        for (int c = 0; c < w; c++) {
-            vals[c * nb + g] = rep->rows[g].mean[c];
-            errs[c * nb + g] = rep->rows[g].sd[c];
+        for (int i = 0; i < w; i++) {
+            int c = mv_report_column_at(rep, i);
+            vals[i * nb + g] = rep->rows[g].mean[c];
+            errs[i * nb + g] = rep->rows[g].sd[c];
         }
     }
     int width = 140 + 70 * w * (nb > 2 ? 2 : 1);
@@ -204,10 +230,10 @@ static void domain_bars(FILE *f, const mv_report *rep) {
     const char **groups = mv_calloc((size_t)w, sizeof(char *));
     const char **bars = mv_calloc((size_t)rep->nruns, sizeof(char *));
     double *vals = mv_calloc((size_t)w * (size_t)rep->nruns, sizeof(double));
-    for (int c = 0; c < w; c++) groups[c] = mv_report_label(rep, c);
+    for (int i = 0; i < w; i++) groups[i] = mv_report_label(rep, mv_report_column_at(rep, i));
     for (int r = 0; r < rep->nruns; r++) {
         bars[r] = rep->runs[r].name;
-        for (int c = 0; c < w; c++) vals[c * rep->nruns + r] = rep->ours[r * w + c];
+        for (int i = 0; i < w; i++) vals[i * rep->nruns + r] = rep->ours[r * w + mv_report_column_at(rep, i)];
     }
     int width = 140 + 70 * w * (rep->nruns > 2 ? 2 : 1);
     if (width < 560) width = 560;

@@ -11,6 +11,23 @@
 // ------------------------------------------------------------------------------------------
 // Markdown and CSV
 
+// A cell holding one number or nothing: a per-seed value, a peer's published number.
+static void md_value(FILE *f, double v) {
+    if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.2f |", v);
+}
+
+// The column headers in display order (the mean where the experiment file puts `avg`), the
+// source marked where the table says which column is the source.
+static void md_head(FILE *f, const mv_report *rep, bool mark_source) {
+    for (int i = 0; i <= rep->ncolumns; i++) {
+        int c = mv_report_column_at(rep, i);
+        fprintf(f, " %s%s |", mv_report_label(rep, c), mark_source && c == 0 && rep->ncolumns ? " (source)" : "");
+    }
+}
+
+// A column's name in report.csv and report.json (the mean: "mean").
+static const char *col_name(const mv_report *rep, int c) { return c < rep->ncolumns ? rep->columns[c] : "mean"; }
+
 static void md_cell(FILE *f, double ours, double paper) {
     if (isnan(ours) && isnan(paper)) { fputs(" — |", f); return; }
     if (isnan(paper)) { fprintf(f, " %.2f |", ours); return; }
@@ -74,15 +91,15 @@ static void md_seed_tables(FILE *f, const mv_report *rep) {
             rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns), targets, seeds, rep->nseeds,
             rep->nseeds);
     fputs("| row | seeds |", f);
-    for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", mv_report_label(rep, c), c == 0 ? " (source)" : "");
-    fprintf(f, " %s |\n|---|---:|", mv_report_label(rep, rep->ncolumns));
+    md_head(f, rep, true);
+    fputs("\n|---|---:|", f);
     for (int c = 0; c < w; c++) fputs("---:|", f);
     fputc('\n', f);
     for (int g = 0; g < rep->nrows; g++) {
         const mv_report_row *row = &rep->rows[g];
         fprintf(f, "| %s%s%s | %d/%d |", row->name, row->nused < rep->nseeds ? " *" : "",
                 row_batch_differs(rep, row) ? " †" : "", row->nused, rep->nseeds);
-        for (int c = 0; c < w; c++) md_stat_cell(f, rep, row, c);
+        for (int i = 0; i < w; i++) md_stat_cell(f, rep, row, mv_report_column_at(rep, i));
         fputc('\n', f);
     }
     int ninc = 0;
@@ -98,7 +115,7 @@ static void md_seed_tables(FILE *f, const mv_report *rep) {
         fputs("\n† rows with a run trained at another global batch than the experiment file asks for (listed "
               "under Runs): not at the batch its table is meant for.\n", f);
     fputs("\n## Per seed\n\nThe final mIoU (%) of each run (—: not finished, or not counted).\n\n| row | seed | run |", f);
-    for (int c = 0; c < w; c++) fprintf(f, " %s |", mv_report_label(rep, c));
+    md_head(f, rep, false);
     fputs("\n|---|---:|---|", f);
     for (int c = 0; c < w; c++) fputs("---:|", f);
     fputc('\n', f);
@@ -106,10 +123,7 @@ static void md_seed_tables(FILE *f, const mv_report *rep) {
         const mv_report_row *row = &rep->rows[g];
         for (int k = 0; k < rep->nseeds; k++) {
             fprintf(f, "| %s | %d | %s |", row->name, rep->seeds[k], rep->seed_runs[g * rep->nseeds + k]);
-            for (int c = 0; c < w; c++) {
-                double v = row->value[k * w + c];
-                if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.2f |", v);
-            }
+            for (int i = 0; i < w; i++) md_value(f, row->value[k * w + mv_report_column_at(rep, i)]);
             fputc('\n', f);
         }
     }
@@ -129,6 +143,24 @@ static void md_batches(FILE *f, const mv_report *rep) {
         char note[512];
         mv_report_batch_note(note, sizeof note, &rep->runs[r]);
         fprintf(f, "- %s: %s\n", rep->runs[r].name, note);
+    }
+}
+
+// The published rows of other methods (an experiment file's `peers:`), in a table of their own
+// after ours: they were not run here, so they have numbers but no difference.
+static void md_peers(FILE *f, const mv_report *rep) {
+    if (!rep->npeers) return;
+    fprintf(f, "\n## Published results of other methods (not run here)\n\nThe numbers the paper prints for "
+               "other methods beside MaskViM (the experiment file's `peers:`), as published: not trained or "
+               "evaluated here, so with no difference. —: the paper gives no number.\n\n| method |");
+    md_head(f, rep, true);
+    fputs("\n|---|", f);
+    for (int c = 0; c <= rep->ncolumns; c++) fputs("---:|", f);
+    fputc('\n', f);
+    for (int p = 0; p < rep->npeers; p++) {
+        fprintf(f, "| %s |", rep->peers[p].name);
+        for (int i = 0; i <= rep->ncolumns; i++) md_value(f, mv_report_peer_value(rep, p, mv_report_column_at(rep, i)));
+        fputc('\n', f);
     }
 }
 
@@ -184,14 +216,17 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
                "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns),
             targets);
     fputs("| run |", f);
-    for (int c = 0; c < rep->ncolumns; c++) fprintf(f, " %s%s |", mv_report_label(rep, c), c == 0 ? " (source)" : "");
-    fprintf(f, " %s |\n|---|", mv_report_label(rep, rep->ncolumns));
+    md_head(f, rep, true);
+    fputs("\n|---|", f);
     for (int c = 0; c <= rep->ncolumns; c++) fputs("---:|", f);
     fputc('\n', f);
     for (int r = 0; r < rep->nruns; r++) {
         fprintf(f, "| %s%s%s |", rep->runs[r].name, rep->runs[r].incomplete ? " *" : "",
                 rep->runs[r].batch_differs ? " †" : "");
-        for (int c = 0; c < w; c++) md_cell(f, rep->ours[r * w + c], rep->paper[r * w + c]);
+        for (int i = 0; i < w; i++) {
+            int c = mv_report_column_at(rep, i);
+            md_cell(f, rep->ours[r * w + c], rep->paper[r * w + c]);
+        }
         fputc('\n', f);
     }
     int ninc = 0;
@@ -204,14 +239,14 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
         fprintf(f, "\nAll %d runs finished.\n", rep->nruns);
     }
     md_batches(f, rep);
+    md_peers(f, rep);
     if (rep->sweep_key[0]) {
         fprintf(f, "\n## mIoU against %s\n\n| %s | source | mean over targets |\n|---:|---:|---:|\n", rep->sweep_key, rep->sweep_key);
         for (int r = 0; r < rep->nruns; r++) {
             const char *key = mv_report_run_config(&rep->runs[r], rep->sweep_key);
             fprintf(f, "| %s |", key ? key : "—");
             for (int c = 0; c < w; c += rep->ncolumns ? rep->ncolumns : 1) {
-                double v = rep->ours[r * w + c];
-                if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.2f |", v);
+                md_value(f, rep->ours[r * w + c]);
                 if (rep->ncolumns == 0) break;
             }
             fputc('\n', f);
@@ -254,13 +289,32 @@ static void csv_str(FILE *f, const char *s) {
 
 static void csv_num(FILE *f, double v) { if (!isnan(v)) fprintf(f, "%.4f", v); }
 
+// The peers' lines after ours (only a table with peers has them, and the last column `peer`):
+// the name, then `lead` (the fields before the columns, written out), per column `before`
+// empty fields, the published number (paper_<domain>), `after` empty fields, then `tail` empty
+// fields and peer = 1. Ours have nothing in them: a peer was not run here.
+static void csv_peers(FILE *f, const mv_report *rep, const char *lead, int before, int after, int tail) {
+    for (int p = 0; p < rep->npeers; p++) {
+        csv_str(f, rep->peers[p].name);
+        fputs(lead, f);
+        for (int i = 0; i <= rep->ncolumns; i++) {
+            for (int k = 0; k < before; k++) fputc(',', f);
+            fputc(',', f);
+            csv_num(f, mv_report_peer_value(rep, p, mv_report_column_at(rep, i)));
+            for (int k = 0; k < after; k++) fputc(',', f);
+        }
+        for (int k = 0; k < tail; k++) fputc(',', f);
+        fputs(",1\n", f);
+    }
+}
+
 // With seeds, one line per row: per column the mean, sd, n, the paper's number and the
 // difference of the mean, then every seed's value per column ("fog@seed1").
 static void csv_seeds(FILE *f, const mv_report *rep) {
     int w = rep->ncolumns + 1;
     fputs("row,seeds,seeds_finished", f);
-    for (int c = 0; c < w; c++) {
-        const char *name = c < rep->ncolumns ? rep->columns[c] : "mean";
+    for (int i = 0; i < w; i++) {
+        const char *name = col_name(rep, mv_report_column_at(rep, i));
         fputc(',', f); csv_str(f, name);
         fputs(",sd_", f); csv_str(f, name);
         fputs(",n_", f); csv_str(f, name);
@@ -268,18 +322,20 @@ static void csv_seeds(FILE *f, const mv_report *rep) {
         fputs(",diff_", f); csv_str(f, name);
     }
     for (int k = 0; k < rep->nseeds; k++)
-        for (int c = 0; c < w; c++) {
+        for (int i = 0; i < w; i++) {
             fputc(',', f);
-            csv_str(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+            csv_str(f, col_name(rep, mv_report_column_at(rep, i)));
             fprintf(f, "@seed%d", rep->seeds[k]);
         }
     bool gb = any_batch_asked(rep);
-    fputs(gb ? ",global_batch_differs\n" : "\n", f);   // runs of the row at another global batch than the file's
+    if (gb) fputs(",global_batch_differs", f);   // runs of the row at another global batch than the file's
+    fputs(rep->npeers ? ",peer\n" : "\n", f);
     for (int g = 0; g < rep->nrows; g++) {
         const mv_report_row *row = &rep->rows[g];
         csv_str(f, row->name);
         fprintf(f, ",%d,%d", rep->nseeds, row->nused);
-        for (int c = 0; c < w; c++) {
+        for (int i = 0; i < w; i++) {
+            int c = mv_report_column_at(rep, i);
             double m = row->mean[c], p = row->paper[c];
             fputc(',', f); csv_num(f, m);
             fputc(',', f); csv_num(f, row->sd[c]);
@@ -288,10 +344,12 @@ static void csv_seeds(FILE *f, const mv_report *rep) {
             fputc(',', f); csv_num(f, isnan(m) || isnan(p) ? NAN : m - p);
         }
         for (int k = 0; k < rep->nseeds; k++)
-            for (int c = 0; c < w; c++) { fputc(',', f); csv_num(f, row->value[k * w + c]); }
+            for (int i = 0; i < w; i++) { fputc(',', f); csv_num(f, row->value[k * w + mv_report_column_at(rep, i)]); }
         if (gb) fprintf(f, ",%d", row_batch_differs(rep, row));
-        fputc('\n', f);
+        fputs(rep->npeers ? ",0\n" : "\n", f);
     }
+    // no seeds, no counts: per column only paper_<domain>; then no seed values, no batch
+    csv_peers(f, rep, ",,", 3, 1, rep->nseeds * w + (gb ? 1 : 0));
 }
 
 int mv_report_write_csv(const mv_report *rep, const char *path) {
@@ -308,15 +366,18 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
     // missing numbers are empty fields
     fputs("run,state,incomplete", f);
     if (rep->sweep_key[0]) { fputc(',', f); csv_str(f, rep->sweep_key); }
-    for (int c = 0; c < w; c++) {
-        const char *name = c < rep->ncolumns ? rep->columns[c] : "mean";
+    for (int i = 0; i < w; i++) {
+        const char *name = col_name(rep, mv_report_column_at(rep, i));
         fputc(',', f); csv_str(f, name);
         fputc(',', f); fputs("paper_", f); csv_str(f, name);
         fputc(',', f); fputs("diff_", f); csv_str(f, name);
     }
     // with a global_batch asked: the one its start records give (distinct values joined by ';'), the file's
     bool gb = any_batch_asked(rep);
-    fputs(gb ? ",global_batch,global_batch_asked,global_batch_differs\n" : "\n", f);
+    if (gb) fputs(",global_batch,global_batch_asked,global_batch_differs", f);
+    // with peers, a last column `peer` (1 on their lines) tells them from our runs; their state reads
+    // "published" too
+    fputs(rep->npeers ? ",peer\n" : "\n", f);
     for (int r = 0; r < rep->nruns; r++) {
         csv_str(f, rep->runs[r].name);
         fputc(',', f);
@@ -327,7 +388,8 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
             fputc(',', f);
             csv_str(f, key ? key : "");
         }
-        for (int c = 0; c < w; c++) {
+        for (int i = 0; i < w; i++) {
+            int c = mv_report_column_at(rep, i);
             double o = rep->ours[r * w + c], p = rep->paper[r * w + c];
             fputc(',', f); csv_num(f, o);
             fputc(',', f); csv_num(f, p);
@@ -342,8 +404,10 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
             if (run->batch_asked) fprintf(f, "%d", run->batch_asked);
             fprintf(f, ",%d", run->batch_differs ? 1 : 0);
         }
-        fputc('\n', f);
+        fputs(rep->npeers ? ",0\n" : "\n", f);
     }
+    // state `published`, incomplete empty (not a run: neither), no key; per column only paper_<domain>
+    csv_peers(f, rep, rep->sweep_key[0] ? ",published,," : ",published,", 1, 1, gb ? 3 : 0);
     if (mv_atomic_commit(&out, false) < 0) return -1;
     return 0;
 }
@@ -355,6 +419,26 @@ static void json_num_out(FILE *f, double v) {
     if (isfinite(v)) fprintf(f, "%.4f", v); else fputs("null", f);
 }
 
+// "peers": the published rows of other methods, keyed as the runs' cells but with the paper's
+// number only ({"paper": v}); never run, so no "ours", state or builds.
+static void json_peers(FILE *f, const mv_report *rep) {
+    for (int p = 0; p < rep->npeers; p++) {
+        fputs(p ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
+        json_write_string(f, rep->peers[p].name);
+        fputs(", \"cells\": {", f);
+        for (int i = 0; i <= rep->ncolumns; i++) {
+            int c = mv_report_column_at(rep, i);
+            if (i) fputs(", ", f);
+            json_write_string(f, col_name(rep, c));
+            fputs(": {\"paper\": ", f);
+            json_num_out(f, mv_report_peer_value(rep, p, c));
+            fputc('}', f);
+        }
+        fputs("}}", f);
+    }
+    if (rep->npeers) fputs("\n ", f);
+}
+
 int mv_report_write_json(const mv_report *rep, const char *path) {
     mv_atomic_file out;
     if (mv_atomic_open(&out, path) < 0) return -1;
@@ -363,9 +447,10 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
     fputs("{\"title\": ", f);
     json_write_string(f, rep->title);
     fputs(",\n \"columns\": [", f);
-    for (int c = 0; c < w; c++) {
-        fputs(c ? ", {\"domain\": " : "{\"domain\": ", f);
-        json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+    for (int i = 0; i < w; i++) {
+        int c = mv_report_column_at(rep, i);
+        fputs(i ? ", {\"domain\": " : "{\"domain\": ", f);
+        json_write_string(f, col_name(rep, c));
         fputs(", \"label\": ", f);
         json_write_string(f, mv_report_label(rep, c));
         fprintf(f, ", \"role\": \"%s\"}", c == 0 && rep->ncolumns ? "source"
@@ -387,9 +472,10 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
                 json_write_string(f, rep->seed_runs[g * rep->nseeds + k]);
             }
             fputs("], \"cells\": {", f);
-            for (int c = 0; c < w; c++) {
-                if (c) fputs(", ", f);
-                json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+            for (int i = 0; i < w; i++) {
+                int c = mv_report_column_at(rep, i);
+                if (i) fputs(", ", f);
+                json_write_string(f, col_name(rep, c));
                 fputs(": {\"mean\": ", f); json_num_out(f, row->mean[c]);
                 fputs(", \"sd\": ", f); json_num_out(f, row->sd[c]);
                 fprintf(f, ", \"n\": %d, \"seeds\": [", row->n[c]);
@@ -421,16 +507,19 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
         if (run->batch_asked) fprintf(f, "%d", run->batch_asked); else fputs("null", f);
         fprintf(f, ", \"differs\": %s}", run->batch_differs ? "true" : "false");
         fputs(", \"cells\": {", f);
-        for (int c = 0; c < w; c++) {
-            if (c) fputs(", ", f);
-            json_write_string(f, c < rep->ncolumns ? rep->columns[c] : "mean");
+        for (int i = 0; i < w; i++) {
+            int c = mv_report_column_at(rep, i);
+            if (i) fputs(", ", f);
+            json_write_string(f, col_name(rep, c));
             fputs(": {\"ours\": ", f); json_num_out(f, rep->ours[r * w + c]);
             fputs(", \"paper\": ", f); json_num_out(f, rep->paper[r * w + c]);
             fputc('}', f);
         }
         fputs("}}", f);
     }
-    fputs("\n ]}\n", f);
+    fputs("\n ],\n \"peers\": [", f);
+    json_peers(f, rep);
+    fputs("]}\n", f);
     if (mv_atomic_commit(&out, false) < 0) return -1;
     return 0;
 }

@@ -36,7 +36,8 @@ static void usage(FILE *f) {
         "`seeds:` in the file, a row's cell is the mean ± the sample standard deviation (n - 1) of\n"
         "the final mIoU over the seeds whose run finished, with (k/N) when only k of the N seeds\n"
         "did; every seed's value is listed too. A row of the file with no run directory is listed\n"
-        "as not run.\n\n"
+        "as not run. The file's `peers:` (other methods' published numbers, never run) follow our\n"
+        "rows in a table of their own, and the mean column stands where `columns:` puts avg.\n\n"
         "  --out DIR          where the four files go (created if missing)\n"
         "  --runs RUNS_DIR    with an experiment file: the sweep's --out (default runs/<name>)\n"
         "  --paper FILE.json  paper numbers {\"run\": {\"domain\"|\"mean\": number}} (with an experiment\n"
@@ -88,7 +89,7 @@ static bool is_experiment_file(const char *path) {
 static void apply_experiment(mv_report *rep, const mv_experiment *exp, const char *runs_dir) {
     const char *domains[MV_EXP_MAX_COLS + 1], *labels[MV_EXP_MAX_COLS + 1], *mean_label = NULL;
     char text[MV_EXP_MAX_COLS + 1][MV_NAME_MAX + MV_EXP_NAME_MAX + 4];
-    int n = 0;
+    int n = 0, mean_at = -1;
     // The mean column is the mean over the file's targets, as the sweep prints it and as the
     // paper's Avg is, not over every other domain data.val happens to evaluate.
     const char *targets[MV_EXP_MAX_TARGETS];
@@ -107,14 +108,20 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp, const cha
     }
     for (int c = 0; c < exp->ncols; c++) {
         const mv_exp_column *col = &exp->cols[c];
-        if (!strcmp(col->domain, "avg")) { mean_label = col->label; continue; }
+        if (!strcmp(col->domain, "avg")) {
+            // where `columns:` puts avg (Table 2: first); last in the file: last in the report,
+            // after any domain the file does not list, as without it
+            mean_label = col->label;
+            mean_at = c == exp->ncols - 1 ? -1 : n;
+            continue;
+        }
         if (!strcmp(col->domain, exp->source)) continue;
         snprintf(text[n], sizeof text[n], strcmp(col->label, col->domain) ? "%s (%s)" : "%s", col->domain, col->label);
         domains[n] = col->domain;
         labels[n] = text[n];
         n++;
     }
-    mv_report_set_columns(rep, domains, labels, n, mean_label);
+    mv_report_set_columns(rep, domains, labels, n, mean_label, mean_at);
     const char **names = mv_calloc((size_t)exp->nrows + 1, sizeof(char *));
     for (int r = 0; r < exp->nrows; r++) names[r] = exp->rows[r].name;
     mv_report_add_missing(rep, names, exp->nrows);   // a row nobody ran is listed, not left out
@@ -146,6 +153,12 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp, const cha
         const mv_exp_row *row = exp->runs[i].row;
         for (int c = 0; c < exp->ncols; c++)
             if (!isnan(row->paper[c])) mv_report_set_paper_cell(rep, exp->runs[i].name, exp->cols[c].domain, row->paper[c]);
+    }
+    // Other methods' published rows: printed after ours, never looked for among the runs.
+    for (int p = 0; p < exp->npeers; p++) {
+        int k = mv_report_add_peer(rep, exp->peers[p].name);
+        for (int c = 0; c < exp->ncols; c++)
+            if (!isnan(exp->peers[p].paper[c])) mv_report_set_peer_cell(rep, k, exp->cols[c].domain, exp->peers[p].paper[c]);
     }
 }
 
@@ -261,6 +274,7 @@ int cmd_report(int argc, char **argv) {
     for (int r = 0; r < rep.nruns; r++) ninc += rep.runs[r].incomplete;
     printf("maskvim report: %s: %d runs (%d incomplete), %d domains", runs_dir, rep.nruns, ninc, rep.ncolumns);
     if (rep.sweep_key[0]) printf(", sweep over %s", rep.sweep_key);
+    if (rep.npeers) printf(", %d published peer rows", rep.npeers);
     if (rep.nseeds) {
         int full = 0;
         for (int g = 0; g < rep.nrows; g++) full += rep.rows[g].nused == rep.nseeds;

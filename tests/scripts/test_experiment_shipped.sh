@@ -69,6 +69,10 @@ passed=$((passed + 1))
 #    printed beside its row's paper numbers too); every other row is listed as not run, with its
 #    paper numbers.
 #    Its source column is headed "<domain> (source)" once, also where the file labels it `source`.
+# 4. The other methods' published rows (`peers:`) of Tables 2-5 are SPEC.md section 7.1's, every
+#    one, by name and number, in report.json's "peers" (and in no other file's); they are neither
+#    rows nor runs (--dry-run lists none of them). The mean column stands where the paper prints
+#    Avg: first in Table 2 (after our source column), last elsewhere.
 PY="${MV_PYTHON:-python3}"
 "$PY" - "$MV_BIN" "$MV_SRC" "$TMP" <<'PY'
 import json, os, re, subprocess, sys
@@ -161,8 +165,37 @@ PAPER = {
     "figure5": {},   # a plot only: no cell has a number
 }
 
+# ---- SPEC.md section 7.1: the published rows of the other methods, in SPEC's column order
+# (Table 2: Avg first, then the 16 corruptions; Tables 3-5: the four targets, then Avg); None: "-"
+_ = None
+PEERS = {
+    "table2": {"Mask2former-T": [41.6, 51.5, 49.4, 38.2, 46.2, 9.6, 9.8, 13.5, 44.4, 74.2, 60.0, 70.0, 23.3, 23.7, 59.4, 65.4, 27.3],
+               "HGFormer-T": [43.9, 52.9, 53.9, 39.0, 49.5, 12.1, 12.3, 18.2, 46.3, 75.0, 60.0, 71.2, 27.2, 29.4, 60.6, 65.0, 29.1]},
+    "table3": {"IBN R50": [48.6, 57.0, 45.1, 26.1, 44.2], "SW R50": [48.5, 55.8, 44.9, 26.1, 43.8],
+               "DRPC R50": [49.9, 56.3, 45.6, 26.6, 44.6], "RobustNet R50": [50.7, 58.6, 45.0, 26.2, 45.1],
+               "GTR R50": [50.8, 57.2, 45.8, 26.5, 45.0], "WildNet R50": [50.9, 58.8, 47.0, 28.0, 46.2],
+               "ISW R50": [50.7, 58.6, 45.0, 26.2, 45.1], "SiamDoGe R50": [51.5, 59.0, 45.1, 26.7, 45.6],
+               "DIRL R50": [51.8, _, 46.5, 26.5, _], "SAN-SAW R50": [53.0, 59.8, 47.3, 28.3, 47.1],
+               "BlindNet R50": [51.8, 60.2, 48.0, 28.5, 47.1], "Mask2former R50": [46.8, 61.6, 48.0, 31.2, 46.9],
+               "HGFormer R50": [51.5, 61.6, 50.4, 30.1, 48.4], "Mask2former Swin-T": [51.3, 65.3, 50.6, 34.0, 50.3],
+               "HGFormer Swin-T": [53.4, 66.9, 51.3, 33.6, 51.3]},
+    "table4": {"IBN": [30.7, 27.0, 42.8, 31.0, 32.9], "SW": [28.5, 27.4, 40.7, 30.5, 31.8],
+               "DRPC": [33.0, 29.6, 46.2, 32.9, 35.4], "GTR": [32.9, 30.3, 45.8, 32.6, 35.4],
+               "ISW": [33.4, 30.2, 46.4, 32.6, 35.6], "SAN-SAW": [34.0, 31.6, 48.7, 34.6, 37.2],
+               "Mask2former R50": [55.8, 37.7, 65.6, 56.4, 53.9], "HGFormer R50": [59.2, 37.4, 67.1, 59.1, 55.7],
+               "Mask2former Swin-T": [57.8, 40.1, 68.2, 59.1, 56.3], "HGFormer Swin-T": [60.1, 39.5, 69.3, 61.0, 57.5]},
+    "table5": {"IBN": [33.9, 32.3, 37.8, 27.9, 33.0], "RobustNet": [37.3, 35.2, 40.3, 28.3, 35.3],
+               "WildNet": [44.6, 38.4, 46.1, 31.3, 40.1], "SiamDoGe": [43.0, 37.5, 40.6, 28.3, 37.4],
+               "DIRL": [41.0, 39.2, 41.6, _, _], "SAN-SAW": [39.8, 37.3, 41.9, 30.8, 37.5],
+               "BlindNet": [45.7, 41.3, 47.1, 31.4, 41.4], "SHADE": [44.7, 39.3, 43.3, _, _],
+               "HRDA MiT-B2": [46.9, 42.8, 47.2, _, _], "DAFormer MiT-B2": [46.3, 41.5, 46.8, _, _]},
+}
+
 def base_row(name):
     return re.sub(r"_seed\d+$", "", name)   # the twins' hand-written seed rows of Tables 3-5
+
+def byname_names(rep):
+    return [x["name"] for x in rep["runs"]] + [x["name"] for x in rep.get("rows", [])]
 
 nfiles = 0
 for scale in ("paper", "cpu"):
@@ -234,6 +267,21 @@ for scale in ("paper", "cpu"):
         if got != wantc: err("%s: the report's columns are %s, the paper's %s" % (where, got, wantc))
         mean = [c for c in cols if c["role"] == "mean"]
         if not mean or mean[0]["label"] != "Avg": err("%s: the mean column is %s, the paper's is Avg" % (where, mean))
+        # where the paper prints Avg: first in the paper file of Table 2 (after our source column)
+        mean_at = 1 if (scale, table) == ("paper", "table2") else len(cols) - 1
+        if [c["role"] for c in cols].index("mean") != mean_at:
+            err("%s: the mean column is column %d of %s, expected %d" % (where, [c["role"] for c in cols].index("mean"), [c["label"] for c in cols], mean_at))
+        # the other methods' published rows, in SPEC's column order, and nowhere among the rows
+        spec_cols = (["mean"] + domains) if table == "table2" else (domains + ["mean"])
+        want_peers = PEERS.get(table, {}) if scale == "paper" else {}
+        got_peers = {x["name"]: [x["cells"][d]["paper"] for d in spec_cols] for x in rep.get("peers", [])}
+        if [x["name"] for x in rep.get("peers", [])] != list(want_peers):
+            err("%s: the report's peers are %s, SPEC.md's %s" % (where, [x["name"] for x in rep.get("peers", [])], list(want_peers)))
+        for name, want in want_peers.items():
+            if got_peers.get(name) != want: err("%s peer %s: the report prints %s, SPEC.md gives %s" % (where, name, got_peers.get(name), want))
+            if name in dry or name in byname_names(rep): err("%s: peer %s is listed as a row or run" % (where, name))
+        if want_peers and "## Published results of other methods (not run here)" not in open(os.path.join(out, "report.md")).read():
+            err("%s: report.md has no block of published peers" % where)
         byname = {x["name"]: x for x in rep["runs"]}
         # every row is listed (not run but the first), the second seed's run too
         names = [r for r in runs if "@" not in r] + fake[1:]

@@ -1,6 +1,7 @@
 // Experiment files (core/experiment.h): rows, grid expansion, paper numbers per column,
-// the base config relative to the file, `seeds:` (runs per row and seed, refusals), and errors
-// that name FILE:LINE.
+// the base config relative to the file, `seeds:` (runs per row and seed, refusals), `peers:`
+// (other methods' published rows, never run), `avg` anywhere in `columns:`, and errors that
+// name FILE:LINE.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -141,6 +142,7 @@ static void expect_error(const char *text, const char *const *want) {
     mv_experiment e;
     cr_assert_lt(experiment_load(&e, path), 0, "accepted:\n%s", text);
     cr_assert_null(e.rows, "rows not freed on error");
+    cr_assert_null(e.peers, "peers not freed on error");
     for (int i = 0; want[i]; i++)
         cr_assert(strstr(mv_last_error(), want[i]), "message '%s' lacks '%s'", mv_last_error(), want[i]);
 }
@@ -456,4 +458,80 @@ Test(experiment, global_batch_and_launcher_ranks) {
     cr_assert_eq(experiment_launcher_ranks("mpirun -np two"), -1);
     cr_assert_eq(experiment_launcher_ranks("./my_launcher.sh -np 2"), -1);
     cr_assert_eq(experiment_launcher_ranks("nice"), -1);
+}
+
+// `peers:` are other methods' published rows: their numbers follow `columns:` as a row's
+// `paper:` does (a list, or label/domain: number; ~, null or - for a blank cell), and they are
+// neither rows nor runs, so nothing (the sweep, --dry-run, `config --row`) can train them.
+// `avg` may stand first in `columns:` (Table 2 prints Avg first).
+Test(experiment, peers_follow_the_columns_and_are_not_rows) {
+    const char *p = write_file("peers.yaml",
+        "source: clear\n"
+        "targets: [dusk, fog]\n"
+        "columns: [{domain: avg, label: Avg}, {domain: dusk, label: B}, {domain: fog, label: M}]\n"
+        "rows:\n"
+        "  - {name: maskvim, paper: [45.8, 56.4, 66.6]}\n"
+        "peers:\n"
+        "  - {name: \"HGFormer Swin-T\", paper: [51.3, 53.4, 66.9]}\n"
+        "  - {name: DIRL R50, paper: [null, 51.8, \"-\"]}\n"
+        "  - name: SHADE\n"
+        "    paper: {M: 43.3, Avg: ~}\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_str_eq(e.cols[0].domain, "avg");
+    cr_assert_eq(e.nrows, 1);
+    cr_assert_eq(e.nruns, 1, "peers are not runs");
+    cr_assert_eq(e.npeers, 3);
+    cr_assert_str_eq(e.peers[0].name, "HGFormer Swin-T");
+    cr_assert_float_eq(e.peers[0].paper[0], 51.3, 1e-9);
+    cr_assert_float_eq(e.peers[0].paper[2], 66.9, 1e-9);
+    cr_assert_str_eq(e.peers[1].name, "DIRL R50");
+    cr_assert(isnan(e.peers[1].paper[0]) && isnan(e.peers[1].paper[2]), "null and - are blank cells");
+    cr_assert_float_eq(e.peers[1].paper[1], 51.8, 1e-9);
+    cr_assert(isnan(e.peers[2].paper[0]) && isnan(e.peers[2].paper[1]));
+    cr_assert_float_eq(e.peers[2].paper[2], 43.3, 1e-9);
+    cr_assert_eq(e.peers[1].line, 8);
+    cr_assert_null(experiment_find_row(&e, "SHADE"));
+    cr_assert_null(experiment_find_run(&e, "HGFormer Swin-T"));
+    cr_assert_float_eq(e.rows[0].paper[0], 45.8, 1e-9);   // the row's Avg, first as its column
+    experiment_free(&e);
+    cr_assert_null(e.peers);
+    // a file without peers has none
+    p = write_file("nopeers.yaml", "targets: [fog]\nrows: [{name: a}]\n");
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert_eq(e.npeers, 0);
+    experiment_free(&e);
+}
+
+Test(experiment, peer_errors_name_file_and_line) {
+    const char *head = "targets: [dusk, fog]\nrows: [{name: a}]\n";   // columns: dusk, fog, avg
+    char text[1024];
+    // the wrong count, as for a row's paper:
+    snprintf(text, sizeof text, "%speers:\n  - {name: X, paper: [1, 2]}\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:4:", "paper", "2 numbers for 3 columns", NULL});
+    // a name given twice, naming both lines
+    snprintf(text, sizeof text, "%speers:\n  - {name: IBN, paper: [1, 2, 3]}\n  - {name: SW, paper: [1, 2, 3]}\n"
+             "  - {name: IBN, paper: [4, 5, 6]}\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:6: peer 'IBN' also named at line 4 (peer names must be unique)", NULL});
+    // not a number, not finite
+    snprintf(text, sizeof text, "%speers:\n  - {name: X, paper: [1, abc, 3]}\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:4:", "paper", "expected a number", NULL});
+    snprintf(text, sizeof text, "%speers:\n  - {name: X, paper: [1, .inf, 3]}\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:4:", "expected a number", NULL});
+    snprintf(text, sizeof text, "%speers:\n  - {name: X, paper: {Q: 1}}\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:4:", "no such column", NULL});
+    // the peer itself
+    snprintf(text, sizeof text, "%speers:\n  - {name: X, set: [mask.alpha1=0], paper: [1, 2, 3]}\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:4:", "set: unknown peer key (name, paper)", NULL});
+    snprintf(text, sizeof text, "%speers:\n  - {paper: [1, 2, 3]}\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:4:", "peer without a name", NULL});
+    snprintf(text, sizeof text, "%speers:\n  - {name: X}\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:4:", "X: peer without `paper:`", NULL});
+    snprintf(text, sizeof text, "%speers: {name: X, paper: [1, 2, 3]}\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:3:", "peers: expected a list", NULL});
+    snprintf(text, sizeof text, "%speers: [X]\n", head);
+    expect_error(text, (const char *[]){"bad.yaml:3:", "each peer is a mapping", NULL});
+    // a column given twice (two avg: where would the mean go, which paper number is it?)
+    expect_error("targets: [fog]\ncolumns: [{domain: avg}, fog, {domain: avg, label: Avg}]\nrows: [{name: a}]\n",
+                 (const char *[]){"bad.yaml:2:", "columns: domain listed twice", NULL});
 }

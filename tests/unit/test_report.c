@@ -1,6 +1,7 @@
 // The report generator: the JSON reader, loading run directories (partial ones included), the
-// table with the paper's numbers and the target mean, the sweep key, the writers, and the rows
-// of an experiment with seeds (mean, sample std, per-seed values).
+// table with the paper's numbers and the target mean, the sweep key, the writers, the rows
+// of an experiment with seeds (mean, sample std, per-seed values), the mean column where an
+// experiment file puts `avg`, and other methods' published rows (peers) in every writer.
 #include <criterion/criterion.h>
 #include "core/error.h"
 #include "core/report.h"
@@ -410,7 +411,7 @@ Test(report, columns_order_and_paper_cells) {
     cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "layout"), 0, "%s", mv_last_error());
     const char *domains[] = {"clear", "rain", "painted", "fog"};
     const char *labels[] = {"clear", "rain (G)", "painted (S)", NULL};
-    mv_report_set_columns(&rep, domains, labels, 4, "Avg");
+    mv_report_set_columns(&rep, domains, labels, 4, "Avg", -1);
     cr_assert_eq(rep.ncolumns, 4);
     cr_assert_str_eq(rep.columns[1], "rain");
     cr_assert_str_eq(rep.columns[3], "fog");
@@ -478,7 +479,7 @@ Test(report, seeds_mean_spread_and_writers) {
     const char *runs[] = {"a", "a@1", "a@2", "b", "b@1", "b@2", "c", "c@1", "c@2"};
     mv_report_set_seeds(&rep, rows, 3, seeds, 3, runs);
     const char *domains[] = {"clear", "fog", "rain"};
-    mv_report_set_columns(&rep, domains, NULL, 3, "Avg");   // the seed rows follow the new columns
+    mv_report_set_columns(&rep, domains, NULL, 3, "Avg", -1);   // the seed rows follow the new columns
     cr_assert_eq(rep.nrows, 3);
     int w = rep.ncolumns + 1;
     cr_assert_eq(w, 4);
@@ -631,7 +632,7 @@ Test(report, mean_over_declared_targets_and_zero_difference) {
     cr_assert_float_eq(rep.ours[1 * w + 3], 2.0, 1e-9);
     cr_assert(mv_report_is_target(&rep, 1) && !mv_report_is_target(&rep, 2) && !mv_report_is_target(&rep, 0));
     const char *cols[] = {"clear", "rain", "fog"};
-    mv_report_set_columns(&rep, cols, NULL, 3, "Avg");   // kept through a new layout
+    mv_report_set_columns(&rep, cols, NULL, 3, "Avg", -1);   // kept through a new layout
     cr_assert_float_eq(rep.ours[0 * w + 3], 6.0, 1e-9);
     cr_assert_eq(mv_report_set_paper_cell(&rep, "a", "fog", 6.004), 0);
     cr_assert_eq(mv_report_set_paper_cell(&rep, "a", "avg", 6.001), 0);
@@ -744,6 +745,250 @@ Test(report, global_batch_other_than_the_files_is_marked) {
                         "\"differs\": true}"), "%s", t);
     cr_assert(strstr(t, "\"global_batch\": {\"trained\": [{\"ranks\": 1, \"batch_per_rank\": 2}], \"asked\": null, "
                         "\"differs\": false}"), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
+
+// Every line of a CSV has as many fields as its header (no field here holds a comma).
+static void assert_csv_rectangular(const char *t) {
+    int header = -1, line = 0, fields = 1;
+    for (const char *c = t; *c; c++) {
+        if (*c == ',') fields++;
+        if (*c != '\n') continue;
+        if (header < 0) header = fields;
+        cr_assert_eq(fields, header, "line %d has %d fields, the header %d:\n%s", line + 1, fields, header, t);
+        fields = 1;
+        line++;
+    }
+}
+
+// The mean column stands where the experiment file's `columns:` puts avg (Table 2: first) in
+// every writer, while the table's arrays keep it at index ncolumns; mean_at < 0 keeps it last.
+Test(report, mean_column_where_the_file_puts_it) {
+    make_root("meanpos");
+    make_run("lam0.5", 0.5, true, NULL);   // clear 5, fog 6, rain 7: mean 6.5
+    make_run("lam0.1", 0.1, true, NULL);   // clear 1, fog 2, rain 3: mean 2.5
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "meanpos"), 0, "%s", mv_last_error());
+    // without a layout: last, as before
+    cr_assert_eq(mv_report_column_at(&rep, 3), 3);
+    cr_assert_eq(mv_report_column_at(&rep, 0), 0);
+    const char *domains[] = {"clear", "fog", "rain"};
+    mv_report_set_columns(&rep, domains, NULL, 3, "Avg", 1);   // clear (source), Avg, fog, rain
+    int w = rep.ncolumns + 1;
+    cr_assert_eq(mv_report_column_at(&rep, 0), 0);
+    cr_assert_eq(mv_report_column_at(&rep, 1), 3, "the mean second");
+    cr_assert_eq(mv_report_column_at(&rep, 2), 1);
+    cr_assert_eq(mv_report_column_at(&rep, 3), 2);
+    cr_assert_float_eq(rep.ours[0 * w + 3], 2.5, 1e-9);   // the arrays keep the mean at ncolumns
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "lam0.5", "avg", 53.0), 0);
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "lam0.5", "fog", 66.6), 0);
+    char md[1100], csv[1100], html[1100], json[1100];
+    snprintf(md, sizeof md, "%s/m.md", ROOT);
+    snprintf(csv, sizeof csv, "%s/m.csv", ROOT);
+    snprintf(html, sizeof html, "%s/m.html", ROOT);
+    snprintf(json, sizeof json, "%s/m.json", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_html(&rep, html), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_json(&rep, json), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    cr_assert(strstr(t, "| run | clear (source) | Avg | fog | rain |"), "%s", t);
+    cr_assert(strstr(t, "| lam0.5 | 5.00 | 6.50 (paper 53.00, -46.50) | 6.00 (paper 66.60, -60.60) | 7.00 |"), "%s", t);
+    cr_assert(strstr(t, "| 0.5 | 5.00 | 6.50 |"), "the sweep table: source and mean: %s", t);
+    free(t);
+    t = slurp(csv);
+    cr_assert(strstr(t, "run,state,incomplete,mask.lambda,clear,paper_clear,diff_clear,mean,paper_mean,diff_mean,fog,"
+                        "paper_fog,diff_fog,rain,paper_rain,diff_rain\n"), "%s", t);
+    cr_assert(strstr(t, "\nlam0.5,finished,0,0.5,5.0000,,,6.5000,53.0000,-46.5000,6.0000,66.6000,-60.6000,7.0000,,\n"), "%s", t);
+    assert_csv_rectangular(t);
+    free(t);
+    // a peer's line leaves the swept key empty too
+    cr_assert_eq(mv_report_set_peer_cell(&rep, mv_report_add_peer(&rep, "IBN"), "avg", 44.2), 0);
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    t = slurp(csv);
+    cr_assert(strstr(t, "\nIBN,published,,,,,,,44.2000,,,,,,,,1\n"), "%s", t);
+    assert_csv_rectangular(t);
+    free(t);
+    t = slurp(html);
+    cr_assert(strstr(t, "<th>run</th><th>state</th><th>clear (source)</th><th>Avg (targets)</th><th>fog</th><th>rain</th></tr>"), "%s", t);
+    cr_assert(strstr(t, "<td>5.00</td><td>6.50<br><span class=\"paper\">paper&nbsp;53.00</span> <span class=\"neg\">-46.50</span></td>"
+                        "<td>6.00<br>"), "%s", t);
+    free(t);
+    t = slurp(json);
+    const char *cols = strstr(t, "\"columns\": [{\"domain\": \"clear\", \"label\": \"clear\", \"role\": \"source\"}, "
+                                 "{\"domain\": \"mean\", \"label\": \"Avg\", \"role\": \"mean\"}, {\"domain\": \"fog\"");
+    cr_assert(cols, "%s", t);
+    cr_assert(strstr(t, "\"cells\": {\"clear\": {\"ours\": 5.0000, \"paper\": null}, \"mean\": {\"ours\": 6.5000, \"paper\": 53.0000}, "
+                        "\"fog\": {\"ours\": 6.0000"), "%s", t);
+    free(t);
+    // mean_at == n: after the listed domains, before one the file does not list (rain)
+    const char *two[] = {"clear", "fog"};
+    mv_report_set_columns(&rep, two, NULL, 2, "Avg", 2);
+    cr_assert_str_eq(rep.columns[2], "rain");
+    cr_assert_eq(mv_report_column_at(&rep, 2), 3);
+    cr_assert_eq(mv_report_column_at(&rep, 3), 2);
+    // mean_at 0: first, even before the source; -1: last again
+    mv_report_set_columns(&rep, domains, NULL, 3, "Avg", 0);
+    cr_assert_eq(mv_report_column_at(&rep, 0), 3);
+    cr_assert_eq(mv_report_column_at(&rep, 1), 0);
+    mv_report_set_columns(&rep, domains, NULL, 3, "Avg", -1);
+    for (int i = 0; i <= 3; i++) cr_assert_eq(mv_report_column_at(&rep, i), i);
+    mv_report_free(&rep);
+    remove_root();
+}
+
+// With seeds, the tables of means and of seeds, the CSV and the JSON follow the same order.
+Test(report, mean_column_placed_with_seeds) {
+    make_root("meanseeds");
+    make_seed_run("a", 0, "finished", 20, 10, 12);
+    make_seed_run("a@1", 1, "finished", 22, 11, 16);
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "s"), 0, "%s", mv_last_error());
+    const char *rows[] = {"a"}, *runs[] = {"a", "a@1"};
+    const int seeds[] = {0, 1};
+    const char *domains[] = {"clear", "fog", "rain"};
+    mv_report_set_columns(&rep, domains, NULL, 3, "Avg", 1);
+    mv_report_set_seeds(&rep, rows, 1, seeds, 2, runs);
+    char md[1100], csv[1100], json[1100];
+    snprintf(md, sizeof md, "%s/s.md", ROOT);
+    snprintf(csv, sizeof csv, "%s/s.csv", ROOT);
+    snprintf(json, sizeof json, "%s/s.json", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_json(&rep, json), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    cr_assert(strstr(t, "| row | seeds | clear (source) | Avg | fog | rain |"), "%s", t);
+    cr_assert(strstr(t, "| a | 2/2 | 21.00 ± 1.41 | 12.25 ± 1.77 | 10.50 ± 0.71 | 14.00 ± 2.83 |"), "%s", t);
+    cr_assert(strstr(t, "| a | 1 | a@1 | 22.00 | 13.50 | 11.00 | 16.00 |"), "%s", t);
+    free(t);
+    t = slurp(csv);
+    cr_assert(strstr(t, "row,seeds,seeds_finished,clear,sd_clear,n_clear,paper_clear,diff_clear,mean,sd_mean,"), "%s", t);
+    cr_assert(strstr(t, ",clear@seed0,mean@seed0,fog@seed0,rain@seed0,clear@seed1,"), "%s", t);
+    free(t);
+    t = slurp(json);
+    cr_assert(strstr(t, "\"cells\": {\"clear\": {\"mean\": 21.0000, \"sd\": 1.4142, \"n\": 2, \"seeds\": [20.0000, 22.0000], "
+                        "\"paper\": null}, \"mean\": {\"mean\": 12.2500"), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
+
+// Other methods' published rows (an experiment file's `peers:`) come after ours in a block of
+// their own in every writer: headed as published and not run here, their numbers only (no
+// "ours", no difference), "—" for a cell the paper leaves blank, in the display order of the
+// columns; our rows and their differences are as without them.
+Test(report, peers_in_every_writer) {
+    make_root("peers");
+    make_run("lam0.5", 0.5, true, NULL);   // clear 5, fog 6, rain 7: mean 6.5
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "peers"), 0, "%s", mv_last_error());
+    const char *domains[] = {"clear", "fog", "rain"};
+    const char *labels[] = {"clear", "fog (M)", "rain (G)"};
+    mv_report_set_columns(&rep, domains, labels, 3, "Avg", 1);
+    cr_assert_eq(mv_report_set_paper_cell(&rep, "lam0.5", "fog", 66.6), 0);
+    int hg = mv_report_add_peer(&rep, "HGFormer Swin-T"), dirl = mv_report_add_peer(&rep, "DIRL R50");
+    cr_assert_eq(hg, 0);
+    cr_assert_eq(dirl, 1);
+    cr_assert_eq(mv_report_set_peer_cell(&rep, hg, "fog", 66.9), 0);
+    cr_assert_eq(mv_report_set_peer_cell(&rep, hg, "rain", 51.3), 0);
+    cr_assert_eq(mv_report_set_peer_cell(&rep, hg, "avg", 51.3), 0);
+    cr_assert_eq(mv_report_set_peer_cell(&rep, dirl, "rain", 46.5), 0);
+    cr_assert_eq(mv_report_set_peer_cell(&rep, dirl, "atlantis", 1.0), 1, "no such column");
+    cr_assert_eq(mv_report_set_peer_cell(&rep, 7, "fog", 1.0), 1, "no such peer");
+    cr_assert_float_eq(mv_report_peer_value(&rep, hg, 3), 51.3, 1e-9);   // the mean
+    cr_assert(isnan(mv_report_peer_value(&rep, hg, 0)), "the source: blank");
+    cr_assert(isnan(mv_report_peer_value(&rep, dirl, 3)), "DIRL: no Avg");
+    cr_assert_eq(rep.nruns, 1, "peers are not runs");
+    char md[1100], csv[1100], html[1100], json[1100];
+    snprintf(md, sizeof md, "%s/p.md", ROOT);
+    snprintf(csv, sizeof csv, "%s/p.csv", ROOT);
+    snprintf(html, sizeof html, "%s/p.html", ROOT);
+    snprintf(json, sizeof json, "%s/p.json", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_html(&rep, html), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_json(&rep, json), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    // ours unchanged, with its difference
+    cr_assert(strstr(t, "| lam0.5 | 5.00 | 6.50 | 6.00 (paper 66.60, -60.60) | 7.00 |"), "%s", t);
+    const char *block = strstr(t, "\n## Published results of other methods (not run here)\n");
+    cr_assert(block, "%s", t);
+    cr_assert(block > strstr(t, "| lam0.5 |"), "the peers come after our rows");
+    cr_assert(strstr(block, "| method | clear (source) | Avg | fog (M) | rain (G) |\n|---|---:|---:|---:|---:|\n"
+                            "| HGFormer Swin-T | — | 51.30 | 66.90 | 51.30 |\n| DIRL R50 | — | — | — | 46.50 |\n"), "%s", block);
+    cr_assert_null(strstr(block, "paper 66.90"), "no paper/difference cells for peers");
+    free(t);
+    t = slurp(csv);
+    cr_assert(strstr(t, "run,state,incomplete,clear,paper_clear,diff_clear,mean,paper_mean,diff_mean,fog,paper_fog,diff_fog,"
+                        "rain,paper_rain,diff_rain,peer\n"), "%s", t);
+    cr_assert(strstr(t, "\nlam0.5,finished,0,5.0000,,,6.5000,,,6.0000,66.6000,-60.6000,7.0000,,,0\n"), "%s", t);
+    cr_assert(strstr(t, "\nHGFormer Swin-T,published,,,,,,51.3000,,,66.9000,,,51.3000,,1\n"), "%s", t);
+    cr_assert(strstr(t, "\nDIRL R50,published,,,,,,,,,,,,46.5000,,1\n"), "%s", t);
+    assert_csv_rectangular(t);
+    free(t);
+    t = slurp(html);
+    const char *h = strstr(t, "<h2>Published results of other methods (not run here)</h2>");
+    cr_assert(h, "%s", t);
+    cr_assert(h > strstr(t, "<td>lam0.5</td>") && h < strstr(t, "<h2>lam0.5</h2>"), "after our table, before the runs");
+    cr_assert(strstr(h, "<tr><th>method</th><th>clear (source)</th><th>Avg (targets)</th><th>fog (M)</th><th>rain (G)</th></tr>\n"
+                        "<tr><td>HGFormer Swin-T</td><td class=\"miss\">—</td><td>51.30</td><td>66.90</td><td>51.30</td></tr>"), "%s", h);
+    free(t);
+    t = slurp(json);
+    mv_json doc;
+    cr_assert_eq(mv_json_parse(&doc, t), 0, "%s\n%s", mv_last_error(), t);
+    const mv_json *peers = mv_json_get(&doc, "peers"), *runs = mv_json_get(&doc, "runs");
+    cr_assert(peers && peers->kind == MV_JSON_ARR && peers->n == 2, "%s", t);
+    cr_assert(runs && runs->n == 1, "the peers are not among the runs");
+    cr_assert_str_eq(mv_json_get(&peers->items[0], "name")->str, "HGFormer Swin-T");
+    const mv_json *cells = mv_json_get(&peers->items[0], "cells");
+    cr_assert_float_eq(mv_json_num(mv_json_get(mv_json_get(cells, "mean"), "paper"), NAN), 51.3, 1e-9);
+    cr_assert_eq(mv_json_get(mv_json_get(cells, "clear"), "paper")->kind, MV_JSON_NULL);
+    cr_assert_null(mv_json_get(mv_json_get(cells, "fog"), "ours"), "a peer has no ours");
+    cr_assert_str_eq(cells->items[1].key, "mean", "cells in display order");
+    mv_json_free(&doc);
+    free(t);
+    // with seeds: a line per peer in the CSV of rows too, its number as paper_<domain>
+    const char *rows[] = {"lam0.5"}, *rruns[] = {"lam0.5"};
+    const int seeds[] = {0};
+    mv_report_set_seeds(&rep, rows, 1, seeds, 1, rruns);
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    t = slurp(csv);
+    cr_assert(strstr(t, ",mean@seed0,fog@seed0,rain@seed0,peer\n"), "%s", t);
+    cr_assert(strstr(t, "\nHGFormer Swin-T,,,,,,,,,,,51.3000,,,,,66.9000,,,,,51.3000,,,,,,1\n"), "%s", t);
+    assert_csv_rectangular(t);
+    free(t);
+    t = slurp(md);
+    cr_assert(strstr(t, "| HGFormer Swin-T | — | 51.30 | 66.90 | 51.30 |"), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
+
+// A report without peers keeps its files as they were: no `peer` column, an empty "peers".
+Test(report, no_peers_no_peer_column) {
+    make_root("nopeers");
+    make_run("lam0.5", 0.5, true, NULL);
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+    char csv[1100], json[1100], md[1100];
+    snprintf(csv, sizeof csv, "%s/n.csv", ROOT);
+    snprintf(json, sizeof json, "%s/n.json", ROOT);
+    snprintf(md, sizeof md, "%s/n.md", ROOT);
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_json(&rep, json), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    char *t = slurp(csv);
+    cr_assert(strstr(t, ",mean,paper_mean,diff_mean\n"), "%s", t);
+    cr_assert_null(strstr(t, "peer"), "%s", t);
+    free(t);
+    t = slurp(json);
+    cr_assert(strstr(t, "\"peers\": []}"), "%s", t);
+    free(t);
+    t = slurp(md);
+    cr_assert_null(strstr(t, "Published results"), "%s", t);
     free(t);
     mv_report_free(&rep);
     remove_root();
