@@ -454,7 +454,8 @@ static int check_duplicate_keys(const ctx *c) {
 static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
     if (root->type != YAML_MAPPING_NODE) return node_fail(c, root, "experiment", "expected a mapping");
     static const char *KNOWN[] = {"name", "title", "base", "set", "source", "targets", "columns", "rows", "grid",
-                                  "corruptions", "severities", "seeds", "global_batch", "peers"};
+                                  "corruptions", "severities", "corruption_channels", "seeds", "global_batch",
+                                  "peers"};
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(c, p->key);
         char key[64];
@@ -502,6 +503,14 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
         MV_TRY(parse_severities(e, c, v));
     } else if (e->ncorruptions) {
         e->severities[e->nseverities++] = 5;   // the HGFormer protocol (DATASETS.md section 6.6)
+    }
+    if ((v = find_key(c, root, "corruption_channels"))) {
+        char order[16];
+        MV_TRY(get_scalar(order, c, v, "corruption_channels", sizeof order));
+        if (!e->ncorruptions) return node_fail(c, v, "corruption_channels", "corruption_channels without corruptions");
+        if (strcmp(order, "rgb") && strcmp(order, "bgr"))
+            return node_fail(c, v, "corruption_channels", "expected rgb (the default) or bgr (HGFormer's generator)");
+        e->corruption_bgr = !strcmp(order, "bgr");
     }
     if ((v = find_key(c, root, "targets"))) {
         MV_TRY(parse_names(e->targets, &e->ntargets, MV_EXP_MAX_TARGETS, c, v, "targets"));
@@ -856,9 +865,13 @@ int experiment_corruptions_match(const mv_experiment *exp, const char *json_path
     free(text);
     if (rc < 0) { mv_clear_error(); return 0; }
     const mv_json *res = mv_json_get(&doc, "results");
+    // The channel order the images were corrupted in (a file written before eval recorded it:
+    // RGB, the only order there was).
+    const mv_json *ch = mv_json_get(&doc, "corruption_channels");
+    bool bgr = ch && ch->kind == MV_JSON_STR && !strcmp(ch->str, "bgr");
     // every (corruption, severity) of the file, once each; nothing else but the clean pass
     bool seen[MV_EXP_MAX_CORR][5] = {{false}};
-    int match = res && res->kind == MV_JSON_ARR;
+    int match = res && res->kind == MV_JSON_ARR && bgr == exp->corruption_bgr;
     for (int k = 0; match && k < res->n; k++) {
         const mv_json *cn = mv_json_get(&res->items[k], "corruption");
         int sev = (int)mv_json_num(mv_json_get(&res->items[k], "severity"), -1);

@@ -79,6 +79,9 @@ typedef struct {
     char corruptions[MV_EXP_MAX_CORR][MV_NAME_MAX];
     int nseverities;
     int severities[5];                   // 1..5, default {5}
+    // `corruption_channels: bgr`: corrupt in BGR order, as HGFormer's Cityscapes-C generator did
+    // (`maskvim eval --corruption-bgr`, docs/corruptions.md); false: RGB, the default.
+    bool corruption_bgr;
     // `seeds: [0, 1, 2]`: every row runs once per seed with run.seed = seed (none: one run per
     // row with its own run.seed). The runs, row by row and seed by seed within a row:
     int nseeds;

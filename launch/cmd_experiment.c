@@ -43,7 +43,7 @@ static void usage(FILE *f) {
         "per corruption, for files with `corruptions:`). Finished rows are skipped, interrupted\n"
         "rows resume from their last checkpoint. A row is not resumed under other settings than\n"
         "its config.yaml's (the file edited meanwhile), nor past a lowered schedule.max_iters: it\n"
-        "fails, saying what to do. A finished row evaluated under other corruptions or severities\n"
+        "fails, saying what to do. A finished row evaluated under other corruptions, severities or channel order\n"
         "than the file's is evaluated again. A failing row does not stop the others; the exit\n"
         "status is 1 when any row failed.\n\n"
         "With `seeds: [s0, s1, ...]` in the file, every row R runs once per seed with run.seed set:\n"

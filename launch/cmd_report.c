@@ -132,7 +132,7 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp, const cha
             snprintf(why, sizeof why, "trained with another configuration than %s gives now", exp->path);
             mv_report_mark_stale(rep, exp->runs[i].name, why);
         } else if (corruptions_stale(exp, dir)) {
-            snprintf(why, sizeof why, "evaluated under other corruptions or severities than %s gives now (the next "
+            snprintf(why, sizeof why, "evaluated under other corruptions, severities or channel order than %s gives now (the next "
                      "sweep evaluates it again)", exp->path);
             mv_report_mark_stale(rep, exp->runs[i].name, why);
         }

@@ -65,6 +65,7 @@ int exp_eval_cmd(row_cmd *c, const mv_experiment *exp, const char *dir, long max
         snprintf(buf + l, sizeof buf - l, "%s%d", i ? "," : "", exp->severities[i]);
     }
     cmd_add(c, "--severities"); cmd_add(c, buf);
+    if (exp->corruption_bgr) cmd_add(c, "--corruption-bgr");
     snprintf(buf, sizeof buf, "%s/corruptions.json", dir);
     cmd_add(c, "--json"); cmd_add(c, buf);
     return 0;

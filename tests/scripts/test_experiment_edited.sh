@@ -5,7 +5,8 @@
 # - an unfinished row whose settings changed is not resumed under the new ones (its config.yaml
 #   is left as it trained), and --dry-run says so;
 # - a finished row of a file with `corruptions:` whose severities changed is evaluated again
-#   (the training is not redone), and the report marks it until then.
+#   (the training is not redone), and the report marks it until then; so is one whose channel
+#   order (`corruption_channels:`) changed.
 set -euo pipefail
 source "$(dirname "$0")/experiment_common.sh"
 : "${MV_PYTHON:?}"
@@ -98,7 +99,7 @@ YAML
 "$MV_BIN" experiment run "$TMP/c.yaml" --out "$TMP/o3" --quiet >"$TMP/o3.log" 2>&1 || fail "corruption sweep: $(tail -5 "$TMP/o3.log")"
 sed -i 's/^severities: \[1\]/severities: [2]/' "$TMP/c.yaml"
 "$MV_BIN" report "$TMP/c.yaml" --runs "$TMP/o3" --out "$TMP/rep3" >"$TMP/rep3.log" 2>&1 || fail "report: $(cat "$TMP/rep3.log")"
-grep -q "incomplete: a (evaluated under other corruptions or severities" "$TMP/rep3.log" || fail "report: $(cat "$TMP/rep3.log")"
+grep -q "incomplete: a (evaluated under other corruptions, severities or channel order" "$TMP/rep3.log" || fail "report: $(cat "$TMP/rep3.log")"
 "$MV_BIN" experiment run "$TMP/c.yaml" --out "$TMP/o3" --dry-run >"$TMP/o3d.log" 2>&1
 grep -q "^a  .*evaluate again (corruptions changed)" "$TMP/o3d.log" || fail "dry-run: $(cat "$TMP/o3d.log")"
 n_train=$(grep -c '"type": "train"' "$TMP/o3/a/metrics.jsonl" || true)
@@ -121,4 +122,22 @@ grep -q "row a: finished, skipped" "$TMP/o3c.log" || fail "not skipped once eval
 "$MV_BIN" report "$TMP/c.yaml" --runs "$TMP/o3" --out "$TMP/rep3" >"$TMP/rep3b.log" 2>&1
 grep -q "(0 incomplete)" "$TMP/rep3b.log" || fail "report after re-evaluation: $(cat "$TMP/rep3b.log")"
 echo "severities changed: evaluated again"
+# 4. The channel order changed (`corruption_channels: bgr`, HGFormer's generator): evaluated again
+#    in BGR order (eval --corruption-bgr), and skipped after; an unknown order is refused.
+echo "corruption_channels: bgr" >>"$TMP/c.yaml"
+"$MV_BIN" experiment run "$TMP/c.yaml" --out "$TMP/o3" --dry-run >"$TMP/o4d.log" 2>&1
+grep -q "^a  .*evaluate again (corruptions changed)" "$TMP/o4d.log" || fail "dry-run (bgr): $(cat "$TMP/o4d.log")"
+"$MV_BIN" experiment run "$TMP/c.yaml" --out "$TMP/o3" --quiet >"$TMP/o4.log" 2>&1 || fail "bgr re-evaluation: $(cat "$TMP/o4.log")"
+grep -q "severities or channel order than .*: evaluating it again" "$TMP/o4.log" || fail "no bgr re-evaluation: $(cat "$TMP/o4.log")"
+"$MV_PYTHON" - "$TMP/o3/a" <<'PY'
+import json, sys
+ev = json.load(open(sys.argv[1] + "/corruptions.json"))
+assert ev["corruption_channels"] == "bgr", ev.get("corruption_channels")
+PY
+"$MV_BIN" experiment run "$TMP/c.yaml" --out "$TMP/o3" --quiet >"$TMP/o4c.log" 2>&1
+grep -q "row a: finished, skipped" "$TMP/o4c.log" || fail "not skipped once evaluated in bgr: $(cat "$TMP/o4c.log")"
+sed -i 's/^corruption_channels: bgr/corruption_channels: grb/' "$TMP/c.yaml"
+if "$MV_BIN" experiment run "$TMP/c.yaml" --out "$TMP/o3" --dry-run >"$TMP/o4e.log" 2>&1; then fail "corruption_channels: grb accepted"; fi
+grep -q "c.yaml:[0-9]*.*corruption_channels.*expected rgb (the default) or bgr" "$TMP/o4e.log" || fail "$(cat "$TMP/o4e.log")"
+echo "channel order changed: evaluated again"
 echo "experiment edited OK"

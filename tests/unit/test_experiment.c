@@ -274,6 +274,23 @@ Test(experiment, corruptions_match_the_file) {
         snprintf(jpath, sizeof jpath, "%s", write_file("m.json", text));
         cr_assert_eq(experiment_corruptions_match(&e, jpath), cases[k].match, "case %zu: %s", k, text);
     }
+    // The channel order: a file without corruption_channels (written before eval recorded it) is
+    // RGB; a BGR evaluation matches only a file that asks for BGR, and the other way round.
+    for (int bgr = 0; bgr < 2; bgr++)
+        for (int file_order = 0; file_order < 3; file_order++) {   // absent, "rgb", "bgr"
+            size_t n = (size_t)snprintf(text, sizeof text, "{%s%s",
+                                        file_order == 0 ? "" : file_order == 1 ? "\"corruption_channels\": \"rgb\", "
+                                                                               : "\"corruption_channels\": \"bgr\", ",
+                                        head + 1);
+            for (int i = 0; i < 4; i++)
+                n += (size_t)snprintf(text + n, sizeof text - n, ", {\"corruption\": \"%s, \"metrics\": {\"mIoU\": 2}}",
+                                      pairs[i]);
+            snprintf(text + n, sizeof text - n, "]}\n");
+            write_file("m.json", text);
+            e.corruption_bgr = bgr;
+            cr_assert_eq(experiment_corruptions_match(&e, jpath), (file_order == 2) == bgr, "bgr %d: %s", bgr, text);
+        }
+    e.corruption_bgr = false;
     write_file("m.json", "{\"results\": [oops]}\n");
     cr_assert_eq(experiment_corruptions_match(&e, jpath), 0);
     cr_assert_eq(experiment_corruptions_match(&e, "/nonexistent/m.json"), 0);
@@ -288,6 +305,10 @@ Test(experiment, corruption_errors) {
                  (const char *[]){"bad.yaml:3:", "1, 2, 3, 4 or 5", NULL});
     expect_error("source: clear\nseverities: [1]\nrows: [{name: a}]\n", (const char *[]){"without corruptions", NULL});
     expect_error("source: clear\ncorruptions: [snow, snow]\nrows: [{name: a}]\n", (const char *[]){"twice", NULL});
+    expect_error("source: clear\ncorruption_channels: bgr\nrows: [{name: a}]\n",
+                 (const char *[]){"bad.yaml:2:", "without corruptions", NULL});
+    expect_error("source: clear\ncorruptions: [snow]\ncorruption_channels: BGR\nrows: [{name: a}]\n",
+                 (const char *[]){"bad.yaml:3:", "rgb (the default) or bgr", NULL});
     // `fog` is both a synthetic domain of the default data.val and a corruption: ambiguous.
     expect_error("source: clear\ncorruptions: [fog]\nrows: [{name: a}]\n", (const char *[]){"'fog'", "data.val", NULL});
     expect_error("source: clear\ncorruptions: [snow]\ncolumns: [frost]\nrows: [{name: a}]\n",
