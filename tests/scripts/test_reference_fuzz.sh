@@ -21,7 +21,10 @@
 # reference itself moves by percents when the weights move by 1e-6 (a BatchNorm over 2 to 18
 # values per channel with an element at a ReLU kink), or its float32 run fails as ours does
 # (zero-mode masks emptying a 1xN stage-3 map: LayerNorms of all-zero rows, BatchNorms of few
-# values). docs/reference.md, "compare_dump.py", describes both.
+# values). docs/reference.md, "compare_dump.py", describes both. Every case runs under
+# --kink-margin 1e-6 (no ReLU input within 1e-6 of its layer's largest from zero, where float32
+# rounding, down to the CPU's BLAS kernels, picks the side): b3_ignore1 and b5_linear_stage3
+# moved from seeds 13 and 14 (8e-7 and 4e-7) to 113 and 114.
 set -euo pipefail
 : "${MV_BIN:?}" "${MV_PYTHON:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
 dir="$MV_TEST_TMP/reference_fuzz"; rm -rf "$dir"; mkdir -p "$dir"
@@ -33,8 +36,8 @@ det="--set mask.noise=false --set model.dropout=0 --set model.drop_path=0 --set 
 cases=(
   "b1_ignoreall|1|34x100|3|ignoreall|1|11|--set model.context=vss --set model.avg_non_ignore=true --set model.decoder_depths=2,1,2 --set model.d_state=17 --set model.crop=32,96"
   "b1_full|1|36x52|2|full|1|12|--set model.context=vss --set model.dims=8,12,20,4 --set model.ssm_ratio=3 --set mask.layout=official --set mask.lambda=1 --set mask.tau=0.1"
-  "b3_ignore1|3|95x37|255|ignore1|1|13|--set model.dims=12,20,4,8 --set model.ssm_ratio=3 --set model.decoder_channels=12 --set mask.lambda=0 --set mask.alpha1=2.5 --set mask.alpha2=0 --set model.aux_weight=0 --set mask.layout=official --set model.crop=32,96"
-  "b5_linear_stage3|5|32x72|19|single|1|14|--set model.head=linear --set mask.decoder=false --set mask.encoder_stages=1,0,1,1 --set mask.lambda=1,0,0.5,1 --set mask.gamma=10"
+  "b3_ignore1|3|95x37|255|ignore1|1|113|--set model.dims=12,20,4,8 --set model.ssm_ratio=3 --set model.decoder_channels=12 --set mask.lambda=0 --set mask.alpha1=2.5 --set mask.alpha2=0 --set model.aux_weight=0 --set mask.layout=official --set model.crop=32,96"
+  "b5_linear_stage3|5|32x72|19|single|1|114|--set model.head=linear --set mask.decoder=false --set mask.encoder_stages=1,0,1,1 --set mask.lambda=1,0,0.5,1 --set mask.gamma=10"
   "b2_nomask_enc|2|64x44|5|full|0|15|--set mask.encoder_stages=0,0,0 --set model.dims=4,4,4,4 --set model.decoder_channels=5 --set model.aux_channels=3 --set model.d_state=1 --set model.ssm_ratio=1 --set mask.alpha2=10 --set model.aux_weight=10 --set model.crop=96,32"
   "b3_zero_deep|3|48x80|40|mixed|1|16|--set mask.mode=zero --set model.depths=2,1,1,2 --set model.decoder_depths=2,2,2 --set model.d_state=33 --set mask.tau=100 --set model.avg_non_ignore=true"
   "b2_ppm_scale1|2|44x56|19|mixed|1|28|--set model.ssm_ratio=3 --set model.decoder_channels=5 --set model.aux_channels=3 --set model.crop=64,32 --set mask.lambda=0.2,0.5,0"
@@ -101,7 +104,7 @@ for k in "${!cases[@]}"; do
       --weights "$dir/w$k.h5" --batch "$dir/b$k.h5" --dump "$dir/c$k.h5" --iter 3 >/dev/null
   # shellcheck disable=SC2086
   printf '%s\n' "step --preset maskvim-nano $det $extra --set model.num_classes=$classes \
---weights $(printf %q "$dir/w$k.h5") --batch $(printf %q "$dir/b$k.h5") --dump $(printf %q "$dir/r$k.h5") --quiet" \
+--weights $(printf %q "$dir/w$k.h5") --batch $(printf %q "$dir/b$k.h5") --dump $(printf %q "$dir/r$k.h5") --kink-margin 1e-6 --quiet" \
       >>"$dir/ref_steps.txt"
   printf '%q %q %q\n' "$dir/r$k.h5" "$dir/c$k.h5" "$name" >>"$dir/pairs.txt"
 done
