@@ -193,11 +193,12 @@ CASES=one "$MV_PYTHON" "$TMP/cases.py" "$TMP" "$MV_BIN" $ITERS "${SETS[@]}" || f
 
 # 5. `maskvim experiment run`, before it reads its file (held back by a blocked mask), and with
 #    --jobs 2 while its `maskvim train` children start: it exits 128 + the signal, its children
-#    stop as asked, and the next sweep runs both rows.
+#    stop as asked, and the next sweep runs both rows. The rows train 40 iterations: with 4, a
+#    fast machine finished a row (0.1 s) before the stop reached it.
 cat >"$TMP/exp.yaml" <<YAML
 name: stop
 base: $MV_SRC/experiments/base/maskvim-nano_synthetic.yaml
-$(source "$(dirname "$0")/experiment_common.sh"; tiny_sets $ITERS 0 "synthetic:clear" 0)
+$(source "$(dirname "$0")/experiment_common.sh"; tiny_sets 40 0 "synthetic:clear" 0)
 source: clear
 targets: []
 rows:
