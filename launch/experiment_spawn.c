@@ -121,18 +121,21 @@ pid_t exp_spawn(const row_cmd *c, const char *launcher, const char *log, int omp
         if (getppid() != parent) _exit(143);   // the sweep is already gone
         if (lock >= 0) fcntl(lock, F_SETFD, 0);   // this row's lock only: the others stay close-on-exec
         // The sweep's stop handling is not the child's: back to the defaults (an ignored SIGPIPE
-        // would survive exec).
+        // would survive exec). Blocked first: a stop sent between the reset and the block below
+        // would otherwise kill a train child by the default action (status 138).
         sigset_t stops;
         stop_signal_set(&stops);
+        sigprocmask(SIG_BLOCK, &stops, NULL);
         for (int sig = 1; sig < NSIG; sig++)
             if (sigismember(&stops, sig) == 1) signal(sig, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
-        // A `maskvim train` of ours, started directly, gets them blocked until it has armed its
+        // A `maskvim train` of ours, started directly, keeps them blocked until it has armed its
         // own stop handlers (stop_signal_arm unblocks them, first thing in cmd_train): a stop
         // the sweep sends while the child is between here and there is then taken as a request,
-        // not the default death (status 138). Not for anything else: a launcher (mpirun) or
-        // `maskvim eval` would keep them blocked and never stop.
-        if (!launcher && c->n >= 2 && !strcmp(c->args[1], "train")) sigprocmask(SIG_BLOCK, &stops, NULL);
+        // not the default death. Not for anything else: a launcher (mpirun) or `maskvim eval`
+        // would keep them blocked and never stop, so for those they are unblocked again (a
+        // signal held meanwhile then takes its default action, as it would have).
+        if (launcher || c->n < 2 || strcmp(c->args[1], "train")) sigprocmask(SIG_UNBLOCK, &stops, NULL);
         int in = open("/dev/null", O_RDONLY);
         if (in >= 0) { dup2(in, 0); close(in); }
         if (log) {
