@@ -16,7 +16,7 @@
 #      at the same step and rank 0 writes iter_7.h5 (the job used to abort at once, keeping
 #      nothing);
 #   4. (with MPI) the validation split of one rank's host stops opening (a shard cut short):
-#      every rank stops after the same evaluation, iter_30.h5 kept, no mismatched collectives.
+#      every rank stops after the same evaluation, iter_60.h5 kept, no mismatched collectives.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
@@ -125,26 +125,34 @@ EOF
     #    before the collective where the ranks exchange errors. With 3. the two ranks then met in
     #    mismatched collectives (an MPI truncation error, rank 0 logging metrics summed from
     #    garbage); before 3. the job aborted, keeping nothing. Every rank must stop together,
-    #    with iter_30.h5 saved and the evaluation pending.
+    #    with iter_60.h5 saved and the evaluation pending.
     cp "$TMP/train.good" "$TRAIN"
     cp -a "$TMP/cache" "$TMP/cache1"
-    # The cut comes once iter_2.h5 exists, 28 iterations before the evaluation that must meet it:
-    # a margin for a loaded machine (sanitizers, both cores busy).
-    E4=(--set schedule.max_iters=30 --set run.eval_every=30 --set run.ckpt_every=2 --set run.log_every=10)
+    # The cut comes once the first checkpoint (iter_2.h5) exists, after the startup of both ranks
+    # and 58 iterations before the evaluation that must meet it. With 28, that was 0.4 s on a
+    # quiet 2-core machine: thin for a faster one, or a loaded one. `latest` is waited for, not
+    # iter_2.h5, which rotation (3 kept: 30 checkpoints would take 180 MB) may remove before a
+    # slow poll sees it. A job that ends before the cut fails here, not later as a puzzle.
+    E4=(--set schedule.max_iters=60 --set run.eval_every=60 --set run.ckpt_every=2 --set run.keep_ckpts=3
+        --set run.log_every=10)
     timeout 120 mpirun --oversubscribe --bind-to none -x MV_COMM_TIMEOUT -x OMP_NUM_THREADS=1 \
         -np 1 -x MV_SYNTH_CACHE="$TMP/cache" "${T[@]}" "${E4[@]}" --set run.work_dir="$TMP/v" : \
         -np 1 -x MV_SYNTH_CACHE="$TMP/cache1" "${T[@]}" "${E4[@]}" --set run.work_dir="$TMP/v" >"$TMP/v1.log" 2>&1 &
     pid=$!
-    for _ in $(seq 600); do [ -e "$TMP/v/iter_2.h5" ] && break; sleep 0.05; done
+    while [ ! -e "$TMP/v/latest" ]; do
+        kill -0 $pid 2>/dev/null || { wait $pid || true; fail "2 ranks: the job ended before its first checkpoint: $(tail -3 "$TMP/v1.log")"; }
+        sleep 0.05
+    done
     truncate -s 1000 "$TMP/cache1/seed0_64x128_val2/clear/val/shard-00000.h5"
+    kill -0 $pid 2>/dev/null || fail "2 ranks: the job ended before the validation shard was cut (latest: $(cat "$TMP/v/latest"))"
     rc=0
     wait $pid || rc=$?
     [ "$rc" -ne 0 ] || fail "2 ranks, rank 1's validation split cut short: exit status 0"
     ! grep -q "MPI Error\|ERR_TRUNCATE\|NBC_Progress" "$TMP/v1.log" ||
         fail "2 ranks: mismatched collectives: $(grep -m2 'MPI Error\|NBC_Progress' "$TMP/v1.log")"
-    [ "$(cat "$TMP/v/latest" 2>/dev/null)" = iter_30.h5 ] ||
-        fail "2 ranks, one rank's split unreadable: latest names '$(cat "$TMP/v/latest" 2>/dev/null)', not iter_30.h5"
-    grep -q "rank 1/2: train: the evaluation at iteration 30 failed: .*1000 bytes but the manifest says" "$TMP/v1.log" ||
+    [ "$(cat "$TMP/v/latest" 2>/dev/null)" = iter_60.h5 ] ||
+        fail "2 ranks, one rank's split unreadable: latest names '$(cat "$TMP/v/latest" 2>/dev/null)', not iter_60.h5"
+    grep -q "rank 1/2: train: the evaluation at iteration 60 failed: .*1000 bytes but the manifest says" "$TMP/v1.log" ||
         fail "2 ranks: rank 1 does not name its cut shard: $(grep 'maskvim:' "$TMP/v1.log" | tail -3)"
     passed=$((passed + 1))
 else

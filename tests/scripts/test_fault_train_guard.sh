@@ -21,9 +21,17 @@ SECONDS=0
 stamp() { echo "[$SECONDS s] $*"; }
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
+# One OpenMP thread: check 4 waits on a running trainer, and with both cores busy two spinning
+# threads per run made this test take 94 s instead of 8 (no check compares with another thread count).
+export OMP_NUM_THREADS=1
 TMP=${MV_TEST_TMP:-/tmp}/fault_train_guard.$$
 mkdir -p "$TMP"
-trap 'rm -rf "$TMP"' EXIT
+busy=""   # check 4's endless training, ended on the way out if a check fails while it runs
+cleanup() {
+    if [ -n "$busy" ]; then kill -9 "$busy" 2>/dev/null || true; wait "$busy" 2>/dev/null || true; fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
 run() { "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 "$@"; }
 passed=0
 
@@ -90,15 +98,24 @@ passed=$((passed + 1)); stamp "check $passed done"
 # 4. A run directory in use (as after `kill -9 mpirun`, whose ranks may run on).
 # (maskvim itself in the background, not the `run` function: killing a function's subshell
 # would leave the training running.) The busy run must outlast the second one's 5 s grace for a
-# process still exiting: 400 iterations (4 s on a quiet machine) did not always.
+# process still exiting: 400 iterations (4 s on a quiet machine) did not always. The second run
+# starts once the busy one trains (metrics.jsonl); if it never does, the check fails, rather than
+# testing a directory nobody uses.
 "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set run.work_dir="$TMP/busy" \
-    --set schedule.max_iters=1000000 --set run.ckpt_every=0 >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 300); do [ -f "$TMP/busy/metrics.jsonl" ] && break; sleep 0.1; done
+    --set schedule.max_iters=1000000 --set run.ckpt_every=0 >"$TMP/busy0.log" 2>&1 &
+busy=$!
+t0=$SECONDS
+while [ ! -f "$TMP/busy/metrics.jsonl" ]; do
+    kill -0 $busy 2>/dev/null || fail "the busy run ended before it trained: $(tail -2 "$TMP/busy0.log")"
+    [ $((SECONDS - t0)) -lt 120 ] || fail "the busy run did not start training within 120 s"
+    sleep 0.1
+done
 rc=0
 run --set run.work_dir="$TMP/busy" --resume auto >"$TMP/busy.log" 2>&1 || rc=$?
-kill -9 $pid 2>/dev/null || true
-wait $pid 2>/dev/null || true
+kill -0 $busy 2>/dev/null || fail "the busy run ended while the second one ran: $(tail -2 "$TMP/busy0.log")"
+kill -9 $busy 2>/dev/null || true
+wait $busy 2>/dev/null || true
+busy=""
 [ "$rc" -ne 0 ] || fail "a second training ran in a directory in use"
 grep -q "is in use by another training process" "$TMP/busy.log" || fail "$(tail -2 "$TMP/busy.log")"
 passed=$((passed + 1)); stamp "check $passed done"

@@ -18,21 +18,33 @@ targets: [clear]
 rows:
   - {name: a, paper: [1.0, 1.0]}
 YAML
-orphan=""
-cleanup() { [ -n "$orphan" ] && kill "$orphan" 2>/dev/null || true; }
+sweep="" orphan=""
+# On the way out (a failed check included): the first sweep, if it still runs, and the straggler,
+# which sleeps far longer than the test needs it (it must outlive check 2 on a slow machine).
+cleanup() {
+    [ -z "$sweep" ] || kill -9 "$sweep" 2>/dev/null || true
+    [ -n "$orphan" ] || orphan=$(cat "$TMP/straggler.pid" 2>/dev/null || true)
+    [ -z "$orphan" ] || kill "$orphan" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 # 1. The launcher's shell starts a grandchild (which records its pid, then sleeps) before the
 #    trainer; the sweep is killed with SIGKILL meanwhile. The shell dies with the sweep
-#    (PR_SET_PDEATHSIG), the grandchild lives on.
+#    (PR_SET_PDEATHSIG), the grandchild lives on. The sweep writes the synthetic data into a
+#    fresh cache first: up to 60 s for the launcher to start (sanitizers, a loaded machine).
 "$MV_BIN" experiment run "$TMP/exp.yaml" --out "$TMP/o" \
-    --launcher "sh -c 'echo \$\$ > $TMP/straggler.pid; exec sleep 60';" >"$TMP/s1.log" 2>&1 &
+    --launcher "sh -c 'echo \$\$ > $TMP/straggler.pid; exec sleep 600';" >"$TMP/s1.log" 2>&1 &
 sweep=$!
-for _ in $(seq 200); do [ -s "$TMP/straggler.pid" ] && break; sleep 0.05; done
-[ -s "$TMP/straggler.pid" ] || fail "the launcher never started: $(cat "$TMP/s1.log")"
+for _ in $(seq 1200); do
+    [ -s "$TMP/straggler.pid" ] && break
+    kill -0 "$sweep" 2>/dev/null || fail "the sweep ended before its launcher started: $(cat "$TMP/s1.log")"
+    sleep 0.05
+done
+[ -s "$TMP/straggler.pid" ] || fail "the launcher did not start within 60 s: $(cat "$TMP/s1.log")"
 orphan=$(cat "$TMP/straggler.pid")
 kill -9 "$sweep"
 wait "$sweep" 2>/dev/null || true
+sweep=""
 kill -0 "$orphan" || fail "the straggler died with the sweep; the test needs it alive"
 
 # 2. A second sweep at once: the row is still held, so nothing trains there.
@@ -48,11 +60,13 @@ grep -q '"state": "running"' "$TMP/o/a/status.json" || fail "status changed: $(c
 # 3. The straggler gone, the row trains and finishes.
 kill "$orphan"
 # gone, or a zombie nobody reaps (its files, the lock among them, are closed then)
-for _ in $(seq 100); do
+for _ in $(seq 600); do
     st=$(ps -o stat= -p "$orphan" 2>/dev/null || true)
     case "$st" in ""|Z*) break ;; esac
     sleep 0.05
 done
+case "$st" in ""|Z*) ;; *) fail "the straggler $orphan still runs 30 s after SIGTERM (state $st)" ;; esac
+rm -f "$TMP/straggler.pid"   # its pid may be reused: cleanup must not kill it again
 orphan=""
 "$MV_BIN" experiment run "$TMP/exp.yaml" --out "$TMP/o" >"$TMP/s3.log" 2>&1 || fail "third sweep: $(tail -5 "$TMP/s3.log")"
 grep -q '"state": "finished"' "$TMP/o/a/status.json" || fail "row a not finished: $(cat "$TMP/o/a/status.json")"

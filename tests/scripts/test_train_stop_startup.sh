@@ -13,8 +13,9 @@
 #      signals held back until arming: the second ends the process at once, as during training;
 #   4. two ranks under mpirun: mpirun signalled with SIGUSR1 while rank 0 writes the data (it
 #      forwards it to both ranks); rank 1 alone signalled as soon as it has its handlers, which
-#      is before MPI_Init (Open MPI must leave them in place): both ranks stop before the first
-#      step (one collective agrees on it);
+#      is before MPI_Init (Open MPI must leave them in place), into an empty cache too, so that
+#      rank 1 waits for rank 0's writing before its startup ends: both ranks stop before the
+#      first step (one collective agrees on it);
 #   5. `maskvim experiment run` signalled before it could arm (blocked mask) and, with --jobs 2,
 #      while its `maskvim train` children start (they get the signals blocked until they arm).
 set -euo pipefail
@@ -26,9 +27,13 @@ mkdir -p "$TMP"
 ITERS=4
 export OMP_NUM_THREADS=1   # one thread per process: the machine's cores are shared (results do not depend on it)
 SETS=("${TRAIN_SETS[@]}" --set schedule.max_iters=$ITERS)
-# Cases 3 and 4 write 200 training images (a fraction of a second: the signal lands inside it or
-# in the setup that follows), into folders of their own.
-BIG=(--set data.synthetic.train_count=200)
+# Cases 3 and 4 write BIG_COUNT training images into folders of their own: the signal must land
+# inside that writing or in the setup that follows. 200 images took 0.1 s on a fast machine, too
+# short a window for a signal sent when the "writing" line is read (through mpirun, in case 4);
+# 1000 take 0.3 s there, 5-10 times that under sanitizers, and the stop cuts the writing short.
+# The references are trained on the same count (the data is a function of the settings alone).
+export BIG_COUNT=1000
+BIG=(--set "data.synthetic.train_count=$BIG_COUNT")
 
 # Case 2 trains 40 iterations (so that the run still trains 0.3 s after it armed).
 LONG=(--set schedule.max_iters=40 --set run.ckpt_every=0)
@@ -38,14 +43,15 @@ LONG=(--set schedule.max_iters=40 --set run.ckpt_every=0)
 "$MV_BIN" train "${SETS[@]}" "${LONG[@]}" --set data.batch_per_rank=2 --set run.work_dir="$TMP/full_long" >/dev/null 2>&1 \
     || fail "reference run (40 iterations)"
 MV_SYNTH_CACHE="$TMP/cache_ref" "$MV_BIN" train "${SETS[@]}" "${BIG[@]}" --set data.batch_per_rank=2 \
-    --set run.work_dir="$TMP/full_big" >/dev/null 2>&1 || fail "reference run (200 images)"
+    --set run.work_dir="$TMP/full_big" >/dev/null 2>&1 || fail "reference run ($BIG_COUNT images)"
 
 cat >"$TMP/cases.py" <<'PY'
-import os, signal, subprocess, sys, time
+import os, re, signal, subprocess, sys, time
 import h5py
 
 tmp, binary, iters = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sets = sys.argv[4:]
+BIG = ["--set", f"data.synthetic.train_count={os.environ['BIG_COUNT']}"]   # the references' count
 SIGS = {"USR1": signal.SIGUSR1, "TERM": signal.SIGTERM}
 
 def same_weights(a, b):
@@ -120,8 +126,9 @@ def case(name, sig, how, delay=0.0, cache=None, launcher=(), extra=(), reference
     assert r.returncode == 0, f"{name}: --resume auto failed: {r.stdout[-600:]}"
     ref = os.path.join(tmp, reference, f"iter_{iters}.h5")
     assert same_weights(ref, os.path.join(work, f"iter_{iters}.h5")), f"{name}: resumed weights differ from {ref}"
-    print(f"{name}: status {p.returncode}, {'before the first step' if early else 'after a step'}, resumed bit-identical "
-          f"({time.time() - t_case:.1f}s)")
+    cut = re.search(r"stopped by \w+ after (\d+) of (\d+) samples", err)   # how early in the writing it landed
+    print(f"{name}: status {p.returncode}, {'before the first step' if early else 'after a step'}, "
+          f"{f'the writing cut at {cut[1]} of {cut[2]} images, ' if cut else ''}resumed bit-identical ({time.time() - t_case:.1f}s)")
 
 def sweep_case(name, sig, how, jobs, delay=0.0):
     out = os.path.join(tmp, name)
@@ -177,15 +184,18 @@ elif mode == "one":
             case(f"armed_{s}_{d}", SIGS[s], "armed", delay=d, reference="full_long", iters=40,
                  extra=["--set", "data.batch_per_rank=2", "--set", "schedule.max_iters=40", "--set", "run.ckpt_every=0"])
         case(f"writing_{s}", SIGS[s], "writing", cache=os.path.join(tmp, f"cache_{s}"), reference="full_big",
-             extra=["--set", "data.batch_per_rank=2", "--set", "data.synthetic.train_count=200"])
+             extra=["--set", "data.batch_per_rank=2", *BIG])
     twice("twice_TERM_INT", signal.SIGTERM, signal.SIGINT)
     twice("twice_HUP_TERM", signal.SIGHUP, signal.SIGTERM)
 else:
     launcher = os.environ["MPI2"].split("\x1f")
-    extra = ["--set", "data.batch_per_rank=1", "--set", "data.synthetic.train_count=200"]
+    extra = ["--set", "data.batch_per_rank=1", *BIG]
     case("mpi_writing_USR1", signal.SIGUSR1, "writing", cache=os.path.join(tmp, "cache_mpi"), launcher=launcher,
          reference="full_mpi", extra=extra)
-    case("mpi_rank1_USR1", signal.SIGUSR1, "rank1", cache=os.path.join(tmp, "cache_ref"), launcher=launcher,
+    # An empty cache of its own: rank 1 waits in the startup's first collective while rank 0
+    # writes the data. With the data already written, its startup after arming was MPI_Init and
+    # the setup alone (0.2-0.5 s), and a loaded machine could land the signal after it.
+    case("mpi_rank1_USR1", signal.SIGUSR1, "rank1", cache=os.path.join(tmp, "cache_rank1"), launcher=launcher,
          reference="full_mpi", extra=extra)
 PY
 
