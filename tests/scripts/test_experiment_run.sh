@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # `maskvim experiment run` end to end on a two-row CPU experiment (3 iterations per row, tiny
 # synthetic data): both rows finish with status.json and their final mIoU; running again runs
-# nothing; a sweep killed (SIGKILL) while its second row trains completes when started again
-# without redoing the first row; a locked row is refused; a failing row is recorded and the
-# others still run; --dry-run, --only and --launcher work. (--jobs: test_experiment_jobs.sh; the
-# shipped files: test_experiment_shipped.sh.)
+# nothing; a sweep killed (SIGKILL) while its second row trains (40 iterations there) completes
+# when started again without redoing the first row; a locked row is refused; a failing row is
+# recorded and the others still run; --dry-run, --only and --launcher work. (--jobs:
+# test_experiment_jobs.sh; the shipped files: test_experiment_shipped.sh.)
 set -euo pipefail
 source "$(dirname "$0")/experiment_common.sh"
 exp_setup experiment_run
 export MV_SYNTH_CACHE="$MV_TEST_TMP/synth_cache"
 
-# Tiny rows (2 images of 64x64 per step, 3 steps); the kill below polls fast enough to land mid-row.
+# Tiny rows (2 images of 64x64 per step, 3 steps; test 4 lengthens row all to have time to kill it).
+# One thread: a loaded machine still leaves the poll of test 4 a core.
+export OMP_NUM_THREADS=1
 cat >"$TMP/exp.yaml" <<YAML
 name: two_rows
 title: "Test: CE only against all losses"
@@ -69,28 +71,29 @@ grep -q "warning: row all" "$TMP/a3.log" && fail "row all warned"
 passed=$((passed + 1))
 
 # 4. Kill -9 while the second row trains, start again: the first row is not redone, the
-#    second resumes from its checkpoint and finishes.
-# Three tries, in case a heavily loaded machine lets row all finish before the kill lands.
-for attempt in 1 2 3; do
-    rm -rf "$TMP/k"
-    "$MV_BIN" experiment run "$TMP/exp.yaml" --quiet --out "$TMP/k" >"$TMP/k1.log" 2>&1 &   # not `run`: kill maskvim itself
-    pid=$!
-    # `latest` (written after the checkpoint file) is what makes the row resumable.
-    for _ in $(seq 3000); do [ -f "$TMP/k/all/latest" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
-    kill -9 $pid 2>/dev/null || true
-    wait $pid 2>/dev/null || true
-    [ -f "$TMP/k/all/latest" ] || fail "the sweep ended before row all checkpointed: $(tail -3 "$TMP/k1.log")"
-    grep -q '"state": "finished"' "$TMP/k/all/status.json" || break
-    [ $attempt -lt 3 ] || fail "row all finished before the kill three times (machine too fast or too loaded)"
-done
-grep -q '"state": "running"' "$TMP/k/all/status.json" || fail "row all not marked running"
+#    second resumes from its checkpoint and finishes. Row all trains 40 iterations here (a
+#    checkpoint each, the last two kept), so that the kill, sent once its first checkpoint is
+#    there, lands with 39 still to go: with 3, about 0.1 s was left, and a fast or loaded
+#    machine finished the row first.
+sed 's/- {name: all, paper/- {name: all, set: {schedule.max_iters: 40, run.keep_ckpts: 2}, paper/' "$TMP/exp.yaml" >"$TMP/long.yaml"
+grep -q "schedule.max_iters: 40" "$TMP/long.yaml" || fail "long.yaml: $(cat "$TMP/long.yaml")"
+"$MV_BIN" experiment run "$TMP/long.yaml" --quiet --out "$TMP/k" >"$TMP/k1.log" 2>&1 &   # not `run`: kill maskvim itself
+pid=$!
+# `latest` (written after the checkpoint file) is what makes the row resumable.
+for _ in $(seq 6000); do [ -f "$TMP/k/all/latest" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
+kill -9 $pid 2>/dev/null || true
+wait $pid 2>/dev/null || true
+[ -f "$TMP/k/all/latest" ] || fail "the sweep ended before row all checkpointed: $(tail -3 "$TMP/k1.log")"
+grep -q '"state": "running"' "$TMP/k/all/status.json" || fail "row all not marked running: $(cat "$TMP/k/all/status.json")"
 ce_sum=$(cat "$TMP/k/ce/status.json" "$TMP/k/ce/metrics.jsonl" | cksum)
-run --out "$TMP/k" --dry-run >"$TMP/kdry.log"
+krun() { "$MV_BIN" experiment run "$TMP/long.yaml" --quiet --out "$TMP/k" "$@"; }
+krun --dry-run >"$TMP/kdry.log"
 grep -Eq "^ce +skip" "$TMP/kdry.log" && grep -Eq "^all +resume" "$TMP/kdry.log" || fail "dry run after kill: $(cat "$TMP/kdry.log")"
-run --out "$TMP/k" >"$TMP/k2.log" 2>&1 || fail "restarted sweep failed: $(tail -5 "$TMP/k2.log")"
+krun >"$TMP/k2.log" 2>&1 || fail "restarted sweep failed: $(tail -5 "$TMP/k2.log")"
 grep -q "row ce: finished, skipped" "$TMP/k2.log" || fail "row ce was not skipped"
 grep -Eq "resumed from .*iter_[0-9]+.h5" "$TMP/k2.log" || fail "row all did not resume: $(cat "$TMP/k2.log")"
-grep -q '"state": "finished"' "$TMP/k/all/status.json" || fail "row all not finished after restart"
+grep -q '"state": "finished"' "$TMP/k/all/status.json" && grep -q '"iter": 40' "$TMP/k/all/status.json" ||
+    fail "row all not finished after restart: $(cat "$TMP/k/all/status.json")"
 [ "$(cat "$TMP/k/ce/status.json" "$TMP/k/ce/metrics.jsonl" | cksum)" = "$ce_sum" ] || fail "row ce was redone"
 passed=$((passed + 1))
 

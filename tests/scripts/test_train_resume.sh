@@ -8,6 +8,8 @@ source "$(dirname "$0")/train_common.sh"
 source "$(dirname "$0")/mpi_common.sh"
 mpi_setup train_resume
 trap mpi_cleanup EXIT
+# One thread a run: a loaded machine still leaves the poll of test 2 a core.
+export OMP_NUM_THREADS=1
 run() { "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 "$@"; }
 passed=0
 run --set run.work_dir="$TMP/full" >"$TMP/full.log"
@@ -19,30 +21,35 @@ grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/stop.log" || fail "did n
 compare "$TMP/full/iter_6.h5" "$TMP/stop/iter_6.h5" --exact || fail "stop/resume differs from the uninterrupted run"
 passed=$((passed + 1))
 
-# 2. Kill -9 as soon as `latest` names the iteration-4 checkpoint, then resume (a kill between
-#    the checkpoint's rename and the update of `latest` rightly resumes from iteration 2, which
-#    `latest` still names: test_fault_train_resume.sh kills at every moment). maskvim itself runs in
-#    the background, not the `run` function: `kill -9` of the function's subshell left the
-#    training running on next to the resume (the run directory's lock now refuses that). Three
-#    tries, in case the run reaches its end before the kill lands.
-for attempt in 1 2 3; do
-    rm -rf "$TMP/kill"
-    "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set run.work_dir="$TMP/kill" >"$TMP/kill1.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 3000); do
-        [ "$(cat "$TMP/kill/latest" 2>/dev/null)" = iter_4.h5 ] && break
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.02
-    done
-    kill -9 $pid 2>/dev/null || true
-    wait $pid 2>/dev/null || true
-    [ -f "$TMP/kill/iter_4.h5" ] || fail "the run ended before its iteration-4 checkpoint: $(tail -3 "$TMP/kill1.log")"
-    [ -f "$TMP/kill/iter_6.h5" ] || break
-    [ $attempt -lt 3 ] || fail "the run finished before the kill three times (machine too fast or too loaded)"
+# 2. Kill -9 once `latest` names the iteration-4 checkpoint, then resume. These runs train 40
+#    iterations (a checkpoint every 4, the last two kept), so that 36 remain after it: with 6,
+#    only 2 steps and a checkpoint (0.08 s) were left to land the kill in, and a fast or loaded
+#    machine finished first. The poll can still look late (a loaded machine): the kill then lands
+#    at a later checkpoint, and the resume must start from whichever one `latest` names (a kill
+#    between a checkpoint's rename and the update of `latest` rightly resumes from the one
+#    before, which `latest` still names: test_fault_train_resume.sh kills at every moment).
+#    maskvim itself runs in the background, not the `run` function: `kill -9` of the function's
+#    subshell left the training running on next to the resume (the run directory's lock now
+#    refuses that).
+LONG=(--set schedule.max_iters=40 --set run.ckpt_every=4 --set run.keep_ckpts=2)
+run "${LONG[@]}" --set run.work_dir="$TMP/full40" >"$TMP/full40.log"
+"$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 "${LONG[@]}" --set run.work_dir="$TMP/kill" >"$TMP/kill1.log" 2>&1 &
+pid=$!
+for _ in $(seq 6000); do
+    k=$(sed -n 's/^iter_\([0-9]*\)\.h5$/\1/p' "$TMP/kill/latest" 2>/dev/null || true)
+    [ -n "$k" ] && [ "$k" -ge 4 ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.02
 done
-run --set run.work_dir="$TMP/kill" --resume auto >"$TMP/kill2.log"
-grep -q "resumed from .*iter_4.h5 at iteration 4" "$TMP/kill2.log" || fail "did not resume at iteration 4: $(head -2 "$TMP/kill2.log")"
-compare "$TMP/full/iter_6.h5" "$TMP/kill/iter_6.h5" --exact || fail "kill/resume differs from the uninterrupted run"
+kill -9 $pid 2>/dev/null || true
+wait $pid 2>/dev/null || true
+[ ! -f "$TMP/kill/iter_40.h5" ] || fail "the run finished before the kill: $(tail -3 "$TMP/kill1.log")"
+k=$(sed -n 's/^iter_\([0-9]*\)\.h5$/\1/p' "$TMP/kill/latest" 2>/dev/null || true)
+[ -n "$k" ] && [ "$k" -ge 4 ] || fail "killed before \`latest\` named the iteration-4 checkpoint: $(tail -3 "$TMP/kill1.log")"
+run "${LONG[@]}" --set run.work_dir="$TMP/kill" --resume auto >"$TMP/kill2.log"
+grep -q "resumed from .*/iter_$k.h5 at iteration $k\$" "$TMP/kill2.log" || fail "did not resume at iteration $k: $(head -2 "$TMP/kill2.log")"
+compare "$TMP/full40/iter_40.h5" "$TMP/kill/iter_40.h5" --exact || fail "kill/resume differs from the uninterrupted run"
+echo "killed once \`latest\` named iter_$k.h5, resumed bit-identical"
 passed=$((passed + 1))
 
 # 3. Another model: refused, naming the key.
