@@ -6,8 +6,14 @@ usage: compare_weights.py A.h5 B.h5 [--exact | --rtol R | --init I.h5 --rel-l2 R
 --rtol R: max|a-b| / max|a| below R for each tensor.
 --init I --rel-l2 R --drift D: two training runs from the same initial weights I agree when
   the whole parameter vector (but the token-mask logits) differs by less than R relative
-  (||a-b|| / ||a||), and no tensor's difference exceeds D times how far training moved it (max|a-b| / max|a-i|): float rounding
-  stays far below both, a logic error in any one tensor's gradient does not.
+  (||a-b|| / ||a||), and no tensor's difference exceeds D times how far training moved it
+  (||a-b|| / ||a-i||, per tensor): float rounding stays far below both, a logic error in any one
+  tensor's gradient (a bucket not reduced, a statistic not synchronised) does not. Per tensor the
+  L2, not the largest element: AdamW moves an element by about its learning rate whatever the
+  size of its gradient, so one whose gradient is at the rounding floor (a ReLU that passes one
+  tiny value) may step the other way in the other run; as a largest element that read as 23% of
+  the tensor's movement (decode_head.bottleneck.conv.weight, 2 ranks x 1 against 1 x 2 in a
+  sanitizer build), as an L2 it is 0.2%.
 Exits 0 when they agree, 1 otherwise (listing the worst tensors)."""
 import sys
 
@@ -68,13 +74,13 @@ def trajectories(a_path, b_path, i_path, rel_l2, drift):
                 den += float(np.sum(x ** 2))
             if "psp_modules.0." in k:
                 continue   # BatchNorm over B values of a 1x1 map: rounding amplified by 1/std (L2 still counts it)
-            moved = float(np.max(np.abs(x - z)))
-            worst.append((float(np.max(np.abs(x - y))) / max(moved, 1e-30), k))
+            moved = float(np.linalg.norm(x - z))
+            worst.append((float(np.linalg.norm(x - y)) / max(moved, 1e-30), k))
         worst.sort(reverse=True)
         rel = (num / max(den, 1e-300)) ** 0.5
         print(f"relative L2 difference of the parameters (but the mask logits): {rel:.3g} (limit {rel_l2:g})")
         for d, k in worst[:5]:
-            print(f"  {k}: difference / movement {d:.3g} (limit {drift:g})")
+            print(f"  {k}: difference / movement (L2) {d:.3g} (limit {drift:g})")
         return 0 if rel < rel_l2 and worst[0][0] < drift else 1
 
 

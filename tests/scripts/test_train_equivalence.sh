@@ -2,7 +2,8 @@
 # Data parallelism is exact: 2 ranks x 1 image reach the parameters of 1 rank x 2 images
 # (SyncBN, the global ratio loss, draws keyed by global sample index) within float rounding:
 # after 6 AdamW steps the parameter vectors differ by less than 1e-5 (relative L2), and no
-# tensor differs by more than 10% of how far it moved. The scale-1 pyramid-pooling branch is
+# tensor differs by more than 10% of how far it moved (L2 norms per tensor, compare_weights.py
+# says why not the largest element). The scale-1 pyramid-pooling branch is
 # left out of the per-tensor check (not of the L2 one): its BatchNorm normalises over 2 values
 # per channel, and rounding in their difference is amplified by its 1/std.
 set -euo pipefail

@@ -11,8 +11,8 @@ TRAIN_SETS=(--set model.crop=64,64 --set data.synthetic.size=64,128 --set data.s
 compare() { "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$@"; }
 # same_training DIR_A DIR_B: two finished TRAIN_SETS runs reached the same parameters: their
 # iter_6 checkpoints within the equivalence tolerances (relative L2 below 1e-5, no tensor off by
-# more than 10% of how far it moved from the shared initialisation, made here); prints both last
-# logged losses. Status 1 when they differ.
+# more than 10% of how far it moved from the shared initialisation, both as L2 norms; made
+# here); prints both last logged losses. Status 1 when they differ.
 same_training() {
     local init
     init="$(dirname "$1")/init.h5"
