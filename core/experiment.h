@@ -127,8 +127,9 @@ int experiment_launcher_ranks(const char *launcher);
 // True when `name` is one of the experiment's corruptions (a column that is not a domain).
 bool experiment_is_corruption(const mv_experiment *exp, const char *name);
 // 1 when the JSON that `maskvim eval --corruptions ... --json PATH` wrote holds exactly the
-// corruptions x severities of `exp` (besides the clean pass): 0 when it holds others, misses one,
-// or cannot be read (the file was edited since the row was evaluated: its numbers are not the
+// corruptions x severities of `exp` (besides the clean pass), corrupted in the file's channel
+// order (`corruption_channels`; a JSON without it is RGB): 0 when it holds others, misses one,
+// is in the other order, or cannot be read (the file was edited since the row was evaluated: its numbers are not the
 // file's any more).
 int experiment_corruptions_match(const mv_experiment *exp, const char *json_path);
 // Reads the JSON that `maskvim eval --corruptions ... --json PATH` wrote and gives, per

@@ -67,7 +67,8 @@ static bool run_is_stale(const mv_experiment *exp, const mv_exp_run *r, const ch
 }
 
 // True when the finished run in `dir` of a file with `corruptions:` was evaluated under other
-// corruptions or severities than the file asks for now: its columns are not the file's.
+// corruptions, severities or channel order than the file asks for now: its columns are not the
+// file's.
 static bool corruptions_stale(const mv_experiment *exp, const char *dir) {
     if (!exp->ncorruptions) return false;
     char path[MV_PATH_MAX + MV_EXP_RUN_NAME_MAX + 48];

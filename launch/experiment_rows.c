@@ -85,7 +85,8 @@ row_action exp_row_plan(const mv_experiment *exp, const mv_exp_run *r, const cha
     read_state(state, sizeof state, dir);
     snprintf(path, sizeof path, "%s/corruptions.json", dir);
     if (!strcmp(state, "finished")) {
-        // Its corruption numbers are those of other corruptions, severities or channel order: evaluate it again
+        // Its corruption numbers are those of other corruptions, severities or channel order:
+        // evaluate it again
         // (the checkpoint is there), as after a failed evaluation; not when it trained otherwise
         // (skipped with a warning: its evaluation would not be the file's row either).
         if (exp->ncorruptions && !experiment_corruptions_match(exp, path) && !scored_difference(exp, r, dir, why, sizeof why))

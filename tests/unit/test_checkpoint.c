@@ -87,6 +87,15 @@ static void some_state(mv_train_state *st) {
     st->best_step = 6;
 }
 
+// What the checkpoint tests save: the default configuration, a 3-row model with every kind of
+// tensor, its optimizer and a train state (the tests vary the step and the files around them).
+static void checkpoint_parts(mv_config *cfg, tiny *t, mv_optimizer *o, mv_train_state *st) {
+    config_defaults(cfg);
+    tiny_build(t, 3, true, 1);
+    optimizer_init(o, &t->p, &cfg->optim);
+    some_state(st);
+}
+
 Test(checkpoint, round_trip_nano_is_bit_exact) {
     char dir[512], path[4200];
     test_dir(dir, sizeof dir, "round_trip");
@@ -338,13 +347,10 @@ Test(checkpoint, failed_save_keeps_the_old_file) {
     test_dir(dir, sizeof dir, "crash");
     snprintf(path, sizeof path, "%s/iter_5.h5", dir);
     mv_config cfg;
-    config_defaults(&cfg);
     tiny t;
-    tiny_build(&t, 3, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
     mv_train_state st;
-    some_state(&st);
+    checkpoint_parts(&cfg, &t, &o, &st);
     o.step = 5;
     cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
     // A crash in the middle of the next save leaves only a partial temporary behind ...
@@ -500,13 +506,10 @@ Test(checkpoint, find_latest_skips_debris) {
     cr_expect_eq(checkpoint_find_latest(dir, found, sizeof found), 0, "an empty one neither");
 
     mv_config cfg;
-    config_defaults(&cfg);
     tiny t;
-    tiny_build(&t, 3, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
     mv_train_state st;
-    some_state(&st);
+    checkpoint_parts(&cfg, &t, &o, &st);
     for (long s = 2; s <= 4; s += 2) {
         o.step = s;
         cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, found, sizeof found), 0, "%s", mv_last_error());
@@ -553,13 +556,10 @@ Test(checkpoint, rotation_keeps_n_and_best) {
     char dir[512], path[4300];
     test_dir(dir, sizeof dir, "rotate");
     mv_config cfg;
-    config_defaults(&cfg);
     tiny t;
-    tiny_build(&t, 3, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
     mv_train_state st;
-    some_state(&st);
+    checkpoint_parts(&cfg, &t, &o, &st);
     snprintf(path, sizeof path, "%s/best.h5", dir);
     cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
     snprintf(path, sizeof path, "%s/iter_3.h5.tmp", dir);   // debris of an old crash
@@ -636,13 +636,10 @@ Test(checkpoint, find_latest_never_passes_latest) {
     char dir[512], found[4200], want[4200], path[4300], skipped[2048];
     test_dir(dir, sizeof dir, "latest_bound");
     mv_config cfg;
-    config_defaults(&cfg);
     tiny t;
-    tiny_build(&t, 3, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
     mv_train_state st;
-    some_state(&st);
+    checkpoint_parts(&cfg, &t, &o, &st);
     for (long s = 2; s <= 6; s += 2) {
         o.step = s;
         cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, NULL, 0), 0, "%s", mv_last_error());
@@ -706,13 +703,10 @@ Test(checkpoint, locked_file_stops_find_latest) {
     char dir[512], found[4200], want[4200], path[4300], skipped[2048];
     test_dir(dir, sizeof dir, "locked");
     mv_config cfg;
-    config_defaults(&cfg);
     tiny t;
-    tiny_build(&t, 3, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
     mv_train_state st;
-    some_state(&st);
+    checkpoint_parts(&cfg, &t, &o, &st);
     for (long s = 2; s <= 4; s += 2) {
         o.step = s;
         cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, NULL, 0), 0, "%s", mv_last_error());
