@@ -169,7 +169,10 @@ static bool usable(const char *dir, const char *name, char *path, size_t n, bool
 static void note(char *list, size_t cap, const char *text) {
     if (!list || !cap) return;
     size_t len = strlen(list);
-    if (len + 1 < cap) snprintf(list + len, cap - len, "%s%s", len ? "; " : "", text);
+    const char *sep = len ? "; " : "";
+    for (const char *p = sep; *p && len + 1 < cap;) list[len++] = *p++;   // cut at cap (the list is bounded)
+    for (const char *p = text; *p && len + 1 < cap;) list[len++] = *p++;
+    list[len] = '\0';
 }
 
 // With no checkpoint found: the copy of a `--resume OTHER/iter_<step>.h5` into DIR (or of the

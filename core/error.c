@@ -6,9 +6,10 @@
 
 static _Thread_local char g_msg[MV_ERRMSG_MAX];
 
-// Stores text[0..n) as this thread's message. Text longer than the buffer (a 5000-character
-// path or value in it) keeps its beginning and its end, which says what went wrong, around
-// " ... ": cutting the end off lost the reason.
+// Stores text[0..n) as this thread's message. Text longer than the buffer (paths of thousands
+// of characters in it) keeps its beginning and its end, which says what went wrong, around
+// " ... ": cutting the end off lost the reason. Both cuts fall between UTF-8 characters, so
+// a message written into a JSON file stays valid UTF-8.
 static void store(const char *text, size_t n) {
     static const char gap[] = " ... ";
     size_t cap = sizeof g_msg - 1;
@@ -18,10 +19,12 @@ static void store(const char *text, size_t n) {
         return;
     }
     size_t head = (cap - (sizeof gap - 1)) / 2, tail = cap - (sizeof gap - 1) - head;
+    while (head > 0 && ((unsigned char)text[head] & 0xC0) == 0x80) head--;              // [head] starts a character
+    while (tail > 0 && ((unsigned char)text[n - tail] & 0xC0) == 0x80) tail--;          // so does [n - tail]
     memmove(g_msg, text, head);
     memcpy(g_msg + head, gap, sizeof gap - 1);
     memmove(g_msg + head + sizeof gap - 1, text + n - tail, tail);
-    g_msg[cap] = '\0';
+    g_msg[head + sizeof gap - 1 + tail] = '\0';
 }
 
 // vsnprintf into a heap buffer of the full length (the message may quote g_msg itself). NULL

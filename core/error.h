@@ -3,7 +3,9 @@
 #pragma once
 #include <stdio.h>
 
-#define MV_ERRMSG_MAX 1024
+// Room for a message naming two paths of PATH_MAX (4096) bytes each and the reason, so that
+// what is stored as a reason (a converted split's skipped items) is never cut in practice.
+#define MV_ERRMSG_MAX 16384
 
 // Records a formatted message for this thread and returns -1 (so `return mv_fail(...)`).
 int mv_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

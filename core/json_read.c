@@ -13,11 +13,70 @@ typedef struct { const char *s, *start; } jcur;
 
 static void skip_ws(jcur *c) { while (*c->s && isspace((unsigned char)*c->s)) c->s++; }
 
+// "column C: what" on the first line (a JSON Lines record is one line), "line L, column C: what"
+// below it (a whole file: a manifest, status.json).
 static int jfail(const jcur *c, const char *what) {
-    return mv_fail("column %d: %s", (int)(c->s - c->start) + 1, what);
+    int line = 1;
+    const char *bol = c->start;
+    for (const char *p = c->start; p < c->s; p++)
+        if (*p == '\n') { line++; bol = p + 1; }
+    if (line == 1) return mv_fail("column %d: %s", (int)(c->s - bol) + 1, what);
+    return mv_fail("line %d, column %d: %s", line, (int)(c->s - bol) + 1, what);
 }
 
 static int parse_value(mv_json *v, jcur *c, int depth);
+
+static int hex4(unsigned *code, jcur *c) {
+    *code = 0;
+    for (int k = 0; k < 4; k++) {
+        char h = *c->s;
+        if (!isxdigit((unsigned char)h)) return jfail(c, "bad \\u escape");
+        *code = *code * 16 + (unsigned)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
+        c->s++;
+    }
+    return 0;
+}
+
+// Appends code point `code` to b as UTF-8; returns the bytes written (b has room for 4).
+static size_t put_utf8(char *b, unsigned code) {
+    if (code < 0x80) { b[0] = (char)code; return 1; }
+    if (code < 0x800) { b[0] = (char)(0xC0 | code >> 6); b[1] = (char)(0x80 | (code & 0x3F)); return 2; }
+    if (code < 0x10000) {
+        b[0] = (char)(0xE0 | code >> 12);
+        b[1] = (char)(0x80 | ((code >> 6) & 0x3F));
+        b[2] = (char)(0x80 | (code & 0x3F));
+        return 3;
+    }
+    b[0] = (char)(0xF0 | code >> 18);
+    b[1] = (char)(0x80 | ((code >> 12) & 0x3F));
+    b[2] = (char)(0x80 | ((code >> 6) & 0x3F));
+    b[3] = (char)(0x80 | (code & 0x3F));
+    return 4;
+}
+
+// A \u escape (after the "\u"): a code point, a surrogate pair, or \udc80..\udcff, the
+// surrogateescape form json_write.c gives a byte that is not UTF-8, which becomes that byte
+// again. Any other lone surrogate has no UTF-8 form and becomes U+FFFD.
+static int unicode_escape(char *b, size_t *len, jcur *c) {
+    unsigned code;
+    MV_TRY(hex4(&code, c));
+    if (code >= 0xDC80 && code <= 0xDCFF) {
+        b[0] = (char)(code & 0xFF);
+        *len = 1;
+        return 0;
+    }
+    if (code >= 0xD800 && code <= 0xDBFF && c->s[0] == '\\' && c->s[1] == 'u') {
+        const char *back = c->s;
+        unsigned low;
+        c->s += 2;
+        MV_TRY(hex4(&low, c));
+        if (low >= 0xDC00 && low <= 0xDFFF) code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+        else c->s = back;   // not a pair: the high half alone, the next escape read on its own
+    }
+    if (code >= 0xD800 && code <= 0xDFFF) code = 0xFFFD;
+    *len = put_utf8(b, code);
+    return 0;
+}
 
 static int parse_string(char **out, jcur *c) {
     // c->s points at the opening quote
@@ -25,6 +84,7 @@ static int parse_string(char **out, jcur *c) {
     size_t cap = 16, n = 0;
     char *b = mv_malloc(cap);
     for (;;) {
+        if (n + 5 > cap) { cap *= 2; b = realloc(b, cap); MV_CHECK(b, "out of memory"); }
         char ch = *c->s;
         if (!ch) { free(b); return jfail(c, "unterminated string"); }
         c->s++;
@@ -41,21 +101,14 @@ static int parse_string(char **out, jcur *c) {
             case 'r': ch = '\r'; break;
             case 't': ch = '\t'; break;
             case 'u': {
-                // names here are ASCII; other code points become '?'
-                unsigned code = 0;
-                for (int k = 0; k < 4; k++) {
-                    char h = *c->s;
-                    if (!isxdigit((unsigned char)h)) { free(b); return jfail(c, "bad \\u escape"); }
-                    code = code * 16 + (unsigned)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
-                    c->s++;
-                }
-                ch = code < 128 ? (char)code : '?';
-                break;
+                size_t len;
+                if (unicode_escape(b + n, &len, c) < 0) { free(b); return -1; }
+                n += len;
+                continue;
             }
             default: free(b); return jfail(c, "bad escape in string");
             }
         }
-        if (n + 2 > cap) { cap *= 2; b = realloc(b, cap); MV_CHECK(b, "out of memory"); }
         b[n++] = ch;
     }
     b[n] = 0;

@@ -508,7 +508,8 @@ static int convert_locked(mv_convert_stats *stats, const mv_convert_opts *o, con
     mv_progress prog;
     char prefix[sizeof prog.prefix];
     snprintf(prefix, sizeof prefix, "[convert] %.60s %.100s:", conv->name, o->split);
-    progress_begin(&prog, progress, prefix, "samples", start, n);
+    // Items, not samples: a skipped item is done too, and the closing line tells the two apart.
+    progress_begin(&prog, progress, prefix, "items", start, n);
     for (int64_t i = start; i < n && rc == 0; i++) {
         slot *s = &d.slots[i % d.window];
         pthread_mutex_lock(&d.mu);
@@ -520,7 +521,7 @@ static int convert_locked(mv_convert_stats *stats, const mv_convert_opts *o, con
         d.written = i + 1;
         pthread_cond_broadcast(&d.cv);
         pthread_mutex_unlock(&d.mu);
-        if (rc == 0) progress_update(&prog, i + 1);   // a failed item is not done: no "1/1 samples" before its error
+        if (rc == 0) progress_update(&prog, i + 1);   // a failed item is not done: no "1/1 items" before its error
     }
     progress_end(&prog);
     driver_stop(&d, tids, workers);

@@ -28,6 +28,26 @@ static int list_cities(char ***cities, int64_t *n, const char *dir) {
     return 0;
 }
 
+// Images or labels lying directly in the split folder, outside any city folder: not part of
+// the Cityscapes layout and not converted, but said (one line per tree, the first named) so that
+// no file is dropped unnoticed.
+static int note_outside_cities(const char *dir, const char *suffix, const char *tree, const char *split) {
+    char **names = NULL, path[MV_CONVERT_PATH_MAX + 256];
+    int64_t n = 0, files = 0;
+    const char *first = NULL;
+    MV_TRY(mv_list_dir(&names, &n, dir, suffix));
+    for (int64_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (mv_is_dir(path)) continue;
+        if (!files++) first = names[i];
+    }
+    if (files)
+        fprintf(stderr, "maskvim data convert: cityscapes: %lld *%s file%s directly in %s/%s, outside a city folder, "
+                "not converted (first: %s)\n", (long long)files, suffix, files == 1 ? "" : "s", tree, split, first);
+    mv_free_names(names, n);
+    return 0;
+}
+
 static int list(mv_convert_item **items, int64_t *n, const char *root, const char *split) {
     char idir[MV_CONVERT_PATH_MAX], ldir[MV_CONVERT_PATH_MAX];
     char icity[MV_CONVERT_PATH_MAX + 256], lcity[MV_CONVERT_PATH_MAX + 256], prefix[300];
@@ -48,6 +68,8 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     int64_t nic = 0, nlc = 0, cap = 0;
     int rc = list_cities(&ic, &nic, idir);
     if (rc == 0) rc = list_cities(&lc, &nlc, ldir);
+    if (rc == 0) rc = note_outside_cities(idir, IMG_SUFFIX, "leftImg8bit", split);
+    if (rc == 0) rc = note_outside_cities(ldir, LABEL_SUFFIX, "gtFine", split);
     for (int64_t a = 0, b = 0; rc == 0 && (a < nic || b < nlc);) {
         int c = a >= nic ? 1 : b >= nlc ? -1 : strcmp(ic[a], lc[b]);
         const char *city = c <= 0 ? ic[a] : lc[b];

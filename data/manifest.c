@@ -1,7 +1,6 @@
 // manifest.json writing and parsing (see manifest.h), with a small JSON reader that accepts
 // standard JSON (objects, arrays, strings, numbers, true/false/null) and nothing more.
 #include "data/manifest.h"
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <zlib.h>
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/json_read.h"
 #include "core/json_write.h"
 
 const char *const MV_CLASS_NAMES[MV_NUM_TRAIN_CLASSES] = {
@@ -86,173 +86,17 @@ int manifest_write(const char *split_dir, const mv_manifest *m) {
 }
 
 // ---------------------------------------------------------------------------------------
-// A minimal JSON DOM
-
-typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
-
-typedef struct jval {
-    jtype t;
-    double num;
-    char *str;            // J_STR
-    int n;                // J_ARR / J_OBJ entries
-    struct jval *items;   // J_ARR / J_OBJ values
-    char **keys;          // J_OBJ keys
-} jval;
-
-typedef struct {
-    const char *p, *end, *path;
-    int line;
-    int depth;
-} jparser;
-
-static void jfree(jval *v) {
-    if (v->t == J_STR) free(v->str);
-    if (v->t == J_ARR || v->t == J_OBJ) {
-        for (int i = 0; i < v->n; i++) {
-            jfree(&v->items[i]);
-            if (v->t == J_OBJ) free(v->keys[i]);
-        }
-        free(v->items);
-        free(v->keys);
-    }
-    memset(v, 0, sizeof *v);
-}
-
-static void jskip(jparser *ps) {
-    while (ps->p < ps->end && isspace((unsigned char)*ps->p)) {
-        if (*ps->p == '\n') ps->line++;
-        ps->p++;
-    }
-}
-
-static int jerr(jparser *ps, const char *what) {
-    return mv_fail("%s: line %d: malformed JSON: %s", ps->path, ps->line, what);
-}
-
-static int jparse(jparser *ps, jval *out);
-
-static int jstring(jparser *ps, char **out) {
-    if (ps->p >= ps->end || *ps->p != '"') return jerr(ps, "expected a string");
-    ps->p++;
-    size_t cap = 32, n = 0;
-    char *s = mv_malloc(cap);
-    while (ps->p < ps->end && *ps->p != '"') {
-        char c = *ps->p++;
-        if ((unsigned char)c < 0x20) { free(s); return jerr(ps, "control character in string"); }
-        if (c == '\\') {
-            if (ps->p >= ps->end) break;
-            char e = *ps->p++;
-            if (e == 'n') c = '\n';
-            else if (e == 't') c = '\t';
-            else if (e == 'r') c = '\r';
-            else if (e == 'b') c = '\b';
-            else if (e == 'f') c = '\f';
-            else if (e == '"' || e == '\\' || e == '/') c = e;
-            else if (e == 'u') {
-                // Only \u00XX is produced by our writer; other code points become '?'.
-                if (ps->end - ps->p < 4) { free(s); return jerr(ps, "short \\u escape"); }
-                char hex[5] = {ps->p[0], ps->p[1], ps->p[2], ps->p[3], 0};
-                char *endp;
-                long cp = strtol(hex, &endp, 16);
-                if (*endp) { free(s); return jerr(ps, "bad \\u escape"); }
-                ps->p += 4;
-                c = cp < 0x80 ? (char)cp : '?';
-            } else { free(s); return jerr(ps, "bad escape"); }
-        }
-        if (n + 2 > cap) s = realloc(s, cap *= 2);
-        MV_CHECK(s, "out of memory");
-        s[n++] = c;
-    }
-    if (ps->p >= ps->end) { free(s); return jerr(ps, "unterminated string"); }
-    ps->p++;
-    s[n] = 0;
-    *out = s;
-    return 0;
-}
-
-static int jappend(jparser *ps, jval *v, int *cap, char *key) {
-    if (v->n == *cap) {
-        *cap = *cap ? *cap * 2 : 8;
-        v->items = realloc(v->items, sizeof(jval) * (size_t)*cap);
-        MV_CHECK(v->items, "out of memory");
-        if (v->t == J_OBJ) {
-            v->keys = realloc(v->keys, sizeof(char *) * (size_t)*cap);
-            MV_CHECK(v->keys, "out of memory");
-        }
-    }
-    memset(&v->items[v->n], 0, sizeof(jval));
-    if (v->t == J_OBJ) v->keys[v->n] = key;
-    v->n++;
-    return jparse(ps, &v->items[v->n - 1]);
-}
-
-static int jparse(jparser *ps, jval *out) {
-    memset(out, 0, sizeof *out);
-    if (++ps->depth > 32) return jerr(ps, "nested too deeply");
-    jskip(ps);
-    if (ps->p >= ps->end) return jerr(ps, "unexpected end");
-    char c = *ps->p;
-    int rc = 0;
-    if (c == '{' || c == '[') {
-        out->t = c == '{' ? J_OBJ : J_ARR;
-        char close = c == '{' ? '}' : ']';
-        int cap = 0;
-        ps->p++;
-        jskip(ps);
-        if (ps->p < ps->end && *ps->p == close) ps->p++;
-        else for (;;) {
-            char *key = NULL;
-            if (out->t == J_OBJ) {
-                jskip(ps);
-                if (jstring(ps, &key) < 0) { rc = -1; break; }
-                jskip(ps);
-                if (ps->p >= ps->end || *ps->p != ':') { free(key); rc = jerr(ps, "expected ':'"); break; }
-                ps->p++;
-            }
-            if (jappend(ps, out, &cap, key) < 0) { rc = -1; break; }
-            jskip(ps);
-            if (ps->p < ps->end && *ps->p == ',') { ps->p++; continue; }
-            if (ps->p < ps->end && *ps->p == close) { ps->p++; break; }
-            rc = jerr(ps, "expected ',' or a closing bracket");
-            break;
-        }
-    } else if (c == '"') {
-        out->t = J_STR;
-        rc = jstring(ps, &out->str);
-        if (rc < 0) out->t = J_NULL;
-    } else if (c == '-' || isdigit((unsigned char)c)) {
-        char *endp;
-        out->t = J_NUM;
-        out->num = strtod(ps->p, &endp);
-        if (endp == ps->p || endp > ps->end) rc = jerr(ps, "bad number");
-        else ps->p = endp;
-    } else if (ps->end - ps->p >= 4 && !strncmp(ps->p, "true", 4)) {
-        out->t = J_BOOL; out->num = 1; ps->p += 4;
-    } else if (ps->end - ps->p >= 5 && !strncmp(ps->p, "false", 5)) {
-        out->t = J_BOOL; ps->p += 5;
-    } else if (ps->end - ps->p >= 4 && !strncmp(ps->p, "null", 4)) {
-        ps->p += 4;
-    } else rc = jerr(ps, "unexpected character");
-    ps->depth--;
-    return rc;
-}
-
-static const jval *jget(const jval *obj, const char *key) {
-    if (obj->t != J_OBJ) return NULL;
-    for (int i = 0; i < obj->n; i++)
-        if (!strcmp(obj->keys[i], key)) return &obj->items[i];
-    return NULL;
-}
+// Reading it back (core/json_read.c's tree)
 
 // Typed field access: each records "PATH: field 'key' missing or not a ..." on failure.
-static int jnum(double *out, const jval *obj, const char *key, const char *path) {
-    const jval *v = jget(obj, key);
-    if (!v || v->t != J_NUM) return mv_fail("%s: field '%s' missing or not a number", path, key);
+static int jnum(double *out, const mv_json *obj, const char *key, const char *path) {
+    const mv_json *v = mv_json_get(obj, key);
+    if (!v || v->kind != MV_JSON_NUM) return mv_fail("%s: field '%s' missing or not a number", path, key);
     *out = v->num;
     return 0;
 }
 
-static int jint(int64_t *out, const jval *obj, const char *key, const char *path, int64_t lo, int64_t hi) {
+static int jint(int64_t *out, const mv_json *obj, const char *key, const char *path, int64_t lo, int64_t hi) {
     double d = 0;
     MV_TRY(jnum(&d, obj, key, path));
     if (d != (double)(int64_t)d || d < (double)lo || d > (double)hi)
@@ -262,18 +106,18 @@ static int jint(int64_t *out, const jval *obj, const char *key, const char *path
     return 0;
 }
 
-static int jstr(char *out, size_t cap, const jval *obj, const char *key, const char *path) {
-    const jval *v = jget(obj, key);
-    if (!v || v->t != J_STR) return mv_fail("%s: field '%s' missing or not a string", path, key);
+static int jstr(char *out, size_t cap, const mv_json *obj, const char *key, const char *path) {
+    const mv_json *v = mv_json_get(obj, key);
+    if (!v || v->kind != MV_JSON_STR) return mv_fail("%s: field '%s' missing or not a string", path, key);
     if (strlen(v->str) >= cap) return mv_fail("%s: field '%s' longer than %zu characters", path, key, cap - 1);
     strcpy(out, v->str);
     return 0;
 }
 
-static int manifest_from_json(mv_manifest *m, const jval *root, const char *path) {
+static int manifest_from_json(mv_manifest *m, const mv_json *root, const char *path) {
     char fmt[64];
-    int64_t x;
-    if (root->t != J_OBJ) return mv_fail("%s: not a JSON object", path);
+    int64_t x = 0;
+    if (root->kind != MV_JSON_OBJ) return mv_fail("%s: not a JSON object", path);
     MV_TRY(jstr(fmt, sizeof fmt, root, "format", path));
     if (strcmp(fmt, "maskvim-split")) return mv_fail("%s: format '%s' is not maskvim-split", path, fmt);
     MV_TRY(jint(&x, root, "version", path, 1, 1));
@@ -285,24 +129,24 @@ static int manifest_from_json(mv_manifest *m, const jval *root, const char *path
     MV_TRY(jint(&m->count, root, "count", path, 0, INT64_MAX / 2));
     MV_TRY(jint(&x, root, "samples_per_shard", path, 1, 1 << 24));
     m->samples_per_shard = (int)x;
-    const jval *sz = jget(root, "image_size");
-    if (!sz || sz->t != J_OBJ) return mv_fail("%s: field 'image_size' missing or not an object", path);
+    const mv_json *sz = mv_json_get(root, "image_size");
+    if (!sz || sz->kind != MV_JSON_OBJ) return mv_fail("%s: field 'image_size' missing or not an object", path);
     int *dims[4] = {&m->min_h, &m->min_w, &m->max_h, &m->max_w};
     const char *names[4] = {"min_h", "min_w", "max_h", "max_w"};
     for (int i = 0; i < 4; i++) {
         MV_TRY(jint(&x, sz, names[i], path, 0, 1 << 20));
         *dims[i] = (int)x;
     }
-    const jval *shards = jget(root, "shards");
-    if (!shards || shards->t != J_ARR) return mv_fail("%s: field 'shards' missing or not an array", path);
+    const mv_json *shards = mv_json_get(root, "shards");
+    if (!shards || shards->kind != MV_JSON_ARR) return mv_fail("%s: field 'shards' missing or not an array", path);
     m->shards = mv_calloc((size_t)shards->n, sizeof *m->shards);
     m->n_shards = shards->n;
     int64_t next = 0;
     for (int i = 0; i < shards->n; i++) {
         mv_manifest_shard *s = &m->shards[i];
-        const jval *o = &shards->items[i];
+        const mv_json *o = &shards->items[i];
         char crc[16], *endp;
-        if (o->t != J_OBJ) return mv_fail("%s: shards[%d] is not an object", path, i);
+        if (o->kind != MV_JSON_OBJ) return mv_fail("%s: shards[%d] is not an object", path, i);
         MV_TRY(jstr(s->file, sizeof s->file, o, "file", path));
         if (strchr(s->file, '/')) return mv_fail("%s: shards[%d]: file '%s' must not contain '/'", path, i, s->file);
         MV_TRY(jint(&s->first, o, "first", path, 0, INT64_MAX / 2));
@@ -322,11 +166,11 @@ static int manifest_from_json(mv_manifest *m, const jval *root, const char *path
     }
     if (next != m->count)
         return mv_fail("%s: shards hold %lld samples but count is %lld", path, (long long)next, (long long)m->count);
-    const jval *sk = jget(root, "skipped");
-    if (!sk || sk->t != J_ARR) return mv_fail("%s: field 'skipped' missing or not an array", path);
+    const mv_json *sk = mv_json_get(root, "skipped");
+    if (!sk || sk->kind != MV_JSON_ARR) return mv_fail("%s: field 'skipped' missing or not an array", path);
     m->skipped = mv_calloc((size_t)sk->n, sizeof(char *));
     for (int i = 0; i < sk->n; i++) {
-        if (sk->items[i].t != J_STR) return mv_fail("%s: skipped[%d] is not a string", path, i);
+        if (sk->items[i].kind != MV_JSON_STR) return mv_fail("%s: skipped[%d] is not a string", path, i);
         m->skipped[i] = strdup(sk->items[i].str);
         m->n_skipped++;
     }
@@ -350,15 +194,14 @@ int manifest_read(mv_manifest *out, const char *split_dir) {
     size_t got = fread(text, 1, (size_t)len, f);
     fclose(f);
     text[got] = 0;
-    jparser ps = {text, text + got, path, 1, 0};
-    jval root;
-    int rc = jparse(&ps, &root);
-    if (rc == 0) {
-        jskip(&ps);
-        if (ps.p != ps.end) rc = jerr(&ps, "trailing characters");
+    mv_json root;
+    int rc = 0;
+    if (got != strlen(text)) rc = mv_fail("%s: malformed JSON: a NUL byte at offset %zu", path, strlen(text));
+    else if (mv_json_parse(&root, text) < 0) rc = mv_fail_context("%s: malformed JSON", path);
+    else {
+        rc = manifest_from_json(out, &root, path);
+        mv_json_free(&root);
     }
-    if (rc == 0) rc = manifest_from_json(out, &root, path);
-    jfree(&root);
     free(text);
     if (rc < 0) manifest_free(out);
     return rc;

@@ -28,11 +28,20 @@ EOF
 out=$("$MV_BIN" data convert --dataset cityscapes --root "$T/cs" --split val --out "$T/split" --workers 2 --samples-per-shard 2 2>"$T/err.txt") \
     || fail "convert failed: $(cat "$T/err.txt")"
 echo "$out" | grep -q "3 samples written" || fail "convert output: $out"
-grep -q "samples/s" "$T/err.txt" || fail "no progress line: $(cat "$T/err.txt")"
+grep -q "3/3 items .*items/s" "$T/err.txt" || fail "no progress line: $(cat "$T/err.txt")"
 
 "$MV_BIN" data inspect "$T/split" >"$T/inspect.txt" 2>&1 || fail "inspect: $(cat "$T/inspect.txt")"
 grep -q "samples    3 in 2 shards" "$T/inspect.txt" || fail "inspect summary: $(cat "$T/inspect.txt")"
 grep -q "all shards and samples verified" "$T/inspect.txt" || fail "inspect verify: $(cat "$T/inspect.txt")"
+# An image lying directly in leftImg8bit/val, outside a city folder, is not part of the layout:
+# not converted, but said, naming it.
+cp -r "$T/cs" "$T/cs_stray" && cp "$T/cs/leftImg8bit/val/aachen/aachen_000000_000019_leftImg8bit.png" \
+    "$T/cs_stray/leftImg8bit/val/stray_leftImg8bit.png"
+out=$("$MV_BIN" data convert --dataset cityscapes --root "$T/cs_stray" --split val --out "$T/split_stray" 2>"$T/stray.txt") ||
+    fail "convert with a stray image: $(cat "$T/stray.txt")"
+echo "$out" | grep -q "3 samples written" || fail "convert with a stray image: $out"
+grep -q "1 \*_leftImg8bit.png file directly in leftImg8bit/val, outside a city folder, not converted (first: stray_leftImg8bit.png)" \
+    "$T/stray.txt" || fail "stray image not reported: $(cat "$T/stray.txt")"
 
 "$MV_PYTHON" - "$T" <<'EOF' || fail "h5py read-back"
 import sys, json
@@ -163,6 +172,26 @@ out=$("$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --out "$
     fail "--skip-bad with a label without its image: $(cat "$T/gorph.txt")"
 echo "$out" | grep -q "2 samples written, 0 resumed, 1 skipped" || fail "label without image, --skip-bad: $out"
 rm -f "$T/gta/labels/valid/00009.png"
+# A label whose name is not UTF-8 (a Latin-1 file name): the manifest stays valid UTF-8 (the byte
+# as \udcXX), Python reads it back to the same bytes, and so does a re-run (already converted).
+# The progress line counts items, skipped ones too; the closing line tells them apart.
+cp "$T/gta/labels/valid/00001.png" "$T/gta/labels/valid/caf$(printf '\351').png"
+out=$("$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --out "$T/glatin" --skip-bad 2>"$T/glatin.txt") ||
+    fail "--skip-bad with a Latin-1 name: $(cat "$T/glatin.txt")"
+echo "$out" | grep -q "2 samples written, 0 resumed, 1 skipped" || fail "Latin-1 name, --skip-bad: $out"
+grep -q "3/3 items" "$T/glatin.txt" || fail "progress with a skipped item: $(cat "$T/glatin.txt")"
+"$MV_PYTHON" - "$T/glatin/manifest.json" <<'EOF' || fail "manifest with a Latin-1 name"
+import json, os, sys
+raw = open(sys.argv[1], "rb").read()
+raw.decode("utf-8")                        # strict: raises on any byte that is not UTF-8
+m = json.loads(raw)
+names = [os.fsencode(s.split(": ")[0]) for s in m["skipped"]]
+assert names == [b"caf\xe9"], names
+EOF
+out=$("$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --out "$T/glatin" --skip-bad 2>&1) ||
+    fail "re-run over the split with a Latin-1 skip: $out"
+echo "$out" | grep -q "already converted" || fail "re-run with a Latin-1 skip: $out"
+rm -f "$T/gta/labels/valid/caf"*
 
 # Two conversions into one --out (train and val, or one command started twice) must not both
 # write there: while one holds the folder's lock the other is refused at once, naming the folder.

@@ -786,13 +786,13 @@ Test(config, save_refuses_targets_that_are_not_files) {
     free(dir);
 }
 
-// A message longer than the error buffer (an include of a 3000-character name) keeps its end,
+// A message longer than the error buffer (an include of a 20000-character name) keeps its end,
 // which says what is wrong, instead of being cut off inside the name.
 Test(config, long_messages_keep_their_reason) {
-    char text[3100] = "include: ";
+    static char text[20100] = "include: ";
     size_t n = strlen(text);
-    memset(text + n, 'q', 3000);
-    text[n + 3000] = '\0';
+    memset(text + n, 'q', 20000);
+    text[n + 20000] = '\0';
     strcat(text, "\n");
     char *path = write_tmp("long_include.yaml", text);
     mv_config cfg;
