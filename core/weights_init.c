@@ -4,15 +4,16 @@
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/h5util.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-// Where a tensor that kept its initialisation belongs, for the one-line summary: token masks
-// apart (an ImageNet encoder has none), the encoder by its second name component
-// (`backbone.outnorm0` -> backbone.outnorm), everything else by its first (decode_head, ...).
+// Where a tensor belongs, for the one-line summary: token masks apart (an ImageNet encoder has
+// none), the encoder by its second name component (`backbone.outnorm0` -> backbone.outnorm),
+// everything else by its first (decode_head, ...).
 static void group_of(const char *name, char *out, size_t cap) {
     size_t n = strlen(name);
     if (n >= 10 && !strcmp(name + n - 10, "token_mask")) { snprintf(out, cap, "token masks"); return; }
@@ -26,40 +27,144 @@ static void group_of(const char *name, char *out, size_t cap) {
     snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), name);
 }
 
-// "decode_head 98, auxiliary_head 7, ..." over the tensors the file did not give, in model order.
-static void summarise_missing(const mv_params *p, const bool *loaded, char *out, size_t cap) {
+// Tensors counted by group_of, in first-seen order; a file of unknown names could have any
+// number of groups, so past 16 they are counted as "other".
+typedef struct {
     struct { char name[64]; int count; } groups[16];
-    int ng = 0, other = 0;
-    for (int k = 0; k < p->count; k++) {
-        if (loaded[k]) continue;
-        char g[64];
-        group_of(p->items[k].name, g, sizeof g);
-        int i = 0;
-        while (i < ng && strcmp(groups[i].name, g)) i++;
-        if (i == ng && ng < 16) {
-            snprintf(groups[ng].name, sizeof groups[ng].name, "%s", g);
-            groups[ng++].count = 0;
-        }
-        if (i < ng) groups[i].count++;
-        else other++;
+    int ng, other;
+} tally;
+
+static void tally_add(tally *t, const char *name) {
+    char g[64];
+    group_of(name, g, sizeof g);
+    int i = 0;
+    while (i < t->ng && strcmp(t->groups[i].name, g)) i++;
+    if (i == t->ng && t->ng < 16) {
+        snprintf(t->groups[t->ng].name, sizeof t->groups[t->ng].name, "%s", g);
+        t->groups[t->ng++].count = 0;
     }
-    out[0] = '\0';
-    size_t used = 0;
-    for (int i = 0; i < ng && used < cap; i++)
-        used += (size_t)snprintf(out + used, cap - used, "%s%s %d", i ? ", " : "", groups[i].name, groups[i].count);
-    if (other && used < cap) snprintf(out + used, cap - used, ", other %d", other);
+    if (i < t->ng) t->groups[i].count++;
+    else t->other++;
 }
 
-// Why none of the file's names matched, when a known prefix explains it.
-static const char *prefix_hint(const mv_params *p, const char *unexpected) {
-    char name[512];
-    snprintf(name, sizeof name, "backbone.%s", unexpected);
-    if (params_find(p, name))
-        return "; its names lack the encoder's 'backbone.' prefix (an ImageNet checkpoint: convert it with "
-               "tools/pth_to_h5.py IN.pth OUT.h5 --prefix backbone.)";
-    if (!strncmp(unexpected, "module.", 7) && params_find(p, unexpected + 7))
-        return "; its names carry DataParallel's 'module.' prefix (save the unwrapped model's state_dict)";
-    return "";
+// "decode_head 98, auxiliary_head 7, ..."
+static void tally_format(const tally *t, char *out, size_t cap) {
+    out[0] = '\0';
+    size_t used = 0;
+    for (int i = 0; i < t->ng && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s %d", i ? ", " : "", t->groups[i].name, t->groups[i].count);
+    if (t->other && used < cap) snprintf(out + used, cap - used, ", other %d", t->other);
+}
+
+// The tensors the file did not give, in model order.
+static void summarise_missing(const mv_params *p, const bool *loaded, char *out, size_t cap) {
+    tally t = {0};
+    for (int k = 0; k < p->count; k++)
+        if (!loaded[k]) tally_add(&t, p->items[k].name);
+    tally_format(&t, out, cap);
+}
+
+// The file's tensors that the model has not. weights_load_found counts them and keeps the first
+// only; telling why a file does not fit (another prefix, another preset) needs them all.
+typedef struct {
+    const mv_params *p;
+    char **names;
+    int n, cap;
+} unused_list;
+
+static herr_t note_unused(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+    (void)info;
+    unused_list *u = data;
+    // The same rule as weights_load_found: datasets only (not a checkpoint's train/ group), and
+    // PyTorch's num_batches_tracked is bookkeeping, not a tensor the model lacks.
+    hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+    H5I_type_t type = obj >= 0 ? H5Iget_type(obj) : H5I_BADID;
+    if (obj >= 0) H5Oclose(obj);
+    const char *tail = strrchr(name, '.');
+    if (type != H5I_DATASET || (tail && !strcmp(tail, ".num_batches_tracked")) || params_find(u->p, name)) return 0;
+    if (u->n == u->cap) {
+        u->cap = u->cap ? 2 * u->cap : 64;
+        char **grown = mv_malloc(sizeof *grown * (size_t)u->cap);
+        if (u->n) memcpy(grown, u->names, sizeof *grown * (size_t)u->n);
+        free(u->names);
+        u->names = grown;
+    }
+    size_t len = strlen(name) + 1;
+    u->names[u->n] = mv_malloc(len);
+    memcpy(u->names[u->n++], name, len);
+    return 0;
+}
+
+// Empty when the file cannot be listed again (it was just read, so only a file changing under us).
+static unused_list list_unused(const mv_params *p, const char *path) {
+    unused_list u = {.p = p};
+    hid_t f = h5_open_read(path);
+    if (f < 0) { mv_clear_error(); return u; }
+    H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, note_unused, &u);
+    H5Fclose(f);
+    return u;
+}
+
+static void unused_free(unused_list *u) {
+    for (int i = 0; i < u->n; i++) free(u->names[i]);
+    free(u->names);
+}
+
+// Whether `name` starts with one of the encoder's top-level modules ('layers.0...' for the
+// model's 'backbone.layers.0...'): the names of an ImageNet encoder saved alone, even in VMamba's
+// v0 naming, whose block names differ from maskvim's beyond that first component.
+static bool names_encoder_module(const mv_params *p, const char *name) {
+    const char *dot = strchr(name, '.');
+    if (!dot) return false;
+    size_t len = (size_t)(dot - name);
+    for (int k = 0; k < p->count; k++) {
+        const char *q = p->items[k].name;
+        if (!strncmp(q, "backbone.", 9) && !strncmp(q + 9, name, len + 1)) return true;
+    }
+    return false;
+}
+
+// Why none of the file's names matched, when a known prefix explains most of them: the first
+// name alone misleads, since an ImageNet checkpoint's first names in HDF5's (alphabetical)
+// order are its classifier's ('head.bias').
+static void prefix_hint(const mv_params *p, const unused_list *u, char *out, size_t cap) {
+    int bare = 0, wrapped = 0;
+    const char *bare_eg = NULL;
+    for (int i = 0; i < u->n; i++) {
+        if (names_encoder_module(p, u->names[i]) && bare++ == 0) bare_eg = u->names[i];
+        if (!strncmp(u->names[i], "module.", 7) && params_find(p, u->names[i] + 7)) wrapped++;
+    }
+    out[0] = '\0';
+    if (2 * bare > u->n)
+        snprintf(out, cap, "; its names lack the encoder's 'backbone.' prefix (%d of its %d tensors are named as the "
+                 "encoder's modules without it, e.g. '%s': an ImageNet checkpoint, convert it with "
+                 "tools/pth_to_h5.py IN.pth OUT.h5 --prefix backbone.)", bare, u->n, bare_eg);
+    else if (2 * wrapped > u->n)
+        snprintf(out, cap, "; its names carry DataParallel's 'module.' prefix (%d of its %d tensors: save the "
+                 "unwrapped model's state_dict)", wrapped, u->n);
+}
+
+// The file's tensors the model has not, by module.
+static void summarise_unused(const unused_list *u, char *out, size_t cap) {
+    tally t = {0};
+    for (int i = 0; i < u->n; i++) tally_add(&t, u->names[i]);
+    tally_format(&t, out, cap);
+}
+
+// An encoder tensor the model lacks (a block of a deeper stage, a token mask of a masked stage)
+// means the file was saved from another encoder (another preset, depths or mask settings): its
+// common tensors loaded, but the network it was trained as is not this one, so say so.
+static void warn_unused_encoder(const mv_params *p, const unused_list *u, const char *path) {
+    int encoder = 0;
+    const char *eg = NULL;
+    for (int i = 0; i < u->n; i++)
+        if (!strncmp(u->names[i], "backbone.", 9) && encoder++ == 0) eg = u->names[i];
+    if (encoder)
+        fprintf(stderr, "maskvim train: warning: run.init_weights: %s: %d of its %d unused tensors are the encoder's "
+                "(e.g. '%s'), which this model (%d tensors) does not have: the file was saved from another encoder "
+                "(another model.preset, such as VMamba-S's depths 2,2,27,2 against maskvim-t's 2,2,9,2, or other "
+                "model.depths or mask.* settings); compare them with the model the file comes from\n",
+                path, encoder, u->n, eg, p->count);
 }
 
 int weights_load_init(mv_params *p, const char *path, const char *report_path, FILE *log) {
@@ -82,24 +187,33 @@ int weights_load_init(mv_params *p, const char *path, const char *report_path, F
     mv_weights_found found = {.loaded = mv_calloc(p->count ? (size_t)p->count : 1, sizeof(bool))};
     int rc = weights_load_found(p, path, report, &found);
     int loaded = p->count - found.missing;
+    unused_list unused = {0};
+    if (rc == 0 && found.unexpected) unused = list_unused(p, path);
+    char hint[1024];
     if (rc < 0) mv_fail_context("run.init_weights");
-    else if (loaded == 0 && found.first_unexpected[0])
+    else if (loaded == 0 && found.first_unexpected[0]) {
+        prefix_hint(p, &unused, hint, sizeof hint);
         rc = mv_fail("run.init_weights: %s: none of this model's %d tensors is in it; it holds %d others, e.g. '%s'%s",
-                     path, p->count, found.unexpected, found.first_unexpected, prefix_hint(p, found.first_unexpected));
-    else if (loaded == 0)
+                     path, p->count, found.unexpected, found.first_unexpected, hint);
+    } else if (loaded == 0)
         rc = mv_fail("run.init_weights: %s: holds no tensor at its root (a weights file holds one float32 dataset "
                      "per state_dict key, named with its dots, at the root: tools/pth_to_h5.py writes them)", path);
     if (report && rc == 0) rc = mv_atomic_commit(&out, false);
     else if (report) mv_atomic_abort(&out);
     if (rc == 0 && log) {
-        char groups[512];
+        char groups[512], extra[512];
         summarise_missing(p, found.loaded, groups, sizeof groups);
+        summarise_unused(&unused, extra, sizeof extra);
         fprintf(log, "maskvim train: started from %s: %d of %d tensors loaded", path, loaded, p->count);
         if (found.missing) fprintf(log, "; %d keep their initialisation (%s)", found.missing, groups);
-        if (found.unexpected) fprintf(log, "; %d in the file unused", found.unexpected);
+        if (found.unexpected) fprintf(log, "; %d in the file unused%s%s%s", found.unexpected,
+                                      extra[0] ? " (" : "", extra, extra[0] ? ")" : "");
         if (report_path && (found.missing || found.unexpected)) fprintf(log, "; names in %s", report_path);
         fprintf(log, "\n");
+        fflush(log);
+        warn_unused_encoder(p, &unused, path);
     }
+    unused_free(&unused);
     free(found.loaded);
     return rc;
 }

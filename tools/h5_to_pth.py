@@ -3,7 +3,7 @@
 that mmsegmentation/mmengine's load_checkpoint and plain torch.load read.
 
   h5_to_pth.py IN.h5 OUT.pth [--token-mask-layout spatial|official] [--prefix-strip backbone.]
-                             [--bare]
+                             [--wrap state_dict|model|bare] [--bare]
 
 Input: the float datasets at the root of the file, one per state_dict key (a weights file, an
 iter_N.h5 or best.h5 checkpoint). A checkpoint's group 'train/' (AdamW moments, loader cursor,
@@ -12,12 +12,24 @@ the meta. Every tensor is written as float32 with its shape unchanged, bit for b
 
 Output: {"state_dict": OrderedDict(name -> float32 tensor), "meta": {...}}, as mmengine saves
 checkpoints (no optimizer state: the file is for load_from / testing, not for resuming an
-mmengine run). meta holds 'source' (the input path), 'converter', and, from a training
-checkpoint, 'iter' (train/iter: iterations done, as mmengine counts them), 'step' (train/step),
-'seed' (train/seed) and 'config_yaml' (train/config_yaml, the resolved configuration). Only
-plain Python types and tensors are pickled, so torch.load(..., weights_only=True) reads it.
+mmengine run). meta holds 'source' (the input path), 'converter', 'token_mask_layout' (the
+layout the token masks were written in, which pth_to_h5.py reads back, so that a file goes out
+and back bit for bit without options) and, from a training checkpoint, 'iter' (train/iter:
+iterations done, as mmengine counts them), 'step' (train/step), 'seed' (train/seed) and
+'config_yaml' (train/config_yaml, the resolved configuration). Only plain Python types and
+tensors are pickled, so torch.load(..., weights_only=True) reads it.
 
---bare       write the state_dict (an OrderedDict) alone, without the wrapper and the meta.
+--wrap state_dict (default without --prefix-strip)
+             {"state_dict": ..., "meta": ...}, as mmengine saves (load_checkpoint, load_from).
+--wrap model (default with --prefix-strip)
+             {"model": ..., "meta": ...}, as VMamba's ImageNet checkpoints hold their weights:
+             the encoder loaders of the authors' code (MaskVSSM.load_pretrained) and of VMamba
+             (Backbone_VSSM.load_pretrained) read ckpt["model"], and quietly load nothing when it
+             is absent.
+--wrap bare, --bare
+             the state_dict (an OrderedDict) alone, without a wrapper or meta; the token-mask
+             layout goes into its _metadata['maskvim'] (the attribute torch.save keeps for
+             load_state_dict, whose modules read only their own 'version' from it).
 --token-mask-layout official
              permute every '*token_mask' tensor from maskvim's spatial layout into the layout of
              the authors' released code (token t's logits at entries 2t and 2t+1 of the
@@ -25,7 +37,8 @@ plain Python types and tensors are pickled, so torch.load(..., weights_only=True
              --token-mask-layout official, derived from the same function.
 --prefix-strip P
              write only the keys that start with P, with P removed (e.g. 'backbone.': an
-             encoder-only export in the naming of VMamba's own checkpoints).
+             encoder-only export in the naming of VMamba's own checkpoints), under "model"
+             unless --wrap says otherwise.
 
 BatchNorm: PyTorch's nn.BatchNorm2d has a buffer num_batches_tracked that maskvim does not keep.
 One is added for every key ending in 'running_mean' (int64, 0-dim), so that a strict
@@ -139,7 +152,7 @@ def collect(f, path, layout, prefix):
         if prefix is not None and any(isinstance(f[k], h5py.Dataset) for k in keys):
             raise ExportError(f"no tensor at its root starts with '{prefix}'")
         raise ExportError("no tensors at its root (not a maskvim weights file or checkpoint)")
-    meta = {"source": path, "converter": "maskvim tools/h5_to_pth.py"}
+    meta = {"source": path, "converter": "maskvim tools/h5_to_pth.py", "token_mask_layout": layout}
     for name, field in (("iter", "train/iter"), ("step", "train/step"), ("seed", "train/seed"),
                         ("config_yaml", "train/config_yaml")):
         v = scalar(f, field)
@@ -169,8 +182,13 @@ def main():
     ap.add_argument("output")
     ap.add_argument("--token-mask-layout", choices=["spatial", "official"], default="spatial")
     ap.add_argument("--prefix-strip", default=None, metavar="P")
-    ap.add_argument("--bare", action="store_true")
+    ap.add_argument("--wrap", choices=["state_dict", "model", "bare"], default=None)
+    ap.add_argument("--bare", action="store_true", help="the same as --wrap bare")
     a = ap.parse_args()
+    if a.bare and a.wrap not in (None, "bare"):
+        print(f"h5_to_pth: --bare and --wrap {a.wrap} contradict each other", file=sys.stderr)
+        return 2
+    wrap = "bare" if a.bare else a.wrap or ("model" if a.prefix_strip is not None else "state_dict")
     try:
         entries, meta, n = read(a.input, a.token_mask_layout, a.prefix_strip)
     except ExportError as e:
@@ -180,7 +198,12 @@ def main():
         print(f"h5_to_pth: {a.input}: left out the groups {', '.join(n['groups'])} (not tensors)", file=sys.stderr)
     import torch
     sd = state_dict(entries, a.token_mask_layout)
-    obj = sd if a.bare else {"state_dict": sd, "meta": meta}
+    if wrap == "bare":
+        # No meta to hold the layout: the state_dict's _metadata does, as torch.save keeps it.
+        sd._metadata = {"maskvim": {"token_mask_layout": a.token_mask_layout}}
+        obj = sd
+    else:
+        obj = {wrap: sd, "meta": meta}
     from pth_to_h5 import write_atomically
 
     def write(tmp):
@@ -193,10 +216,11 @@ def main():
     if error:
         print(f"h5_to_pth: {a.output}: cannot write ({error})", file=sys.stderr)
         return 2
-    it = f", meta iter {meta['iter']}" if "iter" in meta and not a.bare else ""
+    it = f", meta iter {meta['iter']}" if "iter" in meta and wrap != "bare" else ""
     value = f" (value {n['nbt']})" if n["bn"] else ""
+    under = {"state_dict": "", "model": ", under 'model'", "bare": ", a bare state_dict"}[wrap]
     print(f"{a.output}: {n['tensors']} tensors written, {n['bn']} num_batches_tracked added{value}, "
-          f"{n['permuted']} token masks permuted{it}")
+          f"{n['permuted']} token masks permuted{it}{under}")
     return 0
 
 

@@ -16,7 +16,11 @@ DistributedDataParallel) is removed from every key, as mmengine's load_checkpoin
              without the 'backbone.' of a segmentation model. Their classifier (top-level
              'norm.*', 'head.*', 'classifier.*') is dropped. maskvim then reports the decoder's
              tensors, the encoder's output norms (outnorm0..3) and the encoder's token masks as
-             missing: they start from their initialisation, as in the authors' runs.
+             missing: they start from their initialisation, as in the authors' runs. A P without
+             its trailing dot ('backbone') gets one, with a note: a key is a module path, so
+             'backbonelayers.0...' is never what was meant. Without --prefix, keys that look like
+             an encoder alone (top-level 'layers.*' or 'patch_embed.*', no 'backbone.*') draw a
+             warning: maskvim would find none of them.
 --naming auto (default)
              rename the encoder names of early VMamba code ("v0", e.g. the ImageNet checkpoint
              vssmtiny_dp01_ckpt_epoch_292.pth of the authors' recipe) to maskvim's, wherever
@@ -37,8 +41,18 @@ DistributedDataParallel) is removed from every key, as mmengine's load_checkpoin
              two logits at entries 2t and 2t+1 of the class-major plane buffer (SPEC.md
              section 3). Their token_mask tensors are permuted into maskvim's spatial layout so
              that every token keeps exactly the logits it was trained with.
+--token-mask-layout spatial
+             the token_mask tensors are written as stored (maskvim's layout; or, for
+             `maskvim eval --set mask.layout=official`, the authors' entries unpermuted).
+             Nothing tells the two layouts apart in the values, so a file holding token_mask
+             tensors needs one of the two, unless it records its layout: tools/h5_to_pth.py
+             writes meta['token_mask_layout'] (and, with --wrap bare, the state_dict's
+             _metadata['maskvim']), which is then used. Without either, exit 2 naming the file.
+             An option that contradicts the record wins, with a warning.
 
-A renamed key that lands on a key the file also holds is an error (exit 2, naming both).
+A renamed key that lands on a key the file also holds is an error (exit 2, naming both). So is a
+whole pickled model (torch.save(model)) in place of its state_dict: the message says to save
+model.state_dict().
 The summary line gives the tensors written, renamed, dropped and skipped.
 """
 import argparse
@@ -69,20 +83,22 @@ class ConvertError(Exception):
 class Absent(dict):
     """Stands in for a class a checkpoint pickled that this machine cannot import (VMamba's
     ImageNet checkpoints carry their training configuration as a yacs CfgNode, a dict
-    subclass); the tensors never need it."""
+    subclass); the tensors never need it. It notes whether the object was an nn.Module (a whole
+    model pickled instead of its state_dict), whose state is its __dict__ with '_parameters'."""
 
     def __init__(self, *args, **kwargs):
         super().__init__()
 
     def __setstate__(self, state):
-        pass
+        self.was_module = isinstance(state, dict) and "_parameters" in state and "_modules" in state
 
 
 def absent_module(name):
-    """A module whose every attribute is Absent, standing in for one this machine lacks."""
+    """A module whose every attribute is a subclass of Absent named as the class it stands for."""
     m = types.ModuleType(name)
     m.__path__ = []   # a package, so that its submodules are looked for (and stood in for) too
-    m.__getattr__ = lambda attr: Absent
+    classes = {}
+    m.__getattr__ = lambda attr: classes.setdefault(attr, type(attr, (Absent,), {"__module__": name}))
     return m
 
 
@@ -96,7 +112,7 @@ def load_checkpoint(path):
         for _ in range(64):
             try:
                 obj = torch.load(path, map_location="cpu", weights_only=False)
-                if stubs:
+                if stubs and not pickled_model(obj):
                     tops = sorted({name.split(".")[0] for name in stubs})
                     print(f"pth_to_h5: {path}: left out the objects pickled from {', '.join(tops)} "
                           "(not installed here; they are not tensors)", file=sys.stderr)
@@ -118,6 +134,60 @@ def unwrap(obj):
             if key in obj and isinstance(obj[key], dict):
                 return obj[key]
     return obj
+
+
+def pickled_model(obj):
+    """"(class C)" or "under 'KEY' (class C)" when the file holds a whole model (torch.save(model))
+    where a state_dict belongs, else None. Its tensors are the model's attributes, reachable only
+    through its class, which may not import here; its state_dict() is the portable form."""
+    places = [("", obj)] + [(f"under '{k}' ", obj[k]) for k in ("state_dict", "model")
+                            if isinstance(obj, dict) and k in obj]
+    for where, o in places:
+        importable = isinstance(o, torch.nn.Module)
+        if importable or getattr(o, "was_module", False):
+            cls = type(o)
+            return f"{where}(class {cls.__module__}.{cls.__qualname__}" + (")" if importable else ", not importable here)")
+    return None
+
+
+def recorded_layout(obj, sd):
+    """The token-mask layout a .pth records (tools/h5_to_pth.py writes it), or None."""
+    layout = None
+    if isinstance(obj, dict) and isinstance(obj.get("meta"), dict):
+        layout = obj["meta"].get("token_mask_layout")
+    if layout is None:   # h5_to_pth --wrap bare: the state_dict's own metadata, which torch.save keeps
+        layout = (getattr(sd, "_metadata", None) or {}).get("maskvim", {}).get("token_mask_layout")
+    if layout is not None and layout not in ("spatial", "official"):
+        raise ConvertError(f"it records token_mask_layout '{layout}', neither 'spatial' nor 'official'")
+    return layout
+
+
+def choose_layout(path, sd, given, recorded):
+    """The layout to read the token masks in: the option, else the file's record. Nothing in the
+    values tells the two apart, and the authors' checkpoints (official) and maskvim's (spatial)
+    hold the same names and shapes, so a file with token masks and neither is refused rather
+    than read in a guessed layout that would give every token wrong logits."""
+    masks = sum(1 for k, t in sd.items() if torch.is_tensor(t) and k.endswith("token_mask"))
+    if not masks:
+        return given or "spatial", False
+    if given:
+        if recorded and given != recorded:
+            print(f"pth_to_h5: warning: {path}: records token_mask_layout '{recorded}', "
+                  f"--token-mask-layout {given} given: reading its token masks as {given}", file=sys.stderr)
+        return given, False
+    if recorded:
+        return recorded, True
+    raise ConvertError(f"holds {masks} token_mask tensors and does not record their layout: pass "
+                       "--token-mask-layout official (a checkpoint of the authors' released code: their "
+                       "masks are permuted into maskvim's layout) or --token-mask-layout spatial "
+                       "(maskvim's layout, written as stored)")
+
+
+def looks_like_bare_encoder(sd):
+    """Whether the keys name a VMamba encoder saved alone: its top-level modules, no 'backbone.'."""
+    keys = [k[len("module."):] if k.startswith("module.") else k for k in sd]
+    return (not any(k.startswith("backbone.") for k in keys)
+            and any(k.startswith(("layers.", "patch_embed.")) for k in keys))
 
 
 def official_to_spatial(t):
@@ -147,9 +217,9 @@ def plan(sd, prefix, naming, layout):
         # DataParallel's 'module.': the authors' code loads through mmengine's load_checkpoint,
         # which strips it (revise_keys=[(r'^module\.', '')]); kept, no key would match maskvim's,
         # and the v0 renames below (anchored at 'backbone.' or the root) would miss too.
-        if key.startswith("module.") and torch.is_tensor(t):
+        unwrapped = key.startswith("module.") and torch.is_tensor(t)
+        if unwrapped:
             key = key[len("module."):]
-            n["unwrapped"] += 1
         if not torch.is_tensor(t) or key.endswith("num_batches_tracked") or not t.is_floating_point():
             n["skipped"] += 1
             if torch.is_tensor(t) and not key.endswith("num_batches_tracked"):
@@ -176,6 +246,7 @@ def plan(sd, prefix, naming, layout):
             t = official_to_spatial(t)
             n["permuted"] += 1
         out.append((name, t, src))
+        n["unwrapped"] += unwrapped   # the summary counts written tensors, not skipped entries
     if naming == "v0" and n["renamed"] == 0:
         raise ConvertError("--naming v0, but no key has a VMamba v0 name "
                            f"({root or 'top level'}: patch_embed.proj, patch_embed.norm, "
@@ -206,18 +277,34 @@ def main():
     ap.add_argument("output")
     ap.add_argument("--prefix", default="")
     ap.add_argument("--naming", choices=["auto", "v0", "maskvim"], default="auto")
-    ap.add_argument("--token-mask-layout", choices=["spatial", "official"], default="spatial")
+    ap.add_argument("--token-mask-layout", choices=["spatial", "official"], default=None)
     a = ap.parse_args()
+    if a.prefix and not a.prefix.endswith("."):
+        print(f"pth_to_h5: note: --prefix '{a.prefix}' taken as '{a.prefix}.' (keys are module paths)", file=sys.stderr)
+        a.prefix += "."
     try:
-        sd = unwrap(load_checkpoint(a.input))
+        obj = load_checkpoint(a.input)
     except Exception as e:  # noqa: BLE001 - any unreadable file is a user error
         print(f"pth_to_h5: {a.input}: cannot read as a PyTorch checkpoint ({e})", file=sys.stderr)
         return 2
+    model = pickled_model(obj)
+    if model:
+        print(f"pth_to_h5: {a.input}: holds a pickled model object {model}, not a state_dict: in PyTorch, "
+              "where the model's class imports, save its weights with torch.save(model.state_dict(), "
+              "'weights.pth') and convert that file", file=sys.stderr)
+        return 2
+    sd = unwrap(obj)
     if not isinstance(sd, dict):
         print(f"pth_to_h5: {a.input}: no state_dict found", file=sys.stderr)
         return 2
+    if not a.prefix and looks_like_bare_encoder(sd):
+        print(f"pth_to_h5: warning: {a.input}: its keys name an encoder alone (top-level 'layers.*', "
+              "'patch_embed.*', no 'backbone.*'), as VMamba's ImageNet checkpoints do; maskvim's model names "
+              "them 'backbone.*', so it would find none of them: convert such a file with --prefix backbone.",
+              file=sys.stderr)
     try:
-        tensors, n = plan(sd, a.prefix, a.naming, a.token_mask_layout)
+        layout, from_file = choose_layout(a.input, sd, a.token_mask_layout, recorded_layout(obj, sd))
+        tensors, n = plan(sd, a.prefix, a.naming, layout)
         if not tensors:
             raise ConvertError(f"no floating-point tensor to write ({n['skipped']} entries skipped, "
                                f"{n['dropped']} classifier tensors dropped): not a state_dict of weights")
@@ -235,9 +322,10 @@ def main():
         return 2
     naming = " (VMamba v0 names)" if n["renamed"] else ""
     unwrapped = f", 'module.' removed from {n['unwrapped']} keys" if n["unwrapped"] else ""
+    recorded = f" (the file records the {layout} layout)" if from_file else ""
     print(f"{a.output}: {len(tensors)} tensors written, {n['renamed']} renamed{naming}, "
           f"{n['dropped']} classifier tensors dropped, {n['skipped']} entries skipped, "
-          f"{n['permuted']} token masks permuted{unwrapped}")
+          f"{n['permuted']} token masks permuted{recorded}{unwrapped}")
     return 0
 
 

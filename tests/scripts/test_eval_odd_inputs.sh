@@ -31,7 +31,7 @@ for k in list(sd):
         sd[k[: -len("running_var")] + "num_batches_tracked"] = torch.tensor(7)
 torch.save({"meta": {"iter": 7}, "state_dict": sd, "optimizer": {"state": {}, "param_groups": []}}, f"{d}/ddp.pth")
 PY
-"$MV_PYTHON" "$MV_SRC/tools/pth_to_h5.py" "$T/ddp.pth" "$T/ddp.h5" >"$T/conv.log" 2>&1 || fail "conversion: $(cat "$T/conv.log")"
+"$MV_PYTHON" "$MV_SRC/tools/pth_to_h5.py" --token-mask-layout spatial "$T/ddp.pth" "$T/ddp.h5" >"$T/conv.log" 2>&1 || fail "conversion: $(cat "$T/conv.log")"
 grep -q "'module.' removed" "$T/conv.log" || fail "the summary does not say 'module.' was removed: $(cat "$T/conv.log")"
 "$MV_PYTHON" "$MV_SRC/tests/scripts/compare_weights.py" "$T/w.h5" "$T/ddp.h5" --exact >/dev/null \
     || fail "a 'module.' checkpoint does not convert to the model's own names bit for bit"

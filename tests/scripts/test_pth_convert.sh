@@ -12,6 +12,11 @@
 # And the way back, tools/h5_to_pth.py: a weights file or training checkpoint exported as the .pth
 # mmseg saves, bit for bit, loadable with the authors' exact key set, inverted exactly by
 # pth_to_h5.py (token masks in the authors' layout included), with clear errors.
+# And what a user can get wrong: token masks in a file that does not record their layout are
+# refused rather than read in a guessed one (h5_to_pth.py records it, so its files come back
+# without options), an encoder without --prefix draws a warning, '--prefix backbone' gets its dot,
+# a whole pickled model is refused as one, the encoder export goes under "model" (the authors'
+# loaders' key), and 'module.' is counted over the tensors written.
 set -euo pipefail
 : "${MV_BIN:?}" "${MV_PYTHON:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
 dir="$MV_TEST_TMP/pth_convert"; rm -rf "$dir"; mkdir -p "$dir"
@@ -39,8 +44,26 @@ enc = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.
 enc["classifier.head.weight"] = torch.zeros(1000, 128)
 torch.save({"model": enc}, f"{d}/imagenet.pth")
 PY
-py "$conv" "$dir/mmseg.pth" "$dir/back.h5" >/dev/null
+# Token masks in a file that does not record their layout: nothing in the values tells maskvim's
+# from the authors' (whose checkpoints hold the same names and shapes), so the converter refuses
+# to guess and names the option; with it, the conversion is exact.
+rc=0; py "$conv" "$dir/mmseg.pth" "$dir/guess.h5" 2>"$dir/guess.log" >/dev/null || rc=$?
+[ $rc -eq 2 ] && grep -qF "$dir/mmseg.pth: holds 7 token_mask tensors and does not record their layout: pass --token-mask-layout official" "$dir/guess.log" \
+    && [ ! -e "$dir/guess.h5" ] || fail "token masks without a layout: rc $rc, $(cat "$dir/guess.log")"
+py "$conv" "$dir/mmseg.pth" "$dir/back.h5" --token-mask-layout spatial >/dev/null
 py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/w.h5" "$dir/back.h5" --exact || fail "round trip through .pth is not exact"
+# 'module.' (DataParallel) on every key, num_batches_tracked included: the summary counts the
+# keys it was removed from among the tensors written (196), not the skipped entries (206).
+py - "$dir" <<'PY'
+import sys, torch
+d = sys.argv[1]
+ck = torch.load(f"{d}/mmseg.pth", weights_only=True)
+torch.save({"state_dict": {"module." + k: v for k, v in ck["state_dict"].items()}}, f"{d}/ddp.pth")
+PY
+py "$conv" "$dir/ddp.pth" "$dir/ddp.h5" --token-mask-layout spatial >"$dir/ddp.log"
+grep -q "196 tensors written, .* 10 entries skipped, .*'module.' removed from 196 keys$" "$dir/ddp.log" \
+    || fail "'module.' count: $(cat "$dir/ddp.log")"
+py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/w.h5" "$dir/ddp.h5" --exact >/dev/null || fail "'module.' checkpoint not exact"
 
 # Official layout: the reference reads the file as the authors' code would.
 py "$ref" make-batch --out "$dir/b.h5" --batch 2 --size 64x64 --classes 19 --seed 4 >/dev/null
@@ -61,7 +84,12 @@ print("official checkpoint reproduced in the spatial layout")
 PY
 
 # Encoder-only ImageNet checkpoint.
-py "$conv" "$dir/imagenet.pth" "$dir/enc.h5" --prefix backbone. >/dev/null
+py "$conv" "$dir/imagenet.pth" "$dir/enc.h5" --prefix backbone. --token-mask-layout spatial >/dev/null
+# The prefix without its dot gets one (a key is a module path), with a note.
+py "$conv" "$dir/imagenet.pth" "$dir/enc_nodot.h5" --prefix backbone --token-mask-layout spatial 2>"$dir/nodot.log" >/dev/null
+grep -qF "note: --prefix 'backbone' taken as 'backbone.'" "$dir/nodot.log" || fail "--prefix backbone: $(cat "$dir/nodot.log")"
+py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/enc.h5" "$dir/enc_nodot.h5" --exact >/dev/null \
+    || fail "--prefix backbone (no dot) does not give the file of --prefix backbone."
 "$MV_BIN" step --preset maskvim-nano $det --weights "$dir/enc.h5" --allow-missing --batch "$dir/b.h5" --dump "$dir/e.h5" 2>"$dir/enc.log" >/dev/null
 grep -q "missing (kept initialised), 0 unexpected" "$dir/enc.log" || fail "encoder-only load report: $(tail -2 "$dir/enc.log")"
 grep -q "missing:    decode_head.conv_seg.weight" "$dir/enc.log" || fail "decoder tensors not listed as missing"
@@ -142,6 +170,11 @@ PY
 rm -rf "$dir/pkgs"
 py "$conv" "$dir/imagenet_v0.pth" "$dir/enc_v0.h5" --prefix backbone. >"$dir/conv_v0.log" 2>"$dir/conv_v0.err"
 grep -q "left out the objects pickled from fakeyacs (not installed here" "$dir/conv_v0.err" || fail "the pickled configuration: $(cat "$dir/conv_v0.err")"
+grep -q "keys name an encoder alone" "$dir/conv_v0.err" && fail "a bare-encoder warning despite --prefix: $(cat "$dir/conv_v0.err")"
+# Without --prefix, an encoder saved alone converts to names maskvim never finds: a warning.
+py "$conv" "$dir/imagenet_v0.pth" "$dir/enc_v0_noprefix.h5" >/dev/null 2>"$dir/noprefix.err"
+grep -qF "warning: $dir/imagenet_v0.pth: its keys name an encoder alone (top-level 'layers.*', 'patch_embed.*', no 'backbone.*')" "$dir/noprefix.err" \
+    && grep -q "convert such a file with --prefix backbone." "$dir/noprefix.err" || fail "no bare-encoder warning: $(cat "$dir/noprefix.err")"
 nren=$(grep -c -E '^(patch_embed\.(proj|norm)|layers\.[0-9]+\.blocks\.[0-9]+\.(ln_1|self_attention))\.' \
        <(py -c "import sys; sys.path.insert(0, '$MV_SRC/tools'); import pth_to_h5; print('\n'.join(pth_to_h5.load_checkpoint(sys.argv[1])['model']))" "$dir/imagenet_v0.pth" 2>/dev/null))
 grep -q "$nren renamed (VMamba v0 names), 4 classifier tensors dropped" "$dir/conv_v0.log" \
@@ -173,7 +206,7 @@ torch.save({"model": sd}, f"{d}/mixed.pth")
 PY
 set +e
 py "$conv" "$dir/mixed.pth" "$dir/mixed.h5" --prefix backbone. 2>"$dir/mixed.log" >/dev/null; rc=$?
-py "$conv" "$dir/imagenet.pth" "$dir/notv0.h5" --prefix backbone. --naming v0 2>"$dir/notv0.log" >/dev/null; rc2=$?
+py "$conv" "$dir/imagenet.pth" "$dir/notv0.h5" --prefix backbone. --naming v0 --token-mask-layout spatial 2>"$dir/notv0.log" >/dev/null; rc2=$?
 set -e
 [ $rc -eq 2 ] && grep -q "both become 'backbone.patch_embed.0.weight'" "$dir/mixed.log" && grep -q "'patch_embed.proj.weight'" "$dir/mixed.log" \
     || fail "mixed namings: rc $rc, $(cat "$dir/mixed.log")"
@@ -279,7 +312,7 @@ torch.save({"meta": {"iter": 20000}, "state_dict": sd, "optimizer": {"state": {}
 open(f"{d}/authors_seg_{tag}.n", "w").write(f"{len(theirs)} {len(facts) - len(theirs)}\n")
 PY
     read -r nt nb <"$dir/authors_seg_$tag.n"
-    py "$conv" "$dir/authors_seg_$tag.pth" "$dir/authors_seg_$tag.h5" >"$dir/authors_conv_$tag.log"
+    py "$conv" "$dir/authors_seg_$tag.pth" "$dir/authors_seg_$tag.h5" --token-mask-layout spatial >"$dir/authors_conv_$tag.log"
     grep -q "$nt tensors written, 0 renamed, 0 classifier tensors dropped, $nb entries skipped" "$dir/authors_conv_$tag.log" \
         || fail "masks $tag: authors' segmentor conversion summary (expected $nt written, $nb skipped): $(cat "$dir/authors_conv_$tag.log")"
     py "$MV_SRC/tests/scripts/compare_weights.py" "$dir/seg_$tag.h5" "$dir/authors_seg_$tag.h5" --exact \
@@ -305,7 +338,11 @@ py "$exp" "$dir/W.h5" "$dir/W.pth" >"$dir/exp.log"
 grep -q "196 tensors written, 10 num_batches_tracked added (value 0), 0 token masks permuted$" "$dir/exp.log" \
     || fail "export summary: $(cat "$dir/exp.log")"
 py "$exp" "$dir/W.h5" "$dir/W_bare.pth" --bare >/dev/null
-py "$exp" "$dir/W.h5" "$dir/W_enc.pth" --prefix-strip backbone. >/dev/null
+py "$exp" "$dir/W.h5" "$dir/W_enc.pth" --prefix-strip backbone. >"$dir/exp_enc.log"
+grep -q ", under 'model'$" "$dir/exp_enc.log" || fail "encoder export summary: $(cat "$dir/exp_enc.log")"
+py "$exp" "$dir/W.h5" "$dir/W_enc_sd.pth" --prefix-strip backbone. --wrap state_dict >/dev/null
+rc=0; py "$exp" "$dir/W.h5" "$dir/W_wrap.pth" --bare --wrap model 2>"$dir/wrap.log" >/dev/null || rc=$?
+[ $rc -eq 2 ] && grep -q "contradict" "$dir/wrap.log" && [ ! -e "$dir/W_wrap.pth" ] || fail "--bare --wrap model: rc $rc, $(cat "$dir/wrap.log")"
 py - "$dir" <<'PY' || fail "export of a weights file"
 import collections, sys, h5py, numpy as np, torch
 d = sys.argv[1]
@@ -333,18 +370,35 @@ assert set(sd) == set(facts), f"not the authors' key set: {sorted(set(sd) ^ set(
 assert all(tuple(sd[k].shape) == tuple(int(x) for x in facts[k].split(",") if x) for k in sd)
 bare = torch.load(f"{d}/W_bare.pth", map_location="cpu", weights_only=True)
 assert isinstance(bare, collections.OrderedDict) and list(bare) == list(sd) and all(torch.equal(bare[k], sd[k]) for k in sd)
-enc = torch.load(f"{d}/W_enc.pth", map_location="cpu", weights_only=True)["state_dict"]
+assert meta["token_mask_layout"] == "spatial" and bare._metadata["maskvim"] == {"token_mask_layout": "spatial"}
+# The encoder alone goes under "model", where the authors' MaskVSSM.load_pretrained and VMamba's
+# Backbone_VSSM.load_pretrained read it (ckpt["model"]); --wrap state_dict for mmengine's loaders.
+enc_ck = torch.load(f"{d}/W_enc.pth", map_location="cpu", weights_only=True)
+assert set(enc_ck) == {"model", "meta"}, sorted(enc_ck)
+enc = enc_ck["model"]
 want = {k[len("backbone."):]: v for k, v in w.items() if k.startswith("backbone.")}
 assert set(enc) == set(want) and all(same(enc[k], want[k]) for k in want), sorted(set(enc) ^ set(want))[:10]
+enc_sd = torch.load(f"{d}/W_enc_sd.pth", map_location="cpu", weights_only=True)
+assert set(enc_sd) == {"state_dict", "meta"} and set(enc_sd["state_dict"]) == set(want), sorted(enc_sd)
 print(f"W.pth: {len(w)} tensors bit for bit, {len(nbt)} num_batches_tracked, the authors' {len(facts)} keys")
 PY
-# h5 -> pth (official layout) -> h5 (official layout) is exact; read back without the layout
-# option, exactly the 7 token masks differ (so the export permuted them, and the check can fail).
+# h5 -> pth (official layout) -> h5 (official layout) is exact; the export records its layout,
+# so the way back needs no option (wrapped or bare); read back as spatial (a warning: the option
+# wins over the record), exactly the 7 token masks differ (so the export permuted them, and the
+# check can fail).
 py "$exp" "$dir/W.h5" "$dir/X.pth" --token-mask-layout official >"$dir/exp_off.log"
 grep -q "7 token masks permuted" "$dir/exp_off.log" || fail "expected 7 permuted token masks: $(cat "$dir/exp_off.log")"
 py "$conv" "$dir/X.pth" "$dir/Y.h5" --token-mask-layout official >/dev/null
 compare "$dir/W.h5" "$dir/Y.h5" --exact || fail "h5 -> pth -> h5 through the official layout is not exact"
-py "$conv" "$dir/X.pth" "$dir/Y_one.h5" >/dev/null
+py "$exp" "$dir/W.h5" "$dir/X_bare.pth" --token-mask-layout official --bare >/dev/null
+for x in X X_bare; do
+    py "$conv" "$dir/$x.pth" "$dir/Y_rec_$x.h5" >"$dir/Y_rec_$x.log" || fail "$x.pth without options: $(cat "$dir/Y_rec_$x.log")"
+    grep -q "7 token masks permuted (the file records the official layout)" "$dir/Y_rec_$x.log" || fail "$x.pth: $(cat "$dir/Y_rec_$x.log")"
+    compare "$dir/W.h5" "$dir/Y_rec_$x.h5" --exact >/dev/null || fail "$x.pth -> h5 without options is not exact"
+done
+py "$conv" "$dir/X.pth" "$dir/Y_one.h5" --token-mask-layout spatial >/dev/null 2>"$dir/Y_one.err"
+grep -qF "records token_mask_layout 'official', --token-mask-layout spatial given" "$dir/Y_one.err" \
+    || fail "no warning for an option against the record: $(cat "$dir/Y_one.err")"
 compare "$dir/W.h5" "$dir/Y_one.h5" --exact >"$dir/Y_one.cmp" && fail "the official layout on one side only left the token masks unchanged"
 [ "$(grep -c '^DIFFER .*token_mask' "$dir/Y_one.cmp")" = 7 ] && grep -q "^7 of 196 tensors differ" "$dir/Y_one.cmp" \
     || fail "official layout on one side: expected exactly the 7 token masks to differ: $(cat "$dir/Y_one.cmp")"
@@ -416,4 +470,28 @@ py -c "import torch,sys; torch.save({'epoch': 3, 'optimizer': {'lr': 0.1}}, sys.
 rc=0; py "$conv" "$dir/noweights.pth" "$dir/noweights.h5" 2>"$dir/err.log" >/dev/null || rc=$?
 [ $rc -eq 2 ] && grep -q "no floating-point tensor to write" "$dir/err.log" && [ ! -e "$dir/noweights.h5" ] \
     || fail "a checkpoint without weights: rc $rc, $(cat "$dir/err.log")"
-echo "6 passed, 0 failed"
+# A whole model pickled (torch.save(model)) instead of its state_dict: refused, saying so and
+# what to save instead, whether its class imports here (torch.nn.Sequential) or not (a package
+# that exists only while saving); never "not tensors" for objects that held every weight.
+mkdir -p "$dir/pkgs/fakeseg"
+printf 'import torch.nn as nn\nclass SegExp4(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.backbone = nn.Linear(4, 4)\n' \
+    >"$dir/pkgs/fakeseg/__init__.py"
+py - "$dir" <<'PY'
+import sys, torch
+d = sys.argv[1]
+sys.path.insert(0, f"{d}/pkgs")
+from fakeseg import SegExp4
+torch.save(SegExp4(), f"{d}/whole_absent.pth")
+torch.save({"meta": {}, "model": SegExp4()}, f"{d}/whole_absent_model.pth")
+torch.save(torch.nn.Sequential(torch.nn.Linear(2, 3)), f"{d}/whole_seq.pth")
+PY
+rm -rf "$dir/pkgs"
+for case in "whole_absent|holds a pickled model object (class fakeseg.SegExp4, not importable here), not a state_dict" \
+            "whole_absent_model|holds a pickled model object under 'model' (class fakeseg.SegExp4, not importable here)" \
+            "whole_seq|holds a pickled model object (class torch.nn.modules.container.Sequential), not a state_dict"; do
+    name=${case%%|*} msg=${case#*|}
+    rc=0; py "$conv" "$dir/$name.pth" "$dir/$name.h5" 2>"$dir/$name.err" >/dev/null || rc=$?
+    [ $rc -eq 2 ] && grep -qF "$dir/$name.pth: $msg" "$dir/$name.err" && grep -qF "torch.save(model.state_dict()" "$dir/$name.err" \
+        && ! grep -q "not tensors" "$dir/$name.err" && [ ! -e "$dir/$name.h5" ] || fail "$name: rc $rc, $(cat "$dir/$name.err")"
+done
+echo "7 passed, 0 failed"

@@ -7,8 +7,11 @@
 #   2. a whole model (another seed's weights) loads every tensor;
 #   3. a resumed run takes its weights from the checkpoint and never opens run.init_weights;
 #   4. refused with the reason, before any training: a missing file, names without the
-#      'backbone.' prefix, another model's shapes, tensors in groups instead of at the root, a
-#      PyTorch checkpoint not yet converted, a training checkpoint with a damaged weight.
+#      'backbone.' prefix (maskvim's names, or VMamba v0's beside a classifier, whose first name
+#      alphabetically is 'head.bias'), another model's shapes, tensors in groups instead of at the
+#      root, a PyTorch checkpoint not yet converted, a training checkpoint with a damaged weight;
+#   5. a deeper encoder's file (another preset): its extra blocks are reported unused by module,
+#      with a warning that they are the encoder's.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
@@ -21,7 +24,7 @@ passed=0
 "$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --seed 5 --init-out "$TMP/seed5.h5" >/dev/null
 "$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --seed 0 --init-out "$TMP/seed0.h5" >/dev/null
 "$MV_PYTHON" - "$TMP" <<'PY'
-import sys, h5py
+import sys, h5py, numpy as np
 d = sys.argv[1]
 with h5py.File(f"{d}/seed5.h5", "r") as f, h5py.File(f"{d}/enc.h5", "w") as enc, h5py.File(f"{d}/bare.h5", "w") as bare:
     for k in f:
@@ -29,6 +32,17 @@ with h5py.File(f"{d}/seed5.h5", "r") as f, h5py.File(f"{d}/enc.h5", "w") as enc,
         if k.startswith("backbone.") and ".outnorm" not in k and not k.endswith("token_mask"):
             enc[k] = f[k][...]
             bare[k[len("backbone."):]] = f[k][...]
+# VMamba's v0 ImageNet checkpoint converted without --prefix backbone.: v0 block names (which
+# no 'backbone.' makes maskvim's, so the first unexpected name proves nothing) and a classifier.
+v0 = {".norm.": ".ln_1.", ".op.": ".self_attention.", "patch_embed.0.": "patch_embed.proj.", "patch_embed.2.": "patch_embed.norm."}
+with h5py.File(f"{d}/bare.h5", "r") as bare, h5py.File(f"{d}/v0bare.h5", "w") as out:
+    for k in bare:
+        name = k
+        for a, b in v0.items():
+            name = name.replace(a, b) if ".blocks." in k or a.startswith("patch_embed") else name
+        out[name] = bare[k][...]
+    for k, shape in (("head.weight", (1000, 128)), ("head.bias", (1000,)), ("norm.weight", (128,)), ("norm.bias", (128,))):
+        out[k] = np.zeros(shape, np.float32)
 PY
 
 # 1. Encoder only.
@@ -92,6 +106,8 @@ refused() {   # refused NAME EXPECTED-TEXT ARGS...: the run fails with the text 
 }
 refused missing "run.init_weights: $TMP/nowhere.h5: No such file or directory (the weights a new run starts from" --set run.init_weights="$TMP/nowhere.h5"
 refused bare "its names lack the encoder's 'backbone.' prefix" --set run.init_weights="$TMP/bare.h5"
+refused v0bare "it holds 82 others, e.g. 'head.bias'; its names lack the encoder's 'backbone.' prefix (78 of its 82 tensors are named as the encoder's modules without it" \
+    --set run.init_weights="$TMP/v0bare.h5"
 "$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --set model.dims=8,16,32,64 --init-out "$TMP/other.h5" >/dev/null
 refused other "'backbone.patch_embed.0.weight' has shape [8,3,4,4], this model expects [16,3,4,4]" \
     --set run.init_weights="$TMP/other.h5"
@@ -107,5 +123,22 @@ grep -q "vssm.pth: a PyTorch checkpoint, not an HDF5 file: convert it with tools
 cp "$TMP/plain/iter_1.h5" "$TMP/damaged.h5"
 "$MV_PYTHON" -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); f['backbone.patch_embed.0.bias'][0] += 1" "$TMP/damaged.h5"
 refused damaged "the weights do not match their checksum" --set run.init_weights="$TMP/damaged.h5"
+passed=$((passed + 1))
+
+# 5. Another preset's encoder (two more blocks in stage 2, as VMamba-S has 18 more than VMamba-T):
+#    every tensor of this model loads, and the 28 extra ones are named by module, with a warning.
+"$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --set model.depths=1,1,4,1 --seed 5 --init-out "$TMP/deep.h5" >/dev/null
+run --set run.work_dir="$TMP/deep" --set run.init_weights="$TMP/deep.h5" --stop-after 1 >"$TMP/deep.log" 2>"$TMP/deep.err"
+grep -q "started from $TMP/deep.h5: 196 of 196 tensors loaded; 28 in the file unused (backbone.layers 26, token masks 2); names in" "$TMP/deep.log" ||
+    fail "deeper file's summary: $(head -1 "$TMP/deep.log")"
+grep -qF "warning: run.init_weights: $TMP/deep.h5: 28 of its 28 unused tensors are the encoder's (e.g. 'backbone.layers.2.blocks.2." "$TMP/deep.err" &&
+    grep -q "another model.preset" "$TMP/deep.err" || fail "no warning about the deeper encoder: $(cat "$TMP/deep.err")"
+grep -q "^  unexpected: backbone.layers.2.blocks.3.op.A_logs$" "$TMP/deep/init_weights.txt" || fail "init_weights.txt lacks the unused tensors"
+# The decoder of another model (a whole file with an extra head tensor) is unused, not the encoder's: no warning.
+"$MV_PYTHON" -c "import h5py,sys,shutil,numpy as np; shutil.copy(sys.argv[1], sys.argv[2]); h5py.File(sys.argv[2],'r+')['decode_head.extra.weight'] = np.zeros(3,np.float32)" \
+    "$TMP/seed5.h5" "$TMP/extra.h5"
+run --set run.work_dir="$TMP/extra" --set run.init_weights="$TMP/extra.h5" --stop-after 1 >"$TMP/extra.log" 2>"$TMP/extra.err"
+grep -q "196 of 196 tensors loaded; 1 in the file unused (decode_head 1)" "$TMP/extra.log" || fail "extra decoder tensor: $(head -1 "$TMP/extra.log")"
+grep -q "warning: run.init_weights" "$TMP/extra.err" && fail "warned about a decoder tensor: $(cat "$TMP/extra.err")"
 passed=$((passed + 1))
 echo "$passed passed, 0 failed"
