@@ -131,7 +131,8 @@ int checkpoint_resolve(char *out, size_t n, const char *arg, const char *who);
 // process (core/h5util.h: not damaged, so it is not passed over for an older one).
 int checkpoint_find_latest(const char *dir, char *path, size_t n);
 // The same, and `skipped` (ns bytes; may be NULL when ns is 0) receives what was passed over on
-// the way: "PATH: reason; ..." for each damaged newer file and a `latest` naming a missing one
+// the way: "PATH: reason; ..." for each damaged newer file, a `latest` naming a missing one and
+// one that names no file of DIR (empty, a path, a *.tmp: what it held, non-text bytes as '?')
 // ("" when nothing was), the higher checkpoints not taken, and, when none is found, the
 // unfinished copies of an adoption (iter_<step>.h5.tmp.<pid>), for the caller to warn about.
 int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *skipped, size_t ns);
@@ -148,15 +149,22 @@ int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adop
 // For a resume from PATH into DIR: makes DIR/best.h5 what an uninterrupted run of this course
 // would have there. It stays when it is the checkpoint st's best bookkeeping names (same step,
 // best metric and value), or when PATH is the checkpoint DIR's `latest` names and best.h5 is
-// newer (written after PATH on the same course: the resumed run redoes that evaluation).
+// newer (written after PATH on the same course: the resumed run redoes that evaluation), or of
+// PATH's step with PATH's evaluation pending (written by that evaluation before it failed).
 // Otherwise, with a best recorded, the recorded one is copied there from PATH's folder's best.h5
 // or PATH itself (atomically, replacing a best.h5 of another course); when neither is it, st's
 // best bookkeeping is reset (best_step -1) so that the next evaluation writes best.h5. With no
-// best recorded, a best.h5 there (another course's, e.g. before a rewind) is removed. Returns 0
-// (nothing done), 1 (copied; its source in `copied`), 2 (bookkeeping reset; the caller warns),
-// 3 (an earlier course's best.h5 removed) or -1 (also when one of those files is locked by
-// another process, core/h5util.h: it cannot be told whether it is the best).
-int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n);
+// best recorded, a best.h5 there (another course's, e.g. before a rewind) is removed. A best.h5
+// counts only when it is whole (checkpoint_verify, as --resume auto requires of iter_<step>.h5):
+// one that does not read or fails its checksums is treated as absent. Returns 0 (nothing done),
+// 1 (copied; its source in `copied`), 2 (bookkeeping reset; the caller warns), 3 (an earlier
+// course's best.h5 removed) or -1 (also when one of those files is locked by another process,
+// core/h5util.h: it cannot be told whether it is the best). `why` (nw bytes; may be NULL when nw
+// is 0) receives, with 2, what each best.h5 examined was instead ("PATH does not exist", its
+// fault, "PATH is the checkpoint of step N"; "; " between), otherwise the faults of the damaged
+// ones passed over ("" when none was), for the caller to warn about.
+int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n, char *why,
+                          size_t nw);
 
 // For a fresh start (no --resume) in DIR: when DIR holds an earlier run (any iter_<step>.h5,
 // best.h5, `latest`, metrics.jsonl, init_weights.txt, status.json, corruptions.json or crash

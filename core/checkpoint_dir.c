@@ -205,6 +205,39 @@ static int locked_stop(char *path) {
                    "damaged one)", why);
 }
 
+// `raw` for a message: any byte that is not printable ASCII as '?', cut at 100 bytes ("..."
+// added), so that a `latest` holding other bytes cannot put them on the terminal.
+static void shown_text(char *out, size_t n, const char *raw) {
+    char shown[101];
+    size_t k = 0;
+    for (const char *c = raw; *c && k + 1 < sizeof shown; c++) shown[k++] = (*c >= 0x20 && *c < 0x7f) ? *c : '?';
+    shown[k] = '\0';
+    snprintf(out, n, "%s%s", shown, strlen(raw) > k ? "..." : "");
+}
+
+// A `latest` that exists but names no file of DIR (empty, a path such as ../other/iter_5.h5 or
+// an absolute one, a temporary): --resume auto falls back to the highest checkpoint, and the
+// user must hear what `latest` held, or a hand-edited one would be ignored without a word.
+static void note_unusable_latest(const char *dir, const char *latest, char *why, size_t cap) {
+    char path[4096], held[256] = "", shown[128], msg[4600];
+    if (snprintf(path, sizeof path, "%s/%s", dir, LATEST) >= (int)sizeof path) return;
+    FILE *f = fopen(path, "r");
+    if (!f) return;   // no `latest`: nothing to say
+    if (!fgets(held, (int)sizeof held, f)) held[0] = '\0';
+    fclose(f);
+    held[strcspn(held, "\r\n")] = '\0';
+    if (latest[0]) {   // a bare name, of a temporary file (never a checkpoint)
+        shown_text(shown, sizeof shown, latest);
+        snprintf(msg, sizeof msg, "%s names %s, a temporary file, not a checkpoint", path, shown);
+    } else if (!held[0]) {
+        snprintf(msg, sizeof msg, "%s is empty", path);
+    } else {
+        shown_text(shown, sizeof shown, held);
+        snprintf(msg, sizeof msg, "%s holds '%s', not the name of a file in %s", path, shown, dir);
+    }
+    note(why, cap, msg);
+}
+
 int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *skipped, size_t ns) {
     if (skipped && ns) skipped[0] = '\0';
     if (n < 2) return mv_fail("%s: no room for a path", dir);
@@ -220,6 +253,7 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
     // a course that a rewind left (checkpoint_adopt pointed `latest` back), which this run
     // does not continue.
     int64_t bound = INT64_MAX;
+    if (!latest[0] || ends_with(latest, ".tmp")) note_unusable_latest(dir, latest, why, sizeof why);
     if (latest[0] && !ends_with(latest, ".tmp")) {
         if (usable(dir, latest, path, n, &checked)) {
             mv_clear_error();
@@ -231,7 +265,9 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
             damaged++;
             note(why, sizeof why, mv_last_error());
         } else if (checked) {
-            snprintf(msg, sizeof msg, "%s/latest names %s, which does not exist", dir, latest);
+            char shown[128];
+            shown_text(shown, sizeof shown, latest);
+            snprintf(msg, sizeof msg, "%s/latest names %s, which does not exist", dir, shown);
             note(why, sizeof why, msg);
         }
     }
@@ -358,39 +394,64 @@ int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adop
     return 1;
 }
 
-// Whether `path` is the checkpoint that st's best bookkeeping names: saved at its step with
-// the same best metric and value. *step (when not NULL): the step `path` was saved at, -1 when
-// it does not read. 1 or 0; -1 when another process has it locked (core/h5util.h): it cannot
-// be told, and a file that is being written must be neither replaced nor removed.
-static int is_best_of(const char *path, const mv_train_state *st, int64_t *step) {
+// What checkpoint_adopt_best found wrong with the best.h5 files it did not take: each one
+// examined (`account`: missing, its fault, or the step it is of) and the damaged ones alone.
+typedef struct {
+    char account[2048];
+    char damage[2048];
+} best_notes;
+
+// Whether `path` is the checkpoint that st's best bookkeeping names: saved at its step with the
+// same best metric and value, and whole. Whole as --resume auto requires of iter_<step>.h5
+// (checkpoint_verify): a best.h5 whose weights fail their checksum is refused by eval, so kept as
+// the recorded best it would stand for weights the run no longer has (and no later evaluation
+// that falls short of its value would replace it). *step (when not NULL): the step `path` was
+// saved at, -1 when it does not read or is not whole. A file not taken is described in `notes`
+// (may be NULL). 1 or 0; -1 when another process has it locked (core/h5util.h): it cannot be
+// told, and a file that is being written must be neither replaced nor removed.
+static int is_best_of(const char *path, const mv_train_state *st, int64_t *step, best_notes *notes) {
     mv_train_state b;
+    char msg[4400];
     if (step) *step = -1;
-    if (access(path, F_OK) != 0) return 0;
-    if (checkpoint_read_meta(path, &b, NULL) < 0) {
+    if (access(path, F_OK) != 0) {
+        snprintf(msg, sizeof msg, "%s does not exist", path);
+        if (notes) note(notes->account, sizeof notes->account, msg);
+        return 0;
+    }
+    if (checkpoint_read_meta(path, &b, NULL) < 0 || checkpoint_verify(path) < 0) {
         if (h5_last_open_locked()) return -1;
+        if (notes) {
+            note(notes->account, sizeof notes->account, mv_last_error());
+            note(notes->damage, sizeof notes->damage, mv_last_error());
+        }
         mv_clear_error();
         return 0;
     }
     if (step) *step = b.step;
-    return b.step == st->best_step && !strcmp(b.best_name, st->best_name) &&
-           !memcmp(&b.best_value, &st->best_value, sizeof b.best_value);
+    bool same = b.step == st->best_step && !strcmp(b.best_name, st->best_name) &&
+                !memcmp(&b.best_value, &st->best_value, sizeof b.best_value);
+    if (!same && notes) {
+        snprintf(msg, sizeof msg, "%s is the checkpoint of step %lld", path, (long long)b.step);
+        note(notes->account, sizeof notes->account, msg);
+    }
+    return same;
 }
 
-int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n) {
-    if (copied && n) copied[0] = '\0';
-    char best[4096], src_dir[4096], cand[2][4200];
-    if (snprintf(best, sizeof best, "%s/best.h5", dir) >= (int)sizeof best) return mv_fail("%s: path too long", dir);
-    mv_dir_of(src_dir, sizeof src_dir, path);
-    bool moved = !same_file(src_dir, dir);
+// checkpoint_adopt_best, with `best` (DIR/best.h5), PATH's folder and whether it is another
+// than DIR worked out; `notes` collects why files were not taken.
+static int adopt_best(const char *dir, const char *path, const char *best, const char *src_dir, bool moved,
+                      mv_train_state *st, char *copied, size_t n, best_notes *notes) {
     // A best.h5 that is the recorded one stays. In the run's own folder, resumed from the
     // checkpoint `latest` names (a crash), a later one stays too: the evaluation that wrote it
-    // came after that checkpoint on this same course, and the resumed run redoes it. After a
-    // rewind (another checkpoint of this folder) or in another folder it is not this course's.
+    // came after that checkpoint on this same course, and the resumed run redoes it. So does one
+    // of the checkpoint's own step when its evaluation is pending (it failed on a later domain
+    // after best.h5 was written, and the resume redoes it first). After a rewind (another
+    // checkpoint of this folder) or in another folder it is not this course's.
     int64_t best_step;
-    int is_best = is_best_of(best, st, &best_step);   // (with no best recorded, only its step)
+    int is_best = is_best_of(best, st, &best_step, notes);   // (with no best recorded, only its step)
     if (is_best < 0) return -1;
     if (st->best_step >= 0 && is_best) return 0;
-    if (!moved && best_step > st->step) {
+    if (!moved && (best_step > st->step || (st->eval_pending && best_step == st->step && best_step >= 0))) {
         char latest[256];
         const char *slash = strrchr(path, '/');
         checkpoint_latest_name(dir, latest, sizeof latest);
@@ -402,11 +463,13 @@ int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st,
         mv_sync_dir(dir);
         return 3;
     }
+    char cand[2][4200];
     int nc = 0;
     if (moved) snprintf(cand[nc++], sizeof cand[0], "%s/best.h5", src_dir);
     snprintf(cand[nc++], sizeof cand[0], "%s", path);   // the checkpoint resumed, when it is the best one
     for (int i = 0; i < nc; i++) {
-        int r = is_best_of(cand[i], st, NULL);
+        // (PATH itself, loaded already, is no news when it is not the best: it was saved later)
+        int r = is_best_of(cand[i], st, NULL, strcmp(cand[i], path) ? notes : NULL);
         if (r < 0) return -1;
         if (!r) continue;
         if (!same_file(cand[i], best)) MV_TRY(copy_file(cand[i], best));
@@ -418,6 +481,22 @@ int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st,
     st->best_step = -1;
     st->best_name[0] = '\0';
     return 2;
+}
+
+int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n, char *why,
+                          size_t nw) {
+    if (copied && n) copied[0] = '\0';
+    if (why && nw) why[0] = '\0';
+    char best[4096], src_dir[4096];
+    if (snprintf(best, sizeof best, "%s/best.h5", dir) >= (int)sizeof best) return mv_fail("%s: path too long", dir);
+    mv_dir_of(src_dir, sizeof src_dir, path);
+    bool moved = !same_file(src_dir, dir);
+    best_notes *notes = mv_calloc(1, sizeof *notes);
+    int rc = adopt_best(dir, path, best, src_dir, moved, st, copied, n, notes);
+    // The account of every file examined explains a dropped record; otherwise only damage is news.
+    if (why && nw) snprintf(why, nw, "%s", rc == 2 ? notes->account : notes->damage);
+    free(notes);
+    return rc;
 }
 
 // The files of an earlier run that a fresh start sets aside, besides the iter_<step>.h5

@@ -87,7 +87,8 @@ static int find_resume(trainer *t) {
                                          sizeof skipped));
     // A damaged newer checkpoint, or an adoption that did not complete, must not go unnoticed.
     if (skipped[0] && t->resume_path[0])
-        fprintf(stderr, "maskvim: warning: --resume auto passed over: %s\n", skipped);
+        fprintf(stderr, "maskvim: warning: --resume auto passed over: %s; it continues from %s\n", skipped,
+                t->resume_path);
     else if (skipped[0])
         fprintf(stderr, "maskvim: warning: --resume auto found no checkpoint in %s, so this run starts from "
                 "iteration 0; passed over: %s\n", t->cfg->run.work_dir, skipped);
@@ -183,14 +184,18 @@ int train_record_start(trainer *t, bool resumed) {
     if (!resumed) return 0;
     char best[64 + MV_CKPT_NAME_MAX];
     snprintf(best, sizeof best, "%s = %.2f (step %lld)", t->st.best_name, t->st.best_value, (long long)t->st.best_step);
-    int rc = checkpoint_adopt_best(wd, t->resume_path, &t->st, adopted, sizeof adopted);
+    char why[2048];
+    int rc = checkpoint_adopt_best(wd, t->resume_path, &t->st, adopted, sizeof adopted, why, sizeof why);
     if (rc < 0) return -1;
+    // A damaged best.h5 must not pass unnoticed (eval refuses it), also when an intact one replaces it.
+    if (rc != 2 && why[0]) fprintf(stderr, "maskvim: warning: --resume passed over a damaged best.h5: %s\n", why);
     if (rc == 1) printf("maskvim: %s/best.h5 is now %s, the best checkpoint so far (%s)\n", wd, adopted, best);
     if (rc == 2)
-        fprintf(stderr, "maskvim: warning: %s records a best value %s, but neither %s/best.h5 nor the best.h5 beside "
-                "it is that checkpoint: the record is dropped, and the next evaluation writes %s/best.h5\n",
-                t->resume_path, best, wd, wd);
-    if (rc == 3)
+        fprintf(stderr, "maskvim: warning: %s records a best value %s, but that checkpoint is not to be found (%s): "
+                "the record is dropped, and the next evaluation writes %s/best.h5\n", t->resume_path, best, why, wd);
+    if (rc == 3 && why[0])
+        printf("maskvim: removed %s/best.h5 (damaged, see the warning above); the next evaluation writes it\n", wd);
+    else if (rc == 3)
         printf("maskvim: removed %s/best.h5: it is of another course than %s (which has no evaluation yet); the next "
                "evaluation writes it\n", wd, t->resume_path);
     rc = checkpoint_adopt(wd, t->resume_path, (int64_t)t->opt.step, adopted, sizeof adopted);

@@ -178,6 +178,59 @@ static int damaged_sample(const mv_split *s, bool hint) {
     return mv_fail("%s; `maskvim data inspect %s` checks every shard", msg, s->dir);
 }
 
+// The length of the printable UTF-8 character at p (no C0 or C1 control, no DEL; well-formed:
+// no overlong form, surrogate or code point above U+10FFFF), or 0 when p starts none.
+static int printable_char(const unsigned char *p) {
+    unsigned c = p[0];
+    if (c < 0x80) return c >= 0x20 && c != 0x7f ? 1 : 0;
+    int more = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (more < 0) return 0;   // a continuation byte first, an overlong lead (0xc0, 0xc1) or beyond 0xf4
+    unsigned cp = c & (0x3f >> more);
+    for (int k = 1; k <= more; k++) {
+        if ((p[k] & 0xc0) != 0x80) return 0;   // NUL included: a sequence cut short
+        cp = (cp << 6) | (p[k] & 0x3f);
+    }
+    static const unsigned least[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < least[more] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f)) return 0;
+    return more + 1;
+}
+
+// The name as messages show it. Printable UTF-8 as it is; a name with a few other bytes (a
+// Latin-1 file name, a tab) with those bytes as \xNN; and a name that is mostly other bytes, or
+// empty, as "name unreadable": a names table overwritten by other bytes reads as a random string
+// of up to MV_SAMPLE_NAME_MAX - 1 bytes, which no message may quote.
+static void name_for_messages(char *name) {
+    const unsigned char *p = (const unsigned char *)name;
+    size_t n = strlen(name), bad = 0;
+    for (size_t i = 0; i < n;) {
+        int len = printable_char(p + i);
+        if (len == 0) bad++;
+        i += len ? (size_t)len : 1;
+    }
+    if (bad == 0 && n > 0) return;
+    if (n == 0 || bad * 4 > n) {
+        snprintf(name, MV_SAMPLE_NAME_MAX, "%s", "name unreadable");
+        return;
+    }
+    char out[MV_SAMPLE_NAME_MAX];
+    size_t o = 0, room = sizeof out - 4;   // room for "..." and the NUL
+    for (size_t i = 0; i < n;) {
+        int len = printable_char(p + i);
+        size_t need = len ? (size_t)len : 4;
+        if (o + need > room) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (len) memcpy(out + o, p + i, (size_t)len);
+        else snprintf(out + o, 5, "\\x%02x", p[i]);
+        o += need;
+        i += len ? (size_t)len : 1;
+    }
+    out[o] = '\0';
+    memcpy(name, out, o + 1);
+}
+
 // split_read; `hint`: a damaged sample's message names `maskvim data inspect`.
 static int read_sample_h5(mv_sample *out, mv_split *s, int64_t i, bool hint) {
     if (i < 0 || i >= s->m.count)
@@ -208,11 +261,14 @@ static int read_sample_h5(mv_sample *out, mv_split *s, int64_t i, bool hint) {
         H5Tclose(t);
         H5Dclose(d);
     }
-    char what[4600];
     // A shard damaged after it was opened (truncated while training) can read as zeros, which
-    // is no name either.
+    // is no name either; nor is a names table overwritten by other bytes (name_for_messages). The
+    // sample then carries the words instead, for every message that names it.
+    if (rc < 0) snprintf(out->name, MV_SAMPLE_NAME_MAX, "%s", "name unreadable");
+    else name_for_messages(out->name);
+    char what[4600];
     snprintf(what, sizeof what, "%s/%s: sample %d (split index %lld, %s)", s->dir, s->m.shards[k].file, j,
-             (long long)i, rc == 0 && out->name[0] ? out->name : "name unreadable");
+             (long long)i, out->name);
     if (rc < 0) return mv_fail("%s: names table unreadable", what);
     char path[32];
     hsize_t idims[3] = {0, 0, 0}, ldims[2] = {0, 0};

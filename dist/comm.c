@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *comm_backend_name(mv_dist_backend b) {
     switch (b) {
@@ -187,7 +188,14 @@ _Noreturn void comm_abort(int code, const char *msg) {
     else fprintf(stderr, "maskvim: %s\n", msg ? msg : "error");
     fflush(stderr);
 #ifdef MV_HAVE_MPI
-    // MPI_Abort makes mpirun kill every rank, wherever it runs, and exit non-zero.
+    // MPI_Abort makes mpirun kill every rank, wherever it runs, and exit non-zero. Ranks often
+    // fail together (all of them learn that one rank's batch was unreadable, say, and only that
+    // rank knows why): one second first, so that the others' messages, the reason among them,
+    // are printed before this abort kills them.
+    if (live && world > 1) {
+        struct timespec grace = {1, 0};
+        nanosleep(&grace, NULL);
+    }
     if (live) MPI_Abort(MPI_COMM_WORLD, code);
 #endif
     (void)live;

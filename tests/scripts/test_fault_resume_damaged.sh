@@ -8,7 +8,12 @@
 #      iteration 0 with exit status 0, emptying metrics.jsonl, without a word);
 #   3. the newest checkpoint damaged: `--resume auto` warns, naming it, and continues from the
 #      older one, ending bit-identical to the uninterrupted run; a `latest` naming a deleted file
-#      is warned about the same way.
+#      is warned about the same way;
+#   4. best.h5 damaged (a weight dataset zeroed: only its checksum tells): the resume warns and
+#      drops the best record (it used to adopt that file as the best without a word, and eval
+#      then refused it), or, resumed from the best step's own checkpoint, puts that one in its
+#      place; a `latest` holding a path (../other/iter_5.h5) is warned about, saying what it held
+#      and what the run continues from (it used to be ignored without a word).
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
@@ -67,5 +72,34 @@ run --set run.work_dir="$TMP/d" --resume auto --stop-after 1 >"$TMP/d.log" 2>&1 
 grep -q "warning: --resume auto passed over: $TMP/d/latest names iter_4.h5, which does not exist" "$TMP/d.log" \
     || fail "no warning for a latest naming a deleted file: $(grep -v '^\[' "$TMP/d.log" | head -3)"
 grep -q "resumed from $TMP/d/iter_2.h5 at iteration 2" "$TMP/d.log" || fail "did not resume from iter_2.h5"
+passed=$((passed + 1))
+
+# 4. best.h5 of step 2 (the only evaluation), then iter_4.h5; one weight of best.h5 zeroed.
+run --set run.work_dir="$TMP/e" --set run.eval_every=2 --stop-after 2 >/dev/null
+run --set run.work_dir="$TMP/e" --resume auto --stop-after 2 >/dev/null   # iter_4.h5, best record: step 2
+"$MV_PYTHON" - "$TMP/e/best.h5" <<'EOF'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    d = f["decode_head.conv_seg.weight"]; d[...] = 0
+EOF
+cp -r "$TMP/e" "$TMP/e2"
+echo "../other/iter_5.h5" >"$TMP/e/latest"
+run --set run.work_dir="$TMP/e" --resume auto --stop-after 1 >"$TMP/e.log" 2>&1 || fail "resume with a damaged best.h5: $(tail -3 "$TMP/e.log")"
+grep -qF "warning: --resume auto passed over: $TMP/e/latest holds '../other/iter_5.h5', not the name of a file in $TMP/e; it continues from $TMP/e/iter_4.h5" "$TMP/e.log" \
+    || fail "no warning for a latest holding a path: $(grep -v '^\[' "$TMP/e.log" | head -3)"
+grep -q "warning: $TMP/e/iter_4.h5 records a best value clear/mIoU = .* (step 2), but that checkpoint is not to be found ($TMP/e/best.h5: the weights do not match their checksum" "$TMP/e.log" \
+    || fail "a damaged best.h5 was adopted without a word: $(grep -v '^\[' "$TMP/e.log" | head -4)"
+"$MV_PYTHON" - "$TMP/e/iter_5.h5" <<'EOF' || fail "the best record of the damaged best.h5 was kept"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    sys.exit(0 if f["train/best/step"][()] == -1 else 1)
+EOF
+# From iter_2.h5, the best step's own checkpoint: it replaces the damaged best.h5, with a warning.
+run --set run.work_dir="$TMP/e2" --resume "$TMP/e2/iter_2.h5" --stop-after 1 >"$TMP/e2.log" 2>&1 \
+    || fail "resume from the best checkpoint past a damaged best.h5: $(tail -3 "$TMP/e2.log")"
+grep -qF "warning: --resume passed over a damaged best.h5: $TMP/e2/best.h5: the weights do not match their checksum" "$TMP/e2.log" \
+    || fail "no warning for the damaged best.h5 replaced: $(grep -v '^\[' "$TMP/e2.log" | head -4)"
+grep -qF "$TMP/e2/best.h5 is now $TMP/e2/iter_2.h5" "$TMP/e2.log" || fail "best.h5 not replaced: $(grep -v '^\[' "$TMP/e2.log" | head -4)"
+cmp -s "$TMP/e2/best.h5" "$TMP/e2/iter_2.h5" || fail "best.h5 is not a copy of iter_2.h5"
 passed=$((passed + 1))
 echo "$passed passed, 0 failed"

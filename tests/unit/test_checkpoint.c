@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -740,7 +741,7 @@ Test(checkpoint, locked_file_stops_find_latest) {
     mv_train_state none;
     checkpoint_state_init(&none);
     none.step = 2;
-    cr_expect_eq(checkpoint_adopt_best(dir, want, &none, NULL, 0), -1);
+    cr_expect_eq(checkpoint_adopt_best(dir, want, &none, NULL, 0, NULL, 0), -1);
     cr_expect(exists(dir, "best.h5"), "a locked best.h5 was removed");
     close(bfd);
     // A reader's shared lock: nothing in the way.
@@ -774,7 +775,7 @@ Test(checkpoint, adopt_best_follows_the_bookkeeping) {
     mv_train_state st;
     cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
 
-    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied), 1, "%s", mv_last_error());
+    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied, NULL, 0), 1, "%s", mv_last_error());
     char want[4300];
     snprintf(want, sizeof want, "%s/best.h5", src);
     cr_expect_str_eq(copied, want);
@@ -782,24 +783,195 @@ Test(checkpoint, adopt_best_follows_the_bookkeeping) {
     snprintf(want, sizeof want, "%s/best.h5", dst);
     cr_assert_eq(checkpoint_read_meta(want, &b, NULL), 0, "%s", mv_last_error());
     cr_expect(b.step == 6 && b.best_step == 6 && b.best_value == 3.25);
-    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied), 0, "already there");
+    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied, NULL, 0), 0, "already there");
 
     // Another run's best.h5 in the source folder: not taken; the bookkeeping is reset.
     snprintf(want, sizeof want, "%s/best.h5", src);
     save_state(want, &t, &o, 5, 5, 2.0);
-    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied), 2);
+    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied, NULL, 0), 2);
     cr_expect(st.best_step == -1 && isnan(st.best_value) && !st.best_name[0]);
     cr_expect(!exists(other, "best.h5"));
-    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied), 0, "nothing recorded: nothing to do");
+    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied, NULL, 0), 0, "nothing recorded: nothing to do");
 
     // The checkpoint resumed is itself the best one: it becomes best.h5 (here in its own folder,
     // whose best.h5 was deleted).
     snprintf(path, sizeof path, "%s/iter_6.h5", other);
     save_state(path, &t, &o, 6, 6, 3.25);
     cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
-    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied), 1, "%s", mv_last_error());
+    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied, NULL, 0), 1, "%s", mv_last_error());
     cr_expect_str_eq(copied, path);
     cr_expect(exists(other, "best.h5"));
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
+// One weight of a checkpoint changed in place (decode_head.conv_seg.weight, 3 x 5 in `tiny`): the
+// file stays well-formed HDF5, and only its checksum tells.
+static void damage_weight(const char *path) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0, "cannot open %s", path);
+    hid_t ds = H5Dopen2(f, "decode_head.conv_seg.weight", H5P_DEFAULT);
+    cr_assert(ds >= 0, "no weight in %s", path);
+    float x[15];
+    cr_assert(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    x[7] += 0.25f;
+    cr_assert(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+}
+
+// A recorded best.h5 whose weights fail their checksum is not the best checkpoint (eval refuses
+// it): it is verified as --resume auto verifies iter_<step>.h5, and treated as a truncated one
+// is: the record dropped with the reason (not adopted without a word), or, when the checkpoint
+// resumed is the best one, replaced by it, the damage still reported.
+Test(checkpoint, adopt_best_verifies_best_h5) {
+    char dir[512], path[4300], best[4300], copied[4300], why[2048];
+    test_dir(dir, sizeof dir, "best_damaged");
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 3, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    snprintf(best, sizeof best, "%s/best.h5", dir);
+    save_state(best, &t, &o, 6, 6, 3.25);
+    snprintf(path, sizeof path, "%s/iter_8.h5", dir);
+    save_state(path, &t, &o, 8, 6, 3.25);
+    cr_assert_eq(checkpoint_set_latest(dir, path), 0, "%s", mv_last_error());
+    mv_train_state st;
+    cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 0, "intact: kept");
+    cr_expect_str_eq(why, "");
+    damage_weight(best);
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 2, "%s",
+                 mv_last_error());
+    cr_expect(st.best_step == -1 && isnan(st.best_value) && !st.best_name[0], "the record was kept");
+    cr_expect(strstr(why, "best.h5: the weights do not match their checksum"), "%s", why);
+
+    // Resumed from the best step's own checkpoint: it replaces the damaged best.h5.
+    snprintf(path, sizeof path, "%s/iter_6.h5", dir);
+    save_state(path, &t, &o, 6, 6, 3.25);
+    cr_assert_eq(checkpoint_set_latest(dir, path), 0, "%s", mv_last_error());
+    cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 1, "%s",
+                 mv_last_error());
+    cr_expect_str_eq(copied, path);
+    cr_expect(strstr(why, "best.h5: the weights do not match their checksum"), "the damage went unreported: %s", why);
+    cr_expect_eq(checkpoint_verify(best), 0, "%s", mv_last_error());
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
+// The dropped record's warning names each best.h5 it looked at once: in the run's own folder
+// only DIR/best.h5 (it used to read "neither DIR/best.h5 nor the best.h5 beside it", one file
+// twice), from another folder that one and the best.h5 beside the checkpoint.
+Test(checkpoint, adopt_best_says_what_each_file_was) {
+    char src[512], dst[512], path[4300], copied[4300], why[2048], want[4400];
+    test_dir(src, sizeof src, "best_account_src");
+    test_dir(dst, sizeof dst, "best_account_dst");
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 3, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    snprintf(path, sizeof path, "%s/iter_8.h5", src);
+    save_state(path, &t, &o, 8, 6, 3.25);
+    mv_train_state st;
+    cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
+    cr_expect_eq(checkpoint_adopt_best(src, path, &st, copied, sizeof copied, why, sizeof why), 2);
+    snprintf(want, sizeof want, "%s/best.h5 does not exist", src);
+    cr_expect_str_eq(why, want);
+
+    cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
+    snprintf(want, sizeof want, "%s/best.h5", src);
+    save_state(want, &t, &o, 5, 5, 2.0);   // another course's
+    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied, why, sizeof why), 2);
+    snprintf(want, sizeof want, "%s/best.h5 does not exist; %s/best.h5 is the checkpoint of step 5", dst, src);
+    cr_expect_str_eq(why, want);
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
+// A `latest` that names no file of the folder (empty, a path out of it, an absolute path) is
+// ignored for the highest checkpoint, and the report says what it held (it used to be ignored
+// without a word).
+Test(checkpoint, find_latest_reports_an_unusable_latest) {
+    char dir[512], found[4200], want[4200], path[4300], skipped[2048], held[4400];
+    test_dir(dir, sizeof dir, "latest_unusable");
+    mv_config cfg;
+    tiny t;
+    mv_optimizer o;
+    mv_train_state st;
+    checkpoint_parts(&cfg, &t, &o, &st);
+    for (long s = 2; s <= 4; s += 2) {
+        o.step = s;
+        cr_assert_eq(checkpoint_save_iter(dir, 0, &t.p, &o, &st, &cfg, NULL, 0), 0, "%s", mv_last_error());
+    }
+    snprintf(path, sizeof path, "%s/latest", dir);
+    snprintf(want, sizeof want, "%s/iter_4.h5", dir);
+    snprintf(held, sizeof held, "%s/iter_2.h5\n", dir);
+    const char *contents[] = {"", "../other/iter_5.h5\n", held, "iter_2.h5.tmp\n"};
+    const char *says[] = {"latest is empty", "latest holds '../other/iter_5.h5', not the name of a file in",
+                          "latest holds '/", "latest names iter_2.h5.tmp, a temporary file"};
+    for (int i = 0; i < 4; i++) {
+        write_text(path, contents[i]);
+        cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 1, "%s",
+                     mv_last_error());
+        cr_expect_str_eq(found, want);
+        cr_expect(strstr(skipped, says[i]), "latest '%s': %s", contents[i], skipped);
+    }
+    // Bytes that are not text are shown as '?', and a long line is cut, as a path or as a bare
+    // name (of no file).
+    char junk[200];
+    memset(junk, 'x', sizeof junk - 1);
+    junk[0] = '\x01';
+    junk[sizeof junk - 1] = '\0';
+    write_text(path, junk);
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 1);
+    cr_expect(strstr(skipped, "latest names ?xxx") && strstr(skipped, "x..., which does not exist"), "%s", skipped);
+    junk[3] = '/';
+    write_text(path, junk);
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 1);
+    cr_expect(strstr(skipped, "latest holds '?xx/x") && strstr(skipped, "x...', not the name"), "%s", skipped);
+    // A good one: nothing to report.
+    write_text(path, "iter_4.h5\n");
+    cr_expect_eq(checkpoint_find_latest_report(dir, found, sizeof found, skipped, sizeof skipped), 1);
+    cr_expect_str_eq(skipped, "");
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
+// An evaluation that failed on a later domain after its selection domain wrote best.h5 leaves a
+// checkpoint of that step with the evaluation pending and the best record from before it: the
+// resume redoes the evaluation, so that best.h5 stays (it was removed as another course's, or
+// the record dropped with a warning, both untrue).
+Test(checkpoint, adopt_best_keeps_the_pending_evaluations_best) {
+    char dir[512], path[4300], best[4300], copied[4300], why[2048];
+    test_dir(dir, sizeof dir, "best_pending");
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 3, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    snprintf(best, sizeof best, "%s/best.h5", dir);
+    save_state(best, &t, &o, 14, 14, 5.5);
+    snprintf(path, sizeof path, "%s/iter_14.h5", dir);
+    save_state(path, &t, &o, 14, 7, 4.0);
+    cr_assert_eq(checkpoint_set_latest(dir, path), 0, "%s", mv_last_error());
+    mv_train_state st;
+    cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
+    st.eval_pending = 1;
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 0, "%s", why);
+    cr_expect(st.best_step == 7 && st.best_value == 4.0, "the record changed");
+    checkpoint_state_init(&st);   // no best before the evaluation (the first one)
+    st.step = st.iter = 14;
+    st.eval_pending = 1;
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 0);
+    cr_expect(exists(dir, "best.h5"), "the pending evaluation's best.h5 was removed");
+    st.eval_pending = 0;   // not pending: a best.h5 of that step is not this course's
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 3);
     optimizer_free(&o);
     params_free(&t.p);
 }

@@ -293,6 +293,91 @@ Test(shard, damaged_names_read_as_unreadable) {
     split_close(s);
 }
 
+// Where row j of a shard's names table starts in the file (the table is contiguous).
+static long names_row_at(const char *path, int j) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    hid_t d = H5Dopen2(f, "names", H5P_DEFAULT);
+    haddr_t at = H5Dget_offset(d);
+    H5Dclose(d);
+    H5Fclose(f);
+    cr_assert_neq(at, HADDR_UNDEF);
+    return (long)(at + (haddr_t)j * MV_SAMPLE_NAME_MAX);
+}
+
+static void overwrite_at(const char *path, long at, const void *bytes, size_t n) {
+    FILE *fp = fopen(path, "r+b");
+    cr_assert(fp);
+    fseek(fp, at, SEEK_SET);
+    cr_assert_eq(fwrite(bytes, 1, n, fp), n);
+    fclose(fp);
+}
+
+// A names table overwritten by other bytes (a shard overwritten while a run reads it) reads as a
+// string of up to 255 random bytes: a message must say the name is unreadable rather than quote
+// them, and so must the sample's name for the messages that come later (a label check). A name
+// of printable UTF-8 beyond ASCII is a name; one with a control character or malformed UTF-8
+// (an overlong form, a sequence cut short) is not.
+Test(shard, binary_names_read_as_unreadable) {
+    char dir[4096], path[4200];
+    tmpdir(dir, sizeof dir, "binary_names");
+    write_split(dir, 4, 8);
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    long row1 = names_row_at(path, 1);
+    unsigned char junk[MV_SAMPLE_NAME_MAX];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof junk; i++) {   // no NUL before the last byte, as random bytes read
+        x = x * 1103515245u + 12345u;
+        junk[i] = (unsigned char)(1 + (x >> 16) % 255);
+    }
+    overwrite_at(path, row1, junk, sizeof junk);
+    // And sample 1's image unreadable, so that its error names it.
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "image/00001", H5P_DEFAULT), sp = H5Dget_space(d);
+    haddr_t addr = 0;
+    hsize_t size = 0, off[3];
+    unsigned mask;
+    cr_assert_geq(H5Dget_chunk_info(d, sp, 0, off, &mask, &addr, &size), 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    unsigned char flip[8];
+    memset(flip, 0xa5, sizeof flip);
+    overwrite_at(path, (long)(addr + size / 2), flip, sizeof flip);
+    overwrite_at(path, names_row_at(path, 2), "na\xc3\xafve \xe2\x82\xac", 11);   // "naïve €" and its NUL
+    overwrite_at(path, names_row_at(path, 3), "tab\there\0", 10);
+    overwrite_at(path, names_row_at(path, 0), "caf\xe9\0", 5);   // a Latin-1 file name
+
+    mv_split *s;
+    cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());
+    mv_sample smp;
+    sample_alloc(&smp, 64, 64);
+    cr_assert_eq(split_read(&smp, s, 1), -1);
+    const char *e = mv_last_error();
+    for (const unsigned char *c = (const unsigned char *)e; *c; c++)
+        cr_assert(*c >= 0x20 && *c < 0x7f, "byte 0x%02x at %zu of the message: %s", *c, (size_t)(c - (const unsigned char *)e), e);
+    cr_assert(strstr(e, "shard-00000.h5: sample 1 (split index 1, name unreadable)"), "%s", e);
+    cr_assert_eq(split_read(&smp, s, 2), 0, "%s", mv_last_error());
+    cr_assert_str_eq(smp.name, "na\xc3\xafve \xe2\x82\xac");
+    cr_assert_eq(split_read(&smp, s, 3), 0, "%s", mv_last_error());
+    cr_assert_str_eq(smp.name, "tab\\x09here");   // a few other bytes: shown escaped
+    cr_assert_eq(split_read(&smp, s, 0), 0, "%s", mv_last_error());
+    cr_assert_str_eq(smp.name, "caf\\xe9");
+    overwrite_at(path, names_row_at(path, 3), "\xc0\xafx\0", 4);   // overlong '/'
+    split_close(s);
+    cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());
+    cr_assert_eq(split_read(&smp, s, 3), 0, "%s", mv_last_error());
+    cr_assert_str_eq(smp.name, "name unreadable");
+    overwrite_at(path, names_row_at(path, 3), "ok\xe2\x82\0", 5);   // cut short
+    split_close(s);
+    cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());
+    cr_assert_eq(split_read(&smp, s, 3), 0, "%s", mv_last_error());
+    cr_assert_str_eq(smp.name, "name unreadable");
+    sample_free(&smp);
+    split_close(s);
+}
+
 // The same as it happens: a shard truncated after the reader opened it (split_open's size check
 // passed). Reads past the new end come back as zeros, names included.
 Test(shard, truncated_while_open_names_sample) {
