@@ -1,59 +1,43 @@
 // LayerNorm over the channel dimension of each row (mean and 1/std saved for backward).
 //
-// Its row sums (forward: the mean's and the variance's; backward: those of g w and g w (x - m) r)
-// go 16 rows at a time, one row per vector lane: 16x16 blocks (16 rows, 16 channels) are
-// transposed in registers, so that each lane adds its row's channels in channel order, as the
-// per-row scalar code did. The results are that code's, bit for bit, whatever the thread count:
-// the sums are sequential chains either way, and lanes are the only parallelism that keeps them
-// (in the scalar loop GCC vectorised the subtractions and squares, then added the 16 lanes one
-// by one). The elementwise parts go along each row, 16 channels per vector. Rows left over
-// (fewer than 16) and rows of fewer than 16 channels take the scalar row (ln_row,
-// ln_row_backward). docs/performance.md has the measurements.
+// Every row sum is accumulated in double: the forward's mean and variance, backward's sums of
+// g w and g w (x - m), and the weight and bias gradients over the rows. Float chains lost
+// precision where it mattered: a row that patch merging padded with zeros (an odd map side)
+// adds the same term hundreds of times, each add rounding the same way, and the mean and
+// variance of such rows of 768 channels came out 1e-5 off (60-100 ulp; torch's cascaded float
+// sums: 1 ulp), enough for the float32 model to leave the float64 one on the other side of a
+// ReLU. In double the sums are at float's last bit.
+//
+// The sums go 16 rows at a time, one row per vector lane: 16x16 blocks (16 rows, 16 channels)
+// are transposed in registers, so that each lane adds its row's channels in channel order, as
+// the scalar row (ln_row, for rows left over and rows under 16 channels) does: the two give
+// the same bits, whatever the thread count and wherever a row falls. For that the file is built
+// with -ffp-contract=off (CMakeLists.txt): a product and the add after it round apart in both
+// paths, never fused in one and not the other. The elementwise parts go along each row, 16
+// channels per vector, with explicit fma.
+// docs/performance.md has the measurements.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
 #include "kernels/cpu/fastmath.h"
 #include <math.h>
 #include <omp.h>
 
-// Which squares of the variance sum are rounded before they are added and which are fused into
-// the add. The scalar loop this kernel replaced was compiled (GCC 12, -O3 -march=native,
-// -ffp-contract=fast) as a vector loop (16 lanes, then 8) that squares, rounds, then adds the
-// lanes in order, and a scalar remainder that fuses v + d * d: the first (C & ~7) channels
-// rounded, the last C % 8 fused. With AVX2 only (-march=x86-64-v3) the vector loop goes 8 then
-// 4 lanes, so C % 4 are fused. Without FMA nothing is. Backward's sum of g w (x - m) r was
-// compiled the same way.
-#if defined(__AVX512F__)
-#define LN_ROUNDED_CHANNELS(C) ((C) & ~7)
-#else
-#define LN_ROUNDED_CHANNELS(C) ((C) & ~3)
-#endif
+typedef double v16d __attribute__((vector_size(128)));
+static inline v16d v16_to_double(v16f v) { return __builtin_convertvector(v, v16d); }
+static inline v16d v16d_splat(double x) { return v16_to_double(v16_splat(0.0f)) + x; }
 
-// The per-row scalar code: the definition of the kernel's results.
+// The scalar row: the definition of the kernel's results.
 static void ln_row(float *o, float *mean, float *rstd, const float *x, const float *w,
                    const float *b, int C, float eps) {
-    // The mean as x[0] + mean(x - x[0]): the sum then carries the row's spread, not its
-    // offset, so a constant row has exactly its value as mean and normalises to the bias
-    // (a plain float sum rounded: a constant row of 1e10, or of 12345.7 over 768 channels,
-    // came out as normalised rounding noise of magnitude 1; torch gives 1e5 and 0.05).
-    float x0 = x[0], s = 0.0f;
-    for (int c = 0; c < C; c++) s += x[c] - x0;
-    float m = x0 + s / C, v = 0.0f;
-    int cr = LN_ROUNDED_CHANNELS(C);
-    for (int c = 0; c < cr; c++) { float d = x[c] - m; v += mv_rounded(d * d); }
-    for (int c = cr; c < C; c++) { float d = x[c] - m; v = mv_fma(d, d, v); }
-    float r = 1.0f / sqrtf(v / C + eps);
-    // Rows of magnitude ~2e19 and up overflow the float sum of squares (or the sum itself):
-    // the variance was inf and every output the bias (torch: 0, or NaN from 1e20). LayerNorm
-    // is scale-invariant, so such a row has a well-defined output: redo it in double. (Plain C,
-    // as before: whether GCC fuses d * d here depends on its tuning, not only on the ISA.)
-    if (isinf(s) || isinf(v)) {
-        double sd = 0.0, vd = 0.0;
-        for (int c = 0; c < C; c++) sd += x[c];
-        double md = sd / C;
-        for (int c = 0; c < C; c++) { double d = x[c] - md; vd += d * d; }
-        m = (float)md;
-        r = (float)(1.0 / sqrt(vd / C + eps));
-    }
+    // The mean as x[0] + mean(x - x[0]): the sum carries the row's spread, not its offset (a
+    // constant row has exactly its value as mean and normalises to the bias).
+    // The variance goes about that mean in double, not about its float rounding (a row of
+    // 12345.7 + 1e-3 noise has a spread below its mean's ulp).
+    double x0 = x[0], s = 0.0, v = 0.0;
+    for (int c = 0; c < C; c++) s += (double)x[c] - x0;
+    double md = x0 + s / C;
+    for (int c = 0; c < C; c++) { double d = x[c] - md; v += d * d; }
+    float m = (float)md, r = (float)(1.0 / sqrt(v / C + eps));
     for (int c = 0; c < C; c++) o[c] = mv_fma((x[c] - m) * r, w[c], b[c]);
     *mean = m;
     *rstd = r;
@@ -66,41 +50,37 @@ static inline void ln_load16x16(v16f v[16], const float *x, int C, int c0) {
     v16_transpose16(v);
 }
 
-// Rows n0 .. n0 + 15, C >= 16. Each pass walks the channels in 16-channel blocks; the last,
-// partial block is read as the 16 channels ending at C, of which only the new ones are used
-// (no masked loads, and every read is inside the row).
+// Rows n0 .. n0 + 15, C >= 16: ln_row's arithmetic, one row per lane. Each pass walks the
+// channels in 16-channel blocks; the last, partial block is read as the 16 channels ending at C,
+// of which only the new ones are used (no masked loads, and every read is inside the row).
 static void ln_rows16(float *out, float *mean, float *rstd, const float *in, const float *w,
                       const float *b, int C, float eps) {
     v16f blk[16];
     int cfull = C & ~15, ctail = C - cfull;
     ln_load16x16(blk, in, C, 0);
-    v16f x0 = blk[0], s = v16_splat(0.0f);
+    v16d x0 = v16_to_double(blk[0]), s = v16d_splat(0.0), v = s;
     for (int c0 = 0; c0 < cfull; c0 += 16) {
         if (c0) ln_load16x16(blk, in, C, c0);
-        for (int k = 0; k < 16; k++) s += blk[k] - x0;
+        for (int k = 0; k < 16; k++) s += v16_to_double(blk[k]) - x0;
     }
     if (ctail) {
         ln_load16x16(blk, in, C, C - 16);
-        for (int k = 16 - ctail; k < 16; k++) s += blk[k] - x0;
+        for (int k = 16 - ctail; k < 16; k++) s += v16_to_double(blk[k]) - x0;
     }
-    v16f m = x0 + s / (float)C, v = v16_splat(0.0f);
-    int cr = LN_ROUNDED_CHANNELS(C);
+    v16d md = x0 + s / (double)C;
+    v16f m = __builtin_convertvector(md, v16f);
     for (int c0 = 0; c0 < C; c0 += 16) {
         int base = c0 < cfull ? c0 : C - 16;   // the block as loaded
         ln_load16x16(blk, in, C, base);
         for (int k = c0 - base; k < 16; k++) {
-            v16f d = blk[k] - m;
-            v = base + k < cr ? v + v16_rounded(d * d) : v16_fma(d, d, v);
+            v16d d = v16_to_double(blk[k]) - md;
+            v += d * d;
         }
     }
     for (int t = 0; t < 16; t++) {
         const float *x = in + (size_t)t * C;
         float *o = out + (size_t)t * C;
-        if (isinf(s[t]) || isinf(v[t])) {   // overflowed: the scalar row's double fallback
-            ln_row(o, mean + t, rstd + t, x, w, b, C, eps);
-            continue;
-        }
-        float mt = m[t], rt = 1.0f / sqrtf(v[t] / C + eps);
+        float mt = m[t], rt = (float)(1.0 / sqrt(v[t] / C + eps));
         mean[t] = mt;
         rstd[t] = rt;
         // The output is elementwise: along the row, 16 channels per vector.
@@ -136,48 +116,44 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *in, co
     PROF_STOP(PROF_LAYERNORM, 0, 8.0 * N * C);
 }
 
-// The input gradient of one row, scalar (fewer than 16 rows or channels left): the two row sums
-// with the same rounding as the forward's variance (the first LN_ROUNDED_CHANNELS products
-// rounded, the rest fused into the sum), then the elementwise part as GCC fused it in the code
-// this replaced: g w - sg and the subtraction of (x - m) r sgx each one rounding.
+// The input gradient of one row, scalar (fewer than 16 rows or channels left): the row sums
+// sg = mean(g w) and sgx = r mean(g w (x - m)) in double (g w rounded to float first: it has two
+// uses), then din += r (g w - sg - (x - m) r sgx) with explicit fma.
 static void ln_row_backward(float *d, const float *g, const float *x, const float *w, float m,
                             float r, int C) {
-    float sg = 0.0f, sgx = 0.0f;
-    int cr = LN_ROUNDED_CHANNELS(C);
+    double sgd = 0.0, sgxd = 0.0;
     for (int c = 0; c < C; c++) {
-        float gw = mv_rounded(g[c] * w[c]);   // rounded, as it was: it has two uses
-        sg += gw;
-        float t = gw * (x[c] - m);
-        sgx = c < cr ? sgx + mv_rounded(t * r) : mv_fma(t, r, sgx);
+        float gw = g[c] * w[c];
+        sgd += gw;
+        sgxd += (double)gw * (x[c] - m);
     }
-    sg /= C;
-    sgx /= C;
+    float sg = (float)(sgd / C), sgx = (float)(sgxd * r / C);
     for (int c = 0; c < C; c++)
         d[c] = mv_fma(r, mv_fnma((x[c] - m) * r, sgx, mv_fms(g[c], w[c], sg)), d[c]);
 }
 
-// The input gradient of rows n0 .. n0 + 15 (C >= 16): the row sums with one row per lane, over
-// transposed blocks of x and dout as in the forward, then the elementwise part along each row.
+// The input gradient of rows n0 .. n0 + 15 (C >= 16): ln_row_backward's sums with one row per
+// lane, over transposed blocks of x and dout as in the forward, then the elementwise part along
+// each row.
 static void ln_rows16_backward(float *din, const float *g, const float *x, const float *w,
                                const float *mean, const float *rstd, int C) {
     v16f xb[16], gb[16], m, r;
     memcpy(&m, mean, sizeof m);
     memcpy(&r, rstd, sizeof r);
-    v16f sg = v16_splat(0.0f), sgx = v16_splat(0.0f);
-    int cfull = C & ~15, cr = LN_ROUNDED_CHANNELS(C);
+    v16d sgd = v16d_splat(0.0), sgxd = sgd;
+    int cfull = C & ~15;
     for (int c0 = 0; c0 < C; c0 += 16) {
         int base = c0 < cfull ? c0 : C - 16;   // the last, partial block: the 16 channels ending at C
         ln_load16x16(xb, x, C, base);
         ln_load16x16(gb, g, C, base);
         for (int k = c0 - base; k < 16; k++) {
-            v16f gw = v16_rounded(gb[k] * w[base + k]);
-            sg += gw;
-            v16f t = gw * (xb[k] - m);
-            sgx = base + k < cr ? sgx + v16_rounded(t * r) : v16_fma(t, r, sgx);
+            v16f gw = gb[k] * w[base + k];
+            sgd += v16_to_double(gw);
+            sgxd += v16_to_double(gw) * v16_to_double(xb[k] - m);
         }
     }
-    sg /= (float)C;
-    sgx /= (float)C;
+    v16f sg = __builtin_convertvector(sgd / (double)C, v16f);
+    v16f sgx = __builtin_convertvector(sgxd * v16_to_double(r) / (double)C, v16f);
     for (int t = 0; t < 16; t++) {
         const float *xr = x + (size_t)t * C, *gr = g + (size_t)t * C;
         float *d = din + (size_t)t * C;
@@ -199,27 +175,29 @@ static void ln_rows16_backward(float *din, const float *g, const float *x, const
 }
 
 // The weight and bias gradients of nb <= LN_DW_BLOCKS 16-channel blocks (g, x: the first
-// block's column in row 0; row stride C), summed over the rows in row order, with the fused
-// multiply-add of the code this replaced.
+// block's column in row 0; row stride C), summed over the rows in row order, in double:
+// dw += sum_n (g (x - m)) r, db += sum_n g (g (x - m) exact in double, times r rounded once).
 enum { LN_DW_BLOCKS = 4 };
 static void ln_dwdb_blocks(float *dw, float *db, const float *g, const float *x, const float *mean,
                            const float *rstd, int N, int C, int nb) {
-    v16f aw[LN_DW_BLOCKS], ab[LN_DW_BLOCKS];
-    for (int j = 0; j < LN_DW_BLOCKS; j++) aw[j] = ab[j] = v16_splat(0.0f);
+    v16d aw[LN_DW_BLOCKS], ab[LN_DW_BLOCKS];
+    for (int j = 0; j < LN_DW_BLOCKS; j++) aw[j] = ab[j] = v16d_splat(0.0);
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * C, *gn = g + (size_t)n * C;
-        v16f m = v16_splat(mean[n]), r = v16_splat(rstd[n]);
+        v16f m = v16_splat(mean[n]);
+        double r = rstd[n];
         for (int j = 0; j < LN_DW_BLOCKS; j++) {
             if (j >= nb) break;
             v16f xj, gj;
             memcpy(&xj, xn + 16 * j, sizeof xj);
             memcpy(&gj, gn + 16 * j, sizeof gj);
-            aw[j] = v16_fma(gj * (xj - m), r, aw[j]);
-            ab[j] += gj;
+            v16d gd = v16_to_double(gj);
+            aw[j] += gd * v16_to_double(xj - m) * r;
+            ab[j] += gd;
         }
     }
     for (int j = 0; j < nb; j++)
-        for (int k = 0; k < 16; k++) { dw[16 * j + k] += aw[j][k]; db[16 * j + k] += ab[j][k]; }
+        for (int k = 0; k < 16; k++) { dw[16 * j + k] += (float)aw[j][k]; db[16 * j + k] += (float)ab[j][k]; }
 }
 
 void layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
@@ -254,14 +232,14 @@ void layernorm_backward(float *din, float *dw, float *db, const float *dout, con
             ln_dwdb_blocks(dw + 16 * b0, db + 16 * b0, dout + 16 * b0, in + 16 * b0, mean, rstd, N, C, nb);
         } else {
             for (int c = nblk * 16; c < C; c++) {   // channels after the last whole block
-                float aw = 0.0f, ab = 0.0f;
+                double aw = 0.0, ab = 0.0;
                 for (int n = 0; n < N; n++) {
-                    float g = dout[(size_t)n * C + c];
-                    aw = mv_fma(g * (in[(size_t)n * C + c] - mean[n]), rstd[n], aw);
+                    double g = dout[(size_t)n * C + c];
+                    aw += g * (in[(size_t)n * C + c] - mean[n]) * (double)rstd[n];
                     ab += g;
                 }
-                dw[c] += aw;
-                db[c] += ab;
+                dw[c] += (float)aw;
+                db[c] += (float)ab;
             }
         }
     }

@@ -1,5 +1,6 @@
 // LayerNorm over the channels of each row: one warp per row for the row statistics and the
-// input gradient; the weight and bias gradients are deterministic column sums.
+// input gradient; the weight and bias gradients are deterministic column sums. Every sum is
+// accumulated in double, as on the CPU.
 #include "kernels/cuda/common.cuh"
 
 #define LN_WARPS 8   // rows per block of 256 threads
@@ -10,28 +11,17 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
     if (row >= N) return;   // the whole warp leaves together
     const float *x = in + (size_t)row * C;
     float *o = out + (size_t)row * C;
-    // Mean as x[0] + mean(x - x[0]), and a double redo when a float sum overflows, as the CPU op
-    // (kernels/cpu/layernorm.c): constant rows normalise to the bias, huge rows normalise.
-    float x0 = x[0], s = 0.0f;
-    for (int c = lane; c < C; c += 32) s += x[c] - x0;
-    float m = x0 + group_sum<32>(s) / C, v = 0.0f;
+    // The CPU op's arithmetic (kernels/cpu/layernorm.c): the mean as x[0] + mean(x - x[0]) and
+    // the variance about it, both summed in double (float sums were 1e-5 off on the rows patch
+    // merging pads with zeros; double also never overflows, so huge rows need no redo).
+    double x0 = x[0], s = 0.0, v = 0.0;
+    for (int c = lane; c < C; c += 32) s += (double)x[c] - x0;
+    double md = x0 + group_sum<32>(s) / C;
     for (int c = lane; c < C; c += 32) {
-        float d = x[c] - m;
+        double d = x[c] - md;
         v += d * d;
     }
-    v = group_sum<32>(v);
-    float r = 1.0f / sqrtf(v / C + eps);
-    if (isinf(m) || isinf(v)) {   // the float sums overflowed (|x| ~2e19 and up)
-        double sd = 0.0, vd = 0.0;
-        for (int c = lane; c < C; c += 32) sd += x[c];
-        double md = group_sum<32>(sd) / C;
-        for (int c = lane; c < C; c += 32) {
-            double d = x[c] - md;
-            vd += d * d;
-        }
-        m = (float)md;
-        r = (float)(1.0 / sqrt(group_sum<32>(vd) / C + eps));
-    }
+    float m = (float)md, r = (float)(1.0 / sqrt(group_sum<32>(v) / C + eps));
     for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * w[c] + b[c];
     if (lane == 0) {
         mean[row] = m;
@@ -44,14 +34,14 @@ __global__ void layernorm_backward_kernel(float *din, const float *dout, const f
     int row = blockIdx.x * LN_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
     const float *x = in + (size_t)row * C, *g = dout + (size_t)row * C;
-    float m = mean[row], r = rstd[row], sg = 0.0f, sgx = 0.0f;
+    float m = mean[row], r = rstd[row];
+    double sgd = 0.0, sgxd = 0.0;   // in double, as the CPU op
     for (int c = lane; c < C; c += 32) {
         float gw = g[c] * w[c];
-        sg += gw;
-        sgx += gw * (x[c] - m) * r;
+        sgd += gw;
+        sgxd += (double)gw * (x[c] - m);
     }
-    sg = group_sum<32>(sg) / C;
-    sgx = group_sum<32>(sgx) / C;
+    float sg = (float)(group_sum<32>(sgd) / C), sgx = (float)(group_sum<32>(sgxd) * r / C);
     float *d = din + (size_t)row * C;
     for (int c = lane; c < C; c += 32) d[c] += r * (g[c] * w[c] - sg - (x[c] - m) * r * sgx);
 }
@@ -60,18 +50,18 @@ __global__ void layernorm_backward_kernel(float *din, const float *dout, const f
 struct LNParamGrad {
     const float *dout, *in, *mean, *rstd;
     int C;
-    __device__ float operator()(int n, int j) const {
+    __device__ double operator()(int n, int j) const {
         if (j >= C) return dout[(size_t)n * C + j - C];
         size_t i = (size_t)n * C + j;
-        return dout[i] * (in[i] - mean[n]) * rstd[n];
+        return (double)dout[i] * (in[i] - mean[n]) * (double)rstd[n];
     }
 };
 struct LNParamEmit {
     float *dw, *db;
     int C;
-    __device__ void operator()(int j, float t) const {
-        if (j < C) { if (dw) dw[j] += t; }
-        else if (db) db[j - C] += t;
+    __device__ void operator()(int j, double t) const {
+        if (j < C) { if (dw) dw[j] += (float)t; }
+        else if (db) db[j - C] += (float)t;
     }
 };
 
@@ -90,5 +80,5 @@ extern "C" void layernorm_backward_cuda(float *din, float *dw, float *db, const 
         LAUNCH(layernorm_backward_kernel, (N + LN_WARPS - 1) / LN_WARPS, 32 * LN_WARPS, 0, stream, din, dout, in,
                w, mean, rstd, N, C);
     if (dw || db)
-        colsum<float>(LNParamGrad{dout, in, mean, rstd, C}, LNParamEmit{dw, db, C}, N, 2 * C, stream);
+        colsum<double>(LNParamGrad{dout, in, mean, rstd, C}, LNParamEmit{dw, db, C}, N, 2 * C, stream);
 }
