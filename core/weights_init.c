@@ -4,7 +4,6 @@
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "core/h5util.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -64,51 +63,11 @@ static void summarise_missing(const mv_params *p, const bool *loaded, char *out,
     tally_format(&t, out, cap);
 }
 
-// The file's tensors that the model has not. weights_load_found counts them and keeps the first
-// only; telling why a file does not fit (another prefix, another preset) needs them all.
+// The file's tensors that the model has not (weights_load_found's unexpected names).
 typedef struct {
-    const mv_params *p;
     char **names;
-    int n, cap;
+    int n;
 } unused_list;
-
-static herr_t note_unused(hid_t group, const char *name, const H5L_info_t *info, void *data) {
-    (void)info;
-    unused_list *u = data;
-    // The same rule as weights_load_found: datasets only (not a checkpoint's train/ group), and
-    // PyTorch's num_batches_tracked is bookkeeping, not a tensor the model lacks.
-    hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
-    H5I_type_t type = obj >= 0 ? H5Iget_type(obj) : H5I_BADID;
-    if (obj >= 0) H5Oclose(obj);
-    const char *tail = strrchr(name, '.');
-    if (type != H5I_DATASET || (tail && !strcmp(tail, ".num_batches_tracked")) || params_find(u->p, name)) return 0;
-    if (u->n == u->cap) {
-        u->cap = u->cap ? 2 * u->cap : 64;
-        char **grown = mv_malloc(sizeof *grown * (size_t)u->cap);
-        if (u->n) memcpy(grown, u->names, sizeof *grown * (size_t)u->n);
-        free(u->names);
-        u->names = grown;
-    }
-    size_t len = strlen(name) + 1;
-    u->names[u->n] = mv_malloc(len);
-    memcpy(u->names[u->n++], name, len);
-    return 0;
-}
-
-// Empty when the file cannot be listed again (it was just read, so only a file changing under us).
-static unused_list list_unused(const mv_params *p, const char *path) {
-    unused_list u = {.p = p};
-    hid_t f = h5_open_read(path);
-    if (f < 0) { mv_clear_error(); return u; }
-    H5Literate(f, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, note_unused, &u);
-    H5Fclose(f);
-    return u;
-}
-
-static void unused_free(unused_list *u) {
-    for (int i = 0; i < u->n; i++) free(u->names[i]);
-    free(u->names);
-}
 
 // Whether `name` starts with one of the encoder's top-level modules ('layers.0...' for the
 // model's 'backbone.layers.0...'): the names of an ImageNet encoder saved alone, even in VMamba's
@@ -184,11 +143,10 @@ int weights_load_init(mv_params *p, const char *path, const char *report_path, F
         fprintf(report, "# tensors of the model that %s does not hold (they keep their seeded initialisation),\n"
                         "# and tensors of the file the model does not have (not used)\n", path);
     }
-    mv_weights_found found = {.loaded = mv_calloc(p->count ? (size_t)p->count : 1, sizeof(bool))};
+    mv_weights_found found = {.loaded = mv_calloc(p->count ? (size_t)p->count : 1, sizeof(bool)), .keep_names = true};
     int rc = weights_load_found(p, path, report, &found);
     int loaded = p->count - found.missing;
-    unused_list unused = {0};
-    if (rc == 0 && found.unexpected) unused = list_unused(p, path);
+    unused_list unused = {found.unexpected_names, found.unexpected_names ? found.unexpected : 0};
     char hint[1024];
     if (rc < 0) mv_fail_context("run.init_weights");
     else if (loaded == 0 && found.first_unexpected[0]) {
@@ -213,7 +171,7 @@ int weights_load_init(mv_params *p, const char *path, const char *report_path, F
         fflush(log);
         warn_unused_encoder(p, &unused, path);
     }
-    unused_free(&unused);
+    weights_found_free(&found);
     free(found.loaded);
     return rc;
 }

@@ -37,16 +37,32 @@ static herr_t note_unexpected(hid_t group, const char *name, const H5L_info_t *i
     if (tail && !strcmp(tail, ".num_batches_tracked")) return 0;   // PyTorch bookkeeping
     for (int i = 0; i < s->p->count; i++)
         if (!strcmp(s->p->items[i].name, name)) { s->seen[i] = true; return 0; }
-    if (s->found->unexpected++ == 0)
-        snprintf(s->found->first_unexpected, sizeof s->found->first_unexpected, "%s", name);
+    mv_weights_found *fd = s->found;
+    if (fd->keep_names) {   // grown by doubling: room for entries 0 .. 2^k - 1
+        int n = fd->unexpected;
+        if ((n & (n - 1)) == 0) {
+            fd->unexpected_names = realloc(fd->unexpected_names, sizeof(char *) * (size_t)(n ? 2 * n : 1));
+            MV_CHECK(fd->unexpected_names, "out of memory");
+        }
+        fd->unexpected_names[n] = strdup(name);
+        MV_CHECK(fd->unexpected_names[n], "out of memory");
+    }
+    if (fd->unexpected++ == 0) snprintf(fd->first_unexpected, sizeof fd->first_unexpected, "%s", name);
     if (s->report) fprintf(s->report, "  unexpected: %s\n", name);
     return 0;
 }
 
+void weights_found_free(mv_weights_found *found) {
+    for (int i = 0; found->unexpected_names && i < found->unexpected; i++) free(found->unexpected_names[i]);
+    free(found->unexpected_names);
+    found->unexpected_names = NULL;
+}
+
 int weights_load_found(mv_params *p, const char *path, FILE *report, mv_weights_found *found) {
-    bool *loaded = found->loaded;
+    bool *loaded = found->loaded, keep = found->keep_names;
     memset(found, 0, sizeof *found);
     found->loaded = loaded;
+    found->keep_names = keep;
     hid_t f = h5_open_read(path);
     if (f < 0) return -1;
     scan_ctx s = {p, mv_calloc(p->count ? (size_t)p->count : 1, sizeof(bool)), report, found};

@@ -12,12 +12,16 @@ int weights_save(const mv_params *p, const char *path);
 int weights_load(mv_params *p, const char *path, FILE *report, int *missing, int *unexpected);
 // What a load found: how many of the model's tensors the file lacks and how many of its tensors
 // the model lacks, the first name of each ("" when none) and, when `loaded` points to p->count
-// flags, which tensors the file gave.
+// flags, which tensors the file gave; with keep_names set, every unexpected name
+// (unexpected_names, freed by weights_found_free).
 typedef struct {
     int missing, unexpected;
     char first_missing[256], first_unexpected[256];
     bool *loaded;
+    bool keep_names;
+    char **unexpected_names;
 } mv_weights_found;
+void weights_found_free(mv_weights_found *found);
 // weights_load with everything it found in *found (found->loaded is the caller's, or NULL).
 int weights_load_found(mv_params *p, const char *path, FILE *report, mv_weights_found *found);
 // weights_load for inference: every tensor of the model must be in the file (missing ones are an

@@ -90,10 +90,14 @@ static void some_state(mv_train_state *st) {
 
 // What the checkpoint tests save: the default configuration, a 3-row model with every kind of
 // tensor, its optimizer and a train state (the tests vary the step and the files around them).
-static void checkpoint_parts(mv_config *cfg, tiny *t, mv_optimizer *o, mv_train_state *st) {
+static void tiny_parts(mv_config *cfg, tiny *t, mv_optimizer *o) {
     config_defaults(cfg);
     tiny_build(t, 3, true, 1);
     optimizer_init(o, &t->p, &cfg->optim);
+}
+
+static void checkpoint_parts(mv_config *cfg, tiny *t, mv_optimizer *o, mv_train_state *st) {
+    tiny_parts(cfg, t, o);
     some_state(st);
 }
 
@@ -763,11 +767,9 @@ Test(checkpoint, adopt_best_follows_the_bookkeeping) {
     test_dir(dst, sizeof dst, "best_dst");
     test_dir(other, sizeof other, "best_other");
     mv_config cfg;
-    config_defaults(&cfg);
     tiny t;
-    tiny_build(&t, 3, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
+    tiny_parts(&cfg, &t, &o);
     snprintf(path, sizeof path, "%s/best.h5", src);
     save_state(path, &t, &o, 6, 6, 3.25);
     snprintf(path, sizeof path, "%s/iter_8.h5", src);
@@ -828,11 +830,9 @@ Test(checkpoint, adopt_best_verifies_best_h5) {
     char dir[512], path[4300], best[4300], copied[4300], why[2048];
     test_dir(dir, sizeof dir, "best_damaged");
     mv_config cfg;
-    config_defaults(&cfg);
     tiny t;
-    tiny_build(&t, 3, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
+    tiny_parts(&cfg, &t, &o);
     snprintf(best, sizeof best, "%s/best.h5", dir);
     save_state(best, &t, &o, 6, 6, 3.25);
     snprintf(path, sizeof path, "%s/iter_8.h5", dir);
@@ -870,11 +870,9 @@ Test(checkpoint, adopt_best_says_what_each_file_was) {
     test_dir(src, sizeof src, "best_account_src");
     test_dir(dst, sizeof dst, "best_account_dst");
     mv_config cfg;
-    config_defaults(&cfg);
     tiny t;
-    tiny_build(&t, 3, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
+    tiny_parts(&cfg, &t, &o);
     snprintf(path, sizeof path, "%s/iter_8.h5", src);
     save_state(path, &t, &o, 8, 6, 3.25);
     mv_train_state st;
@@ -950,11 +948,9 @@ Test(checkpoint, adopt_best_keeps_the_pending_evaluations_best) {
     char dir[512], path[4300], best[4300], copied[4300], why[2048];
     test_dir(dir, sizeof dir, "best_pending");
     mv_config cfg;
-    config_defaults(&cfg);
     tiny t;
-    tiny_build(&t, 3, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
+    tiny_parts(&cfg, &t, &o);
     snprintf(best, sizeof best, "%s/best.h5", dir);
     save_state(best, &t, &o, 14, 14, 5.5);
     snprintf(path, sizeof path, "%s/iter_14.h5", dir);
