@@ -63,11 +63,20 @@ static void compare_model(verdict *v, const mv_model_config *a, const mv_model_c
     }
 }
 
+// The rules as a set: the rule a parameter gets depends on the matches, not on the list's order
+// (the longest match wins, then the alphabetically first; config loading refuses two rules with
+// one match), so a reordered list trains the same and resumes.
+static const mv_optim_rule *rule_matching(const mv_optim_config *o, const char *match) {
+    for (int i = 0; i < o->num_rules; i++)
+        if (!strcmp(o->rules[i].match, match)) return &o->rules[i];
+    return NULL;
+}
+
 static void compare_rules(verdict *v, const mv_optim_config *a, const mv_optim_config *b) {
     bool same = a->num_rules == b->num_rules;
     for (int i = 0; same && i < a->num_rules; i++) {
-        const mv_optim_rule *ra = &a->rules[i], *rb = &b->rules[i];
-        same = !strcmp(ra->match, rb->match) && ra->lr_mult == rb->lr_mult && ra->decay_mult == rb->decay_mult;
+        const mv_optim_rule *ra = &a->rules[i], *rb = rule_matching(b, ra->match);
+        same = rb && ra->lr_mult == rb->lr_mult && ra->decay_mult == rb->decay_mult;
     }
     if (same) return;
     char sa[64], sb[64];

@@ -63,6 +63,8 @@ def trajectories(a_path, b_path, i_path, rel_l2, drift):
         num = den = 0.0
         worst = []
         for k in i.keys():
+            if not isinstance(i[k], h5py.Dataset):
+                continue   # a training checkpoint's `train` group (AdamW moments, cursor)
             if "running_" in k:
                 continue   # BatchNorm statistics: state, compared through the parameters they shape
             x, y, z = (np.asarray(f[k], dtype=np.float64) for f in (a, b, i))

@@ -60,7 +60,8 @@ stop_during_eval() {   # work dir; leaves the job's output in DIR.out
         >"$d.out" 2>&1 &
     mp=$!
     while [ -z "$r1" ] && kill -0 "$mp" 2>/dev/null; do r1=$(rank1_pid "$mp"); done
-    while kill -0 "$mp" 2>/dev/null && ! grep -qs '"type": "eval", "iter": 3, "domain": "clear"' "$d/metrics.jsonl"; do :; done
+    while kill -0 "$mp" 2>/dev/null && ! grep -qs '"type": "eval", "iter": 3, "domain": "clear"' "$d/metrics.jsonl"; do
+        sleep 0.02; done   # (a spin here would take a core from the two ranks)
     [ -n "$r1" ] && kill -STOP "$r1" 2>/dev/null
     wait "$mp" || rc=$?
     [ -n "$r1" ] && kill -KILL "$r1" 2>/dev/null   # (mpirun ended it; only if it did not)

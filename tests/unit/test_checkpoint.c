@@ -421,6 +421,14 @@ Test(checkpoint, compatibility_rules) {
     b.optim.rules[1].lr_mult = 100;   // token_mask lr x 100 instead of x 10000
     cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), -1);
     cr_expect(strstr(why, "optim.rules") != NULL, "%s", why);
+    // The same rules in another order give every parameter the same lr and decay: accepted.
+    cr_assert_geq(a.optim.num_rules, 2);
+    b = a;
+    b.optim.rules[0] = a.optim.rules[1];
+    b.optim.rules[1] = a.optim.rules[0];
+    cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), 0, "%s", why);
+    b.optim.rules[0].decay_mult = 0.5f;   // ... but not with a multiplier changed
+    cr_expect_eq(checkpoint_compatible(&a, &b, why, sizeof why), -1);
 
     // Allowed with a warning that names each changed key; a refusal wins over warnings.
     b = a;
