@@ -5,9 +5,12 @@
 # start its daemon of a host inside that host's namespace, as ssh would on a real cluster.
 #
 #   netns_setup NAME_PREFIX N   create hosts 1..N (exits 0 with SKIP where `ip netns` is not
-#                               permitted); sets NETNS_P, NETNS_MPIRUN (mpirun run on host 1
-#                               with the real multi-node options: hostfile, rsh agent, TCP,
-#                               btl_tcp_if_include and oob_tcp_if_include on the test subnet)
+#                               permitted); sets NETNS_P, NETNS_MPIRUN (mpirun run on host 1,
+#                               one rank per host, with the real multi-node options: hostfile,
+#                               rsh agent, TCP, btl_tcp_if_include and oob_tcp_if_include on the
+#                               test subnet) and NETNS_MPI_OPTS (those options but -np and the
+#                               hostfile, for a test that places ranks otherwise)
+#   $TMP/onhost K COMMAND...    run COMMAND on host K (mpirun too: `$TMP/onhost 1 mpirun ...`)
 #   netns_link K up|down        plug host K's cable in or pull it out (its end of the veth pair)
 #   netns_pids K [NAME]         the processes running on host K (named NAME, if given)
 #   netns_kill_all              SIGKILL every process left in the test's namespaces
@@ -52,18 +55,28 @@ netns_setup() {
         } || ok=0
     done
     [ "$ok" = 1 ] || { echo "FAIL: building the test network failed"; exit 1; }
+    # `onhost K COMMAND...` runs COMMAND on host K: in its network namespace and under a host name
+    # of its own (a UTS namespace), as on a real cluster. Open MPI tells nodes apart by the name
+    # their daemon reports; with the machine's one name for every host, the ranks of two hosts
+    # counted as one node, and two ranks per host crashed in Open MPI's shared-memory set-up.
+    cat >"$TMP/onhost" <<ONHOST
+#!/bin/sh
+k=\$1; shift
+exec ip netns exec "${NETNS_P}h\$k" unshare --uts /bin/sh -c 'hostname "\$0" && exec "\$@"' "${NETNS_P}-host\$k" "\$@"
+ONHOST
     # Open MPI calls the agent as `agent HOST COMMAND...`, as it would call ssh.
     cat >"$TMP/agent" <<AGENT
 #!/bin/sh
 host=\$1; shift
-exec ip netns exec "${NETNS_P}h\${host##*.}" /bin/sh -c "\$*"
+exec "$TMP/onhost" "\${host##*.}" /bin/sh -c "\$*"
 AGENT
-    chmod +x "$TMP/agent"
+    chmod +x "$TMP/onhost" "$TMP/agent"
     # shellcheck disable=SC2034,SC2054  # used by the tests; commas inside mpirun options
-    NETNS_MPIRUN=(ip netns exec "${NETNS_P}h1" mpirun "${MPI_ENV[@]}" -np "$NETNS_N" --map-by node
-                  --hostfile "$TMP/hostfile" --mca plm_rsh_agent "$TMP/agent"
-                  --mca btl tcp,self --mca btl_tcp_if_include "$NETNS_SUB.0/24"
-                  --mca oob_tcp_if_include "$NETNS_SUB.0/24")
+    NETNS_MPI_OPTS=(--map-by node --mca plm_rsh_agent "$TMP/agent"
+                    --mca btl tcp,self --mca btl_tcp_if_include "$NETNS_SUB.0/24"
+                    --mca oob_tcp_if_include "$NETNS_SUB.0/24")
+    # shellcheck disable=SC2034
+    NETNS_MPIRUN=("$TMP/onhost" 1 mpirun "${MPI_ENV[@]}" -np "$NETNS_N" --hostfile "$TMP/hostfile" "${NETNS_MPI_OPTS[@]}")
 }
 
 netns_link() { ip -n "${NETNS_P}h$1" link set "${NETNS_P}a$1" "$2"; }

@@ -22,6 +22,19 @@ grep -q "^# Identical on all ranks (random data): yes" "$TMP/out.txt" || fail "r
 n=$(grep -v '^#' "$TMP/out.txt" | awk 'NF == 13 && $8 == "0" && $12 == "0"' | wc -l)
 [ "$n" -eq 11 ] || fail "$n checked lines, expected 11"
 
+echo "== two hosts with two ranks each"
+# Each host runs two ranks, as a node of several GPUs does; the ranks must count two nodes, a node
+# rank 0 on each (the node-local rank picks a rank's GPU), and all-reduce correctly across both.
+sed 's/slots=1/slots=2/' "$TMP/hostfile" >"$TMP/hostfile2"
+timeout 300 "$TMP/onhost" 1 mpirun "${MPI_ENV[@]}" -np 4 --hostfile "$TMP/hostfile2" "${NETNS_MPI_OPTS[@]}" \
+    "$MV_BIN" bench-allreduce --check --max-bytes 1M --iters 3 --warmup 1 >"$TMP/out4.txt" 2>"$TMP/err4.txt" \
+    || { cat "$TMP/out4.txt" "$TMP/err4.txt"; fail "two hosts x two ranks: bench-allreduce exited non-zero"; }
+grep "^# maskvim bench-allreduce" "$TMP/out4.txt"
+grep -q "^# maskvim bench-allreduce: 4 ranks on 2 nodes, backend mpi" "$TMP/out4.txt" \
+    || { cat "$TMP/out4.txt"; fail "4 ranks on two hosts do not count two nodes"; }
+grep -q "^# Out of bounds values : 0 OK" "$TMP/out4.txt" || fail "two hosts x two ranks: wrong values"
+grep -q "^# Identical on all ranks (random data): yes" "$TMP/out4.txt" || fail "two hosts x two ranks: ranks disagree"
+
 echo "== a failing rank on the second host ends the job"
 start=$(date +%s)
 "${MPIRUN[@]}" "$MV_BIN" bench-allreduce --max-bytes 64K --fail-rank 1 >"$TMP/fail.txt" 2>&1
