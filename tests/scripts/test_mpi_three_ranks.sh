@@ -37,9 +37,17 @@ def train(p):
     return [r for r in map(json.loads, open(p)) if r["type"] == "train"]
 a, b = train(sys.argv[1]), train(sys.argv[2])
 assert [r["iter"] for r in a] == [r["iter"] for r in b] == list(range(1, 7)), (len(a), len(b))
+# L_position (alpha2 = 1 here) follows the argmax of the logits: a pixel whose two best classes
+# are within rounding of each other can take the other class under another summation order
+# (docs/reference.md), which moves L_position by about 1e-4 of itself per such pixel. It gets
+# 1e-3; the total is held to 2e-5 without it.
 for x, y in zip(a, b):
-    for k in ("loss_total", "loss_ce", "loss_aux", "loss_ratio", "loss_position"):
+    for k in ("loss_ce", "loss_aux", "loss_ratio"):
         assert abs(x[k] - y[k]) <= 2e-5 * abs(x[k]) + 1e-9, (x["iter"], k, x[k], y[k])
+    assert abs(x["loss_position"] - y["loss_position"]) <= 1e-3 * abs(x["loss_position"]) + 1e-9, \
+        (x["iter"], x["loss_position"], y["loss_position"])
+    rest = lambda r: r["loss_total"] - r["loss_position"]
+    assert abs(rest(x) - rest(y)) <= 2e-5 * abs(x["loss_total"]) + 1e-9, (x["iter"], x["loss_total"], y["loss_total"])
 print("logged losses agree")
 PY
 passed=$((passed + 1))
