@@ -58,12 +58,15 @@ if(TARGET maskvim_cuda_emu)
   target_compile_definitions(maskvim_model_cuda_emu PRIVATE MV_MODEL_DEVICE=1)
   target_link_libraries(maskvim_model_cuda_emu PUBLIC maskvim_cuda_emu)
   # The CLI over the emulated GPU: the GPU training path (engine, device AdamW, evaluation on
-  # the device) runs in CI as `maskvim-emu train --set run.device=cuda`.
+  # the device) runs in CI as `maskvim-emu train --set run.device=cuda`. Every test of the GPU
+  # model runs under the emulation's guard (MV_EMU_GUARD=1, tests/cuda/emu/emu.h): device memory
+  # is PROT_NONE outside the emulation's own device work, so host code that reads or writes a
+  # device pointer, which a GPU would fault on, dies of SIGSEGV here too.
   add_executable(maskvim-emu ${CMAKE_SOURCE_DIR}/launch/main.c)
   target_link_libraries(maskvim-emu PRIVATE maskvim_model_cuda_emu)
   target_compile_definitions(maskvim-emu PRIVATE MV_HAVE_GPU_MODEL=1)
   set(MV_EMU_CLI_ENV
-    "MV_BIN=$<TARGET_FILE:maskvim>;MV_EMU_BIN=$<TARGET_FILE:maskvim-emu>;MV_PYTHON=/usr/bin/python3;MV_SRC=${CMAKE_SOURCE_DIR};MV_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp;OMP_NUM_THREADS=2")
+    "MV_BIN=$<TARGET_FILE:maskvim>;MV_EMU_BIN=$<TARGET_FILE:maskvim-emu>;MV_PYTHON=/usr/bin/python3;MV_SRC=${CMAKE_SOURCE_DIR};MV_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp;OMP_NUM_THREADS=2;MV_EMU_GUARD=1")
   add_test(NAME test_train_cuda_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/train_cuda_emu.sh)
   set_tests_properties(test_train_cuda_emu PROPERTIES TIMEOUT 900 ENVIRONMENT "${MV_EMU_CLI_ENV}")
   # maskvim step, eval and predict with run.device=cuda against the CPU commands.
@@ -78,13 +81,13 @@ if(TARGET maskvim_cuda_emu)
     set_target_properties(maskvim_gpu_emu PROPERTIES LINKER_LANGUAGE CXX)
     add_test(NAME test_cli_gpu_plugin_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/cli_cuda_emu.sh)
     set_tests_properties(test_cli_gpu_plugin_emu PROPERTIES TIMEOUT 600 ENVIRONMENT
-      "MV_BIN=$<TARGET_FILE:maskvim>;MV_EMU_BIN=$<TARGET_FILE:maskvim>;MV_GPU_PLUGIN=$<TARGET_FILE:maskvim_gpu_emu>;MV_PYTHON=/usr/bin/python3;MV_SRC=${CMAKE_SOURCE_DIR};MV_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp;OMP_NUM_THREADS=2")
+      "MV_BIN=$<TARGET_FILE:maskvim>;MV_EMU_BIN=$<TARGET_FILE:maskvim>;MV_GPU_PLUGIN=$<TARGET_FILE:maskvim_gpu_emu>;MV_PYTHON=/usr/bin/python3;MV_SRC=${CMAKE_SOURCE_DIR};MV_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp;OMP_NUM_THREADS=2;MV_EMU_GUARD=1")
   endif()
 
   add_executable(test_train_cuda_emu_c ${CMAKE_SOURCE_DIR}/tests/cuda/test_train_cuda.c)
   target_link_libraries(test_train_cuda_emu_c PRIVATE maskvim_model_cuda_emu)
   add_test(NAME test_train_cuda_emu_c COMMAND test_train_cuda_emu_c)
-  set_tests_properties(test_train_cuda_emu_c PROPERTIES TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=2")
+  set_tests_properties(test_train_cuda_emu_c PROPERTIES TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=2;MV_EMU_GUARD=1")
 
   # With MPI (and so the emulated NCCL): the multi-GPU path on 2 processes. The C test trains
   # 2 ranks x 1 image through the engine against the CPU's 1 x 2 (tests/cuda/test_train_cuda.c);
@@ -99,7 +102,7 @@ if(TARGET maskvim_cuda_emu)
   add_executable(test_model_cuda_emu ${CMAKE_SOURCE_DIR}/tests/cuda/test_model_cuda.c)
   target_link_libraries(test_model_cuda_emu PRIVATE maskvim_model_cuda_emu)
   add_test(NAME test_model_cuda_emu COMMAND test_model_cuda_emu)
-  set_tests_properties(test_model_cuda_emu PROPERTIES TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=2")
+  set_tests_properties(test_model_cuda_emu PROPERTIES TIMEOUT 900 ENVIRONMENT "OMP_NUM_THREADS=2;MV_EMU_GUARD=1")
 endif()
 
 # The training-step benchmark of the GPU model (tests/gpu/device_checks.sh), and its emulated

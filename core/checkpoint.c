@@ -94,7 +94,7 @@ static uint64_t weights_checksum(const mv_params *p) {
     uint64_t sum = 0;
     for (int i = 0; i < p->count; i++) {
         const mv_param *q = &p->items[i];
-        sum += tensor_hash(SALT_WEIGHT, q->name, *q->ptr, q->numel);
+        sum += tensor_hash(SALT_WEIGHT, q->name, params_host(p, q), q->numel);
     }
     return sum;
 }
@@ -237,7 +237,7 @@ static int write_contents(hid_t f, const mv_params *p, const mv_optimizer *o, co
                           const char *yaml) {
     for (int i = 0; i < p->count; i++) {
         const mv_param *q = &p->items[i];
-        MV_TRY(h5_write_floats(f, q->name, *q->ptr, q->ndim, q->shape));
+        MV_TRY(h5_write_floats(f, q->name, params_host(p, q), q->ndim, q->shape));
     }
     static const char *const GROUPS[] = {"train", "train/cursor", "train/best", "train/checksum"};
     for (size_t i = 0; i < sizeof GROUPS / sizeof GROUPS[0]; i++) MV_TRY(make_group(f, GROUPS[i]));
@@ -308,7 +308,7 @@ int checkpoint_save(const char *path, const mv_params *p, const mv_optimizer *o,
     const mv_param *nf = params_first_non_finite(p, &bad);
     if (nf)
         return mv_fail("%s: not written: '%s' holds a non-finite value (%g at element %zu): the training diverged",
-                       path, nf->name, (double)(*nf->ptr)[bad], bad);
+                       path, nf->name, (double)params_host(p, nf)[bad], bad);
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return mv_fail("%s: path too long", path);
     char *yaml = config_to_yaml(cfg);
@@ -413,8 +413,8 @@ static int load_tensors(hid_t f, const char *path, mv_params *p, mv_optimizer *o
     // Names and shapes agree: only now overwrite the caller's tensors.
     for (int i = 0; i < p->count; i++) {
         mv_param *q = &p->items[i];
-        MV_TRY(h5_read_tensor(f, path, q->name, *q->ptr, q->numel));
-        MV_TRY(params_check_finite(q, path));
+        MV_TRY(h5_read_tensor(f, path, q->name, params_host(p, q), q->numel));
+        MV_TRY(params_check_finite(p, q, path));
         if (!o || q->is_buffer) continue;
         snprintf(name, sizeof name, "train/adam_m/%s", q->name);
         MV_TRY(h5_read_tensor(f, path, name, o->m + q->offset, q->numel));

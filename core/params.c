@@ -115,7 +115,7 @@ void params_init(mv_params *p, uint64_t seed) {
 const mv_param *params_first_non_finite(const mv_params *p, size_t *elem) {
     for (int i = 0; i < p->count; i++) {
         const mv_param *q = &p->items[i];
-        const float *x = *q->ptr;
+        const float *x = params_host(p, q);
         for (size_t j = 0; j < q->numel; j++)
             if (!isfinite(x[j])) {
                 *elem = j;
@@ -125,8 +125,8 @@ const mv_param *params_first_non_finite(const mv_params *p, size_t *elem) {
     return NULL;
 }
 
-int params_check_finite(const mv_param *q, const char *path) {
-    const float *x = *q->ptr;
+int params_check_finite(const mv_params *p, const mv_param *q, const char *path) {
+    const float *x = params_host(p, q);
     for (size_t i = 0; i < q->numel; i++)
         if (!isfinite(x[i]))
             return mv_fail("%s: '%s' holds a non-finite value (%g at element %zu of %zu): these weights are unusable "

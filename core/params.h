@@ -51,6 +51,13 @@ void params_zero_grads(mv_params *p);
 // from a diverged run, a damaged export) would otherwise turn every prediction into one class
 // and every loss into NaN, far from the cause. 0, or -1 with a message naming the file, the
 // tensor and the first such element.
-int params_check_finite(const mv_param *q, const char *path);
-// The first parameter or buffer holding a NaN or infinity (its element in *elem), or NULL.
+int params_check_finite(const mv_params *p, const mv_param *q, const char *path);
+// The host copy of q's values: where *q->ptr points on the CPU, and on the GPU the staging copy
+// that run_state_to_host refreshes (*q->ptr is then a device pointer, which host code must never
+// read). Checkpoints, weight files and checks read and write through this.
+static inline float *params_host(const mv_params *p, const mv_param *q) {
+    return (q->is_buffer ? p->buffers : p->params) + q->offset;
+}
+// The first parameter or buffer holding a NaN or infinity in its host copy (its element in
+// *elem), or NULL.
 const mv_param *params_first_non_finite(const mv_params *p, size_t *elem);

@@ -190,7 +190,8 @@ static int check_weights(trainer *t, long it, long saved_iter) {
                              "diverged although its loss was finite (an overflow in the optimizer: optim.lr too "
                              "high?). Nothing was evaluated or saved after it, so the checkpoints in %s hold "
                              "finite weights: lower optim.lr and `--resume auto` continues from the last",
-                             it + 1, q->name, (double)(*q->ptr)[elem], elem, since, t->cfg->run.work_dir);
+                             it + 1, q->name, (double)params_host(&t->model.params, q)[elem], elem, since,
+                             t->cfg->run.work_dir);
         }
     }
     if (t->comm->world > 1 && comm_bcast_bytes(t->comm, &status, sizeof status) < 0) return -1;

@@ -13,7 +13,7 @@ int weights_save(const mv_params *p, const char *path) {
     if (f < 0) return -1;
     for (int i = 0; i < p->count; i++) {
         const mv_param *q = &p->items[i];
-        if (h5_write_floats(f, q->name, *q->ptr, q->ndim, q->shape) < 0) {
+        if (h5_write_floats(f, q->name, params_host(p, q), q->ndim, q->shape) < 0) {
             H5Fclose(f);
             remove(tmp);
             return mv_fail_context("%s", path);
@@ -87,8 +87,8 @@ int weights_load_found(mv_params *p, const char *path, FILE *report, mv_weights_
             rc = mv_fail("%s: '%s' has shape [%s], this model expects [%s]%s", path, q->name, got, want,
                          strstr(q->name, "token_mask") ? " (the token-mask grid is fixed by model.crop)" : "");
         }
-        if (rc == 0) rc = h5_read_tensor(f, path, q->name, *q->ptr, q->numel);
-        if (rc == 0) rc = params_check_finite(q, path);
+        if (rc == 0) rc = h5_read_tensor(f, path, q->name, params_host(p, q), q->numel);
+        if (rc == 0) rc = params_check_finite(p, q, path);
     }
     if (loaded) memcpy(loaded, s.seen, sizeof(bool) * (size_t)p->count);
     free(s.seen);

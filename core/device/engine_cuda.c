@@ -83,26 +83,21 @@ static void cuda_detach(mv_model *m) {
     mv_cuda_shutdown();
 }
 
-static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, const mv_run_config *run,
-                       char *desc, size_t n) {
-    int dev = 0;
-    MV_TRY(mv_cuda_set_precision((mv_cuda_precision)run->precision));
-    MV_TRY(mv_cuda_bind_local_rank(c->local_rank, &dev));
-    MV_TRY(mv_cuda_init(dev));
-    struct cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, dev) != cudaSuccess) snprintf(prop.name, sizeof prop.name, "GPU %d", dev);
+// The attach proper, once the device and the cuBLAS handle are set up; cuda_attach cleans up
+// after a failure.
+static int attach_model(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, const mv_run_config *run) {
     model_release_activations(m);   // host arenas, if any were planned: the device plans its own
     MV_TRY(model_to_device(m));
     if (o) {
         size_t np = m->params.num_params + 16;
         g.m = mv_arena_alloc(np);
         g.v = mv_arena_alloc(np);
-        if (!g.m || !g.v) { cuda_detach(m); return mv_fail("out of GPU memory for the AdamW moments"); }
-        if (moments(o, m->params.num_params, true) < 0) { cuda_detach(m); return -1; }
+        if (!g.m || !g.v) return mv_fail("out of GPU memory for the AdamW moments");
+        MV_TRY(moments(o, m->params.num_params, true));
     }
     // Only training all-reduces on the GPU; an evaluation's ranks sum their metrics over MPI.
     if (o && c->world > 1) {
-        if (mv_nccl_init(&g.nccl, c->rank, c->world, mv_nccl_comm_bcast, c) < 0) { cuda_detach(m); return -1; }
+        MV_TRY(mv_nccl_init(&g.nccl, c->rank, c->world, mv_nccl_comm_bcast, c));
         g.nccl_on = true;
         size_t *cuts = malloc(sizeof(size_t) * (size_t)m->params.count);
         int nc = 0;
@@ -112,13 +107,33 @@ static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx
         int rc = cuts ? mv_nccl_grad_sync_init(&g.sync, &g.nccl, m->params.dev_grads, cuts, &go, m->params.num_params, nc)
                       : mv_fail("out of memory");
         free(cuts);
-        if (rc < 0) { cuda_detach(m); return -1; }
+        MV_TRY(rc);
         ctx->reduce_dev.fn = nccl_reduce;
         ctx->reduce_dev.ctx = &g.nccl;
         ctx->grads_ready = grads_ready;
         ctx->grads_ctx = NULL;
         mv_device_set_wait_limit(c->timeout_s);   // a collective no rank finishes ends the job
     }
+    return 0;
+}
+
+static int cuda_attach(mv_model *m, mv_optimizer *o, mv_comm *c, mv_run_ctx *ctx, const mv_run_config *run,
+                       char *desc, size_t n) {
+    int dev = 0;
+    // A failed attach leaves nothing behind (with run.device `auto` the run goes on on the CPU):
+    // the cuBLAS handle, the ops' workspaces and any device arena would otherwise stay allocated
+    // for the life of the process. Before the model is on the device only the backend holds any.
+    if (mv_cuda_set_precision((mv_cuda_precision)run->precision) < 0 || mv_cuda_bind_local_rank(c->local_rank, &dev) < 0 ||
+        mv_cuda_init(dev) < 0) {
+        mv_cuda_shutdown();
+        return -1;
+    }
+    if (attach_model(m, o, c, ctx, run) < 0) {
+        cuda_detach(m);
+        return -1;
+    }
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, dev) != cudaSuccess) snprintf(prop.name, sizeof prop.name, "GPU %d", dev);
     m->engine = mv_cuda_engine();   // not mv_gpu_engine: loaded as a plugin, this engine is not registered there
     snprintf(desc, n, "GPU %d (%s), GEMMs %s", dev, prop.name, mv_cuda_precision_name(mv_cuda_get_precision()));
     size_t len = strlen(desc);

@@ -169,6 +169,10 @@ int model_device_forward(mv_model *m, mv_device_batch *st, const float *images, 
     // update first: the copies below are from pageable memory, which the driver may stage by
     // waiting for the stream, and such a wait has no limit.
     if (g_wait_limit_s > 0) MV_TRY(cuda_ok(mv_device_wait(), "GPU step"));
+    // The ops' workspaces that the previous step outgrew are freed here and nowhere inside a step:
+    // cudaFree waits for the whole device, and here the model's stream has just been waited for
+    // with the limit (after the previous step's grads_finish nothing else is in flight).
+    mv_cuda_release_retired();
     MV_TRY(grow((void **)&st->images, &st->cap_images, ni));
     MV_TRY(grow((void **)&st->labels, &st->cap_labels, nl));
     MV_TRY(grow((void **)&st->ids, &st->cap_ids, nd));

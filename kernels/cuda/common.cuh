@@ -58,18 +58,18 @@ __device__ __forceinline__ T group_sum(T v) {
 // backend's cuBLAS handle: fp32, or TF32 tensor cores when mv_cuda_set_tf32(true).
 void gemm_rm(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc, cudaStream_t stream);
-// Device scratch of at least `bytes` for reduction partials (grows, synchronising, when needed).
+// Device scratch of at least `bytes` for reduction partials. It grows when needed, without
+// waiting for the device: the buffer it replaces is freed by mv_cuda_release_retired.
 void *mv_cuda_workspace(size_t bytes);
 
 // ---- BF16 mode: operands converted once per op ------------------------------------------------
 // gemm_rm converts both operands of every GEMM in BF16 mode. An op whose GEMMs share operands
 // (conv3x3's nine taps read shifted views of one padded input) converts them once instead:
 // bf16_pack into mv_cuda_bf16_operands() (a second workspace, the op's own until it returns),
-// then gemm_rm_bf16 on views of the copies, with the leading dimensions of the fp32 layout.
+// then gemm_rm_bf16 (declared in ops_cuda.h, where the tests reach it) on views of the copies,
+// with the leading dimensions of the fp32 layout.
 uint16_t *mv_cuda_bf16_operands(size_t elems);
 void bf16_pack(uint16_t *out, const float *in, size_t n, cudaStream_t stream);
-void gemm_rm_bf16(bool transA, bool transB, int M, int N, int K, float alpha, const uint16_t *A, int lda,
-                  const uint16_t *B, int ldb, float beta, float *C, int ldc, cudaStream_t stream);
 
 // ---- deterministic column sums ----------------------------------------------------------------
 // total(j) = sum over n < rows of f(n, j), for j < J, handed to emit(j, total). Pass 1 gives each

@@ -3,6 +3,7 @@
 // the CPU contract of returning nothing, so a failed launch or GEMM is recorded here and reported
 // by mv_cuda_status(). One host thread drives the GPU, as in training.
 #include "kernels/cuda/common.cuh"
+#include <stdlib.h>
 #include <string.h>
 extern "C" {
 #include "core/error.h"
@@ -16,6 +17,8 @@ static void *g_bf;          // bf16 copies of the operands of the GEMM in flight
 static size_t g_bf_bytes;
 static void *g_bf_op;       // bf16 copies an op makes once for several GEMMs (BF16 mode)
 static size_t g_bf_op_bytes;
+static void **g_retired;    // buffers that grow() replaced, for mv_cuda_release_retired
+static int g_num_retired, g_cap_retired;
 static char g_err[256];   // first failure since the last mv_cuda_status ("" when none)
 
 void mv_cuda_note(cudaError_t err, const char *where) {
@@ -63,6 +66,10 @@ extern "C" int mv_cuda_init(int device) {
 }
 
 extern "C" void mv_cuda_shutdown(void) {
+    mv_cuda_release_retired();
+    free(g_retired);
+    g_retired = NULL;
+    g_cap_retired = 0;
     if (g_blas) cublasDestroy(g_blas);
     g_blas = NULL;
     if (g_ws) cudaFree(g_ws);
@@ -125,21 +132,44 @@ extern "C" bool mv_cuda_emulated(void) {
 #endif
 }
 
+extern "C" void mv_cuda_release_retired(void) {
+    for (int i = 0; i < g_num_retired; i++) cudaFree(g_retired[i]);
+    g_num_retired = 0;
+}
+
+// A workspace grows during a step (the first step meets the largest reduction or GEMM), maybe in
+// backward after gradient buckets have started on the communication stream. cudaFree waits for
+// the whole device, those NCCL collectives included, and without the limit that every other host
+// wait has with several ranks (docs/distributed.md): a rank that stopped would hang this one
+// here. So grow() never frees: the old buffer (which queued kernels may still read) is retired,
+// and freed by mv_cuda_release_retired where the model has waited for its stream with the limit
+// (model_device_forward, at the start of the next step).
 static void *grow(void **buf, size_t *have, size_t bytes, const char *what) {
-    if (bytes <= *have) return *buf;
-    // Grow by at least half again so that a run settles after its first step.
+    if (*buf && bytes <= *have) return *buf;
+    // Grow by at least half again so that a run settles after its first step; never 0 bytes,
+    // which cudaMalloc answers with NULL, the callers' sign of failure.
     size_t want = bytes + bytes / 2;
-    if (*buf) cudaFree(*buf);   // cudaFree waits for the kernels that may still use it
-    *buf = NULL;
-    *have = 0;
-    cudaError_t err = cudaMalloc(buf, want);
+    if (want < 256) want = 256;
+    if (*buf && g_num_retired == g_cap_retired) {
+        int cap = g_cap_retired ? 2 * g_cap_retired : 16;
+        void **r = (void **)realloc(g_retired, sizeof(void *) * (size_t)cap);
+        if (!r) {
+            mv_cuda_note_text(what, "out of host memory");
+            return NULL;
+        }
+        g_retired = r;
+        g_cap_retired = cap;
+    }
+    void *p = NULL;
+    cudaError_t err = cudaMalloc(&p, want);
     if (err != cudaSuccess) {
         mv_cuda_note(err, what);
-        *buf = NULL;
         return NULL;
     }
+    if (*buf) g_retired[g_num_retired++] = *buf;
+    *buf = p;
     *have = want;
-    return *buf;
+    return p;
 }
 
 void *mv_cuda_workspace(size_t bytes) { return grow(&g_ws, &g_ws_bytes, bytes, "workspace allocation"); }
@@ -182,9 +212,10 @@ static void gemm_ex_bf16(cublasHandle_t h, bool transA, bool transB, int M, int 
     mv_cuda_note_blas(st, "cublasGemmEx (bf16)");
 }
 
-void gemm_rm_bf16(bool transA, bool transB, int M, int N, int K, float alpha, const uint16_t *A, int lda,
-                  const uint16_t *B, int ldb, float beta, float *C, int ldc, cudaStream_t stream) {
-    if (M <= 0 || N <= 0 || K <= 0) return;
+extern "C" void gemm_rm_bf16(bool transA, bool transB, int M, int N, int K, float alpha, const uint16_t *A, int lda,
+                             const uint16_t *B, int ldb, float beta, float *C, int ldc, cudaStream_t stream) {
+    // K = 0 goes to cuBLAS, which then sets C = beta C (zeros for beta = 0), as cublasSgemm does.
+    if (M <= 0 || N <= 0) return;
     cublasHandle_t h = blas_handle(stream);
     if (h) gemm_ex_bf16(h, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

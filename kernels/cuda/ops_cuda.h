@@ -30,7 +30,7 @@ extern "C" {
 // Selects the device and creates the cuBLAS handle. 0, or -1 with a message (mv_last_error).
 // Ops called before mv_cuda_init use the current device and create the handle on first use.
 int mv_cuda_init(int device);
-// Frees the cuBLAS handle and the reduction workspace (the device itself is left as it is).
+// Frees the cuBLAS handle and the workspaces (the device itself is left as it is).
 void mv_cuda_shutdown(void);
 // GEMM precision, for every cuBLAS GEMM (linear, conv2d, conv3x3, the scan's projections):
 //   MV_PREC_FP32 (default)  full fp32;
@@ -60,7 +60,17 @@ void mv_cuda_note(cudaError_t err, const char *where);
 bool mv_cuda_emulated(void);
 // The ops share an internal workspace for the row reductions' partials (and, in BF16 mode, one
 // for the GEMM operands). It grows on demand (the first step of a run allocates, later steps do
-// not) and belongs to one compute stream: do not run ops concurrently on two streams.
+// not) and belongs to one compute stream: do not run ops concurrently on two streams. Growing
+// never waits for the device: the buffer it replaces (queued kernels may still read it) is kept
+// until mv_cuda_release_retired frees it. That call waits for the whole device (cudaFree), so
+// make it where the device has been waited for (the GPU model does, at the start of each
+// forward); mv_cuda_shutdown frees them too.
+void mv_cuda_release_retired(void);
+// Row-major C[M,N] = alpha op(A) op(B) + beta C on bf16 operands (their bits, device memory) with
+// fp32 accumulation and output, cublasGemmEx's meaning: K = 0 gives C = beta C. The GEMM of
+// conv3x3's BF16 mode, exposed for the tests.
+void gemm_rm_bf16(bool transA, bool transB, int M, int N, int K, float alpha, const uint16_t *A, int lda,
+                  const uint16_t *B, int ldb, float beta, float *C, int ldc, cudaStream_t stream);
 
 // ---- linear: out[N,OC] = in[N,IC] @ w[OC,IC]^T + b[OC] -------------------------------------
 void linear_forward_cuda(float *out, const float *in, const float *w, const float *b, int N, int IC,

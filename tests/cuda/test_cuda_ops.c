@@ -793,6 +793,51 @@ static void test_precision_api(void) {
     record("precision", "set/get/parse", ok ? 0.0 : 1.0, 0.5, NULL);
 }
 
+// ---- the bf16 GEMM (conv3x3's BF16 path) ---------------------------------------------------------
+static uint16_t bf16_of(float f) {   // exact for the small integers used here
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)(u >> 16);
+}
+
+// gemm_rm_bf16 has cublasGemmEx's meaning, K = 0 included: C = beta C, and zeros for beta = 0
+// whatever C held (no op reaches K = 0 with valid leading dimensions, so it is called directly).
+static void test_gemm_bf16(void) {
+    const char *op = "gemm_rm_bf16";
+    enum { M = 3, N = 5, K = 7 };
+    uint16_t a[M * K], b[N * K];
+    float want[M * N], c0[M * N], nan = NAN;
+    for (int i = 0; i < M * K; i++) a[i] = bf16_of((float)(i % 5 - 2));
+    for (int i = 0; i < N * K; i++) b[i] = bf16_of((float)(i % 3 - 1));
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float t = 0;
+            for (int k = 0; k < K; k++) t += (float)(((m * K + k) % 5) - 2) * (float)(((n * K + k) % 3) - 1);
+            want[m * N + n] = t;
+            c0[m * N + n] = (float)(m - n);
+        }
+    uint16_t *d_a = dbuf_bytes(sizeof a), *d_b = dbuf_bytes(sizeof b);
+    upload_bytes(d_a, a, sizeof a);
+    upload_bytes(d_b, b, sizeof b);
+    float *d_c = dbuf(M * N), *fill = hbuf(M * N);
+    for (int i = 0; i < M * N; i++) fill[i] = nan;
+    // C[M,N] = A[M,K] B[N,K]^T, as conv3x3's forward; C starts as NaN, which beta = 0 must not read.
+    upload_bytes(d_c, fill, sizeof(float) * M * N);
+    gemm_rm_bf16(false, true, M, N, K, 1.0f, d_a, K, d_b, K, 0.0f, d_c, N, S);
+    check(op, "K=7 beta=0", d_c, want, M * N, 1e-7);
+    // K = 0: lda = 1, the least a leading dimension may be.
+    float *zeros = hbuf(M * N), *half = hbuf(M * N);
+    for (int i = 0; i < M * N; i++) half[i] = 0.5f * c0[i];
+    gemm_rm_bf16(false, false, M, N, 0, 1.0f, d_a, 1, d_b, N, 0.0f, d_c, N, S);
+    check(op, "K=0 beta=0: zeros", d_c, zeros, M * N, 1e-7);
+    upload_bytes(d_c, c0, sizeof c0);
+    gemm_rm_bf16(false, false, M, N, 0, 1.0f, d_a, 1, d_b, N, 0.5f, d_c, N, S);
+    check(op, "K=0 beta=0.5: C scaled", d_c, half, M * N, 1e-7);
+    int st = mv_cuda_status(op);
+    record(op, "no errors recorded", st < 0 ? 1.0 : 0.0, 0.5, st < 0 ? mv_last_error() : NULL);
+    release_all();
+}
+
 // ---- the loss helpers (kernels/cpu/ops_loss.h) ----------------------------------------------------
 static void record_rel(const char *op, const char *what, double got, double want, double tol) {
     double err = fabs(got - want) / (fabs(want) > 0 ? fabs(want) : 1.0);
@@ -959,6 +1004,7 @@ int main(void) {
         if (!g_emu) test_scan(2, 16, 20, 96, 6, 16, 0.0f, p);
     }
     test_precision_api();
+    test_gemm_bf16();
     test_dwconv(2, 7, 9, 13);
     test_layernorm(29, 70, 1.0f);
     test_layernorm(g_emu ? 40 : 1000, 192, 1.0f);

@@ -14,6 +14,12 @@
 // averaging the gradients and summing SyncBN's and the ratio loss's statistics, while each rank
 // also trains the CPU model on the whole batch of 2; the parameters must agree as above.
 //
+// In the host emulation it also checks what a GPU cannot show cheaply: that no cudaFree (which
+// waits for the whole device, NCCL collectives of a stopped rank included) happens in backward,
+// and that an attach which fails (the parameters do not fit the device) leaves no device memory
+// behind, the cuBLAS handle's included. Its first argument, a number of steps (default 8),
+// shortens the run.
+//
 // It needs no YAML, HDF5 or dataset (tests/gpu/device_checks.sh runs it on a bare CUDA
 // machine). ctest: test_train_cuda (SKIP without a GPU) and test_train_cuda_emu (host emulation).
 #include "core/engine.h"
@@ -26,13 +32,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STEPS 8
+#ifdef MV_CUDA_EMU
+long emu_free_count(void);   // tests/cuda/emu/emu_runtime.cpp
+#define FREES() emu_free_count()
+#else
+#define FREES() 0L
+#endif
 
 
 static double rel_l2(const float *a, const float *b, size_t n) {
     double d = 0, s = 0;
     for (size_t i = 0; i < n; i++) { d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]); s += (double)a[i] * a[i]; }
     return sqrt(d / (s > 0 ? s : 1));
+}
+
+// Device memory in use, as the runtime reports it.
+static size_t device_used(void) {
+    size_t free_b = 0, total = 0;
+    cudaMemGetInfo(&free_b, &total);
+    return total - free_b;
+}
+
+// An attach whose model does not fit must fail and free what it took (with run.device `auto`
+// the run goes on on the CPU). The emulated device is capped just above what is in use: the
+// cuBLAS handle fits, the parameters do not. 0, or the failures.
+static int check_failed_attach(mv_model *gpu, mv_optimizer *o, mv_comm *comm, const mv_config *cfg) {
+    size_t used = device_used();
+    char cap[32];
+    snprintf(cap, sizeof cap, "%zu", used + ((size_t)256 << 10));
+    setenv("MV_EMU_DEVICE_BYTES", cap, 1);
+    mv_run_ctx ctx = {.training = true, .world_size = 1};
+    char desc[256];
+    int rc = mv_gpu_engine->attach(gpu, o, comm, &ctx, &cfg->run, desc, sizeof desc);
+    unsetenv("MV_EMU_DEVICE_BYTES");
+    size_t after = device_used();
+    printf("failed attach: %s; device memory in use %zu bytes before, %zu after\n",
+           rc < 0 ? mv_last_error() : "it succeeded", used, after);
+    int failed = 0;
+    if (rc == 0) { printf("FAIL an attach beyond the device's memory succeeded\n"); gpu->engine->detach(gpu); failed++; }
+    if (after != used) { printf("FAIL the failed attach left %zu bytes of device memory\n", after - used); failed++; }
+    if (gpu->engine) { printf("FAIL the failed attach left the engine set\n"); failed++; }
+    return failed;
 }
 
 int main(int argc, char **argv) {
@@ -49,10 +89,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     mv_gpu_engine = mv_cuda_engine();
+    int steps = argc > 1 ? atoi(argv[1]) : 8;
+    if (steps < 1) comm_abort(1, "test_train_cuda [steps]: steps must be at least 1");
     mv_config *cfg = calloc(1, sizeof *cfg);
     config_defaults(cfg);
     cfg->schedule.warmup_iters = 3;
-    cfg->schedule.max_iters = STEPS;
+    cfg->schedule.max_iters = steps;
     cfg->optim.lr = 3e-4;
     // Small buckets, so that on 2 ranks a step all-reduces about 8 of them (maskvim-nano's
     // gradients are 1.9 MB) as backward hands them over.
@@ -70,6 +112,8 @@ int main(int argc, char **argv) {
     optimizer_init(&ocpu, &cpu.params, &cfg->optim);
     optimizer_init(&ogpu, &gpu.params, &cfg->optim);
     int world = comm.world, rank = comm.rank;
+    int failed = 0;
+    if (mv_cuda_emulated() && world == 1) failed += check_failed_attach(&gpu, &ogpu, &comm, cfg);
     mv_run_ctx gctx = {.training = true, .seed = 11, .world_size = world};
     char desc[256];
     if (mv_gpu_engine->attach(&gpu, &ogpu, &comm, &gctx, &cfg->run, desc, sizeof desc) < 0) {
@@ -81,12 +125,11 @@ int main(int argc, char **argv) {
     int GB = B / world;   // the GPU model's batch: this rank's share of the global batch
     float *img = malloc(sizeof(float) * B * 3 * H * W);
     uint8_t *lab = malloc((size_t)B * H * W);
-    int failed = 0;
     if (run_plan(&cpu, B, H, W, MV_PLAN_TRAIN) < 0 || run_plan(&gpu, GB, H, W, MV_PLAN_TRAIN) < 0) {
         fprintf(stderr, "test_train_cuda: %s\n", mv_last_error());
         return 1;
     }
-    for (int it = 0; it < STEPS; it++) {
+    for (int it = 0; it < steps; it++) {
         make_test_batch(img, lab, B, H, W, K, (uint32_t)it);
         ids[0] = 2 * it; ids[1] = 2 * it + 1;
         mv_run_ctx cctx = {.training = true, .seed = 11, .step = (uint32_t)it, .sample_ids = ids, .world_size = 1};
@@ -101,8 +144,14 @@ int main(int argc, char **argv) {
             return 1;
         }
         run_backward(&cpu, &cctx);
+        long frees = FREES();
         run_backward(&gpu, &gctx);
         if (gpu.engine->grads_finish(&gpu) < 0) comm_abort(1, mv_last_error());
+        if (FREES() != frees) {
+            printf("FAIL step %d: %ld cudaFree calls in backward (each waits for the whole device)\n", it,
+                   FREES() - frees);
+            failed++;
+        }
         optimizer_step(&ocpu, &cpu.params, &cfg->optim, &cfg->schedule, it);
         gpu.engine->optimizer_step(&gpu, &ogpu, &cfg->optim, &cfg->schedule, it);
         // With two ranks each GPU's loss is over its own image: compared through the parameters.
@@ -115,7 +164,7 @@ int main(int argc, char **argv) {
     double dp = rel_l2(cpu.params.params, gpu.params.params, np), dm = rel_l2(ocpu.m, ogpu.m, np);
     double dv = rel_l2(ocpu.v, ogpu.v, np), db = rel_l2(cpu.params.buffers, gpu.params.buffers, cpu.params.num_buffers);
     printf("after %d steps: relative L2 difference parameters %.2e, moments m %.2e v %.2e, BatchNorm buffers %.2e; "
-           "optimizer steps %ld / %ld\n", STEPS, dp, dm, dv, db, ocpu.step, ogpu.step);
+           "optimizer steps %ld / %ld\n", steps, dp, dm, dv, db, ocpu.step, ogpu.step);
     if (!(dp < 1e-5)) { printf("FAIL parameters differ: %.2e\n", dp); failed++; }
     if (!(dm < 1e-2 && dv < 1e-2)) { printf("FAIL moments differ: %.2e %.2e\n", dm, dv); failed++; }
     if (!(db < 1e-4)) { printf("FAIL BatchNorm buffers differ: %.2e\n", db); failed++; }

@@ -429,6 +429,7 @@ void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> 
                 block.x, block.y, block.z, smem);
         abort();
     }
+    EmuDeviceWork work;   // the kernel's device memory is accessible until the launch returns
     g_smem.assign(smem + 16, 0);
     g_smem_bytes = smem + 16;
     g_body = &body;

@@ -8,7 +8,9 @@
 // reported deadlock, never as a race). __shared__ variables become function statics in a section
 // of their own, which is right because one block runs at a time. Device memory is host memory;
 // the CUDA runtime and cuBLAS calls the kernels and tests make are implemented by
-// emu_runtime.cpp (cuBLAS on OpenBLAS).
+// emu_runtime.cpp (cuBLAS on OpenBLAS), which keeps a table of the allocations: cudaMemcpy's kind
+// must match its pointers, and with MV_EMU_GUARD=1 device memory is inaccessible (PROT_NONE)
+// except during the emulation's own device work, so that a host access to it segfaults.
 //
 // Hazards that a GPU leaves to chance are made to show (emu.cpp): shared memory starts every
 // block as 0xff bytes (NaN floats) and so does new device memory (emu_runtime.cpp);
@@ -68,6 +70,20 @@ void emu_set_thread_order(const char *spec);
 extern size_t emu_smem_optin;
 // True for the legacy/per-thread streams and for streams created and not yet destroyed.
 bool emu_stream_ok(cudaStream_t s);
+// Device work of the emulation itself (a launch, a cuBLAS call, a copy, an NCCL collective) runs
+// between these (nested calls count): with MV_EMU_GUARD=1 device memory is readable and writable
+// only then (emu_runtime.cpp), so host code that touches a device pointer faults as on a GPU.
+// emu_set_guard(true) does what MV_EMU_GUARD=1 does, for the allocations made after the call
+// (the variable is read at the first allocation unless this was called before).
+void emu_set_guard(bool on);
+void emu_device_begin(void);
+void emu_device_end(void);
+struct EmuDeviceWork {
+    EmuDeviceWork() { emu_device_begin(); }
+    ~EmuDeviceWork() { emu_device_end(); }
+    EmuDeviceWork(const EmuDeviceWork &) = delete;
+    EmuDeviceWork &operator=(const EmuDeviceWork &) = delete;
+};
 
 // cuda_runtime.h's typed cudaMalloc (this header stands in for cuda_runtime.h, which has it).
 template <class T>

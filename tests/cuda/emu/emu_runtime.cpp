@@ -1,15 +1,26 @@
 // The CUDA runtime and cuBLAS entry points that kernels/cuda and tests/cuda/test_cuda_ops.c call,
-// implemented on the host for the emulation build: "device" memory is malloc'd memory, every
-// call is synchronous, one emulated device exists, and cublasSgemm is OpenBLAS's sgemm. The GEMMs
+// implemented on the host for the emulation build: "device" memory is host memory, every call is
+// synchronous, one emulated device exists, and cublasSgemm is OpenBLAS's sgemm. The GEMMs
 // reproduce the precision modes' input rounding, so that the emulated tests see their errors:
 // in TF32 math mode the operands are rounded to 10-bit mantissas, and cublasGemmEx reads bf16
 // operands (CUDA_R_16BF) as the GPU does; accumulation is fp32 (OpenBLAS) in every mode.
+//
+// Device memory is kept in an allocation table, so that the runtime refuses what a GPU refuses:
+// a cudaMemcpy whose pointers do not match its kind (a host pointer given as device memory or
+// the reverse; cudaMemcpyDefault takes either), a copy or memset past the end of an allocation, a
+// cudaFree of what cudaMalloc did not return. With MV_EMU_GUARD=1 device memory is mmap'ed and
+// kept PROT_NONE except while the emulation itself does device work (a kernel launch, a cuBLAS
+// call, a copy or memset, an emulated NCCL collective: emu_device_begin/end), so host code that
+// reads or writes a device pointer dies with SIGSEGV, as it would on a GPU.
 #include "tests/cuda/emu/emu.h"
 #include <cublas_v2.h>
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <map>
 #include <mutex>
 #include <unordered_set>
 
@@ -32,6 +43,79 @@ bool emu_stream_ok(cudaStream_t s) {
     if (s == 0 || s == cudaStreamLegacy || s == cudaStreamPerThread) return true;
     std::lock_guard<std::mutex> lock(g_streams_mu);
     return g_streams.count(s) != 0;
+}
+
+// ---- device memory: the allocation table and the guard -----------------------------------------
+struct Alloc {
+    size_t size;     // as asked
+    size_t mapped;   // the mmap'ed length in guard mode, 0 for malloc'd memory
+};
+static std::mutex g_mem_mu;   // the table, the guard's depth and the protection of every allocation
+static std::map<uintptr_t, Alloc> g_allocs;
+static int g_guard = -1;      // MV_EMU_GUARD, read at the first allocation
+static int g_depth;           // nesting of device work in progress (emu_device_begin)
+static size_t g_live_bytes;
+
+static bool guard_on(void) {
+    if (g_guard < 0) {
+        const char *e = getenv("MV_EMU_GUARD");
+        g_guard = e && strcmp(e, "0") != 0 && *e;
+    }
+    return g_guard;
+}
+
+static void protect_all(int prot) {
+    for (auto &a : g_allocs)
+        if (a.second.mapped && mprotect((void *)a.first, a.second.mapped, prot) != 0) {
+            perror("emu: mprotect");
+            abort();
+        }
+}
+
+void emu_set_guard(bool on) {
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    g_guard = on;
+}
+
+void emu_device_begin(void) {
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    if (g_depth++ == 0) protect_all(PROT_READ | PROT_WRITE);
+}
+
+void emu_device_end(void) {
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    if (--g_depth == 0) protect_all(PROT_NONE);
+}
+
+// Where [p, p + n) lies: 1 within one device allocation, 0 in host memory, -1 where it starts in
+// an allocation and runs past its end.
+static int where(const void *p, size_t n) {
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    uintptr_t a = (uintptr_t)p;
+    auto it = g_allocs.upper_bound(a);
+    if (it == g_allocs.begin()) return 0;
+    --it;
+    size_t size = it->second.size ? it->second.size : 1;
+    if (a >= it->first + size) return 0;
+    return a + n <= it->first + size ? 1 : -1;
+}
+
+static cudaError_t refuse(const char *call, const char *why, const void *p, size_t n) {
+    fprintf(stderr, "emu: %s: %s (%p, %zu bytes)\n", call, why, p, n);
+    return note(cudaErrorInvalidValue);
+}
+
+// The mapping's length to ask for a size (whole pages).
+static size_t page_round(size_t n) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) / page * page;
+}
+
+// The device's size: MV_EMU_DEVICE_BYTES, read at every call (the out-of-memory tests set it for
+// a moment), or else unlimited (reported as 1 TiB; the emulated tests' few GiB are host memory).
+static size_t device_bytes(void) {
+    const char *e = getenv("MV_EMU_DEVICE_BYTES");
+    return e && *e ? (size_t)strtoull(e, NULL, 10) : (size_t)1 << 40;
 }
 
 extern "C" {
@@ -62,20 +146,78 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
 // often hands back zeros or an earlier buffer's values, which a read-before-write would take
 // quietly. Here such a read gives NaN and the comparisons fail.
 cudaError_t cudaMalloc(void **ptr, size_t size) {
-    *ptr = malloc(size ? size : 1);
-    if (!*ptr) return note(cudaErrorMemoryAllocation);
-    memset(*ptr, 0xff, size);
+    *ptr = NULL;
+    std::lock_guard<std::mutex> lock(g_mem_mu);
+    if (g_live_bytes + size > device_bytes()) return note(cudaErrorMemoryAllocation);
+    Alloc al = {size, 0};
+    void *p;
+    if (guard_on()) {
+        al.mapped = page_round(size ? size : 1);
+        p = mmap(NULL, al.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) return note(cudaErrorMemoryAllocation);
+        memset(p, 0xff, size);
+        if (g_depth == 0 && mprotect(p, al.mapped, PROT_NONE) != 0) {
+            perror("emu: mprotect");
+            abort();
+        }
+    } else {
+        p = malloc(size ? size : 1);
+        if (!p) return note(cudaErrorMemoryAllocation);
+        memset(p, 0xff, size);
+    }
+    g_allocs[(uintptr_t)p] = al;
+    g_live_bytes += size;
+    *ptr = p;
     return cudaSuccess;
 }
+
+static long g_frees;
+
+// cudaFree calls so far: a GPU's cudaFree waits for the whole device, NCCL kernels included,
+// so the tests check that none happens inside a training step (tests/cuda/test_train_cuda.c).
+extern "C" long emu_free_count(void) { return g_frees; }
 
 cudaError_t cudaFree(void *ptr) {
-    free(ptr);
+    g_frees++;
+    if (!ptr) return cudaSuccess;
+    std::unique_lock<std::mutex> lock(g_mem_mu);
+    auto it = g_allocs.find((uintptr_t)ptr);
+    if (it == g_allocs.end()) {
+        lock.unlock();
+        return refuse("cudaFree", "not a pointer cudaMalloc returned", ptr, 0);
+    }
+    if (it->second.mapped)
+        munmap(ptr, it->second.mapped);
+    else
+        free(ptr);
+    g_live_bytes -= it->second.size;
+    g_allocs.erase(it);
     return cudaSuccess;
 }
 
+// The kind must match where the pointers are, as on a GPU (a host pointer given as device memory
+// is an invalid argument there, a device pointer given as host memory too).
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind) {
-    (void)kind;
-    if (count) memmove(dst, src, count);
+    if (!count) return cudaSuccess;
+    int d = where(dst, count), s = where(src, count);
+    if (d < 0) return refuse("cudaMemcpy", "the destination runs past the end of its allocation", dst, count);
+    if (s < 0) return refuse("cudaMemcpy", "the source runs past the end of its allocation", src, count);
+    int want_d = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    int want_s = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (kind != cudaMemcpyDefault) {
+        if (kind != cudaMemcpyHostToHost && kind != cudaMemcpyHostToDevice && kind != cudaMemcpyDeviceToHost &&
+            kind != cudaMemcpyDeviceToDevice)
+            return refuse("cudaMemcpy", "unknown kind", dst, count);
+        if (d != want_d)
+            return refuse("cudaMemcpy", want_d ? "the destination is not device memory, as the kind says"
+                                               : "the destination is device memory, the kind says host", dst, count);
+        if (s != want_s)
+            return refuse("cudaMemcpy", want_s ? "the source is not device memory, as the kind says"
+                                               : "the source is device memory, the kind says host", src, count);
+    }
+    emu_device_begin();
+    memmove(dst, src, count);
+    emu_device_end();
     return cudaSuccess;
 }
 
@@ -86,7 +228,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaM
 }
 
 cudaError_t cudaMemset(void *ptr, int value, size_t count) {
-    if (count) memset(ptr, value, count);
+    if (!count) return cudaSuccess;
+    if (where(ptr, count) != 1) return refuse("cudaMemset", "not within one device allocation", ptr, count);
+    emu_device_begin();
+    memset(ptr, value, count);
+    emu_device_end();
     return cudaSuccess;
 }
 
@@ -145,9 +291,11 @@ cudaError_t cudaStreamQuery(cudaStream_t stream) {
     return cudaSuccess;
 }
 
+// The live allocations count (so a leak shows, as on a GPU).
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
-    *free_bytes = (size_t)1 << 30;
-    *total = (size_t)1 << 30;
+    size_t all = device_bytes();
+    *free_bytes = g_live_bytes < all ? all - g_live_bytes : 0;
+    *total = all;
     return cudaSuccess;
 }
 
@@ -222,21 +370,33 @@ const char *cudaGetErrorString(cudaError_t error) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorNotReady: return "device not ready";
+    case cudaErrorInvalidValue: return "invalid argument";
     default: return "emulated CUDA error";
     }
 }
 
 // ---- cuBLAS ---------------------------------------------------------------------------------
+// A handle holds device memory, as cuBLAS's own workspace does: a handle never destroyed shows
+// in cudaMemGetInfo.
 struct cublasContext {
     cublasMath_t math;
+    void *workspace;
 };
 
 cublasStatus_t cublasCreate_v2(cublasHandle_t *handle) {
     *handle = (cublasHandle_t)calloc(1, sizeof(struct cublasContext));
-    return *handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+    if (!*handle) return CUBLAS_STATUS_ALLOC_FAILED;
+    if (cudaMalloc(&(*handle)->workspace, (size_t)64 << 10) != cudaSuccess) {
+        cudaGetLastError();
+        free(*handle);
+        *handle = NULL;
+        return CUBLAS_STATUS_ALLOC_FAILED;
+    }
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
+    if (handle) cudaFree(handle->workspace);
     free(handle);
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -317,6 +477,7 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, c
                               const float *B, int ldb, const float *beta, float *C, int ldc) {
     if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    EmuDeviceWork work;
     if (handle->math == CUBLAS_TF32_TENSOR_OP_MATH && k > 0)
         return gemm_via_copies(transa, transb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc, round_tf32);
     cblas_sgemm(CblasColMajor, transa == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
@@ -337,6 +498,8 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
         (Atype != CUDA_R_16BF && Atype != CUDA_R_32F))
         return CUBLAS_STATUS_NOT_SUPPORTED;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    // k = 0 (copies of no columns) leaves C = beta C to OpenBLAS's sgemm, as cuBLAS does.
+    EmuDeviceWork work;
     float al = *(const float *)alpha, be = *(const float *)beta;
     if (Atype == CUDA_R_16BF)
         return gemm_via_copies(transa, transb, m, n, k, al, (const uint16_t *)A, lda, (const uint16_t *)B, ldb, be,

@@ -218,6 +218,7 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm) {
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
                            ncclComm_t comm, cudaStream_t stream) {
     if (!comm_ok(comm)) return ncclInvalidArgument;
+    EmuDeviceWork work;   // the buffers are device memory (MV_EMU_GUARD)
     comm->calls++;
     size_t elem = type == ncclFloat ? sizeof(float) : type == ncclDouble ? sizeof(double) : 0;
     int local_ok = elem != 0 && op == ncclSum && emu_stream_ok(stream) && (count == 0 || (send && recv));

@@ -4,9 +4,13 @@
 // undefined on a GPU (divergent barriers and shuffles, a shuffle reading a lane that exited, mask
 // mismatches, launches past the limits) aborts with "emu: ..." instead of quietly giving a value.
 // Each misuse runs in a forked child; the parent checks that the child aborted with the message.
+// And the runtime's device memory: copies whose kind does not match their pointers are refused,
+// and under the guard (MV_EMU_GUARD) a host access to device memory dies of SIGSEGV while the
+// emulation's own device work (launches, copies) still reaches it.
 #include "tests/cuda/emu/emu.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,6 +155,26 @@ static bool dies_with(F fn, const char *expect) {
     return ok;
 }
 
+// Runs fn in a child; true when the child died of signal sig.
+template <class F>
+static bool dies_of(F fn, int sig) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn();
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool ok = WIFSIGNALED(status) && WTERMSIG(status) == sig;
+    if (!ok) printf("  child: status %d\n", status);
+    return ok;
+}
+
+static void fill_kernel(float *p, int n, float v) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) p[i] = v + i;
+}
+
 static bool reuse_right(bool barrier) {
     int *out = g_buf;
     emu_launch(dim3(1), dim3(NT), 0, [=]() { reuse_kernel(out, barrier); });
@@ -255,6 +279,74 @@ int main(void) {
           "dynamic shared memory above 48 KiB without the attribute aborts");
     check(dies_with([=]() { emu_set_thread_order("backwards"); }, "MV_EMU_THREAD_ORDER"),
           "an unknown order is refused");
+
+    // cudaMemcpy's kind must match where its pointers are, as on a GPU; cudaMemcpyDefault takes
+    // either. A refused copy copies nothing and leaves the error for cudaGetLastError.
+    {
+        float host[8] = {1, 2, 3, 4, 5, 6, 7, 8}, back[8] = {0}, *dev = NULL, *dev2 = NULL;
+        check(cudaMalloc(&dev, sizeof host) == cudaSuccess && cudaMalloc(&dev2, sizeof host) == cudaSuccess,
+              "cudaMalloc");
+        check(cudaMemcpy(dev, host, sizeof host, cudaMemcpyHostToDevice) == cudaSuccess &&
+                  cudaMemcpy(dev2, dev, sizeof host, cudaMemcpyDeviceToDevice) == cudaSuccess &&
+                  cudaMemcpy(back, dev2, sizeof host, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                  memcmp(back, host, sizeof host) == 0,
+              "copies of the right kinds");
+        check(cudaMemcpy(back, dev, sizeof host, cudaMemcpyHostToDevice) == cudaErrorInvalidValue &&
+                  cudaGetLastError() == cudaErrorInvalidValue,
+              "a host destination given as device memory is refused");
+        check(cudaMemcpy(dev, host, sizeof host, cudaMemcpyDeviceToDevice) == cudaErrorInvalidValue,
+              "a host source given as device memory is refused");
+        check(cudaMemcpy(dev, host, sizeof host, cudaMemcpyHostToHost) == cudaErrorInvalidValue,
+              "a device destination given as host memory is refused");
+        check(cudaMemcpy(back, dev, sizeof host, cudaMemcpyHostToHost) == cudaErrorInvalidValue,
+              "a device source given as host memory is refused");
+        check(cudaMemcpy(back, dev + 1, sizeof host, cudaMemcpyDeviceToHost) == cudaErrorInvalidValue,
+              "a copy past the end of an allocation is refused");
+        check(cudaMemset(host, 0, sizeof host) == cudaErrorInvalidValue && host[0] == 1,
+              "cudaMemset of host memory is refused");
+        check(cudaFree(host) == cudaErrorInvalidValue, "cudaFree of host memory is refused");
+        memset(back, 0, sizeof back);
+        check(cudaMemcpy(dev, host, sizeof host, cudaMemcpyDefault) == cudaSuccess &&
+                  cudaMemcpy(back, dev, sizeof host, cudaMemcpyDefault) == cudaSuccess &&
+                  memcmp(back, host, sizeof host) == 0,
+              "cudaMemcpyDefault takes host and device pointers");
+        cudaGetLastError();
+        cudaFree(dev);
+        cudaFree(dev2);
+    }
+
+    // The guard: device memory is reachable from kernels and copies only.
+    {
+        auto guarded = [](float **dev) {
+            emu_set_guard(true);
+            if (cudaMalloc(dev, 64 * sizeof(float)) != cudaSuccess) _exit(3);
+            float *p = *dev;
+            emu_launch(dim3(1), dim3(32), 0, [=]() { fill_kernel(p, 64, 0.5f); });
+        };
+        check(dies_of([=]() {
+                  float *dev;
+                  guarded(&dev);
+                  float host[64];
+                  if (cudaMemcpy(host, dev, sizeof host, cudaMemcpyDeviceToHost) != cudaSuccess) _exit(4);
+                  for (int i = 0; i < 64; i++)
+                      if (host[i] != 0.5f + i) _exit(5);   // launches and copies reach the memory
+                  raise(SIGUSR1);
+              }, SIGUSR1),
+              "under the guard, kernels and copies reach device memory");
+        check(dies_of([=]() {
+                  float *dev;
+                  guarded(&dev);
+                  dev[3] = 1.0f;   // a host write to device memory
+              }, SIGSEGV),
+              "under the guard, a host write to device memory dies of SIGSEGV");
+        check(dies_of([=]() {
+                  float *dev;
+                  guarded(&dev);
+                  volatile float x = dev[3];   // a host read
+                  (void)x;
+              }, SIGSEGV),
+              "under the guard, a host read of device memory dies of SIGSEGV");
+    }
 
     printf("test_emu: %d checks, %d failed\n", g_checks, g_failed);
     return g_failed ? 1 : 0;
