@@ -1,7 +1,10 @@
 // The build's identity (core/build_info.h). MV_VERSION and MV_GIT_COMMIT come from the header
 // cmake/build_info.cmake generates at every build; the libraries are asked at run time.
 #include "core/build_info.h"
+#include "core/checkpoint.h"
+#include "core/config.h"
 #include "core/engine.h"
+#include "data/manifest.h"
 #include "data/shard.h"
 #include "dist/comm.h"
 #include "mv_build_info.h"
@@ -35,6 +38,78 @@ static const char *sanitizers(void) {
 #else
     return "";
 #endif
+}
+
+// The predefined macros that change what the compiled code computes (instruction sets, fused
+// multiply-adds, fast math) or checks (sanitizers, assertions).
+static const char *code_flags(void) {
+    return ""
+#if defined(__x86_64__)
+           "x86-64"
+#elif defined(__aarch64__)
+           "aarch64"
+#else
+           "other-arch"
+#endif
+#if defined(__OPTIMIZE__)
+           " -O"
+#endif
+#if defined(NDEBUG)
+           " NDEBUG"
+#endif
+#if defined(__FAST_MATH__)
+           " fast-math"
+#endif
+#if defined(__FMA__)
+           " FMA"
+#endif
+#if defined(__AVX512F__)
+           " AVX-512"
+#elif defined(__AVX2__)
+           " AVX2"
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+           " ASan"
+#endif
+#if defined(MV_HAVE_MPI)
+           " MPI"
+#endif
+        ;
+}
+
+void mv_build_identity(char id[MV_BUILD_ID_SIZE]) {
+    memset(id, 0, MV_BUILD_ID_SIZE);
+    snprintf(id, 32, "%s", MV_BUILD_ID_FORMAT);
+    const char *commit = MV_GIT_COMMIT;
+    size_t lc = strlen(commit);
+    bool named = strcmp(commit, "unknown") && !(lc >= 6 && !strcmp(commit + lc - 6, "-dirty"));
+    // The executable's own bytes, read once (a few MB: milliseconds), where the commit does not
+    // name the sources. /proc/self/exe unreadable: the record says so, and two such ranks agree.
+    static char exe[96];
+    if (!named && !exe[0]) {
+        uint32_t crc = 0;
+        int64_t bytes = 0;
+        if (file_crc32(&crc, &bytes, "/proc/self/exe") == 0)
+            snprintf(exe, sizeof exe, "; binary %lld B, crc32 %08x", (long long)bytes, (unsigned)crc);
+        else
+            snprintf(exe, sizeof exe, "; binary unreadable");
+    }
+    const char *gpu = mv_gpu_engine ? "CUDA built in" : mv_gpu_plugin ? mv_gpu_plugin : "no GPU engine";
+    snprintf(id + 32, MV_BUILD_ID_SIZE - 32, "maskvim %s %s (%s, gcc %s, %s; %s; mv_config %zu B, mv_train_state %zu B%s)",
+             MV_VERSION, commit, MV_BUILD_TYPE, __VERSION__, code_flags(), gpu, sizeof(mv_config),
+             sizeof(mv_train_state), named ? "" : exe);
+}
+
+void mv_build_identity_text(char *out, size_t n, const char *id) {
+    char text[MV_BUILD_ID_SIZE];
+    memcpy(text, id + 32, MV_BUILD_ID_SIZE - 32);
+    text[MV_BUILD_ID_SIZE - 33] = '\0';
+    // Another format keeps the same fixed size; say which when it is not ours.
+    char format[33];
+    memcpy(format, id, 32);
+    format[32] = '\0';
+    if (strcmp(format, MV_BUILD_ID_FORMAT)) snprintf(out, n, "%s [record format '%.32s']", text, format);
+    else snprintf(out, n, "%s", text);
 }
 
 void mv_build_report(FILE *f) {

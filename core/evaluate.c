@@ -163,6 +163,22 @@ int eval_infer(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data_c
                                          : whole(pred, buf, m, image, h, w, lh, lw);
 }
 
+int eval_same_split_everywhere(mv_comm *comm, const char *what, bool have, int64_t count, uint64_t fingerprint) {
+    if (comm->world <= 1) return 0;
+    uint64_t r0[3] = {have, (uint64_t)count, fingerprint};
+    if (comm_bcast_bytes(comm, r0, sizeof r0) < 0) return -1;
+    char msg[MV_COMM_MSG_MAX] = "";
+    if (have && r0[0] && (r0[1] != (uint64_t)count || r0[2] != fingerprint))
+        snprintf(msg, sizeof msg, "%s: rank %d reads %lld samples (fingerprint %016llx), rank 0 %lld samples "
+                 "(fingerprint %016llx)", what, comm->rank, (long long)count, (unsigned long long)fingerprint,
+                 (long long)r0[1], (unsigned long long)r0[2]);
+    int first;
+    if (comm_first_message(comm, msg, sizeof msg, &first) < 0) return -1;
+    if (first < 0) return 0;
+    return mv_fail("%s: every rank must read the same split (the same data at the same path on every host; compare "
+                   "`maskvim data inspect` of each copy)", msg);
+}
+
 int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const char *path, const char *name,
                    mv_comm *comm, const mv_eval_opts *opts) {
     mv_loader_source src = {path, 1};
@@ -186,6 +202,17 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     // waiting in it, or meeting this one in its caller's next collective.
     mv_loader *L = NULL;
     int rc = loader_open(&L, &lc, NULL) < 0 ? mv_fail_context("evaluating %s", name) : 0;
+    int64_t count = 0;
+    uint64_t fp = 0;
+    if (L) loader_source_id(L, 0, &count, &fp);
+    char what[1400];
+    snprintf(what, sizeof what, "evaluating %s (%s)", name, path);
+    // The agreement's failure is every rank's, with the same message; a rank whose own open
+    // failed keeps its reason.
+    char own[MV_ERRMSG_MAX] = "";
+    if (rc < 0) snprintf(own, sizeof own, "%s", mv_last_error());
+    if (eval_same_split_everywhere(comm, what, L != NULL, count, fp) < 0 && rc == 0) rc = -1;
+    if (own[0]) mv_fail("%s", own);
     mv_eval_buffers bufs = {0};
     uint8_t *pred = NULL;
     size_t cap = 0;
@@ -201,7 +228,7 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     prog.log_quiet_short = true;
     const mv_batch *b;
     int got = 0;
-    while (L && (got = loader_next(L, &b)) == 1) {
+    while (L && rc == 0 && (got = loader_next(L, &b)) == 1) {
         if (b->b == 0) continue;   // this rank has no image in the last global step
         size_t npx = (size_t)b->lh * b->lw;
         if (npx > cap) {

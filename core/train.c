@@ -475,6 +475,7 @@ static int train_main(trainer *t, train_end *end) {
         if (source_resolve(t->val_paths[i], sizeof t->val_paths[i], &cfg->data.val[i], "val", cfg, t->comm) < 0)
             return source_stop_signal() ? stopped_in_setup(t, end) : -1;
     MV_TRY(check_sources(t));
+    MV_TRY(train_check_same_data(t));   // every rank reads the same splits
     MV_TRY(train_record_start(t, resumed));
     MV_TRY(train_open_device(t));
     MV_TRY(train_log_open(t, resumed ? &cursor : NULL));

@@ -1,15 +1,19 @@
 // What the ranks of a training agree on, each in one small collective: the configuration they
-// were started with, a stop request taken during start-up or a step, a batch that failed to
-// load, and a loss that is not finite. They either all go on or all stop at the same place.
+// were started with (their builds were compared by comm_init), the splits they read, a stop
+// request taken during start-up or a step, a batch that failed to load, and a loss that is not
+// finite. They either all go on or all stop at the same place.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/error.h"
+#include "core/evaluate.h"
 #include "core/stop_signal.h"
 #include "core/train_internal.h"
+#include "data/manifest.h"
 
-// Every rank must run the same configuration: a rank started with another seed, learning rate,
+// Every rank must run the same configuration (comm_init compared their builds already, so the
+// struct has one layout everywhere): a rank started with another seed, learning rate,
 // batch or mask mode would otherwise train on silently (its parameters drifting from the
 // others'), and another model or iteration count ends in an MPI error far from the cause. Rank 0
 // sends its resolved configuration (the struct holds no pointers); a rank whose own differs
@@ -26,25 +30,46 @@ int train_check_same_config(const mv_config *cfg, mv_comm *comm) {
     if (config_first_difference(r0, cfg, key, va, vb, sizeof va))
         snprintf(what, sizeof what, "%s: %s on rank 0, %s on rank %d", key, va, vb, comm->rank);
     free(r0);
-    // The first rank that differs hands its finding to every rank (sums of doubles are the
-    // collective at hand), so rank 0 reports it whichever rank aborts first.
-    double *bad = mv_calloc((size_t)comm->world, sizeof(double));
-    bad[comm->rank] = what[0] ? 1 : 0;
-    int rc = comm_allreduce_sum_doubles(comm, bad, comm->world);
-    int first = -1;
-    for (int r = 0; r < comm->world && rc == 0 && first < 0; r++)
-        if (bad[r] > 0) first = r;
-    free(bad);
-    if (rc < 0 || first < 0) return rc;
-    enum { MSG = 512 };
-    double text[MSG] = {0};
-    if (comm->rank == first)
-        for (int i = 0; i < MSG - 1 && what[i]; i++) text[i] = (unsigned char)what[i];
-    if (comm_allreduce_sum_doubles(comm, text, MSG) < 0) return -1;
-    for (int i = 0; i < MSG; i++) what[i] = (char)(unsigned char)text[i];
-    what[MSG - 1] = '\0';
+    // The first rank that differs hands its finding to every rank, so rank 0 reports it
+    // whichever rank aborts first.
+    int first;
+    if (comm_first_message(comm, what, sizeof what, &first) < 0) return -1;
+    if (first < 0) return 0;
     return mv_fail("rank %d was started with another configuration than rank 0: %s (start every rank with the same "
                    "file and --set options)", first, what);
+}
+
+// Every rank must read the same training and validation splits (the configuration names the
+// same paths, but each rank reads its own host's copy): a copy with another sample count would
+// permute another epoch on its rank, so that the ranks' batches are no longer slices of one
+// stream, and another content trains (or evaluates) on other images, all without an error.
+// Each training source is compared as its loader opened it (the same counts and the same
+// data.train repeats, compared with the configuration, give the same epoch size); the
+// validation splits by their manifests, before the first evaluation needs them.
+int train_check_same_data(trainer *t) {
+    const mv_config *cfg = t->cfg;
+    if (t->comm->world <= 1) return 0;
+    char what[1400];
+    for (int i = 0; i < cfg->data.num_train; i++) {
+        int64_t n;
+        uint64_t fp;
+        loader_source_id(t->loader, i, &n, &fp);
+        snprintf(what, sizeof what, "data.train %s (%s)", cfg->data.train[i].name, t->train_paths[i]);
+        MV_TRY(eval_same_split_everywhere(t->comm, what, true, n, fp));
+    }
+    for (int i = 0; i < cfg->data.num_val; i++) {
+        int64_t n = 0;
+        uint64_t fp = 0;
+        bool have = manifest_fingerprint_dir(&fp, &n, t->val_paths[i]) == 0;
+        snprintf(what, sizeof what, "data.val %s (%s)", cfg->data.val[i].name, t->val_paths[i]);
+        char own[MV_ERRMSG_MAX] = "";
+        if (!have) snprintf(own, sizeof own, "%s", mv_last_error());
+        MV_TRY(eval_same_split_everywhere(t->comm, what, have, n, fp));
+        // The split opened a moment ago (check_sources) and cannot be read now: a failure of
+        // this rank alone, which ends the job (cmd_train aborts) after the others' agreement.
+        if (!have) return mv_fail("%s", own);
+    }
+    return 0;
 }
 
 // What every rank must agree on after a step's forward, in one small all-reduce:

@@ -207,6 +207,47 @@ int manifest_read(mv_manifest *out, const char *split_dir) {
     return rc;
 }
 
+static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ull;
+    return h;
+}
+
+// Each field is fed as text with its terminating NUL (numbers in decimal), so the hash does not
+// depend on the machine's byte order and no two field lists run into each other.
+static uint64_t fnv_str(uint64_t h, const char *s) { return fnv_bytes(h, s, strlen(s) + 1); }
+static uint64_t fnv_int(uint64_t h, long long v) {
+    char t[32];
+    snprintf(t, sizeof t, "%lld", v);
+    return fnv_str(h, t);
+}
+
+uint64_t manifest_fingerprint(const mv_manifest *m) {
+    uint64_t h = 1469598103934665603ull;
+    h = fnv_str(h, m->domain);
+    h = fnv_str(h, m->label_map);
+    h = fnv_int(h, m->num_classes);
+    h = fnv_int(h, m->count);
+    h = fnv_int(h, m->n_shards);
+    for (int i = 0; i < m->n_shards; i++) {
+        const mv_manifest_shard *s = &m->shards[i];
+        h = fnv_str(h, s->file);
+        h = fnv_int(h, s->first);
+        h = fnv_int(h, s->count);
+        h = fnv_int(h, s->bytes);
+        h = fnv_int(h, s->crc32);
+    }
+    return h;
+}
+
+int manifest_fingerprint_dir(uint64_t *fp, int64_t *count, const char *split_dir) {
+    mv_manifest m;
+    MV_TRY(manifest_read(&m, split_dir));
+    *fp = manifest_fingerprint(&m);
+    *count = m.count;
+    manifest_free(&m);
+    return 0;
+}
+
 void manifest_free(mv_manifest *m) {
     free(m->shards);
     for (int i = 0; i < m->n_skipped; i++) free(m->skipped[i]);

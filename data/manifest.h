@@ -54,6 +54,14 @@ int manifest_write(const char *split_dir, const mv_manifest *m);
 // Parses DIR/manifest.json and checks its consistency (shard firsts and counts add up).
 int manifest_read(mv_manifest *out, const char *split_dir);
 void manifest_free(mv_manifest *m);
+// What identifies a split's content, cheaply (the manifest, never the samples): a 64-bit FNV-1a
+// hash of its domain, label map, classes, sample count and every shard's name, first sample,
+// count, size and CRC-32. A copy of the split has the same; another split, or the same one
+// with samples added, removed or rewritten, has another. The synthetic data are written bit
+// for bit alike on every machine (docs/synth.md), so a split made again elsewhere matches too.
+uint64_t manifest_fingerprint(const mv_manifest *m);
+// The same for the split in split_dir (reads its manifest.json), with its sample count. 0 / -1.
+int manifest_fingerprint_dir(uint64_t *fp, int64_t *count, const char *split_dir);
 // Human-readable summary (maskvim data inspect).
 void manifest_print(FILE *f, const mv_manifest *m, const char *split_dir);
 

@@ -1,6 +1,7 @@
 // Ranks and the small collectives (see comm.h). With MPI in the build and a launcher in the
 // environment this is MPI; otherwise every call is the single-rank identity.
 #include "dist/comm.h"
+#include "core/build_info.h"
 #include "core/clock.h"
 #include "dist/comm_mpi.h"
 #include "core/error.h"
@@ -91,6 +92,34 @@ static void keep_large_allocations(void) {
 }
 #endif
 
+// Every rank must run the same build (docs/distributed.md): another binary may lay out the
+// configuration or the training state differently, so the broadcasts that follow would hand it
+// garbage or fail far from the cause, and another commit, compiler or instruction set computes
+// other numbers, so the replicas would drift apart in silence. The identity is a fixed-size
+// record (core/build_info.h) so that this exchange itself matches between any two builds that
+// make it. Every rank sees every record and fails with the same message.
+static int check_same_build(mv_comm *c) {
+    char mine[MV_BUILD_ID_SIZE];
+    mv_build_identity(mine);
+    char *all = mv_malloc((size_t)c->world * MV_BUILD_ID_SIZE);
+    if (comm_allgather_bytes(c, mine, all, MV_BUILD_ID_SIZE) < 0) {
+        free(all);
+        return mv_fail_context("comparing the ranks' builds");
+    }
+    int r = 1;
+    while (r < c->world && !memcmp(all, all + (size_t)r * MV_BUILD_ID_SIZE, MV_BUILD_ID_SIZE)) r++;
+    int rc = 0;
+    if (r < c->world) {
+        char a[MV_BUILD_ID_SIZE], b[MV_BUILD_ID_SIZE];
+        mv_build_identity_text(a, sizeof a, all + (size_t)r * MV_BUILD_ID_SIZE);
+        mv_build_identity_text(b, sizeof b, all);
+        rc = mv_fail("rank %d runs %s; rank 0 runs %s: every rank must run the same build (the same maskvim "
+                     "binary on every host)", r, a, b);
+    }
+    free(all);
+    return rc;
+}
+
 int comm_init(mv_comm *c, int *argc, char ***argv) {
     memset(c, 0, sizeof *c);
     c->world = 1;
@@ -136,6 +165,10 @@ int comm_init(mv_comm *c, int *argc, char ***argv) {
     }
     c->backend = MV_DIST_MPI;
     keep_large_allocations();
+    if (c->world > 1 && check_same_build(c) < 0) {
+        comm_finalize(c);
+        return -1;
+    }
 #else
     (void)argc;
     (void)argv;
@@ -253,6 +286,48 @@ int comm_bcast_bytes(mv_comm *c, void *buf, size_t n) {
 #else
     (void)buf;
     return mv_fail("comm_bcast_bytes: %d ranks but no MPI in this build", c->world);
+#endif
+}
+
+int comm_allgather_bytes(mv_comm *c, const void *mine, void *all, size_t n) {
+    if (c->world <= 1 || n == 0) {
+        if (n) memcpy(all, mine, n);
+        return 0;
+    }
+    if (n > INT_MAX) return mv_fail("comm_allgather_bytes: %zu bytes per rank is too many", n);
+#ifdef MV_HAVE_MPI
+    MPI_Request req;
+    int err = MPI_Iallgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, comm_mpi_handle(c), &req);
+    if (err != MPI_SUCCESS) return comm_mpi_fail(err, "all-gather");
+    return comm_mpi_wait(c, &req, "all-gather");
+#else
+    return mv_fail("comm_allgather_bytes: %d ranks but no MPI in this build", c->world);
+#endif
+}
+
+// Two small collectives: the lowest rank with a finding (minimum over ranks), then its text
+// from that rank. Every rank learns the reason, not only that some rank failed.
+int comm_first_message(mv_comm *c, char *msg, size_t n, int *first) {
+    *first = n && msg[0] ? c->rank : -1;
+    if (c->world <= 1) return 0;
+#ifdef MV_HAVE_MPI
+    int mine = n && msg[0] ? c->rank : INT_MAX, low = INT_MAX;
+    MPI_Request req;
+    int err = MPI_Iallreduce(&mine, &low, 1, MPI_INT, MPI_MIN, comm_mpi_handle(c), &req);
+    if (err != MPI_SUCCESS) return comm_mpi_fail(err, "all-reduce of a rank");
+    MV_TRY(comm_mpi_wait(c, &req, "all-reduce of a rank"));
+    if (low == INT_MAX) { *first = -1; return 0; }
+    char text[MV_COMM_MSG_MAX] = "";
+    if (c->rank == low) snprintf(text, sizeof text, "%s", msg);
+    err = MPI_Ibcast(text, (int)sizeof text, MPI_BYTE, low, comm_mpi_handle(c), &req);
+    if (err != MPI_SUCCESS) return comm_mpi_fail(err, "broadcast of a message");
+    MV_TRY(comm_mpi_wait(c, &req, "broadcast of a message"));
+    text[sizeof text - 1] = '\0';
+    if (n) snprintf(msg, n, "%s", text);
+    *first = low;
+    return 0;
+#else
+    return mv_fail("comm_first_message: %d ranks but no MPI in this build", c->world);
 #endif
 }
 

@@ -28,6 +28,9 @@ typedef struct {
 // Starts the job's communication. Under mpirun (or another MPI launcher, or with MV_FORCE_MPI=1)
 // initialises MPI with MPI_THREAD_FUNNELED; started directly it runs as rank 0 of 1 without
 // touching MPI. The collective timeout defaults to 1800 s, or MV_COMM_TIMEOUT seconds (0: none).
+// With several ranks, every rank then compares its build's identity (core/build_info.h) with
+// the others', in one exchange of a fixed size: ranks of different maskvim builds fail here,
+// all of them, naming the first rank that differs from rank 0 and both builds (MPI finalized).
 // Returns 0, or -1 with a message.
 int comm_init(mv_comm *c, int *argc, char ***argv);
 // Ends communication (MPI_Finalize if comm_init started MPI). Safe on a zeroed or failed comm.
@@ -41,6 +44,15 @@ _Noreturn void comm_abort(int code, const char *msg);
 int comm_bcast_floats(mv_comm *c, float *buf, size_t n);
 // Copies rank 0's bytes buf[0..n) into every rank's buf (seeds, hashes, small records). 0 or -1.
 int comm_bcast_bytes(mv_comm *c, void *buf, size_t n);
+// Every rank's n bytes `mine`, in rank order, into all[0..world*n) on every rank (small records). 0 or -1.
+int comm_allgather_bytes(mv_comm *c, const void *mine, void *all, size_t n);
+// What a check that each rank makes for itself found, agreed by all: every rank passes its own
+// finding in msg ("" when all is well; n bytes of room). On return *first is the lowest rank
+// whose finding is not empty (-1: none) and msg holds that rank's text on every rank (at most
+// MV_COMM_MSG_MAX - 1 characters), so that all of them stop together with the reason.
+// 0, or -1 when the collective failed.
+#define MV_COMM_MSG_MAX 1024
+int comm_first_message(mv_comm *c, char *msg, size_t n, int *first);
 // In-place sum over ranks of buf[0..n) (small arrays: metrics, statistics). 0 or -1.
 int comm_allreduce_sum_doubles(mv_comm *c, double *buf, int n);
 // In-place sum over ranks of a float buffer of any length, blocking. 0 or -1.
