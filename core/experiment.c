@@ -857,13 +857,13 @@ int experiment_corruption_results(char (*names)[MV_NAME_MAX], double *miou, cons
     return rc;
 }
 
-int experiment_corruptions_match(const mv_experiment *exp, const char *json_path) {
+int experiment_corruptions_differ(const mv_experiment *exp, const char *json_path) {
     char *text = mv_read_text_file(json_path, true);
-    if (!text) { mv_clear_error(); return 0; }
+    if (!text) { mv_clear_error(); return MV_CORR_DIFF_CORRUPTIONS; }
     mv_json doc;
     int rc = mv_json_parse(&doc, text);
     free(text);
-    if (rc < 0) { mv_clear_error(); return 0; }
+    if (rc < 0) { mv_clear_error(); return MV_CORR_DIFF_CORRUPTIONS; }
     const mv_json *res = mv_json_get(&doc, "results");
     // The channel order the images were corrupted in (a file written before eval recorded it:
     // RGB, the only order there was).
@@ -871,20 +871,42 @@ int experiment_corruptions_match(const mv_experiment *exp, const char *json_path
     bool bgr = ch && ch->kind == MV_JSON_STR && !strcmp(ch->str, "bgr");
     // every (corruption, severity) of the file, once each; nothing else but the clean pass
     bool seen[MV_EXP_MAX_CORR][5] = {{false}};
-    int match = res && res->kind == MV_JSON_ARR && bgr == exp->corruption_bgr;
-    for (int k = 0; match && k < res->n; k++) {
+    int differ = bgr != exp->corruption_bgr ? MV_CORR_DIFF_CORRUPTIONS : 0;
+    if (!res || res->kind != MV_JSON_ARR) {
+        mv_json_free(&doc);
+        return MV_CORR_DIFF_CORRUPTIONS;
+    }
+    for (int k = 0; k < res->n; k++) {
+        // The domain that was corrupted (the sweep evaluates the source only, clean pass
+        // included): numbers of another domain are not those of the file's `source:`. eval has
+        // always written it; a record without one (hand-written) is not taken as a change.
+        const mv_json *dom = mv_json_get(&res->items[k], "domain");
+        if (dom && (dom->kind != MV_JSON_STR || strcmp(dom->str, exp->source))) differ |= MV_CORR_DIFF_SOURCE;
         const mv_json *cn = mv_json_get(&res->items[k], "corruption");
         int sev = (int)mv_json_num(mv_json_get(&res->items[k], "severity"), -1);
-        if (!cn || cn->kind != MV_JSON_STR) { match = 0; break; }
+        if (!cn || cn->kind != MV_JSON_STR) { differ |= MV_CORR_DIFF_CORRUPTIONS; continue; }
         if (!strcmp(cn->str, "none")) continue;
         int c = -1, s = -1;
         for (int i = 0; i < exp->ncorruptions; i++) if (!strcmp(exp->corruptions[i], cn->str)) c = i;
         for (int i = 0; i < exp->nseverities; i++) if (exp->severities[i] == sev) s = i;
-        if (c < 0 || s < 0) match = 0;
+        if (c < 0 || s < 0) differ |= MV_CORR_DIFF_CORRUPTIONS;
         else seen[c][s] = true;
     }
-    for (int c = 0; match && c < exp->ncorruptions; c++)
-        for (int s = 0; s < exp->nseverities; s++) if (!seen[c][s]) match = 0;
+    for (int c = 0; c < exp->ncorruptions; c++)
+        for (int s = 0; s < exp->nseverities; s++) if (!seen[c][s]) differ |= MV_CORR_DIFF_CORRUPTIONS;
     mv_json_free(&doc);
-    return match;
+    return differ;
+}
+
+int experiment_corruptions_match(const mv_experiment *exp, const char *json_path) {
+    return experiment_corruptions_differ(exp, json_path) == 0;
+}
+
+const char *experiment_corruptions_what(int differ) {
+    switch (differ & (MV_CORR_DIFF_CORRUPTIONS | MV_CORR_DIFF_SOURCE)) {
+    case MV_CORR_DIFF_CORRUPTIONS: return "corruptions changed";
+    case MV_CORR_DIFF_SOURCE: return "source changed";
+    case MV_CORR_DIFF_CORRUPTIONS | MV_CORR_DIFF_SOURCE: return "corruptions and source changed";
+    default: return "unchanged";
+    }
 }

@@ -126,12 +126,22 @@ int experiment_twin_rows(const mv_experiment *exp, int *first, int *second);
 int experiment_launcher_ranks(const char *launcher);
 // True when `name` is one of the experiment's corruptions (a column that is not a domain).
 bool experiment_is_corruption(const mv_experiment *exp, const char *name);
-// 1 when the JSON that `maskvim eval --corruptions ... --json PATH` wrote holds exactly the
-// corruptions x severities of `exp` (besides the clean pass), corrupted in the file's channel
-// order (`corruption_channels`; a JSON without it is RGB): 0 when it holds others, misses one,
-// is in the other order, or cannot be read (the file was edited since the row was evaluated: its numbers are not the
-// file's any more).
+// How the JSON that `maskvim eval --corruptions ... --json PATH` wrote differs from what `exp`
+// asks for now (the file was edited since the row was evaluated: its numbers are not the file's
+// any more). 0 when it holds exactly the corruptions x severities of `exp` (besides the clean
+// pass), corrupted in the file's channel order (`corruption_channels`; a JSON without it is
+// RGB), every result of the file's `source:` domain (a result without "domain" is not checked);
+// otherwise MV_CORR_DIFF_CORRUPTIONS when it holds other corruptions or severities, misses one,
+// is in the other order or cannot be read, and/or MV_CORR_DIFF_SOURCE when a result is of
+// another domain.
+#define MV_CORR_DIFF_CORRUPTIONS 1
+#define MV_CORR_DIFF_SOURCE 2
+int experiment_corruptions_differ(const mv_experiment *exp, const char *json_path);
+// 1 when experiment_corruptions_differ finds no difference, else 0.
 int experiment_corruptions_match(const mv_experiment *exp, const char *json_path);
+// What a nonzero experiment_corruptions_differ means, for messages: "corruptions changed",
+// "source changed" or "corruptions and source changed".
+const char *experiment_corruptions_what(int differ);
 // Reads the JSON that `maskvim eval --corruptions ... --json PATH` wrote and gives, per
 // corruption of `exp` in file order, the mean mIoU over the severities found (names[i],
 // miou[i], i < exp->ncorruptions); NAN where a severity's mIoU is undefined (`null`: a split

@@ -43,9 +43,9 @@ static void usage(FILE *f) {
         "per corruption, for files with `corruptions:`). Finished rows are skipped, interrupted\n"
         "rows resume from their last checkpoint. A row is not resumed under other settings than\n"
         "its config.yaml's (the file edited meanwhile), nor past a lowered schedule.max_iters: it\n"
-        "fails, saying what to do. A finished row evaluated under other corruptions, severities or\n"
-        "channel order than the file's is evaluated again. A failing row does not stop the\n"
-        "others; the exit status is 1 when any row failed.\n\n"
+        "fails, saying what to do. A finished row evaluated under other corruptions, severities,\n"
+        "channel order or source domain than the file's is evaluated again. A failing row does\n"
+        "not stop the others; the exit status is 1 when any row failed.\n\n"
         "With `seeds: [s0, s1, ...]` in the file, every row R runs once per seed with run.seed set:\n"
         "seed s0 in DIR/R (an existing run of R trained with run.seed = s0 is reused), each other\n"
         "seed s in DIR/R@s. Each (row, seed) is one run for --dry-run, --jobs and the status.\n\n"
@@ -142,10 +142,18 @@ static bool run_selected(const char *only, const mv_exp_run *r) {
     return selected(only, r->row->name) || selected(only, r->name);
 }
 
-static const char *ACTION_NAMES[] = {"run", "resume", "skip (finished)", "evaluate again (corruptions changed)"};
+static const char *ACTION_NAMES[] = {"run", "resume", "skip (finished)", "evaluate again"};
 
 static void print_row(const mv_experiment *exp, const mv_exp_run *r, const char *dir, row_action a) {
-    printf("%-24s %-16s %s\n   overrides:", r->name, ACTION_NAMES[a], dir);
+    char action[64];
+    snprintf(action, sizeof action, "%s", ACTION_NAMES[a]);
+    if (a == ROW_EVAL) {   // why: its corruptions.json against the file now
+        char path[MV_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/corruptions.json", dir);
+        snprintf(action, sizeof action, "%s (%s)", ACTION_NAMES[a],
+                 experiment_corruptions_what(experiment_corruptions_differ(exp, path)));
+    }
+    printf("%-24s %-16s %s\n   overrides:", r->name, action, dir);
     for (int i = 0; i < exp->nsets; i++) printf(" %s", exp->sets[i]);
     for (int i = 0; i < r->row->nsets; i++) printf(" %s", r->row->sets[i]);
     if (r->seed_index >= 0) printf(" run.seed=%d", r->seed);

@@ -69,14 +69,16 @@ static bool run_is_stale(const mv_experiment *exp, const mv_exp_run *r, const ch
 // True when the finished run in `dir` of a file with `corruptions:` was evaluated under other
 // corruptions, severities or channel order than the file asks for now: its columns are not the
 // file's.
-static bool corruptions_stale(const mv_experiment *exp, const char *dir) {
-    if (!exp->ncorruptions) return false;
+// How a finished run's corruptions.json differs from the file now (experiment_corruptions_differ;
+// 0: not at all, or nothing to compare).
+static int corruptions_stale(const mv_experiment *exp, const char *dir) {
+    if (!exp->ncorruptions) return 0;
     char path[MV_PATH_MAX + MV_EXP_RUN_NAME_MAX + 48];
     snprintf(path, sizeof path, "%s/status.json", dir);
     struct stat st;
-    if (stat(path, &st) < 0) return false;   // not run: listed as such
+    if (stat(path, &st) < 0) return 0;   // not run: listed as such
     snprintf(path, sizeof path, "%s/corruptions.json", dir);
-    return stat(path, &st) == 0 && !experiment_corruptions_match(exp, path);
+    return stat(path, &st) == 0 ? experiment_corruptions_differ(exp, path) : 0;
 }
 
 static bool is_experiment_file(const char *path) {
@@ -127,14 +129,17 @@ static void apply_experiment(mv_report *rep, const mv_experiment *exp, const cha
     for (int r = 0; r < exp->nrows; r++) names[r] = exp->rows[r].name;
     mv_report_add_missing(rep, names, exp->nrows);   // a row nobody ran is listed, not left out
     for (int i = 0; i < exp->nruns; i++) {
-        char dir[MV_PATH_MAX + MV_EXP_RUN_NAME_MAX + 2], why[MV_PATH_MAX + 160];
+        char dir[MV_PATH_MAX + MV_EXP_RUN_NAME_MAX + 2], why[MV_PATH_MAX + 200];
+        int differ;
         snprintf(dir, sizeof dir, "%s/%s", runs_dir, exp->runs[i].name);
         if (run_is_stale(exp, &exp->runs[i], dir)) {
             snprintf(why, sizeof why, "trained with another configuration than %s gives now", exp->path);
             mv_report_mark_stale(rep, exp->runs[i].name, why);
-        } else if (corruptions_stale(exp, dir)) {
-            snprintf(why, sizeof why, "evaluated under other corruptions, severities or channel order than %s gives now (the next "
-                     "sweep evaluates it again)", exp->path);
+        } else if ((differ = corruptions_stale(exp, dir))) {
+            snprintf(why, sizeof why, "evaluated %s%s%s than %s gives now (the next sweep evaluates it again)",
+                     differ & MV_CORR_DIFF_CORRUPTIONS ? "under other corruptions, severities or channel order" : "",
+                     differ == (MV_CORR_DIFF_CORRUPTIONS | MV_CORR_DIFF_SOURCE) ? ", and " : "",
+                     differ & MV_CORR_DIFF_SOURCE ? "on another source domain" : "", exp->path);
             mv_report_mark_stale(rep, exp->runs[i].name, why);
         }
     }

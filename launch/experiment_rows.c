@@ -85,10 +85,10 @@ row_action exp_row_plan(const mv_experiment *exp, const mv_exp_run *r, const cha
     read_state(state, sizeof state, dir);
     snprintf(path, sizeof path, "%s/corruptions.json", dir);
     if (!strcmp(state, "finished")) {
-        // Its corruption numbers are those of other corruptions, severities or channel order:
-        // evaluate it again
-        // (the checkpoint is there), as after a failed evaluation; not when it trained otherwise
-        // (skipped with a warning: its evaluation would not be the file's row either).
+        // Its corruption numbers are those of other corruptions, severities or channel order, or
+        // of another domain than the file's `source:`: evaluate it again (the checkpoint is
+        // there), as after a failed evaluation; not when it trained otherwise (skipped with a
+        // warning: its evaluation would not be the file's row either).
         if (exp->ncorruptions && !experiment_corruptions_match(exp, path) && !scored_difference(exp, r, dir, why, sizeof why))
             return ROW_EVAL;
         return ROW_SKIP;
@@ -266,9 +266,17 @@ int exp_row_begin(row_job *j, mv_config *cfg, const mv_experiment *exp, const ch
         close(j->lock);
         return mv_fail_context("row %s", j->run->name);
     }
-    if (a == ROW_EVAL)
-        printf("maskvim experiment: row %s: finished, but %s/corruptions.json holds other corruptions, severities "
-               "or channel order than %s asks for: evaluating it again\n", j->run->name, j->dir, exp->path);
+    if (a == ROW_EVAL) {
+        snprintf(path, sizeof path, "%s/corruptions.json", j->dir);
+        int differ = experiment_corruptions_differ(exp, path);
+        printf("maskvim experiment: row %s: finished, but %s/corruptions.json ", j->run->name, j->dir);
+        if (differ & MV_CORR_DIFF_CORRUPTIONS) printf("holds other corruptions, severities or channel order");
+        if (differ == (MV_CORR_DIFF_CORRUPTIONS | MV_CORR_DIFF_SOURCE)) printf(", and is of another domain,");
+        else if (differ & MV_CORR_DIFF_SOURCE) printf("is of another domain");
+        printf(" than %s asks for", exp->path);
+        if (differ & MV_CORR_DIFF_SOURCE) printf(" (source: %s)", exp->source);
+        printf(": evaluating it again\n");
+    }
     j->max_iters = cfg->schedule.max_iters;
     j->t0 = mv_now_s();
     printf("maskvim experiment: row %s: %s in %s", j->run->name, a == ROW_RUN ? "starting" : "resuming", j->dir);

@@ -17,8 +17,8 @@ typedef enum { ROW_RUN, ROW_RESUME, ROW_SKIP, ROW_EVAL } row_action;
 
 // What to do with run r in DIR: skip it (its status.json says finished), resume it (it has a
 // checkpoint, DIR/latest) or run it. A finished run of a file with `corruptions:` whose
-// corruptions.json holds other corruptions, severities or channel order than the file asks for
-// now (the file was edited since) is evaluated again (ROW_EVAL: resumed, which trains nothing, then evaluated),
+// corruptions.json holds other corruptions, severities or channel order, or another domain, than
+// the file asks for now (the file was edited since) is evaluated again (ROW_EVAL: resumed, which trains nothing, then evaluated),
 // unless it was trained with another configuration than the file gives now: then it is skipped,
 // with the warning of exp_config_changed.
 row_action exp_row_plan(const mv_experiment *exp, const mv_exp_run *r, const char *dir);

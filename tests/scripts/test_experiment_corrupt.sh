@@ -4,7 +4,8 @@
 # `maskvim eval`; status.json's "final" gets one mIoU per corruption (the mean over the
 # severities of ROW/corruptions.json), in this process (one row) and with --jobs (child
 # processes); `maskvim report FILE` puts the corruptions in the file's columns; `maskvim eval`
-# reads --severities and --corruptions strictly.
+# reads --severities and --corruptions strictly; a finished row is evaluated again when
+# `source:` changes.
 set -euo pipefail
 source "$(dirname "$0")/experiment_common.sh"
 : "${MV_PYTHON:?}"
@@ -106,6 +107,43 @@ if ev --corruptions "," >"$TMP/corbad.log" 2>&1; then fail "--corruptions ',' ac
 grep -q -- "--corruptions ','" "$TMP/corbad.log" || fail "message for ',': $(cat "$TMP/corbad.log")"
 if ev --severities 1-5 >"$TMP/sevonly.log" 2>&1; then fail "--severities without --corruptions accepted"; fi
 grep -q -- "--severities needs --corruptions" "$TMP/sevonly.log" || fail "message for --severities alone: $(cat "$TMP/sevonly.log")"
+passed=$((passed + 1))
+
+# 7. `source:` edited after a row finished: its corruptions.json is of the old domain (each
+#    result names it), so the row is evaluated again on the new source, not trained again, and
+#    not skipped with the old domain's numbers under the new name. (data.val holds both domains
+#    from the start: a changed data.val is another training.)
+cat >"$TMP/t2s.yaml" <<YAML
+name: t2s
+$(tiny_sets 2 0 "synthetic:clear,synthetic:dusk" 0)
+source: clear
+corruptions: [brightness]
+severities: [1]
+rows:
+  - {name: a}
+YAML
+sed 's/^source: clear$/source: dusk/' "$TMP/t2s.yaml" >"$TMP/t2s_dusk.yaml"
+domains() {   # domains CORRUPTIONS_JSON DOMAIN: every result (clean pass included) is of DOMAIN
+    "$MV_PYTHON" - "$1" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+assert len(r) == 2 and all(x["domain"] == sys.argv[2] for x in r), r
+PY
+}
+"$MV_BIN" experiment run "$TMP/t2s.yaml" --out "$TMP/outs" --quiet >"$TMP/s1.log" 2>&1 || fail "t2s: $(tail -5 "$TMP/s1.log")"
+domains "$TMP/outs/a/corruptions.json" clear || fail "t2s: not evaluated on clear"
+"$MV_BIN" experiment run "$TMP/t2s_dusk.yaml" --out "$TMP/outs" --dry-run >"$TMP/s2d.log" 2>&1 || fail "dry-run: $(cat "$TMP/s2d.log")"
+grep -q "^a  .*evaluate again (source changed)" "$TMP/s2d.log" || fail "dry-run (source): $(cat "$TMP/s2d.log")"
+# Until then the report does not give clear's numbers as dusk's: it marks the row.
+"$MV_BIN" report "$TMP/t2s_dusk.yaml" --runs "$TMP/outs" --out "$TMP/reps" >"$TMP/reps.log" 2>&1 || fail "report: $(cat "$TMP/reps.log")"
+grep -q "evaluated on another source domain than .*t2s_dusk.yaml gives now" "$TMP/reps/report.md" || fail "report: $(cat "$TMP/reps/report.md")"
+"$MV_BIN" experiment run "$TMP/t2s_dusk.yaml" --out "$TMP/outs" >"$TMP/s2.log" 2>&1 || fail "source dusk: $(tail -5 "$TMP/s2.log")"
+grep -q "corruptions.json is of another domain than .*t2s_dusk.yaml asks for (source: dusk): evaluating it again" \
+    "$TMP/s2.log" || fail "no re-evaluation for the new source: $(cat "$TMP/s2.log")"
+domains "$TMP/outs/a/corruptions.json" dusk || fail "not evaluated again on dusk: $(cat "$TMP/outs/a/corruptions.json")"
+grep -q '"state": "finished"' "$TMP/outs/a/status.json" || fail "status: $(cat "$TMP/outs/a/status.json")"
+"$MV_BIN" experiment run "$TMP/t2s_dusk.yaml" --out "$TMP/outs" --dry-run >"$TMP/s3d.log" 2>&1 || fail "dry-run: $(cat "$TMP/s3d.log")"
+grep -q "^a  .*skip (finished)" "$TMP/s3d.log" || fail "evaluated on dusk, still not done: $(cat "$TMP/s3d.log")"
 passed=$((passed + 1))
 
 rm -rf "$TMP"
