@@ -36,14 +36,17 @@ open(dst, "wb").write(b.replace(old.encode(), new.encode()))
 os.chmod(dst, 0o755)
 PY
 }
-# Another commit of the same length: every hex digit moved on by one ("unknown": "unknowx").
+# Another commit of the same length: every hex digit before a "-dirty" moved on by one (a
+# `git describe` with a tag, v1.0-3-gabc, keeps its other characters; "unknown": "unknowx").
 other=$("$MV_PYTHON" -c '
 import sys
 c = sys.argv[1]
 if c == "unknown": print("unknowx")
 else:
-    h, _, rest = c.partition("-")
-    print("".join("0123456789abcdef"[(int(x, 16) + 1) % 16] for x in h) + (("-" + rest) if rest else ""))' "$commit")
+    h, dirty = (c[:-6], c[-6:]) if c.endswith("-dirty") else (c, "")
+    hexd = "0123456789abcdef"
+    print("".join(hexd[(hexd.index(x) + 1) % 16] if x in hexd else x for x in h) + dirty)' "$commit")
+[ "$other" != "$commit" ] || fail "cannot make another commit string from $commit"
 patch_bin "$MV_BIN" "$TMP/maskvim-other" "$commit" "$other"
 "$TMP/maskvim-other" --version | grep -q "(commit $other)" || fail "the patched copy does not report $other"
 
