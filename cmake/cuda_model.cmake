@@ -9,7 +9,8 @@
 #   maskvim-emu              the CLI over the emulation (test_train_cuda_emu: train with
 #                            run.device=cuda; test_cli_cuda_emu: step, eval and predict)
 #   with MPI, on 2 processes over the emulated NCCL: test_train_cuda_c_2ranks_emu (the C test)
-#   and test_train_cuda_2ranks_emu (the CLI, tests/scripts/train_cuda_emu_mpi.sh)
+#   and test_train_cuda_2ranks_emu (the CLI, tests/scripts/train_cuda_emu_mpi.sh); and with stream
+#   work queued (MV_EMU_STREAMS): test_train_cuda_c_2ranks_emu_lazy, test_nccl_2ranks_emu_lazy(_reverse)
 set(MV_MODEL_DEVICE_SOURCES
   ${CMAKE_SOURCE_DIR}/core/model.c ${CMAKE_SOURCE_DIR}/core/layers.c
   ${CMAKE_SOURCE_DIR}/core/vss_block.c ${CMAKE_SOURCE_DIR}/core/linear_head.c
@@ -97,6 +98,26 @@ if(TARGET maskvim_cuda_emu)
       "NCCL all-reduce in ([5-9]|[1-9][0-9]+) buckets, rank [01] of 2")
     add_test(NAME test_train_cuda_2ranks_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/scripts/train_cuda_emu_mpi.sh)
     set_tests_properties(test_train_cuda_2ranks_emu PROPERTIES TIMEOUT 300 ENVIRONMENT "${MV_EMU_CLI_ENV}")
+    # The stream hand-offs of the NCCL overlap (dist/nccl_comm.cu: buckets on a non-blocking stream
+    # after the compute stream's ready event, the optimizer after the done event), with stream work
+    # queued and run only when a synchronisation forces it (MV_EMU_STREAMS, tests/cuda/emu/emu.h).
+    # lazy fails without the done wait, lazy-reverse without the ready wait: test_nccl under both
+    # (about 1 s each), the 2-rank training under lazy (about 10 s).
+    mv_add_mpi_emu_test(test_train_cuda_c_2ranks_emu_lazy test_train_cuda_emu_c
+      "NCCL all-reduce in ([5-9]|[1-9][0-9]+) buckets, rank [01] of 2")
+    if(TARGET test_nccl_emu)
+      mv_add_mpi_emu_test(test_nccl_2ranks_emu_lazy test_nccl_emu "rank [01]: test_nccl: [0-9]+ checks, 0 failed")
+      mv_add_mpi_emu_test(test_nccl_2ranks_emu_lazy_reverse test_nccl_emu
+        "rank [01]: test_nccl: [0-9]+ checks, 0 failed")
+    endif()
+    # (mv_add_mpi_emu_test adds nothing without mpirun.)
+    foreach(t test_train_cuda_c_2ranks_emu_lazy test_nccl_2ranks_emu_lazy test_nccl_2ranks_emu_lazy_reverse)
+      if(TEST ${t})
+        string(REGEX MATCH "lazy(_reverse)?$" mode ${t})
+        string(REPLACE "_" "-" mode ${mode})
+        set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "MV_EMU_GUARD=1;MV_EMU_STREAMS=${mode}")
+      endif()
+    endforeach()
   endif()
 
   add_executable(test_model_cuda_emu ${CMAKE_SOURCE_DIR}/tests/cuda/test_model_cuda.c)

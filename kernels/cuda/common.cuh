@@ -26,8 +26,13 @@ void mv_cuda_note_blas(cublasStatus_t st, const char *where);
 void mv_cuda_note_text(const char *where, const char *what);
 
 #ifdef MV_CUDA_EMU
+// The arguments are evaluated at the launch, as a GPU's are: under MV_EMU_STREAMS the kernel runs
+// later, from its stream's queue (tests/cuda/emu/emu.h).
 #define LAUNCH(kernel, grid, block, smem, stream, ...) \
-    do { (void)(stream); emu_launch((grid), (block), (smem), [=]() { kernel(__VA_ARGS__); }); } while (0)
+    do { \
+        emu_launch((grid), (block), (smem), (stream), [=, emu_args = std::make_tuple(__VA_ARGS__)]() { \
+            std::apply([&](const auto &...emu_a) { kernel(emu_a...); }, emu_args); }); \
+    } while (0)
 #define DYN_SMEM(type, name) type *name = (type *)emu_dyn_smem()
 #else
 #define LAUNCH(kernel, grid, block, smem, stream, ...) \

@@ -413,7 +413,36 @@ uint64_t emu_warp_exchange(uint64_t bits, int src, unsigned mask, const char *fi
 // records the largest value set).
 size_t emu_smem_optin = 0;
 
+namespace {
+
+void run_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+    EmuDeviceWork work;   // the kernel's device memory is accessible until the launch returns
+    g_smem.assign(smem + 16, 0);
+    g_smem_bytes = smem + 16;
+    g_body = &body;
+    emu_grid_dim = grid;
+    emu_block_dim = block;
+    size_t nblocks = (size_t)grid.x * grid.y * grid.z, nthreads = (size_t)block.x * block.y * block.z;
+    static std::vector<uint32_t> border;
+    if (g_order != ORDER_FORWARD) make_order(border, nblocks);
+    for (size_t r = 0; r < nblocks; r++) {
+        size_t id = g_order == ORDER_FORWARD ? r : border[r];
+        emu_block_idx.x = (unsigned)(id % grid.x);
+        emu_block_idx.y = (unsigned)((id / grid.x) % grid.y);
+        emu_block_idx.z = (unsigned)(id / ((size_t)grid.x * grid.y));
+        run_block((int)nthreads);
+    }
+}
+
+}  // namespace
+
 void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+    emu_launch(grid, block, smem, 0, body);
+}
+
+// The limits are checked at the call, as a GPU's launch fails at once; the blocks run now or,
+// under MV_EMU_STREAMS, when the stream's queue reaches them.
+void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, const std::function<void()> &body) {
     read_order();
     size_t nthreads = (size_t)block.x * block.y * block.z;
     bool bad = nthreads == 0 || nthreads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
@@ -429,20 +458,13 @@ void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> 
                 block.x, block.y, block.z, smem);
         abort();
     }
-    EmuDeviceWork work;   // the kernel's device memory is accessible until the launch returns
-    g_smem.assign(smem + 16, 0);
-    g_smem_bytes = smem + 16;
-    g_body = &body;
-    emu_grid_dim = grid;
-    emu_block_dim = block;
-    size_t nblocks = (size_t)grid.x * grid.y * grid.z;
-    static std::vector<uint32_t> border;
-    if (g_order != ORDER_FORWARD) make_order(border, nblocks);
-    for (size_t r = 0; r < nblocks; r++) {
-        size_t id = g_order == ORDER_FORWARD ? r : border[r];
-        emu_block_idx.x = (unsigned)(id % grid.x);
-        emu_block_idx.y = (unsigned)((id / grid.x) % grid.y);
-        emu_block_idx.z = (unsigned)(id / ((size_t)grid.x * grid.y));
-        run_block((int)nthreads);
+    if (!emu_streams_deferred()) {
+        run_launch(grid, block, smem, body);
+        return;
+    }
+    if (!emu_stream_submit(stream, [=]() { run_launch(grid, block, smem, body); }, NULL)) {
+        fprintf(stderr, "emu: launch (%u,%u,%u) x (%u,%u,%u) on stream %p, which is not live\n", grid.x, grid.y,
+                grid.z, block.x, block.y, block.z, (void *)stream);
+        abort();
     }
 }

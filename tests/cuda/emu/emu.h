@@ -28,13 +28,33 @@
 // Divergent barriers and shuffles, shuffles that read a lane which did not take part (it exited,
 // or is past a partial warp's last thread), masks that are not the set of calling lanes, and
 // launches past the GPU's grid, block or 48 KiB shared-memory limits abort with "emu: ...".
-// Emulation checks logic and indexing, not speed, the memory model or the timing of streams.
+//
+// Streams (emu_runtime.cpp): by default every launch, copy, cuBLAS call and NCCL collective runs
+// at its call, so a stream orders nothing and a missing event or stream wait cannot show.
+// MV_EMU_STREAMS=<mode> queues that work per stream instead (closures, FIFO) and runs it only
+// when a synchronisation forces it: cudaStreamSynchronize, cudaStreamQuery when it answers
+// "complete", cudaEventSynchronize/Query, cudaDeviceSynchronize, cudaFree, a cudaMemcpy to or from
+// the host. cudaEventRecord marks a position in its stream's queue and cudaStreamWaitEvent holds
+// the waiting stream's later work until that position has run; the legacy default stream waits
+// for blocking streams and they for it, as CUDA's rules say, streams created with
+// cudaStreamNonBlocking do not. Each NCCL communicator runs its collectives in issue order, as
+// NCCL does, so that every rank runs its MPI traffic in the same order. The modes:
+//   lazy               a drain runs only what the awaited stream needs, the awaited stream's own
+//                      work as soon as it can run and other streams' work only when it must: a
+//                      consumer that forgot to wait for another stream's producer reads stale data.
+//   lazy-reverse       a drain first runs every other stream's runnable work (latest created
+//                      stream first), the awaited stream's last: a producer that forgot to wait
+//                      for another stream's reader overwrites what it has not read yet.
+//   lazy-shuffle[:seed] a drain runs the runnable heads of all queues in a seeded random order.
+// Emulation checks logic and indexing, not speed, the memory model or the timing of streams (no
+// two pieces of work ever run at once).
 #pragma once
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <functional>
+#include <tuple>
 
 #undef __global__
 #undef __device__
@@ -61,6 +81,8 @@ const uint3 &emu_thread_idx(void);
 #define gridDim emu_grid_dim
 #define warpSize 32
 
+// A launch on `stream` (queued there under MV_EMU_STREAMS); without one, on the legacy stream.
+void emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, const std::function<void()> &body);
 void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
 // Sets the thread and block order as MV_EMU_THREAD_ORDER does (forward, reverse, shuffle[:seed]);
 // the variable is read at the first launch unless this was called before.
@@ -70,6 +92,22 @@ void emu_set_thread_order(const char *spec);
 extern size_t emu_smem_optin;
 // True for the legacy/per-thread streams and for streams created and not yet destroyed.
 bool emu_stream_ok(cudaStream_t s);
+// Stream ordering (MV_EMU_STREAMS, above): emu_set_streams takes the variable's values
+// ("immediate" or "" for the default) and drains what is queued before it switches; the variable
+// is read at the first stream operation unless this was called before.
+void emu_set_streams(const char *spec);
+bool emu_streams_deferred(void);
+// Work that must run in issue order whatever its stream (an NCCL communicator's collectives).
+struct EmuOrder;
+EmuOrder *emu_order_new(void);
+// Runs what the order still has queued (and what that waits for); nothing when called from
+// inside queued work.
+void emu_order_run(EmuOrder *order);
+// emu_order_run, then frees it.
+void emu_order_free(EmuOrder *order);
+// Device work on `stream`: run now (immediate mode) or queued there, after the work of `order`
+// issued before it when `order` is given. False for a stream that is not live (nothing is run).
+bool emu_stream_submit(cudaStream_t stream, std::function<void()> work, EmuOrder *order);
 // Device work of the emulation itself (a launch, a cuBLAS call, a copy, an NCCL collective) runs
 // between these (nested calls count): with MV_EMU_GUARD=1 device memory is readable and writable
 // only then (emu_runtime.cpp), so host code that touches a device pointer faults as on a GPU.

@@ -1,6 +1,7 @@
 // The CUDA runtime and cuBLAS entry points that kernels/cuda and tests/cuda/test_cuda_ops.c call,
 // implemented on the host for the emulation build: "device" memory is host memory, every call is
-// synchronous, one emulated device exists, and cublasSgemm is OpenBLAS's sgemm. The GEMMs
+// synchronous unless MV_EMU_STREAMS queues stream work (below), one emulated device exists, and
+// cublasSgemm is OpenBLAS's sgemm. The GEMMs
 // reproduce the precision modes' input rounding, so that the emulated tests see their errors:
 // in TF32 math mode the operands are rounded to 10-bit mantissas, and cublasGemmEx reads bf16
 // operands (CUDA_R_16BF) as the GPU does; accumulation is fp32 (OpenBLAS) in every mode.
@@ -20,9 +21,13 @@
 #include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 static cudaError_t g_last = cudaSuccess;
 
@@ -31,10 +36,12 @@ static cudaError_t note(cudaError_t e) {
     return e;
 }
 
-// Streams: registered handles (every emulated operation runs at its call, so a stream orders
-// nothing; the registry lets emu_stream_ok catch a destroyed or never-created stream).
+// Streams: registered handles (the registry lets emu_stream_ok catch a destroyed or never-created
+// stream). By default every emulated operation runs at its call, so a stream orders nothing.
+struct Queue;
 struct CUstream_st {
     unsigned flags;
+    Queue *q;   // its work queue under MV_EMU_STREAMS, made at its first use
 };
 static std::mutex g_streams_mu;
 static std::unordered_set<cudaStream_t> g_streams;
@@ -43,6 +50,231 @@ bool emu_stream_ok(cudaStream_t s) {
     if (s == 0 || s == cudaStreamLegacy || s == cudaStreamPerThread) return true;
     std::lock_guard<std::mutex> lock(g_streams_mu);
     return g_streams.count(s) != 0;
+}
+
+// ---- stream ordering (MV_EMU_STREAMS, emu.h) ---------------------------------------------------
+// Every stream has a FIFO of items; an item is device work (a closure), a wait, or both. An item
+// may run when it is at the head of its queue, the queue it waits for has run past the position
+// it waits for, and (for a collective) its order's earlier items have run. Positions count the
+// items ever pushed on a queue: item p has run once done > p. Every dependency points to work
+// issued earlier by the host, so the items form a DAG and a drain always finds one that can run.
+// The emulated programs call CUDA from one host thread (OpenMP threads run CPU code only), so the
+// queues take no lock.
+enum StreamMode { STREAMS_IMMEDIATE, STREAMS_LAZY, STREAMS_REVERSE, STREAMS_SHUFFLE };
+static int g_stream_mode = -1;   // MV_EMU_STREAMS, read at the first stream operation
+static uint64_t g_stream_rng;
+
+struct Item {
+    std::function<void()> work;   // empty: a pure wait
+    bool device;                  // work touches device memory (MV_EMU_GUARD opens it)
+    Queue *after;                 // runs once after->done >= after_pos (NULL: no such wait)
+    uint64_t after_pos;
+    EmuOrder *order;              // runs once order->executed == order_seq (NULL: none)
+    uint64_t order_seq;
+};
+
+struct Queue {
+    std::deque<Item> items;
+    uint64_t issued, done;
+    bool blocking;   // synchronises with the legacy default stream (CUDA's "blocking" stream)
+    const char *name;
+};
+
+struct EmuOrder {
+    uint64_t issued, executed;
+    std::deque<std::pair<Queue *, uint64_t>> pending;   // where each unexecuted item sits
+};
+
+static Queue g_legacy_q = {{}, 0, 0, true, "legacy default stream"};
+static Queue g_per_thread_q = {{}, 0, 0, true, "per-thread default stream"};
+// Every queue, in creation order. A destroyed stream's queue (drained) stays, so that an event
+// recorded on it still names a valid queue.
+static std::vector<Queue *> g_queues = {&g_legacy_q, &g_per_thread_q};
+static bool g_in_item;   // an item is running: a drain from inside one is an emulator bug
+
+static int stream_mode(void) {
+    if (g_stream_mode < 0) emu_set_streams(getenv("MV_EMU_STREAMS"));
+    return g_stream_mode;
+}
+
+bool emu_streams_deferred(void) { return stream_mode() != STREAMS_IMMEDIATE; }
+
+static Queue *queue_of(cudaStream_t s) {
+    if (s == 0 || s == cudaStreamLegacy) return &g_legacy_q;
+    if (s == cudaStreamPerThread) return &g_per_thread_q;
+    {
+        std::lock_guard<std::mutex> lock(g_streams_mu);
+        if (!g_streams.count(s)) return NULL;
+    }
+    if (!s->q) {
+        s->q = new Queue{{}, 0, 0, !(s->flags & cudaStreamNonBlocking), "stream"};
+        g_queues.push_back(s->q);
+    }
+    return s->q;
+}
+
+static bool runnable(const Item &it) {
+    return (!it.after || it.after->done >= it.after_pos) && (!it.order || it.order->executed == it.order_seq);
+}
+
+static uint64_t push_raw(Queue *q, Item it) {
+    q->items.push_back(std::move(it));
+    return q->issued++;
+}
+
+// CUDA's legacy default stream: its work waits for all work issued before it on blocking
+// streams, and a blocking stream's work waits for the legacy stream's earlier work. Streams made
+// with cudaStreamNonBlocking take no part.
+static void implicit_waits(Queue *q) {
+    if (q == &g_legacy_q) {
+        for (Queue *r : g_queues)
+            if (r != q && r->blocking && r->done < r->issued) push_raw(q, Item{{}, false, r, r->issued, NULL, 0});
+    } else if (q->blocking && g_legacy_q.done < g_legacy_q.issued) {
+        push_raw(q, Item{{}, false, &g_legacy_q, g_legacy_q.issued, NULL, 0});
+    }
+}
+
+// Queues `it` on q after the implicit waits; its position.
+static uint64_t push(Queue *q, Item it) {
+    implicit_waits(q);
+    return push_raw(q, std::move(it));
+}
+
+static void run_head(Queue *q) {
+    Item it = std::move(q->items.front());
+    q->items.pop_front();
+    if (it.work) {
+        g_in_item = true;
+        if (it.device) {
+            EmuDeviceWork work;
+            it.work();
+        } else {
+            it.work();
+        }
+        g_in_item = false;
+    }
+    if (it.order) {
+        it.order->executed++;
+        it.order->pending.pop_front();
+    }
+    q->done++;
+}
+
+// lazy: only what q's first `pos` items need, each dependency when q's head waits for it.
+static void advance(Queue *q, uint64_t pos) {
+    while (q->done < pos) {
+        const Item &it = q->items.front();
+        if (it.after && it.after->done < it.after_pos) {
+            advance(it.after, it.after_pos);
+        } else if (it.order && it.order->executed != it.order_seq) {
+            std::pair<Queue *, uint64_t> first = it.order->pending.front();
+            advance(first.first, first.second + 1);
+        } else {
+            run_head(q);
+        }
+    }
+}
+
+static uint64_t stream_random(void) {   // splitmix64
+    uint64_t z = (g_stream_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// Runs queued work until q has run its first `pos` items, in the mode's order.
+static void drain_to(Queue *q, uint64_t pos) {
+    if (q->done >= pos) return;
+    if (g_in_item) {
+        fprintf(stderr, "emu: a stream drain from inside queued work (MV_EMU_STREAMS)\n");
+        abort();
+    }
+    if (g_stream_mode == STREAMS_LAZY) {
+        advance(q, pos);
+        return;
+    }
+    std::vector<Queue *> heads;
+    while (q->done < pos) {
+        heads.clear();
+        for (Queue *r : g_queues)
+            if (!r->items.empty() && runnable(r->items.front())) heads.push_back(r);
+        if (heads.empty()) {   // cannot happen: the dependencies form a DAG
+            fprintf(stderr, "emu: %s: queued work waits for nothing that can run (MV_EMU_STREAMS)\n", q->name);
+            abort();
+        }
+        Queue *pick = q;
+        if (g_stream_mode == STREAMS_REVERSE) {
+            // Every other stream first, the latest created first; the awaited stream last.
+            for (size_t i = heads.size(); i-- > 0;)
+                if (heads[i] != q) {
+                    pick = heads[i];
+                    break;
+                }
+        } else {
+            pick = heads[stream_random() % heads.size()];
+        }
+        run_head(pick);
+    }
+}
+
+static void drain_queue(Queue *q) { drain_to(q, q->issued); }
+
+static void drain_all(void) {
+    for (bool again = true; again;) {
+        again = false;
+        for (size_t i = 0; i < g_queues.size(); i++)
+            if (g_queues[i]->done < g_queues[i]->issued) {
+                drain_queue(g_queues[i]);
+                again = true;
+            }
+    }
+}
+
+void emu_set_streams(const char *spec) {
+    if (g_stream_mode > STREAMS_IMMEDIATE) drain_all();
+    g_stream_mode = STREAMS_IMMEDIATE;
+    if (!spec || !*spec || strcmp(spec, "immediate") == 0) return;
+    if (strcmp(spec, "lazy") == 0) {
+        g_stream_mode = STREAMS_LAZY;
+    } else if (strcmp(spec, "lazy-reverse") == 0) {
+        g_stream_mode = STREAMS_REVERSE;
+    } else if (strncmp(spec, "lazy-shuffle", 12) == 0 && (spec[12] == '\0' || spec[12] == ':')) {
+        g_stream_mode = STREAMS_SHUFFLE;
+        g_stream_rng = spec[12] == ':' ? strtoull(spec + 13, NULL, 10) : 1;
+    } else {
+        // A typo must not quietly test the immediate mode.
+        fprintf(stderr, "emu: MV_EMU_STREAMS=%s: expected immediate, lazy, lazy-reverse or lazy-shuffle[:seed]\n",
+                spec);
+        abort();
+    }
+}
+
+EmuOrder *emu_order_new(void) { return new EmuOrder{0, 0, {}}; }
+
+void emu_order_run(EmuOrder *order) {
+    while (order && !g_in_item && !order->pending.empty()) {
+        std::pair<Queue *, uint64_t> first = order->pending.front();
+        drain_to(first.first, first.second + 1);
+    }
+}
+
+void emu_order_free(EmuOrder *order) {
+    emu_order_run(order);
+    delete order;
+}
+
+bool emu_stream_submit(cudaStream_t stream, std::function<void()> work, EmuOrder *order) {
+    if (!emu_streams_deferred()) {
+        EmuDeviceWork device;
+        work();
+        return true;
+    }
+    Queue *q = queue_of(stream);
+    if (!q) return false;
+    uint64_t seq = order ? order->issued++ : 0;
+    uint64_t pos = push(q, Item{std::move(work), true, NULL, 0, order, seq});
+    if (order) order->pending.push_back(std::make_pair(q, pos));
+    return true;
 }
 
 // ---- device memory: the allocation table and the guard -----------------------------------------
@@ -177,9 +409,11 @@ static long g_frees;
 // so the tests check that none happens inside a training step (tests/cuda/test_train_cuda.c).
 extern "C" long emu_free_count(void) { return g_frees; }
 
+// cudaFree waits for the whole device: under MV_EMU_STREAMS every queue runs first.
 cudaError_t cudaFree(void *ptr) {
     g_frees++;
     if (!ptr) return cudaSuccess;
+    if (emu_streams_deferred()) drain_all();
     std::unique_lock<std::mutex> lock(g_mem_mu);
     auto it = g_allocs.find((uintptr_t)ptr);
     if (it == g_allocs.end()) {
@@ -196,40 +430,88 @@ cudaError_t cudaFree(void *ptr) {
 }
 
 // The kind must match where the pointers are, as on a GPU (a host pointer given as device memory
-// is an invalid argument there, a device pointer given as host memory too).
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind) {
-    if (!count) return cudaSuccess;
+// is an invalid argument there, a device pointer given as host memory too). *dev_dst/*dev_src:
+// whether each side is device memory.
+static cudaError_t check_copy(const char *call, void *dst, const void *src, size_t count, enum cudaMemcpyKind kind,
+                              int *dev_dst, int *dev_src) {
     int d = where(dst, count), s = where(src, count);
-    if (d < 0) return refuse("cudaMemcpy", "the destination runs past the end of its allocation", dst, count);
-    if (s < 0) return refuse("cudaMemcpy", "the source runs past the end of its allocation", src, count);
+    if (d < 0) return refuse(call, "the destination runs past the end of its allocation", dst, count);
+    if (s < 0) return refuse(call, "the source runs past the end of its allocation", src, count);
     int want_d = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
     int want_s = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
     if (kind != cudaMemcpyDefault) {
         if (kind != cudaMemcpyHostToHost && kind != cudaMemcpyHostToDevice && kind != cudaMemcpyDeviceToHost &&
             kind != cudaMemcpyDeviceToDevice)
-            return refuse("cudaMemcpy", "unknown kind", dst, count);
+            return refuse(call, "unknown kind", dst, count);
         if (d != want_d)
-            return refuse("cudaMemcpy", want_d ? "the destination is not device memory, as the kind says"
-                                               : "the destination is device memory, the kind says host", dst, count);
+            return refuse(call, want_d ? "the destination is not device memory, as the kind says"
+                                       : "the destination is device memory, the kind says host", dst, count);
         if (s != want_s)
-            return refuse("cudaMemcpy", want_s ? "the source is not device memory, as the kind says"
-                                               : "the source is device memory, the kind says host", src, count);
+            return refuse(call, want_s ? "the source is not device memory, as the kind says"
+                                       : "the source is device memory, the kind says host", src, count);
     }
-    emu_device_begin();
-    memmove(dst, src, count);
-    emu_device_end();
+    *dev_dst = d;
+    *dev_src = s;
     return cudaSuccess;
 }
 
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind,
-                            cudaStream_t stream) {
-    (void)stream;
-    return cudaMemcpy(dst, src, count, kind);
+static void copy_now(void *dst, const void *src, size_t count) {
+    emu_device_begin();
+    memmove(dst, src, count);
+    emu_device_end();
 }
 
+// Under MV_EMU_STREAMS cudaMemcpy is work on the legacy default stream, as on a GPU: a copy to or
+// from the host returns once it has run (and so once everything it waits for has), a copy between
+// device buffers returns at once.
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind) {
+    if (!count) return cudaSuccess;
+    int d, s;
+    cudaError_t e = check_copy("cudaMemcpy", dst, src, count, kind, &d, &s);
+    if (e != cudaSuccess) return e;
+    if (!emu_streams_deferred() || (!d && !s)) {
+        copy_now(dst, src, count);
+        return cudaSuccess;
+    }
+    uint64_t pos = push(&g_legacy_q, Item{[=]() { memmove(dst, src, count); }, true, NULL, 0, NULL, 0});
+    if (!d || !s) drain_to(&g_legacy_q, pos + 1);
+    return cudaSuccess;
+}
+
+// Queued on the stream under MV_EMU_STREAMS. A source in (pageable) host memory is read at the
+// call, as CUDA stages it then; a host destination is written when the copy runs, so the host
+// must synchronise before it reads it.
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind,
+                            cudaStream_t stream) {
+    if (!count) return cudaSuccess;
+    int d, s;
+    cudaError_t e = check_copy("cudaMemcpyAsync", dst, src, count, kind, &d, &s);
+    if (e != cudaSuccess) return e;
+    if (!emu_streams_deferred()) {
+        copy_now(dst, src, count);
+        return cudaSuccess;
+    }
+    Queue *q = queue_of(stream);
+    if (!q) return note(cudaErrorInvalidResourceHandle);
+    if (!s) {
+        std::shared_ptr<std::vector<char>> staged = std::make_shared<std::vector<char>>((const char *)src,
+                                                                                       (const char *)src + count);
+        push(q, Item{[=]() { memcpy(dst, staged->data(), count); }, true, NULL, 0, NULL, 0});
+    } else {
+        push(q, Item{[=]() { memmove(dst, src, count); }, true, NULL, 0, NULL, 0});
+    }
+    return cudaSuccess;
+}
+
+// cudaMemset of device memory does not wait for the host either (CUDA's API synchronisation
+// rules): under MV_EMU_STREAMS it is queued on the legacy default stream.
 cudaError_t cudaMemset(void *ptr, int value, size_t count) {
     if (!count) return cudaSuccess;
     if (where(ptr, count) != 1) return refuse("cudaMemset", "not within one device allocation", ptr, count);
+    if (emu_streams_deferred()) {
+        push(&g_legacy_q, Item{[=]() { memset(ptr, value, count); }, true, NULL, 0, NULL, 0});
+        return cudaSuccess;
+    }
     emu_device_begin();
     memset(ptr, value, count);
     emu_device_end();
@@ -237,11 +519,19 @@ cudaError_t cudaMemset(void *ptr, int value, size_t count) {
 }
 
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t count, cudaStream_t stream) {
-    (void)stream;
-    return cudaMemset(ptr, value, count);
+    if (!count) return cudaSuccess;
+    if (!emu_streams_deferred()) return cudaMemset(ptr, value, count);
+    if (where(ptr, count) != 1) return refuse("cudaMemsetAsync", "not within one device allocation", ptr, count);
+    Queue *q = queue_of(stream);
+    if (!q) return note(cudaErrorInvalidResourceHandle);
+    push(q, Item{[=]() { memset(ptr, value, count); }, true, NULL, 0, NULL, 0});
+    return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+    if (emu_streams_deferred()) drain_all();
+    return cudaSuccess;
+}
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) {
     if (!stream) return note(cudaErrorInvalidValue);
@@ -256,7 +546,13 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) 
 
 cudaError_t cudaStreamCreate(cudaStream_t *stream) { return cudaStreamCreateWithFlags(stream, 0); }
 
+// A GPU finishes a destroyed stream's work later; here it runs first (its queue, empty, stays
+// in g_queues for the events recorded on it).
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+    if (emu_streams_deferred()) {
+        Queue *q = queue_of(stream);
+        if (q) drain_queue(q);
+    }
     std::lock_guard<std::mutex> lock(g_streams_mu);
     if (!g_streams.erase(stream)) return note(cudaErrorInvalidResourceHandle);
     free(stream);
@@ -264,18 +560,22 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-    (void)stream;
+    if (emu_streams_deferred()) {
+        Queue *q = queue_of(stream);
+        if (!q) return note(cudaErrorInvalidResourceHandle);
+        drain_queue(q);
+    }
     return cudaSuccess;
 }
 
-// Work runs when it is launched, so a stream is always complete. A GPU's stream is usually still
-// busy when a wait first polls it, and the runtime then records cudaErrorNotReady as the thread's
-// last error (the next cudaGetLastError returns it): every other query answers so, once, to keep
-// the waiting code honest about both. And, for the hang tests, after MV_EMU_STALL_QUERIES=N
+// Work runs when it is launched (or, under MV_EMU_STREAMS, when a query that answers "complete"
+// runs what the stream has queued), so a stream is always complete. A GPU's stream is usually
+// still busy when a wait first polls it, and the runtime then records cudaErrorNotReady as the
+// thread's last error (the next cudaGetLastError returns it): every other query answers so, once,
+// to keep the waiting code honest about both. And, for the hang tests, after MV_EMU_STALL_QUERIES=N
 // answers of "complete", every further query reports the stream unfinished, as a stream whose
 // NCCL kernel waits for a rank that never joins stays (tests/scripts/train_cuda_emu_mpi.sh).
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
-    (void)stream;
     static long limit = -2, answered = 0;
     static bool busy = false;
     if (limit == -2) {
@@ -286,6 +586,11 @@ cudaError_t cudaStreamQuery(cudaStream_t stream) {
     if (busy || (limit >= 0 && answered >= limit)) {
         g_last = cudaErrorNotReady;
         return cudaErrorNotReady;
+    }
+    if (emu_streams_deferred()) {
+        Queue *q = queue_of(stream);
+        if (!q) return note(cudaErrorInvalidResourceHandle);
+        drain_queue(q);
     }
     answered++;
     return cudaSuccess;
@@ -308,9 +613,12 @@ cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, 
     return cudaSuccess;
 }
 
-// Events: host clock readings (every call is synchronous here).
+// Events: host clock readings, taken when the work before them has run. Under MV_EMU_STREAMS an
+// event is its stream's queue and a position in it: complete once the queue has run that far.
 struct CUevent_st {
     double t;
+    Queue *q;       // NULL: never recorded (complete), or recorded in the immediate mode
+    uint64_t pos;
 };
 
 static double now_ms(void) {
@@ -325,15 +633,28 @@ cudaError_t cudaEventCreate(cudaEvent_t *event) {
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
-    (void)stream;
-    event->t = now_ms();
+    if (!event) return note(cudaErrorInvalidResourceHandle);
+    if (!emu_streams_deferred()) {
+        event->t = now_ms();
+        return cudaSuccess;
+    }
+    Queue *q = queue_of(stream);
+    if (!q) return note(cudaErrorInvalidResourceHandle);
+    push(q, Item{[event]() { event->t = now_ms(); }, false, NULL, 0, NULL, 0});
+    event->q = q;
+    event->pos = q->issued;
     return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-    (void)event;
+    if (!event) return note(cudaErrorInvalidResourceHandle);
+    if (emu_streams_deferred() && event->q) drain_to(event->q, event->pos);
     return cudaSuccess;
 }
+
+// Complete once it has run what it waits for (a query that answered "not ready" would only make
+// the caller ask again).
+cudaError_t cudaEventQuery(cudaEvent_t event) { return cudaEventSynchronize(event); }
 
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
     *ms = (float)(end->t - start->t);
@@ -345,13 +666,19 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags) {
     return cudaEventCreate(event);
 }
 
-// Nothing to wait for: the work recorded before the event has already run.
+// The stream's later work waits until the event's queue has run past the event (an event never
+// recorded is complete: nothing to wait for).
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
     (void)flags;
-    return event && emu_stream_ok(stream) ? cudaSuccess : note(cudaErrorInvalidResourceHandle);
+    if (!event || !emu_stream_ok(stream)) return note(cudaErrorInvalidResourceHandle);
+    if (emu_streams_deferred() && event->q && event->q->done < event->pos)
+        push(queue_of(stream), Item{{}, false, event->q, event->pos, NULL, 0});
+    return cudaSuccess;
 }
 
+// Its clock reading, still queued, writes into it: run that first.
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
+    if (event && emu_streams_deferred() && event->q) drain_to(event->q, event->pos);
     free(event);
     return cudaSuccess;
 }
@@ -381,6 +708,7 @@ const char *cudaGetErrorString(cudaError_t error) {
 struct cublasContext {
     cublasMath_t math;
     void *workspace;
+    cudaStream_t stream;   // cublasSetStream's: a call's work goes on the stream set at the call
 };
 
 cublasStatus_t cublasCreate_v2(cublasHandle_t *handle) {
@@ -402,8 +730,8 @@ cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
 }
 
 cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, cudaStream_t stream) {
-    (void)handle;
-    (void)stream;
+    if (!emu_stream_ok(stream)) return CUBLAS_STATUS_INVALID_VALUE;
+    handle->stream = stream;
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -470,6 +798,25 @@ static cublasStatus_t gemm_via_copies(cublasOperation_t transa, cublasOperation_
     return CUBLAS_STATUS_SUCCESS;
 }
 
+// Runs a GEMM's computation on the handle's stream: now, or queued there (MV_EMU_STREAMS) with
+// the arguments as they were at the call (alpha and beta are host scalars, read at the call as
+// cuBLAS reads them). A host allocation that fails while the queue runs has no caller left to
+// hear of it: it aborts.
+template <typename F>
+static cublasStatus_t gemm_on_stream(cublasHandle_t handle, F compute) {
+    if (!emu_streams_deferred()) {
+        EmuDeviceWork work;
+        return compute();
+    }
+    bool queued = emu_stream_submit(handle->stream, [=]() {
+        if (compute() != CUBLAS_STATUS_SUCCESS) {
+            fprintf(stderr, "emu: a queued cuBLAS GEMM failed (out of host memory)\n");
+            abort();
+        }
+    }, NULL);
+    return queued ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+}
+
 extern "C" {
 
 cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
@@ -477,13 +824,15 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, c
                               const float *B, int ldb, const float *beta, float *C, int ldc) {
     if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
-    EmuDeviceWork work;
-    if (handle->math == CUBLAS_TF32_TENSOR_OP_MATH && k > 0)
-        return gemm_via_copies(transa, transb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc, round_tf32);
-    cblas_sgemm(CblasColMajor, transa == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
-                transb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, *alpha, A, lda, B, ldb, *beta,
-                C, ldc);
-    return CUBLAS_STATUS_SUCCESS;
+    float al = *alpha, be = *beta;
+    cublasMath_t math = handle->math;
+    return gemm_on_stream(handle, [=]() {
+        if (math == CUBLAS_TF32_TENSOR_OP_MATH && k > 0)
+            return gemm_via_copies(transa, transb, m, n, k, al, A, lda, B, ldb, be, C, ldc, round_tf32);
+        cblas_sgemm(CblasColMajor, transa == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                    transb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, al, A, lda, B, ldb, be, C, ldc);
+        return CUBLAS_STATUS_SUCCESS;
+    });
 }
 
 // The types the backend uses: bf16 or fp32 operands, fp32 output, fp32 compute.
@@ -491,7 +840,6 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
                             int n, int k, const void *alpha, const void *A, cudaDataType Atype, int lda,
                             const void *B, cudaDataType Btype, int ldb, const void *beta, void *C,
                             cudaDataType Ctype, int ldc, cublasComputeType_t computeType, cublasGemmAlgo_t algo) {
-    (void)handle;
     (void)algo;
     if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
     if (Atype != Btype || Ctype != CUDA_R_32F || computeType != CUBLAS_COMPUTE_32F ||
@@ -499,13 +847,14 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
         return CUBLAS_STATUS_NOT_SUPPORTED;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
     // k = 0 (copies of no columns) leaves C = beta C to OpenBLAS's sgemm, as cuBLAS does.
-    EmuDeviceWork work;
     float al = *(const float *)alpha, be = *(const float *)beta;
-    if (Atype == CUDA_R_16BF)
-        return gemm_via_copies(transa, transb, m, n, k, al, (const uint16_t *)A, lda, (const uint16_t *)B, ldb, be,
-                               (float *)C, ldc, widen_bf16);
-    return gemm_via_copies(transa, transb, m, n, k, al, (const float *)A, lda, (const float *)B, ldb, be, (float *)C,
-                           ldc, same);
+    return gemm_on_stream(handle, [=]() {
+        if (Atype == CUDA_R_16BF)
+            return gemm_via_copies(transa, transb, m, n, k, al, (const uint16_t *)A, lda, (const uint16_t *)B, ldb,
+                                   be, (float *)C, ldc, widen_bf16);
+        return gemm_via_copies(transa, transb, m, n, k, al, (const float *)A, lda, (const float *)B, ldb, be,
+                               (float *)C, ldc, same);
+    });
 }
 
 }  // extern "C"

@@ -12,6 +12,19 @@
 //  - that the stream is the legacy stream or one created and not yet destroyed.
 // Every check reaches the same verdict on every rank (the ranks decide from the same gathered
 // data), so a failure is an error code everywhere, never a rank left waiting.
+//
+// Under MV_EMU_STREAMS (emu.h) a collective is queued on its stream with its cross-rank check
+// and runs when a drain reaches it; a communicator's collectives run in issue order whatever
+// their streams (as NCCL serialises them), so every rank's MPI calls come in the same order.
+// A collective that fails there has no caller left to hear it: the rank prints why and aborts
+// (every rank reaches the same verdict, so every rank does).
+// On a GPU a queued collective progresses while its host waits elsewhere; here it runs only in a
+// drain. A rank that drains (a checkpoint's download on rank 0) would then wait in the
+// collective for a rank that polls a host MPI request (dist/comm.c's broadcast of the
+// checkpoint's result) and never drains: deadlock. So MPI_Test and MPI_Testsome, which every
+// host-side MPI wait of maskvim polls, first run the collectives still queued (MPI's profiling
+// interface: PMPI_* are the library's own). Linked into the program, these take the place of the
+// library's for all callers; in the emulated GPU plugin they serve only its own calls.
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
@@ -25,6 +38,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <algorithm>
+#include <vector>
 
 namespace {
 
@@ -76,17 +91,22 @@ struct ncclComm {
     int rank, nranks;
     MPI_Comm mpi;            // MPI_COMM_NULL for a communicator of one rank
     unsigned long calls;     // collectives issued, for messages
+    EmuOrder *order;         // its collectives, queued in issue order (MV_EMU_STREAMS)
 };
 
 namespace {
 
+std::vector<ncclComm *> g_comms;   // live communicators, for the MPI_Test hook
+
 ncclComm *new_comm(int rank, int nranks, MPI_Comm mpi) {
     ncclComm *c = (ncclComm *)calloc(1, sizeof *c);
     if (!c) return NULL;
+    g_comms.push_back(c);
     c->magic = kCommMagic;
     c->rank = rank;
     c->nranks = nranks;
     c->mpi = mpi;
+    c->order = emu_order_new();
     return c;
 }
 
@@ -209,22 +229,23 @@ ncclResult_t ncclCommInitAll(ncclComm_t *comms, int ndev, const int *devlist) {
 ncclResult_t ncclCommDestroy(ncclComm_t comm) {
     if (!comm) return ncclSuccess;
     if (!comm_ok(comm)) return ncclInvalidArgument;
+    emu_order_free(comm->order);   // its queued collectives run first (they use comm->mpi)
+    g_comms.erase(std::remove(g_comms.begin(), g_comms.end(), comm), g_comms.end());
     if (comm->mpi != MPI_COMM_NULL && mpi_usable()) MPI_Comm_free(&comm->mpi);
     comm->magic = 0;
     free(comm);
     return ncclSuccess;
 }
 
-ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
-                           ncclComm_t comm, cudaStream_t stream) {
-    if (!comm_ok(comm)) return ncclInvalidArgument;
-    EmuDeviceWork work;   // the buffers are device memory (MV_EMU_GUARD)
-    comm->calls++;
+}  // extern "C"
+
+namespace {
+
+// The all-reduce itself, once this rank's arguments are judged (local_ok), with the cross-rank
+// check: at the call, or when its stream's queue reaches it.
+ncclResult_t all_reduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
+                        ncclComm_t comm, int local_ok, unsigned long call) {
     size_t elem = type == ncclFloat ? sizeof(float) : type == ncclDouble ? sizeof(double) : 0;
-    int local_ok = elem != 0 && op == ncclSum && emu_stream_ok(stream) && (count == 0 || (send && recv));
-    if (!local_ok)
-        warn("ncclAllReduce: bad type, operation, stream or buffer (type %d, operation %d, %zu elements)", (int)type,
-             (int)op, count);
     if (comm->nranks == 1) {
         if (!local_ok) return ncclInvalidArgument;
         if (count && send != recv) memmove(recv, send, count * elem);
@@ -240,7 +261,7 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataT
         if (comm->rank == 0)
             fprintf(stderr, "nccl emu: ncclAllReduce #%lu: the ranks disagree (count %lld..%lld, type %lld..%lld, "
                     "operation %lld..%lld): they must issue the same collectives in the same order\n",
-                    comm->calls, -e[1], e[0], -e[3], e[2], -e[5], e[4]);
+                    call, -e[1], e[0], -e[3], e[2], -e[5], e[4]);
         return ncclInvalidUsage;
     }
     if (-e[7] == 0) return ncclInvalidArgument;   // some rank's arguments were bad (it said which)
@@ -262,6 +283,48 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataT
         done += (size_t)n;
     }
     return ncclSuccess;
+}
+
+}  // namespace
+
+extern "C" {
+
+ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
+                           ncclComm_t comm, cudaStream_t stream) {
+    if (!comm_ok(comm)) return ncclInvalidArgument;
+    unsigned long call = ++comm->calls;
+    size_t elem = type == ncclFloat ? sizeof(float) : type == ncclDouble ? sizeof(double) : 0;
+    int local_ok = elem != 0 && op == ncclSum && emu_stream_ok(stream) && (count == 0 || (send && recv));
+    if (!local_ok)
+        warn("ncclAllReduce: bad type, operation, stream or buffer (type %d, operation %d, %zu elements)", (int)type,
+             (int)op, count);
+    if (!emu_streams_deferred()) {
+        EmuDeviceWork work;   // the buffers are device memory (MV_EMU_GUARD)
+        return all_reduce(send, recv, count, type, op, comm, local_ok, call);
+    }
+    // A bad stream is still this rank's part of the collective (its check fails everywhere): it
+    // goes on the legacy stream.
+    cudaStream_t on = emu_stream_ok(stream) ? stream : 0;
+    emu_stream_submit(on, [=]() {
+        ncclResult_t r = all_reduce(send, recv, count, type, op, comm, local_ok, call);
+        if (r != ncclSuccess) {
+            warn("ncclAllReduce #%lu, run from its stream's queue (MV_EMU_STREAMS): %s", call, ncclGetErrorString(r));
+            abort();
+        }
+    }, comm->order);
+    return ncclSuccess;
+}
+
+// The host polls an MPI request: let the queued collectives progress first (above).
+int MPI_Test(MPI_Request *request, int *flag, MPI_Status *status) {
+    for (size_t i = 0; i < g_comms.size(); i++) emu_order_run(g_comms[i]->order);
+    return PMPI_Test(request, flag, status);
+}
+
+int MPI_Testsome(int incount, MPI_Request array_of_requests[], int *outcount, int array_of_indices[],
+                 MPI_Status array_of_statuses[]) {
+    for (size_t i = 0; i < g_comms.size(); i++) emu_order_run(g_comms[i]->order);
+    return PMPI_Testsome(incount, array_of_requests, outcount, array_of_indices, array_of_statuses);
 }
 
 }  // extern "C"

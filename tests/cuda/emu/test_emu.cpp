@@ -6,8 +6,15 @@
 // Each misuse runs in a forked child; the parent checks that the child aborted with the message.
 // And the runtime's device memory: copies whose kind does not match their pointers are refused,
 // and under the guard (MV_EMU_GUARD) a host access to device memory dies of SIGSEGV while the
-// emulation's own device work (launches, copies) still reaches it.
+// emulation's own device work (launches, copies) still reaches it. Then the stream-ordering modes
+// (MV_EMU_STREAMS): a consumer on one stream that does not wait for a producer on another reads
+// stale data under lazy, right data with cudaEventRecord + cudaStreamWaitEvent; synchronisation
+// drains what it must and no more; the legacy stream orders blocking streams, not non-blocking
+// ones; lazy-reverse shows a write that does not wait for another stream's read.
+// The checks before those run in the immediate mode whatever MV_EMU_STREAMS says (they read
+// results without synchronising); the stream checks set each mode themselves.
 #include "tests/cuda/emu/emu.h"
+#include <cublas_v2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -175,6 +182,222 @@ static void fill_kernel(float *p, int n, float v) {
     for (int i = threadIdx.x; i < n; i += blockDim.x) p[i] = v + i;
 }
 
+// out[i] = in[i] for n floats (a consumer: what it copies shows whether the producer had run).
+static void copy_kernel(float *out, const float *in, int n) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = in[i];
+}
+
+// ---- stream ordering (MV_EMU_STREAMS) ---------------------------------------------------------
+enum { SN = 64 };
+
+// Device buffers x (producer's output) and y (consumer's), both 0 and nothing left queued.
+struct Bufs {
+    float *x, *y;
+};
+
+static Bufs new_bufs(void) {
+    Bufs b = {NULL, NULL};
+    if (cudaMalloc(&b.x, SN * sizeof(float)) != cudaSuccess || cudaMalloc(&b.y, SN * sizeof(float)) != cudaSuccess)
+        abort();
+    cudaMemset(b.x, 0, SN * sizeof(float));
+    cudaMemset(b.y, 0, SN * sizeof(float));
+    cudaDeviceSynchronize();
+    return b;
+}
+
+// y[0] as the host sees it after the device has finished everything (0: the consumer read stale x).
+static float y0_after_all(const Bufs &b) {
+    float host[SN];
+    cudaDeviceSynchronize();
+    if (cudaMemcpy(host, b.y, sizeof host, cudaMemcpyDeviceToHost) != cudaSuccess) abort();
+    cudaFree(b.x);
+    cudaFree(b.y);
+    return host[0];
+}
+
+// Producer x = 1 + i on stream a, consumer y = x on stream b, b waiting for a's event if asked;
+// then the host waits for b only. y[0]: 1 right, 0 stale.
+static float producer_consumer(const char *mode, bool wait) {
+    emu_set_streams(mode);
+    Bufs b = new_bufs();
+    cudaStream_t sa, sb;
+    cudaEvent_t ev;
+    cudaStreamCreateWithFlags(&sa, cudaStreamNonBlocking);
+    cudaStreamCreateWithFlags(&sb, cudaStreamNonBlocking);
+    cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    float *x = b.x, *y = b.y;
+    emu_launch(dim3(1), dim3(32), 0, sa, [=]() { fill_kernel(x, SN, 1.0f); });
+    if (wait) {
+        cudaEventRecord(ev, sa);
+        cudaStreamWaitEvent(sb, ev, 0);
+    }
+    emu_launch(dim3(1), dim3(32), 0, sb, [=]() { copy_kernel(y, x, SN); });
+    cudaStreamSynchronize(sb);
+    cudaEventDestroy(ev);
+    cudaStreamDestroy(sa);
+    cudaStreamDestroy(sb);
+    float r = y0_after_all(b);
+    emu_set_streams(NULL);
+    return r;
+}
+
+// A reader on stream r copies x (= 1 + i) to y; then stream w overwrites x with 9 + i, waiting
+// for the read only if asked; the host waits for the reader's stream. y[0]: 1 right, 9 the
+// write ran before the read.
+static float read_then_write(const char *mode, bool wait) {
+    emu_set_streams(mode);
+    Bufs b = new_bufs();
+    float *x = b.x, *y = b.y;
+    emu_launch(dim3(1), dim3(32), 0, [=]() { fill_kernel(x, SN, 1.0f); });
+    cudaDeviceSynchronize();
+    cudaStream_t sr, sw;
+    cudaEvent_t ev;
+    cudaStreamCreateWithFlags(&sr, cudaStreamNonBlocking);
+    cudaStreamCreateWithFlags(&sw, cudaStreamNonBlocking);
+    cudaEventCreate(&ev);
+    emu_launch(dim3(1), dim3(32), 0, sr, [=]() { copy_kernel(y, x, SN); });
+    if (wait) {
+        cudaEventRecord(ev, sr);
+        cudaStreamWaitEvent(sw, ev, 0);
+    }
+    emu_launch(dim3(1), dim3(32), 0, sw, [=]() { fill_kernel(x, SN, 9.0f); });
+    cudaStreamSynchronize(sr);
+    cudaEventDestroy(ev);
+    cudaStreamDestroy(sr);
+    cudaStreamDestroy(sw);
+    float r = y0_after_all(b);
+    emu_set_streams(NULL);
+    return r;
+}
+
+// Producer on a created stream with `flags`, consumer on the legacy stream (no event): y[0].
+static float legacy_after_stream(const char *mode, unsigned flags) {
+    emu_set_streams(mode);
+    Bufs b = new_bufs();
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, flags);
+    float *x = b.x, *y = b.y;
+    emu_launch(dim3(1), dim3(32), 0, s, [=]() { fill_kernel(x, SN, 1.0f); });
+    emu_launch(dim3(1), dim3(32), 0, 0, [=]() { copy_kernel(y, x, SN); });
+    cudaStreamSynchronize(0);
+    cudaStreamDestroy(s);
+    float r = y0_after_all(b);
+    emu_set_streams(NULL);
+    return r;
+}
+
+// Producer on the legacy stream, consumer on a created stream with `flags`: y[0].
+static float stream_after_legacy(const char *mode, unsigned flags) {
+    emu_set_streams(mode);
+    Bufs b = new_bufs();
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, flags);
+    float *x = b.x, *y = b.y;
+    emu_launch(dim3(1), dim3(32), 0, 0, [=]() { fill_kernel(x, SN, 1.0f); });
+    emu_launch(dim3(1), dim3(32), 0, s, [=]() { copy_kernel(y, x, SN); });
+    cudaStreamSynchronize(s);
+    cudaStreamDestroy(s);
+    float r = y0_after_all(b);
+    emu_set_streams(NULL);
+    return r;
+}
+
+// A synchronous cudaMemcpy to the host after a producer on a stream with `flags`, no other
+// wait: the copied x[0] (1 right, 0 the copy did not wait).
+static float memcpy_after_stream(const char *mode, unsigned flags) {
+    emu_set_streams(mode);
+    Bufs b = new_bufs();
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, flags);
+    float *x = b.x, host[SN];
+    emu_launch(dim3(1), dim3(32), 0, s, [=]() { fill_kernel(x, SN, 1.0f); });
+    if (cudaMemcpy(host, b.x, sizeof host, cudaMemcpyDeviceToHost) != cudaSuccess) abort();
+    cudaStreamDestroy(s);
+    y0_after_all(b);
+    emu_set_streams(NULL);
+    return host[0];
+}
+
+static void check_streams(void) {
+    // Immediate (the default): everything runs at its call, so the missing wait goes unseen.
+    check(producer_consumer(NULL, false) == 1.0f, "immediate: a consumer without an event still sees the producer");
+    // Every mode keeps the order that the events and CUDA's default-stream rules ask for.
+    static const char *const lazy_modes[] = {"lazy", "lazy-reverse", "lazy-shuffle:5"};
+    for (const char *m : lazy_modes) {
+        std::string what = std::string(m) + ": the consumer that waits for the producer's event reads its output";
+        check(producer_consumer(m, true) == 1.0f, what.c_str());
+        what = std::string(m) + ": a blocking stream waits for the legacy stream and the legacy stream for it";
+        check(stream_after_legacy(m, cudaStreamDefault) == 1.0f && legacy_after_stream(m, cudaStreamDefault) == 1.0f,
+              what.c_str());
+        what = std::string(m) + ": cudaMemcpy to the host waits for a blocking stream";
+        check(memcpy_after_stream(m, cudaStreamDefault) == 1.0f, what.c_str());
+        what = std::string(m) + ": a write that waits for the other stream's read leaves the read its data";
+        check(read_then_write(m, true) == 1.0f, what.c_str());
+    }
+    // And lazy runs nothing that the awaited work does not need: a non-blocking stream is not
+    // ordered with the legacy stream (nor is cudaMemcpy), and a missing wait shows.
+    check(stream_after_legacy("lazy", cudaStreamNonBlocking) == 0.0f &&
+              legacy_after_stream("lazy", cudaStreamNonBlocking) == 0.0f,
+          "lazy: a non-blocking stream and the legacy stream do not wait for each other");
+    check(memcpy_after_stream("lazy", cudaStreamNonBlocking) == 0.0f,
+          "lazy: cudaMemcpy to the host does not wait for a non-blocking stream");
+    check(producer_consumer("lazy", false) == 0.0f, "lazy: a consumer without the producer's event reads stale data");
+    check(read_then_write("lazy", false) == 1.0f, "lazy: the write that does not wait runs after the awaited read");
+    check(read_then_write("lazy-reverse", false) == 9.0f,
+          "lazy-reverse: a write that does not wait for another stream's read overwrites its data first");
+
+    // What a synchronisation runs: a stream's queue, up to an event, nothing before it is asked.
+    // (Without the guard the host can look at device memory, which shows what has run.)
+    emu_set_guard(false);
+    emu_set_streams("lazy");
+    {
+        Bufs b = new_bufs();
+        cudaStream_t s;
+        cudaEvent_t ev;
+        cudaStreamCreate(&s);
+        cudaEventCreate(&ev);
+        float *x = b.x, *y = b.y;
+        emu_launch(dim3(1), dim3(32), 0, s, [=]() { fill_kernel(x, SN, 1.0f); });
+        cudaEventRecord(ev, s);
+        emu_launch(dim3(1), dim3(32), 0, s, [=]() { fill_kernel(y, SN, 2.0f); });
+        check(x[0] == 0.0f && y[0] == 0.0f, "lazy: queued launches have not run before a synchronisation");
+        cudaEventSynchronize(ev);
+        check(x[0] == 1.0f && y[0] == 0.0f, "lazy: cudaEventSynchronize runs the work before the event, not after");
+        cudaStreamSynchronize(s);
+        check(y[0] == 2.0f, "lazy: cudaStreamSynchronize runs the stream's queue");
+        float host[SN];
+        for (int i = 0; i < SN; i++) host[i] = 5.0f;
+        cudaMemcpyAsync(x, host, sizeof host, cudaMemcpyHostToDevice, s);
+        host[0] = 6.0f;   // pageable memory is staged at the call
+        emu_launch(dim3(1), dim3(32), 0, s, [=]() { copy_kernel(y, x, SN); });
+        cudaMemsetAsync(x, 0, sizeof(float), s);
+        bool queued = y[0] == 2.0f;
+        while (cudaStreamQuery(s) == cudaErrorNotReady) cudaGetLastError();
+        check(queued && y[0] == 5.0f && x[0] == 0.0f, "lazy: cudaMemcpyAsync, cudaMemsetAsync and a query that "
+              "answers complete");
+
+        // cuBLAS: on the stream the handle had at the call.
+        cublasHandle_t h;
+        cublasCreate(&h);
+        cublasSetStream(h, s);
+        float one = 1.0f, zero = 0.0f;
+        cudaMemset(x, 0, SN * sizeof(float));
+        cudaDeviceSynchronize();
+        x[0] = 3.0f;   // x as a 1x1 matrix
+        cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, x, 1, x, 1, &zero, y, 1);
+        one = 0.0f;    // alpha is read at the call
+        bool deferred = y[0] == 5.0f;
+        cudaStreamSynchronize(s);
+        check(deferred && y[0] == 9.0f, "lazy: a cuBLAS GEMM runs on the handle's stream, with alpha as called");
+        cublasDestroy(h);
+        cudaEventDestroy(ev);
+        cudaStreamDestroy(s);
+        y0_after_all(b);
+    }
+    emu_set_streams(NULL);
+    check(dies_with([=]() { emu_set_streams("eager"); }, "MV_EMU_STREAMS"), "an unknown stream mode is refused");
+}
+
 static bool reuse_right(bool barrier) {
     int *out = g_buf;
     emu_launch(dim3(1), dim3(NT), 0, [=]() { reuse_kernel(out, barrier); });
@@ -198,6 +421,7 @@ static void run_read_lower(bool barrier) {
 }
 
 int main(void) {
+    emu_set_streams(NULL);   // the checks up to check_streams read results without synchronising
     // The order switch: a missing barrier before a read of a lower thread's write is hidden by
     // the forward order, shown by the others; with the barrier every order is right.
     const char *orders[] = {"forward", "reverse", "shuffle:7"};
@@ -347,6 +571,8 @@ int main(void) {
               }, SIGSEGV),
               "under the guard, a host read of device memory dies of SIGSEGV");
     }
+
+    check_streams();
 
     printf("test_emu: %d checks, %d failed\n", g_checks, g_failed);
     return g_failed ? 1 : 0;
