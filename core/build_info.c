@@ -40,8 +40,8 @@ static const char *sanitizers(void) {
 #endif
 }
 
-// The predefined macros that change what the compiled code computes (instruction sets, fused
-// multiply-adds, fast math) or checks (sanitizers, assertions).
+// The predefined macros that change what the compiled code computes (with vector_isa and
+// sanitizers: fused multiply-adds, fast math) or checks (assertions).
 static const char *code_flags(void) {
     return ""
 #if defined(__x86_64__)
@@ -62,14 +62,6 @@ static const char *code_flags(void) {
 #endif
 #if defined(__FMA__)
            " FMA"
-#endif
-#if defined(__AVX512F__)
-           " AVX-512"
-#elif defined(__AVX2__)
-           " AVX2"
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-           " ASan"
 #endif
 #if defined(MV_HAVE_MPI)
            " MPI"
@@ -95,9 +87,9 @@ void mv_build_identity(char id[MV_BUILD_ID_SIZE]) {
             snprintf(exe, sizeof exe, "; binary unreadable");
     }
     const char *gpu = mv_gpu_engine ? "CUDA built in" : mv_gpu_plugin ? mv_gpu_plugin : "no GPU engine";
-    snprintf(id + 32, MV_BUILD_ID_SIZE - 32, "maskvim %s %s (%s, gcc %s, %s; %s; mv_config %zu B, mv_train_state %zu B%s)",
-             MV_VERSION, commit, MV_BUILD_TYPE, __VERSION__, code_flags(), gpu, sizeof(mv_config),
-             sizeof(mv_train_state), named ? "" : exe);
+    snprintf(id + 32, MV_BUILD_ID_SIZE - 32, "maskvim %s %s (%s, gcc %s, %s %s%s; %s; mv_config %zu B, mv_train_state %zu B%s)",
+             MV_VERSION, commit, MV_BUILD_TYPE, __VERSION__, code_flags(), vector_isa(), sanitizers(), gpu,
+             sizeof(mv_config), sizeof(mv_train_state), named ? "" : exe);
 }
 
 void mv_build_identity_text(char *out, size_t n, const char *id) {

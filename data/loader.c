@@ -8,7 +8,6 @@
 #include <string.h>
 #include "core/error.h"
 #include "core/rng.h"
-#include "data/manifest.h"
 
 typedef struct {
     mv_batch batch;
@@ -35,7 +34,6 @@ struct mv_loader {
     mv_loader_source *sources;
     mv_split **splits;
     int64_t *base;             // [n_sources + 1] first virtual id of each source
-    uint64_t *fingerprint;     // [n_sources] manifest_fingerprint of each source
     int64_t epoch_size;
     int global_batch;
     int64_t start_step;
@@ -68,7 +66,7 @@ int64_t loader_epoch_size(const mv_loader *L) { return L->epoch_size; }
 
 void loader_source_id(const mv_loader *L, int s, int64_t *count, uint64_t *fingerprint) {
     *count = split_count(L->splits[s]);
-    *fingerprint = L->fingerprint[s];
+    *fingerprint = split_fingerprint(L->splits[s]);
 }
 
 // Virtual id -> (source, sample).
@@ -261,7 +259,6 @@ static void loader_free(mv_loader *L) {
     free(L->splits);
     free(L->sources);
     free(L->base);
-    free(L->fingerprint);
     free(L->cache[0].perm);
     free(L->cache[1].perm);
     pthread_mutex_destroy(&L->mu);
@@ -296,7 +293,6 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
     L->cfg.sources = L->sources;
     L->splits = mv_calloc((size_t)cfg->n_sources, sizeof(mv_split *));
     L->base = mv_calloc((size_t)cfg->n_sources + 1, sizeof(int64_t));
-    L->fingerprint = mv_calloc((size_t)cfg->n_sources, sizeof(uint64_t));
     L->cfg.workers = 0;  // no threads to join yet
     int max_h = 1, max_w = 1;
     for (int s = 0; s < cfg->n_sources; s++) {
@@ -304,14 +300,7 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
             loader_free(L);
             return mv_fail_context("loader source %d", s);
         }
-        int64_t n = split_count(L->splits[s]), listed = 0;
-        // The manifest once more (small; the split keeps its own copy private): its fingerprint.
-        int got = manifest_fingerprint_dir(&L->fingerprint[s], &listed, cfg->sources[s].path);
-        if (got == 0 && listed != n) got = mv_fail("%s: its manifest changed while it was being opened", cfg->sources[s].path);
-        if (got < 0) {
-            loader_free(L);
-            return mv_fail_context("loader source %d", s);
-        }
+        int64_t n = split_count(L->splits[s]);
         if (n == 0) {
             loader_free(L);
             return mv_fail("%s: split holds no samples", cfg->sources[s].path);

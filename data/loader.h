@@ -83,8 +83,8 @@ void loader_cursor(const mv_loader *L, mv_loader_cursor *out);
 void loader_close(mv_loader *L);
 // Samples per epoch (sum over sources of count * repeat).
 int64_t loader_epoch_size(const mv_loader *L);
-// Source s's sample count and the fingerprint of its content (manifest_fingerprint, read at
-// loader_open): what ranks compare to know that each reads the same split.
+// Source s's sample count and the fingerprint of its content (split_fingerprint: its manifest
+// as opened): what ranks compare to know that each reads the same split.
 void loader_source_id(const mv_loader *L, int s, int64_t *count, uint64_t *fingerprint);
 // The global stream: what sits at position p (computes the epoch's permutation; for tests).
 void loader_order_at(const mv_loader *L, int64_t p, int *source, int64_t *sample, int32_t *epoch);

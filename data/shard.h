@@ -115,6 +115,9 @@ typedef struct {
 int split_open(mv_split **out, const char *split_dir);
 void split_close(mv_split *s);
 int64_t split_count(const mv_split *s);
+// manifest_fingerprint of the manifest the split was opened from: what ranks compare to know
+// that each reads the same split.
+uint64_t split_fingerprint(const mv_split *s);
 const char *split_dir(const mv_split *s);
 const char *split_domain(const mv_split *s);
 // Largest image height and width in the split.

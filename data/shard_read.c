@@ -63,6 +63,7 @@ void split_close(mv_split *s) {
 }
 
 int64_t split_count(const mv_split *s) { return s->m.count; }
+uint64_t split_fingerprint(const mv_split *s) { return manifest_fingerprint(&s->m); }
 const char *split_dir(const mv_split *s) { return s->dir; }
 const char *split_domain(const mv_split *s) { return s->m.domain; }
 
