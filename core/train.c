@@ -131,30 +131,6 @@ static const char *others(const trainer *t) {
     return t->comm->world > 2 ? "other ranks" : "other rank";
 }
 
-// Writes the checkpoint of t->st (its cursor set by the caller) on rank 0, which every rank
-// learns the outcome of. `saved` receives its path on rank 0 once it is written, and keeps it
-// when the outcome cannot be shared (a rank lost after the write): the checkpoint is then whole
-// and `latest` names it, which the caller's message must say (see saved_unconfirmed) rather
-// than that the save failed.
-static int save_step(trainer *t, char *saved, size_t n) {
-    int rc = 0;
-    saved[0] = '\0';
-    if (t->comm->rank == 0) {
-        rc = state_to_host(t);
-        if (rc == 0)
-            rc = checkpoint_save_iter(t->cfg->run.work_dir, t->cfg->run.keep_ckpts, &t->model.params, &t->opt, &t->st,
-                                      t->cfg, saved, n);
-        if (rc < 0) saved[0] = '\0';
-    }
-    double status = rc;
-    if (comm_allreduce_sum_doubles(t->comm, &status, 1) < 0) return -1;   // a rank lost: its message
-    if (status < 0) {
-        saved[0] = '\0';   // every rank stops at a failed save: nothing is reported as kept
-        return rc < 0 ? -1 : mv_fail("rank 0 could not write a checkpoint");
-    }
-    return 0;
-}
-
 // Rank 0 wrote `saved`, but the all-reduce that shares the outcome failed (mv_last_error: a
 // rank stopped or lost): what is true is that the checkpoint is whole, `latest` names it and a
 // resume continues from it. `what`, when not NULL, is the failure that came before the save,
@@ -170,6 +146,28 @@ static int saved_unconfirmed(const trainer *t, const char *saved, const char *wh
     return mv_fail("%s: %s; rank 0 saved the training state of iteration %lld in %s, but the %s could not confirm it "
                    "(%s): once the cause is fixed, `--resume auto` continues from it%s", what, why,
                    (long long)t->st.iter, saved, others(t), same ? "the same failure" : err, pending);
+}
+
+// Writes the checkpoint of t->st (its cursor set by the caller) on rank 0, which every rank
+// learns the outcome of. `saved` receives its path on rank 0 once it is written (checkpoint_save_iter
+// fills it only then). When the outcome cannot be shared (a rank lost after the write) the
+// checkpoint is still whole and `latest` names it: the failure says so (saved_unconfirmed, with
+// the earlier failure `what`: `why` of the caller, if any) and `saved` keeps the path, so that
+// the caller adds nothing to that message.
+static int save_step(trainer *t, char *saved, size_t n, const char *what, const char *why) {
+    int rc = 0;
+    saved[0] = '\0';
+    if (t->comm->rank == 0) {
+        rc = state_to_host(t);
+        if (rc == 0)
+            rc = checkpoint_save_iter(t->cfg->run.work_dir, t->cfg->run.keep_ckpts, &t->model.params, &t->opt, &t->st,
+                                      t->cfg, saved, n);
+    }
+    double status = rc;
+    if (comm_allreduce_sum_doubles(t->comm, &status, 1) < 0)   // a rank lost: its message
+        return saved[0] ? saved_unconfirmed(t, saved, what, why) : -1;
+    if (status < 0) return rc < 0 ? -1 : mv_fail("rank 0 could not write a checkpoint");
+    return 0;
 }
 
 // The weights must be finite before they are evaluated or saved. A step whose loss was finite
@@ -212,8 +210,8 @@ static int fail_keeping_work(trainer *t, const char *what, const char *why_in, b
         return mv_fail("%s: %s; the training state of iteration %lld is in the newest checkpoint of %s: once the "
                        "cause is fixed, `--resume auto` continues from it", what, why, (long long)t->st.iter,
                        t->cfg->run.work_dir);
-    if (save_step(t, saved, sizeof saved) < 0) {
-        if (saved[0]) return saved_unconfirmed(t, saved, what, why);
+    if (save_step(t, saved, sizeof saved, what, why) < 0) {
+        if (saved[0]) return -1;   // written but not confirmed: save_step's message says all
         char err[MV_ERRMSG_MAX];
         snprintf(err, sizeof err, "%s", mv_last_error());
         return mv_fail("%s: %s; saving the training done so far failed as well: %s", what, why, err);
@@ -335,8 +333,7 @@ static int redo_pending_eval(trainer *t) {
     loader_cursor(t->loader, &t->st.cursor);
     char saved[1024];
     MV_TRY(plan_training(t));
-    if (save_step(t, saved, sizeof saved) < 0) return saved[0] ? saved_unconfirmed(t, saved, NULL, NULL) : -1;
-    return 0;
+    return save_step(t, saved, sizeof saved, NULL, NULL);
 }
 
 // The steps from the starting iteration to schedule.max_iters, or until --stop-after or a stop
@@ -364,7 +361,7 @@ static int train_steps(trainer *t, int *stopped) {
         if (ckpt_now) {
             loader_cursor(t->loader, &t->st.cursor);
             char saved[1024];
-            if (save_step(t, saved, sizeof saved) < 0) return saved[0] ? saved_unconfirmed(t, saved, NULL, NULL) : -1;
+            MV_TRY(save_step(t, saved, sizeof saved, NULL, NULL));
             saved_iter = it + 1;
             if (last && t->comm->rank == 0) printf("checkpoint: %s\n", saved);
         }

@@ -59,7 +59,7 @@ stop_during_eval() {   # work dir; leaves the job's output in DIR.out
         "$MV_BIN" train "${TRAIN_SETS[@]}" "${EVAL_SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$d" \
         >"$d.out" 2>&1 &
     mp=$!
-    while [ -z "$r1" ] && kill -0 "$mp" 2>/dev/null; do r1=$(rank1_pid "$mp"); done
+    while [ -z "$r1" ] && kill -0 "$mp" 2>/dev/null; do r1=$(rank1_pid "$mp") || true; [ -n "$r1" ] || sleep 0.02; done
     while kill -0 "$mp" 2>/dev/null && ! grep -qs '"type": "eval", "iter": 3, "domain": "clear"' "$d/metrics.jsonl"; do
         sleep 0.02; done   # (a spin here would take a core from the two ranks)
     [ -n "$r1" ] && kill -STOP "$r1" 2>/dev/null

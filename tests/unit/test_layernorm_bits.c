@@ -161,9 +161,11 @@ Test(layernorm_bits, in_place) {
 static double ulps(double a, long double e, double scale) { return fabs((double)((long double)a - e)) / (FLT_EPSILON * scale); }
 
 // Every row of a batch: mean within 1 ulp of the row's spread (or of its value), rstd within 2
-// ulp, outputs within 4 ulp of the row's largest output; backward's input gradient within 8 ulp
-// of the row's largest terms (r |g w|, r |mean(g w)|, r |x^ mean(g w x^)|), the weight and bias gradients within 8 ulp of their largest terms'
-// sums (backward is given the kernel's own mean and rstd, as in training).
+// ulp, outputs within 4 ulp of the row's largest output; backward's input gradient within 2 ulp
+// of the row's largest terms (r |g w|, r |mean(g w)|, r |x^ mean(g w x^)|), the weight and bias
+// gradients within 1 ulp of their largest terms' sums (backward is given the kernel's own mean
+// and rstd, as in training). Measured: din 1.1, dw 0.2, db 0.2 ulp at most; the float sums
+// this kernel replaced reach 3.8, 1.5 and 1.8, and fail here.
 static void check_accuracy(int N, int C, unsigned seed) {
     size_t NC = (size_t)N * C;
     float *x = alloc_floats(NC), *g = alloc_floats(NC), *w = alloc_floats(C), *b = alloc_floats(C);
@@ -219,15 +221,15 @@ static void check_accuracy(int N, int C, unsigned seed) {
             if (omax > 0 && eu > 4.0)
                 cr_assert_fail("row %d channel %d (C %d): output %.9g, exact %.12Lg (%.1f ulp of %.3Lg)", n, c, C,
                                o[(size_t)n * C + c], eo, eu, omax);
-            if (dmax > 0 && du > 8.0)
+            if (dmax > 0 && du > 2.0)
                 cr_assert_fail("row %d channel %d (C %d): din %.9g, exact %.12Lg (%.1f ulp of %.3Lg)", n, c, C,
                                din[(size_t)n * C + c], ed, du, dmax);
         }
     }
     for (int c = 0; c < C; c++) {
-        if (sdw[c] > 0 && ulps(dw[c], edw[c], (double)sdw[c]) > 8.0)
+        if (sdw[c] > 0 && ulps(dw[c], edw[c], (double)sdw[c]) > 1.0)
             cr_assert_fail("dw[%d] (N %d, C %d): %.9g, exact %.12Lg", c, N, C, dw[c], edw[c]);
-        if (sdb[c] > 0 && ulps(db[c], edb[c], (double)sdb[c]) > 8.0)
+        if (sdb[c] > 0 && ulps(db[c], edb[c], (double)sdb[c]) > 1.0)
             cr_assert_fail("db[%d] (N %d, C %d): %.9g, exact %.12Lg", c, N, C, db[c], edb[c]);
     }
     free(edw); free(edb); free(sdw); free(sdb);
