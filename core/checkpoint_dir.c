@@ -62,15 +62,22 @@ int checkpoint_set_latest(const char *dir, const char *file) {
     return 0;
 }
 
-void checkpoint_latest_name(const char *dir, char *name, size_t n) {
-    name[0] = '\0';
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, LATEST) >= (int)sizeof path) return;
+// The first line of DIR/latest as it is (without its line end), into line (n bytes); false when
+// there is no such file. `path` receives the file's path.
+static bool read_latest_line(const char *dir, char *path, size_t np, char *line, size_t n) {
+    line[0] = '\0';
+    if (snprintf(path, np, "%s/%s", dir, LATEST) >= (int)np) return false;
     FILE *f = fopen(path, "r");
-    if (!f) return;
-    if (!fgets(name, (int)n, f)) name[0] = '\0';
+    if (!f) return false;
+    if (!fgets(line, (int)n, f)) line[0] = '\0';
     fclose(f);
-    name[strcspn(name, "\r\n")] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+    return true;
+}
+
+void checkpoint_latest_name(const char *dir, char *name, size_t n) {
+    char path[4096];
+    read_latest_line(dir, path, sizeof path, name, n);
     if (strchr(name, '/')) name[0] = '\0';   // a bare file name in this directory, nothing else
 }
 
@@ -219,13 +226,8 @@ static void shown_text(char *out, size_t n, const char *raw) {
 // an absolute one, a temporary): --resume auto falls back to the highest checkpoint, and the
 // user must hear what `latest` held, or a hand-edited one would be ignored without a word.
 static void note_unusable_latest(const char *dir, const char *latest, char *why, size_t cap) {
-    char path[4096], held[256] = "", shown[128], msg[4600];
-    if (snprintf(path, sizeof path, "%s/%s", dir, LATEST) >= (int)sizeof path) return;
-    FILE *f = fopen(path, "r");
-    if (!f) return;   // no `latest`: nothing to say
-    if (!fgets(held, (int)sizeof held, f)) held[0] = '\0';
-    fclose(f);
-    held[strcspn(held, "\r\n")] = '\0';
+    char path[4096], held[256], shown[128], msg[4600];
+    if (!read_latest_line(dir, path, sizeof path, held, sizeof held)) return;   // no `latest`: nothing to say
     if (latest[0]) {   // a bare name, of a temporary file (never a checkpoint)
         shown_text(shown, sizeof shown, latest);
         snprintf(msg, sizeof msg, "%s names %s, a temporary file, not a checkpoint", path, shown);
