@@ -151,7 +151,7 @@ void config_defaults(mv_config *cfg) {
     d->synthetic.size[0] = 128;
     d->synthetic.size[1] = 256;
 
-    // SPEC.md section 6.
+    // docs/math.md section 6.
     mv_optim_config *o = &cfg->optim;
     o->lr = 6e-5;
     o->betas[0] = 0.9;

@@ -502,7 +502,7 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
         if (!e->ncorruptions) return node_fail(c, v, "severities", "severities without corruptions");
         MV_TRY(parse_severities(e, c, v));
     } else if (e->ncorruptions) {
-        e->severities[e->nseverities++] = 5;   // the HGFormer protocol (DATASETS.md section 6.6)
+        e->severities[e->nseverities++] = 5;   // the HGFormer protocol (docs/corruptions.md)
     }
     if ((v = find_key(c, root, "corruption_channels"))) {
         char order[16];

@@ -1,4 +1,4 @@
-// Segmentation metrics as mmsegmentation's IoUMetric computes them (DATASETS.md section 7):
+// Segmentation metrics as mmsegmentation's IoUMetric computes them (docs/metrics.md):
 // a confusion matrix accumulated over a whole evaluation set (label 255 ignored), then
 // per-class IoU and accuracy, mIoU and mAcc as NaN-means over classes, and aAcc.
 //

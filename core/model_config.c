@@ -1,4 +1,4 @@
-// Presets of SPEC.md section 1 and the consistency checks every model configuration passes.
+// Presets of docs/math.md section 1 and the consistency checks every model configuration passes.
 #include "core/model_config.h"
 #include "core/error.h"
 #include <string.h>

@@ -1,4 +1,4 @@
-// What the model is: the architecture, mask and loss settings of SPEC.md sections 1-5.
+// What the model is: the architecture, mask and loss settings of docs/math.md sections 1-5.
 // Filled from a preset (maskvim-nano/-t/-s/-b) and then overridden key by key.
 #pragma once
 #include <stdbool.h>
@@ -6,7 +6,7 @@
 
 typedef enum { MV_MASK_RESIDUAL = 0, MV_MASK_ZERO = 1 } mv_mask_mode;        // x*m + x  |  x*m
 typedef enum { MV_MASK_LAYOUT_SPATIAL = 0, MV_MASK_LAYOUT_OFFICIAL = 1 } mv_mask_layout;
-// Decode head: the mask decoder (UPerNet layout with MVSS laterals, SPEC.md section 4), or the
+// Decode head: the mask decoder (UPerNet layout with MVSS laterals, docs/math.md section 4), or the
 // SegFormer-style all-MLP head of Table 6's "VMamba + linear" baseline (docs/model.md).
 typedef enum { MV_HEAD_UPER = 0, MV_HEAD_LINEAR = 1 } mv_head_kind;
 // Lateral 3 of the mask decoder: pyramid pooling over F_3 (the multi-scale aggregation), or one
@@ -32,7 +32,7 @@ typedef struct {
     mv_head_kind head;        // decode head
     mv_context_kind context;  // lateral 3 of the mask decoder
 
-    // Mask learning (SPEC.md section 3 and 5)
+    // Mask learning (docs/math.md section 3 and 5)
     bool mask_encoder[4];     // masks per encoder stage (stage 3 only for Table 6's "all stages")
     bool mask_decoder;        // masks in the decoder's lateral blocks
     bool lambda_per_stage;    // false: one ratio term per block; true: one per stage

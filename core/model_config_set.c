@@ -134,7 +134,7 @@ static const mv_key KEYS[] = {
     {.name = "model.avg_non_ignore", .type = MV_KEY_BOOL, .offset = M(avg_non_ignore), .count = 1,
      .doc = "cross-entropy mean over non-ignored pixels only"},
     {.name = "model.head", .type = MV_KEY_ENUM, .offset = M(head), .count = 1, .choices = HEADS,
-     .doc = "uper: the mask decoder (SPEC.md 4); linear: SegFormer-style all-MLP head (Table 6 baseline)"},
+     .doc = "uper: the mask decoder (docs/math.md section 4); linear: SegFormer-style all-MLP head (Table 6 baseline)"},
     {.name = "model.context", .type = MV_KEY_ENUM, .offset = M(context), .count = 1, .choices = CONTEXTS,
      .doc = "lateral 3 of the mask decoder: ppm (pyramid pooling) or vss (one VSS block, Table 6)"},
     {.name = "mask.encoder", .type = MV_KEY_BOOL, .offset = M(mask_encoder), .count = 3,

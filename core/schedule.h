@@ -1,6 +1,6 @@
 // The learning-rate schedule of the authors' mmengine config: LinearLR warm-up over
 // iterations [0, warmup_iters) chained with PolyLR over [warmup_iters, max_iters), in the
-// closed forms of their recurrences (DATASETS.md section 8). Iteration t (0-based) trains
+// closed forms of their recurrences (docs/config.md, `schedule`). Iteration t (0-based) trains
 // with the value for t; past max_iters the last value holds.
 #pragma once
 #include "core/config.h"

@@ -1,5 +1,5 @@
 // Training and test pipelines (see augment.h). The order of operations and every formula
-// follow mmsegmentation / mmcv as recorded in DATASETS.md section 7, and the uint8 steps give
+// follow mmsegmentation / mmcv as docs/data.md records them, and the uint8 steps give
 // OpenCV 4.6's bytes. Image data stays RGB (mmseg works in BGR and flips to RGB before
 // normalising): resizing and brightness/contrast are per channel, and the HSV conversions take
 // red, green and blue by name, so the numbers are the same.

@@ -1,5 +1,5 @@
-// The training and test pipelines of SPEC.md section 6 (mmsegmentation's Cityscapes pipeline,
-// DATASETS.md section 7), from a decoded RGB sample to the model's input:
+// The training and test pipelines of docs/math.md section 6 (mmsegmentation's Cityscapes pipeline,
+// docs/data.md, "The training pipeline"), from a decoded RGB sample to the model's input:
 //   train: random rescale of the (2048, 1024) scale by U[0.5, 2.0) keeping ratio (image bilinear,
 //          label nearest), random crop with cat_max_ratio 0.75 (up to 10 checked boxes), flip 0.5,
 //          photometric distortion, normalise (RGB mean/std), pad image 0 / label 255 to the crop.

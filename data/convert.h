@@ -115,7 +115,7 @@ int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const ch
 // converter's raw folders under `root`, sorted by name as the split folders list them. A name
 // with a '/', without an extension, or listed twice is an error naming the line. A listed name
 // whose image and label are both missing is marked `absent` (some circulated GTAV copies lack a
-// few dozen ids, DATASETS.md section 2: the converter skips and lists them); when no listed name
+// few dozen ids, docs/data.md, GTAV: the converter skips and lists them); when no listed name
 // exists at all, the root is wrong: an error.
 int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_converter *conv, const char *root,
                       const char *list_file);
@@ -133,7 +133,7 @@ int convert_load_indexed_pair(mv_image *rgb, mv_image *label, int *flags, const 
 // Fills table: ids 0..n_known-1 -> 255 (ignore), then the pairs (id, train id) of `pairs`
 // (n_pairs pairs); every other id gets `other`: MV_LABEL_UNKNOWN (an error) where the dataset
 // has a closed set of ids, MV_LABEL_UNLISTED where its reference converter maps anything it
-// does not list to ignore (GTAV, SYNTHIA: DATASETS.md sections 2 and 3).
+// does not list to ignore (GTAV, SYNTHIA: docs/data.md).
 void convert_make_table(uint16_t table[256], int n_known, const int (*pairs)[2], int n_pairs, uint16_t other);
 // Nearest-neighbour resize of a one-channel label with OpenCV's INTER_NEAREST sampling positions
 // (image_nearest_index), as HGFormer resizes GTAV's labels.

@@ -36,7 +36,7 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     // GTAV's palette has one index more than Cityscapes' label ids 0..33: 34, which GTAV loaders
     // elsewhere map to ignore (license plates). Any larger index also becomes 255, as in HGFormer's
     // prepare_gta_sem_seg.py (whose labels MaskViM uses: everything outside id_to_trainid is 255,
-    // DATASETS.md section 2); such labels are counted in the conversion summary, not refused.
+    // docs/data.md, GTAV); such labels are counted in the conversion summary, not refused.
     convert_make_table(table, 35, MV_CITYSCAPES_ID_TO_TRAIN, 19, MV_LABEL_UNLISTED);
     MV_TRY(image_read_rgb(rgb, it->image));
     MV_TRY(image_read_png_index(label, it->label));

@@ -2,8 +2,8 @@
 // GT/LABELS/<split>/<name>.png whose first channel holds the SYNTHIA class id (the second the
 // instance id). The id is the full 16-bit value (never strip to 8 bits: that keeps the high
 // byte, which is 0). Ids 0..22 map to train ids with RobustNet's table; any other value becomes 255
-// (ignore), as in RobustNet's and HGFormer's converters (DATASETS.md section 3: "any other value ->
-// 255"; HGFormer compares the whole 16-bit value, so values above 255 are ignored too), and such
+// (ignore), as in RobustNet's and HGFormer's converters (docs/data.md, SYNTHIA;
+// HGFormer compares the whole 16-bit value, so values above 255 are ignored too), and such
 // labels are counted in the conversion summary.
 // The raw download (RGB/NNNNNNN.png, no split folders) converts with --list and RobustNet's
 // split_data/synthia_split_{train,val}.txt (convert_list_file).

@@ -1,6 +1,6 @@
 // Cityscapes-C: the 16 image corruptions of the paper's Table 2 at severities 1-5, with the
 // algorithms and severity parameters of the `imagecorruptions` package (Hendrycks'
-// ImageNet-C definitions; /work/shared/DATASETS.md section 6). Self-contained: the frost
+// ImageNet-C definitions; docs/corruptions.md). Self-contained: the frost
 // textures are generated procedurally (a substitute: frost scores are not comparable with
 // published numbers). Random corruptions draw from the counter-based generator keyed by the
 // seed, so a (seed, image) pair always gives the same output; the noise field does not depend

@@ -53,7 +53,7 @@ typedef struct {
 int image_png_info(mv_png_info *out, const char *path);
 
 // Decodes a PNG or JPEG (told apart by signature, not by extension) as 8-bit RGB, the way
-// OpenCV's IMREAD_COLOR decodes it (mmseg's LoadImageFromFile; DATASETS.md section 7), in RGB
+// OpenCV's IMREAD_COLOR decodes it (mmseg's LoadImageFromFile), in RGB
 // order: palettes are expanded; gray is replicated (1/2/4-bit gray scaled to 0..255); alpha, and
 // the alpha a tRNS chunk implies, is dropped, not composited over a background; 16-bit samples
 // keep their high byte (v >> 8, png_set_strip_16 as OpenCV); a CMYK/YCCK JPEG gives

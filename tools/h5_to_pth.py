@@ -33,7 +33,7 @@ tensors are pickled, so torch.load(..., weights_only=True) reads it.
 --token-mask-layout official
              permute every '*token_mask' tensor from maskvim's spatial layout into the layout of
              the authors' released code (token t's logits at entries 2t and 2t+1 of the
-             class-major plane buffer, SPEC.md section 3): the exact inverse of pth_to_h5.py's
+             class-major plane buffer, docs/math.md section 3): the exact inverse of pth_to_h5.py's
              --token-mask-layout official, derived from the same function.
 --prefix-strip P
              write only the keys that start with P, with P removed (e.g. 'backbone.': an

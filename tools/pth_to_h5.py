@@ -38,7 +38,7 @@ DistributedDataParallel) is removed from every key, as mmengine's load_checkpoin
              rename nothing.
 --token-mask-layout official
              the checkpoint comes from the authors' released code, whose blocks read token t's
-             two logits at entries 2t and 2t+1 of the class-major plane buffer (SPEC.md
+             two logits at entries 2t and 2t+1 of the class-major plane buffer (docs/math.md
              section 3). Their token_mask tensors are permuted into maskvim's spatial layout so
              that every token keeps exactly the logits it was trained with.
 --token-mask-layout spatial
@@ -65,7 +65,7 @@ import h5py
 import numpy as np
 import torch
 
-# VMamba v0 encoder names -> maskvim's (SPEC.md section 2), relative to the encoder root.
+# VMamba v0 encoder names -> maskvim's (docs/math.md section 2), relative to the encoder root.
 V0_RENAMES = (
     (re.compile(r"^patch_embed\.proj\."), "patch_embed.0."),
     (re.compile(r"^patch_embed\.norm\."), "patch_embed.2."),

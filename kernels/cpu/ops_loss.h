@@ -1,4 +1,4 @@
-// The small ops behind the training losses (SPEC.md section 5) that a step needs besides
+// The small ops behind the training losses (docs/math.md section 5) that a step needs besides
 // cross-entropy: fills, double-precision sums and counts, the keep-ratio loss and the position
 // loss. They exist so that the GPU backend can keep a whole step on the device: each has a CUDA
 // twin `name_cuda(..., cudaStream_t)` in kernels/cuda/ops_cuda.h with the same arguments, and the

@@ -1,4 +1,4 @@
-// The learnt token mask of an MVSS block (SPEC.md section 3).
+// The learnt token mask of an MVSS block (docs/math.md section 3).
 //
 // The logits P live on a fixed grid (gh x gw, set by the training crop); each class plane is
 // resized bilinearly to the block's H x W. Training draws a hard keep/drop decision per token

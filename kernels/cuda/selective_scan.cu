@@ -1,5 +1,5 @@
 // SS2D core on the GPU: the x/dt projections (cuBLAS), the selective scan along the four scan
-// orders (every launch covers all four directions), and the merge (SPEC.md 2.2).
+// orders (every launch covers all four directions), and the merge (docs/math.md section 2.2).
 //
 // Parallel over the sequence. The recurrence h_l = e_l h_{l-1} + u_l is affine in h, so over one
 // SCAN_CHUNK-step chunk it composes to h_end = P h_start + h_loc, with P the product of the

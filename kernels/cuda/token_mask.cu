@@ -1,4 +1,4 @@
-// The learnt token mask of an MVSS block on the GPU (SPEC.md section 3). The logits P live on a
+// The learnt token mask of an MVSS block on the GPU (docs/math.md section 3). The logits P live on a
 // fixed gh x gw grid; each token reads its two logits bilinearly resized to H x W (or, in the
 // official layout, entries 2t and 2t+1 of the flattened resized [2,H,W] buffer), draws Gumbel
 // noise from the same Philox key as the CPU, and keeps or drops. Backward passes gradients

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# The PyTorch reference of MaskViM, written straight from SPEC.md: the model (VMamba encoder
+# The PyTorch reference of MaskViM, written straight from docs/math.md: the model (VMamba encoder
 # with masked VSS blocks, UPerNet-like decoder with masked lateral blocks, auxiliary FCN head),
 # its initialisation and losses, and a command line that runs one training step on a weights
 # file and a batch file and dumps the losses, logits, masks and every gradient (HDF5).
@@ -56,7 +56,7 @@ class Permute(nn.Module):
 
 
 class SS2D(nn.Module):
-    """SPEC.md 2.2: in_proj, depthwise conv + SiLU, 4-direction selective scan, out_norm * SiLU(z),
+    """docs/math.md section 2.2: in_proj, depthwise conv + SiLU, 4-direction selective scan, out_norm * SiLU(z),
     out_proj. Input and output (B,H,W,C)."""
 
     def __init__(self, C, d_state, ssm_ratio=2):
@@ -86,7 +86,7 @@ class SS2D(nn.Module):
 
 
 class VSSBlock(nn.Module):
-    """VSS block, or MVSS block when `grid` is given (SPEC.md 2.1):
+    """VSS block, or MVSS block when `grid` is given (docs/math.md section 2.1):
         x = token_mask(x); x = pre_mlp(x) (in_dim != C only); x = x + drop_path(SS2D(norm(x)))."""
 
     def __init__(self, in_dim, C, d_state, ssm_ratio, grid, drop_prob, cfg):
@@ -213,7 +213,7 @@ class Lateral(nn.Module):
 
 
 class DecodeHead(nn.Module):
-    """SPEC.md section 4: masked lateral blocks, PPM on F3, top-down sum, FPN convs, fusion."""
+    """docs/math.md section 4: masked lateral blocks, PPM on F3, top-down sum, FPN convs, fusion."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -329,7 +329,7 @@ def count_params(model):
 
 
 # =============================================================================================
-# Initialisation (SPEC.md section 2), from one seeded generator.
+# Initialisation (docs/math.md section 2), from one seeded generator.
 # =============================================================================================
 def _trunc_normal(t, std, g):
     """Normal(0, std) truncated at +-2 std (resampling the tails)."""
@@ -437,7 +437,7 @@ def load_weights(model, path):
 
 
 # =============================================================================================
-# Loss (SPEC.md section 5)
+# Loss (docs/math.md section 5)
 # =============================================================================================
 def compute_loss(cfg, logits, aux, masks, labels):
     """Returns dict(total, ce, aux, ratio, position): aux, ratio and position before weighting."""
@@ -618,7 +618,7 @@ def cmd_forward(args):
     m = [P0 > P1] without noise, no dropout or drop path), as `maskvim eval` / `predict` run the
     model; --train runs it in training mode instead (batch statistics, training masks; no
     backward, running statistics are not written). Dumps `logits` (B,K,H/4,W/4), `aux_logits`,
-    `mask/<block>` and `loss_ce` (CE of the logits against the labels, SPEC.md section 5)."""
+    `mask/<block>` and `loss_ce` (CE of the logits against the labels, docs/math.md section 5)."""
     cfg = config_from_args(args, deterministic=True)
     dtype = dict(float64=torch.float64, float32=torch.float32)[args.dtype]
     model = build_model(cfg, dtype)

@@ -1,8 +1,8 @@
-# The MaskViM configuration of the PyTorch reference: presets (SPEC.md section 1) and the
+# The MaskViM configuration of the PyTorch reference: presets (docs/math.md section 1) and the
 # `--set key=value` overrides, using the same key names as the C side's model_config_set.
 import copy
 
-# Settings shared by every preset (SPEC.md sections 1, 3, 5, 6).
+# Settings shared by every preset (docs/math.md sections 1, 3, 5, 6).
 _COMMON = dict(
     ssm_ratio=2,
     decoder_depths=[1, 1, 1],
@@ -24,7 +24,7 @@ _COMMON = dict(
     tau=1.0,
     gamma=4.0,
     mask_mode="residual",     # residual: x*m + x   zero: x*m
-    mask_layout="spatial",    # spatial | official (SPEC.md section 3)
+    mask_layout="spatial",    # spatial | official (docs/math.md section 3)
     mask_noise=True,          # Gumbel noise in training
     ratio_sync=True,          # only matters with several ranks; accepted for symmetry
 )

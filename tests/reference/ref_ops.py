@@ -1,4 +1,4 @@
-# The functional pieces of the MaskViM reference, written straight from SPEC.md: the selective
+# The functional pieces of the MaskViM reference, written straight from docs/math.md: the selective
 # scan (a per-token loop or a vectorised chunked form, one memory-light hand-written backward),
 # the 4-direction SS2D scan, the token mask (Gumbel straight-through), patch merging, bilinear
 # resize, cross-entropy.
@@ -17,7 +17,7 @@ K_DIRS = 4
 # delta is already softplus(dt + bias): the caller keeps that part in autograd.
 #
 # Two ways to run the recurrence inside one segment of the sequence (set_scan / impl=):
-#   "loop"     one step per token, the plain transcription of SPEC.md 2.2 (the default);
+#   "loop"     one step per token, the plain transcription of docs/math.md section 2.2 (the default);
 #   "chunked"  vectorised: chunks of SCAN_CHUNK tokens are scanned all at once by recursive
 #              doubling (Hillis-Steele on the pairs (decay, state)), then the chunk-end states are
 #              chained by the same doubling over the chunks, and each chunk gets its entering
@@ -226,7 +226,7 @@ def selective_scan_autograd(u, delta, A, Bm, Cm, D):
 
 
 # ---------------------------------------------------------------------------------------------
-# SS2D's 4-direction scan (SPEC.md 2.2), from the activation after dwconv + SiLU to the merged
+# SS2D's 4-direction scan (docs/math.md section 2.2), from the activation after dwconv + SiLU to the merged
 # sum of the 4 directions, before out_norm.
 #   x: (B,E,H,W) channels-first   x_proj_weight (K,R+2N,E)   dt_projs_weight (K,E,R)
 #   dt_projs_bias (K,E)   A_logs (K*E,N)   Ds (K*E)    ->   y: (B,H,W,E)
@@ -315,7 +315,7 @@ def patch_merging(x, norm, reduction):
 
 
 # ---------------------------------------------------------------------------------------------
-# Token mask (SPEC.md section 3)
+# Token mask (docs/math.md section 3)
 # ---------------------------------------------------------------------------------------------
 def token_logits(P, grid, size, layout):
     """Per-token logits (1, H*W, 2) from the block's parameter P (1, gh*gw, 2).
@@ -368,7 +368,7 @@ def token_mask(x, P, grid, training, tau=1.0, mode="residual", layout="spatial",
 
 
 # ---------------------------------------------------------------------------------------------
-# Loss pieces (SPEC.md section 5)
+# Loss pieces (docs/math.md section 5)
 # ---------------------------------------------------------------------------------------------
 IGNORE = 255
 

@@ -69,7 +69,7 @@ def trajectories(a_path, b_path, i_path, rel_l2, drift):
                 continue   # BatchNorm statistics: state, compared through the parameters they shape
             x, y, z = (np.asarray(f[k], dtype=np.float64) for f in (a, b, i))
             if "token_mask" not in k:
-                # The mask logits learn at lr x 10000 (SPEC.md section 6): AdamW turns rounding
+                # The mask logits learn at lr x 10000 (docs/math.md section 6): AdamW turns rounding
                 # in their tiny gradients into steps of that size, which would dominate the L2
                 # (they stay in the per-tensor check below, against their large movement).
                 num += float(np.sum((x - y) ** 2))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `maskvim eval --json` end to end against mmseg's IoUMetric written out in numpy (DATASETS.md
-# section 7) on the predictions `maskvim predict --format trainid` writes for the same images:
+# `maskvim eval --json` end to end against mmseg's IoUMetric written out in numpy (docs/metrics.md)
+# on the predictions `maskvim predict --format trainid` writes for the same images:
 # a converted Cityscapes-layout split of images of several sizes (one under 32 on a side after
 # the test resize, one whose label has ignore pixels), in whole and in slide mode (windows that
 # overlap, a stride that does not divide the image, an image narrower than a window on one

@@ -4,8 +4,8 @@
 # rows from a folder without any dataset, writing nothing. A file with `seeds:` lists one run per
 # (row, seed): table6_components has 6 rows x 2 seeds. The paper-scale files ask for the paper's
 # global batch of 4 (`global_batch:`). Then every row's resolved configuration is
-# held against what the paper's table row varies and the authors' recipe (SPEC.md sections 5-7),
-# and the paper's numbers and column domains that `maskvim report FILE` prints against SPEC.md.
+# held against what the paper's table row varies and the authors' recipe (docs/math.md sections 5-7),
+# and the paper's numbers and column domains that `maskvim report FILE` prints against docs/math.md.
 set -euo pipefail
 : "${MV_BIN:?}" "${MV_SRC:?}" "${MV_TEST_TMP:=/tmp}"
 mkdir -p "$MV_TEST_TMP"
@@ -36,7 +36,7 @@ done
 [ "$nfiles" = "${#ROWS[@]}" ] || fail "$nfiles shipped files, expected ${#ROWS[@]}"
 passed=$((passed + 1))
 
-# Every paper-scale file asks for the paper's global batch (SPEC.md section 6: 4 = 2 ranks x 2
+# Every paper-scale file asks for the paper's global batch (docs/math.md section 6: 4 = 2 ranks x 2
 # images) with `global_batch: 4`: a sweep without the launcher (one rank, batch 2) warns, naming
 # the remedy, and one under `--launcher "mpirun -np 2"` does not.
 for f in "$MV_SRC"/experiments/paper/*.yaml; do
@@ -56,20 +56,20 @@ for f in paper/table2_cityscapes_c cpu/table2_corruptions; do
 done
 passed=$((passed + 1))
 
-# 2. What every row of every shipped file trains is what the paper's table row varies (SPEC.md
+# 2. What every row of every shipped file trains is what the paper's table row varies (docs/math.md
 #    sections 5-7): each row's configuration as `maskvim config FILE --row ROW` resolves it is
 #    compared key by key with the paper's setting written out below (the authors' recipe for
 #    every paper-scale row, MaskViM's defaults for every key a row does not vary, the varied
 #    keys themselves, the authors' optim.rules, the training dataset and the evaluated ones:
 #    the source first, then exactly the table's targets).
-# 3. The paper's numbers that `maskvim report FILE` prints are SPEC.md's, cell by cell, and
+# 3. The paper's numbers that `maskvim report FILE` prints are docs/math.md's, cell by cell, and
 #    each column's domain is the one standing for the paper's column label (C cityscapes/clear,
 #    B bdd100k/dusk, M mapillary/fog, G gtav/rain, S synthia/painted). The report is made from one
 #    faked finished run per file (and a second seed's run where the file has `seeds:`, which is
 #    printed beside its row's paper numbers too); every other row is listed as not run, with its
 #    paper numbers.
 #    Its source column is headed "<domain> (source)" once, also where the file labels it `source`.
-# 4. The other methods' published rows (`peers:`) of Tables 2-5 are SPEC.md section 7.1's, every
+# 4. The other methods' published rows (`peers:`) of Tables 2-5 are docs/math.md section 7.1's, every
 #    one, by name and number, in report.json's "peers" (and in no other file's); they are neither
 #    rows nor runs (--dry-run lists none of them). The mean column stands where the paper prints
 #    Avg: first in Table 2 (after our source column), last elsewhere.
@@ -102,7 +102,7 @@ def flat(text):
         if m and isinstance(out.get("%s.%s" % (sec, key)), list): out["%s.%s" % (sec, key)].append(m.group(1))
     return out
 
-# ---- SPEC.md section 6: the authors' recipe, for every paper-scale row
+# ---- docs/math.md section 6: the authors' recipe, for every paper-scale row
 RECIPE = {"model.preset": "maskvim-t", "model.crop": "[512, 1024]", "model.dims": "[96, 192, 384, 768]",
           "model.depths": "[2, 2, 9, 2]", "model.drop_path": "0.3", "model.decoder_drop_path": "0.1",
           "model.aux_weight": "0.4", "data.batch_per_rank": "2", "data.scale": "[2048, 1024]",
@@ -111,11 +111,11 @@ RECIPE = {"model.preset": "maskvim-t", "model.crop": "[512, 1024]", "model.dims"
           "optim.betas": "[0.9, 0.999]", "optim.eps": "1.0e-08", "optim.weight_decay": "0.01",
           "schedule.warmup_iters": "1500", "schedule.warmup_start": "1.0e-06", "schedule.max_iters": "20000",
           "schedule.power": "1", "schedule.eta_min": "0", "run.init_weights": "pretrained/vmamba_tiny_imagenet.h5"}
-# ---- SPEC.md sections 3 and 5: MaskViM's own settings, kept by every row that does not vary them
+# ---- docs/math.md sections 3 and 5: MaskViM's own settings, kept by every row that does not vary them
 MASKVIM = {"model.head": "uper", "model.context": "ppm", "model.decoder_depths": "[1, 1, 1]",
            "mask.encoder_stages": "[true, true, true]", "mask.decoder": "true", "mask.lambda": "0.5",
            "mask.alpha1": "1", "mask.alpha2": "1", "mask.tau": "1", "mask.gamma": "4", "mask.noise": "true"}
-# ---- what each table row varies (Tables 6-8, Figure 5; SPEC.md section 7)
+# ---- what each table row varies (Tables 6-8, Figure 5; docs/math.md section 7)
 ROWS = {
     "table6": {"vmamba_linear": {"model.head": "linear", "mask.encoder_stages": "[false, false, false]", "mask.decoder": "false"},
                "mask_all_stages": {"model.head": "linear", "mask.encoder_stages": "[true, true, true, true]", "mask.decoder": "false"},
@@ -133,7 +133,7 @@ ROWS = {
     "figure5": {"lambda_0.%d" % i: {"mask.lambda": "0.%d" % i} for i in range(1, 10)},
     "table2": {"maskvim": {}}, "table3": {"maskvim": {}}, "table4": {"maskvim": {}}, "table5": {"maskvim": {}},
 }
-# ---- the paper's datasets (SPEC.md section 7) and the synthetic domain standing in for each
+# ---- the paper's datasets (docs/math.md section 7) and the synthetic domain standing in for each
 PAPER_DOMAIN = {"C": "cityscapes", "B": "bdd100k", "M": "mapillary", "G": "gtav", "S": "synthia"}
 CPU_DOMAIN = {"C": "clear", "B": "dusk", "M": "fog", "G": "rain", "S": "painted"}
 # source, then the targets in the paper's column order
@@ -144,7 +144,7 @@ CORR = ["Motion", "Defocus", "Glass", "Gauss-blur", "Gauss-noise", "Impulse", "S
 CORR_NAME = ["motion_blur", "defocus_blur", "glass_blur", "gaussian_blur", "gaussian_noise", "impulse_noise",
              "shot_noise", "speckle_noise", "brightness", "contrast", "saturate", "jpeg_compression", "snow",
              "spatter", "fog", "frost"]
-# ---- the paper's numbers (SPEC.md sections 7 and 7.1), per row, in the table's column order + Avg
+# ---- the paper's numbers (docs/math.md sections 7 and 7.1), per row, in the table's column order + Avg
 PAPER = {
     "table2": {"maskvim": [53.5, 52.4, 42.9, 44.6, 14.9, 16.5, 19.0, 53.0, 75.0, 63.4, 71.8, 42.2,
                            30.4, 56.6, 65.4, 30.6, 45.8]},
@@ -165,7 +165,7 @@ PAPER = {
     "figure5": {},   # a plot only: no cell has a number
 }
 
-# ---- SPEC.md section 7.1: the published rows of the other methods, in SPEC's column order
+# ---- docs/math.md section 7.1: the published rows of the other methods, in docs/math.md's column order
 # (Table 2: Avg first, then the 16 corruptions; Tables 3-5: the four targets, then Avg); None: "-"
 _ = None
 PEERS = {
@@ -227,7 +227,7 @@ for scale in ("paper", "cpu"):
             m = re.search(r"(?:_seed|@)(\d+)$", r)
             want["run.seed"] = m.group(1) if m else "0"
             want["run.select_domain"] = dom[src]
-            # SPEC.md section 6: no weight decay on norms, the mask logits learn 10000x faster
+            # docs/math.md section 6: no weight decay on norms, the mask logits learn 10000x faster
             rules = ['{match: "norm", lr_mult: 1, decay_mult: 0}', '{match: "token_mask", lr_mult: 10000, decay_mult: 1}']
             if cfg.get("optim.rules") != rules:
                 err("%s row %s: optim.rules are %s, the authors' %s" % (where, r, cfg.get("optim.rules"), rules))
@@ -271,14 +271,14 @@ for scale in ("paper", "cpu"):
         mean_at = 1 if (scale, table) == ("paper", "table2") else len(cols) - 1
         if [c["role"] for c in cols].index("mean") != mean_at:
             err("%s: the mean column is column %d of %s, expected %d" % (where, [c["role"] for c in cols].index("mean"), [c["label"] for c in cols], mean_at))
-        # the other methods' published rows, in SPEC's column order, and nowhere among the rows
+        # the other methods' published rows, in docs/math.md's column order, and nowhere among the rows
         spec_cols = (["mean"] + domains) if table == "table2" else (domains + ["mean"])
         want_peers = PEERS.get(table, {}) if scale == "paper" else {}
         got_peers = {x["name"]: [x["cells"][d]["paper"] for d in spec_cols] for x in rep.get("peers", [])}
         if [x["name"] for x in rep.get("peers", [])] != list(want_peers):
-            err("%s: the report's peers are %s, SPEC.md's %s" % (where, [x["name"] for x in rep.get("peers", [])], list(want_peers)))
+            err("%s: the report's peers are %s, docs/math.md's %s" % (where, [x["name"] for x in rep.get("peers", [])], list(want_peers)))
         for name, want in want_peers.items():
-            if got_peers.get(name) != want: err("%s peer %s: the report prints %s, SPEC.md gives %s" % (where, name, got_peers.get(name), want))
+            if got_peers.get(name) != want: err("%s peer %s: the report prints %s, docs/math.md gives %s" % (where, name, got_peers.get(name), want))
             if name in dry or name in byname_names(rep): err("%s: peer %s is listed as a row or run" % (where, name))
         if want_peers and "## Published results of other methods (not run here)" not in open(os.path.join(out, "report.md")).read():
             err("%s: report.md has no block of published peers" % where)
@@ -291,11 +291,11 @@ for scale in ("paper", "cpu"):
             cells = byname[name]["cells"]
             gotp = [cells[d]["paper"] for d in domains] + [cells["mean"]["paper"]]
             wantp = PAPER[table].get(row, [None] * (len(domains) + 1))
-            if gotp != wantp: err("%s row %s: the report prints the paper's numbers %s, SPEC.md gives %s" % (where, name, gotp, wantp))
+            if gotp != wantp: err("%s row %s: the report prints the paper's numbers %s, docs/math.md gives %s" % (where, name, gotp, wantp))
         for x in rep.get("rows", []):   # with `seeds:`, the rows of means and spreads
             gotp = [x["cells"][d]["paper"] for d in domains] + [x["cells"]["mean"]["paper"]]
             wantp = PAPER[table].get(x["name"], [None] * (len(domains) + 1))
-            if gotp != wantp: err("%s row %s (seeds): the report prints the paper's numbers %s, SPEC.md gives %s" % (where, x["name"], gotp, wantp))
+            if gotp != wantp: err("%s row %s (seeds): the report prints the paper's numbers %s, docs/math.md gives %s" % (where, x["name"], gotp, wantp))
 if nfiles != 16: err("%d shipped files checked, expected 16" % nfiles)
 for e in errors: print("FAIL: " + e, file=sys.stderr)
 sys.exit(1 if errors else 0)

@@ -109,7 +109,7 @@ with h5py.File(f"{d}/w.h5", "r") as f:
     sd = {k: torch.from_numpy(f[k][...]) for k in f.keys()}
 with h5py.File(f"{d}/init5.h5", "r") as f:
     init5 = {k: f[k][...] for k in f.keys()}
-dims, depths, N = (16, 32, 64, 128), (1, 1, 2, 1), 4        # maskvim-nano, SPEC.md section 1
+dims, depths, N = (16, 32, 64, 128), (1, 1, 2, 1), 4        # maskvim-nano, docs/math.md section 1
 v0 = {"patch_embed.proj.weight": (dims[0], 3, 4, 4), "patch_embed.proj.bias": (dims[0],),
       "patch_embed.norm.weight": (dims[0],), "patch_embed.norm.bias": (dims[0],)}
 for i, (C, depth) in enumerate(zip(dims, depths)):

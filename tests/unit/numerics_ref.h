@@ -1,5 +1,5 @@
 // Float64 references for the numerics tests (test_numerics*.c): SS2D's four-way selective scan,
-// forward and backward, transcribed from SPEC.md section 2.2 with no shortcut (every state kept,
+// forward and backward, transcribed from docs/math.md section 2.2 with no shortcut (every state kept,
 // softplus' derivative from the pre-activation, exp and log from libm in double).
 #pragma once
 #include "kernels/cpu/ops.h"

@@ -26,7 +26,7 @@ static mv_image stripes_label(int h, int w) {
 }
 
 Test(augment, fit_sizes_match_mmcv) {
-    // DATASETS.md section 7's table for the (2048, 1024) test scale.
+    // mmcv's Resize(keep_ratio) sizes for the (2048, 1024) test scale.
     int h, w;
     augment_fit_size(&h, &w, 1024, 2048, 2048, 1024);
     cr_assert(h == 1024 && w == 2048);

@@ -19,7 +19,7 @@
 #define H 12
 #define W 16
 
-// Expected train id per source id (255 = ignore), from DATASETS.md.
+// Expected train id per source id (255 = ignore), from each dataset's label definitions (docs/data.md, "Converters").
 static const int CITY[34] = {255, 255, 255, 255, 255, 255, 255, 0,   1,   255, 255, 2,  3,  4,  255, 255, 255,
                              5,   255, 6,   7,   8,   9,   10,  11,  12,  13,  14,  15, 255, 255, 16, 17, 18};
 static const int SYNTHIA[23] = {255, 10, 2, 0, 1, 4, 8, 5, 13, 7, 11, 18, 17, 255, 255, 6, 9, 12, 14, 15, 16, 3, 255};
@@ -610,8 +610,8 @@ Test(convert, finished_split_rerun) {
 
 // GTAV's label palette has an index 34 beyond Cityscapes' ids 0..33 (other GTAV loaders map it to
 // ignore, as license plates): it must convert to 255, not stop the conversion. Larger indices map
-// to 255 too, as HGFormer's prepare_gta_sem_seg.py does ("everything else 255", DATASETS.md
-// section 2), and are counted in the summary (34 is not: it is a known GTAV index).
+// to 255 too, as HGFormer's prepare_gta_sem_seg.py does ("everything else 255"; docs/data.md,
+// GTAV), and are counted in the summary (34 is not: it is a known GTAV index).
 Test(convert, gtav_index_34_is_ignored) {
     const char *root = fixture_root("gtav34");
     mkdirs("%s/images/%s", root, "train");
@@ -714,7 +714,7 @@ Test(convert, gtav_raw_download_with_split_list) {
 }
 
 // Some circulated GTAV copies lack a few dozen ids that RobustNet's lists name (24941 pairs instead
-// of 24966; DATASETS.md section 2: "the pipeline should tolerate missing ids"). With --list, a
+// of 24966; docs/data.md, GTAV). With --list, a
 // listed name whose image and label are both absent is skipped and listed in the manifest, without
 // --skip-bad; a half-present pair is still an error, and a list of which nothing exists (wrong
 // --root) is refused.
@@ -953,7 +953,7 @@ Test(convert, bdd100k_bad_values_and_missing_masks) {
 
 // SYNTHIA labels with an alpha channel (16-bit RGBA) still take the class from channel 0. Ids
 // beyond 22 (also 255, and values whose high byte is set, compared whole as HGFormer does) map to
-// 255 as RobustNet's and HGFormer's tables do ("any other value -> 255", DATASETS.md section 3),
+// 255 as RobustNet's and HGFormer's tables do (docs/data.md, SYNTHIA),
 // counted in the summary; a label of another size is refused.
 Test(convert, synthia_rgba16_and_bad_labels) {
     const char *root = fixture_root("synthia_bad");

@@ -168,14 +168,14 @@ Test(corrupt_reference, defocus_on_a_flat_image_follows_the_float32_kernel) {
 // Two kinds of check instead. (1) Checksums of this implementation's current output on the
 // pattern (seed 8), which pin every step and constant as they are now: they are this code's
 // output, not the package's. Its severity constants were verified separately against
-// DATASETS.md section 6.4 by an independent numpy check on flat images (noise: histograms of
+// the package's formulas by an independent numpy check on flat images (noise: histograms of
 // the package's formulas drawn with numpy's generator against this code's output, closer than
 // with any constant 4% off; fog strength, frost weights and spatter intensity read back from
 // this code's output with the package's formulas). A change to these corruptions that moves a
 // grey level fails here and must be checked the same way before the values are renewed.
 // (2) Checks that read the severity constants back from the output with the package's
-// formulas (DATASETS.md section 6.4), so that a wrong constant fails by itself. Neither pins
-// the package's pixels, which nobody can regenerate (DATASETS.md: "Randomness summary").
+// formulas (docs/corruptions.md), so that a wrong constant fails by itself. Neither pins
+// the package's pixels, which nobody can regenerate (its draws come from numpy's global generator).
 
 static const golden PINNED40x56[] = {
     {CORRUPT_GAUSSIAN_NOISE, {{831716, 411307124}, {833423, 411630968}, {835565, 411896458}, {838326, 412106308}, {842690, 412488638}}},

@@ -1,5 +1,5 @@
 // Sliding-window inference (data.test_mode: slide): the window grid of mmseg's slide_inference
-// (DATASETS.md section 8's examples), one window over the whole image equal to whole-image
+// (mmseg's examples, docs/config.md `data.test_stride`), one window over the whole image equal to whole-image
 // inference bit for bit, and overlapping windows against an independent accumulation in double
 // of each window's forward.
 #include <criterion/criterion.h>

@@ -387,7 +387,7 @@ Test(image_io_inputs, png_gamma_and_icc_chunks_leave_samples_alone) {
 }
 
 // A 16-bit RGB image read as 8-bit keeps each sample's high byte, as OpenCV's IMREAD_COLOR does
-// (png_set_strip_16; DATASETS.md: mmseg decodes images with OpenCV). The 16-bit reader keeps the
+// (png_set_strip_16; mmseg decodes images with OpenCV). The 16-bit reader keeps the
 // whole value.
 Test(image_io_inputs, png16_rgb_image_keeps_high_byte_like_opencv) {
     enum { h = 2, w = 4, n = h * w };
@@ -419,7 +419,7 @@ Test(image_io_inputs, png16_rgb_image_keeps_high_byte_like_opencv) {
 }
 
 // Label PNGs at 16 bits. SYNTHIA's (multi-channel): the 16-bit reader gives the whole value of
-// every channel (DATASETS.md: never strip to 8 bits). A one-channel 16-bit gray label (what
+// every channel (docs/data.md, SYNTHIA: never strip to 8 bits). A one-channel 16-bit gray label (what
 // cv2.imwrite of a uint16 array gives) is read at its whole value by the label reader; a value
 // that does not fit a label byte is an error naming the pixel, never wrapped or truncated.
 Test(image_io_inputs, png16_labels_whole_value) {

@@ -13,7 +13,7 @@ static void expect_close(double got, double want, long t) {
     cr_expect(fabs(got - want) <= tol, "iter %ld: got %.17g, want %.17g", t, got, want);
 }
 
-// The authors' schedule (SPEC.md section 6): base 6e-5, start 1e-6, warm-up 1500, 20k iterations.
+// The authors' schedule (docs/math.md section 6): base 6e-5, start 1e-6, warm-up 1500, 20k iterations.
 Test(schedule, authors_recipe_matches_mmengine) {
     mv_schedule_config s = {.warmup_iters = 1500, .warmup_start = 1e-6, .max_iters = 20000, .power = 1.0, .eta_min = 0};
     static const struct { long t; double lr; } ref[] = {
