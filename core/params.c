@@ -1,8 +1,9 @@
-// Parameter registry, arenas and initialisation (SPEC.md section 2, "Initialisation").
+// Parameter registry, arenas and initialisation (docs/math.md section 2, "Initialisation").
 #include "core/params.h"
 #include "core/error.h"
 #include "core/huge_alloc.h"
 #include "core/rng.h"
+#include "kernels/cpu/line_up.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ void params_add(mv_params *p, float **ptr, float **gptr, bool is_buffer, mv_init
     // 16-float alignment keeps every tensor on a 64-byte boundary for vector loads.
     size_t *total = is_buffer ? &p->num_buffers : &p->num_params;
     q->offset = *total;
-    *total += (q->numel + 15) & ~(size_t)15;
+    *total += mv_line_up(q->numel);
 }
 
 int params_allocate(mv_params *p) {

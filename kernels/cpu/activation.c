@@ -1,13 +1,14 @@
-// Pointwise activations: ReLU, SiLU, softplus (PyTorch's threshold 20 above which it is x).
+// Pointwise activations: ReLU and SiLU. (The scan's softplus is not here: it is fused into the
+// delta's computation, v16_softplus in kernels/cpu/selective_scan.c.)
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
 #include "kernels/cpu/fastmath.h"
-#include <math.h>
 
 void relu_forward(float *out, const float *in, size_t n) {
     PROF_START();
-    // NaN passes through (PyTorch's relu(NaN) is NaN): `in > 0 ? in : 0` turned a NaN into 0, so
-    // a non-finite activation vanished at the decode head's ConvModules and the loss stayed finite.
+    // NaN passes through, as in PyTorch (relu(NaN) is NaN), so that a non-finite activation
+    // reaches the loss instead of vanishing at the decode head's ConvModules: hence `in < 0`,
+    // which is false for NaN, and not `in > 0 ? in : 0`, which maps NaN to 0.
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = in[i] < 0.0f ? 0.0f : in[i];
     PROF_STOP(PROF_POINTWISE, 0, 1.0 * n);
@@ -52,14 +53,4 @@ void silu_backward(float *din, const float *dout, const float *in, size_t n) {
         din[i] += dout[i] * s * (1.0f + mv_rounded(in[i] * (1.0f - s)));
     }
     PROF_STOP(PROF_POINTWISE, 1, 7.0 * n);
-}
-
-void softplus_forward(float *out, const float *in, size_t n) {
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = in[i] > 20.0f ? in[i] : log1pf(expf(in[i]));
-}
-
-void softplus_backward(float *din, const float *dout, const float *in, size_t n) {
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) din[i] += in[i] > 20.0f ? dout[i] : dout[i] * mv_sigmoidf(in[i]);
 }

@@ -7,23 +7,42 @@
 // im2col buffer nine times the input. Backward runs the same shifts in reverse.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
+#include "kernels/cpu/line_up.h"
 #include <string.h>
 
-size_t conv3x3_scratch(int B, int H, int W, int IC, int OC) {
+// Scratch layouts, offsets in floats from the start (P, the padded input [B,H+2,W+2,IC], at 0).
+// Forward alone: P, Ext (the output on the padded grid) and Wt (the taps' weights), each
+// starting on a 64-byte line.
+typedef struct { size_t ext, wt, total; } conv3x3_fwd_layout;
+
+static conv3x3_fwd_layout fwd_layout(int B, int H, int W, int IC, int OC) {
     size_t plane = (size_t)(H + 2) * (W + 2);
-    return (size_t)B * plane * (2 * (size_t)IC + OC) + 2 * 9 * (size_t)OC * IC;
+    conv3x3_fwd_layout o;
+    o.ext = mv_line_up((size_t)B * plane * IC);
+    o.wt = o.ext + mv_line_up((size_t)B * plane * OC);
+    o.total = o.wt + 9 * (size_t)OC * IC;
+    return o;
 }
 
-// Forward alone: P, Ext and Wt, each starting on a 64-byte line.
-static size_t fwd_ext_offset(int B, int H, int W, int IC) {
-    return ((size_t)B * (H + 2) * (W + 2) * IC + 15) & ~(size_t)15;
+// Backward: P, Ext (dout on the padded grid), dP (din on it), Wt and dWt (the taps' weights and
+// their gradients), back to back. Not lined up, unlike the forward's: the total is
+// conv3x3_scratch, which sizes the training plans' scratch, and whether lining up would pay
+// here has not been measured.
+typedef struct { size_t ext, dp, wt, dwt, total; } conv3x3_bwd_layout;
+
+static conv3x3_bwd_layout bwd_layout(int B, int H, int W, int IC, int OC) {
+    size_t plane = (size_t)(H + 2) * (W + 2), taps = 9 * (size_t)OC * IC;
+    conv3x3_bwd_layout o;
+    o.ext = (size_t)B * plane * IC;
+    o.dp = o.ext + (size_t)B * plane * OC;
+    o.wt = o.dp + (size_t)B * plane * IC;
+    o.dwt = o.wt + taps;
+    o.total = o.dwt + taps;
+    return o;
 }
-static size_t fwd_wt_offset(int B, int H, int W, int IC, int OC) {
-    return fwd_ext_offset(B, H, W, IC) + (((size_t)B * (H + 2) * (W + 2) * OC + 15) & ~(size_t)15);
-}
-size_t conv3x3_forward_scratch(int B, int H, int W, int IC, int OC) {
-    return fwd_wt_offset(B, H, W, IC, OC) + 9 * (size_t)OC * IC;
-}
+
+size_t conv3x3_scratch(int B, int H, int W, int IC, int OC) { return bwd_layout(B, H, W, IC, OC).total; }
+size_t conv3x3_forward_scratch(int B, int H, int W, int IC, int OC) { return fwd_layout(B, H, W, IC, OC).total; }
 
 static void pad_input(float *P, const float *in, int B, int H, int W, int C) {
     int Wp = W + 2;
@@ -48,7 +67,8 @@ void conv3x3_forward(float *out, const float *in, const float *w, float *scratch
     PROF_START();
     int Wp = W + 2;
     size_t plane = (size_t)(H + 2) * Wp;
-    float *P = scratch, *Ext = P + fwd_ext_offset(B, H, W, IC), *Wt = P + fwd_wt_offset(B, H, W, IC, OC);
+    conv3x3_fwd_layout lay = fwd_layout(B, H, W, IC, OC);
+    float *P = scratch, *Ext = scratch + lay.ext, *Wt = scratch + lay.wt;
     int rows = (int)(B * plane - 2 * Wp - 2);
     pad_input(P, in, B, H, W, IC);
     split_taps(Wt, w, IC, OC);
@@ -70,8 +90,9 @@ void conv3x3_backward(float *din, float *dw, const float *dout, const float *in,
     PROF_START();
     int Wp = W + 2;
     size_t plane = (size_t)(H + 2) * Wp;
-    float *P = scratch, *Ext = P + B * plane * IC, *dP = Ext + B * plane * OC;
-    float *Wt = dP + B * plane * IC, *dWt = Wt + 9 * (size_t)OC * IC;
+    conv3x3_bwd_layout lay = bwd_layout(B, H, W, IC, OC);
+    float *P = scratch, *Ext = scratch + lay.ext, *dP = scratch + lay.dp;
+    float *Wt = scratch + lay.wt, *dWt = scratch + lay.dwt;
     int rows = (int)(B * plane - 2 * Wp - 2);
     pad_input(P, in, B, H, W, IC);
     // dout on the padded-pitch grid, zero on the thrown-away border columns.

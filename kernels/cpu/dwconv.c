@@ -1,9 +1,9 @@
 // Depthwise 3x3 convolution with bias, zero padding 1, channels-last (the SS2D local mixer).
 //
 // The weight [C,1,3,3] is read as nine per-tap rows wt[t][C] (transposed once per call), so that
-// every inner loop runs over contiguous channels; each output, input gradient and weight gradient
-// element still receives the same products in the same order as before (bias, then the taps in
-// row-major order; positions in order for the weight gradient).
+// every inner loop runs over contiguous channels. Each output, input gradient and weight gradient
+// element receives its products in one fixed order (bias, then the taps in row-major order;
+// positions in order for the weight gradient), whatever the channel grouping or thread count.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
 #include "kernels/cpu/fastmath.h"

@@ -39,10 +39,11 @@ static double ce_row(double acc, float *d, const float *z, int y, int K, float w
 }
 
 // CE_ROWS rows at once, one row per vector lane: every row's max, exponentials, sum (in class
-// order) and gradient are the scalar row's operations (v16_expf is mv_expf bit for bit), with
+// order) and gradient are the scalar row's operations (v16_expf_twin is mv_expf bit for bit), with
 // each exponential computed once instead of twice and 16 rows per instruction. zt and et are
 // [K][CE_ROWS] scratch (the block's logits transposed, then its exponentials). Returns acc plus
-// the rows' loss terms, added one row at a time in row order as before.
+// the rows' loss terms, added one row at a time in row order, as ce_row adds them: a slice's
+// sum is the same bits whether its rows go through blocks or one by one.
 #define CE_ROWS 16
 #define CE_MAXK 64
 static double ce_block_add(double acc, float *d, const float *z, const uint8_t *lab, int K, float w, float *zt, float *et) {
@@ -56,7 +57,7 @@ static double ce_block_add(double acc, float *d, const float *z, const uint8_t *
     }
     for (int k = 0; k < K; k++) {
         memcpy(&col, zt + k * CE_ROWS, sizeof col);
-        v16f e = v16_expf(col - mx);
+        v16f e = v16_expf_twin(col - mx);
         memcpy(et + k * CE_ROWS, &e, sizeof e);
         s = s + e;
     }

@@ -51,8 +51,9 @@ void bilinear_forward(float *out, const float *in, int B, int H, int W, int OH, 
 // Each output pixel scatters to the four input pixels it read. A task owns a band of input rows
 // of one image and applies, in the serial order (output rows, then columns, then the four
 // corners), exactly the contributions that land in its band: every input element receives the
-// same additions in the same order whatever the split, and the channel loops run over whole
-// pixels (the former split into blocks of 16 channels left 3-channel blocks for 19 classes).
+// same additions in the same order whatever the split. The split is by rows, not by channels, so
+// the channel loops run over whole pixels (blocks of 16 channels would leave a 3-channel block
+// for 19 classes).
 #define BILINEAR_BANDS 16
 static inline void axpy_row(float *d, float a, const float *g, int C) {
     for (int c = 0; c < C; c++) d[c] += a * g[c];

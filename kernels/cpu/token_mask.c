@@ -3,7 +3,7 @@
 // The logits P live on a fixed grid (gh x gw, set by the training crop); each class plane is
 // resized bilinearly to the block's H x W. Training draws a hard keep/drop decision per token
 // from a Gumbel-softmax and passes gradients straight through the soft keep probability
-// y = sigmoid(z), z = ((l0 + g0) - (l1 + g1)) / tau. `soft` keeps z itself, not y: y'(z) =
+// y = sigmoid(z), z = ((l0 + g0) - (l1 + g1)) / tau. `keep_logit` keeps z itself, not y: y'(z) =
 // y (1 - y) formed from a float y loses every digit once y rounds to 1 (z above ~17: the gradient
 // was 0, 3% off at z = 15, 1e-3 at z = 10); from z it is e / (1 + e)^2 with e = exp(-|z|), exact
 // on both sides.
@@ -38,7 +38,7 @@ static inline void token_logits(int t, int L, bool official, size_t *i0, size_t 
     else { *i0 = (size_t)t; *i1 = (size_t)L + t; }
 }
 
-void token_mask_forward(float *out, float *m, float *soft, const float *x, const float *P,
+void token_mask_forward(float *out, float *m, float *keep_logit, const float *x, const float *P,
                         float *scratch, const mv_mask_args *a, int B, int H, int W, int C, int gh, int gw) {
     PROF_START();
     int L = H * W;
@@ -52,7 +52,7 @@ void token_mask_forward(float *out, float *m, float *soft, const float *x, const
             float keep;
             if (!a->training) {
                 keep = l0 > l1 ? 1.0f : 0.0f;
-                soft[(size_t)b * L + t] = l0 - l1;
+                keep_logit[(size_t)b * L + t] = l0 - l1;
             } else {
                 float g0 = 0.0f, g1 = 0.0f;
                 if (a->noise) {
@@ -61,7 +61,7 @@ void token_mask_forward(float *out, float *m, float *soft, const float *x, const
                     g1 = -logf(-logf(rng_u01(r.v[1])));
                 }
                 float z = ((l0 + g0) - (l1 + g1)) / a->tau;   // y_keep = sigmoid(z)
-                soft[(size_t)b * L + t] = z;
+                keep_logit[(size_t)b * L + t] = z;
                 keep = z >= 0 ? 1.0f : 0.0f;   // a tie keeps, as argmax picks the first entry
             }
             m[(size_t)b * L + t] = keep;
@@ -79,7 +79,7 @@ void token_mask_forward(float *out, float *m, float *soft, const float *x, const
 }
 
 void token_mask_backward(float *dx, float *dP, const float *dout, const float *dm, const float *x,
-                         const float *m, const float *soft, float *scratch, const mv_mask_args *a,
+                         const float *m, const float *keep_logit, float *scratch, const mv_mask_args *a,
                          int B, int H, int W, int C, int gh, int gw) {
     PROF_START();
     int L = H * W;
@@ -104,7 +104,7 @@ void token_mask_backward(float *dx, float *dP, const float *dout, const float *d
             const float *g = dout + ((size_t)b * L + t) * C, *xi = x + ((size_t)b * L + t) * C;
             double gm = dm ? dm[(size_t)b * L + t] : 0.0;
             for (int c = 0; c < C; c++) gm += (double)g[c] * xi[c];
-            float dz = (float)gm * dsigmoid(soft[(size_t)b * L + t]) / a->tau;
+            float dz = (float)gm * dsigmoid(keep_logit[(size_t)b * L + t]) / a->tau;
             size_t i0, i1;
             token_logits(t, L, a->official_layout, &i0, &i1);
             dplanes[i0] += dz;

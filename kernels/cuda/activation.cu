@@ -1,4 +1,5 @@
-// Pointwise activations on the GPU: ReLU, SiLU, softplus (PyTorch's threshold 20).
+// Pointwise activations on the GPU: ReLU and SiLU (the scan's softplus is fused into its delta
+// kernel, kernels/cuda/selective_scan.cu).
 #include "kernels/cuda/common.cuh"
 
 __device__ __forceinline__ float sigmoid_d(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -18,12 +19,6 @@ __global__ void silu_backward_kernel(float *din, const float *dout, const float 
         din[i] += dout[i] * s * (1.0f + in[i] * (1.0f - s));
     }
 }
-__global__ void softplus_forward_kernel(float *out, const float *in, size_t n) {
-    GRID_STRIDE(i, n) out[i] = in[i] > 20.0f ? in[i] : log1pf(expf(in[i]));
-}
-__global__ void softplus_backward_kernel(float *din, const float *dout, const float *in, size_t n) {
-    GRID_STRIDE(i, n) din[i] += in[i] > 20.0f ? dout[i] : dout[i] * sigmoid_d(in[i]);
-}
 
 extern "C" void relu_forward_cuda(float *out, const float *in, size_t n, cudaStream_t stream) {
     if (n) LAUNCH(relu_forward_kernel, grid_for(n, 256), 256, 0, stream, out, in, n);
@@ -36,10 +31,4 @@ extern "C" void silu_forward_cuda(float *out, const float *in, size_t n, cudaStr
 }
 extern "C" void silu_backward_cuda(float *din, const float *dout, const float *in, size_t n, cudaStream_t stream) {
     if (n) LAUNCH(silu_backward_kernel, grid_for(n, 256), 256, 0, stream, din, dout, in, n);
-}
-extern "C" void softplus_forward_cuda(float *out, const float *in, size_t n, cudaStream_t stream) {
-    if (n) LAUNCH(softplus_forward_kernel, grid_for(n, 256), 256, 0, stream, out, in, n);
-}
-extern "C" void softplus_backward_cuda(float *din, const float *dout, const float *in, size_t n, cudaStream_t stream) {
-    if (n) LAUNCH(softplus_backward_kernel, grid_for(n, 256), 256, 0, stream, din, dout, in, n);
 }

@@ -132,8 +132,6 @@ void relu_forward_cuda(float *out, const float *in, size_t n, cudaStream_t strea
 void relu_backward_cuda(float *din, const float *dout, const float *out, size_t n, cudaStream_t stream);
 void silu_forward_cuda(float *out, const float *in, size_t n, cudaStream_t stream);
 void silu_backward_cuda(float *din, const float *dout, const float *in, size_t n, cudaStream_t stream);
-void softplus_forward_cuda(float *out, const float *in, size_t n, cudaStream_t stream);
-void softplus_backward_cuda(float *din, const float *dout, const float *in, size_t n, cudaStream_t stream);
 
 // ---- patch merging's gather -------------------------------------------------------------------
 void patch_gather_forward_cuda(float *out, const float *in, int B, int H, int W, int C, cudaStream_t stream);
@@ -190,11 +188,11 @@ void philox_fill_cuda(uint32_t *out, uint64_t seed, uint32_t c0, uint32_t c1, ui
 
 // ---- token mask (the mv_mask_args struct is host memory; its sample_ids point to the DEVICE) -
 size_t token_mask_scratch_cuda(int H, int W);   // floats
-void token_mask_forward_cuda(float *out, float *m, float *soft, const float *x, const float *P,
+void token_mask_forward_cuda(float *out, float *m, float *keep_logit, const float *x, const float *P,
                              float *scratch, const mv_mask_args *a, int B, int H, int W, int C,
                              int gh, int gw, cudaStream_t stream);
 void token_mask_backward_cuda(float *dx, float *dP, const float *dout, const float *dm, const float *x,
-                              const float *m, const float *soft, float *scratch, const mv_mask_args *a,
+                              const float *m, const float *keep_logit, float *scratch, const mv_mask_args *a,
                               int B, int H, int W, int C, int gh, int gw, cudaStream_t stream);
 
 // ---- losses -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // fixed gh x gw grid; each token reads its two logits bilinearly resized to H x W (or, in the
 // official layout, entries 2t and 2t+1 of the flattened resized [2,H,W] buffer), draws Gumbel
 // noise from the same Philox key as the CPU, and keeps or drops. Backward passes gradients
-// straight through the soft keep probability y = sigmoid(z) to P; `soft` holds z (the keep
+// straight through the soft keep probability y = sigmoid(z) to P; `keep_logit` holds z (the keep
 // logit), from which y (1 - y) is formed without cancellation (kernels/cpu/token_mask.c).
 #include "kernels/cuda/philox.cuh"
 #include "kernels/cuda/resample.cuh"
@@ -23,7 +23,7 @@ __device__ __forceinline__ void token_entries(int *f0, int *f1, int t, int L, bo
     *f1 = official ? 2 * t + 1 : L + t;
 }
 
-__global__ void token_decide_kernel(float *m, float *soft, const float *P, mv_mask_args a, int B, int H, int W,
+__global__ void token_decide_kernel(float *m, float *keep_logit, const float *P, mv_mask_args a, int B, int H, int W,
                                     int gh, int gw) {
     int L = H * W;
     GRID_STRIDE(i, (size_t)B * L) {
@@ -32,7 +32,7 @@ __global__ void token_decide_kernel(float *m, float *soft, const float *P, mv_ma
         float l0 = resized_logit(P, f0, H, W, gh, gw), l1 = resized_logit(P, f1, H, W, gh, gw), keep;
         if (!a.training) {
             keep = l0 > l1 ? 1.0f : 0.0f;
-            soft[i] = l0 - l1;
+            keep_logit[i] = l0 - l1;
         } else {
             float g0 = 0.0f, g1 = 0.0f;
             if (a.noise) {
@@ -42,7 +42,7 @@ __global__ void token_decide_kernel(float *m, float *soft, const float *P, mv_ma
                 g1 = -logf(-logf(rng_u01_dev(r[1])));
             }
             float z = ((l0 + g0) - (l1 + g1)) / a.tau;   // y_keep = sigmoid(z)
-            soft[i] = z;
+            keep_logit[i] = z;
             keep = z >= 0 ? 1.0f : 0.0f;   // a tie keeps, as argmax picks the first entry
         }
         m[i] = keep;
@@ -67,7 +67,7 @@ __device__ __forceinline__ float dsigmoid(float z) {
     return e / (d * d);
 }
 __global__ void token_logit_grad_kernel(float *tmp, const float *dout, const float *dm, const float *x,
-                                        const float *soft, float tau, bool official, int B, int L, int C) {
+                                        const float *keep_logit, float tau, bool official, int B, int L, int C) {
     int t = blockIdx.x * TM_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (t >= L) return;   // the whole warp leaves together
     float sum = 0.0f;
@@ -77,7 +77,7 @@ __global__ void token_logit_grad_kernel(float *tmp, const float *dout, const flo
         double part = 0.0;
         for (int c = lane; c < C; c += 32) part += (double)g[c] * xi[c];
         double gm = (dm ? (double)dm[row] : 0.0) + group_sum<32>(part);
-        sum += (float)gm * dsigmoid(soft[row]) / tau;
+        sum += (float)gm * dsigmoid(keep_logit[row]) / tau;
     }
     if (lane == 0) {
         int f0, f1;
@@ -89,19 +89,19 @@ __global__ void token_logit_grad_kernel(float *tmp, const float *dout, const flo
 
 extern "C" size_t token_mask_scratch_cuda(int H, int W) { return 2 * (size_t)H * W; }
 
-extern "C" void token_mask_forward_cuda(float *out, float *m, float *soft, const float *x, const float *P,
+extern "C" void token_mask_forward_cuda(float *out, float *m, float *keep_logit, const float *x, const float *P,
                                         float *scratch, const mv_mask_args *a, int B, int H, int W, int C,
                                         int gh, int gw, cudaStream_t stream) {
     (void)scratch;
     size_t tokens = (size_t)B * H * W, n = tokens * C;
     if (!tokens) return;
-    LAUNCH(token_decide_kernel, grid_for(tokens, 256), 256, 0, stream, m, soft, P, *a, B, H, W, gh, gw);
+    LAUNCH(token_decide_kernel, grid_for(tokens, 256), 256, 0, stream, m, keep_logit, P, *a, B, H, W, gh, gw);
     float add = a->zero_mode ? 0.0f : 1.0f;
     if (n) LAUNCH(token_apply_kernel, grid_for(n, 256), 256, 0, stream, out, x, m, add, C, n);
 }
 
 extern "C" void token_mask_backward_cuda(float *dx, float *dP, const float *dout, const float *dm, const float *x,
-                                         const float *m, const float *soft, float *scratch, const mv_mask_args *a,
+                                         const float *m, const float *keep_logit, float *scratch, const mv_mask_args *a,
                                          int B, int H, int W, int C, int gh, int gw, cudaStream_t stream) {
     int L = H * W;
     size_t n = (size_t)B * L * C;
@@ -109,6 +109,6 @@ extern "C" void token_mask_backward_cuda(float *dx, float *dP, const float *dout
     if (dx && n) LAUNCH(token_dx_kernel, grid_for(n, 256), 256, 0, stream, dx, dout, m, add, C, n);
     if (!dP || !a->training || L <= 0) return;
     LAUNCH(token_logit_grad_kernel, (L + TM_WARPS - 1) / TM_WARPS, 32 * TM_WARPS, 0, stream, scratch, dout, dm, x,
-           soft, a->tau, a->official_layout, B, L, C);
+           keep_logit, a->tau, a->official_layout, B, L, C);
     bilinear_backward_cuda(dP, scratch, 1, gh, gw, H, W, 2, stream);
 }
