@@ -1,7 +1,7 @@
-# The GPU model (included after cmake/cuda.cmake): core/model.c, layers.c, vss_block.c and
-# linear_head.c compiled a second time with MV_MODEL_DEVICE, which maps every op to its CUDA
-# twin (core/model_ops.h), plus core/device/ (device arenas, staging). One network source, two
-# backends.
+# The GPU model (included after cmake/cuda.cmake): core/model.c, model_plan.c, layers.c,
+# vss_block.c and linear_head.c compiled a second time with MV_MODEL_DEVICE, which maps every op
+# to its CUDA twin (core/model_ops.h), plus core/device/ (device arenas, staging). One network
+# source, two backends.
 #   maskvim_model_cuda       the GPU model over maskvim_cuda
 #   test_model_cuda          whole-model step GPU vs CPU (SKIP without a GPU)
 #   test_model_cuda_emu      the same over the host emulation of the kernels (CI)
@@ -12,7 +12,7 @@
 #   and test_train_cuda_2ranks_emu (the CLI, tests/scripts/train_cuda_emu_mpi.sh); and with stream
 #   work queued (MV_EMU_STREAMS): test_train_cuda_c_2ranks_emu_lazy, test_nccl_2ranks_emu_lazy(_reverse)
 set(MV_MODEL_DEVICE_SOURCES
-  ${CMAKE_SOURCE_DIR}/core/model.c ${CMAKE_SOURCE_DIR}/core/layers.c
+  ${CMAKE_SOURCE_DIR}/core/model.c ${CMAKE_SOURCE_DIR}/core/model_plan.c ${CMAKE_SOURCE_DIR}/core/layers.c
   ${CMAKE_SOURCE_DIR}/core/vss_block.c ${CMAKE_SOURCE_DIR}/core/linear_head.c
   ${CMAKE_SOURCE_DIR}/core/device/model_device.c ${CMAKE_SOURCE_DIR}/core/device/device_profile.c
   ${CMAKE_SOURCE_DIR}/core/device/engine_cuda.c ${CMAKE_SOURCE_DIR}/core/device/gpu_plugin.c)

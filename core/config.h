@@ -104,7 +104,7 @@ typedef struct {
 } mv_config;
 
 // The built-in default: maskvim-nano on the synthetic domains, the authors' optimizer and
-// schedule (SPEC.md section 6).
+// schedule (docs/math.md section 6).
 void config_defaults(mv_config *cfg);
 // Defaults, then the YAML file `path` (NULL: none) with its includes, then each "key=value"
 // of `sets` in order, then validation. Errors name FILE:LINE:COLUMN (or the --set) and key.

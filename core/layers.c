@@ -1,12 +1,13 @@
 // Shared layers of the model: the activation arena, LayerNorm and ConvModule wrappers that
-// bind parameters, planned activations and the CPU ops together.
+// bind parameters, planned activations and the ops (CPU or, as the GPU model, CUDA) together.
 #include "core/model_ops.h"
 #include "core/error.h"
+#include "kernels/cpu/line_up.h"
 
 #ifndef MV_MODEL_DEVICE   // host-side registration: compiled once, in the CPU library
 float *arena_take(mv_arena *a, size_t n) {
     float *p = a->base ? a->base + a->used : NULL;
-    a->used += (n + 15) & ~(size_t)15;   // 64-byte aligned slices
+    a->used += mv_line_up(n);   // 64-byte aligned slices
     return p;
 }
 
@@ -35,6 +36,14 @@ void layernorm_plan(mv_layernorm *l, mv_arena *acts, mv_arena *dacts, int rows) 
     l->dout = dacts ? arena_take(dacts, (size_t)rows * l->C) : NULL;
     l->mean = arena_take(acts, rows);
     l->rstd = arena_take(acts, rows);
+}
+
+void layernorm_apply(mv_layernorm *l, const float *in, int rows) {
+    layernorm_forward(l->out, l->mean, l->rstd, in, l->w, l->b, rows, l->C, MV_NORM_EPS);
+}
+
+void layernorm_apply_backward(mv_layernorm *l, float *d_in, const float *in, int rows) {
+    layernorm_backward(d_in, l->dw, l->db, l->dout, in, l->w, l->mean, l->rstd, rows, l->C);
 }
 
 #ifndef MV_MODEL_DEVICE
@@ -82,9 +91,9 @@ void convmod_forward(mv_convmod *c, const float *in, float *scratch, const mv_ru
     else linear_forward(c->conv, in, c->w, NULL, rows, c->IC, c->OC);
     if (ctx->training)
         batchnorm_forward_train(c->bn, c->mean, c->rstd, c->running_mean, c->running_var, c->conv,
-                                c->bn_w, c->bn_b, (double *)scratch, MV_REDUCER(ctx), rows, c->OC, 1e-5f, 0.1f);
+                                c->bn_w, c->bn_b, (double *)scratch, MV_REDUCER(ctx), rows, c->OC, MV_NORM_EPS, 0.1f);
     else
-        batchnorm_forward_eval(c->bn, c->conv, c->bn_w, c->bn_b, c->running_mean, c->running_var, rows, c->OC, 1e-5f);
+        batchnorm_forward_eval(c->bn, c->conv, c->bn_w, c->bn_b, c->running_mean, c->running_var, rows, c->OC, MV_NORM_EPS);
     relu_forward(c->out, c->bn, (size_t)rows * c->OC);
 }
 

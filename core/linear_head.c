@@ -25,35 +25,42 @@ void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D, mv_arena *G) {
     int B = m->B, Dc = m->cfg.decoder_channels;
     size_t rows0 = (size_t)B * m->Hs[0] * m->Ws[0];
     mv_plan_mode mode = m->plan_mode;
+    bool infer = mode == MV_PLAN_INFER;
     for (int i = 0; i < 4; i++) convmod_plan(&m->lin[i], A, D, G, B, m->Hs[i], m->Ws[i], mode);
     for (int i = 1; i < 4; i++) {
-        // Inference: each resized level is copied into fpn_cat at once, so one buffer serves all.
-        m->fpn_up[i] = mode == MV_PLAN_INFER && i > 1 ? m->fpn_up[1] : arena_take(A, rows0 * Dc);
-        m->d_fpn_up[i] = arena_take(D, rows0 * Dc);
+        // Inference: each resized level is copied into lin_cat at once, so one buffer serves all;
+        // no gradients.
+        if (infer) {
+            m->lin_up[i] = i == 1 ? arena_take(A, rows0 * Dc) : m->lin_up[1];
+            m->d_lin_up[i] = NULL;
+            continue;
+        }
+        m->lin_up[i] = arena_take(A, rows0 * Dc);
+        m->d_lin_up[i] = arena_take(D, rows0 * Dc);
     }
-    m->fpn_cat = arena_take(A, rows0 * 4 * Dc);
-    m->d_fpn_cat = arena_take(D, rows0 * 4 * Dc);
+    m->lin_cat = arena_take(A, rows0 * 4 * Dc);
+    m->d_lin_cat = infer ? NULL : arena_take(D, rows0 * 4 * Dc);
     convmod_plan(&m->lin_fuse, A, D, G, B, m->Hs[0], m->Ws[0], mode);
 }
 
 void linear_head_forward(mv_model *m, const mv_run_ctx *ctx) {
     int B = m->B, Dc = m->cfg.decoder_channels, H0 = m->Hs[0], W0 = m->Ws[0], rows0 = B * H0 * W0;
     for (int i = 0; i < 4; i++) convmod_forward(&m->lin[i], m->feat[i], m->scratch, ctx, B);
-    channel_slice_forward(m->fpn_cat, m->lin[0].out, rows0, 4 * Dc, 0, Dc);
+    channel_slice_forward(m->lin_cat, m->lin[0].out, rows0, 4 * Dc, 0, Dc);
     for (int i = 1; i < 4; i++) {
-        bilinear_forward(m->fpn_up[i], m->lin[i].out, B, m->Hs[i], m->Ws[i], H0, W0, Dc);
-        channel_slice_forward(m->fpn_cat, m->fpn_up[i], rows0, 4 * Dc, i * Dc, Dc);
+        bilinear_forward(m->lin_up[i], m->lin[i].out, B, m->Hs[i], m->Ws[i], H0, W0, Dc);
+        channel_slice_forward(m->lin_cat, m->lin_up[i], rows0, 4 * Dc, i * Dc, Dc);
     }
-    convmod_forward(&m->lin_fuse, m->fpn_cat, m->scratch, ctx, B);
+    convmod_forward(&m->lin_fuse, m->lin_cat, m->scratch, ctx, B);
 }
 
 void linear_head_backward(mv_model *m, const mv_run_ctx *ctx) {
     int B = m->B, Dc = m->cfg.decoder_channels, H0 = m->Hs[0], W0 = m->Ws[0], rows0 = B * H0 * W0;
-    convmod_backward(&m->lin_fuse, m->d_fpn_cat, m->fpn_cat, m->scratch, ctx, B);
-    channel_slice_backward(m->lin[0].dout, m->d_fpn_cat, rows0, 4 * Dc, 0, Dc);
+    convmod_backward(&m->lin_fuse, m->d_lin_cat, m->lin_cat, m->scratch, ctx, B);
+    channel_slice_backward(m->lin[0].dout, m->d_lin_cat, rows0, 4 * Dc, 0, Dc);
     for (int i = 1; i < 4; i++) {
-        channel_slice_backward(m->d_fpn_up[i], m->d_fpn_cat, rows0, 4 * Dc, i * Dc, Dc);
-        bilinear_backward(m->lin[i].dout, m->d_fpn_up[i], B, m->Hs[i], m->Ws[i], H0, W0, Dc);
+        channel_slice_backward(m->d_lin_up[i], m->d_lin_cat, rows0, 4 * Dc, i * Dc, Dc);
+        bilinear_backward(m->lin[i].dout, m->d_lin_up[i], B, m->Hs[i], m->Ws[i], H0, W0, Dc);
     }
     for (int i = 3; i >= 0; i--) convmod_backward(&m->lin[i], m->d_feat[i], m->feat[i], m->scratch, ctx, B);
 }

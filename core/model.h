@@ -50,6 +50,10 @@ typedef struct {
     void *grads_ctx;
 } mv_run_ctx;
 
+// LayerNorm and BatchNorm epsilon: PyTorch's default for both, as the checkpoints were trained with.
+#define MV_NORM_EPS 1e-5f
+
+// LayerNorm over the C channels of each row (layernorm_apply in core/layers.c).
 typedef struct {
     int C;
     float *w, *b, *dw, *db;
@@ -63,9 +67,14 @@ typedef struct {
     float *conv, *dconv, *bn, *dbn, *out, *dout, *mean, *rstd;
 } mv_convmod;
 
-// VSS / MVSS block (SPEC.md 2.1-2.2).
+// VSS / MVSS block (docs/math.md sections 2.1-2.2).
 typedef struct {
-    int in_dim, C, E, R, N, gh, gw, H, W;
+    int in_dim, C;           // channels in (pre_mlp projects them to C where they differ); the width
+    int E;                   // SS2D's inner width, ssm_ratio * C
+    int R;                   // dt_rank, ceil(C / 16)
+    int N;                   // d_state: the selective scan's state size per channel
+    int gh, gw;              // the token mask's logit grid (crop / stride), resized to H x W
+    int H, W;                // feature map of the planned batch
     bool masked, has_pre;
     float drop_rate;
     uint32_t id;             // keys this block's random draws
@@ -74,10 +83,22 @@ typedef struct {
     float *d_token_mask, *d_pre_w, *d_pre_b, *d_in_proj_w, *d_conv_w, *d_conv_b, *d_x_proj_w, *d_dt_w, *d_dt_b, *d_A_logs, *d_Ds, *d_out_proj_w;
     mv_layernorm norm, out_norm;
     const float *in; float *d_in;
-    float *xm, *d_xm, *m, *soft, *dm;   // masked input, mask, keep logit z (y_keep = sigmoid(z)), dL/dm
+    float *xm, *d_xm;                   // masked input
+    float *m, *dm;                      // 0/1 token mask [B, H*W] and dL/dm
+    // The mask's keep logit z [B, H*W]: training, ((l0+g0)-(l1+g1))/tau, y_keep = sigmoid(z);
+    // evaluation, l0 - l1.
+    float *keep_logit;
     float *x0, *d_x0;                   // residual stream entering the block
-    float *xp, *d_xp, *zp, *d_zp, *zs, *d_zs, *xconv, *d_xconv, *xs, *d_xs;
-    float *xdbl, *delta, *states, *ys, *d_ys, *yg, *d_yg, *branch, *d_branch, *keep;
+    float *xp, *d_xp;                   // in_proj's x half [rows, E]
+    float *zp, *d_zp;                   // in_proj's z half (the gate) [rows, E]
+    float *zs, *d_zs;                   // SiLU(zp)
+    float *xconv, *d_xconv;             // depthwise 3x3 conv of xp
+    float *xs, *d_xs;                   // SiLU(xconv): the scan's input
+    float *xdbl, *states;               // the scan's projections (dt, B, C) and saved states
+    float *ys, *d_ys;                   // the four-direction scan, merged [rows, E]
+    float *yg, *d_yg;                   // out_norm(ys) * zs: out_proj's input
+    float *branch, *d_branch;           // out_proj's output, before drop path
+    float *droppath_scale;              // [B] drop path's per-image scale: 0 or 1/(1-p)
     float *out, *d_out;
 } mv_block;
 
@@ -118,11 +139,16 @@ typedef struct {
     float *stage_out[4], *d_stage_out[4];              // last block of each stage
     float *feat[4], *d_feat[4];                        // outnorm outputs F_i
     float *psp_pool[4], *d_psp_pool[4], *psp_up[4], *d_psp_up[4], *psp_cat, *d_psp_cat;
-    float *lat[4], *d_lat[4], *td[4], *d_td[4], *td_up[3];
-    float *fpn_up[4], *d_fpn_up[4], *fpn_cat, *d_fpn_cat;
-    float *seg_keep, *seg_in, *d_seg_in, *logits, *d_logits;
-    float *aux_keep, *aux_in, *d_aux_in, *aux_logits, *d_aux_logits;
-    float *full, *d_full, *correct, *correct_lv[3];    // logits at label size; position targets
+    float *lat[4], *d_lat[4];                          // laterals: lat_ln[i] out; 3: bottleneck or ctx_ln out
+    float *td[4], *d_td[4];                            // top-down sums: td[i] = lat[i] + resize(td[i+1]), td[3] = lat[3]
+    float *td_up[3];                                   // resize(td[i+1]) to level i
+    float *fpn_up[4], *d_fpn_up[4], *fpn_cat, *d_fpn_cat;   // fpn[1..2], td[3] resized to level 0; all 4 joined
+    float *lin_up[4], *d_lin_up[4], *lin_cat, *d_lin_cat;   // the same for the linear head's lin[1..3]
+    float *seg_dropout_scale, *seg_in, *d_seg_in, *logits, *d_logits;   // Dropout2d's [B, C] scale: 0 or 1/(1-p)
+    float *aux_dropout_scale, *aux_in, *d_aux_in, *aux_logits, *d_aux_logits;   // the same for the auxiliary head
+    float *full, *d_full;                              // logits (main, then auxiliary) resized to the label size
+    float *correct;                                    // 1 where the prediction is right (ignored: 0), label size
+    float *correct_lv[3];                              // `correct` resized to level i: L_position's targets
 
     // loss scalars and ratio-loss state (planned in the activation arena: device memory on the GPU)
     double *scalars, *scalars_host;    // MV_SCALARS(num_blocks) doubles; the host copy for the logs
@@ -137,6 +163,12 @@ typedef struct {
     double loss_total, loss_ce, loss_aux, loss_ratio, loss_position;
     double keep_enc[4], keep_dec[3];   // mean mask keep ratio per encoder stage / decoder level (global batch with mask.ratio_sync)
 } mv_model;
+
+// Pyramid pooling's output sizes (PSPNet's bins 1, 2, 3, 6, as mmseg's UPerHead), for psp[s].
+static inline int psp_scale(int s) {
+    static const int scales[4] = {1, 2, 3, 6};
+    return scales[s];
+}
 
 // Builds the model for a validated configuration and registers every parameter.
 int model_build(mv_model *m, const mv_model_config *cfg);
@@ -187,6 +219,10 @@ void linear_head_backward(mv_model *m, const mv_run_ctx *ctx);
 void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name);
 // dacts NULL: no dout (the caller places it).
 void layernorm_plan(mv_layernorm *l, mv_arena *acts, mv_arena *dacts, int rows);
+// l->out = LayerNorm(in) over rows of l->C channels (l->mean, l->rstd kept for backward).
+void layernorm_apply(mv_layernorm *l, const float *in, int rows);
+// Adds dL/din into d_in and dL/dw, dL/db into l->dw, l->db, from l->dout.
+void layernorm_apply_backward(mv_layernorm *l, float *d_in, const float *in, int rows);
 void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const char *name);
 // An inference plan gives conv, bn and out one buffer (in-place BatchNorm and ReLU), no gradients.
 // Training: dout from `dacts`; dconv and dbn, dead after the ConvModule's backward (which zeroes

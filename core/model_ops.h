@@ -16,6 +16,8 @@
 #define block_forward block_forward_device
 #define block_backward block_backward_device
 #define layernorm_plan layernorm_plan_device
+#define layernorm_apply layernorm_apply_device
+#define layernorm_apply_backward layernorm_apply_backward_device
 #define convmod_plan convmod_plan_device
 #define convmod_forward convmod_forward_device
 #define convmod_backward convmod_backward_device

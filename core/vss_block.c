@@ -1,4 +1,4 @@
-// VSS / MVSS block (SPEC.md 2.1-2.2): token mask, optional input projection, and
+// VSS / MVSS block (docs/math.md sections 2.1-2.2): token mask, optional input projection, and
 // x + drop_path(SS2D(LayerNorm(x))), forward and backward.
 #include "core/model_ops.h"
 #include <math.h>
@@ -48,8 +48,8 @@ void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_mode
 // A masked block without pre keeps xm in its own slot: it is the residual stream. The scan gets
 // no delta or states (one direction's delta lives in the scratch). T->used is the slots' size,
 // T->scratch what the block's ops need of the block scratch (which follows the largest block's
-// slots). Mask m and keep logit soft stay in A (predict --masks draws them); dm, keep and every
-// gradient stay NULL.
+// slots). Mask m and keep_logit stay in A (predict --masks draws them); dm, droppath_scale and
+// every gradient stay NULL.
 void block_plan_infer(mv_block *b, mv_arena *A, mv_arena *T, const float *in, int B, int H, int W) {
     int L = H * W, C = b->C, E = b->E, P = b->R + 2 * b->N;
     size_t rows = (size_t)B * L, nE = rows * E;
@@ -58,8 +58,8 @@ void block_plan_infer(mv_block *b, mv_arena *A, mv_arena *T, const float *in, in
     b->d_xm = b->dm = b->d_x0 = b->d_xp = b->d_zp = b->d_zs = b->d_xconv = b->d_xs = NULL;
     b->d_ys = b->d_yg = b->d_branch = b->d_out = NULL;
     b->norm.dout = b->out_norm.dout = NULL;
-    b->delta = b->states = NULL;
-    b->keep = NULL;
+    b->states = NULL;
+    b->droppath_scale = NULL;
     size_t in_n = rows * b->in_dim, c_n = rows * (size_t)(C > SCAN_K * P ? C : SCAN_K * P);
     float *slot_r = NULL, *slot_xm = NULL;
     if (b->masked && !b->has_pre) slot_xm = arena_take(T, in_n);   // the residual stream itself
@@ -73,7 +73,7 @@ void block_plan_infer(mv_block *b, mv_arena *A, mv_arena *T, const float *in, in
     const float *x = in;
     if (b->masked) {
         b->xm = b->has_pre ? slot_b : slot_xm;
-        b->m = arena_take(A, rows); b->soft = arena_take(A, rows);
+        b->m = arena_take(A, rows); b->keep_logit = arena_take(A, rows);
         arena_need_scratch(T, token_mask_scratch(H, W));
         x = b->xm;
     }
@@ -119,7 +119,7 @@ void block_plan(mv_block *b, mv_arena *A, mv_arena *D, mv_arena *dtemps, const f
     if (b->masked) {
         b->xm = arena_take(A, rows * b->in_dim);
         b->d_xm = b->has_pre ? slot_c : slot_r;
-        b->m = arena_take(A, rows); b->soft = arena_take(A, rows); b->dm = arena_take(A, rows);
+        b->m = arena_take(A, rows); b->keep_logit = arena_take(A, rows); b->dm = arena_take(A, rows);
         arena_need_scratch(A, token_mask_scratch(H, W));
         x = b->xm;
     }
@@ -137,7 +137,6 @@ void block_plan(mv_block *b, mv_arena *A, mv_arena *D, mv_arena *dtemps, const f
     b->xconv = arena_take(A, nE); b->d_xconv = slot_1;
     b->xs = arena_take(A, nE); b->d_xs = slot_2;
     b->xdbl = arena_take(A, rows * SCAN_K * (b->R + 2 * b->N));
-    b->delta = NULL;   // 4E floats a token: the scan's forward and backward compute it in scratch
     b->states = arena_take(A, ss2d_scan_states_size(B, L, E, b->N));
     arena_need_scratch(A, ss2d_scan_scratch(B, L, E, b->R, b->N));
     b->ys = arena_take(A, nE); b->d_ys = slot_1;
@@ -145,7 +144,7 @@ void block_plan(mv_block *b, mv_arena *A, mv_arena *D, mv_arena *dtemps, const f
     b->out_norm.dout = slot_2;
     b->yg = arena_take(A, nE); b->d_yg = slot_1;
     b->branch = arena_take(A, rows * C); b->d_branch = slot_c;
-    b->keep = arena_take(A, B);
+    b->droppath_scale = arena_take(A, B);
     b->out = arena_take(A, rows * C); b->d_out = arena_take(D, rows * C);
 }
 
@@ -162,25 +161,26 @@ void block_forward(mv_block *b, float *scratch, const mv_model_config *cfg, cons
     const float *x = b->in;
     if (b->masked) {
         mv_mask_args a = mask_args(b, cfg, ctx);
-        token_mask_forward(b->xm, b->m, b->soft, b->in, b->token_mask, scratch, &a, B, H, W, b->in_dim, b->gh, b->gw);
+        token_mask_forward(b->xm, b->m, b->keep_logit, b->in, b->token_mask, scratch, &a, B, H, W, b->in_dim, b->gh, b->gw);
         x = b->xm;
     }
     if (b->has_pre) linear_forward(b->x0, x, b->pre_w, b->pre_b, rows, b->in_dim, C);
-    layernorm_forward(b->norm.out, b->norm.mean, b->norm.rstd, b->x0, b->norm.w, b->norm.b, rows, C, 1e-5f);
+    layernorm_apply(&b->norm, b->x0, rows);
     // in_proj: the first E output features are x, the last E are z.
     linear_forward(b->xp, b->norm.out, b->in_proj_w, NULL, rows, C, E);
     linear_forward(b->zp, b->norm.out, b->in_proj_w + (size_t)E * C, NULL, rows, C, E);
     silu_forward(b->zs, b->zp, nE);
     dwconv3x3_forward(b->xconv, b->xp, b->conv_w, b->conv_b, B, H, W, E);
     silu_forward(b->xs, b->xconv, nE);
-    ss2d_scan_forward(b->ys, b->xdbl, b->delta, b->states, b->xs, b->x_proj_w, b->dt_w, b->dt_b,
+    // delta NULL: 4E floats a token, which the scan's forward and backward compute in scratch.
+    ss2d_scan_forward(b->ys, b->xdbl, NULL, b->states, b->xs, b->x_proj_w, b->dt_w, b->dt_b,
                       b->A_logs, b->Ds, scratch, B, H, W, E, b->R, b->N);
-    layernorm_forward(b->out_norm.out, b->out_norm.mean, b->out_norm.rstd, b->ys, b->out_norm.w, b->out_norm.b, rows, E, 1e-5f);
+    layernorm_apply(&b->out_norm, b->ys, rows);
     mul_forward(b->yg, b->out_norm.out, b->zs, nE);
     linear_forward(b->branch, b->yg, b->out_proj_w, NULL, rows, E, C);
     float p = ctx->training ? b->drop_rate : 0.0f;
-    if (p > 0) droppath_draw(b->keep, ctx->seed, ctx->step, ctx->sample_ids, b->id, B, p);
-    residual_droppath_forward(b->out, b->x0, b->branch, p > 0 ? b->keep : NULL, B, L, C);
+    if (p > 0) droppath_draw(b->droppath_scale, ctx->seed, ctx->step, ctx->sample_ids, b->id, B, p);
+    residual_droppath_forward(b->out, b->x0, b->branch, p > 0 ? b->droppath_scale : NULL, B, L, C);
 }
 
 // Each internal gradient is zeroed as it takes its slot (block_plan), since every backward adds;
@@ -191,18 +191,18 @@ void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, con
     float p = ctx->training ? b->drop_rate : 0.0f;
     if (b->has_pre || b->masked) fill(b->d_x0, 0.0f, nC);
     fill(b->d_branch, 0.0f, nC);
-    residual_droppath_backward(b->d_x0, b->d_branch, b->d_out, p > 0 ? b->keep : NULL, B, L, C);
+    residual_droppath_backward(b->d_x0, b->d_branch, b->d_out, p > 0 ? b->droppath_scale : NULL, B, L, C);
     fill(b->d_yg, 0.0f, nE);
     linear_backward(b->d_yg, b->d_out_proj_w, NULL, b->d_branch, b->yg, b->out_proj_w, rows, E, C);
     fill(b->out_norm.dout, 0.0f, nE);
     fill(b->d_zs, 0.0f, nE);
     mul_backward(b->out_norm.dout, b->d_zs, b->d_yg, b->out_norm.out, b->zs, nE);
     fill(b->d_ys, 0.0f, nE);
-    layernorm_backward(b->d_ys, b->out_norm.dw, b->out_norm.db, b->out_norm.dout, b->ys, b->out_norm.w,
-                       b->out_norm.mean, b->out_norm.rstd, rows, E);
+    layernorm_apply_backward(&b->out_norm, b->d_ys, b->ys, rows);
     fill(b->d_xs, 0.0f, nE);
+    // delta NULL: the scan recomputes it in scratch (the forward kept none).
     ss2d_scan_backward(b->d_xs, b->d_x_proj_w, b->d_dt_w, b->d_dt_b, b->d_A_logs, b->d_Ds, b->d_ys,
-                       b->xs, b->xdbl, b->delta, b->states, b->x_proj_w, b->dt_w, b->dt_b, b->A_logs, b->Ds,
+                       b->xs, b->xdbl, NULL, b->states, b->x_proj_w, b->dt_w, b->dt_b, b->A_logs, b->Ds,
                        scratch, B, H, W, E, b->R, b->N);
     fill(b->d_xconv, 0.0f, nE);
     silu_backward(b->d_xconv, b->d_xs, b->xconv, nE);
@@ -214,8 +214,7 @@ void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, con
     linear_backward(b->norm.dout, b->d_in_proj_w, NULL, b->d_xp, b->norm.out, b->in_proj_w, rows, C, E);
     linear_backward(b->norm.dout, b->d_in_proj_w + (size_t)E * C, NULL, b->d_zp, b->norm.out,
                     b->in_proj_w + (size_t)E * C, rows, C, E);
-    layernorm_backward(b->d_x0, b->norm.dw, b->norm.db, b->norm.dout, b->x0, b->norm.w, b->norm.mean,
-                       b->norm.rstd, rows, C);
+    layernorm_apply_backward(&b->norm, b->d_x0, b->x0, rows);
     const float *x = b->masked ? b->xm : b->in;
     float *dx = b->masked ? b->d_xm : b->d_in;
     if (b->has_pre) {
@@ -224,7 +223,7 @@ void block_backward(mv_block *b, float *scratch, const mv_model_config *cfg, con
     }
     if (b->masked) {
         mv_mask_args a = mask_args(b, cfg, ctx);
-        token_mask_backward(b->d_in, b->d_token_mask, b->d_xm, b->dm, b->in, b->m, b->soft, scratch, &a,
+        token_mask_backward(b->d_in, b->d_token_mask, b->d_xm, b->dm, b->in, b->m, b->keep_logit, scratch, &a,
                             B, H, W, b->in_dim, b->gh, b->gw);
     }
 }
