@@ -514,59 +514,36 @@ static int apply_tree(mv_config *cfg, const ynode *root) {
     return 0;
 }
 
-// Every node read from a file: `file` in its place (config_load_text's temporary file is named
-// as the text's origin in messages).
-static void relabel(ynode *n, const char *file) {
-    if (!n) return;
-    n->file = file;
-    for (int i = 0; i < n->n; i++) {
-        if (n->kind == Y_MAP) relabel(n->keys[i], file);
-        relabel(n->vals[i], file);
-    }
-}
-
-// config_load, `label` naming the file in messages (NULL: `path` itself).
-static int load_as(mv_config *cfg, const char *path, const char *label, int nsets, const char *const *sets) {
-    yarena a = {0};
+// The configuration of the tree `root` (NULL: a load that failed) with `sets` over it; `where`
+// names its origin when the result is refused (NULL: the defaults, nothing to name).
+static int resolve(yarena *a, mv_config *cfg, ynode *root, const char *where, int nsets, const char *const *sets) {
     mv_config *tmp = mv_malloc(sizeof *tmp);
     config_defaults(tmp);
-    const char *chain[MAX_INCLUDE_DEPTH];
-    ynode *root = path ? ytree_load(&a, path, chain, 0) : ynode_new(&a, Y_MAP, "defaults", 0, 0);
     int rc = root ? 0 : -1;
-    if (rc == 0 && label) relabel(root, label);
-    for (int i = 0; rc == 0 && i < nsets; i++) rc = ytree_set(&a, root, sets[i]);
+    for (int i = 0; rc == 0 && i < nsets; i++) rc = ytree_set(a, root, sets[i]);
     if (rc == 0) rc = apply_tree(tmp, root);
-    if (rc == 0 && config_validate(tmp) < 0) rc = path ? mv_fail_context("%s", label ? label : path) : -1;
+    if (rc == 0 && config_validate(tmp) < 0) rc = where ? mv_fail_context("%s", where) : -1;
     if (rc == 0) *cfg = *tmp;
-    yarena_free(&a);
     free(tmp);
     return rc;
 }
 
 int config_load(mv_config *cfg, const char *path, int nsets, const char *const *sets) {
-    return load_as(cfg, path, NULL, nsets, sets);
+    yarena a = {0};
+    const char *chain[MAX_INCLUDE_DEPTH];
+    ynode *root = path ? ytree_load(&a, path, chain, 0) : ynode_new(&a, Y_MAP, "defaults", 0, 0);
+    int rc = resolve(&a, cfg, root, path, nsets, sets);
+    yarena_free(&a);
+    return rc;
 }
 
+// Parsed in memory: a temporary file would be left behind in TMPDIR by a process killed while
+// it loads (every eval, predict and resume reads a checkpoint's saved configuration).
 int config_load_text(mv_config *cfg, const char *yaml, const char *label, int nsets, const char *const *sets) {
-    // The tree reader reads files: the text goes through a private temporary file.
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !dir[0]) dir = "/tmp";
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s/maskvim-config-XXXXXX", dir) >= (int)sizeof tmp)
-        return mv_fail("%s: TMPDIR path too long", label);
-    int fd = mkstemp(tmp);
-    if (fd < 0) return mv_fail("%s: cannot create a temporary file in %s: %s", label, dir, strerror(errno));
-    size_t len = strlen(yaml), done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, yaml + done, len - done);
-        if (w <= 0) break;
-        done += (size_t)w;
-    }
-    int werr = errno;
-    close(fd);
-    int rc = done == len ? load_as(cfg, tmp, label, nsets, sets)
-                         : mv_fail("%s: cannot write temporary file %s: %s", label, tmp, strerror(werr));
-    unlink(tmp);
+    yarena a = {0};
+    const char *chain[MAX_INCLUDE_DEPTH];
+    int rc = resolve(&a, cfg, ytree_load_text(&a, yaml, label, chain), label, nsets, sets);
+    yarena_free(&a);
     return rc;
 }
 

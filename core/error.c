@@ -90,3 +90,14 @@ void *mv_calloc(size_t count, size_t size) {
     MV_CHECK(p, "out of memory allocating %zu x %zu bytes", count, size);
     return p;
 }
+
+void *mv_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    MV_CHECK(q, "out of memory allocating %zu bytes", n);
+    return q;
+}
+
+char *mv_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(mv_malloc(n), s, n);
+}

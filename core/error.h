@@ -26,3 +26,5 @@ void mv_clear_error(void);
 // malloc/calloc that abort on failure: used for setup-time allocations only.
 void *mv_malloc(size_t n);
 void *mv_calloc(size_t count, size_t size);
+void *mv_realloc(void *p, size_t n);
+char *mv_strdup(const char *s);

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,23 +166,69 @@ long mv_stale_tmp(const char *name, char *base, size_t cap) {
     return pid;
 }
 
+// The stale temporaries of a folder, listed once per process: a writer of many files into one
+// folder (`maskvim predict`'s output) listed the whole folder for every file it wrote, a cost
+// quadratic in the folder's size. What a process killed after the listing leaves is found by
+// the next process that writes there. Up to MAX_LISTED folders are remembered; others are
+// listed at every write.
+#define MAX_LISTED 16
+typedef struct {
+    char dir[4096];
+    char **names;   // stale temporaries not yet removed
+    int n;
+} stale_listing;
+static stale_listing g_listed[MAX_LISTED];
+static int g_nlisted;
+static pthread_mutex_t g_listed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+// Lists dir's stale temporaries into *l (l->dir set by the caller); false if dir cannot be read.
+static bool list_stale(stale_listing *l) {
+    DIR *d = opendir(l->dir);
+    if (!d) return false;
+    int cap = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char owner[256];
+        if (!mv_stale_tmp(e->d_name, owner, sizeof owner)) continue;
+        if (l->n == cap) l->names = mv_realloc(l->names, (size_t)(cap = cap ? 2 * cap : 8) * sizeof *l->names);
+        l->names[l->n++] = mv_strdup(e->d_name);
+    }
+    closedir(d);
+    return true;
+}
+
+// Unlinks the listed temporaries of `base` and drops them from the list; how many.
+static int remove_listed(stale_listing *l, const char *base) {
+    int removed = 0;
+    for (int i = 0; i < l->n;) {
+        char owner[256], stale[8192];
+        if (!mv_stale_tmp(l->names[i], owner, sizeof owner) || strcmp(owner, base)) { i++; continue; }
+        if ((size_t)snprintf(stale, sizeof stale, "%s/%s", l->dir, l->names[i]) < sizeof stale && unlink(stale) == 0)
+            removed++;
+        free(l->names[i]);
+        l->names[i] = l->names[--l->n];
+    }
+    return removed;
+}
+
 int mv_remove_stale_tmp(const char *path) {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    char dir[4096];
-    if (!base[0] || strlen(path) >= sizeof dir) return 0;
-    mv_dir_of(dir, sizeof dir, path);
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int removed = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        char owner[256];
-        if (!mv_stale_tmp(e->d_name, owner, sizeof owner) || strcmp(owner, base)) continue;
-        char stale[8192];
-        if ((size_t)snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name) >= sizeof stale) continue;
-        if (unlink(stale) == 0) removed++;
+    if (!base[0] || strlen(path) >= sizeof g_listed[0].dir) return 0;
+    pthread_mutex_lock(&g_listed_lock);
+    stale_listing once = {0}, *l = NULL;
+    mv_dir_of(once.dir, sizeof once.dir, path);
+    for (int i = 0; i < g_nlisted && !l; i++)
+        if (!strcmp(g_listed[i].dir, once.dir)) l = &g_listed[i];
+    if (!l) {
+        l = g_nlisted < MAX_LISTED ? &g_listed[g_nlisted] : &once;
+        memcpy(l->dir, once.dir, sizeof l->dir);
+        if (!list_stale(l)) l = NULL;
+        else if (l != &once) g_nlisted++;
     }
-    closedir(d);
+    int removed = l ? remove_listed(l, base) : 0;
+    for (int i = 0; i < once.n; i++) free(once.names[i]);
+    free(once.names);
+    pthread_mutex_unlock(&g_listed_lock);
     return removed;
 }
 

@@ -301,6 +301,8 @@ static void merge(yarena *a, ynode *dst, ynode *src) {
 
 static bool is_include_key(const char *k) { return !strcmp(k, "include") || !strcmp(k, "_base_"); }
 
+static ynode *with_bases(yarena *a, ynode *tree, const char *path, const char **chain, int depth);
+
 // Loads `path` with its bases: the bases in order, then the file itself on top.
 // `chain` holds the files being loaded (to report include cycles).
 ynode *ytree_load(yarena *a, const char *path, const char **chain, int depth) {
@@ -323,7 +325,22 @@ ynode *ytree_load(yarena *a, const char *path, const char **chain, int depth) {
     }
 
     ynode *tree = load_file(a, path);
-    if (!tree) return NULL;
+    return tree ? with_bases(a, tree, path, chain, depth) : NULL;
+}
+
+ynode *ytree_load_text(yarena *a, const char *text, const char *label, const char **chain) {
+    const char *file = ystrndup(a, label, strlen(label));
+    chain[0] = file;
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) { mv_fail("%s: cannot start the YAML parser", label); return NULL; }
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, strlen(text));
+    ynode *tree = parse_document(a, &p, file);
+    yaml_parser_delete(&p);
+    return tree ? with_bases(a, tree, label, chain, 0) : NULL;
+}
+
+// The tree of `path` (read already) over its bases: the bases in order, then the tree on top.
+static ynode *with_bases(yarena *a, ynode *tree, const char *path, const char **chain, int depth) {
     if (tree->kind == Y_SCALAR && tree->null) {
         tree = ynode_new(a, Y_MAP, tree->file, 1, 1);   // an empty file is an empty configuration
     }

@@ -53,5 +53,8 @@ bool ynode_same_value(const ynode *a, const ynode *b);
 // Loads `path` with its bases: the bases in order, then the file itself on top.
 // `chain` holds the files being loaded (to report include cycles).
 ynode *ytree_load(yarena *a, const char *path, const char **chain, int depth);
+// The same from YAML text in memory (a checkpoint's saved configuration); `label` names it in
+// messages, and relative bases are relative to its folder.
+ynode *ytree_load_text(yarena *a, const char *text, const char *label, const char **chain);
 // `--set a.b=value`: the value is YAML (`0.5`, `[1, 2]`, `{match: norm}`), merged at a.b.
 int ytree_set(yarena *a, ynode *root, const char *assignment);

@@ -764,6 +764,54 @@ Test(config, save_removes_stale_temporaries) {
     free(dir);
 }
 
+// A folder's stale temporaries are listed once per process (a writer of thousands of files into
+// one folder listed it for each): one of a dead writer that was there at the listing is removed
+// when its file is written, however late; one that appears after the listing is the next
+// process's to remove.
+Test(config, stale_temporaries_are_listed_once_per_folder) {
+    char *dir = tmp_path("listed/");
+    pid_t child = fork();
+    cr_assert(child >= 0);
+    if (child == 0) _exit(0);
+    cr_assert_eq(waitpid(child, NULL, 0), child);
+    char target[3][1200], stale[3][1300];
+    for (int i = 0; i < 3; i++) {
+        snprintf(target[i], sizeof target[i], "%.1100sfile%d.png", dir, i);
+        snprintf(stale[i], sizeof stale[i], "%.1200s.tmp.%ld", target[i], (long)child);
+    }
+    for (int i = 0; i < 2; i++) fclose(fopen(stale[i], "w"));
+    struct stat st;
+    cr_assert_eq(mv_remove_stale_tmp(target[0]), 1);
+    cr_expect(stat(stale[1], &st) == 0, "another file's temporary was removed");
+    fclose(fopen(stale[2], "w"));   // after the listing
+    cr_expect_eq(mv_remove_stale_tmp(target[1]), 1, "the listed temporary of file1 was not removed");
+    cr_expect_eq(mv_remove_stale_tmp(target[2]), 0, "the folder was listed again");
+    cr_expect(stat(stale[2], &st) == 0);
+    remove(stale[2]);
+    free(dir);
+}
+
+// A checkpoint's saved configuration is parsed in memory: eval, predict and resume used to write
+// it to a temporary file in TMPDIR first, which a process killed at that moment left behind (and
+// which an unusable TMPDIR made fail). Messages name the label, with line and column.
+Test(config, load_text_needs_no_temporary_file) {
+    setenv("TMPDIR", "/nonexistent-folder-of-maskvim-tests", 1);
+    mv_config c, d;
+    config_defaults(&d);
+    cr_assert_eq(config_load_text(&c, "model:\n  num_classes: 7\n", "run/iter_5.h5", 0, NULL), 0, "%s",
+                 mv_last_error());
+    d.model.num_classes = 7;
+    cr_expect(config_equal(&c, &d));
+    const char *sets[] = {"optim.lr=0.5"};
+    cr_assert_eq(config_load_text(&c, "model:\n  num_classes: 7\n", "run/iter_5.h5", 1, sets), 0, "%s",
+                 mv_last_error());
+    cr_expect_float_eq(c.optim.lr, 0.5, 1e-9);
+    cr_expect_eq(config_load_text(&c, "model:\n  num_classes: [\n", "run/iter_5.h5", 0, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "run/iter_5.h5:"), "%s", mv_last_error());
+    cr_expect_eq(config_load_text(&c, "model:\n  num_classes: 300\n", "run/iter_5.h5", 0, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "run/iter_5.h5:2:"), "%s", mv_last_error());
+}
+
 // config_save refuses a target its rename would replace or fail on: an existing pipe (as root,
 // `--out /dev/null` became a regular file), a folder, an empty path; the pipe stays a pipe.
 Test(config, save_refuses_targets_that_are_not_files) {
