@@ -1,14 +1,20 @@
 // Graceful stop requests from signals (see stop_signal.h).
 #include "core/stop_signal.h"
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t g_pending = 0;
-static volatile sig_atomic_t g_depth = 0;   // nested arm/disarm pairs (a sweep arms around the trainings it runs)
-static volatile sig_atomic_t g_starting = 0;   // a training is starting up: only the handler's message differs
+// The handler may run on any thread: the loader's workers block the stop signals, but OpenMP's
+// and Open MPI's threads do not, and the kernel hands a process-directed signal to any thread
+// that does not block it. A volatile sig_atomic_t is only safe against a handler on the reading
+// thread; lock-free atomics are safe across threads and inside a handler (C11 7.14.1.1).
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flags must be lock-free atomics");
+static atomic_int g_pending = 0;
+static atomic_int g_depth = 0;      // nested arm/disarm pairs (a sweep arms around the trainings it runs)
+static atomic_int g_starting = 0;   // a training is starting up: only the handler's message differs
 // The depth of a stop_signal_arm_startup that still stands (0: none): the disarm that brings the
 // depth back to it (the training's own) ends it too.
 static int g_startup_depth = 0;
@@ -44,20 +50,22 @@ static void on_signal(int sig) {
         say("maskvim: SIGUSR1 while no training runs: ignored\n");
         return;
     }
-    if (g_pending && sig != SIGUSR1) {
-        // Asked twice: stop now, as the signal would have without us.
-        say("maskvim: stopping at once\n");
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    if (!g_pending) {
-        g_pending = sig;
+    // One exchange takes the first request, so two signals handled on two threads at once
+    // cannot both count as the first.
+    int none = 0;
+    if (atomic_compare_exchange_strong(&g_pending, &none, sig)) {
         say("maskvim: ");
         say(name_of(sig));
         // train_run reads a request taken during startup once its setup is done, before the first step.
         say(g_starting ? " during startup: stopping before the first step" : ": stopping after this step with a checkpoint");
         say(sig == SIGUSR1 ? "\n" : " (send it again to stop at once)\n");
+        return;
+    }
+    if (sig != SIGUSR1) {
+        // Asked twice: stop now, as the signal would have without us.
+        say("maskvim: stopping at once\n");
+        signal(sig, SIG_DFL);
+        raise(sig);
     }
 }
 

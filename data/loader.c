@@ -4,10 +4,12 @@
 // consumer makes each batch itself in loader_next, through the same per-item code.
 #include "data/loader.h"
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/stop_signal.h"
 
 typedef struct {
     mv_batch batch;
@@ -266,8 +268,12 @@ static void loader_free(mv_loader *L) {
     free(L);
 }
 
-int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cursor *start) {
-    *out = NULL;
+// loader_open's stages, in order. Each one that can fail returns 0 or an error with its message;
+// loader_open then frees the partly built loader in one place (loader_free copes with any stage
+// left undone).
+
+// The configuration, before anything is allocated.
+static int check_config(const mv_loader_config *cfg) {
     const mv_aug_config *a = &cfg->aug;
     if (cfg->n_sources < 1) return mv_fail("loader: no data sources");
     if (cfg->batch < 1) return mv_fail("loader: batch %d must be >= 1", cfg->batch);
@@ -284,6 +290,12 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
         return mv_fail("loader: the HDF5 library is not thread-safe; the loader reads shards from worker threads. "
                        "Build against an HDF5 configured with --enable-threadsafe (Debian/Ubuntu libhdf5-dev is), "
                        "or load in the calling thread (workers 0)");
+    return 0;
+}
+
+// An empty loader holding its own copy of the source list; no threads yet (cfg.workers 0, so
+// that loader_free joins none).
+static mv_loader *loader_new(const mv_loader_config *cfg) {
     mv_loader *L = mv_calloc(1, sizeof *L);
     L->cfg = *cfg;
     pthread_mutex_init(&L->mu, NULL);
@@ -293,79 +305,88 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
     L->cfg.sources = L->sources;
     L->splits = mv_calloc((size_t)cfg->n_sources, sizeof(mv_split *));
     L->base = mv_calloc((size_t)cfg->n_sources + 1, sizeof(int64_t));
-    L->cfg.workers = 0;  // no threads to join yet
-    int max_h = 1, max_w = 1;
+    L->cfg.workers = 0;
+    for (int i = 0; i < 2; i++) L->cache[i].epoch = -1 - i;
+    return L;
+}
+
+// Opens every source's split: the virtual ids (base, epoch_size) and the largest image any of
+// them holds (*max_h x *max_w, at least 1x1), which the sample buffers must take.
+static int open_sources(mv_loader *L, int *max_h, int *max_w) {
+    const mv_loader_config *cfg = &L->cfg;
+    *max_h = *max_w = 1;
     for (int s = 0; s < cfg->n_sources; s++) {
-        if (split_open(&L->splits[s], cfg->sources[s].path) < 0) {
-            loader_free(L);
-            return mv_fail_context("loader source %d", s);
-        }
+        if (split_open(&L->splits[s], cfg->sources[s].path) < 0) return mv_fail_context("loader source %d", s);
         int64_t n = split_count(L->splits[s]);
-        if (n == 0) {
-            loader_free(L);
-            return mv_fail("%s: split holds no samples", cfg->sources[s].path);
-        }
+        if (n == 0) return mv_fail("%s: split holds no samples", cfg->sources[s].path);
         int rep = cfg->sources[s].repeat > 0 ? cfg->sources[s].repeat : 1;
         if (cfg->mode == MV_LOADER_TEST) rep = 1;
         L->base[s + 1] = L->base[s] + n * rep;
         int h, w;
         split_max_size(L->splits[s], &h, &w);
-        if (h > max_h) max_h = h;
-        if (w > max_w) max_w = w;
+        if (h > *max_h) *max_h = h;
+        if (w > *max_w) *max_w = w;
     }
     L->epoch_size = L->base[cfg->n_sources];
     L->global_batch = cfg->batch * cfg->world;
-    if (start) {
-        if (start->seed != cfg->seed || start->epoch_size != L->epoch_size || start->global_batch != L->global_batch) {
-            if (start->epoch_size != L->epoch_size)
-                mv_fail("loader: the training sources hold %lld samples per epoch (repeats counted) where the "
-                        "stream being continued had %lld: the training data changed, so it cannot continue the "
-                        "same stream", (long long)L->epoch_size, (long long)start->epoch_size);
-            else
-                mv_fail("loader: cursor was saved with seed %llu, global batch %d; this run has seed %llu, global "
-                        "batch %d: it cannot continue the same stream", (unsigned long long)start->seed,
-                        start->global_batch, (unsigned long long)cfg->seed, L->global_batch);
-            loader_free(L);
-            return MV_LOADER_OTHER_STREAM;
-        }
-        if (start->step < 0) {
-            loader_free(L);
-            return mv_fail("loader: cursor step %lld is negative", (long long)start->step);
-        }
-        L->start_step = start->step;
+    return 0;
+}
+
+// A resume: `start` must continue this stream (MV_LOADER_OTHER_STREAM when it is another's).
+static int take_cursor(mv_loader *L, const mv_loader_cursor *start) {
+    const mv_loader_config *cfg = &L->cfg;
+    if (!start) return 0;
+    if (start->seed != cfg->seed || start->epoch_size != L->epoch_size || start->global_batch != L->global_batch) {
+        if (start->epoch_size != L->epoch_size)
+            mv_fail("loader: the training sources hold %lld samples per epoch (repeats counted) where the "
+                    "stream being continued had %lld: the training data changed, so it cannot continue the "
+                    "same stream", (long long)L->epoch_size, (long long)start->epoch_size);
+        else
+            mv_fail("loader: cursor was saved with seed %llu, global batch %d; this run has seed %llu, global "
+                    "batch %d: it cannot continue the same stream", (unsigned long long)start->seed,
+                    start->global_batch, (unsigned long long)cfg->seed, L->global_batch);
+        return MV_LOADER_OTHER_STREAM;
     }
-    for (int i = 0; i < 2; i++) {
-        L->cache[i].epoch = -1 - i;
-        if (cfg->mode != MV_LOADER_TRAIN) continue;
-        // An epoch's order: samples x repeat entries (a repeat of 1e6 over a large split is more
-        // than memory holds: an error naming it, not an abort).
+    if (start->step < 0) return mv_fail("loader: cursor step %lld is negative", (long long)start->step);
+    L->start_step = start->step;
+    return 0;
+}
+
+// Training: room for the orders of two epochs (epoch_perm's cache). An epoch's order is samples
+// x repeat entries (a repeat of 1e6 over a large split is more than memory holds: an error
+// naming it, not an abort).
+static int alloc_orders(mv_loader *L) {
+    if (L->cfg.mode != MV_LOADER_TRAIN) return 0;
+    for (int i = 0; i < 2; i++)
         if (!(L->cache[i].perm = malloc(sizeof(int64_t) * (size_t)L->epoch_size))) {
             double gib = 2.0 * sizeof(int64_t) * (double)L->epoch_size / (1 << 30);
-            long long n = (long long)L->epoch_size;
-            loader_free(L);
             return mv_fail("loader: out of memory for the orders of two epochs of %lld samples (%.1f GiB; the "
-                           "training sources' samples times their repeat)", n, gib);
+                           "training sources' samples times their repeat)", (long long)L->epoch_size, gib);
         }
-    }
+    return 0;
+}
 
+// The ring of batches: crops in training; in test mode any image fitted to data.scale (long
+// side <= scale_long, short side <= scale_short) and labels up to the largest source image
+// (max_h x max_w). *widest: the widest image a worker's scratch must take.
+static int alloc_ring(mv_loader *L, int max_h, int max_w, int *widest) {
+    const mv_loader_config *cfg = &L->cfg;
+    const mv_aug_config *a = &cfg->aug;
     L->depth = cfg->depth >= 2 ? cfg->depth : 4;
     L->ring = mv_calloc((size_t)L->depth, sizeof(ring_slot));
     size_t img, lab;
-    int widest;
     if (cfg->mode == MV_LOADER_TRAIN) {
         img = (size_t)cfg->batch * 3 * a->crop_h * a->crop_w;
         lab = (size_t)cfg->batch * a->crop_h * a->crop_w;
-        widest = a->crop_w;
+        *widest = a->crop_w;
     } else {
-        // A fitted image has long side <= scale_long and short side <= scale_short.
         img = (size_t)3 * a->scale_long * a->scale_short;
         lab = (size_t)max_h * max_w;
-        widest = a->scale_long > a->scale_short ? a->scale_long : a->scale_short;
+        *widest = a->scale_long > a->scale_short ? a->scale_long : a->scale_short;
     }
     for (int k = 0; k < L->depth; k++) {
         if (alloc_batch(&L->ring[k].batch, cfg->batch, img, lab) < 0) {
             double gib = (double)L->depth * (sizeof(float) * img + lab) / (1 << 30);
-            loader_free(L);
             if (cfg->mode == MV_LOADER_TRAIN) return mv_fail("loader: out of memory for batches (%.1f GiB)", gib);
             return mv_fail("loader: out of memory for test images fitted to data.scale %d,%d (%.1f GiB of buffers): "
                            "is data.scale meant to be this large?", a->scale_long, a->scale_short, gib);
@@ -376,19 +397,47 @@ int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cu
             L->ring[k].batch.w = L->ring[k].batch.lw = a->crop_w;
         }
     }
-    L->n_state = cfg->workers > 0 ? cfg->workers : 1;
+    return 0;
+}
+
+// Each worker's sample and scratch buffers (one set for the consumer without threads), then the
+// threads. Cannot fail (an allocation that fails here aborts, as mv_calloc does).
+static void start_workers(mv_loader *L, int workers, int max_h, int max_w, int widest) {
+    L->n_state = workers > 0 ? workers : 1;
     L->workers = mv_calloc((size_t)L->n_state, sizeof(worker));
-    L->cfg.workers = cfg->workers;
+    L->cfg.workers = workers;
     for (int t = 0; t < L->n_state; t++) {
         sample_alloc(&L->workers[t].smp, max_h, max_w);
         aug_scratch_alloc(&L->workers[t].scratch, &L->cfg.aug, widest);
     }
-    for (int t = 0; t < cfg->workers; t++) {
+    // The workers start with the stop signals blocked, so a stop request (core/stop_signal.h)
+    // is taken by the training thread, not handled on a worker in the middle of a sample.
+    sigset_t stop, before;
+    stop_signal_set(&stop);
+    pthread_sigmask(SIG_BLOCK, &stop, &before);
+    for (int t = 0; t < workers; t++) {
         void **arg = mv_malloc(2 * sizeof(void *));
         arg[0] = L;
         arg[1] = &L->workers[t];
         pthread_create(&L->workers[t].tid, NULL, worker_main, arg);
     }
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+}
+
+int loader_open(mv_loader **out, const mv_loader_config *cfg, const mv_loader_cursor *start) {
+    *out = NULL;
+    MV_TRY(check_config(cfg));
+    mv_loader *L = loader_new(cfg);
+    int max_h, max_w, widest = 1;
+    int rc = open_sources(L, &max_h, &max_w);
+    if (rc == 0) rc = take_cursor(L, start);
+    if (rc == 0) rc = alloc_orders(L);
+    if (rc == 0) rc = alloc_ring(L, max_h, max_w, &widest);
+    if (rc < 0) {
+        loader_free(L);
+        return rc;
+    }
+    start_workers(L, cfg->workers, max_h, max_w, widest);
     *out = L;
     return 0;
 }

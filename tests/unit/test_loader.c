@@ -2,11 +2,15 @@
 // stream; every epoch is a permutation; a saved cursor continues with identical batches (also
 // on another world size); results do not depend on the thread count; test mode; read errors.
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/error.h"
+#include "core/stop_signal.h"
 #include "data/loader.h"
 #include "data/shard.h"
 
@@ -284,6 +288,53 @@ Test(loader, ring_buffers_are_reused) {
         if (!known) seen[n_seen++] = b->images;
     }
     cr_assert_eq(n_seen, c.depth);
+    loader_close(L);
+}
+
+// Threads of this process whose blocked set holds every stop signal (core/stop_signal.h), from
+// the SigBlk line of /proc/self/task/*/status; *self_blocks: whether the calling thread's does.
+static int threads_blocking_stop_signals(bool *self_blocks) {
+    sigset_t stop, mine;
+    stop_signal_set(&stop);
+    pthread_sigmask(SIG_BLOCK, NULL, &mine);
+    *self_blocks = true;
+    for (int i = 0; i < MV_STOP_SIGNAL_COUNT; i++) *self_blocks &= sigismember(&mine, mv_stop_signals[i]) == 1;
+    DIR *d = opendir("/proc/self/task");
+    cr_assert(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;   // a thread that has just ended
+        unsigned long long blk = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "SigBlk: %llx", &blk) == 1) break;
+        fclose(f);
+        bool all = true;
+        for (int i = 0; i < MV_STOP_SIGNAL_COUNT; i++) all &= (blk >> (mv_stop_signals[i] - 1)) & 1;
+        n += all;
+    }
+    closedir(d);
+    return n;
+}
+
+// A stop signal sent to the process must be handled by the training thread: a worker that took
+// it would run the handler in the middle of a sample, racing the training thread on the stop
+// flags. The workers start with the stop signals blocked; the caller's mask is left as it was.
+Test(loader, workers_block_the_stop_signals) {
+    make_splits("sigmask");
+    bool self_blocks;
+    int before = threads_blocking_stop_signals(&self_blocks);
+    cr_assert_not(self_blocks);
+    mv_loader_config c = train_config(2, 0, 1, 3);
+    mv_loader *L;
+    cr_assert_eq(loader_open(&L, &c, NULL), 0);
+    int during = threads_blocking_stop_signals(&self_blocks);
+    cr_assert_not(self_blocks, "loader_open left the stop signals blocked in its caller");
+    cr_assert_eq(during, before + 3, "%d threads block the stop signals with 3 workers running, %d before", during,
+                 before);
     loader_close(L);
 }
 
