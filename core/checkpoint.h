@@ -129,6 +129,8 @@ int checkpoint_resolve(char *out, size_t n, const char *arg, const char *who);
 // holds checkpoints and none of them is whole (the message names each file and its fault;
 // starting over there would discard the run), or a candidate met on the way is locked by another
 // process (core/h5util.h: not damaged, so it is not passed over for an older one).
+// (The product calls checkpoint_find_latest_report; this shorter form stays for callers that need
+// no account of what was passed over: docs/checkpoints.md's example and the checkpoint tests.)
 int checkpoint_find_latest(const char *dir, char *path, size_t n);
 // The same, and `skipped` (ns bytes; may be NULL when ns is 0) receives what was passed over on
 // the way: "PATH: reason; ..." for each damaged newer file, a `latest` naming a missing one and
@@ -156,13 +158,18 @@ int checkpoint_adopt(const char *dir, const char *path, int64_t step, char *adop
 // best bookkeeping is reset (best_step -1) so that the next evaluation writes best.h5. With no
 // best recorded, a best.h5 there (another course's, e.g. before a rewind) is removed. A best.h5
 // counts only when it is whole (checkpoint_verify, as --resume auto requires of iter_<step>.h5):
-// one that does not read or fails its checksums is treated as absent. Returns 0 (nothing done),
-// 1 (copied; its source in `copied`), 2 (bookkeeping reset; the caller warns), 3 (an earlier
-// course's best.h5 removed) or -1 (also when one of those files is locked by another process,
+// one that does not read or fails its checksums is treated as absent. Returns what it did, an
+// mv_best_adoption, or -1 (also when one of those files is locked by another process,
 // core/h5util.h: it cannot be told whether it is the best). `why` (nw bytes; may be NULL when nw
-// is 0) receives, with 2, what each best.h5 examined was instead ("PATH does not exist", its
-// fault, "PATH is the checkpoint of step N"; "; " between), otherwise the faults of the damaged
-// ones passed over ("" when none was), for the caller to warn about.
+// is 0) receives, with MV_BEST_RESET, what each best.h5 examined was instead ("PATH does not
+// exist", its fault, "PATH is the checkpoint of step N"; "; " between), otherwise the faults of
+// the damaged ones passed over ("" when none was), for the caller to warn about.
+typedef enum {
+    MV_BEST_KEPT = 0,      // nothing done: best.h5 is this course's (or absent with no best recorded)
+    MV_BEST_COPIED = 1,    // the recorded best copied to DIR/best.h5; its source in `copied`
+    MV_BEST_RESET = 2,     // the recorded best is nowhere: the bookkeeping reset (the caller warns)
+    MV_BEST_REMOVED = 3,   // an earlier course's best.h5 removed (no best recorded)
+} mv_best_adoption;
 int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n, char *why,
                           size_t nw);
 

@@ -452,18 +452,18 @@ static int adopt_best(const char *dir, const char *path, const char *best, const
     int64_t best_step;
     int is_best = is_best_of(best, st, &best_step, notes);   // (with no best recorded, only its step)
     if (is_best < 0) return -1;
-    if (st->best_step >= 0 && is_best) return 0;
+    if (st->best_step >= 0 && is_best) return MV_BEST_KEPT;
     if (!moved && (best_step > st->step || (st->eval_pending && best_step == st->step && best_step >= 0))) {
         char latest[256];
         const char *slash = strrchr(path, '/');
         checkpoint_latest_name(dir, latest, sizeof latest);
-        if (latest[0] && !strcmp(latest, slash ? slash + 1 : path)) return 0;
+        if (latest[0] && !strcmp(latest, slash ? slash + 1 : path)) return MV_BEST_KEPT;
     }
     if (st->best_step < 0) {   // nothing recorded yet: a best.h5 here is another course's
-        if (access(best, F_OK) != 0) return 0;
+        if (access(best, F_OK) != 0) return MV_BEST_KEPT;
         if (remove(best) != 0) return mv_fail("%s: cannot remove: %s", best, strerror(errno));
         mv_sync_dir(dir);
-        return 3;
+        return MV_BEST_REMOVED;
     }
     char cand[2][4200];
     int nc = 0;
@@ -476,13 +476,13 @@ static int adopt_best(const char *dir, const char *path, const char *best, const
         if (!r) continue;
         if (!same_file(cand[i], best)) MV_TRY(copy_file(cand[i], best));
         if (copied && n) snprintf(copied, n, "%s", cand[i]);
-        return 1;
+        return MV_BEST_COPIED;
     }
     // Without its file the record would keep every later evaluation from writing one.
     st->best_value = NAN;
     st->best_step = -1;
     st->best_name[0] = '\0';
-    return 2;
+    return MV_BEST_RESET;
 }
 
 int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st, char *copied, size_t n, char *why,
@@ -496,7 +496,7 @@ int checkpoint_adopt_best(const char *dir, const char *path, mv_train_state *st,
     best_notes *notes = mv_calloc(1, sizeof *notes);
     int rc = adopt_best(dir, path, best, src_dir, moved, st, copied, n, notes);
     // The account of every file examined explains a dropped record; otherwise only damage is news.
-    if (why && nw) snprintf(why, nw, "%s", rc == 2 ? notes->account : notes->damage);
+    if (why && nw) snprintf(why, nw, "%s", rc == MV_BEST_RESET ? notes->account : notes->damage);
     free(notes);
     return rc;
 }

@@ -95,3 +95,42 @@ int source_check_split(const char *path, const char *role, const char *name, int
                        num_classes, k - 1);
     return 0;
 }
+
+void source_loader_config(mv_loader_config *lc, const mv_config *cfg, mv_loader_mode mode, const mv_comm *comm,
+                          const mv_loader_source *sources, int n) {
+    const mv_data_config *d = &cfg->data;
+    *lc = (mv_loader_config){0};
+    lc->mode = mode;
+    lc->sources = sources;
+    lc->n_sources = n;
+    lc->batch = mode == MV_LOADER_TRAIN ? d->batch_per_rank : 1;
+    lc->rank = comm->rank;
+    lc->world = comm->world;
+    lc->seed = (uint64_t)cfg->run.seed;
+    lc->workers = d->workers;
+    augment_default_config(&lc->aug, cfg->model.crop_h, cfg->model.crop_w);
+    lc->aug.scale_long = d->scale[0];
+    lc->aug.scale_short = d->scale[1];
+    if (mode != MV_LOADER_TRAIN) return;
+    lc->aug.ratio_min = d->ratio_range[0];
+    lc->aug.ratio_max = d->ratio_range[1];
+    lc->aug.cat_max_ratio = d->cat_max_ratio;
+    lc->aug.flip_prob = d->flip_prob;
+    lc->aug.photometric = d->photometric;
+}
+
+int source_same_split_everywhere(mv_comm *comm, const char *what, bool have, int64_t count, uint64_t fingerprint) {
+    if (comm->world <= 1) return 0;
+    uint64_t r0[3] = {have, (uint64_t)count, fingerprint};
+    if (comm_bcast_bytes(comm, r0, sizeof r0) < 0) return -1;
+    char msg[MV_COMM_MSG_MAX] = "";
+    if (have && r0[0] && (r0[1] != (uint64_t)count || r0[2] != fingerprint))
+        snprintf(msg, sizeof msg, "%s: rank %d reads %lld samples (fingerprint %016llx), rank 0 %lld samples "
+                 "(fingerprint %016llx)", what, comm->rank, (long long)count, (unsigned long long)fingerprint,
+                 (long long)r0[1], (unsigned long long)r0[2]);
+    int first;
+    if (comm_first_message(comm, msg, sizeof msg, &first) < 0) return -1;
+    if (first < 0) return 0;
+    return mv_fail("%s: every rank must read the same split (the same data at the same path on every host; compare "
+                   "`maskvim data inspect` of each copy)", msg);
+}

@@ -1,5 +1,6 @@
 // Evaluation on one split (see evaluate.h).
 #include "core/evaluate.h"
+#include "core/data_sources.h"
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -163,37 +164,11 @@ int eval_infer(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data_c
                                          : whole(pred, buf, m, image, h, w, lh, lw);
 }
 
-int eval_same_split_everywhere(mv_comm *comm, const char *what, bool have, int64_t count, uint64_t fingerprint) {
-    if (comm->world <= 1) return 0;
-    uint64_t r0[3] = {have, (uint64_t)count, fingerprint};
-    if (comm_bcast_bytes(comm, r0, sizeof r0) < 0) return -1;
-    char msg[MV_COMM_MSG_MAX] = "";
-    if (have && r0[0] && (r0[1] != (uint64_t)count || r0[2] != fingerprint))
-        snprintf(msg, sizeof msg, "%s: rank %d reads %lld samples (fingerprint %016llx), rank 0 %lld samples "
-                 "(fingerprint %016llx)", what, comm->rank, (long long)count, (unsigned long long)fingerprint,
-                 (long long)r0[1], (unsigned long long)r0[2]);
-    int first;
-    if (comm_first_message(comm, msg, sizeof msg, &first) < 0) return -1;
-    if (first < 0) return 0;
-    return mv_fail("%s: every rank must read the same split (the same data at the same path on every host; compare "
-                   "`maskvim data inspect` of each copy)", msg);
-}
-
 int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const char *path, const char *name,
                    mv_comm *comm, const mv_eval_opts *opts) {
     mv_loader_source src = {path, 1};
-    mv_loader_config lc = {0};
-    lc.mode = MV_LOADER_TEST;
-    lc.sources = &src;
-    lc.n_sources = 1;
-    lc.batch = 1;
-    lc.rank = comm->rank;
-    lc.world = comm->world;
-    lc.seed = (uint64_t)cfg->run.seed;
-    lc.workers = cfg->data.workers;
-    augment_default_config(&lc.aug, cfg->model.crop_h, cfg->model.crop_w);
-    lc.aug.scale_long = cfg->data.scale[0];
-    lc.aug.scale_short = cfg->data.scale[1];
+    mv_loader_config lc;
+    source_loader_config(&lc, cfg, MV_LOADER_TEST, comm, &src, 1);
     if (opts) { lc.rgb_hook = opts->rgb_hook; lc.hook_ctx = opts->hook_ctx; }
     mv_confusion conf;
     if (metrics_init(&conf, cfg->model.num_classes) < 0) return -1;
@@ -211,7 +186,7 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     // failed keeps its reason.
     char own[MV_ERRMSG_MAX] = "";
     if (rc < 0) snprintf(own, sizeof own, "%s", mv_last_error());
-    if (eval_same_split_everywhere(comm, what, L != NULL, count, fp) < 0 && rc == 0) rc = -1;
+    if (source_same_split_everywhere(comm, what, L != NULL, count, fp) < 0 && rc == 0) rc = -1;
     if (own[0]) mv_fail("%s", own);
     mv_eval_buffers bufs = {0};
     uint8_t *pred = NULL;

@@ -1,7 +1,7 @@
 // Evaluation on one split: whole-image or sliding-window inference in eval mode (running
 // BatchNorm statistics, thresholded masks), logits resized to the input's and then the label's
 // size as mmseg does (eval_infer; eval_predict is that rule on given logits), a confusion matrix
-// summed over ranks, and the metrics of SPEC.md section 6 (mIoU over classes with a non-empty
+// summed over ranks, and the metrics of docs/math.md section 6 (mIoU over classes with a non-empty
 // union). An input under the model's 32x32 minimum is padded for its forward and the padding
 // cropped off the logits.
 #pragma once
@@ -62,17 +62,8 @@ int eval_windows(int *lo, int *hi, int n, int crop, int stride);
 int eval_infer(uint8_t *pred, mv_eval_buffers *buf, mv_model *m, const mv_data_config *d, const float *image, int h,
                int w, int lh, int lw);
 
-// Every rank reads its own copy of a split (the same path on every host), and a copy that holds
-// other samples would go unnoticed: training would permute another epoch on that rank (the
-// ranks' batches no longer one stream), an evaluation would sum confusion matrices of other
-// images. Each rank passes what it opened of split `what` (a name for the message, e.g.
-// "data.train clear (path)"): `have` false when it could not (its own error stands), else the
-// sample count and manifest_fingerprint. Collective: every rank calls it. A rank whose values
-// differ from rank 0's fails every rank with the first such rank and both values. 0 or -1.
-int eval_same_split_everywhere(mv_comm *comm, const char *what, bool have, int64_t count, uint64_t fingerprint);
-
 // Evaluates `m` on the split folder `path`; every rank takes its share of the images and the
-// results are summed (after eval_same_split_everywhere: every rank must hold the same split).
+// results are summed (after source_same_split_everywhere: every rank must hold the same split).
 // Re-plans the model's activations when image sizes change (evaluation is
 // not a training step). Returns 0, or -1 with a message naming the split and sample.
 int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const char *path, const char *name,

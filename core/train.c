@@ -24,23 +24,8 @@ static int open_loader(trainer *t, const mv_loader_cursor *cursor) {
         src[i].path = t->train_paths[i];
         src[i].repeat = cfg->data.train[i].repeat;
     }
-    mv_loader_config lc = {0};
-    lc.mode = MV_LOADER_TRAIN;
-    lc.sources = src;
-    lc.n_sources = cfg->data.num_train;
-    lc.batch = cfg->data.batch_per_rank;
-    lc.rank = t->comm->rank;
-    lc.world = t->comm->world;
-    lc.seed = (uint64_t)cfg->run.seed;
-    lc.workers = cfg->data.workers;
-    augment_default_config(&lc.aug, cfg->model.crop_h, cfg->model.crop_w);
-    lc.aug.scale_long = cfg->data.scale[0];
-    lc.aug.scale_short = cfg->data.scale[1];
-    lc.aug.ratio_min = cfg->data.ratio_range[0];
-    lc.aug.ratio_max = cfg->data.ratio_range[1];
-    lc.aug.cat_max_ratio = cfg->data.cat_max_ratio;
-    lc.aug.flip_prob = cfg->data.flip_prob;
-    lc.aug.photometric = cfg->data.photometric;
+    mv_loader_config lc;
+    source_loader_config(&lc, cfg, MV_LOADER_TRAIN, t->comm, src, cfg->data.num_train);
     return loader_open(&t->loader, &lc, cursor);
 }
 
@@ -48,6 +33,80 @@ static int open_loader(trainer *t, const mv_loader_cursor *cursor) {
 // moments come back from the device first.
 static int state_to_host(trainer *t) {
     return run_state_to_host(&t->model, &t->opt, false);
+}
+
+// Rank 0 alone did some work (a log record, best.h5, a weight check) whose outcome, `status`,
+// every rank must follow: it is broadcast, and on failure every rank returns -1 together (a rank
+// returning alone would meet the others in mismatched collectives). Rank 0 keeps its own
+// message; the others' say `why_others`.
+static int follow_rank0(trainer *t, int32_t status, const char *why_others) {
+    if (t->comm->world > 1 && comm_bcast_bytes(t->comm, &status, sizeof status) < 0) return -1;
+    if (status < 0) return t->comm->rank == 0 ? -1 : mv_fail("%s", why_others);
+    return 0;
+}
+
+// Rank 0: one domain's evaluation as its log line and its metrics.jsonl record (`sel`: it is
+// the selection domain; `seconds`: how long it took). 0, or -1 when the record cannot be written.
+static int log_eval_result(trainer *t, long iter, const mv_source *v, const mv_seg_metrics *res, bool sel,
+                           double seconds) {
+    char a[32], b[32], c[32];   // '-' where a value is undefined (no labelled pixel of the classes)
+    printf("[eval iter %ld] %-10s mIoU %s  mAcc %s  aAcc %s  (%d classes, %.1fs)\n", iter, v->name,
+           metrics_cell(a, sizeof a, res->miou, 5), metrics_cell(b, sizeof b, res->macc, 5),
+           metrics_cell(c, sizeof c, res->aacc, 5), res->valid_classes, seconds);
+    fprintf(t->jsonl, "{\"type\": \"eval\", \"iter\": %ld, \"domain\": ", iter);
+    json_write_string(t->jsonl, v->name);
+    fprintf(t->jsonl, ", \"metrics\": ");
+    metrics_write_json(t->jsonl, res, NULL, v->name);   // Cityscapes names for 19 classes
+    fprintf(t->jsonl, "}\n");
+    int status = train_log_flush(t);
+    // As eval warns: mostly labels converted wrongly. On the selection domain it also means that
+    // no evaluation can make best.h5.
+    if (res->pixels == 0)
+        fprintf(stderr, "maskvim train: warning: %s: no labelled pixel (every label is ignore, 255): no metric "
+                        "to report%s\n", v->name, sel ? "; best.h5 cannot be chosen on it "
+                        "(run.select_domain)" : "");
+    return status;
+}
+
+// Rank 0, on the selection domain `v`: when `res` beats the best value so far by
+// run.select_metric (a NaN never does), the best bookkeeping moves to this step and best.h5 is
+// written. 0, or -1 when it cannot be written.
+static int maybe_save_best(trainer *t, long iter, const mv_source *v, const mv_seg_metrics *res) {
+    const mv_config *cfg = t->cfg;
+    double value = metrics_value(res, cfg->run.select_metric);
+    if (isnan(value) || (!isnan(t->st.best_value) && value <= t->st.best_value)) return 0;
+    t->st.best_value = value;
+    t->st.best_step = t->st.step;
+    snprintf(t->st.best_name, sizeof t->st.best_name, "%s/%s", v->name, metrics_name(cfg->run.select_metric));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/best.h5", cfg->run.work_dir);
+    // best.h5 is a full checkpoint (`--resume best.h5` works): its loader cursor must be this
+    // step's, not the one of the last periodic checkpoint.
+    loader_cursor(t->loader, &t->st.cursor);
+    MV_TRY(state_to_host(t));
+    MV_TRY(checkpoint_save(path, &t->model.params, &t->opt, &t->st, cfg));
+    printf("[eval iter %ld] new best %s = %.2f -> %s\n", iter, t->st.best_name, value, path);
+    return 0;
+}
+
+// Rank 0, after the last evaluation: the domain-generalisation summary, the selection (source)
+// domain's mIoU and the others' (miou[i] of data.val[i]) with their mean.
+static void print_dg_summary(const trainer *t, long iter, const mv_source *sel, const double *miou) {
+    const mv_config *cfg = t->cfg;
+    double sum = 0;
+    int n = 0;
+    // '-' for a domain without a labelled pixel, and then for the mean (as eval's means).
+    char cell[32];
+    printf("\nmIoU after %ld iterations: source %s %s", iter, sel->name,
+           metrics_cell(cell, sizeof cell, miou[sel - cfg->data.val], 0));
+    for (int i = 0; i < cfg->data.num_val; i++)
+        if (&cfg->data.val[i] != sel) {
+            printf("%s %s %s", n ? "" : " | targets", cfg->data.val[i].name, metrics_cell(cell, sizeof cell, miou[i], 0));
+            sum += miou[i];
+            n++;
+        }
+    if (n) printf(" | target mean %s", metrics_cell(cell, sizeof cell, sum / n, 0));
+    printf("\n(per-class IoU of every domain: %s/metrics.jsonl)\n", cfg->run.work_dir);
 }
 
 // Evaluates on every data.val source; keeps best.h5 by run.select_metric on run.select_domain.
@@ -61,67 +120,18 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         mv_eval_opts eo = {0};
         double t0 = mv_now_s();
         MV_TRY(evaluate_split(&res, &t->model, cfg, t->val_paths[i], v->name, t->comm, &eo));
-        // What rank 0 alone does (the log, best.h5) may fail too: its outcome is sent to every
-        // rank, so that all of them leave the evaluation together and the caller can still
-        // write the step's checkpoint (a rank returning alone would meet the others in
-        // mismatched collectives).
+        // What rank 0 alone does (the log, best.h5) may fail too: every rank follows its outcome,
+        // so that all of them leave the evaluation together and the caller can still write the
+        // step's checkpoint.
         int32_t status = 0;
         if (t->comm->rank == 0) {
             miou[i] = res.miou;
-            char a[32], b[32], c[32];   // '-' where a value is undefined (no labelled pixel of the classes)
-            printf("[eval iter %ld] %-10s mIoU %s  mAcc %s  aAcc %s  (%d classes, %.1fs)\n", iter, v->name,
-                   metrics_cell(a, sizeof a, res.miou, 5), metrics_cell(b, sizeof b, res.macc, 5),
-                   metrics_cell(c, sizeof c, res.aacc, 5), res.valid_classes, mv_now_s() - t0);
-            fprintf(t->jsonl, "{\"type\": \"eval\", \"iter\": %ld, \"domain\": ", iter);
-            json_write_string(t->jsonl, v->name);
-            fprintf(t->jsonl, ", \"metrics\": ");
-            metrics_write_json(t->jsonl, &res, NULL, v->name);   // Cityscapes names for 19 classes
-            fprintf(t->jsonl, "}\n");
-            status = train_log_flush(t);
-            double value = metrics_value(&res, cfg->run.select_metric);
-            // As eval warns: mostly labels converted wrongly. On the selection domain it also
-            // means that no evaluation can make best.h5.
-            if (res.pixels == 0)
-                fprintf(stderr, "maskvim train: warning: %s: no labelled pixel (every label is ignore, 255): no metric "
-                                "to report%s\n", v->name, sel == v ? "; best.h5 cannot be chosen on it "
-                                "(run.select_domain)" : "");
-            if (status == 0 && sel == v && !isnan(value) && (isnan(t->st.best_value) || value > t->st.best_value)) {
-                t->st.best_value = value;
-                t->st.best_step = t->st.step;
-                snprintf(t->st.best_name, sizeof t->st.best_name, "%s/%s", v->name, metrics_name(cfg->run.select_metric));
-                char path[1024];
-                snprintf(path, sizeof path, "%s/best.h5", cfg->run.work_dir);
-                // best.h5 is a full checkpoint (`--resume best.h5` works): its loader cursor
-                // must be this step's, not the one of the last periodic checkpoint.
-                loader_cursor(t->loader, &t->st.cursor);
-                status = state_to_host(t);
-                if (status == 0) status = checkpoint_save(path, &t->model.params, &t->opt, &t->st, cfg);
-                if (status == 0)
-                    printf("[eval iter %ld] new best %s = %.2f -> %s\n", iter, t->st.best_name, value, path);
-            }
+            status = log_eval_result(t, iter, v, &res, sel == v, mv_now_s() - t0);
+            if (status == 0 && sel == v) status = maybe_save_best(t, iter, v, &res);
         }
-        if (t->comm->world > 1 && comm_bcast_bytes(t->comm, &status, sizeof status) < 0) return -1;
-        if (status < 0)
-            return t->comm->rank == 0 ? -1 : mv_fail("rank 0 could not record the evaluation (its message gives the reason)");
+        MV_TRY(follow_rank0(t, status, "rank 0 could not record the evaluation (its message gives the reason)"));
     }
-    if (final && t->comm->rank == 0 && sel) {
-        // The domain-generalisation summary: the selection (source) domain and the others.
-        double sum = 0;
-        int n = 0;
-        // '-' for a domain without a labelled pixel, and then for the mean (as eval's means).
-        char cell[32];
-        printf("\nmIoU after %ld iterations: source %s %s", iter, sel->name,
-               metrics_cell(cell, sizeof cell, miou[sel - cfg->data.val], 0));
-        for (int i = 0; i < cfg->data.num_val; i++)
-            if (&cfg->data.val[i] != sel) {
-                printf("%s %s %s", n ? "" : " | targets", cfg->data.val[i].name,
-                       metrics_cell(cell, sizeof cell, miou[i], 0));
-                sum += miou[i];
-                n++;
-            }
-        if (n) printf(" | target mean %s", metrics_cell(cell, sizeof cell, sum / n, 0));
-        printf("\n(per-class IoU of every domain: %s/metrics.jsonl)\n", cfg->run.work_dir);
-    }
+    if (final && t->comm->rank == 0 && sel) print_dg_summary(t, iter, sel, miou);
     // Every rank follows rank 0's best bookkeeping (it is saved in every checkpoint).
     return comm_bcast_bytes(t->comm, &t->st.best_value, sizeof t->st.best_value);
 }
@@ -192,9 +202,7 @@ static int check_weights(trainer *t, long it, long saved_iter) {
                              t->cfg->run.work_dir);
         }
     }
-    if (t->comm->world > 1 && comm_bcast_bytes(t->comm, &status, sizeof status) < 0) return -1;
-    if (status < 0) return t->comm->rank == 0 ? -1 : mv_fail("rank 0 stopped the run at its weight check (its message says why)");
-    return 0;
+    return follow_rank0(t, status, "rank 0 stopped the run at its weight check (its message says why)");
 }
 
 // A step's data or an evaluation failed (a damaged or vanished shard, best.h5 not writable)

@@ -73,19 +73,30 @@ static int log_start(trainer *t, int world, int batch_per_rank, const char *devi
     return train_log_flush(t);
 }
 
-// Losses and mask ratios averaged over ranks, the logged view of one step.
-// v: 5 losses, keep ratio of encoder stages 0..3 (at 5..8) and decoder levels 0..2 (at 9..11), ranks.
-typedef struct { double v[5 + 7 + 1]; } step_stats;
+// Losses and mask ratios averaged over ranks, the logged view of one step: v[] by these slots,
+// summed over ranks in one all-reduce (ST_RANKS counts the ranks, then divides the rest).
+enum {
+    ST_TOTAL, ST_CE, ST_AUX, ST_RATIO, ST_POSITION,   // the losses
+    ST_KEEP_ENC,                                      // keep ratio of encoder stages 0..3
+    ST_KEEP_DEC = ST_KEEP_ENC + 4,                    // ... of decoder levels 0..2
+    ST_RANKS = ST_KEEP_DEC + 3,
+    ST_COUNT
+};
+typedef struct { double v[ST_COUNT]; } step_stats;
 
 static void gather_stats(step_stats *s, const mv_model *m, mv_comm *comm) {
     double *v = s->v;
-    v[0] = m->loss_total; v[1] = m->loss_ce; v[2] = m->loss_aux; v[3] = m->loss_ratio; v[4] = m->loss_position;
-    for (int i = 0; i < 4; i++) v[5 + i] = m->keep_enc[i];
-    for (int i = 0; i < 3; i++) v[9 + i] = m->keep_dec[i];
-    v[12] = 1;
+    v[ST_TOTAL] = m->loss_total;
+    v[ST_CE] = m->loss_ce;
+    v[ST_AUX] = m->loss_aux;
+    v[ST_RATIO] = m->loss_ratio;
+    v[ST_POSITION] = m->loss_position;
+    for (int i = 0; i < 4; i++) v[ST_KEEP_ENC + i] = m->keep_enc[i];
+    for (int i = 0; i < 3; i++) v[ST_KEEP_DEC + i] = m->keep_dec[i];
+    v[ST_RANKS] = 1;
     // A failed sum (a rank lost) ends the job here, as every other collective of a step does.
-    if (comm_allreduce_sum_doubles(comm, v, 13) < 0) comm_abort(1, mv_last_error());
-    for (int i = 0; i < 12; i++) v[i] /= v[12];
+    if (comm_allreduce_sum_doubles(comm, v, ST_COUNT) < 0) comm_abort(1, mv_last_error());
+    for (int i = 0; i < ST_RANKS; i++) v[i] /= v[ST_RANKS];
 }
 
 // The encoder keep ratios as logged: stages 0..2, and stage 3 only where it masks.
@@ -93,7 +104,7 @@ static void fmt_keep_enc(char *out, size_t n, const step_stats *s, bool stage3, 
     int len = 0;
     for (int i = 0; i < (stage3 ? 4 : 3) && len >= 0 && (size_t)len < n; i++) {
         len += snprintf(out + len, n - (size_t)len, "%s", i ? sep : "");
-        if ((size_t)len < n) len += snprintf(out + len, n - (size_t)len, fmt, s->v[5 + i]);
+        if ((size_t)len < n) len += snprintf(out + len, n - (size_t)len, fmt, s->v[ST_KEEP_ENC + i]);
     }
 }
 
@@ -186,15 +197,17 @@ int train_log_step(trainer *t, long it, bool log_now) {
         char keep_txt[64], keep_json[64];
         fmt_keep_enc(keep_txt, sizeof keep_txt, &s, stage3, "/", "%.2f");
         fmt_keep_enc(keep_json, sizeof keep_json, &s, stage3, ", ", "%.4f");
+        const double *v = s.v, *dec = s.v + ST_KEEP_DEC;
         printf("%s[iter %5ld/%ld] loss %.4f (ce %.4f aux %.4f ratio %.4f pos %.4f) lr %.2e keep enc %s "
                "dec %.2f/%.2f/%.2f | %.2f img/s | data %.0f%% sync %.0f%% | ETA %s\n", t->tty ? "\r" : "", it + 1,
-               max_iters, s.v[0], s.v[1], s.v[2], s.v[3], s.v[4], lr, keep_txt, s.v[9], s.v[10], s.v[11], ips,
-               100 * c->data / total, 100 * c->sync / total, eta_s);
+               max_iters, v[ST_TOTAL], v[ST_CE], v[ST_AUX], v[ST_RATIO], v[ST_POSITION], lr, keep_txt, dec[0], dec[1],
+               dec[2], ips, 100 * c->data / total, 100 * c->sync / total, eta_s);
         fprintf(t->jsonl, "{\"type\": \"train\", \"iter\": %ld, \"loss_total\": %.6g, \"loss_ce\": %.6g, \"loss_aux\": %.6g, "
                 "\"loss_ratio\": %.6g, \"loss_position\": %.6g, \"lr\": %.6g, \"keep_enc\": [%s], "
                 "\"keep_dec\": [%.4f, %.4f, %.4f], \"images_per_s\": %.4f, \"eta_s\": %.1f, \"data_wait_frac\": %.4f, "
-                "\"sync_wait_frac\": %.4f, \"outside_frac\": %.4f}\n", it + 1, s.v[0], s.v[1], s.v[2], s.v[3], s.v[4],
-                lr, keep_json, s.v[9], s.v[10], s.v[11], ips, eta, c->data / total, c->sync / total, outside / total);
+                "\"sync_wait_frac\": %.4f, \"outside_frac\": %.4f}\n", it + 1, v[ST_TOTAL], v[ST_CE], v[ST_AUX],
+                v[ST_RATIO], v[ST_POSITION], lr, keep_json, dec[0], dec[1], dec[2], ips, eta, c->data / total,
+                c->sync / total, outside / total);
         MV_TRY(train_log_flush(t));
         fflush(stdout);
         c->interval = now;
@@ -202,7 +215,7 @@ int train_log_step(trainer *t, long it, bool log_now) {
     } else {
         int width = 30, filled = (int)(width * (it + 1) / max_iters);
         printf("\r[%.*s%*s] %ld/%ld loss %.4f | %.2f img/s | ETA %s   ", filled, "==============================",
-               width - filled, "", it + 1, max_iters, s.v[0], ips, eta_s);
+               width - filled, "", it + 1, max_iters, s.v[ST_TOTAL], ips, eta_s);
         fflush(stdout);
     }
     return 0;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/error.h"
-#include "core/evaluate.h"
+#include "core/data_sources.h"
 #include "core/stop_signal.h"
 #include "core/train_internal.h"
 #include "data/manifest.h"
@@ -55,7 +55,7 @@ int train_check_same_data(trainer *t) {
         uint64_t fp;
         loader_source_id(t->loader, i, &n, &fp);
         snprintf(what, sizeof what, "data.train %s (%s)", cfg->data.train[i].name, t->train_paths[i]);
-        MV_TRY(eval_same_split_everywhere(t->comm, what, true, n, fp));
+        MV_TRY(source_same_split_everywhere(t->comm, what, true, n, fp));
     }
     for (int i = 0; i < cfg->data.num_val; i++) {
         int64_t n = 0;
@@ -64,12 +64,22 @@ int train_check_same_data(trainer *t) {
         snprintf(what, sizeof what, "data.val %s (%s)", cfg->data.val[i].name, t->val_paths[i]);
         char own[MV_ERRMSG_MAX] = "";
         if (!have) snprintf(own, sizeof own, "%s", mv_last_error());
-        MV_TRY(eval_same_split_everywhere(t->comm, what, have, n, fp));
+        MV_TRY(source_same_split_everywhere(t->comm, what, have, n, fp));
         // The split opened a moment ago (check_sources) and cannot be read now: a failure of
         // this rank alone, which ends the job (cmd_train aborts) after the others' agreement.
         if (!have) return mv_fail("%s", own);
     }
     return 0;
+}
+
+#define NSTOP MV_STOP_SIGNAL_COUNT
+
+// The stop signal every rank acts on, from this rank's own (mine) and how many ranks got each of
+// mv_stop_signals (counts, summed over the ranks): its own, else the first that reached some rank.
+static int agreed_signal(int mine, const double *counts) {
+    for (int i = 0; i < NSTOP && !mine; i++)
+        if (counts[i] > 0) mine = mv_stop_signals[i];
+    return mine;
 }
 
 // What every rank must agree on after a step's forward, in one small all-reduce:
@@ -81,16 +91,6 @@ int train_check_same_data(trainer *t) {
 //   checkpoint written (an error);
 // - whether a stop signal reached any rank (core/stop_signal.h): then *stop is that signal and
 //   every rank stops after this step, with a checkpoint.
-#define NSTOP MV_STOP_SIGNAL_COUNT
-
-// The stop signal every rank acts on, from this rank's own (mine) and how many ranks got each of
-// mv_stop_signals (counts, summed over the ranks): its own, else the first that reached some rank.
-static int agreed_signal(int mine, const double *counts) {
-    for (int i = 0; i < NSTOP && !mine; i++)
-        if (counts[i] > 0) mine = mv_stop_signals[i];
-    return mine;
-}
-
 int train_step_agreement(trainer *t, long it, int *stop) {
     const mv_model *m = &t->model;
     int mine_sig = stop_signal_pending();

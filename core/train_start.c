@@ -14,17 +14,15 @@
 #include "core/metrics.h"
 #include "core/train_internal.h"
 #include "core/weights_io.h"
+#include "dist/syncbn.h"
 
 // The hooks of a step on several ranks of the CPU path: backward reports each gradient that is
-// final (the buckets above it start their all-reduce), SyncBN sums its statistics. A failed
-// collective (a rank lost) ends the job, as it would inside any other collective of the step.
+// final (the buckets above it start their all-reduce); SyncBN and the ratio loss sum their
+// statistics through dist/syncbn.h's reducer. A failed collective (a rank lost) ends the job, as
+// it would inside any other collective of the step.
 static void grads_ready(void *ctx, size_t lo) {
     trainer *t = ctx;
     if (grad_sync_ready(&t->sync, lo) < 0) comm_abort(1, mv_last_error());
-}
-
-static void reduce_cb(void *ctx, double *buf, int n) {
-    if (comm_allreduce_sum_doubles((mv_comm *)ctx, buf, n) < 0) comm_abort(1, mv_last_error());
 }
 
 // Two trainings in one run directory (a resume started while the killed run's ranks still
@@ -188,14 +186,16 @@ int train_record_start(trainer *t, bool resumed) {
     int rc = checkpoint_adopt_best(wd, t->resume_path, &t->st, adopted, sizeof adopted, why, sizeof why);
     if (rc < 0) return -1;
     // A damaged best.h5 must not pass unnoticed (eval refuses it), also when an intact one replaces it.
-    if (rc != 2 && why[0]) fprintf(stderr, "maskvim: warning: --resume passed over a damaged best.h5: %s\n", why);
-    if (rc == 1) printf("maskvim: %s/best.h5 is now %s, the best checkpoint so far (%s)\n", wd, adopted, best);
-    if (rc == 2)
+    if (rc != MV_BEST_RESET && why[0])
+        fprintf(stderr, "maskvim: warning: --resume passed over a damaged best.h5: %s\n", why);
+    if (rc == MV_BEST_COPIED)
+        printf("maskvim: %s/best.h5 is now %s, the best checkpoint so far (%s)\n", wd, adopted, best);
+    if (rc == MV_BEST_RESET)
         fprintf(stderr, "maskvim: warning: %s records a best value %s, but that checkpoint is not to be found (%s): "
                 "the record is dropped, and the next evaluation writes %s/best.h5\n", t->resume_path, best, why, wd);
-    if (rc == 3 && why[0])
+    if (rc == MV_BEST_REMOVED && why[0])
         printf("maskvim: removed %s/best.h5 (damaged, see the warning above); the next evaluation writes it\n", wd);
-    else if (rc == 3)
+    else if (rc == MV_BEST_REMOVED)
         printf("maskvim: removed %s/best.h5: it is of another course than %s (which has no evaluation yet); the next "
                "evaluation writes it\n", wd, t->resume_path);
     rc = checkpoint_adopt(wd, t->resume_path, (int64_t)t->opt.step, adopted, sizeof adopted);
@@ -212,7 +212,7 @@ int train_open_device(trainer *t) {
     t->ids = mv_malloc(sizeof(int) * B);
     t->ctx = (mv_run_ctx){.training = true, .seed = (uint64_t)cfg->run.seed, .world_size = world, .sample_ids = t->ids};
     if (world > 1) {
-        t->ctx.reduce.fn = reduce_cb;
+        t->ctx.reduce.fn = syncbn_reduce_cb;
         t->ctx.reduce.ctx = t->comm;
         t->ctx.grads_ready = grads_ready;
         t->ctx.grads_ctx = t;

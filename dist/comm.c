@@ -76,6 +76,13 @@ void comm_mpi_backoff(double waited_s) {
     if (waited_s > 1e-4) sched_yield();
 }
 
+bool comm_mpi_timed_out(const mv_comm *c, double t0, double *waited_s) {
+    *waited_s = mv_now_s() - t0;
+    if (c->timeout_s > 0 && *waited_s > c->timeout_s) return true;
+    comm_mpi_backoff(*waited_s);
+    return false;
+}
+
 #ifdef MV_HAVE_MPI
 // Open MPI's all-reduce allocates a temporary buffer as large as the message on every call.
 // glibc serves allocations above 32 MiB with fresh mmap pages (and trims freed heap tops), so
@@ -243,11 +250,9 @@ int comm_mpi_wait(mv_comm *c, MPI_Request *req, const char *what) {
         int err = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
         if (err != MPI_SUCCESS) return comm_mpi_fail(err, what);
         if (flag) return 0;
-        double waited = mv_now_s() - t0;
-        if (c->timeout_s > 0 && waited > c->timeout_s)
-            return mv_fail("%s: not complete after %.0f s: a rank has stopped or is stuck, or its host cannot be "
-                           "reached (MV_COMM_TIMEOUT sets this limit)", what, waited);
-        comm_mpi_backoff(waited);
+        double waited;
+        if (comm_mpi_timed_out(c, t0, &waited))
+            return mv_fail("%s: not complete after %.0f s" MV_COMM_TIMEOUT_WHY, what, waited);
     }
 }
 

@@ -196,48 +196,35 @@ static int check_thread(void) {
     return 0;
 }
 
-int grad_sync_begin(mv_grad_sync *s, int bucket) {
-    if (bucket < 0 || bucket >= s->num_buckets)
-        return mv_fail("grad_sync_begin: bucket %d out of range (%d buckets)", bucket, s->num_buckets);
-    check_thread();
-    while (s->next <= bucket) {
-        MV_TRY(start_bucket(s, s->next));
-        s->next++;
-    }
+// Starts the buckets from s->next up to (not including) `end`, in index order, so that every
+// rank issues the same collectives in the same order.
+static int start_until(mv_grad_sync *s, int end) {
+    for (; s->next < end; s->next++) MV_TRY(start_bucket(s, s->next));
     return 0;
 }
 
 int grad_sync_ready(mv_grad_sync *s, size_t offset_lo) {
     check_thread();
-    while (s->next < s->num_buckets && s->buckets[s->next].lo >= offset_lo) {
-        MV_TRY(start_bucket(s, s->next));
-        s->next++;
-    }
+    int end = s->next;   // the buckets lying wholly at or above offset_lo
+    while (end < s->num_buckets && s->buckets[end].lo >= offset_lo) end++;
+    MV_TRY(start_until(s, end));
     int pending;
     return poll_buckets(s, &pending);
 }
 
 int grad_sync_finish(mv_grad_sync *s) {
     check_thread();
-    while (s->next < s->num_buckets) {
-        MV_TRY(start_bucket(s, s->next));
-        s->next++;
-    }
+    MV_TRY(start_until(s, s->num_buckets));
     double t0 = mv_now_s();
     for (;;) {
         int pending = 0;
         MV_TRY(poll_buckets(s, &pending));
         if (pending == 0) break;
-        double waited = mv_now_s() - t0;
-        if (s->comm->timeout_s > 0 && waited > s->comm->timeout_s)
-            return mv_fail("gradient all-reduce: %d of %d buckets not complete after %.0f s: a rank has "
-                           "stopped or is stuck, or its host cannot be reached (MV_COMM_TIMEOUT sets this limit)",
+        double waited;
+        if (comm_mpi_timed_out(s->comm, t0, &waited))
+            return mv_fail("gradient all-reduce: %d of %d buckets not complete after %.0f s" MV_COMM_TIMEOUT_WHY,
                            pending, s->num_buckets, waited);
-        comm_mpi_backoff(waited);
     }
-    s->wait_s = mv_now_s() - t0;
-    s->total_wait_s += s->wait_s;
-    s->steps++;
     s->next = 0;
     memset(s->done, 0, (size_t)s->num_buckets * sizeof *s->done);
     return 0;

@@ -8,7 +8,7 @@
 // One step:   for each layer, last to first:  layer_backward(...); grad_sync_ready(&s, layer_lo);
 //             grad_sync_finish(&s);   // grads now hold the average over ranks
 //
-// Buckets always start in index order 0, 1, 2, ... (whatever order begin/ready are called in),
+// Buckets always start in index order 0, 1, 2, ... (whatever offsets ready is called with),
 // so every rank issues the same collectives in the same order, as MPI and NCCL require.
 // This is the MPI backend, on host memory; dist/nccl_comm.h has the NCCL one (device memory, a
 // communication stream), with the same bucket plan (grad_sync_plan_alloc) and call pattern.
@@ -39,9 +39,6 @@ typedef struct {
     int next;              // buckets [0, next) have been started in this step
     int *done;             // (num_buckets) 1 once reduced and averaged in this step
     void *reqs;            // (num_buckets) backend requests, private to grad_sync.c
-    double wait_s;         // last step: seconds grad_sync_finish spent waiting (not hidden)
-    double total_wait_s;   // all steps
-    long steps;            // steps finished
 } mv_grad_sync;
 
 // Plans the buckets of a flat buffer of n floats, from the end. cuts[0..num_cuts) are the
@@ -67,8 +64,6 @@ int grad_sync_init(mv_grad_sync *s, mv_comm *c, float *grads, const size_t *cuts
                    const mv_grad_sync_opts *opts, size_t n, int num_cuts);
 void grad_sync_free(mv_grad_sync *s);
 
-// Starts bucket `bucket` (and any earlier one not yet started). 0, or -1 with a message.
-int grad_sync_begin(mv_grad_sync *s, int bucket);
 // Backward tells that every gradient at offset >= offset_lo is final: starts every bucket that
 // lies wholly at or above offset_lo, then lets pending reductions progress (MPI moves data only
 // inside MPI calls, so call this often during backward). 0, or -1 with a message.

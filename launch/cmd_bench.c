@@ -124,46 +124,67 @@ static int bench_size(const char *v, int *h, int *w) {
     return -1;
 }
 
-int cmd_bench(int argc, char **argv) {
-    const char *config = NULL, *json = NULL, *scan = NULL, *preset_given = NULL;
-    const char **sets = mv_calloc(argc + 2, sizeof(char *));
-    char preset[96] = "model.preset=maskvim-nano";
-    int nsets = 0, B = 2, H = 128, W = 256, iters = 3, warmup = 1;
+// The command line of `maskvim bench`.
+typedef struct {
+    const char *config, *json, *scan;
+    const char **sets;    // "model.preset=NAME" first unless --config, then the --set values; cmd_bench frees it
+    int nsets;
+    char preset[96];      // the "model.preset=NAME" that sets[0] points to
+    int B, H, W, iters, warmup;
+} bench_args;
+
+// parse_bench_args's result when the command goes on (otherwise: the exit status).
+#define GO_ON (-1)
+
+// Reads the command line into *a (a->sets: the preset's --set first, where one applies): GO_ON,
+// or the status to exit with now (0 after --help, 2 for a usage error, its message printed).
+static int parse_bench_args(bench_args *a, int argc, char **argv) {
+    *a = (bench_args){.sets = mv_calloc(argc + 2, sizeof(char *)), .preset = "model.preset=maskvim-nano",
+                      .B = 2, .H = 128, .W = 256, .iters = 3, .warmup = 1};
+    const char *preset_given = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
-        if (!v) { cli_missing_value("bench", a, usage); free(sets); return 2; }
-        if (!strcmp(a, "--preset")) { snprintf(preset, sizeof preset, "model.preset=%s", v); preset_given = v; }
-        else if (!strcmp(a, "--config")) config = v;
-        else if (!strcmp(a, "--set")) sets[nsets++] = v;
-        else if (!strcmp(a, "--batch")) { if (bench_int(a, v, 1, 4096, &B) < 0) { free(sets); return 2; } }
-        else if (!strcmp(a, "--size")) { if (bench_size(v, &H, &W) < 0) { free(sets); return 2; } }
-        else if (!strcmp(a, "--iters")) { if (bench_int(a, v, 1, 1000000, &iters) < 0) { free(sets); return 2; } }
-        else if (!strcmp(a, "--warmup")) { if (bench_int(a, v, 0, 1000000, &warmup) < 0) { free(sets); return 2; } }
-        else if (!strcmp(a, "--json")) json = v;
-        else if (!strcmp(a, "--scan")) scan = v;
-        else { cli_unknown_option("bench", a, usage); free(sets); return 2; }
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) { usage(stdout); return 0; }
+        if (!v) { cli_missing_value("bench", o, usage); return 2; }
+        int bad = 0;
+        if (!strcmp(o, "--preset")) { snprintf(a->preset, sizeof a->preset, "model.preset=%s", v); preset_given = v; }
+        else if (!strcmp(o, "--config")) a->config = v;
+        else if (!strcmp(o, "--set")) a->sets[a->nsets++] = v;
+        else if (!strcmp(o, "--batch")) bad = bench_int(o, v, 1, 4096, &a->B);
+        else if (!strcmp(o, "--size")) bad = bench_size(v, &a->H, &a->W);
+        else if (!strcmp(o, "--iters")) bad = bench_int(o, v, 1, 1000000, &a->iters);
+        else if (!strcmp(o, "--warmup")) bad = bench_int(o, v, 0, 1000000, &a->warmup);
+        else if (!strcmp(o, "--json")) a->json = v;
+        else if (!strcmp(o, "--scan")) a->scan = v;
+        else { cli_unknown_option("bench", o, usage); return 2; }
+        if (bad < 0) return 2;   // bench_int and bench_size printed why
         i++;
     }
-    if (iters < 1 || B < 1 || warmup < 0) {
+    if (a->iters < 1 || a->B < 1 || a->warmup < 0) {
         fprintf(stderr, "maskvim bench: --iters and --batch must be positive, --warmup at least 0\n");
-        free(sets);
         return 2;
     }
-    if (config && preset_given) {
+    if (a->config && preset_given) {
         fprintf(stderr, "maskvim bench: give --preset NAME or --config FILE, not both (a preset over a file's model "
                         "keys would leave the file's model under the preset's name)\n");
-        free(sets);
         return 2;
     }
-    if (preset_given && check_preset("bench", preset_given) < 0) { free(sets); return 2; }
-    if (config) preset[0] = 0;
-    if (scan) { free(sets); return bench_scan(scan, iters); }
-    if (preset[0]) { memmove(sets + 1, sets, sizeof(char *) * nsets); sets[0] = preset; nsets++; }
+    if (preset_given && check_preset("bench", preset_given) < 0) return 2;
+    if (!a->config) {   // the preset goes first: a --set of a model key applies on top of it
+        memmove(a->sets + 1, a->sets, sizeof(char *) * a->nsets);
+        a->sets[0] = a->preset;
+        a->nsets++;
+    }
+    return GO_ON;
+}
 
+// The timed training steps and their report (and --json). Returns the exit status.
+static int run_bench(const bench_args *a) {
+    int B = a->B, H = a->H, W = a->W, iters = a->iters, warmup = a->warmup;
+    const char *json = a->json;
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     mv_model *m = mv_calloc(1, sizeof *m);
-    int rc = config_load(cfg, config, nsets, sets);
+    int rc = config_load(cfg, a->config, a->nsets, a->sets);
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = model_plan(m, B, H, W, MV_PLAN_TRAIN);
     // --json is opened before the timing, so that a path it cannot be written to fails at once;
@@ -172,7 +193,7 @@ int cmd_bench(int argc, char **argv) {
     if (rc == 0 && json) rc = mv_atomic_open(&out, json);
     if (rc < 0) {
         fprintf(stderr, "maskvim bench: %s\n", mv_last_error());
-        model_free(m); free(m); free(cfg); free(sets);
+        model_free(m); free(m); free(cfg);
         return 1;
     }
     params_init(&m->params, 0);
@@ -180,7 +201,7 @@ int cmd_bench(int argc, char **argv) {
     if (optimizer_init(&opt, &m->params, &cfg->optim) < 0) {
         fprintf(stderr, "maskvim bench: %s\n", mv_last_error());
         if (json) mv_atomic_abort(&out);
-        model_free(m); free(m); free(cfg); free(sets);
+        model_free(m); free(m); free(cfg);
         return 1;
     }
     float *img = mv_malloc(sizeof(float) * B * 3 * H * W);
@@ -246,6 +267,14 @@ int cmd_bench(int argc, char **argv) {
     }
     optimizer_free(&opt);
     free(img); free(lab); free(ids);
-    model_free(m); free(m); free(cfg); free(sets);
+    model_free(m); free(m); free(cfg);
+    return status;
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_args a;
+    int status = parse_bench_args(&a, argc, argv);
+    if (status == GO_ON) status = a.scan ? bench_scan(a.scan, a.iters) : run_bench(&a);
+    free(a.sets);
     return status;
 }

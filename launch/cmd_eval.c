@@ -151,74 +151,132 @@ static void report_result(const char *label, const mv_seg_metrics *res, bool per
     fprintf(jf, "}");
 }
 
-int cmd_eval(int argc, char **argv) {
-    const char *file = NULL, *ckpt = NULL, *targets = NULL, *corrs = NULL, *sevs = "5", *json = NULL;
-    bool sevs_given = false, seed_given = false, bgr = false;
-    uint64_t corr_seed = 0;
-    const char **sets = mv_calloc(argc + 1, sizeof(char *));
-    int nsets = 0;
-    bool per_class = false;
+// The command line of `maskvim eval`.
+typedef struct {
+    const char *file, *ckpt, *targets, *corrs, *sevs, *json;
+    const char **sets;   // the --set values (nsets of them); cmd_eval frees the array
+    int nsets;
+    bool per_class, bgr;
+    uint64_t corr_seed;
+} eval_args;
+
+// parse_eval_args's result when the command goes on (otherwise: the exit status).
+#define GO_ON (-1)
+
+// Reads the command line into *a: GO_ON, or the status to exit with now (0 after --help, 2 for
+// a usage error, its message printed).
+static int parse_eval_args(eval_args *a, int argc, char **argv) {
+    *a = (eval_args){.sevs = "5", .sets = mv_calloc(argc + 1, sizeof(char *))};
+    bool sevs_given = false, seed_given = false;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
-        if (!strcmp(a, "--per-class")) { per_class = true; continue; }
-        if (!strcmp(a, "--corruption-bgr")) { bgr = true; continue; }
-        if (a[0] != '-') {
-            if (file) { fprintf(stderr, "maskvim eval: more than one configuration file ('%s', '%s')\n", file, a); free(sets); return 2; }
-            file = a;
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) { usage(stdout); return 0; }
+        if (!strcmp(o, "--per-class")) { a->per_class = true; continue; }
+        if (!strcmp(o, "--corruption-bgr")) { a->bgr = true; continue; }
+        if (o[0] != '-') {
+            if (a->file) { fprintf(stderr, "maskvim eval: more than one configuration file ('%s', '%s')\n", a->file, o); return 2; }
+            a->file = o;
             continue;
         }
-        if (!v) { cli_missing_value("eval", a, usage); free(sets); return 2; }
-        if (!strcmp(a, "--checkpoint")) ckpt = v;
-        else if (!strcmp(a, "--set")) sets[nsets++] = v;
-        else if (!strcmp(a, "--targets")) targets = v;
-        else if (!strcmp(a, "--corruptions")) corrs = v;
-        else if (!strcmp(a, "--corruption-seed")) {
-            if (cli_option_u64(a, v, &corr_seed) < 0) { fprintf(stderr, "maskvim eval: %s\n", mv_last_error()); free(sets); return 2; }
+        if (!v) { cli_missing_value("eval", o, usage); return 2; }
+        if (!strcmp(o, "--checkpoint")) a->ckpt = v;
+        else if (!strcmp(o, "--set")) a->sets[a->nsets++] = v;
+        else if (!strcmp(o, "--targets")) a->targets = v;
+        else if (!strcmp(o, "--corruptions")) a->corrs = v;
+        else if (!strcmp(o, "--corruption-seed")) {
+            if (cli_option_u64(o, v, &a->corr_seed) < 0) { fprintf(stderr, "maskvim eval: %s\n", mv_last_error()); return 2; }
             seed_given = true;
         }
-        else if (!strcmp(a, "--severities")) { sevs = v; sevs_given = true; }
-        else if (!strcmp(a, "--json")) json = v;
-        else { cli_unknown_option("eval", a, usage); free(sets); return 2; }
+        else if (!strcmp(o, "--severities")) { a->sevs = v; sevs_given = true; }
+        else if (!strcmp(o, "--json")) a->json = v;
+        else { cli_unknown_option("eval", o, usage); return 2; }
         i++;
     }
-    if (!ckpt) { fprintf(stderr, "maskvim eval: --checkpoint is required\n\n"); usage(stderr); free(sets); return 2; }
-    if (seed_given && !corrs) {
-        fprintf(stderr, "maskvim eval: --corruption-seed needs --corruptions LIST|all\n");
-        free(sets);
-        return 2;
+    if (!a->ckpt) { fprintf(stderr, "maskvim eval: --checkpoint is required\n\n"); usage(stderr); return 2; }
+    const char *needs_corrs = seed_given ? "--corruption-seed needs --corruptions LIST|all"
+                            : a->bgr     ? "--corruption-bgr needs --corruptions LIST|all"
+                            : sevs_given ? "--severities needs --corruptions LIST|all (clean images have no severity)"
+                                         : NULL;
+    if (needs_corrs && !a->corrs) { fprintf(stderr, "maskvim eval: %s\n", needs_corrs); return 2; }
+    return GO_ON;
+}
+
+// What every evaluated split shares: the model, the run's configuration and ranks, the
+// corruptions and severities chosen (corr_on, sev: clean images only without --corruptions),
+// and rank 0's --json file (jf, NULL without; nres records written so far).
+typedef struct {
+    const eval_args *a;
+    mv_model *m;
+    const mv_config *cfg;
+    mv_comm *comm;
+    bool corr_on[CORRUPT_COUNT], sev[6];
+    FILE *jf;
+    int nres;
+} eval_job;
+
+// Rank 0: the line of a corruption's mean mIoU over its `nsev` severities (`sum`: their sum).
+static void print_corruption_mean(const char *domain, int c, double sum, int nsev) {
+    char label[128];
+    snprintf(label, sizeof label, "%s/%s/mean", domain, corrupt_name(c));
+    // A split without a labelled pixel has no mIoU at any severity: '-' as in its rows.
+    if (isnan(sum)) printf("%-36s mIoU      -  (mean over %d severities)\n", label, nsev);
+    else printf("%-36s mIoU %6.2f  (mean over %d severities)\n", label, sum / nsev, nsev);
+}
+
+// One data.val source: its clean images, then each chosen (corruption, severity), each reported
+// as it is done, and with several severities each corruption's mean. 0, or -1 with a message.
+static int eval_one_source(eval_job *j, const mv_source *v) {
+    const eval_args *a = j->a;
+    bool r0 = j->comm->rank == 0;
+    char path[1024];
+    MV_TRY(source_resolve(path, sizeof path, v, "val", j->cfg, j->comm));
+    for (int c = -1; c < CORRUPT_COUNT; c++) {   // -1: the clean images (severity 0)
+        if (c >= 0 && !j->corr_on[c]) continue;
+        double sum = 0;
+        int nsev = 0;
+        for (int s = c < 0 ? 0 : 1; s <= (c < 0 ? 0 : 5); s++) {
+            if (c >= 0 && !j->sev[s]) continue;
+            corrupt_ctx cc = {c, s, a->corr_seed, a->bgr};
+            mv_eval_opts eo = {c >= 0 ? corrupt_hook : NULL, &cc, false};
+            char label[128];
+            if (c < 0) snprintf(label, sizeof label, "%s", v->name);
+            else snprintf(label, sizeof label, "%s/%s/%d", v->name, corrupt_name(c), s);
+            mv_seg_metrics res;
+            MV_TRY(evaluate_split(&res, j->m, j->cfg, path, label, j->comm, &eo));
+            sum += res.miou;
+            nsev++;
+            if (r0) report_result(label, &res, a->per_class, j->jf, &j->nres, v->name, c, s);
+        }
+        if (c >= 0 && nsev > 1 && r0) print_corruption_mean(v->name, c, sum, nsev);
     }
-    if (bgr && !corrs) {
-        fprintf(stderr, "maskvim eval: --corruption-bgr needs --corruptions LIST|all\n");
-        free(sets);
-        return 2;
-    }
-    if (sevs_given && !corrs) {
-        fprintf(stderr, "maskvim eval: --severities needs --corruptions LIST|all (clean images have no severity)\n");
-        free(sets);
-        return 2;
-    }
+    return 0;
+}
+
+// Everything after the command line: the configuration and model, every wanted source, the
+// --json file. Returns the exit status.
+static int run_eval(const eval_args *a, int *argc, char ***argv) {
     mv_comm comm;
-    if (comm_init(&comm, &argc, &argv) < 0) { fprintf(stderr, "maskvim eval: %s\n", mv_last_error()); free(sets); return 1; }
+    if (comm_init(&comm, argc, argv) < 0) { fprintf(stderr, "maskvim eval: %s\n", mv_last_error()); return 1; }
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     mv_model *m = mv_calloc(1, sizeof *m);
-    bool corr_on[CORRUPT_COUNT] = {false}, sev[6] = {false};
+    eval_job job = {.a = a, .m = m, .cfg = cfg, .comm = &comm};
     // --checkpoint first: without FILE the configuration is the one saved in it.
+    const char *ckpt = a->ckpt;
     char ckpt_path[4096] = "";   // --checkpoint, or the checkpoint a run folder's `latest` names
     char *saved_yaml = NULL;
-    int rc = inference_checkpoint(&comm, ckpt, comm.rank == 0 ? "maskvim eval: --checkpoint" : NULL, !file, ckpt_path,
-                               sizeof ckpt_path, &saved_yaml);
+    int rc = inference_checkpoint(&comm, ckpt, comm.rank == 0 ? "maskvim eval: --checkpoint" : NULL, !a->file, ckpt_path,
+                                  sizeof ckpt_path, &saved_yaml);
     if (rc == 0) ckpt = ckpt_path;
-    if (rc == 0) rc = inference_config(cfg, file, ckpt, saved_yaml, nsets, sets, comm.rank == 0, "maskvim eval");
+    if (rc == 0) rc = inference_config(cfg, a->file, ckpt, saved_yaml, a->nsets, a->sets, comm.rank == 0, "maskvim eval");
     // An empty data.val used to run the model set-up and then fail as "no data.val source matches
     // --targets '(null)'" (printf of a NULL string): say what is missing, before any work.
     if (rc == 0 && cfg->data.num_val == 0)
         rc = mv_fail("data.val is empty: no split to evaluate (e.g. --set 'data.val=[synthetic:clear,/data/bdd/val]')");
-    if (rc == 0) rc = check_targets(targets, cfg);
-    if (rc == 0 && !file) rc = check_saved_paths(cfg, targets, ckpt, saved_yaml);
+    if (rc == 0) rc = check_targets(a->targets, cfg);
+    if (rc == 0 && !a->file) rc = check_saved_paths(cfg, a->targets, ckpt, saved_yaml);
     free(saved_yaml);
-    if (rc == 0 && corrs) rc = corrupt_parse_severities(sev, sevs, "--severities");
-    if (rc == 0 && corrs) rc = corrupt_parse_names(corr_on, corrs, "--corruptions");
+    if (rc == 0 && a->corrs) rc = corrupt_parse_severities(job.sev, a->sevs, "--severities");
+    if (rc == 0 && a->corrs) rc = corrupt_parse_names(job.corr_on, a->corrs, "--corruptions");
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_for_inference(&m->params, ckpt, comm.rank == 0 ? stderr : NULL, "maskvim eval");
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
@@ -231,55 +289,26 @@ int cmd_eval(int argc, char **argv) {
     // --json appears whole once every split is evaluated; a failed evaluation leaves no file (or the
     // previous one as it was), so a script never reads part of the results as all of them.
     mv_atomic_file jout = {0};
-    FILE *jf = NULL;
-    if (rc == 0 && json && comm.rank == 0 && (rc = mv_atomic_open(&jout, json)) == 0) jf = jout.f;
-    if (jf) {
-        fputs("{\"checkpoint\": ", jf);
-        json_write_string(jf, ckpt);
+    if (rc == 0 && a->json && comm.rank == 0 && (rc = mv_atomic_open(&jout, a->json)) == 0) job.jf = jout.f;
+    if (job.jf) {
+        fputs("{\"checkpoint\": ", job.jf);
+        json_write_string(job.jf, ckpt);
         // What decides the corrupted pixels besides the corruption and severity: a sweep compares
         // them with its experiment file before it keeps these numbers.
-        if (corrs)
-            fprintf(jf, ", \"corruption_seed\": %llu, \"corruption_channels\": \"%s\"", (unsigned long long)corr_seed,
-                    bgr ? "bgr" : "rgb");
-        fputs(", \"results\": [\n", jf);
+        if (a->corrs)
+            fprintf(job.jf, ", \"corruption_seed\": %llu, \"corruption_channels\": \"%s\"",
+                    (unsigned long long)a->corr_seed, a->bgr ? "bgr" : "rgb");
+        fputs(", \"results\": [\n", job.jf);
     }
-    int nres = 0, found = 0;
+    int found = 0;
     for (int i = 0; i < cfg->data.num_val && rc == 0; i++) {
-        const mv_source *v = &cfg->data.val[i];
-        if (!wanted(targets, v->name)) continue;
+        if (!wanted(a->targets, cfg->data.val[i].name)) continue;
         found++;
-        char path[1024];
-        if ((rc = source_resolve(path, sizeof path, v, "val", cfg, &comm)) < 0) break;
-        // Clean images, then each (corruption, severity).
-        for (int c = -1; c < CORRUPT_COUNT && rc == 0; c++) {
-            if (c >= 0 && !corr_on[c]) continue;
-            double sum = 0;
-            int nsev = 0;
-            for (int s = c < 0 ? 0 : 1; s <= (c < 0 ? 0 : 5) && rc == 0; s++) {
-                if (c >= 0 && !sev[s]) continue;
-                corrupt_ctx cc = {c, s, corr_seed, bgr};
-                mv_eval_opts eo = {c >= 0 ? corrupt_hook : NULL, &cc, false};
-                char label[128];
-                if (c < 0) snprintf(label, sizeof label, "%s", v->name);
-                else snprintf(label, sizeof label, "%s/%s/%d", v->name, corrupt_name(c), s);
-                mv_seg_metrics res;
-                if ((rc = evaluate_split(&res, m, cfg, path, label, &comm, &eo)) < 0) break;
-                sum += res.miou;
-                nsev++;
-                if (comm.rank == 0) report_result(label, &res, per_class, jf, &nres, v->name, c, s);
-            }
-            if (c >= 0 && nsev > 1 && comm.rank == 0) {
-                char label[128];
-                snprintf(label, sizeof label, "%s/%s/mean", v->name, corrupt_name(c));
-                // A split without a labelled pixel has no mIoU at any severity: '-' as in its rows.
-                if (isnan(sum)) printf("%-36s mIoU      -  (mean over %d severities)\n", label, nsev);
-                else printf("%-36s mIoU %6.2f  (mean over %d severities)\n", label, sum / nsev, nsev);
-            }
-        }
+        rc = eval_one_source(&job, &cfg->data.val[i]);
     }
-    if (rc == 0 && found == 0) rc = mv_fail("no data.val source matches --targets '%s'", targets);
-    if (jf) {
-        fprintf(jf, "\n]}\n");
+    if (rc == 0 && found == 0) rc = mv_fail("no data.val source matches --targets '%s'", a->targets);
+    if (job.jf) {
+        fprintf(job.jf, "\n]}\n");
         if (rc == 0) rc = mv_atomic_commit(&jout, false);
         else mv_atomic_abort(&jout);
     }
@@ -290,7 +319,15 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "maskvim %s\n", msg);
     }
     engine_close(m);
-    model_free(m); free(m); free(cfg); free(sets);
+    model_free(m); free(m); free(cfg);
     comm_finalize(&comm);
     return rc < 0 ? 1 : 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    eval_args a;
+    int status = parse_eval_args(&a, argc, argv);
+    if (status == GO_ON) status = run_eval(&a, &argc, &argv);
+    free(a.sets);
+    return status;
 }

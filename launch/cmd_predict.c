@@ -374,59 +374,76 @@ static int predict_one(mv_model *m, const mv_config *cfg, const char *path, cons
     return rc;
 }
 
-int cmd_predict(int argc, char **argv) {
-    const char *file = NULL, *ckpt = NULL, *outdir = NULL, *format_list = "color";
-    const char **sets = mv_calloc(argc + 1, sizeof(char *)), **args = mv_calloc(argc + 1, sizeof(char *));
-    int nsets = 0, nargs = 0;
-    bool masks = false, in_inputs = false;
+// The command line of `maskvim predict`.
+typedef struct {
+    const char *file, *ckpt, *outdir;
+    const char **sets, **inputs;   // the --set values and the --input paths; cmd_predict frees the arrays
+    int nsets, ninputs;
+    int formats;                   // OUT_* bits of --format
+    bool masks;
+} predict_args;
+
+// parse_predict_args's result when the command goes on (otherwise: the exit status).
+#define GO_ON (-1)
+
+// Reads the command line into *a: GO_ON, or the status to exit with now (0 after --help, 2 for
+// a usage error, its message printed).
+static int parse_predict_args(predict_args *a, int argc, char **argv) {
+    *a = (predict_args){.sets = mv_calloc(argc + 1, sizeof(char *)), .inputs = mv_calloc(argc + 1, sizeof(char *))};
+    const char *format_list = "color";
+    bool in_inputs = false;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); free(args); return 0; }
-        if (!strcmp(a, "--masks")) { masks = true; continue; }   // a flag: the images after it are still inputs
-        if (!strcmp(a, "--input")) { in_inputs = true; continue; }
-        if (a[0] != '-') {
-            if (in_inputs) args[nargs++] = a;
-            else if (file) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) { usage(stdout); return 0; }
+        if (!strcmp(o, "--masks")) { a->masks = true; continue; }   // a flag: the images after it are still inputs
+        if (!strcmp(o, "--input")) { in_inputs = true; continue; }
+        if (o[0] != '-') {
+            if (in_inputs) a->inputs[a->ninputs++] = o;
+            else if (a->file) {
                 fprintf(stderr, "maskvim predict: more than one configuration file ('%s', '%s'); images go after "
-                                "--input\n", file, a);
-                free(sets); free(args);
+                                "--input\n", a->file, o);
                 return 2;
-            } else file = a;
+            } else a->file = o;
             continue;
         }
         in_inputs = false;
-        if (!v) { cli_missing_value("predict", a, usage); free(sets); free(args); return 2; }
-        if (!strcmp(a, "--checkpoint")) ckpt = v;
-        else if (!strcmp(a, "--out")) outdir = v;
-        else if (!strcmp(a, "--format")) format_list = v;
-        else if (!strcmp(a, "--set")) sets[nsets++] = v;
-        else { cli_unknown_option("predict", a, usage); free(sets); free(args); return 2; }
+        if (!v) { cli_missing_value("predict", o, usage); return 2; }
+        if (!strcmp(o, "--checkpoint")) a->ckpt = v;
+        else if (!strcmp(o, "--out")) a->outdir = v;
+        else if (!strcmp(o, "--format")) format_list = v;
+        else if (!strcmp(o, "--set")) a->sets[a->nsets++] = v;
+        else { cli_unknown_option("predict", o, usage); return 2; }
         i++;
     }
-    if (!ckpt || !outdir || nargs == 0) {
+    if (!a->ckpt || !a->outdir || a->ninputs == 0) {
         fprintf(stderr, "maskvim predict: --checkpoint, --input and --out are required\n\n");
         usage(stderr);
-        free(sets); free(args);
         return 2;
     }
-    int formats = 0;
-    if (parse_formats(&formats, format_list) < 0) {
+    if (parse_formats(&a->formats, format_list) < 0) {
         fprintf(stderr, "maskvim predict: %s\n", mv_last_error());
-        free(sets); free(args);
         return 2;
     }
+    return GO_ON;
+}
+
+// Everything after the command line: the inputs, the configuration and model, each image of
+// this rank's share. Returns the exit status.
+static int run_predict(const predict_args *a, int *argc, char ***argv) {
+    const char *file = a->file, *ckpt = a->ckpt, *outdir = a->outdir;
+    int formats = a->formats;
+    bool masks = a->masks;
     // Under mpirun the images are divided among the ranks (each rank segments and writes every
     // world-th one); started directly, one process does them all.
     mv_comm comm;
-    if (comm_init(&comm, &argc, &argv) < 0) {
+    if (comm_init(&comm, argc, argv) < 0) {
         fprintf(stderr, "maskvim predict: %s\n", mv_last_error());
-        free(sets); free(args);
         return 1;
     }
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     mv_model *m = mv_calloc(1, sizeof *m);
     path_list inputs = {0};
-    int rc = expand_inputs(&inputs, args, nargs, outdir);
+    int rc = expand_inputs(&inputs, a->inputs, a->ninputs, outdir);
     if (rc == 0) rc = check_distinct_names(&inputs, formats);
     if (rc == 0) rc = check_outputs_spare_inputs(&inputs, formats, masks);
     if (rc == 0) rc = same_inputs_everywhere(&comm, &inputs);
@@ -437,7 +454,7 @@ int cmd_predict(int argc, char **argv) {
         rc = inference_checkpoint(&comm, ckpt, comm.rank == 0 ? "maskvim predict: --checkpoint" : NULL, !file, ckpt_path,
                                sizeof ckpt_path, &saved_yaml);
     if (rc == 0) ckpt = ckpt_path;
-    if (rc == 0) rc = inference_config(cfg, file, ckpt, saved_yaml, nsets, sets, comm.rank == 0, "maskvim predict");
+    if (rc == 0) rc = inference_config(cfg, file, ckpt, saved_yaml, a->nsets, a->sets, comm.rank == 0, "maskvim predict");
     free(saved_yaml);
     if (rc == 0 && (formats & OUT_LABELID) && cfg->model.num_classes != MV_NUM_TRAIN_CLASSES)
         rc = mv_fail("--format labelid maps Cityscapes' 19 train ids to their label ids; this model has %d classes "
@@ -499,7 +516,16 @@ int cmd_predict(int argc, char **argv) {
     }
     engine_close(m);
     free_paths(&inputs);
-    model_free(m); free(m); free(cfg); free(sets); free(args);
+    model_free(m); free(m); free(cfg);
     comm_finalize(&comm);
     return rc < 0 || partial ? 1 : 0;
+}
+
+int cmd_predict(int argc, char **argv) {
+    predict_args a;
+    int status = parse_predict_args(&a, argc, argv);
+    if (status == GO_ON) status = run_predict(&a, &argc, &argv);
+    free(a.sets);
+    free(a.inputs);
+    return status;
 }

@@ -785,7 +785,7 @@ Test(checkpoint, adopt_best_follows_the_bookkeeping) {
     mv_train_state st;
     cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
 
-    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied, NULL, 0), 1, "%s", mv_last_error());
+    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied, NULL, 0), MV_BEST_COPIED, "%s", mv_last_error());
     char want[4300];
     snprintf(want, sizeof want, "%s/best.h5", src);
     cr_expect_str_eq(copied, want);
@@ -793,22 +793,22 @@ Test(checkpoint, adopt_best_follows_the_bookkeeping) {
     snprintf(want, sizeof want, "%s/best.h5", dst);
     cr_assert_eq(checkpoint_read_meta(want, &b, NULL), 0, "%s", mv_last_error());
     cr_expect(b.step == 6 && b.best_step == 6 && b.best_value == 3.25);
-    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied, NULL, 0), 0, "already there");
+    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied, NULL, 0), MV_BEST_KEPT, "already there");
 
     // Another run's best.h5 in the source folder: not taken; the bookkeeping is reset.
     snprintf(want, sizeof want, "%s/best.h5", src);
     save_state(want, &t, &o, 5, 5, 2.0);
-    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied, NULL, 0), 2);
+    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied, NULL, 0), MV_BEST_RESET);
     cr_expect(st.best_step == -1 && isnan(st.best_value) && !st.best_name[0]);
     cr_expect(!exists(other, "best.h5"));
-    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied, NULL, 0), 0, "nothing recorded: nothing to do");
+    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied, NULL, 0), MV_BEST_KEPT, "nothing recorded: nothing to do");
 
     // The checkpoint resumed is itself the best one: it becomes best.h5 (here in its own folder,
     // whose best.h5 was deleted).
     snprintf(path, sizeof path, "%s/iter_6.h5", other);
     save_state(path, &t, &o, 6, 6, 3.25);
     cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
-    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied, NULL, 0), 1, "%s", mv_last_error());
+    cr_expect_eq(checkpoint_adopt_best(other, path, &st, copied, sizeof copied, NULL, 0), MV_BEST_COPIED, "%s", mv_last_error());
     cr_expect_str_eq(copied, path);
     cr_expect(exists(other, "best.h5"));
     optimizer_free(&o);
@@ -848,10 +848,10 @@ Test(checkpoint, adopt_best_verifies_best_h5) {
     cr_assert_eq(checkpoint_set_latest(dir, path), 0, "%s", mv_last_error());
     mv_train_state st;
     cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
-    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 0, "intact: kept");
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), MV_BEST_KEPT, "intact: kept");
     cr_expect_str_eq(why, "");
     damage_weight(best);
-    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 2, "%s",
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), MV_BEST_RESET, "%s",
                  mv_last_error());
     cr_expect(st.best_step == -1 && isnan(st.best_value) && !st.best_name[0], "the record was kept");
     cr_expect(strstr(why, "best.h5: the weights do not match their checksum"), "%s", why);
@@ -861,7 +861,7 @@ Test(checkpoint, adopt_best_verifies_best_h5) {
     save_state(path, &t, &o, 6, 6, 3.25);
     cr_assert_eq(checkpoint_set_latest(dir, path), 0, "%s", mv_last_error());
     cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
-    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 1, "%s",
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), MV_BEST_COPIED, "%s",
                  mv_last_error());
     cr_expect_str_eq(copied, path);
     cr_expect(strstr(why, "best.h5: the weights do not match their checksum"), "the damage went unreported: %s", why);
@@ -885,14 +885,14 @@ Test(checkpoint, adopt_best_says_what_each_file_was) {
     save_state(path, &t, &o, 8, 6, 3.25);
     mv_train_state st;
     cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
-    cr_expect_eq(checkpoint_adopt_best(src, path, &st, copied, sizeof copied, why, sizeof why), 2);
+    cr_expect_eq(checkpoint_adopt_best(src, path, &st, copied, sizeof copied, why, sizeof why), MV_BEST_RESET);
     snprintf(want, sizeof want, "%s/best.h5 does not exist", src);
     cr_expect_str_eq(why, want);
 
     cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
     snprintf(want, sizeof want, "%s/best.h5", src);
     save_state(want, &t, &o, 5, 5, 2.0);   // another course's
-    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied, why, sizeof why), 2);
+    cr_expect_eq(checkpoint_adopt_best(dst, path, &st, copied, sizeof copied, why, sizeof why), MV_BEST_RESET);
     snprintf(want, sizeof want, "%s/best.h5 does not exist; %s/best.h5 is the checkpoint of step 5", dst, src);
     cr_expect_str_eq(why, want);
     optimizer_free(&o);
@@ -967,15 +967,15 @@ Test(checkpoint, adopt_best_keeps_the_pending_evaluations_best) {
     mv_train_state st;
     cr_assert_eq(checkpoint_read_meta(path, &st, NULL), 0);
     st.eval_pending = 1;
-    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), MV_BEST_KEPT, "%s", why);
     cr_expect(st.best_step == 7 && st.best_value == 4.0, "the record changed");
     checkpoint_state_init(&st);   // no best before the evaluation (the first one)
     st.step = st.iter = 14;
     st.eval_pending = 1;
-    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 0);
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), MV_BEST_KEPT);
     cr_expect(exists(dir, "best.h5"), "the pending evaluation's best.h5 was removed");
     st.eval_pending = 0;   // not pending: a best.h5 of that step is not this course's
-    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), 3);
+    cr_expect_eq(checkpoint_adopt_best(dir, path, &st, copied, sizeof copied, why, sizeof why), MV_BEST_REMOVED);
     optimizer_free(&o);
     params_free(&t.p);
 }
