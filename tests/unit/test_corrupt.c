@@ -296,7 +296,7 @@ Test(corrupt, jpeg_round_trips_through_libjpeg) {
     for (int s = 1; s <= 5; s++) {
         const int q[5] = {25, 18, 15, 10, 7};
         mv_image o = corrupt(&img, CORRUPT_JPEG_COMPRESSION, s, 0);
-        // the same bytes as an independent encode + decode through image_io's libjpeg path
+        // the package's quality for severity s (Pillow's bytes: test_corrupt_reference.c)
         uint8_t *buf = NULL;
         size_t len = 0;
         cr_assert_eq(image_encode_jpeg(&buf, &len, &img, q[s - 1]), 0, "%s", mv_last_error());
