@@ -3,6 +3,12 @@
 // so that a step allocates nothing. plan_walk visits the layers in forward order twice: once to
 // measure (the arenas' bases NULL), once to bind the pointers. Compiled twice as the model is
 // (core/model_ops.h): the GPU model plans the same layout in device memory.
+//
+// The four arenas every plan function takes:
+//   A  activations kept from forward to backward (and the batch's inputs, masks, scalars)
+//   T  inference only: one region every block's internal activations reuse in turn
+//   D  the gradients of A's activations that outlive one layer (d_out of each layer)
+//   G  gradients internal to one block or ConvModule: one region they all reuse in turn
 #include <limits.h>
 #include "core/model_ops.h"
 #include "core/error.h"
