@@ -3,22 +3,35 @@
 // use and checked to belong to the split, and split_verify for `maskvim data inspect`.
 #include "data/shard.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 #include "core/error.h"
 #include "core/h5util.h"
 #include "data/manifest.h"
 #include "data/shard_hdf5.h"
 
+// The shards a split keeps open at most. A split is read in shard order within an epoch's
+// shuffle window, so a few recent shards serve nearly every read; without a bound, a split of
+// many small shards (a large dataset, or a small samples_per_shard) ran out of file descriptors
+// after `ulimit -n` shards. A file in use by a reader is never closed under it.
+#define SPLIT_OPEN_MAX 16
+
 struct mv_split {
     char dir[4096];
     mv_manifest m;
-    hid_t *files;             // per shard, opened on first use
-    pthread_mutex_t lock;     // guards files[]
+    hid_t *files;             // per shard, opened on first use, closed again to stay in the bound
+    int *readers;             // per shard: reads in progress (the file stays open while > 0)
+    uint64_t *last_use;       // per shard: the use count when last taken (least recent closes first)
+    uint64_t uses;
+    int n_open;
+    pthread_mutex_t lock;     // guards all of the above
 };
 
 int split_open(mv_split **out, const char *dir) {
@@ -30,7 +43,10 @@ int split_open(mv_split **out, const char *dir) {
         free(s);
         return -1;
     }
-    s->files = mv_malloc(sizeof(hid_t) * (size_t)(s->m.n_shards ? s->m.n_shards : 1));
+    size_t n_shards = (size_t)(s->m.n_shards ? s->m.n_shards : 1);
+    s->files = mv_malloc(sizeof(hid_t) * n_shards);
+    s->readers = mv_calloc(n_shards, sizeof *s->readers);
+    s->last_use = mv_calloc(n_shards, sizeof *s->last_use);
     for (int k = 0; k < s->m.n_shards; k++) s->files[k] = H5I_INVALID_HID;
     pthread_mutex_init(&s->lock, NULL);
     for (int k = 0; k < s->m.n_shards; k++) {
@@ -57,6 +73,8 @@ void split_close(mv_split *s) {
     for (int k = 0; k < s->m.n_shards; k++)
         if (s->files[k] >= 0) H5Fclose(s->files[k]);
     free(s->files);
+    free(s->readers);
+    free(s->last_use);
     pthread_mutex_destroy(&s->lock);
     manifest_free(&s->m);
     free(s);
@@ -92,19 +110,66 @@ void sample_free(mv_sample *smp) {
     memset(smp, 0, sizeof *smp);
 }
 
-static hid_t shard_file(mv_split *s, int k) {
+// Closes the least recently used shard file that no read is using; false when there is none.
+static bool close_least_recent(mv_split *s) {
+    int victim = -1;
+    for (int k = 0; k < s->m.n_shards; k++)
+        if (s->files[k] >= 0 && s->readers[k] == 0 && (victim < 0 || s->last_use[k] < s->last_use[victim])) victim = k;
+    if (victim < 0) return false;
+    H5Fclose(s->files[victim]);
+    s->files[victim] = H5I_INVALID_HID;
+    s->n_open--;
+    return true;
+}
+
+// Whether `path` opens as a plain file: 0, or the errno of why not. (HDF5 keeps no errno.)
+static int open_errno(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    close(fd);
+    return 0;
+}
+
+// Why `path` did not open as HDF5 when no lock held it: out of file descriptors (the process's
+// or the system's limit, which closing our own did not cure), unreadable, or damaged.
+static void open_failure(const char *path) {
+    int err = open_errno(path);
+    if (err == 0) {
+        mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
+    } else if (err == EMFILE || err == ENFILE) {
+        struct rlimit lim;
+        long cur = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? (long)lim.rlim_cur : -1;
+        mv_fail("%s: cannot open: %s (the limit is %ld open files: raise it with `ulimit -n`)", path, strerror(err), cur);
+    } else {
+        mv_fail("%s: cannot open: %s", path, strerror(err));
+    }
+}
+
+// The open file of shard k, checked to belong to the split, taken for one read: the caller
+// gives it back with shard_release. H5I_INVALID_HID when it cannot be used (the message says why).
+static hid_t shard_take(mv_split *s, int k) {
     pthread_mutex_lock(&s->lock);
     hid_t f = s->files[k];
     if (f < 0) {
+        while (s->n_open >= SPLIT_OPEN_MAX && close_least_recent(s)) {}
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", s->dir, s->m.shards[k].file);
         bool locked;
         f = h5_open_quiet(path, &locked);
+        // Out of descriptors with others of ours still open (another split's readers, a
+        // checkpoint being written): ours go first, then one more try.
+        if (f < 0 && !locked) {
+            int err = open_errno(path);
+            if ((err == EMFILE || err == ENFILE) && close_least_recent(s)) {
+                while (close_least_recent(s)) {}
+                f = h5_open_quiet(path, &locked);
+            }
+        }
         int64_t count = -1, version = -1, first = -1;
         char fmt[64] = "", domain[128] = "", label_map[128] = "";
         int ok = 0;
         if (f < 0 && locked) (void)0;   // the message says so: locked, not damaged
-        else if (f < 0) mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
+        else if (f < 0) open_failure(path);
         else if (shard_attr_get_str(fmt, sizeof fmt, f, "format") < 0 || strcmp(fmt, SHARD_FORMAT) ||
                  shard_attr_get_i64(&count, f, "count") < 0 || count != s->m.shards[k].count) {
             mv_fail("%s: not a maskvim shard, or holds %lld samples where the manifest says %d", path,
@@ -129,10 +194,22 @@ static hid_t shard_file(mv_split *s, int k) {
             f = H5I_INVALID_HID;
         }
         s->files[k] = f;
+        if (f >= 0) s->n_open++;
+    }
+    if (f >= 0) {
+        s->readers[k]++;
+        s->last_use[k] = ++s->uses;
     }
     pthread_mutex_unlock(&s->lock);
     return f;
 }
+
+static void shard_release(mv_split *s, int k) {
+    pthread_mutex_lock(&s->lock);
+    s->readers[k]--;
+    pthread_mutex_unlock(&s->lock);
+}
+
 
 // Reads one chunked uint8 dataset of `rank` dims into dst (capacity cap bytes).
 static int read_dataset(uint8_t *dst, size_t cap, hsize_t *dims, uint8_t **enc, size_t *enc_cap, hid_t file,
@@ -232,19 +309,8 @@ static void name_for_messages(char *name) {
     memcpy(name, out, o + 1);
 }
 
-// split_read; `hint`: a damaged sample's message names `maskvim data inspect`.
-static int read_sample_h5(mv_sample *out, mv_split *s, int64_t i, bool hint) {
-    if (i < 0 || i >= s->m.count)
-        return mv_fail("%s: sample %lld out of range (split holds %lld)", s->dir, (long long)i, (long long)s->m.count);
-    int lo = 0, hi = s->m.n_shards - 1;
-    while (lo < hi) {  // last shard whose first <= i
-        int mid = (lo + hi + 1) / 2;
-        if (s->m.shards[mid].first <= i) lo = mid;
-        else hi = mid - 1;
-    }
-    int k = lo, j = (int)(i - s->m.shards[k].first);
-    hid_t f = shard_file(s, k);
-    if (f < 0) return mv_fail_context("sample %lld", (long long)i);
+// Sample j of shard k (split index i) from its open file f.
+static int read_from_shard(mv_sample *out, mv_split *s, hid_t f, int k, int j, int64_t i, bool hint) {
     // Name first, so that errors about the pixels can name the sample.
     hid_t d = H5Dopen2(f, "names", H5P_DEFAULT);
     int rc = 0;
@@ -289,6 +355,24 @@ static int read_sample_h5(mv_sample *out, mv_split *s, int64_t i, bool hint) {
     out->label.c = 1;
     out->index = i;
     return 0;
+}
+
+// split_read; `hint`: a damaged sample's message names `maskvim data inspect`.
+static int read_sample_h5(mv_sample *out, mv_split *s, int64_t i, bool hint) {
+    if (i < 0 || i >= s->m.count)
+        return mv_fail("%s: sample %lld out of range (split holds %lld)", s->dir, (long long)i, (long long)s->m.count);
+    int lo = 0, hi = s->m.n_shards - 1;
+    while (lo < hi) {  // last shard whose first <= i
+        int mid = (lo + hi + 1) / 2;
+        if (s->m.shards[mid].first <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    int k = lo;
+    hid_t f = shard_take(s, k);
+    if (f < 0) return mv_fail_context("sample %lld", (long long)i);
+    int rc = read_from_shard(out, s, f, k, (int)(i - s->m.shards[k].first), i, hint);
+    shard_release(s, k);
+    return rc;
 }
 
 // A failed HDF5 call leaves its error stack on the calling thread, and a thread-safe HDF5 frees a

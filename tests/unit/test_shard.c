@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/error.h"
@@ -182,6 +183,73 @@ Test(shard, reading_samples_does_not_grow_the_metadata_cache) {
     // size); the 240 dataset headers must not: kept, they took the cache from 25 entries to 317.
     cr_expect_lt(entries[1], entries[0] + 120, "the metadata cache holds %zu entries after 120 samples, %zu after 2",
                  entries[1], entries[0]);
+}
+
+// The open files a split holds: a split of many small shards (converted with a small
+// samples_per_shard, or a large dataset) must read under the default `ulimit -n` of 1024, and
+// under a lower one. The split has 80 one-sample shards, each read twice in an order that
+// revisits old ones, while the process may open 24 more files than it has (more than the split
+// keeps open), then only 6 (fewer), then none (the message must say so, not "corrupt").
+// `ulimit -n` bounds descriptor numbers, not their count: the limit is set just above the highest
+// descriptor in use plus `spare`, and the holes below are filled (their descriptors in fill[]),
+// so that exactly `spare` more files can open.
+static int limit_spare_files(int spare, int *fill, int cap, struct rlimit *saved) {
+    int top = 0;
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.' && atoi(e->d_name) > top) top = atoi(e->d_name);
+    closedir(d);
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, saved), 0);
+    struct rlimit low = {(rlim_t)top + 1 + (rlim_t)spare, saved->rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int n = 0;
+    for (int fd; n < cap && (fd = open("/dev/null", O_RDONLY)) >= 0;) {
+        if (fd > top) { close(fd); break; }
+        fill[n++] = fd;
+    }
+    cr_assert_lt(n, cap);
+    return n;
+}
+
+static void restore_files(const int *fill, int n, const struct rlimit *saved) {
+    for (int i = 0; i < n; i++) close(fill[i]);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, saved), 0);
+}
+
+Test(shard, many_shards_read_within_the_open_file_limit) {
+    char dir[4096];
+    tmpdir(dir, sizeof dir, "fdlimit");
+    enum { n = 80 };
+    write_split(dir, n, 1);
+    const int spare[3] = {24, 6, 0};
+    for (int t = 0; t < 3; t++) {
+        mv_split *s;
+        cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());
+        int mh, mw;
+        split_max_size(s, &mh, &mw);
+        mv_sample smp;
+        sample_alloc(&smp, mh, mw);
+        int fill[1024];
+        struct rlimit saved;
+        int nfill = limit_spare_files(spare[t], fill, 1024, &saved);
+        if (spare[t] == 0) {
+            cr_assert_lt(split_read(&smp, s, 3), 0);
+            cr_expect(strstr(mv_last_error(), "ulimit -n") && !strstr(mv_last_error(), "corrupt"), "%s",
+                      mv_last_error());
+        }
+        for (int pass = 0; pass < 2 && spare[t] > 0; pass++)
+            for (int k = 0; k < n; k++) {
+                int i = pass ? (k * 37) % n : k;
+                cr_assert_eq(split_read(&smp, s, i), 0, "%d spare: %s", spare[t], mv_last_error());
+                char name[32];
+                snprintf(name, sizeof name, "sample_%02d", i);
+                cr_assert_str_eq(smp.name, name);
+            }
+        restore_files(fill, nfill, &saved);
+        sample_free(&smp);
+        split_close(s);
+    }
 }
 
 // Our direct chunks must be what HDF5's filter pipeline reads, and the other way round.
