@@ -25,8 +25,8 @@ void arena_fit(mv_arena *region, const mv_arena *view) {
 void layernorm_register(mv_layernorm *l, mv_params *p, int C, const char *name) {
     l->C = C;
     int shape[1] = {C};
-    params_add(p, &l->w, &l->dw, false, INIT_ONE, 0, 1, shape, "%s.weight", name);
-    params_add(p, &l->b, &l->db, false, INIT_ZERO, 0, 1, shape, "%s.bias", name);
+    params_add(p, &l->w, &l->dw, INIT_ONE, 0, 1, shape, "%s.weight", name);
+    params_add(p, &l->b, &l->db, INIT_ZERO, 0, 1, shape, "%s.bias", name);
 }
 
 #endif
@@ -50,11 +50,11 @@ void layernorm_apply_backward(mv_layernorm *l, float *d_in, const float *in, int
 void convmod_register(mv_convmod *c, mv_params *p, int IC, int OC, int K, const char *name) {
     c->IC = IC; c->OC = OC; c->K = K;
     int wshape[4] = {OC, IC, K, K}, cshape[1] = {OC};
-    params_add(p, &c->w, &c->dw, false, INIT_KAIMING_FANOUT, (float)(OC * K * K), 4, wshape, "%s.conv.weight", name);
-    params_add(p, &c->bn_w, &c->dbn_w, false, INIT_ONE, 0, 1, cshape, "%s.bn.weight", name);
-    params_add(p, &c->bn_b, &c->dbn_b, false, INIT_ZERO, 0, 1, cshape, "%s.bn.bias", name);
-    params_add(p, &c->running_mean, NULL, true, INIT_ZERO, 0, 1, cshape, "%s.bn.running_mean", name);
-    params_add(p, &c->running_var, NULL, true, INIT_ONE, 0, 1, cshape, "%s.bn.running_var", name);
+    params_add(p, &c->w, &c->dw, INIT_KAIMING_FANOUT, (float)(OC * K * K), 4, wshape, "%s.conv.weight", name);
+    params_add(p, &c->bn_w, &c->dbn_w, INIT_ONE, 0, 1, cshape, "%s.bn.weight", name);
+    params_add(p, &c->bn_b, &c->dbn_b, INIT_ZERO, 0, 1, cshape, "%s.bn.bias", name);
+    buffer_add(p, &c->running_mean, INIT_ZERO, 0, 1, cshape, "%s.bn.running_mean", name);
+    buffer_add(p, &c->running_var, INIT_ONE, 0, 1, cshape, "%s.bn.running_var", name);
 }
 
 #endif

@@ -89,8 +89,8 @@ static void register_encoder(mv_model *m, int stage_first[4]) {
     mv_params *p = &m->params;
     char name[128];
     int s_pe[4] = {dims[0], 3, 4, 4}, s_c0[1] = {dims[0]};
-    params_add(p, &m->pe_w, &m->d_pe_w, false, INIT_UNIFORM, 1.0f / sqrtf(48.0f), 4, s_pe, "backbone.patch_embed.0.weight");
-    params_add(p, &m->pe_b, &m->d_pe_b, false, INIT_UNIFORM, 1.0f / sqrtf(48.0f), 1, s_c0, "backbone.patch_embed.0.bias");
+    params_add(p, &m->pe_w, &m->d_pe_w, INIT_UNIFORM, 1.0f / sqrtf(48.0f), 4, s_pe, "backbone.patch_embed.0.weight");
+    params_add(p, &m->pe_b, &m->d_pe_b, INIT_UNIFORM, 1.0f / sqrtf(48.0f), 1, s_c0, "backbone.patch_embed.0.bias");
     layernorm_register(&m->pe_norm, p, dims[0], "backbone.patch_embed.2");
     for (int i = 0; i < 4; i++) {
         stage_first[i] = p->count;
@@ -104,7 +104,7 @@ static void register_encoder(mv_model *m, int stage_first[4]) {
             // Linear(4C_i -> C_{i+1}): 2C_i for every preset; VMamba's PatchMerging2D(dims[i],
             // dims[i+1]) for dims that do not double (the next stage's blocks read C_{i+1}).
             int s_red[2] = {dims[i + 1], 4 * dims[i]};
-            params_add(p, &m->ds_w[i], &m->d_ds_w[i], false, INIT_TRUNC_NORMAL, 0.02f, 2, s_red,
+            params_add(p, &m->ds_w[i], &m->d_ds_w[i], INIT_TRUNC_NORMAL, 0.02f, 2, s_red,
                        "backbone.layers.%d.downsample.reduction.weight", i);
         }
         snprintf(name, sizeof name, "backbone.outnorm%d", i);
@@ -151,11 +151,11 @@ static void register_heads(mv_model *m) {
     int D = cfg->decoder_channels, K = cfg->num_classes, Ac = cfg->aux_channels;
     mv_params *p = &m->params;
     int s_seg[4] = {K, D, 1, 1}, s_k[1] = {K}, s_aseg[4] = {K, Ac, 1, 1};
-    params_add(p, &m->seg_w, &m->d_seg_w, false, INIT_NORMAL, 0.01f, 4, s_seg, "decode_head.conv_seg.weight");
-    params_add(p, &m->seg_b, &m->d_seg_b, false, INIT_ZERO, 0, 1, s_k, "decode_head.conv_seg.bias");
+    params_add(p, &m->seg_w, &m->d_seg_w, INIT_NORMAL, 0.01f, 4, s_seg, "decode_head.conv_seg.weight");
+    params_add(p, &m->seg_b, &m->d_seg_b, INIT_ZERO, 0, 1, s_k, "decode_head.conv_seg.bias");
     convmod_register(&m->aux_conv, p, cfg->dims[2], Ac, 3, "auxiliary_head.convs.0");
-    params_add(p, &m->aux_seg_w, &m->d_aux_seg_w, false, INIT_NORMAL, 0.01f, 4, s_aseg, "auxiliary_head.conv_seg.weight");
-    params_add(p, &m->aux_seg_b, &m->d_aux_seg_b, false, INIT_ZERO, 0, 1, s_k, "auxiliary_head.conv_seg.bias");
+    params_add(p, &m->aux_seg_w, &m->d_aux_seg_w, INIT_NORMAL, 0.01f, 4, s_aseg, "auxiliary_head.conv_seg.weight");
+    params_add(p, &m->aux_seg_b, &m->d_aux_seg_b, INIT_ZERO, 0, 1, s_k, "auxiliary_head.conv_seg.bias");
 }
 
 int model_build(mv_model *m, const mv_model_config *cfg) {

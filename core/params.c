@@ -9,19 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-void params_add(mv_params *p, float **ptr, float **gptr, bool is_buffer, mv_init_kind init, float init_a,
-                int ndim, const int *shape, const char *fmt, ...) {
+static void add_tensor(mv_params *p, float **ptr, float **gptr, bool is_buffer, mv_init_kind init, float init_a,
+                       int ndim, const int *shape, const char *fmt, va_list ap) {
     if (p->count == p->cap) {
         p->cap = p->cap ? 2 * p->cap : 256;
-        p->items = realloc(p->items, sizeof(mv_param) * p->cap);
-        MV_CHECK(p->items, "out of memory");
+        p->items = mv_realloc(p->items, sizeof(mv_param) * p->cap);
     }
     mv_param *q = &p->items[p->count++];
     memset(q, 0, sizeof *q);
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(q->name, sizeof q->name, fmt, ap);
-    va_end(ap);
     q->ndim = ndim;
     q->numel = 1;
     for (int i = 0; i < ndim; i++) { q->shape[i] = shape[i]; q->numel *= (size_t)shape[i]; }
@@ -34,6 +30,22 @@ void params_add(mv_params *p, float **ptr, float **gptr, bool is_buffer, mv_init
     size_t *total = is_buffer ? &p->num_buffers : &p->num_params;
     q->offset = *total;
     *total += mv_line_up(q->numel);
+}
+
+void params_add(mv_params *p, float **ptr, float **gptr, mv_init_kind init, float init_a, int ndim,
+                const int *shape, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    add_tensor(p, ptr, gptr, false, init, init_a, ndim, shape, fmt, ap);
+    va_end(ap);
+}
+
+void buffer_add(mv_params *p, float **ptr, mv_init_kind init, float init_a, int ndim, const int *shape,
+                const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    add_tensor(p, ptr, NULL, true, init, init_a, ndim, shape, fmt, ap);
+    va_end(ap);
 }
 
 int params_allocate(mv_params *p) {

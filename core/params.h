@@ -36,9 +36,13 @@ typedef struct {
     float *dev_params, *dev_grads, *dev_buffers;
 } mv_params;
 
-// Registers a parameter (gptr may be NULL for buffers); the name is printf-formatted.
-void params_add(mv_params *p, float **ptr, float **gptr, bool is_buffer, mv_init_kind init, float init_a,
-                int ndim, const int *shape, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+// Registers a trainable parameter, its gradient bound to *gptr; the name is printf-formatted.
+void params_add(mv_params *p, float **ptr, float **gptr, mv_init_kind init, float init_a, int ndim,
+                const int *shape, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+// Registers a buffer: saved and loaded with the parameters, never trained (BatchNorm's running
+// statistics).
+void buffer_add(mv_params *p, float **ptr, mv_init_kind init, float init_a, int ndim, const int *shape,
+                const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 // Allocates the three arenas and binds every registered pointer; -1 with a message when they do
 // not fit in memory.
 int params_allocate(mv_params *p);

@@ -9,29 +9,29 @@ void block_register(mv_block *b, mv_params *p, const char *prefix, const mv_mode
     int C = b->C, E = b->E, R = b->R, N = b->N, K = SCAN_K, P = R + 2 * N;
     if (b->masked) {
         int s[3] = {1, b->gh * b->gw, 2};
-        params_add(p, &b->token_mask, &b->d_token_mask, false, INIT_UNIFORM, cfg->gamma, 3, s, "%s.token_mask", prefix);
+        params_add(p, &b->token_mask, &b->d_token_mask, INIT_UNIFORM, cfg->gamma, 3, s, "%s.token_mask", prefix);
     }
     if (b->has_pre) {
         int sw[2] = {C, b->in_dim}, sb[1] = {C};
-        params_add(p, &b->pre_w, &b->d_pre_w, false, INIT_TRUNC_NORMAL, 0.02f, 2, sw, "%s.pre_mlp.0.weight", prefix);
-        params_add(p, &b->pre_b, &b->d_pre_b, false, INIT_ZERO, 0, 1, sb, "%s.pre_mlp.0.bias", prefix);
+        params_add(p, &b->pre_w, &b->d_pre_w, INIT_TRUNC_NORMAL, 0.02f, 2, sw, "%s.pre_mlp.0.weight", prefix);
+        params_add(p, &b->pre_b, &b->d_pre_b, INIT_ZERO, 0, 1, sb, "%s.pre_mlp.0.bias", prefix);
     }
     char name[128];
     snprintf(name, sizeof name, "%s.norm", prefix);
     layernorm_register(&b->norm, p, C, name);
     int s_in[2] = {2 * E, C}, s_cw[4] = {E, 1, 3, 3}, s_cb[1] = {E}, s_xp[3] = {K, P, E};
     int s_dw[3] = {K, E, R}, s_db[2] = {K, E}, s_A[2] = {K * E, N}, s_D[1] = {K * E}, s_out[2] = {C, E};
-    params_add(p, &b->in_proj_w, &b->d_in_proj_w, false, INIT_TRUNC_NORMAL, 0.02f, 2, s_in, "%s.op.in_proj.weight", prefix);
-    params_add(p, &b->conv_w, &b->d_conv_w, false, INIT_UNIFORM, 1.0f / 3.0f, 4, s_cw, "%s.op.conv2d.weight", prefix);
-    params_add(p, &b->conv_b, &b->d_conv_b, false, INIT_UNIFORM, 1.0f / 3.0f, 1, s_cb, "%s.op.conv2d.bias", prefix);
-    params_add(p, &b->x_proj_w, &b->d_x_proj_w, false, INIT_UNIFORM, 1.0f / sqrtf((float)E), 3, s_xp, "%s.op.x_proj_weight", prefix);
-    params_add(p, &b->dt_w, &b->d_dt_w, false, INIT_UNIFORM, 1.0f / sqrtf((float)R), 3, s_dw, "%s.op.dt_projs_weight", prefix);
-    params_add(p, &b->dt_b, &b->d_dt_b, false, INIT_DT_BIAS, 0, 2, s_db, "%s.op.dt_projs_bias", prefix);
-    params_add(p, &b->A_logs, &b->d_A_logs, false, INIT_A_LOG, (float)N, 2, s_A, "%s.op.A_logs", prefix);
-    params_add(p, &b->Ds, &b->d_Ds, false, INIT_ONE, 0, 1, s_D, "%s.op.Ds", prefix);
+    params_add(p, &b->in_proj_w, &b->d_in_proj_w, INIT_TRUNC_NORMAL, 0.02f, 2, s_in, "%s.op.in_proj.weight", prefix);
+    params_add(p, &b->conv_w, &b->d_conv_w, INIT_UNIFORM, 1.0f / 3.0f, 4, s_cw, "%s.op.conv2d.weight", prefix);
+    params_add(p, &b->conv_b, &b->d_conv_b, INIT_UNIFORM, 1.0f / 3.0f, 1, s_cb, "%s.op.conv2d.bias", prefix);
+    params_add(p, &b->x_proj_w, &b->d_x_proj_w, INIT_UNIFORM, 1.0f / sqrtf((float)E), 3, s_xp, "%s.op.x_proj_weight", prefix);
+    params_add(p, &b->dt_w, &b->d_dt_w, INIT_UNIFORM, 1.0f / sqrtf((float)R), 3, s_dw, "%s.op.dt_projs_weight", prefix);
+    params_add(p, &b->dt_b, &b->d_dt_b, INIT_DT_BIAS, 0, 2, s_db, "%s.op.dt_projs_bias", prefix);
+    params_add(p, &b->A_logs, &b->d_A_logs, INIT_A_LOG, (float)N, 2, s_A, "%s.op.A_logs", prefix);
+    params_add(p, &b->Ds, &b->d_Ds, INIT_ONE, 0, 1, s_D, "%s.op.Ds", prefix);
     snprintf(name, sizeof name, "%s.op.out_norm", prefix);
     layernorm_register(&b->out_norm, p, E, name);
-    params_add(p, &b->out_proj_w, &b->d_out_proj_w, false, INIT_TRUNC_NORMAL, 0.02f, 2, s_out, "%s.op.out_proj.weight", prefix);
+    params_add(p, &b->out_proj_w, &b->d_out_proj_w, INIT_TRUNC_NORMAL, 0.02f, 2, s_out, "%s.op.out_proj.weight", prefix);
 }
 
 #endif

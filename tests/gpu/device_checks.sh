@@ -243,8 +243,12 @@ direct_build() {
     # Another gcc (the device image's) may find more format-truncation cases than CI's at -O3:
     # those stay warnings here, so that a newer compiler's opinion does not cost the run.
     local mflags="$ccflags -Wno-error=format-truncation -Wno-error=stringop-truncation"
-    local msrc=(params model_build model_config model_config_set config_keys config optimizer schedule
-        model layers vss_block linear_head) dsrc=(model layers vss_block linear_head) mobj=() dobj=() ok=1
+    # The network's sources compiled twice are the ones cmake/cuda_model.cmake names (one list).
+    local dsrc=() mobj=() dobj=() ok=1
+    read -ra dsrc <<<"$(sed -n '/^set(MV_MODEL_DEVICE_SOURCES/,/)/p' "$SRC/cmake/cuda_model.cmake" |
+        grep -o 'core/[a-z_]*\.c' | sed 's|^core/||; s|\.c$||' | tr '\n' ' ')"
+    [ ${#dsrc[@]} -gt 0 ] || { echo "direct build: no model sources in cmake/cuda_model.cmake" | log; ok=0; }
+    local msrc=(params model_build model_config model_config_set config_keys config optimizer schedule "${dsrc[@]}")
     for f in "${msrc[@]}"; do
         [ -e "$O/$f.c.o" ] || gcc $mflags -c "$SRC/core/$f.c" -o "$O/$f.c.o" 2>&1 | log
         [ -e "$O/$f.c.o" ] || ok=0

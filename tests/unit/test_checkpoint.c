@@ -57,10 +57,10 @@ typedef struct { mv_params p; float *w, *dw, *nw, *dnw, *tm, *dtm, *rv; } tiny;
 static void tiny_build(tiny *t, int rows, bool extra, uint64_t seed) {
     memset(t, 0, sizeof *t);
     int s1[2] = {rows, 5}, s2[1] = {5}, s3[3] = {1, 6, 2}, s4[1] = {3};
-    params_add(&t->p, &t->w, &t->dw, false, INIT_TRUNC_NORMAL, 0.5f, 2, s1, "decode_head.conv_seg.weight");
-    params_add(&t->p, &t->nw, &t->dnw, false, INIT_UNIFORM, 1.0f, 1, s2, "backbone.layers.0.blocks.0.norm.weight");
-    params_add(&t->p, &t->tm, &t->dtm, false, INIT_UNIFORM, 4.0f, 3, s3, "backbone.layers.0.blocks.0.token_mask");
-    if (extra) params_add(&t->p, &t->rv, NULL, true, INIT_UNIFORM, 2.0f, 1, s4, "decode_head.bottleneck.bn.running_var");
+    params_add(&t->p, &t->w, &t->dw, INIT_TRUNC_NORMAL, 0.5f, 2, s1, "decode_head.conv_seg.weight");
+    params_add(&t->p, &t->nw, &t->dnw, INIT_UNIFORM, 1.0f, 1, s2, "backbone.layers.0.blocks.0.norm.weight");
+    params_add(&t->p, &t->tm, &t->dtm, INIT_UNIFORM, 4.0f, 3, s3, "backbone.layers.0.blocks.0.token_mask");
+    if (extra) buffer_add(&t->p, &t->rv, INIT_UNIFORM, 2.0f, 1, s4, "decode_head.bottleneck.bn.running_var");
     params_allocate(&t->p);
     params_init(&t->p, seed);
 }

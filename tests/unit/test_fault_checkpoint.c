@@ -38,9 +38,9 @@ typedef struct { mv_params p; float *w, *dw, *b, *db, *rv; } reg;
 static void reg_build(reg *r) {
     memset(r, 0, sizeof *r);
     int sw[2] = {4, 3}, sb[1] = {4}, sv[1] = {2};
-    params_add(&r->p, &r->w, &r->dw, false, INIT_UNIFORM, 1.0f, 2, sw, "decode_head.conv_seg.weight");
-    params_add(&r->p, &r->b, &r->db, false, INIT_UNIFORM, 1.0f, 1, sb, "decode_head.conv_seg.bias");
-    params_add(&r->p, &r->rv, NULL, true, INIT_UNIFORM, 1.0f, 1, sv, "decode_head.bn.running_var");
+    params_add(&r->p, &r->w, &r->dw, INIT_UNIFORM, 1.0f, 2, sw, "decode_head.conv_seg.weight");
+    params_add(&r->p, &r->b, &r->db, INIT_UNIFORM, 1.0f, 1, sb, "decode_head.conv_seg.bias");
+    buffer_add(&r->p, &r->rv, INIT_UNIFORM, 1.0f, 1, sv, "decode_head.bn.running_var");
     params_allocate(&r->p);
     params_init(&r->p, 5);
 }

@@ -32,9 +32,9 @@ static void reg_build(reg *r, const char *prefix, int rows, float fill) {
     snprintf(nb, sizeof nb, "%sdecode_head.conv_seg.bias", prefix);
     snprintf(nv, sizeof nv, "%sdecode_head.bn.running_var", prefix);
     int sa[2] = {rows, 3}, sb[1] = {4}, sv[1] = {2};
-    params_add(&r->p, &r->a, &r->da, false, INIT_UNIFORM, 1.0f, 2, sa, na);
-    params_add(&r->p, &r->b, &r->db, false, INIT_UNIFORM, 1.0f, 1, sb, nb);
-    params_add(&r->p, &r->rv, NULL, true, INIT_UNIFORM, 1.0f, 1, sv, nv);
+    params_add(&r->p, &r->a, &r->da, INIT_UNIFORM, 1.0f, 2, sa, na);
+    params_add(&r->p, &r->b, &r->db, INIT_UNIFORM, 1.0f, 1, sb, nb);
+    buffer_add(&r->p, &r->rv, INIT_UNIFORM, 1.0f, 1, sv, nv);
     params_allocate(&r->p);
     for (size_t i = 0; i < r->p.num_params; i++) r->p.params[i] = fill + (float)i;
     for (size_t i = 0; i < r->p.num_buffers; i++) r->p.buffers[i] = fill - (float)i;
