@@ -99,6 +99,7 @@ static void keep_large_allocations(void) {
 }
 #endif
 
+#ifdef MV_HAVE_MPI
 // Every rank must run the same build (docs/distributed.md): another binary may lay out the
 // configuration or the training state differently, so the broadcasts that follow would hand it
 // garbage or fail far from the cause, and another commit, compiler or instruction set computes
@@ -126,6 +127,7 @@ static int check_same_build(mv_comm *c) {
     free(all);
     return rc;
 }
+#endif
 
 int comm_init(mv_comm *c, int *argc, char ***argv) {
     memset(c, 0, sizeof *c);

@@ -5,6 +5,7 @@
 // padded-pitch output Ext; the two border columns per row are computed and dropped. Backward
 // runs the same shifts in reverse. Same scratch layout and size as the CPU op.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cpu/line_up.h"
 
 extern "C" size_t conv3x3_scratch_cuda(int B, int H, int W, int IC, int OC) {
     size_t plane = (size_t)(H + 2) * (W + 2);
@@ -13,10 +14,10 @@ extern "C" size_t conv3x3_scratch_cuda(int B, int H, int W, int IC, int OC) {
 
 // Forward alone: P, Ext and Wt, each starting on a 64-byte line.
 static size_t fwd_ext_offset(int B, int H, int W, int IC) {
-    return ((size_t)B * (H + 2) * (W + 2) * IC + 15) & ~(size_t)15;
+    return mv_line_up((size_t)B * (H + 2) * (W + 2) * IC);
 }
 static size_t fwd_wt_offset(int B, int H, int W, int IC, int OC) {
-    return fwd_ext_offset(B, H, W, IC) + (((size_t)B * (H + 2) * (W + 2) * OC + 15) & ~(size_t)15);
+    return fwd_ext_offset(B, H, W, IC) + mv_line_up((size_t)B * (H + 2) * (W + 2) * OC);
 }
 extern "C" size_t conv3x3_forward_scratch_cuda(int B, int H, int W, int IC, int OC) {
     return fwd_wt_offset(B, H, W, IC, OC) + 9 * (size_t)OC * IC;

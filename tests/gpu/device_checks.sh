@@ -248,7 +248,8 @@ direct_build() {
     read -ra dsrc <<<"$(sed -n '/^set(MV_MODEL_DEVICE_SOURCES/,/)/p' "$SRC/cmake/cuda_model.cmake" |
         grep -o 'core/[a-z_]*\.c' | sed 's|^core/||; s|\.c$||' | tr '\n' ' ')"
     [ ${#dsrc[@]} -gt 0 ] || { echo "direct build: no model sources in cmake/cuda_model.cmake" | log; ok=0; }
-    local msrc=(params model_build model_config model_config_set config_keys config optimizer schedule "${dsrc[@]}")
+    local msrc=(params model_build model_config model_config_set config_keys config optimizer schedule huge_alloc fs
+        "${dsrc[@]}")
     for f in "${msrc[@]}"; do
         [ -e "$O/$f.c.o" ] || gcc $mflags -c "$SRC/core/$f.c" -o "$O/$f.c.o" 2>&1 | log
         [ -e "$O/$f.c.o" ] || ok=0
@@ -265,6 +266,9 @@ direct_build() {
     for f in test_model_cuda bench_model_cuda; do
         gcc $mflags -c "$SRC/tests/cuda/$f.c" -o "$O/$f.c.o" 2>&1 | log || ok=0
     done
+    # comm_abort: a device error stops the job (core/device/model_device.c).
+    gcc $ccflags -c "$SRC/dist/comm.c" -o "$O/comm.c.o" 2>&1 | log || ok=0
+    mobj+=("$O/comm.c.o")
     if [ $ok = 1 ]; then
         for f in test_model_cuda bench_model_cuda; do
             g++ -fopenmp -o "$D/$f" "$O/$f.c.o" "${dobj[@]}" "${mobj[@]}" "${kern[@]}" "${cpu[@]}" "${libs[@]}" \
@@ -291,12 +295,14 @@ direct_build() {
     # the communicator stand-in and the NCCL layer (compiled without NCCL when it is absent).
     if [ -n "$MODEL_TEST_BIN" ]; then
         ok=1
-        for f in core/engine.c core/device/engine_cuda.c dist/comm.c dist/grad_sync.c tests/cuda/test_train_cuda.c; do
+        for f in core/engine.c core/engine_plugin.c core/device/engine_cuda.c dist/grad_sync.c \
+            tests/cuda/test_train_cuda.c; do
             [ -e "$O/$(basename "$f" .c).c.o" ] || gcc $mflags -c "$SRC/$f" -o "$O/$(basename "$f" .c).c.o" 2>&1 | log || ok=0
         done
         [ -e "$O/nccl_comm.cu.o" ] || "$NVCC" $nvflags -c "$SRC/dist/nccl_comm.cu" -o "$O/nccl_comm.cu.o" 2>&1 | log || ok=0
-        if [ $ok = 1 ] && g++ -fopenmp -o "$D/test_train_cuda" "$O/test_train_cuda.c.o" "$O/engine.c.o" "$O/engine_cuda.c.o" \
-            "$O/comm.c.o" "$O/grad_sync.c.o" "$O/nccl_comm.cu.o" "${dobj[@]}" "${mobj[@]}" "${kern[@]}" "${cpu[@]}" \
+        if [ $ok = 1 ] && g++ -fopenmp -o "$D/test_train_cuda" "$O/test_train_cuda.c.o" "$O/engine.c.o" \
+            "$O/engine_plugin.c.o" "$O/engine_cuda.c.o" \
+            "$O/grad_sync.c.o" "$O/nccl_comm.cu.o" "${dobj[@]}" "${mobj[@]}" "${kern[@]}" "${cpu[@]}" \
             "${libs[@]}" "${blas_l[@]}" "${rpath[@]}" -lm -lpthread -ldl -lrt 2>&1 | log; then
             TRAIN_TEST_BIN=$D/test_train_cuda
         else
