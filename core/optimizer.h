@@ -1,7 +1,7 @@
 // The optimizer over the whole parameter registry: AdamW moments in two arenas shaped like the
 // parameters, with each tensor's lr and weight-decay multipliers resolved once from the rules.
 #pragma once
-#include "core/optim.h"
+#include "core/adamw.h"
 #include "core/params.h"
 #include "core/schedule.h"
 

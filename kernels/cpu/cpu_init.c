@@ -4,7 +4,7 @@
 // denormal takes a microcode assist (about 100x slower), which made the backward pass several
 // times slower than the forward pass. MXCSR is per thread, so it is set on every thread of the
 // OpenMP pool (OpenBLAS's OpenMP build computes on the same threads). The AdamW update
-// (core/optim.c) turns the flush off while it runs: with a tiny eps its result depends on
+// (core/adamw.c) turns the flush off while it runs: with a tiny eps its result depends on
 // denormal second moments, which PyTorch keeps.
 #include "kernels/cpu/ops.h"
 #if defined(__x86_64__) || defined(__i386__)

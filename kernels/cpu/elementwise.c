@@ -1,4 +1,4 @@
-// Element-wise products and sums, channel slices (concatenation), and layout changes.
+// Element-wise products, sums and fills, channel slices (concatenation), and layout changes.
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/profile.h"
 #include <string.h>
@@ -68,4 +68,15 @@ void nhwc_to_nchw(float *out, const float *in, int B, int H, int W, int C) {
             for (int y = 0; y < H; y++)
                 for (int x = 0; x < W; x++)
                     out[(((size_t)b * C + c) * H + y) * W + x] = in[(((size_t)b * H + y) * W + x) * C + c];
+}
+
+void fill(float *x, float v, size_t n) {
+    // Large fills (the step's zeroing of every activation gradient) on all threads.
+    #pragma omp parallel for schedule(static) if (n >= ((size_t)1 << 16))
+    for (size_t i = 0; i < n; i++) x[i] = v;
+}
+
+void fill_from(float *x, const float *v, size_t n) {
+    float s = *v;
+    for (size_t i = 0; i < n; i++) x[i] = s;
 }

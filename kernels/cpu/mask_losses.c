@@ -1,21 +1,10 @@
-// CPU versions of the loss helpers of kernels/cpu/ops_loss.h: fills, double sums and counts, the
-// keep-ratio loss and the position loss. They are the references for the CUDA twins
+// CPU versions of the loss helpers of kernels/cpu/ops_loss.h: double fills, double sums and
+// counts, the keep-ratio loss and the position loss. They are the references for the CUDA twins
 // (kernels/cuda/mask_losses.cu), which keep these scalars on the device during a step.
 #include "kernels/cpu/ops_loss.h"
 
-void fill(float *x, float v, size_t n) {
-    // Large fills (the step's zeroing of every activation gradient) on all threads.
-    #pragma omp parallel for schedule(static) if (n >= ((size_t)1 << 16))
-    for (size_t i = 0; i < n; i++) x[i] = v;
-}
-
 void fill_double(double *x, double v, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = v;
-}
-
-void fill_from(float *x, const float *v, size_t n) {
-    float s = *v;
-    for (size_t i = 0; i < n; i++) x[i] = s;
 }
 
 void sum_to_double(double *out, const float *x, size_t n) {

@@ -183,6 +183,9 @@ void mul_forward(float *out, const float *a, const float *b, size_t n);
 void mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, size_t n);
 void add_forward(float *out, const float *a, const float *b, size_t n);
 void accumulate(float *dst, const float *src, size_t n);   // dst += src
+void fill(float *x, float v, size_t n);                    // x[i] = v (a step zeroes gradients with it)
+// x[i] = *v: broadcasts one scalar (a ratio-loss gradient the GPU keeps on the device) over a tensor.
+void fill_from(float *x, const float *v, size_t n);
 // Copy in [N,C_in] into channels [off, off+C_in) of out [N,C_out], and its backward.
 void channel_slice_forward(float *out, const float *in, int N, int C_out, int off, int C_in);
 void channel_slice_backward(float *din, const float *dout, int N, int C_out, int off, int C_in);

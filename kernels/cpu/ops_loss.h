@@ -1,6 +1,6 @@
 // The small ops behind the training losses (docs/math.md section 5) that a step needs besides
-// cross-entropy: fills, double-precision sums and counts, the keep-ratio loss and the position
-// loss. They exist so that the GPU backend can keep a whole step on the device: each has a CUDA
+// cross-entropy: double fills, double-precision sums and counts, the keep-ratio loss and the
+// position loss. They exist so that the GPU backend can keep a whole step on the device: each has a CUDA
 // twin `name_cuda(..., cudaStream_t)` in kernels/cuda/ops_cuda.h with the same arguments, and the
 // CPU versions here are their references (kernels/cpu/mask_losses.c).
 //
@@ -14,12 +14,8 @@
 extern "C" {
 #endif
 
-// x[i] = v.
-void fill(float *x, float v, size_t n);
-// x[i] = v for doubles (loss accumulators, token counts).
+// x[i] = v for doubles (loss accumulators, token counts). (Float fills: kernels/cpu/ops.h.)
 void fill_double(double *x, double v, size_t n);
-// x[i] = *v: broadcasts one scalar (e.g. a ratio-loss gradient) over a tensor.
-void fill_from(float *x, const float *v, size_t n);
 // *out = sum of x[0..n) accumulated in double.
 void sum_to_double(double *out, const float *x, size_t n);
 // *out = number of labels that are not the ignore label 255.

@@ -1,4 +1,4 @@
-// Element-wise products and sums, channel slices (concatenation) and NCHW <-> NHWC on the GPU.
+// Element-wise products, sums and fills, channel slices (concatenation) and NCHW <-> NHWC on the GPU.
 #include "kernels/cuda/common.cuh"
 
 __global__ void mul_forward_kernel(float *out, const float *a, const float *b, size_t n) {
@@ -44,6 +44,15 @@ __global__ void nhwc_to_nchw_kernel(float *out, const float *in, int B, int H, i
     }
 }
 
+__global__ void fill_kernel(float *x, float v, size_t n) {
+    GRID_STRIDE(i, n) x[i] = v;
+}
+
+__global__ void fill_from_kernel(float *x, const float *v, size_t n) {
+    float s = *v;
+    GRID_STRIDE(i, n) x[i] = s;
+}
+
 extern "C" void mul_forward_cuda(float *out, const float *a, const float *b, size_t n, cudaStream_t stream) {
     if (n) LAUNCH(mul_forward_kernel, grid_for(n, 256), 256, 0, stream, out, a, b, n);
 }
@@ -74,4 +83,12 @@ extern "C" void nchw_to_nhwc_cuda(float *out, const float *in, int B, int C, int
 extern "C" void nhwc_to_nchw_cuda(float *out, const float *in, int B, int H, int W, int C, cudaStream_t stream) {
     size_t n = (size_t)B * C * H * W;
     if (n) LAUNCH(nhwc_to_nchw_kernel, grid_for(n, 256), 256, 0, stream, out, in, B, H, W, C);
+}
+
+extern "C" void fill_cuda(float *x, float v, size_t n, cudaStream_t stream) {
+    if (n) LAUNCH(fill_kernel, grid_for(n, 256), 256, 0, stream, x, v, n);
+}
+
+extern "C" void fill_from_cuda(float *x, const float *v, size_t n, cudaStream_t stream) {
+    if (n) LAUNCH(fill_from_kernel, grid_for(n, 256), 256, 0, stream, x, v, n);
 }

@@ -1,6 +1,6 @@
-// The loss helpers of kernels/cpu/ops_loss.h on the GPU: fills, double sums and label counts, the
-// keep-ratio loss and the position loss, with every scalar kept in device memory so that a step
-// needs no host round trip. Sums are deterministic: each block of a fixed-size grid (its size
+// The loss helpers of kernels/cpu/ops_loss.h on the GPU: double fills, double sums and label
+// counts, the keep-ratio loss and the position loss, with every scalar kept in device memory so
+// that a step needs no host round trip. Sums are deterministic: each block of a fixed-size grid (its size
 // depends on n only) writes a partial from a fixed shared-memory tree, and one thread adds the
 // partials in block order.
 #include "kernels/cuda/common.cuh"
@@ -8,17 +8,8 @@
 #define RED_THREADS 256
 #define RED_MAX_BLOCKS 1024
 
-__global__ void fill_kernel(float *x, float v, size_t n) {
-    GRID_STRIDE(i, n) x[i] = v;
-}
-
 __global__ void fill_double_kernel(double *x, double v, size_t n) {
     GRID_STRIDE(i, n) x[i] = v;
-}
-
-__global__ void fill_from_kernel(float *x, const float *v, size_t n) {
-    float s = *v;
-    GRID_STRIDE(i, n) x[i] = s;
 }
 
 // Pass 1 of a double sum of f(i) over i < n: one partial per block.
@@ -88,16 +79,8 @@ __global__ void ratio_loss_kernel(double *loss, float *grad, const double *stats
         *loss = mv_ratio_loss_eval(grad, stats, group, lambda, nb, per_stage, alpha1, world);
 }
 
-extern "C" void fill_cuda(float *x, float v, size_t n, cudaStream_t stream) {
-    if (n) LAUNCH(fill_kernel, grid_for(n, 256), 256, 0, stream, x, v, n);
-}
-
 extern "C" void fill_double_cuda(double *x, double v, size_t n, cudaStream_t stream) {
     if (n) LAUNCH(fill_double_kernel, grid_for(n, 256), 256, 0, stream, x, v, n);
-}
-
-extern "C" void fill_from_cuda(float *x, const float *v, size_t n, cudaStream_t stream) {
-    if (n) LAUNCH(fill_from_kernel, grid_for(n, 256), 256, 0, stream, x, v, n);
 }
 
 extern "C" void sum_to_double_cuda(double *out, const float *x, size_t n, cudaStream_t stream) {

@@ -213,9 +213,7 @@ void argmax_correct_cuda(float *correct, const float *logits, const uint8_t *lab
 // grids, partials added in block order); results equal the CPU's up to the order of the double
 // additions. For the ratio loss, `group` (nb ints) and `lambda` (4 floats) are DEVICE arrays
 // too; the kernel is one thread running the CPU op's own code (mv_ratio_loss_eval).
-void fill_cuda(float *x, float v, size_t n, cudaStream_t stream);
 void fill_double_cuda(double *x, double v, size_t n, cudaStream_t stream);
-void fill_from_cuda(float *x, const float *v, size_t n, cudaStream_t stream);
 void sum_to_double_cuda(double *out, const float *x, size_t n, cudaStream_t stream);
 void count_valid_cuda(double *out, const uint8_t *labels, size_t n, cudaStream_t stream);
 void add_scaled_double_cuda(double *acc, const double *x, double s, cudaStream_t stream);
@@ -225,7 +223,7 @@ void position_loss_cuda(double *loss, float *dm, const float *m, const float *ta
                         cudaStream_t stream);
 
 // ---- optimizer --------------------------------------------------------------------------------
-// core/optim.c's adamw_update on device arrays: the same double scalars (formed on the host as
+// core/adamw.c's adamw_update on device arrays: the same double scalars (formed on the host as
 // the CPU does) and the same float operations per element, in the same order, without FMA.
 void adamw_update_cuda(float *param, const float *grad, float *m, float *v, size_t n, double lr, double beta1,
                        double beta2, double eps, double weight_decay, int step, cudaStream_t stream);
@@ -236,6 +234,8 @@ void mul_backward_cuda(float *da, float *db, const float *dout, const float *a, 
                        cudaStream_t stream);
 void add_forward_cuda(float *out, const float *a, const float *b, size_t n, cudaStream_t stream);
 void accumulate_cuda(float *dst, const float *src, size_t n, cudaStream_t stream);
+void fill_cuda(float *x, float v, size_t n, cudaStream_t stream);
+void fill_from_cuda(float *x, const float *v, size_t n, cudaStream_t stream);
 void channel_slice_forward_cuda(float *out, const float *in, int N, int C_out, int off, int C_in,
                                 cudaStream_t stream);
 void channel_slice_backward_cuda(float *din, const float *dout, int N, int C_out, int off, int C_in,

@@ -16,7 +16,7 @@
 #include "kernels/cuda/ops_cuda.h"
 #include "core/rng.h"
 #include "core/error.h"
-#include "core/optim.h"
+#include "core/adamw.h"
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdio.h>

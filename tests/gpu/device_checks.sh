@@ -218,7 +218,7 @@ direct_build() {
     printf '%s\n' "$SRC"/kernels/cuda/*.cu "$SRC"/tests/cuda/bench_cuda_ops.cu |
         xargs -P "$JOBS" -I{} sh -c '"$NVCC" $nvflags -c "$1" -o "$O/$(basename "$1" .cu).cu.o" || exit 255' _ {} 2>&1 | log
     [ "${PIPESTATUS[1]}" = 0 ] || return 1
-    local csrc=("$SRC"/kernels/cpu/*.c "$SRC"/core/rng.c "$SRC"/core/error.c "$SRC"/core/optim.c
+    local csrc=("$SRC"/kernels/cpu/*.c "$SRC"/core/rng.c "$SRC"/core/error.c "$SRC"/core/adamw.c
         "$SRC"/tests/cuda/test_cuda_ops.c)
     [ ${#blas_c[@]} -gt 0 ] && csrc+=("$SRC/tests/gpu/fallback/mini_cblas.c")
     # shellcheck disable=SC2016
@@ -253,7 +253,7 @@ direct_build() {
     for f in "${msrc[@]}"; do
         [ -e "$O/$f.c.o" ] || gcc $mflags -c "$SRC/core/$f.c" -o "$O/$f.c.o" 2>&1 | log
         [ -e "$O/$f.c.o" ] || ok=0
-        case " rng.c error.c optim.c " in *" $f.c "*) ;; *) mobj+=("$O/$f.c.o") ;; esac
+        case " rng.c error.c adamw.c " in *" $f.c "*) ;; *) mobj+=("$O/$f.c.o") ;; esac
     done
     for f in "${dsrc[@]}"; do
         gcc $mflags -DMV_MODEL_DEVICE=1 -c "$SRC/core/$f.c" -o "$O/$f.dev.o" 2>&1 | log || ok=0

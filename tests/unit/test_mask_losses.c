@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
+#include "kernels/cpu/ops.h"
 #include "kernels/cpu/ops_loss.h"
 
 Test(mask_losses, fills_sums_and_counts) {

@@ -11,7 +11,7 @@
 #include "numerics_ref.h"
 #include "core/error.h"
 #include "core/model.h"
-#include "core/optim.h"
+#include "core/adamw.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif

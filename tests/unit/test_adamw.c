@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/optim.h"
+#include "core/adamw.h"
 
 // Produced offline with /usr/bin/python3 (torch 1.13) by this script:
 //   p = Parameter(float32 tensor [((i % 11) - 5) / 10 for i in range(19)])

@@ -1,4 +1,4 @@
-// AdamW on the GPU with core/optim.c's arithmetic: the step's scalars are formed on the host in
+// AdamW on the GPU with core/adamw.c's arithmetic: the step's scalars are formed on the host in
 // double exactly as adamw_update does (PyTorch's Python floats), then every element is updated
 // with the same float operations in the same order. The explicitly rounded intrinsics keep nvcc
 // from fusing a multiply and an add into an FMA, which would change the last bits.

@@ -1,5 +1,5 @@
-// AdamW (optim.h): the update loop and the parameter-name rules.
-#include "core/optim.h"
+// AdamW (adamw.h): the update loop and the parameter-name rules.
+#include "core/adamw.h"
 #include <math.h>
 #include <omp.h>
 #include <string.h>
