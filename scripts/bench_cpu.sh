@@ -3,7 +3,9 @@
 #   1. the training step of maskvim-nano, batch 2, 128x256: maskvim vs the PyTorch reference
 #   2. the training step of maskvim-t, batch 2, 128x256: maskvim vs the PyTorch reference, and
 #      maskvim alone at batch 1, 256x512 (per op, share of the sgemm peak): the reference cannot
-#      train there (PyTorch's BatchNorm refuses batch 1; batch 2 exceeds 24 GB)
+#      train there (PyTorch's BatchNorm refuses batch 1). Batch 2 at 256x512 (the table's last
+#      row) is left out for time, about 2 minutes a step for the reference: the same `run` line
+#      with --batch 2 --size 256x512 measures it.
 #   3. the selective scan, forward + backward: maskvim's SS2D core vs the reference's scan
 # Usage: scripts/bench_cpu.sh [OUT_DIR]   (build first: cmake --build build)
 set -euo pipefail
