@@ -17,25 +17,47 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: maskvim data synth --out DIR --count N [--domains LIST] [--size HxW] [--seed S]\n"
-        "                          [--split NAME] [--threads T] [--samples-per-shard N] [--deflate L]\n"
-        "                          [--fresh]\n"
-        "                          [--preview FILE.png] [--preview-count K]\n\n"
+        "usage: maskvim data synth --out DIR --count N [--preview FILE.png] [options]\n"
+        "       maskvim data synth --preview FILE.png [options]     (the preview alone)\n"
+        "options: [--domains LIST] [--size HxW] [--seed S] [--split NAME] [--threads T]\n"
+        "         [--samples-per-shard N] [--deflate L] [--fresh] [--preview-count K]\n\n"
         "Renders N synthetic street scenes per domain into DIR/<domain>/<split> (HDF5 shards).\n"
         "Sample i of a domain is a pure function of (seed, split, domain, i): any machine, any\n"
         "thread count gives the same bytes. A 'synthetic:DOMAIN' training or evaluation source\n"
         "writes its split this way once, into a cache under datasets/synthetic (docs/synth.md).\n"
         "Re-running resumes after the complete shards of an interrupted run (--fresh: start over).\n\n"
-        "  --domains LIST   comma-separated names or 'all' (default all)\n"
-        "  --size HxW       image size (default 256x512)\n"
-        "  --seed S         generator seed (default 0)\n"
-        "  --split NAME     split name, also part of the samples' key (default train)\n"
-        "  --threads T      rendering threads (default: OpenMP's)\n"
-        "  --deflate L      deflate level of the images, 0-9 (default 0: stored; noise makes them\n"
-        "                   nearly incompressible); labels always use level 1\n"
-        "  --preview FILE   also write a PNG: K samples per domain with their labels (--out optional)\n\n"
+        "  --out DIR              write the shards to DIR/<domain>/<split> (needs --count)\n"
+        "  --count N              samples per domain; required with --out\n"
+        "  --domains LIST         comma-separated names or 'all' (default all)\n"
+        "  --size HxW             image size (default 256x512)\n"
+        "  --seed S               generator seed (default 0)\n"
+        "  --split NAME           split name, also part of the samples' key (default train)\n"
+        "  --threads T            rendering threads, 1-256 (default: OpenMP's)\n"
+        "  --samples-per-shard N  samples per shard file (default 64); resuming needs the same N\n"
+        "  --deflate L            deflate level of the images, 0-9 (default 0: stored; noise makes\n"
+        "                         them nearly incompressible); labels always use level 1\n"
+        "  --fresh                delete the split's existing shards and start over instead of\n"
+        "                         resuming after them\n"
+        "  --preview FILE         also (or, without --out, only) write a PNG of samples 0..K-1 of\n"
+        "                         each domain, images above their labels, at --size, --seed, --split\n"
+        "  --preview-count K      K, samples per domain in the preview, 1-64 (default 4)\n\n"
         "domains:\n");
-    for (int d = 0; d < synth_num_domains(); d++) fprintf(f, "  %-9s %s\n", synth_domain_name(d), synth_domain_summary(d));
+    // Each summary wrapped at word boundaries to stay within 96 columns, under its name.
+    for (int d = 0; d < synth_num_domains(); d++) {
+        const char *p = synth_domain_summary(d);
+        fprintf(f, "  %-9s ", synth_domain_name(d));
+        for (int col = 12, first = 1; *p;) {
+            while (*p == ' ') p++;
+            int len = (int)strcspn(p, " ");
+            if (!len) break;
+            if (!first && col + 1 + len > 96) { fprintf(f, "\n%12s", ""); col = 12; first = 1; }
+            fprintf(f, "%s%.*s", first ? "" : " ", len, p);
+            col += (first ? 0 : 1) + len;
+            first = 0;
+            p += len;
+        }
+        fputc('\n', f);
+    }
 }
 
 // Deflate levels of the synthetic shards. Sensor noise leaves the images nearly

@@ -22,7 +22,8 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: maskvim bench [--preset NAME | --config FILE] [--set key=value ...]\n"
-        "                     [--batch B] [--size HxW] [--iters N] [--warmup N] [--json FILE]\n\n"
+        "                     [--batch B] [--size HxW] [--iters N] [--warmup N] [--json FILE]\n"
+        "       maskvim bench --scan B,E,H,W,N [--iters N]\n\n"
         "Times the training step on the CPU: forward, backward and the AdamW update, per op kind\n"
         "(ms, GFLOP/s) and in total, with peak resident memory and the share of this machine's\n"
         "sgemm peak (measured first, in the same run). Defaults: maskvim-nano, batch 2, 128x256,\n"
@@ -36,7 +37,9 @@ static void usage(FILE *f) {
         "  --warmup N         untimed steps first (default 1)\n"
         "  --json FILE        also write the totals as one JSON object\n"
         "  --scan B,E,H,W,N   time only the SS2D core (projections, four-direction selective scan\n"
-        "                     and merge, forward + backward) at these sizes (dt_rank = E/32)\n");
+        "                     and merge, forward + backward) at these sizes (dt_rank = E/32):\n"
+        "                     one untimed pass, then --iters timed ones, printed as one JSON line;\n"
+        "                     the model options above do not apply\n");
 }
 
 // Zeroed floats, on huge pages as the model's arenas are, so that the timings match the step's.

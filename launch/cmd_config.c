@@ -59,7 +59,6 @@ int cmd_config(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
-        if (!strncmp(a, "--set=", 6)) { sets[nsets++] = a + 6; continue; }
         if (!strcmp(a, "--set") || !strcmp(a, "--out") || !strcmp(a, "--row")) {
             if (i + 1 >= argc) { fprintf(stderr, "maskvim config: %s needs a value\n", a); free(sets); return 2; }
             if (!strcmp(a, "--set")) sets[nsets++] = argv[++i];

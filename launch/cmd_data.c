@@ -31,6 +31,8 @@ static void usage(FILE *f) {
         "      split_data/gtav_split_val.txt, say), read from the flat raw download under --root.\n"
         "      Re-running resumes after the complete shards of an interrupted run (--fresh: start over).\n"
         "      --skip-bad skips unreadable or inconsistent items and lists them in the manifest.\n"
+        "      --workers N: decoding threads, 1-256 (default 2). --samples-per-shard N: samples\n"
+        "      per shard file (default 64; resuming needs the same N). --limit N: the first N items.\n"
         "  inspect DIR.. [--no-verify]\n"
         "      Prints each split's manifest, then reads every sample (Fletcher32 per chunk, label\n"
         "      values within the classes or 255) and checks every shard's CRC-32. Exit status 1\n"

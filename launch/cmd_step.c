@@ -38,6 +38,8 @@ static void usage(FILE *f) {
         "                    an error (tensors the model lacks are listed and ignored)\n"
         "  --init-out W.h5   write the (initialised or loaded) weights before the step\n"
         "  --batch B.h5      `images` float32 [B,3,H,W] (normalised), `labels` uint8/int64 [B,H,W]\n"
+        "  --dump OUT.h5     where the step's results go (the datasets above; written atomically);\n"
+        "                    required with --batch, unused without it\n"
         "  --seed S          initialisation and noise seed (default 0)\n"
         "  --iter N          iteration number keying the random draws (default 0)\n\n"
         "With --set mask.noise=false --set model.dropout=0 --set model.drop_path=0\n"

@@ -129,6 +129,11 @@ expect2 "maskvim train: unknown option '--resum'; did you mean '--resume'?" trai
 # An option mistyped as the last argument is unknown, not one that needs a value.
 expect2 "maskvim train: unknown option '--quite'; did you mean '--quiet'?" train --quite
 expect2 "maskvim train: --set needs a value" train --set
+# `--set KEY=VALUE` is the one form: `--set=KEY=VALUE` is refused by every command alike (config
+# alone used to take it, while train, eval, step and bench called it unknown).
+for cmd in config train eval step bench; do
+    expect2 "maskvim $cmd: unknown option '--set=run.seed=7'" $cmd --set=run.seed=7 --checkpoint x
+done
 expect2 "unknown option '--dry-rn'; did you mean '--dry-run'?" experiment run "$TMP/e.yaml" --dry-rn
 expect2 "maskvim config: unknown option '--ot'; did you mean '--out'?" config --ot x
 expect2 "maskvim eval: unknown option '--checkpiont'; did you mean '--checkpoint'?" eval --checkpiont x
