@@ -26,7 +26,7 @@ mapped() {
 }
 
 # 1.
-ldd "$MV_BIN" | grep -qiE "cuda|cublas|nccl" && fail "maskvim links CUDA libraries: $(ldd "$MV_BIN" | grep -iE 'cuda|cublas|nccl')"
+grep -qiE "cuda|cublas|nccl" <<<"$(ldd "$MV_BIN")" && fail "maskvim links CUDA libraries: $(ldd "$MV_BIN" | grep -iE 'cuda|cublas|nccl')"
 mapped libcublas "$MV_BIN" config && fail "maskvim config mapped cuBLAS"
 mapped libcublas "$MV_BIN" --version && fail "maskvim --version mapped cuBLAS without a driver"
 echo "ok   1. no CUDA library linked or mapped"

@@ -25,7 +25,7 @@ mpi_sanitizer_env() {
 mpi_setup() {
     TMP=${MV_TEST_TMP:-/tmp}/$1.$$
     mkdir -p "$TMP"
-    if ! command -v mpirun >/dev/null 2>&1 || ! "$MV_BIN" bench-allreduce --help | grep -q "Built with MPI: yes"; then
+    if ! command -v mpirun >/dev/null 2>&1 || ! grep -q "Built with MPI: yes" <<<"$("$MV_BIN" bench-allreduce --help)"; then
         echo "SKIP: maskvim is built without MPI (or mpirun is missing)"
         rm -rf "$TMP"
         exit 0

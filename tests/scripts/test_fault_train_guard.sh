@@ -198,7 +198,7 @@ grep -q "iteration 3: the weights are not finite ('decode_head.conv_seg.weight' 
 passed=$((passed + 1)); stamp "check $passed done"
 
 # 6. Ranks with different configurations (needs MPI).
-if command -v mpirun >/dev/null 2>&1 && "$MV_BIN" bench-allreduce --help | grep -q "Built with MPI: yes"; then
+if command -v mpirun >/dev/null 2>&1 && grep -q "Built with MPI: yes" <<<"$("$MV_BIN" bench-allreduce --help)"; then
     OUR_TMP=$TMP
     source "$(dirname "$0")/mpi_common.sh"
     mpi_setup fault_train_guard_mpi

@@ -217,7 +217,7 @@ rows:
 YAML
 CASES=sweep "$MV_PYTHON" "$TMP/cases.py" "$TMP" "$MV_BIN" $ITERS || fail "sweep"
 
-if command -v mpirun >/dev/null 2>&1 && "$MV_BIN" bench-allreduce --help | grep -q "Built with MPI: yes"; then
+if command -v mpirun >/dev/null 2>&1 && grep -q "Built with MPI: yes" <<<"$("$MV_BIN" bench-allreduce --help)"; then
     source "$(dirname "$0")/mpi_common.sh"
     SAVED_TMP=$TMP
     mpi_setup train_stop_startup_mpi
