@@ -54,14 +54,15 @@ const char *cli_option_hint(char *out, size_t cap, const char *arg, void (*usage
     return mv_hint(out, cap, word, ptrs, n);
 }
 
-// True when usage() lists `arg` (up to a '=') as an option.
+// True when usage() lists `arg` as an option. No command takes `--option=value`, so an
+// argument with a '=' is never one (`--set=k=v` last is unknown, as it is anywhere else).
 static bool option_listed(const char *arg, void (*usage)(FILE *)) {
+    if (strchr(arg, '=')) return false;
     char opts[MAX_OPTIONS][MAX_OPTION_LEN];
     int n = usage_options(opts, usage);
     if (n < 0) return true;   // cannot tell: keep the caller's own message
-    size_t alen = strcspn(arg, "=");
     for (int i = 0; i < n; i++)
-        if (strlen(opts[i]) == alen && !strncmp(opts[i], arg, alen)) return true;
+        if (!strcmp(opts[i], arg)) return true;
     return false;
 }
 

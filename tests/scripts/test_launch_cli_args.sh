@@ -133,6 +133,7 @@ expect2 "maskvim train: --set needs a value" train --set
 # alone used to take it, while train, eval, step and bench called it unknown).
 for cmd in config train eval step bench; do
     expect2 "maskvim $cmd: unknown option '--set=run.seed=7'" $cmd --set=run.seed=7 --checkpoint x
+    expect2 "maskvim $cmd: unknown option '--set=run.seed=7'" $cmd --set=run.seed=7   # last, too
 done
 expect2 "unknown option '--dry-rn'; did you mean '--dry-run'?" experiment run "$TMP/e.yaml" --dry-rn
 expect2 "maskvim config: unknown option '--ot'; did you mean '--out'?" config --ot x
