@@ -3,12 +3,14 @@
 // extra index 34 and any larger index are ignored, 255).
 // <split> is train, valid or test (val is accepted for valid, and a folder named val is found
 // too). Some labels are not the size of their image (HGFormer counts 60 frames in valid); as
-// HGFormer does (datasets/split_data/gta/resize_img.py: cv2.resize with INTER_NEAREST), those
-// labels are resized to the image with OpenCV's nearest-neighbour sampling positions, and the
-// conversion summary counts them.
+// HGFormer does for valid (datasets/split_data/gta/resize_img.py: cv2.resize with INTER_NEAREST),
+// and here in every split, those labels are resized to the image with OpenCV's nearest-neighbour
+// sampling positions, and the conversion summary counts them. Labels already converted to train
+// ids are refused (refuse_train_ids).
 // The raw download (images/NNNNN.png, no split folders) converts with --list and RobustNet's
 // split_data/gtav_split_{train,val,test}.txt (convert_list_file), without moving files into
 // split folders as HGFormer's split_gta.py does.
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,25 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     return convert_pair_flat(items, n, idir, ".png", ldir, ".png");
 }
 
+// Labels already converted to train ids (HGFormer's labels_detectron2, beside the raw labels in
+// the layout MaskViM reads) would map a second time without an error: road's 0 to 255, 8
+// (vegetation) to 1, and so on. A raw GTAV label holds palette indices 0..34, so 255 never
+// appears in one, and nearly every frame has ids from 19 up (sky 23, car 26, vegetation 21).
+// Only 0..18 with 255 is train ids; that is refused, naming the file.
+static int refuse_train_ids(const mv_image *label, const char *path) {
+    size_t n = (size_t)label->h * label->w;
+    bool ignore = false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t v = label->px[i];
+        if (v != 255 && v > 18) return 0;
+        ignore |= v == 255;
+    }
+    if (!ignore) return 0;
+    return mv_fail("%s: every value is a train id (0..18) or 255 (ignore): labels already converted to train ids "
+                   "(labels_detectron2?) are not GTAV's raw labels, whose palette indices are Cityscapes label ids "
+                   "0..34; convert the raw labels/ folder", path);
+}
+
 static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_item *it) {
     uint16_t table[256];
     // GTAV's palette has one index more than Cityscapes' label ids 0..33: 34, which GTAV loaders
@@ -40,6 +61,7 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     convert_make_table(table, 35, MV_CITYSCAPES_ID_TO_TRAIN, 19, MV_LABEL_UNLISTED);
     MV_TRY(image_read_rgb(rgb, it->image));
     MV_TRY(image_read_png_index(label, it->label));
+    MV_TRY(refuse_train_ids(label, it->label));
     MV_TRY(convert_map_labels(label, table, it->label, flags));
     if (label->h != rgb->h || label->w != rgb->w) {
         mv_image resized = convert_resize_nearest(label, rgb->h, rgb->w);

@@ -6,6 +6,9 @@
 #include <inttypes.h>
 #include <png.h>
 #include <setjmp.h>
+
+// PNG stores 16-bit samples big-endian; libpng swaps them into host order only when asked to.
+#define MV_HOST_LITTLE_ENDIAN (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,13 +127,13 @@ static int png_decode(png_rd *ctx, int mode, int header_only) {
         if (ct == PNG_COLOR_TYPE_GRAY && (bd == 2 || bd == 4)) png_set_expand_gray_1_2_4_to_8(ctx->png);
         else if (bd < 8) png_set_packing(ctx->png);
         if (bd == 16) {                          // 16-bit gray: whole values, narrowed by the caller
-            png_set_swap(ctx->png);
+            if (MV_HOST_LITTLE_ENDIAN) png_set_swap(ctx->png);
             bytes_per_sample = 2;
         }
         ctx->c = 1;
     } else {  // PNG_RAW16
         if (bd < 8) png_set_packing(ctx->png);
-        if (bd == 16) png_set_swap(ctx->png);   // PNG stores big-endian; we want host order (x86: little)
+        if (bd == 16 && MV_HOST_LITTLE_ENDIAN) png_set_swap(ctx->png);   // into host order
         bytes_per_sample = bd == 16 ? 2 : 1;
     }
     int passes = png_set_interlace_handling(ctx->png);
@@ -295,7 +298,7 @@ static int png_encode(png_wr *ctx, int h, int w, int bit_depth, int color_type, 
         png_set_PLTE(ctx->png, ctx->info, pal, n_colors);
     }
     png_write_info(ctx->png, ctx->info);
-    if (bit_depth == 16) png_set_swap(ctx->png);  // host little-endian -> PNG big-endian
+    if (bit_depth == 16 && MV_HOST_LITTLE_ENDIAN) png_set_swap(ctx->png);  // host order -> PNG's big-endian
     for (int y = 0; y < h; y++) ctx->rows[y] = (png_bytep)(px + (size_t)y * rowbytes);
     png_write_image(ctx->png, ctx->rows);
     png_write_end(ctx->png, NULL);

@@ -655,6 +655,30 @@ Test(convert, gtav_index_34_is_ignored) {
     image_free(&lab);
 }
 
+// Labels already converted to train ids (HGFormer's labels_detectron2) given as GTAV's labels:
+// every value 0..18 or 255. They are refused by name, not mapped a second time (road 0 -> 255,
+// 8 -> 1, ...). The same values without a 255 are a plausible raw frame and convert.
+Test(convert, gtav_train_id_labels_are_refused) {
+    const char *root = fixture_root("gtav_trainids");
+    mkdirs("%s/images/%s", root, "train");
+    mkdirs("%s/labels/%s", root, "train");
+    mv_image rgb = fixture_rgb(0, H, W), lab = fixture_label(0, 19);   // train ids 0..18
+    lab.px[3] = 255;
+    put_png(&rgb, "%s/images/train/%s.png", root, "00001");
+    put_palette(&lab, "%s/labels/train/%s.png", root, "00001");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    mv_convert_stats st;
+    cr_assert_lt(convert("gtav", root, "train", out, 1, 0, 0, &st), 0);
+    cr_expect(strstr(mv_last_error(), "labels/train/00001.png") && strstr(mv_last_error(), "train ids"), "%s",
+              mv_last_error());
+    lab.px[3] = 7;   // no 255: ids 0..18 only, as a raw frame of road, walls and poles could be
+    put_palette(&lab, "%s/labels/train/%s.png", root, "00001");
+    cr_assert_eq(convert("gtav", root, "train", out, 1, 0, 0, &st), 0, "%s", mv_last_error());
+    image_free(&rgb);
+    image_free(&lab);
+}
+
 static void put_list(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     cr_assert(f, "%s", path);
