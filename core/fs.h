@@ -50,7 +50,9 @@ int mv_atomic_open(mv_atomic_file *a, const char *path);
 int mv_atomic_commit(mv_atomic_file *a, bool sync);
 // Closes and removes the temporary; the target stays as it was. Safe after a failed open.
 void mv_atomic_abort(mv_atomic_file *a);
-// Removes `path`.tmp.<pid> files beside `path` whose pid is not a live process; how many.
+// Removes `path`.tmp.<pid> files beside `path` whose pid is not a live process; how many. The
+// folder is listed once per process (core/fs.c, list_stale): temporaries a process killed after
+// that listing leaves are removed by the next process that writes there.
 int mv_remove_stale_tmp(const char *path);
 // When file name `name` is such a temporary, "<NAME>.tmp.<pid>", of a process that is gone (not
 // this one, nor a live one): its pid, with NAME in base[cap]; else 0.

@@ -131,10 +131,10 @@ static int open_errno(const char *path) {
     return 0;
 }
 
-// Why `path` did not open as HDF5 when no lock held it: out of file descriptors (the process's
-// or the system's limit, which closing our own did not cure), unreadable, or damaged.
-static void open_failure(const char *path) {
-    int err = open_errno(path);
+// Why `path` did not open as HDF5 when no lock held it, given open_errno's answer: out of file
+// descriptors (the process's or the system's limit, which closing our own did not cure),
+// unreadable, or damaged.
+static void open_failure(const char *path, int err) {
     if (err == 0) {
         mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
     } else if (err == EMFILE || err == ENFILE) {
@@ -159,18 +159,17 @@ static hid_t shard_take(mv_split *s, int k) {
         f = h5_open_quiet(path, &locked);
         // Out of descriptors with others of ours still open (another split's readers, a
         // checkpoint being written): ours go first, then one more try.
-        if (f < 0 && !locked) {
-            int err = open_errno(path);
-            if ((err == EMFILE || err == ENFILE) && close_least_recent(s)) {
-                while (close_least_recent(s)) {}
-                f = h5_open_quiet(path, &locked);
-            }
+        int err = f < 0 && !locked ? open_errno(path) : 0;
+        if ((err == EMFILE || err == ENFILE) && close_least_recent(s)) {
+            while (close_least_recent(s)) {}
+            f = h5_open_quiet(path, &locked);
+            err = f < 0 && !locked ? open_errno(path) : 0;
         }
         int64_t count = -1, version = -1, first = -1;
         char fmt[64] = "", domain[128] = "", label_map[128] = "";
         int ok = 0;
         if (f < 0 && locked) (void)0;   // the message says so: locked, not damaged
-        else if (f < 0) open_failure(path);
+        else if (f < 0) open_failure(path, err);
         else if (shard_attr_get_str(fmt, sizeof fmt, f, "format") < 0 || strcmp(fmt, SHARD_FORMAT) ||
                  shard_attr_get_i64(&count, f, "count") < 0 || count != s->m.shards[k].count) {
             mv_fail("%s: not a maskvim shard, or holds %lld samples where the manifest says %d", path,

@@ -4,7 +4,7 @@
 // given, so a tensor read twice gets both uses' gradients, and zeroing is the caller's (the
 // model and the trainer zero each gradient before its first writer: docs/model.md, "Backward
 // adds").
-// NULL. A pointer may be NULL only where its op says so below (a NULL gradient is then not
+// NULL pointers: a pointer may be NULL only where its op says so below (a NULL gradient is then not
 // written, a NULL optional input not applied); every other pointer must be valid.
 // `scratch` is caller-owned temporary memory of at least the size the *_scratch function says.
 //
@@ -63,7 +63,7 @@ void dwconv3x3_forward(float *out, const float *in, const float *w, const float 
 void dwconv3x3_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int B, int H, int W, int C);
 
-// ---- LayerNorm over the last dimension (eps given; the model uses 1e-5, MV_NORM_EPS) -------------------------
+// ---- LayerNorm over the last dimension (eps given; the model uses 1e-5, MV_NORM_EPS) ------
 // NULL: din only (dw and db are always computed).
 void layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
                        const float *b, int N, int C, float eps);

@@ -182,7 +182,7 @@ done
 $MV_BIN version | cmp -s - "$TMP/version.txt" || fail "'maskvim version' differs from --version"
 # `maskvim help COMMAND` is COMMAND's help; step and bench take --preset or --config, not both,
 # and name an unknown preset as --preset (it was reported as a --set nobody typed).
-help=$($MV_BIN help train)
+help=$($MV_BIN help train) || fail "help train exited $?"
 head -1 <<<"$help" | grep -q "maskvim train" || fail "help train: $(head -2 <<<"$help")"
 rc=0; $MV_BIN help nosuch >"$TMP/help.log" 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -q "unknown command 'nosuch'" "$TMP/help.log" || fail "help nosuch: exit $rc: $(head -2 "$TMP/help.log")"
