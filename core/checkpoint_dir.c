@@ -201,15 +201,16 @@ static void note_unfinished_copies(const char *dir, char *why, size_t cap) {
     closedir(d);
 }
 
-// A checkpoint that HDF5's file locking kept us from reading (another process has it open for
-// writing) is not a damaged one: passing over it would rewind the run to an older checkpoint and
-// retrain what it holds, so --resume auto stops with the lock's message instead.
-static int locked_stop(char *path) {
+// A checkpoint that could not be opened now (HDF5's file locking: another process has it open
+// for writing; or no file descriptor was left) is not a damaged one: passing over it would rewind
+// the run to an older checkpoint and retrain what it holds, so --resume auto stops with the
+// reason instead.
+static int blocked_stop(char *path) {
     char why[MV_ERRMSG_MAX];
     snprintf(why, sizeof why, "%s", mv_last_error());
     path[0] = '\0';
-    return mv_fail("--resume auto: %s; it stops rather than take an older checkpoint (a locked file is not a "
-                   "damaged one)", why);
+    return mv_fail("--resume auto: %s; it stops rather than take an older checkpoint (a file that cannot be "
+                   "opened now is not a damaged one)", why);
 }
 
 // `raw` for a message: any byte that is not printable ASCII as '?', cut at 100 bytes ("..."
@@ -261,7 +262,7 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
             mv_clear_error();
             return 1;
         }
-        if (checked && h5_last_open_locked()) return locked_stop(path);
+        if (checked && h5_last_open_blocked()) return blocked_stop(path);
         if (checkpoint_iter_step(latest) >= 0) bound = checkpoint_iter_step(latest);
         if (checked && access(path, F_OK) == 0) {
             damaged++;
@@ -289,9 +290,9 @@ int checkpoint_find_latest_report(const char *dir, char *path, size_t n, char *s
             continue;
         }
         found = usable(dir, files[i].name, path, n, &checked);
-        if (!found && checked && h5_last_open_locked()) {
+        if (!found && checked && h5_last_open_blocked()) {
             free(files);
-            return locked_stop(path);
+            return blocked_stop(path);
         }
         if (!found && checked) {
             damaged++;
@@ -409,7 +410,7 @@ typedef struct {
 // the recorded best it would stand for weights the run no longer has (and no later evaluation
 // that falls short of its value would replace it). *step (when not NULL): the step `path` was
 // saved at, -1 when it does not read or is not whole. A file not taken is described in `notes`
-// (may be NULL). 1 or 0; -1 when another process has it locked (core/h5util.h): it cannot be
+// (may be NULL). 1 or 0; -1 when it cannot be opened now (locked, out of file descriptors: core/h5util.h): it cannot be
 // told, and a file that is being written must be neither replaced nor removed.
 static int is_best_of(const char *path, const mv_train_state *st, int64_t *step, best_notes *notes) {
     mv_train_state b;
@@ -421,7 +422,7 @@ static int is_best_of(const char *path, const mv_train_state *st, int64_t *step,
         return 0;
     }
     if (checkpoint_read_meta(path, &b, NULL) < 0 || checkpoint_verify(path) < 0) {
-        if (h5_last_open_locked()) return -1;
+        if (h5_last_open_blocked()) return -1;
         if (notes) {
             note(notes->account, sizeof notes->account, mv_last_error());
             note(notes->damage, sizeof notes->damage, mv_last_error());

@@ -8,15 +8,49 @@
 #include <string.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+// The errno that HDF5's file driver recorded for the open(2) under a failed H5Fopen or H5Fcreate
+// ("..., errno = 24, error message = 'Too many open files', ..."), or 0 when the system opened
+// the file and HDF5 refused what it read. HDF5 keeps no errno of its own.
+static herr_t find_system_errno(unsigned n, const H5E_error2_t *e, void *out) {
+    (void)n;
+    const char *p = e->desc ? strstr(e->desc, "errno = ") : NULL;
+    if (p && *(int *)out == 0) *(int *)out = atoi(p + strlen("errno = "));
+    return 0;
+}
+
+static int system_errno_of_failure(void) {
+    int err = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_system_errno, &err);
+    return err;
+}
+
+// "PATH: cannot VERB: REASON", with the open-file limit and how to raise it for EMFILE/ENFILE.
+static int system_failure(const char *path, const char *verb, int err) {
+    if (err == EMFILE || err == ENFILE) {
+        struct rlimit lim;
+        long cur = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? (long)lim.rlim_cur : -1;
+        return mv_fail("%s: cannot %s: %s (the limit is %ld open files: raise it with `ulimit -n`)", path, verb,
+                       strerror(err), cur);
+    }
+    return mv_fail("%s: cannot %s: %s", path, verb, strerror(err));
+}
+
 hid_t h5_create(const char *path) {
     quiet();
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) mv_fail("%s: cannot create HDF5 file", path);
+    if (f < 0) {
+        int err = system_errno_of_failure();
+        if (err) system_failure(path, "create HDF5 file", err);
+        else mv_fail("%s: cannot create HDF5 file", path);
+        H5Eclear2(H5E_DEFAULT);
+    }
     return f;
 }
 
@@ -53,9 +87,9 @@ static int lock_failure(const char *path) {
                    "HDF5_USE_FILE_LOCKING=FALSE", path, strerror(err));
 }
 
-static _Thread_local bool last_open_locked;
+static _Thread_local bool last_open_blocked;
 
-bool h5_last_open_locked(void) { return last_open_locked; }
+bool h5_last_open_blocked(void) { return last_open_blocked; }
 
 // Files opened for reading drop an object's metadata from HDF5's cache when the object is
 // closed. A data split stays open for a whole run, and its cache otherwise kept the header of
@@ -70,41 +104,48 @@ static void make_read_fapl(void) {
     }
 }
 
-hid_t h5_open_quiet(const char *path, bool *locked) {
+static hid_t open_failed(h5_open_failure *why, h5_open_failure what) {
+    *why = what;
+    last_open_blocked = h5_open_blocked(what);
+    return H5I_INVALID_HID;
+}
+
+hid_t h5_open_quiet(const char *path, h5_open_failure *why) {
     quiet();
     pthread_once(&g_read_fapl_once, make_read_fapl);
-    *locked = last_open_locked = false;
+    last_open_blocked = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         hid_t f = H5Fopen(path, H5F_ACC_RDONLY, g_read_fapl >= 0 ? g_read_fapl : H5P_DEFAULT);
         if (f >= 0) return f;
         bool lock_error = false;
         H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_lock_error, &lock_error);
+        int err = system_errno_of_failure();
         H5Eclear2(H5E_DEFAULT);   // (a thread's stack is not freed whole at its exit)
-        if (!lock_error) return H5I_INVALID_HID;
-        if (lock_failure(path) < 0) {
-            *locked = last_open_locked = true;
-            return H5I_INVALID_HID;
+        if (!lock_error && err) {   // (a lock failure records an errno too: EWOULDBLOCK)
+            system_failure(path, "open", err);
+            return open_failed(why, err == EMFILE || err == ENFILE ? H5_OPEN_OUT_OF_FILES : H5_OPEN_UNREADABLE);
         }
+        if (!lock_error) return open_failed(why, H5_OPEN_DAMAGED);
+        if (lock_failure(path) < 0) return open_failed(why, H5_OPEN_LOCKED);
     }
     // Free to our probe both times, yet HDF5 could not lock it: a writer that opens and closes it.
-    *locked = last_open_locked = true;
     mv_fail("%s is locked by another process (HDF5 file locking: another program opens it for writing again and "
             "again; wait until it is done, or set HDF5_USE_FILE_LOCKING=FALSE if nothing writes it)", path);
-    return H5I_INVALID_HID;
+    return open_failed(why, H5_OPEN_LOCKED);
 }
 
 hid_t h5_open_read(const char *path) {
     quiet();
-    last_open_locked = false;
+    last_open_blocked = false;
     if (access(path, R_OK) != 0) { mv_fail("%s: cannot open (missing or unreadable)", path); return -1; }
-    bool locked;
-    hid_t f = h5_open_quiet(path, &locked);
-    if (f < 0 && locked) return -1;
-    if (f < 0 && looks_like_pytorch(path))
+    h5_open_failure why;
+    hid_t f = h5_open_quiet(path, &why);
+    if (f >= 0 || why != H5_OPEN_DAMAGED) return f;   // (the message says why)
+    if (looks_like_pytorch(path))
         mv_fail("%s: a PyTorch checkpoint, not an HDF5 file: convert it with tools/pth_to_h5.py (docs/checkpoints.md)", path);
-    else if (f < 0)
+    else
         mv_fail("%s: not a readable HDF5 file", path);
-    return f;
+    return H5I_INVALID_HID;
 }
 
 // Creates the intermediate groups of "a/b/c" so that dataset c can be written.

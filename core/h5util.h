@@ -6,25 +6,39 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-// Creates `path` for writing (truncating); close with H5Fclose.
+// Creates `path` for writing (truncating); close with H5Fclose. A failure names the system's
+// reason (no such folder, no space, out of file descriptors with the limit, ...).
 hid_t h5_create(const char *path);
 // Opens `path` for reading; a PyTorch checkpoint given instead is named as one (with the tool
-// that converts it), a file that HDF5's file locking keeps us from opening as locked (see
+// that converts it), a file that cannot be opened now as locked or out of file descriptors (see
 // h5_open_quiet), anything else as not a readable HDF5 file.
 hid_t h5_open_read(const char *path);
+// Why an open for reading failed (h5_open_quiet).
+typedef enum {
+    H5_OPEN_DAMAGED,         // the file opened but is not whole HDF5 (no message: the caller names it)
+    H5_OPEN_LOCKED,          // another process holds HDF5's lock on it (message recorded)
+    H5_OPEN_OUT_OF_FILES,    // the process or the system ran out of file descriptors (message recorded)
+    H5_OPEN_UNREADABLE,      // missing, a folder, no permission, ... (message recorded, with strerror)
+} h5_open_failure;
 // Every HDF5 open for reading goes through here (h5_open_read, the shard reader and writer):
-// opens `path` read-only and, on failure, tells a locked file from a damaged one. HDF5 locks a
-// file it opens (flock: shared to read, exclusive to write, e.g. h5py's 'r+' or 'w'), and an open
-// that meets another process's exclusive lock fails as a damaged file would: --resume auto
-// passed over a good checkpoint as damaged and rewound the run, a shard read as corrupt. A lock
-// failure (HDF5's error stack says so; our own flock probe says whose) records the message
-// "PATH is locked by another process (...)" and sets *locked; any other failure returns
-// H5I_INVALID_HID with no message (the caller names the damage).
-hid_t h5_open_quiet(const char *path, bool *locked);
-// Whether the last h5_open_read or h5_open_quiet of this thread failed on a file lock (for a
-// caller above a function that opened it: a locked file must stop --resume auto, not be passed
-// over as damaged).
-bool h5_last_open_locked(void);
+// opens `path` read-only and, on failure, says why in *why. Only H5_OPEN_DAMAGED says anything
+// about the file's contents; the others must not be taken for damage. HDF5 locks a file it opens
+// (flock: shared to read, exclusive to write, e.g. h5py's 'r+' or 'w'), and an open that meets
+// another process's exclusive lock fails as a damaged file would: --resume auto passed over a
+// good checkpoint as damaged and rewound the run, a shard read as corrupt. The same went for an
+// open that ran out of file descriptors. The lock is told by HDF5's error stack and our own
+// flock probe (which says whose), the system's refusal by the errno that HDF5's file driver
+// records in its error stack.
+hid_t h5_open_quiet(const char *path, h5_open_failure *why);
+// A failure that says nothing of the file (locked, out of file descriptors): the file may be
+// whole, so it must be neither passed over as damaged nor rewritten.
+static inline bool h5_open_blocked(h5_open_failure why) {
+    return why == H5_OPEN_LOCKED || why == H5_OPEN_OUT_OF_FILES;
+}
+// Whether the last h5_open_read or h5_open_quiet of this thread failed for a reason other than
+// the file's contents or absence: locked, or out of file descriptors (for a caller above a
+// function that opened it: such a file must stop --resume auto, not be passed over as damaged).
+bool h5_last_open_blocked(void);
 int h5_write_floats(hid_t file, const char *name, const float *data, int ndim, const int *shape);
 int h5_write_scalar(hid_t file, const char *name, double value);
 // Reads dataset `name` of any shape into `out` (converted to float32); `numel` must match.

@@ -123,29 +123,6 @@ static bool close_least_recent(mv_split *s) {
     return true;
 }
 
-// Whether `path` opens as a plain file: 0, or the errno of why not. (HDF5 keeps no errno.)
-static int open_errno(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    close(fd);
-    return 0;
-}
-
-// Why `path` did not open as HDF5 when no lock held it, given open_errno's answer: out of file
-// descriptors (the process's or the system's limit, which closing our own did not cure),
-// unreadable, or damaged.
-static void open_failure(const char *path, int err) {
-    if (err == 0) {
-        mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
-    } else if (err == EMFILE || err == ENFILE) {
-        struct rlimit lim;
-        long cur = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? (long)lim.rlim_cur : -1;
-        mv_fail("%s: cannot open: %s (the limit is %ld open files: raise it with `ulimit -n`)", path, strerror(err), cur);
-    } else {
-        mv_fail("%s: cannot open: %s", path, strerror(err));
-    }
-}
-
 // The open file of shard k, checked to belong to the split, taken for one read: the caller
 // gives it back with shard_release. H5I_INVALID_HID when it cannot be used (the message says why).
 static hid_t shard_take(mv_split *s, int k) {
@@ -155,21 +132,19 @@ static hid_t shard_take(mv_split *s, int k) {
         while (s->n_open >= SPLIT_OPEN_MAX && close_least_recent(s)) {}
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", s->dir, s->m.shards[k].file);
-        bool locked;
-        f = h5_open_quiet(path, &locked);
+        h5_open_failure why;
+        f = h5_open_quiet(path, &why);
         // Out of descriptors with others of ours still open (another split's readers, a
         // checkpoint being written): ours go first, then one more try.
-        int err = f < 0 && !locked ? open_errno(path) : 0;
-        if ((err == EMFILE || err == ENFILE) && close_least_recent(s)) {
+        if (f < 0 && why == H5_OPEN_OUT_OF_FILES && close_least_recent(s)) {
             while (close_least_recent(s)) {}
-            f = h5_open_quiet(path, &locked);
-            err = f < 0 && !locked ? open_errno(path) : 0;
+            f = h5_open_quiet(path, &why);
         }
         int64_t count = -1, version = -1, first = -1;
         char fmt[64] = "", domain[128] = "", label_map[128] = "";
         int ok = 0;
-        if (f < 0 && locked) (void)0;   // the message says so: locked, not damaged
-        else if (f < 0) open_failure(path, err);
+        if (f < 0 && why != H5_OPEN_DAMAGED) (void)0;   // the message says why: locked, out of files, unreadable
+        else if (f < 0) mv_fail("%s: cannot open as HDF5 (truncated or corrupt?)", path);
         else if (shard_attr_get_str(fmt, sizeof fmt, f, "format") < 0 || strcmp(fmt, SHARD_FORMAT) ||
                  shard_attr_get_i64(&count, f, "count") < 0 || count != s->m.shards[k].count) {
             mv_fail("%s: not a maskvim shard, or holds %lld samples where the manifest says %d", path,

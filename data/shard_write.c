@@ -266,9 +266,9 @@ static int adopt_shard(mv_shard_writer *w, int k) {
     shard_paths(w, k, path, NULL, sizeof path);
     struct stat st;
     if (stat(path, &st) != 0) return 0;
-    bool locked;
-    hid_t f = h5_open_quiet(path, &locked);
-    if (f < 0) return locked ? -1 : 0;   // a locked shard is not damaged: rewriting it would lose it
+    h5_open_failure why;
+    hid_t f = h5_open_quiet(path, &why);
+    if (f < 0) return h5_open_blocked(why) ? -1 : 0;   // a shard locked now may be whole: rewriting it would lose it
     char fmt[64] = "", domain[128] = "", label_map[128] = "";
     int64_t count = -1, per = -1, nskip = -1;
     int ok = shard_attr_get_str(fmt, sizeof fmt, f, "format") == 0 && !strcmp(fmt, SHARD_FORMAT) &&
@@ -381,9 +381,9 @@ static int read_finished(mv_shard_writer *w) {
         const mv_manifest_shard *sh = &m.shards[i];
         if (sh->first < 0 || sh->count < 0 || sh->first + sh->count > m.count) { ok = 0; break; }
         snprintf(path, sizeof path, "%s/%s", w->dir, sh->file);
-        bool locked;
-        hid_t f = h5_open_quiet(path, &locked);
-        if (f < 0 && locked) { manifest_free(&m); free(names); return -1; }
+        h5_open_failure why;
+        hid_t f = h5_open_quiet(path, &why);
+        if (f < 0 && h5_open_blocked(why)) { manifest_free(&m); free(names); return -1; }
         if (f < 0) { ok = 0; break; }
         ok = read_strings(f, "names", names + (size_t)sh->first * MV_SAMPLE_NAME_MAX, sh->count) == 0;
         H5Fclose(f);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "core/error.h"
 #include "core/h5util.h"
+#include "fd_limit.h"
 #include "folder_state.h"
 #include "data/manifest.h"
 #include "data/shard.h"
@@ -159,8 +160,8 @@ Test(shard, reading_samples_does_not_grow_the_metadata_cache) {
     tmpdir(dir, sizeof dir, "mdc");
     write_split(dir, 120, 120);
     snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
-    bool locked;
-    hid_t f = h5_open_quiet(path, &locked);
+    h5_open_failure why;
+    hid_t f = h5_open_quiet(path, &why);
     cr_assert(f >= 0, "%s", mv_last_error());
     size_t entries[2] = {0, 0};
     for (int j = 0; j < 120; j++) {
@@ -190,42 +191,6 @@ Test(shard, reading_samples_does_not_grow_the_metadata_cache) {
 // under a lower one. The split has 80 one-sample shards, each read twice in an order that
 // revisits old ones, while the process may open 100 more files than it has (more than the split
 // keeps open), then only 6 (fewer), then none (the message must say so, not "corrupt").
-// `ulimit -n` bounds descriptor numbers, not their count: the limit is set just above the highest
-// descriptor in use plus `spare`, and the holes below are filled (their descriptors in fill[]),
-// so that exactly `spare` more files can open.
-static int limit_spare_files(int spare, int *fill, int cap, struct rlimit *saved) {
-    int top = 0;
-    DIR *d = opendir("/proc/self/fd");
-    cr_assert(d);
-    for (struct dirent *e; (e = readdir(d));)
-        if (e->d_name[0] != '.' && atoi(e->d_name) > top) top = atoi(e->d_name);
-    closedir(d);
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, saved), 0);
-    struct rlimit low = {(rlim_t)top + 1 + (rlim_t)spare, saved->rlim_max};
-    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-    int n = 0;
-    for (int fd; n < cap && (fd = open("/dev/null", O_RDONLY)) >= 0;) {
-        if (fd > top) { close(fd); break; }
-        fill[n++] = fd;
-    }
-    cr_assert_lt(n, cap);
-    return n;
-}
-
-static int count_fds(void) {
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    cr_assert(d);
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-static void restore_files(const int *fill, int n, const struct rlimit *saved) {
-    for (int i = 0; i < n; i++) close(fill[i]);
-    cr_assert_eq(setrlimit(RLIMIT_NOFILE, saved), 0);
-}
-
 Test(shard, many_shards_read_within_the_open_file_limit) {
     char dir[4096];
     tmpdir(dir, sizeof dir, "fdlimit");
@@ -410,8 +375,8 @@ Test(shard, damaged_names_read_as_unreadable) {
 // (Opened as the split reader opens it: HDF5 refuses a second open of a file under other access
 // properties while the first is open.)
 static long names_row_at(const char *path, int j) {
-    bool locked;
-    hid_t f = h5_open_quiet(path, &locked);
+    h5_open_failure why;
+    hid_t f = h5_open_quiet(path, &why);
     cr_assert_geq(f, 0);
     hid_t d = H5Dopen2(f, "names", H5P_DEFAULT);
     haddr_t at = H5Dget_offset(d);
