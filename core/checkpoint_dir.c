@@ -101,9 +101,7 @@ static int list_iters(const char *dir, iter_file **out, int *count) {
         if (step < 0 || strlen(e->d_name) >= sizeof((*out)->name)) continue;
         if (*count == cap) {
             cap = cap ? 2 * cap : 16;
-            iter_file *grown = realloc(*out, sizeof **out * (size_t)cap);
-            MV_CHECK(grown, "out of memory");
-            *out = grown;
+            *out = mv_realloc(*out, sizeof **out * (size_t)cap);
         }
         (*out)[*count].step = step;
         snprintf((*out)[*count].name, sizeof (*out)[*count].name, "%s", e->d_name);

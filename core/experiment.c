@@ -816,7 +816,7 @@ int experiment_corruption_results(char (*names)[MV_NAME_MAX], double *miou, cons
     char *text = NULL;
     size_t cap = 0, len = 0;
     for (;;) {
-        if (len + 4096 + 1 > cap) { cap = cap ? 2 * cap : 65536; text = realloc(text, cap); MV_CHECK(text, "out of memory"); }
+        if (len + 4096 + 1 > cap) { cap = cap ? 2 * cap : 65536; text = mv_realloc(text, cap); }
         size_t n = fread(text + len, 1, 4096, f);
         len += n;
         if (n == 0) break;

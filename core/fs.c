@@ -108,11 +108,9 @@ static int list_dir(char ***names, int64_t *n, const char *dir, const char *suff
         if (sl && e->d_type == DT_DIR) continue;   // a folder named like a file (x.jpg/) is not one
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
-            *names = realloc(*names, sizeof(char *) * (size_t)cap);
-            MV_CHECK(*names, "out of memory");
+            *names = mv_realloc(*names, sizeof(char *) * (size_t)cap);
         }
-        (*names)[(*n)++] = strdup(e->d_name);
-        MV_CHECK((*names)[*n - 1], "out of memory");
+        (*names)[(*n)++] = mv_strdup(e->d_name);
     }
     closedir(d);
     if (*n) qsort(*names, (size_t)*n, sizeof(char *), cmp_str);
@@ -140,7 +138,7 @@ char *mv_read_text_file(const char *path, bool quiet_missing) {
     size_t got;
     while ((got = fread(b + n, 1, cap - n - 1, f)) > 0) {
         n += got;
-        if (cap - n < 2) { cap *= 2; b = realloc(b, cap); MV_CHECK(b, "out of memory"); }
+        if (cap - n < 2) { cap *= 2; b = mv_realloc(b, cap); }
     }
     b[n] = 0;
     fclose(f);

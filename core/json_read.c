@@ -84,7 +84,7 @@ static int parse_string(char **out, jcur *c) {
     size_t cap = 16, n = 0;
     char *b = mv_malloc(cap);
     for (;;) {
-        if (n + 5 > cap) { cap *= 2; b = realloc(b, cap); MV_CHECK(b, "out of memory"); }
+        if (n + 5 > cap) { cap *= 2; b = mv_realloc(b, cap); }
         char ch = *c->s;
         if (!ch) { free(b); return jfail(c, "unterminated string"); }
         c->s++;
@@ -119,8 +119,7 @@ static int parse_string(char **out, jcur *c) {
 static int push_item(mv_json *v, int *cap) {
     if (v->n == *cap) {
         *cap = *cap ? *cap * 2 : 8;
-        v->items = realloc(v->items, (size_t)*cap * sizeof(mv_json));
-        MV_CHECK(v->items, "out of memory");
+        v->items = mv_realloc(v->items, (size_t)*cap * sizeof(mv_json));
     }
     memset(&v->items[v->n], 0, sizeof(mv_json));
     return v->n++;

@@ -60,11 +60,9 @@ static void add_column(mv_report *rep, int *cap, const char *name) {
     for (int c = 0; c < rep->ncolumns; c++) if (!strcmp(rep->columns[c], name)) return;
     if (rep->ncolumns == *cap) {
         *cap = *cap ? *cap * 2 : 8;
-        rep->columns = realloc(rep->columns, (size_t)*cap * sizeof *rep->columns);
-        MV_CHECK(rep->columns, "out of memory");
+        rep->columns = mv_realloc(rep->columns, (size_t)*cap * sizeof *rep->columns);
         if (rep->labels) {
-            rep->labels = realloc(rep->labels, (size_t)*cap * sizeof *rep->labels);
-            MV_CHECK(rep->labels, "out of memory");
+            rep->labels = mv_realloc(rep->labels, (size_t)*cap * sizeof *rep->labels);
         }
     }
     copy_name(rep->columns[rep->ncolumns], name, MV_REPORT_NAME);
@@ -297,8 +295,7 @@ void mv_report_add_missing(mv_report *rep, const char *const *names, int n) {
         bool found = false;
         for (int r = 0; r < rep->nruns && !found; r++) found = !strcmp(rep->runs[r].name, names[i]);
         if (found) continue;
-        rep->runs = realloc(rep->runs, (size_t)(rep->nruns + 1) * sizeof *rep->runs);
-        MV_CHECK(rep->runs, "out of memory");
+        rep->runs = mv_realloc(rep->runs, (size_t)(rep->nruns + 1) * sizeof *rep->runs);
         mv_report_run *run = &rep->runs[rep->nruns++];
         memset(run, 0, sizeof *run);
         copy_name(run->name, names[i], sizeof run->name);
@@ -348,8 +345,7 @@ int mv_report_column_at(const mv_report *rep, int i) {
 }
 
 int mv_report_add_peer(mv_report *rep, const char *name) {
-    rep->peers = realloc(rep->peers, (size_t)(rep->npeers + 1) * sizeof *rep->peers);
-    MV_CHECK(rep->peers, "out of memory");
+    rep->peers = mv_realloc(rep->peers, (size_t)(rep->npeers + 1) * sizeof *rep->peers);
     mv_report_peer *p = &rep->peers[rep->npeers];
     memset(p, 0, sizeof *p);
     copy_name(p->name, name, sizeof p->name);
@@ -428,8 +424,8 @@ int mv_report_load(mv_report *rep, const char *runs_dir, const char *paper_json,
             if (file_exists(path)) run = true;
         }
         if (!run) continue;
-        if (n == cap) { cap = cap ? cap * 2 : 16; names = realloc(names, (size_t)cap * sizeof(char *)); MV_CHECK(names, "out of memory"); }
-        names[n++] = strdup(e->d_name);
+        if (n == cap) { cap = cap ? cap * 2 : 16; names = mv_realloc(names, (size_t)cap * sizeof(char *)); }
+        names[n++] = mv_strdup(e->d_name);
     }
     closedir(dir);
     if (n == 0) { free(names); return mv_fail("%s: no run directories (subdirectories with metrics.jsonl, config.yaml or status.json)", runs_dir); }

@@ -18,8 +18,7 @@
 static mv_report_domain *domain_slot(mv_report_run *run, const char *name) {
     for (int i = 0; i < run->ndomains; i++)
         if (!strcmp(run->domains[i].name, name)) return &run->domains[i];
-    run->domains = realloc(run->domains, (size_t)(run->ndomains + 1) * sizeof(mv_report_domain));
-    MV_CHECK(run->domains, "out of memory");
+    run->domains = mv_realloc(run->domains, (size_t)(run->ndomains + 1) * sizeof(mv_report_domain));
     mv_report_domain *d = &run->domains[run->ndomains++];
     memset(d, 0, sizeof *d);
     d->miou = NAN;
@@ -71,8 +70,7 @@ static void take_start(mv_report_run *run, const mv_json *rec) {
 static void take_train(mv_report_run *run, const mv_json *rec, int *cap) {
     if (run->npoints == *cap) {
         *cap = *cap ? *cap * 2 : 64;
-        run->points = realloc(run->points, (size_t)*cap * sizeof(mv_report_point));
-        MV_CHECK(run->points, "out of memory");
+        run->points = mv_realloc(run->points, (size_t)*cap * sizeof(mv_report_point));
     }
     mv_report_point *p = &run->points[run->npoints++];
     memset(p, 0, sizeof *p);
@@ -161,12 +159,11 @@ static void load_config(mv_report_run *run, const char *path) {
             } else {
                 if (run->ncfg == cap) {
                     cap = cap ? cap * 2 : 64;
-                    run->cfg_keys = realloc(run->cfg_keys, (size_t)cap * sizeof(char *));
-                    run->cfg_vals = realloc(run->cfg_vals, (size_t)cap * sizeof(char *));
-                    MV_CHECK(run->cfg_keys && run->cfg_vals, "out of memory");
+                    run->cfg_keys = mv_realloc(run->cfg_keys, (size_t)cap * sizeof(char *));
+                    run->cfg_vals = mv_realloc(run->cfg_vals, (size_t)cap * sizeof(char *));
                 }
-                run->cfg_keys[run->ncfg] = strdup(full);
-                run->cfg_vals[run->ncfg] = strdup(val);
+                run->cfg_keys[run->ncfg] = mv_strdup(full);
+                run->cfg_vals[run->ncfg] = mv_strdup(val);
                 run->ncfg++;
             }
         }

@@ -41,11 +41,9 @@ static herr_t note_unexpected(hid_t group, const char *name, const H5L_info_t *i
     if (fd->keep_names) {   // grown by doubling: room for entries 0 .. 2^k - 1
         int n = fd->unexpected;
         if ((n & (n - 1)) == 0) {
-            fd->unexpected_names = realloc(fd->unexpected_names, sizeof(char *) * (size_t)(n ? 2 * n : 1));
-            MV_CHECK(fd->unexpected_names, "out of memory");
+            fd->unexpected_names = mv_realloc(fd->unexpected_names, sizeof(char *) * (size_t)(n ? 2 * n : 1));
         }
-        fd->unexpected_names[n] = strdup(name);
-        MV_CHECK(fd->unexpected_names[n], "out of memory");
+        fd->unexpected_names[n] = mv_strdup(name);
     }
     if (fd->unexpected++ == 0) snprintf(fd->first_unexpected, sizeof fd->first_unexpected, "%s", name);
     if (s->report) fprintf(s->report, "  unexpected: %s\n", name);

@@ -21,9 +21,7 @@
 static void *yalloc(yarena *a, size_t size) {
     if (a->n == a->cap) {
         a->cap = a->cap ? 2 * a->cap : 64;
-        void **p = realloc(a->ptrs, (size_t)a->cap * sizeof *p);
-        MV_CHECK(p, "out of memory");
-        a->ptrs = p;
+        a->ptrs = mv_realloc(a->ptrs, (size_t)a->cap * sizeof *a->ptrs);
     }
     return a->ptrs[a->n++] = mv_calloc(1, size);
 }

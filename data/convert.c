@@ -39,16 +39,14 @@ int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const c
                        MV_SAMPLE_NAME_MAX - 1);
     if (*n == *cap) {
         *cap = *cap ? 2 * *cap : 256;
-        *items = realloc(*items, sizeof(mv_convert_item) * (size_t)*cap);
-        MV_CHECK(*items, "out of memory");
+        *items = mv_realloc(*items, sizeof(mv_convert_item) * (size_t)*cap);
     }
     mv_convert_item *it = &(*items)[(*n)++];
-    it->image = strdup(image);
-    it->label = strdup(label);
-    it->name = strdup(name);
+    it->image = mv_strdup(image);
+    it->label = mv_strdup(label);
+    it->name = mv_strdup(name);
     it->absent = 0;
     it->orphan = 0;
-    MV_CHECK(it->image && it->label && it->name, "out of memory");
     return 0;
 }
 

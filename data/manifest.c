@@ -171,7 +171,7 @@ static int manifest_from_json(mv_manifest *m, const mv_json *root, const char *p
     m->skipped = mv_calloc((size_t)sk->n, sizeof(char *));
     for (int i = 0; i < sk->n; i++) {
         if (sk->items[i].kind != MV_JSON_STR) return mv_fail("%s: skipped[%d] is not a string", path, i);
-        m->skipped[i] = strdup(sk->items[i].str);
+        m->skipped[i] = mv_strdup(sk->items[i].str);
         m->n_skipped++;
     }
     return 0;

@@ -182,8 +182,7 @@ static void push_skipped(mv_shard_writer *w, char *entry) {
     MV_CHECK(entry, "out of memory");
     if (w->n_skipped == w->cap_skipped) {
         w->cap_skipped = w->cap_skipped ? 2 * w->cap_skipped : 16;
-        w->skipped = realloc(w->skipped, sizeof(char *) * (size_t)w->cap_skipped);
-        MV_CHECK(w->skipped, "out of memory");
+        w->skipped = mv_realloc(w->skipped, sizeof(char *) * (size_t)w->cap_skipped);
     }
     w->skipped[w->n_skipped++] = entry;
 }
@@ -191,8 +190,7 @@ static void push_skipped(mv_shard_writer *w, char *entry) {
 static void push_done(mv_shard_writer *w, const mv_manifest_shard *rec) {
     if (w->n_done == w->cap_done) {
         w->cap_done = w->cap_done ? 2 * w->cap_done : 16;
-        w->done = realloc(w->done, sizeof *w->done * (size_t)w->cap_done);
-        MV_CHECK(w->done, "out of memory");
+        w->done = mv_realloc(w->done, sizeof *w->done * (size_t)w->cap_done);
     }
     w->done[w->n_done++] = *rec;
 }
@@ -294,8 +292,7 @@ static int adopt_shard(mv_shard_writer *w, int k) {
         ok = d >= 0 && H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, sizes) >= 0;
         if (d >= 0) H5Dclose(d);
         if (ok) {  // the sample names, so that the caller can check its input still lists them
-            w->resumed_names = realloc(w->resumed_names, (size_t)(w->n_resumed + count) * MV_SAMPLE_NAME_MAX);
-            MV_CHECK(w->resumed_names, "out of memory");
+            w->resumed_names = mv_realloc(w->resumed_names, (size_t)(w->n_resumed + count) * MV_SAMPLE_NAME_MAX);
             hid_t t = shard_name_type();
             d = H5Dopen2(f, "names", H5P_DEFAULT);
             ok = d >= 0 && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT,
@@ -321,7 +318,7 @@ static int adopt_shard(mv_shard_writer *w, int k) {
             char *e = skipped + (size_t)i * skip_size;
             e[skip_size - 1] = 0;
             utf8_trim_cut(e);  // shards of earlier versions cut entries at MV_SAMPLE_NAME_MAX bytes
-            push_skipped(w, strdup(e));
+            push_skipped(w, mv_strdup(e));
         }
         if (ok) {
             push_done(w, &rec);

@@ -69,11 +69,9 @@ typedef struct {
 static void push_path(path_list *l, const char *path) {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
-        l->paths = realloc(l->paths, sizeof(char *) * (size_t)l->cap);
-        MV_CHECK(l->paths, "out of memory");
+        l->paths = mv_realloc(l->paths, sizeof(char *) * (size_t)l->cap);
     }
-    l->paths[l->n] = strdup(path);
-    MV_CHECK(l->paths[l->n], "out of memory");
+    l->paths[l->n] = mv_strdup(path);
     l->n++;
 }
 
