@@ -332,14 +332,15 @@ def count_params(model):
 # Initialisation (docs/math.md section 2), from one seeded generator.
 # =============================================================================================
 def _trunc_normal(t, std, g):
-    """Normal(0, std) truncated at +-2 std (resampling the tails)."""
-    v = torch.randn(t.shape, generator=g, dtype=torch.float64)
+    """Normal(0, std) with values outside [-2, 2] drawn again, as timm's trunc_normal_(std=std)
+    (whose bounds a=-2, b=2 are absolute, not in units of std): at std 0.02 nothing is cut."""
+    v = torch.randn(t.shape, generator=g, dtype=torch.float64) * std
     while True:
         bad = v.abs() > 2.0
         if not bad.any():
             break
-        v[bad] = torch.randn(int(bad.sum()), generator=g, dtype=torch.float64)
-    t.copy_(v * std)
+        v[bad] = torch.randn(int(bad.sum()), generator=g, dtype=torch.float64) * std
+    t.copy_(v)
 
 
 def _uniform(t, lo, hi, g):
