@@ -66,56 +66,87 @@ static char **stems_of(char **files, int64_t n, const char *suffix, int sort) {
 }
 
 // Pushes the item of `stem`: its image (the listed file `image`, or stem+img_ext for an orphan
-// label) and label paths under the two folders, named prefix+stem.
+// label) and label (the listed file `label`, or stem+label_suffix for an image without one)
+// paths under the two folders, named prefix+stem.
 static int push_stem(mv_convert_item **items, int64_t *n, int64_t *cap, const char *idir, const char *img_ext,
                      const char *ldir, const char *label_suffix, const char *prefix, const char *stem,
-                     const char *image) {
+                     const char *image, const char *label) {
     char img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2];
     char name[MV_CONVERT_PATH_MAX * 2];  // longer than a sample name may be: convert_push_item refuses it
     if (image)
         snprintf(img, sizeof img, "%s/%s", idir, image);
     else
         snprintf(img, sizeof img, "%s/%s%s", idir, stem, img_ext);
-    snprintf(lab, sizeof lab, "%s/%s%s", ldir, stem, label_suffix);
+    if (label)
+        snprintf(lab, sizeof lab, "%s/%s", ldir, label);
+    else
+        snprintf(lab, sizeof lab, "%s/%s%s", ldir, stem, label_suffix);
     snprintf(name, sizeof name, "%s%s", prefix, stem);
     MV_TRY(convert_push_item(items, n, cap, img, lab, name));
     (*items)[*n - 1].orphan = image == NULL;
     return 0;
 }
 
+// A label file by its stem, for finding an image's label whatever the case of its extension.
+typedef struct {
+    const char *stem, *file;
+} stem_file;
+
+static int cmp_stem_file(const void *a, const void *b) {
+    return strcmp(((const stem_file *)a)->stem, ((const stem_file *)b)->stem);
+}
+
+// The first stem listed twice in sorted[0..n) (names differing only in the case of their
+// extension), or NULL.
+static const char *repeated_stem(char **sorted, int64_t n) {
+    for (int64_t k = 1; k < n; k++)
+        if (!strcmp(sorted[k - 1], sorted[k])) return sorted[k];
+    return NULL;
+}
+
 int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const char *idir, const char *img_ext,
                      const char *ldir, const char *label_suffix, const char *prefix) {
     char **files = NULL, **labels = NULL;
     int64_t nf = 0, nl = 0;
-    // An image's extension may differ in case (NAME.JPG): it is still the image of NAME's label.
+    // An extension may differ in case (NAME.JPG, NAME.PNG): the files still pair by name.
     if (mv_is_dir(idir) || !mv_is_dir(ldir)) MV_TRY(mv_list_dir_any_case(&files, &nf, idir, img_ext));
     // Labels are listed too: one whose image is missing must not vanish from the split unnoticed
     // (an incomplete download or extraction); it becomes an item that fails by name.
-    if (mv_is_dir(ldir) && mv_list_dir(&labels, &nl, ldir, label_suffix) < 0) {
+    if (mv_is_dir(ldir) && mv_list_dir_any_case(&labels, &nl, ldir, label_suffix) < 0) {
         mv_free_names(files, nf);
         return -1;
     }
     char **istem = stems_of(files, nf, img_ext, 0), **isorted = stems_of(files, nf, img_ext, 1);
-    char **lstem = stems_of(labels, nl, label_suffix, 0);
+    char **lstem = stems_of(labels, nl, label_suffix, 0), **lsorted = stems_of(labels, nl, label_suffix, 1);
+    stem_file *lfile = mv_calloc((size_t)(nl ? nl : 1), sizeof *lfile);
+    for (int64_t k = 0; k < nl; k++) lfile[k] = (stem_file){lstem[k], labels[k]};
+    if (nl) qsort(lfile, (size_t)nl, sizeof *lfile, cmp_stem_file);
     int rc = 0;
-    for (int64_t k = 1; k < nf && rc == 0; k++)
-        if (!strcmp(isorted[k - 1], isorted[k]))
-            rc = mv_fail("%s: two images of %s (extensions differing in case); keep one", idir, isorted[k]);
+    const char *twice;
+    if ((twice = repeated_stem(isorted, nf)))
+        rc = mv_fail("%s: two images of %s (extensions differing in case); keep one", idir, twice);
+    else if ((twice = repeated_stem(lsorted, nl)))
+        rc = mv_fail("%s: two labels of %s (extensions differing in case); keep one", ldir, twice);
     // Merge: images in their listed order, each orphan label placed before the first image whose
     // stem sorts after its own (for ordinary names the result is sorted by name).
     int64_t i = 0, j = 0;
     while (rc == 0 && (i < nf || j < nl)) {
         if (j < nl && bsearch(&lstem[j], isorted, (size_t)nf, sizeof(char *), cmp_str)) { j++; continue; }
         if (i < nf && (j >= nl || strcmp(istem[i], lstem[j]) <= 0)) {
-            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, istem[i], files[i]);
+            stem_file key = {istem[i], NULL}, *lab = nl ? bsearch(&key, lfile, (size_t)nl, sizeof key, cmp_stem_file) : NULL;
+            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, istem[i], files[i],
+                           lab ? lab->file : NULL);
             i++;
         } else {
-            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, lstem[j++], NULL);
+            rc = push_stem(items, n, cap, idir, img_ext, ldir, label_suffix, prefix, lstem[j], NULL, labels[j]);
+            j++;
         }
     }
+    free(lfile);
     mv_free_names(istem, nf);
     mv_free_names(isorted, nf);
     mv_free_names(lstem, nl);
+    mv_free_names(lsorted, nl);
     mv_free_names(files, nf);
     mv_free_names(labels, nl);
     return rc;
@@ -165,7 +196,7 @@ int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_conv
     FILE *f = fopen(list_file, "r");
     if (!f) return mv_fail("%s: cannot open: %s", list_file, strerror(errno));
     char line[MV_CONVERT_PATH_MAX], img[MV_CONVERT_PATH_MAX * 2], lab[MV_CONVERT_PATH_MAX * 2];
-    int64_t cap = 0;
+    int64_t cap = 0, absent = 0;
     int rc = 0;
     for (long ln = 1; rc == 0 && fgets(line, sizeof line, f); ln++) {
         char *s = line, *e = line + strlen(line);
@@ -185,14 +216,13 @@ int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_conv
         char name[MV_CONVERT_PATH_MAX];
         snprintf(name, sizeof name, "%.*s", (int)(dot - s), s);
         rc = convert_push_item(items, n, &cap, img, lab, name);
-        if (rc == 0) (*items)[*n - 1].absent = access(img, F_OK) != 0 && errno == ENOENT &&
-                                              access(lab, F_OK) != 0 && errno == ENOENT;
+        bool gone = rc == 0 && access(img, F_OK) != 0 && errno == ENOENT && access(lab, F_OK) != 0 && errno == ENOENT;
+        absent += gone;
+        if (rc == 0) (*items)[*n - 1].absent = gone && conv->list_may_lack_items;
     }
     if (rc == 0 && ferror(f)) rc = mv_fail("%s: read error", list_file);
     fclose(f);
     if (rc < 0) return rc;
-    int64_t absent = 0;
-    for (int64_t i = 0; i < *n; i++) absent += (*items)[i].absent;
     if (*n > 0 && absent == *n)
         return mv_fail("%s: none of the %lld files %s lists is in %s or %s (is --root the folder of the raw download?)",
                        root, (long long)*n, list_file, idir, ldir);
@@ -315,6 +345,13 @@ static int check_partners(const mv_convert_item *it) {
     return 0;
 }
 
+// Whether any of the n bytes at p differs from v.
+static bool any_byte_other_than(const uint8_t *p, uint8_t v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v) return true;
+    return false;
+}
+
 static void convert_one(slot *s, const mv_dataset_converter *conv, const mv_convert_item *it) {
     mv_image rgb = {0}, lab = {0};
     s->flags = 0;
@@ -329,6 +366,7 @@ static void convert_one(slot *s, const mv_dataset_converter *conv, const mv_conv
     if (rc == 0) rc = shard_check_sample(it->name, &rgb, &lab);
     if (rc == 0) {
         size_t n = (size_t)rgb.h * rgb.w;
+        if (!any_byte_other_than(lab.px, 255, n)) s->flags |= MV_CONVERT_LABEL_EMPTY;
         int64_t a = shard_encode_chunk(&s->enc_rgb, &s->cap_rgb, rgb.px, n * 3, MV_SHARD_DEFAULT_DEFLATE);
         int64_t b = a < 0 ? -1 : shard_encode_chunk(&s->enc_lab, &s->cap_lab, lab.px, n, MV_SHARD_DEFAULT_DEFLATE);
         if (a < 0 || b < 0) rc = -1;
@@ -458,6 +496,7 @@ static int write_item(mv_shard_writer *w, mv_convert_stats *stats, const mv_conv
         stats->written++;
         if (s->flags & MV_CONVERT_LABEL_RESIZED) stats->labels_resized++;
         if (s->flags & MV_CONVERT_UNLISTED_IDS) stats->labels_unlisted++;
+        if (s->flags & MV_CONVERT_LABEL_EMPTY) stats->labels_empty++;
         return 0;
     }
     if (!o->skip_bad && !it->absent)

@@ -3,6 +3,7 @@
 // items of a split and loads one item; convert.c is the shared driver (worker threads,
 // in-order writing, progress, resume, --skip-bad). Layouts and tables: docs/data.md.
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "core/fs.h"
@@ -18,13 +19,14 @@ typedef struct {
     char *image;
     char *label;
     char *name;
-    int absent;   // --list: neither file is in the download (skipped and listed, never an error)
+    int absent;   // --list: neither file is in the download (list_may_lack_items: skipped and listed, never an error)
     int orphan;   // a label file whose image does not exist (an error naming both, or skipped with --skip-bad)
 } mv_convert_item;
 
 // What a load did besides the plain conversion (reported in the final summary).
 // MV_CONVERT_UNLISTED_IDS: the label held ids outside the dataset's class table, mapped to ignore.
-enum { MV_CONVERT_LABEL_RESIZED = 1, MV_CONVERT_UNLISTED_IDS = 2 };
+// MV_CONVERT_LABEL_EMPTY: every pixel of the label is ignore (255): no annotation.
+enum { MV_CONVERT_LABEL_RESIZED = 1, MV_CONVERT_UNLISTED_IDS = 2, MV_CONVERT_LABEL_EMPTY = 4 };
 
 typedef struct {
     const char *name;          // --dataset value
@@ -41,6 +43,9 @@ typedef struct {
     // the folders of images and labels under the root of the download, where an image and its
     // label have the same file name. NULL: no such form (--list is refused).
     const char *raw_images, *raw_labels;
+    // --list: a listed name absent from the download (image and label) is skipped and listed, not
+    // an error. Only GTAV: circulated copies lack a few dozen of the ids RobustNet's lists name.
+    bool list_may_lack_items;
 } mv_dataset_converter;
 
 extern const mv_dataset_converter MV_CONVERT_CITYSCAPES, MV_CONVERT_BDD100K, MV_CONVERT_MAPILLARY,
@@ -71,6 +76,7 @@ typedef struct {
     int64_t absent;           // --list items absent from the download, skipped by this run
     int64_t labels_resized;   // GTAV labels resized to their image
     int64_t labels_unlisted;  // labels with ids outside the class table, mapped to ignore (GTAV, SYNTHIA)
+    int64_t labels_empty;     // labels with no pixel of a class (all 255), written by this run
     double seconds;
     int up_to_date;           // 1: --out was a finished split of exactly these items, left untouched
                               // (resumed = items, nothing written)
@@ -96,7 +102,7 @@ void convert_free_items(mv_convert_item *items, int64_t n);
 int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
                       const char *name);
 // The flat layout most datasets share: every image `<stem><img_ext>` directly in `idir` pairs
-// with the label `<ldir>/<stem><label_suffix>` (the image's extension in any case: NAME.JPG);
+// with the label `<ldir>/<stem><label_suffix>` (either extension in any case: NAME.JPG, NAME.PNG);
 // the sample is named `<stem>`. A label whose image
 // is missing becomes an `orphan` item (an error when converted, not silently dropped), placed by
 // name among the images.
@@ -113,10 +119,11 @@ int convert_pair_dir(mv_convert_item **items, int64_t *n, int64_t *cap, const ch
 // The items a split list names (one file name per line, as RobustNet's split_data/*.txt; blank
 // lines, surrounding spaces, CRLF ends and a leading UTF-8 byte order mark ignored) in the
 // converter's raw folders under `root`, sorted by name as the split folders list them. A name
-// with a '/', without an extension, or listed twice is an error naming the line. A listed name
-// whose image and label are both missing is marked `absent` (some circulated GTAV copies lack a
-// few dozen ids, docs/data.md, GTAV: the converter skips and lists them); when no listed name
-// exists at all, the root is wrong: an error.
+// with a '/', without an extension, or listed twice is an error naming the line. Where the
+// converter's list_may_lack_items is set, a listed name whose image and label are both missing is
+// marked `absent` (some circulated GTAV copies lack a few dozen ids, docs/data.md, GTAV: the
+// converter skips and lists them); elsewhere it is an item that fails by name. When no listed
+// name exists at all, the root is wrong: an error.
 int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_converter *conv, const char *root,
                       const char *list_file);
 // label[i] = table[label[i]]; a value whose table entry is MV_LABEL_UNKNOWN is an error naming

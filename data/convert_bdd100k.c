@@ -35,4 +35,4 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 }
 
 const mv_dataset_converter MV_CONVERT_BDD100K = {"bdd100k", "bdd100k", "bdd100k-trainid/v1", "train, val", list, load,
-                                                 NULL, NULL};
+                                                 NULL, NULL, false};

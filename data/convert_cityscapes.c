@@ -55,6 +55,11 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     snprintf(ldir, sizeof ldir, "%s/gtFine/%s", root, split);
     *items = NULL;
     *n = 0;
+    // gtFine/test ships with the download, but its labels are placeholders (test labels are
+    // not public): converted, they are ignore everywhere and evaluate to nothing.
+    if (!strcmp(split, "test"))
+        return mv_fail("%s: Cityscapes' test labels are not public (gtFine/test holds placeholders, ignore "
+                       "everywhere): convert train or val", root);
     char **dummy = NULL;
     int64_t nd = 0;
     MV_TRY(mv_list_dir(&dummy, &nd, idir, ""));  // a missing image tree: the error names it
@@ -92,4 +97,4 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 }
 
 const mv_dataset_converter MV_CONVERT_CITYSCAPES = {"cityscapes", "cityscapes", "cityscapes-labelid-to-trainid/v1",
-                                                    "train, val", list, load, NULL, NULL};
+                                                    "train, val", list, load, NULL, NULL, false};

@@ -73,4 +73,4 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 }
 
 const mv_dataset_converter MV_CONVERT_GTAV = {"gtav", "gtav", "gtav-labelid-to-trainid/v3", "train, valid (val), test", list,
-                                              load, "images", "labels"};
+                                              load, "images", "labels", true};

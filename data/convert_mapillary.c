@@ -44,4 +44,4 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 
 const mv_dataset_converter MV_CONVERT_MAPILLARY = {"mapillary", "mapillary", "mapillary-v1.2-66-to-trainid/v1",
                                                    "training (train), validation (val, valid)", list, load,
-                                                   NULL, NULL};
+                                                   NULL, NULL, false};

@@ -70,4 +70,4 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
 }
 
 const mv_dataset_converter MV_CONVERT_SYNTHIA = {"synthia", "synthia", "synthia-rand-cityscapes-to-trainid/v2",
-                                                 "train, val (valid)", list, load, "RGB", "GT/LABELS"};
+                                                 "train, val (valid)", list, load, "RGB", "GT/LABELS", false};

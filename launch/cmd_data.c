@@ -104,7 +104,16 @@ static int data_convert(int argc, char **argv) {
     if (st.labels_unlisted)
         printf(", %lld label%s with ids outside the class table (mapped to ignore, 255)", (long long)st.labels_unlisted,
                st.labels_unlisted == 1 ? "" : "s");
+    if (st.labels_empty)
+        printf(", %lld label%s without any annotated pixel (all 255)", (long long)st.labels_empty,
+               st.labels_empty == 1 ? "" : "s");
     printf(" (%.1f s)\n", st.seconds);
+    // Nothing to learn or score: a split whose labels are placeholders (a test split), or a
+    // label map that does not fit these files.
+    if (st.written > 0 && st.labels_empty == st.written)
+        fprintf(stderr, "maskvim data convert: warning: no label written by this run has a single annotated pixel "
+                        "(every one is 255, ignore): is this a split without public labels, or the labels of "
+                        "another dataset?\n");
     return 0;
 }
 

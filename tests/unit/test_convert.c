@@ -196,6 +196,37 @@ Test(convert, cityscapes_labelids_to_train_ids) {
     manifest_free(&m);
 }
 
+// Cityscapes' gtFine/test holds placeholder labels (test labels are not public): the test split
+// is refused by name (it converted into labels that are ignore everywhere). Labels without a
+// single annotated pixel are counted (the CLI warns when every label of a run is one).
+Test(convert, cityscapes_test_split_refused_and_empty_labels_counted) {
+    const char *root = fixture_root("cityscapes_test");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    for (int t = 0; t < 2; t++) {
+        const char *split = t ? "val" : "test";
+        mkdirs("%s/leftImg8bit/%s/berlin", root, split);
+        mkdirs("%s/gtFine/%s/berlin", root, split);
+        for (int k = 0; k < 2; k++) {
+            char stem[128];
+            snprintf(stem, sizeof stem, "%s/berlin/berlin_%06d_000019", split, k);
+            mv_image rgb = fixture_rgb(k, H, W), lab = image_alloc(H, W, 1);
+            memset(lab.px, 0, (size_t)H * W);   // 0: unlabeled
+            if (k == 1) lab.px[5] = 7;          // one road pixel
+            put_png(&rgb, "%s/leftImg8bit/%s_leftImg8bit.png", root, stem);
+            put_png(&lab, "%s/gtFine/%s_gtFine_labelIds.png", root, stem);
+            image_free(&rgb);
+            image_free(&lab);
+        }
+    }
+    mv_convert_stats st;
+    cr_assert_eq(convert("cityscapes", root, "test", out, 1, 0, 0, &st), -1);
+    cr_expect(strstr(mv_last_error(), "test labels are not public"), "%s", mv_last_error());
+    cr_assert_eq(convert("cityscapes", root, "val", out, 1, 0, 0, &st), 0, "%s", mv_last_error());
+    cr_expect_eq(st.written, 2);
+    cr_expect_eq(st.labels_empty, 1, "%lld labels counted without annotation", (long long)st.labels_empty);
+}
+
 Test(convert, bdd100k_both_layouts) {
     const char *root = fixture_root("bdd");
     int table[256];
@@ -784,6 +815,35 @@ Test(convert, gtav_list_tolerates_ids_absent_from_the_download) {
     put_list(list, "12345.png\n12346.png\n");
     cr_assert_eq(convert_run(&st, &o, NULL), -1);
     cr_assert(strstr(mv_last_error(), "none of the 2 files"), "%s", mv_last_error());
+}
+
+// SYNTHIA has no known incomplete copies: a listed frame missing from the download (an
+// interrupted extraction) is an error naming it, not a silently smaller split; --skip-bad skips
+// and lists it.
+Test(convert, synthia_list_refuses_a_missing_frame) {
+    const char *root = fixture_root("synthia_absent");
+    mkdirs("%s/%s", root, "RGB");
+    mkdirs("%s/%s", root, "GT/LABELS");
+    mv_image rgb = fixture_rgb(0, H, W);
+    put_png(&rgb, "%s/RGB/%s.png", root, "0000001");
+    image_free(&rgb);
+    mv_image16 lab = {H, W, 3, calloc((size_t)H * W * 3, sizeof(uint16_t))};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/GT/LABELS/0000001.png", root);
+    cr_assert_eq(image_write_png16(path, &lab), 0, "%s", mv_last_error());
+    image16_free(&lab);
+    char list[4200], out[4200];
+    snprintf(list, sizeof list, "%s/synthia_split_val.txt", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    put_list(list, "0000001.png\n0000003.png\n");
+    mv_convert_opts o = {.dataset = "synthia", .root = root, .split = "val", .out = out, .workers = 1, .list_file = list};
+    mv_convert_stats st;
+    cr_assert_eq(convert_run(&st, &o, NULL), -1);
+    cr_expect(strstr(mv_last_error(), "0000003"), "%s", mv_last_error());
+    o.skip_bad = 1;
+    cr_assert_eq(convert_run(&st, &o, NULL), 0, "%s", mv_last_error());
+    cr_expect(st.written == 1 && st.skipped == 1 && st.absent == 0, "%lld %lld %lld", (long long)st.written,
+              (long long)st.skipped, (long long)st.absent);
 }
 
 // GTAV labels whose size differs from their image are resized as HGFormer's resize_img.py does it:

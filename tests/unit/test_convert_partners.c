@@ -210,8 +210,10 @@ Test(convert_partners, complete_pairs_with_sibling_files_unchanged) {
 }
 
 // An image saved as NAME.JPG is the image of NAME's label (it was reported as "a label without
-// its image"); two images of one name whose extensions differ only in case are refused; a
-// folder named like an image is passed over (it was an item whose label was missing).
+// its image"), and a label saved as NAME.PNG is NAME's label (it was "an image without its
+// label", the label file unnamed); two images, or two labels, of one name whose extensions differ
+// only in case are refused; a folder named like an image is passed over (it was an item whose
+// label was missing).
 Test(convert_partners, image_extension_in_any_case) {
     const char *root = fixture_root("ext_case");
     mkdirs(root, "images/10k/val");
@@ -221,8 +223,8 @@ Test(convert_partners, image_extension_in_any_case) {
     for (int k = 0; k < 3; k++) {
         snprintf(rel, sizeof rel, "images/10k/val/%s", images[k]);
         put_image(root, rel, k);
-        snprintf(rel, sizeof rel, "labels/sem_seg/masks/val/%c.png", 'a' + k);
-        put_label(root, rel, 3, 0);
+        snprintf(rel, sizeof rel, "labels/sem_seg/masks/val/%c.%s", 'a' + k, k == 2 ? "PNG" : "png");
+        put_label(root, rel, 3 + k, 0);
     }
     mkdirs(root, "images/10k/val/zz.jpg");   // a folder named like an image is not one
     char out[4200];
@@ -239,9 +241,15 @@ Test(convert_partners, image_extension_in_any_case) {
         cr_assert_eq(split_read(&smp, s, k), 0, "%s", mv_last_error());
         char want[2] = {(char)('a' + k), 0};
         cr_expect_str_eq(smp.name, want);
+        cr_expect_eq(smp.label.px[0], 3 + k, "sample %s paired with another label", want);
     }
     sample_free(&smp);
     split_close(s);
+    put_label(root, "labels/sem_seg/masks/val/c.png", 5, 0);
+    cr_assert_eq(run("bdd100k", root, "val", out, 0, &st), -1);
+    cr_expect(strstr(mv_last_error(), "two labels of c "), "%s", mv_last_error());
+    snprintf(rel, sizeof rel, "%s/labels/sem_seg/masks/val/c.png", root);
+    cr_assert_eq(remove(rel), 0);
     put_image(root, "images/10k/val/a.JPG", 0);
     cr_assert_eq(run("bdd100k", root, "val", out, 0, &st), -1);
     cr_expect(strstr(mv_last_error(), "two images of a "), "%s", mv_last_error());
