@@ -178,6 +178,18 @@ void mv_report_format_stat(char *buf, size_t size, double mean, double sd, int n
 // ------------------------------------------------------------------------------------------
 // the table (continued)
 
+int mv_report_source_column(const mv_report *rep, int r) {
+    for (int c = 0; c < rep->ncolumns; c++)
+        if (!strcmp(rep->columns[c], rep->runs[r].source)) return c;
+    return 0;
+}
+
+bool mv_report_mixed_sources(const mv_report *rep) {
+    for (int r = 0; r < rep->nruns; r++)
+        if (mv_report_source_column(rep, r) != 0) return true;
+    return false;
+}
+
 bool mv_report_is_target(const mv_report *rep, int c) {
     if (c < 0 || c >= rep->ncolumns) return false;
     if (!rep->ntargets) return c > 0;
@@ -200,16 +212,20 @@ const char *mv_report_format_diff(char *buf, size_t size, double diff) {
 }
 
 // Run r's mean over the targets: the declared ones (mv_report_set_targets), else every column
-// but the source; only when every target is there, since a partial mean would mislead (and an
-// undefined mIoU, a split without a labelled pixel, leaves it undefined as in training's summary).
+// but the run's own source; only when every target is there, since a partial mean would mislead
+// (and an undefined mIoU, a split without a labelled pixel, leaves it undefined as in training's
+// summary).
 static double target_mean(const mv_report *rep, int r) {
     double sum = 0;
-    int n = rep->ntargets ? rep->ntargets : rep->ncolumns - 1;
-    for (int t = 0; t < n; t++) {
+    int n = 0, source = mv_report_source_column(rep, r);
+    int count = rep->ntargets ? rep->ntargets : rep->ncolumns;
+    for (int t = 0; t < count; t++) {
+        if (!rep->ntargets && t == source) continue;
         const mv_report_domain *d =
-            mv_report_run_domain(&rep->runs[r], rep->ntargets ? rep->targets[t] : rep->columns[t + 1]);
+            mv_report_run_domain(&rep->runs[r], rep->ntargets ? rep->targets[t] : rep->columns[t]);
         if (!d || isnan(d->miou)) return NAN;
         sum += d->miou;
+        n++;
     }
     return n > 0 ? sum / n : NAN;
 }

@@ -51,6 +51,9 @@ typedef struct {
     mv_report_point *points; int npoints;
     mv_report_domain *domains; int ndomains; // last evaluation per domain, in first-seen order
     char **cfg_keys, **cfg_vals; int ncfg;   // config.yaml flattened to "section.key" -> value text
+    // The domain it was trained on, from its config.yaml: run.select_domain, else (its default)
+    // the first data.val entry; "" without a configuration.
+    char source[MV_REPORT_NAME];
 } mv_report_run;
 
 // Reads one run directory; returns -1 only for unreadable/corrupt files (naming file:line).
@@ -149,6 +152,14 @@ void mv_report_set_targets(mv_report *rep, const char *const *names, int n);
 void mv_report_targets_text(char *buf, size_t size, const mv_report *rep);
 // True when column c (c < rep->ncolumns) is one the mean averages.
 bool mv_report_is_target(const mv_report *rep, int c);
+// The column of run r's source (mv_report_run.source); 0 (the table's source) when the run names
+// none, or the column is not among the table's.
+int mv_report_source_column(const mv_report *rep, int r);
+// True when some run's source is another column than the first: runs of several sources in one
+// table (Table 3's Cityscapes runs beside Table 4's Mapillary runs). The first column is then no
+// one's source but each run's, named in its row, and each run's mean (without declared targets)
+// leaves out its own source.
+bool mv_report_mixed_sources(const mv_report *rep);
 // A difference to the paper as "%+.2f", but "+0.00" where it rounds to zero ("-0.00" says
 // "below the paper" of a difference too small to show).
 const char *mv_report_format_diff(char *buf, size_t size, double diff);

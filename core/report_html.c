@@ -48,7 +48,8 @@ static void head_cells(FILE *f, const mv_report *rep, bool marks) {
         int c = mv_report_column_at(rep, i);
         fputs("<th>", f);
         mv_html_escape(f, mv_report_label(rep, c));
-        if (marks) fputs(c == 0 && rep->ncolumns ? " (source)" : c == rep->ncolumns ? " (targets)" : "", f);
+        bool source = c == 0 && rep->ncolumns && !mv_report_mixed_sources(rep);
+        if (marks) fputs(source ? " (source)" : c == rep->ncolumns ? " (targets)" : "", f);
         fputs("</th>", f);
     }
 }
@@ -170,6 +171,11 @@ static void results_table(FILE *f, const mv_report *rep) {
         const mv_report_run *run = &rep->runs[r];
         fprintf(f, "<tr%s><td>", run->incomplete ? " class=\"inc\"" : "");
         mv_html_escape(f, run->name);
+        if (mv_report_mixed_sources(rep)) {
+            fputs(" <span class=\"note\">[source: ", f);
+            mv_html_escape(f, rep->columns[mv_report_source_column(rep, r)]);
+            fputs("]</span>", f);
+        }
         if (run->batch_differs) fputs(" <span class=\"note\" title=\"trained at another global batch\">†</span>", f);
         fputs("</td><td>", f);
         mv_html_escape(f, run->state);
@@ -261,11 +267,12 @@ static void sweep_curve(FILE *f, const mv_report *rep) {
     for (int i = 0; i < n; i++) {
         int r = order[i];
         x[i] = key[r];
-        ys[i] = rep->ncolumns ? rep->ours[r * w] : NAN;
+        ys[i] = rep->ncolumns ? rep->ours[r * w + mv_report_source_column(rep, r)] : NAN;
         yt[i] = rep->ours[r * w + rep->ncolumns];
     }
     char source[160], title[200];
-    snprintf(source, sizeof source, "source (%s)", rep->ncolumns ? rep->columns[0] : "?");
+    if (mv_report_mixed_sources(rep)) snprintf(source, sizeof source, "source (each run's)");
+    else snprintf(source, sizeof source, "source (%s)", rep->ncolumns ? rep->columns[0] : "?");
     snprintf(title, sizeof title, "mIoU against %s", rep->sweep_key);
     mv_svg_series s[2] = {{source, x, ys, n}, {"mean over targets", x, yt, n}};
     fprintf(f, "<h2>");
@@ -348,8 +355,11 @@ int mv_report_write_html(const mv_report *rep, const char *path) {
     mv_html_escape(f, rep->title);
     char targets[1024];
     mv_report_targets_text(targets, sizeof targets, rep);
-    fputs("</h1>\n<p>mIoU (%) of the last evaluation per domain. The first domain is the source; the "
-          "mean averages the target domains (", f);
+    fputs(mv_report_mixed_sources(rep)
+              ? "</h1>\n<p>mIoU (%) of the last evaluation per domain. The runs were trained on different sources, "
+                "each named after its run; each run's mean averages its target domains ("
+              : "</h1>\n<p>mIoU (%) of the last evaluation per domain. The first domain is the source; the "
+                "mean averages the target domains (", f);
     mv_html_escape(f, targets);
     fputs(") and is left out while a target is missing. Grey figures are the paper's, with our "
           "difference.</p>\n", f);

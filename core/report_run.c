@@ -127,13 +127,27 @@ int mv_report_run_load_metrics(mv_report_run *run, const char *path) {
     return 0;
 }
 
+// The name of a flow-mapping list item as the trainer writes data.val's entries,
+// `- {name: "clear", path: ...}`, into out ("" when the line is not one).
+static void flow_name(char *out, size_t n, const char *line) {
+    const char *p = strstr(line, "{name:");
+    if (!p) return;
+    p += strlen("{name:");
+    while (*p == ' ') p++;
+    bool quoted = *p == '"';
+    p += quoted;
+    size_t k = 0;
+    while (p[k] && (quoted ? p[k] != '"' : p[k] != ',' && p[k] != '}' && p[k] != ' ')) k++;
+    snprintf(out, n, "%.*s", (int)k, p);
+}
+
 // config.yaml as written by the trainer: "section:" lines and indented "key: value" lines.
 // Only scalars and flow lists are kept, as text; nested maps deeper than two levels are named
 // by their path too.
 static void load_config(mv_report_run *run, const char *path) {
     char *text = mv_read_text_file(path, true);
     if (!text) { mv_clear_error(); return; }
-    char prefix[8][128] = {{0}};
+    char prefix[8][128] = {{0}}, first_val[MV_REPORT_NAME] = "";
     int indents[8] = {0}, depth = 0, cap = 0;
     for (char *s = text; *s;) {
         char *nl = strchr(s, '\n');
@@ -141,6 +155,8 @@ static void load_config(mv_report_run *run, const char *path) {
         int ind = 0;
         while (s[ind] == ' ') ind++;
         char *line = s + ind, *colon = strchr(line, ':');
+        if (*line == '-' && depth == 2 && !strcmp(prefix[0], "data") && !strcmp(prefix[1], "val") && !first_val[0])
+            flow_name(first_val, sizeof first_val, line);
         if (*line && *line != '#' && *line != '-' && colon) {
             while (depth > 0 && indents[depth - 1] >= ind) depth--;
             *colon = 0;
@@ -171,6 +187,9 @@ static void load_config(mv_report_run *run, const char *path) {
         s = nl + 1;
     }
     free(text);
+    // The source: run.select_domain, or when it is empty (its default) the first data.val entry.
+    const char *sel = mv_report_run_config(run, "run.select_domain");
+    copy_name(run->source, sel && *sel ? sel : first_val, sizeof run->source);
 }
 
 int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {

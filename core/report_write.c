@@ -21,8 +21,19 @@ static void md_value(FILE *f, double v) {
 static void md_head(FILE *f, const mv_report *rep, bool mark_source) {
     for (int i = 0; i <= rep->ncolumns; i++) {
         int c = mv_report_column_at(rep, i);
-        fprintf(f, " %s%s |", mv_report_label(rep, c), mark_source && c == 0 && rep->ncolumns ? " (source)" : "");
+        bool source = mark_source && c == 0 && rep->ncolumns && !mv_report_mixed_sources(rep);
+        fprintf(f, " %s%s |", mv_report_label(rep, c), source ? " (source)" : "");
     }
+}
+
+// Which domain is the source, for the text above a table: the first column, or with runs of
+// several sources, each run's (named in its row).
+static void source_sentence(char *buf, size_t n, const mv_report *rep) {
+    if (mv_report_mixed_sources(rep))
+        snprintf(buf, n, "The runs were trained on different sources, each named after its run as [source: X], "
+                         "and each run's mean leaves out its own source");
+    else
+        snprintf(buf, n, "The first domain (%s) is the source", rep->ncolumns ? rep->columns[0] : "none");
 }
 
 // A column's name in report.csv and report.json (the mean: "mean").
@@ -80,16 +91,16 @@ static void seed_list(char *buf, size_t size, const mv_report *rep) {
 // With seeds: the table of means and spreads, then every seed's value.
 static void md_seed_tables(FILE *f, const mv_report *rep) {
     int w = rep->ncolumns + 1;
-    char seeds[256], targets[1024];
+    char seeds[256], targets[1024], source[256];
     seed_list(seeds, sizeof seeds, rep);
     mv_report_targets_text(targets, sizeof targets, rep);
-    fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **%s** averages the "
+    source_sentence(source, sizeof source, rep);
+    fprintf(f, "mIoU (%%) per evaluated domain. %s; **%s** averages the "
                "targets (%s). Each cell is the **mean ± sample standard deviation** (n − 1 in the "
                "denominator) of the final mIoU over the seeds whose run finished (seeds %s); **(k/%d)** "
                "marks a cell with only k of the %d seeds (no ± with one). Where the paper gives a number: "
                "mean (paper, mean − paper). Missing cells: —.\n\n",
-            rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns), targets, seeds, rep->nseeds,
-            rep->nseeds);
+            source, mv_report_label(rep, rep->ncolumns), targets, seeds, rep->nseeds, rep->nseeds);
     fputs("| row | seeds |", f);
     md_head(f, rep, true);
     fputs("\n|---|---:|", f);
@@ -204,25 +215,28 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
     if (mv_atomic_open(&out, path) < 0) return -1;
     FILE *f = out.f;
     int w = rep->ncolumns + 1;
-    char targets[1024];
+    char targets[1024], source[256];
     mv_report_targets_text(targets, sizeof targets, rep);
+    source_sentence(source, sizeof source, rep);
+    bool mixed = mv_report_mixed_sources(rep);
     fprintf(f, "# %s\n\n", rep->title);
     if (rep->nseeds) {
         md_seed_tables(f, rep);
         fputs("\n## Runs\n\n", f);
     }
-    fprintf(f, "mIoU (%%) per evaluated domain. The first domain (%s) is the source; **%s** averages the "
-               "targets (%s). Where the paper gives a number: ours (paper, difference). "
-               "Missing cells: —.\n\n", rep->ncolumns ? rep->columns[0] : "none", mv_report_label(rep, rep->ncolumns),
-            targets);
+    fprintf(f, "mIoU (%%) per evaluated domain. %s; **%s** averages the targets (%s). Where the paper gives a "
+               "number: ours (paper, difference). Missing cells: —.\n\n", source,
+            mv_report_label(rep, rep->ncolumns), targets);
     fputs("| run |", f);
     md_head(f, rep, true);
     fputs("\n|---|", f);
     for (int c = 0; c <= rep->ncolumns; c++) fputs("---:|", f);
     fputc('\n', f);
     for (int r = 0; r < rep->nruns; r++) {
-        fprintf(f, "| %s%s%s |", rep->runs[r].name, rep->runs[r].incomplete ? " *" : "",
+        fprintf(f, "| %s%s%s", rep->runs[r].name, rep->runs[r].incomplete ? " *" : "",
                 rep->runs[r].batch_differs ? " †" : "");
+        if (mixed) fprintf(f, " [source: %s]", rep->columns[mv_report_source_column(rep, r)]);
+        fputs(" |", f);
         for (int i = 0; i < w; i++) {
             int c = mv_report_column_at(rep, i);
             md_cell(f, rep->ours[r * w + c], rep->paper[r * w + c]);
@@ -245,10 +259,8 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
         for (int r = 0; r < rep->nruns; r++) {
             const char *key = mv_report_run_config(&rep->runs[r], rep->sweep_key);
             fprintf(f, "| %s |", key ? key : "—");
-            for (int c = 0; c < w; c += rep->ncolumns ? rep->ncolumns : 1) {
-                md_value(f, rep->ours[r * w + c]);
-                if (rep->ncolumns == 0) break;
-            }
+            md_value(f, rep->ncolumns ? rep->ours[r * w + mv_report_source_column(rep, r)] : NAN);
+            md_value(f, rep->ours[r * w + rep->ncolumns]);
             fputc('\n', f);
         }
     }
@@ -364,7 +376,8 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
     }
     // the Markdown table, one line per run: per column ours, the paper's and the difference;
     // missing numbers are empty fields
-    fputs("run,state,incomplete", f);
+    bool mixed = mv_report_mixed_sources(rep);
+    fputs(mixed ? "run,state,incomplete,source" : "run,state,incomplete", f);
     if (rep->sweep_key[0]) { fputc(',', f); csv_str(f, rep->sweep_key); }
     for (int i = 0; i < w; i++) {
         const char *name = col_name(rep, mv_report_column_at(rep, i));
@@ -383,6 +396,7 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
         fputc(',', f);
         csv_str(f, rep->runs[r].state);
         fprintf(f, ",%d", rep->runs[r].incomplete ? 1 : 0);
+        if (mixed) { fputc(',', f); csv_str(f, rep->columns[mv_report_source_column(rep, r)]); }
         if (rep->sweep_key[0]) {
             const char *key = mv_report_run_config(&rep->runs[r], rep->sweep_key);
             fputc(',', f);
@@ -453,9 +467,11 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
         json_write_string(f, col_name(rep, c));
         fputs(", \"label\": ", f);
         json_write_string(f, mv_report_label(rep, c));
-        fprintf(f, ", \"role\": \"%s\"}", c == 0 && rep->ncolumns ? "source"
-                                         : c == rep->ncolumns        ? "mean"
-                                         : mv_report_is_target(rep, c) ? "target" : "other");
+        // (with runs of several sources, each run's "source" says which domain is its source)
+        fprintf(f, ", \"role\": \"%s\"}", c == rep->ncolumns                  ? "mean"
+                                         : mv_report_mixed_sources(rep)        ? "domain"
+                                         : c == 0                              ? "source"
+                                         : mv_report_is_target(rep, c)         ? "target" : "other");
     }
     fputs("]", f);
     if (rep->nseeds) {
@@ -492,6 +508,10 @@ int mv_report_write_json(const mv_report *rep, const char *path) {
         const mv_report_run *run = &rep->runs[r];
         fputs(r ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
         json_write_string(f, run->name);
+        if (mv_report_mixed_sources(rep)) {
+            fputs(", \"source\": ", f);
+            json_write_string(f, rep->columns[mv_report_source_column(rep, r)]);
+        }
         fputs(", \"state\": ", f);
         json_write_string(f, run->state);
         fprintf(f, ", \"incomplete\": %s, \"builds\": [", run->incomplete ? "true" : "false");

@@ -993,3 +993,60 @@ Test(report, no_peers_no_peer_column) {
     mv_report_free(&rep);
     remove_root();
 }
+
+// Runs trained on different sources in one folder (Table 3's Cityscapes runs beside Table 4's
+// Mapillary runs): each run's mean leaves out its own source (its run.select_domain, else its first
+// data.val entry), as training's summary does; the report averaged every column but the first,
+// which for a run of another source took in its source and left out a target.
+Test(report, runs_of_different_sources) {
+    make_root("sources");
+    make_run("a_clear", 0.5, true, NULL);   // clear 5, fog 6, rain 7
+    make_run("b_fog", 0.5, true, NULL);
+    make_run("c_rain", 0.5, true, NULL);
+    char path[1200], buf[1024];
+    snprintf(path, sizeof path, "%s/a_clear/config.yaml", ROOT);
+    write_text(path, "model:\n  preset: \"maskvim-nano\"\ndata:\n  val:\n    - {name: \"clear\", path: \"synthetic:clear\"}\n"
+                     "    - {name: \"fog\", path: \"synthetic:fog\"}\nschedule:\n  max_iters: 40\nrun:\n  select_domain: \"\"\n");
+    snprintf(path, sizeof path, "%s/b_fog/config.yaml", ROOT);
+    write_text(path, "model:\n  preset: \"maskvim-nano\"\ndata:\n  val:\n    - {name: \"fog\", path: \"synthetic:fog\"}\n"
+                     "    - {name: \"clear\", path: \"synthetic:clear\"}\nschedule:\n  max_iters: 40\nrun:\n  select_domain: \"\"\n");
+    snprintf(path, sizeof path, "%s/c_rain/config.yaml", ROOT);
+    write_text(path, "model:\n  preset: \"maskvim-nano\"\ndata:\n  val:\n    - {name: clear, path: \"synthetic:clear\"}\n"
+                     "schedule:\n  max_iters: 40\nrun:\n  select_domain: \"rain\"\n");
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "sources"), 0, "%s", mv_last_error());
+    cr_assert_eq(rep.nruns, 3);
+    cr_assert_str_eq(rep.runs[0].source, "clear");
+    cr_assert_str_eq(rep.runs[1].source, "fog");
+    cr_assert_str_eq(rep.runs[2].source, "rain");
+    cr_assert(mv_report_mixed_sources(&rep));
+    int w = rep.ncolumns + 1;
+    cr_assert_float_eq(rep.ours[0 * w + 3], 6.5, 1e-9);   // (fog 6 + rain 7) / 2
+    cr_assert_float_eq(rep.ours[1 * w + 3], 6.0, 1e-9);   // (clear 5 + rain 7) / 2
+    cr_assert_float_eq(rep.ours[2 * w + 3], 5.5, 1e-9);   // (clear 5 + fog 6) / 2
+    char md[1100], csv[1100];
+    snprintf(md, sizeof md, "%s/r.md", ROOT);
+    snprintf(csv, sizeof csv, "%s/r.csv", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    cr_expect(strstr(t, "| b_fog [source: fog] | 5.00 | 6.00 | 7.00 | 6.00 |"), "%s", t);
+    cr_expect(!strstr(t, "(source) |"), "%s", t);
+    free(t);
+    t = slurp(csv);
+    snprintf(buf, sizeof buf, "run,state,incomplete,source,");
+    cr_expect(strstr(t, buf) && strstr(t, "\nb_fog,finished,0,fog,"), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    // One source: no per-run marks, the first column is marked as the source.
+    snprintf(path, sizeof path, "rm -rf '%s/b_fog' '%s/c_rain'", ROOT, ROOT);
+    cr_assert_eq(system(path), 0);
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "one source"), 0, "%s", mv_last_error());
+    cr_assert_not(mv_report_mixed_sources(&rep));
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    t = slurp(md);
+    cr_expect(strstr(t, "| clear (source) |") && !strstr(t, "[source:"), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
