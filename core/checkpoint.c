@@ -469,12 +469,24 @@ static int read_state(hid_t f, const char *path, mv_train_state *st) {
     return 0;
 }
 
-// The stored training state and configuration text against train/checksum/state (files written
-// before it existed have none and are not checked).
+// Whether checksum `name` (under train/checksum) is in the file; when it is not, a format-2 file
+// is damaged (an error), and an older one simply predates it (false).
+static int has_checksum(hid_t f, const char *path, int64_t format, const char *name, bool *has) {
+    char full[64];
+    snprintf(full, sizeof full, "train/checksum/%s", name);
+    *has = H5Lexists(f, "train/checksum", H5P_DEFAULT) > 0 && H5Lexists(f, full, H5P_DEFAULT) > 0;
+    if (!*has && format >= 2)
+        return mv_fail("%s: no %s, which every checkpoint of format %lld has (damaged file)", path, full,
+                       (long long)format);
+    return 0;
+}
+
+// The stored training state and configuration text against train/checksum/state (files of format
+// 1 written before it existed have none and are not checked).
 static int check_state(hid_t f, const char *path, int64_t format) {
-    if (H5Lexists(f, "train/checksum", H5P_DEFAULT) <= 0 ||
-        H5Lexists(f, "train/checksum/state", H5P_DEFAULT) <= 0)
-        return 0;
+    bool has;
+    MV_TRY(has_checksum(f, path, format, "state", &has));
+    if (!has) return 0;
     uint64_t want;
     MV_TRY(read_u64(f, path, "train/checksum/state", &want));
     mv_train_state st;
@@ -645,8 +657,13 @@ int checkpoint_verify_weights(const char *path) {
     hid_t f = h5_open_read(path);
     if (f < 0) return -1;
     int rc = 0;
-    if (H5Lexists(f, "train", H5P_DEFAULT) > 0 && H5Lexists(f, "train/checksum", H5P_DEFAULT) > 0 &&
-        H5Lexists(f, "train/checksum/weights", H5P_DEFAULT) > 0) {
+    bool has = false;
+    int64_t format = 0;
+    if (H5Lexists(f, "train", H5P_DEFAULT) > 0) {   // a checkpoint, not a plain weights file
+        rc = read_i64(f, path, "train/format", &format);
+        if (rc == 0) rc = has_checksum(f, path, format, "weights", &has);
+    }
+    if (rc == 0 && has) {
         verify_ctx v = {path, 0, 0, NULL, 0, 0, 0};
         uint64_t want = 0, got = 0;
         rc = H5Fget_filesize(f, &v.file_size) < 0 ? mv_fail("%s: cannot read its size", path) : 0;

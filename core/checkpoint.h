@@ -16,7 +16,10 @@
 #include "core/params.h"
 #include "data/loader.h"
 
-#define MV_CKPT_FORMAT 1          // train/format; files of a newer format are refused
+// train/format; files of a newer format are refused. 2: the checksums (train/checksum/*) are
+// required, so that a damaged name cannot pass a file off as one from before them; 1: files
+// written before they existed, read with whatever checksums they have.
+#define MV_CKPT_FORMAT 2
 #define MV_CKPT_NAME_MAX 64
 
 // What a resumed run needs besides tensors and configuration.

@@ -347,6 +347,44 @@ Test(checkpoint, bad_files_are_errors) {
     params_free(&t.p);
 }
 
+// A checkpoint of the current format must carry its checksums: a bit flipped in the group's name
+// (or the group deleted) passed the file off as one from before the checksums, and eval,
+// predict and run.init_weights then loaded damaged weights unchecked. A format-1 file without
+// checksums (written before they existed) still reads.
+Test(checkpoint, checksums_required_from_format_2) {
+    char dir[512], path[4200];
+    test_dir(dir, sizeof dir, "checksums");
+    snprintf(path, sizeof path, "%s/ck.h5", dir);
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 8, true, 1);
+    mv_train_state st;
+    some_state(&st);
+    cr_assert_eq(checkpoint_save(path, &t.p, NULL, &st, &cfg), 0, "%s", mv_last_error());
+    cr_assert_eq(checkpoint_verify_weights(path), 0, "%s", mv_last_error());
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    cr_assert_geq(H5Lmove(f, "train/checksum", f, "train/bhecksum", H5P_DEFAULT, H5P_DEFAULT), 0);
+    H5Fclose(f);
+    cr_expect_lt(checkpoint_verify_weights(path), 0, "weights without their checksum were loaded");
+    cr_expect(strstr(mv_last_error(), "no train/checksum/weights") && strstr(mv_last_error(), "damaged"), "%s",
+              mv_last_error());
+    mv_train_state back;
+    cr_expect_lt(checkpoint_read_meta(path, &back, NULL), 0);
+    cr_expect(strstr(mv_last_error(), "no train/checksum/state"), "%s", mv_last_error());
+    // The same file as format 1: from before the checksums, read without them.
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "train/format", H5P_DEFAULT);
+    int64_t one = 1;
+    cr_assert_geq(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &one), 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    cr_expect_eq(checkpoint_verify_weights(path), 0, "%s", mv_last_error());
+    cr_expect_eq(checkpoint_read_meta(path, &back, NULL), 0, "%s", mv_last_error());
+    params_free(&t.p);
+}
+
 Test(checkpoint, failed_save_keeps_the_old_file) {
     char dir[512], path[4200], tmp[4300];
     test_dir(dir, sizeof dir, "crash");
