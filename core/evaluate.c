@@ -232,6 +232,13 @@ int evaluate_split(mv_seg_metrics *out, mv_model *m, const mv_config *cfg, const
     if (rc == 0) {
         metrics_from_doubles(&conf, raw);
         metrics_compute(out, &conf);
+        // Training and `data inspect` refuse such labels; an evaluation counts them as mmseg
+        // does, but must not do so silently.
+        if (out->unknown_label_pixels && comm->rank == 0)
+            fprintf(stderr, "maskvim: warning: evaluating %s: %llu labelled pixels are neither a class 0..%d nor 255; "
+                            "they count as mmseg counts them (in the predicted class's union, in no class's ground "
+                            "truth): check the split with `maskvim data inspect`\n",
+                    name, (unsigned long long)out->unknown_label_pixels, out->num_classes - 1);
     }
     free(raw); free(pred);
     eval_buffers_free(&bufs);

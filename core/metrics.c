@@ -77,6 +77,7 @@ void metrics_compute(mv_seg_metrics *out, const mv_confusion *c) {
     int acc_valid = 0;
     // Every counted pixel has label != 255, so the whole matrix is the labelled pixels.
     for (size_t i = 0; i < S * S; i++) out->pixels += c->counts[i];
+    for (size_t j = 0; j < S; j++) out->unknown_label_pixels += c->counts[(size_t)C * S + j];
     for (int k = 0; k < C; k++) {
         uint64_t inter = c->counts[(size_t)k * S + k], gt = 0, pred = 0;
         for (size_t j = 0; j < S; j++) gt += c->counts[(size_t)k * S + j];     // row: labelled k (any prediction)

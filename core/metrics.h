@@ -33,6 +33,10 @@ typedef struct {
     double aacc;           // all intersections / all ground-truth areas
     int valid_classes;     // classes in the mIoU (non-empty union)
     uint64_t pixels;       // labelled pixels counted (label != 255)
+    // Of those, pixels whose label is neither a class nor 255 (a split converted with the wrong
+    // label map): counted as mmseg counts them, in the predicted class's union and in no class's
+    // ground truth, and worth a warning.
+    uint64_t unknown_label_pixels;
 } mv_seg_metrics;
 
 // num_classes in [1, MV_METRICS_MAX_CLASSES]; -1 with a message otherwise.

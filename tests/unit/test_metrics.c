@@ -97,6 +97,7 @@ Test(metrics, nan_mean_and_out_of_range_labels) {
     cr_expect_float_eq(m.macc, (50.0 + 100.0) / 2, EPS);
     cr_expect_float_eq(m.aacc, 300.0 / 4, EPS);       // the out-of-range pixel is not in aAcc
     cr_expect_eq(m.pixels, 5);
+    cr_expect_eq(m.unknown_label_pixels, 1, "the pixel labelled 7 is counted for the warning");
 
     // Nothing counted: every mean is NaN, nothing divides by zero.
     metrics_reset(&c);
