@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/json_read.h"
 #include "core/json_write.h"
 #include "core/schedule.h"
 #include "core/train_internal.h"
@@ -29,7 +30,20 @@ int train_log_flush(trainer *t) {
 // run logged (iter > keep_iter, and a line cut short by the crash) are removed from
 // metrics.jsonl first, so the log reads like the uninterrupted run's. Rewritten atomically.
 // eval_pending: the checkpoint's own evaluation did not complete and is redone, so the records
-// it logged before it failed (eval records of keep_iter) go too.
+// it logged before it failed (eval records of keep_iter) go too. A complete line that is not a
+// JSON object (damaged on disk, edited by hand) goes as well, with a warning naming it: kept, it
+// would make `maskvim report` refuse the run for good.
+static bool is_record(const char *line) {
+    mv_json rec;
+    if (mv_json_parse(&rec, line) < 0) {
+        mv_clear_error();
+        return false;
+    }
+    bool object = rec.kind == MV_JSON_OBJ;
+    mv_json_free(&rec);
+    return object;
+}
+
 static int trim_log(const char *path, long keep_iter, bool eval_pending) {
     FILE *in = fopen(path, "r");
     if (!in) return errno == ENOENT ? 0 : mv_fail("%s: cannot read: %s", path, strerror(errno));
@@ -38,12 +52,18 @@ static int trim_log(const char *path, long keep_iter, bool eval_pending) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long dropped = 0;
+    long dropped = 0, number = 0;
     while ((len = getline(&line, &cap, in)) > 0) {
+        number++;
         const char *it = strstr(line, "\"iter\": ");
         long at = it ? strtol(it + 8, NULL, 10) : 0;
         bool later = it && (at > keep_iter || (eval_pending && at == keep_iter && strstr(line, "\"type\": \"eval\"")));
         if (line[len - 1] != '\n' || later) { dropped++; continue; }
+        if (strspn(line, " \t\r\n") < (size_t)len && !is_record(line)) {
+            fprintf(stderr, "maskvim train: warning: %s:%ld is not a JSON record (damaged): dropped\n", path, number);
+            dropped++;
+            continue;
+        }
         fwrite(line, 1, (size_t)len, out.f);
     }
     free(line);
@@ -130,11 +150,10 @@ static void print_sources(const mv_config *cfg) {
     for (int i = 0; i < d->num_val; i++) real_val |= !is_synthetic(&d->val[i]);
     if (real_train && d->num_val > 0 && !real_val)
         fprintf(stderr, "maskvim train: warning: data.train is real data but every data.val source is a built-in "
-                        "synthetic domain (data.val's default when it is not given): best.h5 is chosen on them\n");
+                        "synthetic domain (as data.val is by default): best.h5 is chosen on them\n");
     if (!real_train && real_val)
         fprintf(stderr, "maskvim train: warning: data.val is real data but every data.train source is a built-in "
-                        "synthetic domain (data.train's default when it is not given): the model learns synthetic "
-                        "scenes\n");
+                        "synthetic domain (as data.train is by default): the model learns synthetic scenes\n");
 }
 
 // Opens metrics.jsonl on rank 0 (trimmed to the starting iteration on a resume) with its
