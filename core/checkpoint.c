@@ -360,9 +360,13 @@ static void shape_text(char *out, size_t cap, int nd, const long *shape) {
 
 // Dataset `name` exists and has q's shape; `what` says which copy (weights or a moment).
 static int check_tensor(hid_t f, const char *path, const char *name, const mv_param *q, const char *what) {
+    // A moment is saved with every parameter that is there (load_tensors checks the parameter
+    // first): one missing is damage, not another model.
+    bool moment = strncmp(name, "train/", 6) == 0;
     if (H5Lexists(f, name, H5P_DEFAULT) <= 0)
-        return mv_fail("%s: %s '%s' is missing (this model has it: the checkpoint is of another model)", path,
-                       what, q->name);
+        return mv_fail(moment ? "%s: %s '%s' is missing, though the parameter is there (damaged file)"
+                              : "%s: %s '%s' is missing (this model has it: the checkpoint is of another model)",
+                       path, what, q->name);
     int nd;
     long shape[8];
     MV_TRY(h5_shape(f, path, name, &nd, shape));

@@ -191,10 +191,13 @@ static int read_dataset(uint8_t *dst, size_t cap, hsize_t *dims, uint8_t **enc, 
                         const char *dset_path, int rank, const char *what) {
     hid_t d = H5Dopen2(file, dset_path, H5P_DEFAULT);
     if (d < 0) return mv_fail("%s: dataset %s missing", what, dset_path);
-    hid_t sp = H5Dget_space(d);
+    hid_t sp = H5Dget_space(d), type = H5Dget_type(d);
     int r = H5Sget_simple_extent_ndims(sp);
     if (r == rank) H5Sget_simple_extent_dims(sp, dims, NULL);
     H5Sclose(sp);
+    // What another tool may have written: named here rather than as a size or inflate failure.
+    bool u8 = type >= 0 && H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 1;
+    if (type >= 0) H5Tclose(type);
     int rc = 0;
     size_t n = 1;
     for (int i = 0; i < rank && r == rank; i++) n *= dims[i];
@@ -202,6 +205,10 @@ static int read_dataset(uint8_t *dst, size_t cap, hsize_t *dims, uint8_t **enc, 
     hsize_t stored = 0;
     uint32_t mask = 0;
     if (r != rank) rc = mv_fail("%s: dataset %s has rank %d, expected %d", what, dset_path, r, rank);
+    else if (!u8) rc = mv_fail("%s: dataset %s is not 8-bit (a shard holds uint8 images and labels)", what, dset_path);
+    else if (rank == 3 && dims[2] != 3)
+        rc = mv_fail("%s: dataset %s has %llu channels, a shard image has 3 (RGB)", what, dset_path,
+                     (unsigned long long)dims[2]);
     else if (n > cap) rc = mv_fail("%s: %zu bytes exceed the split's largest image (manifest wrong?)", what, n);
     else if (H5Dget_chunk_storage_size(d, offset, &stored) < 0 || stored == 0)
         rc = mv_fail("%s: chunk of %s missing", what, dset_path);

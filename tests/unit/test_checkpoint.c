@@ -385,6 +385,31 @@ Test(checkpoint, checksums_required_from_format_2) {
     params_free(&t.p);
 }
 
+// A moment missing beside its parameter is a damaged file, not "another model" (the message sent
+// the user looking for a configuration mismatch).
+Test(checkpoint, missing_moment_is_damage) {
+    char dir[512], path[4200];
+    test_dir(dir, sizeof dir, "moment");
+    snprintf(path, sizeof path, "%s/ck.h5", dir);
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny t;
+    tiny_build(&t, 8, true, 1);
+    mv_optimizer o;
+    optimizer_init(&o, &t.p, &cfg.optim);
+    mv_train_state st;
+    some_state(&st);
+    cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    cr_assert_geq(H5Ldelete(f, "train/adam_v/decode_head.conv_seg.weight", H5P_DEFAULT), 0);
+    H5Fclose(f);
+    expect_load_error(path, &t, &o, "second moment of 'decode_head.conv_seg.weight' is missing, though the "
+                                    "parameter is there (damaged file)");
+    optimizer_free(&o);
+    params_free(&t.p);
+}
+
 Test(checkpoint, failed_save_keeps_the_old_file) {
     char dir[512], path[4200], tmp[4300];
     test_dir(dir, sizeof dir, "crash");

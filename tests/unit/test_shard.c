@@ -910,6 +910,41 @@ Test(shard, verify_names_label_outside_classes) {
     split_close(s);
 }
 
+// Sample datasets another tool wrote in another form are named for what they are: a 4-channel
+// image read as "bytes exceed the split's largest image (manifest wrong?)" and a 16-bit label as
+// a chunk that does not inflate.
+Test(shard, foreign_sample_forms_are_named) {
+    const char *cases[2][3] = {{"image/00001", "has 4 channels, a shard image has 3"}, {"label/00001", "is not 8-bit"}};
+    for (int t = 0; t < 2; t++) {
+        char dir[4096], path[4200], name[32];
+        snprintf(name, sizeof name, "foreign_form_%d", t);
+        tmpdir(dir, sizeof dir, name);
+        write_split(dir, 3, 2);
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        cr_assert_geq(f, 0);
+        cr_assert_geq(H5Ldelete(f, cases[t][0], H5P_DEFAULT), 0);
+        hsize_t dims[3] = {(hsize_t)sample_h(1), (hsize_t)sample_w(1), 4};
+        hid_t sp = H5Screate_simple(t ? 2 : 3, dims, NULL);
+        hid_t d = H5Dcreate2(f, cases[t][0], t ? H5T_STD_U16LE : H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT);
+        cr_assert_geq(d, 0);
+        H5Dclose(d);
+        H5Sclose(sp);
+        H5Fclose(f);
+        bless_shard(dir, 0);
+        mv_split *s;
+        cr_assert_eq(split_open(&s, dir), 0, "%s", mv_last_error());
+        mv_sample smp;
+        sample_alloc(&smp, 32, 32);
+        cr_assert_lt(split_read(&smp, s, 1), 0);
+        cr_expect(strstr(mv_last_error(), cases[t][1]), "%s", mv_last_error());
+        sample_free(&smp);
+        split_close(s);
+    }
+}
+
 // A shard that another process holds open for writing (HDF5's file locking: an exclusive flock,
 // as h5py's 'r+' takes; an open file description of our own conflicts the same way) is locked,
 // not corrupt: reading it and resuming a writer over it say so (they called it "truncated or
