@@ -45,7 +45,10 @@ int source_resolve(char *out, size_t n, const mv_source *src, const char *split,
     // system (a finished cache shared read-only). This check needs no lock: a split is complete
     // only once its manifest is in place (written last, atomically, by the writer's close), and
     // a writer never takes a complete split apart again.
-    if (comm->rank == 0 && !synth_split_complete(out, count)) {
+    // The first rank of each host writes what its host lacks: hosts without a shared file system
+    // each get their own copy (bit for bit the same), and on a shared one the lock below lets one
+    // write while the others wait and find it done.
+    if (comm->local_rank == 0 && !synth_split_complete(out, count)) {
         // Runs started together on a fresh cache (sweeps, or plain `maskvim train`s) would write
         // the same folders at once: the first to lock writes, the others wait and find it done.
         char lock_path[1100], waiting[1200];
@@ -72,13 +75,13 @@ int source_resolve(char *out, size_t n, const mv_source *src, const char *split,
         }
     }
     if (lock >= 0) close(lock);
-    // Every rank learns whether rank 0 succeeded, or was stopped, before anyone opens the split.
+    // Every rank learns whether the writers succeeded, or were stopped, before anyone opens the split.
     double status[2] = {rc, stopped};
     if (comm_allreduce_sum_doubles(comm, status, 2) < 0) return -1;
     g_stopped = (int)status[1];
     if (status[0] < 0 && rc == 0 && g_stopped)
-        return mv_fail("source '%s': %s stopped rank 0 writing %s", src->name, stop_signal_name(g_stopped), out);
-    if (status[0] < 0 && rc == 0) return mv_fail("source '%s': rank 0 could not write %s", src->name, out);
+        return mv_fail("source '%s': %s stopped another rank writing %s", src->name, stop_signal_name(g_stopped), out);
+    if (status[0] < 0 && rc == 0) return mv_fail("source '%s': another rank could not write %s", src->name, out);
     return status[0] < 0 ? -1 : 0;
 }
 

@@ -196,6 +196,15 @@ void comm_finalize(mv_comm *c) {
     if (m) {
         int finalized = 0;
         MPI_Finalized(&finalized);
+        // MPI_Finalize waits for every rank with no timeout: a rank stuck after the last
+        // collective (a host gone from the network, a hung file system) held the others, and
+        // the job's allocation, for ever. A timed barrier first ends the job as any other
+        // collective would.
+        if (!finalized && c->world > 1 && comm_barrier(c) < 0) {
+            char msg[MV_ERRMSG_MAX + 32];
+            snprintf(msg, sizeof msg, "at exit: %s", mv_last_error());
+            comm_abort(1, msg);
+        }
         if (!finalized) {
             if (m->node != MPI_COMM_NULL) MPI_Comm_free(&m->node);
             if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { FAIL_NONE = 0, FAIL_ABORT, FAIL_EXIT, FAIL_HANG };
+enum { FAIL_NONE = 0, FAIL_ABORT, FAIL_EXIT, FAIL_HANG, FAIL_HANG_AT_EXIT };
 
 typedef struct {
     size_t min_bytes, max_bytes;
@@ -54,7 +54,8 @@ static void usage(FILE *f) {
         "                         reporting how much of the all-reduce it hides\n"
         "  --layers L             layers of that backward, grad_sync_ready after each (default 50)\n"
         "testing:\n"
-        "  --fail-rank R [--fail-mode abort|exit|hang]  rank R fails at the first size\n"
+        "  --fail-rank R [--fail-mode abort|exit|hang|hang-at-exit]  rank R fails at the first size\n"
+        "                         (hang-at-exit: after the benchmark, before the ranks end together)\n"
         "Environment: MV_COMM_TIMEOUT (seconds a collective may wait, default 1800).\n");
 #ifdef MV_HAVE_MPI
     fprintf(f, "Built with MPI: yes\n");
@@ -137,7 +138,8 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
             if (!strcmp(v, "abort")) o->fail_mode = FAIL_ABORT;
             else if (!strcmp(v, "exit")) o->fail_mode = FAIL_EXIT;
             else if (!strcmp(v, "hang")) o->fail_mode = FAIL_HANG;
-            else return mv_fail("--fail-mode %s: expected abort, exit or hang", v);
+            else if (!strcmp(v, "hang-at-exit")) o->fail_mode = FAIL_HANG_AT_EXIT;
+            else return mv_fail("--fail-mode %s: expected abort, exit, hang or hang-at-exit", v);
         }
     }
     if (o->first_bucket_bytes > o->bucket_bytes) o->first_bucket_bytes = o->bucket_bytes;
@@ -421,7 +423,7 @@ int cmd_bench_allreduce(int argc, char **argv) {
     for (double b = (double)o.min_bytes; b <= (double)o.max_bytes * (1 + 1e-9); b *= o.step_factor) {
         size_t bytes = ((size_t)b / sizeof(float)) * sizeof(float);
         if (bytes > o.max_bytes) bytes = o.max_bytes;
-        if (c.rank == o.fail_rank && tot.lines == 0) {
+        if (c.rank == o.fail_rank && tot.lines == 0 && o.fail_mode != FAIL_HANG_AT_EXIT) {
             simulate_failure(&o);
             free(buf);
             comm_abort(1, mv_last_error());
@@ -447,6 +449,10 @@ int cmd_bench_allreduce(int argc, char **argv) {
                    tot.busbw_sum[0] / tot.lines, tot.busbw_sum[1] / tot.lines);
         printf("#\n");
         fflush(stdout);
+    }
+    if (c.rank == o.fail_rank && o.fail_mode == FAIL_HANG_AT_EXIT) {
+        fprintf(stderr, "maskvim: simulated rank stuck at exit (--fail-rank, hang-at-exit)\n");
+        for (;;) sleep(60);
     }
     comm_finalize(&c);
     return ok ? 0 : 1;

@@ -322,6 +322,7 @@ static int run_eval(const eval_args *a, int *argc, char ***argv) {
         else mv_atomic_abort(&jout);
     }
     if (rc < 0) {
+        inference_explain_rotated(a->ckpt, ckpt_path);
         char msg[MV_ERRMSG_MAX + 32];
         snprintf(msg, sizeof msg, "eval: %s", mv_last_error());
         if (comm.world > 1) comm_abort(1, msg);

@@ -507,6 +507,7 @@ static int run_predict(const predict_args *a, int *argc, char ***argv) {
         fprintf(stderr, "maskvim predict: %d of %d input images could not be read (named above); the other images' "
                 "predictions are written\n", (int)total[1], inputs.n);
     if (rc < 0) {
+        inference_explain_rotated(a->ckpt, ckpt_path);
         char msg[MV_ERRMSG_MAX + 32];
         snprintf(msg, sizeof msg, "predict: %s", mv_last_error());
         if (comm.world > 1) comm_abort(1, msg);

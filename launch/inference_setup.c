@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "core/checkpoint.h"
 #include "core/error.h"
 
@@ -72,4 +73,12 @@ int inference_config(mv_config *cfg, const char *file, const char *ckpt, const c
     }
     free(all);
     return rc;
+}
+
+void inference_explain_rotated(const char *arg, const char *path) {
+    if (!arg || !path[0] || !strcmp(arg, path) || access(path, F_OK) == 0) return;
+    char msg[MV_ERRMSG_MAX];
+    snprintf(msg, sizeof msg, "%s", mv_last_error());
+    mv_fail("%s (%s was removed while it was being read: the run in %s rotates its checkpoints, run.keep_ckpts; "
+            "run again, or give a checkpoint file such as best.h5)", msg, path, arg);
 }

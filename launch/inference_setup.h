@@ -20,3 +20,7 @@ int inference_checkpoint(mv_comm *comm, const char *arg, const char *who, bool w
 // `say`, one line on stderr, prefixed by `cmd`, says which.
 int inference_config(mv_config *cfg, const char *file, const char *ckpt, const char *yaml, int nsets,
                      const char *const *sets, bool say, const char *cmd);
+// After a failure: when `path` is the checkpoint a run folder's `latest` named (it differs from
+// --checkpoint `arg`) and it is gone, the run rotated its checkpoints (run.keep_ckpts) while it
+// was being read; the message says so rather than leaving a bare "missing or unreadable".
+void inference_explain_rotated(const char *arg, const char *path);

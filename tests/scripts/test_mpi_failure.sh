@@ -3,7 +3,9 @@
 #   abort: the rank reports an error and calls comm_abort (MPI_Abort) while the other waits
 #          in an all-reduce;
 #   exit:  the rank dies without a word (exit without MPI_Abort); mpirun must notice;
-#   hang:  the rank is stuck; the other gives up after MV_COMM_TIMEOUT seconds and aborts.
+#   hang:  the rank is stuck; the other gives up after MV_COMM_TIMEOUT seconds and aborts;
+#   hang-at-exit: the rank is stuck after the last collective; the other used to wait in
+#          MPI_Finalize, which has no timeout, for ever; it gives up after MV_COMM_TIMEOUT too.
 # And in training: a rank stopped (SIGSTOP) during an evaluation. Rank 0 times out in it, writes
 # the checkpoint that keeps the training (whole, `latest` names it), and then cannot hear from
 # the other rank whether the save went well: its message must say what is true, that the file
@@ -34,6 +36,9 @@ grep -q "simulated crash" "$TMP/exit.out" || { cat "$TMP/exit.out"; fail "exit: 
 run_failing hang
 grep -q "maskvim: rank 0/2: .*not complete after 3 s: a rank has stopped or is stuck" "$TMP/hang.out" \
     || { cat "$TMP/hang.out"; fail "hang: rank 0 did not report the timeout"; }
+run_failing hang-at-exit
+grep -q "maskvim: rank 0/2: at exit: barrier: not complete after 3 s" "$TMP/hang-at-exit.out" \
+    || { cat "$TMP/hang-at-exit.out"; fail "hang-at-exit: rank 0 did not report the timeout"; }
 
 # The rank of MPI rank 1 among mpirun's children ($1: mpirun's parent, `timeout`), once it runs.
 rank1_pid() {

@@ -13,7 +13,10 @@
 #      slow rank (sanitizers, a loaded machine, rank 0 writing a checkpoint) is not taken for a
 #      lost one;
 #   3. `--resume auto` on the two hosts ends with the uninterrupted run's final checkpoint, bit
-#      for bit (weights, buffers, moment and state checksums) and its logged losses.
+#      for bit (weights, buffers, moment and state checksums) and its logged losses;
+#   4. hosts without a shared file system: each host's synthetic-data cache starts empty and at
+#      its own path; each host's first rank writes its own copy (only global rank 0 wrote, and
+#      host 2 failed to find the data), and the run equals case 1's two-host run bit for bit.
 # Skips (exit 0) only when network namespaces are not permitted here.
 # MV_TEST_RESUME_ARGS: extra arguments for the resumed runs only, to see the test fail (e.g.
 # "--set optim.lr=3.1e-4", or "--resume DIR/iter_2.h5" for a resume from the wrong checkpoint).
@@ -176,5 +179,18 @@ grep -q "maskvim: rank 0/2: .*not complete after $CUT_TIMEOUT s: a rank has stop
 [ "$ms" -le $((CUT_TIMEOUT * 1000 + 20000)) ] || fail "cut: the job took $(secs "$ms") s to end"
 netns_link 2 up || fail "cut: cannot set host 2's link up again"
 after_loss cut $((CUT_TIMEOUT + 10))
+
+echo "== 4. a synthetic-data cache of its own on each host, both empty"
+export CACHE_ROOT=$TMP/caches
+timeout 120 "${NETNS_MPIRUN[@]}" -x MV_COMM_TIMEOUT -x OMP_NUM_THREADS -x CACHE_ROOT sh -c \
+    'MV_SYNTH_CACHE=$CACHE_ROOT/host$OMPI_COMM_WORLD_RANK exec "$0" "$@"' \
+    "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=1 --set run.bucket_mb=0.25 --set run.first_bucket_mb=0.05 \
+    --set run.work_dir="$TMP/caches_run" >"$TMP/caches.log" 2>&1 || { tail -20 "$TMP/caches.log"; fail "caches: the run failed"; }
+for k in 0 1; do
+    ls "$CACHE_ROOT"/host$k/*/*/train/manifest.json >/dev/null 2>&1 || fail "caches: host $((k + 1)) wrote no data of its own"
+done
+compare "$TMP/two/iter_6.h5" "$TMP/caches_run/iter_6.h5" --exact >/dev/null \
+    || fail "caches: the run differs from case 1's two-host run"
+echo "   each host wrote its own cache; iter_6.h5 bit-identical to case 1's"
 
 echo "PASS ($(secs "$(elapsed "$T0")") s)"
