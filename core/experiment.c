@@ -149,6 +149,7 @@ static int parse_paper(double *paper, const mv_experiment *e, const ctx *c, cons
         return 0;
     }
     if (n->type == YAML_MAPPING_NODE) {
+        bool given[MV_EXP_MAX_COLS] = {false};
         for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
             char k[MV_EXP_NAME_MAX];
             MV_TRY(get_scalar(k, c, node(c, p->key), "paper", sizeof k));
@@ -156,6 +157,9 @@ static int parse_paper(double *paper, const mv_experiment *e, const ctx *c, cons
             for (int i = 0; i < e->ncols && col < 0; i++)
                 if (!strcmp(e->cols[i].label, k) || !strcmp(e->cols[i].domain, k)) col = i;
             if (col < 0) return node_fail(c, node(c, p->key), "paper", "no such column");
+            // A column by its label and again by its domain: the last number silently won.
+            if (given[col]) return node_fail(c, node(c, p->key), "paper", "this column has a number already");
+            given[col] = true;
             MV_TRY(parse_double(&paper[col], c, node(c, p->value), k));
         }
         return 0;
@@ -636,6 +640,11 @@ int experiment_load(mv_experiment *exp, const char *path) {
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) rc = mv_fail("%s: empty experiment file", path);
     else if ((rc = check_duplicate_keys(&c)) == 0) rc = parse_root(exp, &c, root);
+    // The name is the sweep's folder under runs/ (`name:` is checked where it is read; the
+    // default, from the file name, here): "..yaml" wrote the rows into runs/ itself.
+    if (rc == 0 && !valid_row_name(exp->name))
+        rc = mv_fail("%s: the experiment's name '%s' (its file name) cannot name its folder: add `name:` (letters, "
+                     "digits and . _ - + only)", path, exp->name);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(f);

@@ -45,7 +45,7 @@ static void find_sweep_key(mv_report *rep) {
         for (int r = 0; r < rep->nruns; r++) {
             if (rep->runs[r].ncfg == 0) continue; // no config.yaml (yet): says nothing about the grid
             const char *val = mv_report_run_config(&rep->runs[r], key);
-            if (!val) { numeric = false; break; }
+            if (!val) { numeric = false; differs = true; break; }   // a list entry the other lacks
             if (!is_number(val, &v)) numeric = false;
             if (strcmp(val, r0->cfg_vals[k])) differs = true;
         }
@@ -53,6 +53,11 @@ static void find_sweep_key(mv_report *rep) {
         found++;
         if (numeric && found == 1) copy_name(rep->sweep_key, key, sizeof rep->sweep_key);
     }
+    // Keys the first run lacks (a longer data.train list): another difference.
+    for (int r = 0; r < rep->nruns; r++)
+        for (int k = 0; k < rep->runs[r].ncfg; k++)
+            if (strncmp(rep->runs[r].cfg_keys[k], "run.", 4) && !mv_report_run_config(r0, rep->runs[r].cfg_keys[k]))
+                found++;
     if (found != 1) rep->sweep_key[0] = 0; // several keys vary: not a one-key grid
 }
 

@@ -141,6 +141,17 @@ static void flow_name(char *out, size_t n, const char *line) {
     snprintf(out, n, "%.*s", (int)k, p);
 }
 
+static void add_config(mv_report_run *run, int *cap, const char *key, const char *val) {
+    if (run->ncfg == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        run->cfg_keys = mv_realloc(run->cfg_keys, (size_t)*cap * sizeof(char *));
+        run->cfg_vals = mv_realloc(run->cfg_vals, (size_t)*cap * sizeof(char *));
+    }
+    run->cfg_keys[run->ncfg] = mv_strdup(key);
+    run->cfg_vals[run->ncfg] = mv_strdup(val);
+    run->ncfg++;
+}
+
 // config.yaml as written by the trainer: "section:" lines and indented "key: value" lines.
 // Only scalars and flow lists are kept, as text; nested maps deeper than two levels are named
 // by their path too.
@@ -148,15 +159,23 @@ static void load_config(mv_report_run *run, const char *path) {
     char *text = mv_read_text_file(path, true);
     if (!text) { mv_clear_error(); return; }
     char prefix[8][128] = {{0}}, first_val[MV_REPORT_NAME] = "";
-    int indents[8] = {0}, depth = 0, cap = 0;
+    int indents[8] = {0}, items[9] = {0}, depth = 0, cap = 0;
     for (char *s = text; *s;) {
         char *nl = strchr(s, '\n');
         if (nl) *nl = 0;
         int ind = 0;
         while (s[ind] == ' ') ind++;
         char *line = s + ind, *colon = strchr(line, ':');
-        if (*line == '-' && depth == 2 && !strcmp(prefix[0], "data") && !strcmp(prefix[1], "val") && !first_val[0])
-            flow_name(first_val, sizeof first_val, line);
+        if (*line == '-' && depth > 0) {
+            // A list item (data.train, data.val): "section.key.N", its text as the value, so that
+            // runs that differ in their data differ here too.
+            while (depth > 1 && indents[depth - 1] > ind) depth--;   // (items may sit at their key's indent)
+            char full[512] = "", val[512];
+            for (int d = 0; d < depth; d++) { strncat(full, prefix[d], sizeof full - strlen(full) - 2); strcat(full, "."); }
+            snprintf(full + strlen(full), sizeof full - strlen(full), "%d", items[depth]++);
+            snprintf(val, sizeof val, "%s", line + 1 + strspn(line + 1, " "));
+            add_config(run, &cap, full, val);
+        }
         if (*line && *line != '#' && *line != '-' && colon) {
             while (depth > 0 && indents[depth - 1] >= ind) depth--;
             *colon = 0;
@@ -171,16 +190,13 @@ static void load_config(mv_report_run *run, const char *path) {
             for (int d = 0; d < depth; d++) { strncat(full, prefix[d], sizeof full - strlen(full) - 2); strcat(full, "."); }
             strncat(full, line, sizeof full - strlen(full) - 1);
             if (!*val) {
-                if (depth < 8) { copy_name(prefix[depth], line, sizeof prefix[0]); indents[depth] = ind; depth++; }
-            } else {
-                if (run->ncfg == cap) {
-                    cap = cap ? cap * 2 : 64;
-                    run->cfg_keys = mv_realloc(run->cfg_keys, (size_t)cap * sizeof(char *));
-                    run->cfg_vals = mv_realloc(run->cfg_vals, (size_t)cap * sizeof(char *));
+                if (depth < 8) {
+                    copy_name(prefix[depth], line, sizeof prefix[0]);
+                    indents[depth] = ind;
+                    items[++depth] = 0;
                 }
-                run->cfg_keys[run->ncfg] = mv_strdup(full);
-                run->cfg_vals[run->ncfg] = mv_strdup(val);
-                run->ncfg++;
+            } else {
+                add_config(run, &cap, full, val);
             }
         }
         if (!nl) break;
@@ -188,6 +204,8 @@ static void load_config(mv_report_run *run, const char *path) {
     }
     free(text);
     // The source: run.select_domain, or when it is empty (its default) the first data.val entry.
+    const char *first = mv_report_run_config(run, "data.val.0");
+    if (first) flow_name(first_val, sizeof first_val, first);
     const char *sel = mv_report_run_config(run, "run.select_domain");
     copy_name(run->source, sel && *sel ? sel : first_val, sizeof run->source);
 }

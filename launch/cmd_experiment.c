@@ -56,7 +56,8 @@ static void usage(FILE *f) {
         "  --only ROWS      run only these rows (comma-separated names; a row name selects all of\n"
         "                   its seeds, R@s one seed)\n"
         "  --dry-run        print each row, its overrides and whether it would run, resume, skip or\n"
-        "                   evaluate again; warn about a row that would fail\n"
+        "                   evaluate again; warn about a row whose resume would be refused (its\n"
+        "                   settings changed since it started) or that finished with other settings\n"
         "  --jobs N         run up to N rows at once, each as a child `maskvim train DIR/R/config.yaml\n"
         "                   --resume auto --quiet` writing DIR/R/train.log; each child gets\n"
         "                   OMP_NUM_THREADS = max(1, CPUs / N) unless OMP_NUM_THREADS is set\n"
@@ -231,10 +232,11 @@ static const mv_exp_run *next_row(sweep *s, int *next, char *dir) {
         if (!run_selected(s->only, r)) continue;
         if (snprintf(dir, MV_PATH_MAX, "%s/%s", s->outdir, r->name) >= MV_PATH_MAX) continue;   // checked at start
         row_action a = exp_row_plan(s->exp, r, dir);
+        char why[1024];
         if (a == ROW_SKIP) {
-            if (exp_config_changed(s->exp, r, dir))
+            if (exp_config_changed(s->exp, r, dir, why, sizeof why))
                 printf("maskvim experiment: warning: row %s finished with another configuration than %s gives now "
-                       "(delete %s to run it again)\n", r->name, s->exp->path, dir);
+                       "(%s; delete %s to run it again)\n", r->name, s->exp->path, why, dir);
             printf("maskvim experiment: row %s: finished, skipped\n", r->name);
             s->nskip++;
             continue;
@@ -465,6 +467,7 @@ static int experiment_run(int argc, char **argv) {
     char outdir[MV_PATH_MAX];
     snprintf(outdir, sizeof outdir, "%s", out ? out : "runs/");
     if (!out) strncat(outdir, exp.name, sizeof outdir - strlen(outdir) - 1);
+    for (size_t l = strlen(outdir); l > 1 && outdir[l - 1] == '/'; l--) outdir[l - 1] = '\0';   // --out DIR/: DIR/row
     if (dry) {
         for (int i = 0; i < exp.nruns; i++) {
             const mv_exp_run *r = &exp.runs[i];
@@ -477,9 +480,10 @@ static int experiment_run(int argc, char **argv) {
                 return 1;
             }
             row_action a = exp_row_plan(&exp, r, dir);
-            if (a == ROW_SKIP && exp_config_changed(&exp, r, dir))
+            char why[1024];
+            if (a == ROW_SKIP && exp_config_changed(&exp, r, dir, why, sizeof why))
                 printf("maskvim experiment: warning: row %s finished with another configuration than %s gives now "
-                       "(delete %s to run it again)\n", r->name, exp.path, dir);
+                       "(%s; delete %s to run it again)\n", r->name, exp.path, why, dir);
             // what the run would refuse (the row then fails, its files left as they are)
             if ((a == ROW_RESUME || a == ROW_EVAL) && exp_row_check_resume(&exp, r, dir) < 0)
                 printf("maskvim experiment: warning: row %s will fail: %s\n", r->name, mv_last_error());

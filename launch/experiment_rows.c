@@ -217,20 +217,22 @@ static int lock_row(const char *dir, const char *row) {
     return fd;
 }
 
-bool exp_config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir) {
+bool exp_config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir, char *why, size_t n) {
+    why[0] = '\0';
     char path[MV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     if (!file_exists(path)) return false;
     mv_config *now = mv_calloc(1, sizeof *now), *saved = mv_calloc(1, sizeof *saved);
-    bool changed = experiment_run_config(now, exp, r, dir) == 0 && config_load(saved, path, 0, NULL) == 0 &&
-                   !config_equal(now, saved);
-    if (changed && r->seed_index >= 0 && saved->run.seed != now->run.seed)
+    bool loaded = experiment_run_config(now, exp, r, dir) == 0 && config_load(saved, path, 0, NULL) == 0;
+    if (loaded && r->seed_index >= 0 && saved->run.seed != now->run.seed)
         printf("maskvim experiment: warning: %s was trained with run.seed=%d, not seed %d of `seeds:`\n", dir,
                saved->run.seed, r->seed);
     mv_clear_error();
     free(now);
     free(saved);
-    return changed;
+    // Only what changes the results counts (as in the report's stale mark): the sweep folder
+    // moved, --out spelled otherwise, or run.log_every edited leave a finished row as it is.
+    return loaded && scored_difference(exp, r, dir, why, n) == 1;
 }
 
 // ------------------------------------------------------------------------------------------

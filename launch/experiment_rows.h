@@ -37,10 +37,12 @@ int exp_row_check_resume(const mv_experiment *exp, const mv_exp_run *r, const ch
 int exp_write_status(const char *dir, const char *row, int seed, int global_batch, const char *state,
                      const char *error, const char (*extra_names)[MV_NAME_MAX], const double *extra, int nextra);
 
-// True when the run's saved config.yaml differs from what the experiment file gives now (the
+// True when the run's saved config.yaml trains otherwise than the experiment file gives now (the
 // file was edited after the run finished, or, with `seeds:`, DIR/<row> was trained with another
-// seed than the first one listed): its results no longer match the run. Says which seed then.
-bool exp_config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir);
+// seed than the first one listed): its results no longer match the run. Only the settings the
+// report compares count (not run.work_dir, run.log_every, ...: experiment_copy_unscored); the
+// first difference goes in why[n]. Says which seed, when that differs.
+bool exp_config_changed(const mv_experiment *exp, const mv_exp_run *r, const char *dir, char *why, size_t n);
 
 static inline int run_seed(const mv_exp_run *r) { return r->seed_index >= 0 ? r->seed : -1; }
 

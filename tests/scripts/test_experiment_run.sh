@@ -66,8 +66,18 @@ grep -q "warning" "$TMP/a2.log" && fail "unchanged rows warned: $(cat "$TMP/a2.l
 # A finished row whose overrides were edited since is still skipped, with a warning.
 sed 's/mask.alpha1: 0,/mask.alpha1: 0.5,/' "$TMP/exp.yaml" >"$TMP/edited.yaml"
 "$MV_BIN" experiment run "$TMP/edited.yaml" --out "$TMP/a" --dry-run >"$TMP/a3.log"
-grep -q "warning: row ce finished with another configuration" "$TMP/a3.log" || fail "no warning: $(cat "$TMP/a3.log")"
+grep -q "warning: row ce finished with another configuration .*(mask.alpha1: " "$TMP/a3.log" || fail "no warning: $(cat "$TMP/a3.log")"
 grep -q "warning: row all" "$TMP/a3.log" && fail "row all warned"
+# What does not change the results does not count: the sweep folder moved (run.work_dir), --out
+# with a trailing slash, run.log_every edited (each made every finished row warn "delete it").
+cp -r "$TMP/a" "$TMP/moved"
+sed 's/- run.log_every=1$/- run.log_every=7/' "$TMP/exp.yaml" >"$TMP/logged.yaml"
+grep -q "run.log_every=7" "$TMP/logged.yaml" || fail "logged.yaml: $(cat "$TMP/logged.yaml")"
+for case in "$TMP/exp.yaml --out $TMP/moved" "$TMP/exp.yaml --out $TMP/a/" "$TMP/logged.yaml --out $TMP/a"; do
+    # shellcheck disable=SC2086
+    "$MV_BIN" experiment run $case --dry-run >"$TMP/a4.log" 2>&1 || fail "dry run $case: $(cat "$TMP/a4.log")"
+    grep -q "warning" "$TMP/a4.log" && fail "a finished row warned ($case): $(cat "$TMP/a4.log")"
+done
 passed=$((passed + 1))
 
 # 4. Kill -9 while the second row trains, start again: the first row is not redone, the

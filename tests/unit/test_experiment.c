@@ -105,6 +105,18 @@ Test(experiment, default_name_and_columns) {
     cr_assert_str_eq(e.cols[1].domain, "rain");
     cr_assert_str_eq(e.cols[2].domain, "avg");
     experiment_free(&e);
+    // A file name that cannot name the sweep's folder ("..yaml" put the rows into runs/ itself,
+    // "...yaml" into the working directory) is refused unless `name:` gives one.
+    const char *bad[] = {"..yaml", "...yaml", "my exp.yaml"};
+    for (int i = 0; i < 3; i++) {
+        p = write_file(bad[i], "rows: [{name: a}]\n");
+        cr_expect_eq(experiment_load(&e, p), -1, "%s was taken", bad[i]);
+        cr_expect(strstr(mv_last_error(), "cannot name its folder"), "%s", mv_last_error());
+    }
+    p = write_file("my exp.yaml", "name: mine\nrows: [{name: a}]\n");
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_expect_str_eq(e.name, "mine");
+    experiment_free(&e);
 }
 
 Test(experiment, grid_expansion) {
@@ -159,6 +171,8 @@ Test(experiment, errors_name_file_and_line) {
     expect_error("targets: [fog]\nrows:\n  - {name: a, paper: [1, 2, 3]}\n",
                  (const char *[]){"bad.yaml:3:", "3 numbers for 2 columns", NULL});
     expect_error("rows: [{name: a, paper: {X: 1}}]\ntargets: [fog]\n", (const char *[]){"no such column", NULL});
+    expect_error("targets: [fog]\ncolumns: [{domain: fog, label: M}, avg]\nrows: [{name: a, paper: {M: 50, fog: 60}}]\n",
+                 (const char *[]){"bad.yaml:3:", "has a number already", NULL});
     expect_error("rows: [{name: a}\n", (const char *[]){"bad.yaml:", "YAML syntax error", NULL});
     expect_error("targets: [atlantis]\nrows: [{name: a}]\n", (const char *[]){"atlantis", "data.val", NULL});
     expect_error("name: x\n", (const char *[]){"bad.yaml:1:1", "no rows", NULL});

@@ -281,6 +281,25 @@ Test(report, no_sweep_when_several_keys_vary) {
     cr_assert_str_eq(rep.sweep_key, "");
     cr_assert_str_eq(rep.title, "MaskViM results");
     mv_report_free(&rep);
+    // The lambda differs, and so does the training data (a list, which was not read, so the
+    // report drew a lambda curve over runs trained on other data); then the data alone.
+    const char *data[2] = {"data:\n  train:\n    - {name: \"clear\", path: \"synthetic:clear\", repeat: 1}\n",
+                           "data:\n  train:\n    - {name: \"clear\", path: \"synthetic:clear\", repeat: 1}\n"
+                           "    - {name: \"fog\", path: \"synthetic:fog\", repeat: 1}\n"};
+    for (int same_lambda = 0; same_lambda < 2; same_lambda++) {
+        for (int r = 0; r < 2; r++) {
+            char text[1024];
+            snprintf(path, sizeof path, "%s/%s/config.yaml", ROOT, r ? "y" : "x");
+            snprintf(text, sizeof text, "mask:\n  lambda: %s\n%sschedule:\n  max_iters: 40\n",
+                     r && !same_lambda ? "0.1" : "0.5", data[r]);
+            write_text(path, text);
+        }
+        cr_assert_eq(mv_report_load(&rep, ROOT, NULL, NULL), 0, "%s", mv_last_error());
+        cr_expect_str_eq(rep.sweep_key, "", "a curve over %s with other data.train", rep.sweep_key);
+        cr_expect_str_eq(mv_report_run_config(&rep.runs[0], "data.train.0"),
+                         "{name: \"clear\", path: \"synthetic:clear\", repeat: 1}");
+        mv_report_free(&rep);
+    }
     remove_root();
 }
 
