@@ -76,8 +76,16 @@ void comm_mpi_backoff(double waited_s) {
     if (waited_s > 1e-4) sched_yield();
 }
 
-bool comm_mpi_timed_out(const mv_comm *c, double t0, double *waited_s) {
-    *waited_s = mv_now_s() - t0;
+void comm_mpi_wait_start(mv_wait_clock *w) {
+    w->start = w->last = mv_now_s();
+    w->away = 0;
+}
+
+bool comm_mpi_timed_out(const mv_comm *c, mv_wait_clock *w, double *waited_s) {
+    double now = mv_now_s();
+    if (now - w->last > 1.0) w->away += now - w->last;
+    w->last = now;
+    *waited_s = now - w->start - w->away;
     if (c->timeout_s > 0 && *waited_s > c->timeout_s) return true;
     comm_mpi_backoff(*waited_s);
     return false;
@@ -255,14 +263,15 @@ _Noreturn void comm_abort(int code, const char *msg) {
 
 #ifdef MV_HAVE_MPI
 int comm_mpi_wait(mv_comm *c, MPI_Request *req, const char *what) {
-    double t0 = mv_now_s();
+    mv_wait_clock w;
+    comm_mpi_wait_start(&w);
     for (;;) {
         int flag = 0;
         int err = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
         if (err != MPI_SUCCESS) return comm_mpi_fail(err, what);
         if (flag) return 0;
         double waited;
-        if (comm_mpi_timed_out(c, t0, &waited))
+        if (comm_mpi_timed_out(c, &w, &waited))
             return mv_fail("%s: not complete after %.0f s" MV_COMM_TIMEOUT_WHY, what, waited);
     }
 }

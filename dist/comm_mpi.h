@@ -8,10 +8,18 @@
 // One pause of a polling loop that has waited `waited_s` so far: spins at first (latency),
 // then yields, so a waiting rank leaves the cores to the ranks still computing.
 void comm_mpi_backoff(double waited_s);
-// One turn of a polling wait that began at t0 (mv_now_s): true once it has waited longer than
-// c->timeout_s (*waited_s: how long; the caller fails with "<what> not complete after N s"
-// MV_COMM_TIMEOUT_WHY), else false after a comm_mpi_backoff pause.
-bool comm_mpi_timed_out(const mv_comm *c, double t0, double *waited_s);
+// The clock of one polling wait: the time it has spent waiting while this process ran. A
+// process that was itself stopped (SIGSTOP, a suspended VM) came back to a wall clock that had
+// moved on, and failed a healthy collective, blaming "a rank" that was itself.
+typedef struct {
+    double start, last, away;   // mv_now_s at the start and at the last turn; seconds not running
+} mv_wait_clock;
+void comm_mpi_wait_start(mv_wait_clock *w);
+// One turn of a polling wait: true once it has waited longer than c->timeout_s (*waited_s: how
+// long; the caller fails with "<what> not complete after N s" MV_COMM_TIMEOUT_WHY), else false
+// after a comm_mpi_backoff pause. A gap of over a second between two turns (the loop only ever
+// yields) is time this process did not run, and does not count.
+bool comm_mpi_timed_out(const mv_comm *c, mv_wait_clock *w, double *waited_s);
 // What a wait that timed out tells: the likely causes and the setting that changes the limit.
 #define MV_COMM_TIMEOUT_WHY \
     ": a rank has stopped or is stuck, or its host cannot be reached (MV_COMM_TIMEOUT sets this limit)"

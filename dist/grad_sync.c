@@ -215,13 +215,14 @@ int grad_sync_ready(mv_grad_sync *s, size_t offset_lo) {
 int grad_sync_finish(mv_grad_sync *s) {
     check_thread();
     MV_TRY(start_until(s, s->num_buckets));
-    double t0 = mv_now_s();
+    mv_wait_clock w;
+    comm_mpi_wait_start(&w);
     for (;;) {
         int pending = 0;
         MV_TRY(poll_buckets(s, &pending));
         if (pending == 0) break;
         double waited;
-        if (comm_mpi_timed_out(s->comm, t0, &waited))
+        if (comm_mpi_timed_out(s->comm, &w, &waited))
             return mv_fail("gradient all-reduce: %d of %d buckets not complete after %.0f s" MV_COMM_TIMEOUT_WHY,
                            pending, s->num_buckets, waited);
     }

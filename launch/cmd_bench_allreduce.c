@@ -111,6 +111,12 @@ static int parse_args(bench_opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--max-bytes")) MV_TRY(parse_bytes(&o->max_bytes, v, a));
         else if (!strcmp(a, "--size-of-model")) {
             MV_TRY(parse_bytes(&o->min_bytes, v, a));
+            // The model's buffer is whole float32 gradients: another size is a mistake, not one to round.
+            char *end = NULL;
+            double raw = strtod(v, &end);
+            if (*end == '\0' && raw != (double)o->min_bytes)
+                return mv_fail("--size-of-model %s: the gradient buffer holds float32 values, so its size is a multiple "
+                               "of 4 bytes (%zu or %zu?)", v, o->min_bytes, o->min_bytes + sizeof(float));
             o->max_bytes = o->min_bytes;
             o->model_mode = 1;
         } else if (!strcmp(a, "--step-factor")) {

@@ -38,6 +38,10 @@ check_output "$TMP/model.txt" 1 2
 grep -v '^#' "$TMP/model.txt" | awk '$1 == 1363148 && $2 == 340787 && $13 == 22 {ok = 1} END {exit !ok}' \
     || fail "expected one line of 1363148 bytes in 22 buckets"
 
+# A byte count that is no whole number of float32 gradients is a mistake (it was rounded down).
+if "$MV_BIN" bench-allreduce --size-of-model 4099 >"$TMP/odd.txt" 2>&1; then fail "--size-of-model 4099 ran"; fi
+grep -q "multiple of 4 bytes (4096 or 4100?)" "$TMP/odd.txt" || fail "--size-of-model 4099: $(cat "$TMP/odd.txt")"
+
 echo "== 3 ranks (the average divides by 3)"
 "${MPIRUN[@]}" -np 3 "$MV_BIN" bench-allreduce --check --max-bytes 256K --bucket-bytes 64K --iters 2 --warmup 1 \
     >"$TMP/three.txt" 2>"$TMP/three.err" || { cat "$TMP/three.txt" "$TMP/three.err"; fail "3-rank run exited non-zero"; }

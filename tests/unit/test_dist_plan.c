@@ -7,6 +7,7 @@
 #include <string.h>
 #include "core/error.h"
 #include "dist/comm.h"
+#include "dist/comm_mpi.h"
 #include "dist/grad_sync.h"
 #include "dist/syncbn.h"
 
@@ -189,6 +190,23 @@ Test(dist_comm, timeout_from_environment) {
     setenv("MV_COMM_TIMEOUT", "-1", 1);
     cr_expect_eq(comm_init(&c, NULL, NULL), -1);
     unsetenv("MV_COMM_TIMEOUT");
+}
+
+// A wait's clock counts the time its process ran: a rank stopped (SIGSTOP) for longer than the
+// timeout and then continued failed its collective at once, blaming "a rank" that was itself.
+Test(dist_comm, a_wait_does_not_count_time_its_process_was_stopped) {
+    mv_comm c = {.world = 2, .timeout_s = 3};
+    mv_wait_clock w;
+    comm_mpi_wait_start(&w);
+    double waited;
+    w.start -= 5;   // the process was stopped for 5 s before this turn
+    w.last -= 5;
+    cr_expect_not(comm_mpi_timed_out(&c, &w, &waited), "waited %g s", waited);
+    cr_expect_lt(waited, 1.0);
+    w.start -= 3.5;   // then waited 3.5 s while running (turns less than a second apart)
+    cr_expect(comm_mpi_timed_out(&c, &w, &waited));
+    cr_expect_geq(waited, 3.5);
+    cr_expect_lt(waited, 4.5);
 }
 
 Test(dist_syncbn, callback_on_one_rank_leaves_sums) {
