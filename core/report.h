@@ -37,7 +37,7 @@ typedef struct {
     char name[MV_REPORT_NAME]; // the directory name
     char state[32];            // status.json's: finished | running | failed | interrupted; unknown without one
     bool incomplete;
-    char note[256];            // why incomplete (or other remarks), "" when none
+    char note[1024];           // why incomplete (or other remarks), "" when none
     char builds[MV_REPORT_MAX_BUILDS][64]; // the distinct commits of its start records (maskvim --version), in order
     int nbuilds;                            // 0: no start record (a run from before them)
     // The global batch: what its start records say it trained with (distinct ranks x batch_per_rank

@@ -241,7 +241,7 @@ int mv_report_run_load(mv_report_run *run, const char *dir, const char *name) {
         const mv_json *err = mv_json_get(&st, "error"); // the sweep runner's reason for a failure
         if (err && err->kind == MV_JSON_STR) {
             size_t l = strlen(run->note);
-            snprintf(run->note + l, sizeof run->note - l, "error: %.180s; ", err->str);
+            snprintf(run->note + l, sizeof run->note - l, "error: %.700s; ", err->str);
         }
         run->batch_asked = (int)mv_json_num(mv_json_get(&st, "global_batch"), 0);
         const mv_json *fin = mv_json_get(&st, "final");

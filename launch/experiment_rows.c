@@ -31,6 +31,15 @@ static bool file_exists(const char *path) {
 // '"state": "finished"' was taken as finished, so the row was skipped for good while the report
 // refused the file. Such a file counts as no state (the row runs or resumes, and its status is
 // written again), with a warning.
+// Warns about status file `path` once: a row's plan is made when the sweep reaches it and again
+// under its lock, and the warning came twice.
+static void warn_status(const char *path, const char *what) {
+    static char last[MV_PATH_MAX + 32];
+    if (!strcmp(last, path)) return;
+    snprintf(last, sizeof last, "%s", path);
+    fprintf(stderr, "maskvim experiment: warning: %s: %s; the row is not taken as finished\n", path, what);
+}
+
 static void read_state(char *state, size_t size, const char *dir) {
     char path[MV_PATH_MAX + 32];
     state[0] = 0;
@@ -42,8 +51,9 @@ static void read_state(char *state, size_t size, const char *dir) {
     }
     mv_json st;
     if (mv_json_parse(&st, buf) < 0) {
-        fprintf(stderr, "maskvim experiment: warning: %s: damaged (%s); the row is not taken as finished\n", path,
-                mv_last_error());
+        char what[MV_ERRMSG_MAX + 16];
+        snprintf(what, sizeof what, "damaged (%s)", mv_last_error());
+        warn_status(path, what);
         mv_clear_error();
         free(buf);
         return;
@@ -52,7 +62,7 @@ static void read_state(char *state, size_t size, const char *dir) {
     const mv_json *v = mv_json_get(&st, "state");
     if (v && v->kind == MV_JSON_STR) snprintf(state, size, "%s", v->str);
     else
-        fprintf(stderr, "maskvim experiment: warning: %s: no \"state\"; the row is not taken as finished\n", path);
+        warn_status(path, "no \"state\"");
     mv_json_free(&st);
 }
 
