@@ -155,6 +155,17 @@ static hid_t open_scalar(hid_t f, const char *path, const char *name) {
         mv_fail("%s: '%s' should hold one value", path, name);
         return -1;
     }
+    // A variable-length string (h5py's default for str) stores a reference, not its text: its
+    // storage is checked as such by nobody here, and it is named for what it is.
+    hid_t type = H5Dget_type(ds);
+    bool vlen = type >= 0 && H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0;
+    if (type >= 0) H5Tclose(type);
+    if (vlen) {
+        H5Dclose(ds);
+        mv_fail("%s: '%s' is a variable-length string (as h5py writes a str); a checkpoint stores a fixed-length "
+                "one (np.bytes_ in h5py)", path, name);
+        return -1;
+    }
     if (!h5_storage_ok(ds, 1)) {
         H5Dclose(ds);
         mv_fail("%s: '%s' has damaged storage information (corrupt)", path, name);

@@ -385,9 +385,10 @@ Test(checkpoint, checksums_required_from_format_2) {
     params_free(&t.p);
 }
 
-// A moment missing beside its parameter is a damaged file, not "another model" (the message sent
-// the user looking for a configuration mismatch).
-Test(checkpoint, missing_moment_is_damage) {
+// Faults named for what they are: a moment missing beside its parameter is a damaged file, not
+// "another model" (the message sent the user looking for a configuration mismatch); a
+// configuration stored as a variable-length string is one, not "damaged storage information".
+Test(checkpoint, faults_named_for_what_they_are) {
     char dir[512], path[4200];
     test_dir(dir, sizeof dir, "moment");
     snprintf(path, sizeof path, "%s/ck.h5", dir);
@@ -406,6 +407,23 @@ Test(checkpoint, missing_moment_is_damage) {
     H5Fclose(f);
     expect_load_error(path, &t, &o, "second moment of 'decode_head.conv_seg.weight' is missing, though the "
                                     "parameter is there (damaged file)");
+    // The configuration rewritten as a variable-length string (h5py's default for a str): named
+    // as such, not as "damaged storage information (corrupt)".
+    cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(H5Ldelete(f, "train/config_yaml", H5P_DEFAULT), 0);
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+    H5Tset_size(type, H5T_VARIABLE);
+    hid_t d = H5Dcreate2(f, "train/config_yaml", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const char *text = "model: {}\n";
+    cr_assert_geq(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, &text), 0);
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Fclose(f);
+    mv_config back;
+    cr_expect_lt(checkpoint_read_meta(path, NULL, &back), 0);
+    cr_expect(strstr(mv_last_error(), "'train/config_yaml' is a variable-length string"), "%s", mv_last_error());
     optimizer_free(&o);
     params_free(&t.p);
 }
