@@ -347,21 +347,28 @@ Test(checkpoint, bad_files_are_errors) {
     params_free(&t.p);
 }
 
+// A tiny model (and, when o is not NULL, its optimizer) saved as a checkpoint at test_dir(name)/ck.h5.
+static void save_tiny(char *path, size_t n, const char *name, tiny *t, mv_optimizer *o) {
+    char dir[512];
+    test_dir(dir, sizeof dir, name);
+    snprintf(path, n, "%s/ck.h5", dir);
+    mv_config cfg;
+    config_defaults(&cfg);
+    tiny_build(t, 8, true, 1);
+    if (o) optimizer_init(o, &t->p, &cfg.optim);
+    mv_train_state st;
+    some_state(&st);
+    cr_assert_eq(checkpoint_save(path, &t->p, o, &st, &cfg), 0, "%s", mv_last_error());
+}
+
 // A checkpoint of the current format must carry its checksums: a bit flipped in the group's name
 // (or the group deleted) passed the file off as one from before the checksums, and eval,
 // predict and run.init_weights then loaded damaged weights unchecked. A format-1 file without
 // checksums (written before they existed) still reads.
 Test(checkpoint, checksums_required_from_format_2) {
-    char dir[512], path[4200];
-    test_dir(dir, sizeof dir, "checksums");
-    snprintf(path, sizeof path, "%s/ck.h5", dir);
-    mv_config cfg;
-    config_defaults(&cfg);
+    char path[4200];
     tiny t;
-    tiny_build(&t, 8, true, 1);
-    mv_train_state st;
-    some_state(&st);
-    cr_assert_eq(checkpoint_save(path, &t.p, NULL, &st, &cfg), 0, "%s", mv_last_error());
+    save_tiny(path, sizeof path, "checksums", &t, NULL);
     cr_assert_eq(checkpoint_verify_weights(path), 0, "%s", mv_last_error());
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     cr_assert_geq(f, 0);
@@ -389,18 +396,10 @@ Test(checkpoint, checksums_required_from_format_2) {
 // "another model" (the message sent the user looking for a configuration mismatch); a
 // configuration stored as a variable-length string is one, not "damaged storage information".
 Test(checkpoint, faults_named_for_what_they_are) {
-    char dir[512], path[4200];
-    test_dir(dir, sizeof dir, "moment");
-    snprintf(path, sizeof path, "%s/ck.h5", dir);
-    mv_config cfg;
-    config_defaults(&cfg);
+    char path[4200];
     tiny t;
-    tiny_build(&t, 8, true, 1);
     mv_optimizer o;
-    optimizer_init(&o, &t.p, &cfg.optim);
-    mv_train_state st;
-    some_state(&st);
-    cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
+    save_tiny(path, sizeof path, "faults", &t, &o);
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     cr_assert_geq(f, 0);
     cr_assert_geq(H5Ldelete(f, "train/adam_v/decode_head.conv_seg.weight", H5P_DEFAULT), 0);
@@ -409,7 +408,9 @@ Test(checkpoint, faults_named_for_what_they_are) {
                                     "parameter is there (damaged file)");
     // The configuration rewritten as a variable-length string (h5py's default for a str): named
     // as such, not as "damaged storage information (corrupt)".
-    cr_assert_eq(checkpoint_save(path, &t.p, &o, &st, &cfg), 0, "%s", mv_last_error());
+    optimizer_free(&o);
+    params_free(&t.p);
+    save_tiny(path, sizeof path, "faults", &t, &o);
     f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     cr_assert_geq(H5Ldelete(f, "train/config_yaml", H5P_DEFAULT), 0);
     hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
