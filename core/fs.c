@@ -235,6 +235,12 @@ int mv_atomic_open(mv_atomic_file *a, const char *path) {
     a->tmp[0] = 0;
     if ((size_t)snprintf(a->path, sizeof a->path, "%s", path) >= sizeof a->path)
         return mv_fail("%.200s...: path too long", path);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    // Else fopen would fail with "File name too long" on a temporary name the user never gave.
+    if (strlen(base) > MV_ATOMIC_NAME_MAX)
+        return mv_fail("%s: the file name is %zu bytes; the longest written is %d (a file system's 255 less the "
+                       "\".tmp.<pid>\" of the temporary it is first written as)", path, strlen(base), MV_ATOMIC_NAME_MAX);
     MV_TRY(mv_check_output_file(path));
     mv_remove_stale_tmp(path);
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());

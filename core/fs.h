@@ -40,6 +40,9 @@ typedef struct {
     FILE *f;
     char path[4096], tmp[4128];
 } mv_atomic_file;
+// The longest file name (one path component) mv_atomic_open writes: a file system's 255 less the
+// ".tmp.<pid>" of the temporary (a Linux pid has at most 7 digits: pid_max is at most 2^22).
+#define MV_ATOMIC_NAME_MAX (255 - 12)
 // Refuses a target the rename would replace or fail on (mv_check_output_file), removes the
 // temporaries of this path left by writers that died before their rename (their pid is no live
 // process on this machine), and creates this process's. 0, or -1 with a message naming `path`.

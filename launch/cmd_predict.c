@@ -217,6 +217,30 @@ static int check_outputs_spare_inputs(const path_list *in, int formats, bool mas
     return 0;
 }
 
+// The longest file a prediction of each input writes must be a file name the system takes
+// (core/fs.h, MV_ATOMIC_NAME_MAX): else the job would fail at that image's write, after all the
+// images before it. Checked once the model is built (its token-mask names), before any inference.
+static int check_name_lengths(const path_list *in, int formats, const mv_model *m) {
+    char longest[160] = "", block[128];
+    for (int f = 0; f < NFORMATS; f++)
+        if ((formats & FORMATS[f].bit) && strlen(FORMATS[f].suffix) > strlen(longest))
+            snprintf(longest, sizeof longest, "%s", FORMATS[f].suffix);
+    for (int j = 0; m && j < m->num_blocks; j++) {
+        model_mask_name(block, sizeof block, m, j);
+        if (m->blocks[j].masked && 5 + strlen(block) > strlen(longest))
+            snprintf(longest, sizeof longest, "mask_%s", block);
+    }
+    for (int i = 0; i < in->n; i++) {
+        char st[256];
+        stem(st, sizeof st, in->paths[i]);
+        size_t len = strlen(st) + 1 + strlen(longest) + 4;   // <stem>_<suffix>.png
+        if (len > MV_ATOMIC_NAME_MAX)
+            return mv_fail("%s: its prediction %.40s..._%s.png would have a %zu-byte file name, over the %d written "
+                           "here: give the image a shorter name", in->paths[i], st, longest, len, MV_ATOMIC_NAME_MAX);
+    }
+    return 0;
+}
+
 // Under several ranks each one lists the inputs itself and takes every world-th: the lists must
 // be the same (a folder that differs between hosts would leave images out or do them twice).
 static int same_inputs_everywhere(mv_comm *comm, const path_list *in) {
@@ -441,7 +465,12 @@ static int run_predict(const predict_args *a, int *argc, char ***argv) {
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     mv_model *m = mv_calloc(1, sizeof *m);
     path_list inputs = {0};
-    int rc = expand_inputs(&inputs, a->inputs, a->ninputs, outdir);
+    // An existing file of that name would pass mkdir -p below, and the first write fail as
+    // "--out/x_pred.png: Not a directory" after the model has loaded: refused before any work.
+    struct stat out_st;
+    int rc = stat(outdir, &out_st) == 0 && !S_ISDIR(out_st.st_mode)
+                 ? mv_fail("--out %s: exists and is not a folder", outdir) : 0;
+    if (rc == 0) rc = expand_inputs(&inputs, a->inputs, a->ninputs, outdir);
     if (rc == 0) rc = check_distinct_names(&inputs, formats);
     if (rc == 0) rc = check_outputs_spare_inputs(&inputs, formats, masks);
     if (rc == 0) rc = same_inputs_everywhere(&comm, &inputs);
@@ -462,12 +491,12 @@ static int run_predict(const predict_args *a, int *argc, char ***argv) {
         rc = mv_fail("--masks draws the token masks of a whole-image forward; with data.test_mode: slide each window "
                      "has its own (add --set data.test_mode=whole)");
     if (rc == 0) rc = model_build(m, &cfg->model);
+    if (rc == 0) rc = check_name_lengths(&inputs, formats, masks ? m : NULL);
     if (rc == 0) rc = weights_load_for_inference(&m->params, ckpt, comm.rank == 0 ? stderr : NULL, "maskvim predict");
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed
     if (rc == 0 && comm.rank == 0) checkpoint_warn_eval_config(ckpt, cfg, stderr, "maskvim predict: --checkpoint");
     if (rc == 0) rc = mv_mkdir_p(outdir);
-    // An existing file of that name passes mkdir -p; without this check the model would run and
-    // the first write would fail as "--out/x_pred.png: Not a directory".
+    // A file made there since the check above (or a parent that is a file) fails here.
     if (rc == 0 && !mv_is_dir(outdir)) rc = mv_fail("--out %s: exists and is not a folder", outdir);
     char device[256];
     mv_run_ctx dev_ctx = {.world_size = comm.world};
@@ -498,7 +527,8 @@ static int run_predict(const predict_args *a, int *argc, char ***argv) {
         double s = mv_now_s() - t0;
         char took[32];
         prof_fmt_duration(took, sizeof took, s);
-        fprintf(stderr, "maskvim predict: %d images in %s (%.2f images/s)\n", (int)total[0], took,
+        fprintf(stderr, "maskvim predict: %d image%s in %s (%.2f images/s)\n", (int)total[0],
+                total[0] == 1 ? "" : "s", took,
                 s > 0 ? total[0] / s : 0.0);
     }
     // Every rank knows the sum: they end together, without an abort.

@@ -72,6 +72,27 @@ if "$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --input "$T/in.png" --o
 fi
 grep -q "afile: exists and is not a folder" "$T/p.log" || fail "message: $(cat "$T/p.log")"
 grep -q "\[1/1\]" "$T/p.log" && fail "the image was segmented before --out was refused: $(cat "$T/p.log")"
+#    Before the checkpoint is even read: a missing one is not what is reported.
+if "$MV_BIN" predict --checkpoint "$T/nosuch.h5" "${sets[@]}" --input "$T/in.png" --out "$T/afile" >"$T/p.log" 2>&1; then
+    fail "--out naming a file accepted"
+fi
+grep -q "afile: exists and is not a folder" "$T/p.log" || fail "checked after the checkpoint: $(cat "$T/p.log")"
+#    An input whose prediction's file name would pass the 255 bytes a name may have (with the
+#    temporary's .tmp.<pid>): refused before inference, naming it, not failed at its write after
+#    the images before it. 232 bytes + _pred.png fits; with --masks the block names do not.
+long=$(printf 'x%.0s' $(seq 236)); fits=$(printf 'y%.0s' $(seq 232))
+cp "$T/in.png" "$T/$long.png"; cp "$T/in.png" "$T/$fits.png"
+if "$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --input "$T/in.png" "$T/$long.png" --out "$T/longout" \
+    >"$T/long.log" 2>&1; then fail "a 236-byte image name accepted"; fi
+grep -q "$long.png: its prediction .*would have a 245-byte file name, over the 243" "$T/long.log" \
+    || fail "long name message: $(cat "$T/long.log")"
+grep -q "\[1/2\]" "$T/long.log" && fail "images segmented before the long name was refused: $(cat "$T/long.log")"
+"$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --input "$T/$fits.png" --out "$T/longout" >"$T/fits.log" 2>&1 \
+    || fail "a 232-byte image name refused: $(cat "$T/fits.log")"
+[ -f "$T/longout/${fits}_pred.png" ] || fail "no prediction of the 232-byte name: $(ls "$T/longout")"
+if "$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --input "$T/$fits.png" --out "$T/longout" --masks \
+    >"$T/fitsm.log" 2>&1; then fail "--masks file names over 243 bytes accepted"; fi
+grep -q "_mask_.*\.png would have a" "$T/fitsm.log" || fail "mask name message: $(cat "$T/fitsm.log")"
 
 # 5. The second split's shard is cut short: eval fails, and --json keeps its previous contents
 #    (no partial file with the first split alone, no temporary left beside it).

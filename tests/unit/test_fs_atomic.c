@@ -138,3 +138,24 @@ Test(fs_atomic, open_removes_dead_writers_temporaries_only) {
     cr_expect(access(other, F_OK) == 0, "another file's temporary was removed");
     free(dir);
 }
+
+// The temporary's name is the target's plus ".tmp.<pid>": a target name that fits the file
+// system's 255 bytes but not with that suffix is refused by its length, not failed by fopen
+// as a "File name too long" naming a temporary the caller never gave; one byte less is written.
+Test(fs_atomic, name_too_long_for_its_temporary_is_refused_by_length) {
+    char *dir = fresh_dir("long"), path[1400], name[300];
+    mv_atomic_file a;
+    memset(name, 'n', MV_ATOMIC_NAME_MAX + 1);
+    name[MV_ATOMIC_NAME_MAX + 1] = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    cr_assert_eq(mv_atomic_open(&a, path), -1);
+    cr_assert(strstr(mv_last_error(), "the file name is 244 bytes; the longest written is 243"), "%s", mv_last_error());
+    cr_assert_eq(others(dir, ""), 0, "a temporary was created");
+    name[MV_ATOMIC_NAME_MAX] = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    cr_assert_eq(mv_atomic_open(&a, path), 0, "%s", mv_last_error());
+    fputs("x", a.f);
+    cr_assert_eq(mv_atomic_commit(&a, false), 0, "%s", mv_last_error());
+    expect_content(path, "x");
+    free(dir);
+}
