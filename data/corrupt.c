@@ -48,13 +48,18 @@ int corrupt_parse_names(bool on[CORRUPT_COUNT], const char *list, const char *op
     }
     char buf[1024];
     if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) return mv_fail("%s: list too long", opt);
-    int n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
+    // Every item must name one: an empty item ("snow,,fog", "fog,") is refused as in a severity
+    // list, not skipped, since it is most likely a name that went missing.
+    for (char *tok = buf;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = 0;
+        if (!*tok) return mv_fail("%s '%s': an empty item (a comma list of corruption names, or all)", opt, list);
         int c = corrupt_index(tok);
         if (c < 0) return mv_fail("%s '%s': %s", opt, list, mv_last_error());
         on[c] = true;
+        if (!comma) return 0;
+        tok = comma + 1;
     }
-    return n ? 0 : mv_fail("%s '%s': no corruption named (a comma list of names, or all)", opt, list);
 }
 
 // A severity's digits at *p (no sign, no spaces), advancing *p; -1 when there are none. Values

@@ -167,6 +167,7 @@ typedef struct {
     int nsets;
     bool per_class, bgr;
     uint64_t corr_seed;
+    bool corr_on[CORRUPT_COUNT], sev[6];   // --corruptions and --severities (none on without --corruptions)
 } eval_args;
 
 // parse_eval_args's result when the command goes on (otherwise: the exit status).
@@ -207,18 +208,23 @@ static int parse_eval_args(eval_args *a, int argc, char **argv) {
                             : sevs_given ? "--severities needs --corruptions LIST|all (clean images have no severity)"
                                          : NULL;
     if (needs_corrs && !a->corrs) { fprintf(stderr, "maskvim eval: %s\n", needs_corrs); return 2; }
+    // Lists that do not parse are usage errors (2, as in `maskvim data corrupt`), found before any work.
+    if (a->corrs && (corrupt_parse_severities(a->sev, a->sevs, "--severities") < 0 ||
+                     corrupt_parse_names(a->corr_on, a->corrs, "--corruptions") < 0)) {
+        fprintf(stderr, "maskvim eval: %s\n", mv_last_error());
+        return 2;
+    }
     return GO_ON;
 }
 
 // What every evaluated split shares: the model, the run's configuration and ranks, the
-// corruptions and severities chosen (corr_on, sev: clean images only without --corruptions),
-// and rank 0's --json file (jf, NULL without; nres records written so far).
+// corruptions and severities chosen (in a), and rank 0's --json file (jf, NULL without; nres
+// records written so far).
 typedef struct {
     const eval_args *a;
     mv_model *m;
     const mv_config *cfg;
     mv_comm *comm;
-    bool corr_on[CORRUPT_COUNT], sev[6];
     FILE *jf;
     int nres;
 } eval_job;
@@ -240,11 +246,11 @@ static int eval_one_source(eval_job *j, const mv_source *v) {
     char path[1024];
     MV_TRY(source_resolve(path, sizeof path, v, "val", j->cfg, j->comm));
     for (int c = -1; c < CORRUPT_COUNT; c++) {   // -1: the clean images (severity 0)
-        if (c >= 0 && !j->corr_on[c]) continue;
+        if (c >= 0 && !j->a->corr_on[c]) continue;
         double sum = 0;
         int nsev = 0;
         for (int s = c < 0 ? 0 : 1; s <= (c < 0 ? 0 : 5); s++) {
-            if (c >= 0 && !j->sev[s]) continue;
+            if (c >= 0 && !j->a->sev[s]) continue;
             corrupt_ctx cc = {c, s, a->corr_seed, a->bgr};
             mv_eval_opts eo = {c >= 0 ? corrupt_hook : NULL, &cc, false};
             char label[128];
@@ -284,8 +290,6 @@ static int run_eval(const eval_args *a, int *argc, char ***argv) {
     if (rc == 0) rc = check_targets(a->targets, cfg);
     if (rc == 0 && !a->file) rc = check_saved_paths(cfg, a->targets, ckpt, saved_yaml);
     free(saved_yaml);
-    if (rc == 0 && a->corrs) rc = corrupt_parse_severities(job.sev, a->sevs, "--severities");
-    if (rc == 0 && a->corrs) rc = corrupt_parse_names(job.corr_on, a->corrs, "--corruptions");
     if (rc == 0) rc = model_build(m, &cfg->model);
     if (rc == 0) rc = weights_load_for_inference(&m->params, ckpt, comm.rank == 0 ? stderr : NULL, "maskvim eval");
     if (rc == 0) rc = checkpoint_verify_weights(ckpt);   // a training checkpoint's tensors are checksummed

@@ -99,12 +99,18 @@ import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 assert sorted(x["severity"] for x in r if x["corruption"] == "brightness") == [1, 2, 5], r
 PY
-for bad in "2-4junk" "1-3,9" ""; do
-    if ev --corruptions brightness --severities "$bad" >"$TMP/sevbad.log" 2>&1; then fail "--severities '$bad' accepted"; fi
+# A list that does not parse is a usage error (exit 2, as in `maskvim data corrupt`), not a
+# failed evaluation (1); an empty item is refused in either list.
+for bad in "2-4junk" "1-3,9" "" "0" "1," "1,,2"; do
+    st=0; ev --corruptions brightness --severities "$bad" >"$TMP/sevbad.log" 2>&1 || st=$?
+    [ "$st" = 2 ] || fail "--severities '$bad': exit $st, not 2: $(cat "$TMP/sevbad.log")"
     grep -q -- "--severities '$bad'" "$TMP/sevbad.log" || fail "message for '$bad': $(cat "$TMP/sevbad.log")"
 done
-if ev --corruptions "," >"$TMP/corbad.log" 2>&1; then fail "--corruptions ',' accepted"; fi
-grep -q -- "--corruptions ','" "$TMP/corbad.log" || fail "message for ',': $(cat "$TMP/corbad.log")"
+for bad in "," "brightness,,fog" "fog," ",,"; do
+    st=0; ev --corruptions "$bad" >"$TMP/corbad.log" 2>&1 || st=$?
+    [ "$st" = 2 ] || fail "--corruptions '$bad': exit $st, not 2: $(cat "$TMP/corbad.log")"
+    grep -q -- "--corruptions '$bad'" "$TMP/corbad.log" || fail "message for '$bad': $(cat "$TMP/corbad.log")"
+done
 if ev --severities 1-5 >"$TMP/sevonly.log" 2>&1; then fail "--severities without --corruptions accepted"; fi
 grep -q -- "--severities needs --corruptions" "$TMP/sevonly.log" || fail "message for --severities alone: $(cat "$TMP/sevonly.log")"
 passed=$((passed + 1))

@@ -57,8 +57,13 @@ Test(corrupt, parse_lists) {
     for (int c = 0; c < CORRUPT_COUNT; c++) cr_assert(on[c]);
     cr_assert_eq(corrupt_parse_names(on, "fog,zoom_blur", "--corruptions"), -1);
     cr_assert(strstr(mv_last_error(), "--corruptions 'fog,zoom_blur': unknown corruption 'zoom_blur'"), "%s", mv_last_error());
+    const char *empty_item[] = {"", "snow,,fog", "fog,", ",fog"};
+    for (size_t i = 0; i < sizeof empty_item / sizeof *empty_item; i++) {
+        cr_assert_eq(corrupt_parse_names(on, empty_item[i], "--corruption"), -1, "'%s' accepted", empty_item[i]);
+        cr_assert(strstr(mv_last_error(), "an empty item"), "%s", mv_last_error());
+    }
     cr_assert_eq(corrupt_parse_names(on, ",", "--corruption"), -1);
-    cr_assert(strstr(mv_last_error(), "--corruption ',': no corruption named"), "%s", mv_last_error());
+    cr_assert(strstr(mv_last_error(), "--corruption ',': an empty item"), "%s", mv_last_error());
 
     const struct { const char *list; const char *want; } ok[] = {
         {"5", "000001"}, {"all", "011111"}, {"1-5", "011111"}, {"1-2,5", "011001"}, {"3,1", "010100"}, {"2-2", "001000"}};
