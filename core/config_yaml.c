@@ -186,6 +186,12 @@ static char *value_text(const ynode *v, const mv_key *k) {
             ynode_fail_at(v->vals[i], "%s: expected a list of plain values, got %s inside", k->name, ynode_kind_words(v->vals[i]));
             return NULL;
         }
+        // The items are joined by commas below: a quoted "16,32" would become two items.
+        if (strchr(v->vals[i]->text, ',')) {
+            ynode_fail_at(v->vals[i], "%s: item %d ('%s') holds a comma: one value per list item", k->name, i + 1,
+                          v->vals[i]->text);
+            return NULL;
+        }
         len += strlen(v->vals[i]->text) + 2;
     }
     char *t = mv_malloc(len);

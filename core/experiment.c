@@ -46,16 +46,39 @@ static int get_scalar(char *out, const ctx *c, const yaml_node_t *n, const char 
     return 0;
 }
 
-// A configuration value: a scalar as is, a sequence of scalars as "[a, b, c]".
+// A configuration scalar as YAML text that reads back as the same value: "key=value" is parsed
+// as YAML once more, where a quoted scalar left bare would change ("my weights #2.h5" cut at
+// the comment, "w: v1.h5" a mapping, "null" empty, "16,32" two list items): it is quoted again.
+static int get_config_scalar(char *out, const ctx *c, const yaml_node_t *n, const char *what, size_t size) {
+    MV_TRY(get_scalar(out, c, n, what, size));
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) return 0;
+    size_t len = 0;
+    out[len++] = '"';
+    for (size_t i = 0; i < n->data.scalar.length; i++) {
+        unsigned char ch = n->data.scalar.value[i];
+        char esc[8] = {(char)ch, 0};
+        if (ch == '"' || ch == '\\') snprintf(esc, sizeof esc, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", ch);
+        size_t el = strlen(esc);
+        if (len + el + 2 > size) return node_fail(c, n, what, "value too long");
+        memcpy(out + len, esc, el);
+        len += el;
+    }
+    out[len++] = '"';
+    out[len] = 0;
+    return 0;
+}
+
+// A configuration value: a scalar (above), a sequence of scalars as "[a, b, c]".
 static int get_value(char *out, const ctx *c, const yaml_node_t *n, const char *what, size_t size) {
-    if (n->type == YAML_SCALAR_NODE) return get_scalar(out, c, n, what, size);
+    if (n->type == YAML_SCALAR_NODE) return get_config_scalar(out, c, n, what, size);
     if (n->type != YAML_SEQUENCE_NODE) return node_fail(c, n, what, "expected a value or a list of values");
     size_t len = 0;
     out[len++] = '[';
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
         yaml_node_t *e = node(c, *it);
         char v[MV_EXP_SET_MAX];
-        MV_TRY(get_scalar(v, c, e, what, sizeof v));
+        MV_TRY(get_config_scalar(v, c, e, what, sizeof v));
         size_t vl = strlen(v);
         if (len + vl + 4 >= size) return node_fail(c, n, what, "value too long");
         if (it > n->data.sequence.items.start) { out[len++] = ','; out[len++] = ' '; }
@@ -75,6 +98,11 @@ static int add_set(char (*sets)[MV_EXP_SET_MAX], int *nsets, const ctx *c, const
     if (!strcmp(key, "run.work_dir"))
         return node_fail(c, n, key, "each run's work directory is the experiment's to set (OUT/<row>[@seed], OUT "
                                     "from --out): remove run.work_dir");
+    // The whole section at once ("run={seed: 7, work_dir: x}") would pass the checks of
+    // run.work_dir above and of run.seed against seeds:, and then be silently replaced.
+    if (!strcmp(key, "run"))
+        return node_fail(c, n, key, "set the run section's keys one by one (run.device=cpu, ...): its run.work_dir "
+                                    "and, with seeds:, run.seed are the experiment's");
     int w = snprintf(sets[*nsets], MV_EXP_SET_MAX, "%s=%s", key, value);
     if (w < 0 || w >= MV_EXP_SET_MAX) return node_fail(c, n, "set", "override too long");
     (*nsets)++;
@@ -208,7 +236,7 @@ static void grid_name_part(char *out, size_t size, const char *key, const char *
     int w = snprintf(out, size, "%s_", dot ? dot + 1 : key);
     for (const char *s = value; *s && w + 1 < (int)size; s++) {
         char ch = *s;
-        if (ch == '[' || ch == ']' || ch == ' ') continue;
+        if (ch == '[' || ch == ']' || ch == ' ' || ch == '"') continue;   // '"': of a quoted value (get_config_scalar)
         if (!isalnum((unsigned char)ch) && ch != '.' && ch != '-' && ch != '_') ch = '-';
         out[w++] = ch;
     }
@@ -690,9 +718,12 @@ const mv_exp_row *experiment_find_row(const mv_experiment *exp, const char *name
     return NULL;
 }
 
-// The row's config; seed >= 0 sets run.seed after the row's overrides.
-static int resolve(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, int seed, const char *work_dir) {
-    const char *sets[2 * MV_EXP_MAX_SETS + 2];
+// The row's config; seed >= 0 sets run.seed after the row's overrides, then work_dir, then the
+// nextra `extra` overrides (a command line's --set), all in one config_load: a model.preset
+// among them comes first as in any file, and the whole is validated once, at the end.
+static int resolve(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, int seed, const char *work_dir,
+                   int nextra, const char *const *extra) {
+    const char **sets = mv_malloc(sizeof *sets * (size_t)(exp->nsets + row->nsets + 2 + nextra));
     char wd[MV_PATH_MAX + 16], sd[32];
     int n = 0;
     for (int i = 0; i < exp->nsets; i++) sets[n++] = exp->sets[i];
@@ -701,12 +732,15 @@ static int resolve(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *r
         snprintf(sd, sizeof sd, "run.seed=%d", seed);
         sets[n++] = sd;
     }
-    if (work_dir) {
-        if (snprintf(wd, sizeof wd, "run.work_dir=%s", work_dir) >= MV_PATH_MAX + 13)
-            return mv_fail("%s: work directory path too long", work_dir);
-        sets[n++] = wd;
+    if (work_dir && snprintf(wd, sizeof wd, "run.work_dir=%s", work_dir) >= MV_PATH_MAX + 13) {
+        free(sets);
+        return mv_fail("%s: work directory path too long", work_dir);
     }
-    MV_TRY(config_load(cfg, exp->base[0] ? exp->base : NULL, n, sets));
+    if (work_dir) sets[n++] = wd;
+    for (int i = 0; i < nextra; i++) sets[n++] = extra[i];
+    int rc = config_load(cfg, exp->base[0] ? exp->base : NULL, n, sets);
+    free(sets);
+    MV_TRY(rc);
     if (exp->source[0] && !config_find_val(cfg, exp->source))
         return mv_fail("source domain '%s' is not a data.val entry", exp->source);
     for (int i = 0; i < exp->ncorruptions; i++)
@@ -726,11 +760,16 @@ static int resolve(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *r
 }
 
 int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, const char *work_dir) {
-    return resolve(cfg, exp, row, -1, work_dir);
+    return resolve(cfg, exp, row, -1, work_dir, 0, NULL);
 }
 
 int experiment_run_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_run *run, const char *work_dir) {
-    return resolve(cfg, exp, run->row, run->seed_index >= 0 ? run->seed : -1, work_dir);
+    return experiment_run_config_with(cfg, exp, run, work_dir, 0, NULL);
+}
+
+int experiment_run_config_with(mv_config *cfg, const mv_experiment *exp, const mv_exp_run *run, const char *work_dir,
+                               int nextra, const char *const *extra) {
+    return resolve(cfg, exp, run->row, run->seed_index >= 0 ? run->seed : -1, work_dir, nextra, extra);
 }
 
 void experiment_copy_unscored(mv_config *dst, const mv_config *src) {

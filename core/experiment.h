@@ -107,6 +107,11 @@ const mv_exp_row *experiment_find_row(const mv_experiment *exp, const char *name
 int experiment_row_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_row *row, const char *work_dir);
 // Resolves one run: its row's config (above) with run.seed set to the run's seed.
 int experiment_run_config(mv_config *cfg, const mv_experiment *exp, const mv_exp_run *run, const char *work_dir);
+// The same with `extra` (nextra "key=value" overrides, e.g. `maskvim config --row`'s --set)
+// applied last, in the one resolution: a model.preset among them is applied before every other
+// model key, as in a file, and the result is validated once.
+int experiment_run_config_with(mv_config *cfg, const mv_experiment *exp, const mv_exp_run *run, const char *work_dir,
+                               int nextra, const char *const *extra);
 // The run called `name` ("row" or "row@seed"), or NULL.
 const mv_exp_run *experiment_find_run(const mv_experiment *exp, const char *name);
 // Copies from src into dst the settings that do not change what a run trains or the numbers

@@ -45,8 +45,7 @@ static int row_config(mv_config *cfg, const char *file, const char *row, int nse
     char dir[MV_PATH_MAX];
     if (rc == 0 && snprintf(dir, sizeof dir, "runs/%s/%s", exp.name, run->name) >= (int)sizeof dir)
         rc = mv_fail("runs/%s/%s: path too long", exp.name, run->name);
-    if (rc == 0) rc = experiment_run_config(cfg, &exp, run, dir);
-    for (int i = 0; rc == 0 && i < nsets; i++) rc = config_set(cfg, sets[i]);
+    if (rc == 0) rc = experiment_run_config_with(cfg, &exp, run, dir, nsets, sets);
     experiment_free(&exp);
     return rc;
 }

@@ -163,6 +163,14 @@ grep -q '^  seed: 7' "$TMP/row.yaml" || fail "config --row --set: $(grep seed "$
 $MV_BIN config "$MV_SRC/experiments/base/maskvim-nano_synthetic.yaml" --set run.work_dir=runs/e/zz_launch_cli_args_row \
     --set run.seed=7 >"$TMP/base.yaml" || fail "config of the base"
 cmp -s "$TMP/row.yaml" "$TMP/base.yaml" || fail "config --row differs from the base with the row's overrides: $(diff "$TMP/row.yaml" "$TMP/base.yaml")"
+# --set joins the row's resolution: a preset applies under the base's model keys (as in a file),
+# and max_iters and warmup_iters lowered together validate once, whatever their order.
+$MV_BIN config "$TMP/e.yaml" --row zz_launch_cli_args_row --set model.preset=maskvim-nano --set schedule.max_iters=100 \
+    --set schedule.warmup_iters=50 >"$TMP/rowp.yaml" 2>"$TMP/rowp.log" || fail "config --row --set: $(cat "$TMP/rowp.log")"
+$MV_BIN config "$MV_SRC/experiments/base/maskvim-nano_synthetic.yaml" --set run.work_dir=runs/e/zz_launch_cli_args_row \
+    --set model.preset=maskvim-nano --set schedule.max_iters=100 --set schedule.warmup_iters=50 >"$TMP/basep.yaml" \
+    || fail "config of the base with the preset"
+cmp -s "$TMP/rowp.yaml" "$TMP/basep.yaml" || fail "config --row --set model.preset: $(diff "$TMP/rowp.yaml" "$TMP/basep.yaml")"
 set +e
 $MV_BIN config "$TMP/e.yaml" --row zz_launch_cli_args_rwo >"$TMP/o6.log" 2>&1; rc=$?
 set -e

@@ -267,6 +267,9 @@ Test(config, yaml_errors) {
     // value is a missing value (not "contains a NUL character", which they once gave).
     expect_error("null_value.yaml", "optim:\n  lr: ~\n", "2:7:", "optim.lr: bad value ''", NULL);
     expect_error("null_word.yaml", "data:\n  photometric: null\n", "2:16:", "data.photometric", NULL);
+    // A list's items are one value each: a quoted "16,32" is not two dims.
+    expect_error("comma_item.yaml", "model:\n  dims: [\"16,32\", 64, 128]\n", "2:10:",
+                 "model.dims: item 1 ('16,32') holds a comma", NULL);
     {
         char *path = write_tmp("null_section.yaml", "optim: ~\nmask: null\nschedule:\n  max_iters: 3000\n");
         mv_config n;

@@ -96,6 +96,56 @@ Test(experiment, rows_columns_paper_and_base) {
     experiment_free(&e);
 }
 
+// A quoted value in `set:` arrives as written: "key=value" is read as YAML once more, where a
+// bare '#' starts a comment, ': ' makes a mapping and "null" is empty (each was silently changed
+// or refused with a confusing message). A quoted list item with a comma stays one item.
+Test(experiment, quoted_set_values_arrive_unchanged) {
+    const char *p = write_file("quoted.yaml",
+        "set:\n"
+        "  run.init_weights: \"my weights #2.h5\"\n"
+        "rows:\n"
+        "  - {name: a, set: {run.log_every: '7'}}\n"
+        "  - {name: b, set: {run.init_weights: \"w: v1 \\\"q\\\" \\\\.h5\"}}\n"
+        "  - {name: c, set: {run.init_weights: 'null'}}\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    mv_config *cfg = calloc(1, sizeof *cfg);
+    cr_assert_eq(experiment_row_config(cfg, &e, experiment_find_row(&e, "a"), NULL), 0, "%s", mv_last_error());
+    cr_assert_str_eq(cfg->run.init_weights, "my weights #2.h5");
+    cr_assert_eq(cfg->run.log_every, 7);   // a quoted number is still the number
+    cr_assert_eq(experiment_row_config(cfg, &e, experiment_find_row(&e, "b"), NULL), 0, "%s", mv_last_error());
+    cr_assert_str_eq(cfg->run.init_weights, "w: v1 \"q\" \\.h5");
+    cr_assert_eq(experiment_row_config(cfg, &e, experiment_find_row(&e, "c"), NULL), 0, "%s", mv_last_error());
+    cr_assert_str_eq(cfg->run.init_weights, "null");
+    free(cfg);
+    experiment_free(&e);
+    const char *list = write_file("quoted_list.yaml", "rows: [{name: a, set: {model.dims: [\"16,32\", 64, 128]}}]\n");
+    cr_assert_lt(experiment_load(&e, list), 0, "a quoted \"16,32\" was split into two dims");
+    cr_assert(strstr(mv_last_error(), "holds a comma"), "%s", mv_last_error());
+}
+
+// `maskvim config EXP --row R --set ...`: the command line's overrides join the one resolution,
+// so a model.preset among them is applied under the row's model keys (not over them), and
+// the whole is validated once (max_iters then warmup_iters, lowered together, is valid).
+Test(experiment, command_line_sets_join_the_resolution) {
+    write_file("base_w.yaml", "schedule:\n  warmup_iters: 150\n  max_iters: 1000\nmodel:\n  crop: [64, 128]\n");
+    const char *p = write_file("cl.yaml", "base: base_w.yaml\nrows: [{name: ce, set: {mask.alpha1: 0}}]\n");
+    mv_experiment e;
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    mv_config *cfg = calloc(1, sizeof *cfg);
+    const char *sets[] = {"model.preset=maskvim-nano", "schedule.max_iters=100", "schedule.warmup_iters=50"};
+    cr_assert_eq(experiment_run_config_with(cfg, &e, experiment_find_run(&e, "ce"), "w", 3, sets), 0, "%s",
+                 mv_last_error());
+    cr_assert_float_eq(cfg->model.alpha1, 0.0, 1e-9);
+    cr_assert_eq(cfg->model.crop_h, 64);
+    cr_assert_eq(cfg->model.crop_w, 128);
+    cr_assert_eq(cfg->schedule.max_iters, 100);
+    cr_assert_eq(cfg->schedule.warmup_iters, 50);
+    cr_assert_str_eq(cfg->run.work_dir, "w");
+    free(cfg);
+    experiment_free(&e);
+}
+
 Test(experiment, default_name_and_columns) {
     const char *p = write_file("fig5.yaml", "targets: [fog, rain]\nrows: [{name: a}]\n");
     mv_experiment e;
@@ -189,6 +239,9 @@ Test(experiment, errors_name_file_and_line) {
     expect_error("rows: [{name: a, set: {run.work_dir: elsewhere}}]\n",
                  (const char *[]){"bad.yaml:1:", "run.work_dir", "experiment's to set", NULL});
     expect_error("set: [run.work_dir=elsewhere]\nrows: [{name: a}]\n", (const char *[]){"bad.yaml:1:", "run.work_dir", NULL});
+    // The run section set whole would pass those checks and then be replaced just the same.
+    expect_error("seeds: [0, 1]\nrows: [{name: a, set: [\"run={seed: 7, work_dir: x}\"]}]\n",
+                 (const char *[]){"bad.yaml:2:", "run section's keys one by one", NULL});
     mv_experiment e;
     cr_assert_lt(experiment_load(&e, "/nonexistent/exp.yaml"), 0);
     cr_assert(strstr(mv_last_error(), "/nonexistent/exp.yaml"));
