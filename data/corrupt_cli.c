@@ -74,9 +74,13 @@ static int corrupt_one(job *jb, const char *out_root, int c, int sev) {
     // corrupt/vN is the version of the pixels themselves: v2 dropped the rounding epsilon, moved to
     // the package's double arithmetic and fixed snow's edge columns, so v1 shards are refused; v3
     // (defocus_blur alone) rounds the disk kernel as OpenCV's AVX2 code does.
+    // in= is the input's fingerprint (its manifest: names of shards, counts, CRCs): another input
+    // of the same label map and size (a --limit trial of train, then of val, into one --out)
+    // must not resume from the first one's shards, which would mix the two splits.
     int version = c == CORRUPT_DEFOCUS_BLUR ? 3 : 2;
-    snprintf(label_map, sizeof label_map, "%.64s corrupt/v%d seed=%llu%s n=%lld", jb->label_map, version,
-             (unsigned long long)jb->seed, jb->bgr ? " bgr" : "", (long long)split_count(jb->split));
+    snprintf(label_map, sizeof label_map, "%.48s corrupt/v%d seed=%llu%s n=%lld in=%016llx", jb->label_map, version,
+             (unsigned long long)jb->seed, jb->bgr ? " bgr" : "", (long long)split_count(jb->split),
+             (unsigned long long)split_fingerprint(jb->split));
     mv_shard_writer *wr = jb->fresh ? shard_writer_open(dir, domain, label_map, jb->per_shard)
                                     : shard_writer_resume(dir, domain, label_map, jb->per_shard);
     if (!wr) return -1;

@@ -667,6 +667,24 @@ Test(corrupt_cli, resume_with_another_seed_is_refused) {
     split_close(dst);
 }
 
+// Another input of the same label map and sample count (a --limit trial of train, then of val,
+// into one --out) must not resume from the first one's shards: the output would mix the two.
+Test(corrupt_cli, resume_from_another_input_is_refused) {
+    char in[1100], out[1100], in2[1200];
+    cli_folders("test_corrupt_cli_input", in, out);
+    snprintf(in2, sizeof in2, "%s2", in);
+    write_input_split(in, 3, false);
+    write_input_split(in2, 3, true);   // same label map and count, other images
+    cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "brightness", "--severity", "1",
+                             "--samples-per-shard", "1", NULL), 0, "%s", mv_last_error());
+    cr_assert_neq(run_corrupt("corrupt", "--in", in2, "--out", out, "--corruption", "brightness", "--severity", "1",
+                              "--samples-per-shard", "1", NULL), 0, "resumed from the shards of another input");
+    cr_assert(strstr(mv_last_error(), " in=") && strstr(mv_last_error(), "--fresh"), "%s", mv_last_error());
+    // The same input again: nothing to do, still accepted.
+    cr_assert_eq(run_corrupt("corrupt", "--in", in, "--out", out, "--corruption", "brightness", "--severity", "1",
+                             "--samples-per-shard", "1", NULL), 0, "%s", mv_last_error());
+}
+
 // Shards written by an older version of the corruptions (label map "... corrupt/v1 ...", before
 // the package-exact arithmetic) are not resumed into: their pixels differ.
 Test(corrupt_cli, older_corruption_version_is_refused) {
@@ -705,7 +723,7 @@ Test(corrupt_cli, corrupting_a_corrupted_split_is_warned, .init = cr_redirect_st
     char text[8192] = "";
     size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
     text[n] = 0;
-    cr_assert(strstr(text, "warning: ") && strstr(text, "is itself a corrupted split (synth/v1 corrupt/v2 seed=0 n=2)"),
+    cr_assert(strstr(text, "warning: ") && strstr(text, "is itself a corrupted split (synth/v1 corrupt/v2 seed=0 n=2 in="),
               "%s", text);
     // The clean input was not warned about: one warning, for the second run.
     cr_assert_null(strstr(strstr(text, "is itself") + 1, "is itself"), "%s", text);
