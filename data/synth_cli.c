@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "core/error.h"
 #include "data/image_io.h"
+#include "data/manifest.h"
 #include "data/shard.h"
 #include "data/synth.h"
 
@@ -77,6 +78,20 @@ typedef struct {
     char err[MV_ERRMSG_MAX];
 } slot;
 
+// Whether a resumed split in `dir` fits this --count: its samples are fixed by the label map
+// (seed, split, size), so only their number can differ. -1 (named) when it holds more than
+// `count` (a re-run with a smaller --count would be cut to whole shards: neither size), 1 when
+// it is finished with exactly `count`, else 0 (write from the resume point).
+static int check_count(const mv_shard_writer *wr, const char *dir, int64_t count) {
+    int64_t held = shard_writer_resume_point(wr);
+    uint64_t fp;
+    if (shard_writer_finished(wr) && manifest_fingerprint_dir(&fp, &held, dir) < 0) return -1;
+    if (held > count)
+        return mv_fail("%s holds %lld samples, more than --count %lld: give --fresh to write %lld (or --count %lld to "
+                       "keep them)", dir, (long long)held, (long long)count, (long long)count, (long long)held);
+    return shard_writer_finished(wr) && held == count;
+}
+
 static int write_domain(const char *out, int domain, const char *split, uint64_t key, uint64_t user_seed,
                         int64_t count, int h, int w, int threads, int per_shard, int fresh, int deflate) {
     const char *dname = synth_domain_name(domain);
@@ -89,6 +104,16 @@ static int write_domain(const char *out, int domain, const char *split, uint64_t
     mv_shard_writer *wr = fresh ? shard_writer_open(dir, domain_tag, label_map, per_shard)
                                 : shard_writer_resume(dir, domain_tag, label_map, per_shard);
     if (!wr) return -1;
+    // What the folder holds must be the first samples of this --count: a finished split of more
+    // (a re-run with a smaller --count) would otherwise be cut to whole shards, neither size.
+    int chk = fresh ? 0 : check_count(wr, dir, count);
+    if (chk != 0) {
+        shard_writer_abort(wr);   // the folder as it was
+        if (chk < 0) return -1;
+        fprintf(stderr, "[synth] %s: already written: the finished split holds the %lld samples asked for; nothing "
+                        "written (--fresh writes it again)\n", dir, (long long)count);
+        return 0;
+    }
     int64_t start = shard_writer_resume_point(wr);
     if (start > 0) fprintf(stderr, "[synth] resuming %s: %lld of %lld samples already in complete shards\n", dir, (long long)start, (long long)count);
     int nslot = 4 * threads;
@@ -194,7 +219,13 @@ int data_synth_main(int argc, char **argv) {
     }
     if (!out && !preview) { fprintf(stderr, "maskvim data synth: --out (or --preview) is required\n\n"); usage(stderr); return 2; }
     if (out && count < 0) { fprintf(stderr, "maskvim data synth: --count is required with --out\n"); return 2; }
-    if (!*split || strchr(split, '/')) { fprintf(stderr, "maskvim data synth: --split: bad name '%s'\n", split); return 2; }
+    // A folder name of its own under each domain: "." or ".." would put every domain's split in
+    // one folder (the last one replacing the others).
+    if (!*split || strchr(split, '/') || split[0] == '.') {
+        fprintf(stderr, "maskvim data synth: --split: bad name '%s' (a folder name: no '/', not starting with '.')\n",
+                split);
+        return 2;
+    }
     int domains[64];
     int nd = synth_parse_domains(domains, 64, domains_arg);
     if (nd < 0) { fprintf(stderr, "maskvim data synth: --domains: %s\n", mv_last_error()); return 2; }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "core/error.h"
 #include "data/image_io.h"
 #include "data/shard.h"
@@ -266,6 +267,26 @@ Test(synth_cli, writes_shards_resumes_and_previews) {
     // resuming with another seed is refused, not mixed
     cr_assert_eq(run_synth("synth", "--out", dir, "--domains", "painted", "--count", "14", "--size", "32x48",
                            "--seed", "5", "--samples-per-shard", "4", NULL), 1);
+
+    // A smaller --count over the finished 14 is refused (it was cut to 12, whole shards: neither
+    // size) and leaves the split as it was; the same count again writes nothing.
+    cr_assert_eq(run_synth("synth", "--out", dir, "--domains", "painted", "--count", "9", "--size", "32x48",
+                           "--seed", "4", "--samples-per-shard", "4", NULL), 1);
+    cr_assert(strstr(mv_last_error(), "holds 14 samples, more than --count 9: give --fresh"), "%s", mv_last_error());
+    cr_assert_eq(split_open(&s, split), 0, "%s", mv_last_error());
+    cr_assert_eq(split_count(s), 14);
+    split_close(s);
+    struct stat before, after;
+    char manifest[1300];
+    snprintf(manifest, sizeof manifest, "%s/manifest.json", split);
+    cr_assert_eq(stat(manifest, &before), 0);
+    cr_assert_eq(run_synth("synth", "--out", dir, "--domains", "painted", "--count", "14", "--size", "32x48",
+                           "--seed", "4", "--samples-per-shard", "4", NULL), 0, "%s", mv_last_error());
+    cr_assert_eq(stat(manifest, &after), 0);
+    cr_assert_eq(before.st_ino, after.st_ino, "a finished split of the same count was written again");
+    // "." or ".." as --split would put every domain's split in one folder.
+    cr_assert_eq(run_synth("synth", "--out", dir, "--count", "2", "--split", "..", NULL), 2);
+    cr_assert_eq(run_synth("synth", "--out", dir, "--count", "2", "--split", ".", NULL), 2);
 
     snprintf(png, sizeof png, "%s/preview.png", dir);
     cr_assert_eq(run_synth("synth", "--preview", png, "--domains", "clear,dusk,rain", "--size", "20x40",
