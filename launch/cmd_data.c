@@ -240,7 +240,7 @@ static int bench_split(const char *dir, int count, int h, int w) {
 static int data_bench_loader(int argc, char **argv) {
     const char *dir = "/tmp/maskvim-bench-loader", *threads = "1,2";
     int h = 1024, w = 2048, ch = 512, cw = 1024;
-    long count = 16, batches = 12, batch = 2, x = 0;
+    long count = 16, batches = 12, batch = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
@@ -248,21 +248,33 @@ static int data_bench_loader(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--dir")) dir = v;
         else if (!strcmp(a, "--threads")) threads = v;
-        else if (!strcmp(a, "--size")) { if (cli_option_hw(a, v, 1, MV_IMAGE_MAX_SIDE, &h, &w) < 0) return fail_exit(); }
+        else if (!strcmp(a, "--size")) { if (cli_option_hw(a, v, SYNTH_MIN_SIDE, SYNTH_MAX_SIDE, &h, &w) < 0) return fail_exit(); }
         else if (!strcmp(a, "--crop")) { if (cli_option_hw(a, v, 1, MV_IMAGE_MAX_SIDE, &ch, &cw) < 0) return fail_exit(); }
         else if (!strcmp(a, "--count")) { if (cli_option_long(a, v, 1, 100000, &count) < 0) return fail_exit(); }
         else if (!strcmp(a, "--batches")) { if (cli_option_long(a, v, 1, 1000000, &batches) < 0) return fail_exit(); }
         else if (!strcmp(a, "--batch")) { if (cli_option_long(a, v, 1, 1024, &batch) < 0) return fail_exit(); }
         else { mv_fail("bench-loader: unknown option %s%s", a, hint_of(a)); return usage_exit(); }
     }
+    // The --threads list is checked before the split is written (seconds at the default size).
+    long nthreads[64];
+    int nt = 0;
+    char list[256];
+    if (snprintf(list, sizeof list, "%s", threads) >= (int)sizeof list) { mv_fail("--threads: list too long"); return usage_exit(); }
+    for (char *tok = list;; nt++) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = 0;
+        if (nt == 64) { mv_fail("--threads '%s': more than 64 thread counts", threads); return usage_exit(); }
+        if (!*tok) { mv_fail("--threads '%s': an empty item (a comma list of thread counts)", threads); return usage_exit(); }
+        if (cli_option_long("--threads", tok, 1, 256, &nthreads[nt]) < 0) return usage_exit();
+        if (!comma) { nt++; break; }
+        tok = comma + 1;
+    }
     if (bench_split(dir, (int)count, h, w) < 0) return fail_exit();
     printf("# loader benchmark: %dx%d samples -> %dx%d training crops, batch %ld, %ld batches after 2 warm-up\n",
            h, w, ch, cw, batch, batches);
     printf("%8s %12s %12s %16s\n", "threads", "samples/s", "ms/batch", "cpu ms/sample");
-    char list[256];
-    snprintf(list, sizeof list, "%s", threads);
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        if (cli_option_long("--threads", tok, 1, 256, &x) < 0) return fail_exit();
+    for (int t = 0; t < nt; t++) {
+        long x = nthreads[t];
         mv_loader_source src = {dir, 1};
         mv_loader_config cfg = {0};
         cfg.mode = MV_LOADER_TRAIN;

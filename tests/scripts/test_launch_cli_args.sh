@@ -92,6 +92,16 @@ $MV_BIN data bench-loader --dir "$TMP/bl" --size 4294967360x64 >"$TMP/b4.log" 2>
 set -e
 [ "$rc" = 1 ] && grep -q "'4294967360x64' is not HxW" "$TMP/b4.log" || fail "bench-loader --size overflow: exit $rc: $(cat "$TMP/b4.log")"
 [ ! -e "$TMP/bl" ] || fail "bench-loader wrote a split for a refused size"
+# A size the generator cannot render, and a --threads list with a bad or empty item, are
+# refused before the split is written (it takes seconds at the default size).
+for args in "--size 8x8" "--threads 0" "--threads 1," "--threads 1,,2"; do
+    set +e
+    # shellcheck disable=SC2086
+    $MV_BIN data bench-loader --dir "$TMP/bl" --count 1 $args >"$TMP/b5.log" 2>&1; rc=$?
+    set -e
+    [ "$rc" != 0 ] && grep -q -- "${args%% *}" "$TMP/b5.log" || fail "bench-loader $args: exit $rc: $(cat "$TMP/b5.log")"
+    [ ! -e "$TMP/bl" ] || fail "bench-loader $args: the split was written before the refusal"
+done
 # The data commands' numbers go through the same strict parser (sscanf's %d wrapped these to
 # 64 and 1; strtoull read "-1" as 2^64-1).
 expect2 "--size: '4294967360x64' is not HxW with sides in \[16, 8192\]" data synth --out "$TMP/sy" --count 1 --size 4294967360x64
