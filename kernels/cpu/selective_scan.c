@@ -39,11 +39,14 @@ static int nchunks(int L) { return (L + SCAN_CHUNK - 1) / SCAN_CHUNK; }
 // Always inlined: GCC judges a function of prefetches alone free of side effects and deletes
 // the calls to it that it did not inline.
 #define PREFETCH_FN static inline __attribute__((always_inline)) void
-PREFETCH_FN prefetch_bc(const float *bc, int p, int P, int N, int rw) {   // B and C: 2N floats of the row
-    const float *q = bc + (size_t)p * SCAN_K * P;
-    for (int o = 0; o < 2 * N; o += 16) __builtin_prefetch(q + o, rw);
-    __builtin_prefetch(q + 2 * N - 1, rw);
-}
+// B and C: the 2N floats of row p. A macro, so that rw stays a literal: __builtin_prefetch takes
+// only a constant there, which a function's parameter is not without optimisation (-O0 builds).
+#define PREFETCH_BC(bc, p, P, N, rw)                                                               \
+    do {                                                                                           \
+        const float *q_ = (bc) + (size_t)(p) * SCAN_K * (P);                                       \
+        for (int o_ = 0; o_ < 2 * (N); o_ += 16) __builtin_prefetch(q_ + o_, rw);                  \
+        __builtin_prefetch(q_ + 2 * (N) - 1, rw);                                                  \
+    } while (0)
 
 size_t ss2d_scan_states_size(int B, int L, int E, int N) {
     return (size_t)SCAN_K * B * nchunks(L) * E * N;
@@ -134,7 +137,7 @@ static void scan_direction(float *y, float *st, const float *dk, const float *x,
             PREFETCH_ROW(dk, pf, E, d0, 0);
             PREFETCH_ROW(xb, pf, E, d0, 0);
             PREFETCH_ROW(yb, pf, E, d0, 1);
-            prefetch_bc(bc, pf, P, N, 0);
+            PREFETCH_BC(bc, pf, P, N, 0);
         }
         if (st && l % SCAN_CHUNK == 0) {   // state entering chunk l / SCAN_CHUNK
             float *s = st + (size_t)(l / SCAN_CHUNK) * E * N;
@@ -226,10 +229,10 @@ PREFETCH_FN prefetch_bwd_rows(const bwd_rows *r, int k, int l) {
     PREFETCH_ROW(r->dk, p, r->E, r->d0, 0);
     PREFETCH_ROW(r->xb, p, r->E, r->d0, 0);
     PREFETCH_ROW(r->dyb, p, r->E, r->d0, 0);
-    prefetch_bc(r->bc, p, r->P, r->N, 0);
+    PREFETCH_BC(r->bc, p, r->P, r->N, 0);
     PREFETCH_ROW(r->ddk, p, r->E, r->d0, 1);
     PREFETCH_ROW(r->dxb, p, r->E, r->d0, 1);
-    prefetch_bc(r->part, p, 2 * r->N, r->N, 1);   // this block's dB/dC partial row: 2N floats
+    PREFETCH_BC(r->part, p, 2 * r->N, r->N, 1);   // this block's dB/dC partial row: 2N floats
 }
 
 // Forward's recurrence over chunk [l0, l1) again, from its boundary state st (E*N floats, [E][N]
