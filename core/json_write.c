@@ -1,6 +1,8 @@
-// The JSON string escaper (json_write.h).
+// The JSON string escaper and number writer (json_write.h).
 #include "core/json_write.h"
+#include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 // The length of the well-formed UTF-8 sequence at p (1..4), or 0 when p starts none: a stray
 // continuation byte, a truncated sequence, an overlong form, a UTF-16 surrogate, or a code
@@ -33,4 +35,15 @@ void json_write_string(FILE *f, const char *s) {
         p += len;
     }
     fputc('"', f);
+}
+
+void json_write_number(FILE *f, double x) {
+    if (!isfinite(x)) { fputs("null", f); return; }
+    if (x == floor(x) && fabs(x) < 1e15) { fprintf(f, "%.0f", x); return; }
+    char text[40];
+    for (int prec = 1; prec <= 17; prec++) {   // the shortest text that reads back to x
+        snprintf(text, sizeof text, "%.*g", prec, x);
+        if (strtod(text, NULL) == x) break;
+    }
+    fputs(text, f);
 }

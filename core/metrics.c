@@ -166,16 +166,6 @@ void metrics_write_table(FILE *f, const mv_seg_metrics *m, const char *const *cl
             "label)\n", m->valid_classes, m->num_classes, acc_valid);
 }
 
-static void json_number(FILE *f, double x) {
-    if (!isfinite(x)) { fputs("null", f); return; }
-    char text[40];
-    if (x == floor(x) && fabs(x) < 1e15) { fprintf(f, "%.0f", x); return; }   // 50, not 5e+01
-    for (int prec = 1; prec <= 17; prec++) {   // the shortest text that reads back to x
-        snprintf(text, sizeof text, "%.*g", prec, x);
-        if (strtod(text, NULL) == x) break;
-    }
-    fputs(text, f);
-}
 
 static void json_per_class(FILE *f, const char *key, const double *v, const mv_seg_metrics *m,
                            const char *const *class_names) {
@@ -185,7 +175,7 @@ static void json_per_class(FILE *f, const char *key, const double *v, const mv_s
         if (k) fputs(", ", f);
         json_write_string(f, class_name(class_names, m->num_classes, k, buf, sizeof buf));
         fputs(": ", f);
-        json_number(f, v[k]);
+        json_write_number(f, v[k]);
     }
     fputc('}', f);
 }
@@ -198,11 +188,11 @@ void metrics_write_json(FILE *f, const mv_seg_metrics *m, const char *const *cla
         fputs(", ", f);
     }
     fputs("\"mIoU\": ", f);
-    json_number(f, m->miou);
+    json_write_number(f, m->miou);
     fputs(", \"mAcc\": ", f);
-    json_number(f, m->macc);
+    json_write_number(f, m->macc);
     fputs(", \"aAcc\": ", f);
-    json_number(f, m->aacc);
+    json_write_number(f, m->aacc);
     fprintf(f, ", \"valid_classes\": %d, \"pixels\": %llu", m->valid_classes, (unsigned long long)m->pixels);
     json_per_class(f, "IoU", m->iou, m, class_names);
     json_per_class(f, "Acc", m->acc, m, class_names);

@@ -188,14 +188,14 @@ int exp_write_status(const char *dir, const char *row, int seed, int global_batc
         for (int i = 0; i < n; i++) {
             fprintf(f, "%s", i ? ", " : "");
             json_write_string(f, domains[i]);
-            if (isfinite(miou[i])) fprintf(f, ": %.4f", miou[i]);
-            else fprintf(f, ": null");
+            fputs(": ", f);
+            json_write_number(f, miou[i]);   // in full: the report rounds it once, as eval does
         }
         for (int i = 0; i < nextra; i++) {
             fprintf(f, "%s", n + i ? ", " : "");
             json_write_string(f, extra_names[i]);
-            if (isfinite(extra[i])) fprintf(f, ": %.4f", extra[i]);
-            else fprintf(f, ": null");
+            fputs(": ", f);
+            json_write_number(f, extra[i]);
         }
         fprintf(f, "}");
     }

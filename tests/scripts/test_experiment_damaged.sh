@@ -17,7 +17,7 @@ printf '{"row": "a", "state": "finished"' >"$TMP/o/a/status.json"
 "$MV_BIN" experiment run "$TMP/e.yaml" --out "$TMP/o" >"$TMP/2.log" 2>&1 || fail "sweep over a damaged status: $(tail -3 "$TMP/2.log")"
 grep -q "status.json: damaged" "$TMP/2.log" || fail "no warning about the damaged status.json: $(cat "$TMP/2.log")"
 grep -q "1 row run, 0 skipped" "$TMP/2.log" || fail "the damaged row was skipped: $(tail -1 "$TMP/2.log")"
-grep -Eq '"final": \{"clear": [0-9.]+\}' "$TMP/o/a/status.json" || fail "status not rewritten: $(cat "$TMP/o/a/status.json")"
+grep -Eq '"final": \{"clear": [0-9.eE+-]+\}' "$TMP/o/a/status.json" || fail "status not rewritten: $(cat "$TMP/o/a/status.json")"
 "$MV_BIN" report "$TMP/e.yaml" --runs "$TMP/o" --out "$TMP/rep" >"$TMP/rep.log" 2>&1 || fail "report: $(cat "$TMP/rep.log")"
 
 # 2. A launcher that trains nothing and exits 0: the row fails, saying so, and is retried later.
