@@ -271,15 +271,20 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
         const mv_report_domain *ref = NULL;
         for (int d = 0; d < run->ndomains; d++) if (run->domains[d].nclass) { ref = &run->domains[d]; break; }
         if (!ref) { fputs("No per-class results yet.\n", f); continue; }
+        // A domain without per-class numbers (a corruption's mean from status.json) has no column:
+        // its '—' would read as "class absent" (the HTML page leaves it out too).
         fputs("| class |", f);
-        for (int d = 0; d < run->ndomains; d++) fprintf(f, " %s |", run->domains[d].name);
+        for (int d = 0; d < run->ndomains; d++)
+            if (run->domains[d].nclass) fprintf(f, " %s |", run->domains[d].name);
         fputs("\n|---|", f);
-        for (int d = 0; d < run->ndomains; d++) fputs("---:|", f);
+        for (int d = 0; d < run->ndomains; d++)
+            if (run->domains[d].nclass) fputs("---:|", f);
         fputc('\n', f);
         for (int k = 0; k < ref->nclass; k++) {
             fprintf(f, "| %s |", ref->class_names[k]);
             for (int d = 0; d < run->ndomains; d++) {
                 const mv_report_domain *dm = &run->domains[d];
+                if (!dm->nclass) continue;
                 double v = NAN;
                 for (int j = 0; j < dm->nclass; j++) if (!strcmp(dm->class_names[j], ref->class_names[k])) v = dm->iou[j];
                 if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.1f |", v);
@@ -420,8 +425,11 @@ int mv_report_write_csv(const mv_report *rep, const char *path) {
         }
         fputs(rep->npeers ? ",0\n" : "\n", f);
     }
-    // state `published`, incomplete empty (not a run: neither), no key; per column only paper_<domain>
-    csv_peers(f, rep, rep->sweep_key[0] ? ",published,," : ",published,", 1, 1, gb ? 3 : 0);
+    // state `published`, incomplete empty (not a run: neither), no source, no key; per column only
+    // paper_<domain>
+    char lead[16];
+    snprintf(lead, sizeof lead, ",published,%s%s", mixed ? "," : "", rep->sweep_key[0] ? "," : "");
+    csv_peers(f, rep, lead, 1, 1, gb ? 3 : 0);
     if (mv_atomic_commit(&out, false) < 0) return -1;
     return 0;
 }

@@ -1056,6 +1056,23 @@ Test(report, runs_of_different_sources) {
     snprintf(buf, sizeof buf, "run,state,incomplete,source,");
     cr_expect(strstr(t, buf) && strstr(t, "\nb_fog,finished,0,fog,"), "%s", t);
     free(t);
+    // A peer's line has the source field too: its numbers stay under paper_<domain>, peer = 1
+    // (they had moved one field left, into our columns).
+    int peer = mv_report_add_peer(&rep, "Peer X");
+    cr_assert_eq(mv_report_set_peer_cell(&rep, peer, "fog", 41.0), 0);
+    cr_assert_eq(mv_report_write_csv(&rep, csv), 0, "%s", mv_last_error());
+    t = slurp(csv);
+    assert_csv_rectangular(t);
+    const char *head = strstr(t, ",paper_fog,"), *line = strstr(t, "\nPeer X,published,");
+    cr_assert(head && line, "%s", t);
+    int field = 0, pfield = 0;
+    for (const char *c = t; c < head; c++) field += *c == ',';
+    const char *num = strstr(line, "41.0000");
+    cr_assert(num, "%s", t);
+    for (const char *c = line + 1; c < num; c++) pfield += *c == ',';
+    cr_assert_eq(pfield, field + 1, "the peer's fog number is not under paper_fog: %s", t);
+    cr_assert(strstr(line, ",1\n"), "%s", t);
+    free(t);
     mv_report_free(&rep);
     // One source: no per-run marks, the first column is marked as the source.
     snprintf(path, sizeof path, "rm -rf '%s/b_fog' '%s/c_rain'", ROOT, ROOT);
@@ -1065,6 +1082,28 @@ Test(report, runs_of_different_sources) {
     cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
     t = slurp(md);
     cr_expect(strstr(t, "| clear (source) |") && !strstr(t, "[source:"), "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
+
+// A domain with an mIoU but no per-class numbers (a corruption's mean, from status.json) has no
+// column in report.md's per-class table: its '—' in every row read as "class absent".
+Test(report, per_class_table_leaves_out_domains_without_classes) {
+    make_root("perclass");
+    make_run("c", 0.5, true, "{\"state\": \"finished\", \"iter\": 40, \"final\": {\"clear\": 5, \"snow\": 3.25}}");
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "per-class"), 0, "%s", mv_last_error());
+    char md[1100];
+    snprintf(md, sizeof md, "%s/r.md", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    const char *table = strstr(t, "## Per-class IoU");
+    cr_assert(table, "%s", t);
+    cr_assert(strstr(table, "| class | clear | fog | rain |\n|---|---:|---:|---:|\n| road | 50.0 | 51.0 | 52.0 |"),
+              "%s", table);
+    cr_assert_null(strstr(table, "snow"), "%s", table);
+    cr_assert(strstr(t, "3.25"), "the snow mIoU is still in the main table: %s", t);
     free(t);
     mv_report_free(&rep);
     remove_root();
