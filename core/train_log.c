@@ -167,7 +167,10 @@ int train_log_open(trainer *t, const mv_loader_cursor *start) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->run.work_dir);
         // With --resume, the log continues from the checkpoint's iteration, or from 0 when
         // --resume auto found none (a first attempt killed before its first checkpoint).
-        if (t->opts->resume) MV_TRY(trim_log(path, start ? (long)t->st.iter : 0, start && t->st.eval_pending));
+        // Not when there is nothing to train: the log stays whole, as config.yaml and latest do (a
+        // resume from an earlier checkpoint at a lowered max_iters cut the later records for good).
+        if (t->opts->resume && !train_nothing_to_do(t, start != NULL))
+            MV_TRY(trim_log(path, start ? (long)t->st.iter : 0, start && t->st.eval_pending));
         t->jsonl = fopen(path, "a");
         if (!t->jsonl) return mv_fail("%s: cannot open for writing", path);
         // A start record of a resume with nothing to do would describe a start that trained nothing.

@@ -76,6 +76,14 @@ run --set run.work_dir="$TMP/fin" --resume auto --set optim.lr=1e-3 >"$TMP/fin.l
 grep -q "nothing to train" "$TMP/fin.log" || fail "4: $(cat "$TMP/fin.log")"
 cmp -s "$TMP/fin.yaml" "$TMP/fin/config.yaml" || fail "4: config.yaml rewritten: $(diff "$TMP/fin.yaml" "$TMP/fin/config.yaml")"
 cmp -s "$TMP/fin.jsonl" "$TMP/fin/metrics.jsonl" || fail "4: metrics.jsonl changed: $(diff "$TMP/fin.jsonl" "$TMP/fin/metrics.jsonl")"
+#    The same from an earlier checkpoint at a max_iters lowered to it: the later records stay
+#    (they were cut, leaving the log behind `latest` for good).
+cp "$TMP/fin/latest" "$TMP/fin.latest"
+run --set run.work_dir="$TMP/fin" --resume "$TMP/fin/iter_4.h5" --set schedule.max_iters=4 >"$TMP/fin4.log" 2>&1 \
+    || fail "4: $(tail -3 "$TMP/fin4.log")"
+grep -q "nothing to train" "$TMP/fin4.log" || fail "4: $(cat "$TMP/fin4.log")"
+cmp -s "$TMP/fin.jsonl" "$TMP/fin/metrics.jsonl" || fail "4: metrics.jsonl cut: $(diff "$TMP/fin.jsonl" "$TMP/fin/metrics.jsonl")"
+cmp -s "$TMP/fin.latest" "$TMP/fin/latest" || fail "4: latest changed"
 echo "4: a resume with nothing to train leaves config.yaml and metrics.jsonl alone"
 passed=$((passed + 1))
 
