@@ -413,8 +413,8 @@ static int load_tensors(hid_t f, const char *path, mv_params *p, mv_optimizer *o
     if (scan.bad[0])
         return mv_fail("%s: '%s' is not a tensor of this model (the checkpoint is of another model)", path, scan.bad);
     if (o && H5Lexists(f, "train/adam_m", H5P_DEFAULT) <= 0)
-        return mv_fail("%s: holds no optimizer state (saved without one); it cannot be resumed, only loaded as weights",
-                       path);
+        return mv_fail("%s: holds no optimizer state (train/adam_m: lost, or the file was saved without one); it cannot "
+                       "be resumed, only loaded as weights", path);
     char name[sizeof p->items[0].name + 32];
     for (int i = 0; i < p->count; i++) {
         const mv_param *q = &p->items[i];
@@ -657,7 +657,12 @@ int checkpoint_verify(const char *path) {
     if (rc == 0) rc = read_u64(f, path, "train/checksum/weights", &want);
     if (rc == 0) rc = hash_group(f, &v, "/", SALT_WEIGHT, &got);
     if (rc == 0 && got != want) rc = mv_fail("%s: the weights do not match their checksum (corrupt file)", path);
-    if (rc == 0 && H5Lexists(f, "train/adam_m", H5P_DEFAULT) > 0) {
+    // What --resume needs: a file without its moments (a group lost, or a file another tool
+    // wrote) is passed over by --resume auto as a damaged one is, not taken and then refused.
+    if (rc == 0 && (H5Lexists(f, "train/adam_m", H5P_DEFAULT) <= 0 || H5Lexists(f, "train/adam_v", H5P_DEFAULT) <= 0))
+        rc = mv_fail("%s: holds no optimizer state (train/adam_m, train/adam_v): it cannot be resumed, only loaded as "
+                     "weights", path);
+    if (rc == 0) {
         rc = read_u64(f, path, "train/checksum/moments", &want);
         if (rc == 0) rc = hash_group(f, &v, "train/adam_m", SALT_M, &m);
         if (rc == 0) rc = hash_group(f, &v, "train/adam_v", SALT_V, &vv);
