@@ -260,15 +260,22 @@ int h5_read_tensor(hid_t file, const char *path, const char *name, float *out, s
 }
 
 int h5_publish(const char *tmp, const char *final) {
+    // On disk before the rename: a file that did not reach it (EIO, a full thin volume) must not
+    // replace the previous one, nor be named by `latest` and let rotation delete older ones.
     int fd = open(tmp, O_RDONLY);
-    if (fd >= 0) { fsync(fd); close(fd); }
+    int e = fd < 0 || fsync(fd) != 0 ? errno : 0;
+    if (fd >= 0) close(fd);
+    if (e) {
+        remove(tmp);
+        return mv_fail("%s: cannot flush to disk: %s (%s is left as it was)", tmp, strerror(e), final);
+    }
     // A failed publish leaves no temporary behind (a checkpoint's is as large as the model).
     if (mv_check_output_file(final) < 0) {
         remove(tmp);
         return -1;
     }
     if (rename(tmp, final) != 0) {
-        int e = errno;
+        e = errno;
         remove(tmp);
         return mv_fail("%s: cannot rename to %s: %s", tmp, final, strerror(e));
     }
