@@ -48,7 +48,11 @@ optimizer step, so this is the count PyTorch would hold after the same training.
 0.1 (the authors' configuration and maskvim's) PyTorch never reads it; it only matters for
 momentum=None (a cumulative average).
 
-An unreadable file, a non-float dataset at the root, a file with no tensors at its root (or none
+A training checkpoint's weights are checked against its stored checksum first, as maskvim checks
+them (a second or so per 10 million parameters): a damaged tensor exported here would load
+everywhere, its checksum left behind.
+
+An unreadable file, a damaged checkpoint, a non-float dataset at the root, a file with no tensors at its root (or none
 under --prefix-strip), or a token_mask that is not (B, h*w, 2) exits with status 2 and a message
 naming the file. The output is written to a temporary beside it and renamed when complete.
 The summary line gives the tensors written, num_batches_tracked added, token masks permuted and
@@ -82,6 +86,61 @@ def spatial_to_official(t):
     out = torch.empty(t.numel(), dtype=t.dtype)
     out[idx] = t.reshape(-1)
     return out.reshape(t.shape)
+
+
+# The weights checksum of a training checkpoint (core/checkpoint.c, tensor_hash): every root
+# dataset's float32 bits hashed with its name (FNV-1a of the name, then four multiply-rotate
+# lanes over 8-float words, the tail float by float into lane 0, a final mix), summed mod 2^64.
+_M64 = (1 << 64) - 1
+_P1, _P2 = 0x9e3779b185ebca87, 0xc2b2ae3d27d4eb4f
+SALT_WEIGHT = 1
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & _M64
+
+
+def _fmix(x):
+    x ^= x >> 33
+    x = (x * 0xff51afd7ed558ccd) & _M64
+    x ^= x >> 33
+    x = (x * 0xc4ceb9fe1a85ec53) & _M64
+    return x ^ (x >> 33)
+
+
+def tensor_hash(salt, name, a):
+    h = salt ^ 0xcbf29ce484222325
+    for c in name.encode():
+        h = ((h ^ c) * 0x100000001b3) & _M64
+    bits = np.ascontiguousarray(a, dtype=np.float32).reshape(-1)
+    n = bits.size
+    whole = n - n % 8
+    words = bits[:whole].view(np.uint64)   # two floats per word, in the host's order as memcpy reads them
+    lanes = [h, h ^ _P1, h ^ _P2, h ^ ((_P1 + _P2) & _M64)]
+    for j in range(4):
+        lane = lanes[j]
+        for v in words[j::4].tolist():
+            lane = (_rotl((lane + v * _P2) & _M64, 31) * _P1) & _M64
+        lanes[j] = lane
+    for v in bits[whole:].view(np.uint32).tolist():
+        lanes[0] = (_rotl((lanes[0] + v * _P2) & _M64, 31) * _P1) & _M64
+    return _fmix(lanes[0] ^ _rotl(lanes[1], 7) ^ _rotl(lanes[2], 12) ^ _rotl(lanes[3], 18) ^ n)
+
+
+def check_weights(f):
+    """A training checkpoint's weights against train/checksum/weights, as maskvim checks them
+    before loading (a plain weights file has none): ExportError when they differ, since a damaged
+    tensor exported here would load everywhere without its checksum."""
+    want = scalar(f, "train/checksum/weights")
+    if want is None:
+        return
+    got = 0
+    for key in f.keys():
+        obj = f[key]
+        if isinstance(obj, h5py.Dataset) and not key.endswith(".num_batches_tracked"):
+            got = (got + tensor_hash(SALT_WEIGHT, key, np.array(obj[()], dtype=np.float32))) & _M64
+    if got != want:
+        raise ExportError("the weights do not match their checksum (corrupt file): not exported")
 
 
 def scalar(f, name):
@@ -152,6 +211,7 @@ def collect(f, path, layout, prefix):
         if prefix is not None and any(isinstance(f[k], h5py.Dataset) for k in keys):
             raise ExportError(f"no tensor at its root starts with '{prefix}'")
         raise ExportError("no tensors at its root (not a maskvim weights file or checkpoint)")
+    check_weights(f)
     meta = {"source": path, "converter": "maskvim tools/h5_to_pth.py", "token_mask_layout": layout}
     for name, field in (("iter", "train/iter"), ("step", "train/step"), ("seed", "train/seed"),
                         ("config_yaml", "train/config_yaml")):
