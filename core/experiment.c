@@ -49,9 +49,13 @@ static int get_scalar(char *out, const ctx *c, const yaml_node_t *n, const char 
 // A configuration scalar as YAML text that reads back as the same value: "key=value" is parsed
 // as YAML once more, where a quoted scalar left bare would change ("my weights #2.h5" cut at
 // the comment, "w: v1.h5" a mapping, "null" empty, "16,32" two list items): it is quoted again.
+// One exception: a quoted "[a, b]" stays list text, as in the key=value form ("data.val=[a, b]"):
+// files written so keep working, and no key takes a string in brackets.
 static int get_config_scalar(char *out, const ctx *c, const yaml_node_t *n, const char *what, size_t size) {
     MV_TRY(get_scalar(out, c, n, what, size));
-    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) return 0;
+    size_t len0 = n->data.scalar.length;
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE || (len0 >= 2 && out[0] == '[' && out[len0 - 1] == ']'))
+        return 0;
     size_t len = 0;
     out[len++] = '"';
     for (size_t i = 0; i < n->data.scalar.length; i++) {

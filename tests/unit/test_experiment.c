@@ -106,7 +106,8 @@ Test(experiment, quoted_set_values_arrive_unchanged) {
         "rows:\n"
         "  - {name: a, set: {run.log_every: '7'}}\n"
         "  - {name: b, set: {run.init_weights: \"w: v1 \\\"q\\\" \\\\.h5\"}}\n"
-        "  - {name: c, set: {run.init_weights: 'null'}}\n");
+        "  - {name: c, set: {run.init_weights: 'null'}}\n"
+        "  - {name: d, set: {\"mask.lambda\": \"[0.9, 0.7, 0.5]\"}}\n");
     mv_experiment e;
     cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
     mv_config *cfg = calloc(1, sizeof *cfg);
@@ -117,6 +118,9 @@ Test(experiment, quoted_set_values_arrive_unchanged) {
     cr_assert_str_eq(cfg->run.init_weights, "w: v1 \"q\" \\.h5");
     cr_assert_eq(experiment_row_config(cfg, &e, experiment_find_row(&e, "c"), NULL), 0, "%s", mv_last_error());
     cr_assert_str_eq(cfg->run.init_weights, "null");
+    // A quoted list is the list it spells (as "key=[...]" in the list form is).
+    cr_assert_eq(experiment_row_config(cfg, &e, experiment_find_row(&e, "d"), NULL), 0, "%s", mv_last_error());
+    cr_assert_float_eq(cfg->model.lambda[2], 0.5, 1e-6);
     free(cfg);
     experiment_free(&e);
     const char *list = write_file("quoted_list.yaml", "rows: [{name: a, set: {model.dims: [\"16,32\", 64, 128]}}]\n");
