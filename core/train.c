@@ -13,6 +13,7 @@
 #include "core/json_write.h"
 #include "core/metrics.h"
 #include "core/stop_signal.h"
+#include "core/config_ranks.h"
 #include "core/train_internal.h"
 
 // Opens the training stream at `cursor` (NULL: the start).
@@ -454,7 +455,11 @@ static int stopped_in_setup(trainer *t, train_end *end) {
 // the first step on, one ends the run after the step it arrives in, with a checkpoint.
 static int train_main(trainer *t, train_end *end) {
     const mv_config *cfg = t->cfg;
-    MV_TRY(train_check_same_config(cfg, t->comm));
+    // --stop-after decides where the ranks' last collectives fall, --resume where they start.
+    char options[MV_RANK_OPTIONS_MAX];
+    snprintf(options, sizeof options, "--stop-after %d --resume %.900s", t->opts->stop_after,
+             t->opts->resume ? t->opts->resume : "(none)");
+    MV_TRY(config_check_same_on_ranks(cfg, options, t->comm));
     checkpoint_state_init(&t->st);
     t->st.seed = (uint64_t)cfg->run.seed;
     t->st.world = t->comm->world;

@@ -61,7 +61,6 @@ int train_record_start(trainer *t, bool resumed);
 int train_open_device(trainer *t);
 
 // train_ranks.c: what every rank must agree on.
-int train_check_same_config(const mv_config *cfg, mv_comm *comm);
 int train_check_same_data(trainer *t);
 int train_startup_agreement(trainer *t, int *stop);
 int train_batch_agreement(trainer *t, int got, bool *bad);

@@ -1,5 +1,5 @@
-// What the ranks of a training agree on, each in one small collective: the configuration they
-// were started with (their builds were compared by comm_init), the splits they read, a stop
+// What the ranks of a training agree on, each in one small collective (the configuration they
+// were started with: core/config_ranks.h): the splits they read, a stop
 // request taken during start-up or a step, a batch that failed to load, and a loss that is not
 // finite. They either all go on or all stop at the same place.
 #include <math.h>
@@ -11,33 +11,6 @@
 #include "core/stop_signal.h"
 #include "core/train_internal.h"
 #include "data/manifest.h"
-
-// Every rank must run the same configuration (comm_init compared their builds already, so the
-// struct has one layout everywhere): a rank started with another seed, learning rate,
-// batch or mask mode would otherwise train on silently (its parameters drifting from the
-// others'), and another model or iteration count ends in an MPI error far from the cause. Rank 0
-// sends its resolved configuration (the struct holds no pointers); a rank whose own differs
-// fails naming the first key that differs, and every rank stops. run.work_dir (only rank 0
-// writes) and data.workers (loader threads) may differ.
-int train_check_same_config(const mv_config *cfg, mv_comm *comm) {
-    if (comm->world <= 1) return 0;
-    mv_config *r0 = mv_malloc(sizeof *r0);
-    *r0 = *cfg;
-    if (comm_bcast_bytes(comm, r0, sizeof *r0) < 0) { free(r0); return -1; }
-    memcpy(r0->run.work_dir, cfg->run.work_dir, sizeof r0->run.work_dir);
-    r0->data.workers = cfg->data.workers;
-    char what[1280] = "", key[384], va[384], vb[384];
-    if (config_first_difference(r0, cfg, key, va, vb, sizeof va))
-        snprintf(what, sizeof what, "%s: %s on rank 0, %s on rank %d", key, va, vb, comm->rank);
-    free(r0);
-    // The first rank that differs hands its finding to every rank, so rank 0 reports it
-    // whichever rank aborts first.
-    int first;
-    if (comm_first_message(comm, what, sizeof what, &first) < 0) return -1;
-    if (first < 0) return 0;
-    return mv_fail("rank %d was started with another configuration than rank 0: %s (start every rank with the same "
-                   "file and --set options)", first, what);
-}
 
 // Every rank must read the same training and validation splits (the configuration names the
 // same paths, but each rank reads its own host's copy): a copy with another sample count would

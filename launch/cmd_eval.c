@@ -5,6 +5,7 @@
 #include "core/cli_parse.h"
 #include "launch/inference_setup.h"
 #include "core/config.h"
+#include "core/config_ranks.h"
 #include "core/data_sources.h"
 #include "core/engine.h"
 #include "core/checkpoint.h"
@@ -283,6 +284,13 @@ static int run_eval(const eval_args *a, int *argc, char ***argv) {
                                   sizeof ckpt_path, &saved_yaml);
     if (rc == 0) ckpt = ckpt_path;
     if (rc == 0) rc = inference_config(cfg, a->file, ckpt, saved_yaml, a->nsets, a->sets, comm.rank == 0, "maskvim eval");
+    // Each rank evaluates its share as it was started, and the shares are summed: another
+    // data.scale or corruption seed on one rank would change the mIoU without a word.
+    char options[MV_RANK_OPTIONS_MAX];
+    snprintf(options, sizeof options, "--targets %.200s --corruptions %.200s --severities %.100s --corruption-seed %llu%s",
+             a->targets ? a->targets : "(all)", a->corrs ? a->corrs : "(none)", a->corrs ? a->sevs : "(none)",
+             (unsigned long long)a->corr_seed, a->bgr ? " --corruption-bgr" : "");
+    if (rc == 0) rc = config_check_same_on_ranks(cfg, options, &comm);
     // An empty data.val used to run the model set-up and then fail as "no data.val source matches
     // --targets '(null)'" (printf of a NULL string): say what is missing, before any work.
     if (rc == 0 && cfg->data.num_val == 0)

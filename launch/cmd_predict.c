@@ -6,6 +6,7 @@
 #include "launch/commands.h"
 #include "launch/inference_setup.h"
 #include "core/config.h"
+#include "core/config_ranks.h"
 #include "core/engine.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
@@ -482,6 +483,12 @@ static int run_predict(const predict_args *a, int *argc, char ***argv) {
                                sizeof ckpt_path, &saved_yaml);
     if (rc == 0) ckpt = ckpt_path;
     if (rc == 0) rc = inference_config(cfg, file, ckpt, saved_yaml, a->nsets, a->sets, comm.rank == 0, "maskvim predict");
+    // Each rank writes its share of the images: made alike, into one --out.
+    char options[MV_RANK_OPTIONS_MAX], list[64] = "";
+    for (int f = 0; f < NFORMATS; f++)
+        if (formats & FORMATS[f].bit) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? "," : "", FORMATS[f].name);
+    snprintf(options, sizeof options, "--out %.900s --format %s%s", outdir, list, masks ? " --masks" : "");
+    if (rc == 0) rc = config_check_same_on_ranks(cfg, options, &comm);
     free(saved_yaml);
     if (rc == 0 && (formats & OUT_LABELID) && cfg->model.num_classes != MV_NUM_TRAIN_CLASSES)
         rc = mv_fail("--format labelid maps Cityscapes' 19 train ids to their label ids; this model has %d classes "

@@ -209,10 +209,32 @@ if command -v mpirun >/dev/null 2>&1 && grep -q "Built with MPI: yes" <<<"$("$MV
     MV_COMM_TIMEOUT=60 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREADS=1 \
         -x MV_COMM_TIMEOUT -np 1 "$MV_BIN" train "${ONE[@]}" : -np 1 "$MV_BIN" train "${ONE[@]}" --set run.seed=5 \
         >"$TMP/mpmd.log" 2>&1 || rc=$?
-    rm -rf "$mpi_tmp"
     [ "$rc" -ne 0 ] || fail "ranks with different run.seed trained"
     grep -q "rank 1 was started with another configuration than rank 0: run.seed: 0 on rank 0, 5 on rank 1" "$TMP/mpmd.log" \
         || fail "$(grep -v '^\[' "$TMP/mpmd.log" | head -3)"
+    # --stop-after on one rank alone: its last collectives would fall elsewhere than the other's
+    # (a hang until the communication timeout, or an MPI error); refused at the start.
+    rc=0
+    MV_COMM_TIMEOUT=60 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREADS=1 \
+        -x MV_COMM_TIMEOUT -np 1 "$MV_BIN" train "${ONE[@]}" : -np 1 "$MV_BIN" train "${ONE[@]}" --stop-after 2 \
+        >"$TMP/mpmd_stop.log" 2>&1 || rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "ranks with different --stop-after: exit $rc"
+    grep -q "rank 1 was started with another configuration than rank 0: the options '--stop-after 0 --resume (none)' on rank 0, '--stop-after 2 --resume (none)' on rank 1" \
+        "$TMP/mpmd_stop.log" || fail "$(grep -v '^\[' "$TMP/mpmd_stop.log" | head -3)"
+    # eval: the ranks' shares are summed, so one rank's other preprocessing would change the
+    # mIoU silently; refused as in training.
+    "$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --seed 0 --init-out "$TMP/w.h5" >/dev/null 2>&1
+    EV=(--set model.crop=64,64 --set data.synthetic.size=64,128 --set data.scale=128,64 --set data.synthetic.val_count=2
+        --set "data.val=[synthetic:clear]")
+    rc=0
+    MV_COMM_TIMEOUT=60 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREADS=1 \
+        -x MV_COMM_TIMEOUT -np 1 "$MV_BIN" eval "${EV[@]}" --checkpoint "$TMP/w.h5" \
+        : -np 1 "$MV_BIN" eval "${EV[@]}" --checkpoint "$TMP/w.h5" --set data.scale=96,48 \
+        >"$TMP/mpmd_eval.log" 2>&1 || rc=$?
+    rm -rf "$mpi_tmp"
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "eval ranks with different data.scale: exit $rc"
+    grep -q "rank 1 was started with another configuration than rank 0: data.scale: " "$TMP/mpmd_eval.log" \
+        || fail "$(grep -v '^\[' "$TMP/mpmd_eval.log" | head -3)"
     passed=$((passed + 1)); stamp "check $passed done"
 else
     echo "SKIP 6: no MPI"
