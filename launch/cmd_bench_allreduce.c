@@ -393,6 +393,30 @@ static void simulate_failure(const bench_opts *o) {
     mv_fail("simulated failure (--fail-rank)");
 }
 
+// Every rank must run the same sizes, iterations, buckets and checks: ranks started otherwise
+// (an MPMD command line) would post collectives of other sizes or counts, which end in a raw MPI
+// error (a truncated message) or a hang. Rank 0's options against each rank's own; 0, or -1
+// with the first rank that differs named on every rank. Also a --fail-rank that no rank has.
+static int same_options_everywhere(mv_comm *c, const bench_opts *o) {
+    if (o->fail_rank >= c->world)
+        return mv_fail("--fail-rank %d: there are ranks 0 to %d only", o->fail_rank, c->world - 1);
+    if (c->world <= 1) return 0;
+    char mine[512], r0[512], what[MV_COMM_MSG_MAX] = "";
+    snprintf(mine, sizeof mine, "bytes %zu-%zu x%.17g, iters %d, warmup %d, check %d, seed %llu, buckets %zu/%zu, "
+             "overlap %.17g ms over %d layers, fail rank %d mode %d", o->min_bytes, o->max_bytes, o->step_factor,
+             o->iters, o->warmup, o->check, (unsigned long long)o->seed, o->bucket_bytes, o->first_bucket_bytes,
+             o->overlap_ms, o->layers, o->fail_rank, o->fail_mode);
+    memcpy(r0, mine, sizeof r0);
+    MV_TRY(comm_bcast_bytes(c, r0, sizeof r0));
+    if (strcmp(r0, mine)) snprintf(what, sizeof what, "%.400s on rank 0, %.400s on rank %d", r0, mine, c->rank);
+    int first;
+    MV_TRY(comm_first_message(c, what, sizeof what, &first));
+    if (first >= 0)
+        return mv_fail("rank %d was started with other options than rank 0: %s (start every rank with the same options)",
+                       first, what);
+    return 0;
+}
+
 int cmd_bench_allreduce(int argc, char **argv) {
     bench_opts o;
     int pr = parse_args(&o, argc, argv);
@@ -409,6 +433,7 @@ int cmd_bench_allreduce(int argc, char **argv) {
         fprintf(stderr, "maskvim bench-allreduce: %s\n", mv_last_error());
         return 1;
     }
+    if (same_options_everywhere(&c, &o) < 0) comm_abort(2, mv_last_error());
     double nodes = c.local_rank == 0;
     if (comm_allreduce_sum_doubles(&c, &nodes, 1) < 0) comm_abort(1, mv_last_error());
     if (c.rank == 0) {

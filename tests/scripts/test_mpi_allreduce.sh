@@ -57,4 +57,16 @@ for seed in -1 18446744073709551615 7x; do   # a negative seed wrapped to a huge
     [ "$rc" -eq 2 ] || fail "--seed $seed: exit $rc, expected 2"
     grep -q -- "--seed $seed: expected a whole number" "$TMP/bad.err" || fail "--seed $seed message: $(cat "$TMP/bad.err")"
 done
+echo "== ranks started with other options, and a --fail-rank no rank has"
+# They posted collectives of other sizes or counts: a raw MPI error or a hang, not a message.
+rc=0
+timeout 120 "${MPIRUN[@]}" -np 1 "$MV_BIN" bench-allreduce --max-bytes 8K --iters 3 \
+    : -np 1 "$MV_BIN" bench-allreduce --max-bytes 8K --iters 5 >"$TMP/mpmd.txt" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "ranks with other --iters: exit $rc"
+grep -q "rank 1 was started with other options than rank 0: .*iters 3.* on rank 0, .*iters 5.* on rank 1" "$TMP/mpmd.txt" \
+    || fail "other --iters: $(grep -v '^#' "$TMP/mpmd.txt" | head -3)"
+rc=0
+timeout 120 "${MPIRUN[@]}" -np 2 "$MV_BIN" bench-allreduce --max-bytes 4K --fail-rank 5 >"$TMP/fr.txt" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q -- "--fail-rank 5: there are ranks 0 to 1 only" "$TMP/fr.txt" \
+    || fail "--fail-rank 5 on 2 ranks: exit $rc: $(grep -v '^#' "$TMP/fr.txt" | head -3)"
 echo "PASS"
