@@ -9,6 +9,7 @@
 #include "dist/comm.h"
 #include "mv_build_info.h"
 #include <cblas.h>
+#include "kernels/cpu/blas_kernel.h"
 #include <hdf5.h>
 #include <jpeglib.h>
 #include <omp.h>
@@ -113,6 +114,7 @@ void mv_build_report(FILE *f) {
     int par = openblas_get_parallel();
     fprintf(f, "  BLAS:    %s (%s)\n", openblas_get_config(),
             par == 2 ? "OpenMP build" : par == 1 ? "pthread build: install libopenblas-openmp-dev" : "sequential build");
+    if (blas_kernel_note()) fprintf(f, "           %s\n", blas_kernel_note());
     char mpi[256];
     comm_library_version(mpi, sizeof mpi);
     fprintf(f, "  MPI:     %s\n", mpi);

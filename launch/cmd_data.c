@@ -81,10 +81,10 @@ static int data_convert(int argc, char **argv) {
         else if (!strcmp(a, "--root")) o.root = argv[++i];
         else if (!strcmp(a, "--split")) o.split = argv[++i];
         else if (!strcmp(a, "--out")) o.out = argv[++i];
-        else if (!strcmp(a, "--workers")) { if (cli_option_long(a, argv[++i], 1, 256, &x) < 0) return fail_exit(); o.workers = (int)x; }
-        else if (!strcmp(a, "--samples-per-shard")) { if (cli_option_long(a, argv[++i], 1, 1 << 20, &x) < 0) return fail_exit(); o.samples_per_shard = (int)x; }
+        else if (!strcmp(a, "--workers")) { if (cli_option_long(a, argv[++i], 1, 256, &x) < 0) return usage_exit(); o.workers = (int)x; }
+        else if (!strcmp(a, "--samples-per-shard")) { if (cli_option_long(a, argv[++i], 1, 1 << 20, &x) < 0) return usage_exit(); o.samples_per_shard = (int)x; }
         else if (!strcmp(a, "--list")) o.list_file = argv[++i];
-        else if (!strcmp(a, "--limit")) { if (cli_option_long(a, argv[++i], 1, 1L << 40, &x) < 0) return fail_exit(); o.limit = x; }
+        else if (!strcmp(a, "--limit")) { if (cli_option_long(a, argv[++i], 1, 1L << 40, &x) < 0) return usage_exit(); o.limit = x; }
         else { mv_fail("convert: unknown option %s%s", a, hint_of(a)); return usage_exit(); }
     }
     if (!o.dataset || !o.root || !o.split || !o.out) {
@@ -248,11 +248,11 @@ static int data_bench_loader(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--dir")) dir = v;
         else if (!strcmp(a, "--threads")) threads = v;
-        else if (!strcmp(a, "--size")) { if (cli_option_hw(a, v, SYNTH_MIN_SIDE, SYNTH_MAX_SIDE, &h, &w) < 0) return fail_exit(); }
-        else if (!strcmp(a, "--crop")) { if (cli_option_hw(a, v, 1, MV_IMAGE_MAX_SIDE, &ch, &cw) < 0) return fail_exit(); }
-        else if (!strcmp(a, "--count")) { if (cli_option_long(a, v, 1, 100000, &count) < 0) return fail_exit(); }
-        else if (!strcmp(a, "--batches")) { if (cli_option_long(a, v, 1, 1000000, &batches) < 0) return fail_exit(); }
-        else if (!strcmp(a, "--batch")) { if (cli_option_long(a, v, 1, 1024, &batch) < 0) return fail_exit(); }
+        else if (!strcmp(a, "--size")) { if (cli_option_hw(a, v, SYNTH_MIN_SIDE, SYNTH_MAX_SIDE, &h, &w) < 0) return usage_exit(); }
+        else if (!strcmp(a, "--crop")) { if (cli_option_hw(a, v, 1, MV_IMAGE_MAX_SIDE, &ch, &cw) < 0) return usage_exit(); }
+        else if (!strcmp(a, "--count")) { if (cli_option_long(a, v, 1, 100000, &count) < 0) return usage_exit(); }
+        else if (!strcmp(a, "--batches")) { if (cli_option_long(a, v, 1, 1000000, &batches) < 0) return usage_exit(); }
+        else if (!strcmp(a, "--batch")) { if (cli_option_long(a, v, 1, 1024, &batch) < 0) return usage_exit(); }
         else { mv_fail("bench-loader: unknown option %s%s", a, hint_of(a)); return usage_exit(); }
     }
     // The --threads list is checked before the split is written (seconds at the default size).

@@ -5,6 +5,7 @@
 #include "launch/commands.h"
 #include "core/build_info.h"
 #include "core/suggest.h"
+#include "kernels/cpu/blas_kernel.h"
 #if defined(MV_HAVE_GPU_MODEL) || defined(MV_GPU_PLUGIN)
 #include "core/engine.h"
 #endif
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
     // half-torn-down state, and closing it again at exit crashed (SIGSEGV in H5F__close_cb)
     // after the error had been reported. Every file is closed explicitly, so skip that pass.
     H5dont_atexit();
+    blas_kernel_check(argv);   // first: it may start the process again
 #ifdef MV_HAVE_GPU_MODEL
     mv_gpu_engine = mv_cuda_engine();   // run.device: cuda (or auto where a GPU is present)
 #elif defined(MV_GPU_PLUGIN)

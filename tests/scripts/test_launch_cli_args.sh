@@ -90,17 +90,25 @@ set -e
 set +e
 $MV_BIN data bench-loader --dir "$TMP/bl" --size 4294967360x64 >"$TMP/b4.log" 2>&1; rc=$?
 set -e
-[ "$rc" = 1 ] && grep -q "'4294967360x64' is not HxW" "$TMP/b4.log" || fail "bench-loader --size overflow: exit $rc: $(cat "$TMP/b4.log")"
+[ "$rc" = 2 ] && grep -q "'4294967360x64' is not HxW" "$TMP/b4.log" || fail "bench-loader --size overflow: exit $rc: $(cat "$TMP/b4.log")"
 [ ! -e "$TMP/bl" ] || fail "bench-loader wrote a split for a refused size"
 # A size the generator cannot render, and a --threads list with a bad or empty item, are
 # refused before the split is written (it takes seconds at the default size).
-for args in "--size 8x8" "--threads 0" "--threads 1," "--threads 1,,2"; do
+for args in "--size 8x8" "--threads 0" "--threads 1," "--threads 1,,2" "--count 0" "--crop 0x4" "--batch 0"; do
     set +e
     # shellcheck disable=SC2086
     $MV_BIN data bench-loader --dir "$TMP/bl" --count 1 $args >"$TMP/b5.log" 2>&1; rc=$?
     set -e
-    [ "$rc" != 0 ] && grep -q -- "${args%% *}" "$TMP/b5.log" || fail "bench-loader $args: exit $rc: $(cat "$TMP/b5.log")"
+    [ "$rc" = 2 ] && grep -q -- "${args%% *}" "$TMP/b5.log" || fail "bench-loader $args: exit $rc, not 2: $(cat "$TMP/b5.log")"
     [ ! -e "$TMP/bl" ] || fail "bench-loader $args: the split was written before the refusal"
+done
+# A bad option value of data convert is a usage error (2), as everywhere.
+for args in "--workers 0" "--samples-per-shard 0" "--limit 0"; do
+    set +e
+    # shellcheck disable=SC2086
+    $MV_BIN data convert --dataset cityscapes --root "$TMP/none" --split val --out "$TMP/cv" $args >"$TMP/cv.log" 2>&1; rc=$?
+    set -e
+    [ "$rc" = 2 ] && grep -q -- "${args%% *}" "$TMP/cv.log" || fail "data convert $args: exit $rc, not 2: $(cat "$TMP/cv.log")"
 done
 # The data commands' numbers go through the same strict parser (sscanf's %d wrapped these to
 # 64 and 1; strtoull read "-1" as 2^64-1).
@@ -198,6 +206,17 @@ for want in "BLAS: .*OpenMP build" "MPI: " "HDF5: " "GPU: "; do
     grep -qE "^  $want" "$TMP/version.txt" || fail "--version lacks '$want': $(cat "$TMP/version.txt")"
 done
 $MV_BIN version | cmp -s - "$TMP/version.txt" || fail "'maskvim version' differs from --version"
+# OpenBLAS kernels: on a CPU with AVX2 and FMA never a generic pre-AVX2 set (an OpenBLAS older
+# than the CPU names it Prescott; maskvim restarts with the kernels the CPU runs), and a kernel
+# set the user chose with OPENBLAS_CORETYPE is kept, with no note.
+blas_line=$(env -u OPENBLAS_CORETYPE "$MV_BIN" --version | grep "^  BLAS:")
+if grep -q " avx2 " /proc/cpuinfo && grep -q " fma " /proc/cpuinfo; then
+    ! grep -qE " (Prescott|Core2|Penryn|Dunnington|Nehalem|Atom|Katmai|Northwood|Banias) " <<<"$blas_line" \
+        || fail "generic OpenBLAS kernels on an AVX2 CPU: $blas_line"
+fi
+blas_line=$(OPENBLAS_CORETYPE=Prescott "$MV_BIN" --version | grep -A1 "^  BLAS:")
+grep -q " Prescott " <<<"$blas_line" && ! grep -q "restarted" <<<"$blas_line" \
+    || fail "OPENBLAS_CORETYPE=Prescott not kept: $blas_line"
 # `maskvim help COMMAND` is COMMAND's help; step and bench take --preset or --config, not both,
 # and name an unknown preset as --preset (it was reported as a --set nobody typed).
 help=$($MV_BIN help train) || fail "help train exited $?"
