@@ -19,6 +19,8 @@
 #include "data/manifest.h"
 #include "dist/comm.h"
 #include "kernels/cpu/profile.h"
+#include <errno.h>
+#include <unistd.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +123,10 @@ static bool is_outdir(const struct stat *st) {
 static int expand_inputs(path_list *out, const char *const *args, int n, const char *outdir) {
     if (stat(outdir, &g_outdir) != 0 || !S_ISDIR(g_outdir.st_mode)) memset(&g_outdir, 0, sizeof g_outdir);
     for (int i = 0; i < n; i++) {
+        // A path that is not there at all is a mistake of the command line, found before any
+        // model work (a file that is there but does not read is skipped at its turn).
+        if (access(args[i], F_OK) != 0)
+            return mv_fail("--input %s: %s", args[i], strerror(errno));
         if (!mv_is_dir(args[i])) { push_path(out, args[i]); continue; }
         // Its predictions would be inputs of the next run (x_pred.png, then x_pred_pred.png, ...),
         // and could overwrite an image of it named like one (x_pred.png beside x.png).
@@ -541,8 +547,8 @@ static int run_predict(const predict_args *a, int *argc, char ***argv) {
     // Every rank knows the sum: they end together, without an abort.
     bool partial = rc == 0 && total[1] > 0;
     if (partial && comm.rank == 0)
-        fprintf(stderr, "maskvim predict: %d of %d input images could not be read (named above); the other images' "
-                "predictions are written\n", (int)total[1], inputs.n);
+        fprintf(stderr, "maskvim predict: %d of %d input images could not be read (named above)%s\n", (int)total[1],
+                inputs.n, (int)total[1] < inputs.n ? "; the other images' predictions are written" : "");
     if (rc < 0) {
         inference_explain_rotated(a->ckpt, ckpt_path);
         char msg[MV_ERRMSG_MAX + 32];

@@ -77,6 +77,13 @@ if "$MV_BIN" predict --checkpoint "$T/nosuch.h5" "${sets[@]}" --input "$T/in.png
     fail "--out naming a file accepted"
 fi
 grep -q "afile: exists and is not a folder" "$T/p.log" || fail "checked after the checkpoint: $(cat "$T/p.log")"
+#    An --input path that is not there: named before any model work, not "could not be read"
+#    after the model has loaded.
+if "$MV_BIN" predict --checkpoint "$T/w.h5" "${sets[@]}" --input "$T/no_such.png" --out "$T/nsout" >"$T/ns.log" 2>&1; then
+    fail "a missing --input accepted"
+fi
+grep -q -- "--input $T/no_such.png: No such file or directory" "$T/ns.log" || fail "missing input: $(cat "$T/ns.log")"
+grep -q "could not be read\|\[1/1\]" "$T/ns.log" && fail "the missing input was tried: $(cat "$T/ns.log")"
 #    An input whose prediction's file name would pass the 255 bytes a name may have (with the
 #    temporary's .tmp.<pid>): refused before inference, naming it, not failed at its write after
 #    the images before it. 232 bytes + _pred.png fits; with --masks the block names do not.
