@@ -228,6 +228,10 @@ static int run_bench(const bench_args *a) {
         optimizer_step(&opt, &m->params, &cfg->optim, &cfg->schedule, it);
         double t3 = mv_now_s();
         if (it >= warmup) { t_fwd += t1 - t0; t_bwd += t2 - t1; t_opt += t3 - t2; }
+        // The report comes at the end: a large model's steps say they are happening meanwhile.
+        if (t3 - t0 > 1.0)
+            fprintf(stderr, "maskvim bench: step %d of %d%s: %.1f s\n", it + 1, warmup + iters,
+                    it < warmup ? " (warm-up)" : "", t3 - t0);
     }
     mv_prof_enabled = false;
     struct rusage ru;

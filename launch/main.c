@@ -42,11 +42,14 @@ int main(int argc, char **argv) {
 #elif defined(MV_GPU_PLUGIN)
     mv_gpu_plugin = MV_GPU_PLUGIN;      // the same, loaded from beside this executable when first needed
 #endif
-    // `maskvim help COMMAND` is `maskvim COMMAND --help`.
-    if (argc == 3 && !strcmp(argv[1], "help")) {
+    // `maskvim help COMMAND [SUBCOMMAND]` is `maskvim COMMAND [SUBCOMMAND] --help`.
+    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "help")) {
         for (int i = 0; i < NUM_COMMANDS; i++)
-            if (!strcmp(argv[2], COMMANDS[i].name)) return COMMANDS[i].run(2, (char *[]){argv[2], "--help", NULL});
+            if (!strcmp(argv[2], COMMANDS[i].name))
+                return argc == 3 ? COMMANDS[i].run(2, (char *[]){argv[2], "--help", NULL})
+                                 : COMMANDS[i].run(3, (char *[]){argv[2], argv[3], "--help", NULL});
         argv++;   // `help nosuch`: nosuch is the unknown command below
+        argc--;
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);

@@ -221,6 +221,9 @@ grep -q " Prescott " <<<"$blas_line" && ! grep -q "restarted" <<<"$blas_line" \
 # and name an unknown preset as --preset (it was reported as a --set nobody typed).
 help=$($MV_BIN help train) || fail "help train exited $?"
 head -1 <<<"$help" | grep -q "maskvim train" || fail "help train: $(head -2 <<<"$help")"
+# ... and `help COMMAND SUBCOMMAND` the subcommand's (it printed the top-level usage).
+$MV_BIN help data synth | head -1 | grep -q "^usage: maskvim data synth" || fail "help data synth: $($MV_BIN help data synth | head -1)"
+$MV_BIN help experiment run | head -1 | grep -q "^usage: maskvim experiment run" || fail "help experiment run"
 rc=0; $MV_BIN help nosuch >"$TMP/help.log" 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -q "unknown command 'nosuch'" "$TMP/help.log" || fail "help nosuch: exit $rc: $(head -2 "$TMP/help.log")"
 for cmd in step bench; do
