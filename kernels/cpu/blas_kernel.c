@@ -22,6 +22,9 @@ static int is_pre_avx2(const char *core) {
 void blas_kernel_check(char **argv) {
 #if defined(__x86_64__)
     if (getenv("OPENBLAS_CORETYPE")) return;
+    // Under valgrind the restart would run outside it (valgrind follows no exec by default).
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload")) return;
     const char *core = openblas_get_corename();
     if (!core || !is_pre_avx2(core)) return;
     __builtin_cpu_init();

@@ -7,7 +7,8 @@
 // CPU runs. Then this restarts the process (the same pid and arguments: under mpirun too) with
 // OPENBLAS_CORETYPE naming the kernels its instructions allow: SkylakeX (AVX-512) or Haswell
 // (AVX2 and FMA). Nothing happens when OPENBLAS_CORETYPE is set (the user's choice, or this
-// restart's), when the kernels are already newer, or on another architecture. Call first in main.
+// restart's), when the kernels are already newer, under valgrind, or on another architecture.
+// Call first in main.
 void blas_kernel_check(char **argv);
 // After such a restart, a line for --version saying so (the kernels OpenBLAS chose and those
 // used); NULL otherwise.
