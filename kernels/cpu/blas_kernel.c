@@ -39,7 +39,14 @@ void blas_kernel_check(char **argv) {
     snprintf(from, sizeof from, "%s", core);
     setenv("OPENBLAS_CORETYPE", want, 1);
     setenv(FALLBACK_ENV, from, 1);
-    execv("/proc/self/exe", argv);
+    // The executable's own path, not /proc/self/exe: the process name (ps, pgrep, pkill) comes
+    // from the path executed and would read "exe".
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        execv(self, argv);
+    }
     // Not restarted (no /proc): go on with the generic kernels, as OpenBLAS chose.
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv(FALLBACK_ENV);
