@@ -121,16 +121,21 @@ static void save_iters(const char *dir, reg *r, mv_optimizer *o, long last) {
     }
 }
 
+// A fresh folder `name` (dir[n]) holding iter_2 .. iter_<last> of the small registry.
+static void fresh_iters(char *dir, size_t n, const char *name, reg *r, mv_optimizer *o, long last) {
+    fresh_dir(dir, n, name);
+    reg_build(r);
+    save_iters(dir, r, o, last);
+}
+
 // The newest checkpoint without its optimizer groups (lost, all three links, so no checksum is
 // left to disagree): not resumable, so --resume auto passes over it to the one before, rather
 // than taking it and stopping at the load.
 Test(fault_checkpoint, newest_without_optimizer_state_is_passed_over) {
     char dir[512], found[4200], want[4200], path[4300];
-    fresh_dir(dir, sizeof dir, "nomoments");
     reg r;
-    reg_build(&r);
     mv_optimizer o;
-    save_iters(dir, &r, &o, 4);
+    fresh_iters(dir, sizeof dir, "nomoments", &r, &o, 4);
     snprintf(path, sizeof path, "%s/iter_4.h5", dir);
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     cr_assert(f >= 0);
@@ -185,11 +190,9 @@ static void damage_dimension(const char *path, int bit) {
 
 Test(fault_checkpoint, damaged_dimension_is_an_error) {
     char dir[512], found[4200], want[4200], path[4300];
-    fresh_dir(dir, sizeof dir, "dims");
     reg r;
-    reg_build(&r);
     mv_optimizer o;
-    save_iters(dir, &r, &o, 4);
+    fresh_iters(dir, sizeof dir, "dims", &r, &o, 4);
     snprintf(path, sizeof path, "%s/iter_4.h5", dir);
     // 3 + 2^62: the element count 4 x (3 + 2^62) wraps around 2^64 back to 12, so every tensor read
     // and hashed as before and the file verified; the load then refused it for its "shape".
@@ -212,11 +215,9 @@ Test(fault_checkpoint, damaged_dimension_is_an_error) {
 
 Test(fault_checkpoint, every_checkpoint_damaged_is_an_error) {
     char dir[512], found[4200], path[4300], skipped[2048];
-    fresh_dir(dir, sizeof dir, "all");
     reg r;
-    reg_build(&r);
     mv_optimizer o;
-    save_iters(dir, &r, &o, 4);
+    fresh_iters(dir, sizeof dir, "all", &r, &o, 4);
     // iter_4 (named by `latest`) loses a weight's value, iter_2 is cut short.
     snprintf(path, sizeof path, "%s/iter_4.h5", dir);
     damage(path, "decode_head.conv_seg.weight", 12);
@@ -274,11 +275,9 @@ static void damage_layout(const char *path, const char *name) {
 
 Test(fault_checkpoint, damaged_layout_is_an_error) {
     char dir[512], found[4200], want[4200], path[4300];
-    fresh_dir(dir, sizeof dir, "layout");
     reg r;
-    reg_build(&r);
     mv_optimizer o;
-    save_iters(dir, &r, &o, 4);
+    fresh_iters(dir, sizeof dir, "layout", &r, &o, 4);
     snprintf(path, sizeof path, "%s/iter_4.h5", dir);
     // HDF5 copied the tensor's 48 bytes out of a compact buffer that is not that large: a crash
     // inside H5Dread (SIGSEGV in the fuzzed files this reproduces), in --resume auto's check.
