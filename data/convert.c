@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -218,18 +219,27 @@ int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_conv
         rc = convert_push_item(items, n, &cap, img, lab, name);
         bool gone = rc == 0 && access(img, F_OK) != 0 && errno == ENOENT && access(lab, F_OK) != 0 && errno == ENOENT;
         absent += gone;
-        if (rc == 0) (*items)[*n - 1].absent = gone && conv->list_may_lack_items;
+        if (rc == 0) {
+            (*items)[*n - 1].absent = gone && conv->list_may_lack_items;
+            (*items)[*n - 1].list_line = ln;
+        }
     }
     if (rc == 0 && ferror(f)) rc = mv_fail("%s: read error", list_file);
     fclose(f);
     if (rc < 0) return rc;
-    if (*n > 0 && absent == *n)
+    if (*n == 1 && absent == 1)
+        return mv_fail("%s: the one file %s lists is in neither %s nor %s (is --root the folder of the raw download?)",
+                       root, list_file, idir, ldir);
+    if (*n > 1 && absent == *n)
         return mv_fail("%s: none of the %lld files %s lists is in %s or %s (is --root the folder of the raw download?)",
                        root, (long long)*n, list_file, idir, ldir);
     if (*n) qsort(*items, (size_t)*n, sizeof **items, cmp_item_names);
     for (int64_t i = 1; i < *n; i++)
-        if (!strcmp((*items)[i - 1].name, (*items)[i].name))
-            return mv_fail("%s: %s is listed twice", list_file, (*items)[i].name);
+        if (!strcmp((*items)[i - 1].name, (*items)[i].name)) {
+            long a = (*items)[i - 1].list_line, b = (*items)[i].list_line;
+            return mv_fail("%s:%ld: %s is listed again (first on line %ld)", list_file, a > b ? a : b,
+                           (*items)[i].name, a < b ? a : b);
+        }
     return 0;
 }
 
@@ -457,12 +467,42 @@ static int lock_output(const char *out) {
 // an unfinished split's complete shards must hold exactly the first items (*start of them); a
 // finished split must hold exactly the first items listed, and when it holds all of them *done
 // is set (nothing to write). NULL with a message, the folder as it was.
+// The manifest's record of the input: what was converted, from where (absolute paths, so the
+// record still says which download when read from elsewhere).
+static void set_source(mv_shard_writer *w, const mv_convert_opts *o, const mv_dataset_converter *conv) {
+    char abs[PATH_MAX];
+    shard_writer_set_source(w, "dataset", conv->name);
+    shard_writer_set_source(w, "split", o->split);
+    shard_writer_set_source(w, "root", realpath(o->root, abs) ? abs : o->root);
+    if (o->list_file) shard_writer_set_source(w, "list", realpath(o->list_file, abs) ? abs : o->list_file);
+}
+
+// A finished split whose items are not this input's: when its manifest says it was converted
+// from another split or dataset, the likely mistake is the --out folder, not a changed input;
+// msg (the refusal) gets that said.
+static void other_split_hint(const char *msg, const mv_convert_opts *o, const mv_dataset_converter *conv) {
+    mv_manifest m;
+    if (manifest_read(&m, o->out) < 0) {
+        mv_fail("%s", msg);   // the refusal stands as it was
+        return;
+    }
+    const char *ds = manifest_source(&m, "dataset"), *sp = manifest_source(&m, "split");
+    if (ds && sp && (strcmp(ds, conv->name) || strcmp(sp, o->split)))
+        mv_fail("%s holds %s split '%s' (converted from %s), and this conversion is %s split '%s': is --out the "
+                "folder meant? (--fresh would replace it; what the check found: %s)", o->out, ds, sp,
+                manifest_source(&m, "root") ? manifest_source(&m, "root") : "?", conv->name, o->split, msg);
+    else
+        mv_fail("%s", msg);
+    manifest_free(&m);
+}
+
 static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_converter *conv,
                                     const mv_convert_item *items, int64_t n, int limited, int64_t *start, int *done) {
     *done = 0;
     mv_shard_writer *w = o->fresh ? shard_writer_open(o->out, conv->domain, conv->label_map, o->samples_per_shard)
                                   : shard_writer_resume(o->out, conv->domain, conv->label_map, o->samples_per_shard);
     if (!w) return NULL;
+    set_source(w, o, conv);
     *start = shard_writer_resume_point(w);
     if (o->fresh) return w;
     const char **names = mv_malloc(sizeof(char *) * (size_t)n);
@@ -470,11 +510,11 @@ static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_c
     int rc = shard_writer_check_input(w, names, n);
     free(names);
     if (rc < 0) {
-        if (limited) {
-            char msg[MV_ERRMSG_MAX];
-            snprintf(msg, sizeof msg, "%s", mv_last_error());
-            mv_fail("%s (this run lists only the first %lld: --limit)", msg, (long long)n);
-        }
+        char msg[MV_ERRMSG_MAX], limit[96] = "";
+        if (limited) snprintf(limit, sizeof limit, " (this run lists only the first %lld: --limit)", (long long)n);
+        snprintf(msg, sizeof msg, "%s%s", mv_last_error(), limit);
+        mv_fail("%s", msg);
+        if (shard_writer_finished(w)) other_split_hint(msg, o, conv);
         shard_writer_abort(w);
         return NULL;
     }

@@ -21,6 +21,7 @@ typedef struct {
     char *name;
     int absent;   // --list: neither file is in the download (list_may_lack_items: skipped and listed, never an error)
     int orphan;   // a label file whose image does not exist (an error naming both, or skipped with --skip-bad)
+    long list_line;  // --list: the line that names it (for messages; 0 otherwise)
 } mv_convert_item;
 
 // What a load did besides the plain conversion (reported in the final summary).

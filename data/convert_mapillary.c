@@ -30,8 +30,14 @@ static int list(mv_convert_item **items, int64_t *n, const char *root, const cha
     else if (mv_is_dir(plain))   // two releases unpacked into one tree: say which labels are read
         fprintf(stderr, "maskvim data convert: mapillary: labels from %s/v1.2/labels (the combined release's v1.2 "
                         "labels); %s/labels is also there and is not read\n", s, s);
-    if (!mv_is_dir(ldir))
+    if (!mv_is_dir(ldir)) {
+        char v2[MV_CONVERT_PATH_MAX];
+        snprintf(v2, sizeof v2, "%s/%s/v2.0/labels", root, s);
+        if (mv_is_dir(v2))   // only the v2.0 release: its 124 classes are not v1.2's 66, which the mapping reads
+            return mv_fail("%s: only %s/v2.0/labels exists: Vistas v2.0's 124-class labels are not supported; "
+                           "convert the v1.2 labels (66 classes, %s/v1.2/labels, in the same download)", root, s, s);
         return mv_fail("%s: neither %s/v1.2/labels nor %s/labels exists (Mapillary Vistas layout)", root, s, s);
+    }
     return convert_pair_flat(items, n, idir, ".jpg", ldir, ".png");
 }
 

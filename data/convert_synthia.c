@@ -44,9 +44,9 @@ static int load(mv_image *rgb, mv_image *label, int *flags, const mv_convert_ite
     mv_png_info info;
     MV_TRY(image_png_info(&info, it->label));
     if (info.bit_depth != 16)
-        return mv_fail("%s: a %d-bit PNG, but SYNTHIA's GT/LABELS files are 16-bit (class id in channel 0); colour "
+        return mv_fail("%s: %s %d-bit PNG, but SYNTHIA's GT/LABELS files are 16-bit (class id in channel 0); colour "
                        "labels (GT/COLOR) or labels already converted to trainIds are not raw SYNTHIA labels",
-                       it->label, info.bit_depth);
+                       it->label, info.bit_depth == 8 ? "an" : "a", info.bit_depth);
     mv_image16 raw;
     MV_TRY(image_read_png16(&raw, it->label));
     if (raw.h != rgb->h || raw.w != rgb->w) {

@@ -67,6 +67,7 @@ typedef struct {
     png_bytep *rows;
     uint8_t *px;        // the decoded pixels (uint8 or uint16)
     char err[256];
+    int wrong_kind;     // err says the PNG is valid but not the kind asked for (not "corrupt")
     int h, w, c, bit_depth, color_type;
 } png_rd;
 
@@ -119,6 +120,7 @@ static int png_decode(png_rd *ctx, int mode, int header_only) {
         if (ct != PNG_COLOR_TYPE_PALETTE && ct != PNG_COLOR_TYPE_GRAY) {
             snprintf(ctx->err, sizeof ctx->err, "expected a one-channel (gray or palette) label PNG, got %d channels",
                      ctx->c);
+            ctx->wrong_kind = 1;
             return -1;
         }
         // 2- and 4-bit gray scaled to 8 bits (v * 85, v * 17), as Pillow (mmseg's label decoder)
@@ -196,8 +198,9 @@ static int png_open(png_rd *ctx, const char *path) {
 static int png_read_mode(png_rd *ctx, const char *path, int mode) {
     MV_TRY(png_open(ctx, path));
     if (png_decode(ctx, mode, 0) < 0) {
+        int wrong_kind = ctx->wrong_kind;
         png_rd_cleanup(ctx);
-        return mv_fail("%s: corrupt or unsupported PNG: %s", path, ctx->err);
+        return mv_fail(wrong_kind ? "%s: %s" : "%s: corrupt or unsupported PNG: %s", path, ctx->err);
     }
     return 0;
 }

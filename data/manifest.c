@@ -60,6 +60,16 @@ int manifest_write(const char *split_dir, const mv_manifest *m) {
     json_write_string(f, m->domain);
     fprintf(f, ",\n  \"label_map\": ");
     json_write_string(f, m->label_map);
+    if (m->n_source) {
+        fprintf(f, ",\n  \"source\": {");
+        for (int i = 0; i < m->n_source; i++) {
+            if (i) fputs(", ", f);
+            json_write_string(f, m->source[i].key);
+            fputs(": ", f);
+            json_write_string(f, m->source[i].value);
+        }
+        fputc('}', f);
+    }
     fprintf(f, ",\n  \"num_classes\": %d,\n  \"ignore_index\": %d,\n  \"classes\": [", m->num_classes, MV_IGNORE_LABEL);
     for (int c = 0; c < MV_NUM_TRAIN_CLASSES; c++) {
         if (c) fputs(", ", f);
@@ -124,6 +134,16 @@ static int manifest_from_json(mv_manifest *m, const mv_json *root, const char *p
     m->version = (int)x;
     MV_TRY(jstr(m->domain, sizeof m->domain, root, "domain", path));
     MV_TRY(jstr(m->label_map, sizeof m->label_map, root, "label_map", path));
+    const mv_json *src = mv_json_get(root, "source");   // optional
+    if (src && src->kind != MV_JSON_OBJ) return mv_fail("%s: field 'source' is not an object", path);
+    for (int i = 0; src && i < src->n; i++) {
+        if (i == MV_MANIFEST_SOURCE_MAX) return mv_fail("%s: field 'source' has more than %d entries", path, i);
+        if (src->items[i].kind != MV_JSON_STR)
+            return mv_fail("%s: source '%s' is not a string", path, src->items[i].key);
+        m->source[i].key = mv_strdup(src->items[i].key);
+        m->source[i].value = mv_strdup(src->items[i].str);
+        m->n_source++;
+    }
     MV_TRY(jint(&x, root, "num_classes", path, 1, 255));
     m->num_classes = (int)x;
     MV_TRY(jint(&m->count, root, "count", path, 0, INT64_MAX / 2));
@@ -252,13 +272,28 @@ void manifest_free(mv_manifest *m) {
     free(m->shards);
     for (int i = 0; i < m->n_skipped; i++) free(m->skipped[i]);
     free(m->skipped);
+    for (int i = 0; i < m->n_source; i++) {
+        free(m->source[i].key);
+        free(m->source[i].value);
+    }
     memset(m, 0, sizeof *m);
+}
+
+const char *manifest_source(const mv_manifest *m, const char *key) {
+    for (int i = 0; i < m->n_source; i++)
+        if (!strcmp(m->source[i].key, key)) return m->source[i].value;
+    return NULL;
 }
 
 void manifest_print(FILE *f, const mv_manifest *m, const char *split_dir) {
     fprintf(f, "split      %s\n", split_dir);
     fprintf(f, "domain     %s\n", m->domain);
     fprintf(f, "label map  %s (%d classes, ignore %d)\n", m->label_map, m->num_classes, MV_IGNORE_LABEL);
+    if (m->n_source) {
+        fputs("source    ", f);
+        for (int i = 0; i < m->n_source; i++) fprintf(f, " %s=%s", m->source[i].key, m->source[i].value);
+        fputc('\n', f);
+    }
     fprintf(f, "samples    %lld in %d shards of up to %d\n", (long long)m->count, m->n_shards, m->samples_per_shard);
     fprintf(f, "image size %dx%d .. %dx%d (HxW)\n", m->min_h, m->min_w, m->max_h, m->max_w);
     int64_t bytes = 0;

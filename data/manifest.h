@@ -5,6 +5,7 @@
 // {
 //   "format": "maskvim-split", "version": 1,
 //   "domain": "cityscapes", "label_map": "cityscapes-labelid-to-trainid/v1",
+//   "source": {"dataset": "cityscapes", "split": "val", "root": "/data/cityscapes"},
 //   "num_classes": 19, "ignore_index": 255, "classes": ["road", ...],
 //   "count": 2975, "samples_per_shard": 64,
 //   "image_size": {"min_h": 1024, "min_w": 2048, "max_h": 1024, "max_w": 2048},
@@ -35,6 +36,14 @@ typedef struct {
     uint32_t crc32;      // CRC-32 (zlib) of the whole file
 } mv_manifest_shard;
 
+// Where a converted split came from, as `maskvim data convert` was told (dataset, split, root,
+// list): optional, for the record and for messages. Not part of the fingerprint: the same
+// download at another path, or a copy of the split, is the same data.
+#define MV_MANIFEST_SOURCE_MAX 8
+typedef struct {
+    char *key, *value;
+} mv_manifest_entry;
+
 typedef struct {
     int version;
     char domain[128];
@@ -47,6 +56,8 @@ typedef struct {
     mv_manifest_shard *shards;
     int n_skipped;
     char **skipped;                   // "name: reason"
+    int n_source;                     // 0: none recorded (a split written before it was, or not converted)
+    mv_manifest_entry source[MV_MANIFEST_SOURCE_MAX];
 } mv_manifest;
 
 // Writes DIR/manifest.json through a temporary file, fsync and rename.
@@ -54,6 +65,8 @@ int manifest_write(const char *split_dir, const mv_manifest *m);
 // Parses DIR/manifest.json and checks its consistency (shard firsts and counts add up).
 int manifest_read(mv_manifest *out, const char *split_dir);
 void manifest_free(mv_manifest *m);
+// The value recorded under `key` in the manifest's source, or NULL.
+const char *manifest_source(const mv_manifest *m, const char *key);
 // What identifies a split's content, cheaply (the manifest, never the samples): a 64-bit FNV-1a
 // hash of its domain, label map, classes, sample count and every shard's name, first sample,
 // count, size and CRC-32. A copy of the split has the same; another split, or the same one

@@ -79,6 +79,9 @@ int shard_writer_add_encoded(mv_shard_writer *w, const char *name, int h, int w_
                              const uint8_t *label_chunk, size_t label_len);
 // Records an input item that was skipped (--skip-bad); it is listed in the manifest.
 int shard_writer_skip(mv_shard_writer *w, const char *name, const char *reason);
+// Records where the split comes from (manifest.h, "source"; up to MV_MANIFEST_SOURCE_MAX
+// entries, in the order set), written into its manifest by shard_writer_close.
+void shard_writer_set_source(mv_shard_writer *w, const char *key, const char *value);
 // Seals the last (partial) shard, writes manifest.json atomically and frees w (always).
 int shard_writer_close(mv_shard_writer *w);
 // Frees w without sealing: the current shard's temporary file is removed, complete shards stay

@@ -155,6 +155,8 @@ struct mv_shard_writer {
     char *finished_names;
     int64_t n_finished;
     int min_h, min_w, max_h, max_w;
+    mv_manifest_entry source[MV_MANIFEST_SOURCE_MAX];   // for the manifest (shard_writer_set_source)
+    int n_source;
     // The shard being filled (file < 0 until its first sample).
     hid_t file;
     char tmp_path[4200], final_path[4200];
@@ -205,6 +207,10 @@ static void writer_free(mv_shard_writer *w) {
     free(w->sizes);
     free(w->enc_rgb);
     free(w->enc_lab);
+    for (int i = 0; i < w->n_source; i++) {
+        free(w->source[i].key);
+        free(w->source[i].value);
+    }
     free(w);
 }
 
@@ -744,6 +750,13 @@ int shard_writer_skip(mv_shard_writer *w, const char *name, const char *reason) 
     return 0;
 }
 
+void shard_writer_set_source(mv_shard_writer *w, const char *key, const char *value) {
+    if (w->n_source == MV_MANIFEST_SOURCE_MAX) return;
+    w->source[w->n_source].key = mv_strdup(key);
+    w->source[w->n_source].value = mv_strdup(value);
+    w->n_source++;
+}
+
 int shard_writer_close(mv_shard_writer *w) {
     shard_h5_quiet();
     int rc = clear_stale(w);
@@ -761,6 +774,8 @@ int shard_writer_close(mv_shard_writer *w) {
         m.shards = w->done;
         m.n_skipped = w->n_skipped;
         m.skipped = w->skipped;
+        m.n_source = w->n_source;
+        memcpy(m.source, w->source, sizeof m.source);
         rc = manifest_write(w->dir, &m);
     }
     if (rc < 0) shard_writer_abort(w);

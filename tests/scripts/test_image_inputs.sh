@@ -56,6 +56,8 @@ check_bad() {
 }
 check_bad label16_big "aachen_000000_000019_gtFine_labelIds.png" "16-bit label value 300 at (y 3, x 4)"
 check_bad label_rgb "aachen_000000_000019_gtFine_labelIds.png" "one-channel"
+# a valid RGB PNG is the wrong kind of label, not a damaged file
+! grep -qF "corrupt" "$T/label_rgb.err" || fail "label_rgb: a valid PNG called corrupt: $(cat "$T/label_rgb.err")"
 check_bad image_cut "aachen_000000_000019_leftImg8bit.png" "corrupt or unsupported PNG"
 check_bad label_empty "aachen_000000_000019_gtFine_labelIds.png" "not a PNG file"
 

@@ -4,6 +4,7 @@
 // worker-count invariance and resume after a failed run.
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,25 @@ Test(convert, cityscapes_test_split_refused_and_empty_labels_counted) {
     cr_assert_eq(convert("cityscapes", root, "val", out, 1, 0, 0, &st), 0, "%s", mv_last_error());
     cr_expect_eq(st.written, 2);
     cr_expect_eq(st.labels_empty, 1, "%lld labels counted without annotation", (long long)st.labels_empty);
+
+    // The manifest records what was converted, from where; converting another split into the
+    // folder of this one is refused, and the message says which split the folder holds.
+    mv_manifest m;
+    cr_assert_eq(manifest_read(&m, out), 0, "%s", mv_last_error());
+    char abs[PATH_MAX];
+    cr_assert(realpath(root, abs));
+    cr_assert_eq(m.n_source, 3);
+    cr_expect_str_eq(manifest_source(&m, "dataset"), "cityscapes");
+    cr_expect_str_eq(manifest_source(&m, "split"), "val");
+    cr_expect_str_eq(manifest_source(&m, "root"), abs);
+    cr_expect_null(manifest_source(&m, "list"));
+    manifest_free(&m);
+    make_cityscapes(root, 1);
+    cr_assert_eq(convert("cityscapes", root, "train", out, 1, 0, 0, &st), -1, "train converted over val");
+    cr_expect(strstr(mv_last_error(), "--fresh") && strstr(mv_last_error(), "holds cityscapes split 'val'") &&
+                  strstr(mv_last_error(), "this conversion is cityscapes split 'train'") &&
+                  strstr(mv_last_error(), "is --out the folder meant?"),
+              "%s", mv_last_error());
 }
 
 Test(convert, bdd100k_both_layouts) {
@@ -613,6 +633,7 @@ Test(convert, finished_split_rerun) {
         cr_assert_eq(convert("cityscapes", root, "train", out, 2, 0, per_shard, NULL), -1, "an item removed unnoticed");
         cr_assert(strstr(mv_last_error(), "aachen/aachen_000008_000019") && strstr(mv_last_error(), "--fresh"), "%s",
                   mv_last_error());
+        cr_assert(!strstr(mv_last_error(), "folder meant"), "the same split blamed on --out: %s", mv_last_error());
         folder_state(after, sizeof after, out);
         cr_assert_str_eq(after, before, "a refused re-run changed the folder");
         hide_item(root, "aachen/aachen_000008_000019", 0);
@@ -754,7 +775,8 @@ Test(convert, gtav_raw_download_with_split_list) {
               mv_last_error());
     put_list(list, "00003.png\n00001.png\n00003.png\n");
     cr_assert_eq(convert_run(&st, &o, NULL), -1);
-    cr_assert(strstr(mv_last_error(), "00003 is listed twice"), "%s", mv_last_error());
+    cr_assert(strstr(mv_last_error(), "gtav_split_val.txt:3: 00003 is listed again (first on line 1)"), "%s",
+              mv_last_error());
     put_list(list, "00001.png\n");
     o.dataset = "cityscapes";
     cr_assert_eq(convert_run(&st, &o, NULL), -1);
@@ -803,6 +825,8 @@ Test(convert, gtav_list_tolerates_ids_absent_from_the_download) {
     cr_assert_eq(manifest_read(&m, out), 0, "%s", mv_last_error());
     cr_assert_eq(m.n_skipped, 3);
     cr_assert(strstr(m.skipped[0], "02154") && strstr(m.skipped[0], "not in this copy"), "%s", m.skipped[0]);
+    const char *list_rec = manifest_source(&m, "list");   // recorded as an absolute path
+    cr_assert(list_rec && list_rec[0] == '/' && strstr(list_rec, ".txt"), "%s", list_rec ? list_rec : "(none)");
     manifest_free(&m);
     // An image without its label is still an error (unless --skip-bad).
     mv_image rgb = fixture_rgb(0, H, W);
@@ -981,7 +1005,7 @@ Test(convert, mapillary_v12_release_layout_and_v20_refused) {
     for (int i = 0; i < H * W; i++) cr_assert_eq(smp.label.px[i], 0);
     sample_free(&smp);
     split_close(s);
-    // v2.0 only: refused with the layouts it looked for.
+    // v2.0 only: refused, saying that v2.0 is there but only v1.2's labels are read.
     const char *root2 = fixture_root("mapillary_v20");
     mkdirs("%s/validation/%s", root2, "images");
     mkdirs("%s/validation/%s", root2, "v2.0/labels");
@@ -992,8 +1016,9 @@ Test(convert, mapillary_v12_release_layout_and_v20_refused) {
     image_free(&lab);
     snprintf(out, sizeof out, "%s/out", root2);
     cr_assert_eq(convert("mapillary", root2, "val", out, 1, 0, 0, NULL), -1);
-    cr_assert(strstr(mv_last_error(), "validation/v1.2/labels") && strstr(mv_last_error(), "validation/labels"), "%s",
-              mv_last_error());
+    cr_assert(strstr(mv_last_error(), "only validation/v2.0/labels exists") &&
+                  strstr(mv_last_error(), "124-class") && strstr(mv_last_error(), "validation/v1.2/labels"),
+              "%s", mv_last_error());
 }
 
 // BDD100K masks are train ids already: 0..18 and 255 pass unchanged (checked above), anything
