@@ -550,6 +550,14 @@ static int parse_root(mv_experiment *e, const ctx *c, const yaml_node_t *root) {
     }
     if ((v = find_key(c, root, "targets"))) {
         MV_TRY(parse_names(e->targets, &e->ntargets, MV_EXP_MAX_TARGETS, c, v, "targets"));
+        // Allowed (a smoke test with one domain), but the mean is then no longer over unseen
+        // domains only: the launcher and the report warn (experiment_source_warning).
+        for (int i = 0; i < e->ntargets; i++)
+            if (e->source[0] && !strcmp(e->targets[i], e->source))
+                snprintf(e->source_warning, sizeof e->source_warning,
+                         "%s:%lu: targets lists the source domain '%s': the mean over targets includes the domain "
+                         "trained on (show the source with `columns:` instead)",
+                         c->path, (unsigned long)v->start_mark.line + 1, e->source);
     } else {   // with corruptions, the corruptions are the targets
         for (int i = 0; i < e->ncorruptions && e->ntargets < MV_EXP_MAX_TARGETS; i++)
             copy_str(e->targets[e->ntargets++], MV_NAME_MAX, e->corruptions[i]);
@@ -713,7 +721,16 @@ void experiment_free(mv_experiment *exp) {
 const mv_exp_run *experiment_find_run(const mv_experiment *exp, const char *name) {
     for (int i = 0; i < exp->nruns; i++)
         if (!strcmp(exp->runs[i].name, name)) return &exp->runs[i];
+    // "row@seed" of the first seed: that run's directory (and name) is the row's alone.
+    char alias[MV_EXP_RUN_NAME_MAX + 16];
+    for (int i = 0; i < exp->nruns; i++)
+        if (experiment_run_alias(alias, sizeof alias, &exp->runs[i]) && !strcmp(alias, name)) return &exp->runs[i];
     return NULL;
+}
+
+bool experiment_run_alias(char *out, size_t n, const mv_exp_run *run) {
+    if (run->seed_index < 0) return false;
+    return snprintf(out, n, "%s@%d", run->row->name, run->seed) < (int)n;
 }
 
 const mv_exp_row *experiment_find_row(const mv_experiment *exp, const char *name) {

@@ -64,6 +64,7 @@ typedef struct {
     int nsets;
     char sets[MV_EXP_MAX_SETS][MV_EXP_SET_MAX];   // common overrides (`set:`)
     char source[MV_NAME_MAX];            // the training domain (a data.val name), may be ""
+    char source_warning[MV_PATH_MAX + 256];   // "" or why `targets:` naming the source skews the mean
     int ntargets;
     char targets[MV_EXP_MAX_TARGETS][MV_NAME_MAX];
     int ncols;
@@ -112,8 +113,12 @@ int experiment_run_config(mv_config *cfg, const mv_experiment *exp, const mv_exp
 // model key, as in a file, and the result is validated once.
 int experiment_run_config_with(mv_config *cfg, const mv_experiment *exp, const mv_exp_run *run, const char *work_dir,
                                int nextra, const char *const *extra);
-// The run called `name` ("row" or "row@seed"), or NULL.
+// The run called `name` ("row" or "row@seed", where the first seed's run, named "row", is
+// also "row@seed"), or NULL.
 const mv_exp_run *experiment_find_run(const mv_experiment *exp, const char *name);
+// "row@seed" for a run of a file with `seeds:` (for the first seed, the other name of the run
+// called "row"); false when the file has no seeds (or n is too small).
+bool experiment_run_alias(char *out, size_t n, const mv_exp_run *run);
 // Copies from src into dst the settings that do not change what a run trains or the numbers
 // the report reads: run.work_dir, the log / checkpoint / evaluation intervals, run.keep_ckpts,
 // run.device, the all-reduce bucket sizes, data.workers and the best-checkpoint selection.

@@ -113,19 +113,17 @@ static void regroup(mv_report *rep) {
             int r = -1;
             for (int i = 0; i < rep->nruns && r < 0; i++) if (!strcmp(rep->runs[i].name, name)) r = i;
             row->run[k] = r;
-            bool used = r >= 0 && !strcmp(rep->runs[r].state, "finished");
+            // A directory trained with another seed (an older single-seed run, or the seeds' order
+            // changed) is not this seed's run, whatever its state: said first, as the reason.
+            const char *sv = r >= 0 ? mv_report_run_config(&rep->runs[r], "run.seed") : NULL;
+            char want[16];
+            snprintf(want, sizeof want, "%d", rep->seeds[k]);
+            bool other_seed = sv && strcmp(sv, want);
+            bool used = r >= 0 && !other_seed && !strcmp(rep->runs[r].state, "finished");
             if (r < 0) note_add(row->note, sizeof row->note, "%s: not run%s; ", name, "");
+            else if (other_seed)
+                note_add(row->note, sizeof row->note, "%s: trained with run.seed %s, left out; ", name, sv);
             else if (!used) note_add(row->note, sizeof row->note, "%s: %s; ", name, rep->runs[r].state);
-            if (used) {
-                // A directory trained with another seed (an older single-seed run) is not this seed.
-                const char *sv = mv_report_run_config(&rep->runs[r], "run.seed");
-                char want[16];
-                snprintf(want, sizeof want, "%d", rep->seeds[k]);
-                if (sv && strcmp(sv, want)) {
-                    used = false;
-                    note_add(row->note, sizeof row->note, "%s: trained with run.seed %s, left out; ", name, sv);
-                }
-            }
             row->used[k] = used;
             row->nused += used;
             for (int c = 0; c < w; c++) row->value[k * w + c] = used ? rep->ours[r * w + c] : NAN;
@@ -187,6 +185,48 @@ int mv_report_source_column(const mv_report *rep, int r) {
     for (int c = 0; c < rep->ncolumns; c++)
         if (!strcmp(rep->columns[c], rep->runs[r].source)) return c;
     return 0;
+}
+
+int mv_report_sweep_points(const mv_report *rep, mv_report_sweep_point **out) {
+    int w = rep->ncolumns + 1, n = 0, cap = rep->nseeds ? rep->nrows : rep->nruns;
+    mv_report_sweep_point *p = mv_calloc((size_t)(cap ? cap : 1), sizeof *p);
+    for (int i = 0; i < cap; i++) {
+        const mv_report_row *row = rep->nseeds ? &rep->rows[i] : NULL;
+        int r = i;   // the run that names the key and the source: with seeds, the row's first one present
+        if (row) {
+            r = -1;
+            for (int k = 0; k < rep->nseeds && r < 0; k++) r = row->run[k];
+            if (r < 0) continue;
+        }
+        const char *key = mv_report_run_config(&rep->runs[r], rep->sweep_key);
+        if (!key) continue;   // no config.yaml (yet): no place on the curve
+        int sc = rep->ncolumns ? mv_report_source_column(rep, r) : -1;
+        mv_report_sweep_point *q = &p[n++];
+        q->name = row ? row->name : rep->runs[r].name;
+        q->key = key;
+        if (row) {
+            q->source = sc >= 0 ? row->mean[sc] : NAN;
+            q->source_sd = sc >= 0 ? row->sd[sc] : NAN;
+            q->source_n = sc >= 0 ? row->n[sc] : 0;
+            q->mean = row->mean[rep->ncolumns];
+            q->mean_sd = row->sd[rep->ncolumns];
+            q->mean_n = row->n[rep->ncolumns];
+        } else {
+            q->source = sc >= 0 ? rep->ours[r * w + sc] : NAN;
+            q->mean = rep->ours[r * w + rep->ncolumns];
+            q->source_sd = q->mean_sd = NAN;
+            q->source_n = !isnan(q->source);
+            q->mean_n = !isnan(q->mean);
+        }
+    }
+    for (int i = 1; i < n; i++)   // insertion sort by the key's value: stable, and a curve needs increasing x
+        for (int j = i; j > 0 && strtod(p[j].key, NULL) < strtod(p[j - 1].key, NULL); j--) {
+            mv_report_sweep_point t = p[j];
+            p[j] = p[j - 1];
+            p[j - 1] = t;
+        }
+    *out = p;
+    return n;
 }
 
 bool mv_report_mixed_sources(const mv_report *rep) {

@@ -160,6 +160,17 @@ int mv_report_source_column(const mv_report *rep, int r);
 // one's source but each run's, named in its row, and each run's mean (without declared targets)
 // leaves out its own source.
 bool mv_report_mixed_sources(const mv_report *rep);
+// One point of the "mIoU against the swept key" view (rep->sweep_key set): a run, or with seeds
+// a row, its values the seed means (n counts the seeds in each, sd NAN below two).
+typedef struct {
+    const char *name;        // the run's or the row's
+    const char *key;         // the swept key's value, as written in its config.yaml
+    double source, source_sd, mean, mean_sd;
+    int source_n, mean_n;
+} mv_report_sweep_point;
+// The points, one per run (rows with seeds) whose config.yaml gives the key, sorted by the key's
+// numeric value (stable: equal keys keep run order). *out is malloc'd; returns the count.
+int mv_report_sweep_points(const mv_report *rep, mv_report_sweep_point **out);
 // A difference to the paper as "%+.2f", but "+0.00" where it rounds to zero ("-0.00" says
 // "below the paper" of a difference too small to show).
 const char *mv_report_format_diff(char *buf, size_t size, double diff);

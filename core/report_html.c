@@ -250,25 +250,14 @@ static void domain_bars(FILE *f, const mv_report *rep) {
 
 static void sweep_curve(FILE *f, const mv_report *rep) {
     if (!rep->sweep_key[0]) return;
-    int n = rep->nruns, w = rep->ncolumns + 1;
-    double *x = mv_calloc((size_t)n, sizeof(double)), *ys = mv_calloc((size_t)n, sizeof(double)),
-           *yt = mv_calloc((size_t)n, sizeof(double));
-    int *order = mv_calloc((size_t)n, sizeof(int));
-    double *key = mv_calloc((size_t)rep->nruns, sizeof(double));
-    n = 0; // runs without a config.yaml (yet) have no place on the curve
-    for (int r = 0; r < rep->nruns; r++) {
-        const char *v = mv_report_run_config(&rep->runs[r], rep->sweep_key);
-        if (!v) continue;
-        key[r] = strtod(v, NULL);
-        order[n++] = r;
-    }
-    for (int i = 1; i < n; i++) // insertion sort by key: a curve needs increasing x
-        for (int j = i; j > 0 && key[order[j]] < key[order[j - 1]]; j--) { int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t; }
+    mv_report_sweep_point *p;
+    int n = mv_report_sweep_points(rep, &p);   // with seeds: a point per row, at the seeds' mean
+    double *x = mv_calloc((size_t)(n ? n : 1), sizeof(double)), *ys = mv_calloc((size_t)(n ? n : 1), sizeof(double)),
+           *yt = mv_calloc((size_t)(n ? n : 1), sizeof(double));
     for (int i = 0; i < n; i++) {
-        int r = order[i];
-        x[i] = key[r];
-        ys[i] = rep->ncolumns ? rep->ours[r * w + mv_report_source_column(rep, r)] : NAN;
-        yt[i] = rep->ours[r * w + rep->ncolumns];
+        x[i] = strtod(p[i].key, NULL);
+        ys[i] = p[i].source;
+        yt[i] = p[i].mean;
     }
     char source[160], title[200];
     if (mv_report_mixed_sources(rep)) snprintf(source, sizeof source, "source (each run's)");
@@ -279,7 +268,7 @@ static void sweep_curve(FILE *f, const mv_report *rep) {
     mv_html_escape(f, title);
     fprintf(f, "</h2>\n");
     mv_svg_lines(f, title, rep->sweep_key, "mIoU (%)", s, 2, 560, 300);
-    free(x); free(ys); free(yt); free(order); free(key);
+    free(x); free(ys); free(yt); free(p);
 }
 
 static void run_curves(FILE *f, const mv_report_run *run) {

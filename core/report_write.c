@@ -6,6 +6,7 @@
 #include "core/fs.h"
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 // ------------------------------------------------------------------------------------------
@@ -14,6 +15,29 @@
 // A cell holding one number or nothing: a per-seed value, a peer's published number.
 static void md_value(FILE *f, double v) {
     if (isnan(v)) fputs(" — |", f); else fprintf(f, " %.2f |", v);
+}
+
+// The "mIoU against KEY" table, by the key's value: a line per run, or with seeds per row (the
+// seeds' mean ± spread, as in the main table).
+static void md_sweep(FILE *f, const mv_report *rep) {
+    mv_report_sweep_point *p;
+    int n = mv_report_sweep_points(rep, &p);
+    fprintf(f, "\n## mIoU against %s\n\n| %s | %s | source | mean over targets |\n|---:|---|---:|---:|\n",
+            rep->sweep_key, rep->sweep_key, rep->nseeds ? "row" : "run");
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "| %s | %s |", p[i].key, p[i].name);
+        if (rep->nseeds) {
+            char a[96], b[96];
+            mv_report_format_stat(a, sizeof a, p[i].source, p[i].source_sd, p[i].source_n, rep->nseeds);
+            mv_report_format_stat(b, sizeof b, p[i].mean, p[i].mean_sd, p[i].mean_n, rep->nseeds);
+            fprintf(f, " %s | %s |\n", a, b);
+        } else {
+            md_value(f, p[i].source);
+            md_value(f, p[i].mean);
+            fputc('\n', f);
+        }
+    }
+    free(p);
 }
 
 // The column headers in display order (the mean where the experiment file puts `avg`), the
@@ -254,16 +278,7 @@ int mv_report_write_md(const mv_report *rep, const char *path) {
     }
     md_batches(f, rep);
     md_peers(f, rep);
-    if (rep->sweep_key[0]) {
-        fprintf(f, "\n## mIoU against %s\n\n| %s | source | mean over targets |\n|---:|---:|---:|\n", rep->sweep_key, rep->sweep_key);
-        for (int r = 0; r < rep->nruns; r++) {
-            const char *key = mv_report_run_config(&rep->runs[r], rep->sweep_key);
-            fprintf(f, "| %s |", key ? key : "—");
-            md_value(f, rep->ncolumns ? rep->ours[r * w + mv_report_source_column(rep, r)] : NAN);
-            md_value(f, rep->ours[r * w + rep->ncolumns]);
-            fputc('\n', f);
-        }
-    }
+    if (rep->sweep_key[0]) md_sweep(f, rep);
     fputs("\n## Per-class IoU (%) of the last evaluation\n", f);
     for (int r = 0; r < rep->nruns; r++) {
         const mv_report_run *run = &rep->runs[r];

@@ -139,9 +139,12 @@ static int check_only(const mv_experiment *exp, const char *only) {
     return 0;
 }
 
-// A run is selected by its row's name (all seeds) or by its own name (one seed).
+// A run is selected by its row's name (all seeds) or by its own name (one seed: "row@seed", which
+// names the first seed's run "row" too).
 static bool run_selected(const char *only, const mv_exp_run *r) {
-    return selected(only, r->row->name) || selected(only, r->name);
+    char alias[MV_EXP_RUN_NAME_MAX + 16];
+    return selected(only, r->row->name) || selected(only, r->name) ||
+           (experiment_run_alias(alias, sizeof alias, r) && selected(only, alias));
 }
 
 static const char *ACTION_NAMES[] = {"run", "resume", "skip (finished)", "evaluate again"};
@@ -462,6 +465,7 @@ static int experiment_run(int argc, char **argv) {
                "settings that do not change the results (run.log_every, run.eval_every, run.ckpt_every, ...) or "
                "not at all\n", exp.rows[twin_a].name, exp.rows[twin_a].line, exp.rows[twin_b].name,
                exp.rows[twin_b].line);
+    if (exp.source_warning[0]) printf("maskvim experiment: warning: %s\n", exp.source_warning);
     mv_clear_error();
     warn_batch(&exp, only, launcher);
     char outdir[MV_PATH_MAX];

@@ -240,6 +240,7 @@ int cmd_report(int argc, char **argv) {
             fprintf(stderr, "maskvim report: %s\n", mv_last_error());
             return 1;
         }
+        if (exp.source_warning[0]) fprintf(stderr, "maskvim report: warning: %s\n", exp.source_warning);
         if (runs) snprintf(runs_dir, sizeof runs_dir, "%s", runs);
         else snprintf(runs_dir, sizeof runs_dir, "runs/%s", exp.name);
         if (!title && exp.title[0]) title = exp.title;
@@ -261,8 +262,8 @@ int cmd_report(int argc, char **argv) {
         return 1;
     }
     if (from_file) experiment_free(&exp);
-    if (mkdir(out, 0777) < 0 && errno != EEXIST) {
-        fprintf(stderr, "maskvim report: %s: %s\n", out, strerror(errno));
+    if (mv_mkdir_p(out) < 0) {
+        fprintf(stderr, "maskvim report: %s\n", mv_last_error());
         mv_report_free(&rep);
         return 1;
     }

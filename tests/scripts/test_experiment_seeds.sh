@@ -47,6 +47,12 @@ grep -q "warning" "$TMP/dry.log" && fail "reused seed-0 runs warned: $(cat "$TMP
 "$MV_BIN" experiment run "$TMP/two.yaml" --out "$TMP/a" --dry-run --only ce >"$TMP/only.log"
 [ "$(grep -Ec '^(ce|ce@1) ' "$TMP/only.log")" = 2 ] || fail "--only ce: $(cat "$TMP/only.log")"
 grep -q "^all" "$TMP/only.log" && fail "--only ce listed row all"
+# One seed by ROW@SEED, the first seed's included (its run is called ce).
+"$MV_BIN" experiment run "$TMP/two.yaml" --out "$TMP/a" --dry-run --only ce@0 >"$TMP/only0.log" ||
+    fail "--only ce@0 refused"
+[ "$(grep -Ec '^ce ' "$TMP/only0.log")" = 1 ] && ! grep -q "^ce@1" "$TMP/only0.log" ||
+    fail "--only ce@0: $(cat "$TMP/only0.log")"
+"$MV_BIN" config "$TMP/two.yaml" --row ce@0 | grep -q "seed: 0" || fail "config --row ce@0"
 [ ! -e "$TMP/a/ce@1" ] || fail "dry run wrote files"
 # With seed 1 first, ce/ (trained with seed 0) is not that seed's run: the dry run says so.
 write_exp "$TMP/swapped.yaml" "seeds: [1, 0]"

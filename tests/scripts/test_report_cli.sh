@@ -86,6 +86,9 @@ cmp -s "$TMP/outf/report.md" "$TMP/outg/report.md" || fail "--runs and the defau
 if "$MV_BIN" report "$TMP/table.yaml" --runs "$TMP/nonexistent" --out "$TMP/outh" >"$TMP/bad2.log" 2>&1; then fail "missing runs dir accepted"; fi
 grep -q "nonexistent" "$TMP/bad2.log" || fail "missing runs dir message: $(cat "$TMP/bad2.log")"
 if "$MV_BIN" report "$TMP/runs" --runs "$TMP/runs" --out "$TMP/outh" >"$TMP/bad3.log" 2>&1; then fail "--runs with RUNS_DIR accepted"; fi
+# --out's missing parents are created, as its help says
+"$MV_BIN" report "$TMP/runs" --out "$TMP/nest/a/b" >"$TMP/nest.log" 2>&1 || fail "--out with missing parents: $(cat "$TMP/nest.log")"
+[ -s "$TMP/nest/a/b/report.md" ] || fail "--out nest/a/b: no report.md"
 # a run still training: no evaluation yet, a status.json saying so
 mkdir -p "$TMP/runs/rowC"
 head -1 "$TMP/runs/rowA/metrics.jsonl" >"$TMP/runs/rowC/metrics.jsonl"

@@ -158,6 +158,13 @@ Test(experiment, default_name_and_columns) {
     cr_assert_eq(e.ncols, 3);   // the targets, then their average
     cr_assert_str_eq(e.cols[1].domain, "rain");
     cr_assert_str_eq(e.cols[2].domain, "avg");
+    cr_assert_str_eq(e.source_warning, "");
+    experiment_free(&e);
+    // The source among the targets: loaded, with a warning naming the line and the domain.
+    p = write_file("srctarget.yaml", "source: clear\ntargets: [clear, fog]\nrows: [{name: a}]\n");
+    cr_assert_eq(experiment_load(&e, p), 0, "%s", mv_last_error());
+    cr_assert(strstr(e.source_warning, "srctarget.yaml:2: targets lists the source domain 'clear'"), "%s",
+              e.source_warning);
     experiment_free(&e);
     // A file name that cannot name the sweep's folder ("..yaml" put the rows into runs/ itself,
     // "...yaml" into the working directory) is refused unless `name:` gives one.
@@ -228,6 +235,7 @@ Test(experiment, errors_name_file_and_line) {
     expect_error("targets: [fog]\ncolumns: [{domain: fog, label: M}, avg]\nrows: [{name: a, paper: {M: 50, fog: 60}}]\n",
                  (const char *[]){"bad.yaml:3:", "has a number already", NULL});
     expect_error("rows: [{name: a}\n", (const char *[]){"bad.yaml:", "YAML syntax error", NULL});
+
     expect_error("targets: [atlantis]\nrows: [{name: a}]\n", (const char *[]){"atlantis", "data.val", NULL});
     expect_error("name: x\n", (const char *[]){"bad.yaml:1:1", "no rows", NULL});
     // An empty sweep is as much a mistake as a missing one (it once ran nothing and exited 0).
@@ -409,7 +417,9 @@ Test(experiment, seeds_expand_rows_into_runs) {
         cr_assert_eq(e.runs[i].row, &e.rows[i / 3]);
     }
     cr_assert_eq(experiment_find_run(&e, "b@7"), &e.runs[5]);
+    cr_assert_eq(experiment_find_run(&e, "b@3"), &e.runs[3], "the first seed's run by its seed");
     cr_assert_null(experiment_find_run(&e, "b@1"));
+    cr_assert_null(experiment_find_run(&e, "b@03"));
     mv_config *cfg = mv_calloc(1, sizeof *cfg);
     cr_assert_eq(experiment_run_config(cfg, &e, &e.runs[2], "out/a@7"), 0, "%s", mv_last_error());
     cr_assert_eq(cfg->run.seed, 7);

@@ -250,6 +250,7 @@ Test(report, table_paper_sweep_and_writers) {
     cr_assert(strstr(t, "| lam0.9 * |"), "%s", t);
     cr_assert(strstr(t, "incomplete runs (1 of 3)"), "%s", t);
     cr_assert(strstr(t, "## mIoU against mask.lambda"));
+    cr_assert(strstr(t, "| mask.lambda | run | source | mean over targets |"), "%s", t);
     cr_assert(strstr(t, "| road | 50.0 | 51.0 | 52.0 |"), "%s", t);
     free(t);
     t = slurp(csv);
@@ -482,6 +483,52 @@ static void make_seed_run(const char *name, int seed, const char *state, double 
     write_text(path, buf);
 }
 
+// With seeds, the mIoU-against-key view has one point per row, at its seeds' mean, in key order:
+// not one line per run directory, nor a curve through every seed's point.
+Test(report, seeds_sweep_points_are_row_means) {
+    make_root("seeds_sweep");
+    const char *names[] = {"hi", "hi@1", "lo", "lo@1"};
+    const double lam[] = {0.9, 0.9, 0.1, 0.1}, fog[] = {10, 14, 20, 30};
+    for (int i = 0; i < 4; i++) {
+        char dir[1024], path[1200], buf[1024];
+        snprintf(dir, sizeof dir, "%s/%s", ROOT, names[i]);
+        cr_assert_eq(mkdir(dir, 0777), 0);
+        snprintf(path, sizeof path, "%s/config.yaml", dir);
+        snprintf(buf, sizeof buf, "mask:\n  lambda: %g\nrun:\n  seed: %d\n", lam[i], i % 2);
+        write_text(path, buf);
+        snprintf(path, sizeof path, "%s/status.json", dir);
+        snprintf(buf, sizeof buf, "{\"row\": \"%s\", \"state\": \"finished\", \"final\": {\"clear\": 50, \"fog\": %g}}\n",
+                 names[i], fog[i]);
+        write_text(path, buf);
+    }
+    mv_report rep;
+    cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "sweep"), 0, "%s", mv_last_error());
+    cr_assert_str_eq(rep.sweep_key, "mask.lambda");
+    const char *rows[] = {"hi", "lo"};
+    const int seeds[] = {0, 1};
+    mv_report_set_seeds(&rep, rows, 2, seeds, 2, names);
+    mv_report_sweep_point *p;
+    cr_assert_eq(mv_report_sweep_points(&rep, &p), 2);
+    cr_assert_str_eq(p[0].name, "lo");   // sorted by the key: 0.1 first
+    cr_assert_float_eq(p[0].mean, 25.0, 1e-9);
+    cr_assert_float_eq(p[0].mean_sd, sqrt(50.0), 1e-9);
+    cr_assert_eq(p[0].mean_n, 2);
+    cr_assert_str_eq(p[1].name, "hi");
+    cr_assert_float_eq(p[1].mean, 12.0, 1e-9);
+    cr_assert_float_eq(p[1].source, 50.0, 1e-9);
+    free(p);
+    char md[1100];
+    snprintf(md, sizeof md, "%s/report.md", ROOT);
+    cr_assert_eq(mv_report_write_md(&rep, md), 0, "%s", mv_last_error());
+    char *t = slurp(md);
+    cr_assert(strstr(t, "| mask.lambda | row | source | mean over targets |\n|---:|---|---:|---:|\n"
+                        "| 0.1 | lo | 50.00 ± 0.00 | 25.00 ± 7.07 |\n| 0.9 | hi | 50.00 ± 0.00 | 12.00 ± 2.83 |\n"),
+              "%s", t);
+    free(t);
+    mv_report_free(&rep);
+    remove_root();
+}
+
 Test(report, seeds_mean_spread_and_writers) {
     make_root("seeds");
     make_seed_run("a", 0, "finished", 20, 10, 12);
@@ -491,6 +538,7 @@ Test(report, seeds_mean_spread_and_writers) {
     make_seed_run("b@1", 1, "finished", 24, 8, 9);
     make_seed_run("b@2", 2, "running", 1, 1, 1);     // not finished: left out
     make_seed_run("c@1", -1, "failed", 1, 1, 1);     // c: no finished seed at all
+    make_seed_run("c@2", 4, "stale", 1, 1, 1);       // another seed, whatever its state: named as such
     mv_report rep;
     cr_assert_eq(mv_report_load(&rep, ROOT, NULL, "seeds"), 0, "%s", mv_last_error());
     const char *rows[] = {"a", "b", "c"};
@@ -518,6 +566,7 @@ Test(report, seeds_mean_spread_and_writers) {
     cr_assert_eq(c->nused, 0);
     cr_assert(isnan(c->mean[0]));
     cr_assert(strstr(c->note, "c: not run"), "%s", c->note);
+    cr_assert(strstr(c->note, "c@2: trained with run.seed 4, left out"), "%s", c->note);
     // Paper numbers go to the row (and to the run of the same name).
     cr_assert_eq(mv_report_set_paper_cell(&rep, "a", "fog", 13.5), 0);
     cr_assert_eq(mv_report_set_paper_cell(&rep, "c", "avg", 40.0), 0);   // a row without a run directory
@@ -815,7 +864,7 @@ Test(report, mean_column_where_the_file_puts_it) {
     char *t = slurp(md);
     cr_assert(strstr(t, "| run | clear (source) | Avg | fog | rain |"), "%s", t);
     cr_assert(strstr(t, "| lam0.5 | 5.00 | 6.50 (paper 53.00, -46.50) | 6.00 (paper 66.60, -60.60) | 7.00 |"), "%s", t);
-    cr_assert(strstr(t, "| 0.5 | 5.00 | 6.50 |"), "the sweep table: source and mean: %s", t);
+    cr_assert(strstr(t, "| 0.5 | lam0.5 | 5.00 | 6.50 |"), "the sweep table: source and mean: %s", t);
     free(t);
     t = slurp(csv);
     cr_assert(strstr(t, "run,state,incomplete,mask.lambda,clear,paper_clear,diff_clear,mean,paper_mean,diff_mean,fog,"
