@@ -121,7 +121,7 @@ void optim_rule_for(const mv_optim_config *cfg, const char *param_name, float *l
         const mv_optim_rule *r = &cfg->rules[i];
         size_t len = strlen(r->match);
         // Longer wins; at equal length the alphabetically first, as mmengine's sort of its
-        // custom_keys (it used to be the first listed, which differed when a later rule sorted first).
+        // custom_keys does (not the first listed: they differ when a later rule sorts first).
         if (strstr(param_name, r->match) && (len > best_len || (best && len == best_len && strcmp(r->match, best->match) < 0))) {
             best = r;
             best_len = len;

@@ -398,6 +398,10 @@ static int check_tensor(hid_t f, const char *path, const char *name, const mv_pa
     return 0;
 }
 
+static int weights_damaged(const char *path) {
+    return mv_fail("%s: the weights do not match their checksum (corrupt file)", path);
+}
+
 // Damaged moments next to weights that passed their checksum (both callers check the weights
 // first): the run cannot be resumed exactly, but its weights are not lost, and the message says
 // how to keep them rather than leaving the file looking useless.
@@ -438,7 +442,7 @@ static int load_tensors(hid_t f, const char *path, mv_params *p, mv_optimizer *o
     }
     uint64_t want;
     MV_TRY(read_u64(f, path, "train/checksum/weights", &want));
-    if (weights_checksum(p) != want) return mv_fail("%s: the weights do not match their checksum (corrupt file)", path);
+    if (weights_checksum(p) != want) return weights_damaged(path);
     if (o) {
         MV_TRY(read_u64(f, path, "train/checksum/moments", &want));
         if (moments_checksum(p, o) != want)
@@ -648,15 +652,22 @@ static int hash_group(hid_t f, verify_ctx *v, const char *group, uint64_t salt, 
     return 0;
 }
 
+// The file's size into v (hash_group checks each dataset against it), then the weights, read
+// back from the file, against their recorded checksum.
+static int verify_weights(hid_t f, verify_ctx *v) {
+    uint64_t want = 0, got = 0;
+    if (H5Fget_filesize(f, &v->file_size) < 0) return mv_fail("%s: cannot read its size", v->path);
+    MV_TRY(read_u64(f, v->path, "train/checksum/weights", &want));
+    MV_TRY(hash_group(f, v, "/", SALT_WEIGHT, &got));
+    return got == want ? 0 : weights_damaged(v->path);
+}
+
 int checkpoint_verify(const char *path) {
     hid_t f = open_checkpoint(path);
     if (f < 0) return -1;
     verify_ctx v = {path, 0, 0, NULL, 0, 0, 0};
-    uint64_t want = 0, got = 0, m = 0, vv = 0;
-    int rc = H5Fget_filesize(f, &v.file_size) < 0 ? mv_fail("%s: cannot read its size", path) : 0;
-    if (rc == 0) rc = read_u64(f, path, "train/checksum/weights", &want);
-    if (rc == 0) rc = hash_group(f, &v, "/", SALT_WEIGHT, &got);
-    if (rc == 0 && got != want) rc = mv_fail("%s: the weights do not match their checksum (corrupt file)", path);
+    uint64_t want = 0, m = 0, vv = 0;
+    int rc = verify_weights(f, &v);
     // What --resume needs: a file without its moments (a group lost, or a file another tool
     // wrote) is passed over by --resume auto as a damaged one is, not taken and then refused.
     if (rc == 0 && (H5Lexists(f, "train/adam_m", H5P_DEFAULT) <= 0 || H5Lexists(f, "train/adam_v", H5P_DEFAULT) <= 0))
@@ -685,11 +696,7 @@ int checkpoint_verify_weights(const char *path) {
     }
     if (rc == 0 && has) {
         verify_ctx v = {path, 0, 0, NULL, 0, 0, 0};
-        uint64_t want = 0, got = 0;
-        rc = H5Fget_filesize(f, &v.file_size) < 0 ? mv_fail("%s: cannot read its size", path) : 0;
-        if (rc == 0) rc = read_u64(f, path, "train/checksum/weights", &want);
-        if (rc == 0) rc = hash_group(f, &v, "/", SALT_WEIGHT, &got);
-        if (rc == 0 && got != want) rc = mv_fail("%s: the weights do not match their checksum (corrupt file)", path);
+        rc = verify_weights(f, &v);
         free(v.buf);
     }
     H5Fclose(f);

@@ -1,6 +1,9 @@
 // Whether a run may resume a checkpoint (see checkpoint.h, docs/checkpoints.md "Resume
 // rules"): the saved and the current configuration are compared key by key through the
-// configuration's key tables, so every key is covered and messages use the keys' names.
+// configuration's key tables, so every key is covered and messages use the keys' names. Also
+// the warnings of eval and predict about a checkpoint evaluated otherwise than it was trained
+// (checkpoint_warn_eval_config), and the loader position a resume continues from
+// (checkpoint_resume_cursor).
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include <stdbool.h>

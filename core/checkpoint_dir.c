@@ -134,8 +134,8 @@ int checkpoint_rotate(const char *dir, int keep) {
     checkpoint_latest_name(dir, latest, sizeof latest);
     // Checkpoints above the step `latest` names are the course a rewind left (--resume PATH to an
     // older one): they stay, for a --resume PATH that means them, but do not count among the
-    // `keep`. Counted, they used to crowd out this course's own: with two of them and keep 3,
-    // only `latest` was left of it, and nothing for --resume auto to fall back to were it damaged.
+    // `keep`: counted, they would crowd out this course's own (with two of them and keep 3, only
+    // `latest` would be left of it, and nothing for --resume auto to fall back to were it damaged).
     int64_t bound = checkpoint_iter_step(latest);
     int deleted = 0, rc = 0, kept = 0;
     for (int i = 0; i < count; i++) {

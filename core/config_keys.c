@@ -230,7 +230,7 @@ void key_format_float(char *out, size_t cap, float x) {
     yaml_float_style(out, cap);
 }
 
-void key_format_double(char *out, size_t cap, double x) {
+static void key_format_double(char *out, size_t cap, double x) {
     if (!out || cap < 2) return;
     if (x == floor(x) && fabs(x) < 1e15) { snprintf(out, cap, "%.0f", x); return; }
     for (int prec = 1; prec <= 17; prec++) {

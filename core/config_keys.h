@@ -61,6 +61,5 @@ int key_parse_doubles(double *out, int max, const mv_key *k, const char *value);
 int key_check_range(const mv_key *k, double x);
 // Shortest decimal text that reads back to exactly the same float / double.
 void key_format_float(char *out, size_t cap, float x);
-void key_format_double(char *out, size_t cap, double x);
 // A double-quoted YAML string with escapes.
 void key_format_string(char *out, size_t cap, const char *s);

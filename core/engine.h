@@ -36,10 +36,9 @@ struct mv_engine {
     // The last forward's logits [B, H0, W0, K] into host memory. 0 or -1.
     int (*logits)(mv_model *m, float *host);
     // Parameters, buffers, the optimizer's moments (o != NULL) and the gradients (grads):
-    // device -> host arenas (before a checkpoint is written); parameters, buffers and moments
-    // host -> device (after one is loaded). 0 or -1.
+    // device -> host arenas (before a checkpoint is written). The other way, a loaded
+    // checkpoint reaches the device through attach, which uploads the host arenas. 0 or -1.
     int (*to_host)(mv_model *m, mv_optimizer *o, bool grads);
-    int (*to_device)(mv_model *m, mv_optimizer *o);
     // Copies bytes of one of the model's device arrays (an activation, a mask) to host memory.
     int (*read)(void *host, const void *src, size_t bytes);
 };

@@ -1,6 +1,7 @@
 // The parameter registry: every parameter and buffer of the model by its PyTorch state_dict
 // name and shape, with its place in one flat arena (parameters, gradients and buffers each a
-// single allocation), its initialiser and its optimiser flags.
+// single allocation) and its initialiser. (Learning-rate and decay multipliers are the
+// optimizer's, resolved by name: core/optimizer.h.)
 #pragma once
 #include <stddef.h>
 #include <stdbool.h>

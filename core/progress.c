@@ -1,7 +1,7 @@
 // Progress lines of long loops (see progress.h).
 #include "core/progress.h"
 #include "core/clock.h"
-#include "kernels/cpu/profile.h"
+#include <math.h>
 #include <unistd.h>
 
 void progress_begin(mv_progress *p, FILE *f, const char *prefix, const char *unit, int64_t start, int64_t total) {
@@ -25,7 +25,7 @@ void progress_update(mv_progress *p, int64_t done) {
     if (last && !p->tty && p->log_quiet_short && !p->said) return;
     double rate = (double)(done - p->start) / (t - p->t0 > 1e-9 ? t - p->t0 : 1e-9);
     char eta[32];
-    prof_fmt_duration(eta, sizeof eta, (double)(p->total - done) / (rate > 0 ? rate : 1e-12));
+    mv_fmt_duration(eta, sizeof eta, (double)(p->total - done) / (rate > 0 ? rate : 1e-12));
     fprintf(p->f, "%s%s %lld/%lld %s  %.*f %s/s  ETA %s%s", p->tty ? "\r" : "", p->prefix, (long long)done,
             (long long)p->total, p->unit, rate < 10 ? 2 : 1, rate, p->unit, eta, p->tty ? "   " : "\n");
     fflush(p->f);
@@ -36,4 +36,12 @@ void progress_update(mv_progress *p, int64_t done) {
 void progress_end(mv_progress *p) {
     if (p->f && p->tty && p->said) fputc('\n', p->f);
     p->said = false;
+}
+
+void mv_fmt_duration(char *out, size_t n, double s) {
+    if (s < 0 || !isfinite(s)) snprintf(out, n, "?");
+    else if (s < 60) snprintf(out, n, "%.0fs", s);
+    else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else if (s < 3.6e9) snprintf(out, n, "%lldh%02dm", (long long)s / 3600, (int)((long long)s % 3600 / 60));
+    else snprintf(out, n, "?");   // a rate near zero
 }

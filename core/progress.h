@@ -30,3 +30,5 @@ void progress_begin(mv_progress *p, FILE *f, const char *prefix, const char *uni
 void progress_update(mv_progress *p, int64_t done);
 // Ends the line a terminal was rewriting, so that what follows starts on a line of its own.
 void progress_end(mv_progress *p);
+// A duration for progress lines: "42s", "3m05s", "2h07m" ("?" when negative or not finite).
+void mv_fmt_duration(char *out, size_t n, double seconds);

@@ -16,7 +16,7 @@
 #include "core/json_write.h"
 #include "core/schedule.h"
 #include "core/train_internal.h"
-#include "kernels/cpu/profile.h"
+#include "core/progress.h"
 
 // Pushes the records written to metrics.jsonl to the file: a full disk or an I/O error stops the
 // run (records are never dropped silently; a resume trims a line the failure cut short).
@@ -26,13 +26,7 @@ int train_log_flush(trainer *t) {
     return mv_fail("%s/metrics.jsonl: cannot write: %s", t->cfg->run.work_dir, strerror(err ? err : EIO));
 }
 
-// A resumed run repeats the iterations after its checkpoint: the records the lost part of the
-// run logged (iter > keep_iter, and a line cut short by the crash) are removed from
-// metrics.jsonl first, so the log reads like the uninterrupted run's. Rewritten atomically.
-// eval_pending: the checkpoint's own evaluation did not complete and is redone, so the records
-// it logged before it failed (eval records of keep_iter) go too. A complete line that is not a
-// JSON object (damaged on disk, edited by hand) goes as well, with a warning naming it: kept, it
-// would make `maskvim report` refuse the run for good.
+// True when the line is a JSON object, as every record of metrics.jsonl is.
 static bool is_record(const char *line) {
     mv_json rec;
     if (mv_json_parse(&rec, line) < 0) {
@@ -44,6 +38,13 @@ static bool is_record(const char *line) {
     return object;
 }
 
+// A resumed run repeats the iterations after its checkpoint: the records the lost part of the
+// run logged (iter > keep_iter, and a line cut short by the crash) are removed from
+// metrics.jsonl first, so the log reads like the uninterrupted run's. Rewritten atomically.
+// eval_pending: the checkpoint's own evaluation did not complete and is redone, so the records
+// it logged before it failed (eval records of keep_iter) go too. A complete line that is not a
+// JSON object (damaged on disk, edited by hand) goes as well, with a warning naming it: kept, it
+// would make `maskvim report` refuse the run for good.
 static int trim_log(const char *path, long keep_iter, bool eval_pending) {
     FILE *in = fopen(path, "r");
     if (!in) return errno == ENOENT ? 0 : mv_fail("%s: cannot read: %s", path, strerror(errno));
@@ -213,7 +214,7 @@ int train_log_step(trainer *t, long it, bool log_now) {
     double lr = schedule_lr(&cfg->schedule, cfg->optim.lr, it);
     double total = now - c->start, outside = c->data + c->sync;
     char eta_s[32];
-    prof_fmt_duration(eta_s, sizeof eta_s, eta);
+    mv_fmt_duration(eta_s, sizeof eta_s, eta);
     if (log_now) {
         bool stage3 = cfg->model.mask_encoder[3];
         char keep_txt[64], keep_json[64];

@@ -32,8 +32,9 @@ const mv_dataset_converter *convert_find(const char *name) {
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
-                      const char *name) {
+// Appends an item (grows *items; *cap its capacity). Paths too long are an error.
+static int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image,
+                             const char *label, const char *name) {
     if (strlen(image) >= MV_CONVERT_PATH_MAX || strlen(label) >= MV_CONVERT_PATH_MAX) return mv_fail("%s: path too long", image);
     if (strlen(name) >= MV_SAMPLE_NAME_MAX)
         return mv_fail("%s: sample name '%.40s...' too long (%zu characters, at most %d)", image, name, strlen(name),

@@ -99,9 +99,6 @@ int convert_run(mv_convert_stats *stats, const mv_convert_opts *opts, FILE *prog
 
 // (Listing a folder: mv_list_dir and mv_is_dir, core/fs.h.)
 void convert_free_items(mv_convert_item *items, int64_t n);
-// Appends an item (grows *items; *cap its capacity). Paths too long are an error.
-int convert_push_item(mv_convert_item **items, int64_t *n, int64_t *cap, const char *image, const char *label,
-                      const char *name);
 // The flat layout most datasets share: every image `<stem><img_ext>` directly in `idir` pairs
 // with the label `<ldir>/<stem><label_suffix>` (either extension in any case: NAME.JPG, NAME.PNG);
 // the sample is named `<stem>`. A label whose image

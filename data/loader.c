@@ -133,8 +133,8 @@ static int produce(mv_loader *L, worker *wk, ring_slot *slot, int i, int source,
         memcpy(b->labels, wk->smp.label.px, (size_t)wk->smp.label.h * wk->smp.label.w);
         b->h = oh;
         b->w = ow;
-        b->lh = b->orig_h = wk->smp.label.h;
-        b->lw = b->orig_w = wk->smp.label.w;
+        b->lh = wk->smp.label.h;
+        b->lw = wk->smp.label.w;
     }
     return 0;
 }

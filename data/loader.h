@@ -63,7 +63,6 @@ typedef struct {
     int32_t *source;           // [b] which source
     int64_t *sample;           // [b] sample index within its source's split
     char (*names)[MV_SAMPLE_NAME_MAX];
-    int orig_h, orig_w;        // test mode: size of the sample before resizing (= lh, lw)
 } mv_batch;
 
 typedef struct mv_loader mv_loader;

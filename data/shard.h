@@ -50,14 +50,10 @@ int shard_writer_finished(const mv_shard_writer *w);
 // Number of input items (samples written + items skipped) covered by the shards kept by
 // shard_writer_resume. 0 for a fresh split.
 int64_t shard_writer_resume_point(const mv_shard_writer *w);
-// Checks that the kept shards hold exactly the items the caller is about to skip: names[i] is
-// the name of input item i, for i < shard_writer_resume_point(w). When the input changed since
-// the earlier run (items added before the end, removed, renamed), it fails naming an item:
-// resuming would duplicate some samples and lose others.
-int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names);
 // Checks the caller's whole input listing, names[0..n-1] in input order, against what a resumed
 // split_dir holds, before anything is written. An unfinished split: its complete shards must
-// cover no more than n items and hold exactly the first ones (shard_writer_check_resume); 0.
+// cover no more than n items and hold exactly the first ones (else resuming would duplicate
+// some samples and lose others); 0.
 // A finished split: every item it covers (samples and skipped items, as sets) must be among
 // the first ones listed, and no listed item among the first ones missing from it: 1 when they
 // are the whole listing (already done: shard_writer_abort leaves it untouched), 0 when the

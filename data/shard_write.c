@@ -482,7 +482,11 @@ static int name_sets_differ(const char **a, int64_t na, const char **b, int64_t 
     return 0;
 }
 
-int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names) {
+// Checks that the kept shards hold exactly the items the caller is about to skip: names[i] is
+// the name of input item i, for i < w->resume_point. When the input changed since the earlier
+// run (items added before the end, removed, renamed), it fails naming an item: resuming would
+// duplicate some samples and lose others.
+static int shard_writer_check_resume(const mv_shard_writer *w, const char *const *names) {
     int64_t n = w->resume_point;
     if (n == 0) return 0;
     // The kept shards record which items they covered (written names, then skipped entries,

@@ -169,9 +169,6 @@ void fill_ring(raster *r, const shader *s, float cx, float cy, float rx, float r
 // Thick segment (at least one pixel wide).
 void fill_line(raster *r, const shader *s, float x0, float y0, float x1, float y1, float thick);
 void add_glow(raster *r, float x, float y, float radius, const float rgb[3]);
-// The shared texture tables (built once, thread-safe).
-const int8_t *texture_smooth(void);
-const int8_t *texture_grain(void);
 
 // Draws the whole scene, then the domain's image-wide effects (synth_effects.c).
 void render_scene(raster *r, const scene *sc, rng_stream *rng);

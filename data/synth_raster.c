@@ -52,8 +52,9 @@ static void build_textures(void) {
         }
 }
 
-const int8_t *texture_smooth(void) { pthread_once(&g_tex_once, build_textures); return g_smooth; }
-const int8_t *texture_grain(void) { pthread_once(&g_tex_once, build_textures); return g_grain; }
+// The shared texture tables (built once, thread-safe).
+static const int8_t *texture_smooth(void) { pthread_once(&g_tex_once, build_textures); return g_smooth; }
+static const int8_t *texture_grain(void) { pthread_once(&g_tex_once, build_textures); return g_grain; }
 
 // ---------------------------------------------------------------------------------------
 // Shading

@@ -92,8 +92,8 @@ static bool wanted(const char *targets, const char *name) {
     return false;
 }
 
-// Every name of --targets must be a data.val source: a misspelt one among good ones used to be
-// dropped silently, the run then reporting fewer domains than asked for with status 0.
+// Every name of --targets must be a data.val source: a misspelt one among good ones, dropped,
+// would leave a report of fewer domains than asked for, with status 0.
 static int check_targets(const char *targets, const mv_config *cfg) {
     if (!targets) return 0;
     char buf[1024];
@@ -291,8 +291,8 @@ static int run_eval(const eval_args *a, int *argc, char ***argv) {
              a->targets ? a->targets : "(all)", a->corrs ? a->corrs : "(none)", a->corrs ? a->sevs : "(none)",
              (unsigned long long)a->corr_seed, a->bgr ? " --corruption-bgr" : "");
     if (rc == 0) rc = config_check_same_on_ranks(cfg, options, &comm);
-    // An empty data.val used to run the model set-up and then fail as "no data.val source matches
-    // --targets '(null)'" (printf of a NULL string): say what is missing, before any work.
+    // An empty data.val: say what is missing before any work (the model set-up would run first,
+    // then fail on the targets).
     if (rc == 0 && cfg->data.num_val == 0)
         rc = mv_fail("data.val is empty: no split to evaluate (e.g. --set 'data.val=[synthetic:clear,/data/bdd/val]')");
     if (rc == 0) rc = check_targets(a->targets, cfg);

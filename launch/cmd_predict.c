@@ -18,7 +18,7 @@
 #include "data/image_io.h"
 #include "data/manifest.h"
 #include "dist/comm.h"
-#include "kernels/cpu/profile.h"
+#include "core/progress.h"
 #include <errno.h>
 #include <unistd.h>
 #include <libgen.h>
@@ -539,7 +539,7 @@ static int run_predict(const predict_args *a, int *argc, char ***argv) {
     if (rc == 0 && inputs.n > 1 && comm.rank == 0) {
         double s = mv_now_s() - t0;
         char took[32];
-        prof_fmt_duration(took, sizeof took, s);
+        mv_fmt_duration(took, sizeof took, s);
         fprintf(stderr, "maskvim predict: %d image%s in %s (%.2f images/s)\n", (int)total[0],
                 total[0] == 1 ? "" : "s", took,
                 s > 0 ? total[0] / s : 0.0);

@@ -185,11 +185,6 @@ static int cuda_to_host(mv_model *m, mv_optimizer *o, bool grads) {
     return o && g.m ? moments(o, m->params.num_params, false) : 0;
 }
 
-static int cuda_to_device(mv_model *m, mv_optimizer *o) {
-    MV_TRY(model_device_upload(m));
-    return o && g.m ? moments(o, m->params.num_params, true) : 0;
-}
-
 static int cuda_read(void *host, const void *src, size_t bytes) {
     MV_TRY(sync_model_stream("GPU step"));
     if (cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost) != cudaSuccess)
@@ -210,7 +205,6 @@ static const mv_engine CUDA_ENGINE = {
     .optimizer_step = cuda_optimizer_step,
     .logits = cuda_logits,
     .to_host = cuda_to_host,
-    .to_device = cuda_to_device,
     .read = cuda_read,
 };
 

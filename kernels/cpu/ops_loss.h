@@ -45,8 +45,9 @@ void position_loss(double *loss, float *dm, const float *m, const float *target,
 #endif
 #define MV_RATIO_STAGES 4
 
-// The order of every operation follows core/model.c's losses(): per-stage sums of the block
-// means in block order, the per-stage terms in stage order, then the per-block terms.
+// The one definition of the ratio loss's arithmetic, shared by the CPU op and the CUDA kernel
+// so both give the same bits. Its order: per-stage sums of the block means in block order, the
+// per-stage terms in stage order, then the per-block terms.
 static inline MV_HOST_DEVICE double mv_ratio_loss_eval(float *grad, const double *stats, const int *group,
                                                        const float *lambda, int nb, int per_stage,
                                                        double alpha1, double world) {

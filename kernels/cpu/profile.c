@@ -23,10 +23,3 @@ void prof_add(mv_prof_op op, int backward, double seconds, double flops) {
     mv_prof_table[op].calls[backward]++;
 }
 
-void prof_fmt_duration(char *out, size_t n, double s) {
-    if (s < 0 || !isfinite(s)) snprintf(out, n, "?");
-    else if (s < 60) snprintf(out, n, "%.0fs", s);
-    else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else if (s < 3.6e9) snprintf(out, n, "%lldh%02dm", (long long)s / 3600, (int)((long long)s % 3600 / 60));
-    else snprintf(out, n, "?");   // a rate near zero
-}

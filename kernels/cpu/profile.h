@@ -16,8 +16,6 @@ extern bool mv_prof_enabled;
 extern int mv_prof_depth;   // ops calling ops (conv -> GEMM) count once, as the outer op
 extern mv_prof_entry mv_prof_table[PROF_COUNT];
 const char *prof_name(mv_prof_op op);
-// A duration for progress lines: "42s", "3m05s", "2h07m" ("?" when negative or not finite).
-void prof_fmt_duration(char *out, size_t n, double seconds);
 void prof_reset(void);
 void prof_add(mv_prof_op op, int backward, double seconds, double flops);
 

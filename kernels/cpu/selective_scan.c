@@ -4,9 +4,11 @@
 // Layout. Projections are computed once per position in natural (h,w) order for all four
 // directions (one GEMM), and each scan order is just an order of visiting positions, so the
 // cross-scan and cross-merge never copy data: direction k's output at step l lands on the
-// position it came from. Work is split into tasks (image b, block of 16 channels); a task runs
-// all four directions in sequence, so y, dx and the per-channel parameter gradients have one
-// writer each and the result does not depend on the number of threads.
+// position it came from. Work is split into tasks (image b, block of 16 channels), each with
+// one writer of its y, dx and per-channel parameter gradients, so the result does not depend
+// on the number of threads. Backward's tasks run the four directions in turn; the model's
+// forward (delta recomputed per direction, delta == NULL) runs one direction at a time over all
+// tasks, so y still receives the directions in the order 0..3.
 //
 // Memory. Forward keeps the state h only at chunk boundaries (every SCAN_CHUNK steps); backward
 // walks chunks from last to first, recomputes the chunk's states from its boundary state, and
@@ -437,13 +439,11 @@ static void backprop_dt(float *dxdbl, float *ddt_w, float *ddt_b, const float *d
     }
 }
 
-// Through xdbl = x @ x_proj_w^T, all four directions at once: dx and dx_proj_w (may be NULL)
-// added to.
+// Through xdbl = x @ x_proj_w^T, all four directions at once: dx and dx_proj_w (NULL: not
+// wanted) added to.
 static void backprop_x_proj(float *dx, float *dx_proj_w, const float *dxdbl, const float *x,
                             const float *x_proj_w, int rows, int E, int P) {
-    if (dx)
-        mv_sgemm(false, false, rows, E, SCAN_K * P, 1.0f, dxdbl,
-                 SCAN_K * P, x_proj_w, E, 1.0f, dx, E);
+    mv_sgemm(false, false, rows, E, SCAN_K * P, 1.0f, dxdbl, SCAN_K * P, x_proj_w, E, 1.0f, dx, E);
     if (dx_proj_w)
         mv_sgemm(true, false, SCAN_K * P, E, rows, 1.0f, dxdbl,
                  SCAN_K * P, x, E, 1.0f, dx_proj_w, E);
