@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/huge_alloc.h"
 #include "core/rng.h"
+#include "kernels/cpu/ops.h"
 #include "kernels/cpu/line_up.h"
 #include <math.h>
 #include <stdarg.h>
@@ -84,7 +85,8 @@ const mv_param *params_find(const mv_params *p, const char *name) {
     return NULL;
 }
 
-void params_zero_grads(mv_params *p) { memset(p->grads, 0, sizeof(float) * p->num_params); }
+// On all threads: maskvim-t's gradients are 232 MB, 20 ms for one thread's memset.
+void params_zero_grads(mv_params *p) { fill(p->grads, 0.0f, p->num_params); }
 
 // Standard normal from two uniforms (Box-Muller).
 static float normal_from(mv_rng4 r) {

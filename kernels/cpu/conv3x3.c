@@ -47,7 +47,7 @@ size_t conv3x3_forward_scratch(int B, int H, int W, int IC, int OC) { return fwd
 static void pad_input(float *P, const float *in, int B, int H, int W, int C) {
     int Wp = W + 2;
     size_t plane = (size_t)(H + 2) * Wp;
-    memset(P, 0, sizeof(float) * B * plane * C);
+    fill(P, 0.0f, (size_t)B * plane * C);
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int y = 0; y < H; y++)
@@ -55,8 +55,10 @@ static void pad_input(float *P, const float *in, int B, int H, int W, int C) {
                    sizeof(float) * W * C);
 }
 
-// Wt[t][oc][ic] = w[oc][ic][t]: each tap's weight as a contiguous GEMM operand.
+// Wt[t][oc][ic] = w[oc][ic][t]: each tap's weight as a contiguous GEMM operand. On all threads:
+// the decoder's weights are half the model (30 M floats in maskvim-t), strided on one side.
 static void split_taps(float *Wt, const float *w, int IC, int OC) {
+    #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++)
         for (int i = 0; i < IC; i++)
             for (int t = 0; t < 9; t++) Wt[((size_t)t * OC + o) * IC + i] = w[((size_t)o * IC + i) * 9 + t];
@@ -96,7 +98,7 @@ void conv3x3_backward(float *din, float *dw, const float *dout, const float *in,
     int rows = (int)(B * plane - 2 * Wp - 2);
     pad_input(P, in, B, H, W, IC);
     // dout on the padded-pitch grid, zero on the thrown-away border columns.
-    memset(Ext, 0, sizeof(float) * B * plane * OC);
+    fill(Ext, 0.0f, (size_t)B * plane * OC);
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int y = 0; y < H; y++)
@@ -108,13 +110,15 @@ void conv3x3_backward(float *din, float *dw, const float *dout, const float *in,
             mv_sgemm(true, false, OC, IC, rows, 1.0f, Ext, OC,
                      P + off * IC, IC, 0.0f, dWt + (size_t)t * OC * IC, IC);
         }
+        // Each element of dw has one writer and one addition: the same bits on any thread count.
+        #pragma omp parallel for schedule(static)
         for (int o = 0; o < OC; o++)
             for (int i = 0; i < IC; i++)
                 for (int t = 0; t < 9; t++) dw[((size_t)o * IC + i) * 9 + t] += dWt[((size_t)t * OC + o) * IC + i];
     }
     if (!din) { PROF_STOP(PROF_CONV3X3, 1, 18.0 * B * H * W * IC * OC * ((din != NULL) + (dw != NULL))); return; }
     split_taps(Wt, w, IC, OC);
-    memset(dP, 0, sizeof(float) * B * plane * IC);
+    fill(dP, 0.0f, (size_t)B * plane * IC);
     for (int t = 0; t < 9; t++) {
         size_t off = (size_t)(t / 3) * Wp + t % 3;
         mv_sgemm(false, false, rows, IC, OC, 1.0f, Ext, OC,

@@ -71,8 +71,14 @@ void nhwc_to_nchw(float *out, const float *in, int B, int H, int W, int C) {
 }
 
 void fill(float *x, float v, size_t n) {
-    // Large fills (the step's zeroing of every activation gradient) on all threads.
-    #pragma omp parallel for schedule(static) if (n >= ((size_t)1 << 16))
+    // Large fills (the step's zeroing of every activation gradient) on all threads; a small one
+    // stays serial without entering a parallel region at all (an `if` clause still starts one,
+    // about a microsecond each, and a small model's step makes a hundred such fills).
+    if (n < ((size_t)1 << 16)) {
+        for (size_t i = 0; i < n; i++) x[i] = v;
+        return;
+    }
+    #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) x[i] = v;
 }
 
