@@ -224,9 +224,12 @@ void layernorm_backward(float *din, float *dw, float *db, const float *dout, con
     // each row per walk over the rows, with a walk per block).
     int nblk = C / 16, per = (nblk + omp_get_max_threads() - 1) / omp_get_max_threads();
     per = per < 1 ? 1 : (per > LN_DW_BLOCKS ? LN_DW_BLOCKS : per);
-    int ntask = (nblk + per - 1) / per;
+    // The tail (channels after the last whole block) is a task of its own only when there is
+    // one: an empty extra task would tip the static split (C = 64 on two threads: tasks 0 and 1
+    // on one thread, the empty tail on the other).
+    int ntask = (nblk + per - 1) / per, tail = nblk * 16 < C;
     #pragma omp parallel for schedule(static)
-    for (int task = 0; task <= ntask; task++) {
+    for (int task = 0; task < ntask + tail; task++) {
         if (task < ntask) {
             int b0 = task * per, nb = nblk - b0 < per ? nblk - b0 : per;
             ln_dwdb_blocks(dw + 16 * b0, db + 16 * b0, dout + 16 * b0, in + 16 * b0, mean, rstd, N, C, nb);
