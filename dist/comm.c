@@ -4,6 +4,7 @@
 #include "core/build_info.h"
 #include "core/clock.h"
 #include "dist/comm_mpi.h"
+#include "dist/startup_watchdog.h"
 #include "core/error.h"
 #include <limits.h>
 #ifdef __GLIBC__
@@ -137,6 +138,10 @@ static int check_same_build(mv_comm *c) {
 }
 #endif
 
+#ifdef MV_HAVE_MPI
+static int comm_init_mpi(mv_comm *c, int *argc, char ***argv);
+#endif
+
 int comm_init(mv_comm *c, int *argc, char ***argv) {
     memset(c, 0, sizeof *c);
     c->world = 1;
@@ -145,6 +150,26 @@ int comm_init(mv_comm *c, int *argc, char ***argv) {
     MV_TRY(read_timeout(&c->timeout_s));
 #ifdef MV_HAVE_MPI
     if (!launched_by_mpi()) return 0;
+    // Watched from here to the end of the first collectives (the build check): MPI_Init's own
+    // wait for the other ranks has no timeout.
+    mv_startup_watchdog *watchdog = startup_watchdog_start(startup_watchdog_limit(c->timeout_s), "MPI start-up");
+    int rc = comm_init_mpi(c, argc, argv);
+    startup_watchdog_stop(watchdog);
+    return rc;
+#else
+    (void)argc;
+    (void)argv;
+    // Without MPI, N copies started by mpirun would each train alone: refuse instead.
+    const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!size) size = getenv("PMI_SIZE");
+    if (size && atoi(size) > 1)
+        return mv_fail("comm_init: started as one of %s ranks, but this maskvim was built without MPI", size);
+    return 0;
+#endif
+}
+
+#ifdef MV_HAVE_MPI
+static int comm_init_mpi(mv_comm *c, int *argc, char ***argv) {
     int inited = 0, finalized = 0;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
@@ -186,17 +211,9 @@ int comm_init(mv_comm *c, int *argc, char ***argv) {
         comm_finalize(c);
         return -1;
     }
-#else
-    (void)argc;
-    (void)argv;
-    // Without MPI, N copies started by mpirun would each train alone: refuse instead.
-    const char *size = getenv("OMPI_COMM_WORLD_SIZE");
-    if (!size) size = getenv("PMI_SIZE");
-    if (size && atoi(size) > 1)
-        return mv_fail("comm_init: started as one of %s ranks, but this maskvim was built without MPI", size);
-#endif
     return 0;
 }
+#endif
 
 void comm_finalize(mv_comm *c) {
 #ifdef MV_HAVE_MPI

@@ -6,6 +6,8 @@
 #   hang:  the rank is stuck; the other gives up after MV_COMM_TIMEOUT seconds and aborts;
 #   hang-at-exit: the rank is stuck after the last collective; the other used to wait in
 #          MPI_Finalize, which has no timeout, for ever; it gives up after MV_COMM_TIMEOUT too.
+#   stalled before MPI_Init: the rank stops (SIGSTOP) before maskvim even starts; the other waits
+#          inside MPI_Init, which has no timeout of its own, until MV_COMM_STARTUP_TIMEOUT.
 # And in training: a rank stopped (SIGSTOP) during an evaluation. Rank 0 times out in it, writes
 # the checkpoint that keeps the training (whole, `latest` names it), and then cannot hear from
 # the other rank whether the save went well: its message must say what is true, that the file
@@ -39,6 +41,20 @@ grep -q "maskvim: rank 0/2: .*not complete after 3 s: a rank has stopped or is s
 run_failing hang-at-exit
 grep -q "maskvim: rank 0/2: at exit: barrier: not complete after 3 s" "$TMP/hang-at-exit.out" \
     || { cat "$TMP/hang-at-exit.out"; fail "hang-at-exit: rank 0 did not report the timeout"; }
+
+# A rank that never reaches MPI_Init: rank 1's shell stops itself before it runs maskvim.
+printf '#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then kill -STOP $$; fi\nexec "$@"\n' >"$TMP/stall.sh"
+chmod +x "$TMP/stall.sh"
+start=$(date +%s)
+MV_COMM_STARTUP_TIMEOUT=4 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_COMM_STARTUP_TIMEOUT -np 2 \
+    "$TMP/stall.sh" "$MV_BIN" bench-allreduce --max-bytes 64K >"$TMP/stall.out" 2>&1
+rc=$?
+end=$(date +%s)
+echo "-- a rank stalled before MPI_Init: exit status $rc after $((end - start)) s"
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { cat "$TMP/stall.out"; fail "stalled before MPI_Init: exit status $rc"; }
+[ $((end - start)) -le 40 ] || fail "stalled before MPI_Init: the job took $((end - start)) s to end"
+grep -q "maskvim: rank 0: MPI start-up not complete after 4 s: a rank has not started or is stuck" "$TMP/stall.out" \
+    || { cat "$TMP/stall.out"; fail "stalled before MPI_Init: rank 0 did not report it"; }
 
 # The rank of MPI rank 1 among mpirun's children ($1: mpirun's parent, `timeout`), once it runs.
 rank1_pid() {
