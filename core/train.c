@@ -223,6 +223,10 @@ static int fail_keeping_work(trainer *t, const char *what, const char *why_in, b
         if (saved[0]) return -1;   // written but not confirmed: save_step's message says all
         char err[MV_ERRMSG_MAX];
         snprintf(err, sizeof err, "%s", mv_last_error());
+        if (t->comm->rank != 0)   // rank 0 saves: whether it did, this rank could not learn
+            return mv_fail("%s: %s; rank 0 was to save the training done so far, but this rank could not learn "
+                           "whether it did (%s): rank 0's message says; `--resume auto` continues from the newest "
+                           "whole checkpoint in %s", what, why, err, t->cfg->run.work_dir);
         return mv_fail("%s: %s; saving the training done so far failed as well: %s", what, why, err);
     }
     if (t->comm->rank != 0) return mv_fail("%s: %s", what, why);

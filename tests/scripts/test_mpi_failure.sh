@@ -56,19 +56,19 @@ echo "-- a rank stalled before MPI_Init: exit status $rc after $((end - start)) 
 grep -q "maskvim: rank 0: MPI start-up not complete after 4 s: a rank has not started or is stuck" "$TMP/stall.out" \
     || { cat "$TMP/stall.out"; fail "stalled before MPI_Init: rank 0 did not report it"; }
 
-# The rank of MPI rank 1 among mpirun's children ($1: mpirun's parent, `timeout`), once it runs.
-rank1_pid() {
+# The pid of MPI rank $2 among mpirun's children ($1: mpirun's parent, `timeout`), once it runs.
+rank_pid() {
     local m p
     for m in $(pgrep -P "$1"); do
         for p in $(pgrep -P "$m") $m; do
-            grep -qz "^OMPI_COMM_WORLD_RANK=1$" "/proc/$p/environ" 2>/dev/null && { echo "$p"; return 0; }
+            grep -qz "^OMPI_COMM_WORLD_RANK=$2$" "/proc/$p/environ" 2>/dev/null && { echo "$p"; return 0; }
         done
     done
     return 1
 }
 
-# Rank 1 is stopped once rank 0 has logged the evaluation of the first domain (clear) at
-# iteration 3: rank 1 cannot have left the evaluation by then, as the second domain's sums need
+# Of three ranks, rank 2 is stopped once rank 0 has logged the evaluation of the first domain
+# (clear) at iteration 3: rank 2 cannot have left the evaluation by then, as the second domain's sums need
 # rank 0, so every collective rank 0 meets next is the evaluation's. Should the stop still come
 # late (the machine busy elsewhere: the job then fails at a later collective), it is tried again.
 source "$(dirname "${BASH_SOURCE[0]}")/train_common.sh"
@@ -76,17 +76,17 @@ EVAL_SETS=(--set run.eval_every=3 --set data.val=[synthetic:clear,synthetic:dusk
 stop_during_eval() {   # work dir; leaves the job's output in DIR.out
     local d=$1 mp r1="" rc=0
     rm -rf "$d"
-    MV_COMM_TIMEOUT=3 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_COMM_TIMEOUT -x MV_SYNTH_CACHE -np 2 \
+    MV_COMM_TIMEOUT=3 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_COMM_TIMEOUT -x MV_SYNTH_CACHE -np 3 \
         "$MV_BIN" train "${TRAIN_SETS[@]}" "${EVAL_SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$d" \
         >"$d.out" 2>&1 &
     mp=$!
-    while [ -z "$r1" ] && kill -0 "$mp" 2>/dev/null; do r1=$(rank1_pid "$mp") || true; [ -n "$r1" ] || sleep 0.02; done
+    while [ -z "$r1" ] && kill -0 "$mp" 2>/dev/null; do r1=$(rank_pid "$mp" 2) || true; [ -n "$r1" ] || sleep 0.02; done
     while kill -0 "$mp" 2>/dev/null && ! grep -qs '"type": "eval", "iter": 3, "domain": "clear"' "$d/metrics.jsonl"; do
         sleep 0.02; done   # (a spin here would take a core from the two ranks)
     [ -n "$r1" ] && kill -STOP "$r1" 2>/dev/null
     wait "$mp" || rc=$?
     [ -n "$r1" ] && kill -KILL "$r1" 2>/dev/null   # (mpirun ended it; only if it did not)
-    echo "-- rank 1 stopped during the evaluation at iteration 3: exit status $rc"
+    echo "-- rank 2 stopped during the evaluation at iteration 3: exit status $rc"
     [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { cat "$d.out"; fail "stopped during an evaluation: exit status $rc"; }
 }
 D=$TMP/evalstop
@@ -95,14 +95,17 @@ for try in 1 2 3; do
     grep -q "the evaluation at iteration 3 failed: " "$D.out" && break
     echo "(the stop came after the evaluation; try $try of 3)"
 done
-grep -q "the evaluation at iteration 3 failed: .*not complete after 3 s" "$D.out" || { cat "$D.out"; fail "rank 1 never stopped during the evaluation"; }
-grep -q "rank 0 saved the training state of iteration 3 in $D/iter_3.h5, but the other rank could not confirm it (the same failure): once the cause is fixed, \`--resume auto\` continues from it (the resume runs the evaluation first)" "$D.out" \
+grep -q "the evaluation at iteration 3 failed: .*not complete after 3 s" "$D.out" || { cat "$D.out"; fail "rank 2 never stopped during the evaluation"; }
+grep -q "rank 0 saved the training state of iteration 3 in $D/iter_3.h5, but the other ranks could not confirm it (the same failure): once the cause is fixed, \`--resume auto\` continues from it (the resume runs the evaluation first)" "$D.out" \
     || { cat "$D.out"; fail "rank 0 does not say that it saved iter_3.h5"; }
 grep -q "failed as well" "$D.out" && fail "a save that was written is reported as failed: $(grep 'failed as well' "$D.out")"
+# Rank 1, which does not save, cannot know whether rank 0 did: it says so, and points to rank 0.
+grep -q "rank 1/3: .*rank 0 was to save the training done so far, but this rank could not learn whether it did" "$D.out" \
+    || { cat "$D.out"; fail "rank 1's message does not say that it could not learn of the save"; }
 [ "$(cat "$D/latest")" = iter_3.h5 ] || fail "latest names $(cat "$D/latest"), not iter_3.h5"
 # As the message says: the resume (one rank, the same global batch) continues from it, redoing
 # the evaluation, and keeps the best.h5 that evaluation wrote before it failed.
-"$MV_BIN" train "${TRAIN_SETS[@]}" "${EVAL_SETS[@]}" --set data.batch_per_rank=2 --set run.work_dir="$D" --resume auto \
+"$MV_BIN" train "${TRAIN_SETS[@]}" "${EVAL_SETS[@]}" --set data.batch_per_rank=3 --set run.work_dir="$D" --resume auto \
     --stop-after 1 >"$D.resume" 2>&1 || { cat "$D.resume"; fail "the resume failed"; }
 grep -q "resumed from $D/iter_3.h5 at iteration 3" "$D.resume" && grep -q "evaluation at iteration 3 did not complete before: running it now" "$D.resume" \
     || { cat "$D.resume"; fail "the resume did not continue from iter_3.h5 with its evaluation"; }
