@@ -168,14 +168,18 @@ int train_load_start(trainer *t, mv_loader_cursor *cursor, bool *resumed) {
 // crash before this run's first checkpoint makes `--resume auto` continue from a later
 // checkpoint of the course this resume left (a rewind: the log then lacks the iterations
 // between) or, for a checkpoint from another folder, start over from scratch. best.h5 comes
-// first: a crash between the two leaves no checkpoint adopted, and the resume is redone. (A
-// failure here on rank 0 ends every rank: cmd_train aborts the job.)
+// first: a crash between the two leaves no checkpoint adopted, and the resume is redone; a
+// checkpoint copy that fails (a full disk) takes the best.h5 just copied away again, since no
+// resume of this folder would continue that course. "resumed from" is said once the resume
+// holds. (A failure here on rank 0 ends every rank: cmd_train aborts the job.)
 int train_record_start(trainer *t, bool resumed) {
     if (t->comm->rank != 0) return 0;
     const char *wd = t->cfg->run.work_dir;
-    if (resumed) printf("maskvim: resumed from %s at iteration %lld\n", t->resume_path, (long long)t->st.iter);
     // Nothing to train (an evaluation left pending is still run: it writes a checkpoint).
-    if (train_nothing_to_do(t, resumed)) return 0;
+    if (train_nothing_to_do(t, resumed)) {
+        if (resumed) printf("maskvim: resumed from %s at iteration %lld\n", t->resume_path, (long long)t->st.iter);
+        return 0;
+    }
     char path[1100], adopted[1024];
     snprintf(path, sizeof path, "%s/config.yaml", wd);
     MV_TRY(config_save(path, t->cfg));
@@ -198,9 +202,22 @@ int train_record_start(trainer *t, bool resumed) {
     else if (rc == MV_BEST_REMOVED)
         printf("maskvim: removed %s/best.h5: it is of another course than %s (which has no evaluation yet); the next "
                "evaluation writes it\n", wd, t->resume_path);
+    bool best_copied = rc == MV_BEST_COPIED;
     rc = checkpoint_adopt(wd, t->resume_path, (int64_t)t->opt.step, adopted, sizeof adopted);
+    if (rc < 0) {
+        if (best_copied) {
+            char msg[MV_ERRMSG_MAX];
+            snprintf(msg, sizeof msg, "%s", mv_last_error());
+            snprintf(path, sizeof path, "%s/best.h5", wd);
+            remove(path);
+            mv_sync_dir(wd);
+            return mv_fail("%s; nothing was resumed (the best.h5 copied for it is removed again)", msg);
+        }
+        return mv_fail_context("nothing was resumed");
+    }
     if (rc > 0) printf("maskvim: %s/latest now names %s, where this run continues from\n", wd, adopted);
-    return rc < 0 ? -1 : 0;
+    printf("maskvim: resumed from %s at iteration %lld\n", t->resume_path, (long long)t->st.iter);
+    return 0;
 }
 
 // Every rank: the device that trains and the step context. The GPU engine moves the (initial or

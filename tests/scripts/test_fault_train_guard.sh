@@ -15,7 +15,10 @@
 #      the optimizer): the run stops before evaluating or saving them (it wrote a checkpoint of
 #      them, which could never be resumed, and rotated the finite ones away);
 #   6. two ranks started with different configurations: every rank stops, naming the key (a rank
-#      with another seed or learning rate trained on silently).
+#      with another seed or learning rate trained on silently);
+#   7. a `--resume OTHER/iter_N.h5` into a folder whose disk fills while the checkpoint is copied
+#      in: an error saying nothing was resumed, and no best.h5 of the other run left behind (it
+#      printed "resumed from", and a later `--resume auto` started over beside that best.h5).
 set -euo pipefail
 SECONDS=0
 stamp() { echo "[$SECONDS s] $*"; }
@@ -27,8 +30,10 @@ export OMP_NUM_THREADS=1
 TMP=${MV_TEST_TMP:-/tmp}/fault_train_guard.$$
 mkdir -p "$TMP"
 busy=""   # check 4's endless training, ended on the way out if a check fails while it runs
+mounted=""   # check 7's tmpfs
 cleanup() {
     if [ -n "$busy" ]; then kill -9 "$busy" 2>/dev/null || true; wait "$busy" 2>/dev/null || true; fi
+    if [ -n "$mounted" ]; then umount "$mounted" 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -238,5 +243,26 @@ if command -v mpirun >/dev/null 2>&1 && grep -q "Built with MPI: yes" <<<"$("$MV
     passed=$((passed + 1)); stamp "check $passed done"
 else
     echo "SKIP 6: no MPI"
+fi
+# 7. A 9 MiB file system: the other run's best.h5 (a checkpoint, about 5.9 MB) is copied in, then
+#    its iter_2.h5 does not fit.
+run --set run.work_dir="$TMP/src7" --set run.eval_every=2 --stop-after 2 >/dev/null
+[ -e "$TMP/src7/best.h5" ] || fail "7: the source run has no best.h5"
+mkdir -p "$TMP/small"
+if mount -t tmpfs -o size=9m tmpfs "$TMP/small" 2>/dev/null; then
+    mounted="$TMP/small"
+    rc=0
+    run --set run.work_dir="$TMP/small/run" --set run.eval_every=2 --resume "$TMP/src7/iter_2.h5" \
+        >"$TMP/adopt.log" 2>&1 || rc=$?
+    [ "$rc" -eq 1 ] || fail "7: exit status $rc, not 1: $(tail -3 "$TMP/adopt.log")"
+    grep -q "not enough free space" "$TMP/adopt.log" && grep -q "nothing was resumed" "$TMP/adopt.log" \
+        || fail "7: the error does not say that nothing was resumed: $(tail -3 "$TMP/adopt.log")"
+    ! grep -q "resumed from" "$TMP/adopt.log" || fail "7: a failed adoption said it resumed: $(cat "$TMP/adopt.log")"
+    [ ! -e "$TMP/small/run/best.h5" ] || fail "7: the other run's best.h5 was left behind"
+    umount "$TMP/small"
+    mounted=""
+    passed=$((passed + 1)); stamp "check $passed done"
+else
+    echo "SKIP 7: cannot mount a tmpfs here (needs root)"
 fi
 echo "$passed passed, 0 failed"
