@@ -206,12 +206,10 @@ int train_record_start(trainer *t, bool resumed) {
     rc = checkpoint_adopt(wd, t->resume_path, (int64_t)t->opt.step, adopted, sizeof adopted);
     if (rc < 0) {
         if (best_copied) {
-            char msg[MV_ERRMSG_MAX];
-            snprintf(msg, sizeof msg, "%s", mv_last_error());
             snprintf(path, sizeof path, "%s/best.h5", wd);
             remove(path);
             mv_sync_dir(wd);
-            return mv_fail("%s; nothing was resumed (the best.h5 copied for it is removed again)", msg);
+            return mv_fail_context("nothing was resumed (the best.h5 copied in for it is removed again)");
         }
         return mv_fail_context("nothing was resumed");
     }
