@@ -228,12 +228,9 @@ int convert_list_file(mv_convert_item **items, int64_t *n, const mv_dataset_conv
     if (rc == 0 && ferror(f)) rc = mv_fail("%s: read error", list_file);
     fclose(f);
     if (rc < 0) return rc;
-    if (*n == 1 && absent == 1)
-        return mv_fail("%s: the one file %s lists is in neither %s nor %s (is --root the folder of the raw download?)",
-                       root, list_file, idir, ldir);
-    if (*n > 1 && absent == *n)
-        return mv_fail("%s: none of the %lld files %s lists is in %s or %s (is --root the folder of the raw download?)",
-                       root, (long long)*n, list_file, idir, ldir);
+    if (*n > 0 && absent == *n)
+        return mv_fail("%s: no file that %s lists (%lld listed) is in %s or %s (is --root the folder of the raw "
+                       "download?)", root, list_file, (long long)*n, idir, ldir);
     if (*n) qsort(*items, (size_t)*n, sizeof **items, cmp_item_names);
     for (int64_t i = 1; i < *n; i++)
         if (!strcmp((*items)[i - 1].name, (*items)[i].name)) {
@@ -478,23 +475,21 @@ static void set_source(mv_shard_writer *w, const mv_convert_opts *o, const mv_da
     if (o->list_file) shard_writer_set_source(w, "list", realpath(o->list_file, abs) ? abs : o->list_file);
 }
 
-// A finished split whose items are not this input's: when its manifest says it was converted
-// from another split or dataset, the likely mistake is the --out folder, not a changed input;
-// msg (the refusal) gets that said.
-static void other_split_hint(const char *msg, const mv_convert_opts *o, const mv_dataset_converter *conv) {
+// Fails with `msg`, the refusal of an input that is not what the folder's split holds. When a
+// finished split's manifest says it was converted from another split or dataset, the likely
+// mistake is the --out folder, not a changed input: that is said first.
+static void refuse_input(const char *msg, const mv_convert_opts *o, const mv_dataset_converter *conv, bool finished) {
     mv_manifest m;
-    if (manifest_read(&m, o->out) < 0) {
-        mv_fail("%s", msg);   // the refusal stands as it was
-        return;
-    }
-    const char *ds = manifest_source(&m, "dataset"), *sp = manifest_source(&m, "split");
+    bool read = finished && manifest_read(&m, o->out) == 0;
+    const char *ds = read ? manifest_source(&m, "dataset") : NULL, *sp = read ? manifest_source(&m, "split") : NULL;
+    const char *root = read ? manifest_source(&m, "root") : NULL;
     if (ds && sp && (strcmp(ds, conv->name) || strcmp(sp, o->split)))
         mv_fail("%s holds %s split '%s' (converted from %s), and this conversion is %s split '%s': is --out the "
                 "folder meant? (--fresh would replace it; what the check found: %s)", o->out, ds, sp,
-                manifest_source(&m, "root") ? manifest_source(&m, "root") : "?", conv->name, o->split, msg);
+                root ? root : "?", conv->name, o->split, msg);
     else
         mv_fail("%s", msg);
-    manifest_free(&m);
+    if (read) manifest_free(&m);
 }
 
 static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_converter *conv,
@@ -514,8 +509,7 @@ static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_c
         char msg[MV_ERRMSG_MAX], limit[96] = "";
         if (limited) snprintf(limit, sizeof limit, " (this run lists only the first %lld: --limit)", (long long)n);
         snprintf(msg, sizeof msg, "%s%s", mv_last_error(), limit);
-        mv_fail("%s", msg);
-        if (shard_writer_finished(w)) other_split_hint(msg, o, conv);
+        refuse_input(msg, o, conv, shard_writer_finished(w));
         shard_writer_abort(w);
         return NULL;
     }

@@ -25,19 +25,33 @@ const char *comm_backend_name(mv_dist_backend b) {
     return "?";
 }
 
-// MV_COMM_TIMEOUT overrides the default collective timeout (torch's default is 30 minutes too:
-// long enough for one rank to evaluate while the others wait, short enough not to hang a queue).
-static int read_timeout(double *timeout_s) {
-    *timeout_s = 1800.0;
-    const char *t = getenv("MV_COMM_TIMEOUT");
+// A number of seconds from the environment variable `var`; *seconds is left as it is when unset.
+static int read_seconds(const char *var, double *seconds) {
+    const char *t = getenv(var);
     if (!t || !*t) return 0;
     char *end = NULL;
     double v = strtod(t, &end);
     if (end == t || *end != '\0' || !(v >= 0.0) || v > 1e9)
-        return mv_fail("MV_COMM_TIMEOUT=%s: expected a number of seconds >= 0 (0: no timeout)", t);
-    *timeout_s = v;
+        return mv_fail("%s=%s: expected a number of seconds >= 0 (0: no timeout)", var, t);
+    *seconds = v;
     return 0;
 }
+
+// MV_COMM_TIMEOUT overrides the default collective timeout (torch's default is 30 minutes too:
+// long enough for one rank to evaluate while the others wait, short enough not to hang a queue).
+static int read_timeout(double *timeout_s) {
+    *timeout_s = 1800.0;
+    return read_seconds("MV_COMM_TIMEOUT", timeout_s);
+}
+
+#ifdef MV_HAVE_MPI
+// The start-up watchdog's limit: MV_COMM_STARTUP_TIMEOUT, else the collectives' timeout but at
+// least 60 s (a healthy start of many ranks can take a while); 0: none.
+static int read_startup_limit(double *limit_s, double timeout_s) {
+    *limit_s = timeout_s > 0.0 && timeout_s < 60.0 ? 60.0 : timeout_s;
+    return read_seconds("MV_COMM_STARTUP_TIMEOUT", limit_s);
+}
+#endif
 
 #ifdef MV_HAVE_MPI
 // A process started by mpirun (Open MPI), mpiexec.hydra (MPICH) or a PMIx launcher such as srun
@@ -152,7 +166,9 @@ int comm_init(mv_comm *c, int *argc, char ***argv) {
     if (!launched_by_mpi()) return 0;
     // Watched from here to the end of the first collectives (the build check): MPI_Init's own
     // wait for the other ranks has no timeout.
-    mv_startup_watchdog *watchdog = startup_watchdog_start(startup_watchdog_limit(c->timeout_s), "MPI start-up");
+    double limit_s;
+    MV_TRY(read_startup_limit(&limit_s, c->timeout_s));
+    mv_startup_watchdog *watchdog = startup_watchdog_start(limit_s, "MPI start-up");
     int rc = comm_init_mpi(c, argc, argv);
     startup_watchdog_stop(watchdog);
     return rc;

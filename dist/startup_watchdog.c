@@ -19,18 +19,6 @@ struct mv_startup_watchdog {
     char what[64];
 };
 
-double startup_watchdog_limit(double comm_timeout_s) {
-    const char *t = getenv("MV_COMM_STARTUP_TIMEOUT");
-    if (t && *t) {
-        char *end = NULL;
-        double v = strtod(t, &end);
-        if (end != t && *end == '\0' && v >= 0.0 && v <= 1e9) return v;
-        fprintf(stderr, "maskvim: MV_COMM_STARTUP_TIMEOUT=%s is not a number of seconds >= 0: ignored\n", t);
-    }
-    if (comm_timeout_s <= 0.0) return 0.0;
-    return comm_timeout_s < 60.0 ? 60.0 : comm_timeout_s;
-}
-
 // The rank as the launcher gave it (MPI cannot say yet: it is what has not started).
 static const char *launcher_rank(void) {
     static const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};

@@ -7,11 +7,9 @@
 
 typedef struct mv_startup_watchdog mv_startup_watchdog;
 
-// The limit: MV_COMM_STARTUP_TIMEOUT seconds when set (0: none), else MV_COMM_TIMEOUT's
-// (comm_timeout_s) but at least 60 s, since a healthy start-up of many ranks can take a while.
-double startup_watchdog_limit(double comm_timeout_s);
-// Starts the watchdog over `what` (a phrase: "MPI start-up"); NULL when the limit is 0 (or
-// the thread cannot start: then start-up is just not watched).
+// Starts the watchdog over `what` (a phrase: "MPI start-up") for limit_s seconds (comm.c reads
+// MV_COMM_STARTUP_TIMEOUT); NULL when the limit is 0 (or the thread cannot start: then start-up
+// is just not watched).
 mv_startup_watchdog *startup_watchdog_start(double limit_s, const char *what);
 // Ends the watch (NULL is allowed).
 void startup_watchdog_stop(mv_startup_watchdog *w);

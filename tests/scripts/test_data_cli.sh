@@ -158,7 +158,7 @@ with h5py.File(f"{root}/glist/shard-00000.h5", "r") as a, h5py.File(f"{root}/gsp
 EOF
 if "$MV_BIN" data convert --dataset gtav --root "$T/gta" --split val --list "$T/gtav_split_val.txt" \
     --out "$T/gl2" 2>"$T/glerr2.txt"; then fail "--list on a root without the flat folders succeeded"; fi
-grep -q "the one file .*gtav_split_val.txt lists is in neither .*gta/images" "$T/glerr2.txt" ||
+grep -q "no file that .*gtav_split_val.txt lists (1 listed) is in .*gta/images" "$T/glerr2.txt" ||
     fail "--list on a split root: $(cat "$T/glerr2.txt")"
 # A label whose image is missing (an incomplete extraction) is an error naming both files, and
 # with --skip-bad a listed skip; it used to be left out of the split without a word.

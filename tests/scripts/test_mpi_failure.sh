@@ -55,6 +55,11 @@ echo "-- a rank stalled before MPI_Init: exit status $rc after $((end - start)) 
 [ $((end - start)) -le 40 ] || fail "stalled before MPI_Init: the job took $((end - start)) s to end"
 grep -q "maskvim: rank 0: MPI start-up not complete after 4 s: a rank has not started or is stuck" "$TMP/stall.out" \
     || { cat "$TMP/stall.out"; fail "stalled before MPI_Init: rank 0 did not report it"; }
+# A limit that is not a number is refused, as MV_COMM_TIMEOUT's is.
+if MV_COMM_STARTUP_TIMEOUT=soon timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_COMM_STARTUP_TIMEOUT -np 1 \
+    "$MV_BIN" bench-allreduce --max-bytes 64K >"$TMP/badlimit.out" 2>&1; then fail "MV_COMM_STARTUP_TIMEOUT=soon accepted"; fi
+grep -q "MV_COMM_STARTUP_TIMEOUT=soon: expected a number of seconds >= 0" "$TMP/badlimit.out" \
+    || { cat "$TMP/badlimit.out"; fail "MV_COMM_STARTUP_TIMEOUT=soon: no message naming it"; }
 
 # The pid of MPI rank $2 among mpirun's children ($1: mpirun's parent, `timeout`), once it runs.
 rank_pid() {
