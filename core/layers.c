@@ -107,3 +107,24 @@ void convmod_backward(mv_convmod *c, float *d_in, const float *in, float *scratc
     if (c->K == 3) conv3x3_backward(d_in, c->dw, c->dconv, in, c->w, scratch, B, c->H, c->W, c->IC, c->OC);
     else linear_backward(d_in, c->dw, NULL, c->dconv, in, c->w, rows, c->IC, c->OC);
 }
+
+// mmseg's fusion of the four levels (UPerNet's FPN outputs, the linear head's projections): level
+// 0 as it is and levels 1..3 resized bilinearly to level 0's size through up[i], concatenated
+// along the channels in blocks of C, level 0 first.
+void levels_concat_forward(const mv_model *m, float *cat, const float *const lv[4], float *const up[4], int C) {
+    int B = m->B, H0 = m->Hs[0], W0 = m->Ws[0], rows0 = B * H0 * W0;
+    channel_slice_forward(cat, lv[0], rows0, 4 * C, 0, C);
+    for (int i = 1; i < 4; i++) {
+        bilinear_forward(up[i], lv[i], B, m->Hs[i], m->Ws[i], H0, W0, C);
+        channel_slice_forward(cat, up[i], rows0, 4 * C, i * C, C);
+    }
+}
+
+void levels_concat_backward(const mv_model *m, float *const d_lv[4], float *const d_up[4], const float *d_cat, int C) {
+    int B = m->B, H0 = m->Hs[0], W0 = m->Ws[0], rows0 = B * H0 * W0;
+    channel_slice_backward(d_lv[0], d_cat, rows0, 4 * C, 0, C);
+    for (int i = 1; i < 4; i++) {
+        channel_slice_backward(d_up[i], d_cat, rows0, 4 * C, i * C, C);
+        bilinear_backward(d_lv[i], d_up[i], B, m->Hs[i], m->Ws[i], H0, W0, C);
+    }
+}

@@ -44,23 +44,17 @@ void linear_head_plan(mv_model *m, mv_arena *A, mv_arena *D, mv_arena *G) {
 }
 
 void linear_head_forward(mv_model *m, const mv_run_ctx *ctx) {
-    int B = m->B, Dc = m->cfg.decoder_channels, H0 = m->Hs[0], W0 = m->Ws[0], rows0 = B * H0 * W0;
+    int B = m->B;
     for (int i = 0; i < 4; i++) convmod_forward(&m->lin[i], m->feat[i], m->scratch, ctx, B);
-    channel_slice_forward(m->lin_cat, m->lin[0].out, rows0, 4 * Dc, 0, Dc);
-    for (int i = 1; i < 4; i++) {
-        bilinear_forward(m->lin_up[i], m->lin[i].out, B, m->Hs[i], m->Ws[i], H0, W0, Dc);
-        channel_slice_forward(m->lin_cat, m->lin_up[i], rows0, 4 * Dc, i * Dc, Dc);
-    }
+    const float *proj[4] = {m->lin[0].out, m->lin[1].out, m->lin[2].out, m->lin[3].out};
+    levels_concat_forward(m, m->lin_cat, proj, m->lin_up, m->cfg.decoder_channels);
     convmod_forward(&m->lin_fuse, m->lin_cat, m->scratch, ctx, B);
 }
 
 void linear_head_backward(mv_model *m, const mv_run_ctx *ctx) {
-    int B = m->B, Dc = m->cfg.decoder_channels, H0 = m->Hs[0], W0 = m->Ws[0], rows0 = B * H0 * W0;
+    int B = m->B;
     convmod_backward(&m->lin_fuse, m->d_lin_cat, m->lin_cat, m->scratch, ctx, B);
-    channel_slice_backward(m->lin[0].dout, m->d_lin_cat, rows0, 4 * Dc, 0, Dc);
-    for (int i = 1; i < 4; i++) {
-        channel_slice_backward(m->d_lin_up[i], m->d_lin_cat, rows0, 4 * Dc, i * Dc, Dc);
-        bilinear_backward(m->lin[i].dout, m->d_lin_up[i], B, m->Hs[i], m->Ws[i], H0, W0, Dc);
-    }
+    float *d_proj[4] = {m->lin[0].dout, m->lin[1].dout, m->lin[2].dout, m->lin[3].dout};
+    levels_concat_backward(m, d_proj, m->d_lin_up, m->d_lin_cat, m->cfg.decoder_channels);
     for (int i = 3; i >= 0; i--) convmod_backward(&m->lin[i], m->d_feat[i], m->feat[i], m->scratch, ctx, B);
 }

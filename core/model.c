@@ -73,8 +73,7 @@ static void mask_decoder_forward(mv_model *m, const mv_run_ctx *ctx) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, Dc = cfg->decoder_channels;
     const int *dims = cfg->dims;
-    int H0 = m->Hs[0], W0 = m->Ws[0], H3 = m->Hs[3], W3 = m->Ws[3];
-    int rows0 = B * H0 * W0, rows3 = B * H3 * W3;
+    int H3 = m->Hs[3], W3 = m->Ws[3], rows3 = B * H3 * W3;
     float *scratch = m->scratch;
     for (int i = 0; i < 3; i++) {
         int first = m->dec_first[i], n = m->dec_depth[i];
@@ -103,12 +102,8 @@ static void mask_decoder_forward(mv_model *m, const mv_run_ctx *ctx) {
         add_forward(m->td[i], m->lat[i], m->td_up[i], (size_t)B * m->Hs[i] * m->Ws[i] * Dc);
     }
     for (int i = 0; i < 3; i++) convmod_forward(&m->fpn[i], m->td[i], scratch, ctx, B);
-    channel_slice_forward(m->fpn_cat, m->fpn[0].out, rows0, 4 * Dc, 0, Dc);
-    for (int i = 1; i < 4; i++) {
-        const float *src = i < 3 ? m->fpn[i].out : m->td[3];
-        bilinear_forward(m->fpn_up[i], src, B, m->Hs[i], m->Ws[i], H0, W0, Dc);
-        channel_slice_forward(m->fpn_cat, m->fpn_up[i], rows0, 4 * Dc, i * Dc, Dc);
-    }
+    const float *fused[4] = {m->fpn[0].out, m->fpn[1].out, m->fpn[2].out, m->td[3]};
+    levels_concat_forward(m, m->fpn_cat, fused, m->fpn_up, Dc);
     convmod_forward(&m->fpn_bottleneck, m->fpn_cat, scratch, ctx, B);
 }
 
@@ -274,16 +269,11 @@ static void mask_decoder_backward(mv_model *m, const mv_run_ctx *ctx) {
     const mv_model_config *cfg = &m->cfg;
     int B = m->B, Dc = cfg->decoder_channels;
     const int *dims = cfg->dims;
-    int H0 = m->Hs[0], W0 = m->Ws[0], H3 = m->Hs[3], W3 = m->Ws[3];
-    int rows0 = B * H0 * W0, rows3 = B * H3 * W3;
+    int H3 = m->Hs[3], W3 = m->Ws[3], rows3 = B * H3 * W3;
     float *scratch = m->scratch;
     convmod_backward(&m->fpn_bottleneck, m->d_fpn_cat, m->fpn_cat, scratch, ctx, B);
-    channel_slice_backward(m->fpn[0].dout, m->d_fpn_cat, rows0, 4 * Dc, 0, Dc);
-    for (int i = 1; i < 4; i++) {
-        channel_slice_backward(m->d_fpn_up[i], m->d_fpn_cat, rows0, 4 * Dc, i * Dc, Dc);
-        float *dsrc = i < 3 ? m->fpn[i].dout : m->d_td[3];
-        bilinear_backward(dsrc, m->d_fpn_up[i], B, m->Hs[i], m->Ws[i], H0, W0, Dc);
-    }
+    float *d_fused[4] = {m->fpn[0].dout, m->fpn[1].dout, m->fpn[2].dout, m->d_td[3]};
+    levels_concat_backward(m, d_fused, m->d_fpn_up, m->d_fpn_cat, Dc);
     for (int i = 0; i < 3; i++) convmod_backward(&m->fpn[i], m->d_td[i], m->td[i], scratch, ctx, B);
     // Top-down, finest level first: td[i] feeds its FPN conv and the sum of level i-1, so once
     // level i-1 has passed its share back, d_td[i] is complete before its own turn hands it on

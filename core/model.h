@@ -231,3 +231,6 @@ void convmod_plan(mv_convmod *c, mv_arena *acts, mv_arena *dacts, mv_arena *dtem
                   mv_plan_mode mode);
 void convmod_forward(mv_convmod *c, const float *in, float *scratch, const mv_run_ctx *ctx, int B);
 void convmod_backward(mv_convmod *c, float *d_in, const float *in, float *scratch, const mv_run_ctx *ctx, int B);
+// Levels 0..3 joined at level 0's size (levels 1..3 resized through up[i]): C channels each.
+void levels_concat_forward(const mv_model *m, float *cat, const float *const lv[4], float *const up[4], int C);
+void levels_concat_backward(const mv_model *m, float *const d_lv[4], float *const d_up[4], const float *d_cat, int C);

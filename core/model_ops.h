@@ -21,6 +21,8 @@
 #define convmod_plan convmod_plan_device
 #define convmod_forward convmod_forward_device
 #define convmod_backward convmod_backward_device
+#define levels_concat_forward levels_concat_forward_device
+#define levels_concat_backward levels_concat_backward_device
 #define linear_head_plan linear_head_plan_device
 #define linear_head_forward linear_head_forward_device
 #define linear_head_backward linear_head_backward_device
