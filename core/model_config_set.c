@@ -126,7 +126,7 @@ static const mv_key KEYS[] = {
     {.name = "model.drop_path", .type = MV_KEY_FLOAT, .offset = M(drop_path), .count = 1, .lo = 0, .hi = 1,
      .flags = MV_KEY_HI_OPEN, .doc = "encoder stochastic depth (max rate, linear over blocks)"},
     {.name = "model.decoder_drop_path", .type = MV_KEY_FLOAT, .offset = M(decoder_drop_path), .count = 1,
-     .lo = 0, .hi = 1, .flags = MV_KEY_HI_OPEN, .doc = "decoder stochastic depth (every decoder block)"},
+     .lo = 0, .hi = 1, .flags = MV_KEY_HI_OPEN, .doc = "decoder stochastic depth (max rate, linear over decoder blocks)"},
     {.name = "model.dropout", .type = MV_KEY_FLOAT, .offset = M(dropout), .count = 1, .lo = 0, .hi = 1,
      .flags = MV_KEY_HI_OPEN, .doc = "Dropout2d before both conv_seg layers"},
     {.name = "model.aux_weight", .type = MV_KEY_FLOAT, .offset = M(aux_weight), .count = 1, .lo = 0,

@@ -475,21 +475,30 @@ static void set_source(mv_shard_writer *w, const mv_convert_opts *o, const mv_da
     if (o->list_file) shard_writer_set_source(w, "list", realpath(o->list_file, abs) ? abs : o->list_file);
 }
 
-// Fails with `msg`, the refusal of an input that is not what the folder's split holds. When a
-// finished split's manifest says it was converted from another split or dataset, the likely
-// mistake is the --out folder, not a changed input: that is said first.
-static void refuse_input(const char *msg, const mv_convert_opts *o, const mv_dataset_converter *conv, bool finished) {
+// A split has several accepted names (GTAV's valid is val elsewhere, Mapillary's folders are
+// training and validation): one conversion may have been given one, the next another.
+static const char *split_kind(const char *split) {
+    if (!strcmp(split, "training")) return "train";
+    if (!strcmp(split, "valid") || !strcmp(split, "validation")) return "val";
+    return split;
+}
+
+// When a finished split's manifest says it was converted from another split or dataset, fails
+// naming both (the likely mistake is the --out folder, not a changed input) with `found`, what
+// the check of the items found, and returns true.
+static bool refuse_other_source(const char *found, const mv_convert_opts *o, const mv_dataset_converter *conv,
+                                bool finished) {
     mv_manifest m;
-    bool read = finished && manifest_read(&m, o->out) == 0;
-    const char *ds = read ? manifest_source(&m, "dataset") : NULL, *sp = read ? manifest_source(&m, "split") : NULL;
-    const char *root = read ? manifest_source(&m, "root") : NULL;
-    if (ds && sp && (strcmp(ds, conv->name) || strcmp(sp, o->split)))
+    if (!finished || manifest_read(&m, o->out) < 0) return false;
+    const char *ds = manifest_source(&m, "dataset"), *sp = manifest_source(&m, "split");
+    const char *root = manifest_source(&m, "root");
+    bool other = ds && sp && (strcmp(ds, conv->name) || strcmp(split_kind(sp), split_kind(o->split)));
+    if (other)
         mv_fail("%s holds %s split '%s' (converted from %s), and this conversion is %s split '%s': is --out the "
                 "folder meant? (--fresh would replace it; what the check found: %s)", o->out, ds, sp,
-                root ? root : "?", conv->name, o->split, msg);
-    else
-        mv_fail("%s", msg);
-    if (read) manifest_free(&m);
+                root ? root : "?", conv->name, o->split, found);
+    manifest_free(&m);
+    return other;
 }
 
 static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_converter *conv,
@@ -509,7 +518,13 @@ static mv_shard_writer *open_output(const mv_convert_opts *o, const mv_dataset_c
         char msg[MV_ERRMSG_MAX], limit[96] = "";
         if (limited) snprintf(limit, sizeof limit, " (this run lists only the first %lld: --limit)", (long long)n);
         snprintf(msg, sizeof msg, "%s%s", mv_last_error(), limit);
-        refuse_input(msg, o, conv, shard_writer_finished(w));
+        if (!refuse_other_source(msg, o, conv, shard_writer_finished(w))) mv_fail("%s", msg);
+        shard_writer_abort(w);
+        return NULL;
+    }
+    // Item names alone do not tell the splits apart where a tree names its train and val
+    // images alike: "already converted" would then hand back the other split.
+    if (refuse_other_source("the item names match this split's", o, conv, shard_writer_finished(w))) {
         shard_writer_abort(w);
         return NULL;
     }

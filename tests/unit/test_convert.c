@@ -247,6 +247,43 @@ Test(convert, cityscapes_test_split_refused_and_empty_labels_counted) {
               "%s", mv_last_error());
 }
 
+// A tree whose train and val images share their names (a hand-made subset, say): the names
+// match, so only the manifest's record tells that the folder holds the other split; converting
+// train into val's folder is refused, not reported as "already converted".
+Test(convert, other_split_with_the_same_names_refused) {
+    const char *root = fixture_root("cityscapes_same_names");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", root);
+    for (int t = 0; t < 2; t++) {
+        const char *split = t ? "val" : "train";
+        mkdirs("%s/leftImg8bit/%s/berlin", root, split);
+        mkdirs("%s/gtFine/%s/berlin", root, split);
+        for (int k = 0; k < 2; k++) {
+            char stem[128];
+            snprintf(stem, sizeof stem, "%s/berlin/berlin_%06d_000019", split, k);
+            mv_image rgb = fixture_rgb(k + 2 * t, H, W), lab = fixture_label(k + t, 34);
+            put_png(&rgb, "%s/leftImg8bit/%s_leftImg8bit.png", root, stem);
+            put_png(&lab, "%s/gtFine/%s_gtFine_labelIds.png", root, stem);
+            image_free(&rgb);
+            image_free(&lab);
+        }
+    }
+    mv_convert_stats st;
+    cr_assert_eq(convert("cityscapes", root, "val", out, 1, 0, 0, &st), 0, "%s", mv_last_error());
+    cr_assert_eq(st.written, 2);
+    static char before[8192], after[8192];
+    folder_state(before, sizeof before, out);
+    cr_assert_eq(convert("cityscapes", root, "train", out, 1, 0, 0, &st), -1, "train taken for the converted val");
+    cr_expect(strstr(mv_last_error(), "holds cityscapes split 'val'") &&
+                  strstr(mv_last_error(), "this conversion is cityscapes split 'train'") &&
+                  strstr(mv_last_error(), "the item names match"),
+              "%s", mv_last_error());
+    folder_state(after, sizeof after, out);
+    cr_assert_str_eq(after, before, "a refused conversion changed the folder");
+    cr_assert_eq(convert("cityscapes", root, "val", out, 1, 0, 0, &st), 0, "%s", mv_last_error());
+    cr_expect(st.up_to_date, "the same split again is not up to date");
+}
+
 Test(convert, bdd100k_both_layouts) {
     const char *root = fixture_root("bdd");
     int table[256];
