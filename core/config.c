@@ -344,6 +344,37 @@ int config_write_yaml(FILE *f, const mv_config *cfg) {
     return 0;
 }
 
+// One line per key of one table: "name  value  # what it takes: what it does".
+static void write_reference(FILE *f, const void *obj, const mv_key *keys, int n, int width) {
+    for (int i = 0; i < n; i++) {
+        const mv_key *k = &keys[i];
+        if (k->flags & MV_KEY_HIDDEN) continue;
+        char value[1024], takes[256];
+        if (k->flags & MV_KEY_ALIAS) snprintf(value, sizeof value, "(sets another key)");
+        else key_format(value, sizeof value, obj, k);
+        key_describe(takes, sizeof takes, k);
+        fprintf(f, "%-*s %-22s # %s: %s\n", width, k->name, value, takes, k->doc ? k->doc : "");
+    }
+}
+
+int config_write_key_reference(FILE *f, const mv_config *cfg) {
+    int nm, width = 0;
+    const mv_key *mk = model_config_keys(&nm);
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < (t ? NUM_KEYS : nm); i++) {
+            int len = (int)strlen((t ? KEYS : mk)[i].name);
+            if (len > width) width = len;
+        }
+    fprintf(f, "# every configuration key: its value here (FILE and --set resolved, or the built-in default), what "
+               "it takes, what it does\n");
+    write_reference(f, &cfg->model, mk, nm, width);
+    write_reference(f, cfg, KEYS, NUM_KEYS, width);
+    fprintf(f, "# and three lists, not single keys: data.train ({name, path, repeat} sources), data.val ({name, "
+               "path}) and optim.rules ({match, lr_mult, decay_mult}): docs/config.md\n");
+    if (fflush(f) != 0 || ferror(f)) return mv_fail("writing the key reference: %s", strerror(errno));
+    return 0;
+}
+
 char *config_to_yaml(const mv_config *cfg) {
     char *buf = NULL;
     size_t len = 0;

@@ -133,6 +133,8 @@ bool config_first_difference(const mv_config *a, const mv_config *b, char *key, 
 // The data.val entry called `name` ("" = the first), or NULL.
 const mv_source *config_find_val(const mv_config *cfg, const char *name);
 
+// Every key as one line "name  value  # what it takes: what it does" (`maskvim config --keys`).
+int config_write_key_reference(FILE *f, const mv_config *cfg);
 // The keys of mv_config outside the model (data.*, optim.*, schedule.*, run.* scalars;
 // the lists data.train, data.val and optim.rules are handled by name).
 const mv_key *config_keys(int *n);

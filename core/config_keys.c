@@ -87,6 +87,24 @@ static const char *range_problem(const mv_key *k, double x, char *buf, size_t ca
     return buf;
 }
 
+void key_describe(char *out, size_t cap, const mv_key *k) {
+    int n = 0;
+    if (k->type == MV_KEY_ENUM) {
+        out[0] = 0;
+        for (int i = 0; k->choices[i] && (size_t)n < cap; i++)
+            n += snprintf(out + n, cap - (size_t)n, "%s%s", i ? "|" : "", k->choices[i]);
+        return;
+    }
+    if (k->set) n = snprintf(out, cap, "%s", type_words(k->type, k->count > 1));   // the doc says how many
+    else if (k->count > 1) n = snprintf(out, cap, "%d %s", k->count, type_words(k->type, 1));
+    else n = snprintf(out, cap, "%s", type_words(k->type, 0));
+    if (n < 0 || (size_t)n >= cap) return;
+    if ((k->type == MV_KEY_INT || k->type == MV_KEY_FLOAT || k->type == MV_KEY_DOUBLE) && !k->set) {
+        snprintf(out + n, cap - (size_t)n, " in %c%.10g, %.10g%c", (k->flags & MV_KEY_LO_OPEN) ? '(' : '[', k->lo,
+                 k->hi, (k->flags & MV_KEY_HI_OPEN) ? ')' : ']');
+    }
+}
+
 int key_check_range(const mv_key *k, double x) {
     char why[96];
     if (range_problem(k, x, why, sizeof why)) return mv_fail("%s: value %.10g %s", k->name, x, why);

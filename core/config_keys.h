@@ -59,6 +59,9 @@ bool key_equal(const void *a, const void *b, const mv_key *k);
 int key_parse_doubles(double *out, int max, const mv_key *k, const char *value);
 // Checks that x lies in k's range; -1 with a message naming the key and value.
 int key_check_range(const mv_key *k, double x);
+// What k takes, for help output: "2 integers in [32, 16384]", "fp32|tf32|bf16". A key with its
+// own parser (`set`) gets the type only: its doc line says how many values it reads.
+void key_describe(char *out, size_t cap, const mv_key *k);
 // Shortest decimal text that reads back to exactly the same float / double.
 void key_format_float(char *out, size_t cap, float x);
 // A double-quoted YAML string with escapes.

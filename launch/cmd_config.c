@@ -12,13 +12,15 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: maskvim config [FILE] [--set key=value ...] [--out PATH]\n"
+        "usage: maskvim config [FILE] [--set key=value ...] [--out PATH | --keys]\n"
         "       maskvim config EXPERIMENT.yaml --row ROW [--set key=value ...] [--out PATH]\n\n"
         "Resolves FILE (its include: bases first, then the file, then each --set in order;\n"
         "without FILE the built-in defaults), validates it and prints the whole configuration\n"
         "as YAML. Errors name FILE:LINE:COLUMN and the key. Key reference: docs/config.md.\n\n"
         "  --set key=value   override, e.g. --set mask.lambda=[0.9,0.7,0.5] --set optim.lr=1e-4\n"
         "  --out PATH        write the YAML to PATH (atomically) instead of printing it\n"
+        "  --keys            list every key instead: its value, what it takes (type, range or\n"
+        "                    choices) and what it does\n"
         "  --row ROW         FILE is an experiment file (docs/experiments.md): resolve its row ROW\n"
         "                    (or ROW@SEED) as `maskvim experiment run` would, in runs/<name>/ROW\n");
 }
@@ -52,12 +54,14 @@ static int row_config(mv_config *cfg, const char *file, const char *row, int nse
 
 int cmd_config(int argc, char **argv) {
     const char *file = NULL, *out = NULL, *row = NULL;
+    bool keys = false;
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int nsets = 0;
     if (!sets) return 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(sets); return 0; }
+        if (!strcmp(a, "--keys")) { keys = true; continue; }
         if (!strcmp(a, "--set") || !strcmp(a, "--out") || !strcmp(a, "--row")) {
             if (i + 1 >= argc) { fprintf(stderr, "maskvim config: %s needs a value\n", a); free(sets); return 2; }
             if (!strcmp(a, "--set")) sets[nsets++] = argv[++i];
@@ -83,11 +87,18 @@ int cmd_config(int argc, char **argv) {
         free(sets);
         return 2;
     }
+    if (keys && out) {
+        fprintf(stderr, "maskvim config: --keys prints the key list; --out writes the YAML: give one of them\n\n");
+        usage(stderr);
+        free(sets);
+        return 2;
+    }
     mv_config *cfg = malloc(sizeof *cfg);
     int rc = !cfg ? mv_fail("out of memory")
              : row ? row_config(cfg, file, row, nsets, sets)
                    : config_load(cfg, file, nsets, sets);
-    if (rc == 0) rc = out ? config_save(out, cfg) : config_write_yaml(stdout, cfg);
+    if (rc == 0) rc = keys ? config_write_key_reference(stdout, cfg) : out ? config_save(out, cfg)
+                                                                        : config_write_yaml(stdout, cfg);
     if (rc < 0) fprintf(stderr, "maskvim config: %s\n", mv_last_error());
     free(cfg);
     free(sets);

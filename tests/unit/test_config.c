@@ -180,6 +180,52 @@ Test(config, defaults_are_valid) {
     cr_expect(config_equal(&c, &d), "config_load(NULL) gives the defaults");
 }
 
+// `maskvim config --keys`: every key a user can set, once, with the value the configuration
+// holds (as the YAML writes it), what it takes and a description; hidden state rows are not listed.
+Test(config, key_reference_lists_every_key) {
+    mv_config c;
+    const char *sets[] = {"model.preset=maskvim-t", "optim.lr=0.25", "run.device=cpu"};
+    cr_assert_eq(config_load(&c, NULL, 3, sets), 0, "%s", mv_last_error());
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_eq(config_write_key_reference(f, &c), 0, "%s", mv_last_error());
+    fclose(f);
+    int lines = 0, listed = 0;
+    for (const char *p = text; *p; p++) lines += *p == '\n';
+    for (int t = 0; t < 2; t++) {
+        int n;
+        const mv_key *keys = t ? config_keys(&n) : model_config_keys(&n);
+        const void *obj = t ? (const void *)&c : (const void *)&c.model;
+        for (int i = 0; i < n; i++) {
+            const mv_key *k = &keys[i];
+            char line_start[128];
+            snprintf(line_start, sizeof line_start, "\n%s ", k->name);
+            const char *at = strstr(text, line_start);
+            if (k->flags & MV_KEY_HIDDEN) {
+                cr_expect_null(at, "hidden %s listed", k->name);
+                continue;
+            }
+            listed++;
+            cr_assert_not_null(at, "%s not listed", k->name);
+            cr_expect_null(strstr(at + 1, line_start), "%s listed twice", k->name);
+            cr_expect(k->doc && strlen(k->doc) > 8, "%s has no description", k->name);
+            const char *eol = strchr(at + 1, '\n');
+            char line[1024];
+            snprintf(line, sizeof line, "%.*s", (int)(eol - at - 1), at + 1);
+            char value[512];
+            if (k->flags & MV_KEY_ALIAS) snprintf(value, sizeof value, "(sets another key)");
+            else key_format(value, sizeof value, obj, k);
+            cr_expect(strstr(line, value) && strstr(line, k->doc), "%s: %s", k->name, line);
+        }
+    }
+    cr_expect_eq(lines, listed + 2, "%d lines for %d keys (and the two comment lines)", lines, listed);
+    cr_expect(strstr(text, "\noptim.lr ") && strstr(text, "0.25 ") && strstr(text, "a number in (0, 10]"), "%s", text);
+    cr_expect(strstr(text, "\nrun.device ") && strstr(text, "# auto|cpu|cuda: "), "%s", text);
+    cr_expect(strstr(text, "[96, 192, 384, 768]"), "maskvim-t's dims not shown: %s", text);
+    free(text);
+}
+
 Test(config, empty_file_gives_defaults) {
     char *path = write_tmp("empty.yaml", "# nothing but a comment\n");
     mv_config c, d;
