@@ -295,7 +295,9 @@ static int run_eval(const eval_args *a, int *argc, char ***argv) {
     // then fail on the targets).
     if (rc == 0 && cfg->data.num_val == 0)
         rc = mv_fail("data.val is empty: no split to evaluate (e.g. --set 'data.val=[synthetic:clear,/data/bdd/val]')");
-    if (rc == 0) rc = check_targets(a->targets, cfg);
+    // A --targets name that is no data.val source is a usage error (exit 2), as a bad option is.
+    bool bad_targets = rc == 0 && check_targets(a->targets, cfg) < 0;
+    if (bad_targets) rc = -1;
     if (rc == 0 && !a->file) rc = check_saved_paths(cfg, a->targets, ckpt, saved_yaml);
     free(saved_yaml);
     if (rc == 0) rc = model_build(m, &cfg->model);
@@ -343,7 +345,7 @@ static int run_eval(const eval_args *a, int *argc, char ***argv) {
     engine_close(m);
     model_free(m); free(m); free(cfg);
     comm_finalize(&comm);
-    return rc < 0 ? 1 : 0;
+    return rc < 0 ? (bad_targets ? 2 : 1) : 0;
 }
 
 int cmd_eval(int argc, char **argv) {

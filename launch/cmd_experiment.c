@@ -133,9 +133,16 @@ static bool selected(const char *only, const char *name) {
 static int check_only(const mv_experiment *exp, const char *only) {
     char buf[1024];
     if (snprintf(buf, sizeof buf, "%s", only) >= (int)sizeof buf) return mv_fail("--only: list too long");
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (!experiment_find_row(exp, t) && !experiment_find_run(exp, t))
-            return mv_fail("--only: %s has no row '%s'", exp->path, t);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (experiment_find_row(exp, t) || experiment_find_run(exp, t)) continue;
+        const char **names = mv_calloc((size_t)exp->nrows + 1, sizeof *names);
+        for (int i = 0; i < exp->nrows; i++) names[i] = exp->rows[i].name;
+        char hint[MV_PATH_MAX];
+        mv_fail("--only: %s has no row '%s'%s (--dry-run lists them)", exp->path, t,
+                mv_hint(hint, sizeof hint, t, names, exp->nrows));
+        free(names);
+        return -1;
+    }
     return 0;
 }
 
@@ -453,11 +460,12 @@ static int experiment_run(int argc, char **argv) {
     // 128 + the signal.
     stop_signal_arm_startup();
     mv_experiment exp;
-    if (experiment_load(&exp, file) < 0 || (only && check_only(&exp, only) < 0)) {
+    bool loaded = experiment_load(&exp, file) == 0;
+    if (!loaded || (only && check_only(&exp, only) < 0)) {
         stop_signal_end_startup();
         fprintf(stderr, "maskvim experiment: %s\n", mv_last_error());
         if (exp.rows) experiment_free(&exp);
-        return 1;
+        return loaded ? 2 : 1;   // a name --only gives that is no row: a usage error, as a bad option is
     }
     int twin_a, twin_b;
     if (experiment_twin_rows(&exp, &twin_a, &twin_b) == 1)   // a wasted run, and a table with a duplicate row

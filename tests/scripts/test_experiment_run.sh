@@ -131,8 +131,11 @@ grep -q "row ce is being run by another process" "$TMP/l.log" || fail "lock mess
 passed=$((passed + 1))
 
 # 6. --only with an unknown row fails; --launcher runs the row as a subprocess.
-if run --out "$TMP/l" --only nosuchrow >"$TMP/o.log" 2>&1; then fail "unknown row accepted"; fi
+rc=0; run --out "$TMP/l" --only nosuchrow >"$TMP/o.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "--only nosuchrow: exit $rc, not 2 (a usage error): $(cat "$TMP/o.log")"
 grep -q "no row 'nosuchrow'" "$TMP/o.log" || fail "unknown row message: $(cat "$TMP/o.log")"
+rc=0; run --out "$TMP/l" --only cee --dry-run >"$TMP/o.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "no row 'cee'; did you mean 'ce'?" "$TMP/o.log" || fail "--only cee: exit $rc: $(cat "$TMP/o.log")"
 run --out "$TMP/l" --only ce --launcher env >"$TMP/launch.log" 2>&1 || fail "launcher run failed: $(tail -5 "$TMP/launch.log")"
 grep -q "train '.*config.yaml' --resume auto" "$TMP/launch.log" || fail "launcher command not shown"
 grep -q '"state": "finished"' "$TMP/l/ce/status.json" || fail "launcher row not finished"
