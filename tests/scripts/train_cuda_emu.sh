@@ -6,6 +6,8 @@
 #     differs by more than 10% of how far it moved), and log the same losses.
 #  2. A GPU run stopped after 3 steps and resumed from its checkpoint ends bit-identical to the
 #     uninterrupted GPU run (the moments and step count travel through the checkpoint).
+#     A CPU run resumed on the GPU, and a GPU run resumed on the CPU, reach the CPU run's
+#     parameters (same tolerances as 1).
 #  3. With run.precision=bf16 it logs "GEMMs bf16" and every loss stays within 3% of the CPU's
 #     (measured: 1.05%).
 #  4. From run.init_weights, GPU and CPU reach the same parameters after 2 steps.
@@ -46,6 +48,21 @@ gpu --set run.work_dir="$TMP/stop" --stop-after 3 >/dev/null
 gpu --set run.work_dir="$TMP/stop" --resume auto >"$TMP/stop.log"
 grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/stop.log" || fail "did not resume at iteration 3"
 compare "$TMP/gpu/iter_6.h5" "$TMP/stop/iter_6.h5" --exact || fail "GPU stop/resume differs from the uninterrupted GPU run"
+
+# A checkpoint resumes on the other engine: a CPU run resumed on the GPU, and a GPU run resumed on
+# the CPU (a trial moved to a GPU node, a run finished where no GPU is left), both reach the
+# uninterrupted CPU run's parameters.
+cpu() { "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set run.device=cpu "$@"; }
+cpu --set run.work_dir="$TMP/cpu_gpu" --stop-after 3 >/dev/null
+gpu --set run.work_dir="$TMP/cpu_gpu" --resume auto >"$TMP/cpu_gpu.log"
+grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/cpu_gpu.log" && grep -q "on GPU 0" "$TMP/cpu_gpu.log" \
+    || fail "CPU checkpoint not resumed on the GPU: $(head -2 "$TMP/cpu_gpu.log")"
+same_training "$TMP/cpu" "$TMP/cpu_gpu" || fail "a CPU run resumed on the GPU differs from the CPU run"
+gpu --set run.work_dir="$TMP/gpu_cpu" --stop-after 3 >/dev/null
+cpu --set run.work_dir="$TMP/gpu_cpu" --resume auto >"$TMP/gpu_cpu.log"
+grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/gpu_cpu.log" && grep -q "on CPU" "$TMP/gpu_cpu.log" \
+    || fail "GPU checkpoint not resumed on the CPU: $(head -2 "$TMP/gpu_cpu.log")"
+same_training "$TMP/cpu" "$TMP/gpu_cpu" || fail "a GPU run resumed on the CPU differs from the CPU run"
 
 # run.init_weights: the engine moves the loaded weights, not the seeded ones, to the device.
 "$MV_BIN" step --preset maskvim-nano --set model.crop=64,64 --seed 5 --init-out "$TMP/seed5.h5" >/dev/null 2>&1
