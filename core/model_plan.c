@@ -8,7 +8,8 @@
 //   A  activations kept from forward to backward (and the batch's inputs, masks, scalars)
 //   T  inference only: one region every block's internal activations reuse in turn
 //   D  the gradients of A's activations that outlive one layer (d_out of each layer)
-//   G  gradients internal to one block or ConvModule: one region they all reuse in turn
+//   G  gradients internal to one block or ConvModule: one region they all reuse in turn (the
+//      "dtemps" of block_plan, convmod_plan and mv_model)
 #include <limits.h>
 #include "core/model_ops.h"
 #include "core/error.h"
