@@ -349,6 +349,71 @@ Test(numerics, token_mask_saturated_logits) {
     free(scratch);
 }
 
+// Training with Gumbel noise (every reference comparison runs with mask.noise off): the noise of
+// a token is g0 - g1, a difference of two standard Gumbels, so z * tau - (l0 - l1) must follow
+// the standard logistic distribution (mean 0, variance pi^2 / 3, P(<= q) = sigmoid(q)) whatever
+// tau, and a token is kept with probability sigmoid(l0 - l1) (the Gumbel-max trick). Checked on
+// 64 x 4096 draws per logit gap, within 5 standard errors; the draws must change with the step,
+// the sample and the block, and repeat for the same keys.
+Test(numerics, token_mask_gumbel_noise_distribution) {
+    enum { H = 64, W = 64, L = H * W, C = 1, B = 64 };
+    const float gaps[] = {-2.0f, 0.0f, 1.0f, 3.0f};
+    const float taus[] = {0.3f, 1.0f, 4.0f};
+    float *P = malloc(sizeof(float) * 2 * L), *x = calloc((size_t)B * L * C, sizeof(float));
+    float *out = malloc(sizeof(float) * B * L * C), *m = malloc(sizeof(float) * B * L);
+    float *z = malloc(sizeof(float) * B * L), *z2 = malloc(sizeof(float) * B * L);
+    float *scratch = malloc(sizeof(float) * token_mask_scratch(H, W));
+    int ids[B];
+    for (int b = 0; b < B; b++) ids[b] = 1000 + 7 * b;
+    for (int g = 0; g < 4; g++) {
+        float tau = taus[g % 3];
+        for (int t = 0; t < L; t++) { P[2 * t] = 0.5f * gaps[g]; P[2 * t + 1] = -0.5f * gaps[g]; }
+        mv_mask_args a = {true, true, false, false, tau, 77, (uint32_t)(5 + g), 3, ids};
+        token_mask_forward(out, m, z, x, P, scratch, &a, B, H, W, C, H, W);
+        double n = (double)B * L, kept = 0, sum = 0, sum2 = 0, below1 = 0;
+        for (size_t i = 0; i < (size_t)B * L; i++) {
+            double noise = (double)z[i] * tau - gaps[g];
+            cr_assert_eq(m[i], z[i] >= 0 ? 1.0f : 0.0f, "mask and keep logit disagree");
+            kept += m[i];
+            sum += noise;
+            sum2 += noise * noise;
+            below1 += noise <= 1.0;
+        }
+        double p = 1 / (1 + exp(-(double)gaps[g])), se = sqrt(p * (1 - p) / n);
+        cr_expect(fabs(kept / n - p) < 5 * se, "gap %g, tau %g: kept %.4f of the tokens, expected %.4f", gaps[g], tau,
+                  kept / n, p);
+        double var = M_PI * M_PI / 3, mean = sum / n;
+        cr_expect(fabs(mean) < 5 * sqrt(var / n), "gap %g: noise mean %.4f, expected 0", gaps[g], mean);
+        // The variance of a logistic sample's variance estimate: (mu4 - var^2) / n, mu4 = 7 pi^4 / 15.
+        double v = sum2 / n - mean * mean, se_v = sqrt((7 * pow(M_PI, 4) / 15 - var * var) / n);
+        cr_expect(fabs(v - var) < 5 * se_v, "gap %g: noise variance %.4f, expected %.4f", gaps[g], v, var);
+        double q = 1 / (1 + exp(-1.0));
+        cr_expect(fabs(below1 / n - q) < 5 * sqrt(q * (1 - q) / n), "gap %g: P(noise <= 1) %.4f, expected %.4f",
+                  gaps[g], below1 / n, q);
+    }
+    // Keys: the same (seed, step, sample, block, token) draws the same noise; another step,
+    // sample or block draws another.
+    for (int t = 0; t < L; t++) P[2 * t] = P[2 * t + 1] = 0.0f;
+    mv_mask_args a = {true, true, false, false, 1.0f, 77, 9, 3, ids};
+    token_mask_forward(out, m, z, x, P, scratch, &a, B, H, W, C, H, W);
+    token_mask_forward(out, m, z2, x, P, scratch, &a, B, H, W, C, H, W);
+    cr_expect(!memcmp(z, z2, sizeof(float) * B * L), "the same keys drew other noise");
+    for (int k = 0; k < 3; k++) {
+        mv_mask_args o = a;
+        int shifted[B];
+        for (int b = 0; b < B; b++) shifted[b] = ids[b] + 1;
+        if (k == 0) o.step = 10;
+        if (k == 1) o.sample_ids = shifted;
+        if (k == 2) o.block = 4;
+        token_mask_forward(out, m, z2, x, P, scratch, &o, B, H, W, C, H, W);
+        size_t same = 0;
+        for (size_t i = 0; i < (size_t)B * L; i++) same += z[i] == z2[i];
+        cr_expect(same < 16, "%s changed: %zu of %d draws the same", k == 0 ? "step" : k == 1 ? "sample" : "block",
+                  same, B * L);
+    }
+    free(P); free(x); free(out); free(m); free(z); free(z2); free(scratch);
+}
+
 // ---- bilinear resize ----------------------------------------------------------------------------
 // 1x1 in or out, large upsampling factors, sides one apart, against float64 of torch's formula
 // (align_corners = False). torch in float32 rounds the source coordinates the same way (the
