@@ -197,6 +197,19 @@ Test(convert, cityscapes_labelids_to_train_ids) {
     manifest_free(&m);
 }
 
+// Cityscapes item k of `split` in city berlin: fixture image `rgb_k`, the label ids `lab` (freed).
+static void put_berlin_item(const char *root, const char *split, int k, int rgb_k, mv_image *lab) {
+    mkdirs("%s/leftImg8bit/%s/berlin", root, split);
+    mkdirs("%s/gtFine/%s/berlin", root, split);
+    char stem[128];
+    snprintf(stem, sizeof stem, "%s/berlin/berlin_%06d_000019", split, k);
+    mv_image rgb = fixture_rgb(rgb_k, H, W);
+    put_png(&rgb, "%s/leftImg8bit/%s_leftImg8bit.png", root, stem);
+    put_png(lab, "%s/gtFine/%s_gtFine_labelIds.png", root, stem);
+    image_free(&rgb);
+    image_free(lab);
+}
+
 // Cityscapes' gtFine/test holds placeholder labels (test labels are not public): the test split
 // is refused by name (it converted into labels that are ignore everywhere). Labels without a
 // single annotated pixel are counted (the CLI warns when every label of a run is one).
@@ -204,22 +217,13 @@ Test(convert, cityscapes_test_split_refused_and_empty_labels_counted) {
     const char *root = fixture_root("cityscapes_test");
     char out[4200];
     snprintf(out, sizeof out, "%s/out", root);
-    for (int t = 0; t < 2; t++) {
-        const char *split = t ? "val" : "test";
-        mkdirs("%s/leftImg8bit/%s/berlin", root, split);
-        mkdirs("%s/gtFine/%s/berlin", root, split);
+    for (int t = 0; t < 2; t++)
         for (int k = 0; k < 2; k++) {
-            char stem[128];
-            snprintf(stem, sizeof stem, "%s/berlin/berlin_%06d_000019", split, k);
-            mv_image rgb = fixture_rgb(k, H, W), lab = image_alloc(H, W, 1);
+            mv_image lab = image_alloc(H, W, 1);
             memset(lab.px, 0, (size_t)H * W);   // 0: unlabeled
             if (k == 1) lab.px[5] = 7;          // one road pixel
-            put_png(&rgb, "%s/leftImg8bit/%s_leftImg8bit.png", root, stem);
-            put_png(&lab, "%s/gtFine/%s_gtFine_labelIds.png", root, stem);
-            image_free(&rgb);
-            image_free(&lab);
+            put_berlin_item(root, t ? "val" : "test", k, k, &lab);
         }
-    }
     mv_convert_stats st;
     cr_assert_eq(convert("cityscapes", root, "test", out, 1, 0, 0, &st), -1);
     cr_expect(strstr(mv_last_error(), "test labels are not public"), "%s", mv_last_error());
@@ -254,20 +258,11 @@ Test(convert, other_split_with_the_same_names_refused) {
     const char *root = fixture_root("cityscapes_same_names");
     char out[4200];
     snprintf(out, sizeof out, "%s/out", root);
-    for (int t = 0; t < 2; t++) {
-        const char *split = t ? "val" : "train";
-        mkdirs("%s/leftImg8bit/%s/berlin", root, split);
-        mkdirs("%s/gtFine/%s/berlin", root, split);
+    for (int t = 0; t < 2; t++)
         for (int k = 0; k < 2; k++) {
-            char stem[128];
-            snprintf(stem, sizeof stem, "%s/berlin/berlin_%06d_000019", split, k);
-            mv_image rgb = fixture_rgb(k + 2 * t, H, W), lab = fixture_label(k + t, 34);
-            put_png(&rgb, "%s/leftImg8bit/%s_leftImg8bit.png", root, stem);
-            put_png(&lab, "%s/gtFine/%s_gtFine_labelIds.png", root, stem);
-            image_free(&rgb);
-            image_free(&lab);
+            mv_image lab = fixture_label(k + t, 34);
+            put_berlin_item(root, t ? "val" : "train", k, k + 2 * t, &lab);
         }
-    }
     mv_convert_stats st;
     cr_assert_eq(convert("cityscapes", root, "val", out, 1, 0, 0, &st), 0, "%s", mv_last_error());
     cr_assert_eq(st.written, 2);
