@@ -17,7 +17,7 @@ static const mv_command COMMANDS[] = {
     {"step", cmd_step, "one forward+backward on a batch file; dumps losses, logits, gradients"},
     {"bench", cmd_bench, "time the training step per op (ms, GFLOP/s, share of the sgemm peak)"},
     {"data", cmd_data, "datasets: convert, synth, corrupt, inspect, bench-loader"},
-    {"config", cmd_config, "print the resolved configuration (includes and --set applied)"},
+    {"config", cmd_config, "the resolved configuration (includes, --set), or every key explained (--keys)"},
     {"bench-allreduce", cmd_bench_allreduce, "all-reduce benchmark (nccl-tests style): time, algbw, busbw, --check"},
     {"report", cmd_report, "Markdown, CSV, JSON and HTML report of run directories (ours vs the paper)"},
     {"experiment", cmd_experiment, "run the rows of an experiment file (a paper table): resumable sweeps"},
