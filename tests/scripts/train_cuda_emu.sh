@@ -49,18 +49,16 @@ gpu --set run.work_dir="$TMP/stop" --resume auto >"$TMP/stop.log"
 grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/stop.log" || fail "did not resume at iteration 3"
 compare "$TMP/gpu/iter_6.h5" "$TMP/stop/iter_6.h5" --exact || fail "GPU stop/resume differs from the uninterrupted GPU run"
 
-# A checkpoint resumes on the other engine: a CPU run resumed on the GPU, and a GPU run resumed on
-# the CPU (a trial moved to a GPU node, a run finished where no GPU is left), both reach the
-# uninterrupted CPU run's parameters.
+# A checkpoint resumes on the other engine: the CPU run's iter_4.h5 resumed on the GPU, and the
+# GPU run's resumed on the CPU (a trial moved to a GPU node, a run finished where no GPU is
+# left), both reach the uninterrupted CPU run's parameters.
 cpu() { "$MV_BIN" train "${TRAIN_SETS[@]}" --set data.batch_per_rank=2 --set run.device=cpu "$@"; }
-cpu --set run.work_dir="$TMP/cpu_gpu" --stop-after 3 >/dev/null
-gpu --set run.work_dir="$TMP/cpu_gpu" --resume auto >"$TMP/cpu_gpu.log"
-grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/cpu_gpu.log" && grep -q "on GPU 0" "$TMP/cpu_gpu.log" \
+gpu --set run.work_dir="$TMP/cpu_gpu" --resume "$TMP/cpu/iter_4.h5" >"$TMP/cpu_gpu.log"
+grep -q "resumed from .*iter_4.h5 at iteration 4" "$TMP/cpu_gpu.log" && grep -q "on GPU 0" "$TMP/cpu_gpu.log" \
     || fail "CPU checkpoint not resumed on the GPU: $(head -2 "$TMP/cpu_gpu.log")"
 same_training "$TMP/cpu" "$TMP/cpu_gpu" || fail "a CPU run resumed on the GPU differs from the CPU run"
-gpu --set run.work_dir="$TMP/gpu_cpu" --stop-after 3 >/dev/null
-cpu --set run.work_dir="$TMP/gpu_cpu" --resume auto >"$TMP/gpu_cpu.log"
-grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/gpu_cpu.log" && grep -q "on CPU" "$TMP/gpu_cpu.log" \
+cpu --set run.work_dir="$TMP/gpu_cpu" --resume "$TMP/gpu/iter_4.h5" >"$TMP/gpu_cpu.log"
+grep -q "resumed from .*iter_4.h5 at iteration 4" "$TMP/gpu_cpu.log" && grep -q "on CPU" "$TMP/gpu_cpu.log" \
     || fail "GPU checkpoint not resumed on the CPU: $(head -2 "$TMP/gpu_cpu.log")"
 same_training "$TMP/cpu" "$TMP/gpu_cpu" || fail "a GPU run resumed on the CPU differs from the CPU run"
 
