@@ -76,14 +76,21 @@ static int split_items(char *buf, char **items, int max) {
     return n;
 }
 
+// k's range as "[lo, hi]", "(lo, hi]", ... (the flags open either end).
+static void format_range(char *out, size_t cap, const mv_key *k) {
+    snprintf(out, cap, "%c%.10g, %.10g%c", (k->flags & MV_KEY_LO_OPEN) ? '(' : '[', k->lo, k->hi,
+             (k->flags & MV_KEY_HI_OPEN) ? ')' : ']');
+}
+
 // Writes the problem with x for k's range into buf and returns it, or NULL if x is fine.
 static const char *range_problem(const mv_key *k, double x, char *buf, size_t cap) {
     if (k->type != MV_KEY_INT && k->type != MV_KEY_FLOAT && k->type != MV_KEY_DOUBLE) return NULL;
     bool lo_ok = (k->flags & MV_KEY_LO_OPEN) ? x > k->lo : x >= k->lo;
     bool hi_ok = (k->flags & MV_KEY_HI_OPEN) ? x < k->hi : x <= k->hi;
     if (isfinite(x) && lo_ok && hi_ok) return NULL;
-    snprintf(buf, cap, "out of range %c%.10g, %.10g%c", (k->flags & MV_KEY_LO_OPEN) ? '(' : '[',
-             k->lo, k->hi, (k->flags & MV_KEY_HI_OPEN) ? ')' : ']');
+    char range[80];
+    format_range(range, sizeof range, k);
+    snprintf(buf, cap, "out of range %s", range);
     return buf;
 }
 
@@ -100,8 +107,9 @@ void key_describe(char *out, size_t cap, const mv_key *k) {
     else n = snprintf(out, cap, "%s", type_words(k->type, 0));
     if (n < 0 || (size_t)n >= cap) return;
     if ((k->type == MV_KEY_INT || k->type == MV_KEY_FLOAT || k->type == MV_KEY_DOUBLE) && !k->set) {
-        snprintf(out + n, cap - (size_t)n, " in %c%.10g, %.10g%c", (k->flags & MV_KEY_LO_OPEN) ? '(' : '[', k->lo,
-                 k->hi, (k->flags & MV_KEY_HI_OPEN) ? ')' : ']');
+        char range[80];
+        format_range(range, sizeof range, k);
+        snprintf(out + n, cap - (size_t)n, " in %s", range);
     }
 }
 
