@@ -120,6 +120,7 @@ static int evaluate_all(trainer *t, long iter, bool final) {
         mv_seg_metrics res;
         mv_eval_opts eo = {0};
         double t0 = mv_now_s();
+        if (i == cfg->data.num_val - 1) fault_drill_at(&t->fault, MV_FAULT_STOP_IN_EVAL, t->comm->rank, t->comm->world);
         MV_TRY(evaluate_split(&res, &t->model, cfg, t->val_paths[i], v->name, t->comm, &eo));
         // What rank 0 alone does (the log, best.h5) may fail too: every rank follows its outcome,
         // so that all of them leave the evaluation together and the caller can still write the
@@ -464,6 +465,7 @@ static int train_main(trainer *t, train_end *end) {
     snprintf(options, sizeof options, "--stop-after %d --resume %.900s", t->opts->stop_after,
              t->opts->resume ? t->opts->resume : "(none)");
     MV_TRY(config_check_same_on_ranks(cfg, options, t->comm));
+    MV_TRY(fault_drill_read(&t->fault, t->comm->world));
     checkpoint_state_init(&t->st);
     t->st.seed = (uint64_t)cfg->run.seed;
     t->st.world = t->comm->world;

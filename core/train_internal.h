@@ -12,6 +12,7 @@
 #include "core/train.h"
 #include "data/loader.h"
 #include "dist/comm.h"
+#include "dist/fault_drill.h"
 #include "dist/grad_sync.h"
 
 // Where a run's time goes, for the log lines and the closing summary (seconds).
@@ -41,6 +42,7 @@ typedef struct {
     char device[256];                   // what trains, as the log names it
     bool tty;                           // a progress bar on rank 0's terminal (every rank knows)
     train_clock clock;
+    mv_fault_drill fault;               // MV_FAULT: a rank stopped on purpose (dist/fault_drill.h)
     FILE *jsonl;                        // rank 0: run.work_dir/metrics.jsonl
     int lock_fd;                        // rank 0: run.work_dir/.train.lock, held while training
     char resume_path[1024];             // rank 0: the checkpoint the run resumed from ("" fresh)

@@ -8,7 +8,7 @@
 #          MPI_Finalize, which has no timeout, for ever; it gives up after MV_COMM_TIMEOUT too.
 #   stalled before MPI_Init: the rank stops (SIGSTOP) before maskvim even starts; the other waits
 #          inside MPI_Init, which has no timeout of its own, until MV_COMM_STARTUP_TIMEOUT.
-# And in training: a rank stopped (SIGSTOP) during an evaluation. Rank 0 times out in it, writes
+# And in training: a rank stopped (SIGSTOP) during an evaluation (MV_FAULT). Rank 0 times out in it, writes
 # the checkpoint that keeps the training (whole, `latest` names it), and then cannot hear from
 # the other rank whether the save went well: its message must say what is true, that the file
 # is saved and unconfirmed and that a resume continues from it (it said "saving the training
@@ -61,46 +61,28 @@ if MV_COMM_STARTUP_TIMEOUT=soon timeout 120 mpirun --oversubscribe "${MPI_ENV[@]
 grep -q "MV_COMM_STARTUP_TIMEOUT=soon: expected a number of seconds >= 0" "$TMP/badlimit.out" \
     || { cat "$TMP/badlimit.out"; fail "MV_COMM_STARTUP_TIMEOUT=soon: no message naming it"; }
 
-# The pid of MPI rank $2 among mpirun's children ($1: mpirun's parent, `timeout`), once it runs.
-rank_pid() {
-    local m p
-    for m in $(pgrep -P "$1"); do
-        for p in $(pgrep -P "$m") $m; do
-            grep -qz "^OMPI_COMM_WORLD_RANK=$2$" "/proc/$p/environ" 2>/dev/null && { echo "$p"; return 0; }
-        done
-    done
-    return 1
-}
-
-# Of three ranks, rank 2 is stopped once rank 0 has logged the evaluation of the first domain
-# (clear) at iteration 3: rank 2 cannot have left the evaluation by then, as the second domain's sums need
-# rank 0, so every collective rank 0 meets next is the evaluation's. Should the stop still come
-# late (the machine busy elsewhere: the job then fails at a later collective), it is tried again.
+# Of three ranks, rank 2 stops (SIGSTOP, the fault drill MV_FAULT=stop-in-eval:2) as it starts
+# the second domain (dusk) of the evaluation at iteration 3, after rank 0 has logged the first
+# (clear) and written best.h5: ranks 0 and 1 time out in dusk's sums. (A `kill -STOP` sent from
+# here once clear was logged came, on a slow host, after rank 2 had left the evaluation.)
 source "$(dirname "${BASH_SOURCE[0]}")/train_common.sh"
 EVAL_SETS=(--set run.eval_every=3 --set data.val=[synthetic:clear,synthetic:dusk] --set data.synthetic.val_count=16)
-stop_during_eval() {   # work dir; leaves the job's output in DIR.out
-    local d=$1 mp r1="" rc=0
-    rm -rf "$d"
-    MV_COMM_TIMEOUT=3 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_COMM_TIMEOUT -x MV_SYNTH_CACHE -np 3 \
-        "$MV_BIN" train "${TRAIN_SETS[@]}" "${EVAL_SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$d" \
-        >"$d.out" 2>&1 &
-    mp=$!
-    while [ -z "$r1" ] && kill -0 "$mp" 2>/dev/null; do r1=$(rank_pid "$mp" 2) || true; [ -n "$r1" ] || sleep 0.02; done
-    while kill -0 "$mp" 2>/dev/null && ! grep -qs '"type": "eval", "iter": 3, "domain": "clear"' "$d/metrics.jsonl"; do
-        sleep 0.02; done   # (a spin here would take a core from the two ranks)
-    [ -n "$r1" ] && kill -STOP "$r1" 2>/dev/null
-    wait "$mp" || rc=$?
-    [ -n "$r1" ] && kill -KILL "$r1" 2>/dev/null   # (mpirun ended it; only if it did not)
-    echo "-- rank 2 stopped during the evaluation at iteration 3: exit status $rc"
-    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { cat "$d.out"; fail "stopped during an evaluation: exit status $rc"; }
-}
 D=$TMP/evalstop
-for try in 1 2 3; do
-    stop_during_eval "$D"
-    grep -q "the evaluation at iteration 3 failed: " "$D.out" && break
-    echo "(the stop came after the evaluation; try $try of 3)"
-done
-grep -q "the evaluation at iteration 3 failed: .*not complete after 3 s" "$D.out" || { cat "$D.out"; fail "rank 2 never stopped during the evaluation"; }
+rc=0
+# One OpenMP thread per rank, unbound: three ranks of two threads each on two cores made a
+# healthy step wait past the limit (the job then failed in a gradient all-reduce, on a slow host).
+MV_FAULT=stop-in-eval:2 MV_COMM_TIMEOUT=5 timeout 120 mpirun --oversubscribe --bind-to none "${MPI_ENV[@]}" \
+    -x MV_COMM_TIMEOUT -x MV_SYNTH_CACHE -x MV_FAULT -x OMP_NUM_THREADS=1 -np 3 \
+    "$MV_BIN" train "${TRAIN_SETS[@]}" "${EVAL_SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$D" \
+    >"$D.out" 2>&1 || rc=$?
+echo "-- rank 2 stopped during the evaluation at iteration 3: exit status $rc"
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { cat "$D.out"; fail "stopped during an evaluation: exit status $rc"; }
+grep -q "rank 2/3: fault drill (MV_FAULT): this rank stops at the start of the first evaluation's last data.val source" "$D.out" \
+    || { cat "$D.out"; fail "rank 2 did not say that it stops"; }
+grep -q '"type": "eval", "iter": 3, "domain": "clear"' "$D/metrics.jsonl" && [ -f "$D/best.h5" ] \
+    || { cat "$D.out"; fail "the evaluation of clear was not logged, or best.h5 not written, before the stop"; }
+grep -q '"domain": "dusk"' "$D/metrics.jsonl" && fail "dusk was evaluated although rank 2 stopped before it"
+grep -q "the evaluation at iteration 3 failed: .*not complete after 5 s" "$D.out" || { cat "$D.out"; fail "the job did not fail in the evaluation at iteration 3"; }
 grep -q "rank 0 saved the training state of iteration 3 in $D/iter_3.h5, but the other ranks could not confirm it (the same failure): once the cause is fixed, \`--resume auto\` continues from it (the resume runs the evaluation first)" "$D.out" \
     || { cat "$D.out"; fail "rank 0 does not say that it saved iter_3.h5"; }
 grep -q "failed as well" "$D.out" && fail "a save that was written is reported as failed: $(grep 'failed as well' "$D.out")"
@@ -115,6 +97,14 @@ grep -q "rank 1/3: .*rank 0 was to save the training done so far, but this rank 
 grep -q "resumed from $D/iter_3.h5 at iteration 3" "$D.resume" && grep -q "evaluation at iteration 3 did not complete before: running it now" "$D.resume" \
     || { cat "$D.resume"; fail "the resume did not continue from iter_3.h5 with its evaluation"; }
 grep -q "warning\|removed" "$D.resume" && { cat "$D.resume"; fail "the resume warned or removed a file"; }
+
+# A drill that is not one, or for a rank the job lacks, is refused before anything starts.
+for bad in "stop-in-eval:1" "stop-in-eval:x" "stop-in-train:0" "stop-in-eval"; do
+    MV_FAULT=$bad "$MV_BIN" train "${TRAIN_SETS[@]}" --set run.work_dir="$TMP/badfault" >"$TMP/badfault.out" 2>&1 \
+        && fail "MV_FAULT=$bad accepted"
+    grep -q "MV_FAULT=$bad: " "$TMP/badfault.out" || { cat "$TMP/badfault.out"; fail "MV_FAULT=$bad: no message naming it"; }
+    [ -e "$TMP/badfault/metrics.jsonl" ] && fail "MV_FAULT=$bad: the run started"
+done
 
 # And the same command without a failing rank succeeds, so the statuses above mean something.
 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -np 2 "$MV_BIN" bench-allreduce --max-bytes 64K >"$TMP/ok.out" 2>&1 \

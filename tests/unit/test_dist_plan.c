@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "dist/comm.h"
 #include "dist/comm_mpi.h"
+#include "dist/fault_drill.h"
 #include "dist/grad_sync.h"
 #include "dist/syncbn.h"
 
@@ -207,6 +208,34 @@ Test(dist_comm, a_wait_does_not_count_time_its_process_was_stopped) {
     cr_expect(comm_mpi_timed_out(&c, &w, &waited));
     cr_expect_geq(waited, 3.5);
     cr_expect_lt(waited, 4.5);
+}
+
+// MV_FAULT names one drill and one rank of the job; anything else is refused with its value.
+Test(dist_fault, drill_from_environment) {
+    mv_fault_drill f;
+    unsetenv("MV_FAULT");
+    cr_assert_eq(fault_drill_read(&f, 3), 0);
+    cr_expect_eq(f.point, MV_FAULT_NONE);
+    setenv("MV_FAULT", "stop-in-eval:2", 1);
+    cr_assert_eq(fault_drill_read(&f, 3), 0, "%s", mv_last_error());
+    cr_expect_eq(f.point, MV_FAULT_STOP_IN_EVAL);
+    cr_expect_eq(f.rank, 2);
+    // Not due: another point, another rank (it returns instead of stopping this process).
+    fault_drill_at(&f, MV_FAULT_NONE, 2, 3);
+    fault_drill_at(&f, MV_FAULT_STOP_IN_EVAL, 1, 3);
+    cr_expect_not(f.done);
+    cr_expect_eq(fault_drill_read(&f, 2), -1);
+    cr_expect(strstr(mv_last_error(), "ranks 0 to 1 only"), "message: %s", mv_last_error());
+    const char *bad[] = {"stop-in-eval", "stop-in-eval:", "stop-in-eval:-1", "stop-in-eval:1x", "stop-in-evalx:1",
+                         "stop-in-ev:1", ":1", "stop-in-train:0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("MV_FAULT", bad[i], 1);
+        cr_expect_eq(fault_drill_read(&f, 3), -1, "%s accepted", bad[i]);
+        cr_expect(strstr(mv_last_error(), bad[i]) && strstr(mv_last_error(), "stop-in-eval"), "message: %s",
+                  mv_last_error());
+        cr_expect_eq(f.point, MV_FAULT_NONE);
+    }
+    unsetenv("MV_FAULT");
 }
 
 Test(dist_syncbn, callback_on_one_rank_leaves_sums) {

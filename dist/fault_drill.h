@@ -1,0 +1,30 @@
+// Fault drills: MV_FAULT makes one rank of a training job stop on purpose at a chosen point, so
+// that the failure handling (the other ranks' collective timeout, the checkpoint rank 0 writes
+// on the way out, the resume) can be rehearsed on a real cluster, and tested at a point that a
+// signal sent from outside could only hit by chance. The stop is SIGSTOP, the process frozen as
+// by `kill -STOP`: it neither computes nor answers, and mpirun's abort still ends it.
+//
+//   MV_FAULT=stop-in-eval:R   rank R stops as it starts the first evaluation's last data.val
+//                             source (after the others: rank 0 has logged them and may have
+//                             written best.h5; the other ranks time out in that source's sums)
+#pragma once
+#include <stdbool.h>
+
+typedef enum {
+    MV_FAULT_NONE = 0,
+    MV_FAULT_STOP_IN_EVAL,
+} mv_fault_point;
+
+typedef struct {
+    mv_fault_point point;
+    int rank;       // the rank that stops
+    bool done;      // a drill happens once per run
+} mv_fault_drill;
+
+// Reads MV_FAULT (unset or empty: no drill). 0, or -1 with a message for a value that is not a
+// drill or names a rank the job (`world` ranks) does not have.
+int fault_drill_read(mv_fault_drill *f, int world);
+// Rank `rank` at `point`: when the drill is for this rank and point (and has not happened), says
+// so on stderr and stops the process. Returns when the drill is not due, or once the process is
+// continued (SIGCONT).
+void fault_drill_at(mv_fault_drill *f, mv_fault_point point, int rank, int world);
