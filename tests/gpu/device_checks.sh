@@ -30,7 +30,7 @@
 # CMake), MV_FALLBACK_BLAS=1 (CPU reference on tests/gpu/fallback's sgemm), MV_BUDGET_S (seconds,
 # default 460), MV_SKIP_MODEL_BENCH=1 (no whole-step benchmark), MV_PYTHON (the Python that has PyTorch, default python3), MV_SKIP_OPS_BENCH=1 (no
 # per-op benchmark: the whole-step benchmark and the PyTorch step only), MV_SKIP_TORCH=1 (no PyTorch
-# step).
+# step), MV_CUDA_CAP (compute capability to build for, e.g. 90, where nvidia-smi does not tell it).
 set -uo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -54,7 +54,7 @@ JOBS=$(nproc 2>/dev/null || echo 4)
 STATUS=0
 
 say "maskvim device checks, $(date -u '+%Y-%m-%d %H:%M UTC'), source $SRC"
-CAP=""
+CAP=${MV_CUDA_CAP:-}   # without a GPU to ask: the one architecture to build for (else sm_80 and sm_90)
 if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=index,name,memory.total,driver_version,compute_cap --format=csv,noheader 2>&1 |
         sed 's/^/  gpu: /' | tee -a "$RES/summary.txt"
