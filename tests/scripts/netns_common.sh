@@ -72,7 +72,8 @@ exec "$TMP/onhost" "\${host##*.}" /bin/sh -c "\$*"
 AGENT
     chmod +x "$TMP/onhost" "$TMP/agent"
     # shellcheck disable=SC2034,SC2054  # used by the tests; commas inside mpirun options
-    NETNS_MPI_OPTS=(--map-by node --mca plm_rsh_agent "$TMP/agent"
+    # --bind-to none: each host's daemon would bind its rank to the first core, all hosts the same one.
+    NETNS_MPI_OPTS=(--map-by node --bind-to none --mca plm_rsh_agent "$TMP/agent"
                     --mca btl tcp,self --mca btl_tcp_if_include "$NETNS_SUB.0/24"
                     --mca oob_tcp_if_include "$NETNS_SUB.0/24")
     # shellcheck disable=SC2034

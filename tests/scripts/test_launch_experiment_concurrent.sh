@@ -7,6 +7,7 @@
 # fresh synthetic-data cache share the rows and write the data once, and no row fails.
 set -euo pipefail
 source "$(dirname "$0")/experiment_common.sh"
+export OMP_NUM_THREADS=1   # two sweeps train at once: one thread each on the two cores
 exp_setup launch_experiment_concurrent
 export MV_SYNTH_CACHE="$TMP/synth_cache"
 cat >"$TMP/exp.yaml" <<YAML

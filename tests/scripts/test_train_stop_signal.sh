@@ -26,9 +26,11 @@ ITERS=100   # long enough that no run ends before the test signals it
 SETS=("${TRAIN_SETS[@]}" --set schedule.max_iters=$ITERS --set run.ckpt_every=0)
 passed=0
 
-# wait_records DIR N PID: waits until DIR/metrics.jsonl holds N training records (or PID ended).
+# wait_records DIR N PID: waits until DIR/metrics.jsonl holds N training records (or PID ended,
+# or 300 s passed: a deadline, not a count of polls, whose length would depend on the host).
 wait_records() {
-    for _ in $(seq 3000); do
+    local deadline=$((SECONDS + 300))
+    while [ $SECONDS -lt $deadline ]; do
         [ -f "$1/metrics.jsonl" ] && [ "$(grep -c '"type": "train"' "$1/metrics.jsonl")" -ge "$2" ] && return 0
         kill -0 "$3" 2>/dev/null || return 1
         sleep 0.02
@@ -119,8 +121,11 @@ passed=$((passed + 1))
 import os, pty, signal, subprocess, sys, time
 binary, work = sys.argv[1], sys.argv[2]
 master, slave = pty.openpty()
+# stderr into a file: a pipe read only at the end would fill (a line per SIGUSR1) and block the
+# handler's write.
+errf = open(work + ".err", "w+")
 p = subprocess.Popen([binary, "train", *sys.argv[3:], "--set", f"run.work_dir={work}"],
-                     stdout=slave, stderr=subprocess.PIPE, text=True)
+                     stdout=slave, stderr=errf, text=True)
 os.close(slave)
 out = b""
 while b"iterations in" not in out:
@@ -135,7 +140,8 @@ while p.poll() is None:
     p.send_signal(signal.SIGUSR1)
     sent += 1
     time.sleep(0.0005)
-err = p.stderr.read()
+errf.seek(0)
+err = errf.read()
 assert p.returncode == 0, f"status {p.returncode} after {sent} SIGUSR1 (-10: killed by it): {err[-400:]}"
 assert "stopping after this step" not in err, err[-400:]
 assert open(os.path.join(work, "latest")).read().strip() == "iter_3.h5"

@@ -37,12 +37,12 @@ ARGS=(train "${TRAIN_SETS[@]}" --set data.batch_per_rank=1 --set run.device=cuda
 start=$(date +%s)
 rc=0
 timeout 120 mpirun --oversubscribe "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x OMP_NUM_THREADS=1 \
-    -np 1 env MV_COMM_TIMEOUT=3 MV_EMU_STALL_QUERIES=6 "$MV_EMU_BIN" "${ARGS[@]}" : \
+    -np 1 env MV_COMM_TIMEOUT=8 MV_EMU_STALL_QUERIES=6 "$MV_EMU_BIN" "${ARGS[@]}" : \
     -np 1 env MV_COMM_TIMEOUT=60 "$MV_EMU_BIN" "${ARGS[@]}" >"$TMP/hang.log" 2>&1 || rc=$?
 took=$(( $(date +%s) - start ))
 [ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "a stalled GPU stream: exit status $rc after $took s: $(tail -5 "$TMP/hang.log")"
 [ "$took" -le 60 ] || fail "a stalled GPU stream ended the job only after $took s"
-grep -q "rank 0/2: GPU step: not complete after 3 s: its NCCL collectives wait for a rank that has stopped or is stuck" \
+grep -q "rank 0/2: GPU step: not complete after 8 s: its NCCL collectives wait for a rank that has stopped or is stuck" \
     "$TMP/hang.log" || fail "no timeout message: $(grep maskvim "$TMP/hang.log" | tail -3)"
 grep -q "^\[iter     2/6\]" "$TMP/hang.log" || fail "the stall came before training: $(head -3 "$TMP/hang.log")"
 echo "a stalled GPU stream ended the job after $took s (exit status $rc)"
