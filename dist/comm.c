@@ -4,6 +4,7 @@
 #include "core/build_info.h"
 #include "core/clock.h"
 #include "dist/comm_mpi.h"
+#include "dist/rank_threads.h"
 #include "dist/startup_watchdog.h"
 #include "core/error.h"
 #include <limits.h>
@@ -163,13 +164,18 @@ int comm_init(mv_comm *c, int *argc, char ***argv) {
     c->backend = MV_DIST_SINGLE;
     MV_TRY(read_timeout(&c->timeout_s));
 #ifdef MV_HAVE_MPI
-    if (!launched_by_mpi()) return 0;
-    // Watched from here to the end of the first collectives (the build check): MPI_Init's own
-    // wait for the other ranks has no timeout.
+    if (!launched_by_mpi()) return rank_threads_share(c);
+    // Watched from here to the end of the first collectives (the build check and the threads'
+    // share): MPI_Init's own wait for the other ranks has no timeout.
     double limit_s;
     MV_TRY(read_startup_limit(&limit_s, c->timeout_s));
     mv_startup_watchdog *watchdog = startup_watchdog_start(limit_s, "MPI start-up");
     int rc = comm_init_mpi(c, argc, argv);
+    if (rc == 0 && rank_threads_share(c) < 0) {
+        mv_fail_context("comm_init: sharing the CPUs among the ranks of this host");
+        comm_finalize(c);
+        rc = -1;
+    }
     startup_watchdog_stop(watchdog);
     return rc;
 #else
@@ -180,7 +186,7 @@ int comm_init(mv_comm *c, int *argc, char ***argv) {
     if (!size) size = getenv("PMI_SIZE");
     if (size && atoi(size) > 1)
         return mv_fail("comm_init: started as one of %s ranks, but this maskvim was built without MPI", size);
-    return 0;
+    return rank_threads_share(c);
 #endif
 }
 
@@ -360,6 +366,22 @@ int comm_allgather_bytes(mv_comm *c, const void *mine, void *all, size_t n) {
     return comm_mpi_wait(c, &req, "all-gather");
 #else
     return mv_fail("comm_allgather_bytes: %d ranks but no MPI in this build", c->world);
+#endif
+}
+
+int comm_mpi_node_allgather(mv_comm *c, const void *mine, void *all, size_t n) {
+    if (c->local_size <= 1 || n == 0) {
+        if (n) memcpy(all, mine, n);
+        return 0;
+    }
+    if (n > INT_MAX) return mv_fail("comm_mpi_node_allgather: %zu bytes per rank is too many", n);
+#ifdef MV_HAVE_MPI
+    MPI_Request req;
+    int err = MPI_Iallgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, ((mv_comm_mpi *)c->impl)->node, &req);
+    if (err != MPI_SUCCESS) return comm_mpi_fail(err, "all-gather on this host");
+    return comm_mpi_wait(c, &req, "all-gather on this host");
+#else
+    return mv_fail("comm_mpi_node_allgather: %d ranks on this host but no MPI in this build", c->local_size);
 #endif
 }
 

@@ -17,11 +17,20 @@ typedef enum {
     MV_DIST_NCCL = 2,     // NCCL on device memory for gradients (GPU path; not built yet)
 } mv_dist_backend;
 
+// This rank's OpenMP threads, as comm_init set them (dist/rank_threads.h).
+typedef struct {
+    int threads;    // OpenMP threads this rank uses
+    int cpus;       // CPUs this rank may run on (its affinity mask)
+    int sharing;    // ranks on this host whose CPUs overlap this rank's, itself included
+    int from_env;   // OMP_NUM_THREADS was set, and is kept
+} mv_rank_threads;
+
 typedef struct {
     int rank, world;              // position in the job and number of processes
     int local_rank, local_size;   // position among the processes of this node (GPU binding)
     mv_dist_backend backend;      // what grad_sync uses for gradients
     double timeout_s;             // a collective waiting longer than this fails (0: wait forever)
+    mv_rank_threads threads;      // OpenMP threads: the rank's share of its host's CPUs
     void *impl;                   // backend state (MPI communicators), private to dist/comm.c
 } mv_comm;
 
@@ -31,6 +40,7 @@ typedef struct {
 // With several ranks, every rank then compares its build's identity (core/build_info.h) with
 // the others', in one exchange of a fixed size: ranks of different maskvim builds fail here,
 // all of them, naming the first rank that differs from rank 0 and both builds (MPI finalized).
+// Then ranks that share CPUs split them (c->threads, dist/rank_threads.h).
 // Returns 0, or -1 with a message.
 int comm_init(mv_comm *c, int *argc, char ***argv);
 // Ends communication (MPI_Finalize if comm_init started MPI). Safe on a zeroed or failed comm.

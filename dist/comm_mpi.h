@@ -24,6 +24,10 @@ bool comm_mpi_timed_out(const mv_comm *c, mv_wait_clock *w, double *waited_s);
 #define MV_COMM_TIMEOUT_WHY \
     ": a rank has stopped or is stuck, or its host cannot be reached (MV_COMM_TIMEOUT sets this limit)"
 
+// Every rank of this host's n bytes `mine`, in local-rank order, into all[0..local_size*n) (a
+// collective over the host's ranks, with the timeout). 0 or -1.
+int comm_mpi_node_allgather(mv_comm *c, const void *mine, void *all, size_t n);
+
 #ifdef MV_HAVE_MPI
 #include <mpi.h>
 

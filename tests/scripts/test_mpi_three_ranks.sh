@@ -9,7 +9,8 @@
 #    and on 4 (the last global step is partial) gives the 1-rank result exactly;
 # 4. a 3-rank run stopped after 3 iterations resumes on 1 rank x 3 (same global batch: the same
 #    stream) to the uninterrupted run's parameters within the tolerances, and on 3 ranks bit
-#    for bit.
+#    for bit;
+# 5. unless OMP_NUM_THREADS is set, the 3 ranks share the host's CPUs as OpenMP threads.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 source "$(dirname "$0")/mpi_common.sh"
@@ -95,5 +96,24 @@ grep -q "resumed from .*iter_3.h5 at iteration 3" "$TMP/r1.log" || fail "1 rank 
 same_training "$TMP/three" "$TMP/r1" || fail "the 3-rank run resumed on 1 rank differs from the uninterrupted run"
 mpi3 train "${SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$TMP/r3" --resume auto >/dev/null
 compare "$TMP/three/iter_6.h5" "$TMP/r3/iter_6.h5" --exact || fail "stop/resume on 3 ranks is not bit-identical"
+passed=$((passed + 1))
+
+# 5. OpenMP threads: unset, each of 3 unbound ranks (every CPU in every mask) takes
+#    max(1, CPUs / 3) threads and the start-up line says so; OMP_NUM_THREADS, when set, is kept.
+cpus=$(nproc)
+want=$(( cpus / 3 > 0 ? cpus / 3 : 1 ))
+line() { grep -o "[0-9]* OpenMP threads* per rank[^,]*" "$1"; }
+for env in unset set; do
+    e=(env -u OMP_NUM_THREADS)
+    [ "$env" = set ] && e=(env OMP_NUM_THREADS=1)
+    "${e[@]}" timeout 300 mpirun --oversubscribe --bind-to none -np 3 "${MPI_ENV[@]}" -x MV_SYNTH_CACHE "$MV_BIN" train \
+        "${SETS[@]}" --set data.batch_per_rank=1 --set run.work_dir="$TMP/threads_$env" --stop-after 1 >"$TMP/threads_$env.log" 2>&1 \
+        || { cat "$TMP/threads_$env.log"; fail "5: the 3-rank run with OMP_NUM_THREADS $env failed"; }
+done
+[ "$(line "$TMP/threads_unset.log")" = "$want OpenMP thread$([ "$want" = 1 ] || echo s) per rank ($cpus CPUs shared by 3 ranks of its host)" ] \
+    || fail "5: OMP_NUM_THREADS unset, $cpus CPUs: '$(line "$TMP/threads_unset.log")'"
+[ "$(line "$TMP/threads_set.log")" = "1 OpenMP thread per rank (OMP_NUM_THREADS)" ] \
+    || fail "5: OMP_NUM_THREADS=1: '$(line "$TMP/threads_set.log")'"
+echo "OpenMP threads: $(line "$TMP/threads_unset.log"); with OMP_NUM_THREADS=1: $(line "$TMP/threads_set.log")"
 passed=$((passed + 1))
 echo "$passed passed, 0 failed"

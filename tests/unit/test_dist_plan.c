@@ -10,6 +10,7 @@
 #include "dist/comm_mpi.h"
 #include "dist/fault_drill.h"
 #include "dist/grad_sync.h"
+#include "dist/rank_threads.h"
 #include "dist/syncbn.h"
 
 static void expect_bucket(const mv_bucket *b, size_t lo, size_t hi) {
@@ -208,6 +209,37 @@ Test(dist_comm, a_wait_does_not_count_time_its_process_was_stopped) {
     cr_expect(comm_mpi_timed_out(&c, &w, &waited));
     cr_expect_geq(waited, 3.5);
     cr_expect_lt(waited, 4.5);
+}
+
+// Ranks sharing CPUs split them: at least one thread each; one rank alone keeps OpenMP's count.
+Test(dist_threads, share_of_the_cpus) {
+    cr_expect_eq(rank_threads_for(16, 4), 4);
+    cr_expect_eq(rank_threads_for(16, 3), 5);
+    cr_expect_eq(rank_threads_for(2, 3), 1);
+    cr_expect_eq(rank_threads_for(1, 1), 1);
+    cr_expect_eq(rank_threads_for(8, 0), 8);
+    mv_comm c;
+    unsetenv("OMP_NUM_THREADS");
+    cr_assert_eq(comm_init(&c, NULL, NULL), 0, "%s", mv_last_error());
+    cr_expect_eq(c.threads.sharing, 1);
+    cr_expect_not(c.threads.from_env);
+    cr_expect_geq(c.threads.threads, 1);
+    char d[160];
+    rank_threads_describe(&c, d, sizeof d);
+    cr_expect(strstr(d, "OpenMP thread") && !strstr(d, "per rank") && !strstr(d, "("), "%s", d);
+    comm_finalize(&c);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    cr_assert_eq(comm_init(&c, NULL, NULL), 0, "%s", mv_last_error());
+    cr_expect(c.threads.from_env);
+    c.world = 3;   // as a rank of three would describe it
+    rank_threads_describe(&c, d, sizeof d);
+    c.world = 1;
+    // (OpenMP read the variable when it started: its count stays what it was.)
+    cr_expect(strstr(d, " per rank (OMP_NUM_THREADS)"), "%s", d);
+    comm_finalize(&c);
+    c = (mv_comm){.world = 3, .threads = {.threads = 5, .cpus = 16, .sharing = 3}};
+    rank_threads_describe(&c, d, sizeof d);
+    cr_expect_str_eq(d, "5 OpenMP threads per rank (16 CPUs shared by 3 ranks of its host)");
 }
 
 // MV_FAULT names one drill and one rank of the job; anything else is refused with its value.

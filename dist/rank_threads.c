@@ -1,0 +1,55 @@
+// Each rank's share of its host's CPUs as OpenMP threads (see rank_threads.h).
+#define _GNU_SOURCE
+#include "dist/rank_threads.h"
+#include <omp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "dist/comm_mpi.h"
+
+int rank_threads_for(int cpus, int sharing) {
+    int t = sharing > 0 ? cpus / sharing : cpus;
+    return t < 1 ? 1 : t;
+}
+
+int rank_threads_share(mv_comm *c) {
+    mv_rank_threads *t = &c->threads;
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    int have_mask = sched_getaffinity(0, sizeof mine, &mine) == 0;
+    t->cpus = have_mask ? CPU_COUNT(&mine) : omp_get_num_procs();
+    t->sharing = 1;
+    const char *env = getenv("OMP_NUM_THREADS");
+    t->from_env = env && *env;
+    if (t->from_env || c->local_size <= 1 || !have_mask) {
+        t->threads = omp_get_max_threads();
+        return 0;
+    }
+    cpu_set_t *all = mv_calloc((size_t)c->local_size, sizeof *all);
+    int rc = comm_mpi_node_allgather(c, &mine, all, sizeof mine);
+    if (rc == 0) {
+        t->sharing = 0;
+        for (int r = 0; r < c->local_size; r++) {
+            cpu_set_t both;
+            CPU_AND(&both, &mine, &all[r]);
+            t->sharing += CPU_COUNT(&both) > 0;
+        }
+        t->threads = rank_threads_for(t->cpus, t->sharing);
+        omp_set_num_threads(t->threads);
+    }
+    free(all);
+    return rc;
+}
+
+void rank_threads_describe(const mv_comm *c, char *out, size_t n) {
+    const mv_rank_threads *t = &c->threads;
+    int len = snprintf(out, n, "%d OpenMP thread%s%s", t->threads, t->threads == 1 ? "" : "s",
+                       c->world > 1 ? " per rank" : "");
+    if (len < 0 || (size_t)len >= n) return;
+    if (t->from_env)
+        snprintf(out + len, n - (size_t)len, " (OMP_NUM_THREADS)");
+    else if (t->sharing > 1)
+        snprintf(out + len, n - (size_t)len, " (%d CPUs shared by %d ranks of its host)", t->cpus, t->sharing);
+}
