@@ -17,6 +17,7 @@
 #include "core/schedule.h"
 #include "core/train_internal.h"
 #include "core/progress.h"
+#include "dist/rank_threads.h"
 
 // Pushes the records written to metrics.jsonl to the file: a full disk or an I/O error stops the
 // run (records are never dropped silently; a resume trims a line the failure cut short).
@@ -178,9 +179,17 @@ int train_log_open(trainer *t, const mv_loader_cursor *start) {
         if (!train_nothing_to_do(t, start != NULL)) MV_TRY(log_start(t, world, B, t->device, start != NULL));
         char model[128];
         model_config_describe(model, sizeof model, &cfg->model);
-        printf("maskvim train: %s, %zu parameters, %d rank%s x %d image%s, crop %dx%d, %d iterations, on %s, work dir %s\n",
+        // The CPU model: how many threads each rank runs it on (not in the log's start record,
+        // which runs with other thread counts must match).
+        char threads[160] = "";
+        if (!t->engine) {
+            threads[0] = ',';
+            threads[1] = ' ';
+            rank_threads_describe(t->comm, threads + 2, sizeof threads - 2);
+        }
+        printf("maskvim train: %s, %zu parameters, %d rank%s x %d image%s, crop %dx%d, %d iterations, on %s%s, work dir %s\n",
                model, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, B > 1 ? "s" : "", cfg->model.crop_h,
-               cfg->model.crop_w, cfg->schedule.max_iters, t->device, cfg->run.work_dir);
+               cfg->model.crop_w, cfg->schedule.max_iters, t->device, threads, cfg->run.work_dir);
         print_sources(cfg);
         fflush(stdout);   // a log redirected to a file shows how the run started before its first step ends
         // PyTorch refuses this (BatchNorm wants more than one value per channel in training).

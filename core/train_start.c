@@ -14,7 +14,6 @@
 #include "core/metrics.h"
 #include "core/train_internal.h"
 #include "core/weights_io.h"
-#include "dist/rank_threads.h"
 #include "dist/syncbn.h"
 
 // The hooks of a step on several ranks of the CPU path: backward reports each gradient that is
@@ -235,12 +234,6 @@ int train_open_device(trainer *t) {
     }
     MV_TRY(engine_open(&t->model, &t->opt, &cfg->run, t->comm, &t->ctx, t->device, sizeof t->device));
     t->engine = t->model.engine;
-    if (!t->engine) {   // the CPU model: how many threads each rank runs it on
-        size_t len = strlen(t->device);
-        char threads[160];
-        rank_threads_describe(t->comm, threads, sizeof threads);
-        snprintf(t->device + len, sizeof t->device - len, ", %s", threads);
-    }
     MV_TRY(run_plan(&t->model, B, cfg->model.crop_h, cfg->model.crop_w, MV_PLAN_TRAIN));
     if (world <= 1 || t->engine) return 0;
     size_t *cuts = mv_malloc(sizeof(size_t) * t->model.params.count);

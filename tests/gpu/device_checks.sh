@@ -266,9 +266,12 @@ direct_build() {
     for f in test_model_cuda bench_model_cuda; do
         gcc $mflags -c "$SRC/tests/cuda/$f.c" -o "$O/$f.c.o" 2>&1 | log || ok=0
     done
-    # comm_abort: a device error stops the job (core/device/model_device.c).
-    gcc $ccflags -c "$SRC/dist/comm.c" -o "$O/comm.c.o" 2>&1 | log || ok=0
-    mobj+=("$O/comm.c.o")
+    # comm_abort: a device error stops the job (core/device/model_device.c); comm_init sets the
+    # ranks' OpenMP threads (dist/rank_threads.c).
+    for f in comm rank_threads; do
+        gcc $ccflags -c "$SRC/dist/$f.c" -o "$O/$f.c.o" 2>&1 | log || ok=0
+        mobj+=("$O/$f.c.o")
+    done
     if [ $ok = 1 ]; then
         for f in test_model_cuda bench_model_cuda; do
             g++ -fopenmp -o "$D/$f" "$O/$f.c.o" "${dobj[@]}" "${mobj[@]}" "${kern[@]}" "${cpu[@]}" "${libs[@]}" \
@@ -282,9 +285,10 @@ direct_build() {
     if [ -n "$nccl_h" ]; then
         if "$NVCC" $nvflags -c "$SRC/dist/nccl_comm.cu" -o "$O/nccl_comm.cu.o" 2>&1 | log &&
             gcc $ccflags -c "$SRC/dist/comm.c" -o "$O/comm.c.o" 2>&1 | log &&
+            gcc $ccflags -c "$SRC/dist/rank_threads.c" -o "$O/rank_threads.c.o" 2>&1 | log &&
             gcc $ccflags -c "$SRC/dist/grad_sync.c" -o "$O/grad_sync.c.o" 2>&1 | log &&
             gcc $ccflags -c "$SRC/tests/cuda/test_nccl.c" -o "$O/test_nccl.c.o" 2>&1 | log &&
-            g++ -fopenmp -o "$D/test_nccl" "$O/test_nccl.c.o" "$O/nccl_comm.cu.o" "$O/comm.c.o" "$O/grad_sync.c.o" \
+            g++ -fopenmp -o "$D/test_nccl" "$O/test_nccl.c.o" "$O/nccl_comm.cu.o" "$O/comm.c.o" "$O/rank_threads.c.o" "$O/grad_sync.c.o" \
                 "${kern[@]}" "${cpu[@]}" "${libs[@]}" "${blas_l[@]}" "${rpath[@]}" -lm -lpthread -ldl -lrt 2>&1 | log; then
             NCCL_BIN=$D/test_nccl
         else
