@@ -353,36 +353,32 @@ int comm_bcast_bytes(mv_comm *c, void *buf, size_t n) {
 #endif
 }
 
-int comm_allgather_bytes(mv_comm *c, const void *mine, void *all, size_t n) {
-    if (c->world <= 1 || n == 0) {
+// Every member's n bytes into all[], over the world (host = false) or this host's ranks.
+static int allgather_over(mv_comm *c, bool host, const void *mine, void *all, size_t n) {
+    int members = host ? c->local_size : c->world;
+    const char *what = host ? "all-gather on this host" : "all-gather";
+    if (members <= 1 || n == 0) {
         if (n) memcpy(all, mine, n);
         return 0;
     }
-    if (n > INT_MAX) return mv_fail("comm_allgather_bytes: %zu bytes per rank is too many", n);
+    if (n > INT_MAX) return mv_fail("%s: %zu bytes per rank is too many", what, n);
 #ifdef MV_HAVE_MPI
+    MPI_Comm comm = host ? ((mv_comm_mpi *)c->impl)->node : comm_mpi_handle(c);
     MPI_Request req;
-    int err = MPI_Iallgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, comm_mpi_handle(c), &req);
-    if (err != MPI_SUCCESS) return comm_mpi_fail(err, "all-gather");
-    return comm_mpi_wait(c, &req, "all-gather");
+    int err = MPI_Iallgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, comm, &req);
+    if (err != MPI_SUCCESS) return comm_mpi_fail(err, what);
+    return comm_mpi_wait(c, &req, what);
 #else
-    return mv_fail("comm_allgather_bytes: %d ranks but no MPI in this build", c->world);
+    return mv_fail("%s: %d ranks but no MPI in this build", what, members);
 #endif
 }
 
+int comm_allgather_bytes(mv_comm *c, const void *mine, void *all, size_t n) {
+    return allgather_over(c, false, mine, all, n);
+}
+
 int comm_mpi_node_allgather(mv_comm *c, const void *mine, void *all, size_t n) {
-    if (c->local_size <= 1 || n == 0) {
-        if (n) memcpy(all, mine, n);
-        return 0;
-    }
-    if (n > INT_MAX) return mv_fail("comm_mpi_node_allgather: %zu bytes per rank is too many", n);
-#ifdef MV_HAVE_MPI
-    MPI_Request req;
-    int err = MPI_Iallgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, ((mv_comm_mpi *)c->impl)->node, &req);
-    if (err != MPI_SUCCESS) return comm_mpi_fail(err, "all-gather on this host");
-    return comm_mpi_wait(c, &req, "all-gather on this host");
-#else
-    return mv_fail("comm_mpi_node_allgather: %d ranks on this host but no MPI in this build", c->local_size);
-#endif
+    return allgather_over(c, true, mine, all, n);
 }
 
 // Two small collectives: the lowest rank with a finding (minimum over ranks), then its text
