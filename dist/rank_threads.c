@@ -19,17 +19,19 @@ int rank_threads_share(mv_comm *c) {
     cpu_set_t mine;
     CPU_ZERO(&mine);
     int have_mask = sched_getaffinity(0, sizeof mine, &mine) == 0;
+    if (!have_mask) CPU_ZERO(&mine);   // overlaps no rank: this rank keeps OpenMP's count
     t->cpus = have_mask ? CPU_COUNT(&mine) : omp_get_num_procs();
     t->sharing = 1;
     const char *env = getenv("OMP_NUM_THREADS");
     t->from_env = env && *env;
-    if (t->from_env || c->local_size <= 1 || !have_mask) {
-        t->threads = omp_get_max_threads();
-        return 0;
-    }
+    t->threads = omp_get_max_threads();
+    if (c->local_size <= 1) return 0;
+    // Every rank of the host takes part, whatever its own environment or mask says: a rank
+    // started with OMP_NUM_THREADS beside one without (an MPMD command line) must not leave the
+    // other waiting in this collective.
     cpu_set_t *all = mv_calloc((size_t)c->local_size, sizeof *all);
     int rc = comm_mpi_node_allgather(c, &mine, all, sizeof mine);
-    if (rc == 0) {
+    if (rc == 0 && have_mask && !t->from_env) {
         t->sharing = 0;
         for (int r = 0; r < c->local_size; r++) {
             cpu_set_t both;

@@ -12,8 +12,8 @@
 // The share for `cpus` CPUs overlapped by `sharing` ranks (itself included): at least 1.
 int rank_threads_for(int cpus, int sharing);
 // Called by comm_init on every rank (a collective over the ranks of each host when there are
-// several and OMP_NUM_THREADS is unset); sets c->threads and OpenMP's thread count. 0, or -1
-// with a message.
+// several, whatever each rank's OMP_NUM_THREADS); sets c->threads and, unless OMP_NUM_THREADS
+// is set, OpenMP's thread count. 0, or -1 with a message.
 int rank_threads_share(mv_comm *c);
 // "2 OpenMP threads", "1 OpenMP thread per rank (2 CPUs shared by 3 ranks of its host)" and
 // the like: this rank's, for a start-up line.

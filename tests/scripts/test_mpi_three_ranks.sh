@@ -115,5 +115,12 @@ done
 [ "$(line "$TMP/threads_set.log")" = "1 OpenMP thread per rank (OMP_NUM_THREADS)" ] \
     || fail "5: OMP_NUM_THREADS=1: '$(line "$TMP/threads_set.log")'"
 echo "OpenMP threads: $(line "$TMP/threads_unset.log"); with OMP_NUM_THREADS=1: $(line "$TMP/threads_set.log")"
+# One rank with OMP_NUM_THREADS beside two without (MPMD): all of them still meet in the share's
+# collective (a rank that skipped it left the others waiting there until the start-up limit).
+MV_COMM_STARTUP_TIMEOUT=30 timeout 300 mpirun --oversubscribe --bind-to none "${MPI_ENV[@]}" -x MV_SYNTH_CACHE \
+    -x MV_COMM_STARTUP_TIMEOUT -np 1 env OMP_NUM_THREADS=1 "$MV_BIN" train "${SETS[@]}" --set data.batch_per_rank=1 \
+    --set run.work_dir="$TMP/threads_mixed" --stop-after 1 : -np 2 env -u OMP_NUM_THREADS "$MV_BIN" train "${SETS[@]}" \
+    --set data.batch_per_rank=1 --set run.work_dir="$TMP/threads_mixed" --stop-after 1 >"$TMP/threads_mixed.log" 2>&1 \
+    || { cat "$TMP/threads_mixed.log"; fail "5: ranks with and without OMP_NUM_THREADS did not start together"; }
 passed=$((passed + 1))
 echo "$passed passed, 0 failed"
