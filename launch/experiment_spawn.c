@@ -113,19 +113,28 @@ pid_t exp_spawn(const row_cmd *c, const char *launcher, const char *log, int omp
     fflush(stdout);
     fflush(stderr);
     pid_t parent = getpid();
+    // The stop signals are blocked across the fork, so that the child starts with them blocked.
+    // Blocked only in the child, after the fork, a stop the sweep sent to a child it had just
+    // started (exp_stop_children, right after a request) could reach it before the block, run
+    // the sweep's handler inherited in the child, and be used up there: the row's training then
+    // never saw it and ran to its end.
+    sigset_t stops, before;
+    stop_signal_set(&stops);
+    sigprocmask(SIG_BLOCK, &stops, &before);
     pid_t pid = fork();
-    if (pid < 0) { mv_fail("fork: %s", strerror(errno)); return -1; }
+    if (pid < 0) {
+        sigprocmask(SIG_SETMASK, &before, NULL);
+        mv_fail("fork: %s", strerror(errno));
+        return -1;
+    }
     if (pid == 0) {
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent) _exit(143);   // the sweep is already gone
         if (lock >= 0) fcntl(lock, F_SETFD, 0);   // this row's lock only: the others stay close-on-exec
         // The sweep's stop handling is not the child's: back to the defaults (an ignored SIGPIPE
-        // would survive exec). Blocked first: a stop sent between the reset and the block below
-        // would otherwise kill a train child by the default action (status 138).
-        sigset_t stops;
-        stop_signal_set(&stops);
-        sigprocmask(SIG_BLOCK, &stops, NULL);
+        // would survive exec), still blocked: a stop held back meanwhile would otherwise kill a
+        // train child by the default action (status 138).
         for (int sig = 1; sig < NSIG; sig++)
             if (sigismember(&stops, sig) == 1) signal(sig, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
@@ -161,6 +170,7 @@ pid_t exp_spawn(const row_cmd *c, const char *launcher, const char *log, int omp
         _exit(127);
     }
     setpgid(pid, pid);   // also here, so that a kill right after fork reaches the group
+    sigprocmask(SIG_SETMASK, &before, NULL);   // a request that came during the fork is taken now
     return pid;
 }
 
