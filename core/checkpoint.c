@@ -12,6 +12,7 @@
 //   /train/checksum/state        uint64: the scalars above, best/ and config_yaml (state_checksum)
 //   /train/config_yaml           string: the resolved configuration (config_write_yaml)
 #include "core/checkpoint.h"
+#include "core/crash_point.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/h5util.h"
@@ -342,8 +343,10 @@ int checkpoint_save(const char *path, const mv_params *p, const mv_optimizer *o,
             return mv_fail_context("%s: %s", path, strerror(err));
         return mv_fail_context("%s", path);
     }
+    crash_point(MV_CRASH_BEFORE_RENAME, path);
     MV_TRY(h5_publish(tmp, path));
     sync_parent_dir(path);
+    crash_point(MV_CRASH_AFTER_RENAME, path);
     return 0;
 }
 

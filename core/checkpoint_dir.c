@@ -2,6 +2,7 @@
 // `latest`; rotation, the search behind `--resume auto`, the adoption of the checkpoint
 // that `--resume PATH` started from, and the setting aside of an earlier run at a fresh start.
 #include "core/checkpoint.h"
+#include "core/crash_point.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/h5util.h"
@@ -52,6 +53,7 @@ int checkpoint_set_latest(const char *dir, const char *file) {
     if (!f) return mv_fail("%s: cannot create: %s", tmp, strerror(errno));
     int rc = fprintf(f, "%s\n", base) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0 ? -1 : 0;
     if (fclose(f) != 0) rc = -1;
+    if (rc == 0) crash_point(MV_CRASH_BEFORE_LATEST, file);
     if (rc == 0 && rename(tmp, path) != 0) rc = -1;
     if (rc < 0) {
         int err = errno;

@@ -1,28 +1,58 @@
-// MV_FAULT: a rank stopped on purpose at a named point of a run (see fault_drill.h).
+// MV_FAULT: a rank stopped, or the checkpoint writer killed, on purpose at a named point of a run
+// (see fault_drill.h).
 #include "dist/fault_drill.h"
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/crash_point.h"
 #include "core/error.h"
 
 static const struct {
     const char *name;
     mv_fault_point point;
-    const char *where;   // for the message the stopping rank prints
+    mv_crash_stage stage;   // of a checkpoint drill (its argument is a file, not a rank)
+    const char *where;      // for the message the stopping rank prints
 } drills[] = {
-    {"stop-in-eval", MV_FAULT_STOP_IN_EVAL, "at the start of the first evaluation's last data.val source"},
+    {"stop-in-eval", MV_FAULT_STOP_IN_EVAL, MV_CRASH_NONE, "at the start of the first evaluation's last data.val source"},
+    {"kill-before-rename", MV_FAULT_KILL_IN_CHECKPOINT, MV_CRASH_BEFORE_RENAME, NULL},
+    {"kill-after-rename", MV_FAULT_KILL_IN_CHECKPOINT, MV_CRASH_AFTER_RENAME, NULL},
+    {"kill-before-latest", MV_FAULT_KILL_IN_CHECKPOINT, MV_CRASH_BEFORE_LATEST, NULL},
 };
 #define NUM_DRILLS (int)(sizeof drills / sizeof drills[0])
 
+// Whether `file` is the name of a checkpoint a run writes: best.h5 or iter_N.h5 (N >= 1, no
+// leading zeros, as checkpoint_iter_path writes it).
+static bool checkpoint_name(const char *file, bool best_allowed) {
+    if (!strcmp(file, "best.h5")) return best_allowed;
+    if (strncmp(file, "iter_", 5) != 0 || file[5] < '1' || file[5] > '9') return false;
+    const char *p = file + 5;
+    while (*p >= '0' && *p <= '9') p++;
+    return !strcmp(p, ".h5");
+}
+
 int fault_drill_read(mv_fault_drill *f, int world) {
     *f = (mv_fault_drill){.point = MV_FAULT_NONE, .rank = -1};
+    crash_point_arm(MV_CRASH_NONE, NULL, NULL);
     const char *v = getenv("MV_FAULT");
     if (!v || !*v) return 0;
     const char *colon = strchr(v, ':');
     for (int i = 0; colon && i < NUM_DRILLS; i++) {
         if (strlen(drills[i].name) != (size_t)(colon - v) || strncmp(v, drills[i].name, (size_t)(colon - v)) != 0)
             continue;
+        if (drills[i].stage != MV_CRASH_NONE) {
+            const char *file = colon + 1;
+            bool latest = drills[i].stage == MV_CRASH_BEFORE_LATEST;
+            if (!checkpoint_name(file, !latest))
+                return mv_fail("MV_FAULT=%s: '%s' is not a checkpoint %s: expected iter_N.h5%s (a fault drill, "
+                               "docs/checkpoints.md)", v, file, latest ? "that `latest` names" : "file",
+                               latest ? "" : " or best.h5");
+            f->point = drills[i].point;
+            f->rank = 0;   // the checkpoint writer
+            crash_point_arm(drills[i].stage, file, v);
+            return 0;
+        }
         char *end = NULL;
         long r = strtol(colon + 1, &end, 10);
         if (end == colon + 1 || *end != '\0' || r < 0)
@@ -33,15 +63,16 @@ int fault_drill_read(mv_fault_drill *f, int world) {
         f->rank = (int)r;
         return 0;
     }
-    return mv_fail("MV_FAULT=%s: expected POINT:RANK, POINT one of: stop-in-eval (a fault drill, "
-                   "docs/distributed.md)", v);
+    return mv_fail("MV_FAULT=%s: expected stop-in-eval:RANK, or kill-before-rename:FILE, kill-after-rename:FILE "
+                   "or kill-before-latest:FILE (FILE: iter_N.h5 or best.h5; a fault drill, docs/distributed.md, "
+                   "docs/checkpoints.md)", v);
 }
 
 void fault_drill_at(mv_fault_drill *f, mv_fault_point point, int rank, int world) {
     if (f->done || f->point != point || f->rank != rank) return;
     f->done = true;
     for (int i = 0; i < NUM_DRILLS; i++)
-        if (drills[i].point == point)
+        if (drills[i].point == point && drills[i].where)
             fprintf(stderr, "maskvim: rank %d/%d: fault drill (MV_FAULT): this rank stops %s\n", rank, world,
                     drills[i].where);
     fflush(stderr);

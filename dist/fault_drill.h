@@ -7,12 +7,19 @@
 //   MV_FAULT=stop-in-eval:R   rank R stops as it starts the first evaluation's last data.val
 //                             source (after the others: rank 0 has logged them and may have
 //                             written best.h5; the other ranks time out in that source's sums)
+//
+// The checkpoint drills end the process that writes checkpoint FILE (iter_N.h5 or best.h5; rank
+// 0) with SIGKILL at one moment of the save (core/crash_point.h), the first time FILE is saved:
+//   MV_FAULT=kill-before-rename:FILE   FILE.tmp written in full, not renamed to FILE
+//   MV_FAULT=kill-after-rename:FILE    FILE in place, `latest` still naming the one before
+//   MV_FAULT=kill-before-latest:FILE   latest.tmp naming FILE written, `latest` not replaced
 #pragma once
 #include <stdbool.h>
 
 typedef enum {
     MV_FAULT_NONE = 0,
     MV_FAULT_STOP_IN_EVAL,
+    MV_FAULT_KILL_IN_CHECKPOINT,   // armed in core/crash_point.h: it needs no call of fault_drill_at
 } mv_fault_point;
 
 typedef struct {
@@ -21,8 +28,9 @@ typedef struct {
     bool done;      // a drill happens once per run
 } mv_fault_drill;
 
-// Reads MV_FAULT (unset or empty: no drill). 0, or -1 with a message for a value that is not a
-// drill or names a rank the job (`world` ranks) does not have.
+// Reads MV_FAULT (unset or empty: no drill) and arms a checkpoint drill's crash point. 0, or -1
+// with a message for a value that is not a drill, names a rank the job (`world` ranks) does not
+// have, or a file that is no checkpoint of a run (or, for kill-before-latest, never `latest`'s).
 int fault_drill_read(mv_fault_drill *f, int world);
 // Rank `rank` at `point`: when the drill is for this rank and point (and has not happened), says
 // so on stderr and stops the process. Returns when the drill is not due, or once the process is

@@ -1,10 +1,13 @@
 // The distributed layer on one rank: bucket planning (from the end of the flat gradient buffer,
 // whole parameters per bucket), the order in which grad_sync starts buckets, the single-rank
-// communicator (identity collectives, timeout setting) and the SyncBN callback.
+// communicator (identity collectives, timeout setting), the SyncBN callback, the share of the CPUs
+// and the fault drills (MV_FAULT, with the checkpoint drills' crash points).
 // Multi-rank behaviour is tested with mpirun in tests/scripts/test_mpi_*.sh.
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/crash_point.h"
 #include "core/error.h"
 #include "dist/comm.h"
 #include "dist/comm_mpi.h"
@@ -268,6 +271,48 @@ Test(dist_fault, drill_from_environment) {
         cr_expect_eq(f.point, MV_FAULT_NONE);
     }
     unsetenv("MV_FAULT");
+}
+
+// The checkpoint drills take a file, not a rank: a checkpoint name a run writes (best.h5 is
+// never named by `latest`), and arm the crash point for it (core/crash_point.h).
+Test(dist_fault, checkpoint_drills_from_environment) {
+    mv_fault_drill f;
+    const char *good[] = {"kill-before-rename:iter_5.h5", "kill-before-rename:best.h5", "kill-after-rename:iter_12.h5",
+                          "kill-after-rename:best.h5", "kill-before-latest:iter_7.h5"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        setenv("MV_FAULT", good[i], 1);
+        cr_assert_eq(fault_drill_read(&f, 2), 0, "%s: %s", good[i], mv_last_error());
+        cr_expect_eq(f.point, MV_FAULT_KILL_IN_CHECKPOINT, "%s", good[i]);
+        cr_expect_eq(f.rank, 0, "%s", good[i]);
+        // Armed, but not for another stage or another file: these return.
+        crash_point(MV_CRASH_BEFORE_RENAME, "/runs/x/iter_6.h5");
+        crash_point(MV_CRASH_AFTER_RENAME, "/runs/x/iter_50.h5");
+        crash_point(MV_CRASH_BEFORE_LATEST, "iter_70.h5");
+        crash_point(MV_CRASH_NONE, "/runs/x/iter_5.h5");
+    }
+    const char *bad[] = {"kill-before-rename:", "kill-before-rename:iter_0.h5", "kill-before-rename:iter_05.h5",
+                         "kill-before-rename:iter_5", "kill-before-rename:iter_5.h5x", "kill-after-rename:latest",
+                         "kill-after-rename:runs/iter_5.h5", "kill-before-latest:best.h5", "kill-before-latest:1",
+                         "kill-before-renam:iter_5.h5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("MV_FAULT", bad[i], 1);
+        cr_expect_eq(fault_drill_read(&f, 2), -1, "%s accepted", bad[i]);
+        cr_expect(strstr(mv_last_error(), bad[i]), "message: %s", mv_last_error());
+        cr_expect_eq(f.point, MV_FAULT_NONE);
+    }
+    unsetenv("MV_FAULT");
+    cr_assert_eq(fault_drill_read(&f, 2), 0);   // disarms what an earlier read armed
+    crash_point(MV_CRASH_BEFORE_LATEST, "iter_7.h5");
+}
+
+// A drill that is due kills the process (SIGKILL, as a crash would), once FILE matches whatever
+// folder it is written in.
+Test(dist_fault, checkpoint_drill_kills, .signal = SIGKILL) {
+    setenv("MV_FAULT", "kill-after-rename:iter_5.h5", 1);
+    mv_fault_drill f;
+    cr_assert_eq(fault_drill_read(&f, 1), 0, "%s", mv_last_error());
+    crash_point(MV_CRASH_AFTER_RENAME, "/some/run/iter_5.h5");
+    cr_assert_fail("the armed crash point returned");
 }
 
 Test(dist_syncbn, callback_on_one_rank_leaves_sums) {
