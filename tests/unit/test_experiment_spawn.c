@@ -5,11 +5,11 @@
 // land before the block, run the sweep's handler inherited by the child and be used up there:
 // the row then trained to its end (seen under ASan, about one sweep in three).
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "core/stop_signal.h"
@@ -17,14 +17,10 @@
 
 static char dir[512];
 
-static void setup(void) {
+static void setup(void) {   // a fresh folder under MV_TEST_TMP for each test process
     const char *t = getenv("MV_TEST_TMP");
-    char parent[400];
-    snprintf(parent, sizeof parent, "%s/test_experiment_spawn", t && t[0] ? t : "/tmp");
-    mkdir(t && t[0] ? t : "/tmp", 0755);
-    mkdir(parent, 0755);
-    snprintf(dir, sizeof dir, "%s/%d", parent, (int)getpid());
-    mkdir(dir, 0755);
+    snprintf(dir, sizeof dir, "%s/experiment_spawn.XXXXXX", t && t[0] ? t : "/tmp");
+    cr_assert_not_null(mkdtemp(dir), "%s: %s", dir, strerror(errno));
 }
 
 static void teardown(void) {
@@ -34,16 +30,25 @@ static void teardown(void) {
 }
 
 // A child whose args[1] is "train" (what exp_spawn keeps the stops blocked for): /bin/sh running
-// the script ./train, which writes its own blocked and pending signal masks (shell built-ins only:
-// a forked helper would not inherit what is pending).
+// the script ./train, which writes its blocked and pending signal masks once SIGUSR1 is pending,
+// or after 2500 looks (about 5 s). It looks again because the stop may come after it started: the
+// sweep can be descheduled between the fork and the kill long enough for the child to reach its
+// exec, and further. Shell built-ins only: a forked helper would not inherit what is pending, and
+// the shell, waiting for one, would take the signal (dash waits with every signal unblocked).
 static void write_train_script(void) {
     cr_assert_eq(chdir(dir), 0);
     FILE *f = fopen("train", "w");
     cr_assert_not_null(f);
-    fputs("while read -r key value; do\n"
-          "  case $key in SigBlk:|ShdPnd:|SigPnd:) echo \"$key $value\";; esac\n"
-          "done < /proc/$$/status\n",
-          f);
+    fprintf(f, "n=0\n"
+               "while [ $n -lt 2500 ]; do\n"
+               "  while read -r key value; do\n"
+               "    case $key in SigBlk:) blk=$value;; SigPnd:) own=$value;; ShdPnd:) pnd=$value;; esac\n"
+               "  done < /proc/$$/status\n"
+               "  [ $(( (0x$pnd | 0x$own) >> %d & 1 )) = 1 ] && break\n"
+               "  n=$((n + 1))\n"
+               "done\n"
+               "echo \"SigBlk: $blk\"; echo \"SigPnd: $own\"; echo \"ShdPnd: $pnd\"\n",
+            SIGUSR1 - 1);
     fclose(f);
 }
 
