@@ -15,6 +15,8 @@
 # 2. A kill from outside while iter_5.h5.tmp is being written (an inotify watcher sends it as the
 #    file is created, so it is likely half-written; where it lands is reported, not required):
 #    the half-written temporary is never taken.
+# 3. (with MPI) 2 ranks: rank 0 killed by the drill before iter_5.h5's rename, rank 1 waiting for
+#    it in a collective; the 2-rank resume ends as an uninterrupted 2-rank run.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 fail() { echo "FAIL: $*"; exit 1; }
@@ -46,10 +48,12 @@ if bad:
 EOF
 }
 # check_resume NAME W LATEST: `--resume auto` in W starts from LATEST (the file `latest` named
-# after the crash; empty: none) and ends as the uninterrupted run.
+# after the crash; empty: none) and ends as the uninterrupted run $REF (iter_$LAST.h5), each run
+# started with "${LAUNCH[@]}" (mpirun, in 3.) and "${EXTRA[@]}" after SETS.
+LAUNCH=() EXTRA=() REF=$TMP/full LAST=16
 check_resume() {
     local name=$1 W=$2 latest=$3
-    "$MV_BIN" train "${SETS[@]}" --set run.work_dir="$W" --resume auto >"$W.log2" 2>&1 \
+    "${LAUNCH[@]}" "$MV_BIN" train "${SETS[@]}" "${EXTRA[@]}" --set run.work_dir="$W" --resume auto >"$W.log2" 2>&1 \
         || fail "$name: the resume failed: $(grep -v '^\[' "$W.log2" | tail -3)"
     if [ -n "$latest" ]; then
         grep -q "resumed from $W/$latest at iteration" "$W.log2" \
@@ -58,9 +62,9 @@ check_resume() {
         grep -q "resumed from $W/iter_" "$W.log2" || fail "$name: a checkpoint was there, the resume started over"
     fi
     grep -q warning "$W.log2" && fail "$name: a warning on resume: $(grep warning "$W.log2")"
-    same_ckpt "$TMP/full/iter_16.h5" "$W/iter_16.h5" || fail "$name: iter_16.h5 differs from the uninterrupted run"
-    same_ckpt "$TMP/full/best.h5" "$W/best.h5" || fail "$name: best.h5 differs from the uninterrupted run"
-    diff <(records "$TMP/full/metrics.jsonl") <(records "$W/metrics.jsonl") >&2 || fail "$name: metrics.jsonl differs"
+    same_ckpt "$REF/iter_$LAST.h5" "$W/iter_$LAST.h5" || fail "$name: iter_$LAST.h5 differs from the uninterrupted run"
+    same_ckpt "$REF/best.h5" "$W/best.h5" || fail "$name: best.h5 differs from the uninterrupted run"
+    diff <(records "$REF/metrics.jsonl") <(records "$W/metrics.jsonl") >&2 || fail "$name: metrics.jsonl differs"
 }
 "$MV_BIN" train "${SETS[@]}" --set run.work_dir="$TMP/full" >"$TMP/full.log" 2>&1 || fail "uninterrupted run: $(tail -3 "$TMP/full.log")"
 
@@ -120,4 +124,29 @@ latest=$(cat "$W/latest" 2>/dev/null || true)
 [ -e "$W/iter_5.h5.tmp" ] && at="while iter_5.h5.tmp was written" || at="after iter_5.h5.tmp was renamed"
 check_resume "watched kill" "$W" "$latest"
 echo "watched kill ($at, latest: ${latest:-none}): resumed bit-identical"
+
+# 3. Two ranks (1 image each): rank 0 killed as iter_5.h5.tmp is complete, while rank 1 waits in
+#    the collective that shares the checkpoint's outcome. mpirun ends the job; the 2-rank resume
+#    starts from iter_4.h5 and ends bit-identical to an uninterrupted 2-rank run.
+if command -v mpirun >/dev/null 2>&1 && grep -q "Built with MPI: yes" <<<"$("$MV_BIN" bench-allreduce --help)"; then
+    source "$(dirname "$0")/mpi_common.sh"
+    mpi_sanitizer_env "$TMP"
+    LAUNCH=(timeout 300 mpirun --oversubscribe --bind-to none -np 2 "${MPI_ENV[@]}" -x MV_SYNTH_CACHE -x MV_FAULT
+            -x OMP_NUM_THREADS=1)
+    EXTRA=(--set data.batch_per_rank=1 --set schedule.max_iters=8) REF=$TMP/full_mpi LAST=8
+    MV_FAULT= "${LAUNCH[@]}" "$MV_BIN" train "${SETS[@]}" "${EXTRA[@]}" --set run.work_dir="$REF" >"$REF.log" 2>&1 \
+        || fail "uninterrupted 2-rank run: $(tail -3 "$REF.log")"
+    W="$TMP/mpi"
+    st=0
+    MV_FAULT=kill-before-rename:iter_5.h5 "${LAUNCH[@]}" "$MV_BIN" train "${SETS[@]}" "${EXTRA[@]}" \
+        --set run.work_dir="$W" >"$W.log1" 2>&1 || st=$?
+    [ "$st" != 0 ] && [ "$st" != 124 ] || fail "2 ranks, rank 0 killed: status $st: $(tail -3 "$W.log1")"
+    grep -q "fault drill (MV_FAULT=kill-before-rename:iter_5.h5): killing this process" "$W.log1" || fail "2 ranks: no drill message"
+    [ -e "$W/iter_5.h5.tmp" ] && [ ! -e "$W/iter_5.h5" ] && [ "$(cat "$W/latest")" = iter_4.h5 ] \
+        || fail "2 ranks: after the crash: $(ls "$W"), latest $(cat "$W/latest")"
+    MV_FAULT= check_resume "2 ranks, rank 0 killed before the rename of iter_5.h5" "$W" iter_4.h5
+    echo "2 ranks, rank 0 killed before the rename of iter_5.h5 (status $st): resumed bit-identical"
+else
+    echo "SKIP 3: maskvim is built without MPI (or mpirun is missing)"
+fi
 echo "PASS"
