@@ -466,6 +466,9 @@ static int train_main(trainer *t, train_end *end) {
              t->opts->resume ? t->opts->resume : "(none)");
     MV_TRY(config_check_same_on_ranks(cfg, options, t->comm));
     MV_TRY(fault_drill_read(&t->fault, t->comm->world));
+    char drill[256];
+    fault_drill_warning(&t->fault, cfg->schedule.max_iters, cfg->run.ckpt_every, drill, sizeof drill);
+    if (drill[0] && t->comm->rank == 0) fprintf(stderr, "maskvim train: warning: %s\n", drill);
     checkpoint_state_init(&t->st);
     t->st.seed = (uint64_t)cfg->run.seed;
     t->st.world = t->comm->world;

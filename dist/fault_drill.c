@@ -50,6 +50,8 @@ int fault_drill_read(mv_fault_drill *f, int world) {
                                latest ? "" : " or best.h5");
             f->point = drills[i].point;
             f->rank = 0;   // the checkpoint writer
+            snprintf(f->value, sizeof f->value, "%s", v);
+            snprintf(f->file, sizeof f->file, "%s", file);
             crash_point_arm(drills[i].stage, file, v);
             return 0;
         }
@@ -61,6 +63,7 @@ int fault_drill_read(mv_fault_drill *f, int world) {
             return mv_fail("MV_FAULT=%s: rank %ld: the job has ranks 0 to %d only", v, r, world - 1);
         f->point = drills[i].point;
         f->rank = (int)r;
+        snprintf(f->value, sizeof f->value, "%s", v);
         return 0;
     }
     return mv_fail("MV_FAULT=%s: expected stop-in-eval:RANK, or kill-before-rename:FILE, kill-after-rename:FILE "
@@ -77,4 +80,24 @@ void fault_drill_at(mv_fault_drill *f, mv_fault_point point, int rank, int world
                     drills[i].where);
     fflush(stderr);
     raise(SIGSTOP);
+}
+
+void fault_drill_warning(const mv_fault_drill *f, long max_iters, long ckpt_every, char *out, size_t n) {
+    out[0] = '\0';
+    if (f->point == MV_FAULT_NONE) return;
+    if (f->point == MV_FAULT_STOP_IN_EVAL) {
+        snprintf(out, n, "fault drill armed (MV_FAULT=%s): rank %d will stop itself (SIGSTOP) in the first evaluation",
+                 f->value, f->rank);
+        return;
+    }
+    long it = -1;
+    if (strcmp(f->file, "best.h5") != 0) it = strtol(f->file + strlen("iter_"), NULL, 10);
+    bool never = it > max_iters || (it > 0 && it != max_iters && (ckpt_every <= 0 || it % ckpt_every != 0));
+    if (never)
+        snprintf(out, n, "fault drill armed (MV_FAULT=%s): %s is none of this run's periodic checkpoints (every %ld "
+                 "iterations up to %ld): the drill does nothing unless the run stops there", f->value, f->file,
+                 ckpt_every, max_iters);
+    else
+        snprintf(out, n, "fault drill armed (MV_FAULT=%s): the process saving %s will be killed (SIGKILL) during the save",
+                 f->value, f->file);
 }

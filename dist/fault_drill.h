@@ -15,6 +15,7 @@
 //   MV_FAULT=kill-before-latest:FILE   latest.tmp naming FILE written, `latest` not replaced
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum {
     MV_FAULT_NONE = 0,
@@ -24,8 +25,10 @@ typedef enum {
 
 typedef struct {
     mv_fault_point point;
-    int rank;       // the rank that stops
-    bool done;      // a drill happens once per run
+    int rank;         // the rank that stops (a checkpoint drill: 0, the writer)
+    bool done;        // a drill happens once per run
+    char value[96];   // MV_FAULT as given (for the warning)
+    char file[64];    // a checkpoint drill's FILE
 } mv_fault_drill;
 
 // Reads MV_FAULT (unset or empty: no drill) and arms a checkpoint drill's crash point. 0, or -1
@@ -36,3 +39,8 @@ int fault_drill_read(mv_fault_drill *f, int world);
 // so on stderr and stops the process. Returns when the drill is not due, or once the process is
 // continued (SIGCONT).
 void fault_drill_at(mv_fault_drill *f, mv_fault_point point, int rank, int world);
+// The warning of a run with a drill armed, so that an MV_FAULT left in a shell's environment
+// cannot end a real run unannounced; "" without one. A checkpoint drill for an iter_N.h5 that is
+// none of the periodic checkpoints of a run of `max_iters` iterations saving every `ckpt_every`
+// (0: at the end only) is said to do nothing unless the run stops there.
+void fault_drill_warning(const mv_fault_drill *f, long max_iters, long ckpt_every, char *out, size_t n);

@@ -79,6 +79,7 @@ for spec in "kill-before-rename:iter_5.h5|iter_5.h5.tmp iter_4.h5|iter_5.h5|iter
     st=0
     { MV_FAULT=$drill "$MV_BIN" train "${SETS[@]}" --set run.work_dir="$W" >"$W.log1" 2>&1; } 2>/dev/null || st=$?   # (no "Killed" line)
     [ "$st" = 137 ] || fail "$drill: status $st, expected 137 (killed by SIGKILL): $(tail -3 "$W.log1")"
+    grep -q "warning: fault drill armed (MV_FAULT=$drill): the process saving" "$W.log1" || fail "$drill: no warning at start"
     grep -q "fault drill (MV_FAULT=$drill): killing this process" "$W.log1" || fail "$drill: no drill message"
     for f in $present; do [ -e "$W/$f" ] || fail "$drill: $f missing after the crash: $(ls "$W")"; done
     for f in $absent; do [ -e "$W/$f" ] && fail "$drill: $f there after the crash: $(ls "$W")"; done

@@ -305,6 +305,35 @@ Test(dist_fault, checkpoint_drills_from_environment) {
     crash_point(MV_CRASH_BEFORE_LATEST, "iter_7.h5");
 }
 
+// A run with a drill armed says so at start; a checkpoint drill for a file that is none of the
+// run's periodic checkpoints says that it does nothing.
+Test(dist_fault, armed_drill_warning) {
+    mv_fault_drill f;
+    char w[256];
+    unsetenv("MV_FAULT");
+    cr_assert_eq(fault_drill_read(&f, 2), 0);
+    fault_drill_warning(&f, 100, 10, w, sizeof w);
+    cr_expect_str_empty(w);
+    const struct { const char *value; long max_iters, every; const char *says; } cases[] = {
+        {"stop-in-eval:1", 100, 10, "rank 1 will stop itself (SIGSTOP)"},
+        {"kill-before-rename:iter_20.h5", 100, 10, "the process saving iter_20.h5 will be killed"},
+        {"kill-after-rename:iter_100.h5", 100, 0, "the process saving iter_100.h5 will be killed"},   // the last one
+        {"kill-before-latest:iter_95.h5", 95, 10, "will be killed"},
+        {"kill-after-rename:best.h5", 100, 0, "the process saving best.h5 will be killed"},
+        {"kill-before-rename:iter_25.h5", 100, 10, "iter_25.h5 is none of this run's periodic checkpoints"},
+        {"kill-before-rename:iter_200.h5", 100, 10, "does nothing unless the run stops there"},
+        {"kill-before-latest:iter_50.h5", 100, 0, "does nothing"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("MV_FAULT", cases[i].value, 1);
+        cr_assert_eq(fault_drill_read(&f, 2), 0, "%s: %s", cases[i].value, mv_last_error());
+        fault_drill_warning(&f, cases[i].max_iters, cases[i].every, w, sizeof w);
+        cr_expect(strstr(w, cases[i].value) && strstr(w, cases[i].says), "%s: %s", cases[i].value, w);
+    }
+    unsetenv("MV_FAULT");
+    cr_assert_eq(fault_drill_read(&f, 2), 0);
+}
+
 // A drill that is due kills the process (SIGKILL, as a crash would), once FILE matches whatever
 // folder it is written in.
 Test(dist_fault, checkpoint_drill_kills, .signal = SIGKILL) {
