@@ -3,9 +3,11 @@
 #include "dist/fault_drill.h"
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/checkpoint.h"
 #include "core/crash_point.h"
 #include "core/error.h"
 
@@ -22,14 +24,14 @@ static const struct {
 };
 #define NUM_DRILLS (int)(sizeof drills / sizeof drills[0])
 
-// Whether `file` is the name of a checkpoint a run writes: best.h5 or iter_N.h5 (N >= 1, no
-// leading zeros, as checkpoint_iter_path writes it).
-static bool checkpoint_name(const char *file, bool best_allowed) {
-    if (!strcmp(file, "best.h5")) return best_allowed;
-    if (strncmp(file, "iter_", 5) != 0 || file[5] < '1' || file[5] > '9') return false;
-    const char *p = file + 5;
-    while (*p >= '0' && *p <= '9') p++;
-    return !strcmp(p, ".h5");
+// N of iter_N.h5 as checkpoint_iter_path writes it (N >= 1, no leading zeros), 0 for best.h5
+// where `best_allowed`, -1 for anything else.
+static int64_t checkpoint_file_iter(const char *file, bool best_allowed) {
+    if (!strcmp(file, "best.h5")) return best_allowed ? 0 : -1;
+    int64_t step = checkpoint_iter_step(file);
+    char canonical[64];
+    snprintf(canonical, sizeof canonical, "iter_%lld.h5", (long long)step);
+    return step >= 1 && !strcmp(canonical, file) ? step : -1;
 }
 
 int fault_drill_read(mv_fault_drill *f, int world) {
@@ -44,14 +46,15 @@ int fault_drill_read(mv_fault_drill *f, int world) {
         if (drills[i].stage != MV_CRASH_NONE) {
             const char *file = colon + 1;
             bool latest = drills[i].stage == MV_CRASH_BEFORE_LATEST;
-            if (!checkpoint_name(file, !latest))
+            int64_t iter = checkpoint_file_iter(file, !latest);
+            if (iter < 0)
                 return mv_fail("MV_FAULT=%s: '%s' is not a checkpoint %s: expected iter_N.h5%s (a fault drill, "
                                "docs/checkpoints.md)", v, file, latest ? "that `latest` names" : "file",
                                latest ? "" : " or best.h5");
             f->point = drills[i].point;
             f->rank = 0;   // the checkpoint writer
+            f->iter = iter;
             snprintf(f->value, sizeof f->value, "%s", v);
-            snprintf(f->file, sizeof f->file, "%s", file);
             crash_point_arm(drills[i].stage, file, v);
             return 0;
         }
@@ -90,14 +93,14 @@ void fault_drill_warning(const mv_fault_drill *f, long max_iters, long ckpt_ever
                  f->value, f->rank);
         return;
     }
-    long it = -1;
-    if (strcmp(f->file, "best.h5") != 0) it = strtol(f->file + strlen("iter_"), NULL, 10);
+    const char *file = strchr(f->value, ':') + 1;
+    int64_t it = f->iter;
     bool never = it > max_iters || (it > 0 && it != max_iters && (ckpt_every <= 0 || it % ckpt_every != 0));
     if (never)
         snprintf(out, n, "fault drill armed (MV_FAULT=%s): %s is none of this run's periodic checkpoints (every %ld "
-                 "iterations up to %ld): the drill does nothing unless the run stops there", f->value, f->file,
+                 "iterations up to %ld): the drill does nothing unless the run stops there", f->value, file,
                  ckpt_every, max_iters);
     else
         snprintf(out, n, "fault drill armed (MV_FAULT=%s): the process saving %s will be killed (SIGKILL) during the save",
-                 f->value, f->file);
+                 f->value, file);
 }

@@ -16,6 +16,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     MV_FAULT_NONE = 0,
@@ -28,7 +29,7 @@ typedef struct {
     int rank;         // the rank that stops (a checkpoint drill: 0, the writer)
     bool done;        // a drill happens once per run
     char value[96];   // MV_FAULT as given (for the warning)
-    char file[64];    // a checkpoint drill's FILE
+    int64_t iter;     // a checkpoint drill's FILE: N of iter_N.h5, 0 for best.h5
 } mv_fault_drill;
 
 // Reads MV_FAULT (unset or empty: no drill) and arms a checkpoint drill's crash point. 0, or -1
