@@ -86,10 +86,20 @@ void comm_library_version(char *out, size_t n) {
 #endif
 }
 
-// Never sleeps: without an asynchronous progress thread, MPI moves data only inside MPI calls,
-// so a sleeping waiter would stall large transfers. Yielding costs nothing when the core is free.
+// Without an asynchronous progress thread MPI moves data only inside MPI calls, so a waiter
+// that sleeps stalls the transfers in flight: the first millisecond only yields, which is as long
+// as a collective among ranks that arrive together takes. A wait longer than that is a peer still
+// busy (a checkpoint, an evaluation, a slower batch), and there a yield does not give the core
+// away: CFS runs the waiter again at once, so on a shared or oversubscribed host the waiting
+// ranks took the cores from the ones they waited for (docs/distributed.md has a measurement).
+// Sleeps grow with the wait, to at most 1 ms between polls, which delays a collective's end by
+// under 1 ms and keeps a long transfer moving.
 void comm_mpi_backoff(double waited_s) {
-    if (waited_s > 1e-4) sched_yield();
+    if (waited_s <= 1e-4) return;
+    if (waited_s <= 1e-3) { sched_yield(); return; }
+    double pause_s = waited_s < 0.01 ? 5e-5 : waited_s < 0.1 ? 2e-4 : 1e-3;
+    struct timespec pause = {0, (long)(pause_s * 1e9)};
+    nanosleep(&pause, NULL);
 }
 
 void comm_mpi_wait_start(mv_wait_clock *w) {

@@ -6,7 +6,8 @@
 #include "dist/comm.h"
 
 // One pause of a polling loop that has waited `waited_s` so far: spins at first (latency),
-// then yields, so a waiting rank leaves the cores to the ranks still computing.
+// then yields, then sleeps (up to 1 ms), so a waiting rank leaves the cores to the ranks still
+// computing.
 void comm_mpi_backoff(double waited_s);
 // The clock of one polling wait: the time it has spent waiting while this process ran. A
 // process that was itself stopped (SIGSTOP, a suspended VM) came back to a wall clock that had
@@ -17,8 +18,8 @@ typedef struct {
 void comm_mpi_wait_start(mv_wait_clock *w);
 // One turn of a polling wait: true once it has waited longer than c->timeout_s (*waited_s: how
 // long; the caller fails with "<what> not complete after N s" MV_COMM_TIMEOUT_WHY), else false
-// after a comm_mpi_backoff pause. A gap of over a second between two turns (the loop only ever
-// yields) is time this process did not run, and does not count.
+// after a comm_mpi_backoff pause. A gap of over a second between two turns (a pause is at most
+// 1 ms) is time this process did not run, and does not count.
 bool comm_mpi_timed_out(const mv_comm *c, mv_wait_clock *w, double *waited_s);
 // What a wait that timed out tells: the likely causes and the setting that changes the limit.
 #define MV_COMM_TIMEOUT_WHY \
