@@ -191,6 +191,9 @@ int train_log_open(trainer *t, const mv_loader_cursor *start) {
                model, model_num_parameters(&t->model), world, world > 1 ? "s" : "", B, B > 1 ? "s" : "", cfg->model.crop_h,
                cfg->model.crop_w, cfg->schedule.max_iters, t->device, threads, cfg->run.work_dir);
         print_sources(cfg);
+        char oversubscribed[320] = "";
+        if (!t->engine) rank_threads_oversubscribed_warning(t->comm, oversubscribed, sizeof oversubscribed);
+        if (oversubscribed[0]) fprintf(stderr, "maskvim train: warning: %s\n", oversubscribed);
         fflush(stdout);   // a log redirected to a file shows how the run started before its first step ends
         // PyTorch refuses this (BatchNorm wants more than one value per channel in training).
         if (B * world == 1 && cfg->model.head == MV_HEAD_UPER && cfg->model.context == MV_CONTEXT_PPM)

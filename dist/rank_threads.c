@@ -31,18 +31,37 @@ int rank_threads_share(mv_comm *c) {
     // other waiting in this collective.
     cpu_set_t *all = mv_calloc((size_t)c->local_size, sizeof *all);
     int rc = comm_mpi_node_allgather(c, &mine, all, sizeof mine);
-    if (rc == 0 && have_mask && !t->from_env) {
+    if (rc == 0 && have_mask) {
         t->sharing = 0;
         for (int r = 0; r < c->local_size; r++) {
             cpu_set_t both;
             CPU_AND(&both, &mine, &all[r]);
             t->sharing += CPU_COUNT(&both) > 0;
         }
-        t->threads = rank_threads_for(t->cpus, t->sharing);
-        omp_set_num_threads(t->threads);
+        if (!t->from_env) {
+            t->threads = rank_threads_for(t->cpus, t->sharing);
+            omp_set_num_threads(t->threads);
+        }
     }
     free(all);
     return rc;
+}
+
+bool rank_threads_oversubscribed(const mv_rank_threads *t) {
+    return t->from_env && (long)t->threads * t->sharing > t->cpus;
+}
+
+void rank_threads_oversubscribed_warning(const mv_comm *c, char *out, size_t n) {
+    const mv_rank_threads *t = &c->threads;
+    if (!rank_threads_oversubscribed(t)) {
+        if (n) out[0] = 0;
+        return;
+    }
+    char who[64] = "";
+    if (t->sharing > 1) snprintf(who, sizeof who, " on each of %d ranks", t->sharing);
+    snprintf(out, n, "OMP_NUM_THREADS=%d%s: %ld threads for %d CPUs, whose spin-waits take the cores from each "
+             "other (it can run many times slower); unset OMP_NUM_THREADS to give each rank its share of the CPUs",
+             t->threads, who, (long)t->threads * t->sharing, t->cpus);
 }
 
 void rank_threads_describe(const mv_comm *c, char *out, size_t n) {

@@ -10,7 +10,8 @@
 # 4. a 3-rank run stopped after 3 iterations resumes on 1 rank x 3 (same global batch: the same
 #    stream) to the uninterrupted run's parameters within the tolerances, and on 3 ranks bit
 #    for bit;
-# 5. unless OMP_NUM_THREADS is set, the 3 ranks share the host's CPUs as OpenMP threads.
+# 5. unless OMP_NUM_THREADS is set, the 3 ranks share the host's CPUs as OpenMP threads; when
+#    it is set beyond their share, the run warns.
 set -euo pipefail
 source "$(dirname "$0")/train_common.sh"
 source "$(dirname "$0")/mpi_common.sh"
@@ -115,6 +116,15 @@ done
 [ "$(line "$TMP/threads_set.log")" = "1 OpenMP thread per rank (OMP_NUM_THREADS)" ] \
     || fail "5: OMP_NUM_THREADS=1: '$(line "$TMP/threads_set.log")'"
 echo "OpenMP threads: $(line "$TMP/threads_unset.log"); with OMP_NUM_THREADS=1: $(line "$TMP/threads_set.log")"
+# A warning when the kept OMP_NUM_THREADS gives the 3 ranks more threads than CPUs (3 x 1 on
+# fewer than 3 CPUs); never for the share they take by themselves.
+! grep -q "OMP_NUM_THREADS=.*threads for" "$TMP/threads_unset.log" || fail "5: a warning of too many threads without OMP_NUM_THREADS"
+if [ "$cpus" -lt 3 ]; then
+    grep -q "warning: OMP_NUM_THREADS=1 on each of 3 ranks: 3 threads for $cpus CPUs" "$TMP/threads_set.log" \
+        || fail "5: no warning of 3 threads on $cpus CPUs: $(grep warning "$TMP/threads_set.log")"
+else
+    ! grep -q "OMP_NUM_THREADS=.*threads for" "$TMP/threads_set.log" || fail "5: a warning of too many threads on $cpus CPUs"
+fi
 # One rank with OMP_NUM_THREADS beside two without (MPMD): all of them still meet in the share's
 # collective (a rank that skipped it left the others waiting there until the start-up limit).
 MV_COMM_STARTUP_TIMEOUT=30 timeout 300 mpirun --oversubscribe --bind-to none "${MPI_ENV[@]}" -x MV_SYNTH_CACHE \

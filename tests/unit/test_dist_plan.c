@@ -245,6 +245,28 @@ Test(dist_threads, share_of_the_cpus) {
     cr_expect_str_eq(d, "5 OpenMP threads per rank (16 CPUs shared by 3 ranks of its host)");
 }
 
+// OMP_NUM_THREADS is kept even where the ranks' threads outnumber the CPUs they share, and the
+// start-up warning says so; the share the ranks take by themselves never does.
+Test(dist_threads, oversubscribed_by_the_environment) {
+    mv_comm c = {.world = 3, .threads = {.threads = 2, .cpus = 2, .sharing = 3, .from_env = 1}};
+    char w[320];
+    cr_expect(rank_threads_oversubscribed(&c.threads));
+    rank_threads_oversubscribed_warning(&c, w, sizeof w);
+    cr_expect(strstr(w, "OMP_NUM_THREADS=2 on each of 3 ranks: 6 threads for 2 CPUs"), "%s", w);
+    c.threads.threads = 1;   // 3 threads on 2 CPUs still
+    cr_expect(rank_threads_oversubscribed(&c.threads));
+    c.threads.cpus = 16;
+    c.threads.threads = 5;   // 15 of 16
+    cr_expect_not(rank_threads_oversubscribed(&c.threads));
+    rank_threads_oversubscribed_warning(&c, w, sizeof w);
+    cr_expect_str_empty(w);
+    c = (mv_comm){.world = 1, .threads = {.threads = 4, .cpus = 2, .sharing = 1, .from_env = 1}};
+    rank_threads_oversubscribed_warning(&c, w, sizeof w);
+    cr_expect(strstr(w, "OMP_NUM_THREADS=4: 4 threads for 2 CPUs"), "%s", w);
+    c.threads.from_env = 0;   // OpenMP's own count: one thread per CPU
+    cr_expect_not(rank_threads_oversubscribed(&c.threads));
+}
+
 // MV_FAULT names one drill and one rank of the job; anything else is refused with its value.
 Test(dist_fault, drill_from_environment) {
     mv_fault_drill f;
