@@ -14,14 +14,15 @@
 typedef enum {
     MV_DIST_SINGLE = 0,   // one process, no communication at all
     MV_DIST_MPI = 1,      // MPI collectives on host memory
-    MV_DIST_NCCL = 2,     // NCCL on device memory for gradients (GPU path; not built yet)
+    MV_DIST_NCCL = 2,     // reserved: the GPU engine's gradients go through dist/nccl_comm.h
+                          // (on the device), never through grad_sync, which refuses it
 } mv_dist_backend;
 
 // This rank's OpenMP threads, as comm_init set them (dist/rank_threads.h).
 typedef struct {
     int threads;    // OpenMP threads this rank uses
     int cpus;       // CPUs this rank may run on (its affinity mask)
-    int sharing;    // ranks on this host whose CPUs overlap this rank's, itself included
+    int sharing;    // ranks on this host whose CPUs overlap this rank's, itself included (1 when unknown)
     int from_env;   // OMP_NUM_THREADS was set, and is kept
 } mv_rank_threads;
 

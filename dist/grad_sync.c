@@ -101,7 +101,7 @@ int grad_sync_init(mv_grad_sync *s, mv_comm *c, float *grads, const size_t *cuts
     memset(s, 0, sizeof *s);
     if (n > 0 && !grads) return mv_fail("grad_sync_init: no gradient buffer for %zu floats", n);
     if (c->backend == MV_DIST_NCCL)
-        return mv_fail("grad_sync_init: the NCCL backend is not part of this build");
+        return mv_fail("grad_sync_init: host buffers cannot go through NCCL (the GPU engine uses dist/nccl_comm.h)");
     int nb = grad_sync_plan_alloc(&s->buckets, cuts, n, num_cuts, opts);
     if (nb < 0) return mv_fail_context("grad_sync_init");
     s->comm = c;
