@@ -59,9 +59,9 @@ void rank_threads_oversubscribed_warning(const mv_comm *c, char *out, size_t n) 
     }
     char who[64] = "";
     if (t->sharing > 1) snprintf(who, sizeof who, " on each of %d ranks", t->sharing);
-    snprintf(out, n, "OMP_NUM_THREADS=%d%s: %ld threads for %d CPUs, whose spin-waits take the cores from each "
+    snprintf(out, n, "OMP_NUM_THREADS=%d%s: %ld threads for %d CPU%s, whose spin-waits take the cores from each "
              "other (it can run many times slower); unset OMP_NUM_THREADS to give each rank its share of the CPUs",
-             t->threads, who, (long)t->threads * t->sharing, t->cpus);
+             t->threads, who, (long)t->threads * t->sharing, t->cpus, t->cpus == 1 ? "" : "s");
 }
 
 void rank_threads_describe(const mv_comm *c, char *out, size_t n) {

@@ -263,6 +263,9 @@ Test(dist_threads, oversubscribed_by_the_environment) {
     c = (mv_comm){.world = 1, .threads = {.threads = 4, .cpus = 2, .sharing = 1, .from_env = 1}};
     rank_threads_oversubscribed_warning(&c, w, sizeof w);
     cr_expect(strstr(w, "OMP_NUM_THREADS=4: 4 threads for 2 CPUs"), "%s", w);
+    c.threads.cpus = 1;   // a rank bound to one core
+    rank_threads_oversubscribed_warning(&c, w, sizeof w);
+    cr_expect(strstr(w, "OMP_NUM_THREADS=4: 4 threads for 1 CPU,"), "%s", w);
     c.threads.from_env = 0;   // OpenMP's own count: one thread per CPU
     cr_expect_not(rank_threads_oversubscribed(&c.threads));
 }
