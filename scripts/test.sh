@@ -14,7 +14,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 # Two tests at a time: most keep one core busy or wait (timeouts, signals, mpirun start-up);
 # tests/schedule.cmake starts the slow ones first. On the 2-core CI host this took the Release
-# pass from 644 to 514 s and the sanitizer pass from 763 to 660 s.
+# pass from 643 to 509 s and the sanitizer pass from 763 to 582 s (with its build below).
 ctest --test-dir build --output-on-failure -j2
 
 if [ "${1:-}" != "--quick" ]; then
