@@ -152,6 +152,17 @@ static void add_config(mv_report_run *run, int *cap, const char *key, const char
     run->ncfg++;
 }
 
+// "a.b.c." from the enclosing keys, truncated (never overflowing) at n - 1 characters.
+static void join_keys(char *full, size_t n, char prefix[][128], int depth) {
+    size_t len = 0;
+    full[0] = 0;
+    for (int d = 0; d < depth; d++) {
+        int w = snprintf(full + len, n - len, "%s.", prefix[d]);
+        if (w < 0 || len + (size_t)w >= n - 1) break;   // full (or cut short): stop there
+        len += (size_t)w;
+    }
+}
+
 // config.yaml as written by the trainer: "section:" lines and indented "key: value" lines.
 // Only scalars and flow lists are kept, as text; nested maps deeper than two levels are named
 // by their path too.
@@ -170,8 +181,8 @@ static void load_config(mv_report_run *run, const char *path) {
             // A list item (data.train, data.val): "section.key.N", its text as the value, so that
             // runs that differ in their data differ here too.
             while (depth > 1 && indents[depth - 1] > ind) depth--;   // (items may sit at their key's indent)
-            char full[512] = "", val[512];
-            for (int d = 0; d < depth; d++) { strncat(full, prefix[d], sizeof full - strlen(full) - 2); strcat(full, "."); }
+            char full[512], val[512];
+            join_keys(full, sizeof full, prefix, depth);
             snprintf(full + strlen(full), sizeof full - strlen(full), "%d", items[depth]++);
             snprintf(val, sizeof val, "%s", line + 1 + strspn(line + 1, " "));
             add_config(run, &cap, full, val);
@@ -186,8 +197,8 @@ static void load_config(mv_report_run *run, const char *path) {
             size_t vl = strlen(val);
             while (vl && isspace((unsigned char)val[vl - 1])) val[--vl] = 0;
             if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') { val[vl - 1] = 0; val++; }
-            char full[512] = "";
-            for (int d = 0; d < depth; d++) { strncat(full, prefix[d], sizeof full - strlen(full) - 2); strcat(full, "."); }
+            char full[512];
+            join_keys(full, sizeof full, prefix, depth);
             strncat(full, line, sizeof full - strlen(full) - 1);
             if (!*val) {
                 if (depth < 8) {

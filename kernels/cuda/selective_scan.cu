@@ -14,13 +14,17 @@
 // first stage's 32768-step walk made the scan 80% of the step.
 //
 // Work split. A thread block owns (image b, direction k, chunk c, block of DB channels); a thread
-// owns one (channel d, state n) pair, so the NL lanes of a channel sum C*h over n with warp
-// shuffles. Direction k visits positions in scan_pos(k, l) order straight from the natural (h,w)
-// layout: no cross-scan copies. Loads for WIN steps are issued together (the positions of a
-// window are computed once, one per lane, and broadcast by shuffles). Backward recomputes the
-// states at the start of each WIN-step window of its chunk (kept in shared memory), then, window
-// by window from last to first, recomputes the window's states into registers and runs the
-// reverse recurrence.
+// owns one channel d and SPL = 4 of its states in fp32 registers, so N = 16 takes NL = 4 lanes per
+// channel, which add C*h over their states with two warp shuffles. Per-channel work (delta, x and
+// dy loads, y/dx/d delta stores) is thus shared by 4 states, not repeated by each: the first GPU
+// version gave every (channel, state) pair its own lane and was bound by those repeated loads and
+// their 64-bit address arithmetic (2.6 TFLOP/s, 77% of a bf16 training step). Each window of steps
+// is staged in shared memory by the whole block: its positions (direction k visits scan_pos(k, l)
+// order straight from the natural (h,w) layout: no cross-scan copies) and its B and C rows, which
+// every channel of the block reads. Forward loads a WIN-step window's delta and x together.
+// Backward keeps the state at the start of each BWIN-step window of its chunk in shared memory,
+// then, window by window from last to first, recomputes the window's states into registers and
+// runs the reverse recurrence.
 //
 // Determinism (no floating-point atomics). The four directions write their own y (and dx, d delta)
 // slices, added in direction order by a merge pass. dB/dC reduce over channels: each block sums
@@ -31,10 +35,13 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/scan_limits.h"
 
-#define WIN 16                      // steps per register window
-#define NWIN (SCAN_CHUNK / WIN)     // windows per chunk
-#define SCAN_MAX_THREADS 512
-static_assert(SCAN_CHUNK % WIN == 0, "the chunk must be a whole number of windows");
+#define SPL 4                        // states per lane
+#define WIN 16                       // forward: steps per window (their loads issued together)
+#define NWIN (SCAN_CHUNK / WIN)
+#define BWIN 8                       // backward: steps per window (their states held in registers)
+#define NBWIN (SCAN_CHUNK / BWIN)
+#define SCAN_THREADS 256
+static_assert(SCAN_CHUNK % WIN == 0 && SCAN_CHUNK % BWIN == 0, "the chunk must be a whole number of windows");
 
 // Position (h*W + w) of step l of direction k: k0 row-major, k1 column-major, k2/k3 reversed.
 __device__ __forceinline__ int scan_pos(int k, int l, int H, int W) {
@@ -52,26 +59,32 @@ struct ScanArgs {
 };
 
 // Launch shape, from the sizes only (never the device), so results are the same on every GPU.
-// NL lanes per channel (N rounded up to a power of two), DB channels per block.
+// NL lanes per channel (each holding SPL states), DB channels per block.
 struct ScanShape {
     int NL, DB, nblk, threads;
-    size_t smem;   // backward: per-warp dB/dC sums [warps][WIN][2N] + window states [NWIN][threads]
+    size_t smem_fwd, smem_bwd;   // window [pos, B|C rows]; backward adds window states and dB/dC sums
 };
 
 static int nchunks(int L) { return (L + SCAN_CHUNK - 1) / SCAN_CHUNK; }
 
+// A window's shared memory: its positions [win] (ints), then its B and C rows [win][2 NP], NP =
+// NL * SPL (the states padded to whole lanes; zero beyond N).
+static size_t window_smem(int win, int NL) { return sizeof(float) * ((size_t)win + (size_t)win * 2 * NL * SPL); }
+
 static ScanShape scan_shape(int B, int L, int E, int N) {
     ScanShape s;
-    s.NL = N <= 4 ? 4 : N <= 8 ? 8 : N <= 16 ? 16 : 32;
-    s.DB = SCAN_MAX_THREADS / s.NL > 32 ? 32 : SCAN_MAX_THREADS / s.NL;
-    // Few (image, direction, chunk, channel block) tuples leave SMs idle (short sequences): narrow
-    // the channel blocks then, down to 8 channels (and at least one full warp).
+    s.NL = N <= SPL ? 1 : N <= 2 * SPL ? 2 : N <= 4 * SPL ? 4 : 8;
+    s.DB = SCAN_THREADS / s.NL;
+    // Few (image, direction, chunk, channel block) tuples leave SMs idle (short sequences), and
+    // channel blocks wider than E idle lanes: narrow the blocks then, down to one warp.
     long tiles = (long)B * SCAN_K * nchunks(L);
-    while (s.DB > 8 && s.NL * s.DB > 32 && tiles * ((E + s.DB - 1) / s.DB) < 256) s.DB /= 2;
+    while (s.NL * s.DB > 32 && (s.DB >= 2 * E || tiles * ((E + s.DB - 1) / s.DB) < 256)) s.DB /= 2;
     for (;;) {
         s.threads = s.NL * s.DB;
-        s.smem = sizeof(float) * ((size_t)(s.threads / 32) * WIN * 2 * N + (size_t)NWIN * s.threads);
-        if (s.smem <= 48 * 1024 || s.threads <= 32) break;
+        s.smem_fwd = window_smem(WIN, s.NL);
+        s.smem_bwd = window_smem(BWIN, s.NL) +
+                     sizeof(float) * ((size_t)NBWIN * SPL * s.threads + (size_t)(s.threads / 32) * BWIN * 2 * N);
+        if (s.smem_bwd <= 48 * 1024 || s.threads <= 32) break;
         s.DB /= 2;
     }
     s.nblk = (E + s.DB - 1) / s.DB;
@@ -101,97 +114,154 @@ __device__ __forceinline__ size_t chunk_slot(const ScanArgs &a, int k, int b, in
     return ((((size_t)k * a.B + b) * a.nc + c) * a.E + d) * a.N + n;
 }
 
+// A thread's place: channel d, and the first of its SPL states.
+struct ScanLane {
+    int d, n0;
+    bool chan;   // d < E (the last block's spare lanes run along with zeros)
+};
+
+template <int NL>
+__device__ __forceinline__ ScanLane scan_lane(const ScanArgs &a, int blk) {
+    ScanLane s;
+    s.n0 = threadIdx.x % NL * SPL;
+    s.d = blk * a.DB + threadIdx.x / NL;
+    s.chan = s.d < a.E;
+    return s;
+}
+
+// A = -exp(A_logs) of the thread's states, as log2 factors (exp2(delta * A2) = exp(delta * A));
+// zero for padded states (decay 1; their B and C are zero, so they stay zero).
+__device__ __forceinline__ void load_A2(float A2[SPL], const ScanArgs &a, int k, const ScanLane &s) {
+    #pragma unroll
+    for (int j = 0; j < SPL; j++)
+        A2[j] = s.chan && s.n0 + j < a.N ? -expf(a.A_logs[((size_t)k * a.E + s.d) * a.N + s.n0 + j]) * LOG2E_F : 0.0f;
+}
+
+// Stages steps l0 .. l0 + win - 1 of direction k in shared memory: their positions (-1 past the
+// sequence's end) and B and C rows (zero past the end and beyond N), each element loaded once for
+// the whole block instead of once per lane. The caller syncs before it (the previous window's
+// readers); it syncs after.
+__device__ __forceinline__ void stage_window(const ScanArgs &a, int k, int b, int l0, int win, int NP, int *pos,
+                                             float *bcs) {
+    const int L = a.H * a.W, P = a.R + 2 * a.N, BCW = 2 * NP;
+    for (int i = threadIdx.x; i < win; i += blockDim.x) pos[i] = l0 + i < L ? scan_pos(k, l0 + i, a.H, a.W) : -1;
+    __syncthreads();
+    for (int t = threadIdx.x; t < win * BCW; t += blockDim.x) {
+        int i = t / BCW, j = t % BCW, n = j < NP ? j : j - NP, p = pos[i];
+        size_t row = ((size_t)b * L + (size_t)(p < 0 ? 0 : p)) * SCAN_K + k;
+        bcs[t] = p >= 0 && n < a.N ? a.xdbl[row * P + a.R + (j < NP ? 0 : a.N) + n] : 0.0f;
+    }
+    __syncthreads();
+}
+
 // Forward over one chunk. SUMMARY: from h = 0, keep only the chunk's (decay product, end state)
 // for the chaining pass. Otherwise: from the chunk's entering state, write y.
 template <int NL, bool SUMMARY>
-__global__ void __launch_bounds__(SCAN_MAX_THREADS) scan_forward_kernel(ScanArgs a) {
-    const int L = a.H * a.W, P = a.R + 2 * a.N;
+__global__ void __launch_bounds__(SCAN_THREADS) scan_forward_kernel(ScanArgs a) {
+    DYN_SMEM(float, smem);
+    const int L = a.H * a.W, NP = NL * SPL, BCW = 2 * NP;
+    int *pos = (int *)smem;
+    float *bcs = smem + WIN;
     const ScanTile t = scan_tile(a);
     const int k = t.k, b = t.b;
-    const int n = threadIdx.x % NL, d = t.blk * a.DB + threadIdx.x / NL, lane = threadIdx.x % 32;
-    const bool chan = d < a.E, act = chan && n < a.N;
+    const ScanLane s = scan_lane<NL>(a, t.blk);
     const size_t E = a.E, rows = (size_t)a.B * L;
-    const float A2 = act ? -expf(a.A_logs[((size_t)k * E + d) * a.N + n]) * LOG2E_F : 0.0f;
-    const float Dk = chan ? a.Ds[(size_t)k * E + d] : 0.0f;
+    float A2[SPL], h[SPL];
+    load_A2(A2, a, k, s);
+    #pragma unroll
+    for (int j = 0; j < SPL; j++)
+        h[j] = SUMMARY || !(s.chan && s.n0 + j < a.N) ? 0.0f : a.states[chunk_slot(a, k, b, t.c, s.d, s.n0 + j)];
+    const float Dk = s.chan ? a.Ds[(size_t)k * E + s.d] : 0.0f;
     const float *dk = a.delta + ((size_t)k * a.B + b) * L * E;
     const float *xb = a.x + (size_t)b * L * E;
-    const float *bc = a.xdbl + ((size_t)b * L * SCAN_K + k) * P + a.R;   // + p*K*P: B[0..N), C[0..N)
     float *yk = a.y_part + ((size_t)k * rows + (size_t)b * L) * E;
-    const size_t slot = act ? chunk_slot(a, k, b, t.c, d, n) : 0;
-    float h = SUMMARY || !act ? 0.0f : a.states[slot];
-    float logp = 0.0f;   // log2 of the chunk's decay product
+    float sdv = 0.0f;   // the chunk's sum of delta: its decay product is exp2(A2 * sdv)
     for (int w = 0; w < NWIN; w++) {
         int l0 = t.c * SCAN_CHUNK + w * WIN;
         if (l0 >= L) break;   // same for the whole block
-        int lw = l0 + lane % WIN, mypos = lw < L ? scan_pos(k, lw, a.H, a.W) : 0;
-        float dv[WIN], xv[WIN], bv[WIN], cv[WIN];
-        int pv[WIN];
+        __syncthreads();
+        stage_window(a, k, b, l0, WIN, NP, pos, bcs);
+        float dv[WIN], xv[WIN];
         #pragma unroll
         for (int i = 0; i < WIN; i++) {
-            int p = __shfl_sync(FULL_MASK, mypos, i);
-            bool ok = l0 + i < L;
-            const float *q = bc + (size_t)p * SCAN_K * P;
-            pv[i] = p;
-            dv[i] = ok && chan ? dk[(size_t)p * E + d] : 0.0f;
-            xv[i] = ok && chan ? xb[(size_t)p * E + d] : 0.0f;
-            bv[i] = ok && act ? q[n] : 0.0f;
-            cv[i] = !SUMMARY && ok && act ? q[a.N + n] : 0.0f;
+            int p = pos[i];
+            bool ok = p >= 0 && s.chan;
+            dv[i] = ok ? dk[(size_t)p * E + s.d] : 0.0f;
+            xv[i] = ok ? xb[(size_t)p * E + s.d] : 0.0f;
         }
         #pragma unroll
         for (int i = 0; i < WIN; i++) {
-            h = exp2f(dv[i] * A2) * h + dv[i] * xv[i] * bv[i];
+            const float *bi = bcs + i * BCW + s.n0;
+            float u = dv[i] * xv[i], y = 0.0f;
+            #pragma unroll
+            for (int j = 0; j < SPL; j++) {
+                h[j] = exp2f(dv[i] * A2[j]) * h[j] + u * bi[j];
+                if (!SUMMARY) y += bi[NP + j] * h[j];
+            }
             if (SUMMARY) {
-                logp += dv[i] * A2;
+                sdv += dv[i];
             } else {
-                float yv = group_sum<NL>(cv[i] * h);
-                if (n == 0 && chan && l0 + i < L) yk[(size_t)pv[i] * E + d] = yv + Dk * xv[i];
+                y = group_sum<NL>(y);
+                int p = pos[i];
+                if (s.n0 == 0 && s.chan && p >= 0) yk[(size_t)p * E + s.d] = y + Dk * xv[i];
             }
         }
     }
-    if (SUMMARY && act) {
-        a.states[slot] = h;
-        a.decay[slot] = exp2f(logp);
+    if (SUMMARY) {
+        #pragma unroll
+        for (int j = 0; j < SPL; j++) {
+            if (!s.chan || s.n0 + j >= a.N) continue;
+            size_t slot = chunk_slot(a, k, b, t.c, s.d, s.n0 + j);
+            a.states[slot] = h[j];
+            a.decay[slot] = exp2f(A2[j] * sdv);
+        }
     }
 }
 
 // Backward's summary of one chunk: the adjoint walked from the chunk's end with g = 0 (only the
 // decays and dy*C enter it, not the states) and the chunk's decay product.
 template <int NL>
-__global__ void __launch_bounds__(SCAN_MAX_THREADS) scan_backward_summary_kernel(ScanArgs a) {
-    const int L = a.H * a.W, P = a.R + 2 * a.N;
+__global__ void __launch_bounds__(SCAN_THREADS) scan_backward_summary_kernel(ScanArgs a) {
+    DYN_SMEM(float, smem);
+    const int L = a.H * a.W, NP = NL * SPL, BCW = 2 * NP;
+    int *pos = (int *)smem;
+    float *bcs = smem + WIN;
     const ScanTile t = scan_tile(a);
     const int k = t.k, b = t.b;
-    const int n = threadIdx.x % NL, d = t.blk * a.DB + threadIdx.x / NL, lane = threadIdx.x % 32;
-    const bool chan = d < a.E, act = chan && n < a.N;
+    const ScanLane s = scan_lane<NL>(a, t.blk);
     const size_t E = a.E;
-    const float A2 = act ? -expf(a.A_logs[((size_t)k * E + d) * a.N + n]) * LOG2E_F : 0.0f;
+    float A2[SPL], g[SPL] = {0};
+    load_A2(A2, a, k, s);
     const float *dk = a.delta + ((size_t)k * a.B + b) * L * E;
     const float *dyb = a.dy + (size_t)b * L * E;
-    const float *bc = a.xdbl + ((size_t)b * L * SCAN_K + k) * P + a.R + a.N;   // C
-    float g = 0.0f, logp = 0.0f;
+    float sdv = 0.0f;
     for (int w = NWIN - 1; w >= 0; w--) {
         int l0 = t.c * SCAN_CHUNK + w * WIN;
         if (l0 >= L) continue;   // same for the whole block
-        int lw = l0 + lane % WIN, mypos = lw < L ? scan_pos(k, lw, a.H, a.W) : 0;
-        float dv[WIN], dyv[WIN], cv[WIN];
+        __syncthreads();
+        stage_window(a, k, b, l0, WIN, NP, pos, bcs);
+        float dv[WIN], dyv[WIN];
         #pragma unroll
         for (int i = 0; i < WIN; i++) {
-            int p = __shfl_sync(FULL_MASK, mypos, i);
-            bool ok = l0 + i < L;
-            dv[i] = ok && chan ? dk[(size_t)p * E + d] : 0.0f;
-            dyv[i] = ok && chan ? dyb[(size_t)p * E + d] : 0.0f;
-            cv[i] = ok && act ? bc[(size_t)p * SCAN_K * P + n] : 0.0f;
+            int p = pos[i];
+            bool ok = p >= 0 && s.chan;
+            dv[i] = ok ? dk[(size_t)p * E + s.d] : 0.0f;
+            dyv[i] = ok ? dyb[(size_t)p * E + s.d] : 0.0f;
         }
         #pragma unroll
         for (int i = WIN - 1; i >= 0; i--) {
-            g = (g + dyv[i] * cv[i]) * exp2f(dv[i] * A2);
-            logp += dv[i] * A2;
+            const float *ci = bcs + i * BCW + NP + s.n0;
+            #pragma unroll
+            for (int j = 0; j < SPL; j++) g[j] = (g[j] + dyv[i] * ci[j]) * exp2f(dv[i] * A2[j]);
+            sdv += dv[i];
         }
     }
-    if (act) {
-        size_t slot = chunk_slot(a, k, b, t.c, d, n);
-        a.carry[slot] = g;
-        a.decay[slot] = exp2f(logp);
+    #pragma unroll
+    for (int j = 0; j < SPL; j++) {
+        if (!s.chan || s.n0 + j >= a.N) continue;
+        size_t slot = chunk_slot(a, k, b, t.c, s.d, s.n0 + j);
+        a.carry[slot] = g[j];
+        a.decay[slot] = exp2f(A2[j] * sdv);
     }
 }
 
@@ -226,109 +296,134 @@ __global__ void scan_chain_kernel(float *buf, const float *decay, size_t KB, int
 // The reverse step over one chunk, from the adjoint entering it at its end (a.carry) and the state
 // entering it at its start (a.states_in).
 template <int NL>
-__global__ void __launch_bounds__(SCAN_MAX_THREADS) scan_backward_kernel(ScanArgs a) {
+__global__ void __launch_bounds__(SCAN_THREADS, 2) scan_backward_kernel(ScanArgs a) {
     DYN_SMEM(float, smem);
-    const int L = a.H * a.W, P = a.R + 2 * a.N, N2 = 2 * a.N;
+    const int L = a.H * a.W, NP = NL * SPL, BCW = 2 * NP, N2 = 2 * a.N;
     const ScanTile t = scan_tile(a);
     const int k = t.k, b = t.b, c = t.c, blk = t.blk;
-    const int n = threadIdx.x % NL, d = blk * a.DB + threadIdx.x / NL, lane = threadIdx.x % 32;
-    const int nthreads = blockDim.x, nwarps = nthreads / 32, warp = threadIdx.x / 32;
-    const bool chan = d < a.E, act = chan && n < a.N;
+    const ScanLane s = scan_lane<NL>(a, blk);
+    const int lane = threadIdx.x % 32, nthreads = blockDim.x, nwarps = nthreads / 32, warp = threadIdx.x / 32;
     const size_t E = a.E, rows = (size_t)a.B * L;
-    float *red = smem;                                  // [nwarps][WIN][2N]
-    float *hs = smem + (size_t)nwarps * WIN * N2;       // [NWIN][nthreads]
-    const float A = act ? -expf(a.A_logs[((size_t)k * E + d) * a.N + n]) : 0.0f, A2 = A * LOG2E_F;
-    const float Dk = chan ? a.Ds[(size_t)k * E + d] : 0.0f;
+    int *pos = (int *)smem;                                // [BWIN]
+    float *bcs = smem + BWIN;                              // [BWIN][2 NP]
+    float *hs = bcs + BWIN * BCW;                          // [NBWIN][SPL][nthreads]
+    float *red = hs + (size_t)NBWIN * SPL * nthreads;      // [nwarps][BWIN][2N]
+    float A2[SPL], A[SPL], g[SPL], h[SPL], dA[SPL];        // g = dL/dh, carried backwards over steps
+    #pragma unroll
+    for (int j = 0; j < SPL; j++) {
+        bool on = s.chan && s.n0 + j < a.N;
+        size_t slot = on ? chunk_slot(a, k, b, c, s.d, s.n0 + j) : 0;
+        A[j] = on ? -expf(a.A_logs[((size_t)k * E + s.d) * a.N + s.n0 + j]) : 0.0f;
+        A2[j] = A[j] * LOG2E_F;   // as load_A2 (the forward's), bit for bit
+        g[j] = on ? a.carry[slot] : 0.0f;
+        h[j] = on ? a.states_in[slot] : 0.0f;
+        dA[j] = 0.0f;
+    }
+    const float Dk = s.chan ? a.Ds[(size_t)k * E + s.d] : 0.0f;
     const float *dk = a.delta + ((size_t)k * a.B + b) * L * E;
     const float *xb = a.x + (size_t)b * L * E, *dyb = a.dy + (size_t)b * L * E;
-    const float *bc = a.xdbl + ((size_t)b * L * SCAN_K + k) * P + a.R;
     float *ddk = a.ddelta + ((size_t)k * rows + (size_t)b * L) * E;
     float *dxk = a.dx_part + ((size_t)k * rows + (size_t)b * L) * E;
-    const size_t slot = act ? chunk_slot(a, k, b, c, d, n) : 0;
-    float g = act ? a.carry[slot] : 0.0f;   // g = dL/dh, carried backwards over steps
-    float dA = 0.0f, dD = 0.0f;
+    float dD = 0.0f;
     // The state at the start of each window of this chunk, from the chunk's boundary state.
-    float h = act ? a.states_in[slot] : 0.0f;
-    for (int w = 0; w < NWIN; w++) {
-        int l0 = c * SCAN_CHUNK + w * WIN;
-        hs[w * nthreads + threadIdx.x] = h;
-        if (l0 >= L) break;
-        int lw = l0 + lane % WIN, mypos = lw < L ? scan_pos(k, lw, a.H, a.W) : 0;
+    for (int w = 0; w < NBWIN; w++) {
+        int l0 = c * SCAN_CHUNK + w * BWIN;
         #pragma unroll
-        for (int i = 0; i < WIN; i++) {
-            int p = __shfl_sync(FULL_MASK, mypos, i);
-            bool ok = l0 + i < L;
-            float dv = ok && chan ? dk[(size_t)p * E + d] : 0.0f;
-            float xv = ok && chan ? xb[(size_t)p * E + d] : 0.0f;
-            float bv = ok && act ? bc[(size_t)p * SCAN_K * P + n] : 0.0f;
-            h = exp2f(dv * A2) * h + dv * xv * bv;
+        for (int j = 0; j < SPL; j++) hs[(w * SPL + j) * nthreads + threadIdx.x] = h[j];
+        if (l0 >= L) break;   // same for the whole block
+        __syncthreads();
+        stage_window(a, k, b, l0, BWIN, NP, pos, bcs);
+        #pragma unroll
+        for (int i = 0; i < BWIN; i++) {
+            int p = pos[i];
+            bool ok = p >= 0 && s.chan;
+            float dv = ok ? dk[(size_t)p * E + s.d] : 0.0f, xv = ok ? xb[(size_t)p * E + s.d] : 0.0f;
+            const float *bi = bcs + i * BCW + s.n0;
+            #pragma unroll
+            for (int j = 0; j < SPL; j++) h[j] = exp2f(dv * A2[j]) * h[j] + dv * xv * bi[j];
         }
     }
     // Windows from last to first: the window's states into registers, then the reverse step.
-    for (int w = NWIN - 1; w >= 0; w--) {
-        int l0 = c * SCAN_CHUNK + w * WIN;
+    for (int w = NBWIN - 1; w >= 0; w--) {
+        int l0 = c * SCAN_CHUNK + w * BWIN;
         if (l0 >= L) continue;   // same for the whole block
-        int lw = l0 + lane % WIN, mypos = lw < L ? scan_pos(k, lw, a.H, a.W) : 0;
-        float hr[WIN + 1], er[WIN], dv[WIN], xv[WIN], bv[WIN];
-        hr[0] = hs[w * nthreads + threadIdx.x];
+        __syncthreads();         // the previous window's readers of pos, bcs and red are done
+        stage_window(a, k, b, l0, BWIN, NP, pos, bcs);
+        float hr[BWIN + 1][SPL], dv[BWIN], xv[BWIN];
         #pragma unroll
-        for (int i = 0; i < WIN; i++) {
-            int p = __shfl_sync(FULL_MASK, mypos, i);
-            bool ok = l0 + i < L;
-            dv[i] = ok && chan ? dk[(size_t)p * E + d] : 0.0f;
-            xv[i] = ok && chan ? xb[(size_t)p * E + d] : 0.0f;
-            bv[i] = ok && act ? bc[(size_t)p * SCAN_K * P + n] : 0.0f;
-            er[i] = exp2f(dv[i] * A2);
-            hr[i + 1] = er[i] * hr[i] + dv[i] * xv[i] * bv[i];
+        for (int j = 0; j < SPL; j++) hr[0][j] = hs[(w * SPL + j) * nthreads + threadIdx.x];
+        #pragma unroll
+        for (int i = 0; i < BWIN; i++) {
+            int p = pos[i];
+            bool ok = p >= 0 && s.chan;
+            dv[i] = ok ? dk[(size_t)p * E + s.d] : 0.0f;
+            xv[i] = ok ? xb[(size_t)p * E + s.d] : 0.0f;
+            const float *bi = bcs + i * BCW + s.n0;
+            #pragma unroll
+            for (int j = 0; j < SPL; j++) hr[i + 1][j] = exp2f(dv[i] * A2[j]) * hr[i][j] + dv[i] * xv[i] * bi[j];
         }
         #pragma unroll
-        for (int i = WIN - 1; i >= 0; i--) {
-            int p = __shfl_sync(FULL_MASK, mypos, i);
-            bool ok = l0 + i < L;
-            float dyv = ok && chan ? dyb[(size_t)p * E + d] : 0.0f;
-            float cn = ok && act ? bc[(size_t)p * SCAN_K * P + a.N + n] : 0.0f;
-            float gg = g + dyv * cn;                      // dL/dh_l including y_l's use of it
-            float ghe = gg * er[i] * hr[i];
-            float ddl = ghe * A + gg * xv[i] * bv[i];     // d(delta_l), this state's share
-            float dxl = gg * dv[i] * bv[i];               // dx_l, this state's share
-            float sB = gg * dv[i] * xv[i], sC = dyv * hr[i + 1];
-            dA += ghe * dv[i];
-            g = gg * er[i];
-            ddl = group_sum<NL>(ddl);
-            dxl = group_sum<NL>(dxl);
+        for (int i = BWIN - 1; i >= 0; i--) {
+            int p = pos[i];
+            bool ok = p >= 0 && s.chan;
+            float dyv = ok ? dyb[(size_t)p * E + s.d] : 0.0f;
+            const float *bi = bcs + i * BCW + s.n0, *ci = bi + NP;
+            float ddA = 0.0f, gB = 0.0f, sB[SPL], sC[SPL];
             #pragma unroll
-            for (int o = NL; o < 32; o <<= 1) {           // dB, dC: over the warp's channels
-                sB += __shfl_xor_sync(FULL_MASK, sB, o);
-                sC += __shfl_xor_sync(FULL_MASK, sC, o);
+            for (int j = 0; j < SPL; j++) {
+                float e = exp2f(dv[i] * A2[j]);
+                float gg = g[j] + dyv * ci[j];       // dL/dh_l including y_l's use of it
+                float ghe = gg * e * hr[i][j];
+                ddA += ghe * A[j];                   // d(delta_l) through the decay
+                gB += gg * bi[j];                    // sum_n dL/dh_n B_n: d(delta) and dx through the input
+                dA[j] += ghe * dv[i];
+                sB[j] = gg * dv[i] * xv[i];
+                sC[j] = dyv * hr[i + 1][j];
+                g[j] = gg * e;
             }
-            if (n == 0 && chan && ok) {
+            float ddl = group_sum<NL>(ddA + gB * xv[i]);
+            float dxl = group_sum<NL>(gB * dv[i]);
+            #pragma unroll
+            for (int o = NL; o < 32; o <<= 1) {      // dB, dC: over the warp's channels
+                #pragma unroll
+                for (int j = 0; j < SPL; j++) {
+                    sB[j] += __shfl_xor_sync(FULL_MASK, sB[j], o);
+                    sC[j] += __shfl_xor_sync(FULL_MASK, sC[j], o);
+                }
+            }
+            if (s.n0 == 0 && ok) {
                 // softplus'(z) = sigmoid(z) = 1 - exp(-softplus(z)) = -expm1(-softplus(z)): no
                 // need to keep z (1 - expf(-s) cancelled for small s: 0 below z = -17).
-                ddk[(size_t)p * E + d] = ddl * -expm1f(-dv[i]);
-                dxk[(size_t)p * E + d] = dxl + dyv * Dk;
+                ddk[(size_t)p * E + s.d] = ddl * -expm1f(-dv[i]);
+                dxk[(size_t)p * E + s.d] = dxl + dyv * Dk;
                 dD += dyv * xv[i];
             }
-            if (lane < NL && n < a.N) {
-                red[((size_t)warp * WIN + i) * N2 + n] = sB;
-                red[((size_t)warp * WIN + i) * N2 + a.N + n] = sC;
+            if (lane < NL) {   // lane == the group's lane index: the warp's sums of its states
+                #pragma unroll
+                for (int j = 0; j < SPL; j++) {
+                    if (s.n0 + j >= a.N) continue;
+                    red[((size_t)warp * BWIN + i) * N2 + s.n0 + j] = sB[j];
+                    red[((size_t)warp * BWIN + i) * N2 + a.N + s.n0 + j] = sC[j];
+                }
             }
         }
         __syncthreads();
         // This block's dB/dC for each step of the window: the warps' sums in warp order.
-        for (int t2 = threadIdx.x; t2 < WIN * N2; t2 += nthreads) {
+        for (int t2 = threadIdx.x; t2 < BWIN * N2; t2 += nthreads) {
             int i = t2 / N2, j = t2 % N2;
-            if (l0 + i >= L) continue;
-            float s = 0.0f;
-            for (int q = 0; q < nwarps; q++) s += red[((size_t)q * WIN + i) * N2 + j];
-            size_t row = (size_t)b * L + scan_pos(k, l0 + i, a.H, a.W);
-            a.dbc[(((size_t)blk * rows + row) * SCAN_K + k) * N2 + j] = s;
+            if (pos[i] < 0) continue;
+            float sum = 0.0f;
+            for (int q = 0; q < nwarps; q++) sum += red[((size_t)q * BWIN + i) * N2 + j];
+            size_t row = (size_t)b * L + pos[i];
+            a.dbc[(((size_t)blk * rows + row) * SCAN_K + k) * N2 + j] = sum;
         }
-        __syncthreads();
     }
     // Per-(image, chunk) partials: dA_logs through A = -exp(A_logs), and dD.
-    float *pa = a.dAD + ((((size_t)b * a.nc + c) * SCAN_K + k) * E + d) * (a.N + 1);
-    if (act) pa[n] = dA * A;
-    if (chan && n == 0) pa[a.N] = dD;
+    float *pa = a.dAD + ((((size_t)b * a.nc + c) * SCAN_K + k) * E + s.d) * (a.N + 1);
+    #pragma unroll
+    for (int j = 0; j < SPL; j++)
+        if (s.chan && s.n0 + j < a.N) pa[s.n0 + j] = dA[j] * A[j];
+    if (s.chan && s.n0 == 0) pa[a.N] = dD;
 }
 
 // delta = softplus(delta + dt_b[k]) for all four directions ([K, rows, E]).
@@ -407,10 +502,10 @@ static ScanKernel scan_kernel(ScanPass pass) {
 }
 
 static void launch_scan(ScanPass pass, const ScanShape &s, const ScanArgs &a, cudaStream_t stream) {
-    ScanKernel kern = s.NL == 4 ? scan_kernel<4>(pass) : s.NL == 8 ? scan_kernel<8>(pass)
-                    : s.NL == 16 ? scan_kernel<16>(pass) : scan_kernel<32>(pass);
+    ScanKernel kern = s.NL == 1 ? scan_kernel<1>(pass) : s.NL == 2 ? scan_kernel<2>(pass)
+                    : s.NL == 4 ? scan_kernel<4>(pass) : scan_kernel<8>(pass);
     unsigned grid = (unsigned)((size_t)a.B * SCAN_K * a.nc * s.nblk);
-    LAUNCH(kern, grid, s.threads, pass == BWD_STEP ? s.smem : 0, stream, a);
+    LAUNCH(kern, grid, s.threads, pass == BWD_STEP ? s.smem_bwd : s.smem_fwd, stream, a);
 }
 
 // Chains the chunks of every (direction, image, channel, state) of the [K, B, nc, E, N] buffer.

@@ -1012,11 +1012,14 @@ int main(void) {
     test_patch_gather(2, 7, 9, 5);
     test_patch_gather(1, 8, 6, 3);
     // Scan shapes: chunk tails (L = 65, 299, 620), channel counts that do not fill a block, every lane
-    // width (N = 4, 8, 16, 32), H = 1 / W = 1 maps, and in the GPU run a multi-chunk case.
+    // width (N = 4, 8, 16, 32: 1, 2, 4, 8 lanes per channel) and padded ones (N = 1, 5), H = 1 /
+    // W = 1 maps, and in the GPU run a multi-chunk case.
     test_scan(2, 5, 13, 40, 3, 16, 0.0f, MV_PREC_FP32);
     test_scan(1, 9, 11, 24, 2, 4, 0.0f, MV_PREC_FP32);
     test_scan(1, 1, 7, 12, 1, 8, 0.0f, MV_PREC_FP32);
     test_scan(1, 6, 1, 10, 2, 32, 0.0f, MV_PREC_FP32);
+    test_scan(1, 7, 9, 20, 2, 5, 0.0f, MV_PREC_FP32);     // states padded to whole lanes (5 of 8)
+    test_scan(2, 4, 17, 9, 1, 1, 0.0f, MV_PREC_FP32);     // one state: a lane per channel, 3 of 4 padded
     test_scan(1, 13, 23, 40, 3, 16, 0.0f, MV_PREC_FP32);   // 5 chunks, the last one short
     test_scan(2, 20, 31, 24, 2, 8, -4.6f, MV_PREC_FP32);   // 10 chunks, states carried across them
     test_scan_dt(1, 5, 13, 24, 2, 8, 0.0f, -12.0f, MV_PREC_FP32);
