@@ -175,7 +175,7 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_forward_kernel(ScanArgs a) 
     const float *dk = a.delta + ((size_t)k * a.B + b) * L * E;
     const float *xb = a.x + (size_t)b * L * E;
     float *yk = a.y_part + ((size_t)k * rows + (size_t)b * L) * E;
-    float sdv = 0.0f;   // the chunk's sum of delta: its decay product is exp2(A2 * sdv)
+    float logp[SPL] = {0};   // log2 of the chunk's decay product, per state
     for (int w = 0; w < NWIN; w++) {
         int l0 = t.c * SCAN_CHUNK + w * WIN;
         if (l0 >= L) break;   // same for the whole block
@@ -199,7 +199,8 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_forward_kernel(ScanArgs a) 
                 if (!SUMMARY) y += bi[NP + j] * h[j];
             }
             if (SUMMARY) {
-                sdv += dv[i];
+                #pragma unroll
+                for (int j = 0; j < SPL; j++) logp[j] += dv[i] * A2[j];
             } else {
                 y = group_sum<NL>(y);
                 int p = pos[i];
@@ -213,7 +214,7 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_forward_kernel(ScanArgs a) 
             if (!s.chan || s.n0 + j >= a.N) continue;
             size_t slot = chunk_slot(a, k, b, t.c, s.d, s.n0 + j);
             a.states[slot] = h[j];
-            a.decay[slot] = exp2f(A2[j] * sdv);
+            a.decay[slot] = exp2f(logp[j]);
         }
     }
 }
@@ -234,7 +235,7 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_backward_summary_kernel(Sca
     load_A2(A2, a, k, s);
     const float *dk = a.delta + ((size_t)k * a.B + b) * L * E;
     const float *dyb = a.dy + (size_t)b * L * E;
-    float sdv = 0.0f;
+    float logp[SPL] = {0};
     for (int w = NWIN - 1; w >= 0; w--) {
         int l0 = t.c * SCAN_CHUNK + w * WIN;
         if (l0 >= L) continue;   // same for the whole block
@@ -252,8 +253,10 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_backward_summary_kernel(Sca
         for (int i = WIN - 1; i >= 0; i--) {
             const float *ci = bcs + i * BCW + NP + s.n0;
             #pragma unroll
-            for (int j = 0; j < SPL; j++) g[j] = (g[j] + dyv[i] * ci[j]) * exp2f(dv[i] * A2[j]);
-            sdv += dv[i];
+            for (int j = 0; j < SPL; j++) {
+                g[j] = (g[j] + dyv[i] * ci[j]) * exp2f(dv[i] * A2[j]);
+                logp[j] += dv[i] * A2[j];
+            }
         }
     }
     #pragma unroll
@@ -261,7 +264,7 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_backward_summary_kernel(Sca
         if (!s.chan || s.n0 + j >= a.N) continue;
         size_t slot = chunk_slot(a, k, b, t.c, s.d, s.n0 + j);
         a.carry[slot] = g[j];
-        a.decay[slot] = exp2f(A2[j] * sdv);
+        a.decay[slot] = exp2f(logp[j]);
     }
 }
 
