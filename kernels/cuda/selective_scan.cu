@@ -154,6 +154,19 @@ __device__ __forceinline__ void stage_window(const ScanArgs &a, int k, int b, in
     __syncthreads();
 }
 
+// A chunk's summary for the chaining pass, per state of the thread: its walk from zero (into
+// walk: the states, or backward's carry) and its decay product exp2(logp).
+__device__ __forceinline__ void store_summary(const ScanArgs &a, float *walk, const ScanTile &t, const ScanLane &s,
+                                              const float v[SPL], const float logp[SPL]) {
+    #pragma unroll
+    for (int j = 0; j < SPL; j++) {
+        if (!s.chan || s.n0 + j >= a.N) continue;
+        size_t slot = chunk_slot(a, t.k, t.b, t.c, s.d, s.n0 + j);
+        walk[slot] = v[j];
+        a.decay[slot] = exp2f(logp[j]);
+    }
+}
+
 // Forward over one chunk. SUMMARY: from h = 0, keep only the chunk's (decay product, end state)
 // for the chaining pass. Otherwise: from the chunk's entering state, write y.
 template <int NL, bool SUMMARY>
@@ -208,15 +221,7 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_forward_kernel(ScanArgs a) 
             }
         }
     }
-    if (SUMMARY) {
-        #pragma unroll
-        for (int j = 0; j < SPL; j++) {
-            if (!s.chan || s.n0 + j >= a.N) continue;
-            size_t slot = chunk_slot(a, k, b, t.c, s.d, s.n0 + j);
-            a.states[slot] = h[j];
-            a.decay[slot] = exp2f(logp[j]);
-        }
-    }
+    if (SUMMARY) store_summary(a, a.states, t, s, h, logp);
 }
 
 // Backward's summary of one chunk: the adjoint walked from the chunk's end with g = 0 (only the
@@ -259,13 +264,7 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_backward_summary_kernel(Sca
             }
         }
     }
-    #pragma unroll
-    for (int j = 0; j < SPL; j++) {
-        if (!s.chan || s.n0 + j >= a.N) continue;
-        size_t slot = chunk_slot(a, k, b, t.c, s.d, s.n0 + j);
-        a.carry[slot] = g[j];
-        a.decay[slot] = exp2f(logp[j]);
-    }
+    store_summary(a, a.carry, t, s, g, logp);
 }
 
 // Chains the chunks for every (direction, image, channel, state): walking the chunks in order
