@@ -122,13 +122,16 @@ use_carried_deps() {
     echo "carried deps: ${#debs[@]} packages unpacked into $root; $(ls "$lib" | wc -l) libraries this machine lacks in $lib" | log
 }
 
+# The Python's package folders, where PyTorch's NVIDIA wheels (nvidia/*/include, lib) sit.
+site_dirs() { "$PY" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null; }
+
 # NCCL where the toolkit lacks it: the wheel PyTorch installs (nvidia/nccl), as CMake's cache
 # entries. The direct build searches the same folders.
 NCCL_CMAKE=()
 nccl_from_wheels() {
     [ -e "$CUDA/include/nccl.h" ] && return 0
     local sp h l
-    for sp in $("$PY" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+    for sp in $(site_dirs); do
         h=$(find_file nccl.h "$sp"/nvidia/*/include) && l=$(find_file 'libnccl.so*' "$sp"/nvidia/*/lib) && {
             NCCL_CMAKE=(-DNCCL_INCLUDE_DIR="$(dirname "$h")" -DNCCL_LIBRARY="$l")
             export LD_LIBRARY_PATH=$(dirname "$l")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -199,7 +202,7 @@ direct_build() {
     local inc=("$CUDA/include" "$CUDA/targets/x86_64-linux/include" /usr/include)
     local lib=("$CUDA/lib64" "$CUDA/lib" "$CUDA/targets/x86_64-linux/lib" /usr/lib/x86_64-linux-gnu)
     local sp
-    for sp in $("$PY" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+    for sp in $(site_dirs); do
         inc+=("$sp"/nvidia/*/include)
         lib+=("$sp"/nvidia/*/lib)
     done
